@@ -1,0 +1,40 @@
+# Two commands on a fresh machine:  make run   (local AWS on moto, no account)   and   make test
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt lambda/*/requirements.txt package-lock.json 2>/dev/null | sha256sum | cut -c1-12)
+
+.PHONY: setup run demo test bench synth sample clean
+
+setup: $(STAMP)
+
+$(STAMP):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; fi
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+sample: setup
+	$(PY) -m modelserve build-sample
+
+run: setup
+	$(PY) -m modelserve run $(ARGS)
+
+demo: setup
+	$(PY) -m modelserve demo $(ARGS)
+
+test: setup
+	$(PY) -m pytest -q $(ARGS)
+
+bench: setup
+	$(PY) benchmarks/bench_inference.py
+	$(PY) benchmarks/bench_capture.py
+	$(PY) benchmarks/bench_drift.py
+
+synth: setup
+	npx cdk synth --quiet
+
+clean:
+	rm -rf $(VENV) cdk.out .build node_modules

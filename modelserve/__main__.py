@@ -1,0 +1,131 @@
+"""Command line: ``python -m modelserve <command>``.
+
+  run           local AWS (moto server) + the real inference handler behind a local gateway
+  demo          run + replayed traffic (quiet, then shifted) + the real drift check + alarm table
+  build-sample  build the sample bundle (models/sample)
+  export        bundle a fitted scikit-learn pipeline (joblib) + its training data
+  export-onnx   bundle a ready ONNX model + schema JSON + reference data
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m modelserve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_run = sub.add_parser("run", help="serve locally on 127.0.0.1 with captures to local S3 (moto)")
+    p_run.add_argument("--bundle", default=None, help="model bundle folder (default: the sample, built if missing)")
+    p_run.add_argument("--port", type=int, default=8080)
+    p_run.add_argument("--seconds", type=float, default=None, help="stop after this long (default: until Ctrl-C)")
+    p_run.add_argument("--show-metrics", action="store_true", help="print the EMF metric lines Lambda would log")
+
+    p_demo = sub.add_parser("demo", help="replay quiet then shifted traffic and run the drift check")
+    p_demo.add_argument("--bundle", default=None)
+    p_demo.add_argument("--requests", type=int, default=200, help="requests per period")
+    p_demo.add_argument("--rows", type=int, default=10, help="rows per request")
+    p_demo.add_argument("--out", default=".local/demo", help="where the HTML reports go")
+    p_demo.add_argument("--seed", type=int, default=7)
+
+    p_sample = sub.add_parser("build-sample", help="build the sample bundle")
+    p_sample.add_argument("--out", default="models/sample")
+
+    p_exp = sub.add_parser("export", help="bundle a fitted scikit-learn pipeline")
+    p_exp.add_argument("--pipeline", required=True, help="joblib file of a fitted Pipeline")
+    p_exp.add_argument("--data", required=True, help="training data, .csv or .parquet")
+    p_exp.add_argument("--target", required=True, help="target column")
+    p_exp.add_argument("--name", required=True, help="model name")
+    p_exp.add_argument("--out", required=True, help="bundle folder to write")
+    p_exp.add_argument("--features", default=None, help="comma-separated feature columns (default: all but target)")
+    p_exp.add_argument("--quantize", action="store_true", help="int8 dynamic quantization (checked)")
+    p_exp.add_argument("--tolerance", type=float, default=0.01, help="largest accuracy drop quantization may cost")
+
+    p_onnx = sub.add_parser("export-onnx", help="bundle a ready ONNX model")
+    p_onnx.add_argument("--model", required=True)
+    p_onnx.add_argument("--schema", required=True, help="JSON: model_name, features, outputs")
+    p_onnx.add_argument("--reference", required=True, help="reference rows, .csv or .parquet")
+    p_onnx.add_argument("--target", default=None)
+    p_onnx.add_argument("--out", required=True)
+
+    args = parser.parse_args(argv)
+    if args.command == "build-sample":
+        from .sample_model import build_sample_bundle
+
+        b = build_sample_bundle(args.out)
+        print(f"sample bundle {b.manifest.model_name} version {b.manifest.version} written to {b.root}")
+        return 0
+    if args.command == "export":
+        import joblib
+
+        from .export import export_sklearn, load_frame
+
+        feats = args.features.split(",") if args.features else None
+        b = export_sklearn(joblib.load(args.pipeline), load_frame(args.data), args.target, args.name, args.out, feats, args.quantize, args.tolerance)
+        print(json.dumps({"bundle": str(b.root), "version": b.manifest.version, "export_metrics": b.manifest.export_metrics}, indent=2))
+        return 0
+    if args.command == "export-onnx":
+        from .export import export_onnx, load_frame, load_schema
+
+        b = export_onnx(args.model, load_schema(args.schema), load_frame(args.reference), args.out, args.target)
+        print(json.dumps({"bundle": str(b.root), "version": b.manifest.version, "export_metrics": b.manifest.export_metrics}, indent=2))
+        return 0
+    if args.command == "run":
+        return run(args.bundle, args.port, args.seconds, args.show_metrics)
+    if args.command == "demo":
+        from .demo import run_demo
+
+        return run_demo(bundle=args.bundle, requests=args.requests, rows=args.rows, out=args.out, seed=args.seed)
+    return 2
+
+
+def resolve_bundle(bundle: str | None) -> Path:
+    from .sample_model import DEFAULT_BUNDLE_DIR, ensure_sample_bundle
+
+    if bundle:
+        from .bundle import ModelBundle
+
+        return ModelBundle.load(bundle).root.resolve()
+    root = Path.cwd() / DEFAULT_BUNDLE_DIR
+    b = ensure_sample_bundle(root)
+    return b.root.resolve()
+
+
+def run(bundle: str | None, port: int, seconds: float | None, show_metrics: bool) -> int:
+    from .local import LOCAL_BUCKET, LocalGateway, create_local_bucket, load_handler_module, local_aws
+
+    bundle_dir = resolve_bundle(bundle)
+    with local_aws() as endpoint:
+        create_local_bucket(LOCAL_BUCKET)
+        os.environ.update({"MS_MODEL_BUNDLE_PATH": str(bundle_dir), "MS_CAPTURE_BUCKET": LOCAL_BUCKET})
+        if not show_metrics:
+            os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+        handler = load_handler_module("inference")
+        gateway = LocalGateway(handler.handler, handler.settings.stage_name, port).start()
+        m = handler.manifest
+        example = {"instances": [json.loads(json.dumps(r["inputs"])) for r in handler.bundle.reference_rows()[:1]]}
+        print(f"model {m.model_name} version {m.version} from {bundle_dir}")
+        print(f"local AWS (moto) at {endpoint}; captures go to s3://{LOCAL_BUCKET}/captures/")
+        print(f"API at {gateway.url}  (docs: {gateway.url}/docs)")
+        print("try:")
+        print(f"  curl -s {gateway.url}/predict -H 'content-type: application/json' -d '{json.dumps(example)}'")
+        print("Ctrl-C stops.", flush=True)
+        try:
+            deadline = time.time() + seconds if seconds else None
+            while deadline is None or time.time() < deadline:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            gateway.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,252 @@
+"""The one definition of the template's CloudWatch alarms.
+
+Pure Python (no CDK, no AWS calls): the CDK monitoring construct turns every ``AlarmSpec`` into a
+``cloudwatch.Alarm``, and a local demo uses ``evaluate`` on the same specs to print what the
+alarms would say about a drift report. Thresholds live in ``Settings``; nothing here or in
+``cdk/`` copies them.
+
+Metric sources (``AlarmSpec.source``):
+- ``model``: ``settings.metrics_namespace`` with dimensions ModelName + ModelVersion (the drift
+  check's metrics and the inference function's EMF metrics);
+- ``api``: ``AWS/ApiGateway`` with dimensions ApiName + Stage of the serving stage;
+- ``inference``: ``AWS/Lambda``, FunctionName of the inference function;
+- ``drift_check``: ``AWS/Lambda``, FunctionName of the drift-check function.
+The CDK side fills in the AWS dimensions (resource names are only known there).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from modelserve import metric_names as inference_metrics
+from modelserve.records import REPORTS_ROOT
+from modelserve.settings import Settings
+from monitoring import metric_names as drift_metrics
+
+Source = Literal["model", "api", "inference", "drift_check"]
+Comparison = Literal[
+    "GreaterThanThreshold",
+    "GreaterThanOrEqualToThreshold",
+    "LessThanThreshold",
+    "LessThanOrEqualToThreshold",
+]
+TreatMissing = Literal["breaching", "notBreaching", "ignore", "missing"]
+State = Literal["ALARM", "OK", "INSUFFICIENT_DATA"]
+
+AWS_NAMESPACES: dict[str, str] = {"api": "AWS/ApiGateway", "inference": "AWS/Lambda", "drift_check": "AWS/Lambda"}
+# where the runbook lives once docs/cdk.md is merged into the README
+RUNBOOK_DOC = "README.md"
+
+# Group of an alarm: "model" alarms (data and model quality) roll up into the composite
+# "model health" alarm; "service" alarms (API, Lambda) also drive the CodeDeploy rollback.
+Group = Literal["model", "service"]
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    id: str  # construct id and alarm name suffix, e.g. "DatasetDrift"
+    metric_name: str
+    source: Source
+    namespace: str  # resolved: settings.metrics_namespace, AWS/ApiGateway or AWS/Lambda
+    statistic: str  # "Maximum", "Minimum", "Sum", "Average" or a percentile like "p99"
+    period_s: int
+    evaluation_periods: int
+    datapoints_to_alarm: int
+    threshold: float
+    comparison: Comparison
+    treat_missing_data: TreatMissing
+    description: str
+    runbook_anchor: str  # HTML anchor in the README's runbook section, e.g. "alarm-dataset-drift"
+    group: Group
+    rollback: bool = False  # a CodeDeploy canary rolls back when this alarm fires
+    dimensions: dict[str, str] = field(default_factory=dict)  # filled for source == "model"
+
+    @property
+    def runbook(self) -> str:
+        return f"{RUNBOOK_DOC}#{self.runbook_anchor}"
+
+
+_SCHEDULE_UNITS = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
+
+
+def schedule_period_s(schedule: str) -> int:
+    """Seconds between two drift checks for ``rate(...)``; one hour for ``cron(...)``.
+
+    Clamped to what a CloudWatch alarm period allows (60 s .. 1 day, a multiple of 60).
+    """
+    m = re.fullmatch(r"rate\(\s*(\d+)\s+([a-z]+)\s*\)", schedule.strip())
+    seconds = int(m.group(1)) * _SCHEDULE_UNITS.get(m.group(2), 3600) if m else 3600
+    return max(60, min(86400, (seconds // 60) * 60))
+
+
+def alarm_specs(
+    settings: Settings,
+    model_name: str,
+    model_version: str,
+    bucket_name: str = "<capture bucket>",
+) -> list[AlarmSpec]:
+    """Every alarm of the template for one deployed model version."""
+    s = settings
+    dims = {inference_metrics.DIM_MODEL_NAME: model_name, inference_metrics.DIM_MODEL_VERSION: model_version}
+    reports = f"s3://{bucket_name}/{REPORTS_ROOT}/model={model_name}/"
+    drift_period = schedule_period_s(s.drift_schedule)
+    specs: list[AlarmSpec] = []
+
+    def add(
+        id: str,
+        metric_name: str,
+        source: Source,
+        statistic: str,
+        threshold: float,
+        comparison: Comparison,
+        what: str,
+        todo: str,
+        anchor: str,
+        group: Group,
+        *,
+        period_s: int,
+        evaluation_periods: int = 1,
+        datapoints_to_alarm: int = 1,
+        treat_missing: TreatMissing = "notBreaching",
+        rollback: bool = False,
+    ) -> None:
+        namespace = s.metrics_namespace if source == "model" else AWS_NAMESPACES[source]
+        description = (
+            f"{what} Model {model_name} version {model_version}. "
+            f"Latest drift report: {reports} . {todo} Runbook: {RUNBOOK_DOC}#{anchor}"
+        )
+        specs.append(
+            AlarmSpec(
+                id=id,
+                metric_name=metric_name,
+                source=source,
+                namespace=namespace,
+                statistic=statistic,
+                period_s=period_s,
+                evaluation_periods=evaluation_periods,
+                datapoints_to_alarm=datapoints_to_alarm,
+                threshold=float(threshold),
+                comparison=comparison,
+                treat_missing_data=treat_missing,
+                description=description,
+                runbook_anchor=anchor,
+                group=group,
+                rollback=rollback,
+                dimensions=dict(dims) if source == "model" else {},
+            )
+        )
+
+    # --- model and data quality: published by the drift check once per schedule period ---
+    # A missing datapoint keeps the state ("ignore"): an empty window or a failed run has its own alarms.
+    drift = dict(period_s=drift_period, treat_missing="ignore")
+    add(
+        "DatasetDrift", drift_metrics.DATASET_DRIFT, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
+        f"Dataset drift: more than {s.drift_share_threshold:.0%} of the features drifted (alpha {s.alpha}, "
+        f"{s.p_value_correction}) in the last {s.window_hours} h of captures.",
+        "Check which features drifted (report, dashboard p-values) and whether the input source changed; "
+        "retrain on recent captures if the change is real.",
+        "alarm-dataset-drift", "model", **drift,
+    )
+    add(
+        "PredictionDrift", drift_metrics.PREDICTION_DRIFT, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
+        f"Prediction drift: the distribution of the model's outputs moved (alpha {s.alpha}) "
+        f"in the last {s.window_hours} h.",
+        "Compare the prediction histogram in the report with the reference; check feedback performance.",
+        "alarm-prediction-drift", "model", **drift,
+    )
+    add(
+        "OutlierRate", drift_metrics.OUTLIER_RATE, "model", "Maximum", s.outlier_rate_threshold,
+        "GreaterThanThreshold",
+        f"Outlier rate above {s.outlier_rate_threshold:.1%} of the rows in the window.",
+        "Look at the outlier rows listed in the report; find the client or feature producing them.",
+        "alarm-outlier-rate", "model", **drift,
+    )
+    add(
+        "MissingRate", drift_metrics.MISSING_RATE, "model", "Maximum", s.missing_rate_threshold,
+        "GreaterThanThreshold",
+        f"Missing values rose by more than {s.missing_rate_threshold:.1%} over the reference.",
+        "Find the feature with the most new nulls in the report; check the upstream producer of that field.",
+        "alarm-missing-rate", "model", **drift,
+    )
+    add(
+        "OutOfRangeRate", drift_metrics.OUT_OF_RANGE_RATE, "model", "Maximum", s.out_of_range_threshold,
+        "GreaterThanThreshold",
+        f"More than {s.out_of_range_threshold:.1%} of numeric values fall outside the training range.",
+        "Check units and scaling of the features flagged in the report.",
+        "alarm-out-of-range-rate", "model", **drift,
+    )
+    add(
+        "UnseenCategoryRate", drift_metrics.UNSEEN_CATEGORY_RATE, "model", "Maximum", s.unseen_category_threshold,
+        "GreaterThanThreshold",
+        f"More than {s.unseen_category_threshold:.1%} of categorical values were not seen in training "
+        f"(policy: {s.unseen_category_policy}).",
+        "List the new categories in the report; map them or retrain with them.",
+        "alarm-unseen-category-rate", "model", **drift,
+    )
+    add(
+        "NoTraffic", drift_metrics.WINDOW_ROWS, "model", "Minimum", 1, "LessThanThreshold",
+        f"No captured rows in the last {s.window_hours} h (or the drift check published nothing).",
+        "Check API traffic on the dashboard, capture_sampling, CaptureErrors and the drift-check logs.",
+        "alarm-no-traffic", "model", period_s=drift_period, treat_missing=s.empty_window_alarm,
+    )
+    add(
+        "CaptureErrors", inference_metrics.CAPTURE_ERRORS, "model", "Sum", 0, "GreaterThanThreshold",
+        "The inference function failed to write captures (requests were still answered).",
+        "Search the inference logs for the capture error; check the bucket policy / Firehose stream.",
+        "alarm-capture-errors", "model", period_s=300,
+    )
+    add(
+        "DriftCheckErrors", "Errors", "drift_check", "Sum", 0, "GreaterThanThreshold",
+        "The drift-check function failed; drift metrics for this window are missing.",
+        "Read the drift-check function's log for the traceback; rerun it by hand once fixed.",
+        "alarm-drift-check-errors", "model", period_s=drift_period,
+    )
+
+    # --- service health: one-minute metrics, 3 of 5 minutes, these also roll a canary back ---
+    svc = dict(period_s=60, evaluation_periods=5, datapoints_to_alarm=3, rollback=True)
+    add(
+        "Api5xxRate", "5XXError", "api", "Average", s.api_5xx_rate, "GreaterThanThreshold",
+        f"More than {s.api_5xx_rate:.1%} of API requests answered 5xx.",
+        "Check the inference function's errors and logs; if a deployment is in progress CodeDeploy rolls back.",
+        "alarm-api-5xx-rate", "service", **svc,
+    )
+    add(
+        "ApiP99Latency", "Latency", "api", "p99", s.api_p99_latency_ms, "GreaterThanThreshold",
+        f"API p99 latency above {s.api_p99_latency_ms:g} ms.",
+        "Check batch sizes, cold starts (provisioned_concurrency) and the function's memory.",
+        "alarm-api-p99-latency", "service", **svc,
+    )
+    add(
+        "InferenceErrors", "Errors", "inference", "Sum", 0, "GreaterThanThreshold",
+        "The inference function raised errors (timeouts, out of memory, init failures).",
+        "Read the function's log; a failing new version is rolled back by CodeDeploy.",
+        "alarm-inference-errors", "service", **svc,
+    )
+    add(
+        "InferenceThrottles", "Throttles", "inference", "Sum", 0, "GreaterThanThreshold",
+        "The inference function was throttled (concurrency limit reached).",
+        "Raise the account's concurrency quota or lower the stage throttling limits.",
+        "alarm-inference-throttles", "service", period_s=300,
+    )
+    return specs
+
+
+def evaluate(spec: AlarmSpec, value: float | None) -> State:
+    """What the alarm would say for one datapoint (``None``: no datapoint in the period).
+
+    A missing datapoint follows ``treat_missing_data``: breaching -> ALARM, notBreaching -> OK,
+    ignore / missing -> INSUFFICIENT_DATA (CloudWatch keeps the previous state for "ignore";
+    with no history that is INSUFFICIENT_DATA).
+    """
+    if value is None or value != value:  # None or NaN
+        return {"breaching": "ALARM", "notBreaching": "OK"}.get(spec.treat_missing_data, "INSUFFICIENT_DATA")  # type: ignore[return-value]
+    t = spec.threshold
+    breached = {
+        "GreaterThanThreshold": value > t,
+        "GreaterThanOrEqualToThreshold": value >= t,
+        "LessThanThreshold": value < t,
+        "LessThanOrEqualToThreshold": value <= t,
+    }[spec.comparison]
+    return "ALARM" if breached else "OK"

@@ -1,0 +1,119 @@
+"""Reading and writing the model bundle folder (manifest.json, model.onnx, reference.jsonl.gz)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from .records import decode_jsonl
+from .schema import (
+    MANIFEST_FILE,
+    MAX_REFERENCE_ROWS,
+    MODEL_FILE,
+    REFERENCE_FILE,
+    BundleManifest,
+    FeatureKind,
+    Table,
+    column_from_values,
+)
+
+
+@dataclass(frozen=True)
+class ReferenceSample:
+    """Training rows with the model's outputs on them: the drift check's reference window."""
+
+    table: Table
+    labels: np.ndarray | None  # predicted labels (classifier) as object str
+    probabilities: np.ndarray | None  # [N, K] in manifest class order
+    values: np.ndarray | None  # regression predictions
+    targets: list[Any] | None  # ground truth, when the exporter had it
+
+    @property
+    def rows(self) -> int:
+        return len(next(iter(self.table.values())))
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    root: Path
+    manifest: BundleManifest
+
+    @property
+    def model_path(self) -> Path:
+        return self.root / MODEL_FILE
+
+    @classmethod
+    def load(cls, root: str | Path) -> "ModelBundle":
+        root = Path(root)
+        manifest_path = root / MANIFEST_FILE
+        if not manifest_path.is_file():
+            raise FileNotFoundError(f"no {MANIFEST_FILE} in bundle folder {root}")
+        manifest = BundleManifest.from_dict(json.loads(manifest_path.read_text()))
+        if not (root / MODEL_FILE).is_file():
+            raise FileNotFoundError(f"no {MODEL_FILE} in bundle folder {root}")
+        return cls(root=root, manifest=manifest)
+
+    def reference_rows(self) -> list[dict[str, Any]]:
+        path = self.root / REFERENCE_FILE
+        if not path.is_file():
+            return []
+        return list(decode_jsonl(path.read_bytes()))
+
+    def reference_sample(self) -> ReferenceSample:
+        return reference_sample_from_rows(self.manifest, self.reference_rows())
+
+
+def reference_sample_from_rows(manifest: BundleManifest, rows: list[Mapping[str, Any]]) -> ReferenceSample:
+    """Columns of capture-shaped rows ({"inputs", "prediction", "probabilities"}); shared with the drift check."""
+    table = {f.name: column_from_values(f, [r["inputs"].get(f.name) for r in rows]) for f in manifest.features}
+    classes = manifest.outputs.classes
+    if manifest.outputs.task.value == "classification":
+        labels = np.array([None if r.get("prediction") is None else str(r["prediction"]) for r in rows], dtype=object)
+        probabilities = None
+        if classes and all(r.get("probabilities") for r in rows):
+            probabilities = np.array([[float(r["probabilities"][c]) for c in classes] for r in rows], dtype=np.float64)
+        values = None
+    else:
+        labels, probabilities = None, None
+        values = np.array([np.nan if r.get("prediction") is None else float(r["prediction"]) for r in rows])
+    targets = [r.get("target") for r in rows] if rows and all("target" in r for r in rows) else None
+    if probabilities is not None and len(rows) == 0:
+        probabilities = np.zeros((0, len(classes)))
+    return ReferenceSample(table=table, labels=labels, probabilities=probabilities, values=values, targets=targets)
+
+
+def content_version(model_bytes: bytes, manifest: BundleManifest) -> str:
+    """Version = hash of the model graph and the schema it is served with (not of metrics or the sample)."""
+    h = hashlib.sha256(model_bytes)
+    schema = {"features": [f.to_dict() for f in manifest.features], "outputs": manifest.outputs.to_dict()}
+    h.update(json.dumps(schema, sort_keys=True).encode())
+    return h.hexdigest()[:12]
+
+
+def write_bundle(
+    root: str | Path,
+    model_bytes: bytes,
+    manifest: BundleManifest,
+    reference_rows: Iterable[Mapping[str, Any]],
+) -> ModelBundle:
+    """Write a bundle; the manifest's version is (re)derived from the content."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    rows = list(reference_rows)
+    if len(rows) > MAX_REFERENCE_ROWS:
+        raise ValueError(f"reference sample has {len(rows)} rows; at most {MAX_REFERENCE_ROWS}")
+    for f in manifest.features:
+        if f.kind is FeatureKind.CATEGORICAL and not f.categories:
+            raise ValueError(f"categorical feature {f.name!r} has no categories")
+    manifest = replace(manifest, version=content_version(model_bytes, manifest))
+    (root / MODEL_FILE).write_bytes(model_bytes)
+    body = "".join(json.dumps(r, separators=(",", ":"), allow_nan=False) + "\n" for r in rows).encode()
+    (root / REFERENCE_FILE).write_bytes(gzip.compress(body, mtime=0))
+    (root / MANIFEST_FILE).write_text(manifest.to_json() + "\n")
+    return ModelBundle(root=root, manifest=manifest)

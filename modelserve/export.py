@@ -1,0 +1,293 @@
+"""Building model bundles: from a fitted scikit-learn pipeline (skl2onnx) or from a ready ONNX file.
+
+Heavy imports (pandas, scikit-learn, skl2onnx) stay inside functions: this module never runs in Lambda.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .bundle import ModelBundle, write_bundle
+from .model import ModelRunner, make_session
+from .schema import (
+    CATEGORICAL_NULL_TOKEN,
+    MAX_REFERENCE_ROWS,
+    BundleManifest,
+    FeatureKind,
+    FeatureSpec,
+    InputLayout,
+    OutputSpec,
+    Task,
+    infer_feature_specs,
+    json_value,
+)
+
+PARITY_TOLERANCE = 1e-4
+TARGET_OPSET = 17
+
+
+class ParityError(ValueError):
+    """The ONNX graph does not reproduce the source model within tolerance."""
+
+
+class QuantizationRejected(ValueError):
+    """int8 quantization cost more accuracy than allowed."""
+
+
+def prepare_frame(df: Any, features: Sequence[FeatureSpec]) -> Any:
+    """The frame a pipeline is trained and checked on: the same representation the ONNX graph gets.
+
+    numeric/boolean -> float32 (NaN for null), categorical -> str with nulls as CATEGORICAL_NULL_TOKEN.
+    Train your pipeline on ``prepare_frame(df, infer_feature_specs(df[features]))``.
+    """
+    import pandas as pd
+
+    out = pd.DataFrame(index=df.index)
+    for f in features:
+        col = df[f.name]
+        if f.kind is FeatureKind.CATEGORICAL:
+            out[f.name] = col.astype(object).where(col.notna(), CATEGORICAL_NULL_TOKEN).astype(str)
+        else:
+            out[f.name] = pd.to_numeric(col.astype(object).where(col.notna(), np.nan), errors="raise").astype(np.float32)
+    return out
+
+
+def reference_rows_from_frame(
+    df: Any, features: Sequence[FeatureSpec], runner: ModelRunner, target: Any | None = None
+) -> list[dict[str, Any]]:
+    """Capture-shaped reference rows: inputs, the served model's prediction and probabilities (and target)."""
+    table = table_from_frame(df, features)
+    pred = runner.predict(table)
+    classes = runner.manifest.outputs.classes
+    rows = []
+    labels = pred.labels.tolist()
+    probs = pred.probabilities.tolist() if pred.probabilities is not None else None
+    targets = None if target is None else list(target)
+    for i in range(len(df)):
+        r: dict[str, Any] = {
+            "inputs": {f.name: json_value(f, table[f.name][i]) for f in features},
+            "prediction": labels[i],
+            "probabilities": dict(zip(classes, probs[i])) if probs is not None else None,
+        }
+        if targets is not None:
+            t = targets[i]
+            r["target"] = str(t) if runner.manifest.outputs.task is Task.CLASSIFICATION else float(t)
+        rows.append(r)
+    return rows
+
+
+def table_from_frame(df: Any, features: Sequence[FeatureSpec]) -> dict[str, np.ndarray]:
+    table = {}
+    for f in features:
+        col = df[f.name]
+        if f.kind is FeatureKind.CATEGORICAL:
+            table[f.name] = np.array([None if (v is None or v != v) else str(v) for v in col.to_numpy(dtype=object)], dtype=object)
+        else:
+            table[f.name] = col.to_numpy(dtype=np.float64, na_value=np.nan)
+    return table
+
+
+def sample_reference(df: Any, max_rows: int = MAX_REFERENCE_ROWS, seed: int = 0) -> Any:
+    if len(df) <= max_rows:
+        return df
+    return df.sample(n=max_rows, random_state=seed).sort_index()
+
+
+def check_parity(expected: np.ndarray, actual: np.ndarray, tolerance: float = PARITY_TOLERANCE) -> float:
+    """Max absolute difference of outputs; ParityError naming the figure when above tolerance."""
+    expected = np.asarray(expected, dtype=np.float64)
+    actual = np.asarray(actual, dtype=np.float64)
+    if expected.shape != actual.shape:
+        raise ParityError(f"output shapes differ: source {expected.shape}, ONNX {actual.shape}")
+    diff = float(np.nanmax(np.abs(expected - actual))) if expected.size else 0.0
+    if not np.isfinite(diff) or diff > tolerance:
+        raise ParityError(f"ONNX output differs from the source model by {diff:.3g} (max allowed {tolerance:g})")
+    return diff
+
+
+def export_sklearn(
+    pipeline: Any,
+    data: Any,
+    target: str,
+    model_name: str,
+    out_dir: str | Path,
+    feature_names: Sequence[str] | None = None,
+    quantize: bool = False,
+    accuracy_tolerance: float = 0.01,
+    seed: int = 0,
+) -> ModelBundle:
+    """Convert a fitted pipeline trained on ``prepare_frame`` data; check parity; write the bundle."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+    names = list(feature_names) if feature_names else [c for c in data.columns if c != target]
+    specs = infer_feature_specs({n: data[n] for n in names})
+    is_classifier = hasattr(pipeline, "predict_proba") and hasattr(pipeline, "classes_")
+    outputs = (
+        OutputSpec(Task.CLASSIFICATION, tuple(str(c) for c in pipeline.classes_))
+        if is_classifier
+        else OutputSpec(Task.REGRESSION, (), label_output="variable", probability_output=None)
+    )
+    initial_types = [
+        (f.name, StringTensorType([None, 1]) if f.kind is FeatureKind.CATEGORICAL else FloatTensorType([None, 1])) for f in specs
+    ]
+    options = {id(pipeline): {"zipmap": False}} if is_classifier else None
+    # a fixed graph name: skl2onnx would pick a random one, and the version is a content hash
+    onnx_model = convert_sklearn(
+        pipeline, initial_types=initial_types, options=options, target_opset=TARGET_OPSET, name=model_name
+    )
+    model_bytes = onnx_model.SerializeToString()
+
+    manifest = BundleManifest(model_name=model_name, version="pending", features=specs, outputs=outputs)
+    reference = sample_reference(data, seed=seed)
+    prepared = prepare_frame(reference, specs)
+    runner = _runner_for(manifest, model_bytes)
+    pred = runner.predict(table_from_frame(reference, specs))
+    if is_classifier:
+        parity = check_parity(pipeline.predict_proba(prepared), pred.probabilities)
+    else:
+        parity = check_parity(np.asarray(pipeline.predict(prepared)).reshape(-1), pred.labels)
+    metrics: dict[str, Any] = {
+        "source": "scikit-learn",
+        "parity_max_abs_diff": parity,
+        "reference_rows": int(len(reference)),
+        "onnx_bytes": len(model_bytes),
+        **_quality(outputs, pred, reference[target]),
+    }
+    if quantize:
+        model_bytes, qmetrics = quantize_checked(manifest, model_bytes, reference, specs, reference[target], accuracy_tolerance)
+        metrics["quantization"] = qmetrics
+        runner = _runner_for(manifest, model_bytes)
+    manifest = replace(manifest, export_metrics=metrics)
+    rows = reference_rows_from_frame(reference, specs, runner, reference[target])
+    return write_bundle(out_dir, model_bytes, manifest, rows)
+
+
+def export_onnx(
+    model_path: str | Path,
+    schema: Mapping[str, Any],
+    reference: Any,
+    out_dir: str | Path,
+    target: str | None = None,
+) -> ModelBundle:
+    """Bundle a ready ONNX model from any framework.
+
+    ``schema``: {"model_name", "features": [FeatureSpec dicts], "outputs": OutputSpec dict,
+    optional "input_layout"/"single_input_name"}; categories and ranges missing from the features
+    are filled from the reference frame.
+    """
+    model_bytes = Path(model_path).read_bytes()
+    declared = {f["name"]: FeatureSpec.from_dict(f) for f in schema["features"]}
+    inferred = {f.name: f for f in infer_feature_specs({n: reference[n] for n in declared})}
+    specs = []
+    for name, f in declared.items():
+        seen = inferred[name]
+        specs.append(
+            replace(
+                f,
+                categories=f.categories or seen.categories,
+                min=f.min if f.min is not None else seen.min,
+                max=f.max if f.max is not None else seen.max,
+                nullable=f.nullable or seen.nullable,
+            )
+        )
+    manifest = BundleManifest.from_dict(
+        {**schema, "version": "pending", "features": [s.to_dict() for s in specs], "export_metrics": {}}
+    )
+    ref = sample_reference(reference)
+    runner = _runner_for(manifest, model_bytes)
+    pred = runner.predict(table_from_frame(ref, specs))  # proves the model runs on the declared schema
+    metrics = {"source": "onnx", "reference_rows": int(len(ref)), "onnx_bytes": len(model_bytes)}
+    if target is not None:
+        metrics.update(_quality(manifest.outputs, pred, ref[target]))
+    manifest = replace(manifest, export_metrics=metrics)
+    return write_bundle(out_dir, model_bytes, manifest, reference_rows_from_frame(ref, specs, runner, None if target is None else ref[target]))
+
+
+def quantize_checked(
+    manifest: BundleManifest,
+    model_bytes: bytes,
+    reference: Any,
+    specs: Sequence[FeatureSpec],
+    target: Any,
+    accuracy_tolerance: float,
+) -> tuple[bytes, dict[str, Any]]:
+    """Dynamic int8 quantization with its size, latency and accuracy change; refuse past the tolerance."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp, "f32.onnx"), Path(tmp, "int8.onnx")
+        src.write_bytes(model_bytes)
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+        q_bytes = dst.read_bytes()
+    table = table_from_frame(reference, specs)
+    before, after = _runner_for(manifest, model_bytes), _runner_for(manifest, q_bytes)
+    p_before, p_after = before.predict(table), after.predict(table)
+    q_before = _quality(manifest.outputs, p_before, target)
+    q_after = _quality(manifest.outputs, p_after, target)
+    key = "accuracy" if manifest.outputs.task is Task.CLASSIFICATION else "neg_mae"
+    drop = (q_before[key] - q_after[key]) if key == "accuracy" else (q_after["mae"] - q_before["mae"])
+    report = {
+        "bytes_before": len(model_bytes),
+        "bytes_after": len(q_bytes),
+        "latency_ms_before": _median_latency_ms(before, table),
+        "latency_ms_after": _median_latency_ms(after, table),
+        "quality_before": q_before,
+        "quality_after": q_after,
+        "quality_drop": drop,
+        "labels_changed": int(np.sum(p_before.labels != p_after.labels)),
+        "graph_changed": q_bytes != model_bytes,
+    }
+    if drop > accuracy_tolerance:
+        raise QuantizationRejected(
+            f"int8 quantization drops quality by {drop:.4f} (> tolerance {accuracy_tolerance}); bundle not written. {report}"
+        )
+    return q_bytes, report
+
+
+def _runner_for(manifest: BundleManifest, model_bytes: bytes) -> ModelRunner:
+    with tempfile.NamedTemporaryFile(suffix=".onnx") as f:
+        f.write(model_bytes)
+        f.flush()
+        return ModelRunner(manifest, make_session(f.name))
+
+
+def _median_latency_ms(runner: ModelRunner, table: dict[str, np.ndarray], repeats: int = 7) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        runner.predict(table)
+        times.append((time.perf_counter() - t) * 1000)
+    return float(np.median(times))
+
+
+def _quality(outputs: OutputSpec, pred: Any, target: Any) -> dict[str, Any]:
+    y = np.asarray(list(target))
+    if outputs.task is Task.CLASSIFICATION:
+        acc = float(np.mean(pred.labels.astype(str) == y.astype(str)))
+        return {"accuracy": acc}
+    err = pred.labels - y.astype(np.float64)
+    mae = float(np.mean(np.abs(err)))
+    return {"mae": mae, "neg_mae": -mae, "rmse": float(np.sqrt(np.mean(err**2)))}
+
+
+def load_frame(path: str | Path) -> Any:
+    import pandas as pd
+
+    path = Path(path)
+    if path.suffix in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    if path.suffix == ".csv":
+        return pd.read_csv(path)
+    raise ValueError(f"training data must be .csv or .parquet, got {path.name}")
+
+
+def load_schema(path: str | Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())

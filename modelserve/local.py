@@ -1,0 +1,233 @@
+"""The embedded default: local AWS (moto server on 127.0.0.1) and a local API gateway.
+
+The gateway turns HTTP requests into API Gateway REST (v1) events and calls the real Lambda
+handler module (``lambda/inference/handler.py``), so local runs and Lambda share one code path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import importlib.util
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable, Iterator
+from urllib.parse import parse_qsl, urlsplit
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LAMBDA_DIR = REPO_ROOT / "lambda"
+LOCAL_REGION = "us-east-1"
+LOCAL_BUCKET = "modelserve-local-captures"
+
+
+@dataclass
+class LambdaContext:
+    """The attributes of Lambda's context object that handlers and Powertools read."""
+
+    function_name: str = "local"
+    memory_limit_in_mb: int = 1024
+    aws_request_id: str = ""
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:000000000000:function:local"
+    log_group_name: str = "/aws/lambda/local"
+    log_stream_name: str = "local"
+    function_version: str = "$LATEST"
+    deadline_ms: int = 0
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, self.deadline_ms - int(time.time() * 1000)) if self.deadline_ms else 900_000
+
+    @classmethod
+    def fresh(cls, function_name: str = "local", timeout_s: int = 900) -> "LambdaContext":
+        return cls(
+            function_name=function_name,
+            aws_request_id=str(uuid.uuid4()),
+            deadline_ms=int(time.time() * 1000) + timeout_s * 1000,
+        )
+
+
+def rest_v1_event(
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+    stage: str = "prod",
+    request_id: str | None = None,
+    source_ip: str = "127.0.0.1",
+) -> dict[str, Any]:
+    """An API Gateway REST API proxy-integration event, as API Gateway builds it."""
+    headers = dict(headers or {})
+    is_b64 = False
+    text: str | None = None
+    if body:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            text, is_b64 = base64.b64encode(body).decode(), True
+    now = datetime.now(timezone.utc)
+    rid = request_id or str(uuid.uuid4())
+    return {
+        "resource": "/{proxy+}",
+        "path": path,
+        "httpMethod": method,
+        "headers": headers or None,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()} or None,
+        "queryStringParameters": query or None,
+        "multiValueQueryStringParameters": {k: [v] for k, v in (query or {}).items()} or None,
+        "pathParameters": {"proxy": path.lstrip("/")},
+        "stageVariables": None,
+        "requestContext": {
+            "resourceId": "abc123",
+            "resourcePath": "/{proxy+}",
+            "httpMethod": method,
+            "extendedRequestId": rid,
+            "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "path": f"/{stage}{path}",
+            "accountId": "000000000000",
+            "protocol": "HTTP/1.1",
+            "stage": stage,
+            "domainPrefix": "localhost",
+            "requestTimeEpoch": int(now.timestamp() * 1000),
+            "requestId": rid,
+            "identity": {"sourceIp": source_ip, "userAgent": headers.get("user-agent", "")},
+            "domainName": "localhost",
+            "apiId": "local",
+        },
+        "body": text,
+        "isBase64Encoded": is_b64,
+    }
+
+
+def load_handler_module(function: str) -> ModuleType:
+    """Import lambda/<function>/handler.py as Lambda would (its folder is not a package)."""
+    path = LAMBDA_DIR / function / "handler.py"
+    name = f"lambda_{function}_handler"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class LocalGateway:
+    """HTTP on 127.0.0.1 -> REST v1 event -> Lambda handler -> HTTP response."""
+
+    def __init__(self, handler: Callable[[dict[str, Any], Any], dict[str, Any]], stage: str, port: int = 8080, max_body: int = 10 * 1024 * 1024):
+        self.handler = handler
+        self.stage = stage
+        # one worker thread with its own event loop: like one Lambda instance, one event at a time
+        self._worker = ThreadPoolExecutor(max_workers=1, initializer=lambda: asyncio.set_event_loop(asyncio.new_event_loop()))
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                if length > max_body:  # API Gateway's own payload limit answers before Lambda
+                    self._reply(413, {"content-type": "application/json"}, b'{"message":"Request Too Long"}')
+                    return
+                body = self.rfile.read(length) if length else None
+                url = urlsplit(self.path)
+                path = url.path
+                if path == f"/{gateway.stage}" or path.startswith(f"/{gateway.stage}/"):
+                    path = path[len(gateway.stage) + 1 :] or "/"
+                event = rest_v1_event(
+                    self.command, path, body, {k.lower(): v for k, v in self.headers.items()}, dict(parse_qsl(url.query)), gateway.stage
+                )
+                try:
+                    result = gateway._worker.submit(gateway.handler, event, LambdaContext.fresh()).result()
+                except Exception as exc:  # what API Gateway answers when the function fails
+                    self._reply(502, {"content-type": "application/json"}, json.dumps({"message": f"Internal server error: {exc}"}).encode())
+                    return
+                payload = result.get("body") or ""
+                data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
+                self._reply(int(result.get("statusCode", 200)), result.get("headers") or {}, data)
+
+            def _reply(self, status: int, headers: dict[str, str], data: bytes) -> None:
+                self.send_response(status)
+                for k, v in headers.items():
+                    if k.lower() != "content-length":
+                        self.send_header(k, v)
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+            def log_message(self, fmt: str, *args: Any) -> None:  # quiet: the handler logs JSON
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.port = self.server.server_address[1]
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{self.stage}"
+
+    def start(self) -> "LocalGateway":
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._worker.shutdown(wait=False)
+
+
+@contextmanager
+def local_aws(port: int = 0) -> Iterator[str]:
+    """Start moto server on 127.0.0.1 and point boto3 at it through the environment."""
+    from moto.server import ThreadedMotoServer
+
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log lines from moto
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    host, bound = server.get_host_and_port()
+    endpoint = f"http://{host}:{bound}"
+    saved = {k: os.environ.get(k) for k in _AWS_ENV}
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": LOCAL_REGION,
+            "AWS_REGION": LOCAL_REGION,
+        }
+    )
+    try:
+        yield endpoint
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        server.stop()
+
+
+_AWS_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION", "AWS_REGION")
+
+
+def create_local_bucket(bucket: str = LOCAL_BUCKET) -> None:
+    """The bucket the stack would create (encryption and TLS policy are the stack's job)."""
+    import boto3
+
+    boto3.client("s3").create_bucket(Bucket=bucket)

@@ -1,0 +1,14 @@
+"""CloudWatch metric names emitted by the inference function (EMF). Dimensions: ModelName, ModelVersion."""
+
+DIM_MODEL_NAME = "ModelName"
+DIM_MODEL_VERSION = "ModelVersion"
+DIM_FEATURE = "Feature"
+DIM_REASON = "Reason"
+
+ROWS_SCORED = "RowsScored"
+PREDICTION_LATENCY_MS = "PredictionLatencyMs"
+CAPTURE_ERRORS = "CaptureErrors"
+CAPTURED_ROWS = "CapturedRows"
+VALIDATION_REJECTS = "ValidationRejects"
+FEEDBACK_ROWS = "FeedbackRows"
+FEEDBACK_ERRORS = "FeedbackErrors"

@@ -1,0 +1,53 @@
+"""Powertools wiring shared by the Lambda handlers: JSON logs and EMF metrics.
+
+The service layer only sees a ``MetricHook`` (name, value, extra dimensions); this module turns
+it into Powertools Metrics with default dimensions ModelName and ModelVersion.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging import utils as logging_utils
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+from . import metric_names as mn
+
+_UNITS = {
+    mn.PREDICTION_LATENCY_MS: MetricUnit.Milliseconds,
+}
+
+
+def make_logger(service: str, model_name: str, model_version: str) -> Logger:
+    logger = Logger(service=service)
+    logger.append_keys(model_name=model_name, model_version=model_version)
+    # our library modules log through stdlib logging: give them the same JSON format
+    logging_utils.copy_config_to_registered_loggers(source_logger=logger, include={"modelserve", "monitoring"})
+    return logger
+
+
+class EmfMetricHook:
+    """MetricHook writing CloudWatch Embedded Metric Format through Powertools."""
+
+    def __init__(self, namespace: str, service: str, model_name: str, model_version: str) -> None:
+        self.namespace = namespace
+        self.service = service
+        self.default_dimensions = {mn.DIM_MODEL_NAME: model_name, mn.DIM_MODEL_VERSION: model_version}
+        self.metrics = Metrics(namespace=namespace, service=service)
+        self.metrics.set_default_dimensions(**self.default_dimensions)
+
+    def __call__(self, name: str, value: float, dims: dict[str, str]) -> None:
+        unit = _UNITS.get(name, MetricUnit.Count)
+        if dims:  # extra dimensions go in their own EMF blob
+            with single_metric(name=name, unit=unit, value=value, namespace=self.namespace) as m:
+                for k, v in {**self.default_dimensions, **dims}.items():
+                    m.add_dimension(name=k, value=v)
+        else:
+            self.metrics.add_metric(name=name, unit=unit, value=value)
+
+    def flush(self) -> None:
+        self.metrics.flush_metrics(raise_on_empty_metrics=False)
+
+    def log_metrics(self, fn: Any) -> Any:
+        return self.metrics.log_metrics(fn, raise_on_empty_metrics=False)

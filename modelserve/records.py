@@ -1,0 +1,148 @@
+"""The capture and feedback record formats and their S3 layout.
+
+One definition: the inference function writes these records, the drift check and the
+reference sample read them. One record per row, JSON Lines, gzip-compressed objects.
+
+S3 layout (partitioned for Athena partition projection and for window reads):
+    captures/model=<name>/version=<version>/dt=YYYY-MM-DD/hour=HH/<HHMMSSffffff>-<request id>.jsonl.gz
+Firehose writes under ``captures/model=<name>/version=<version>/`` with its own
+``YYYY/MM/DD/HH/`` suffix when the prefix is not expanded, so readers accept both layouts.
+    feedback/model=<name>/dt=YYYY-MM-DD/<HHMMSSffffff>-<id>.jsonl.gz
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import zlib
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable, Iterator
+
+CAPTURE_ROOT = "captures"
+FEEDBACK_ROOT = "feedback"
+REPORTS_ROOT = "reports"
+
+
+@dataclass(frozen=True)
+class CaptureRecord:
+    request_id: str
+    row: int
+    event_time: str  # ISO 8601 UTC, e.g. 2026-11-25T17:00:00.123456Z
+    model_name: str
+    model_version: str
+    stage: str
+    inputs: dict[str, Any]  # validated inputs; redacted features absent, hashed ones as "sha256:<hex>"
+    prediction: Any  # class label (str) or regression value (float)
+    probabilities: dict[str, float] | None = None  # classifiers: class -> probability
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CaptureRecord":
+        return cls(
+            request_id=str(d["request_id"]),
+            row=int(d["row"]),
+            event_time=str(d["event_time"]),
+            model_name=str(d["model_name"]),
+            model_version=str(d["model_version"]),
+            stage=str(d.get("stage", "")),
+            inputs=dict(d["inputs"]),
+            prediction=d["prediction"],
+            probabilities=None if d.get("probabilities") is None else {str(k): float(v) for k, v in d["probabilities"].items()},
+        )
+
+
+@dataclass(frozen=True)
+class FeedbackRecord:
+    request_id: str
+    row: int
+    label: Any
+    received_time: str
+    model_name: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), allow_nan=False)
+
+
+def utc_iso(t: datetime) -> str:
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_utc(s: str) -> datetime:
+    return datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
+def model_capture_prefix(model_name: str, model_version: str) -> str:
+    return f"{CAPTURE_ROOT}/model={model_name}/version={model_version}/"
+
+
+def capture_key(model_name: str, model_version: str, event_time: datetime, request_id: str) -> str:
+    t = event_time.astimezone(timezone.utc)
+    return (
+        f"{model_capture_prefix(model_name, model_version)}dt={t:%Y-%m-%d}/hour={t:%H}/"
+        f"{t:%H%M%S%f}-{request_id}.jsonl.gz"
+    )
+
+
+def feedback_key(model_name: str, received: datetime, batch_id: str) -> str:
+    t = received.astimezone(timezone.utc)
+    return f"{FEEDBACK_ROOT}/model={model_name}/dt={t:%Y-%m-%d}/{t:%H%M%S%f}-{batch_id}.jsonl.gz"
+
+
+def report_key(model_name: str, at: datetime, suffix: str) -> str:
+    t = at.astimezone(timezone.utc)
+    return f"{REPORTS_ROOT}/model={model_name}/dt={t:%Y-%m-%d}/{t:%Y%m%dT%H%M%SZ}.{suffix}"
+
+
+def hour_prefixes(model_name: str, model_version: str, hour: datetime) -> tuple[str, str]:
+    """Both prefixes captures of one UTC hour can live under: ours and Firehose's default."""
+    t = hour.astimezone(timezone.utc)
+    base = model_capture_prefix(model_name, model_version)
+    return f"{base}dt={t:%Y-%m-%d}/hour={t:%H}/", f"{base}{t:%Y/%m/%d/%H}/"
+
+
+def window_hours(start: datetime, end: datetime) -> list[datetime]:
+    """UTC hour starts overlapping [start, end)."""
+    h = start.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    out = []
+    while h < end:
+        out.append(h)
+        h += timedelta(hours=1)
+    return out
+
+
+def encode_jsonl_gz(records: Iterable[CaptureRecord | FeedbackRecord]) -> bytes:
+    body = "".join(r.to_json() + "\n" for r in records).encode()
+    # mtime=0: the same records give the same bytes
+    return gzip.compress(body, compresslevel=5, mtime=0)
+
+
+def decode_jsonl(data: bytes) -> Iterator[dict[str, Any]]:
+    """Rows of a JSON Lines object, gzip (any number of members) or plain.
+
+    Raises ValueError on a truncated or corrupt object, so a reader can skip and count it whole.
+    """
+    if data[:2] == b"\x1f\x8b":
+        try:
+            text = _gunzip_all(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ValueError(f"corrupt gzip object: {exc}") from None
+    else:
+        text = data
+    rows = []
+    for n, line in enumerate(io.BytesIO(text), 1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"corrupt JSON on line {n}: {exc}") from None
+    return iter(rows)
+
+
+def _gunzip_all(data: bytes) -> bytes:
+    return gzip.decompress(data)  # handles concatenated members; raises on truncation

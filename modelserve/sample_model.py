@@ -1,0 +1,60 @@
+"""The sample model: a penguin species classifier on the Palmer Penguins data (shipped in the
+``palmerpenguins`` package, so nothing is downloaded at run time).
+
+Numeric features (some null), categorical features (``sex`` nullable): imputation, scaling and
+one-hot encoding live inside the ONNX graph. Deterministic: the same bundle version every build.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .bundle import ModelBundle
+
+MODEL_NAME = "penguins"
+TARGET = "species"
+NUMERIC = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
+CATEGORICAL = ["island", "sex"]
+DEFAULT_BUNDLE_DIR = Path("models/sample")
+
+
+def load_training_frame() -> Any:
+    import palmerpenguins
+
+    df = palmerpenguins.load_penguins()
+    return df[NUMERIC + CATEGORICAL + [TARGET]].reset_index(drop=True)
+
+
+def build_pipeline() -> Any:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    pre = ColumnTransformer(
+        [
+            ("num", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), NUMERIC),
+            ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), CATEGORICAL),
+        ]
+    )
+    return Pipeline([("pre", pre), ("clf", LogisticRegression(max_iter=2000, C=1.0))])
+
+
+def build_sample_bundle(out_dir: str | Path = DEFAULT_BUNDLE_DIR) -> ModelBundle:
+    from .export import export_sklearn, prepare_frame
+    from .schema import infer_feature_specs
+
+    df = load_training_frame()
+    features = NUMERIC + CATEGORICAL
+    specs = infer_feature_specs({n: df[n] for n in features})
+    pipeline = build_pipeline().fit(prepare_frame(df, specs), df[TARGET])
+    return export_sklearn(pipeline, df, TARGET, MODEL_NAME, out_dir, feature_names=features)
+
+
+def ensure_sample_bundle(out_dir: str | Path = DEFAULT_BUNDLE_DIR) -> ModelBundle:
+    try:
+        return ModelBundle.load(out_dir)
+    except FileNotFoundError:
+        return build_sample_bundle(out_dir)

@@ -1,0 +1,243 @@
+"""The model bundle's contract: feature schema, model outputs and manifest.
+
+One definition, used by the exporter, the inference function, the capture writer
+and the drift check. Pure Python + numpy: no onnxruntime, no AWS.
+
+Column representation used everywhere downstream (a "table" is ``dict[str, np.ndarray]``):
+- numeric:     float64, NaN for null
+- boolean:     float64 0.0/1.0, NaN for null
+- categorical: object array of ``str``, ``None`` for null
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any, Mapping
+
+import numpy as np
+
+MANIFEST_FILE = "manifest.json"
+MODEL_FILE = "model.onnx"
+REFERENCE_FILE = "reference.jsonl.gz"
+MAX_REFERENCE_ROWS = 10_000
+# Null categoricals reach the ONNX graph as this token; the exporter trains with the same
+# token so "missing" is a category the model has seen (missing-as-category imputation).
+CATEGORICAL_NULL_TOKEN = ""
+
+Table = dict[str, np.ndarray]
+
+
+class FeatureKind(str, Enum):
+    NUMERIC = "numeric"
+    CATEGORICAL = "categorical"
+    BOOLEAN = "boolean"
+
+
+class Task(str, Enum):
+    CLASSIFICATION = "classification"
+    REGRESSION = "regression"
+
+
+class InputLayout(str, Enum):
+    """How rows are fed to the ONNX graph."""
+
+    # one graph input per feature, shape [N, 1]: float32 for numeric/boolean, string for categorical
+    PER_COLUMN = "per_column"
+    # one float32 input [N, F] in feature order (numeric/boolean features only)
+    SINGLE_TENSOR = "single_tensor"
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    name: str
+    kind: FeatureKind
+    nullable: bool = False
+    categories: tuple[str, ...] = ()  # categories seen in training (categorical only)
+    min: float | None = None  # reference range (numeric only)
+    max: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["kind"] = self.kind.value
+        d["categories"] = list(self.categories)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "FeatureSpec":
+        return cls(
+            name=str(d["name"]),
+            kind=FeatureKind(d["kind"]),
+            nullable=bool(d.get("nullable", False)),
+            categories=tuple(str(c) for c in d.get("categories", ()) or ()),
+            min=None if d.get("min") is None else float(d["min"]),
+            max=None if d.get("max") is None else float(d["max"]),
+        )
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    task: Task
+    classes: tuple[str, ...] = ()  # classifier labels, in probability column order
+    label_output: str = "label"  # ONNX output name of the predicted label / value
+    probability_output: str | None = "probabilities"  # ONNX output name, classifiers only
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task": self.task.value,
+            "classes": list(self.classes),
+            "label_output": self.label_output,
+            "probability_output": self.probability_output,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "OutputSpec":
+        return cls(
+            task=Task(d["task"]),
+            classes=tuple(str(c) for c in d.get("classes", ()) or ()),
+            label_output=str(d.get("label_output", "label")),
+            probability_output=d.get("probability_output"),
+        )
+
+
+@dataclass(frozen=True)
+class BundleManifest:
+    model_name: str
+    version: str  # derived from the content hash of model.onnx + schema
+    features: tuple[FeatureSpec, ...]
+    outputs: OutputSpec
+    input_layout: InputLayout = InputLayout.PER_COLUMN
+    single_input_name: str | None = None  # SINGLE_TENSOR layout only
+    export_metrics: dict[str, Any] = field(default_factory=dict)
+    created_by: str = "modelserve"
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def feature(self, name: str) -> FeatureSpec:
+        for f in self.features:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model_name": self.model_name,
+            "version": self.version,
+            "features": [f.to_dict() for f in self.features],
+            "outputs": self.outputs.to_dict(),
+            "input_layout": self.input_layout.value,
+            "single_input_name": self.single_input_name,
+            "export_metrics": self.export_metrics,
+            "created_by": self.created_by,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "BundleManifest":
+        features = tuple(FeatureSpec.from_dict(f) for f in d["features"])
+        if not features:
+            raise ValueError("manifest has no features")
+        names = [f.name for f in features]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate feature names in manifest: {names}")
+        layout = InputLayout(d.get("input_layout", InputLayout.PER_COLUMN.value))
+        if layout is InputLayout.SINGLE_TENSOR and any(f.kind is FeatureKind.CATEGORICAL for f in features):
+            raise ValueError("single_tensor layout takes numeric and boolean features only")
+        return cls(
+            model_name=str(d["model_name"]),
+            version=str(d["version"]),
+            features=features,
+            outputs=OutputSpec.from_dict(d["outputs"]),
+            input_layout=layout,
+            single_input_name=d.get("single_input_name"),
+            export_metrics=dict(d.get("export_metrics", {}) or {}),
+            created_by=str(d.get("created_by", "modelserve")),
+        )
+
+
+def infer_feature_specs(columns: Mapping[str, Any], categorical_max_levels: int = 50) -> tuple[FeatureSpec, ...]:
+    """Infer a schema from training columns (pandas Series or numpy arrays), in the given order.
+
+    bool dtype -> boolean; numeric dtype -> numeric (range from the data); anything else ->
+    categorical (categories = sorted distinct non-null strings). Nullable iff the column has nulls.
+    """
+    specs = []
+    for name, col in columns.items():
+        values = np.asarray(col, dtype=object) if not hasattr(col, "to_numpy") else col.to_numpy(dtype=object)
+        nulls = np.array([_is_null(v) for v in values], dtype=bool)
+        present = values[~nulls]
+        nullable = bool(nulls.any())
+        dtype_kind = getattr(getattr(col, "dtype", None), "kind", None) or np.asarray(col).dtype.kind
+        if dtype_kind == "b" or (len(present) and all(isinstance(v, (bool, np.bool_)) for v in present)):
+            specs.append(FeatureSpec(name=name, kind=FeatureKind.BOOLEAN, nullable=nullable))
+        elif dtype_kind in "iuf" and dtype_kind != "b":
+            arr = present.astype(np.float64)
+            specs.append(
+                FeatureSpec(
+                    name=name,
+                    kind=FeatureKind.NUMERIC,
+                    nullable=nullable,
+                    min=float(arr.min()) if arr.size else None,
+                    max=float(arr.max()) if arr.size else None,
+                )
+            )
+        else:
+            cats = sorted({str(v) for v in present})
+            if len(cats) > categorical_max_levels:
+                raise ValueError(
+                    f"feature {name!r} looks categorical with {len(cats)} levels "
+                    f"(> {categorical_max_levels}); encode it numerically or raise the limit"
+                )
+            specs.append(FeatureSpec(name=name, kind=FeatureKind.CATEGORICAL, nullable=nullable, categories=tuple(cats)))
+    return tuple(specs)
+
+
+def _is_null(v: Any) -> bool:
+    if v is None:
+        return True
+    if isinstance(v, (float, np.floating)):
+        return bool(np.isnan(v))
+    # pandas.NA / NaT without importing pandas at run time
+    return type(v).__name__ in ("NAType", "NaTType")
+
+
+def rows_to_table(features: tuple[FeatureSpec, ...], rows: list[Mapping[str, Any]]) -> Table:
+    """Convert already-validated JSON-like rows (dicts) into the column representation."""
+    table: Table = {}
+    for f in features:
+        vals = [r.get(f.name) for r in rows]
+        table[f.name] = column_from_values(f, vals)
+    return table
+
+
+def column_from_values(spec: FeatureSpec, values: list[Any]) -> np.ndarray:
+    if spec.kind is FeatureKind.CATEGORICAL:
+        return np.array([None if v is None else str(v) for v in values], dtype=object)
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+
+def table_to_rows(features: tuple[FeatureSpec, ...], table: Table) -> list[dict[str, Any]]:
+    """Inverse of rows_to_table: JSON-ready dicts (None for null, bool for booleans)."""
+    n = len(next(iter(table.values()))) if table else 0
+    out: list[dict[str, Any]] = [{} for _ in range(n)]
+    for f in features:
+        col = table[f.name]
+        for i in range(n):
+            out[i][f.name] = json_value(f, col[i])
+    return out
+
+
+def json_value(spec: FeatureSpec, v: Any) -> Any:
+    if spec.kind is FeatureKind.CATEGORICAL:
+        return None if v is None else str(v)
+    fv = float(v)
+    if np.isnan(fv):
+        return None
+    if spec.kind is FeatureKind.BOOLEAN:
+        return bool(fv)
+    return fv

@@ -1,0 +1,240 @@
+"""Request parsing and validation, column by column with numpy (no per-row pydantic models).
+
+Accepts ``{"instances": [{feature: value}, ...]}`` and MLflow's split form
+``{"dataframe_split": {"columns": [...], "data": [[...], ...]}}``. Every problem becomes a
+``RequestError`` with an HTTP status (400/413/422) and details naming the row and field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from .schema import BundleManifest, FeatureKind, FeatureSpec, Table
+
+MAX_REPORTED_ERRORS = 50
+
+# rejection reasons: also the "Reason" dimension of the ValidationRejects metric
+MALFORMED_JSON = "malformed_json"
+BAD_SHAPE = "bad_shape"
+EMPTY_BATCH = "empty_batch"
+BATCH_TOO_LARGE = "batch_too_large"
+BODY_TOO_LARGE = "body_too_large"
+MISSING_FEATURE = "missing_feature"
+UNKNOWN_FEATURE = "unknown_feature"
+WRONG_TYPE = "wrong_type"
+NOT_FINITE = "not_finite"
+NULL_NOT_ALLOWED = "null_not_allowed"
+UNSEEN_CATEGORY = "unseen_category"
+
+
+@dataclass
+class FieldError:
+    reason: str
+    message: str
+    row: int | None = None
+    field: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "field": self.field, "reason": self.reason, "message": self.message}
+
+
+@dataclass
+class RequestError(Exception):
+    status: int
+    reason: str
+    message: str
+    details: list[FieldError] = field(default_factory=list)
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.reason, "message": self.message, "details": [d.to_dict() for d in self.details]}
+
+
+def parse_json(body: bytes) -> Any:
+    """orjson first (fast); stdlib as fallback so NaN/Infinity literals reach validation as 422, not 400."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:
+        raise RequestError(400, MALFORMED_JSON, f"request body is not valid JSON: {exc}") from None
+
+
+class Validator:
+    """Turns a parsed request into validated columns for one bundle's schema."""
+
+    def __init__(self, manifest: BundleManifest, max_rows: int, reject_unseen_categories: bool = True) -> None:
+        self.features = manifest.features
+        self.names = manifest.feature_names
+        self.name_set = frozenset(self.names)
+        self.max_rows = max_rows
+        self.reject_unseen = reject_unseen_categories
+        self._categories = {f.name: frozenset(f.categories) for f in self.features if f.kind is FeatureKind.CATEGORICAL}
+
+    def validate(self, payload: Any) -> Table:
+        columns = self._columns(payload)
+        errors: list[FieldError] = []
+        table: Table = {}
+        for spec in self.features:
+            col = self._column(spec, columns[spec.name], errors)
+            if col is not None:
+                table[spec.name] = col
+        if errors:
+            raise _unprocessable(errors)
+        return table
+
+    # --- shape ---
+    def _columns(self, payload: Any) -> dict[str, list[Any]]:
+        if not isinstance(payload, dict):
+            raise RequestError(422, BAD_SHAPE, 'body must be an object with "instances" or "dataframe_split"')
+        if "instances" in payload and len(payload) == 1:
+            return self._from_instances(payload["instances"])
+        if "dataframe_split" in payload and len(payload) == 1:
+            return self._from_split(payload["dataframe_split"])
+        raise RequestError(
+            422, BAD_SHAPE, 'body must have exactly one key: "instances" or "dataframe_split"', []
+        )
+
+    def _check_count(self, n: int) -> None:
+        if n == 0:
+            raise RequestError(422, EMPTY_BATCH, "the batch is empty: send at least one row")
+        if n > self.max_rows:
+            raise RequestError(422, BATCH_TOO_LARGE, f"the batch has {n} rows; at most {self.max_rows} per request")
+
+    def _from_instances(self, rows: Any) -> dict[str, list[Any]]:
+        if not isinstance(rows, list):
+            raise RequestError(422, BAD_SHAPE, '"instances" must be a list of objects')
+        self._check_count(len(rows))
+        errors: list[FieldError] = []
+        n_features = len(self.names)
+        for i, r in enumerate(rows):
+            if not isinstance(r, dict):
+                errors.append(FieldError(BAD_SHAPE, "row must be an object of feature: value", row=i))
+            elif len(r) != n_features or not self.name_set.issuperset(r):
+                for name in self.names:
+                    if name not in r:
+                        errors.append(FieldError(MISSING_FEATURE, "feature is missing", row=i, field=name))
+                for name in r:
+                    if name not in self.name_set:
+                        errors.append(FieldError(UNKNOWN_FEATURE, "unknown feature", row=i, field=str(name)))
+            if len(errors) >= MAX_REPORTED_ERRORS:
+                break
+        if errors:
+            raise _unprocessable(errors)
+        return {name: [r[name] for r in rows] for name in self.names}
+
+    def _from_split(self, split: Any) -> dict[str, list[Any]]:
+        if not isinstance(split, dict) or not isinstance(split.get("columns"), list) or not isinstance(split.get("data"), list):
+            raise RequestError(422, BAD_SHAPE, '"dataframe_split" must have "columns" (list) and "data" (list of lists)')
+        cols, data = split["columns"], split["data"]
+        extra = set(split) - {"columns", "data", "index"}
+        if extra:
+            raise RequestError(422, BAD_SHAPE, f'unexpected keys in "dataframe_split": {sorted(map(str, extra))}')
+        errors = [FieldError(MISSING_FEATURE, "feature is missing", field=n) for n in self.names if n not in cols]
+        errors += [FieldError(UNKNOWN_FEATURE, "unknown feature", field=str(c)) for c in cols if c not in self.name_set]
+        if len(set(map(str, cols))) != len(cols):
+            errors.append(FieldError(BAD_SHAPE, "duplicate column names"))
+        if errors:
+            raise _unprocessable(errors)
+        self._check_count(len(data))
+        width = len(cols)
+        for i, r in enumerate(data):
+            if not isinstance(r, list) or len(r) != width:
+                raise _unprocessable([FieldError(BAD_SHAPE, f"row must be a list of {width} values", row=i)])
+        pos = {c: j for j, c in enumerate(cols)}
+        return {name: [r[pos[name]] for r in data] for name in self.names}
+
+    # --- values ---
+    def _column(self, spec: FeatureSpec, values: list[Any], errors: list[FieldError]) -> np.ndarray | None:
+        if spec.kind is FeatureKind.NUMERIC:
+            return self._numeric(spec, values, errors)
+        if spec.kind is FeatureKind.BOOLEAN:
+            return self._boolean(spec, values, errors)
+        return self._categorical(spec, values, errors)
+
+    def _numeric(self, spec: FeatureSpec, values: list[Any], errors: list[FieldError]) -> np.ndarray | None:
+        types = set(map(type, values))
+        if types <= {float, int}:  # fast path: all plain numbers (bool is its own type, excluded)
+            try:
+                arr = np.array(values, dtype=np.float64)
+            except OverflowError:
+                arr = None
+            if arr is not None and np.isfinite(arr).all():
+                return arr
+        out = np.empty(len(values), dtype=np.float64)
+        start = len(errors)
+        for i, v in enumerate(values):
+            t = type(v)
+            if v is None:
+                if not spec.nullable:
+                    errors.append(FieldError(NULL_NOT_ALLOWED, "null is not allowed for this feature", i, spec.name))
+                out[i] = np.nan
+            elif t is bool or t not in (int, float):
+                errors.append(FieldError(WRONG_TYPE, f"expected a number, got {_type_name(v)}", i, spec.name))
+            else:
+                try:
+                    fv = float(v)
+                except OverflowError:
+                    fv = math.inf
+                if not math.isfinite(fv):
+                    errors.append(FieldError(NOT_FINITE, "NaN and Infinity are not accepted; send null if missing", i, spec.name))
+                out[i] = fv
+            if len(errors) - start >= MAX_REPORTED_ERRORS:
+                break
+        return None if len(errors) > start else out
+
+    def _boolean(self, spec: FeatureSpec, values: list[Any], errors: list[FieldError]) -> np.ndarray | None:
+        if set(map(type, values)) <= {bool}:
+            return np.array(values, dtype=np.float64)
+        out = np.empty(len(values), dtype=np.float64)
+        start = len(errors)
+        for i, v in enumerate(values):
+            if v is None:
+                if not spec.nullable:
+                    errors.append(FieldError(NULL_NOT_ALLOWED, "null is not allowed for this feature", i, spec.name))
+                out[i] = np.nan
+            elif type(v) is not bool:
+                errors.append(FieldError(WRONG_TYPE, f"expected true or false, got {_type_name(v)}", i, spec.name))
+            else:
+                out[i] = float(v)
+            if len(errors) - start >= MAX_REPORTED_ERRORS:
+                break
+        return None if len(errors) > start else out
+
+    def _categorical(self, spec: FeatureSpec, values: list[Any], errors: list[FieldError]) -> np.ndarray | None:
+        cats = self._categories[spec.name]
+        if set(map(type, values)) <= {str} and (not self.reject_unseen or cats.issuperset(values)):
+            return np.array(values, dtype=object)
+        start = len(errors)
+        for i, v in enumerate(values):
+            if v is None:
+                if not spec.nullable:
+                    errors.append(FieldError(NULL_NOT_ALLOWED, "null is not allowed for this feature", i, spec.name))
+            elif type(v) is not str:
+                errors.append(FieldError(WRONG_TYPE, f"expected a string category, got {_type_name(v)}", i, spec.name))
+            elif self.reject_unseen and v not in cats:
+                shown = sorted(cats)[:20]
+                errors.append(FieldError(UNSEEN_CATEGORY, f"unseen category {v[:100]!r}; known: {shown}", i, spec.name))
+            if len(errors) - start >= MAX_REPORTED_ERRORS:
+                break
+        if len(errors) > start:
+            return None
+        return np.array(values, dtype=object)
+
+
+def _unprocessable(errors: list[FieldError]) -> RequestError:
+    errors = errors[:MAX_REPORTED_ERRORS]
+    first = errors[0]
+    where = f" (row {first.row}, field {first.field!r})" if first.row is not None or first.field else ""
+    return RequestError(422, first.reason, f"{len(errors)} invalid value(s); first: {first.message}{where}", errors)
+
+
+def _type_name(v: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(type(v), type(v).__name__)

@@ -1,0 +1,204 @@
+"""Rule-based data-quality expectations of a window against the reference profile.
+
+Every check returns the *share of window rows* it flags (denominator: all rows of the window),
+the threshold it is compared with and a verdict (``failed`` when ``share > threshold``):
+
+- ``missing_rate`` (every feature): share of null rows. Threshold =
+  ``reference missing rate + missing_rate_tolerance + missing_rate_z * sqrt(p_ref (1 - p_ref) / n)``;
+  the last term is a binomial sampling margin so that small windows do not alarm on noise
+  (set ``missing_rate_z=0`` for the plain "reference + tolerance" rule).
+- ``out_of_range`` (numeric): share of rows whose value lies outside the reference range
+  ``[min, max]`` (the wider of the schema range and the observed reference range).
+- ``unseen_category`` (categorical): share of rows whose category is neither in the schema
+  categories nor observed in the reference.
+- ``wrong_type`` (every feature): share of rows whose value cannot be the declared type. For
+  already-typed tables: +-inf in numeric columns, values other than 0/1 in boolean columns,
+  non-``str`` objects in categorical columns (and unparseable objects in numeric columns).
+
+Aggregates (the published ``MissingRate``, ``OutOfRangeRate``, ``UnseenCategoryRate`` metrics)
+are the **maximum** share across the applicable features: a data-quality problem usually hits
+one feature, and a mean over many healthy features would dilute it below any useful alarm
+threshold. ``n_failed`` (published as ``DataQualityFailures``) counts failed checks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from modelserve.schema import FeatureKind
+
+from ._util import coerce_column, json_clean, table_rows
+from .profile import ReferenceProfile
+
+MISSING_RATE = "missing_rate"
+OUT_OF_RANGE = "out_of_range"
+UNSEEN_CATEGORY = "unseen_category"
+WRONG_TYPE = "wrong_type"
+
+
+@dataclass(frozen=True)
+class ExpectationResult:
+    feature: str
+    check: str
+    share: float  # flagged rows / window rows (NaN for an empty window)
+    threshold: float
+    reference_share: float | None  # the same share on the reference, when meaningful
+    n_rows: int
+    n_flagged: int
+    failed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return json_clean(
+            {
+                "feature": self.feature,
+                "check": self.check,
+                "share": self.share,
+                "threshold": self.threshold,
+                "reference_share": self.reference_share,
+                "n_rows": self.n_rows,
+                "n_flagged": self.n_flagged,
+                "failed": self.failed,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class DataQualityResult:
+    results: tuple[ExpectationResult, ...]
+    missing_rate: float | None  # max over features
+    out_of_range_rate: float | None  # max over numeric features
+    unseen_category_rate: float | None  # max over categorical features
+    wrong_type_rate: float | None  # max over features
+
+    @property
+    def n_failed(self) -> int:
+        return sum(r.failed for r in self.results)
+
+    @property
+    def passed(self) -> bool:
+        return self.n_failed == 0
+
+    def failed_checks(self) -> list[ExpectationResult]:
+        return [r for r in self.results if r.failed]
+
+    def get(self, feature: str, check: str) -> ExpectationResult | None:
+        for r in self.results:
+            if r.feature == feature and r.check == check:
+                return r
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return json_clean(
+            {
+                "results": [r.to_dict() for r in self.results],
+                "missing_rate": self.missing_rate,
+                "out_of_range_rate": self.out_of_range_rate,
+                "unseen_category_rate": self.unseen_category_rate,
+                "wrong_type_rate": self.wrong_type_rate,
+                "n_failed": self.n_failed,
+                "passed": self.passed,
+            }
+        )
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "DataQualityResult":
+        nan = float("nan")
+        return cls(
+            results=tuple(
+                ExpectationResult(
+                    feature=r["feature"],
+                    check=r["check"],
+                    share=nan if r["share"] is None else float(r["share"]),
+                    threshold=float(r["threshold"]),
+                    reference_share=r.get("reference_share"),
+                    n_rows=int(r["n_rows"]),
+                    n_flagged=int(r["n_flagged"]),
+                    failed=bool(r["failed"]),
+                )
+                for r in d["results"]
+            ),
+            missing_rate=d.get("missing_rate"),
+            out_of_range_rate=d.get("out_of_range_rate"),
+            unseen_category_rate=d.get("unseen_category_rate"),
+            wrong_type_rate=d.get("wrong_type_rate"),
+        )
+
+
+def check_expectations(
+    profile: ReferenceProfile,
+    table: Mapping[str, np.ndarray],
+    *,
+    missing_rate_tolerance: float = 0.05,
+    missing_rate_z: float = 3.0,
+    out_of_range_threshold: float = 0.01,
+    unseen_category_threshold: float = 0.01,
+    wrong_type_threshold: float = 0.0,
+) -> DataQualityResult:
+    """Run every expectation for every profiled feature. A feature absent from ``table`` is
+    treated as entirely null (so it fails the missing-rate check instead of raising)."""
+    n = table_rows({f.name: table[f.name] for f in profile.features if f.name in table})
+    results: list[ExpectationResult] = []
+    for spec in profile.features:
+        fp = profile[spec.name]
+        col = table.get(spec.name)
+        if col is None:
+            col = np.full(n, None, dtype=object) if spec.kind is FeatureKind.CATEGORICAL else np.full(n, np.nan)
+        values, null, wrong = coerce_column(spec, col)
+
+        def share(k: int) -> float:
+            return k / n if n else float("nan")
+
+        def result(check: str, flagged: int, threshold: float, ref_share: float | None) -> ExpectationResult:
+            s = share(flagged)
+            return ExpectationResult(
+                feature=spec.name,
+                check=check,
+                share=s,
+                threshold=float(threshold),
+                reference_share=ref_share,
+                n_rows=n,
+                n_flagged=int(flagged),
+                failed=bool(n > 0 and s > threshold),
+            )
+
+        # missing rate
+        p_ref = fp.missing_rate if fp.n_rows else 0.0
+        margin = missing_rate_z * math.sqrt(p_ref * (1.0 - p_ref) / n) if n else 0.0
+        results.append(result(MISSING_RATE, int(null.sum()), p_ref + missing_rate_tolerance + margin, p_ref))
+
+        # out of range (numeric)
+        if spec.kind is FeatureKind.NUMERIC:
+            lo, hi = fp.range
+            outside = np.zeros(n, dtype=bool)
+            with np.errstate(invalid="ignore"):
+                if lo is not None:
+                    outside |= values < lo
+                if hi is not None:
+                    outside |= values > hi
+            results.append(result(OUT_OF_RANGE, int(outside.sum()), out_of_range_threshold, 0.0))
+
+        # unseen categories (categorical)
+        if spec.kind is FeatureKind.CATEGORICAL:
+            known = set(fp.known_categories)
+            unseen = sum(1 for v, w in zip(values, wrong) if v is not None and not w and v not in known)
+            results.append(result(UNSEEN_CATEGORY, unseen, unseen_category_threshold, 0.0))
+
+        # wrong types
+        ref_wrong = fp.n_wrong_type / fp.n_rows if fp.n_rows else None
+        results.append(result(WRONG_TYPE, int(wrong.sum()), wrong_type_threshold, ref_wrong))
+
+    def agg(check: str) -> float | None:
+        shares = [r.share for r in results if r.check == check and not math.isnan(r.share)]
+        return max(shares) if shares else None
+
+    return DataQualityResult(
+        results=tuple(results),
+        missing_rate=agg(MISSING_RATE),
+        out_of_range_rate=agg(OUT_OF_RANGE),
+        unseen_category_rate=agg(UNSEEN_CATEGORY),
+        wrong_type_rate=agg(WRONG_TYPE),
+    )

@@ -1,0 +1,355 @@
+"""Multivariate drift: MMD two-sample test and PCA reconstruction error. Pure numpy.
+
+Encoding (:class:`TabularEncoder`, fitted on the reference sample): numeric and boolean
+features are imputed with the reference median and standardised with the reference mean/sd
+(sd 0 -> 1), each followed by a 0/1 missing indicator; categorical features are one-hot
+encoded over the reference categories (at most ``max_categories`` most frequent), plus a
+"null" and an "other/unseen" column.
+
+MMD (:class:`MMDDrift`): unbiased MMD^2 with an RBF kernel ``exp(-|x-y|^2 / (2 sigma^2))``,
+``sigma`` = median pairwise distance of the (subsampled) reference (the median heuristic,
+fixed at fit time), optional PCA (fitted on the reference) before the kernel. p-value from a
+permutation test, ``(1 + #{perm >= observed}) / (1 + n_permutations)``, computed for all
+permutations at once as quadratic forms of one kernel matrix. At most ``max_rows`` rows per
+side (seeded subsampling) keep it to a fraction of a second.
+
+PCA reconstruction (:class:`PCAReconstruction`): PCA on the encoded reference keeping the
+components that explain ``variance`` of the variance (at most d-1); the mean squared
+reconstruction error of a window divided by the reference's own mean error is the
+``PCAReconstructionRatio`` (about 1 without drift; a change of the correlation structure or
+values off the reference manifold raise it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from modelserve.schema import FeatureKind, FeatureSpec
+
+from ._util import coerce_column, json_clean, level_counts, table_rows
+
+DEFAULT_MMD_MAX_ROWS = 1000
+DEFAULT_MMD_PERMUTATIONS = 100
+DEFAULT_RECONSTRUCTION_VARIANCE = 0.9
+DEFAULT_RECONSTRUCTION_RATIO_THRESHOLD = 1.25
+
+
+# --------------------------------------------------------------------------------------------
+# encoding and PCA
+# --------------------------------------------------------------------------------------------
+class TabularEncoder:
+    def __init__(self, features: Sequence[FeatureSpec], max_categories: int = 50) -> None:
+        self.features = tuple(features)
+        self.max_categories = max_categories
+        self.numeric_params: dict[str, tuple[float, float, float]] = {}  # median, mean, scale
+        self.categories: dict[str, list[str]] = {}
+        self.column_names: list[str] = []
+
+    def fit(self, table: Mapping[str, np.ndarray]) -> "TabularEncoder":
+        names: list[str] = []
+        for spec in self.features:
+            values, _null, _wrong = coerce_column(spec, table[spec.name])
+            if spec.kind is FeatureKind.CATEGORICAL:
+                cats = list(level_counts(values))[: self.max_categories]
+                self.categories[spec.name] = cats
+                names += [f"{spec.name}={c}" for c in cats] + [f"{spec.name}:null", f"{spec.name}:other"]
+            else:
+                finite = values[np.isfinite(values)]
+                if finite.size:
+                    median, mean = float(np.median(finite)), float(finite.mean())
+                    sd = float(finite.std())
+                else:
+                    median, mean, sd = 0.0, 0.0, 0.0
+                self.numeric_params[spec.name] = (median, mean, sd if sd > 0 else 1.0)
+                names += [spec.name, f"{spec.name}:missing"]
+        self.column_names = names
+        return self
+
+    @property
+    def n_columns(self) -> int:
+        return len(self.column_names)
+
+    def transform(self, table: Mapping[str, np.ndarray]) -> np.ndarray:
+        present = {f.name: table[f.name] for f in self.features if f.name in table}
+        n = table_rows(present)
+        blocks: list[np.ndarray] = []
+        for spec in self.features:
+            col = present.get(spec.name)
+            if col is None:
+                col = np.full(n, None, dtype=object) if spec.kind is FeatureKind.CATEGORICAL else np.full(n, np.nan)
+            values, null, wrong = coerce_column(spec, col)
+            if spec.kind is FeatureKind.CATEGORICAL:
+                cats = self.categories[spec.name]
+                index = {c: i for i, c in enumerate(cats)}
+                block = np.zeros((n, len(cats) + 2))
+                k_null, k_other = len(cats), len(cats) + 1
+                for i, v in enumerate(values):
+                    if v is None:
+                        block[i, k_null] = 1.0
+                    else:
+                        block[i, index.get(v, k_other)] = 1.0
+                blocks.append(block)
+            else:
+                median, mean, scale = self.numeric_params[spec.name]
+                missing = ~np.isfinite(values)
+                x = np.where(missing, median, values)
+                blocks.append(np.column_stack([(x - mean) / scale, missing.astype(np.float64)]))
+        return np.hstack(blocks) if blocks else np.zeros((n, 0))
+
+
+class PCA:
+    """Principal components by SVD of the centred data. ``n_components``: an int, or a float
+    in (0, 1] = keep the fewest components explaining that share of the variance."""
+
+    def __init__(self, n_components: int | float | None = None, max_components: int | None = None) -> None:
+        self.n_components = n_components
+        self.max_components = max_components
+
+    def fit(self, x: np.ndarray) -> "PCA":
+        x = np.asarray(x, dtype=np.float64)
+        self.mean_ = x.mean(axis=0) if len(x) else np.zeros(x.shape[1])
+        _, s, vt = np.linalg.svd(x - self.mean_, full_matrices=False)
+        var = s**2 / max(len(x) - 1, 1)
+        total = var.sum()
+        k = len(var)
+        if isinstance(self.n_components, float) and 0 < self.n_components <= 1:
+            if total > 0:
+                k = int(np.searchsorted(np.cumsum(var) / total, self.n_components - 1e-12) + 1)
+        elif self.n_components is not None:
+            k = int(self.n_components)
+        if self.max_components is not None:
+            k = min(k, self.max_components)
+        k = max(0, min(k, len(var)))
+        self.components_ = vt[:k]
+        self.explained_variance_ = var[:k]
+        self.explained_variance_ratio_ = var[:k] / total if total > 0 else np.zeros(k)
+        return self
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return (np.asarray(x, dtype=np.float64) - self.mean_) @ self.components_.T
+
+    def inverse_transform(self, z: np.ndarray) -> np.ndarray:
+        return z @ self.components_ + self.mean_
+
+    def reconstruction_errors(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        return ((x - self.inverse_transform(self.transform(x))) ** 2).sum(axis=1)
+
+
+# --------------------------------------------------------------------------------------------
+# MMD
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MMDResult:
+    statistic: float  # unbiased MMD^2
+    p_value: float
+    alpha: float
+    is_drift: bool | None  # None when the test could not run
+    sigma: float
+    n_permutations: int
+    n_reference: int
+    n_target: int
+    n_components: int | None = None  # PCA components used (None = no PCA)
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return json_clean({k: getattr(self, k) for k in self.__dataclass_fields__})
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "MMDResult":
+        nan = float("nan")
+        return cls(
+            statistic=nan if d.get("statistic") is None else float(d["statistic"]),
+            p_value=nan if d.get("p_value") is None else float(d["p_value"]),
+            alpha=float(d["alpha"]),
+            is_drift=d.get("is_drift"),
+            sigma=nan if d.get("sigma") is None else float(d["sigma"]),
+            n_permutations=int(d["n_permutations"]),
+            n_reference=int(d["n_reference"]),
+            n_target=int(d["n_target"]),
+            n_components=d.get("n_components"),
+            note=d.get("note"),
+        )
+
+
+def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    aa = (a * a).sum(axis=1)[:, None]
+    bb = (b * b).sum(axis=1)[None, :]
+    return np.maximum(aa + bb - 2.0 * (a @ b.T), 0.0)
+
+
+def median_heuristic_sigma(x: np.ndarray) -> float:
+    if len(x) < 2:
+        return 1.0
+    d2 = squared_distances(x, x)
+    iu = np.triu_indices(len(x), k=1)
+    sigma = float(np.sqrt(np.median(d2[iu])))
+    return sigma if sigma > 0 else 1.0
+
+
+def mmd2_unbiased(x: np.ndarray, y: np.ndarray, sigma: float) -> float:
+    """Unbiased MMD^2 estimate with an RBF kernel (reference implementation, O(N^2))."""
+    n, m = len(x), len(y)
+    g = lambda a, b: np.exp(-squared_distances(a, b) / (2 * sigma**2))  # noqa: E731
+    kxx, kyy, kxy = g(x, x), g(y, y), g(x, y)
+    return float(
+        (kxx.sum() - np.trace(kxx)) / (n * (n - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean()
+    )
+
+
+def mmd_permutation_test(
+    x: np.ndarray, y: np.ndarray, sigma: float, n_permutations: int, rng: np.random.Generator
+) -> tuple[float, float]:
+    """``(MMD^2_unbiased, permutation p-value)``. All permutations are evaluated at once:
+    with s the 0/1 indicator of the first sample, the within/between kernel sums are the
+    quadratic forms s'Ks, s'K(1-s) and (1-s)'K(1-s) of the pooled kernel matrix K."""
+    n, m = len(x), len(y)
+    z = np.vstack([x, y])
+    big_n = n + m
+    k = np.exp(-squared_distances(z, z) / (2 * sigma**2))
+    s = np.zeros((big_n, n_permutations + 1))
+    s[:n, 0] = 1.0
+    for j in range(1, n_permutations + 1):
+        s[rng.permutation(big_n)[:n], j] = 1.0
+    ks = k @ s
+    sxx = (s * ks).sum(axis=0)
+    row = k.sum(axis=1)
+    total = row.sum()
+    sr = s.T @ row
+    sxy = sr - sxx
+    syy = total - 2 * sr + sxx
+    trace_x, trace_y = n, m  # RBF diagonal is 1
+    mmd = (sxx - trace_x) / (n * (n - 1)) + (syy - trace_y) / (m * (m - 1)) - 2 * sxy / (n * m)
+    observed = float(mmd[0])
+    p = (1.0 + float(np.sum(mmd[1:] >= observed))) / (1.0 + n_permutations)
+    return observed, p
+
+
+class MMDDrift:
+    """MMD drift detector on encoded (numeric matrix) data."""
+
+    def __init__(
+        self,
+        x_ref: np.ndarray,
+        *,
+        max_rows: int = DEFAULT_MMD_MAX_ROWS,
+        n_permutations: int = DEFAULT_MMD_PERMUTATIONS,
+        pca_components: int | None = None,
+        alpha: float = 0.05,
+        seed: int = 0,
+    ) -> None:
+        x_ref = np.asarray(x_ref, dtype=np.float64)
+        self.max_rows = int(max_rows)
+        self.n_permutations = int(n_permutations)
+        self.alpha = float(alpha)
+        self.seed = seed
+        self.pca: PCA | None = None
+        if pca_components:
+            self.pca = PCA(min(int(pca_components), x_ref.shape[1])).fit(x_ref)
+            x_ref = self.pca.transform(x_ref)
+        rng = np.random.default_rng(seed)
+        if len(x_ref) > self.max_rows:
+            x_ref = x_ref[np.sort(rng.choice(len(x_ref), self.max_rows, replace=False))]
+        self.x_ref = x_ref
+        self.sigma = median_heuristic_sigma(x_ref)
+
+    def predict(self, x: np.ndarray) -> MMDResult:
+        x = np.asarray(x, dtype=np.float64)
+        if self.pca is not None:
+            x = self.pca.transform(x)
+        rng = np.random.default_rng(self.seed + 1)
+        if len(x) > self.max_rows:
+            x = x[np.sort(rng.choice(len(x), self.max_rows, replace=False))]
+        n_ref, n_t = len(self.x_ref), len(x)
+        n_comp = None if self.pca is None else int(self.pca.components_.shape[0])
+        if n_ref < 2 or n_t < 2 or self.n_permutations < 1:
+            nan = float("nan")
+            note = "fewer than 2 rows on a side" if self.n_permutations >= 1 else "no permutations"
+            return MMDResult(nan, nan, self.alpha, None, self.sigma, self.n_permutations, n_ref, n_t, n_comp, note)
+        stat, p = mmd_permutation_test(self.x_ref, x, self.sigma, self.n_permutations, rng)
+        return MMDResult(
+            statistic=stat,
+            p_value=p,
+            alpha=self.alpha,
+            is_drift=bool(p < self.alpha),
+            sigma=self.sigma,
+            n_permutations=self.n_permutations,
+            n_reference=n_ref,
+            n_target=n_t,
+            n_components=n_comp,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# PCA reconstruction error
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ReconstructionResult:
+    target_error: float  # mean squared reconstruction error of the window
+    reference_error: float  # the reference's own mean error
+    ratio: float  # target / reference
+    threshold: float
+    is_drift: bool | None
+    n_components: int
+    n_target: int
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return json_clean({k: getattr(self, k) for k in self.__dataclass_fields__})
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ReconstructionResult":
+        nan = float("nan")
+        f = lambda k: nan if d.get(k) is None else float(d[k])  # noqa: E731
+        return cls(
+            target_error=f("target_error"),
+            reference_error=f("reference_error"),
+            ratio=f("ratio"),
+            threshold=float(d["threshold"]),
+            is_drift=d.get("is_drift"),
+            n_components=int(d["n_components"]),
+            n_target=int(d["n_target"]),
+            note=d.get("note"),
+        )
+
+
+class PCAReconstruction:
+    def __init__(
+        self,
+        x_ref: np.ndarray,
+        *,
+        variance: float = DEFAULT_RECONSTRUCTION_VARIANCE,
+        n_components: int | None = None,
+        ratio_threshold: float = DEFAULT_RECONSTRUCTION_RATIO_THRESHOLD,
+    ) -> None:
+        x_ref = np.asarray(x_ref, dtype=np.float64)
+        d = x_ref.shape[1]
+        self.ratio_threshold = float(ratio_threshold)
+        self.pca = PCA(n_components if n_components is not None else variance, max_components=max(d - 1, 0))
+        self.pca.fit(x_ref)
+        self.reference_error = float(self.pca.reconstruction_errors(x_ref).mean()) if len(x_ref) else float("nan")
+
+    @property
+    def n_components(self) -> int:
+        return int(self.pca.components_.shape[0])
+
+    def predict(self, x: np.ndarray) -> ReconstructionResult:
+        x = np.asarray(x, dtype=np.float64)
+        nan = float("nan")
+        if len(x) == 0:
+            return ReconstructionResult(nan, self.reference_error, nan, self.ratio_threshold, None, self.n_components, 0, "empty window")
+        err = float(self.pca.reconstruction_errors(x).mean())
+        if not (math.isfinite(self.reference_error) and self.reference_error > 1e-12):
+            return ReconstructionResult(
+                err, self.reference_error, nan, self.ratio_threshold, None, self.n_components, len(x),
+                "reference reconstruction error is 0",
+            )
+        ratio = err / self.reference_error
+        return ReconstructionResult(
+            err, self.reference_error, ratio, self.ratio_threshold, bool(ratio > self.ratio_threshold),
+            self.n_components, len(x),
+        )

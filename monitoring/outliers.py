@@ -1,0 +1,102 @@
+"""Outlier rate: Mahalanobis distance in the encoded (standardised + one-hot) reference space.
+
+The reference covariance is ridge-regularised (``+ ridge * mean variance`` on the diagonal,
+computed through its eigendecomposition) so that one-hot columns (whose covariance is
+singular) are handled and so that deviations in directions the reference never varies in --
+an unseen category, a missing value in a never-missing feature -- count as large distances
+instead of being ignored. The threshold is the reference's own 99th percentile distance, so
+about 1% of no-drift rows exceed it; the verdict fires when the window's share of rows above
+the threshold exceeds ``rate_threshold`` (default 0.05, i.e. 5x the expected 0.01).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from ._util import json_clean
+
+DEFAULT_OUTLIER_QUANTILE = 0.99
+DEFAULT_OUTLIER_RATE_THRESHOLD = 0.05
+DEFAULT_RIDGE = 1e-3
+
+
+@dataclass(frozen=True)
+class OutlierResult:
+    rate: float  # share of window rows above the distance threshold
+    expected_rate: float  # 1 - quantile
+    rate_threshold: float
+    distance_threshold: float
+    is_drift: bool | None
+    n_target: int
+    n_outliers: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return json_clean({k: getattr(self, k) for k in self.__dataclass_fields__})
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "OutlierResult":
+        nan = float("nan")
+        return cls(
+            rate=nan if d.get("rate") is None else float(d["rate"]),
+            expected_rate=float(d["expected_rate"]),
+            rate_threshold=float(d["rate_threshold"]),
+            distance_threshold=nan if d.get("distance_threshold") is None else float(d["distance_threshold"]),
+            is_drift=d.get("is_drift"),
+            n_target=int(d["n_target"]),
+            n_outliers=int(d["n_outliers"]),
+        )
+
+
+class MahalanobisOutlierDetector:
+    def __init__(
+        self,
+        x_ref: np.ndarray,
+        *,
+        quantile: float = DEFAULT_OUTLIER_QUANTILE,
+        rate_threshold: float = DEFAULT_OUTLIER_RATE_THRESHOLD,
+        ridge: float = DEFAULT_RIDGE,
+    ) -> None:
+        x_ref = np.asarray(x_ref, dtype=np.float64)
+        self.quantile = float(quantile)
+        self.rate_threshold = float(rate_threshold)
+        d = x_ref.shape[1]
+        self.mean_ = x_ref.mean(axis=0) if len(x_ref) else np.zeros(d)
+        if len(x_ref) > 1 and d > 0:
+            cov = np.cov(x_ref, rowvar=False).reshape(d, d)
+            evals, evecs = np.linalg.eigh(cov)
+            evals = np.maximum(evals, 0.0)
+        else:
+            evals, evecs = np.zeros(d), np.eye(d)
+        floor = ridge * (evals.mean() if d and evals.mean() > 0 else 1.0)
+        self.evecs_ = evecs
+        self.inv_evals_ = 1.0 / (evals + floor)
+        ref_d = self.distances(x_ref)
+        self.distance_threshold = float(np.quantile(ref_d, self.quantile)) if len(ref_d) else float("nan")
+
+    def distances(self, x: np.ndarray) -> np.ndarray:
+        """Mahalanobis distances (not squared) of the rows of ``x``."""
+        x = np.asarray(x, dtype=np.float64)
+        if len(x) == 0:
+            return np.zeros(0)
+        z = (x - self.mean_) @ self.evecs_
+        return np.sqrt((z * z * self.inv_evals_).sum(axis=1))
+
+    def predict(self, x: np.ndarray) -> OutlierResult:
+        dist = self.distances(x)
+        n = len(dist)
+        if n == 0 or not np.isfinite(self.distance_threshold):
+            return OutlierResult(float("nan"), 1 - self.quantile, self.rate_threshold, self.distance_threshold, None, n, 0)
+        k = int(np.count_nonzero(dist > self.distance_threshold))
+        rate = k / n
+        return OutlierResult(
+            rate=rate,
+            expected_rate=1 - self.quantile,
+            rate_threshold=self.rate_threshold,
+            distance_threshold=self.distance_threshold,
+            is_drift=bool(rate > self.rate_threshold),
+            n_target=n,
+            n_outliers=k,
+        )

@@ -1,0 +1,124 @@
+"""Prediction (model output) drift: the univariate tests applied to the model's outputs.
+
+Classifiers: chi-squared homogeneity test on the predicted-class shares (reference label counts
+from the profile) plus a KS test on each class-probability column (reference sample). Regression:
+KS on the predicted values. The tests of one window are corrected together (Bonferroni or BH);
+an output drifts when corrected p < alpha and its effect size >= the threshold (the same
+Wasserstein/sd and JS-distance effect sizes as the features). ``is_drift`` = any output drifted
+(None when no output could be tested).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from modelserve.schema import Task
+
+from ._util import json_clean
+from .profile import PredictionColumns, ReferenceProfile
+from .univariate import (
+    BONFERRONI,
+    DEFAULT_ALPHA,
+    DEFAULT_CATEGORICAL_EFFECT_THRESHOLD,
+    DEFAULT_NUMERIC_EFFECT_THRESHOLD,
+    ChiSquareDrift,
+    KSDrift,
+    UnivariateResult,
+    apply_correction,
+)
+
+LABEL_OUTPUT = "predicted_label"
+VALUE_OUTPUT = "predicted_value"
+
+
+def probability_output(cls: str) -> str:
+    return f"probability[{cls}]"
+
+
+@dataclass(frozen=True)
+class PredictionDriftResult:
+    task: str | None
+    results: tuple[UnivariateResult, ...]
+    correction: str
+    alpha: float
+    is_drift: bool | None
+
+    def get(self, output: str) -> UnivariateResult:
+        for r in self.results:
+            if r.feature == output:
+                return r
+        raise KeyError(output)
+
+    def to_dict(self) -> dict[str, Any]:
+        return json_clean(
+            {
+                "task": self.task,
+                "results": [r.to_dict() for r in self.results],
+                "correction": self.correction,
+                "alpha": self.alpha,
+                "is_drift": self.is_drift,
+            }
+        )
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "PredictionDriftResult":
+        return cls(
+            task=d.get("task"),
+            results=tuple(UnivariateResult.from_dict(r) for r in d.get("results", ())),
+            correction=str(d["correction"]),
+            alpha=float(d["alpha"]),
+            is_drift=d.get("is_drift"),
+        )
+
+
+def detect_prediction_drift(
+    profile: ReferenceProfile,
+    predictions: PredictionColumns | None,
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    correction: str = BONFERRONI,
+    numeric_effect_threshold: float = DEFAULT_NUMERIC_EFFECT_THRESHOLD,
+    categorical_effect_threshold: float = DEFAULT_CATEGORICAL_EFFECT_THRESHOLD,
+) -> PredictionDriftResult:
+    task = profile.outputs.task
+    ref = profile.sample_predictions
+    raw: list[UnivariateResult] = []
+    if predictions is not None and not predictions.is_empty:
+        if task is Task.REGRESSION:
+            if ref.values is not None and predictions.values is not None:
+                det = KSDrift(ref.values, feature=VALUE_OUTPUT, alpha=alpha, effect_threshold=numeric_effect_threshold)
+                raw.append(det.predict(predictions.values))
+        else:
+            if profile.outputs.label_counts and predictions.labels is not None:
+                det_c = ChiSquareDrift(
+                    profile.outputs.label_counts,
+                    profile.outputs.n_missing_labels,
+                    feature=LABEL_OUTPUT,
+                    alpha=alpha,
+                    effect_threshold=categorical_effect_threshold,
+                )
+                raw.append(det_c.predict(predictions.labels))
+            if (
+                ref.probabilities is not None
+                and predictions.probabilities is not None
+                and ref.probabilities.shape[1] == predictions.probabilities.shape[1]
+            ):
+                classes = profile.outputs.classes
+                for k in range(ref.probabilities.shape[1]):
+                    name = probability_output(classes[k] if k < len(classes) else str(k))
+                    det = KSDrift(
+                        ref.probabilities[:, k], feature=name, alpha=alpha, effect_threshold=numeric_effect_threshold
+                    )
+                    raw.append(det.predict(predictions.probabilities[:, k]))
+    results = apply_correction(raw, correction) if raw else ()
+    tested = [r for r in results if r.tested]
+    return PredictionDriftResult(
+        task=None if task is None else task.value,
+        results=tuple(results),
+        correction=correction,
+        alpha=alpha,
+        is_drift=bool(any(r.is_drift for r in tested)) if tested else None,
+    )

@@ -1,0 +1,441 @@
+"""Reference profile: everything the drift check needs to know about the reference data.
+
+Fitted once (when the model bundle is exported) from the reference table and the model's
+predictions on it; serialised with :meth:`ReferenceProfile.to_dict` (JSON-safe, NaN -> None)
+and restored with :meth:`ReferenceProfile.from_dict`.
+
+Statistics (missing rate, category frequencies, quantiles, mean/sd, histogram counts) are
+computed on the *full* reference table. The tests that need raw values (KS, Wasserstein, MMD,
+PCA, Mahalanobis, prediction KS) use a joint row sample of at most ``max_sample_rows`` rows
+(all columns of a row are kept together, so the multivariate methods see real rows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from modelserve.schema import MAX_REFERENCE_ROWS, FeatureKind, FeatureSpec, OutputSpec, Table, Task
+
+from ._util import (
+    BOOLEAN_LEVELS,
+    categorical_levels,
+    coerce_column,
+    finite_or_none,
+    float_array,
+    json_clean,
+    level_counts,
+    table_rows,
+)
+from .histograms import HistogramBins, categorical_bins, numeric_bins
+
+PROFILE_FORMAT_VERSION = 1
+DEFAULT_QUANTILES: tuple[float, ...] = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# model outputs
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class PredictionColumns:
+    """Model outputs for a table's rows (any field may be None).
+
+    labels: object array of str (classifiers' predicted class);
+    probabilities: float array [N, K] in ``OutputSpec.classes`` order;
+    values: float array (regression predictions).
+    """
+
+    labels: np.ndarray | None = None
+    probabilities: np.ndarray | None = None
+    values: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.labels is not None:
+            lab = np.asarray(self.labels, dtype=object).reshape(-1)
+            object.__setattr__(self, "labels", np.array([None if v is None else str(v) for v in lab], dtype=object))
+        if self.probabilities is not None:
+            p = np.asarray(self.probabilities, dtype=np.float64)
+            if p.ndim == 1:
+                p = p.reshape(-1, 1)
+            object.__setattr__(self, "probabilities", p)
+        if self.values is not None:
+            object.__setattr__(self, "values", np.asarray(self.values, dtype=np.float64).reshape(-1))
+        lengths = {len(a) for a in (self.labels, self.probabilities, self.values) if a is not None}
+        if len(lengths) > 1:
+            raise ValueError(f"prediction columns have different lengths: {sorted(lengths)}")
+
+    @property
+    def n_rows(self) -> int:
+        for a in (self.labels, self.probabilities, self.values):
+            if a is not None:
+                return len(a)
+        return 0
+
+    @property
+    def is_empty(self) -> bool:
+        return self.labels is None and self.probabilities is None and self.values is None
+
+    def take(self, idx: np.ndarray) -> "PredictionColumns":
+        return PredictionColumns(
+            labels=None if self.labels is None else self.labels[idx],
+            probabilities=None if self.probabilities is None else self.probabilities[idx],
+            values=None if self.values is None else self.values[idx],
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return json_clean({"labels": self.labels, "probabilities": self.probabilities, "values": self.values})
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> "PredictionColumns":
+        d = d or {}
+        probs = d.get("probabilities")
+        return cls(
+            labels=None if d.get("labels") is None else np.array(d["labels"], dtype=object),
+            probabilities=None
+            if probs is None
+            else np.array([[np.nan if v is None else float(v) for v in row] for row in probs], dtype=np.float64).reshape(
+                len(probs), -1
+            ),
+            values=None if d.get("values") is None else float_array(d["values"]),
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# per-feature profile
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FeatureProfile:
+    spec: FeatureSpec
+    n_rows: int
+    n_missing: int
+    n_wrong_type: int = 0
+    # numeric (and boolean: mean = share of 1s)
+    n_valid: int = 0
+    mean: float = float("nan")
+    sd: float = float("nan")
+    min: float = float("nan")
+    max: float = float("nan")
+    quantile_levels: tuple[float, ...] = ()
+    quantiles: tuple[float, ...] = ()  # NaN when there are no values
+    # categorical / boolean: level -> count (most frequent first); booleans use "0"/"1"
+    category_counts: dict[str, int] = field(default_factory=dict)
+    known_categories: tuple[str, ...] = ()  # schema categories + observed (the "seen" set)
+    histogram: HistogramBins = field(default_factory=lambda: HistogramBins(kind="numeric"))
+    histogram_counts: tuple[int, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def kind(self) -> FeatureKind:
+        return self.spec.kind
+
+    @property
+    def missing_rate(self) -> float:
+        return self.n_missing / self.n_rows if self.n_rows else float("nan")
+
+    @property
+    def category_frequencies(self) -> dict[str, float]:
+        total = sum(self.category_counts.values())
+        return {k: v / total for k, v in self.category_counts.items()} if total else {}
+
+    def quantile(self, q: float) -> float:
+        for lvl, val in zip(self.quantile_levels, self.quantiles):
+            if abs(lvl - q) < 1e-12:
+                return val
+        raise KeyError(q)
+
+    @property
+    def iqr(self) -> float:
+        try:
+            return self.quantile(0.75) - self.quantile(0.25)
+        except KeyError:
+            return float("nan")
+
+    @property
+    def scale(self) -> float:
+        """Robust spread used to normalise numeric effect sizes: sd, else IQR/1.349, else 1."""
+        for s in (self.sd, self.iqr / 1.349):
+            if np.isfinite(s) and s > 0:
+                return float(s)
+        return 1.0
+
+    @property
+    def range(self) -> tuple[float | None, float | None]:
+        """Reference range for out-of-range checks: the wider of schema and observed range."""
+        lo = [x for x in (self.spec.min, finite_or_none(self.min)) if x is not None]
+        hi = [x for x in (self.spec.max, finite_or_none(self.max)) if x is not None]
+        return (min(lo) if lo else None, max(hi) if hi else None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return json_clean(
+            {
+                "spec": self.spec.to_dict(),
+                "n_rows": self.n_rows,
+                "n_missing": self.n_missing,
+                "n_wrong_type": self.n_wrong_type,
+                "missing_rate": self.missing_rate,
+                "n_valid": self.n_valid,
+                "mean": self.mean,
+                "sd": self.sd,
+                "min": self.min,
+                "max": self.max,
+                "quantile_levels": self.quantile_levels,
+                "quantiles": self.quantiles,
+                "category_counts": self.category_counts,
+                "category_frequencies": self.category_frequencies,
+                "known_categories": self.known_categories,
+                "histogram": self.histogram.to_dict(),
+                "histogram_counts": self.histogram_counts,
+            }
+        )
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "FeatureProfile":
+        nan = float("nan")
+        g = lambda k: nan if d.get(k) is None else float(d[k])  # noqa: E731
+        return cls(
+            spec=FeatureSpec.from_dict(d["spec"]),
+            n_rows=int(d["n_rows"]),
+            n_missing=int(d["n_missing"]),
+            n_wrong_type=int(d.get("n_wrong_type", 0)),
+            n_valid=int(d.get("n_valid", 0)),
+            mean=g("mean"),
+            sd=g("sd"),
+            min=g("min"),
+            max=g("max"),
+            quantile_levels=tuple(float(x) for x in d.get("quantile_levels", ())),
+            quantiles=tuple(float_array(d.get("quantiles", ()))),
+            category_counts={str(k): int(v) for k, v in (d.get("category_counts") or {}).items()},
+            known_categories=tuple(str(x) for x in d.get("known_categories", ())),
+            histogram=HistogramBins.from_dict(d["histogram"]),
+            histogram_counts=tuple(int(x) for x in d.get("histogram_counts", ())),
+        )
+
+
+def profile_feature(
+    spec: FeatureSpec,
+    column: Any,
+    quantile_levels: tuple[float, ...] = DEFAULT_QUANTILES,
+    histogram_bins: int = 20,
+) -> FeatureProfile:
+    values, null, wrong = coerce_column(spec, column)
+    n = len(values)
+    common = dict(spec=spec, n_rows=n, n_missing=int(null.sum()), n_wrong_type=int(wrong.sum()))
+    if spec.kind is FeatureKind.CATEGORICAL or spec.kind is FeatureKind.BOOLEAN:
+        levels = categorical_levels(spec, values)
+        counts = level_counts(levels)
+        if spec.kind is FeatureKind.BOOLEAN:
+            known = BOOLEAN_LEVELS
+        else:
+            known = tuple(sorted(set(spec.categories) | set(counts)))
+        bins = categorical_bins(counts, known)
+        extra: dict[str, Any] = {}
+        if spec.kind is FeatureKind.BOOLEAN:
+            finite = values[~np.isnan(values)]
+            extra = _numeric_stats(finite, quantile_levels)
+        return FeatureProfile(
+            **common,
+            **extra,
+            category_counts=counts,
+            known_categories=tuple(known),
+            histogram=bins,
+            histogram_counts=tuple(int(c) for c in bins.count(levels, null)),
+        )
+    finite = values[~np.isnan(values)]
+    bins = numeric_bins(finite, histogram_bins)
+    return FeatureProfile(
+        **common,
+        **_numeric_stats(finite, quantile_levels),
+        histogram=bins,
+        histogram_counts=tuple(int(c) for c in bins.count(values, null)),
+    )
+
+
+def _numeric_stats(finite: np.ndarray, quantile_levels: tuple[float, ...]) -> dict[str, Any]:
+    nan = float("nan")
+    if finite.size == 0:
+        return dict(n_valid=0, quantile_levels=tuple(quantile_levels), quantiles=tuple(nan for _ in quantile_levels))
+    return dict(
+        n_valid=int(finite.size),
+        mean=float(finite.mean()),
+        sd=float(finite.std(ddof=1)) if finite.size > 1 else 0.0,
+        min=float(finite.min()),
+        max=float(finite.max()),
+        quantile_levels=tuple(float(q) for q in quantile_levels),
+        quantiles=tuple(float(x) for x in np.quantile(finite, quantile_levels)),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# output profile
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OutputProfile:
+    task: Task | None
+    classes: tuple[str, ...] = ()
+    n_rows: int = 0
+    label_counts: dict[str, int] = field(default_factory=dict)
+    n_missing_labels: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return json_clean(
+            {
+                "task": None if self.task is None else self.task.value,
+                "classes": self.classes,
+                "n_rows": self.n_rows,
+                "label_counts": self.label_counts,
+                "n_missing_labels": self.n_missing_labels,
+            }
+        )
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "OutputProfile":
+        return cls(
+            task=None if d.get("task") is None else Task(d["task"]),
+            classes=tuple(str(c) for c in d.get("classes", ())),
+            n_rows=int(d.get("n_rows", 0)),
+            label_counts={str(k): int(v) for k, v in (d.get("label_counts") or {}).items()},
+            n_missing_labels=int(d.get("n_missing_labels", 0)),
+        )
+
+
+def infer_task(predictions: PredictionColumns | None, outputs: OutputSpec | None = None) -> Task | None:
+    if outputs is not None:
+        return outputs.task
+    if predictions is None or predictions.is_empty:
+        return None
+    if predictions.values is not None:
+        return Task.REGRESSION
+    return Task.CLASSIFICATION
+
+
+def profile_outputs(predictions: PredictionColumns | None, outputs: OutputSpec | None = None) -> OutputProfile:
+    task = infer_task(predictions, outputs)
+    if predictions is None or predictions.is_empty:
+        return OutputProfile(task=task, classes=tuple(outputs.classes) if outputs else ())
+    classes: tuple[str, ...] = tuple(outputs.classes) if outputs is not None else ()
+    label_counts: dict[str, int] = {}
+    n_missing = 0
+    if predictions.labels is not None:
+        label_counts = level_counts(predictions.labels)
+        n_missing = int(sum(v is None for v in predictions.labels))
+        if not classes:
+            classes = tuple(sorted(label_counts))
+    if not classes and predictions.probabilities is not None:
+        classes = tuple(str(i) for i in range(predictions.probabilities.shape[1]))
+    return OutputProfile(
+        task=task, classes=classes, n_rows=predictions.n_rows, label_counts=label_counts, n_missing_labels=n_missing
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# reference profile
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class ReferenceProfile:
+    features: tuple[FeatureSpec, ...]
+    feature_profiles: dict[str, FeatureProfile]
+    outputs: OutputProfile
+    n_rows: int
+    sample: Table  # joint row sample (<= max_sample_rows rows), coerced column representation
+    sample_predictions: PredictionColumns  # predictions for the sampled rows
+    sample_seed: int = 0
+    format_version: int = PROFILE_FORMAT_VERSION
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def sample_rows(self) -> int:
+        return table_rows(self.sample)
+
+    def __getitem__(self, name: str) -> FeatureProfile:
+        return self.feature_profiles[name]
+
+    @classmethod
+    def fit(
+        cls,
+        features: tuple[FeatureSpec, ...],
+        table: Mapping[str, np.ndarray],
+        predictions: PredictionColumns | None = None,
+        *,
+        outputs: OutputSpec | None = None,
+        max_sample_rows: int = MAX_REFERENCE_ROWS,
+        quantile_levels: tuple[float, ...] = DEFAULT_QUANTILES,
+        histogram_bins: int = 20,
+        seed: int = 0,
+    ) -> "ReferenceProfile":
+        features = tuple(features)
+        missing = [f.name for f in features if f.name not in table]
+        if missing:
+            raise KeyError(f"reference table lacks features {missing}")
+        sub = {f.name: table[f.name] for f in features}
+        n = table_rows(sub)
+        predictions = predictions if predictions is not None else PredictionColumns()
+        if not predictions.is_empty and predictions.n_rows != n:
+            raise ValueError(f"predictions have {predictions.n_rows} rows, table has {n}")
+        profiles = {
+            f.name: profile_feature(f, sub[f.name], quantile_levels=quantile_levels, histogram_bins=histogram_bins)
+            for f in features
+        }
+        if n > max_sample_rows:
+            idx = np.sort(np.random.default_rng(seed).choice(n, size=max_sample_rows, replace=False))
+        else:
+            idx = np.arange(n)
+        sample: Table = {}
+        for f in features:
+            values, _, _ = coerce_column(f, sub[f.name])
+            sample[f.name] = values[idx]
+        sample_pred = predictions.take(idx) if not predictions.is_empty else PredictionColumns()
+        return cls(
+            features=features,
+            feature_profiles=profiles,
+            outputs=profile_outputs(predictions, outputs),
+            n_rows=n,
+            sample=sample,
+            sample_predictions=sample_pred,
+            sample_seed=seed,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return json_clean(
+            {
+                "format_version": self.format_version,
+                "n_rows": self.n_rows,
+                "sample_seed": self.sample_seed,
+                "features": [f.to_dict() for f in self.features],
+                "feature_profiles": {k: v.to_dict() for k, v in self.feature_profiles.items()},
+                "outputs": self.outputs.to_dict(),
+                "sample": {k: v for k, v in self.sample.items()},
+                "sample_predictions": self.sample_predictions.to_dict(),
+            }
+        )
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ReferenceProfile":
+        version = int(d.get("format_version", PROFILE_FORMAT_VERSION))
+        if version > PROFILE_FORMAT_VERSION:
+            raise ValueError(f"profile format {version} is newer than supported {PROFILE_FORMAT_VERSION}")
+        features = tuple(FeatureSpec.from_dict(f) for f in d["features"])
+        sample: Table = {}
+        for f in features:
+            raw = d["sample"][f.name]
+            if f.kind is FeatureKind.CATEGORICAL:
+                sample[f.name] = np.array([None if v is None else str(v) for v in raw], dtype=object)
+            else:
+                sample[f.name] = float_array(raw)
+        return cls(
+            features=features,
+            feature_profiles={f.name: FeatureProfile.from_dict(d["feature_profiles"][f.name]) for f in features},
+            outputs=OutputProfile.from_dict(d["outputs"]),
+            n_rows=int(d["n_rows"]),
+            sample=sample,
+            sample_predictions=PredictionColumns.from_dict(d.get("sample_predictions")),
+            sample_seed=int(d.get("sample_seed", 0)),
+            format_version=version,
+        )
