@@ -1,6 +1,6 @@
 """Synthetic tabular data for evaluating the drift statistics (tests, benchmark, calibration).
 
-Eight features: five numeric (``num_a`` normal; ``num_b`` correlated with ``num_a`` and 10%
+Eight features: five numeric (``num_a`` normal; ``num_b`` correlated (0.6) with ``num_a`` and 10%
 null; ``num_skew`` log-normal; ``num_heavy`` Student-t(3); ``num_count`` Poisson(3), i.e.
 with ties), two categorical (``cat_color`` 5 levels, 2% null; ``cat_region`` 12 levels incl.
 a rare one) and one boolean (``flag``, 5% null). A fixed logistic model gives classifier
@@ -65,16 +65,19 @@ def make_table(
     joint_shift: float = 0.0,
     new_category: tuple[str, str, float] | None = None,
     missing: Mapping[str, float] | None = None,
+    correlation: float = 0.6,
 ) -> Table:
     """Draw ``n`` rows.
 
     mean_shift: feature -> shift in population sds (numeric features);
     joint_shift: shift every numeric feature by this many sds;
     new_category: (feature, category, share) replaces a random ``share`` of rows by a new level;
-    missing: feature -> null rate (overrides the default rate).
+    missing: feature -> null rate (overrides the default rate);
+    correlation: correlation of ``num_b`` with ``num_a`` (both stay N(0, 1) marginally, so a
+    change is invisible to univariate tests).
     """
     a = rng.standard_normal(n)
-    b = 0.6 * a + 0.8 * rng.standard_normal(n)
+    b = correlation * a + np.sqrt(1.0 - correlation**2) * rng.standard_normal(n)
     t: Table = {
         "num_a": a,
         "num_b": b,

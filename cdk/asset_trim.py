@@ -1,0 +1,133 @@
+"""Trim a Lambda asset folder and precompile its bytecode. Standard library only.
+
+Used by the local bundler (``cdk/bundling.py``) and, inside the Docker fallback, run as a script:
+``python asset_trim.py <asset dir>`` (the bundling image's Python is the runtime's, so the
+bytecode matches).
+
+What goes: things Lambda never loads (tests, type stubs, C sources and headers, console scripts,
+onnxruntime's training / transformers / tools / quantization sub-packages), boto3 and botocore
+(the Python runtime ships them) and ``__pycache__`` left by anything. ``*.dist-info`` stays (small,
+and importlib.metadata lookups need it).
+"""
+
+from __future__ import annotations
+
+import compileall
+import os
+import py_compile
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# bump when the rules change: part of the dependency cache key
+TRIM_VERSION = "3"
+
+# top-level distributions the Lambda Python runtime already provides
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")
+# sub-packages never imported by inference (onnxruntime.InferenceSession needs none of them)
+PRUNED_SUBPACKAGES = (
+    "onnxruntime/training",
+    "onnxruntime/transformers",
+    "onnxruntime/tools",
+    "onnxruntime/quantization",
+    "onnxruntime/datasets",
+    "onnxruntime/backend",
+)
+PRUNED_DIR_NAMES = ("__pycache__", "tests", "bin")
+PRUNED_SUFFIXES = (".pyi", ".pyx", ".pxd", ".pxi", ".c", ".cc", ".cpp", ".h", ".hpp", ".a")
+
+
+@dataclass
+class TrimReport:
+    removed_files: int = 0
+    removed_bytes: int = 0
+    removed: list[str] = field(default_factory=list)  # top-level paths removed whole
+
+    def add(self, path: Path) -> None:
+        n, b = _count(path)
+        self.removed_files += n
+        self.removed_bytes += b
+
+
+def _count(path: Path) -> tuple[int, int]:
+    if path.is_symlink() or path.is_file():
+        return 1, path.lstat().st_size
+    n = b = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            p = os.path.join(root, f)
+            n += 1
+            b += os.lstat(p).st_size
+    return n, b
+
+
+def _remove(path: Path, report: TrimReport, rel_root: Path) -> None:
+    report.add(path)
+    report.removed.append(str(path.relative_to(rel_root)))
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def trim(root: str | os.PathLike[str], keep_bin: bool = False) -> TrimReport:
+    """Remove from ``root`` (a pip --target folder) what Lambda never needs."""
+    root = Path(root)
+    report = TrimReport()
+    for name in RUNTIME_PROVIDED:
+        for p in list(root.glob(f"{name}")) + list(root.glob(f"{name}-*.dist-info")):
+            _remove(p, report, root)
+    for sub in PRUNED_SUBPACKAGES:
+        p = root / sub
+        if p.exists():
+            _remove(p, report, root)
+    for dirpath, dirnames, filenames in os.walk(root, topdown=True):
+        here = Path(dirpath)
+        for d in list(dirnames):
+            if d in PRUNED_DIR_NAMES and not (d == "bin" and (keep_bin or here != root)):
+                _remove(here / d, report, root)
+                dirnames.remove(d)
+        for f in filenames:
+            if f.endswith(PRUNED_SUFFIXES):
+                p = here / f
+                report.add(p)
+                p.unlink()
+    return report
+
+
+def compile_bytecode(root: str | os.PathLike[str], workers: int = 0) -> bool:
+    """Precompile every module into __pycache__ with unchecked hashes (Lambda's /var/task is read-only,
+    so without this every cold start compiles in memory). Must run on the runtime's Python version."""
+    return bool(
+        compileall.compile_dir(
+            str(root),
+            quiet=1,
+            workers=workers,
+            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        )
+    )
+
+
+def tree_size(root: str | os.PathLike[str]) -> tuple[int, int]:
+    """(files, bytes) under root, symlinks counted as themselves."""
+    return _count(Path(root))
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: python asset_trim.py <asset dir>", file=sys.stderr)
+        return 2
+    report = trim(argv[1])
+    ok = compile_bytecode(argv[1])
+    files, size = tree_size(argv[1])
+    print(
+        f"trimmed {report.removed_files} files ({report.removed_bytes / 2**20:.1f} MiB); "
+        f"asset {files} files, {size / 2**20:.1f} MiB; bytecode {'ok' if ok else 'had errors'}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

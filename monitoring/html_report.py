@@ -1,0 +1,180 @@
+"""Self-contained HTML rendering of a :class:`~monitoring.check.DriftReport` (no external assets,
+no JavaScript): a verdict table and one inline-SVG reference-vs-window histogram per feature.
+Every string coming from data (feature names, categories, notes) is escaped."""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Sequence
+
+from .check import DriftReport, FeatureHistogram
+from .profile import ReferenceProfile
+
+REF_COLOR = "#4c78a8"
+TGT_COLOR = "#f58518"
+
+_CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222}
+table{border-collapse:collapse;margin:8px 0 24px}
+th,td{border:1px solid #ccc;padding:4px 8px;font-size:13px;text-align:left}
+th{background:#f3f3f3}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.drift{background:#fde0dc;font-weight:bold}
+.ok{background:#e3f4e1}
+.na{color:#888}
+.feature{display:inline-block;vertical-align:top;margin:0 24px 24px 0}
+.legend span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:middle}
+"""
+
+
+def _e(x: object) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _num(x: object) -> str:
+    if x is None:
+        return "n/a"
+    if isinstance(x, bool):
+        return str(x)
+    try:
+        f = float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return _e(x)
+    if not math.isfinite(f):
+        return "n/a"
+    if f != 0 and (abs(f) < 1e-3 or abs(f) >= 1e5):
+        return f"{f:.3e}"
+    return f"{f:.4g}"
+
+
+def _verdict_cell(v: bool | None) -> str:
+    if v is None:
+        return '<td class="na">n/a</td>'
+    return '<td class="drift">DRIFT / FAIL</td>' if v else '<td class="ok">ok</td>'
+
+
+def histogram_svg(hist: FeatureHistogram, width: int | None = None, height: int = 180) -> str:
+    """Grouped bar chart of reference vs window shares per bin (shares of each side's rows)."""
+    labels = list(hist.labels)
+    ref = list(hist.reference_counts)
+    tgt = list(hist.target_counts)
+    k = len(labels)
+    ref_total, tgt_total = sum(ref) or 1, sum(tgt) or 1
+    ref_s = [c / ref_total for c in ref]
+    tgt_s = [c / tgt_total for c in tgt] if sum(tgt) else [0.0] * k
+    top = max(ref_s + tgt_s + [1e-12])
+    slot = 26 if hist.kind == "categorical" else 16
+    left, bottom, pad_top = 40, 70, 10
+    width = width or max(260, left + slot * k + 10)
+    plot_h = height - bottom - pad_top
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'role="img" aria-label="{_e("histogram of " + hist.feature)}">',
+        f'<line x1="{left}" y1="{pad_top + plot_h}" x2="{width - 5}" y2="{pad_top + plot_h}" stroke="#999"/>',
+        f'<text x="{left - 4}" y="{pad_top + 8}" font-size="10" text-anchor="end">{top:.0%}</text>',
+        f'<text x="{left - 4}" y="{pad_top + plot_h}" font-size="10" text-anchor="end">0</text>',
+    ]
+    bar_w = max(2.0, (slot - 4) / 2)
+    for i, lab in enumerate(labels):
+        x0 = left + i * slot + 2
+        for j, (share, count, color) in enumerate(((ref_s[i], ref[i], REF_COLOR), (tgt_s[i], tgt[i], TGT_COLOR))):
+            h = plot_h * share / top
+            side = "reference" if j == 0 else "window"
+            parts.append(
+                f'<rect x="{x0 + j * bar_w:.1f}" y="{pad_top + plot_h - h:.1f}" width="{bar_w:.1f}" '
+                f'height="{h:.1f}" fill="{color}"><title>{_e(lab)} ({side}): {count} rows, {share:.2%}</title></rect>'
+            )
+        show = hist.kind == "categorical" or i in (0, k - 2, k - 1) or i % 5 == 0
+        if show:
+            tx, ty = x0 + slot / 2, pad_top + plot_h + 6
+            short = lab if len(lab) <= 14 else lab[:13] + "\u2026"
+            parts.append(
+                f'<text x="{tx:.1f}" y="{ty:.1f}" font-size="9" text-anchor="end" '
+                f'transform="rotate(-50 {tx:.1f} {ty:.1f})">{_e(short)}</text>'
+            )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _reference_only(profile: ReferenceProfile, name: str) -> FeatureHistogram:
+    fp = profile[name]
+    return FeatureHistogram(
+        feature=name,
+        kind=fp.histogram.kind,
+        labels=tuple(fp.histogram.labels()),
+        reference_counts=tuple(fp.histogram_counts),
+        target_counts=tuple(0 for _ in fp.histogram_counts),
+    )
+
+
+def _table(headers: Sequence[str], rows: list[str]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def render_html(report: DriftReport, profile: ReferenceProfile, title: str = "Drift report") -> str:
+    out = [
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\">",
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{_e(title)}</h1>",
+    ]
+    verdict = report.dataset_drift
+    verdict_txt = "no verdict (empty window)" if verdict is None else ("DATASET DRIFT" if verdict else "no dataset drift")
+    out.append(
+        f"<p><b>{_e(verdict_txt)}</b> &mdash; window rows: {report.window_rows}, "
+        f"reference rows: {report.reference_rows}, drift share: {_num(report.drift_share)}</p>"
+    )
+    for note in report.notes:
+        out.append(f"<p class=\"na\">{_e(note)}</p>")
+
+    rows = []
+    for v in report.verdicts():
+        rows.append(
+            "<tr>"
+            f"<td>{_e(v.check)}</td><td class=\"num\">{_num(v.statistic)}</td>"
+            f"<td class=\"num\">{_num(v.p_value)}</td><td class=\"num\">{_num(v.threshold)}</td>"
+            f"{_verdict_cell(v.verdict)}<td>{_e(v.detail)}</td>"
+            "</tr>"
+        )
+    out.append("<h2>Checks</h2>")
+    out.append(_table(["check", "statistic", "p-value (corrected)", "threshold", "verdict", "detail"], rows))
+
+    p = report.performance
+    if p is not None:
+        prow = [
+            f"<tr><td>{_e(name)}</td><td class=\"num\">{_num(val)}</td></tr>"
+            for name, val in (
+                ("labelled rows", p.n_labels),
+                ("accuracy", p.accuracy),
+                ("macro F1", p.f1_macro),
+                ("AUC (macro one-vs-rest)", p.auc),
+                ("MAE", p.mae),
+                ("RMSE", p.rmse),
+            )
+            if val is not None
+        ]
+        out.append("<h2>Performance</h2>" + _table(["metric", "value"], prow))
+
+    out.append(
+        '<h2>Features</h2><p class="legend">share of rows per bin:'
+        f'<span style="background:{REF_COLOR}"></span>reference'
+        f'<span style="background:{TGT_COLOR}"></span>window</p>'
+    )
+    by_name = {h.feature: h for h in report.histograms}
+    results = {r.feature: r for r in report.features.results} if report.features is not None else {}
+    for spec in profile.features:
+        hist = by_name.get(spec.name) or _reference_only(profile, spec.name)
+        r = results.get(spec.name)
+        status = ""
+        if r is not None:
+            status = (
+                f" &mdash; {_e(r.test)} p={_num(r.p_value_corrected)}, effect={_num(r.effect_size)}"
+                f"{' <b>DRIFT</b>' if r.is_drift else ''}"
+            )
+        out.append(
+            f'<div class="feature"><h3>{_e(spec.name)} <small>({_e(spec.kind.value)})</small>{status}</h3>'
+            f"{histogram_svg(hist)}</div>"
+        )
+    out.append("</body></html>")
+    return "\n".join(out)

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from modelserve.bundle import ModelBundle  # noqa: E402
+from modelserve.local import LambdaContext, load_handler_module  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def sample_bundle(tmp_path_factory: pytest.TempPathFactory) -> ModelBundle:
+    """The real sample bundle (penguins classifier), exported once per test session."""
+    from modelserve.sample_model import build_sample_bundle
+
+    return build_sample_bundle(tmp_path_factory.mktemp("bundle") / "sample")
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials so no test can reach a real account."""
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture
+def load_inference(monkeypatch: pytest.MonkeyPatch, sample_bundle: ModelBundle, aws_credentials: None) -> Callable[..., Any]:
+    """Import lambda/inference/handler.py afresh with the given MS_* environment (as Lambda's init would)."""
+
+    def _load(bundle: ModelBundle | None = None, **env: str) -> Any:
+        for k in list(os.environ):
+            if k.startswith("MS_"):
+                monkeypatch.delenv(k)
+        monkeypatch.setenv("MS_MODEL_BUNDLE_PATH", str((bundle or sample_bundle).root))
+        for k, v in env.items():
+            monkeypatch.setenv(k if k.startswith("MS_") else "MS_" + k.upper(), str(v))
+        return load_handler_module("inference")
+
+    return _load
+
+
+@pytest.fixture
+def lambda_context() -> LambdaContext:
+    return LambdaContext.fresh("inference")

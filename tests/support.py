@@ -1,0 +1,62 @@
+"""Test helpers: real-shaped Lambda events (from AWS's documented examples in tests/events/)."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+EVENTS = Path(__file__).parent / "events"
+EVENT_KINDS = ("rest_v1", "http_v2", "alb")
+
+
+def event(kind: str, method: str, path: str, body: Any = None, *, raw: bytes | None = None, b64: bool = False, request_id: str | None = None) -> dict[str, Any]:
+    """An event of the given kind for ``method path`` with a JSON body (or raw bytes)."""
+    ev = copy.deepcopy(json.loads((EVENTS / f"{kind}.json").read_text()))
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    if data is not None and not b64:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            b64 = True  # API Gateway base64-encodes bodies that are not text
+    text = None if data is None else (base64.b64encode(data).decode() if b64 else data.decode())
+    if kind == "rest_v1":
+        ev.update(httpMethod=method, path=path, pathParameters={"proxy": path.lstrip("/")}, body=text, isBase64Encoded=b64)
+        ev["requestContext"].update(httpMethod=method, path=f"/{ev['requestContext']['stage']}{path}")
+        if request_id:
+            ev["requestContext"]["requestId"] = request_id
+    elif kind == "http_v2":
+        ev.update(rawPath=path, body=text, isBase64Encoded=b64)
+        ev["requestContext"]["http"].update(method=method, path=path)
+        ev["headers"]["content-length"] = str(len(data or b""))
+        if request_id:
+            ev["requestContext"]["requestId"] = request_id
+    elif kind == "alb":
+        ev.update(httpMethod=method, path=path, body=text or "", isBase64Encoded=b64)
+    else:
+        raise ValueError(kind)
+    return ev
+
+
+def response_json(resp: dict[str, Any]) -> Any:
+    body = resp.get("body") or ""
+    if resp.get("isBase64Encoded"):
+        body = base64.b64decode(body).decode()
+    return json.loads(body)
+
+
+def header(resp: dict[str, Any], name: str) -> str | None:
+    for k, v in (resp.get("headers") or {}).items():
+        if k.lower() == name.lower():
+            return v
+    for k, v in (resp.get("multiValueHeaders") or {}).items():
+        if k.lower() == name.lower():
+            return v[0]
+    return None
+
+
+def read_jsonl_gz(data: bytes) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in gzip.decompress(data).decode().splitlines() if line.strip()]
