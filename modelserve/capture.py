@@ -9,6 +9,7 @@ buffers them into S3 under the same prefix scheme.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import random
 from dataclasses import dataclass, field
@@ -23,7 +24,8 @@ from .schema import BundleManifest, Table, json_value
 logger = logging.getLogger(__name__)
 
 FIREHOSE_MAX_RECORD_BYTES = 1_000_000  # Firehose's record limit is 1,000 KiB; stay under it
-FIREHOSE_MAX_BATCH = 500
+FIREHOSE_MAX_BATCH = 500  # records per PutRecordBatch
+FIREHOSE_MAX_BATCH_BYTES = 4 * 1024 * 1024  # and bytes per PutRecordBatch
 
 
 class CaptureSink(Protocol):
@@ -50,33 +52,79 @@ class FirehoseDeliveryError(RuntimeError):
     pass
 
 
+def firehose_chunks(lines: Sequence[bytes], max_record_bytes: int = FIREHOSE_MAX_RECORD_BYTES) -> list[bytes]:
+    """Pack newline-terminated lines into Firehose records of at most ``max_record_bytes``.
+
+    Splits only on line boundaries, so every record (and every S3 object Firehose builds from
+    them) holds whole JSON lines. A single line over the limit cannot be sent: ValueError.
+    """
+    chunks: list[bytes] = []
+    current = bytearray()
+    for line in lines:
+        if len(line) > max_record_bytes:
+            raise ValueError(f"a capture line of {len(line)} bytes is over Firehose's record limit ({max_record_bytes})")
+        if current and len(current) + len(line) > max_record_bytes:
+            chunks.append(bytes(current))
+            current = bytearray()
+        current += line
+    if current:
+        chunks.append(bytes(current))
+    return chunks
+
+
 @dataclass
 class FirehoseCaptureSink:
     client: Any  # boto3 Firehose client
     stream_name: str
+    max_record_bytes: int = FIREHOSE_MAX_RECORD_BYTES
+    max_batch_records: int = FIREHOSE_MAX_BATCH
+    max_batch_bytes: int = FIREHOSE_MAX_BATCH_BYTES
+    # records of the last failed write not yet accepted: the capturer's retry sends only these,
+    # so a partial failure is not duplicated in S3
+    _pending: tuple[str, list[bytes]] | None = field(default=None, init=False, repr=False)
 
     def write(self, key: str, records: Sequence[CaptureRecord]) -> None:
         # Firehose compresses and partitions itself; each Firehose record holds whole lines only
-        chunks: list[bytes] = []
-        current = bytearray()
-        for r in records:
-            line = (r.to_json() + "\n").encode()
-            if current and len(current) + len(line) > FIREHOSE_MAX_RECORD_BYTES:
-                chunks.append(bytes(current))
-                current = bytearray()
-            current += line
-        if current:
-            chunks.append(bytes(current))
-        for start in range(0, len(chunks), FIREHOSE_MAX_BATCH):
-            batch = [{"Data": c} for c in chunks[start : start + FIREHOSE_MAX_BATCH]]
-            resp = self.client.put_record_batch(DeliveryStreamName=self.stream_name, Records=batch)
-            if resp.get("FailedPutCount", 0):
-                raise FirehoseDeliveryError(f"{resp['FailedPutCount']} of {len(batch)} Firehose records failed")
+        if self._pending is not None and self._pending[0] == key:
+            remaining = self._pending[1]
+        else:
+            remaining = firehose_chunks([(r.to_json() + "\n").encode() for r in records], self.max_record_bytes)
+        self._pending = None
+        try:
+            while remaining:
+                batch = self._next_batch(remaining)
+                resp = self.client.put_record_batch(DeliveryStreamName=self.stream_name, Records=[{"Data": c} for c in batch])
+                failed: list[bytes] = []
+                if resp.get("FailedPutCount", 0):
+                    answers = resp.get("RequestResponses") or []
+                    failed = [c for c, a in zip(batch, answers) if a.get("ErrorCode")] if len(answers) == len(batch) else list(batch)
+                remaining = failed + remaining[len(batch) :]
+                if failed:
+                    raise FirehoseDeliveryError(f"{len(failed)} of {len(batch)} Firehose records failed")
+        finally:
+            if remaining:
+                self._pending = (key, remaining)
+
+    def _next_batch(self, chunks: list[bytes]) -> list[bytes]:
+        """Up to 500 records and 4 MiB per PutRecordBatch (chunks are each under 1,000 KiB)."""
+        size = 0
+        n = 0
+        for c in chunks[: self.max_batch_records]:
+            if n and size + len(c) > self.max_batch_bytes:
+                break
+            size += len(c)
+            n += 1
+        return chunks[:n]
 
 
 @dataclass
 class Redactor:
-    """Features never written (``redact``) or written as a salted SHA-256 (``hash``)."""
+    """Features never written (``redact``) or written as a salted SHA-256 (``hash``).
+
+    A hashed value is ``"sha256:" + sha256(salt + value).hexdigest()`` where value is the string
+    itself for categorical features and its JSON text otherwise (``39.1``, ``true``); nulls stay
+    null so missingness remains visible. Equal values give equal hashes, so joins still work.
+    """
 
     redact: frozenset[str] = frozenset()
     hash: frozenset[str] = frozenset()
@@ -90,9 +138,13 @@ class Redactor:
             if k in self.redact:
                 continue
             if k in self.hash and v is not None:
-                v = "sha256:" + hashlib.sha256((self.salt + "\x00" + str(v)).encode()).hexdigest()
+                v = self.hash_value(v)
             out[k] = v
         return out
+
+    def hash_value(self, v: Any) -> str:
+        text = v if isinstance(v, str) else json.dumps(v)
+        return "sha256:" + hashlib.sha256((self.salt + text).encode()).hexdigest()
 
 
 @dataclass
@@ -165,18 +217,27 @@ class Capturer:
             key = capture_key(self.manifest.model_name, self.manifest.version, event_time, request_id)
         except Exception as exc:  # a bug here must still not fail the prediction
             logger.exception("capture record build failed")
-            self.on_error(exc)
+            _call_hook(self.on_error, exc)
             return False
         assert self.sink is not None
         last: Exception | None = None
         for attempt in (1, 2):  # one retry
             try:
                 self.sink.write(key, records)
-                self.on_captured(len(records))
-                return True
             except Exception as exc:  # noqa: BLE001 - any sink failure is counted, never raised
                 last = exc
                 logger.warning("capture attempt %d failed: %s", attempt, exc)
+                continue
+            _call_hook(self.on_captured, len(records))  # outside the try: a hook failure must not re-write
+            return True
         logger.error("capture failed after retry; request %s not captured: %s", request_id, last)
-        self.on_error(last)  # type: ignore[arg-type]
+        _call_hook(self.on_error, last)
         return False
+
+
+def _call_hook(hook: Callable[[Any], None], arg: Any) -> None:
+    """Metric hooks must not turn a capture problem into a failed prediction."""
+    try:
+        hook(arg)
+    except Exception:  # noqa: BLE001
+        logger.exception("capture metric hook failed")

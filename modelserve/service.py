@@ -93,7 +93,11 @@ class InferenceService:
             if settings.capture_sink == "firehose" and stream:
                 sink = FirehoseCaptureSink(session.client("firehose", config=cfg), stream)
             elif bucket:
+                if settings.capture_sink == "firehose":
+                    logger.warning("capture_sink is firehose but %s is not set: capturing to S3 bucket %s", ENV_FIREHOSE_STREAM, bucket)
                 sink = S3CaptureSink(s3, bucket)
+        if sink is None and settings.capture_sampling > 0:
+            logger.warning("capture is off: no %s (or %s with capture_sink=firehose) in the environment", ENV_CAPTURE_BUCKET, ENV_FIREHOSE_STREAM)
         dims: dict[str, str] = {}
         capturer = Capturer(
             manifest=bundle.manifest,
@@ -107,7 +111,9 @@ class InferenceService:
         return cls(bundle, settings, capturer, feedback_writer, metric)
 
     # --- endpoints ---
-    def predict(self, payload: Any, request_id: str | None = None) -> Answer:
+    def predict(self, payload: Any, request_id: str | None = None, event_time: datetime | None = None) -> Answer:
+        """Score a request. ``event_time``: when the request arrived (API Gateway's request time);
+        it dates the capture records and their S3 partition. Defaults to now."""
         request_id = request_id or new_request_id()
         try:
             table = self.validator.validate(payload)
@@ -129,7 +135,8 @@ class InferenceService:
         if self.is_classifier and pred.probabilities is not None:
             body["classes"] = self.classes
             body["probabilities"] = pred.probabilities
-        self.capturer.capture(request_id, datetime.now(timezone.utc), table, pred.labels, pred.probabilities)
+        # after scoring, never raising: a capture failure is counted (CaptureErrors), not answered
+        self.capturer.capture(request_id, event_time or datetime.now(timezone.utc), table, pred.labels, pred.probabilities)
         return Answer(body=body, request_id=request_id)
 
     def feedback(self, payload: Any, batch_id: str | None = None) -> Answer:
@@ -145,12 +152,14 @@ class InferenceService:
         for i, it in enumerate(items):
             err = self._feedback_error(it)
             if err:
-                errors.append(FieldError(err[0], err[1], row=i, field=err[2]))
+                # row: the item's index in the batch (the item's own "row" key is named by field="row")
+                errors.append(FieldError(err[0], f"item {i}: {err[1]}", row=i, field=err[2]))
                 continue
             label = it["label"] if self.is_classifier else float(it["label"])
-            records.append(FeedbackRecord(it["request_id"], it["row"], label, received, self.manifest.model_name))
+            # "row" is optional (default 0, the single-row case): it was validated with the same default
+            records.append(FeedbackRecord(it["request_id"], it.get("row", 0), label, received, self.manifest.model_name))
         if errors:
-            raise RequestError(422, errors[0].reason, f"{len(errors)} invalid feedback item(s)", errors[:50])
+            raise RequestError(422, errors[0].reason, f"{len(errors)} invalid feedback item(s); first: {errors[0].message}", errors[:50])
         if self.feedback_writer is None:
             raise RequestError(503, "feedback_unavailable", "feedback storage is not configured for this deployment")
         try:
