@@ -18,6 +18,7 @@ from modelserve.records import CAPTURE_ROOT, FEEDBACK_ROOT, REPORTS_ROOT
 from modelserve.schema import BundleManifest, FeatureKind
 from modelserve.settings import Settings, SettingsError
 
+from .common import retention
 from .nag import acknowledge
 
 # Environment variables the functions read (names independent of any setting)
@@ -122,6 +123,10 @@ class CaptureStorage(Construct):
                 resources=[self.objects_arn(CAPTURE_ROOT), self.objects_arn(FEEDBACK_ROOT)],
             )
         )
+        self._ack_prefixes(role, {
+            CAPTURE_ROOT: "Object-level prefix grant: the function writes one capture object per request under captures/.",
+            FEEDBACK_ROOT: "Object-level prefix grant: the function writes feedback label objects under feedback/.",
+        })
         if self.key is not None:
             role.add_to_principal_policy(
                 iam.PolicyStatement(sid="EncryptCaptures", actions=["kms:GenerateDataKey"], resources=[self.key.key_arn])
@@ -157,6 +162,11 @@ class CaptureStorage(Construct):
         role.add_to_principal_policy(
             iam.PolicyStatement(sid="WriteReports", actions=["s3:PutObject"], resources=[self.objects_arn(REPORTS_ROOT)])
         )
+        self._ack_prefixes(role, {
+            CAPTURE_ROOT: "Object-level prefix grant: the drift check reads every capture object of its window.",
+            FEEDBACK_ROOT: "Object-level prefix grant: the drift check joins the feedback labels of its window.",
+            REPORTS_ROOT: "Object-level prefix grant: the drift check writes (and reads back) its reports.",
+        })
         if self.key is not None:
             role.add_to_principal_policy(
                 iam.PolicyStatement(
@@ -166,13 +176,18 @@ class CaptureStorage(Construct):
                 )
             )
 
+    def _ack_prefixes(self, scope: Construct, reasons: dict[str, str]) -> None:
+        bucket_id = cdk.Stack.of(self).get_logical_id(self.bucket.node.default_child)  # type: ignore[arg-type]
+        for root, reason in reasons.items():
+            acknowledge(scope, f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{root}/*]", reason)
+
     # ------------------------------------------------------------ Firehose
 
     def _firehose(self) -> firehose.CfnDeliveryStream:
         m = self.manifest
         log_group = logs.LogGroup(
             self, "FirehoseLogs",
-            retention=_retention(self.settings.log_retention_days),
+            retention=retention(self.settings.log_retention_days),
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
         log_stream = logs.LogStream(self, "FirehoseLogStream", log_group=log_group, removal_policy=cdk.RemovalPolicy.DESTROY)
@@ -330,12 +345,3 @@ def inputs_type(manifest: BundleManifest, settings: Settings) -> str:
 
 def _glue_name(raw: str) -> str:
     return re.sub(r"[^a-z0-9_]", "_", raw.lower())[:255]
-
-
-def _retention(days: int) -> logs.RetentionDays:
-    """The nearest CloudWatch Logs retention at or above ``days``."""
-    allowed = sorted(v.value for v in logs.RetentionDays if isinstance(v.value, int) and v.value > 0)
-    for d in allowed:
-        if d >= days:
-            return logs.RetentionDays(d)
-    return logs.RetentionDays(allowed[-1])

@@ -186,6 +186,12 @@ def alarm_specs(
         "alarm-unseen-category-rate", "model", **drift,
     )
     add(
+        "DataQualityFailures", drift_metrics.DATA_QUALITY_FAILURES, "model", "Maximum", 0, "GreaterThanThreshold",
+        "Data-quality expectations of the bundle's schema failed on the window (types, ranges, categories, nulls).",
+        "The report lists each failed expectation with examples; fix the producer or update the schema by retraining.",
+        "alarm-data-quality-failures", "model", **drift,
+    )
+    add(
         "NoTraffic", drift_metrics.WINDOW_ROWS, "model", "Minimum", 1, "LessThanThreshold",
         f"No captured rows in the last {s.window_hours} h (or the drift check published nothing).",
         "Check API traffic on the dashboard, capture_sampling, CaptureErrors and the drift-check logs.",

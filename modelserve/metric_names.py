@@ -12,3 +12,6 @@ CAPTURED_ROWS = "CapturedRows"
 VALIDATION_REJECTS = "ValidationRejects"
 FEEDBACK_ROWS = "FeedbackRows"
 FEEDBACK_ERRORS = "FeedbackErrors"
+
+# published by the drift-check function itself (the monitoring library's names are in monitoring.metric_names)
+CORRUPT_CAPTURE_OBJECTS = "CorruptCaptureObjects"

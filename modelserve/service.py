@@ -85,8 +85,11 @@ class InferenceService:
             from botocore.config import Config
 
             session = boto_session or boto3.session.Session()
-            # short timeouts: a slow capture must not hold the prediction for long
-            cfg = Config(connect_timeout=2, read_timeout=3, retries={"max_attempts": 1, "mode": "standard"})
+            # short timeouts: a slow capture must not hold the prediction for long. No SDK retries
+            # (botocore's "max_attempts" counts retries, "total_max_attempts" counts attempts): the
+            # Capturer's one retry is the only one, so the worst case is 2 x (1 s + 2 s), under
+            # the function's default 10 s timeout.
+            cfg = Config(connect_timeout=1, read_timeout=2, retries={"total_max_attempts": 1, "mode": "standard"})
             if bucket:
                 s3 = session.client("s3", config=cfg)
                 feedback_writer = _s3_writer(s3, bucket)

@@ -80,12 +80,16 @@ class Settings(BaseModel):
     sample_cap: int = Field(10_000, ge=100, le=1_000_000, description="Most target rows kept (reservoir sample)")
     alpha: float = Field(0.05, gt=0.0, lt=1.0, description="Significance level of the drift tests (family-wise)")
     p_value_correction: Literal["bonferroni", "fdr"] = Field("bonferroni", description="Multiple-testing correction")
-    drift_share_threshold: float = Field(0.25, gt=0.0, le=1.0, description="Share of drifted features = dataset drift")
+    drift_share_threshold: float = Field(
+        0.0, ge=0.0, le=1.0, description="Dataset drift when the share of drifted features reaches this (0: any feature)"
+    )
     numeric_effect_threshold: float | None = Field(None, ge=0.0, description="Override: normalised Wasserstein")
     categorical_effect_threshold: float | None = Field(None, ge=0.0, description="Override: categorical effect size")
     outlier_rate_threshold: float = Field(0.05, gt=0.0, le=1.0, description="Alarm when outlier rate exceeds")
-    missing_rate_threshold: float = Field(0.05, ge=0.0, le=1.0, description="Alarm when missing rate rises by")
-    out_of_range_threshold: float = Field(0.05, ge=0.0, le=1.0, description="Alarm when out-of-range share exceeds")
+    missing_rate_threshold: float = Field(
+        0.05, ge=0.0, le=1.0, description="Alarm when a feature's missing rate rises this far above the reference"
+    )
+    out_of_range_threshold: float = Field(0.01, ge=0.0, le=1.0, description="Alarm when out-of-range share exceeds")
     unseen_category_threshold: float = Field(0.01, ge=0.0, le=1.0, description="Alarm when unseen share exceeds")
     empty_window_alarm: Literal["breaching", "notBreaching", "ignore", "missing"] = Field(
         "breaching", description="How alarms treat an empty window / no traffic"

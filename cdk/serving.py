@@ -1,0 +1,268 @@
+"""Serving: the inference function, its ``live`` alias, the REST API in front of it and the
+CodeDeploy deployment group that shifts traffic to a new model version."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_codedeploy as codedeploy
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from modelserve.schema import BundleManifest
+from modelserve.settings import Settings
+
+from .bundling import BUNDLE_DIR_IN_ASSET, python_runtime
+from .common import resource_name, retention
+from .nag import acknowledge
+
+# settings the inference function reads (Settings.from_env); the rest stay out of its environment
+INFERENCE_SETTINGS = (
+    "model_bundle_path",
+    "max_batch_rows",
+    "max_body_bytes",
+    "unseen_category_policy",
+    "capture_sink",
+    "capture_sampling",
+    "redact_features",
+    "hash_features",
+    "capture_hash_salt",
+    "stage_name",
+    "metrics_namespace",
+)
+
+_CANARY = {
+    "AllAtOnce": "ALL_AT_ONCE",
+    "Canary10Percent5Minutes": "CANARY_10_PERCENT_5_MINUTES",
+    "Canary10Percent10Minutes": "CANARY_10_PERCENT_10_MINUTES",
+    "Canary10Percent15Minutes": "CANARY_10_PERCENT_15_MINUTES",
+    "Canary10Percent30Minutes": "CANARY_10_PERCENT_30_MINUTES",
+    "Linear10PercentEvery1Minute": "LINEAR_10_PERCENT_EVERY_1_MINUTE",
+    "Linear10PercentEvery2Minutes": "LINEAR_10_PERCENT_EVERY_2_MINUTES",
+    "Linear10PercentEvery3Minutes": "LINEAR_10_PERCENT_EVERY_3_MINUTES",
+    "Linear10PercentEvery10Minutes": "LINEAR_10_PERCENT_EVERY_10_MINUTES",
+}
+
+# (path, method, validate body): the FastAPI app's routes; anything else never reaches Lambda
+ROUTES = (
+    ("predict", "POST", True),
+    ("feedback", "POST", True),
+    ("health", "GET", False),
+    ("model", "GET", False),
+    ("docs", "GET", False),
+    ("openapi.json", "GET", False),
+)
+
+
+def lambda_architecture(settings: Settings) -> lambda_.Architecture:
+    return lambda_.Architecture.ARM_64 if settings.lambda_architecture == "arm64" else lambda_.Architecture.X86_64
+
+
+def powertools_env(settings: Settings, service: str) -> dict[str, str]:
+    return {
+        "POWERTOOLS_SERVICE_NAME": service,
+        "POWERTOOLS_METRICS_NAMESPACE": settings.metrics_namespace,
+    }
+
+
+class Serving(Construct):
+    """Exposes ``function``, ``alias``, ``api``, ``stage``, ``deployment_group``, ``api_key`` (or None)
+    and ``role`` (for capture grants)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        settings: Settings,
+        manifest: BundleManifest,
+        code: lambda_.Code,
+        extra_environment: dict[str, str],
+    ) -> None:
+        super().__init__(scope, id)
+        s, m = settings, manifest
+        stack = cdk.Stack.of(self)
+
+        log_group = logs.LogGroup(
+            self, "FunctionLogs", retention=retention(s.log_retention_days), removal_policy=cdk.RemovalPolicy.DESTROY
+        )
+        self.role = iam.Role(
+            self, "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Inference function of model {m.model_name}",
+        )
+        # instead of the AWSLambdaBasicExecutionRole managed policy: its own log group only
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="OwnLogGroup",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn],
+            )
+        )
+
+        env = s.to_env(*(n for n in INFERENCE_SETTINGS if n != "capture_hash_salt" or s.capture_hash_salt))
+        env["MS_MODEL_BUNDLE_PATH"] = BUNDLE_DIR_IN_ASSET  # inside the asset (handler resolves it against LAMBDA_TASK_ROOT)
+        env.update(extra_environment)
+        env.update(powertools_env(s, "inference"))
+
+        self.function = lambda_.Function(
+            self, "Function",
+            description=f"modelserve inference: model {m.model_name} version {m.version}",
+            runtime=python_runtime(s.python_runtime),
+            architecture=lambda_architecture(s),
+            handler="handler.handler",
+            code=code,
+            memory_size=s.inference_memory_mb,
+            timeout=cdk.Duration.seconds(s.inference_timeout_s),
+            tracing=lambda_.Tracing.ACTIVE,
+            environment=env,
+            role=self.role,
+            log_group=log_group,
+            current_version_options=lambda_.VersionOptions(
+                description=f"model {m.model_name} version {m.version}",
+                removal_policy=cdk.RemovalPolicy.RETAIN,
+            ),
+        )
+        cdk.Tags.of(self.function).add("modelserve:model-name", m.model_name)
+        cdk.Tags.of(self.function).add("modelserve:model-version", m.version)
+        acknowledge(
+            self.role, "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray tracing (xray:PutTraceSegments / PutTelemetryRecords) supports no resource-level scoping; "
+            "CDK adds exactly these two actions for Tracing.ACTIVE.",
+        )
+        if s.python_runtime != "3.13":
+            acknowledge(
+                self.function, "AwsSolutions-L1",
+                f"The runtime is the python_runtime setting ({s.python_runtime}): the bundled wheels are built for it.",
+            )
+
+        self.alias = lambda_.Alias(
+            self, "Live",
+            alias_name="live",
+            version=self.function.current_version,
+            description=f"Traffic alias; points at model {m.model_name} version {m.version}",
+            provisioned_concurrent_executions=s.provisioned_concurrency or None,
+        )
+
+        self.deployment_group = codedeploy.LambdaDeploymentGroup(
+            self, "Deployment",
+            alias=self.alias,
+            deployment_config=getattr(codedeploy.LambdaDeploymentConfig, _CANARY[s.canary_config]),
+            auto_rollback=codedeploy.AutoRollbackConfig(failed_deployment=True, stopped_deployment=True, deployment_in_alarm=True),
+        )
+        acknowledge(
+            self.deployment_group, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSCodeDeployRoleForLambdaLimited]",
+            "AWS's own least-privilege service-role policy for CodeDeploy Lambda deployments (alias updates and "
+            "invoking lifecycle hooks); CDK attaches it to the deployment group's role.",
+        )
+
+        self._api(s, m, stack)
+
+    # ------------------------------------------------------------ API Gateway
+
+    def _api(self, s: Settings, m: BundleManifest, stack: cdk.Stack) -> None:
+        access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=retention(s.log_retention_days), removal_policy=cdk.RemovalPolicy.DESTROY
+        )
+        self.api_name = resource_name(stack.stack_name, m.model_name, "api", max_len=128)
+        auth = {
+            "none": apigw.AuthorizationType.NONE,
+            "api_key": apigw.AuthorizationType.NONE,
+            "iam": apigw.AuthorizationType.IAM,
+        }[s.api_auth]
+        self.api = apigw.RestApi(
+            self, "Api",
+            rest_api_name=self.api_name,
+            description=f"Predictions from model {m.model_name}",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            # the account-level role API Gateway needs to write logs; kept on stack deletion (shared by the region)
+            cloud_watch_role=True,
+            cloud_watch_role_removal_policy=cdk.RemovalPolicy.RETAIN,
+            deploy_options=apigw.StageOptions(
+                stage_name=s.stage_name,
+                throttling_rate_limit=s.throttle_rate_limit,
+                throttling_burst_limit=s.throttle_burst_limit,
+                tracing_enabled=True,
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,
+                metrics_enabled=False,
+                access_log_destination=apigw.LogGroupLogDestination(access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=False, http_method=True, ip=True, protocol=True, request_time=True,
+                    resource_path=True, response_length=True, status=True, user=False,
+                ),
+            ),
+        )
+        self.stage = self.api.deployment_stage
+        body_validator = self.api.add_request_validator(
+            "BodyValidator", validate_request_body=True, validate_request_parameters=True
+        )
+        params_validator = self.api.add_request_validator(
+            "ParamsValidator", validate_request_body=False, validate_request_parameters=True
+        )
+        json_object = self.api.add_model(
+            "JsonBody",
+            content_type="application/json",
+            description="Structural check at the edge; the function validates every field and answers 422 with details",
+            schema=apigw.JsonSchema(
+                schema=apigw.JsonSchemaVersion.DRAFT4,
+                type=[apigw.JsonSchemaType.OBJECT, apigw.JsonSchemaType.ARRAY],
+            ),
+        )
+        integration = apigw.LambdaIntegration(self.alias, proxy=True, allow_test_invoke=False)
+        for path, method, has_body in ROUTES:
+            resource = self.api.root.add_resource(path)
+            resource.add_method(
+                method,
+                integration,
+                authorization_type=auth,
+                api_key_required=s.api_auth == "api_key",
+                request_validator=body_validator if has_body else params_validator,
+                request_models={"application/json": json_object} if has_body else None,
+            )
+
+        self.api_key: apigw.IApiKey | None = None
+        if s.api_auth == "api_key":
+            self.api_key = self.api.add_api_key("ApiKey", description=f"Client key for model {m.model_name}")
+            plan = self.api.add_usage_plan(
+                "UsagePlan",
+                description="Throttles each API key like the stage",
+                throttle=apigw.ThrottleSettings(rate_limit=s.throttle_rate_limit, burst_limit=s.throttle_burst_limit),
+            )
+            plan.add_api_stage(stage=self.stage)
+            plan.add_api_key(self.api_key)
+        if s.api_auth != "iam":
+            reason = (
+                "api_auth=api_key: clients present an API key bound to a throttled usage plan (revocable per client); "
+                "set api_auth=iam for SigV4 authorization."
+                if s.api_auth == "api_key"
+                else "api_auth=none was chosen explicitly in the settings (public demo endpoint, throttled at the stage)."
+            )
+            acknowledge(self.api, "AwsSolutions-APIG4", reason)
+            acknowledge(self.api, "AwsSolutions-COG4", reason)
+        acknowledge(
+            self.api, "AwsSolutions-APIG3",
+            "No WAF web ACL by default (fixed monthly cost); stage throttling and request validation bound abuse. "
+            "Associate a web ACL with the stage for internet-facing production use.",
+        )
+        acknowledge(
+            self.api, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+            "The account-level API Gateway logging role needs exactly this AWS-managed policy to deliver access and execution logs.",
+        )
+
+    # ------------------------------------------------------------ metrics the alarms and dashboard use
+
+    def api_metric(self, metric_name: str, statistic: str, period_s: int = 60) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace="AWS/ApiGateway",
+            metric_name=metric_name,
+            dimensions_map={"ApiName": self.api_name, "Stage": self.stage.stage_name},
+            statistic=statistic,
+            period=cdk.Duration.seconds(period_s),
+        )
+
+    def function_metric(self, metric_name: str, statistic: str, period_s: int = 60) -> cloudwatch.Metric:
+        return self.function.metric(metric_name, statistic=statistic, period=cdk.Duration.seconds(period_s))

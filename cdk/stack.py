@@ -1,0 +1,93 @@
+"""The one stack: wires the constructs together and prints the outputs a user needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from modelserve.schema import BundleManifest
+from modelserve.settings import Settings
+
+from .bundling import REPO_ROOT, AssetSpec, asset_code
+from .capture import CaptureStorage
+from .monitoring import Monitoring
+from .serving import Serving
+
+
+class ModelServingStack(cdk.Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        settings: Settings,
+        manifest: BundleManifest,
+        bundle_dir: Path,
+        bundling_mode: str = "local",
+        prebuilt_assets: Path | None = None,
+        repo_root: Path = REPO_ROOT,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(
+            scope, id,
+            description=f"modelserve: model {manifest.model_name} version {manifest.version} behind API Gateway + Lambda, "
+            "captures to S3, scheduled drift check and alarms",
+            **kwargs,  # type: ignore[arg-type]
+        )
+        s, m = settings, manifest
+        cdk.Tags.of(self).add("modelserve:model-name", m.model_name)
+
+        def spec(name: str, packages: tuple[str, ...]) -> AssetSpec:
+            return AssetSpec(
+                name=name,
+                handler_dir=repo_root / "lambda" / name,
+                packages=tuple(repo_root / p for p in packages),
+                bundle_dir=bundle_dir,
+                python_version=s.python_runtime,
+                architecture=s.lambda_architecture,
+            )
+
+        self.capture = CaptureStorage(self, "Capture", settings=s, manifest=m)
+        self.serving = Serving(
+            self, "Serving",
+            settings=s, manifest=m,
+            code=asset_code(spec("inference", ("modelserve",)), bundling_mode, prebuilt_assets),
+            extra_environment=self.capture.environment,
+        )
+        self.capture.grant_capture_write(self.serving.role)
+        self.monitoring = Monitoring(
+            self, "Monitoring",
+            settings=s, manifest=m,
+            code=asset_code(spec("drift_check", ("modelserve", "monitoring")), bundling_mode, prebuilt_assets),
+            capture=self.capture, serving=self.serving,
+        )
+        for alarm in self.monitoring.rollback_alarms:
+            self.serving.deployment_group.add_alarm(alarm)
+
+        if bundling_mode == "skip":
+            cdk.Annotations.of(self).add_warning_v2(
+                "modelserve:bundlingSkipped",
+                "Bundling skipped (MS_SKIP_BUNDLING / modelserve:bundling=skip): the Lambda assets hold no dependencies. "
+                "Synth for tests only; do not deploy this assembly.",
+            )
+
+        out = lambda name, value, desc: cdk.CfnOutput(self, name, value=value, description=desc)  # noqa: E731
+        out("ApiUrl", self.serving.api.url, "Base URL of the stage: POST <url>predict")
+        if self.serving.api_key is not None:
+            out("ApiKeyId", self.serving.api_key.key_id,
+                "aws apigateway get-api-key --include-value --api-key <id> --query value --output text")
+        out("CaptureBucketName", self.capture.bucket.bucket_name, "captures/, feedback/ and reports/ live here")
+        out("DashboardUrl",
+            f"https://{cdk.Aws.REGION}.console.aws.amazon.com/cloudwatch/home?region={cdk.Aws.REGION}"
+            f"#dashboards:name={self.monitoring.dashboard_name}",
+            "CloudWatch dashboard of the model")
+        out("AlarmTopicArn", self.monitoring.topic.topic_arn, "SNS topic every alarm notifies")
+        out("InferenceFunctionName", self.serving.function.function_name, "Inference Lambda (alias 'live')")
+        out("DriftCheckFunctionName", self.monitoring.function.function_name,
+            "aws lambda invoke --function-name <name> /dev/stdout  runs a drift check now")
+        out("AthenaTable", f"{self.capture.database.ref}.captures", "Query captures with Athena (name the version)")
+        out("ModelVersion", m.version, "Model version deployed behind the live alias")
+        if self.capture.stream is not None:
+            out("FirehoseStreamName", self.capture.stream.ref, "Delivery stream of capture records")

@@ -1,0 +1,35 @@
+"""Drift-check Lambda: an EventBridge scheduled event (or {"window": {"start", "end"}}) -> metrics + reports.
+
+The reference profile and detectors are fitted once at init; each invocation reads one window.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import boto3
+
+from modelserve.bundle import ModelBundle
+from modelserve.drift_service import DriftService
+from modelserve.observability import make_logger
+from modelserve.service import ENV_CAPTURE_BUCKET
+from modelserve.settings import Settings
+
+settings = Settings.from_env()
+if not os.path.isabs(settings.model_bundle_path):  # relative to the asset root, not the cwd
+    root = os.environ.get("LAMBDA_TASK_ROOT") or os.path.dirname(os.path.abspath(__file__))
+    settings = settings.model_copy(update={"model_bundle_path": os.path.join(root, settings.model_bundle_path)})
+
+bundle = ModelBundle.load(settings.model_bundle_path)
+logger = make_logger("drift_check", bundle.manifest.model_name, bundle.manifest.version)
+bucket = os.environ[ENV_CAPTURE_BUCKET]
+service = DriftService(bundle, settings, boto3.client("s3"), boto3.client("cloudwatch"), bucket)
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    run = service.run(event)
+    summary = run.summary(bucket)
+    logger.info("drift report written", extra={"report_html": summary["report_html"], "report_json": summary["report_json"]})
+    return summary

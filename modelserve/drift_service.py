@@ -1,0 +1,203 @@
+"""The drift check's AWS edge: window in from S3, the pure ``monitoring`` check, metrics and reports out.
+
+Built once per process (reference profile and detectors are fitted at init, not per run).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+import numpy as np
+
+from monitoring import metric_names as M
+from monitoring.check import DriftChecker, DriftConfig, DriftReport
+from monitoring.html_report import render_html
+from monitoring.performance import LabeledPredictions
+from monitoring.profile import PredictionColumns, ReferenceProfile
+
+from . import metric_names as mn
+from .bundle import ModelBundle, reference_sample_from_rows
+from .capture_reader import WindowRead, read_window
+from .records import report_key, utc_iso
+from .schema import BundleManifest, Task
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+CLOUDWATCH_BATCH = 500  # PutMetricData takes up to 1,000 values per call
+
+
+def drift_config(settings: Settings) -> DriftConfig:
+    """The one mapping from deploy settings to the library's thresholds."""
+    overrides: dict[str, Any] = {}
+    if settings.numeric_effect_threshold is not None:
+        overrides["numeric_effect_threshold"] = settings.numeric_effect_threshold
+    if settings.categorical_effect_threshold is not None:
+        overrides["categorical_effect_threshold"] = settings.categorical_effect_threshold
+    return DriftConfig(
+        alpha=settings.alpha,
+        correction=settings.p_value_correction,
+        drift_share_threshold=settings.drift_share_threshold,
+        outlier_rate_threshold=settings.outlier_rate_threshold,
+        missing_rate_tolerance=settings.missing_rate_threshold,
+        out_of_range_threshold=settings.out_of_range_threshold,
+        unseen_category_threshold=settings.unseen_category_threshold,
+        **overrides,
+    )
+
+
+def checked_manifest(manifest: BundleManifest, settings: Settings) -> BundleManifest:
+    """Redacted features are not in captures and hashed ones are not comparable: leave both out."""
+    from dataclasses import replace
+
+    excluded = set(settings.redact_features) | set(settings.hash_features)
+    return replace(manifest, features=tuple(f for f in manifest.features if f.name not in excluded))
+
+
+def resolve_window(event: dict[str, Any] | None, window_hours: int, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """EventBridge scheduled event -> the W hours ending at its time; or an explicit {"window": {"start", "end"}}."""
+    event = event or {}
+    explicit = event.get("window")
+    if isinstance(explicit, dict) and explicit.get("start") and explicit.get("end"):
+        start, end = _parse_time(explicit["start"]), _parse_time(explicit["end"])
+        if not start < end:
+            raise ValueError(f"window start {start} is not before end {end}")
+        return start, end
+    end = _parse_time(event["time"]) if event.get("time") else (now or datetime.now(timezone.utc))
+    return end - timedelta(hours=window_hours), end
+
+
+def _parse_time(s: str) -> datetime:
+    t = datetime.fromisoformat(s.replace("Z", "+00:00"))
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+@dataclass
+class DriftRun:
+    start: datetime
+    end: datetime
+    window: WindowRead
+    report: DriftReport
+    json_key: str
+    html_key: str
+    metrics: list[tuple[str, float, str | None]] = field(default_factory=list)
+
+    def summary(self, bucket: str) -> dict[str, Any]:
+        return {
+            "window": {"start": utc_iso(self.start), "end": utc_iso(self.end)},
+            "rows_seen": self.window.rows_seen,
+            "rows_checked": self.report.window_rows,
+            "objects_read": self.window.objects_read,
+            "corrupt_objects": self.window.corrupt_objects,
+            "labeled_rows": len(self.window.labels),
+            "dataset_drift": self.report.dataset_drift,
+            "drift_share": self.report.drift_share,
+            "report_json": f"s3://{bucket}/{self.json_key}",
+            "report_html": f"s3://{bucket}/{self.html_key}",
+        }
+
+
+class DriftService:
+    def __init__(
+        self,
+        bundle: ModelBundle,
+        settings: Settings,
+        s3: Any,
+        cloudwatch: Any,
+        bucket: str,
+        write_local: Callable[[str, bytes], None] | None = None,
+    ) -> None:
+        self.bundle = bundle
+        self.manifest = bundle.manifest
+        self.settings = settings
+        self.s3 = s3
+        self.cloudwatch = cloudwatch
+        self.bucket = bucket
+        self.write_local = write_local
+        self.checked = checked_manifest(bundle.manifest, settings)
+        ref = reference_sample_from_rows(self.checked, bundle.reference_rows())
+        self.profile = ReferenceProfile.fit(
+            self.checked.features,
+            ref.table,
+            PredictionColumns(labels=ref.labels, probabilities=ref.probabilities, values=ref.values),
+            outputs=self.checked.outputs,
+        )
+        self.config = drift_config(settings)
+        self.checker = DriftChecker(self.profile, self.config)
+        self.dimensions = [
+            {"Name": mn.DIM_MODEL_NAME, "Value": self.manifest.model_name},
+            {"Name": mn.DIM_MODEL_VERSION, "Value": self.manifest.version},
+        ]
+
+    def run(self, event: dict[str, Any] | None, now: datetime | None = None) -> DriftRun:
+        started = time.perf_counter()
+        start, end = resolve_window(event, self.settings.window_hours, now)
+        window = read_window(
+            self.s3, self.bucket, self.manifest.model_name, self.manifest.version, start, end, self.settings.sample_cap
+        )
+        sample = reference_sample_from_rows(self.checked, window.rows)
+        predictions = PredictionColumns(labels=sample.labels, probabilities=sample.probabilities, values=sample.values)
+        report = self.checker.check(sample.table, predictions, self._labeled(window, predictions))
+        metrics = report.metrics() + [(mn.CORRUPT_CAPTURE_OBJECTS, float(window.corrupt_objects), None)]
+        self.publish(metrics, end)
+        at = end
+        json_key, html_key = report_key(self.manifest.model_name, at, "json"), report_key(self.manifest.model_name, at, "html")
+        document = {
+            "model_name": self.manifest.model_name,
+            "model_version": self.manifest.version,
+            "window": {"start": utc_iso(start), "end": utc_iso(end)},
+            "rows_seen": window.rows_seen,
+            "objects_read": window.objects_read,
+            "corrupt_objects": window.corrupt_objects,
+            "corrupt_keys": window.corrupt_keys,
+            "excluded_features": sorted(set(self.settings.redact_features) | set(self.settings.hash_features)),
+            "seconds": round(time.perf_counter() - started, 3),
+            "report": report.to_dict(),
+        }
+        body = json.dumps(document, allow_nan=False, indent=1).encode()
+        title = f"Drift report: {self.manifest.model_name} {self.manifest.version}, {utc_iso(start)} to {utc_iso(end)}"
+        html = render_html(report, self.profile, title=title).encode()
+        self._put(json_key, body, "application/json")
+        self._put(html_key, html, "text/html; charset=utf-8")
+        run = DriftRun(start, end, window, report, json_key, html_key, metrics)
+        logger.info("drift check done", extra=run.summary(self.bucket))
+        return run
+
+    def _labeled(self, window: WindowRead, predictions: PredictionColumns) -> LabeledPredictions | None:
+        if not window.labels:
+            return None
+        idx = [i for i, r in enumerate(window.rows) if (r["request_id"], int(r["row"])) in window.labels]
+        if not idx:
+            return None
+        y = [window.labels[(window.rows[i]["request_id"], int(window.rows[i]["row"]))] for i in idx]
+        sel = np.array(idx)
+        if self.manifest.outputs.task is Task.CLASSIFICATION:
+            sub = PredictionColumns(
+                labels=predictions.labels[sel] if predictions.labels is not None else None,
+                probabilities=predictions.probabilities[sel] if predictions.probabilities is not None else None,
+            )
+            return LabeledPredictions(np.array([str(v) for v in y], dtype=object), sub)
+        sub = PredictionColumns(values=predictions.values[sel] if predictions.values is not None else None)
+        return LabeledPredictions(np.array(y, dtype=np.float64), sub)
+
+    def publish(self, metrics: list[tuple[str, float, str | None]], timestamp: datetime) -> None:
+        data = []
+        for name, value, feature in metrics:
+            if value is None or not np.isfinite(value):
+                continue  # CloudWatch rejects NaN; a missing point is what alarms treat per their setting
+            dims = list(self.dimensions)
+            if feature is not None:
+                dims.append({"Name": mn.DIM_FEATURE, "Value": feature})
+            data.append({"MetricName": name, "Dimensions": dims, "Value": float(value), "Timestamp": timestamp, "Unit": "None"})
+        for i in range(0, len(data), CLOUDWATCH_BATCH):
+            self.cloudwatch.put_metric_data(Namespace=self.settings.metrics_namespace, MetricData=data[i : i + CLOUDWATCH_BATCH])
+
+    def _put(self, key: str, body: bytes, content_type: str) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+        if self.write_local is not None:
+            self.write_local(key, body)

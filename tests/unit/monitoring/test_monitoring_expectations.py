@@ -1,0 +1,110 @@
+"""Data-quality expectations against the reference profile."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from modelserve.schema import FeatureKind, FeatureSpec
+from monitoring import synthetic as syn
+from monitoring.expectations import MISSING_RATE, OUT_OF_RANGE, UNSEEN_CATEGORY, WRONG_TYPE, check_expectations
+from monitoring.profile import ReferenceProfile
+
+WINDOW = 10_000
+
+
+def test_no_drift_window_passes_every_expectation(profile, rng):
+    res = check_expectations(profile, syn.make_table(WINDOW, rng))
+    assert res.passed, res.failed_checks()
+
+
+def test_missing_rate_ten_to_twenty_percent_is_detected(profile, rng):
+    res = check_expectations(profile, syn.make_table(WINDOW, rng, missing={"num_b": 0.2}))
+    r = res.get("num_b", MISSING_RATE)
+    assert r.failed
+    assert r.share == pytest.approx(0.2, abs=0.015)
+    assert [f.feature for f in res.failed_checks()] == ["num_b"]
+
+
+def test_missing_threshold_is_reference_rate_plus_tolerance_plus_sampling_margin(profile, rng):
+    p_ref = profile["num_b"].missing_rate
+    res = check_expectations(profile, syn.make_table(400, rng), missing_rate_tolerance=0.05, missing_rate_z=3.0)
+    assert res.get("num_b", MISSING_RATE).threshold == pytest.approx(p_ref + 0.05 + 3 * math.sqrt(p_ref * (1 - p_ref) / 400))
+    res0 = check_expectations(profile, syn.make_table(400, rng), missing_rate_tolerance=0.05, missing_rate_z=0.0)
+    assert res0.get("num_b", MISSING_RATE).threshold == pytest.approx(p_ref + 0.05)
+
+
+def test_new_category_share_is_reported_as_unseen(profile, rng):
+    res = check_expectations(profile, syn.make_table(WINDOW, rng, new_category=("cat_color", "purple", 0.1)))
+    r = res.get("cat_color", UNSEEN_CATEGORY)
+    assert r.failed and r.share == pytest.approx(0.1, abs=0.01)
+    assert res.unseen_category_rate == r.share
+
+
+def _small_profile():
+    specs = (
+        FeatureSpec("x", FeatureKind.NUMERIC, min=-5.0, max=5.0),
+        FeatureSpec("c", FeatureKind.CATEGORICAL, categories=("a", "b", "rare")),
+        FeatureSpec("f", FeatureKind.BOOLEAN),
+    )
+    table = {
+        "x": np.linspace(0, 1, 100),
+        "c": np.array(["a", "b"] * 50, dtype=object),
+        "f": np.array([0.0, 1.0] * 50),
+    }
+    return ReferenceProfile.fit(specs, table)
+
+
+def test_out_of_range_uses_the_wider_of_schema_and_reference_range():
+    prof = _small_profile()
+    window = {
+        "x": np.array([-6.0, -4.0, 0.5, 4.9, 5.1, np.nan, 6.0, 1.0, 2.0, 3.0]),
+        "c": np.array(["a"] * 10, dtype=object),
+        "f": np.zeros(10),
+    }
+    r = check_expectations(prof, window).get("x", OUT_OF_RANGE)
+    assert r.n_flagged == 3 and r.share == pytest.approx(0.3) and r.failed
+
+
+def test_schema_categories_missing_from_the_reference_are_not_unseen():
+    prof = _small_profile()
+    window = {"x": np.zeros(4), "c": np.array(["rare", "a", "zzz", None], dtype=object), "f": np.zeros(4)}
+    r = check_expectations(prof, window).get("c", UNSEEN_CATEGORY)
+    assert r.n_flagged == 1 and r.share == pytest.approx(0.25)
+
+
+def test_wrong_types_infinity_non_binary_boolean_and_non_string_category():
+    prof = _small_profile()
+    window = {
+        "x": np.array([np.inf, -np.inf, 1.0, 2.0]),
+        "c": np.array(["a", 3, "b", None], dtype=object),
+        "f": np.array([0.0, 1.0, 2.0, np.nan]),
+    }
+    res = check_expectations(prof, window)
+    assert res.get("x", WRONG_TYPE).n_flagged == 2
+    assert res.get("c", WRONG_TYPE).n_flagged == 1
+    assert res.get("f", WRONG_TYPE).n_flagged == 1
+    assert res.get("f", MISSING_RATE).n_flagged == 1  # the NaN, not the 2.0
+    assert res.get("x", OUT_OF_RANGE).n_flagged == 0  # infinities are wrong types, not out of range
+    assert res.wrong_type_rate == pytest.approx(0.5)
+    assert res.n_failed >= 3
+
+
+def test_aggregates_are_the_maximum_across_features():
+    prof = _small_profile()
+    window = {
+        "x": np.array([np.nan, 1.0, 1.0, 1.0]),
+        "c": np.array([None, None, "a", "a"], dtype=object),
+        "f": np.zeros(4),
+    }
+    res = check_expectations(prof, window)
+    assert res.missing_rate == pytest.approx(0.5)
+    assert res.out_of_range_rate == 0.0
+
+
+def test_absent_feature_column_counts_as_all_missing_instead_of_raising():
+    prof = _small_profile()
+    res = check_expectations(prof, {"x": np.zeros(5), "f": np.zeros(5)})
+    assert res.get("c", MISSING_RATE).share == 1.0 and res.get("c", MISSING_RATE).failed
