@@ -213,6 +213,10 @@ class CaptureStorage(Construct):
                 resources=[self.objects_arn(CAPTURE_ROOT), self.objects_arn(FIREHOSE_ERROR_ROOT)],
             )
         )
+        self._ack_prefixes(role, {
+            CAPTURE_ROOT: "Object-level prefix grant: Firehose writes one object per buffer under captures/.",
+            FIREHOSE_ERROR_ROOT: "Object-level prefix grant: Firehose writes records it failed to deliver under capture-errors/.",
+        })
         role.add_to_policy(
             iam.PolicyStatement(sid="ErrorLogs", actions=["logs:PutLogEvents"], resources=[log_group.log_group_arn])
         )

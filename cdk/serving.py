@@ -84,6 +84,7 @@ class Serving(Construct):
     ) -> None:
         super().__init__(scope, id)
         s, m = settings, manifest
+        self.settings = settings
         stack = cdk.Stack.of(self)
 
         log_group = logs.LogGroup(
@@ -243,6 +244,12 @@ class Serving(Construct):
             )
             acknowledge(self.api, "AwsSolutions-APIG4", reason)
             acknowledge(self.api, "AwsSolutions-COG4", reason)
+        else:
+            acknowledge(
+                self.api, "AwsSolutions-COG4",
+                "api_auth=iam: callers sign requests with SigV4 and IAM policies authorize them (service-to-service); "
+                "a Cognito user pool would add end-user sign-in this API does not have.",
+            )
         acknowledge(
             self.api, "AwsSolutions-APIG3",
             "No WAF web ACL by default (fixed monthly cost); stage throttling and request validation bound abuse. "
@@ -259,7 +266,9 @@ class Serving(Construct):
         return cloudwatch.Metric(
             namespace="AWS/ApiGateway",
             metric_name=metric_name,
-            dimensions_map={"ApiName": self.api_name, "Stage": self.stage.stage_name},
+            # literal names, not tokens: a reference to the stage would make alarm -> stage -> methods ->
+            # alias -> deployment group -> alarm a dependency cycle
+            dimensions_map={"ApiName": self.api_name, "Stage": self.settings.stage_name},
             statistic=statistic,
             period=cdk.Duration.seconds(period_s),
         )

@@ -6,13 +6,18 @@ it into Powertools Metrics with default dimensions ModelName and ModelVersion.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import utils as logging_utils
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from . import metric_names as mn
+
+# an invocation that only answered a health check has no metrics: that's normal, not a warning
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 _UNITS = {
     mn.PREDICTION_LATENCY_MS: MetricUnit.Milliseconds,
@@ -36,8 +41,12 @@ class EmfMetricHook:
         self.default_dimensions = {mn.DIM_MODEL_NAME: model_name, mn.DIM_MODEL_VERSION: model_version}
         self.metrics = Metrics(namespace=namespace, service=service)
         self.metrics.set_default_dimensions(**self.default_dimensions)
+        # Powertools keeps (and at 100 values prints) metrics even when disabled: don't collect at all
+        self.enabled = not is_metrics_disabled()
 
     def __call__(self, name: str, value: float, dims: dict[str, str]) -> None:
+        if not self.enabled:
+            return
         unit = _UNITS.get(name, MetricUnit.Count)
         if dims:  # extra dimensions go in their own EMF blob
             with single_metric(name=name, unit=unit, value=value, namespace=self.namespace) as m:

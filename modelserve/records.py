@@ -106,6 +106,8 @@ def hour_prefixes(model_name: str, model_version: str, hour: datetime) -> tuple[
 
 def window_hours(start: datetime, end: datetime) -> list[datetime]:
     """UTC hour starts overlapping [start, end)."""
+    if end <= start:  # an empty window overlaps no hour
+        return []
     h = start.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
     out = []
     while h < end:

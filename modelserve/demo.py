@@ -1,0 +1,247 @@
+"""The local demo: quiet traffic, then shifted traffic, each followed by the real drift check.
+
+Everything runs on this machine: moto server as AWS, the real inference handler behind the local
+gateway (HTTP -> API Gateway event), the real drift-check handler on EventBridge scheduled events.
+After each period it prints what the stack's alarms would say, from the same ``AlarmSpec``
+definitions the CDK stack deploys, and writes the HTML report locally.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from .alarms import AlarmSpec, alarm_specs, evaluate
+from .bundle import ModelBundle
+from .schema import FeatureKind, FeatureSpec
+
+PERIOD_QUIET = "quiet"
+PERIOD_SHIFTED = "shifted"
+
+
+@dataclass
+class Shift:
+    """What the shifted period changes, chosen from the bundle's schema."""
+
+    numeric: FeatureSpec | None
+    numeric_delta: float
+    categorical: FeatureSpec | None
+    category: str | None
+    category_share: float
+    missing: FeatureSpec | None
+    missing_share: float
+
+    def describe(self) -> list[str]:
+        out = []
+        if self.numeric:
+            out.append(f"{self.numeric.name} shifted by {self.numeric_delta:+.3g} (1 reference sd)")
+        if self.categorical:
+            out.append(f"{self.categorical.name} = {self.category!r} in {self.category_share:.0%} of rows")
+        if self.missing:
+            out.append(f"{self.missing.name} missing in {self.missing_share:.0%} of rows")
+        return out
+
+    def apply(self, row: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+        row = dict(row)
+        if self.numeric and row.get(self.numeric.name) is not None:
+            row[self.numeric.name] = float(row[self.numeric.name]) + self.numeric_delta
+        if self.categorical and rng.random() < self.category_share:
+            row[self.categorical.name] = self.category
+        if self.missing and rng.random() < self.missing_share:
+            row[self.missing.name] = None
+        return row
+
+
+def choose_shift(bundle: ModelBundle) -> Shift:
+    features = bundle.manifest.features
+    rows = [r["inputs"] for r in bundle.reference_rows()]
+    numeric = next((f for f in features if f.kind is FeatureKind.NUMERIC), None)
+    delta = 0.0
+    if numeric:
+        vals = [float(r[numeric.name]) for r in rows if r.get(numeric.name) is not None]
+        mean = sum(vals) / len(vals)
+        delta = (sum((v - mean) ** 2 for v in vals) / max(1, len(vals) - 1)) ** 0.5
+    categorical = next((f for f in features if f.kind is FeatureKind.CATEGORICAL and len(f.categories) > 1), None)
+    category = None
+    if categorical:  # push the rarest training category to a majority
+        counts = {c: 0 for c in categorical.categories}
+        for r in rows:
+            if r.get(categorical.name) in counts:
+                counts[r[categorical.name]] += 1
+        category = min(counts, key=counts.get)  # type: ignore[arg-type]
+    missing = next((f for f in features if f.nullable and f is not numeric and f is not categorical), None)
+    return Shift(numeric, delta, categorical, category, 0.6, missing, 0.25)
+
+
+@dataclass
+class PeriodResult:
+    name: str
+    summary: dict[str, Any]
+    alarm_rows: list[tuple[str, str, float | None, str, str]]  # id, metric, value, condition, state
+    html_path: Path
+    answered: int = 0
+    rejected: int = 0
+    feedback: int = 0
+    states: dict[str, str] = field(default_factory=dict)
+
+
+def alarm_table(specs: list[AlarmSpec], metrics: list[tuple[str, float, str | None]]) -> list[tuple[str, str, float | None, str, str]]:
+    """The verdicts of the alarms on drift-check metrics, for one run's published (dataset-level) metrics."""
+    from monitoring.metric_names import ALL_METRICS
+
+    values = {name: value for name, value, feature in metrics if feature is None}
+    ops = {"GreaterThanThreshold": ">", "GreaterThanOrEqualToThreshold": ">=", "LessThanThreshold": "<", "LessThanOrEqualToThreshold": "<="}
+    rows = []
+    for spec in specs:
+        if spec.source != "model" or spec.metric_name not in ALL_METRICS:
+            continue  # service and capture alarms watch AWS / EMF metrics the local run has no CloudWatch for
+        value = values.get(spec.metric_name)
+        rows.append((spec.id, spec.metric_name, value, f"{ops[spec.comparison]} {spec.threshold:g}", evaluate(spec, value)))
+    return rows
+
+
+def format_table(rows: list[tuple[str, str, float | None, str, str]]) -> str:
+    head = ("alarm", "metric", "value", "alarm when", "state")
+    cells = [head] + [(a, m, "no data" if v is None else f"{v:.4g}", c, s) for a, m, v, c, s in rows]
+    widths = [max(len(str(r[i])) for r in cells) for i in range(5)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def run_demo(
+    bundle: str | None = None,
+    requests: int = 200,
+    rows: int = 10,
+    out: str | Path = ".local/demo",
+    seed: int = 7,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> int:
+    results = demo(bundle, requests, rows, out, seed, progress, echo)
+    return 0 if results else 1
+
+
+def demo(
+    bundle: str | None = None,
+    requests: int = 200,
+    rows: int = 10,
+    out: str | Path = ".local/demo",
+    seed: int = 7,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> list[PeriodResult]:
+    from tqdm import tqdm
+
+    from monitoring.check import DriftReport
+
+    from .__main__ import resolve_bundle
+    from .local import LOCAL_BUCKET, LambdaContext, LocalGateway, create_local_bucket, load_handler_module, local_aws
+
+    bundle_dir = resolve_bundle(bundle)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    results: list[PeriodResult] = []
+    with local_aws() as endpoint:
+        create_local_bucket(LOCAL_BUCKET)
+        os.environ.update({"MS_MODEL_BUNDLE_PATH": str(bundle_dir), "MS_CAPTURE_BUCKET": LOCAL_BUCKET, "POWERTOOLS_METRICS_DISABLED": "true"})
+        inference = load_handler_module("inference")
+        drift_check = load_handler_module("drift_check")
+        gateway = LocalGateway(inference.handler, inference.settings.stage_name, port=0).start()
+        b = inference.bundle
+        m = b.manifest
+        specs = alarm_specs(inference.settings, m.model_name, m.version, LOCAL_BUCKET)
+        reference = b.reference_rows()
+        shift = choose_shift(b)
+        echo(f"model {m.model_name} {m.version}; local AWS at {endpoint}; API at {gateway.url}")
+        echo(f"{requests} requests x {rows} rows per period; feedback labels for 30% of requests where the reference has targets")
+        try:
+            for period in (PERIOD_QUIET, PERIOD_SHIFTED):
+                if period == PERIOD_SHIFTED:
+                    echo("shifted period: " + "; ".join(shift.describe()))
+                answered = rejected = labelled = 0
+                bar = tqdm(range(requests), desc=f"{period:>7} traffic", unit="req", disable=not progress, leave=True)
+                for _ in bar:
+                    picks = [rng.choice(reference) for _ in range(rows)]
+                    instances = [shift.apply(p["inputs"], rng) if period == PERIOD_SHIFTED else p["inputs"] for p in picks]
+                    status, body = _post(f"{gateway.url}/predict", {"instances": instances})
+                    if status != 200:
+                        rejected += 1
+                        continue
+                    answered += 1
+                    if rng.random() < 0.3 and all("target" in p for p in picks):
+                        items = [{"request_id": body["request_id"], "row": i, "label": p["target"]} for i, p in enumerate(picks)]
+                        if _post(f"{gateway.url}/feedback", items)[0] == 202:
+                            labelled += len(items)
+                scheduled = {
+                    "version": "0",
+                    "id": f"demo-{period}",
+                    "detail-type": "Scheduled Event",
+                    "source": "aws.events",
+                    "account": "000000000000",
+                    "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "region": "us-east-1",
+                    "resources": ["arn:aws:events:us-east-1:000000000000:rule/drift-check"],
+                    "detail": {},
+                }
+                # scheduled events carry whole seconds: step past this second so the window holds every capture
+                _sleep_to_next_second()
+                scheduled["time"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                summary = drift_check.handler(scheduled, LambdaContext.fresh("drift_check"))
+                html_key = summary["report_html"].split("/", 3)[3]
+                json_key = summary["report_json"].split("/", 3)[3]
+                s3 = _s3()
+                html_path = out / f"{period}-report.html"
+                html_path.write_bytes(s3.get_object(Bucket=LOCAL_BUCKET, Key=html_key)["Body"].read())
+                doc = json.loads(s3.get_object(Bucket=LOCAL_BUCKET, Key=json_key)["Body"].read())
+                (out / f"{period}-report.json").write_text(json.dumps(doc, indent=1))
+                report = DriftReport.from_dict(doc["report"])
+                table = alarm_table(specs, report.metrics())
+                res = PeriodResult(period, summary, table, html_path, answered, rejected, labelled, {a: s for a, _, _, _, s in table})
+                results.append(res)
+                echo(
+                    f"\n== {period} period: {answered} requests answered, {rejected} rejected, {labelled} labels sent; "
+                    f"drift check on the last {inference.settings.window_hours} h: {summary['rows_seen']} rows, "
+                    f"dataset drift = {summary['dataset_drift']}, drift share = {_fmt(summary['drift_share'])}"
+                )
+                echo(format_table(table))
+                if report.performance is not None and report.performance.n_labels:
+                    perf = report.performance
+                    echo(f"performance on {perf.n_labels} labelled rows: accuracy {_fmt(perf.accuracy)}, macro F1 {_fmt(perf.f1_macro)}, AUC {_fmt(perf.auc)}")
+                echo(f"HTML report: {html_path.resolve()}\n")
+        finally:
+            gateway.stop()
+    return results
+
+
+def _s3() -> Any:
+    import boto3
+
+    return boto3.client("s3")
+
+
+def _post(url: str, payload: Any) -> tuple[int, Any]:
+    req = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"content-type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def _sleep_to_next_second() -> None:
+    import time
+
+    time.sleep(1.0 - (time.time() % 1.0) + 0.01)
+
+
+def _fmt(x: Any) -> str:
+    return "n/a" if x is None else f"{x:.3g}"

@@ -1,0 +1,49 @@
+"""HTML rendering: self-contained, one SVG per feature, everything escaped."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from modelserve.schema import FeatureKind, FeatureSpec
+from monitoring import synthetic as syn
+from monitoring.check import DriftConfig, run_drift_check
+from monitoring.html_report import render_html
+from monitoring.profile import ReferenceProfile
+
+FAST = DriftConfig(mmd_permutations=20, mmd_max_rows=200)
+
+
+def test_html_has_a_verdict_table_and_one_svg_per_feature(profile, rng):
+    table = syn.make_table(1000, rng, mean_shift={"num_a": 0.3})
+    report = run_drift_check(profile, table, syn.make_predictions(table, rng), FAST)
+    page = render_html(report, profile)
+    assert page.startswith("<!DOCTYPE html>")
+    assert page.count("<svg") == len(profile.features)
+    assert "<table" in page and "DRIFT" in page and "p-value" in page
+    assert not re.search(r"<(script|link|img)\b", page)
+    assert "src=" not in page and "href=" not in page
+
+
+def test_feature_names_and_categories_are_escaped():
+    specs = (
+        FeatureSpec("<script>alert(1)</script>", FeatureKind.NUMERIC),
+        FeatureSpec('cat"&', FeatureKind.CATEGORICAL),
+    )
+    rng = np.random.default_rng(0)
+    ref = {specs[0].name: rng.normal(size=200), specs[1].name: np.array(["<b>x</b>", "y&z"] * 100, dtype=object)}
+    prof = ReferenceProfile.fit(specs, ref)
+    tgt = {specs[0].name: rng.normal(size=50), specs[1].name: np.array(["<img src=x>"] * 50, dtype=object)}
+    page = render_html(run_drift_check(prof, tgt, None, FAST), prof)
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page
+    assert "<img" not in page
+    assert "cat&quot;&amp;" in page
+    assert page.count("<svg") == 2
+
+
+def test_empty_window_still_renders_reference_histograms(profile):
+    page = render_html(run_drift_check(profile, {}, None, FAST), profile)
+    assert "no verdict" in page
+    assert page.count("<svg") == len(profile.features)
