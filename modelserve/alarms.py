@@ -143,8 +143,9 @@ def alarm_specs(
     drift = dict(period_s=drift_period, treat_missing="ignore")
     add(
         "DatasetDrift", drift_metrics.DATASET_DRIFT, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
-        f"Dataset drift: more than {s.drift_share_threshold:.0%} of the features drifted (alpha {s.alpha}, "
-        f"{s.p_value_correction}) in the last {s.window_hours} h of captures.",
+        (f"Dataset drift: at least {s.drift_share_threshold:.0%} of the features drifted" if s.drift_share_threshold > 0
+         else "Dataset drift: at least one feature drifted")
+        + f" (alpha {s.alpha}, {s.p_value_correction}) in the last {s.window_hours} h of captures.",
         "Check which features drifted (report, dashboard p-values) and whether the input source changed; "
         "retrain on recent captures if the change is real.",
         "alarm-dataset-drift", "model", **drift,

@@ -19,7 +19,7 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 
 from .records import CaptureRecord, capture_key, encode_jsonl_gz, utc_iso
-from .schema import BundleManifest, Table, json_value
+from .schema import BundleManifest, FeatureKind, FeatureSpec, Table
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +147,16 @@ class Redactor:
         return "sha256:" + hashlib.sha256((self.salt + text).encode()).hexdigest()
 
 
+def json_column(spec: FeatureSpec, col: np.ndarray) -> list[Any]:
+    """``[json_value(spec, v) for v in col]``, vectorised: NaN -> None, booleans as bool, categories as str."""
+    if spec.kind is FeatureKind.CATEGORICAL:
+        return [None if v is None else str(v) for v in col.tolist()]
+    values = np.asarray(col, dtype=np.float64).tolist()
+    if spec.kind is FeatureKind.BOOLEAN:
+        return [None if v != v else bool(v) for v in values]
+    return [None if v != v else v for v in values]  # v != v: NaN
+
+
 @dataclass
 class Capturer:
     """Builds capture records for a scored request and hands them to a sink.
@@ -179,13 +189,14 @@ class Capturer:
         m = self.manifest
         n = len(labels)
         t = utc_iso(event_time)
-        columns = [(f, table[f.name]) for f in m.features if f.name not in self.redactor.redact]
+        # column-wise conversion to JSON values (json_value's rules, without a call per cell)
+        columns = [(f.name, json_column(f, table[f.name])) for f in m.features if f.name not in self.redactor.redact]
         label_list = labels.tolist()
         prob_list = probabilities.tolist() if probabilities is not None else None
         classes = m.outputs.classes
         out = []
         for i in range(n):
-            inputs = self.redactor.apply({f.name: json_value(f, col[i]) for f, col in columns})
+            inputs = self.redactor.apply({name: col[i] for name, col in columns})
             out.append(
                 CaptureRecord(
                     request_id=request_id,

@@ -41,6 +41,16 @@ class QuantizationRejected(ValueError):
     """int8 quantization cost more accuracy than allowed."""
 
 
+def canonical_bytes(onnx_model: Any) -> bytes:
+    """Serialize with a fixed opset order: skl2onnx builds it from a set, whose order follows the
+    process's string-hash seed, and the bundle version is a hash of these bytes."""
+    opsets = sorted(((o.domain, o.version) for o in onnx_model.opset_import))
+    del onnx_model.opset_import[:]
+    for domain, version in opsets:
+        onnx_model.opset_import.add(domain=domain, version=version)
+    return onnx_model.SerializeToString()
+
+
 def prepare_frame(df: Any, features: Sequence[FeatureSpec]) -> Any:
     """The frame a pipeline is trained and checked on: the same representation the ONNX graph gets.
 
@@ -143,7 +153,7 @@ def export_sklearn(
     onnx_model = convert_sklearn(
         pipeline, initial_types=initial_types, options=options, target_opset=TARGET_OPSET, name=model_name
     )
-    model_bytes = onnx_model.SerializeToString()
+    model_bytes = canonical_bytes(onnx_model)
 
     manifest = BundleManifest(model_name=model_name, version="pending", features=specs, outputs=outputs)
     reference = sample_reference(data, seed=seed)

@@ -38,7 +38,20 @@ class CaptureRecord:
     probabilities: dict[str, float] | None = None  # classifiers: class -> probability
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"), allow_nan=False)
+        # a shallow dict, not dataclasses.asdict (which deep-copies every value: ~5x slower on the
+        # request path); same keys, same order
+        d = {
+            "request_id": self.request_id,
+            "row": self.row,
+            "event_time": self.event_time,
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "stage": self.stage,
+            "inputs": self.inputs,
+            "prediction": self.prediction,
+            "probabilities": self.probabilities,
+        }
+        return json.dumps(d, separators=(",", ":"), allow_nan=False)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "CaptureRecord":

@@ -78,8 +78,12 @@ def coerce_categorical(col: Any) -> tuple[np.ndarray, np.ndarray]:
     arr = np.asarray(col, dtype=object)
     if arr.ndim == 0:
         arr = arr.reshape(1)
-    out = np.empty(arr.shape[0], dtype=object)
-    wrong = np.zeros(arr.shape[0], dtype=bool)
+    n = arr.shape[0]
+    types = set(map(type, arr))
+    if types <= {str, type(None)}:  # fast path: the documented representation
+        return arr.copy(), np.zeros(n, dtype=bool)
+    out = np.empty(n, dtype=object)
+    wrong = np.zeros(n, dtype=bool)
     for i, v in enumerate(arr):
         if v is None or (isinstance(v, (float, np.floating)) and math.isnan(v)):
             out[i] = None
@@ -91,12 +95,21 @@ def coerce_categorical(col: Any) -> tuple[np.ndarray, np.ndarray]:
     return out, wrong
 
 
+def null_mask(values: np.ndarray) -> np.ndarray:
+    """Elementwise ``v is None`` for an object array."""
+    values = np.asarray(values, dtype=object)
+    if values.size == 0:
+        return np.zeros(0, dtype=bool)
+    # elementwise comparison in C; str/None (the documented representation) compare exactly
+    return np.asarray(np.equal(values, None), dtype=bool)
+
+
 def coerce_column(spec: FeatureSpec, col: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(values, null_mask, wrong_type_mask)`` for a feature column (wrong-typed values are
     *not* counted as null: they are removed from the values and reported separately)."""
     if spec.kind is FeatureKind.CATEGORICAL:
         values, wrong = coerce_categorical(col)
-        null = np.array([v is None for v in values], dtype=bool) & ~wrong
+        null = null_mask(values) & ~wrong
         return values, null, wrong
     if spec.kind is FeatureKind.BOOLEAN:
         values, wrong = coerce_boolean(col)
@@ -127,10 +140,11 @@ def categorical_levels(spec: FeatureSpec, values: np.ndarray) -> np.ndarray:
 
 def level_counts(levels: np.ndarray) -> dict[str, int]:
     """Counts of non-null string levels, most frequent first (ties by name)."""
-    present = [v for v in levels if v is not None]
-    if not present:
+    levels = np.asarray(levels, dtype=object)
+    present = levels[~null_mask(levels)] if levels.size else levels
+    if present.size == 0:
         return {}
-    uniq, counts = np.unique(np.array(present, dtype=object).astype(str), return_counts=True)
+    uniq, counts = np.unique(present.astype(str), return_counts=True)
     order = sorted(range(len(uniq)), key=lambda i: (-int(counts[i]), str(uniq[i])))
     return {str(uniq[i]): int(counts[i]) for i in order}
 

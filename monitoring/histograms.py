@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ._util import json_clean
+from ._util import json_clean, level_counts
 
 OTHER_LABEL = "(other)"
 UNSEEN_LABEL = "(unseen)"
@@ -62,16 +62,14 @@ class HistogramBins:
         index = {lvl: i for i, lvl in enumerate(self.levels)}
         known = set(self.known)
         n_lv = len(self.levels)
-        for v in values:
-            if v is None:
-                continue
+        for v, c in level_counts(values).items():
             i = index.get(v)
             if i is not None:
-                counts[i] += 1
+                counts[i] += c
             elif v in known:
-                counts[n_lv] += 1
+                counts[n_lv] += c
             else:
-                counts[n_lv + 1] += 1
+                counts[n_lv + 1] += c
         return counts
 
     def to_dict(self) -> dict[str, Any]:

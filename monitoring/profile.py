@@ -27,6 +27,7 @@ from ._util import (
     float_array,
     json_clean,
     level_counts,
+    null_mask,
     table_rows,
 )
 from .histograms import HistogramBins, categorical_bins, numeric_bins
@@ -322,7 +323,7 @@ def profile_outputs(predictions: PredictionColumns | None, outputs: OutputSpec |
     n_missing = 0
     if predictions.labels is not None:
         label_counts = level_counts(predictions.labels)
-        n_missing = int(sum(v is None for v in predictions.labels))
+        n_missing = int(null_mask(predictions.labels).sum())
         if not classes:
             classes = tuple(sorted(label_counts))
     if not classes and predictions.probabilities is not None:

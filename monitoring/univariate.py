@@ -63,7 +63,7 @@ from scipy.spatial.distance import jensenshannon
 
 from modelserve.schema import FeatureKind
 
-from ._util import categorical_levels, coerce_column, json_clean, level_counts, table_rows
+from ._util import categorical_levels, coerce_column, json_clean, level_counts, null_mask, table_rows
 from .profile import FeatureProfile, ReferenceProfile
 
 DEFAULT_ALPHA = 0.05
@@ -311,7 +311,7 @@ class ChiSquareDrift:
     @classmethod
     def from_levels(cls, levels: Iterable[Any], **kwargs: Any) -> "ChiSquareDrift":
         levels = np.asarray(list(levels), dtype=object)
-        return cls(level_counts(levels), int(sum(v is None for v in levels)), **kwargs)
+        return cls(level_counts(levels), int(null_mask(levels).sum()), **kwargs)
 
     @property
     def level_names(self) -> list[str]:
@@ -322,7 +322,7 @@ class ChiSquareDrift:
         counts = np.zeros(k + 2, dtype=np.float64)
         for lvl, c in level_counts(levels).items():
             counts[self._index.get(lvl, k + 1)] += c
-        counts[k] = sum(v is None for v in levels)
+        counts[k] = int(null_mask(levels).sum())
         return counts
 
     def predict(self, levels: np.ndarray) -> UnivariateResult:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -55,10 +56,15 @@ def test_bundle_refuses_oversized_reference_and_missing_files(tmp_path) -> None:
 
 
 def test_sample_bundle_is_deterministic_and_complete(sample_bundle, tmp_path) -> None:
-    from modelserve.sample_model import build_sample_bundle
+    import os
+    import subprocess
+    import sys
 
-    again = build_sample_bundle(tmp_path / "again")
-    assert again.manifest.version == sample_bundle.manifest.version
+    # another process with another string-hash seed must build the very same bytes
+    code = f"from modelserve.sample_model import build_sample_bundle; print(build_sample_bundle({str(tmp_path / 'again')!r}).manifest.version)"
+    env = dict(os.environ, PYTHONHASHSEED="12345")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2])
+    assert out.stdout.strip().splitlines()[-1] == sample_bundle.manifest.version
     manifest = json.loads((sample_bundle.root / MANIFEST_FILE).read_text())
     kinds = {f["kind"] for f in manifest["features"]}
     assert kinds == {"numeric", "categorical"}

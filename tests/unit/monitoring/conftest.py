@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
+import os
 
-from modelserve.schema import Task
-from monitoring import synthetic as syn
-from monitoring.profile import ReferenceProfile
+# The checks multiply small matrices; oversubscribed OpenBLAS threads on a shared 2-core machine
+# make them 5-10x slower. Only effective if numpy is not imported yet (harmless otherwise).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from modelserve.schema import Task  # noqa: E402
+from monitoring import synthetic as syn  # noqa: E402
+from monitoring.profile import ReferenceProfile  # noqa: E402
 
 REFERENCE_ROWS = 10_000
 DEFAULT_WINDOW = 10_000  # the drift Lambda reservoir-samples windows to 10,000 rows

@@ -1,0 +1,144 @@
+"""Real Docker-free bundling of both Lambda assets, with sizes, times and an import check.
+
+    python benchmarks/bench_bundle_size.py [--arch arm64 x86_64] [--fresh] [--out .build/bench-assets]
+
+Needs the package index (pip downloads the wheels). For each architecture it builds the
+inference and drift-check assets exactly as ``cdk synth`` does (cdk/bundling.py), reports
+the unzipped size against the targets (serving <= 90 MiB, drift check <= 200 MiB) and the
+time with a cold and a warm dependency cache. arm64 binaries cannot be imported on an x86_64
+machine, so the x86_64 assets are imported in a subprocess (PYTHONPATH=<asset>) with an
+interpreter of the runtime's version: onnxruntime, numpy, fastapi, mangum (serving) and numpy,
+scipy (drift check), then each handler module with a fake model bundle where needed.
+
+The built folders can be deployed as they are: MS_PREBUILT_ASSETS=<out>/<arch> npx cdk deploy.
+Exit status 1 when a size target or an import fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cdk.bundling import AssetSpec, assemble, find_python  # noqa: E402
+from modelserve.settings import Settings  # noqa: E402
+
+TARGET_MIB = {"inference": 90, "drift_check": 200}
+IMPORTS = {
+    "inference": ["onnxruntime", "numpy", "fastapi", "mangum", "orjson", "pydantic", "aws_lambda_powertools"],
+    "drift_check": ["numpy", "scipy", "scipy.stats", "pydantic", "aws_lambda_powertools"],
+}
+PACKAGES = {"inference": ("modelserve",), "drift_check": ("modelserve", "monitoring")}
+
+
+def settings_from_cdk_json() -> Settings:
+    ctx = json.loads((ROOT / "cdk.json").read_text()).get("context", {})
+    return Settings.from_context(ctx)
+
+
+def import_check(asset: Path, python: str, modules: list[str]) -> tuple[bool, str]:
+    code = (
+        "import importlib, sys, time\n"
+        "t = time.perf_counter()\n"
+        f"mods = {modules!r}\n"
+        "for m in mods:\n"
+        "    mod = importlib.import_module(m)\n"
+        "    assert getattr(mod, '__file__', '').startswith(sys.argv[1]), (m, mod.__file__)\n"
+        "extra = ''\n"
+        "if 'onnxruntime' in mods:\n"
+        "    import onnxruntime as ort; extra += ' onnxruntime ' + ort.__version__ + ' ' + ','.join(ort.get_available_providers())\n"
+        "if 'scipy' in mods:\n"
+        "    import scipy, scipy.stats; extra += ' scipy ' + scipy.__version__ + ' ks=' + str(round(scipy.stats.ks_2samp([1,2,3],[1,2,4]).pvalue, 3))\n"
+        "import numpy; extra += ' numpy ' + numpy.__version__\n"
+        "print(f'imported {len(mods)} modules in {time.perf_counter() - t:.2f} s;' + extra)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["PYTHONPATH"] = str(asset)
+    env["PYTHONNOUSERSITE"] = "1"
+    proc = subprocess.run([python, "-s", "-c", code.replace("sys.argv[1]", repr(str(asset)))],
+                          capture_output=True, text=True, env=env, cwd=str(asset))
+    text = (proc.stdout + proc.stderr).strip()
+    return proc.returncode == 0, text.splitlines()[-1] if text else ""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--arch", nargs="+", default=["arm64", "x86_64"], choices=["arm64", "x86_64"])
+    ap.add_argument("--fresh", action="store_true", help="use an empty dependency cache (measures a cold build)")
+    ap.add_argument("--out", default=str(ROOT / ".build" / "bench-assets"))
+    ap.add_argument("--bundle", default=None, help="model bundle folder (default: the model_bundle_path setting)")
+    args = ap.parse_args()
+
+    settings = settings_from_cdk_json()
+    bundle = Path(args.bundle or settings.model_bundle_path)
+    bundle = bundle if bundle.is_absolute() else ROOT / bundle
+    if not (bundle / "manifest.json").is_file():
+        print(f"no model bundle at {bundle}: run `python -m modelserve build-sample` or pass --bundle", file=sys.stderr)
+        return 2
+    cache_ctx = tempfile.TemporaryDirectory(prefix="ms-asset-cache-") if args.fresh else None
+    cache_root = Path(cache_ctx.name) if cache_ctx else ROOT / ".build" / "asset-cache"
+    out = Path(args.out)
+    rows, ok = [], True
+    for arch in args.arch:
+        for name in ("inference", "drift_check"):
+            spec = AssetSpec(
+                name=name,
+                handler_dir=ROOT / "lambda" / name,
+                packages=tuple(ROOT / p for p in PACKAGES[name]),
+                bundle_dir=bundle,
+                python_version=settings.python_runtime,
+                architecture=arch,
+            )
+            dest = out / arch / name
+            shutil.rmtree(dest, ignore_errors=True)
+            t0 = time.monotonic()
+            res = assemble(spec, dest, cache_root)
+            cold = time.monotonic() - t0
+            # second build: what a re-synth costs with the cache warm
+            dest2 = out / arch / f"{name}.rebuild"
+            shutil.rmtree(dest2, ignore_errors=True)
+            t1 = time.monotonic()
+            assemble(spec, dest2, cache_root, log=lambda _m: None)
+            warm = time.monotonic() - t1
+            shutil.rmtree(dest2, ignore_errors=True)
+            mib = res.bytes / 2**20
+            size_ok = mib <= TARGET_MIB[name]
+            ok &= size_ok
+            row = {
+                "arch": arch, "asset": name, "python": settings.python_runtime, "MiB": round(mib, 1),
+                "target_MiB": TARGET_MIB[name], "files": res.files,
+                "trimmed_MiB": round(res.trimmed_bytes / 2**20, 1),
+                "first_build_s": round(cold, 1), "first_build_cache_hit": res.cache_hit,
+                "rebuild_s": round(warm, 1), "bytecode": bool(res.bytecode_python),
+            }
+            if arch == "x86_64" and os.uname().machine == "x86_64":
+                py = find_python(settings.python_runtime)
+                if py:
+                    imp_ok, msg = import_check(dest, py, IMPORTS[name])
+                    row["import_check"] = ("ok: " if imp_ok else "FAILED: ") + msg
+                    ok &= imp_ok
+                else:
+                    row["import_check"] = f"skipped: no python{settings.python_runtime} found"
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    if cache_ctx:
+        cache_ctx.cleanup()
+    print("\n| arch | asset | MiB (target) | files | first build s | rebuild s | import check |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['arch']} | {r['asset']} | {r['MiB']} (<= {r['target_MiB']}) | {r['files']} | "
+              f"{r['first_build_s']}{' (cache hit)' if r['first_build_cache_hit'] else ''} | {r['rebuild_s']} | {r.get('import_check', '-')} |")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

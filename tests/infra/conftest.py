@@ -1,0 +1,109 @@
+"""Synth the stack once per settings variant (bundling skipped; a fake model bundle in a tmp dir)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+
+pytest.importorskip("aws_cdk", reason="aws-cdk-lib is not installed (requirements.txt)")
+
+from tests.infra.fake_bundle import write_fake_bundle  # noqa: E402
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    # every optional path at once: Firehose sink, KMS bucket, IAM auth, e-mail, provisioned concurrency
+    "firehose_kms_iam": {
+        "capture_sink": "firehose",
+        "bucket_encryption": "kms",
+        "api_auth": "iam",
+        "alarm_email": "oncall@example.com",
+        "provisioned_concurrency": 2,
+        "lambda_architecture": "x86_64",
+        "canary_config": "Linear10PercentEvery1Minute",
+    },
+    "public": {"api_auth": "none", "capture_transition_days": 0},
+}
+
+
+@dataclass
+class Synth:
+    name: str
+    context: dict[str, Any]
+    outdir: Path
+    stack_name: str
+    template: dict[str, Any]
+    stack: Any
+    settings: Any
+    manifest: Any
+
+    @property
+    def template_path(self) -> Path:
+        return self.outdir / f"{self.stack_name}.template.json"
+
+    @property
+    def resources(self) -> dict[str, Any]:
+        return self.template["Resources"]
+
+    def of_type(self, cfn_type: str) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.resources.items() if v["Type"] == cfn_type}
+
+    def assertions(self) -> Any:
+        from aws_cdk.assertions import Template
+
+        return Template.from_json(self.template)
+
+
+@pytest.fixture(scope="session")
+def fake_bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_fake_bundle(tmp_path_factory.mktemp("bundle") / "bundle")
+
+
+def synth_variant(name: str, bundle_dir: Path, outdir: Path) -> Synth:
+    from cdk.application import build_app, cdk_json_context
+
+    ctx = cdk_json_context()
+    ctx.update({"model_bundle_path": str(bundle_dir), **VARIANTS[name]})
+    with mock.patch.dict(os.environ, {"MS_SKIP_BUNDLING": "1"}):
+        app, stack = build_app(ctx, outdir=str(outdir))
+        app.synth()  # runs cdk-nag: an unacknowledged finding raises here
+    template = json.loads((outdir / f"{stack.stack_name}.template.json").read_text())
+    return Synth(name, ctx, outdir, stack.stack_name, template, stack, stack.capture.settings, stack.capture.manifest)
+
+
+_cache: dict[str, Synth] = {}
+
+
+@pytest.fixture(scope="session")
+def synth_of(fake_bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    def get(name: str) -> Synth:
+        if name not in _cache:
+            _cache[name] = synth_variant(name, fake_bundle_dir, tmp_path_factory.mktemp(f"cdkout-{name}"))
+        return _cache[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def default(synth_of) -> Synth:
+    return synth_of("default")
+
+
+@pytest.fixture(scope="session")
+def full(synth_of) -> Synth:
+    return synth_of("firehose_kms_iam")
+
+
+@pytest.fixture(scope="session")
+def public(synth_of) -> Synth:
+    return synth_of("public")
