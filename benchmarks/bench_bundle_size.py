@@ -34,8 +34,8 @@ from modelserve.settings import Settings  # noqa: E402
 
 TARGET_MIB = {"inference": 90, "drift_check": 200}
 IMPORTS = {
-    "inference": ["onnxruntime", "numpy", "fastapi", "mangum", "orjson", "pydantic", "aws_lambda_powertools"],
-    "drift_check": ["numpy", "scipy", "scipy.stats", "pydantic", "aws_lambda_powertools"],
+    "inference": ["onnxruntime", "numpy", "fastapi", "mangum", "orjson", "pydantic", "aws_lambda_powertools", "aws_lambda_powertools.metrics", "aws_lambda_powertools.logging.utils"],
+    "drift_check": ["numpy", "scipy", "scipy.stats", "scipy.linalg", "scipy.spatial", "pydantic", "aws_lambda_powertools", "aws_lambda_powertools.metrics"],
 }
 PACKAGES = {"inference": ("modelserve",), "drift_check": ("modelserve", "monitoring")}
 
@@ -68,6 +68,43 @@ def import_check(asset: Path, python: str, modules: list[str]) -> tuple[bool, st
                           capture_output=True, text=True, env=env, cwd=str(asset))
     text = (proc.stdout + proc.stderr).strip()
     return proc.returncode == 0, text.splitlines()[-1] if text else ""
+
+
+SMOKE = r"""
+import gzip, json, sys, time
+t = time.perf_counter()
+import handler
+init = time.perf_counter() - t
+rows = [json.loads(l) for l in gzip.open("bundle/reference.jsonl.gz", "rt")][:3]
+class Ctx:
+    function_name = "smoke"; memory_limit_in_mb = 1024; aws_request_id = "req-1"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:smoke"
+    def get_remaining_time_in_millis(self): return 10000
+def event(method, path, body=None):
+    return {"resource": path, "path": path, "httpMethod": method, "headers": {"Host": "smoke", "content-type": "application/json"},
+            "multiValueHeaders": {}, "queryStringParameters": None, "multiValueQueryStringParameters": None,
+            "pathParameters": None, "stageVariables": None, "body": body, "isBase64Encoded": False,
+            "requestContext": {"resourcePath": path, "httpMethod": method, "path": "/prod" + path, "stage": "prod",
+                               "requestId": "req-1", "identity": {"sourceIp": "127.0.0.1"}}}
+h = handler.handler(event("GET", "/health"), Ctx())
+p = handler.handler(event("POST", "/predict", json.dumps({"instances": [r["inputs"] for r in rows]})), Ctx())
+assert h["statusCode"] == 200 and p["statusCode"] == 200, (h, p)
+print(f"handler init {init:.2f} s; /health 200; /predict 200 {p['body'][:120]}")
+"""
+
+
+def handler_smoke(asset: Path, python: str) -> tuple[bool, str]:
+    """Import the inference handler from the asset (real bundle, no AWS) and answer /health and /predict."""
+    if not (asset / "bundle" / "reference.jsonl.gz").is_file():
+        return True, "skipped (bundle has no reference sample)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "MS_", "AWS_"))}
+    env.update(PYTHONPATH=str(asset), PYTHONNOUSERSITE="1", LAMBDA_TASK_ROOT=str(asset), MS_MODEL_BUNDLE_PATH="bundle",
+               MS_STAGE_NAME="prod", POWERTOOLS_SERVICE_NAME="inference", POWERTOOLS_METRICS_NAMESPACE="Smoke",
+               AWS_DEFAULT_REGION="us-east-1")
+    proc = subprocess.run([python, "-s", "-c", SMOKE], capture_output=True, text=True, env=env, cwd=str(asset))
+    text = (proc.stdout + proc.stderr).strip()
+    lines = [l for l in text.splitlines() if not l.startswith("{")]  # drop JSON log / EMF lines
+    return proc.returncode == 0, (lines[-1] if lines else text[-300:])
 
 
 def main() -> int:
@@ -126,6 +163,10 @@ def main() -> int:
                     imp_ok, msg = import_check(dest, py, IMPORTS[name])
                     row["import_check"] = ("ok: " if imp_ok else "FAILED: ") + msg
                     ok &= imp_ok
+                    if name == "inference":
+                        sm_ok, sm = handler_smoke(dest, py)
+                        row["handler_smoke"] = ("ok: " if sm_ok else "FAILED: ") + sm
+                        ok &= sm_ok
                 else:
                     row["import_check"] = f"skipped: no python{settings.python_runtime} found"
             rows.append(row)
@@ -136,7 +177,7 @@ def main() -> int:
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['arch']} | {r['asset']} | {r['MiB']} (<= {r['target_MiB']}) | {r['files']} | "
-              f"{r['first_build_s']}{' (cache hit)' if r['first_build_cache_hit'] else ''} | {r['rebuild_s']} | {r.get('import_check', '-')} |")
+              f"{r['first_build_s']}{' (cache hit)' if r['first_build_cache_hit'] else ''} | {r['rebuild_s']} | {r.get('import_check', '-')} {r.get('handler_smoke', '')} |")
     return 0 if ok else 1
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # bump when the rules change: part of the dependency cache key
-TRIM_VERSION = "3"
+TRIM_VERSION = "4"
 
 # top-level distributions the Lambda Python runtime already provides
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")
@@ -33,7 +33,12 @@ PRUNED_SUBPACKAGES = (
     "onnxruntime/quantization",
     "onnxruntime/datasets",
     "onnxruntime/backend",
+    "numpy/f2py",  # a build tool for Fortran extensions; compiled extensions never import it
+    "aws_lambda_powertools/event_handler",  # Powertools' own HTTP router: FastAPI routes here
 )
+# Distributions onnxruntime declares only for the sub-packages pruned above (model tools, quantization):
+# InferenceSession never imports them. Removed only from an asset that has onnxruntime.
+ONNXRUNTIME_TOOL_DEPS = ("google/protobuf", "google/_upb", "protobuf", "flatbuffers", "sympy", "mpmath", "coloredlogs", "humanfriendly")
 PRUNED_DIR_NAMES = ("__pycache__", "tests", "bin")
 PRUNED_SUFFIXES = (".pyi", ".pyx", ".pxd", ".pxi", ".c", ".cc", ".cpp", ".h", ".hpp", ".a")
 
@@ -82,6 +87,15 @@ def trim(root: str | os.PathLike[str], keep_bin: bool = False) -> TrimReport:
         p = root / sub
         if p.exists():
             _remove(p, report, root)
+    if (root / "onnxruntime").is_dir():
+        for name in ONNXRUNTIME_TOOL_DEPS:
+            for p in [root / name, *root.glob(f"{name.split('/')[-1]}-*.dist-info")]:
+                if p.exists():
+                    _remove(p, report, root)
+        google = root / "google"
+        if google.is_dir() and not any(c for c in google.iterdir() if c.name != "__pycache__"):
+            _remove(google, report, root)
+        _drop_duplicate_onnxruntime_library(root, report)
     for dirpath, dirnames, filenames in os.walk(root, topdown=True):
         here = Path(dirpath)
         for d in list(dirnames):
@@ -94,6 +108,17 @@ def trim(root: str | os.PathLike[str], keep_bin: bool = False) -> TrimReport:
                 report.add(p)
                 p.unlink()
     return report
+
+
+def _drop_duplicate_onnxruntime_library(root: Path, report: TrimReport) -> None:
+    """The wheel ships the runtime twice: statically inside the Python extension and as libonnxruntime.so
+    (for C API users). When the extension does not load the shared library, the latter is dead weight."""
+    capi = root / "onnxruntime" / "capi"
+    extensions = list(capi.glob("onnxruntime_pybind11_state*.so"))
+    if len(extensions) != 1 or b"libonnxruntime.so" in extensions[0].read_bytes():
+        return
+    for lib in capi.glob("libonnxruntime.so*"):
+        _remove(lib, report, root)
 
 
 def compile_bytecode(root: str | os.PathLike[str], workers: int = 0) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -49,6 +50,8 @@ class WindowRead:
     corrupt_objects: int
     corrupt_keys: list[str] = field(default_factory=list)
     labels: dict[tuple[str, int], Any] = field(default_factory=dict)  # (request_id, row) -> label
+    objects_listed: int = 0
+    partial: bool = False  # the time budget ran out before every object was read
 
 
 def list_keys(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
@@ -106,13 +109,19 @@ def read_window(
     seed: int = 0,
     workers: int = 16,
     with_labels: bool = True,
+    deadline: float | None = None,
 ) -> WindowRead:
+    """``deadline``: a ``time.monotonic()`` value after which no new object is fetched; the check
+    then runs on what was sampled so far and the report says the window was partial."""
     reservoir = Reservoir(sample_cap, seed)
     corrupt: list[str] = []
     objects = 0
     keys = window_keys(s3, bucket, model_name, model_version, start, end)
+    # shuffled so a partial read is still a uniform sample of the window, not its first hours
+    random.Random(seed).shuffle(keys)
     lo, hi = utc_iso(start), utc_iso(end)
-    for key, data in _parallel_fetch(s3, bucket, keys, workers):
+    partial = False
+    for key, data in _parallel_fetch(s3, bucket, _until(keys, deadline), workers):
         objects += 1
         if isinstance(data, Exception):
             logger.warning("capture object %s unreadable: %s", key, data)
@@ -130,10 +139,20 @@ def read_window(
             continue
         for r in in_window:
             reservoir.add(r)
-    read = WindowRead(start, end, reservoir.items, reservoir.seen, objects, len(corrupt), corrupt[:100])
+    partial = objects < len(keys)
+    if partial:
+        logger.warning("time budget reached: read %d of %d capture objects", objects, len(keys))
+    read = WindowRead(start, end, reservoir.items, reservoir.seen, objects, len(corrupt), corrupt[:100], objects_listed=len(keys), partial=partial)
     if with_labels and read.rows:
         read.labels = read_labels(s3, bucket, model_name, start, end, {(r["request_id"], int(r["row"])) for r in read.rows}, workers)
     return read
+
+
+def _until(keys: list[str], deadline: float | None) -> Iterator[str]:
+    for key in keys:
+        if deadline is not None and time.monotonic() > deadline:
+            return
+        yield key
 
 
 def read_labels(

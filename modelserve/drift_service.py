@@ -94,6 +94,7 @@ class DriftRun:
             "rows_checked": self.report.window_rows,
             "objects_read": self.window.objects_read,
             "corrupt_objects": self.window.corrupt_objects,
+            "partial_window": self.window.partial,
             "labeled_rows": len(self.window.labels),
             "dataset_drift": self.report.dataset_drift,
             "drift_share": self.report.drift_share,
@@ -134,11 +135,15 @@ class DriftService:
             {"Name": mn.DIM_MODEL_VERSION, "Value": self.manifest.version},
         ]
 
-    def run(self, event: dict[str, Any] | None, now: datetime | None = None) -> DriftRun:
+    def run(self, event: dict[str, Any] | None, now: datetime | None = None, read_budget_s: float | None = None) -> DriftRun:
+        """``read_budget_s``: seconds the window read may take (the handler passes what the
+        Lambda timeout leaves after the check itself); past it the check runs on a partial window."""
         started = time.perf_counter()
         start, end = resolve_window(event, self.settings.window_hours, now)
+        deadline = None if read_budget_s is None else time.monotonic() + read_budget_s
         window = read_window(
-            self.s3, self.bucket, self.manifest.model_name, self.manifest.version, start, end, self.settings.sample_cap
+            self.s3, self.bucket, self.manifest.model_name, self.manifest.version, start, end, self.settings.sample_cap,
+            deadline=deadline,
         )
         sample = reference_sample_from_rows(self.checked, window.rows)
         predictions = PredictionColumns(labels=sample.labels, probabilities=sample.probabilities, values=sample.values)
@@ -153,6 +158,8 @@ class DriftService:
             "window": {"start": utc_iso(start), "end": utc_iso(end)},
             "rows_seen": window.rows_seen,
             "objects_read": window.objects_read,
+            "objects_listed": window.objects_listed,
+            "partial_window": window.partial,
             "corrupt_objects": window.corrupt_objects,
             "corrupt_keys": window.corrupt_keys,
             "excluded_features": sorted(set(self.settings.redact_features) | set(self.settings.hash_features)),

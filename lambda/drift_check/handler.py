@@ -27,9 +27,14 @@ bucket = os.environ[ENV_CAPTURE_BUCKET]
 service = DriftService(bundle, settings, boto3.client("s3"), boto3.client("cloudwatch"), bucket)
 
 
+# what the check, the metrics and the reports need after the window is read
+CHECK_RESERVE_S = 60.0
+
+
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    run = service.run(event)
+    budget = max(5.0, context.get_remaining_time_in_millis() / 1000.0 - CHECK_RESERVE_S)
+    run = service.run(event, read_budget_s=budget)
     summary = run.summary(bucket)
     logger.info("drift report written", extra={"report_html": summary["report_html"], "report_json": summary["report_json"]})
     return summary

@@ -155,3 +155,15 @@ def test_explicit_window_reads_only_that_window(handlers, sample_bundle, lambda_
     assert drift.handler(past, lambda_context)["rows_seen"] == 0
     around = {"window": {"start": (now - timedelta(minutes=5)).isoformat(), "end": (now + timedelta(seconds=1)).isoformat()}}
     assert drift.handler(around, lambda_context)["rows_seen"] == 100
+
+
+def test_read_past_the_time_budget_checks_a_partial_window_and_says_so(handlers, sample_bundle, lambda_context) -> None:
+    inference, drift = handlers
+    rows = [r["inputs"] for r in sample_bundle.reference_rows()]
+    _send(inference, lambda_context, rows, 5, random.Random(4))
+    at = datetime.now(timezone.utc) + timedelta(seconds=1)
+    run = drift.service.run(scheduled_event(at), read_budget_s=0.0)
+    assert run.window.partial is True
+    assert run.window.objects_listed == 5 and run.window.objects_read < 5
+    full = drift.service.run(scheduled_event(at), read_budget_s=60.0)
+    assert full.window.partial is False and full.window.rows_seen == 50

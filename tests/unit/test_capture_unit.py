@@ -342,3 +342,24 @@ def test_chunks_property(sizes: list[int], limit: int) -> None:
     for a, b in zip(chunks, chunks[1:]):
         first_next = b.split(b"\n", 1)[0] + b"\n"
         assert len(a) + len(first_next) > limit
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(st.one_of(st.none(), st.floats(allow_infinity=False), st.booleans(), st.integers(-10**6, 10**6)), max_size=30),
+    kind=st.sampled_from([FeatureKind.NUMERIC, FeatureKind.BOOLEAN, FeatureKind.CATEGORICAL]),
+)
+def test_json_column_matches_json_value(values: list[Any], kind: FeatureKind) -> None:
+    """The column-wise conversion the capturer uses gives json_value's answer for every cell."""
+    from modelserve.capture import json_column
+    from modelserve.schema import json_value
+
+    spec = FeatureSpec("f", kind, True, ("a", "b") if kind is FeatureKind.CATEGORICAL else ())
+    if kind is FeatureKind.CATEGORICAL:
+        col = np.array([None if v is None else str(v) for v in values], dtype=object)
+    else:
+        col = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+    expected = [json_value(spec, v) for v in col]
+    got = json_column(spec, col)
+    assert json.dumps(got) == json.dumps(expected)
+    assert [type(v) for v in got] == [type(v) for v in expected]
