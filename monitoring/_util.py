@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import Counter
 from enum import Enum
 from typing import Any, Mapping
 
@@ -141,12 +142,14 @@ def categorical_levels(spec: FeatureSpec, values: np.ndarray) -> np.ndarray:
 def level_counts(levels: np.ndarray) -> dict[str, int]:
     """Counts of non-null string levels, most frequent first (ties by name)."""
     levels = np.asarray(levels, dtype=object)
-    present = levels[~null_mask(levels)] if levels.size else levels
-    if present.size == 0:
+    if levels.size == 0:
         return {}
-    uniq, counts = np.unique(present.astype(str), return_counts=True)
-    order = sorted(range(len(uniq)), key=lambda i: (-int(counts[i]), str(uniq[i])))
-    return {str(uniq[i]): int(counts[i]) for i in order}
+    counter = Counter(levels[~null_mask(levels)].tolist())
+    merged: dict[str, int] = {}
+    for k, v in counter.items():
+        key = k if isinstance(k, str) else str(k)
+        merged[key] = merged.get(key, 0) + v
+    return dict(sorted(merged.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def finite_or_none(x: Any) -> float | None:
