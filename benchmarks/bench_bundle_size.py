@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cdk.asset_trim import SERVING_PRUNE  # noqa: E402
 from cdk.bundling import AssetSpec, assemble, find_python  # noqa: E402
 from modelserve.settings import Settings  # noqa: E402
 
@@ -134,6 +135,7 @@ def main() -> int:
                 bundle_dir=bundle,
                 python_version=settings.python_runtime,
                 architecture=arch,
+                prune=SERVING_PRUNE if name == "inference" else (),
             )
             dest = out / arch / name
             shutil.rmtree(dest, ignore_errors=True)
@@ -149,7 +151,8 @@ def main() -> int:
             shutil.rmtree(dest2, ignore_errors=True)
             mib = res.bytes / 2**20
             size_ok = mib <= TARGET_MIB[name]
-            ok &= size_ok
+            if arch == "arm64":  # the targets are for the default architecture; x86_64 is reported only
+                ok &= size_ok
             row = {
                 "arch": arch, "asset": name, "python": settings.python_runtime, "MiB": round(mib, 1),
                 "target_MiB": TARGET_MIB[name], "files": res.files,

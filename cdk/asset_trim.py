@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # bump when the rules change: part of the dependency cache key
-TRIM_VERSION = "4"
+TRIM_VERSION = "5"
 
 # top-level distributions the Lambda Python runtime already provides
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")
@@ -33,7 +33,6 @@ PRUNED_SUBPACKAGES = (
     "onnxruntime/quantization",
     "onnxruntime/datasets",
     "onnxruntime/backend",
-    "numpy/f2py",  # a build tool for Fortran extensions; compiled extensions never import it
     "aws_lambda_powertools/event_handler",  # Powertools' own HTTP router: FastAPI routes here
 )
 # Distributions onnxruntime declares only for the sub-packages pruned above (model tools, quantization):
@@ -76,10 +75,29 @@ def _remove(path: Path, report: TrimReport, rel_root: Path) -> None:
         path.unlink()
 
 
-def trim(root: str | os.PathLike[str], keep_bin: bool = False) -> TrimReport:
-    """Remove from ``root`` (a pip --target folder) what Lambda never needs."""
+# The serving asset's extra cuts (to stay under its size budget): sub-packages the inference path never
+# imports, checked by benchmarks/bench_bundle_size.py, which imports the handler from the built asset
+# and answers /health and /predict. Add back here whatever new code starts to import.
+SERVING_PRUNE = (
+    "numpy/f2py",  # a build tool for Fortran extensions (scipy's compiled modules do import it: drift check keeps it)
+    "numpy/ma",
+    "numpy/polynomial",
+    "pydantic/v1",  # the pydantic 1 compatibility layer
+    *(f"aws_lambda_powertools/utilities/{u}" for u in (
+        "parser", "data_classes", "batch", "idempotency", "kafka", "streaming", "feature_flags",
+        "data_masking", "validation", "auth_alpha", "circuit_breaker", "parameters",
+    )),
+)
+
+
+def trim(root: str | os.PathLike[str], keep_bin: bool = False, extra: tuple[str, ...] = ()) -> TrimReport:
+    """Remove from ``root`` (a pip --target folder) what Lambda never needs, plus the ``extra`` paths."""
     root = Path(root)
     report = TrimReport()
+    for sub in extra:
+        p = root / sub
+        if p.exists():
+            _remove(p, report, root)
     for name in RUNTIME_PROVIDED:
         for p in list(root.glob(f"{name}")) + list(root.glob(f"{name}-*.dist-info")):
             _remove(p, report, root)
@@ -140,10 +158,10 @@ def tree_size(root: str | os.PathLike[str]) -> tuple[int, int]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: python asset_trim.py <asset dir>", file=sys.stderr)
+    if len(argv) < 2:
+        print("usage: python asset_trim.py <asset dir> [extra relative paths to remove]", file=sys.stderr)
         return 2
-    report = trim(argv[1])
+    report = trim(argv[1], extra=tuple(argv[2:]))
     ok = compile_bytecode(argv[1])
     files, size = tree_size(argv[1])
     print(

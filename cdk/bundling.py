@@ -82,6 +82,7 @@ class AssetSpec:
     bundle_dir: Path  # the model bundle folder, copied as bundle/
     python_version: str  # "3.12"
     architecture: str  # "arm64" | "x86_64"
+    prune: tuple[str, ...] = ()  # extra paths (relative to the asset root) removed from the dependencies
 
     @property
     def requirements(self) -> Path:
@@ -172,6 +173,7 @@ def dependency_key(spec: AssetSpec, resolved_requirements: str, bytecode: bool) 
         spec.python_version,
         spec.architecture,
         asset_trim.TRIM_VERSION,
+        " ".join(spec.prune),
         f"bytecode={bytecode}",
     ):
         h.update(part.encode())
@@ -192,7 +194,7 @@ def source_hash(spec: AssetSpec) -> str:
     h = hashlib.sha256()
     h.update(resolve_requirements(spec.requirements, spec.python_version, spec.architecture).encode())
     h.update(" ".join(platform_tags(spec.python_version, spec.architecture)).encode())
-    h.update(f"{spec.python_version}|{spec.architecture}|{asset_trim.TRIM_VERSION}".encode())
+    h.update(f"{spec.python_version}|{spec.architecture}|{asset_trim.TRIM_VERSION}|{' '.join(spec.prune)}".encode())
     for label, root in [("handler", spec.handler_dir), ("bundle", spec.bundle_dir)] + [
         (p.name, p) for p in spec.packages
     ]:
@@ -308,7 +310,7 @@ def install_dependencies(spec: AssetSpec, cache_root: Path = CACHE_ROOT, log: Lo
         raise BundlingError(f"pip could not install the {spec.name} dependencies:\n{tail}\n{hint}")
     seconds_pip = time.monotonic() - t0
 
-    report = asset_trim.trim(tmp)
+    report = asset_trim.trim(tmp, extra=spec.prune)
     seconds_compile = 0.0
     if py:
         t1 = time.monotonic()
@@ -443,7 +445,7 @@ def _docker_command(spec: AssetSpec) -> list[str]:
         "rm -f /asset-output/requirements*.txt",
         *[f"cp -r /src/{p.name} /asset-output/{p.name}" for p in spec.packages],
         f"cp -r /src/bundle /asset-output/{BUNDLE_DIR_IN_ASSET}",
-        "python /src/trim/asset_trim.py /asset-output",
+        "python /src/trim/asset_trim.py /asset-output " + " ".join(spec.prune),
     ]
     return ["bash", "-c", " && ".join(steps)]
 

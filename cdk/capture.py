@@ -324,7 +324,7 @@ class CaptureStorage(Construct):
                 ),
             ),
         )
-        table.add_dependency(database)
+        table.node.add_dependency(database)
         return database, table
 
 

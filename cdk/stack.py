@@ -10,6 +10,7 @@ from constructs import Construct
 from modelserve.schema import BundleManifest
 from modelserve.settings import Settings
 
+from .asset_trim import SERVING_PRUNE
 from .bundling import REPO_ROOT, AssetSpec, asset_code
 from .capture import CaptureStorage
 from .monitoring import Monitoring
@@ -39,7 +40,7 @@ class ModelServingStack(cdk.Stack):
         s, m = settings, manifest
         cdk.Tags.of(self).add("modelserve:model-name", m.model_name)
 
-        def spec(name: str, packages: tuple[str, ...]) -> AssetSpec:
+        def spec(name: str, packages: tuple[str, ...], prune: tuple[str, ...] = ()) -> AssetSpec:
             return AssetSpec(
                 name=name,
                 handler_dir=repo_root / "lambda" / name,
@@ -47,13 +48,14 @@ class ModelServingStack(cdk.Stack):
                 bundle_dir=bundle_dir,
                 python_version=s.python_runtime,
                 architecture=s.lambda_architecture,
+                prune=prune,
             )
 
         self.capture = CaptureStorage(self, "Capture", settings=s, manifest=m)
         self.serving = Serving(
             self, "Serving",
             settings=s, manifest=m,
-            code=asset_code(spec("inference", ("modelserve",)), bundling_mode, prebuilt_assets),
+            code=asset_code(spec("inference", ("modelserve",), SERVING_PRUNE), bundling_mode, prebuilt_assets),
             extra_environment=self.capture.environment,
         )
         self.capture.grant_capture_write(self.serving.role)

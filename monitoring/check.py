@@ -19,12 +19,12 @@ An empty window returns ``window_rows=0`` and ``dataset_drift=None`` without run
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
 import numpy as np
 
-from modelserve.schema import FeatureKind, Task
+from modelserve.schema import FeatureKind
 
 from . import metric_names as M
 from ._util import categorical_levels, coerce_column, json_clean, table_rows
@@ -476,7 +476,6 @@ __all__ = [
     "FeatureHistogram",
     "LabeledPredictions",
     "PredictionColumns",
-    "Task",
     "Verdict",
     "feature_histograms",
     "run_drift_check",

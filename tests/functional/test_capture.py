@@ -34,6 +34,12 @@ SALT = "a-test-salt-of-at-least-16-chars"
 # --- helpers -------------------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _metrics_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the EMF Powertools prints: make sure no earlier test left metrics disabled."""
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+
+
 @pytest.fixture
 def s3(aws_credentials: None) -> Iterator[Any]:
     """moto active for the whole test; the client is the test's own view of S3."""

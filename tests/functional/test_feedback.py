@@ -20,6 +20,12 @@ from tests.support import event, header, response_json, read_jsonl_gz
 BUCKET = "modelserve-test-feedback"
 
 
+@pytest.fixture(autouse=True)
+def _metrics_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the EMF Powertools prints: make sure no earlier test left metrics disabled."""
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+
+
 @pytest.fixture
 def s3(aws_credentials: None) -> Iterator[Any]:
     with mock_aws():
@@ -126,7 +132,7 @@ def shared(sample_bundle: Any) -> Iterator[tuple[Any, Any]]:
         for k in list(os.environ):
             if k.startswith("MS_"):
                 mp.delenv(k)
-        for k in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        for k in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "POWERTOOLS_METRICS_DISABLED"):
             mp.delenv(k, raising=False)
         for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
             mp.setenv(k, "testing")

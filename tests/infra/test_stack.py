@@ -1,0 +1,386 @@
+"""The synthesized stack (bundling skipped): resources and their key properties, cdk-nag, cfn-lint."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from modelserve.alarms import alarm_specs
+from tests.infra.conftest import Synth
+
+
+def _policy_statements(s: Synth, role_path_fragment: str) -> list[dict[str, Any]]:
+    """Statements of the inline policies attached to the role whose logical id contains the fragment."""
+    out = []
+    for res in s.of_type("AWS::IAM::Policy").values():
+        roles = [r.get("Ref", "") for r in res["Properties"].get("Roles", [])]
+        if any(role_path_fragment in r for r in roles):
+            out += res["Properties"]["PolicyDocument"]["Statement"]
+    assert out, f"no policy for a role like {role_path_fragment}"
+    return out
+
+
+def _as_list(v: Any) -> list[Any]:
+    return v if isinstance(v, list) else [v]
+
+
+def _arn_suffixes(resources: Any) -> list[str]:
+    """'/captures/*' from {"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/captures/*"]]}."""
+    out = []
+    for r in _as_list(resources):
+        if isinstance(r, dict) and "Fn::Join" in r:
+            out.append("".join(p for p in r["Fn::Join"][1] if isinstance(p, str)))
+        elif isinstance(r, dict) and "Fn::GetAtt" in r:
+            out.append("<arn>")
+        else:
+            out.append(str(r))
+    return out
+
+
+def _single(s: Synth, cfn_type: str) -> dict[str, Any]:
+    found = s.of_type(cfn_type)
+    assert len(found) == 1, f"{cfn_type}: {list(found)}"
+    return next(iter(found.values()))["Properties"]
+
+
+def _function(s: Synth, fragment: str) -> dict[str, Any]:
+    found = {k: v for k, v in s.of_type("AWS::Lambda::Function").items() if fragment in k}
+    assert len(found) == 1, list(found)
+    return next(iter(found.values()))["Properties"]
+
+
+# ------------------------------------------------------------------ capture bucket
+
+
+def test_capture_bucket_encryption_public_access_and_no_versioning(default: Synth, full: Synth) -> None:
+    t = default.assertions()
+    from aws_cdk.assertions import Match
+
+    t.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "BucketEncryption": {"ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+            },
+            "LoggingConfiguration": Match.object_like({"LogFilePrefix": "capture-bucket/"}),
+        },
+    )
+    for bucket in default.of_type("AWS::S3::Bucket").values():
+        assert "VersioningConfiguration" not in bucket["Properties"]
+    kms_buckets = [
+        b for b in full.of_type("AWS::S3::Bucket").values()
+        if b["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    ]
+    assert len(kms_buckets) == 1
+    assert kms_buckets[0]["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["BucketKeyEnabled"] is True
+
+
+def test_every_bucket_denies_plain_http(default: Synth) -> None:
+    policies = default.of_type("AWS::S3::BucketPolicy")
+    assert len(policies) == len(default.of_type("AWS::S3::Bucket")) == 2
+    for p in policies.values():
+        denies = [
+            st for st in p["Properties"]["PolicyDocument"]["Statement"]
+            if st["Effect"] == "Deny" and st.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
+        ]
+        assert denies, p
+
+
+def test_lifecycle_rules_follow_settings(default: Synth) -> None:
+    s = default.settings
+    bucket = next(b for k, b in default.of_type("AWS::S3::Bucket").items() if k.startswith("CaptureBucket"))
+    rules = {r["Id"]: r for r in bucket["Properties"]["LifecycleConfiguration"]["Rules"]}
+    for rid, prefix in (("captures", "captures/"), ("feedback", "feedback/")):
+        r = rules[rid]
+        assert r["Prefix"] == prefix and r["Status"] == "Enabled"
+        assert r["ExpirationInDays"] == s.capture_expiry_days
+        assert r["Transitions"] == [{"StorageClass": "STANDARD_IA", "TransitionInDays": s.capture_transition_days}]
+    assert rules["reports"]["Prefix"] == "reports/"
+    assert rules["reports"]["ExpirationInDays"] == s.report_expiry_days
+    log_bucket = next(b for k, b in default.of_type("AWS::S3::Bucket").items() if k.startswith("CaptureAccessLogs"))
+    assert log_bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert any("ExpirationInDays" in r for r in log_bucket["Properties"]["LifecycleConfiguration"]["Rules"])
+
+
+def test_no_transition_when_disabled(public: Synth) -> None:
+    bucket = next(b for k, b in public.of_type("AWS::S3::Bucket").items() if k.startswith("CaptureBucket"))
+    rules = {r["Id"]: r for r in bucket["Properties"]["LifecycleConfiguration"]["Rules"]}
+    assert "Transitions" not in rules["captures"]
+
+
+# ------------------------------------------------------------------ least privilege
+
+
+def test_inference_role_writes_only_captures_and_feedback(default: Synth) -> None:
+    st = _policy_statements(default, "ServingRole")
+    s3 = [x for x in st if any(str(a).startswith("s3:") for a in _as_list(x["Action"]))]
+    assert len(s3) == 1
+    assert _as_list(s3[0]["Action"]) == ["s3:PutObject"]
+    assert sorted(_arn_suffixes(s3[0]["Resource"])) == ["/captures/*", "/feedback/*"]
+    assert not any("firehose:" in str(x["Action"]) for x in st)
+    # no wildcard actions anywhere
+    assert not any("*" in a for x in st for a in _as_list(x["Action"]))
+
+
+def test_inference_role_with_firehose_and_kms(full: Synth) -> None:
+    st = _policy_statements(full, "ServingRole")
+    fh = [x for x in st if any(str(a).startswith("firehose:") for a in _as_list(x["Action"]))]
+    assert len(fh) == 1
+    assert sorted(_as_list(fh[0]["Action"])) == ["firehose:PutRecord", "firehose:PutRecordBatch"]
+    assert fh[0]["Resource"] == {"Fn::GetAtt": [next(k for k in full.of_type("AWS::KinesisFirehose::DeliveryStream")), "Arn"]}
+    kms = [x for x in st if "kms:GenerateDataKey" in _as_list(x["Action"])]
+    assert kms and all(_as_list(x["Action"]) == ["kms:GenerateDataKey"] for x in kms)
+
+
+def test_drift_role_reads_captures_feedback_writes_reports(default: Synth) -> None:
+    st = {x.get("Sid"): x for x in _policy_statements(default, "MonitoringDriftCheckRole")}
+    assert sorted(_arn_suffixes(st["ReadCapturesFeedbackReports"]["Resource"])) == ["/captures/*", "/feedback/*", "/reports/*"]
+    assert _as_list(st["ReadCapturesFeedbackReports"]["Action"]) == ["s3:GetObject"]
+    assert _as_list(st["WriteReports"]["Action"]) == ["s3:PutObject"]
+    assert _arn_suffixes(st["WriteReports"]["Resource"]) == ["/reports/*"]
+    assert st["ListCaptureFeedbackReports"]["Condition"]["StringLike"]["s3:prefix"] == ["captures/*", "feedback/*", "reports/*"]
+    metrics = st["PublishDriftMetrics"]
+    assert _as_list(metrics["Action"]) == ["cloudwatch:PutMetricData"]
+    assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": default.settings.metrics_namespace}}
+
+
+# ------------------------------------------------------------------ functions, alias, deployment
+
+
+def test_inference_function_configuration(default: Synth, full: Synth) -> None:
+    s, m = default.settings, default.manifest
+    f = _function(default, "ServingFunction")
+    assert f["Runtime"] == f"python{s.python_runtime}"
+    assert f["Architectures"] == ["arm64"]
+    assert f["MemorySize"] == s.inference_memory_mb and f["Timeout"] == s.inference_timeout_s
+    assert f["TracingConfig"] == {"Mode": "Active"}
+    assert f["Handler"] == "handler.handler"
+    env = f["Environment"]["Variables"]
+    assert env["MS_MODEL_BUNDLE_PATH"] == "bundle"
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == s.metrics_namespace == env["MS_METRICS_NAMESPACE"]
+    assert env["POWERTOOLS_SERVICE_NAME"] == "inference"
+    assert env["MS_CAPTURE_BUCKET"] == {"Ref": next(k for k in default.resources if k.startswith("CaptureBucket"))}
+    assert env["MS_MAX_BATCH_ROWS"] == str(s.max_batch_rows)
+    assert "MS_FIREHOSE_STREAM" not in env
+    assert m.version in f["Description"]
+    f2 = _function(full, "ServingFunction")
+    assert f2["Architectures"] == ["x86_64"]
+    assert f2["Environment"]["Variables"]["MS_FIREHOSE_STREAM"] == {"Ref": next(iter(full.of_type("AWS::KinesisFirehose::DeliveryStream")))}
+    assert f2["Environment"]["Variables"]["MS_CAPTURE_SINK"] == "firehose"
+
+
+def test_live_alias_version_and_deployment_group(default: Synth, full: Synth) -> None:
+    m = default.manifest
+    alias = _single(default, "AWS::Lambda::Alias")
+    assert alias["Name"] == "live"
+    version = _single(default, "AWS::Lambda::Version")
+    assert m.version in version["Description"]
+    dg = _single(default, "AWS::CodeDeploy::DeploymentGroup")
+    assert dg["DeploymentConfigName"] == "CodeDeployDefault.LambdaCanary10Percent5Minutes"
+    assert set(dg["AutoRollbackConfiguration"]["Events"]) >= {"DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"}
+    assert dg["AlarmConfiguration"]["Enabled"] is True
+    rollback = {sp.id for sp in alarm_specs(default.settings, m.model_name, m.version) if sp.rollback}
+    names = {json.dumps(a["Name"]) for a in dg["AlarmConfiguration"]["Alarms"]}
+    assert len(names) == len(rollback) == 3
+    assert all(any(rid in n for n in names) for rid in rollback)
+    # the alias is shifted by CodeDeploy
+    alias_res = next(iter(default.of_type("AWS::Lambda::Alias").values()))
+    assert "CodeDeployLambdaAliasUpdate" in alias_res["UpdatePolicy"]
+    assert _single(full, "AWS::CodeDeploy::DeploymentGroup")["DeploymentConfigName"] == "CodeDeployDefault.LambdaLinear10PercentEvery1Minute"
+    assert _single(full, "AWS::Lambda::Alias")["ProvisionedConcurrencyConfig"] == {"ProvisionedConcurrentExecutions": 2}
+
+
+def test_drift_function_and_schedule(default: Synth) -> None:
+    s = default.settings
+    f = _function(default, "MonitoringDriftCheck")
+    assert f["MemorySize"] == s.drift_memory_mb and f["Timeout"] == s.drift_timeout_s
+    assert f["TracingConfig"] == {"Mode": "Active"}
+    env = f["Environment"]["Variables"]
+    assert env["MS_ALPHA"] == str(s.alpha) and env["MS_WINDOW_HOURS"] == str(s.window_hours)
+    assert "MS_CAPTURE_BUCKET" in env and env["MS_MODEL_BUNDLE_PATH"] == "bundle"
+    rule = _single(default, "AWS::Events::Rule")
+    assert rule["ScheduleExpression"] == s.drift_schedule
+    fn_id = next(k for k in default.of_type("AWS::Lambda::Function") if k.startswith("MonitoringDriftCheck"))
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": [fn_id, "Arn"]}
+
+
+# ------------------------------------------------------------------ API
+
+
+def test_stage_throttling_tracing_and_access_logs(default: Synth) -> None:
+    s = default.settings
+    stage = _single(default, "AWS::ApiGateway::Stage")
+    assert stage["StageName"] == s.stage_name
+    assert stage["TracingEnabled"] is True
+    ms = stage["MethodSettings"][0]
+    assert ms["ThrottlingRateLimit"] == s.throttle_rate_limit and ms["ThrottlingBurstLimit"] == s.throttle_burst_limit
+    assert ms["LoggingLevel"] == "ERROR"
+    fmt = json.loads(stage["AccessLogSetting"]["Format"])
+    assert fmt["requestId"] == "$context.requestId" and "status" in fmt
+
+
+def test_methods_auth_and_validation(default: Synth, full: Synth, public: Synth) -> None:
+    methods = default.of_type("AWS::ApiGateway::Method")
+    assert len(methods) == 6
+    validators = default.of_type("AWS::ApiGateway::RequestValidator")
+    body_validator = next(k for k, v in validators.items() if v["Properties"]["ValidateRequestBody"])
+    for m in methods.values():
+        p = m["Properties"]
+        assert p["ApiKeyRequired"] is True and p["AuthorizationType"] == "NONE"
+        assert "RequestValidatorId" in p
+        if p["HttpMethod"] == "POST":
+            assert p["RequestValidatorId"] == {"Ref": body_validator}
+            assert "application/json" in p["RequestModels"]
+        # proxy integration into the live alias, never the bare function
+        uri = json.dumps(p["Integration"]["Uri"])
+        assert "ServingLive" in uri
+    assert _single(default, "AWS::ApiGateway::UsagePlan")["Throttle"] == {
+        "RateLimit": default.settings.throttle_rate_limit, "BurstLimit": default.settings.throttle_burst_limit
+    }
+    assert len(default.of_type("AWS::ApiGateway::ApiKey")) == 1
+    assert len(default.of_type("AWS::ApiGateway::UsagePlanKey")) == 1
+    for m in full.of_type("AWS::ApiGateway::Method").values():
+        assert m["Properties"]["AuthorizationType"] == "AWS_IAM" and not m["Properties"].get("ApiKeyRequired")
+    assert not full.of_type("AWS::ApiGateway::ApiKey")
+    for m in public.of_type("AWS::ApiGateway::Method").values():
+        assert m["Properties"]["AuthorizationType"] == "NONE" and not m["Properties"].get("ApiKeyRequired")
+
+
+# ------------------------------------------------------------------ alarms and notifications
+
+
+def test_every_alarm_spec_becomes_an_alarm_that_notifies_the_topic(default: Synth) -> None:
+    m = default.manifest
+    specs = alarm_specs(default.settings, m.model_name, m.version)
+    alarms = default.of_type("AWS::CloudWatch::Alarm")
+    assert len(alarms) == len(specs)
+    topic = next(iter(default.of_type("AWS::SNS::Topic")))
+    by_name = {a["Properties"]["AlarmName"]: a["Properties"] for a in alarms.values()}
+    for spec in specs:
+        a = next(p for n, p in by_name.items() if n.endswith("-" + spec.id))
+        assert a["MetricName"] == spec.metric_name
+        assert a["Namespace"] == spec.namespace
+        assert a["Threshold"] == spec.threshold
+        assert a["ComparisonOperator"] == spec.comparison
+        assert a["EvaluationPeriods"] == spec.evaluation_periods and a["DatapointsToAlarm"] == spec.datapoints_to_alarm
+        assert a["Period"] == spec.period_s
+        assert a["TreatMissingData"] == spec.treat_missing_data
+        assert a.get("Statistic", a.get("ExtendedStatistic")) == spec.statistic
+        assert a["AlarmActions"] == [{"Ref": topic}] and a["OKActions"] == [{"Ref": topic}]
+        desc = json.dumps(a["AlarmDescription"])
+        assert spec.runbook_anchor in desc and f"/reports/model={m.model_name}/" in desc
+        if spec.source == "model":
+            assert {d["Name"]: d["Value"] for d in a["Dimensions"]} == {"ModelName": m.model_name, "ModelVersion": m.version}
+        if spec.source == "api":
+            assert {d["Name"] for d in a["Dimensions"]} == {"ApiName", "Stage"}
+
+
+def test_alarm_thresholds_come_from_settings(full: Synth, synth_of) -> None:
+    s = full.settings
+    alarms = {a["Properties"]["AlarmName"].rsplit("-", 1)[-1]: a["Properties"] for a in full.of_type("AWS::CloudWatch::Alarm").values()}
+    assert alarms["OutlierRate"]["Threshold"] == s.outlier_rate_threshold
+    assert alarms["ApiP99Latency"]["Threshold"] == s.api_p99_latency_ms
+    assert alarms["ApiP99Latency"]["ExtendedStatistic"] == "p99"
+    assert alarms["Api5xxRate"]["Threshold"] == s.api_5xx_rate
+    assert alarms["NoTraffic"]["TreatMissingData"] == s.empty_window_alarm
+
+
+def test_composite_model_health_alarm(default: Synth) -> None:
+    comp = _single(default, "AWS::CloudWatch::CompositeAlarm")
+    rule = json.dumps(comp["AlarmRule"])
+    for sp in alarm_specs(default.settings, default.manifest.model_name, default.manifest.version):
+        ref = next(k for k, v in default.of_type("AWS::CloudWatch::Alarm").items() if v["Properties"]["AlarmName"].endswith("-" + sp.id))
+        assert (ref in rule) == (sp.group == "model"), sp.id
+
+
+def test_topic_is_kms_encrypted_and_tls_only(default: Synth, full: Synth) -> None:
+    topic = _single(default, "AWS::SNS::Topic")
+    assert "Fn::GetAtt" in topic["KmsMasterKeyId"]
+    policy = _single(default, "AWS::SNS::TopicPolicy")["PolicyDocument"]["Statement"]
+    assert any(st["Effect"] == "Deny" and st["Condition"]["Bool"]["aws:SecureTransport"] == "false" for st in policy)
+    key = next(v for k, v in default.of_type("AWS::KMS::Key").items() if k.startswith("MonitoringTopicKey"))["Properties"]
+    assert key["EnableKeyRotation"] is True
+    assert any(st.get("Principal", {}).get("Service") == "cloudwatch.amazonaws.com" for st in key["KeyPolicy"]["Statement"])
+    assert not default.of_type("AWS::SNS::Subscription")
+    sub = _single(full, "AWS::SNS::Subscription")
+    assert sub["Protocol"] == "email" and sub["Endpoint"] == "oncall@example.com"
+
+
+def test_dashboard_covers_api_lambda_capture_and_every_feature(default: Synth) -> None:
+    body = json.dumps(_single(default, "AWS::CloudWatch::Dashboard")["DashboardBody"])
+    for needle in ("Latency", "4XXError", "5XXError", "Duration", "Throttles", "CaptureErrors", "CapturedRows",
+                   "DriftShare", "OutlierRate", "MissingRate", "OutOfRangeRate", "UnseenCategoryRate", "Accuracy"):
+        assert needle in body, needle
+    for f in default.manifest.features:
+        assert f'\\"{f.name}\\"' in body or f.name in body
+    assert body.count("FeaturePValue") >= len(default.manifest.features)
+
+
+# ------------------------------------------------------------------ Firehose and Glue
+
+
+def test_firehose_stream_when_sink_is_firehose(default: Synth, full: Synth) -> None:
+    assert not default.of_type("AWS::KinesisFirehose::DeliveryStream")
+    fh = _single(full, "AWS::KinesisFirehose::DeliveryStream")
+    dest = fh["ExtendedS3DestinationConfiguration"]
+    m = full.manifest
+    assert dest["Prefix"] == f"captures/model={m.model_name}/version={m.version}/dt=!{{timestamp:yyyy-MM-dd}}/hour=!{{timestamp:HH}}/"
+    assert dest["ErrorOutputPrefix"].startswith("capture-errors/!{firehose:error-output-type}/")
+    assert dest["CompressionFormat"] == "GZIP"
+    assert fh["DeliveryStreamEncryptionConfigurationInput"] == {"KeyType": "AWS_OWNED_CMK"}
+    assert "KMSEncryptionConfig" in dest["EncryptionConfiguration"]
+    st = _policy_statements(full, "CaptureFirehoseRole")
+    put = next(x for x in st if "s3:PutObject" in _as_list(x["Action"]))
+    assert sorted(_arn_suffixes(put["Resource"])) == ["/capture-errors/*", "/captures/*"]
+
+
+def test_glue_table_with_partition_projection(default: Synth) -> None:
+    m = default.manifest
+    table = _single(default, "AWS::Glue::Table")["TableInput"]
+    p = table["Parameters"]
+    assert p["projection.enabled"] == "true"
+    assert p["projection.model.type"] == "enum" and p["projection.model.values"] == m.model_name
+    assert p["projection.version.type"] == "injected"
+    assert p["projection.dt.type"] == "date" and p["projection.dt.format"] == "yyyy-MM-dd"
+    assert p["projection.hour.type"] == "integer" and p["projection.hour.range"] == "0,23" and p["projection.hour.digits"] == "2"
+    assert "/captures/model=${model}/version=${version}/dt=${dt}/hour=${hour}/" in json.dumps(p["storage.location.template"])
+    assert [k["Name"] for k in table["PartitionKeys"]] == ["model", "version", "dt", "hour"]
+    sd = table["StorageDescriptor"]
+    assert sd["SerdeInfo"]["SerializationLibrary"] == "org.openx.data.jsonserde.JsonSerDe"
+    cols = {c["Name"]: c["Type"] for c in sd["Columns"]}
+    assert set(cols) >= {"request_id", "row", "event_time", "model_name", "model_version", "inputs", "prediction", "probabilities"}
+    assert cols["inputs"] == "struct<bill_length_mm:double,flipper_length_mm:double,island:string,is_adult:boolean>"
+
+
+def test_outputs(default: Synth, full: Synth) -> None:
+    outs = default.template["Outputs"]
+    for k in ("ApiUrl", "ApiKeyId", "CaptureBucketName", "DashboardUrl", "AlarmTopicArn", "AthenaTable", "DriftCheckFunctionName"):
+        assert k in outs, k
+    assert "FirehoseStreamName" in full.template["Outputs"] and "ApiKeyId" not in full.template["Outputs"]
+
+
+# ------------------------------------------------------------------ checks
+
+
+@pytest.mark.parametrize("variant", ["default", "firehose_kms_iam", "public"])
+def test_cdk_nag_has_no_unacknowledged_findings(variant: str, synth_of) -> None:
+    s = synth_of(variant)  # synth raises on any unacknowledged AwsSolutions finding
+    report = json.loads((s.outdir / "validation-report.json").read_text()) if (s.outdir / "validation-report.json").exists() else {"pluginReports": []}
+    errors = [
+        v for r in report["pluginReports"] for v in r.get("violations", [])
+        if v.get("severity") == "error"
+    ]
+    assert errors == []
+
+
+@pytest.mark.parametrize("variant", ["default", "firehose_kms_iam", "public"])
+def test_cfn_lint_reports_no_errors(variant: str, synth_of) -> None:
+    from cfnlint.api import ManualArgs, lint_file
+
+    s = synth_of(variant)
+    matches = lint_file(s.template_path, config=ManualArgs(regions=["us-east-1", "eu-west-1"]))
+    errors = [f"{m.rule.id} {m.message} ({m.path})" for m in matches if m.rule.id.startswith("E")]
+    assert errors == []
