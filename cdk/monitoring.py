@@ -43,6 +43,8 @@ DRIFT_SETTINGS = (
     "out_of_range_threshold",
     "unseen_category_threshold",
     "capture_sink",
+    "redact_features",  # redacted features are absent from captures, hashed ones are opaque: both skip the tests
+    "hash_features",
     "metrics_namespace",
 )
 DASHBOARD_MAX_FEATURES = 40  # one line per feature; CloudWatch graphs get unreadable (and capped) beyond this
@@ -174,7 +176,7 @@ class Monitoring(Construct):
         for spec in self.specs:
             alarm = cloudwatch.Alarm(
                 self, spec.id,
-                alarm_name=resource_name(stack.stack_name, m.model_name, spec.id, max_len=255),
+                alarm_name=resource_name(stack.stack_name, spec.id, max_len=255),
                 alarm_description=spec.description,
                 metric=self.metric_for(spec),
                 threshold=spec.threshold,
@@ -190,7 +192,7 @@ class Monitoring(Construct):
         model_alarms = [self.alarms[sp.id] for sp in self.specs if sp.group == "model"]
         self.model_health = cloudwatch.CompositeAlarm(
             self, "ModelHealth",
-            composite_alarm_name=resource_name(stack.stack_name, m.model_name, "ModelHealth", max_len=255),
+            composite_alarm_name=resource_name(stack.stack_name, "ModelHealth", max_len=255),
             alarm_description=(
                 f"Model health of {m.model_name} {m.version}: in ALARM while any drift, data-quality, traffic or "
                 "capture alarm is. Its children notify the topic; this roll-up is for the dashboard and for "
@@ -234,7 +236,7 @@ class Monitoring(Construct):
     def _dashboard(self, stack: cdk.Stack) -> cloudwatch.Dashboard:
         s, m, sv = self.settings, self.manifest, self.serving
         drift_period = schedule_period_s(s.drift_schedule)
-        self.dashboard_name = resource_name(stack.stack_name, m.model_name, max_len=255)
+        self.dashboard_name = resource_name(stack.stack_name, max_len=255)
         d = cloudwatch.Dashboard(
             self, "Dashboard",
             dashboard_name=self.dashboard_name,

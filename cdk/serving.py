@@ -168,7 +168,7 @@ class Serving(Construct):
         access_logs = logs.LogGroup(
             self, "AccessLogs", retention=retention(s.log_retention_days), removal_policy=cdk.RemovalPolicy.DESTROY
         )
-        self.api_name = resource_name(stack.stack_name, m.model_name, "api", max_len=128)
+        self.api_name = resource_name(stack.stack_name, "api", max_len=128)
         auth = {
             "none": apigw.AuthorizationType.NONE,
             "api_key": apigw.AuthorizationType.NONE,

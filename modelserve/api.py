@@ -7,6 +7,7 @@ pydantic model per row; the OpenAPI request schema is generated from the bundle'
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from typing import Any
 
 import orjson
@@ -53,6 +54,15 @@ class StageRootPath:
         await self.app(scope, receive, send)
 
 
+def request_time_of(request: Request) -> datetime | None:
+    """When API Gateway received the request (REST v1 requestTimeEpoch, HTTP v2 timeEpoch), in UTC."""
+    ctx = (request.scope.get("aws.event") or {}).get("requestContext") or {}
+    epoch_ms = ctx.get("requestTimeEpoch") or ctx.get("timeEpoch")
+    if isinstance(epoch_ms, (int, float)) and epoch_ms > 0:
+        return datetime.fromtimestamp(epoch_ms / 1000.0, tz=timezone.utc)
+    return None
+
+
 def create_app(service: InferenceService) -> FastAPI:
     m = service.manifest
     app = FastAPI(
@@ -83,7 +93,7 @@ def create_app(service: InferenceService) -> FastAPI:
         rid = request_id_of(request)
         try:
             payload = await read_json(request)
-            answer = service.predict(payload, rid)
+            answer = service.predict(payload, rid, event_time=request_time_of(request))
         except RequestError as exc:
             if exc.status in (400, 413):  # rejects before validation are counted here
                 service.metric(mn.VALIDATION_REJECTS, 1, {mn.DIM_REASON: exc.reason})

@@ -44,7 +44,6 @@ class S3CaptureSink:
             Key=key,
             Body=encode_jsonl_gz(records),
             ContentType="application/x-ndjson",
-            ContentEncoding="gzip",
         )
 
 

@@ -9,7 +9,6 @@ definitions the CDK stack deploys, and writes the HTML report locally.
 from __future__ import annotations
 
 import json
-import os
 import random
 import urllib.error
 import urllib.request
@@ -143,16 +142,16 @@ def demo(
     from monitoring.check import DriftReport
 
     from .__main__ import resolve_bundle
-    from .local import LOCAL_BUCKET, LambdaContext, LocalGateway, create_local_bucket, load_handler_module, local_aws
+    from .local import LOCAL_BUCKET, LambdaContext, LocalGateway, create_local_bucket, load_handler_module, local_aws, scoped_env
 
     bundle_dir = resolve_bundle(bundle)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     results: list[PeriodResult] = []
-    with local_aws() as endpoint:
+    env = {"MS_MODEL_BUNDLE_PATH": str(bundle_dir), "MS_CAPTURE_BUCKET": LOCAL_BUCKET, "POWERTOOLS_METRICS_DISABLED": "true"}
+    with local_aws() as endpoint, scoped_env(env):
         create_local_bucket(LOCAL_BUCKET)
-        os.environ.update({"MS_MODEL_BUNDLE_PATH": str(bundle_dir), "MS_CAPTURE_BUCKET": LOCAL_BUCKET, "POWERTOOLS_METRICS_DISABLED": "true"})
         inference = load_handler_module("inference")
         drift_check = load_handler_module("drift_check")
         gateway = LocalGateway(inference.handler, inference.settings.stage_name, port=0).start()

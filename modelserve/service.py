@@ -206,7 +206,7 @@ class InferenceService:
 
 def _s3_writer(client: Any, bucket: str) -> Callable[[str, bytes], None]:
     def write(key: str, body: bytes) -> None:
-        client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/x-ndjson", ContentEncoding="gzip")
+        client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/x-ndjson")
 
     return write
 

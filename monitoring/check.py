@@ -178,7 +178,8 @@ class DriftReport:
                         r.p_value_corrected,
                         r.effect_threshold,
                         r.is_drift if r.tested else None,
-                        f"effect {r.effect_measure}={_fmt(r.effect_size)}" + (f"; {r.note}" if r.note else ""),
+                        f"drift when p < {r.alpha:g} and effect {r.effect_measure}={_fmt(r.effect_size)} "
+                        f">= threshold" + (f"; {r.note}" if r.note else ""),
                     )
                 )
         if self.mmd is not None:
@@ -199,7 +200,8 @@ class DriftReport:
             for r in p.results:
                 out.append(
                     Verdict(f"output {r.feature} ({r.test})", r.statistic, r.p_value_corrected, r.effect_threshold,
-                            r.is_drift if r.tested else None, f"effect {r.effect_measure}={_fmt(r.effect_size)}")
+                            r.is_drift if r.tested else None,
+                            f"drift when p < {r.alpha:g} and effect {r.effect_measure}={_fmt(r.effect_size)} >= threshold")
                 )
         if self.outliers is not None:
             o = self.outliers

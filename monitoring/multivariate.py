@@ -11,7 +11,10 @@ MMD (:class:`MMDDrift`): unbiased MMD^2 with an RBF kernel ``exp(-|x-y|^2 / (2 s
 fixed at fit time), optional PCA (fitted on the reference) before the kernel. p-value from a
 permutation test, ``(1 + #{perm >= observed}) / (1 + n_permutations)``, computed for all
 permutations at once as quadratic forms of one kernel matrix. At most ``max_rows`` rows per
-side (seeded subsampling) keep it to a fraction of a second.
+side (seeded subsampling) keep it to a fraction of a second. Evaluation (defaults: 1,000 rows
+per side, 100 permutations, alpha 0.05; 50 trials each, fresh reference): no drift 0/50 alarms
+(10k-row windows) and 2/50 (1k-row windows); every numeric feature shifted by 0.1 sd 47/50;
+``num_a``/``num_b`` correlation 0.6 -> -0.6 50/50, 0.6 -> 0 34-39/50.
 
 PCA reconstruction (:class:`PCAReconstruction`): PCA on the encoded reference keeping the
 components that explain ``variance`` (default 0.65, NannyML's default) of the variance (at most
@@ -20,10 +23,11 @@ error is the ``PCAReconstructionRatio`` (about 1 without drift; a change of the 
 structure or values off the reference manifold raise it). Verdict: ratio > threshold, where
 threshold = max(``ratio_threshold`` (1.1), 1 + 4 * cv / sqrt(n)), cv = coefficient of
 variation of the reference's per-row errors and n the window rows -- a 4-sigma sampling margin
-that only matters for small windows. Evaluation (synthetic data, reference 10k rows, 1k-row
-windows): no drift 0.99-1.02; ``num_a``/``num_b`` correlation 0.6 -> 0 (marginals unchanged,
-invisible to univariate tests) 1.21-1.27; 0.6 -> -0.6 1.48-1.54. With 0.9 retained variance
-the correlation change was invisible (ratio ~1.0), hence 0.65.
+that only matters for small windows. Evaluation (synthetic data, fresh 10k-row reference, 200
+windows per size): no drift 0.992-1.013 (10k-row windows) and 0.980-1.029 (1k rows), 0 alarms;
+``num_a``/``num_b`` correlation 0.6 -> 0 (marginals unchanged, invisible to univariate tests)
+ratio ~1.24, alarm 200/200 at both sizes; 0.6 -> -0.6 ~1.5. With 0.9 retained variance the
+correlation change was invisible (ratio ~1.0), hence 0.65.
 """
 
 from __future__ import annotations

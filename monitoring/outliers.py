@@ -8,9 +8,9 @@ instead of being ignored. The threshold is the reference's own 99th percentile d
 about 1% of no-drift rows exceed it; the verdict fires when the window's share of rows above
 the threshold exceeds ``max(rate_threshold, 0.01 + 4 * sqrt(0.01 * 0.99 / n))`` -- default
 0.05, i.e. 5x the expected 0.01, with a 4-sigma binomial margin that only matters for windows
-under ~100 rows. Evaluation (synthetic data, reference 10k rows, no drift): the rate is
-0.005-0.017 for 1k-row windows and 0.009-0.013 for 10k-row windows; a new category in 10% of
-rows gives ~0.11.
+under ~100 rows. Evaluation (synthetic data, fresh 10k-row reference, 200 no-drift windows per
+size): rate median 0.010, max 0.014 (10k-row windows) and 0.021 (1k rows), 0 alarms; a new
+category in 10% of rows gives ~0.11 (alarm 200/200).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import base64
 import copy
 import gzip
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ EVENT_KINDS = ("rest_v1", "http_v2", "alb")
 def event(kind: str, method: str, path: str, body: Any = None, *, raw: bytes | None = None, b64: bool = False, request_id: str | None = None) -> dict[str, Any]:
     """An event of the given kind for ``method path`` with a JSON body (or raw bytes)."""
     ev = copy.deepcopy(json.loads((EVENTS / f"{kind}.json").read_text()))
+    _stamp_now(ev)
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
     if data is not None and not b64:
         try:
@@ -39,6 +41,19 @@ def event(kind: str, method: str, path: str, body: Any = None, *, raw: bytes | N
     else:
         raise ValueError(kind)
     return ev
+
+
+def _stamp_now(ev: dict[str, Any]) -> None:
+    """API Gateway stamps each request with its arrival time; so do we (captures are dated by it)."""
+    ctx = ev.get("requestContext") or {}
+    now = datetime.now(timezone.utc)
+    ms = int(now.timestamp() * 1000)
+    if "requestTimeEpoch" in ctx:
+        ctx["requestTimeEpoch"] = ms
+        ctx["requestTime"] = now.strftime("%d/%b/%Y:%H:%M:%S +0000")
+    if "timeEpoch" in ctx:
+        ctx["timeEpoch"] = ms
+        ctx["time"] = now.strftime("%d/%b/%Y:%H:%M:%S +0000")
 
 
 def response_json(resp: dict[str, Any]) -> Any:

@@ -104,8 +104,25 @@ def count_attempts(client: Any, operation: str, fail: Exception | None = None) -
     return calls
 
 
+def live_event(kind: str, method: str, path: str, body: Any = None, **kw: Any) -> dict[str, Any]:
+    """An event as API Gateway would send it now: its request time (ms) is the current time."""
+    ev = event(kind, method, path, body, **kw)
+    ms = int(time.time() * 1000)
+    ctx = ev["requestContext"]
+    for k in ("requestTimeEpoch", "timeEpoch"):
+        if k in ctx:
+            ctx[k] = ms
+    return ev
+
+
+def utc_now_ms() -> datetime:
+    """Now, floored to the millisecond (API Gateway's request times have ms resolution)."""
+    t = datetime.now(timezone.utc)
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
+
+
 def post(mod: Any, ctx: Any, body: Any, kind: str = "rest_v1", **kw: Any) -> dict[str, Any]:
-    return mod.handler(event(kind, "POST", "/predict", body, **kw), ctx)
+    return mod.handler(live_event(kind, "POST", "/predict", body, **kw), ctx)
 
 
 # --- one object per request ----------------------------------------------------------------------
@@ -118,11 +135,11 @@ def test_batch_request_writes_one_whole_object_matching_the_answer(s3, load_infe
     m = sample_bundle.manifest
     sent = rows(sample_bundle, 8)  # row 3 of the penguins sample has nulls
     assert any(v is None for r in sent for v in r.values())
-    ev = event(kind, "POST", "/predict", {"instances": sent})
+    before = utc_now_ms()
+    ev = live_event(kind, "POST", "/predict", {"instances": sent})
     api_request_id = ev["requestContext"]["requestId"]
     puts = count_attempts(mod.service.capturer.sink.client, "PutObject")
 
-    before = datetime.now(timezone.utc)
     resp = mod.handler(ev, lambda_context)
     after = datetime.now(timezone.utc)
 
@@ -162,11 +179,6 @@ def test_batch_request_writes_one_whole_object_matching_the_answer(s3, load_infe
     assert metric_points(out, mn.CAPTURE_ERRORS) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api.py does not yet pass API Gateway's request time (requestTimeEpoch / timeEpoch) to "
-    "InferenceService.predict(event_time=...); captures are dated by the Lambda's clock",
-)
 def test_capture_is_dated_by_the_api_gateway_request_time(s3, load_inference, sample_bundle, lambda_context) -> None:
     make_bucket(s3)
     mod = load_inference(capture_bucket=BUCKET)
@@ -302,7 +314,7 @@ def test_firehose_sink_delivers_records_under_the_model_prefix(s3, load_inferenc
     mod = load_inference(capture_bucket=BUCKET, capture_sink="firehose", firehose_stream=STREAM)
     assert type(mod.service.capturer.sink).__name__ == "FirehoseCaptureSink"
 
-    before = datetime.now(timezone.utc)
+    before = utc_now_ms()
     answers, sent = {}, {}
     for rid, n in (("fh-1", 3), ("fh-2", 5)):
         sent[rid] = rows(sample_bundle, n)

@@ -16,7 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
-pytest.importorskip("aws_cdk", reason="aws-cdk-lib is not installed (requirements.txt)")
+try:
+    import aws_cdk  # noqa: F401
+except ImportError:  # the pure-Python alarm tests still run; the synth tests need requirements.txt
+    collect_ignore = ["test_stack.py", "test_settings_synth.py", "test_bundling.py", "test_real_bundling.py"]
 
 from tests.infra.fake_bundle import write_fake_bundle  # noqa: E402
 

@@ -100,3 +100,9 @@ def test_evaluate_defaults_read_like_the_demo() -> None:
     assert evaluate(sp["NoTraffic"], 250) == "OK"
     assert evaluate(sp["CaptureErrors"], None) == "OK"  # no errors emitted
     assert evaluate(sp["DatasetDrift"], None) == "INSUFFICIENT_DATA"
+
+
+def test_docs_settings_table_is_generated_from_settings() -> None:
+    from cdk.settings_table import main
+
+    assert main(["--check", str(DOCS)]) == 0
