@@ -36,7 +36,7 @@ TreatMissing = Literal["breaching", "notBreaching", "ignore", "missing"]
 State = Literal["ALARM", "OK", "INSUFFICIENT_DATA"]
 
 AWS_NAMESPACES: dict[str, str] = {"api": "AWS/ApiGateway", "inference": "AWS/Lambda", "drift_check": "AWS/Lambda"}
-# where the runbook lives once docs/cdk.md is merged into the README
+# where the runbook lives
 RUNBOOK_DOC = "README.md"
 
 # Group of an alarm: "model" alarms (data and model quality) roll up into the composite

@@ -39,7 +39,9 @@ class EmfMetricHook:
         self.namespace = namespace
         self.service = service
         self.default_dimensions = {mn.DIM_MODEL_NAME: model_name, mn.DIM_MODEL_VERSION: model_version}
-        self.metrics = Metrics(namespace=namespace, service=service)
+        # service="" (not None): Powertools would otherwise add a "service" dimension (also from
+        # POWERTOOLS_SERVICE_NAME) and the alarms, keyed on ModelName + ModelVersion, would see nothing
+        self.metrics = Metrics(namespace=namespace, service="")
         self.metrics.set_default_dimensions(**self.default_dimensions)
         # Powertools keeps (and at 100 values prints) metrics even when disabled: don't collect at all
         self.enabled = not is_metrics_disabled()

@@ -40,7 +40,9 @@ class Settings(BaseModel):
     lambda_architecture: Literal["arm64", "x86_64"] = Field(
         "arm64", description="Lambda CPU architecture (x86_64 if onnxruntime's cpuinfo crashes on arm64)"
     )
-    python_runtime: Literal["3.11", "3.12", "3.13"] = Field("3.11", description="Lambda Python runtime version")
+    python_runtime: Literal["3.11", "3.12", "3.13"] = Field(
+        "3.12", description="Lambda Python runtime (3.12+: Amazon Linux 2023; 3.11's glibc 2.26 is too old for the pinned wheels)"
+    )
     inference_memory_mb: int = Field(1024, ge=128, le=10240, description="Inference Lambda memory")
     inference_timeout_s: int = Field(10, ge=1, le=29, description="Inference Lambda timeout (API Gateway caps at 29 s)")
     provisioned_concurrency: int = Field(0, ge=0, le=1000, description="Provisioned concurrency on the live alias")

@@ -12,7 +12,7 @@ import pytest
 from modelserve.alarms import AlarmSpec, alarm_specs, evaluate, schedule_period_s
 from modelserve.settings import Settings
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "cdk.md"
+DOCS = Path(__file__).resolve().parents[2] / "README.md"
 REQUIRED = {
     "DatasetDrift", "PredictionDrift", "OutlierRate", "MissingRate", "OutOfRangeRate", "UnseenCategoryRate",
     "NoTraffic", "CaptureErrors", "DriftCheckErrors", "Api5xxRate", "ApiP99Latency", "InferenceThrottles",

@@ -176,3 +176,23 @@ def test_histograms_share_bins_and_count_every_row(profile, rng):
         assert sum(h.reference_counts) == profile.n_rows
     num = report.histograms[0]
     assert num.kind == "numeric" and len(num.labels) == 20 + 3
+
+
+def test_wrong_typed_values_and_a_one_row_reference_do_not_raise():
+    specs = (
+        FeatureSpec("x", FeatureKind.NUMERIC),
+        FeatureSpec("c", FeatureKind.CATEGORICAL),
+        FeatureSpec("b", FeatureKind.BOOLEAN),
+    )
+    prof = ReferenceProfile.fit(specs, {"x": np.array([1.0]), "c": np.array(["a"], dtype=object), "b": np.array([1.0])})
+    window = {
+        "x": np.array([np.inf, 2.0, np.nan]),
+        "c": np.array([3, "a", None], dtype=object),
+        "b": np.array([2.0, 0.0, np.nan]),
+    }
+    report = run_drift_check(prof, window, None, FAST)
+    assert report.window_rows == 3
+    assert report.mmd is None and any("too small" in n for n in report.notes)
+    assert report.data_quality.wrong_type_rate == pytest.approx(1 / 3)
+    assert sum(report.histograms[1].target_counts) == 2  # the wrong-typed category is not binned
+    json.dumps(report.to_dict(), allow_nan=False)
