@@ -9,8 +9,8 @@ S3 and CloudWatch are a moto server in a separate process on 127.0.0.1 (``python
 moto.server``), so its copy of the objects is not counted in the check's memory. The parent
 fills one bucket per case with capture objects of the sample penguins model (records built from
 the bundle's reference rows with the numeric inputs jittered by ~1%, keys from ``capture_key``,
-objects spread evenly over the 24 hours of the window; ``--rows-per-object`` rows each, the size
-a Firehose buffer flush gives, and ``--small-rows-per-object`` for the ``--small-objects``
+objects spread evenly over the 24 hours of the window; ``--rows-per-object`` rows each, on the
+small side of a Firehose flush (1M rows a day with a 300 s buffer is ~3,500 rows an object), and ``--small-rows-per-object`` for the ``--small-objects``
 sizes to show the per-object cost). Each case then runs in a FRESH subprocess (like a cold
 Lambda): it builds ``DriftService`` exactly as the drift-check handler does (bundle, settings,
 boto3 clients against the moto endpoint), records its RSS after init, runs
@@ -367,9 +367,10 @@ def main() -> None:
             out.update(rows=rows, per_object=per_object, objects=objects, gzip_mib=size / MIB, fill_s=fill_s)
             for r in out["runs"]:
                 if r["rows_seen"] != rows or r["corrupt_objects"]:
-                    print(f"  WARNING: run saw {r['rows_seen']} rows, {r['corrupt_objects']} corrupt objects (expected {rows})")
+                    why = "partial window: read budget reached" if r["partial"] else "unexpected"
+                    print(f"  WARNING: run saw {r['rows_seen']:,} of {rows:,} rows, {r['corrupt_objects']} corrupt objects ({why})")
             results.append(out)
-            _print_row(out, header=n == 0)
+            _print_row(out)
             # the next case's bucket is filled while this one's objects stay in moto: free them
             _empty_bucket(endpoint, bucket)
     finally:
@@ -405,7 +406,7 @@ def _fmt(out: dict[str, Any], r: dict[str, Any]) -> str:
     )
 
 
-def _print_row(out: dict[str, Any], header: bool) -> None:
+def _print_row(out: dict[str, Any]) -> None:
     for i, r in enumerate(out["runs"]):
         print(f"  run {i + 1}: {_fmt(out, r)}", flush=True)
 
@@ -419,7 +420,7 @@ def _print_table(results: list[dict[str, Any]]) -> None:
         "read = list + GETs + parse + reservoir sample; check = columns of the sample + DriftChecker.check; "
         "out = PutMetricData + HTML + report PUTs;\ninit = RSS of the fresh check process after DriftService init, "
         "init pk = its ru_maxrss then (peak of imports + init);\nrun pk = ru_maxrss of the run alone (peak reset "
-        "before it), +run = run pk - RSS before the run; rows/s = rows of the window / total s"
+        "before it), +run = run pk - RSS before the run; rows/s = rows read / total s"
     )
 
 

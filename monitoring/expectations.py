@@ -16,9 +16,13 @@ the threshold it is compared with and a verdict (``failed`` when ``share > thres
   non-``str`` objects in categorical columns (and unparseable objects in numeric columns).
 
 Aggregates (the published ``MissingRate``, ``OutOfRangeRate``, ``UnseenCategoryRate`` metrics)
-are the **maximum** share across the applicable features: a data-quality problem usually hits
-one feature, and a mean over many healthy features would dilute it below any useful alarm
-threshold. ``n_failed`` (published as ``DataQualityFailures``) counts failed checks.
+are the **maximum** across the applicable features: a data-quality problem usually hits one
+feature, and a mean over many healthy features would dilute it below any useful alarm
+threshold. ``missing_rate`` is the maximum *rise* of the missing share over the reference
+(``max(0, window share - reference share)``), so that a feature that is legitimately often null
+does not hold the alarm on; the raw maximum share is ``missing_share_max``. The out-of-range and
+unseen shares are 0 on the reference by construction, so they are published as they are.
+``n_failed`` (published as ``DataQualityFailures``) counts failed checks.
 """
 
 from __future__ import annotations
@@ -69,10 +73,11 @@ class ExpectationResult:
 @dataclass(frozen=True)
 class DataQualityResult:
     results: tuple[ExpectationResult, ...]
-    missing_rate: float | None  # max over features
+    missing_rate: float | None  # max over features of max(0, window - reference missing share)
     out_of_range_rate: float | None  # max over numeric features
     unseen_category_rate: float | None  # max over categorical features
     wrong_type_rate: float | None  # max over features
+    missing_share_max: float | None = None  # max over features of the raw window missing share
 
     @property
     def n_failed(self) -> int:
@@ -99,6 +104,7 @@ class DataQualityResult:
                 "out_of_range_rate": self.out_of_range_rate,
                 "unseen_category_rate": self.unseen_category_rate,
                 "wrong_type_rate": self.wrong_type_rate,
+                "missing_share_max": self.missing_share_max,
                 "n_failed": self.n_failed,
                 "passed": self.passed,
             }
@@ -125,6 +131,7 @@ class DataQualityResult:
             out_of_range_rate=d.get("out_of_range_rate"),
             unseen_category_rate=d.get("unseen_category_rate"),
             wrong_type_rate=d.get("wrong_type_rate"),
+            missing_share_max=d.get("missing_share_max"),
         )
 
 
@@ -195,9 +202,15 @@ def check_expectations(
         shares = [r.share for r in results if r.check == check and not math.isnan(r.share)]
         return max(shares) if shares else None
 
+    rises = [
+        max(0.0, r.share - (r.reference_share or 0.0))
+        for r in results
+        if r.check == MISSING_RATE and not math.isnan(r.share)
+    ]
     return DataQualityResult(
         results=tuple(results),
-        missing_rate=agg(MISSING_RATE),
+        missing_rate=max(rises) if rises else None,
+        missing_share_max=agg(MISSING_RATE),
         out_of_range_rate=agg(OUT_OF_RANGE),
         unseen_category_rate=agg(UNSEEN_CATEGORY),
         wrong_type_rate=agg(WRONG_TYPE),

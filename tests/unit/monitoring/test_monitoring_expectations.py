@@ -101,7 +101,17 @@ def test_aggregates_are_the_maximum_across_features():
     }
     res = check_expectations(prof, window)
     assert res.missing_rate == pytest.approx(0.5)
+    assert res.missing_share_max == pytest.approx(0.5)
     assert res.out_of_range_rate == 0.0
+
+
+def test_published_missing_rate_is_the_largest_rise_over_the_reference(profile, rng):
+    # num_b is 10% null in the reference: a no-drift window has ~0 rise, 20% nulls a ~0.1 rise
+    quiet = check_expectations(profile, syn.make_table(WINDOW, rng))
+    assert quiet.missing_share_max == pytest.approx(0.1, abs=0.015)
+    assert quiet.missing_rate < 0.015
+    shifted = check_expectations(profile, syn.make_table(WINDOW, rng, missing={"num_b": 0.2}))
+    assert shifted.missing_rate == pytest.approx(0.2 - profile["num_b"].missing_rate, abs=0.015)
 
 
 def test_absent_feature_column_counts_as_all_missing_instead_of_raising():
