@@ -161,7 +161,7 @@ def alarm_specs(
         "OutlierRate", drift_metrics.OUTLIER_RATE, "model", "Maximum", s.outlier_rate_threshold,
         "GreaterThanThreshold",
         f"Outlier rate above {s.outlier_rate_threshold:.1%} of the rows in the window.",
-        "Look at the outlier rows listed in the report; find the client or feature producing them.",
+        "Compare the feature histograms in the report and query the window's captures in Athena for the unusual rows; find the client or feature producing them.",
         "alarm-outlier-rate", "model", **drift,
     )
     add(
@@ -189,7 +189,7 @@ def alarm_specs(
     add(
         "DataQualityFailures", drift_metrics.DATA_QUALITY_FAILURES, "model", "Maximum", 0, "GreaterThanThreshold",
         "Data-quality expectations of the bundle's schema failed on the window (types, ranges, categories, nulls).",
-        "The report lists each failed expectation with examples; fix the producer or update the schema by retraining.",
+        "The report lists each failed expectation with its share and threshold; query the captures in Athena for the rows, then fix the producer or retrain with the new schema.",
         "alarm-data-quality-failures", "model", **drift,
     )
     add(
