@@ -79,9 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return run(args.bundle, args.port, args.seconds, args.show_metrics)
     if args.command == "demo":
-        from .demo import run_demo
+        from .demo import demo
 
-        return run_demo(bundle=args.bundle, requests=args.requests, rows=args.rows, out=args.out, seed=args.seed)
+        return 0 if demo(bundle=args.bundle, requests=args.requests, rows=args.rows, out=args.out, seed=args.seed) else 1
     return 2
 
 

@@ -115,19 +115,6 @@ def format_table(rows: list[tuple[str, str, float | None, str, str]]) -> str:
     return "\n".join(lines)
 
 
-def run_demo(
-    bundle: str | None = None,
-    requests: int = 200,
-    rows: int = 10,
-    out: str | Path = ".local/demo",
-    seed: int = 7,
-    progress: bool = True,
-    echo: Callable[[str], None] = print,
-) -> int:
-    results = demo(bundle, requests, rows, out, seed, progress, echo)
-    return 0 if results else 1
-
-
 def demo(
     bundle: str | None = None,
     requests: int = 200,
