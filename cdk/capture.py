@@ -14,7 +14,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from modelserve.records import CAPTURE_ROOT, FEEDBACK_ROOT, REPORTS_ROOT
+from modelserve.records import CAPTURE_ROOT, FEEDBACK_ROOT, REPORTS_ROOT, SAMPLES_ROOT
 from modelserve.schema import BundleManifest, FeatureKind
 from modelserve.settings import Settings, SettingsError
 
@@ -92,6 +92,11 @@ class CaptureStorage(Construct):
                 s3.LifecycleRule(id="feedback", prefix=f"{FEEDBACK_ROOT}/", expiration=expiry, transitions=transitions),
                 s3.LifecycleRule(id="capture-errors", prefix=f"{FIREHOSE_ERROR_ROOT}/", expiration=expiry),
                 s3.LifecycleRule(id="reports", prefix=f"{REPORTS_ROOT}/", expiration=cdk.Duration.days(settings.report_expiry_days)),
+                # hour samples only serve windows that still cover their hour
+                s3.LifecycleRule(
+                    id="hour-samples", prefix=f"{SAMPLES_ROOT}/",
+                    expiration=cdk.Duration.days(-(-settings.window_hours // 24) + 2),
+                ),
                 s3.LifecycleRule(id="abort-multipart", abort_incomplete_multipart_upload_after=cdk.Duration.days(7)),
             ],
             removal_policy=cdk.RemovalPolicy.RETAIN,
@@ -148,7 +153,9 @@ class CaptureStorage(Construct):
                 actions=["s3:ListBucket"],
                 resources=[self.bucket.bucket_arn],
                 conditions={
-                    "StringLike": {"s3:prefix": [f"{CAPTURE_ROOT}/*", f"{FEEDBACK_ROOT}/*", f"{REPORTS_ROOT}/*"]}
+                    "StringLike": {
+                        "s3:prefix": [f"{CAPTURE_ROOT}/*", f"{FEEDBACK_ROOT}/*", f"{REPORTS_ROOT}/*", f"{SAMPLES_ROOT}/*"]
+                    }
                 },
             )
         )
@@ -156,16 +163,23 @@ class CaptureStorage(Construct):
             iam.PolicyStatement(
                 sid="ReadCapturesFeedbackReports",
                 actions=["s3:GetObject"],
-                resources=[self.objects_arn(CAPTURE_ROOT), self.objects_arn(FEEDBACK_ROOT), self.objects_arn(REPORTS_ROOT)],
+                resources=[
+                    self.objects_arn(CAPTURE_ROOT), self.objects_arn(FEEDBACK_ROOT),
+                    self.objects_arn(REPORTS_ROOT), self.objects_arn(SAMPLES_ROOT),
+                ],
             )
         )
         role.add_to_principal_policy(
-            iam.PolicyStatement(sid="WriteReports", actions=["s3:PutObject"], resources=[self.objects_arn(REPORTS_ROOT)])
+            iam.PolicyStatement(
+                sid="WriteReportsAndHourSamples", actions=["s3:PutObject"],
+                resources=[self.objects_arn(REPORTS_ROOT), self.objects_arn(SAMPLES_ROOT)],
+            )
         )
         self._ack_prefixes(role, {
             CAPTURE_ROOT: "Object-level prefix grant: the drift check reads every capture object of its window.",
             FEEDBACK_ROOT: "Object-level prefix grant: the drift check joins the feedback labels of its window.",
             REPORTS_ROOT: "Object-level prefix grant: the drift check writes (and reads back) its reports.",
+            SAMPLES_ROOT: "Object-level prefix grant: the drift check keeps one sample per hour so it reads each capture once.",
         })
         if self.key is not None:
             role.add_to_principal_policy(

@@ -4,6 +4,14 @@ The window is every capture record with ``start <= event_time < end``. Objects a
 UTC hour under both layouts (ours and Firehose's), fetched with parallel GETs, and the records
 are reservoir-sampled to at most ``sample_cap`` rows, so memory does not grow with traffic.
 Corrupt or truncated objects are skipped whole and counted.
+
+Hour samples: a scheduled check every hour over a 24 h window would read every capture 24
+times. Instead, each whole UTC hour of the window that ended more than ``HOUR_SETTLE`` ago (so
+late Firehose deliveries are in) is read once, and its reservoir sample and row count are kept
+under ``samples/``; later checks read that one object. The window's sample is then drawn from
+the hour samples in proportion to each hour's row count (multivariate hypergeometric), which is
+exactly a uniform sample of the window's rows. Only the window's edge hours and the last
+``HOUR_SETTLE`` are read from captures each time.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator
 
-from .records import FEEDBACK_ROOT, decode_jsonl, hour_prefixes, utc_iso, window_hours
+from .records import FEEDBACK_ROOT, SAMPLES_ROOT, decode_jsonl, hour_prefixes, utc_iso, window_hours
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +63,7 @@ class WindowRead:
     labels: dict[tuple[str, int], Any] = field(default_factory=dict)  # (request_id, row) -> label
     objects_listed: int = 0
     partial: bool = False  # the time budget ran out before every object was read
+    cached_hours: int = 0  # hours taken from their stored sample instead of their captures
 
 
 def list_keys(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
@@ -108,7 +117,58 @@ def _parallel_fetch(s3: Any, bucket: str, keys: Iterable[str], workers: int) -> 
             top_up()
 
 
-def read_window(
+HOUR = timedelta(hours=1)
+# an hour's sample is stored once it ended this long ago: Firehose buffers for at most 15 minutes
+HOUR_SETTLE = timedelta(minutes=20)
+SAMPLE_FORMAT = 1
+
+
+def hour_sample_key(model_name: str, model_version: str, hour: datetime, sample_cap: int) -> str:
+    t = hour.astimezone(timezone.utc)
+    return f"{SAMPLES_ROOT}/model={model_name}/version={model_version}/cap={sample_cap}/dt={t:%Y-%m-%d}/hour={t:%H}.json.gz"
+
+
+@dataclass
+class Segment:
+    """The uniform sample of one slice of the window, with what reading it cost and found."""
+
+    start: datetime
+    end: datetime
+    rows: list[dict[str, Any]]
+    rows_seen: int
+    objects_read: int = 0
+    objects_listed: int = 0
+    corrupt_keys: list[str] = field(default_factory=list)
+    corrupt_objects: int = 0
+    partial: bool = False
+    cached: bool = False
+
+    def to_bytes(self) -> bytes:
+        doc = {
+            "format": SAMPLE_FORMAT,
+            "start": utc_iso(self.start),
+            "end": utc_iso(self.end),
+            "rows_seen": self.rows_seen,
+            "objects": self.objects_read,
+            "corrupt_objects": self.corrupt_objects,
+            "corrupt_keys": self.corrupt_keys[:100],
+            "rows": self.rows,
+        }
+        return gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), compresslevel=5, mtime=0)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, start: datetime, end: datetime) -> "Segment":
+        doc = json.loads(gzip.decompress(data))
+        if doc.get("format") != SAMPLE_FORMAT or doc["start"] != utc_iso(start) or doc["end"] != utc_iso(end):
+            raise ValueError("hour sample is of another format or hour")
+        rows = doc["rows"]
+        if not isinstance(rows, list) or int(doc["rows_seen"]) < len(rows):
+            raise ValueError("hour sample is inconsistent")
+        return cls(start, end, rows, int(doc["rows_seen"]), objects_read=int(doc["objects"]),
+                   corrupt_keys=list(doc.get("corrupt_keys", [])), corrupt_objects=int(doc["corrupt_objects"]), cached=True)
+
+
+def read_segment(
     s3: Any,
     bucket: str,
     model_name: str,
@@ -118,19 +178,16 @@ def read_window(
     sample_cap: int,
     seed: int = 0,
     workers: int = 16,
-    with_labels: bool = True,
     deadline: float | None = None,
-) -> WindowRead:
-    """``deadline``: a ``time.monotonic()`` value after which no new object is fetched; the check
-    then runs on what was sampled so far and the report says the window was partial."""
+) -> Segment:
+    """Reservoir sample of the capture rows with ``start <= event_time < end``, read from S3."""
     reservoir = Reservoir(sample_cap, seed)
     corrupt: list[str] = []
     objects = 0
     keys = window_keys(s3, bucket, model_name, model_version, start, end)
-    # shuffled so a partial read is still a uniform sample of the window, not its first hours
+    # shuffled so a partial read is still a uniform sample of the slice, not its first minutes
     random.Random(seed).shuffle(keys)
     lo, hi = utc_iso(start), utc_iso(end)
-    partial = False
     for key, data in _parallel_fetch(s3, bucket, _until(keys, deadline), workers):
         objects += 1
         if isinstance(data, Exception):
@@ -151,11 +208,105 @@ def read_window(
             reservoir.add(r)
     partial = objects < len(keys)
     if partial:
-        logger.warning("time budget reached: read %d of %d capture objects", objects, len(keys))
-    read = WindowRead(start, end, reservoir.items, reservoir.seen, objects, len(corrupt), corrupt[:100], objects_listed=len(keys), partial=partial)
+        logger.warning("time budget reached: read %d of %d capture objects of %s", objects, len(keys), lo)
+    return Segment(start, end, reservoir.items, reservoir.seen, objects, len(keys), corrupt[:100], len(corrupt), partial)
+
+
+def merge_segments(segments: list[Segment], sample_cap: int, seed: int = 0) -> list[dict[str, Any]]:
+    """A uniform sample of the union of the segments' rows, from their own uniform samples.
+
+    Hour h gets k_h rows, (k_h) drawn from the multivariate hypergeometric over the hours' row
+    counts — what a uniform sample of the whole window would take from each hour — then k_h of
+    its sampled rows at random. k_h never exceeds the hour's sample: both are at most
+    min(sample_cap, rows_seen_h).
+    """
+    import numpy as np
+
+    counts = [s.rows_seen for s in segments]
+    total = sum(counts)
+    if total == 0:
+        return []
+    n = min(sample_cap, total)
+    rng = np.random.default_rng(seed)
+    take = rng.multivariate_hypergeometric(np.array(counts, dtype=np.int64), n) if len(segments) > 1 else [n]
+    out: list[dict[str, Any]] = []
+    for seg, k in zip(segments, take):
+        k = min(int(k), len(seg.rows))  # equal unless a partial read kept fewer rows than it counted
+        if k:
+            idx = rng.choice(len(seg.rows), size=k, replace=False)
+            out.extend(seg.rows[i] for i in sorted(idx))
+    return out
+
+
+def read_window(
+    s3: Any,
+    bucket: str,
+    model_name: str,
+    model_version: str,
+    start: datetime,
+    end: datetime,
+    sample_cap: int,
+    seed: int = 0,
+    workers: int = 16,
+    with_labels: bool = True,
+    deadline: float | None = None,
+    now: datetime | None = None,
+    hour_samples: bool = True,
+) -> WindowRead:
+    """The window's uniform sample. ``deadline``: a ``time.monotonic()`` value after which no new
+    object is fetched; the check then runs on what was read and the report says the window was
+    partial. ``hour_samples``: read and keep per-hour samples (see the module docstring)."""
+    now = now or datetime.now(timezone.utc)
+    hours = window_hours(start, end)
+    segments: list[Segment] = []
+    # newest first: if the time budget runs out, what is missing is the oldest traffic
+    for i, hour in enumerate(reversed(hours)):
+        lo, hi = max(start, hour), min(end, hour + HOUR)
+        storable = hour_samples and lo == hour and hi == hour + HOUR and now - hi >= HOUR_SETTLE
+        key = hour_sample_key(model_name, model_version, hour, sample_cap)
+        if storable:
+            cached = _get_sample(s3, bucket, key, lo, hi)
+            if cached is not None:
+                segments.append(cached)
+                continue
+        seg = read_segment(s3, bucket, model_name, model_version, lo, hi, sample_cap, seed + i, workers, deadline)
+        if storable and not seg.partial:
+            try:
+                s3.put_object(Bucket=bucket, Key=key, Body=seg.to_bytes(), ContentType="application/json")
+            except Exception as exc:  # noqa: BLE001 - only an optimisation: the next run reads the hour again
+                logger.warning("hour sample %s not stored: %s", key, exc)
+        segments.append(seg)
+    rows = merge_segments(segments, sample_cap, seed)
+    corrupt_keys = [k for s in segments for k in s.corrupt_keys][:100]
+    read = WindowRead(
+        start,
+        end,
+        rows,
+        rows_seen=sum(s.rows_seen for s in segments),
+        objects_read=sum(s.objects_read for s in segments if not s.cached),
+        corrupt_objects=sum(s.corrupt_objects for s in segments),
+        corrupt_keys=corrupt_keys,
+        objects_listed=sum(s.objects_listed for s in segments if not s.cached),
+        partial=any(s.partial for s in segments),
+        cached_hours=sum(1 for s in segments if s.cached),
+    )
     if with_labels and read.rows:
         read.labels = read_labels(s3, bucket, model_name, start, end, {(r["request_id"], int(r["row"])) for r in read.rows}, workers)
     return read
+
+
+def _get_sample(s3: Any, bucket: str, key: str, start: datetime, end: datetime) -> Segment | None:
+    try:
+        data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except Exception as exc:  # noqa: BLE001 - absent (the usual first time) or unreadable: read the hour
+        if "NoSuchKey" not in str(exc) and "404" not in str(exc):
+            logger.warning("hour sample %s unreadable, reading the hour's captures: %s", key, exc)
+        return None
+    try:
+        return Segment.from_bytes(data, start, end)
+    except (ValueError, KeyError, TypeError, OSError, EOFError, zlib.error) as exc:
+        logger.warning("hour sample %s corrupt, reading the hour's captures: %s", key, exc)
+        return None
 
 
 def _decode_rows(data: bytes) -> list[Any]:

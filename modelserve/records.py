@@ -23,6 +23,7 @@ from typing import Any, Iterable, Iterator
 CAPTURE_ROOT = "captures"
 FEEDBACK_ROOT = "feedback"
 REPORTS_ROOT = "reports"
+SAMPLES_ROOT = "samples"  # per-hour window samples kept by the drift check
 
 
 @dataclass(frozen=True)

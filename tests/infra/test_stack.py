@@ -100,6 +100,9 @@ def test_lifecycle_rules_follow_settings(default: Synth) -> None:
         assert r["Transitions"] == [{"StorageClass": "STANDARD_IA", "TransitionInDays": s.capture_transition_days}]
     assert rules["reports"]["Prefix"] == "reports/"
     assert rules["reports"]["ExpirationInDays"] == s.report_expiry_days
+    # hour samples outlive the window that uses them by two days, no more
+    assert rules["hour-samples"]["Prefix"] == "samples/"
+    assert rules["hour-samples"]["ExpirationInDays"] == -(-s.window_hours // 24) + 2
     log_bucket = next(b for k, b in default.of_type("AWS::S3::Bucket").items() if k.startswith("CaptureAccessLogs"))
     assert log_bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     assert any("ExpirationInDays" in r for r in log_bucket["Properties"]["LifecycleConfiguration"]["Rules"])
@@ -135,13 +138,13 @@ def test_inference_role_with_firehose_and_kms(full: Synth) -> None:
     assert kms and all(_as_list(x["Action"]) == ["kms:GenerateDataKey"] for x in kms)
 
 
-def test_drift_role_reads_captures_feedback_writes_reports(default: Synth) -> None:
+def test_drift_role_reads_captures_feedback_writes_reports_and_hour_samples(default: Synth) -> None:
     st = {x.get("Sid"): x for x in _policy_statements(default, "MonitoringDriftCheckRole")}
-    assert sorted(_arn_suffixes(st["ReadCapturesFeedbackReports"]["Resource"])) == ["/captures/*", "/feedback/*", "/reports/*"]
+    assert sorted(_arn_suffixes(st["ReadCapturesFeedbackReports"]["Resource"])) == ["/captures/*", "/feedback/*", "/reports/*", "/samples/*"]
     assert _as_list(st["ReadCapturesFeedbackReports"]["Action"]) == ["s3:GetObject"]
-    assert _as_list(st["WriteReports"]["Action"]) == ["s3:PutObject"]
-    assert _arn_suffixes(st["WriteReports"]["Resource"]) == ["/reports/*"]
-    assert st["ListCaptureFeedbackReports"]["Condition"]["StringLike"]["s3:prefix"] == ["captures/*", "feedback/*", "reports/*"]
+    assert _as_list(st["WriteReportsAndHourSamples"]["Action"]) == ["s3:PutObject"]
+    assert sorted(_arn_suffixes(st["WriteReportsAndHourSamples"]["Resource"])) == ["/reports/*", "/samples/*"]
+    assert st["ListCaptureFeedbackReports"]["Condition"]["StringLike"]["s3:prefix"] == ["captures/*", "feedback/*", "reports/*", "samples/*"]
     metrics = st["PublishDriftMetrics"]
     assert _as_list(metrics["Action"]) == ["cloudwatch:PutMetricData"]
     assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": default.settings.metrics_namespace}}

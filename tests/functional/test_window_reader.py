@@ -1,0 +1,107 @@
+"""Reading a window of captures: hour samples make each capture read once, and the merged sample
+is still a uniform sample of the window."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+
+import boto3
+import numpy as np
+import pytest
+from moto import mock_aws
+
+from modelserve.capture import Capturer, S3CaptureSink
+from modelserve.capture_reader import HOUR_SETTLE, Segment, hour_sample_key, merge_segments, read_window
+from modelserve.records import SAMPLES_ROOT
+from modelserve.schema import rows_to_table
+
+BUCKET = "window-reader-test"
+
+
+@pytest.fixture
+def s3(aws_credentials):
+    with mock_aws():
+        client = boto3.client("s3")
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+
+
+def _capture(s3, bundle, at: datetime, request_id: str, n_rows: int) -> None:
+    m = bundle.manifest
+    rows = [r["inputs"] for r in bundle.reference_rows()[:n_rows]]
+    table = rows_to_table(m.features, rows)
+    labels = np.array([m.outputs.classes[0]] * n_rows, dtype=object)
+    Capturer(m, S3CaptureSink(s3, BUCKET), stage="test").capture(request_id, at, table, labels, None)
+
+
+def _hour(dt: datetime) -> datetime:
+    return dt.replace(minute=0, second=0, microsecond=0)
+
+
+def test_settled_hours_are_read_once_then_taken_from_their_samples(s3, sample_bundle) -> None:
+    m = sample_bundle.manifest
+    now = datetime.now(timezone.utc)
+    h3 = _hour(now) - timedelta(hours=3)  # three whole hours, all settled
+    for h in range(3):
+        for i in range(4):
+            _capture(s3, sample_bundle, h3 + timedelta(hours=h, minutes=10 * i + 1), f"req-{h}-{i}", 5)
+    start, end = h3 - timedelta(minutes=30), now  # a partial edge hour at each end
+    first = read_window(s3, BUCKET, m.model_name, m.version, start, end, sample_cap=1000, now=now)
+    assert first.rows_seen == 60 and len(first.rows) == 60 and first.cached_hours == 0
+    assert first.objects_read == 12
+    stored = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{SAMPLES_ROOT}/")["Contents"])
+    assert stored == sorted(hour_sample_key(m.model_name, m.version, h3 + timedelta(hours=h), 1000) for h in range(3))
+
+    again = read_window(s3, BUCKET, m.model_name, m.version, start, end, sample_cap=1000, now=now)
+    assert again.cached_hours == 3 and again.objects_read == 0
+    assert again.rows_seen == 60
+    assert Counter(r["request_id"] for r in again.rows) == Counter(r["request_id"] for r in first.rows)
+
+
+def test_recent_hours_are_not_stored_until_they_settle(s3, sample_bundle) -> None:
+    m = sample_bundle.manifest
+    now = _hour(datetime.now(timezone.utc)) + timedelta(minutes=5)
+    last_hour = _hour(now) - timedelta(hours=1)
+    _capture(s3, sample_bundle, last_hour + timedelta(minutes=59), "late", 3)
+    read_window(s3, BUCKET, m.model_name, m.version, last_hour, now, sample_cap=100, now=now)
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{SAMPLES_ROOT}/")
+    later = last_hour + timedelta(hours=1) + HOUR_SETTLE
+    read_window(s3, BUCKET, m.model_name, m.version, last_hour, later, sample_cap=100, now=later)
+    assert len(s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{SAMPLES_ROOT}/")["Contents"]) == 1
+
+
+def test_a_corrupt_hour_sample_falls_back_to_the_captures(s3, sample_bundle) -> None:
+    m = sample_bundle.manifest
+    now = datetime.now(timezone.utc)
+    h = _hour(now) - timedelta(hours=2)
+    _capture(s3, sample_bundle, h + timedelta(minutes=3), "r1", 7)
+    s3.put_object(Bucket=BUCKET, Key=hour_sample_key(m.model_name, m.version, h, 100), Body=b"\x1f\x8b garbage")
+    read = read_window(s3, BUCKET, m.model_name, m.version, h, h + timedelta(hours=1), sample_cap=100, now=now)
+    assert read.rows_seen == 7 and read.cached_hours == 0 and read.corrupt_objects == 0
+
+
+def test_merged_sample_takes_from_each_hour_in_proportion_to_its_rows() -> None:
+    t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    big = Segment(t, t, [{"h": "big", "i": i} for i in range(100)], rows_seen=9000)  # sampled down to 100
+    small = Segment(t, t, [{"h": "small", "i": i} for i in range(10)], rows_seen=10)
+    mid = Segment(t, t, [{"h": "mid", "i": i} for i in range(100)], rows_seen=990)
+    shares = Counter()
+    runs = 300
+    for seed in range(runs):
+        rows = merge_segments([big, small, mid], sample_cap=100, seed=seed)
+        assert len(rows) == 100
+        assert len({(r["h"], r["i"]) for r in rows}) == 100  # without replacement
+        shares.update(r["h"] for r in rows)
+    total = 100 * runs
+    # expected 90% / 0.1% / 9.9% of the rows
+    assert abs(shares["big"] / total - 0.9) < 0.01
+    assert abs(shares["mid"] / total - 0.099) < 0.01
+    assert shares["small"] / total < 0.004
+
+
+def test_merge_of_small_windows_keeps_every_row() -> None:
+    t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    segs = [Segment(t, t, [{"i": i}], rows_seen=1) for i in range(5)] + [Segment(t, t, [], rows_seen=0)]
+    assert sorted(r["i"] for r in merge_segments(segs, sample_cap=100)) == [0, 1, 2, 3, 4]
+    assert merge_segments([Segment(t, t, [], rows_seen=0)], sample_cap=10) == []
