@@ -25,11 +25,13 @@ import zlib
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from .records import FEEDBACK_ROOT, SAMPLES_ROOT, decode_jsonl, hour_prefixes, utc_iso, window_hours
 
 logger = logging.getLogger(__name__)
+
+HOUR = timedelta(hours=1)
 
 
 class Reservoir:
@@ -73,17 +75,24 @@ def list_keys(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
             yield obj["Key"]
 
 
-def window_keys(s3: Any, bucket: str, model_name: str, model_version: str, start: datetime, end: datetime) -> list[str]:
-    hours = window_hours(start, end)
-    prefixes: list[str] = []
-    for hour in hours:
-        prefixes.extend(hour_prefixes(model_name, model_version, hour))
-    if hours:
-        # Firehose files records by arrival hour, after buffering (up to 15 min): a record of the
-        # window's last hour can sit under the next hour's prefix. Records are filtered by event_time.
-        prefixes.append(hour_prefixes(model_name, model_version, hours[-1] + timedelta(hours=1))[1])
+def window_keys(
+    s3: Any, bucket: str, model_name: str, model_version: str, start: datetime, end: datetime, neighbours: bool = False
+) -> list[str]:
+    """Keys under the prefixes of the hours overlapping [start, end)."""
+    return hour_keys(s3, bucket, model_name, model_version, window_hours(start, end), neighbours)
+
+
+def hour_keys(s3: Any, bucket: str, model_name: str, model_version: str, hours: list[datetime], neighbours: bool = False) -> list[str]:
+    """Keys under the prefixes (both layouts) of the given UTC hours.
+
+    ``neighbours``: also each hour's neighbours. Firehose names a file by the arrival hour of its
+    oldest record and buffers up to 15 minutes, so with the Firehose sink an hour's rows can sit
+    in files of the hours around it. The direct S3 sink files each request by its own event time.
+    """
+    if neighbours:
+        hours = [h + d for h in hours for d in (-HOUR, timedelta(0), HOUR)]
     keys: list[str] = []
-    for prefix in dict.fromkeys(prefixes):
+    for prefix in dict.fromkeys(p for hour in hours for p in hour_prefixes(model_name, model_version, hour)):
         keys.extend(list_keys(s3, bucket, prefix))
     return keys
 
@@ -117,7 +126,6 @@ def _parallel_fetch(s3: Any, bucket: str, keys: Iterable[str], workers: int) -> 
             top_up()
 
 
-HOUR = timedelta(hours=1)
 # an hour's sample is stored once it ended this long ago: Firehose buffers for at most 15 minutes
 HOUR_SETTLE = timedelta(minutes=20)
 SAMPLE_FORMAT = 1
@@ -141,7 +149,8 @@ class Segment:
     corrupt_keys: list[str] = field(default_factory=list)
     corrupt_objects: int = 0
     partial: bool = False
-    cached: bool = False
+    cached: bool = False  # taken from its stored hour sample, not read from captures in this run
+    sample_key: str | None = None  # where its rows are when they are not held in memory
 
     def to_bytes(self) -> bytes:
         doc = {
@@ -168,57 +177,79 @@ class Segment:
                    corrupt_keys=list(doc.get("corrupt_keys", [])), corrupt_objects=int(doc["corrupt_objects"]), cached=True)
 
 
-def read_segment(
+MAX_HOURS_PER_PASS = 4  # hours whose reservoirs are held at once while reading: bounds memory
+
+
+def read_hours(
     s3: Any,
     bucket: str,
     model_name: str,
     model_version: str,
-    start: datetime,
-    end: datetime,
+    slices: list[tuple[datetime, datetime]],
     sample_cap: int,
     seed: int = 0,
     workers: int = 16,
     deadline: float | None = None,
-) -> Segment:
-    """Reservoir sample of the capture rows with ``start <= event_time < end``, read from S3."""
-    reservoir = Reservoir(sample_cap, seed)
-    corrupt: list[str] = []
-    objects = 0
-    keys = window_keys(s3, bucket, model_name, model_version, start, end)
-    # shuffled so a partial read is still a uniform sample of the slice, not its first minutes
+    neighbours: bool = False,
+) -> list[Segment]:
+    """One reservoir per slice (each within one UTC hour), filled in one pass over the objects of
+    those hours: every object is fetched once and each row goes to the slice of its event time."""
+    segments = [Segment(lo, hi, [], 0) for lo, hi in slices]
+    if not slices:
+        return segments
+    reservoirs = [Reservoir(sample_cap, seed + i) for i in range(len(slices))]
+    bounds = [(utc_iso(lo), utc_iso(hi)) for lo, hi in slices]
+    by_hour = {utc_iso(lo)[:13]: i for i, (lo, _) in enumerate(slices)}  # "YYYY-MM-DDTHH" -> slice
+    hours = [lo.replace(minute=0, second=0, microsecond=0) for lo, _ in slices]
+    keys = hour_keys(s3, bucket, model_name, model_version, hours, neighbours)
+    wanted = {hour_prefix for lo, _ in slices for hour_prefix in hour_prefixes(model_name, model_version, lo)}
+    # shuffled so a partial read is still a uniform sample of each slice, not its first minutes
     random.Random(seed).shuffle(keys)
-    lo, hi = utc_iso(start), utc_iso(end)
+    objects = 0
+    corrupt: list[str] = []
     for key, data in _parallel_fetch(s3, bucket, _until(keys, deadline), workers):
         objects += 1
-        if isinstance(data, Exception):
-            logger.warning("capture object %s unreadable: %s", key, data)
-            corrupt.append(key)
-            continue
         try:
-            records = _decode_rows(data)
-            # fixed-width ISO UTC strings order like the times they name: no per-row parsing
-            in_window = [r for r in records if lo <= r["event_time"] < hi]
-            for r in in_window:
-                _ = r["inputs"], r["prediction"]  # the fields the check needs must be there
+            if isinstance(data, Exception):
+                raise ValueError(f"unreadable: {data}")
+            routed = []
+            for r in _decode_rows(data):
+                t = r["event_time"]  # fixed-width ISO UTC strings: compare and slice, no parsing
+                i = by_hour.get(t[:13])
+                if i is not None and bounds[i][0] <= t < bounds[i][1]:
+                    _ = r["inputs"], r["prediction"]  # the fields the check needs must be there
+                    routed.append((i, r))
         except (ValueError, KeyError, TypeError) as exc:
             logger.warning("capture object %s skipped: %s", key, exc)
-            corrupt.append(key)
+            if any(key.startswith(p) for p in wanted):  # counted by the hour it is filed under
+                corrupt.append(key)
             continue
-        for r in in_window:
-            reservoir.add(r)
+        for i, r in routed:
+            reservoirs[i].add(r)
     partial = objects < len(keys)
     if partial:
-        logger.warning("time budget reached: read %d of %d capture objects of %s", objects, len(keys), lo)
-    return Segment(start, end, reservoir.items, reservoir.seen, objects, len(keys), corrupt[:100], len(corrupt), partial)
+        logger.warning("time budget reached: read %d of %d capture objects", objects, len(keys))
+    for seg, res in zip(segments, reservoirs):
+        seg.rows, seg.rows_seen, seg.partial = res.items, res.seen, partial
+    # what the pass cost and found, told once (on its first slice)
+    segments[0].objects_read, segments[0].objects_listed = objects, len(keys)
+    segments[0].corrupt_keys, segments[0].corrupt_objects = corrupt[:100], len(corrupt)
+    return segments
 
 
-def merge_segments(segments: list[Segment], sample_cap: int, seed: int = 0) -> list[dict[str, Any]]:
+def merge_segments(
+    segments: list[Segment],
+    sample_cap: int,
+    seed: int = 0,
+    load: Callable[[Segment], list[dict[str, Any]]] | None = None,
+) -> list[dict[str, Any]]:
     """A uniform sample of the union of the segments' rows, from their own uniform samples.
 
     Hour h gets k_h rows, (k_h) drawn from the multivariate hypergeometric over the hours' row
     counts — what a uniform sample of the whole window would take from each hour — then k_h of
     its sampled rows at random. k_h never exceeds the hour's sample: both are at most
-    min(sample_cap, rows_seen_h).
+    min(sample_cap, rows_seen_h). ``load`` fetches the rows of a segment held in S3, one at a time,
+    so memory holds one hour's sample plus the result.
     """
     import numpy as np
 
@@ -231,10 +262,13 @@ def merge_segments(segments: list[Segment], sample_cap: int, seed: int = 0) -> l
     take = rng.multivariate_hypergeometric(np.array(counts, dtype=np.int64), n) if len(segments) > 1 else [n]
     out: list[dict[str, Any]] = []
     for seg, k in zip(segments, take):
-        k = min(int(k), len(seg.rows))  # equal unless a partial read kept fewer rows than it counted
+        if not k:
+            continue
+        rows = seg.rows if seg.rows or load is None or seg.sample_key is None else load(seg)
+        k = min(int(k), len(rows))  # equal unless a partial read kept fewer rows than it counted
         if k:
-            idx = rng.choice(len(seg.rows), size=k, replace=False)
-            out.extend(seg.rows[i] for i in sorted(idx))
+            idx = rng.choice(len(rows), size=k, replace=False)
+            out.extend(rows[i] for i in sorted(idx))
     return out
 
 
@@ -252,31 +286,44 @@ def read_window(
     deadline: float | None = None,
     now: datetime | None = None,
     hour_samples: bool = True,
+    neighbours: bool = False,
 ) -> WindowRead:
     """The window's uniform sample. ``deadline``: a ``time.monotonic()`` value after which no new
     object is fetched; the check then runs on what was read and the report says the window was
-    partial. ``hour_samples``: read and keep per-hour samples (see the module docstring)."""
+    partial. ``hour_samples``: read and keep per-hour samples (see the module docstring).
+    ``neighbours``: captures may sit under the prefixes of neighbouring hours (Firehose sink)."""
     now = now or datetime.now(timezone.utc)
-    hours = window_hours(start, end)
     segments: list[Segment] = []
-    # newest first: if the time budget runs out, what is missing is the oldest traffic
-    for i, hour in enumerate(reversed(hours)):
+    live: list[tuple[datetime, datetime, str | None]] = []  # slices to read; key when storable
+    for hour in reversed(window_hours(start, end)):  # newest first: a time-out loses the oldest
         lo, hi = max(start, hour), min(end, hour + HOUR)
         storable = hour_samples and lo == hour and hi == hour + HOUR and now - hi >= HOUR_SETTLE
-        key = hour_sample_key(model_name, model_version, hour, sample_cap)
-        if storable:
-            cached = _get_sample(s3, bucket, key, lo, hi)
-            if cached is not None:
-                segments.append(cached)
-                continue
-        seg = read_segment(s3, bucket, model_name, model_version, lo, hi, sample_cap, seed + i, workers, deadline)
-        if storable and not seg.partial:
-            try:
-                s3.put_object(Bucket=bucket, Key=key, Body=seg.to_bytes(), ContentType="application/json")
-            except Exception as exc:  # noqa: BLE001 - only an optimisation: the next run reads the hour again
-                logger.warning("hour sample %s not stored: %s", key, exc)
-        segments.append(seg)
-    rows = merge_segments(segments, sample_cap, seed)
+        key = hour_sample_key(model_name, model_version, hour, sample_cap) if storable else None
+        cached = _head_sample(s3, bucket, key, lo, hi) if key else None
+        if cached is not None:
+            segments.append(cached)
+        else:
+            live.append((lo, hi, key))
+    for n in range(0, len(live), MAX_HOURS_PER_PASS):
+        batch = live[n : n + MAX_HOURS_PER_PASS]
+        read = read_hours(
+            s3, bucket, model_name, model_version, [(lo, hi) for lo, hi, _ in batch], sample_cap,
+            seed + n, workers, deadline, neighbours,
+        )
+        for seg, (_, _, key) in zip(read, batch):
+            if key and not seg.partial:
+                if _put_sample(s3, bucket, key, seg):
+                    seg.rows, seg.sample_key = [], key  # held in S3 until the merge: memory stays flat
+        segments.extend(read)
+    def load(seg: Segment) -> list[dict[str, Any]]:
+        data = _get_sample(s3, bucket, seg.sample_key, seg.start, seg.end) if seg.sample_key else None
+        if data is not None:
+            return data.rows
+        # the stored sample went missing or bad between planning and merging: read the hour again
+        (again,) = read_hours(s3, bucket, model_name, model_version, [(seg.start, seg.end)], sample_cap, seed, workers, deadline, neighbours)
+        return again.rows
+
+    rows = merge_segments(segments, sample_cap, seed, load)
     corrupt_keys = [k for s in segments for k in s.corrupt_keys][:100]
     read = WindowRead(
         start,
@@ -293,6 +340,31 @@ def read_window(
     if with_labels and read.rows:
         read.labels = read_labels(s3, bucket, model_name, start, end, {(r["request_id"], int(r["row"])) for r in read.rows}, workers)
     return read
+
+
+def _put_sample(s3: Any, bucket: str, key: str, seg: Segment) -> bool:
+    try:
+        s3.put_object(
+            Bucket=bucket, Key=key, Body=seg.to_bytes(), ContentType="application/json",
+            Metadata={"rows-seen": str(seg.rows_seen), "corrupt-objects": str(seg.corrupt_objects), "format": str(SAMPLE_FORMAT)},
+        )
+        return True
+    except Exception as exc:  # noqa: BLE001 - only an optimisation: the next run reads the hour again
+        logger.warning("hour sample %s not stored: %s", key, exc)
+        return False
+
+
+def _head_sample(s3: Any, bucket: str, key: str, start: datetime, end: datetime) -> Segment | None:
+    """A stored hour sample's counts, from its metadata (its rows are fetched only if the merge needs them)."""
+    try:
+        meta = s3.head_object(Bucket=bucket, Key=key).get("Metadata") or {}
+        if meta.get("format") != str(SAMPLE_FORMAT):
+            return None
+        return Segment(start, end, [], int(meta["rows-seen"]), corrupt_objects=int(meta.get("corrupt-objects", 0)), cached=True, sample_key=key)
+    except Exception as exc:  # noqa: BLE001 - absent (the usual first time) or unreadable: read the hour
+        if "404" not in str(exc) and "NoSuchKey" not in str(exc) and "Not Found" not in str(exc):
+            logger.warning("hour sample %s unreadable, reading the hour's captures: %s", key, exc)
+        return None
 
 
 def _get_sample(s3: Any, bucket: str, key: str, start: datetime, end: datetime) -> Segment | None:

@@ -143,7 +143,7 @@ class DriftService:
         deadline = None if read_budget_s is None else time.monotonic() + read_budget_s
         window = read_window(
             self.s3, self.bucket, self.manifest.model_name, self.manifest.version, start, end, self.settings.sample_cap,
-            deadline=deadline,
+            deadline=deadline, neighbours=self.settings.capture_sink == "firehose",
         )
         sample = reference_sample_from_rows(self.checked, window.rows)
         predictions = PredictionColumns(labels=sample.labels, probabilities=sample.probabilities, values=sample.values)
