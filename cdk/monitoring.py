@@ -169,6 +169,18 @@ class Monitoring(Construct):
         if s.alarm_email:
             self.topic.add_subscription(subs.EmailSubscription(s.alarm_email))
 
+        # ---- a metrics failure is itself counted: the functions log it with a fixed message
+        for name, group in (("InferenceMetricsErrors", serving.log_group), ("DriftCheckMetricsErrors", log_group)):
+            logs.MetricFilter(
+                self, name,
+                log_group=group,
+                filter_pattern=logs.FilterPattern.string_value("$.message", "=", f"{imn.METRICS_ERROR_MESSAGE.split(':')[0]}*"),
+                metric_namespace=s.metrics_namespace,
+                metric_name=imn.METRICS_ERRORS,
+                metric_value="1",
+                dimensions={imn.DIM_MODEL_NAME: "$.model_name", imn.DIM_MODEL_VERSION: "$.model_version"},
+            )
+
         # ---- alarms: one per spec, nothing copied
         self.specs = alarm_specs(s, m.model_name, m.version, bucket_name=capture.bucket.bucket_name)
         self.alarms: dict[str, cloudwatch.Alarm] = {}

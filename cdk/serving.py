@@ -90,6 +90,7 @@ class Serving(Construct):
         log_group = logs.LogGroup(
             self, "FunctionLogs", retention=retention(s.log_retention_days), removal_policy=cdk.RemovalPolicy.DESTROY
         )
+        self.log_group = log_group
         self.role = iam.Role(
             self, "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),

@@ -205,6 +205,12 @@ def alarm_specs(
         "alarm-capture-errors", "model", period_s=300,
     )
     add(
+        "MetricsErrors", inference_metrics.METRICS_ERRORS, "model", "Sum", 0, "GreaterThanThreshold",
+        "A function could not write its EMF metrics (predictions were still answered); other alarms may be blind.",
+        "Search the functions' logs for 'metrics_error' and the traceback after it.",
+        "alarm-metrics-errors", "model", period_s=300,
+    )
+    add(
         "DriftCheckErrors", "Errors", "drift_check", "Sum", 0, "GreaterThanThreshold",
         "The drift-check function failed; drift metrics for this window are missing.",
         "Read the drift-check function's log for the traceback; rerun it by hand once fixed.",

@@ -15,3 +15,7 @@ FEEDBACK_ERRORS = "FeedbackErrors"
 
 # published by the drift-check function itself (the monitoring library's names are in monitoring.metric_names)
 CORRUPT_CAPTURE_OBJECTS = "CorruptCaptureObjects"
+# from a CloudWatch Logs metric filter on the functions' "metrics_error" log lines (EMF itself failed)
+METRICS_ERRORS = "MetricsErrors"
+# the log message a function writes when its EMF metrics fail; the metric filter matches its prefix
+METRICS_ERROR_MESSAGE = "metrics_error: EMF metrics could not be written"

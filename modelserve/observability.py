@@ -6,6 +6,8 @@ it into Powertools Metrics with default dimensions ModelName and ModelVersion.
 
 from __future__ import annotations
 
+import functools
+import logging
 import warnings
 from typing import Any
 
@@ -18,6 +20,9 @@ from . import metric_names as mn
 
 # an invocation that only answered a health check has no metrics: that's normal, not a warning
 warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+_log = logging.getLogger("modelserve.metrics")
+METRICS_ERROR_MESSAGE = mn.METRICS_ERROR_MESSAGE  # a CloudWatch Logs metric filter counts these lines
 
 _UNITS = {
     mn.PREDICTION_LATENCY_MS: MetricUnit.Milliseconds,
@@ -47,18 +52,36 @@ class EmfMetricHook:
         self.enabled = not is_metrics_disabled()
 
     def __call__(self, name: str, value: float, dims: dict[str, str]) -> None:
+        """Never raises: a metrics problem must not fail the request that produced the metric."""
         if not self.enabled:
             return
-        unit = _UNITS.get(name, MetricUnit.Count)
-        if dims:  # extra dimensions go in their own EMF blob
-            with single_metric(name=name, unit=unit, value=value, namespace=self.namespace) as m:
-                for k, v in {**self.default_dimensions, **dims}.items():
-                    m.add_dimension(name=k, value=v)
-        else:
-            self.metrics.add_metric(name=name, unit=unit, value=value)
+        try:
+            unit = _UNITS.get(name, MetricUnit.Count)
+            if dims:  # extra dimensions go in their own EMF blob
+                with single_metric(name=name, unit=unit, value=value, namespace=self.namespace) as m:
+                    for k, v in {**self.default_dimensions, **dims}.items():
+                        m.add_dimension(name=k, value=v)
+            else:
+                self.metrics.add_metric(name=name, unit=unit, value=value)
+        except Exception:  # noqa: BLE001 - logged with a fixed message the MetricsErrors filter counts
+            _log.exception(METRICS_ERROR_MESSAGE)
 
     def flush(self) -> None:
-        self.metrics.flush_metrics(raise_on_empty_metrics=False)
+        """Write the invocation's EMF blob; never raises (see __call__)."""
+        try:
+            self.metrics.flush_metrics(raise_on_empty_metrics=False)
+        except Exception:  # noqa: BLE001
+            _log.exception(METRICS_ERROR_MESSAGE)
+            self.metrics.clear_metrics()
 
     def log_metrics(self, fn: Any) -> Any:
-        return self.metrics.log_metrics(fn, raise_on_empty_metrics=False)
+        """Decorator: run the handler, then flush, without letting the flush fail the invocation."""
+
+        @functools.wraps(fn)
+        def wrapper(event: Any, context: Any) -> Any:
+            try:
+                return fn(event, context)
+            finally:
+                self.flush()
+
+        return wrapper

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -50,7 +52,6 @@ def test_handler_matches_bare_onnxruntime(kind, n, load_inference, sample_bundle
 
 @pytest.mark.parametrize("kind", EVENT_KINDS)
 def test_base64_encoded_bodies_are_accepted(kind, load_inference, sample_bundle, lambda_context) -> None:
-    import json
 
     mod = load_inference()
     rows = _rows(sample_bundle, 3)
@@ -96,3 +97,32 @@ def test_model_loads_once_at_init_not_per_request(load_inference, sample_bundle,
     for _ in range(3):
         mod.handler(event("rest_v1", "POST", "/predict", {"instances": _rows(sample_bundle, 1)}), lambda_context)
     assert mod.service.runner.session is session
+
+
+def test_a_metrics_failure_never_fails_the_prediction_and_is_logged(load_inference, sample_bundle, lambda_context, monkeypatch) -> None:
+    import logging
+
+    from modelserve.metric_names import METRICS_ERROR_MESSAGE
+
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    mod = load_inference()
+    metrics_logger = logging.getLogger("modelserve.metrics")
+    records: list[logging.LogRecord] = []
+    spy = logging.Handler()
+    spy.emit = records.append  # type: ignore[method-assign]
+    metrics_logger.addHandler(spy)
+    monkeypatch.setattr(metrics_logger, "handlers", metrics_logger.handlers)  # restored after the test
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("EMF is broken")
+
+    monkeypatch.setattr(mod.metrics.metrics, "add_metric", broken)  # the Powertools provider fails
+    monkeypatch.setattr(mod.metrics.metrics, "flush_metrics", broken)
+    resp = mod.handler(event("rest_v1", "POST", "/predict", {"instances": _rows(sample_bundle, 2)}), lambda_context)
+    assert resp["statusCode"] == 200 and len(response_json(resp)["predictions"]) == 2
+    metrics_logger.removeHandler(spy)
+    failures = [r for r in records if r.getMessage() == METRICS_ERROR_MESSAGE]
+    assert len(failures) >= 2  # the add and the flush
+    # as Lambda logs it: JSON with the fields the CloudWatch Logs metric filter reads
+    line = json.loads(logging.getLogger("modelserve").handlers[0].format(failures[0]))
+    assert line["message"].startswith("metrics_error") and line["model_version"] == sample_bundle.manifest.version

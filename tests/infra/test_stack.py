@@ -387,3 +387,14 @@ def test_cfn_lint_reports_no_errors(variant: str, synth_of) -> None:
     matches = lint_file(s.template_path, config=ManualArgs(regions=["us-east-1", "eu-west-1"]))
     errors = [f"{m.rule.id} {m.message} ({m.path})" for m in matches if m.rule.id.startswith("E")]
     assert errors == []
+
+
+def test_metrics_failures_are_counted_from_the_logs_of_both_functions(default: Synth) -> None:
+    filters = list(default.of_type("AWS::Logs::MetricFilter").values())
+    assert len(filters) == 2
+    for f in filters:
+        p = f["Properties"]
+        assert "metrics_error*" in p["FilterPattern"]
+        (t,) = p["MetricTransformations"]
+        assert t["MetricName"] == "MetricsErrors" and t["MetricNamespace"] == default.settings.metrics_namespace
+        assert {d["Key"]: d["Value"] for d in t["Dimensions"]} == {"ModelName": "$.model_name", "ModelVersion": "$.model_version"}
