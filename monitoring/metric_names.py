@@ -7,7 +7,6 @@ published without it. ``DriftReport.metrics()`` yields ``(name, value, feature_o
 
 from __future__ import annotations
 
-NAMESPACE = "ModelServe/Drift"
 FEATURE_DIMENSION = "Feature"
 
 # dataset-level verdicts and aggregates
