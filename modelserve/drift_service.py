@@ -14,7 +14,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from monitoring import metric_names as M
 from monitoring.check import DriftChecker, DriftConfig, DriftReport
 from monitoring.html_report import render_html
 from monitoring.performance import LabeledPredictions

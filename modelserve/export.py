@@ -22,7 +22,6 @@ from .schema import (
     BundleManifest,
     FeatureKind,
     FeatureSpec,
-    InputLayout,
     OutputSpec,
     Task,
     infer_feature_specs,

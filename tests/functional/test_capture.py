@@ -13,12 +13,11 @@ import random
 import re
 import time
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import EndpointConnectionError
-from moto import mock_aws
 
 from modelserve import metric_names as mn
 from modelserve.records import capture_key, decode_jsonl, hour_prefixes, model_capture_prefix, parse_utc
@@ -34,17 +33,6 @@ SALT = "a-test-salt-of-at-least-16-chars"
 # --- helpers -------------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def _metrics_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests read the EMF Powertools prints: make sure no earlier test left metrics disabled."""
-    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
-
-
-@pytest.fixture
-def s3(aws_credentials: None) -> Iterator[Any]:
-    """moto active for the whole test; the client is the test's own view of S3."""
-    with mock_aws():
-        yield boto3.client("s3", region_name="us-east-1")
 
 
 def make_bucket(s3: Any) -> None:

@@ -20,16 +20,6 @@ from tests.support import event, header, response_json, read_jsonl_gz
 BUCKET = "modelserve-test-feedback"
 
 
-@pytest.fixture(autouse=True)
-def _metrics_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests read the EMF Powertools prints: make sure no earlier test left metrics disabled."""
-    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
-
-
-@pytest.fixture
-def s3(aws_credentials: None) -> Iterator[Any]:
-    with mock_aws():
-        yield boto3.client("s3", region_name="us-east-1")
 
 
 def stored(s3: Any) -> dict[str, bytes]:

@@ -7,7 +7,6 @@ import numpy as np
 import onnx
 import pandas as pd
 import pytest
-from onnx import numpy_helper
 
 from modelserve.__main__ import main
 from modelserve.bundle import ModelBundle

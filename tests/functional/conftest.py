@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+
+@pytest.fixture(autouse=True)
+def _metrics_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests read the EMF lines Powertools prints: no test may inherit metrics switched off."""
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+
+
+@pytest.fixture
+def s3(aws_credentials: None) -> Iterator[Any]:
+    """moto active for the whole test; the client is the test's own view of S3."""
+    with mock_aws():
+        yield boto3.client("s3", region_name="us-east-1")
