@@ -17,7 +17,7 @@ $(STAMP):
 	touch $@
 
 sample: setup
-	$(PY) -m modelserve build-sample
+	@[ -f models/sample/manifest.json ] || $(PY) -m modelserve build-sample
 
 run: setup
 	$(PY) -m modelserve run $(ARGS)
@@ -33,7 +33,7 @@ bench: setup
 	$(PY) benchmarks/bench_capture.py
 	$(PY) benchmarks/bench_drift.py
 
-synth: setup
+synth: sample
 	npx cdk synth --quiet
 
 clean:
