@@ -201,7 +201,12 @@ def demo(
                 echo(format_table(table))
                 if report.performance is not None and report.performance.n_labels:
                     perf = report.performance
-                    echo(f"performance on {perf.n_labels} labelled rows: accuracy {_fmt(perf.accuracy)}, macro F1 {_fmt(perf.f1_macro)}, AUC {_fmt(perf.auc)}")
+                    figures = (
+                        f"accuracy {_fmt(perf.accuracy)}, macro F1 {_fmt(perf.f1_macro)}, AUC {_fmt(perf.auc)}"
+                        if perf.accuracy is not None
+                        else f"MAE {_fmt(perf.mae)}, RMSE {_fmt(perf.rmse)}"
+                    )
+                    echo(f"performance on {perf.n_labels} labelled rows: {figures}")
                 echo(f"HTML report: {html_path.resolve()}\n")
         finally:
             gateway.stop()

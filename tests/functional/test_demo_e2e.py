@@ -44,3 +44,45 @@ def test_reports_exist_and_the_alarm_table_is_printed(demo_results) -> None:
         assert html.startswith("<!DOCTYPE html>") and "<svg" in html
         assert r.html_path.with_suffix(".json").exists()
     assert "DatasetDrift" in printed and "ALARM" in printed and "HTML report:" in printed
+
+
+def test_bring_your_own_regression_model_with_a_boolean_feature_runs_the_whole_loop(tmp_path) -> None:
+    """Another model, another task: exported here, then served, captured and checked by the same command."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from modelserve.export import export_sklearn, prepare_frame
+    from modelserve.schema import infer_feature_specs
+
+    rng = np.random.default_rng(0)
+    n = 1500
+    df = pd.DataFrame(
+        {
+            "sqft": rng.normal(1500, 400, n),
+            "has_garage": rng.random(n) < 0.4,
+            "city": rng.choice(["a", "b", "c"], n),
+            "age": np.where(rng.random(n) < 0.1, np.nan, rng.uniform(0, 80, n)),
+        }
+    )
+    df["price"] = df.sqft * 100 + df.has_garage * 10000 + rng.normal(0, 5000, n)
+    features = ["sqft", "has_garage", "city", "age"]
+    specs = infer_feature_specs({c: df[c] for c in features})
+    pre = ColumnTransformer(
+        [("num", SimpleImputer(strategy="median"), ["sqft", "has_garage", "age"]), ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["city"])]
+    )
+    pipe = Pipeline([("pre", pre), ("reg", HistGradientBoostingRegressor(max_iter=20, random_state=0))])
+    pipe.fit(prepare_frame(df, specs), df.price)
+    bundle = export_sklearn(pipe, df, "price", "houses", tmp_path / "houses", feature_names=features)
+    assert bundle.manifest.outputs.task.value == "regression"
+
+    lines: list[str] = []
+    results = {r.name: r for r in demo(bundle=str(bundle.root), requests=60, rows=10, out=tmp_path / "out", seed=1, progress=False, echo=lines.append)}
+    assert results[PERIOD_QUIET].rejected == 0 and results[PERIOD_QUIET].summary["dataset_drift"] is False
+    assert results[PERIOD_SHIFTED].states["DatasetDrift"] == "ALARM"
+    printed = "\n".join(lines)
+    assert "MAE" in printed and "labelled rows" in printed  # feedback joined for a regression model
