@@ -229,13 +229,29 @@ class Monitoring(Construct):
             label=label,
         )
 
-    def metric_for(self, spec: AlarmSpec) -> cloudwatch.Metric:
+    def metric_for(self, spec: AlarmSpec) -> cloudwatch.IMetric:
         if spec.source == "model":
-            return cloudwatch.Metric(
+            metric = cloudwatch.Metric(
                 namespace=spec.namespace,
                 metric_name=spec.metric_name,
                 dimensions_map=spec.dimensions,
                 statistic=spec.statistic,
+                period=cdk.Duration.seconds(spec.period_s),
+            )
+            if not spec.min_window_rows:
+                return metric
+            rows = cloudwatch.Metric(
+                namespace=spec.namespace,
+                metric_name=dmn.WINDOW_ROWS,
+                dimensions_map=spec.dimensions,
+                statistic="Minimum",
+                period=cdk.Duration.seconds(spec.period_s),
+            )
+            # the same gate as alarms.evaluate: windows under the minimum count as 0
+            return cloudwatch.MathExpression(
+                expression=f"IF(rows >= {spec.min_window_rows}, m, 0)",
+                using_metrics={"m": metric, "rows": rows},
+                label=f"{spec.metric_name} (windows of {spec.min_window_rows}+ rows)",
                 period=cdk.Duration.seconds(spec.period_s),
             )
         if spec.source == "api":

@@ -61,6 +61,9 @@ class AlarmSpec:
     runbook_anchor: str  # HTML anchor in the README's runbook section, e.g. "alarm-dataset-drift"
     group: Group
     rollback: bool = False  # a CodeDeploy canary rolls back when this alarm fires
+    # rate alarms only count windows of at least this many rows (WindowRows); below it a share of a
+    # handful of rows is noise, and the report's own verdicts add a sampling margin there instead
+    min_window_rows: int = 0
     dimensions: dict[str, str] = field(default_factory=dict)  # filled for source == "model"
 
     @property
@@ -111,8 +114,11 @@ def alarm_specs(
         datapoints_to_alarm: int = 1,
         treat_missing: TreatMissing = "notBreaching",
         rollback: bool = False,
+        min_window_rows: int = 0,
     ) -> None:
         namespace = s.metrics_namespace if source == "model" else AWS_NAMESPACES[source]
+        if min_window_rows:
+            what = f"{what[:-1]} (windows of at least {min_window_rows} rows)."
         description = (
             f"{what} Model {model_name} version {model_version}. "
             f"Latest drift report: {reports} . {todo} Runbook: {RUNBOOK_DOC}#{anchor}"
@@ -135,6 +141,7 @@ def alarm_specs(
                 group=group,
                 rollback=rollback,
                 dimensions=dict(dims) if source == "model" else {},
+                min_window_rows=min_window_rows,
             )
         )
 
@@ -162,21 +169,21 @@ def alarm_specs(
         "GreaterThanThreshold",
         f"Outlier rate above {s.outlier_rate_threshold:.1%} of the rows in the window.",
         "Compare the feature histograms in the report and query the window's captures in Athena for the unusual rows; find the client or feature producing them.",
-        "alarm-outlier-rate", "model", **drift,
+        "alarm-outlier-rate", "model", **drift, min_window_rows=s.alarm_min_window_rows,
     )
     add(
         "MissingRate", drift_metrics.MISSING_RATE, "model", "Maximum", s.missing_rate_threshold,
         "GreaterThanThreshold",
         f"Missing values rose by more than {s.missing_rate_threshold:.1%} over the reference.",
         "Find the feature with the most new nulls in the report; check the upstream producer of that field.",
-        "alarm-missing-rate", "model", **drift,
+        "alarm-missing-rate", "model", **drift, min_window_rows=s.alarm_min_window_rows,
     )
     add(
         "OutOfRangeRate", drift_metrics.OUT_OF_RANGE_RATE, "model", "Maximum", s.out_of_range_threshold,
         "GreaterThanThreshold",
         f"More than {s.out_of_range_threshold:.1%} of numeric values fall outside the training range.",
         "Check units and scaling of the features flagged in the report.",
-        "alarm-out-of-range-rate", "model", **drift,
+        "alarm-out-of-range-rate", "model", **drift, min_window_rows=s.alarm_min_window_rows,
     )
     add(
         "UnseenCategoryRate", drift_metrics.UNSEEN_CATEGORY_RATE, "model", "Maximum", s.unseen_category_threshold,
@@ -184,7 +191,7 @@ def alarm_specs(
         f"More than {s.unseen_category_threshold:.1%} of categorical values were not seen in training "
         f"(policy: {s.unseen_category_policy}).",
         "List the new categories in the report; map them or retrain with them.",
-        "alarm-unseen-category-rate", "model", **drift,
+        "alarm-unseen-category-rate", "model", **drift, min_window_rows=s.alarm_min_window_rows,
     )
     add(
         "DataQualityFailures", drift_metrics.DATA_QUALITY_FAILURES, "model", "Maximum", 0, "GreaterThanThreshold",
@@ -246,13 +253,15 @@ def alarm_specs(
     return specs
 
 
-def evaluate(spec: AlarmSpec, value: float | None) -> State:
+def evaluate(spec: AlarmSpec, value: float | None, window_rows: float | None = None) -> State:
     """What the alarm would say for one datapoint (``None``: no datapoint in the period).
 
     A missing datapoint follows ``treat_missing_data``: breaching -> ALARM, notBreaching -> OK,
     ignore / missing -> INSUFFICIENT_DATA (CloudWatch keeps the previous state for "ignore";
     with no history that is INSUFFICIENT_DATA).
     """
+    if spec.min_window_rows and window_rows is not None and value is not None and window_rows < spec.min_window_rows:
+        return "OK"  # the alarm's metric math gives 0 for windows under the minimum
     if value is None or value != value:  # None or NaN
         return {"breaching": "ALARM", "notBreaching": "OK"}.get(spec.treat_missing_data, "INSUFFICIENT_DATA")  # type: ignore[return-value]
     t = spec.threshold

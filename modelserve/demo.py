@@ -93,7 +93,7 @@ class PeriodResult:
 
 def alarm_table(specs: list[AlarmSpec], metrics: list[tuple[str, float, str | None]]) -> list[tuple[str, str, float | None, str, str]]:
     """The verdicts of the alarms on drift-check metrics, for one run's published (dataset-level) metrics."""
-    from monitoring.metric_names import ALL_METRICS
+    from monitoring.metric_names import ALL_METRICS, WINDOW_ROWS
 
     values = {name: value for name, value, feature in metrics if feature is None}
     ops = {"GreaterThanThreshold": ">", "GreaterThanOrEqualToThreshold": ">=", "LessThanThreshold": "<", "LessThanOrEqualToThreshold": "<="}
@@ -102,7 +102,8 @@ def alarm_table(specs: list[AlarmSpec], metrics: list[tuple[str, float, str | No
         if spec.source != "model" or spec.metric_name not in ALL_METRICS:
             continue  # service and capture alarms watch AWS / EMF metrics the local run has no CloudWatch for
         value = values.get(spec.metric_name)
-        rows.append((spec.id, spec.metric_name, value, f"{ops[spec.comparison]} {spec.threshold:g}", evaluate(spec, value)))
+        condition = f"{ops[spec.comparison]} {spec.threshold:g}" + (f", {spec.min_window_rows}+ rows" if spec.min_window_rows else "")
+        rows.append((spec.id, spec.metric_name, value, condition, evaluate(spec, value, values.get(WINDOW_ROWS))))
     return rows
 
 

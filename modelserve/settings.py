@@ -93,6 +93,10 @@ class Settings(BaseModel):
     )
     out_of_range_threshold: float = Field(0.01, ge=0.0, le=1.0, description="Alarm when out-of-range share exceeds")
     unseen_category_threshold: float = Field(0.01, ge=0.0, le=1.0, description="Alarm when unseen share exceeds")
+    alarm_min_window_rows: int = Field(
+        100, ge=0, le=1_000_000,
+        description="Rate alarms (missing, out-of-range, unseen, outliers) stay OK on windows with fewer rows",
+    )
     empty_window_alarm: Literal["breaching", "notBreaching", "ignore", "missing"] = Field(
         "breaching", description="How alarms treat an empty window / no traffic"
     )

@@ -106,3 +106,14 @@ def test_docs_settings_table_is_generated_from_settings() -> None:
     from cdk.settings_table import main
 
     assert main(["--check", str(DOCS)]) == 0
+
+
+def test_rate_alarms_ignore_windows_below_the_minimum_rows() -> None:
+    sp = specs(alarm_min_window_rows=100)
+    missing = sp["MissingRate"]
+    assert missing.min_window_rows == 100 and sp["DatasetDrift"].min_window_rows == 0
+    assert evaluate(missing, 0.5, window_rows=20) == "OK"  # 10 nulls in 20 rows: noise, not a page
+    assert evaluate(missing, 0.5, window_rows=100) == "ALARM"
+    assert evaluate(missing, 0.5) == "ALARM"  # window size unknown: no gate
+    assert {k for k, s in sp.items() if s.min_window_rows} == {"OutlierRate", "MissingRate", "OutOfRangeRate", "UnseenCategoryRate"}
+    assert all(s.min_window_rows == 0 for s in specs(alarm_min_window_rows=0).values())

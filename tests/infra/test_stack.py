@@ -264,18 +264,30 @@ def test_every_alarm_spec_becomes_an_alarm_that_notifies_the_topic(default: Synt
     by_name = {a["Properties"]["AlarmName"]: a["Properties"] for a in alarms.values()}
     for spec in specs:
         a = next(p for n, p in by_name.items() if n.endswith("-" + spec.id))
-        assert a["MetricName"] == spec.metric_name
-        assert a["Namespace"] == spec.namespace
         assert a["Threshold"] == spec.threshold
         assert a["ComparisonOperator"] == spec.comparison
         assert a["EvaluationPeriods"] == spec.evaluation_periods and a["DatapointsToAlarm"] == spec.datapoints_to_alarm
-        assert a["Period"] == spec.period_s
         assert a["TreatMissingData"] == spec.treat_missing_data
-        assert a.get("Statistic", a.get("ExtendedStatistic")) == spec.statistic
+        if spec.min_window_rows:  # a rate alarm gated on the window's size by metric math
+            queries = {q["Id"]: q for q in a["Metrics"]}
+            expr = next(q for q in a["Metrics"] if "Expression" in q)
+            assert expr["Expression"] == f"IF(rows >= {spec.min_window_rows}, m, 0)" and expr.get("ReturnData", True)
+            stat = queries["m"]["MetricStat"]
+            assert stat["Metric"]["MetricName"] == spec.metric_name and stat["Metric"]["Namespace"] == spec.namespace
+            assert stat["Period"] == spec.period_s and stat["Stat"] == spec.statistic
+            assert queries["rows"]["MetricStat"]["Metric"]["MetricName"] == "WindowRows"
+            assert {d["Name"]: d["Value"] for d in stat["Metric"]["Dimensions"]} == {"ModelName": m.model_name, "ModelVersion": m.version}
+            assert spec.metric_name in ("OutlierRate", "MissingRate", "OutOfRangeRate", "UnseenCategoryRate")
+            assert f"at least {spec.min_window_rows} rows" in json.dumps(a["AlarmDescription"])
+        else:
+            assert a["MetricName"] == spec.metric_name
+            assert a["Namespace"] == spec.namespace
+            assert a["Period"] == spec.period_s
+            assert a.get("Statistic", a.get("ExtendedStatistic")) == spec.statistic
         assert a["AlarmActions"] == [{"Ref": topic}] and a["OKActions"] == [{"Ref": topic}]
         desc = json.dumps(a["AlarmDescription"])
         assert spec.runbook_anchor in desc and f"/reports/model={m.model_name}/" in desc
-        if spec.source == "model":
+        if spec.source == "model" and not spec.min_window_rows:
             assert {d["Name"]: d["Value"] for d in a["Dimensions"]} == {"ModelName": m.model_name, "ModelVersion": m.version}
         if spec.source == "api":
             assert {d["Name"] for d in a["Dimensions"]} == {"ApiName", "Stage"}
