@@ -42,7 +42,7 @@ from .multivariate import (
 )
 from .outliers import DEFAULT_OUTLIER_RATE_THRESHOLD, MahalanobisOutlierDetector, OutlierResult
 from .performance import LabeledPredictions, PerformanceResult, evaluate_performance
-from .prediction_drift import PredictionDriftResult, detect_prediction_drift
+from .prediction_drift import LABEL_OUTPUT, VALUE_OUTPUT, PredictionDriftResult, detect_prediction_drift, probability_output
 from .profile import PredictionColumns, ReferenceProfile
 from .univariate import (
     BONFERRONI,
@@ -152,6 +152,7 @@ class DriftReport:
     outliers: OutlierResult | None = None
     performance: PerformanceResult | None = None
     histograms: tuple[FeatureHistogram, ...] = ()
+    output_histograms: tuple[FeatureHistogram, ...] = ()  # the model's outputs, reference vs window
     notes: tuple[str, ...] = ()
 
     # ----------------------------------------------------------------------------------------
@@ -281,6 +282,7 @@ class DriftReport:
                 "outliers": None if self.outliers is None else self.outliers.to_dict(),
                 "performance": None if self.performance is None else self.performance.to_dict(),
                 "histograms": [h.to_dict() for h in self.histograms],
+                "output_histograms": [h.to_dict() for h in self.output_histograms],
                 "notes": list(self.notes),
                 "metrics": [list(m) for m in self.metrics()],
             }
@@ -305,6 +307,7 @@ class DriftReport:
             outliers=opt("outliers", OutlierResult),
             performance=opt("performance", PerformanceResult),
             histograms=tuple(FeatureHistogram.from_dict(h) for h in d.get("histograms", ())),
+            output_histograms=tuple(FeatureHistogram.from_dict(h) for h in d.get("output_histograms", ())),
             notes=tuple(d.get("notes", ())),
         )
 
@@ -431,6 +434,7 @@ class DriftChecker:
             outliers=outliers,
             performance=performance,
             histograms=feature_histograms(profile, table),
+            output_histograms=output_histograms(profile, target_predictions),
             notes=tuple(notes),
         )
 
@@ -456,6 +460,48 @@ def feature_histograms(profile: ReferenceProfile, table: Mapping[str, np.ndarray
                 target_counts=tuple(int(c) for c in counts),
             )
         )
+    return tuple(out)
+
+
+PROBABILITY_BINS = 10
+
+
+def output_histograms(profile: ReferenceProfile, target: PredictionColumns | None) -> tuple[FeatureHistogram, ...]:
+    """Reference vs window histograms of the model's outputs: predicted-class shares and binned
+    class probabilities (classifiers), values on reference-decile bins (regression)."""
+    ref = profile.sample_predictions
+    if target is None or target.is_empty or ref is None or ref.is_empty:
+        return ()
+    out: list[FeatureHistogram] = []
+    classes = list(profile.outputs.classes)
+    if ref.labels is not None and target.labels is not None and classes:
+        levels = classes + ["(other)"]
+
+        def class_counts(labels: np.ndarray) -> tuple[int, ...]:
+            known = {c: 0 for c in levels}
+            for v in labels:
+                known[v if v in known else "(other)"] += 1
+            return tuple(known[c] for c in levels)
+
+        out.append(FeatureHistogram(LABEL_OUTPUT, "categorical", tuple(levels), class_counts(ref.labels), class_counts(target.labels)))
+    if ref.probabilities is not None and target.probabilities is not None and classes:
+        edges = np.linspace(0.0, 1.0, PROBABILITY_BINS + 1)
+        labels = tuple(f"[{a:.1f}, {b:.1f})" for a, b in zip(edges[:-1], edges[1:]))
+        for k, c in enumerate(classes):
+            if k >= ref.probabilities.shape[1] or k >= target.probabilities.shape[1]:
+                break
+            r = np.histogram(np.clip(ref.probabilities[:, k], 0, 1), bins=edges)[0]
+            t = np.histogram(np.clip(target.probabilities[:, k], 0, 1), bins=edges)[0]
+            out.append(FeatureHistogram(probability_output(c), "numeric", labels, tuple(int(x) for x in r), tuple(int(x) for x in t)))
+    if ref.values is not None and target.values is not None:
+        rv, tv = ref.values[np.isfinite(ref.values)], target.values[np.isfinite(target.values)]
+        if rv.size:
+            inner = np.unique(np.quantile(rv, np.linspace(0.1, 0.9, 9)))
+            edges = np.concatenate(([-np.inf], inner, [np.inf]))
+            labels = tuple([f"< {inner[0]:.4g}"] + [f"[{a:.4g}, {b:.4g})" for a, b in zip(inner[:-1], inner[1:])] + [f">= {inner[-1]:.4g}"])
+            r = np.histogram(rv, bins=edges)[0]
+            t = np.histogram(tv, bins=edges)[0]
+            out.append(FeatureHistogram(VALUE_OUTPUT, "numeric", labels, tuple(int(x) for x in r), tuple(int(x) for x in t)))
     return tuple(out)
 
 

@@ -176,5 +176,12 @@ def render_html(report: DriftReport, profile: ReferenceProfile, title: str = "Dr
             f'<div class="feature"><h3>{_e(spec.name)} <small>({_e(spec.kind.value)})</small>{status}</h3>'
             f"{histogram_svg(hist)}</div>"
         )
+    if report.output_histograms:
+        drift = {r.feature: r for r in report.prediction_drift.results} if report.prediction_drift is not None else {}
+        out.append("<h2>Model outputs</h2>")
+        for hist in report.output_histograms:
+            r = drift.get(hist.feature)  # histograms are named like the prediction-drift outputs
+            status = f" &mdash; {_e(r.test)} p={_num(r.p_value_corrected)}{' <b>DRIFT</b>' if r.is_drift else ''}" if r else ""
+            out.append(f'<div class="feature"><h3>{_e(hist.feature)}{status}</h3>{histogram_svg(hist)}</div>')
     out.append("</body></html>")
     return "\n".join(out)

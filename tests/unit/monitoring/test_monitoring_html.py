@@ -15,12 +15,13 @@ from monitoring.profile import ReferenceProfile
 FAST = DriftConfig(mmd_permutations=20, mmd_max_rows=200)
 
 
-def test_html_has_a_verdict_table_and_one_svg_per_feature(profile, rng):
+def test_html_has_a_verdict_table_and_one_svg_per_feature_and_model_output(profile, rng):
     table = syn.make_table(1000, rng, mean_shift={"num_a": 0.3})
     report = run_drift_check(profile, table, syn.make_predictions(table, rng), FAST)
     page = render_html(report, profile)
     assert page.startswith("<!DOCTYPE html>")
-    assert page.count("<svg") == len(profile.features)
+    assert report.output_histograms
+    assert page.count("<svg") == len(profile.features) + len(report.output_histograms)
     assert "<table" in page and "DRIFT" in page and "p-value" in page
     assert not re.search(r"<(script|link|img)\b", page)
     assert "src=" not in page and "href=" not in page
@@ -47,3 +48,34 @@ def test_empty_window_still_renders_reference_histograms(profile):
     page = render_html(run_drift_check(profile, {}, None, FAST), profile)
     assert "no verdict" in page
     assert page.count("<svg") == len(profile.features)
+
+
+def test_report_shows_model_output_histograms_named_like_the_prediction_tests() -> None:
+    import numpy as np
+
+    from modelserve.schema import FeatureKind, FeatureSpec, OutputSpec, Task
+    from monitoring.check import run_drift_check
+    from monitoring.html_report import render_html
+    from monitoring.profile import PredictionColumns, ReferenceProfile
+
+    rng = np.random.default_rng(0)
+    features = (FeatureSpec("x", FeatureKind.NUMERIC),)
+    outputs = OutputSpec(Task.CLASSIFICATION, ("no", "yes"))
+
+    def preds(n: int, p_yes: float) -> PredictionColumns:
+        p = np.clip(rng.normal(p_yes, 0.1, n), 0, 1)
+        return PredictionColumns(labels=np.where(p > 0.5, "yes", "no").astype(object), probabilities=np.c_[1 - p, p])
+
+    profile = ReferenceProfile.fit(features, {"x": rng.normal(size=2000)}, preds(2000, 0.3), outputs=outputs)
+    report = run_drift_check(profile, {"x": rng.normal(size=2000)}, preds(2000, 0.7))
+    names = [h.feature for h in report.output_histograms]
+    assert names == ["predicted_label", "probability[no]", "probability[yes]"]
+    label = report.output_histograms[0]
+    assert sum(label.reference_counts) == 2000 and sum(label.target_counts) == 2000
+    assert label.target_counts[1] > label.reference_counts[1]  # more "yes" in the window
+    tested = {r.feature for r in report.prediction_drift.results}
+    assert set(names) <= tested
+    html = render_html(report, profile)
+    assert "<h2>Model outputs</h2>" in html and html.count("<svg") == 1 + len(names)
+    again = type(report).from_dict(report.to_dict())
+    assert again.output_histograms == report.output_histograms
