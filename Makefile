@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt lambda/*/requirements.txt package-lock.json 2>/dev/null | sha256sum | cut -c1-12)
 
-.PHONY: setup run demo test bench synth sample clean
+.PHONY: setup run demo test bench synth sample assets clean
 
 setup: $(STAMP)
 
@@ -25,8 +25,13 @@ run: setup
 demo: setup
 	$(PY) -m modelserve demo $(ARGS)
 
-test: setup
-	$(PY) -m pytest -q $(ARGS)
+# the Lambda assets, built once without Docker (downloads the wheels; cached by a hash of the requirements)
+assets: sample
+	@mkdir -p .build
+	$(PY) benchmarks/bench_bundle_size.py --bundle models/sample > .build/assets-report.txt || (cat .build/assets-report.txt; exit 1)
+
+test: setup assets
+	MS_REAL_BUNDLING=1 $(PY) -m pytest -q $(ARGS)
 
 bench: setup
 	$(PY) benchmarks/bench_inference.py

@@ -16,14 +16,12 @@ from constructs import Construct
 
 from modelserve.records import CAPTURE_ROOT, FEEDBACK_ROOT, REPORTS_ROOT, SAMPLES_ROOT
 from modelserve.schema import BundleManifest, FeatureKind
-from modelserve.settings import Settings, SettingsError
+from modelserve.settings import ENV_CAPTURE_BUCKET, ENV_FIREHOSE_STREAM, Settings, SettingsError
 
 from .common import retention
 from .nag import acknowledge
 
 # Environment variables the functions read (names independent of any setting)
-ENV_CAPTURE_BUCKET = "MS_CAPTURE_BUCKET"
-ENV_FIREHOSE_STREAM = "MS_FIREHOSE_STREAM"
 FIREHOSE_ERROR_ROOT = "capture-errors"
 S3_MIN_IA_DAYS = 30  # S3 refuses a STANDARD_IA transition earlier than 30 days
 

@@ -21,13 +21,11 @@ from .capture import Capturer, CaptureSink, FirehoseCaptureSink, Redactor, S3Cap
 from .model import ModelRunner
 from .records import FeedbackRecord, encode_jsonl_gz, feedback_key, utc_iso
 from .schema import Task
-from .settings import Settings
+from .settings import ENV_CAPTURE_BUCKET, ENV_FIREHOSE_STREAM, Settings
 from .validation import BAD_SHAPE, EMPTY_BATCH, BATCH_TOO_LARGE, FieldError, RequestError, Validator, WRONG_TYPE
 
 logger = logging.getLogger(__name__)
 
-ENV_CAPTURE_BUCKET = "MS_CAPTURE_BUCKET"
-ENV_FIREHOSE_STREAM = "MS_FIREHOSE_STREAM"
 
 MetricHook = Callable[[str, float, dict[str, str]], None]  # (name, value, extra dimensions)
 

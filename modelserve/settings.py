@@ -14,6 +14,9 @@ from typing import Any, Literal, Mapping
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENV_PREFIX = "MS_"
+# resource names the stack passes to the functions (not settings: the stack creates them)
+ENV_CAPTURE_BUCKET = "MS_CAPTURE_BUCKET"
+ENV_FIREHOSE_STREAM = "MS_FIREHOSE_STREAM"
 
 CANARY_CONFIGS = (
     "AllAtOnce",

@@ -16,8 +16,7 @@ import boto3  # noqa: E402
 from modelserve.bundle import ModelBundle  # noqa: E402
 from modelserve.drift_service import DriftService
 from modelserve.observability import make_logger
-from modelserve.service import ENV_CAPTURE_BUCKET
-from modelserve.settings import Settings
+from modelserve.settings import ENV_CAPTURE_BUCKET, Settings
 
 settings = Settings.from_env()
 if not os.path.isabs(settings.model_bundle_path):  # relative to the asset root, not the cwd

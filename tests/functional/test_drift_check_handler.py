@@ -167,3 +167,25 @@ def test_read_past_the_time_budget_checks_a_partial_window_and_says_so(handlers,
     assert run.window.objects_listed == 5 and run.window.objects_read < 5
     full = drift.service.run(scheduled_event(at), read_budget_s=60.0)
     assert full.window.partial is False and full.window.rows_seen == 50
+
+
+def test_drift_function_imports_nothing_only_the_inference_asset_has(sample_bundle, aws_credentials) -> None:
+    """The drift asset ships numpy + scipy, not onnxruntime, FastAPI or Mangum: importing its handler
+    with those blocked must work (a shared module importing them would crash the Lambda at init)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys\n"
+        "for m in ('onnxruntime', 'fastapi', 'mangum', 'starlette', 'orjson', 'sklearn', 'skl2onnx', 'pandas'):\n"
+        "    sys.modules[m] = None  # import fails, as in the asset\n"
+        "from modelserve.local import load_handler_module\n"
+        "mod = load_handler_module('drift_check')\n"
+        "print('ok', type(mod.service).__name__)\n"
+    )
+    env = dict(os.environ, MS_MODEL_BUNDLE_PATH=str(sample_bundle.root), MS_CAPTURE_BUCKET="any-bucket")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=Path(__file__).parents[2])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "ok DriftService" in out.stdout

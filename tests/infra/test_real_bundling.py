@@ -17,7 +17,11 @@ import pytest
 
 from tests.infra.conftest import ROOT
 
-pytestmark = pytest.mark.skipif(os.environ.get("MS_REAL_BUNDLING") != "1", reason="set MS_REAL_BUNDLING=1 (needs the package index)")
+# Tests never reach the network: `make test` first runs `make assets`, which downloads the wheels
+# into .build/asset-cache (keyed by the requirements), then sets MS_REAL_BUNDLING=1.
+pytestmark = pytest.mark.skipif(
+    os.environ.get("MS_REAL_BUNDLING") != "1", reason="set MS_REAL_BUNDLING=1 after `make assets` filled the wheel cache"
+)
 
 
 def test_real_bundles_fit_and_import(tmp_path) -> None:
@@ -32,4 +36,8 @@ def test_real_bundles_fit_and_import(tmp_path) -> None:
     )
     print(proc.stdout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "| arm64 | inference |" in proc.stdout and "ok: handler init" in proc.stdout
+    assert "| arm64 | inference |" in proc.stdout and "| arm64 | drift_check |" in proc.stdout
+    if "skipped: no python" in proc.stdout:
+        pytest.skip("sizes checked; no interpreter of the runtime's Python version here to import the assets")
+    # both handlers run from their own assets: catches a function importing what its asset lacks
+    assert "ok: handler init" in proc.stdout and "ok: drift handler init" in proc.stdout
