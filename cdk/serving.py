@@ -10,10 +10,11 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from modelserve.schema import BundleManifest
-from modelserve.settings import Settings
+from modelserve.settings import ENV_HASH_SALT_SECRET, Settings
 
 from .bundling import BUNDLE_DIR_IN_ASSET, python_runtime
 from .common import resource_name, retention
@@ -106,6 +107,19 @@ class Serving(Construct):
         )
 
         env = s.to_env(*(n for n in INFERENCE_SETTINGS if n != "capture_hash_salt" or s.capture_hash_salt))
+        self.hash_salt_secret: secretsmanager.Secret | None = None
+        if s.hash_features and not s.capture_hash_salt:
+            # a generated salt that never appears in cdk.json, the template or the function's configuration
+            self.hash_salt_secret = secretsmanager.Secret(
+                self, "CaptureHashSalt",
+                description=f"Salt of the hashed capture features of model {m.model_name}",
+                generate_secret_string=secretsmanager.SecretStringGenerator(password_length=48, exclude_punctuation=True),
+            )
+            env[ENV_HASH_SALT_SECRET] = self.hash_salt_secret.secret_arn
+            acknowledge(
+                self.hash_salt_secret, "AwsSolutions-SMG4",
+                "The salt must stay the same for hashed captures to remain joinable; rotating it is a deliberate, manual act.",
+            )
         env["MS_MODEL_BUNDLE_PATH"] = BUNDLE_DIR_IN_ASSET  # inside the asset (handler resolves it against LAMBDA_TASK_ROOT)
         env.update(extra_environment)
         env.update(powertools_env(s, "inference"))
@@ -128,6 +142,8 @@ class Serving(Construct):
                 removal_policy=cdk.RemovalPolicy.RETAIN,
             ),
         )
+        if self.hash_salt_secret is not None:
+            self.hash_salt_secret.grant_read(self.role)
         cdk.Tags.of(self.function).add("modelserve:model-name", m.model_name)
         cdk.Tags.of(self.function).add("modelserve:model-version", m.version)
         acknowledge(

@@ -21,7 +21,7 @@ from .capture import Capturer, CaptureSink, FirehoseCaptureSink, Redactor, S3Cap
 from .model import ModelRunner
 from .records import FeedbackRecord, encode_jsonl_gz, feedback_key, utc_iso
 from .schema import Task
-from .settings import ENV_CAPTURE_BUCKET, ENV_FIREHOSE_STREAM, Settings
+from .settings import ENV_CAPTURE_BUCKET, ENV_FIREHOSE_STREAM, ENV_HASH_SALT_SECRET, Settings
 from .validation import BAD_SHAPE, EMPTY_BATCH, BATCH_TOO_LARGE, FieldError, RequestError, Validator, WRONG_TYPE
 
 logger = logging.getLogger(__name__)
@@ -78,6 +78,7 @@ class InferenceService:
         stream = environ.get(ENV_FIREHOSE_STREAM)
         sink: CaptureSink | None = None
         feedback_writer = None
+        session = None
         if bucket or stream:
             import boto3
             from botocore.config import Config
@@ -105,7 +106,7 @@ class InferenceService:
             sink=sink,
             stage=settings.stage_name,
             sampling=settings.capture_sampling,
-            redactor=Redactor(frozenset(settings.redact_features), frozenset(settings.hash_features), settings.capture_hash_salt),
+            redactor=redactor_for(settings, environ, session),
             on_error=lambda exc: metric(mn.CAPTURE_ERRORS, 1, dims),
             on_captured=lambda n: metric(mn.CAPTURED_ROWS, n, dims),
         )
@@ -200,6 +201,28 @@ class InferenceService:
         d["max_batch_rows"] = self.settings.max_batch_rows
         d["unseen_category_policy"] = self.settings.unseen_category_policy
         return d
+
+
+def redactor_for(settings: Settings, environ: Any, session: Any) -> Redactor:
+    """The capture redactor; the hash salt is the setting, or the secret the stack generated.
+
+    When hashed features are configured but no salt can be had, those features are redacted
+    instead: a value is never written unhashed.
+    """
+    redact, hashed = set(settings.redact_features), set(settings.hash_features)
+    salt = settings.capture_hash_salt
+    if hashed and not salt:
+        arn = environ.get(ENV_HASH_SALT_SECRET)
+        try:
+            if not arn or session is None:
+                raise LookupError(f"no capture_hash_salt setting and no {ENV_HASH_SALT_SECRET}")
+            salt = session.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
+            if len(salt) < 16:
+                raise ValueError("the salt secret is shorter than 16 characters")
+        except Exception as exc:  # noqa: BLE001 - capture must go on, without the hashed features
+            logger.error("hash salt unavailable (%s): redacting %s instead of hashing them", exc, sorted(hashed))
+            redact, hashed, salt = redact | hashed, set(), ""
+    return Redactor(frozenset(redact), frozenset(hashed), salt)
 
 
 def _s3_writer(client: Any, bucket: str) -> Callable[[str, bytes], None]:

@@ -17,6 +17,7 @@ ENV_PREFIX = "MS_"
 # resource names the stack passes to the functions (not settings: the stack creates them)
 ENV_CAPTURE_BUCKET = "MS_CAPTURE_BUCKET"
 ENV_FIREHOSE_STREAM = "MS_FIREHOSE_STREAM"
+ENV_HASH_SALT_SECRET = "MS_CAPTURE_HASH_SALT_SECRET_ARN"  # the salt the stack generated, when none is set
 
 CANARY_CONFIGS = (
     "AllAtOnce",
@@ -69,7 +70,9 @@ class Settings(BaseModel):
     capture_sampling: float = Field(1.0, ge=0.0, le=1.0, description="Share of requests captured")
     redact_features: tuple[str, ...] = Field((), description="Features never written to captures")
     hash_features: tuple[str, ...] = Field((), description="Features written as a salted SHA-256")
-    capture_hash_salt: str = Field("", description="Salt for hashed features (treat as a secret)")
+    capture_hash_salt: str = Field(
+        "", description="Salt for hashed features; empty: the stack generates one in Secrets Manager (recommended)"
+    )
     bucket_encryption: Literal["s3", "kms"] = Field("s3", description="SSE-S3 or a customer-managed KMS key")
     capture_expiry_days: int = Field(365, ge=1, le=3650, description="Captured data is deleted after this")
     capture_transition_days: int = Field(30, ge=0, le=3650, description="To S3 Infrequent Access after (0: never)")
@@ -130,8 +133,8 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Settings":
-        if self.hash_features and len(self.capture_hash_salt) < 16:
-            raise ValueError("capture_hash_salt must be at least 16 characters when hash_features is set")
+        if self.capture_hash_salt and len(self.capture_hash_salt) < 16:
+            raise ValueError("capture_hash_salt must be at least 16 characters (or empty: the stack generates one)")
         both = set(self.redact_features) & set(self.hash_features)
         if both:
             raise ValueError(f"features both redacted and hashed: {sorted(both)}")

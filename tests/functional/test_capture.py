@@ -281,6 +281,29 @@ def test_redacted_features_absent_and_hashed_ones_salted_sha256(s3, load_inferen
     assert SALT not in data.decode("latin-1") and "Torgersen" not in json.dumps(records)
 
 
+def test_hashed_features_use_the_salt_the_stack_generated_in_secrets_manager(s3, load_inference, sample_bundle, lambda_context) -> None:
+    make_bucket(s3)
+    generated = "g3n3rated-salt-of-48-characters-0123456789abcdef"
+    arn = boto3.client("secretsmanager", region_name="us-east-1").create_secret(Name="salt", SecretString=generated)["ARN"]
+    mod = load_inference(capture_bucket=BUCKET, hash_features="sex", MS_CAPTURE_HASH_SALT_SECRET_ARN=arn)
+    sent = [r for r in rows(sample_bundle, 20) if r["sex"] is not None][:3]
+    assert post(mod, lambda_context, {"instances": sent})["statusCode"] == 200
+    (data,) = objects(s3).values()
+    for r, row in zip(read_jsonl_gz(data), sent):
+        assert r["inputs"]["sex"] == "sha256:" + hashlib.sha256((generated + row["sex"]).encode()).hexdigest()
+
+
+def test_without_a_salt_hashed_features_are_redacted_never_written_plain(s3, load_inference, sample_bundle, lambda_context) -> None:
+    make_bucket(s3)
+    mod = load_inference(capture_bucket=BUCKET, hash_features="sex", MS_CAPTURE_HASH_SALT_SECRET_ARN="arn:aws:secretsmanager:us-east-1:123456789012:secret:missing")
+    sent = rows(sample_bundle, 5)
+    assert post(mod, lambda_context, {"instances": sent})["statusCode"] == 200  # serving is unaffected
+    (data,) = objects(s3).values()
+    records = read_jsonl_gz(data)
+    assert len(records) == 5 and all("sex" not in r["inputs"] for r in records)
+    assert all(r["inputs"]["island"] == row["island"] for r, row in zip(records, sent))
+
+
 # --- Firehose ------------------------------------------------------------------------------------
 
 

@@ -34,6 +34,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "provisioned_concurrency": 2,
         "lambda_architecture": "x86_64",
         "canary_config": "Linear10PercentEvery1Minute",
+        "hash_features": ["island"],  # no salt given: the stack generates one
+        "redact_features": ["is_adult"],
     },
     "public": {"api_auth": "none", "capture_transition_days": 0},
 }

@@ -410,3 +410,17 @@ def test_metrics_failures_are_counted_from_the_logs_of_both_functions(default: S
         (t,) = p["MetricTransformations"]
         assert t["MetricName"] == "MetricsErrors" and t["MetricNamespace"] == default.settings.metrics_namespace
         assert {d["Key"]: d["Value"] for d in t["Dimensions"]} == {"ModelName": "$.model_name", "ModelVersion": "$.model_version"}
+
+
+def test_hashed_features_get_a_generated_salt_the_function_alone_may_read(default: Synth, full: Synth) -> None:
+    assert not default.of_type("AWS::SecretsManager::Secret")
+    (secret_id, secret), = full.of_type("AWS::SecretsManager::Secret").items()
+    assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] >= 16
+    env = _function(full, "ServingFunction")["Environment"]["Variables"]
+    assert env["MS_CAPTURE_HASH_SALT_SECRET_ARN"] == {"Ref": secret_id}
+    assert "MS_CAPTURE_HASH_SALT" not in env  # the salt itself is nowhere in the template
+    assert "island" in env["MS_HASH_FEATURES"]
+    reads = [st for st in _policy_statements(full, "ServingRole") if "secretsmanager:GetSecretValue" in json.dumps(st.get("Action"))]
+    assert len(reads) == 1 and reads[0]["Resource"] == {"Ref": secret_id}
+    drift_env = _function(full, "MonitoringDriftCheck")["Environment"]["Variables"]
+    assert "MS_CAPTURE_HASH_SALT_SECRET_ARN" not in drift_env
