@@ -107,7 +107,11 @@ def run(bundle: str | None, port: int, seconds: float | None, show_metrics: bool
         if not show_metrics:
             os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
         handler = load_handler_module("inference")
-        gateway = LocalGateway(handler.handler, handler.settings.stage_name, port).start()
+        try:
+            gateway = LocalGateway(handler.handler, handler.settings.stage_name, port).start()
+        except OSError as exc:
+            print(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); pick another port: make run ARGS='--port 8081'", file=sys.stderr)
+            return 1
         m = handler.manifest
         example = {"instances": [json.loads(json.dumps(r["inputs"])) for r in handler.bundle.reference_rows()[:1]]}
         print(f"model {m.model_name} version {m.version} from {bundle_dir}")
