@@ -362,7 +362,9 @@ def _head_sample(s3: Any, bucket: str, key: str, start: datetime, end: datetime)
             return None
         return Segment(start, end, [], int(meta["rows-seen"]), corrupt_objects=int(meta.get("corrupt-objects", 0)), cached=True, sample_key=key)
     except Exception as exc:  # noqa: BLE001 - absent (the usual first time) or unreadable: read the hour
-        if "404" not in str(exc) and "NoSuchKey" not in str(exc) and "Not Found" not in str(exc):
+        code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+        # an absent key answers 404, or 403 where ListBucket is granted for prefixes only (as the stack does)
+        if code not in ("404", "NoSuchKey", "NotFound", "403", "AccessDenied", "Forbidden"):
             logger.warning("hour sample %s unreadable, reading the hour's captures: %s", key, exc)
         return None
 
