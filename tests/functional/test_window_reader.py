@@ -41,7 +41,7 @@ def _hour(dt: datetime) -> datetime:
 
 def test_settled_hours_are_read_once_then_taken_from_their_samples(s3, sample_bundle) -> None:
     m = sample_bundle.manifest
-    now = datetime.now(timezone.utc)
+    now = _hour(datetime.now(timezone.utc)) + timedelta(minutes=30)  # whatever the clock, the last hour has settled
     h3 = _hour(now) - timedelta(hours=3)  # three whole hours, all settled
     for h in range(3):
         for i in range(4):
