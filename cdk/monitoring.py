@@ -20,7 +20,7 @@ from constructs import Construct
 from modelserve import metric_names as imn
 from modelserve.alarms import AlarmSpec, alarm_specs, schedule_period_s
 from modelserve.schema import BundleManifest, Task
-from modelserve.settings import Settings
+from modelserve.settings import Settings, env_name
 from monitoring import metric_names as dmn
 
 from .bundling import BUNDLE_DIR_IN_ASSET, python_runtime
@@ -107,7 +107,7 @@ class Monitoring(Construct):
         )
         capture.grant_drift_access(role)
         env = s.to_env(*DRIFT_SETTINGS)
-        env["MS_MODEL_BUNDLE_PATH"] = BUNDLE_DIR_IN_ASSET
+        env[env_name("model_bundle_path")] = BUNDLE_DIR_IN_ASSET
         env.update(capture.environment)
         env.update(powertools_env(s, "drift-check"))
         self.function = lambda_.Function(

@@ -14,7 +14,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from modelserve.schema import BundleManifest
-from modelserve.settings import ENV_HASH_SALT_SECRET, Settings
+from modelserve.settings import ENV_HASH_SALT_SECRET, Settings, env_name
 
 from .bundling import BUNDLE_DIR_IN_ASSET, python_runtime
 from .common import resource_name, retention
@@ -120,7 +120,7 @@ class Serving(Construct):
                 self.hash_salt_secret, "AwsSolutions-SMG4",
                 "The salt must stay the same for hashed captures to remain joinable; rotating it is a deliberate, manual act.",
             )
-        env["MS_MODEL_BUNDLE_PATH"] = BUNDLE_DIR_IN_ASSET  # inside the asset (handler resolves it against LAMBDA_TASK_ROOT)
+        env[env_name("model_bundle_path")] = BUNDLE_DIR_IN_ASSET  # inside the asset (handler resolves it against LAMBDA_TASK_ROOT)
         env.update(extra_environment)
         env.update(powertools_env(s, "inference"))
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -98,14 +97,14 @@ def resolve_bundle(bundle: str | None) -> Path:
 
 
 def run(bundle: str | None, port: int, seconds: float | None, show_metrics: bool) -> int:
-    from .local import LOCAL_BUCKET, LocalGateway, create_local_bucket, load_handler_module, local_aws
+    from .local import LOCAL_BUCKET, LocalGateway, create_local_bucket, load_handler_module, local_aws, local_function_env, scoped_env
 
     bundle_dir = resolve_bundle(bundle)
-    with local_aws() as endpoint:
+    env = local_function_env(bundle_dir)
+    if not show_metrics:
+        env["POWERTOOLS_METRICS_DISABLED"] = "true"
+    with local_aws() as endpoint, scoped_env(env):
         create_local_bucket(LOCAL_BUCKET)
-        os.environ.update({"MS_MODEL_BUNDLE_PATH": str(bundle_dir), "MS_CAPTURE_BUCKET": LOCAL_BUCKET})
-        if not show_metrics:
-            os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
         handler = load_handler_module("inference")
         try:
             gateway = LocalGateway(handler.handler, handler.settings.stage_name, port).start()

@@ -130,14 +130,23 @@ def demo(
     from monitoring.check import DriftReport
 
     from .__main__ import resolve_bundle
-    from .local import LOCAL_BUCKET, LambdaContext, LocalGateway, create_local_bucket, load_handler_module, local_aws, scoped_env
+    from .local import (
+        LOCAL_BUCKET,
+        LambdaContext,
+        LocalGateway,
+        create_local_bucket,
+        load_handler_module,
+        local_aws,
+        local_function_env,
+        scoped_env,
+    )
 
     bundle_dir = resolve_bundle(bundle)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     results: list[PeriodResult] = []
-    env = {"MS_MODEL_BUNDLE_PATH": str(bundle_dir), "MS_CAPTURE_BUCKET": LOCAL_BUCKET, "POWERTOOLS_METRICS_DISABLED": "true"}
+    env = {**local_function_env(bundle_dir), "POWERTOOLS_METRICS_DISABLED": "true"}
     with local_aws() as endpoint, scoped_env(env):
         create_local_bucket(LOCAL_BUCKET)
         inference = load_handler_module("inference")

@@ -231,6 +231,13 @@ def local_aws(port: int = 0) -> Iterator[str]:
         server.stop()
 
 
+def local_function_env(bundle_dir: str | Path) -> dict[str, str]:
+    """What the stack would set on the functions, pointed at the local bundle and bucket."""
+    from .settings import ENV_CAPTURE_BUCKET, env_name
+
+    return {env_name("model_bundle_path"): str(bundle_dir), ENV_CAPTURE_BUCKET: LOCAL_BUCKET}
+
+
 def create_local_bucket(bucket: str = LOCAL_BUCKET) -> None:
     """The bucket the stack would create (encryption and TLS policy are the stack's job)."""
     import boto3

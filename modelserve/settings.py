@@ -32,6 +32,13 @@ CANARY_CONFIGS = (
 )
 
 
+def env_name(setting: str) -> str:
+    """The environment variable carrying a setting to the functions."""
+    if setting not in Settings.model_fields:
+        raise KeyError(setting)
+    return ENV_PREFIX + setting.upper()
+
+
 class SettingsError(ValueError):
     """A setting has a wrong value; the message names the key, the value and what is allowed."""
 
@@ -160,7 +167,7 @@ class Settings(BaseModel):
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for name in cls.model_fields:
-            raw = environ.get(ENV_PREFIX + name.upper())
+            raw = environ.get(env_name(name))
             if raw is not None:
                 values[name] = _decode_env(raw)
         return cls._validated(values)
@@ -179,7 +186,7 @@ class Settings(BaseModel):
             v = getattr(self, name)
             if v is None:
                 continue
-            out[ENV_PREFIX + name.upper()] = json.dumps(list(v)) if isinstance(v, tuple) else str(v)
+            out[env_name(name)] = json.dumps(list(v)) if isinstance(v, tuple) else str(v)
         return out
 
     @classmethod
