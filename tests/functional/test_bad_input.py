@@ -103,3 +103,23 @@ def test_random_json_never_gets_a_5xx(payload, handler, lambda_context) -> None:
     resp = handler(event("rest_v1", "POST", "/predict", raw=raw), lambda_context)
     assert resp["statusCode"] < 500, resp["body"]
     assert resp["statusCode"] in (200, 400, 413, 422)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    payload=json_values
+    | st.fixed_dictionaries(
+        {"dataframe_split": st.fixed_dictionaries({"columns": st.lists(st.sampled_from(list(GOOD) + ["x", 1]), max_size=7), "data": st.lists(st.lists(feature_values, max_size=7), max_size=3)})}
+    )
+)
+def test_random_split_payloads_never_get_a_5xx(payload, handler, lambda_context) -> None:
+    resp = handler(event("http_v2", "POST", "/predict", raw=json.dumps(payload, allow_nan=True).encode()), lambda_context)
+    assert resp["statusCode"] in (200, 400, 413, 422), resp["body"]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payload=json_values | st.lists(st.dictionaries(st.sampled_from(["request_id", "row", "label", "x"]), json_values, max_size=4), max_size=3))
+def test_random_feedback_never_gets_a_5xx(payload, handler, lambda_context) -> None:
+    resp = handler(event("rest_v1", "POST", "/feedback", raw=json.dumps(payload, allow_nan=True).encode()), lambda_context)
+    # no bucket in this fixture: valid feedback is a 503 (storage not configured), never a 500
+    assert resp["statusCode"] in (202, 400, 413, 422, 503), resp["body"]
