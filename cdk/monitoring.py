@@ -229,6 +229,16 @@ class Monitoring(Construct):
             label=label,
         )
 
+    def rejects_by_reason(self) -> cloudwatch.MathExpression:
+        """One line per rejection reason, whatever reasons occur (a CloudWatch SEARCH expression)."""
+        m, ns = self.manifest, self.settings.metrics_namespace
+        dims = f"{imn.DIM_MODEL_NAME},{imn.DIM_MODEL_VERSION},{imn.DIM_REASON}"
+        query = (
+            f'{{{ns},{dims}}} MetricName="{imn.VALIDATION_REJECTS}" '
+            f'{imn.DIM_MODEL_NAME}="{m.model_name}" {imn.DIM_MODEL_VERSION}="{m.version}"'
+        )
+        return cloudwatch.MathExpression(expression=f"SEARCH('{query}', 'Sum', 300)", using_metrics={}, label="")
+
     def metric_for(self, spec: AlarmSpec) -> cloudwatch.IMetric:
         if spec.source == "model":
             metric = cloudwatch.Metric(
@@ -314,6 +324,7 @@ class Monitoring(Construct):
         d.add_widgets(
             graph("Rows scored / captured", [self.model_metric(imn.ROWS_SCORED, "Sum", 300), self.model_metric(imn.CAPTURED_ROWS, "Sum", 300)]),
             graph("Capture errors / validation rejects", [self.model_metric(imn.CAPTURE_ERRORS, "Sum", 300), self.model_metric(imn.VALIDATION_REJECTS, "Sum", 300)]),
+            graph("Validation rejects by reason", [self.rejects_by_reason()]),
             graph("Prediction latency in the function (ms)", [self.model_metric(imn.PREDICTION_LATENCY_MS, p, 300) for p in ("p50", "p99")]),
         )
         d.add_widgets(

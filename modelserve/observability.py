@@ -57,12 +57,12 @@ class EmfMetricHook:
             return
         try:
             unit = _UNITS.get(name, MetricUnit.Count)
-            if dims:  # extra dimensions go in their own EMF blob
+            # always the total under the model's dimensions (what alarms and the dashboard read) ...
+            self.metrics.add_metric(name=name, unit=unit, value=value)
+            if dims:  # ... and the breakdown (e.g. by Reason) in its own EMF blob
                 with single_metric(name=name, unit=unit, value=value, namespace=self.namespace) as m:
                     for k, v in {**self.default_dimensions, **dims}.items():
                         m.add_dimension(name=k, value=v)
-            else:
-                self.metrics.add_metric(name=name, unit=unit, value=value)
         except Exception:  # noqa: BLE001 - logged with a fixed message the MetricsErrors filter counts
             _log.exception(METRICS_ERROR_MESSAGE)
 

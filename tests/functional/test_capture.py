@@ -477,10 +477,9 @@ def test_rejected_request_counts_validation_reject_by_reason(s3, load_inference,
     assert resp["statusCode"] == status and response_json(resp)["error"] == reason
     out = capsys.readouterr().out
     points = metric_points(out, mn.VALIDATION_REJECTS)
-    assert len(points) == 1
-    value, dims, _ = points[0]
-    assert value == 1.0
-    assert dims[mn.DIM_REASON] == reason
-    assert dims[mn.DIM_MODEL_NAME] == sample_bundle.manifest.model_name
-    assert dims[mn.DIM_MODEL_VERSION] == sample_bundle.manifest.version
+    model_dims = {mn.DIM_MODEL_NAME: sample_bundle.manifest.model_name, mn.DIM_MODEL_VERSION: sample_bundle.manifest.version}
+    # the total under the model's dimensions (dashboards, alarms) and the breakdown by reason
+    assert sorted((v, tuple(sorted(d.items()))) for v, d, _ in points) == sorted(
+        [(1.0, tuple(sorted(model_dims.items()))), (1.0, tuple(sorted({**model_dims, mn.DIM_REASON: reason}.items())))]
+    )
     assert metric_points(out, mn.ROWS_SCORED) == [] and objects(s3) == {}

@@ -332,6 +332,8 @@ def test_dashboard_covers_api_lambda_capture_and_every_feature(default: Synth) -
     for f in default.manifest.features:
         assert f'\\"{f.name}\\"' in body or f.name in body
     assert body.count("FeaturePValue") >= len(default.manifest.features)
+    # rejects exist per Reason dimension: the breakdown is a SEARCH over it for this model version
+    assert "SEARCH(" in body and "ModelName,ModelVersion,Reason" in body and default.manifest.version in body
 
 
 # ------------------------------------------------------------------ Firehose and Glue
