@@ -266,7 +266,7 @@ def child(args: argparse.Namespace) -> None:
         return wrapper
 
     ds.read_window = timed("read", ds.read_window)
-    capture_reader.window_keys = timed("list", capture_reader.window_keys)
+    capture_reader.hour_keys = timed("list", capture_reader.hour_keys)
     # the per-object parse (gunzip + JSON), on the consuming thread
     parser = "_decode_rows" if hasattr(capture_reader, "_decode_rows") else "decode_jsonl"
     setattr(capture_reader, parser, timed("parse", getattr(capture_reader, parser)))

@@ -75,13 +75,6 @@ def list_keys(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
             yield obj["Key"]
 
 
-def window_keys(
-    s3: Any, bucket: str, model_name: str, model_version: str, start: datetime, end: datetime, neighbours: bool = False
-) -> list[str]:
-    """Keys under the prefixes of the hours overlapping [start, end)."""
-    return hour_keys(s3, bucket, model_name, model_version, window_hours(start, end), neighbours)
-
-
 def hour_keys(s3: Any, bucket: str, model_name: str, model_version: str, hours: list[datetime], neighbours: bool = False) -> list[str]:
     """Keys under the prefixes (both layouts) of the given UTC hours.
 
