@@ -289,6 +289,3 @@ class Serving(Construct):
             statistic=statistic,
             period=cdk.Duration.seconds(period_s),
         )
-
-    def function_metric(self, metric_name: str, statistic: str, period_s: int = 60) -> cloudwatch.Metric:
-        return self.function.metric(metric_name, statistic=statistic, period=cdk.Duration.seconds(period_s))

@@ -66,10 +66,6 @@ class AlarmSpec:
     min_window_rows: int = 0
     dimensions: dict[str, str] = field(default_factory=dict)  # filled for source == "model"
 
-    @property
-    def runbook(self) -> str:
-        return f"{RUNBOOK_DOC}#{self.runbook_anchor}"
-
 
 _SCHEDULE_UNITS = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
 
