@@ -36,6 +36,7 @@ test: setup assets
 bench: setup
 	$(PY) benchmarks/bench_inference.py
 	$(PY) benchmarks/bench_capture.py
+	$(PY) benchmarks/bench_drift_stats.py
 	$(PY) benchmarks/bench_drift.py
 
 synth: sample
