@@ -115,3 +115,31 @@ def test_quantization_reports_its_cost_and_refuses_past_the_tolerance(tmp_path) 
     with pytest.raises(QuantizationRejected, match="tolerance"):
         export_sklearn(pipe, df, TARGET, "mlp", tmp_path / "q2", quantize=True, accuracy_tolerance=-1.0)
     assert not (tmp_path / "q2" / "manifest.json").exists()
+
+
+def test_a_ready_onnx_classifier_with_zipmap_and_integer_classes_is_served(tmp_path) -> None:
+    """What other exporters often produce: ZipMap probabilities (a list of dicts) and int64 labels."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.linear_model import LogisticRegression
+
+    df = load_training_frame().dropna(subset=NUMERIC)
+    y = df[TARGET].map({"Adelie": 0, "Chinstrap": 1, "Gentoo": 2}).to_numpy()
+    x = df[NUMERIC].to_numpy(np.float32)
+    model = LogisticRegression(max_iter=2000).fit(x, y)
+    onx = convert_sklearn(model, initial_types=[("x", FloatTensorType([None, len(NUMERIC)]))], target_opset=17)  # zipmap on
+    (tmp_path / "m.onnx").write_bytes(onx.SerializeToString())
+    schema = {
+        "model_name": "zipmapped",
+        "features": [{"name": n, "kind": "numeric"} for n in NUMERIC],
+        "outputs": {"task": "classification", "classes": ["0", "1", "2"], "label_output": "output_label", "probability_output": "output_probability"},
+        "input_layout": "single_tensor",
+        "single_input_name": "x",
+    }
+    (tmp_path / "schema.json").write_text(json.dumps(schema))
+    df.to_csv(tmp_path / "ref.csv", index=False)
+    assert main(["export-onnx", "--model", str(tmp_path / "m.onnx"), "--schema", str(tmp_path / "schema.json"), "--reference", str(tmp_path / "ref.csv"), "--out", str(tmp_path / "b")]) == 0
+    bundle = ModelBundle.load(tmp_path / "b")
+    pred = ModelRunner.from_path(bundle.manifest, bundle.model_path).predict(table_from_frame(df, bundle.manifest.features))
+    assert list(pred.labels[:5]) == [str(v) for v in model.predict(x[:5])]
+    assert np.abs(pred.probabilities - model.predict_proba(x)).max() < 1e-5
