@@ -177,10 +177,16 @@ def export_sklearn(
     prepared = prepare_frame(reference, specs)
     runner = _runner_for(manifest, model_bytes)
     pred = runner.predict(table_from_frame(reference, specs))
-    if is_classifier:
-        parity = check_parity(pipeline.predict_proba(prepared), pred.probabilities)
-    else:
-        parity = check_parity(np.asarray(pipeline.predict(prepared)).reshape(-1), pred.labels, relative=True)
+    try:
+        if is_classifier:
+            parity = check_parity(pipeline.predict_proba(prepared), pred.probabilities)
+        else:
+            parity = check_parity(np.asarray(pipeline.predict(prepared)).reshape(-1), pred.labels, relative=True)
+    except ParityError as exc:
+        raise ParityError(
+            f"{exc}. The graph sees float32 numbers and '' for null categories: train the pipeline on "
+            "modelserve.export.prepare_frame(data, specs); trees after a scaler can also flip at float32 thresholds."
+        ) from None
     metrics: dict[str, Any] = {
         "source": "scikit-learn",
         ("parity_max_abs_diff" if is_classifier else "parity_max_rel_diff"): parity,
