@@ -121,11 +121,11 @@ def create_app(service: InferenceService) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return json_response({"error": reason, "message": str(exc.detail)}, exc.status_code, headers_base)
+        return json_response({"error": reason, "message": str(exc.detail), "model_version": m.version}, exc.status_code, headers_base)
 
     @app.exception_handler(RequestValidationError)
     async def fastapi_validation(request: Request, exc: RequestValidationError) -> Response:
-        return json_response({"error": "bad_request", "message": str(exc.errors())[:500]}, 422, headers_base)
+        return json_response({"error": "bad_request", "message": str(exc.errors())[:500], "model_version": m.version}, 422, headers_base)
 
     return app
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support import event, response_json
+from tests.support import event, header, response_json
 
 GOOD = {"bill_length_mm": 39.1, "bill_depth_mm": 18.7, "flipper_length_mm": 181.0, "body_mass_g": 3750.0, "island": "Torgersen", "sex": "male"}
 
@@ -83,9 +83,11 @@ def test_unseen_category_can_be_passed_to_the_model_by_setting(load_inference, l
     assert len(response_json(resp)["predictions"]) == 1
 
 
-def test_unknown_route_and_method_are_4xx(handler, lambda_context) -> None:
-    assert handler(event("rest_v1", "GET", "/nope"), lambda_context)["statusCode"] == 404
-    assert handler(event("rest_v1", "GET", "/predict"), lambda_context)["statusCode"] == 405
+def test_unknown_route_and_method_are_4xx_with_the_model_version(handler, lambda_context) -> None:
+    for method, path, status in (("GET", "/nope", 404), ("GET", "/predict", 405)):
+        resp = handler(event("rest_v1", method, path), lambda_context)
+        assert resp["statusCode"] == status
+        assert response_json(resp)["model_version"] == header(resp, "x-model-version")
 
 
 json_values = st.recursive(
