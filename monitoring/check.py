@@ -318,6 +318,19 @@ def _fmt(x: float | None) -> str:
     return f"{x:.4g}"
 
 
+def tabular_drift(profile: ReferenceProfile, config: DriftConfig) -> TabularDrift:
+    """The per-feature detectors with the config's thresholds (one mapping, used by the checker and
+    by the calibration tests, so they measure what production runs)."""
+    return TabularDrift(
+        profile,
+        alpha=config.alpha,
+        correction=config.correction,
+        numeric_effect_threshold=config.numeric_effect_threshold,
+        categorical_effect_threshold=config.categorical_effect_threshold,
+        drift_share_threshold=config.drift_share_threshold,
+    )
+
+
 # --------------------------------------------------------------------------------------------
 class DriftChecker:
     """Reference-side state (detectors, encoder, PCA, covariance) fitted once; ``check`` windows."""
@@ -325,14 +338,7 @@ class DriftChecker:
     def __init__(self, profile: ReferenceProfile, config: DriftConfig | None = None) -> None:
         self.profile = profile
         self.config = config = config or DriftConfig()
-        self.tabular = TabularDrift(
-            profile,
-            alpha=config.alpha,
-            correction=config.correction,
-            numeric_effect_threshold=config.numeric_effect_threshold,
-            categorical_effect_threshold=config.categorical_effect_threshold,
-            drift_share_threshold=config.drift_share_threshold,
-        )
+        self.tabular = tabular_drift(profile, config)
         self.encoder = TabularEncoder(profile.features).fit(profile.sample)
         x_ref = self.encoder.transform(profile.sample)
         self.multivariate_ok = profile.sample_rows >= 2 and x_ref.shape[1] > 0

@@ -13,11 +13,10 @@ import math
 import numpy as np
 
 from monitoring import synthetic as syn
-from monitoring.check import DriftConfig
+from monitoring.check import DriftConfig, tabular_drift
 from monitoring.expectations import check_expectations
 from monitoring.prediction_drift import detect_prediction_drift
 from monitoring.profile import ReferenceProfile
-from monitoring.univariate import TabularDrift
 
 TRIALS = 200
 WINDOW = 10_000
@@ -36,14 +35,7 @@ def test_no_drift_windows_rarely_alarm():
             syn.feature_specs(), ref, syn.make_predictions(ref, rng), outputs=syn.output_spec()
         )
         window = syn.make_table(WINDOW, rng)
-        summary = TabularDrift(
-            profile,
-            alpha=cfg.alpha,
-            correction=cfg.correction,
-            numeric_effect_threshold=cfg.numeric_effect_threshold,
-            categorical_effect_threshold=cfg.categorical_effect_threshold,
-            drift_share_threshold=cfg.drift_share_threshold,
-        ).predict(window)
+        summary = tabular_drift(profile, cfg).predict(window)
         assert summary.n_tested == len(profile.features)
         dataset_drift += bool(summary.dataset_drift)
         # calibration of the p-values alone (no effect-size threshold): Bonferroni bounds the
