@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt lambda/*/requirements.txt package-lock.json 2>/dev/null | sha256sum | cut -c1-12)
 
-.PHONY: setup run demo test bench synth sample assets clean
+.PHONY: setup run demo test test-fast lint bench synth sample assets clean
 
 setup: $(STAMP)
 
@@ -17,13 +17,13 @@ $(STAMP):
 	touch $@
 
 sample: setup
-	@[ -f models/sample/manifest.json ] || $(PY) -m modelserve build-sample
+	@[ -f models/sample/manifest.json ] || $(PY) -m devtools build-sample
 
 run: setup
-	$(PY) -m modelserve run $(ARGS)
+	$(PY) -m devtools run $(ARGS)
 
 demo: setup
-	$(PY) -m modelserve demo $(ARGS)
+	$(PY) -m devtools demo $(ARGS)
 
 # the Lambda assets, built once without Docker (downloads the wheels; cached by a hash of the requirements)
 assets: sample
@@ -31,7 +31,17 @@ assets: sample
 	$(PY) benchmarks/bench_bundle_size.py --bundle models/sample > .build/assets-report.txt || (cat .build/assets-report.txt; exit 1)
 
 test: setup assets
-	MS_REAL_BUNDLING=1 $(PY) -m pytest -q $(ARGS)
+	MS_REAL_BUNDLING=1 $(PY) -m pytest -q -n auto $(ARGS)
+
+# the inner loop: no real bundling, no tests marked slow (about 20 s here)
+test-fast: setup
+	$(PY) -m pytest -q -n auto -m "not slow" $(ARGS)
+
+# style (ruff), types of the shipped packages (mypy) and the layer contracts (import-linter, pyproject.toml)
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: setup
 	$(PY) benchmarks/bench_inference.py

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from cdk.asset_trim import SERVING_PRUNE  # noqa: E402
-from cdk.bundling import AssetSpec, assemble, find_python  # noqa: E402
+from cdk.bundling import ASSET_PACKAGES, AssetSpec, assemble, find_python  # noqa: E402
 from modelserve.settings import Settings  # noqa: E402
 
 TARGET_MIB = {"inference": 90, "drift_check": 200}
@@ -38,7 +38,6 @@ IMPORTS = {
     "inference": ["onnxruntime", "numpy", "fastapi", "mangum", "orjson", "pydantic", "aws_lambda_powertools", "aws_lambda_powertools.metrics", "aws_lambda_powertools.logging.utils"],
     "drift_check": ["numpy", "scipy", "scipy.stats", "scipy.linalg", "scipy.spatial", "pydantic", "aws_lambda_powertools", "aws_lambda_powertools.metrics"],
 }
-PACKAGES = {"inference": ("modelserve",), "drift_check": ("modelserve", "monitoring")}
 
 
 def settings_from_cdk_json() -> Settings:
@@ -171,7 +170,7 @@ def main() -> int:
     bundle = Path(args.bundle or settings.model_bundle_path)
     bundle = bundle if bundle.is_absolute() else ROOT / bundle
     if not (bundle / "manifest.json").is_file():
-        print(f"no model bundle at {bundle}: run `python -m modelserve build-sample` or pass --bundle", file=sys.stderr)
+        print(f"no model bundle at {bundle}: run `python -m devtools build-sample` or pass --bundle", file=sys.stderr)
         return 2
     cache_ctx = tempfile.TemporaryDirectory(prefix="ms-asset-cache-") if args.fresh else None
     cache_root = Path(cache_ctx.name) if cache_ctx else ROOT / ".build" / "asset-cache"
@@ -182,7 +181,7 @@ def main() -> int:
             spec = AssetSpec(
                 name=name,
                 handler_dir=ROOT / "lambda" / name,
-                packages=tuple(ROOT / p for p in PACKAGES[name]),
+                packages=tuple(ROOT / p for p in ASSET_PACKAGES[name]),
                 bundle_dir=bundle,
                 python_version=settings.python_runtime,
                 architecture=arch,

@@ -21,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,8 @@ def _env(bundle_root: str, capture: bool) -> None:
 
 
 def _bundle() -> Any:
+    from devtools.sample_model import build_sample_bundle
     from modelserve.bundle import ModelBundle
-    from modelserve.sample_model import build_sample_bundle
 
     try:
         return ModelBundle.load(Path(__file__).resolve().parents[1] / "models" / "sample")
@@ -65,7 +66,7 @@ def bench(runs: int, requests: int) -> None:
     import boto3
     from moto import mock_aws
 
-    from modelserve.local import LambdaContext, load_handler_module
+    from devtools.local import LambdaContext, load_handler_module
     from modelserve.records import encode_jsonl_gz
     from tests.support import event
 
@@ -128,9 +129,9 @@ def bench(runs: int, requests: int) -> None:
 
 
 def _now() -> Any:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def main() -> None:

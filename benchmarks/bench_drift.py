@@ -50,7 +50,7 @@ import tempfile
 import time
 import urllib.request
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,7 @@ AWS_ENV = {
     "AWS_REGION": "us-east-1",
 }
 # the window: the 24 h ending at this EventBridge event time
-WINDOW_END = datetime(2026, 3, 2, 0, 0, tzinfo=timezone.utc)
+WINDOW_END = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
 WINDOW_HOURS = 24
 STAGE = "prod"
 POOL = 4096  # distinct pre-serialised (inputs, prediction, probabilities) fragments
@@ -79,8 +79,8 @@ MIB = 1024 * 1024
 
 
 def _bundle_root() -> Path:
+    from devtools.sample_model import build_sample_bundle
     from modelserve.bundle import ModelBundle
-    from modelserve.sample_model import build_sample_bundle
 
     shipped = REPO / "models" / "sample"
     try:

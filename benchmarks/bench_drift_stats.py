@@ -6,7 +6,7 @@
 Timing: median of 5 runs of ``run_drift_check`` (full check incl. fitting the reference-side
 state, MMD with the default 100 permutations on <= 1,000 rows per side, prediction drift,
 outliers, histograms) against a 10,000-row reference profile of the synthetic 8-feature table
-(:mod:`monitoring.synthetic`).
+(:mod:`devtools.synthetic`).
 
 Calibration: fresh reference (10,000 rows) and window per trial; reports the no-drift noise of
 the effect sizes, false-alarm rates of every verdict and detection rates of the required
@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitoring import synthetic as syn  # noqa: E402
+from devtools import synthetic as syn  # noqa: E402
 from monitoring.check import DriftChecker, DriftConfig, run_drift_check  # noqa: E402
 from monitoring.profile import ReferenceProfile  # noqa: E402
 

@@ -28,10 +28,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from modelserve.local import LambdaContext, load_handler_module, rest_v1_event  # noqa: E402
-from modelserve.model import make_session  # noqa: E402
-from modelserve.sample_model import ensure_sample_bundle  # noqa: E402
+from devtools.local import LambdaContext, load_handler_module, rest_v1_event  # noqa: E402
+from devtools.sample_model import ensure_sample_bundle  # noqa: E402
 from modelserve.schema import CATEGORICAL_NULL_TOKEN, FeatureKind  # noqa: E402
+from serving.model import make_session  # noqa: E402
 
 
 def per_call_ms(fn, iterations: int, repeats: int) -> float:
@@ -91,10 +91,10 @@ def main() -> None:
         print(f"{n:>6} {ort_ms:>12.4f} {json_ms:>13.4f} {handler_ms:>11.4f} {handler_ms / ort_ms:>12.2f} {handler_ms / json_ms:>13.2f}")
 
     code = (
-        "import time,sys; t=time.perf_counter(); sys.path.insert(0, {repo!r});"
-        "from modelserve.local import load_handler_module; load_handler_module('inference');"
+        f"import time,sys; t=time.perf_counter(); sys.path.insert(0, {str(REPO)!r});"
+        "from devtools.local import load_handler_module; load_handler_module('inference');"
         "print((time.perf_counter()-t)*1000)"
-    ).format(repo=str(REPO))
+    )
     env = dict(os.environ, MS_MODEL_BUNDLE_PATH=str(bundle.root))
     colds = []
     for _ in range(5):

@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "1")
@@ -43,7 +44,7 @@ def load_manifest(settings: Settings, repo_root: Path = REPO_ROOT) -> tuple[Path
     if not manifest_path.is_file() or not (bundle_dir / MODEL_FILE).is_file():
         raise BundleNotFound(
             f"setting 'model_bundle_path' = {settings.model_bundle_path!r}: no {MANIFEST_FILE} and {MODEL_FILE} in "
-            f"{bundle_dir}. Build the sample bundle with `python -m modelserve build-sample`, or point "
+            f"{bundle_dir}. Build the sample bundle with `python -m devtools build-sample`, or point "
             "model_bundle_path at your exported bundle (cdk.json or -c model_bundle_path=...)."
         )
     return bundle_dir, BundleManifest.from_dict(json.loads(manifest_path.read_text()))

@@ -35,9 +35,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import aws_cdk as cdk
 import jsii
@@ -62,6 +63,13 @@ CTX_MODE = "modelserve:bundling"
 CTX_PREBUILT = "modelserve:prebuilt-assets"
 MODES = ("local", "docker", "skip", "prebuilt")
 BUNDLE_DIR_IN_ASSET = "bundle"
+
+# What each function's asset carries of this repo, besides lambda/<name>/ and the model bundle: the
+# packages of the code it runs, nothing else (developer tools, tests and benchmarks never ship).
+ASSET_PACKAGES: dict[str, tuple[str, ...]] = {
+    "inference": ("modelserve", "serving"),
+    "drift_check": ("modelserve", "driftcheck", "monitoring"),
+}
 _SOURCE_IGNORE = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache")
 _SOURCE_IGNORE_SUFFIXES = (".pyc", ".pyo")
 

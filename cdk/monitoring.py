@@ -1,5 +1,5 @@
 """Monitoring: the scheduled drift-check function, the alarm topic, every alarm of
-``modelserve.alarms.alarm_specs`` (no thresholds here), the "model health" composite alarm
+``cdk.alarms.alarm_specs`` (no thresholds here), the "model health" composite alarm
 and the dashboard."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
+from cdk.alarms import AlarmSpec, alarm_specs, schedule_period_s
 from modelserve import metric_names as imn
-from modelserve.alarms import AlarmSpec, alarm_specs, schedule_period_s
 from modelserve.schema import BundleManifest, Task
 from modelserve.settings import Settings, env_name
 from monitoring import metric_names as dmn

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
-from aws_cdk import aws_codedeploy as codedeploy
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_codedeploy as codedeploy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs

@@ -11,7 +11,7 @@ from modelserve.schema import BundleManifest
 from modelserve.settings import Settings
 
 from .asset_trim import SERVING_PRUNE
-from .bundling import REPO_ROOT, AssetSpec, asset_code
+from .bundling import ASSET_PACKAGES, REPO_ROOT, AssetSpec, asset_code
 from .capture import CaptureStorage
 from .monitoring import Monitoring
 from .serving import Serving
@@ -55,14 +55,14 @@ class ModelServingStack(cdk.Stack):
         self.serving = Serving(
             self, "Serving",
             settings=s, manifest=m,
-            code=asset_code(spec("inference", ("modelserve",), SERVING_PRUNE), bundling_mode, prebuilt_assets),
+            code=asset_code(spec("inference", ASSET_PACKAGES["inference"], SERVING_PRUNE), bundling_mode, prebuilt_assets),
             extra_environment=self.capture.environment,
         )
         self.capture.grant_capture_write(self.serving.role)
         self.monitoring = Monitoring(
             self, "Monitoring",
             settings=s, manifest=m,
-            code=asset_code(spec("drift_check", ("modelserve", "monitoring")), bundling_mode, prebuilt_assets),
+            code=asset_code(spec("drift_check", ASSET_PACKAGES["drift_check"]), bundling_mode, prebuilt_assets),
             capture=self.capture, serving=self.serving,
         )
         for alarm in self.monitoring.rollback_alarms:

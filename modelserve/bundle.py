@@ -5,9 +5,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +50,7 @@ class ModelBundle:
         return self.root / MODEL_FILE
 
     @classmethod
-    def load(cls, root: str | Path) -> "ModelBundle":
+    def load(cls, root: str | Path) -> ModelBundle:
         root = Path(root)
         manifest_path = root / MANIFEST_FILE
         if not manifest_path.is_file():

@@ -16,9 +16,10 @@ import gzip
 import io
 import json
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 CAPTURE_ROOT = "captures"
 FEEDBACK_ROOT = "feedback"
@@ -55,7 +56,7 @@ class CaptureRecord:
         return json.dumps(d, separators=(",", ":"), allow_nan=False)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "CaptureRecord":
+    def from_dict(cls, d: dict[str, Any]) -> CaptureRecord:
         return cls(
             request_id=str(d["request_id"]),
             row=int(d["row"]),
@@ -82,11 +83,11 @@ class FeedbackRecord:
 
 
 def utc_iso(t: datetime) -> str:
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_utc(s: str) -> datetime:
-    return datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 def model_capture_prefix(model_name: str, model_version: str) -> str:
@@ -94,7 +95,7 @@ def model_capture_prefix(model_name: str, model_version: str) -> str:
 
 
 def capture_key(model_name: str, model_version: str, event_time: datetime, request_id: str) -> str:
-    t = event_time.astimezone(timezone.utc)
+    t = event_time.astimezone(UTC)
     return (
         f"{model_capture_prefix(model_name, model_version)}dt={t:%Y-%m-%d}/hour={t:%H}/"
         f"{t:%H%M%S%f}-{request_id}.jsonl.gz"
@@ -102,18 +103,18 @@ def capture_key(model_name: str, model_version: str, event_time: datetime, reque
 
 
 def feedback_key(model_name: str, received: datetime, batch_id: str) -> str:
-    t = received.astimezone(timezone.utc)
+    t = received.astimezone(UTC)
     return f"{FEEDBACK_ROOT}/model={model_name}/dt={t:%Y-%m-%d}/{t:%H%M%S%f}-{batch_id}.jsonl.gz"
 
 
 def report_key(model_name: str, at: datetime, suffix: str) -> str:
-    t = at.astimezone(timezone.utc)
+    t = at.astimezone(UTC)
     return f"{REPORTS_ROOT}/model={model_name}/dt={t:%Y-%m-%d}/{t:%Y%m%dT%H%M%SZ}.{suffix}"
 
 
 def hour_prefixes(model_name: str, model_version: str, hour: datetime) -> tuple[str, str]:
     """Both prefixes captures of one UTC hour can live under: ours and Firehose's default."""
-    t = hour.astimezone(timezone.utc)
+    t = hour.astimezone(UTC)
     base = model_capture_prefix(model_name, model_version)
     return f"{base}dt={t:%Y-%m-%d}/hour={t:%H}/", f"{base}{t:%Y/%m/%d/%H}/"
 
@@ -122,7 +123,7 @@ def window_hours(start: datetime, end: datetime) -> list[datetime]:
     """UTC hour starts overlapping [start, end)."""
     if end <= start:  # an empty window overlaps no hour
         return []
-    h = start.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    h = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     out = []
     while h < end:
         out.append(h)

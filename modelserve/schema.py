@@ -12,9 +12,10 @@ Column representation used everywhere downstream (a "table" is ``dict[str, np.nd
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -65,7 +66,7 @@ class FeatureSpec:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "FeatureSpec":
+    def from_dict(cls, d: Mapping[str, Any]) -> FeatureSpec:
         return cls(
             name=str(d["name"]),
             kind=FeatureKind(d["kind"]),
@@ -92,7 +93,7 @@ class OutputSpec:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "OutputSpec":
+    def from_dict(cls, d: Mapping[str, Any]) -> OutputSpec:
         return cls(
             task=Task(d["task"]),
             classes=tuple(str(c) for c in d.get("classes", ()) or ()),
@@ -138,7 +139,7 @@ class BundleManifest:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "BundleManifest":
+    def from_dict(cls, d: Mapping[str, Any]) -> BundleManifest:
         features = tuple(FeatureSpec.from_dict(f) for f in d["features"])
         if not features:
             raise ValueError("manifest has no features")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -139,7 +140,7 @@ class Settings(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _cross_checks(self) -> "Settings":
+    def _cross_checks(self) -> Settings:
         if self.capture_hash_salt and len(self.capture_hash_salt) < 16:
             raise ValueError("capture_hash_salt must be at least 16 characters (or empty: the stack generates one)")
         both = set(self.redact_features) & set(self.hash_features)
@@ -151,7 +152,7 @@ class Settings(BaseModel):
 
     # --- construction ---
     @classmethod
-    def from_context(cls, context: Mapping[str, Any]) -> "Settings":
+    def from_context(cls, context: Mapping[str, Any]) -> Settings:
         """Build from CDK context; unknown keys and bad values raise SettingsError."""
         known = set(cls.model_fields)
         values = {k: v for k, v in context.items() if k in known}
@@ -163,7 +164,7 @@ class Settings(BaseModel):
         return cls._validated(values)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for name in cls.model_fields:
@@ -173,7 +174,7 @@ class Settings(BaseModel):
         return cls._validated(values)
 
     @classmethod
-    def _validated(cls, values: Mapping[str, Any]) -> "Settings":
+    def _validated(cls, values: Mapping[str, Any]) -> Settings:
         try:
             return cls(**values)
         except ValidationError as exc:

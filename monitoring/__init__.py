@@ -13,8 +13,7 @@ Typical use (the drift Lambda)::
 Modules: ``profile`` (reference profile), ``expectations`` (data quality), ``univariate``
 (KS / chi-squared detectors, effect sizes, multiple testing), ``multivariate`` (MMD, PCA
 reconstruction), ``prediction_drift``, ``outliers`` (Mahalanobis), ``performance``, ``check``
-(config, report, ``run_drift_check``), ``html_report``, ``metric_names``, ``synthetic`` (test
-data generator).
+(config, report, ``run_drift_check``), ``html_report``, ``metric_names``. The synthetic test-data generator lives in ``devtools/synthetic.py`` (never shipped).
 """
 
 from .check import DriftChecker, DriftConfig, DriftReport, run_drift_check

@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter
+from collections.abc import Mapping
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from modelserve.schema import FeatureKind, FeatureSpec
+from .types import FeatureKind, FeatureSpec
 
 
 def table_rows(table: Mapping[str, np.ndarray]) -> int:
@@ -108,11 +109,11 @@ def null_mask(values: np.ndarray) -> np.ndarray:
 def coerce_column(spec: FeatureSpec, col: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(values, null_mask, wrong_type_mask)`` for a feature column (wrong-typed values are
     *not* counted as null: they are removed from the values and reported separately)."""
-    if spec.kind is FeatureKind.CATEGORICAL:
+    if spec.kind == FeatureKind.CATEGORICAL:
         values, wrong = coerce_categorical(col)
         null = null_mask(values) & ~wrong
         return values, null, wrong
-    if spec.kind is FeatureKind.BOOLEAN:
+    if spec.kind == FeatureKind.BOOLEAN:
         values, wrong = coerce_boolean(col)
     else:
         values, wrong = coerce_numeric(col)
@@ -131,7 +132,7 @@ def categorical_levels(spec: FeatureSpec, values: np.ndarray) -> np.ndarray:
     """Object array of string levels (None for null) for categorical or boolean columns.
 
     Booleans map 0.0 -> "0", 1.0 -> "1" (NaN -> None)."""
-    if spec.kind is FeatureKind.BOOLEAN:
+    if spec.kind == FeatureKind.BOOLEAN:
         out = np.full(values.shape[0], None, dtype=object)
         out[values == 0.0] = "0"
         out[values == 1.0] = "1"

@@ -19,12 +19,11 @@ An empty window returns ``window_rows=0`` and ``dataset_drift=None`` without run
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
-
-from modelserve.schema import FeatureKind
 
 from . import metric_names as M
 from ._util import categorical_levels, coerce_column, json_clean, table_rows
@@ -44,6 +43,7 @@ from .outliers import DEFAULT_OUTLIER_RATE_THRESHOLD, MahalanobisOutlierDetector
 from .performance import LabeledPredictions, PerformanceResult, evaluate_performance
 from .prediction_drift import LABEL_OUTPUT, VALUE_OUTPUT, PredictionDriftResult, detect_prediction_drift, probability_output
 from .profile import PredictionColumns, ReferenceProfile
+from .types import FeatureKind
 from .univariate import (
     BONFERRONI,
     DEFAULT_ALPHA,
@@ -98,7 +98,7 @@ class DriftConfig:
         return json_clean(asdict(self))
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "DriftConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> DriftConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -115,7 +115,7 @@ class FeatureHistogram:
         return json_clean(asdict(self))
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "FeatureHistogram":
+    def from_dict(cls, d: Mapping[str, Any]) -> FeatureHistogram:
         return cls(
             feature=str(d["feature"]),
             kind=str(d["kind"]),
@@ -289,7 +289,7 @@ class DriftReport:
         )
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "DriftReport":
+    def from_dict(cls, d: Mapping[str, Any]) -> DriftReport:
         def opt(key: str, typ: Any) -> Any:
             return None if d.get(key) is None else typ.from_dict(d[key])
 
@@ -380,7 +380,7 @@ class DriftChecker:
         table: dict[str, np.ndarray] = dict(present)
         for f in profile.features:
             if f.name not in table:
-                table[f.name] = np.full(n, None, dtype=object) if f.kind is FeatureKind.CATEGORICAL else np.full(n, np.nan)
+                table[f.name] = np.full(n, None, dtype=object) if f.kind == FeatureKind.CATEGORICAL else np.full(n, np.nan)
 
         performance = None
         if labels is not None:

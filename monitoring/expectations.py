@@ -28,15 +28,15 @@ unseen shares are 0 on the reference by construction, so they are published as t
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from modelserve.schema import FeatureKind
-
 from ._util import coerce_column, json_clean, table_rows
 from .profile import ReferenceProfile
+from .types import FeatureKind
 
 MISSING_RATE = "missing_rate"
 OUT_OF_RANGE = "out_of_range"
@@ -111,7 +111,7 @@ class DataQualityResult:
         )
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "DataQualityResult":
+    def from_dict(cls, d: Mapping[str, Any]) -> DataQualityResult:
         nan = float("nan")
         return cls(
             results=tuple(
@@ -153,16 +153,16 @@ def check_expectations(
         fp = profile[spec.name]
         col = table.get(spec.name)
         if col is None:
-            col = np.full(n, None, dtype=object) if spec.kind is FeatureKind.CATEGORICAL else np.full(n, np.nan)
+            col = np.full(n, None, dtype=object) if spec.kind == FeatureKind.CATEGORICAL else np.full(n, np.nan)
         values, null, wrong = coerce_column(spec, col)
 
         def share(k: int) -> float:
             return k / n if n else float("nan")
 
-        def result(check: str, flagged: int, threshold: float, ref_share: float | None) -> ExpectationResult:
+        def result(check: str, flagged: int, threshold: float, ref_share: float | None, feature: str = spec.name) -> ExpectationResult:
             s = share(flagged)
             return ExpectationResult(
-                feature=spec.name,
+                feature=feature,
                 check=check,
                 share=s,
                 threshold=float(threshold),
@@ -178,7 +178,7 @@ def check_expectations(
         results.append(result(MISSING_RATE, int(null.sum()), p_ref + missing_rate_tolerance + margin, p_ref))
 
         # out of range (numeric)
-        if spec.kind is FeatureKind.NUMERIC:
+        if spec.kind == FeatureKind.NUMERIC:
             lo, hi = fp.range
             outside = np.zeros(n, dtype=bool)
             with np.errstate(invalid="ignore"):
@@ -189,7 +189,7 @@ def check_expectations(
             results.append(result(OUT_OF_RANGE, int(outside.sum()), out_of_range_threshold, 0.0))
 
         # unseen categories (categorical)
-        if spec.kind is FeatureKind.CATEGORICAL:
+        if spec.kind == FeatureKind.CATEGORICAL:
             known = set(fp.known_categories)
             unseen = sum(1 for v, w in zip(values, wrong) if v is not None and not w and v not in known)
             results.append(result(UNSEEN_CATEGORY, unseen, unseen_category_threshold, 0.0))

@@ -9,8 +9,9 @@ frequent categories (up to ``max_levels``), then "(other)" for the remaining kno
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -76,7 +77,7 @@ class HistogramBins:
         return json_clean({"kind": self.kind, "edges": self.edges, "levels": self.levels, "known": self.known})
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "HistogramBins":
+    def from_dict(cls, d: Mapping[str, Any]) -> HistogramBins:
         return cls(
             kind=str(d["kind"]),
             edges=tuple(float(x) for x in d.get("edges", ()) or ()),

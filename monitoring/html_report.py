@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from .check import DriftReport, FeatureHistogram
 from .profile import ReferenceProfile

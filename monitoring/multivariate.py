@@ -33,14 +33,14 @@ correlation change was invisible (ratio ~1.0), hence 0.65.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from modelserve.schema import FeatureKind, FeatureSpec
-
 from ._util import coerce_column, json_clean, level_counts, table_rows
+from .types import FeatureKind, FeatureSpec
 
 DEFAULT_MMD_MAX_ROWS = 1000
 DEFAULT_MMD_PERMUTATIONS = 100
@@ -60,11 +60,11 @@ class TabularEncoder:
         self.categories: dict[str, list[str]] = {}
         self.column_names: list[str] = []
 
-    def fit(self, table: Mapping[str, np.ndarray]) -> "TabularEncoder":
+    def fit(self, table: Mapping[str, np.ndarray]) -> TabularEncoder:
         names: list[str] = []
         for spec in self.features:
             values, _null, _wrong = coerce_column(spec, table[spec.name])
-            if spec.kind is FeatureKind.CATEGORICAL:
+            if spec.kind == FeatureKind.CATEGORICAL:
                 cats = list(level_counts(values))[: self.max_categories]
                 self.categories[spec.name] = cats
                 names += [f"{spec.name}={c}" for c in cats] + [f"{spec.name}:null", f"{spec.name}:other"]
@@ -91,9 +91,9 @@ class TabularEncoder:
         for spec in self.features:
             col = present.get(spec.name)
             if col is None:
-                col = np.full(n, None, dtype=object) if spec.kind is FeatureKind.CATEGORICAL else np.full(n, np.nan)
+                col = np.full(n, None, dtype=object) if spec.kind == FeatureKind.CATEGORICAL else np.full(n, np.nan)
             values, null, wrong = coerce_column(spec, col)
-            if spec.kind is FeatureKind.CATEGORICAL:
+            if spec.kind == FeatureKind.CATEGORICAL:
                 cats = self.categories[spec.name]
                 index = {c: i for i, c in enumerate(cats)}
                 block = np.zeros((n, len(cats) + 2))
@@ -120,7 +120,7 @@ class PCA:
         self.n_components = n_components
         self.max_components = max_components
 
-    def fit(self, x: np.ndarray) -> "PCA":
+    def fit(self, x: np.ndarray) -> PCA:
         x = np.asarray(x, dtype=np.float64)
         self.mean_ = x.mean(axis=0) if len(x) else np.zeros(x.shape[1])
         _, s, vt = np.linalg.svd(x - self.mean_, full_matrices=False)
@@ -171,7 +171,7 @@ class MMDResult:
         return json_clean({k: getattr(self, k) for k in self.__dataclass_fields__})
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "MMDResult":
+    def from_dict(cls, d: Mapping[str, Any]) -> MMDResult:
         nan = float("nan")
         return cls(
             statistic=nan if d.get("statistic") is None else float(d["statistic"]),
@@ -313,7 +313,7 @@ class ReconstructionResult:
         return json_clean({k: getattr(self, k) for k in self.__dataclass_fields__})
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ReconstructionResult":
+    def from_dict(cls, d: Mapping[str, Any]) -> ReconstructionResult:
         nan = float("nan")
         f = lambda k: nan if d.get(k) is None else float(d[k])  # noqa: E731
         return cls(

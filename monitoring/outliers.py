@@ -16,8 +16,9 @@ category in 10% of rows gives ~0.11 (alarm 200/200).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +44,7 @@ class OutlierResult:
         return json_clean({k: getattr(self, k) for k in self.__dataclass_fields__})
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "OutlierResult":
+    def from_dict(cls, d: Mapping[str, Any]) -> OutlierResult:
         nan = float("nan")
         return cls(
             rate=nan if d.get("rate") is None else float(d["rate"]),

@@ -11,16 +11,16 @@ are dropped; every metric is None when no labelled rows remain.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from scipy.stats import rankdata
 
-from modelserve.schema import Task
-
 from ._util import json_clean
 from .profile import PredictionColumns
+from .types import Task
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,7 +51,7 @@ class PerformanceResult:
         return json_clean({k: getattr(self, k) for k in self.__dataclass_fields__})
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "PerformanceResult":
+    def from_dict(cls, d: Mapping[str, Any]) -> PerformanceResult:
         return cls(**{k: d.get(k) for k in cls.__dataclass_fields__})
 
 
@@ -147,7 +147,7 @@ def evaluate_performance(task: Task | str | None, labels: LabeledPredictions, cl
         Task.REGRESSION if labels.predictions.values is not None else Task.CLASSIFICATION
     )
     pred = labels.predictions
-    if task is Task.REGRESSION:
+    if task == Task.REGRESSION:
         if pred.values is None:
             return PerformanceResult(task=task.value, n_labels=0)
         return regression_metrics(labels.y_true, pred.values)

@@ -10,14 +10,13 @@ Wasserstein/sd and JS-distance effect sizes as the features). ``is_drift`` = any
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
-
-
-from modelserve.schema import Task
+from typing import Any
 
 from ._util import json_clean
 from .profile import PredictionColumns, ReferenceProfile
+from .types import Task
 from .univariate import (
     BONFERRONI,
     DEFAULT_ALPHA,
@@ -63,7 +62,7 @@ class PredictionDriftResult:
         )
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "PredictionDriftResult":
+    def from_dict(cls, d: Mapping[str, Any]) -> PredictionDriftResult:
         return cls(
             task=d.get("task"),
             results=tuple(UnivariateResult.from_dict(r) for r in d.get("results", ())),
@@ -86,7 +85,7 @@ def detect_prediction_drift(
     ref = profile.sample_predictions
     raw: list[UnivariateResult] = []
     if predictions is not None and not predictions.is_empty:
-        if task is Task.REGRESSION:
+        if task == Task.REGRESSION:
             if ref.values is not None and predictions.values is not None:
                 det = KSDrift(ref.values, feature=VALUE_OUTPUT, alpha=alpha, effect_threshold=numeric_effect_threshold)
                 raw.append(det.predict(predictions.values))

@@ -12,12 +12,11 @@ PCA, Mahalanobis, prediction KS) use a joint row sample of at most ``max_sample_
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
-
-from modelserve.schema import MAX_REFERENCE_ROWS, FeatureKind, FeatureSpec, OutputSpec, Table, Task
 
 from ._util import (
     BOOLEAN_LEVELS,
@@ -31,6 +30,7 @@ from ._util import (
     table_rows,
 )
 from .histograms import HistogramBins, categorical_bins, numeric_bins
+from .types import MAX_SAMPLE_ROWS, ColumnSpec, FeatureKind, FeatureSpec, OutputsSpec, Table, Task, feature_specs, task_of
 
 PROFILE_FORMAT_VERSION = 1
 DEFAULT_QUANTILES: tuple[float, ...] = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
@@ -44,7 +44,7 @@ class PredictionColumns:
     """Model outputs for a table's rows (any field may be None).
 
     labels: object array of str (classifiers' predicted class);
-    probabilities: float array [N, K] in ``OutputSpec.classes`` order;
+    probabilities: float array [N, K] in ``OutputsSpec.classes`` order;
     values: float array (regression predictions).
     """
 
@@ -78,7 +78,7 @@ class PredictionColumns:
     def is_empty(self) -> bool:
         return self.labels is None and self.probabilities is None and self.values is None
 
-    def take(self, idx: np.ndarray) -> "PredictionColumns":
+    def take(self, idx: np.ndarray) -> PredictionColumns:
         return PredictionColumns(
             labels=None if self.labels is None else self.labels[idx],
             probabilities=None if self.probabilities is None else self.probabilities[idx],
@@ -89,7 +89,7 @@ class PredictionColumns:
         return json_clean({"labels": self.labels, "probabilities": self.probabilities, "values": self.values})
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any] | None) -> "PredictionColumns":
+    def from_dict(cls, d: Mapping[str, Any] | None) -> PredictionColumns:
         d = d or {}
         probs = d.get("probabilities")
         return cls(
@@ -195,7 +195,7 @@ class FeatureProfile:
         )
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "FeatureProfile":
+    def from_dict(cls, d: Mapping[str, Any]) -> FeatureProfile:
         nan = float("nan")
         g = lambda k: nan if d.get(k) is None else float(d[k])  # noqa: E731
         return cls(
@@ -226,16 +226,16 @@ def profile_feature(
     values, null, wrong = coerce_column(spec, column)
     n = len(values)
     common = dict(spec=spec, n_rows=n, n_missing=int(null.sum()), n_wrong_type=int(wrong.sum()))
-    if spec.kind is FeatureKind.CATEGORICAL or spec.kind is FeatureKind.BOOLEAN:
+    if spec.kind == FeatureKind.CATEGORICAL or spec.kind == FeatureKind.BOOLEAN:
         levels = categorical_levels(spec, values)
         counts = level_counts(levels)
-        if spec.kind is FeatureKind.BOOLEAN:
+        if spec.kind == FeatureKind.BOOLEAN:
             known = BOOLEAN_LEVELS
         else:
             known = tuple(sorted(set(spec.categories) | set(counts)))
         bins = categorical_bins(counts, known)
         extra: dict[str, Any] = {}
-        if spec.kind is FeatureKind.BOOLEAN:
+        if spec.kind == FeatureKind.BOOLEAN:
             finite = values[~np.isnan(values)]
             extra = _numeric_stats(finite, quantile_levels)
         return FeatureProfile(
@@ -294,7 +294,7 @@ class OutputProfile:
         )
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "OutputProfile":
+    def from_dict(cls, d: Mapping[str, Any]) -> OutputProfile:
         return cls(
             task=None if d.get("task") is None else Task(d["task"]),
             classes=tuple(str(c) for c in d.get("classes", ())),
@@ -304,9 +304,9 @@ class OutputProfile:
         )
 
 
-def infer_task(predictions: PredictionColumns | None, outputs: OutputSpec | None = None) -> Task | None:
+def infer_task(predictions: PredictionColumns | None, outputs: OutputsSpec | None = None) -> Task | None:
     if outputs is not None:
-        return outputs.task
+        return task_of(outputs.task)
     if predictions is None or predictions.is_empty:
         return None
     if predictions.values is not None:
@@ -314,7 +314,7 @@ def infer_task(predictions: PredictionColumns | None, outputs: OutputSpec | None
     return Task.CLASSIFICATION
 
 
-def profile_outputs(predictions: PredictionColumns | None, outputs: OutputSpec | None = None) -> OutputProfile:
+def profile_outputs(predictions: PredictionColumns | None, outputs: OutputsSpec | None = None) -> OutputProfile:
     task = infer_task(predictions, outputs)
     if predictions is None or predictions.is_empty:
         return OutputProfile(task=task, classes=tuple(outputs.classes) if outputs else ())
@@ -361,17 +361,17 @@ class ReferenceProfile:
     @classmethod
     def fit(
         cls,
-        features: tuple[FeatureSpec, ...],
+        features: Sequence[ColumnSpec],
         table: Mapping[str, np.ndarray],
         predictions: PredictionColumns | None = None,
         *,
-        outputs: OutputSpec | None = None,
-        max_sample_rows: int = MAX_REFERENCE_ROWS,
+        outputs: OutputsSpec | None = None,
+        max_sample_rows: int = MAX_SAMPLE_ROWS,
         quantile_levels: tuple[float, ...] = DEFAULT_QUANTILES,
         histogram_bins: int = 20,
         seed: int = 0,
-    ) -> "ReferenceProfile":
-        features = tuple(features)
+    ) -> ReferenceProfile:
+        features = feature_specs(features)
         missing = [f.name for f in features if f.name not in table]
         if missing:
             raise KeyError(f"reference table lacks features {missing}")
@@ -418,7 +418,7 @@ class ReferenceProfile:
         )
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ReferenceProfile":
+    def from_dict(cls, d: Mapping[str, Any]) -> ReferenceProfile:
         version = int(d.get("format_version", PROFILE_FORMAT_VERSION))
         if version > PROFILE_FORMAT_VERSION:
             raise ValueError(f"profile format {version} is newer than supported {PROFILE_FORMAT_VERSION}")
@@ -426,7 +426,7 @@ class ReferenceProfile:
         sample: Table = {}
         for f in features:
             raw = d["sample"][f.name]
-            if f.kind is FeatureKind.CATEGORICAL:
+            if f.kind == FeatureKind.CATEGORICAL:
                 sample[f.name] = np.array([None if v is None else str(v) for v in raw], dtype=object)
             else:
                 sample[f.name] = float_array(raw)

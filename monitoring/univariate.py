@@ -35,7 +35,7 @@ Default thresholds and the evaluation that set them
 ``DEFAULT_NUMERIC_EFFECT_THRESHOLD = 0.1`` (Wasserstein/sd) and
 ``DEFAULT_CATEGORICAL_EFFECT_THRESHOLD = 0.1`` (JS distance) -- the values Evidently uses for
 its normed Wasserstein and JS-distance tests. Evaluated with ``benchmarks/bench_drift_stats.py
---calibrate`` on :mod:`monitoring.synthetic` (5 numeric incl. a skewed, a heavy-tailed and an
+--calibrate`` on :mod:`devtools.synthetic` (5 numeric incl. a skewed, a heavy-tailed and an
 integer one, 2 categorical, 1 boolean, nullable columns): fresh 10,000-row reference and fresh
 window per trial, 200 trials per scenario, alpha 0.05, Bonferroni over 8 features, dataset
 drift = any feature drifted (``drift_share_threshold=0``).
@@ -64,17 +64,17 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from modelserve.schema import FeatureKind
-
 from ._util import categorical_levels, coerce_column, json_clean, level_counts, null_mask, table_rows
 from .profile import FeatureProfile, ReferenceProfile
+from .types import FeatureKind
 
 DEFAULT_ALPHA = 0.05
 DEFAULT_NUMERIC_EFFECT_THRESHOLD = 0.1
@@ -200,7 +200,7 @@ class UnivariateResult:
     def tested(self) -> bool:
         return not math.isnan(self.p_value)
 
-    def with_corrected(self, p_corrected: float) -> "UnivariateResult":
+    def with_corrected(self, p_corrected: float) -> UnivariateResult:
         drift = bool(
             not math.isnan(p_corrected)
             and p_corrected < self.alpha
@@ -213,7 +213,7 @@ class UnivariateResult:
         return json_clean({k: getattr(self, k) for k in self.__dataclass_fields__})
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "UnivariateResult":
+    def from_dict(cls, d: Mapping[str, Any]) -> UnivariateResult:
         nan = float("nan")
         f = lambda k: nan if d.get(k) is None else float(d[k])  # noqa: E731
         return cls(
@@ -323,7 +323,7 @@ class ChiSquareDrift:
         self._index = {k: i for i, k in enumerate(self.levels)}
 
     @classmethod
-    def from_levels(cls, levels: Iterable[Any], **kwargs: Any) -> "ChiSquareDrift":
+    def from_levels(cls, levels: Iterable[Any], **kwargs: Any) -> ChiSquareDrift:
         levels = np.asarray(list(levels), dtype=object)
         return cls(level_counts(levels), int(null_mask(levels).sum()), **kwargs)
 
@@ -404,7 +404,7 @@ class FeatureDriftSummary:
         )
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "FeatureDriftSummary":
+    def from_dict(cls, d: Mapping[str, Any]) -> FeatureDriftSummary:
         return cls(
             results=tuple(UnivariateResult.from_dict(r) for r in d["results"]),
             correction=str(d["correction"]),
@@ -454,7 +454,7 @@ class TabularDrift:
         self.detectors: dict[str, KSDrift | ChiSquareDrift] = {}
         for spec in profile.features:
             fp: FeatureProfile = profile[spec.name]
-            if spec.kind is FeatureKind.NUMERIC:
+            if spec.kind == FeatureKind.NUMERIC:
                 self.detectors[spec.name] = KSDrift(
                     profile.sample[spec.name],
                     feature=spec.name,
@@ -479,7 +479,7 @@ class TabularDrift:
             det = self.detectors[spec.name]
             col = table.get(spec.name)
             if col is None:
-                col = np.full(n, None, dtype=object) if spec.kind is FeatureKind.CATEGORICAL else np.full(n, np.nan)
+                col = np.full(n, None, dtype=object) if spec.kind == FeatureKind.CATEGORICAL else np.full(n, np.nan)
             values, _null, wrong = coerce_column(spec, col)
             if isinstance(det, KSDrift):
                 raw.append(det.predict(values))

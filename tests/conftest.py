@@ -1,24 +1,22 @@
 from __future__ import annotations
 
 import os
-import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from devtools.local import LambdaContext, load_handler_module
+from modelserve.bundle import ModelBundle
 
-from modelserve.bundle import ModelBundle  # noqa: E402
-from modelserve.local import LambdaContext, load_handler_module  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
 def sample_bundle(tmp_path_factory: pytest.TempPathFactory) -> ModelBundle:
     """The real sample bundle (penguins classifier), exported once per test session."""
-    from modelserve.sample_model import build_sample_bundle
+    from devtools.sample_model import build_sample_bundle
 
     return build_sample_bundle(tmp_path_factory.mktemp("bundle") / "sample")
 

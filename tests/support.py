@@ -6,7 +6,7 @@ import base64
 import copy
 import gzip
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ def event(kind: str, method: str, path: str, body: Any = None, *, raw: bytes | N
 def _stamp_now(ev: dict[str, Any]) -> None:
     """API Gateway stamps each request with its arrival time; so do we (captures are dated by it)."""
     ctx = ev.get("requestContext") or {}
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     ms = int(now.timestamp() * 1000)
     if "requestTimeEpoch" in ctx:
         ctx["requestTimeEpoch"] = ms

@@ -13,8 +13,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import boto3  # noqa: E402
 
+from driftcheck.drift_service import DriftService
 from modelserve.bundle import ModelBundle  # noqa: E402
-from modelserve.drift_service import DriftService
 from modelserve.observability import make_logger
 from modelserve.settings import ENV_CAPTURE_BUCKET, Settings
 

@@ -10,11 +10,11 @@ from typing import Any
 
 from mangum import Mangum
 
-from modelserve.api import StageRootPath, create_app
 from modelserve.bundle import ModelBundle
 from modelserve.observability import EmfMetricHook, make_logger
-from modelserve.service import InferenceService
 from modelserve.settings import Settings
+from serving.api import StageRootPath, create_app
+from serving.service import InferenceService
 
 settings = Settings.from_env()
 if not os.path.isabs(settings.model_bundle_path):  # relative to the asset root, not the cwd

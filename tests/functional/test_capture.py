@@ -12,7 +12,7 @@ import math
 import random
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -21,9 +21,9 @@ from botocore.exceptions import EndpointConnectionError
 
 from modelserve import metric_names as mn
 from modelserve.records import capture_key, decode_jsonl, hour_prefixes, model_capture_prefix, parse_utc
-from modelserve.service import InferenceService
 from modelserve.settings import Settings
-from tests.support import event, header, response_json, read_jsonl_gz
+from serving.service import InferenceService
+from tests.support import event, header, read_jsonl_gz, response_json
 
 BUCKET = "modelserve-test-captures"
 STREAM = "modelserve-test-captures"
@@ -105,7 +105,7 @@ def live_event(kind: str, method: str, path: str, body: Any = None, **kw: Any) -
 
 def utc_now_ms() -> datetime:
     """Now, floored to the millisecond (API Gateway's request times have ms resolution)."""
-    t = datetime.now(timezone.utc)
+    t = datetime.now(UTC)
     return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 
@@ -129,7 +129,7 @@ def test_batch_request_writes_one_whole_object_matching_the_answer(s3, load_infe
     puts = count_attempts(mod.service.capturer.sink.client, "PutObject")
 
     resp = mod.handler(ev, lambda_context)
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
 
     assert resp["statusCode"] == 200
     answer = response_json(resp)
@@ -180,7 +180,7 @@ def test_capture_is_dated_by_the_api_gateway_request_time(s3, load_inference, sa
 def test_service_dates_capture_by_the_given_event_time(s3, sample_bundle) -> None:
     make_bucket(s3)
     service = InferenceService.from_settings(Settings(), {"MS_CAPTURE_BUCKET": BUCKET}, bundle=sample_bundle)
-    t = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)
+    t = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
     service.predict({"instances": rows(sample_bundle, 2)}, "req-1", event_time=t)
     (key,) = objects(s3)
     m = sample_bundle.manifest
@@ -332,7 +332,7 @@ def test_firehose_sink_delivers_records_under_the_model_prefix(s3, load_inferenc
         resp = post(mod, lambda_context, {"instances": sent[rid]}, kind="http_v2", request_id=rid)
         assert resp["statusCode"] == 200
         answers[rid] = response_json(resp)
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
 
     stored = objects(s3)
     assert stored and all(k.startswith(prefix) for k in stored)

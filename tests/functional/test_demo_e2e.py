@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelserve.demo import PERIOD_QUIET, PERIOD_SHIFTED, demo
+from devtools.demo import PERIOD_QUIET, PERIOD_SHIFTED, demo
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_bring_your_own_regression_model_with_a_boolean_feature_runs_the_whole_l
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder
 
-    from modelserve.export import export_sklearn, prepare_frame
+    from devtools.export import export_sklearn, prepare_frame
     from modelserve.schema import infer_feature_specs
 
     rng = np.random.default_rng(0)

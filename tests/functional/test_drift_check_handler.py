@@ -6,14 +6,14 @@ from __future__ import annotations
 import gzip
 import json
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
 from moto import mock_aws
 
+from devtools.local import load_handler_module
 from modelserve import metric_names as mn
-from modelserve.local import load_handler_module
 from modelserve.records import capture_key
 from monitoring import metric_names as M
 from tests.support import event
@@ -88,7 +88,7 @@ def test_quiet_then_shifted_traffic_publishes_the_right_metrics_and_reports(hand
     rng = random.Random(5)
 
     _send(inference, lambda_context, rows, 100, rng)
-    t1 = datetime.now(timezone.utc) + timedelta(seconds=1)
+    t1 = datetime.now(UTC) + timedelta(seconds=1)
     quiet = drift.handler(scheduled_event(t1), lambda_context)
     assert quiet["rows_seen"] == 1000 and quiet["dataset_drift"] is False and quiet["corrupt_objects"] == 0
 
@@ -119,7 +119,7 @@ def test_quiet_then_shifted_traffic_publishes_the_right_metrics_and_reports(hand
 
 def test_empty_window_publishes_zero_rows_and_no_verdict(handlers, sample_bundle, lambda_context) -> None:
     _, drift = handlers
-    at = datetime.now(timezone.utc)
+    at = datetime.now(UTC)
     out = drift.handler(scheduled_event(at), lambda_context)
     assert out["rows_seen"] == 0 and out["dataset_drift"] is None
     version = sample_bundle.manifest.version
@@ -131,7 +131,7 @@ def test_corrupt_and_truncated_objects_are_skipped_and_counted(handlers, sample_
     inference, drift = handlers
     rows = [r["inputs"] for r in sample_bundle.reference_rows()]
     _send(inference, lambda_context, rows, 20, random.Random(1))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     m = sample_bundle.manifest
     s3 = boto3.client("s3")
     good = gzip.compress(b'{"not": "a capture record"}\n')
@@ -150,7 +150,7 @@ def test_explicit_window_reads_only_that_window(handlers, sample_bundle, lambda_
     inference, drift = handlers
     rows = [r["inputs"] for r in sample_bundle.reference_rows()]
     _send(inference, lambda_context, rows, 10, random.Random(2))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     past = {"window": {"start": (now - timedelta(hours=5)).isoformat(), "end": (now - timedelta(hours=4)).isoformat()}}
     assert drift.handler(past, lambda_context)["rows_seen"] == 0
     around = {"window": {"start": (now - timedelta(minutes=5)).isoformat(), "end": (now + timedelta(seconds=1)).isoformat()}}
@@ -161,7 +161,7 @@ def test_read_past_the_time_budget_checks_a_partial_window_and_says_so(handlers,
     inference, drift = handlers
     rows = [r["inputs"] for r in sample_bundle.reference_rows()]
     _send(inference, lambda_context, rows, 5, random.Random(4))
-    at = datetime.now(timezone.utc) + timedelta(seconds=1)
+    at = datetime.now(UTC) + timedelta(seconds=1)
     run = drift.service.run(scheduled_event(at), read_budget_s=0.0)
     assert run.window.partial is True
     assert run.window.objects_listed == 5 and run.window.objects_read < 5
@@ -181,7 +181,7 @@ def test_drift_function_imports_nothing_only_the_inference_asset_has(sample_bund
         "import sys\n"
         "for m in ('onnxruntime', 'fastapi', 'mangum', 'starlette', 'orjson', 'sklearn', 'skl2onnx', 'pandas'):\n"
         "    sys.modules[m] = None  # import fails, as in the asset\n"
-        "from modelserve.local import load_handler_module\n"
+        "from devtools.local import load_handler_module\n"
         "mod = load_handler_module('drift_check')\n"
         "print('ok', type(mod.service).__name__)\n"
     )

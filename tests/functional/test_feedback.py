@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 import os
 import re
-from datetime import datetime, timezone
-from typing import Any, Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
+from devtools.local import load_handler_module
 from modelserve import metric_names as mn
-from modelserve.local import load_handler_module
 from modelserve.records import parse_utc
-from tests.support import event, header, response_json, read_jsonl_gz
+from tests.support import event, header, read_jsonl_gz, response_json
 
 BUCKET = "modelserve-test-feedback"
 
@@ -58,9 +59,9 @@ def _key_pattern(model_name: str, batch_id: str) -> str:
 @pytest.mark.parametrize("kind", ["rest_v1", "http_v2"])
 def test_single_item_is_stored(s3, inference, sample_bundle, lambda_context, capsys, kind) -> None:
     m = sample_bundle.manifest
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     resp = send(inference, lambda_context, {"request_id": "pred-123", "row": 0, "label": "Gentoo"}, kind=kind, request_id="fb-single")
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
     assert resp["statusCode"] == 202
     assert response_json(resp) == {"accepted": 1, "feedback_id": "fb-single"}
     assert header(resp, "x-request-id") == "fb-single"

@@ -1,4 +1,4 @@
-"""The README's first command: `python -m modelserve run` serves the real handler on 127.0.0.1."""
+"""The README's first command: `python -m devtools run` serves the real handler on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def test_run_serves_predictions_docs_and_errors_on_loopback(sample_bundle) -> No
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MS_", "AWS_"))}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "modelserve", "run", "--bundle", str(sample_bundle.root), "--port", str(port), "--seconds", "60"],
+        [sys.executable, "-m", "devtools", "run", "--bundle", str(sample_bundle.root), "--port", str(port), "--seconds", "60"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:

@@ -4,17 +4,17 @@ is still a uniform sample of the window."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import numpy as np
 import pytest
 from moto import mock_aws
 
-from modelserve.capture import Capturer, S3CaptureSink
-from modelserve.capture_reader import HOUR_SETTLE, Segment, hour_sample_key, merge_segments, read_window
+from driftcheck.capture_reader import HOUR_SETTLE, Segment, hour_sample_key, merge_segments, read_window
 from modelserve.records import SAMPLES_ROOT
 from modelserve.schema import rows_to_table
+from serving.capture import Capturer, S3CaptureSink
 
 BUCKET = "window-reader-test"
 
@@ -41,7 +41,7 @@ def _hour(dt: datetime) -> datetime:
 
 def test_settled_hours_are_read_once_then_taken_from_their_samples(s3, sample_bundle) -> None:
     m = sample_bundle.manifest
-    now = _hour(datetime.now(timezone.utc)) + timedelta(minutes=30)  # whatever the clock, the last hour has settled
+    now = _hour(datetime.now(UTC)) + timedelta(minutes=30)  # whatever the clock, the last hour has settled
     h3 = _hour(now) - timedelta(hours=3)  # three whole hours, all settled
     for h in range(3):
         for i in range(4):
@@ -61,7 +61,7 @@ def test_settled_hours_are_read_once_then_taken_from_their_samples(s3, sample_bu
 
 def test_recent_hours_are_not_stored_until_they_settle(s3, sample_bundle) -> None:
     m = sample_bundle.manifest
-    now = _hour(datetime.now(timezone.utc)) + timedelta(minutes=5)
+    now = _hour(datetime.now(UTC)) + timedelta(minutes=5)
     last_hour = _hour(now) - timedelta(hours=1)
     _capture(s3, sample_bundle, last_hour + timedelta(minutes=59), "late", 3)
     read_window(s3, BUCKET, m.model_name, m.version, last_hour, now, sample_cap=100, now=now)
@@ -73,7 +73,7 @@ def test_recent_hours_are_not_stored_until_they_settle(s3, sample_bundle) -> Non
 
 def test_a_corrupt_hour_sample_falls_back_to_the_captures(s3, sample_bundle) -> None:
     m = sample_bundle.manifest
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     h = _hour(now) - timedelta(hours=2)
     _capture(s3, sample_bundle, h + timedelta(minutes=3), "r1", 7)
     s3.put_object(Bucket=BUCKET, Key=hour_sample_key(m.model_name, m.version, h, 100), Body=b"\x1f\x8b garbage")
@@ -82,7 +82,7 @@ def test_a_corrupt_hour_sample_falls_back_to_the_captures(s3, sample_bundle) -> 
 
 
 def test_merged_sample_takes_from_each_hour_in_proportion_to_its_rows() -> None:
-    t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    t = datetime(2026, 1, 1, tzinfo=UTC)
     big = Segment(t, t, [{"h": "big", "i": i} for i in range(100)], rows_seen=9000)  # sampled down to 100
     small = Segment(t, t, [{"h": "small", "i": i} for i in range(10)], rows_seen=10)
     mid = Segment(t, t, [{"h": "mid", "i": i} for i in range(100)], rows_seen=990)
@@ -101,7 +101,7 @@ def test_merged_sample_takes_from_each_hour_in_proportion_to_its_rows() -> None:
 
 
 def test_merge_of_small_windows_keeps_every_row() -> None:
-    t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    t = datetime(2026, 1, 1, tzinfo=UTC)
     segs = [Segment(t, t, [{"i": i}], rows_seen=1) for i in range(5)] + [Segment(t, t, [], rows_seen=0)]
     assert sorted(r["i"] for r in merge_segments(segs, sample_cap=100)) == [0, 1, 2, 3, 4]
     assert merge_segments([Segment(t, t, [], rows_seen=0)], sample_cap=10) == []
@@ -112,7 +112,7 @@ def test_firehose_files_spanning_an_hour_are_read_for_the_right_hour(s3, sample_
     from modelserve.records import CaptureRecord, encode_jsonl_gz, hour_prefixes, utc_iso
 
     m = sample_bundle.manifest
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     h = _hour(now) - timedelta(hours=3)
     inputs = sample_bundle.reference_rows()[0]["inputs"]
     recs = [
@@ -130,7 +130,7 @@ def test_firehose_files_spanning_an_hour_are_read_for_the_right_hour(s3, sample_
 
 def test_a_stored_sample_gone_bad_after_planning_is_read_again_from_captures(s3, sample_bundle) -> None:
     m = sample_bundle.manifest
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     h = _hour(now) - timedelta(hours=2)
     _capture(s3, sample_bundle, h + timedelta(minutes=3), "r1", 7)
     window = (h, h + timedelta(hours=1))

@@ -91,9 +91,8 @@ def test_pip_failure_explains_the_runtime_glibc(tmp_path: Path) -> None:
     spec = _spec(tmp_path, python_version="3.11")
     failed = mock.Mock(returncode=1, stderr="ERROR: No matching distribution found for onnxruntime==1.32.0", stdout="")
     with mock.patch.object(bundling.subprocess, "run", return_value=failed), \
-         mock.patch.object(bundling, "find_python", return_value=None):
-        with pytest.raises(bundling.BundlingError) as err:
-            assemble(spec, tmp_path / "out", tmp_path / "cache", log=lambda _m: None)
+         mock.patch.object(bundling, "find_python", return_value=None), pytest.raises(bundling.BundlingError) as err:
+        assemble(spec, tmp_path / "out", tmp_path / "cache", log=lambda _m: None)
     msg = str(err.value)
     assert "No matching distribution" in msg and "Amazon Linux 2 (glibc 2.26)" in msg and "3.12+" in msg
 

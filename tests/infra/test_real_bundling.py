@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(
 def test_real_bundles_fit_and_import(tmp_path) -> None:
     bundle = os.environ.get("MS_BUNDLE_DIR")
     if not bundle:
-        from modelserve.sample_model import build_sample_bundle
+        from devtools.sample_model import build_sample_bundle
 
         bundle = str(build_sample_bundle(tmp_path / "sample").root)
     proc = subprocess.run(

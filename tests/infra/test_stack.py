@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from modelserve.alarms import alarm_specs
+from cdk.alarms import alarm_specs
 from tests.infra.conftest import Synth
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -16,7 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from modelserve.capture import (
+from modelserve.records import CaptureRecord, capture_key, decode_jsonl, utc_iso
+from modelserve.schema import BundleManifest, FeatureKind, FeatureSpec, OutputSpec, Task
+from serving.capture import (
     FIREHOSE_MAX_BATCH,
     FIREHOSE_MAX_BATCH_BYTES,
     FIREHOSE_MAX_RECORD_BYTES,
@@ -27,10 +29,8 @@ from modelserve.capture import (
     S3CaptureSink,
     firehose_chunks,
 )
-from modelserve.records import CaptureRecord, capture_key, decode_jsonl, utc_iso
-from modelserve.schema import BundleManifest, FeatureKind, FeatureSpec, OutputSpec, Task
 
-T = datetime(2026, 11, 25, 17, 4, 5, 123456, tzinfo=timezone.utc)
+T = datetime(2026, 11, 25, 17, 4, 5, 123456, tzinfo=UTC)
 SALT = "0123456789abcdef-salt"
 
 MANIFEST = BundleManifest(
@@ -351,8 +351,8 @@ def test_chunks_property(sizes: list[int], limit: int) -> None:
 )
 def test_json_column_matches_json_value(values: list[Any], kind: FeatureKind) -> None:
     """The column-wise conversion the capturer uses gives json_value's answer for every cell."""
-    from modelserve.capture import json_column
     from modelserve.schema import json_value
+    from serving.capture import json_column
 
     spec = FeatureSpec("f", kind, True, ("a", "b") if kind is FeatureKind.CATEGORICAL else ())
     if kind is FeatureKind.CATEGORICAL:

@@ -8,12 +8,12 @@ import onnx
 import pandas as pd
 import pytest
 
-from modelserve.__main__ import main
+from devtools.cli import main
+from devtools.export import ParityError, QuantizationRejected, check_parity, prepare_frame, table_from_frame
+from devtools.sample_model import NUMERIC, TARGET, build_pipeline, load_training_frame
 from modelserve.bundle import ModelBundle
-from modelserve.export import ParityError, QuantizationRejected, check_parity, prepare_frame, table_from_frame
-from modelserve.model import ModelRunner
-from modelserve.sample_model import NUMERIC, TARGET, build_pipeline, load_training_frame
 from modelserve.schema import infer_feature_specs
+from serving.model import ModelRunner
 
 
 def test_check_parity_passes_within_tolerance_and_names_the_figure_when_not() -> None:
@@ -101,7 +101,7 @@ def test_export_onnx_cli_bundles_a_ready_model_with_single_tensor_input(tmp_path
 def test_quantization_reports_its_cost_and_refuses_past_the_tolerance(tmp_path) -> None:
     from sklearn.neural_network import MLPClassifier
 
-    from modelserve.export import export_sklearn
+    from devtools.export import export_sklearn
 
     df = load_training_frame()
     specs = infer_feature_specs({c: df[c] for c in df.columns if c != TARGET})

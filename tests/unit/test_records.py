@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
@@ -26,7 +26,7 @@ from modelserve.records import (
     window_hours,
 )
 
-T = datetime(2026, 11, 25, 17, 4, 5, 123456, tzinfo=timezone.utc)
+T = datetime(2026, 11, 25, 17, 4, 5, 123456, tzinfo=UTC)
 
 
 def _record(i: int = 0, **kw) -> CaptureRecord:
@@ -76,7 +76,7 @@ def test_hour_prefixes_cover_our_layout_and_firehose_default() -> None:
 
 
 def test_window_hours() -> None:
-    start = datetime(2026, 11, 25, 22, 30, tzinfo=timezone.utc)
+    start = datetime(2026, 11, 25, 22, 30, tzinfo=UTC)
     hours = window_hours(start, start + timedelta(hours=3))
     assert [h.strftime("%d %H") for h in hours] == ["25 22", "25 23", "26 00", "26 01"]
     assert window_hours(start, start) == []

@@ -1,4 +1,4 @@
-"""Shared fixtures for the drift-statistics tests (synthetic data from monitoring.synthetic)."""
+"""Shared fixtures for the drift-statistics tests (synthetic data from devtools.synthetic)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from modelserve.schema import Task  # noqa: E402
-from monitoring import synthetic as syn  # noqa: E402
+from devtools import synthetic as syn  # noqa: E402
 from monitoring.profile import ReferenceProfile  # noqa: E402
+from monitoring.types import Task  # noqa: E402
 
 REFERENCE_ROWS = 10_000
 DEFAULT_WINDOW = 10_000  # the drift Lambda reservoir-samples windows to 10,000 rows

@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from modelserve.schema import FeatureKind, FeatureSpec
+from devtools import synthetic as syn
 from monitoring import metric_names as M
-from monitoring import synthetic as syn
 from monitoring.check import DriftConfig, DriftReport, run_drift_check
 from monitoring.performance import LabeledPredictions
 from monitoring.profile import PredictionColumns, ReferenceProfile
+from monitoring.types import FeatureKind, FeatureSpec
 
 FAST = DriftConfig(mmd_permutations=20, mmd_max_rows=300)
 
@@ -128,7 +128,7 @@ def test_without_labels_no_performance_metrics_are_published(profile, rng):
 
 
 def test_regression_labels_publish_mae_and_rmse(regression_profile, rng):
-    from modelserve.schema import Task
+    from monitoring.types import Task
 
     table = syn.make_table(300, rng)
     preds = syn.make_predictions(table, rng, Task.REGRESSION)

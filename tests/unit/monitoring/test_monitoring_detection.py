@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from modelserve.schema import Task
-from monitoring import synthetic as syn
+from devtools import synthetic as syn
 from monitoring.check import DriftChecker, DriftConfig
 from monitoring.expectations import MISSING_RATE, UNSEEN_CATEGORY
+from monitoring.types import Task
 
 WINDOW = 10_000  # default window: the drift Lambda reservoir-samples to 10,000 rows
 

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from modelserve.schema import FeatureKind, FeatureSpec
-from monitoring import synthetic as syn
+from devtools import synthetic as syn
 from monitoring.expectations import MISSING_RATE, OUT_OF_RANGE, UNSEEN_CATEGORY, WRONG_TYPE, check_expectations
 from monitoring.profile import ReferenceProfile
+from monitoring.types import FeatureKind, FeatureSpec
 
 WINDOW = 10_000
 

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from monitoring import synthetic as syn
+from devtools import synthetic as syn
 from monitoring.check import DriftConfig, tabular_drift
 from monitoring.expectations import check_expectations
 from monitoring.prediction_drift import detect_prediction_drift

@@ -6,11 +6,11 @@ import re
 
 import numpy as np
 
-from modelserve.schema import FeatureKind, FeatureSpec
-from monitoring import synthetic as syn
+from devtools import synthetic as syn
 from monitoring.check import DriftConfig, run_drift_check
 from monitoring.html_report import render_html
 from monitoring.profile import ReferenceProfile
+from monitoring.types import FeatureKind, FeatureSpec
 
 FAST = DriftConfig(mmd_permutations=20, mmd_max_rows=200)
 
@@ -53,14 +53,14 @@ def test_empty_window_still_renders_reference_histograms(profile):
 def test_report_shows_model_output_histograms_named_like_the_prediction_tests() -> None:
     import numpy as np
 
-    from modelserve.schema import FeatureKind, FeatureSpec, OutputSpec, Task
     from monitoring.check import run_drift_check
     from monitoring.html_report import render_html
     from monitoring.profile import PredictionColumns, ReferenceProfile
+    from monitoring.types import FeatureKind, FeatureSpec, Outputs, Task
 
     rng = np.random.default_rng(0)
     features = (FeatureSpec("x", FeatureKind.NUMERIC),)
-    outputs = OutputSpec(Task.CLASSIFICATION, ("no", "yes"))
+    outputs = Outputs(Task.CLASSIFICATION, ("no", "yes"))
 
     def preds(n: int, p_yes: float) -> PredictionColumns:
         p = np.clip(rng.normal(p_yes, 0.1, n), 0, 1)

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from modelserve.schema import FeatureKind, FeatureSpec, OutputSpec, Task
 from monitoring.profile import DEFAULT_QUANTILES, PredictionColumns, ReferenceProfile
+from monitoring.types import FeatureKind, FeatureSpec, Outputs, Task
 
 
 def test_profile_statistics_match_numpy(profile):
@@ -104,5 +104,5 @@ def test_fit_rejects_a_table_without_the_schema_features_or_misaligned_predictio
 def test_classes_come_from_the_output_spec_in_probability_order():
     specs = (FeatureSpec("a", FeatureKind.NUMERIC),)
     preds = PredictionColumns(labels=np.array(["z", "a", "z"], dtype=object), probabilities=np.eye(2)[[0, 1, 0]])
-    prof = ReferenceProfile.fit(specs, {"a": np.zeros(3)}, preds, outputs=OutputSpec(Task.CLASSIFICATION, ("z", "a")))
+    prof = ReferenceProfile.fit(specs, {"a": np.zeros(3)}, preds, outputs=Outputs(Task.CLASSIFICATION, ("z", "a")))
     assert prof.outputs.classes == ("z", "a")

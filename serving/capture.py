@@ -12,14 +12,15 @@ import hashlib
 import json
 import logging
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
-from .records import CaptureRecord, capture_key, encode_jsonl_gz, utc_iso
-from .schema import BundleManifest, FeatureKind, FeatureSpec, Table
+from modelserve.records import CaptureRecord, capture_key, encode_jsonl_gz, utc_iso
+from modelserve.schema import BundleManifest, FeatureKind, FeatureSpec, Table
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from .schema import BundleManifest, FeatureKind, FeatureSpec, Table
+from modelserve.schema import BundleManifest, FeatureKind, FeatureSpec, Table
 
 MAX_REPORTED_ERRORS = 50
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .bundle import ModelBundle
+from modelserve.bundle import ModelBundle
 
 MODEL_NAME = "penguins"
 TARGET = "species"
@@ -43,8 +43,9 @@ def build_pipeline() -> Any:
 
 
 def build_sample_bundle(out_dir: str | Path = DEFAULT_BUNDLE_DIR) -> ModelBundle:
+    from modelserve.schema import infer_feature_specs
+
     from .export import export_sklearn, prepare_frame
-    from .schema import infer_feature_specs
 
     df = load_training_frame()
     features = NUMERIC + CATEGORICAL
@@ -58,3 +59,11 @@ def ensure_sample_bundle(out_dir: str | Path = DEFAULT_BUNDLE_DIR) -> ModelBundl
         return ModelBundle.load(out_dir)
     except FileNotFoundError:
         return build_sample_bundle(out_dir)
+
+
+def resolve_bundle(bundle: str | None) -> Path:
+    if bundle:
+        return ModelBundle.load(bundle).root.resolve()
+    root = Path.cwd() / DEFAULT_BUNDLE_DIR
+    b = ensure_sample_bundle(root)
+    return b.root.resolve()

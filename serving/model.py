@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from .schema import CATEGORICAL_NULL_TOKEN, BundleManifest, FeatureKind, InputLayout, Table, Task
+from modelserve.schema import CATEGORICAL_NULL_TOKEN, BundleManifest, FeatureKind, InputLayout, Table, Task
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class ModelRunner:
         self._classes = np.array(outputs.classes, dtype=object) if outputs.classes else None
 
     @classmethod
-    def from_path(cls, manifest: BundleManifest, model_path: str | Path, threads: int = 1) -> "ModelRunner":
+    def from_path(cls, manifest: BundleManifest, model_path: str | Path, threads: int = 1) -> ModelRunner:
         return cls(manifest, make_session(model_path, threads))
 
     def feed(self, table: Table) -> dict[str, np.ndarray]:

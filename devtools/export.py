@@ -8,15 +8,15 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from .bundle import ModelBundle, write_bundle
-from .model import ModelRunner, make_session
-from .schema import (
+from modelserve.bundle import ModelBundle, write_bundle
+from modelserve.schema import (
     CATEGORICAL_NULL_TOKEN,
     MAX_REFERENCE_ROWS,
     BundleManifest,
@@ -27,6 +27,7 @@ from .schema import (
     infer_feature_specs,
     json_value,
 )
+from serving.model import ModelRunner, make_session
 
 PARITY_TOLERANCE = 1e-4
 TARGET_OPSET = 17
@@ -43,7 +44,7 @@ class QuantizationRejected(ValueError):
 def canonical_bytes(onnx_model: Any) -> bytes:
     """Serialize with a fixed opset order: skl2onnx builds it from a set, whose order follows the
     process's string-hash seed, and the bundle version is a hash of these bytes."""
-    opsets = sorted(((o.domain, o.version) for o in onnx_model.opset_import))
+    opsets = sorted((o.domain, o.version) for o in onnx_model.opset_import)
     del onnx_model.opset_import[:]
     for domain, version in opsets:
         onnx_model.opset_import.add(domain=domain, version=version)
@@ -185,7 +186,7 @@ def export_sklearn(
     except ParityError as exc:
         raise ParityError(
             f"{exc}. The graph sees float32 numbers and '' for null categories: train the pipeline on "
-            "modelserve.export.prepare_frame(data, specs); trees after a scaler can also flip at float32 thresholds."
+            "devtools.export.prepare_frame(data, specs); trees after a scaler can also flip at float32 thresholds."
         ) from None
     metrics: dict[str, Any] = {
         "source": "scikit-learn",

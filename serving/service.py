@@ -9,20 +9,22 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
-from . import metric_names as mn
-from .bundle import ModelBundle
+from modelserve import metric_names as mn
+from modelserve.bundle import ModelBundle
+from modelserve.records import FeedbackRecord, encode_jsonl_gz, feedback_key, utc_iso
+from modelserve.schema import Task
+from modelserve.settings import ENV_CAPTURE_BUCKET, ENV_FIREHOSE_STREAM, ENV_HASH_SALT_SECRET, Settings
+
 from .capture import Capturer, CaptureSink, FirehoseCaptureSink, Redactor, S3CaptureSink
 from .model import ModelRunner
-from .records import FeedbackRecord, encode_jsonl_gz, feedback_key, utc_iso
-from .schema import Task
-from .settings import ENV_CAPTURE_BUCKET, ENV_FIREHOSE_STREAM, ENV_HASH_SALT_SECRET, Settings
-from .validation import BAD_SHAPE, EMPTY_BATCH, BATCH_TOO_LARGE, FieldError, RequestError, Validator, WRONG_TYPE
+from .validation import BAD_SHAPE, BATCH_TOO_LARGE, EMPTY_BATCH, WRONG_TYPE, FieldError, RequestError, Validator
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +73,7 @@ class InferenceService:
         boto_session: Any = None,
         metric: MetricHook = _no_metric,
         bundle: ModelBundle | None = None,
-    ) -> "InferenceService":
+    ) -> InferenceService:
         """Wire real AWS clients from the environment the stack sets (bucket / stream names)."""
         bundle = bundle or ModelBundle.load(settings.model_bundle_path)
         bucket = environ.get(ENV_CAPTURE_BUCKET)
@@ -138,7 +140,7 @@ class InferenceService:
             body["classes"] = self.classes
             body["probabilities"] = pred.probabilities
         # after scoring, never raising: a capture failure is counted (CaptureErrors), not answered
-        self.capturer.capture(request_id, event_time or datetime.now(timezone.utc), table, pred.labels, pred.probabilities)
+        self.capturer.capture(request_id, event_time or datetime.now(UTC), table, pred.labels, pred.probabilities)
         return Answer(body=body, request_id=request_id)
 
     def feedback(self, payload: Any, batch_id: str | None = None) -> Answer:
@@ -148,7 +150,7 @@ class InferenceService:
             raise RequestError(422, EMPTY_BATCH, "no feedback items")
         if len(items) > self.settings.max_batch_rows:
             raise RequestError(422, BATCH_TOO_LARGE, f"{len(items)} feedback items; at most {self.settings.max_batch_rows}")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         received = utc_iso(now)
         records, errors = [], []
         for i, it in enumerate(items):

@@ -1,4 +1,4 @@
-"""Command line: ``python -m modelserve <command>``.
+"""Command line: ``python -m devtools <command>``.
 
   run           local AWS (moto server) + the real inference handler behind a local gateway
   demo          run + replayed traffic (quiet, then shifted) + the real drift check + alarm table
@@ -13,11 +13,10 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m modelserve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m devtools", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p_run = sub.add_parser("run", help="serve locally on 127.0.0.1 with captures to local S3 (moto)")
@@ -84,20 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def resolve_bundle(bundle: str | None) -> Path:
-    from .sample_model import DEFAULT_BUNDLE_DIR, ensure_sample_bundle
-
-    if bundle:
-        from .bundle import ModelBundle
-
-        return ModelBundle.load(bundle).root.resolve()
-    root = Path.cwd() / DEFAULT_BUNDLE_DIR
-    b = ensure_sample_bundle(root)
-    return b.root.resolve()
-
-
 def run(bundle: str | None, port: int, seconds: float | None, show_metrics: bool) -> int:
     from .local import LOCAL_BUCKET, LocalGateway, create_local_bucket, load_handler_module, local_aws, local_function_env, scoped_env
+    from .sample_model import resolve_bundle
 
     bundle_dir = resolve_bundle(bundle)
     env = local_function_env(bundle_dir)
@@ -130,5 +118,3 @@ def run(bundle: str | None, port: int, seconds: float | None, show_metrics: bool
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,7 +7,7 @@ pydantic model per row; the OpenAPI request schema is generated from the bundle'
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -16,8 +16,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import metric_names as mn
-from .schema import BundleManifest, FeatureKind, Task
+from modelserve import metric_names as mn
+from modelserve.schema import BundleManifest, FeatureKind, Task
+
 from .service import InferenceService, new_request_id
 from .validation import BODY_TOO_LARGE, RequestError, parse_json
 
@@ -59,7 +60,7 @@ def request_time_of(request: Request) -> datetime | None:
     ctx = (request.scope.get("aws.event") or {}).get("requestContext") or {}
     epoch_ms = ctx.get("requestTimeEpoch") or ctx.get("timeEpoch")
     if isinstance(epoch_ms, (int, float)) and epoch_ms > 0:
-        return datetime.fromtimestamp(epoch_ms / 1000.0, tz=timezone.utc)
+        return datetime.fromtimestamp(epoch_ms / 1000.0, tz=UTC)
     return None
 
 

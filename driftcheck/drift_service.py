@@ -8,23 +8,24 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 
+from modelserve import metric_names as mn
+from modelserve.bundle import ModelBundle, reference_sample_from_rows
+from modelserve.records import report_key, utc_iso
+from modelserve.schema import BundleManifest, Task
+from modelserve.settings import Settings
 from monitoring.check import DriftChecker, DriftConfig, DriftReport
 from monitoring.html_report import render_html
 from monitoring.performance import LabeledPredictions
 from monitoring.profile import PredictionColumns, ReferenceProfile
 
-from . import metric_names as mn
-from .bundle import ModelBundle, reference_sample_from_rows
 from .capture_reader import WindowRead, read_window
-from .records import report_key, utc_iso
-from .schema import BundleManifest, Task
-from .settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -67,13 +68,13 @@ def resolve_window(event: dict[str, Any] | None, window_hours: int, now: datetim
         if not start < end:
             raise ValueError(f"window start {start} is not before end {end}")
         return start, end
-    end = _parse_time(event["time"]) if event.get("time") else (now or datetime.now(timezone.utc))
+    end = _parse_time(event["time"]) if event.get("time") else (now or datetime.now(UTC))
     return end - timedelta(hours=window_hours), end
 
 
 def _parse_time(s: str) -> datetime:
     t = datetime.fromisoformat(s.replace("Z", "+00:00"))
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 @dataclass

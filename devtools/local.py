@@ -15,14 +15,15 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +49,7 @@ class LambdaContext:
         return max(0, self.deadline_ms - int(time.time() * 1000)) if self.deadline_ms else 900_000
 
     @classmethod
-    def fresh(cls, function_name: str = "local", timeout_s: int = 900) -> "LambdaContext":
+    def fresh(cls, function_name: str = "local", timeout_s: int = 900) -> LambdaContext:
         return cls(
             function_name=function_name,
             aws_request_id=str(uuid.uuid4()),
@@ -75,7 +76,7 @@ def rest_v1_event(
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             text, is_b64 = base64.b64encode(body).decode(), True
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rid = request_id or str(uuid.uuid4())
     return {
         "resource": "/{proxy+}",
@@ -178,7 +179,7 @@ class LocalGateway:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/{self.stage}"
 
-    def start(self) -> "LocalGateway":
+    def start(self) -> LocalGateway:
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
         return self
@@ -207,9 +208,9 @@ def scoped_env(values: dict[str, str]) -> Iterator[None]:
 @contextmanager
 def local_aws(port: int = 0) -> Iterator[str]:
     """Start moto server on 127.0.0.1 and point boto3 at it through the environment."""
-    from moto.server import ThreadedMotoServer
-
     import logging
+
+    from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log lines from moto
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -233,7 +234,7 @@ def local_aws(port: int = 0) -> Iterator[str]:
 
 def local_function_env(bundle_dir: str | Path) -> dict[str, str]:
     """What the stack would set on the functions, pointed at the local bundle and bucket."""
-    from .settings import ENV_CAPTURE_BUCKET, env_name
+    from modelserve.settings import ENV_CAPTURE_BUCKET, env_name
 
     return {env_name("model_bundle_path"): str(bundle_dir), ENV_CAPTURE_BUCKET: LOCAL_BUCKET}
 

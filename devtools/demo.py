@@ -12,14 +12,15 @@ import json
 import random
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from .alarms import AlarmSpec, alarm_specs, evaluate
-from .bundle import ModelBundle
-from .schema import FeatureKind, FeatureSpec
+from cdk.alarms import AlarmSpec, alarm_specs, evaluate
+from modelserve.bundle import ModelBundle
+from modelserve.schema import FeatureKind, FeatureSpec
 
 PERIOD_QUIET = "quiet"
 PERIOD_SHIFTED = "shifted"
@@ -129,7 +130,6 @@ def demo(
 
     from monitoring.check import DriftReport
 
-    from .__main__ import resolve_bundle
     from .local import (
         LOCAL_BUCKET,
         LambdaContext,
@@ -140,6 +140,7 @@ def demo(
         local_function_env,
         scoped_env,
     )
+    from .sample_model import resolve_bundle
 
     bundle_dir = resolve_bundle(bundle)
     out = Path(out)
@@ -183,14 +184,14 @@ def demo(
                     "detail-type": "Scheduled Event",
                     "source": "aws.events",
                     "account": "000000000000",
-                    "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                     "region": "us-east-1",
                     "resources": ["arn:aws:events:us-east-1:000000000000:rule/drift-check"],
                     "detail": {},
                 }
                 # scheduled events carry whole seconds: step past this second so the window holds every capture
                 _sleep_to_next_second()
-                scheduled["time"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                scheduled["time"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
                 summary = drift_check.handler(scheduled, LambdaContext.fresh("drift_check"))
                 html_key = summary["report_html"].split("/", 3)[3]
                 json_key = summary["report_json"].split("/", 3)[3]

@@ -22,12 +22,13 @@ import logging
 import random
 import time
 import zlib
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from .records import FEEDBACK_ROOT, SAMPLES_ROOT, decode_jsonl, hour_prefixes, utc_iso, window_hours
+from modelserve.records import FEEDBACK_ROOT, SAMPLES_ROOT, decode_jsonl, hour_prefixes, utc_iso, window_hours
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ SAMPLE_FORMAT = 1
 
 
 def hour_sample_key(model_name: str, model_version: str, hour: datetime, sample_cap: int) -> str:
-    t = hour.astimezone(timezone.utc)
+    t = hour.astimezone(UTC)
     return f"{SAMPLES_ROOT}/model={model_name}/version={model_version}/cap={sample_cap}/dt={t:%Y-%m-%d}/hour={t:%H}.json.gz"
 
 
@@ -159,7 +160,7 @@ class Segment:
         return gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), compresslevel=5, mtime=0)
 
     @classmethod
-    def from_bytes(cls, data: bytes, start: datetime, end: datetime) -> "Segment":
+    def from_bytes(cls, data: bytes, start: datetime, end: datetime) -> Segment:
         doc = json.loads(gzip.decompress(data))
         if doc.get("format") != SAMPLE_FORMAT or doc["start"] != utc_iso(start) or doc["end"] != utc_iso(end):
             raise ValueError("hour sample is of another format or hour")
@@ -285,7 +286,7 @@ def read_window(
     object is fetched; the check then runs on what was read and the report says the window was
     partial. ``hour_samples``: read and keep per-hour samples (see the module docstring).
     ``neighbours``: captures may sit under the prefixes of neighbouring hours (Firehose sink)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     segments: list[Segment] = []
     live: list[tuple[datetime, datetime, str | None]] = []  # slices to read; key when storable
     for hour in reversed(window_hours(start, end)):  # newest first: a time-out loses the oldest
@@ -304,9 +305,8 @@ def read_window(
             seed + n, workers, deadline, neighbours,
         )
         for seg, (_, _, key) in zip(read, batch):
-            if key and not seg.partial:
-                if _put_sample(s3, bucket, key, seg):
-                    seg.rows, seg.sample_key = [], key  # held in S3 until the merge: memory stays flat
+            if key and not seg.partial and _put_sample(s3, bucket, key, seg):
+                seg.rows, seg.sample_key = [], key  # held in S3 until the merge: memory stays flat
         segments.extend(read)
     def load(seg: Segment) -> list[dict[str, Any]]:
         data = _get_sample(s3, bucket, seg.sample_key, seg.start, seg.end) if seg.sample_key else None
@@ -417,8 +417,8 @@ def read_labels(
 ) -> dict[tuple[str, int], Any]:
     """Feedback labels for the sampled rows. Labels may arrive after the window: look a day past it."""
     labels: dict[tuple[str, int], Any] = {}
-    day = start.astimezone(timezone.utc).date()
-    last = (end + grace).astimezone(timezone.utc).date()
+    day = start.astimezone(UTC).date()
+    last = (end + grace).astimezone(UTC).date()
     keys: list[str] = []
     while day <= last:
         keys.extend(list_keys(s3, bucket, f"{FEEDBACK_ROOT}/model={model_name}/dt={day:%Y-%m-%d}/"))

@@ -9,13 +9,12 @@ outputs, a fixed linear model regression outputs. Pure numpy.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
-from modelserve.schema import FeatureKind, FeatureSpec, OutputSpec, Table, Task
-
-from .profile import PredictionColumns
+from monitoring.profile import PredictionColumns
+from monitoring.types import FeatureKind, FeatureSpec, Outputs, Table, Task
 
 COLORS = ("red", "green", "blue", "black", "white")
 COLOR_P = np.array([0.4, 0.25, 0.15, 0.12, 0.08])
@@ -51,10 +50,10 @@ def feature_specs() -> tuple[FeatureSpec, ...]:
     )
 
 
-def output_spec(task: Task = Task.CLASSIFICATION) -> OutputSpec:
+def output_spec(task: Task = Task.CLASSIFICATION) -> Outputs:
     if task is Task.CLASSIFICATION:
-        return OutputSpec(task=task, classes=CLASSES)
-    return OutputSpec(task=task, probability_output=None)
+        return Outputs(task=task, classes=CLASSES)
+    return Outputs(task=task)
 
 
 def make_table(

@@ -1,0 +1,125 @@
+"""The library's own small types: what a feature and a model output are, as far as drift is concerned.
+
+``monitoring`` imports nothing of the serving project. Callers pass any objects that satisfy
+:class:`ColumnSpec` / :class:`OutputsSpec` (the bundle schema's ``FeatureSpec`` and ``OutputSpec`` do);
+``kind`` and ``task`` may be these enums or any ``str`` enum or string with the same values.
+
+Column representation (a "table" is ``dict[str, np.ndarray]``):
+- numeric:     float64, NaN for null
+- boolean:     float64 0.0/1.0, NaN for null
+- categorical: object array of ``str``, ``None`` for null
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol
+
+import numpy as np
+
+Table = dict[str, np.ndarray]
+
+# the reference sample kept in a profile (rows)
+MAX_SAMPLE_ROWS = 10_000
+
+
+class FeatureKind(str, Enum):
+    NUMERIC = "numeric"
+    CATEGORICAL = "categorical"
+    BOOLEAN = "boolean"
+
+
+class Task(str, Enum):
+    CLASSIFICATION = "classification"
+    REGRESSION = "regression"
+
+
+class ColumnSpec(Protocol):
+    """What the library reads of a feature's declaration."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> Any: ...  # FeatureKind or a str enum / string with its values
+    @property
+    def nullable(self) -> bool: ...
+    @property
+    def categories(self) -> Sequence[str]: ...
+    # optional: ``min`` / ``max``, the declared range of a numeric feature
+
+
+class OutputsSpec(Protocol):
+    """What the library reads of a model's outputs."""
+
+    @property
+    def task(self) -> Any: ...  # Task or a str enum / string with its values
+    @property
+    def classes(self) -> Sequence[str]: ...
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """The library's concrete column spec; every :class:`ColumnSpec` is converted to it on the way in."""
+
+    name: str
+    kind: FeatureKind
+    nullable: bool = False
+    categories: tuple[str, ...] = ()
+    min: float | None = None  # declared range (numeric), widened by the reference's own
+    max: float | None = None
+
+    @classmethod
+    def of(cls, spec: ColumnSpec) -> FeatureSpec:
+        if isinstance(spec, FeatureSpec):
+            return spec
+        return cls(
+            name=str(spec.name),
+            kind=FeatureKind(getattr(spec.kind, "value", spec.kind)),
+            nullable=bool(spec.nullable),
+            categories=tuple(str(c) for c in (spec.categories or ())),
+            min=_float_or_none(getattr(spec, "min", None)),
+            max=_float_or_none(getattr(spec, "max", None)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "kind": self.kind.value, "nullable": self.nullable,
+            "categories": list(self.categories), "min": self.min, "max": self.max,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FeatureSpec:
+        return cls(
+            name=str(d["name"]),
+            kind=FeatureKind(d["kind"]),
+            nullable=bool(d.get("nullable", False)),
+            categories=tuple(str(c) for c in d.get("categories", ()) or ()),
+            min=_float_or_none(d.get("min")),
+            max=_float_or_none(d.get("max")),
+        )
+
+
+def _float_or_none(x: Any) -> float | None:
+    return None if x is None else float(x)
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """The library's concrete :class:`OutputsSpec`: the task and, for a classifier, its classes in
+    probability-column order."""
+
+    task: Task
+    classes: tuple[str, ...] = ()
+
+
+def feature_specs(specs: Sequence[ColumnSpec]) -> tuple[FeatureSpec, ...]:
+    return tuple(FeatureSpec.of(s) for s in specs)
+
+
+def task_of(value: Any) -> Task | None:
+    """``Task`` from a Task, a str enum with its values or a string; None stays None."""
+    if value is None:
+        return None
+    return Task(getattr(value, "value", value))
