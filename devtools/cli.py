@@ -5,6 +5,7 @@
   build-sample  build the sample bundle (models/sample)
   export        bundle a fitted scikit-learn pipeline (joblib) + its training data
   export-onnx   bundle a ready ONNX model + schema JSON + reference data
+  verify        after `npx cdk deploy`: prove the deployed stack answers, captures, checks and pages
 """
 
 from __future__ import annotations
@@ -52,7 +53,16 @@ def main(argv: list[str] | None = None) -> int:
     p_onnx.add_argument("--target", default=None)
     p_onnx.add_argument("--out", required=True)
 
+    p_verify = sub.add_parser("verify", help="prove a deployed stack works (health, predict, feedback, drift check, alarm delivery)")
+    p_verify.add_argument("--stack", required=True, help="CloudFormation stack name (the modelserve:stack-name context)")
+    p_verify.add_argument("--region", default=None)
+    p_verify.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the alarm's SNS action in its history")
+
     args = parser.parse_args(argv)
+    if args.command == "verify":
+        from .verify import main as verify_main
+
+        return verify_main(args.stack, args.region, args.wait)
     if args.command == "build-sample":
         from .sample_model import build_sample_bundle
 

@@ -1,0 +1,212 @@
+"""``python -m devtools verify --stack <name>``: prove a fresh deployment works, end to end.
+
+Run right after ``npx cdk deploy``. Reads the stack's outputs, then, each step a row of the table:
+
+1. ``GET /health`` answers 200 with the deployed model version (with the API key when there is one);
+2. ``POST /predict`` with a row built from ``GET /model`` (the served schema) answers one prediction;
+3. ``POST /feedback`` for that prediction is accepted (202);
+4. the drift-check function runs once and its JSON report is in the capture bucket;
+5. one alarm is set to ALARM with ``SetAlarmState``; the alarm history must show its SNS action
+   succeeded (what proves the topic policy lets CloudWatch publish); the alarm is then set back to OK.
+
+Exit status 0 when no step failed. Steps that the endpoint cannot prove (moto has no
+``DescribeAlarmHistory``) are reported as ``SKIP`` with the reason, never as passed.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
+VERIFY_REASON = "modelserve verify: checking that this alarm's notification is delivered"
+
+
+@dataclass
+class Step:
+    name: str
+    result: str
+    detail: str
+
+
+@dataclass
+class Verification:
+    steps: list[Step] = field(default_factory=list)
+
+    def add(self, name: str, result: str, detail: str) -> Step:
+        step = Step(name, result, detail)
+        self.steps.append(step)
+        return step
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.steps) and all(s.result != FAIL for s in self.steps)
+
+    def table(self) -> str:
+        width = max(len(s.name) for s in self.steps)
+        lines = [f"{'step'.ljust(width)}  result  detail", f"{'-' * width}  ------  ------"]
+        lines += [f"{s.name.ljust(width)}  {s.result.ljust(6)}  {s.detail}" for s in self.steps]
+        lines.append(f"\n{'PASSED' if self.ok else 'FAILED'}: {sum(s.result == PASS for s in self.steps)} passed, "
+                     f"{sum(s.result == FAIL for s in self.steps)} failed, {sum(s.result == SKIP for s in self.steps)} skipped")
+        return "\n".join(lines)
+
+
+def http_json(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None, timeout: float = 30) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json", **(headers or {})})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=ssl.create_default_context()))
+    try:
+        with opener.open(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as err:
+        raw = err.read()
+        try:
+            return err.code, json.loads(raw or b"null")
+        except ValueError:
+            return err.code, raw.decode(errors="replace")[:300]
+
+
+def example_row(model: dict[str, Any]) -> dict[str, Any]:
+    """A valid row from the served schema: mid-range numbers, a training category, false booleans."""
+    row: dict[str, Any] = {}
+    for f in model["features"]:
+        if f["kind"] == "categorical":
+            row[f["name"]] = (f.get("categories") or [None])[0]
+        elif f["kind"] == "boolean":
+            row[f["name"]] = False
+        else:
+            lo, hi = f.get("min"), f.get("max")
+            row[f["name"]] = (lo + hi) / 2 if lo is not None and hi is not None else 0.0
+    return row
+
+
+def stack_outputs(cloudformation: Any, stack: str) -> dict[str, str]:
+    described = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+
+
+def check_api(v: Verification, outputs: dict[str, str], api_key: str | None) -> None:
+    url = outputs["ApiUrl"].rstrip("/")
+    headers = {"x-api-key": api_key} if api_key else {}
+    expected = outputs.get("ModelVersion")
+    status, health = http_json("GET", f"{url}/health", headers=headers)
+    good = status == 200 and isinstance(health, dict) and health.get("status") == "ok" and (not expected or health.get("model_version") == expected)
+    v.add("GET /health", PASS if good else FAIL, f"{status} {json.dumps(health)[:160]}")
+    status, model = http_json("GET", f"{url}/model", headers=headers)
+    if status != 200 or not isinstance(model, dict) or "features" not in model:
+        v.add("GET /model", FAIL, f"{status} {json.dumps(model)[:160]}")
+        return
+    status, answer = http_json("POST", f"{url}/predict", {"instances": [example_row(model)]}, headers)
+    good = status == 200 and isinstance(answer, dict) and len(answer.get("predictions") or []) == 1
+    v.add("POST /predict", PASS if good else FAIL, f"{status} {json.dumps(answer)[:160]}")
+    if not good:
+        return
+    label = answer["predictions"][0]
+    status, fb = http_json("POST", f"{url}/feedback", {"request_id": answer["request_id"], "row": 0, "label": label}, headers)
+    v.add("POST /feedback", PASS if status == 202 else FAIL, f"{status} {json.dumps(fb)[:160]}")
+
+
+def check_drift(v: Verification, outputs: dict[str, str], invoke_drift: Callable[[], dict[str, Any]], s3: Any) -> None:
+    try:
+        summary = invoke_drift()
+    except Exception as exc:
+        v.add("drift check", FAIL, f"{type(exc).__name__}: {exc}"[:200])
+        return
+    report = str(summary.get("report_json") or "")
+    if not report.startswith("s3://"):
+        v.add("drift check", FAIL, f"no report in the answer: {json.dumps(summary)[:160]}")
+        return
+    bucket, _, key = report[len("s3://"):].partition("/")
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except Exception as exc:
+        v.add("drift check", FAIL, f"report {report} not readable: {exc}"[:200])
+        return
+    v.add("drift check", PASS, f"rows {summary.get('rows_checked', '?')}, report {report}")
+
+
+def _topic_alarm(cloudwatch: Any, topic_arn: str) -> str | None:
+    for page in cloudwatch.get_paginator("describe_alarms").paginate(AlarmTypes=["MetricAlarm"]):
+        for alarm in page["MetricAlarms"]:
+            if topic_arn in alarm.get("AlarmActions", []):
+                return str(alarm["AlarmName"])
+    return None
+
+
+def check_alarm_delivery(v: Verification, outputs: dict[str, str], cloudwatch: Any, wait_s: float = 60.0, poll_s: float = 5.0) -> None:
+    topic = outputs.get("AlarmTopicArn")
+    name = _topic_alarm(cloudwatch, topic) if topic else None
+    if not name:
+        v.add("alarm notification", FAIL, f"no metric alarm notifies {topic}")
+        return
+    started = datetime.now(UTC)
+    cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason=VERIFY_REASON)
+    try:
+        result, detail = SKIP, ""
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                items = cloudwatch.describe_alarm_history(
+                    AlarmName=name, HistoryItemType="Action", StartDate=started, ScanBy="TimestampDescending"
+                )["AlarmHistoryItems"]
+            except Exception as exc:  # moto: not implemented
+                result, detail = SKIP, f"cannot read the alarm history here ({type(exc).__name__}); only real AWS proves delivery"
+                break
+            summaries = [str(i.get("HistorySummary", "")) for i in items]
+            if any(s.startswith("Successfully executed action") for s in summaries):
+                result, detail = PASS, f"{name}: SNS action succeeded"
+                break
+            failed = [s for s in summaries if s.startswith("Failed to execute action")]
+            if failed:
+                result, detail = FAIL, f"{name}: {failed[0][:200]}"
+                break
+            if time.monotonic() > deadline:
+                result, detail = FAIL, f"{name}: no action in the alarm history after {wait_s:.0f} s"
+                break
+            time.sleep(poll_s)
+    finally:
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="modelserve verify: restored")
+    v.add("alarm notification", result, detail)
+
+
+def verify(stack: str, session: Any, invoke_drift: Callable[[], dict[str, Any]] | None = None, wait_s: float = 60.0) -> Verification:
+    v = Verification()
+    try:
+        outputs = stack_outputs(session.client("cloudformation"), stack)
+    except Exception as exc:
+        v.add("stack outputs", FAIL, f"{type(exc).__name__}: {exc}"[:200])
+        return v
+    v.add("stack outputs", PASS, f"{stack}: {len(outputs)} outputs, model version {outputs.get('ModelVersion', '?')}")
+    api_key = None
+    if outputs.get("ApiKeyId"):
+        api_key = session.client("apigateway").get_api_key(apiKey=outputs["ApiKeyId"], includeValue=True)["value"]
+    check_api(v, outputs, api_key)
+    if invoke_drift is None:
+        lam = session.client("lambda")
+
+        def invoke_drift() -> dict[str, Any]:
+            out = lam.invoke(FunctionName=outputs["DriftCheckFunctionName"], Payload=b"{}")
+            payload = json.loads(out["Payload"].read() or b"null")
+            if out.get("FunctionError"):
+                raise RuntimeError(json.dumps(payload)[:300])
+            return payload
+
+    check_drift(v, outputs, invoke_drift, session.client("s3"))
+    check_alarm_delivery(v, outputs, session.client("cloudwatch"), wait_s=wait_s)
+    return v
+
+
+def main(stack: str, region: str | None, wait_s: float) -> int:
+    import boto3
+
+    v = verify(stack, boto3.Session(region_name=region), wait_s=wait_s)
+    print(v.table())
+    return 0 if v.ok else 1
+
