@@ -123,31 +123,66 @@ def load_handler_module(function: str) -> ModuleType:
 
 
 class LocalGateway:
-    """HTTP on 127.0.0.1 -> REST v1 event -> Lambda handler -> HTTP response."""
+    """HTTP on 127.0.0.1 -> REST v1 event -> Lambda handler -> HTTP response.
 
-    def __init__(self, handler: Callable[[dict[str, Any], Any], dict[str, Any]], stage: str, port: int = 8080, max_body: int = 10 * 1024 * 1024):
+    Like API Gateway in front of Lambda: concurrent clients are served by up to ``concurrency``
+    handler calls at once (Lambda runs one event per instance and scales out instances), every
+    method reaches the function (HEAD and OPTIONS too), chunked request bodies are read, and a path
+    outside ``/<stage>`` is a 404 from the gateway itself.
+    """
+
+    def __init__(
+        self,
+        handler: Callable[[dict[str, Any], Any], dict[str, Any]],
+        stage: str,
+        port: int = 8080,
+        max_body: int = 10 * 1024 * 1024,
+        concurrency: int = 4,
+    ):
         self.handler = handler
         self.stage = stage
-        # one worker thread with its own event loop: like one Lambda instance, one event at a time
-        self._worker = ThreadPoolExecutor(max_workers=1, initializer=lambda: asyncio.set_event_loop(asyncio.new_event_loop()))
+        # each worker thread has its own event loop, as each Lambda instance has its own process
+        self._worker = ThreadPoolExecutor(max_workers=concurrency, initializer=lambda: asyncio.set_event_loop(asyncio.new_event_loop()))
         gateway = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def _serve(self) -> None:
+            def _read_body(self) -> bytes | None:
+                if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+                    chunks, total = [], 0
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                        if size == 0:
+                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                                pass  # trailers
+                            break
+                        total += size
+                        if total > max_body:
+                            raise ValueError("too long")
+                        chunks.append(self.rfile.read(size))
+                        self.rfile.readline()
+                    return b"".join(chunks) or None
                 length = int(self.headers.get("content-length") or 0)
-                if length > max_body:  # API Gateway's own payload limit answers before Lambda
+                if length > max_body:
+                    raise ValueError("too long")
+                return self.rfile.read(length) if length else None
+
+            def _serve(self) -> None:
+                try:
+                    body = self._read_body()
+                except ValueError:  # API Gateway's own payload limit answers before Lambda
+                    self.close_connection = True
                     self._reply(413, {"content-type": "application/json"}, b'{"message":"Request Too Long"}')
                     return
-                body = self.rfile.read(length) if length else None
                 url = urlsplit(self.path)
                 path = url.path
-                if path == f"/{gateway.stage}" or path.startswith(f"/{gateway.stage}/"):
-                    path = path[len(gateway.stage) + 1 :] or "/"
-                event = rest_v1_event(
-                    self.command, path, body, {k.lower(): v for k, v in self.headers.items()}, dict(parse_qsl(url.query)), gateway.stage
-                )
+                if not (path == f"/{gateway.stage}" or path.startswith(f"/{gateway.stage}/")):
+                    self._reply(404, {"content-type": "application/json"}, b'{"message":"Not Found"}')
+                    return
+                path = path[len(gateway.stage) + 1 :] or "/"
+                headers = {k.lower(): v for k, v in self.headers.items() if k.lower() != "transfer-encoding"}
+                event = rest_v1_event(self.command, path, body, headers, dict(parse_qsl(url.query)), gateway.stage)
                 try:
                     result = gateway._worker.submit(gateway.handler, event, LambdaContext.fresh()).result()
                 except Exception as exc:  # what API Gateway answers when the function fails
@@ -164,9 +199,10 @@ class LocalGateway:
                         self.send_header(k, v)
                 self.send_header("content-length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                if self.command != "HEAD":
+                    self.wfile.write(data)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
 
             def log_message(self, fmt: str, *args: Any) -> None:  # quiet: the handler logs JSON
                 return
