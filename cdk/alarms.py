@@ -36,8 +36,8 @@ TreatMissing = Literal["breaching", "notBreaching", "ignore", "missing"]
 State = Literal["ALARM", "OK", "INSUFFICIENT_DATA"]
 
 AWS_NAMESPACES: dict[str, str] = {"api": "AWS/ApiGateway", "inference": "AWS/Lambda", "drift_check": "AWS/Lambda"}
-# where the runbook lives
-RUNBOOK_DOC = "README.md"
+# where the runbook lives (relative to the repository root; one section per alarm, anchored by runbook_anchor)
+RUNBOOK_DOC = "docs/runbook.md"
 
 # Group of an alarm: "model" alarms (data and model quality) roll up into the composite
 # "model health" alarm; "service" alarms (API, Lambda) also drive the CodeDeploy rollback.
@@ -58,7 +58,7 @@ class AlarmSpec:
     comparison: Comparison
     treat_missing_data: TreatMissing
     description: str
-    runbook_anchor: str  # HTML anchor in the README's runbook section, e.g. "alarm-dataset-drift"
+    runbook_anchor: str  # HTML anchor of its section in RUNBOOK_DOC, e.g. "alarm-dataset-drift"
     group: Group
     rollback: bool = False  # a CodeDeploy canary rolls back when this alarm fires
     # rate alarms only count windows of at least this many rows (WindowRows); below it a share of a

@@ -208,7 +208,7 @@ class Monitoring(Construct):
             alarm_description=(
                 f"Model health of {m.model_name} {m.version}: in ALARM while any drift, data-quality, traffic or "
                 "capture alarm is. Its children notify the topic; this roll-up is for the dashboard and for "
-                "suppressing or routing in one place. Runbook: README.md#alarm-model-health"
+                "suppressing or routing in one place. Runbook: docs/runbook.md#alarm-model-health"
             ),
             alarm_rule=cloudwatch.AlarmRule.any_of(
                 *(cloudwatch.AlarmRule.from_alarm(a, cloudwatch.AlarmState.ALARM) for a in model_alarms)
@@ -298,7 +298,7 @@ class Monitoring(Construct):
                     f"## Model `{m.model_name}` version `{m.version}`\n"
                     f"Captures: `s3://{self.capture.bucket.bucket_name}/captures/model={m.model_name}/` · "
                     f"drift reports: `s3://{self.capture.bucket.bucket_name}/reports/model={m.model_name}/` · "
-                    f"Athena table `{self.capture.database.ref}.captures` · runbook: README, section *On-call runbook*"
+                    f"Athena table `{self.capture.database.ref}.captures` · runbook: docs/runbook.md"
                 ),
                 width=24, height=2,
             ),

@@ -1,0 +1,183 @@
+"""The docs stay navigable and current.
+
+Every relative link and every ``#anchor`` in README.md and docs/*.md lands somewhere (anchors as GitHub
+renders them: headings slugged, plus explicit ``<a id="...">``); every runbook link an alarm carries
+(cdk/alarms.py's specs, and any ``*.md#anchor`` written in cdk/) lands on a section of docs/runbook.md,
+which has one section per alarm; docs/deploy.md's settings table is what ``python -m cdk.settings_table``
+generates from ``Settings`` today.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+from cdk.alarms import RUNBOOK_DOC, alarm_specs
+from cdk.settings_table import END, START, table
+from modelserve.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+EXPLICIT_ANCHOR = re.compile(r"""<a\s+(?:id|name)=["']([^"']+)["']""")
+# a Markdown file and an anchor, the way cdk/ writes runbook links into alarm descriptions and dashboards
+MD_ANCHOR_REF = re.compile(r"([\w./-]+\.md)#([\w-]+)")
+# a code span naming a file or folder of the repository, optionally a name in it: `cdk/nag.py: acknowledge`
+REPO_PATH_SPAN = re.compile(r"((?:modelserve|serving|driftcheck|monitoring|devtools|cdk|lambda|tests|benchmarks|docs)/[\w./-]*)(?::\s*(\w+))?")
+
+
+def github_slug(heading: str) -> str:
+    """The anchor GitHub gives a heading: lowercase, punctuation dropped, spaces to '-'."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@dataclass
+class Page:
+    anchors: set[str] = field(default_factory=set)
+    links: list[str] = field(default_factory=list)  # hrefs of links and srcs of images, as written
+    code_spans: list[str] = field(default_factory=list)
+
+
+def _inline_text(inline: Token) -> str:
+    return "".join(c.content for c in inline.children or [] if c.type in ("text", "code_inline"))
+
+
+@cache
+def parse(path: Path) -> Page:
+    """Anchors a page defines and links it makes (code blocks and code spans are not links)."""
+    tokens = MarkdownIt("commonmark", {"html": True}).enable("table").parse(path.read_text(encoding="utf-8"))
+    page, seen = Page(), Counter[str]()
+    for i, tok in enumerate(tokens):
+        if tok.type == "heading_open":
+            slug = github_slug(_inline_text(tokens[i + 1]))
+            page.anchors.add(f"{slug}-{seen[slug]}" if seen[slug] else slug)  # GitHub numbers repeated headings
+            seen[slug] += 1
+        if tok.type == "html_block":
+            page.anchors.update(EXPLICIT_ANCHOR.findall(tok.content))
+        for child in tok.children or []:
+            if child.type == "html_inline":
+                page.anchors.update(EXPLICIT_ANCHOR.findall(child.content))
+            elif child.type == "link_open":
+                page.links.append(str(child.attrs["href"]))
+            elif child.type == "image":
+                page.links.append(str(child.attrs["src"]))
+            elif child.type == "code_inline":
+                page.code_spans.append(child.content)
+    return page
+
+
+def broken_links(doc: Path, root: Path = ROOT) -> list[str]:
+    """Relative links of ``doc`` whose file or anchor does not exist (web links are not followed)."""
+    problems = []
+    for href in parse(doc).links:
+        url = urlsplit(href)
+        if url.scheme or url.netloc:
+            continue
+        target = (doc.parent / unquote(url.path)).resolve() if url.path else doc
+        if not target.exists():
+            problems.append(f"{doc.relative_to(root)}: {href}: no such file")
+        elif url.fragment and target.suffix == ".md" and url.fragment not in parse(target).anchors:
+            problems.append(f"{doc.relative_to(root)}: {href}: no such anchor in {target.relative_to(root)}")
+    return problems
+
+
+def stale_paths(doc: Path, root: Path = ROOT) -> list[str]:
+    """Code spans of ``doc`` naming a repository file that does not exist, or a name not in that file."""
+    stale = []
+    for span in parse(doc).code_spans:
+        if m := REPO_PATH_SPAN.fullmatch(span):
+            path, name = root / m.group(1), m.group(2)
+            if not path.exists() or (name and name not in path.read_text(encoding="utf-8")):
+                stale.append(span)
+    return stale
+
+
+def unresolved_ref(doc: str, anchor: str) -> str | None:
+    """Why ``doc#anchor`` (relative to the repository root) leads nowhere, or None when it resolves."""
+    path = ROOT / doc
+    if not path.is_file():
+        return f"{doc}: no such file"
+    if anchor not in parse(path).anchors:
+        return f"{doc}#{anchor}: no such anchor"
+    return None
+
+
+def runbook_links(description: str) -> list[tuple[str, str]]:
+    return MD_ANCHOR_REF.findall(description.partition("Runbook: ")[2])
+
+
+def test_slugs_match_github() -> None:
+    assert github_slug("Capture: every request's inputs and predictions, in S3") == "capture-every-requests-inputs-and-predictions-in-s3"
+    assert github_slug("Performance (measured, make bench)") == "performance-measured-make-bench"
+    assert github_slug("ModelHealth (composite)") == "modelhealth-composite"
+    assert github_slug("Lambda assets without Docker") == "lambda-assets-without-docker"
+    assert github_slug("max_body_bytes & co.") == "max_body_bytes--co"
+
+
+def test_the_checker_finds_missing_files_anchors_and_names(tmp_path: Path) -> None:
+    (tmp_path / "other.md").write_text('# Other page\n\n<a id="kept"></a>\n## Section `two`\n')
+    doc = tmp_path / "doc.md"
+    doc.write_text(
+        "# Title\n\n[fine](other.md#section-two) [fine](other.md#kept) [fine](#title) [web](https://example.com/x#y)\n"
+        "[gone](missing.md) [no anchor](other.md#nowhere) [no local anchor](#elsewhere)\n\n"
+        "```\n[not a link](nowhere.md)\n```\n"
+        "`cdk/real.py: THING` `cdk/real.py: GONE` `serving/moved.py` `not/a/repo/path.py`\n"
+    )
+    (tmp_path / "cdk").mkdir()
+    (tmp_path / "cdk" / "real.py").write_text("THING = 1\n")
+    assert broken_links(doc, tmp_path) == [
+        "doc.md: missing.md: no such file",
+        "doc.md: other.md#nowhere: no such anchor in other.md",
+        "doc.md: #elsewhere: no such anchor in doc.md",
+    ]
+    assert stale_paths(doc, tmp_path) == ["cdk/real.py: GONE", "serving/moved.py"]
+
+
+@pytest.mark.parametrize("doc", DOC_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_and_anchor_resolves(doc: Path) -> None:
+    assert broken_links(doc) == []
+
+
+@pytest.mark.parametrize("doc", DOC_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_file_the_docs_name_exists(doc: Path) -> None:
+    # the layout moves; a doc naming `serving/capture.py` or `cdk/bundling.py: ASSET_PACKAGES` must follow it
+    assert stale_paths(doc) == []
+
+
+def test_the_readme_links_every_reference_page() -> None:
+    linked = {(ROOT / urlsplit(h).path).resolve() for h in parse(ROOT / "README.md").links if not urlsplit(h).scheme}
+    assert [p.name for p in DOC_FILES[1:] if p.resolve() not in linked] == []
+
+
+def test_every_alarm_description_links_its_runbook_section() -> None:
+    specs = alarm_specs(Settings(), "penguins", "v1")
+    for spec in specs:
+        assert runbook_links(spec.description) == [(RUNBOOK_DOC, spec.runbook_anchor)], spec.id
+        assert unresolved_ref(RUNBOOK_DOC, spec.runbook_anchor) is None, spec.id
+
+
+def test_runbook_links_written_in_cdk_resolve() -> None:
+    # the composite alarm's description and the dashboard are built in cdk/, not from the specs
+    refs = {ref for py in sorted((ROOT / "cdk").rglob("*.py")) for ref in MD_ANCHOR_REF.findall(py.read_text())}
+    assert (RUNBOOK_DOC, "alarm-model-health") in refs
+    assert [problem for ref in sorted(refs) if (problem := unresolved_ref(*ref))] == []
+
+
+def test_the_runbook_has_one_section_per_alarm() -> None:
+    sections = {a for a in parse(ROOT / RUNBOOK_DOC).anchors if a.startswith("alarm-")}
+    assert sections == {s.runbook_anchor for s in alarm_specs(Settings(), "m", "v")} | {"alarm-model-health"}
+
+
+def test_the_settings_table_in_deploy_md_is_current() -> None:
+    text = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    assert text.count(START) == 1 and text.count(END) == 1
+    written = text.split(START, 1)[1].split(END, 1)[0].strip("\n")
+    # out of date: python -m cdk.settings_table --write docs/deploy.md
+    assert written == table().strip("\n")
