@@ -242,10 +242,10 @@ def child(args: argparse.Namespace) -> None:
     from modelserve import capture_reader
     from modelserve import drift_service as ds
     from modelserve.bundle import ModelBundle
-    from modelserve.settings import Settings
+    from modelserve.settings import DriftSettings
 
-    settings = Settings(model_bundle_path=args.bundle, sample_cap=args.sample_cap, window_hours=WINDOW_HOURS)
-    bundle = ModelBundle.load(settings.model_bundle_path)
+    settings = DriftSettings(sample_cap=args.sample_cap, window_hours=WINDOW_HOURS)
+    bundle = ModelBundle.load(args.bundle)
     service = ds.DriftService(bundle, settings, boto3.client("s3"), boto3.client("cloudwatch"), args.bucket)
     init_s = time.perf_counter() - t_init
     rss_init = _rss_now_kib()
@@ -319,7 +319,7 @@ def main() -> None:
     ap.add_argument("--rows-per-object", type=int, default=1000, help="rows per capture object (Firehose-sized)")
     ap.add_argument("--small-objects", default="100000", help="sizes also run with --small-rows-per-object ('' for none)")
     ap.add_argument("--small-rows-per-object", type=int, default=100, help="rows per object of the --small-objects cases")
-    ap.add_argument("--sample-cap", type=int, default=10_000, help="Settings.sample_cap (reservoir size)")
+    ap.add_argument("--sample-cap", type=int, default=10_000, help="DriftSettings.sample_cap (reservoir size)")
     ap.add_argument("--runs", type=int, default=1, help="drift-check runs per fresh process (later runs: warm instance)")
     ap.add_argument("--read-budget", type=float, default=540.0, help="read_budget_s (handler: timeout 600 s - 60 s reserve)")
     ap.add_argument("--json", help="also write the raw results to this file")

@@ -20,7 +20,7 @@ from constructs import Construct
 from cdk.alarms import AlarmSpec, alarm_specs, schedule_period_s
 from modelserve import metric_names as imn
 from modelserve.schema import BundleManifest, Task
-from modelserve.settings import Settings, env_name
+from modelserve.settings import ENV_BUNDLE_PATH, Settings
 from monitoring import metric_names as dmn
 
 from .bundling import BUNDLE_DIR_IN_ASSET, python_runtime
@@ -29,24 +29,6 @@ from .common import resource_name, retention
 from .nag import acknowledge
 from .serving import Serving, lambda_architecture, powertools_env
 
-DRIFT_SETTINGS = (
-    "model_bundle_path",
-    "window_hours",
-    "sample_cap",
-    "alpha",
-    "p_value_correction",
-    "drift_share_threshold",
-    "numeric_effect_threshold",
-    "categorical_effect_threshold",
-    "outlier_rate_threshold",
-    "missing_rate_threshold",
-    "out_of_range_threshold",
-    "unseen_category_threshold",
-    "capture_sink",
-    "redact_features",  # redacted features are absent from captures, hashed ones are opaque: both skip the tests
-    "hash_features",
-    "metrics_namespace",
-)
 DASHBOARD_MAX_FEATURES = 40  # one line per feature; CloudWatch graphs get unreadable (and capped) beyond this
 
 _COMPARISON = {
@@ -106,8 +88,8 @@ class Monitoring(Construct):
             )
         )
         capture.grant_drift_access(role)
-        env = s.to_env(*DRIFT_SETTINGS)
-        env[env_name("model_bundle_path")] = BUNDLE_DIR_IN_ASSET
+        env = s.drift.to_env()  # every setting the function reads (DriftSettings.from_env), nothing else
+        env[ENV_BUNDLE_PATH] = BUNDLE_DIR_IN_ASSET
         env.update(capture.environment)
         env.update(powertools_env(s, "drift-check"))
         self.function = lambda_.Function(

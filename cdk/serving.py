@@ -14,26 +14,11 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from modelserve.schema import BundleManifest
-from modelserve.settings import ENV_HASH_SALT_SECRET, Settings, env_name
+from modelserve.settings import ENV_BUNDLE_PATH, ENV_HASH_SALT_SECRET, Settings
 
 from .bundling import BUNDLE_DIR_IN_ASSET, python_runtime
 from .common import resource_name, retention
 from .nag import acknowledge
-
-# settings the inference function reads (Settings.from_env); the rest stay out of its environment
-INFERENCE_SETTINGS = (
-    "model_bundle_path",
-    "max_batch_rows",
-    "max_body_bytes",
-    "unseen_category_policy",
-    "capture_sink",
-    "capture_sampling",
-    "redact_features",
-    "hash_features",
-    "capture_hash_salt",
-    "stage_name",
-    "metrics_namespace",
-)
 
 _CANARY = {
     "AllAtOnce": "ALL_AT_ONCE",
@@ -106,7 +91,7 @@ class Serving(Construct):
             )
         )
 
-        env = s.to_env(*(n for n in INFERENCE_SETTINGS if n != "capture_hash_salt" or s.capture_hash_salt))
+        env = s.serving.to_env()  # every setting the function reads (ServingSettings.from_env), nothing else
         self.hash_salt_secret: secretsmanager.Secret | None = None
         if s.hash_features and not s.capture_hash_salt:
             # a generated salt that never appears in cdk.json, the template or the function's configuration
@@ -120,7 +105,7 @@ class Serving(Construct):
                 self.hash_salt_secret, "AwsSolutions-SMG4",
                 "The salt must stay the same for hashed captures to remain joinable; rotating it is a deliberate, manual act.",
             )
-        env[env_name("model_bundle_path")] = BUNDLE_DIR_IN_ASSET  # inside the asset (handler resolves it against LAMBDA_TASK_ROOT)
+        env[ENV_BUNDLE_PATH] = BUNDLE_DIR_IN_ASSET  # inside the asset (resolved against LAMBDA_TASK_ROOT)
         env.update(extra_environment)
         env.update(powertools_env(s, "inference"))
 

@@ -1,5 +1,8 @@
 """The settings table of the docs, generated from ``Settings.describe()`` (so the README stays in sync).
 
+One row per cdk.json key, grouped by who reads it: the stack only, or the function(s) whose
+environment carries it.
+
     python -m cdk.settings_table                  # print the Markdown table
     python -m cdk.settings_table --write FILE     # replace the table between the markers in FILE
     python -m cdk.settings_table --check FILE     # exit 1 when FILE's table is out of date
@@ -16,14 +19,14 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from modelserve.settings import Settings
+from modelserve.settings import SettingInfo, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
 
 
-def _allowed(name: str) -> str:
-    field = Settings.model_fields[name]
+def _allowed(setting: SettingInfo) -> str:
+    field = setting.field
     ann = field.annotation
     if typing.get_origin(ann) is typing.Literal:
         return ", ".join(f"`{a}`" for a in typing.get_args(ann))
@@ -49,12 +52,13 @@ def _show(v: Any) -> str:
 def table(cdk_json: Path = ROOT / "cdk.json") -> str:
     ctx = json.loads(cdk_json.read_text()).get("context", {}) if cdk_json.is_file() else {}
     lines = [
-        "| Setting | Default | In cdk.json | Allowed | What it does |",
-        "|---|---|---|---|---|",
+        "| Setting | Read by | Default | In cdk.json | Allowed | What it does |",
+        "|---|---|---|---|---|---|",
     ]
-    for name, default, description in Settings.describe():
-        in_json = _show(ctx[name]) if name in ctx else ""
-        lines.append(f"| `{name}` | {_show(default)} | {in_json} | {_allowed(name)} | {description} |")
+    for s in Settings.describe():
+        in_json = _show(ctx[s.name]) if s.name in ctx else ""
+        read_by = ", ".join(s.read_by)
+        lines.append(f"| `{s.name}` | {read_by} | {_show(s.default)} | {in_json} | {_allowed(s)} | {s.description} |")
     return "\n".join(lines) + "\n"
 
 

@@ -105,7 +105,7 @@ def run(bundle: str | None, port: int, seconds: float | None, show_metrics: bool
         create_local_bucket(LOCAL_BUCKET)
         handler = load_handler_module("inference")
         try:
-            gateway = LocalGateway(handler.handler, handler.settings.stage_name, port).start()
+            gateway = LocalGateway(handler.handler, handler.serving.stage_name, port).start()
         except OSError as exc:
             print(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); pick another port: make run ARGS='--port 8081'", file=sys.stderr)
             return 1

@@ -21,6 +21,7 @@ from typing import Any
 from cdk.alarms import AlarmSpec, alarm_specs, evaluate
 from modelserve.bundle import ModelBundle
 from modelserve.schema import FeatureKind, FeatureSpec
+from modelserve.settings import Settings
 
 PERIOD_QUIET = "quiet"
 PERIOD_SHIFTED = "shifted"
@@ -152,10 +153,10 @@ def demo(
         create_local_bucket(LOCAL_BUCKET)
         inference = load_handler_module("inference")
         drift_check = load_handler_module("drift_check")
-        gateway = LocalGateway(inference.handler, inference.settings.stage_name, port=0).start()
+        gateway = LocalGateway(inference.handler, inference.serving.stage_name, port=0).start()
         b = inference.bundle
         m = b.manifest
-        specs = alarm_specs(inference.settings, m.model_name, m.version, LOCAL_BUCKET)
+        specs = alarm_specs(Settings(serving=inference.serving, drift=drift_check.drift), m.model_name, m.version, LOCAL_BUCKET)
         reference = b.reference_rows()
         shift = choose_shift(b)
         echo(f"model {m.model_name} {m.version}; local AWS at {endpoint}; API at {gateway.url}")
@@ -206,7 +207,7 @@ def demo(
                 results.append(res)
                 echo(
                     f"\n== {period} period: {answered} requests answered, {rejected} rejected, {labelled} labels sent; "
-                    f"drift check on the last {inference.settings.window_hours} h: {summary['rows_seen']} rows, "
+                    f"drift check on the last {drift_check.drift.window_hours} h: {summary['rows_seen']} rows, "
                     f"dataset drift = {summary['dataset_drift']}, drift share = {_fmt(summary['drift_share'])}"
                 )
                 echo(format_table(table))

@@ -270,9 +270,9 @@ def local_aws(port: int = 0) -> Iterator[str]:
 
 def local_function_env(bundle_dir: str | Path) -> dict[str, str]:
     """What the stack would set on the functions, pointed at the local bundle and bucket."""
-    from modelserve.settings import ENV_CAPTURE_BUCKET, env_name
+    from modelserve.settings import ENV_BUNDLE_PATH, ENV_CAPTURE_BUCKET
 
-    return {env_name("model_bundle_path"): str(bundle_dir), ENV_CAPTURE_BUCKET: LOCAL_BUCKET}
+    return {ENV_BUNDLE_PATH: str(Path(bundle_dir).resolve()), ENV_CAPTURE_BUCKET: LOCAL_BUCKET}
 
 
 def create_local_bucket(bucket: str = LOCAL_BUCKET) -> None:

@@ -19,7 +19,7 @@ from modelserve import metric_names as mn
 from modelserve.bundle import ModelBundle, reference_sample_from_rows
 from modelserve.records import report_key, utc_iso
 from modelserve.schema import BundleManifest, Task
-from modelserve.settings import Settings
+from modelserve.settings import DriftSettings, SharedSettings
 from monitoring.check import DriftChecker, DriftConfig, DriftReport
 from monitoring.html_report import render_html
 from monitoring.performance import LabeledPredictions
@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 CLOUDWATCH_BATCH = 500  # PutMetricData takes up to 1,000 values per call
 
 
-def drift_config(settings: Settings) -> DriftConfig:
+def drift_config(settings: DriftSettings) -> DriftConfig:
     """The one mapping from deploy settings to the library's thresholds."""
     overrides: dict[str, Any] = {}
     if settings.numeric_effect_threshold is not None:
@@ -51,7 +51,7 @@ def drift_config(settings: Settings) -> DriftConfig:
     )
 
 
-def checked_manifest(manifest: BundleManifest, settings: Settings) -> BundleManifest:
+def checked_manifest(manifest: BundleManifest, settings: SharedSettings) -> BundleManifest:
     """Redacted features are not in captures and hashed ones are not comparable: leave both out."""
     from dataclasses import replace
 
@@ -107,7 +107,7 @@ class DriftService:
     def __init__(
         self,
         bundle: ModelBundle,
-        settings: Settings,
+        settings: DriftSettings,
         s3: Any,
         cloudwatch: Any,
         bucket: str,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,21 @@ from .schema import (
     Table,
     column_from_values,
 )
+from .settings import ENV_BUNDLE_PATH
+
+# modelserve/ sits at the root of each function's asset, next to handler.py
+ASSET_ROOT = Path(__file__).resolve().parent.parent
+
+
+def function_bundle_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """The bundle folder a function loads, as the stack (or a local run) set it in ``MS_MODEL_BUNDLE_PATH``:
+    relative to the asset root (Lambda's ``LAMBDA_TASK_ROOT``, not the working directory) unless absolute."""
+    environ = os.environ if environ is None else environ
+    folder = environ.get(ENV_BUNDLE_PATH)
+    if not folder:
+        raise KeyError(f"{ENV_BUNDLE_PATH} is not set: the stack sets it to the bundle folder inside the asset")
+    root = environ.get("LAMBDA_TASK_ROOT") or str(ASSET_ROOT)
+    return Path(root, folder)  # an absolute folder replaces the root
 
 
 @dataclass(frozen=True)
@@ -70,7 +86,7 @@ class ModelBundle:
         return reference_sample_from_rows(self.manifest, self.reference_rows())
 
 
-def reference_sample_from_rows(manifest: BundleManifest, rows: list[Mapping[str, Any]]) -> ReferenceSample:
+def reference_sample_from_rows(manifest: BundleManifest, rows: Sequence[Mapping[str, Any]]) -> ReferenceSample:
     """Columns of capture-shaped rows ({"inputs", "prediction", "probabilities"}); shared with the drift check."""
     table = {f.name: column_from_values(f, [r["inputs"].get(f.name) for r in rows]) for f in manifest.features}
     classes = manifest.outputs.classes

@@ -1,8 +1,16 @@
-"""Every setting of the template, typed and validated in one place.
+"""Every setting of the template, typed and validated in one place, split by who reads them.
 
-The CDK app reads them once from ``cdk.json`` context (``Settings.from_context``); the Lambdas read
-the subset they need from environment variables the stack sets (``Settings.from_env``). The
-environment variable of a field is ``MS_`` + its name in upper case; lists are JSON.
+- ``DeploySettings``: read by the CDK app only (memory, alarms, lifecycle, ...); never reaches a function.
+- ``SharedSettings``: what both functions must agree on: how captures are written (the drift check
+  reads them back) and where metrics go. The base of the two function sections.
+- ``ServingSettings``: everything the inference function reads (``SharedSettings`` included).
+- ``DriftSettings``: everything the drift-check function reads (``SharedSettings`` included).
+
+``Settings`` holds the three sections. ``cdk.json`` keeps flat keys (``Settings.from_context``): each
+key goes to every section with a field of that name, in one place (``Settings._sections_of_flat_keys``).
+The stack hands each function its whole section (``section.to_env()``: ``MS_`` + the field name in
+upper case, lists as JSON) and the function reads it back with ``ServingSettings.from_env()`` /
+``DriftSettings.from_env()``.
 """
 
 from __future__ import annotations
@@ -10,12 +18,15 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 
 ENV_PREFIX = "MS_"
-# resource names the stack passes to the functions (not settings: the stack creates them)
+# resources the stack passes to the functions (not settings: the stack creates or places them)
+ENV_BUNDLE_PATH = "MS_MODEL_BUNDLE_PATH"  # the bundle folder: relative to the asset root, or absolute (local runs)
 ENV_CAPTURE_BUCKET = "MS_CAPTURE_BUCKET"
 ENV_FIREHOSE_STREAM = "MS_FIREHOSE_STREAM"
 ENV_HASH_SALT_SECRET = "MS_CAPTURE_HASH_SALT_SECRET_ARN"  # the salt the stack generated, when none is set
@@ -33,21 +44,43 @@ CANARY_CONFIGS = (
 )
 
 
-def env_name(setting: str) -> str:
-    """The environment variable carrying a setting to the functions."""
-    if setting not in Settings.model_fields:
-        raise KeyError(setting)
-    return ENV_PREFIX + setting.upper()
-
-
 class SettingsError(ValueError):
     """A setting has a wrong value; the message names the key, the value and what is allowed."""
 
 
-class Settings(BaseModel):
+SectionT = TypeVar("SectionT", bound="_Section")
+
+
+class _Section(BaseModel):
+    """A group of settings one reader takes whole; built from flat values, carried as ``MS_*`` variables."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # --- model and serving ---
+    @classmethod
+    def from_env(cls: type[SectionT], environ: Mapping[str, str] | None = None) -> SectionT:
+        """The section from the environment the stack set (``to_env``); unset fields keep their default."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            raw = environ.get(ENV_PREFIX + name.upper())
+            if raw is not None:
+                values[name] = _decode_env(raw)
+        return _validated(cls, values)
+
+    def to_env(self) -> dict[str, str]:
+        """Every field as an environment variable (unset optional ones left out); ``from_env`` reads them back."""
+        out = {}
+        for name in type(self).model_fields:
+            v = getattr(self, name)
+            if v is None:
+                continue
+            out[ENV_PREFIX + name.upper()] = json.dumps(list(v)) if isinstance(v, tuple) else str(v)
+        return out
+
+
+class DeploySettings(_Section):
+    """Read by the CDK app only: sizes, API, alarms, retention, schedule."""
+
     model_bundle_path: str = Field("models/sample", description="Folder of the model bundle to deploy")
     lambda_architecture: Literal["arm64", "x86_64"] = Field(
         "arm64", description="Lambda CPU architecture (x86_64 if onnxruntime's cpuinfo crashes on arm64)"
@@ -59,54 +92,21 @@ class Settings(BaseModel):
     inference_timeout_s: int = Field(10, ge=1, le=29, description="Inference Lambda timeout (API Gateway caps at 29 s)")
     provisioned_concurrency: int = Field(0, ge=0, le=1000, description="Provisioned concurrency on the live alias")
     api_auth: Literal["none", "api_key", "iam"] = Field("api_key", description="API authentication mode")
-    stage_name: str = Field("prod", pattern=r"^[A-Za-z0-9_]{1,64}$", description="API Gateway stage name")
     throttle_rate_limit: float = Field(100.0, gt=0, le=10000, description="Steady requests per second, per stage")
     throttle_burst_limit: int = Field(200, gt=0, le=5000, description="Burst requests, per stage")
-    max_batch_rows: int = Field(1000, ge=1, le=100_000, description="Most rows in one /predict request")
-    max_body_bytes: int = Field(6_000_000, ge=1024, le=6_291_456, description="Largest request body (Lambda's cap)")
-    unseen_category_policy: Literal["reject", "model"] = Field(
-        "reject", description="Unseen category: 422, or pass it to the model (one-hot all zeros)"
-    )
     canary_config: Literal[CANARY_CONFIGS] = Field(  # type: ignore[valid-type]
         "Canary10Percent5Minutes", description="CodeDeploy traffic shifting for a new model version"
     )
     api_p99_latency_ms: float = Field(1000.0, gt=0, description="API p99 latency alarm threshold")
     api_5xx_rate: float = Field(0.01, gt=0, le=1, description="API 5xx share alarm threshold")
-
-    # --- capture ---
-    capture_sink: Literal["s3", "firehose"] = Field("s3", description="Where captures go")
-    capture_sampling: float = Field(1.0, ge=0.0, le=1.0, description="Share of requests captured")
-    redact_features: tuple[str, ...] = Field((), description="Features never written to captures")
-    hash_features: tuple[str, ...] = Field((), description="Features written as a salted SHA-256")
-    capture_hash_salt: str = Field(
-        "", description="Salt for hashed features; empty: the stack generates one in Secrets Manager (recommended)"
-    )
     bucket_encryption: Literal["s3", "kms"] = Field("s3", description="SSE-S3 or a customer-managed KMS key")
     capture_expiry_days: int = Field(365, ge=1, le=3650, description="Captured data is deleted after this")
     capture_transition_days: int = Field(30, ge=0, le=3650, description="To S3 Infrequent Access after (0: never)")
     report_expiry_days: int = Field(365, ge=1, le=3650, description="Drift reports are deleted after this")
     log_retention_days: int = Field(30, ge=1, le=3653, description="CloudWatch Logs retention")
-    metrics_namespace: str = Field("ModelServing", pattern=r"^[A-Za-z0-9_./#:-]{1,255}$", description="CloudWatch namespace")
-
-    # --- drift check ---
     drift_schedule: str = Field("rate(1 hour)", description="EventBridge schedule expression of the drift check")
     drift_memory_mb: int = Field(2048, ge=512, le=10240, description="Drift-check Lambda memory")
     drift_timeout_s: int = Field(600, ge=30, le=900, description="Drift-check Lambda timeout")
-    window_hours: int = Field(24, ge=1, le=24 * 31, description="Target window: the last W hours of captures")
-    sample_cap: int = Field(10_000, ge=100, le=1_000_000, description="Most target rows kept (reservoir sample)")
-    alpha: float = Field(0.05, gt=0.0, lt=1.0, description="Significance level of the drift tests (family-wise)")
-    p_value_correction: Literal["bonferroni", "fdr"] = Field("bonferroni", description="Multiple-testing correction")
-    drift_share_threshold: float = Field(
-        0.0, ge=0.0, le=1.0, description="Dataset drift when the share of drifted features reaches this (0: any feature)"
-    )
-    numeric_effect_threshold: float | None = Field(None, ge=0.0, description="Override: normalised Wasserstein")
-    categorical_effect_threshold: float | None = Field(None, ge=0.0, description="Override: categorical effect size")
-    outlier_rate_threshold: float = Field(0.05, gt=0.0, le=1.0, description="Alarm when outlier rate exceeds")
-    missing_rate_threshold: float = Field(
-        0.05, ge=0.0, le=1.0, description="Alarm when a feature's missing rate rises this far above the reference"
-    )
-    out_of_range_threshold: float = Field(0.01, ge=0.0, le=1.0, description="Alarm when out-of-range share exceeds")
-    unseen_category_threshold: float = Field(0.01, ge=0.0, le=1.0, description="Alarm when unseen share exceeds")
     alarm_min_window_rows: int = Field(
         100, ge=0, le=1_000_000,
         description="Rate alarms (missing, out-of-range, unseen, outliers) stay OK on windows with fewer rows",
@@ -115,13 +115,6 @@ class Settings(BaseModel):
         "breaching", description="How alarms treat an empty window / no traffic"
     )
     alarm_email: str | None = Field(None, description="E-mail subscribed to the alarm topic")
-
-    @field_validator("redact_features", "hash_features", mode="before")
-    @classmethod
-    def _split_list(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            v = json.loads(v) if v.strip().startswith("[") else [s for s in v.split(",") if s.strip()]
-        return tuple(str(s).strip() for s in v)
 
     @field_validator("drift_schedule")
     @classmethod
@@ -140,60 +133,177 @@ class Settings(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _cross_checks(self) -> Settings:
-        if self.capture_hash_salt and len(self.capture_hash_salt) < 16:
-            raise ValueError("capture_hash_salt must be at least 16 characters (or empty: the stack generates one)")
-        both = set(self.redact_features) & set(self.hash_features)
-        if both:
-            raise ValueError(f"features both redacted and hashed: {sorted(both)}")
+    def _transition_before_expiry(self) -> DeploySettings:
         if self.capture_transition_days and self.capture_transition_days >= self.capture_expiry_days:
             raise ValueError("capture_transition_days must be below capture_expiry_days")
         return self
+
+
+class SharedSettings(_Section):
+    """Read by both functions: the inference function writes captures and metrics, the drift check
+    reads the captures back (same sink layout, same left-out features) and publishes to the same namespace."""
+
+    capture_sink: Literal["s3", "firehose"] = Field("s3", description="Where captures go")
+    redact_features: tuple[str, ...] = Field((), description="Features never written to captures")
+    hash_features: tuple[str, ...] = Field((), description="Features written as a salted SHA-256")
+    metrics_namespace: str = Field("ModelServing", pattern=r"^[A-Za-z0-9_./#:-]{1,255}$", description="CloudWatch namespace")
+
+    @field_validator("redact_features", "hash_features", mode="before")
+    @classmethod
+    def _split_list(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = json.loads(v) if v.strip().startswith("[") else [s for s in v.split(",") if s.strip()]
+        return tuple(str(s).strip() for s in v)
+
+    @model_validator(mode="after")
+    def _redacted_or_hashed(self) -> SharedSettings:
+        both = set(self.redact_features) & set(self.hash_features)
+        if both:
+            raise ValueError(f"features both redacted and hashed: {sorted(both)}")
+        return self
+
+
+class ServingSettings(SharedSettings):
+    """Everything the inference function reads."""
+
+    stage_name: str = Field("prod", pattern=r"^[A-Za-z0-9_]{1,64}$", description="API Gateway stage name")
+    max_batch_rows: int = Field(1000, ge=1, le=100_000, description="Most rows in one /predict request")
+    max_body_bytes: int = Field(6_000_000, ge=1024, le=6_291_456, description="Largest request body (Lambda's cap)")
+    unseen_category_policy: Literal["reject", "model"] = Field(
+        "reject", description="Unseen category: 422, or pass it to the model (one-hot all zeros)"
+    )
+    capture_sampling: float = Field(1.0, ge=0.0, le=1.0, description="Share of requests captured")
+    capture_hash_salt: str | None = Field(
+        None, description="Salt for hashed features; none: the stack generates one in Secrets Manager (recommended)"
+    )
+
+    @field_validator("capture_hash_salt")
+    @classmethod
+    def _salt(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        if len(v) < 16:
+            raise ValueError("must be at least 16 characters (or empty: the stack generates one)")
+        return v
+
+
+class DriftSettings(SharedSettings):
+    """Everything the drift-check function reads."""
+
+    window_hours: int = Field(24, ge=1, le=24 * 31, description="Target window: the last W hours of captures")
+    sample_cap: int = Field(10_000, ge=100, le=1_000_000, description="Most target rows kept (reservoir sample)")
+    alpha: float = Field(0.05, gt=0.0, lt=1.0, description="Significance level of the drift tests (family-wise)")
+    p_value_correction: Literal["bonferroni", "fdr"] = Field("bonferroni", description="Multiple-testing correction")
+    drift_share_threshold: float = Field(
+        0.0, ge=0.0, le=1.0, description="Dataset drift when the share of drifted features reaches this (0: any feature)"
+    )
+    numeric_effect_threshold: float | None = Field(None, ge=0.0, description="Override: normalised Wasserstein")
+    categorical_effect_threshold: float | None = Field(None, ge=0.0, description="Override: categorical effect size")
+    outlier_rate_threshold: float = Field(0.05, gt=0.0, le=1.0, description="Alarm when outlier rate exceeds")
+    missing_rate_threshold: float = Field(
+        0.05, ge=0.0, le=1.0, description="Alarm when a feature's missing rate rises this far above the reference"
+    )
+    out_of_range_threshold: float = Field(0.01, ge=0.0, le=1.0, description="Alarm when out-of-range share exceeds")
+    unseen_category_threshold: float = Field(0.01, ge=0.0, le=1.0, description="Alarm when unseen share exceeds")
+
+
+# who reads each section, in the order the settings table lists them
+READERS = {"deploy": "stack", "serving": "inference", "drift": "drift check"}
+
+
+@dataclass(frozen=True)
+class SettingInfo:
+    """One cdk.json key, for the settings table."""
+
+    name: str
+    field: FieldInfo
+    read_by: tuple[str, ...]  # "stack", or the functions whose environment carries it
+
+    @property
+    def default(self) -> Any:
+        return self.field.default
+
+    @property
+    def description(self) -> str:
+        return self.field.description or ""
+
+
+class Settings(BaseModel):
+    """All settings, by section. Built from cdk.json's flat keys (``from_context``, or ``Settings(**flat)``).
+
+    Deploy-time code may read a setting by its flat name (``settings.max_batch_rows``): it is looked
+    up in the section that holds it. The functions never see this class, only their section.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    SECTIONS: ClassVar[dict[str, type[_Section]]] = {"deploy": DeploySettings, "serving": ServingSettings, "drift": DriftSettings}
+
+    # frozen defaults, so one instance serves every Settings (model_validate: mypy knows no field defaults)
+    deploy: DeploySettings = DeploySettings.model_validate({})
+    serving: ServingSettings = ServingSettings.model_validate({})
+    drift: DriftSettings = DriftSettings.model_validate({})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sections_of_flat_keys(cls, data: Any) -> Any:
+        """The one mapping from flat keys to sections: a key goes to every section with that field."""
+        if not isinstance(data, Mapping) or set(data) & set(cls.SECTIONS):
+            return data  # already by section
+        nested: dict[str, Any] = {name: {} for name in cls.SECTIONS}
+        unknown = {}
+        for key, value in data.items():
+            owners = [name for name, section in cls.SECTIONS.items() if key in section.model_fields]
+            for name in owners:
+                nested[name][key] = value
+            if not owners:
+                unknown[key] = value  # refused by extra="forbid"
+        return {**nested, **unknown}
+
+    def __getattr__(self, name: str) -> Any:
+        for section in type(self).SECTIONS:
+            values = self.__dict__.get(section)
+            if values is not None and name in type(values).model_fields:
+                return getattr(values, name)
+        return super().__getattr__(name)  # type: ignore[misc]
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """Every cdk.json key, by section (a shared key once, where it first appears)."""
+        return list(dict.fromkeys(n for section in cls.SECTIONS.values() for n in section.model_fields))
 
     # --- construction ---
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> Settings:
         """Build from CDK context; unknown keys and bad values raise SettingsError."""
-        known = set(cls.model_fields)
+        known = set(cls.names())
         values = {k: v for k, v in context.items() if k in known}
         unknown = sorted(k for k in context if k not in known and not _is_cdk_key(k))
         if unknown:
             raise SettingsError(
                 f"unknown setting(s) {unknown} in cdk.json context; allowed: {sorted(known)}"
             )
-        return cls._validated(values)
+        return _validated(cls, values)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for name in cls.model_fields:
-            raw = environ.get(env_name(name))
-            if raw is not None:
-                values[name] = _decode_env(raw)
-        return cls._validated(values)
-
-    @classmethod
-    def _validated(cls, values: Mapping[str, Any]) -> Settings:
-        try:
-            return cls(**values)
-        except ValidationError as exc:
-            raise SettingsError(_describe(exc, values)) from None
-
-    def to_env(self, *names: str) -> dict[str, str]:
-        """Environment variables carrying the given settings (all when none named)."""
-        out = {}
-        for name in names or tuple(type(self).model_fields):
-            v = getattr(self, name)
-            if v is None:
-                continue
-            out[env_name(name)] = json.dumps(list(v)) if isinstance(v, tuple) else str(v)
+    def describe(cls) -> list[SettingInfo]:
+        """Every setting with its field and readers, for the settings table."""
+        out = []
+        for name in cls.names():
+            sections = [s for s, model in cls.SECTIONS.items() if name in model.model_fields]
+            field = cls.SECTIONS[sections[0]].model_fields[name]
+            out.append(SettingInfo(name, field, tuple(READERS[s] for s in sections)))
         return out
 
-    @classmethod
-    def describe(cls) -> list[tuple[str, Any, str]]:
-        """(name, default, description) of every setting, for the README table."""
-        return [(n, f.default, f.description or "") for n, f in cls.model_fields.items()]
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def _validated(cls: type[ModelT], values: Mapping[str, Any]) -> ModelT:
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc, values)) from None
 
 
 def _is_cdk_key(key: str) -> bool:
@@ -210,11 +320,16 @@ def _decode_env(raw: str) -> Any:
 
 
 def _describe(exc: ValidationError, values: Mapping[str, Any]) -> str:
-    lines = []
+    lines: list[str] = []
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(settings)"
-        shown = values.get(key, "<default>") if err["loc"] else "(combination)"
+        loc = [str(p) for p in err["loc"]]
+        if loc and loc[0] in Settings.SECTIONS:
+            loc = loc[1:]  # name the cdk.json key, not the section holding it
+        key = loc[0] if loc else "(settings)"
+        shown = values.get(key, "<default>") if loc else "(combination)"
         allowed = err.get("ctx", {}).get("expected") if err.get("ctx") else None
         msg = err["msg"] + (f" (allowed: {allowed})" if allowed and str(allowed) not in err["msg"] else "")
-        lines.append(f"setting {key!r} = {shown!r}: {msg}")
+        line = f"setting {key!r} = {shown!r}: {msg}"
+        if line not in lines:  # a shared key is checked in each section holding it
+            lines.append(line)
     return "invalid settings:\n  " + "\n  ".join(lines)

@@ -1,5 +1,8 @@
 """FastAPI adapter over ``InferenceService``: HTTP in, HTTP out. Same app on Lambda (Mangum) and locally.
 
+The service refuses a request with a reason code (``RequestError.reason``); ``status_of`` maps
+reasons to HTTP statuses. Every refused /predict is counted here (ValidationRejects by Reason).
+
 Endpoints read the raw body and validate by column (see validation.py) rather than through a
 pydantic model per row; the OpenAPI request schema is generated from the bundle's feature schema.
 """
@@ -19,12 +22,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from modelserve import metric_names as mn
 from modelserve.schema import BundleManifest, FeatureKind, Task
 
-from .service import InferenceService, new_request_id
-from .validation import BODY_TOO_LARGE, RequestError, parse_json
+from .service import FEEDBACK_UNAVAILABLE, InferenceService, new_request_id
+from .validation import BODY_TOO_LARGE, MALFORMED_JSON, RequestError, parse_json
 
 logger = logging.getLogger(__name__)
 
 _ORJSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
+
+# HTTP status of a refusal reason; every other reason is a well-formed request with invalid content
+_STATUS_OF_REASON = {MALFORMED_JSON: 400, BODY_TOO_LARGE: 413, FEEDBACK_UNAVAILABLE: 503}
+UNPROCESSABLE = 422
+
+
+def status_of(exc: RequestError) -> int:
+    return _STATUS_OF_REASON.get(exc.reason, UNPROCESSABLE)
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -64,30 +75,30 @@ def request_time_of(request: Request) -> datetime | None:
     return None
 
 
-def create_app(service: InferenceService) -> FastAPI:
+def create_app(service: InferenceService, max_body_bytes: int) -> FastAPI:
     m = service.manifest
     app = FastAPI(
         title=f"{m.model_name} prediction API",
         version=m.version,
         description=f"Predictions from model {m.model_name} version {m.version}. Inputs are validated against the bundle schema.",
     )
-    max_body = service.settings.max_body_bytes
+    max_body = max_body_bytes
     headers_base = {"x-model-version": m.version, "x-model-name": m.model_name}
 
     async def read_json(request: Request) -> Any:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > max_body:
-            raise RequestError(413, BODY_TOO_LARGE, f"request body over {max_body} bytes")
+            raise RequestError(BODY_TOO_LARGE, f"request body over {max_body} bytes")
         body = await request.body()
         if len(body) > max_body:
-            raise RequestError(413, BODY_TOO_LARGE, f"request body over {max_body} bytes")
+            raise RequestError(BODY_TOO_LARGE, f"request body over {max_body} bytes")
         return parse_json(body)
 
     def error_response(exc: RequestError, request_id: str) -> Response:
         body = exc.body()
         body["request_id"] = request_id
         body["model_version"] = m.version
-        return json_response(body, exc.status, {**headers_base, "x-request-id": request_id})
+        return json_response(body, status_of(exc), {**headers_base, "x-request-id": request_id})
 
     @app.post("/predict", openapi_extra=_predict_openapi(m), summary="Score 1..N rows")
     async def predict(request: Request) -> Response:
@@ -96,8 +107,7 @@ def create_app(service: InferenceService) -> FastAPI:
             payload = await read_json(request)
             answer = service.predict(payload, rid, event_time=request_time_of(request))
         except RequestError as exc:
-            if exc.status in (400, 413):  # rejects before validation are counted here
-                service.metric(mn.VALIDATION_REJECTS, 1, {mn.DIM_REASON: exc.reason})
+            service.metric(mn.VALIDATION_REJECTS, 1, {mn.DIM_REASON: exc.reason})
             return error_response(exc, rid)
         return json_response(answer.body, 200, {**headers_base, "x-request-id": rid})
 

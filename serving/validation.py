@@ -2,7 +2,8 @@
 
 Accepts ``{"instances": [{feature: value}, ...]}`` and MLflow's split form
 ``{"dataframe_split": {"columns": [...], "data": [[...], ...]}}``. Every problem becomes a
-``RequestError`` with an HTTP status (400/413/422) and details naming the row and field.
+``RequestError`` with a reason code and details naming the row and field; the API layer maps
+reasons to HTTP statuses.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class FieldError:
 
 @dataclass
 class RequestError(Exception):
-    status: int
+    """A request the service refuses. ``reason`` says why (the API maps it to an HTTP status)."""
+
     reason: str
     message: str
     details: list[FieldError] = field(default_factory=list)
@@ -64,7 +66,7 @@ def parse_json(body: bytes) -> Any:
     try:
         return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:
-        raise RequestError(400, MALFORMED_JSON, f"request body is not valid JSON: {exc}") from None
+        raise RequestError(MALFORMED_JSON, f"request body is not valid JSON: {exc}") from None
 
 
 class Validator:
@@ -93,24 +95,22 @@ class Validator:
     # --- shape ---
     def _columns(self, payload: Any) -> dict[str, list[Any]]:
         if not isinstance(payload, dict):
-            raise RequestError(422, BAD_SHAPE, 'body must be an object with "instances" or "dataframe_split"')
+            raise RequestError(BAD_SHAPE, 'body must be an object with "instances" or "dataframe_split"')
         if "instances" in payload and len(payload) == 1:
             return self._from_instances(payload["instances"])
         if "dataframe_split" in payload and len(payload) == 1:
             return self._from_split(payload["dataframe_split"])
-        raise RequestError(
-            422, BAD_SHAPE, 'body must have exactly one key: "instances" or "dataframe_split"', []
-        )
+        raise RequestError(BAD_SHAPE, 'body must have exactly one key: "instances" or "dataframe_split"')
 
     def _check_count(self, n: int) -> None:
         if n == 0:
-            raise RequestError(422, EMPTY_BATCH, "the batch is empty: send at least one row")
+            raise RequestError(EMPTY_BATCH, "the batch is empty: send at least one row")
         if n > self.max_rows:
-            raise RequestError(422, BATCH_TOO_LARGE, f"the batch has {n} rows; at most {self.max_rows} per request")
+            raise RequestError(BATCH_TOO_LARGE, f"the batch has {n} rows; at most {self.max_rows} per request")
 
     def _from_instances(self, rows: Any) -> dict[str, list[Any]]:
         if not isinstance(rows, list):
-            raise RequestError(422, BAD_SHAPE, '"instances" must be a list of objects')
+            raise RequestError(BAD_SHAPE, '"instances" must be a list of objects')
         self._check_count(len(rows))
         errors: list[FieldError] = []
         n_features = len(self.names)
@@ -132,11 +132,11 @@ class Validator:
 
     def _from_split(self, split: Any) -> dict[str, list[Any]]:
         if not isinstance(split, dict) or not isinstance(split.get("columns"), list) or not isinstance(split.get("data"), list):
-            raise RequestError(422, BAD_SHAPE, '"dataframe_split" must have "columns" (list) and "data" (list of lists)')
+            raise RequestError(BAD_SHAPE, '"dataframe_split" must have "columns" (list) and "data" (list of lists)')
         cols, data = split["columns"], split["data"]
         extra = set(split) - {"columns", "data", "index"}
         if extra:
-            raise RequestError(422, BAD_SHAPE, f'unexpected keys in "dataframe_split": {sorted(map(str, extra))}')
+            raise RequestError(BAD_SHAPE, f'unexpected keys in "dataframe_split": {sorted(map(str, extra))}')
         errors = [FieldError(MISSING_FEATURE, "feature is missing", field=n) for n in self.names if n not in cols]
         errors += [FieldError(UNKNOWN_FEATURE, "unknown feature", field=str(c)) for c in cols if c not in self.name_set]
         if len(set(map(str, cols))) != len(cols):
@@ -233,7 +233,7 @@ def _unprocessable(errors: list[FieldError]) -> RequestError:
     errors = errors[:MAX_REPORTED_ERRORS]
     first = errors[0]
     where = f" (row {first.row}, field {first.field!r})" if first.row is not None or first.field else ""
-    return RequestError(422, first.reason, f"{len(errors)} invalid value(s); first: {first.message}{where}", errors)
+    return RequestError(first.reason, f"{len(errors)} invalid value(s); first: {first.message}{where}", errors)
 
 
 def _type_name(v: Any) -> str:

@@ -13,20 +13,16 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import boto3  # noqa: E402
 
-from driftcheck.drift_service import DriftService
-from modelserve.bundle import ModelBundle  # noqa: E402
-from modelserve.observability import make_logger
-from modelserve.settings import ENV_CAPTURE_BUCKET, Settings
+from driftcheck.drift_service import DriftService  # noqa: E402
+from modelserve.bundle import ModelBundle, function_bundle_dir  # noqa: E402
+from modelserve.observability import make_logger  # noqa: E402
+from modelserve.settings import ENV_CAPTURE_BUCKET, DriftSettings  # noqa: E402
 
-settings = Settings.from_env()
-if not os.path.isabs(settings.model_bundle_path):  # relative to the asset root, not the cwd
-    root = os.environ.get("LAMBDA_TASK_ROOT") or os.path.dirname(os.path.abspath(__file__))
-    settings = settings.model_copy(update={"model_bundle_path": os.path.join(root, settings.model_bundle_path)})
-
-bundle = ModelBundle.load(settings.model_bundle_path)
+drift = DriftSettings.from_env()
+bundle = ModelBundle.load(function_bundle_dir())
 logger = make_logger("drift_check", bundle.manifest.model_name, bundle.manifest.version)
 bucket = os.environ[ENV_CAPTURE_BUCKET]
-service = DriftService(bundle, settings, boto3.client("s3"), boto3.client("cloudwatch"), bucket)
+service = DriftService(bundle, drift, boto3.client("s3"), boto3.client("cloudwatch"), bucket)
 
 
 # what the check, the metrics and the reports need after the window is read

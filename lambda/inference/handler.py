@@ -5,31 +5,22 @@ Everything heavy (bundle, ONNX session, clients) is built once here at init, nev
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from mangum import Mangum
 
-from modelserve.bundle import ModelBundle
-from modelserve.observability import EmfMetricHook, make_logger
-from modelserve.settings import Settings
+from modelserve.observability import make_logger
 from serving.api import StageRootPath, create_app
-from serving.service import InferenceService
+from serving.wiring import inference_function
 
-settings = Settings.from_env()
-if not os.path.isabs(settings.model_bundle_path):  # relative to the asset root, not the cwd
-    root = os.environ.get("LAMBDA_TASK_ROOT") or os.path.dirname(os.path.abspath(__file__))
-    settings = settings.model_copy(update={"model_bundle_path": os.path.join(root, settings.model_bundle_path)})
-
-bundle = ModelBundle.load(settings.model_bundle_path)
+function = inference_function()  # settings and resources from the environment the stack set
+serving, bundle, metrics, service = function.settings, function.bundle, function.metrics, function.service
 manifest = bundle.manifest
-metrics = EmfMetricHook(settings.metrics_namespace, "inference", manifest.model_name, manifest.version)
 logger = make_logger("inference", manifest.model_name, manifest.version)
-service = InferenceService.from_settings(settings, os.environ, metric=metrics, bundle=bundle)
-app = create_app(service)
+app = create_app(service, max_body_bytes=serving.max_body_bytes)
 # lifespan off: Mangum would run startup/shutdown around every call; the model is loaded above.
 # base path: strips /<stage> where the event path carries it (HTTP API named stages, custom domains)
-asgi = Mangum(StageRootPath(app), lifespan="off", api_gateway_base_path=f"/{settings.stage_name}")
+asgi = Mangum(StageRootPath(app), lifespan="off", api_gateway_base_path=f"/{serving.stage_name}")
 
 
 @metrics.log_metrics

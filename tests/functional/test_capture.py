@@ -21,8 +21,8 @@ from botocore.exceptions import EndpointConnectionError
 
 from modelserve import metric_names as mn
 from modelserve.records import capture_key, decode_jsonl, hour_prefixes, model_capture_prefix, parse_utc
-from modelserve.settings import Settings
-from serving.service import InferenceService
+from modelserve.settings import ServingSettings
+from serving.wiring import inference_service
 from tests.support import event, header, read_jsonl_gz, response_json
 
 BUCKET = "modelserve-test-captures"
@@ -179,7 +179,7 @@ def test_capture_is_dated_by_the_api_gateway_request_time(s3, load_inference, sa
 
 def test_service_dates_capture_by_the_given_event_time(s3, sample_bundle) -> None:
     make_bucket(s3)
-    service = InferenceService.from_settings(Settings(), {"MS_CAPTURE_BUCKET": BUCKET}, bundle=sample_bundle)
+    service = inference_service(sample_bundle, ServingSettings(), {"MS_CAPTURE_BUCKET": BUCKET})
     t = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
     service.predict({"instances": rows(sample_bundle, 2)}, "req-1", event_time=t)
     (key,) = objects(s3)
@@ -226,8 +226,7 @@ def test_sampling_through_the_handler_captures_a_share(s3, load_inference, sampl
 def test_sampling_point_three_of_2000_requests(s3, sample_bundle) -> None:
     """Driven through the service (same Capturer and S3 sink as the handler) to stay fast."""
     make_bucket(s3)
-    settings = Settings(capture_sampling=0.3)
-    service = InferenceService.from_settings(settings, {"MS_CAPTURE_BUCKET": BUCKET}, bundle=sample_bundle)
+    service = inference_service(sample_bundle, ServingSettings(capture_sampling=0.3), {"MS_CAPTURE_BUCKET": BUCKET})
     service.capturer.rng = random.Random(2026)
     payload = {"instances": rows(sample_bundle, 1)}
     n = 2000
@@ -468,11 +467,13 @@ def test_inference_metrics_in_emf(s3, load_inference, sample_bundle, lambda_cont
         ({"instances": [{"bill_length_mm": 40.0}]}, None, 422, "missing_feature"),
         ({"instances": []}, None, 422, "empty_batch"),
         (None, b'{"instances": [', 400, "malformed_json"),
+        (None, b'{"instances": [' + b" " * 2048 + b"]}", 413, "body_too_large"),  # over max_body_bytes=1024
     ],
 )
 def test_rejected_request_counts_validation_reject_by_reason(s3, load_inference, sample_bundle, lambda_context, capsys, body, raw, status, reason) -> None:
+    """Each refusal is counted once, whichever layer refused it (the API reads the body, the service validates it)."""
     make_bucket(s3)
-    mod = load_inference(capture_bucket=BUCKET)
+    mod = load_inference(capture_bucket=BUCKET, max_body_bytes="1024")
     resp = mod.handler(event("rest_v1", "POST", "/predict", body, raw=raw), lambda_context)
     assert resp["statusCode"] == status and response_json(resp)["error"] == reason
     out = capsys.readouterr().out

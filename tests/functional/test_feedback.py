@@ -182,7 +182,7 @@ class TestRejections:
 
     def test_too_many_items_are_rejected(self, shared, lambda_context) -> None:
         mod, s3 = shared
-        resp = send(mod, lambda_context, [GOOD] * (mod.settings.max_batch_rows + 1))
+        resp = send(mod, lambda_context, [GOOD] * (mod.serving.max_batch_rows + 1))
         assert resp["statusCode"] == 422 and response_json(resp)["error"] == "batch_too_large"
 
     @pytest.mark.parametrize("raw", [b'{"request_id": "pred-1", "label": ', b"not json", b"\xff\xfe"])

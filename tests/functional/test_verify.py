@@ -44,7 +44,7 @@ def deployed(aws_credentials: None, load_inference: Any, monkeypatch: pytest.Mon
         monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
         inference = load_inference(capture_bucket=BUCKET)
         drift = load_handler_module("drift_check")
-        gateway = LocalGateway(inference.handler, inference.settings.stage_name, port=0).start()
+        gateway = LocalGateway(inference.handler, inference.serving.stage_name, port=0).start()
         try:
             yield inference, drift, gateway
         finally:

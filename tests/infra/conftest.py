@@ -72,11 +72,12 @@ def fake_bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_fake_bundle(tmp_path_factory.mktemp("bundle") / "bundle")
 
 
-def synth_variant(name: str, bundle_dir: Path, outdir: Path) -> Synth:
+def synth_variant(name: str, bundle_dir: Path, outdir: Path, overrides: dict[str, Any] | None = None) -> Synth:
+    """Synth with cdk.json's context, the fake bundle and the variant's settings (or ``overrides``)."""
     from cdk.application import build_app, cdk_json_context
 
     ctx = cdk_json_context()
-    ctx.update({"model_bundle_path": str(bundle_dir), **VARIANTS[name]})
+    ctx.update({"model_bundle_path": str(bundle_dir), **(VARIANTS[name] if overrides is None else overrides)})
     with mock.patch.dict(os.environ, {"MS_SKIP_BUNDLING": "1"}):
         app, stack = build_app(ctx, outdir=str(outdir))
         app.synth()  # runs cdk-nag: an unacknowledged finding raises here

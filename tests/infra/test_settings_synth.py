@@ -7,12 +7,22 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pytest
 
-from modelserve.settings import SettingsError
-from tests.infra.conftest import ROOT
+from modelserve.settings import (
+    ENV_BUNDLE_PATH,
+    ENV_CAPTURE_BUCKET,
+    ENV_FIREHOSE_STREAM,
+    ENV_HASH_SALT_SECRET,
+    ENV_PREFIX,
+    DriftSettings,
+    ServingSettings,
+    SettingsError,
+)
+from tests.infra.conftest import ROOT, Synth, synth_variant
 
 
 def _build(ctx_overrides: dict, bundle_dir: Path) -> None:
@@ -59,3 +69,80 @@ def test_app_py_exits_with_the_message_not_a_traceback(fake_bundle_dir) -> None:
     assert proc.returncode == 1
     assert "setting 'api_auth' = 'password'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------------ what reaches each function
+
+# a value other than the default for every setting a function reads: set in the context, it must
+# arrive in that function's environment (a field added to a section must be added here)
+FUNCTION_SETTINGS: dict[str, Any] = {
+    # both functions
+    "capture_sink": "firehose",
+    "redact_features": ["is_adult"],
+    "hash_features": ["island"],
+    "metrics_namespace": "Team/Models",
+    # inference
+    "stage_name": "v2",
+    "max_batch_rows": 17,
+    "max_body_bytes": 4096,
+    "unseen_category_policy": "model",
+    "capture_sampling": 0.25,
+    "capture_hash_salt": "a-salt-of-at-least-16-characters",
+    # drift check
+    "window_hours": 6,
+    "sample_cap": 500,
+    "alpha": 0.01,
+    "p_value_correction": "fdr",
+    "drift_share_threshold": 0.5,
+    "numeric_effect_threshold": 0.2,
+    "categorical_effect_threshold": 0.3,
+    "outlier_rate_threshold": 0.1,
+    "missing_rate_threshold": 0.2,
+    "out_of_range_threshold": 0.05,
+    "unseen_category_threshold": 0.07,
+}
+# what the stack passes besides settings: resources it created or placed
+RESOURCE_VARIABLES = {ENV_BUNDLE_PATH, ENV_CAPTURE_BUCKET, ENV_FIREHOSE_STREAM, ENV_HASH_SALT_SECRET}
+SECTION_OF_FUNCTION = {"inference": ServingSettings, "drift-check": DriftSettings}
+
+
+@pytest.fixture(scope="module")
+def every_function_setting(fake_bundle_dir, tmp_path_factory) -> Synth:
+    return synth_variant("every_function_setting", fake_bundle_dir, tmp_path_factory.mktemp("cdkout-fn"), FUNCTION_SETTINGS)
+
+
+def function_environments(synth: Synth) -> dict[str, dict[str, Any]]:
+    """Each function's environment from the template, by its Powertools service name."""
+    envs = {}
+    for res in synth.of_type("AWS::Lambda::Function").values():
+        env = res["Properties"].get("Environment", {}).get("Variables", {})
+        if env.get("POWERTOOLS_SERVICE_NAME") in SECTION_OF_FUNCTION:
+            envs[env["POWERTOOLS_SERVICE_NAME"]] = env
+    assert set(envs) == set(SECTION_OF_FUNCTION), envs.keys()
+    return envs
+
+
+def test_the_test_sets_every_function_setting_to_a_non_default_value() -> None:
+    fields = {name: f for section in SECTION_OF_FUNCTION.values() for name, f in section.model_fields.items()}
+    assert set(FUNCTION_SETTINGS) == set(fields)
+    for name, value in FUNCTION_SETTINGS.items():
+        assert value != fields[name].default and not (isinstance(value, list) and not value), name
+
+
+@pytest.mark.parametrize("function", sorted(SECTION_OF_FUNCTION))
+def test_each_function_reads_back_every_setting_of_its_section(every_function_setting: Synth, function: str) -> None:
+    section = SECTION_OF_FUNCTION[function]
+    env = function_environments(every_function_setting)[function]
+    arrived = section.from_env(env)
+    assert arrived == section(**{k: v for k, v in FUNCTION_SETTINGS.items() if k in section.model_fields})
+    for name in section.model_fields:  # the same, field by field (a failure names the setting)
+        value = FUNCTION_SETTINGS[name]
+        assert getattr(arrived, name) == (tuple(value) if isinstance(value, list) else value), name
+
+
+@pytest.mark.parametrize("function", sorted(SECTION_OF_FUNCTION))
+def test_no_function_gets_a_setting_it_does_not_read(every_function_setting: Synth, function: str) -> None:
+    env = function_environments(every_function_setting)[function]
+    ours = {k for k in env if k.startswith(ENV_PREFIX)} - RESOURCE_VARIABLES
+    # every setting of its section is set in this variant, and nothing else: no deploy-only setting
+    assert ours == {ENV_PREFIX + name.upper() for name in SECTION_OF_FUNCTION[function].model_fields}

@@ -1,0 +1,149 @@
+"""Wires the inference function: its settings and resources from the environment, boto3 clients,
+the hash salt from Secrets Manager, and the service built from them. Called once by the handler.
+
+The one place of the inference side that reads the environment or talks to AWS at init; the
+service itself only gets what it needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from modelserve import metric_names as mn
+from modelserve.bundle import ModelBundle, function_bundle_dir
+from modelserve.observability import EmfMetricHook
+from modelserve.settings import ENV_CAPTURE_BUCKET, ENV_FIREHOSE_STREAM, ENV_HASH_SALT_SECRET, ServingSettings
+
+from .capture import Capturer, CaptureSink, FirehoseCaptureSink, Redactor, S3CaptureSink
+from .model import ModelRunner
+from .service import FeedbackWriter, InferenceService, MetricHook, no_metric
+from .validation import Validator
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InferenceFunction:
+    """What the handler serves: the settings it runs with, the bundle, the metric hook and the service."""
+
+    settings: ServingSettings
+    bundle: ModelBundle
+    metrics: EmfMetricHook
+    service: InferenceService
+
+
+def inference_function(environ: Mapping[str, str] | None = None) -> InferenceFunction:
+    """The function as the stack configured it: ``ServingSettings`` and resource names from the environment."""
+    environ = os.environ if environ is None else environ
+    settings = ServingSettings.from_env(environ)
+    bundle = ModelBundle.load(function_bundle_dir(environ))
+    m = bundle.manifest
+    metrics = EmfMetricHook(settings.metrics_namespace, "inference", m.model_name, m.version)
+    return InferenceFunction(settings, bundle, metrics, inference_service(bundle, settings, environ, metric=metrics))
+
+
+@dataclass(frozen=True)
+class CaptureTargets:
+    """Where captures and feedback go, as the stack named them (both None: capture off)."""
+
+    bucket: str | None
+    stream: str | None
+    hash_salt_secret_arn: str | None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> CaptureTargets:
+        return cls(environ.get(ENV_CAPTURE_BUCKET), environ.get(ENV_FIREHOSE_STREAM), environ.get(ENV_HASH_SALT_SECRET))
+
+
+def inference_service(
+    bundle: ModelBundle,
+    settings: ServingSettings,
+    environ: Mapping[str, str],
+    metric: MetricHook = no_metric,
+    boto_session: Any = None,
+    threads: int = 1,
+) -> InferenceService:
+    """The service with real AWS clients for the bucket / stream / salt secret named in ``environ``."""
+    m = bundle.manifest
+    targets = CaptureTargets.from_env(environ)
+    session = None
+    if targets.bucket or targets.stream:  # capture off: no clients, no salt to fetch
+        import boto3
+
+        session = boto_session or boto3.session.Session()
+    sink, feedback_writer = capture_clients(settings, targets, session)
+    if sink is None and settings.capture_sampling > 0:
+        logger.warning("capture is off: no %s (or %s with capture_sink=firehose) in the environment", ENV_CAPTURE_BUCKET, ENV_FIREHOSE_STREAM)
+    dims: dict[str, str] = {}
+    capturer = Capturer(
+        manifest=m,
+        sink=sink,
+        stage=settings.stage_name,
+        sampling=settings.capture_sampling,
+        redactor=redactor_for(settings, targets.hash_salt_secret_arn, session),
+        on_error=lambda exc: metric(mn.CAPTURE_ERRORS, 1, dims),
+        on_captured=lambda n: metric(mn.CAPTURED_ROWS, n, dims),
+    )
+    return InferenceService(
+        manifest=m,
+        runner=ModelRunner.from_path(m, bundle.model_path, threads=threads),
+        validator=Validator(m, settings.max_batch_rows, reject_unseen_categories=settings.unseen_category_policy == "reject"),
+        capturer=capturer,
+        feedback_writer=feedback_writer,
+        metric=metric,
+    )
+
+
+def capture_clients(settings: ServingSettings, targets: CaptureTargets, session: Any) -> tuple[CaptureSink | None, FeedbackWriter | None]:
+    """The capture sink and the feedback writer for the configured targets (None where there is none)."""
+    if session is None or not (targets.bucket or targets.stream):
+        return None, None
+    from botocore.config import Config
+
+    # short timeouts: a slow capture must not hold the prediction for long. No SDK retries
+    # (botocore's "max_attempts" counts retries, "total_max_attempts" counts attempts): the
+    # Capturer's one retry is the only one, so the worst case is 2 x (1 s + 2 s), under
+    # the function's default 10 s timeout.
+    cfg = Config(connect_timeout=1, read_timeout=2, retries={"total_max_attempts": 1, "mode": "standard"})
+    s3 = session.client("s3", config=cfg) if targets.bucket else None
+    feedback_writer = s3_writer(s3, targets.bucket) if s3 is not None and targets.bucket else None
+    sink: CaptureSink | None = None
+    if settings.capture_sink == "firehose" and targets.stream:
+        sink = FirehoseCaptureSink(session.client("firehose", config=cfg), targets.stream)
+    elif s3 is not None and targets.bucket:
+        if settings.capture_sink == "firehose":
+            logger.warning("capture_sink is firehose but %s is not set: capturing to S3 bucket %s", ENV_FIREHOSE_STREAM, targets.bucket)
+        sink = S3CaptureSink(s3, targets.bucket)
+    return sink, feedback_writer
+
+
+def redactor_for(settings: ServingSettings, salt_secret_arn: str | None, session: Any) -> Redactor:
+    """The capture redactor; the hash salt is the setting, or the secret the stack generated.
+
+    When hashed features are configured but no salt can be had, those features are redacted
+    instead: a value is never written unhashed.
+    """
+    redact, hashed = set(settings.redact_features), set(settings.hash_features)
+    salt = settings.capture_hash_salt or ""
+    if hashed and not salt:
+        try:
+            if not salt_secret_arn or session is None:
+                raise LookupError(f"no capture_hash_salt setting and no {ENV_HASH_SALT_SECRET}")
+            salt = session.client("secretsmanager").get_secret_value(SecretId=salt_secret_arn)["SecretString"]
+            if len(salt) < 16:
+                raise ValueError("the salt secret is shorter than 16 characters")
+        except Exception as exc:  # noqa: BLE001 - capture must go on, without the hashed features
+            logger.error("hash salt unavailable (%s): redacting %s instead of hashing them", exc, sorted(hashed))
+            redact, hashed, salt = redact | hashed, set(), ""
+    return Redactor(frozenset(redact), frozenset(hashed), salt)
+
+
+def s3_writer(client: Any, bucket: str) -> FeedbackWriter:
+    def write(key: str, body: bytes) -> None:
+        client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/x-ndjson")
+
+    return write

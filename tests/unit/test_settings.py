@@ -1,0 +1,81 @@
+"""Settings by section: flat cdk.json keys in, one section per reader out, through the environment and back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from modelserve.bundle import function_bundle_dir
+from modelserve.settings import (
+    ENV_BUNDLE_PATH,
+    DeploySettings,
+    DriftSettings,
+    ServingSettings,
+    Settings,
+    SettingsError,
+    SharedSettings,
+)
+
+
+def test_every_key_belongs_to_a_section_and_only_shared_keys_to_two() -> None:
+    deploy, serving, drift = (set(m.model_fields) for m in (DeploySettings, ServingSettings, DriftSettings))
+    assert not deploy & (serving | drift)  # deploy-only settings are in no function's section
+    assert serving & drift == set(SharedSettings.model_fields)
+    assert len(Settings.names()) == len(deploy | serving | drift)
+
+
+def test_a_flat_key_reaches_every_section_that_holds_it() -> None:
+    s = Settings(metrics_namespace="Team/Models", max_batch_rows=7, window_hours=3, inference_memory_mb=2048)
+    assert s.serving.metrics_namespace == s.drift.metrics_namespace == "Team/Models"
+    assert (s.serving.max_batch_rows, s.drift.window_hours, s.deploy.inference_memory_mb) == (7, 3, 2048)
+    # deploy-time code reads by flat name
+    assert (s.metrics_namespace, s.max_batch_rows, s.window_hours, s.inference_memory_mb) == ("Team/Models", 7, 3, 2048)
+    with pytest.raises(AttributeError):
+        _ = s.no_such_setting
+
+
+def test_sections_can_be_given_whole() -> None:
+    serving = ServingSettings(stage_name="v2")
+    assert Settings(serving=serving).stage_name == "v2"
+
+
+@pytest.mark.parametrize("section", [ServingSettings, DriftSettings])
+def test_a_section_round_trips_through_its_environment(section: type[ServingSettings] | type[DriftSettings]) -> None:
+    values = {"redact_features": ("a", "b"), "hash_features": ("c",), "capture_sink": "firehose"}
+    if section is DriftSettings:
+        values |= {"alpha": 0.01, "numeric_effect_threshold": 0.125, "p_value_correction": "fdr"}
+    else:
+        values |= {"capture_sampling": 0.25, "max_body_bytes": 4096, "capture_hash_salt": "s" * 16}
+    original = section(**values)
+    assert section.from_env(original.to_env()) == original
+    assert section.from_env({}) == section()  # nothing set: the defaults
+
+
+def test_unset_optional_settings_stay_out_of_the_environment() -> None:
+    env = DriftSettings().to_env()
+    assert "MS_NUMERIC_EFFECT_THRESHOLD" not in env and env["MS_ALPHA"] == "0.05"
+    assert "MS_CAPTURE_HASH_SALT" not in ServingSettings(capture_hash_salt="").to_env()  # empty: the stack generates one
+
+
+def test_bad_values_name_the_key_once_even_when_two_sections_hold_it() -> None:
+    with pytest.raises(SettingsError) as err:
+        Settings.from_context({"capture_sink": "kafka", "capture_hash_salt": "short"})
+    lines = str(err.value).splitlines()[1:]
+    assert len(lines) == 2
+    assert "'capture_sink' = 'kafka'" in lines[0] and "firehose" in lines[0]
+    assert "'capture_hash_salt' = 'short'" in lines[1] and "16" in lines[1]
+
+
+def test_cross_checks_of_a_section_still_apply() -> None:
+    with pytest.raises(SettingsError, match="both redacted and hashed"):
+        Settings.from_context({"redact_features": ["x"], "hash_features": ["x"]})
+    with pytest.raises(SettingsError, match="capture_transition_days must be below"):
+        Settings.from_context({"capture_transition_days": 400, "capture_expiry_days": 365})
+
+
+def test_the_bundle_folder_is_relative_to_the_asset_root_unless_absolute(tmp_path: Path) -> None:
+    assert function_bundle_dir({ENV_BUNDLE_PATH: "bundle", "LAMBDA_TASK_ROOT": "/var/task"}) == Path("/var/task/bundle")
+    assert function_bundle_dir({ENV_BUNDLE_PATH: str(tmp_path), "LAMBDA_TASK_ROOT": "/var/task"}) == tmp_path
+    with pytest.raises(KeyError, match=ENV_BUNDLE_PATH):
+        function_bundle_dir({})
