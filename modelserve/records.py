@@ -194,8 +194,8 @@ def decode_jsonl(data: bytes) -> list[dict[str, Any]]:
     Raises ValueError on a truncated or corrupt object, so a reader can skip and count it whole.
     The lines are parsed in ONE ``json.loads`` as an array: about half the CPU of a ``json.loads``
     per line, which dominates reading a large window (see benchmarks/bench_drift.py). Anything
-    unusual (bad JSON, not one value per non-blank line) is parsed again line by line, which
-    raises naming the bad line.
+    unusual (bad JSON, or not as many values as non-blank lines) is parsed again line by line,
+    which raises naming the bad line.
     """
     if data[:2] == b"\x1f\x8b":
         try:
