@@ -152,9 +152,13 @@ def feedback_key(model_name: str, received: datetime, batch_id: str) -> str:
     return f"{feedback_day_prefix(model_name, t.date())}{t:%H%M%S%f}-{batch_id}.jsonl.gz"
 
 
+def model_report_prefix(model_name: str) -> str:
+    return f"{REPORTS_ROOT}/model={model_name}/"
+
+
 def report_key(model_name: str, at: datetime, suffix: str) -> str:
     t = at.astimezone(UTC)
-    return f"{REPORTS_ROOT}/model={model_name}/dt={t:%Y-%m-%d}/{t:%Y%m%dT%H%M%SZ}.{suffix}"
+    return f"{model_report_prefix(model_name)}dt={t:%Y-%m-%d}/{t:%Y%m%dT%H%M%SZ}.{suffix}"
 
 
 def hour_prefixes(model_name: str, model_version: str, hour: datetime) -> tuple[str, str]:

@@ -22,6 +22,7 @@ from modelserve.records import (
     hour_prefixes,
     hour_sample_key,
     model_capture_prefix,
+    model_report_prefix,
     parse_utc,
     report_key,
     utc_iso,
@@ -67,6 +68,7 @@ def test_capture_key_sorts_by_time_within_an_hour() -> None:
 def test_feedback_and_report_keys() -> None:
     assert feedback_key("penguins", T, "fb-1") == "feedback/model=penguins/dt=2026-11-25/170405123456-fb-1.jsonl.gz"
     assert report_key("penguins", T, "json") == "reports/model=penguins/dt=2026-11-25/20261125T170405Z.json"
+    assert report_key("penguins", T, "html").startswith(model_report_prefix("penguins"))
 
 
 def test_hour_sample_key_layout_is_utc_and_per_cap() -> None:
