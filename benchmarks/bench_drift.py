@@ -17,7 +17,8 @@ boto3 clients against the moto endpoint), records its RSS after init, runs
 ``DriftService.run({"time": <window end>}, read_budget_s=...)`` once (``--runs`` times: the
 later runs show whether a warm instance's memory keeps growing) and reports:
 
-- read s: ``read_window`` (listing + parallel GETs + gunzip/JSON parse + reservoir sample);
+- read s: ``read_window`` (listing + parallel GETs + gunzip/JSON parse + reservoir sample) and
+  ``read_labels`` (the feedback labels of the sampled rows);
   within it "list s" (the per-hour LIST calls) and "parse s" (gunzip + JSON of each object, on
   the consuming thread; the GETs overlap it on worker threads);
 - check s: building the columns of the sampled rows + ``DriftChecker.check``;
@@ -239,8 +240,8 @@ def child(args: argparse.Namespace) -> None:
     t_init = time.perf_counter()
     import boto3
 
-    from modelserve import capture_reader
-    from modelserve import drift_service as ds
+    from driftcheck import drift_service as ds
+    from driftcheck import window_reader
     from modelserve.bundle import ModelBundle
     from modelserve.settings import DriftSettings
 
@@ -266,11 +267,11 @@ def child(args: argparse.Namespace) -> None:
         return wrapper
 
     ds.read_window = timed("read", ds.read_window)
-    capture_reader.hour_keys = timed("list", capture_reader.hour_keys)
+    ds.read_labels = timed("read", ds.read_labels)
+    window_reader.list_hour_keys = timed("list", window_reader.list_hour_keys)
     # the per-object parse (gunzip + JSON), on the consuming thread
-    parser = "_decode_rows" if hasattr(capture_reader, "_decode_rows") else "decode_jsonl"
-    setattr(capture_reader, parser, timed("parse", getattr(capture_reader, parser)))
-    ds.reference_sample_from_rows = timed("check", ds.reference_sample_from_rows)
+    window_reader.decode_jsonl = timed("parse", window_reader.decode_jsonl)
+    ds.scored_sample = timed("check", ds.scored_sample)
     service.checker.check = timed("check", service.checker.check)
     service.publish = timed("out", service.publish)
     ds.render_html = timed("out", ds.render_html)

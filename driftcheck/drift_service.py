@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from modelserve import metric_names as mn
-from modelserve.bundle import ModelBundle, reference_sample_from_rows
-from modelserve.records import report_key, utc_iso
+from modelserve.bundle import ModelBundle, reference_sample_from_rows, scored_sample
+from modelserve.records import CaptureRecord, RowKey, report_key, utc_iso
 from modelserve.schema import BundleManifest, Task
 from modelserve.settings import DriftSettings, SharedSettings
 from monitoring.check import DriftChecker, DriftConfig, DriftReport
@@ -25,7 +25,9 @@ from monitoring.html_report import render_html
 from monitoring.performance import LabeledPredictions
 from monitoring.profile import PredictionColumns, ReferenceProfile
 
-from .capture_reader import WindowRead, read_window
+from .feedback_reader import read_labels
+from .store import CaptureLocation
+from .window_reader import ReadOptions, WindowRead, read_window
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +88,7 @@ class DriftRun:
     json_key: str
     html_key: str
     metrics: list[tuple[str, float, str | None]] = field(default_factory=list)
+    labeled_rows: int = 0  # sampled rows with a feedback label
 
     def summary(self, bucket: str) -> dict[str, Any]:
         return {
@@ -95,7 +98,7 @@ class DriftRun:
             "objects_read": self.window.objects_read,
             "corrupt_objects": self.window.corrupt_objects,
             "partial_window": self.window.partial,
-            "labeled_rows": len(self.window.labels),
+            "labeled_rows": self.labeled_rows,
             "dataset_drift": self.report.dataset_drift,
             "drift_share": self.report.drift_share,
             "report_json": f"s3://{bucket}/{self.json_key}",
@@ -120,6 +123,9 @@ class DriftService:
         self.cloudwatch = cloudwatch
         self.bucket = bucket
         self.write_local = write_local
+        self.captures = CaptureLocation(
+            bucket, self.manifest.model_name, self.manifest.version, neighbours=settings.capture_sink == "firehose"
+        )
         self.checked = checked_manifest(bundle.manifest, settings)
         ref = reference_sample_from_rows(self.checked, bundle.reference_rows())
         self.profile = ReferenceProfile.fit(
@@ -141,13 +147,11 @@ class DriftService:
         started = time.perf_counter()
         start, end = resolve_window(event, self.settings.window_hours, now)
         deadline = None if read_budget_s is None else time.monotonic() + read_budget_s
-        window = read_window(
-            self.s3, self.bucket, self.manifest.model_name, self.manifest.version, start, end, self.settings.sample_cap,
-            deadline=deadline, neighbours=self.settings.capture_sink == "firehose",
-        )
-        sample = reference_sample_from_rows(self.checked, window.rows)
+        window = read_window(self.s3, self.captures, start, end, ReadOptions(self.settings.sample_cap, deadline=deadline))
+        labels = read_labels(self.s3, self.captures, start, end, {r.key for r in window.rows}) if window.rows else {}
+        sample = scored_sample(self.checked, window.rows)
         predictions = PredictionColumns(labels=sample.labels, probabilities=sample.probabilities, values=sample.values)
-        report = self.checker.check(sample.table, predictions, self._labeled(window, predictions))
+        report = self.checker.check(sample.table, predictions, self._labeled(window.rows, labels, predictions))
         metrics = report.metrics() + [(mn.CORRUPT_CAPTURE_OBJECTS, float(window.corrupt_objects), None)]
         self.publish(metrics, end)
         at = end
@@ -171,17 +175,17 @@ class DriftService:
         html = render_html(report, self.profile, title=title).encode()
         self._put(json_key, body, "application/json")
         self._put(html_key, html, "text/html; charset=utf-8")
-        run = DriftRun(start, end, window, report, json_key, html_key, metrics)
+        run = DriftRun(start, end, window, report, json_key, html_key, metrics, labeled_rows=len(labels))
         logger.info("drift check done", extra=run.summary(self.bucket))
         return run
 
-    def _labeled(self, window: WindowRead, predictions: PredictionColumns) -> LabeledPredictions | None:
-        if not window.labels:
-            return None
-        idx = [i for i, r in enumerate(window.rows) if (r["request_id"], int(r["row"])) in window.labels]
+    def _labeled(
+        self, rows: Sequence[CaptureRecord], labels: Mapping[RowKey, Any], predictions: PredictionColumns
+    ) -> LabeledPredictions | None:
+        idx = [i for i, r in enumerate(rows) if r.key in labels]
         if not idx:
             return None
-        y = [window.labels[(window.rows[i]["request_id"], int(window.rows[i]["row"]))] for i in idx]
+        y = [labels[rows[i].key] for i in idx]
         sel = np.array(idx)
         if self.manifest.outputs.task is Task.CLASSIFICATION:
             sub = PredictionColumns(

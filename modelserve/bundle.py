@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .records import decode_jsonl
+from .records import ScoredRow, decode_jsonl
 from .schema import (
     MANIFEST_FILE,
     MAX_REFERENCE_ROWS,
@@ -86,23 +86,39 @@ class ModelBundle:
         return reference_sample_from_rows(self.manifest, self.reference_rows())
 
 
+@dataclass(frozen=True)
+class ReferenceRow:
+    """A row of the bundle's reference sample: a training row's inputs and the model's answer on it."""
+
+    inputs: Mapping[str, Any]
+    prediction: Any = None
+    probabilities: Mapping[str, float] | None = None
+
+
 def reference_sample_from_rows(manifest: BundleManifest, rows: Sequence[Mapping[str, Any]]) -> ReferenceSample:
-    """Columns of capture-shaped rows ({"inputs", "prediction", "probabilities"}); shared with the drift check."""
-    table = {f.name: column_from_values(f, [r["inputs"].get(f.name) for r in rows]) for f in manifest.features}
+    """Columns of the bundle's reference rows ({"inputs", "prediction", "probabilities", "target"?})."""
+    sample = scored_sample(manifest, [ReferenceRow(r["inputs"], r.get("prediction"), r.get("probabilities")) for r in rows])
+    targets = [r.get("target") for r in rows] if rows and all("target" in r for r in rows) else None
+    return replace(sample, targets=targets)
+
+
+def scored_sample(manifest: BundleManifest, rows: Sequence[ScoredRow]) -> ReferenceSample:
+    """Columns of scored rows: the bundle's reference rows, or the drift check's window of capture records."""
+    table = {f.name: column_from_values(f, [r.inputs.get(f.name) for r in rows]) for f in manifest.features}
     classes = manifest.outputs.classes
+    probabilities: np.ndarray | None = None
     if manifest.outputs.task.value == "classification":
-        labels = np.array([None if r.get("prediction") is None else str(r["prediction"]) for r in rows], dtype=object)
-        probabilities = None
-        if classes and all(r.get("probabilities") for r in rows):
-            probabilities = np.array([[float(r["probabilities"][c]) for c in classes] for r in rows], dtype=np.float64)
+        labels = np.array([None if r.prediction is None else str(r.prediction) for r in rows], dtype=object)
+        given = [r.probabilities for r in rows if r.probabilities]
+        if classes and len(given) == len(rows):
+            probabilities = np.array([[float(p[c]) for c in classes] for p in given], dtype=np.float64)
         values = None
     else:
-        labels, probabilities = None, None
-        values = np.array([np.nan if r.get("prediction") is None else float(r["prediction"]) for r in rows])
-    targets = [r.get("target") for r in rows] if rows and all("target" in r for r in rows) else None
+        labels = None
+        values = np.array([np.nan if r.prediction is None else float(r.prediction) for r in rows])
     if probabilities is not None and len(rows) == 0:
         probabilities = np.zeros((0, len(classes)))
-    return ReferenceSample(table=table, labels=labels, probabilities=probabilities, values=values, targets=targets)
+    return ReferenceSample(table=table, labels=labels, probabilities=probabilities, values=values, targets=None)
 
 
 def content_version(model_bytes: bytes, manifest: BundleManifest) -> str:

@@ -3,11 +3,13 @@
 One definition: the inference function writes these records, the drift check and the
 reference sample read them. One record per row, JSON Lines, gzip-compressed objects.
 
-S3 layout (partitioned for Athena partition projection and for window reads):
+S3 layout (partitioned for Athena partition projection and for window reads), every key scheme here:
     captures/model=<name>/version=<version>/dt=YYYY-MM-DD/hour=HH/<HHMMSSffffff>-<request id>.jsonl.gz
 Firehose writes under ``captures/model=<name>/version=<version>/`` with its own
 ``YYYY/MM/DD/HH/`` suffix when the prefix is not expanded, so readers accept both layouts.
     feedback/model=<name>/dt=YYYY-MM-DD/<HHMMSSffffff>-<id>.jsonl.gz
+    reports/model=<name>/dt=YYYY-MM-DD/<YYYYmmddTHHMMSSZ>.<json|html>
+    samples/model=<name>/version=<version>/cap=<sample cap>/dt=YYYY-MM-DD/hour=HH.json.gz   (drift check's hour samples)
 """
 
 from __future__ import annotations
@@ -16,15 +18,33 @@ import gzip
 import io
 import json
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Protocol
 
 CAPTURE_ROOT = "captures"
 FEEDBACK_ROOT = "feedback"
 REPORTS_ROOT = "reports"
 SAMPLES_ROOT = "samples"  # per-hour window samples kept by the drift check
+
+RowKey = tuple[str, int]  # (request id, row): joins a capture row and its feedback label
+
+
+class ScoredRow(Protocol):
+    """What the drift check compares of a row: its inputs and the model's answer on them.
+
+    A ``CaptureRecord`` is one; so is a bundle's reference row (``modelserve.bundle.ReferenceRow``).
+    """
+
+    @property
+    def inputs(self) -> Mapping[str, Any]: ...
+
+    @property
+    def prediction(self) -> Any: ...
+
+    @property
+    def probabilities(self) -> Mapping[str, float] | None: ...
 
 
 @dataclass(frozen=True)
@@ -39,10 +59,14 @@ class CaptureRecord:
     prediction: Any  # class label (str) or regression value (float)
     probabilities: dict[str, float] | None = None  # classifiers: class -> probability
 
-    def to_json(self) -> str:
+    @property
+    def key(self) -> RowKey:
+        return self.request_id, self.row
+
+    def to_dict(self) -> dict[str, Any]:
         # a shallow dict, not dataclasses.asdict (which deep-copies every value: ~5x slower on the
-        # request path); same keys, same order
-        d = {
+        # request path); the keys in the order of the fields
+        return {
             "request_id": self.request_id,
             "row": self.row,
             "event_time": self.event_time,
@@ -53,10 +77,12 @@ class CaptureRecord:
             "prediction": self.prediction,
             "probabilities": self.probabilities,
         }
-        return json.dumps(d, separators=(",", ":"), allow_nan=False)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CaptureRecord:
+    def from_dict(cls, d: Mapping[str, Any]) -> CaptureRecord:
         return cls(
             request_id=str(d["request_id"]),
             row=int(d["row"]),
@@ -78,8 +104,22 @@ class FeedbackRecord:
     received_time: str
     model_name: str
 
+    @property
+    def key(self) -> RowKey:
+        return self.request_id, self.row
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"), allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FeedbackRecord:
+        return cls(
+            request_id=str(d["request_id"]),
+            row=int(d["row"]),
+            label=d["label"],
+            received_time=str(d.get("received_time", "")),
+            model_name=str(d.get("model_name", "")),
+        )
 
 
 def utc_iso(t: datetime) -> str:
@@ -102,14 +142,23 @@ def capture_key(model_name: str, model_version: str, event_time: datetime, reque
     )
 
 
+def feedback_day_prefix(model_name: str, day: date) -> str:
+    """Feedback received on one UTC day."""
+    return f"{FEEDBACK_ROOT}/model={model_name}/dt={day:%Y-%m-%d}/"
+
+
 def feedback_key(model_name: str, received: datetime, batch_id: str) -> str:
     t = received.astimezone(UTC)
-    return f"{FEEDBACK_ROOT}/model={model_name}/dt={t:%Y-%m-%d}/{t:%H%M%S%f}-{batch_id}.jsonl.gz"
+    return f"{feedback_day_prefix(model_name, t.date())}{t:%H%M%S%f}-{batch_id}.jsonl.gz"
+
+
+def model_report_prefix(model_name: str) -> str:
+    return f"{REPORTS_ROOT}/model={model_name}/"
 
 
 def report_key(model_name: str, at: datetime, suffix: str) -> str:
     t = at.astimezone(UTC)
-    return f"{REPORTS_ROOT}/model={model_name}/dt={t:%Y-%m-%d}/{t:%Y%m%dT%H%M%SZ}.{suffix}"
+    return f"{model_report_prefix(model_name)}dt={t:%Y-%m-%d}/{t:%Y%m%dT%H%M%SZ}.{suffix}"
 
 
 def hour_prefixes(model_name: str, model_version: str, hour: datetime) -> tuple[str, str]:
@@ -117,6 +166,12 @@ def hour_prefixes(model_name: str, model_version: str, hour: datetime) -> tuple[
     t = hour.astimezone(UTC)
     base = model_capture_prefix(model_name, model_version)
     return f"{base}dt={t:%Y-%m-%d}/hour={t:%H}/", f"{base}{t:%Y/%m/%d/%H}/"
+
+
+def hour_sample_key(model_name: str, model_version: str, hour: datetime, sample_cap: int) -> str:
+    """The drift check's stored sample of one UTC hour of captures (at most ``sample_cap`` rows)."""
+    t = hour.astimezone(UTC)
+    return f"{SAMPLES_ROOT}/model={model_name}/version={model_version}/cap={sample_cap}/dt={t:%Y-%m-%d}/hour={t:%H}.json.gz"
 
 
 def window_hours(start: datetime, end: datetime) -> list[datetime]:
@@ -137,10 +192,14 @@ def encode_jsonl_gz(records: Iterable[CaptureRecord | FeedbackRecord]) -> bytes:
     return gzip.compress(body, compresslevel=5, mtime=0)
 
 
-def decode_jsonl(data: bytes) -> Iterator[dict[str, Any]]:
+def decode_jsonl(data: bytes) -> list[dict[str, Any]]:
     """Rows of a JSON Lines object, gzip (any number of members) or plain.
 
     Raises ValueError on a truncated or corrupt object, so a reader can skip and count it whole.
+    The lines are parsed in ONE ``json.loads`` as an array: about half the CPU of a ``json.loads``
+    per line, which dominates reading a large window (see benchmarks/bench_drift.py). Anything
+    unusual (bad JSON, or not as many values as non-blank lines) is parsed again line by line,
+    which raises naming the bad line.
     """
     if data[:2] == b"\x1f\x8b":
         try:
@@ -149,6 +208,17 @@ def decode_jsonl(data: bytes) -> Iterator[dict[str, Any]]:
             raise ValueError(f"corrupt gzip object: {exc}") from None
     else:
         text = data
+    lines = [line for line in text.split(b"\n") if line.strip()]
+    try:
+        rows = json.loads(b"[" + b",".join(lines) + b"]")
+    except (ValueError, RecursionError):
+        rows = None
+    if isinstance(rows, list) and len(rows) == len(lines):
+        return rows
+    return _decode_line_by_line(text)
+
+
+def _decode_line_by_line(text: bytes) -> list[dict[str, Any]]:
     rows = []
     for n, line in enumerate(io.BytesIO(text), 1):
         line = line.strip()
@@ -156,9 +226,9 @@ def decode_jsonl(data: bytes) -> Iterator[dict[str, Any]]:
             continue
         try:
             rows.append(json.loads(line))
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:
             raise ValueError(f"corrupt JSON on line {n}: {exc}") from None
-    return iter(rows)
+    return rows
 
 
 def _gunzip_all(data: bytes) -> bytes:

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 from moto import mock_aws
 
-from driftcheck.capture_reader import HOUR_SETTLE, Segment, hour_sample_key, merge_segments, read_window
-from modelserve.records import SAMPLES_ROOT
+from driftcheck.hour_samples import HOUR_SETTLE
+from driftcheck.store import CaptureLocation
+from driftcheck.window_reader import ReadOptions, WindowRead, read_window
+from modelserve.records import SAMPLES_ROOT, hour_sample_key
 from modelserve.schema import rows_to_table
 from serving.capture import Capturer, S3CaptureSink
 
@@ -35,6 +37,12 @@ def _capture(s3, bundle, at: datetime, request_id: str, n_rows: int) -> None:
     Capturer(m, S3CaptureSink(s3, BUCKET), stage="test").capture(request_id, at, table, labels, None)
 
 
+def _read(s3, bundle, window: tuple[datetime, datetime], now: datetime, sample_cap: int, *, hour_samples: bool = True,
+          neighbours: bool = False) -> WindowRead:
+    where = CaptureLocation(BUCKET, bundle.manifest.model_name, bundle.manifest.version, neighbours=neighbours)
+    return read_window(s3, where, *window, ReadOptions(sample_cap, hour_samples=hour_samples), now=now)
+
+
 def _hour(dt: datetime) -> datetime:
     return dt.replace(minute=0, second=0, microsecond=0)
 
@@ -47,27 +55,26 @@ def test_settled_hours_are_read_once_then_taken_from_their_samples(s3, sample_bu
         for i in range(4):
             _capture(s3, sample_bundle, h3 + timedelta(hours=h, minutes=10 * i + 1), f"req-{h}-{i}", 5)
     start, end = h3 - timedelta(minutes=30), now  # a partial edge hour at each end
-    first = read_window(s3, BUCKET, m.model_name, m.version, start, end, sample_cap=1000, now=now)
+    first = _read(s3, sample_bundle, (start, end), now, 1000)
     assert first.rows_seen == 60 and len(first.rows) == 60 and first.cached_hours == 0
     assert first.objects_read == 12
     stored = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{SAMPLES_ROOT}/")["Contents"])
     assert stored == sorted(hour_sample_key(m.model_name, m.version, h3 + timedelta(hours=h), 1000) for h in range(3))
 
-    again = read_window(s3, BUCKET, m.model_name, m.version, start, end, sample_cap=1000, now=now)
+    again = _read(s3, sample_bundle, (start, end), now, 1000)
     assert again.cached_hours == 3 and again.objects_read == 0
     assert again.rows_seen == 60
-    assert Counter(r["request_id"] for r in again.rows) == Counter(r["request_id"] for r in first.rows)
+    assert Counter(r.request_id for r in again.rows) == Counter(r.request_id for r in first.rows)
 
 
 def test_recent_hours_are_not_stored_until_they_settle(s3, sample_bundle) -> None:
-    m = sample_bundle.manifest
     now = _hour(datetime.now(UTC)) + timedelta(minutes=5)
     last_hour = _hour(now) - timedelta(hours=1)
     _capture(s3, sample_bundle, last_hour + timedelta(minutes=59), "late", 3)
-    read_window(s3, BUCKET, m.model_name, m.version, last_hour, now, sample_cap=100, now=now)
+    _read(s3, sample_bundle, (last_hour, now), now, 100)
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{SAMPLES_ROOT}/")
     later = last_hour + timedelta(hours=1) + HOUR_SETTLE
-    read_window(s3, BUCKET, m.model_name, m.version, last_hour, later, sample_cap=100, now=later)
+    _read(s3, sample_bundle, (last_hour, later), later, 100)
     assert len(s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{SAMPLES_ROOT}/")["Contents"]) == 1
 
 
@@ -77,34 +84,8 @@ def test_a_corrupt_hour_sample_falls_back_to_the_captures(s3, sample_bundle) -> 
     h = _hour(now) - timedelta(hours=2)
     _capture(s3, sample_bundle, h + timedelta(minutes=3), "r1", 7)
     s3.put_object(Bucket=BUCKET, Key=hour_sample_key(m.model_name, m.version, h, 100), Body=b"\x1f\x8b garbage")
-    read = read_window(s3, BUCKET, m.model_name, m.version, h, h + timedelta(hours=1), sample_cap=100, now=now)
+    read = _read(s3, sample_bundle, (h, h + timedelta(hours=1)), now, 100)
     assert read.rows_seen == 7 and read.cached_hours == 0 and read.corrupt_objects == 0
-
-
-def test_merged_sample_takes_from_each_hour_in_proportion_to_its_rows() -> None:
-    t = datetime(2026, 1, 1, tzinfo=UTC)
-    big = Segment(t, t, [{"h": "big", "i": i} for i in range(100)], rows_seen=9000)  # sampled down to 100
-    small = Segment(t, t, [{"h": "small", "i": i} for i in range(10)], rows_seen=10)
-    mid = Segment(t, t, [{"h": "mid", "i": i} for i in range(100)], rows_seen=990)
-    shares = Counter()
-    runs = 300
-    for seed in range(runs):
-        rows = merge_segments([big, small, mid], sample_cap=100, seed=seed)
-        assert len(rows) == 100
-        assert len({(r["h"], r["i"]) for r in rows}) == 100  # without replacement
-        shares.update(r["h"] for r in rows)
-    total = 100 * runs
-    # expected 90% / 0.1% / 9.9% of the rows
-    assert abs(shares["big"] / total - 0.9) < 0.01
-    assert abs(shares["mid"] / total - 0.099) < 0.01
-    assert shares["small"] / total < 0.004
-
-
-def test_merge_of_small_windows_keeps_every_row() -> None:
-    t = datetime(2026, 1, 1, tzinfo=UTC)
-    segs = [Segment(t, t, [{"i": i}], rows_seen=1) for i in range(5)] + [Segment(t, t, [], rows_seen=0)]
-    assert sorted(r["i"] for r in merge_segments(segs, sample_cap=100)) == [0, 1, 2, 3, 4]
-    assert merge_segments([Segment(t, t, [], rows_seen=0)], sample_cap=10) == []
 
 
 def test_firehose_files_spanning_an_hour_are_read_for_the_right_hour(s3, sample_bundle) -> None:
@@ -122,10 +103,10 @@ def test_firehose_files_spanning_an_hour_are_read_for_the_right_hour(s3, sample_
     firehose_prefix = hour_prefixes(m.model_name, m.version, h - timedelta(hours=1))[1]
     s3.put_object(Bucket=BUCKET, Key=f"{firehose_prefix}stream-1-file", Body=encode_jsonl_gz(recs))
     window = (h, h + timedelta(hours=1))
-    exact = read_window(s3, BUCKET, m.model_name, m.version, *window, sample_cap=100, now=now, hour_samples=False)
+    exact = _read(s3, sample_bundle, window, now, 100, hour_samples=False)
     assert exact.rows_seen == 0  # the direct S3 layout never needs the neighbours
-    spanning = read_window(s3, BUCKET, m.model_name, m.version, *window, sample_cap=100, now=now, hour_samples=False, neighbours=True)
-    assert spanning.rows_seen == 2 and {r["request_id"] for r in spanning.rows} == {"r1", "r2"}
+    spanning = _read(s3, sample_bundle, window, now, 100, hour_samples=False, neighbours=True)
+    assert spanning.rows_seen == 2 and {r.request_id for r in spanning.rows} == {"r1", "r2"}
 
 
 def test_a_stored_sample_gone_bad_after_planning_is_read_again_from_captures(s3, sample_bundle) -> None:
@@ -134,10 +115,10 @@ def test_a_stored_sample_gone_bad_after_planning_is_read_again_from_captures(s3,
     h = _hour(now) - timedelta(hours=2)
     _capture(s3, sample_bundle, h + timedelta(minutes=3), "r1", 7)
     window = (h, h + timedelta(hours=1))
-    read_window(s3, BUCKET, m.model_name, m.version, *window, sample_cap=100, now=now)  # stores the hour
+    _read(s3, sample_bundle, window, now, 100)  # stores the hour
     key = hour_sample_key(m.model_name, m.version, h, 100)
     meta = s3.head_object(Bucket=BUCKET, Key=key)["Metadata"]
     s3.put_object(Bucket=BUCKET, Key=key, Body=b"\x1f\x8b not gzip", Metadata=meta)  # counts fine, body corrupt
-    again = read_window(s3, BUCKET, m.model_name, m.version, *window, sample_cap=100, now=now)
+    again = _read(s3, sample_bundle, window, now, 100)
     assert again.cached_hours == 1 and again.rows_seen == 7
-    assert sorted(r["row"] for r in again.rows) == list(range(7))
+    assert sorted(r.row for r in again.rows) == list(range(7))

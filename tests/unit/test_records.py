@@ -17,9 +17,12 @@ from modelserve.records import (
     capture_key,
     decode_jsonl,
     encode_jsonl_gz,
+    feedback_day_prefix,
     feedback_key,
     hour_prefixes,
+    hour_sample_key,
     model_capture_prefix,
+    model_report_prefix,
     parse_utc,
     report_key,
     utc_iso,
@@ -65,6 +68,22 @@ def test_capture_key_sorts_by_time_within_an_hour() -> None:
 def test_feedback_and_report_keys() -> None:
     assert feedback_key("penguins", T, "fb-1") == "feedback/model=penguins/dt=2026-11-25/170405123456-fb-1.jsonl.gz"
     assert report_key("penguins", T, "json") == "reports/model=penguins/dt=2026-11-25/20261125T170405Z.json"
+    assert report_key("penguins", T, "html").startswith(model_report_prefix("penguins"))
+
+
+def test_hour_sample_key_layout_is_utc_and_per_cap() -> None:
+    assert hour_sample_key("penguins", "abc123", T, 10_000) == (
+        "samples/model=penguins/version=abc123/cap=10000/dt=2026-11-25/hour=17.json.gz"
+    )
+    local = T.astimezone(timezone(timedelta(hours=5)))
+    assert hour_sample_key("m", "v", local, 100) == hour_sample_key("m", "v", T, 100)
+    assert hour_sample_key("m", "v", T, 100) != hour_sample_key("m", "v", T, 200)
+
+
+def test_feedback_keys_sit_under_their_day_prefix() -> None:
+    late = T.replace(hour=23).astimezone(timezone(timedelta(hours=-8)))  # still the 25th in UTC
+    assert feedback_day_prefix("penguins", T.date()) == "feedback/model=penguins/dt=2026-11-25/"
+    assert feedback_key("penguins", late, "b").startswith(feedback_day_prefix("penguins", T.date()))
 
 
 def test_hour_prefixes_cover_our_layout_and_firehose_default() -> None:
@@ -131,6 +150,26 @@ def test_feedback_record_json() -> None:
     }
     (row,) = decode_jsonl(encode_jsonl_gz([fb]))
     assert row["label"] == "Gentoo"
+
+
+def test_decode_reads_what_the_line_by_line_parse_reads() -> None:
+    """The one-array fast path and the line-by-line parse agree, blank lines and CRLF included."""
+    records = [_record(i) for i in range(4)]
+    text = "\r\n".join(r.to_json() for r in records) + "\n\n   \n"
+    assert [CaptureRecord.from_dict(r) for r in decode_jsonl(text.encode())] == records
+    # more values than lines: parsed line by line, which names the bad line
+    with pytest.raises(ValueError, match="line 2"):
+        decode_jsonl(b'{"row": 0}\n{"row": 1}, {"row": 2}\n')
+
+
+def test_feedback_record_from_dict_and_row_keys() -> None:
+    fb = FeedbackRecord("req-1", 2, "Gentoo", utc_iso(T), "penguins")
+    (row,) = decode_jsonl(encode_jsonl_gz([fb]))
+    assert FeedbackRecord.from_dict(row) == fb
+    assert FeedbackRecord.from_dict({"request_id": 7, "row": "2", "label": 1.5}).key == ("7", 2)
+    assert fb.key == _record(2).key == ("req-1", 2)  # joins a label to its capture row
+    with pytest.raises(KeyError):
+        FeedbackRecord.from_dict({"request_id": "r", "row": 0})
 
 
 def test_from_dict_tolerates_missing_optional_fields() -> None:

@@ -1,0 +1,199 @@
+"""Reading a target window of captures from S3 into a uniform sample of capture records, in flat memory.
+
+The window is every capture record with ``start <= event_time < end``. Objects are listed per
+UTC hour under both layouts (ours and Firehose's), fetched with parallel GETs, and the records
+are reservoir-sampled to at most ``sample_cap`` rows, so memory does not grow with traffic.
+Corrupt or truncated objects are skipped whole and counted.
+
+Each whole, settled hour of the window is read from its captures once and then kept as an hour
+sample (``hour_samples``); the window's sample is drawn from the hours' samples in proportion to
+each hour's row count (``sampling.merge_samples``), which is exactly a uniform sample of the
+window's rows. Only the window's edge hours and the last ``HOUR_SETTLE`` are read from captures
+each time.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from operator import itemgetter
+from typing import Any
+
+from modelserve.records import CaptureRecord, decode_jsonl, utc_iso, window_hours
+
+from .hour_samples import MAX_CORRUPT_KEYS, CaptureRow, HourSample, get_sample, head_sample, put_sample, storable
+from .sampling import Reservoir, merge_samples
+from .store import HOUR, CaptureLocation, fetch_parallel, list_keys, until
+
+logger = logging.getLogger(__name__)
+
+MAX_HOURS_PER_PASS = 4  # hours whose reservoirs are held at once while reading: bounds memory
+# checked on every row of the window (so an object missing one is skipped whole); the typed
+# CaptureRecord is built only for the rows the window's sample keeps: building it for every row
+# would double the parse time that dominates reading a large window
+_required_fields = itemgetter("request_id", "row", "model_name", "model_version", "inputs", "prediction")
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How much of the window to keep, and how to read it."""
+
+    sample_cap: int  # rows kept at most
+    seed: int = 0
+    workers: int = 16  # parallel GETs
+    deadline: float | None = None  # a time.monotonic() value after which no new object is fetched
+    hour_samples: bool = True  # read and keep per-hour samples (see hour_samples)
+
+
+@dataclass
+class WindowRead:
+    start: datetime
+    end: datetime
+    rows: list[CaptureRecord]  # the window's uniform sample
+    rows_seen: int  # all rows of the window, before sampling
+    objects_read: int
+    corrupt_objects: int
+    corrupt_keys: list[str] = field(default_factory=list)
+    objects_listed: int = 0
+    partial: bool = False  # the time budget ran out before every object was read
+    cached_hours: int = 0  # hours taken from their stored sample instead of their captures
+
+
+def read_window(
+    s3: Any,
+    where: CaptureLocation,
+    start: datetime,
+    end: datetime,
+    options: ReadOptions,
+    now: datetime | None = None,
+) -> WindowRead:
+    """The window's uniform sample. Past ``options.deadline`` the check runs on what was read and
+    the read says the window was partial."""
+    now = now or datetime.now(UTC)
+    samples: list[HourSample] = []
+    live: list[tuple[datetime, datetime, str | None]] = []  # slices to read; their key when storable
+    for hour in reversed(window_hours(start, end)):  # newest first: a time-out loses the oldest
+        lo, hi = max(start, hour), min(end, hour + HOUR)
+        key = where.hour_sample_key(hour, options.sample_cap) if options.hour_samples and storable(lo, hi, hour, now) else None
+        cached = head_sample(s3, where.bucket, key, lo, hi) if key else None
+        if cached is not None:
+            samples.append(cached)
+        else:
+            live.append((lo, hi, key))
+    for n in range(0, len(live), MAX_HOURS_PER_PASS):
+        batch = live[n : n + MAX_HOURS_PER_PASS]
+        read = read_hours(s3, where, [(lo, hi) for lo, hi, _ in batch], replace(options, seed=options.seed + n))
+        for sample, (_, _, key) in zip(read, batch):
+            if key and not sample.partial and put_sample(s3, where.bucket, key, sample):
+                sample.rows, sample.sample_key = [], key  # held in S3 until the merge: memory stays flat
+        samples.extend(read)
+
+    def sample_of(i: int) -> list[CaptureRow]:
+        sample = samples[i]
+        if sample.rows or sample.sample_key is None:
+            return sample.rows
+        stored = get_sample(s3, where.bucket, sample.sample_key, sample.start, sample.end)
+        if stored is not None:
+            return stored.rows
+        # the stored sample went missing or bad between planning and merging: read the hour again
+        (again,) = read_hours(s3, where, [(sample.start, sample.end)], options)
+        return again.rows
+
+    rows = merge_samples([s.rows_seen for s in samples], sample_of, options.sample_cap, options.seed)
+    return WindowRead(
+        start,
+        end,
+        _capture_records(rows),
+        rows_seen=sum(s.rows_seen for s in samples),
+        objects_read=sum(s.objects_read for s in samples if not s.cached),
+        corrupt_objects=sum(s.corrupt_objects for s in samples),
+        corrupt_keys=[k for s in samples for k in s.corrupt_keys][:MAX_CORRUPT_KEYS],
+        objects_listed=sum(s.objects_listed for s in samples if not s.cached),
+        partial=any(s.partial for s in samples),
+        cached_hours=sum(1 for s in samples if s.cached),
+    )
+
+
+class _Slices:
+    """Which slice of a pass a row belongs to, by its event time. Each slice lies within one UTC
+    hour; event times are fixed-width ISO UTC strings: compared and cut, never parsed."""
+
+    def __init__(self, slices: Sequence[tuple[datetime, datetime]]) -> None:
+        self.bounds = [(utc_iso(lo), utc_iso(hi)) for lo, hi in slices]
+        self.by_hour = {lo[:13]: i for i, (lo, _) in enumerate(self.bounds)}  # "YYYY-MM-DDTHH" -> slice
+
+    def route(self, data: bytes | Exception) -> list[tuple[int, CaptureRow]]:
+        """(slice, row) of each row of one object in a slice. Raises on a corrupt object or a row
+        without the fields a capture record needs, so the object is skipped whole."""
+        if isinstance(data, Exception):
+            raise ValueError(f"unreadable: {data}")
+        routed = []
+        for row in decode_jsonl(data):
+            t = row["event_time"]
+            i = self.by_hour.get(t[:13])
+            if i is not None and self.bounds[i][0] <= t < self.bounds[i][1]:
+                _required_fields(row)
+                routed.append((i, row))
+        return routed
+
+
+def list_hour_keys(s3: Any, where: CaptureLocation, hours: Iterable[datetime]) -> list[str]:
+    """Keys of the objects the rows of these UTC hours can be in."""
+    return [key for prefix in where.prefixes_to_list(hours) for key in list_keys(s3, where.bucket, prefix)]
+
+
+def read_hours(s3: Any, where: CaptureLocation, slices: Sequence[tuple[datetime, datetime]], options: ReadOptions) -> list[HourSample]:
+    """One reservoir per slice (each within one UTC hour), filled in one pass over the objects of
+    those hours: every object is fetched once and each row goes to the slice of its event time."""
+    samples = [HourSample(lo, hi, [], 0) for lo, hi in slices]
+    if not slices:
+        return samples
+    reservoirs = [Reservoir[CaptureRow](options.sample_cap, options.seed + i) for i in range(len(slices))]
+    router = _Slices(slices)
+    keys = list_hour_keys(s3, where, [lo.replace(minute=0, second=0, microsecond=0) for lo, _ in slices])
+    filed_under = {prefix: i for i, (lo, _) in enumerate(slices) for prefix in where.hour_prefixes(lo)}
+    # shuffled so a partial read is still a uniform sample of each slice, not its first minutes
+    random.Random(options.seed).shuffle(keys)
+    objects = 0
+    for key, data in fetch_parallel(s3, where.bucket, until(keys, options.deadline), options.workers):
+        objects += 1
+        try:
+            routed = router.route(data)
+        except (ValueError, KeyError, TypeError) as exc:
+            logger.warning("capture object %s skipped: %s", key, exc)
+            _count_corrupt(samples, filed_under, key)
+            continue
+        for i, row in routed:
+            reservoirs[i].add(row)
+    partial = objects < len(keys)
+    if partial:
+        logger.warning("time budget reached: read %d of %d capture objects", objects, len(keys))
+    for sample, reservoir in zip(samples, reservoirs):
+        sample.rows, sample.rows_seen, sample.partial = reservoir.items, reservoir.seen, partial
+    # what the pass cost, told once (on its first slice)
+    samples[0].objects_read, samples[0].objects_listed = objects, len(keys)
+    return samples
+
+
+def _count_corrupt(samples: list[HourSample], filed_under: dict[str, int], key: str) -> None:
+    """Counted by the hour the object is filed under; objects of neighbouring hours are not counted
+    here (their own hour counts them)."""
+    i = next((i for prefix, i in filed_under.items() if key.startswith(prefix)), None)
+    if i is None:
+        return
+    samples[i].corrupt_objects += 1
+    if len(samples[i].corrupt_keys) < MAX_CORRUPT_KEYS:
+        samples[i].corrupt_keys.append(key)
+
+
+def _capture_records(rows: list[CaptureRow]) -> list[CaptureRecord]:
+    records = []
+    for row in rows:
+        try:
+            records.append(CaptureRecord.from_dict(row))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            logger.warning("capture row %s/%s left out of the sample: %s", row.get("request_id"), row.get("row"), exc)
+    return records
