@@ -263,4 +263,3 @@ def test_check_names_must_be_unique_and_not_a_report_field(profile):
 
     with pytest.raises(ValueError):
         DriftChecker(profile, FAST, (Metrics,))
-
