@@ -9,6 +9,8 @@ metric; the list of checks in :data:`monitoring.checker.DEFAULT_CHECKS` is the p
   ``to_dict()`` (JSON-safe; it becomes ``report[check.name]``).
 - :class:`Reference`: the profile, the thresholds and the state several checks share (the encoder).
 - :class:`Window`: one window's table, model outputs and labels (and its encoding, computed once).
+- :class:`ProfileCheck`, :class:`EncodedCheck`: bases for a check with nothing to fit and for a
+  detector on the encoded table.
 
 The report (:class:`monitoring.report.DriftReport`) holds the results it was given: its JSON, its
 verdict table, its ``alarms`` and its CloudWatch metrics are the concatenation of the results'
@@ -95,9 +97,8 @@ class Reference:
     def encoded_sample(self) -> np.ndarray:
         return self.encoder.transform(self.profile.sample)
 
-    @property
-    def multivariate_ok(self) -> bool:
-        """Enough reference rows and encoded columns for the multivariate checks; notes it when not."""
+    def supports_multivariate(self) -> bool:
+        """Enough reference rows and encoded columns for the multivariate checks (notes it when not)."""
         ok = self.profile.sample_rows >= 2 and self.encoded_sample.shape[1] > 0
         if not ok:
             self.note("reference sample too small for multivariate checks")
@@ -148,3 +149,29 @@ class Check(Protocol):
     def run(self, window: Window) -> CheckResult | None:
         """The result for one window, or None when the window gives the check nothing to check."""
         ...
+
+
+class ProfileCheck(Check):
+    """A check with nothing to fit: it reads the profile and the config on every window."""
+
+    def __init__(self, reference: Reference) -> None:
+        self.profile = reference.profile
+        self.config = reference.config
+
+    @classmethod
+    def fit(cls, reference: Reference) -> Self | None:
+        return cls(reference)
+
+
+class EncodedDetector(Protocol):
+    def predict(self, x: np.ndarray) -> CheckResult: ...
+
+
+class EncodedCheck(Check):
+    """A detector fitted on the encoded reference sample (``fit`` builds it), run on the encoded window."""
+
+    def __init__(self, detector: EncodedDetector) -> None:
+        self.detector = detector
+
+    def run(self, window: Window) -> CheckResult:
+        return self.detector.predict(window.encoded)

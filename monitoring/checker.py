@@ -31,7 +31,7 @@ from .outliers import OutlierCheck
 from .performance import LabeledPredictions, PerformanceCheck
 from .prediction_drift import PredictionDriftCheck
 from .profile import PredictionColumns, ReferenceProfile
-from .report import DriftReport
+from .report import REPORT_KEYS, DriftReport
 from .types import FeatureKind, Table
 from .univariate import FeatureDriftCheck
 from .window_histograms import feature_histograms, output_histograms
@@ -45,10 +45,6 @@ DEFAULT_CHECKS: tuple[type[Check], ...] = (
     OutlierCheck,
     DataQualityCheck,
     PerformanceCheck,
-)
-# top-level keys of the report JSON a check's name must not take
-_REPORT_KEYS = frozenset(
-    {"window_rows", "reference_rows", "dataset_drift", "drift_share", "config", "histograms", "output_histograms", "notes", "metrics"}
 )
 
 
@@ -69,7 +65,7 @@ class DriftChecker:
         self, profile: ReferenceProfile, config: DriftConfig | None = None, checks: Sequence[type[Check]] = DEFAULT_CHECKS
     ) -> None:
         names = [c.name for c in checks]
-        if len(set(names)) != len(names) or _REPORT_KEYS & set(names):
+        if len(set(names)) != len(names) or REPORT_KEYS & set(names):
             raise ValueError(f"check names must be unique and not a report field: {names}")
         self.profile = profile
         self.config = config or DriftConfig()

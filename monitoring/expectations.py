@@ -36,7 +36,7 @@ import numpy as np
 
 from . import metric_names as M
 from ._util import coerce_column, json_clean, table_rows
-from .check_protocol import Check, Metric, Reference, Verdict, Window, finite_metrics
+from .check_protocol import Metric, ProfileCheck, Verdict, Window, finite_metrics
 from .profile import ReferenceProfile
 from .types import FeatureKind
 
@@ -212,19 +212,11 @@ def check_expectations(
     )
 
 
-class DataQualityCheck(Check):
+class DataQualityCheck(ProfileCheck):
     """Every expectation for every profiled feature."""
 
     name = "data_quality"
     metric_names = (M.MISSING_RATE, M.OUT_OF_RANGE_RATE, M.UNSEEN_CATEGORY_RATE, M.DATA_QUALITY_FAILURES)
-
-    def __init__(self, reference: Reference) -> None:
-        self.profile = reference.profile
-        self.config = reference.config
-
-    @classmethod
-    def fit(cls, reference: Reference) -> DataQualityCheck:
-        return cls(reference)
 
     def run(self, window: Window) -> DataQualityResult:
         cfg = self.config

@@ -35,7 +35,7 @@ import numpy as np
 
 from . import metric_names as M
 from ._util import json_clean
-from .check_protocol import Check, Metric, Reference, Verdict, Window, finite_metrics, fmt
+from .check_protocol import EncodedCheck, Metric, Reference, Verdict, finite_metrics, fmt
 from .encoding import PCA
 
 DEFAULT_MMD_MAX_ROWS = 1000
@@ -247,19 +247,16 @@ class PCAReconstruction:
         return ReconstructionResult(err, self.reference_error, ratio, thr, bool(ratio > thr), self.n_components, len(x))
 
 
-class MMDCheck(Check):
+class MMDCheck(EncodedCheck):
     """MMD two-sample test of the encoded window against the encoded reference sample."""
 
     name = "mmd"
     metric_names = (M.MMD_P_VALUE,)
 
-    def __init__(self, detector: MMDDrift) -> None:
-        self.detector = detector
-
     @classmethod
     def fit(cls, reference: Reference) -> MMDCheck | None:
         config = reference.config
-        if not config.mmd_enabled or not reference.multivariate_ok:
+        if not config.mmd_enabled or not reference.supports_multivariate():
             return None
         return cls(
             MMDDrift(
@@ -272,22 +269,16 @@ class MMDCheck(Check):
             )
         )
 
-    def run(self, window: Window) -> MMDResult:
-        return self.detector.predict(window.encoded)
 
-
-class ReconstructionCheck(Check):
+class ReconstructionCheck(EncodedCheck):
     """PCA reconstruction error of the encoded window relative to the reference's."""
 
     name = "reconstruction"
     metric_names = (M.PCA_RECONSTRUCTION_RATIO,)
 
-    def __init__(self, detector: PCAReconstruction) -> None:
-        self.detector = detector
-
     @classmethod
     def fit(cls, reference: Reference) -> ReconstructionCheck | None:
-        if not reference.multivariate_ok:
+        if not reference.supports_multivariate():
             return None
         config = reference.config
         return cls(
@@ -297,6 +288,3 @@ class ReconstructionCheck(Check):
                 ratio_threshold=config.reconstruction_ratio_threshold,
             )
         )
-
-    def run(self, window: Window) -> ReconstructionResult:
-        return self.detector.predict(window.encoded)

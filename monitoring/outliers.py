@@ -23,7 +23,7 @@ import numpy as np
 
 from . import metric_names as M
 from ._util import json_clean
-from .check_protocol import Check, Metric, Reference, Verdict, Window, finite_metrics
+from .check_protocol import EncodedCheck, Metric, Reference, Verdict, finite_metrics
 
 DEFAULT_OUTLIER_QUANTILE = 0.99
 DEFAULT_OUTLIER_RATE_THRESHOLD = 0.05
@@ -110,20 +110,14 @@ class MahalanobisOutlierDetector:
         )
 
 
-class OutlierCheck(Check):
+class OutlierCheck(EncodedCheck):
     """Share of window rows beyond the reference's 99th percentile Mahalanobis distance."""
 
     name = "outliers"
     metric_names = (M.OUTLIER_RATE,)
 
-    def __init__(self, detector: MahalanobisOutlierDetector) -> None:
-        self.detector = detector
-
     @classmethod
     def fit(cls, reference: Reference) -> OutlierCheck | None:
-        if not reference.multivariate_ok:
+        if not reference.supports_multivariate():
             return None
         return cls(MahalanobisOutlierDetector(reference.encoded_sample, rate_threshold=reference.config.outlier_rate_threshold))
-
-    def run(self, window: Window) -> OutlierResult:
-        return self.detector.predict(window.encoded)

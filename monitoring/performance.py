@@ -20,8 +20,8 @@ from scipy.stats import rankdata
 
 from . import metric_names as M
 from ._util import json_clean
-from .check_protocol import Check, Metric, Reference, Verdict, Window, finite_metrics
-from .profile import OutputProfile, PredictionColumns
+from .check_protocol import Metric, ProfileCheck, Verdict, Window, finite_metrics
+from .profile import PredictionColumns
 from .types import Task
 
 
@@ -169,21 +169,15 @@ def evaluate_performance(task: Task | str | None, labels: LabeledPredictions, cl
     return classification_metrics(labels.y_true, pred.labels, pred.probabilities, classes)
 
 
-class PerformanceCheck(Check):
+class PerformanceCheck(ProfileCheck):
     """Performance on the window's labelled rows (labels may arrive for an otherwise empty window)."""
 
     name = "performance"
     metric_names = (M.LABELED_ROWS, M.ACCURACY, M.F1, M.AUC, M.MAE, M.RMSE)
     needs_rows = False
 
-    def __init__(self, outputs: OutputProfile) -> None:
-        self.outputs = outputs
-
-    @classmethod
-    def fit(cls, reference: Reference) -> PerformanceCheck:
-        return cls(reference.profile.outputs)
-
     def run(self, window: Window) -> PerformanceResult | None:
         if window.labels is None:
             return None
-        return evaluate_performance(self.outputs.task, window.labels, self.outputs.classes)
+        outputs = self.profile.outputs
+        return evaluate_performance(outputs.task, window.labels, outputs.classes)

@@ -15,7 +15,7 @@ from typing import Any
 
 from . import metric_names as M
 from ._util import json_clean
-from .check_protocol import Check, Metric, Reference, Verdict, Window, finite_metrics
+from .check_protocol import Metric, ProfileCheck, Verdict, Window, finite_metrics
 from .profile import PredictionColumns, ReferenceProfile
 from .types import Task
 from .univariate import (
@@ -120,19 +120,11 @@ def detect_prediction_drift(
     )
 
 
-class PredictionDriftCheck(Check):
+class PredictionDriftCheck(ProfileCheck):
     """Drift of the model's outputs (needs the window's predictions)."""
 
     name = "prediction_drift"
     metric_names = (M.PREDICTION_DRIFT,)
-
-    def __init__(self, reference: Reference) -> None:
-        self.profile = reference.profile
-        self.config = reference.config
-
-    @classmethod
-    def fit(cls, reference: Reference) -> PredictionDriftCheck:
-        return cls(reference)
 
     def run(self, window: Window) -> PredictionDriftResult | None:
         if window.predictions is None or window.predictions.is_empty:

@@ -21,6 +21,11 @@ from .window_histograms import FeatureHistogram
 
 R = TypeVar("R")
 
+# the report's own top-level JSON keys; a check's name (its result's key) must be none of these
+REPORT_KEYS = frozenset(
+    {"window_rows", "reference_rows", "dataset_drift", "drift_share", "config", "histograms", "output_histograms", "notes", "metrics"}
+)
+
 
 @dataclass(frozen=True)
 class DriftReport:

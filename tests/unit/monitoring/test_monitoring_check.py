@@ -20,6 +20,7 @@ from monitoring.outliers import OutlierResult
 from monitoring.performance import LabeledPredictions, PerformanceResult
 from monitoring.prediction_drift import PredictionDriftResult
 from monitoring.profile import PredictionColumns, ReferenceProfile
+from monitoring.report import REPORT_KEYS
 from monitoring.types import FeatureKind, FeatureSpec
 from monitoring.univariate import FeatureDriftCheck
 
@@ -153,7 +154,7 @@ def test_report_to_dict_is_strict_json_with_one_entry_per_check(profile, rng):
     report = run_drift_check(profile, table, preds, FAST, LabeledPredictions(syn.make_ground_truth(preds, rng), preds))
     d = json.loads(json.dumps(report.to_dict(), allow_nan=False))
     assert d["features"]["results"][0]["p_value"] is None
-    assert {c.name for c in DEFAULT_CHECKS} <= set(d)
+    assert set(d) == REPORT_KEYS | {c.name for c in DEFAULT_CHECKS}
     assert d["dataset_drift"] is True and d["data_quality"]["n_failed"] >= 1
     assert d["metrics"] == [list(m) for m in report.metrics()]
 
