@@ -11,7 +11,7 @@ outliers, histograms) against a 10,000-row reference profile of the synthetic 8-
 Calibration: fresh reference (10,000 rows) and window per trial; reports the no-drift noise of
 the effect sizes, false-alarm rates of every verdict and detection rates of the required
 signals, at the given window sizes. These numbers back the defaults documented in
-:mod:`monitoring.univariate` and :class:`monitoring.check.DriftConfig`.
+:mod:`monitoring.univariate` and :class:`monitoring.config.DriftConfig`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,11 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from devtools import synthetic as syn  # noqa: E402
-from monitoring.check import DriftChecker, DriftConfig, run_drift_check  # noqa: E402
+from monitoring import DriftChecker, DriftConfig, run_drift_check  # noqa: E402
+from monitoring.expectations import DataQualityResult  # noqa: E402
+from monitoring.multivariate import MMDResult, ReconstructionResult  # noqa: E402
+from monitoring.outliers import OutlierResult  # noqa: E402
+from monitoring.prediction_drift import PredictionDriftResult  # noqa: E402
 from monitoring.profile import ReferenceProfile  # noqa: E402
 
 REFERENCE_ROWS = 10_000
@@ -93,19 +97,19 @@ def calibrate(trials: int, window_sizes: list[int], mmd_trials: int) -> None:
                 alarms["dataset_drift"] += bool(rep.dataset_drift)
                 # the verdict without effect-size thresholds: any Bonferroni-corrected p < alpha
                 alarms["any_p_only"] += any(r.p_value_corrected < no_mmd.alpha for r in rep.features.results)
-                alarms["pred_drift"] += bool(rep.prediction_drift.is_drift)
-                alarms["reconstruction"] += bool(rep.reconstruction.is_drift)
-                alarms["outliers"] += bool(rep.outliers.is_drift)
-                alarms["quality"] += rep.data_quality.n_failed > 0
+                alarms["pred_drift"] += bool(rep.result(PredictionDriftResult).is_drift)
+                alarms["reconstruction"] += bool(rep.result(ReconstructionResult).is_drift)
+                alarms["outliers"] += bool(rep.result(OutlierResult).is_drift)
+                alarms["quality"] += rep.result(DataQualityResult).n_failed > 0
                 for f in rep.features.drifted_features:
                     feature_hits[f] = feature_hits.get(f, 0) + 1
-                for fq in rep.data_quality.failed_checks():
+                for fq in rep.result(DataQualityResult).failed_checks():
                     key = f"{fq.check}:{fq.feature}"
                     feature_hits[key] = feature_hits.get(key, 0) + 1
                 for r in rep.features.results:
                     (num_eff if r.test == "ks" else cat_eff).append(r.effect_size)
-                ratios.append(rep.reconstruction.ratio)
-                out_rates.append(rep.outliers.rate)
+                ratios.append(rep.result(ReconstructionResult).ratio)
+                out_rates.append(rep.result(OutlierResult).rate)
             rates = ", ".join(f"{k}={v / trials:.3f}" for k, v in alarms.items())
             hits = ", ".join(f"{k}={v / trials:.2f}" for k, v in sorted(feature_hits.items()))
             print(f"[{name}] {rates}\n    flagged: {hits or '-'}")
@@ -130,7 +134,7 @@ def calibrate(trials: int, window_sizes: list[int], mmd_trials: int) -> None:
             for _ in range(mmd_trials):
                 profile = _profile(rng)
                 target = syn.make_table(n, rng, **kw)
-                hits += bool(DriftChecker(profile, cfg).check(target).mmd.is_drift)
+                hits += bool(DriftChecker(profile, cfg).check(target).result(MMDResult).is_drift)
             print(f"[MMD {name}] alarm rate {hits / mmd_trials:.3f} over {mmd_trials} trials")
 
 

@@ -95,13 +95,14 @@ class PeriodResult:
 
 def alarm_table(specs: list[AlarmSpec], metrics: list[tuple[str, float, str | None]]) -> list[tuple[str, str, float | None, str, str]]:
     """The verdicts of the alarms on drift-check metrics, for one run's published (dataset-level) metrics."""
-    from monitoring.metric_names import ALL_METRICS, WINDOW_ROWS
+    from monitoring.checker import published_metric_names
+    from monitoring.metric_names import WINDOW_ROWS
 
     values = {name: value for name, value, feature in metrics if feature is None}
     ops = {"GreaterThanThreshold": ">", "GreaterThanOrEqualToThreshold": ">=", "LessThanThreshold": "<", "LessThanOrEqualToThreshold": "<="}
     rows = []
     for spec in specs:
-        if spec.source != "model" or spec.metric_name not in ALL_METRICS:
+        if spec.source != "model" or spec.metric_name not in published_metric_names():
             continue  # service and capture alarms watch AWS / EMF metrics the local run has no CloudWatch for
         value = values.get(spec.metric_name)
         condition = f"{ops[spec.comparison]} {spec.threshold:g}" + (f", {spec.min_window_rows}+ rows" if spec.min_window_rows else "")
@@ -128,8 +129,6 @@ def demo(
     echo: Callable[[str], None] = print,
 ) -> list[PeriodResult]:
     from tqdm import tqdm
-
-    from monitoring.check import DriftReport
 
     from .local import (
         LOCAL_BUCKET,
@@ -201,8 +200,8 @@ def demo(
                 html_path.write_bytes(s3.get_object(Bucket=LOCAL_BUCKET, Key=html_key)["Body"].read())
                 doc = json.loads(s3.get_object(Bucket=LOCAL_BUCKET, Key=json_key)["Body"].read())
                 (out / f"{period}-report.json").write_text(json.dumps(doc, indent=1))
-                report = DriftReport.from_dict(doc["report"])
-                table = alarm_table(specs, report.metrics())
+                report = doc["report"]
+                table = alarm_table(specs, [(name, value, feature) for name, value, feature in report["metrics"]])
                 res = PeriodResult(period, summary, table, html_path, answered, rejected, labelled, {a: s for a, _, _, _, s in table})
                 results.append(res)
                 echo(
@@ -211,14 +210,14 @@ def demo(
                     f"dataset drift = {summary['dataset_drift']}, drift share = {_fmt(summary['drift_share'])}"
                 )
                 echo(format_table(table))
-                if report.performance is not None and report.performance.n_labels:
-                    perf = report.performance
+                perf = report["performance"]
+                if perf is not None and perf["n_labels"]:
                     figures = (
-                        f"accuracy {_fmt(perf.accuracy)}, macro F1 {_fmt(perf.f1_macro)}, AUC {_fmt(perf.auc)}"
-                        if perf.accuracy is not None
-                        else f"MAE {_fmt(perf.mae)}, RMSE {_fmt(perf.rmse)}"
+                        f"accuracy {_fmt(perf['accuracy'])}, macro F1 {_fmt(perf['f1_macro'])}, AUC {_fmt(perf['auc'])}"
+                        if perf["accuracy"] is not None
+                        else f"MAE {_fmt(perf['mae'])}, RMSE {_fmt(perf['rmse'])}"
                     )
-                    echo(f"performance on {perf.n_labels} labelled rows: {figures}")
+                    echo(f"performance on {perf['n_labels']} labelled rows: {figures}")
                 echo(f"HTML report: {html_path.resolve()}\n")
         finally:
             gateway.stop()

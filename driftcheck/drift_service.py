@@ -20,7 +20,7 @@ from modelserve.bundle import ModelBundle, reference_sample_from_rows, scored_sa
 from modelserve.records import CaptureRecord, RowKey, report_key, utc_iso
 from modelserve.schema import BundleManifest, Task
 from modelserve.settings import DriftSettings, SharedSettings
-from monitoring.check import DriftChecker, DriftConfig, DriftReport
+from monitoring import DriftChecker, DriftConfig, DriftReport
 from monitoring.html_report import render_html
 from monitoring.performance import LabeledPredictions
 from monitoring.profile import PredictionColumns, ReferenceProfile

@@ -1,24 +1,31 @@
 """Drift statistics for the model-serving template (pure numpy + scipy; no AWS, no I/O).
 
-Typical use (the drift Lambda)::
+Typical use (the drift Lambda fits the checker once per process and checks each window)::
 
-    from monitoring import DriftConfig, ReferenceProfile, PredictionColumns, run_drift_check
+    from monitoring import DriftChecker, DriftConfig, PredictionColumns, ReferenceProfile
     from monitoring.html_report import render_html
 
-    profile = ReferenceProfile.from_dict(json.loads(profile_json))
-    report = run_drift_check(profile, window_table, PredictionColumns(labels=..., probabilities=...))
+    profile = ReferenceProfile.fit(feature_specs, reference_table, reference_predictions, outputs=outputs)
+    checker = DriftChecker(profile, DriftConfig())
+    report = checker.check(window_table, PredictionColumns(labels=..., probabilities=...))
     for name, value, feature in report.metrics(): ...   # names in monitoring.metric_names
     html = render_html(report, profile)
 
-Modules: ``profile`` (reference profile), ``expectations`` (data quality), ``univariate``
-(KS / chi-squared detectors, effect sizes, multiple testing), ``multivariate`` (MMD, PCA
-reconstruction), ``prediction_drift``, ``outliers`` (Mahalanobis), ``performance``, ``check``
-(config, report, ``run_drift_check``), ``html_report``, ``metric_names``. The synthetic test-data generator lives in ``devtools/synthetic.py`` (never shipped).
+Modules: ``types`` (feature kind, column spec, task), ``profile`` (reference profile),
+``check_protocol`` (what a check is, how to add one), the checks -- ``univariate`` (KS /
+chi-squared detectors, effect sizes, multiple testing), ``multivariate`` (MMD, PCA reconstruction,
+on the ``encoding``), ``prediction_drift``, ``outliers`` (Mahalanobis), ``expectations`` (data
+quality), ``performance`` --, ``config`` (``DriftConfig``), ``checker`` (``DriftChecker``, the
+default checks), ``report`` (``DriftReport``), ``window_histograms`` and ``html_report`` (the HTML
+page), ``metric_names`` (CloudWatch names). The synthetic test-data generator lives in
+``devtools/synthetic.py`` (never shipped).
 """
 
-from .check import DriftChecker, DriftConfig, DriftReport, run_drift_check
+from .checker import DriftChecker, run_drift_check
+from .config import DriftConfig
 from .performance import LabeledPredictions
 from .profile import PredictionColumns, ReferenceProfile
+from .report import DriftReport
 
 __all__ = [
     "DriftChecker",

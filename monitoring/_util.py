@@ -103,7 +103,7 @@ def null_mask(values: np.ndarray) -> np.ndarray:
     if values.size == 0:
         return np.zeros(0, dtype=bool)
     # elementwise comparison in C; str/None (the documented representation) compare exactly
-    return np.asarray(np.equal(values, None), dtype=bool)
+    return np.asarray(np.equal(values, np.array(None, dtype=object)), dtype=bool)
 
 
 def coerce_column(spec: FeatureSpec, col: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -119,10 +119,6 @@ def coerce_column(spec: FeatureSpec, col: Any) -> tuple[np.ndarray, np.ndarray, 
         values, wrong = coerce_numeric(col)
     null = np.isnan(values) & ~wrong
     return values, null, wrong
-
-
-def is_categorical_like(spec: FeatureSpec) -> bool:
-    return spec.kind in (FeatureKind.CATEGORICAL, FeatureKind.BOOLEAN)
 
 
 BOOLEAN_LEVELS = ("0", "1")
@@ -184,12 +180,3 @@ def json_clean(obj: Any) -> Any:
             return obj.to_dict()
         return {f.name: json_clean(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     raise TypeError(f"cannot JSON-clean {type(obj).__name__}")
-
-
-def none_to_nan(x: Any) -> float:
-    return float("nan") if x is None else float(x)
-
-
-def float_array(values: Any) -> np.ndarray:
-    """List with None -> float64 array with NaN."""
-    return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)

@@ -34,7 +34,9 @@ from typing import Any
 
 import numpy as np
 
+from . import metric_names as M
 from ._util import coerce_column, json_clean, table_rows
+from .check_protocol import Metric, ProfileCheck, Verdict, Window, finite_metrics
 from .profile import ReferenceProfile
 from .types import FeatureKind
 
@@ -110,28 +112,21 @@ class DataQualityResult:
             }
         )
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> DataQualityResult:
-        nan = float("nan")
-        return cls(
-            results=tuple(
-                ExpectationResult(
-                    feature=r["feature"],
-                    check=r["check"],
-                    share=nan if r["share"] is None else float(r["share"]),
-                    threshold=float(r["threshold"]),
-                    reference_share=r.get("reference_share"),
-                    n_rows=int(r["n_rows"]),
-                    n_flagged=int(r["n_flagged"]),
-                    failed=bool(r["failed"]),
-                )
-                for r in d["results"]
-            ),
-            missing_rate=d.get("missing_rate"),
-            out_of_range_rate=d.get("out_of_range_rate"),
-            unseen_category_rate=d.get("unseen_category_rate"),
-            wrong_type_rate=d.get("wrong_type_rate"),
-            missing_share_max=d.get("missing_share_max"),
+    def verdicts(self) -> list[Verdict]:
+        return [
+            Verdict(f"{e.check} {e.feature}", e.share, None, e.threshold, e.failed if e.n_rows else None,
+                    f"{e.n_flagged}/{e.n_rows} rows")
+            for e in self.results
+        ]
+
+    def metrics(self) -> list[Metric]:
+        return finite_metrics(
+            [
+                (M.MISSING_RATE, self.missing_rate, None),
+                (M.OUT_OF_RANGE_RATE, self.out_of_range_rate, None),
+                (M.UNSEEN_CATEGORY_RATE, self.unseen_category_rate, None),
+                (M.DATA_QUALITY_FAILURES, self.n_failed, None),
+            ]
         )
 
 
@@ -215,3 +210,22 @@ def check_expectations(
         unseen_category_rate=agg(UNSEEN_CATEGORY),
         wrong_type_rate=agg(WRONG_TYPE),
     )
+
+
+class DataQualityCheck(ProfileCheck):
+    """Every expectation for every profiled feature."""
+
+    name = "data_quality"
+    metric_names = (M.MISSING_RATE, M.OUT_OF_RANGE_RATE, M.UNSEEN_CATEGORY_RATE, M.DATA_QUALITY_FAILURES)
+
+    def run(self, window: Window) -> DataQualityResult:
+        cfg = self.config
+        return check_expectations(
+            self.profile,
+            window.table,
+            missing_rate_tolerance=cfg.missing_rate_tolerance,
+            missing_rate_z=cfg.missing_rate_z,
+            out_of_range_threshold=cfg.out_of_range_threshold,
+            unseen_category_threshold=cfg.unseen_category_threshold,
+            wrong_type_threshold=cfg.wrong_type_threshold,
+        )

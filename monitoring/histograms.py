@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from ._util import json_clean, level_counts
+from ._util import level_counts
 
 OTHER_LABEL = "(other)"
 UNSEEN_LABEL = "(unseen)"
@@ -63,27 +62,15 @@ class HistogramBins:
         index = {lvl: i for i, lvl in enumerate(self.levels)}
         known = set(self.known)
         n_lv = len(self.levels)
-        for v, c in level_counts(values).items():
-            i = index.get(v)
+        for level, c in level_counts(values).items():
+            i = index.get(level)
             if i is not None:
                 counts[i] += c
-            elif v in known:
+            elif level in known:
                 counts[n_lv] += c
             else:
                 counts[n_lv + 1] += c
         return counts
-
-    def to_dict(self) -> dict[str, Any]:
-        return json_clean({"kind": self.kind, "edges": self.edges, "levels": self.levels, "known": self.known})
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> HistogramBins:
-        return cls(
-            kind=str(d["kind"]),
-            edges=tuple(float(x) for x in d.get("edges", ()) or ()),
-            levels=tuple(str(x) for x in d.get("levels", ()) or ()),
-            known=tuple(str(x) for x in d.get("known", ()) or ()),
-        )
 
 
 def numeric_bins(finite_values: np.ndarray, bins: int = 20) -> HistogramBins:

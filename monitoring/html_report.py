@@ -1,4 +1,4 @@
-"""Self-contained HTML rendering of a :class:`~monitoring.check.DriftReport` (no external assets,
+"""Self-contained HTML rendering of a :class:`~monitoring.report.DriftReport` (no external assets,
 no JavaScript): a verdict table and one inline-SVG reference-vs-window histogram per feature.
 Every string coming from data (feature names, categories, notes) is escaped."""
 
@@ -8,8 +8,11 @@ import html
 import math
 from collections.abc import Sequence
 
-from .check import DriftReport, FeatureHistogram
+from .performance import PerformanceResult
+from .prediction_drift import PredictionDriftResult
 from .profile import ReferenceProfile
+from .report import DriftReport
+from .window_histograms import FeatureHistogram
 
 REF_COLOR = "#4c78a8"
 TGT_COLOR = "#f58518"
@@ -140,7 +143,7 @@ def render_html(report: DriftReport, profile: ReferenceProfile, title: str = "Dr
     out.append("<h2>Checks</h2>")
     out.append(_table(["check", "statistic", "p-value (corrected)", "threshold", "verdict", "detail"], rows))
 
-    p = report.performance
+    p = report.result(PerformanceResult)
     if p is not None:
         prow = [
             f"<tr><td>{_e(name)}</td><td class=\"num\">{_num(val)}</td></tr>"
@@ -177,7 +180,8 @@ def render_html(report: DriftReport, profile: ReferenceProfile, title: str = "Dr
             f"{histogram_svg(hist)}</div>"
         )
     if report.output_histograms:
-        drift = {r.feature: r for r in report.prediction_drift.results} if report.prediction_drift is not None else {}
+        prediction = report.result(PredictionDriftResult)
+        drift = {r.feature: r for r in prediction.results} if prediction is not None else {}
         out.append("<h2>Model outputs</h2>")
         for hist in report.output_histograms:
             r = drift.get(hist.feature)  # histograms are named like the prediction-drift outputs

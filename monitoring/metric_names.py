@@ -1,8 +1,10 @@
-"""CloudWatch metric names published by the drift check (one place: the publisher, the
-drift Lambda and the CDK alarms import these constants).
+"""CloudWatch metric names published by the drift check (one place: the checks, the CDK alarms
+and the dashboard import these constants).
 
 Per-feature metrics carry a ``Feature`` dimension (:data:`FEATURE_DIMENSION`); the others are
-published without it. ``DriftReport.metrics()`` yields ``(name, value, feature_or_None)``.
+published without it. ``DriftReport.metrics()`` yields ``(name, value, feature_or_None)``. Which
+names a drift check publishes follows from its checks: ``monitoring.checker.published_metric_names``
+and ``feature_metric_names``.
 """
 
 from __future__ import annotations
@@ -33,26 +35,3 @@ F1 = "F1"  # macro F1
 AUC = "AUC"  # macro one-vs-rest ROC AUC
 MAE = "MAE"
 RMSE = "RMSE"
-
-ALL_METRICS: tuple[str, ...] = (
-    DATASET_DRIFT,
-    DRIFT_SHARE,
-    MMD_P_VALUE,
-    PCA_RECONSTRUCTION_RATIO,
-    PREDICTION_DRIFT,
-    OUTLIER_RATE,
-    MISSING_RATE,
-    OUT_OF_RANGE_RATE,
-    UNSEEN_CATEGORY_RATE,
-    DATA_QUALITY_FAILURES,
-    WINDOW_ROWS,
-    FEATURE_P_VALUE,
-    FEATURE_EFFECT_SIZE,
-    LABELED_ROWS,
-    ACCURACY,
-    F1,
-    AUC,
-    MAE,
-    RMSE,
-)
-PER_FEATURE_METRICS: frozenset[str] = frozenset({FEATURE_P_VALUE, FEATURE_EFFECT_SIZE})

@@ -1,10 +1,5 @@
-"""Multivariate drift: MMD two-sample test and PCA reconstruction error. Pure numpy.
-
-Encoding (:class:`TabularEncoder`, fitted on the reference sample): numeric and boolean
-features are imputed with the reference median and standardised with the reference mean/sd
-(sd 0 -> 1), each followed by a 0/1 missing indicator; categorical features are one-hot
-encoded over the reference categories (at most ``max_categories`` most frequent), plus a
-"null" and an "other/unseen" column.
+"""Multivariate drift: MMD two-sample test and PCA reconstruction error, on the table encoded by
+:class:`monitoring.encoding.TabularEncoder`. Pure numpy.
 
 MMD (:class:`MMDDrift`): unbiased MMD^2 with an RBF kernel ``exp(-|x-y|^2 / (2 sigma^2))``,
 ``sigma`` = median pairwise distance of the (subsampled) reference (the median heuristic,
@@ -33,122 +28,21 @@ correlation change was invisible (ratio ~1.0), hence 0.65.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ._util import coerce_column, json_clean, level_counts, table_rows
-from .types import FeatureKind, FeatureSpec
+from . import metric_names as M
+from ._util import json_clean
+from .check_protocol import EncodedCheck, Metric, Reference, Verdict, finite_metrics, fmt
+from .encoding import PCA
 
 DEFAULT_MMD_MAX_ROWS = 1000
 DEFAULT_MMD_PERMUTATIONS = 100
 DEFAULT_RECONSTRUCTION_VARIANCE = 0.65
 DEFAULT_RECONSTRUCTION_RATIO_THRESHOLD = 1.1
 RECONSTRUCTION_NOISE_Z = 4.0
-
-
-# --------------------------------------------------------------------------------------------
-# encoding and PCA
-# --------------------------------------------------------------------------------------------
-class TabularEncoder:
-    def __init__(self, features: Sequence[FeatureSpec], max_categories: int = 50) -> None:
-        self.features = tuple(features)
-        self.max_categories = max_categories
-        self.numeric_params: dict[str, tuple[float, float, float]] = {}  # median, mean, scale
-        self.categories: dict[str, list[str]] = {}
-        self.column_names: list[str] = []
-
-    def fit(self, table: Mapping[str, np.ndarray]) -> TabularEncoder:
-        names: list[str] = []
-        for spec in self.features:
-            values, _null, _wrong = coerce_column(spec, table[spec.name])
-            if spec.kind == FeatureKind.CATEGORICAL:
-                cats = list(level_counts(values))[: self.max_categories]
-                self.categories[spec.name] = cats
-                names += [f"{spec.name}={c}" for c in cats] + [f"{spec.name}:null", f"{spec.name}:other"]
-            else:
-                finite = values[np.isfinite(values)]
-                if finite.size:
-                    median, mean = float(np.median(finite)), float(finite.mean())
-                    sd = float(finite.std())
-                else:
-                    median, mean, sd = 0.0, 0.0, 0.0
-                self.numeric_params[spec.name] = (median, mean, sd if sd > 0 else 1.0)
-                names += [spec.name, f"{spec.name}:missing"]
-        self.column_names = names
-        return self
-
-    @property
-    def n_columns(self) -> int:
-        return len(self.column_names)
-
-    def transform(self, table: Mapping[str, np.ndarray]) -> np.ndarray:
-        present = {f.name: table[f.name] for f in self.features if f.name in table}
-        n = table_rows(present)
-        blocks: list[np.ndarray] = []
-        for spec in self.features:
-            col = present.get(spec.name)
-            if col is None:
-                col = np.full(n, None, dtype=object) if spec.kind == FeatureKind.CATEGORICAL else np.full(n, np.nan)
-            values, null, wrong = coerce_column(spec, col)
-            if spec.kind == FeatureKind.CATEGORICAL:
-                cats = self.categories[spec.name]
-                index = {c: i for i, c in enumerate(cats)}
-                block = np.zeros((n, len(cats) + 2))
-                k_null, k_other = len(cats), len(cats) + 1
-                for i, v in enumerate(values):
-                    if v is None:
-                        block[i, k_null] = 1.0
-                    else:
-                        block[i, index.get(v, k_other)] = 1.0
-                blocks.append(block)
-            else:
-                median, mean, scale = self.numeric_params[spec.name]
-                missing = ~np.isfinite(values)
-                x = np.where(missing, median, values)
-                blocks.append(np.column_stack([(x - mean) / scale, missing.astype(np.float64)]))
-        return np.hstack(blocks) if blocks else np.zeros((n, 0))
-
-
-class PCA:
-    """Principal components by SVD of the centred data. ``n_components``: an int, or a float
-    in (0, 1] = keep the fewest components explaining that share of the variance."""
-
-    def __init__(self, n_components: int | float | None = None, max_components: int | None = None) -> None:
-        self.n_components = n_components
-        self.max_components = max_components
-
-    def fit(self, x: np.ndarray) -> PCA:
-        x = np.asarray(x, dtype=np.float64)
-        self.mean_ = x.mean(axis=0) if len(x) else np.zeros(x.shape[1])
-        _, s, vt = np.linalg.svd(x - self.mean_, full_matrices=False)
-        var = s**2 / max(len(x) - 1, 1)
-        total = var.sum()
-        k = len(var)
-        if isinstance(self.n_components, float) and 0 < self.n_components <= 1:
-            if total > 0:
-                k = int(np.searchsorted(np.cumsum(var) / total, self.n_components - 1e-12) + 1)
-        elif self.n_components is not None:
-            k = int(self.n_components)
-        if self.max_components is not None:
-            k = min(k, self.max_components)
-        k = max(0, min(k, len(var)))
-        self.components_ = vt[:k]
-        self.explained_variance_ = var[:k]
-        self.explained_variance_ratio_ = var[:k] / total if total > 0 else np.zeros(k)
-        return self
-
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        return (np.asarray(x, dtype=np.float64) - self.mean_) @ self.components_.T
-
-    def inverse_transform(self, z: np.ndarray) -> np.ndarray:
-        return z @ self.components_ + self.mean_
-
-    def reconstruction_errors(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
-        return ((x - self.inverse_transform(self.transform(x))) ** 2).sum(axis=1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -170,21 +64,12 @@ class MMDResult:
     def to_dict(self) -> dict[str, Any]:
         return json_clean({k: getattr(self, k) for k in self.__dataclass_fields__})
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> MMDResult:
-        nan = float("nan")
-        return cls(
-            statistic=nan if d.get("statistic") is None else float(d["statistic"]),
-            p_value=nan if d.get("p_value") is None else float(d["p_value"]),
-            alpha=float(d["alpha"]),
-            is_drift=d.get("is_drift"),
-            sigma=nan if d.get("sigma") is None else float(d["sigma"]),
-            n_permutations=int(d["n_permutations"]),
-            n_reference=int(d["n_reference"]),
-            n_target=int(d["n_target"]),
-            n_components=d.get("n_components"),
-            note=d.get("note"),
-        )
+    def verdicts(self) -> list[Verdict]:
+        detail = f"n={self.n_reference}/{self.n_target}, sigma={fmt(self.sigma)}" + (f"; {self.note}" if self.note else "")
+        return [Verdict("MMD (multivariate)", self.statistic, self.p_value, self.alpha, self.is_drift, detail)]
+
+    def metrics(self) -> list[Metric]:
+        return finite_metrics([(M.MMD_P_VALUE, self.p_value, None)])
 
 
 def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -312,20 +197,12 @@ class ReconstructionResult:
     def to_dict(self) -> dict[str, Any]:
         return json_clean({k: getattr(self, k) for k in self.__dataclass_fields__})
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ReconstructionResult:
-        nan = float("nan")
-        f = lambda k: nan if d.get(k) is None else float(d[k])  # noqa: E731
-        return cls(
-            target_error=f("target_error"),
-            reference_error=f("reference_error"),
-            ratio=f("ratio"),
-            threshold=float(d["threshold"]),
-            is_drift=d.get("is_drift"),
-            n_components=int(d["n_components"]),
-            n_target=int(d["n_target"]),
-            note=d.get("note"),
-        )
+    def verdicts(self) -> list[Verdict]:
+        detail = f"{self.n_components} components" + (f"; {self.note}" if self.note else "")
+        return [Verdict("PCA reconstruction ratio", self.ratio, None, self.threshold, self.is_drift, detail)]
+
+    def metrics(self) -> list[Metric]:
+        return finite_metrics([(M.PCA_RECONSTRUCTION_RATIO, self.ratio, None)])
 
 
 class PCAReconstruction:
@@ -368,3 +245,46 @@ class PCAReconstruction:
         ratio = err / self.reference_error
         thr = self.threshold(len(x))
         return ReconstructionResult(err, self.reference_error, ratio, thr, bool(ratio > thr), self.n_components, len(x))
+
+
+class MMDCheck(EncodedCheck):
+    """MMD two-sample test of the encoded window against the encoded reference sample."""
+
+    name = "mmd"
+    metric_names = (M.MMD_P_VALUE,)
+
+    @classmethod
+    def fit(cls, reference: Reference) -> MMDCheck | None:
+        config = reference.config
+        if not config.mmd_enabled or not reference.supports_multivariate():
+            return None
+        return cls(
+            MMDDrift(
+                reference.encoded_sample,
+                max_rows=config.mmd_max_rows,
+                n_permutations=config.mmd_permutations,
+                pca_components=config.mmd_pca_components,
+                alpha=config.alpha,
+                seed=config.seed,
+            )
+        )
+
+
+class ReconstructionCheck(EncodedCheck):
+    """PCA reconstruction error of the encoded window relative to the reference's."""
+
+    name = "reconstruction"
+    metric_names = (M.PCA_RECONSTRUCTION_RATIO,)
+
+    @classmethod
+    def fit(cls, reference: Reference) -> ReconstructionCheck | None:
+        if not reference.supports_multivariate():
+            return None
+        config = reference.config
+        return cls(
+            PCAReconstruction(
+                reference.encoded_sample,
+                variance=config.reconstruction_variance,
+                ratio_threshold=config.reconstruction_ratio_threshold,
+            )
+        )

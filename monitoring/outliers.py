@@ -16,13 +16,14 @@ category in 10% of rows gives ~0.11 (alarm 200/200).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from . import metric_names as M
 from ._util import json_clean
+from .check_protocol import EncodedCheck, Metric, Reference, Verdict, finite_metrics
 
 DEFAULT_OUTLIER_QUANTILE = 0.99
 DEFAULT_OUTLIER_RATE_THRESHOLD = 0.05
@@ -43,18 +44,12 @@ class OutlierResult:
     def to_dict(self) -> dict[str, Any]:
         return json_clean({k: getattr(self, k) for k in self.__dataclass_fields__})
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> OutlierResult:
-        nan = float("nan")
-        return cls(
-            rate=nan if d.get("rate") is None else float(d["rate"]),
-            expected_rate=float(d["expected_rate"]),
-            rate_threshold=float(d["rate_threshold"]),
-            distance_threshold=nan if d.get("distance_threshold") is None else float(d["distance_threshold"]),
-            is_drift=d.get("is_drift"),
-            n_target=int(d["n_target"]),
-            n_outliers=int(d["n_outliers"]),
-        )
+    def verdicts(self) -> list[Verdict]:
+        detail = f"{self.n_outliers}/{self.n_target} rows beyond the reference 99th percentile distance"
+        return [Verdict("outlier rate", self.rate, None, self.rate_threshold, self.is_drift, detail)]
+
+    def metrics(self) -> list[Metric]:
+        return finite_metrics([(M.OUTLIER_RATE, self.rate, None)])
 
 
 class MahalanobisOutlierDetector:
@@ -113,3 +108,16 @@ class MahalanobisOutlierDetector:
             n_target=n,
             n_outliers=k,
         )
+
+
+class OutlierCheck(EncodedCheck):
+    """Share of window rows beyond the reference's 99th percentile Mahalanobis distance."""
+
+    name = "outliers"
+    metric_names = (M.OUTLIER_RATE,)
+
+    @classmethod
+    def fit(cls, reference: Reference) -> OutlierCheck | None:
+        if not reference.supports_multivariate():
+            return None
+        return cls(MahalanobisOutlierDetector(reference.encoded_sample, rate_threshold=reference.config.outlier_rate_threshold))

@@ -11,14 +11,16 @@ are dropped; every metric is None when no labelled rows remain.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy.stats import rankdata
 
+from . import metric_names as M
 from ._util import json_clean
+from .check_protocol import Metric, ProfileCheck, Verdict, Window, finite_metrics
 from .profile import PredictionColumns
 from .types import Task
 
@@ -50,9 +52,22 @@ class PerformanceResult:
     def to_dict(self) -> dict[str, Any]:
         return json_clean({k: getattr(self, k) for k in self.__dataclass_fields__})
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> PerformanceResult:
-        return cls(**{k: d.get(k) for k in cls.__dataclass_fields__})
+    def verdicts(self) -> list[Verdict]:
+        return []  # figures, not verdicts: what good enough means is the model owner's call
+
+    def metrics(self) -> list[Metric]:
+        if self.n_labels == 0:
+            return []
+        return finite_metrics(
+            [
+                (M.LABELED_ROWS, self.n_labels, None),
+                (M.ACCURACY, self.accuracy, None),
+                (M.F1, self.f1_macro, None),
+                (M.AUC, self.auc, None),
+                (M.MAE, self.mae, None),
+                (M.RMSE, self.rmse, None),
+            ]
+        )
 
 
 def roc_auc_binary(y: np.ndarray, score: np.ndarray) -> float | None:
@@ -152,3 +167,17 @@ def evaluate_performance(task: Task | str | None, labels: LabeledPredictions, cl
             return PerformanceResult(task=task.value, n_labels=0)
         return regression_metrics(labels.y_true, pred.values)
     return classification_metrics(labels.y_true, pred.labels, pred.probabilities, classes)
+
+
+class PerformanceCheck(ProfileCheck):
+    """Performance on the window's labelled rows (labels may arrive for an otherwise empty window)."""
+
+    name = "performance"
+    metric_names = (M.LABELED_ROWS, M.ACCURACY, M.F1, M.AUC, M.MAE, M.RMSE)
+    needs_rows = False
+
+    def run(self, window: Window) -> PerformanceResult | None:
+        if window.labels is None:
+            return None
+        outputs = self.profile.outputs
+        return evaluate_performance(outputs.task, window.labels, outputs.classes)

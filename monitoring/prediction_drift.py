@@ -10,11 +10,12 @@ Wasserstein/sd and JS-distance effect sizes as the features). ``is_drift`` = any
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import metric_names as M
 from ._util import json_clean
+from .check_protocol import Metric, ProfileCheck, Verdict, Window, finite_metrics
 from .profile import PredictionColumns, ReferenceProfile
 from .types import Task
 from .univariate import (
@@ -61,15 +62,12 @@ class PredictionDriftResult:
             }
         )
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> PredictionDriftResult:
-        return cls(
-            task=d.get("task"),
-            results=tuple(UnivariateResult.from_dict(r) for r in d.get("results", ())),
-            correction=str(d["correction"]),
-            alpha=float(d["alpha"]),
-            is_drift=d.get("is_drift"),
-        )
+    def verdicts(self) -> list[Verdict]:
+        overall = Verdict("prediction drift", None, None, self.alpha, self.is_drift, f"{len(self.results)} output tests")
+        return [overall] + [r.as_verdict(f"output {r.feature} ({r.test})") for r in self.results]
+
+    def metrics(self) -> list[Metric]:
+        return finite_metrics([(M.PREDICTION_DRIFT, self.is_drift, None)])
 
 
 def detect_prediction_drift(
@@ -120,3 +118,23 @@ def detect_prediction_drift(
         alpha=alpha,
         is_drift=bool(any(r.is_drift for r in tested)) if tested else None,
     )
+
+
+class PredictionDriftCheck(ProfileCheck):
+    """Drift of the model's outputs (needs the window's predictions)."""
+
+    name = "prediction_drift"
+    metric_names = (M.PREDICTION_DRIFT,)
+
+    def run(self, window: Window) -> PredictionDriftResult | None:
+        if window.predictions is None or window.predictions.is_empty:
+            return None
+        cfg = self.config
+        return detect_prediction_drift(
+            self.profile,
+            window.predictions,
+            alpha=cfg.alpha,
+            correction=cfg.correction,
+            numeric_effect_threshold=cfg.numeric_effect_threshold,
+            categorical_effect_threshold=cfg.categorical_effect_threshold,
+        )

@@ -1,8 +1,8 @@
 """Reference profile: everything the drift check needs to know about the reference data.
 
-Fitted once (when the model bundle is exported) from the reference table and the model's
-predictions on it; serialised with :meth:`ReferenceProfile.to_dict` (JSON-safe, NaN -> None)
-and restored with :meth:`ReferenceProfile.from_dict`.
+Fitted in memory with :meth:`ReferenceProfile.fit` from the reference table and the model's
+predictions on it: the drift-check function does it once per process from the bundle's reference
+rows (the profile is not persisted).
 
 Statistics (missing rate, category frequencies, quantiles, mean/sd, histogram counts) are
 computed on the *full* reference table. The tests that need raw values (KS, Wasserstein, MMD,
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -23,8 +23,6 @@ from ._util import (
     categorical_levels,
     coerce_column,
     finite_or_none,
-    float_array,
-    json_clean,
     level_counts,
     null_mask,
     table_rows,
@@ -32,7 +30,6 @@ from ._util import (
 from .histograms import HistogramBins, categorical_bins, numeric_bins
 from .types import MAX_SAMPLE_ROWS, ColumnSpec, FeatureKind, FeatureSpec, OutputsSpec, Table, Task, feature_specs, task_of
 
-PROFILE_FORMAT_VERSION = 1
 DEFAULT_QUANTILES: tuple[float, ...] = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
 
 
@@ -83,23 +80,6 @@ class PredictionColumns:
             labels=None if self.labels is None else self.labels[idx],
             probabilities=None if self.probabilities is None else self.probabilities[idx],
             values=None if self.values is None else self.values[idx],
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return json_clean({"labels": self.labels, "probabilities": self.probabilities, "values": self.values})
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any] | None) -> PredictionColumns:
-        d = d or {}
-        probs = d.get("probabilities")
-        return cls(
-            labels=None if d.get("labels") is None else np.array(d["labels"], dtype=object),
-            probabilities=None
-            if probs is None
-            else np.array([[np.nan if v is None else float(v) for v in row] for row in probs], dtype=np.float64).reshape(
-                len(probs), -1
-            ),
-            values=None if d.get("values") is None else float_array(d["values"]),
         )
 
 
@@ -171,51 +151,6 @@ class FeatureProfile:
         hi = [x for x in (self.spec.max, finite_or_none(self.max)) if x is not None]
         return (min(lo) if lo else None, max(hi) if hi else None)
 
-    def to_dict(self) -> dict[str, Any]:
-        return json_clean(
-            {
-                "spec": self.spec.to_dict(),
-                "n_rows": self.n_rows,
-                "n_missing": self.n_missing,
-                "n_wrong_type": self.n_wrong_type,
-                "missing_rate": self.missing_rate,
-                "n_valid": self.n_valid,
-                "mean": self.mean,
-                "sd": self.sd,
-                "min": self.min,
-                "max": self.max,
-                "quantile_levels": self.quantile_levels,
-                "quantiles": self.quantiles,
-                "category_counts": self.category_counts,
-                "category_frequencies": self.category_frequencies,
-                "known_categories": self.known_categories,
-                "histogram": self.histogram.to_dict(),
-                "histogram_counts": self.histogram_counts,
-            }
-        )
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> FeatureProfile:
-        nan = float("nan")
-        g = lambda k: nan if d.get(k) is None else float(d[k])  # noqa: E731
-        return cls(
-            spec=FeatureSpec.from_dict(d["spec"]),
-            n_rows=int(d["n_rows"]),
-            n_missing=int(d["n_missing"]),
-            n_wrong_type=int(d.get("n_wrong_type", 0)),
-            n_valid=int(d.get("n_valid", 0)),
-            mean=g("mean"),
-            sd=g("sd"),
-            min=g("min"),
-            max=g("max"),
-            quantile_levels=tuple(float(x) for x in d.get("quantile_levels", ())),
-            quantiles=tuple(float_array(d.get("quantiles", ()))),
-            category_counts={str(k): int(v) for k, v in (d.get("category_counts") or {}).items()},
-            known_categories=tuple(str(x) for x in d.get("known_categories", ())),
-            histogram=HistogramBins.from_dict(d["histogram"]),
-            histogram_counts=tuple(int(x) for x in d.get("histogram_counts", ())),
-        )
-
 
 def profile_feature(
     spec: FeatureSpec,
@@ -224,49 +159,65 @@ def profile_feature(
     histogram_bins: int = 20,
 ) -> FeatureProfile:
     values, null, wrong = coerce_column(spec, column)
-    n = len(values)
-    common = dict(spec=spec, n_rows=n, n_missing=int(null.sum()), n_wrong_type=int(wrong.sum()))
+    n, n_missing, n_wrong = len(values), int(null.sum()), int(wrong.sum())
     if spec.kind == FeatureKind.CATEGORICAL or spec.kind == FeatureKind.BOOLEAN:
         levels = categorical_levels(spec, values)
         counts = level_counts(levels)
+        known: tuple[str, ...]
+        stats: NumericStats = {}
         if spec.kind == FeatureKind.BOOLEAN:
             known = BOOLEAN_LEVELS
+            stats = _numeric_stats(values[~np.isnan(values)], quantile_levels)
         else:
             known = tuple(sorted(set(spec.categories) | set(counts)))
         bins = categorical_bins(counts, known)
-        extra: dict[str, Any] = {}
-        if spec.kind == FeatureKind.BOOLEAN:
-            finite = values[~np.isnan(values)]
-            extra = _numeric_stats(finite, quantile_levels)
         return FeatureProfile(
-            **common,
-            **extra,
+            spec,
+            n,
+            n_missing,
+            n_wrong,
+            **stats,
             category_counts=counts,
-            known_categories=tuple(known),
+            known_categories=known,
             histogram=bins,
             histogram_counts=tuple(int(c) for c in bins.count(levels, null)),
         )
     finite = values[~np.isnan(values)]
     bins = numeric_bins(finite, histogram_bins)
     return FeatureProfile(
-        **common,
+        spec,
+        n,
+        n_missing,
+        n_wrong,
         **_numeric_stats(finite, quantile_levels),
         histogram=bins,
         histogram_counts=tuple(int(c) for c in bins.count(values, null)),
     )
 
 
-def _numeric_stats(finite: np.ndarray, quantile_levels: tuple[float, ...]) -> dict[str, Any]:
-    nan = float("nan")
+class NumericStats(TypedDict, total=False):
+    """The numeric fields of a :class:`FeatureProfile` (absent: left at their NaN defaults)."""
+
+    n_valid: int
+    mean: float
+    sd: float
+    min: float
+    max: float
+    quantile_levels: tuple[float, ...]
+    quantiles: tuple[float, ...]
+
+
+def _numeric_stats(finite: np.ndarray, quantile_levels: tuple[float, ...]) -> NumericStats:
+    levels = tuple(float(q) for q in quantile_levels)
     if finite.size == 0:
-        return dict(n_valid=0, quantile_levels=tuple(quantile_levels), quantiles=tuple(nan for _ in quantile_levels))
-    return dict(
+        return NumericStats(n_valid=0, quantile_levels=levels, quantiles=tuple(float("nan") for _ in levels))
+    return NumericStats(
         n_valid=int(finite.size),
         mean=float(finite.mean()),
         sd=float(finite.std(ddof=1)) if finite.size > 1 else 0.0,
         min=float(finite.min()),
         max=float(finite.max()),
-        quantile_levels=tuple(float(q) for q in quantile_levels),
+        quantile_levels=levels,
         quantiles=tuple(float(x) for x in np.quantile(finite, quantile_levels)),
     )
 
@@ -281,27 +232,6 @@ class OutputProfile:
     n_rows: int = 0
     label_counts: dict[str, int] = field(default_factory=dict)
     n_missing_labels: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return json_clean(
-            {
-                "task": None if self.task is None else self.task.value,
-                "classes": self.classes,
-                "n_rows": self.n_rows,
-                "label_counts": self.label_counts,
-                "n_missing_labels": self.n_missing_labels,
-            }
-        )
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> OutputProfile:
-        return cls(
-            task=None if d.get("task") is None else Task(d["task"]),
-            classes=tuple(str(c) for c in d.get("classes", ())),
-            n_rows=int(d.get("n_rows", 0)),
-            label_counts={str(k): int(v) for k, v in (d.get("label_counts") or {}).items()},
-            n_missing_labels=int(d.get("n_missing_labels", 0)),
-        )
 
 
 def infer_task(predictions: PredictionColumns | None, outputs: OutputsSpec | None = None) -> Task | None:
@@ -344,8 +274,6 @@ class ReferenceProfile:
     n_rows: int
     sample: Table  # joint row sample (<= max_sample_rows rows), coerced column representation
     sample_predictions: PredictionColumns  # predictions for the sampled rows
-    sample_seed: int = 0
-    format_version: int = PROFILE_FORMAT_VERSION
 
     @property
     def feature_names(self) -> list[str]:
@@ -400,43 +328,4 @@ class ReferenceProfile:
             n_rows=n,
             sample=sample,
             sample_predictions=sample_pred,
-            sample_seed=seed,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return json_clean(
-            {
-                "format_version": self.format_version,
-                "n_rows": self.n_rows,
-                "sample_seed": self.sample_seed,
-                "features": [f.to_dict() for f in self.features],
-                "feature_profiles": {k: v.to_dict() for k, v in self.feature_profiles.items()},
-                "outputs": self.outputs.to_dict(),
-                "sample": {k: v for k, v in self.sample.items()},
-                "sample_predictions": self.sample_predictions.to_dict(),
-            }
-        )
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ReferenceProfile:
-        version = int(d.get("format_version", PROFILE_FORMAT_VERSION))
-        if version > PROFILE_FORMAT_VERSION:
-            raise ValueError(f"profile format {version} is newer than supported {PROFILE_FORMAT_VERSION}")
-        features = tuple(FeatureSpec.from_dict(f) for f in d["features"])
-        sample: Table = {}
-        for f in features:
-            raw = d["sample"][f.name]
-            if f.kind == FeatureKind.CATEGORICAL:
-                sample[f.name] = np.array([None if v is None else str(v) for v in raw], dtype=object)
-            else:
-                sample[f.name] = float_array(raw)
-        return cls(
-            features=features,
-            feature_profiles={f.name: FeatureProfile.from_dict(d["feature_profiles"][f.name]) for f in features},
-            outputs=OutputProfile.from_dict(d["outputs"]),
-            n_rows=int(d["n_rows"]),
-            sample=sample,
-            sample_predictions=PredictionColumns.from_dict(d.get("sample_predictions")),
-            sample_seed=int(d.get("sample_seed", 0)),
-            format_version=version,
         )

@@ -12,7 +12,7 @@ Column representation (a "table" is ``dict[str, np.ndarray]``):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
@@ -81,23 +81,6 @@ class FeatureSpec:
             categories=tuple(str(c) for c in (spec.categories or ())),
             min=_float_or_none(getattr(spec, "min", None)),
             max=_float_or_none(getattr(spec, "max", None)),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name, "kind": self.kind.value, "nullable": self.nullable,
-            "categories": list(self.categories), "min": self.min, "max": self.max,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> FeatureSpec:
-        return cls(
-            name=str(d["name"]),
-            kind=FeatureKind(d["kind"]),
-            nullable=bool(d.get("nullable", False)),
-            categories=tuple(str(c) for c in d.get("categories", ()) or ()),
-            min=_float_or_none(d.get("min")),
-            max=_float_or_none(d.get("max")),
         )
 
 

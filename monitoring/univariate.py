@@ -66,15 +66,21 @@ import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
+from . import metric_names as M
 from ._util import categorical_levels, coerce_column, json_clean, level_counts, null_mask, table_rows
+from .check_protocol import Check, Metric, Reference, Verdict, Window, finite_metrics, fmt
 from .profile import FeatureProfile, ReferenceProfile
 from .types import FeatureKind
+
+if TYPE_CHECKING:  # annotation only: config imports this module's defaults
+    from .config import DriftConfig
 
 DEFAULT_ALPHA = 0.05
 DEFAULT_NUMERIC_EFFECT_THRESHOLD = 0.1
@@ -124,18 +130,18 @@ def wasserstein_effect(reference: np.ndarray, target: np.ndarray, scale: float) 
     return float(stats.wasserstein_distance(reference, target) / scale)
 
 
-def js_distance(p: Sequence[float], q: Sequence[float]) -> float:
+def js_distance(p: npt.ArrayLike, q: npt.ArrayLike) -> float:
     """Jensen-Shannon distance (base 2, in [0, 1]) between two count or frequency vectors."""
-    p = np.asarray(p, dtype=np.float64)
-    q = np.asarray(q, dtype=np.float64)
-    if p.sum() <= 0 or q.sum() <= 0:
+    pa = np.asarray(p, dtype=np.float64)
+    qa = np.asarray(q, dtype=np.float64)
+    if pa.sum() <= 0 or qa.sum() <= 0:
         return float("nan")
-    d = float(jensenshannon(p / p.sum(), q / q.sum(), base=2))
+    d = float(jensenshannon(pa / pa.sum(), qa / qa.sum(), base=2))
     return 0.0 if math.isnan(d) else min(max(d, 0.0), 1.0)
 
 
 def merge_sparse_levels(
-    reference_counts: Sequence[float], target_counts: Sequence[float], min_expected: float = DEFAULT_MIN_EXPECTED
+    reference_counts: npt.ArrayLike, target_counts: npt.ArrayLike, min_expected: float = DEFAULT_MIN_EXPECTED
 ) -> tuple[np.ndarray, np.ndarray]:
     """Merge levels of a 2 x K count table until every expected count is >= ``min_expected``.
 
@@ -163,7 +169,7 @@ def merge_sparse_levels(
 
 
 def chi2_homogeneity(
-    reference_counts: Sequence[float], target_counts: Sequence[float], min_expected: float = DEFAULT_MIN_EXPECTED
+    reference_counts: npt.ArrayLike, target_counts: npt.ArrayLike, min_expected: float = DEFAULT_MIN_EXPECTED
 ) -> tuple[float, float, int]:
     """Chi-squared test of homogeneity of two count vectors over the same levels, after merging
     sparse levels. Returns ``(statistic, p_value, dof)``; ``(0, 1, 0)`` when fewer than two
@@ -212,24 +218,16 @@ class UnivariateResult:
     def to_dict(self) -> dict[str, Any]:
         return json_clean({k: getattr(self, k) for k in self.__dataclass_fields__})
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> UnivariateResult:
-        nan = float("nan")
-        f = lambda k: nan if d.get(k) is None else float(d[k])  # noqa: E731
-        return cls(
-            feature=str(d["feature"]),
-            test=str(d["test"]),
-            statistic=f("statistic"),
-            p_value=f("p_value"),
-            p_value_corrected=f("p_value_corrected"),
-            effect_size=f("effect_size"),
-            effect_threshold=float(d["effect_threshold"]),
-            alpha=float(d["alpha"]),
-            is_drift=bool(d["is_drift"]),
-            effect_measure=str(d.get("effect_measure", "")),
-            n_reference=int(d.get("n_reference", 0)),
-            n_target=int(d.get("n_target", 0)),
-            note=d.get("note"),
+    def as_verdict(self, check: str) -> Verdict:
+        """This test's row of the verdict table."""
+        return Verdict(
+            check,
+            self.statistic,
+            self.p_value_corrected,
+            self.effect_threshold,
+            self.is_drift if self.tested else None,
+            f"drift when p < {self.alpha:g} and effect {self.effect_measure}={fmt(self.effect_size)} >= threshold"
+            + (f"; {self.note}" if self.note else ""),
         )
 
 
@@ -403,17 +401,26 @@ class FeatureDriftSummary:
             }
         )
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> FeatureDriftSummary:
-        return cls(
-            results=tuple(UnivariateResult.from_dict(r) for r in d["results"]),
-            correction=str(d["correction"]),
-            alpha=float(d["alpha"]),
-            drift_share_threshold=float(d["drift_share_threshold"]),
-            n_tested=int(d["n_tested"]),
-            n_drifted=int(d["n_drifted"]),
-            drift_share=d.get("drift_share"),
-            dataset_drift=d.get("dataset_drift"),
+    def verdicts(self) -> list[Verdict]:
+        drifted = ": " + ", ".join(self.drifted_features) if self.drifted_features else ""
+        dataset = Verdict(
+            "dataset drift",
+            self.drift_share,
+            None,
+            self.drift_share_threshold,
+            self.dataset_drift,
+            f"{self.n_drifted}/{self.n_tested} features drifted ({self.correction}, alpha={self.alpha:g}){drifted}",
+        )
+        return [dataset] + [r.as_verdict(f"feature {r.feature} ({r.test})") for r in self.results]
+
+    def metrics(self) -> list[Metric]:
+        per_feature = [
+            (name, value, r.feature)
+            for r in self.results
+            for name, value in ((M.FEATURE_P_VALUE, r.p_value_corrected), (M.FEATURE_EFFECT_SIZE, r.effect_size))
+        ]
+        return finite_metrics(
+            [(M.DATASET_DRIFT, self.dataset_drift, None), (M.DRIFT_SHARE, self.drift_share, None), *per_feature]
         )
 
 
@@ -500,3 +507,34 @@ class TabularDrift:
             drift_share=share,
             dataset_drift=verdict,
         )
+
+
+def tabular_drift(profile: ReferenceProfile, config: DriftConfig) -> TabularDrift:
+    """The per-feature detectors with the config's thresholds (one mapping, used by the check and
+    by the calibration tests, so they measure what production runs)."""
+    return TabularDrift(
+        profile,
+        alpha=config.alpha,
+        correction=config.correction,
+        numeric_effect_threshold=config.numeric_effect_threshold,
+        categorical_effect_threshold=config.categorical_effect_threshold,
+        drift_share_threshold=config.drift_share_threshold,
+    )
+
+
+class FeatureDriftCheck(Check):
+    """Per-feature drift with multiple-testing correction and the dataset-drift verdict."""
+
+    name = "features"
+    metric_names = (M.DATASET_DRIFT, M.DRIFT_SHARE, M.FEATURE_P_VALUE, M.FEATURE_EFFECT_SIZE)
+    feature_metric_names = (M.FEATURE_P_VALUE, M.FEATURE_EFFECT_SIZE)
+
+    def __init__(self, detectors: TabularDrift) -> None:
+        self.detectors = detectors
+
+    @classmethod
+    def fit(cls, reference: Reference) -> FeatureDriftCheck:
+        return cls(tabular_drift(reference.profile, reference.config))
+
+    def run(self, window: Window) -> FeatureDriftSummary:
+        return self.detectors.predict(window.table)

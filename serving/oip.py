@@ -221,7 +221,8 @@ def decode_request(m: BundleManifest, body: bytes, header_length: str | None) ->
 
 def _requested_outputs(m: BundleManifest, doc: dict[str, Any]) -> tuple[tuple[str, ...], frozenset[str]]:
     known = [n for n, _, _ in _output_specs(m)]
-    params = doc.get("parameters") if isinstance(doc.get("parameters"), dict) else {}
+    raw_params = doc.get("parameters")
+    params: dict[str, Any] = raw_params if isinstance(raw_params, dict) else {}
     all_binary = bool(params.get("binary_data_output"))
     requested = doc.get("outputs")
     if requested is None:
@@ -234,7 +235,8 @@ def _requested_outputs(m: BundleManifest, doc: dict[str, Any]) -> tuple[tuple[st
         if name not in known:
             raise OipError(f"unknown output {str(name)[:100]!r}; outputs: {known}")
         names.append(name)
-        op = o.get("parameters") if isinstance(o.get("parameters"), dict) else {}
+        raw_op = o.get("parameters")
+        op: dict[str, Any] = raw_op if isinstance(raw_op, dict) else {}
         if op.get("binary_data", all_binary):
             binary.add(name)
     return tuple(names), frozenset(binary)

@@ -1,18 +1,28 @@
-"""run_drift_check: report structure, metrics, JSON round trip and degenerate windows."""
+"""run_drift_check: report structure, metrics, JSON form, degenerate windows and a plugged-in check."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
 from devtools import synthetic as syn
+from monitoring import DriftChecker, DriftConfig, run_drift_check
 from monitoring import metric_names as M
-from monitoring.check import DriftConfig, DriftReport, run_drift_check
-from monitoring.performance import LabeledPredictions
+from monitoring.check_protocol import Check, Metric, Reference, Verdict, Window
+from monitoring.checker import DEFAULT_CHECKS, feature_metric_names, published_metric_names
+from monitoring.expectations import DataQualityResult
+from monitoring.html_report import render_html
+from monitoring.multivariate import MMDResult
+from monitoring.outliers import OutlierResult
+from monitoring.performance import LabeledPredictions, PerformanceResult
+from monitoring.prediction_drift import PredictionDriftResult
 from monitoring.profile import PredictionColumns, ReferenceProfile
+from monitoring.report import REPORT_KEYS
 from monitoring.types import FeatureKind, FeatureSpec
+from monitoring.univariate import FeatureDriftCheck
 
 FAST = DriftConfig(mmd_permutations=20, mmd_max_rows=300)
 
@@ -29,7 +39,7 @@ def test_empty_window_gives_zero_rows_and_no_verdict_without_raising(profile, ma
     report = run_drift_check(profile, make_target(profile), PredictionColumns(), FAST)
     assert report.window_rows == 0
     assert report.dataset_drift is None
-    assert report.features is None and report.mmd is None
+    assert report.features is None and report.result(MMDResult) is None
     assert report.metrics() == [(M.WINDOW_ROWS, 0.0, None)]
     json.dumps(report.to_dict(), allow_nan=False)
 
@@ -39,8 +49,8 @@ def test_single_row_window_runs_every_check(profile, rng):
     report = run_drift_check(profile, table, syn.make_predictions(table, rng), FAST)
     assert report.window_rows == 1
     assert report.dataset_drift in (True, False)
-    assert report.mmd.is_drift is None  # needs two rows
-    assert report.outliers.n_target == 1
+    assert report.result(MMDResult).is_drift is None  # needs two rows
+    assert report.result(OutlierResult).n_target == 1
     json.dumps(report.to_dict(), allow_nan=False)
 
 
@@ -52,10 +62,10 @@ def test_all_null_window_columns_do_not_raise_and_are_reported_as_missing(profil
     report = run_drift_check(profile, table, None, FAST)
     ks = report.features.get("num_a")
     assert not ks.tested and ks.note == "no window values" and not ks.is_drift
-    assert report.data_quality.get("num_a", "missing_rate").failed
+    assert report.result(DataQualityResult).get("num_a", "missing_rate").failed
     assert report.features.get("cat_color").is_drift  # null is a level of the chi-squared test
     assert report.features.n_tested == len(profile.features) - 1
-    assert report.prediction_drift is None
+    assert report.result(PredictionDriftResult) is None
     json.dumps(report.to_dict(), allow_nan=False)
 
 
@@ -86,7 +96,7 @@ def test_constant_and_all_null_reference_columns_do_not_raise():
     assert same.dataset_drift is False
     changed = run_drift_check(prof, table(100, const=2.0), None, FAST)
     assert changed.features.get("const").is_drift  # effect in absolute units when sd = IQR = 0
-    assert changed.data_quality.get("const", "out_of_range").failed
+    assert changed.result(DataQualityResult).get("const", "out_of_range").failed
     for r in (same, changed):
         json.dumps(r.to_dict(), allow_nan=False)
 
@@ -96,7 +106,7 @@ def test_window_missing_a_feature_column_treats_it_as_null_with_a_note(profile, 
     del table["num_skew"]
     report = run_drift_check(profile, table, None, FAST)
     assert any("num_skew" in n for n in report.notes)
-    assert report.data_quality.get("num_skew", "missing_rate").share == 1.0
+    assert report.result(DataQualityResult).get("num_skew", "missing_rate").share == 1.0
 
 
 def test_metrics_cover_the_published_names_with_feature_dimensions(profile, rng):
@@ -106,24 +116,24 @@ def test_metrics_cover_the_published_names_with_feature_dimensions(profile, rng)
     report = run_drift_check(profile, table, preds, FAST, labels=labels)
     metrics = report.metrics()
     names = {m[0] for m in metrics}
-    assert names <= set(M.ALL_METRICS)
+    assert names <= set(published_metric_names())
     for name in (M.DATASET_DRIFT, M.DRIFT_SHARE, M.MMD_P_VALUE, M.PCA_RECONSTRUCTION_RATIO, M.PREDICTION_DRIFT,
                  M.OUTLIER_RATE, M.MISSING_RATE, M.OUT_OF_RANGE_RATE, M.UNSEEN_CATEGORY_RATE, M.WINDOW_ROWS,
                  M.DATA_QUALITY_FAILURES, M.LABELED_ROWS, M.ACCURACY, M.F1, M.AUC):
         assert name in names, name
     assert M.MAE not in names
     per_feature = {(m[0], m[2]) for m in metrics if m[2] is not None}
-    assert {m[0] for m in metrics if m[2] is not None} == M.PER_FEATURE_METRICS
+    assert {m[0] for m in metrics if m[2] is not None} == feature_metric_names()
     assert {(M.FEATURE_P_VALUE, f.name) for f in profile.features} <= per_feature
     assert dict((m[0], m[1]) for m in metrics if m[2] is None)[M.LABELED_ROWS] == 500
     assert dict((m[0], m[1]) for m in metrics if m[2] is None)[M.WINDOW_ROWS] == 2000
-    assert 0.6 < report.performance.accuracy < 0.95 and 0.6 < report.performance.auc < 0.95
+    assert 0.6 < report.result(PerformanceResult).accuracy < 0.95 and 0.6 < report.result(PerformanceResult).auc < 0.95
 
 
 def test_without_labels_no_performance_metrics_are_published(profile, rng):
     table = syn.make_table(300, rng)
     report = run_drift_check(profile, table, syn.make_predictions(table, rng), FAST)
-    assert report.performance is None
+    assert report.result(PerformanceResult) is None
     assert not {M.ACCURACY, M.F1, M.AUC, M.LABELED_ROWS} & {m[0] for m in report.metrics()}
 
 
@@ -137,25 +147,23 @@ def test_regression_labels_publish_mae_and_rmse(regression_profile, rng):
     assert {M.MAE, M.RMSE, M.LABELED_ROWS} <= names and M.ACCURACY not in names
 
 
-def test_report_to_dict_is_strict_json_and_round_trips(profile, rng):
+def test_report_to_dict_is_strict_json_with_one_entry_per_check(profile, rng):
     table = syn.make_table(1000, rng, new_category=("cat_color", "purple", 0.1))
     table["num_a"][:1000] = np.nan  # NaN statistics must serialise as null
     preds = syn.make_predictions(table, rng)
     report = run_drift_check(profile, table, preds, FAST, LabeledPredictions(syn.make_ground_truth(preds, rng), preds))
     d = json.loads(json.dumps(report.to_dict(), allow_nan=False))
     assert d["features"]["results"][0]["p_value"] is None
-    restored = DriftReport.from_dict(d)
-    assert restored.to_dict() == d
-    assert restored.metrics() == report.metrics()
+    assert set(d) == REPORT_KEYS | {c.name for c in DEFAULT_CHECKS}
+    assert d["dataset_drift"] is True and d["data_quality"]["n_failed"] >= 1
+    assert d["metrics"] == [list(m) for m in report.metrics()]
 
 
-def test_drift_config_validates_and_round_trips():
+def test_drift_config_validates():
     with pytest.raises(ValueError):
         DriftConfig(correction="holm")
     with pytest.raises(ValueError):
         DriftConfig(alpha=0.0)
-    cfg = DriftConfig(correction="fdr", mmd_pca_components=5, seed=3)
-    assert DriftConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
 
 
 def test_drift_share_threshold_sets_the_dataset_verdict(profile, rng):
@@ -192,7 +200,67 @@ def test_wrong_typed_values_and_a_one_row_reference_do_not_raise():
     }
     report = run_drift_check(prof, window, None, FAST)
     assert report.window_rows == 3
-    assert report.mmd is None and any("too small" in n for n in report.notes)
-    assert report.data_quality.wrong_type_rate == pytest.approx(1 / 3)
+    assert report.result(MMDResult) is None and any("too small" in n for n in report.notes)
+    assert report.result(DataQualityResult).wrong_type_rate == pytest.approx(1 / 3)
     assert sum(report.histograms[1].target_counts) == 2  # the wrong-typed category is not binned
     json.dumps(report.to_dict(), allow_nan=False)
+
+
+@dataclass(frozen=True)
+class SmallWindowResult:
+    n_rows: int
+    minimum: int
+
+    def verdicts(self) -> list[Verdict]:
+        return [Verdict("small window", self.n_rows, None, self.minimum, self.n_rows < self.minimum)]
+
+    def metrics(self) -> list[Metric]:
+        return [("SmallWindow", float(self.n_rows < self.minimum), None)]
+
+    def to_dict(self) -> dict:
+        return {"n_rows": self.n_rows, "minimum": self.minimum}
+
+
+class SmallWindowCheck(Check):
+    """A check written outside the library: windows under 1% of the reference's rows."""
+
+    name = "small_window"
+    metric_names = ("SmallWindow",)
+
+    def __init__(self, minimum: int) -> None:
+        self.minimum = minimum
+
+    @classmethod
+    def fit(cls, reference: Reference) -> SmallWindowCheck:
+        return cls(reference.profile.n_rows // 100)
+
+    def run(self, window: Window) -> SmallWindowResult:
+        return SmallWindowResult(window.n_rows, self.minimum)
+
+
+def test_a_new_check_plugs_into_the_json_verdicts_alarms_metrics_and_html(profile, rng):
+    checks = (*DEFAULT_CHECKS, SmallWindowCheck)
+    report = DriftChecker(profile, FAST, checks).check(syn.make_table(50, rng))
+    assert report.to_dict()["small_window"] == {"n_rows": 50, "minimum": 100}
+    assert "small window" in report.alarms
+    assert ("SmallWindow", 1.0, None) in report.metrics()
+    assert "SmallWindow" in published_metric_names(checks) and "SmallWindow" not in published_metric_names()
+    assert "small window" in render_html(report, profile)
+    assert DriftChecker(profile, FAST, checks).check(syn.make_table(200, rng)).alarms == []
+
+
+def test_a_check_that_does_not_apply_is_null_in_the_report(profile, rng):
+    report = run_drift_check(profile, syn.make_table(300, rng), None, DriftConfig(mmd_enabled=False))
+    assert report.result(MMDResult) is None and report.to_dict()["mmd"] is None
+    assert not any(v.check.startswith("MMD") for v in report.verdicts())
+
+
+def test_check_names_must_be_unique_and_not_a_report_field(profile):
+    with pytest.raises(ValueError):
+        DriftChecker(profile, FAST, (*DEFAULT_CHECKS, FeatureDriftCheck))
+
+    class Metrics(SmallWindowCheck):
+        name = "metrics"
+
+    with pytest.raises(ValueError):
+        DriftChecker(profile, FAST, (Metrics,))

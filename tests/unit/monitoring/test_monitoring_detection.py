@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 
 from devtools import synthetic as syn
-from monitoring.check import DriftChecker, DriftConfig
-from monitoring.expectations import MISSING_RATE, UNSEEN_CATEGORY
+from monitoring import DriftChecker, DriftConfig
+from monitoring.expectations import MISSING_RATE, UNSEEN_CATEGORY, DataQualityResult
+from monitoring.multivariate import MMDResult, ReconstructionResult
+from monitoring.outliers import OutlierResult
+from monitoring.prediction_drift import PredictionDriftResult
 from monitoring.types import Task
 
 WINDOW = 10_000  # default window: the drift Lambda reservoir-samples to 10,000 rows
@@ -38,14 +41,14 @@ def test_new_category_at_ten_percent_is_feature_drift_and_an_unseen_category_fai
     report = _check(checker, rng, new_category=("cat_color", "purple", 0.1))
     assert report.features.drifted_features == ["cat_color"]
     assert report.features.get("cat_color").effect_size == pytest.approx(0.228, abs=0.03)
-    assert report.data_quality.get("cat_color", UNSEEN_CATEGORY).failed
-    assert report.data_quality.unseen_category_rate == pytest.approx(0.1, abs=0.01)
+    assert report.result(DataQualityResult).get("cat_color", UNSEEN_CATEGORY).failed
+    assert report.result(DataQualityResult).unseen_category_rate == pytest.approx(0.1, abs=0.01)
 
 
 def test_missing_rate_ten_to_twenty_percent_fails_the_missing_rate_expectation(checker, rng):
     report = _check(checker, rng, missing={"num_b": 0.2})
-    assert report.data_quality.get("num_b", MISSING_RATE).failed
-    assert report.data_quality.n_failed == 1
+    assert report.result(DataQualityResult).get("num_b", MISSING_RATE).failed
+    assert report.result(DataQualityResult).n_failed == 1
     # KS ignores nulls: the missingness is a data-quality finding, not distribution drift
     assert not report.features.get("num_b").is_drift
 
@@ -59,55 +62,55 @@ def test_no_drift_window_raises_no_alarm_at_all(checker, rng):
 def test_mmd_detects_a_correlation_change_invisible_to_univariate_tests(checker, rng):
     report = _check(checker, rng, correlation=-0.6)
     assert report.features.get("num_a").is_drift is False and report.features.get("num_b").is_drift is False
-    assert report.mmd.is_drift is True and report.mmd.p_value < 0.05
-    assert report.reconstruction.is_drift is True and report.reconstruction.ratio > 1.3
+    assert report.result(MMDResult).is_drift is True and report.result(MMDResult).p_value < 0.05
+    assert report.result(ReconstructionResult).is_drift is True and report.result(ReconstructionResult).ratio > 1.3
 
 
 def test_mmd_detects_a_moderate_joint_shift_and_not_no_drift(checker, rng):
     shifted = _check(checker, rng, joint_shift=0.1)
-    assert shifted.mmd.is_drift is True
+    assert shifted.result(MMDResult).is_drift is True
     same = _check(checker, rng)
-    assert same.mmd.is_drift is False and same.mmd.p_value > 0.05
-    assert same.mmd.n_reference == same.mmd.n_target == 1000  # bounded sample sizes
+    assert same.result(MMDResult).is_drift is False and same.result(MMDResult).p_value > 0.05
+    assert same.result(MMDResult).n_reference == same.result(MMDResult).n_target == 1000  # bounded sample sizes
 
 
 def test_mmd_is_reproducible_with_the_same_seed(profile):
     table = syn.make_table(3000, np.random.default_rng(9), joint_shift=0.05)
-    a = DriftChecker(profile, DriftConfig(seed=5)).check(table).mmd
-    b = DriftChecker(profile, DriftConfig(seed=5)).check(table).mmd
+    a = DriftChecker(profile, DriftConfig(seed=5)).check(table).result(MMDResult)
+    b = DriftChecker(profile, DriftConfig(seed=5)).check(table).result(MMDResult)
     assert (a.statistic, a.p_value) == (b.statistic, b.p_value)
 
 
 def test_mmd_with_pca_components_runs_in_the_reduced_space(profile, rng):
     report = DriftChecker(profile, DriftConfig(mmd_pca_components=4)).check(syn.make_table(2000, rng, joint_shift=0.3))
-    assert report.mmd.n_components == 4 and report.mmd.is_drift
+    assert report.result(MMDResult).n_components == 4 and report.result(MMDResult).is_drift
 
 
 def test_outlier_rate_is_near_one_percent_without_drift_and_fires_on_extreme_rows(checker, rng):
     base = _check(checker, rng)
-    assert 0.005 < base.outliers.rate < 0.02 and base.outliers.is_drift is False
+    assert 0.005 < base.result(OutlierResult).rate < 0.02 and base.result(OutlierResult).is_drift is False
     table = syn.make_table(WINDOW, rng)
     hit = rng.random(WINDOW) < 0.1
     table["num_a"] = np.where(hit, 8.0, table["num_a"])
     report = checker.check(table)
-    assert report.outliers.rate > 0.09 and report.outliers.is_drift is True
+    assert report.result(OutlierResult).rate > 0.09 and report.result(OutlierResult).is_drift is True
 
 
 def test_prediction_drift_follows_a_shift_in_a_model_input(checker, rng):
     drifted = _check(checker, rng, mean_shift={"num_a": 0.3})
-    assert drifted.prediction_drift.is_drift is True
-    assert drifted.prediction_drift.get("probability[yes]").is_drift
-    assert _check(checker, rng).prediction_drift.is_drift is False
+    assert drifted.result(PredictionDriftResult).is_drift is True
+    assert drifted.result(PredictionDriftResult).get("probability[yes]").is_drift
+    assert _check(checker, rng).result(PredictionDriftResult).is_drift is False
 
 
 def test_regression_prediction_drift_uses_ks_on_values(regression_profile, rng):
     checker = DriftChecker(regression_profile)
     table = syn.make_table(WINDOW, rng, mean_shift={"num_a": 0.3})
     report = checker.check(table, syn.make_predictions(table, rng, Task.REGRESSION))
-    assert [r.test for r in report.prediction_drift.results] == ["ks"]
-    assert report.prediction_drift.is_drift is True
+    assert [r.test for r in report.result(PredictionDriftResult).results] == ["ks"]
+    assert report.result(PredictionDriftResult).is_drift is True
     table = syn.make_table(WINDOW, rng)
-    assert checker.check(table, syn.make_predictions(table, rng, Task.REGRESSION)).prediction_drift.is_drift is False
+    assert checker.check(table, syn.make_predictions(table, rng, Task.REGRESSION)).result(PredictionDriftResult).is_drift is False
 
 
 def test_fdr_correction_is_never_stricter_than_bonferroni(profile, rng):

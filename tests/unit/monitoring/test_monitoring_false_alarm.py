@@ -13,10 +13,11 @@ import math
 import numpy as np
 
 from devtools import synthetic as syn
-from monitoring.check import DriftConfig, tabular_drift
+from monitoring import DriftConfig
 from monitoring.expectations import check_expectations
 from monitoring.prediction_drift import detect_prediction_drift
 from monitoring.profile import ReferenceProfile
+from monitoring.univariate import tabular_drift
 
 TRIALS = 200
 WINDOW = 10_000

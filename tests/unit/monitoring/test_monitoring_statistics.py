@@ -9,7 +9,8 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon, mahalanobis
 
-from monitoring.multivariate import PCA, mmd2_unbiased, mmd_permutation_test
+from monitoring.encoding import PCA
+from monitoring.multivariate import mmd2_unbiased, mmd_permutation_test
 from monitoring.outliers import MahalanobisOutlierDetector
 from monitoring.performance import (
     classification_metrics,

@@ -1,0 +1,177 @@
+"""What a drift check is: fitted once on the reference, run on each window (Alibi Detect's
+fit + predict), and its result says its verdicts, its metrics and its JSON form (Evidently's
+metric; the list of checks in :data:`monitoring.checker.DEFAULT_CHECKS` is the preset).
+
+- :class:`Check`: ``fit(reference)`` builds the reference-side state once (``None``: the check does
+  not apply to this reference); ``run(window)`` checks one window (``None``: nothing to check).
+- :class:`CheckResult`: a frozen result with ``verdicts()`` (rows of the report's verdict table,
+  ``verdict`` True = a problem), ``metrics()`` (``(name, value, feature_or_None)`` to publish) and
+  ``to_dict()`` (JSON-safe; it becomes ``report[check.name]``).
+- :class:`Reference`: the profile, the thresholds and the state several checks share (the encoder).
+- :class:`Window`: one window's table, model outputs and labels (and its encoding, computed once).
+- :class:`ProfileCheck`, :class:`EncodedCheck`: bases for a check with nothing to fit and for a
+  detector on the encoded table.
+
+The report (:class:`monitoring.report.DriftReport`) holds the results it was given: its JSON, its
+verdict table, its ``alarms`` and its CloudWatch metrics are the concatenation of the results'
+own, and the list of names a drift check can publish
+(:func:`monitoring.checker.published_metric_names`) is the union of the checks' ``metric_names``.
+
+Adding a check
+--------------
+1. One module: the detector, a frozen result type with ``verdicts`` / ``metrics`` / ``to_dict``,
+   and a ``Check`` subclass with ``name``, ``metric_names`` (and ``feature_metric_names`` for
+   metrics with a Feature dimension), ``fit`` and ``run``. Read thresholds from
+   ``reference.config``; a threshold the deployment should tune is a :class:`DriftConfig` field
+   (``driftcheck.drift_service.drift_config`` maps the setting onto it).
+2. Name its CloudWatch metrics in :mod:`monitoring.metric_names` (the catalogue the alarms and the
+   dashboard import) and append the class to ``DEFAULT_CHECKS`` in :mod:`monitoring.checker`.
+3. Its alarm: one ``add(...)`` in ``cdk/alarms.py``; the stack and the local demo build every
+   alarm from that list.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
+
+import numpy as np
+
+from .encoding import TabularEncoder
+from .profile import PredictionColumns, ReferenceProfile
+from .types import Table
+
+if TYPE_CHECKING:  # annotations only: both modules import this one
+    from .config import DriftConfig
+    from .performance import LabeledPredictions
+
+Metric = tuple[str, float, str | None]  # (CloudWatch metric name, value, Feature dimension or None)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One row of the verdict table."""
+
+    check: str
+    statistic: float | None
+    p_value: float | None
+    threshold: float | None
+    verdict: bool | None  # True = problem detected, None = not evaluated
+    detail: str = ""
+
+
+def finite_metrics(candidates: Iterable[tuple[str, float | None, str | None]]) -> list[Metric]:
+    """The candidates whose value is a finite number (booleans become 0/1): a metric that could
+    not be computed is not published, and CloudWatch rejects NaN."""
+    out: list[Metric] = []
+    for name, value, feature in candidates:
+        if value is not None and math.isfinite(float(value)):
+            out.append((name, float(value), feature))
+    return out
+
+
+def fmt(x: float | None) -> str:
+    """A statistic for a verdict's detail text."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    return f"{x:.4g}"
+
+
+@dataclass
+class Reference:
+    """What the checks are fitted on. ``notes`` collects what fitting had to skip (shown in every report)."""
+
+    profile: ReferenceProfile
+    config: DriftConfig
+    notes: list[str] = field(default_factory=list)
+
+    @cached_property
+    def encoder(self) -> TabularEncoder:
+        """The one numeric encoding the multivariate checks share (fitted on the reference sample)."""
+        return TabularEncoder(self.profile.features).fit(self.profile.sample)
+
+    @cached_property
+    def encoded_sample(self) -> np.ndarray:
+        return self.encoder.transform(self.profile.sample)
+
+    def supports_multivariate(self) -> bool:
+        """Enough reference rows and encoded columns for the multivariate checks (notes it when not)."""
+        ok = self.profile.sample_rows >= 2 and self.encoded_sample.shape[1] > 0
+        if not ok:
+            self.note("reference sample too small for multivariate checks")
+        return ok
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+
+@dataclass(frozen=True, eq=False)
+class Window:
+    """One window to check. ``table`` has every profiled feature (a feature the window lacks is all-null)."""
+
+    reference: Reference
+    table: Table
+    n_rows: int
+    predictions: PredictionColumns | None = None
+    labels: LabeledPredictions | None = None
+
+    @cached_property
+    def encoded(self) -> np.ndarray:
+        """The table in the reference encoder's space (computed once, shared by the multivariate checks)."""
+        return self.reference.encoder.transform(self.table)
+
+
+class CheckResult(Protocol):
+    def verdicts(self) -> list[Verdict]: ...
+
+    def metrics(self) -> list[Metric]: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+class Check(Protocol):
+    """A drift check. Subclass it (for the defaults) or match it structurally."""
+
+    name: ClassVar[str]  # its result's key in the report JSON
+    metric_names: ClassVar[tuple[str, ...]]  # every CloudWatch metric its results may publish
+    feature_metric_names: ClassVar[tuple[str, ...]] = ()  # those published per feature (Feature dimension)
+    needs_rows: ClassVar[bool] = True  # False: also runs on an empty window (performance on late labels)
+
+    @classmethod
+    def fit(cls, reference: Reference) -> Self | None:
+        """The check fitted on the reference, or None when it does not apply (optionally with a note)."""
+        ...
+
+    def run(self, window: Window) -> CheckResult | None:
+        """The result for one window, or None when the window gives the check nothing to check."""
+        ...
+
+
+class ProfileCheck(Check):
+    """A check with nothing to fit: it reads the profile and the config on every window."""
+
+    def __init__(self, reference: Reference) -> None:
+        self.profile = reference.profile
+        self.config = reference.config
+
+    @classmethod
+    def fit(cls, reference: Reference) -> Self | None:
+        return cls(reference)
+
+
+class EncodedDetector(Protocol):
+    def predict(self, x: np.ndarray) -> CheckResult: ...
+
+
+class EncodedCheck(Check):
+    """A detector fitted on the encoded reference sample (``fit`` builds it), run on the encoded window."""
+
+    def __init__(self, detector: EncodedDetector) -> None:
+        self.detector = detector
+
+    def run(self, window: Window) -> CheckResult:
+        return self.detector.predict(window.encoded)

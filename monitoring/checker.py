@@ -1,0 +1,129 @@
+"""The drift check: one window of captured traffic against the reference profile.
+
+:class:`DriftChecker` fits every check of :data:`DEFAULT_CHECKS` on the reference once
+(:mod:`monitoring.check_protocol` says what a check is and how to add one), then ``check`` runs them
+on a window and returns a :class:`~monitoring.report.DriftReport`:
+
+- per-feature drift with multiplicity correction and the dataset-drift verdict (:mod:`monitoring.univariate`),
+- MMD and PCA reconstruction error (:mod:`monitoring.multivariate`),
+- prediction drift (:mod:`monitoring.prediction_drift`),
+- the Mahalanobis outlier rate (:mod:`monitoring.outliers`),
+- data-quality expectations (:mod:`monitoring.expectations`),
+- performance when labels are given (:mod:`monitoring.performance`),
+
+plus reference/window histograms on shared bins for the HTML report. An empty window returns
+``window_rows=0`` and ``dataset_drift=None``: only checks with ``needs_rows = False`` run on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from . import metric_names as M
+from ._util import table_rows
+from .check_protocol import Check, CheckResult, Reference, Window
+from .config import DriftConfig
+from .expectations import DataQualityCheck
+from .multivariate import MMDCheck, ReconstructionCheck
+from .outliers import OutlierCheck
+from .performance import LabeledPredictions, PerformanceCheck
+from .prediction_drift import PredictionDriftCheck
+from .profile import PredictionColumns, ReferenceProfile
+from .report import REPORT_KEYS, DriftReport
+from .types import FeatureKind, Table
+from .univariate import FeatureDriftCheck
+from .window_histograms import feature_histograms, output_histograms
+
+# the order is the order of the report's verdict table and JSON
+DEFAULT_CHECKS: tuple[type[Check], ...] = (
+    FeatureDriftCheck,
+    MMDCheck,
+    ReconstructionCheck,
+    PredictionDriftCheck,
+    OutlierCheck,
+    DataQualityCheck,
+    PerformanceCheck,
+)
+
+
+def published_metric_names(checks: Sequence[type[Check]] = DEFAULT_CHECKS) -> tuple[str, ...]:
+    """Every CloudWatch metric name a drift check with these checks can publish."""
+    return (M.WINDOW_ROWS, *(name for check in checks for name in check.metric_names))
+
+
+def feature_metric_names(checks: Sequence[type[Check]] = DEFAULT_CHECKS) -> frozenset[str]:
+    """The published names that carry a Feature dimension."""
+    return frozenset(name for check in checks for name in check.feature_metric_names)
+
+
+class DriftChecker:
+    """The checks fitted once on the reference; ``check`` windows."""
+
+    def __init__(
+        self, profile: ReferenceProfile, config: DriftConfig | None = None, checks: Sequence[type[Check]] = DEFAULT_CHECKS
+    ) -> None:
+        names = [c.name for c in checks]
+        if len(set(names)) != len(names) or REPORT_KEYS & set(names):
+            raise ValueError(f"check names must be unique and not a report field: {names}")
+        self.profile = profile
+        self.config = config or DriftConfig()
+        self.reference = Reference(profile, self.config)
+        # None: the check does not apply to this reference (its result is None in every report)
+        self.checks: dict[str, Check | None] = {c.name: c.fit(self.reference) for c in checks}
+
+    def window(
+        self,
+        target: Mapping[str, np.ndarray],
+        predictions: PredictionColumns | None = None,
+        labels: LabeledPredictions | None = None,
+    ) -> tuple[Window, list[str]]:
+        """The window with every profiled feature (absent ones all-null), and notes about it."""
+        features = self.profile.features
+        present = {f.name: target[f.name] for f in features if f.name in target}
+        n = table_rows(present) if present else (predictions.n_rows if predictions else 0)
+        notes = []
+        absent = [f.name for f in features if f.name not in target]
+        if absent and n:
+            notes.append(f"window lacks features {absent} (treated as all-null)")
+        table: Table = dict(present)
+        for f in features:
+            if f.name not in table:
+                table[f.name] = np.full(n, None, dtype=object) if f.kind == FeatureKind.CATEGORICAL else np.full(n, np.nan)
+        return Window(self.reference, table, n, predictions, labels), notes
+
+    def check(
+        self,
+        target: Mapping[str, np.ndarray],
+        target_predictions: PredictionColumns | None = None,
+        labels: LabeledPredictions | None = None,
+    ) -> DriftReport:
+        window, window_notes = self.window(target, target_predictions, labels)
+        empty = window.n_rows == 0
+        results: dict[str, CheckResult | None] = {
+            name: None if check is None or (empty and check.needs_rows) else check.run(window)
+            for name, check in self.checks.items()
+        }
+        notes = self.reference.notes + window_notes + (["empty window: no drift verdict"] if empty else [])
+        return DriftReport(
+            window_rows=window.n_rows,
+            reference_rows=self.profile.n_rows,
+            config=self.config,
+            results=results,
+            histograms=() if empty else feature_histograms(self.profile, window.table),
+            output_histograms=() if empty else output_histograms(self.profile, target_predictions),
+            notes=tuple(notes),
+        )
+
+
+def run_drift_check(
+    profile: ReferenceProfile,
+    target: Mapping[str, np.ndarray],
+    target_predictions: PredictionColumns | None = None,
+    config: DriftConfig | None = None,
+    labels: LabeledPredictions | None = None,
+) -> DriftReport:
+    """Check one window against the reference. Never raises for empty windows, all-null
+    columns, single rows or constant reference columns."""
+    return DriftChecker(profile, config).check(target, target_predictions, labels)

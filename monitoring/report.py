@@ -1,0 +1,88 @@
+"""The drift report: the results the checks gave for one window, and what follows from them.
+
+Its verdict table, ``alarms``, CloudWatch ``metrics()`` and JSON form (``to_dict``) are the
+concatenation of the results' own (see :mod:`monitoring.check_protocol`); the report adds the window
+size, the histograms for the HTML page and the notes. ``dataset_drift`` / ``drift_share``, the
+headline, come from the feature-drift result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from . import metric_names as M
+from ._util import json_clean
+from .check_protocol import CheckResult, Metric, Verdict
+from .config import DriftConfig
+from .univariate import FeatureDriftSummary
+from .window_histograms import FeatureHistogram
+
+R = TypeVar("R")
+
+# the report's own top-level JSON keys; a check's name (its result's key) must be none of these
+REPORT_KEYS = frozenset(
+    {"window_rows", "reference_rows", "dataset_drift", "drift_share", "config", "histograms", "output_histograms", "notes", "metrics"}
+)
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    window_rows: int
+    reference_rows: int
+    config: DriftConfig
+    # check name -> its result, in the checker's order; None: the check did not apply or had nothing to check
+    results: Mapping[str, CheckResult | None] = field(default_factory=dict)
+    histograms: tuple[FeatureHistogram, ...] = ()  # the features, reference vs window
+    output_histograms: tuple[FeatureHistogram, ...] = ()  # the model's outputs, reference vs window
+    notes: tuple[str, ...] = ()
+
+    def result(self, kind: type[R]) -> R | None:
+        """The result of that type (e.g. ``report.result(MMDResult)``), None when its check did not run."""
+        return next((r for r in self.results.values() if isinstance(r, kind)), None)
+
+    @property
+    def features(self) -> FeatureDriftSummary | None:
+        return self.result(FeatureDriftSummary)
+
+    @property
+    def dataset_drift(self) -> bool | None:
+        """At least ``drift_share_threshold`` of the features drifted; None when none could be tested."""
+        return None if self.features is None else self.features.dataset_drift
+
+    @property
+    def drift_share(self) -> float | None:
+        return None if self.features is None else self.features.drift_share
+
+    def _present(self) -> list[CheckResult]:
+        return [r for r in self.results.values() if r is not None]
+
+    def verdicts(self) -> list[Verdict]:
+        return [v for r in self._present() for v in r.verdicts()]
+
+    def metrics(self) -> list[Metric]:
+        """Flat ``(metric_name, value, feature_or_None)`` list to publish; metrics that could
+        not be computed are omitted (an empty window publishes only ``WindowRows``)."""
+        return [(M.WINDOW_ROWS, float(self.window_rows), None)] + [m for r in self._present() for m in r.metrics()]
+
+    @property
+    def alarms(self) -> list[str]:
+        """Names of the checks whose verdict is True."""
+        return [v.check for v in self.verdicts() if v.verdict]
+
+    def to_dict(self) -> dict[str, Any]:
+        return json_clean(
+            {
+                "window_rows": self.window_rows,
+                "reference_rows": self.reference_rows,
+                "dataset_drift": self.dataset_drift,
+                "drift_share": self.drift_share,
+                "config": self.config.to_dict(),
+                **{name: None if r is None else r.to_dict() for name, r in self.results.items()},
+                "histograms": [h.to_dict() for h in self.histograms],
+                "output_histograms": [h.to_dict() for h in self.output_histograms],
+                "notes": list(self.notes),
+                "metrics": [list(m) for m in self.metrics()],
+            }
+        )

@@ -1,0 +1,98 @@
+"""Reference vs window histograms on shared bins, for the HTML report: one per feature (bins fixed in
+the profile, :mod:`monitoring.histograms`) and one per model output."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from ._util import categorical_levels, coerce_column, json_clean
+from .prediction_drift import LABEL_OUTPUT, VALUE_OUTPUT, probability_output
+from .profile import PredictionColumns, ReferenceProfile
+
+PROBABILITY_BINS = 10
+OTHER_CLASS = "(other)"
+
+
+@dataclass(frozen=True)
+class FeatureHistogram:
+    feature: str
+    kind: str  # "numeric" | "categorical"
+    labels: tuple[str, ...]
+    reference_counts: tuple[int, ...]
+    target_counts: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return json_clean(asdict(self))
+
+
+def feature_histograms(profile: ReferenceProfile, table: Mapping[str, np.ndarray]) -> tuple[FeatureHistogram, ...]:
+    """Per feature: the window's counts on the profile's bins (wrong-typed values are not binned)."""
+    out = []
+    for spec in profile.features:
+        fp = profile[spec.name]
+        values, null, wrong = coerce_column(spec, table[spec.name])
+        bins = fp.histogram
+        if bins.kind == "categorical":
+            levels = categorical_levels(spec, values)
+            if wrong.any():
+                levels = levels.copy()
+                levels[wrong] = None
+            counts = bins.count(levels, null)
+        else:
+            counts = bins.count(values, null)
+        out.append(
+            FeatureHistogram(
+                feature=spec.name,
+                kind=bins.kind,
+                labels=tuple(bins.labels()),
+                reference_counts=tuple(int(c) for c in fp.histogram_counts),
+                target_counts=tuple(int(c) for c in counts),
+            )
+        )
+    return tuple(out)
+
+
+def _counts(values: np.ndarray, edges: np.ndarray) -> tuple[int, ...]:
+    return tuple(int(x) for x in np.histogram(values, bins=edges)[0])
+
+
+def output_histograms(profile: ReferenceProfile, target: PredictionColumns | None) -> tuple[FeatureHistogram, ...]:
+    """Reference vs window histograms of the model's outputs: predicted-class shares and binned
+    class probabilities (classifiers), values on reference-decile bins (regression). Named like
+    the prediction-drift tests of the same outputs."""
+    ref = profile.sample_predictions
+    if target is None or target.is_empty or ref is None or ref.is_empty:
+        return ()
+    out: list[FeatureHistogram] = []
+    classes = list(profile.outputs.classes)
+    if ref.labels is not None and target.labels is not None and classes:
+        levels = classes + [OTHER_CLASS]
+
+        def class_counts(labels: np.ndarray) -> tuple[int, ...]:
+            known = {c: 0 for c in levels}
+            for v in labels:
+                known[v if v in known else OTHER_CLASS] += 1
+            return tuple(known[c] for c in levels)
+
+        out.append(FeatureHistogram(LABEL_OUTPUT, "categorical", tuple(levels), class_counts(ref.labels), class_counts(target.labels)))
+    if ref.probabilities is not None and target.probabilities is not None and classes:
+        edges = np.linspace(0.0, 1.0, PROBABILITY_BINS + 1)
+        labels = tuple(f"[{a:.1f}, {b:.1f})" for a, b in zip(edges[:-1], edges[1:]))
+        for k, c in enumerate(classes):
+            if k >= ref.probabilities.shape[1] or k >= target.probabilities.shape[1]:
+                break
+            r = _counts(np.clip(ref.probabilities[:, k], 0, 1), edges)
+            t = _counts(np.clip(target.probabilities[:, k], 0, 1), edges)
+            out.append(FeatureHistogram(probability_output(c), "numeric", labels, r, t))
+    if ref.values is not None and target.values is not None:
+        rv, tv = ref.values[np.isfinite(ref.values)], target.values[np.isfinite(target.values)]
+        if rv.size:
+            inner = np.unique(np.quantile(rv, np.linspace(0.1, 0.9, 9)))
+            edges = np.concatenate(([-np.inf], inner, [np.inf]))
+            labels = tuple([f"< {inner[0]:.4g}"] + [f"[{a:.4g}, {b:.4g})" for a, b in zip(inner[:-1], inner[1:])] + [f">= {inner[-1]:.4g}"])
+            out.append(FeatureHistogram(VALUE_OUTPUT, "numeric", labels, _counts(rv, edges), _counts(tv, edges)))
+    return tuple(out)
