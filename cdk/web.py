@@ -142,7 +142,7 @@ class WebPage(Construct):
         # the folder as written by `python -m devtools web`, and config.json with the deploy-time API URL
         sources = [s3deploy.Source.asset(str(site), exclude=[CONFIG_FILE])]
         sources.append(s3deploy.Source.json_data(CONFIG_FILE, {
-            "api_url": api_url, "api_key": None, "ask_api_key": api_key_required, "onnxruntime_web": _ort_version(site),
+            "api_url": api_url, "ask_api_key": api_key_required, "onnxruntime_web": _ort_version(site),
         }))
         self.deployment = s3deploy.BucketDeployment(
             self, "Deploy",

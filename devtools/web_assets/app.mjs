@@ -11,11 +11,10 @@ const el = (tag, attrs = {}, text) => {
   if (text !== undefined) e.textContent = text;
   return e;
 };
-const fmt = (x) => (Math.abs(x) >= 1000 || (x !== 0 && Math.abs(x) < 0.001) ? x.toExponential(3) : String(Number(x.toPrecision(6))));
+const fmt = (x) => (Math.abs(x) >= 1e6 || (x !== 0 && Math.abs(x) < 0.001) ? x.toExponential(3) : String(Number(x.toPrecision(6))));
 
 // one thread: no SharedArrayBuffer, so no cross-origin isolation headers are needed
 ort.env.wasm.numThreads = 1;
-ort.env.wasm.wasmPaths = new URL("./ort/", import.meta.url).href;
 
 let manifest, config, session;
 
@@ -123,7 +122,7 @@ function showResult(res) {
     manifest.outputs.classes.forEach((c, k) => {
       const tr = el("tr", { "data-class": c, "data-probability": String(probs[k]) });
       const meter = el("meter", { min: "0", max: "1", value: String(probs[k]), "aria-label": `${c} probability` });
-      tr.append(el("th", { scope: "row" }, c), el("td", { class: "num" }, probs[k].toFixed(6)), el("td"));
+      tr.append(el("th", { scope: "row" }, c), el("td", { class: "num" }, probs[k].toFixed(6)), el("td", { class: "bar" }));
       tr.lastChild.append(meter);
       body.append(tr);
     });
@@ -141,7 +140,8 @@ async function callApi(row, local) {
   $("agreement").removeAttribute("data-agree");
   $("api-result").textContent = "Calling the API…";
   const headers = { "content-type": "application/json" };
-  if (config.api_key) headers["x-api-key"] = config.api_key;
+  const key = config.api_key || $("api-key").value.trim();
+  if (key) headers["x-api-key"] = key;
   const started = performance.now();
   let answer;
   try {
@@ -167,20 +167,26 @@ async function callApi(row, local) {
   a.dataset.maxDiff = String(diff);
   a.className = agree ? "agree" : "disagree";
   a.textContent = agree
-    ? `Browser and API agree (same label; largest probability difference ${diff.toExponential(1)}).`
+    ? `Browser and API agree: same label, ${diff === 0 ? "identical probabilities" : `largest probability difference ${diff.toExponential(1)}`}.`
     : `Browser and API disagree: label ${local.labels[0]} vs ${apiLabel}, largest probability difference ${diff.toExponential(1)}.`;
 }
 
+let runs = 0;
+
 async function run(row) {
-  clearMessages();
-  const problem = validateRow(manifest, row);
-  if (problem) {
-    showErrors(problem);
-    return;
+  try {
+    clearMessages();
+    const problem = validateRow(manifest, row);
+    if (problem) {
+      showErrors(problem);
+      return;
+    }
+    const res = await score(ort, session, manifest, [row]);
+    showResult(res);
+    if (config.api_url) await callApi(row, res);
+  } finally {
+    document.body.dataset.runs = String(++runs); // for tests and tools: one more input fully handled
   }
-  const res = await score(ort, session, manifest, [row]);
-  showResult(res);
-  if (config.api_url) await callApi(row, res);
 }
 
 async function main() {
@@ -195,6 +201,11 @@ async function main() {
   $("status").textContent = `Model loaded in ${loadMs.toFixed(0)} ms; scoring runs in this browser.`;
   $("about").textContent = `onnxruntime-web ${config.onnxruntime_web}, WASM backend, one thread.` +
     (config.api_url ? ` Each score is also sent to ${config.api_url}/predict for comparison.` : "");
+  if (config.api_url && !config.api_key && config.ask_api_key) {
+    $("api-key-field").hidden = false;
+    $("api-key").value = sessionStorage.getItem("api-key") || "";
+    $("api-key").addEventListener("change", () => sessionStorage.setItem("api-key", $("api-key").value.trim()));
+  }
   $("score").disabled = false;
   $("score-json").disabled = false;
   $("row-form").addEventListener("submit", (e) => { e.preventDefault(); run(formRow()); });
