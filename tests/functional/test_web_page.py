@@ -185,7 +185,7 @@ def test_the_page_scores_like_the_api_and_rejects_bad_input_with_its_messages(sa
             for bad in bad_rows:
                 _fill(page, manifest, bad)
                 _submit(page, "#score")
-                status, answer = _post_raw(api.url, bad)
+                status, answer = _post(api.url, {"instances": [bad]})  # NaN goes as the JSON literal, as a client may send it
                 assert status == 422
                 assert page.get_attribute("#errors", "data-reason") == answer["error"]
                 assert page.text_content("#error-message") == answer["message"]
@@ -216,13 +216,3 @@ def test_the_page_scores_like_the_api_and_rejects_bad_input_with_its_messages(sa
     (tmp_path / "figures.json").write_text(json.dumps(figures))
     print("web page figures:", json.dumps(figures))
 
-
-def _post_raw(url: str, row: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    """POST one row as the API sees it from a client that sends NaN as the JSON literal."""
-    body = json.dumps({"instances": [row]})  # float('nan') -> NaN, which the API parses and rejects as not_finite
-    req = urllib.request.Request(f"{url}/predict", data=body.encode(), headers={"content-type": "application/json"})
-    try:
-        with LOCAL.open(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
