@@ -191,6 +191,7 @@ async function run(row) {
 
 async function main() {
   [manifest, config] = await Promise.all(["manifest.json", "config.json"].map((f) => fetch(f).then((r) => r.json())));
+  if (config.api_url) config.api_url = config.api_url.replace(/\/+$/, ""); // API Gateway's stage URL ends with "/"
   document.title = `${manifest.model_name}: in the browser`;
   $("title").textContent = `${manifest.model_name} (version ${manifest.version})`;
   renderForm();

@@ -43,9 +43,9 @@ def _playwright() -> Any:
 
 
 class SiteServer:
-    """http.server for the site with the deployed CSP; /prod/* goes on to the API gateway."""
+    """http.server for the site with the deployed CSP; /prod/* goes on to the API gateway, with an API key required."""
 
-    def __init__(self, root: Path, csp: str) -> None:
+    def __init__(self, root: Path, csp: str, api_key: str) -> None:
         self.api_base: str | None = None
         server = self
 
@@ -59,6 +59,13 @@ class SiteServer:
             def do_POST(self) -> None:
                 assert server.api_base and self.path.startswith(STAGE_PREFIX)
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                if self.headers.get("x-api-key") != api_key:  # what API Gateway answers without the usage plan's key
+                    self.send_response(403)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", "24")
+                    self.end_headers()
+                    self.wfile.write(b'{"message":"Forbidden"}\n')
+                    return
                 headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "x-api-key")}
                 req = urllib.request.Request(server.api_base + self.path[len(STAGE_PREFIX) - 1 :], data=body, headers=headers, method="POST")
                 try:
@@ -129,10 +136,10 @@ def test_the_page_scores_like_the_api_and_rejects_bad_input_with_its_messages(sa
     sync_playwright = _playwright()
     site_dir = tmp_path / "site"
     site_dir.mkdir()
-    server = SiteServer(site_dir, content_security_policy())
+    server = SiteServer(site_dir, content_security_policy(), api_key="test-key")
     server.api_base = api.url
     manifest = sample_bundle.manifest
-    build_site(sample_bundle.root, site_dir, api_url=f"{server.url}/prod")
+    build_site(sample_bundle.root, site_dir, api_url=f"{server.url}/prod/", api_key="test-key")
 
     reference = sample_bundle.reference_rows()
     with_nulls = [r for r in reference if any(v is None for v in r["inputs"].values())]
