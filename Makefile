@@ -4,9 +4,18 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt lambda/*/requirements.txt package-lock.json 2>/dev/null | sha256sum | cut -c1-12)
 
-.PHONY: setup run demo test test-fast lint bench synth sample assets clean
+# the browser test drives Debian's Chromium: Playwright must never download a browser of its own
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+CHROMIUM := /usr/bin/chromium
 
-setup: $(STAMP)
+.PHONY: setup browser run demo test test-fast lint bench synth sample assets clean
+
+setup: $(STAMP) browser
+
+# Debian's chromium for the headless page test (tests/functional/test_web_page.py skips, saying so, without it)
+browser:
+	@[ -x $(CHROMIUM) ] || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "could not install chromium (needs root): the browser test will skip"; }
 
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)

@@ -6,6 +6,7 @@
   export        bundle a fitted scikit-learn pipeline (joblib) + its training data
   export-onnx   bundle a ready ONNX model + schema JSON + reference data
   verify        after `npx cdk deploy`: prove the deployed stack answers, captures, checks and pages
+  web           the bundle as a static page scoring in the browser (onnxruntime-web), checked in Node first
 """
 
 from __future__ import annotations
@@ -58,7 +59,17 @@ def main(argv: list[str] | None = None) -> int:
     p_verify.add_argument("--region", default=None)
     p_verify.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the alarm's SNS action in its history")
 
+    p_web = sub.add_parser("web", help="write a static page that scores the bundle in the browser (onnxruntime-web)")
+    p_web.add_argument("--bundle", default=None, help="model bundle folder (default: the sample, built if missing)")
+    p_web.add_argument("--out", required=True, help="folder to write the site to")
+    p_web.add_argument("--api-url", default=None, help="the API's base URL: the page also calls its /predict and compares")
+    p_web.add_argument("--api-key", default=None, help="sent as x-api-key; it ends up readable in the page's config.json")
+
     args = parser.parse_args(argv)
+    if args.command == "web":
+        from .web import main as web_main
+
+        return web_main(args.bundle, args.out, args.api_url, args.api_key)
     if args.command == "verify":
         from .verify import main as verify_main
 

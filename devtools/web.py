@@ -1,0 +1,178 @@
+"""``python -m devtools web``: the bundle as a static page that scores in the browser (onnxruntime-web, WASM).
+
+The site is self-contained: the bundle's ``model.onnx`` and ``manifest.json``, onnxruntime-web's
+WASM build copied from ``node_modules`` (pinned in package.json, never a CDN), and a page with no
+build step (``index.html``, ``app.mjs``, ``score.mjs``, ``style.css``) plus ``config.json`` (the
+optional API URL and key).
+
+Before anything is written the model is loaded and run in Node by onnxruntime-web itself, with
+the page's own ``score.mjs`` on the bundle's whole reference sample: an operator or type the WASM
+backend cannot run fails the command there, named as onnxruntime-web names it (a list of supported
+operators kept here would drift from the pinned version; loading the model is the ground truth),
+and the answers must match onnxruntime on the server (the inference function's ``ModelRunner``)
+to ``PARITY_TOLERANCE`` with the same labels.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelserve.bundle import ModelBundle
+from modelserve.schema import MANIFEST_FILE, MODEL_FILE, rows_to_table
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ASSETS = Path(__file__).resolve().parent / "web_assets"
+NODE_MODULES = REPO_ROOT / "node_modules"
+ORT_PACKAGE = "onnxruntime-web"
+# the WASM-only ES module build (glue bundled in) and its one binary; numThreads=1 in the page,
+# so no SharedArrayBuffer and no cross-origin isolation headers are needed
+ORT_FILES = ("ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm")
+PAGE_FILES = ("index.html", "app.mjs", "score.mjs", "style.css")
+PARITY_TOLERANCE = 1e-5
+CONFIG_FILE = "config.json"
+
+
+class WebBuildError(Exception):
+    """The bundle cannot be served as a browser page; the message says why."""
+
+
+@dataclass(frozen=True)
+class NodeCheck:
+    rows: int
+    labels: list[Any]
+    probabilities: np.ndarray | None
+    load_ms: float
+    run_ms: float
+    max_abs_diff: float
+
+
+@dataclass(frozen=True)
+class Site:
+    root: Path
+    ort_version: str
+    check: NodeCheck
+
+
+def ort_dist(node_modules: Path = NODE_MODULES) -> tuple[Path, str]:
+    """onnxruntime-web's dist folder and version, as installed by ``npm ci`` from package-lock.json."""
+    pkg = node_modules / ORT_PACKAGE / "package.json"
+    if not pkg.exists():
+        raise WebBuildError(f"{ORT_PACKAGE} is not installed in {node_modules}: run `npm ci` (make setup does)")
+    return pkg.parent / "dist", str(json.loads(pkg.read_text())["version"])
+
+
+_MISSING_KERNEL = re.compile(r"Could not find an implementation for (\S+?)\((\d+)\) node with name '([^']*)'")
+_UNREGISTERED_OP = re.compile(r"([\w.]*:?\w+)\((-?\d+)\) is not a registered function/op")
+
+
+def unsupported_operator(message: str) -> str | None:
+    """The operator onnxruntime-web refused, from its error message (None if the message names none)."""
+    m = _MISSING_KERNEL.search(message)
+    if m:
+        node = f" (node {m.group(3)!r})" if m.group(3) else ""
+        return f"{m.group(1)} (opset {m.group(2)}){node}"
+    m = _UNREGISTERED_OP.search(message)
+    if m:
+        return m.group(1)
+    return None
+
+
+def check_in_node(bundle: ModelBundle, node: str = "node") -> NodeCheck:
+    """Score the reference sample with onnxruntime-web in Node; compare with onnxruntime on the server."""
+    from serving.model import ModelRunner
+
+    if shutil.which(node) is None:
+        raise WebBuildError(f"{node!r} not found: Node.js runs the build-time check of the model in onnxruntime-web")
+    ort_dist()  # a clear message when npm ci has not run
+    rows = [r["inputs"] for r in bundle.reference_rows()]
+    if not rows:
+        raise WebBuildError("the bundle has no reference rows to check the browser runtime on")
+    with tempfile.TemporaryDirectory() as tmp:
+        rows_path = Path(tmp) / "rows.json"
+        rows_path.write_text(json.dumps(rows))
+        # check_model.mjs imports onnxruntime-web by package name: Node finds it in the repo's node_modules
+        proc = subprocess.run(
+            [node, str(ASSETS / "check_model.mjs"), str(bundle.model_path), str(bundle.root / MANIFEST_FILE), str(rows_path)],
+            capture_output=True, text=True, timeout=300,
+        )
+    if proc.returncode != 0:
+        raise WebBuildError(f"the onnxruntime-web check could not run in Node: {proc.stderr.strip()[-2000:]}")
+    verdict = json.loads(proc.stdout.strip().splitlines()[-1])
+    if not verdict["ok"]:
+        op = unsupported_operator(verdict["error"])
+        what = f"operator {op} is not supported by onnxruntime-web (WASM)" if op else "onnxruntime-web cannot run this model"
+        raise WebBuildError(f"{what}; {verdict['stage']} failed with: {verdict['error'][:1000]}")
+
+    expected = ModelRunner.from_path(bundle.manifest, bundle.model_path).predict(rows_to_table(bundle.manifest.features, rows))
+    labels = verdict["labels"]
+    wrong = [i for i, (a, b) in enumerate(zip(labels, expected.labels.tolist(), strict=True)) if a != b]
+    probabilities = None if verdict["probabilities"] is None else np.asarray(verdict["probabilities"], dtype=np.float64)
+    if expected.probabilities is not None and probabilities is not None:
+        diff = float(np.max(np.abs(probabilities - expected.probabilities)))
+    elif bundle.manifest.outputs.task.value == "regression":
+        diff = float(np.max(np.abs(np.asarray(labels, dtype=np.float64) - expected.labels)))
+        wrong = []
+    else:
+        diff = 0.0
+    if wrong or not diff <= PARITY_TOLERANCE:
+        raise WebBuildError(
+            f"onnxruntime-web disagrees with onnxruntime on the reference sample: {len(wrong)} label(s) differ "
+            f"(first rows {wrong[:5]}), largest probability difference {diff:.3g} (tolerance {PARITY_TOLERANCE})"
+        )
+    return NodeCheck(len(rows), labels, probabilities, float(verdict["load_ms"]), float(verdict["run_ms"]), diff)
+
+
+def build_site(
+    bundle_dir: str | Path,
+    out: str | Path,
+    api_url: str | None = None,
+    api_key: str | None = None,
+    node: str = "node",
+) -> Site:
+    """Check the bundle in onnxruntime-web, then write the static site to ``out`` (replacing its files)."""
+    bundle = ModelBundle.load(bundle_dir)
+    dist, version = ort_dist()
+    check = check_in_node(bundle, node)
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    for name in PAGE_FILES:
+        shutil.copy(ASSETS / name, root / name)
+    shutil.copy(bundle.model_path, root / MODEL_FILE)
+    (root / MANIFEST_FILE).write_text(bundle.manifest.to_json())
+    (root / "ort").mkdir(exist_ok=True)
+    for name in ORT_FILES:
+        shutil.copy(dist / name, root / "ort" / name)
+    config: dict[str, Any] = {"api_url": api_url.rstrip("/") if api_url else None, "api_key": api_key or None, "onnxruntime_web": version}
+    (root / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+    return Site(root, version, check)
+
+
+def main(bundle: str | None, out: str, api_url: str | None, api_key: str | None) -> int:
+    import sys
+
+    from .sample_model import resolve_bundle
+
+    try:
+        site = build_site(resolve_bundle(bundle), out, api_url, api_key)
+    except WebBuildError as exc:
+        print(f"web: {exc}", file=sys.stderr)
+        return 1
+    c = site.check
+    print(f"site written to {site.root} (onnxruntime-web {site.ort_version})")
+    print(
+        f"checked in Node: {c.rows} reference rows, labels identical, largest probability difference {c.max_abs_diff:.2g} "
+        f"(load {c.load_ms:.0f} ms, scoring {c.run_ms:.1f} ms)"
+    )
+    if api_key:
+        print("note: the API key is in config.json, readable by anyone who can load the page", file=sys.stderr)
+    print(f"try:  python -m http.server --bind 127.0.0.1 --directory {site.root} 8000   then open http://127.0.0.1:8000/")
+    return 0
