@@ -98,7 +98,7 @@ def api(load_inference, monkeypatch) -> Iterator[LocalGateway]:
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
         inference = load_inference(capture_bucket=BUCKET)
-        gateway = LocalGateway(inference.handler, inference.settings.stage_name, port=0).start()
+        gateway = LocalGateway(inference.handler, inference.serving.stage_name, port=0).start()
         try:
             yield gateway
         finally:
