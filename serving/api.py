@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from modelserve import metric_names as mn
 from modelserve.schema import BundleManifest, FeatureKind, Task
 
+from . import oip
 from .service import FEEDBACK_UNAVAILABLE, InferenceService, new_request_id
 from .validation import BODY_TOO_LARGE, MALFORMED_JSON, RequestError, parse_json
 
@@ -129,6 +130,8 @@ def create_app(service: InferenceService, max_body_bytes: int) -> FastAPI:
     async def model() -> Response:
         return json_response(service.model_info(), 200, headers_base)
 
+    _add_oip_routes(app, service, max_body, headers_base)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
@@ -139,6 +142,74 @@ def create_app(service: InferenceService, max_body_bytes: int) -> FastAPI:
         return json_response({"error": "bad_request", "message": str(exc.errors())[:500], "model_version": m.version}, 422, headers_base)
 
     return app
+
+
+def _add_oip_routes(app: FastAPI, service: InferenceService, max_body: int, headers_base: dict[str, str]) -> None:
+    """Open Inference Protocol v2 (KServe / Triton clients) on the same service: same validation,
+    same capture records; errors in OIP's ``{"error": ...}`` shape."""
+    m = service.manifest
+
+    def oip_json(body: Any, status: int = 200, extra: dict[str, str] | None = None) -> Response:
+        return json_response(body, status, {**headers_base, **(extra or {})})
+
+    def oip_error(message: str, status: int, rid: str | None = None) -> Response:
+        extra = {"x-request-id": rid} if rid else {}
+        return Response(oip.error_body(message), status, media_type="application/json", headers={**headers_base, **extra})
+
+    @app.get("/v2", summary="OIP: server metadata", tags=["Open Inference Protocol v2"])
+    async def v2_server() -> Response:
+        return oip_json(oip.server_metadata())
+
+    @app.get("/v2/health/live", summary="OIP: server live", tags=["Open Inference Protocol v2"])
+    async def v2_live() -> Response:
+        return oip_json({"live": True})
+
+    @app.get("/v2/health/ready", summary="OIP: server ready", tags=["Open Inference Protocol v2"])
+    async def v2_ready() -> Response:
+        return oip_json({"ready": True})
+
+    @app.get("/v2/models/{name}", summary="OIP: model metadata", tags=["Open Inference Protocol v2"])
+    @app.get("/v2/models/{name}/versions/{version}", summary="OIP: model version metadata", tags=["Open Inference Protocol v2"])
+    async def v2_model(name: str, version: str | None = None) -> Response:
+        try:
+            oip.check_model(m, name, version)
+        except oip.OipError as exc:
+            return oip_error(exc.message, exc.status)
+        return oip_json(oip.model_metadata(m))
+
+    @app.get("/v2/models/{name}/ready", summary="OIP: model ready", tags=["Open Inference Protocol v2"])
+    @app.get("/v2/models/{name}/versions/{version}/ready", summary="OIP: model version ready", tags=["Open Inference Protocol v2"])
+    async def v2_model_ready(name: str, version: str | None = None) -> Response:
+        try:
+            oip.check_model(m, name, version)
+        except oip.OipError as exc:
+            return oip_error(exc.message, exc.status)
+        return oip_json({"name": m.model_name, "ready": True})
+
+    @app.post("/v2/models/{name}/infer", summary="OIP: inference (JSON or binary tensors)", tags=["Open Inference Protocol v2"])
+    @app.post("/v2/models/{name}/versions/{version}/infer", summary="OIP: inference on a version", tags=["Open Inference Protocol v2"])
+    async def v2_infer(request: Request, name: str, version: str | None = None) -> Response:
+        rid = request_id_of(request)
+        try:
+            oip.check_model(m, name, version)
+            declared = request.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > max_body:
+                raise RequestError(BODY_TOO_LARGE, f"request body over {max_body} bytes")
+            body = await request.body()
+            if len(body) > max_body:
+                raise RequestError(BODY_TOO_LARGE, f"request body over {max_body} bytes")
+            decoded = oip.decode_request(m, body, request.headers.get(oip.HEADER_LENGTH))
+            answer = service.predict(decoded.payload, rid, event_time=request_time_of(request))
+        except oip.OipError as exc:
+            if exc.status != 404:
+                service.metric(mn.VALIDATION_REJECTS, 1, {mn.DIM_REASON: "oip_bad_request"})
+            return oip_error(exc.message, exc.status, rid)
+        except RequestError as exc:
+            service.metric(mn.VALIDATION_REJECTS, 1, {mn.DIM_REASON: exc.reason})
+            return oip_error(f"{exc.reason}: {exc.message}", status_of(exc), rid)
+        data, extra = oip.encode_response(m, decoded, rid, answer.body)
+        media = extra.pop("content-type")
+        return Response(data, 200, media_type=media, headers={**headers_base, **extra, "x-request-id": rid})
 
 
 def _feature_json_schema(m: BundleManifest) -> dict[str, Any]:

@@ -7,6 +7,8 @@ drift check sees); the service's answer -> OIP output tensors, JSON or binary.
 Model metadata (from the bundle schema):
 - ``per_column`` models: one input per feature, shape ``[-1, 1]``: numeric ``FP32``, boolean ``BOOL``,
   categorical ``BYTES``. Any numeric datatype is accepted for a numeric feature (cast like JSON numbers).
+  Tensors have no null: NaN in a float tensor and an empty BYTES element mean "missing" (the graph's own
+  encodings of null), refused for non-nullable features like a JSON null.
 - ``single_tensor`` models: one ``FP32`` input ``[-1, F]`` named as the graph input.
 - outputs: ``label`` (``BYTES [-1]`` for a classifier, ``FP64 [-1]`` for a regressor) and, for a
   classifier, ``probabilities`` (``FP32 [-1, K]``, columns in ``classes`` order).
@@ -156,6 +158,16 @@ def _tensor_values(tensor: dict[str, Any], binary: bytes, offset: int) -> tuple[
     return flat, offset
 
 
+def _nulls_as_none(values: list[Any], datatype: str) -> list[Any]:
+    """Tensors have no null: a NaN number and an empty BYTES element are the graph's own null
+    encodings, so they mean "missing" here (and are refused for non-nullable features, as null is)."""
+    if datatype == "BYTES":
+        return [None if v == "" else v for v in values]
+    if datatype in ("FP16", "FP32", "FP64"):
+        return [None if isinstance(v, float) and v != v else v for v in values]
+    return values
+
+
 def _check_datatype(name: str, datatype: str, kind: FeatureKind) -> None:
     ok = {
         FeatureKind.NUMERIC: datatype in NUMERIC_TYPES,
@@ -198,7 +210,7 @@ def decode_request(m: BundleManifest, body: bytes, header_length: str | None) ->
         if len(shape) == 2 and shape[1] != 1:
             raise OipError(f"input '{name}': expected shape [N] or [N, 1], got {shape}")
         _check_datatype(name, tensor["datatype"], kinds[name])
-        columns[name] = values
+        columns[name] = _nulls_as_none(values, tensor["datatype"])
     if offset != len(binary):
         raise OipError(f"{len(binary) - offset} bytes of binary data follow the last binary input")
     missing = [n for n in m.feature_names if n not in columns]

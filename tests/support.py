@@ -14,8 +14,11 @@ EVENTS = Path(__file__).parent / "events"
 EVENT_KINDS = ("rest_v1", "http_v2", "alb")
 
 
-def event(kind: str, method: str, path: str, body: Any = None, *, raw: bytes | None = None, b64: bool = False, request_id: str | None = None) -> dict[str, Any]:
-    """An event of the given kind for ``method path`` with a JSON body (or raw bytes)."""
+def event(
+    kind: str, method: str, path: str, body: Any = None, *, raw: bytes | None = None, b64: bool = False,
+    request_id: str | None = None, headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """An event of the given kind for ``method path`` with a JSON body (or raw bytes) and extra headers."""
     ev = copy.deepcopy(json.loads((EVENTS / f"{kind}.json").read_text()))
     _stamp_now(ev)
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
@@ -40,6 +43,11 @@ def event(kind: str, method: str, path: str, body: Any = None, *, raw: bytes | N
         ev.update(httpMethod=method, path=path, body=text or "", isBase64Encoded=b64)
     else:
         raise ValueError(kind)
+    for k, v in (headers or {}).items():
+        if ev.get("headers") is not None:
+            ev["headers"][k.lower()] = v
+        if ev.get("multiValueHeaders") is not None:
+            ev["multiValueHeaders"][k.lower()] = [v]
     return ev
 
 
