@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     p_exp.add_argument("--features", default=None, help="comma-separated feature columns (default: all but target)")
     p_exp.add_argument("--quantize", action="store_true", help="int8 dynamic quantization (checked)")
     p_exp.add_argument("--tolerance", type=float, default=0.01, help="largest accuracy drop quantization may cost")
+    p_exp.add_argument("--allow-small-reference", action="store_true", help="export with fewer reference rows than the minimum (warned)")
 
     p_onnx = sub.add_parser("export-onnx", help="bundle a ready ONNX model")
     p_onnx.add_argument("--model", required=True)
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     p_onnx.add_argument("--reference", required=True, help="reference rows, .csv or .parquet")
     p_onnx.add_argument("--target", default=None)
     p_onnx.add_argument("--out", required=True)
+    p_onnx.add_argument("--allow-small-reference", action="store_true", help="export with fewer reference rows than the minimum (warned)")
 
     args = parser.parse_args(argv)
     if args.command == "build-sample":
@@ -65,13 +67,13 @@ def main(argv: list[str] | None = None) -> int:
         from .export import export_sklearn, load_frame
 
         feats = args.features.split(",") if args.features else None
-        b = export_sklearn(joblib.load(args.pipeline), load_frame(args.data), args.target, args.name, args.out, feats, args.quantize, args.tolerance)
+        b = export_sklearn(joblib.load(args.pipeline), load_frame(args.data), args.target, args.name, args.out, feats, args.quantize, args.tolerance, allow_small_reference=args.allow_small_reference)
         print(json.dumps({"bundle": str(b.root), "version": b.manifest.version, "export_metrics": b.manifest.export_metrics}, indent=2))
         return 0
     if args.command == "export-onnx":
         from .export import export_onnx, load_frame, load_schema
 
-        b = export_onnx(args.model, load_schema(args.schema), load_frame(args.reference), args.out, args.target)
+        b = export_onnx(args.model, load_schema(args.schema), load_frame(args.reference), args.out, args.target, allow_small_reference=args.allow_small_reference)
         print(json.dumps({"bundle": str(b.root), "version": b.manifest.version, "export_metrics": b.manifest.export_metrics}, indent=2))
         return 0
     if args.command == "run":

@@ -24,12 +24,15 @@ from modelserve.schema import (
     FeatureSpec,
     OutputSpec,
     Task,
+    class_key,
     infer_feature_specs,
     json_value,
 )
-from serving.model import ModelRunner, make_session
+from serving.model import ModelRunner, labels_agree_with_probabilities, make_session
 
 PARITY_TOLERANCE = 1e-4
+# fewer reference rows make every drift test on them meaningless (too little to compare a window with)
+MIN_REFERENCE_ROWS = 200
 TARGET_OPSET = 17
 
 
@@ -39,6 +42,93 @@ class ParityError(ValueError):
 
 class QuantizationRejected(ValueError):
     """int8 quantization cost more accuracy than allowed."""
+
+
+class ServingCheckError(ValueError):
+    """Served one row at a time, the model answers differently than in a batch, or its label
+    contradicts its probabilities."""
+
+
+# one row served alone vs in a batch: onnxruntime may pick other kernels, so allow float32 rounding
+ROW_BY_ROW_TOLERANCE = 1e-5
+ODD_BATCH_SIZE = 37  # a batch size unlike the others, so that batch-size-dependent answers show
+
+
+def class_name(value: Any) -> str:
+    """A class's name in the manifest: integral floats read as integers (1.0 -> "1")."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    return str(value)
+
+
+def graph_class_labels(onnx_model: Any) -> list[Any] | None:
+    """The class labels a converted classifier carries in its graph (ZipMap or the classifier node),
+    in probability column order; None when the graph does not say (e.g. a plain Softmax)."""
+    by_op: dict[str, list[Any]] = {}
+    for node in onnx_model.graph.node:
+        for attr in node.attribute:
+            if attr.name == "classlabels_strings" and attr.strings:
+                by_op.setdefault(node.op_type, [s.decode() for s in attr.strings])
+            elif attr.name in ("classlabels_int64s", "classlabels_ints") and attr.ints:
+                by_op.setdefault(node.op_type, list(attr.ints))
+    for op in ("ZipMap", "TreeEnsembleClassifier", "TreeEnsemble", "LinearClassifier", "SVMClassifier"):
+        if op in by_op:
+            return by_op[op]
+    return next(iter(by_op.values()), None)
+
+
+def check_row_by_row(runner: ModelRunner, table: dict[str, np.ndarray], strict: bool = True) -> dict[str, Any]:
+    """Serve every row alone, in odd-sized batches and all at once: the answers must be the same, and
+    each label must be the most probable class. Raises ServingCheckError naming the first rows.
+
+    ``strict=False`` measures instead of refusing (dynamically quantized graphs scale activations per
+    batch, so their answers move a little with the other rows): the figures go into the manifest.
+    """
+    n = len(next(iter(table.values())))
+    outputs = runner.manifest.outputs
+    whole = runner.predict(table)
+    problems: list[str] = []
+    largest, labels_changed = 0.0, 0
+    for size in (1, ODD_BATCH_SIZE):
+        for start in range(0, n, size):
+            part = runner.predict({k: v[start : start + size] for k, v in table.items()})
+            stop = start + len(part.labels)
+            if outputs.task is Task.CLASSIFICATION:
+                for i in np.flatnonzero(part.labels != whole.labels[start:stop]):
+                    labels_changed += 1
+                    problems.append(f"row {start + i}: label {part.labels[i]!r} in a batch of {size}, {whole.labels[start + i]!r} in a batch of {n}")
+                if part.probabilities is not None and whole.probabilities is not None:
+                    diff = np.abs(part.probabilities - whole.probabilities[start:stop]).max(axis=1)
+                else:
+                    diff = np.zeros(len(part.labels))
+            else:
+                expected = whole.labels[start:stop]
+                diff = np.abs(part.labels - expected) / np.maximum(1.0, np.abs(expected))
+            largest = max(largest, float(np.nanmax(diff)) if np.isfinite(diff).any() else float("inf"))
+            for i in np.flatnonzero(~(diff <= ROW_BY_ROW_TOLERANCE)):
+                problems.append(f"row {start + i}: outputs differ by {diff[i]:.3g} in a batch of {size} vs {n}")
+        if strict and problems:
+            raise ServingCheckError(
+                f"the model's answer depends on the other rows of the request ({len(problems)} differences); first: "
+                + "; ".join(problems[:5])
+            )
+    if outputs.task is Task.CLASSIFICATION and whole.probabilities is not None and not outputs.labels_from_probabilities:
+        agree = labels_agree_with_probabilities(outputs.classes, whole.labels, whole.probabilities)
+        if not agree.all():
+            bad = np.flatnonzero(~agree)
+            examples = "; ".join(
+                f"row {i}: label {whole.labels[i]!r}, most probable {outputs.classes[int(np.argmax(whole.probabilities[i]))]!r} "
+                f"(p={whole.probabilities[i].max():.3f})"
+                for i in bad[:3]
+            )
+            raise ServingCheckError(
+                f"the label output {outputs.label_output!r} contradicts the probabilities on {len(bad)} of {n} rows ({examples}); "
+                "check that outputs.classes are in the model's probability column order, or set label_output to null "
+                "to serve the most probable class"
+            )
+    return {"rows_checked_one_by_one": n, "batch_dependence_max_diff": largest, "batch_dependence_labels_changed": labels_changed}
 
 
 def canonical_bytes(onnx_model: Any) -> bytes:
@@ -88,7 +178,8 @@ def reference_rows_from_frame(
         }
         if targets is not None:
             t = targets[i]
-            r["target"] = str(t) if runner.manifest.outputs.task is Task.CLASSIFICATION else float(t)
+            outputs = runner.manifest.outputs
+            r["target"] = (outputs.class_for(t) or class_name(t)) if outputs.task is Task.CLASSIFICATION else float(t)
         rows.append(r)
     return rows
 
@@ -150,6 +241,7 @@ def export_sklearn(
     quantize: bool = False,
     accuracy_tolerance: float = 0.01,
     seed: int = 0,
+    allow_small_reference: bool = False,
 ) -> ModelBundle:
     """Convert a fitted pipeline trained on ``prepare_frame`` data; check parity; write the bundle."""
     from skl2onnx import convert_sklearn
@@ -159,7 +251,7 @@ def export_sklearn(
     specs = infer_feature_specs({n: data[n] for n in names})
     is_classifier = hasattr(pipeline, "predict_proba") and hasattr(pipeline, "classes_")
     outputs = (
-        OutputSpec(Task.CLASSIFICATION, tuple(str(c) for c in pipeline.classes_))
+        OutputSpec(Task.CLASSIFICATION, tuple(class_name(c) for c in pipeline.classes_))
         if is_classifier
         else OutputSpec(Task.REGRESSION, (), label_output="variable", probability_output=None)
     )
@@ -174,13 +266,16 @@ def export_sklearn(
     model_bytes = canonical_bytes(onnx_model)
 
     manifest = BundleManifest(model_name=model_name, version="pending", features=specs, outputs=outputs)
+    small_reference_warning = check_reference_size(len(data), allow_small_reference)
     reference = sample_reference(data, seed=seed)
     prepared = prepare_frame(reference, specs)
     runner = _runner_for(manifest, model_bytes)
     pred = runner.predict(table_from_frame(reference, specs))
     try:
         if is_classifier:
-            parity = check_parity(pipeline.predict_proba(prepared), pred.probabilities)
+            source_probabilities = pipeline.predict_proba(prepared)
+            parity = check_parity(source_probabilities, pred.probabilities)
+            _check_labels_match_source(outputs, pipeline.predict(prepared), pred.labels, source_probabilities)
         else:
             parity = check_parity(np.asarray(pipeline.predict(prepared)).reshape(-1), pred.labels, relative=True)
     except ParityError as exc:
@@ -188,17 +283,22 @@ def export_sklearn(
             f"{exc}. The graph sees float32 numbers and '' for null categories: train the pipeline on "
             "devtools.export.prepare_frame(data, specs); trees after a scaler can also flip at float32 thresholds."
         ) from None
+    serving_check = check_row_by_row(runner, table_from_frame(reference, specs))
     metrics: dict[str, Any] = {
         "source": "scikit-learn",
         ("parity_max_abs_diff" if is_classifier else "parity_max_rel_diff"): parity,
         "reference_rows": int(len(reference)),
         "onnx_bytes": len(model_bytes),
+        **serving_check,
         **_quality(outputs, pred, reference[target]),
     }
+    if small_reference_warning:
+        metrics["warnings"] = [small_reference_warning]
     if quantize:
         model_bytes, qmetrics = quantize_checked(manifest, model_bytes, reference, specs, reference[target], accuracy_tolerance)
         metrics["quantization"] = qmetrics
         runner = _runner_for(manifest, model_bytes)
+        metrics["quantization"].update(check_row_by_row(runner, table_from_frame(reference, specs), strict=False))
     manifest = replace(manifest, export_metrics=metrics)
     rows = reference_rows_from_frame(reference, specs, runner, reference[target])
     return write_bundle(out_dir, model_bytes, manifest, rows)
@@ -210,6 +310,7 @@ def export_onnx(
     reference: Any,
     out_dir: str | Path,
     target: str | None = None,
+    allow_small_reference: bool = False,
 ) -> ModelBundle:
     """Bundle a ready ONNX model from any framework.
 
@@ -217,6 +318,8 @@ def export_onnx(
     optional "input_layout"/"single_input_name"}; categories and ranges missing from the features
     are filled from the reference frame.
     """
+    import onnx
+
     model_bytes = Path(model_path).read_bytes()
     declared = {f["name"]: FeatureSpec.from_dict(f) for f in schema["features"]}
     inferred = {f.name: f for f in infer_feature_specs({n: reference[n] for n in declared})}
@@ -232,17 +335,62 @@ def export_onnx(
                 nullable=f.nullable or seen.nullable,
             )
         )
+    outputs = dict(schema["outputs"])
+    if outputs.get("task") == Task.CLASSIFICATION.value:
+        outputs["classes"] = _classes_for(outputs.get("classes"), graph_class_labels(onnx.load_model_from_string(model_bytes)))
     manifest = BundleManifest.from_dict(
-        {**schema, "version": "pending", "features": [s.to_dict() for s in specs], "export_metrics": {}}
+        {**schema, "outputs": outputs, "version": "pending", "features": [s.to_dict() for s in specs], "export_metrics": {}}
     )
+    small_reference_warning = check_reference_size(len(reference), allow_small_reference)
     ref = sample_reference(reference)
     runner = _runner_for(manifest, model_bytes)
-    pred = runner.predict(table_from_frame(ref, specs))  # proves the model runs on the declared schema
-    metrics = {"source": "onnx", "reference_rows": int(len(ref)), "onnx_bytes": len(model_bytes)}
+    table = table_from_frame(ref, specs)
+    pred = runner.predict(table)  # proves the model runs on the declared schema
+    metrics = {"source": "onnx", "reference_rows": int(len(ref)), "onnx_bytes": len(model_bytes), **check_row_by_row(runner, table)}
     if target is not None:
         metrics.update(_quality(manifest.outputs, pred, ref[target]))
+    if small_reference_warning:
+        metrics["warnings"] = [small_reference_warning]
     manifest = replace(manifest, export_metrics=metrics)
     return write_bundle(out_dir, model_bytes, manifest, reference_rows_from_frame(ref, specs, runner, None if target is None else ref[target]))
+
+
+def check_reference_size(rows: int, allow_small: bool, minimum: int = MIN_REFERENCE_ROWS) -> str | None:
+    """Refuse an empty reference, and one below ``minimum`` rows unless allowed (then a warning to keep)."""
+    if rows == 0:
+        raise ValueError("the reference data has no rows: the drift check needs the training data (or a sample of it)")
+    if rows >= minimum:
+        return None
+    message = f"the reference has {rows} rows (< {minimum}): drift checks against it have little power"
+    if not allow_small:
+        raise ValueError(f"{message}; give more rows, or --allow-small-reference to export anyway")
+    return message
+
+
+def _classes_for(declared: Sequence[Any] | None, in_graph: list[Any] | None) -> list[str]:
+    """The manifest's classes: as declared (checked against the graph's own list and order) or the graph's."""
+    if declared:
+        if in_graph is not None and [class_key(c) for c in declared] != [class_key(c) for c in in_graph]:
+            raise ValueError(
+                f"outputs.classes {list(declared)} differ from the class labels in the model graph {in_graph} "
+                "(names and order must match: the order is the probability columns'); leave classes out to use the graph's"
+            )
+        return [class_name(c) for c in declared]
+    if in_graph is None:
+        raise ValueError("the model graph does not name its classes: declare outputs.classes in probability column order")
+    return [class_name(c) for c in in_graph]
+
+
+def _check_labels_match_source(outputs: OutputSpec, source_labels: Any, served: np.ndarray, source_probabilities: np.ndarray) -> None:
+    """Served labels are the source model's labels, row by row (rows where the source's two top
+    probabilities tie within float32 rounding may go either way)."""
+    expected = np.array([outputs.class_for(v) for v in np.asarray(source_labels).tolist()], dtype=object)
+    top2 = np.sort(source_probabilities, axis=1)[:, -2:]
+    clear = (top2[:, 1] - top2[:, 0]) > 2 * PARITY_TOLERANCE
+    wrong = np.flatnonzero((expected != served) & clear)
+    if len(wrong):
+        i = int(wrong[0])
+        raise ParityError(f"served labels differ from the source model's on {len(wrong)} rows; first: row {i}: {served[i]!r} vs {expected[i]!r}")
 
 
 def quantize_checked(
@@ -305,7 +453,13 @@ def _median_latency_ms(runner: ModelRunner, table: dict[str, np.ndarray], repeat
 def _quality(outputs: OutputSpec, pred: Any, target: Any) -> dict[str, Any]:
     y = np.asarray(list(target))
     if outputs.task is Task.CLASSIFICATION:
-        acc = float(np.mean(pred.labels.astype(str) == y.astype(str)))
+        if not len(y):
+            raise ValueError("no target values to score the model on")
+        named = [outputs.class_for(v) for v in y.tolist()]
+        unknown = sorted({str(v) for v, c in zip(y.tolist(), named) if c is None})
+        if unknown:
+            raise ValueError(f"target values {unknown[:10]} are not among the model's classes {list(outputs.classes)}")
+        acc = float(np.mean(pred.labels == np.array(named, dtype=object)))
         return {"accuracy": acc}
     err = pred.labels - y.astype(np.float64)
     mae = float(np.mean(np.abs(err)))

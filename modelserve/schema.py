@@ -11,7 +11,9 @@ Column representation used everywhere downstream (a "table" is ``dict[str, np.nd
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from enum import Enum
@@ -77,29 +79,109 @@ class FeatureSpec:
         )
 
 
+def class_key(value: Any) -> str:
+    """The normalised name of a class label, so that a label means the same class in whatever type it comes.
+
+    int 1, numpy int64 1, float 1.0, "1" and "1.0" -> "1"; True/"true"/"True" -> "true"; other strings as
+    they are. Labels are compared by this key, never by position.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        f = float(value)
+        return str(int(f)) if f.is_integer() else repr(f)
+    if isinstance(value, bytes):
+        value = value.decode()
+    text = str(value)
+    if text.lower() in ("true", "false"):
+        return text.lower()
+    if _INTEGRAL_TEXT.match(text):
+        return str(int(float(text)))
+    return text
+
+
+# "1", "-3", "1.0", "2.00": integers written as text (not "01": codes with leading zeros stay as they are)
+_INTEGRAL_TEXT = re.compile(r"^[+-]?(0|[1-9][0-9]*)(\.0*)?$")
+
+
 @dataclass(frozen=True)
 class OutputSpec:
+    """What the model answers.
+
+    Classifiers: ``classes`` name the probability columns in order; the served label is always one of
+    them. ``label_output`` (an ONNX output) gives the label by value (int, string or bool, matched to
+    ``classes`` by :func:`class_key`); without one (``None``), the label is the most probable class,
+    or for binary models with ``threshold`` set, ``classes[1]`` when its probability >= threshold.
+    """
+
     task: Task
     classes: tuple[str, ...] = ()  # classifier labels, in probability column order
-    label_output: str = "label"  # ONNX output name of the predicted label / value
+    label_output: str | None = "label"  # ONNX output name of the predicted label / value
     probability_output: str | None = "probabilities"  # ONNX output name, classifiers only
+    threshold: float | None = None  # binary classifiers: P(classes[1]) >= threshold -> classes[1]
+
+    def __post_init__(self) -> None:
+        if self.task is Task.REGRESSION:
+            if not self.label_output:
+                raise ValueError("a regression model needs label_output: the ONNX output with the predicted value")
+            if self.threshold is not None:
+                raise ValueError("threshold applies to binary classifiers only")
+            return
+        if len(self.classes) < 2:
+            raise ValueError(f"a classifier needs at least two classes, got {list(self.classes)}")
+        keys = [class_key(c) for c in self.classes]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"classes name the same class twice (1, '1' and 1.0 are one class): {list(self.classes)}")
+        if not self.label_output and not self.probability_output:
+            raise ValueError("a classifier needs label_output or probability_output (or both)")
+        if self.threshold is not None:
+            if len(self.classes) != 2:
+                raise ValueError(f"threshold applies to binary classifiers only; this one has {len(self.classes)} classes")
+            if not self.probability_output:
+                raise ValueError("threshold needs probability_output")
+            if not 0.0 < self.threshold < 1.0:
+                raise ValueError(f"threshold must be between 0 and 1, got {self.threshold}")
+
+    @property
+    def labels_from_probabilities(self) -> bool:
+        """Whether the served label is derived from the probabilities (no label output, or a threshold)."""
+        return self.task is Task.CLASSIFICATION and (not self.label_output or self.threshold is not None)
+
+    def class_for(self, value: Any) -> str | None:
+        """The class a label value names (1, "1" and 1.0 all name class "1"); None if it names none."""
+        if value is None or isinstance(value, (dict, list)):
+            return None
+        if isinstance(value, float) and not np.isfinite(value):
+            return None
+        return _class_index(self.classes).get(class_key(value))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "task": self.task.value,
             "classes": list(self.classes),
             "label_output": self.label_output,
             "probability_output": self.probability_output,
         }
+        if self.threshold is not None:  # only when set: manifests without it keep their version
+            d["threshold"] = self.threshold
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> OutputSpec:
         return cls(
             task=Task(d["task"]),
             classes=tuple(str(c) for c in d.get("classes", ()) or ()),
-            label_output=str(d.get("label_output", "label")),
+            label_output=None if d.get("label_output", "label") is None else str(d.get("label_output", "label")),
             probability_output=d.get("probability_output"),
+            threshold=None if d.get("threshold") is None else float(d["threshold"]),
         )
+
+
+@functools.lru_cache(maxsize=64)
+def _class_index(classes: tuple[str, ...]) -> dict[str, str]:
+    return {class_key(c): c for c in classes}
 
 
 @dataclass(frozen=True)
