@@ -22,13 +22,15 @@ from modelserve.schema import (
     BundleManifest,
     FeatureKind,
     FeatureSpec,
+    InputDtype,
+    InputLayout,
     OutputSpec,
     Task,
     class_key,
     infer_feature_specs,
     json_value,
 )
-from serving.model import ModelRunner, labels_agree_with_probabilities, make_session
+from serving.model import ModelRunner, input_dtypes, labels_agree_with_probabilities, make_session
 
 PARITY_TOLERANCE = 1e-4
 # fewer reference rows make every drift test on them meaningless (too little to compare a window with)
@@ -255,6 +257,7 @@ def export_sklearn(
         if is_classifier
         else OutputSpec(Task.REGRESSION, (), label_output="variable", probability_output=None)
     )
+    specs = tuple(replace(f, dtype=InputDtype.STRING if f.kind is FeatureKind.CATEGORICAL else InputDtype.FLOAT32) for f in specs)
     initial_types = [
         (f.name, StringTensorType([None, 1]) if f.kind is FeatureKind.CATEGORICAL else FloatTensorType([None, 1])) for f in specs
     ]
@@ -335,6 +338,7 @@ def export_onnx(
                 nullable=f.nullable or seen.nullable,
             )
         )
+    specs = with_model_dtypes(specs, model_bytes, InputLayout(schema.get("input_layout", InputLayout.PER_COLUMN.value)), schema.get("single_input_name"), reference)
     outputs = dict(schema["outputs"])
     if outputs.get("task") == Task.CLASSIFICATION.value:
         outputs["classes"] = _classes_for(outputs.get("classes"), graph_class_labels(onnx.load_model_from_string(model_bytes)))
@@ -353,6 +357,37 @@ def export_onnx(
         metrics["warnings"] = [small_reference_warning]
     manifest = replace(manifest, export_metrics=metrics)
     return write_bundle(out_dir, model_bytes, manifest, reference_rows_from_frame(ref, specs, runner, None if target is None else ref[target]))
+
+
+def with_model_dtypes(
+    specs: Sequence[FeatureSpec], model_bytes: bytes, layout: InputLayout, single_input_name: str | None, reference: Any
+) -> list[FeatureSpec]:
+    """Each feature's input type as the graph declares it; the reference's values must fit it."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+    dtypes = input_dtypes(session)
+    if layout is InputLayout.SINGLE_TENSOR:
+        name = single_input_name or next(iter(dtypes))
+        dtypes = {f.name: dtypes[name] for f in specs} if name in dtypes else {}
+    out = []
+    for f in specs:
+        dtype = dtypes.get(f.name)
+        if dtype is None:
+            out.append(f)
+            continue
+        if dtype is InputDtype.INT64 and f.kind is not FeatureKind.CATEGORICAL:
+            values = reference[f.name].to_numpy(dtype=np.float64, na_value=np.nan)
+            bad = np.flatnonzero(~(np.isfinite(values) & (values == np.trunc(values))))
+            if len(bad):
+                raise ValueError(
+                    f"feature {f.name!r}: the model takes int64, but reference row {int(bad[0])} has {float(values[bad[0]])!r} "
+                    f"({len(bad)} rows are missing or not whole numbers)"
+                )
+        if not dtype.has_null and f.nullable:
+            raise ValueError(f"feature {f.name!r}: the model takes {dtype.value}, which has no missing value, but the reference has nulls")
+        out.append(replace(f, dtype=dtype))
+    return out
 
 
 def check_reference_size(rows: int, allow_small: bool, minimum: int = MIN_REFERENCE_ROWS) -> str | None:

@@ -52,6 +52,29 @@ class InputLayout(str, Enum):
     SINGLE_TENSOR = "single_tensor"
 
 
+class InputDtype(str, Enum):
+    """The element type of a feature's ONNX input, as the model declares it."""
+
+    FLOAT32 = "float32"
+    FLOAT64 = "float64"
+    INT64 = "int64"
+    BOOL = "bool"
+    STRING = "string"
+
+    @property
+    def has_null(self) -> bool:
+        """Whether the type can carry a missing value (NaN for floats, the null token for strings)."""
+        return self in (InputDtype.FLOAT32, InputDtype.FLOAT64, InputDtype.STRING)
+
+
+# the element types each kind of feature may be fed as
+ALLOWED_DTYPES: dict[FeatureKind, tuple[InputDtype, ...]] = {
+    FeatureKind.NUMERIC: (InputDtype.FLOAT32, InputDtype.FLOAT64, InputDtype.INT64),
+    FeatureKind.BOOLEAN: (InputDtype.FLOAT32, InputDtype.FLOAT64, InputDtype.INT64, InputDtype.BOOL),
+    FeatureKind.CATEGORICAL: (InputDtype.STRING, InputDtype.INT64),  # int64: integer-coded categories
+}
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
     name: str
@@ -60,11 +83,34 @@ class FeatureSpec:
     categories: tuple[str, ...] = ()  # categories seen in training (categorical only)
     min: float | None = None  # reference range (numeric only)
     max: float | None = None
+    dtype: InputDtype | None = None  # the model input's type; None: string for categorical, float32 otherwise
+
+    def __post_init__(self) -> None:
+        dtype = self.input_dtype
+        if dtype not in ALLOWED_DTYPES[self.kind]:
+            allowed = [d.value for d in ALLOWED_DTYPES[self.kind]]
+            raise ValueError(f"feature {self.name!r}: a {self.kind.value} feature cannot be fed as {dtype.value} (allowed: {allowed})")
+        if self.nullable and not dtype.has_null:
+            raise ValueError(f"feature {self.name!r}: the model takes {dtype.value}, which has no missing value, but the feature is nullable")
+        if self.kind is FeatureKind.CATEGORICAL and dtype is InputDtype.INT64:
+            bad = [c for c in self.categories if not _INTEGER_TEXT.match(c)]
+            if bad:
+                raise ValueError(f"feature {self.name!r}: the model takes int64 codes, but categories {bad[:5]} are not integers")
+
+    @property
+    def input_dtype(self) -> InputDtype:
+        if self.dtype is not None:
+            return self.dtype
+        return InputDtype.STRING if self.kind is FeatureKind.CATEGORICAL else InputDtype.FLOAT32
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["kind"] = self.kind.value
         d["categories"] = list(self.categories)
+        if self.dtype is None:  # only when known: manifests without it keep their version
+            del d["dtype"]
+        else:
+            d["dtype"] = self.dtype.value
         return d
 
     @classmethod
@@ -76,7 +122,11 @@ class FeatureSpec:
             categories=tuple(str(c) for c in d.get("categories", ()) or ()),
             min=None if d.get("min") is None else float(d["min"]),
             max=None if d.get("max") is None else float(d["max"]),
+            dtype=None if d.get("dtype") is None else InputDtype(d["dtype"]),
         )
+
+
+_INTEGER_TEXT = re.compile(r"^[+-]?[0-9]+$")
 
 
 def class_key(value: Any) -> str:
@@ -231,6 +281,8 @@ class BundleManifest:
         layout = InputLayout(d.get("input_layout", InputLayout.PER_COLUMN.value))
         if layout is InputLayout.SINGLE_TENSOR and any(f.kind is FeatureKind.CATEGORICAL for f in features):
             raise ValueError("single_tensor layout takes numeric and boolean features only")
+        if layout is InputLayout.SINGLE_TENSOR and len({f.input_dtype for f in features}) > 1:
+            raise ValueError(f"single_tensor layout: one input tensor has one type, got {sorted({f.input_dtype.value for f in features})}")
         return cls(
             model_name=str(d["model_name"]),
             version=str(d["version"]),

@@ -8,7 +8,17 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from modelserve.schema import CATEGORICAL_NULL_TOKEN, BundleManifest, FeatureKind, InputLayout, Table, Task, class_key
+from modelserve.schema import (
+    ALLOWED_DTYPES,
+    CATEGORICAL_NULL_TOKEN,
+    BundleManifest,
+    FeatureKind,
+    InputDtype,
+    InputLayout,
+    Table,
+    Task,
+    class_key,
+)
 
 
 @dataclass(frozen=True)
@@ -24,6 +34,33 @@ def make_session(model_path: str | Path, threads: int = 1) -> ort.InferenceSessi
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+
+
+# ONNX tensor element types a feature can be fed as
+ONNX_INPUT_DTYPES: dict[str, InputDtype] = {
+    "tensor(float)": InputDtype.FLOAT32,
+    "tensor(double)": InputDtype.FLOAT64,
+    "tensor(int64)": InputDtype.INT64,
+    "tensor(bool)": InputDtype.BOOL,
+    "tensor(string)": InputDtype.STRING,
+}
+_NUMPY_DTYPES = {
+    InputDtype.FLOAT32: np.float32,
+    InputDtype.FLOAT64: np.float64,
+    InputDtype.INT64: np.int64,
+    InputDtype.BOOL: np.bool_,
+}
+
+
+def input_dtypes(session: ort.InferenceSession) -> dict[str, InputDtype]:
+    """Each graph input's element type; ValueError naming the input for a type features cannot be fed as."""
+    out = {}
+    for i in session.get_inputs():
+        if i.type not in ONNX_INPUT_DTYPES:
+            supported = ", ".join(d.value for d in ONNX_INPUT_DTYPES.values())
+            raise ValueError(f"model input {i.name!r} is {i.type}; supported input types: {supported}")
+        out[i.name] = ONNX_INPUT_DTYPES[i.type]
+    return out
 
 
 class ModelOutputError(RuntimeError):
@@ -48,15 +85,25 @@ class ModelRunner:
         )
         self._output_names = list(dict.fromkeys(wanted))
         in_names = {i.name for i in session.get_inputs()}
+        dtypes = input_dtypes(session)
+        ranks = {i.name: len(i.shape) if isinstance(i.shape, list) else 2 for i in session.get_inputs()}
         if manifest.input_layout is InputLayout.PER_COLUMN:
             missing = [f.name for f in manifest.features if f.name not in in_names]
             if missing:
                 raise ValueError(f"model has no inputs for features {missing}; inputs: {sorted(in_names)}")
+            self._dtypes = {f.name: dtypes[f.name] for f in manifest.features}
+            self._column_shape = {f.name: (-1,) if ranks[f.name] == 1 else (-1, 1) for f in manifest.features}
         else:
             name = manifest.single_input_name or next(iter(in_names))
             if name not in in_names:
                 raise ValueError(f"model has no input {name!r}")
             self._single_input = name
+            self._dtypes = {f.name: dtypes[name] for f in manifest.features}
+        for f in manifest.features:
+            if f.dtype is not None and f.dtype is not self._dtypes[f.name]:
+                raise ValueError(f"feature {f.name!r}: the manifest says {f.dtype.value}, the model takes {self._dtypes[f.name].value}")
+            if self._dtypes[f.name] not in ALLOWED_DTYPES[f.kind]:
+                raise ValueError(f"feature {f.name!r}: a {f.kind.value} feature cannot be fed to a {self._dtypes[f.name].value} input")
         self._classes = np.array(outputs.classes, dtype=object)
         self._class_index = {class_key(c): i for i, c in enumerate(outputs.classes)}
 
@@ -65,19 +112,24 @@ class ModelRunner:
         return cls(manifest, make_session(model_path, threads))
 
     def feed(self, table: Table) -> dict[str, np.ndarray]:
+        """Validated columns cast to the types the graph declares (values were range-checked by the validator)."""
         m = self.manifest
         if m.input_layout is InputLayout.SINGLE_TENSOR:
-            cols = [table[f.name].astype(np.float32) for f in m.features]
-            return {self._single_input: np.stack(cols, axis=1)}
+            tensor_type = _NUMPY_DTYPES[self._dtypes[m.features[0].name]]
+            return {self._single_input: np.stack([table[f.name] for f in m.features], axis=1).astype(tensor_type)}
         feed = {}
         for f in m.features:
             col = table[f.name]
+            dtype = self._dtypes[f.name]
             if f.kind is FeatureKind.CATEGORICAL:
-                arr = col.copy()
-                arr[arr == None] = CATEGORICAL_NULL_TOKEN  # noqa: E711 - elementwise on object arrays
-                feed[f.name] = arr.reshape(-1, 1)
+                if dtype is InputDtype.INT64:  # integer-coded categories: "16" -> 16
+                    arr = np.array([int(v) for v in col.tolist()], dtype=np.int64)
+                else:
+                    arr = col.copy()
+                    arr[arr == None] = CATEGORICAL_NULL_TOKEN  # noqa: E711 - elementwise on object arrays
             else:
-                feed[f.name] = col.astype(np.float32).reshape(-1, 1)
+                arr = col.astype(_NUMPY_DTYPES[dtype])
+            feed[f.name] = arr.reshape(self._column_shape[f.name])
         return feed
 
     def predict(self, table: Table) -> Prediction:
