@@ -301,35 +301,89 @@ def infer_feature_specs(columns: Mapping[str, Any], categorical_max_levels: int 
     bool dtype -> boolean; numeric dtype -> numeric (range from the data); anything else ->
     categorical (categories = sorted distinct non-null strings). Nullable iff the column has nulls.
     """
-    specs = []
-    for name, col in columns.items():
-        values = np.asarray(col, dtype=object) if not hasattr(col, "to_numpy") else col.to_numpy(dtype=object)
-        nulls = np.array([_is_null(v) for v in values], dtype=bool)
-        present = values[~nulls]
-        nullable = bool(nulls.any())
-        dtype_kind = getattr(getattr(col, "dtype", None), "kind", None) or np.asarray(col).dtype.kind
-        if dtype_kind == "b" or (len(present) and all(isinstance(v, (bool, np.bool_)) for v in present)):
-            specs.append(FeatureSpec(name=name, kind=FeatureKind.BOOLEAN, nullable=nullable))
-        elif dtype_kind in "iuf" and dtype_kind != "b":
-            arr = present.astype(np.float64)
-            specs.append(
-                FeatureSpec(
-                    name=name,
-                    kind=FeatureKind.NUMERIC,
-                    nullable=nullable,
-                    min=float(arr.min()) if arr.size else None,
-                    max=float(arr.max()) if arr.size else None,
-                )
-            )
+    return tuple(infer_feature_spec(name, col, None, categorical_max_levels)[0] for name, col in columns.items())
+
+
+# integer columns with at most this many distinct values may be codes: the export says so
+FEW_INTEGER_LEVELS = 20
+
+
+def infer_feature_spec(
+    name: str, col: Any, kind: FeatureKind | None = None, categorical_max_levels: int = 50
+) -> tuple[FeatureSpec, str]:
+    """One feature's spec from its training column, and why it has that kind.
+
+    ``kind``: declared by the user (then the values must fit it); None infers it from the values.
+    ValueError names the row and value that do not fit.
+    """
+    values = np.asarray(col, dtype=object) if not hasattr(col, "to_numpy") else col.to_numpy(dtype=object)
+    index = list(col.index) if hasattr(col, "index") else list(range(len(values)))
+    nulls = np.array([_is_null(v) for v in values], dtype=bool)
+    present = values[~nulls]
+    nullable = bool(nulls.any())
+    dtype_kind = getattr(getattr(col, "dtype", None), "kind", None) or np.asarray(col).dtype.kind
+    all_bool = dtype_kind == "b" or (len(present) > 0 and all(isinstance(v, (bool, np.bool_)) for v in present))
+    if kind is None:
+        if all_bool:
+            kind, why = FeatureKind.BOOLEAN, "true/false values"
+        elif dtype_kind in "iuf":
+            kind, why = FeatureKind.NUMERIC, "a column of numbers"
         else:
-            cats = sorted({str(v) for v in present})
-            if len(cats) > categorical_max_levels:
+            not_numbers = [i for i, v in enumerate(values) if not nulls[i] and _number_or_none(v) is None]
+            if present.size and len(not_numbers) <= 0.1 * present.size and not_numbers:
+                i = not_numbers[0]
                 raise ValueError(
-                    f"feature {name!r} looks categorical with {len(cats)} levels "
-                    f"(> {categorical_max_levels}); encode it numerically or raise the limit"
+                    f"feature {name!r}: a column of numbers with text in it: row {index[i]} has {values[i]!r} "
+                    f"({len(not_numbers)} of {present.size} values are not numbers); fix the data, or declare it categorical"
                 )
-            specs.append(FeatureSpec(name=name, kind=FeatureKind.CATEGORICAL, nullable=nullable, categories=tuple(cats)))
-    return tuple(specs)
+            kind, why = FeatureKind.CATEGORICAL, "text values"
+    else:
+        why = "declared"
+    if kind is FeatureKind.BOOLEAN:
+        bad = [i for i, v in enumerate(values) if not nulls[i] and not (isinstance(v, (bool, np.bool_)) or v in (0, 1))]
+        if bad:
+            raise ValueError(f"feature {name!r} is boolean, but row {index[bad[0]]} has {values[bad[0]]!r} (not true/false or 0/1)")
+        return FeatureSpec(name=name, kind=kind, nullable=nullable), f"boolean ({why})"
+    if kind is FeatureKind.NUMERIC:
+        numbers = [_number_or_none(v) for v in present]
+        if any(x is None for x in numbers):
+            positions = np.flatnonzero(~nulls)
+            i = int(positions[next(k for k, x in enumerate(numbers) if x is None)])
+            raise ValueError(f"feature {name!r} is numeric, but row {index[i]} has {values[i]!r}, which is not a number")
+        arr = np.array(numbers, dtype=np.float64)
+        spec = FeatureSpec(name=name, kind=kind, nullable=nullable, min=float(arr.min()) if arr.size else None, max=float(arr.max()) if arr.size else None)
+        levels = len(np.unique(arr))
+        reason = f"numeric ({why}; {levels} distinct values from {spec.min:g} to {spec.max:g})" if arr.size else f"numeric ({why}; no values)"
+        if why != "declared" and arr.size and 2 < levels <= FEW_INTEGER_LEVELS and bool(np.all(arr == np.trunc(arr))):
+            reason += f"; if these are codes rather than quantities, declare it categorical (--categorical {name})"
+        return spec, reason
+    cats = sorted({category_text(v) for v in present})
+    if why != "declared" and len(cats) > categorical_max_levels:
+        raise ValueError(
+            f"feature {name!r} looks categorical with {len(cats)} levels "
+            f"(> {categorical_max_levels}); encode it numerically, or declare its kind"
+        )
+    return FeatureSpec(name=name, kind=kind, nullable=nullable, categories=tuple(cats)), f"categorical ({why}; {len(cats)} levels)"
+
+
+def category_text(value: Any) -> str:
+    """A category as text; codes read as floats (a number column with gaps) keep their integer form: 16.0 -> "16"."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    return str(value)
+
+
+def _number_or_none(v: Any) -> float | None:
+    if isinstance(v, (bool, np.bool_)):
+        return None
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return float(v)
+    try:
+        return float(str(v))
+    except ValueError:
+        return None
 
 
 def _is_null(v: Any) -> bool:
@@ -352,7 +406,7 @@ def rows_to_table(features: tuple[FeatureSpec, ...], rows: list[Mapping[str, Any
 
 def column_from_values(spec: FeatureSpec, values: list[Any]) -> np.ndarray:
     if spec.kind is FeatureKind.CATEGORICAL:
-        return np.array([None if v is None else str(v) for v in values], dtype=object)
+        return np.array([None if v is None else category_text(v) for v in values], dtype=object)
     return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
 
 
