@@ -448,7 +448,9 @@ def _read_model(path: str | Path) -> bytes:
 def _session(model_bytes: bytes) -> Any:
     import onnxruntime as ort
 
-    return ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3  # as served: errors only
+    return ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
 
 
 def _first_line(exc: BaseException) -> str:

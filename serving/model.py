@@ -33,6 +33,9 @@ def make_session(model_path: str | Path, threads: int = 1) -> ort.InferenceSessi
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # errors only: converted graphs often declare a label shape of [1], and onnxruntime would log a
+    # warning on every batch of more than one row
+    opts.log_severity_level = 3
     return ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
 
 
