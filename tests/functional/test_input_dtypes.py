@@ -115,3 +115,22 @@ def test_export_refuses_reference_values_an_int64_input_cannot_carry(tmp_path) -
     schema = {"model_name": "ints", "features": [{"name": "n", "kind": "numeric"}], "outputs": {"task": "regression", "label_output": "value"}}
     with pytest.raises(ValueError, match=r"'n': the model takes int64, but reference row 1 has 0\.5"):
         export_onnx(_save(tmp_path, graph), schema, ref, tmp_path / "b")
+
+
+def test_integer_coded_categories_reach_an_int64_input_as_integers(tmp_path, load_inference, lambda_context) -> None:
+    code = helper.make_tensor_value_info("code", TensorProto.INT64, [None, 1])
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["code"], ["value"], to=TensorProto.FLOAT)], "codes", [code],
+        [helper.make_tensor_value_info("value", TensorProto.FLOAT, [None, 1])],
+    )
+    ref = pd.DataFrame({"code": np.tile([1, 9, 16, 21], 60)})
+    schema = {"model_name": "codes", "features": [{"name": "code", "kind": "categorical"}], "outputs": {"task": "regression"}}
+    bundle = export_onnx(_save(tmp_path, graph), schema, ref, tmp_path / "b")
+    spec = bundle.manifest.feature("code")
+    assert (spec.dtype, spec.categories) == (InputDtype.INT64, ("1", "16", "21", "9"))
+    mod = load_inference(bundle)
+    resp = mod.handler(event("rest_v1", "POST", "/predict", {"instances": [{"code": "16"}, {"code": "9"}]}), lambda_context)
+    assert response_json(resp)["predictions"] == [16.0, 9.0]
+    for wrong, reason in ((16, "wrong_type"), ("17", "unseen_category")):
+        resp = mod.handler(event("rest_v1", "POST", "/predict", {"instances": [{"code": wrong}]}), lambda_context)
+        assert (resp["statusCode"], response_json(resp)["error"]) == (422, reason)
