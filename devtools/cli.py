@@ -15,6 +15,9 @@ import argparse
 import json
 import sys
 import time
+import traceback
+
+from modelserve.schema import FeatureKind
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     p_exp.add_argument("--features", default=None, help="comma-separated feature columns (default: all but target)")
     p_exp.add_argument("--quantize", action="store_true", help="int8 dynamic quantization (checked)")
     p_exp.add_argument("--tolerance", type=float, default=0.01, help="largest accuracy drop quantization may cost")
+    p_exp.add_argument("--allow-small-reference", action="store_true", help="export with fewer reference rows than the minimum (warned)")
+    _kind_options(p_exp)
 
     p_onnx = sub.add_parser("export-onnx", help="bundle a ready ONNX model")
     p_onnx.add_argument("--model", required=True)
@@ -53,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     p_onnx.add_argument("--reference", required=True, help="reference rows, .csv or .parquet")
     p_onnx.add_argument("--target", default=None)
     p_onnx.add_argument("--out", required=True)
+    p_onnx.add_argument("--allow-small-reference", action="store_true", help="export with fewer reference rows than the minimum (warned)")
+    _kind_options(p_onnx)
+    for p in (p_exp, p_onnx):
+        p.add_argument("--debug", action="store_true", help="show the traceback of an error")
 
     p_verify = sub.add_parser("verify", help="prove a deployed stack works (health, predict, feedback, drift check, alarm delivery)")
     p_verify.add_argument("--stack", required=True, help="CloudFormation stack name (the modelserve:stack-name context)")
@@ -80,21 +89,17 @@ def main(argv: list[str] | None = None) -> int:
         b = build_sample_bundle(args.out)
         print(f"sample bundle {b.manifest.model_name} version {b.manifest.version} written to {b.root}")
         return 0
-    if args.command == "export":
-        import joblib
+    if args.command in ("export", "export-onnx"):
+        try:
+            return export(args)
+        except Exception as exc:  # noqa: BLE001 - a person reads this: one line per problem, no traceback
+            from .schema_file import ExportProblems
 
-        from .export import export_sklearn, load_frame
-
-        feats = args.features.split(",") if args.features else None
-        b = export_sklearn(joblib.load(args.pipeline), load_frame(args.data), args.target, args.name, args.out, feats, args.quantize, args.tolerance)
-        print(json.dumps({"bundle": str(b.root), "version": b.manifest.version, "export_metrics": b.manifest.export_metrics}, indent=2))
-        return 0
-    if args.command == "export-onnx":
-        from .export import export_onnx, load_frame, load_schema
-
-        b = export_onnx(args.model, load_schema(args.schema), load_frame(args.reference), args.out, args.target)
-        print(json.dumps({"bundle": str(b.root), "version": b.manifest.version, "export_metrics": b.manifest.export_metrics}, indent=2))
-        return 0
+            if args.debug:
+                traceback.print_exc()
+            for problem in exc.problems if isinstance(exc, ExportProblems) else [_one_line(exc)]:
+                print(f"error: {problem}", file=sys.stderr)
+            return 2
     if args.command == "run":
         return run(args.bundle, args.port, args.seconds, args.show_metrics)
     if args.command == "demo":
@@ -102,6 +107,68 @@ def main(argv: list[str] | None = None) -> int:
 
         return 0 if demo(bundle=args.bundle, requests=args.requests, rows=args.rows, out=args.out, seed=args.seed) else 1
     return 2
+
+
+def _kind_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--categorical", default="", metavar="A,B", help="features that are categories (e.g. integer codes)")
+    p.add_argument("--numeric", default="", metavar="C,D", help="features that are numbers")
+
+
+def _kinds(args: argparse.Namespace) -> dict[str, FeatureKind]:
+    kinds: dict[str, FeatureKind] = {}
+    for kind in (FeatureKind.CATEGORICAL, FeatureKind.NUMERIC):
+        for name in filter(None, (n.strip() for n in getattr(args, kind.value).split(","))):
+            if name in kinds:
+                raise ValueError(f"--{kind.value} {name!r}: also declared --{kinds[name].value}")
+            kinds[name] = kind
+    return kinds
+
+
+def export(args: argparse.Namespace) -> int:
+    from .export import export_onnx, export_sklearn, load_frame, load_schema
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr)
+
+    kinds = _kinds(args)
+    if args.command == "export":
+        pipeline = _load_pipeline(args.pipeline)
+        feats = args.features.split(",") if args.features else None
+        say("features (kind: why):")
+        b = export_sklearn(
+            pipeline, load_frame(args.data, "--data"), args.target, args.name, args.out, feats, args.quantize, args.tolerance,
+            allow_small_reference=args.allow_small_reference, kinds=kinds, log=say,
+        )
+    else:
+        schema = load_schema(args.schema)
+        reference = load_frame(args.reference)
+        say("features (kind: why -> model input type):")
+        b = export_onnx(
+            args.model, schema, reference, args.out, args.target,
+            allow_small_reference=args.allow_small_reference, kinds=kinds, log=say,
+        )
+    for warning in b.manifest.export_metrics.get("warnings", []):
+        say(f"warning: {warning}")
+    print(json.dumps({"bundle": str(b.root), "version": b.manifest.version, "export_metrics": b.manifest.export_metrics}, indent=2))
+    return 0
+
+
+def _load_pipeline(path: str) -> object:
+    import joblib
+
+    from .schema_file import ExportProblems
+
+    try:
+        return joblib.load(path)
+    except FileNotFoundError:
+        raise ExportProblems([f"--pipeline: no such file: {path}"]) from None
+    except Exception as exc:  # noqa: BLE001 - pickle errors come in many types
+        raise ExportProblems([f"--pipeline {path}: not a joblib file of a fitted pipeline ({type(exc).__name__}: {exc})"]) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if isinstance(exc, ValueError) and text else f"{type(exc).__name__}: {text}"
 
 
 def run(bundle: str | None, port: int, seconds: float | None, show_metrics: bool) -> int:

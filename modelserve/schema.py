@@ -11,7 +11,9 @@ Column representation used everywhere downstream (a "table" is ``dict[str, np.nd
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from enum import Enum
@@ -50,6 +52,29 @@ class InputLayout(str, Enum):
     SINGLE_TENSOR = "single_tensor"
 
 
+class InputDtype(str, Enum):
+    """The element type of a feature's ONNX input, as the model declares it."""
+
+    FLOAT32 = "float32"
+    FLOAT64 = "float64"
+    INT64 = "int64"
+    BOOL = "bool"
+    STRING = "string"
+
+    @property
+    def has_null(self) -> bool:
+        """Whether the type can carry a missing value (NaN for floats, the null token for strings)."""
+        return self in (InputDtype.FLOAT32, InputDtype.FLOAT64, InputDtype.STRING)
+
+
+# the element types each kind of feature may be fed as
+ALLOWED_DTYPES: dict[FeatureKind, tuple[InputDtype, ...]] = {
+    FeatureKind.NUMERIC: (InputDtype.FLOAT32, InputDtype.FLOAT64, InputDtype.INT64),
+    FeatureKind.BOOLEAN: (InputDtype.FLOAT32, InputDtype.FLOAT64, InputDtype.INT64, InputDtype.BOOL),
+    FeatureKind.CATEGORICAL: (InputDtype.STRING, InputDtype.INT64),  # int64: integer-coded categories
+}
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
     name: str
@@ -58,11 +83,34 @@ class FeatureSpec:
     categories: tuple[str, ...] = ()  # categories seen in training (categorical only)
     min: float | None = None  # reference range (numeric only)
     max: float | None = None
+    dtype: InputDtype | None = None  # the model input's type; None: string for categorical, float32 otherwise
+
+    def __post_init__(self) -> None:
+        dtype = self.input_dtype
+        if dtype not in ALLOWED_DTYPES[self.kind]:
+            allowed = [d.value for d in ALLOWED_DTYPES[self.kind]]
+            raise ValueError(f"feature {self.name!r}: a {self.kind.value} feature cannot be fed as {dtype.value} (allowed: {allowed})")
+        if self.nullable and not dtype.has_null:
+            raise ValueError(f"feature {self.name!r}: the model takes {dtype.value}, which has no missing value, but the feature is nullable")
+        if self.kind is FeatureKind.CATEGORICAL and dtype is InputDtype.INT64:
+            bad = [c for c in self.categories if not _INTEGER_TEXT.match(c)]
+            if bad:
+                raise ValueError(f"feature {self.name!r}: the model takes int64 codes, but categories {bad[:5]} are not integers")
+
+    @property
+    def input_dtype(self) -> InputDtype:
+        if self.dtype is not None:
+            return self.dtype
+        return InputDtype.STRING if self.kind is FeatureKind.CATEGORICAL else InputDtype.FLOAT32
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["kind"] = self.kind.value
         d["categories"] = list(self.categories)
+        if self.dtype is None:  # only when known: manifests without it keep their version
+            del d["dtype"]
+        else:
+            d["dtype"] = self.dtype.value
         return d
 
     @classmethod
@@ -74,32 +122,116 @@ class FeatureSpec:
             categories=tuple(str(c) for c in d.get("categories", ()) or ()),
             min=None if d.get("min") is None else float(d["min"]),
             max=None if d.get("max") is None else float(d["max"]),
+            dtype=None if d.get("dtype") is None else InputDtype(d["dtype"]),
         )
+
+
+_INTEGER_TEXT = re.compile(r"^[+-]?[0-9]+$")
+
+
+def class_key(value: Any) -> str:
+    """The normalised name of a class label, so that a label means the same class in whatever type it comes.
+
+    int 1, numpy int64 1, float 1.0, "1" and "1.0" -> "1"; True/"true"/"True" -> "true"; other strings as
+    they are. Labels are compared by this key, never by position.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        f = float(value)
+        return str(int(f)) if f.is_integer() else repr(f)
+    if isinstance(value, bytes):
+        value = value.decode()
+    text = str(value)
+    if text.lower() in ("true", "false"):
+        return text.lower()
+    if _INTEGRAL_TEXT.match(text):
+        return str(int(float(text)))
+    return text
+
+
+# "1", "-3", "1.0", "2.00": integers written as text (not "01": codes with leading zeros stay as they are)
+_INTEGRAL_TEXT = re.compile(r"^[+-]?(0|[1-9][0-9]*)(\.0*)?$")
 
 
 @dataclass(frozen=True)
 class OutputSpec:
+    """What the model answers.
+
+    Classifiers: ``classes`` name the probability columns in order; the served label is always one of
+    them. ``label_output`` (an ONNX output) gives the label by value (int, string or bool, matched to
+    ``classes`` by :func:`class_key`); without one (``None``), the label is the most probable class,
+    or for binary models with ``threshold`` set, ``classes[1]`` when its probability >= threshold.
+    """
+
     task: Task
     classes: tuple[str, ...] = ()  # classifier labels, in probability column order
-    label_output: str = "label"  # ONNX output name of the predicted label / value
+    label_output: str | None = "label"  # ONNX output name of the predicted label / value
     probability_output: str | None = "probabilities"  # ONNX output name, classifiers only
+    threshold: float | None = None  # binary classifiers: P(classes[1]) >= threshold -> classes[1]
+
+    def __post_init__(self) -> None:
+        if self.task is Task.REGRESSION:
+            if not self.label_output:
+                raise ValueError("a regression model needs label_output: the ONNX output with the predicted value")
+            if self.threshold is not None:
+                raise ValueError("threshold applies to binary classifiers only")
+            return
+        if len(self.classes) < 2:
+            raise ValueError(f"a classifier needs at least two classes, got {list(self.classes)}")
+        keys = [class_key(c) for c in self.classes]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"classes name the same class twice (1, '1' and 1.0 are one class): {list(self.classes)}")
+        if not self.label_output and not self.probability_output:
+            raise ValueError("a classifier needs label_output or probability_output (or both)")
+        if self.threshold is not None:
+            if len(self.classes) != 2:
+                raise ValueError(f"threshold applies to binary classifiers only; this one has {len(self.classes)} classes")
+            if not self.probability_output:
+                raise ValueError("threshold needs probability_output")
+            if not 0.0 < self.threshold < 1.0:
+                raise ValueError(f"threshold must be between 0 and 1, got {self.threshold}")
+
+    @property
+    def labels_from_probabilities(self) -> bool:
+        """Whether the served label is derived from the probabilities (no label output, or a threshold)."""
+        return self.task is Task.CLASSIFICATION and (not self.label_output or self.threshold is not None)
+
+    def class_for(self, value: Any) -> str | None:
+        """The class a label value names (1, "1" and 1.0 all name class "1"); None if it names none."""
+        if value is None or isinstance(value, (dict, list)):
+            return None
+        if isinstance(value, float) and not np.isfinite(value):
+            return None
+        return _class_index(self.classes).get(class_key(value))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "task": self.task.value,
             "classes": list(self.classes),
             "label_output": self.label_output,
             "probability_output": self.probability_output,
         }
+        if self.threshold is not None:  # only when set: manifests without it keep their version
+            d["threshold"] = self.threshold
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> OutputSpec:
         return cls(
             task=Task(d["task"]),
             classes=tuple(str(c) for c in d.get("classes", ()) or ()),
-            label_output=str(d.get("label_output", "label")),
+            label_output=None if d.get("label_output", "label") is None else str(d.get("label_output", "label")),
             probability_output=d.get("probability_output"),
+            threshold=None if d.get("threshold") is None else float(d["threshold"]),
         )
+
+
+@functools.lru_cache(maxsize=64)
+def _class_index(classes: tuple[str, ...]) -> dict[str, str]:
+    return {class_key(c): c for c in classes}
 
 
 @dataclass(frozen=True)
@@ -149,6 +281,8 @@ class BundleManifest:
         layout = InputLayout(d.get("input_layout", InputLayout.PER_COLUMN.value))
         if layout is InputLayout.SINGLE_TENSOR and any(f.kind is FeatureKind.CATEGORICAL for f in features):
             raise ValueError("single_tensor layout takes numeric and boolean features only")
+        if layout is InputLayout.SINGLE_TENSOR and len({f.input_dtype for f in features}) > 1:
+            raise ValueError(f"single_tensor layout: one input tensor has one type, got {sorted({f.input_dtype.value for f in features})}")
         return cls(
             model_name=str(d["model_name"]),
             version=str(d["version"]),
@@ -167,35 +301,89 @@ def infer_feature_specs(columns: Mapping[str, Any], categorical_max_levels: int 
     bool dtype -> boolean; numeric dtype -> numeric (range from the data); anything else ->
     categorical (categories = sorted distinct non-null strings). Nullable iff the column has nulls.
     """
-    specs = []
-    for name, col in columns.items():
-        values = np.asarray(col, dtype=object) if not hasattr(col, "to_numpy") else col.to_numpy(dtype=object)
-        nulls = np.array([_is_null(v) for v in values], dtype=bool)
-        present = values[~nulls]
-        nullable = bool(nulls.any())
-        dtype_kind = getattr(getattr(col, "dtype", None), "kind", None) or np.asarray(col).dtype.kind
-        if dtype_kind == "b" or (len(present) and all(isinstance(v, (bool, np.bool_)) for v in present)):
-            specs.append(FeatureSpec(name=name, kind=FeatureKind.BOOLEAN, nullable=nullable))
-        elif dtype_kind in "iuf" and dtype_kind != "b":
-            arr = present.astype(np.float64)
-            specs.append(
-                FeatureSpec(
-                    name=name,
-                    kind=FeatureKind.NUMERIC,
-                    nullable=nullable,
-                    min=float(arr.min()) if arr.size else None,
-                    max=float(arr.max()) if arr.size else None,
-                )
-            )
+    return tuple(infer_feature_spec(name, col, None, categorical_max_levels)[0] for name, col in columns.items())
+
+
+# integer columns with at most this many distinct values may be codes: the export says so
+FEW_INTEGER_LEVELS = 20
+
+
+def infer_feature_spec(
+    name: str, col: Any, kind: FeatureKind | None = None, categorical_max_levels: int = 50
+) -> tuple[FeatureSpec, str]:
+    """One feature's spec from its training column, and why it has that kind.
+
+    ``kind``: declared by the user (then the values must fit it); None infers it from the values.
+    ValueError names the row and value that do not fit.
+    """
+    values = np.asarray(col, dtype=object) if not hasattr(col, "to_numpy") else col.to_numpy(dtype=object)
+    index = list(col.index) if hasattr(col, "index") else list(range(len(values)))
+    nulls = np.array([_is_null(v) for v in values], dtype=bool)
+    present = values[~nulls]
+    nullable = bool(nulls.any())
+    dtype_kind = getattr(getattr(col, "dtype", None), "kind", None) or np.asarray(col).dtype.kind
+    all_bool = dtype_kind == "b" or (len(present) > 0 and all(isinstance(v, (bool, np.bool_)) for v in present))
+    if kind is None:
+        if all_bool:
+            kind, why = FeatureKind.BOOLEAN, "true/false values"
+        elif dtype_kind in "iuf":
+            kind, why = FeatureKind.NUMERIC, "a column of numbers"
         else:
-            cats = sorted({str(v) for v in present})
-            if len(cats) > categorical_max_levels:
+            not_numbers = [i for i, v in enumerate(values) if not nulls[i] and _number_or_none(v) is None]
+            if present.size and len(not_numbers) <= 0.1 * present.size and not_numbers:
+                i = not_numbers[0]
                 raise ValueError(
-                    f"feature {name!r} looks categorical with {len(cats)} levels "
-                    f"(> {categorical_max_levels}); encode it numerically or raise the limit"
+                    f"feature {name!r}: a column of numbers with text in it: row {index[i]} has {values[i]!r} "
+                    f"({len(not_numbers)} of {present.size} values are not numbers); fix the data, or declare it categorical"
                 )
-            specs.append(FeatureSpec(name=name, kind=FeatureKind.CATEGORICAL, nullable=nullable, categories=tuple(cats)))
-    return tuple(specs)
+            kind, why = FeatureKind.CATEGORICAL, "text values"
+    else:
+        why = "declared"
+    if kind is FeatureKind.BOOLEAN:
+        bad = [i for i, v in enumerate(values) if not nulls[i] and not (isinstance(v, (bool, np.bool_)) or v in (0, 1))]
+        if bad:
+            raise ValueError(f"feature {name!r} is boolean, but row {index[bad[0]]} has {values[bad[0]]!r} (not true/false or 0/1)")
+        return FeatureSpec(name=name, kind=kind, nullable=nullable), f"boolean ({why})"
+    if kind is FeatureKind.NUMERIC:
+        numbers = [_number_or_none(v) for v in present]
+        if any(x is None for x in numbers):
+            positions = np.flatnonzero(~nulls)
+            i = int(positions[next(k for k, x in enumerate(numbers) if x is None)])
+            raise ValueError(f"feature {name!r} is numeric, but row {index[i]} has {values[i]!r}, which is not a number")
+        arr = np.array(numbers, dtype=np.float64)
+        spec = FeatureSpec(name=name, kind=kind, nullable=nullable, min=float(arr.min()) if arr.size else None, max=float(arr.max()) if arr.size else None)
+        levels = len(np.unique(arr))
+        reason = f"numeric ({why}; {levels} distinct values from {spec.min:g} to {spec.max:g})" if arr.size else f"numeric ({why}; no values)"
+        if why != "declared" and arr.size and 2 < levels <= FEW_INTEGER_LEVELS and bool(np.all(arr == np.trunc(arr))):
+            reason += f"; if these are codes rather than quantities, declare it categorical (--categorical {name})"
+        return spec, reason
+    cats = sorted({category_text(v) for v in present})
+    if why != "declared" and len(cats) > categorical_max_levels:
+        raise ValueError(
+            f"feature {name!r} looks categorical with {len(cats)} levels "
+            f"(> {categorical_max_levels}); encode it numerically, or declare its kind"
+        )
+    return FeatureSpec(name=name, kind=kind, nullable=nullable, categories=tuple(cats)), f"categorical ({why}; {len(cats)} levels)"
+
+
+def category_text(value: Any) -> str:
+    """A category as text; codes read as floats (a number column with gaps) keep their integer form: 16.0 -> "16"."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    return str(value)
+
+
+def _number_or_none(v: Any) -> float | None:
+    if isinstance(v, (bool, np.bool_)):
+        return None
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return float(v)
+    try:
+        return float(str(v))
+    except ValueError:
+        return None
 
 
 def _is_null(v: Any) -> bool:
@@ -218,7 +406,7 @@ def rows_to_table(features: tuple[FeatureSpec, ...], rows: list[Mapping[str, Any
 
 def column_from_values(spec: FeatureSpec, values: list[Any]) -> np.ndarray:
     if spec.kind is FeatureKind.CATEGORICAL:
-        return np.array([None if v is None else str(v) for v in values], dtype=object)
+        return np.array([None if v is None else category_text(v) for v in values], dtype=object)
     return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
 
 

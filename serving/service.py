@@ -105,7 +105,8 @@ class InferenceService:
                 # row: the item's index in the batch (the item's own "row" key is named by field="row")
                 errors.append(FieldError(err[0], f"item {i}: {err[1]}", row=i, field=err[2]))
                 continue
-            label = it["label"] if self.is_classifier else float(it["label"])
+            # classes by meaning, as predictions are: 1, "1" and 1.0 all name class "1"
+            label = self.manifest.outputs.class_for(it["label"]) if self.is_classifier else float(it["label"])
             # "row" is optional (default 0, the single-row case): it was validated with the same default
             records.append(FeedbackRecord(it["request_id"], it.get("row", 0), label, received, self.manifest.model_name))
         if errors:
@@ -135,7 +136,7 @@ class InferenceService:
         if "label" not in it or label is None:
             return WRONG_TYPE, "label is required", "label"
         if self.is_classifier:
-            if not isinstance(label, str) or label not in self.classes:
+            if self.manifest.outputs.class_for(label) is None:
                 return WRONG_TYPE, f"label must be one of the model's classes {self.classes}", "label"
         elif type(label) not in (int, float) or not np.isfinite(label):
             return WRONG_TYPE, "label must be a finite number", "label"

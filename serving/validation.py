@@ -16,9 +16,11 @@ from typing import Any
 import numpy as np
 import orjson
 
-from modelserve.schema import BundleManifest, FeatureKind, FeatureSpec, Table
+from modelserve.schema import BundleManifest, FeatureKind, FeatureSpec, InputDtype, Table
 
 MAX_REPORTED_ERRORS = 50
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # beyond it a float32 input would read infinity
+MAX_EXACT_INTEGER = 2**53  # integers pass through the float64 columns; beyond this they would be rounded
 
 # rejection reasons: also the "Reason" dimension of the ValidationRejects metric
 MALFORMED_JSON = "malformed_json"
@@ -166,10 +168,11 @@ class Validator:
                 arr = np.array(values, dtype=np.float64)
             except OverflowError:
                 arr = None
-            if arr is not None and np.isfinite(arr).all():
+            if arr is not None and np.isfinite(arr).all() and _fits(spec.input_dtype, arr).all():
                 return arr
         out = np.empty(len(values), dtype=np.float64)
         start = len(errors)
+        dtype = spec.input_dtype
         for i, v in enumerate(values):
             t = type(v)
             if v is None:
@@ -183,8 +186,12 @@ class Validator:
                     fv = float(v)
                 except OverflowError:
                     fv = math.inf
-                if not math.isfinite(fv):
+                if dtype is InputDtype.INT64 and not (math.isfinite(fv) and fv.is_integer() and abs(fv) <= MAX_EXACT_INTEGER):
+                    errors.append(FieldError(WRONG_TYPE, f"expected a whole number within ±2**53 (the model takes int64), got {v!r}", i, spec.name))
+                elif not math.isfinite(fv):
                     errors.append(FieldError(NOT_FINITE, "NaN and Infinity are not accepted; send null if missing", i, spec.name))
+                elif dtype is InputDtype.FLOAT32 and abs(fv) > FLOAT32_MAX:
+                    errors.append(FieldError(NOT_FINITE, f"{v!r} is beyond the float32 range the model takes (±{FLOAT32_MAX:.4g})", i, spec.name))
                 out[i] = fv
             if len(errors) - start >= MAX_REPORTED_ERRORS:
                 break
@@ -227,6 +234,15 @@ class Validator:
         if len(errors) > start:
             return None
         return np.array(values, dtype=object)
+
+
+def _fits(dtype: InputDtype, arr: np.ndarray) -> np.ndarray:
+    """Per value: whether the finite float64 value is carried exactly enough by the model's input type."""
+    if dtype is InputDtype.FLOAT32:
+        return np.abs(arr) <= FLOAT32_MAX
+    if dtype is InputDtype.INT64:
+        return (arr == np.trunc(arr)) & (np.abs(arr) <= MAX_EXACT_INTEGER)
+    return np.ones(arr.shape, dtype=bool)
 
 
 def _unprocessable(errors: list[FieldError]) -> RequestError:

@@ -112,6 +112,14 @@ def test_quantization_reports_its_cost_and_refuses_past_the_tolerance(tmp_path) 
     q = bundle.manifest.export_metrics["quantization"]
     assert {"bytes_before", "bytes_after", "latency_ms_before", "latency_ms_after", "quality_drop", "labels_changed"} <= set(q)
     assert q["graph_changed"] is True
+    # the manifest describes the quantized graph that is served, and how far it is from the float one
+    metrics = bundle.manifest.export_metrics
+    assert metrics["onnx_bytes"] == q["bytes_after"] == bundle.model_path.stat().st_size != q["float_onnx_bytes"]
+    served = ModelRunner.from_path(bundle.manifest, bundle.model_path).predict(table_from_frame(df, bundle.manifest.features))
+    source = pipe.predict_proba(prepare_frame(df, bundle.manifest.features))
+    assert metrics["parity_max_abs_diff"] == pytest.approx(np.abs(served.probabilities - source).max(), abs=5e-3)
+    assert metrics["parity_max_abs_diff"] > q["float_parity_max_abs_diff"]
+    assert q["parity_vs_float_max_abs_diff"] > 1e-4
     with pytest.raises(QuantizationRejected, match="tolerance"):
         export_sklearn(pipe, df, TARGET, "mlp", tmp_path / "q2", quantize=True, accuracy_tolerance=-1.0)
     assert not (tmp_path / "q2" / "manifest.json").exists()

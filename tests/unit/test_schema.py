@@ -82,3 +82,25 @@ def test_rows_table_round_trip_keeps_nulls_and_booleans() -> None:
     table = rows_to_table(feats, rows)
     assert np.isnan(table["x"][1]) and table["b"][0] == 1.0 and table["c"][1] is None
     assert table_to_rows(feats, table) == rows
+
+
+@pytest.mark.parametrize(("value", "key"), [(1, "1"), ("1", "1"), (1.0, "1"), ("1.0", "1"), (np.int64(1), "1"), (np.float32(1.0), "1"), (True, "true"), ("True", "true"), (2.5, "2.5"), ("01", "01"), ("Adelie", "Adelie")])
+def test_class_key_names_a_class_the_same_in_every_type(value, key) -> None:
+    from modelserve.schema import class_key
+
+    assert class_key(value) == key
+
+
+def test_output_spec_maps_labels_by_value_and_refuses_ambiguous_or_incomplete_outputs() -> None:
+    spec = OutputSpec(Task.CLASSIFICATION, ("1", "2", "3"))
+    assert [spec.class_for(v) for v in (1, "2", 3.0, 0, 4, 1.5, True, None, float("nan"))] == ["1", "2", "3", None, None, None, None, None, None]
+    with pytest.raises(ValueError, match="same class twice"):
+        OutputSpec(Task.CLASSIFICATION, ("1", "1.0"))
+    with pytest.raises(ValueError, match="at least two classes"):
+        OutputSpec(Task.CLASSIFICATION, ())
+    with pytest.raises(ValueError, match="label_output or probability_output"):
+        OutputSpec(Task.CLASSIFICATION, ("a", "b"), label_output=None, probability_output=None)
+    with pytest.raises(ValueError, match="binary classifiers only"):
+        OutputSpec(Task.CLASSIFICATION, ("a", "b", "c"), threshold=0.5)
+    assert OutputSpec.from_dict(OutputSpec(Task.CLASSIFICATION, ("a", "b"), None, "p", 0.3).to_dict()).threshold == 0.3
+    assert "threshold" not in OutputSpec(Task.CLASSIFICATION, ("a", "b")).to_dict()  # versions of existing bundles unchanged

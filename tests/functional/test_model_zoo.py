@@ -1,0 +1,256 @@
+"""A zoo of tabular models as people bring them, each exported, served through the real inference
+handler one row per request and in batches, and compared with the library that trained it:
+labels exact, probabilities within 1e-5, regression values within float32 rounding.
+
+LightGBM and XGBoost (converted by onnxmltools), a scikit-learn pipeline with categorical inputs,
+a RandomForest with integer classes 1..3, a probabilities-only binary model, a float64-input and an
+int64-input model, and a regression model. All data ships with scikit-learn (and palmerpenguins).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pandas as pd
+import pytest
+
+from devtools.export import export_onnx, export_sklearn, table_from_frame
+from modelserve.bundle import ModelBundle
+from modelserve.schema import InputDtype, Task, table_to_rows
+from tests.support import event, response_json
+
+pytestmark = pytest.mark.slow
+
+PROBABILITY_TOLERANCE = 1e-5
+VALUE_RTOL = 1e-5  # the graphs compute in float32: about 7 significant digits
+SINGLE_ROW_REQUESTS = 40  # per model, spread over the data
+BATCH = 200
+
+
+@dataclass
+class ZooModel:
+    bundle: ModelBundle
+    frame: pd.DataFrame  # the model's features, as the exporter saw them
+    labels: list[str] | None  # the library's own predictions
+    probabilities: np.ndarray | None
+    values: np.ndarray | None = None
+
+
+def _frame(loader: Callable[..., Any]) -> tuple[pd.DataFrame, np.ndarray]:
+    data = loader(as_frame=True)
+    x = data.data.rename(columns=lambda c: c.replace("/", "_").replace(" ", "_"))
+    return x, data.target.to_numpy()
+
+
+def _export_ready(tmp: Path, name: str, model: onnx.ModelProto, x: pd.DataFrame, y: Any, task: str, **outputs: Any) -> ModelBundle:
+    (tmp / f"{name}.onnx").write_bytes(model.SerializeToString())
+    schema = {
+        "model_name": name,
+        "features": [{"name": c} for c in x.columns],
+        "outputs": {"task": task, **outputs},
+        "input_layout": "single_tensor",
+    }
+    return export_onnx(tmp / f"{name}.onnx", schema, x.assign(target=y), tmp / name, target="target", allow_small_reference=len(x) < 200)
+
+
+def _lightgbm(tmp: Path) -> ZooModel:
+    import lightgbm as lgb
+    from onnxmltools import convert_lightgbm
+    from onnxmltools.convert.common.data_types import FloatTensorType
+    from sklearn.datasets import load_wine
+
+    x, y = _frame(load_wine)
+    x32 = x.to_numpy(np.float32)
+    model = lgb.LGBMClassifier(n_estimators=30, num_leaves=8, verbose=-1, random_state=0, n_jobs=1).fit(x32, y)
+    onx = convert_lightgbm(model, initial_types=[("x", FloatTensorType([None, x.shape[1]]))], target_opset=15, zipmap=False)
+    bundle = _export_ready(tmp, "lightgbm", onx, x, y, "classification")
+    return ZooModel(bundle, x, [str(v) for v in model.predict(x32)], model.predict_proba(x32))
+
+
+def _xgboost(tmp: Path) -> ZooModel:
+    import xgboost as xgb
+    from onnxmltools import convert_xgboost
+    from onnxmltools.convert.common.data_types import FloatTensorType
+    from sklearn.datasets import load_breast_cancer
+
+    x, y = _frame(load_breast_cancer)
+    x32 = x.to_numpy(np.float32)
+    model = xgb.XGBClassifier(n_estimators=30, max_depth=3, random_state=0, n_jobs=1).fit(x32, y)
+    onx = convert_xgboost(model, initial_types=[("x", FloatTensorType([None, x.shape[1]]))], target_opset=15)
+    bundle = _export_ready(tmp, "xgboost", onx, x, y, "classification")
+    return ZooModel(bundle, x, [str(v) for v in model.predict(x32)], model.predict_proba(x32))
+
+
+def _pipeline_with_categories(tmp: Path) -> ZooModel:
+    from devtools.export import prepare_frame
+    from devtools.sample_model import TARGET, build_pipeline, load_training_frame
+    from modelserve.schema import infer_feature_specs
+
+    df = load_training_frame()
+    features = [c for c in df.columns if c != TARGET]
+    prepared = prepare_frame(df, infer_feature_specs({c: df[c] for c in features}))
+    pipeline = build_pipeline().fit(prepared, df[TARGET])
+    bundle = export_sklearn(pipeline, df, TARGET, "penguins", tmp / "penguins")
+    return ZooModel(bundle, df[features], [str(v) for v in pipeline.predict(prepared)], pipeline.predict_proba(prepared))
+
+
+def _forest_classes_1_to_3(tmp: Path) -> ZooModel:
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.datasets import load_wine
+    from sklearn.ensemble import RandomForestClassifier
+
+    x, y = _frame(load_wine)
+    y = y + 1
+    x32 = x.to_numpy(np.float32)
+    model = RandomForestClassifier(n_estimators=20, random_state=0).fit(x32, y)
+    onx = convert_sklearn(model, initial_types=[("x", FloatTensorType([None, x.shape[1]]))], target_opset=17)  # ZipMap output
+    bundle = _export_ready(tmp, "forest123", onx, x, y, "classification", label_output="output_label", probability_output="output_probability")
+    return ZooModel(bundle, x, [str(v) for v in model.predict(x32)], model.predict_proba(x32))
+
+
+def _probabilities_only(tmp: Path) -> ZooModel:
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = _frame(load_breast_cancer)
+    x32 = x.to_numpy(np.float32)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x32, y)
+    onx = convert_sklearn(model, initial_types=[("x", FloatTensorType([None, x.shape[1]]))], target_opset=17, options={"zipmap": False})
+    # what a hand-built or Keras-style graph gives: probabilities and no label output
+    onx.graph.output.remove(next(o for o in onx.graph.output if o.name == "label"))
+    bundle = _export_ready(tmp, "probs_only", onx, x, y, "classification")
+    assert bundle.manifest.outputs.label_output is None
+    return ZooModel(bundle, x, [str(v) for v in model.predict(x32)], model.predict_proba(x32))
+
+
+def _float64_inputs(tmp: Path) -> ZooModel:
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import DoubleTensorType
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = _frame(load_iris)
+    names = np.array(["setosa", "versicolor", "virginica"])[y]  # string classes
+    model = LogisticRegression(max_iter=1000).fit(x.to_numpy(), names)
+    onx = convert_sklearn(model, initial_types=[("x", DoubleTensorType([None, x.shape[1]]))], target_opset=17, options={"zipmap": False})
+    # the double-precision graph keeps its classes in a constant, not an attribute: declare them
+    bundle = _export_ready(tmp, "float64", onx, x, names, "classification", classes=list(model.classes_))
+    assert {f.dtype for f in bundle.manifest.features} == {InputDtype.FLOAT64}
+    return ZooModel(bundle, x, list(model.predict(x.to_numpy())), model.predict_proba(x.to_numpy()))
+
+
+def _int64_inputs(tmp: Path) -> ZooModel:
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import Int64TensorType
+    from sklearn.datasets import load_digits
+    from sklearn.ensemble import RandomForestClassifier
+
+    x, y = _frame(load_digits)
+    x = x.astype(np.int64)
+    model = RandomForestClassifier(n_estimators=10, max_depth=8, random_state=0).fit(x.to_numpy(), y)
+    onx = convert_sklearn(model, initial_types=[("x", Int64TensorType([None, x.shape[1]]))], target_opset=17, options={"zipmap": False})
+    bundle = _export_ready(tmp, "int64", onx, x, y, "classification")
+    assert {f.dtype for f in bundle.manifest.features} == {InputDtype.INT64}
+    return ZooModel(bundle, x, [str(v) for v in model.predict(x.to_numpy())], model.predict_proba(x.to_numpy()))
+
+
+def _regression(tmp: Path) -> ZooModel:
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.datasets import load_diabetes
+    from sklearn.ensemble import RandomForestRegressor
+
+    x, y = _frame(load_diabetes)
+    x32 = x.to_numpy(np.float32)
+    model = RandomForestRegressor(n_estimators=20, max_depth=6, random_state=0).fit(x32, y)
+    onx = convert_sklearn(model, initial_types=[("x", FloatTensorType([None, x.shape[1]]))], target_opset=17)
+    bundle = _export_ready(tmp, "regression", onx, x, y, "regression")
+    return ZooModel(bundle, x, None, None, values=model.predict(x32))
+
+
+ZOO: dict[str, Callable[[Path], ZooModel]] = {
+    "lightgbm": _lightgbm,
+    "xgboost": _xgboost,
+    "sklearn_pipeline_categorical": _pipeline_with_categories,
+    "random_forest_classes_1_to_3": _forest_classes_1_to_3,
+    "probabilities_only_binary": _probabilities_only,
+    "float64_inputs": _float64_inputs,
+    "int64_inputs": _int64_inputs,
+    "regression": _regression,
+}
+
+
+@pytest.fixture(scope="module")
+def zoo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("zoo")
+
+
+def _drift_check(bundle: ModelBundle, rows: list[dict[str, Any]], answers: list[dict[str, Any]]) -> Any:
+    from modelserve.bundle import reference_sample_from_rows
+    from monitoring.check import DriftChecker
+    from monitoring.profile import PredictionColumns, ReferenceProfile
+
+    manifest = bundle.manifest
+    ref = bundle.reference_sample()
+    profile = ReferenceProfile.fit(
+        manifest.features, ref.table, PredictionColumns(labels=ref.labels, probabilities=ref.probabilities, values=ref.values), outputs=manifest.outputs
+    )
+    classes = list(manifest.outputs.classes)
+    served = [
+        {"inputs": r, "prediction": p, "probabilities": dict(zip(classes, q)) if q else None}
+        for r, p, q in zip(rows, [p for a in answers for p in a["predictions"]], [q for a in answers for q in a.get("probabilities", [None] * len(a["predictions"]))])
+    ]
+    window = reference_sample_from_rows(manifest, served)
+    return DriftChecker(profile).check(window.table, PredictionColumns(labels=window.labels, probabilities=window.probabilities, values=window.values))
+
+
+def _post(mod: Any, ctx: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    resp = mod.handler(event("rest_v1", "POST", "/predict", {"instances": json.loads(json.dumps(rows))}), ctx)
+    assert resp["statusCode"] == 200, resp["body"][:500]
+    return response_json(resp)
+
+
+def _check(zoo: ZooModel, rows: range, body: dict[str, Any]) -> None:
+    idx = list(rows)
+    if zoo.bundle.manifest.outputs.task is Task.REGRESSION:
+        assert zoo.values is not None
+        np.testing.assert_allclose(body["predictions"], zoo.values[idx], rtol=VALUE_RTOL)
+        return
+    assert zoo.labels is not None and zoo.probabilities is not None
+    assert body["predictions"] == [zoo.labels[i] for i in idx]
+    probabilities = np.array(body["probabilities"])
+    assert np.abs(probabilities - zoo.probabilities[idx]).max() <= PROBABILITY_TOLERANCE
+    # the answer's label is its own most probable class
+    assert [body["classes"][k] for k in probabilities.argmax(axis=1)] == body["predictions"]
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_zoo_model_is_served_as_its_library_predicts(name, zoo_dir, load_inference, lambda_context) -> None:
+    zoo = ZOO[name](zoo_dir)
+    manifest = zoo.bundle.manifest
+    rows = table_to_rows(manifest.features, table_from_frame(zoo.frame, manifest.features))
+    mod = load_inference(zoo.bundle)
+    for i in np.linspace(0, len(rows) - 1, SINGLE_ROW_REQUESTS).astype(int):  # one row per request
+        _check(zoo, range(i, i + 1), _post(mod, lambda_context, [rows[i]]))
+    answers = []
+    for start in range(0, len(rows), BATCH):  # and in batches
+        stop = min(start + BATCH, len(rows))
+        answers.append(_post(mod, lambda_context, rows[start:stop]))
+        _check(zoo, range(start, stop), answers[-1])
+    # the drift check, once: the served answers are the reference's own, so nothing drifted
+    report = _drift_check(zoo.bundle, rows, answers)
+    assert report.prediction_drift is not None and report.prediction_drift.is_drift is False
+    assert report.dataset_drift is False
+    if manifest.outputs.task is Task.CLASSIFICATION:
+        assert manifest.export_metrics["accuracy"] == pytest.approx(np.mean(np.array(zoo.labels) == np.array([r["target"] for r in zoo.bundle.reference_rows()])))
