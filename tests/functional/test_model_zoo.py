@@ -23,6 +23,7 @@ import pytest
 from devtools.export import export_onnx, export_sklearn, table_from_frame
 from modelserve.bundle import ModelBundle
 from modelserve.schema import InputDtype, Task, table_to_rows
+from monitoring.prediction_drift import PredictionDriftResult
 from tests.support import event, response_json
 
 pytestmark = pytest.mark.slow
@@ -198,7 +199,7 @@ def zoo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _drift_check(bundle: ModelBundle, rows: list[dict[str, Any]], answers: list[dict[str, Any]]) -> Any:
     from modelserve.bundle import reference_sample_from_rows
-    from monitoring.check import DriftChecker
+    from monitoring import DriftChecker
     from monitoring.profile import PredictionColumns, ReferenceProfile
 
     manifest = bundle.manifest
@@ -250,7 +251,8 @@ def test_zoo_model_is_served_as_its_library_predicts(name, zoo_dir, load_inferen
         _check(zoo, range(start, stop), answers[-1])
     # the drift check, once: the served answers are the reference's own, so nothing drifted
     report = _drift_check(zoo.bundle, rows, answers)
-    assert report.prediction_drift is not None and report.prediction_drift.is_drift is False
+    prediction_drift = report.result(PredictionDriftResult)
+    assert prediction_drift is not None and prediction_drift.is_drift is False
     assert report.dataset_drift is False
     if manifest.outputs.task is Task.CLASSIFICATION:
         assert manifest.export_metrics["accuracy"] == pytest.approx(np.mean(np.array(zoo.labels) == np.array([r["target"] for r in zoo.bundle.reference_rows()])))
