@@ -426,3 +426,51 @@ def test_hashed_features_get_a_generated_salt_the_function_alone_may_read(defaul
     assert len(reads) == 1 and reads[0]["Resource"] == {"Ref": secret_id}
     drift_env = _function(full, "MonitoringDriftCheck")["Environment"]["Variables"]
     assert "MS_CAPTURE_HASH_SALT_SECRET_ARN" not in drift_env
+
+
+# ------------------------------------------------------------------ logical IDs
+
+
+# logical IDs of stacks deployed before cdk/monitoring.py was split: a changed ID would replace the
+# resource (a new topic to confirm, named alarms and the dashboard recreated under a name in use)
+DEPLOYED_LOGICAL_IDS = {
+    "MonitoringAlarmTopicAF62D4F1": "AWS::SNS::Topic",
+    "MonitoringAlarmTopicPolicyCB9CCFB0": "AWS::SNS::TopicPolicy",
+    "MonitoringTopicKey423AF5B2": "AWS::KMS::Key",
+    "MonitoringApi5xxRateB085961B": "AWS::CloudWatch::Alarm",
+    "MonitoringDatasetDrift941627E6": "AWS::CloudWatch::Alarm",
+    "MonitoringNoTrafficEED93320": "AWS::CloudWatch::Alarm",
+    "MonitoringModelHealth49DEED15": "AWS::CloudWatch::CompositeAlarm",
+    "MonitoringDashboard0C3675C6": "AWS::CloudWatch::Dashboard",
+    "MonitoringInferenceMetricsErrors93D7F7EC": "AWS::Logs::MetricFilter",
+    "MonitoringDriftCheckMetricsErrorsFF8C415C": "AWS::Logs::MetricFilter",
+    "MonitoringDriftCheckE195D5AD": "AWS::Lambda::Function",
+    "MonitoringDriftCheckLogs79B3DD38": "AWS::Logs::LogGroup",
+    "MonitoringDriftCheckRole63FF4ACB": "AWS::IAM::Role",
+    "MonitoringDriftCheckRoleDefaultPolicy859F42C1": "AWS::IAM::Policy",
+    "MonitoringScheduleDB3E6DB0": "AWS::Events::Rule",
+    "ServingFunctionEAA0CF5B": "AWS::Lambda::Function",
+    "ServingFunctionLogsD640BEF5": "AWS::Logs::LogGroup",
+    "ServingRole3E7A9AA5": "AWS::IAM::Role",
+    "ServingRoleDefaultPolicy3C5BF513": "AWS::IAM::Policy",
+}
+
+
+def test_regrouped_resources_keep_their_deployed_logical_ids(default: Synth) -> None:
+    for logical_id, cfn_type in DEPLOYED_LOGICAL_IDS.items():
+        assert default.resources.get(logical_id, {}).get("Type") == cfn_type, logical_id
+    # every alarm too (named alarms must never be recreated under their own name)
+    for sp in alarm_specs(default.settings, default.manifest.model_name, default.manifest.version):
+        assert any(k.startswith(f"Monitoring{sp.id}") for k in default.of_type("AWS::CloudWatch::Alarm")), sp.id
+
+
+def test_moved_path_takes_the_longest_matching_prefix() -> None:
+    from cdk.logical_ids import logical_id_of, moved_path
+
+    moved = {"A": "Old", "A/F/Logs": "Old/FLogs"}
+    assert moved_path(["A", "F", "Logs", "Resource"], moved) == ["Old", "FLogs", "Resource"]
+    assert moved_path(["A", "Topic", "Resource"], moved) == ["Old", "Topic", "Resource"]
+    assert moved_path(["B", "Resource"], moved) == ["B", "Resource"]
+    # CDK's own naming: human-readable part plus a hash of the whole path, "Default" left out
+    assert logical_id_of(["Monitoring", "AlarmTopic", "Resource"]) == "MonitoringAlarmTopicAF62D4F1"
+    assert logical_id_of(["Monitoring", "Default", "AlarmTopic", "Resource"]) == "MonitoringAlarmTopicAF62D4F1"
