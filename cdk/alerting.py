@@ -68,13 +68,19 @@ class Alerting(Construct):
             removal_policy=cdk.RemovalPolicy.DESTROY,
             pending_window=cdk.Duration.days(7),
         )
+        # CloudWatch alarms of this account (and only those) may publish: a topic policy replaces SNS's
+        # default policy, and the one enforce_ssl creates holds only the TLS Deny
+        from_own_alarms = {
+            "StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID},
+            "ArnLike": {"aws:SourceArn": f"arn:{cdk.Aws.PARTITION}:cloudwatch:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:alarm:*"},
+        }
         key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="CloudWatchAlarmsPublish",
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey"],
                 resources=["*"],
-                conditions={"StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID}},
+                conditions=from_own_alarms,
             )
         )
         self.topic = sns.Topic(
@@ -82,6 +88,15 @@ class Alerting(Construct):
             display_name=f"modelserve {m.model_name} alarms",
             master_key=key,
             enforce_ssl=True,
+        )
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions=from_own_alarms,
+            )
         )
         if s.alarm_email:
             self.topic.add_subscription(subs.EmailSubscription(s.alarm_email))

@@ -69,6 +69,7 @@ class DriftCheck(Construct):
                 "condition to the model namespace)."
             ),
             retry_attempts=0,  # the next scheduled run covers the window again
+            reserved_concurrent_executions=1,  # a slow check never overlaps the next one (same window, same reports)
         )
         self.function, self.role, self.log_group = self.drift_check.function, self.drift_check.role, self.drift_check.log_group
         self.role.add_to_policy(

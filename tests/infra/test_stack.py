@@ -201,6 +201,7 @@ def test_drift_function_and_schedule(default: Synth) -> None:
     f = _function(default, "MonitoringDriftCheck")
     assert f["MemorySize"] == s.drift_memory_mb and f["Timeout"] == s.drift_timeout_s
     assert f["TracingConfig"] == {"Mode": "Active"}
+    assert f["ReservedConcurrentExecutions"] == 1  # a slow check never overlaps the next
     env = f["Environment"]["Variables"]
     assert env["MS_ALPHA"] == str(s.alpha) and env["MS_WINDOW_HOURS"] == str(s.window_hours)
     assert "MS_CAPTURE_BUCKET" in env and env["MS_MODEL_BUNDLE_PATH"] == "bundle"
