@@ -110,11 +110,14 @@ class Alerting(Construct):
                 metric_namespace=s.metrics_namespace,
                 metric_name=imn.METRICS_ERRORS,
                 metric_value="1",
-                dimensions={imn.DIM_MODEL_NAME: "$.model_name", imn.DIM_MODEL_VERSION: "$.model_version"},
+                # the log lines carry these keys (modelserve.observability.make_logger)
+                dimensions={
+                    imn.DIM_MODEL_NAME: "$.model_name", imn.DIM_MODEL_VERSION: "$.model_version", imn.DIM_DEPLOYMENT: "$.deployment",
+                },
             )
 
         # ---- alarms: one per spec, nothing copied
-        self.specs = alarm_specs(s, m.model_name, m.version, bucket_name=reports_bucket_name)
+        self.specs = alarm_specs(s, m.model_name, m.version, bucket_name=reports_bucket_name, deployment=stack.stack_name)
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         action = cw_actions.SnsAction(self.topic)
         for spec in self.specs:
@@ -157,6 +160,13 @@ class Alerting(Construct):
                 statistic=spec.statistic,
                 period=cdk.Duration.seconds(spec.period_s),
             )
+            if spec.repeat_last_value:
+                return cloudwatch.MathExpression(
+                    expression="FILL(m, REPEAT)",
+                    using_metrics={"m": metric},
+                    label=f"{spec.metric_name} (last published value)",
+                    period=cdk.Duration.seconds(spec.period_s),
+                )
             if not spec.min_window_rows:
                 return metric
             rows = cloudwatch.Metric(

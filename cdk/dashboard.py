@@ -40,6 +40,7 @@ class Dashboard(Construct):
         super().__init__(scope, id)
         s, m = settings, manifest
         self.settings, self.manifest = s, m
+        self.deployment = cdk.Stack.of(self).stack_name
         drift_period = schedule_period_s(s.drift_schedule)
         self.dashboard_name = resource_name(cdk.Stack.of(self).stack_name, max_len=255)
         d = self.dashboard = cloudwatch.Dashboard(
@@ -124,7 +125,12 @@ class Dashboard(Construct):
         return cloudwatch.Metric(
             namespace=self.settings.metrics_namespace,
             metric_name=name,
-            dimensions_map={imn.DIM_MODEL_NAME: self.manifest.model_name, imn.DIM_MODEL_VERSION: self.manifest.version, **(extra or {})},
+            dimensions_map={
+                imn.DIM_MODEL_NAME: self.manifest.model_name,
+                imn.DIM_MODEL_VERSION: self.manifest.version,
+                imn.DIM_DEPLOYMENT: self.deployment,
+                **(extra or {}),
+            },
             statistic=statistic,
             period=cdk.Duration.seconds(period_s),
             label=label,
@@ -133,9 +139,10 @@ class Dashboard(Construct):
     def rejects_by_reason(self) -> cloudwatch.MathExpression:
         """One line per rejection reason, whatever reasons occur (a CloudWatch SEARCH expression)."""
         m, ns = self.manifest, self.settings.metrics_namespace
-        dims = f"{imn.DIM_MODEL_NAME},{imn.DIM_MODEL_VERSION},{imn.DIM_REASON}"
+        # the schema names the exact dimension set the inference function writes the breakdown with
+        dims = f"{imn.DIM_MODEL_NAME},{imn.DIM_MODEL_VERSION},{imn.DIM_DEPLOYMENT},{imn.DIM_REASON}"
         query = (
             f'{{{ns},{dims}}} MetricName="{imn.VALIDATION_REJECTS}" '
-            f'{imn.DIM_MODEL_NAME}="{m.model_name}" {imn.DIM_MODEL_VERSION}="{m.version}"'
+            f'{imn.DIM_MODEL_NAME}="{m.model_name}" {imn.DIM_MODEL_VERSION}="{m.version}" {imn.DIM_DEPLOYMENT}="{self.deployment}"'
         )
         return cloudwatch.MathExpression(expression=f"SEARCH('{query}', 'Sum', 300)", using_metrics={}, label="")

@@ -11,6 +11,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from modelserve.metric_names import ENV_DEPLOYMENT
 from modelserve.settings import Settings
 
 from .bundling import python_runtime
@@ -78,7 +79,8 @@ class LambdaFunction(Construct):
             memory_size=memory_mb,
             timeout=cdk.Duration.seconds(timeout_s),
             tracing=lambda_.Tracing.ACTIVE,
-            environment=environment,
+            # the stack name: the Deployment dimension of every metric and log line of the function
+            environment={**environment, ENV_DEPLOYMENT: cdk.Stack.of(self).stack_name},
             role=self.role,
             log_group=self.log_group,
             **function_options,

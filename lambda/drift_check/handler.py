@@ -15,6 +15,7 @@ import boto3  # noqa: E402
 
 from driftcheck.drift_service import DriftService
 from modelserve.bundle import ModelBundle  # noqa: E402
+from modelserve.metric_names import ENV_DEPLOYMENT
 from modelserve.observability import make_logger
 from modelserve.settings import ENV_CAPTURE_BUCKET, Settings
 
@@ -24,9 +25,10 @@ if not os.path.isabs(settings.model_bundle_path):  # relative to the asset root,
     settings = settings.model_copy(update={"model_bundle_path": os.path.join(root, settings.model_bundle_path)})
 
 bundle = ModelBundle.load(settings.model_bundle_path)
-logger = make_logger("drift_check", bundle.manifest.model_name, bundle.manifest.version)
+deployment = os.environ.get(ENV_DEPLOYMENT)  # the stack name
+logger = make_logger("drift_check", bundle.manifest.model_name, bundle.manifest.version, deployment)
 bucket = os.environ[ENV_CAPTURE_BUCKET]
-service = DriftService(bundle, settings, boto3.client("s3"), boto3.client("cloudwatch"), bucket)
+service = DriftService(bundle, settings, boto3.client("s3"), boto3.client("cloudwatch"), bucket, deployment=deployment)
 
 
 # what the check, the metrics and the reports need after the window is read

@@ -11,6 +11,7 @@ from typing import Any
 from mangum import Mangum
 
 from modelserve.bundle import ModelBundle
+from modelserve.metric_names import ENV_DEPLOYMENT
 from modelserve.observability import EmfMetricHook, make_logger
 from modelserve.settings import Settings
 from serving.api import StageRootPath, create_app
@@ -23,8 +24,9 @@ if not os.path.isabs(settings.model_bundle_path):  # relative to the asset root,
 
 bundle = ModelBundle.load(settings.model_bundle_path)
 manifest = bundle.manifest
-metrics = EmfMetricHook(settings.metrics_namespace, "inference", manifest.model_name, manifest.version)
-logger = make_logger("inference", manifest.model_name, manifest.version)
+deployment = os.environ.get(ENV_DEPLOYMENT)  # the stack name
+metrics = EmfMetricHook(settings.metrics_namespace, "inference", manifest.model_name, manifest.version, deployment)
+logger = make_logger("inference", manifest.model_name, manifest.version, deployment)
 service = InferenceService.from_settings(settings, os.environ, metric=metrics, bundle=bundle)
 app = create_app(service)
 # lifespan off: Mangum would run startup/shutdown around every call; the model is loaded above.

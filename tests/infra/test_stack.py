@@ -256,9 +256,33 @@ def test_methods_auth_and_validation(default: Synth, full: Synth, public: Synth)
 # ------------------------------------------------------------------ alarms and notifications
 
 
+def alarm_metric_stats(alarm: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Query id ("m" for a plain alarm) -> {namespace, name, dims, stat, period} of each metric the alarm reads."""
+    if "Metrics" not in alarm:
+        return {"m": {
+            "namespace": alarm["Namespace"], "name": alarm["MetricName"],
+            "dims": {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])},
+            "stat": alarm.get("Statistic", alarm.get("ExtendedStatistic")), "period": alarm["Period"],
+        }}
+    out = {}
+    for q in alarm["Metrics"]:
+        if "MetricStat" in q:
+            st = q["MetricStat"]
+            out[q["Id"]] = {
+                "namespace": st["Metric"]["Namespace"], "name": st["Metric"]["MetricName"],
+                "dims": {d["Name"]: d["Value"] for d in st["Metric"].get("Dimensions", [])},
+                "stat": st["Stat"], "period": st["Period"],
+            }
+    return out
+
+
+def alarm_expression(alarm: dict[str, Any]) -> str | None:
+    return next((q["Expression"] for q in alarm.get("Metrics", []) if "Expression" in q), None)
+
+
 def test_every_alarm_spec_becomes_an_alarm_that_notifies_the_topic(default: Synth) -> None:
     m = default.manifest
-    specs = alarm_specs(default.settings, m.model_name, m.version)
+    specs = alarm_specs(default.settings, m.model_name, m.version, deployment=default.stack_name)
     alarms = default.of_type("AWS::CloudWatch::Alarm")
     assert len(alarms) == len(specs)
     topic = next(iter(default.of_type("AWS::SNS::Topic")))
@@ -269,29 +293,27 @@ def test_every_alarm_spec_becomes_an_alarm_that_notifies_the_topic(default: Synt
         assert a["ComparisonOperator"] == spec.comparison
         assert a["EvaluationPeriods"] == spec.evaluation_periods and a["DatapointsToAlarm"] == spec.datapoints_to_alarm
         assert a["TreatMissingData"] == spec.treat_missing_data
+        stats = alarm_metric_stats(a)
+        main = stats["m"]
+        assert (main["name"], main["namespace"], main["period"], main["stat"]) == (spec.metric_name, spec.namespace, spec.period_s, spec.statistic)
         if spec.min_window_rows:  # a rate alarm gated on the window's size by metric math
-            queries = {q["Id"]: q for q in a["Metrics"]}
-            expr = next(q for q in a["Metrics"] if "Expression" in q)
-            assert expr["Expression"] == f"IF(rows >= {spec.min_window_rows}, m, 0)" and expr.get("ReturnData", True)
-            stat = queries["m"]["MetricStat"]
-            assert stat["Metric"]["MetricName"] == spec.metric_name and stat["Metric"]["Namespace"] == spec.namespace
-            assert stat["Period"] == spec.period_s and stat["Stat"] == spec.statistic
-            assert queries["rows"]["MetricStat"]["Metric"]["MetricName"] == "WindowRows"
-            assert {d["Name"]: d["Value"] for d in stat["Metric"]["Dimensions"]} == {"ModelName": m.model_name, "ModelVersion": m.version}
+            assert alarm_expression(a) == f"IF(rows >= {spec.min_window_rows}, m, 0)"
+            assert stats["rows"]["name"] == "WindowRows" and stats["rows"]["dims"] == main["dims"]
             assert spec.metric_name in ("OutlierRate", "MissingRate", "OutOfRangeRate", "UnseenCategoryRate")
             assert f"at least {spec.min_window_rows} rows" in json.dumps(a["AlarmDescription"])
+        elif spec.repeat_last_value:
+            assert alarm_expression(a) == "FILL(m, REPEAT)"
         else:
-            assert a["MetricName"] == spec.metric_name
-            assert a["Namespace"] == spec.namespace
-            assert a["Period"] == spec.period_s
-            assert a.get("Statistic", a.get("ExtendedStatistic")) == spec.statistic
+            assert alarm_expression(a) is None
         assert a["AlarmActions"] == [{"Ref": topic}] and a["OKActions"] == [{"Ref": topic}]
         desc = json.dumps(a["AlarmDescription"])
         assert spec.runbook_anchor in desc and f"/reports/model={m.model_name}/" in desc
-        if spec.source == "model" and not spec.min_window_rows:
-            assert {d["Name"]: d["Value"] for d in a["Dimensions"]} == {"ModelName": m.model_name, "ModelVersion": m.version}
+        if spec.source == "model":
+            assert main["dims"] == spec.dimensions
+            assert main["dims"]["ModelName"] == m.model_name and main["dims"]["Deployment"] == default.stack_name
+            assert main["dims"].get("ModelVersion", m.version) == m.version
         if spec.source == "api":
-            assert {d["Name"] for d in a["Dimensions"]} == {"ApiName", "Stage"}
+            assert set(main["dims"]) == {"ApiName", "Stage"}
 
 
 def test_alarm_thresholds_come_from_settings(full: Synth, synth_of) -> None:
@@ -334,7 +356,7 @@ def test_dashboard_covers_api_lambda_capture_and_every_feature(default: Synth) -
         assert f'\\"{f.name}\\"' in body or f.name in body
     assert body.count("FeaturePValue") >= len(default.manifest.features)
     # rejects exist per Reason dimension: the breakdown is a SEARCH over it for this model version
-    assert "SEARCH(" in body and "ModelName,ModelVersion,Reason" in body and default.manifest.version in body
+    assert "SEARCH(" in body and "ModelName,ModelVersion,Deployment,Reason" in body and default.manifest.version in body
 
 
 # ------------------------------------------------------------------ Firehose and Glue
@@ -412,7 +434,9 @@ def test_metrics_failures_are_counted_from_the_logs_of_both_functions(default: S
         assert "metrics_error*" in p["FilterPattern"]
         (t,) = p["MetricTransformations"]
         assert t["MetricName"] == "MetricsErrors" and t["MetricNamespace"] == default.settings.metrics_namespace
-        assert {d["Key"]: d["Value"] for d in t["Dimensions"]} == {"ModelName": "$.model_name", "ModelVersion": "$.model_version"}
+        assert {d["Key"]: d["Value"] for d in t["Dimensions"]} == {
+            "ModelName": "$.model_name", "ModelVersion": "$.model_version", "Deployment": "$.deployment",
+        }
 
 
 def test_hashed_features_get_a_generated_salt_the_function_alone_may_read(default: Synth, full: Synth) -> None:
