@@ -36,6 +36,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "redact_features": ["is_adult"],
     },
     "public": {"api_auth": "none", "capture_transition_days": 0},
+    # drift checks two days apart: alarms over several one-day periods
+    "two_days": {"drift_schedule": "rate(2 days)"},
+    "daily_cron": {"drift_schedule": "cron(0 6 * * ? *)"},
 }
 
 

@@ -316,6 +316,40 @@ def test_every_alarm_spec_becomes_an_alarm_that_notifies_the_topic(default: Synt
             assert set(main["dims"]) == {"ApiName", "Stage"}
 
 
+def _alarm_by_id(s: Synth) -> dict[str, dict[str, Any]]:
+    return {a["Properties"]["AlarmName"].rsplit("-", 1)[-1]: a["Properties"] for a in s.of_type("AWS::CloudWatch::Alarm").values()}
+
+
+def test_a_deploy_does_not_page(default: Synth) -> None:
+    """A new model version has no drift metrics until its first check: no alarm that reads missing data
+    as breaching may watch a version-scoped metric, and NoTraffic needs two checks' worth of periods."""
+    alarms = _alarm_by_id(default)
+    for name, a in alarms.items():
+        if a["TreatMissingData"] == "breaching":
+            for stat in alarm_metric_stats(a).values():
+                assert "ModelVersion" not in stat["dims"], name
+    nt = alarms["NoTraffic"]
+    assert nt["EvaluationPeriods"] >= 2 and nt["DatapointsToAlarm"] == nt["EvaluationPeriods"]
+    assert alarm_expression(nt) == "FILL(m, REPEAT)"  # a late check reads as the last value, not as missing
+    assert alarm_metric_stats(nt)["m"]["dims"] == {"ModelName": default.manifest.model_name, "Deployment": default.stack_name}
+
+
+@pytest.mark.parametrize(
+    "variant, period_s, drift_periods, no_traffic_periods",
+    [("default", 3600, 1, 2), ("daily_cron", 86400, 1, 2), ("two_days", 86400, 2, 4)],
+)
+def test_alarm_periods_follow_the_drift_schedule(variant: str, period_s: int, drift_periods: int, no_traffic_periods: int, synth_of) -> None:
+    s = synth_of(variant)
+    alarms = _alarm_by_id(s)
+    for name in ("DatasetDrift", "OutlierRate", "NoTraffic", "DriftCheckErrors"):
+        assert {st["period"] for st in alarm_metric_stats(alarms[name]).values()} == {period_s}, name
+    assert alarms["DatasetDrift"]["EvaluationPeriods"] == drift_periods and alarms["DatasetDrift"]["DatapointsToAlarm"] == 1
+    assert alarms["NoTraffic"]["EvaluationPeriods"] == no_traffic_periods
+    for name, a in alarms.items():  # CloudWatch: period x evaluation periods at most 1 day under an hour, else 7 days
+        periods = {st["period"] for st in alarm_metric_stats(a).values()}
+        assert max(periods) * a["EvaluationPeriods"] <= (7 * 86400 if max(periods) >= 3600 else 86400), name
+
+
 def test_alarm_thresholds_come_from_settings(full: Synth, synth_of) -> None:
     s = full.settings
     alarms = {a["Properties"]["AlarmName"].rsplit("-", 1)[-1]: a["Properties"] for a in full.of_type("AWS::CloudWatch::Alarm").values()}
@@ -416,7 +450,7 @@ def test_cdk_nag_has_no_unacknowledged_findings(variant: str, synth_of) -> None:
     assert errors == []
 
 
-@pytest.mark.parametrize("variant", ["default", "firehose_kms_iam", "public"])
+@pytest.mark.parametrize("variant", ["default", "firehose_kms_iam", "public", "two_days"])
 def test_cfn_lint_reports_no_errors(variant: str, synth_of) -> None:
     from cfnlint.api import ManualArgs, lint_file
 
