@@ -6,12 +6,16 @@ alarms would say about a drift report. Thresholds live in ``Settings``; nothing 
 ``cdk/`` copies them.
 
 Metric sources (``AlarmSpec.source``):
-- ``model``: ``settings.metrics_namespace`` with dimensions ModelName + ModelVersion (the drift
-  check's metrics and the inference function's EMF metrics);
+- ``model``: ``settings.metrics_namespace`` with dimensions ModelName + ModelVersion + Deployment
+  (the stack name; the drift check's metrics and the inference function's EMF metrics). NoTraffic
+  reads the deployment's WindowRows without ModelVersion, so a deploy starts no empty series;
 - ``api``: ``AWS/ApiGateway`` with dimensions ApiName + Stage of the serving stage;
 - ``inference``: ``AWS/Lambda``, FunctionName of the inference function;
 - ``drift_check``: ``AWS/Lambda``, FunctionName of the drift-check function.
 The CDK side fills in the AWS dimensions (resource names are only known there).
+
+Timing: alarms on what the drift check publishes take their period from ``drift_schedule``
+(``drift_timing``): the longest gap between two checks, so every period holds a check.
 """
 
 from __future__ import annotations

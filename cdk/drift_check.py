@@ -55,7 +55,7 @@ class DriftCheck(Construct):
         env[env_name("model_bundle_path")] = BUNDLE_DIR_IN_ASSET
         env.update(capture.environment)
         env.update(powertools_env(s, "drift-check"))
-        self.drift_check = LambdaFunction(
+        self.lambda_function = LambdaFunction(
             self, "Lambda",
             settings=s,
             description=f"modelserve drift check: model {m.model_name} version {m.version}",
@@ -71,7 +71,7 @@ class DriftCheck(Construct):
             retry_attempts=0,  # the next scheduled run covers the window again
             reserved_concurrent_executions=1,  # a slow check never overlaps the next one (same window, same reports)
         )
-        self.function, self.role, self.log_group = self.drift_check.function, self.drift_check.role, self.drift_check.log_group
+        self.function, self.role, self.log_group = self.lambda_function.function, self.lambda_function.role, self.lambda_function.log_group
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="PublishDriftMetrics",
