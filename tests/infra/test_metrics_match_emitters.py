@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -66,8 +67,8 @@ def emf_metrics(stdout: str) -> Emitted:
     return out
 
 
-def json_log_lines(stdout: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{") and '"_aws"' not in line]
+def json_log_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
 @dataclass
@@ -79,7 +80,7 @@ class Emissions:
 @pytest.fixture(scope="module")
 def emitted(stack: Synth, sample_bundle: ModelBundle) -> Iterator[Emissions]:
     rows = [r["inputs"] for r in sample_bundle.reference_rows()]
-    out = io.StringIO()
+    out, log_out = io.StringIO(), io.StringIO()
     with pytest.MonkeyPatch.context() as mp, mock_aws(), contextlib.redirect_stdout(out):
         for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
             mp.setenv(k, v)
@@ -98,9 +99,18 @@ def emitted(stack: Synth, sample_bundle: ModelBundle) -> Iterator[Emissions]:
             def broken(*args: Any, **kwargs: Any) -> None:
                 raise RuntimeError("EMF is broken")
 
+            # its line as the function's log formatter writes it (what the filter sees in CloudWatch Logs);
+            # read through our own handler: the stdlib logger's handlers depend on what imported it first
+            metrics_log = logging.getLogger("modelserve.metrics")
+            spy = logging.StreamHandler(log_out)
+            spy.setFormatter(inference.logger.registered_formatter)
             with pytest.MonkeyPatch.context() as emf:
                 emf.setattr(inference.metrics.metrics, "add_metric", broken)
-                assert inference.handler(event("rest_v1", "POST", "/predict", {"instances": rows[:1]}), ctx)["statusCode"] == 200
+                metrics_log.addHandler(spy)
+                try:
+                    assert inference.handler(event("rest_v1", "POST", "/predict", {"instances": rows[:1]}), ctx)["statusCode"] == 200
+                finally:
+                    metrics_log.removeHandler(spy)
         with lambda_env(function_env(stack, "MonitoringDriftCheck"), sample_bundle):
             drift = load_handler_module("drift_check")
             drift.handler({"time": (datetime.now(UTC) + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")}, ctx)
@@ -110,7 +120,7 @@ def emitted(stack: Synth, sample_bundle: ModelBundle) -> Iterator[Emissions]:
             for m in page["Metrics"]:
                 put.add((m["Namespace"], m["MetricName"], frozenset((d["Name"], d["Value"]) for d in m["Dimensions"])))
     stdout = out.getvalue()
-    yield Emissions(emf_metrics(stdout) | put, json_log_lines(stdout))
+    yield Emissions(emf_metrics(stdout) | put, json_log_lines(log_out.getvalue()))
 
 
 def test_the_run_emitted_what_the_alarms_need(emitted: Emissions) -> None:
