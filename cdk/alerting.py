@@ -68,19 +68,14 @@ class Alerting(Construct):
             removal_policy=cdk.RemovalPolicy.DESTROY,
             pending_window=cdk.Duration.days(7),
         )
-        # CloudWatch alarms of this account (and only those) may publish: a topic policy replaces SNS's
-        # default policy, and the one enforce_ssl creates holds only the TLS Deny
-        from_own_alarms = {
-            "StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID},
-            "ArnLike": {"aws:SourceArn": f"arn:{cdk.Aws.PARTITION}:cloudwatch:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:alarm:*"},
-        }
+        own_account = {"StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID}}
         key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="CloudWatchAlarmsPublish",
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey"],
                 resources=["*"],
-                conditions=from_own_alarms,
+                conditions=own_account,  # the account only: AWS documents no alarm ARN in CloudWatch's KMS calls
             )
         )
         self.topic = sns.Topic(
@@ -89,13 +84,16 @@ class Alerting(Construct):
             master_key=key,
             enforce_ssl=True,
         )
+        # The alarms of this account (and only those) may publish: a topic policy replaces SNS's default
+        # policy, and the one enforce_ssl creates holds only the TLS Deny.
+        own_alarms = f"arn:{cdk.Aws.PARTITION}:cloudwatch:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:alarm:*"
         self.topic.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="CloudWatchAlarmsPublish",
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["sns:Publish"],
                 resources=[self.topic.topic_arn],
-                conditions=from_own_alarms,
+                conditions={**own_account, "ArnLike": {"aws:SourceArn": own_alarms}},
             )
         )
         if s.alarm_email:
