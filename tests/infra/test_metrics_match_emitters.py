@@ -25,8 +25,7 @@ from moto import mock_aws
 
 from devtools.local import LambdaContext, load_handler_module
 from modelserve.bundle import ModelBundle
-from tests.infra.conftest import Synth, synth_variant
-from tests.infra.test_stack import alarm_metric_stats
+from tests.infra.conftest import Synth, alarm_metric_stats, dashboard_body, synth_variant
 from tests.support import event
 
 BUCKET = "emitters-test-captures"
@@ -77,50 +76,61 @@ class Emissions:
     log_lines: list[dict[str, Any]]
 
 
+def run_inference(inference: Any, rows: list[dict[str, Any]], log_out: io.StringIO) -> None:
+    """Requests that make the function emit every metric it has: scored rows, captures, a rejection,
+    a capture error, and a metrics error (its log line written to ``log_out``)."""
+    ctx = LambdaContext.fresh("inference")
+
+    def predict(instances: list[dict[str, Any]]) -> int:
+        return inference.handler(event("rest_v1", "POST", "/predict", {"instances": instances}), ctx)["statusCode"]
+
+    assert all(predict(rows[:10]) == 200 for _ in range(20))
+    assert predict([{**rows[0], "island": "Atlantis"}]) == 422  # a category the model never saw: rejected with a reason
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(inference.service.capturer.sink, "bucket", "no-such-bucket")  # a capture fails: counted, still answered
+        assert predict(rows[:1]) == 200
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("EMF is broken")
+
+    # EMF itself fails: the line the MetricsErrors filter counts, as the function's log formatter writes it;
+    # read through our own handler (the stdlib logger's handlers depend on what imported it first)
+    metrics_log = logging.getLogger("modelserve.metrics")
+    spy = logging.StreamHandler(log_out)
+    spy.setFormatter(inference.logger.registered_formatter)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(inference.metrics.metrics, "add_metric", broken)
+        metrics_log.addHandler(spy)
+        try:
+            assert predict(rows[:1]) == 200
+        finally:
+            metrics_log.removeHandler(spy)
+
+
+def put_metrics() -> Emitted:
+    """What was put with PutMetricData (moto)."""
+    out: Emitted = set()
+    for page in boto3.client("cloudwatch").get_paginator("list_metrics").paginate():
+        for m in page["Metrics"]:
+            out.add((m["Namespace"], m["MetricName"], frozenset((d["Name"], d["Value"]) for d in m["Dimensions"])))
+    return out
+
+
 @pytest.fixture(scope="module")
-def emitted(stack: Synth, sample_bundle: ModelBundle) -> Iterator[Emissions]:
+def emitted(stack: Synth, sample_bundle: ModelBundle) -> Emissions:
     rows = [r["inputs"] for r in sample_bundle.reference_rows()]
     out, log_out = io.StringIO(), io.StringIO()
     with pytest.MonkeyPatch.context() as mp, mock_aws(), contextlib.redirect_stdout(out):
         for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
             mp.setenv(k, v)
         boto3.client("s3").create_bucket(Bucket=BUCKET)
-        ctx = LambdaContext.fresh("inference")
         with lambda_env(function_env(stack, "ServingFunction"), sample_bundle):
-            inference = load_handler_module("inference")
-            for _ in range(20):
-                assert inference.handler(event("rest_v1", "POST", "/predict", {"instances": rows[:10]}), ctx)["statusCode"] == 200
-            bad = [{**rows[0], "island": "Atlantis"}]  # a category the model never saw: rejected with a reason
-            assert inference.handler(event("rest_v1", "POST", "/predict", {"instances": bad}), ctx)["statusCode"] == 422
-            # a capture that fails (the bucket is gone for one request) is counted, the answer still given
-            mp.setattr(inference.service.capturer.sink, "bucket", "no-such-bucket", raising=False)
-            assert inference.handler(event("rest_v1", "POST", "/predict", {"instances": rows[:1]}), ctx)["statusCode"] == 200
-            # EMF itself fails once: the function logs the line the MetricsErrors filter counts
-            def broken(*args: Any, **kwargs: Any) -> None:
-                raise RuntimeError("EMF is broken")
-
-            # its line as the function's log formatter writes it (what the filter sees in CloudWatch Logs);
-            # read through our own handler: the stdlib logger's handlers depend on what imported it first
-            metrics_log = logging.getLogger("modelserve.metrics")
-            spy = logging.StreamHandler(log_out)
-            spy.setFormatter(inference.logger.registered_formatter)
-            with pytest.MonkeyPatch.context() as emf:
-                emf.setattr(inference.metrics.metrics, "add_metric", broken)
-                metrics_log.addHandler(spy)
-                try:
-                    assert inference.handler(event("rest_v1", "POST", "/predict", {"instances": rows[:1]}), ctx)["statusCode"] == 200
-                finally:
-                    metrics_log.removeHandler(spy)
+            run_inference(load_handler_module("inference"), rows, log_out)
         with lambda_env(function_env(stack, "MonitoringDriftCheck"), sample_bundle):
-            drift = load_handler_module("drift_check")
-            drift.handler({"time": (datetime.now(UTC) + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")}, ctx)
-        cw = boto3.client("cloudwatch")
-        put: Emitted = set()
-        for page in cw.get_paginator("list_metrics").paginate():
-            for m in page["Metrics"]:
-                put.add((m["Namespace"], m["MetricName"], frozenset((d["Name"], d["Value"]) for d in m["Dimensions"])))
-    stdout = out.getvalue()
-    yield Emissions(emf_metrics(stdout) | put, json_log_lines(log_out.getvalue()))
+            scheduled = {"time": (datetime.now(UTC) + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")}
+            load_handler_module("drift_check").handler(scheduled, LambdaContext.fresh("drift_check"))
+        put = put_metrics()
+    return Emissions(emf_metrics(out.getvalue()) | put, json_log_lines(log_out.getvalue()))
 
 
 def test_the_run_emitted_what_the_alarms_need(emitted: Emissions) -> None:
@@ -152,8 +162,7 @@ def test_every_model_alarm_reads_an_emitted_metric_and_dimension_set(stack: Synt
 
 
 def _search_expressions(stack: Synth) -> list[str]:
-    body = json.loads("".join(p if isinstance(p, str) else "<token>" for p in
-                              next(iter(stack.of_type("AWS::CloudWatch::Dashboard").values()))["Properties"]["DashboardBody"]["Fn::Join"][1]))
+    body = dashboard_body(stack)
     found = []
     for w in body["widgets"]:
         for m in w.get("properties", {}).get("metrics", []):
@@ -192,8 +201,7 @@ def test_the_dashboard_rejects_breakdown_finds_the_emitted_metric(stack: Synth, 
 
 def test_every_dashboard_model_metric_is_emitted(stack: Synth, emitted: Emissions) -> None:
     """Graph metrics: ['Namespace', 'Name', 'Dim', 'value', ...] rows of the model namespace."""
-    body = json.loads("".join(p if isinstance(p, str) else "<token>" for p in
-                              next(iter(stack.of_type("AWS::CloudWatch::Dashboard").values()))["Properties"]["DashboardBody"]["Fn::Join"][1]))
+    body = dashboard_body(stack)
     ns = stack.settings.metrics_namespace
     missing, checked = [], 0
     emitted_names = {(n, d) for space, n, d in emitted.metrics if space == ns}

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from cdk.alarms import alarm_specs
-from tests.infra.conftest import Synth
+from tests.infra.conftest import Synth, alarm_expression, alarm_metric_stats
 
 
 def _policy_statements(s: Synth, role_path_fragment: str) -> list[dict[str, Any]]:
@@ -254,30 +254,6 @@ def test_methods_auth_and_validation(default: Synth, full: Synth, public: Synth)
 
 
 # ------------------------------------------------------------------ alarms and notifications
-
-
-def alarm_metric_stats(alarm: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Query id ("m" for a plain alarm) -> {namespace, name, dims, stat, period} of each metric the alarm reads."""
-    if "Metrics" not in alarm:
-        return {"m": {
-            "namespace": alarm["Namespace"], "name": alarm["MetricName"],
-            "dims": {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])},
-            "stat": alarm.get("Statistic", alarm.get("ExtendedStatistic")), "period": alarm["Period"],
-        }}
-    out = {}
-    for q in alarm["Metrics"]:
-        if "MetricStat" in q:
-            st = q["MetricStat"]
-            out[q["Id"]] = {
-                "namespace": st["Metric"]["Namespace"], "name": st["Metric"]["MetricName"],
-                "dims": {d["Name"]: d["Value"] for d in st["Metric"].get("Dimensions", [])},
-                "stat": st["Stat"], "period": st["Period"],
-            }
-    return out
-
-
-def alarm_expression(alarm: dict[str, Any]) -> str | None:
-    return next((q["Expression"] for q in alarm.get("Metrics", []) if "Expression" in q), None)
 
 
 def test_every_alarm_spec_becomes_an_alarm_that_notifies_the_topic(default: Synth) -> None:
