@@ -6,12 +6,16 @@ alarms would say about a drift report. Thresholds live in ``Settings``; nothing 
 ``cdk/`` copies them.
 
 Metric sources (``AlarmSpec.source``):
-- ``model``: ``settings.metrics_namespace`` with dimensions ModelName + ModelVersion (the drift
-  check's metrics and the inference function's EMF metrics);
+- ``model``: ``settings.metrics_namespace`` with dimensions ModelName + ModelVersion + Deployment
+  (the stack name; the drift check's metrics and the inference function's EMF metrics). NoTraffic
+  reads the deployment's WindowRows without ModelVersion, so a deploy starts no empty series;
 - ``api``: ``AWS/ApiGateway`` with dimensions ApiName + Stage of the serving stage;
 - ``inference``: ``AWS/Lambda``, FunctionName of the inference function;
 - ``drift_check``: ``AWS/Lambda``, FunctionName of the drift-check function.
 The CDK side fills in the AWS dimensions (resource names are only known there).
+
+Timing: alarms on what the drift check publishes take their period from ``drift_schedule``
+(``drift_timing``): the longest gap between two checks, so every period holds a check.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Literal
 
 from modelserve import metric_names as inference_metrics
 from modelserve.records import REPORTS_ROOT
-from modelserve.settings import Settings
+from modelserve.settings import Settings, SettingsError
 from monitoring import metric_names as drift_metrics
 
 Source = Literal["model", "api", "inference", "drift_check"]
@@ -65,19 +69,106 @@ class AlarmSpec:
     # handful of rows is noise, and the report's own verdicts add a sampling margin there instead
     min_window_rows: int = 0
     dimensions: dict[str, str] = field(default_factory=dict)  # filled for source == "model"
+    # a period without a datapoint takes the last published value (metric math FILL(m, REPEAT)):
+    # a check that is late, or the days between checks of a sparse schedule, don't read as missing
+    repeat_last_value: bool = False
 
 
 _SCHEDULE_UNITS = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
+_WEEK_MIN = 7 * 24 * 60
+_DAYS = {"SUN": 1, "MON": 2, "TUE": 3, "WED": 4, "THU": 5, "FRI": 6, "SAT": 7}
+# CloudWatch: a period is at most one day; period x evaluation periods at most one day for periods
+# under an hour, at most seven days otherwise
+MAX_PERIOD_S = 86400
+MAX_RANGE_S_SHORT, MAX_RANGE_S = 86400, 7 * 86400
+
+
+def _schedule_error(schedule: str, why: str) -> SettingsError:
+    return SettingsError(f"invalid settings:\n  setting 'drift_schedule' = {schedule!r}: {why}")
+
+
+def _cron_values(field_: str, low: int, high: int, names: dict[str, int] | None = None) -> set[int]:
+    """The values one cron field allows: ``*``, ``n``, ``a-b``, lists, and ``/step`` on any of them."""
+    out: set[int] = set()
+    for part in field_.split(","):
+        base, _, step_s = part.partition("/")
+        step = int(step_s) if step_s else 1
+        if base in ("*", "?"):
+            first, last = low, high
+        else:
+            bounds = [(names or {}).get(b.upper()) or int(b) for b in base.split("-")]
+            first = bounds[0]
+            last = bounds[1] if len(bounds) == 2 else (high if step_s else first)  # "5/10": from 5 on
+        if step < 1 or not low <= first <= last <= high:
+            raise ValueError(f"{part!r} is outside {low}-{high}")
+        out.update(range(first, last + 1, step))
+    return out
+
+
+def _cron_gap_s(schedule: str, body: str) -> int:
+    fields = body.split()
+    if len(fields) != 6:
+        raise _schedule_error(schedule, "an EventBridge cron has 6 fields: minutes hours day-of-month month day-of-week year")
+    minutes, hours, dom, month, dow, year = fields
+    if dom not in ("*", "?") or month != "*" or year != "*":
+        raise _schedule_error(
+            schedule,
+            "the alarms need the longest time between two drift checks, known for schedules that repeat every week; "
+            "use '*' or '?' for day-of-month and '*' for month and year (days of the week may be listed)",
+        )
+    try:
+        mins, hrs = _cron_values(minutes, 0, 59), _cron_values(hours, 0, 23)
+        days = _cron_values(dow, 1, 7, _DAYS)
+    except ValueError as e:  # also L, W, # and names that are not days
+        raise _schedule_error(schedule, f"cannot read the cron fields ({e})") from None
+    firings = sorted((d - 1) * 1440 + h * 60 + m for d in days for h in hrs for m in mins)
+    gaps = [b - a for a, b in zip(firings, firings[1:])] + [firings[0] + _WEEK_MIN - firings[-1]]  # the week wraps
+    return max(gaps) * 60
+
+
+def schedule_gap_s(schedule: str) -> int:
+    """The longest time between two drift checks, in seconds, for ``rate(...)`` or a weekly ``cron(...)``.
+
+    Raises ``SettingsError`` (naming ``drift_schedule``) for what can't be bounded that way.
+    """
+    expr = schedule.strip()
+    if m := re.fullmatch(r"rate\(\s*(\d+)\s+([a-z]+)\s*\)", expr):
+        if m.group(2) not in _SCHEDULE_UNITS or int(m.group(1)) < 1:
+            raise _schedule_error(schedule, "a rate is a positive number of minutes, hours or days")
+        return int(m.group(1)) * _SCHEDULE_UNITS[m.group(2)]
+    if m := re.fullmatch(r"cron\((.*)\)", expr):
+        return _cron_gap_s(schedule, m.group(1))
+    raise _schedule_error(schedule, "must be rate(...) or cron(...)")
+
+
+@dataclass(frozen=True)
+class DriftTiming:
+    """How alarms read metrics the drift check publishes once per run."""
+
+    period_s: int  # alarm period: the longest gap between checks (rounded up to a minute), at most a day
+    periods_per_gap: int  # periods that together always hold a check: 1, or more when checks are days apart
+    no_data_periods: int  # periods NoTraffic evaluates: two checks' worth where CloudWatch allows it
+
+
+def drift_timing(schedule: str) -> DriftTiming:
+    """Alarm periods derived from the schedule. Checks more than a day apart are read over several
+    one-day periods (CloudWatch's longest); more than seven days apart can't be alarmed on: rejected."""
+    gap = schedule_gap_s(schedule)
+    period = min(MAX_PERIOD_S, -(-gap // 60) * 60)
+    per_gap = -(-gap // period)
+    max_periods = (MAX_RANGE_S if period >= 3600 else MAX_RANGE_S_SHORT) // period
+    if per_gap > max_periods:
+        raise _schedule_error(
+            schedule,
+            f"drift checks up to {gap / 86400:g} days apart: a CloudWatch alarm looks back at most 7 days, "
+            "so it could not tell a missed check from a quiet week; schedule a check at least every 7 days",
+        )
+    return DriftTiming(period, per_gap, min(2 * per_gap, max_periods))
 
 
 def schedule_period_s(schedule: str) -> int:
-    """Seconds between two drift checks for ``rate(...)``; one hour for ``cron(...)``.
-
-    Clamped to what a CloudWatch alarm period allows (60 s .. 1 day, a multiple of 60).
-    """
-    m = re.fullmatch(r"rate\(\s*(\d+)\s+([a-z]+)\s*\)", schedule.strip())
-    seconds = int(m.group(1)) * _SCHEDULE_UNITS.get(m.group(2), 3600) if m else 3600
-    return max(60, min(86400, (seconds // 60) * 60))
+    """The alarm period of metrics the drift check publishes (see ``drift_timing``)."""
+    return drift_timing(schedule).period_s
 
 
 def alarm_specs(
@@ -85,12 +176,24 @@ def alarm_specs(
     model_name: str,
     model_version: str,
     bucket_name: str = "<capture bucket>",
+    deployment: str | None = None,
 ) -> list[AlarmSpec]:
-    """Every alarm of the template for one deployed model version."""
+    """Every alarm of the template for one deployed model version.
+
+    ``deployment`` (the stack name): the Deployment dimension the functions add to every metric, so
+    two stacks of one model never read each other's metrics. Raises ``SettingsError`` for a
+    ``drift_schedule`` the alarms can't be timed on (see ``drift_timing``).
+    """
     s = settings
     dims = {inference_metrics.DIM_MODEL_NAME: model_name, inference_metrics.DIM_MODEL_VERSION: model_version}
+    if deployment:
+        dims[inference_metrics.DIM_DEPLOYMENT] = deployment
+    # the same metric across model versions: a deploy starts a new version's series with no datapoint
+    # until its first drift check, which must not read as "missing"
+    deployment_dims = {k: v for k, v in dims.items() if k != inference_metrics.DIM_MODEL_VERSION}
     reports = f"s3://{bucket_name}/{REPORTS_ROOT}/model={model_name}/"
-    drift_period = schedule_period_s(s.drift_schedule)
+    timing = drift_timing(s.drift_schedule)
+    drift_period = timing.period_s
     specs: list[AlarmSpec] = []
 
     def add(
@@ -111,6 +214,8 @@ def alarm_specs(
         treat_missing: TreatMissing = "notBreaching",
         rollback: bool = False,
         min_window_rows: int = 0,
+        dimensions: dict[str, str] | None = None,
+        repeat_last_value: bool = False,
     ) -> None:
         namespace = s.metrics_namespace if source == "model" else AWS_NAMESPACES[source]
         if min_window_rows:
@@ -136,14 +241,16 @@ def alarm_specs(
                 runbook_anchor=anchor,
                 group=group,
                 rollback=rollback,
-                dimensions=dict(dims) if source == "model" else {},
+                dimensions=dict(dimensions or dims) if source == "model" else {},
+                repeat_last_value=repeat_last_value,
                 min_window_rows=min_window_rows,
             )
         )
 
     # --- model and data quality: published by the drift check once per schedule period ---
     # A missing datapoint keeps the state ("ignore"): an empty window or a failed run has its own alarms.
-    drift = dict(period_s=drift_period, treat_missing="ignore")
+    # Checks further apart than a day span several one-day periods: any one breaching datapoint in them counts.
+    drift = dict(period_s=drift_period, treat_missing="ignore", evaluation_periods=timing.periods_per_gap)
     add(
         "DatasetDrift", drift_metrics.DATASET_DRIFT, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
         (f"Dataset drift: at least {s.drift_share_threshold:.0%} of the features drifted" if s.drift_share_threshold > 0
@@ -200,6 +307,10 @@ def alarm_specs(
         f"No captured rows in the last {s.window_hours} h (or the drift check published nothing).",
         "Check API traffic on the dashboard, capture_sampling, CaptureErrors and the drift-check logs.",
         "alarm-no-traffic", "model", period_s=drift_period, treat_missing=s.empty_window_alarm,
+        # every period of two checks' worth must be empty: one late check is no page; rows of every
+        # version of this deployment, so a deploy is no gap either
+        evaluation_periods=timing.no_data_periods, datapoints_to_alarm=timing.no_data_periods,
+        dimensions=deployment_dims, repeat_last_value=True,
     )
     add(
         "CaptureErrors", inference_metrics.CAPTURE_ERRORS, "model", "Sum", 0, "GreaterThanThreshold",
@@ -217,7 +328,7 @@ def alarm_specs(
         "DriftCheckErrors", "Errors", "drift_check", "Sum", 0, "GreaterThanThreshold",
         "The drift-check function failed; drift metrics for this window are missing.",
         "Read the drift-check function's log for the traceback; rerun it by hand once fixed.",
-        "alarm-drift-check-errors", "model", period_s=drift_period,
+        "alarm-drift-check-errors", "model", period_s=drift_period, evaluation_periods=timing.periods_per_gap,
     )
 
     # --- service health: one-minute metrics, 3 of 5 minutes, these also roll a canary back ---

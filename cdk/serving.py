@@ -7,7 +7,6 @@ import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_codedeploy as codedeploy
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -16,8 +15,9 @@ from constructs import Construct
 from modelserve.schema import BundleManifest
 from modelserve.settings import ENV_BUNDLE_PATH, ENV_HASH_SALT_SECRET, Settings
 
-from .bundling import BUNDLE_DIR_IN_ASSET, python_runtime
+from .bundling import BUNDLE_DIR_IN_ASSET
 from .common import resource_name, retention
+from .lambda_function import LambdaFunction, powertools_env
 from .nag import acknowledge
 
 _CANARY = {
@@ -43,20 +43,9 @@ ROUTES = (
 )
 
 
-def lambda_architecture(settings: Settings) -> lambda_.Architecture:
-    return lambda_.Architecture.ARM_64 if settings.lambda_architecture == "arm64" else lambda_.Architecture.X86_64
-
-
-def powertools_env(settings: Settings, service: str) -> dict[str, str]:
-    return {
-        "POWERTOOLS_SERVICE_NAME": service,
-        "POWERTOOLS_METRICS_NAMESPACE": settings.metrics_namespace,
-    }
-
-
 class Serving(Construct):
-    """Exposes ``function``, ``alias``, ``api``, ``stage``, ``deployment_group``, ``api_key`` (or None)
-    and ``role`` (for capture grants)."""
+    """Exposes ``function``, ``alias``, ``api``, ``stage``, ``deployment_group``, ``api_key`` (or None),
+    ``role`` (for capture grants), ``log_group`` and ``api_metric``."""
 
     def __init__(
         self,
@@ -72,24 +61,6 @@ class Serving(Construct):
         s, m = settings, manifest
         self.settings = settings
         stack = cdk.Stack.of(self)
-
-        log_group = logs.LogGroup(
-            self, "FunctionLogs", retention=retention(s.log_retention_days), removal_policy=cdk.RemovalPolicy.DESTROY
-        )
-        self.log_group = log_group
-        self.role = iam.Role(
-            self, "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"Inference function of model {m.model_name}",
-        )
-        # instead of the AWSLambdaBasicExecutionRole managed policy: its own log group only
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="OwnLogGroup",
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[log_group.log_group_arn],
-            )
-        )
 
         env = s.serving.to_env()  # every setting the function reads (ServingSettings.from_env), nothing else
         self.hash_salt_secret: secretsmanager.Secret | None = None
@@ -109,38 +80,25 @@ class Serving(Construct):
         env.update(extra_environment)
         env.update(powertools_env(s, "inference"))
 
-        self.function = lambda_.Function(
-            self, "Function",
+        self.inference = LambdaFunction(
+            self, "Inference",
+            settings=s,
             description=f"modelserve inference: model {m.model_name} version {m.version}",
-            runtime=python_runtime(s.python_runtime),
-            architecture=lambda_architecture(s),
-            handler="handler.handler",
+            role_description=f"Inference function of model {m.model_name}",
             code=code,
-            memory_size=s.inference_memory_mb,
-            timeout=cdk.Duration.seconds(s.inference_timeout_s),
-            tracing=lambda_.Tracing.ACTIVE,
+            memory_mb=s.inference_memory_mb,
+            timeout_s=s.inference_timeout_s,
             environment=env,
-            role=self.role,
-            log_group=log_group,
             current_version_options=lambda_.VersionOptions(
                 description=f"model {m.model_name} version {m.version}",
                 removal_policy=cdk.RemovalPolicy.RETAIN,
             ),
         )
+        self.function, self.role, self.log_group = self.inference.function, self.inference.role, self.inference.log_group
         if self.hash_salt_secret is not None:
             self.hash_salt_secret.grant_read(self.role)
         cdk.Tags.of(self.function).add("modelserve:model-name", m.model_name)
         cdk.Tags.of(self.function).add("modelserve:model-version", m.version)
-        acknowledge(
-            self.role, "AwsSolutions-IAM5[Resource::*]",
-            "X-Ray tracing (xray:PutTraceSegments / PutTelemetryRecords) supports no resource-level scoping; "
-            "CDK adds exactly these two actions for Tracing.ACTIVE.",
-        )
-        if s.python_runtime != "3.13":
-            acknowledge(
-                self.function, "AwsSolutions-L1",
-                f"The runtime is the python_runtime setting ({s.python_runtime}): the bundled wheels are built for it.",
-            )
 
         self.alias = lambda_.Alias(
             self, "Live",

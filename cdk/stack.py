@@ -10,10 +10,13 @@ from constructs import Construct
 from modelserve.schema import BundleManifest
 from modelserve.settings import Settings
 
+from .alerting import Alerting
 from .asset_trim import SERVING_PRUNE
 from .bundling import ASSET_PACKAGES, REPO_ROOT, AssetSpec, asset_code
 from .capture import CaptureStorage
-from .monitoring import Monitoring
+from .dashboard import Dashboard
+from .drift_check import DriftCheck
+from .logical_ids import stable_logical_id
 from .serving import Serving
 
 
@@ -59,14 +62,31 @@ class ModelServingStack(cdk.Stack):
             extra_environment=self.capture.environment,
         )
         self.capture.grant_capture_write(self.serving.role)
-        self.monitoring = Monitoring(
-            self, "Monitoring",
+        self.drift_check = DriftCheck(
+            self, "DriftCheck",
             settings=s, manifest=m,
             code=asset_code(spec("drift_check", ASSET_PACKAGES["drift_check"]), bundling_mode, prebuilt_assets),
-            capture=self.capture, serving=self.serving,
+            capture=self.capture,
         )
-        for alarm in self.monitoring.rollback_alarms:
+        self.alerting = Alerting(
+            self, "Alerting",
+            settings=s, manifest=m,
+            reports_bucket_name=self.capture.bucket.bucket_name,
+            api_metric=self.serving.api_metric,
+            functions={"inference": self.serving.function, "drift_check": self.drift_check.function},
+            metrics_error_logs={"Inference": self.serving.log_group, "DriftCheck": self.drift_check.log_group},
+        )
+        for alarm in self.alerting.rollback_alarms:
             self.serving.deployment_group.add_alarm(alarm)
+        self.dashboard = Dashboard(
+            self, "Dashboard",
+            settings=s, manifest=m,
+            capture=self.capture,
+            api_metric=self.serving.api_metric,
+            inference_function=self.serving.function,
+            drift_check_function=self.drift_check.function,
+            alarms=[self.alerting.model_health, *self.alerting.alarms.values()],
+        )
 
         if bundling_mode == "skip":
             cdk.Annotations.of(self).add_warning_v2(
@@ -83,13 +103,17 @@ class ModelServingStack(cdk.Stack):
         out("CaptureBucketName", self.capture.bucket.bucket_name, "captures/, feedback/ and reports/ live here")
         out("DashboardUrl",
             f"https://{cdk.Aws.REGION}.console.aws.amazon.com/cloudwatch/home?region={cdk.Aws.REGION}"
-            f"#dashboards:name={self.monitoring.dashboard_name}",
+            f"#dashboards:name={self.dashboard.dashboard_name}",
             "CloudWatch dashboard of the model")
-        out("AlarmTopicArn", self.monitoring.topic.topic_arn, "SNS topic every alarm notifies")
+        out("AlarmTopicArn", self.alerting.topic.topic_arn, "SNS topic every alarm notifies")
         out("InferenceFunctionName", self.serving.function.function_name, "Inference Lambda (alias 'live')")
-        out("DriftCheckFunctionName", self.monitoring.function.function_name,
+        out("DriftCheckFunctionName", self.drift_check.function.function_name,
             "aws lambda invoke --function-name <name> /dev/stdout  runs a drift check now")
         out("AthenaTable", f"{self.capture.database.ref}.captures", "Query captures with Athena (name the version)")
         out("ModelVersion", m.version, "Model version deployed behind the live alias")
         if self.capture.stream is not None:
             out("FirehoseStreamName", self.capture.stream.ref, "Delivery stream of capture records")
+
+    def _allocate_logical_id(self, cfn_element: cdk.CfnElement) -> str:
+        # resources of regrouped constructs keep their deployed logical IDs (cdk/logical_ids.py)
+        return stable_logical_id(cfn_element, super()._allocate_logical_id(cfn_element))

@@ -21,6 +21,7 @@ from modelserve.records import CaptureRecord, RowKey, report_key, utc_iso
 from modelserve.schema import BundleManifest, Task
 from modelserve.settings import DriftSettings, SharedSettings
 from monitoring import DriftChecker, DriftConfig, DriftReport
+from monitoring import metric_names as dmn
 from monitoring.html_report import render_html
 from monitoring.performance import LabeledPredictions
 from monitoring.profile import PredictionColumns, ReferenceProfile
@@ -32,6 +33,9 @@ from .window_reader import ReadOptions, WindowRead, read_window
 logger = logging.getLogger(__name__)
 
 CLOUDWATCH_BATCH = 500  # PutMetricData takes up to 1,000 values per call
+# also published without ModelVersion: the NoTraffic alarm reads the deployment's series, which a
+# deploy (a new version with no check yet) does not interrupt
+DEPLOYMENT_WIDE_METRICS = (dmn.WINDOW_ROWS,)
 
 
 def drift_config(settings: DriftSettings) -> DriftConfig:
@@ -115,7 +119,9 @@ class DriftService:
         cloudwatch: Any,
         bucket: str,
         write_local: Callable[[str, bytes], None] | None = None,
+        deployment: str | None = None,
     ) -> None:
+        """``deployment``: the stack name (``ENV_DEPLOYMENT``), a dimension of every metric when set."""
         self.bundle = bundle
         self.manifest = bundle.manifest
         self.settings = settings
@@ -140,6 +146,8 @@ class DriftService:
             {"Name": mn.DIM_MODEL_NAME, "Value": self.manifest.model_name},
             {"Name": mn.DIM_MODEL_VERSION, "Value": self.manifest.version},
         ]
+        if deployment:
+            self.dimensions.append({"Name": mn.DIM_DEPLOYMENT, "Value": deployment})
 
     def run(self, event: dict[str, Any] | None, now: datetime | None = None, read_budget_s: float | None = None) -> DriftRun:
         """``read_budget_s``: seconds the window read may take (the handler passes what the
@@ -205,6 +213,9 @@ class DriftService:
             if feature is not None:
                 dims.append({"Name": mn.DIM_FEATURE, "Value": feature})
             data.append({"MetricName": name, "Dimensions": dims, "Value": float(value), "Timestamp": timestamp, "Unit": "None"})
+            if name in DEPLOYMENT_WIDE_METRICS:
+                wide = [d for d in dims if d["Name"] != mn.DIM_MODEL_VERSION]
+                data.append({"MetricName": name, "Dimensions": wide, "Value": float(value), "Timestamp": timestamp, "Unit": "None"})
         for i in range(0, len(data), CLOUDWATCH_BATCH):
             self.cloudwatch.put_metric_data(Namespace=self.settings.metrics_namespace, MetricData=data[i : i + CLOUDWATCH_BATCH])
 

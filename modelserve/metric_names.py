@@ -1,7 +1,11 @@
-"""CloudWatch metric names emitted by the inference function (EMF). Dimensions: ModelName, ModelVersion."""
+"""CloudWatch metric names emitted by the inference function (EMF). Dimensions: ModelName, ModelVersion
+and, in a deployed stack, Deployment."""
 
 DIM_MODEL_NAME = "ModelName"
 DIM_MODEL_VERSION = "ModelVersion"
+# the stack name: two stacks of one model publish apart (the stack sets ENV_DEPLOYMENT on both functions)
+DIM_DEPLOYMENT = "Deployment"
+ENV_DEPLOYMENT = "MS_DEPLOYMENT"
 DIM_FEATURE = "Feature"
 DIM_REASON = "Reason"
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import utils as logging_utils
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from . import metric_names as mn
@@ -29,9 +29,12 @@ _UNITS = {
 }
 
 
-def make_logger(service: str, model_name: str, model_version: str) -> Logger:
+def make_logger(service: str, model_name: str, model_version: str, deployment: str | None = None) -> Logger:
+    """``deployment``: the stack name (``ENV_DEPLOYMENT``); a metric filter reads it from every line."""
     logger = Logger(service=service)
     logger.append_keys(model_name=model_name, model_version=model_version)
+    if deployment:
+        logger.append_keys(deployment=deployment)
     # our library modules log through stdlib logging: give them the same JSON format
     logging_utils.copy_config_to_registered_loggers(source_logger=logger, include={"modelserve", "monitoring"})
     return logger
@@ -40,10 +43,13 @@ def make_logger(service: str, model_name: str, model_version: str) -> Logger:
 class EmfMetricHook:
     """MetricHook writing CloudWatch Embedded Metric Format through Powertools."""
 
-    def __init__(self, namespace: str, service: str, model_name: str, model_version: str) -> None:
+    def __init__(self, namespace: str, service: str, model_name: str, model_version: str, deployment: str | None = None) -> None:
+        """``deployment``: the stack name (``ENV_DEPLOYMENT``), a dimension of every metric when set."""
         self.namespace = namespace
         self.service = service
         self.default_dimensions = {mn.DIM_MODEL_NAME: model_name, mn.DIM_MODEL_VERSION: model_version}
+        if deployment:
+            self.default_dimensions[mn.DIM_DEPLOYMENT] = deployment
         # service="" (not None): Powertools would otherwise add a "service" dimension (also from
         # POWERTOOLS_SERVICE_NAME) and the alarms, keyed on ModelName + ModelVersion, would see nothing
         self.metrics = Metrics(namespace=namespace, service="")
@@ -60,9 +66,13 @@ class EmfMetricHook:
             # always the total under the model's dimensions (what alarms and the dashboard read) ...
             self.metrics.add_metric(name=name, unit=unit, value=value)
             if dims:  # ... and the breakdown (e.g. by Reason) in its own EMF blob
-                with single_metric(name=name, unit=unit, value=value, namespace=self.namespace) as m:
-                    for k, v in {**self.default_dimensions, **dims}.items():
-                        m.add_dimension(name=k, value=v)
+                # service="", not Powertools' single_metric(): that one adds a "service" dimension
+                # (POWERTOOLS_SERVICE_NAME) that no dashboard query or alarm names
+                breakdown = EphemeralMetrics(namespace=self.namespace, service="")
+                for k, v in {**self.default_dimensions, **dims}.items():
+                    breakdown.add_dimension(name=k, value=v)
+                breakdown.add_metric(name=name, unit=unit, value=value)
+                breakdown.flush_metrics()
         except Exception:  # noqa: BLE001 - logged with a fixed message the MetricsErrors filter counts
             _log.exception(METRICS_ERROR_MESSAGE)
 

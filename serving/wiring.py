@@ -15,6 +15,7 @@ from typing import Any
 
 from modelserve import metric_names as mn
 from modelserve.bundle import ModelBundle, function_bundle_dir
+from modelserve.metric_names import ENV_DEPLOYMENT
 from modelserve.observability import EmfMetricHook
 from modelserve.settings import ENV_CAPTURE_BUCKET, ENV_FIREHOSE_STREAM, ENV_HASH_SALT_SECRET, ServingSettings
 
@@ -34,6 +35,7 @@ class InferenceFunction:
     bundle: ModelBundle
     metrics: EmfMetricHook
     service: InferenceService
+    deployment: str | None  # the stack name: a dimension of every metric, so two stacks never mix
 
 
 def inference_function(environ: Mapping[str, str] | None = None) -> InferenceFunction:
@@ -42,8 +44,9 @@ def inference_function(environ: Mapping[str, str] | None = None) -> InferenceFun
     settings = ServingSettings.from_env(environ)
     bundle = ModelBundle.load(function_bundle_dir(environ))
     m = bundle.manifest
-    metrics = EmfMetricHook(settings.metrics_namespace, "inference", m.model_name, m.version)
-    return InferenceFunction(settings, bundle, metrics, inference_service(bundle, settings, environ, metric=metrics))
+    deployment = environ.get(ENV_DEPLOYMENT)
+    metrics = EmfMetricHook(settings.metrics_namespace, "inference", m.model_name, m.version, deployment)
+    return InferenceFunction(settings, bundle, metrics, inference_service(bundle, settings, environ, metric=metrics), deployment)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from serving.wiring import inference_function
 function = inference_function()  # settings and resources from the environment the stack set
 serving, bundle, metrics, service = function.settings, function.bundle, function.metrics, function.service
 manifest = bundle.manifest
-logger = make_logger("inference", manifest.model_name, manifest.version)
+logger = make_logger("inference", manifest.model_name, manifest.version, function.deployment)
 app = create_app(service, max_body_bytes=serving.max_body_bytes)
 # lifespan off: Mangum would run startup/shutdown around every call; the model is loaded above.
 # base path: strips /<stage> where the event path carries it (HTTP API named stages, custom domains)

@@ -36,6 +36,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "redact_features": ["is_adult"],
     },
     "public": {"api_auth": "none", "capture_transition_days": 0},
+    # drift checks two days apart: alarms over several one-day periods
+    "two_days": {"drift_schedule": "rate(2 days)"},
+    "daily_cron": {"drift_schedule": "cron(0 6 * * ? *)"},
 }
 
 
@@ -111,3 +114,37 @@ def full(synth_of) -> Synth:
 @pytest.fixture(scope="session")
 def public(synth_of) -> Synth:
     return synth_of("public")
+
+
+# ------------------------------------------------------------------ reading the template
+
+
+def alarm_metric_stats(alarm: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Query id ("m" for a plain alarm) -> {namespace, name, dims, stat, period} of each metric the alarm reads."""
+    if "Metrics" not in alarm:
+        return {"m": {
+            "namespace": alarm["Namespace"], "name": alarm["MetricName"],
+            "dims": {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])},
+            "stat": alarm.get("Statistic", alarm.get("ExtendedStatistic")), "period": alarm["Period"],
+        }}
+    out = {}
+    for q in alarm["Metrics"]:
+        if "MetricStat" in q:
+            st = q["MetricStat"]
+            out[q["Id"]] = {
+                "namespace": st["Metric"]["Namespace"], "name": st["Metric"]["MetricName"],
+                "dims": {d["Name"]: d["Value"] for d in st["Metric"].get("Dimensions", [])},
+                "stat": st["Stat"], "period": st["Period"],
+            }
+    return out
+
+
+def alarm_expression(alarm: dict[str, Any]) -> str | None:
+    return next((q["Expression"] for q in alarm.get("Metrics", []) if "Expression" in q), None)
+
+
+def dashboard_body(s: Synth) -> dict[str, Any]:
+    """The dashboard's JSON body (deploy-time values such as the bucket name as "<token>")."""
+    (dashboard,) = s.of_type("AWS::CloudWatch::Dashboard").values()
+    parts = dashboard["Properties"]["DashboardBody"]["Fn::Join"][1]
+    return json.loads("".join(p if isinstance(p, str) else "<token>" for p in parts))

@@ -8,8 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from cdk.alarms import RUNBOOK_DOC, AlarmSpec, alarm_specs, evaluate, schedule_period_s
-from modelserve.settings import Settings
+from cdk.alarms import RUNBOOK_DOC, AlarmSpec, alarm_specs, evaluate, schedule_gap_s, schedule_period_s
+from modelserve.settings import Settings, SettingsError
 
 REQUIRED = {
     "DatasetDrift", "PredictionDrift", "OutlierRate", "MissingRate", "OutOfRangeRate", "UnseenCategoryRate",
@@ -50,8 +50,161 @@ def test_descriptions_say_what_where_and_runbook() -> None:
 def test_drift_alarm_period_follows_the_schedule() -> None:
     assert specs(drift_schedule="rate(6 hours)")["DatasetDrift"].period_s == 6 * 3600
     assert schedule_period_s("rate(1 minute)") == 60
-    assert schedule_period_s("rate(3 days)") == 86400  # CloudWatch's longest alarm period
     assert schedule_period_s("cron(0 * * * ? *)") == 3600
+    assert schedule_period_s("cron(0 6 * * ? *)") == 86400  # daily, not the hour a cron used to get
+
+
+@pytest.mark.parametrize(
+    "schedule, gap_s",
+    [
+        ("rate(1 minute)", 60),
+        ("rate(2 days)", 2 * 86400),
+        ("cron(0 6 * * ? *)", 86400),
+        ("cron(0/15 * * * ? *)", 900),
+        ("cron(0 8,20 * * ? *)", 12 * 3600),  # 20:00 -> 08:00 is the longer gap
+        ("cron(0 9 ? * MON-FRI *)", 3 * 86400),  # Friday -> Monday
+        ("cron(30 6 ? * 2 *)", 7 * 86400),  # weekly (2 = Monday)
+    ],
+)
+def test_schedule_gap_is_the_longest_time_between_two_checks(schedule: str, gap_s: int) -> None:
+    assert schedule_gap_s(schedule) == gap_s
+
+
+@pytest.mark.parametrize(
+    "schedule, says",
+    [
+        ("cron(0 6 1 * ? *)", "day-of-month"),  # monthly: no weekly bound
+        ("cron(0 6 ? * 2#1 *)", "cannot read"),
+        ("cron(0 6 * * ?)", "6 fields"),
+        ("rate(8 days)", "at least every 7 days"),
+        ("rate(2 weeks)", "minutes, hours or days"),
+    ],
+)
+def test_schedules_alarms_cannot_be_timed_on_are_rejected_naming_the_setting(schedule: str, says: str) -> None:
+    with pytest.raises(SettingsError, match="drift_schedule") as e:
+        alarm_specs(Settings(drift_schedule=schedule), "m", "v")
+    assert says in str(e.value)
+
+
+# ---- CloudWatch's evaluation, simulated: what the on-call engineer would receive over days of checks
+
+HOUR, DAY = 3600, 86400
+PUBLISH_DELAY_S = 300  # a check's datapoint becomes visible a few minutes after its timestamp
+BREACHES = {
+    "GreaterThanThreshold": lambda v, t: v > t,
+    "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
+    "LessThanThreshold": lambda v, t: v < t,
+    "LessThanOrEqualToThreshold": lambda v, t: v <= t,
+}
+
+
+def simulate(spec: AlarmSpec, points: dict[int, float], at: int) -> str:
+    """The alarm's state at ``at`` (s): the N periods ending at ``at`` (not aligned: any alignment),
+    the statistic per period, FILL(m, REPEAT) when the spec asks, missing data per
+    ``treat_missing_data``, ALARM when at least M of the N breach."""
+    p, n = spec.period_s, spec.evaluation_periods
+    visible = {ts: v for ts, v in points.items() if ts + PUBLISH_DELAY_S <= at}
+    values: list[float | None] = []
+    for i in range(n):
+        start = at - (n - i) * p
+        inside = [v for ts, v in visible.items() if start <= ts < start + p]
+        pick = {"Minimum": min, "Maximum": max, "Sum": sum, "Average": lambda xs: sum(xs) / len(xs)}[spec.statistic]
+        values.append(pick(inside) if inside else None)
+    if spec.repeat_last_value:
+        last = None
+        values = [last := (v if v is not None else last) for v in values]
+    breaching = []
+    for v in values:
+        if v is not None:
+            breaching.append(BREACHES[spec.comparison](v, spec.threshold))
+        elif spec.treat_missing_data in ("breaching", "notBreaching"):
+            breaching.append(spec.treat_missing_data == "breaching")
+    if sum(breaching) >= spec.datapoints_to_alarm:
+        return "ALARM"
+    return "OK" if breaching else "INSUFFICIENT_DATA"
+
+
+HEALTHY = {  # what a good drift check publishes (AWS/Lambda publishes Errors = 0 per invocation)
+    "WindowRows": 250.0, "DatasetDrift": 0.0, "PredictionDrift": 0.0, "OutlierRate": 0.0, "MissingRate": 0.0,
+    "OutOfRangeRate": 0.0, "UnseenCategoryRate": 0.0, "DataQualityFailures": 0.0, "Errors": 0.0,
+}
+
+
+def drift_specs(schedule: str) -> list[AlarmSpec]:
+    """The alarms on metrics the drift check publishes (the composite ModelHealth's children among them)."""
+    return [s for s in specs(drift_schedule=schedule).values() if s.source in ("model", "drift_check") and s.metric_name in HEALTHY]
+
+
+def states(spec: AlarmSpec, checks: list[int], value: float, until: int) -> list[str]:
+    """States every 5 minutes from the first check on (before it, a new stack has no traffic to report)."""
+    points = {t: value for t in checks}
+    return [simulate(spec, points, at) for at in range(checks[0] + PUBLISH_DELAY_S, until, 300)]
+
+
+@pytest.mark.parametrize(
+    "schedule, checks",
+    [
+        ("cron(0 6 * * ? *)", [6 * HOUR + d * DAY for d in range(10)]),
+        ("rate(2 days)", [2 * d * DAY for d in range(6)]),
+        ("rate(1 hour)", [h * HOUR for h in range(24 * 4)]),
+    ],
+)
+def test_healthy_checks_never_page(schedule: str, checks: list[int]) -> None:
+    for spec in drift_specs(schedule):
+        until = checks[-1] + (checks[1] - checks[0])  # up to when the next check is due
+        assert "ALARM" not in states(spec, checks, HEALTHY[spec.metric_name], until), spec.id
+
+
+def test_the_old_one_hour_period_paged_all_day_on_a_daily_cron() -> None:
+    """The simulation can fail: the period a cron used to get leaves NoTraffic in ALARM ~23 h a day."""
+    checks = [6 * HOUR + d * DAY for d in range(5)]
+    old = replace(specs(drift_schedule="cron(0 6 * * ? *)")["NoTraffic"], period_s=3600, evaluation_periods=1,
+                  datapoints_to_alarm=1, repeat_last_value=False)
+    seen = states(old, checks, 250.0, checks[-1])
+    assert seen.count("ALARM") / len(seen) > 0.9
+
+
+@pytest.mark.parametrize(
+    "schedule, checks",
+    [("cron(0 6 * * ? *)", [6 * HOUR + d * DAY for d in range(6)]), ("rate(2 days)", [2 * d * DAY for d in range(6)])],
+)
+def test_what_should_page_still_pages(schedule: str, checks: list[int]) -> None:
+    sp = {s.id: s for s in drift_specs(schedule)}
+    until = checks[-1] + DAY
+    assert "ALARM" in states(sp["NoTraffic"], checks, 0.0, until)  # empty windows
+    assert simulate(sp["NoTraffic"], {}, until) == "ALARM"  # the check publishes nothing at all
+    assert "ALARM" in states(sp["DatasetDrift"], checks, 1.0, until)
+    # a drift found by one check stays in ALARM until the next check (no OK in between for rate(2 days))
+    one = {checks[2]: 1.0, **{t: 0.0 for t in checks if t != checks[2]}}
+    between = [simulate(sp["DatasetDrift"], one, at) for at in range(checks[2] + PUBLISH_DELAY_S, checks[3], 600)]
+    assert set(between) == {"ALARM"}
+
+
+def test_one_late_or_missing_check_does_not_page() -> None:
+    sp = {s.id: s for s in drift_specs("rate(1 hour)")}
+    checks = [h * HOUR for h in range(48) if h != 30]  # the check at hour 30 never published
+    assert "ALARM" not in states(sp["NoTraffic"], checks, 250.0, 48 * HOUR)
+    assert sp["NoTraffic"].evaluation_periods >= 2
+
+
+def test_rate_of_two_days_is_read_over_one_day_periods() -> None:
+    sp = specs(drift_schedule="rate(2 days)")
+    assert sp["DatasetDrift"].period_s == 86400 and sp["DatasetDrift"].evaluation_periods == 2
+    assert sp["DatasetDrift"].datapoints_to_alarm == 1
+    nt = sp["NoTraffic"]
+    assert (nt.period_s, nt.evaluation_periods, nt.datapoints_to_alarm) == (86400, 4, 4)
+    assert nt.period_s * nt.evaluation_periods <= 7 * 86400  # CloudWatch's longest evaluation range
+
+
+def test_no_traffic_reads_the_deployment_not_the_version() -> None:
+    """After a deploy the new version has no WindowRows until its first check: a version-scoped alarm
+    treating missing data as breaching would page on every deploy."""
+    sp = {s.id: s for s in alarm_specs(Settings(), "penguins", "v2", deployment="Stack-A")}
+    assert sp["NoTraffic"].dimensions == {"ModelName": "penguins", "Deployment": "Stack-A"}
+    assert sp["DatasetDrift"].dimensions == {"ModelName": "penguins", "ModelVersion": "v2", "Deployment": "Stack-A"}
+    for s in sp.values():
+        if s.treat_missing_data == "breaching":
+            assert "ModelVersion" not in s.dimensions, s.id
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from unittest import mock
 
 import pytest
 
+from modelserve.metric_names import ENV_DEPLOYMENT
 from modelserve.settings import (
     ENV_BUNDLE_PATH,
     ENV_CAPTURE_BUCKET,
@@ -102,7 +103,8 @@ FUNCTION_SETTINGS: dict[str, Any] = {
     "unseen_category_threshold": 0.07,
 }
 # what the stack passes besides settings: resources it created or placed
-RESOURCE_VARIABLES = {ENV_BUNDLE_PATH, ENV_CAPTURE_BUCKET, ENV_FIREHOSE_STREAM, ENV_HASH_SALT_SECRET}
+# what the stack names for a function (resources, the stack name), not settings
+RESOURCE_VARIABLES = {ENV_BUNDLE_PATH, ENV_CAPTURE_BUCKET, ENV_FIREHOSE_STREAM, ENV_HASH_SALT_SECRET, ENV_DEPLOYMENT}
 SECTION_OF_FUNCTION = {"inference": ServingSettings, "drift-check": DriftSettings}
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from cdk.alarms import alarm_specs
-from tests.infra.conftest import Synth
+from tests.infra.conftest import Synth, alarm_expression, alarm_metric_stats
 
 
 def _policy_statements(s: Synth, role_path_fragment: str) -> list[dict[str, Any]]:
@@ -201,6 +201,7 @@ def test_drift_function_and_schedule(default: Synth) -> None:
     f = _function(default, "MonitoringDriftCheck")
     assert f["MemorySize"] == s.drift_memory_mb and f["Timeout"] == s.drift_timeout_s
     assert f["TracingConfig"] == {"Mode": "Active"}
+    assert f["ReservedConcurrentExecutions"] == 1  # a slow check never overlaps the next
     env = f["Environment"]["Variables"]
     assert env["MS_ALPHA"] == str(s.alpha) and env["MS_WINDOW_HOURS"] == str(s.window_hours)
     assert "MS_CAPTURE_BUCKET" in env and env["MS_MODEL_BUNDLE_PATH"] == "bundle"
@@ -257,7 +258,7 @@ def test_methods_auth_and_validation(default: Synth, full: Synth, public: Synth)
 
 def test_every_alarm_spec_becomes_an_alarm_that_notifies_the_topic(default: Synth) -> None:
     m = default.manifest
-    specs = alarm_specs(default.settings, m.model_name, m.version)
+    specs = alarm_specs(default.settings, m.model_name, m.version, deployment=default.stack_name)
     alarms = default.of_type("AWS::CloudWatch::Alarm")
     assert len(alarms) == len(specs)
     topic = next(iter(default.of_type("AWS::SNS::Topic")))
@@ -268,29 +269,61 @@ def test_every_alarm_spec_becomes_an_alarm_that_notifies_the_topic(default: Synt
         assert a["ComparisonOperator"] == spec.comparison
         assert a["EvaluationPeriods"] == spec.evaluation_periods and a["DatapointsToAlarm"] == spec.datapoints_to_alarm
         assert a["TreatMissingData"] == spec.treat_missing_data
+        stats = alarm_metric_stats(a)
+        main = stats["m"]
+        assert (main["name"], main["namespace"], main["period"], main["stat"]) == (spec.metric_name, spec.namespace, spec.period_s, spec.statistic)
         if spec.min_window_rows:  # a rate alarm gated on the window's size by metric math
-            queries = {q["Id"]: q for q in a["Metrics"]}
-            expr = next(q for q in a["Metrics"] if "Expression" in q)
-            assert expr["Expression"] == f"IF(rows >= {spec.min_window_rows}, m, 0)" and expr.get("ReturnData", True)
-            stat = queries["m"]["MetricStat"]
-            assert stat["Metric"]["MetricName"] == spec.metric_name and stat["Metric"]["Namespace"] == spec.namespace
-            assert stat["Period"] == spec.period_s and stat["Stat"] == spec.statistic
-            assert queries["rows"]["MetricStat"]["Metric"]["MetricName"] == "WindowRows"
-            assert {d["Name"]: d["Value"] for d in stat["Metric"]["Dimensions"]} == {"ModelName": m.model_name, "ModelVersion": m.version}
+            assert alarm_expression(a) == f"IF(rows >= {spec.min_window_rows}, m, 0)"
+            assert stats["rows"]["name"] == "WindowRows" and stats["rows"]["dims"] == main["dims"]
             assert spec.metric_name in ("OutlierRate", "MissingRate", "OutOfRangeRate", "UnseenCategoryRate")
             assert f"at least {spec.min_window_rows} rows" in json.dumps(a["AlarmDescription"])
+        elif spec.repeat_last_value:
+            assert alarm_expression(a) == "FILL(m, REPEAT)"
         else:
-            assert a["MetricName"] == spec.metric_name
-            assert a["Namespace"] == spec.namespace
-            assert a["Period"] == spec.period_s
-            assert a.get("Statistic", a.get("ExtendedStatistic")) == spec.statistic
+            assert alarm_expression(a) is None
         assert a["AlarmActions"] == [{"Ref": topic}] and a["OKActions"] == [{"Ref": topic}]
         desc = json.dumps(a["AlarmDescription"])
         assert spec.runbook_anchor in desc and f"/reports/model={m.model_name}/" in desc
-        if spec.source == "model" and not spec.min_window_rows:
-            assert {d["Name"]: d["Value"] for d in a["Dimensions"]} == {"ModelName": m.model_name, "ModelVersion": m.version}
+        if spec.source == "model":
+            assert main["dims"] == spec.dimensions
+            assert main["dims"]["ModelName"] == m.model_name and main["dims"]["Deployment"] == default.stack_name
+            assert main["dims"].get("ModelVersion", m.version) == m.version
         if spec.source == "api":
-            assert {d["Name"] for d in a["Dimensions"]} == {"ApiName", "Stage"}
+            assert set(main["dims"]) == {"ApiName", "Stage"}
+
+
+def _alarm_by_id(s: Synth) -> dict[str, dict[str, Any]]:
+    return {a["Properties"]["AlarmName"].rsplit("-", 1)[-1]: a["Properties"] for a in s.of_type("AWS::CloudWatch::Alarm").values()}
+
+
+def test_a_deploy_does_not_page(default: Synth) -> None:
+    """A new model version has no drift metrics until its first check: no alarm that reads missing data
+    as breaching may watch a version-scoped metric, and NoTraffic needs two checks' worth of periods."""
+    alarms = _alarm_by_id(default)
+    for name, a in alarms.items():
+        if a["TreatMissingData"] == "breaching":
+            for stat in alarm_metric_stats(a).values():
+                assert "ModelVersion" not in stat["dims"], name
+    nt = alarms["NoTraffic"]
+    assert nt["EvaluationPeriods"] >= 2 and nt["DatapointsToAlarm"] == nt["EvaluationPeriods"]
+    assert alarm_expression(nt) == "FILL(m, REPEAT)"  # a late check reads as the last value, not as missing
+    assert alarm_metric_stats(nt)["m"]["dims"] == {"ModelName": default.manifest.model_name, "Deployment": default.stack_name}
+
+
+@pytest.mark.parametrize(
+    "variant, period_s, drift_periods, no_traffic_periods",
+    [("default", 3600, 1, 2), ("daily_cron", 86400, 1, 2), ("two_days", 86400, 2, 4)],
+)
+def test_alarm_periods_follow_the_drift_schedule(variant: str, period_s: int, drift_periods: int, no_traffic_periods: int, synth_of) -> None:
+    s = synth_of(variant)
+    alarms = _alarm_by_id(s)
+    for name in ("DatasetDrift", "OutlierRate", "NoTraffic", "DriftCheckErrors"):
+        assert {st["period"] for st in alarm_metric_stats(alarms[name]).values()} == {period_s}, name
+    assert alarms["DatasetDrift"]["EvaluationPeriods"] == drift_periods and alarms["DatasetDrift"]["DatapointsToAlarm"] == 1
+    assert alarms["NoTraffic"]["EvaluationPeriods"] == no_traffic_periods
+    for name, a in alarms.items():  # CloudWatch: period x evaluation periods at most 1 day under an hour, else 7 days
+        periods = {st["period"] for st in alarm_metric_stats(a).values()}
+        assert max(periods) * a["EvaluationPeriods"] <= (7 * 86400 if max(periods) >= 3600 else 86400), name
 
 
 def test_alarm_thresholds_come_from_settings(full: Synth, synth_of) -> None:
@@ -333,7 +366,7 @@ def test_dashboard_covers_api_lambda_capture_and_every_feature(default: Synth) -
         assert f'\\"{f.name}\\"' in body or f.name in body
     assert body.count("FeaturePValue") >= len(default.manifest.features)
     # rejects exist per Reason dimension: the breakdown is a SEARCH over it for this model version
-    assert "SEARCH(" in body and "ModelName,ModelVersion,Reason" in body and default.manifest.version in body
+    assert "SEARCH(" in body and "ModelName,ModelVersion,Deployment,Reason" in body and default.manifest.version in body
 
 
 # ------------------------------------------------------------------ Firehose and Glue
@@ -393,7 +426,7 @@ def test_cdk_nag_has_no_unacknowledged_findings(variant: str, synth_of) -> None:
     assert errors == []
 
 
-@pytest.mark.parametrize("variant", ["default", "firehose_kms_iam", "public"])
+@pytest.mark.parametrize("variant", ["default", "firehose_kms_iam", "public", "two_days"])
 def test_cfn_lint_reports_no_errors(variant: str, synth_of) -> None:
     from cfnlint.api import ManualArgs, lint_file
 
@@ -411,7 +444,9 @@ def test_metrics_failures_are_counted_from_the_logs_of_both_functions(default: S
         assert "metrics_error*" in p["FilterPattern"]
         (t,) = p["MetricTransformations"]
         assert t["MetricName"] == "MetricsErrors" and t["MetricNamespace"] == default.settings.metrics_namespace
-        assert {d["Key"]: d["Value"] for d in t["Dimensions"]} == {"ModelName": "$.model_name", "ModelVersion": "$.model_version"}
+        assert {d["Key"]: d["Value"] for d in t["Dimensions"]} == {
+            "ModelName": "$.model_name", "ModelVersion": "$.model_version", "Deployment": "$.deployment",
+        }
 
 
 def test_hashed_features_get_a_generated_salt_the_function_alone_may_read(default: Synth, full: Synth) -> None:
@@ -426,3 +461,51 @@ def test_hashed_features_get_a_generated_salt_the_function_alone_may_read(defaul
     assert len(reads) == 1 and reads[0]["Resource"] == {"Ref": secret_id}
     drift_env = _function(full, "MonitoringDriftCheck")["Environment"]["Variables"]
     assert "MS_CAPTURE_HASH_SALT_SECRET_ARN" not in drift_env
+
+
+# ------------------------------------------------------------------ logical IDs
+
+
+# logical IDs of stacks deployed before cdk/monitoring.py was split: a changed ID would replace the
+# resource (a new topic to confirm, named alarms and the dashboard recreated under a name in use)
+DEPLOYED_LOGICAL_IDS = {
+    "MonitoringAlarmTopicAF62D4F1": "AWS::SNS::Topic",
+    "MonitoringAlarmTopicPolicyCB9CCFB0": "AWS::SNS::TopicPolicy",
+    "MonitoringTopicKey423AF5B2": "AWS::KMS::Key",
+    "MonitoringApi5xxRateB085961B": "AWS::CloudWatch::Alarm",
+    "MonitoringDatasetDrift941627E6": "AWS::CloudWatch::Alarm",
+    "MonitoringNoTrafficEED93320": "AWS::CloudWatch::Alarm",
+    "MonitoringModelHealth49DEED15": "AWS::CloudWatch::CompositeAlarm",
+    "MonitoringDashboard0C3675C6": "AWS::CloudWatch::Dashboard",
+    "MonitoringInferenceMetricsErrors93D7F7EC": "AWS::Logs::MetricFilter",
+    "MonitoringDriftCheckMetricsErrorsFF8C415C": "AWS::Logs::MetricFilter",
+    "MonitoringDriftCheckE195D5AD": "AWS::Lambda::Function",
+    "MonitoringDriftCheckLogs79B3DD38": "AWS::Logs::LogGroup",
+    "MonitoringDriftCheckRole63FF4ACB": "AWS::IAM::Role",
+    "MonitoringDriftCheckRoleDefaultPolicy859F42C1": "AWS::IAM::Policy",
+    "MonitoringScheduleDB3E6DB0": "AWS::Events::Rule",
+    "ServingFunctionEAA0CF5B": "AWS::Lambda::Function",
+    "ServingFunctionLogsD640BEF5": "AWS::Logs::LogGroup",
+    "ServingRole3E7A9AA5": "AWS::IAM::Role",
+    "ServingRoleDefaultPolicy3C5BF513": "AWS::IAM::Policy",
+}
+
+
+def test_regrouped_resources_keep_their_deployed_logical_ids(default: Synth) -> None:
+    for logical_id, cfn_type in DEPLOYED_LOGICAL_IDS.items():
+        assert default.resources.get(logical_id, {}).get("Type") == cfn_type, logical_id
+    # every alarm too (named alarms must never be recreated under their own name)
+    for sp in alarm_specs(default.settings, default.manifest.model_name, default.manifest.version):
+        assert any(k.startswith(f"Monitoring{sp.id}") for k in default.of_type("AWS::CloudWatch::Alarm")), sp.id
+
+
+def test_moved_path_takes_the_longest_matching_prefix() -> None:
+    from cdk.logical_ids import logical_id_of, moved_path
+
+    moved = {"A": "Old", "A/F/Logs": "Old/FLogs"}
+    assert moved_path(["A", "F", "Logs", "Resource"], moved) == ["Old", "FLogs", "Resource"]
+    assert moved_path(["A", "Topic", "Resource"], moved) == ["Old", "Topic", "Resource"]
+    assert moved_path(["B", "Resource"], moved) == ["B", "Resource"]
+    # CDK's own naming: human-readable part plus a hash of the whole path, "Default" left out
+    assert logical_id_of(["Monitoring", "AlarmTopic", "Resource"]) == "MonitoringAlarmTopicAF62D4F1"
+    assert logical_id_of(["Monitoring", "Default", "AlarmTopic", "Resource"]) == "MonitoringAlarmTopicAF62D4F1"

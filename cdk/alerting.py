@@ -1,0 +1,186 @@
+"""Alerting: the alarm topic and its key, every alarm of ``cdk.alarms.alarm_specs`` (no thresholds
+here), the metric filters that count metrics failures, and the "model health" composite alarm."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subs
+from constructs import Construct
+
+from cdk.alarms import AlarmSpec, Source, alarm_specs
+from modelserve import metric_names as imn
+from modelserve.schema import BundleManifest
+from modelserve.settings import Settings
+from monitoring import metric_names as dmn
+
+from .common import resource_name
+
+_COMPARISON = {
+    "GreaterThanThreshold": cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    "GreaterThanOrEqualToThreshold": cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    "LessThanThreshold": cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+    "LessThanOrEqualToThreshold": cloudwatch.ComparisonOperator.LESS_THAN_OR_EQUAL_TO_THRESHOLD,
+}
+_MISSING = {
+    "breaching": cloudwatch.TreatMissingData.BREACHING,
+    "notBreaching": cloudwatch.TreatMissingData.NOT_BREACHING,
+    "ignore": cloudwatch.TreatMissingData.IGNORE,
+    "missing": cloudwatch.TreatMissingData.MISSING,
+}
+
+
+class Alerting(Construct):
+    """Exposes ``topic``, ``specs``, ``alarms`` (id -> Alarm), ``rollback_alarms`` and ``model_health``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        settings: Settings,
+        manifest: BundleManifest,
+        reports_bucket_name: str,
+        api_metric: Callable[[str, str, int], cloudwatch.Metric],
+        functions: Mapping[Source, lambda_.IFunction],
+        metrics_error_logs: Mapping[str, logs.ILogGroup],
+    ) -> None:
+        """``functions``: the function behind each ``AWS/Lambda`` alarm source; ``metrics_error_logs``:
+        log groups whose "metrics_error" lines are counted, by the name prefix of their metric filter."""
+        super().__init__(scope, id)
+        s, m = settings, manifest
+        stack = cdk.Stack.of(self)
+        self.settings, self.api_metric, self.functions = s, api_metric, functions
+
+        # ---- alarm topic: a customer-managed key, because CloudWatch cannot use the aws/sns key
+        key = kms.Key(
+            self, "TopicKey",
+            description=f"Alarm topic of model {m.model_name}",
+            enable_key_rotation=True,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+            pending_window=cdk.Duration.days(7),
+        )
+        own_account = {"StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID}}
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=["*"],
+                conditions=own_account,  # the account only: AWS documents no alarm ARN in CloudWatch's KMS calls
+            )
+        )
+        self.topic = sns.Topic(
+            self, "AlarmTopic",
+            display_name=f"modelserve {m.model_name} alarms",
+            master_key=key,
+            enforce_ssl=True,
+        )
+        # The alarms of this account (and only those) may publish: a topic policy replaces SNS's default
+        # policy, and the one enforce_ssl creates holds only the TLS Deny.
+        own_alarms = f"arn:{cdk.Aws.PARTITION}:cloudwatch:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:alarm:*"
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={**own_account, "ArnLike": {"aws:SourceArn": own_alarms}},
+            )
+        )
+        if s.alarm_email:
+            self.topic.add_subscription(subs.EmailSubscription(s.alarm_email))
+
+        # ---- a metrics failure is itself counted: the functions log it with a fixed message
+        for name, group in metrics_error_logs.items():
+            logs.MetricFilter(
+                self, f"{name}MetricsErrors",
+                log_group=group,
+                filter_pattern=logs.FilterPattern.string_value("$.message", "=", f"{imn.METRICS_ERROR_MESSAGE.split(':')[0]}*"),
+                metric_namespace=s.metrics_namespace,
+                metric_name=imn.METRICS_ERRORS,
+                metric_value="1",
+                # the log lines carry these keys (modelserve.observability.make_logger)
+                dimensions={
+                    imn.DIM_MODEL_NAME: "$.model_name", imn.DIM_MODEL_VERSION: "$.model_version", imn.DIM_DEPLOYMENT: "$.deployment",
+                },
+            )
+
+        # ---- alarms: one per spec, nothing copied
+        self.specs = alarm_specs(s, m.model_name, m.version, bucket_name=reports_bucket_name, deployment=stack.stack_name)
+        self.alarms: dict[str, cloudwatch.Alarm] = {}
+        action = cw_actions.SnsAction(self.topic)
+        for spec in self.specs:
+            alarm = cloudwatch.Alarm(
+                self, spec.id,
+                alarm_name=resource_name(stack.stack_name, spec.id, max_len=255),
+                alarm_description=spec.description,
+                metric=self.metric_for(spec),
+                threshold=spec.threshold,
+                comparison_operator=_COMPARISON[spec.comparison],
+                evaluation_periods=spec.evaluation_periods,
+                datapoints_to_alarm=spec.datapoints_to_alarm,
+                treat_missing_data=_MISSING[spec.treat_missing_data],
+            )
+            alarm.add_alarm_action(action)
+            alarm.add_ok_action(action)
+            self.alarms[spec.id] = alarm
+        self.rollback_alarms = [self.alarms[sp.id] for sp in self.specs if sp.rollback]
+        model_alarms = [self.alarms[sp.id] for sp in self.specs if sp.group == "model"]
+        self.model_health = cloudwatch.CompositeAlarm(
+            self, "ModelHealth",
+            composite_alarm_name=resource_name(stack.stack_name, "ModelHealth", max_len=255),
+            alarm_description=(
+                f"Model health of {m.model_name} {m.version}: in ALARM while any drift, data-quality, traffic or "
+                "capture alarm is. Its children notify the topic; this roll-up is for the dashboard and for "
+                "suppressing or routing in one place. Runbook: docs/runbook.md#alarm-model-health"
+            ),
+            alarm_rule=cloudwatch.AlarmRule.any_of(
+                *(cloudwatch.AlarmRule.from_alarm(a, cloudwatch.AlarmState.ALARM) for a in model_alarms)
+            ),
+        )
+
+    def metric_for(self, spec: AlarmSpec) -> cloudwatch.IMetric:
+        """The metric (or metric math) one alarm spec watches."""
+        if spec.source == "model":
+            metric = cloudwatch.Metric(
+                namespace=spec.namespace,
+                metric_name=spec.metric_name,
+                dimensions_map=spec.dimensions,
+                statistic=spec.statistic,
+                period=cdk.Duration.seconds(spec.period_s),
+            )
+            if spec.repeat_last_value:
+                return cloudwatch.MathExpression(
+                    expression="FILL(m, REPEAT)",
+                    using_metrics={"m": metric},
+                    label=f"{spec.metric_name} (last published value)",
+                    period=cdk.Duration.seconds(spec.period_s),
+                )
+            if not spec.min_window_rows:
+                return metric
+            rows = cloudwatch.Metric(
+                namespace=spec.namespace,
+                metric_name=dmn.WINDOW_ROWS,
+                dimensions_map=spec.dimensions,
+                statistic="Minimum",
+                period=cdk.Duration.seconds(spec.period_s),
+            )
+            # the same gate as alarms.evaluate: windows under the minimum count as 0
+            return cloudwatch.MathExpression(
+                expression=f"IF(rows >= {spec.min_window_rows}, m, 0)",
+                using_metrics={"m": metric, "rows": rows},
+                label=f"{spec.metric_name} (windows of {spec.min_window_rows}+ rows)",
+                period=cdk.Duration.seconds(spec.period_s),
+            )
+        if spec.source == "api":
+            return self.api_metric(spec.metric_name, spec.statistic, spec.period_s)
+        return self.functions[spec.source].metric(spec.metric_name, statistic=spec.statistic, period=cdk.Duration.seconds(spec.period_s))

@@ -1,0 +1,148 @@
+"""The CloudWatch dashboard of one deployed model: API, functions, captures, drift and alarms."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from cdk.alarms import schedule_period_s
+from modelserve import metric_names as imn
+from modelserve.schema import BundleManifest, Task
+from modelserve.settings import Settings
+from monitoring import metric_names as dmn
+
+from .capture import CaptureStorage
+from .common import resource_name
+
+DASHBOARD_MAX_FEATURES = 40  # one line per feature; CloudWatch graphs get unreadable (and capped) beyond this
+
+
+class Dashboard(Construct):
+    """Exposes ``dashboard`` and ``dashboard_name``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        settings: Settings,
+        manifest: BundleManifest,
+        capture: CaptureStorage,
+        api_metric: Callable[[str, str, int], cloudwatch.Metric],
+        inference_function: lambda_.IFunction,
+        drift_check_function: lambda_.IFunction,
+        alarms: Sequence[cloudwatch.IAlarm],
+    ) -> None:
+        super().__init__(scope, id)
+        s, m = settings, manifest
+        self.settings, self.manifest = s, m
+        self.deployment = cdk.Stack.of(self).stack_name
+        drift_period = schedule_period_s(s.drift_schedule)
+        self.dashboard_name = resource_name(cdk.Stack.of(self).stack_name, max_len=255)
+        d = self.dashboard = cloudwatch.Dashboard(
+            self, "Dashboard",
+            dashboard_name=self.dashboard_name,
+            default_interval=cdk.Duration.days(7),
+        )
+
+        def graph(title: str, metrics: list[cloudwatch.IMetric], width: int = 8, right: list[cloudwatch.IMetric] | None = None,
+                  hlines: list[cloudwatch.HorizontalAnnotation] | None = None) -> cloudwatch.GraphWidget:
+            return cloudwatch.GraphWidget(
+                title=title, left=metrics, right=right or None, width=width, height=6,
+                left_annotations=hlines or None,
+            )
+
+        def threshold(value: float, label: str) -> cloudwatch.HorizontalAnnotation:
+            return cloudwatch.HorizontalAnnotation(value=value, label=label, color=cloudwatch.Color.RED)
+
+        model_metric = self.model_metric
+        features = [f.name for f in m.features][:DASHBOARD_MAX_FEATURES]
+        d.add_widgets(
+            cloudwatch.TextWidget(
+                markdown=(
+                    f"## Model `{m.model_name}` version `{m.version}`\n"
+                    f"Captures: `s3://{capture.bucket.bucket_name}/captures/model={m.model_name}/` · "
+                    f"drift reports: `s3://{capture.bucket.bucket_name}/reports/model={m.model_name}/` · "
+                    f"Athena table `{capture.database.ref}.captures` · runbook: docs/runbook.md"
+                ),
+                width=24, height=2,
+            ),
+        )
+        d.add_widgets(cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(alarms), width=24, height=4))
+        d.add_widgets(
+            graph("API requests", [api_metric("Count", "Sum", 300)]),
+            graph("API latency (ms)", [api_metric("Latency", p, 300) for p in ("p50", "p90", "p99")],
+                  hlines=[threshold(s.api_p99_latency_ms, "p99 alarm")]),
+            graph("API 4xx / 5xx", [api_metric("4XXError", "Sum", 300), api_metric("5XXError", "Sum", 300)]),
+        )
+        fn, drift_fn = inference_function, drift_check_function
+        d.add_widgets(
+            graph("Inference duration (ms)", [fn.metric_duration(statistic=p, period=cdk.Duration.minutes(5)) for p in ("p50", "p99")]),
+            graph("Inference errors / throttles", [fn.metric_errors(period=cdk.Duration.minutes(5)), fn.metric_throttles(period=cdk.Duration.minutes(5))]),
+            graph("Drift check duration / errors", [drift_fn.metric_duration(statistic="Maximum", period=cdk.Duration.hours(1))],
+                  right=[drift_fn.metric_errors(period=cdk.Duration.hours(1))]),
+        )
+        d.add_widgets(
+            graph("Rows scored / captured", [model_metric(imn.ROWS_SCORED, "Sum", 300), model_metric(imn.CAPTURED_ROWS, "Sum", 300)]),
+            graph("Capture errors / validation rejects", [model_metric(imn.CAPTURE_ERRORS, "Sum", 300), model_metric(imn.VALIDATION_REJECTS, "Sum", 300)]),
+            graph("Validation rejects by reason", [self.rejects_by_reason()]),
+            graph("Prediction latency in the function (ms)", [model_metric(imn.PREDICTION_LATENCY_MS, p, 300) for p in ("p50", "p99")]),
+        )
+        d.add_widgets(
+            graph("Drift share / dataset & prediction drift", [model_metric(dmn.DRIFT_SHARE, "Maximum", drift_period)],
+                  right=[model_metric(dmn.DATASET_DRIFT, "Maximum", drift_period), model_metric(dmn.PREDICTION_DRIFT, "Maximum", drift_period)],
+                  hlines=[threshold(s.drift_share_threshold, "drift share threshold")]),
+            graph("Window rows / labeled rows", [model_metric(dmn.WINDOW_ROWS, "Maximum", drift_period), model_metric(dmn.LABELED_ROWS, "Maximum", drift_period)]),
+            graph("Multivariate: MMD p-value / PCA reconstruction ratio", [model_metric(dmn.MMD_P_VALUE, "Minimum", drift_period)],
+                  right=[model_metric(dmn.PCA_RECONSTRUCTION_RATIO, "Maximum", drift_period)]),
+        )
+        d.add_widgets(
+            graph("Per-feature p-value", [
+                model_metric(dmn.FEATURE_P_VALUE, "Minimum", drift_period, {imn.DIM_FEATURE: f}, label=f) for f in features
+            ], width=12, hlines=[threshold(s.alpha, "alpha (before correction)")]),
+            graph("Per-feature effect size", [
+                model_metric(dmn.FEATURE_EFFECT_SIZE, "Maximum", drift_period, {imn.DIM_FEATURE: f}, label=f) for f in features
+            ], width=12),
+        )
+        d.add_widgets(
+            graph("Outlier rate", [model_metric(dmn.OUTLIER_RATE, "Maximum", drift_period)],
+                  hlines=[threshold(s.outlier_rate_threshold, "alarm")]),
+            graph("Data quality rates", [
+                model_metric(dmn.MISSING_RATE, "Maximum", drift_period),
+                model_metric(dmn.OUT_OF_RANGE_RATE, "Maximum", drift_period),
+                model_metric(dmn.UNSEEN_CATEGORY_RATE, "Maximum", drift_period),
+            ], right=[model_metric(dmn.DATA_QUALITY_FAILURES, "Maximum", drift_period)]),
+            graph("Performance on labeled rows",
+                  [model_metric(n, "Average", drift_period) for n in
+                   ((dmn.ACCURACY, dmn.F1, dmn.AUC) if m.outputs.task is Task.CLASSIFICATION else (dmn.MAE, dmn.RMSE))]),
+        )
+
+    def model_metric(self, name: str, statistic: str, period_s: int, extra: dict[str, str] | None = None, label: str | None = None) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace=self.settings.metrics_namespace,
+            metric_name=name,
+            dimensions_map={
+                imn.DIM_MODEL_NAME: self.manifest.model_name,
+                imn.DIM_MODEL_VERSION: self.manifest.version,
+                imn.DIM_DEPLOYMENT: self.deployment,
+                **(extra or {}),
+            },
+            statistic=statistic,
+            period=cdk.Duration.seconds(period_s),
+            label=label,
+        )
+
+    def rejects_by_reason(self) -> cloudwatch.MathExpression:
+        """One line per rejection reason, whatever reasons occur (a CloudWatch SEARCH expression)."""
+        m, ns = self.manifest, self.settings.metrics_namespace
+        # the schema names the exact dimension set the inference function writes the breakdown with
+        dims = f"{imn.DIM_MODEL_NAME},{imn.DIM_MODEL_VERSION},{imn.DIM_DEPLOYMENT},{imn.DIM_REASON}"
+        query = (
+            f'{{{ns},{dims}}} MetricName="{imn.VALIDATION_REJECTS}" '
+            f'{imn.DIM_MODEL_NAME}="{m.model_name}" {imn.DIM_MODEL_VERSION}="{m.version}" {imn.DIM_DEPLOYMENT}="{self.deployment}"'
+        )
+        return cloudwatch.MathExpression(expression=f"SEARCH('{query}', 'Sum', 300)", using_metrics={}, label="")
