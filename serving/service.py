@@ -83,14 +83,13 @@ class InferenceService:
         session = None
         if bucket or stream:
             import boto3
-            from botocore.config import Config
+
+            from .post_response import capture_budget_s, capture_client_config
 
             session = boto_session or boto3.session.Session()
-            # short timeouts: a slow capture must not hold the prediction for long. No SDK retries
-            # (botocore's "max_attempts" counts retries, "total_max_attempts" counts attempts): the
-            # Capturer's one retry is the only one, so the worst case is 2 x (1 s + 2 s), under
-            # the function's default 10 s timeout.
-            cfg = Config(connect_timeout=1, read_timeout=2, retries={"total_max_attempts": 1, "mode": "standard"})
+            # timeouts from the capture budget (default 2 x (1 s + 2 s), under the function's 10 s
+            # timeout): a hung S3 or Firehose holds an answer, or an environment after it, no longer
+            cfg = capture_client_config(capture_budget_s(environ))
             if bucket:
                 s3 = session.client("s3", config=cfg)
                 feedback_writer = _s3_writer(s3, bucket)

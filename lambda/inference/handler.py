@@ -14,6 +14,7 @@ from modelserve.bundle import ModelBundle
 from modelserve.observability import EmfMetricHook, make_logger
 from modelserve.settings import Settings
 from serving.api import StageRootPath, create_app
+from serving.post_response import CAPTURE_DROPPED, executor_from_env
 from serving.service import InferenceService
 
 settings = Settings.from_env()
@@ -26,12 +27,17 @@ manifest = bundle.manifest
 metrics = EmfMetricHook(settings.metrics_namespace, "inference", manifest.model_name, manifest.version)
 logger = make_logger("inference", manifest.model_name, manifest.version)
 service = InferenceService.from_settings(settings, os.environ, metric=metrics, bundle=bundle)
+# when captures are written: after the answer through a Lambda internal extension (registered here,
+# during init, as Lambda requires), or before it where the Extensions API is absent (MS_CAPTURE_MODE)
+capture_executor = executor_from_env(os.environ, on_dropped=lambda n: metrics(CAPTURE_DROPPED, n, {}), after_work=metrics.flush)
+service.capturer.executor = capture_executor
 app = create_app(service)
 # lifespan off: Mangum would run startup/shutdown around every call; the model is loaded above.
 # base path: strips /<stage> where the event path carries it (HTTP API named stages, custom domains)
 asgi = Mangum(StageRootPath(app), lifespan="off", api_gateway_base_path=f"/{settings.stage_name}")
 
 
+@capture_executor.invocation  # outermost: the captures are handed over once the handler's metrics are out
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request_context = event.get("requestContext") or {}
