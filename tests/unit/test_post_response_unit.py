@@ -27,8 +27,7 @@ from serving.post_response import (
     capture_mode,
     executor_from_env,
 )
-from tests.unit.test_capture_unit import MANIFEST, T, RecordingSink, _scored
-
+from tests.unit.test_capture_unit import MANIFEST, RecordingSink, T, _scored
 
 # --- settings ------------------------------------------------------------------------------------
 
