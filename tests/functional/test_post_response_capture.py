@@ -209,3 +209,19 @@ def test_firehose_sink_works_the_same_way(moto_url, bucket, sample_bundle, tmp_p
     assert sorted(stored) == sorted(sent)
     for rid, records in stored.items():
         assert [r["prediction"] for r in sorted(records, key=lambda r: r["row"])] == got[rid]["predictions"]
+
+
+def test_thread_mode_for_the_local_gateway_captures_every_request_in_the_background(s3, load_inference, sample_bundle, lambda_context, capsys) -> None:
+    """Where nothing freezes the process (the local gateway), a bounded background thread writes."""
+    s3.create_bucket(Bucket="local-captures")
+    mod = load_inference(capture_bucket="local-captures", capture_mode="thread")
+    assert mod.capture_executor.mode == "thread"
+    ref = [r["inputs"] for r in sample_bundle.reference_rows()]
+    rids = [f"local-{i}" for i in range(5)]
+    for i, rid in enumerate(rids):
+        resp = mod.handler(event("rest_v1", "POST", "/predict", {"instances": [ref[i]]}, request_id=rid), lambda_context)
+        assert resp["statusCode"] == 200
+    assert mod.capture_executor.close(timeout=10)  # what the gateway does when it stops
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="local-captures").get("Contents", [])]
+    assert len(keys) == len(rids) and all(any(k.endswith(f"-{rid}.jsonl.gz") for k in keys) for rid in rids)
+    assert sum(v for v, _, _ in metric_points(capsys.readouterr().out, mn.CAPTURED_ROWS)) == len(rids)
