@@ -70,7 +70,7 @@ def _ms(values: list[float]) -> str:
     return f"median {statistics.median(values) * 1e3:7.2f}  p99 {_p(values, 99) * 1e3:7.2f}"
 
 
-def _in_process_init(bundle: Any, bucket: str, runs: int) -> float:
+def _in_process_init(bundle: Any, bucket: str) -> float:
     """A fresh Python importing the handler module (bundle, ONNX session, clients): the in-process figure."""
     code = (
         f"import time,sys; t=time.perf_counter(); sys.path.insert(0, {str(REPO)!r});"
@@ -79,8 +79,7 @@ def _in_process_init(bundle: Any, bucket: str, runs: int) -> float:
     )
     env = dict(os.environ, **AWS_ENV, MS_MODEL_BUNDLE_PATH=str(bundle.root), MS_CAPTURE_BUCKET=bucket, AWS_ENDPOINT_URL="http://127.0.0.1:9")
     env.pop("AWS_LAMBDA_RUNTIME_API", None)
-    out = [float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()[-1]) for _ in range(runs)]
-    return statistics.median(out)
+    return float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()[-1])
 
 
 def bench(args: argparse.Namespace) -> None:
@@ -135,19 +134,27 @@ def bench(args: argparse.Namespace) -> None:
             a, b = results[mode]
             print(f"capture ({mode}) adds {statistics.median(a) * 1e3 - off_a * 1e3:+.2f} ms to (a) and {statistics.median(b) * 1e3 - off_b * 1e3:+.2f} ms to (b) at the median")
 
-        print(f"\ncold start through awslambdaric (median of {args.cold} fresh environments; spawn = process start)")
-        for mode in ("sync", "extension"):
-            inits, firsts = [], []
-            for _ in range(args.cold):
+        # interleaved, round by round: this machine's load drifts more than the modes differ
+        print(f"\ncold start (median of {args.cold} fresh environments per mode, interleaved; spawn = process start)")
+        inits: dict[str, list[float]] = {"sync": [], "extension": []}
+        firsts: dict[str, list[float]] = {"sync": [], "extension": []}
+        in_process: list[float] = []
+        for _ in range(args.cold):
+            for mode in inits:
                 bucket = f"bench-{uuid.uuid4().hex[:10]}"
                 s3.create_bucket(Bucket=bucket)
                 with LambdaEmulator(_env(bundle, proxy.url, bucket, mode), log_path=log_dir / f"cold-{mode}.log") as emu:
                     inv = emu.invoke(event("rest_v1", "POST", "/predict", body, request_id="cold"))
-                    assert emu.init_s is not None
-                    inits.append(emu.init_s)
-                    firsts.append(inv.responded_at - emu.spawned_at)  # type: ignore[operator]
-            print(f"  {mode:<10} spawn -> init done {statistics.median(inits) * 1e3:6.0f} ms; spawn -> first answer {statistics.median(firsts) * 1e3:6.0f} ms")
-        print(f"  in-process: fresh python importing the handler module {_in_process_init(bundle, 'bench', args.cold):6.0f} ms (no runtime client, no extension)")
+                    assert emu.init_s is not None and inv.responded_at is not None
+                    inits[mode].append(emu.init_s)
+                    firsts[mode].append(inv.responded_at - emu.spawned_at)
+            in_process.append(_in_process_init(bundle, "bench"))
+        for mode in inits:
+            print(
+                f"  awslambdaric, {mode:<10} spawn -> init done {statistics.median(inits[mode]) * 1e3:6.0f} ms; "
+                f"spawn -> first answer {statistics.median(firsts[mode]) * 1e3:6.0f} ms"
+            )
+        print(f"  in-process: a fresh python importing the handler module {statistics.median(in_process):6.0f} ms (no runtime client)")
     finally:
         proxy.close()
         moto.stop()
