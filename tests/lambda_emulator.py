@@ -80,7 +80,7 @@ class ProxiedCall:
     path: str
     status: int
     received_at: float  # perf_counter when the request arrived
-    answered_at: float  # perf_counter when the answer was sent back
+    answered_at: float  # perf_counter when the answer was ready to go back (just before sending it)
 
 
 class DelayProxy:
@@ -125,8 +125,9 @@ class DelayProxy:
                         headers = {k: v for k, v in resp.getheaders() if k.lower() not in ("content-length", "transfer-encoding", "connection")}
                     finally:
                         conn.close()
+                answered = time.perf_counter()  # before sending: the client cannot have the answer earlier
+                proxy.calls.append(ProxiedCall(self.command, self.path, status, received, answered))
                 _reply(self, status, data, headers)
-                proxy.calls.append(ProxiedCall(self.command, self.path, status, received, time.perf_counter()))
 
             do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
 

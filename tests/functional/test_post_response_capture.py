@@ -27,7 +27,9 @@ from tests.functional.test_capture import metric_points
 from tests.lambda_emulator import DelayProxy, Invocation, LambdaEmulator
 from tests.support import event
 
-DELAY_S = 0.02  # what the proxy adds in front of moto: an in-Region PutObject's order of magnitude
+# what the proxy adds in front of moto: an in-Region PutObject's order of magnitude, and enough that
+# on this shared machine the answer's own path never takes that long (the benchmark uses 20 ms)
+DELAY_S = 0.05
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
