@@ -317,6 +317,11 @@ class LambdaEmulator:
         _reply(req, 202, b'{"status":"OK"}', {"Content-Type": "application/json"})
 
     # --- the caller's side ---
+    def registered(self) -> list[tuple[str, list[str]]]:
+        """(name, events) of every extension that registered during init."""
+        with self._cond:
+            return [(e.name, list(e.events)) for e in self._st.extensions.values()]
+
     def start(self, init_timeout_s: float = 60.0) -> LambdaEmulator:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         env = {

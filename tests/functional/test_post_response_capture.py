@@ -107,7 +107,7 @@ def test_extension_writes_after_the_answer_and_before_the_invocation_ends(moto_u
     finally:
         proxy.close()
     log = (tmp_path / "log.txt").read_text()
-    assert [(e.name, e.events) for e in emulator._st.extensions.values()] == [(EXTENSION_NAME, ["INVOKE"])]
+    assert emulator.registered() == [(EXTENSION_NAME, ["INVOKE"])]
 
     got = answers(invocations)
     assert sorted(got) == sorted(sent)
@@ -138,7 +138,7 @@ def test_sync_mode_under_the_same_runtime_answers_after_the_write(moto_url, buck
         emulator, invocations, sent = run(sample_bundle, function_env(sample_bundle, proxy, bucket, capture_mode="sync"), tmp_path / "log.txt", n=4)
     finally:
         proxy.close()
-    assert not emulator._st.extensions
+    assert emulator.registered() == []
     answers(invocations)
     for inv in invocations:
         put = next(c for c in proxy.writes() if c.received_at >= inv.dispatched_at and "/captures/" in c.path)
