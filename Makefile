@@ -55,6 +55,7 @@ lint: setup
 bench: setup
 	$(PY) benchmarks/bench_inference.py
 	$(PY) benchmarks/bench_capture.py
+	$(PY) benchmarks/bench_post_response.py
 	$(PY) benchmarks/bench_drift_stats.py
 	$(PY) benchmarks/bench_drift.py
 

@@ -168,11 +168,25 @@ class ServingSettings(SharedSettings):
 
     stage_name: str = Field("prod", pattern=r"^[A-Za-z0-9_]{1,64}$", description="API Gateway stage name")
     max_batch_rows: int = Field(1000, ge=1, le=100_000, description="Most rows in one /predict request")
-    max_body_bytes: int = Field(6_000_000, ge=1024, le=6_291_456, description="Largest request body (Lambda's cap)")
+    # Lambda's invoke payload is 6 MiB and the body is escaped into the event: JSON escaping at most
+    # doubles it (a body of quotes), base64 adds a third. 3.1 MB fits whatever the body holds.
+    max_body_bytes: int = Field(
+        3_100_000, ge=1024, le=6_291_456,
+        description="Largest request body; the default fits Lambda's 6 MiB invoke payload after escaping, whatever the body",
+    )
     unseen_category_policy: Literal["reject", "model"] = Field(
         "reject", description="Unseen category: 422, or pass it to the model (one-hot all zeros)"
     )
     capture_sampling: float = Field(1.0, ge=0.0, le=1.0, description="Share of requests captured")
+    capture_mode: Literal["auto", "extension", "thread", "sync"] = Field(
+        "auto",
+        description="When captures are written: after the answer (Lambda internal extension; auto where the Extensions API exists), "
+        "on a bounded background thread, or before the answer (sync)",
+    )
+    capture_budget_s: float = Field(
+        6.0, gt=0.0, le=25.0,
+        description="Longest a capture write may take (2 attempts; sets the S3/Firehose client timeouts); below the function timeout",
+    )
     capture_hash_salt: str | None = Field(
         None, description="Salt for hashed features; none: the stack generates one in Secrets Manager (recommended)"
     )

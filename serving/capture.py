@@ -8,6 +8,7 @@ buffers them into S3 under the same prefix scheme.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -27,6 +28,22 @@ logger = logging.getLogger(__name__)
 FIREHOSE_MAX_RECORD_BYTES = 1_000_000  # Firehose's record limit is 1,000 KiB; stay under it
 FIREHOSE_MAX_BATCH = 500  # records per PutRecordBatch
 FIREHOSE_MAX_BATCH_BYTES = 4 * 1024 * 1024  # and bytes per PutRecordBatch
+
+
+class CaptureExecutor(Protocol):
+    """When a capture's write runs: now (``SynchronousExecutor``), or after the response
+    (``serving.post_response``: a Lambda internal extension, or a bounded background thread)."""
+
+    def submit(self, work: Callable[[], bool]) -> bool:
+        """Run ``work`` (which never raises) now or later; never raises. Returns the work's result
+        when run now, else whether it was accepted (False: dropped, and counted by the executor)."""
+
+
+class SynchronousExecutor:
+    """The write happens before the answer leaves: where no post-response path exists."""
+
+    def submit(self, work: Callable[[], bool]) -> bool:
+        return work()
 
 
 class CaptureSink(Protocol):
@@ -162,6 +179,8 @@ class Capturer:
     """Builds capture records for a scored request and hands them to a sink.
 
     ``on_error`` and ``on_captured`` are the metric hooks (CaptureErrors, CapturedRows).
+    ``executor`` decides when the write runs (see ``CaptureExecutor``); the sampling decision is
+    always taken in the request, and the records are built with the write (off the answer's path).
     """
 
     manifest: BundleManifest
@@ -172,6 +191,7 @@ class Capturer:
     on_error: Callable[[Exception], None] = lambda exc: None
     on_captured: Callable[[int], None] = lambda n: None
     rng: random.Random = field(default_factory=random.Random)
+    executor: CaptureExecutor = field(default_factory=SynchronousExecutor)
 
     def should_capture(self) -> bool:
         if self.sink is None or self.sampling <= 0.0:
@@ -220,9 +240,21 @@ class Capturer:
         labels: np.ndarray,
         probabilities: np.ndarray | None,
     ) -> bool:
-        """Write the request's records; never raises. Returns whether they were stored."""
+        """Capture a scored request; never raises. Returns whether the records were stored (synchronous
+        executor) or handed to the post-response executor (False: not sampled, or dropped)."""
         if not self.should_capture():
             return False
+        return self.executor.submit(functools.partial(self.write, request_id, event_time, table, labels, probabilities))
+
+    def write(
+        self,
+        request_id: str,
+        event_time: datetime,
+        table: Table,
+        labels: np.ndarray,
+        probabilities: np.ndarray | None,
+    ) -> bool:
+        """Build the request's records and write them (one retry); never raises. Returns whether stored."""
         try:
             records = self.records(request_id, event_time, table, labels, probabilities)
             key = capture_key(self.manifest.model_name, self.manifest.version, event_time, request_id)

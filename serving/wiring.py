@@ -105,13 +105,11 @@ def capture_clients(settings: ServingSettings, targets: CaptureTargets, session:
     """The capture sink and the feedback writer for the configured targets (None where there is none)."""
     if session is None or not (targets.bucket or targets.stream):
         return None, None
-    from botocore.config import Config
+    from .post_response import capture_client_config
 
-    # short timeouts: a slow capture must not hold the prediction for long. No SDK retries
-    # (botocore's "max_attempts" counts retries, "total_max_attempts" counts attempts): the
-    # Capturer's one retry is the only one, so the worst case is 2 x (1 s + 2 s), under
-    # the function's default 10 s timeout.
-    cfg = Config(connect_timeout=1, read_timeout=2, retries={"total_max_attempts": 1, "mode": "standard"})
+    # timeouts from the capture budget (default 2 x (1 s + 2 s), under the function's 10 s timeout):
+    # a hung S3 or Firehose holds an answer, or an environment after it, no longer than the budget
+    cfg = capture_client_config(settings.capture_budget_s)
     s3 = session.client("s3", config=cfg) if targets.bucket else None
     feedback_writer = s3_writer(s3, targets.bucket) if s3 is not None and targets.bucket else None
     sink: CaptureSink | None = None

@@ -5,24 +5,33 @@ Everything heavy (bundle, ONNX session, clients) is built once here at init, nev
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from mangum import Mangum
 
 from modelserve.observability import make_logger
 from serving.api import StageRootPath, create_app
+from serving.post_response import CAPTURE_DROPPED, executor_from_env
 from serving.wiring import inference_function
 
 function = inference_function()  # settings and resources from the environment the stack set
 serving, bundle, metrics, service = function.settings, function.bundle, function.metrics, function.service
 manifest = bundle.manifest
 logger = make_logger("inference", manifest.model_name, manifest.version, function.deployment)
+# when captures are written: after the answer through a Lambda internal extension (registered here,
+# during init, as Lambda requires), or before it where the Extensions API is absent (MS_CAPTURE_MODE)
+capture_executor = executor_from_env(
+    os.environ, on_dropped=lambda n: metrics(CAPTURE_DROPPED, n, {}), after_work=metrics.flush, mode=serving.capture_mode
+)
+service.capturer.executor = capture_executor
 app = create_app(service, max_body_bytes=serving.max_body_bytes)
 # lifespan off: Mangum would run startup/shutdown around every call; the model is loaded above.
 # base path: strips /<stage> where the event path carries it (HTTP API named stages, custom domains)
 asgi = Mangum(StageRootPath(app), lifespan="off", api_gateway_base_path=f"/{serving.stage_name}")
 
 
+@capture_executor.invocation  # outermost: the captures are handed over once the handler's metrics are out
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request_context = event.get("requestContext") or {}

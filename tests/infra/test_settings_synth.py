@@ -88,6 +88,8 @@ FUNCTION_SETTINGS: dict[str, Any] = {
     "max_body_bytes": 4096,
     "unseen_category_policy": "model",
     "capture_sampling": 0.25,
+    "capture_mode": "thread",
+    "capture_budget_s": 2.5,
     "capture_hash_salt": "a-salt-of-at-least-16-characters",
     # drift check
     "window_hours": 6,
