@@ -28,7 +28,8 @@ from monitoring.profile import PredictionColumns, ReferenceProfile
 
 from .feedback_reader import read_labels
 from .store import CaptureLocation
-from .verdict_events import VERDICT_EVENT_ERRORS, VerdictEvent, publish as publish_event
+from .verdict_events import VERDICT_EVENT_ERRORS, VerdictEvent
+from .verdict_events import publish as publish_event
 from .window_reader import ReadOptions, WindowRead, read_window
 
 logger = logging.getLogger(__name__)
