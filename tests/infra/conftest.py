@@ -39,6 +39,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # drift checks two days apart: alarms over several one-day periods
     "two_days": {"drift_schedule": "rate(2 days)"},
     "daily_cron": {"drift_schedule": "cron(0 6 * * ? *)"},
+    # the optional service coverage: request-count alarm, reserved inference concurrency
+    "coverage": {"alarm_min_requests": 50, "alarm_min_requests_minutes": 30, "inference_reserved_concurrency": 10},
 }
 
 
