@@ -42,7 +42,7 @@ DEPLOYMENT_WIDE_METRICS = (dmn.WINDOW_ROWS,)
 
 # the window reader's parallel GETs; the S3 client's connection pool holds at least that many
 # (botocore's default of 10 would make the extra threads wait for a connection)
-READER_WORKERS: int = ReadOptions.__dataclass_fields__["workers"].default
+READER_WORKERS: int = ReadOptions(sample_cap=1).workers
 
 
 def s3_client(session: Any = None, workers: int = READER_WORKERS) -> Any:
