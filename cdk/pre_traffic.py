@@ -54,6 +54,7 @@ class PreTrafficHook(Construct):
         handler_dir: Path,
         target: lambda_.Function,
         deployment_group: codedeploy.LambdaDeploymentGroup,
+        alias: lambda_.Alias,
         reference_rows: list[dict[str, Any]],
     ) -> None:
         super().__init__(scope, id)
@@ -85,6 +86,9 @@ class PreTrafficHook(Construct):
         # CDK grants codedeploy:PutLifecycleEventHookExecutionStatus on this deployment group, lets the
         # group's role invoke the hook, and names it in the alias's UpdatePolicy (BeforeAllowTrafficHook)
         deployment_group.add_pre_hook(self.function)
+        # the alias update starts the CodeDeploy deployment: the hook (pointed at the new version, with
+        # its permissions) must be updated before it, not in parallel
+        alias.node.add_dependency(self.lambda_function)
         fn_id = cdk.Stack.of(self).get_logical_id(self.function.node.default_child)  # type: ignore[arg-type]
         acknowledge(
             deployment_group, f"AwsSolutions-IAM5[Resource::<{fn_id}.Arn>:*]",

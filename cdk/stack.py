@@ -70,6 +70,7 @@ class ModelServingStack(cdk.Stack):
             handler_dir=repo_root / "lambda" / "pre_traffic",
             target=self.serving.function,
             deployment_group=self.serving.deployment_group,
+            alias=self.serving.alias,
             reference_rows=ModelBundle(root=bundle_dir, manifest=m).reference_rows()[:1],
         )
         self.drift_check = DriftCheck(

@@ -36,6 +36,10 @@ def test_the_alias_update_runs_the_hook_before_traffic_shifts(default: Synth) ->
     (group_id,) = default.of_type("AWS::CodeDeploy::DeploymentGroup")
     assert update["DeploymentGroupName"] == {"Ref": group_id}
     assert update["BeforeAllowTrafficHook"] == {"Ref": hook_id}
+    # the hook (its new target and its permissions) is updated before the alias update starts a deployment
+    hook_role = [d for d in default.of_type("AWS::Lambda::Function")[hook_id]["DependsOn"] if d.startswith("PreTrafficHookLambdaRole")]
+    assert hook_id in alias["DependsOn"] and set(hook_role) <= set(alias["DependsOn"])
+    assert any(d.startswith("PreTrafficHookLambdaRoleDefaultPolicy") for d in alias["DependsOn"])
     # the deployment group's role may invoke the hook (CodeDeploy calls it with that role)
     group = default.of_type("AWS::CodeDeploy::DeploymentGroup")[group_id]["Properties"]
     role_id = group["ServiceRoleArn"]["Fn::GetAtt"][0]
