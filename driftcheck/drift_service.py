@@ -215,8 +215,11 @@ class DriftService:
         first) and where the reports are."""
         report = run.report
         features = report.features
-        feature_rows = {f"feature {r.feature} ({r.test})" for r in features.results} if features is not None else set()
-        verdicts = {v.check: bool(v.verdict) for v in report.verdicts() if v.verdict is not None and v.check not in feature_rows}
+        # FeatureDriftSummary.verdicts(): the dataset verdict, then one per feature; the features go
+        # into the findings with their statistics, not one verdict each
+        feature_verdicts = features.verdicts() if features is not None else []
+        per_feature = {v.check for v in feature_verdicts[1:]}
+        headline = [v for v in report.verdicts() if v.verdict is not None and v.check not in per_feature]
         findings: list[str] = []
         if features is not None:
             for r in sorted((r for r in features.results if r.is_drift), key=lambda r: -r.effect_size):
@@ -224,7 +227,8 @@ class DriftService:
                     f"{r.feature}: {r.effect_measure or 'effect'} {r.effect_size:.3g} (threshold {r.effect_threshold:.3g}), "
                     f"{r.test} p={r.p_value_corrected:.2g} corrected"
                 )
-        findings += [f"{v.check}: {v.detail}" if v.detail else v.check for v in report.verdicts() if v.verdict and v.check not in feature_rows and v.check != "dataset drift"]
+        dataset_check = feature_verdicts[0].check if feature_verdicts else None
+        findings += [f"{v.check}: {v.detail}" if v.detail else v.check for v in headline if v.verdict and v.check != dataset_check]
         return VerdictEvent(
             deployment=self.deployment,
             model_name=self.manifest.model_name,
@@ -233,7 +237,7 @@ class DriftService:
             window_end=utc_iso(run.end),
             window_rows=report.window_rows,
             dataset_drift=report.dataset_drift,
-            verdicts=verdicts,
+            verdicts={v.check: bool(v.verdict) for v in headline},
             findings=tuple(findings),
             report_json=f"s3://{self.bucket}/{run.json_key}",
             report_html=f"s3://{self.bucket}/{run.html_key}",

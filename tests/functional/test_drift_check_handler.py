@@ -229,6 +229,7 @@ def test_each_check_puts_its_verdict_on_the_default_bus(handlers, drift_rule, sa
     assert detail["dataset_drift"] is True and detail["window"]["rows"] == out["rows_checked"]
     assert detail["report_json"] == out["report_json"] and detail["report_html"] == out["report_html"]
     assert detail["verdicts"]["dataset drift"] is True
+    assert not [k for k in detail["verdicts"] if k.startswith("feature ")]  # per feature: in the findings
     # the shifted feature is flagged, first (largest effect), with its statistics; untouched ones are not
     assert detail["findings"][0].startswith("body_mass_g: ") and "p=" in detail["findings"][0]
     assert not any(f.startswith("island:") for f in detail["findings"])
