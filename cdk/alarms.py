@@ -11,7 +11,8 @@ Metric sources (``AlarmSpec.source``):
   reads the deployment's WindowRows without ModelVersion, so a deploy starts no empty series;
 - ``api``: ``AWS/ApiGateway`` with dimensions ApiName + Stage of the serving stage;
 - ``inference``: ``AWS/Lambda``, FunctionName of the inference function;
-- ``drift_check``: ``AWS/Lambda``, FunctionName of the drift-check function.
+- ``drift_check``: ``AWS/Lambda``, FunctionName of the drift-check function;
+- ``firehose``: ``AWS/Firehose``, DeliveryStreamName of the capture stream (``capture_sink=firehose``).
 The CDK side fills in the AWS dimensions (resource names are only known there).
 
 Timing: alarms on what the drift check publishes take their period from ``drift_schedule``
@@ -29,7 +30,7 @@ from modelserve.records import REPORTS_ROOT
 from modelserve.settings import Settings, SettingsError
 from monitoring import metric_names as drift_metrics
 
-Source = Literal["model", "api", "inference", "drift_check"]
+Source = Literal["model", "api", "inference", "drift_check", "firehose"]
 Comparison = Literal[
     "GreaterThanThreshold",
     "GreaterThanOrEqualToThreshold",
@@ -39,7 +40,11 @@ Comparison = Literal[
 TreatMissing = Literal["breaching", "notBreaching", "ignore", "missing"]
 State = Literal["ALARM", "OK", "INSUFFICIENT_DATA"]
 
-AWS_NAMESPACES: dict[str, str] = {"api": "AWS/ApiGateway", "inference": "AWS/Lambda", "drift_check": "AWS/Lambda"}
+AWS_NAMESPACES: dict[str, str] = {
+    "api": "AWS/ApiGateway", "inference": "AWS/Lambda", "drift_check": "AWS/Lambda", "firehose": "AWS/Firehose",
+}
+# the 4xx share counts only periods with at least this many requests: one rejected request of two is no page
+API_4XX_MIN_REQUESTS = 20
 # where the runbook lives (relative to the repository root; one section per alarm, anchored by runbook_anchor)
 RUNBOOK_DOC = "docs/runbook.md"
 
@@ -72,6 +77,8 @@ class AlarmSpec:
     # a period without a datapoint takes the last published value (metric math FILL(m, REPEAT)):
     # a check that is late, or the days between checks of a sparse schedule, don't read as missing
     repeat_last_value: bool = False
+    # api alarms on a share only: periods with fewer requests (AWS/ApiGateway Count) count as 0
+    min_requests: int = 0
 
 
 _SCHEDULE_UNITS = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
@@ -216,10 +223,13 @@ def alarm_specs(
         min_window_rows: int = 0,
         dimensions: dict[str, str] | None = None,
         repeat_last_value: bool = False,
+        min_requests: int = 0,
     ) -> None:
         namespace = s.metrics_namespace if source == "model" else AWS_NAMESPACES[source]
         if min_window_rows:
             what = f"{what[:-1]} (windows of at least {min_window_rows} rows)."
+        if min_requests:
+            what = f"{what[:-1]} (periods of at least {min_requests} requests)."
         description = (
             f"{what} Model {model_name} version {model_version}. "
             f"Latest drift report: {reports} . {todo} Runbook: {RUNBOOK_DOC}#{anchor}"
@@ -244,6 +254,7 @@ def alarm_specs(
                 dimensions=dict(dimensions or dims) if source == "model" else {},
                 repeat_last_value=repeat_last_value,
                 min_window_rows=min_window_rows,
+                min_requests=min_requests,
             )
         )
 
@@ -357,6 +368,39 @@ def alarm_specs(
         "Raise the account's concurrency quota or lower the stage throttling limits.",
         "alarm-inference-throttles", "service", period_s=300,
     )
+
+    # --- traffic reaching the API: seen in minutes, not at the next drift check ---
+    add(
+        "Api4xxRate", "4XXError", "api", "Average", s.api_4xx_rate, "GreaterThanThreshold",
+        f"More than {s.api_4xx_rate:.0%} of API requests answered 4xx (4XXError / Count) for 10 of 15 minutes: "
+        "clients rejected (403 after an API key or usage-plan change, 429 throttling, 4xx validation).",
+        "Read the access logs for the status codes and API key ids; compare with recent key, usage-plan or client changes.",
+        "alarm-api-4xx-rate", "service", period_s=300, evaluation_periods=3, datapoints_to_alarm=2,
+        min_requests=API_4XX_MIN_REQUESTS,
+    )
+    if s.alarm_min_requests:
+        add(
+            "LowTraffic", "Count", "api", "Sum", s.alarm_min_requests, "LessThanThreshold",
+            f"Fewer than {s.alarm_min_requests} API requests in {s.alarm_min_requests_minutes} min (no requests at all: "
+            "also ALARM).",
+            "Check the clients and their keys, DNS and the API's 4xx share; a quiet period that is normal needs a lower alarm_min_requests.",
+            "alarm-low-traffic", "service", period_s=s.alarm_min_requests_minutes * 60, treat_missing="breaching",
+        )
+    if s.capture_sink == "firehose":
+        add(
+            "FirehoseDeliveryFailures", "DeliveryToS3.Success", "firehose", "Average", 1, "LessThanThreshold",
+            "Firehose failed to deliver capture records to S3 in two 5-minute periods in a row (records retried, "
+            "then written under the errors prefix).",
+            "Read the stream's delivery error log and the errors/ prefix of the bucket; check the bucket policy and KMS key.",
+            "alarm-firehose-delivery-failures", "model", period_s=300, evaluation_periods=2, datapoints_to_alarm=2,
+        )
+        add(
+            "FirehoseDataFreshness", "DeliveryToS3.DataFreshness", "firehose", "Maximum", s.firehose_max_data_age_s,
+            "GreaterThanThreshold",
+            f"The oldest capture record in the Firehose stream waited more than {s.firehose_max_data_age_s} s for delivery.",
+            "Delivery is falling behind or failing: see FirehoseDeliveryFailures and the stream's error log.",
+            "alarm-firehose-data-freshness", "model", period_s=300, evaluation_periods=2, datapoints_to_alarm=2,
+        )
     return specs
 
 

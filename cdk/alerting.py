@@ -52,13 +52,16 @@ class Alerting(Construct):
         api_metric: Callable[[str, str, int], cloudwatch.Metric],
         functions: Mapping[Source, lambda_.IFunction],
         metrics_error_logs: Mapping[str, logs.ILogGroup],
+        firehose_stream_name: str | None = None,
     ) -> None:
         """``functions``: the function behind each ``AWS/Lambda`` alarm source; ``metrics_error_logs``:
-        log groups whose "metrics_error" lines are counted, by the name prefix of their metric filter."""
+        log groups whose "metrics_error" lines are counted, by the name prefix of their metric filter;
+        ``firehose_stream_name``: the capture stream (``capture_sink=firehose``), for its delivery alarms."""
         super().__init__(scope, id)
         s, m = settings, manifest
         stack = cdk.Stack.of(self)
         self.settings, self.api_metric, self.functions = s, api_metric, functions
+        self.firehose_stream_name = firehose_stream_name
 
         # ---- alarm topic: a customer-managed key, because CloudWatch cannot use the aws/sns key
         key = kms.Key(
@@ -182,5 +185,24 @@ class Alerting(Construct):
                 period=cdk.Duration.seconds(spec.period_s),
             )
         if spec.source == "api":
-            return self.api_metric(spec.metric_name, spec.statistic, spec.period_s)
+            metric = self.api_metric(spec.metric_name, spec.statistic, spec.period_s)
+            if not spec.min_requests:
+                return metric
+            # a share of a handful of requests is noise: periods under the minimum count as 0
+            return cloudwatch.MathExpression(
+                expression=f"IF(requests >= {spec.min_requests}, m, 0)",
+                using_metrics={"m": metric, "requests": self.api_metric("Count", "Sum", spec.period_s)},
+                label=f"{spec.metric_name} share (periods of {spec.min_requests}+ requests)",
+                period=cdk.Duration.seconds(spec.period_s),
+            )
+        if spec.source == "firehose":
+            if self.firehose_stream_name is None:
+                raise ValueError(f"alarm {spec.id} watches the Firehose stream, but the stack has none")
+            return cloudwatch.Metric(
+                namespace=spec.namespace,
+                metric_name=spec.metric_name,
+                dimensions_map={"DeliveryStreamName": self.firehose_stream_name},
+                statistic=spec.statistic,
+                period=cdk.Duration.seconds(spec.period_s),
+            )
         return self.functions[spec.source].metric(spec.metric_name, statistic=spec.statistic, period=cdk.Duration.seconds(spec.period_s))

@@ -74,6 +74,7 @@ class CaptureStorage(Construct):
             if settings.capture_transition_days
             else None
         )
+        noncurrent = cdk.Duration.days(settings.capture_noncurrent_days)
         self.bucket = s3.Bucket(
             self, "Bucket",
             encryption=s3.BucketEncryption.KMS if self.key else s3.BucketEncryption.S3_MANAGED,
@@ -81,20 +82,30 @@ class CaptureStorage(Construct):
             bucket_key_enabled=True if self.key else None,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
-            versioned=False,
+            # a capture, label or report written again under its key (or deleted) stays readable as a
+            # noncurrent version for capture_noncurrent_days: monitoring and training data are never
+            # replaced unnoticed (S3 has no "create only" condition an IAM policy could require)
+            versioned=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             server_access_logs_bucket=self.log_bucket,
             server_access_logs_prefix="capture-bucket/",
             lifecycle_rules=[
-                s3.LifecycleRule(id="captures", prefix=f"{CAPTURE_ROOT}/", expiration=expiry, transitions=transitions),
-                s3.LifecycleRule(id="feedback", prefix=f"{FEEDBACK_ROOT}/", expiration=expiry, transitions=transitions),
-                s3.LifecycleRule(id="capture-errors", prefix=f"{FIREHOSE_ERROR_ROOT}/", expiration=expiry),
-                s3.LifecycleRule(id="reports", prefix=f"{REPORTS_ROOT}/", expiration=cdk.Duration.days(settings.report_expiry_days)),
-                # hour samples only serve windows that still cover their hour
+                s3.LifecycleRule(id="captures", prefix=f"{CAPTURE_ROOT}/", expiration=expiry, transitions=transitions,
+                                 noncurrent_version_expiration=noncurrent),
+                s3.LifecycleRule(id="feedback", prefix=f"{FEEDBACK_ROOT}/", expiration=expiry, transitions=transitions,
+                                 noncurrent_version_expiration=noncurrent),
+                s3.LifecycleRule(id="capture-errors", prefix=f"{FIREHOSE_ERROR_ROOT}/", expiration=expiry,
+                                 noncurrent_version_expiration=noncurrent),
+                s3.LifecycleRule(id="reports", prefix=f"{REPORTS_ROOT}/", expiration=cdk.Duration.days(settings.report_expiry_days),
+                                 noncurrent_version_expiration=noncurrent),
+                # hour samples only serve windows that still cover their hour; rewritten ones are worth nothing
                 s3.LifecycleRule(
                     id="hour-samples", prefix=f"{SAMPLES_ROOT}/",
                     expiration=cdk.Duration.days(-(-settings.window_hours // 24) + 2),
+                    noncurrent_version_expiration=cdk.Duration.days(1),
                 ),
+                # an expired object leaves a delete marker over its noncurrent version: removed once that is gone
+                s3.LifecycleRule(id="delete-markers", expired_object_delete_marker=True),
                 s3.LifecycleRule(id="abort-multipart", abort_incomplete_multipart_upload_after=cdk.Duration.days(7)),
             ],
             removal_policy=cdk.RemovalPolicy.RETAIN,

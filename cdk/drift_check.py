@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aws_cdk as cdk
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -59,6 +60,14 @@ class DriftCheck(Construct):
                 actions=["cloudwatch:PutMetricData"],
                 resources=["*"],
                 conditions={"StringEquals": {"cloudwatch:namespace": s.metrics_namespace}},
+            )
+        )
+        # each run's verdict as an event (driftcheck/verdict_events.py): the account's default bus only
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PublishVerdictEvents",
+                actions=["events:PutEvents"],
+                resources=[f"arn:{cdk.Aws.PARTITION}:events:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:event-bus/default"],
             )
         )
         capture.grant_drift_access(self.role)

@@ -88,6 +88,7 @@ class Serving(Construct):
             code=code,
             memory_mb=s.inference_memory_mb,
             timeout_s=s.inference_timeout_s,
+            reserved_concurrent_executions=s.inference_reserved_concurrency,
             environment=env,
             current_version_options=lambda_.VersionOptions(
                 description=f"model {m.model_name} version {m.version}",

@@ -7,6 +7,7 @@ from pathlib import Path
 import aws_cdk as cdk
 from constructs import Construct
 
+from modelserve.bundle import ModelBundle
 from modelserve.schema import BundleManifest
 from modelserve.settings import Settings
 
@@ -17,6 +18,7 @@ from .capture import CaptureStorage
 from .dashboard import Dashboard
 from .drift_check import DriftCheck
 from .logical_ids import stable_logical_id
+from .pre_traffic import PreTrafficHook
 from .serving import Serving
 
 
@@ -62,6 +64,15 @@ class ModelServingStack(cdk.Stack):
             extra_environment=self.capture.environment,
         )
         self.capture.grant_capture_write(self.serving.role)
+        self.pre_traffic = PreTrafficHook(
+            self, "PreTrafficHook",
+            settings=s, manifest=m,
+            handler_dir=repo_root / "lambda" / "pre_traffic",
+            target=self.serving.function,
+            deployment_group=self.serving.deployment_group,
+            alias=self.serving.alias,
+            reference_rows=ModelBundle(root=bundle_dir, manifest=m).reference_rows()[:1],
+        )
         self.drift_check = DriftCheck(
             self, "DriftCheck",
             settings=s, manifest=m,
@@ -75,6 +86,7 @@ class ModelServingStack(cdk.Stack):
             api_metric=self.serving.api_metric,
             functions={"inference": self.serving.function, "drift_check": self.drift_check.function},
             metrics_error_logs={"Inference": self.serving.log_group, "DriftCheck": self.drift_check.log_group},
+            firehose_stream_name=self.capture.stream.ref if self.capture.stream is not None else None,
         )
         for alarm in self.alerting.rollback_alarms:
             self.serving.deployment_group.add_alarm(alarm)

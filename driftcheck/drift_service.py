@@ -28,6 +28,8 @@ from monitoring.profile import PredictionColumns, ReferenceProfile
 
 from .feedback_reader import read_labels
 from .store import CaptureLocation
+from .verdict_events import VERDICT_EVENT_ERRORS, VerdictEvent
+from .verdict_events import publish as publish_event
 from .window_reader import ReadOptions, WindowRead, read_window
 
 logger = logging.getLogger(__name__)
@@ -36,6 +38,19 @@ CLOUDWATCH_BATCH = 500  # PutMetricData takes up to 1,000 values per call
 # also published without ModelVersion: the NoTraffic alarm reads the deployment's series, which a
 # deploy (a new version with no check yet) does not interrupt
 DEPLOYMENT_WIDE_METRICS = (dmn.WINDOW_ROWS,)
+
+
+# the window reader's parallel GETs; the S3 client's connection pool holds at least that many
+# (botocore's default of 10 would make the extra threads wait for a connection)
+READER_WORKERS: int = ReadOptions(sample_cap=1).workers
+
+
+def s3_client(session: Any = None, workers: int = READER_WORKERS) -> Any:
+    """The drift check's S3 client: a connection per reader thread, and a few for the reports."""
+    import boto3
+    from botocore.config import Config
+
+    return (session or boto3).client("s3", config=Config(max_pool_connections=workers + 2))
 
 
 def drift_config(settings: DriftSettings) -> DriftConfig:
@@ -120,9 +135,13 @@ class DriftService:
         bucket: str,
         write_local: Callable[[str, bytes], None] | None = None,
         deployment: str | None = None,
+        events: Any = None,
     ) -> None:
-        """``deployment``: the stack name (``ENV_DEPLOYMENT``), a dimension of every metric when set."""
+        """``deployment``: the stack name (``ENV_DEPLOYMENT``), a dimension of every metric when set.
+        ``events``: an EventBridge client; each run then puts its verdict on the default bus."""
         self.bundle = bundle
+        self.events = events
+        self.deployment = deployment or ""
         self.manifest = bundle.manifest
         self.settings = settings
         self.s3 = s3
@@ -184,8 +203,45 @@ class DriftService:
         self._put(json_key, body, "application/json")
         self._put(html_key, html, "text/html; charset=utf-8")
         run = DriftRun(start, end, window, report, json_key, html_key, metrics, labeled_rows=len(labels))
+        if self.events is not None:
+            # after the reports: the event points at them; a failure is counted, never fails the check
+            published = publish_event(self.events, self.verdict_event(run))
+            self.publish([(VERDICT_EVENT_ERRORS, 0.0 if published else 1.0, None)], end)
         logger.info("drift check done", extra=run.summary(self.bucket))
         return run
+
+    def verdict_event(self, run: DriftRun) -> VerdictEvent:
+        """What subscribers learn of one run: the headline verdicts, the flagged findings (most telling
+        first) and where the reports are."""
+        report = run.report
+        features = report.features
+        # FeatureDriftSummary.verdicts(): the dataset verdict, then one per feature; the features go
+        # into the findings with their statistics, not one verdict each
+        feature_verdicts = features.verdicts() if features is not None else []
+        per_feature = {v.check for v in feature_verdicts[1:]}
+        headline = [v for v in report.verdicts() if v.verdict is not None and v.check not in per_feature]
+        findings: list[str] = []
+        if features is not None:
+            for r in sorted((r for r in features.results if r.is_drift), key=lambda r: -r.effect_size):
+                findings.append(
+                    f"{r.feature}: {r.effect_measure or 'effect'} {r.effect_size:.3g} (threshold {r.effect_threshold:.3g}), "
+                    f"{r.test} p={r.p_value_corrected:.2g} corrected"
+                )
+        dataset_check = feature_verdicts[0].check if feature_verdicts else None
+        findings += [f"{v.check}: {v.detail}" if v.detail else v.check for v in headline if v.verdict and v.check != dataset_check]
+        return VerdictEvent(
+            deployment=self.deployment,
+            model_name=self.manifest.model_name,
+            model_version=self.manifest.version,
+            window_start=utc_iso(run.start),
+            window_end=utc_iso(run.end),
+            window_rows=report.window_rows,
+            dataset_drift=report.dataset_drift,
+            verdicts={v.check: bool(v.verdict) for v in headline},
+            findings=tuple(findings),
+            report_json=f"s3://{self.bucket}/{run.json_key}",
+            report_html=f"s3://{self.bucket}/{run.html_key}",
+        )
 
     def _labeled(
         self, rows: Sequence[CaptureRecord], labels: Mapping[RowKey, Any], predictions: PredictionColumns

@@ -138,6 +138,33 @@ class DeploySettings(_Section):
             raise ValueError("capture_transition_days must be below capture_expiry_days")
         return self
 
+    # --- service coverage alarms, capture versioning, inference concurrency (issue 10)
+    api_4xx_rate: float = Field(
+        0.25, gt=0, le=1, description="API 4xx share alarm threshold (a 403 storm after a key or usage-plan change)"
+    )
+    alarm_min_requests: int = Field(
+        0, ge=0, le=100_000_000, description="Alarm when the API gets fewer requests than this per alarm_min_requests_minutes (0: off)"
+    )
+    alarm_min_requests_minutes: int = Field(
+        60, ge=1, le=1440, description="Period of the request-count alarm, independent of the drift schedule"
+    )
+    firehose_max_data_age_s: int = Field(
+        900, ge=60, le=86400, description="capture_sink=firehose: alarm when the oldest undelivered record is older (buffer is 300 s)"
+    )
+    capture_noncurrent_days: int = Field(
+        30, ge=1, le=3650, description="Replaced or expired objects of the capture bucket (versioned) are kept this long"
+    )
+    inference_reserved_concurrency: int | None = Field(
+        None, ge=1, le=10000, description="Reserved concurrency of the inference function (none: the account's unreserved pool)"
+    )
+
+    @model_validator(mode="after")
+    def _provisioned_within_reserved(self) -> DeploySettings:
+        reserved = self.inference_reserved_concurrency
+        if reserved is not None and self.provisioned_concurrency > reserved:
+            raise ValueError("provisioned_concurrency must not exceed inference_reserved_concurrency")
+        return self
+
 
 class SharedSettings(_Section):
     """Read by both functions: the inference function writes captures and metrics, the drift check

@@ -13,7 +13,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import boto3  # noqa: E402
 
-from driftcheck.drift_service import DriftService  # noqa: E402
+from driftcheck.drift_service import DriftService, s3_client  # noqa: E402
 from modelserve.bundle import ModelBundle, function_bundle_dir  # noqa: E402
 from modelserve.metric_names import ENV_DEPLOYMENT  # noqa: E402
 from modelserve.observability import make_logger  # noqa: E402
@@ -24,7 +24,9 @@ bundle = ModelBundle.load(function_bundle_dir())
 deployment = os.environ.get(ENV_DEPLOYMENT)  # the stack name
 logger = make_logger("drift_check", bundle.manifest.model_name, bundle.manifest.version, deployment)
 bucket = os.environ[ENV_CAPTURE_BUCKET]
-service = DriftService(bundle, drift, boto3.client("s3"), boto3.client("cloudwatch"), bucket, deployment=deployment)
+service = DriftService(
+    bundle, drift, s3_client(), boto3.client("cloudwatch"), bucket, deployment=deployment, events=boto3.client("events")
+)
 
 
 # what the check, the metrics and the reports need after the window is read

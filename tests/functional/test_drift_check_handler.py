@@ -189,3 +189,77 @@ def test_drift_function_imports_nothing_only_the_inference_asset_has(sample_bund
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=Path(__file__).parents[2])
     assert out.returncode == 0, out.stderr[-2000:]
     assert "ok DriftService" in out.stdout
+
+
+# ------------------------------------------------------------------ verdict events and the reader pool
+
+
+@pytest.fixture
+def drift_rule():
+    """The docs' example rule on the default bus, forwarding to an SQS queue (inside the moto of ``aws``)."""
+    from driftcheck.verdict_events import DETAIL_TYPE, SOURCE
+
+    events, sqs = boto3.client("events"), boto3.client("sqs")
+    queue = sqs.create_queue(QueueName="drift-verdicts")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    pattern = {"source": [SOURCE], "detail-type": [DETAIL_TYPE], "detail": {"model_name": ["penguins"]}}
+    events.put_rule(Name="drift-verdicts", EventPattern=json.dumps(pattern))
+    events.put_targets(Rule="drift-verdicts", Targets=[{"Id": "q", "Arn": arn}])
+
+    def received() -> list[dict]:
+        msgs = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        return [json.loads(m["Body"]) for m in msgs]
+
+    return received
+
+
+def test_each_check_puts_its_verdict_on_the_default_bus(handlers, drift_rule, sample_bundle, lambda_context) -> None:
+    from driftcheck.verdict_events import VERDICT_EVENT_ERRORS
+
+    inference, drift = handlers
+    rows = [r["inputs"] for r in sample_bundle.reference_rows()]
+    _send(inference, lambda_context, rows, 100, random.Random(7), shift=_shift)
+    at = datetime.now(UTC) + timedelta(seconds=1)
+    out = drift.handler(scheduled_event(at), lambda_context)
+    assert out["dataset_drift"] is True
+
+    (event_,) = drift_rule()
+    detail = event_["detail"]
+    assert detail["model_name"] == "penguins" and detail["model_version"] == sample_bundle.manifest.version
+    assert detail["dataset_drift"] is True and detail["window"]["rows"] == out["rows_checked"]
+    assert detail["report_json"] == out["report_json"] and detail["report_html"] == out["report_html"]
+    assert detail["verdicts"]["dataset drift"] is True
+    assert not [k for k in detail["verdicts"] if k.startswith("feature ")]  # per feature: in the findings
+    # the shifted feature is flagged, first (largest effect), with its statistics; untouched ones are not
+    assert detail["findings"][0].startswith("body_mass_g: ") and "p=" in detail["findings"][0]
+    assert not any(f.startswith("island:") for f in detail["findings"])
+    # the report the event points at says the same
+    s3 = boto3.client("s3")
+    doc = json.loads(s3.get_object(Bucket=BUCKET, Key=detail["report_json"].split("/", 3)[3])["Body"].read())
+    assert doc["report"]["dataset_drift"] is True
+    assert _metric(VERDICT_EVENT_ERRORS, at, at, sample_bundle.manifest.version) == [0.0]
+
+
+def test_an_unreachable_bus_is_counted_and_the_check_still_succeeds(handlers, drift_rule, sample_bundle, lambda_context, monkeypatch) -> None:
+    from botocore.config import Config
+
+    from driftcheck.verdict_events import VERDICT_EVENT_ERRORS
+
+    _, drift = handlers
+    dead = boto3.client("events", endpoint_url="http://127.0.0.1:9", config=Config(retries={"max_attempts": 1}, connect_timeout=1))
+    monkeypatch.setattr(drift.service, "events", dead)
+    at = datetime.now(UTC)
+    out = drift.handler(scheduled_event(at), lambda_context)
+    assert out["rows_seen"] == 0 and out["report_json"].startswith("s3://")
+    assert _metric(VERDICT_EVENT_ERRORS, at, at, sample_bundle.manifest.version) == [1.0]
+    assert drift_rule() == []
+
+
+def test_the_s3_connection_pool_holds_every_reader_thread(handlers) -> None:
+    from driftcheck.window_reader import ReadOptions
+
+    _, drift = handlers
+    pool = drift.service.s3.meta.config.max_pool_connections
+    assert pool >= ReadOptions(sample_cap=100).workers
+    # what botocore would otherwise give: fewer connections than threads
+    assert boto3.client("s3").meta.config.max_pool_connections < ReadOptions(sample_cap=100).workers

@@ -13,6 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "1")
 
 try:
     import aws_cdk  # noqa: F401
@@ -39,6 +40,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # drift checks two days apart: alarms over several one-day periods
     "two_days": {"drift_schedule": "rate(2 days)"},
     "daily_cron": {"drift_schedule": "cron(0 6 * * ? *)"},
+    # the optional service coverage: request-count alarm, reserved inference concurrency
+    "coverage": {"alarm_min_requests": 50, "alarm_min_requests_minutes": 30, "inference_reserved_concurrency": 10},
 }
 
 

@@ -119,3 +119,14 @@ def test_real_asset_holds_every_third_party_package_its_code_imports(name: str) 
     )
     assert not missing
     assert not (asset / "devtools").exists() and not (asset / "cdk").exists()
+
+
+def test_pre_traffic_hook_asset_is_its_handler_alone_on_the_runtime() -> None:
+    """lambda/pre_traffic ships as is (Code.from_asset, no bundling): handler.py and nothing it can't import."""
+    folder = ROOT / "lambda" / "pre_traffic"
+    assert sorted(p.name for p in folder.iterdir() if p.name != "__pycache__") == ["handler.py"]
+    outside = sorted(
+        m for m, _ in _imports(folder / "handler.py")
+        if m.split(".")[0] not in sys.stdlib_module_names | LAMBDA_RUNTIME | {"__future__"}
+    )
+    assert outside == []

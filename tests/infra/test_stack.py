@@ -54,7 +54,7 @@ def _function(s: Synth, fragment: str) -> dict[str, Any]:
 # ------------------------------------------------------------------ capture bucket
 
 
-def test_capture_bucket_encryption_public_access_and_no_versioning(default: Synth, full: Synth) -> None:
+def test_capture_bucket_encryption_public_access_and_versioning(default: Synth, full: Synth) -> None:
     t = default.assertions()
     from aws_cdk.assertions import Match
 
@@ -68,8 +68,10 @@ def test_capture_bucket_encryption_public_access_and_no_versioning(default: Synt
             "LoggingConfiguration": Match.object_like({"LogFilePrefix": "capture-bucket/"}),
         },
     )
-    for bucket in default.of_type("AWS::S3::Bucket").values():
-        assert "VersioningConfiguration" not in bucket["Properties"]
+    # the capture bucket keeps replaced objects (see test_capture_objects_cannot_be_replaced_unnoticed);
+    # its access-log bucket does not need to
+    versioned = {k for k, b in default.of_type("AWS::S3::Bucket").items() if "VersioningConfiguration" in b["Properties"]}
+    assert len(versioned) == 1 and versioned.pop().startswith("CaptureBucket")
     kms_buckets = [
         b for b in full.of_type("AWS::S3::Bucket").values()
         if b["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
@@ -279,6 +281,9 @@ def test_every_alarm_spec_becomes_an_alarm_that_notifies_the_topic(default: Synt
             assert f"at least {spec.min_window_rows} rows" in json.dumps(a["AlarmDescription"])
         elif spec.repeat_last_value:
             assert alarm_expression(a) == "FILL(m, REPEAT)"
+        elif spec.min_requests:  # a share of API requests, gated on the period's request count
+            assert alarm_expression(a) == f"IF(requests >= {spec.min_requests}, m, 0)"
+            assert stats["requests"]["name"] == "Count" and stats["requests"]["dims"] == main["dims"]
         else:
             assert alarm_expression(a) is None
         assert a["AlarmActions"] == [{"Ref": topic}] and a["OKActions"] == [{"Ref": topic}]
@@ -415,7 +420,7 @@ def test_outputs(default: Synth, full: Synth) -> None:
 # ------------------------------------------------------------------ checks
 
 
-@pytest.mark.parametrize("variant", ["default", "firehose_kms_iam", "public"])
+@pytest.mark.parametrize("variant", ["default", "firehose_kms_iam", "public", "coverage"])
 def test_cdk_nag_has_no_unacknowledged_findings(variant: str, synth_of) -> None:
     s = synth_of(variant)  # synth raises on any unacknowledged AwsSolutions finding
     report = json.loads((s.outdir / "validation-report.json").read_text()) if (s.outdir / "validation-report.json").exists() else {"pluginReports": []}
@@ -426,7 +431,7 @@ def test_cdk_nag_has_no_unacknowledged_findings(variant: str, synth_of) -> None:
     assert errors == []
 
 
-@pytest.mark.parametrize("variant", ["default", "firehose_kms_iam", "public", "two_days"])
+@pytest.mark.parametrize("variant", ["default", "firehose_kms_iam", "public", "two_days", "coverage"])
 def test_cfn_lint_reports_no_errors(variant: str, synth_of) -> None:
     from cfnlint.api import ManualArgs, lint_file
 

@@ -1,0 +1,142 @@
+"""Issue 10's service coverage in the synthesized template: API 4xx share, request count, Firehose
+delivery alarms; capture objects that can't be replaced unnoticed; inference reserved concurrency;
+the drift check's right to put verdict events."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cdk.alarms import API_4XX_MIN_REQUESTS, alarm_specs, evaluate
+from modelserve.settings import Settings
+from tests.infra.conftest import Synth, alarm_expression, alarm_metric_stats
+
+
+def _alarms(s: Synth) -> dict[str, dict[str, Any]]:
+    return {a["Properties"]["AlarmName"].rsplit("-", 1)[-1]: a["Properties"] for a in s.of_type("AWS::CloudWatch::Alarm").values()}
+
+
+def _api_dims(s: Synth) -> dict[str, str]:
+    (api,) = s.of_type("AWS::ApiGateway::RestApi").values()
+    return {"ApiName": api["Properties"]["Name"], "Stage": s.settings.stage_name}
+
+
+# ------------------------------------------------------------------ API 4xx share and request count
+
+
+def test_api_4xx_share_alarm_reads_the_stage_over_minutes_gated_on_requests(default: Synth) -> None:
+    a = _alarms(default)["Api4xxRate"]
+    stats = alarm_metric_stats(a)
+    assert (stats["m"]["namespace"], stats["m"]["name"], stats["m"]["stat"]) == ("AWS/ApiGateway", "4XXError", "Average")
+    assert stats["m"]["dims"] == _api_dims(default) == stats["requests"]["dims"]
+    assert (stats["requests"]["name"], stats["requests"]["stat"]) == ("Count", "Sum")
+    assert stats["m"]["period"] == stats["requests"]["period"] == 300
+    assert alarm_expression(a) == f"IF(requests >= {API_4XX_MIN_REQUESTS}, m, 0)"
+    assert a["Threshold"] == default.settings.api_4xx_rate and a["ComparisonOperator"] == "GreaterThanThreshold"
+    assert (a["EvaluationPeriods"], a["DatapointsToAlarm"]) == (3, 2)
+    assert "docs/runbook.md#alarm-api-4xx-rate" in json.dumps(a["AlarmDescription"])
+    # a key change is not the new version's fault: it does not roll a canary back
+    group = next(iter(default.of_type("AWS::CodeDeploy::DeploymentGroup").values()))["Properties"]
+    rollback = json.dumps(group["AlarmConfiguration"])
+    assert "Api4xxRate" not in rollback and "Api5xxRate" in rollback
+
+
+def test_request_count_alarm_is_off_by_default_and_has_its_own_period(default: Synth, synth_of) -> None:
+    assert "LowTraffic" not in _alarms(default)
+    coverage = synth_of("coverage")
+    a = _alarms(coverage)["LowTraffic"]
+    stats = alarm_metric_stats(a)["m"]
+    assert (stats["namespace"], stats["name"], stats["stat"], stats["dims"]) == ("AWS/ApiGateway", "Count", "Sum", _api_dims(coverage))
+    # 30 minutes as set, whatever the drift schedule (hourly here); no requests at all is an alarm
+    assert stats["period"] == 30 * 60 and a["EvaluationPeriods"] == 1
+    assert a["Threshold"] == 50 and a["ComparisonOperator"] == "LessThanThreshold"
+    assert a["TreatMissingData"] == "breaching"
+    assert "docs/runbook.md#alarm-low-traffic" in json.dumps(a["AlarmDescription"])
+
+
+def test_request_count_alarm_follows_its_settings_not_the_drift_schedule() -> None:
+    for schedule in ("rate(1 hour)", "cron(0 6 * * ? *)", "rate(2 days)"):
+        s = Settings(alarm_min_requests=5, alarm_min_requests_minutes=15, drift_schedule=schedule)
+        (spec,) = [x for x in alarm_specs(s, "m", "v") if x.id == "LowTraffic"]
+        assert spec.period_s == 900
+        assert evaluate(spec, None) == "ALARM" and evaluate(spec, 4) == "ALARM" and evaluate(spec, 5) == "OK"
+
+
+# ------------------------------------------------------------------ Firehose delivery
+
+
+def test_firehose_delivery_alarms_only_with_that_sink(default: Synth, full: Synth) -> None:
+    assert not {"FirehoseDeliveryFailures", "FirehoseDataFreshness"} & set(_alarms(default))
+    alarms = _alarms(full)
+    (stream_id,) = full.of_type("AWS::KinesisFirehose::DeliveryStream")
+    success, freshness = alarms["FirehoseDeliveryFailures"], alarms["FirehoseDataFreshness"]
+    for a in (success, freshness):
+        assert a["Namespace"] == "AWS/Firehose"
+        assert a["Dimensions"] == [{"Name": "DeliveryStreamName", "Value": {"Ref": stream_id}}]
+        assert a["TreatMissingData"] == "notBreaching"  # no records, nothing to deliver
+    assert (success["MetricName"], success["Statistic"], success["Threshold"], success["ComparisonOperator"]) == (
+        "DeliveryToS3.Success", "Average", 1, "LessThanThreshold"
+    )
+    assert (freshness["MetricName"], freshness["Statistic"], freshness["ComparisonOperator"]) == (
+        "DeliveryToS3.DataFreshness", "Maximum", "GreaterThanThreshold"
+    )
+    assert freshness["Threshold"] == full.settings.firehose_max_data_age_s
+    assert "alarm-firehose-delivery-failures" in json.dumps(success["AlarmDescription"])
+    assert "alarm-firehose-data-freshness" in json.dumps(freshness["AlarmDescription"])
+    # both roll up into model health (the captures the drift check reads)
+    (health,) = full.of_type("AWS::CloudWatch::CompositeAlarm").values()
+    rule = json.dumps(health["Properties"]["AlarmRule"])
+    assert "FirehoseDeliveryFailures" in rule and "FirehoseDataFreshness" in rule
+
+
+# ------------------------------------------------------------------ capture objects kept
+
+
+def test_capture_objects_cannot_be_replaced_unnoticed(default: Synth) -> None:
+    (bucket_id, bucket), = [(k, v) for k, v in default.of_type("AWS::S3::Bucket").items() if k.startswith("CaptureBucket")]
+    props = bucket["Properties"]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    rules = {r["Id"]: r for r in props["LifecycleConfiguration"]["Rules"]}
+    days = default.settings.capture_noncurrent_days
+    for rule_id in ("captures", "feedback", "capture-errors", "reports"):
+        assert rules[rule_id]["NoncurrentVersionExpiration"] == {"NoncurrentDays": days}, rule_id
+    assert rules["hour-samples"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
+    assert rules["delete-markers"]["ExpiredObjectDeleteMarker"] is True
+    # the inference role may create objects under captures/ and feedback/ and do nothing else with them:
+    # no delete, no version or ACL calls, no other prefix
+    (role_id,) = [k for k in default.of_type("AWS::IAM::Role") if k.startswith("ServingRole")]
+    s3_statements = [
+        st for p in default.of_type("AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"]["Roles"]
+        for st in p["Properties"]["PolicyDocument"]["Statement"] if "s3:" in json.dumps(st["Action"])
+    ]
+    (st,) = s3_statements
+    assert st["Action"] == "s3:PutObject"
+    suffixes = sorted("".join(x for x in r["Fn::Join"][1] if isinstance(x, str)) for r in st["Resource"])
+    assert suffixes == ["/captures/*", "/feedback/*"]
+    assert all({"Fn::GetAtt": [bucket_id, "Arn"]} in r["Fn::Join"][1] for r in st["Resource"])
+
+
+# ------------------------------------------------------------------ concurrency, verdict events
+
+
+def _function(s: Synth, prefix: str) -> dict[str, Any]:
+    (props,) = [v["Properties"] for k, v in s.of_type("AWS::Lambda::Function").items() if k.startswith(prefix)]
+    return props
+
+
+def test_inference_reserved_concurrency_is_a_setting(default: Synth, synth_of) -> None:
+    assert "ReservedConcurrentExecutions" not in _function(default, "ServingFunction")
+    assert _function(synth_of("coverage"), "ServingFunction")["ReservedConcurrentExecutions"] == 10
+    assert _function(default, "MonitoringDriftCheck")["ReservedConcurrentExecutions"] == 1
+
+
+def test_drift_check_may_put_events_on_the_default_bus_only(default: Synth) -> None:
+    role_id = _function(default, "MonitoringDriftCheck")["Role"]["Fn::GetAtt"][0]
+    statements = [
+        st for p in default.of_type("AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"]["Roles"]
+        for st in p["Properties"]["PolicyDocument"]["Statement"] if "events:" in json.dumps(st["Action"])
+    ]
+    (st,) = statements
+    assert st["Action"] == "events:PutEvents" and st["Effect"] == "Allow" and "Condition" not in st
+    arn = "".join(p if isinstance(p, str) else "<" + p["Ref"] + ">" for p in st["Resource"]["Fn::Join"][1])
+    assert arn == "arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:event-bus/default"
