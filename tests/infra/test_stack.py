@@ -223,34 +223,83 @@ def test_stage_throttling_tracing_and_access_logs(default: Synth) -> None:
     assert ms["ThrottlingRateLimit"] == s.throttle_rate_limit and ms["ThrottlingBurstLimit"] == s.throttle_burst_limit
     assert ms["LoggingLevel"] == "ERROR"
     fmt = json.loads(stage["AccessLogSetting"]["Format"])
-    assert fmt["requestId"] == "$context.requestId" and "status" in fmt
+    assert fmt["requestId"] == "$context.requestId" and fmt["status"] == "$context.status"
+    # who called: the API key's id (never the key), the IAM caller, the client address; and how it went
+    assert fmt["apiKeyId"] == "$context.identity.apiKeyId"
+    assert fmt["caller"] == "$context.identity.caller" and fmt["userArn"] == "$context.identity.userArn"
+    assert fmt["ip"] == "$context.identity.sourceIp"
+    assert fmt["responseLatency"] == "$context.responseLatency" and fmt["errorType"] == "$context.error.responseType"
+    assert "$context.identity.apiKey\"" not in stage["AccessLogSetting"]["Format"]
+
+
+def _route_of(s: Synth, method: dict[str, Any]) -> str:
+    """'/v2/{proxy+}' for a method: its resource's path, from the resources' PathParts and parents."""
+    resources = s.of_type("AWS::ApiGateway::Resource")
+    parts, ref = [], method["Properties"]["ResourceId"]
+    while isinstance(ref, dict) and "Ref" in ref:
+        res = resources[ref["Ref"]]["Properties"]
+        parts.append(res["PathPart"])
+        ref = res["ParentId"]
+    return "/" + "/".join(reversed(parts))
+
+
+def methods_by_route(s: Synth) -> dict[tuple[str, str], dict[str, Any]]:
+    """(path, HTTP method) -> the method's properties."""
+    return {(_route_of(s, m), m["Properties"]["HttpMethod"]): m["Properties"] for m in s.of_type("AWS::ApiGateway::Method").values()}
 
 
 def test_methods_auth_and_validation(default: Synth, full: Synth, public: Synth) -> None:
-    methods = default.of_type("AWS::ApiGateway::Method")
-    assert len(methods) == 6
+    methods = methods_by_route(default)
+    assert set(methods) == {
+        ("/predict", "POST"), ("/feedback", "POST"), ("/health", "GET"), ("/model", "GET"), ("/docs", "GET"),
+        ("/openapi.json", "GET"), ("/v2", "GET"), ("/v2/{proxy+}", "GET"), ("/v2/{proxy+}", "POST"),
+    }
     validators = default.of_type("AWS::ApiGateway::RequestValidator")
     body_validator = next(k for k, v in validators.items() if v["Properties"]["ValidateRequestBody"])
-    for m in methods.values():
-        p = m["Properties"]
-        assert p["ApiKeyRequired"] is True and p["AuthorizationType"] == "NONE"
+    for (path, _verb), p in methods.items():
+        # the schema pages are readable without the key (the browser loading /docs cannot send it); nothing else
+        assert p["ApiKeyRequired"] is (path not in ("/docs", "/openapi.json")), path
+        assert p["AuthorizationType"] == "NONE"
         assert "RequestValidatorId" in p
-        if p["HttpMethod"] == "POST":
+        if path in ("/predict", "/feedback"):
             assert p["RequestValidatorId"] == {"Ref": body_validator}
             assert "application/json" in p["RequestModels"]
+        else:  # OIP infer bodies may be binary tensors: no JSON body model, no body validation
+            assert p["RequestValidatorId"] != {"Ref": body_validator} and "RequestModels" not in p, path
         # proxy integration into the live alias, never the bare function
         uri = json.dumps(p["Integration"]["Uri"])
-        assert "ServingLive" in uri
+        assert "ServingLive" in uri and p["Integration"]["Type"] == "AWS_PROXY"
     assert _single(default, "AWS::ApiGateway::UsagePlan")["Throttle"] == {
         "RateLimit": default.settings.throttle_rate_limit, "BurstLimit": default.settings.throttle_burst_limit
     }
     assert len(default.of_type("AWS::ApiGateway::ApiKey")) == 1
     assert len(default.of_type("AWS::ApiGateway::UsagePlanKey")) == 1
+    assert len(full.of_type("AWS::ApiGateway::Method")) == len(methods)
     for m in full.of_type("AWS::ApiGateway::Method").values():
         assert m["Properties"]["AuthorizationType"] == "AWS_IAM" and not m["Properties"].get("ApiKeyRequired")
     assert not full.of_type("AWS::ApiGateway::ApiKey")
     for m in public.of_type("AWS::ApiGateway::Method").values():
         assert m["Properties"]["AuthorizationType"] == "NONE" and not m["Properties"].get("ApiKeyRequired")
+
+
+def test_the_open_inference_protocol_routes_are_authorized_like_predict(default: Synth, full: Synth) -> None:
+    for s in (default, full):
+        methods = methods_by_route(s)
+        predict = methods[("/predict", "POST")]
+        for route in (("/v2", "GET"), ("/v2/{proxy+}", "GET"), ("/v2/{proxy+}", "POST")):
+            assert methods[route]["AuthorizationType"] == predict["AuthorizationType"], route
+            assert methods[route].get("ApiKeyRequired") == predict.get("ApiKeyRequired"), route
+            assert methods[route]["Integration"]["Uri"] == predict["Integration"]["Uri"], route
+    # the stage's throttling covers every method, the /v2 tree included
+    (setting,) = _single(default, "AWS::ApiGateway::Stage")["MethodSettings"]
+    assert setting["ResourcePath"] == "/*" and setting["HttpMethod"] == "*"
+
+
+def test_binary_bodies_pass_through_the_gateway(default: Synth) -> None:
+    api = _single(default, "AWS::ApiGateway::RestApi")
+    # base64 to the function and decoded on the way back (the function answers isBase64Encoded for them)
+    assert set(api["BinaryMediaTypes"]) == {"application/octet-stream", "application/vnd.apache.arrow.stream"}
+    assert "*/*" not in api["BinaryMediaTypes"]  # JSON stays text: the /predict body model still applies
 
 
 # ------------------------------------------------------------------ alarms and notifications
