@@ -39,6 +39,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # drift checks two days apart: alarms over several one-day periods
     "two_days": {"drift_schedule": "rate(2 days)"},
     "daily_cron": {"drift_schedule": "cron(0 6 * * ? *)"},
+    # browsers on two origins call the API (API key), behind a WAF web ACL
+    "cors_waf": {"api_cors_origins": ["https://app.example.com", "http://localhost:5173"], "waf": True, "waf_rate_limit": 500},
+    # one browser origin with SigV4 (IAM) auth: the preflight alone is unauthorized
+    "iam_cors": {"api_auth": "iam", "api_cors_origins": "https://console.example.org"},
 }
 
 

@@ -464,7 +464,7 @@ def test_outputs(default: Synth, full: Synth) -> None:
 # ------------------------------------------------------------------ checks
 
 
-@pytest.mark.parametrize("variant", ["default", "firehose_kms_iam", "public"])
+@pytest.mark.parametrize("variant", ["default", "firehose_kms_iam", "public", "cors_waf", "iam_cors"])
 def test_cdk_nag_has_no_unacknowledged_findings(variant: str, synth_of) -> None:
     s = synth_of(variant)  # synth raises on any unacknowledged AwsSolutions finding
     report = json.loads((s.outdir / "validation-report.json").read_text()) if (s.outdir / "validation-report.json").exists() else {"pluginReports": []}
@@ -475,7 +475,7 @@ def test_cdk_nag_has_no_unacknowledged_findings(variant: str, synth_of) -> None:
     assert errors == []
 
 
-@pytest.mark.parametrize("variant", ["default", "firehose_kms_iam", "public", "two_days"])
+@pytest.mark.parametrize("variant", ["default", "firehose_kms_iam", "public", "two_days", "cors_waf", "iam_cors"])
 def test_cfn_lint_reports_no_errors(variant: str, synth_of) -> None:
     from cfnlint.api import ManualArgs, lint_file
 
