@@ -295,6 +295,33 @@ def test_the_open_inference_protocol_routes_are_authorized_like_predict(default:
     assert setting["ResourcePath"] == "/*" and setting["HttpMethod"] == "*"
 
 
+def _gateway_serves(gateway: set[tuple[str, str]], path: str, verb: str) -> bool:
+    if (path, verb) in gateway:
+        return True
+    # a greedy {proxy+} resource takes every deeper path
+    return any(p.endswith("/{proxy+}") and path.startswith(p.removesuffix("{proxy+}")) and v == verb for p, v in gateway)
+
+
+def test_every_endpoint_of_the_app_reaches_the_function_and_nothing_else_does(default: Synth) -> None:
+    """The gateway declares routes explicitly: an endpoint added to serving/api.py without one would answer
+    403 Missing Authentication Token when deployed, while every local test passes."""
+    from types import SimpleNamespace
+
+    from fastapi.routing import APIRoute
+
+    from serving.api import create_app
+
+    app = create_app(SimpleNamespace(manifest=default.manifest), max_body_bytes=1024)  # type: ignore[arg-type]
+    endpoints = {(r.path, verb) for r in app.routes if isinstance(r, APIRoute) for verb in r.methods}
+    endpoints |= {(app.docs_url, "GET"), (app.openapi_url, "GET")}
+    gateway = set(methods_by_route(default))
+    assert [e for e in sorted(endpoints) if not _gateway_serves(gateway, *e)] == []
+    # and each gateway route leads to an endpoint (no method the app would answer 404/405 for)
+    for path, verb in gateway:
+        prefix = path.removesuffix("{proxy+}")
+        assert any(p == path or (path.endswith("{proxy+}") and p.startswith(prefix)) for p, v in endpoints if v == verb), (path, verb)
+
+
 def test_binary_bodies_pass_through_the_gateway(default: Synth) -> None:
     api = _single(default, "AWS::ApiGateway::RestApi")
     # base64 to the function and decoded on the way back (the function answers isBase64Encoded for them)
