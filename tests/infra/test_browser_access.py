@@ -237,3 +237,21 @@ def test_web_page_without_the_site_stops_synth_naming_the_setting_and_the_comman
         build_app(ctx)
     msg = str(err.value)
     assert "'web_page'" in msg and "web_site_dir" in msg and "python -m devtools web" in msg and str(tmp_path / "no-site") in msg
+
+
+@needs_node_ort
+def test_under_iam_the_page_scores_in_the_browser_only_and_the_api_allows_no_origin(
+    site_dir: Path, fake_bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A browser cannot sign SigV4 requests: the page gets no API URL, may connect nowhere else, and no CORS opens."""
+    s = synth_variant("web_page_iam", fake_bundle_dir, tmp_path_factory.mktemp("cdkout-web-iam"), {"web_page": True, "web_site_dir": str(site_dir), "api_auth": "iam"})
+    assert "WebUrl" in s.template["Outputs"]
+    (deploy,) = s.of_type("Custom::CDKBucketDeployment").values()
+    assert not [m for m in deploy["Properties"].get("SourceMarkers", []) if m]  # config.json fixed at synth: no API URL
+    (config_asset,) = [p for p in s.outdir.glob("asset.*") if p.is_dir() and (p / "config.json").exists()]
+    config = json.loads((config_asset / "config.json").read_text())
+    assert config.get("api_url") is None and "api_key" not in config  # (jsii drops a None value: the key is absent)
+    (headers,) = s.of_type("AWS::CloudFront::ResponseHeadersPolicy").values()
+    csp = flat(headers["Properties"]["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]["ContentSecurityPolicy"]["ContentSecurityPolicy"])
+    assert "connect-src 'self';" in csp
+    assert preflights(s) == {} and gateway_responses(s) == {} and ENV_CORS_ORIGINS not in inference_env(s)
