@@ -269,7 +269,7 @@ class Serving(Construct):
         OPTIONS on every route (no key, no auth: browsers never send credentials on a preflight), the
         gateway's own 4XX/5XX answers (missing key 403, throttled 429, WAF 403) readable by those pages, and the
         function told the list (``MS_CORS_ORIGINS``) to answer the actual requests with the same headers."""
-        origins = list(dict.fromkeys(origins))
+        origins = ["*"] if "*" in origins else list(dict.fromkeys(origins))  # '*' already covers the page
         if not origins:
             return
         headers = CORS_ALLOW_HEADERS + (CORS_SIGV4_HEADERS if self.settings.api_auth == "iam" else ())
@@ -287,12 +287,6 @@ class Serving(Construct):
                 response_headers={"Access-Control-Allow-Origin": f"'{allow_origin}'", "Vary": "'Origin'"},
             )
         self.function.add_environment(ENV_CORS_ORIGINS, ",".join(origins))
-        if self.settings.api_auth == "iam":
-            acknowledge(
-                self.api, "AwsSolutions-APIG4",
-                "Only the CORS preflight OPTIONS methods are unauthorized: browsers send no credentials on a preflight, "
-                "and the mock integration answers with headers only; every other method requires SigV4 (IAM).",
-            )
 
     # ------------------------------------------------------------ metrics the alarms and dashboard use
 

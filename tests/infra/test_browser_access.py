@@ -255,3 +255,17 @@ def test_under_iam_the_page_scores_in_the_browser_only_and_the_api_allows_no_ori
     csp = flat(headers["Properties"]["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]["ContentSecurityPolicy"]["ContentSecurityPolicy"])
     assert "connect-src 'self';" in csp
     assert preflights(s) == {} and gateway_responses(s) == {} and ENV_CORS_ORIGINS not in inference_env(s)
+
+
+
+@needs_node_ort
+def test_any_origin_covers_the_page_too(site_dir: Path, fake_bundle_dir: Path, tmp_path: Path) -> None:
+    """'*' with the page's origin would be a mix CDK refuses: '*' alone is what the API allows then."""
+    s = synth_variant("any_origin_page", fake_bundle_dir, tmp_path / "out", {"api_cors_origins": "*", "web_page": True, "web_site_dir": str(site_dir)})
+    assert set(preflights(s)) == APP_ROUTES
+    for p in preflights(s).values():
+        answer = p["Integration"]["IntegrationResponses"][0]
+        assert answer["ResponseParameters"][ALLOW_ORIGIN] == "'*'" and "ResponseTemplates" not in answer
+    assert inference_env(s)[ENV_CORS_ORIGINS] == "*"
+    for params in gateway_responses(s).values():
+        assert params["gatewayresponse.header.Access-Control-Allow-Origin"] == "'*'"
