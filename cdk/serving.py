@@ -77,7 +77,7 @@ ACCESS_LOG_FIELDS = {
     "caller": "$context.identity.caller",
     "user": "$context.identity.user",
     "userArn": "$context.identity.userArn",
-    "errorType": "$context.error.responseType",  # why the gateway refused: API_KEY, THROTTLED, WAF_FILTERED, ...
+    "errorType": "$context.error.responseType",  # why the gateway refused: INVALID_API_KEY, THROTTLED, WAF_FILTERED, ...
     "errorMessage": "$context.error.message",
     "wafResponseCode": "$context.wafResponseCode",
 }
@@ -85,7 +85,8 @@ ACCESS_LOG_FIELDS = {
 
 class Serving(Construct):
     """Exposes ``function``, ``alias``, ``api``, ``stage``, ``deployment_group``, ``api_key`` (or None),
-    ``role`` (for capture grants), ``log_group`` and ``api_metric``."""
+    ``role`` (for capture grants), ``log_group``, ``route_resources`` (path -> API resource) and ``api_metric``;
+    ``allow_browser_origins`` opens CORS for the stack's browser origins."""
 
     def __init__(
         self,
