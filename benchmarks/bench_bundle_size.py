@@ -102,7 +102,8 @@ def handler_smoke(asset: Path, python: str) -> tuple[bool, str]:
                MS_STAGE_NAME="prod", POWERTOOLS_SERVICE_NAME="inference", POWERTOOLS_METRICS_NAMESPACE="Smoke",
                AWS_DEFAULT_REGION="us-east-1")
     proc = subprocess.run([python, "-s", "-c", SMOKE], capture_output=True, text=True, env=env, cwd=str(asset))
-    text = (proc.stdout + proc.stderr).strip()
+    # the verdict line is the script's last stdout line; warnings (e.g. "capture is off") go to stderr
+    text = (proc.stdout if proc.returncode == 0 else proc.stdout + proc.stderr).strip()
     lines = [l for l in text.splitlines() if not l.startswith("{")]  # drop JSON log / EMF lines
     return proc.returncode == 0, (lines[-1] if lines else text[-300:])
 

@@ -177,6 +177,8 @@ def run(bundle: str | None, port: int, seconds: float | None, show_metrics: bool
 
     bundle_dir = resolve_bundle(bundle)
     env = local_function_env(bundle_dir)
+    # like Lambda's post-response capture: the answer does not wait for the write (a bounded writer thread)
+    env["MS_CAPTURE_MODE"] = "thread"
     if not show_metrics:
         env["POWERTOOLS_METRICS_DISABLED"] = "true"
     with local_aws() as endpoint, scoped_env(env):
@@ -203,6 +205,7 @@ def run(bundle: str | None, port: int, seconds: float | None, show_metrics: bool
             pass
         finally:
             gateway.stop()
+            handler.capture_executor.close(timeout=5.0)  # what is queued is written before moto stops
     return 0
 
 
