@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt la
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup browser run demo test test-fast lint bench synth sample assets clean
+.PHONY: setup browser run demo test test-fast lint bench synth sample assets web clean
 
 setup: $(STAMP) browser
 
@@ -58,6 +58,12 @@ bench: setup
 	$(PY) benchmarks/bench_post_response.py
 	$(PY) benchmarks/bench_drift_stats.py
 	$(PY) benchmarks/bench_drift.py
+
+# the browser page for the stack's web_page setting (read from web_site_dir, .build/web by default); the model is
+# checked in onnxruntime-web under Node first. Another bundle: make web BUNDLE=path/to/bundle
+BUNDLE ?= models/sample
+web: sample
+	$(PY) -m devtools web --bundle $(BUNDLE) --out .build/web
 
 synth: sample
 	npx cdk synth --quiet

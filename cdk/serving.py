@@ -3,6 +3,9 @@ CodeDeploy deployment group that shifts traffic to a new model version."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -13,7 +16,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from modelserve.schema import BundleManifest
-from modelserve.settings import ENV_BUNDLE_PATH, ENV_HASH_SALT_SECRET, Settings
+from modelserve.settings import ENV_BUNDLE_PATH, ENV_CORS_ORIGINS, ENV_HASH_SALT_SECRET, Settings
 
 from .bundling import BUNDLE_DIR_IN_ASSET
 from .common import resource_name, retention
@@ -32,7 +35,7 @@ _CANARY = {
     "Linear10PercentEvery10Minutes": "LINEAR_10_PERCENT_EVERY_10_MINUTES",
 }
 
-# (path, method, validate body): the FastAPI app's routes; anything else never reaches Lambda
+# (path, method, JSON body checked at the edge): the FastAPI app's routes; anything else never reaches Lambda
 ROUTES = (
     ("predict", "POST", True),
     ("feedback", "POST", True),
@@ -40,12 +43,50 @@ ROUTES = (
     ("model", "GET", False),
     ("docs", "GET", False),
     ("openapi.json", "GET", False),
+    # Open Inference Protocol v2 (serving/oip.py): the app routes /v2/... itself and answers 404 for the rest;
+    # infer bodies may be binary tensors, so no body model
+    ("v2", "GET", False),
+    ("v2/{proxy+}", "GET", False),
+    ("v2/{proxy+}", "POST", False),
 )
+# With api_auth=api_key these need no key: the Swagger page (/docs) loads /openapi.json from the browser, which
+# cannot add the x-api-key header to a page load. They expose the request schema only (feature names, types,
+# categories); /model (reference statistics, export metrics) and every scoring route keep the key.
+SCHEMA_ROUTES = frozenset({"docs", "openapi.json"})
+# bodies API Gateway hands to the function base64-encoded and returns decoded when the function says
+# isBase64Encoded (when the client's first Accept type is one of them): OIP binary tensors, Arrow streams
+BINARY_MEDIA_TYPES = ("application/octet-stream", "application/vnd.apache.arrow.stream")
+# what a browser may send besides the CORS-safelisted headers (OIP's binary header; SigV4's under api_auth=iam)
+CORS_ALLOW_HEADERS = ("Content-Type", "X-Api-Key", "Inference-Header-Content-Length")
+CORS_SIGV4_HEADERS = ("Authorization", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256")
+# the stage's access log: who called (API key id, IAM caller, source IP), what, and how it went
+ACCESS_LOG_FIELDS = {
+    "requestId": "$context.requestId",
+    "requestTime": "$context.requestTime",
+    "httpMethod": "$context.httpMethod",
+    "resourcePath": "$context.resourcePath",
+    "path": "$context.path",
+    "protocol": "$context.protocol",
+    "status": "$context.status",
+    "responseLength": "$context.responseLength",
+    "responseLatency": "$context.responseLatency",
+    "integrationLatency": "$context.integrationLatency",
+    "ip": "$context.identity.sourceIp",
+    "userAgent": "$context.identity.userAgent",
+    "apiKeyId": "$context.identity.apiKeyId",
+    "caller": "$context.identity.caller",
+    "user": "$context.identity.user",
+    "userArn": "$context.identity.userArn",
+    "errorType": "$context.error.responseType",  # why the gateway refused: INVALID_API_KEY, THROTTLED, WAF_FILTERED, ...
+    "errorMessage": "$context.error.message",
+    "wafResponseCode": "$context.wafResponseCode",
+}
 
 
 class Serving(Construct):
     """Exposes ``function``, ``alias``, ``api``, ``stage``, ``deployment_group``, ``api_key`` (or None),
-    ``role`` (for capture grants), ``log_group`` and ``api_metric``."""
+    ``role`` (for capture grants), ``log_group``, ``route_resources`` (path -> API resource) and ``api_metric``;
+    ``allow_browser_origins`` opens CORS for the stack's browser origins."""
 
     def __init__(
         self,
@@ -140,6 +181,7 @@ class Serving(Construct):
             rest_api_name=self.api_name,
             description=f"Predictions from model {m.model_name}",
             endpoint_types=[apigw.EndpointType.REGIONAL],
+            binary_media_types=list(BINARY_MEDIA_TYPES),
             # the account-level role API Gateway needs to write logs; kept on stack deletion (shared by the region)
             cloud_watch_role=True,
             cloud_watch_role_removal_policy=cdk.RemovalPolicy.RETAIN,
@@ -152,10 +194,7 @@ class Serving(Construct):
                 data_trace_enabled=False,
                 metrics_enabled=False,
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),
-                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
-                    caller=False, http_method=True, ip=True, protocol=True, request_time=True,
-                    resource_path=True, response_length=True, status=True, user=False,
-                ),
+                access_log_format=apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS)),
             ),
         )
         self.stage = self.api.deployment_stage
@@ -175,13 +214,16 @@ class Serving(Construct):
             ),
         )
         integration = apigw.LambdaIntegration(self.alias, proxy=True, allow_test_invoke=False)
+        self.route_resources: dict[str, apigw.Resource] = {}
         for path, method, has_body in ROUTES:
-            resource = self.api.root.add_resource(path)
+            resource = self.route_resources.get(path) or self.api.root.resource_for_path(path)
+            self.route_resources[path] = resource
+            key_exempt = path in SCHEMA_ROUTES and s.api_auth == "api_key"
             resource.add_method(
                 method,
                 integration,
                 authorization_type=auth,
-                api_key_required=s.api_auth == "api_key",
+                api_key_required=s.api_auth == "api_key" and not key_exempt,
                 request_validator=body_validator if has_body else params_validator,
                 request_models={"application/json": json_object} if has_body else None,
             )
@@ -199,7 +241,7 @@ class Serving(Construct):
         if s.api_auth != "iam":
             reason = (
                 "api_auth=api_key: clients present an API key bound to a throttled usage plan (revocable per client); "
-                "set api_auth=iam for SigV4 authorization."
+                "/docs and /openapi.json (the request schema only) are readable without it. Set api_auth=iam for SigV4."
                 if s.api_auth == "api_key"
                 else "api_auth=none was chosen explicitly in the settings (public demo endpoint, throttled at the stage)."
             )
@@ -211,15 +253,42 @@ class Serving(Construct):
                 "api_auth=iam: callers sign requests with SigV4 and IAM policies authorize them (service-to-service); "
                 "a Cognito user pool would add end-user sign-in this API does not have.",
             )
-        acknowledge(
-            self.api, "AwsSolutions-APIG3",
-            "No WAF web ACL by default (fixed monthly cost); stage throttling and request validation bound abuse. "
-            "Associate a web ACL with the stage for internet-facing production use.",
-        )
+        if not s.waf:
+            acknowledge(
+                self.api, "AwsSolutions-APIG3",
+                "No WAF web ACL by default (fixed monthly cost); stage throttling and request validation bound abuse. "
+                "Set waf=true for internet-facing production use.",
+            )
         acknowledge(
             self.api, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
             "The account-level API Gateway logging role needs exactly this AWS-managed policy to deliver access and execution logs.",
         )
+
+    # ------------------------------------------------------------ browsers
+
+    def allow_browser_origins(self, origins: Sequence[str]) -> None:
+        """CORS for ``origins`` (literal origins or deploy-time tokens such as the web page's): a preflight
+        OPTIONS on every route (no key, no auth: browsers never send credentials on a preflight), the
+        gateway's own 4XX/5XX answers (missing key 403, throttled 429, WAF 403) readable by those pages, and the
+        function told the list (``MS_CORS_ORIGINS``) to answer the actual requests with the same headers."""
+        origins = ["*"] if "*" in origins else list(dict.fromkeys(origins))  # '*' already covers the page
+        if not origins:
+            return
+        headers = CORS_ALLOW_HEADERS + (CORS_SIGV4_HEADERS if self.settings.api_auth == "iam" else ())
+        for path, resource in self.route_resources.items():
+            methods = sorted({method for p, method, _ in ROUTES if p == path} | {"OPTIONS"})
+            resource.add_cors_preflight(
+                allow_origins=origins, allow_headers=list(headers), allow_methods=methods, max_age=cdk.Duration.hours(1),
+            )
+        # a gateway response carries one fixed value: the origin itself when there is one, else '*' (these
+        # bodies hold only the gateway's message, and '*' never lets a browser send cookies)
+        allow_origin = origins[0] if len(origins) == 1 else "*"
+        for name, response_type in (("Default4xx", apigw.ResponseType.DEFAULT_4_XX), ("Default5xx", apigw.ResponseType.DEFAULT_5_XX)):
+            self.api.add_gateway_response(
+                name, type=response_type,
+                response_headers={"Access-Control-Allow-Origin": f"'{allow_origin}'", "Vary": "'Origin'"},
+            )
+        self.function.add_environment(ENV_CORS_ORIGINS, ",".join(origins))
 
     # ------------------------------------------------------------ metrics the alarms and dashboard use
 

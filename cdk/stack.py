@@ -9,7 +9,7 @@ from constructs import Construct
 
 from modelserve.bundle import ModelBundle
 from modelserve.schema import BundleManifest
-from modelserve.settings import Settings
+from modelserve.settings import Settings, SettingsError
 
 from .alerting import Alerting
 from .asset_trim import SERVING_PRUNE
@@ -20,6 +20,8 @@ from .drift_check import DriftCheck
 from .logical_ids import stable_logical_id
 from .pre_traffic import PreTrafficHook
 from .serving import Serving
+from .waf import ApiFirewall
+from .web import WebPage, rest_api_origin
 
 
 class ModelServingStack(cdk.Stack):
@@ -88,6 +90,16 @@ class ModelServingStack(cdk.Stack):
             metrics_error_logs={"Inference": self.serving.log_group, "DriftCheck": self.drift_check.log_group},
             firehose_stream_name=self.capture.stream.ref if self.capture.stream is not None else None,
         )
+        self.web_page = self._web_page(s, repo_root) if s.web_page else None
+        # the browser origins the API answers CORS for: the configured ones and the page's, when it calls the API
+        origins = [*s.api_cors_origins]
+        if self.web_page is not None and s.api_auth != "iam":
+            origins.append(self.web_page.origin)
+        self.serving.allow_browser_origins(origins)
+        self.firewall = (
+            ApiFirewall(self, "Firewall", stage=self.serving.stage, name_prefix=self.stack_name, rate_limit=s.waf_rate_limit)
+            if s.waf else None
+        )
         for alarm in self.alerting.rollback_alarms:
             self.serving.deployment_group.add_alarm(alarm)
         self.dashboard = Dashboard(
@@ -125,6 +137,30 @@ class ModelServingStack(cdk.Stack):
         out("ModelVersion", m.version, "Model version deployed behind the live alias")
         if self.capture.stream is not None:
             out("FirehoseStreamName", self.capture.stream.ref, "Delivery stream of capture records")
+        if self.web_page is not None:
+            out("WebUrl", self.web_page.url, "The model's page: scores in the browser (onnxruntime-web), compares with the API")
+        if self.firewall is not None:
+            out("WebAclArn", self.firewall.web_acl.attr_arn, "AWS WAF web ACL on the stage (sampled requests in the WAF console)")
+
+    def _web_page(self, s: Settings, repo_root: Path) -> WebPage:
+        site_dir = Path(s.web_site_dir)
+        if not site_dir.is_absolute():
+            site_dir = repo_root / site_dir
+        if not (site_dir / "index.html").is_file():
+            raise SettingsError(
+                f"setting 'web_page' is on but setting 'web_site_dir' = {s.web_site_dir!r} holds no page ({site_dir}/index.html). "
+                f"Build it first: `python -m devtools web --bundle {s.model_bundle_path} --out {s.web_site_dir}` "
+                "(or `make web`), or set web_page=false."
+            )
+        # under api_auth=iam a browser cannot sign requests: the page scores locally and does not call the API
+        calls_api = s.api_auth != "iam"
+        return WebPage(
+            self, "WebPage",
+            site_dir=site_dir,
+            api_url=self.serving.api.url if calls_api else None,
+            api_origin=rest_api_origin(self.serving.api) if calls_api else None,
+            api_key_required=s.api_auth == "api_key",
+        )
 
     def _allocate_logical_id(self, cfn_element: cdk.CfnElement) -> str:
         # resources of regrouped constructs keep their deployed logical IDs (cdk/logical_ids.py)

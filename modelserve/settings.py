@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeVar
@@ -30,6 +31,9 @@ ENV_BUNDLE_PATH = "MS_MODEL_BUNDLE_PATH"  # the bundle folder: relative to the a
 ENV_CAPTURE_BUCKET = "MS_CAPTURE_BUCKET"
 ENV_FIREHOSE_STREAM = "MS_FIREHOSE_STREAM"
 ENV_HASH_SALT_SECRET = "MS_CAPTURE_HASH_SALT_SECRET_ARN"  # the salt the stack generated, when none is set
+# browser origins the API lets call it (api_cors_origins and the web page's), comma-separated; the name a
+# ServingSettings field ``cors_origins`` would produce with to_env
+ENV_CORS_ORIGINS = "MS_CORS_ORIGINS"
 
 CANARY_CONFIGS = (
     "AllAtOnce",
@@ -115,6 +119,16 @@ class DeploySettings(_Section):
         "breaching", description="How alarms treat an empty window / no traffic"
     )
     alarm_email: str | None = Field(None, description="E-mail subscribed to the alarm topic")
+    api_cors_origins: tuple[str, ...] = Field(
+        (), description="Browser origins allowed to call the API (CORS preflight at the gateway, headers from the function); "
+        "the web page's origin is added when web_page is on",
+    )
+    web_page: bool = Field(False, description="Deploy the browser page (S3 + CloudFront) that scores the bundle with onnxruntime-web")
+    web_site_dir: str = Field(".build/web", description="Folder `python -m devtools web` wrote the page to (read when web_page is on)")
+    waf: bool = Field(False, description="AWS WAF web ACL on the stage: AWS managed common rule set + a rate-based rule per IP")
+    waf_rate_limit: int = Field(
+        1000, ge=10, le=2_000_000_000, description="Requests per client IP in 5 minutes before WAF blocks it (waf on)"
+    )
 
     @field_validator("drift_schedule")
     @classmethod
@@ -130,6 +144,25 @@ class DeploySettings(_Section):
             return None
         if "@" not in v or v.startswith("@") or v.endswith("@"):
             raise ValueError("must be an e-mail address")
+        return v
+
+    @field_validator("api_cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, v: Any) -> Any:
+        if isinstance(v, str):  # -c api_cors_origins=https://a.example,https://b.example
+            v = json.loads(v) if v.strip().startswith("[") else [o for o in v.split(",") if o.strip()]
+        return tuple(str(o).strip().rstrip("/") for o in v)
+
+    @field_validator("api_cors_origins")
+    @classmethod
+    def _origins(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in v:
+            if origin == "*":
+                if len(v) > 1:
+                    raise ValueError("'*' allows every origin and cannot be combined with other origins")
+                continue
+            if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?", origin):
+                raise ValueError(f"{origin!r} is not an origin: scheme://host[:port], no path (e.g. https://app.example.com)")
         return v
 
     @model_validator(mode="after")

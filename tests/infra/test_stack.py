@@ -225,34 +225,110 @@ def test_stage_throttling_tracing_and_access_logs(default: Synth) -> None:
     assert ms["ThrottlingRateLimit"] == s.throttle_rate_limit and ms["ThrottlingBurstLimit"] == s.throttle_burst_limit
     assert ms["LoggingLevel"] == "ERROR"
     fmt = json.loads(stage["AccessLogSetting"]["Format"])
-    assert fmt["requestId"] == "$context.requestId" and "status" in fmt
+    assert fmt["requestId"] == "$context.requestId" and fmt["status"] == "$context.status"
+    # who called: the API key's id (never the key), the IAM caller, the client address; and how it went
+    assert fmt["apiKeyId"] == "$context.identity.apiKeyId"
+    assert fmt["caller"] == "$context.identity.caller" and fmt["userArn"] == "$context.identity.userArn"
+    assert fmt["ip"] == "$context.identity.sourceIp"
+    assert fmt["responseLatency"] == "$context.responseLatency" and fmt["errorType"] == "$context.error.responseType"
+    assert "$context.identity.apiKey\"" not in stage["AccessLogSetting"]["Format"]
+
+
+def _route_of(s: Synth, method: dict[str, Any]) -> str:
+    """'/v2/{proxy+}' for a method: its resource's path, from the resources' PathParts and parents."""
+    resources = s.of_type("AWS::ApiGateway::Resource")
+    parts, ref = [], method["Properties"]["ResourceId"]
+    while isinstance(ref, dict) and "Ref" in ref:
+        res = resources[ref["Ref"]]["Properties"]
+        parts.append(res["PathPart"])
+        ref = res["ParentId"]
+    return "/" + "/".join(reversed(parts))
+
+
+def methods_by_route(s: Synth) -> dict[tuple[str, str], dict[str, Any]]:
+    """(path, HTTP method) -> the method's properties."""
+    return {(_route_of(s, m), m["Properties"]["HttpMethod"]): m["Properties"] for m in s.of_type("AWS::ApiGateway::Method").values()}
 
 
 def test_methods_auth_and_validation(default: Synth, full: Synth, public: Synth) -> None:
-    methods = default.of_type("AWS::ApiGateway::Method")
-    assert len(methods) == 6
+    methods = methods_by_route(default)
+    assert set(methods) == {
+        ("/predict", "POST"), ("/feedback", "POST"), ("/health", "GET"), ("/model", "GET"), ("/docs", "GET"),
+        ("/openapi.json", "GET"), ("/v2", "GET"), ("/v2/{proxy+}", "GET"), ("/v2/{proxy+}", "POST"),
+    }
     validators = default.of_type("AWS::ApiGateway::RequestValidator")
     body_validator = next(k for k, v in validators.items() if v["Properties"]["ValidateRequestBody"])
-    for m in methods.values():
-        p = m["Properties"]
-        assert p["ApiKeyRequired"] is True and p["AuthorizationType"] == "NONE"
+    for (path, _verb), p in methods.items():
+        # the schema pages are readable without the key (the browser loading /docs cannot send it); nothing else
+        assert p["ApiKeyRequired"] is (path not in ("/docs", "/openapi.json")), path
+        assert p["AuthorizationType"] == "NONE"
         assert "RequestValidatorId" in p
-        if p["HttpMethod"] == "POST":
+        if path in ("/predict", "/feedback"):
             assert p["RequestValidatorId"] == {"Ref": body_validator}
             assert "application/json" in p["RequestModels"]
+        else:  # OIP infer bodies may be binary tensors: no JSON body model, no body validation
+            assert p["RequestValidatorId"] != {"Ref": body_validator} and "RequestModels" not in p, path
         # proxy integration into the live alias, never the bare function
         uri = json.dumps(p["Integration"]["Uri"])
-        assert "ServingLive" in uri
+        assert "ServingLive" in uri and p["Integration"]["Type"] == "AWS_PROXY"
     assert _single(default, "AWS::ApiGateway::UsagePlan")["Throttle"] == {
         "RateLimit": default.settings.throttle_rate_limit, "BurstLimit": default.settings.throttle_burst_limit
     }
     assert len(default.of_type("AWS::ApiGateway::ApiKey")) == 1
     assert len(default.of_type("AWS::ApiGateway::UsagePlanKey")) == 1
+    assert len(full.of_type("AWS::ApiGateway::Method")) == len(methods)
     for m in full.of_type("AWS::ApiGateway::Method").values():
         assert m["Properties"]["AuthorizationType"] == "AWS_IAM" and not m["Properties"].get("ApiKeyRequired")
     assert not full.of_type("AWS::ApiGateway::ApiKey")
     for m in public.of_type("AWS::ApiGateway::Method").values():
         assert m["Properties"]["AuthorizationType"] == "NONE" and not m["Properties"].get("ApiKeyRequired")
+
+
+def test_the_open_inference_protocol_routes_are_authorized_like_predict(default: Synth, full: Synth) -> None:
+    for s in (default, full):
+        methods = methods_by_route(s)
+        predict = methods[("/predict", "POST")]
+        for route in (("/v2", "GET"), ("/v2/{proxy+}", "GET"), ("/v2/{proxy+}", "POST")):
+            assert methods[route]["AuthorizationType"] == predict["AuthorizationType"], route
+            assert methods[route].get("ApiKeyRequired") == predict.get("ApiKeyRequired"), route
+            assert methods[route]["Integration"]["Uri"] == predict["Integration"]["Uri"], route
+    # the stage's throttling covers every method, the /v2 tree included
+    (setting,) = _single(default, "AWS::ApiGateway::Stage")["MethodSettings"]
+    assert setting["ResourcePath"] == "/*" and setting["HttpMethod"] == "*"
+
+
+def _gateway_serves(gateway: set[tuple[str, str]], path: str, verb: str) -> bool:
+    if (path, verb) in gateway:
+        return True
+    # a greedy {proxy+} resource takes every deeper path
+    return any(p.endswith("/{proxy+}") and path.startswith(p.removesuffix("{proxy+}")) and v == verb for p, v in gateway)
+
+
+def test_every_endpoint_of_the_app_reaches_the_function_and_nothing_else_does(default: Synth) -> None:
+    """The gateway declares routes explicitly: an endpoint added to serving/api.py without one would answer
+    403 Missing Authentication Token when deployed, while every local test passes."""
+    from types import SimpleNamespace
+
+    from fastapi.routing import APIRoute
+
+    from serving.api import create_app
+
+    app = create_app(SimpleNamespace(manifest=default.manifest), max_body_bytes=1024)  # type: ignore[arg-type]
+    endpoints = {(r.path, verb) for r in app.routes if isinstance(r, APIRoute) for verb in r.methods}
+    endpoints |= {(app.docs_url, "GET"), (app.openapi_url, "GET")}
+    gateway = set(methods_by_route(default))
+    assert [e for e in sorted(endpoints) if not _gateway_serves(gateway, *e)] == []
+    # and each gateway route leads to an endpoint (no method the app would answer 404/405 for)
+    for path, verb in gateway:
+        prefix = path.removesuffix("{proxy+}")
+        assert any(p == path or (path.endswith("{proxy+}") and p.startswith(prefix)) for p, v in endpoints if v == verb), (path, verb)
+
+
+def test_binary_bodies_pass_through_the_gateway(default: Synth) -> None:
+    api = _single(default, "AWS::ApiGateway::RestApi")
+    # base64 to the function and decoded on the way back (the function answers isBase64Encoded for them)
+    assert set(api["BinaryMediaTypes"]) == {"application/octet-stream", "application/vnd.apache.arrow.stream"}
+    assert "*/*" not in api["BinaryMediaTypes"]  # JSON stays text: the /predict body model still applies
 
 
 # ------------------------------------------------------------------ alarms and notifications
@@ -420,7 +496,7 @@ def test_outputs(default: Synth, full: Synth) -> None:
 # ------------------------------------------------------------------ checks
 
 
-@pytest.mark.parametrize("variant", ["default", "firehose_kms_iam", "public", "coverage"])
+@pytest.mark.parametrize("variant", ["default", "firehose_kms_iam", "public", "coverage", "cors_waf", "iam_cors"])
 def test_cdk_nag_has_no_unacknowledged_findings(variant: str, synth_of) -> None:
     s = synth_of(variant)  # synth raises on any unacknowledged AwsSolutions finding
     report = json.loads((s.outdir / "validation-report.json").read_text()) if (s.outdir / "validation-report.json").exists() else {"pluginReports": []}
@@ -431,7 +507,7 @@ def test_cdk_nag_has_no_unacknowledged_findings(variant: str, synth_of) -> None:
     assert errors == []
 
 
-@pytest.mark.parametrize("variant", ["default", "firehose_kms_iam", "public", "two_days", "coverage"])
+@pytest.mark.parametrize("variant", ["default", "firehose_kms_iam", "public", "two_days", "coverage", "cors_waf", "iam_cors"])
 def test_cfn_lint_reports_no_errors(variant: str, synth_of) -> None:
     from cfnlint.api import ManualArgs, lint_file
 
