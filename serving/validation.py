@@ -255,7 +255,7 @@ class Validator:
 
     def _categorical(self, spec: FeatureSpec, values: list[Any], errors: list[FieldError]) -> np.ndarray | None:
         cats = self._categories[spec.name]
-        if set(map(type, values)) <= {str} and (not self.reject_unseen or cats.issuperset(values)):
+        if set(map(type, values)) <= {str} and (cats.issuperset(values) or (not self.reject_unseen and all(map(_is_unicode, values)))):
             return np.array(values, dtype=object)
         start = len(errors)
         for i, v in enumerate(values):
@@ -264,6 +264,8 @@ class Validator:
                     errors.append(FieldError(NULL_NOT_ALLOWED, "null is not allowed for this feature", i, spec.name))
             elif type(v) is not str:
                 errors.append(FieldError(WRONG_TYPE, f"expected a string category, got {_type_name(v)}", i, spec.name))
+            elif not _is_unicode(v):
+                errors.append(FieldError(WRONG_TYPE, "the string holds a lone surrogate (\\ud800-\\udfff): not valid Unicode", i, spec.name))
             elif self.reject_unseen and v not in cats:
                 shown = sorted(cats)[:20]
                 errors.append(FieldError(UNSEEN_CATEGORY, f"unseen category {v[:100]!r}; known: {shown}", i, spec.name))
@@ -272,6 +274,17 @@ class Validator:
         if len(errors) > start:
             return None
         return np.array(values, dtype=object)
+
+
+def _is_unicode(s: str) -> bool:
+    """Whether a string is valid Unicode: JSON's \\u escapes can spell a lone surrogate, which no model takes."""
+    if s.isascii():
+        return True
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _fits(dtype: InputDtype, arr: np.ndarray) -> np.ndarray:
