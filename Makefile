@@ -58,6 +58,7 @@ bench: setup
 	$(PY) benchmarks/bench_post_response.py
 	$(PY) benchmarks/bench_drift_stats.py
 	$(PY) benchmarks/bench_drift.py
+	$(PY) benchmarks/bench_load.py
 
 synth: sample
 	npx cdk synth --quiet

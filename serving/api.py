@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -78,7 +78,7 @@ def request_id_of(request: Request) -> str:
     return str(rid) if rid else _request_id_of_scope(request.scope)
 
 
-def _request_id_of_scope(scope: dict[str, Any]) -> str:
+def _request_id_of_scope(scope: Mapping[str, Any]) -> str:
     """API Gateway's request id (REST v1 and HTTP v2) when behind it, else a fresh one (ALB has none)."""
     event = scope.get("aws.event") or {}
     rid = (event.get("requestContext") or {}).get("requestId")
