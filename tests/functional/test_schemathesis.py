@@ -52,7 +52,8 @@ def test_schemathesis_finds_nothing_with_all_checks(local_server: LocalGateway, 
         "--report", "json", "--report-json-path", str(report), "--request-timeout", "10",
     ]
     started = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "NO_COLOR": "1"})
+    # cwd: schemathesis keeps a .schemathesis/ cache in its working directory, never in the repo
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "NO_COLOR": "1"}, cwd=tmp_path)
     elapsed = time.perf_counter() - started
     summary = done.stdout[-6000:]
     assert done.returncode == 0, f"schemathesis failed after {elapsed:.0f} s:\n{summary}\n{done.stderr[-2000:]}"
