@@ -202,7 +202,13 @@ class LocalGateway:
                 if self.command != "HEAD":
                     self.wfile.write(data)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_TRACE = _serve
+
+            def __getattr__(self, name: str) -> Any:
+                # any other method (QUERY, PROPFIND, ...) reaches the function too, as through API Gateway's ANY
+                if name.startswith("do_") and name[3:].isalpha():
+                    return self._serve
+                raise AttributeError(name)
 
             def log_message(self, fmt: str, *args: Any) -> None:  # quiet: the handler logs JSON
                 return

@@ -58,6 +58,8 @@ class CaptureRecord:
     inputs: dict[str, Any]  # validated inputs; redacted features absent, hashed ones as "sha256:<hex>"
     prediction: Any  # class label (str) or regression value (float)
     probabilities: dict[str, float] | None = None  # classifiers: class -> probability
+    # True: a value JSON cannot carry (a non-finite model output) was written as a string ("NaN", "Infinity")
+    encoding_fallback: bool = False
 
     @property
     def key(self) -> RowKey:
@@ -76,6 +78,7 @@ class CaptureRecord:
             "inputs": self.inputs,
             "prediction": self.prediction,
             "probabilities": self.probabilities,
+            **({"encoding_fallback": True} if self.encoding_fallback else {}),
         }
 
     def to_json(self) -> str:
@@ -93,6 +96,7 @@ class CaptureRecord:
             inputs=dict(d["inputs"]),
             prediction=d["prediction"],
             probabilities=None if d.get("probabilities") is None else {str(k): float(v) for k, v in d["probabilities"].items()},
+            encoding_fallback=bool(d.get("encoding_fallback", False)),
         )
 
 

@@ -250,6 +250,20 @@ class ServingSettings(SharedSettings):
     capture_hash_salt: str | None = Field(
         None, description="Salt for hashed features; none: the stack generates one in Secrets Manager (recommended)"
     )
+    cors_origins: tuple[str, ...] = Field(
+        (), description="Browser origins allowed to call the API (CORS), e.g. https://app.example.com, or * for any; none by default"
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = json.loads(v) if v.strip().startswith("[") else [s for s in v.split(",") if s.strip()]
+        origins = tuple(str(s).strip().rstrip("/") for s in v)
+        for o in origins:
+            if o != "*" and not re.fullmatch(r"https?://[^/\s?#]+", o):
+                raise ValueError(f"{o!r} is not an origin: scheme://host[:port] (no path), or *")
+        return origins
 
     @field_validator("capture_hash_salt")
     @classmethod

@@ -8,10 +8,12 @@ buffers them into S3 under the same prefix scheme.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
 import logging
+import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -174,6 +176,34 @@ def json_column(spec: FeatureSpec, col: np.ndarray) -> list[Any]:
     return [None if v != v else v for v in values]  # v != v: NaN
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every float JSON cannot carry written as a string ("NaN", "Infinity", "-Infinity")
+    and anything else JSON has no type for written as its text."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else ("NaN" if value != value else ("Infinity" if value > 0 else "-Infinity"))
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return json_safe(value.item())
+    return str(value)
+
+
+def with_encoding_fallback(record: CaptureRecord) -> CaptureRecord:
+    """The record, encodable whatever it holds: nothing scored is dropped for a value JSON cannot carry."""
+    try:
+        record.to_json()
+        return record
+    except (ValueError, TypeError):
+        return dataclasses.replace(
+            record, inputs=json_safe(record.inputs), prediction=json_safe(record.prediction),
+            probabilities=json_safe(record.probabilities), encoding_fallback=True,
+        )
+
+
 @dataclass
 class Capturer:
     """Builds capture records for a scored request and hands them to a sink.
@@ -214,6 +244,13 @@ class Capturer:
         label_list = labels.tolist()
         prob_list = probabilities.tolist() if probabilities is not None else None
         classes = m.outputs.classes
+        # rows holding a non-finite output (a model can overflow on inputs validation accepts): written
+        # with those values as strings and flagged, never dropped (vectorised check: the common case costs one pass)
+        suspect = np.zeros(n, dtype=bool)
+        if probabilities is not None:
+            suspect |= ~np.isfinite(np.asarray(probabilities, dtype=np.float64).reshape(n, -1)).all(axis=1)
+        if labels.dtype.kind == "f":
+            suspect |= ~np.isfinite(labels)
         out = []
         for i in range(n):
             inputs = self.redactor.apply({name: col[i] for name, col in columns})
@@ -230,6 +267,8 @@ class Capturer:
                     probabilities=dict(zip(classes, prob_list[i])) if prob_list is not None else None,
                 )
             )
+            if suspect[i]:
+                out[i] = with_encoding_fallback(out[i])
         return out
 
     def capture(

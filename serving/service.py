@@ -108,7 +108,7 @@ class InferenceService:
             # classes by meaning, as predictions are: 1, "1" and 1.0 all name class "1"
             label = self.manifest.outputs.class_for(it["label"]) if self.is_classifier else float(it["label"])
             # "row" is optional (default 0, the single-row case): it was validated with the same default
-            records.append(FeedbackRecord(it["request_id"], it.get("row", 0), label, received, self.manifest.model_name))
+            records.append(FeedbackRecord(it["request_id"], int(it.get("row", 0)), label, received, self.manifest.model_name))
         if errors:
             raise RequestError(errors[0].reason, f"{len(errors)} invalid feedback item(s); first: {errors[0].message}", errors[:50])
         if self.feedback_writer is None:
@@ -131,7 +131,8 @@ class InferenceService:
         rid, row, label = it.get("request_id"), it.get("row", 0), it.get("label")
         if not isinstance(rid, str) or not (1 <= len(rid) <= 128):
             return WRONG_TYPE, "request_id must be a string of 1..128 characters", "request_id"
-        if type(row) is not int or row < 0:
+        # a whole number, as JSON Schema's "integer" means it (2.0 too); booleans are not numbers here
+        if not (type(row) is int or (type(row) is float and row.is_integer())) or row < 0:
             return WRONG_TYPE, "row must be a non-negative integer", "row"
         if "label" not in it or label is None:
             return WRONG_TYPE, "label is required", "label"

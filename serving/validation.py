@@ -34,6 +34,22 @@ WRONG_TYPE = "wrong_type"
 NOT_FINITE = "not_finite"
 NULL_NOT_ALLOWED = "null_not_allowed"
 UNSEEN_CATEGORY = "unseen_category"
+DUPLICATE_KEY = "duplicate_key"
+UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+
+# echoed names and values are cut: an error answer stays small whatever the request held
+MAX_ECHOED_NAME = 128
+MAX_DETAIL_MESSAGE = 300
+MAX_MESSAGE = 600
+
+
+def echo(text: Any, limit: int = MAX_ECHOED_NAME) -> str:
+    """``text`` as it may appear in an answer: at most ``limit`` characters (then "…"), and lone
+    surrogates (legal in JSON strings, not in UTF-8) written as ``\\udXXX`` escapes."""
+    s = text if isinstance(text, str) else str(text)
+    if len(s) > limit:
+        s = s[:limit] + "…"
+    return s.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass
@@ -44,7 +60,8 @@ class FieldError:
     field: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"row": self.row, "field": self.field, "reason": self.reason, "message": self.message}
+        field_name = None if self.field is None else echo(self.field)
+        return {"row": self.row, "field": field_name, "reason": self.reason, "message": echo(self.message, MAX_DETAIL_MESSAGE)}
 
 
 @dataclass
@@ -56,17 +73,47 @@ class RequestError(Exception):
     details: list[FieldError] = field(default_factory=list)
 
     def body(self) -> dict[str, Any]:
-        return {"error": self.reason, "message": self.message, "details": [d.to_dict() for d in self.details]}
+        details = [d.to_dict() for d in self.details[:MAX_REPORTED_ERRORS]]
+        return {"error": self.reason, "message": echo(self.message, MAX_MESSAGE), "details": details}
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise _DuplicateKey(k)
+            seen.add(k)
+    return obj
 
 
 def parse_json(body: bytes) -> Any:
-    """orjson first (fast); stdlib as fallback so NaN/Infinity literals reach validation as 422, not 400."""
+    """The parsed body; an object repeating a key is refused (422 duplicate_key), never last-one-wins.
+
+    Fast path (orjson, C): without escapes in the body every colon is a key's or a string's, and the
+    same strings come back from ``orjson.dumps`` unchanged, so the colons of the parsed value equal
+    the body's exactly when no key was dropped as a duplicate. Otherwise (escapes, NaN/Infinity
+    literals orjson refuses, invalid input) the stdlib parser checks each object as it is built;
+    NaN/Infinity reach validation (422 not_finite, not 400).
+    """
+    if b"\\" not in body:
+        try:
+            value = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            if orjson.dumps(value).count(b":") == body.count(b":"):
+                return value
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        pass
-    try:
-        return json.loads(body)
+        return json.loads(body, object_pairs_hook=_object_without_duplicates)
+    except _DuplicateKey as dup:
+        raise RequestError(DUPLICATE_KEY, "an object repeats a key", [FieldError(DUPLICATE_KEY, "key appears more than once", field=dup.key)]) from None
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:
         raise RequestError(MALFORMED_JSON, f"request body is not valid JSON: {exc}") from None
 
@@ -139,6 +186,11 @@ class Validator:
         extra = set(split) - {"columns", "data", "index"}
         if extra:
             raise RequestError(BAD_SHAPE, f'unexpected keys in "dataframe_split": {sorted(map(str, extra))}')
+        if "index" in split and not isinstance(split["index"], list):
+            raise RequestError(BAD_SHAPE, '"dataframe_split.index" must be a list (it is ignored: answers follow the order of "data")')
+        bad_names = [FieldError(BAD_SHAPE, f"column names must be strings, got {_type_name(c)}", field=None) for c in cols if type(c) is not str]
+        if bad_names:
+            raise _unprocessable(bad_names)
         errors = [FieldError(MISSING_FEATURE, "feature is missing", field=n) for n in self.names if n not in cols]
         errors += [FieldError(UNKNOWN_FEATURE, "unknown feature", field=str(c)) for c in cols if c not in self.name_set]
         if len(set(map(str, cols))) != len(cols):
@@ -217,7 +269,7 @@ class Validator:
 
     def _categorical(self, spec: FeatureSpec, values: list[Any], errors: list[FieldError]) -> np.ndarray | None:
         cats = self._categories[spec.name]
-        if set(map(type, values)) <= {str} and (not self.reject_unseen or cats.issuperset(values)):
+        if set(map(type, values)) <= {str} and (cats.issuperset(values) or (not self.reject_unseen and all(map(_is_unicode, values)))):
             return np.array(values, dtype=object)
         start = len(errors)
         for i, v in enumerate(values):
@@ -226,6 +278,8 @@ class Validator:
                     errors.append(FieldError(NULL_NOT_ALLOWED, "null is not allowed for this feature", i, spec.name))
             elif type(v) is not str:
                 errors.append(FieldError(WRONG_TYPE, f"expected a string category, got {_type_name(v)}", i, spec.name))
+            elif not _is_unicode(v):
+                errors.append(FieldError(WRONG_TYPE, "the string holds a lone surrogate (\\ud800-\\udfff): not valid Unicode", i, spec.name))
             elif self.reject_unseen and v not in cats:
                 shown = sorted(cats)[:20]
                 errors.append(FieldError(UNSEEN_CATEGORY, f"unseen category {v[:100]!r}; known: {shown}", i, spec.name))
@@ -234,6 +288,17 @@ class Validator:
         if len(errors) > start:
             return None
         return np.array(values, dtype=object)
+
+
+def _is_unicode(s: str) -> bool:
+    """Whether a string is valid Unicode: JSON's \\u escapes can spell a lone surrogate, which no model takes."""
+    if s.isascii():
+        return True
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _fits(dtype: InputDtype, arr: np.ndarray) -> np.ndarray:

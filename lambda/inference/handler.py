@@ -25,7 +25,7 @@ capture_executor = executor_from_env(
     os.environ, on_dropped=lambda n: metrics(CAPTURE_DROPPED, n, {}), after_work=metrics.flush, mode=serving.capture_mode
 )
 service.capturer.executor = capture_executor
-app = create_app(service, max_body_bytes=serving.max_body_bytes)
+app = create_app(service, max_body_bytes=serving.max_body_bytes, cors_origins=serving.cors_origins)
 # lifespan off: Mangum would run startup/shutdown around every call; the model is loaded above.
 # base path: strips /<stage> where the event path carries it (HTTP API named stages, custom domains)
 asgi = Mangum(StageRootPath(app), lifespan="off", api_gateway_base_path=f"/{serving.stage_name}")

@@ -72,8 +72,8 @@ def test_dataframe_split_form_gives_the_same_answer_as_instances(load_inference,
 
 def test_health_model_and_openapi_endpoints(load_inference, sample_bundle, lambda_context) -> None:
     mod = load_inference()
-    health = response_json(mod.handler(event("rest_v1", "GET", "/health"), lambda_context))
-    assert health == {"status": "ok", "model_name": "penguins", "model_version": sample_bundle.manifest.version}
+    health = response_json(mod.handler(event("rest_v1", "GET", "/health", request_id="rid-health"), lambda_context))
+    assert health == {"status": "ok", "model_name": "penguins", "model_version": sample_bundle.manifest.version, "request_id": "rid-health"}
     model = response_json(mod.handler(event("http_v2", "GET", "/model"), lambda_context))
     assert [f["name"] for f in model["features"]] == sample_bundle.manifest.feature_names
     assert model["export_metrics"]["parity_max_abs_diff"] <= 1e-4

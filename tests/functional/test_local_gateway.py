@@ -67,6 +67,13 @@ def test_head_and_options_reach_the_function_and_head_has_no_body(gateway: Any) 
     assert status == 200 and json.loads(data)["method"] == "OPTIONS"
 
 
+@pytest.mark.parametrize("method", ["TRACE", "QUERY", "PROPFIND"])
+def test_any_method_reaches_the_function(gateway: Any, method: str) -> None:
+    gw, _ = gateway
+    status, _, data = _request(gw, method, "/prod/predict")
+    assert status == 200 and json.loads(data)["method"] == method
+
+
 def test_a_chunked_body_reaches_the_function_whole(gateway: Any) -> None:
     gw, _ = gateway
     payload = b'{"instances": [' + b",".join(b'{"a": 1}' for _ in range(500)) + b"]}"

@@ -91,6 +91,7 @@ FUNCTION_SETTINGS: dict[str, Any] = {
     "capture_mode": "thread",
     "capture_budget_s": 2.5,
     "capture_hash_salt": "a-salt-of-at-least-16-characters",
+    "cors_origins": ["https://app.example.com", "http://localhost:3000"],
     # drift check
     "window_hours": 6,
     "sample_cap": 500,

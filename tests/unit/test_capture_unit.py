@@ -223,14 +223,19 @@ def test_s3_sink_single_put_of_a_complete_object(s3) -> None:
     assert obj["ContentType"] == "application/x-ndjson"
 
 
-def test_s3_sink_serialisation_failure_writes_nothing(s3) -> None:
-    """A record that cannot be written (NaN) fails the whole object before PutObject: no partial lines."""
+def test_a_record_json_cannot_carry_is_written_with_strings_and_flagged_never_dropped(s3) -> None:
+    """A non-finite model output (NaN, ±Infinity) is written as a string on a flagged record: the request is captured whole."""
     c, errors, _ = _capturer(S3CaptureSink(s3, "unit-captures"))
     table, labels, probs = _scored(20)
-    probs[17, 0] = np.nan
-    assert c.capture("req", T, table, labels, probs) is False
-    assert len(errors) == 1 and isinstance(errors[0], ValueError)
-    assert s3.list_objects_v2(Bucket="unit-captures").get("KeyCount") == 0
+    probs[17, 0], probs[18, 1] = np.nan, -np.inf
+    assert c.capture("req", T, table, labels, probs) is True
+    assert errors == []
+    (obj,) = s3.list_objects_v2(Bucket="unit-captures")["Contents"]
+    lines = decode_jsonl(s3.get_object(Bucket="unit-captures", Key=obj["Key"])["Body"].read())
+    assert [r["row"] for r in lines] == list(range(20))
+    assert [r["row"] for r in lines if r.get("encoding_fallback")] == [17, 18]
+    assert list(lines[17]["probabilities"].values())[0] == "NaN" and list(lines[18]["probabilities"].values())[1] == "-Infinity"
+    assert all(isinstance(v, float) for r in lines[:17] for v in r["probabilities"].values())
 
 
 def test_s3_sink_missing_bucket_raises_client_error(s3) -> None:
