@@ -92,7 +92,7 @@ class ModelServingStack(cdk.Stack):
         )
         self.web_page = self._web_page(s, repo_root) if s.web_page else None
         # the browser origins the API answers CORS for: the configured ones and the page's, when it calls the API
-        origins = [*s.api_cors_origins]
+        origins = [*s.cors_origins]
         if self.web_page is not None and s.api_auth != "iam":
             origins.append(self.web_page.origin)
         self.serving.allow_browser_origins(origins)

@@ -31,8 +31,8 @@ ENV_BUNDLE_PATH = "MS_MODEL_BUNDLE_PATH"  # the bundle folder: relative to the a
 ENV_CAPTURE_BUCKET = "MS_CAPTURE_BUCKET"
 ENV_FIREHOSE_STREAM = "MS_FIREHOSE_STREAM"
 ENV_HASH_SALT_SECRET = "MS_CAPTURE_HASH_SALT_SECRET_ARN"  # the salt the stack generated, when none is set
-# browser origins the API lets call it (api_cors_origins and the web page's), comma-separated; the name a
-# ServingSettings field ``cors_origins`` would produce with to_env
+# browser origins the API lets call it (cors_origins and the web page's), comma-separated: the variable
+# ServingSettings' ``cors_origins`` is read from (the stack adds the page's deploy-time origin)
 ENV_CORS_ORIGINS = "MS_CORS_ORIGINS"
 
 CANARY_CONFIGS = (
@@ -119,10 +119,6 @@ class DeploySettings(_Section):
         "breaching", description="How alarms treat an empty window / no traffic"
     )
     alarm_email: str | None = Field(None, description="E-mail subscribed to the alarm topic")
-    api_cors_origins: tuple[str, ...] = Field(
-        (), description="Browser origins allowed to call the API (CORS preflight at the gateway, headers from the function); "
-        "the web page's origin is added when web_page is on",
-    )
     web_page: bool = Field(False, description="Deploy the browser page (S3 + CloudFront) that scores the bundle with onnxruntime-web")
     web_site_dir: str = Field(".build/web", description="Folder `python -m devtools web` wrote the page to (read when web_page is on)")
     waf: bool = Field(False, description="AWS WAF web ACL on the stage: AWS managed common rule set + a rate-based rule per IP")
@@ -144,25 +140,6 @@ class DeploySettings(_Section):
             return None
         if "@" not in v or v.startswith("@") or v.endswith("@"):
             raise ValueError("must be an e-mail address")
-        return v
-
-    @field_validator("api_cors_origins", mode="before")
-    @classmethod
-    def _split_origins(cls, v: Any) -> Any:
-        if isinstance(v, str):  # -c api_cors_origins=https://a.example,https://b.example
-            v = json.loads(v) if v.strip().startswith("[") else [o for o in v.split(",") if o.strip()]
-        return tuple(str(o).strip().rstrip("/") for o in v)
-
-    @field_validator("api_cors_origins")
-    @classmethod
-    def _origins(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        for origin in v:
-            if origin == "*":
-                if len(v) > 1:
-                    raise ValueError("'*' allows every origin and cannot be combined with other origins")
-                continue
-            if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?", origin):
-                raise ValueError(f"{origin!r} is not an origin: scheme://host[:port], no path (e.g. https://app.example.com)")
         return v
 
     @model_validator(mode="after")
@@ -251,18 +228,23 @@ class ServingSettings(SharedSettings):
         None, description="Salt for hashed features; none: the stack generates one in Secrets Manager (recommended)"
     )
     cors_origins: tuple[str, ...] = Field(
-        (), description="Browser origins allowed to call the API (CORS), e.g. https://app.example.com, or * for any; none by default"
+        (), description="Browser origins allowed to call the API (CORS: the gateway's preflight and the function's headers), "
+        "e.g. https://app.example.com, or * for any; the web page's origin is added when web_page is on",
     )
 
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _origins(cls, v: Any) -> Any:
-        if isinstance(v, str):
+        if isinstance(v, str):  # -c cors_origins=https://a.example,https://b.example (or the JSON list to_env writes)
             v = json.loads(v) if v.strip().startswith("[") else [s for s in v.split(",") if s.strip()]
         origins = tuple(str(s).strip().rstrip("/") for s in v)
         for o in origins:
-            if o != "*" and not re.fullmatch(r"https?://[^/\s?#]+", o):
-                raise ValueError(f"{o!r} is not an origin: scheme://host[:port] (no path), or *")
+            if o == "*":
+                if len(origins) > 1:
+                    raise ValueError("'*' allows every origin and cannot be combined with other origins")
+                continue
+            if not re.fullmatch(r"https?://[^/\s?#]+", o):
+                raise ValueError(f"{o!r} is not an origin: scheme://host[:port], no path (e.g. https://app.example.com), or *")
         return origins
 
     @field_validator("capture_hash_salt")

@@ -43,9 +43,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # the optional service coverage: request-count alarm, reserved inference concurrency
     "coverage": {"alarm_min_requests": 50, "alarm_min_requests_minutes": 30, "inference_reserved_concurrency": 10},
     # browsers on two origins call the API (API key), behind a WAF web ACL
-    "cors_waf": {"api_cors_origins": ["https://app.example.com", "http://localhost:5173"], "waf": True, "waf_rate_limit": 500},
+    "cors_waf": {"cors_origins": ["https://app.example.com", "http://localhost:5173"], "waf": True, "waf_rate_limit": 500},
     # one browser origin with SigV4 (IAM) auth: the preflight alone is unauthorized
-    "iam_cors": {"api_auth": "iam", "api_cors_origins": "https://console.example.org"},
+    "iam_cors": {"api_auth": "iam", "cors_origins": "https://console.example.org"},
 }
 
 

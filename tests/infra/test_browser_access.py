@@ -1,4 +1,4 @@
-"""Browsers and the edge, in the synthesized template: CORS (settings api_cors_origins, web_page), the web page
+"""Browsers and the edge, in the synthesized template: CORS (settings cors_origins, web_page), the web page
 wired to the API (output WebUrl), and the optional WAF web ACL (settings waf, waf_rate_limit)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from unittest import mock
 
 import pytest
 
-from modelserve.settings import ENV_CORS_ORIGINS, SettingsError
+from modelserve.settings import ENV_CORS_ORIGINS, ServingSettings, SettingsError
 from tests.functional.web_support import needs_node_ort
 from tests.infra.conftest import Synth, synth_variant
 from tests.infra.test_stack import methods_by_route
@@ -68,7 +68,7 @@ def acknowledged_rules(construct: Any) -> set[str]:
 def test_without_browser_origins_there_is_no_cors(default: Synth) -> None:
     assert preflights(default) == {}
     assert gateway_responses(default) == {}
-    assert ENV_CORS_ORIGINS not in inference_env(default)
+    assert _function_origins(inference_env(default)) == ()
 
 
 def test_configured_origins_get_an_unauthenticated_preflight_on_every_route(synth_of) -> None:
@@ -129,15 +129,15 @@ def test_a_bad_origin_is_refused_naming_the_setting(origins: Any, must_name: str
     from modelserve.settings import Settings
 
     with pytest.raises(SettingsError) as err:
-        Settings.from_context({"api_cors_origins": origins})
-    assert "api_cors_origins" in str(err.value) and must_name in str(err.value)
+        Settings.from_context({"cors_origins": origins})
+    assert "cors_origins" in str(err.value) and must_name in str(err.value)
 
 
 def test_origins_from_the_command_line_are_split_on_commas() -> None:
     from modelserve.settings import Settings
 
-    s = Settings.from_context({"api_cors_origins": "https://a.example.com, http://localhost:8000/"})
-    assert s.api_cors_origins == ("https://a.example.com", "http://localhost:8000")
+    s = Settings.from_context({"cors_origins": "https://a.example.com, http://localhost:8000/"})
+    assert s.cors_origins == ("https://a.example.com", "http://localhost:8000")
 
 
 # ------------------------------------------------------------------ WAF
@@ -186,7 +186,7 @@ def site_dir(sample_bundle, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def with_page(site_dir: Path, fake_bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Synth:
     return synth_variant("web_page", fake_bundle_dir, tmp_path_factory.mktemp("cdkout-web"), {
-        "web_page": True, "web_site_dir": str(site_dir), "api_cors_origins": ["https://app.example.com"],
+        "web_page": True, "web_site_dir": str(site_dir), "cors_origins": ["https://app.example.com"],
     })
 
 
@@ -254,14 +254,14 @@ def test_under_iam_the_page_scores_in_the_browser_only_and_the_api_allows_no_ori
     (headers,) = s.of_type("AWS::CloudFront::ResponseHeadersPolicy").values()
     csp = flat(headers["Properties"]["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]["ContentSecurityPolicy"]["ContentSecurityPolicy"])
     assert "connect-src 'self';" in csp
-    assert preflights(s) == {} and gateway_responses(s) == {} and ENV_CORS_ORIGINS not in inference_env(s)
+    assert preflights(s) == {} and gateway_responses(s) == {} and _function_origins(inference_env(s)) == ()
 
 
 
 @needs_node_ort
 def test_any_origin_covers_the_page_too(site_dir: Path, fake_bundle_dir: Path, tmp_path: Path) -> None:
     """'*' with the page's origin would be a mix CDK refuses: '*' alone is what the API allows then."""
-    s = synth_variant("any_origin_page", fake_bundle_dir, tmp_path / "out", {"api_cors_origins": "*", "web_page": True, "web_site_dir": str(site_dir)})
+    s = synth_variant("any_origin_page", fake_bundle_dir, tmp_path / "out", {"cors_origins": "*", "web_page": True, "web_site_dir": str(site_dir)})
     assert set(preflights(s)) == APP_ROUTES
     for p in preflights(s).values():
         answer = p["Integration"]["IntegrationResponses"][0]
@@ -269,3 +269,8 @@ def test_any_origin_covers_the_page_too(site_dir: Path, fake_bundle_dir: Path, t
     assert inference_env(s)[ENV_CORS_ORIGINS] == "*"
     for params in gateway_responses(s).values():
         assert params["gatewayresponse.header.Access-Control-Allow-Origin"] == "'*'"
+
+
+def _function_origins(env: dict) -> tuple[str, ...]:
+    """The origins the inference function will allow, read as the function reads its settings."""
+    return ServingSettings.from_env({k: v for k, v in env.items() if isinstance(v, str)}).cors_origins
