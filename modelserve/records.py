@@ -9,6 +9,7 @@ Firehose writes under ``captures/model=<name>/version=<version>/`` with its own
 ``YYYY/MM/DD/HH/`` suffix when the prefix is not expanded, so readers accept both layouts.
     feedback/model=<name>/dt=YYYY-MM-DD/<HHMMSSffffff>-<id>.jsonl.gz
     reports/model=<name>/dt=YYYY-MM-DD/<YYYYmmddTHHMMSSZ>.<json|html>
+    reports/model=<name>/dt=YYYY-MM-DD/<YYYYmmddTHHMMSSZ>-comparison.<json|html>   (champion vs challenger)
     samples/model=<name>/version=<version>/cap=<sample cap>/dt=YYYY-MM-DD/hour=HH.json.gz   (drift check's hour samples)
 """
 
@@ -58,6 +59,9 @@ class CaptureRecord:
     inputs: dict[str, Any]  # validated inputs; redacted features absent, hashed ones as "sha256:<hex>"
     prediction: Any  # class label (str) or regression value (float)
     probabilities: dict[str, float] | None = None  # classifiers: class -> probability
+    # "champion" | "challenger" when a challenger is deployed (docs/versions.md); None (and absent from
+    # the JSON) otherwise, so records written before versions existed and after read the same
+    variant: str | None = None
 
     @property
     def key(self) -> RowKey:
@@ -66,7 +70,7 @@ class CaptureRecord:
     def to_dict(self) -> dict[str, Any]:
         # a shallow dict, not dataclasses.asdict (which deep-copies every value: ~5x slower on the
         # request path); the keys in the order of the fields
-        return {
+        d: dict[str, Any] = {
             "request_id": self.request_id,
             "row": self.row,
             "event_time": self.event_time,
@@ -77,6 +81,9 @@ class CaptureRecord:
             "prediction": self.prediction,
             "probabilities": self.probabilities,
         }
+        if self.variant is not None:
+            d["variant"] = self.variant
+        return d
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
@@ -93,6 +100,7 @@ class CaptureRecord:
             inputs=dict(d["inputs"]),
             prediction=d["prediction"],
             probabilities=None if d.get("probabilities") is None else {str(k): float(v) for k, v in d["probabilities"].items()},
+            variant=None if d.get("variant") is None else str(d["variant"]),
         )
 
 
@@ -159,6 +167,11 @@ def model_report_prefix(model_name: str) -> str:
 def report_key(model_name: str, at: datetime, suffix: str) -> str:
     t = at.astimezone(UTC)
     return f"{model_report_prefix(model_name)}dt={t:%Y-%m-%d}/{t:%Y%m%dT%H%M%SZ}.{suffix}"
+
+
+def comparison_report_key(model_name: str, at: datetime, suffix: str) -> str:
+    """The version comparison's report, next to the drift report of the same run."""
+    return report_key(model_name, at, f"comparison.{suffix}").replace("Z.comparison.", "Z-comparison.")
 
 
 def hour_prefixes(model_name: str, model_version: str, hour: datetime) -> tuple[str, str]:

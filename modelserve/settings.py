@@ -30,6 +30,11 @@ ENV_BUNDLE_PATH = "MS_MODEL_BUNDLE_PATH"  # the bundle folder: relative to the a
 ENV_CAPTURE_BUCKET = "MS_CAPTURE_BUCKET"
 ENV_FIREHOSE_STREAM = "MS_FIREHOSE_STREAM"
 ENV_HASH_SALT_SECRET = "MS_CAPTURE_HASH_SALT_SECRET_ARN"  # the salt the stack generated, when none is set
+# the challenger's bundle folder in the inference asset (like MS_MODEL_BUNDLE_PATH), and its version for
+# the drift check's comparison; both set by the stack only when challenger_mode is not "off"
+ENV_CHALLENGER_BUNDLE_PATH = "MS_CHALLENGER_BUNDLE_PATH"
+ENV_CHALLENGER_VERSION = "MS_CHALLENGER_VERSION"
+CHALLENGER_MODES = ("off", "shadow", "ab")
 
 CANARY_CONFIGS = (
     "AllAtOnce",
@@ -115,6 +120,9 @@ class DeploySettings(_Section):
         "breaching", description="How alarms treat an empty window / no traffic"
     )
     alarm_email: str | None = Field(None, description="E-mail subscribed to the alarm topic")
+    challenger_bundle_path: str | None = Field(
+        None, description="Folder of a second bundle (same model name and features) deployed next to the champion; see docs/versions.md"
+    )
 
     @field_validator("drift_schedule")
     @classmethod
@@ -200,6 +208,14 @@ class ServingSettings(SharedSettings):
             raise ValueError("must be at least 16 characters (or empty: the stack generates one)")
         return v
 
+    # appended last (merge-friendly); read with the challenger bundle, see docs/versions.md
+    challenger_mode: Literal[CHALLENGER_MODES] = Field(  # type: ignore[valid-type]
+        "off", description="off; shadow: both score every request, the champion answers; ab: a share answered by the challenger"
+    )
+    ab_share: float = Field(
+        0.0, ge=0.0, le=1.0, description="challenger_mode=ab: share of clients (x-client-id, else requests) the challenger answers"
+    )
+
 
 class DriftSettings(SharedSettings):
     """Everything the drift-check function reads."""
@@ -273,6 +289,12 @@ class Settings(BaseModel):
             if not owners:
                 unknown[key] = value  # refused by extra="forbid"
         return {**nested, **unknown}
+
+    @model_validator(mode="after")
+    def _challenger_has_a_bundle(self) -> Settings:
+        if self.serving.challenger_mode != "off" and not self.deploy.challenger_bundle_path:
+            raise ValueError(f"challenger_mode={self.serving.challenger_mode!r} needs challenger_bundle_path (the challenger's bundle folder)")
+        return self
 
     def __getattr__(self, name: str) -> Any:
         for section in type(self).SECTIONS:
