@@ -163,6 +163,11 @@ class SharedSettings(_Section):
             v = json.loads(v) if v.strip().startswith("[") else [s for s in v.split(",") if s.strip()]
         return tuple(str(s).strip() for s in v)
 
+    # appended last (merge-friendly): the inference function serves both versions, the drift check compares them
+    challenger_mode: Literal[CHALLENGER_MODES] = Field(  # type: ignore[valid-type]
+        "off", description="off; shadow: both score every request, the champion answers; ab: a share answered by the challenger"
+    )
+
     @model_validator(mode="after")
     def _redacted_or_hashed(self) -> SharedSettings:
         both = set(self.redact_features) & set(self.hash_features)
@@ -208,10 +213,7 @@ class ServingSettings(SharedSettings):
             raise ValueError("must be at least 16 characters (or empty: the stack generates one)")
         return v
 
-    # appended last (merge-friendly); read with the challenger bundle, see docs/versions.md
-    challenger_mode: Literal[CHALLENGER_MODES] = Field(  # type: ignore[valid-type]
-        "off", description="off; shadow: both score every request, the champion answers; ab: a share answered by the challenger"
-    )
+    # appended last (merge-friendly); see docs/versions.md
     ab_share: float = Field(
         0.0, ge=0.0, le=1.0, description="challenger_mode=ab: share of clients (x-client-id, else requests) the challenger answers"
     )
