@@ -20,6 +20,7 @@ from modelserve.records import decode_jsonl, model_capture_prefix
 from modelserve.versions import CHALLENGER, CHAMPION, ab_variant
 from serving.model import ModelRunner
 from serving.validation import Validator
+from tests.functional.test_post_response_capture import bucket, moto_url  # noqa: F401 - fixtures
 from tests.support import event, header, response_json
 
 BUCKET = "versions-test-captures"
@@ -144,3 +145,31 @@ def test_a_challenger_of_another_model_is_refused_at_init(load_inference, sample
     (other / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match=r"features \['sex'\] of the champion are missing"):
         load_inference(challenger_mode="shadow", MS_CHALLENGER_BUNDLE_PATH=str(other))
+
+
+def test_shadow_scoring_runs_after_the_answer(moto_url, bucket, sample_bundle, challenger_bundle, tmp_path) -> None:
+    """Under the real Lambda runtime client with the capture extension: the champion's answer is posted
+    before either capture is written, and the challenger's capture (scored in the same post-response
+    work, after the champion's write) is stored before the invocation ends."""
+    from tests.functional.test_post_response_capture import DELAY_S, answers, function_env, run, stored_records
+    from tests.lambda_emulator import DelayProxy
+
+    proxy = DelayProxy(moto_url, DELAY_S)
+    try:
+        env = function_env(sample_bundle, proxy, bucket, challenger_mode="shadow", MS_CHALLENGER_BUNDLE_PATH=str(challenger_bundle.root))
+        _, invocations, sent = run(sample_bundle, env, tmp_path / "log.txt", n=6, rows=2)
+    finally:
+        proxy.close()
+    got = answers(invocations)
+    assert {b["variant"] for b in got.values()} == {CHAMPION}
+    assert {b["model_version"] for b in got.values()} == {sample_bundle.manifest.version}
+    champ, chal = sample_bundle.manifest, challenger_bundle.manifest
+    for inv in invocations:
+        rid = json.loads(inv.payload["body"])["request_id"]
+        first = next(c for c in proxy.writes() if champ.version in c.path and c.path.endswith(f"-{rid}.jsonl.gz"))
+        second = next(c for c in proxy.writes() if chal.version in c.path and c.path.endswith(f"-{rid}.jsonl.gz"))
+        assert inv.responded_at < first.received_at  # nothing of the capture work before the answer
+        assert first.answered_at <= second.received_at < second.answered_at < inv.ended_at
+    for version in (champ.version, chal.version):
+        stored = stored_records(moto_url, bucket, model_capture_prefix(champ.model_name, version))
+        assert sorted(stored) == sorted(sent)
