@@ -45,7 +45,8 @@ RUNBOOK_DOC = "docs/runbook.md"
 
 # Group of an alarm: "model" alarms (data and model quality) roll up into the composite
 # "model health" alarm; "service" alarms (API, Lambda) also drive the CodeDeploy rollback.
-Group = Literal["model", "service"]
+# "comparison": the champion-vs-challenger alarm (docs/versions.md), about the challenger, so neither.
+Group = Literal["model", "service", "comparison"]
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,7 @@ def alarm_specs(
     model_version: str,
     bucket_name: str = "<capture bucket>",
     deployment: str | None = None,
+    challenger_version: str | None = None,
 ) -> list[AlarmSpec]:
     """Every alarm of the template for one deployed model version.
 
@@ -357,6 +359,19 @@ def alarm_specs(
         "Raise the account's concurrency quota or lower the stage throttling limits.",
         "alarm-inference-throttles", "service", period_s=300,
     )
+
+    # --- a challenger deployed next to the champion (docs/versions.md): its own version's series ---
+    if challenger_version and s.challenger_mode != "off":
+        from monitoring.comparison import CHALLENGER_WORSE  # lazy: numpy/scipy only when a challenger is on
+
+        add(
+            "ChallengerWorse", CHALLENGER_WORSE, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
+            f"Challenger {challenger_version} ({s.challenger_mode}) is significantly worse than the champion "
+            f"on the labelled rows of the last {s.window_hours} h (p < {s.alpha}).",
+            "Read the comparison report (next to the drift report); set challenger_mode off or replace the challenger.",
+            "alarm-challenger-worse", "comparison", period_s=drift_period, evaluation_periods=timing.periods_per_gap,
+            treat_missing="notBreaching", dimensions={**dims, inference_metrics.DIM_MODEL_VERSION: challenger_version},
+        )
     return specs
 
 

@@ -52,9 +52,11 @@ class Alerting(Construct):
         api_metric: Callable[[str, str, int], cloudwatch.Metric],
         functions: Mapping[Source, lambda_.IFunction],
         metrics_error_logs: Mapping[str, logs.ILogGroup],
+        challenger_version: str | None = None,
     ) -> None:
         """``functions``: the function behind each ``AWS/Lambda`` alarm source; ``metrics_error_logs``:
-        log groups whose "metrics_error" lines are counted, by the name prefix of their metric filter."""
+        log groups whose "metrics_error" lines are counted, by the name prefix of their metric filter;
+        ``challenger_version``: a challenger's version when one is deployed (its ChallengerWorse alarm)."""
         super().__init__(scope, id)
         s, m = settings, manifest
         stack = cdk.Stack.of(self)
@@ -115,7 +117,9 @@ class Alerting(Construct):
             )
 
         # ---- alarms: one per spec, nothing copied
-        self.specs = alarm_specs(s, m.model_name, m.version, bucket_name=reports_bucket_name, deployment=stack.stack_name)
+        self.specs = alarm_specs(
+            s, m.model_name, m.version, bucket_name=reports_bucket_name, deployment=stack.stack_name, challenger_version=challenger_version
+        )
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         action = cw_actions.SnsAction(self.topic)
         for spec in self.specs:

@@ -82,6 +82,7 @@ class ModelServingStack(cdk.Stack):
             api_metric=self.serving.api_metric,
             functions={"inference": self.serving.function, "drift_check": self.drift_check.function},
             metrics_error_logs={"Inference": self.serving.log_group, "DriftCheck": self.drift_check.log_group},
+            challenger_version=challenger[1].version if challenger else None,
         )
         for alarm in self.alerting.rollback_alarms:
             self.serving.deployment_group.add_alarm(alarm)
