@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt la
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup browser run demo test test-fast lint bench synth sample assets web clean
+.PHONY: setup browser run demo compare test test-fast lint bench synth sample assets web clean
 
 setup: $(STAMP) browser
 
@@ -33,6 +33,10 @@ run: setup
 
 demo: setup
 	$(PY) -m devtools demo $(ARGS)
+
+# champion vs challenger (docs/versions.md): ARGS="--mode ab" for an A/B split
+compare: setup
+	$(PY) -m devtools compare $(ARGS)
 
 # the Lambda assets, built once without Docker (downloads the wheels; cached by a hash of the requirements)
 assets: sample

@@ -50,7 +50,8 @@ RUNBOOK_DOC = "docs/runbook.md"
 
 # Group of an alarm: "model" alarms (data and model quality) roll up into the composite
 # "model health" alarm; "service" alarms (API, Lambda) also drive the CodeDeploy rollback.
-Group = Literal["model", "service"]
+# "comparison": the champion-vs-challenger alarm (docs/versions.md), about the challenger, so neither.
+Group = Literal["model", "service", "comparison"]
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,7 @@ def alarm_specs(
     model_version: str,
     bucket_name: str = "<capture bucket>",
     deployment: str | None = None,
+    challenger_version: str | None = None,
 ) -> list[AlarmSpec]:
     """Every alarm of the template for one deployed model version.
 
@@ -400,6 +402,18 @@ def alarm_specs(
             f"The oldest capture record in the Firehose stream waited more than {s.firehose_max_data_age_s} s for delivery.",
             "Delivery is falling behind or failing: see FirehoseDeliveryFailures and the stream's error log.",
             "alarm-firehose-data-freshness", "model", period_s=300, evaluation_periods=2, datapoints_to_alarm=2,
+        )
+    # --- a challenger deployed next to the champion (docs/versions.md): its own version's series ---
+    if challenger_version and s.challenger_mode != "off":
+        from monitoring.comparison import CHALLENGER_WORSE  # lazy: numpy/scipy only when a challenger is on
+
+        add(
+            "ChallengerWorse", CHALLENGER_WORSE, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
+            f"Challenger {challenger_version} ({s.challenger_mode}) is significantly worse than the champion "
+            f"on the labelled rows of the last {s.window_hours} h (p < {s.alpha}).",
+            "Read the comparison report (next to the drift report); set challenger_mode off or replace the challenger.",
+            "alarm-challenger-worse", "comparison", period_s=drift_period, evaluation_periods=timing.periods_per_gap,
+            treat_missing="notBreaching", dimensions={**dims, inference_metrics.DIM_MODEL_VERSION: challenger_version},
         )
     return specs
 

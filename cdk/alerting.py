@@ -53,10 +53,12 @@ class Alerting(Construct):
         functions: Mapping[Source, lambda_.IFunction],
         metrics_error_logs: Mapping[str, logs.ILogGroup],
         firehose_stream_name: str | None = None,
+        challenger_version: str | None = None,
     ) -> None:
         """``functions``: the function behind each ``AWS/Lambda`` alarm source; ``metrics_error_logs``:
         log groups whose "metrics_error" lines are counted, by the name prefix of their metric filter;
-        ``firehose_stream_name``: the capture stream (``capture_sink=firehose``), for its delivery alarms."""
+        ``firehose_stream_name``: the capture stream (``capture_sink=firehose``), for its delivery alarms;
+        ``challenger_version``: a challenger's version when one is deployed (its ChallengerWorse alarm)."""
         super().__init__(scope, id)
         s, m = settings, manifest
         stack = cdk.Stack.of(self)
@@ -118,7 +120,9 @@ class Alerting(Construct):
             )
 
         # ---- alarms: one per spec, nothing copied
-        self.specs = alarm_specs(s, m.model_name, m.version, bucket_name=reports_bucket_name, deployment=stack.stack_name)
+        self.specs = alarm_specs(
+            s, m.model_name, m.version, bucket_name=reports_bucket_name, deployment=stack.stack_name, challenger_version=challenger_version
+        )
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         action = cw_actions.SnsAction(self.topic)
         for spec in self.specs:

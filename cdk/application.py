@@ -19,6 +19,7 @@ import aws_cdk as cdk  # noqa: E402
 
 from modelserve.schema import MANIFEST_FILE, MODEL_FILE, BundleManifest  # noqa: E402
 from modelserve.settings import Settings, SettingsError  # noqa: E402
+from modelserve.versions import compatibility_problems  # noqa: E402
 
 from . import nag  # noqa: E402
 from .bundling import REPO_ROOT, resolve_mode  # noqa: E402
@@ -36,18 +37,30 @@ def cdk_json_context(repo_root: Path = REPO_ROOT) -> dict[str, Any]:
     return dict(json.loads((repo_root / "cdk.json").read_text()).get("context", {}))
 
 
-def load_manifest(settings: Settings, repo_root: Path = REPO_ROOT) -> tuple[Path, BundleManifest]:
-    bundle_dir = Path(settings.model_bundle_path)
+def load_manifest(settings: Settings, repo_root: Path = REPO_ROOT, key: str = "model_bundle_path") -> tuple[Path, BundleManifest]:
+    """The bundle folder named by setting ``key`` and its manifest."""
+    bundle_dir = Path(getattr(settings, key))
     if not bundle_dir.is_absolute():
         bundle_dir = repo_root / bundle_dir
     manifest_path = bundle_dir / MANIFEST_FILE
     if not manifest_path.is_file() or not (bundle_dir / MODEL_FILE).is_file():
         raise BundleNotFound(
-            f"setting 'model_bundle_path' = {settings.model_bundle_path!r}: no {MANIFEST_FILE} and {MODEL_FILE} in "
+            f"setting {key!r} = {getattr(settings, key)!r}: no {MANIFEST_FILE} and {MODEL_FILE} in "
             f"{bundle_dir}. Build the sample bundle with `python -m devtools build-sample`, or point "
-            "model_bundle_path at your exported bundle (cdk.json or -c model_bundle_path=...)."
+            f"{key} at your exported bundle (cdk.json or -c {key}=...)."
         )
     return bundle_dir, BundleManifest.from_dict(json.loads(manifest_path.read_text()))
+
+
+def load_challenger(settings: Settings, champion: BundleManifest, repo_root: Path = REPO_ROOT) -> tuple[Path, BundleManifest] | None:
+    """The challenger bundle when challenger_mode is on (refused here, at synth, when it cannot run next to the champion)."""
+    if settings.challenger_mode == "off":
+        return None
+    folder, manifest = load_manifest(settings, repo_root, "challenger_bundle_path")
+    problems = compatibility_problems(champion, manifest)
+    if problems:
+        raise SettingsError(f"setting 'challenger_bundle_path' = {settings.challenger_bundle_path!r}: " + "; ".join(problems))
+    return folder, manifest
 
 
 def stack_name_for(model_name: str) -> str:
@@ -65,6 +78,7 @@ def build_app(
     all_context = app.node.get_all_context()
     settings = Settings.from_context(all_context)
     bundle_dir, manifest = load_manifest(settings, repo_root)
+    challenger = load_challenger(settings, manifest, repo_root)
     mode, prebuilt = resolve_mode(app.node)
     nag.register(app)
     name = app.node.try_get_context(CTX_STACK_NAME) or stack_name_for(manifest.model_name)
@@ -76,6 +90,7 @@ def build_app(
         bundling_mode=mode,
         prebuilt_assets=prebuilt,
         repo_root=repo_root,
+        challenger=challenger,
         env=cdk.Environment(
             account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")
         ),

@@ -63,6 +63,7 @@ CTX_MODE = "modelserve:bundling"
 CTX_PREBUILT = "modelserve:prebuilt-assets"
 MODES = ("local", "docker", "skip", "prebuilt")
 BUNDLE_DIR_IN_ASSET = "bundle"
+CHALLENGER_DIR_IN_ASSET = "bundle_challenger"  # the challenger's bundle (challenger_mode on; docs/versions.md)
 
 # What each function's asset carries of this repo, besides lambda/<name>/ and the model bundle: the
 # packages of the code it runs, nothing else (developer tools, tests and benchmarks never ship).
@@ -91,6 +92,7 @@ class AssetSpec:
     python_version: str  # "3.12"
     architecture: str  # "arm64" | "x86_64"
     prune: tuple[str, ...] = ()  # extra paths (relative to the asset root) removed from the dependencies
+    challenger_dir: Path | None = None  # a second bundle, copied as bundle_challenger/ (inference, challenger on)
 
     @property
     def requirements(self) -> Path:
@@ -203,7 +205,8 @@ def source_hash(spec: AssetSpec) -> str:
     h.update(resolve_requirements(spec.requirements, spec.python_version, spec.architecture).encode())
     h.update(" ".join(platform_tags(spec.python_version, spec.architecture)).encode())
     h.update(f"{spec.python_version}|{spec.architecture}|{asset_trim.TRIM_VERSION}|{' '.join(spec.prune)}".encode())
-    for label, root in [("handler", spec.handler_dir), ("bundle", spec.bundle_dir)] + [
+    challenger = [("challenger", spec.challenger_dir)] if spec.challenger_dir is not None else []
+    for label, root in [("handler", spec.handler_dir), ("bundle", spec.bundle_dir)] + challenger + [
         (p.name, p) for p in spec.packages
     ]:
         for f in _iter_files(root):
@@ -386,6 +389,8 @@ def assemble(spec: AssetSpec, output_dir: str | Path, cache_root: Path = CACHE_R
     for pkg in spec.packages:
         _copy_sources(pkg, output_dir / pkg.name)
     _copy_sources(spec.bundle_dir, output_dir / BUNDLE_DIR_IN_ASSET)
+    if spec.challenger_dir is not None:
+        _copy_sources(spec.challenger_dir, output_dir / CHALLENGER_DIR_IN_ASSET)
     py = info.get("bytecode_python")
     if py and os.path.exists(py):
         # only our own code: the dependencies came precompiled from the cache
@@ -453,6 +458,7 @@ def _docker_command(spec: AssetSpec) -> list[str]:
         "rm -f /asset-output/requirements*.txt",
         *[f"cp -r /src/{p.name} /asset-output/{p.name}" for p in spec.packages],
         f"cp -r /src/bundle /asset-output/{BUNDLE_DIR_IN_ASSET}",
+        *([f"cp -r /src/challenger /asset-output/{CHALLENGER_DIR_IN_ASSET}"] if spec.challenger_dir is not None else []),
         "python /src/trim/asset_trim.py /asset-output " + " ".join(spec.prune),
     ]
     return ["bash", "-c", " && ".join(steps)]
@@ -472,6 +478,8 @@ def asset_code(spec: AssetSpec, mode: str, prebuilt: Path | None = None, cache_r
         cdk.DockerVolume(host_path=str(spec.bundle_dir.resolve()), container_path="/src/bundle"),
         cdk.DockerVolume(host_path=str(Path(asset_trim.__file__).resolve().parent), container_path="/src/trim"),
     ]
+    if spec.challenger_dir is not None:
+        volumes.append(cdk.DockerVolume(host_path=str(spec.challenger_dir.resolve()), container_path="/src/challenger"))
     return lambda_.Code.from_asset(
         str(spec.handler_dir),
         asset_hash_type=cdk.AssetHashType.CUSTOM,

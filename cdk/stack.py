@@ -9,11 +9,11 @@ from constructs import Construct
 
 from modelserve.bundle import ModelBundle
 from modelserve.schema import BundleManifest
-from modelserve.settings import Settings, SettingsError
+from modelserve.settings import ENV_CHALLENGER_BUNDLE_PATH, ENV_CHALLENGER_VERSION, Settings, SettingsError
 
 from .alerting import Alerting
 from .asset_trim import SERVING_PRUNE
-from .bundling import ASSET_PACKAGES, REPO_ROOT, AssetSpec, asset_code
+from .bundling import ASSET_PACKAGES, CHALLENGER_DIR_IN_ASSET, REPO_ROOT, AssetSpec, asset_code
 from .capture import CaptureStorage
 from .dashboard import Dashboard
 from .drift_check import DriftCheck
@@ -36,6 +36,7 @@ class ModelServingStack(cdk.Stack):
         bundling_mode: str = "local",
         prebuilt_assets: Path | None = None,
         repo_root: Path = REPO_ROOT,
+        challenger: tuple[Path, BundleManifest] | None = None,
         **kwargs: object,
     ) -> None:
         super().__init__(
@@ -47,7 +48,7 @@ class ModelServingStack(cdk.Stack):
         s, m = settings, manifest
         cdk.Tags.of(self).add("modelserve:model-name", m.model_name)
 
-        def spec(name: str, packages: tuple[str, ...], prune: tuple[str, ...] = ()) -> AssetSpec:
+        def spec(name: str, packages: tuple[str, ...], prune: tuple[str, ...] = (), challenger_dir: Path | None = None) -> AssetSpec:
             return AssetSpec(
                 name=name,
                 handler_dir=repo_root / "lambda" / name,
@@ -56,13 +57,16 @@ class ModelServingStack(cdk.Stack):
                 python_version=s.python_runtime,
                 architecture=s.lambda_architecture,
                 prune=prune,
+                challenger_dir=challenger_dir,
             )
 
         self.capture = CaptureStorage(self, "Capture", settings=s, manifest=m)
         self.serving = Serving(
             self, "Serving",
             settings=s, manifest=m,
-            code=asset_code(spec("inference", ASSET_PACKAGES["inference"], SERVING_PRUNE), bundling_mode, prebuilt_assets),
+            code=asset_code(
+                spec("inference", ASSET_PACKAGES["inference"], SERVING_PRUNE, challenger[0] if challenger else None), bundling_mode, prebuilt_assets
+            ),
             extra_environment=self.capture.environment,
         )
         self.capture.grant_capture_write(self.serving.role)
@@ -81,6 +85,9 @@ class ModelServingStack(cdk.Stack):
             code=asset_code(spec("drift_check", ASSET_PACKAGES["drift_check"]), bundling_mode, prebuilt_assets),
             capture=self.capture,
         )
+        if challenger is not None:  # docs/versions.md: both versions in the inference function, compared by the drift check
+            self.serving.function.add_environment(ENV_CHALLENGER_BUNDLE_PATH, CHALLENGER_DIR_IN_ASSET)
+            self.drift_check.function.add_environment(ENV_CHALLENGER_VERSION, challenger[1].version)
         self.alerting = Alerting(
             self, "Alerting",
             settings=s, manifest=m,
@@ -89,6 +96,7 @@ class ModelServingStack(cdk.Stack):
             functions={"inference": self.serving.function, "drift_check": self.drift_check.function},
             metrics_error_logs={"Inference": self.serving.log_group, "DriftCheck": self.drift_check.log_group},
             firehose_stream_name=self.capture.stream.ref if self.capture.stream is not None else None,
+            challenger_version=challenger[1].version if challenger else None,
         )
         self.web_page = self._web_page(s, repo_root) if s.web_page else None
         # the browser origins the API answers CORS for: the configured ones and the page's, when it calls the API
@@ -135,6 +143,8 @@ class ModelServingStack(cdk.Stack):
             "aws lambda invoke --function-name <name> /dev/stdout  runs a drift check now")
         out("AthenaTable", f"{self.capture.database.ref}.captures", "Query captures with Athena (name the version)")
         out("ModelVersion", m.version, "Model version deployed behind the live alias")
+        if challenger is not None:
+            out("ChallengerVersion", challenger[1].version, f"Challenger version ({s.challenger_mode}) next to the champion")
         if self.capture.stream is not None:
             out("FirehoseStreamName", self.capture.stream.ref, "Delivery stream of capture records")
         if self.web_page is not None:

@@ -2,6 +2,8 @@
 
   run           local AWS (moto server) + the real inference handler behind a local gateway
   demo          run + replayed traffic (quiet, then shifted) + the real drift check + alarm table
+  compare       the sample model vs a second model (shadow or A/B) + the drift check's comparison report
+  promote       cdk.json: the challenger becomes the champion (deploy it with `npx cdk deploy`)
   build-sample  build the sample bundle (models/sample)
   export        bundle a fitted scikit-learn pipeline (joblib) + its training data
   export-onnx   bundle a ready ONNX model + schema JSON + reference data
@@ -36,6 +38,20 @@ def main(argv: list[str] | None = None) -> int:
     p_demo.add_argument("--rows", type=int, default=10, help="rows per request")
     p_demo.add_argument("--out", default=".local/demo", help="where the HTML reports go")
     p_demo.add_argument("--seed", type=int, default=7)
+
+    p_cmp = sub.add_parser("compare", help="champion vs challenger on replayed traffic, with the comparison report")
+    p_cmp.add_argument("--mode", choices=("shadow", "ab"), default="shadow")
+    p_cmp.add_argument("--ab-share", type=float, default=0.5, help="ab mode: share of clients the challenger answers")
+    p_cmp.add_argument("--bundle", default=None, help="champion bundle (default: the sample)")
+    p_cmp.add_argument("--challenger", default=None, help="challenger bundle (default: models/challenger, built if missing)")
+    p_cmp.add_argument("--requests", type=int, default=300)
+    p_cmp.add_argument("--rows", type=int, default=5, help="rows per request")
+    p_cmp.add_argument("--out", default=".local/compare", help="where the JSON and HTML reports go")
+    p_cmp.add_argument("--seed", type=int, default=7)
+
+    p_promote = sub.add_parser("promote", help="make the challenger the champion in cdk.json")
+    p_promote.add_argument("--cdk-json", default="cdk.json")
+    p_promote.add_argument("--keep-shadow", action="store_true", help="keep the old champion as a shadow challenger")
 
     p_sample = sub.add_parser("build-sample", help="build the sample bundle")
     p_sample.add_argument("--out", default="models/sample")
@@ -102,6 +118,22 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if args.command == "run":
         return run(args.bundle, args.port, args.seconds, args.show_metrics)
+    if args.command == "compare":
+        from .compare import compare
+
+        compare(args.mode, args.requests, args.rows, args.ab_share, args.out, args.bundle, args.challenger, args.seed)
+        return 0
+    if args.command == "promote":
+        from .compare import promote
+
+        try:
+            ctx = promote(args.cdk_json, args.keep_shadow)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"model_bundle_path = {ctx['model_bundle_path']}, challenger_mode = {ctx['challenger_mode']}; "
+              "ship it with `npx cdk deploy` (the CodeDeploy canary shifts traffic to the new version)")
+        return 0
     if args.command == "demo":
         from .demo import demo
 

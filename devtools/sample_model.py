@@ -67,3 +67,39 @@ def resolve_bundle(bundle: str | None) -> Path:
     root = Path.cwd() / DEFAULT_BUNDLE_DIR
     b = ensure_sample_bundle(root)
     return b.root.resolve()
+
+
+DEFAULT_CHALLENGER_DIR = Path("models/challenger")
+
+
+def build_challenger_pipeline() -> Any:
+    """A second model for the version comparison: the same features, trained differently (a deliberately
+    small random forest instead of a logistic regression: it disagrees with the sample model on about
+    4% of the penguins, and is less accurate, so the comparison has something to show)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    pre = ColumnTransformer(
+        [
+            ("num", SimpleImputer(strategy="mean"), NUMERIC),
+            ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), CATEGORICAL),
+        ]
+    )
+    return Pipeline([("pre", pre), ("clf", RandomForestClassifier(n_estimators=3, max_depth=2, random_state=0))])
+
+
+def build_challenger_bundle(out_dir: str | Path = DEFAULT_CHALLENGER_DIR) -> ModelBundle:
+    """The challenger of the sample model: same name and schema, another version (the version is a
+    content hash of the graph, so a different model is always a different version)."""
+    from modelserve.schema import infer_feature_specs
+
+    from .export import export_sklearn, prepare_frame
+
+    df = load_training_frame()
+    features = NUMERIC + CATEGORICAL
+    specs = infer_feature_specs({n: df[n] for n in features})
+    pipeline = build_challenger_pipeline().fit(prepare_frame(df, specs), df[TARGET])
+    return export_sklearn(pipeline, df, TARGET, MODEL_NAME, out_dir, feature_names=features)

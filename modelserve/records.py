@@ -9,6 +9,7 @@ Firehose writes under ``captures/model=<name>/version=<version>/`` with its own
 ``YYYY/MM/DD/HH/`` suffix when the prefix is not expanded, so readers accept both layouts.
     feedback/model=<name>/dt=YYYY-MM-DD/<HHMMSSffffff>-<id>.jsonl.gz
     reports/model=<name>/dt=YYYY-MM-DD/<YYYYmmddTHHMMSSZ>.<json|html>
+    reports/model=<name>/dt=YYYY-MM-DD/<YYYYmmddTHHMMSSZ>-comparison.<json|html>   (champion vs challenger)
     samples/model=<name>/version=<version>/cap=<sample cap>/dt=YYYY-MM-DD/hour=HH.json.gz   (drift check's hour samples)
 """
 
@@ -60,6 +61,9 @@ class CaptureRecord:
     probabilities: dict[str, float] | None = None  # classifiers: class -> probability
     # True: a value JSON cannot carry (a non-finite model output) was written as a string ("NaN", "Infinity")
     encoding_fallback: bool = False
+    # "champion" | "challenger" when a challenger is deployed (docs/versions.md); None (and absent from
+    # the JSON) otherwise, so records written before versions existed and after read the same
+    variant: str | None = None
 
     @property
     def key(self) -> RowKey:
@@ -68,7 +72,7 @@ class CaptureRecord:
     def to_dict(self) -> dict[str, Any]:
         # a shallow dict, not dataclasses.asdict (which deep-copies every value: ~5x slower on the
         # request path); the keys in the order of the fields
-        return {
+        d: dict[str, Any] = {
             "request_id": self.request_id,
             "row": self.row,
             "event_time": self.event_time,
@@ -80,6 +84,9 @@ class CaptureRecord:
             "probabilities": self.probabilities,
             **({"encoding_fallback": True} if self.encoding_fallback else {}),
         }
+        if self.variant is not None:
+            d["variant"] = self.variant
+        return d
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
@@ -97,6 +104,7 @@ class CaptureRecord:
             prediction=d["prediction"],
             probabilities=None if d.get("probabilities") is None else {str(k): float(v) for k, v in d["probabilities"].items()},
             encoding_fallback=bool(d.get("encoding_fallback", False)),
+            variant=None if d.get("variant") is None else str(d["variant"]),
         )
 
 
@@ -163,6 +171,11 @@ def model_report_prefix(model_name: str) -> str:
 def report_key(model_name: str, at: datetime, suffix: str) -> str:
     t = at.astimezone(UTC)
     return f"{model_report_prefix(model_name)}dt={t:%Y-%m-%d}/{t:%Y%m%dT%H%M%SZ}.{suffix}"
+
+
+def comparison_report_key(model_name: str, at: datetime, suffix: str) -> str:
+    """The version comparison's report, next to the drift report of the same run."""
+    return report_key(model_name, at, f"comparison.{suffix}").replace("Z.comparison.", "Z-comparison.")
 
 
 def hour_prefixes(model_name: str, model_version: str, hour: datetime) -> tuple[str, str]:

@@ -34,6 +34,11 @@ ENV_HASH_SALT_SECRET = "MS_CAPTURE_HASH_SALT_SECRET_ARN"  # the salt the stack g
 # browser origins the API lets call it (cors_origins and the web page's), comma-separated: the variable
 # ServingSettings' ``cors_origins`` is read from (the stack adds the page's deploy-time origin)
 ENV_CORS_ORIGINS = "MS_CORS_ORIGINS"
+# the challenger's bundle folder in the inference asset (like MS_MODEL_BUNDLE_PATH), and its version for
+# the drift check's comparison; both set by the stack only when challenger_mode is not "off"
+ENV_CHALLENGER_BUNDLE_PATH = "MS_CHALLENGER_BUNDLE_PATH"
+ENV_CHALLENGER_VERSION = "MS_CHALLENGER_VERSION"
+CHALLENGER_MODES = ("off", "shadow", "ab")
 
 CANARY_CONFIGS = (
     "AllAtOnce",
@@ -125,6 +130,9 @@ class DeploySettings(_Section):
     waf_rate_limit: int = Field(
         1000, ge=10, le=2_000_000_000, description="Requests per client IP in 5 minutes before WAF blocks it (waf on)"
     )
+    challenger_bundle_path: str | None = Field(
+        None, description="Folder of a second bundle (same model name and features) deployed next to the champion; see docs/versions.md"
+    )
 
     @field_validator("drift_schedule")
     @classmethod
@@ -192,6 +200,11 @@ class SharedSettings(_Section):
             v = json.loads(v) if v.strip().startswith("[") else [s for s in v.split(",") if s.strip()]
         return tuple(str(s).strip() for s in v)
 
+    # appended last (merge-friendly): the inference function serves both versions, the drift check compares them
+    challenger_mode: Literal[CHALLENGER_MODES] = Field(  # type: ignore[valid-type]
+        "off", description="off; shadow: both score every request, the champion answers; ab: a share answered by the challenger"
+    )
+
     @model_validator(mode="after")
     def _redacted_or_hashed(self) -> SharedSettings:
         both = set(self.redact_features) & set(self.hash_features)
@@ -255,6 +268,11 @@ class ServingSettings(SharedSettings):
         if len(v) < 16:
             raise ValueError("must be at least 16 characters (or empty: the stack generates one)")
         return v
+
+    # appended last (merge-friendly); see docs/versions.md
+    ab_share: float = Field(
+        0.0, ge=0.0, le=1.0, description="challenger_mode=ab: share of clients (x-client-id, else requests) the challenger answers"
+    )
 
 
 class DriftSettings(SharedSettings):
@@ -329,6 +347,12 @@ class Settings(BaseModel):
             if not owners:
                 unknown[key] = value  # refused by extra="forbid"
         return {**nested, **unknown}
+
+    @model_validator(mode="after")
+    def _challenger_has_a_bundle(self) -> Settings:
+        if self.serving.challenger_mode != "off" and not self.deploy.challenger_bundle_path:
+            raise ValueError(f"challenger_mode={self.serving.challenger_mode!r} needs challenger_bundle_path (the challenger's bundle folder)")
+        return self
 
     def __getattr__(self, name: str) -> Any:
         for section in type(self).SECTIONS:

@@ -275,11 +275,12 @@ def create_app(service: InferenceService, max_body_bytes: int, cors_origins: Seq
         rid = request_id_of(request)
         try:
             payload = await read_json(request)
-            answer = service.predict(payload, rid, event_time=request_time_of(request))
+            answer = service.predict(payload, rid, event_time=request_time_of(request), client_id=request.headers.get("x-client-id"))
         except RequestError as exc:
             service.metric(mn.VALIDATION_REJECTS, 1, {mn.DIM_REASON: exc.reason})
             return error_response(exc, rid)
-        return json_response(answer.body, 200, {**headers_base, "x-request-id": rid})
+        # the version that answered: with a challenger deployed, either one (docs/versions.md)
+        return json_response(answer.body, 200, {**headers_base, "x-model-version": answer.body["model_version"], "x-request-id": rid})
 
     @app.post(
         "/feedback", openapi_extra=_feedback_openapi(m, max_rows), summary="Ground-truth labels for earlier predictions", status_code=202,
@@ -378,7 +379,7 @@ def _add_oip_routes(app: FastAPI, service: InferenceService, max_body: int, head
             oip.check_model(m, name, version)
             body = await read_body(request, max_body, binary_ok=True)
             decoded = oip.decode_request(m, body, request.headers.get(oip.HEADER_LENGTH))
-            answer = service.predict(decoded.payload, rid, event_time=request_time_of(request))
+            answer = service.predict(decoded.payload, rid, event_time=request_time_of(request), client_id=request.headers.get("x-client-id"))
         except oip.OipError as exc:
             if exc.status != 404:
                 service.metric(mn.VALIDATION_REJECTS, 1, {mn.DIM_REASON: "oip_bad_request"})
@@ -388,7 +389,8 @@ def _add_oip_routes(app: FastAPI, service: InferenceService, max_body: int, head
             return oip_error(f"{exc.reason}: {exc.message}", status_of(exc), rid)
         data, extra = oip.encode_response(m, decoded, rid, answer.body)
         media = extra.pop("content-type")
-        return Response(data, 200, media_type=media, headers={**headers_base, **extra, "x-request-id": rid})
+        served = {"x-model-version": answer.body["model_version"]}  # the variant's version (docs/versions.md)
+        return Response(data, 200, media_type=media, headers={**headers_base, **extra, **served, "x-request-id": rid})
 
 
 _ERROR_DESCRIPTIONS = {

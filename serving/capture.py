@@ -222,6 +222,7 @@ class Capturer:
     on_captured: Callable[[int], None] = lambda n: None
     rng: random.Random = field(default_factory=random.Random)
     executor: CaptureExecutor = field(default_factory=SynchronousExecutor)
+    variant: str | None = None  # "champion" | "challenger" when a challenger is deployed (serving/variants.py)
 
     def should_capture(self) -> bool:
         if self.sink is None or self.sampling <= 0.0:
@@ -265,6 +266,7 @@ class Capturer:
                     inputs=inputs,
                     prediction=label_list[i],
                     probabilities=dict(zip(classes, prob_list[i])) if prob_list is not None else None,
+                    variant=self.variant,
                 )
             )
             if suspect[i]:

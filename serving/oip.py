@@ -285,7 +285,7 @@ def encode_response(
         else:
             out["data"] = values if datatype == "BYTES" else np.asarray(values).reshape(-1).tolist()
         outputs.append(out)
-    doc = {"model_name": m.model_name, "model_version": m.version, "id": request.request_id or request_id, "outputs": outputs}
+    doc = {"model_name": m.model_name, "model_version": answer.get("model_version", m.version), "id": request.request_id or request_id, "outputs": outputs}
     head = orjson.dumps(doc)
     if not binary_parts:
         return head, {"content-type": "application/json"}

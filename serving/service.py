@@ -65,9 +65,12 @@ class InferenceService:
         self.classes = list(manifest.outputs.classes)
 
     # --- endpoints ---
-    def predict(self, payload: Any, request_id: str | None = None, event_time: datetime | None = None) -> Answer:
+    def predict(
+        self, payload: Any, request_id: str | None = None, event_time: datetime | None = None, client_id: str | None = None
+    ) -> Answer:
         """Score a request. ``event_time``: when the request arrived (API Gateway's request time);
-        it dates the capture records and their S3 partition. Defaults to now."""
+        it dates the capture records and their S3 partition. Defaults to now. ``client_id``: the
+        caller's ``x-client-id``, read by the A/B router (serving/variants.py) only."""
         request_id = request_id or new_request_id()
         table = self.validator.validate(payload)  # refusals are counted (ValidationRejects) by the API
         started = time.perf_counter()

@@ -11,18 +11,21 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from modelserve import metric_names as mn
-from modelserve.bundle import ModelBundle, function_bundle_dir
+from modelserve.bundle import ASSET_ROOT, ModelBundle, function_bundle_dir
 from modelserve.metric_names import ENV_DEPLOYMENT
 from modelserve.observability import EmfMetricHook
-from modelserve.settings import ENV_CAPTURE_BUCKET, ENV_FIREHOSE_STREAM, ENV_HASH_SALT_SECRET, ServingSettings
+from modelserve.settings import ENV_CAPTURE_BUCKET, ENV_CHALLENGER_BUNDLE_PATH, ENV_FIREHOSE_STREAM, ENV_HASH_SALT_SECRET, ServingSettings
+from modelserve.versions import CHALLENGER, CHAMPION, check_compatible
 
 from .capture import Capturer, CaptureSink, FirehoseCaptureSink, Redactor, S3CaptureSink
 from .model import ModelRunner
 from .service import FeedbackWriter, InferenceService, MetricHook, no_metric
 from .validation import Validator
+from .variants import RoutedService, ShadowCapturer, version_metric
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +39,7 @@ class InferenceFunction:
     metrics: EmfMetricHook
     service: InferenceService
     deployment: str | None  # the stack name: a dimension of every metric, so two stacks never mix
+    challenger: ModelBundle | None = None  # loaded when challenger_mode is shadow or ab (docs/versions.md)
 
 
 def inference_function(environ: Mapping[str, str] | None = None) -> InferenceFunction:
@@ -43,10 +47,20 @@ def inference_function(environ: Mapping[str, str] | None = None) -> InferenceFun
     environ = os.environ if environ is None else environ
     settings = ServingSettings.from_env(environ)
     bundle = ModelBundle.load(function_bundle_dir(environ))
+    challenger = ModelBundle.load(challenger_bundle_dir(environ)) if settings.challenger_mode != "off" else None
     m = bundle.manifest
     deployment = environ.get(ENV_DEPLOYMENT)
     metrics = EmfMetricHook(settings.metrics_namespace, "inference", m.model_name, m.version, deployment)
-    return InferenceFunction(settings, bundle, metrics, inference_service(bundle, settings, environ, metric=metrics), deployment)
+    service = inference_service(bundle, settings, environ, metric=metrics, challenger=challenger)
+    return InferenceFunction(settings, bundle, metrics, service, deployment, challenger)
+
+
+def challenger_bundle_dir(environ: Mapping[str, str]) -> Path:
+    """The challenger's bundle folder (``MS_CHALLENGER_BUNDLE_PATH``), resolved as the champion's is."""
+    folder = environ.get(ENV_CHALLENGER_BUNDLE_PATH)
+    if not folder:
+        raise KeyError(f"challenger_mode is on but {ENV_CHALLENGER_BUNDLE_PATH} is not set: the stack sets it to the challenger's folder in the asset")
+    return Path(environ.get("LAMBDA_TASK_ROOT") or str(ASSET_ROOT), folder)
 
 
 @dataclass(frozen=True)
@@ -69,8 +83,10 @@ def inference_service(
     metric: MetricHook = no_metric,
     boto_session: Any = None,
     threads: int = 1,
+    challenger: ModelBundle | None = None,
 ) -> InferenceService:
-    """The service with real AWS clients for the bucket / stream / salt secret named in ``environ``."""
+    """The service with real AWS clients for the bucket / stream / salt secret named in ``environ``;
+    with ``challenger`` (and challenger_mode shadow or ab), both versions behind a ``RoutedService``."""
     m = bundle.manifest
     targets = CaptureTargets.from_env(environ)
     session = None
@@ -81,24 +97,40 @@ def inference_service(
     sink, feedback_writer = capture_clients(settings, targets, session)
     if sink is None and settings.capture_sampling > 0:
         logger.warning("capture is off: no %s (or %s with capture_sink=firehose) in the environment", ENV_CAPTURE_BUCKET, ENV_FIREHOSE_STREAM)
-    dims: dict[str, str] = {}
-    capturer = Capturer(
-        manifest=m,
-        sink=sink,
-        stage=settings.stage_name,
-        sampling=settings.capture_sampling,
-        redactor=redactor_for(settings, targets.hash_salt_secret_arn, session),
-        on_error=lambda exc: metric(mn.CAPTURE_ERRORS, 1, dims),
-        on_captured=lambda n: metric(mn.CAPTURED_ROWS, n, dims),
-    )
-    return InferenceService(
-        manifest=m,
-        runner=ModelRunner.from_path(m, bundle.model_path, threads=threads),
-        validator=Validator(m, settings.max_batch_rows, reject_unseen_categories=settings.unseen_category_policy == "reject"),
-        capturer=capturer,
-        feedback_writer=feedback_writer,
-        metric=metric,
-    )
+    redactor = redactor_for(settings, targets.hash_salt_secret_arn, session)
+
+    def service(b: ModelBundle, hook: MetricHook, capturer_type: type[Capturer] = Capturer, **capturer_extra: Any) -> InferenceService:
+        dims: dict[str, str] = {}
+        capturer = capturer_type(
+            manifest=b.manifest,
+            sink=sink,
+            stage=settings.stage_name,
+            sampling=settings.capture_sampling,
+            redactor=redactor,
+            on_error=lambda exc: hook(mn.CAPTURE_ERRORS, 1, dims),
+            on_captured=lambda n: hook(mn.CAPTURED_ROWS, n, dims),
+            **capturer_extra,
+        )
+        return InferenceService(
+            manifest=b.manifest,
+            runner=ModelRunner.from_path(b.manifest, b.model_path, threads=threads),
+            validator=Validator(b.manifest, settings.max_batch_rows, reject_unseen_categories=settings.unseen_category_policy == "reject"),
+            capturer=capturer,
+            feedback_writer=feedback_writer,
+            metric=hook,
+        )
+
+    if challenger is None or settings.challenger_mode == "off":
+        return service(bundle, metric)
+    check_compatible(m, challenger.manifest)  # refuse at init, naming every difference
+    contender = service(challenger, version_metric(metric, challenger.manifest.version), variant=CHALLENGER)
+    if settings.challenger_mode == "shadow":
+        champion = service(
+            bundle, metric, ShadowCapturer, variant=CHAMPION, challenger_runner=contender.runner, challenger_capturer=contender.capturer
+        )
+    else:
+        champion = service(bundle, metric, variant=CHAMPION)
+    return RoutedService(champion, contender, settings.challenger_mode, settings.ab_share)
 
 
 def capture_clients(settings: ServingSettings, targets: CaptureTargets, session: Any) -> tuple[CaptureSink | None, FeedbackWriter | None]:

@@ -21,6 +21,14 @@ def sample_bundle(tmp_path_factory: pytest.TempPathFactory) -> ModelBundle:
     return build_sample_bundle(tmp_path_factory.mktemp("bundle") / "sample")
 
 
+@pytest.fixture(scope="session")
+def challenger_bundle(tmp_path_factory: pytest.TempPathFactory) -> ModelBundle:
+    """A second version of the sample model (a random forest on the same data), exported once per session."""
+    from devtools.sample_model import build_challenger_bundle
+
+    return build_challenger_bundle(tmp_path_factory.mktemp("bundle") / "challenger")
+
+
 @pytest.fixture
 def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fake credentials so no test can reach a real account."""

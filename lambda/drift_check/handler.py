@@ -13,6 +13,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import boto3  # noqa: E402
 
+from driftcheck.comparison_service import comparison_service_from_env  # noqa: E402
 from driftcheck.drift_service import DriftService, s3_client  # noqa: E402
 from modelserve.bundle import ModelBundle, function_bundle_dir  # noqa: E402
 from modelserve.metric_names import ENV_DEPLOYMENT  # noqa: E402
@@ -27,6 +28,8 @@ bucket = os.environ[ENV_CAPTURE_BUCKET]
 service = DriftService(
     bundle, drift, s3_client(), boto3.client("cloudwatch"), bucket, deployment=deployment, events=boto3.client("events")
 )
+# champion vs challenger, when the stack deployed one (docs/versions.md); None otherwise
+comparison = comparison_service_from_env(bundle.manifest, drift, os.environ, service.s3, service.cloudwatch, bucket, deployment)
 
 
 # what the check, the metrics and the reports need after the window is read
@@ -36,7 +39,10 @@ CHECK_RESERVE_S = 60.0
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     budget = max(5.0, context.get_remaining_time_in_millis() / 1000.0 - CHECK_RESERVE_S)
-    run = service.run(event, read_budget_s=budget)
+    run = service.run(event, read_budget_s=budget / 2 if comparison else budget)
     summary = run.summary(bucket)
+    if comparison is not None:
+        left = max(5.0, context.get_remaining_time_in_millis() / 1000.0 - CHECK_RESERVE_S)
+        summary["comparison"] = comparison.run(event, read_budget_s=left).summary(bucket)
     logger.info("drift report written", extra={"report_html": summary["report_html"], "report_json": summary["report_json"]})
     return summary

@@ -13,6 +13,7 @@ from mangum import Mangum
 from modelserve.observability import make_logger
 from serving.api import StageRootPath, create_app
 from serving.post_response import CAPTURE_DROPPED, executor_from_env
+from serving.variants import set_capture_executor
 from serving.wiring import inference_function
 
 function = inference_function()  # settings and resources from the environment the stack set
@@ -24,7 +25,7 @@ logger = make_logger("inference", manifest.model_name, manifest.version, functio
 capture_executor = executor_from_env(
     os.environ, on_dropped=lambda n: metrics(CAPTURE_DROPPED, n, {}), after_work=metrics.flush, mode=serving.capture_mode
 )
-service.capturer.executor = capture_executor
+set_capture_executor(service, capture_executor)  # the champion's captures, and a challenger's (docs/versions.md)
 app = create_app(service, max_body_bytes=serving.max_body_bytes, cors_origins=serving.cors_origins)
 # lifespan off: Mangum would run startup/shutdown around every call; the model is loaded above.
 # base path: strips /<stage> where the event path carries it (HTTP API named stages, custom domains)

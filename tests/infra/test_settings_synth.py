@@ -16,6 +16,8 @@ from modelserve.metric_names import ENV_DEPLOYMENT
 from modelserve.settings import (
     ENV_BUNDLE_PATH,
     ENV_CAPTURE_BUCKET,
+    ENV_CHALLENGER_BUNDLE_PATH,
+    ENV_CHALLENGER_VERSION,
     ENV_FIREHOSE_STREAM,
     ENV_HASH_SALT_SECRET,
     ENV_PREFIX,
@@ -82,6 +84,7 @@ FUNCTION_SETTINGS: dict[str, Any] = {
     "redact_features": ["is_adult"],
     "hash_features": ["island"],
     "metrics_namespace": "Team/Models",
+    "challenger_mode": "ab",  # with a challenger bundle (the fixture adds its path)
     # inference
     "stage_name": "v2",
     "max_batch_rows": 17,
@@ -92,6 +95,7 @@ FUNCTION_SETTINGS: dict[str, Any] = {
     "capture_budget_s": 2.5,
     "capture_hash_salt": "a-salt-of-at-least-16-characters",
     "cors_origins": ["https://app.example.com", "http://localhost:3000"],
+    "ab_share": 0.2,
     # drift check
     "window_hours": 6,
     "sample_cap": 500,
@@ -107,13 +111,20 @@ FUNCTION_SETTINGS: dict[str, Any] = {
 }
 # what the stack passes besides settings: resources it created or placed
 # what the stack names for a function (resources, the stack name), not settings
-RESOURCE_VARIABLES = {ENV_BUNDLE_PATH, ENV_CAPTURE_BUCKET, ENV_FIREHOSE_STREAM, ENV_HASH_SALT_SECRET, ENV_DEPLOYMENT}
+RESOURCE_VARIABLES = {
+    ENV_BUNDLE_PATH, ENV_CAPTURE_BUCKET, ENV_FIREHOSE_STREAM, ENV_HASH_SALT_SECRET, ENV_DEPLOYMENT,
+    ENV_CHALLENGER_BUNDLE_PATH, ENV_CHALLENGER_VERSION,
+}
 SECTION_OF_FUNCTION = {"inference": ServingSettings, "drift-check": DriftSettings}
 
 
 @pytest.fixture(scope="module")
 def every_function_setting(fake_bundle_dir, tmp_path_factory) -> Synth:
-    return synth_variant("every_function_setting", fake_bundle_dir, tmp_path_factory.mktemp("cdkout-fn"), FUNCTION_SETTINGS)
+    from tests.infra.test_challenger_synth import write_challenger
+
+    challenger = write_challenger(tmp_path_factory.mktemp("challenger") / "bundle")
+    settings = {**FUNCTION_SETTINGS, "challenger_bundle_path": str(challenger)}
+    return synth_variant("every_function_setting", fake_bundle_dir, tmp_path_factory.mktemp("cdkout-fn"), settings)
 
 
 def function_environments(synth: Synth) -> dict[str, dict[str, Any]]:

@@ -313,7 +313,11 @@ def test_every_endpoint_of_the_app_reaches_the_function_and_nothing_else_does(de
 
     from serving.api import create_app
 
-    app = create_app(SimpleNamespace(manifest=default.manifest), max_body_bytes=1024)  # type: ignore[arg-type]
+    # the app's routes only depend on the manifest and the service's limits (no model is loaded)
+    service = SimpleNamespace(
+        manifest=default.manifest, max_batch_rows=1000, challenger=None, validator=SimpleNamespace(reject_unseen=True)
+    )
+    app = create_app(service, max_body_bytes=1024)  # type: ignore[arg-type]
     endpoints = {(r.path, verb) for r in app.routes if isinstance(r, APIRoute) for verb in r.methods}
     endpoints |= {(app.docs_url, "GET"), (app.openapi_url, "GET")}
     gateway = set(methods_by_route(default))

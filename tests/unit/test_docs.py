@@ -156,12 +156,12 @@ def test_the_readme_links_every_reference_page() -> None:
     assert [p.name for p in DOC_FILES[1:] if p.resolve() not in linked] == []
 
 
-# settings that turn on every optional alarm (request count, Firehose delivery)
-EVERY_ALARM = Settings(capture_sink="firehose", alarm_min_requests=1)
+# settings that turn on every optional alarm (request count, Firehose delivery, the challenger's)
+EVERY_ALARM = Settings(capture_sink="firehose", alarm_min_requests=1, challenger_mode="ab", challenger_bundle_path="models/challenger")
 
 
 def test_every_alarm_description_links_its_runbook_section() -> None:
-    specs = alarm_specs(EVERY_ALARM, "penguins", "v1")
+    specs = alarm_specs(EVERY_ALARM, "penguins", "v1", challenger_version="v2")
     for spec in specs:
         assert runbook_links(spec.description) == [(RUNBOOK_DOC, spec.runbook_anchor)], spec.id
         assert unresolved_ref(RUNBOOK_DOC, spec.runbook_anchor) is None, spec.id
@@ -176,7 +176,7 @@ def test_runbook_links_written_in_cdk_resolve() -> None:
 
 def test_the_runbook_has_one_section_per_alarm() -> None:
     sections = {a for a in parse(ROOT / RUNBOOK_DOC).anchors if a.startswith("alarm-")}
-    assert sections == {s.runbook_anchor for s in alarm_specs(EVERY_ALARM, "m", "v")} | {"alarm-model-health"}
+    assert sections == {s.runbook_anchor for s in alarm_specs(EVERY_ALARM, "m", "v", challenger_version="w")} | {"alarm-model-health"}
 
 
 def test_the_settings_table_in_deploy_md_is_current() -> None:

@@ -1,0 +1,159 @@
+"""Comparing two model versions locally, and promoting the challenger (docs/versions.md).
+
+``compare``: moto server as AWS, the real inference handler with the sample model as champion and a
+second model trained differently (``sample_model.build_challenger_bundle``) as challenger, in shadow
+or A/B mode behind the local gateway; replayed reference traffic with feedback labels; then the real
+drift-check handler, whose version comparison report is written locally.
+
+``promote``: the documented ``cdk.json`` change that makes the challenger the champion (the next
+``npx cdk deploy`` ships it through the CodeDeploy canary).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from modelserve.bundle import ModelBundle
+from modelserve.settings import ENV_CAPTURE_BUCKET, ENV_CHALLENGER_BUNDLE_PATH, ENV_CHALLENGER_VERSION
+
+
+def compare(
+    mode: str = "shadow",
+    requests: int = 300,
+    rows: int = 5,
+    ab_share: float = 0.5,
+    out: str | Path = ".local/compare",
+    bundle: str | None = None,
+    challenger: str | None = None,
+    seed: int = 7,
+    label_share: float = 0.5,
+    echo: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run the comparison; returns the drift check's summary of it (``report_json``, ``report_html`` local paths added)."""
+    from .demo import _post, _s3, _sleep_to_next_second
+    from .local import (
+        LOCAL_BUCKET,
+        LambdaContext,
+        LocalGateway,
+        create_local_bucket,
+        load_handler_module,
+        local_aws,
+        local_function_env,
+        scoped_env,
+    )
+    from .sample_model import DEFAULT_CHALLENGER_DIR, build_challenger_bundle, resolve_bundle
+
+    champion_dir = resolve_bundle(bundle)
+    if challenger:
+        challenger_dir = ModelBundle.load(challenger).root.resolve()
+    else:
+        try:
+            challenger_dir = ModelBundle.load(DEFAULT_CHALLENGER_DIR).root.resolve()
+        except FileNotFoundError:
+            challenger_dir = build_challenger_bundle(DEFAULT_CHALLENGER_DIR).root.resolve()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    # a bucket of its own: moto keeps its state per process, and a second run must not read the first's captures
+    bucket = f"{LOCAL_BUCKET}-compare-{uuid.uuid4().hex[:8]}"
+    env = {
+        **local_function_env(champion_dir),
+        ENV_CAPTURE_BUCKET: bucket,
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "MS_CHALLENGER_MODE": mode,
+        "MS_AB_SHARE": str(ab_share),
+        ENV_CHALLENGER_BUNDLE_PATH: str(challenger_dir),
+        ENV_CHALLENGER_VERSION: ModelBundle.load(challenger_dir).manifest.version,
+    }
+    with local_aws(), scoped_env(env):
+        create_local_bucket(bucket)
+        inference = load_handler_module("inference")
+        drift_check = load_handler_module("drift_check")
+        gateway = LocalGateway(inference.handler, inference.serving.stage_name, port=0).start()
+        try:
+            reference = inference.bundle.reference_rows()
+            served: dict[str, int] = {}
+            labelled = 0
+            for i in range(requests):
+                picks = [rng.choice(reference) for _ in range(rows)]
+                client = f"client-{i % max(1, requests // 3)}"  # each client comes back about three times
+                status, body = _post_as(f"{gateway.url}/predict", {"instances": [p["inputs"] for p in picks]}, client)
+                if status != 200:
+                    continue
+                served[body["variant"]] = served.get(body["variant"], 0) + 1
+                if rng.random() < label_share and all("target" in p for p in picks):
+                    items = [{"request_id": body["request_id"], "row": j, "label": p["target"]} for j, p in enumerate(picks)]
+                    labelled += len(items) if _post(f"{gateway.url}/feedback", items)[0] == 202 else 0
+            _sleep_to_next_second()
+            event = {"source": "aws.events", "detail-type": "Scheduled Event", "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+            summary = drift_check.handler(event, LambdaContext.fresh("drift_check"))["comparison"]
+        finally:
+            gateway.stop()
+        s3 = _s3()
+        for kind in ("json", "html"):
+            path = out / f"comparison.{kind}"
+            path.write_bytes(s3.get_object(Bucket=bucket, Key=summary[f"report_{kind}"].split("/", 3)[3])["Body"].read())
+            summary[f"report_{kind}"] = str(path.resolve())
+    doc = json.loads(Path(summary["report_json"]).read_text())["comparison"]
+    v = doc["versions"]
+    echo(f"{mode}: champion {v['champion']} vs challenger {v['challenger']}; requests answered by {served}; {labelled} labels sent")
+    if doc["agreement"] and doc["agreement"]["rate"] is not None:
+        a = doc["agreement"]
+        echo(f"agreement {a['rate']:.3f} (95% {a['ci_low']:.3f} to {a['ci_high']:.3f}) over {a['rows']} paired rows")
+    for variant, p in doc["performance"].items():
+        echo(f"{variant}: {p['n_labels']} labelled rows, accuracy {_fmt(p['accuracy'])}, macro F1 {_fmt(p['f1_macro'])}")
+    d = doc["difference"]
+    if d:
+        echo(f"{d['metric']} difference (challenger - champion) {_fmt(d['estimate'])} (95% {_fmt(d['ci_low'])} to {_fmt(d['ci_high'])}), "
+             f"p = {_fmt(d['p_value'])} ({d['test']}); challenger significantly worse: {doc['challenger_worse']}")
+    echo(f"HTML report: {summary['report_html']}")
+    return summary
+
+
+def _post_as(url: str, payload: Any, client_id: str) -> tuple[int, Any]:
+    import urllib.error
+    import urllib.request
+
+    from .demo import _LOCAL
+
+    headers = {"content-type": "application/json", "x-client-id": client_id}
+    req = urllib.request.Request(url, data=json.dumps(payload).encode(), headers=headers, method="POST")
+    try:
+        with _LOCAL.open(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def promote(cdk_json: str | Path = "cdk.json", keep_shadow: bool = False) -> dict[str, Any]:
+    """Make the challenger the champion in ``cdk.json``'s context; returns the new context.
+
+    ``keep_shadow``: the old champion stays as a shadow challenger, so the comparison goes on after
+    the swap (a regression shows as the old version winning); else the challenger is switched off.
+    """
+    path = Path(cdk_json)
+    doc = json.loads(path.read_text())
+    ctx = doc.setdefault("context", {})
+    new_champion = ctx.get("challenger_bundle_path")
+    if not new_champion or ctx.get("challenger_mode", "off") == "off":
+        raise ValueError(f"{path}: no challenger to promote (challenger_mode is off or challenger_bundle_path is unset)")
+    old_champion = ctx.get("model_bundle_path", "models/sample")
+    ctx["model_bundle_path"] = new_champion
+    ctx.pop("ab_share", None)
+    if keep_shadow:
+        ctx["challenger_bundle_path"], ctx["challenger_mode"] = old_champion, "shadow"
+    else:
+        ctx.pop("challenger_bundle_path", None)
+        ctx["challenger_mode"] = "off"
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    return ctx
+
+
+def _fmt(x: Any) -> str:
+    return "n/a" if x is None else f"{x:.3g}"

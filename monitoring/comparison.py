@@ -1,0 +1,454 @@
+"""Comparing a challenger with the champion on the same traffic (numpy/scipy only). See docs/versions.md.
+
+Two designs, two sets of tests:
+
+- shadow: both versions scored the SAME rows (paired). Agreement is the share of rows with the same
+  predicted class, with a Wilson score interval; disagreements are broken down by the champion's
+  predicted class and by the champion's confidence (its top probability). On labelled rows the
+  accuracy difference (challenger - champion) = (c - b) / n, where b = rows only the champion got
+  right and c = rows only the challenger got right, is tested with the exact McNemar test
+  (a binomial test of c against b + c at 1/2) and given a paired Wald interval
+  (se = sqrt(b + c - (c - b)^2 / n) / n). Regression: the MAE difference is the mean of
+  |e_challenger| - |e_champion| per row, with a paired t-test and its t interval.
+- ab: each version answered DIFFERENT rows. Accuracy difference: two-proportion z-test (pooled
+  standard error for the p-value, unpooled for the interval). Regression: Welch's t-test on the
+  absolute errors, Welch-Satterthwaite interval.
+
+The challenger is "significantly worse" when the difference is in the bad direction (lower accuracy,
+higher MAE) and its p-value is below ``alpha``. The prediction distributions are compared too:
+classes by a chi-square test of homogeneity and the total variation distance, regression values
+by the two-sample Kolmogorov-Smirnov test.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from ._util import json_clean
+from .performance import PerformanceResult, classification_metrics, regression_metrics
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+SHADOW = "shadow"
+AB = "ab"
+# champion's top probability: [0.0, 0.5), [0.5, 0.6), ..., [0.9, 1.0]
+CONFIDENCE_EDGES = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+# CloudWatch metric names of the comparison (ModelVersion: the version the value is about)
+SHADOW_AGREEMENT = "ShadowAgreement"  # share of paired rows with the same answer (classifiers)
+VARIANT_ACCURACY = "VariantAccuracy"
+VARIANT_F1 = "VariantF1"
+VARIANT_MAE = "VariantMAE"
+VARIANT_RMSE = "VariantRMSE"
+VARIANT_LABELED_ROWS = "VariantLabeledRows"
+CHALLENGER_WORSE = "ChallengerWorse"  # 0/1: significantly worse at alpha (the alarm's metric)
+METRIC_NAMES = (SHADOW_AGREEMENT, VARIANT_ACCURACY, VARIANT_F1, VARIANT_MAE, VARIANT_RMSE, VARIANT_LABELED_ROWS, CHALLENGER_WORSE)
+
+
+@dataclass(frozen=True, eq=False)
+class VariantOutputs:
+    """One version's answers on its rows and the rows' labels (None where no label came).
+
+    Classifiers: ``labels`` (predicted classes) and optionally ``probabilities`` [n, K] in the
+    order of ``classes``; regression: ``values``.
+    """
+
+    version: str
+    y_true: np.ndarray
+    labels: np.ndarray | None = None
+    probabilities: np.ndarray | None = None
+    values: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "y_true", np.asarray(self.y_true, dtype=object).reshape(-1))
+        if self.labels is not None:
+            object.__setattr__(self, "labels", np.array([str(v) for v in np.asarray(self.labels, dtype=object).reshape(-1)], dtype=object))
+        if self.values is not None:
+            object.__setattr__(self, "values", np.asarray(self.values, dtype=np.float64).reshape(-1))
+        if self.probabilities is not None:
+            object.__setattr__(self, "probabilities", np.asarray(self.probabilities, dtype=np.float64).reshape(len(self.y_true), -1))
+        answers = self.labels if self.labels is not None else self.values
+        if answers is None or len(answers) != len(self.y_true):
+            raise ValueError(f"version {self.version}: {len(self.y_true)} label slots but {None if answers is None else len(answers)} answers")
+
+    @property
+    def n(self) -> int:
+        return len(self.y_true)
+
+    @property
+    def labelled(self) -> np.ndarray:
+        return np.array([v is not None for v in self.y_true], dtype=bool)
+
+
+def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float | None, float | None]:
+    """Wilson score interval of a proportion k / n (None, None for n = 0)."""
+    if n == 0:
+        return None, None
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How often the two versions answer the same on the same rows (shadow, classifiers)."""
+
+    rows: int
+    agreeing: int
+    rate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    by_champion_class: list[dict[str, Any]]  # class, rows, disagreeing, rate, challenger_said {class: n}
+    by_confidence: list[dict[str, Any]]  # low, high, rows, disagreeing, rate
+    mean_abs_difference: float | None = None  # regression: mean |challenger - champion|
+
+
+@dataclass(frozen=True)
+class Difference:
+    """challenger - champion of ``metric`` on labelled rows, with its test."""
+
+    metric: str  # "accuracy" | "mae"
+    test: str  # "mcnemar_exact" | "two_proportion_z" | "paired_t" | "welch_t"
+    estimate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    n_champion: int
+    n_challenger: int
+    detail: dict[str, Any] = field(default_factory=dict)  # the test's counts (b, c; k1, k2)
+
+    @property
+    def challenger_better(self) -> bool | None:
+        if self.estimate is None:
+            return None
+        return self.estimate > 0 if self.metric == "accuracy" else self.estimate < 0
+
+
+@dataclass(frozen=True)
+class ComparisonReport:
+    mode: str  # "shadow" | "ab"
+    task: str  # "classification" | "regression"
+    alpha: float
+    versions: dict[str, str]  # variant -> version
+    rows: dict[str, int]  # variant -> rows compared
+    performance: dict[str, PerformanceResult]
+    difference: Difference | None
+    prediction_distribution: dict[str, Any]
+    agreement: Agreement | None = None
+
+    @property
+    def challenger_worse(self) -> bool:
+        d = self.difference
+        return bool(d is not None and d.p_value is not None and d.p_value < self.alpha and d.challenger_better is False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return json_clean(
+            {
+                "mode": self.mode,
+                "task": self.task,
+                "alpha": self.alpha,
+                "versions": self.versions,
+                "rows": self.rows,
+                "agreement": None if self.agreement is None else self.agreement.__dict__,
+                "performance": {v: p.to_dict() for v, p in self.performance.items()},
+                "difference": None if self.difference is None else {**self.difference.__dict__, "challenger_better": self.difference.challenger_better},
+                "challenger_worse": self.challenger_worse,
+                "prediction_distribution": self.prediction_distribution,
+            }
+        )
+
+    def metrics(self) -> list[tuple[str, float, str]]:
+        """(name, value, variant): the service publishes each under the variant's ModelVersion."""
+        out: list[tuple[str, float, str]] = []
+        if self.agreement is not None and self.agreement.rate is not None:
+            out.append((SHADOW_AGREEMENT, self.agreement.rate, CHALLENGER))
+        for variant, p in self.performance.items():
+            if p.n_labels == 0:
+                continue
+            out.append((VARIANT_LABELED_ROWS, float(p.n_labels), variant))
+            for name, value in ((VARIANT_ACCURACY, p.accuracy), (VARIANT_F1, p.f1_macro), (VARIANT_MAE, p.mae), (VARIANT_RMSE, p.rmse)):
+                if value is not None and math.isfinite(value):
+                    out.append((name, float(value), variant))
+        if self.difference is not None and self.difference.p_value is not None:
+            out.append((CHALLENGER_WORSE, 1.0 if self.challenger_worse else 0.0, CHALLENGER))
+        return out
+
+
+# ---------------------------------------------------------------- the tests
+
+
+def mcnemar_exact(champion_correct: np.ndarray, challenger_correct: np.ndarray, confidence: float = 0.95) -> Difference:
+    """Paired accuracy difference (see the module docstring)."""
+    a, b_ = np.asarray(champion_correct, dtype=bool), np.asarray(challenger_correct, dtype=bool)
+    n = len(a)
+    b = int(np.sum(a & ~b_))  # only the champion right
+    c = int(np.sum(~a & b_))  # only the challenger right
+    if n == 0:
+        return Difference("accuracy", "mcnemar_exact", None, None, None, None, 0, 0, {"b": 0, "c": 0})
+    estimate = (c - b) / n
+    p = float(stats.binomtest(c, b + c, 0.5).pvalue) if b + c else 1.0
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    se = math.sqrt(max(0.0, b + c - (c - b) ** 2 / n)) / n
+    return Difference("accuracy", "mcnemar_exact", estimate, estimate - z * se, estimate + z * se, p, n, n, {"b": b, "c": c})
+
+
+def two_proportion_z(k1: int, n1: int, k2: int, n2: int, confidence: float = 0.95) -> Difference:
+    """Accuracy k2/n2 (challenger) - k1/n1 (champion) on independent rows."""
+    detail = {"champion_correct": k1, "challenger_correct": k2}
+    if n1 == 0 or n2 == 0:
+        return Difference("accuracy", "two_proportion_z", None, None, None, None, n1, n2, detail)
+    p1, p2 = k1 / n1, k2 / n2
+    estimate = p2 - p1
+    pooled = (k1 + k2) / (n1 + n2)
+    se_pooled = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    p = 1.0 if se_pooled == 0 else float(2 * stats.norm.sf(abs(estimate) / se_pooled))
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    se = math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
+    return Difference("accuracy", "two_proportion_z", estimate, estimate - z * se, estimate + z * se, p, n1, n2, detail)
+
+
+def paired_abs_error_t(champion_err: np.ndarray, challenger_err: np.ndarray, confidence: float = 0.95) -> Difference:
+    """MAE difference on the same rows: mean of |e_challenger| - |e_champion|, paired t-test."""
+    d = np.abs(np.asarray(challenger_err, dtype=np.float64)) - np.abs(np.asarray(champion_err, dtype=np.float64))
+    n = len(d)
+    if n < 2:
+        return Difference("mae", "paired_t", float(d.mean()) if n else None, None, None, None, n, n)
+    estimate = float(d.mean())
+    sd = float(d.std(ddof=1))
+    if sd == 0:
+        return Difference("mae", "paired_t", estimate, estimate, estimate, 1.0 if estimate == 0 else 0.0, n, n)
+    p = float(stats.ttest_rel(np.abs(challenger_err), np.abs(champion_err)).pvalue)
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+    return Difference("mae", "paired_t", estimate, estimate - half, estimate + half, p, n, n)
+
+
+def welch_abs_error_t(champion_err: np.ndarray, challenger_err: np.ndarray, confidence: float = 0.95) -> Difference:
+    """MAE difference on different rows: Welch's t-test on the absolute errors."""
+    a = np.abs(np.asarray(champion_err, dtype=np.float64))
+    b = np.abs(np.asarray(challenger_err, dtype=np.float64))
+    n1, n2 = len(a), len(b)
+    if n1 < 2 or n2 < 2:
+        return Difference("mae", "welch_t", None, None, None, None, n1, n2)
+    estimate = float(b.mean() - a.mean())
+    v1, v2 = a.var(ddof=1) / n1, b.var(ddof=1) / n2
+    se = math.sqrt(v1 + v2)
+    if se == 0:
+        return Difference("mae", "welch_t", estimate, estimate, estimate, 1.0 if estimate == 0 else 0.0, n1, n2)
+    df = (v1 + v2) ** 2 / (v1**2 / (n1 - 1) + v2**2 / (n2 - 1))
+    p = float(stats.ttest_ind(b, a, equal_var=False).pvalue)
+    half = float(stats.t.ppf(0.5 + confidence / 2, df)) * se
+    return Difference("mae", "welch_t", estimate, estimate - half, estimate + half, p, n1, n2, {"df": df})
+
+
+# ---------------------------------------------------------------- the pieces of a report
+
+
+def agreement(champion: VariantOutputs, challenger: VariantOutputs, classes: Sequence[str], confidence: float = 0.95) -> Agreement:
+    """Paired rows: how often the challenger answers as the champion did, and where it does not."""
+    if champion.n != challenger.n:
+        raise ValueError(f"shadow rows must be paired: {champion.n} champion rows, {challenger.n} challenger rows")
+    n = champion.n
+    if champion.values is not None and challenger.values is not None:  # regression
+        diff = np.abs(challenger.values - champion.values)
+        return Agreement(n, 0, None, None, None, [], [], mean_abs_difference=float(diff.mean()) if n else None)
+    assert champion.labels is not None and challenger.labels is not None
+    same = champion.labels == challenger.labels
+    k = int(same.sum())
+    lo, hi = wilson_interval(k, n, confidence)
+    by_class = []
+    for cls in list(classes) + sorted(set(champion.labels) - set(classes)):
+        rows = champion.labels == cls
+        m = int(rows.sum())
+        if not m:
+            continue
+        off = rows & ~same
+        said = {str(v): int(c) for v, c in zip(*np.unique(challenger.labels[off], return_counts=True))} if off.any() else {}
+        by_class.append({"class": cls, "rows": m, "disagreeing": int(off.sum()), "rate": float(off.sum() / m), "challenger_said": said})
+    by_conf = []
+    if champion.probabilities is not None and champion.probabilities.size:
+        top = np.nanmax(champion.probabilities, axis=1)
+        for i, (low, high) in enumerate(zip(CONFIDENCE_EDGES[:-1], CONFIDENCE_EDGES[1:])):
+            last = i == len(CONFIDENCE_EDGES) - 2
+            rows = (top >= low) & ((top <= high) if last else (top < high))
+            m = int(rows.sum())
+            off = int((rows & ~same).sum())
+            by_conf.append({"low": low, "high": high, "rows": m, "disagreeing": off, "rate": off / m if m else None})
+    return Agreement(n, k, k / n if n else None, lo, hi, by_class, by_conf)
+
+
+def prediction_distribution(champion: VariantOutputs, challenger: VariantOutputs, classes: Sequence[str]) -> dict[str, Any]:
+    if champion.values is not None and challenger.values is not None:
+        a, b = champion.values[np.isfinite(champion.values)], challenger.values[np.isfinite(challenger.values)]
+        if len(a) == 0 or len(b) == 0:
+            return {"test": "ks_2samp", "p_value": None}
+        ks = stats.ks_2samp(a, b)
+        return {"test": "ks_2samp", "statistic": float(ks.statistic), "p_value": float(ks.pvalue),
+                "champion_mean": float(a.mean()), "challenger_mean": float(b.mean())}
+    assert champion.labels is not None and challenger.labels is not None
+    names = list(classes) + sorted((set(champion.labels) | set(challenger.labels)) - set(classes))
+    counts = np.array([[int(np.sum(o.labels == c)) for c in names] for o in (champion, challenger)], dtype=np.float64)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    out: dict[str, Any] = {
+        "test": "chi2_homogeneity",
+        "classes": names,
+        "champion_share": shares[0].tolist(),
+        "challenger_share": shares[1].tolist(),
+        "total_variation": float(0.5 * np.abs(shares[0] - shares[1]).sum()),
+        "p_value": None,
+    }
+    used = counts.sum(axis=0) > 0
+    if counts[0].sum() and counts[1].sum() and used.sum() >= 2:
+        chi = stats.chi2_contingency(counts[:, used], correction=False)
+        out.update(statistic=float(chi.statistic), p_value=float(chi.pvalue))
+    return out
+
+
+def _performance(o: VariantOutputs, classes: Sequence[str]) -> PerformanceResult:
+    if o.values is not None:
+        return regression_metrics(o.y_true, o.values)
+    return classification_metrics(o.y_true, o.labels, o.probabilities, classes)
+
+
+def _correct(o: VariantOutputs, rows: np.ndarray) -> np.ndarray:
+    assert o.labels is not None
+    return np.array([str(o.y_true[i]) == o.labels[i] for i in np.flatnonzero(rows)], dtype=bool)
+
+
+def _errors(o: VariantOutputs, rows: np.ndarray) -> np.ndarray:
+    assert o.values is not None
+    idx = np.flatnonzero(rows)
+    return o.values[idx] - np.array([float(o.y_true[i]) for i in idx], dtype=np.float64)
+
+
+def compare_shadow(
+    champion: VariantOutputs, challenger: VariantOutputs, classes: Sequence[str] = (), alpha: float = 0.05, confidence: float = 0.95
+) -> ComparisonReport:
+    """Both versions on the same rows (row i of one is row i of the other; the labels are the champion's)."""
+    agree = agreement(champion, challenger, classes, confidence)
+    regression = champion.values is not None
+    rows = champion.labelled
+    if regression:
+        difference = paired_abs_error_t(_errors(champion, rows), _errors(challenger, rows), confidence)
+    else:
+        difference = mcnemar_exact(_correct(champion, rows), _correct(challenger, rows), confidence)
+    return ComparisonReport(
+        SHADOW, "regression" if regression else "classification", alpha,
+        {CHAMPION: champion.version, CHALLENGER: challenger.version}, {CHAMPION: champion.n, CHALLENGER: challenger.n},
+        {CHAMPION: _performance(champion, classes), CHALLENGER: _performance(challenger, classes)},
+        difference, prediction_distribution(champion, challenger, classes), agree,
+    )
+
+
+def compare_ab(
+    champion: VariantOutputs, challenger: VariantOutputs, classes: Sequence[str] = (), alpha: float = 0.05, confidence: float = 0.95
+) -> ComparisonReport:
+    """Each version on the rows it answered."""
+    regression = champion.values is not None
+    a, b = champion.labelled, challenger.labelled
+    if regression:
+        difference = welch_abs_error_t(_errors(champion, a), _errors(challenger, b), confidence)
+    else:
+        ca, cb = _correct(champion, a), _correct(challenger, b)
+        difference = two_proportion_z(int(ca.sum()), len(ca), int(cb.sum()), len(cb), confidence)
+    return ComparisonReport(
+        AB, "regression" if regression else "classification", alpha,
+        {CHAMPION: champion.version, CHALLENGER: challenger.version}, {CHAMPION: champion.n, CHALLENGER: challenger.n},
+        {CHAMPION: _performance(champion, classes), CHALLENGER: _performance(challenger, classes)},
+        difference, prediction_distribution(champion, challenger, classes),
+    )
+
+
+# ---------------------------------------------------------------- HTML
+
+_CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222}
+table{border-collapse:collapse;margin:8px 0 24px}
+th,td{border:1px solid #ccc;padding:4px 8px;font-size:13px;text-align:left}
+th{background:#f3f3f3}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.bad{background:#fde0dc;font-weight:bold}
+.ok{background:#e3f4e1}
+"""
+
+
+def _e(x: object) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _n(x: Any) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
+        return str(int(x))
+    f = float(x)
+    return f"{f:.3e}" if f != 0 and abs(f) < 1e-3 else f"{f:.4g}"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="num">{_n(c)}</td>' if isinstance(c, (int, float, np.number)) or c is None else f"<td>{_e(c)}</td>" for c in r) + "</tr>"
+        for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def comparison_section(report: ComparisonReport) -> str:
+    """The comparison as an HTML fragment (a section of a page, or a page with ``render_comparison_html``)."""
+    v = report.versions
+    parts = [f"<h2>Champion {_e(v[CHAMPION])} vs challenger {_e(v[CHALLENGER])} ({_e(report.mode)})</h2>"]
+    verdict = "significantly worse" if report.challenger_worse else "not significantly worse"
+    parts.append(f'<p class="{"bad" if report.challenger_worse else "ok"}">Challenger: {verdict} at alpha = {_n(report.alpha)}</p>')
+    parts.append(_table(["variant", "version", "rows"], [(k, v[k], report.rows[k]) for k in (CHAMPION, CHALLENGER)]))
+    a = report.agreement
+    if a is not None and a.rate is not None:
+        parts.append("<h3>Agreement</h3>")
+        parts.append(_table(["paired rows", "agreeing", "rate", "95% low", "95% high"], [(a.rows, a.agreeing, a.rate, a.ci_low, a.ci_high)]))
+        parts.append(_table(
+            ["champion said", "rows", "disagreeing", "rate", "challenger said instead"],
+            [(r["class"], r["rows"], r["disagreeing"], r["rate"], ", ".join(f"{k}: {n}" for k, n in r["challenger_said"].items())) for r in a.by_champion_class],
+        ))
+        if a.by_confidence:
+            parts.append(_table(
+                ["champion confidence", "rows", "disagreeing", "rate"],
+                [(f"{r['low']:.1f} to {r['high']:.1f}", r["rows"], r["disagreeing"], r["rate"]) for r in a.by_confidence],
+            ))
+    elif a is not None:
+        parts.append(f"<p>Mean |challenger - champion|: {_n(a.mean_abs_difference)} over {a.rows} paired rows</p>")
+    parts.append("<h3>Performance on labelled rows</h3>")
+    perf = report.performance
+    parts.append(_table(
+        ["variant", "labelled rows", "accuracy", "macro F1", "AUC", "MAE", "RMSE"],
+        [(k, p.n_labels, p.accuracy, p.f1_macro, p.auc, p.mae, p.rmse) for k, p in perf.items()],
+    ))
+    d = report.difference
+    if d is not None:
+        parts.append(_table(
+            ["difference (challenger - champion)", "estimate", "95% low", "95% high", "p-value", "test"],
+            [(d.metric, d.estimate, d.ci_low, d.ci_high, d.p_value, d.test)],
+        ))
+    pd_ = report.prediction_distribution
+    parts.append("<h3>Prediction distribution</h3>")
+    if "classes" in pd_:
+        parts.append(_table(["class", "champion share", "challenger share"], list(zip(pd_["classes"], pd_["champion_share"], pd_["challenger_share"]))))
+        parts.append(f"<p>Total variation {_n(pd_['total_variation'])}; chi-square homogeneity p = {_n(pd_.get('p_value'))}</p>")
+    else:
+        parts.append(f"<p>KS statistic {_n(pd_.get('statistic'))}, p = {_n(pd_.get('p_value'))}; means {_n(pd_.get('champion_mean'))} vs {_n(pd_.get('challenger_mean'))}</p>")
+    return "\n".join(parts)
+
+
+def render_comparison_html(report: ComparisonReport, title: str = "Version comparison") -> str:
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(title)}</title><style>{_CSS}</style></head>"
+        f"<body><h1>{_e(title)}</h1>{comparison_section(report)}</body></html>"
+    )
