@@ -23,7 +23,7 @@ R = TypeVar("R")
 
 # the report's own top-level JSON keys; a check's name (its result's key) must be none of these
 REPORT_KEYS = frozenset(
-    {"window_rows", "reference_rows", "dataset_drift", "drift_share", "config", "histograms", "output_histograms", "notes", "metrics"}
+    {"window_rows", "reference_rows", "dataset_drift", "drift_share", "drifted_features", "config", "histograms", "output_histograms", "notes", "metrics"}
 )
 
 
@@ -52,6 +52,11 @@ class DriftReport:
         return None if self.features is None else self.features.dataset_drift
 
     @property
+    def drifted_features(self) -> list[str]:
+        """The features whose drift verdict is True (empty when none, or when none was tested)."""
+        return [] if self.features is None else self.features.drifted_features
+
+    @property
     def drift_share(self) -> float | None:
         return None if self.features is None else self.features.drift_share
 
@@ -78,6 +83,7 @@ class DriftReport:
                 "reference_rows": self.reference_rows,
                 "dataset_drift": self.dataset_drift,
                 "drift_share": self.drift_share,
+                "drifted_features": self.drifted_features,
                 "config": self.config.to_dict(),
                 **{name: None if r is None else r.to_dict() for name, r in self.results.items()},
                 "histograms": [h.to_dict() for h in self.histograms],

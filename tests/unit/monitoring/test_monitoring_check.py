@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from devtools import synthetic as syn
-from monitoring import DriftChecker, DriftConfig, run_drift_check
+from monitoring import DriftChecker, DriftConfig, MissingColumnsError, run_drift_check
 from monitoring import metric_names as M
 from monitoring.check_protocol import Check, Metric, Reference, Verdict, Window
 from monitoring.checker import DEFAULT_CHECKS, feature_metric_names, published_metric_names
@@ -101,12 +101,12 @@ def test_constant_and_all_null_reference_columns_do_not_raise():
         json.dumps(r.to_dict(), allow_nan=False)
 
 
-def test_window_missing_a_feature_column_treats_it_as_null_with_a_note(profile, rng):
+def test_window_missing_a_feature_column_raises_naming_it_and_the_unknown_column(profile, rng):
     table = syn.make_table(300, rng)
-    del table["num_skew"]
-    report = run_drift_check(profile, table, None, FAST)
-    assert any("num_skew" in n for n in report.notes)
-    assert report.result(DataQualityResult).get("num_skew", "missing_rate").share == 1.0
+    table["num_skw"] = table.pop("num_skew")  # a misspelt column
+    with pytest.raises(MissingColumnsError, match="missing_column") as raised:
+        run_drift_check(profile, table, None, FAST)
+    assert raised.value.missing == ("num_skew",) and raised.value.unknown == ("num_skw",)
 
 
 def test_metrics_cover_the_published_names_with_feature_dimensions(profile, rng):
