@@ -103,6 +103,10 @@ class DriftRun:
             "corrupt_objects": self.window.corrupt_objects,
             "partial_window": self.window.partial,
             "labeled_rows": self.labeled_rows,
+            # the line the on-call engineer acts on first, and the values never seen in training by name
+            "root_cause": self.report.summary,
+            "drifted_features": self.report.drifted_features,
+            "new_values": self.report.new_values,
             "dataset_drift": self.report.dataset_drift,
             "drift_share": self.report.drift_share,
             "report_json": f"s3://{bucket}/{self.json_key}",

@@ -7,7 +7,9 @@ Tests
   here (the missing-rate expectation handles missingness).
 - categorical and boolean features: chi-squared test of homogeneity on the 2 x K contingency
   table "reference counts vs window counts" (``scipy.stats.chi2_contingency``, no Yates
-  correction). Levels: every category observed in the reference, null as its own level, and
+  correction). Levels: every category observed in the reference (nulls left out, as in the KS
+  test: rising nulls are one finding, the missing-rate expectation's; the predicted-label test
+  keeps null as its own level), and
   one "other/unseen" bucket pooling every category the reference never had. Levels whose
   expected count is below ``min_expected`` (5) are merged greedily (smallest first).
   The homogeneity test (rather than a goodness-of-fit test with the reference frequencies taken
@@ -309,11 +311,13 @@ class ChiSquareDrift:
         alpha: float = DEFAULT_ALPHA,
         effect_threshold: float = DEFAULT_CATEGORICAL_EFFECT_THRESHOLD,
         min_expected: float = DEFAULT_MIN_EXPECTED,
+        count_nulls: bool = True,
     ) -> None:
         self.feature = feature
+        self.count_nulls = count_nulls
         self.levels: list[str] = [k for k, v in reference_counts.items() if v > 0]
         self.ref_counts = np.array(
-            [reference_counts[k] for k in self.levels] + [int(reference_nulls), 0], dtype=np.float64
+            [reference_counts[k] for k in self.levels] + [int(reference_nulls) if count_nulls else 0, 0], dtype=np.float64
         )
         self.alpha = float(alpha)
         self.effect_threshold = float(effect_threshold)
@@ -334,7 +338,7 @@ class ChiSquareDrift:
         counts = np.zeros(k + 2, dtype=np.float64)
         for lvl, c in level_counts(levels).items():
             counts[self._index.get(lvl, k + 1)] += c
-        counts[k] = int(null_mask(levels).sum())
+        counts[k] = int(null_mask(levels).sum()) if self.count_nulls else 0
         return counts
 
     def predict(self, levels: np.ndarray) -> UnivariateResult:
@@ -477,6 +481,7 @@ class TabularDrift:
                     alpha=alpha,
                     effect_threshold=categorical_effect_threshold,
                     min_expected=min_expected,
+                    count_nulls=False,  # like KS: missingness is the missing-rate expectation's finding
                 )
 
     def predict(self, table: Mapping[str, np.ndarray]) -> FeatureDriftSummary:
