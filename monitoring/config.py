@@ -43,6 +43,10 @@ class DriftConfig:
     numeric_effect_threshold: float = DEFAULT_NUMERIC_EFFECT_THRESHOLD  # Wasserstein / reference sd
     categorical_effect_threshold: float = DEFAULT_CATEGORICAL_EFFECT_THRESHOLD  # Jensen-Shannon distance
     drift_share_threshold: float = 0.0
+    # the effect gate of every univariate test (features and outputs) is the reference's own
+    # no-drift effect quantile at the window's size (monitoring.univariate.NoiseGate); the two
+    # effect thresholds above are then only its floor. False: the fixed thresholds alone.
+    adaptive_effect_thresholds: bool = True
     mmd_enabled: bool = True
     mmd_max_rows: int = DEFAULT_MMD_MAX_ROWS
     mmd_permutations: int = DEFAULT_MMD_PERMUTATIONS
@@ -116,4 +120,5 @@ _KINDS: dict[str, type] = {
     **{name: numbers.Integral for name in ("mmd_max_rows", "mmd_permutations", "mmd_pca_components", "min_new_value_rows", "seed")},
     "correction": str,
     "mmd_enabled": bool,
+    "adaptive_effect_thresholds": bool,
 }

@@ -101,6 +101,8 @@ def detect_prediction_drift(
     correction: str = BONFERRONI,
     numeric_effect_threshold: float = DEFAULT_NUMERIC_EFFECT_THRESHOLD,
     categorical_effect_threshold: float = DEFAULT_CATEGORICAL_EFFECT_THRESHOLD,
+    adaptive: bool = True,
+    seed: int = 0,
 ) -> PredictionDriftResult:
     task = profile.outputs.task
     ref = profile.sample_predictions
@@ -109,7 +111,9 @@ def detect_prediction_drift(
     if predictions is not None and not predictions.is_empty:
         if task == Task.REGRESSION:
             if ref.values is not None and predictions.values is not None:
-                det = KSDrift(ref.values, feature=VALUE_OUTPUT, alpha=alpha, effect_threshold=numeric_effect_threshold)
+                det = KSDrift(
+                    ref.values, feature=VALUE_OUTPUT, alpha=alpha, effect_threshold=numeric_effect_threshold, adaptive=adaptive, seed=seed
+                )
                 raw.append(det.predict(predictions.values))
         else:
             if profile.outputs.label_counts and predictions.labels is not None:
@@ -119,6 +123,8 @@ def detect_prediction_drift(
                     feature=LABEL_OUTPUT,
                     alpha=alpha,
                     effect_threshold=categorical_effect_threshold,
+                    adaptive=adaptive,
+                    seed=seed,
                 )
                 raw.append(det_c.predict(predictions.labels))
             if ref.probabilities is not None and predictions.probabilities is not None:
@@ -132,7 +138,10 @@ def detect_prediction_drift(
                     )
                 else:
                     for (cls, ref_col), (_, win_col) in zip(ref_cols, win_cols):
-                        det = KSDrift(ref_col, feature=probability_output(cls), alpha=alpha, effect_threshold=numeric_effect_threshold)
+                        det = KSDrift(
+                            ref_col, feature=probability_output(cls), alpha=alpha,
+                            effect_threshold=numeric_effect_threshold, adaptive=adaptive, seed=seed,
+                        )
                         raw.append(det.predict(win_col))
     results = apply_correction(raw, correction) if raw else ()
     tested = [r for r in results if r.tested]
@@ -163,4 +172,6 @@ class PredictionDriftCheck(ProfileCheck):
             correction=cfg.correction,
             numeric_effect_threshold=cfg.numeric_effect_threshold,
             categorical_effect_threshold=cfg.categorical_effect_threshold,
+            adaptive=cfg.adaptive_effect_thresholds,
+            seed=cfg.seed,
         )

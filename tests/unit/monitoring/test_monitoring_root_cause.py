@@ -34,8 +34,10 @@ def test_nulls_rising_in_two_features_is_one_cause_named_as_missingness(checker,
     report, table = _check(checker, rng, missing={"num_a": 0.25, "cat_color": 0.25})
     assert re.fullmatch(r"num_a missing in 2[4-6]% of rows, reference 0%", report.root_cause)
     assert re.fullmatch(r"cat_color missing in 2[4-6]% of rows, reference 2(\.\d)?%", report.findings[1].text)
-    # every finding is a missingness finding: the outlier, PCA and categorical verdicts do not fire for it
-    assert [f.check for f in report.findings] == ["data_quality", "data_quality"]
+    # the missingness leads; the outlier, PCA and feature verdicts do not fire for it (the model's
+    # outputs may move: it sees imputed values, a real consequence reported after the cause)
+    assert [f.check for f in report.findings[:2]] == ["data_quality", "data_quality"]
+    assert {f.check for f in report.findings[2:]} <= {"prediction_drift"}
     assert report.result(OutlierResult).is_drift is False
     assert report.result(ReconstructionResult).is_drift is False
     assert report.drifted_features == []
@@ -51,7 +53,7 @@ def test_root_cause_leads_the_json_the_html_and_is_none_without_findings(checker
     quiet, _ = _check(checker, rng)
     assert quiet.root_cause is None and quiet.findings == [] and quiet.to_dict()["root_cause"] is None
     report, _ = _check(checker, rng, missing={"num_a": 0.25})
-    assert report.summary == report.root_cause  # one finding, no "+N more"
+    assert report.summary.startswith(report.root_cause)
     document = json.loads(json.dumps(report.to_dict()))
     assert document["root_cause"] == report.root_cause and document["findings"][0] == report.root_cause
     html = render_html(report, profile)
