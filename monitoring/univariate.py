@@ -27,13 +27,18 @@ Effect sizes (a statistically significant but tiny difference is not drift at 10
   before merging). Chosen over PSI because it is bounded and well defined when a level is
   empty on one side (a brand-new category), where PSI needs an arbitrary epsilon.
 
-A feature is drifted when ``corrected p < alpha`` **and** ``effect >= effect threshold``.
+A feature is drifted when ``corrected p < alpha`` **and** ``effect >= effect threshold``, where
+the threshold is the feature's own no-drift effect quantile at the window's size
+(:class:`NoiseGate`, estimated by resampling the reference, cached per size bucket) with the
+configured threshold as its floor. Numeric effects compare values clipped to the reference's
+[0.1%, 99.9%] quantiles widened by three scales (:data:`EFFECT_CLIP_QUANTILES`), so a single
+extreme row cannot dominate a small window.
 Multiple testing across features: Bonferroni (default, controls the family-wise error rate,
 so the "any feature drifted" rule false-alarms at most ``alpha``) or Benjamini-Hochberg FDR
 (``scipy.stats.false_discovery_control``).
 
-Default thresholds and the evaluation that set them
----------------------------------------------------
+Former fixed thresholds and the evaluation that set them (``adaptive_effect_thresholds=False``)
+---------------------------------------------------------------------------------------------
 ``DEFAULT_NUMERIC_EFFECT_THRESHOLD = 0.1`` (Wasserstein/sd) and
 ``DEFAULT_CATEGORICAL_EFFECT_THRESHOLD = 0.1`` (JS distance) -- the values Evidently uses for
 its normed Wasserstein and JS-distance tests. Evaluated with ``benchmarks/bench_drift_stats.py
@@ -103,7 +108,7 @@ EFFECT_CLIP_QUANTILES = (0.001, 0.999)
 # than at the true size), the effect's NOISE_QUANTILE quantile, times sqrt(1 + n/N) for the
 # reference's own sampling noise (a resample is compared with the reference it came from)
 NOISE_RESAMPLES = 1000
-NOISE_QUANTILE = 0.999
+NOISE_QUANTILE = 0.995
 NOISE_BUCKETS_PER_DOUBLING = 2
 NOISE_ATOMS = 1000  # a numeric reference is resampled as at most this many equal-mass atoms (its quantiles)
 

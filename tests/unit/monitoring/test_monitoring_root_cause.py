@@ -13,7 +13,7 @@ from devtools import synthetic as syn
 from monitoring import DriftChecker, DriftConfig
 from monitoring.expectations import UNSEEN_CATEGORY, DataQualityResult, check_expectations
 from monitoring.html_report import render_html
-from monitoring.multivariate import PCAReconstruction, ReconstructionResult
+from monitoring.multivariate import MMDResult, PCAReconstruction, ReconstructionResult
 from monitoring.outliers import MahalanobisOutlierDetector, OutlierResult
 
 WINDOW = 10_000
@@ -90,3 +90,15 @@ def test_a_new_value_in_enough_rows_is_flagged_whatever_its_share(profile, rng):
 def test_quiet_windows_name_no_new_values(profile, rng):
     result = check_expectations(profile, syn.make_table(WINDOW, rng))
     assert result.new_values == {} and isinstance(result, DataQualityResult)
+
+
+def test_mmd_is_a_diagnostic_never_an_alarm_or_a_finding(profile, rng):
+    checker = DriftChecker(profile, DriftConfig(mmd_permutations=50, mmd_max_rows=500))
+    table = syn.make_table(2000, rng, correlation=-0.6)  # MMD sees this (test_monitoring_detection)
+    report = checker.check(table, syn.make_predictions(table, rng))
+    mmd = report.result(MMDResult)
+    assert mmd.is_drift is True
+    row = next(v for v in report.verdicts() if v.check.startswith("MMD"))
+    assert row.verdict is None and "diagnostic only: p < 0.05" in row.detail
+    assert not any(a.startswith("MMD") for a in report.alarms)
+    assert all(f.check != "mmd" for f in report.findings)
