@@ -72,13 +72,13 @@ def test_a_small_real_shift_of_a_probability_output_at_5000_rows_is_flagged_and_
         shifted = detect_prediction_drift(profile, _outputs(rng, 5000, 0.08)).get("probability[1]")
         effects.append(shifted.effect_size)
         flagged += shifted.is_drift
-        quiet = detect_prediction_drift(profile, _outputs(rng, 5000, 0.0))
+        quiet = detect_prediction_drift(profile, _outputs(rng, 5000, 0.0)).get("probability[1]")
         quiet_alarms += bool(quiet.is_drift)
     assert 0.05 <= np.median(effects) <= 0.08  # the case: effect 0.05-0.08, under the former fixed 0.1
     assert flagged >= 18 and quiet_alarms == 0
     # with the former fixed threshold the same shift was never flagged
     fixed = detect_prediction_drift(profile, _outputs(rng, 5000, 0.08), numeric_effect_threshold=0.1, adaptive=False)
-    assert not fixed.is_drift
+    assert not fixed.get("probability[1]").is_drift
 
 
 def test_the_gate_follows_the_window_size_and_is_cached_per_size_bucket(profile):
@@ -92,16 +92,17 @@ def test_the_gate_follows_the_window_size_and_is_cached_per_size_bucket(profile)
 
 
 @pytest.mark.parametrize("n", [1000, 10_000])
-def test_noise_gates_sit_above_the_measured_no_drift_effects(profile, n):
-    # fresh no-drift windows: the gate of each feature is above what 30 of them show
+def test_noise_gates_are_exceeded_about_as_rarely_as_their_quantile_says(profile, n):
+    # fresh no-drift windows: a gate at the 99.5% no-drift quantile is exceeded in ~0.5% of
+    # (feature, window) pairs; 240 pairs, at most 2% (5) allowed
     checker = DriftChecker(profile, FAST)
     rng = np.random.default_rng(n)
-    worst = {}
+    pairs = exceeded = 0
     for _ in range(30):
-        summary = checker.check(syn.make_table(n, rng)).features
-        for r in summary.results:
-            worst[r.feature] = max(worst.get(r.feature, 0.0), r.effect_size / r.effect_threshold)
-    assert max(worst.values()) < 1.0, worst
+        for r in checker.check(syn.make_table(n, rng)).features.results:
+            pairs += 1
+            exceeded += r.effect_size >= r.effect_threshold
+    assert exceeded / pairs <= 0.02, exceeded
 
 
 def test_report_json_carries_the_gate_and_the_noise(profile, rng):
