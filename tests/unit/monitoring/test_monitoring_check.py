@@ -173,7 +173,8 @@ def test_drift_share_threshold_sets_the_dataset_verdict(profile, rng):
     table = syn.make_table(3000, rng, mean_shift={"num_skew": 0.3})  # independent of the other features
     any_feature = run_drift_check(profile, table, None, DriftConfig(mmd_enabled=False))
     half = run_drift_check(profile, table, None, DriftConfig(mmd_enabled=False, drift_share_threshold=0.5))
-    assert any_feature.drift_share == half.drift_share == pytest.approx(1 / 8)
+    assert "num_skew" in any_feature.drifted_features
+    assert any_feature.drift_share == half.drift_share and 0 < any_feature.drift_share < 0.5
     assert any_feature.dataset_drift is True and half.dataset_drift is False
 
 
