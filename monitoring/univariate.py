@@ -221,7 +221,7 @@ def resampled_js(reference_counts: np.ndarray, m: int, rng: np.random.Generator)
 class NoiseGate:
     """The effect gate per window-size bucket, estimated on first use and cached (a bounded cost:
     one vectorised resampling of :data:`NOISE_RESAMPLES` x :data:`NOISE_ATOMS` values per feature
-    and size bucket, ~15-25 ms; measured by ``benchmarks/bench_drift_stats.py --timing``)."""
+    and size bucket, ~20-60 ms; ``benchmarks/bench_drift_stats.py`` times the first and the warm check)."""
 
     def __init__(self, resample: Any, n_reference: int, floor: float, seed: int) -> None:
         self.resample = resample  # (m, rng) -> resampled effects
