@@ -38,6 +38,8 @@ class Shift:
     category_share: float
     missing: FeatureSpec | None
     missing_share: float
+    new_value: str | None = None  # a value never seen in training, in ``new_value_share`` of rows of ``categorical``
+    new_value_share: float = 0.0
 
     def describe(self) -> list[str]:
         out = []
@@ -45,6 +47,8 @@ class Shift:
             out.append(f"{self.numeric.name} shifted by {self.numeric_delta:+.3g} (1 reference sd)")
         if self.categorical:
             out.append(f"{self.categorical.name} = {self.category!r} in {self.category_share:.0%} of rows")
+        if self.categorical and self.new_value:
+            out.append(f"{self.categorical.name} = {self.new_value!r} (never seen in training) in {self.new_value_share:.0%} of rows")
         if self.missing:
             out.append(f"{self.missing.name} missing in {self.missing_share:.0%} of rows")
         return out
@@ -53,8 +57,12 @@ class Shift:
         row = dict(row)
         if self.numeric and row.get(self.numeric.name) is not None:
             row[self.numeric.name] = float(row[self.numeric.name]) + self.numeric_delta
-        if self.categorical and rng.random() < self.category_share:
-            row[self.categorical.name] = self.category
+        if self.categorical:
+            draw = rng.random()
+            if draw < self.category_share:
+                row[self.categorical.name] = self.category
+            elif self.new_value and draw < self.category_share + self.new_value_share:
+                row[self.categorical.name] = self.new_value
         if self.missing and rng.random() < self.missing_share:
             row[self.missing.name] = None
         return row
@@ -78,7 +86,10 @@ def choose_shift(bundle: ModelBundle) -> Shift:
                 counts[r[categorical.name]] += 1
         category = min(counts, key=counts.get)  # type: ignore[arg-type]
     missing = next((f for f in features if f.nullable and f is not numeric and f is not categorical), None)
-    return Shift(numeric, delta, categorical, category, 0.6, missing, 0.25)
+    new_value = None
+    if categorical:
+        new_value = next(v for v in ("Atlantis", "Atlantis-2", "Atlantis-3") if v not in categorical.categories)
+    return Shift(numeric, delta, categorical, category, 0.6, missing, 0.25, new_value, 0.1)
 
 
 @dataclass
@@ -147,7 +158,8 @@ def demo(
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     results: list[PeriodResult] = []
-    env = {**local_function_env(bundle_dir), "POWERTOOLS_METRICS_DISABLED": "true"}
+    # unseen categories reach the model (and the captures), so the drift check can name the new value
+    env = {**local_function_env(bundle_dir), "POWERTOOLS_METRICS_DISABLED": "true", "MS_UNSEEN_CATEGORY_POLICY": "model"}
     with local_aws() as endpoint, scoped_env(env):
         create_local_bucket(LOCAL_BUCKET)
         inference = load_handler_module("inference")
@@ -209,6 +221,10 @@ def demo(
                     f"drift check on the last {drift_check.drift.window_hours} h: {summary['rows_seen']} rows, "
                     f"dataset drift = {summary['dataset_drift']}, drift share = {_fmt(summary['drift_share'])}"
                 )
+                echo(f"root cause: {summary['root_cause'] or 'nothing fired'}")
+                for feature, values in (summary.get("new_values") or {}).items():
+                    named = ", ".join(f"{value!r} in {count} rows" for value, count in values.items())
+                    echo(f"new values in {feature}: {named}")
                 echo(format_table(table))
                 perf = report["performance"]
                 if perf is not None and perf["n_labels"]:

@@ -24,7 +24,7 @@ from monitoring import DriftChecker, DriftConfig, DriftReport
 from monitoring import metric_names as dmn
 from monitoring.html_report import render_html
 from monitoring.performance import LabeledPredictions
-from monitoring.profile import PredictionColumns, ReferenceProfile
+from monitoring.profile import PredictionColumns, ReferenceProfile, label_texts
 
 from .feedback_reader import read_labels
 from .store import CaptureLocation
@@ -118,6 +118,10 @@ class DriftRun:
             "corrupt_objects": self.window.corrupt_objects,
             "partial_window": self.window.partial,
             "labeled_rows": self.labeled_rows,
+            # the line the on-call engineer acts on first, and the values never seen in training by name
+            "root_cause": self.report.summary,
+            "drifted_features": self.report.drifted_features,
+            "new_values": self.report.new_values,
             "dataset_drift": self.report.dataset_drift,
             "drift_share": self.report.drift_share,
             "report_json": f"s3://{bucket}/{self.json_key}",
@@ -256,7 +260,7 @@ class DriftService:
                 labels=predictions.labels[sel] if predictions.labels is not None else None,
                 probabilities=predictions.probabilities[sel] if predictions.probabilities is not None else None,
             )
-            return LabeledPredictions(np.array([str(v) for v in y], dtype=object), sub)
+            return LabeledPredictions(label_texts(y), sub)  # 1.0 and "1" are the same class
         sub = PredictionColumns(values=predictions.values[sel] if predictions.values is not None else None)
         return LabeledPredictions(np.array(y, dtype=np.float64), sub)
 

@@ -21,7 +21,7 @@ page), ``metric_names`` (CloudWatch names). The synthetic test-data generator li
 ``devtools/synthetic.py`` (never shipped).
 """
 
-from .checker import DriftChecker, run_drift_check
+from .checker import DriftChecker, MissingColumnsError, run_drift_check
 from .config import DriftConfig
 from .performance import LabeledPredictions
 from .profile import PredictionColumns, ReferenceProfile
@@ -32,6 +32,7 @@ __all__ = [
     "DriftConfig",
     "DriftReport",
     "LabeledPredictions",
+    "MissingColumnsError",
     "PredictionColumns",
     "ReferenceProfile",
     "run_drift_check",

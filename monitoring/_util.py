@@ -149,6 +149,36 @@ def level_counts(levels: np.ndarray) -> dict[str, int]:
     return dict(sorted(merged.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+def label_text(value: Any) -> str | None:
+    """A class label in one canonical text form, so that labels of different types compare equal:
+    ``1``, ``1.0``, ``np.int64(1)``, ``"1"`` and ``"1.0"`` are all ``"1"``; ``None``/NaN are None;
+    other strings are kept (stripped)."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        f = float(value)
+        if math.isnan(f):
+            return None
+        return str(int(f)) if f.is_integer() else repr(f)
+    text = str(value).strip()
+    try:
+        f = float(text)
+    except ValueError:
+        return text
+    if not math.isfinite(f):
+        return text
+    return str(int(f)) if f.is_integer() else repr(f)
+
+
+def label_texts(values: Any) -> np.ndarray:
+    """:func:`label_text` of every element, as an object array."""
+    return np.array([label_text(v) for v in np.asarray(values, dtype=object).reshape(-1)], dtype=object)
+
+
 def finite_or_none(x: Any) -> float | None:
     if x is None:
         return None

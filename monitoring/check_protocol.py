@@ -48,7 +48,8 @@ if TYPE_CHECKING:  # annotations only: both modules import this one
     from .config import DriftConfig
     from .performance import LabeledPredictions
 
-Metric = tuple[str, float, str | None]  # (CloudWatch metric name, value, Feature dimension or None)
+Metric = tuple[str, float, str | None]
+MIN_COMPLETE_ROWS = 20  # reference rows without nulls the outlier and PCA checks need  # (CloudWatch metric name, value, Feature dimension or None)
 
 
 @dataclass(frozen=True)
@@ -97,11 +98,30 @@ class Reference:
     def encoded_sample(self) -> np.ndarray:
         return self.encoder.transform(self.profile.sample)
 
+    @cached_property
+    def complete_encoder(self) -> TabularEncoder:
+        """The encoding of the outlier and PCA checks: complete rows only, robust scale (so that
+        missing values and single extreme rows do not count as the window's structure changing)."""
+        return TabularEncoder(self.profile.features, complete_rows=True).fit(self.profile.sample)
+
+    @cached_property
+    def complete_sample(self) -> np.ndarray:
+        """The reference sample's complete rows, in :attr:`complete_encoder` space."""
+        sample = self.profile.sample
+        return self.complete_encoder.transform(sample)[self.complete_encoder.complete_mask(sample)]
+
     def supports_multivariate(self) -> bool:
         """Enough reference rows and encoded columns for the multivariate checks (notes it when not)."""
         ok = self.profile.sample_rows >= 2 and self.encoded_sample.shape[1] > 0
         if not ok:
             self.note("reference sample too small for multivariate checks")
+        return ok
+
+    def supports_complete_rows(self) -> bool:
+        """Enough complete reference rows for the outlier and PCA checks (notes it when not)."""
+        ok = self.supports_multivariate() and len(self.complete_sample) >= MIN_COMPLETE_ROWS and self.complete_sample.shape[1] > 0
+        if not ok:
+            self.note(f"fewer than {MIN_COMPLETE_ROWS} complete reference rows: no outlier or PCA check")
         return ok
 
     def note(self, text: str) -> None:
@@ -123,6 +143,12 @@ class Window:
     def encoded(self) -> np.ndarray:
         """The table in the reference encoder's space (computed once, shared by the multivariate checks)."""
         return self.reference.encoder.transform(self.table)
+
+    @cached_property
+    def complete_encoded(self) -> np.ndarray:
+        """The window's complete rows in the reference's :attr:`Reference.complete_encoder` space."""
+        encoder = self.reference.complete_encoder
+        return encoder.transform(self.table)[encoder.complete_mask(self.table)]
 
 
 class CheckResult(Protocol):
@@ -175,3 +201,11 @@ class EncodedCheck(Check):
 
     def run(self, window: Window) -> CheckResult:
         return self.detector.predict(window.encoded)
+
+
+class CompleteRowsCheck(EncodedCheck):
+    """A detector fitted on the reference's complete rows (robust encoding), run on the window's
+    complete rows: missingness is the data-quality check's finding, not an extreme point."""
+
+    def run(self, window: Window) -> CheckResult:
+        return self.detector.predict(window.complete_encoded)

@@ -58,6 +58,19 @@ def feature_metric_names(checks: Sequence[type[Check]] = DEFAULT_CHECKS) -> froz
     return frozenset(name for check in checks for name in check.feature_metric_names)
 
 
+class MissingColumnsError(KeyError):
+    """The window lacks reference columns (``missing_column`` finding); names them and the window's unknown columns."""
+
+    def __init__(self, missing: Sequence[str], unknown: Sequence[str] = ()) -> None:
+        self.missing = tuple(missing)
+        self.unknown = tuple(unknown)
+        hint = f"; the window has columns the reference lacks: {list(self.unknown)}" if self.unknown else ""
+        super().__init__(f"missing_column: the window lacks reference columns {list(self.missing)}{hint}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class DriftChecker:
     """The checks fitted once on the reference; ``check`` windows."""
 
@@ -79,19 +92,21 @@ class DriftChecker:
         predictions: PredictionColumns | None = None,
         labels: LabeledPredictions | None = None,
     ) -> tuple[Window, list[str]]:
-        """The window with every profiled feature (absent ones all-null), and notes about it."""
+        """The window and notes about it. A profiled feature the window lacks raises
+        :class:`MissingColumnsError` naming it: a misspelt column must not become an all-null
+        column that is then reported as drifted (pass the column all-null if it really is missing)."""
         features = self.profile.features
         present = {f.name: target[f.name] for f in features if f.name in target}
         n = table_rows(present) if present else (predictions.n_rows if predictions else 0)
-        notes = []
         absent = [f.name for f in features if f.name not in target]
-        if absent and n:
-            notes.append(f"window lacks features {absent} (treated as all-null)")
+        if absent and (n or present):
+            extra = sorted(set(target) - {f.name for f in features})
+            raise MissingColumnsError(absent, extra)
         table: Table = dict(present)
         for f in features:
-            if f.name not in table:
+            if f.name not in table:  # an empty window without columns
                 table[f.name] = np.full(n, None, dtype=object) if f.kind == FeatureKind.CATEGORICAL else np.full(n, np.nan)
-        return Window(self.reference, table, n, predictions, labels), notes
+        return Window(self.reference, table, n, predictions, labels), []
 
     def check(
         self,

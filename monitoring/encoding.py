@@ -19,9 +19,15 @@ from .types import FeatureKind, FeatureSpec
 
 # --------------------------------------------------------------------------------------------
 class TabularEncoder:
-    def __init__(self, features: Sequence[FeatureSpec], max_categories: int = 50) -> None:
+    """``complete_rows=True``: the encoding of the outlier and PCA checks, for rows without nulls
+    (:meth:`complete_mask`): no missing-indicator or null columns, so a missing value never
+    counts as an extreme point, and numeric columns scaled robustly (median, IQR/1.349; sd when
+    the IQR is 0) so that one extreme reference row does not set the scale."""
+
+    def __init__(self, features: Sequence[FeatureSpec], max_categories: int = 50, complete_rows: bool = False) -> None:
         self.features = tuple(features)
         self.max_categories = max_categories
+        self.complete_rows = complete_rows
         self.numeric_params: dict[str, tuple[float, float, float]] = {}  # median, mean, scale
         self.categories: dict[str, list[str]] = {}
         self.column_names: list[str] = []
@@ -33,18 +39,35 @@ class TabularEncoder:
             if spec.kind == FeatureKind.CATEGORICAL:
                 cats = list(level_counts(values))[: self.max_categories]
                 self.categories[spec.name] = cats
-                names += [f"{spec.name}={c}" for c in cats] + [f"{spec.name}:null", f"{spec.name}:other"]
+                null_name = [] if self.complete_rows else [f"{spec.name}:null"]
+                names += [f"{spec.name}={c}" for c in cats] + null_name + [f"{spec.name}:other"]
             else:
                 finite = values[np.isfinite(values)]
                 if finite.size:
                     median, mean = float(np.median(finite)), float(finite.mean())
                     sd = float(finite.std())
+                    if self.complete_rows:
+                        q75, q25 = np.quantile(finite, [0.75, 0.25])
+                        mean, sd = median, (float(q75 - q25) / 1.349 if q75 > q25 else sd)
                 else:
                     median, mean, sd = 0.0, 0.0, 0.0
                 self.numeric_params[spec.name] = (median, mean, sd if sd > 0 else 1.0)
-                names += [spec.name, f"{spec.name}:missing"]
+                names += [spec.name] if self.complete_rows else [spec.name, f"{spec.name}:missing"]
         self.column_names = names
         return self
+
+    def complete_mask(self, table: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Rows with a valid value in every feature (no null, no wrong type)."""
+        present = {f.name: table[f.name] for f in self.features if f.name in table}
+        n = table_rows(present)
+        mask = np.ones(n, dtype=bool)
+        for spec in self.features:
+            col = present.get(spec.name)
+            if col is None:
+                return np.zeros(n, dtype=bool)
+            _values, null, wrong = coerce_column(spec, col)
+            mask &= ~null & ~wrong
+        return mask
 
     @property
     def n_columns(self) -> int:
@@ -62,11 +85,13 @@ class TabularEncoder:
             if spec.kind == FeatureKind.CATEGORICAL:
                 cats = self.categories[spec.name]
                 index = {c: i for i, c in enumerate(cats)}
-                block = np.zeros((n, len(cats) + 2))
-                k_null, k_other = len(cats), len(cats) + 1
+                extra = 1 if self.complete_rows else 2
+                block = np.zeros((n, len(cats) + extra))
+                k_null, k_other = len(cats), len(cats) + extra - 1
                 for i, v in enumerate(values):
                     if v is None:
-                        block[i, k_null] = 1.0
+                        if not self.complete_rows:
+                            block[i, k_null] = 1.0
                     else:
                         block[i, index.get(v, k_other)] = 1.0
                 blocks.append(block)
@@ -74,7 +99,10 @@ class TabularEncoder:
                 median, mean, scale = self.numeric_params[spec.name]
                 missing = ~np.isfinite(values)
                 x = np.where(missing, median, values)
-                blocks.append(np.column_stack([(x - mean) / scale, missing.astype(np.float64)]))
+                if self.complete_rows:
+                    blocks.append(((x - mean) / scale).reshape(-1, 1))
+                else:
+                    blocks.append(np.column_stack([(x - mean) / scale, missing.astype(np.float64)]))
         return np.hstack(blocks) if blocks else np.zeros((n, 0))
 
 

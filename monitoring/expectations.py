@@ -10,7 +10,10 @@ the threshold it is compared with and a verdict (``failed`` when ``share > thres
 - ``out_of_range`` (numeric): share of rows whose value lies outside the reference range
   ``[min, max]`` (the wider of the schema range and the observed reference range).
 - ``unseen_category`` (categorical): share of rows whose category is neither in the schema
-  categories nor observed in the reference.
+  categories nor observed in the reference. The new values are named with their row counts
+  (``new_values``, the most frequent first, at most :data:`MAX_NAMED_VALUES`), and the check also
+  fails when one new value is in at least ``min_new_value_rows`` rows, whatever its share: a
+  value never seen in training in a few hundred rows of a large window is under 1% but real.
 - ``wrong_type`` (every feature): share of rows whose value cannot be the declared type. For
   already-typed tables: +-inf in numeric columns, values other than 0/1 in boolean columns,
   non-``str`` objects in categorical columns (and unparseable objects in numeric columns).
@@ -28,8 +31,9 @@ unseen shares are 0 on the reference by construction, so they are published as t
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -44,6 +48,8 @@ MISSING_RATE = "missing_rate"
 OUT_OF_RANGE = "out_of_range"
 UNSEEN_CATEGORY = "unseen_category"
 WRONG_TYPE = "wrong_type"
+MAX_NAMED_VALUES = 20  # new values named per feature (the rest are counted in the share)
+DEFAULT_MIN_NEW_VALUE_ROWS = 20
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,7 @@ class ExpectationResult:
     n_rows: int
     n_flagged: int
     failed: bool
+    new_values: tuple[tuple[str, int], ...] = ()  # unseen_category: (value, rows), most frequent first
 
     def to_dict(self) -> dict[str, Any]:
         return json_clean(
@@ -68,6 +75,7 @@ class ExpectationResult:
                 "n_rows": self.n_rows,
                 "n_flagged": self.n_flagged,
                 "failed": self.failed,
+                **({"new_values": dict(self.new_values)} if self.new_values else {}),
             }
         )
 
@@ -92,6 +100,11 @@ class DataQualityResult:
     def failed_checks(self) -> list[ExpectationResult]:
         return [r for r in self.results if r.failed]
 
+    @property
+    def new_values(self) -> dict[str, dict[str, int]]:
+        """Feature -> {value never seen in training: window rows}, for the features that have any."""
+        return {r.feature: dict(r.new_values) for r in self.results if r.check == UNSEEN_CATEGORY and r.new_values}
+
     def get(self, feature: str, check: str) -> ExpectationResult | None:
         for r in self.results:
             if r.feature == feature and r.check == check:
@@ -107,6 +120,7 @@ class DataQualityResult:
                 "unseen_category_rate": self.unseen_category_rate,
                 "wrong_type_rate": self.wrong_type_rate,
                 "missing_share_max": self.missing_share_max,
+                "new_values": self.new_values,
                 "n_failed": self.n_failed,
                 "passed": self.passed,
             }
@@ -115,7 +129,7 @@ class DataQualityResult:
     def verdicts(self) -> list[Verdict]:
         return [
             Verdict(f"{e.check} {e.feature}", e.share, None, e.threshold, e.failed if e.n_rows else None,
-                    f"{e.n_flagged}/{e.n_rows} rows")
+                    f"{e.n_flagged}/{e.n_rows} rows" + (f"; new: {format_new_values(e.new_values)}" if e.new_values else ""))
             for e in self.results
         ]
 
@@ -130,6 +144,13 @@ class DataQualityResult:
         )
 
 
+def format_new_values(values: tuple[tuple[str, int], ...] | dict[str, int], limit: int = 5) -> str:
+    """``'Atlantis' (312 rows), 'Mars' (25 rows)``: the named values for a log line or a verdict."""
+    items = list(values.items() if isinstance(values, dict) else values)
+    text = ", ".join(f"{v!r} ({c} rows)" for v, c in items[:limit])
+    return text + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
 def check_expectations(
     profile: ReferenceProfile,
     table: Mapping[str, np.ndarray],
@@ -139,6 +160,7 @@ def check_expectations(
     out_of_range_threshold: float = 0.01,
     unseen_category_threshold: float = 0.01,
     wrong_type_threshold: float = 0.0,
+    min_new_value_rows: int = DEFAULT_MIN_NEW_VALUE_ROWS,
 ) -> DataQualityResult:
     """Run every expectation for every profiled feature. A feature absent from ``table`` is
     treated as entirely null (so it fails the missing-rate check instead of raising)."""
@@ -186,8 +208,11 @@ def check_expectations(
         # unseen categories (categorical)
         if spec.kind == FeatureKind.CATEGORICAL:
             known = set(fp.known_categories)
-            unseen = sum(1 for v, w in zip(values, wrong) if v is not None and not w and v not in known)
-            results.append(result(UNSEEN_CATEGORY, unseen, unseen_category_threshold, 0.0))
+            new = Counter(v for v, w in zip(values, wrong) if v is not None and not w and v not in known)
+            named = tuple(sorted(new.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_NAMED_VALUES])
+            unseen = result(UNSEEN_CATEGORY, sum(new.values()), unseen_category_threshold, 0.0)
+            frequent = bool(named) and named[0][1] >= min_new_value_rows
+            results.append(replace(unseen, new_values=named, failed=unseen.failed or frequent))
 
         # wrong types
         ref_wrong = fp.n_wrong_type / fp.n_rows if fp.n_rows else None
@@ -228,4 +253,5 @@ class DataQualityCheck(ProfileCheck):
             out_of_range_threshold=cfg.out_of_range_threshold,
             unseen_category_threshold=cfg.unseen_category_threshold,
             wrong_type_threshold=cfg.wrong_type_threshold,
+            min_new_value_rows=cfg.min_new_value_rows,
         )

@@ -26,6 +26,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 .drift{background:#fde0dc;font-weight:bold}
 .ok{background:#e3f4e1}
 .na{color:#888}
+.cause{background:#fff3cd;border-left:4px solid #d9534f;padding:8px 12px;font-size:15px}
 .feature{display:inline-block;vertical-align:top;margin:0 24px 24px 0}
 .legend span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:middle}
 """
@@ -128,8 +129,21 @@ def render_html(report: DriftReport, profile: ReferenceProfile, title: str = "Dr
         f"<p><b>{_e(verdict_txt)}</b> &mdash; window rows: {report.window_rows}, "
         f"reference rows: {report.reference_rows}, drift share: {_num(report.drift_share)}</p>"
     )
+    if report.findings:
+        # the root cause leads: one line the on-call engineer acts on, then the other findings
+        out.insert(3, f'<p class="cause"><b>Root cause:</b> {_e(report.root_cause)}</p>')
+        others = "".join(f"<li>{_e(f.text)}</li>" for f in report.findings[1:])
+        if others:
+            out.append(f"<details><summary>{len(report.findings) - 1} more findings</summary><ul>{others}</ul></details>")
     for note in report.notes:
         out.append(f"<p class=\"na\">{_e(note)}</p>")
+    if report.new_values:
+        rows_nv = [
+            f"<tr><td>{_e(feature)}</td><td>{_e(value)}</td><td class=\"num\">{count}</td></tr>"
+            for feature, values in report.new_values.items()
+            for value, count in values.items()
+        ]
+        out.append("<h2>Values never seen in training</h2>" + _table(["feature", "value", "window rows"], rows_nv))
 
     rows = []
     for v in report.verdicts():

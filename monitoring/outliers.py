@@ -1,4 +1,9 @@
-"""Outlier rate: Mahalanobis distance in the encoded (standardised + one-hot) reference space.
+"""Outlier rate: Mahalanobis distance in the encoded (robustly scaled + one-hot) reference space.
+
+Computed on complete rows only (a row with a null in any feature is left out on both sides, and
+the encoding has no missing-indicator columns): rising nulls are the missing-rate expectation's
+finding, and counting them here too paged twice for one cause. The rate is the share of the
+window's complete rows; ``n_target`` is their number.
 
 The reference covariance is ridge-regularised (``+ ridge * mean variance`` on the diagonal,
 computed through its eigendecomposition) so that one-hot columns (whose covariance is
@@ -23,7 +28,7 @@ import numpy as np
 
 from . import metric_names as M
 from ._util import json_clean
-from .check_protocol import EncodedCheck, Metric, Reference, Verdict, finite_metrics
+from .check_protocol import CompleteRowsCheck, Metric, Reference, Verdict, finite_metrics
 
 DEFAULT_OUTLIER_QUANTILE = 0.99
 DEFAULT_OUTLIER_RATE_THRESHOLD = 0.05
@@ -110,14 +115,14 @@ class MahalanobisOutlierDetector:
         )
 
 
-class OutlierCheck(EncodedCheck):
-    """Share of window rows beyond the reference's 99th percentile Mahalanobis distance."""
+class OutlierCheck(CompleteRowsCheck):
+    """Share of the window's complete rows beyond the reference's 99th percentile Mahalanobis distance."""
 
     name = "outliers"
     metric_names = (M.OUTLIER_RATE,)
 
     @classmethod
     def fit(cls, reference: Reference) -> OutlierCheck | None:
-        if not reference.supports_multivariate():
+        if not reference.supports_complete_rows():
             return None
-        return cls(MahalanobisOutlierDetector(reference.encoded_sample, rate_threshold=reference.config.outlier_rate_threshold))
+        return cls(MahalanobisOutlierDetector(reference.complete_sample, rate_threshold=reference.config.outlier_rate_threshold))

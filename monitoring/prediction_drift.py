@@ -10,8 +10,11 @@ Wasserstein/sd and JS-distance effect sizes as the features). ``is_drift`` = any
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from . import metric_names as M
 from ._util import json_clean
@@ -37,6 +40,24 @@ def probability_output(cls: str) -> str:
     return f"probability[{cls}]"
 
 
+def probability_columns(classes: Sequence[str], probabilities: np.ndarray) -> list[tuple[str, np.ndarray]] | None:
+    """The probability columns to test, named by class; None when they do not match the classes.
+
+    A binary model tests one column, the positive (second) class's: the other is its complement
+    and would be the same test twice. Its probabilities may come as one column (1-D input), which
+    is the positive class's, or as two."""
+    k = probabilities.shape[1]
+    if len(classes) == 2:
+        if k == 1:
+            return [(classes[1], probabilities[:, 0])]
+        if k == 2:
+            return [(classes[1], probabilities[:, 1])]
+        return None
+    if classes and k != len(classes):
+        return None
+    return [(classes[j] if j < len(classes) else str(j), probabilities[:, j]) for j in range(k)]
+
+
 @dataclass(frozen=True)
 class PredictionDriftResult:
     task: str | None
@@ -44,6 +65,7 @@ class PredictionDriftResult:
     correction: str
     alpha: float
     is_drift: bool | None
+    notes: tuple[str, ...] = ()
 
     def get(self, output: str) -> UnivariateResult:
         for r in self.results:
@@ -59,6 +81,7 @@ class PredictionDriftResult:
                 "correction": self.correction,
                 "alpha": self.alpha,
                 "is_drift": self.is_drift,
+                "notes": list(self.notes),
             }
         )
 
@@ -78,14 +101,19 @@ def detect_prediction_drift(
     correction: str = BONFERRONI,
     numeric_effect_threshold: float = DEFAULT_NUMERIC_EFFECT_THRESHOLD,
     categorical_effect_threshold: float = DEFAULT_CATEGORICAL_EFFECT_THRESHOLD,
+    adaptive: bool = True,
+    seed: int = 0,
 ) -> PredictionDriftResult:
     task = profile.outputs.task
     ref = profile.sample_predictions
     raw: list[UnivariateResult] = []
+    notes: list[str] = []
     if predictions is not None and not predictions.is_empty:
         if task == Task.REGRESSION:
             if ref.values is not None and predictions.values is not None:
-                det = KSDrift(ref.values, feature=VALUE_OUTPUT, alpha=alpha, effect_threshold=numeric_effect_threshold)
+                det = KSDrift(
+                    ref.values, feature=VALUE_OUTPUT, alpha=alpha, effect_threshold=numeric_effect_threshold, adaptive=adaptive, seed=seed
+                )
                 raw.append(det.predict(predictions.values))
         else:
             if profile.outputs.label_counts and predictions.labels is not None:
@@ -95,20 +123,26 @@ def detect_prediction_drift(
                     feature=LABEL_OUTPUT,
                     alpha=alpha,
                     effect_threshold=categorical_effect_threshold,
+                    adaptive=adaptive,
+                    seed=seed,
                 )
                 raw.append(det_c.predict(predictions.labels))
-            if (
-                ref.probabilities is not None
-                and predictions.probabilities is not None
-                and ref.probabilities.shape[1] == predictions.probabilities.shape[1]
-            ):
+            if ref.probabilities is not None and predictions.probabilities is not None:
                 classes = profile.outputs.classes
-                for k in range(ref.probabilities.shape[1]):
-                    name = probability_output(classes[k] if k < len(classes) else str(k))
-                    det = KSDrift(
-                        ref.probabilities[:, k], feature=name, alpha=alpha, effect_threshold=numeric_effect_threshold
+                ref_cols = probability_columns(classes, ref.probabilities)
+                win_cols = probability_columns(classes, predictions.probabilities)
+                if ref_cols is None or win_cols is None or len(ref_cols) != len(win_cols):
+                    notes.append(
+                        f"probabilities not tested: reference has {ref.probabilities.shape[1]} columns, window"
+                        f" {predictions.probabilities.shape[1]}, classes {list(classes)}"
                     )
-                    raw.append(det.predict(predictions.probabilities[:, k]))
+                else:
+                    for (cls, ref_col), (_, win_col) in zip(ref_cols, win_cols):
+                        det = KSDrift(
+                            ref_col, feature=probability_output(cls), alpha=alpha,
+                            effect_threshold=numeric_effect_threshold, adaptive=adaptive, seed=seed,
+                        )
+                        raw.append(det.predict(win_col))
     results = apply_correction(raw, correction) if raw else ()
     tested = [r for r in results if r.tested]
     return PredictionDriftResult(
@@ -117,6 +151,7 @@ def detect_prediction_drift(
         correction=correction,
         alpha=alpha,
         is_drift=bool(any(r.is_drift for r in tested)) if tested else None,
+        notes=tuple(notes),
     )
 
 
@@ -137,4 +172,6 @@ class PredictionDriftCheck(ProfileCheck):
             correction=cfg.correction,
             numeric_effect_threshold=cfg.numeric_effect_threshold,
             categorical_effect_threshold=cfg.categorical_effect_threshold,
+            adaptive=cfg.adaptive_effect_thresholds,
+            seed=cfg.seed,
         )

@@ -23,6 +23,8 @@ from ._util import (
     categorical_levels,
     coerce_column,
     finite_or_none,
+    label_text,
+    label_texts,
     level_counts,
     null_mask,
     table_rows,
@@ -40,8 +42,9 @@ DEFAULT_QUANTILES: tuple[float, ...] = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 
 class PredictionColumns:
     """Model outputs for a table's rows (any field may be None).
 
-    labels: object array of str (classifiers' predicted class);
-    probabilities: float array [N, K] in ``OutputsSpec.classes`` order;
+    labels: the classifiers' predicted class (any type; normalised by :func:`monitoring._util.label_text`);
+    probabilities: float array [N, K] in ``OutputsSpec.classes`` order; a 1-D array (or one column)
+    for a binary model is the positive class's (the second class) probability;
     values: float array (regression predictions).
     """
 
@@ -51,8 +54,8 @@ class PredictionColumns:
 
     def __post_init__(self) -> None:
         if self.labels is not None:
-            lab = np.asarray(self.labels, dtype=object).reshape(-1)
-            object.__setattr__(self, "labels", np.array([None if v is None else str(v) for v in lab], dtype=object))
+            # labels compared after normalising their type: 1.0 and "1" are the same class
+            object.__setattr__(self, "labels", label_texts(self.labels))
         if self.probabilities is not None:
             p = np.asarray(self.probabilities, dtype=np.float64)
             if p.ndim == 1:
@@ -247,8 +250,8 @@ def infer_task(predictions: PredictionColumns | None, outputs: OutputsSpec | Non
 def profile_outputs(predictions: PredictionColumns | None, outputs: OutputsSpec | None = None) -> OutputProfile:
     task = infer_task(predictions, outputs)
     if predictions is None or predictions.is_empty:
-        return OutputProfile(task=task, classes=tuple(outputs.classes) if outputs else ())
-    classes: tuple[str, ...] = tuple(outputs.classes) if outputs is not None else ()
+        return OutputProfile(task=task, classes=tuple(str(label_text(c)) for c in outputs.classes) if outputs else ())
+    classes: tuple[str, ...] = tuple(str(label_text(c)) for c in outputs.classes) if outputs is not None else ()
     label_counts: dict[str, int] = {}
     n_missing = 0
     if predictions.labels is not None:

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, TypeVar
 
 from . import metric_names as M
 from ._util import json_clean
 from .check_protocol import CheckResult, Metric, Verdict
 from .config import DriftConfig
+from .expectations import DataQualityResult
+from .root_cause import Finding, summary_line
+from .root_cause import findings as root_cause_findings
 from .univariate import FeatureDriftSummary
 from .window_histograms import FeatureHistogram
 
@@ -23,11 +27,11 @@ R = TypeVar("R")
 
 # the report's own top-level JSON keys; a check's name (its result's key) must be none of these
 REPORT_KEYS = frozenset(
-    {"window_rows", "reference_rows", "dataset_drift", "drift_share", "config", "histograms", "output_histograms", "notes", "metrics"}
+    {"window_rows", "reference_rows", "root_cause", "findings", "dataset_drift", "drift_share", "drifted_features", "new_values", "config", "histograms", "output_histograms", "notes", "metrics"}
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DriftReport:
     window_rows: int
     reference_rows: int
@@ -50,6 +54,33 @@ class DriftReport:
     def dataset_drift(self) -> bool | None:
         """At least ``drift_share_threshold`` of the features drifted; None when none could be tested."""
         return None if self.features is None else self.features.dataset_drift
+
+    @property
+    def drifted_features(self) -> list[str]:
+        """The features whose drift verdict is True (empty when none, or when none was tested)."""
+        return [] if self.features is None else self.features.drifted_features
+
+    @cached_property
+    def findings(self) -> list[Finding]:
+        """Every finding, the most likely cause first (:mod:`monitoring.root_cause`)."""
+        return root_cause_findings(self.results)
+
+    @property
+    def root_cause(self) -> str | None:
+        """The finding the report leads with ("bill_depth_mm missing in 25% of rows, reference
+        0.6%"), None when nothing fired."""
+        return self.findings[0].text if self.findings else None
+
+    @property
+    def summary(self) -> str | None:
+        """The root cause and how many more findings there are (the log line's and the notification's)."""
+        return summary_line(self.findings)
+
+    @property
+    def new_values(self) -> dict[str, dict[str, int]]:
+        """Feature -> {value never seen in training: window rows} (from the data-quality check)."""
+        quality = self.result(DataQualityResult)
+        return {} if quality is None else quality.new_values
 
     @property
     def drift_share(self) -> float | None:
@@ -76,8 +107,12 @@ class DriftReport:
             {
                 "window_rows": self.window_rows,
                 "reference_rows": self.reference_rows,
+                "root_cause": self.root_cause,
+                "findings": [f.text for f in self.findings],
                 "dataset_drift": self.dataset_drift,
                 "drift_share": self.drift_share,
+                "drifted_features": self.drifted_features,
+                "new_values": self.new_values,
                 "config": self.config.to_dict(),
                 **{name: None if r is None else r.to_dict() for name, r in self.results.items()},
                 "histograms": [h.to_dict() for h in self.histograms],

@@ -7,7 +7,9 @@ Tests
   here (the missing-rate expectation handles missingness).
 - categorical and boolean features: chi-squared test of homogeneity on the 2 x K contingency
   table "reference counts vs window counts" (``scipy.stats.chi2_contingency``, no Yates
-  correction). Levels: every category observed in the reference, null as its own level, and
+  correction). Levels: every category observed in the reference (nulls left out, as in the KS
+  test: rising nulls are one finding, the missing-rate expectation's; the predicted-label test
+  keeps null as its own level), and
   one "other/unseen" bucket pooling every category the reference never had. Levels whose
   expected count is below ``min_expected`` (5) are merged greedily (smallest first).
   The homogeneity test (rather than a goodness-of-fit test with the reference frequencies taken
@@ -25,13 +27,18 @@ Effect sizes (a statistically significant but tiny difference is not drift at 10
   before merging). Chosen over PSI because it is bounded and well defined when a level is
   empty on one side (a brand-new category), where PSI needs an arbitrary epsilon.
 
-A feature is drifted when ``corrected p < alpha`` **and** ``effect >= effect threshold``.
+A feature is drifted when ``corrected p < alpha`` **and** ``effect >= effect threshold``, where
+the threshold is the feature's own no-drift effect quantile at the window's size
+(:class:`NoiseGate`, estimated by resampling the reference, cached per size bucket) with the
+configured threshold as its floor. Numeric effects compare values clipped to the reference's
+[0.1%, 99.9%] quantiles widened by three scales (:data:`EFFECT_CLIP_QUANTILES`), so a single
+extreme row cannot dominate a small window.
 Multiple testing across features: Bonferroni (default, controls the family-wise error rate,
 so the "any feature drifted" rule false-alarms at most ``alpha``) or Benjamini-Hochberg FDR
 (``scipy.stats.false_discovery_control``).
 
-Default thresholds and the evaluation that set them
----------------------------------------------------
+Former fixed thresholds and the evaluation that set them (``adaptive_effect_thresholds=False``)
+---------------------------------------------------------------------------------------------
 ``DEFAULT_NUMERIC_EFFECT_THRESHOLD = 0.1`` (Wasserstein/sd) and
 ``DEFAULT_CATEGORICAL_EFFECT_THRESHOLD = 0.1`` (JS distance) -- the values Evidently uses for
 its normed Wasserstein and JS-distance tests. Evaluated with ``benchmarks/bench_drift_stats.py
@@ -83,12 +90,27 @@ if TYPE_CHECKING:  # annotation only: config imports this module's defaults
     from .config import DriftConfig
 
 DEFAULT_ALPHA = 0.05
-DEFAULT_NUMERIC_EFFECT_THRESHOLD = 0.1
-DEFAULT_CATEGORICAL_EFFECT_THRESHOLD = 0.1
+# the floors of the noise gates (with adaptive_effect_thresholds=False: the fixed thresholds; 0.1 is
+# then Evidently's and this library's former default)
+DEFAULT_NUMERIC_EFFECT_THRESHOLD = 0.03
+DEFAULT_CATEGORICAL_EFFECT_THRESHOLD = 0.02
 DEFAULT_MIN_EXPECTED = 5.0
 # exact KS p-values (scipy "auto") up to n_ref * n_window = 1e6 (e.g. 10k x 100); beyond, the
 # asymptotic distribution is accurate and the exact computation costs ~30 ms per 10k x 10k test
 KS_EXACT_MAX_PRODUCT = 1_000_000
+
+# effect sizes compare values clipped to the reference's [0.1%, 99.9%] quantiles widened by three
+# reference scales: one extreme row (1243 against a median near 3) then moves a 300-row window's
+# effect by at most ~(q99.9 + 3 scale - median) / (300 scale)
+EFFECT_CLIP_QUANTILES = (0.001, 0.999)
+# the effect gate from the reference's own noise: NOISE_RESAMPLES resamples of the window's size
+# (a size bucket: NOISE_BUCKETS_PER_DOUBLING per doubling, rounded down, so the gate is never looser
+# than at the true size), the effect's NOISE_QUANTILE quantile, times sqrt(1 + n/N) for the
+# reference's own sampling noise (a resample is compared with the reference it came from)
+NOISE_RESAMPLES = 1000
+NOISE_QUANTILE = 0.995
+NOISE_BUCKETS_PER_DOUBLING = 2
+NOISE_ATOMS = 1000  # a numeric reference is resampled as at most this many equal-mass atoms (its quantiles)
 
 KS = "ks"
 CHI2 = "chi2"
@@ -138,6 +160,88 @@ def js_distance(p: npt.ArrayLike, q: npt.ArrayLike) -> float:
         return float("nan")
     d = float(jensenshannon(pa / pa.sum(), qa / qa.sum(), base=2))
     return 0.0 if math.isnan(d) else min(max(d, 0.0), 1.0)
+
+
+def size_bucket(n: int) -> int:
+    """The window size the noise gate is estimated at: ``n`` rounded down to a step of
+    :data:`NOISE_BUCKETS_PER_DOUBLING` per doubling (a smaller size has more noise: a safe gate)."""
+    if n <= 1:
+        return 1
+    k = math.floor(math.log2(n) * NOISE_BUCKETS_PER_DOUBLING) / NOISE_BUCKETS_PER_DOUBLING
+    return max(1, min(n, int(2**k)))
+
+
+def noise_quantile(effects: np.ndarray, m: int, n_reference: int) -> float:
+    """The gate from resampled no-drift effects at size ``m``: their :data:`NOISE_QUANTILE`
+    quantile, widened by ``sqrt(1 + m / n_reference)`` for the reference's own sampling noise."""
+    finite = effects[np.isfinite(effects)]
+    if finite.size == 0:
+        return 0.0
+    return float(np.quantile(finite, NOISE_QUANTILE) * math.sqrt(1.0 + m / max(n_reference, 1)))
+
+
+def resampled_wasserstein(sorted_reference: np.ndarray, m: int, scale: float, rng: np.random.Generator) -> np.ndarray:
+    """Wasserstein effects of :data:`NOISE_RESAMPLES` size-``m`` resamples of the reference
+    (represented by :data:`NOISE_ATOMS` equal-mass atoms) against the reference itself:
+    ``W = sum_i |F_resample(a_i) - F_ref(a_i)| (a_{i+1} - a_i)``, all resamples at once."""
+    # at most one atom per 10 resampled rows: finer atoms add nothing the resample could resolve
+    n_atoms = int(min(NOISE_ATOMS, max(100, m // 10)))
+    atoms = np.quantile(sorted_reference, (np.arange(n_atoms) + 0.5) / n_atoms)
+    # Poissonised bootstrap: independent Poisson(m / atoms) counts per atom (a multinomial of m draws
+    # conditioned on its total); from 10 expected rows per atom on, their normal approximation,
+    # ~10x cheaper to draw
+    lam = m / n_atoms
+    if lam < 10:
+        counts = rng.poisson(lam, size=(NOISE_RESAMPLES, n_atoms)).astype(np.float64)
+    else:
+        counts = np.maximum(lam + math.sqrt(lam) * rng.standard_normal((NOISE_RESAMPLES, n_atoms)), 0.0)
+    totals = np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+    cdf = np.cumsum(counts, axis=1)[:, :-1] / totals
+    ref_cdf = np.arange(1, n_atoms) / n_atoms
+    widths = np.diff(atoms)
+    scale = scale if (np.isfinite(scale) and scale > 0) else 1.0
+    return np.abs(cdf - ref_cdf) @ widths / scale
+
+
+def resampled_js(reference_counts: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
+    """Jensen-Shannon distances of :data:`NOISE_RESAMPLES` size-``m`` multinomial resamples of the
+    reference level frequencies against them, all at once."""
+    p = reference_counts / reference_counts.sum()
+    q = rng.multinomial(m, p, size=NOISE_RESAMPLES) / m
+    mid = (p + q) / 2
+
+    def kl(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = np.where(a > 0, a * np.log2(a / b), 0.0)
+        return terms.sum(axis=-1)
+
+    return np.sqrt(np.clip((kl(p[None, :], mid) + kl(q, mid)) / 2, 0.0, 1.0))
+
+
+class NoiseGate:
+    """The effect gate per window-size bucket, estimated on first use and cached (a bounded cost:
+    one vectorised resampling of :data:`NOISE_RESAMPLES` x :data:`NOISE_ATOMS` values per feature
+    and size bucket, ~20-60 ms; ``benchmarks/bench_drift_stats.py`` times the first and the warm check)."""
+
+    def __init__(self, resample: Any, n_reference: int, floor: float, seed: int) -> None:
+        self.resample = resample  # (m, rng) -> resampled effects
+        self.n_reference = n_reference
+        self.floor = float(floor)
+        self.seed = seed
+        self.cache: dict[int, float] = {}
+
+    def noise(self, n: int) -> float:
+        m = size_bucket(n)
+        if m not in self.cache:
+            rng = np.random.default_rng([self.seed, m])
+            self.cache[m] = noise_quantile(self.resample(m, rng), m, self.n_reference)
+        return self.cache[m]
+
+    def threshold(self, n: int) -> tuple[float, float]:
+        """``(gate, noise)``: the effect threshold for an n-row window (the noise quantile, the
+        fixed floor as a minimum) and the noise quantile itself."""
+        noise = self.noise(n) if self.n_reference and n else 0.0
+        return max(self.floor, noise), noise
 
 
 def merge_sparse_levels(
@@ -201,6 +305,7 @@ class UnivariateResult:
     n_reference: int = 0
     n_target: int = 0
     note: str | None = None  # why a test could not run
+    noise_threshold: float | None = None  # the no-drift effect quantile at this window size (the gate unless below the floor)
 
     @property
     def tested(self) -> bool:
@@ -227,6 +332,7 @@ class UnivariateResult:
             self.effect_threshold,
             self.is_drift if self.tested else None,
             f"drift when p < {self.alpha:g} and effect {self.effect_measure}={fmt(self.effect_size)} >= threshold"
+            + (f" (no-drift noise {fmt(self.noise_threshold)} at this size)" if self.noise_threshold is not None else "")
             + (f"; {self.note}" if self.note else ""),
         )
 
@@ -250,9 +356,11 @@ class KSDrift:
         scale: float | None = None,
         alpha: float = DEFAULT_ALPHA,
         effect_threshold: float = DEFAULT_NUMERIC_EFFECT_THRESHOLD,
+        adaptive: bool = True,
+        seed: int = 0,
     ) -> None:
         x = np.asarray(x_ref, dtype=np.float64).reshape(-1)
-        self.x_ref = x[np.isfinite(x)]
+        self.x_ref = np.sort(x[np.isfinite(x)])
         self.feature = feature
         if scale is None:
             sd = float(self.x_ref.std(ddof=1)) if self.x_ref.size > 1 else 0.0
@@ -263,6 +371,28 @@ class KSDrift:
         self.scale = float(scale)
         self.alpha = float(alpha)
         self.effect_threshold = float(effect_threshold)
+        if self.x_ref.size:
+            lo, hi = np.quantile(self.x_ref, EFFECT_CLIP_QUANTILES)
+            # three reference scales beyond the extreme quantiles: a shift past the reference's range still shows
+            self.clip = (float(lo) - 3 * self.scale, float(hi) + 3 * self.scale)
+        else:
+            self.clip = (-np.inf, np.inf)
+        self.x_ref_clipped = np.clip(self.x_ref, *self.clip)
+        self.gate: NoiseGate | None = None
+        if adaptive and self.x_ref.size:
+            self.gate = NoiseGate(
+                lambda m, rng: resampled_wasserstein(self.x_ref_clipped, m, self.scale, rng),
+                self.x_ref.size, self.effect_threshold, seed,
+            )
+
+    def effect(self, x: np.ndarray) -> float:
+        """Wasserstein / reference scale, both sides clipped to the reference's extreme quantiles."""
+        return wasserstein_effect(self.x_ref_clipped, np.clip(x, *self.clip), self.scale)
+
+    def threshold(self, n: int) -> tuple[float, float | None]:
+        if self.gate is None:
+            return self.effect_threshold, None
+        return self.gate.threshold(n)
 
     def predict(self, x: np.ndarray) -> UnivariateResult:
         x = np.asarray(x, dtype=np.float64).reshape(-1)
@@ -277,14 +407,16 @@ class KSDrift:
             warnings.filterwarnings("ignore", message="ks_2samp: Exact calculation unsuccessful")
             res = stats.ks_2samp(self.x_ref, x, method=method)
         p = float(res.pvalue)
+        gate, noise = self.threshold(n_t)
         r = UnivariateResult(
             feature=self.feature,
             test=KS,
             statistic=float(res.statistic),
             p_value=p,
             p_value_corrected=p,
-            effect_size=wasserstein_effect(self.x_ref, x, self.scale),
-            effect_threshold=self.effect_threshold,
+            effect_size=self.effect(x),
+            effect_threshold=gate,
+            noise_threshold=noise,
             alpha=self.alpha,
             is_drift=False,
             effect_measure=WASSERSTEIN_SD,
@@ -309,16 +441,24 @@ class ChiSquareDrift:
         alpha: float = DEFAULT_ALPHA,
         effect_threshold: float = DEFAULT_CATEGORICAL_EFFECT_THRESHOLD,
         min_expected: float = DEFAULT_MIN_EXPECTED,
+        count_nulls: bool = True,
+        adaptive: bool = True,
+        seed: int = 0,
     ) -> None:
         self.feature = feature
+        self.count_nulls = count_nulls
         self.levels: list[str] = [k for k, v in reference_counts.items() if v > 0]
         self.ref_counts = np.array(
-            [reference_counts[k] for k in self.levels] + [int(reference_nulls), 0], dtype=np.float64
+            [reference_counts[k] for k in self.levels] + [int(reference_nulls) if count_nulls else 0, 0], dtype=np.float64
         )
         self.alpha = float(alpha)
         self.effect_threshold = float(effect_threshold)
         self.min_expected = float(min_expected)
         self._index = {k: i for i, k in enumerate(self.levels)}
+        n_ref = int(self.ref_counts.sum())
+        self.gate: NoiseGate | None = None
+        if adaptive and n_ref:
+            self.gate = NoiseGate(lambda m, rng: resampled_js(self.ref_counts, m, rng), n_ref, self.effect_threshold, seed)
 
     @classmethod
     def from_levels(cls, levels: Iterable[Any], **kwargs: Any) -> ChiSquareDrift:
@@ -334,7 +474,7 @@ class ChiSquareDrift:
         counts = np.zeros(k + 2, dtype=np.float64)
         for lvl, c in level_counts(levels).items():
             counts[self._index.get(lvl, k + 1)] += c
-        counts[k] = int(null_mask(levels).sum())
+        counts[k] = int(null_mask(levels).sum()) if self.count_nulls else 0
         return counts
 
     def predict(self, levels: np.ndarray) -> UnivariateResult:
@@ -345,6 +485,7 @@ class ChiSquareDrift:
             note = "no reference rows" if n_ref == 0 else "no window rows"
             return _untested(self.feature, CHI2, JENSEN_SHANNON, self.effect_threshold, self.alpha, n_ref, n_t, note)
         stat, p, _ = chi2_homogeneity(self.ref_counts, tgt, self.min_expected)
+        gate, noise = (self.effect_threshold, None) if self.gate is None else self.gate.threshold(n_t)
         r = UnivariateResult(
             feature=self.feature,
             test=CHI2,
@@ -352,7 +493,8 @@ class ChiSquareDrift:
             p_value=p,
             p_value_corrected=p,
             effect_size=js_distance(self.ref_counts, tgt),
-            effect_threshold=self.effect_threshold,
+            effect_threshold=gate,
+            noise_threshold=noise,
             alpha=self.alpha,
             is_drift=False,
             effect_measure=JENSEN_SHANNON,
@@ -451,6 +593,8 @@ class TabularDrift:
         categorical_effect_threshold: float = DEFAULT_CATEGORICAL_EFFECT_THRESHOLD,
         drift_share_threshold: float = 0.0,
         min_expected: float = DEFAULT_MIN_EXPECTED,
+        adaptive: bool = True,
+        seed: int = 0,
     ) -> None:
         if correction not in (BONFERRONI, FDR):
             raise ValueError(f"unknown correction {correction!r}")
@@ -468,6 +612,8 @@ class TabularDrift:
                     scale=fp.scale,
                     alpha=alpha,
                     effect_threshold=numeric_effect_threshold,
+                    adaptive=adaptive,
+                    seed=seed,
                 )
             else:
                 self.detectors[spec.name] = ChiSquareDrift(
@@ -477,6 +623,9 @@ class TabularDrift:
                     alpha=alpha,
                     effect_threshold=categorical_effect_threshold,
                     min_expected=min_expected,
+                    count_nulls=False,  # like KS: missingness is the missing-rate expectation's finding
+                    adaptive=adaptive,
+                    seed=seed,
                 )
 
     def predict(self, table: Mapping[str, np.ndarray]) -> FeatureDriftSummary:
@@ -519,6 +668,8 @@ def tabular_drift(profile: ReferenceProfile, config: DriftConfig) -> TabularDrif
         numeric_effect_threshold=config.numeric_effect_threshold,
         categorical_effect_threshold=config.categorical_effect_threshold,
         drift_share_threshold=config.drift_share_threshold,
+        adaptive=config.adaptive_effect_thresholds,
+        seed=config.seed,
     )
 
 

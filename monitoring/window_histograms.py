@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ._util import categorical_levels, coerce_column, json_clean
-from .prediction_drift import LABEL_OUTPUT, VALUE_OUTPUT, probability_output
+from .prediction_drift import LABEL_OUTPUT, VALUE_OUTPUT, probability_columns, probability_output
 from .profile import PredictionColumns, ReferenceProfile
 
 PROBABILITY_BINS = 10
@@ -82,12 +82,13 @@ def output_histograms(profile: ReferenceProfile, target: PredictionColumns | Non
     if ref.probabilities is not None and target.probabilities is not None and classes:
         edges = np.linspace(0.0, 1.0, PROBABILITY_BINS + 1)
         labels = tuple(f"[{a:.1f}, {b:.1f})" for a, b in zip(edges[:-1], edges[1:]))
-        for k, c in enumerate(classes):
-            if k >= ref.probabilities.shape[1] or k >= target.probabilities.shape[1]:
-                break
-            r = _counts(np.clip(ref.probabilities[:, k], 0, 1), edges)
-            t = _counts(np.clip(target.probabilities[:, k], 0, 1), edges)
-            out.append(FeatureHistogram(probability_output(c), "numeric", labels, r, t))
+        ref_cols = probability_columns(classes, ref.probabilities)
+        win_cols = probability_columns(classes, target.probabilities)
+        if ref_cols is not None and win_cols is not None and len(ref_cols) == len(win_cols):
+            for (c, ref_col), (_, win_col) in zip(ref_cols, win_cols):
+                r = _counts(np.clip(ref_col, 0, 1), edges)
+                t = _counts(np.clip(win_col, 0, 1), edges)
+                out.append(FeatureHistogram(probability_output(c), "numeric", labels, r, t))
     if ref.values is not None and target.values is not None:
         rv, tv = ref.values[np.isfinite(ref.values)], target.values[np.isfinite(target.values)]
         if rv.size:

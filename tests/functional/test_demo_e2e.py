@@ -35,6 +35,14 @@ def test_shifted_period_raises_dataset_drift_and_data_quality_alarms(demo_result
     assert shifted.states["DataQualityFailures"] == "ALARM"
     assert shifted.states["MissingRate"] == "ALARM"
     assert shifted.states["NoTraffic"] == "OK"
+    # the report leads with the cause and names the value never seen in training
+    assert shifted.summary["root_cause"] and quiet_root_cause(results) is None
+    (feature, values), = shifted.summary["new_values"].items()
+    assert list(values) == ["Atlantis"] and values["Atlantis"] > 0
+
+
+def quiet_root_cause(results):
+    return results[PERIOD_QUIET].summary["root_cause"]
 
 
 def test_reports_exist_and_the_alarm_table_is_printed(demo_results) -> None:
@@ -44,6 +52,7 @@ def test_reports_exist_and_the_alarm_table_is_printed(demo_results) -> None:
         assert html.startswith("<!DOCTYPE html>") and "<svg" in html
         assert r.html_path.with_suffix(".json").exists()
     assert "DatasetDrift" in printed and "ALARM" in printed and "HTML report:" in printed
+    assert "root cause: " in printed and "new values in " in printed and "'Atlantis' in " in printed
 
 
 def test_bring_your_own_regression_model_with_a_boolean_feature_runs_the_whole_loop(tmp_path) -> None:

@@ -123,9 +123,14 @@ def test_fdr_correction_is_never_stricter_than_bonferroni(profile, rng):
     assert fdr.correction == "fdr"
 
 
-def test_a_significant_but_tiny_shift_is_not_drift_because_of_the_effect_threshold(profile, rng):
-    # 0.06 sd at 10k rows: KS alone is significant most of the time, the effect is below 0.1
-    table = syn.make_table(WINDOW, rng, mean_shift={"num_a": 0.06})
-    report = DriftChecker(profile, DriftConfig(mmd_enabled=False)).check(table)
-    r = report.features.get("num_a")
-    assert r.effect_size < 0.1 and not r.is_drift
+def test_a_small_shift_is_drift_where_it_exceeds_the_reference_noise_and_a_floor_still_applies(profile, rng):
+    # 0.06 sd: above the no-drift effect noise of a 10k-row window (~0.045), within that of 1k rows (~0.12)
+    checker = DriftChecker(profile, DriftConfig(mmd_enabled=False))
+    big = checker.check(syn.make_table(WINDOW, rng, mean_shift={"num_a": 0.06})).features.get("num_a")
+    assert big.noise_threshold < 0.05 and big.effect_threshold == big.noise_threshold and big.is_drift
+    small = checker.check(syn.make_table(1000, rng, mean_shift={"num_a": 0.06})).features.get("num_a")
+    assert small.noise_threshold > 0.08 and not small.is_drift
+    # the configured effect threshold is the gate's floor
+    floored = DriftChecker(profile, DriftConfig(mmd_enabled=False, numeric_effect_threshold=0.1))
+    r = floored.check(syn.make_table(WINDOW, rng, mean_shift={"num_a": 0.06})).features.get("num_a")
+    assert r.effect_threshold == 0.1 and r.effect_size < 0.1 and not r.is_drift
