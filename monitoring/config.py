@@ -53,6 +53,11 @@ class DriftConfig:
     unseen_category_threshold: float = 0.01
     wrong_type_threshold: float = 0.0
     seed: int = 0
+    # performance against the reference, estimated performance and target drift (issue 11)
+    performance_min_labels: int = 200  # no performance / target-drift verdict on fewer labelled rows
+    performance_bootstrap: int = 500  # bootstrap resamples for the F1 / AUC / MAE / RMSE standard errors
+    estimated_accuracy_drop_threshold: float = 0.05  # CBPE: page when the estimated accuracy falls this far
+    estimated_min_rows: int = 200  # no CBPE verdict on smaller windows
 
     def __post_init__(self) -> None:
         if self.correction not in (BONFERRONI, FDR):
