@@ -357,6 +357,16 @@ def alarm_specs(
         "Raise the account's concurrency quota or lower the stage throttling limits.",
         "alarm-inference-throttles", "service", period_s=300,
     )
+
+    # --- model performance (issue 11): labels from /feedback, and the estimate before they come ---
+    add(
+        "PerformanceDegraded", drift_metrics.PERFORMANCE_DEGRADED, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
+        f"Model performance on the feedback labels of the last {s.window_hours} h fell significantly below its "
+        f"held-out reference performance (alpha {s.alpha}, at least {s.performance_min_labels} labels).",
+        "Read performance_drop in the report (which metric, how far, on how many labels); compare with the "
+        "drift alarms: inputs unchanged means the concept changed, retrain on recent labelled data.",
+        "alarm-performance-degraded", "model", **drift,
+    )
     return specs
 
 

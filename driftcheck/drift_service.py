@@ -53,6 +53,8 @@ def drift_config(settings: DriftSettings) -> DriftConfig:
         missing_rate_tolerance=settings.missing_rate_threshold,
         out_of_range_threshold=settings.out_of_range_threshold,
         unseen_category_threshold=settings.unseen_category_threshold,
+        performance_min_labels=settings.performance_min_labels,
+        estimated_accuracy_drop_threshold=settings.estimated_accuracy_drop_threshold,
         **overrides,
     )
 
@@ -139,6 +141,8 @@ class DriftService:
             ref.table,
             PredictionColumns(labels=ref.labels, probabilities=ref.probabilities, values=ref.values),
             outputs=self.checked.outputs,
+            targets=ref.targets,
+            reference_performance=self.manifest.export_metrics.get("reference_performance"),
         )
         self.config = drift_config(settings)
         self.checker = DriftChecker(self.profile, self.config)

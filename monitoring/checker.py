@@ -29,6 +29,7 @@ from .expectations import DataQualityCheck
 from .multivariate import MMDCheck, ReconstructionCheck
 from .outliers import OutlierCheck
 from .performance import LabeledPredictions, PerformanceCheck
+from .performance_drop import PerformanceDropCheck
 from .prediction_drift import PredictionDriftCheck
 from .profile import PredictionColumns, ReferenceProfile
 from .report import REPORT_KEYS, DriftReport
@@ -45,6 +46,7 @@ DEFAULT_CHECKS: tuple[type[Check], ...] = (
     OutlierCheck,
     DataQualityCheck,
     PerformanceCheck,
+    PerformanceDropCheck,
 )
 
 

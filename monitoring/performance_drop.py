@@ -31,6 +31,8 @@ from .check_protocol import Check, Metric, Reference, Verdict, Window, finite_me
 from .performance import roc_auc_ovr_macro
 from .types import Task
 
+Values = Sequence[Any] | np.ndarray  # labels or targets, one per row
+
 CONFIDENCE = 0.95
 DEFAULT_BOOTSTRAP = 1000
 # metrics where higher is better; for the others (errors) a rise is the drop
@@ -67,7 +69,7 @@ def _f1_from_confusions(cm: np.ndarray) -> np.ndarray:
     return f1.sum(axis=1) / np.maximum(present.sum(axis=1), 1)
 
 
-def _codes(y_true: Sequence[Any], y_pred: Sequence[Any], classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray, int]:
+def _codes(y_true: Values, y_pred: Values, classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray, int]:
     names = list(dict.fromkeys([*classes, *(str(v) for v in y_true), *(str(v) for v in y_pred)]))
     index = {c: i for i, c in enumerate(names)}
     t = np.array([index[str(v)] for v in y_true], dtype=np.int64)
@@ -96,8 +98,8 @@ def _estimate(value: float, boot: np.ndarray, confidence: float) -> MetricEstima
 
 
 def classification_estimates(
-    y_true: Sequence[Any],
-    y_pred: Sequence[Any],
+    y_true: Values,
+    y_pred: Values,
     probabilities: np.ndarray | None,
     classes: Sequence[str],
     n_boot: int = DEFAULT_BOOTSTRAP,
@@ -137,7 +139,7 @@ def classification_estimates(
 
 
 def regression_estimates(
-    y_true: Sequence[float], y_pred: Sequence[float], n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0, confidence: float = CONFIDENCE
+    y_true: Values, y_pred: Values, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0, confidence: float = CONFIDENCE
 ) -> dict[str, MetricEstimate]:
     t = np.asarray(y_true, dtype=np.float64)
     p = np.asarray(y_pred, dtype=np.float64)
@@ -156,8 +158,8 @@ def regression_estimates(
 
 def measure_performance(
     task: Task | str,
-    y_true: Sequence[Any],
-    predicted: Sequence[Any],
+    y_true: Values,
+    predicted: Values,
     probabilities: np.ndarray | None = None,
     classes: Sequence[str] = (),
     *,

@@ -1,0 +1,109 @@
+"""Performance against the reference, end to end on moto (issue 11): predictions through the real
+inference handler, labels back through /feedback, the real drift-check handler, metrics in CloudWatch
+and the report in S3, read by the alarm specs the stack deploys."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from cdk.alarms import alarm_specs, evaluate
+from devtools.local import load_handler_module
+from modelserve import metric_names as mn
+from modelserve.settings import Settings
+from monitoring import metric_names as M
+from tests.support import event
+
+BUCKET = "perf-test-captures"
+NAMESPACE = "PerfTest"
+
+
+@pytest.fixture
+def handlers(aws_credentials, monkeypatch, load_inference, sample_bundle):
+    with mock_aws():
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
+        monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+        inference = load_inference(capture_bucket=BUCKET, metrics_namespace=NAMESPACE)
+        yield inference, load_handler_module("drift_check")
+
+
+def predict_and_label(inference: Any, ctx: Any, reference: list[dict], n_requests: int, rng: random.Random, wrong_share: float) -> None:
+    """Rows of the reference scored through /predict; each row's true class (or, for ``wrong_share``
+    of them, another class: the world changed, P(y|X) moved) sent back through /feedback."""
+    classes = sorted({r["target"] for r in reference})
+    for i in range(n_requests):
+        batch = [rng.choice(reference) for _ in range(10)]
+        rid = f"req-{i}-{rng.random()}"
+        resp = inference.handler(event("rest_v1", "POST", "/predict", {"instances": [r["inputs"] for r in batch]}, request_id=rid), ctx)
+        assert resp["statusCode"] == 200, resp["body"]
+        items = []
+        for row, r in enumerate(batch):
+            label = r["target"]
+            if rng.random() < wrong_share:
+                label = rng.choice([c for c in classes if c != label])
+            items.append({"request_id": rid, "row": row, "label": label})
+        # each batch its own request id: the feedback object's key carries it
+        resp = inference.handler(event("rest_v1", "POST", "/feedback", items, request_id=f"fb-{rid}"), ctx)
+        assert resp["statusCode"] == 202, resp["body"]
+
+
+def metric(name: str, at: datetime, version: str) -> list[float]:
+    dims = [{"Name": mn.DIM_MODEL_NAME, "Value": "penguins"}, {"Name": mn.DIM_MODEL_VERSION, "Value": version}]
+    resp = boto3.client("cloudwatch").get_metric_data(
+        MetricDataQueries=[{"Id": "m", "MetricStat": {"Metric": {"Namespace": NAMESPACE, "MetricName": name, "Dimensions": dims}, "Period": 60, "Stat": "Maximum"}}],
+        StartTime=at - timedelta(minutes=2),
+        EndTime=at + timedelta(minutes=2),
+    )
+    return resp["MetricDataResults"][0]["Values"]
+
+
+def run_check(drift: Any, ctx: Any) -> tuple[datetime, dict[str, Any]]:
+    at = datetime.now(UTC) + timedelta(seconds=1)
+    summary = drift.handler({"time": at.strftime("%Y-%m-%dT%H:%M:%SZ")}, ctx)
+    doc = json.loads(boto3.client("s3").get_object(Bucket=BUCKET, Key=summary["report_json"].split("/", 3)[3])["Body"].read())
+    return at, doc["report"]
+
+
+def alarm(alarm_id: str) -> Any:
+    return next(s for s in alarm_specs(Settings(metrics_namespace=NAMESPACE), "penguins", "v") if s.id == alarm_id)
+
+
+def test_labels_as_good_as_the_reference_do_not_page(handlers, sample_bundle, lambda_context) -> None:
+    inference, drift = handlers
+    predict_and_label(inference, lambda_context, sample_bundle.reference_rows(), 40, random.Random(1), wrong_share=0.0)
+    at, report = run_check(drift, lambda_context)
+    result = report["performance_drop"]
+    assert result["n_labels"] == 400 and result["degraded"] is False
+    assert result["reference_source"] == "holdout_refit"
+    values = metric(M.PERFORMANCE_DEGRADED, at, sample_bundle.manifest.version)
+    assert values == [0.0] and evaluate(alarm("PerformanceDegraded"), values[0]) == "OK"
+
+
+def test_a_real_accuracy_drop_pages_with_the_drop_published(handlers, sample_bundle, lambda_context) -> None:
+    inference, drift = handlers
+    predict_and_label(inference, lambda_context, sample_bundle.reference_rows(), 40, random.Random(2), wrong_share=0.2)
+    at, report = run_check(drift, lambda_context)
+    result = report["performance_drop"]
+    accuracy = next(c for c in result["comparisons"] if c["metric"] == "accuracy")
+    reference_accuracy = sample_bundle.manifest.export_metrics["reference_performance"]["metrics"]["accuracy"]["value"]
+    assert accuracy["reference"] == pytest.approx(reference_accuracy)
+    assert result["degraded"] is True and accuracy["p_value"] < 0.05 / len(result["comparisons"])
+    version = sample_bundle.manifest.version
+    (drop,) = metric(M.ACCURACY_DROP, at, version)
+    assert drop == pytest.approx(accuracy["reference"] - accuracy["window"]) and 0.1 < drop < 0.3
+    (degraded,) = metric(M.PERFORMANCE_DEGRADED, at, version)
+    assert evaluate(alarm("PerformanceDegraded"), degraded) == "ALARM"
+
+
+def test_too_few_labels_give_no_verdict_and_no_datapoint(handlers, sample_bundle, lambda_context) -> None:
+    inference, drift = handlers
+    predict_and_label(inference, lambda_context, sample_bundle.reference_rows(), 5, random.Random(3), wrong_share=0.5)
+    at, report = run_check(drift, lambda_context)
+    assert report["performance_drop"]["degraded"] is None and report["performance_drop"]["n_labels"] == 50
+    assert metric(M.PERFORMANCE_DEGRADED, at, sample_bundle.manifest.version) == []
