@@ -367,6 +367,15 @@ def alarm_specs(
         "drift alarms: inputs unchanged means the concept changed, retrain on recent labelled data.",
         "alarm-performance-degraded", "model", **drift,
     )
+    add(
+        "EstimatedAccuracyDrop", drift_metrics.ESTIMATED_ACCURACY_DROP, "model", "Maximum", s.estimated_accuracy_drop_threshold,
+        "GreaterThanThreshold",
+        f"The accuracy estimated from the model's calibrated probabilities (no labels needed) fell more than "
+        f"{s.estimated_accuracy_drop_threshold:.0%} below its estimate on the reference in the last {s.window_hours} h.",
+        "Read estimated_performance in the report and the drift alarms: inputs moved to where the model is unsure; "
+        "get labels for the window (audit sample, /feedback) to confirm, then retrain.",
+        "alarm-estimated-accuracy-drop", "model", **drift,
+    )
     return specs
 
 

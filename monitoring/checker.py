@@ -25,6 +25,7 @@ from . import metric_names as M
 from ._util import table_rows
 from .check_protocol import Check, CheckResult, Reference, Window
 from .config import DriftConfig
+from .estimated_performance import EstimatedPerformanceCheck
 from .expectations import DataQualityCheck
 from .multivariate import MMDCheck, ReconstructionCheck
 from .outliers import OutlierCheck
@@ -47,6 +48,7 @@ DEFAULT_CHECKS: tuple[type[Check], ...] = (
     DataQualityCheck,
     PerformanceCheck,
     PerformanceDropCheck,
+    EstimatedPerformanceCheck,
 )
 
 

@@ -107,3 +107,20 @@ def test_too_few_labels_give_no_verdict_and_no_datapoint(handlers, sample_bundle
     at, report = run_check(drift, lambda_context)
     assert report["performance_drop"]["degraded"] is None and report["performance_drop"]["n_labels"] == 50
     assert metric(M.PERFORMANCE_DEGRADED, at, sample_bundle.manifest.version) == []
+
+
+def test_estimated_accuracy_is_published_on_every_check_without_labels(handlers, sample_bundle, lambda_context) -> None:
+    inference, drift = handlers
+    reference = sample_bundle.reference_rows()
+    rng = random.Random(4)
+    for i in range(30):
+        batch = [rng.choice(reference)["inputs"] for _ in range(10)]
+        assert inference.handler(event("rest_v1", "POST", "/predict", {"instances": batch}, request_id=f"u{i}"), lambda_context)["statusCode"] == 200
+    at, report = run_check(drift, lambda_context)
+    est = report["estimated_performance"]
+    assert est["n_rows"] == 300 and est["calibrated"] is True and est["degraded"] is False
+    (published,) = metric(M.ESTIMATED_ACCURACY, at, sample_bundle.manifest.version)
+    assert published == pytest.approx(est["estimated_accuracy"])
+    # traffic like the reference: the estimate reads the reference's own accuracy
+    assert published == pytest.approx(est["reference_accuracy"], abs=0.03)
+    assert evaluate(alarm("EstimatedAccuracyDrop"), metric(M.ESTIMATED_ACCURACY_DROP, at, sample_bundle.manifest.version)[0]) == "OK"
