@@ -376,6 +376,14 @@ def alarm_specs(
         "get labels for the window (audit sample, /feedback) to confirm, then retrain.",
         "alarm-estimated-accuracy-drop", "model", **drift,
     )
+    add(
+        "TargetDrift", drift_metrics.TARGET_DRIFT, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
+        f"The labels that came back through /feedback in the last {s.window_hours} h are distributed unlike the "
+        f"reference targets, or name a class the reference never had (alpha {s.alpha}, at least {s.performance_min_labels} labels).",
+        "Read target_drift in the report: the classes whose share moved, new and vanished classes, predicted vs observed "
+        "shares; check the labelling source, then retrain with the new class mix.",
+        "alarm-target-drift", "model", **drift,
+    )
     return specs
 
 

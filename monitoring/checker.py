@@ -34,6 +34,7 @@ from .performance_drop import PerformanceDropCheck
 from .prediction_drift import PredictionDriftCheck
 from .profile import PredictionColumns, ReferenceProfile
 from .report import REPORT_KEYS, DriftReport
+from .target_drift import TargetDriftCheck
 from .types import FeatureKind, Table
 from .univariate import FeatureDriftCheck
 from .window_histograms import feature_histograms, output_histograms
@@ -49,6 +50,7 @@ DEFAULT_CHECKS: tuple[type[Check], ...] = (
     PerformanceCheck,
     PerformanceDropCheck,
     EstimatedPerformanceCheck,
+    TargetDriftCheck,
 )
 
 

@@ -83,6 +83,9 @@ def test_labels_as_good_as_the_reference_do_not_page(handlers, sample_bundle, la
     assert result["reference_source"] == "holdout_refit"
     values = metric(M.PERFORMANCE_DEGRADED, at, sample_bundle.manifest.version)
     assert values == [0.0] and evaluate(alarm("PerformanceDegraded"), values[0]) == "OK"
+    # labels drawn like the reference targets: no target drift either
+    assert report["target_drift"]["drift"] is False and report["target_drift"]["new_classes"] == []
+    assert evaluate(alarm("TargetDrift"), metric(M.TARGET_DRIFT, at, sample_bundle.manifest.version)[0]) == "OK"
 
 
 def test_a_real_accuracy_drop_pages_with_the_drop_published(handlers, sample_bundle, lambda_context) -> None:
@@ -124,3 +127,16 @@ def test_estimated_accuracy_is_published_on_every_check_without_labels(handlers,
     # traffic like the reference: the estimate reads the reference's own accuracy
     assert published == pytest.approx(est["reference_accuracy"], abs=0.03)
     assert evaluate(alarm("EstimatedAccuracyDrop"), metric(M.ESTIMATED_ACCURACY_DROP, at, sample_bundle.manifest.version)[0]) == "OK"
+
+
+def test_a_class_mix_that_moved_is_target_drift_with_the_vanished_classes_named(handlers, sample_bundle, lambda_context) -> None:
+    inference, drift = handlers
+    gentoo = [r for r in sample_bundle.reference_rows() if r["target"] == "Gentoo"]
+    predict_and_label(inference, lambda_context, gentoo, 25, random.Random(6), wrong_share=0.0)
+    at, report = run_check(drift, lambda_context)
+    result = report["target_drift"]
+    assert result["drift"] is True and result["p_value"] < 1e-6
+    assert result["vanished_classes"] == ["Adelie", "Chinstrap"]
+    assert result["observed_shares"] == {"Gentoo": 1.0}
+    assert result["predicted_shares"]["Gentoo"] > 0.95  # the model saw the change too: its answers moved with the labels
+    assert evaluate(alarm("TargetDrift"), metric(M.TARGET_DRIFT, at, sample_bundle.manifest.version)[0]) == "ALARM"
