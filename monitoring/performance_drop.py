@@ -23,12 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
+from scipy.stats import norm, rankdata
 
 from . import metric_names as M
 from ._util import json_clean
 from .check_protocol import Check, Metric, Reference, Verdict, Window, finite_metrics, fmt
-from .performance import roc_auc_ovr_macro
 from .types import Task
 
 Values = Sequence[Any] | np.ndarray  # labels or targets, one per row
@@ -128,14 +127,29 @@ def classification_estimates(
         "f1_macro": _estimate(float(_f1_from_confusions(full)[0]), f1_boot, confidence),
     }
     if probabilities is not None and len(classes):
-        probs = np.asarray(probabilities, dtype=np.float64).reshape(n, -1)
-        y = np.array([str(v) for v in y_true], dtype=object)
-        auc = roc_auc_ovr_macro(y, probs, classes)
-        if auc is not None:
+        probs = np.asarray(probabilities, dtype=np.float64).reshape(n, -1)[:, : len(classes)]
+        auc = _auc_macro(t, probs, np.arange(n))
+        if auc == auc:
             b = auc_boot if auc_boot is not None else n_boot
-            boots = [roc_auc_ovr_macro(y[i], probs[i], classes) for i in idx_all[:b]]
-            out["auc"] = _estimate(auc, np.array([np.nan if a is None else a for a in boots]), confidence)
+            out["auc"] = _estimate(auc, np.array([_auc_macro(t, probs, i) for i in idx_all[:b]]), confidence)
     return out
+
+
+def _auc_macro(t: np.ndarray, probs: np.ndarray, idx: np.ndarray) -> float:
+    """Macro one-vs-rest AUC of the rows ``idx`` (class k = column k = code k), as
+    :func:`monitoring.performance.roc_auc_ovr_macro` computes it, on integer codes; NaN when no class has both."""
+    y = t[idx]
+    aucs = []
+    for k in range(probs.shape[1]):
+        pos = y == k
+        n_pos = int(pos.sum())
+        n_neg = len(y) - n_pos
+        score = probs[idx, k]
+        if n_pos == 0 or n_neg == 0 or not np.isfinite(score).all():
+            continue
+        ranks = rankdata(score)
+        aucs.append((ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    return float(np.mean(aucs)) if aucs else float("nan")
 
 
 def regression_estimates(
