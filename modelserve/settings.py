@@ -225,6 +225,9 @@ class DriftSettings(SharedSettings):
     estimated_accuracy_drop_threshold: float = Field(
         0.05, gt=0.0, lt=1.0, description="Alarm when the estimated accuracy (before labels) falls this far below the reference's"
     )
+    audit_sample_rows: int = Field(
+        200, ge=0, le=10_000, description="Rows of the day's manual audit sample written to audit/ (0: none)"
+    )
 
 
 # who reads each section, in the order the settings table lists them
