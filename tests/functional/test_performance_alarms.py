@@ -66,8 +66,10 @@ def metric(name: str, at: datetime, version: str) -> list[float]:
 def run_check(drift: Any, ctx: Any) -> tuple[datetime, dict[str, Any]]:
     at = datetime.now(UTC) + timedelta(seconds=1)
     summary = drift.handler({"time": at.strftime("%Y-%m-%dT%H:%M:%SZ")}, ctx)
-    doc = json.loads(boto3.client("s3").get_object(Bucket=BUCKET, Key=summary["report_json"].split("/", 3)[3])["Body"].read())
-    return at, doc["report"]
+    s3 = boto3.client("s3")
+    doc = json.loads(s3.get_object(Bucket=BUCKET, Key=summary["report_json"].split("/", 3)[3])["Body"].read())
+    html = s3.get_object(Bucket=BUCKET, Key=summary["report_html"].split("/", 3)[3])["Body"].read().decode()
+    return at, {**doc["report"], "html": html}
 
 
 def alarm(alarm_id: str) -> Any:
@@ -102,6 +104,7 @@ def test_a_real_accuracy_drop_pages_with_the_drop_published(handlers, sample_bun
     assert drop == pytest.approx(accuracy["reference"] - accuracy["window"]) and 0.1 < drop < 0.3
     (degraded,) = metric(M.PERFORMANCE_DEGRADED, at, version)
     assert evaluate(alarm("PerformanceDegraded"), degraded) == "ALARM"
+    assert "performance_drop[accuracy]" in report["html"] and "estimated_performance" in report["html"]  # the verdict table
 
 
 def test_too_few_labels_give_no_verdict_and_no_datapoint(handlers, sample_bundle, lambda_context) -> None:
