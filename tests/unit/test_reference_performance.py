@@ -106,3 +106,19 @@ def test_export_onnx_with_a_target_measures_the_reference(tmp_path) -> None:
 def test_model_endpoint_shows_the_reference_performance(load_inference, sample_bundle, lambda_context) -> None:
     model = response_json(load_inference().handler(event("http_v2", "GET", "/model"), lambda_context))
     assert model["export_metrics"]["reference_performance"] == sample_bundle.manifest.export_metrics["reference_performance"]
+
+
+def test_a_pipeline_that_cannot_be_refitted_still_exports_with_a_warning(tmp_path, monkeypatch) -> None:
+    import sklearn.base
+
+    def refuse(estimator, **kwargs):
+        raise TypeError("cannot clone this estimator")
+
+    df = load_training_frame()
+    features = [c for c in df.columns if c != TARGET]
+    specs = _specs(df, features)
+    pipe = build_pipeline().fit(prepare_frame(df, specs), df[TARGET])
+    monkeypatch.setattr(sklearn.base, "clone", refuse)  # after fitting: the pipeline's own fit clones its steps
+    metrics = export_sklearn(pipe, df, TARGET, "p", tmp_path / "b", feature_names=features).manifest.export_metrics
+    assert "reference_performance" not in metrics
+    assert any("cannot clone this estimator" in w and "holdout=" in w for w in metrics["warnings"])
