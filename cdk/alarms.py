@@ -371,6 +371,32 @@ def alarm_specs(
         "alarm-inference-throttles", "service", period_s=300,
     )
 
+    # --- model performance (issue 11): labels from /feedback, and the estimate before they come ---
+    add(
+        "PerformanceDegraded", drift_metrics.PERFORMANCE_DEGRADED, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
+        f"Model performance on the feedback labels of the last {s.window_hours} h fell significantly below its "
+        f"held-out reference performance (alpha {s.alpha}, at least {s.performance_min_labels} labels).",
+        "Read performance_drop in the report (which metric, how far, on how many labels); compare with the "
+        "drift alarms: inputs unchanged means the concept changed, retrain on recent labelled data.",
+        "alarm-performance-degraded", "model", **drift,
+    )
+    add(
+        "EstimatedAccuracyDrop", drift_metrics.ESTIMATED_ACCURACY_DROP, "model", "Maximum", s.estimated_accuracy_drop_threshold,
+        "GreaterThanThreshold",
+        f"The accuracy estimated from the model's calibrated probabilities (no labels needed) fell more than "
+        f"{s.estimated_accuracy_drop_threshold:.0%} below its estimate on the reference in the last {s.window_hours} h.",
+        "Read estimated_performance in the report and the drift alarms: inputs moved to where the model is unsure; "
+        "get labels for the window (audit sample, /feedback) to confirm, then retrain.",
+        "alarm-estimated-accuracy-drop", "model", **drift,
+    )
+    add(
+        "TargetDrift", drift_metrics.TARGET_DRIFT, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
+        f"The labels that came back through /feedback in the last {s.window_hours} h are distributed unlike the "
+        f"reference targets, or name a class the reference never had (alpha {s.alpha}, at least {s.performance_min_labels} labels).",
+        "Read target_drift in the report: the classes whose share moved, new and vanished classes, predicted vs observed "
+        "shares; check the labelling source, then retrain with the new class mix.",
+        "alarm-target-drift", "model", **drift,
+    )
     # --- traffic reaching the API: seen in minutes, not at the next drift check ---
     add(
         "Api4xxRate", "4XXError", "api", "Average", s.api_4xx_rate, "GreaterThanThreshold",

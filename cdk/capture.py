@@ -14,7 +14,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from modelserve.records import CAPTURE_ROOT, FEEDBACK_ROOT, REPORTS_ROOT, SAMPLES_ROOT
+from modelserve.records import AUDIT_ROOT, CAPTURE_ROOT, FEEDBACK_ROOT, REPORTS_ROOT, SAMPLES_ROOT
 from modelserve.schema import BundleManifest, FeatureKind
 from modelserve.settings import ENV_CAPTURE_BUCKET, ENV_FIREHOSE_STREAM, Settings, SettingsError
 
@@ -181,7 +181,7 @@ class CaptureStorage(Construct):
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="WriteReportsAndHourSamples", actions=["s3:PutObject"],
-                resources=[self.objects_arn(REPORTS_ROOT), self.objects_arn(SAMPLES_ROOT)],
+                resources=[self.objects_arn(REPORTS_ROOT), self.objects_arn(SAMPLES_ROOT), self.objects_arn(AUDIT_ROOT)],
             )
         )
         self._ack_prefixes(role, {
@@ -189,6 +189,7 @@ class CaptureStorage(Construct):
             FEEDBACK_ROOT: "Object-level prefix grant: the drift check joins the feedback labels of its window.",
             REPORTS_ROOT: "Object-level prefix grant: the drift check writes (and reads back) its reports.",
             SAMPLES_ROOT: "Object-level prefix grant: the drift check keeps one sample per hour so it reads each capture once.",
+            AUDIT_ROOT: "Object-level prefix grant: the drift check writes the day's audit sample.",
         })
         if self.key is not None:
             role.add_to_principal_policy(

@@ -37,6 +37,8 @@ PARITY_TOLERANCE = 1e-4
 # fewer reference rows make every drift test on them meaningless (too little to compare a window with)
 MIN_REFERENCE_ROWS = 200
 TARGET_OPSET = 17
+# share of the export data held out (stratified) to measure the reference performance
+HOLDOUT_SHARE = 0.2
 
 
 class ParityError(ValueError):
@@ -249,11 +251,18 @@ def export_sklearn(
     allow_small_reference: bool = False,
     kinds: Mapping[str, FeatureKind] | None = None,
     log: Callable[[str], None] | None = None,
+    holdout: Any | None = None,
+    holdout_share: float = HOLDOUT_SHARE,
 ) -> ModelBundle:
     """Convert a fitted pipeline trained on ``prepare_frame`` data; check parity; write the bundle.
 
     ``kinds``: feature kinds declared by the user (the rest are inferred from the data); ``log``
     receives one line per feature: its kind and why.
+
+    The reference performance (``export_metrics["reference_performance"]``, what the drift check
+    compares the window's labels with) is measured on rows the model did not learn from: the served
+    graph on ``holdout`` when given (rows kept out of training), otherwise a copy of the pipeline
+    refitted on the data minus a stratified ``holdout_share``, scored on that share.
     """
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
@@ -352,9 +361,62 @@ def export_sklearn(
         metrics["onnx_bytes"] = len(model_bytes)
         metrics.update(_quality(outputs, served, reference[target]))
         metrics["quantization"] = {**qmetrics, **check_row_by_row(runner, table_from_frame(reference, specs), strict=False)}
+    if holdout is not None:
+        metrics["reference_performance"] = served_performance(runner, holdout, specs, holdout[target], source="holdout")
+    else:
+        try:
+            metrics["reference_performance"] = refit_holdout_performance(pipeline, data, specs, target, outputs, holdout_share, seed)
+        except Exception as exc:  # noqa: BLE001 - a pipeline that cannot be refitted still exports; the drift check then uses the reference rows
+            metrics.setdefault("warnings", []).append(
+                f"reference performance not measured: refitting the pipeline on {1 - holdout_share:.0%} of the data failed "
+                f"({_first_line(exc)}); pass holdout= rows kept out of training"
+            )
     manifest = replace(manifest, export_metrics=metrics)
     rows = reference_rows_from_frame(reference, specs, runner, reference[target])
     return write_bundle(out_dir, model_bytes, manifest, rows)
+
+
+def served_performance(runner: ModelRunner, frame: Any, specs: Sequence[FeatureSpec], target: Any, source: str) -> dict[str, Any]:
+    """The served graph's accuracy / macro F1 / AUC (MAE / RMSE) on ``frame`` with bootstrap intervals."""
+    from monitoring.performance_drop import measure_performance
+
+    outputs = runner.manifest.outputs
+    pred = runner.predict(table_from_frame(frame, specs))
+    y = list(target)
+    if outputs.task is Task.CLASSIFICATION:
+        named = [outputs.class_for(v) or class_name(v) for v in y]
+        return measure_performance(Task.CLASSIFICATION, named, list(pred.labels), pred.probabilities, outputs.classes, source=source)
+    return measure_performance(Task.REGRESSION, [float(v) for v in y], list(pred.labels), source=source)
+
+
+def refit_holdout_performance(
+    pipeline: Any, data: Any, specs: Sequence[FeatureSpec], target: str, outputs: OutputSpec, share: float, seed: int
+) -> dict[str, Any]:
+    """Performance of the pipeline's training procedure on rows it did not see: a clone refitted on
+    the data minus a held-out share (stratified by class for classifiers), scored on that share. It
+    estimates the served model's performance (trained on all rows) slightly pessimistically."""
+    from sklearn.base import clone
+    from sklearn.model_selection import train_test_split
+
+    from monitoring.performance_drop import measure_performance
+
+    y = data[target]
+    classifier = outputs.task is Task.CLASSIFICATION
+    stratify = y if classifier and y.value_counts().min() >= 2 else None
+    train, held = train_test_split(data, test_size=share, random_state=seed, stratify=stratify)
+    model = clone(pipeline).fit(prepare_frame(train, specs), train[target])
+    x_held = prepare_frame(held, specs)
+    extra = {"holdout_share": share}
+    if classifier:
+        probs = np.asarray(model.predict_proba(x_held), dtype=np.float64)
+        # the refitted clone's columns follow its own classes_; the manifest's order is the served model's
+        order = [list(map(class_name, model.classes_)).index(c) if c in map(class_name, model.classes_) else None for c in outputs.classes]
+        aligned = np.column_stack([probs[:, i] if i is not None else np.zeros(len(held)) for i in order])
+        labels = [class_name(v) for v in model.predict(x_held)]
+        named = [outputs.class_for(v) or class_name(v) for v in held[target]]
+        return {**measure_performance(Task.CLASSIFICATION, named, labels, aligned, outputs.classes, source="holdout_refit", seed=seed), **extra}
+    values = np.asarray(model.predict(x_held), dtype=np.float64).reshape(-1)
+    return {**measure_performance(Task.REGRESSION, held[target].astype(float).tolist(), values.tolist(), source="holdout_refit", seed=seed), **extra}
 
 
 def export_onnx(
@@ -430,6 +492,8 @@ def export_onnx(
     metrics = {"source": "onnx", "reference_rows": int(len(ref)), "onnx_bytes": len(model_bytes), **check_row_by_row(runner, table)}
     if target is not None:
         metrics.update(_quality(manifest.outputs, pred, ref[target]))
+        # a ready model's training rows are unknown: the reference with targets is the best held-out set we have
+        metrics["reference_performance"] = served_performance(runner, ref, specs, ref[target], source="reference")
     if small_reference_warning:
         metrics["warnings"] = [small_reference_warning]
     manifest = replace(manifest, export_metrics=metrics)

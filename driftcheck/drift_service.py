@@ -17,7 +17,7 @@ import numpy as np
 
 from modelserve import metric_names as mn
 from modelserve.bundle import ModelBundle, reference_sample_from_rows, scored_sample
-from modelserve.records import CaptureRecord, RowKey, report_key, utc_iso
+from modelserve.records import AUDIT_SOURCE, CaptureRecord, RowKey, audit_key, report_key, utc_iso
 from modelserve.schema import BundleManifest, Task
 from modelserve.settings import DriftSettings, SharedSettings
 from monitoring import DriftChecker, DriftConfig, DriftReport
@@ -26,7 +26,8 @@ from monitoring.html_report import render_html
 from monitoring.performance import LabeledPredictions
 from monitoring.profile import PredictionColumns, ReferenceProfile, label_texts
 
-from .feedback_reader import read_labels
+from .audit import audit_agreement, audit_files, select_audit_rows
+from .feedback_reader import read_feedback
 from .store import CaptureLocation
 from .verdict_events import VERDICT_EVENT_ERRORS, VerdictEvent
 from .verdict_events import publish as publish_event
@@ -68,6 +69,8 @@ def drift_config(settings: DriftSettings) -> DriftConfig:
         missing_rate_tolerance=settings.missing_rate_threshold,
         out_of_range_threshold=settings.out_of_range_threshold,
         unseen_category_threshold=settings.unseen_category_threshold,
+        performance_min_labels=settings.performance_min_labels,
+        estimated_accuracy_drop_threshold=settings.estimated_accuracy_drop_threshold,
         **overrides,
     )
 
@@ -162,6 +165,8 @@ class DriftService:
             ref.table,
             PredictionColumns(labels=ref.labels, probabilities=ref.probabilities, values=ref.values),
             outputs=self.checked.outputs,
+            targets=ref.targets,
+            reference_performance=self.manifest.export_metrics.get("reference_performance"),
         )
         self.config = drift_config(settings)
         self.checker = DriftChecker(self.profile, self.config)
@@ -179,7 +184,8 @@ class DriftService:
         start, end = resolve_window(event, self.settings.window_hours, now)
         deadline = None if read_budget_s is None else time.monotonic() + read_budget_s
         window = read_window(self.s3, self.captures, start, end, ReadOptions(self.settings.sample_cap, deadline=deadline))
-        labels = read_labels(self.s3, self.captures, start, end, {r.key for r in window.rows}) if window.rows else {}
+        feedback = read_feedback(self.s3, self.captures, start, end, {r.key for r in window.rows}) if window.rows else {}
+        labels = {key: record.label for key, record in feedback.items()}
         sample = scored_sample(self.checked, window.rows)
         predictions = PredictionColumns(labels=sample.labels, probabilities=sample.probabilities, values=sample.values)
         report = self.checker.check(sample.table, predictions, self._labeled(window.rows, labels, predictions))
@@ -201,11 +207,14 @@ class DriftService:
             "seconds": round(time.perf_counter() - started, 3),
             "report": report.to_dict(),
         }
+        if self.manifest.outputs.task is Task.CLASSIFICATION:
+            document["audit"] = audit_agreement(window.rows, feedback, AUDIT_SOURCE).to_dict()
         body = json.dumps(document, allow_nan=False, indent=1).encode()
         title = f"Drift report: {self.manifest.model_name} {self.manifest.version}, {utc_iso(start)} to {utc_iso(end)}"
         html = render_html(report, self.profile, title=title).encode()
         self._put(json_key, body, "application/json")
         self._put(html_key, html, "text/html; charset=utf-8")
+        self._write_audit_sample(window.rows, end)
         run = DriftRun(start, end, window, report, json_key, html_key, metrics, labeled_rows=len(labels))
         if self.events is not None:
             # after the reports: the event points at them; a failure is counted, never fails the check
@@ -246,6 +255,20 @@ class DriftService:
             report_json=f"s3://{self.bucket}/{run.json_key}",
             report_html=f"s3://{self.bucket}/{run.html_key}",
         )
+
+    def _write_audit_sample(self, rows: Sequence[CaptureRecord], end: datetime) -> None:
+        """The day's audit sample from this window; each check of the day rewrites it, so the day's
+        file is the last window's (24 h of traffic with the default window)."""
+        size = self.settings.audit_sample_rows
+        if not size or not rows:
+            return
+        classifier = self.manifest.outputs.task is Task.CLASSIFICATION
+        selected = select_audit_rows(rows, size, classifier, seed=int(end.timestamp()))
+        features = [n for n in self.manifest.feature_names if n not in set(self.settings.redact_features)]  # not captured
+        csv_body, jsonl_body = audit_files(rows, selected, features)
+        day = end.astimezone(UTC).date()
+        self._put(audit_key(self.manifest.model_name, day, "csv"), csv_body, "text/csv; charset=utf-8")
+        self._put(audit_key(self.manifest.model_name, day, "jsonl"), jsonl_body, "application/x-ndjson")
 
     def _labeled(
         self, rows: Sequence[CaptureRecord], labels: Mapping[RowKey, Any], predictions: PredictionColumns

@@ -26,7 +26,19 @@ def read_labels(
 ) -> dict[RowKey, Any]:
     """The label of each wanted (request id, row) that has one, from the feedback received from
     the window's start to ``LABEL_GRACE`` past its end. A corrupt object is skipped from its bad row on."""
-    labels: dict[RowKey, Any] = {}
+    return {key: record.label for key, record in read_feedback(s3, where, start, end, wanted, workers).items()}
+
+
+def read_feedback(
+    s3: Any,
+    where: CaptureLocation,
+    start: datetime,
+    end: datetime,
+    wanted: Set[RowKey],
+    workers: int = 16,
+) -> dict[RowKey, FeedbackRecord]:
+    """The feedback record of each wanted row (the last one read wins), as :func:`read_labels` reads them."""
+    labels: dict[RowKey, FeedbackRecord] = {}
     day = start.astimezone(UTC).date()
     last = (end + LABEL_GRACE).astimezone(UTC).date()
     keys: list[str] = []
@@ -39,7 +51,7 @@ def read_labels(
         try:
             for record in map(FeedbackRecord.from_dict, decode_jsonl(data)):
                 if record.key in wanted:
-                    labels[record.key] = record.label
+                    labels[record.key] = record
         except (ValueError, KeyError, TypeError) as exc:
             logger.warning("feedback object %s skipped: %s", key, exc)
     return labels

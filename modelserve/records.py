@@ -11,6 +11,7 @@ Firehose writes under ``captures/model=<name>/version=<version>/`` with its own
     reports/model=<name>/dt=YYYY-MM-DD/<YYYYmmddTHHMMSSZ>.<json|html>
     reports/model=<name>/dt=YYYY-MM-DD/<YYYYmmddTHHMMSSZ>-comparison.<json|html>   (champion vs challenger)
     samples/model=<name>/version=<version>/cap=<sample cap>/dt=YYYY-MM-DD/hour=HH.json.gz   (drift check's hour samples)
+    audit/model=<name>/dt=YYYY-MM-DD/audit.<csv|jsonl>   (the day's manual audit sample, written by the drift check)
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ CAPTURE_ROOT = "captures"
 FEEDBACK_ROOT = "feedback"
 REPORTS_ROOT = "reports"
 SAMPLES_ROOT = "samples"  # per-hour window samples kept by the drift check
+AUDIT_ROOT = "audit"  # the daily manual audit sample
+AUDIT_SOURCE = "audit"  # a feedback item's "source" for labels of audited rows
 
 RowKey = tuple[str, int]  # (request id, row): joins a capture row and its feedback label
 
@@ -115,13 +118,17 @@ class FeedbackRecord:
     label: Any
     received_time: str
     model_name: str
+    source: str | None = None  # AUDIT_SOURCE for labels of the audit sample; absent otherwise
 
     @property
     def key(self) -> RowKey:
         return self.request_id, self.row
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"), allow_nan=False)
+        d = asdict(self)
+        if d["source"] is None:
+            del d["source"]  # records without a source keep their original form
+        return json.dumps(d, separators=(",", ":"), allow_nan=False)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FeedbackRecord:
@@ -131,6 +138,7 @@ class FeedbackRecord:
             label=d["label"],
             received_time=str(d.get("received_time", "")),
             model_name=str(d.get("model_name", "")),
+            source=None if d.get("source") is None else str(d["source"]),
         )
 
 
@@ -176,6 +184,11 @@ def report_key(model_name: str, at: datetime, suffix: str) -> str:
 def comparison_report_key(model_name: str, at: datetime, suffix: str) -> str:
     """The version comparison's report, next to the drift report of the same run."""
     return report_key(model_name, at, f"comparison.{suffix}").replace("Z.comparison.", "Z-comparison.")
+
+
+def audit_key(model_name: str, day: date, suffix: str) -> str:
+    """The day's audit sample (``suffix``: "csv" or "jsonl")."""
+    return f"{AUDIT_ROOT}/model={model_name}/dt={day:%Y-%m-%d}/audit.{suffix}"
 
 
 def hour_prefixes(model_name: str, model_version: str, hour: datetime) -> tuple[str, str]:

@@ -293,6 +293,15 @@ class DriftSettings(SharedSettings):
     )
     out_of_range_threshold: float = Field(0.01, ge=0.0, le=1.0, description="Alarm when out-of-range share exceeds")
     unseen_category_threshold: float = Field(0.01, ge=0.0, le=1.0, description="Alarm when unseen share exceeds")
+    performance_min_labels: int = Field(
+        200, ge=10, description="No performance-drop or target-drift verdict on fewer labelled rows in the window"
+    )
+    estimated_accuracy_drop_threshold: float = Field(
+        0.05, gt=0.0, lt=1.0, description="Alarm when the estimated accuracy (before labels) falls this far below the reference's"
+    )
+    audit_sample_rows: int = Field(
+        200, ge=0, le=10_000, description="Rows of the day's manual audit sample written to audit/ (0: none)"
+    )
 
 
 # who reads each section, in the order the settings table lists them

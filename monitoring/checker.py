@@ -25,13 +25,16 @@ from . import metric_names as M
 from ._util import table_rows
 from .check_protocol import Check, CheckResult, Reference, Window
 from .config import DriftConfig
+from .estimated_performance import EstimatedPerformanceCheck
 from .expectations import DataQualityCheck
 from .multivariate import MMDCheck, ReconstructionCheck
 from .outliers import OutlierCheck
 from .performance import LabeledPredictions, PerformanceCheck
+from .performance_drop import PerformanceDropCheck
 from .prediction_drift import PredictionDriftCheck
 from .profile import PredictionColumns, ReferenceProfile
 from .report import REPORT_KEYS, DriftReport
+from .target_drift import TargetDriftCheck
 from .types import FeatureKind, Table
 from .univariate import FeatureDriftCheck
 from .window_histograms import feature_histograms, output_histograms
@@ -45,6 +48,9 @@ DEFAULT_CHECKS: tuple[type[Check], ...] = (
     OutlierCheck,
     DataQualityCheck,
     PerformanceCheck,
+    PerformanceDropCheck,
+    EstimatedPerformanceCheck,
+    TargetDriftCheck,
 )
 
 

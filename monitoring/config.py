@@ -63,6 +63,11 @@ class DriftConfig:
     # many window rows, whatever its share (a few hundred rows of a large window stay under 1%)
     min_new_value_rows: int = 20
     seed: int = 0
+    # performance against the reference, estimated performance and target drift (issue 11)
+    performance_min_labels: int = 200  # no performance / target-drift verdict on fewer labelled rows
+    performance_bootstrap: int = 500  # bootstrap resamples for the F1 / AUC / MAE / RMSE standard errors
+    estimated_accuracy_drop_threshold: float = 0.05  # CBPE: page when the estimated accuracy falls this far
+    estimated_min_rows: int = 200  # no CBPE verdict on smaller windows
 
     def __post_init__(self) -> None:
         if self.correction not in (BONFERRONI, FDR):

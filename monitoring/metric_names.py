@@ -35,3 +35,18 @@ F1 = "F1"  # macro F1
 AUC = "AUC"  # macro one-vs-rest ROC AUC
 MAE = "MAE"
 RMSE = "RMSE"
+
+# performance against the reference (issue 11; only with at least performance_min_labels labels)
+ACCURACY_DROP = "AccuracyDrop"  # reference accuracy - window accuracy
+F1_DROP = "F1Drop"
+AUC_DROP = "AUCDrop"
+MAE_INCREASE = "MAEIncrease"  # window MAE - reference MAE
+RMSE_INCREASE = "RMSEIncrease"
+PERFORMANCE_DEGRADED = "PerformanceDegraded"  # 0/1: a significant drop of any metric
+# estimated performance before labels (CBPE, classifiers; every check)
+ESTIMATED_ACCURACY = "EstimatedAccuracy"
+ESTIMATED_F1 = "EstimatedF1"
+ESTIMATED_ACCURACY_DROP = "EstimatedAccuracyDrop"  # estimate on the reference - estimate on the window
+# target drift (labels that came back vs the reference targets)
+TARGET_DRIFT = "TargetDrift"  # 0/1
+TARGET_DRIFT_P_VALUE = "TargetDriftPValue"

@@ -277,6 +277,10 @@ class ReferenceProfile:
     n_rows: int
     sample: Table  # joint row sample (<= max_sample_rows rows), coerced column representation
     sample_predictions: PredictionColumns  # predictions for the sampled rows
+    # ground truth of the sampled rows (object array of class names, or floats), when the reference has it
+    sample_targets: np.ndarray | None = None
+    # the model's held-out performance measured at export (manifest export_metrics["reference_performance"])
+    reference_performance: Mapping[str, Any] | None = None
 
     @property
     def feature_names(self) -> list[str]:
@@ -301,6 +305,8 @@ class ReferenceProfile:
         quantile_levels: tuple[float, ...] = DEFAULT_QUANTILES,
         histogram_bins: int = 20,
         seed: int = 0,
+        targets: Sequence[Any] | None = None,
+        reference_performance: Mapping[str, Any] | None = None,
     ) -> ReferenceProfile:
         features = feature_specs(features)
         missing = [f.name for f in features if f.name not in table]
@@ -324,6 +330,17 @@ class ReferenceProfile:
             values, _, _ = coerce_column(f, sub[f.name])
             sample[f.name] = values[idx]
         sample_pred = predictions.take(idx) if not predictions.is_empty else PredictionColumns()
+        sample_targets = None
+        if targets is not None:
+            if len(targets) != n:
+                raise ValueError(f"{len(targets)} targets, table has {n} rows")
+            task = infer_task(predictions, outputs)
+            t = np.asarray(list(targets), dtype=object)[idx]
+            sample_targets = (
+                np.array([np.nan if v is None else float(v) for v in t], dtype=np.float64)
+                if task is Task.REGRESSION
+                else np.array([None if v is None else str(v) for v in t], dtype=object)
+            )
         return cls(
             features=features,
             feature_profiles=profiles,
@@ -331,4 +348,6 @@ class ReferenceProfile:
             n_rows=n,
             sample=sample,
             sample_predictions=sample_pred,
+            sample_targets=sample_targets,
+            reference_performance=reference_performance,
         )

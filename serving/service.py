@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from modelserve import metric_names as mn
-from modelserve.records import FeedbackRecord, encode_jsonl_gz, feedback_key, utc_iso
+from modelserve.records import AUDIT_SOURCE, FeedbackRecord, encode_jsonl_gz, feedback_key, utc_iso
 from modelserve.schema import BundleManifest, Task
 
 from .capture import Capturer
@@ -111,7 +111,7 @@ class InferenceService:
             # classes by meaning, as predictions are: 1, "1" and 1.0 all name class "1"
             label = self.manifest.outputs.class_for(it["label"]) if self.is_classifier else float(it["label"])
             # "row" is optional (default 0, the single-row case): it was validated with the same default
-            records.append(FeedbackRecord(it["request_id"], int(it.get("row", 0)), label, received, self.manifest.model_name))
+            records.append(FeedbackRecord(it["request_id"], int(it.get("row", 0)), label, received, self.manifest.model_name, it.get("source")))
         if errors:
             raise RequestError(errors[0].reason, f"{len(errors)} invalid feedback item(s); first: {errors[0].message}", errors[:50])
         if self.feedback_writer is None:
@@ -128,9 +128,11 @@ class InferenceService:
     def _feedback_error(self, it: Any) -> tuple[str, str, str | None] | None:
         if not isinstance(it, dict):
             return BAD_SHAPE, 'each item must be an object {"request_id", "row", "label"}', None
-        extra = set(it) - {"request_id", "row", "label"}
+        extra = set(it) - {"request_id", "row", "label", "source"}
         if extra:
             return BAD_SHAPE, f"unknown keys {sorted(map(str, extra))}", None
+        if "source" in it and it["source"] != AUDIT_SOURCE:
+            return WRONG_TYPE, f'source, when given, must be "{AUDIT_SOURCE}" (a label of the audit sample)', "source"
         rid, row, label = it.get("request_id"), it.get("row", 0), it.get("label")
         if not isinstance(rid, str) or not (1 <= len(rid) <= 128):
             return WRONG_TYPE, "request_id must be a string of 1..128 characters", "request_id"

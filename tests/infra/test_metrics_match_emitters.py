@@ -107,6 +107,18 @@ def run_inference(inference: Any, rows: list[dict[str, Any]], log_out: io.String
             metrics_log.removeHandler(spy)
 
 
+def send_labels(inference: Any, reference: list[dict[str, Any]], requests: int = 25) -> None:
+    """Scored rows with their true class back through /feedback: enough labels for the performance verdicts."""
+    ctx = LambdaContext.fresh("inference")
+    for i in range(requests):
+        batch = reference[(i * 10) % len(reference) :][:10]
+        rid = f"labelled-{i}"
+        resp = inference.handler(event("rest_v1", "POST", "/predict", {"instances": [r["inputs"] for r in batch]}, request_id=rid), ctx)
+        assert resp["statusCode"] == 200
+        items = [{"request_id": rid, "row": j, "label": r["target"]} for j, r in enumerate(batch)]
+        assert inference.handler(event("rest_v1", "POST", "/feedback", items, request_id=f"fb-{i}"), ctx)["statusCode"] == 202
+
+
 def put_metrics() -> Emitted:
     """What was put with PutMetricData (moto)."""
     out: Emitted = set()
@@ -125,7 +137,9 @@ def emitted(stack: Synth, sample_bundle: ModelBundle) -> Emissions:
             mp.setenv(k, v)
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         with lambda_env(function_env(stack, "ServingFunction"), sample_bundle):
-            run_inference(load_handler_module("inference"), rows, log_out)
+            inference = load_handler_module("inference")
+            run_inference(inference, rows, log_out)
+            send_labels(inference, sample_bundle.reference_rows())
         with lambda_env(function_env(stack, "MonitoringDriftCheck"), sample_bundle):
             scheduled = {"time": (datetime.now(UTC) + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")}
             load_handler_module("drift_check").handler(scheduled, LambdaContext.fresh("drift_check"))

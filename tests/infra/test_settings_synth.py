@@ -108,6 +108,9 @@ FUNCTION_SETTINGS: dict[str, Any] = {
     "missing_rate_threshold": 0.2,
     "out_of_range_threshold": 0.05,
     "unseen_category_threshold": 0.07,
+    "performance_min_labels": 50,
+    "estimated_accuracy_drop_threshold": 0.08,
+    "audit_sample_rows": 30,
 }
 # what the stack passes besides settings: resources it created or placed
 # what the stack names for a function (resources, the stack name), not settings

@@ -145,7 +145,7 @@ def test_drift_role_reads_captures_feedback_writes_reports_and_hour_samples(defa
     assert sorted(_arn_suffixes(st["ReadCapturesFeedbackReports"]["Resource"])) == ["/captures/*", "/feedback/*", "/reports/*", "/samples/*"]
     assert _as_list(st["ReadCapturesFeedbackReports"]["Action"]) == ["s3:GetObject"]
     assert _as_list(st["WriteReportsAndHourSamples"]["Action"]) == ["s3:PutObject"]
-    assert sorted(_arn_suffixes(st["WriteReportsAndHourSamples"]["Resource"])) == ["/reports/*", "/samples/*"]
+    assert sorted(_arn_suffixes(st["WriteReportsAndHourSamples"]["Resource"])) == ["/audit/*", "/reports/*", "/samples/*"]
     assert st["ListCaptureFeedbackReports"]["Condition"]["StringLike"]["s3:prefix"] == ["captures/*", "feedback/*", "reports/*", "samples/*"]
     metrics = st["PublishDriftMetrics"]
     assert _as_list(metrics["Action"]) == ["cloudwatch:PutMetricData"]

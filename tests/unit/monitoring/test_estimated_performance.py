@@ -1,0 +1,93 @@
+"""CBPE: the estimate follows a covariate shift that lowers real accuracy, and cannot see a change of
+P(y|X) (issue 11). The model is a fixed logistic scorer; the world draws labels from its own P(y|X)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from monitoring import DriftChecker, DriftConfig, PredictionColumns, ReferenceProfile
+from monitoring.estimated_performance import EstimatedPerformanceResult, IsotonicCalibrator
+from monitoring.types import FeatureKind, FeatureSpec, Outputs, Task
+
+CLASSES = ("neg", "pos")
+# the stated tolerance: |estimated - realised accuracy| on 5,000-row windows
+TOLERANCE = 0.02
+
+
+def model(x: np.ndarray) -> PredictionColumns:
+    """An overconfident model: its probabilities are sharper than the world's (calibration must fix that)."""
+    p = 1 / (1 + np.exp(-4 * x))
+    probs = np.column_stack([1 - p, p])
+    return PredictionColumns(labels=np.array(CLASSES, dtype=object)[(p > 0.5).astype(int)], probabilities=probs)
+
+
+def world(x: np.ndarray, rng: np.random.Generator, slope: float = 2.0) -> np.ndarray:
+    return np.array(CLASSES, dtype=object)[(rng.random(len(x)) < 1 / (1 + np.exp(-slope * x))).astype(int)]
+
+
+def checker(rng: np.random.Generator) -> DriftChecker:
+    x = rng.normal(0, 1.5, 5000)
+    profile = ReferenceProfile.fit(
+        [FeatureSpec("x", FeatureKind.NUMERIC)], {"x": x}, model(x), outputs=Outputs(Task.CLASSIFICATION, CLASSES), targets=world(x, rng)
+    )
+    return DriftChecker(profile, DriftConfig(mmd_enabled=False))
+
+
+def estimate(c: DriftChecker, x: np.ndarray) -> EstimatedPerformanceResult:
+    result = c.check({"x": x}, model(x)).results["estimated_performance"]
+    assert isinstance(result, EstimatedPerformanceResult)
+    return result
+
+
+def realised(x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(model(x).labels == y))
+
+
+def test_isotonic_calibration_is_scikit_learns() -> None:
+    from sklearn.isotonic import IsotonicRegression
+
+    rng = np.random.default_rng(0)
+    s = np.round(rng.random(5_000), 3)  # ties too
+    y = (rng.random(5_000) < s**2).astype(float)
+    cal = IsotonicCalibrator.fit(s, y)
+    grid = np.linspace(-0.1, 1.1, 241)
+    expected = IsotonicRegression(out_of_bounds="clip").fit(s, y).predict(grid)
+    assert np.abs(cal(grid) - expected).max() < 1e-9
+
+
+def test_the_estimate_follows_a_covariate_shift_that_lowers_accuracy() -> None:
+    rng = np.random.default_rng(1)
+    c = checker(rng)
+    x_ref = rng.normal(0, 1.5, 5000)
+    quiet = estimate(c, x_ref)
+    assert quiet.estimated_accuracy == pytest.approx(realised(x_ref, world(x_ref, rng)), abs=TOLERANCE)
+    assert quiet.degraded is False
+    # rows move towards the decision boundary, where the model is often wrong
+    x_shift = rng.normal(0, 0.4, 5000)
+    truth = realised(x_shift, world(x_shift, rng))
+    shifted = estimate(c, x_shift)
+    assert quiet.estimated_accuracy - truth > 0.1  # the shift really costs accuracy
+    assert shifted.estimated_accuracy == pytest.approx(truth, abs=TOLERANCE)
+    assert shifted.degraded is True
+    names = {n for n, _, _ in shifted.metrics()}
+    assert names == {"EstimatedAccuracy", "EstimatedF1", "EstimatedAccuracyDrop"}
+
+
+def test_the_estimate_cannot_see_a_change_of_p_y_given_x() -> None:
+    rng = np.random.default_rng(2)
+    c = checker(rng)
+    x = rng.normal(0, 1.5, 5000)
+    before = realised(x, world(x, rng))
+    after = realised(x, world(x, rng, slope=0.5))  # same inputs, labels far noisier: concept drift
+    assert before - after > 0.1
+    est = estimate(c, x)
+    assert est.estimated_accuracy == pytest.approx(before, abs=TOLERANCE)  # still reads the old world
+    assert est.degraded is False
+
+
+def test_small_windows_publish_the_estimate_without_a_verdict() -> None:
+    rng = np.random.default_rng(3)
+    result = estimate(checker(rng), rng.normal(0, 0.4, 50))
+    assert result.degraded is None
+    assert {n for n, _, _ in result.metrics()} == {"EstimatedAccuracy", "EstimatedF1"}
