@@ -31,6 +31,7 @@ from modelserve import metric_names as mn
 from modelserve.schema import BundleManifest, FeatureKind, InputDtype, Task, class_key
 
 from . import oip
+from .arrow_ipc import ARROW_STREAM, ArrowBodyError, decode_stream, encode_answer
 from .service import FEEDBACK_UNAVAILABLE, InferenceService, new_request_id
 from .validation import (
     BODY_TOO_LARGE,
@@ -49,7 +50,8 @@ logger = logging.getLogger(__name__)
 _ORJSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
 
 # HTTP status of a refusal reason; every other reason is a well-formed request with invalid content
-_STATUS_OF_REASON = {MALFORMED_JSON: 400, BODY_TOO_LARGE: 413, UNSUPPORTED_MEDIA_TYPE: 415, FEEDBACK_UNAVAILABLE: 503}
+MALFORMED_ARROW = "malformed_arrow"
+_STATUS_OF_REASON = {MALFORMED_JSON: 400, MALFORMED_ARROW: 400, BODY_TOO_LARGE: 413, UNSUPPORTED_MEDIA_TYPE: 415, FEEDBACK_UNAVAILABLE: 503}
 UNPROCESSABLE = 422
 # the reason code of an error answer built outside our handlers (router, CORS), by status
 _REASON_OF_STATUS = {
@@ -178,14 +180,18 @@ class AnswerGuard:
             await send({"type": "http.response.body", "body": b"" if is_head else body})
 
 
-async def read_body(request: Request, max_body: int, binary_ok: bool = False) -> bytes:
-    """The request body, checked: a JSON media type (or none, or octet-stream where ``binary_ok``),
-    at most ``max_body`` bytes, gzip content-encoding decompressed to at most ``max_body`` bytes."""
+async def read_body(request: Request, max_body: int, binary_ok: bool = False, arrow_ok: bool = False) -> bytes:
+    """The request body, checked: a JSON media type (or none, or octet-stream where ``binary_ok``, or an
+    Arrow stream where ``arrow_ok``), at most ``max_body`` bytes, gzip content-encoding decompressed to
+    at most ``max_body`` bytes."""
     content_type = request.headers.get("content-type")
     if content_type is not None:
         media = content_type.split(";")[0].strip().lower()
-        if not (media in _JSON_MEDIA or media.endswith("+json") or (binary_ok and media == oip.BINARY_CONTENT_TYPE)):
-            accepted = "application/json" + (" or application/octet-stream" if binary_ok else "")
+        if not (
+            media in _JSON_MEDIA or media.endswith("+json")
+            or (binary_ok and media == oip.BINARY_CONTENT_TYPE) or (arrow_ok and media == ARROW_STREAM)
+        ):
+            accepted = "application/json" + (" or application/octet-stream" if binary_ok else "") + (f" or {ARROW_STREAM}" if arrow_ok else "")
             raise RequestError(UNSUPPORTED_MEDIA_TYPE, f"content-type {echo(content_type, 100)!r} is not accepted: send {accepted}")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_body:
@@ -199,6 +205,17 @@ async def read_body(request: Request, max_body: int, binary_ok: bool = False) ->
     if encoding != "identity":
         raise RequestError(UNSUPPORTED_MEDIA_TYPE, f"content-encoding {echo(encoding, 100)!r} is not accepted: send gzip or none")
     return body
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";")[0].strip().lower()
+
+
+def _arrow_payload(body: bytes) -> Any:
+    try:
+        return decode_stream(body)
+    except ArrowBodyError as exc:
+        raise RequestError(MALFORMED_ARROW, str(exc)) from None
 
 
 def gunzip_capped(data: bytes, max_bytes: int) -> bytes:
@@ -269,18 +286,27 @@ def create_app(service: InferenceService, max_body_bytes: int, cors_origins: Seq
 
     @app.post(
         "/predict", openapi_extra=_predict_openapi(m, max_rows, service.validator.reject_unseen), summary="Score 1..N rows",
+        description="JSON as documented here; large batches may also be sent as an Apache Arrow IPC stream "
+        f"(content-type {ARROW_STREAM}, one flat column per feature) and answered as one with "
+        f"Accept: {ARROW_STREAM} (columns prediction and probability_<class>).",
         responses=_responses(m, {200: ("The predictions", _predict_answer_schema(m))}, 400, 413, 415, 422),
     )
     async def predict(request: Request) -> Response:
         rid = request_id_of(request)
         try:
-            payload = await read_json(request)
+            if _media_type(request.headers.get("content-type")) == ARROW_STREAM:  # large batches as Arrow
+                payload = _arrow_payload(await read_body(request, max_body, arrow_ok=True))
+            else:
+                payload = await read_json(request)
             answer = service.predict(payload, rid, event_time=request_time_of(request), client_id=request.headers.get("x-client-id"))
         except RequestError as exc:
             service.metric(mn.VALIDATION_REJECTS, 1, {mn.DIM_REASON: exc.reason})
             return error_response(exc, rid)
         # the version that answered: with a challenger deployed, either one (docs/versions.md)
-        return json_response(answer.body, 200, {**headers_base, "x-model-version": answer.body["model_version"], "x-request-id": rid})
+        headers = {**headers_base, "x-model-version": answer.body["model_version"], "x-request-id": rid}
+        if ARROW_STREAM in (request.headers.get("accept") or ""):
+            return Response(encode_answer(answer.body), 200, media_type=ARROW_STREAM, headers=headers)
+        return json_response(answer.body, 200, headers)
 
     @app.post(
         "/feedback", openapi_extra=_feedback_openapi(m, max_rows), summary="Ground-truth labels for earlier predictions", status_code=202,
