@@ -49,6 +49,8 @@ ROUTES = (
     ("v2/{proxy+}", "GET", False),
     ("v2/{proxy+}", "POST", False),
 )
+# the app answers HEAD on every GET route (headers, no body): so does the gateway
+ROUTES = ROUTES + tuple((path, "HEAD", False) for path, method, _ in ROUTES if method == "GET")
 # With api_auth=api_key these need no key: the Swagger page (/docs) loads /openapi.json from the browser, which
 # cannot add the x-api-key header to a page load. They expose the request schema only (feature names, types,
 # categories); /model (reference statistics, export metrics) and every scoring route keep the key.

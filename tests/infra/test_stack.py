@@ -252,9 +252,10 @@ def methods_by_route(s: Synth) -> dict[tuple[str, str], dict[str, Any]]:
 
 def test_methods_auth_and_validation(default: Synth, full: Synth, public: Synth) -> None:
     methods = methods_by_route(default)
+    gets = {"/health", "/model", "/docs", "/openapi.json", "/v2", "/v2/{proxy+}"}
     assert set(methods) == {
-        ("/predict", "POST"), ("/feedback", "POST"), ("/health", "GET"), ("/model", "GET"), ("/docs", "GET"),
-        ("/openapi.json", "GET"), ("/v2", "GET"), ("/v2/{proxy+}", "GET"), ("/v2/{proxy+}", "POST"),
+        ("/predict", "POST"), ("/feedback", "POST"), ("/v2/{proxy+}", "POST"),
+        *((p, "GET") for p in gets), *((p, "HEAD") for p in gets),
     }
     validators = default.of_type("AWS::ApiGateway::RequestValidator")
     body_validator = next(k for k, v in validators.items() if v["Properties"]["ValidateRequestBody"])
@@ -320,6 +321,7 @@ def test_every_endpoint_of_the_app_reaches_the_function_and_nothing_else_does(de
     app = create_app(service, max_body_bytes=1024)  # type: ignore[arg-type]
     endpoints = {(r.path, verb) for r in app.routes if isinstance(r, APIRoute) for verb in r.methods}
     endpoints |= {(app.docs_url, "GET"), (app.openapi_url, "GET")}
+    endpoints |= {(path, "HEAD") for path, verb in endpoints if verb == "GET"}  # the app answers HEAD on GET routes
     gateway = set(methods_by_route(default))
     assert [e for e in sorted(endpoints) if not _gateway_serves(gateway, *e)] == []
     # and each gateway route leads to an endpoint (no method the app would answer 404/405 for)
