@@ -32,6 +32,7 @@ import numpy as np
 from scipy import stats
 
 from ._util import json_clean
+from .html_report import BASE_CSS
 from .performance import PerformanceResult, classification_metrics, regression_metrics
 
 CHAMPION = "champion"
@@ -370,12 +371,7 @@ def compare_ab(
 
 # ---------------------------------------------------------------- HTML
 
-_CSS = """
-body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222}
-table{border-collapse:collapse;margin:8px 0 24px}
-th,td{border:1px solid #ccc;padding:4px 8px;font-size:13px;text-align:left}
-th{background:#f3f3f3}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
+_CSS = BASE_CSS + """
 .bad{background:#fde0dc;font-weight:bold}
 .ok{background:#e3f4e1}
 """

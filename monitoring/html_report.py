@@ -17,12 +17,16 @@ from .window_histograms import FeatureHistogram
 REF_COLOR = "#4c78a8"
 TGT_COLOR = "#f58518"
 
-_CSS = """
+# the look every report of the library shares (the drift report, the version comparison)
+BASE_CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222}
 table{border-collapse:collapse;margin:8px 0 24px}
 th,td{border:1px solid #ccc;padding:4px 8px;font-size:13px;text-align:left}
 th{background:#f3f3f3}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
+"""
+
+_CSS = BASE_CSS + """
 .drift{background:#fde0dc;font-weight:bold}
 .ok{background:#e3f4e1}
 .na{color:#888}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -367,6 +367,14 @@ def _add_oip_routes(app: FastAPI, service: InferenceService, max_body: int, head
         extra = {"x-request-id": rid} if rid else {}
         return Response(oip.error_body(message), status, media_type="application/json", headers={**headers_base, **extra})
 
+    def if_served(name: str, version: str | None, answer: Callable[[], dict[str, Any]]) -> Response:
+        """The answer for this server's model (and version), else OIP's 404."""
+        try:
+            oip.check_model(m, name, version)
+        except oip.OipError as exc:
+            return oip_error(exc.message, exc.status)
+        return oip_json(answer())
+
     @app.get("/v2", summary="OIP: server metadata", tags=["Open Inference Protocol v2"])
     async def v2_server() -> Response:
         return oip_json(oip.server_metadata())
@@ -382,20 +390,12 @@ def _add_oip_routes(app: FastAPI, service: InferenceService, max_body: int, head
     @app.get("/v2/models/{name}", summary="OIP: model metadata", tags=["Open Inference Protocol v2"])
     @app.get("/v2/models/{name}/versions/{version}", summary="OIP: model version metadata", tags=["Open Inference Protocol v2"])
     async def v2_model(name: str, version: str | None = None) -> Response:
-        try:
-            oip.check_model(m, name, version)
-        except oip.OipError as exc:
-            return oip_error(exc.message, exc.status)
-        return oip_json(oip.model_metadata(m))
+        return if_served(name, version, lambda: oip.model_metadata(m))
 
     @app.get("/v2/models/{name}/ready", summary="OIP: model ready", tags=["Open Inference Protocol v2"])
     @app.get("/v2/models/{name}/versions/{version}/ready", summary="OIP: model version ready", tags=["Open Inference Protocol v2"])
     async def v2_model_ready(name: str, version: str | None = None) -> Response:
-        try:
-            oip.check_model(m, name, version)
-        except oip.OipError as exc:
-            return oip_error(exc.message, exc.status)
-        return oip_json({"name": m.model_name, "ready": True})
+        return if_served(name, version, lambda: {"name": m.model_name, "ready": True})
 
     @app.post("/v2/models/{name}/infer", summary="OIP: inference (JSON or binary tensors)", tags=["Open Inference Protocol v2"])
     @app.post("/v2/models/{name}/versions/{version}/infer", summary="OIP: inference on a version", tags=["Open Inference Protocol v2"])
