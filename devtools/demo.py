@@ -20,7 +20,7 @@ from typing import Any
 
 from cdk.alarms import AlarmSpec, alarm_specs, evaluate
 from modelserve.bundle import ModelBundle
-from modelserve.schema import FeatureKind, FeatureSpec
+from modelserve.schema import FeatureKind, FeatureSpec, Task
 from modelserve.settings import Settings
 
 PERIOD_QUIET = "quiet"
@@ -93,6 +93,39 @@ def choose_shift(bundle: ModelBundle) -> Shift:
 
 
 @dataclass
+class ConceptChange:
+    """What the shifted period's feedback labels change: P(y|X) moves, so the model's answers are wrong
+    more often on the labels that come back. Classes: ``share`` of labels name another class than the true
+    one (the next in order); regression: ``share`` of labels move by ``delta`` (one reference sd)."""
+
+    share: float
+    next_class: dict[Any, Any] = field(default_factory=dict)
+    delta: float = 0.0
+
+    def describe(self) -> str:
+        change = "name another class than the true one" if self.next_class else f"move by {self.delta:+.3g} (1 reference sd)"
+        return f"feedback labels of {self.share:.0%} of rows {change} (concept drift)"
+
+    def apply(self, target: Any, rng: random.Random) -> Any:
+        if target is None or rng.random() >= self.share:
+            return target
+        if self.next_class:
+            return self.next_class.get(target, target)
+        return float(target) + self.delta
+
+
+def choose_concept_change(bundle: ModelBundle, share: float = 0.4) -> ConceptChange:
+    targets = [r["target"] for r in bundle.reference_rows() if r.get("target") is not None]
+    if bundle.manifest.outputs.task is Task.CLASSIFICATION:
+        classes = sorted(set(targets), key=str)
+        return ConceptChange(share, next_class={c: classes[(i + 1) % len(classes)] for i, c in enumerate(classes)})
+    vals = [float(t) for t in targets]
+    mean = sum(vals) / max(1, len(vals))
+    sd = (sum((v - mean) ** 2 for v in vals) / max(1, len(vals) - 1)) ** 0.5
+    return ConceptChange(share, delta=sd)
+
+
+@dataclass
 class PeriodResult:
     name: str
     summary: dict[str, Any]
@@ -136,6 +169,7 @@ def demo(
     rows: int = 10,
     out: str | Path = ".local/demo",
     seed: int = 7,
+    feedback_share: float = 0.5,
     progress: bool = True,
     echo: Callable[[str], None] = print,
 ) -> list[PeriodResult]:
@@ -170,12 +204,13 @@ def demo(
         specs = alarm_specs(Settings(serving=inference.serving, drift=drift_check.drift), m.model_name, m.version, LOCAL_BUCKET)
         reference = b.reference_rows()
         shift = choose_shift(b)
+        concept = choose_concept_change(b)
         echo(f"model {m.model_name} {m.version}; local AWS at {endpoint}; API at {gateway.url}")
-        echo(f"{requests} requests x {rows} rows per period; feedback labels for 30% of requests where the reference has targets")
+        echo(f"{requests} requests x {rows} rows per period; feedback labels for {feedback_share:.0%} of requests where the reference has targets")
         try:
             for period in (PERIOD_QUIET, PERIOD_SHIFTED):
                 if period == PERIOD_SHIFTED:
-                    echo("shifted period: " + "; ".join(shift.describe()))
+                    echo("shifted period: " + "; ".join([*shift.describe(), concept.describe()]))
                 answered = rejected = labelled = 0
                 bar = tqdm(range(requests), desc=f"{period:>7} traffic", unit="req", disable=not progress, leave=True)
                 for _ in bar:
@@ -186,8 +221,10 @@ def demo(
                         rejected += 1
                         continue
                     answered += 1
-                    if rng.random() < 0.3 and all("target" in p for p in picks):
-                        items = [{"request_id": body["request_id"], "row": i, "label": p["target"]} for i, p in enumerate(picks)]
+                    if rng.random() < feedback_share and all("target" in p for p in picks):
+                        # quiet labels are the reference truth; shifted labels follow the changed concept
+                        labels = [concept.apply(p["target"], rng) if period == PERIOD_SHIFTED else p["target"] for p in picks]
+                        items = [{"request_id": body["request_id"], "row": i, "label": y} for i, y in enumerate(labels)]
                         if _post(f"{gateway.url}/feedback", items)[0] == 202:
                             labelled += len(items)
                 scheduled = {

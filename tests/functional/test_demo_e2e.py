@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from devtools.demo import PERIOD_QUIET, PERIOD_SHIFTED, demo
@@ -25,6 +27,18 @@ def test_quiet_period_raises_no_drift_or_quality_alarm(demo_results) -> None:
     assert quiet.summary["dataset_drift"] is False
     firing = {a for a, s in quiet.states.items() if s == "ALARM"}
     assert firing == set(), firing
+    # the quiet labels are the reference truth: enough of them for a verdict, and it is no drop
+    assert quiet.feedback >= 200
+    assert quiet.states["PerformanceDegraded"] == "OK"
+
+
+def test_shifted_period_labels_follow_a_changed_concept_and_raise_the_performance_alarm(demo_results) -> None:
+    results, printed = demo_results
+    shifted = results[PERIOD_SHIFTED]
+    assert shifted.states["PerformanceDegraded"] == "ALARM"
+    assert "concept drift" in printed
+    perf = {r.name: json.loads(r.html_path.with_suffix(".json").read_text())["report"]["performance"] for r in results.values()}
+    assert perf[PERIOD_SHIFTED]["accuracy"] < perf[PERIOD_QUIET]["accuracy"]
 
 
 def test_shifted_period_raises_dataset_drift_and_data_quality_alarms(demo_results) -> None:
