@@ -107,6 +107,15 @@ class AuditAgreement:
     def agreement(self) -> float | None:
         return self.agreeing_rows / self.labelled_rows if self.labelled_rows else None
 
+    def html(self) -> str:
+        """The report section: agreement on the audited rows and its interval."""
+        if not self.labelled_rows:
+            return "<p>No audit labels for this window's rows yet (send them to /feedback with \"source\": \"audit\").</p>"
+        return (
+            f"<p>The model agreed with {self.agreeing_rows} of {self.labelled_rows} audited rows "
+            f"({self.agreement:.1%}, 95% interval {self.low:.1%} to {self.high:.1%}).</p>"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "labelled_rows": self.labelled_rows,

@@ -207,11 +207,14 @@ class DriftService:
             "seconds": round(time.perf_counter() - started, 3),
             "report": report.to_dict(),
         }
+        sections: list[tuple[str, str]] = []
         if self.manifest.outputs.task is Task.CLASSIFICATION:
-            document["audit"] = audit_agreement(window.rows, feedback, AUDIT_SOURCE).to_dict()
+            audit = audit_agreement(window.rows, feedback, AUDIT_SOURCE)
+            document["audit"] = audit.to_dict()
+            sections.append(("Manual audit", audit.html()))
         body = json.dumps(document, allow_nan=False, indent=1).encode()
         title = f"Drift report: {self.manifest.model_name} {self.manifest.version}, {utc_iso(start)} to {utc_iso(end)}"
-        html = render_html(report, self.profile, title=title).encode()
+        html = render_html(report, self.profile, title=title, extra_sections=sections).encode()
         self._put(json_key, body, "application/json")
         self._put(html_key, html, "text/html; charset=utf-8")
         self._write_audit_sample(window.rows, end)

@@ -121,7 +121,11 @@ def _table(headers: Sequence[str], rows: list[str]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def render_html(report: DriftReport, profile: ReferenceProfile, title: str = "Drift report") -> str:
+def render_html(
+    report: DriftReport, profile: ReferenceProfile, title: str = "Drift report", extra_sections: Sequence[tuple[str, str]] = ()
+) -> str:
+    """The report as one self-contained page; ``extra_sections``: (heading, HTML body) pairs the caller
+    adds (e.g. the audit sample's agreement), escaped headings, bodies as given."""
     out = [
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\">",
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
@@ -205,5 +209,7 @@ def render_html(report: DriftReport, profile: ReferenceProfile, title: str = "Dr
             r = drift.get(hist.feature)  # histograms are named like the prediction-drift outputs
             status = f" &mdash; {_e(r.test)} p={_num(r.p_value_corrected)}{' <b>DRIFT</b>' if r.is_drift else ''}" if r else ""
             out.append(f'<div class="feature"><h3>{_e(hist.feature)}{status}</h3>{histogram_svg(hist)}</div>')
+    for heading, body in extra_sections:
+        out.append(f"<h2>{_e(heading)}</h2>{body}")
     out.append("</body></html>")
     return "\n".join(out)

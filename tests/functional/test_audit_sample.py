@@ -68,6 +68,8 @@ def test_the_audit_sample_is_written_stratified_and_its_labels_come_back(handler
     assert audit["labelled_rows"] == 60 and audit["agreeing_rows"] == 54 and audit["agreement"] == pytest.approx(0.9)
     low, high = audit["interval_95"]
     assert low < 0.9 < high and high - low < 0.2
+    page = s3.get_object(Bucket=BUCKET, Key=summary["report_html"].split("/", 3)[3])["Body"].read().decode()
+    assert "<h2>Manual audit</h2>" in page and "agreed with 54 of 60 audited rows (90.0%" in page
 
 
 def _captured_lines(s3) -> list[bytes]:
