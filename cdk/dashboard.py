@@ -18,6 +18,10 @@ from monitoring import metric_names as dmn
 from .capture import CaptureStorage
 from .common import resource_name
 
+# emitted by serving/post_response.py and driftcheck/verdict_events.py, which cdk may not import (the layer
+# contracts); tests/infra/test_dashboard.py checks these are the names those modules emit
+CAPTURE_DROPPED = "CaptureDropped"
+VERDICT_EVENT_ERRORS = "VerdictEventErrors"
 DASHBOARD_MAX_FEATURES = 40  # one line per feature; CloudWatch graphs get unreadable (and capped) beyond this
 
 
@@ -36,10 +40,11 @@ class Dashboard(Construct):
         inference_function: lambda_.IFunction,
         drift_check_function: lambda_.IFunction,
         alarms: Sequence[cloudwatch.IAlarm],
+        challenger_version: str | None = None,
     ) -> None:
         super().__init__(scope, id)
         s, m = settings, manifest
-        self.settings, self.manifest = s, m
+        self.settings, self.manifest, self.api_metric = s, m, api_metric
         self.deployment = cdk.Stack.of(self).stack_name
         drift_period = schedule_period_s(s.drift_schedule)
         self.dashboard_name = resource_name(cdk.Stack.of(self).stack_name, max_len=255)
@@ -121,13 +126,56 @@ class Dashboard(Construct):
                    ((dmn.ACCURACY, dmn.F1, dmn.AUC) if m.outputs.task is Task.CLASSIFICATION else (dmn.MAE, dmn.RMSE))]),
         )
 
-    def model_metric(self, name: str, statistic: str, period_s: int, extra: dict[str, str] | None = None, label: str | None = None) -> cloudwatch.Metric:
+        self._add_health_row(graph, threshold, drift_period)
+        if challenger_version is not None and s.challenger_mode != "off":
+            self._add_comparison_row(graph, challenger_version, drift_period)
+
+    def _add_health_row(self, graph: Callable[..., cloudwatch.GraphWidget],
+                        threshold: Callable[[float, str], cloudwatch.HorizontalAnnotation], drift_period: int) -> None:
+        """Performance against the reference, estimated performance and target drift, the capture path, the 4XX share."""
+        model_metric, classifier = self.model_metric, self.manifest.outputs.task is Task.CLASSIFICATION
+        drops = (dmn.ACCURACY_DROP, dmn.F1_DROP, dmn.AUC_DROP) if classifier else (dmn.MAE_INCREASE, dmn.RMSE_INCREASE)
+        estimated = [model_metric(n, "Average", drift_period) for n in (dmn.ESTIMATED_ACCURACY, dmn.ESTIMATED_F1)] if classifier else []
+        # API Gateway's 4XXError is 0 or 1 per request: its Average is the share the Api4xxRate alarm reads
+        share_4xx = self.api_metric("4XXError", "Average", 300).with_(label="4XX share")
+        self.dashboard.add_widgets(
+            graph("Performance vs reference (drop) / degraded", [model_metric(n, "Maximum", drift_period) for n in drops],
+                  width=6, right=[model_metric(dmn.PERFORMANCE_DEGRADED, "Maximum", drift_period)]),
+            graph("Estimated performance (CBPE) / target drift" if classifier else "Target drift",
+                  estimated + ([model_metric(dmn.ESTIMATED_ACCURACY_DROP, "Maximum", drift_period)] if classifier else []),
+                  width=6, right=[model_metric(dmn.TARGET_DRIFT, "Maximum", drift_period)]),
+            graph("Captures dropped / verdict event errors", [model_metric(CAPTURE_DROPPED, "Sum", 300)],
+                  width=6, right=[model_metric(VERDICT_EVENT_ERRORS, "Maximum", drift_period)]),
+            graph("API 4XX share", [share_4xx], width=6, hlines=[threshold(self.settings.api_4xx_rate, "alarm")]),
+        )
+
+    def _add_comparison_row(self, graph: Callable[..., cloudwatch.GraphWidget], challenger_version: str, drift_period: int) -> None:
+        """Champion against challenger (docs/versions.md): each version's series, the challenger's verdicts."""
+        from monitoring import comparison as cmp  # lazy: numpy/scipy only when a challenger is deployed
+
+        versions = {"champion": self.manifest.version, "challenger": challenger_version}
+        classifier = self.manifest.outputs.task is Task.CLASSIFICATION
+        names = (cmp.VARIANT_ACCURACY, cmp.VARIANT_F1) if classifier else (cmp.VARIANT_MAE, cmp.VARIANT_RMSE)
+
+        def of(name: str, variant: str, statistic: str = "Average") -> cloudwatch.Metric:
+            return self.model_metric(name, statistic, drift_period, version=versions[variant], label=f"{name} {variant}")
+
+        self.dashboard.add_widgets(
+            graph(f"Champion vs challenger {challenger_version}", [of(n, v) for n in names for v in versions], width=8),
+            graph("Labeled rows per version", [of(cmp.VARIANT_LABELED_ROWS, v, "Maximum") for v in versions], width=8),
+            graph("Shadow agreement / challenger worse", [of(cmp.SHADOW_AGREEMENT, "challenger")],
+                  right=[of(cmp.CHALLENGER_WORSE, "challenger", "Maximum")], width=8),
+        )
+
+    def model_metric(self, name: str, statistic: str, period_s: int, extra: dict[str, str] | None = None, label: str | None = None,
+                     version: str | None = None) -> cloudwatch.Metric:
+        """A series of the model namespace; ``version``: another version's (a challenger's), else this bundle's."""
         return cloudwatch.Metric(
             namespace=self.settings.metrics_namespace,
             metric_name=name,
             dimensions_map={
                 imn.DIM_MODEL_NAME: self.manifest.model_name,
-                imn.DIM_MODEL_VERSION: self.manifest.version,
+                imn.DIM_MODEL_VERSION: version or self.manifest.version,
                 imn.DIM_DEPLOYMENT: self.deployment,
                 **(extra or {}),
             },

@@ -118,6 +118,7 @@ class ModelServingStack(cdk.Stack):
             inference_function=self.serving.function,
             drift_check_function=self.drift_check.function,
             alarms=[self.alerting.model_health, *self.alerting.alarms.values()],
+            challenger_version=challenger[1].version if challenger else None,
         )
 
         if bundling_mode == "skip":

@@ -1,0 +1,60 @@
+"""The dashboard's rows for the recent metrics: performance against the reference, estimated performance,
+target drift, the capture path, the API 4XX share, and the champion/challenger comparison."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cdk import dashboard
+from driftcheck.verdict_events import VERDICT_EVENT_ERRORS
+from monitoring import comparison as cmp
+from monitoring import metric_names as dmn
+from serving.post_response import CAPTURE_DROPPED
+from tests.infra.conftest import Synth, dashboard_body, synth_variant
+from tests.infra.test_challenger_synth import CHALLENGER_VERSION, write_challenger
+
+
+def graphs(s: Synth) -> dict[str, list[list[Any]]]:
+    """Graph title -> its metric rows (['Namespace', 'Name', 'Dim', 'value', ..., {options}])."""
+    return {w["properties"]["title"]: w["properties"].get("metrics", []) for w in dashboard_body(s)["widgets"]
+            if w["type"] == "metric"}
+
+
+def series(rows: list[list[Any]], ns: str) -> set[tuple[str, str]]:
+    """(metric name, ModelVersion) of the rows of namespace ``ns``."""
+    out = set()
+    for row in rows:
+        plain = [x for x in row if not isinstance(x, dict)]
+        if plain and plain[0] == ns:
+            out.add((plain[1], dict(zip(plain[2::2], plain[3::2], strict=True))["ModelVersion"]))
+    return out
+
+
+def test_the_dashboard_names_what_the_functions_emit() -> None:
+    # cdk may not import the functions' code: its copies of their metric names must match
+    assert (dashboard.CAPTURE_DROPPED, dashboard.VERDICT_EVENT_ERRORS) == (CAPTURE_DROPPED, VERDICT_EVENT_ERRORS)
+
+
+def test_health_row_graphs_performance_estimates_capture_path_and_4xx_share(default: Synth) -> None:
+    g, ns, v = graphs(default), default.settings.metrics_namespace, default.manifest.version
+    assert series(g["Performance vs reference (drop) / degraded"], ns) == {
+        (n, v) for n in (dmn.ACCURACY_DROP, dmn.F1_DROP, dmn.AUC_DROP, dmn.PERFORMANCE_DEGRADED)}
+    assert series(g["Estimated performance (CBPE) / target drift"], ns) == {
+        (n, v) for n in (dmn.ESTIMATED_ACCURACY, dmn.ESTIMATED_F1, dmn.ESTIMATED_ACCURACY_DROP, dmn.TARGET_DRIFT)}
+    assert series(g["Captures dropped / verdict event errors"], ns) == {(CAPTURE_DROPPED, v), (VERDICT_EVENT_ERRORS, v)}
+    (share,) = g["API 4XX share"]
+    assert share[:2] == ["AWS/ApiGateway", "4XXError"] and share[-1].get("stat", "Average") == "Average"  # a graph's default statistic
+    # no challenger: no comparison row
+    assert not any(title.startswith("Champion vs challenger") for title in g)
+
+
+def test_a_challenger_adds_the_comparison_row_on_each_versions_series(fake_bundle_dir, tmp_path) -> None:
+    challenger = write_challenger(tmp_path / "challenger")
+    s = synth_variant("shadow", fake_bundle_dir, tmp_path / "out", {"challenger_mode": "shadow", "challenger_bundle_path": str(challenger)})
+    g, ns, champion = graphs(s), s.settings.metrics_namespace, s.manifest.version
+    both = {champion, CHALLENGER_VERSION}
+    assert series(g[f"Champion vs challenger {CHALLENGER_VERSION}"], ns) == {
+        (n, v) for n in (cmp.VARIANT_ACCURACY, cmp.VARIANT_F1) for v in both}
+    assert series(g["Labeled rows per version"], ns) == {(cmp.VARIANT_LABELED_ROWS, v) for v in both}
+    assert series(g["Shadow agreement / challenger worse"], ns) == {
+        (cmp.SHADOW_AGREEMENT, CHALLENGER_VERSION), (cmp.CHALLENGER_WORSE, CHALLENGER_VERSION)}
