@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from modelserve import metric_names as inference_metrics
-from modelserve.records import REPORTS_ROOT
+from modelserve.records import model_report_prefix
 from modelserve.settings import Settings, SettingsError
 from monitoring import metric_names as drift_metrics
 
@@ -200,7 +200,7 @@ def alarm_specs(
     # the same metric across model versions: a deploy starts a new version's series with no datapoint
     # until its first drift check, which must not read as "missing"
     deployment_dims = {k: v for k, v in dims.items() if k != inference_metrics.DIM_MODEL_VERSION}
-    reports = f"s3://{bucket_name}/{REPORTS_ROOT}/model={model_name}/"
+    reports = f"s3://{bucket_name}/{model_report_prefix(model_name)}"
     timing = drift_timing(s.drift_schedule)
     drift_period = timing.period_s
     specs: list[AlarmSpec] = []

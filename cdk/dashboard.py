@@ -11,6 +11,7 @@ from constructs import Construct
 
 from cdk.alarms import schedule_period_s
 from modelserve import metric_names as imn
+from modelserve.records import CAPTURE_ROOT, model_report_prefix
 from modelserve.schema import BundleManifest, Task
 from modelserve.settings import Settings
 from monitoring import metric_names as dmn
@@ -70,8 +71,8 @@ class Dashboard(Construct):
             cloudwatch.TextWidget(
                 markdown=(
                     f"## Model `{m.model_name}` version `{m.version}`\n"
-                    f"Captures: `s3://{capture.bucket.bucket_name}/captures/model={m.model_name}/` · "
-                    f"drift reports: `s3://{capture.bucket.bucket_name}/reports/model={m.model_name}/` · "
+                    f"Captures: `s3://{capture.bucket.bucket_name}/{CAPTURE_ROOT}/model={m.model_name}/` · "
+                    f"drift reports: `s3://{capture.bucket.bucket_name}/{model_report_prefix(m.model_name)}` · "
                     f"Athena table `{capture.database.ref}.captures` · runbook: docs/runbook.md"
                 ),
                 width=24, height=2,
