@@ -375,30 +375,30 @@ def _add_oip_routes(app: FastAPI, service: InferenceService, max_body: int, head
             return oip_error(exc.message, exc.status)
         return oip_json(answer())
 
-    @app.get("/v2", summary="OIP: server metadata", tags=["Open Inference Protocol v2"])
+    @app.get("/v2", summary="OIP: server metadata", tags=["Open Inference Protocol v2"], responses=_oip_responses())
     async def v2_server() -> Response:
         return oip_json(oip.server_metadata())
 
-    @app.get("/v2/health/live", summary="OIP: server live", tags=["Open Inference Protocol v2"])
+    @app.get("/v2/health/live", summary="OIP: server live", tags=["Open Inference Protocol v2"], responses=_oip_responses())
     async def v2_live() -> Response:
         return oip_json({"live": True})
 
-    @app.get("/v2/health/ready", summary="OIP: server ready", tags=["Open Inference Protocol v2"])
+    @app.get("/v2/health/ready", summary="OIP: server ready", tags=["Open Inference Protocol v2"], responses=_oip_responses())
     async def v2_ready() -> Response:
         return oip_json({"ready": True})
 
-    @app.get("/v2/models/{name}", summary="OIP: model metadata", tags=["Open Inference Protocol v2"])
-    @app.get("/v2/models/{name}/versions/{version}", summary="OIP: model version metadata", tags=["Open Inference Protocol v2"])
+    @app.get("/v2/models/{name}", summary="OIP: model metadata", tags=["Open Inference Protocol v2"], responses=_oip_responses(404))
+    @app.get("/v2/models/{name}/versions/{version}", summary="OIP: model version metadata", tags=["Open Inference Protocol v2"], responses=_oip_responses(404))
     async def v2_model(name: str, version: str | None = None) -> Response:
         return if_served(name, version, lambda: oip.model_metadata(m))
 
-    @app.get("/v2/models/{name}/ready", summary="OIP: model ready", tags=["Open Inference Protocol v2"])
-    @app.get("/v2/models/{name}/versions/{version}/ready", summary="OIP: model version ready", tags=["Open Inference Protocol v2"])
+    @app.get("/v2/models/{name}/ready", summary="OIP: model ready", tags=["Open Inference Protocol v2"], responses=_oip_responses(404))
+    @app.get("/v2/models/{name}/versions/{version}/ready", summary="OIP: model version ready", tags=["Open Inference Protocol v2"], responses=_oip_responses(404))
     async def v2_model_ready(name: str, version: str | None = None) -> Response:
         return if_served(name, version, lambda: {"name": m.model_name, "ready": True})
 
-    @app.post("/v2/models/{name}/infer", summary="OIP: inference (JSON or binary tensors)", tags=["Open Inference Protocol v2"])
-    @app.post("/v2/models/{name}/versions/{version}/infer", summary="OIP: inference on a version", tags=["Open Inference Protocol v2"])
+    @app.post("/v2/models/{name}/infer", summary="OIP: inference (JSON or binary tensors)", tags=["Open Inference Protocol v2"], responses=_oip_responses(400, 404, 413, 415, 422), openapi_extra=_OIP_INFER_BODY)
+    @app.post("/v2/models/{name}/versions/{version}/infer", summary="OIP: inference on a version", tags=["Open Inference Protocol v2"], responses=_oip_responses(400, 404, 413, 415, 422), openapi_extra=_OIP_INFER_BODY)
     async def v2_infer(request: Request, name: str, version: str | None = None) -> Response:
         rid = request_id_of(request)
         try:
@@ -505,6 +505,46 @@ def _value_schema(f: Any, reject_unseen: bool) -> dict[str, Any]:
     if f.nullable:
         s = {"anyOf": [s, {"type": "null"}]}
     return s
+
+
+_OIP_ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+_OIP_ERRORS = {
+    400: "Malformed request: not JSON, no inputs, unknown input, datatype or shape mismatch, binary section errors",
+    404: "Unknown model or version",
+    413: "Body over max_body_bytes",
+    415: "A content-type other than JSON or application/octet-stream",
+    422: "Values validation refuses (the message starts with the reason code)",
+}
+# the infer body: OIP JSON, or Triton's binary extension (a JSON header then raw tensors)
+_OIP_INFER_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {
+                "type": "object", "required": ["inputs"],
+                "properties": {
+                    "id": {"type": "string"}, "parameters": {"type": "object"},
+                    "inputs": {"type": "array", "minItems": 1, "items": {
+                        "type": "object", "required": ["name", "shape", "datatype"],
+                        "properties": {"name": {"type": "string"}, "shape": {"type": "array", "items": {"type": "integer"}},
+                                       "datatype": {"type": "string"}, "parameters": {"type": "object"}, "data": {"type": "array"}},
+                    }},
+                    "outputs": {"type": "array", "items": {"type": "object"}},
+                },
+            }},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    },
+}
+
+
+def _oip_responses(*errors: int) -> dict[int | str, dict[str, Any]]:
+    """An OIP operation's answers: 200 (OIP JSON, or binary tensors for infer), its errors in OIP's shape, 500."""
+    out: dict[int | str, dict[str, Any]] = {200: {"description": "OIP answer", "content": {"application/json": {"schema": {"type": "object"}}}}}
+    for status in errors:
+        out[status] = {"description": _OIP_ERRORS[status], "content": {"application/json": {"schema": _OIP_ERROR_SCHEMA}}}
+    out[500] = {"description": _ERROR_DESCRIPTIONS[500], "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
+    return out
 
 
 def _feature_json_schema(m: BundleManifest, reject_unseen: bool = True) -> dict[str, Any]:
