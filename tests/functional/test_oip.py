@@ -14,10 +14,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+import tritonclient.http as tritonhttp  # pinned in requirements-dev.txt: the independent client
 
 from tests.support import EVENT_KINDS, event, read_jsonl_gz, response_json
-
-tritonhttp = pytest.importorskip("tritonclient.http")
 
 BUCKET = "oip-captures"
 ROWS = 12
