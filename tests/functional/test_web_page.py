@@ -35,10 +35,8 @@ LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback
 def _playwright() -> Any:
     if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM}: `apt-get install chromium` (make setup does) to run the browser test")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("the playwright package is not installed (requirements-dev.txt)")
+    from playwright.sync_api import sync_playwright  # pinned in requirements-dev.txt: never skipped for its absence
+
     return sync_playwright
 
 

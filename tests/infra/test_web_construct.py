@@ -11,8 +11,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("aws_cdk")
-
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 API_ORIGIN = "https://abc123.execute-api.eu-west-1.amazonaws.com"
