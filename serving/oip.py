@@ -134,7 +134,7 @@ def _shape(tensor: dict[str, Any], name: str) -> list[int]:
 def _tensor_values(tensor: dict[str, Any], binary: bytes, offset: int) -> tuple[list[Any], int]:
     """The tensor's elements in row-major order, and the new offset into the binary section."""
     name, datatype = str(tensor.get("name")), tensor.get("datatype")
-    if datatype not in DTYPES and datatype != "BYTES":
+    if not isinstance(datatype, str) or (datatype not in DTYPES and datatype != "BYTES"):
         raise OipError(f"input '{name}': unknown datatype {str(datatype)[:20]!r}")
     count = int(np.prod(_shape(tensor, name)))
     params = tensor.get("parameters") or {}
