@@ -37,6 +37,7 @@ from scipy import stats
 
 from ._util import json_clean
 from .html_report import BASE_CSS
+from .metric_names import DATASET_DRIFT, PREDICTION_DRIFT
 from .performance import PerformanceResult, classification_metrics, regression_metrics
 
 CHAMPION = "champion"
@@ -60,7 +61,12 @@ VARIANT_MAE = "VariantMAE"
 VARIANT_RMSE = "VariantRMSE"
 VARIANT_LABELED_ROWS = "VariantLabeledRows"
 CHALLENGER_WORSE = "ChallengerWorse"  # 0/1: significantly worse at alpha (the alarm's metric)
-METRIC_NAMES = (SHADOW_AGREEMENT, VARIANT_ACCURACY, VARIANT_F1, VARIANT_MAE, VARIANT_RMSE, VARIANT_LABELED_ROWS, CHALLENGER_WORSE)
+# 0/1: the challenger's own drift check found dataset or prediction drift in a window where the
+# champion's found neither (``challenger_only_drift``; the ChallengerDrift alarm's metric)
+CHALLENGER_DRIFT = "ChallengerDrift"
+METRIC_NAMES = (
+    SHADOW_AGREEMENT, VARIANT_ACCURACY, VARIANT_F1, VARIANT_MAE, VARIANT_RMSE, VARIANT_LABELED_ROWS, CHALLENGER_WORSE, CHALLENGER_DRIFT,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -196,6 +202,30 @@ class ComparisonReport:
         if self.difference is not None and self.difference.p_value is not None:
             out.append((CHALLENGER_WORSE, 1.0 if self.challenger_worse else 0.0, CHALLENGER))
         return out
+
+
+def challenger_only_drift(
+    champion: Sequence[tuple[str, float, str | None]], challenger: Sequence[tuple[str, float, str | None]]
+) -> float | None:
+    """1.0 when the challenger's drift check of a window found dataset or prediction drift and the
+    champion's check of the same window found neither, else 0.0; None when the challenger's check
+    published neither verdict (an empty window). Arguments: each check's published metrics.
+
+    Both versions see the same traffic (shadow: the same rows; A/B: a hash split of the same clients),
+    so drift in the inputs is the champion's alarms' to page; what is left is drift only the challenger
+    sees: traffic unlike its own training data, or outputs that moved on inputs that did not."""
+
+    def drifted(metrics: Sequence[tuple[str, float, str | None]]) -> bool | None:
+        verdicts = [
+            v for name, v, feature in metrics
+            if feature is None and name in (DATASET_DRIFT, PREDICTION_DRIFT) and v is not None and math.isfinite(v)
+        ]
+        return None if not verdicts else any(v >= 1 for v in verdicts)
+
+    mine = drifted(challenger)
+    if mine is None:
+        return None
+    return 1.0 if mine and not drifted(champion) else 0.0
 
 
 # ---------------------------------------------------------------- the tests

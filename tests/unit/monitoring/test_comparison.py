@@ -21,6 +21,7 @@ from monitoring.comparison import (
     VariantOutputs,
     agreement,
     bootstrap_differences,
+    challenger_only_drift,
     compare_ab,
     compare_shadow,
     mcnemar_exact,
@@ -252,3 +253,20 @@ def test_bootstrap_intervals_cover_the_true_difference_at_about_the_nominal_rate
         covered_auc += got["auc"].ci_low <= true_auc <= got["auc"].ci_high
     low, high = stats.binom.interval(0.999, samples, 0.95)
     assert low <= covered_f1 <= high and low <= covered_auc <= high, (covered_f1, covered_auc)
+
+
+@pytest.mark.parametrize(
+    ("champion", "challenger", "expected"),
+    [
+        ({"DatasetDrift": 0, "PredictionDrift": 0}, {"DatasetDrift": 0, "PredictionDrift": 1}, 1.0),  # its outputs moved alone
+        ({"DatasetDrift": 0, "PredictionDrift": 0}, {"DatasetDrift": 1, "PredictionDrift": 0}, 1.0),  # unlike its own training data
+        ({"DatasetDrift": 1, "PredictionDrift": 0}, {"DatasetDrift": 1, "PredictionDrift": 1}, 0.0),  # the champion's alarms page
+        ({"DatasetDrift": 0, "PredictionDrift": 1}, {"DatasetDrift": 0, "PredictionDrift": 1}, 0.0),
+        ({"DatasetDrift": 0, "PredictionDrift": 0}, {"DatasetDrift": 0, "PredictionDrift": 0}, 0.0),
+        ({}, {"DatasetDrift": 0, "PredictionDrift": 1}, 1.0),  # the champion saw no rows (A/B at share 1)
+        ({"DatasetDrift": 0}, {"WindowRows": 0}, None),  # the challenger saw no rows: nothing to say
+    ],
+)
+def test_challenger_only_drift_leaves_the_champions_drift_to_the_champions_alarms(champion, challenger, expected) -> None:
+    as_metrics = lambda d: [(name, float(v), None) for name, v in d.items()] + [("DatasetDrift", 1.0, "some_feature")]  # noqa: E731
+    assert challenger_only_drift(as_metrics(champion), as_metrics(challenger)) == expected
