@@ -441,6 +441,19 @@ def alarm_specs(
             "alarm-challenger-worse", "comparison", period_s=drift_period, evaluation_periods=timing.periods_per_gap,
             treat_missing="notBreaching", dimensions={**dims, inference_metrics.DIM_MODEL_VERSION: challenger_version},
         )
+        from monitoring.comparison import CHALLENGER_DRIFT
+
+        # the challenger's own drift report: only what the champion's check of the window did not find
+        # (input drift is the champion's alarms' to page, once)
+        add(
+            "ChallengerDrift", CHALLENGER_DRIFT, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
+            f"Challenger {challenger_version} ({s.challenger_mode}): its own drift check found dataset or prediction drift "
+            f"against its reference in the last {s.window_hours} h, where the champion's check found neither.",
+            f"Read the challenger's drift report (*-version={challenger_version}.html, next to the champion's): traffic unlike "
+            "its training data, or outputs that moved on inputs that did not; fix or replace the challenger before promoting it.",
+            "alarm-challenger-drift", "comparison", period_s=drift_period, evaluation_periods=timing.periods_per_gap,
+            treat_missing="notBreaching", dimensions={**dims, inference_metrics.DIM_MODEL_VERSION: challenger_version},
+        )
     return specs
 
 

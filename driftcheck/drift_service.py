@@ -17,7 +17,7 @@ import numpy as np
 
 from modelserve import metric_names as mn
 from modelserve.bundle import ModelBundle, reference_sample_from_rows, scored_sample
-from modelserve.records import AUDIT_SOURCE, CaptureRecord, RowKey, audit_key, report_key, utc_iso
+from modelserve.records import AUDIT_SOURCE, CaptureRecord, RowKey, audit_key, report_key, utc_iso, version_report_key
 from modelserve.schema import BundleManifest, Task
 from modelserve.settings import DriftSettings, SharedSettings
 from monitoring import DriftChecker, DriftConfig, DriftReport
@@ -143,9 +143,15 @@ class DriftService:
         write_local: Callable[[str, bytes], None] | None = None,
         deployment: str | None = None,
         events: Any = None,
+        challenger: bool = False,
     ) -> None:
         """``deployment``: the stack name (``ENV_DEPLOYMENT``), a dimension of every metric when set.
-        ``events``: an EventBridge client; each run then puts its verdict on the default bus."""
+        ``events``: an EventBridge client; each run then puts its verdict on the default bus.
+        ``challenger``: the check of a challenger deployed next to the champion (docs/versions.md): its
+        reports under keys naming its version, no deployment-wide series (NoTraffic reads the champion's
+        traffic, and an A/B challenger with a small share may see none), no audit sample (the day's
+        audit file is the champion's)."""
+        self.challenger = challenger
         self.bundle = bundle
         self.events = events
         self.deployment = deployment or ""
@@ -192,7 +198,7 @@ class DriftService:
         metrics = report.metrics() + [(mn.CORRUPT_CAPTURE_OBJECTS, float(window.corrupt_objects), None)]
         self.publish(metrics, end)
         at = end
-        json_key, html_key = report_key(self.manifest.model_name, at, "json"), report_key(self.manifest.model_name, at, "html")
+        json_key, html_key = self.report_keys(at)
         document = {
             "model_name": self.manifest.model_name,
             "model_version": self.manifest.version,
@@ -217,7 +223,8 @@ class DriftService:
         html = render_html(report, self.profile, title=title, extra_sections=sections).encode()
         self._put(json_key, body, "application/json")
         self._put(html_key, html, "text/html; charset=utf-8")
-        self._write_audit_sample(window.rows, end)
+        if not self.challenger:
+            self._write_audit_sample(window.rows, end)
         run = DriftRun(start, end, window, report, json_key, html_key, metrics, labeled_rows=len(labels))
         if self.events is not None:
             # after the reports: the event points at them; a failure is counted, never fails the check
@@ -225,6 +232,13 @@ class DriftService:
             self.publish([(VERDICT_EVENT_ERRORS, 0.0 if published else 1.0, None)], end)
         logger.info("drift check done", extra=run.summary(self.bucket))
         return run
+
+    def report_keys(self, at: datetime) -> tuple[str, str]:
+        """(JSON, HTML) keys of the run ending at ``at``; a challenger's name its version."""
+        m = self.manifest
+        if self.challenger:
+            return version_report_key(m.model_name, m.version, at, "json"), version_report_key(m.model_name, m.version, at, "html")
+        return report_key(m.model_name, at, "json"), report_key(m.model_name, at, "html")
 
     def verdict_event(self, run: DriftRun) -> VerdictEvent:
         """What subscribers learn of one run: the headline verdicts, the flagged findings (most telling
@@ -299,7 +313,7 @@ class DriftService:
             if feature is not None:
                 dims.append({"Name": mn.DIM_FEATURE, "Value": feature})
             data.append({"MetricName": name, "Dimensions": dims, "Value": float(value), "Timestamp": timestamp, "Unit": "None"})
-            if name in DEPLOYMENT_WIDE_METRICS:
+            if name in DEPLOYMENT_WIDE_METRICS and not self.challenger:
                 wide = [d for d in dims if d["Name"] != mn.DIM_MODEL_VERSION]
                 data.append({"MetricName": name, "Dimensions": wide, "Value": float(value), "Timestamp": timestamp, "Unit": "None"})
         for i in range(0, len(data), CLOUDWATCH_BATCH):

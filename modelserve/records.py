@@ -10,6 +10,7 @@ Firehose writes under ``captures/model=<name>/version=<version>/`` with its own
     feedback/model=<name>/dt=YYYY-MM-DD/<HHMMSSffffff>-<id>.jsonl.gz
     reports/model=<name>/dt=YYYY-MM-DD/<YYYYmmddTHHMMSSZ>.<json|html>
     reports/model=<name>/dt=YYYY-MM-DD/<YYYYmmddTHHMMSSZ>-comparison.<json|html>   (champion vs challenger)
+    reports/model=<name>/dt=YYYY-MM-DD/<YYYYmmddTHHMMSSZ>-version=<version>.<json|html>   (the challenger's drift report)
     samples/model=<name>/version=<version>/cap=<sample cap>/dt=YYYY-MM-DD/hour=HH.json.gz   (drift check's hour samples)
     audit/model=<name>/dt=YYYY-MM-DD/audit.<csv|jsonl>   (the day's manual audit sample, written by the drift check)
 """
@@ -184,6 +185,12 @@ def report_key(model_name: str, at: datetime, suffix: str) -> str:
 def comparison_report_key(model_name: str, at: datetime, suffix: str) -> str:
     """The version comparison's report, next to the drift report of the same run."""
     return report_key(model_name, at, f"comparison.{suffix}").replace("Z.comparison.", "Z-comparison.")
+
+
+def version_report_key(model_name: str, model_version: str, at: datetime, suffix: str) -> str:
+    """The drift report of a version other than the champion (a challenger's), next to the champion's of the same run."""
+    t = at.astimezone(UTC)
+    return f"{model_report_prefix(model_name)}dt={t:%Y-%m-%d}/{t:%Y%m%dT%H%M%SZ}-version={model_version}.{suffix}"
 
 
 def audit_key(model_name: str, day: date, suffix: str) -> str:
