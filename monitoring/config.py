@@ -3,9 +3,10 @@ builds it from the deploy settings)."""
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -94,6 +95,14 @@ class DriftConfig:
         if unknown:
             raise ValueError(f"unknown DriftConfig keys {unknown}; known keys: {sorted(known)}")
         return cls(**dict(values))
+
+    def arguments_for(self, fn: Callable[..., Any], **renamed: str) -> dict[str, Any]:
+        """The settings ``fn`` takes, as keyword arguments: each of its parameters named like a field of
+        this config (``renamed``: parameter -> field, where the names differ). One mapping for every
+        detector a check builds from the config, so a new threshold reaches it by its name."""
+        names = {f.name for f in fields(self)}
+        wanted = {param: renamed.get(param, param) for param in inspect.signature(fn).parameters}
+        return {param: getattr(self, field) for param, field in wanted.items() if field in names}
 
     def to_dict(self) -> dict[str, Any]:
         return json_clean(asdict(self))

@@ -244,14 +244,4 @@ class DataQualityCheck(ProfileCheck):
     metric_names = (M.MISSING_RATE, M.OUT_OF_RANGE_RATE, M.UNSEEN_CATEGORY_RATE, M.DATA_QUALITY_FAILURES)
 
     def run(self, window: Window) -> DataQualityResult:
-        cfg = self.config
-        return check_expectations(
-            self.profile,
-            window.table,
-            missing_rate_tolerance=cfg.missing_rate_tolerance,
-            missing_rate_z=cfg.missing_rate_z,
-            out_of_range_threshold=cfg.out_of_range_threshold,
-            unseen_category_threshold=cfg.unseen_category_threshold,
-            wrong_type_threshold=cfg.wrong_type_threshold,
-            min_new_value_rows=cfg.min_new_value_rows,
-        )
+        return check_expectations(self.profile, window.table, **self.config.arguments_for(check_expectations))
