@@ -119,23 +119,33 @@ def _strings(view: Any) -> list[str | None]:
     offsets = np.frombuffer(memoryview(view.buffer(1)), np.uint8).view(_STRING_OFFSETS[view.storage_type])
     bounds = offsets[view.offset : view.offset + view.length + 1].tolist()
     data = memoryview(view.buffer(2)).tobytes()
+    out: list[str | None]
+    if data.isascii():  # one byte per character: slice the decoded text
+        ascii_text = data.decode("ascii")
+        out = [ascii_text[a:b] for a, b in zip(bounds, bounds[1:])]
+        _set_nulls(out, view)
+        return out
     decoded: dict[bytes, str] = {}
-    out: list[str | None] = []
+    out = []
     append = out.append
     for a, b in zip(bounds, bounds[1:]):
         element = data[a:b]
-        text = decoded.get(element)
-        if text is None:
+        word = decoded.get(element)
+        if word is None:
             try:
-                text = decoded[element] = element.decode("utf-8")
+                word = decoded[element] = element.decode("utf-8")
             except UnicodeDecodeError:
                 raise ArrowBodyError("a string column holds bytes that are not UTF-8") from None
-        append(text)
+        append(word)
+    _set_nulls(out, view)
+    return out
+
+
+def _set_nulls(values: list[str | None], view: Any) -> None:
     nulls = _nulls(view)
     if nulls is not None:
         for i in np.flatnonzero(nulls).tolist():
-            out[i] = None
-    return out
+            values[i] = None
 
 
 def _dictionary_strings(view: Any) -> list[str | None]:
