@@ -53,6 +53,7 @@ def decode_stream(body: bytes) -> ColumnBatch:
         raise ArrowBodyError(f"not an Arrow IPC stream: {str(exc)[:200]}") from None
     if table.schema.n_fields == 0:
         raise ArrowBodyError("the Arrow stream has no columns")
+    batches = list(table.iter_chunk_views())  # one struct view per record batch
     names: list[str] = []
     columns: list[Column] = []
     for i in range(table.schema.n_fields):
@@ -62,10 +63,9 @@ def decode_stream(body: bytes) -> ColumnBatch:
         if field.n_fields or (field.type == na.Type.DICTIONARY and not is_text_dictionary):
             raise ArrowBodyError(f"column '{name[:100]}' is nested ({field.type}); send one flat column per feature")
         names.append(name)
-        child = table.child(i)
         try:
-            column = _column(child, _TYPE_NAMES.get(field.type, ""))
-            columns.append(column if column is not None else child.to_pylist())
+            column = _column([b.child(i) for b in batches], _TYPE_NAMES.get(field.type, ""))
+            columns.append(column if column is not None else table.child(i).to_pylist())
         except ArrowBodyError:
             raise
         except Exception as exc:
@@ -73,10 +73,9 @@ def decode_stream(body: bytes) -> ColumnBatch:
     return ColumnBatch(names, columns)
 
 
-def _column(array: Any, arrow_type: str) -> Column | None:
-    """One column from its chunks' buffers, or None for a type read as Python values instead.
+def _column(views: list[Any], arrow_type: str) -> Column | None:
+    """One column from its record batches' buffers, or None for a type read as Python values instead.
     ``arrow_type``: the field's logical type name (a timestamp's storage is int64, yet it is no number)."""
-    views = list(array.iter_chunk_views())
     if not views:
         return None
     out: list[str | None] = []
@@ -174,16 +173,20 @@ def encode_answer(answer: dict[str, Any]) -> bytes:
     n = len(predictions)
     fields: dict[str, Any] = {}
     children = []
-    if "classes" in answer:
+    if "classes" in answer:  # built from buffers: nanoarrow's builders take a Python call per value
         fields["prediction"] = na.string()
-        children.append(na.c_array([str(p) for p in predictions], na.string()))
+        encoded = {p: str(p).encode("utf-8") for p in dict.fromkeys(predictions)}
+        parts = list(map(encoded.__getitem__, predictions))
+        offsets = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum(np.fromiter(map(len, parts), dtype=np.int32, count=n), out=offsets[1:])
+        children.append(na.c_array_from_buffers(na.string(), n, [None, offsets, b"".join(parts)]))
         probs = np.asarray(answer.get("probabilities"), dtype=np.float64).reshape(n, len(answer["classes"]))
         for j, c in enumerate(answer["classes"]):
             fields[f"probability_{c}"] = na.float64()
-            children.append(na.c_array(np.ascontiguousarray(probs[:, j]), na.float64()))
+            children.append(na.c_array_from_buffers(na.float64(), n, [None, np.ascontiguousarray(probs[:, j])]))
     else:
         fields["prediction"] = na.float64()
-        children.append(na.c_array(np.asarray(predictions, dtype=np.float64), na.float64()))
+        children.append(na.c_array_from_buffers(na.float64(), n, [None, np.asarray(predictions, dtype=np.float64)]))
     schema = na.struct(fields, nullable=False)
     batch = na.c_array_from_buffers(schema, length=n, buffers=[None], children=children)
     out = io.BytesIO()

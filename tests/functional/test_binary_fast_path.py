@@ -180,6 +180,8 @@ def test_typed_inputs_of_each_dtype_are_checked_as_json_values(request: pytest.F
             assert resp["statusCode"] == expected["status"], (rows, resp["body"])
             assert response_json(resp) == {"error": f"{expected['error']}: {expected['message']}"}
     assert [_predict(mod, lambda_context, rows)["status"] for rows, _ in cases] == [200, 200, 422, 422, 422, 200]
+    answer = _arrow_answer(_post_arrow(mod, lambda_context, _arrow(pa.Table.from_pylist(good)), answer_arrow=True))
+    assert answer.column("prediction").to_pylist() == _predict(mod, lambda_context, good)["predictions"]  # a regressor's float64
 
 
 def _captured(s3: Any, request_id: str) -> list[dict[str, Any]]:
