@@ -176,11 +176,13 @@ def _tensor_values(tensor: dict[str, Any], binary: bytes, offset: int) -> tuple[
     return flat, offset
 
 
-def _column(values: np.ndarray | list[Any], datatype: str) -> Column:
+def _column(values: np.ndarray | list[Any], datatype: str, binary: bool) -> Column:
     """Tensors have no null: a NaN number and an empty BYTES element are the graph's own null
     encodings, so they mean "missing" here (and are refused for non-nullable features, as null is)."""
-    if isinstance(values, np.ndarray):  # binary data
+    if isinstance(values, np.ndarray):  # binary numbers
         return TypedColumn(values, np.isnan(values) if values.dtype.kind == "f" else None)
+    if binary:  # binary BYTES: _decode_bytes_tensor gave None for the empty elements
+        return values
     if datatype == "BYTES":
         return [None if v == "" else v for v in values]
     if datatype in ("FP16", "FP32", "FP64"):
@@ -232,7 +234,8 @@ def decode_request(m: BundleManifest, body: bytes, header_length: str | None) ->
         if len(shape) == 2 and shape[1] != 1:
             raise OipError(f"input '{name}': expected shape [N] or [N, 1], got {shape}")
         _check_datatype(name, tensor["datatype"], kinds[name])
-        columns[name] = _column(values, tensor["datatype"])
+        params = tensor.get("parameters")
+        columns[name] = _column(values, tensor["datatype"], isinstance(params, dict) and params.get("binary_data_size") is not None)
     if offset != len(binary):
         raise OipError(f"{len(binary) - offset} bytes of binary data follow the last binary input")
     missing = [n for n in m.feature_names if n not in columns]

@@ -81,7 +81,7 @@ def test_columns_are_validated_as_the_same_values_sent_as_json(request: pytest.F
     manifest = request.getfixturevalue(bundle).manifest
     validator = Validator(manifest, max_rows=5, reject_unseen_categories=reject_unseen)
 
-    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(batches(manifest))
     def check(batch: ColumnBatch) -> None:
         _assert_same(_outcome(validator, batch), _outcome(validator, _as_split(batch)))
