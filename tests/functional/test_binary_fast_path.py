@@ -260,3 +260,38 @@ def test_arrow_columns_are_read_as_pyarrow_reads_them() -> None:
     for name, column in zip(batch.names, batch.columns, strict=True):
         got = column.to_list() if isinstance(column, TypedColumn) else column
         assert repr(got) == repr(table.column(name).to_pylist()), name
+
+
+def test_a_single_tensor_model_takes_one_binary_tensor_as_json_columns(tmp_path: Any, load_inference: Any, lambda_context: Any) -> None:
+    """[N, F] binary tensor -> one typed column per feature; NaN there is a value (not_finite), not a null."""
+    import pandas as pd
+    from onnx import TensorProto, helper
+
+    from devtools.export import export_onnx
+    from tests.functional.test_input_dtypes import _save
+
+    x = helper.make_tensor_value_info("x", TensorProto.DOUBLE, [None, 2])
+    axes = helper.make_tensor("axes", TensorProto.INT64, [1], [1])
+    graph = helper.make_graph(
+        [helper.make_node("ReduceSum", ["x", "axes"], ["value"], keepdims=1)], "sum", [x],
+        [helper.make_tensor_value_info("value", TensorProto.DOUBLE, [None, 1])], initializer=[axes],
+    )
+    ref = pd.DataFrame({"a": np.random.default_rng(1).normal(size=250), "b": np.random.default_rng(2).normal(size=250)})
+    schema = {
+        "model_name": "sum64", "features": [{"name": "a", "kind": "numeric"}, {"name": "b", "kind": "numeric"}],
+        "outputs": {"task": "regression", "label_output": "value", "probability_output": None},
+        "input_layout": "single_tensor", "single_input_name": "x",
+    }
+    bundle = export_onnx(_save(tmp_path, graph), schema, ref, tmp_path / "b")
+    mod = load_inference(bundle)
+    for matrix in ([[1e39, 0.25], [2.0, -1.0]], [[1.0, 2.0], [float("nan"), 3.0]]):
+        raw = np.array(matrix, dtype="<f8").tobytes()
+        body, headers = _binary_body({"inputs": [{"name": "x", "shape": [2, 2], "datatype": "FP64", "parameters": {"binary_data_size": len(raw)}}],
+                                      "parameters": {"binary_data_output": True}}, raw)
+        expected = _predict(mod, lambda_context, [{"a": a, "b": b} for a, b in matrix])
+        resp = _oip(mod, lambda_context, bundle.manifest, body, headers)
+        if expected["status"] == 200:
+            assert _oip_answer(resp)["label"].tolist() == expected["predictions"] == [1e39 + 0.25, 1.0]
+        else:
+            assert (resp["statusCode"], response_json(resp)) == (422, {"error": f"{expected['error']}: {expected['message']}"})
+            assert expected["error"] == "not_finite"
