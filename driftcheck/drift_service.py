@@ -71,6 +71,9 @@ def drift_config(settings: DriftSettings) -> DriftConfig:
         unseen_category_threshold=settings.unseen_category_threshold,
         performance_min_labels=settings.performance_min_labels,
         estimated_accuracy_drop_threshold=settings.estimated_accuracy_drop_threshold,
+        min_new_value_rows=settings.min_new_value_rows,
+        reject_rate_threshold=settings.reject_rate_threshold,
+        reject_min_requests=settings.reject_min_requests,
         **overrides,
     )
 
