@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 from .check_protocol import CheckResult, fmt
 from .expectations import MISSING_RATE, OUT_OF_RANGE, REJECT_RATE, UNSEEN_CATEGORY, WRONG_TYPE, DataQualityResult, ExpectationResult
-from .types import RejectCounts
 from .prediction_drift import PredictionDriftResult
+from .types import RejectCounts
 from .univariate import FeatureDriftSummary
 
 
