@@ -94,6 +94,8 @@ class CaptureStorage(Construct):
                                  noncurrent_version_expiration=noncurrent),
                 s3.LifecycleRule(id="feedback", prefix=f"{FEEDBACK_ROOT}/", expiration=expiry, transitions=transitions,
                                  noncurrent_version_expiration=noncurrent),
+                s3.LifecycleRule(id="rejects", prefix=f"{REJECTS_ROOT}/", expiration=expiry, transitions=transitions,
+                                 noncurrent_version_expiration=noncurrent),
                 s3.LifecycleRule(id="capture-errors", prefix=f"{FIREHOSE_ERROR_ROOT}/", expiration=expiry,
                                  noncurrent_version_expiration=noncurrent),
                 s3.LifecycleRule(id="reports", prefix=f"{REPORTS_ROOT}/", expiration=cdk.Duration.days(settings.report_expiry_days),

@@ -207,7 +207,9 @@ class DriftService:
         labels = {key: record.label for key, record in feedback.items()}
         sample = scored_sample(self.checked, window.rows)
         predictions = PredictionColumns(labels=sample.labels, probabilities=sample.probabilities, values=sample.values)
-        rejected = read_rejects(self.s3, self.captures, start, end, deadline=deadline)
+        # bounded by its object cap (DEFAULT_MAX_REJECT_OBJECTS), not the window's read budget: a window
+        # read cut short must still say why requests were refused
+        rejected = read_rejects(self.s3, self.captures, start, end, seed=int(end.timestamp()))
         rejects = reject_counts(window, rejected)
         report = self.checker.check(sample.table, predictions, self._labeled(window.rows, labels, predictions), rejects)
         metrics = report.metrics() + [(mn.CORRUPT_CAPTURE_OBJECTS, float(window.corrupt_objects), None)]

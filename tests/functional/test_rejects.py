@@ -185,3 +185,19 @@ def test_a_failing_reject_capture_is_counted_and_the_answer_is_unchanged(s3, loa
     assert reject_objects() == []
     out = capsys.readouterr().out
     assert '"CaptureErrors"' in out
+
+
+def test_with_the_firehose_sink_rejects_go_to_s3_under_their_prefix(s3, load_inference, sample_bundle, lambda_context) -> None:
+    """The stream files every record under captures/ (which the window reader reads as capture records):
+    refused requests go straight to the bucket, under rejects/."""
+    s3.create_bucket(Bucket=BUCKET)
+    boto3.client("firehose", region_name="us-east-1").create_delivery_stream(
+        DeliveryStreamName="rejects-test", DeliveryStreamType="DirectPut",
+        ExtendedS3DestinationConfiguration={"RoleARN": "arn:aws:iam::123456789012:role/fh", "BucketARN": f"arn:aws:s3:::{BUCKET}", "Prefix": "captures/"},
+    )
+    inference = load_inference(capture_bucket=BUCKET, capture_sink="firehose", firehose_stream="rejects-test")
+    row = sample_bundle.reference_rows()[0]["inputs"]
+    assert predict(inference, lambda_context, [{**row, "island": "Atlantis"}], "fh-bad") == 422
+    (record,) = reject_objects()
+    assert record["request_id"] == "fh-bad" and record["reason"] == "unseen_category"
+    assert reject_objects("captures/") == []
