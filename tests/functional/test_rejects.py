@@ -201,3 +201,29 @@ def test_with_the_firehose_sink_rejects_go_to_s3_under_their_prefix(s3, load_inf
     (record,) = reject_objects()
     assert record["request_id"] == "fh-bad" and record["reason"] == "unseen_category"
     assert reject_objects("captures/") == []
+
+
+def test_reject_reads_are_capped_and_the_counts_scaled_corrupt_objects_skipped(aws, sample_bundle) -> None:
+    from driftcheck.reject_reader import read_rejects
+    from driftcheck.store import CaptureLocation
+    from modelserve.records import RejectedField, RejectRecord, encode_jsonl_gz
+
+    m = sample_bundle.manifest
+    s3 = boto3.client("s3")
+    now = datetime.now(UTC).replace(microsecond=0)
+    for i in range(40):
+        t = now - timedelta(minutes=1, seconds=i)
+        reason, field = ("null_not_allowed", "sex") if i % 4 else ("wrong_type", "island")
+        record = RejectRecord.build(f"r{i}", t, m.model_name, m.version, "prod", reason, 422, 2, [RejectedField(reason, 0, field)])
+        s3.put_object(Bucket=BUCKET, Key=reject_key(m.model_name, m.version, t, f"r{i}"), Body=encode_jsonl_gz([record]))
+    where = CaptureLocation(BUCKET, m.model_name, m.version)
+    whole = read_rejects(s3, where, now - timedelta(hours=1), now)
+    assert whole.rejected_requests == 40 and whole.objects_read == 40 and not whole.estimated
+    assert whole.by_reason == {"null_not_allowed": 30, "wrong_type": 10} and whole.by_field == {"sex": {"null_not_allowed": 30}, "island": {"wrong_type": 10}}
+    assert whole.rejected_rows == 80
+    capped = read_rejects(s3, where, now - timedelta(hours=1), now, max_objects=20)
+    assert capped.rejected_requests == 40 and capped.objects_read == 20 and capped.estimated
+    assert sum(capped.by_reason.values()) == 40  # scaled to every rejected request of the window
+    s3.put_object(Bucket=BUCKET, Key=reject_key(m.model_name, m.version, now - timedelta(minutes=2), "bad"), Body=b"\x1f\x8bnot gzip")
+    with_bad = read_rejects(s3, where, now - timedelta(hours=1), now)
+    assert with_bad.rejected_requests == 41 and with_bad.corrupt_objects == 1
