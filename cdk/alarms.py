@@ -316,6 +316,14 @@ def alarm_specs(
         "alarm-data-quality-failures", "model", **drift,
     )
     add(
+        "RejectRate", drift_metrics.REJECT_RATE, "model", "Maximum", s.reject_rate_threshold, "GreaterThanThreshold",
+        f"More than {s.reject_rate_threshold:.0%} of the requests of the last {s.window_hours} h were refused by validation "
+        f"(422: nulls, unseen categories, wrong types; windows of at least {s.reject_min_requests} requests).",
+        "The report's root-cause line and its rejects section name the field and reason behind most refusals; fix the "
+        "upstream producer of that field (or the schema / unseen_category_policy if the new data is right).",
+        "alarm-reject-rate", "model", **drift,
+    )
+    add(
         "NoTraffic", drift_metrics.WINDOW_ROWS, "model", "Minimum", 1, "LessThanThreshold",
         f"No captured rows in the last {s.window_hours} h (or the drift check published nothing).",
         "Check API traffic on the dashboard, capture_sampling, CaptureErrors and the drift-check logs.",

@@ -20,7 +20,7 @@ from modelserve.bundle import ModelBundle, reference_sample_from_rows, scored_sa
 from modelserve.records import AUDIT_SOURCE, CaptureRecord, RowKey, audit_key, report_key, utc_iso, version_report_key
 from modelserve.schema import BundleManifest, Task
 from modelserve.settings import DriftSettings, SharedSettings
-from monitoring import DriftChecker, DriftConfig, DriftReport
+from monitoring import DriftChecker, DriftConfig, DriftReport, RejectCounts
 from monitoring import metric_names as dmn
 from monitoring.html_report import render_html
 from monitoring.performance import LabeledPredictions
@@ -28,6 +28,7 @@ from monitoring.profile import PredictionColumns, ReferenceProfile, label_texts
 
 from .audit import audit_agreement, audit_files, select_audit_rows
 from .feedback_reader import read_feedback
+from .reject_reader import RejectWindow, read_rejects
 from .store import CaptureLocation
 from .verdict_events import VERDICT_EVENT_ERRORS, VerdictEvent
 from .verdict_events import publish as publish_event
@@ -71,7 +72,22 @@ def drift_config(settings: DriftSettings) -> DriftConfig:
         unseen_category_threshold=settings.unseen_category_threshold,
         performance_min_labels=settings.performance_min_labels,
         estimated_accuracy_drop_threshold=settings.estimated_accuracy_drop_threshold,
+        min_new_value_rows=settings.min_new_value_rows,
+        reject_rate_threshold=settings.reject_rate_threshold,
+        reject_min_requests=settings.reject_min_requests,
         **overrides,
+    )
+
+
+def reject_counts(window: WindowRead, rejected: RejectWindow) -> RejectCounts:
+    """The window's refused requests next to its scored ones. Scored requests: each request's rows
+    include exactly one row 0, so requests = rows seen x the share of row-0 rows in the window's
+    uniform sample (exact when the sample holds every row, or requests are single rows)."""
+    rows = window.rows
+    scored = round(window.rows_seen * sum(1 for r in rows if r.row == 0) / len(rows)) if rows else 0
+    return RejectCounts(
+        rejected_requests=rejected.rejected_requests, scored_requests=scored, by_reason=rejected.by_reason,
+        by_field=rejected.by_field, rejected_rows=rejected.rejected_rows, estimated=rejected.estimated,
     )
 
 
@@ -111,6 +127,7 @@ class DriftRun:
     html_key: str
     metrics: list[tuple[str, float, str | None]] = field(default_factory=list)
     labeled_rows: int = 0  # sampled rows with a feedback label
+    rejects: RejectCounts | None = None  # the window's requests refused by validation
 
     def summary(self, bucket: str) -> dict[str, Any]:
         return {
@@ -121,6 +138,8 @@ class DriftRun:
             "corrupt_objects": self.window.corrupt_objects,
             "partial_window": self.window.partial,
             "labeled_rows": self.labeled_rows,
+            "rejected_requests": self.rejects.rejected_requests if self.rejects else 0,
+            "reject_share": self.rejects.share if self.rejects else None,
             # the line the on-call engineer acts on first, and the values never seen in training by name
             "root_cause": self.report.summary,
             "drifted_features": self.report.drifted_features,
@@ -194,7 +213,11 @@ class DriftService:
         labels = {key: record.label for key, record in feedback.items()}
         sample = scored_sample(self.checked, window.rows)
         predictions = PredictionColumns(labels=sample.labels, probabilities=sample.probabilities, values=sample.values)
-        report = self.checker.check(sample.table, predictions, self._labeled(window.rows, labels, predictions))
+        # bounded by its object cap (DEFAULT_MAX_REJECT_OBJECTS), not the window's read budget: a window
+        # read cut short must still say why requests were refused
+        rejected = read_rejects(self.s3, self.captures, start, end, seed=int(end.timestamp()))
+        rejects = reject_counts(window, rejected)
+        report = self.checker.check(sample.table, predictions, self._labeled(window.rows, labels, predictions), rejects)
         metrics = report.metrics() + [(mn.CORRUPT_CAPTURE_OBJECTS, float(window.corrupt_objects), None)]
         self.publish(metrics, end)
         at = end
@@ -209,6 +232,8 @@ class DriftService:
             "partial_window": window.partial,
             "corrupt_objects": window.corrupt_objects,
             "corrupt_keys": window.corrupt_keys,
+            "reject_objects_read": rejected.objects_read,
+            "corrupt_reject_objects": rejected.corrupt_objects,
             "excluded_features": sorted(set(self.settings.redact_features) | set(self.settings.hash_features)),
             "seconds": round(time.perf_counter() - started, 3),
             "report": report.to_dict(),
@@ -225,7 +250,7 @@ class DriftService:
         self._put(html_key, html, "text/html; charset=utf-8")
         if not self.challenger:
             self._write_audit_sample(window.rows, end)
-        run = DriftRun(start, end, window, report, json_key, html_key, metrics, labeled_rows=len(labels))
+        run = DriftRun(start, end, window, report, json_key, html_key, metrics, labeled_rows=len(labels), rejects=rejects)
         if self.events is not None:
             # after the reports: the event points at them; a failure is counted, never fails the check
             published = publish_event(self.events, self.verdict_event(run))

@@ -69,6 +69,10 @@ class DriftConfig:
     performance_bootstrap: int = 500  # bootstrap resamples for the F1 / AUC / MAE / RMSE standard errors
     estimated_accuracy_drop_threshold: float = 0.05  # CBPE: page when the estimated accuracy falls this far
     estimated_min_rows: int = 200  # no CBPE verdict on smaller windows
+    # requests refused by validation (the caller passes their counts: monitoring.expectations.RejectCounts):
+    # the data-quality check fails when more than this share of the window's requests was refused
+    reject_rate_threshold: float = 0.05
+    reject_min_requests: int = 100  # no reject-rate verdict (and RejectRate 0) on windows of fewer requests
 
     def __post_init__(self) -> None:
         if self.correction not in (BONFERRONI, FDR):
@@ -127,11 +131,13 @@ _RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "unseen_category_threshold": (0, 1, False, False),
     "wrong_type_threshold": (0, 1, False, False),
     "min_new_value_rows": (1, _INF, False, True),
+    "reject_rate_threshold": (0, 1, False, True),
+    "reject_min_requests": (1, _INF, False, True),
     "seed": (0, _INF, False, True),
 }
 _OPTIONAL = ("mmd_pca_components",)
 _KINDS: dict[str, type] = {
-    **{name: numbers.Integral for name in ("mmd_max_rows", "mmd_permutations", "mmd_pca_components", "min_new_value_rows", "seed")},
+    **{name: numbers.Integral for name in ("mmd_max_rows", "mmd_permutations", "mmd_pca_components", "min_new_value_rows", "reject_min_requests", "seed")},
     "correction": str,
     "mmd_enabled": bool,
     "adaptive_effect_thresholds": bool,

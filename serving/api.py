@@ -28,10 +28,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from modelserve import metric_names as mn
+from modelserve.records import RejectedField
 from modelserve.schema import BundleManifest, FeatureKind, InputDtype, Task, class_key
 
 from . import oip
 from .arrow_ipc import ARROW_STREAM, ArrowBodyError, decode_stream, encode_answer
+from .capture import rows_of
 from .service import FEEDBACK_UNAVAILABLE, InferenceService, new_request_id
 from .validation import (
     BODY_TOO_LARGE,
@@ -263,6 +265,20 @@ def request_time_of(request: Request) -> datetime | None:
     return None
 
 
+def capture_reject(
+    service: InferenceService, request: Request, rid: str, exc: RequestError, payload: Any, route: str, status: int | None = None
+) -> None:
+    """A refused scoring request into the rejects capture (docs/capture.md#rejected-requests): after the
+    answer where the executor allows; never raises (a failure is counted as CaptureErrors)."""
+    try:
+        errors = [RejectedField(e.reason, e.row, e.field, e.message) for e in exc.details] or [RejectedField(exc.reason, message=exc.message)]
+        service.capturer.capture_reject(
+            rid, request_time_of(request) or datetime.now(UTC), exc.reason, status or status_of(exc), errors, rows_of(payload), route
+        )
+    except Exception:  # noqa: BLE001 - the refusal is answered whatever happens here
+        logger.exception("reject capture failed")
+
+
 def create_app(service: InferenceService, max_body_bytes: int, cors_origins: Sequence[str] = ()) -> FastAPI:
     m = service.manifest
     app = FastAPI(
@@ -293,6 +309,7 @@ def create_app(service: InferenceService, max_body_bytes: int, cors_origins: Seq
     )
     async def predict(request: Request) -> Response:
         rid = request_id_of(request)
+        payload: Any = None
         try:
             if _media_type(request.headers.get("content-type")) == ARROW_STREAM:  # large batches as Arrow
                 payload = _arrow_payload(await read_body(request, max_body, arrow_ok=True))
@@ -301,6 +318,7 @@ def create_app(service: InferenceService, max_body_bytes: int, cors_origins: Seq
             answer = service.predict(payload, rid, event_time=request_time_of(request), client_id=request.headers.get("x-client-id"))
         except RequestError as exc:
             service.metric(mn.VALIDATION_REJECTS, 1, {mn.DIM_REASON: exc.reason})
+            capture_reject(service, request, rid, exc, payload, "predict")
             return error_response(exc, rid)
         # the version that answered: with a challenger deployed, either one (docs/versions.md)
         headers = {**headers_base, "x-model-version": answer.body["model_version"], "x-request-id": rid}
@@ -422,6 +440,7 @@ def _add_oip_routes(app: FastAPI, service: InferenceService, max_body: int, head
 
     async def v2_infer(request: Request, name: str, version: str | None) -> Response:
         rid = request_id_of(request)
+        decoded = None
         try:
             oip.check_model(m, name, version)
             body = await read_body(request, max_body, binary_ok=True)
@@ -430,9 +449,11 @@ def _add_oip_routes(app: FastAPI, service: InferenceService, max_body: int, head
         except oip.OipError as exc:
             if exc.status != 404:
                 service.metric(mn.VALIDATION_REJECTS, 1, {mn.DIM_REASON: "oip_bad_request"})
+                capture_reject(service, request, rid, RequestError("oip_bad_request", exc.message), None, "oip", exc.status)
             return oip_error(exc.message, exc.status, rid)
         except RequestError as exc:
             service.metric(mn.VALIDATION_REJECTS, 1, {mn.DIM_REASON: exc.reason})
+            capture_reject(service, request, rid, exc, decoded.payload if decoded is not None else None, "oip")
             return oip_error(f"{exc.reason}: {exc.message}", status_of(exc), rid)
         data, extra = oip.encode_response(m, decoded, rid, answer.body)
         media = extra.pop("content-type")

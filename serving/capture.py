@@ -15,14 +15,14 @@ import json
 import logging
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 import numpy as np
 
-from modelserve.records import CaptureRecord, capture_key, encode_jsonl_gz, utc_iso
+from modelserve.records import CaptureRecord, RejectedField, RejectRecord, capture_key, encode_jsonl_gz, reject_key, utc_iso
 from modelserve.schema import BundleManifest, FeatureKind, FeatureSpec, Table
 
 logger = logging.getLogger(__name__)
@@ -53,12 +53,17 @@ class CaptureSink(Protocol):
         """Store one request's records; raise on failure (the capturer retries and counts)."""
 
 
+class RejectSink(Protocol):
+    def write(self, key: str, records: Sequence[RejectRecord]) -> None:
+        """Store one rejected request's record; raise on failure (the capturer retries and counts)."""
+
+
 @dataclass
 class S3CaptureSink:
     client: Any  # boto3 S3 client
     bucket: str
 
-    def write(self, key: str, records: Sequence[CaptureRecord]) -> None:
+    def write(self, key: str, records: Sequence[CaptureRecord] | Sequence[RejectRecord]) -> None:
         self.client.put_object(
             Bucket=self.bucket,
             Key=key,
@@ -223,6 +228,9 @@ class Capturer:
     rng: random.Random = field(default_factory=random.Random)
     executor: CaptureExecutor = field(default_factory=SynchronousExecutor)
     variant: str | None = None  # "champion" | "challenger" when a challenger is deployed (serving/variants.py)
+    # where refused requests go (docs/capture.md#rejected-requests): S3 under rejects/, also with the
+    # Firehose sink (its stream files everything under captures/, which the window reader reads as captures)
+    reject_sink: RejectSink | None = None
 
     def should_capture(self) -> bool:
         if self.sink is None or self.sampling <= 0.0:
@@ -317,6 +325,72 @@ class Capturer:
         logger.error("capture failed after retry; request %s not captured: %s", request_id, last)
         _call_hook(self.on_error, last)
         return False
+
+
+    # --- refused requests: same sampling and redaction, own prefix, written after the answer too ---
+
+    def capture_reject(
+        self, request_id: str, event_time: datetime, reason: str, status: int, errors: Sequence[RejectedField],
+        rows: int | None, route: str = "predict",
+    ) -> bool:
+        """Capture a refused request (one ``RejectRecord``); never raises. Sampled like a scored request
+        (``capture_sampling``): the drift check's reject share is then unbiased. Returns as ``capture``."""
+        if self.reject_sink is None or not self.should_capture():
+            return False
+        work = functools.partial(self.write_reject, request_id, event_time, reason, status, list(errors), rows, route)
+        return self.executor.submit(work)
+
+    def reject_record(
+        self, request_id: str, event_time: datetime, reason: str, status: int, errors: Sequence[RejectedField],
+        rows: int | None, route: str = "predict",
+    ) -> RejectRecord:
+        """The record; the message of a redacted or hashed feature's error is left out (it may echo the value)."""
+        private = self.redactor.redact | self.redactor.hash
+        kept = [e if e.field not in private else dataclasses.replace(e, message=None) for e in errors]
+        m = self.manifest
+        return RejectRecord.build(
+            request_id, event_time, m.model_name, m.version, self.stage, reason, status, rows, kept, route, self.variant
+        )
+
+    def write_reject(
+        self, request_id: str, event_time: datetime, reason: str, status: int, errors: Sequence[RejectedField],
+        rows: int | None, route: str = "predict",
+    ) -> bool:
+        """Build and write the record (one retry); never raises. A failure is counted (CaptureErrors)."""
+        try:
+            record = self.reject_record(request_id, event_time, reason, status, errors, rows, route)
+            key = reject_key(self.manifest.model_name, self.manifest.version, event_time, request_id)
+        except Exception as exc:  # a bug here must still not fail the answer
+            logger.exception("reject record build failed")
+            _call_hook(self.on_error, exc)
+            return False
+        assert self.reject_sink is not None
+        last: Exception | None = None
+        for attempt in (1, 2):
+            try:
+                self.reject_sink.write(key, [record])
+            except Exception as exc:  # noqa: BLE001 - counted, never raised
+                last = exc
+                logger.warning("reject capture attempt %d failed: %s", attempt, exc)
+                continue
+            return True
+        logger.error("reject capture failed after retry; request %s not captured: %s", request_id, last)
+        _call_hook(self.on_error, last)
+        return False
+
+
+def rows_of(payload: Any) -> int | None:
+    """Rows a request body holds (``instances`` or ``dataframe_split.data``), None when it is not one of those."""
+    if isinstance(payload, dict) and len(payload) == 1:
+        if isinstance(payload.get("instances"), list):
+            return len(payload["instances"])
+        split = payload.get("dataframe_split")
+        if isinstance(split, dict) and isinstance(split.get("data"), list):
+            return len(split["data"])
+    if isinstance(payload, Mapping):  # an Arrow or OIP payload decoded to columns: the longest column
+        lengths = [len(v) for v in payload.values() if isinstance(v, (list, tuple, np.ndarray))]
+        return max(lengths) if lengths else None
+    return None
 
 
 def _call_hook(hook: Callable[[Any], None], arg: Any) -> None:
