@@ -15,7 +15,7 @@ import json
 import logging
 import math
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -24,6 +24,8 @@ import numpy as np
 
 from modelserve.records import CaptureRecord, RejectedField, RejectRecord, capture_key, encode_jsonl_gz, reject_key, utc_iso
 from modelserve.schema import BundleManifest, FeatureKind, FeatureSpec, Table
+
+from .validation import ColumnBatch
 
 logger = logging.getLogger(__name__)
 
@@ -387,9 +389,8 @@ def rows_of(payload: Any) -> int | None:
         split = payload.get("dataframe_split")
         if isinstance(split, dict) and isinstance(split.get("data"), list):
             return len(split["data"])
-    if isinstance(payload, Mapping):  # an Arrow or OIP payload decoded to columns: the longest column
-        lengths = [len(v) for v in payload.values() if isinstance(v, (list, tuple, np.ndarray))]
-        return max(lengths) if lengths else None
+    if isinstance(payload, ColumnBatch):  # an Arrow or OIP body decoded to columns: the longest column
+        return max((len(c) for c in payload.columns), default=None)
     return None
 
 

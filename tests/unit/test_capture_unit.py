@@ -29,6 +29,7 @@ from serving.capture import (
     S3CaptureSink,
     firehose_chunks,
 )
+from serving.validation import ColumnBatch, TypedColumn
 
 T = datetime(2026, 11, 25, 17, 4, 5, 123456, tzinfo=UTC)
 SALT = "0123456789abcdef-salt"
@@ -449,7 +450,8 @@ def test_reject_record_round_trips_and_its_key_time_is_read_back() -> None:
 
 @pytest.mark.parametrize(
     "payload, rows",
-    [({"instances": [{}, {}, {}]}, 3), ({"dataframe_split": {"columns": ["x"], "data": [[1], [2]]}}, 2), ({"dataframe_split": {"data": "x"}}, None), ("junk", None), (None, None)],
+    [({"instances": [{}, {}, {}]}, 3), ({"dataframe_split": {"columns": ["x"], "data": [[1], [2]]}}, 2), ({"dataframe_split": {"data": "x"}}, None), ("junk", None), (None, None),
+     (ColumnBatch(["x", "y"], [TypedColumn(np.zeros(4), np.zeros(4, dtype=bool)), ["a", "b", "c", "d"]]), 4)],
 )
 def test_rows_of_a_request_body(payload: Any, rows: int | None) -> None:
     from serving.capture import rows_of
