@@ -283,51 +283,21 @@ class Capturer:
                 out[i] = with_encoding_fallback(out[i])
         return out
 
-    def capture(
-        self,
-        request_id: str,
-        event_time: datetime,
-        table: Table,
-        labels: np.ndarray,
-        probabilities: np.ndarray | None,
-    ) -> bool:
+    def capture(self, request_id: str, event_time: datetime, table: Table, labels: np.ndarray, probabilities: np.ndarray | None) -> bool:
         """Capture a scored request; never raises. Returns whether the records were stored (synchronous
         executor) or handed to the post-response executor (False: not sampled, or dropped)."""
         if not self.should_capture():
             return False
         return self.executor.submit(functools.partial(self.write, request_id, event_time, table, labels, probabilities))
 
-    def write(
-        self,
-        request_id: str,
-        event_time: datetime,
-        table: Table,
-        labels: np.ndarray,
-        probabilities: np.ndarray | None,
-    ) -> bool:
+    def write(self, request_id: str, event_time: datetime, table: Table, labels: np.ndarray, probabilities: np.ndarray | None) -> bool:
         """Build the request's records and write them (one retry); never raises. Returns whether stored."""
-        try:
-            records = self.records(request_id, event_time, table, labels, probabilities)
-            key = capture_key(self.manifest.model_name, self.manifest.version, event_time, request_id)
-        except Exception as exc:  # a bug here must still not fail the prediction
-            logger.exception("capture record build failed")
-            _call_hook(self.on_error, exc)
-            return False
-        assert self.sink is not None
-        last: Exception | None = None
-        for attempt in (1, 2):  # one retry
-            try:
-                self.sink.write(key, records)
-            except Exception as exc:  # noqa: BLE001 - any sink failure is counted, never raised
-                last = exc
-                logger.warning("capture attempt %d failed: %s", attempt, exc)
-                continue
-            _call_hook(self.on_captured, len(records))  # outside the try: a hook failure must not re-write
-            return True
-        logger.error("capture failed after retry; request %s not captured: %s", request_id, last)
-        _call_hook(self.on_error, last)
-        return False
-
+        m = self.manifest
+        return self._store(
+            self.sink, "capture", request_id,
+            lambda: (capture_key(m.model_name, m.version, event_time, request_id), self.records(request_id, event_time, table, labels, probabilities)),
+            on_stored=lambda records: _call_hook(self.on_captured, len(records)),
+        )
 
     # --- refused requests: same sampling and redaction, own prefix, written after the answer too ---
 
@@ -354,29 +324,40 @@ class Capturer:
             request_id, event_time, m.model_name, m.version, self.stage, reason, status, rows, kept, route, self.variant
         )
 
-    def write_reject(
-        self, request_id: str, event_time: datetime, reason: str, status: int, errors: Sequence[RejectedField],
-        rows: int | None, route: str = "predict",
+    def write_reject(self, request_id: str, event_time: datetime, *refusal: Any) -> bool:
+        """Build and write the record (``refusal``: ``reject_record``'s arguments after the time; one retry);
+        never raises. A failure is counted (CaptureErrors)."""
+        m = self.manifest
+        return self._store(
+            self.reject_sink, "reject capture", request_id,
+            lambda: (reject_key(m.model_name, m.version, event_time, request_id), [self.reject_record(request_id, event_time, *refusal)]),
+        )
+
+    def _store(
+        self, sink: CaptureSink | RejectSink | None, what: str, request_id: str, build: Callable[[], tuple[str, list[Any]]],
+        on_stored: Callable[[list[Any]], None] | None = None,
     ) -> bool:
-        """Build and write the record (one retry); never raises. A failure is counted (CaptureErrors)."""
+        """Build (key, records) and write them with one retry; never raises. A failure to build or to
+        write is logged and counted (``on_error``); a hook failure never re-writes."""
         try:
-            record = self.reject_record(request_id, event_time, reason, status, errors, rows, route)
-            key = reject_key(self.manifest.model_name, self.manifest.version, event_time, request_id)
+            key, records = build()
         except Exception as exc:  # a bug here must still not fail the answer
-            logger.exception("reject record build failed")
+            logger.exception("%s record build failed", what)
             _call_hook(self.on_error, exc)
             return False
-        assert self.reject_sink is not None
+        assert sink is not None
         last: Exception | None = None
-        for attempt in (1, 2):
+        for attempt in (1, 2):  # one retry
             try:
-                self.reject_sink.write(key, [record])
-            except Exception as exc:  # noqa: BLE001 - counted, never raised
+                sink.write(key, records)
+            except Exception as exc:  # noqa: BLE001 - any sink failure is counted, never raised
                 last = exc
-                logger.warning("reject capture attempt %d failed: %s", attempt, exc)
+                logger.warning("%s attempt %d failed: %s", what, attempt, exc)
                 continue
+            if on_stored is not None:
+                on_stored(records)  # outside the try: a hook failure must not re-write
             return True
-        logger.error("reject capture failed after retry; request %s not captured: %s", request_id, last)
+        logger.error("%s failed after retry; request %s not captured: %s", what, request_id, last)
         _call_hook(self.on_error, last)
         return False
 
