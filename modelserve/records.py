@@ -38,6 +38,17 @@ REJECTS_ROOT = "rejects"  # requests validation refused (422 and other 4xx of th
 RowKey = tuple[str, int]  # (request id, row): joins a capture row and its feedback label
 
 
+def compact_json(d: Mapping[str, Any]) -> str:
+    """A record's JSON line: no spaces, and never NaN or Infinity (not JSON: the writer falls back first)."""
+    return json.dumps(d, separators=(",", ":"), allow_nan=False)
+
+
+def _with_variant(d: dict[str, Any], variant: str | None) -> dict[str, Any]:
+    if variant is not None:  # records without a challenger deployed keep their original form
+        d["variant"] = variant
+    return d
+
+
 class ScoredRow(Protocol):
     """What the drift check compares of a row: its inputs and the model's answer on them.
 
@@ -90,12 +101,10 @@ class CaptureRecord:
             "probabilities": self.probabilities,
             **({"encoding_fallback": True} if self.encoding_fallback else {}),
         }
-        if self.variant is not None:
-            d["variant"] = self.variant
-        return d
+        return _with_variant(d, self.variant)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
+        return compact_json(self.to_dict())
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CaptureRecord:
@@ -131,7 +140,7 @@ class FeedbackRecord:
         d = asdict(self)
         if d["source"] is None:
             del d["source"]  # records without a source keep their original form
-        return json.dumps(d, separators=(",", ":"), allow_nan=False)
+        return compact_json(d)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FeedbackRecord:
@@ -242,12 +251,10 @@ class RejectRecord:
             "errors_total": self.errors_total,
             "route": self.route,
         }
-        if self.variant is not None:
-            d["variant"] = self.variant
-        return d
+        return _with_variant(d, self.variant)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
+        return compact_json(self.to_dict())
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RejectRecord:
