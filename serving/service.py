@@ -44,25 +44,22 @@ class Answer:
     request_id: str
 
 
+@dataclass(eq=False)  # a service is itself, not its parts
 class InferenceService:
-    def __init__(
-        self,
-        manifest: BundleManifest,
-        runner: ModelRunner,
-        validator: Validator,
-        capturer: Capturer,
-        feedback_writer: FeedbackWriter | None = None,
-        metric: MetricHook = no_metric,
-    ) -> None:
-        self.manifest = manifest
-        self.runner = runner
-        self.validator = validator
-        self.capturer = capturer
-        self.feedback_writer = feedback_writer
-        self.metric = metric
-        self.max_batch_rows = validator.max_rows
-        self.is_classifier = manifest.outputs.task is Task.CLASSIFICATION
-        self.classes = list(manifest.outputs.classes)
+    """Request -> answer for one bundle: validate, score, capture (after the answer, by the capturer's
+    executor), feedback. Takes what it needs; clients and settings are wired in serving/wiring.py."""
+
+    manifest: BundleManifest
+    runner: ModelRunner
+    validator: Validator
+    capturer: Capturer
+    feedback_writer: FeedbackWriter | None = None
+    metric: MetricHook = no_metric
+
+    def __post_init__(self) -> None:
+        self.max_batch_rows = self.validator.max_rows
+        self.is_classifier = self.manifest.outputs.task is Task.CLASSIFICATION
+        self.classes = list(self.manifest.outputs.classes)
 
     # --- endpoints ---
     def predict(
