@@ -302,6 +302,10 @@ class DriftSettings(SharedSettings):
     audit_sample_rows: int = Field(
         200, ge=0, le=10_000, description="Rows of the day's manual audit sample written to audit/ (0: none)"
     )
+    short_window_hours: int = Field(
+        1, ge=0, le=24 * 31,
+        description="Short window checked on every run besides window_hours, so a shift that starts mid-window pages within it (0: off)",
+    )
 
 
 # who reads each section, in the order the settings table lists them

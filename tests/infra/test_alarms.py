@@ -200,7 +200,8 @@ def test_no_traffic_reads_the_deployment_not_the_version() -> None:
     """After a deploy the new version has no WindowRows until its first check: a version-scoped alarm
     treating missing data as breaching would page on every deploy."""
     sp = {s.id: s for s in alarm_specs(Settings(), "penguins", "v2", deployment="Stack-A")}
-    assert sp["NoTraffic"].dimensions == {"ModelName": "penguins", "Deployment": "Stack-A"}
+    # the main window's rows: a quiet last hour (the short window) is no outage
+    assert sp["NoTraffic"].dimensions == {"ModelName": "penguins", "Deployment": "Stack-A", "Window": "24h"}
     assert sp["DatasetDrift"].dimensions == {"ModelName": "penguins", "ModelVersion": "v2", "Deployment": "Stack-A"}
     for s in sp.values():
         if s.treat_missing_data == "breaching":

@@ -49,7 +49,8 @@ def test_shadow_stack_tells_each_function_about_the_challenger(fake_bundle_dir, 
         d["Name"]: d["Value"] for q in alarm["Metrics"] if "MetricStat" in q for d in q["MetricStat"]["Metric"]["Dimensions"]}
     assert dims["ModelVersion"] == CHALLENGER_VERSION and dims["ModelName"] == "penguins"
     assert worse not in s.stack.alerting.rollback_alarms
-    health = json.dumps(next(r for r in s.template["Resources"].values() if r["Type"] == "AWS::CloudWatch::CompositeAlarm"))
+    health = json.dumps(next(r for k, r in s.template["Resources"].items() if r["Type"] == "AWS::CloudWatch::CompositeAlarm"
+                             and k.startswith("MonitoringModelHealth")))
     assert "ChallengerWorse" not in health
     from cfnlint.api import ManualArgs, lint_file
 
