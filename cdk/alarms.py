@@ -88,6 +88,11 @@ FAMILY_OF: dict[str, Family] = {
 _GROUP_FAMILY: dict[str, Family] = {"model": "input_data", "service": "service", "comparison": "challenger"}
 
 
+def page_anchor(family: str) -> str:
+    """The runbook section of a family's page (its composite alarm), e.g. "alarm-page-input-data"."""
+    return f"alarm-page-{family.replace('_', '-')}"
+
+
 @dataclass(frozen=True)
 class AlarmSpec:
     id: str  # construct id and alarm name suffix, e.g. "DatasetDrift"

@@ -25,7 +25,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
-from cdk.alarms import FAMILY_TITLES, RUNBOOK_DOC, AlarmSpec, Source, alarm_specs
+from cdk.alarms import FAMILY_TITLES, RUNBOOK_DOC, AlarmSpec, Source, alarm_specs, page_anchor
 from modelserve import metric_names as imn
 from modelserve.records import model_report_prefix
 from modelserve.schema import BundleManifest
@@ -193,7 +193,7 @@ class Alerting(Construct):
         return (
             f"{FAMILY_TITLES[family]}. One notification for the family: in ALARM while any of {ids} is "
             f"(the message's triggering alarm says which). {lead}"
-            f"Runbook: {RUNBOOK_DOC}#alarm-page-{family.replace('_', '-')} and each alarm's section."
+            f"Runbook: {RUNBOOK_DOC}#{page_anchor(family)} and each alarm's section."
         )
 
     def metric_for(self, spec: AlarmSpec) -> cloudwatch.IMetric:
