@@ -157,7 +157,7 @@ class Alerting(Construct):
             composite = cloudwatch.CompositeAlarm(
                 self, f"Page{''.join(w.title() for w in family.split('_'))}",
                 composite_alarm_name=resource_name(stack.stack_name, f"Page-{family.replace('_', '-')}", max_len=255),
-                alarm_description=self.family_description(family, children, reports)[:1024],
+                alarm_description=self.family_description(family, children, reports),  # < 1024 chars (test_alarms.py)
                 alarm_rule=cloudwatch.AlarmRule.any_of(
                     *(cloudwatch.AlarmRule.from_alarm(self.alarms[sp.id], cloudwatch.AlarmState.ALARM) for sp in children)
                 ),
