@@ -201,7 +201,8 @@ class DriftService:
         windows = self.windows(start, end)
         # the short window first: it is small (mostly cut from stored hour samples) and the fast page
         # should not wait on, or be starved by, the main window's read
-        reads = {label: read_window(self.s3, self.captures, lo, end, ReadOptions(self.settings.sample_cap, deadline=deadline))
+        shared: dict[Any, Any] = {}  # the slice both windows end with is read once
+        reads = {label: read_window(self.s3, self.captures, lo, end, ReadOptions(self.settings.sample_cap, deadline=deadline), shared=shared)
                  for label, lo in reversed(windows)}
         # one read of the labels for every window: the short window's label span lies in the main one's
         wanted = {r.key for read in reads.values() for r in read.rows}

@@ -85,9 +85,12 @@ def read_window(
     end: datetime,
     options: ReadOptions,
     now: datetime | None = None,
+    shared: dict[tuple[datetime, datetime], HourSample] | None = None,
 ) -> WindowRead:
     """The window's uniform sample. Past ``options.deadline`` the check runs on what was read and
-    the read says the window was partial."""
+    the read says the window was partial. ``shared``: slices read from captures by another window of
+    the same run (the short and the main window end together: their newest slice is the same), taken
+    from it instead of read again, and this read's slices added to it."""
     now = now or datetime.now(UTC)
     samples: list[HourSample] = []
     live: list[tuple[datetime, datetime, str | None]] = []  # slices to read; their key when storable
@@ -100,6 +103,8 @@ def read_window(
             cached = part_of_sample(s3, where.bucket, where.hour_sample_key(hour, options.sample_cap), hour, lo, hi)
         if cached is not None:
             samples.append(cached)
+        elif shared is not None and (lo, hi) in shared:
+            samples.append(replace(shared[(lo, hi)], objects_read=0, objects_listed=0, cached=True))
         else:
             live.append((lo, hi, key))
     for n in range(0, len(live), MAX_HOURS_PER_PASS):
@@ -109,6 +114,8 @@ def read_window(
             if key and not sample.partial and put_sample(s3, where.bucket, key, sample):
                 sample.rows, sample.sample_key = [], key  # held in S3 until the merge: memory stays flat
         samples.extend(read)
+        if shared is not None:
+            shared.update(((sample.start, sample.end), sample) for sample in read if not sample.partial)
 
     def sample_of(i: int) -> list[CaptureRow]:
         sample = samples[i]

@@ -111,6 +111,7 @@ FUNCTION_SETTINGS: dict[str, Any] = {
     "performance_min_labels": 50,
     "estimated_accuracy_drop_threshold": 0.08,
     "audit_sample_rows": 30,
+    "short_window_hours": 2,
 }
 # what the stack passes besides settings: resources it created or placed
 # what the stack names for a function (resources, the stack name), not settings
