@@ -87,3 +87,35 @@ def test_s3_requests_do_not_grow_with_unrelated_captures_or_feedback(aws_credent
     # the LISTs: each edge hour read live (09:15-10:00 and 11:00-11:15; the 1 h window shares the latter
     # with the 2 h one) under both layouts' prefixes, each one page from the slice's first key
     assert warm["ListObjectsV2"] <= 4
+
+
+def test_labels_are_read_once_per_settled_hour_and_kept(aws_credentials, sample_bundle) -> None:
+    """Labels received in the window and a day later join the same rows on the first run (from the
+    feedback objects) and on the next (from the per-hour labels objects, no feedback object read)."""
+    from driftcheck.feedback_reader import read_feedback
+    from driftcheck.store import CaptureLocation
+    from modelserve.records import SAMPLES_ROOT, hour_labels_key
+
+    m = sample_bundle.manifest
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        where = CaptureLocation(BUCKET, m.model_name, m.version)
+        labelled = {("a", 0): START + timedelta(minutes=20), ("b", 1): START + timedelta(hours=20), ("c", 2): END + timedelta(hours=23)}
+        late = ("d", 3), END + timedelta(days=2)  # past the grace: not a label of this window
+        for (rid, row), at in [*labelled.items(), late]:
+            record = FeedbackRecord(rid, row, "Gentoo", utc_iso(at), m.model_name)
+            s3.put_object(Bucket=BUCKET, Key=feedback_key(m.model_name, at, rid), Body=encode_jsonl_gz([record]))
+        wanted = set(labelled) | {late[0]}
+        runs = []
+        for _ in range(2):
+            client = boto3.client("s3")
+            calls = count_requests(client)
+            runs.append((read_feedback(client, where, START, END, wanted), calls))
+        (first, first_calls), (again, again_calls) = runs
+        assert set(first) == set(again) == set(labelled)
+        # the second read: one GET per hour of the label span, every one a labels object
+        assert again_calls["ListObjectsV2"] == 0 and again_calls["GetObject"] == first_calls["GetObject"] - len(labelled)
+        kept = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{SAMPLES_ROOT}/model={m.model_name}/labels/")["KeyCount"]
+        assert kept == again_calls["GetObject"]  # empty hours are kept too: no listing again
+        assert hour_labels_key(m.model_name, START.replace(minute=0)).endswith("hour=09.json.gz")
