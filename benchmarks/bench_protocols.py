@@ -1,20 +1,25 @@
 """Request size and server time per protocol, through the real inference handler in-process.
 
-    .venv/bin/python benchmarks/bench_protocols.py [--rows 1,100,1000,10000] [--repeats 7]
+    .venv/bin/python benchmarks/bench_protocols.py [--rows 1,100,1000,10000] [--repeats 15] [--profile "OIP binary"]
 
-For each batch size, the same rows of the sample bundle's reference (cycled) are sent as
-`/predict` instances JSON, `/predict` dataframe_split JSON, OIP JSON tensors, OIP binary tensors
-(Triton's extension) and an Arrow IPC stream. "bytes" is the request body; "server ms" is the
-handler call on a REST v1 event (base64-decoding the body where API Gateway encodes it, decoding,
-validation, scoring, encoding the answer; capture off), the median of --repeats runs.
+For each batch size, the same rows of the sample bundle's reference (cycled, nulls included) are sent
+as `/predict` instances JSON, `/predict` dataframe_split JSON, OIP JSON tensors, OIP binary tensors
+(Triton's extension; answer asked as binary) and an Arrow IPC stream (answer asked as Arrow). "bytes"
+is the request body; "server ms" is the handler call on a REST v1 event (base64-decoding the body
+where API Gateway encodes it, decoding, validation, scoring, encoding the answer; capture off), in
+one process: one warm-up call per protocol, then --repeats rounds that call each protocol once in
+turn (so machine noise hits them alike), the median per protocol. --profile NAME prints cProfile's
+top functions for that protocol at the largest size.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import io
 import json
 import os
+import pstats
 import statistics
 import struct
 import sys
@@ -63,7 +68,8 @@ def bodies(manifest, rows):  # type: ignore[no-untyped-def]
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", default="1,100,1000,10000")
-    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--profile", help="a protocol name of the table (e.g. 'OIP binary'): its cProfile at the largest size")
     args = ap.parse_args()
     from devtools.local import LambdaContext, load_handler_module
     from devtools.sample_model import build_sample_bundle
@@ -78,22 +84,35 @@ def main() -> int:
     ref = [dict(r["inputs"]) for r in bundle.reference_rows()]
     print("| rows | protocol | request bytes | × instances | server ms (median) | × instances |")
     print("|---|---|---|---|---|---|")
-    for n in [int(x) for x in args.rows.split(",")]:
+    sizes = [int(x) for x in args.rows.split(",")]
+    for n in sizes:
         rows = [ref[i % len(ref)] for i in range(n)]
-        base_bytes = base_ms = None
-        for name, (body, ctype, extra) in bodies(m, rows).items():
+        cases = bodies(m, rows)
+
+        def call(name: str) -> float:
+            body, ctype, extra = cases[name]
             path = f"/v2/models/{m.model_name}/infer" if name.startswith("OIP") else "/predict"
-            times = []
-            for _ in range(args.repeats):
-                ev = event("rest_v1", "POST", path, raw=body, headers={"content-type": ctype, **extra})
-                t = time.perf_counter()
-                resp = handler.handler(ev, LambdaContext.fresh("bench"))
-                times.append((time.perf_counter() - t) * 1000)
-                assert resp["statusCode"] == 200, (name, resp["body"][:300])
-            ms = statistics.median(times)
-            if base_bytes is None:
-                base_bytes, base_ms = len(body), ms
-            print(f"| {n} | {name} | {len(body):,} | {base_bytes / len(body):.1f}× smaller | {ms:.2f} | {base_ms / ms:.2f}× faster |", flush=True)
+            ev = event("rest_v1", "POST", path, raw=body, headers={"content-type": ctype, **extra})
+            t = time.perf_counter()
+            resp = handler.handler(ev, LambdaContext.fresh("bench"))
+            elapsed = (time.perf_counter() - t) * 1000
+            assert resp["statusCode"] == 200, (name, resp["body"][:300])
+            return elapsed
+
+        times: dict[str, list[float]] = {name: [] for name in cases}
+        for name in cases:
+            call(name)  # warm-up: imports (nanoarrow on the first Arrow body), first-call caches
+        for _ in range(args.repeats):
+            for name in cases:
+                times[name].append(call(name))
+        base_bytes, base_ms = len(cases["instances JSON"][0]), statistics.median(times["instances JSON"])
+        for name, (body, _, _) in cases.items():
+            ms = statistics.median(times[name])
+            print(f"| {n:,} | {name} | {len(body):,} | {base_bytes / len(body):.1f}× smaller | {ms:.2f} | {base_ms / ms:.2f}× faster |", flush=True)
+        if args.profile and n == sizes[-1]:
+            profile = cProfile.Profile()
+            profile.runcall(lambda: [call(args.profile) for _ in range(args.repeats)])
+            pstats.Stats(profile).sort_stats("tottime").print_stats(15)
     return 0
 
 

@@ -83,7 +83,7 @@ FAMILY_OF: dict[str, Family] = {
     "TargetDrift": "model_output",
     "NoTraffic": "pipeline", "CaptureErrors": "pipeline", "MetricsErrors": "pipeline", "DriftCheckErrors": "pipeline",
     "FirehoseDeliveryFailures": "pipeline", "FirehoseDataFreshness": "pipeline",
-    "ChallengerWorse": "challenger",
+    "ChallengerWorse": "challenger", "ChallengerDrift": "challenger",
 }
 _GROUP_FAMILY: dict[str, Family] = {"model": "input_data", "service": "service", "comparison": "challenger"}
 
@@ -374,6 +374,14 @@ def alarm_specs(
         "alarm-data-quality-failures", "model", **drift,
     )
     add(
+        "RejectRate", drift_metrics.REJECT_RATE, "model", "Maximum", s.reject_rate_threshold, "GreaterThanThreshold",
+        f"More than {s.reject_rate_threshold:.0%} of the requests of {span} were refused by validation "
+        f"(422: nulls, unseen categories, wrong types; windows of at least {s.reject_min_requests} requests).",
+        "The report's root-cause line and its rejects section name the field and reason behind most refusals; fix the "
+        "upstream producer of that field (or the schema / unseen_category_policy if the new data is right).",
+        "alarm-reject-rate", "model", **drift,
+    )
+    add(
         "NoTraffic", drift_metrics.WINDOW_ROWS, "model", "Minimum", 1, "LessThanThreshold",
         f"No captured rows in the last {s.window_hours} h (or the drift check published nothing).",
         "Check API traffic on the dashboard, capture_sampling, CaptureErrors and the drift-check logs.",
@@ -497,6 +505,19 @@ def alarm_specs(
             f"on the labelled rows of the last {s.window_hours} h (p < {s.alpha}).",
             "Read the comparison report (next to the drift report); set challenger_mode off or replace the challenger.",
             "alarm-challenger-worse", "comparison", period_s=drift_period, evaluation_periods=timing.periods_per_gap,
+            treat_missing="notBreaching", dimensions={**dims, inference_metrics.DIM_MODEL_VERSION: challenger_version},
+        )
+        from monitoring.comparison import CHALLENGER_DRIFT
+
+        # the challenger's own drift report: only what the champion's check of the window did not find
+        # (input drift is the champion's alarms' to page, once)
+        add(
+            "ChallengerDrift", CHALLENGER_DRIFT, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
+            f"Challenger {challenger_version} ({s.challenger_mode}): its own drift check found dataset or prediction drift "
+            f"against its reference in the last {s.window_hours} h, where the champion's check found neither.",
+            f"Read the challenger's drift report (*-version={challenger_version}.html, next to the champion's): traffic unlike "
+            "its training data, or outputs that moved on inputs that did not; fix or replace the challenger before promoting it.",
+            "alarm-challenger-drift", "comparison", period_s=drift_period, evaluation_periods=timing.periods_per_gap,
             treat_missing="notBreaching", dimensions={**dims, inference_metrics.DIM_MODEL_VERSION: challenger_version},
         )
     return specs

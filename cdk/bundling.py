@@ -44,6 +44,8 @@ import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_lambda as lambda_
 
+from modelserve.schema import MODEL_FILE
+
 from . import asset_trim
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +66,9 @@ CTX_PREBUILT = "modelserve:prebuilt-assets"
 MODES = ("local", "docker", "skip", "prebuilt")
 BUNDLE_DIR_IN_ASSET = "bundle"
 CHALLENGER_DIR_IN_ASSET = "bundle_challenger"  # the challenger's bundle (challenger_mode on; docs/versions.md)
+# what the drift check leaves out of the challenger's bundle: it reads the manifest and the reference
+# sample (the challenger's own drift report), never scores, so the ONNX graph would be dead weight
+DRIFT_CHECK_CHALLENGER_EXCLUDE: tuple[str, ...] = (MODEL_FILE,)
 
 # What each function's asset carries of this repo, besides lambda/<name>/ and the model bundle: the
 # packages of the code it runs, nothing else (developer tools, tests and benchmarks never ship).
@@ -92,7 +97,8 @@ class AssetSpec:
     python_version: str  # "3.12"
     architecture: str  # "arm64" | "x86_64"
     prune: tuple[str, ...] = ()  # extra paths (relative to the asset root) removed from the dependencies
-    challenger_dir: Path | None = None  # a second bundle, copied as bundle_challenger/ (inference, challenger on)
+    challenger_dir: Path | None = None  # a second bundle, copied as bundle_challenger/ (challenger on)
+    challenger_exclude: tuple[str, ...] = ()  # files of the challenger's bundle left out (the drift check: its graph)
 
     @property
     def requirements(self) -> Path:
@@ -210,6 +216,8 @@ def source_hash(spec: AssetSpec) -> str:
         (p.name, p) for p in spec.packages
     ]:
         for f in _iter_files(root):
+            if label == "challenger" and f.relative_to(root).as_posix() in spec.challenger_exclude:
+                continue
             h.update(f"{label}/{f.relative_to(root).as_posix()}\0".encode())
             h.update(hashlib.sha256(f.read_bytes()).digest())
     return h.hexdigest()
@@ -364,9 +372,13 @@ def _compile(py: str, root: Path, log: Log, name: str) -> None:
         log(f"[bundling {name}] bytecode: some files did not compile:\n" + "\n".join(proc.stdout.splitlines()[-5:]))
 
 
-def _copy_sources(src: Path, dst: Path, skip_requirements: bool = False) -> None:
+def _copy_sources(src: Path, dst: Path, skip_requirements: bool = False, exclude: tuple[str, ...] = ()) -> None:
+    """``exclude``: file names left out of ``src``'s top folder."""
+
     def ignore(dirpath: str, names: list[str]) -> set[str]:
         out = {n for n in names if n in _SOURCE_IGNORE or n.endswith(_SOURCE_IGNORE_SUFFIXES)}
+        if Path(dirpath) == src:
+            out |= {n for n in names if n in exclude}
         if skip_requirements:
             out |= {n for n in names if n.startswith("requirements") and n.endswith(".txt")}
         return out
@@ -390,7 +402,7 @@ def assemble(spec: AssetSpec, output_dir: str | Path, cache_root: Path = CACHE_R
         _copy_sources(pkg, output_dir / pkg.name)
     _copy_sources(spec.bundle_dir, output_dir / BUNDLE_DIR_IN_ASSET)
     if spec.challenger_dir is not None:
-        _copy_sources(spec.challenger_dir, output_dir / CHALLENGER_DIR_IN_ASSET)
+        _copy_sources(spec.challenger_dir, output_dir / CHALLENGER_DIR_IN_ASSET, exclude=spec.challenger_exclude)
     py = info.get("bytecode_python")
     if py and os.path.exists(py):
         # only our own code: the dependencies came precompiled from the cache
@@ -459,6 +471,7 @@ def _docker_command(spec: AssetSpec) -> list[str]:
         *[f"cp -r /src/{p.name} /asset-output/{p.name}" for p in spec.packages],
         f"cp -r /src/bundle /asset-output/{BUNDLE_DIR_IN_ASSET}",
         *([f"cp -r /src/challenger /asset-output/{CHALLENGER_DIR_IN_ASSET}"] if spec.challenger_dir is not None else []),
+        *[f"rm -f /asset-output/{CHALLENGER_DIR_IN_ASSET}/{name}" for name in (spec.challenger_exclude if spec.challenger_dir else ())],
         "python /src/trim/asset_trim.py /asset-output " + " ".join(spec.prune),
     ]
     return ["bash", "-c", " && ".join(steps)]

@@ -14,7 +14,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from modelserve.records import AUDIT_ROOT, CAPTURE_ROOT, FEEDBACK_ROOT, REPORTS_ROOT, SAMPLES_ROOT
+from modelserve.records import AUDIT_ROOT, CAPTURE_ROOT, FEEDBACK_ROOT, REJECTS_ROOT, REPORTS_ROOT, SAMPLES_ROOT
 from modelserve.schema import BundleManifest, FeatureKind
 from modelserve.settings import ENV_CAPTURE_BUCKET, ENV_FIREHOSE_STREAM, Settings, SettingsError
 
@@ -94,6 +94,8 @@ class CaptureStorage(Construct):
                                  noncurrent_version_expiration=noncurrent),
                 s3.LifecycleRule(id="feedback", prefix=f"{FEEDBACK_ROOT}/", expiration=expiry, transitions=transitions,
                                  noncurrent_version_expiration=noncurrent),
+                s3.LifecycleRule(id="rejects", prefix=f"{REJECTS_ROOT}/", expiration=expiry, transitions=transitions,
+                                 noncurrent_version_expiration=noncurrent),
                 s3.LifecycleRule(id="capture-errors", prefix=f"{FIREHOSE_ERROR_ROOT}/", expiration=expiry,
                                  noncurrent_version_expiration=noncurrent),
                 s3.LifecycleRule(id="reports", prefix=f"{REPORTS_ROOT}/", expiration=cdk.Duration.days(settings.report_expiry_days),
@@ -134,12 +136,13 @@ class CaptureStorage(Construct):
             iam.PolicyStatement(
                 sid="WriteCapturesAndFeedback",
                 actions=["s3:PutObject"],
-                resources=[self.objects_arn(CAPTURE_ROOT), self.objects_arn(FEEDBACK_ROOT)],
+                resources=[self.objects_arn(CAPTURE_ROOT), self.objects_arn(FEEDBACK_ROOT), self.objects_arn(REJECTS_ROOT)],
             )
         )
         self._ack_prefixes(role, {
             CAPTURE_ROOT: "Object-level prefix grant: the function writes one capture object per request under captures/.",
             FEEDBACK_ROOT: "Object-level prefix grant: the function writes feedback label objects under feedback/.",
+            REJECTS_ROOT: "Object-level prefix grant: the function writes one object per refused request under rejects/.",
         })
         if self.key is not None:
             role.add_to_principal_policy(
@@ -163,7 +166,9 @@ class CaptureStorage(Construct):
                 resources=[self.bucket.bucket_arn],
                 conditions={
                     "StringLike": {
-                        "s3:prefix": [f"{CAPTURE_ROOT}/*", f"{FEEDBACK_ROOT}/*", f"{REPORTS_ROOT}/*", f"{SAMPLES_ROOT}/*"]
+                        "s3:prefix": [
+                            f"{CAPTURE_ROOT}/*", f"{FEEDBACK_ROOT}/*", f"{REPORTS_ROOT}/*", f"{SAMPLES_ROOT}/*", f"{REJECTS_ROOT}/*",
+                        ]
                     }
                 },
             )
@@ -174,7 +179,7 @@ class CaptureStorage(Construct):
                 actions=["s3:GetObject"],
                 resources=[
                     self.objects_arn(CAPTURE_ROOT), self.objects_arn(FEEDBACK_ROOT),
-                    self.objects_arn(REPORTS_ROOT), self.objects_arn(SAMPLES_ROOT),
+                    self.objects_arn(REPORTS_ROOT), self.objects_arn(SAMPLES_ROOT), self.objects_arn(REJECTS_ROOT),
                 ],
             )
         )
@@ -190,6 +195,7 @@ class CaptureStorage(Construct):
             REPORTS_ROOT: "Object-level prefix grant: the drift check writes (and reads back) its reports.",
             SAMPLES_ROOT: "Object-level prefix grant: the drift check keeps one sample per hour so it reads each capture once.",
             AUDIT_ROOT: "Object-level prefix grant: the drift check writes the day's audit sample.",
+            REJECTS_ROOT: "Object-level prefix grant: the drift check counts the refused requests of its window.",
         })
         if self.key is not None:
             role.add_to_principal_policy(

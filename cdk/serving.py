@@ -230,6 +230,23 @@ class Serving(Construct):
                 request_models={"application/json": json_object} if has_body else None,
             )
 
+        # A REST API answers a path with no resource (any unknown path; a trailing slash, should the gateway
+        # route it apart from the resource) with 403 "Missing Authentication Token" in its own shape. Answer it
+        # like the function's 404 instead: the API's error shape, the request id, the model version. Under
+        # api_auth=iam the same response type also means "unsigned request", so it stays a 403 there.
+        iam = s.api_auth == "iam"
+        unknown_route_body = {
+            "error": "forbidden" if iam else "not_found",
+            "message": ("missing or invalid SigV4 signature, or " if iam else "") + "no route $context.httpMethod $context.path",
+            "details": [], "request_id": "$context.requestId", "model_version": m.version,
+        }
+        self.unknown_route_headers = {"x-request-id": "context.requestId", "x-model-version": f"'{m.version}'"}
+        self.unknown_route_response = self.api.add_gateway_response(
+            "UnknownRoute", type=apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN, status_code="403" if iam else "404",
+            response_headers=self.unknown_route_headers,
+            templates={"application/json": json.dumps(unknown_route_body)},
+        )
+
         self.api_key: apigw.IApiKey | None = None
         if s.api_auth == "api_key":
             self.api_key = self.api.add_api_key("ApiKey", description=f"Client key for model {m.model_name}")
@@ -290,6 +307,15 @@ class Serving(Construct):
                 name, type=response_type,
                 response_headers={"Access-Control-Allow-Origin": f"'{allow_origin}'", "Vary": "'Origin'"},
             )
+        # the unknown-route answer is a response type of its own: it takes the same CORS headers (a whole-map override:
+        # its response parameters are set when it is created)
+        cors = {"Access-Control-Allow-Origin": f"'{allow_origin}'", "Vary": "'Origin'"}
+        cfn_unknown = self.unknown_route_response.node.default_child
+        assert isinstance(cfn_unknown, apigw.CfnGatewayResponse)
+        cfn_unknown.add_property_override(
+            "ResponseParameters",
+            {f"gatewayresponse.header.{k}": v for k, v in {**self.unknown_route_headers, **cors}.items()},
+        )
         self.function.add_environment(ENV_CORS_ORIGINS, ",".join(origins))
 
     # ------------------------------------------------------------ metrics the alarms and dashboard use

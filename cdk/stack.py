@@ -13,7 +13,7 @@ from modelserve.settings import ENV_CHALLENGER_BUNDLE_PATH, ENV_CHALLENGER_VERSI
 
 from .alerting import Alerting
 from .asset_trim import SERVING_PRUNE
-from .bundling import ASSET_PACKAGES, CHALLENGER_DIR_IN_ASSET, REPO_ROOT, AssetSpec, asset_code
+from .bundling import ASSET_PACKAGES, CHALLENGER_DIR_IN_ASSET, DRIFT_CHECK_CHALLENGER_EXCLUDE, REPO_ROOT, AssetSpec, asset_code
 from .capture import CaptureStorage
 from .dashboard import Dashboard
 from .drift_check import DriftCheck
@@ -48,7 +48,10 @@ class ModelServingStack(cdk.Stack):
         s, m = settings, manifest
         cdk.Tags.of(self).add("modelserve:model-name", m.model_name)
 
-        def spec(name: str, packages: tuple[str, ...], prune: tuple[str, ...] = (), challenger_dir: Path | None = None) -> AssetSpec:
+        def spec(
+            name: str, packages: tuple[str, ...], prune: tuple[str, ...] = (), challenger_dir: Path | None = None,
+            challenger_exclude: tuple[str, ...] = (),
+        ) -> AssetSpec:
             return AssetSpec(
                 name=name,
                 handler_dir=repo_root / "lambda" / name,
@@ -58,6 +61,7 @@ class ModelServingStack(cdk.Stack):
                 architecture=s.lambda_architecture,
                 prune=prune,
                 challenger_dir=challenger_dir,
+                challenger_exclude=challenger_exclude,
             )
 
         self.capture = CaptureStorage(self, "Capture", settings=s, manifest=m)
@@ -82,12 +86,17 @@ class ModelServingStack(cdk.Stack):
         self.drift_check = DriftCheck(
             self, "DriftCheck",
             settings=s, manifest=m,
-            code=asset_code(spec("drift_check", ASSET_PACKAGES["drift_check"]), bundling_mode, prebuilt_assets),
+            # with a challenger: its manifest and reference too, for its own drift report (docs/versions.md)
+            code=asset_code(
+                spec("drift_check", ASSET_PACKAGES["drift_check"], (), challenger[0] if challenger else None, DRIFT_CHECK_CHALLENGER_EXCLUDE),
+                bundling_mode, prebuilt_assets,
+            ),
             capture=self.capture,
         )
         if challenger is not None:  # docs/versions.md: both versions in the inference function, compared by the drift check
             self.serving.function.add_environment(ENV_CHALLENGER_BUNDLE_PATH, CHALLENGER_DIR_IN_ASSET)
             self.drift_check.function.add_environment(ENV_CHALLENGER_VERSION, challenger[1].version)
+            self.drift_check.function.add_environment(ENV_CHALLENGER_BUNDLE_PATH, CHALLENGER_DIR_IN_ASSET)
         self.alerting = Alerting(
             self, "Alerting",
             settings=s, manifest=m,

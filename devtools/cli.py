@@ -1,7 +1,7 @@
 """Command line: ``python -m devtools <command>``.
 
   run           local AWS (moto server) + the real inference handler behind a local gateway
-  demo          run + replayed traffic (quiet, then shifted) + the real drift check + alarm table
+  demo          run + replayed traffic (quiet, then shifted) + the real drift check + alarm table + a shadow comparison
   compare       the sample model vs a second model (shadow or A/B) + the drift check's comparison report
   promote       cdk.json: the challenger becomes the champion (deploy it with `npx cdk deploy`)
   build-sample  build the sample bundle (models/sample)
@@ -32,12 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--seconds", type=float, default=None, help="stop after this long (default: until Ctrl-C)")
     p_run.add_argument("--show-metrics", action="store_true", help="print the EMF metric lines Lambda would log")
 
-    p_demo = sub.add_parser("demo", help="replay quiet then shifted traffic and run the drift check")
+    p_demo = sub.add_parser("demo", help="replay quiet then shifted traffic and run the drift check, then a shadow comparison")
     p_demo.add_argument("--bundle", default=None)
     p_demo.add_argument("--requests", type=int, default=200, help="requests per period")
     p_demo.add_argument("--rows", type=int, default=10, help="rows per request")
     p_demo.add_argument("--out", default=".local/demo", help="where the HTML reports go")
     p_demo.add_argument("--seed", type=int, default=7)
+    p_demo.add_argument("--challenger", default=None, help="second version for the shadow comparison (default: the sample's)")
+    p_demo.add_argument("--compare-requests", type=int, default=150, help="requests of the shadow comparison (0: none)")
 
     p_cmp = sub.add_parser("compare", help="champion vs challenger on replayed traffic, with the comparison report")
     p_cmp.add_argument("--mode", choices=("shadow", "ab"), default="shadow")
@@ -137,7 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from .demo import demo
 
-        return 0 if demo(bundle=args.bundle, requests=args.requests, rows=args.rows, out=args.out, seed=args.seed) else 1
+        return 0 if demo(
+            bundle=args.bundle, requests=args.requests, rows=args.rows, out=args.out, seed=args.seed,
+            challenger=args.challenger, compare_requests=args.compare_requests,
+        ) else 1
     return 2
 
 

@@ -3,7 +3,8 @@
 ``compare``: moto server as AWS, the real inference handler with the sample model as champion and a
 second model trained differently (``sample_model.build_challenger_bundle``) as challenger, in shadow
 or A/B mode behind the local gateway; replayed reference traffic with feedback labels; then the real
-drift-check handler, whose version comparison report is written locally.
+drift-check handler, whose version comparison report and the challenger's own drift report are
+written locally. ``make demo`` ends with the same shadow comparison.
 
 ``promote``: the documented ``cdk.json`` change that makes the challenger the champion (the next
 ``npx cdk deploy`` ships it through the CodeDeploy canary).
@@ -35,7 +36,8 @@ def compare(
     label_share: float = 0.5,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Run the comparison; returns the drift check's summary of it (``report_json``, ``report_html`` local paths added)."""
+    """Run the comparison; returns the drift check's summary of it (``report_json``, ``report_html`` local paths added;
+    ``challenger``: the summary of the challenger's own drift report, its paths local too)."""
     from .demo import _post, _s3, _sleep_to_next_second
     from .local import (
         LOCAL_BUCKET,
@@ -47,16 +49,10 @@ def compare(
         local_function_env,
         scoped_env,
     )
-    from .sample_model import DEFAULT_CHALLENGER_DIR, build_challenger_bundle, resolve_bundle
+    from .sample_model import resolve_bundle
 
     champion_dir = resolve_bundle(bundle)
-    if challenger:
-        challenger_dir = ModelBundle.load(challenger).root.resolve()
-    else:
-        try:
-            challenger_dir = ModelBundle.load(DEFAULT_CHALLENGER_DIR).root.resolve()
-        except FileNotFoundError:
-            challenger_dir = build_challenger_bundle(DEFAULT_CHALLENGER_DIR).root.resolve()
+    challenger_dir = resolve_challenger(challenger)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
@@ -92,14 +88,17 @@ def compare(
                     labelled += len(items) if _post(f"{gateway.url}/feedback", items)[0] == 202 else 0
             _sleep_to_next_second()
             event = {"source": "aws.events", "detail-type": "Scheduled Event", "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
-            summary = drift_check.handler(event, LambdaContext.fresh("drift_check"))["comparison"]
+            checked = drift_check.handler(event, LambdaContext.fresh("drift_check"))
         finally:
             gateway.stop()
         s3 = _s3()
-        for kind in ("json", "html"):
-            path = out / f"comparison.{kind}"
-            path.write_bytes(s3.get_object(Bucket=bucket, Key=summary[f"report_{kind}"].split("/", 3)[3])["Body"].read())
-            summary[f"report_{kind}"] = str(path.resolve())
+        summary, own = checked["comparison"], checked.get("challenger")
+        for what, name in ((summary, "comparison"), (own, "challenger-drift-report")):
+            for kind in ("json", "html") if what else ():
+                path = out / f"{name}.{kind}"
+                path.write_bytes(s3.get_object(Bucket=bucket, Key=what[f"report_{kind}"].split("/", 3)[3])["Body"].read())
+                what[f"report_{kind}"] = str(path.resolve())
+        summary["challenger"] = own
     doc = json.loads(Path(summary["report_json"]).read_text())["comparison"]
     v = doc["versions"]
     echo(f"{mode}: champion {v['champion']} vs challenger {v['challenger']}; requests answered by {served}; {labelled} labels sent")
@@ -112,8 +111,30 @@ def compare(
     if d:
         echo(f"{d['metric']} difference (challenger - champion) {_fmt(d['estimate'])} (95% {_fmt(d['ci_low'])} to {_fmt(d['ci_high'])}), "
              f"p = {_fmt(d['p_value'])} ({d['test']}); challenger significantly worse: {doc['challenger_worse']}")
+    for d in doc.get("metric_differences", []):
+        echo(f"{METRIC_LABELS.get(d['metric'], d['metric'])} difference {_fmt(d['estimate'])} "
+             f"(95% {_fmt(d['ci_low'])} to {_fmt(d['ci_high'])}, {d['test'].replace('_', ' ')})")
     echo(f"HTML report: {summary['report_html']}")
+    if own:
+        echo(f"the challenger's own drift report ({own['rows_seen']} rows against its reference): dataset drift = {own['dataset_drift']}, "
+             f"drift only it sees = {own['challenger_only_drift']}; HTML: {own['report_html']}")
     return summary
+
+
+def resolve_challenger(challenger: str | None) -> Path:
+    """The challenger's bundle folder: ``challenger``, else the sample model's second version
+    (``models/challenger``, built if missing)."""
+    from .sample_model import DEFAULT_CHALLENGER_DIR, build_challenger_bundle
+
+    if challenger:
+        return ModelBundle.load(challenger).root.resolve()
+    try:
+        return ModelBundle.load(DEFAULT_CHALLENGER_DIR).root.resolve()
+    except FileNotFoundError:
+        return build_challenger_bundle(DEFAULT_CHALLENGER_DIR).root.resolve()
+
+
+METRIC_LABELS = {"f1_macro": "macro F1", "auc": "AUC", "mae": "MAE", "rmse": "RMSE"}
 
 
 def _post_as(url: str, payload: Any, client_id: str) -> tuple[int, Any]:

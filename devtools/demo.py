@@ -1,9 +1,11 @@
-"""The local demo: quiet traffic, then shifted traffic, each followed by the real drift check.
+"""The local demo: quiet traffic, then shifted traffic, each followed by the real drift check; then a
+shadow comparison of the model with a second version trained differently.
 
 Everything runs on this machine: moto server as AWS, the real inference handler behind the local
 gateway (HTTP -> API Gateway event), the real drift-check handler on EventBridge scheduled events.
 After each period it prints what the stack's alarms would say, from the same ``AlarmSpec``
-definitions the CDK stack deploys, and writes the HTML report locally.
+definitions the CDK stack deploys, and writes the HTML report locally. The comparison is
+``devtools.compare.compare`` in shadow mode (docs/versions.md).
 """
 
 from __future__ import annotations
@@ -189,7 +191,11 @@ def demo(
     feedback_share: float = 0.5,
     progress: bool = True,
     echo: Callable[[str], None] = print,
+    challenger: str | None = None,
+    compare_requests: int = 150,
 ) -> list[PeriodResult]:
+    """``challenger``: the second version for the shadow comparison (default: the sample model's);
+    ``compare_requests``: its requests, 0 for no comparison."""
     from tqdm import tqdm
 
     from .local import (
@@ -300,7 +306,34 @@ def demo(
                 echo(f"HTML report: {html_path.resolve()}\n")
         finally:
             gateway.stop()
+    if compare_requests > 0:
+        shadow_comparison(bundle_dir, challenger, compare_requests, out / "compare", seed, echo)
     return results
+
+
+def shadow_comparison(
+    champion_dir: Path, challenger: str | None, requests: int, out: Path, seed: int, echo: Callable[[str], None]
+) -> dict[str, Any] | None:
+    """The demo's last part: ``compare`` in shadow mode with a second version of the model (``challenger``,
+    or the sample model's: a small random forest); skipped, saying why, when the model has none."""
+    from modelserve.versions import compatibility_problems
+
+    from .compare import compare, resolve_challenger
+    from .sample_model import MODEL_NAME
+
+    champion = ModelBundle.load(champion_dir).manifest
+    if challenger is None and champion.model_name != MODEL_NAME:
+        echo(f"== shadow comparison skipped: no second version of model {champion.model_name!r} (demo --challenger <bundle folder>)")
+        return None
+    challenger_dir = resolve_challenger(challenger)
+    problems = compatibility_problems(champion, ModelBundle.load(challenger_dir).manifest)
+    if problems:
+        echo(f"== shadow comparison skipped: {challenger_dir} cannot run next to this model: " + "; ".join(problems))
+        return None
+    second = "the challenger bundle" if challenger else "a second model trained differently (a small random forest)"
+    echo(f"== shadow comparison: {champion.model_name} {champion.version} answers, {second} scores the same requests "
+         f"after each answer; {requests} requests with client ids, then the drift check")
+    return compare("shadow", requests=requests, out=out, bundle=str(champion_dir), challenger=str(challenger_dir), seed=seed, echo=echo)
 
 
 def _s3() -> Any:

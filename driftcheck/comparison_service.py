@@ -95,12 +95,21 @@ class ComparisonService:
         self.versions = {CHAMPION: manifest.version, CHALLENGER: challenger_version}
         self.locations = {v: CaptureLocation(bucket, manifest.model_name, version, neighbours=firehose) for v, version in self.versions.items()}
 
-    def run(self, event: dict[str, Any] | None, now: datetime | None = None, read_budget_s: float | None = None) -> ComparisonRun:
+    def run(
+        self,
+        event: dict[str, Any] | None,
+        now: datetime | None = None,
+        read_budget_s: float | None = None,
+        windows: Mapping[str, WindowRead] | None = None,
+    ) -> ComparisonRun:
+        """``windows``: variant -> its window as the drift checks of this run read it (same event, same
+        sample cap); the variants not in it are read here."""
         started = time.perf_counter()
         start, end = resolve_window(event, self.settings.window_hours, now)
         deadline = None if read_budget_s is None else time.monotonic() + read_budget_s
         options = ReadOptions(self.settings.sample_cap, deadline=deadline)
-        windows = {v: read_window(self.s3, where, start, end, options) for v, where in self.locations.items()}
+        given = windows or {}
+        windows = {v: given[v] if v in given else read_window(self.s3, where, start, end, options) for v, where in self.locations.items()}
         # only rows the experiment produced (rows from before it have no variant)
         rows = {v: [r for r in w.rows if r.variant == v] for v, w in windows.items()}
         if self.mode == "shadow":

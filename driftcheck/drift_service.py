@@ -23,10 +23,19 @@ import numpy as np
 
 from modelserve import metric_names as mn
 from modelserve.bundle import ModelBundle, reference_sample_from_rows, scored_sample
-from modelserve.records import AUDIT_SOURCE, CaptureRecord, RowKey, audit_key, report_key, utc_iso, window_report_key
+from modelserve.records import (
+    AUDIT_SOURCE,
+    CaptureRecord,
+    RowKey,
+    audit_key,
+    report_key,
+    utc_iso,
+    version_report_key,
+    window_report_key,
+)
 from modelserve.schema import BundleManifest, Task
 from modelserve.settings import DriftSettings, SharedSettings
-from monitoring import DriftChecker, DriftConfig, DriftReport
+from monitoring import DriftChecker, DriftConfig, DriftReport, RejectCounts
 from monitoring import metric_names as dmn
 from monitoring.html_report import render_html
 from monitoring.performance import LabeledPredictions
@@ -34,6 +43,7 @@ from monitoring.profile import PredictionColumns, ReferenceProfile, label_texts
 
 from .audit import audit_agreement, audit_files, select_audit_rows
 from .feedback_reader import read_feedback
+from .reject_reader import RejectWindow, read_rejects
 from .store import CaptureLocation
 from .verdict_events import VERDICT_EVENT_ERRORS, VerdictEvent
 from .verdict_events import publish as publish_event
@@ -77,7 +87,22 @@ def drift_config(settings: DriftSettings) -> DriftConfig:
         unseen_category_threshold=settings.unseen_category_threshold,
         performance_min_labels=settings.performance_min_labels,
         estimated_accuracy_drop_threshold=settings.estimated_accuracy_drop_threshold,
+        min_new_value_rows=settings.min_new_value_rows,
+        reject_rate_threshold=settings.reject_rate_threshold,
+        reject_min_requests=settings.reject_min_requests,
         **overrides,
+    )
+
+
+def reject_counts(window: WindowRead, rejected: RejectWindow) -> RejectCounts:
+    """The window's refused requests next to its scored ones. Scored requests: each request's rows
+    include exactly one row 0, so requests = rows seen x the share of row-0 rows in the window's
+    uniform sample (exact when the sample holds every row, or requests are single rows)."""
+    rows = window.rows
+    scored = round(window.rows_seen * sum(1 for r in rows if r.row == 0) / len(rows)) if rows else 0
+    return RejectCounts(
+        rejected_requests=rejected.rejected_requests, scored_requests=scored, by_reason=rejected.by_reason,
+        by_field=rejected.by_field, rejected_rows=rejected.rejected_rows, estimated=rejected.estimated,
     )
 
 
@@ -119,6 +144,7 @@ class DriftRun:
     labeled_rows: int = 0  # sampled rows with a feedback label
     window_label: str = ""  # the Window dimension of its metrics: "24h", "1h"
     others: list[DriftRun] = field(default_factory=list)  # the other windows of the same run (the short one)
+    rejects: RejectCounts | None = None  # the window's requests refused by validation
 
     def summary(self, bucket: str) -> dict[str, Any]:
         out = self._summary(bucket)
@@ -136,6 +162,8 @@ class DriftRun:
             "corrupt_objects": self.window.corrupt_objects,
             "partial_window": self.window.partial,
             "labeled_rows": self.labeled_rows,
+            "rejected_requests": self.rejects.rejected_requests if self.rejects else 0,
+            "reject_share": self.rejects.share if self.rejects else None,
             # the line the on-call engineer acts on first, and the values never seen in training by name
             "root_cause": self.report.summary,
             "drifted_features": self.report.drifted_features,
@@ -158,9 +186,15 @@ class DriftService:
         write_local: Callable[[str, bytes], None] | None = None,
         deployment: str | None = None,
         events: Any = None,
+        challenger: bool = False,
     ) -> None:
         """``deployment``: the stack name (``ENV_DEPLOYMENT``), a dimension of every metric when set.
-        ``events``: an EventBridge client; each run then puts its verdict on the default bus."""
+        ``events``: an EventBridge client; each run then puts its verdict on the default bus.
+        ``challenger``: the check of a challenger deployed next to the champion (docs/versions.md): its
+        reports under keys naming its version, no deployment-wide series (NoTraffic reads the champion's
+        traffic, and an A/B challenger with a small share may see none), no audit sample (the day's
+        audit file is the champion's)."""
+        self.challenger = challenger
         self.bundle = bundle
         self.events = events
         self.deployment = deployment or ""
@@ -210,7 +244,8 @@ class DriftService:
         runs = [self._check(label, reads[label], feedback, main=i == 0) for i, (label, _) in enumerate(windows)]
         main = runs[0]
         main.others = runs[1:]
-        self._write_audit_sample(main.window.rows, end)
+        if not self.challenger:  # the day's audit file is the champion's
+            self._write_audit_sample(main.window.rows, end)
         if self.events is not None:
             # after the reports: the event points at them; a failure is counted, never fails the check
             published = [publish_event(self.events, self.verdict_event(r)) for r in runs]
@@ -236,14 +271,14 @@ class DriftService:
         labels = {key: record.label for key, record in feedback.items()}
         sample = scored_sample(self.checked, window.rows)
         predictions = PredictionColumns(labels=sample.labels, probabilities=sample.probabilities, values=sample.values)
-        report = self.checker.check(sample.table, predictions, self._labeled(window.rows, labels, predictions))
+        # bounded by its object cap (DEFAULT_MAX_REJECT_OBJECTS), not the window's read budget: a window
+        # read cut short must still say why requests were refused
+        rejected = read_rejects(self.s3, self.captures, start, end, seed=int(end.timestamp()))
+        rejects = reject_counts(window, rejected)
+        report = self.checker.check(sample.table, predictions, self._labeled(window.rows, labels, predictions), rejects)
         metrics = report.metrics() + [(mn.CORRUPT_CAPTURE_OBJECTS, float(window.corrupt_objects), None)]
         self.publish(metrics, end, window=label)
-        name = self.manifest.model_name
-        if main:
-            json_key, html_key = report_key(name, end, "json"), report_key(name, end, "html")
-        else:
-            json_key, html_key = window_report_key(name, end, label, "json"), window_report_key(name, end, label, "html")
+        json_key, html_key = self.report_keys(end, None if main else label)
         document = {
             "model_name": self.manifest.model_name,
             "model_version": self.manifest.version,
@@ -254,6 +289,8 @@ class DriftService:
             "partial_window": window.partial,
             "corrupt_objects": window.corrupt_objects,
             "corrupt_keys": window.corrupt_keys,
+            "reject_objects_read": rejected.objects_read,
+            "corrupt_reject_objects": rejected.corrupt_objects,
             "excluded_features": sorted(set(self.settings.redact_features) | set(self.settings.hash_features)),
             "seconds": round(time.perf_counter() - started, 3),
             "report": report.to_dict(),
@@ -268,7 +305,22 @@ class DriftService:
         html = render_html(report, self.profile, title=title, extra_sections=sections).encode()
         self._put(json_key, body, "application/json")
         self._put(html_key, html, "text/html; charset=utf-8")
-        return DriftRun(start, end, window, report, json_key, html_key, metrics, labeled_rows=len(labels), window_label=label)
+        return DriftRun(start, end, window, report, json_key, html_key, metrics, labeled_rows=len(labels), window_label=label,
+                        rejects=rejects)
+
+    def report_keys(self, at: datetime, window: str | None = None) -> tuple[str, str]:
+        """(JSON, HTML) keys of the run ending at ``at``; a challenger's name its version; a window
+        besides the main one (``window``: its label) names it."""
+        m = self.manifest
+
+        def key(suffix: str) -> str:
+            if self.challenger:
+                return version_report_key(m.model_name, m.version, at, f"w{window}.{suffix}" if window else suffix).replace(
+                    f".w{window}.", f"-w{window}."
+                )
+            return window_report_key(m.model_name, at, window, suffix) if window else report_key(m.model_name, at, suffix)
+
+        return key("json"), key("html")
 
     def verdict_event(self, run: DriftRun) -> VerdictEvent:
         """What subscribers learn of one run: the headline verdicts, the flagged findings (most telling
@@ -348,7 +400,7 @@ class DriftService:
             if feature is not None:
                 dims.append({"Name": mn.DIM_FEATURE, "Value": feature})
             data.append({"MetricName": name, "Dimensions": dims, "Value": float(value), "Timestamp": timestamp, "Unit": "None"})
-            if name in DEPLOYMENT_WIDE_METRICS:
+            if name in DEPLOYMENT_WIDE_METRICS and not self.challenger:
                 wide = [d for d in dims if d["Name"] != mn.DIM_MODEL_VERSION]
                 data.append({"MetricName": name, "Dimensions": wide, "Value": float(value), "Timestamp": timestamp, "Unit": "None"})
         for i in range(0, len(data), CLOUDWATCH_BATCH):

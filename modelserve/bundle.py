@@ -22,7 +22,6 @@ from .schema import (
     BundleManifest,
     FeatureKind,
     Table,
-    column_from_values,
 )
 from .settings import ENV_BUNDLE_PATH
 
@@ -102,9 +101,17 @@ def reference_sample_from_rows(manifest: BundleManifest, rows: Sequence[Mapping[
     return replace(sample, targets=targets)
 
 
+def _object_column(values: list[Any]) -> np.ndarray:
+    column = np.empty(len(values), dtype=object)
+    column[:] = values  # element by element: a list value stays one element, never a new axis
+    return column
+
+
 def scored_sample(manifest: BundleManifest, rows: Sequence[ScoredRow]) -> ReferenceSample:
     """Columns of scored rows: the bundle's reference rows, or the drift check's window of capture records."""
-    table = {f.name: column_from_values(f, [r.inputs.get(f.name) for r in rows]) for f in manifest.features}
+    # the values as recorded, in object columns: monitoring normalises each column once (coerce_column), and a
+    # wrong-typed recorded value reaches its wrong-type expectation instead of failing the check here
+    table = {f.name: _object_column([r.inputs.get(f.name) for r in rows]) for f in manifest.features}
     classes = manifest.outputs.classes
     probabilities: np.ndarray | None = None
     if manifest.outputs.task.value == "classification":

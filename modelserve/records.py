@@ -10,10 +10,12 @@ Firehose writes under ``captures/model=<name>/version=<version>/`` with its own
     feedback/model=<name>/dt=YYYY-MM-DD/<HHMMSSffffff>-<id>.jsonl.gz
     reports/model=<name>/dt=YYYY-MM-DD/<YYYYmmddTHHMMSSZ>.<json|html>
     reports/model=<name>/dt=YYYY-MM-DD/<YYYYmmddTHHMMSSZ>-comparison.<json|html>   (champion vs challenger)
+    reports/model=<name>/dt=YYYY-MM-DD/<YYYYmmddTHHMMSSZ>-version=<version>.<json|html>   (the challenger's drift report)
     reports/model=<name>/dt=YYYY-MM-DD/<YYYYmmddTHHMMSSZ>-w<window>.<json|html>   (a window's report besides the main one, e.g. -w1h)
     samples/model=<name>/version=<version>/cap=<sample cap>/dt=YYYY-MM-DD/hour=HH.json.gz   (drift check's hour samples)
     samples/model=<name>/labels/dt=YYYY-MM-DD/hour=HH.json.gz   (feedback received in one UTC hour, kept by the drift check)
     audit/model=<name>/dt=YYYY-MM-DD/audit.<csv|jsonl>   (the day's manual audit sample, written by the drift check)
+    rejects/model=<name>/version=<version>/dt=YYYY-MM-DD/hour=HH/<HHMMSSffffff>-<request id>.jsonl.gz   (one refused request)
 """
 
 from __future__ import annotations
@@ -34,8 +36,20 @@ REPORTS_ROOT = "reports"
 SAMPLES_ROOT = "samples"  # per-hour window samples kept by the drift check
 AUDIT_ROOT = "audit"  # the daily manual audit sample
 AUDIT_SOURCE = "audit"  # a feedback item's "source" for labels of audited rows
+REJECTS_ROOT = "rejects"  # requests validation refused (422 and other 4xx of the scoring routes)
 
 RowKey = tuple[str, int]  # (request id, row): joins a capture row and its feedback label
+
+
+def compact_json(d: Mapping[str, Any]) -> str:
+    """A record's JSON line: no spaces, and never NaN or Infinity (not JSON: the writer falls back first)."""
+    return json.dumps(d, separators=(",", ":"), allow_nan=False)
+
+
+def _with_variant(d: dict[str, Any], variant: str | None) -> dict[str, Any]:
+    if variant is not None:  # records without a challenger deployed keep their original form
+        d["variant"] = variant
+    return d
 
 
 class ScoredRow(Protocol):
@@ -90,12 +104,10 @@ class CaptureRecord:
             "probabilities": self.probabilities,
             **({"encoding_fallback": True} if self.encoding_fallback else {}),
         }
-        if self.variant is not None:
-            d["variant"] = self.variant
-        return d
+        return _with_variant(d, self.variant)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
+        return compact_json(self.to_dict())
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CaptureRecord:
@@ -131,7 +143,7 @@ class FeedbackRecord:
         d = asdict(self)
         if d["source"] is None:
             del d["source"]  # records without a source keep their original form
-        return json.dumps(d, separators=(",", ":"), allow_nan=False)
+        return compact_json(d)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FeedbackRecord:
@@ -142,6 +154,128 @@ class FeedbackRecord:
             received_time=str(d.get("received_time", "")),
             model_name=str(d.get("model_name", "")),
             source=None if d.get("source") is None else str(d["source"]),
+        )
+
+
+# a reject record stays small whatever the request held: errors kept, and text cut, at most
+MAX_REJECT_ERRORS = 50
+MAX_REJECT_TEXT = 200
+MAX_REJECT_FIELD = 128
+
+
+def _cut(text: Any, limit: int) -> str:
+    s = text if isinstance(text, str) else str(text)
+    s = s if len(s) <= limit else s[:limit] + "…"
+    return s.encode("utf-8", "backslashreplace").decode("utf-8")  # a lone surrogate must not break the encoding
+
+
+@dataclass(frozen=True)
+class RejectedField:
+    """One problem of a refused request: where (row, field) and why (the validation reason code).
+    ``message`` is the validation message, cut; None for redacted and hashed features (it may echo the value)."""
+
+    reason: str
+    row: int | None = None
+    field: str | None = None
+    message: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"row": self.row, "field": self.field, "reason": self.reason}
+        if self.message is not None:
+            d["message"] = self.message
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RejectedField:
+        return cls(
+            reason=str(d["reason"]),
+            row=None if d.get("row") is None else int(d["row"]),
+            field=None if d.get("field") is None else str(d["field"]),
+            message=None if d.get("message") is None else str(d["message"]),
+        )
+
+
+@dataclass(frozen=True)
+class RejectRecord:
+    """One request the service refused (a 4xx of /predict or OIP infer), one JSON line per request.
+
+    Bounded: at most ``MAX_REJECT_ERRORS`` errors, field names and messages cut; no input values
+    (only the reason per field), so redaction holds. ``rows``: rows the request held (None when the
+    body could not be read as rows); ``rows_with_errors``: distinct rows named by an error.
+    """
+
+    request_id: str
+    event_time: str  # ISO 8601 UTC, as CaptureRecord's
+    model_name: str
+    model_version: str
+    stage: str
+    reason: str  # the request's reason code (its first error's); the ValidationRejects Reason
+    status: int  # the HTTP status answered
+    rows: int | None
+    rows_with_errors: int
+    errors: tuple[RejectedField, ...] = ()
+    errors_total: int = 0  # errors validation reported (``errors`` keeps the first MAX_REJECT_ERRORS)
+    route: str = "predict"  # "predict" | "oip"
+    variant: str | None = None
+
+    @classmethod
+    def build(
+        cls, request_id: str, event_time: datetime, model_name: str, model_version: str, stage: str, reason: str,
+        status: int, rows: int | None, errors: Iterable[RejectedField], route: str = "predict", variant: str | None = None,
+    ) -> RejectRecord:
+        """The record, bounded: the first ``MAX_REJECT_ERRORS`` errors, texts cut."""
+        every = list(errors)
+        kept = tuple(
+            RejectedField(
+                _cut(e.reason, MAX_REJECT_FIELD), e.row, None if e.field is None else _cut(e.field, MAX_REJECT_FIELD),
+                None if e.message is None else _cut(e.message, MAX_REJECT_TEXT),
+            )
+            for e in every[:MAX_REJECT_ERRORS]
+        )
+        return cls(
+            request_id=_cut(request_id, MAX_REJECT_FIELD), event_time=utc_iso(event_time), model_name=model_name,
+            model_version=model_version, stage=stage, reason=_cut(reason, MAX_REJECT_FIELD), status=int(status), rows=rows,
+            rows_with_errors=len({e.row for e in every if e.row is not None}), errors=kept, errors_total=len(every),
+            route=route, variant=variant,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "request_id": self.request_id,
+            "event_time": self.event_time,
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "stage": self.stage,
+            "reason": self.reason,
+            "status": self.status,
+            "rows": self.rows,
+            "rows_with_errors": self.rows_with_errors,
+            "errors": [e.to_dict() for e in self.errors],
+            "errors_total": self.errors_total,
+            "route": self.route,
+        }
+        return _with_variant(d, self.variant)
+
+    def to_json(self) -> str:
+        return compact_json(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RejectRecord:
+        errors = tuple(RejectedField.from_dict(e) for e in d.get("errors") or ())
+        return cls(
+            request_id=str(d["request_id"]),
+            event_time=str(d["event_time"]),
+            model_name=str(d["model_name"]),
+            model_version=str(d["model_version"]),
+            stage=str(d.get("stage", "")),
+            reason=str(d["reason"]),
+            status=int(d.get("status", 422)),
+            rows=None if d.get("rows") is None else int(d["rows"]),
+            rows_with_errors=int(d.get("rows_with_errors", 0)),
+            errors=errors,
+            errors_total=int(d.get("errors_total", len(errors))),
+            route=str(d.get("route", "predict")),
+            variant=None if d.get("variant") is None else str(d["variant"]),
         )
 
 
@@ -163,6 +297,34 @@ def capture_key(model_name: str, model_version: str, event_time: datetime, reque
         f"{model_capture_prefix(model_name, model_version)}dt={t:%Y-%m-%d}/hour={t:%H}/"
         f"{key_time_name(t)}-{request_id}.jsonl.gz"
     )
+
+
+def model_reject_prefix(model_name: str, model_version: str) -> str:
+    return f"{REJECTS_ROOT}/model={model_name}/version={model_version}/"
+
+
+def reject_hour_prefix(model_name: str, model_version: str, hour: datetime) -> str:
+    """Where the rejected requests of one UTC hour are."""
+    t = hour.astimezone(UTC)
+    return f"{model_reject_prefix(model_name, model_version)}dt={t:%Y-%m-%d}/hour={t:%H}/"
+
+
+def reject_key(model_name: str, model_version: str, event_time: datetime, request_id: str) -> str:
+    """One rejected request's object: filed by its event time, like a capture (``capture_key``)."""
+    t = event_time.astimezone(UTC)
+    return f"{reject_hour_prefix(model_name, model_version, t)}{t:%H%M%S%f}-{request_id}.jsonl.gz"
+
+
+def reject_key_time(key: str) -> datetime | None:
+    """The event time a reject key was filed under (to the microsecond), None for a key of another form."""
+    parts = key.rsplit("/", 3)
+    if len(parts) != 4 or not parts[1].startswith("dt=") or not parts[2].startswith("hour="):
+        return None
+    stamp = parts[3][:12]
+    try:
+        return datetime.strptime(f"{parts[1][3:]}T{stamp}", "%Y-%m-%dT%H%M%S%f").replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def feedback_day_prefix(model_name: str, day: date) -> str:
@@ -187,6 +349,12 @@ def report_key(model_name: str, at: datetime, suffix: str) -> str:
 def comparison_report_key(model_name: str, at: datetime, suffix: str) -> str:
     """The version comparison's report, next to the drift report of the same run."""
     return report_key(model_name, at, f"comparison.{suffix}").replace("Z.comparison.", "Z-comparison.")
+
+
+def version_report_key(model_name: str, model_version: str, at: datetime, suffix: str) -> str:
+    """The drift report of a version other than the champion (a challenger's), next to the champion's of the same run."""
+    t = at.astimezone(UTC)
+    return f"{model_report_prefix(model_name)}dt={t:%Y-%m-%d}/{t:%Y%m%dT%H%M%SZ}-version={model_version}.{suffix}"
 
 
 def window_report_key(model_name: str, at: datetime, window: str, suffix: str) -> str:
@@ -250,7 +418,7 @@ def window_hours(start: datetime, end: datetime) -> list[datetime]:
     return out
 
 
-def encode_jsonl_gz(records: Iterable[CaptureRecord | FeedbackRecord]) -> bytes:
+def encode_jsonl_gz(records: Iterable[CaptureRecord | FeedbackRecord | RejectRecord]) -> bytes:
     body = "".join(r.to_json() + "\n" for r in records).encode()
     # mtime=0: the same records give the same bytes
     return gzip.compress(body, compresslevel=5, mtime=0)

@@ -302,6 +302,15 @@ class DriftSettings(SharedSettings):
     audit_sample_rows: int = Field(
         200, ge=0, le=10_000, description="Rows of the day's manual audit sample written to audit/ (0: none)"
     )
+    min_new_value_rows: int = Field(
+        20, ge=1, le=100_000_000, description="A value never seen in training in at least this many window rows fails the unseen-category check, whatever its share"
+    )
+    reject_rate_threshold: float = Field(
+        0.05, ge=0.0, lt=1.0, description="Alarm when more than this share of the window's requests was refused by validation"
+    )
+    reject_min_requests: int = Field(
+        100, ge=1, le=100_000_000, description="No reject-rate verdict (RejectRate published as 0) on windows of fewer requests"
+    )
     short_window_hours: int = Field(
         1, ge=0, le=24 * 31,
         description="Short window checked on every run besides window_hours, so a shift that starts mid-window pages within it (0: off)",

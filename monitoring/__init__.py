@@ -26,6 +26,7 @@ from .config import DriftConfig
 from .performance import LabeledPredictions
 from .profile import PredictionColumns, ReferenceProfile
 from .report import DriftReport
+from .types import RejectCounts
 
 __all__ = [
     "DriftChecker",
@@ -35,5 +36,6 @@ __all__ = [
     "MissingColumnsError",
     "PredictionColumns",
     "ReferenceProfile",
+    "RejectCounts",
     "run_drift_check",
 ]

@@ -42,7 +42,7 @@ import numpy as np
 
 from .encoding import TabularEncoder
 from .profile import PredictionColumns, ReferenceProfile
-from .types import Table
+from .types import RejectCounts, Table
 
 if TYPE_CHECKING:  # annotations only: both modules import this one
     from .config import DriftConfig
@@ -138,6 +138,7 @@ class Window:
     n_rows: int
     predictions: PredictionColumns | None = None
     labels: LabeledPredictions | None = None
+    rejects: RejectCounts | None = None  # requests of the window validation refused (counted by the caller)
 
     @cached_property
     def encoded(self) -> np.ndarray:
@@ -166,6 +167,8 @@ class Check(Protocol):
     metric_names: ClassVar[tuple[str, ...]]  # every CloudWatch metric its results may publish
     feature_metric_names: ClassVar[tuple[str, ...]] = ()  # those published per feature (Feature dimension)
     needs_rows: ClassVar[bool] = True  # False: also runs on an empty window (performance on late labels)
+    # True: also runs on a window without scored rows whose requests were all refused (the reject share)
+    reads_rejects: ClassVar[bool] = False
 
     @classmethod
     def fit(cls, reference: Reference) -> Self | None:

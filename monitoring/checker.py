@@ -35,7 +35,7 @@ from .prediction_drift import PredictionDriftCheck
 from .profile import PredictionColumns, ReferenceProfile
 from .report import REPORT_KEYS, DriftReport
 from .target_drift import TargetDriftCheck
-from .types import FeatureKind, Table
+from .types import FeatureKind, RejectCounts, Table
 from .univariate import FeatureDriftCheck
 from .window_histograms import feature_histograms, output_histograms
 
@@ -97,6 +97,7 @@ class DriftChecker:
         target: Mapping[str, np.ndarray],
         predictions: PredictionColumns | None = None,
         labels: LabeledPredictions | None = None,
+        rejects: RejectCounts | None = None,
     ) -> tuple[Window, list[str]]:
         """The window and notes about it. A profiled feature the window lacks raises
         :class:`MissingColumnsError` naming it: a misspelt column must not become an all-null
@@ -112,21 +113,31 @@ class DriftChecker:
         for f in features:
             if f.name not in table:  # an empty window without columns
                 table[f.name] = np.full(n, None, dtype=object) if f.kind == FeatureKind.CATEGORICAL else np.full(n, np.nan)
-        return Window(self.reference, table, n, predictions, labels), []
+        return Window(self.reference, table, n, predictions, labels, rejects), []
 
     def check(
         self,
         target: Mapping[str, np.ndarray],
         target_predictions: PredictionColumns | None = None,
         labels: LabeledPredictions | None = None,
+        rejects: RejectCounts | None = None,
     ) -> DriftReport:
-        window, window_notes = self.window(target, target_predictions, labels)
+        """``rejects``: the window's requests validation refused, counted by the caller (the data-quality
+        check's reject rate). A window whose requests were all refused has no scored rows but is not
+        empty: the checks that read rejects still run on it."""
+        window, window_notes = self.window(target, target_predictions, labels, rejects)
         empty = window.n_rows == 0
+        refused = rejects is not None and rejects.rejected_requests > 0
         results: dict[str, CheckResult | None] = {
-            name: None if check is None or (empty and check.needs_rows) else check.run(window)
+            name: None if check is None or (empty and check.needs_rows and not (refused and check.reads_rejects)) else check.run(window)
             for name, check in self.checks.items()
         }
-        notes = self.reference.notes + window_notes + (["empty window: no drift verdict"] if empty else [])
+        if empty and refused:
+            assert rejects is not None
+            empty_note = [f"no scored rows: all {rejects.rejected_requests} requests of the window were refused by validation (no drift verdict)"]
+        else:
+            empty_note = ["empty window: no drift verdict"] if empty else []
+        notes = self.reference.notes + window_notes + empty_note
         return DriftReport(
             window_rows=window.n_rows,
             reference_rows=self.profile.n_rows,
@@ -144,7 +155,8 @@ def run_drift_check(
     target_predictions: PredictionColumns | None = None,
     config: DriftConfig | None = None,
     labels: LabeledPredictions | None = None,
+    rejects: RejectCounts | None = None,
 ) -> DriftReport:
     """Check one window against the reference. Never raises for empty windows, all-null
     columns, single rows or constant reference columns."""
-    return DriftChecker(profile, config).check(target, target_predictions, labels)
+    return DriftChecker(profile, config).check(target, target_predictions, labels, rejects)

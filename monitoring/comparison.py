@@ -14,6 +14,9 @@ Two designs, two sets of tests:
   standard error for the p-value, unpooled for the interval). Regression: Welch's t-test on the
   absolute errors, Welch-Satterthwaite interval.
 
+Macro F1 and AUC (regression: MAE and RMSE) differences get a percentile bootstrap interval
+(``bootstrap_differences``; shadow: the row pairs resampled, A/B: each version's rows on their own).
+
 The challenger is "significantly worse" when the difference is in the bad direction (lower accuracy,
 higher MAE) and its p-value is below ``alpha``. The prediction distributions are compared too:
 classes by a chi-square test of homogeneity and the total variation distance, regression values
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import html
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +37,7 @@ from scipy import stats
 
 from ._util import json_clean
 from .html_report import BASE_CSS
+from .metric_names import DATASET_DRIFT, PREDICTION_DRIFT
 from .performance import PerformanceResult, classification_metrics, regression_metrics
 
 CHAMPION = "champion"
@@ -41,6 +46,12 @@ SHADOW = "shadow"
 AB = "ab"
 # champion's top probability: [0.0, 0.5), [0.5, 0.6), ..., [0.9, 1.0]
 CONFIDENCE_EDGES = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+# the bootstrap intervals of the F1 / AUC (MAE / RMSE) differences (``bootstrap_differences``)
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_SEED = 20_261_127
+BOOTSTRAP_BATCH = 250  # resamples held in memory at once: 250 x rows weights
+BOOTSTRAP_MIN_ROWS = 10  # fewer labelled rows (per version): no interval
+HIGHER_IS_BETTER = frozenset({"accuracy", "f1_macro", "auc"})
 
 # CloudWatch metric names of the comparison (ModelVersion: the version the value is about)
 SHADOW_AGREEMENT = "ShadowAgreement"  # share of paired rows with the same answer (classifiers)
@@ -50,7 +61,12 @@ VARIANT_MAE = "VariantMAE"
 VARIANT_RMSE = "VariantRMSE"
 VARIANT_LABELED_ROWS = "VariantLabeledRows"
 CHALLENGER_WORSE = "ChallengerWorse"  # 0/1: significantly worse at alpha (the alarm's metric)
-METRIC_NAMES = (SHADOW_AGREEMENT, VARIANT_ACCURACY, VARIANT_F1, VARIANT_MAE, VARIANT_RMSE, VARIANT_LABELED_ROWS, CHALLENGER_WORSE)
+# 0/1: the challenger's own drift check found dataset or prediction drift in a window where the
+# champion's found neither (``challenger_only_drift``; the ChallengerDrift alarm's metric)
+CHALLENGER_DRIFT = "ChallengerDrift"
+METRIC_NAMES = (
+    SHADOW_AGREEMENT, VARIANT_ACCURACY, VARIANT_F1, VARIANT_MAE, VARIANT_RMSE, VARIANT_LABELED_ROWS, CHALLENGER_WORSE, CHALLENGER_DRIFT,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,7 +148,7 @@ class Difference:
     def challenger_better(self) -> bool | None:
         if self.estimate is None:
             return None
-        return self.estimate > 0 if self.metric == "accuracy" else self.estimate < 0
+        return self.estimate > 0 if self.metric in HIGHER_IS_BETTER else self.estimate < 0
 
 
 @dataclass(frozen=True)
@@ -146,6 +162,8 @@ class ComparisonReport:
     difference: Difference | None
     prediction_distribution: dict[str, Any]
     agreement: Agreement | None = None
+    # F1 / AUC (MAE / RMSE) differences with bootstrap intervals (``bootstrap_differences``)
+    metric_differences: tuple[Difference, ...] = ()
 
     @property
     def challenger_worse(self) -> bool:
@@ -163,6 +181,7 @@ class ComparisonReport:
                 "agreement": None if self.agreement is None else self.agreement.__dict__,
                 "performance": {v: p.to_dict() for v, p in self.performance.items()},
                 "difference": None if self.difference is None else {**self.difference.__dict__, "challenger_better": self.difference.challenger_better},
+                "metric_differences": [{**d.__dict__, "challenger_better": d.challenger_better} for d in self.metric_differences],
                 "challenger_worse": self.challenger_worse,
                 "prediction_distribution": self.prediction_distribution,
             }
@@ -183,6 +202,30 @@ class ComparisonReport:
         if self.difference is not None and self.difference.p_value is not None:
             out.append((CHALLENGER_WORSE, 1.0 if self.challenger_worse else 0.0, CHALLENGER))
         return out
+
+
+def challenger_only_drift(
+    champion: Sequence[tuple[str, float, str | None]], challenger: Sequence[tuple[str, float, str | None]]
+) -> float | None:
+    """1.0 when the challenger's drift check of a window found dataset or prediction drift and the
+    champion's check of the same window found neither, else 0.0; None when the challenger's check
+    published neither verdict (an empty window). Arguments: each check's published metrics.
+
+    Both versions see the same traffic (shadow: the same rows; A/B: a hash split of the same clients),
+    so drift in the inputs is the champion's alarms' to page; what is left is drift only the challenger
+    sees: traffic unlike its own training data, or outputs that moved on inputs that did not."""
+
+    def drifted(metrics: Sequence[tuple[str, float, str | None]]) -> bool | None:
+        verdicts = [
+            v for name, v, feature in metrics
+            if feature is None and name in (DATASET_DRIFT, PREDICTION_DRIFT) and v is not None and math.isfinite(v)
+        ]
+        return None if not verdicts else any(v >= 1 for v in verdicts)
+
+    mine = drifted(challenger)
+    if mine is None:
+        return None
+    return 1.0 if mine and not drifted(champion) else 0.0
 
 
 # ---------------------------------------------------------------- the tests
@@ -332,7 +375,8 @@ def _errors(o: VariantOutputs, rows: np.ndarray) -> np.ndarray:
 
 
 def compare_shadow(
-    champion: VariantOutputs, challenger: VariantOutputs, classes: Sequence[str] = (), alpha: float = 0.05, confidence: float = 0.95
+    champion: VariantOutputs, challenger: VariantOutputs, classes: Sequence[str] = (), alpha: float = 0.05, confidence: float = 0.95,
+    bootstrap_resamples: int = BOOTSTRAP_RESAMPLES,
 ) -> ComparisonReport:
     """Both versions on the same rows (row i of one is row i of the other; the labels are the champion's)."""
     agree = agreement(champion, challenger, classes, confidence)
@@ -347,11 +391,13 @@ def compare_shadow(
         {CHAMPION: champion.version, CHALLENGER: challenger.version}, {CHAMPION: champion.n, CHALLENGER: challenger.n},
         {CHAMPION: _performance(champion, classes), CHALLENGER: _performance(challenger, classes)},
         difference, prediction_distribution(champion, challenger, classes), agree,
+        tuple(bootstrap_differences(champion, challenger, classes, paired=True, confidence=confidence, n_resamples=bootstrap_resamples)),
     )
 
 
 def compare_ab(
-    champion: VariantOutputs, challenger: VariantOutputs, classes: Sequence[str] = (), alpha: float = 0.05, confidence: float = 0.95
+    champion: VariantOutputs, challenger: VariantOutputs, classes: Sequence[str] = (), alpha: float = 0.05, confidence: float = 0.95,
+    bootstrap_resamples: int = BOOTSTRAP_RESAMPLES,
 ) -> ComparisonReport:
     """Each version on the rows it answered."""
     regression = champion.values is not None
@@ -366,7 +412,186 @@ def compare_ab(
         {CHAMPION: champion.version, CHALLENGER: challenger.version}, {CHAMPION: champion.n, CHALLENGER: challenger.n},
         {CHAMPION: _performance(champion, classes), CHALLENGER: _performance(challenger, classes)},
         difference, prediction_distribution(champion, challenger, classes),
+        metric_differences=tuple(
+            bootstrap_differences(champion, challenger, classes, paired=False, confidence=confidence, n_resamples=bootstrap_resamples)
+        ),
     )
+
+
+# ---------------------------------------------------------------- bootstrap intervals of metric differences
+#
+# Macro F1 and AUC (and MAE / RMSE) have no simple standard error, so their differences get a
+# percentile bootstrap (scipy.stats.bootstrap, method="percentile", a fixed seed: the same window gives
+# the same interval). Shadow: the rows are resampled as pairs (paired=True: a resample keeps each
+# row's champion and challenger answers together); A/B: each version's rows are resampled on their
+# own. A resample is a vector of row weights (how often each row was drawn), so each metric of a
+# resample is a weighted sum over the original rows: no per-resample sort, O(rows) per resample.
+
+
+
+@dataclass(frozen=True, eq=False)
+class _Scored:
+    """One version's labelled rows, coded for weighted metrics: classes as integer codes, or errors."""
+
+    y: np.ndarray | None = None  # [n] int codes of the labels
+    pred: np.ndarray | None = None  # [n] int codes of the predictions
+    n_codes: int = 0
+    probabilities: np.ndarray | None = None  # [n, K] in ``classes`` order
+    errors: np.ndarray | None = None  # [n] prediction - label (regression)
+
+    @property
+    def n(self) -> int:
+        return len(self.errors if self.errors is not None else self.y)  # type: ignore[arg-type]
+
+
+def _scored(o: VariantOutputs, rows: np.ndarray, classes: Sequence[str], codes: dict[str, int], y_true: np.ndarray | None = None) -> _Scored:
+    """``y_true``: the labels to score against (shadow: the champion's), else ``o``'s own."""
+    idx = np.flatnonzero(rows)
+    truth = o.y_true if y_true is None else y_true
+    if o.values is not None:
+        return _Scored(errors=o.values[idx] - np.array([float(truth[i]) for i in idx], dtype=np.float64))
+    assert o.labels is not None
+    y = np.array([codes[str(truth[i])] for i in idx], dtype=np.int64)
+    pred = np.array([codes[o.labels[i]] for i in idx], dtype=np.int64)
+    probabilities = None
+    if o.probabilities is not None and classes and o.probabilities.shape[1] >= len(classes):
+        p = o.probabilities[idx, : len(classes)]
+        probabilities = p if np.isfinite(p).all() else None
+    return _Scored(y=y, pred=pred, n_codes=len(codes), probabilities=probabilities)
+
+
+def _weighted_f1_macro(w: np.ndarray, s: _Scored) -> np.ndarray:
+    """Macro F1 under row weights ``w`` [B, n], over the classes present (in labels or predictions):
+    ``monitoring.performance.f1_macro`` of each resample."""
+    assert s.y is not None and s.pred is not None
+    codes = np.arange(s.n_codes)
+    t, p = s.y[:, None] == codes, s.pred[:, None] == codes  # [n, classes]
+    counts = w @ np.hstack([t & p, p, t]).astype(np.float64)  # one product: [B, 3 x classes]
+    tp, predicted, actual = np.split(counts, 3, axis=1)
+    denom = predicted + actual  # 2 TP + FP + FN
+    here = denom > 0  # the class is in the resample's labels or predictions
+    f1 = np.where(here, 2 * tp / np.where(here, denom, 1.0), 0.0)
+    present = here.sum(axis=1)
+    return np.where(present > 0, f1.sum(axis=1) / np.maximum(present, 1), np.nan)
+
+
+def _weighted_auc_ovr(w: np.ndarray, s: _Scored, n_classes: int) -> np.ndarray:
+    """Macro one-vs-rest AUC under row weights (ties count one half), over the classes with positives
+    and negatives in the resample: ``monitoring.performance.roc_auc_ovr_macro`` of each resample."""
+    assert s.y is not None and s.probabilities is not None
+    aucs = []
+    total = w.sum(axis=1)
+    for k in range(n_classes):
+        score = s.probabilities[:, k]
+        order = np.argsort(score, kind="stable")
+        positive = (s.y == k)[order].astype(np.float64)
+        ranked = w[:, order]
+        n_pos = ranked @ positive
+        n_neg = total - n_pos
+        starts = np.flatnonzero(np.r_[True, np.diff(score[order]) != 0])  # groups of tied scores
+        if len(starts) == len(order):  # no ties (the usual case): each row is its own group
+            neg = ranked * (1.0 - positive)
+            wins = ((np.cumsum(neg, axis=1) - neg) * ranked) @ positive
+        else:
+            pos = np.add.reduceat(ranked * positive, starts, axis=1)  # [B, groups]
+            neg = np.add.reduceat(ranked * (1.0 - positive), starts, axis=1)
+            wins = (pos * (np.cumsum(neg, axis=1) - 0.5 * neg)).sum(axis=1)  # negatives below, ties count one half
+        ok = (n_pos > 0) & (n_neg > 0)
+        aucs.append(np.where(ok, wins / np.where(ok, n_pos * n_neg, 1.0), np.nan))
+    stacked = np.stack(aucs)
+    counted = np.isfinite(stacked).sum(axis=0)
+    return np.where(counted > 0, np.nansum(stacked, axis=0) / np.maximum(counted, 1), np.nan)
+
+
+def _weighted_metrics(w: np.ndarray, s: _Scored, names: Sequence[str], n_classes: int) -> np.ndarray:
+    """[len(names), B]: each metric of each resample (``w``: [B, n] row weights)."""
+    out = []
+    for name in names:
+        if name == "f1_macro":
+            out.append(_weighted_f1_macro(w, s))
+        elif name == "auc":
+            out.append(_weighted_auc_ovr(w, s, n_classes))
+        else:
+            assert s.errors is not None
+            total = w.sum(axis=1)
+            moment = w @ (np.abs(s.errors) if name == "mae" else s.errors**2) / total
+            out.append(moment if name == "mae" else np.sqrt(moment))
+    return np.stack(out)
+
+
+def _weights(i: np.ndarray, n: int) -> np.ndarray:
+    """Resampled row indices [..., n] -> how often each row was drawn [B, n]."""
+    i = np.asarray(i).reshape(-1, n)
+    b = i.shape[0]
+    return np.bincount((i + n * np.arange(b)[:, None]).ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
+
+
+def bootstrap_differences(
+    champion: VariantOutputs,
+    challenger: VariantOutputs,
+    classes: Sequence[str] = (),
+    paired: bool = True,
+    confidence: float = 0.95,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> list[Difference]:
+    """challenger - champion of macro F1 and AUC (classifiers; AUC when both give probabilities) or of MAE
+    and RMSE (regression) on the labelled rows, each with a percentile bootstrap interval.
+
+    ``paired``: the same rows (shadow; the labels are the champion's), resampled as pairs; else each
+    version's own labelled rows, resampled independently (A/B)."""
+    regression = champion.values is not None
+    if paired:
+        rows_a = rows_b = champion.labelled
+    else:
+        rows_a, rows_b = champion.labelled, challenger.labelled
+    codes: dict[str, int] = {}
+    if not regression:
+        assert champion.labels is not None and challenger.labels is not None
+        truth_b = champion.y_true if paired else challenger.y_true
+        seen = [str(v) for v in champion.y_true[rows_a]] + [str(v) for v in truth_b[rows_b]]
+        extra = set(seen) | set(champion.labels[rows_a]) | set(challenger.labels[rows_b])
+        for name in list(classes) + sorted(extra - set(classes)):
+            codes.setdefault(name, len(codes))
+    a = _scored(champion, rows_a, classes, codes)
+    b = _scored(challenger, rows_b, classes, codes, y_true=champion.y_true if paired else None)
+    if regression:
+        names: list[str] = ["mae", "rmse"]
+    else:
+        names = ["f1_macro"] + (["auc"] if a.probabilities is not None and b.probabilities is not None else [])
+    test = "paired_bootstrap" if paired else "bootstrap"
+    detail = {"method": "percentile", "resamples": n_resamples, "seed": seed, "confidence": confidence}
+
+    def statistic(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
+        if paired:
+            w = _weights(samples[0], a.n)
+            return _weighted_metrics(w, b, names, len(classes)) - _weighted_metrics(w, a, names, len(classes))
+        wa, wb = _weights(samples[0], a.n), _weights(samples[1], b.n)
+        return _weighted_metrics(wb, b, names, len(classes)) - _weighted_metrics(wa, a, names, len(classes))
+
+    estimate = statistic(*([np.arange(a.n)] if paired else [np.arange(a.n), np.arange(b.n)]))[:, 0]
+    low: list[float | None] = [None] * len(names)
+    high: list[float | None] = [None] * len(names)
+    if min(a.n, b.n) >= BOOTSTRAP_MIN_ROWS:
+        data = (np.arange(a.n),) if paired else (np.arange(a.n), np.arange(b.n))
+        with warnings.catch_warnings():
+            # every resample giving the same difference (say, two versions answering alike) is a
+            # legitimate zero-width percentile interval; scipy warns about it for BCa's sake
+            warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+            result = stats.bootstrap(
+                data, statistic, n_resamples=n_resamples, batch=BOOTSTRAP_BATCH, vectorized=True, paired=paired,
+                confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed),
+            )
+        interval = result.confidence_interval
+        low, high = [_finite(v) for v in np.atleast_1d(interval.low)], [_finite(v) for v in np.atleast_1d(interval.high)]
+    return [
+        Difference(name, test, _finite(estimate[k]), low[k], high[k], None, a.n, b.n, dict(detail))
+        for k, name in enumerate(names)
+    ]
+
+
+def _finite(x: Any) -> float | None:
+    return float(x) if x is not None and np.isfinite(x) else None
 
 
 # ---------------------------------------------------------------- HTML
@@ -427,12 +652,16 @@ def comparison_section(report: ComparisonReport) -> str:
         ["variant", "labelled rows", "accuracy", "macro F1", "AUC", "MAE", "RMSE"],
         [(k, p.n_labels, p.accuracy, p.f1_macro, p.auc, p.mae, p.rmse) for k, p in perf.items()],
     ))
-    d = report.difference
-    if d is not None:
+    differences = [d for d in (report.difference, *report.metric_differences) if d is not None]
+    if differences:
         parts.append(_table(
             ["difference (challenger - champion)", "estimate", "95% low", "95% high", "p-value", "test"],
-            [(d.metric, d.estimate, d.ci_low, d.ci_high, d.p_value, d.test)],
+            [(d.metric, d.estimate, d.ci_low, d.ci_high, d.p_value, d.test) for d in differences],
         ))
+        if report.metric_differences:
+            detail = report.metric_differences[0].detail
+            what = "the row pairs" if report.mode == SHADOW else "each version's rows on their own"
+            parts.append(f"<p>Bootstrap intervals: {_e(detail['method'])}, {_e(detail['resamples'])} resamples of {_e(what)}, seed {_e(detail['seed'])}</p>")
     pd_ = report.prediction_distribution
     parts.append("<h3>Prediction distribution</h3>")
     if "classes" in pd_:

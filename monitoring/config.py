@@ -3,9 +3,10 @@ builds it from the deploy settings)."""
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -68,6 +69,10 @@ class DriftConfig:
     performance_bootstrap: int = 500  # bootstrap resamples for the F1 / AUC / MAE / RMSE standard errors
     estimated_accuracy_drop_threshold: float = 0.05  # CBPE: page when the estimated accuracy falls this far
     estimated_min_rows: int = 200  # no CBPE verdict on smaller windows
+    # requests refused by validation (the caller passes their counts: monitoring.expectations.RejectCounts):
+    # the data-quality check fails when more than this share of the window's requests was refused
+    reject_rate_threshold: float = 0.05
+    reject_min_requests: int = 100  # no reject-rate verdict (and RejectRate 0) on windows of fewer requests
 
     def __post_init__(self) -> None:
         if self.correction not in (BONFERRONI, FDR):
@@ -95,6 +100,14 @@ class DriftConfig:
             raise ValueError(f"unknown DriftConfig keys {unknown}; known keys: {sorted(known)}")
         return cls(**dict(values))
 
+    def arguments_for(self, fn: Callable[..., Any], **renamed: str) -> dict[str, Any]:
+        """The settings ``fn`` takes, as keyword arguments: each of its parameters named like a field of
+        this config (``renamed``: parameter -> field, where the names differ). One mapping for every
+        detector a check builds from the config, so a new threshold reaches it by its name."""
+        names = {f.name for f in fields(self)}
+        wanted = {param: renamed.get(param, param) for param in inspect.signature(fn).parameters}
+        return {param: getattr(self, field) for param, field in wanted.items() if field in names}
+
     def to_dict(self) -> dict[str, Any]:
         return json_clean(asdict(self))
 
@@ -118,11 +131,13 @@ _RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "unseen_category_threshold": (0, 1, False, False),
     "wrong_type_threshold": (0, 1, False, False),
     "min_new_value_rows": (1, _INF, False, True),
+    "reject_rate_threshold": (0, 1, False, True),
+    "reject_min_requests": (1, _INF, False, True),
     "seed": (0, _INF, False, True),
 }
 _OPTIONAL = ("mmd_pca_components",)
 _KINDS: dict[str, type] = {
-    **{name: numbers.Integral for name in ("mmd_max_rows", "mmd_permutations", "mmd_pca_components", "min_new_value_rows", "seed")},
+    **{name: numbers.Integral for name in ("mmd_max_rows", "mmd_permutations", "mmd_pca_components", "min_new_value_rows", "reject_min_requests", "seed")},
     "correction": str,
     "mmd_enabled": bool,
     "adaptive_effect_thresholds": bool,

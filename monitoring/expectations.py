@@ -26,6 +26,12 @@ threshold. ``missing_rate`` is the maximum *rise* of the missing share over the 
 does not hold the alarm on; the raw maximum share is ``missing_share_max``. The out-of-range and
 unseen shares are 0 on the reference by construction, so they are published as they are.
 ``n_failed`` (published as ``DataQualityFailures``) counts failed checks.
+
+- ``reject_rate`` (the window's requests, when the caller passes :class:`~monitoring.types.RejectCounts`):
+  share of the window's requests that validation refused (they never reach the scored rows, so
+  the checks above cannot see them). Fails when it exceeds ``reject_rate_threshold`` on a window of
+  at least ``reject_min_requests`` requests; published as ``RejectRate`` (0 under the minimum, so a
+  rate alarm does not page on one refused request of three) and ``RejectedRequests``.
 """
 
 from __future__ import annotations
@@ -42,12 +48,14 @@ from . import metric_names as M
 from ._util import coerce_column, json_clean, table_rows
 from .check_protocol import Metric, ProfileCheck, Verdict, Window, finite_metrics
 from .profile import ReferenceProfile
-from .types import FeatureKind
+from .types import FeatureKind, RejectCounts
 
 MISSING_RATE = "missing_rate"
 OUT_OF_RANGE = "out_of_range"
 UNSEEN_CATEGORY = "unseen_category"
 WRONG_TYPE = "wrong_type"
+REJECT_RATE = "reject_rate"
+REJECTS_SUBJECT = "requests"  # the reject-rate expectation is about requests, not a feature
 MAX_NAMED_VALUES = 20  # new values named per feature (the rest are counted in the share)
 DEFAULT_MIN_NEW_VALUE_ROWS = 20
 
@@ -88,17 +96,30 @@ class DataQualityResult:
     unseen_category_rate: float | None  # max over categorical features
     wrong_type_rate: float | None  # max over features
     missing_share_max: float | None = None  # max over features of the raw window missing share
+    rejects: RejectCounts | None = None  # the window's refused requests, when the caller counted them
+    reject: ExpectationResult | None = None  # the reject-rate expectation (with ``rejects``)
+    reject_min_requests: int = 0
 
     @property
     def n_failed(self) -> int:
-        return sum(r.failed for r in self.results)
+        return sum(r.failed for r in self._all())
 
     @property
     def passed(self) -> bool:
         return self.n_failed == 0
 
+    def _all(self) -> tuple[ExpectationResult, ...]:
+        return self.results + ((self.reject,) if self.reject is not None else ())
+
     def failed_checks(self) -> list[ExpectationResult]:
-        return [r for r in self.results if r.failed]
+        return [r for r in self._all() if r.failed]
+
+    @property
+    def reject_rate(self) -> float | None:
+        """The published reject share: rejected / all requests, 0 under ``reject_min_requests``."""
+        if self.rejects is None or self.rejects.share is None:
+            return None
+        return self.rejects.share if self.rejects.requests >= self.reject_min_requests else 0.0
 
     @property
     def new_values(self) -> dict[str, dict[str, int]]:
@@ -121,6 +142,9 @@ class DataQualityResult:
                 "wrong_type_rate": self.wrong_type_rate,
                 "missing_share_max": self.missing_share_max,
                 "new_values": self.new_values,
+                **({"rejects": {**self.rejects.to_dict(), "threshold": self.reject.threshold if self.reject else None,
+                                "min_requests": self.reject_min_requests, "failed": bool(self.reject and self.reject.failed)}}
+                   if self.rejects is not None else {}),
                 "n_failed": self.n_failed,
                 "passed": self.passed,
             }
@@ -131,7 +155,18 @@ class DataQualityResult:
             Verdict(f"{e.check} {e.feature}", e.share, None, e.threshold, e.failed if e.n_rows else None,
                     f"{e.n_flagged}/{e.n_rows} rows" + (f"; new: {format_new_values(e.new_values)}" if e.new_values else ""))
             for e in self.results
-        ]
+        ] + self._reject_verdicts()
+
+    def _reject_verdicts(self) -> list[Verdict]:
+        e, counts = self.reject, self.rejects
+        if e is None or counts is None:
+            return []
+        evaluated = counts.requests >= self.reject_min_requests
+        detail = f"{e.n_flagged}/{e.n_rows} requests refused" + ("" if evaluated else f" (under {self.reject_min_requests} requests: no verdict)")
+        top = counts.top_fields(1)
+        if top:
+            detail += f"; most: {top[0][0]} {top[0][1]} in {top[0][2]}"
+        return [Verdict(f"{REJECT_RATE} {REJECTS_SUBJECT}", e.share, None, e.threshold, e.failed if evaluated else None, detail)]
 
     def metrics(self) -> list[Metric]:
         return finite_metrics(
@@ -140,8 +175,26 @@ class DataQualityResult:
                 (M.OUT_OF_RANGE_RATE, self.out_of_range_rate, None),
                 (M.UNSEEN_CATEGORY_RATE, self.unseen_category_rate, None),
                 (M.DATA_QUALITY_FAILURES, self.n_failed, None),
+                (M.REJECT_RATE, self.reject_rate, None),
+                (M.REJECTED_REQUESTS, None if self.rejects is None or not self.rejects.requests else self.rejects.rejected_requests, None),
             ]
         )
+
+
+def reject_expectation(counts: RejectCounts, threshold: float, min_requests: int) -> ExpectationResult:
+    """The reject-rate expectation: fails when more than ``threshold`` of at least ``min_requests``
+    requests were refused (share NaN without requests)."""
+    share = counts.share
+    return ExpectationResult(
+        feature=REJECTS_SUBJECT,
+        check=REJECT_RATE,
+        share=float("nan") if share is None else share,
+        threshold=float(threshold),
+        reference_share=None,
+        n_rows=counts.requests,
+        n_flagged=counts.rejected_requests,
+        failed=bool(share is not None and counts.requests >= min_requests and share > threshold),
+    )
 
 
 def format_new_values(values: tuple[tuple[str, int], ...] | dict[str, int], limit: int = 5) -> str:
@@ -161,9 +214,13 @@ def check_expectations(
     unseen_category_threshold: float = 0.01,
     wrong_type_threshold: float = 0.0,
     min_new_value_rows: int = DEFAULT_MIN_NEW_VALUE_ROWS,
+    rejects: RejectCounts | None = None,
+    reject_rate_threshold: float = 0.05,
+    reject_min_requests: int = 100,
 ) -> DataQualityResult:
-    """Run every expectation for every profiled feature. A feature absent from ``table`` is
-    treated as entirely null (so it fails the missing-rate check instead of raising)."""
+    """Run every expectation for every profiled feature, and the reject rate when ``rejects`` is given.
+    A feature absent from ``table`` is treated as entirely null (so it fails the missing-rate check
+    instead of raising)."""
     n = table_rows({f.name: table[f.name] for f in profile.features if f.name in table})
     results: list[ExpectationResult] = []
     for spec in profile.features:
@@ -234,6 +291,9 @@ def check_expectations(
         out_of_range_rate=agg(OUT_OF_RANGE),
         unseen_category_rate=agg(UNSEEN_CATEGORY),
         wrong_type_rate=agg(WRONG_TYPE),
+        rejects=rejects,
+        reject=None if rejects is None else reject_expectation(rejects, reject_rate_threshold, reject_min_requests),
+        reject_min_requests=reject_min_requests,
     )
 
 
@@ -241,17 +301,10 @@ class DataQualityCheck(ProfileCheck):
     """Every expectation for every profiled feature."""
 
     name = "data_quality"
-    metric_names = (M.MISSING_RATE, M.OUT_OF_RANGE_RATE, M.UNSEEN_CATEGORY_RATE, M.DATA_QUALITY_FAILURES)
+    metric_names = (M.MISSING_RATE, M.OUT_OF_RANGE_RATE, M.UNSEEN_CATEGORY_RATE, M.DATA_QUALITY_FAILURES, M.REJECT_RATE, M.REJECTED_REQUESTS)
+    reads_rejects = True
 
     def run(self, window: Window) -> DataQualityResult:
-        cfg = self.config
         return check_expectations(
-            self.profile,
-            window.table,
-            missing_rate_tolerance=cfg.missing_rate_tolerance,
-            missing_rate_z=cfg.missing_rate_z,
-            out_of_range_threshold=cfg.out_of_range_threshold,
-            unseen_category_threshold=cfg.unseen_category_threshold,
-            wrong_type_threshold=cfg.wrong_type_threshold,
-            min_new_value_rows=cfg.min_new_value_rows,
+            self.profile, window.table, rejects=window.rejects, **self.config.arguments_for(check_expectations)
         )

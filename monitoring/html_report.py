@@ -132,7 +132,8 @@ def render_html(
         f"<h1>{_e(title)}</h1>",
     ]
     verdict = report.dataset_drift
-    verdict_txt = "no verdict (empty window)" if verdict is None else ("DATASET DRIFT" if verdict else "no dataset drift")
+    verdict_txt = ("no verdict (no scored rows: every request refused)" if report.rejects and report.rejects["rejected_requests"]
+                   else "no verdict (empty window)") if verdict is None else ("DATASET DRIFT" if verdict else "no dataset drift")
     out.append(
         f"<p><b>{_e(verdict_txt)}</b> &mdash; window rows: {report.window_rows}, "
         f"reference rows: {report.reference_rows}, drift share: {_num(report.drift_share)}</p>"
@@ -152,6 +153,25 @@ def render_html(
             for value, count in values.items()
         ]
         out.append("<h2>Values never seen in training</h2>" + _table(["feature", "value", "window rows"], rows_nv))
+
+    rejects = report.rejects
+    if rejects is not None and rejects["requests"]:
+        verdict_r = "over the threshold" if rejects["failed"] else "within the threshold"
+        lines = [
+            f"<p>{rejects['rejected_requests']} of {rejects['requests']} requests refused by validation "
+            f"({_num(rejects['share'])}; threshold {_num(rejects['threshold'])}, {verdict_r}"
+            f"{', counts scaled from a sample' if rejects['estimated'] else ''}).</p>"
+        ]
+        by_reason = [f"<tr><td>{_e(r)}</td><td class=\"num\">{n}</td></tr>" for r, n in rejects["by_reason"].items()]
+        if by_reason:
+            lines.append(_table(["reason", "rejected requests"], by_reason))
+        by_field = [
+            f"<tr><td>{_e(f)}</td><td>{_e(r)}</td><td class=\"num\">{n}</td></tr>"
+            for f, reasons in rejects["by_field"].items() for r, n in reasons.items()
+        ]
+        if by_field:
+            lines.append(_table(["field", "reason", "rejected requests"], by_field))
+        out.append("<h2>Rejected requests</h2>" + "".join(lines))
 
     rows = []
     for v in report.verdicts():

@@ -23,6 +23,9 @@ OUT_OF_RANGE_RATE = "OutOfRangeRate"  # max over numeric features of the share o
 UNSEEN_CATEGORY_RATE = "UnseenCategoryRate"  # max over categorical features of the unseen share
 DATA_QUALITY_FAILURES = "DataQualityFailures"  # number of failed expectations (alarm on > 0)
 WINDOW_ROWS = "WindowRows"
+# requests validation refused (counted by the caller from the captured rejects; monitoring.expectations.RejectCounts)
+REJECT_RATE = "RejectRate"  # rejected / all requests of the window; 0 on windows under reject_min_requests
+REJECTED_REQUESTS = "RejectedRequests"
 
 # per-feature (Feature dimension)
 FEATURE_P_VALUE = "FeaturePValue"  # multiplicity-corrected p-value

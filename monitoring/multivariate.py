@@ -272,11 +272,7 @@ class MMDCheck(EncodedCheck):
         return cls(
             MMDDrift(
                 reference.encoded_sample,
-                max_rows=config.mmd_max_rows,
-                n_permutations=config.mmd_permutations,
-                pca_components=config.mmd_pca_components,
-                alpha=config.alpha,
-                seed=config.seed,
+                **config.arguments_for(MMDDrift, max_rows="mmd_max_rows", n_permutations="mmd_permutations", pca_components="mmd_pca_components"),
             )
         )
 

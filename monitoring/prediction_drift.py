@@ -164,14 +164,5 @@ class PredictionDriftCheck(ProfileCheck):
     def run(self, window: Window) -> PredictionDriftResult | None:
         if window.predictions is None or window.predictions.is_empty:
             return None
-        cfg = self.config
-        return detect_prediction_drift(
-            self.profile,
-            window.predictions,
-            alpha=cfg.alpha,
-            correction=cfg.correction,
-            numeric_effect_threshold=cfg.numeric_effect_threshold,
-            categorical_effect_threshold=cfg.categorical_effect_threshold,
-            adaptive=cfg.adaptive_effect_thresholds,
-            seed=cfg.seed,
-        )
+        arguments = self.config.arguments_for(detect_prediction_drift, adaptive="adaptive_effect_thresholds")
+        return detect_prediction_drift(self.profile, window.predictions, **arguments)

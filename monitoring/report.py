@@ -27,7 +27,7 @@ R = TypeVar("R")
 
 # the report's own top-level JSON keys; a check's name (its result's key) must be none of these
 REPORT_KEYS = frozenset(
-    {"window_rows", "reference_rows", "root_cause", "findings", "dataset_drift", "drift_share", "drifted_features", "new_values", "config", "histograms", "output_histograms", "notes", "metrics"}
+    {"window_rows", "reference_rows", "root_cause", "findings", "dataset_drift", "drift_share", "drifted_features", "new_values", "rejects", "config", "histograms", "output_histograms", "notes", "metrics"}
 )
 
 
@@ -83,6 +83,13 @@ class DriftReport:
         return {} if quality is None else quality.new_values
 
     @property
+    def rejects(self) -> dict[str, Any] | None:
+        """The window's refused requests (counts by reason and by field, share of requests, threshold,
+        verdict) when the caller counted them; from the data-quality check."""
+        quality = self.result(DataQualityResult)
+        return None if quality is None or quality.rejects is None else quality.to_dict().get("rejects")
+
+    @property
     def drift_share(self) -> float | None:
         return None if self.features is None else self.features.drift_share
 
@@ -113,6 +120,7 @@ class DriftReport:
                 "drift_share": self.drift_share,
                 "drifted_features": self.drifted_features,
                 "new_values": self.new_values,
+                "rejects": self.rejects,
                 "config": self.config.to_dict(),
                 **{name: None if r is None else r.to_dict() for name, r in self.results.items()},
                 "histograms": [h.to_dict() for h in self.histograms],

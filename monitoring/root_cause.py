@@ -2,7 +2,8 @@
 lead with the one line the on-call engineer acts on ("bill_depth_mm missing in 25% of rows,
 reference 0.6%").
 
-Order (the first is ``DriftReport.root_cause``): a broken input (wrong types, then missing values
+Order (the first is ``DriftReport.root_cause``): requests refused by validation over the reject
+threshold ("body_mass_g null in 100% of rejected requests; 62% of requests rejected"), then a broken input (wrong types, then missing values
 rising, then values never seen in training, then values outside the reference range) explains
 the statistics computed from it, so data-quality failures lead; then drifted features (largest
 effect first), then drifted model outputs, then the multivariate and outlier verdicts, which
@@ -17,8 +18,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from .check_protocol import CheckResult, fmt
-from .expectations import MISSING_RATE, OUT_OF_RANGE, UNSEEN_CATEGORY, WRONG_TYPE, DataQualityResult, ExpectationResult
+from .expectations import MISSING_RATE, OUT_OF_RANGE, REJECT_RATE, UNSEEN_CATEGORY, WRONG_TYPE, DataQualityResult, ExpectationResult
 from .prediction_drift import PredictionDriftResult
+from .types import RejectCounts
 from .univariate import FeatureDriftSummary
 
 
@@ -37,7 +39,30 @@ def _pct(x: float | None) -> str:
     return f"{100 * x:.2g}%" if x < 0.1 else f"{100 * x:.0f}%"
 
 
-def _quality_text(e: ExpectationResult) -> str:
+# what a validation reason says about a field, in a finding ("body_mass_g null in 100% of rejected requests")
+_REASON_WORDS = {
+    "null_not_allowed": "null", "unseen_category": "an unseen category", "wrong_type": "a wrong type",
+    "not_finite": "not finite", "missing_feature": "missing", "unknown_feature": "an unknown field",
+}
+
+
+def reject_text(counts: RejectCounts) -> str:
+    """The reject finding: the field and reason behind most refusals first, then the share of requests."""
+    overall = f"{_pct(counts.share)} of requests rejected ({counts.rejected_requests} of {counts.requests})"
+    top = counts.top_fields(1)
+    rejected = counts.rejected_requests or 1
+    if top:
+        field, reason, n = top[0]
+        return f"{field} {_REASON_WORDS.get(reason, reason)} in {_pct(n / rejected)} of rejected requests; {overall}"
+    if counts.by_reason:
+        reason, n = max(counts.by_reason.items(), key=lambda kv: (kv[1], kv[0]))
+        return f"{overall}; {reason} in {_pct(n / rejected)} of them"
+    return overall
+
+
+def _quality_text(e: ExpectationResult, result: DataQualityResult | None = None) -> str:
+    if e.check == REJECT_RATE and result is not None and result.rejects is not None:
+        return reject_text(result.rejects)
     if e.check == MISSING_RATE:
         return f"{e.feature} missing in {_pct(e.share)} of rows, reference {_pct(e.reference_share or 0.0)}"
     if e.check == WRONG_TYPE:
@@ -51,7 +76,8 @@ def _quality_text(e: ExpectationResult) -> str:
     return f"{e.feature} {e.check} in {_pct(e.share)} of rows"
 
 
-_QUALITY_ORDER = {WRONG_TYPE: 0, MISSING_RATE: 1, UNSEEN_CATEGORY: 2, OUT_OF_RANGE: 3}
+# refused requests lead: a broken upstream explains whatever the scored rows show
+_QUALITY_ORDER = {REJECT_RATE: -1, WRONG_TYPE: 0, MISSING_RATE: 1, UNSEEN_CATEGORY: 2, OUT_OF_RANGE: 3}
 
 
 def _quality(name: str, result: DataQualityResult) -> list[Finding]:
@@ -59,7 +85,7 @@ def _quality(name: str, result: DataQualityResult) -> list[Finding]:
         result.failed_checks(),
         key=lambda e: (_QUALITY_ORDER.get(e.check, 9), -(e.share - (e.reference_share or 0.0))),
     )
-    return [Finding(name, e.feature, _quality_text(e)) for e in failed]
+    return [Finding(name, None if e.check == REJECT_RATE else e.feature, _quality_text(e, result)) for e in failed]
 
 
 def _drifted(name: str, result: FeatureDriftSummary | PredictionDriftResult, what: str) -> list[Finding]:

@@ -12,8 +12,8 @@ Column representation (a "table" is ``dict[str, np.ndarray]``):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
 
@@ -106,3 +106,52 @@ def task_of(value: Any) -> Task | None:
     if value is None:
         return None
     return Task(getattr(value, "value", value))
+
+
+@dataclass(frozen=True)
+class RejectCounts:
+    """The requests of a window that validation refused, counted by the caller (the library reads no
+    storage). ``scored_requests``: the window's requests that were answered (and captured); with
+    capture sampling both counts are of sampled requests, so the share is unbiased.
+
+    ``by_reason``: rejected requests by their reason code (each request once: its first error's);
+    ``by_field``: field -> reason -> rejected requests with at least one error of that reason on that
+    field (a request with errors on two fields counts for both).
+    """
+
+    rejected_requests: int
+    scored_requests: int
+    by_reason: Mapping[str, int] = field(default_factory=dict)
+    by_field: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    rejected_rows: int = 0  # rows the rejected requests held, where the body could be read as rows
+    estimated: bool = False  # True: the per-reason and per-field counts are scaled from a sample of the rejects
+
+    def __post_init__(self) -> None:
+        if self.rejected_requests < 0 or self.scored_requests < 0:
+            raise ValueError(f"request counts must be >= 0, got {self.rejected_requests} rejected, {self.scored_requests} scored")
+
+    @property
+    def requests(self) -> int:
+        return self.rejected_requests + self.scored_requests
+
+    @property
+    def share(self) -> float | None:
+        """Rejected requests / all requests of the window (None without requests)."""
+        return self.rejected_requests / self.requests if self.requests else None
+
+    def top_fields(self, limit: int = 5) -> list[tuple[str, str, int]]:
+        """(field, reason, rejected requests), the most frequent first."""
+        items = [(f, reason, n) for f, reasons in self.by_field.items() for reason, n in reasons.items()]
+        return sorted(items, key=lambda t: (-t[2], t[0], t[1]))[:limit]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rejected_requests": self.rejected_requests,
+            "scored_requests": self.scored_requests,
+            "requests": self.requests,
+            "share": self.share,
+            "rejected_rows": self.rejected_rows,
+            "by_reason": dict(sorted(self.by_reason.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "by_field": {f: dict(r) for f, r in sorted(self.by_field.items())},
+            "estimated": self.estimated,
+        }

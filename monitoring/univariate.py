@@ -345,7 +345,41 @@ def _untested(feature: str, test: str, measure: str, thr: float, alpha: float, n
 # --------------------------------------------------------------------------------------------
 # detectors
 # --------------------------------------------------------------------------------------------
-class KSDrift:
+class _UnivariateDetector:
+    """What the KS and chi-squared detectors share: the effect gate at a window size and the result."""
+
+    feature: str
+    alpha: float
+    effect_threshold: float
+    gate: NoiseGate | None
+
+    def threshold(self, n: int) -> tuple[float, float | None]:
+        """(effect gate, the reference's own no-drift quantile or None) at a window of ``n`` rows."""
+        if self.gate is None:
+            return self.effect_threshold, None
+        return self.gate.threshold(n)
+
+    def _tested(self, test: str, measure: str, statistic: float, p: float, effect: float, n_ref: int, n_t: int) -> UnivariateResult:
+        gate, noise = self.threshold(n_t)
+        r = UnivariateResult(
+            feature=self.feature,
+            test=test,
+            statistic=statistic,
+            p_value=p,
+            p_value_corrected=p,
+            effect_size=effect,
+            effect_threshold=gate,
+            noise_threshold=noise,
+            alpha=self.alpha,
+            is_drift=False,
+            effect_measure=measure,
+            n_reference=n_ref,
+            n_target=n_t,
+        )
+        return r.with_corrected(p)
+
+
+class KSDrift(_UnivariateDetector):
     """Two-sample KS drift detector for one numeric variable (NaN ignored)."""
 
     def __init__(
@@ -389,11 +423,6 @@ class KSDrift:
         """Wasserstein / reference scale, both sides clipped to the reference's extreme quantiles."""
         return wasserstein_effect(self.x_ref_clipped, np.clip(x, *self.clip), self.scale)
 
-    def threshold(self, n: int) -> tuple[float, float | None]:
-        if self.gate is None:
-            return self.effect_threshold, None
-        return self.gate.threshold(n)
-
     def predict(self, x: np.ndarray) -> UnivariateResult:
         x = np.asarray(x, dtype=np.float64).reshape(-1)
         x = x[np.isfinite(x)]
@@ -406,27 +435,10 @@ class KSDrift:
             # "auto" falls back to the asymptotic p-value when the exact one underflows
             warnings.filterwarnings("ignore", message="ks_2samp: Exact calculation unsuccessful")
             res = stats.ks_2samp(self.x_ref, x, method=method)
-        p = float(res.pvalue)
-        gate, noise = self.threshold(n_t)
-        r = UnivariateResult(
-            feature=self.feature,
-            test=KS,
-            statistic=float(res.statistic),
-            p_value=p,
-            p_value_corrected=p,
-            effect_size=self.effect(x),
-            effect_threshold=gate,
-            noise_threshold=noise,
-            alpha=self.alpha,
-            is_drift=False,
-            effect_measure=WASSERSTEIN_SD,
-            n_reference=n_ref,
-            n_target=n_t,
-        )
-        return r.with_corrected(p)
+        return self._tested(KS, WASSERSTEIN_SD, float(res.statistic), float(res.pvalue), self.effect(x), n_ref, n_t)
 
 
-class ChiSquareDrift:
+class ChiSquareDrift(_UnivariateDetector):
     """Chi-squared homogeneity drift detector for one categorical variable.
 
     ``reference_counts`` maps each reference category to its count; ``reference_nulls`` is the
@@ -485,23 +497,7 @@ class ChiSquareDrift:
             note = "no reference rows" if n_ref == 0 else "no window rows"
             return _untested(self.feature, CHI2, JENSEN_SHANNON, self.effect_threshold, self.alpha, n_ref, n_t, note)
         stat, p, _ = chi2_homogeneity(self.ref_counts, tgt, self.min_expected)
-        gate, noise = (self.effect_threshold, None) if self.gate is None else self.gate.threshold(n_t)
-        r = UnivariateResult(
-            feature=self.feature,
-            test=CHI2,
-            statistic=stat,
-            p_value=p,
-            p_value_corrected=p,
-            effect_size=js_distance(self.ref_counts, tgt),
-            effect_threshold=gate,
-            noise_threshold=noise,
-            alpha=self.alpha,
-            is_drift=False,
-            effect_measure=JENSEN_SHANNON,
-            n_reference=n_ref,
-            n_target=n_t,
-        )
-        return r.with_corrected(p)
+        return self._tested(CHI2, JENSEN_SHANNON, stat, p, js_distance(self.ref_counts, tgt), n_ref, n_t)
 
 
 # --------------------------------------------------------------------------------------------
@@ -605,27 +601,16 @@ class TabularDrift:
         self.detectors: dict[str, KSDrift | ChiSquareDrift] = {}
         for spec in profile.features:
             fp: FeatureProfile = profile[spec.name]
+            common: dict[str, Any] = {"feature": spec.name, "alpha": alpha, "adaptive": adaptive, "seed": seed}
             if spec.kind == FeatureKind.NUMERIC:
                 self.detectors[spec.name] = KSDrift(
-                    profile.sample[spec.name],
-                    feature=spec.name,
-                    scale=fp.scale,
-                    alpha=alpha,
-                    effect_threshold=numeric_effect_threshold,
-                    adaptive=adaptive,
-                    seed=seed,
+                    profile.sample[spec.name], scale=fp.scale, effect_threshold=numeric_effect_threshold, **common
                 )
             else:
                 self.detectors[spec.name] = ChiSquareDrift(
-                    fp.category_counts,
-                    fp.n_missing,
-                    feature=spec.name,
-                    alpha=alpha,
-                    effect_threshold=categorical_effect_threshold,
-                    min_expected=min_expected,
+                    fp.category_counts, fp.n_missing, effect_threshold=categorical_effect_threshold, min_expected=min_expected,
                     count_nulls=False,  # like KS: missingness is the missing-rate expectation's finding
-                    adaptive=adaptive,
-                    seed=seed,
+                    **common,
                 )
 
     def predict(self, table: Mapping[str, np.ndarray]) -> FeatureDriftSummary:
@@ -661,16 +646,7 @@ class TabularDrift:
 def tabular_drift(profile: ReferenceProfile, config: DriftConfig) -> TabularDrift:
     """The per-feature detectors with the config's thresholds (one mapping, used by the check and
     by the calibration tests, so they measure what production runs)."""
-    return TabularDrift(
-        profile,
-        alpha=config.alpha,
-        correction=config.correction,
-        numeric_effect_threshold=config.numeric_effect_threshold,
-        categorical_effect_threshold=config.categorical_effect_threshold,
-        drift_share_threshold=config.drift_share_threshold,
-        adaptive=config.adaptive_effect_thresholds,
-        seed=config.seed,
-    )
+    return TabularDrift(profile, **config.arguments_for(TabularDrift, adaptive="adaptive_effect_thresholds"))
 
 
 class FeatureDriftCheck(Check):

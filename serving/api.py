@@ -28,10 +28,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
 from modelserve import metric_names as mn
+from modelserve.records import RejectedField
 from modelserve.schema import BundleManifest, FeatureKind, InputDtype, Task, class_key
 
 from . import oip
 from .arrow_ipc import ARROW_STREAM, ArrowBodyError, decode_stream, encode_answer
+from .capture import rows_of
 from .service import FEEDBACK_UNAVAILABLE, InferenceService, new_request_id
 from .validation import (
     BODY_TOO_LARGE,
@@ -263,6 +265,20 @@ def request_time_of(request: Request) -> datetime | None:
     return None
 
 
+def capture_reject(
+    service: InferenceService, request: Request, rid: str, exc: RequestError, payload: Any, route: str, status: int | None = None
+) -> None:
+    """A refused scoring request into the rejects capture (docs/capture.md#rejected-requests): after the
+    answer where the executor allows; never raises (a failure is counted as CaptureErrors)."""
+    try:
+        errors = [RejectedField(e.reason, e.row, e.field, e.message) for e in exc.details] or [RejectedField(exc.reason, message=exc.message)]
+        service.capturer.capture_reject(
+            rid, request_time_of(request) or datetime.now(UTC), exc.reason, status or status_of(exc), errors, rows_of(payload), route
+        )
+    except Exception:  # noqa: BLE001 - the refusal is answered whatever happens here
+        logger.exception("reject capture failed")
+
+
 def create_app(service: InferenceService, max_body_bytes: int, cors_origins: Sequence[str] = ()) -> FastAPI:
     m = service.manifest
     app = FastAPI(
@@ -293,6 +309,7 @@ def create_app(service: InferenceService, max_body_bytes: int, cors_origins: Seq
     )
     async def predict(request: Request) -> Response:
         rid = request_id_of(request)
+        payload: Any = None
         try:
             if _media_type(request.headers.get("content-type")) == ARROW_STREAM:  # large batches as Arrow
                 payload = _arrow_payload(await read_body(request, max_body, arrow_ok=True))
@@ -301,6 +318,7 @@ def create_app(service: InferenceService, max_body_bytes: int, cors_origins: Seq
             answer = service.predict(payload, rid, event_time=request_time_of(request), client_id=request.headers.get("x-client-id"))
         except RequestError as exc:
             service.metric(mn.VALIDATION_REJECTS, 1, {mn.DIM_REASON: exc.reason})
+            capture_reject(service, request, rid, exc, payload, "predict")
             return error_response(exc, rid)
         # the version that answered: with a challenger deployed, either one (docs/versions.md)
         headers = {**headers_base, "x-model-version": answer.body["model_version"], "x-request-id": rid}
@@ -359,6 +377,15 @@ def _add_oip_routes(app: FastAPI, service: InferenceService, max_body: int, head
     """Open Inference Protocol v2 (KServe / Triton clients) on the same service: same validation,
     same capture records; errors in OIP's ``{"error": ...}`` shape."""
     m = service.manifest
+    infer_body = _oip_infer_body(m)
+    generate_openapi = app.openapi
+
+    def openapi_with_served_model() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            _pin_oip_path_params(generate_openapi(), m)  # generates and caches app.openapi_schema
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi_with_served_model  # type: ignore[method-assign]
 
     def oip_json(body: Any, status: int = 200, extra: dict[str, str] | None = None) -> Response:
         return json_response(body, status, {**headers_base, **(extra or {})})
@@ -388,19 +415,32 @@ def _add_oip_routes(app: FastAPI, service: InferenceService, max_body: int, head
         return oip_json({"ready": True})
 
     @app.get("/v2/models/{name}", summary="OIP: model metadata", tags=["Open Inference Protocol v2"], responses=_oip_responses(404))
+    async def v2_model(name: str) -> Response:
+        return if_served(name, None, lambda: oip.model_metadata(m))
+
     @app.get("/v2/models/{name}/versions/{version}", summary="OIP: model version metadata", tags=["Open Inference Protocol v2"], responses=_oip_responses(404))
-    async def v2_model(name: str, version: str | None = None) -> Response:
+    async def v2_model_version(name: str, version: str) -> Response:
         return if_served(name, version, lambda: oip.model_metadata(m))
 
     @app.get("/v2/models/{name}/ready", summary="OIP: model ready", tags=["Open Inference Protocol v2"], responses=_oip_responses(404))
+    async def v2_model_ready(name: str) -> Response:
+        return if_served(name, None, lambda: {"name": m.model_name, "ready": True})
+
     @app.get("/v2/models/{name}/versions/{version}/ready", summary="OIP: model version ready", tags=["Open Inference Protocol v2"], responses=_oip_responses(404))
-    async def v2_model_ready(name: str, version: str | None = None) -> Response:
+    async def v2_model_version_ready(name: str, version: str) -> Response:
         return if_served(name, version, lambda: {"name": m.model_name, "ready": True})
 
-    @app.post("/v2/models/{name}/infer", summary="OIP: inference (JSON or binary tensors)", tags=["Open Inference Protocol v2"], responses=_oip_responses(400, 404, 413, 415, 422), openapi_extra=_OIP_INFER_BODY)
-    @app.post("/v2/models/{name}/versions/{version}/infer", summary="OIP: inference on a version", tags=["Open Inference Protocol v2"], responses=_oip_responses(400, 404, 413, 415, 422), openapi_extra=_OIP_INFER_BODY)
-    async def v2_infer(request: Request, name: str, version: str | None = None) -> Response:
+    @app.post("/v2/models/{name}/infer", summary="OIP: inference (JSON or binary tensors)", tags=["Open Inference Protocol v2"], responses=_oip_responses(400, 404, 413, 415, 422), openapi_extra=infer_body)
+    async def v2_model_infer(request: Request, name: str) -> Response:
+        return await v2_infer(request, name, None)
+
+    @app.post("/v2/models/{name}/versions/{version}/infer", summary="OIP: inference on a version", tags=["Open Inference Protocol v2"], responses=_oip_responses(400, 404, 413, 415, 422), openapi_extra=infer_body)
+    async def v2_model_version_infer(request: Request, name: str, version: str) -> Response:
+        return await v2_infer(request, name, version)
+
+    async def v2_infer(request: Request, name: str, version: str | None) -> Response:
         rid = request_id_of(request)
+        decoded = None
         try:
             oip.check_model(m, name, version)
             body = await read_body(request, max_body, binary_ok=True)
@@ -409,9 +449,11 @@ def _add_oip_routes(app: FastAPI, service: InferenceService, max_body: int, head
         except oip.OipError as exc:
             if exc.status != 404:
                 service.metric(mn.VALIDATION_REJECTS, 1, {mn.DIM_REASON: "oip_bad_request"})
+                capture_reject(service, request, rid, RequestError("oip_bad_request", exc.message), None, "oip", exc.status)
             return oip_error(exc.message, exc.status, rid)
         except RequestError as exc:
             service.metric(mn.VALIDATION_REJECTS, 1, {mn.DIM_REASON: exc.reason})
+            capture_reject(service, request, rid, exc, decoded.payload if decoded is not None else None, "oip")
             return oip_error(f"{exc.reason}: {exc.message}", status_of(exc), rid)
         data, extra = oip.encode_response(m, decoded, rid, answer.body)
         media = extra.pop("content-type")
@@ -515,27 +557,55 @@ _OIP_ERRORS = {
     415: "A content-type other than JSON or application/octet-stream",
     422: "Values validation refuses (the message starts with the reason code)",
 }
-# the infer body: OIP JSON, or Triton's binary extension (a JSON header then raw tensors)
-_OIP_INFER_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": {
-                "type": "object", "required": ["inputs"],
-                "properties": {
-                    "id": {"type": "string"}, "parameters": {"type": "object"},
-                    "inputs": {"type": "array", "minItems": 1, "items": {
-                        "type": "object", "required": ["name", "shape", "datatype"],
-                        "properties": {"name": {"type": "string"}, "shape": {"type": "array", "items": {"type": "integer"}},
-                                       "datatype": {"type": "string"}, "parameters": {"type": "object"}, "data": {"type": "array"}},
-                    }},
-                    "outputs": {"type": "array", "items": {"type": "object"}},
-                },
-            }},
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+def _oip_infer_body(m: BundleManifest) -> dict[str, Any]:
+    """The infer body: OIP JSON, or Triton's binary extension (a JSON header then raw tensors).
+
+    As tight as JSON Schema can say: input and output names, datatypes, shapes of rank 1 or 2, flat or
+    nested data of scalars, OIP's scalar-valued parameters. What it can't say (a shape agreeing with the
+    data's length, one input per feature, each datatype matching its feature) the server refuses with
+    400 and 422, as documented."""
+    metadata = oip.model_metadata(m)  # the names the server's own metadata announces
+    inputs = [t["name"] for t in metadata["inputs"]]
+    scalar = {"type": ["number", "string", "boolean", "null"]}
+    params = {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}}
+    tensor = {
+        "type": "object", "required": ["name", "shape", "datatype"],
+        "properties": {
+            "name": {"type": "string", "enum": inputs},
+            "shape": {"type": "array", "minItems": 1, "maxItems": 2, "items": {"type": "integer", "minimum": 0}},
+            "datatype": {"type": "string", "enum": sorted({*oip.DTYPES, "BYTES"})},
+            "parameters": params,
+            "data": {"type": "array", "items": {"anyOf": [scalar, {"type": "array", "items": scalar}]}},
         },
-    },
-}
+    }
+    output = {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "enum": [t["name"] for t in metadata["outputs"]]}, "parameters": params}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {
+                    "type": "object", "required": ["inputs"],
+                    "properties": {
+                        "id": {"type": "string"}, "parameters": params,
+                        "inputs": {"type": "array", "minItems": 1, "items": tensor},
+                        "outputs": {"type": "array", "items": output},
+                    },
+                }},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            },
+        },
+    }
+
+
+def _pin_oip_path_params(schema: dict[str, Any], m: BundleManifest) -> None:
+    """This server serves one model and version: say so in the /v2 paths' parameters (others get OIP's 404)."""
+    served = {"name": m.model_name, "version": m.version}
+    for path, operations in schema.get("paths", {}).items():
+        if path.startswith("/v2/models/"):
+            for op in operations.values():
+                for p in op.get("parameters", []):
+                    if p.get("in") == "path" and p.get("name") in served:
+                        p["schema"] = {"type": "string", "title": p["name"].title(), "enum": [served[p["name"]]]}
 
 
 def _oip_responses(*errors: int) -> dict[int | str, dict[str, Any]]:

@@ -22,8 +22,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from modelserve.records import CaptureRecord, capture_key, encode_jsonl_gz, utc_iso
+from modelserve.records import CaptureRecord, RejectedField, RejectRecord, capture_key, encode_jsonl_gz, reject_key, utc_iso
 from modelserve.schema import BundleManifest, FeatureKind, FeatureSpec, Table
+
+from .validation import ColumnBatch
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +55,17 @@ class CaptureSink(Protocol):
         """Store one request's records; raise on failure (the capturer retries and counts)."""
 
 
+class RejectSink(Protocol):
+    def write(self, key: str, records: Sequence[RejectRecord]) -> None:
+        """Store one rejected request's record; raise on failure (the capturer retries and counts)."""
+
+
 @dataclass
 class S3CaptureSink:
     client: Any  # boto3 S3 client
     bucket: str
 
-    def write(self, key: str, records: Sequence[CaptureRecord]) -> None:
+    def write(self, key: str, records: Sequence[CaptureRecord] | Sequence[RejectRecord]) -> None:
         self.client.put_object(
             Bucket=self.bucket,
             Key=key,
@@ -223,6 +230,9 @@ class Capturer:
     rng: random.Random = field(default_factory=random.Random)
     executor: CaptureExecutor = field(default_factory=SynchronousExecutor)
     variant: str | None = None  # "champion" | "challenger" when a challenger is deployed (serving/variants.py)
+    # where refused requests go (docs/capture.md#rejected-requests): S3 under rejects/, also with the
+    # Firehose sink (its stream files everything under captures/, which the window reader reads as captures)
+    reject_sink: RejectSink | None = None
 
     def should_capture(self) -> bool:
         if self.sink is None or self.sampling <= 0.0:
@@ -273,50 +283,96 @@ class Capturer:
                 out[i] = with_encoding_fallback(out[i])
         return out
 
-    def capture(
-        self,
-        request_id: str,
-        event_time: datetime,
-        table: Table,
-        labels: np.ndarray,
-        probabilities: np.ndarray | None,
-    ) -> bool:
+    def capture(self, request_id: str, event_time: datetime, table: Table, labels: np.ndarray, probabilities: np.ndarray | None) -> bool:
         """Capture a scored request; never raises. Returns whether the records were stored (synchronous
         executor) or handed to the post-response executor (False: not sampled, or dropped)."""
         if not self.should_capture():
             return False
         return self.executor.submit(functools.partial(self.write, request_id, event_time, table, labels, probabilities))
 
-    def write(
-        self,
-        request_id: str,
-        event_time: datetime,
-        table: Table,
-        labels: np.ndarray,
-        probabilities: np.ndarray | None,
-    ) -> bool:
+    def write(self, request_id: str, event_time: datetime, table: Table, labels: np.ndarray, probabilities: np.ndarray | None) -> bool:
         """Build the request's records and write them (one retry); never raises. Returns whether stored."""
+        m = self.manifest
+        return self._store(
+            self.sink, "capture", request_id,
+            lambda: (capture_key(m.model_name, m.version, event_time, request_id), self.records(request_id, event_time, table, labels, probabilities)),
+            on_stored=lambda records: _call_hook(self.on_captured, len(records)),
+        )
+
+    # --- refused requests: same sampling and redaction, own prefix, written after the answer too ---
+
+    def capture_reject(
+        self, request_id: str, event_time: datetime, reason: str, status: int, errors: Sequence[RejectedField],
+        rows: int | None, route: str = "predict",
+    ) -> bool:
+        """Capture a refused request (one ``RejectRecord``); never raises. Sampled like a scored request
+        (``capture_sampling``): the drift check's reject share is then unbiased. Returns as ``capture``."""
+        if self.reject_sink is None or not self.should_capture():
+            return False
+        work = functools.partial(self.write_reject, request_id, event_time, reason, status, list(errors), rows, route)
+        return self.executor.submit(work)
+
+    def reject_record(
+        self, request_id: str, event_time: datetime, reason: str, status: int, errors: Sequence[RejectedField],
+        rows: int | None, route: str = "predict",
+    ) -> RejectRecord:
+        """The record; the message of a redacted or hashed feature's error is left out (it may echo the value)."""
+        private = self.redactor.redact | self.redactor.hash
+        kept = [e if e.field not in private else dataclasses.replace(e, message=None) for e in errors]
+        m = self.manifest
+        return RejectRecord.build(
+            request_id, event_time, m.model_name, m.version, self.stage, reason, status, rows, kept, route, self.variant
+        )
+
+    def write_reject(self, request_id: str, event_time: datetime, *refusal: Any) -> bool:
+        """Build and write the record (``refusal``: ``reject_record``'s arguments after the time; one retry);
+        never raises. A failure is counted (CaptureErrors)."""
+        m = self.manifest
+        return self._store(
+            self.reject_sink, "reject capture", request_id,
+            lambda: (reject_key(m.model_name, m.version, event_time, request_id), [self.reject_record(request_id, event_time, *refusal)]),
+        )
+
+    def _store(
+        self, sink: CaptureSink | RejectSink | None, what: str, request_id: str, build: Callable[[], tuple[str, list[Any]]],
+        on_stored: Callable[[list[Any]], None] | None = None,
+    ) -> bool:
+        """Build (key, records) and write them with one retry; never raises. A failure to build or to
+        write is logged and counted (``on_error``); a hook failure never re-writes."""
         try:
-            records = self.records(request_id, event_time, table, labels, probabilities)
-            key = capture_key(self.manifest.model_name, self.manifest.version, event_time, request_id)
-        except Exception as exc:  # a bug here must still not fail the prediction
-            logger.exception("capture record build failed")
+            key, records = build()
+        except Exception as exc:  # a bug here must still not fail the answer
+            logger.exception("%s record build failed", what)
             _call_hook(self.on_error, exc)
             return False
-        assert self.sink is not None
+        assert sink is not None
         last: Exception | None = None
         for attempt in (1, 2):  # one retry
             try:
-                self.sink.write(key, records)
+                sink.write(key, records)
             except Exception as exc:  # noqa: BLE001 - any sink failure is counted, never raised
                 last = exc
-                logger.warning("capture attempt %d failed: %s", attempt, exc)
+                logger.warning("%s attempt %d failed: %s", what, attempt, exc)
                 continue
-            _call_hook(self.on_captured, len(records))  # outside the try: a hook failure must not re-write
+            if on_stored is not None:
+                on_stored(records)  # outside the try: a hook failure must not re-write
             return True
-        logger.error("capture failed after retry; request %s not captured: %s", request_id, last)
+        logger.error("%s failed after retry; request %s not captured: %s", what, request_id, last)
         _call_hook(self.on_error, last)
         return False
+
+
+def rows_of(payload: Any) -> int | None:
+    """Rows a request body holds (``instances`` or ``dataframe_split.data``), None when it is not one of those."""
+    if isinstance(payload, dict) and len(payload) == 1:
+        if isinstance(payload.get("instances"), list):
+            return len(payload["instances"])
+        split = payload.get("dataframe_split")
+        if isinstance(split, dict) and isinstance(split.get("data"), list):
+            return len(split["data"])
+    if isinstance(payload, ColumnBatch):  # an Arrow or OIP body decoded to columns: the longest column
+        return max((len(c) for c in payload.columns), default=None)
+    return None
 
 
 def _call_hook(hook: Callable[[Any], None], arg: Any) -> None:

@@ -1,8 +1,10 @@
 """Open Inference Protocol (KServe / Triton "V2") REST codec, with the binary tensor data extension.
 
-Only translation lives here: OIP tensors in -> the ``dataframe_split`` payload the service already
-validates, scores and captures (so the protocol cannot change what validation accepts or what the
-drift check sees); the service's answer -> OIP output tensors, JSON or binary.
+Only translation lives here: OIP tensors in -> a ``ColumnBatch`` the service validates, scores and
+captures like a ``dataframe_split`` payload (the same checks, errors and table, so the protocol cannot
+change what validation accepts or what the drift check sees); the service's answer -> OIP output
+tensors, JSON or binary. Binary tensors stay typed numpy columns (``np.frombuffer``) from the body to
+the model: no Python object per value, except one string per BYTES element.
 
 Model metadata (from the bundle schema):
 - ``per_column`` models: one input per feature, shape ``[-1, 1]``: numeric ``FP32``, boolean ``BOOL``,
@@ -30,6 +32,8 @@ import orjson
 
 from modelserve.schema import BundleManifest, FeatureKind, InputLayout, Task
 
+from .validation import Column, ColumnBatch, TypedColumn
+
 HEADER_LENGTH = "inference-header-content-length"
 BINARY_CONTENT_TYPE = "application/octet-stream"
 PLATFORM = "onnxruntime_onnx"
@@ -54,7 +58,7 @@ class OipError(Exception):
 @dataclass(frozen=True)
 class DecodedRequest:
     request_id: str | None
-    payload: dict[str, Any]  # {"dataframe_split": {"columns", "data"}}: what the service validates
+    payload: ColumnBatch  # what the service validates: the same checks as a dataframe_split payload
     outputs: tuple[str, ...]  # requested outputs, in order
     binary_outputs: frozenset[str]
 
@@ -105,22 +109,35 @@ def _split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     return body[:n], body[n:]
 
 
-def _decode_bytes_tensor(raw: bytes, count: int, name: str) -> list[str]:
-    out, pos = [], 0
+_LENGTH = struct.Struct("<I")
+
+
+def _decode_bytes_tensor(raw: bytes, count: int, name: str) -> list[str | None]:
+    """The elements as strings, an empty element as None (see ``_column``). Each distinct
+    element is decoded once: a categorical column repeats a few values."""
+    out: list[str | None] = []
+    append, unpack, end = out.append, _LENGTH.unpack_from, len(raw)
+    decoded: dict[bytes, str | None] = {b"": None}
+    pos = 0
     for _ in range(count):
-        if pos + 4 > len(raw):
+        if pos + 4 > end:
             raise OipError(f"input '{name}': binary BYTES data truncated")
-        (size,) = struct.unpack_from("<I", raw, pos)
+        (size,) = unpack(raw, pos)
         pos += 4
-        if pos + size > len(raw):
+        if pos + size > end:
             raise OipError(f"input '{name}': binary BYTES element longer than the data")
-        try:
-            out.append(raw[pos : pos + size].decode("utf-8"))
-        except UnicodeDecodeError:
-            raise OipError(f"input '{name}': BYTES element is not UTF-8") from None
+        element = raw[pos : pos + size]
         pos += size
-    if pos != len(raw):
-        raise OipError(f"input '{name}': {len(raw) - pos} bytes left over after {count} BYTES elements")
+        try:
+            append(decoded[element])
+        except KeyError:
+            try:
+                text = decoded[element] = element.decode("utf-8")
+            except UnicodeDecodeError:
+                raise OipError(f"input '{name}': BYTES element is not UTF-8") from None
+            append(text)
+    if pos != end:
+        raise OipError(f"input '{name}': {end - pos} bytes left over after {count} BYTES elements")
     return out
 
 
@@ -131,10 +148,11 @@ def _shape(tensor: dict[str, Any], name: str) -> list[int]:
     return shape
 
 
-def _tensor_values(tensor: dict[str, Any], binary: bytes, offset: int) -> tuple[list[Any], int]:
-    """The tensor's elements in row-major order, and the new offset into the binary section."""
+def _tensor_values(tensor: dict[str, Any], binary: bytes, offset: int) -> tuple[np.ndarray | list[Any], int]:
+    """The tensor's elements in row-major order (binary numbers as a numpy array, BYTES as strings with
+    None for an empty element, JSON data as sent), and the new offset into the binary section."""
     name, datatype = str(tensor.get("name")), tensor.get("datatype")
-    if datatype not in DTYPES and datatype != "BYTES":
+    if not isinstance(datatype, str) or (datatype not in DTYPES and datatype != "BYTES"):
         raise OipError(f"input '{name}': unknown datatype {str(datatype)[:20]!r}")
     count = int(np.prod(_shape(tensor, name)))
     params = tensor.get("parameters") or {}
@@ -148,7 +166,7 @@ def _tensor_values(tensor: dict[str, Any], binary: bytes, offset: int) -> tuple[
         itemsize = np.dtype(DTYPES[datatype]).itemsize
         if size != count * itemsize:
             raise OipError(f"input '{name}': {size} bytes for {count} {datatype} elements (expected {count * itemsize})")
-        return np.frombuffer(raw, dtype=DTYPES[datatype]).tolist(), offset + size
+        return np.frombuffer(raw, dtype=DTYPES[datatype]), offset + size
     data = tensor.get("data")
     if not isinstance(data, list):
         raise OipError(f"input '{name}': 'data' must be a list (or send it as binary data)")
@@ -158,9 +176,13 @@ def _tensor_values(tensor: dict[str, Any], binary: bytes, offset: int) -> tuple[
     return flat, offset
 
 
-def _nulls_as_none(values: list[Any], datatype: str) -> list[Any]:
+def _column(values: np.ndarray | list[Any], datatype: str, binary: bool) -> Column:
     """Tensors have no null: a NaN number and an empty BYTES element are the graph's own null
     encodings, so they mean "missing" here (and are refused for non-nullable features, as null is)."""
+    if isinstance(values, np.ndarray):  # binary numbers
+        return TypedColumn(values, np.isnan(values) if values.dtype.kind == "f" else None)
+    if binary:  # binary BYTES: _decode_bytes_tensor gave None for the empty elements
+        return values
     if datatype == "BYTES":
         return [None if v == "" else v for v in values]
     if datatype in ("FP16", "FP32", "FP64"):
@@ -187,7 +209,7 @@ def decode_request(m: BundleManifest, body: bytes, header_length: str | None) ->
         raise OipError(f"the inference request is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list) or not doc["inputs"]:
         raise OipError("the inference request must be an object with a non-empty 'inputs' list")
-    columns: dict[str, list[Any]] = {}
+    columns: dict[str, Column] = {}
     offset = 0
     single = m.input_layout is InputLayout.SINGLE_TENSOR
     kinds = {f.name: f.kind for f in m.features}
@@ -202,15 +224,18 @@ def decode_request(m: BundleManifest, body: bytes, header_length: str | None) ->
                 raise OipError(f"unknown input '{name[:100]}'; the model's input is '{m.single_input_name or 'input'}'")
             if tensor["datatype"] not in NUMERIC_TYPES or len(shape) != 2 or shape[1] != len(m.features):
                 raise OipError(f"input '{name}': expected a numeric [N, {len(m.features)}] tensor")
+            width = len(m.features)
             for j, f in enumerate(m.features):
-                columns[f.name] = values[j :: len(m.features)]
+                # one tensor of numbers: NaN is a value here (refused as not finite), never a null
+                columns[f.name] = TypedColumn(values[j::width]) if isinstance(values, np.ndarray) else values[j::width]
             continue
         if name not in kinds:
             raise OipError(f"unknown input '{name[:100]}'; the model's inputs are the features {m.feature_names}")
         if len(shape) == 2 and shape[1] != 1:
             raise OipError(f"input '{name}': expected shape [N] or [N, 1], got {shape}")
         _check_datatype(name, tensor["datatype"], kinds[name])
-        columns[name] = _nulls_as_none(values, tensor["datatype"])
+        params = tensor.get("parameters")
+        columns[name] = _column(values, tensor["datatype"], isinstance(params, dict) and params.get("binary_data_size") is not None)
     if offset != len(binary):
         raise OipError(f"{len(binary) - offset} bytes of binary data follow the last binary input")
     missing = [n for n in m.feature_names if n not in columns]
@@ -219,13 +244,11 @@ def decode_request(m: BundleManifest, body: bytes, header_length: str | None) ->
     lengths = {len(v) for v in columns.values()}
     if len(lengths) != 1:
         raise OipError(f"inputs have different numbers of rows: {sorted(lengths)}")
-    names = list(columns)
-    data = [list(row) for row in zip(*(columns[n] for n in names))]
     outputs, binary_outputs = _requested_outputs(m, doc)
     rid = doc.get("id")
     return DecodedRequest(
         request_id=str(rid)[:128] if rid is not None else None,
-        payload={"dataframe_split": {"columns": names, "data": data}},
+        payload=ColumnBatch(list(columns), list(columns.values())),
         outputs=outputs,
         binary_outputs=binary_outputs,
     )
@@ -254,12 +277,13 @@ def _requested_outputs(m: BundleManifest, doc: dict[str, Any]) -> tuple[tuple[st
     return tuple(names), frozenset(binary)
 
 
-def _encode_bytes(values: list[str]) -> bytes:
-    parts = []
-    for v in values:
-        b = v.encode("utf-8")
-        parts.append(struct.pack("<I", len(b)) + b)
-    return b"".join(parts)
+def _encode_bytes(values: list[Any]) -> bytes:
+    """BYTES elements (length-prefixed UTF-8), each distinct value encoded once: labels repeat a few classes."""
+    encoded = {}
+    for v in dict.fromkeys(values):
+        b = str(v).encode("utf-8")
+        encoded[v] = _LENGTH.pack(len(b)) + b
+    return b"".join(map(encoded.__getitem__, values))
 
 
 def encode_response(
@@ -269,7 +293,7 @@ def encode_response(
     n = len(answer["predictions"])
     tensors: dict[str, tuple[str, list[int], Any]] = {}
     if m.outputs.task is Task.CLASSIFICATION:
-        tensors["label"] = ("BYTES", [n], [str(v) for v in answer["predictions"]])
+        tensors["label"] = ("BYTES", [n], answer["predictions"])
         probs = np.asarray(answer.get("probabilities"), dtype=np.float32).reshape(n, len(m.outputs.classes))
         tensors["probabilities"] = ("FP32", [n, len(m.outputs.classes)], probs)
     else:
@@ -283,7 +307,7 @@ def encode_response(
             out["parameters"] = {"binary_data_size": len(raw)}
             binary_parts.append(raw)
         else:
-            out["data"] = values if datatype == "BYTES" else np.asarray(values).reshape(-1).tolist()
+            out["data"] = [str(v) for v in values] if datatype == "BYTES" else np.asarray(values).reshape(-1).tolist()
         outputs.append(out)
     doc = {"model_name": m.model_name, "model_version": answer.get("model_version", m.version), "id": request.request_id or request_id, "outputs": outputs}
     head = orjson.dumps(doc)

@@ -118,6 +118,42 @@ def parse_json(body: bytes) -> Any:
         raise RequestError(MALFORMED_JSON, f"request body is not valid JSON: {exc}") from None
 
 
+@dataclass(frozen=True)
+class TypedColumn:
+    """A column decoded from a binary body (OIP binary tensor, Arrow buffer) as one typed numpy array:
+    numbers (any int/uint/float dtype) or booleans, with ``nulls`` marking the missing values.
+
+    ``to_list`` is the column as the JSON path would hold it (Python values, ``None`` for null): the
+    validator falls back to it, and to its per-value checks, whenever the vectorised check refuses,
+    so errors and their messages are those of a JSON request with the same values."""
+
+    values: np.ndarray
+    nulls: np.ndarray | None = None  # bool per row, True where the value is missing
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def to_list(self) -> list[Any]:
+        out: list[Any] = self.values.tolist()
+        if self.nulls is not None:
+            for i in np.flatnonzero(self.nulls).tolist():
+                out[i] = None
+        return out
+
+
+Column = TypedColumn | list[Any]  # a list: Python values (strings, or values of a JSON tensor)
+
+
+@dataclass(frozen=True)
+class ColumnBatch:
+    """A request decoded column by column (OIP tensors, Arrow record batches), validated without
+    building rows: ``names`` as the body named its columns (in its order, duplicates and unknown
+    names included, checked like ``dataframe_split.columns``), ``columns`` one per name."""
+
+    names: list[str]
+    columns: list[Column]
+
+
 class Validator:
     """Turns a parsed request into validated columns for one bundle's schema."""
 
@@ -130,6 +166,8 @@ class Validator:
         self._categories = {f.name: frozenset(f.categories) for f in self.features if f.kind is FeatureKind.CATEGORICAL}
 
     def validate(self, payload: Any) -> Table:
+        if isinstance(payload, ColumnBatch):
+            return self.validate_columns(payload)
         columns = self._columns(payload)
         errors: list[FieldError] = []
         table: Table = {}
@@ -140,6 +178,60 @@ class Validator:
         if errors:
             raise _unprocessable(errors)
         return table
+
+    def validate_columns(self, batch: ColumnBatch) -> Table:
+        """The columnar entry (binary bodies): the checks of ``dataframe_split`` (names, row count) and of
+        each value, vectorised over typed columns; the same table, the same errors, the same messages."""
+        self._check_split_names(batch.names)
+        lengths = {len(c) for c in batch.columns}
+        if len(lengths) != 1:  # the decoders refuse this first (their own 400): a bug if it gets here
+            raise ValueError(f"columns of different lengths {sorted(lengths)}")
+        self._check_count(lengths.pop())
+        by_name = dict(zip(batch.names, batch.columns, strict=True))
+        errors: list[FieldError] = []
+        table: Table = {}
+        for spec in self.features:
+            values = by_name[spec.name]
+            arr = self._typed(spec, values) if isinstance(values, TypedColumn) else self._typed_strings(spec, values)
+            if arr is None:  # refused (or not a fast case): the per-value checks name every problem
+                arr = self._column(spec, values.to_list() if isinstance(values, TypedColumn) else values, errors)
+            if arr is not None:
+                table[spec.name] = arr
+        if errors:
+            raise _unprocessable(errors)
+        return table
+
+    def _typed(self, spec: FeatureSpec, col: TypedColumn) -> np.ndarray | None:
+        """The validated float64 column of a typed numeric or boolean column, or None when a value is
+        refused (or the dtype does not fit the feature): the caller then runs the per-value checks."""
+        kind = col.values.dtype.kind
+        if not ((spec.kind is FeatureKind.NUMERIC and kind in "iuf") or (spec.kind is FeatureKind.BOOLEAN and kind == "b")):
+            return None
+        out = col.values.astype(np.float64)  # ints round as float(int) does; float16/32 exactly
+        nulls = col.nulls if col.nulls is not None and col.nulls.any() else None
+        if nulls is not None and not spec.nullable:
+            return None
+        if spec.kind is FeatureKind.NUMERIC:
+            present = out if nulls is None else out[~nulls]
+            if not (np.isfinite(present).all() and _fits(spec.input_dtype, present).all()):
+                return None
+        if nulls is not None:
+            out[nulls] = np.nan
+        return out
+
+    def _typed_strings(self, spec: FeatureSpec, values: list[Any]) -> np.ndarray | None:
+        """A categorical column of strings and nulls checked on its distinct values (the per-value
+        loop only runs to name the problems); None when it is not that case or a value is refused."""
+        if spec.kind is not FeatureKind.CATEGORICAL or not set(map(type, values)) <= {str, type(None)}:
+            return None
+        distinct = set(values)
+        if None in distinct:
+            if not spec.nullable:
+                return None
+            distinct.discard(None)
+        if not (self._categories[spec.name].issuperset(distinct) or (not self.reject_unseen and all(map(_is_unicode, distinct)))):
+            return None
+        return np.array(values, dtype=object)
 
     # --- shape ---
     def _columns(self, payload: Any) -> dict[str, list[Any]]:
@@ -188,6 +280,16 @@ class Validator:
             raise RequestError(BAD_SHAPE, f'unexpected keys in "dataframe_split": {sorted(map(str, extra))}')
         if "index" in split and not isinstance(split["index"], list):
             raise RequestError(BAD_SHAPE, '"dataframe_split.index" must be a list (it is ignored: answers follow the order of "data")')
+        self._check_split_names(cols)
+        self._check_count(len(data))
+        width = len(cols)
+        for i, r in enumerate(data):
+            if not isinstance(r, list) or len(r) != width:
+                raise _unprocessable([FieldError(BAD_SHAPE, f"row must be a list of {width} values", row=i)])
+        pos = {c: j for j, c in enumerate(cols)}
+        return {name: [r[pos[name]] for r in data] for name in self.names}
+
+    def _check_split_names(self, cols: list[Any]) -> None:
         bad_names = [FieldError(BAD_SHAPE, f"column names must be strings, got {_type_name(c)}", field=None) for c in cols if type(c) is not str]
         if bad_names:
             raise _unprocessable(bad_names)
@@ -197,13 +299,6 @@ class Validator:
             errors.append(FieldError(BAD_SHAPE, "duplicate column names"))
         if errors:
             raise _unprocessable(errors)
-        self._check_count(len(data))
-        width = len(cols)
-        for i, r in enumerate(data):
-            if not isinstance(r, list) or len(r) != width:
-                raise _unprocessable([FieldError(BAD_SHAPE, f"row must be a list of {width} values", row=i)])
-        pos = {c: j for j, c in enumerate(cols)}
-        return {name: [r[pos[name]] for r in data] for name in self.names}
 
     # --- values ---
     def _column(self, spec: FeatureSpec, values: list[Any], errors: list[FieldError]) -> np.ndarray | None:

@@ -95,6 +95,7 @@ def inference_service(
 
         session = boto_session or boto3.session.Session()
     sink, feedback_writer = capture_clients(settings, targets, session)
+    reject_sink = reject_sink_for(settings, sink, targets, session)
     if sink is None and settings.capture_sampling > 0:
         logger.warning("capture is off: no %s (or %s with capture_sink=firehose) in the environment", ENV_CAPTURE_BUCKET, ENV_FIREHOSE_STREAM)
     redactor = redactor_for(settings, targets.hash_salt_secret_arn, session)
@@ -109,6 +110,7 @@ def inference_service(
             redactor=redactor,
             on_error=lambda exc: hook(mn.CAPTURE_ERRORS, 1, dims),
             on_captured=lambda n: hook(mn.CAPTURED_ROWS, n, dims),
+            reject_sink=reject_sink,
             **capturer_extra,
         )
         return InferenceService(
@@ -152,6 +154,18 @@ def capture_clients(settings: ServingSettings, targets: CaptureTargets, session:
             logger.warning("capture_sink is firehose but %s is not set: capturing to S3 bucket %s", ENV_FIREHOSE_STREAM, targets.bucket)
         sink = S3CaptureSink(s3, targets.bucket)
     return sink, feedback_writer
+
+
+def reject_sink_for(settings: ServingSettings, sink: CaptureSink | None, targets: CaptureTargets, session: Any) -> S3CaptureSink | None:
+    """Where refused requests go: S3 under rejects/ whenever captures are on (with the Firehose sink too:
+    its stream files every record under captures/)."""
+    if isinstance(sink, S3CaptureSink):
+        return sink
+    if sink is None or not targets.bucket or session is None:
+        return None
+    from .post_response import capture_client_config
+
+    return S3CaptureSink(session.client("s3", config=capture_client_config(settings.capture_budget_s)), targets.bucket)
 
 
 def redactor_for(settings: ServingSettings, salt_secret_arn: str | None, session: Any) -> Redactor:

@@ -16,6 +16,7 @@ import boto3  # noqa: E402
 
 from driftcheck.comparison_service import comparison_service_from_env  # noqa: E402
 from driftcheck.drift_service import DriftService, s3_client  # noqa: E402
+from driftcheck.live_versions import LiveVersionChecks, challenger_drift_service  # noqa: E402
 from modelserve.bundle import ModelBundle, function_bundle_dir  # noqa: E402
 from modelserve.metric_names import ENV_DEPLOYMENT  # noqa: E402
 from modelserve.observability import make_logger  # noqa: E402
@@ -29,8 +30,10 @@ bucket = os.environ[ENV_CAPTURE_BUCKET]
 service = DriftService(
     bundle, drift, s3_client(), boto3.client("cloudwatch"), bucket, deployment=deployment, events=boto3.client("events")
 )
-# champion vs challenger, when the stack deployed one (docs/versions.md); None otherwise
+# a challenger deployed next to the champion (docs/versions.md): its own drift check, and the comparison; None otherwise
+challenger = challenger_drift_service(drift, os.environ, service.s3, service.cloudwatch, bucket, deployment)
 comparison = comparison_service_from_env(bundle.manifest, drift, os.environ, service.s3, service.cloudwatch, bucket, deployment)
+checks = LiveVersionChecks(service, challenger, comparison)
 
 
 # what the check, the metrics and the reports need after the window is read
@@ -39,11 +42,6 @@ CHECK_RESERVE_S = 60.0
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    budget = max(5.0, context.get_remaining_time_in_millis() / 1000.0 - CHECK_RESERVE_S)
-    run = service.run(event, read_budget_s=budget / 2 if comparison else budget)
-    summary = run.summary(bucket)
-    if comparison is not None:
-        left = max(5.0, context.get_remaining_time_in_millis() / 1000.0 - CHECK_RESERVE_S)
-        summary["comparison"] = comparison.run(event, read_budget_s=left).summary(bucket)
+    summary = checks.run(event, remaining_s=lambda: context.get_remaining_time_in_millis() / 1000.0 - CHECK_RESERVE_S)
     logger.info("drift report written", extra={"report_html": summary["report_html"], "report_json": summary["report_json"]})
     return summary

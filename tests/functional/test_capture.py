@@ -483,4 +483,7 @@ def test_rejected_request_counts_validation_reject_by_reason(s3, load_inference,
     assert sorted((v, tuple(sorted(d.items()))) for v, d, _ in points) == sorted(
         [(1.0, tuple(sorted(model_dims.items()))), (1.0, tuple(sorted({**model_dims, mn.DIM_REASON: reason}.items())))]
     )
-    assert metric_points(out, mn.ROWS_SCORED) == [] and objects(s3) == {}
+    assert metric_points(out, mn.ROWS_SCORED) == [] and objects(s3, "captures/") == {}
+    # and captured as a rejected request, under its own prefix, with the same reason
+    (reject,) = [decode_jsonl(body)[0] for body in objects(s3, "rejects/").values()]
+    assert reject["reason"] == reason and reject["status"] == status

@@ -10,18 +10,21 @@ from devtools.demo import PERIOD_QUIET, PERIOD_SHIFTED, demo
 
 
 @pytest.fixture(scope="module")
-def demo_results(tmp_path_factory, sample_bundle):
+def demo_results(tmp_path_factory, sample_bundle, challenger_bundle):
     out = tmp_path_factory.mktemp("demo")
     lines: list[str] = []
     with pytest.MonkeyPatch.context() as mp:
         for k in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
             mp.delenv(k, raising=False)
-        results = demo(bundle=str(sample_bundle.root), requests=80, rows=10, out=out, seed=3, progress=False, echo=lines.append)
-    return {r.name: r for r in results}, "\n".join(lines)
+        results = demo(
+            bundle=str(sample_bundle.root), requests=80, rows=10, out=out, seed=3, progress=False, echo=lines.append,
+            challenger=str(challenger_bundle.root), compare_requests=40,
+        )
+    return {r.name: r for r in results}, "\n".join(lines), out
 
 
 def test_quiet_period_raises_no_drift_or_quality_alarm(demo_results) -> None:
-    results, _ = demo_results
+    results, _, _ = demo_results
     quiet = results[PERIOD_QUIET]
     assert quiet.answered == 80 and quiet.rejected == 0
     assert quiet.summary["dataset_drift"] is False
@@ -33,7 +36,7 @@ def test_quiet_period_raises_no_drift_or_quality_alarm(demo_results) -> None:
 
 
 def test_shifted_period_labels_follow_a_changed_concept_and_raise_the_performance_alarm(demo_results) -> None:
-    results, printed = demo_results
+    results, printed, _ = demo_results
     shifted = results[PERIOD_SHIFTED]
     assert shifted.states["PerformanceDegraded"] == "ALARM"
     assert "concept drift" in printed
@@ -42,7 +45,7 @@ def test_shifted_period_labels_follow_a_changed_concept_and_raise_the_performanc
 
 
 def test_shifted_period_raises_dataset_drift_and_data_quality_alarms(demo_results) -> None:
-    results, _ = demo_results
+    results, _, _ = demo_results
     shifted = results[PERIOD_SHIFTED]
     assert shifted.summary["dataset_drift"] is True
     assert shifted.states["DatasetDrift"] == "ALARM"
@@ -55,12 +58,26 @@ def test_shifted_period_raises_dataset_drift_and_data_quality_alarms(demo_result
     assert list(values) == ["Atlantis"] and values["Atlantis"] > 0
 
 
+def test_the_demo_ends_with_a_shadow_comparison_of_two_versions(demo_results, sample_bundle, challenger_bundle) -> None:
+    _, printed, out = demo_results
+    comparison = printed[printed.index("== shadow comparison: "):]
+    assert f"champion {sample_bundle.manifest.version} vs challenger {challenger_bundle.manifest.version}" in comparison
+    assert "agreement " in comparison and "over 200 paired rows" in comparison  # 40 requests x 5 rows, every one scored by both
+    assert "macro F1 difference " in comparison and "paired bootstrap" in comparison and "AUC difference " in comparison
+    assert "the challenger's own drift report (200 rows against its reference)" in comparison
+    doc = json.loads((out / "compare" / "comparison.json").read_text())["comparison"]
+    assert doc["versions"]["challenger"] == challenger_bundle.manifest.version
+    assert (out / "compare" / "comparison.html").read_text().startswith("<!DOCTYPE html>")
+    own = json.loads((out / "compare" / "challenger-drift-report.json").read_text())
+    assert own["model_version"] == challenger_bundle.manifest.version
+
+
 def quiet_root_cause(results):
     return results[PERIOD_QUIET].summary["root_cause"]
 
 
 def test_reports_exist_and_the_alarm_table_is_printed(demo_results) -> None:
-    results, printed = demo_results
+    results, printed, _ = demo_results
     for r in results.values():
         html = r.html_path.read_text()
         assert html.startswith("<!DOCTYPE html>") and "<svg" in html
@@ -128,3 +145,4 @@ def test_bring_your_own_regression_model_with_a_boolean_feature_runs_the_whole_l
     assert results[PERIOD_SHIFTED].states["DatasetDrift"] == "ALARM"
     printed = "\n".join(lines)
     assert "MAE" in printed and "labelled rows" in printed  # feedback joined for a regression model
+    assert "shadow comparison skipped: no second version of model 'houses'" in printed

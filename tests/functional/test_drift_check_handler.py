@@ -269,3 +269,28 @@ def test_the_s3_connection_pool_holds_every_reader_thread(handlers) -> None:
     assert pool >= ReadOptions(sample_cap=100).workers
     # what botocore would otherwise give: fewer connections than threads
     assert boto3.client("s3").meta.config.max_pool_connections < ReadOptions(sample_cap=100).workers
+
+
+def test_a_wrong_typed_captured_value_reaches_the_wrong_type_expectation_instead_of_failing_the_check(
+    handlers, sample_bundle, lambda_context
+) -> None:
+    """The drift side hands recorded values to monitoring as they are: one normalisation of a column
+    (monitoring's), where a value that can't be the declared type is counted, not raised on."""
+    inference, drift = handlers
+    rows = [r["inputs"] for r in sample_bundle.reference_rows()]
+    _send(inference, lambda_context, rows, 20, random.Random(3))
+    s3 = boto3.client("s3")
+    m = sample_bundle.manifest
+    key = s3.list_objects_v2(Bucket=BUCKET)["Contents"][0]["Key"]
+    records = [json.loads(line) for line in gzip.decompress(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()).splitlines()]
+    tampered = json.loads(json.dumps(records[0]))
+    tampered["request_id"] = "tampered"
+    tampered["inputs"]["body_mass_g"] = "heavy"  # a string in a numeric column: what a broken writer could leave
+    body = gzip.compress(json.dumps(tampered).encode() + b"\n")
+    now = datetime.now(UTC)
+    s3.put_object(Bucket=BUCKET, Key=capture_key(m.model_name, m.version, now, "tampered"), Body=body)
+    out = drift.handler(scheduled_event(now + timedelta(seconds=1)), lambda_context)
+    assert out["corrupt_objects"] == 0
+    doc = json.loads(s3.get_object(Bucket=BUCKET, Key=out["report_json"].split("/", 3)[3])["Body"].read())
+    (wrong,) = [r for r in doc["report"]["data_quality"]["results"] if r["feature"] == "body_mass_g" and r["check"] == "wrong_type"]
+    assert wrong["n_flagged"] == 1 and wrong["failed"] is True

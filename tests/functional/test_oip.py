@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import tritonclient.http as tritonhttp  # pinned in requirements-dev.txt: the independent client
 
+from serving import oip
 from tests.support import EVENT_KINDS, event, read_jsonl_gz, response_json
 
 BUCKET = "oip-captures"
@@ -151,6 +152,8 @@ def _bad_cases(m: Any) -> list[tuple[str, str, bytes, dict[str, str], int, str]]
     wrong_shape["inputs"][0]["shape"] = [2, 1]
     beyond = json.loads(json.dumps(json_doc))
     beyond["inputs"][0]["data"] = [1e39]
+    object_dtype = json.loads(json.dumps(json_doc))  # found by schemathesis: a 500 once
+    object_dtype["inputs"][0]["datatype"] = {"B": 1}
     return [
         ("truncated binary section", infer, truncated, hdr_ok, 400, "beyond"),
         ("header length beyond the body", infer, body_ok, {**hdr_ok, "inference-header-content-length": str(len(body_ok) + 10)}, 400, "beyond the body"),
@@ -159,6 +162,7 @@ def _bad_cases(m: Any) -> list[tuple[str, str, bytes, dict[str, str], int, str]]
         ("no inputs", infer, b'{"inputs": []}', {}, 400, "inputs"),
         ("dtype mismatch", infer, json.dumps(wrong_dtype).encode(), {}, 400, "does not match"),
         ("shape mismatch", infer, json.dumps(wrong_shape).encode(), {}, 400, "elements for shape"),
+        ("datatype not a string", infer, json.dumps(object_dtype).encode(), {}, 400, "unknown datatype"),
         ("value beyond float32", infer, json.dumps(beyond).encode(), {}, 422, "not_finite"),
         ("unknown model", "/v2/models/nope/infer", json.dumps(json_doc).encode(), {}, 404, "unknown model"),
         ("unknown version", f"/v2/models/{name}/versions/000000000000/infer", json.dumps(json_doc).encode(), {}, 404, "unknown version"),
@@ -173,3 +177,20 @@ def test_bad_oip_requests_get_a_4xx_in_oip_shape(inference: Any, sample_bundle: 
         assert resp["statusCode"] == status, (case, resp["body"])
         doc = response_json(resp)
         assert set(doc) == {"error"} and words in doc["error"], (case, doc)
+
+
+def test_the_openapi_document_names_the_served_model_and_version_on_every_v2_model_path(inference: Any, sample_bundle: Any) -> None:
+    m = sample_bundle.manifest
+    paths = inference.app.openapi()["paths"]
+    v2_model_paths = [p for p in paths if p.startswith("/v2/models/")]
+    assert len(v2_model_paths) == 6
+    for path in v2_model_paths:
+        for op in paths[path].values():
+            params = {p["name"]: p for p in op["parameters"]}
+            assert set(params) == {"name", "version"} if "{version}" in path else {"name"}, path  # no undocumented query version
+            assert params["name"]["schema"]["enum"] == [m.model_name]
+            if "{version}" in path:
+                assert params["version"]["schema"]["enum"] == [m.version]
+    infer = paths["/v2/models/{name}/infer"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    tensor = infer["properties"]["inputs"]["items"]["properties"]
+    assert tensor["name"]["enum"] == [t["name"] for t in oip.model_metadata(m)["inputs"]]

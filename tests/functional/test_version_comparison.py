@@ -15,8 +15,10 @@ from moto import mock_aws
 
 from devtools.local import load_handler_module
 from modelserve import metric_names as mn
+from modelserve.records import report_key, version_report_key
 from modelserve.settings import ENV_CHALLENGER_VERSION
-from monitoring.comparison import SHADOW_AGREEMENT, VARIANT_ACCURACY
+from monitoring.comparison import CHALLENGER_DRIFT, SHADOW_AGREEMENT, VARIANT_ACCURACY
+from monitoring.metric_names import DATASET_DRIFT, WINDOW_ROWS
 from serving.model import ModelRunner
 from serving.validation import Validator
 from tests.functional.test_drift_check_handler import scheduled_event
@@ -139,3 +141,69 @@ def test_no_challenger_no_comparison(aws, load_inference, lambda_context) -> Non
     load_inference(capture_bucket=BUCKET, metrics_namespace=NAMESPACE)
     drift = load_handler_module("drift_check")
     assert "comparison" not in drift.handler(scheduled_event(datetime.now(UTC)), lambda_context)
+
+
+def metric_series(name: str, at: datetime, dims: dict[str, str]) -> list[float]:
+    resp = boto3.client("cloudwatch").get_metric_data(
+        MetricDataQueries=[{"Id": "m", "MetricStat": {"Metric": {"Namespace": NAMESPACE, "MetricName": name, "Dimensions": [
+            {"Name": k, "Value": v} for k, v in dims.items()]}, "Period": 60, "Stat": "SampleCount"}}],
+        StartTime=at - timedelta(minutes=2), EndTime=at + timedelta(minutes=2),
+    )
+    return resp["MetricDataResults"][0]["Values"]
+
+
+@pytest.mark.parametrize("mode", ["shadow", "ab"])
+def test_the_drift_check_runs_a_full_report_for_each_live_version(
+    aws, load_inference, monkeypatch, sample_bundle, challenger_bundle, lambda_context, tmp_path, mode
+) -> None:
+    inference, _ = deploy(load_inference, monkeypatch, challenger_bundle, mode, ab_share="0.5")
+    # the drift check gets the challenger as its asset carries it: manifest and reference, no ONNX graph
+    slim = tmp_path / "bundle_challenger"
+    slim.mkdir()
+    for name in ("manifest.json", "reference.jsonl.gz"):
+        (slim / name).write_bytes((challenger_bundle.root / name).read_bytes())
+    monkeypatch.setenv("MS_CHALLENGER_BUNDLE_PATH", str(slim))
+    drift = load_handler_module("drift_check")
+
+    ref = sample_bundle.reference_rows()
+    rng = random.Random(5)
+    answered: dict[str, list[bool]] = {"champion": [], "challenger": []}  # per variant: answer == label
+    for i in range(80):
+        row = rng.choice(ref)
+        body = post(inference, lambda_context, "/predict", {"instances": [row["inputs"]]}, f"req-{i}", client_id=f"client-{i % 30}")
+        post(inference, lambda_context, "/feedback", {"request_id": f"req-{i}", "label": row["target"]}, f"fb-{i}")
+        answered[body.get("variant", "champion")].append(body["predictions"][0] == row["target"])
+
+    at = datetime.now(UTC) + timedelta(seconds=1)
+    summary = drift.handler(scheduled_event(at), lambda_context)
+    champion_v, challenger_v = sample_bundle.manifest.version, challenger_bundle.manifest.version
+    theirs = summary["challenger"]
+    assert theirs["model_version"] == challenger_v
+    # the challenger's captures: its own predictions on every request (shadow), the traffic it answered (A/B)
+    expected = {"shadow": (80, 80), "ab": (len(answered["champion"]), len(answered["challenger"]))}[mode]
+    assert (summary["rows_seen"], theirs["rows_seen"]) == expected and min(expected) > 0
+    # two reports of the same run: the champion's where it always was, the challenger's under a key naming its version
+    assert summary["report_json"].endswith(report_key("penguins", at, "json"))
+    assert theirs["report_json"].endswith(version_report_key("penguins", challenger_v, at, "json"))
+    assert theirs["report_html"].endswith(version_report_key("penguins", challenger_v, at, "html"))
+    docs = {v: json.loads(report(s["report_json"])) for v, s in (("champion", summary), ("challenger", theirs))}
+    assert docs["champion"]["model_version"] == champion_v and docs["challenger"]["model_version"] == challenger_v
+    assert f"Drift report: penguins {challenger_v}".encode() in report(theirs["report_html"])
+    # checked against its own reference, its own answers scored against the labels
+    assert docs["challenger"]["report"]["reference_rows"] == len(challenger_bundle.reference_rows())
+    perf = {v: d["report"]["performance"] for v, d in docs.items()}
+    if mode == "ab":
+        for variant, correct in answered.items():
+            assert perf[variant]["accuracy"] == pytest.approx(sum(correct) / len(correct))
+    else:
+        comparison = json.loads(report(summary["comparison"]["report_json"]))["comparison"]["performance"]
+        assert perf["challenger"]["accuracy"] == pytest.approx(comparison["challenger"]["accuracy"])
+        assert perf["champion"]["accuracy"] == pytest.approx(comparison["champion"]["accuracy"])
+    # metrics under each version; the deployment-wide WindowRows (NoTraffic's) is the champion's alone
+    for version, rows in ((champion_v, expected[0]), (challenger_v, expected[1])):
+        assert metric(WINDOW_ROWS, at, version) == [rows]
+    assert metric_series(WINDOW_ROWS, at, {mn.DIM_MODEL_NAME: "penguins"}) == [1]
+    assert metric(DATASET_DRIFT, at, challenger_v) == [0.0]
+    # the same quiet traffic for both: no drift only the challenger sees
+    assert metric(CHALLENGER_DRIFT, at, challenger_v) == [0.0] and theirs["challenger_only_drift"] is False
+    assert metric(CHALLENGER_DRIFT, at, champion_v) == []

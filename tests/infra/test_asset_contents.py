@@ -13,12 +13,23 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pytest
 
 from cdk import bundling
-from cdk.bundling import ASSET_PACKAGES, AssetSpec, assemble, dependency_key, resolve_requirements
+from cdk.bundling import (
+    ASSET_PACKAGES,
+    CHALLENGER_DIR_IN_ASSET,
+    DRIFT_CHECK_CHALLENGER_EXCLUDE,
+    AssetSpec,
+    assemble,
+    dependency_key,
+    resolve_requirements,
+    source_hash,
+)
+from modelserve.schema import MANIFEST_FILE, MODEL_FILE, REFERENCE_FILE
 from tests.infra.conftest import ROOT
 from tests.infra.fake_bundle import write_fake_bundle
 
@@ -32,10 +43,10 @@ REQUIREMENT_MODULES = {
 NEVER_SHIPPED = ("devtools", "cdk", "tests", "benchmarks", "lambda")
 
 
-def _assemble(name: str, tmp_path: Path) -> Path:
+def _assemble(name: str, tmp_path: Path, **spec_fields: Any) -> Path:
     spec = AssetSpec(
         name=name, handler_dir=ROOT / "lambda" / name, packages=tuple(ROOT / p for p in ASSET_PACKAGES[name]),
-        bundle_dir=write_fake_bundle(tmp_path / "bundle"), python_version="3.12", architecture="arm64",
+        bundle_dir=write_fake_bundle(tmp_path / "bundle"), python_version="3.12", architecture="arm64", **spec_fields,
     )
     cache = tmp_path / "cache"
     deps = cache / dependency_key(spec, resolve_requirements(spec.requirements, "3.12", "arm64"), bytecode=False)
@@ -81,6 +92,27 @@ def test_asset_holds_its_handler_its_packages_and_nothing_else(name: str, tmp_pa
         assert not any(f.startswith(("monitoring/", "driftcheck/")) for f in files)
     else:
         assert not any(f.startswith("serving/") for f in files)
+
+
+@pytest.mark.parametrize(("name", "exclude"), [("inference", ()), ("drift_check", DRIFT_CHECK_CHALLENGER_EXCLUDE)])
+def test_with_a_challenger_each_asset_carries_what_its_function_reads_of_it(name: str, exclude: tuple[str, ...], tmp_path: Path) -> None:
+    """The inference function scores the challenger (its graph too); the drift check writes its drift
+    report from its manifest and reference sample and never scores it (no graph)."""
+    challenger = write_fake_bundle(tmp_path / "challenger")
+    asset = _assemble(name, tmp_path, challenger_dir=challenger, challenger_exclude=exclude)
+    carried = sorted(p.name for p in (asset / CHALLENGER_DIR_IN_ASSET).iterdir())
+    wanted = [MANIFEST_FILE, REFERENCE_FILE] + ([MODEL_FILE] if name == "inference" else [])
+    assert carried == sorted(wanted)
+    for f in carried:
+        assert (asset / CHALLENGER_DIR_IN_ASSET / f).read_bytes() == (challenger / f).read_bytes()
+    assert (asset / "bundle" / MODEL_FILE).is_file()  # the champion's bundle stays whole
+    if exclude:  # what is left out does not make the asset change either
+        spec = AssetSpec(name, ROOT / "lambda" / name, (), tmp_path / "bundle", "3.12", "arm64", challenger_dir=challenger, challenger_exclude=exclude)
+        before = source_hash(spec)
+        (challenger / MODEL_FILE).write_bytes(b"another graph")
+        assert source_hash(spec) == before
+        (challenger / REFERENCE_FILE).write_bytes(b"another sample")
+        assert source_hash(spec) != before
 
 
 @pytest.mark.parametrize("name", sorted(ASSET_PACKAGES))

@@ -45,6 +45,9 @@ def gateway_responses(s: Synth) -> dict[str, dict[str, str]]:
     }
 
 
+UNKNOWN_ROUTE = "MISSING_AUTHENTICATION_TOKEN"  # a REST API's answer to a path without a resource
+
+
 def inference_env(s: Synth) -> dict[str, Any]:
     (fn,) = [
         f["Properties"] for f in s.of_type("AWS::Lambda::Function").values()
@@ -62,12 +65,32 @@ def acknowledged_rules(construct: Any) -> set[str]:
     }
 
 
+# ------------------------------------------------------------------ unknown routes
+
+
+@pytest.mark.parametrize("kind, status", [("default", "404"), ("iam_cors", "403")])
+def test_an_unknown_path_at_the_gateway_is_answered_in_the_apis_error_shape(synth_of, default: Synth, kind: str, status: str) -> None:
+    """API Gateway answers a path with no resource itself (403 "Missing Authentication Token"): here a 404
+    like the function's (a 403 under iam, where the type also means an unsigned request), with the request
+    id and the model version, in the error shape the OpenAPI document gives."""
+    s = default if kind == "default" else synth_of(kind)
+    (r,) = [r["Properties"] for r in s.of_type("AWS::ApiGateway::GatewayResponse").values() if r["Properties"]["ResponseType"] == UNKNOWN_ROUTE]
+    assert r["StatusCode"] == status
+    body = json.loads(r["ResponseTemplates"]["application/json"])
+    assert set(body) == {"error", "message", "details", "request_id", "model_version"}
+    assert body["error"] == ("not_found" if status == "404" else "forbidden") and "$context.path" in body["message"]
+    assert body["request_id"] == "$context.requestId"
+    assert r["ResponseParameters"]["gatewayresponse.header.x-request-id"] == "context.requestId"
+    assert r["ResponseParameters"]["gatewayresponse.header.x-model-version"] == f"'{body['model_version']}'"
+
+
 # ------------------------------------------------------------------ CORS
 
 
 def test_without_browser_origins_there_is_no_cors(default: Synth) -> None:
     assert preflights(default) == {}
-    assert gateway_responses(default) == {}
+    assert set(gateway_responses(default)) == {UNKNOWN_ROUTE}
+    assert not any("Access-Control" in k for k in gateway_responses(default)[UNKNOWN_ROUTE])
     assert _function_origins(inference_env(default)) == ()
 
 
@@ -98,7 +121,7 @@ def test_configured_origins_get_an_unauthenticated_preflight_on_every_route(synt
 def test_gateway_refusals_are_readable_by_the_browser(synth_of) -> None:
     """A missing key (403) or throttling (429) comes from API Gateway, not the function: its answers carry CORS too."""
     several = gateway_responses(synth_of("cors_waf"))
-    assert set(several) == {"DEFAULT_4XX", "DEFAULT_5XX"}
+    assert set(several) == {"DEFAULT_4XX", "DEFAULT_5XX", UNKNOWN_ROUTE}
     for params in several.values():
         assert params["gatewayresponse.header.Access-Control-Allow-Origin"] == "'*'"  # one fixed value, several origins
     one = gateway_responses(synth_of("iam_cors"))
@@ -212,7 +235,7 @@ def test_the_api_lets_the_page_origin_call_it(with_page: Synth) -> None:
         assert answer["ResponseParameters"][ALLOW_ORIGIN] == "'https://app.example.com'"
         assert f'$origin == "{page_origin}"' in flat(answer["ResponseTemplates"]["application/json"])
     assert flat(inference_env(with_page)[ENV_CORS_ORIGINS]) == f"https://app.example.com,{page_origin}"
-    assert set(gateway_responses(with_page)) == {"DEFAULT_4XX", "DEFAULT_5XX"}
+    assert set(gateway_responses(with_page)) == {"DEFAULT_4XX", "DEFAULT_5XX", UNKNOWN_ROUTE}
 
 
 @needs_node_ort
@@ -254,7 +277,7 @@ def test_under_iam_the_page_scores_in_the_browser_only_and_the_api_allows_no_ori
     (headers,) = s.of_type("AWS::CloudFront::ResponseHeadersPolicy").values()
     csp = flat(headers["Properties"]["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]["ContentSecurityPolicy"]["ContentSecurityPolicy"])
     assert "connect-src 'self';" in csp
-    assert preflights(s) == {} and gateway_responses(s) == {} and _function_origins(inference_env(s)) == ()
+    assert preflights(s) == {} and not any("Access-Control" in k for r in gateway_responses(s).values() for k in r) and _function_origins(inference_env(s)) == ()
 
 
 

@@ -40,18 +40,21 @@ def test_shadow_stack_tells_each_function_about_the_challenger(fake_bundle_dir, 
     drift = function_env(s.template, "modelserve drift check")
     assert inference[ENV_CHALLENGER_BUNDLE_PATH] == CHALLENGER_DIR_IN_ASSET and inference["MS_CHALLENGER_MODE"] == "shadow"
     assert drift[ENV_CHALLENGER_VERSION] == CHALLENGER_VERSION and drift["MS_CHALLENGER_MODE"] == "shadow"
+    assert drift[ENV_CHALLENGER_BUNDLE_PATH] == CHALLENGER_DIR_IN_ASSET  # its own drift report reads the bundle there
     assert s.template["Outputs"]["ChallengerVersion"]["Value"] == CHALLENGER_VERSION
-    # its alarm reads the challenger's series, and is not part of the champion's ModelHealth
-    worse = s.stack.alerting.alarms["ChallengerWorse"]
-    (alarm,) = [r["Properties"] for k, r in s.template["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"
-                and "ChallengerWorse" in k]
-    dims = {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])} or {
-        d["Name"]: d["Value"] for q in alarm["Metrics"] if "MetricStat" in q for d in q["MetricStat"]["Metric"]["Dimensions"]}
-    assert dims["ModelVersion"] == CHALLENGER_VERSION and dims["ModelName"] == "penguins"
-    assert worse not in s.stack.alerting.rollback_alarms
+    # its alarms read the challenger's series, and are not part of the champion's ModelHealth
     health = json.dumps(next(r for k, r in s.template["Resources"].items() if r["Type"] == "AWS::CloudWatch::CompositeAlarm"
                              and k.startswith("MonitoringModelHealth")))
-    assert "ChallengerWorse" not in health
+    for alarm_id, metric_name in (("ChallengerWorse", "ChallengerWorse"), ("ChallengerDrift", "ChallengerDrift")):
+        construct = s.stack.alerting.alarms[alarm_id]
+        (alarm,) = [r["Properties"] for k, r in s.template["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"
+                    and alarm_id in k]
+        dims = {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])} or {
+            d["Name"]: d["Value"] for q in alarm["Metrics"] if "MetricStat" in q for d in q["MetricStat"]["Metric"]["Dimensions"]}
+        assert dims["ModelVersion"] == CHALLENGER_VERSION and dims["ModelName"] == "penguins"
+        assert alarm["MetricName"] == metric_name
+        assert construct not in s.stack.alerting.rollback_alarms
+        assert alarm_id not in health
     from cfnlint.api import ManualArgs, lint_file
 
     matches = lint_file(s.template_path, config=ManualArgs(regions=["us-east-1", "eu-west-1"]))
@@ -63,7 +66,7 @@ def test_without_a_challenger_nothing_of_it_is_synthesized(default) -> None:
         env = function_env(default.template, start)
         assert ENV_CHALLENGER_BUNDLE_PATH not in env and ENV_CHALLENGER_VERSION not in env
     assert "ChallengerVersion" not in default.template["Outputs"]
-    assert "ChallengerWorse" not in default.stack.alerting.alarms
+    assert "ChallengerWorse" not in default.stack.alerting.alarms and "ChallengerDrift" not in default.stack.alerting.alarms
 
 
 @pytest.mark.parametrize(

@@ -98,11 +98,11 @@ def test_capture_objects_cannot_be_replaced_unnoticed(default: Synth) -> None:
     assert props["VersioningConfiguration"] == {"Status": "Enabled"}
     rules = {r["Id"]: r for r in props["LifecycleConfiguration"]["Rules"]}
     days = default.settings.capture_noncurrent_days
-    for rule_id in ("captures", "feedback", "capture-errors", "reports"):
+    for rule_id in ("captures", "feedback", "rejects", "capture-errors", "reports"):
         assert rules[rule_id]["NoncurrentVersionExpiration"] == {"NoncurrentDays": days}, rule_id
     assert rules["hour-samples"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
     assert rules["delete-markers"]["ExpiredObjectDeleteMarker"] is True
-    # the inference role may create objects under captures/ and feedback/ and do nothing else with them:
+    # the inference role may create objects under captures/, feedback/ and rejects/ and do nothing else with them:
     # no delete, no version or ACL calls, no other prefix
     (role_id,) = [k for k in default.of_type("AWS::IAM::Role") if k.startswith("ServingRole")]
     s3_statements = [
@@ -112,7 +112,7 @@ def test_capture_objects_cannot_be_replaced_unnoticed(default: Synth) -> None:
     (st,) = s3_statements
     assert st["Action"] == "s3:PutObject"
     suffixes = sorted("".join(x for x in r["Fn::Join"][1] if isinstance(x, str)) for r in st["Resource"])
-    assert suffixes == ["/captures/*", "/feedback/*"]
+    assert suffixes == ["/captures/*", "/feedback/*", "/rejects/*"]
     assert all({"Fn::GetAtt": [bucket_id, "Arn"]} in r["Fn::Join"][1] for r in st["Resource"])
 
 

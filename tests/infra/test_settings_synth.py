@@ -111,6 +111,9 @@ FUNCTION_SETTINGS: dict[str, Any] = {
     "performance_min_labels": 50,
     "estimated_accuracy_drop_threshold": 0.08,
     "audit_sample_rows": 30,
+    "min_new_value_rows": 7,
+    "reject_rate_threshold": 0.12,
+    "reject_min_requests": 40,
     "short_window_hours": 2,
 }
 # what the stack passes besides settings: resources it created or placed

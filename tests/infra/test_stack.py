@@ -119,12 +119,12 @@ def test_no_transition_when_disabled(public: Synth) -> None:
 # ------------------------------------------------------------------ least privilege
 
 
-def test_inference_role_writes_only_captures_and_feedback(default: Synth) -> None:
+def test_inference_role_writes_only_captures_feedback_and_rejects(default: Synth) -> None:
     st = _policy_statements(default, "ServingRole")
     s3 = [x for x in st if any(str(a).startswith("s3:") for a in _as_list(x["Action"]))]
     assert len(s3) == 1
     assert _as_list(s3[0]["Action"]) == ["s3:PutObject"]
-    assert sorted(_arn_suffixes(s3[0]["Resource"])) == ["/captures/*", "/feedback/*"]
+    assert sorted(_arn_suffixes(s3[0]["Resource"])) == ["/captures/*", "/feedback/*", "/rejects/*"]
     assert not any("firehose:" in str(x["Action"]) for x in st)
     # no wildcard actions anywhere
     assert not any("*" in a for x in st for a in _as_list(x["Action"]))
@@ -142,11 +142,11 @@ def test_inference_role_with_firehose_and_kms(full: Synth) -> None:
 
 def test_drift_role_reads_captures_feedback_writes_reports_and_hour_samples(default: Synth) -> None:
     st = {x.get("Sid"): x for x in _policy_statements(default, "MonitoringDriftCheckRole")}
-    assert sorted(_arn_suffixes(st["ReadCapturesFeedbackReports"]["Resource"])) == ["/captures/*", "/feedback/*", "/reports/*", "/samples/*"]
+    assert sorted(_arn_suffixes(st["ReadCapturesFeedbackReports"]["Resource"])) == ["/captures/*", "/feedback/*", "/rejects/*", "/reports/*", "/samples/*"]
     assert _as_list(st["ReadCapturesFeedbackReports"]["Action"]) == ["s3:GetObject"]
     assert _as_list(st["WriteReportsAndHourSamples"]["Action"]) == ["s3:PutObject"]
     assert sorted(_arn_suffixes(st["WriteReportsAndHourSamples"]["Resource"])) == ["/audit/*", "/reports/*", "/samples/*"]
-    assert st["ListCaptureFeedbackReports"]["Condition"]["StringLike"]["s3:prefix"] == ["captures/*", "feedback/*", "reports/*", "samples/*"]
+    assert st["ListCaptureFeedbackReports"]["Condition"]["StringLike"]["s3:prefix"] == ["captures/*", "feedback/*", "reports/*", "samples/*", "rejects/*"]
     metrics = st["PublishDriftMetrics"]
     assert _as_list(metrics["Action"]) == ["cloudwatch:PutMetricData"]
     assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": default.settings.metrics_namespace}}

@@ -29,6 +29,7 @@ from serving.capture import (
     S3CaptureSink,
     firehose_chunks,
 )
+from serving.validation import ColumnBatch, TypedColumn
 
 T = datetime(2026, 11, 25, 17, 4, 5, 123456, tzinfo=UTC)
 SALT = "0123456789abcdef-salt"
@@ -368,3 +369,106 @@ def test_json_column_matches_json_value(values: list[Any], kind: FeatureKind) ->
     got = json_column(spec, col)
     assert json.dumps(got) == json.dumps(expected)
     assert [type(v) for v in got] == [type(v) for v in expected]
+
+
+# ------------------------------------------------------------------ refused requests
+
+
+def _refusal() -> list[Any]:
+    from modelserve.records import RejectedField
+
+    return [
+        RejectedField("unseen_category", 0, "c", "unseen category 'Atlantis'; known: ['a', 'b']"),
+        RejectedField("null_not_allowed", 1, "flag", "null is not allowed for this feature"),
+        RejectedField("wrong_type", 1, "x", "expected a number, got a string"),
+    ]
+
+
+def test_reject_is_written_under_its_own_prefix_with_the_reason_per_field() -> None:
+    sink = RecordingSink()
+    c, errors, _ = _capturer(RecordingSink(), reject_sink=sink)
+    assert c.capture_reject("req-1", T, "unseen_category", 422, _refusal(), rows=2) is True
+    ((key, (record,)),) = sink.calls
+    assert key.startswith("rejects/model=m/version=v1/dt=2026-11-25/hour=17/170405123456-req-1")
+    d = record.to_dict()
+    assert (d["reason"], d["status"], d["rows"], d["rows_with_errors"], d["errors_total"]) == ("unseen_category", 422, 2, 2, 3)
+    assert [(e["row"], e["field"], e["reason"]) for e in d["errors"]] == [(0, "c", "unseen_category"), (1, "flag", "null_not_allowed"), (1, "x", "wrong_type")]
+    assert errors == []
+
+
+def test_reject_keeps_redaction_a_redacted_or_hashed_features_message_is_never_written() -> None:
+    sink = RecordingSink()
+    c, _, _ = _capturer(RecordingSink(), reject_sink=sink, redactor=Redactor(frozenset({"c"}), frozenset({"x"}), SALT))
+    c.capture_reject("req-1", T, "unseen_category", 422, _refusal(), rows=2)
+    line = sink.calls[0][1][0].to_json()
+    assert "Atlantis" not in line and "got a string" not in line  # the values' echoes are gone
+    errors = json.loads(line)["errors"]
+    assert [e["field"] for e in errors] == ["c", "flag", "x"] and "message" not in errors[0] and "message" in errors[1]
+
+
+def test_reject_follows_capture_sampling() -> None:
+    sink = RecordingSink()
+    c, _, _ = _capturer(RecordingSink(), reject_sink=sink, sampling=0.0)
+    assert c.capture_reject("r", T, "wrong_type", 422, _refusal(), rows=1) is False and sink.calls == []
+    sink = RecordingSink()
+    c, _, _ = _capturer(RecordingSink(), reject_sink=sink, sampling=0.25, rng=random.Random(7))
+    for i in range(2000):
+        c.capture_reject(f"r{i}", T, "wrong_type", 422, _refusal(), rows=1)
+    assert abs(len(sink.calls) - 500) < 4 * (2000 * 0.25 * 0.75) ** 0.5
+
+
+def test_reject_record_is_bounded_whatever_the_request_held() -> None:
+    from modelserve.records import MAX_REJECT_ERRORS, MAX_REJECT_TEXT, RejectedField
+
+    sink = RecordingSink()
+    c, _, _ = _capturer(RecordingSink(), reject_sink=sink)
+    huge = [RejectedField("unknown_feature", i, "k" * 10_000 + "\ud800", "v" * 100_000) for i in range(500)]
+    c.capture_reject("r" * 5000, T, "unknown_feature", 422, huge, rows=500)
+    record = sink.calls[0][1][0]
+    line = record.to_json()
+    assert len(line) < 30_000 and len(record.errors) == MAX_REJECT_ERRORS and record.errors_total == 500
+    assert all(len(e.message or "") <= MAX_REJECT_TEXT + 1 for e in record.errors)
+    assert line.encode("utf-8")  # a lone surrogate in a field name does not break the encoding
+
+
+def test_a_failing_reject_sink_is_retried_once_counted_and_never_raises() -> None:
+    sink = RecordingSink(failures=5)
+    c, errors, _ = _capturer(RecordingSink(), reject_sink=sink)
+    assert c.capture_reject("r", T, "wrong_type", 422, _refusal(), rows=1) is False
+    assert len(sink.calls) == 2 and len(errors) == 1
+
+
+def test_reject_record_round_trips_and_its_key_time_is_read_back() -> None:
+    from modelserve.records import RejectRecord, reject_key, reject_key_time
+
+    c, _, _ = _capturer(RecordingSink(), reject_sink=RecordingSink())
+    record = c.reject_record("req-9", T, "wrong_type", 422, _refusal(), rows=3)
+    assert RejectRecord.from_dict(json.loads(record.to_json())) == record
+    assert reject_key_time(reject_key("m", "v1", T, "req-9")) == T
+    assert reject_key_time("rejects/model=m/version=v1/other.json") is None
+
+
+@pytest.mark.parametrize(
+    "payload, rows",
+    [({"instances": [{}, {}, {}]}, 3), ({"dataframe_split": {"columns": ["x"], "data": [[1], [2]]}}, 2), ({"dataframe_split": {"data": "x"}}, None), ("junk", None), (None, None),
+     (ColumnBatch(["x", "y"], [TypedColumn(np.zeros(4), np.zeros(4, dtype=bool)), ["a", "b", "c", "d"]]), 4)],
+)
+def test_rows_of_a_request_body(payload: Any, rows: int | None) -> None:
+    from serving.capture import rows_of
+
+    assert rows_of(payload) == rows
+
+
+def test_reject_is_written_by_the_executor_after_the_answer() -> None:
+    queued: list[Any] = []
+
+    class Later:
+        def submit(self, work: Any) -> bool:
+            queued.append(work)
+            return True
+
+    sink = RecordingSink()
+    c, _, _ = _capturer(RecordingSink(), reject_sink=sink, executor=Later())
+    assert c.capture_reject("r", T, "wrong_type", 422, _refusal(), rows=1) is True
+    assert sink.calls == []  # nothing on the answer's path
+    assert [work() for work in queued] == [True] and len(sink.calls) == 1

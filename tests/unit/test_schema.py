@@ -104,3 +104,15 @@ def test_output_spec_maps_labels_by_value_and_refuses_ambiguous_or_incomplete_ou
         OutputSpec(Task.CLASSIFICATION, ("a", "b", "c"), threshold=0.5)
     assert OutputSpec.from_dict(OutputSpec(Task.CLASSIFICATION, ("a", "b"), None, "p", 0.3).to_dict()).threshold == 0.3
     assert "threshold" not in OutputSpec(Task.CLASSIFICATION, ("a", "b")).to_dict()  # versions of existing bundles unchanged
+
+
+def test_the_bundle_schema_and_monitoring_name_the_same_feature_kinds_and_tasks() -> None:
+    """monitoring stands alone (it imports nothing of the project), so it declares these values itself;
+    the bundle schema's enums must keep meaning the same thing to it."""
+    from modelserve import schema
+    from monitoring import types
+
+    assert {k.value for k in schema.FeatureKind} == {k.value for k in types.FeatureKind}
+    assert {t.value for t in schema.Task} == {t.value for t in types.Task}
+    for kind in schema.FeatureKind:
+        assert types.FeatureSpec.of(schema.FeatureSpec(name="x", kind=kind, nullable=True, categories=("a",) if kind is schema.FeatureKind.CATEGORICAL else ())).kind.value == kind.value
