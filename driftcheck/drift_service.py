@@ -301,7 +301,7 @@ class DriftService:
             document["audit"] = audit.to_dict()
             sections.append(("Manual audit", audit.html()))
         body = json.dumps(document, allow_nan=False, indent=1).encode()
-        title = f"Drift report ({label} window): {self.manifest.model_name} {self.manifest.version}, {utc_iso(start)} to {utc_iso(end)}"
+        title = f"Drift report: {self.manifest.model_name} {self.manifest.version}, {utc_iso(start)} to {utc_iso(end)} ({label} window)"
         html = render_html(report, self.profile, title=title, extra_sections=sections).encode()
         self._put(json_key, body, "application/json")
         self._put(html_key, html, "text/html; charset=utf-8")

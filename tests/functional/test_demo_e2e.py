@@ -93,7 +93,7 @@ def test_each_cause_family_pages_once_over_both_windows(demo_results) -> None:
     from devtools.demo import pages
     from modelserve.settings import Settings
 
-    results, printed = demo_results
+    results, printed, _ = demo_results
     shifted = results[PERIOD_SHIFTED]
     assert sorted(shifted.summary["windows"]) == ["1h", "24h"]  # both windows checked, each its own report
     assert shifted.summary["windows"]["1h"]["report_json"].endswith("-w1h.json")
