@@ -267,8 +267,8 @@ def child(args: argparse.Namespace) -> None:
         return wrapper
 
     ds.read_window = timed("read", ds.read_window)
-    ds.read_labels = timed("read", ds.read_labels)
-    window_reader.list_hour_keys = timed("list", window_reader.list_hour_keys)
+    ds.read_feedback = timed("read", ds.read_feedback)
+    window_reader.list_slice_keys = timed("list", window_reader.list_slice_keys)
     # the per-object parse (gunzip + JSON), on the consuming thread
     window_reader.decode_jsonl = timed("parse", window_reader.decode_jsonl)
     ds.scored_sample = timed("check", ds.scored_sample)

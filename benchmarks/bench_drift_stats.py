@@ -2,6 +2,7 @@
 
     python benchmarks/bench_drift_stats.py               # timing: run_drift_check, 1k / 10k rows
     python benchmarks/bench_drift_stats.py --calibrate   # false-alarm / detection evaluation
+    python benchmarks/bench_drift_stats.py --short-window --trials 100   # the 1 h window next to the 24 h one
 
 Timing: median of 5 runs of ``run_drift_check`` (full check incl. fitting the reference-side
 state, MMD with the default 100 permutations on <= 1,000 rows per side, prediction drift,
@@ -155,15 +156,66 @@ def calibrate(trials: int, window_sizes: list[int], mmd_trials: int) -> None:
             print(f"[MMD {name}] alarm rate {hits / mmd_trials:.3f} over {mmd_trials} trials")
 
 
+def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def short_window(trials: int, short_sizes: list[int], sample_cap: int = 10_000) -> None:
+    """The short (1 h) window next to the main (24 h) one, as the drift check runs them (issue 12).
+
+    Traffic is steady: the last hour holds ``n`` rows and the 24 h window ``24 n`` rows, of which the
+    check keeps a uniform sample of ``sample_cap`` (so ~1/24 of the long window's sample comes from the
+    last hour). A shift that starts 1 h before the check changes every row of the short window and
+    1/24 of the long one. Reported per scenario: the rate of dataset-drift (or data-quality) verdicts
+    in the 24 h window, in the 1 h window, and of the alarm, which reads the larger of both (either).
+    """
+    config = DriftConfig(mmd_enabled=False)
+    scenarios = {
+        "no drift": {},
+        "num_a +0.5sd from 1 h before the check": {"mean_shift": {"num_a": 0.5}},
+        "num_a +0.25sd from 1 h before the check": {"mean_shift": {"num_a": 0.25}},
+        "num_b missing 20% from 1 h before the check": {"missing": {"num_b": 0.2}},
+        "cat_color new value 10% from 1 h before the check": {"new_category": ("cat_color", "purple", 0.1)},
+    }
+    for n in short_sizes:
+        long_rows = min(sample_cap, 24 * n)
+        short_rows = min(sample_cap, n)
+        recent = max(1, round(long_rows / 24))  # the long window's sampled rows from the last hour
+        print(f"\n=== short window {short_rows} rows (last hour), 24 h window sample {long_rows} rows "
+              f"({recent} from the last hour), {trials} trials ===")
+        rng = np.random.default_rng(4200 + n)
+        for name, kw in scenarios.items():
+            drift = {"24h": 0, "1h": 0, "either": 0}
+            quality = {"24h": 0, "1h": 0, "either": 0}
+            for _ in range(trials):
+                checker = DriftChecker(_profile(rng), config)
+                short = syn.make_table(short_rows, rng, **kw)
+                long = _concat([syn.make_table(long_rows - recent, rng), syn.make_table(recent, rng, **kw)])
+                reports = {w: checker.check(t, syn.make_predictions(t, rng)) for w, t in (("24h", long), ("1h", short))}
+                flags = {w: bool(r.dataset_drift) for w, r in reports.items()}
+                bad = {w: r.result(DataQualityResult).n_failed > 0 for w, r in reports.items()}
+                for w in ("24h", "1h"):
+                    drift[w] += flags[w]
+                    quality[w] += bad[w]
+                drift["either"] += any(flags.values())
+                quality["either"] += any(bad.values())
+            fmt = lambda d: ", ".join(f"{k} {v / trials:.3f}" for k, v in d.items())  # noqa: E731
+            print(f"[{name}] dataset drift: {fmt(drift)} | data quality: {fmt(quality)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calibrate", action="store_true")
+    ap.add_argument("--short-window", action="store_true", help="the 1 h window next to the 24 h one (issue 12)")
+    ap.add_argument("--short-sizes", type=int, nargs="+", default=[1_000, 10_000], help="rows in the last hour")
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--mmd-trials", type=int, default=50)
     ap.add_argument("--windows", type=int, nargs="+", default=[10_000, 1_000])
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
-    if args.calibrate:
+    if args.short_window:
+        short_window(args.trials, args.short_sizes)
+    elif args.calibrate:
         calibrate(args.trials, args.windows, args.mmd_trials)
     else:
         bench(args.repeats)

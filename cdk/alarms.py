@@ -17,11 +17,24 @@ The CDK side fills in the AWS dimensions (resource names are only known there).
 
 Timing: alarms on what the drift check publishes take their period from ``drift_schedule``
 (``drift_timing``): the longest gap between two checks, so every period holds a check.
+
+Windows: the drift check publishes each metric once per window it checks (dimension ``Window``:
+the main ``window_hours`` window, "24h", and the ``short_window_hours`` one, "1h"). An alarm on a
+drift-check metric (``AlarmSpec.windows``) watches the larger of its windows' values (metric math
+``MAX``, each window gated by its own row count first): a shift in either window is one alarm,
+not two (``evaluate_windows`` is the same rule for the local demo).
+
+Pages: each alarm belongs to a cause family (``AlarmSpec.family``: input data, model outputs and
+performance, capture pipeline, service, challenger). The family's composite alarm notifies; its
+children do not (``cdk/alerting.py``), so nulls rising in two features that also push the outlier
+rate and a drift verdict page once, as "input data", and the notification points to the report's
+root-cause line.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -52,6 +65,32 @@ RUNBOOK_DOC = "docs/runbook.md"
 # "model health" alarm; "service" alarms (API, Lambda) also drive the CodeDeploy rollback.
 # "comparison": the champion-vs-challenger alarm (docs/versions.md), about the challenger, so neither.
 Group = Literal["model", "service", "comparison"]
+# Cause family of an alarm: one composite alarm per family notifies (cdk/alerting.py), so one cause
+# that trips several alarms of its family pages once
+Family = Literal["input_data", "model_output", "pipeline", "service", "challenger"]
+FAMILY_TITLES: dict[str, str] = {
+    "input_data": "Input data changed (drift, missing values, ranges, new categories, outliers, data quality)",
+    "model_output": "Model outputs or performance changed (prediction drift, performance, estimated accuracy, target drift)",
+    "pipeline": "Capture or monitoring pipeline broken (no traffic, capture, metrics, drift-check or Firehose errors)",
+    "service": "Serving degraded (API errors, latency, throttles, rejected clients, traffic)",
+    "challenger": "Challenger worse than the champion",
+}
+# which family an alarm id belongs to; an id not listed (a spec added later) falls to its group's default
+FAMILY_OF: dict[str, Family] = {
+    "DatasetDrift": "input_data", "OutlierRate": "input_data", "MissingRate": "input_data", "OutOfRangeRate": "input_data",
+    "UnseenCategoryRate": "input_data", "DataQualityFailures": "input_data", "RejectRate": "input_data",
+    "PredictionDrift": "model_output", "PerformanceDegraded": "model_output", "EstimatedAccuracyDrop": "model_output",
+    "TargetDrift": "model_output",
+    "NoTraffic": "pipeline", "CaptureErrors": "pipeline", "MetricsErrors": "pipeline", "DriftCheckErrors": "pipeline",
+    "FirehoseDeliveryFailures": "pipeline", "FirehoseDataFreshness": "pipeline",
+    "ChallengerWorse": "challenger", "ChallengerDrift": "challenger",
+}
+_GROUP_FAMILY: dict[str, Family] = {"model": "input_data", "service": "service", "comparison": "challenger"}
+
+
+def page_anchor(family: str) -> str:
+    """The runbook section of a family's page (its composite alarm), e.g. "alarm-page-input-data"."""
+    return f"alarm-page-{family.replace('_', '-')}"
 
 
 @dataclass(frozen=True)
@@ -80,6 +119,20 @@ class AlarmSpec:
     repeat_last_value: bool = False
     # api alarms on a share only: periods with fewer requests (AWS/ApiGateway Count) count as 0
     min_requests: int = 0
+    # drift-check metrics: the Window dimension values read (added to ``dimensions``); the alarm
+    # watches the larger value over them (see the module docstring). Empty: no Window dimension.
+    windows: tuple[str, ...] = ()
+
+    @property
+    def family(self) -> Family:
+        """The cause family whose composite alarm notifies for this alarm."""
+        return FAMILY_OF.get(self.id, _GROUP_FAMILY[self.group])
+
+    def window_dimensions(self) -> list[tuple[str, dict[str, str]]]:
+        """(Window label, dimensions) of each series the alarm reads; one ("", dimensions) without windows."""
+        if not self.windows:
+            return [("", dict(self.dimensions))]
+        return [(w, {**self.dimensions, inference_metrics.DIM_WINDOW: w}) for w in self.windows]
 
 
 _SCHEDULE_UNITS = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
@@ -203,6 +256,9 @@ def alarm_specs(
     reports = f"s3://{bucket_name}/{model_report_prefix(model_name)}"
     timing = drift_timing(s.drift_schedule)
     drift_period = timing.period_s
+    windows = tuple(label for label, _ in inference_metrics.drift_windows(s.window_hours, s.short_window_hours))
+    # "the last 24 h (or the last 1 h)": what the drift alarms' descriptions say they read
+    span = f"the last {s.window_hours} h" + (f" (or the last {s.short_window_hours} h)" if len(windows) > 1 else "")
     specs: list[AlarmSpec] = []
 
     def add(
@@ -226,6 +282,7 @@ def alarm_specs(
         dimensions: dict[str, str] | None = None,
         repeat_last_value: bool = False,
         min_requests: int = 0,
+        windows: tuple[str, ...] = (),
     ) -> None:
         namespace = s.metrics_namespace if source == "model" else AWS_NAMESPACES[source]
         if min_window_rows:
@@ -257,18 +314,19 @@ def alarm_specs(
                 repeat_last_value=repeat_last_value,
                 min_window_rows=min_window_rows,
                 min_requests=min_requests,
+                windows=windows if source == "model" else (),
             )
         )
 
     # --- model and data quality: published by the drift check once per schedule period ---
     # A missing datapoint keeps the state ("ignore"): an empty window or a failed run has its own alarms.
     # Checks further apart than a day span several one-day periods: any one breaching datapoint in them counts.
-    drift = dict(period_s=drift_period, treat_missing="ignore", evaluation_periods=timing.periods_per_gap)
+    drift = dict(period_s=drift_period, treat_missing="ignore", evaluation_periods=timing.periods_per_gap, windows=windows)
     add(
         "DatasetDrift", drift_metrics.DATASET_DRIFT, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
         (f"Dataset drift: at least {s.drift_share_threshold:.0%} of the features drifted" if s.drift_share_threshold > 0
          else "Dataset drift: at least one feature drifted")
-        + f" (alpha {s.alpha}, {s.p_value_correction}) in the last {s.window_hours} h of captures.",
+        + f" (alpha {s.alpha}, {s.p_value_correction}) in {span} of captures.",
         "Check which features drifted (report, dashboard p-values) and whether the input source changed; "
         "retrain on recent captures if the change is real.",
         "alarm-dataset-drift", "model", **drift,
@@ -276,28 +334,28 @@ def alarm_specs(
     add(
         "PredictionDrift", drift_metrics.PREDICTION_DRIFT, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
         f"Prediction drift: the distribution of the model's outputs moved (alpha {s.alpha}) "
-        f"in the last {s.window_hours} h.",
+        f"in {span}.",
         "Compare the prediction histogram in the report with the reference; check feedback performance.",
         "alarm-prediction-drift", "model", **drift,
     )
     add(
         "OutlierRate", drift_metrics.OUTLIER_RATE, "model", "Maximum", s.outlier_rate_threshold,
         "GreaterThanThreshold",
-        f"Outlier rate above {s.outlier_rate_threshold:.1%} of the rows in the window.",
+        f"Outlier rate above {s.outlier_rate_threshold:.1%} of the rows in {span}.",
         "Compare the feature histograms in the report and query the window's captures in Athena for the unusual rows; find the client or feature producing them.",
         "alarm-outlier-rate", "model", **drift, min_window_rows=s.alarm_min_window_rows,
     )
     add(
         "MissingRate", drift_metrics.MISSING_RATE, "model", "Maximum", s.missing_rate_threshold,
         "GreaterThanThreshold",
-        f"Missing values rose by more than {s.missing_rate_threshold:.1%} over the reference.",
+        f"Missing values rose by more than {s.missing_rate_threshold:.1%} over the reference in {span}.",
         "Find the feature with the most new nulls in the report; check the upstream producer of that field.",
         "alarm-missing-rate", "model", **drift, min_window_rows=s.alarm_min_window_rows,
     )
     add(
         "OutOfRangeRate", drift_metrics.OUT_OF_RANGE_RATE, "model", "Maximum", s.out_of_range_threshold,
         "GreaterThanThreshold",
-        f"More than {s.out_of_range_threshold:.1%} of numeric values fall outside the training range.",
+        f"More than {s.out_of_range_threshold:.1%} of numeric values fall outside the training range in {span}.",
         "Check units and scaling of the features flagged in the report.",
         "alarm-out-of-range-rate", "model", **drift, min_window_rows=s.alarm_min_window_rows,
     )
@@ -311,13 +369,13 @@ def alarm_specs(
     )
     add(
         "DataQualityFailures", drift_metrics.DATA_QUALITY_FAILURES, "model", "Maximum", 0, "GreaterThanThreshold",
-        "Data-quality expectations of the bundle's schema failed on the window (types, ranges, categories, nulls).",
+        f"Data-quality expectations of the bundle's schema failed on {span} (types, ranges, categories, nulls).",
         "The report lists each failed expectation with its share and threshold; query the captures in Athena for the rows, then fix the producer or retrain with the new schema.",
         "alarm-data-quality-failures", "model", **drift,
     )
     add(
         "RejectRate", drift_metrics.REJECT_RATE, "model", "Maximum", s.reject_rate_threshold, "GreaterThanThreshold",
-        f"More than {s.reject_rate_threshold:.0%} of the requests of the last {s.window_hours} h were refused by validation "
+        f"More than {s.reject_rate_threshold:.0%} of the requests of {span} were refused by validation "
         f"(422: nulls, unseen categories, wrong types; windows of at least {s.reject_min_requests} requests).",
         "The report's root-cause line and its rejects section name the field and reason behind most refusals; fix the "
         "upstream producer of that field (or the schema / unseen_category_policy if the new data is right).",
@@ -331,7 +389,7 @@ def alarm_specs(
         # every period of two checks' worth must be empty: one late check is no page; rows of every
         # version of this deployment, so a deploy is no gap either
         evaluation_periods=timing.no_data_periods, datapoints_to_alarm=timing.no_data_periods,
-        dimensions=deployment_dims, repeat_last_value=True,
+        dimensions={**deployment_dims, inference_metrics.DIM_WINDOW: windows[0]}, repeat_last_value=True,
     )
     add(
         "CaptureErrors", inference_metrics.CAPTURE_ERRORS, "model", "Sum", 0, "GreaterThanThreshold",
@@ -382,7 +440,7 @@ def alarm_specs(
     # --- model performance (issue 11): labels from /feedback, and the estimate before they come ---
     add(
         "PerformanceDegraded", drift_metrics.PERFORMANCE_DEGRADED, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
-        f"Model performance on the feedback labels of the last {s.window_hours} h fell significantly below its "
+        f"Model performance on the feedback labels of {span} fell significantly below its "
         f"held-out reference performance (alpha {s.alpha}, at least {s.performance_min_labels} labels).",
         "Read performance_drop in the report (which metric, how far, on how many labels); compare with the "
         "drift alarms: inputs unchanged means the concept changed, retrain on recent labelled data.",
@@ -392,14 +450,14 @@ def alarm_specs(
         "EstimatedAccuracyDrop", drift_metrics.ESTIMATED_ACCURACY_DROP, "model", "Maximum", s.estimated_accuracy_drop_threshold,
         "GreaterThanThreshold",
         f"The accuracy estimated from the model's calibrated probabilities (no labels needed) fell more than "
-        f"{s.estimated_accuracy_drop_threshold:.0%} below its estimate on the reference in the last {s.window_hours} h.",
+        f"{s.estimated_accuracy_drop_threshold:.0%} below its estimate on the reference in {span}.",
         "Read estimated_performance in the report and the drift alarms: inputs moved to where the model is unsure; "
         "get labels for the window (audit sample, /feedback) to confirm, then retrain.",
         "alarm-estimated-accuracy-drop", "model", **drift,
     )
     add(
         "TargetDrift", drift_metrics.TARGET_DRIFT, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
-        f"The labels that came back through /feedback in the last {s.window_hours} h are distributed unlike the "
+        f"The labels that came back through /feedback in {span} are distributed unlike the "
         f"reference targets, or name a class the reference never had (alpha {s.alpha}, at least {s.performance_min_labels} labels).",
         "Read target_drift in the report: the classes whose share moved, new and vanished classes, predicted vs observed "
         "shares; check the labelling source, then retrain with the new class mix.",
@@ -463,6 +521,26 @@ def alarm_specs(
             treat_missing="notBreaching", dimensions={**dims, inference_metrics.DIM_MODEL_VERSION: challenger_version},
         )
     return specs
+
+
+def evaluate_windows(
+    spec: AlarmSpec, values: Mapping[str, float | None], window_rows: Mapping[str, float | None] | None = None
+) -> State:
+    """What an alarm over several windows would say for one check: each window's value (by Window
+    label) gated by its own row count, then the largest of those present, as the stack's metric
+    math ``MAX`` over the windows' series; no window with a value is a missing datapoint."""
+    rows = window_rows or {}
+    gated = []
+    for label in spec.windows or tuple(values):
+        value = values.get(label)
+        if value is None or value != value:
+            continue
+        n = rows.get(label)
+        gated.append(0.0 if spec.min_window_rows and n is not None and n < spec.min_window_rows else float(value))
+    if not gated:
+        return evaluate(spec, None)
+    # LessThan alarms (none on windowed metrics today) would want the smallest: MAX is for "above"
+    return evaluate(spec, max(gated) if spec.comparison.startswith("Greater") else min(gated))
 
 
 def evaluate(spec: AlarmSpec, value: float | None, window_rows: float | None = None) -> State:

@@ -1,5 +1,14 @@
 """Alerting: the alarm topic and its key, every alarm of ``cdk.alarms.alarm_specs`` (no thresholds
-here), the metric filters that count metrics failures, and the "model health" composite alarm."""
+here), the metric filters that count metrics failures, the composite alarm of each cause family
+(the ones that notify), and the "model health" roll-up.
+
+One cause, one page: an alarm spec's alarm has no actions; the composite alarm of its family
+(``AlarmSpec.family``: input data, model outputs, pipeline, service, challenger) is in ALARM while
+any of its children is, and notifies the topic when it enters ALARM and when it is OK again. Nulls
+rising in two features that also trip the outlier rate and a drift verdict are one notification,
+"input data", whose description sends the on-call engineer to the report's root-cause line. The
+CodeDeploy rollback reads the service alarms themselves (``rollback_alarms``), not their actions.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +25,9 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
-from cdk.alarms import AlarmSpec, Source, alarm_specs
+from cdk.alarms import FAMILY_TITLES, RUNBOOK_DOC, AlarmSpec, Source, alarm_specs, page_anchor
 from modelserve import metric_names as imn
+from modelserve.records import model_report_prefix
 from modelserve.schema import BundleManifest
 from modelserve.settings import Settings
 from monitoring import metric_names as dmn
@@ -39,7 +49,8 @@ _MISSING = {
 
 
 class Alerting(Construct):
-    """Exposes ``topic``, ``specs``, ``alarms`` (id -> Alarm), ``rollback_alarms`` and ``model_health``."""
+    """Exposes ``topic``, ``specs``, ``alarms`` (id -> Alarm), ``rollback_alarms``, ``families`` (family ->
+    its notifying composite alarm) and ``model_health``."""
 
     def __init__(
         self,
@@ -125,7 +136,7 @@ class Alerting(Construct):
         )
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         action = cw_actions.SnsAction(self.topic)
-        for spec in self.specs:
+        for spec in self.specs:  # no actions: their family's composite notifies (below)
             alarm = cloudwatch.Alarm(
                 self, spec.id,
                 alarm_name=resource_name(stack.stack_name, spec.id, max_len=255),
@@ -137,38 +148,89 @@ class Alerting(Construct):
                 datapoints_to_alarm=spec.datapoints_to_alarm,
                 treat_missing_data=_MISSING[spec.treat_missing_data],
             )
-            alarm.add_alarm_action(action)
-            alarm.add_ok_action(action)
             self.alarms[spec.id] = alarm
         self.rollback_alarms = [self.alarms[sp.id] for sp in self.specs if sp.rollback]
+        self.families: dict[str, cloudwatch.CompositeAlarm] = {}
+        reports = f"s3://{reports_bucket_name}/{model_report_prefix(m.model_name)}"
+        for family in dict.fromkeys(sp.family for sp in self.specs):
+            children = [sp for sp in self.specs if sp.family == family]
+            composite = cloudwatch.CompositeAlarm(
+                self, f"Page{''.join(w.title() for w in family.split('_'))}",
+                composite_alarm_name=resource_name(stack.stack_name, f"Page-{family.replace('_', '-')}", max_len=255),
+                alarm_description=self.family_description(family, children, reports),  # < 1024 chars (test_alarms.py)
+                alarm_rule=cloudwatch.AlarmRule.any_of(
+                    *(cloudwatch.AlarmRule.from_alarm(self.alarms[sp.id], cloudwatch.AlarmState.ALARM) for sp in children)
+                ),
+            )
+            composite.add_alarm_action(action)
+            composite.add_ok_action(action)
+            self.families[family] = composite
         model_alarms = [self.alarms[sp.id] for sp in self.specs if sp.group == "model"]
         self.model_health = cloudwatch.CompositeAlarm(
             self, "ModelHealth",
             composite_alarm_name=resource_name(stack.stack_name, "ModelHealth", max_len=255),
             alarm_description=(
                 f"Model health of {m.model_name} {m.version}: in ALARM while any drift, data-quality, traffic or "
-                "capture alarm is. Its children notify the topic; this roll-up is for the dashboard and for "
-                "suppressing or routing in one place. Runbook: docs/runbook.md#alarm-model-health"
+                "capture alarm is. The cause families' composite alarms notify; this roll-up is for the dashboard "
+                "and for suppressing or routing in one place. Runbook: docs/runbook.md#alarm-model-health"
             ),
             alarm_rule=cloudwatch.AlarmRule.any_of(
                 *(cloudwatch.AlarmRule.from_alarm(a, cloudwatch.AlarmState.ALARM) for a in model_alarms)
             ),
         )
 
+    @staticmethod
+    def family_description(family: str, children: list[AlarmSpec], reports: str) -> str:
+        """What the page says: the family, which alarms it stands for, where the root cause is, the runbook."""
+        ids = ", ".join(sp.id for sp in children)
+        drift = any(sp.windows for sp in children)
+        lead = (
+            f"Start with the newest drift report under {reports} : its first line (root_cause) names the cause, e.g. "
+            "'bill_depth_mm missing in 25% of rows, reference 0.6%'; the drift-check log line 'drift check done' and the "
+            "EventBridge verdict event carry the same root_cause (one per window: 24h, and 1h in the -w1h report). "
+            if drift else ""
+        )
+        return (
+            f"{FAMILY_TITLES[family]}. One notification for the family: in ALARM while any of {ids} is "
+            f"(the message's triggering alarm says which). {lead}"
+            f"Runbook: {RUNBOOK_DOC}#{page_anchor(family)} and each alarm's section."
+        )
+
     def metric_for(self, spec: AlarmSpec) -> cloudwatch.IMetric:
         """The metric (or metric math) one alarm spec watches."""
+        if spec.source == "model" and len(spec.windows) > 1:
+            return self._windows_metric(spec)
+        if spec.source == "model":
+            return self._model_metric(spec, spec.window_dimensions()[0][1])
+        return self._aws_metric(spec)
+
+    def _windows_metric(self, spec: AlarmSpec) -> cloudwatch.IMetric:
+        """The larger of the windows' values (each gated by its own rows): one alarm for either window."""
+        period = cdk.Duration.seconds(spec.period_s)
+        series = {f"w{i}": self._model_metric(spec, dims, str(i)) for i, (_, dims) in enumerate(spec.window_dimensions())}
+        label = "/".join(spec.windows)
+        return cloudwatch.MathExpression(
+            expression=f"MAX([{', '.join(series)}])",
+            using_metrics=series,
+            label=f"{spec.metric_name} (larger of the {label} windows)",
+            period=period,
+        )
+
+    def _model_metric(self, spec: AlarmSpec, dimensions: dict[str, str], n: str = "") -> cloudwatch.IMetric:
+        """One series of the model namespace (one window's), with the spec's gates; ``n`` keeps the
+        metric math ids of several windows apart."""
         if spec.source == "model":
             metric = cloudwatch.Metric(
                 namespace=spec.namespace,
                 metric_name=spec.metric_name,
-                dimensions_map=spec.dimensions,
+                dimensions_map=dimensions,
                 statistic=spec.statistic,
                 period=cdk.Duration.seconds(spec.period_s),
             )
             if spec.repeat_last_value:
                 return cloudwatch.MathExpression(
-                    expression="FILL(m, REPEAT)",
-                    using_metrics={"m": metric},
+                    expression=f"FILL(m{n}, REPEAT)",
+                    using_metrics={f"m{n}": metric},
                     label=f"{spec.metric_name} (last published value)",
                     period=cdk.Duration.seconds(spec.period_s),
                 )
@@ -177,17 +239,20 @@ class Alerting(Construct):
             rows = cloudwatch.Metric(
                 namespace=spec.namespace,
                 metric_name=dmn.WINDOW_ROWS,
-                dimensions_map=spec.dimensions,
+                dimensions_map=dimensions,
                 statistic="Minimum",
                 period=cdk.Duration.seconds(spec.period_s),
             )
             # the same gate as alarms.evaluate: windows under the minimum count as 0
             return cloudwatch.MathExpression(
-                expression=f"IF(rows >= {spec.min_window_rows}, m, 0)",
-                using_metrics={"m": metric, "rows": rows},
+                expression=f"IF(rows{n} >= {spec.min_window_rows}, m{n}, 0)",
+                using_metrics={f"m{n}": metric, f"rows{n}": rows},
                 label=f"{spec.metric_name} (windows of {spec.min_window_rows}+ rows)",
                 period=cdk.Duration.seconds(spec.period_s),
             )
+        raise ValueError(f"alarm {spec.id} does not read the model namespace")
+
+    def _aws_metric(self, spec: AlarmSpec) -> cloudwatch.IMetric:
         if spec.source == "api":
             metric = self.api_metric(spec.metric_name, spec.statistic, spec.period_s)
             if not spec.min_requests:

@@ -1,4 +1,8 @@
-"""The CloudWatch dashboard of one deployed model: API, functions, captures, drift and alarms."""
+"""The CloudWatch dashboard of one deployed model: API, functions, captures, drift and alarms.
+
+The drift check's metrics are graphed once per window it checks (dimension ``Window``: "24h" and,
+when on, the short "1h" window), each line labelled with its window; the per-feature graphs come in
+one pair per window."""
 
 from __future__ import annotations
 
@@ -47,6 +51,7 @@ class Dashboard(Construct):
         s, m = settings, manifest
         self.settings, self.manifest, self.api_metric = s, m, api_metric
         self.deployment = cdk.Stack.of(self).stack_name
+        self.windows = [label for label, _ in imn.drift_windows(s.window_hours, s.short_window_hours)]
         drift_period = schedule_period_s(s.drift_schedule)
         self.dashboard_name = resource_name(cdk.Stack.of(self).stack_name, max_len=255)
         d = self.dashboard = cloudwatch.Dashboard(
@@ -66,6 +71,10 @@ class Dashboard(Construct):
             return cloudwatch.HorizontalAnnotation(value=value, label=label, color=cloudwatch.Color.RED)
 
         model_metric = self.model_metric
+
+        def drift(name: str, statistic: str) -> list[cloudwatch.Metric]:
+            return self.drift_metrics(name, statistic, drift_period)
+
         features = [f.name for f in m.features][:DASHBOARD_MAX_FEATURES]
         d.add_widgets(
             cloudwatch.TextWidget(
@@ -99,32 +108,36 @@ class Dashboard(Construct):
             graph("Prediction latency in the function (ms)", [model_metric(imn.PREDICTION_LATENCY_MS, p, 300) for p in ("p50", "p99")]),
         )
         d.add_widgets(
-            graph("Drift share / dataset & prediction drift", [model_metric(dmn.DRIFT_SHARE, "Maximum", drift_period)],
-                  right=[model_metric(dmn.DATASET_DRIFT, "Maximum", drift_period), model_metric(dmn.PREDICTION_DRIFT, "Maximum", drift_period)],
+            graph("Drift share / dataset & prediction drift", [*drift(dmn.DRIFT_SHARE, "Maximum")],
+                  right=[*drift(dmn.DATASET_DRIFT, "Maximum"), *drift(dmn.PREDICTION_DRIFT, "Maximum")],
                   hlines=[threshold(s.drift_share_threshold, "drift share threshold")]),
-            graph("Window rows / labeled rows", [model_metric(dmn.WINDOW_ROWS, "Maximum", drift_period), model_metric(dmn.LABELED_ROWS, "Maximum", drift_period)]),
-            graph("Multivariate: MMD p-value / PCA reconstruction ratio", [model_metric(dmn.MMD_P_VALUE, "Minimum", drift_period)],
-                  right=[model_metric(dmn.PCA_RECONSTRUCTION_RATIO, "Maximum", drift_period)]),
+            graph("Window rows / labeled rows", [*drift(dmn.WINDOW_ROWS, "Maximum"), *drift(dmn.LABELED_ROWS, "Maximum")]),
+            graph("Multivariate: MMD p-value / PCA reconstruction ratio", [*drift(dmn.MMD_P_VALUE, "Minimum")],
+                  right=[*drift(dmn.PCA_RECONSTRUCTION_RATIO, "Maximum")]),
         )
+        for window in self.windows:  # one pair per window: a shift in the last hour shows in its own lines
+            title = "" if window == self.windows[0] else f" ({window} window)"
+            d.add_widgets(
+                graph(f"Per-feature p-value{title}", [
+                    model_metric(dmn.FEATURE_P_VALUE, "Minimum", drift_period, {imn.DIM_FEATURE: f, imn.DIM_WINDOW: window}, label=f)
+                    for f in features
+                ], width=12, hlines=[threshold(s.alpha, "alpha (before correction)")]),
+                graph(f"Per-feature effect size{title}", [
+                    model_metric(dmn.FEATURE_EFFECT_SIZE, "Maximum", drift_period, {imn.DIM_FEATURE: f, imn.DIM_WINDOW: window}, label=f)
+                    for f in features
+                ], width=12),
+            )
         d.add_widgets(
-            graph("Per-feature p-value", [
-                model_metric(dmn.FEATURE_P_VALUE, "Minimum", drift_period, {imn.DIM_FEATURE: f}, label=f) for f in features
-            ], width=12, hlines=[threshold(s.alpha, "alpha (before correction)")]),
-            graph("Per-feature effect size", [
-                model_metric(dmn.FEATURE_EFFECT_SIZE, "Maximum", drift_period, {imn.DIM_FEATURE: f}, label=f) for f in features
-            ], width=12),
-        )
-        d.add_widgets(
-            graph("Outlier rate", [model_metric(dmn.OUTLIER_RATE, "Maximum", drift_period)],
+            graph("Outlier rate", [*drift(dmn.OUTLIER_RATE, "Maximum")],
                   hlines=[threshold(s.outlier_rate_threshold, "alarm")]),
             graph("Data quality rates", [
-                model_metric(dmn.MISSING_RATE, "Maximum", drift_period),
-                model_metric(dmn.OUT_OF_RANGE_RATE, "Maximum", drift_period),
-                model_metric(dmn.UNSEEN_CATEGORY_RATE, "Maximum", drift_period),
-            ], right=[model_metric(dmn.DATA_QUALITY_FAILURES, "Maximum", drift_period)]),
+                *drift(dmn.MISSING_RATE, "Maximum"),
+                *drift(dmn.OUT_OF_RANGE_RATE, "Maximum"),
+                *drift(dmn.UNSEEN_CATEGORY_RATE, "Maximum"),
+            ], right=[*drift(dmn.DATA_QUALITY_FAILURES, "Maximum")]),
             graph("Performance on labeled rows",
-                  [model_metric(n, "Average", drift_period) for n in
-                   ((dmn.ACCURACY, dmn.F1, dmn.AUC) if m.outputs.task is Task.CLASSIFICATION else (dmn.MAE, dmn.RMSE))]),
+                  [x for n in ((dmn.ACCURACY, dmn.F1, dmn.AUC) if m.outputs.task is Task.CLASSIFICATION else (dmn.MAE, dmn.RMSE))
+                   for x in drift(n, "Average")]),
         )
 
         self._add_health_row(graph, threshold, drift_period)
@@ -135,16 +148,19 @@ class Dashboard(Construct):
                         threshold: Callable[[float, str], cloudwatch.HorizontalAnnotation], drift_period: int) -> None:
         """Performance against the reference, estimated performance and target drift, the capture path, the 4XX share."""
         model_metric, classifier = self.model_metric, self.manifest.outputs.task is Task.CLASSIFICATION
+
+        def drift(name: str, statistic: str) -> list[cloudwatch.Metric]:
+            return self.drift_metrics(name, statistic, drift_period)
         drops = (dmn.ACCURACY_DROP, dmn.F1_DROP, dmn.AUC_DROP) if classifier else (dmn.MAE_INCREASE, dmn.RMSE_INCREASE)
-        estimated = [model_metric(n, "Average", drift_period) for n in (dmn.ESTIMATED_ACCURACY, dmn.ESTIMATED_F1)] if classifier else []
+        estimated = [x for n in (dmn.ESTIMATED_ACCURACY, dmn.ESTIMATED_F1) for x in self.drift_metrics(n, "Average", drift_period)] if classifier else []
         # API Gateway's 4XXError is 0 or 1 per request: its Average is the share the Api4xxRate alarm reads
         share_4xx = self.api_metric("4XXError", "Average", 300).with_(label="4XX share")
         self.dashboard.add_widgets(
-            graph("Performance vs reference (drop) / degraded", [model_metric(n, "Maximum", drift_period) for n in drops],
-                  width=6, right=[model_metric(dmn.PERFORMANCE_DEGRADED, "Maximum", drift_period)]),
+            graph("Performance vs reference (drop) / degraded", [x for n in drops for x in drift(n, "Maximum")],
+                  width=6, right=[*drift(dmn.PERFORMANCE_DEGRADED, "Maximum")]),
             graph("Estimated performance (CBPE) / target drift" if classifier else "Target drift",
-                  estimated + ([model_metric(dmn.ESTIMATED_ACCURACY_DROP, "Maximum", drift_period)] if classifier else []),
-                  width=6, right=[model_metric(dmn.TARGET_DRIFT, "Maximum", drift_period)]),
+                  estimated + ([*drift(dmn.ESTIMATED_ACCURACY_DROP, "Maximum")] if classifier else []),
+                  width=6, right=[*drift(dmn.TARGET_DRIFT, "Maximum")]),
             graph("Captures dropped / verdict event errors", [model_metric(CAPTURE_DROPPED, "Sum", 300)],
                   width=6, right=[model_metric(VERDICT_EVENT_ERRORS, "Maximum", drift_period)]),
             graph("API 4XX share", [share_4xx], width=6, hlines=[threshold(self.settings.api_4xx_rate, "alarm")]),
@@ -167,6 +183,10 @@ class Dashboard(Construct):
             graph("Shadow agreement / challenger worse", [of(cmp.SHADOW_AGREEMENT, "challenger")],
                   right=[of(cmp.CHALLENGER_WORSE, "challenger", "Maximum")], width=8),
         )
+
+    def drift_metrics(self, name: str, statistic: str, period_s: int) -> list[cloudwatch.Metric]:
+        """A drift-check metric, one series per window, labelled "<name> <window>"."""
+        return [self.model_metric(name, statistic, period_s, {imn.DIM_WINDOW: w}, label=f"{name} {w}") for w in self.windows]
 
     def model_metric(self, name: str, statistic: str, period_s: int, extra: dict[str, str] | None = None, label: str | None = None,
                      version: str | None = None) -> cloudwatch.Metric:

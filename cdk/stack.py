@@ -147,7 +147,7 @@ class ModelServingStack(cdk.Stack):
             f"https://{cdk.Aws.REGION}.console.aws.amazon.com/cloudwatch/home?region={cdk.Aws.REGION}"
             f"#dashboards:name={self.dashboard.dashboard_name}",
             "CloudWatch dashboard of the model")
-        out("AlarmTopicArn", self.alerting.topic.topic_arn, "SNS topic every alarm notifies")
+        out("AlarmTopicArn", self.alerting.topic.topic_arn, "SNS topic the alarms notify (one composite alarm per cause family)")
         out("InferenceFunctionName", self.serving.function.function_name, "Inference Lambda (alias 'live')")
         out("DriftCheckFunctionName", self.drift_check.function.function_name,
             "aws lambda invoke --function-name <name> /dev/stdout  runs a drift check now")

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cdk.alarms import AlarmSpec, alarm_specs, evaluate
+from cdk.alarms import FAMILY_TITLES, AlarmSpec, alarm_specs, evaluate_windows
 from modelserve.bundle import ModelBundle
 from modelserve.schema import FeatureKind, FeatureSpec, Task
 from modelserve.settings import Settings
@@ -139,21 +139,38 @@ class PeriodResult:
     states: dict[str, str] = field(default_factory=dict)
 
 
-def alarm_table(specs: list[AlarmSpec], metrics: list[tuple[str, float, str | None]]) -> list[tuple[str, str, float | None, str, str]]:
-    """The verdicts of the alarms on drift-check metrics, for one run's published (dataset-level) metrics."""
+def alarm_table(
+    specs: list[AlarmSpec], metrics: dict[str, list[tuple[str, float, str | None]]]
+) -> list[tuple[str, str, float | None, str, str]]:
+    """The verdicts of the alarms on drift-check metrics, for one run's published (dataset-level)
+    metrics of each window (``metrics``: Window label -> its metrics), read as the stack reads them:
+    the larger of the windows' values (``evaluate_windows``). The value shown is that largest one."""
     from monitoring.checker import published_metric_names
     from monitoring.metric_names import WINDOW_ROWS
 
-    values = {name: value for name, value, feature in metrics if feature is None}
+    by_window = {w: {name: value for name, value, feature in ms if feature is None} for w, ms in metrics.items()}
     ops = {"GreaterThanThreshold": ">", "GreaterThanOrEqualToThreshold": ">=", "LessThanThreshold": "<", "LessThanOrEqualToThreshold": "<="}
     rows = []
     for spec in specs:
         if spec.source != "model" or spec.metric_name not in published_metric_names():
             continue  # service and capture alarms watch AWS / EMF metrics the local run has no CloudWatch for
-        value = values.get(spec.metric_name)
+        windows = spec.windows or tuple(by_window)[:1]
+        values = {w: by_window.get(w, {}).get(spec.metric_name) for w in windows}
+        present = [v for v in values.values() if v is not None]
         condition = f"{ops[spec.comparison]} {spec.threshold:g}" + (f", {spec.min_window_rows}+ rows" if spec.min_window_rows else "")
-        rows.append((spec.id, spec.metric_name, value, condition, evaluate(spec, value, values.get(WINDOW_ROWS))))
+        state = evaluate_windows(spec, values, {w: by_window.get(w, {}).get(WINDOW_ROWS) for w in windows})
+        rows.append((spec.id, spec.metric_name, max(present) if present else None, condition, state))
     return rows
+
+
+def pages(specs: list[AlarmSpec], states: dict[str, str]) -> list[str]:
+    """What the on-call engineer receives: one notification per cause family with an alarm in ALARM."""
+    family = {spec.id: spec.family for spec in specs}
+    firing: dict[str, list[str]] = {}
+    for alarm, state in states.items():
+        if state == "ALARM":
+            firing.setdefault(family[alarm], []).append(alarm)
+    return [f"{FAMILY_TITLES[f]} ({', '.join(ids)})" for f, ids in firing.items()]
 
 
 def format_table(rows: list[tuple[str, str, float | None, str, str]]) -> str:
@@ -256,12 +273,19 @@ def demo(
                 doc = json.loads(s3.get_object(Bucket=LOCAL_BUCKET, Key=json_key)["Body"].read())
                 (out / f"{period}-report.json").write_text(json.dumps(doc, indent=1))
                 report = doc["report"]
-                table = alarm_table(specs, [(name, value, feature) for name, value, feature in report["metrics"]])
+                metrics = {}
+                for label, window in (summary.get("windows") or {doc["window"]["label"]: summary}).items():
+                    wdoc = doc if window["report_json"] == summary["report_json"] else json.loads(
+                        s3.get_object(Bucket=LOCAL_BUCKET, Key=window["report_json"].split("/", 3)[3])["Body"].read())
+                    metrics[label] = [(name, value, feature) for name, value, feature in wdoc["report"]["metrics"]]
+                table = alarm_table(specs, metrics)
                 res = PeriodResult(period, summary, table, html_path, answered, rejected, labelled, {a: s for a, _, _, _, s in table})
                 results.append(res)
                 echo(
                     f"\n== {period} period: {answered} requests answered, {rejected} rejected, {labelled} labels sent; "
-                    f"drift check on the last {drift_check.drift.window_hours} h: {summary['rows_seen']} rows, "
+                    f"drift check on the last {drift_check.drift.window_hours} h"
+                    + (f" and the last {drift_check.drift.short_window_hours} h" if summary.get("windows") else "")
+                    + f": {summary['rows_seen']} rows, "
                     f"dataset drift = {summary['dataset_drift']}, drift share = {_fmt(summary['drift_share'])}"
                 )
                 echo(f"root cause: {summary['root_cause'] or 'nothing fired'}")
@@ -269,6 +293,8 @@ def demo(
                     named = ", ".join(f"{value!r} in {count} rows" for value, count in values.items())
                     echo(f"new values in {feature}: {named}")
                 echo(format_table(table))
+                notified = pages(specs, res.states)
+                echo("pages (one per cause family): " + ("; ".join(notified) if notified else "none"))
                 perf = report["performance"]
                 if perf is not None and perf["n_labels"]:
                     figures = (

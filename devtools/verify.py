@@ -133,8 +133,10 @@ def check_drift(v: Verification, outputs: dict[str, str], invoke_drift: Callable
 
 
 def _topic_alarm(cloudwatch: Any, topic_arn: str) -> str | None:
-    for page in cloudwatch.get_paginator("describe_alarms").paginate(AlarmTypes=["MetricAlarm"]):
-        for alarm in page["MetricAlarms"]:
+    """An alarm that notifies the topic: in the stack, the cause families' composite alarms (their
+    metric alarms have no actions: one cause, one page)."""
+    for page in cloudwatch.get_paginator("describe_alarms").paginate(AlarmTypes=["MetricAlarm", "CompositeAlarm"]):
+        for alarm in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]:
             if topic_arn in alarm.get("AlarmActions", []):
                 return str(alarm["AlarmName"])
     return None
@@ -144,7 +146,7 @@ def check_alarm_delivery(v: Verification, outputs: dict[str, str], cloudwatch: A
     topic = outputs.get("AlarmTopicArn")
     name = _topic_alarm(cloudwatch, topic) if topic else None
     if not name:
-        v.add("alarm notification", FAIL, f"no metric alarm notifies {topic}")
+        v.add("alarm notification", FAIL, f"no alarm notifies {topic}")
         return
     started = datetime.now(UTC)
     cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason=VERIFY_REASON)
@@ -154,7 +156,8 @@ def check_alarm_delivery(v: Verification, outputs: dict[str, str], cloudwatch: A
         while True:
             try:
                 items = cloudwatch.describe_alarm_history(
-                    AlarmName=name, HistoryItemType="Action", StartDate=started, ScanBy="TimestampDescending"
+                    AlarmName=name, AlarmTypes=["MetricAlarm", "CompositeAlarm"], HistoryItemType="Action", StartDate=started,
+                    ScanBy="TimestampDescending",
                 )["AlarmHistoryItems"]
             except Exception as exc:  # moto: not implemented
                 result, detail = SKIP, f"cannot read the alarm history here ({type(exc).__name__}); only real AWS proves delivery"

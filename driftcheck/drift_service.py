@@ -1,6 +1,12 @@
 """The drift check's AWS edge: window in from S3, the pure ``monitoring`` check, metrics and reports out.
 
 Built once per process (reference profile and detectors are fitted at init, not per run).
+
+Each run checks the main window (``window_hours``, default 24 h) and, when on, the short window
+(``short_window_hours``, default 1 h) ending at the same time: a shift that starts mid-window is
+diluted in 24 h but fills the last hour. Each window gets its own report (the short one's key names
+it: ``window_report_key``), its own metrics (dimension ``Window``: "24h", "1h") and its own verdict
+event; the alarms watch the larger of the two series (``cdk.alarms``).
 """
 
 from __future__ import annotations
@@ -17,7 +23,16 @@ import numpy as np
 
 from modelserve import metric_names as mn
 from modelserve.bundle import ModelBundle, reference_sample_from_rows, scored_sample
-from modelserve.records import AUDIT_SOURCE, CaptureRecord, RowKey, audit_key, report_key, utc_iso, version_report_key
+from modelserve.records import (
+    AUDIT_SOURCE,
+    CaptureRecord,
+    RowKey,
+    audit_key,
+    report_key,
+    utc_iso,
+    version_report_key,
+    window_report_key,
+)
 from modelserve.schema import BundleManifest, Task
 from modelserve.settings import DriftSettings, SharedSettings
 from monitoring import DriftChecker, DriftConfig, DriftReport, RejectCounts
@@ -127,11 +142,20 @@ class DriftRun:
     html_key: str
     metrics: list[tuple[str, float, str | None]] = field(default_factory=list)
     labeled_rows: int = 0  # sampled rows with a feedback label
+    window_label: str = ""  # the Window dimension of its metrics: "24h", "1h"
+    others: list[DriftRun] = field(default_factory=list)  # the other windows of the same run (the short one)
     rejects: RejectCounts | None = None  # the window's requests refused by validation
 
     def summary(self, bucket: str) -> dict[str, Any]:
+        out = self._summary(bucket)
+        if self.others:
+            # each window's headline, so the log line and the handler's answer name a short-window page too
+            out["windows"] = {r.window_label: r._summary(bucket) for r in [self, *self.others]}
+        return out
+
+    def _summary(self, bucket: str) -> dict[str, Any]:
         return {
-            "window": {"start": utc_iso(self.start), "end": utc_iso(self.end)},
+            "window": {"start": utc_iso(self.start), "end": utc_iso(self.end), "label": self.window_label},
             "rows_seen": self.window.rows_seen,
             "rows_checked": self.report.window_rows,
             "objects_read": self.window.objects_read,
@@ -203,13 +227,47 @@ class DriftService:
             self.dimensions.append({"Name": mn.DIM_DEPLOYMENT, "Value": deployment})
 
     def run(self, event: dict[str, Any] | None, now: datetime | None = None, read_budget_s: float | None = None) -> DriftRun:
-        """``read_budget_s``: seconds the window read may take (the handler passes what the
-        Lambda timeout leaves after the check itself); past it the check runs on a partial window."""
-        started = time.perf_counter()
+        """``read_budget_s``: seconds the window reads may take (the handler passes what the
+        Lambda timeout leaves after the checks themselves); past it the check runs on a partial window.
+        Returns the main window's run; the short window's is in its ``others``."""
         start, end = resolve_window(event, self.settings.window_hours, now)
         deadline = None if read_budget_s is None else time.monotonic() + read_budget_s
-        window = read_window(self.s3, self.captures, start, end, ReadOptions(self.settings.sample_cap, deadline=deadline))
-        feedback = read_feedback(self.s3, self.captures, start, end, {r.key for r in window.rows}) if window.rows else {}
+        windows = self.windows(start, end)
+        # the short window first: it is small (mostly cut from stored hour samples) and the fast page
+        # should not wait on, or be starved by, the main window's read
+        shared: dict[Any, Any] = {}  # the slice both windows end with is read once
+        reads = {label: read_window(self.s3, self.captures, lo, end, ReadOptions(self.settings.sample_cap, deadline=deadline), shared=shared)
+                 for label, lo in reversed(windows)}
+        # one read of the labels for every window: the short window's label span lies in the main one's
+        wanted = {r.key for read in reads.values() for r in read.rows}
+        feedback = read_feedback(self.s3, self.captures, start, end, wanted) if wanted else {}
+        runs = [self._check(label, reads[label], feedback, main=i == 0) for i, (label, _) in enumerate(windows)]
+        main = runs[0]
+        main.others = runs[1:]
+        if not self.challenger:  # the day's audit file is the champion's
+            self._write_audit_sample(main.window.rows, end)
+        if self.events is not None:
+            # after the reports: the event points at them; a failure is counted, never fails the check
+            published = [publish_event(self.events, self.verdict_event(r)) for r in runs]
+            self.publish([(VERDICT_EVENT_ERRORS, 0.0 if all(published) else 1.0, None)], end)
+        logger.info("drift check done", extra=main.summary(self.bucket))
+        return main
+
+    def windows(self, start: datetime, end: datetime) -> list[tuple[str, datetime]]:
+        """(Window label, start) of each window checked for [start, end), the main one first: the
+        short window ends at the same time and is checked when it is on and shorter."""
+        hours = (end - start).total_seconds() / 3600
+        out = [(mn.window_label(hours), start)]
+        short = self.settings.short_window_hours
+        if 0 < short < hours:
+            out.append((mn.window_label(short), end - timedelta(hours=short)))
+        return out
+
+    def _check(self, label: str, window: WindowRead, feedback: Mapping[RowKey, Any], main: bool) -> DriftRun:
+        """Check one window read, publish its metrics and write its report."""
+        started = time.perf_counter()
+        start, end = window.start, window.end
+        feedback = {r.key: feedback[r.key] for r in window.rows if r.key in feedback}
         labels = {key: record.label for key, record in feedback.items()}
         sample = scored_sample(self.checked, window.rows)
         predictions = PredictionColumns(labels=sample.labels, probabilities=sample.probabilities, values=sample.values)
@@ -219,13 +277,12 @@ class DriftService:
         rejects = reject_counts(window, rejected)
         report = self.checker.check(sample.table, predictions, self._labeled(window.rows, labels, predictions), rejects)
         metrics = report.metrics() + [(mn.CORRUPT_CAPTURE_OBJECTS, float(window.corrupt_objects), None)]
-        self.publish(metrics, end)
-        at = end
-        json_key, html_key = self.report_keys(at)
+        self.publish(metrics, end, window=label)
+        json_key, html_key = self.report_keys(end, None if main else label)
         document = {
             "model_name": self.manifest.model_name,
             "model_version": self.manifest.version,
-            "window": {"start": utc_iso(start), "end": utc_iso(end)},
+            "window": {"start": utc_iso(start), "end": utc_iso(end), "label": label},
             "rows_seen": window.rows_seen,
             "objects_read": window.objects_read,
             "objects_listed": window.objects_listed,
@@ -244,26 +301,26 @@ class DriftService:
             document["audit"] = audit.to_dict()
             sections.append(("Manual audit", audit.html()))
         body = json.dumps(document, allow_nan=False, indent=1).encode()
-        title = f"Drift report: {self.manifest.model_name} {self.manifest.version}, {utc_iso(start)} to {utc_iso(end)}"
+        title = f"Drift report: {self.manifest.model_name} {self.manifest.version}, {utc_iso(start)} to {utc_iso(end)} ({label} window)"
         html = render_html(report, self.profile, title=title, extra_sections=sections).encode()
         self._put(json_key, body, "application/json")
         self._put(html_key, html, "text/html; charset=utf-8")
-        if not self.challenger:
-            self._write_audit_sample(window.rows, end)
-        run = DriftRun(start, end, window, report, json_key, html_key, metrics, labeled_rows=len(labels), rejects=rejects)
-        if self.events is not None:
-            # after the reports: the event points at them; a failure is counted, never fails the check
-            published = publish_event(self.events, self.verdict_event(run))
-            self.publish([(VERDICT_EVENT_ERRORS, 0.0 if published else 1.0, None)], end)
-        logger.info("drift check done", extra=run.summary(self.bucket))
-        return run
+        return DriftRun(start, end, window, report, json_key, html_key, metrics, labeled_rows=len(labels), window_label=label,
+                        rejects=rejects)
 
-    def report_keys(self, at: datetime) -> tuple[str, str]:
-        """(JSON, HTML) keys of the run ending at ``at``; a challenger's name its version."""
+    def report_keys(self, at: datetime, window: str | None = None) -> tuple[str, str]:
+        """(JSON, HTML) keys of the run ending at ``at``; a challenger's name its version; a window
+        besides the main one (``window``: its label) names it."""
         m = self.manifest
-        if self.challenger:
-            return version_report_key(m.model_name, m.version, at, "json"), version_report_key(m.model_name, m.version, at, "html")
-        return report_key(m.model_name, at, "json"), report_key(m.model_name, at, "html")
+
+        def key(suffix: str) -> str:
+            if self.challenger:
+                return version_report_key(m.model_name, m.version, at, f"w{window}.{suffix}" if window else suffix).replace(
+                    f".w{window}.", f"-w{window}."
+                )
+            return window_report_key(m.model_name, at, window, suffix) if window else report_key(m.model_name, at, suffix)
+
+        return key("json"), key("html")
 
     def verdict_event(self, run: DriftRun) -> VerdictEvent:
         """What subscribers learn of one run: the headline verdicts, the flagged findings (most telling
@@ -285,6 +342,8 @@ class DriftService:
         dataset_check = feature_verdicts[0].check if feature_verdicts else None
         findings += [f"{v.check}: {v.detail}" if v.detail else v.check for v in headline if v.verdict and v.check != dataset_check]
         return VerdictEvent(
+            window_label=run.window_label,
+            root_cause=report.summary,
             deployment=self.deployment,
             model_name=self.manifest.model_name,
             model_version=self.manifest.version,
@@ -329,12 +388,15 @@ class DriftService:
         sub = PredictionColumns(values=predictions.values[sel] if predictions.values is not None else None)
         return LabeledPredictions(np.array(y, dtype=np.float64), sub)
 
-    def publish(self, metrics: list[tuple[str, float, str | None]], timestamp: datetime) -> None:
+    def publish(self, metrics: list[tuple[str, float, str | None]], timestamp: datetime, window: str | None = None) -> None:
+        """``window``: the label of the window the metrics describe (dimension ``Window``)."""
         data = []
         for name, value, feature in metrics:
             if value is None or not np.isfinite(value):
                 continue  # CloudWatch rejects NaN; a missing point is what alarms treat per their setting
             dims = list(self.dimensions)
+            if window is not None:
+                dims.append({"Name": mn.DIM_WINDOW, "Value": window})
             if feature is not None:
                 dims.append({"Name": mn.DIM_FEATURE, "Value": feature})
             data.append({"MetricName": name, "Dimensions": dims, "Value": float(value), "Timestamp": timestamp, "Unit": "None"})

@@ -74,9 +74,29 @@ class HourSample:
                    corrupt_keys=list(doc.get("corrupt_keys", [])), corrupt_objects=int(doc["corrupt_objects"]), cached=True)
 
 
+def settled(hour: datetime, now: datetime) -> bool:
+    """Late deliveries to ``hour`` are in: its sample can be stored, or read."""
+    return now - (hour + HOUR) >= HOUR_SETTLE
+
+
 def storable(start: datetime, end: datetime, hour: datetime, now: datetime) -> bool:
     """The slice [start, end) is the whole of ``hour``, and late deliveries to it are in."""
-    return start == hour and end == hour + HOUR and now - end >= HOUR_SETTLE
+    return start == hour and end == hour + HOUR and settled(hour, now)
+
+
+def part_of_sample(s3: Any, bucket: str, key: str, hour: datetime, start: datetime, end: datetime) -> HourSample | None:
+    """The slice [start, end) of ``hour`` from the hour's stored sample (None when none is stored):
+    its rows whose event time is in the slice, a uniform sample of the slice's rows. Their count is
+    exact when the sample holds the whole hour, else estimated as the hour's count times the share
+    of the sample in the slice."""
+    stored = get_sample(s3, bucket, key, hour, hour + HOUR)
+    if stored is None:
+        return None
+    lo, hi = utc_iso(start), utc_iso(end)
+    rows = [r for r in stored.rows if lo <= str(r.get("event_time", "")) < hi]
+    whole = stored.rows_seen == len(stored.rows)
+    seen = len(rows) if whole else round(stored.rows_seen * len(rows) / max(1, len(stored.rows)))
+    return HourSample(start, end, rows, max(seen, len(rows)), cached=True)
 
 
 def put_sample(s3: Any, bucket: str, key: str, sample: HourSample) -> bool:

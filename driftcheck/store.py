@@ -42,9 +42,11 @@ class CaptureLocation:
         return hour_sample_key(self.model_name, self.model_version, hour, sample_cap)
 
 
-def list_keys(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
+def list_keys(s3: Any, bucket: str, prefix: str, start_after: str | None = None) -> Iterator[str]:
+    """Keys under ``prefix`` in key order, from just after ``start_after`` when given; a caller that
+    stops iterating stops the listing (no further pages are requested)."""
     paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix, **({"StartAfter": start_after} if start_after else {})):
         for obj in page.get("Contents", []):
             yield obj["Key"]
 

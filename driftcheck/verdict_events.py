@@ -5,7 +5,9 @@ A retraining pipeline or a ticketing rule subscribes with a rule instead of poll
     {"source": ["modelserve.drift-check"], "detail-type": ["Drift check completed"],
      "detail": {"model_name": ["penguins"], "dataset_drift": [true]}}
 
-Detail: ``deployment`` (the stack), ``model_name``, ``model_version``, ``window`` (start, end, rows),
+Detail: ``deployment`` (the stack), ``model_name``, ``model_version``, ``window`` (start, end, rows, and
+``label``: "24h" or "1h", one event per window checked), ``root_cause`` (the report's first finding,
+and how many more; null when nothing fired),
 ``dataset_drift`` (null when the window was empty), ``verdicts`` (check name -> bool), ``findings``
 (one line per flagged finding, the most telling first), ``report_json`` / ``report_html`` (S3 URIs).
 Publishing never fails the check: a failure is logged and counted (``VerdictEventErrors``).
@@ -39,10 +41,12 @@ class VerdictEvent:
     findings: tuple[str, ...] = ()
     report_json: str = ""
     report_html: str = ""
+    window_label: str = ""
+    root_cause: str | None = None
 
     def detail(self) -> dict[str, Any]:
         d = asdict(self)
-        d["window"] = {"start": d.pop("window_start"), "end": d.pop("window_end"), "rows": d.pop("window_rows")}
+        d["window"] = {"start": d.pop("window_start"), "end": d.pop("window_end"), "rows": d.pop("window_rows"), "label": d.pop("window_label")}
         d["findings"] = list(self.findings[:MAX_FINDINGS])
         return d
 

@@ -8,8 +8,14 @@ Corrupt or truncated objects are skipped whole and counted.
 Each whole, settled hour of the window is read from its captures once and then kept as an hour
 sample (``hour_samples``); the window's sample is drawn from the hours' samples in proportion to
 each hour's row count (``sampling.merge_samples``), which is exactly a uniform sample of the
-window's rows. Only the window's edge hours and the last ``HOUR_SETTLE`` are read from captures
-each time.
+window's rows. A window's edge hour that has settled is cut from its hour's stored sample by
+event time (``hour_samples.part_of_sample``); only the last ``HOUR_SETTLE`` (and hours whose
+sample is not stored yet) are read from captures each time.
+
+Read cost is bounded by the window: our capture keys name their event time
+(``modelserve.records.key_time``), so only objects whose key time falls inside a slice are fetched,
+and with the direct S3 sink the listing itself starts at the slice's first key (``StartAfter``) and
+stops past its last. Firehose's files are named by arrival, not event time: they are read whole.
 """
 
 from __future__ import annotations
@@ -22,9 +28,19 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
-from modelserve.records import CaptureRecord, decode_jsonl, utc_iso, window_hours
+from modelserve.records import CaptureRecord, decode_jsonl, key_time, key_time_name, utc_iso, window_hours
 
-from .hour_samples import MAX_CORRUPT_KEYS, CaptureRow, HourSample, get_sample, head_sample, put_sample, storable
+from .hour_samples import (
+    MAX_CORRUPT_KEYS,
+    CaptureRow,
+    HourSample,
+    get_sample,
+    head_sample,
+    part_of_sample,
+    put_sample,
+    settled,
+    storable,
+)
 from .sampling import Reservoir, merge_samples
 from .store import HOUR, CaptureLocation, fetch_parallel, list_keys, until
 
@@ -69,9 +85,12 @@ def read_window(
     end: datetime,
     options: ReadOptions,
     now: datetime | None = None,
+    shared: dict[tuple[datetime, datetime], HourSample] | None = None,
 ) -> WindowRead:
     """The window's uniform sample. Past ``options.deadline`` the check runs on what was read and
-    the read says the window was partial."""
+    the read says the window was partial. ``shared``: slices read from captures by another window of
+    the same run (the short and the main window end together: their newest slice is the same), taken
+    from it instead of read again, and this read's slices added to it."""
     now = now or datetime.now(UTC)
     samples: list[HourSample] = []
     live: list[tuple[datetime, datetime, str | None]] = []  # slices to read; their key when storable
@@ -79,8 +98,13 @@ def read_window(
         lo, hi = max(start, hour), min(end, hour + HOUR)
         key = where.hour_sample_key(hour, options.sample_cap) if options.hour_samples and storable(lo, hi, hour, now) else None
         cached = head_sample(s3, where.bucket, key, lo, hi) if key else None
+        if cached is None and key is None and options.hour_samples and settled(hour, now):
+            # an edge hour of the window: the part of its stored sample inside the window, when stored
+            cached = part_of_sample(s3, where.bucket, where.hour_sample_key(hour, options.sample_cap), hour, lo, hi)
         if cached is not None:
             samples.append(cached)
+        elif shared is not None and (lo, hi) in shared:
+            samples.append(replace(shared[(lo, hi)], objects_read=0, objects_listed=0, cached=True))
         else:
             live.append((lo, hi, key))
     for n in range(0, len(live), MAX_HOURS_PER_PASS):
@@ -90,6 +114,8 @@ def read_window(
             if key and not sample.partial and put_sample(s3, where.bucket, key, sample):
                 sample.rows, sample.sample_key = [], key  # held in S3 until the merge: memory stays flat
         samples.extend(read)
+        if shared is not None:
+            shared.update(((sample.start, sample.end), sample) for sample in read if not sample.partial)
 
     def sample_of(i: int) -> list[CaptureRow]:
         sample = samples[i]
@@ -145,6 +171,32 @@ def list_hour_keys(s3: Any, where: CaptureLocation, hours: Iterable[datetime]) -
     return [key for prefix in where.prefixes_to_list(hours) for key in list_keys(s3, where.bucket, prefix)]
 
 
+def list_slice_keys(s3: Any, where: CaptureLocation, slices: Sequence[tuple[datetime, datetime]]) -> list[str]:
+    """Keys of the objects the rows of these slices (each within one UTC hour) can be in: a key that
+    names its time (our layout) only when that time is inside a slice; any other key (Firehose's
+    files) whole, as ``list_hour_keys`` lists them."""
+    bounds = [(utc_iso(lo), utc_iso(hi)) for lo, hi in slices]
+    hours = [lo.replace(minute=0, second=0, microsecond=0) for lo, _ in slices]
+    # the direct S3 sink files each object under its own event hour, named by its event time: the
+    # listing of a slice's own prefix can start at the slice and stop past it. Under Firehose other
+    # names can share the prefix, so it is listed whole and filtered.
+    ranges: dict[str, tuple[str | None, str]] = {}
+    if not where.neighbours:
+        for (lo, hi), hour in zip(slices, hours):
+            ours = where.hour_prefixes(hour)[0]
+            ranges[ours] = (ours + key_time_name(lo) if lo > hour else None, utc_iso(hi))
+    keys = []
+    for prefix in where.prefixes_to_list(hours):
+        start_after, stop = ranges.get(prefix, (None, None))
+        for key in list_keys(s3, where.bucket, prefix, start_after):
+            t = key_time(key)
+            if t is None or any(lo <= t < hi for lo, hi in bounds):
+                keys.append(key)
+            elif stop is not None and t >= stop:
+                break  # keys sort by time under this prefix: none after it is in the slice
+    return keys
+
+
 def read_hours(s3: Any, where: CaptureLocation, slices: Sequence[tuple[datetime, datetime]], options: ReadOptions) -> list[HourSample]:
     """One reservoir per slice (each within one UTC hour), filled in one pass over the objects of
     those hours: every object is fetched once and each row goes to the slice of its event time."""
@@ -153,7 +205,7 @@ def read_hours(s3: Any, where: CaptureLocation, slices: Sequence[tuple[datetime,
         return samples
     reservoirs = [Reservoir[CaptureRow](options.sample_cap, options.seed + i) for i in range(len(slices))]
     router = _Slices(slices)
-    keys = list_hour_keys(s3, where, [lo.replace(minute=0, second=0, microsecond=0) for lo, _ in slices])
+    keys = list_slice_keys(s3, where, slices)
     filed_under = {prefix: i for i, (lo, _) in enumerate(slices) for prefix in where.hour_prefixes(lo)}
     # shuffled so a partial read is still a uniform sample of each slice, not its first minutes
     random.Random(options.seed).shuffle(keys)

@@ -8,6 +8,8 @@ DIM_DEPLOYMENT = "Deployment"
 ENV_DEPLOYMENT = "MS_DEPLOYMENT"
 DIM_FEATURE = "Feature"
 DIM_REASON = "Reason"
+# the drift check's metrics: which window of captures they describe ("24h", "1h"; window_label)
+DIM_WINDOW = "Window"
 
 ROWS_SCORED = "RowsScored"
 PREDICTION_LATENCY_MS = "PredictionLatencyMs"
@@ -23,3 +25,18 @@ CORRUPT_CAPTURE_OBJECTS = "CorruptCaptureObjects"
 METRICS_ERRORS = "MetricsErrors"
 # the log message a function writes when its EMF metrics fail; the metric filter matches its prefix
 METRICS_ERROR_MESSAGE = "metrics_error: EMF metrics could not be written"
+
+
+def window_label(hours: float) -> str:
+    """The Window dimension's value for a window of this many hours: "24h", "1h"; "90m" when not whole hours."""
+    minutes = round(hours * 60)
+    return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
+
+
+def drift_windows(window_hours: int, short_window_hours: int) -> list[tuple[str, int]]:
+    """(Window label, hours) of every window the drift check publishes, the main one first; the short
+    window only when it is on and shorter than the main one."""
+    windows = [(window_label(window_hours), window_hours)]
+    if 0 < short_window_hours < window_hours:
+        windows.append((window_label(short_window_hours), short_window_hours))
+    return windows

@@ -11,7 +11,9 @@ Firehose writes under ``captures/model=<name>/version=<version>/`` with its own
     reports/model=<name>/dt=YYYY-MM-DD/<YYYYmmddTHHMMSSZ>.<json|html>
     reports/model=<name>/dt=YYYY-MM-DD/<YYYYmmddTHHMMSSZ>-comparison.<json|html>   (champion vs challenger)
     reports/model=<name>/dt=YYYY-MM-DD/<YYYYmmddTHHMMSSZ>-version=<version>.<json|html>   (the challenger's drift report)
+    reports/model=<name>/dt=YYYY-MM-DD/<YYYYmmddTHHMMSSZ>-w<window>.<json|html>   (a window's report besides the main one, e.g. -w1h)
     samples/model=<name>/version=<version>/cap=<sample cap>/dt=YYYY-MM-DD/hour=HH.json.gz   (drift check's hour samples)
+    samples/model=<name>/labels/dt=YYYY-MM-DD/hour=HH.json.gz   (feedback received in one UTC hour, kept by the drift check)
     audit/model=<name>/dt=YYYY-MM-DD/audit.<csv|jsonl>   (the day's manual audit sample, written by the drift check)
     rejects/model=<name>/version=<version>/dt=YYYY-MM-DD/hour=HH/<HHMMSSffffff>-<request id>.jsonl.gz   (one refused request)
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -292,7 +295,7 @@ def capture_key(model_name: str, model_version: str, event_time: datetime, reque
     t = event_time.astimezone(UTC)
     return (
         f"{model_capture_prefix(model_name, model_version)}dt={t:%Y-%m-%d}/hour={t:%H}/"
-        f"{t:%H%M%S%f}-{request_id}.jsonl.gz"
+        f"{key_time_name(t)}-{request_id}.jsonl.gz"
     )
 
 
@@ -331,7 +334,7 @@ def feedback_day_prefix(model_name: str, day: date) -> str:
 
 def feedback_key(model_name: str, received: datetime, batch_id: str) -> str:
     t = received.astimezone(UTC)
-    return f"{feedback_day_prefix(model_name, t.date())}{t:%H%M%S%f}-{batch_id}.jsonl.gz"
+    return f"{feedback_day_prefix(model_name, t.date())}{key_time_name(t)}-{batch_id}.jsonl.gz"
 
 
 def model_report_prefix(model_name: str) -> str:
@@ -354,6 +357,12 @@ def version_report_key(model_name: str, model_version: str, at: datetime, suffix
     return f"{model_report_prefix(model_name)}dt={t:%Y-%m-%d}/{t:%Y%m%dT%H%M%SZ}-version={model_version}.{suffix}"
 
 
+def window_report_key(model_name: str, at: datetime, window: str, suffix: str) -> str:
+    """The report of a window checked besides the main one (``window``: its label, e.g. "1h"),
+    next to the main window's report of the same run."""
+    return report_key(model_name, at, f"w{window}.{suffix}").replace(f"Z.w{window}.", f"Z-w{window}.")
+
+
 def audit_key(model_name: str, day: date, suffix: str) -> str:
     """The day's audit sample (``suffix``: "csv" or "jsonl")."""
     return f"{AUDIT_ROOT}/model={model_name}/dt={day:%Y-%m-%d}/audit.{suffix}"
@@ -370,6 +379,31 @@ def hour_sample_key(model_name: str, model_version: str, hour: datetime, sample_
     """The drift check's stored sample of one UTC hour of captures (at most ``sample_cap`` rows)."""
     t = hour.astimezone(UTC)
     return f"{SAMPLES_ROOT}/model={model_name}/version={model_version}/cap={sample_cap}/dt={t:%Y-%m-%d}/hour={t:%H}.json.gz"
+
+
+def hour_labels_key(model_name: str, hour: datetime) -> str:
+    """The drift check's stored copy of the feedback labels received in one UTC hour."""
+    t = hour.astimezone(UTC)
+    return f"{SAMPLES_ROOT}/model={model_name}/labels/dt={t:%Y-%m-%d}/hour={t:%H}.json.gz"
+
+
+def key_time_name(t: datetime) -> str:
+    """The time part that starts the file name of a capture or feedback key (``HHMMSSffffff``):
+    keys of one hour prefix sort by it, so a reader lists and reads only a time range of them."""
+    return f"{t.astimezone(UTC):%H%M%S%f}"
+
+
+_KEY_TIME = re.compile(r"/dt=(\d{4}-\d{2}-\d{2})/(?:hour=(\d{2})/)?(\d{2})(\d{2})(\d{2})(\d{6})-[^/]*$")
+
+
+def key_time(key: str) -> str | None:
+    """The time a capture or feedback key of our layout names, as ``utc_iso`` writes it (compared as
+    a string); None for keys named otherwise (Firehose's files): those are read whole."""
+    m = _KEY_TIME.search(key)
+    if m is None or (m.group(2) is not None and m.group(2) != m.group(3)):
+        return None
+    day, _, hh, mm, ss, frac = m.groups()
+    return f"{day}T{hh}:{mm}:{ss}.{frac}Z"
 
 
 def window_hours(start: datetime, end: datetime) -> list[datetime]:

@@ -311,6 +311,10 @@ class DriftSettings(SharedSettings):
     reject_min_requests: int = Field(
         100, ge=1, le=100_000_000, description="No reject-rate verdict (RejectRate published as 0) on windows of fewer requests"
     )
+    short_window_hours: int = Field(
+        1, ge=0, le=24 * 31,
+        description="Short window checked on every run besides window_hours, so a shift that starts mid-window pages within it (0: off)",
+    )
 
 
 # who reads each section, in the order the settings table lists them

@@ -1,6 +1,7 @@
 """Drift-check Lambda: an EventBridge scheduled event (or {"window": {"start", "end"}}) -> metrics + reports.
 
-The reference profile and detectors are fitted once at init; each invocation reads one window.
+The reference profile and detectors are fitted once at init; each invocation checks the main window
+(``window_hours``) and the short one (``short_window_hours``) ending at the same time.
 """
 
 from __future__ import annotations

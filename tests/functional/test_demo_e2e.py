@@ -86,6 +86,25 @@ def test_reports_exist_and_the_alarm_table_is_printed(demo_results) -> None:
     assert "root cause: " in printed and "new values in " in printed and "'Atlantis' in " in printed
 
 
+def test_each_cause_family_pages_once_over_both_windows(demo_results) -> None:
+    """The shifted period trips several alarms of one cause (nulls, a new category, drift): the demo
+    prints what the stack's composite alarms would send, one notification per family."""
+    from cdk.alarms import alarm_specs
+    from devtools.demo import pages
+    from modelserve.settings import Settings
+
+    results, printed, _ = demo_results
+    shifted = results[PERIOD_SHIFTED]
+    assert sorted(shifted.summary["windows"]) == ["1h", "24h"]  # both windows checked, each its own report
+    assert shifted.summary["windows"]["1h"]["report_json"].endswith("-w1h.json")
+    firing = [a for a, s in shifted.states.items() if s == "ALARM"]
+    specs = alarm_specs(Settings(), "penguins", "v")
+    sent = pages(specs, shifted.states)
+    assert len(firing) > len(sent) >= 1  # several alarms, fewer notifications
+    assert sent[0].startswith("Input data changed") and "MissingRate" in sent[0]
+    assert "pages (one per cause family): " + "; ".join(sent) in printed
+
+
 def test_bring_your_own_regression_model_with_a_boolean_feature_runs_the_whole_loop(tmp_path) -> None:
     """Another model, another task: exported here, then served, captured and checked by the same command."""
     import numpy as np

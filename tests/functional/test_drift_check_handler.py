@@ -60,8 +60,11 @@ def _send(inference, ctx, rows, n_requests, rng, shift=None):
         assert resp["statusCode"] == 200, resp["body"]
 
 
-def _metric(name: str, start: datetime, end: datetime, version: str, feature: str | None = None) -> list[float]:
+def _metric(name: str, start: datetime, end: datetime, version: str, feature: str | None = None,
+            window: str | None = "24h") -> list[float]:
     dims = [{"Name": mn.DIM_MODEL_NAME, "Value": "penguins"}, {"Name": mn.DIM_MODEL_VERSION, "Value": version}]
+    if window:  # the drift check's metrics of one window; None: the run's own (VerdictEventErrors)
+        dims.append({"Name": mn.DIM_WINDOW, "Value": window})
     if feature:
         dims.append({"Name": mn.DIM_FEATURE, "Value": feature})
     resp = boto3.client("cloudwatch").get_metric_data(
@@ -223,8 +226,11 @@ def test_each_check_puts_its_verdict_on_the_default_bus(handlers, drift_rule, sa
     out = drift.handler(scheduled_event(at), lambda_context)
     assert out["dataset_drift"] is True
 
-    (event_,) = drift_rule()
-    detail = event_["detail"]
+    # one event per window checked: the main 24 h window's and the short 1 h window's
+    by_window = {e["detail"]["window"]["label"]: e["detail"] for e in drift_rule()}
+    assert sorted(by_window) == ["1h", "24h"]
+    detail = by_window["24h"]
+    assert detail["root_cause"] == out["root_cause"] and detail["root_cause"]
     assert detail["model_name"] == "penguins" and detail["model_version"] == sample_bundle.manifest.version
     assert detail["dataset_drift"] is True and detail["window"]["rows"] == out["rows_checked"]
     assert detail["report_json"] == out["report_json"] and detail["report_html"] == out["report_html"]
@@ -237,7 +243,7 @@ def test_each_check_puts_its_verdict_on_the_default_bus(handlers, drift_rule, sa
     s3 = boto3.client("s3")
     doc = json.loads(s3.get_object(Bucket=BUCKET, Key=detail["report_json"].split("/", 3)[3])["Body"].read())
     assert doc["report"]["dataset_drift"] is True
-    assert _metric(VERDICT_EVENT_ERRORS, at, at, sample_bundle.manifest.version) == [0.0]
+    assert _metric(VERDICT_EVENT_ERRORS, at, at, sample_bundle.manifest.version, window=None) == [0.0]
 
 
 def test_an_unreachable_bus_is_counted_and_the_check_still_succeeds(handlers, drift_rule, sample_bundle, lambda_context, monkeypatch) -> None:
@@ -251,7 +257,7 @@ def test_an_unreachable_bus_is_counted_and_the_check_still_succeeds(handlers, dr
     at = datetime.now(UTC)
     out = drift.handler(scheduled_event(at), lambda_context)
     assert out["rows_seen"] == 0 and out["report_json"].startswith("s3://")
-    assert _metric(VERDICT_EVENT_ERRORS, at, at, sample_bundle.manifest.version) == [1.0]
+    assert _metric(VERDICT_EVENT_ERRORS, at, at, sample_bundle.manifest.version, window=None) == [1.0]
     assert drift_rule() == []
 
 

@@ -54,7 +54,9 @@ def predict_and_label(inference: Any, ctx: Any, reference: list[dict], n_request
 
 
 def metric(name: str, at: datetime, version: str) -> list[float]:
-    dims = [{"Name": mn.DIM_MODEL_NAME, "Value": "penguins"}, {"Name": mn.DIM_MODEL_VERSION, "Value": version}]
+    """The main (24 h) window's series."""
+    dims = [{"Name": mn.DIM_MODEL_NAME, "Value": "penguins"}, {"Name": mn.DIM_MODEL_VERSION, "Value": version},
+            {"Name": mn.DIM_WINDOW, "Value": "24h"}]
     resp = boto3.client("cloudwatch").get_metric_data(
         MetricDataQueries=[{"Id": "m", "MetricStat": {"Metric": {"Namespace": NAMESPACE, "MetricName": name, "Dimensions": dims}, "Period": 60, "Stat": "Maximum"}}],
         StartTime=at - timedelta(minutes=2),

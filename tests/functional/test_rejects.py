@@ -46,7 +46,8 @@ def reject_objects(prefix: str = "rejects/") -> list[dict[str, Any]]:
 
 
 def published(name: str, at: datetime, version: str) -> list[float]:
-    dims = [{"Name": mn.DIM_MODEL_NAME, "Value": "penguins"}, {"Name": mn.DIM_MODEL_VERSION, "Value": version}]
+    dims = [{"Name": mn.DIM_MODEL_NAME, "Value": "penguins"}, {"Name": mn.DIM_MODEL_VERSION, "Value": version},
+            {"Name": mn.DIM_WINDOW, "Value": "24h"}]  # the main window's series
     resp = boto3.client("cloudwatch").get_metric_data(
         MetricDataQueries=[{"Id": "m", "MetricStat": {"Metric": {"Namespace": NAMESPACE, "MetricName": name, "Dimensions": dims}, "Period": 60, "Stat": "Maximum"}}],
         StartTime=at - timedelta(minutes=2), EndTime=at + timedelta(minutes=2),

@@ -75,7 +75,7 @@ def test_verify_passes_on_a_working_deployment_and_restores_the_alarm(deployed: 
     alarm = boto3.client("cloudwatch").describe_alarms(AlarmNames=["penguins-Api5xxRate"])["MetricAlarms"][0]
     assert alarm["StateValue"] == "OK"  # set to ALARM for the check, then restored
     reports = boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="reports/")["KeyCount"]
-    assert reports == 2  # the drift check's JSON + HTML
+    assert reports == 4  # the drift check's JSON + HTML, for the 24 h and the 1 h window
 
 
 def test_verify_fails_when_the_stack_serves_another_model_version(deployed: Any) -> None:
@@ -100,13 +100,16 @@ def test_alarm_delivery_verdict_comes_from_the_alarm_history(summary: str, expec
     cw = boto3.client("cloudwatch", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     topic = "arn:aws:sns:us-east-1:123456789012:alarms"
     with Stubber(cw) as stub:
-        stub.add_response("describe_alarms", {"MetricAlarms": [{"AlarmName": "m-NoTraffic", "AlarmActions": [topic]}]},
-                          {"AlarmTypes": ["MetricAlarm"]})
-        stub.add_response("set_alarm_state", {}, {"AlarmName": "m-NoTraffic", "StateValue": "ALARM", "StateReason": ANY})
+        # the stack's metric alarms have no actions; the cause family's composite alarm notifies
+        stub.add_response("describe_alarms", {"MetricAlarms": [{"AlarmName": "m-NoTraffic"}],
+                                              "CompositeAlarms": [{"AlarmName": "m-Page-pipeline", "AlarmActions": [topic]}]},
+                          {"AlarmTypes": ["MetricAlarm", "CompositeAlarm"]})
+        stub.add_response("set_alarm_state", {}, {"AlarmName": "m-Page-pipeline", "StateValue": "ALARM", "StateReason": ANY})
         stub.add_response("describe_alarm_history", {"AlarmHistoryItems": [
-            {"AlarmName": "m-NoTraffic", "Timestamp": datetime.now(UTC), "HistoryItemType": "Action", "HistorySummary": summary}
-        ]}, {"AlarmName": "m-NoTraffic", "HistoryItemType": "Action", "StartDate": ANY, "ScanBy": "TimestampDescending"})
-        stub.add_response("set_alarm_state", {}, {"AlarmName": "m-NoTraffic", "StateValue": "OK", "StateReason": ANY})
+            {"AlarmName": "m-Page-pipeline", "Timestamp": datetime.now(UTC), "HistoryItemType": "Action", "HistorySummary": summary}
+        ]}, {"AlarmName": "m-Page-pipeline", "AlarmTypes": ["MetricAlarm", "CompositeAlarm"], "HistoryItemType": "Action",
+             "StartDate": ANY, "ScanBy": "TimestampDescending"})
+        stub.add_response("set_alarm_state", {}, {"AlarmName": "m-Page-pipeline", "StateValue": "OK", "StateReason": ANY})
         v = V.Verification()
         V.check_alarm_delivery(v, {"AlarmTopicArn": topic}, cw, wait_s=0)
         stub.assert_no_pending_responses()

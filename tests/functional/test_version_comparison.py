@@ -53,8 +53,11 @@ def post(inference: Any, ctx: Any, path: str, body: Any, request_id: str, client
     return response_json(resp)
 
 
-def metric(name: str, at: datetime, version: str) -> list[float]:
+def metric(name: str, at: datetime, version: str, window: str | None = None) -> list[float]:
+    """``window``: a drift-check metric of that window ("24h"); None: a comparison metric (no Window)."""
     dims = [{"Name": mn.DIM_MODEL_NAME, "Value": "penguins"}, {"Name": mn.DIM_MODEL_VERSION, "Value": version}]
+    if window:
+        dims.append({"Name": mn.DIM_WINDOW, "Value": window})
     resp = boto3.client("cloudwatch").get_metric_data(
         MetricDataQueries=[{"Id": "m", "MetricStat": {"Metric": {"Namespace": NAMESPACE, "MetricName": name, "Dimensions": dims}, "Period": 60, "Stat": "Maximum"}}],
         StartTime=at - timedelta(minutes=2), EndTime=at + timedelta(minutes=2),
@@ -201,9 +204,9 @@ def test_the_drift_check_runs_a_full_report_for_each_live_version(
         assert perf["champion"]["accuracy"] == pytest.approx(comparison["champion"]["accuracy"])
     # metrics under each version; the deployment-wide WindowRows (NoTraffic's) is the champion's alone
     for version, rows in ((champion_v, expected[0]), (challenger_v, expected[1])):
-        assert metric(WINDOW_ROWS, at, version) == [rows]
-    assert metric_series(WINDOW_ROWS, at, {mn.DIM_MODEL_NAME: "penguins"}) == [1]
-    assert metric(DATASET_DRIFT, at, challenger_v) == [0.0]
+        assert metric(WINDOW_ROWS, at, version, "24h") == [rows]
+    assert metric_series(WINDOW_ROWS, at, {mn.DIM_MODEL_NAME: "penguins", mn.DIM_WINDOW: "24h"}) == [1]
+    assert metric(DATASET_DRIFT, at, challenger_v, "24h") == [0.0]
     # the same quiet traffic for both: no drift only the challenger sees
     assert metric(CHALLENGER_DRIFT, at, challenger_v) == [0.0] and theirs["challenger_only_drift"] is False
     assert metric(CHALLENGER_DRIFT, at, champion_v) == []

@@ -200,7 +200,8 @@ def test_no_traffic_reads_the_deployment_not_the_version() -> None:
     """After a deploy the new version has no WindowRows until its first check: a version-scoped alarm
     treating missing data as breaching would page on every deploy."""
     sp = {s.id: s for s in alarm_specs(Settings(), "penguins", "v2", deployment="Stack-A")}
-    assert sp["NoTraffic"].dimensions == {"ModelName": "penguins", "Deployment": "Stack-A"}
+    # the main window's rows: a quiet last hour (the short window) is no outage
+    assert sp["NoTraffic"].dimensions == {"ModelName": "penguins", "Deployment": "Stack-A", "Window": "24h"}
     assert sp["DatasetDrift"].dimensions == {"ModelName": "penguins", "ModelVersion": "v2", "Deployment": "Stack-A"}
     for s in sp.values():
         if s.treat_missing_data == "breaching":
@@ -255,3 +256,41 @@ def test_rate_alarms_ignore_windows_below_the_minimum_rows() -> None:
     assert evaluate(missing, 0.5) == "ALARM"  # window size unknown: no gate
     assert {k for k, s in sp.items() if s.min_window_rows} == {"OutlierRate", "MissingRate", "OutOfRangeRate", "UnseenCategoryRate"}
     assert all(s.min_window_rows == 0 for s in specs(alarm_min_window_rows=0).values())
+
+
+def test_one_cause_pages_once_through_its_family() -> None:
+    """Nulls rising in two features trip MissingRate, OutlierRate and DatasetDrift: all three are
+    one family, one composite alarm, one notification; the rollback alarms keep their own family."""
+    from cdk.alarms import FAMILY_TITLES
+
+    sp = specs(capture_sink="firehose", alarm_min_requests=1)
+    families = {s.id: s.family for s in sp.values()}
+    assert {families[i] for i in ("MissingRate", "OutlierRate", "DatasetDrift", "UnseenCategoryRate", "DataQualityFailures")} == {"input_data"}
+    assert {families[i] for i in ("PredictionDrift", "PerformanceDegraded", "EstimatedAccuracyDrop", "TargetDrift")} == {"model_output"}
+    assert {families[i] for i in ("NoTraffic", "CaptureErrors", "DriftCheckErrors", "FirehoseDeliveryFailures")} == {"pipeline"}
+    assert {s.family for s in sp.values() if s.rollback} == {"service"}
+    assert set(families.values()) <= set(FAMILY_TITLES)
+
+
+def test_family_pages_fit_a_composite_alarm_description() -> None:
+    from cdk.alerting import Alerting
+
+    settings = Settings(capture_sink="firehose", alarm_min_requests=1)
+    sp = alarm_specs(settings, "m" * 40, "v" * 12, bucket_name="b" * 63, deployment="d" * 60)
+    reports = f"s3://{'b' * 63}/reports/model={'m' * 40}/"
+    for family in {s.family for s in sp}:
+        text = Alerting.family_description(family, [s for s in sp if s.family == family], reports)
+        assert len(text) < 1024, family  # CloudWatch's limit
+        if family == "input_data":
+            assert "root_cause" in text and reports in text and "MissingRate" in text
+
+
+def test_drift_alarms_read_both_windows_and_no_traffic_the_long_one() -> None:
+    sp = specs()
+    drift_metric_alarms = [s for s in sp.values() if s.source == "model" and s.period_s == sp["DatasetDrift"].period_s
+                           and s.id not in ("NoTraffic", "ChallengerWorse")]
+    assert drift_metric_alarms and all(s.windows == ("24h", "1h") for s in drift_metric_alarms)
+    assert "the last 24 h (or the last 1 h)" in sp["DatasetDrift"].description
+    assert sp["NoTraffic"].windows == () and sp["NoTraffic"].dimensions["Window"] == "24h"
+    assert all(s.windows == () for s in sp.values() if s.source != "model" or s.id in ("CaptureErrors", "MetricsErrors"))
+    assert all(s.windows == ("12h",) for s in specs(window_hours=12, short_window_hours=12).values() if s.windows)

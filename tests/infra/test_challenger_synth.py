@@ -43,7 +43,8 @@ def test_shadow_stack_tells_each_function_about_the_challenger(fake_bundle_dir, 
     assert drift[ENV_CHALLENGER_BUNDLE_PATH] == CHALLENGER_DIR_IN_ASSET  # its own drift report reads the bundle there
     assert s.template["Outputs"]["ChallengerVersion"]["Value"] == CHALLENGER_VERSION
     # its alarms read the challenger's series, and are not part of the champion's ModelHealth
-    health = json.dumps(next(r for r in s.template["Resources"].values() if r["Type"] == "AWS::CloudWatch::CompositeAlarm"))
+    health = json.dumps(next(r for k, r in s.template["Resources"].items() if r["Type"] == "AWS::CloudWatch::CompositeAlarm"
+                             and k.startswith("MonitoringModelHealth")))
     for alarm_id, metric_name in (("ChallengerWorse", "ChallengerWorse"), ("ChallengerDrift", "ChallengerDrift")):
         construct = s.stack.alerting.alarms[alarm_id]
         (alarm,) = [r["Properties"] for k, r in s.template["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"

@@ -84,7 +84,7 @@ def test_firehose_delivery_alarms_only_with_that_sink(default: Synth, full: Synt
     assert "alarm-firehose-delivery-failures" in json.dumps(success["AlarmDescription"])
     assert "alarm-firehose-data-freshness" in json.dumps(freshness["AlarmDescription"])
     # both roll up into model health (the captures the drift check reads)
-    (health,) = full.of_type("AWS::CloudWatch::CompositeAlarm").values()
+    (health,) = [c for k, c in full.of_type("AWS::CloudWatch::CompositeAlarm").items() if k.startswith("MonitoringModelHealth")]
     rule = json.dumps(health["Properties"]["AlarmRule"])
     assert "FirehoseDeliveryFailures" in rule and "FirehoseDataFreshness" in rule
 

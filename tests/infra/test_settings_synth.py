@@ -114,6 +114,7 @@ FUNCTION_SETTINGS: dict[str, Any] = {
     "min_new_value_rows": 7,
     "reject_rate_threshold": 0.12,
     "reject_min_requests": 40,
+    "short_window_hours": 2,
 }
 # what the stack passes besides settings: resources it created or placed
 # what the stack names for a function (resources, the stack name), not settings

@@ -340,20 +340,45 @@ def test_binary_bodies_pass_through_the_gateway(default: Synth) -> None:
 # ------------------------------------------------------------------ alarms and notifications
 
 
-def test_every_alarm_spec_becomes_an_alarm_that_notifies_the_topic(default: Synth) -> None:
+def _expressions(alarm: dict[str, Any]) -> dict[str, str]:
+    """Query id -> metric math expression of an alarm; "" for the one it alarms on (ReturnData)."""
+    out = {q["Id"]: q["Expression"] for q in alarm.get("Metrics", []) if "Expression" in q}
+    out[""] = next((q["Expression"] for q in alarm.get("Metrics", []) if q.get("ReturnData", True) and "Expression" in q), "")
+    return out
+
+
+def test_every_alarm_spec_becomes_an_alarm_its_family_notifies_for(default: Synth) -> None:
     m = default.manifest
     specs = alarm_specs(default.settings, m.model_name, m.version, deployment=default.stack_name)
     alarms = default.of_type("AWS::CloudWatch::Alarm")
     assert len(alarms) == len(specs)
     topic = next(iter(default.of_type("AWS::SNS::Topic")))
     by_name = {a["Properties"]["AlarmName"]: a["Properties"] for a in alarms.values()}
+    composites = [c["Properties"] for c in default.of_type("AWS::CloudWatch::CompositeAlarm").values()]
     for spec in specs:
-        a = next(p for n, p in by_name.items() if n.endswith("-" + spec.id))
+        (alarm_id,) = [k for k, v in alarms.items() if v["Properties"]["AlarmName"].endswith("-" + spec.id)]
+        a = by_name[alarms[alarm_id]["Properties"]["AlarmName"]]
         assert a["Threshold"] == spec.threshold
         assert a["ComparisonOperator"] == spec.comparison
         assert a["EvaluationPeriods"] == spec.evaluation_periods and a["DatapointsToAlarm"] == spec.datapoints_to_alarm
         assert a["TreatMissingData"] == spec.treat_missing_data
         stats = alarm_metric_stats(a)
+        # one cause, one page: the alarm itself has no actions; exactly one composite (its family's) notifies for it
+        assert "AlarmActions" not in a and "OKActions" not in a
+        (page,) = [c for c in composites if alarm_id in json.dumps(c["AlarmRule"]) and c.get("AlarmActions")]
+        assert page["AlarmActions"] == [{"Ref": topic}] and page["OKActions"] == [{"Ref": topic}]
+        assert page["AlarmName"].endswith("Page-" + spec.family.replace("_", "-"))
+        if len(spec.windows) > 1:  # a drift-check metric: the larger of its windows' series
+            exprs = _expressions(a)
+            assert exprs[""] == "MAX([" + ", ".join(f"w{i}" for i in range(len(spec.windows))) + "])"
+            for i, window in enumerate(spec.windows):
+                w = stats[f"m{i}"] if spec.min_window_rows else stats[f"w{i}"]  # gated: w{i} is IF(rows{i}..., m{i}, 0)
+                assert w["dims"] == {**spec.dimensions, "Window": window}
+                assert (w["name"], w["namespace"], w["period"], w["stat"]) == (spec.metric_name, spec.namespace, spec.period_s, spec.statistic)
+                if spec.min_window_rows:  # each window gated by its own rows
+                    assert exprs[f"w{i}"] == f"IF(rows{i} >= {spec.min_window_rows}, m{i}, 0)"
+                    assert stats[f"rows{i}"]["name"] == "WindowRows" and stats[f"rows{i}"]["dims"] == w["dims"]
+            continue
         main = stats["m"]
         assert (main["name"], main["namespace"], main["period"], main["stat"]) == (spec.metric_name, spec.namespace, spec.period_s, spec.statistic)
         if spec.min_window_rows:  # a rate alarm gated on the window's size by metric math
@@ -368,7 +393,6 @@ def test_every_alarm_spec_becomes_an_alarm_that_notifies_the_topic(default: Synt
             assert stats["requests"]["name"] == "Count" and stats["requests"]["dims"] == main["dims"]
         else:
             assert alarm_expression(a) is None
-        assert a["AlarmActions"] == [{"Ref": topic}] and a["OKActions"] == [{"Ref": topic}]
         desc = json.dumps(a["AlarmDescription"])
         assert spec.runbook_anchor in desc and f"/reports/model={m.model_name}/" in desc
         if spec.source == "model":
@@ -394,7 +418,7 @@ def test_a_deploy_does_not_page(default: Synth) -> None:
     nt = alarms["NoTraffic"]
     assert nt["EvaluationPeriods"] >= 2 and nt["DatapointsToAlarm"] == nt["EvaluationPeriods"]
     assert alarm_expression(nt) == "FILL(m, REPEAT)"  # a late check reads as the last value, not as missing
-    assert alarm_metric_stats(nt)["m"]["dims"] == {"ModelName": default.manifest.model_name, "Deployment": default.stack_name}
+    assert alarm_metric_stats(nt)["m"]["dims"] == {"ModelName": default.manifest.model_name, "Deployment": default.stack_name, "Window": "24h"}
 
 
 @pytest.mark.parametrize(
@@ -423,8 +447,14 @@ def test_alarm_thresholds_come_from_settings(full: Synth, synth_of) -> None:
     assert alarms["NoTraffic"]["TreatMissingData"] == s.empty_window_alarm
 
 
+def _model_health(s: Synth) -> dict[str, Any]:
+    (comp,) = [c["Properties"] for k, c in s.of_type("AWS::CloudWatch::CompositeAlarm").items() if k.startswith("MonitoringModelHealth")]
+    return comp
+
+
 def test_composite_model_health_alarm(default: Synth) -> None:
-    comp = _single(default, "AWS::CloudWatch::CompositeAlarm")
+    comp = _model_health(default)
+    assert "AlarmActions" not in comp  # a roll-up: the families page
     rule = json.dumps(comp["AlarmRule"])
     for sp in alarm_specs(default.settings, default.manifest.model_name, default.manifest.version):
         ref = next(k for k, v in default.of_type("AWS::CloudWatch::Alarm").items() if v["Properties"]["AlarmName"].endswith("-" + sp.id))

@@ -20,7 +20,7 @@ import pytest
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from cdk.alarms import RUNBOOK_DOC, alarm_specs
+from cdk.alarms import RUNBOOK_DOC, alarm_specs, page_anchor
 from cdk.settings_table import END, START, table
 from modelserve.settings import Settings
 
@@ -176,7 +176,10 @@ def test_runbook_links_written_in_cdk_resolve() -> None:
 
 def test_the_runbook_has_one_section_per_alarm() -> None:
     sections = {a for a in parse(ROOT / RUNBOOK_DOC).anchors if a.startswith("alarm-")}
-    assert sections == {s.runbook_anchor for s in alarm_specs(EVERY_ALARM, "m", "v", challenger_version="w")} | {"alarm-model-health"}
+    specs = alarm_specs(EVERY_ALARM, "m", "v", challenger_version="w")
+    # each alarm's section, the roll-up's, and the page (composite alarm) of each cause family
+    pages = {page_anchor(s.family) for s in specs}
+    assert sections == {s.runbook_anchor for s in specs} | {"alarm-model-health"} | pages
 
 
 def test_the_settings_table_in_deploy_md_is_current() -> None:
