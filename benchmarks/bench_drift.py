@@ -18,7 +18,7 @@ boto3 clients against the moto endpoint), records its RSS after init, runs
 later runs show whether a warm instance's memory keeps growing) and reports:
 
 - read s: ``read_window`` (listing + parallel GETs + gunzip/JSON parse + reservoir sample) and
-  ``read_labels`` (the feedback labels of the sampled rows);
+  ``read_feedback`` (the feedback labels of the sampled rows);
   within it "list s" (the per-hour LIST calls) and "parse s" (gunzip + JSON of each object, on
   the consuming thread; the GETs overlap it on worker threads);
 - check s: building the columns of the sampled rows + ``DriftChecker.check``;

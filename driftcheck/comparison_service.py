@@ -37,7 +37,7 @@ from monitoring.comparison import (
 )
 
 from .drift_service import resolve_window
-from .feedback_reader import read_labels
+from .feedback_reader import read_feedback
 from .store import CaptureLocation, fetch_parallel
 from .window_reader import ReadOptions, WindowRead, read_window
 
@@ -117,7 +117,8 @@ class ComparisonService:
         else:
             champion_rows, challenger_rows = rows[CHAMPION], rows[CHALLENGER]
         wanted = {r.key for r in champion_rows} | {r.key for r in challenger_rows}
-        labels = read_labels(self.s3, self.locations[CHAMPION], start, end, wanted) if wanted else {}
+        feedback = read_feedback(self.s3, self.locations[CHAMPION], start, end, wanted) if wanted else {}
+        labels = {key: record.label for key, record in feedback.items()}
         classes = self.manifest.outputs.classes
         champion, challenger = self._outputs(CHAMPION, champion_rows, labels), self._outputs(CHALLENGER, challenger_rows, labels)
         compare = compare_shadow if self.mode == "shadow" else compare_ab

@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -70,28 +70,18 @@ def s3_client(session: Any = None, workers: int = READER_WORKERS) -> Any:
     return (session or boto3).client("s3", config=Config(max_pool_connections=workers + 2))
 
 
+# library threshold -> deploy setting, where the names differ (every other shared name maps to itself)
+SETTING_OF_THRESHOLD = {"correction": "p_value_correction", "missing_rate_tolerance": "missing_rate_threshold"}
+
+
 def drift_config(settings: DriftSettings) -> DriftConfig:
-    """The one mapping from deploy settings to the library's thresholds."""
-    overrides: dict[str, Any] = {}
-    if settings.numeric_effect_threshold is not None:
-        overrides["numeric_effect_threshold"] = settings.numeric_effect_threshold
-    if settings.categorical_effect_threshold is not None:
-        overrides["categorical_effect_threshold"] = settings.categorical_effect_threshold
-    return DriftConfig(
-        alpha=settings.alpha,
-        correction=settings.p_value_correction,
-        drift_share_threshold=settings.drift_share_threshold,
-        outlier_rate_threshold=settings.outlier_rate_threshold,
-        missing_rate_tolerance=settings.missing_rate_threshold,
-        out_of_range_threshold=settings.out_of_range_threshold,
-        unseen_category_threshold=settings.unseen_category_threshold,
-        performance_min_labels=settings.performance_min_labels,
-        estimated_accuracy_drop_threshold=settings.estimated_accuracy_drop_threshold,
-        min_new_value_rows=settings.min_new_value_rows,
-        reject_rate_threshold=settings.reject_rate_threshold,
-        reject_min_requests=settings.reject_min_requests,
-        **overrides,
-    )
+    """The one mapping from deploy settings to the library's thresholds: each ``DriftConfig`` field the
+    settings declare (by its name, or the one in ``SETTING_OF_THRESHOLD``); a setting left unset (None)
+    keeps the library's default."""
+    declared = type(settings).model_fields
+    values = {f.name: getattr(settings, SETTING_OF_THRESHOLD.get(f.name, f.name)) for f in fields(DriftConfig)
+              if SETTING_OF_THRESHOLD.get(f.name, f.name) in declared}
+    return DriftConfig(**{name: value for name, value in values.items() if value is not None})
 
 
 def reject_counts(window: WindowRead, rejected: RejectWindow) -> RejectCounts:

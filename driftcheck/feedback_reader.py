@@ -40,20 +40,6 @@ LABEL_GRACE = timedelta(days=1)  # labels may arrive after the window: look this
 LABELS_FORMAT = 1
 
 
-def read_labels(
-    s3: Any,
-    where: CaptureLocation,
-    start: datetime,
-    end: datetime,
-    wanted: Set[RowKey],
-    workers: int = 16,
-    now: datetime | None = None,
-) -> dict[RowKey, Any]:
-    """The label of each wanted (request id, row) that has one, from the feedback received from
-    the window's start to ``LABEL_GRACE`` past its end. A corrupt object is skipped from its bad row on."""
-    return {key: record.label for key, record in read_feedback(s3, where, start, end, wanted, workers, now).items()}
-
-
 def read_feedback(
     s3: Any,
     where: CaptureLocation,
@@ -63,8 +49,9 @@ def read_feedback(
     workers: int = 16,
     now: datetime | None = None,
 ) -> dict[RowKey, FeedbackRecord]:
-    """The feedback record of each wanted row (the last one received wins), as :func:`read_labels`
-    reads them. ``now``: the wall clock (hours after it hold no feedback yet; settled hours are kept)."""
+    """The feedback record of each wanted (request id, row) that has one, from the feedback received
+    from the window's start to ``LABEL_GRACE`` past its end (the last one received wins; a corrupt
+    object is skipped from its bad row on). ``now``: the wall clock (hours after it hold no feedback yet; settled hours are kept)."""
     now = now or datetime.now(UTC)
     # no feedback is received after now: hours past it are not listed
     hours = window_hours(start, min(end + LABEL_GRACE, now + HOUR))

@@ -79,3 +79,29 @@ def test_the_bundle_folder_is_relative_to_the_asset_root_unless_absolute(tmp_pat
     assert function_bundle_dir({ENV_BUNDLE_PATH: str(tmp_path), "LAMBDA_TASK_ROOT": "/var/task"}) == tmp_path
     with pytest.raises(KeyError, match=ENV_BUNDLE_PATH):
         function_bundle_dir({})
+
+
+def test_every_drift_threshold_setting_reaches_the_library_config() -> None:
+    """drift_config maps settings to DriftConfig by name: a setting renamed on one side only would
+    silently fall back to the library's default. Each is set to a non-default value and read back."""
+    from driftcheck.drift_service import drift_config
+
+    expected = {  # DriftConfig field -> DriftSettings field, written out independently of the code
+        "alpha": "alpha", "correction": "p_value_correction", "drift_share_threshold": "drift_share_threshold",
+        "numeric_effect_threshold": "numeric_effect_threshold", "categorical_effect_threshold": "categorical_effect_threshold",
+        "outlier_rate_threshold": "outlier_rate_threshold", "missing_rate_tolerance": "missing_rate_threshold",
+        "out_of_range_threshold": "out_of_range_threshold", "unseen_category_threshold": "unseen_category_threshold",
+        "performance_min_labels": "performance_min_labels", "estimated_accuracy_drop_threshold": "estimated_accuracy_drop_threshold",
+        "min_new_value_rows": "min_new_value_rows", "reject_rate_threshold": "reject_rate_threshold",
+        "reject_min_requests": "reject_min_requests",
+    }
+    changed = {
+        "alpha": 0.011, "p_value_correction": "fdr", "drift_share_threshold": 0.3, "numeric_effect_threshold": 0.21,
+        "categorical_effect_threshold": 0.22, "outlier_rate_threshold": 0.07, "missing_rate_threshold": 0.09,
+        "out_of_range_threshold": 0.03, "unseen_category_threshold": 0.04, "performance_min_labels": 321,
+        "estimated_accuracy_drop_threshold": 0.08, "min_new_value_rows": 33, "reject_rate_threshold": 0.12,
+        "reject_min_requests": 55,
+    }
+    config = drift_config(DriftSettings(**changed))
+    for threshold, setting in expected.items():
+        assert getattr(config, threshold) == changed[setting], threshold
