@@ -130,11 +130,13 @@ class Dashboard(Construct):
         d.add_widgets(
             graph("Outlier rate", [*drift(dmn.OUTLIER_RATE, "Maximum")],
                   hlines=[threshold(s.outlier_rate_threshold, "alarm")]),
-            graph("Data quality rates", [
+            graph("Data quality rates / rejected share", [
                 *drift(dmn.MISSING_RATE, "Maximum"),
                 *drift(dmn.OUT_OF_RANGE_RATE, "Maximum"),
                 *drift(dmn.UNSEEN_CATEGORY_RATE, "Maximum"),
-            ], right=[*drift(dmn.DATA_QUALITY_FAILURES, "Maximum")]),
+                *drift(dmn.REJECT_RATE, "Maximum"),
+            ], right=[*drift(dmn.DATA_QUALITY_FAILURES, "Maximum")],
+                  hlines=[threshold(s.reject_rate_threshold, "reject-rate alarm")]),
             graph("Performance on labeled rows",
                   [x for n in ((dmn.ACCURACY, dmn.F1, dmn.AUC) if m.outputs.task is Task.CLASSIFICATION else (dmn.MAE, dmn.RMSE))
                    for x in drift(n, "Average")]),
@@ -169,6 +171,7 @@ class Dashboard(Construct):
     def _add_comparison_row(self, graph: Callable[..., cloudwatch.GraphWidget], challenger_version: str, drift_period: int) -> None:
         """Champion against challenger (docs/versions.md): each version's series, the challenger's verdicts."""
         from monitoring import comparison as cmp  # lazy: numpy/scipy only when a challenger is deployed
+        from monitoring.comparison import CHALLENGER_DRIFT
 
         versions = {"champion": self.manifest.version, "challenger": challenger_version}
         classifier = self.manifest.outputs.task is Task.CLASSIFICATION
@@ -182,6 +185,18 @@ class Dashboard(Construct):
             graph("Labeled rows per version", [of(cmp.VARIANT_LABELED_ROWS, v, "Maximum") for v in versions], width=8),
             graph("Shadow agreement / challenger worse", [of(cmp.SHADOW_AGREEMENT, "challenger")],
                   right=[of(cmp.CHALLENGER_WORSE, "challenger", "Maximum")], width=8),
+        )
+
+        def verdicts(variant: str) -> list[cloudwatch.Metric]:
+            """The version's own drift verdicts, each window (the challenger's from its own drift report)."""
+            return [
+                self.model_metric(n, "Maximum", drift_period, {imn.DIM_WINDOW: w}, label=f"{n} {variant} {w}", version=versions[variant])
+                for n in (dmn.DATASET_DRIFT, dmn.PREDICTION_DRIFT) for w in self.windows
+            ]
+
+        self.dashboard.add_widgets(
+            graph("Each version's dataset / prediction drift; challenger-only drift", [*verdicts("champion"), *verdicts("challenger")],
+                  right=[of(CHALLENGER_DRIFT, "challenger", "Maximum")], width=24),
         )
 
     def drift_metrics(self, name: str, statistic: str, period_s: int) -> list[cloudwatch.Metric]:

@@ -58,3 +58,11 @@ def test_a_challenger_adds_the_comparison_row_on_each_versions_series(fake_bundl
     assert series(g["Labeled rows per version"], ns) == {(cmp.VARIANT_LABELED_ROWS, v) for v in both}
     assert series(g["Shadow agreement / challenger worse"], ns) == {
         (cmp.SHADOW_AGREEMENT, CHALLENGER_VERSION), (cmp.CHALLENGER_WORSE, CHALLENGER_VERSION)}
+    # each version's own drift verdicts (the challenger's own drift report) and the challenger-only alarm's series
+    assert series(g["Each version's dataset / prediction drift; challenger-only drift"], ns) == {
+        *((n, v) for n in (dmn.DATASET_DRIFT, dmn.PREDICTION_DRIFT) for v in both), (cmp.CHALLENGER_DRIFT, CHALLENGER_VERSION)}
+
+
+def test_the_rejected_share_is_drawn_with_the_data_quality_rates(default: Synth) -> None:
+    g, ns, v = graphs(default), default.settings.metrics_namespace, default.manifest.version
+    assert (dmn.REJECT_RATE, v) in series(g["Data quality rates / rejected share"], ns)
