@@ -83,3 +83,24 @@ def header(resp: dict[str, Any], name: str) -> str | None:
 
 def read_jsonl_gz(data: bytes) -> list[dict[str, Any]]:
     return [json.loads(line) for line in gzip.decompress(data).decode().splitlines() if line.strip()]
+
+
+def arrow_stream(table: Any, max_chunksize: int = 64) -> bytes:
+    """An Arrow IPC stream of ``table`` (a pyarrow Table) in several record batches."""
+    import io
+
+    import pyarrow as pa
+
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        for batch in table.to_batches(max_chunksize=max_chunksize):
+            writer.write_batch(batch)
+    return sink.getvalue()
+
+
+def arrow_answer(resp: dict[str, Any]) -> Any:
+    """The pyarrow Table of an Arrow answer (base64 through API Gateway, or raw)."""
+    import pyarrow as pa
+
+    body = base64.b64decode(resp["body"]) if resp.get("isBase64Encoded") else resp["body"].encode("latin-1")
+    return pa.ipc.open_stream(body).read_all()

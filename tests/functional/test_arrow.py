@@ -3,32 +3,20 @@ out of the real handler, on every event kind; the same answer and the same captu
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
-from tests.support import EVENT_KINDS, event, read_jsonl_gz, response_json
+from tests.support import EVENT_KINDS, arrow_answer, arrow_stream, event, read_jsonl_gz, response_json
 
 ARROW = "application/vnd.apache.arrow.stream"
 BUCKET = "arrow-captures"
 
 
 def _stream(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        for batch in table.to_batches(max_chunksize=7):  # several record batches
-            writer.write_batch(batch)
-    return sink.getvalue()
-
-
-def _arrow_answer(resp: dict[str, Any]) -> pa.Table:
-    import base64
-
-    body = base64.b64decode(resp["body"]) if resp.get("isBase64Encoded") else resp["body"].encode("latin-1")
-    return pa.ipc.open_stream(body).read_all()
+    return arrow_stream(table, max_chunksize=7)  # several record batches even for a few rows
 
 
 @pytest.fixture
@@ -47,7 +35,7 @@ def test_an_arrow_batch_is_answered_as_json_predicts_it(inference: Any, sample_b
     assert response_json(resp)["predictions"] == as_json["predictions"]  # Arrow in, JSON out by default
     resp = inference.handler(event(kind, "POST", "/predict", raw=body, headers={"content-type": ARROW, "accept": ARROW}), lambda_context)
     assert resp["statusCode"] == 200
-    table = _arrow_answer(resp)
+    table = arrow_answer(resp)
     assert table.column("prediction").to_pylist() == as_json["predictions"]
     probs = np.column_stack([table.column(f"probability_{c}").to_numpy() for c in as_json["classes"]])
     np.testing.assert_allclose(probs, np.array(as_json["probabilities"]), atol=1e-12)

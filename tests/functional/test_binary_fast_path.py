@@ -5,7 +5,6 @@ records (nulls, dictionary-encoded columns, several record batches, 1,000 rows i
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from typing import Any
@@ -16,7 +15,7 @@ import pytest
 
 from tests.functional.test_input_dtypes import mixed_bundle  # noqa: F401 - the fixture: f32, f64, i64, bool inputs
 from tests.functional.test_oip import _binary_body, _bytes
-from tests.support import event, read_jsonl_gz, response_json
+from tests.support import arrow_answer, arrow_stream, event, read_jsonl_gz, response_json
 
 ARROW = "application/vnd.apache.arrow.stream"
 BUCKET = "fast-path-captures"
@@ -73,21 +72,6 @@ def _oip_answer(resp: dict[str, Any]) -> dict[str, np.ndarray]:
     return out
 
 
-def _arrow(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        for batch in table.to_batches(max_chunksize=64):  # several record batches
-            writer.write_batch(batch)
-    return sink.getvalue()
-
-
-def _arrow_answer(resp: dict[str, Any]) -> pa.Table:
-    import base64
-
-    body = base64.b64decode(resp["body"]) if resp.get("isBase64Encoded") else resp["body"].encode("latin-1")
-    return pa.ipc.open_stream(body).read_all()
-
-
 def _predict(mod: Any, ctx: Any, rows: list[dict[str, Any]], request_id: str | None = None) -> dict[str, Any]:
     resp = mod.handler(event("rest_v1", "POST", "/predict", {"instances": rows}, request_id=request_id), ctx)
     return {"status": resp["statusCode"], **response_json(resp)}
@@ -114,8 +98,8 @@ def test_a_thousand_rows_with_nulls_get_predicts_answers(inference: Any, sample_
     np.testing.assert_allclose(oip["probabilities"], np.array(expected["probabilities"], dtype=np.float32), atol=1e-6)
 
     table = pa.Table.from_pylist(rows)
-    for body in (_arrow(table), _arrow(pa.table({n: c.dictionary_encode() if pa.types.is_string(c.type) else c for n, c in zip(table.column_names, table.columns)}))):
-        answer = _arrow_answer(_post_arrow(inference, lambda_context, body, answer_arrow=True))
+    for body in (arrow_stream(table), arrow_stream(pa.table({n: c.dictionary_encode() if pa.types.is_string(c.type) else c for n, c in zip(table.column_names, table.columns)}))):
+        answer = arrow_answer(_post_arrow(inference, lambda_context, body, answer_arrow=True))
         assert answer.column("prediction").to_pylist() == expected["predictions"]
         probs = np.column_stack([answer.column(f"probability_{c}").to_numpy() for c in expected["classes"]])
         np.testing.assert_array_equal(probs, np.array(expected["probabilities"]))
@@ -150,7 +134,7 @@ def test_bad_values_are_refused_with_predicts_error(inference: Any, sample_bundl
 
     column_type = pa.float64() if datatype.startswith("FP") else pa.string()
     table = pa.table({f.name: pa.array([r[f.name] for r in rows], column_type if f.name == feature else None) for f in m.features})
-    resp = _post_arrow(inference, lambda_context, _arrow(table))
+    resp = _post_arrow(inference, lambda_context, arrow_stream(table))
     assert resp["statusCode"] == 422
     got = response_json(resp)
     assert {k: got[k] for k in ("error", "message", "details")} == {k: expected[k] for k in ("error", "message", "details")}
@@ -180,7 +164,7 @@ def test_typed_inputs_of_each_dtype_are_checked_as_json_values(request: pytest.F
             assert resp["statusCode"] == expected["status"], (rows, resp["body"])
             assert response_json(resp) == {"error": f"{expected['error']}: {expected['message']}"}
     assert [_predict(mod, lambda_context, rows)["status"] for rows, _ in cases] == [200, 200, 422, 422, 422, 200]
-    answer = _arrow_answer(_post_arrow(mod, lambda_context, _arrow(pa.Table.from_pylist(good)), answer_arrow=True))
+    answer = arrow_answer(_post_arrow(mod, lambda_context, arrow_stream(pa.Table.from_pylist(good)), answer_arrow=True))
     assert answer.column("prediction").to_pylist() == _predict(mod, lambda_context, good)["predictions"]  # a regressor's float64
 
 
@@ -199,7 +183,7 @@ def test_binary_requests_are_captured_as_the_same_records(inference: Any, sample
     assert _oip(inference, lambda_context, m, *_oip_binary(m, rows, as_sent), request_id="oip-req")["statusCode"] == 200
     table = pa.Table.from_pylist(rows)
     dictionary = pa.table({n: c.dictionary_encode() if pa.types.is_string(c.type) else c for n, c in zip(table.column_names, table.columns)})
-    assert _post_arrow(inference, lambda_context, _arrow(dictionary), request_id="arrow-req")["statusCode"] == 200
+    assert _post_arrow(inference, lambda_context, arrow_stream(dictionary), request_id="arrow-req")["statusCode"] == 200
     expected = _captured(s3, "json-req")
     assert len(expected) == 200
     assert _captured(s3, "oip-req") == expected
@@ -255,7 +239,7 @@ def test_arrow_columns_are_read_as_pyarrow_reads_them() -> None:
         "ascii": pa.array([w.replace("é", "e") for w in words], pa.string(), mask=nulls),
         "category": pa.array(words, pa.string(), mask=nulls).dictionary_encode(), "when": pa.array(np.arange(n), pa.timestamp("s")),
     })
-    batch = decode_stream(_arrow(table))
+    batch = decode_stream(arrow_stream(table))
     assert batch.names == table.column_names
     for name, column in zip(batch.names, batch.columns, strict=True):
         got = column.to_list() if isinstance(column, TypedColumn) else column
