@@ -86,6 +86,16 @@ FAMILY_OF: dict[str, Family] = {
     "ChallengerWorse": "challenger", "ChallengerDrift": "challenger",
 }
 _GROUP_FAMILY: dict[str, Family] = {"model": "input_data", "service": "service", "comparison": "challenger"}
+# An alarm whose cause another family's alarm already pages for: while any of those is in ALARM, it
+# adds nothing to its own family's page. Every request refused leaves no scored row, so NoTraffic
+# (pipeline) would page a second time for what RejectRate (input data) says.
+PAGED_BY: dict[str, tuple[str, ...]] = {"NoTraffic": ("RejectRate",)}
+
+
+def paging(spec_id: str, states: Mapping[str, str]) -> bool:
+    """Whether an alarm in ALARM adds to its family's page, given every alarm's state (the rule the
+    family's composite alarm carries, cdk/alerting.py)."""
+    return states.get(spec_id) == "ALARM" and not any(states.get(o) == "ALARM" for o in PAGED_BY.get(spec_id, ()))
 
 
 def page_anchor(family: str) -> str:

@@ -25,7 +25,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
-from cdk.alarms import FAMILY_TITLES, RUNBOOK_DOC, AlarmSpec, Source, alarm_specs, page_anchor
+from cdk.alarms import FAMILY_TITLES, PAGED_BY, RUNBOOK_DOC, AlarmSpec, Source, alarm_specs, page_anchor
 from modelserve import metric_names as imn
 from modelserve.records import model_report_prefix
 from modelserve.schema import BundleManifest
@@ -158,9 +158,7 @@ class Alerting(Construct):
                 self, f"Page{''.join(w.title() for w in family.split('_'))}",
                 composite_alarm_name=resource_name(stack.stack_name, f"Page-{family.replace('_', '-')}", max_len=255),
                 alarm_description=self.family_description(family, children, reports),  # < 1024 chars (test_alarms.py)
-                alarm_rule=cloudwatch.AlarmRule.any_of(
-                    *(cloudwatch.AlarmRule.from_alarm(self.alarms[sp.id], cloudwatch.AlarmState.ALARM) for sp in children)
-                ),
+                alarm_rule=cloudwatch.AlarmRule.any_of(*(self.page_rule(sp.id) for sp in children)),
             )
             composite.add_alarm_action(action)
             composite.add_ok_action(action)
@@ -177,6 +175,17 @@ class Alerting(Construct):
             alarm_rule=cloudwatch.AlarmRule.any_of(
                 *(cloudwatch.AlarmRule.from_alarm(a, cloudwatch.AlarmState.ALARM) for a in model_alarms)
             ),
+        )
+
+    def page_rule(self, spec_id: str) -> cloudwatch.IAlarmRule:
+        """An alarm's part of its family's page: its ALARM state, unless an alarm that pages the same
+        cause elsewhere is in ALARM too (``alarms.PAGED_BY``; the same rule as ``alarms.paging``)."""
+        rule = cloudwatch.AlarmRule.from_alarm(self.alarms[spec_id], cloudwatch.AlarmState.ALARM)
+        others = [self.alarms[o] for o in PAGED_BY.get(spec_id, ()) if o in self.alarms]
+        if not others:
+            return rule
+        return cloudwatch.AlarmRule.all_of(
+            rule, cloudwatch.AlarmRule.not_(cloudwatch.AlarmRule.any_of(*(cloudwatch.AlarmRule.from_alarm(o, cloudwatch.AlarmState.ALARM) for o in others)))
         )
 
     @staticmethod

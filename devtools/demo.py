@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cdk.alarms import FAMILY_TITLES, AlarmSpec, alarm_specs, evaluate_windows
+from cdk.alarms import FAMILY_TITLES, AlarmSpec, alarm_specs, evaluate_windows, paging
 from modelserve.bundle import ModelBundle
 from modelserve.schema import FeatureKind, FeatureSpec, Task
 from modelserve.settings import Settings
@@ -164,11 +164,12 @@ def alarm_table(
 
 
 def pages(specs: list[AlarmSpec], states: dict[str, str]) -> list[str]:
-    """What the on-call engineer receives: one notification per cause family with an alarm in ALARM."""
+    """What the on-call engineer receives: one notification per cause family with an alarm that pages
+    (in ALARM, and its cause not already paged by another family: ``cdk.alarms.paging``)."""
     family = {spec.id: spec.family for spec in specs}
     firing: dict[str, list[str]] = {}
-    for alarm, state in states.items():
-        if state == "ALARM":
+    for alarm in states:
+        if paging(alarm, states):
             firing.setdefault(family[alarm], []).append(alarm)
     return [f"{FAMILY_TITLES[f]} ({', '.join(ids)})" for f, ids in firing.items()]
 

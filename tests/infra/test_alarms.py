@@ -272,6 +272,15 @@ def test_one_cause_pages_once_through_its_family() -> None:
     assert set(families.values()) <= set(FAMILY_TITLES)
 
 
+def test_no_traffic_does_not_page_twice_for_every_request_refused() -> None:
+    from cdk.alarms import paging
+
+    both = {"NoTraffic": "ALARM", "RejectRate": "ALARM"}
+    assert paging("RejectRate", both) and not paging("NoTraffic", both)
+    assert paging("NoTraffic", {"NoTraffic": "ALARM", "RejectRate": "OK"})  # no requests at all still pages
+    assert not paging("NoTraffic", {"NoTraffic": "OK"})
+
+
 def test_family_pages_fit_a_composite_alarm_description() -> None:
     from cdk.alerting import Alerting
 
