@@ -62,6 +62,8 @@ bench: setup
 	$(PY) benchmarks/bench_post_response.py
 	$(PY) benchmarks/bench_drift_stats.py
 	$(PY) benchmarks/bench_drift.py
+	$(PY) benchmarks/bench_drift_read_cost.py
+	$(PY) benchmarks/bench_reject_rate.py
 	$(PY) benchmarks/bench_load.py
 	$(PY) benchmarks/bench_protocols.py
 
