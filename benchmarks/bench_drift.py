@@ -61,13 +61,8 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-}
+from devtools.local import FAKE_AWS_ENV as AWS_ENV  # noqa: E402 - after the sys.path line
+
 # the window: the 24 h ending at this EventBridge event time
 WINDOW_END = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)
 WINDOW_HOURS = 24

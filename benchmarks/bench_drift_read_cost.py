@@ -28,9 +28,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-             "AWS_DEFAULT_REGION": "us-east-1"}.items():
-    os.environ[k] = v  # never a real account
+from devtools.local import FAKE_AWS_ENV  # noqa: E402 - after the sys.path line
+
+os.environ.update(FAKE_AWS_ENV)  # never a real account
 
 BUCKET = "bench-read-cost"
 END = datetime(2026, 3, 2, 12, 30, tzinfo=UTC)

@@ -21,7 +21,6 @@ awslambdaric, next to the in-process figure (a fresh process importing the handl
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import statistics
 import subprocess
@@ -35,13 +34,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-}
+from devtools.local import FAKE_AWS_ENV as AWS_ENV  # noqa: E402 - after the sys.path line
+
 MODES = ("off", "sync", "extension")
 
 
@@ -83,23 +77,26 @@ def _in_process_init(bundle: Any, bucket: str) -> float:
 
 
 def bench(args: argparse.Namespace) -> None:
+    from devtools.local import moto_server
+
+    with moto_server() as endpoint:
+        bench_against(args, endpoint)
+
+
+def bench_against(args: argparse.Namespace, endpoint: str) -> None:
+    """The benchmark with S3 = the moto server at ``endpoint`` behind the delay proxy."""
     import boto3
-    from moto.server import ThreadedMotoServer
 
     from modelserve.records import model_capture_prefix
     from tests.lambda_emulator import DelayProxy, LambdaEmulator
     from tests.support import event
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     bundle = _bundle()
     m = bundle.manifest
     ref = [r["inputs"] for r in bundle.reference_rows()]
     body = {"instances": [ref[i % len(ref)] for i in range(args.rows)]}
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    s3 = boto3.client("s3", endpoint_url=f"http://{host}:{port}", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
-    proxy = DelayProxy(f"http://{host}:{port}", args.delay_ms / 1000)
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+    proxy = DelayProxy(endpoint, args.delay_ms / 1000)
     log_dir = Path(tempfile.mkdtemp(prefix="bench-post-response-"))
     print(
         f"model {m.model_name} {m.version}; {args.rows}-row requests; S3 = moto server behind a {args.delay_ms:g} ms proxy; "
@@ -157,7 +154,6 @@ def bench(args: argparse.Namespace) -> None:
         print(f"  in-process: a fresh python importing the handler module {statistics.median(in_process):6.0f} ms (no runtime client)")
     finally:
         proxy.close()
-        moto.stop()
 
 
 def main() -> None:

@@ -247,9 +247,19 @@ def scoped_env(values: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
+# credentials that can reach no account: every local run, test and benchmark against moto uses them
+FAKE_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": LOCAL_REGION,
+    "AWS_REGION": LOCAL_REGION,
+}
+
+
 @contextmanager
-def local_aws(port: int = 0) -> Iterator[str]:
-    """Start moto server on 127.0.0.1 and point boto3 at it through the environment."""
+def moto_server(port: int = 0) -> Iterator[str]:
+    """moto as a server on 127.0.0.1 (its endpoint URL), for processes of their own: the environment is untouched."""
     import logging
 
     from moto.server import ThreadedMotoServer
@@ -257,21 +267,18 @@ def local_aws(port: int = 0) -> Iterator[str]:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log lines from moto
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    host, bound = server.get_host_and_port()
-    endpoint = f"http://{host}:{bound}"
-    env = {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": LOCAL_REGION,
-        "AWS_REGION": LOCAL_REGION,
-    }
     try:
-        with scoped_env(env):
-            yield endpoint
+        host, bound = server.get_host_and_port()
+        yield f"http://{host}:{bound}"
     finally:
         server.stop()
+
+
+@contextmanager
+def local_aws(port: int = 0) -> Iterator[str]:
+    """Start moto server on 127.0.0.1 and point boto3 at it through the environment."""
+    with moto_server(port) as endpoint, scoped_env({**FAKE_AWS_ENV, "AWS_ENDPOINT_URL": endpoint}):
+        yield endpoint
 
 
 def local_function_env(bundle_dir: str | Path) -> dict[str, str]:

@@ -19,3 +19,12 @@ def s3(aws_credentials: None) -> Iterator[Any]:
     """moto active for the whole test; the client is the test's own view of S3."""
     with mock_aws():
         yield boto3.client("s3", region_name="us-east-1")
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    """moto as a server (its endpoint URL): functions run in subprocesses under the Lambda emulator."""
+    from devtools.local import moto_server
+
+    with moto_server() as url:
+        yield url

@@ -10,9 +10,7 @@ the answer is posted and (b) when the invocation ends.
 from __future__ import annotations
 
 import json
-import logging
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -20,6 +18,7 @@ from typing import Any
 import boto3
 import pytest
 
+from devtools.local import FAKE_AWS_ENV
 from modelserve import metric_names as mn
 from modelserve.records import decode_jsonl, model_capture_prefix
 from serving.post_response import EXTENSION_NAME
@@ -30,25 +29,7 @@ from tests.support import event
 # what the proxy adds in front of moto: an in-Region PutObject's order of magnitude, and enough that
 # on this shared machine the answer's own path never takes that long (the benchmark uses 20 ms)
 DELAY_S = 0.05
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-}
 
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 def client(moto_url: str, service: str) -> Any:
@@ -63,7 +44,7 @@ def bucket(moto_url: str) -> str:
 
 
 def function_env(sample_bundle: Any, proxy: DelayProxy, bucket: str, **settings: str) -> dict[str, str]:
-    env = {**AWS_ENV, "AWS_ENDPOINT_URL": proxy.url, "MS_MODEL_BUNDLE_PATH": str(sample_bundle.root), "MS_CAPTURE_BUCKET": bucket}
+    env = {**FAKE_AWS_ENV, "AWS_ENDPOINT_URL": proxy.url, "MS_MODEL_BUNDLE_PATH": str(sample_bundle.root), "MS_CAPTURE_BUCKET": bucket}
     return env | {k if k.startswith("MS_") else "MS_" + k.upper(): v for k, v in settings.items()}
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -147,29 +146,15 @@ def test_a_challenger_of_another_model_is_refused_at_init(load_inference, sample
         load_inference(challenger_mode="shadow", MS_CHALLENGER_BUNDLE_PATH=str(other))
 
 
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[str]:
-    """moto as a server: the function runs in a subprocess under the emulator."""
-    import logging
 
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-def test_shadow_scoring_runs_after_the_answer(moto_server, sample_bundle, challenger_bundle, tmp_path) -> None:
+def test_shadow_scoring_runs_after_the_answer(moto_url, sample_bundle, challenger_bundle, tmp_path) -> None:
     """Under the real Lambda runtime client with the capture extension: the champion's answer is posted
     before either capture is written, and the challenger's capture (scored in the same post-response
     work, after the champion's write) is stored before the invocation ends."""
     from tests.functional.test_post_response_capture import DELAY_S, answers, client, function_env, run, stored_records
     from tests.lambda_emulator import DelayProxy
 
-    moto_url, bucket = moto_server, "shadow-after-the-answer"
+    bucket = "shadow-after-the-answer"
     client(moto_url, "s3").create_bucket(Bucket=bucket)
     proxy = DelayProxy(moto_url, DELAY_S)
     try:
