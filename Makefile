@@ -43,8 +43,10 @@ assets: sample
 	@mkdir -p .build
 	$(PY) benchmarks/bench_bundle_size.py --bundle models/sample > .build/assets-report.txt || (cat .build/assets-report.txt; exit 1)
 
+# every test, then the lint CI holds a change to: `make test` is the one command, here and in CI
 test: setup assets
 	MS_REAL_BUNDLING=1 $(PY) -m pytest -q -n auto $(ARGS)
+	@$(MAKE) --no-print-directory lint
 
 # the inner loop: no real bundling, no tests marked slow (about 20 s here)
 test-fast: setup
