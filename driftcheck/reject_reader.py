@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from modelserve.records import RejectRecord, decode_jsonl, reject_hour_prefix, reject_key_time, window_hours
+from modelserve.records import RejectRecord, decode_jsonl, key_time, reject_hour_prefix, utc_iso, window_hours
 
 from .store import CaptureLocation, fetch_parallel, list_keys, until
 
@@ -48,11 +48,12 @@ class RejectWindow:
 
 def list_reject_keys(s3: Any, where: CaptureLocation, start: datetime, end: datetime) -> list[str]:
     """Keys of the rejects filed inside ``[start, end)``: the window's hours listed, each key's time checked."""
+    lo, hi = utc_iso(start), utc_iso(end)  # key times compare as these strings (records.key_time)
     keys = []
     for hour in window_hours(start, end):
         for key in list_keys(s3, where.bucket, reject_hour_prefix(where.model_name, where.model_version, hour)):
-            t = reject_key_time(key)
-            if t is not None and start <= t < end:
+            t = key_time(key)
+            if t is not None and lo <= t < hi:
                 keys.append(key)
     return keys
 

@@ -312,19 +312,7 @@ def reject_hour_prefix(model_name: str, model_version: str, hour: datetime) -> s
 def reject_key(model_name: str, model_version: str, event_time: datetime, request_id: str) -> str:
     """One rejected request's object: filed by its event time, like a capture (``capture_key``)."""
     t = event_time.astimezone(UTC)
-    return f"{reject_hour_prefix(model_name, model_version, t)}{t:%H%M%S%f}-{request_id}.jsonl.gz"
-
-
-def reject_key_time(key: str) -> datetime | None:
-    """The event time a reject key was filed under (to the microsecond), None for a key of another form."""
-    parts = key.rsplit("/", 3)
-    if len(parts) != 4 or not parts[1].startswith("dt=") or not parts[2].startswith("hour="):
-        return None
-    stamp = parts[3][:12]
-    try:
-        return datetime.strptime(f"{parts[1][3:]}T{stamp}", "%Y-%m-%dT%H%M%S%f").replace(tzinfo=UTC)
-    except ValueError:
-        return None
+    return f"{reject_hour_prefix(model_name, model_version, t)}{key_time_name(t)}-{request_id}.jsonl.gz"
 
 
 def feedback_day_prefix(model_name: str, day: date) -> str:
@@ -397,7 +385,7 @@ _KEY_TIME = re.compile(r"/dt=(\d{4}-\d{2}-\d{2})/(?:hour=(\d{2})/)?(\d{2})(\d{2}
 
 
 def key_time(key: str) -> str | None:
-    """The time a capture or feedback key of our layout names, as ``utc_iso`` writes it (compared as
+    """The time a capture, reject or feedback key of our layout names, as ``utc_iso`` writes it (compared as
     a string); None for keys named otherwise (Firehose's files): those are read whole."""
     m = _KEY_TIME.search(key)
     if m is None or (m.group(2) is not None and m.group(2) != m.group(3)):

@@ -439,13 +439,13 @@ def test_a_failing_reject_sink_is_retried_once_counted_and_never_raises() -> Non
 
 
 def test_reject_record_round_trips_and_its_key_time_is_read_back() -> None:
-    from modelserve.records import RejectRecord, reject_key, reject_key_time
+    from modelserve.records import RejectRecord, key_time, reject_key, utc_iso
 
     c, _, _ = _capturer(RecordingSink(), reject_sink=RecordingSink())
     record = c.reject_record("req-9", T, "wrong_type", 422, _refusal(), rows=3)
     assert RejectRecord.from_dict(json.loads(record.to_json())) == record
-    assert reject_key_time(reject_key("m", "v1", T, "req-9")) == T
-    assert reject_key_time("rejects/model=m/version=v1/other.json") is None
+    assert key_time(reject_key("m", "v1", T, "req-9")) == utc_iso(T)
+    assert key_time("rejects/model=m/version=v1/other.json") is None
 
 
 @pytest.mark.parametrize(
