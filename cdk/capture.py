@@ -96,6 +96,9 @@ class CaptureStorage(Construct):
                                  noncurrent_version_expiration=noncurrent),
                 s3.LifecycleRule(id="rejects", prefix=f"{REJECTS_ROOT}/", expiration=expiry, transitions=transitions,
                                  noncurrent_version_expiration=noncurrent),
+                # the audit sample holds captured rows: it expires with them, and the drift check rewrites it
+                # every run, so its noncurrent versions must expire too
+                s3.LifecycleRule(id="audit", prefix=f"{AUDIT_ROOT}/", expiration=expiry, noncurrent_version_expiration=noncurrent),
                 s3.LifecycleRule(id="capture-errors", prefix=f"{FIREHOSE_ERROR_ROOT}/", expiration=expiry,
                                  noncurrent_version_expiration=noncurrent),
                 s3.LifecycleRule(id="reports", prefix=f"{REPORTS_ROOT}/", expiration=cdk.Duration.days(settings.report_expiry_days),

@@ -98,7 +98,7 @@ def test_capture_objects_cannot_be_replaced_unnoticed(default: Synth) -> None:
     assert props["VersioningConfiguration"] == {"Status": "Enabled"}
     rules = {r["Id"]: r for r in props["LifecycleConfiguration"]["Rules"]}
     days = default.settings.capture_noncurrent_days
-    for rule_id in ("captures", "feedback", "rejects", "capture-errors", "reports"):
+    for rule_id in ("captures", "feedback", "rejects", "capture-errors", "reports", "audit"):
         assert rules[rule_id]["NoncurrentVersionExpiration"] == {"NoncurrentDays": days}, rule_id
     assert rules["hour-samples"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
     assert rules["delete-markers"]["ExpiredObjectDeleteMarker"] is True
@@ -140,3 +140,19 @@ def test_drift_check_may_put_events_on_the_default_bus_only(default: Synth) -> N
     assert st["Action"] == "events:PutEvents" and st["Effect"] == "Allow" and "Condition" not in st
     arn = "".join(p if isinstance(p, str) else "<" + p["Ref"] + ">" for p in st["Resource"]["Fn::Join"][1])
     assert arn == "arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:event-bus/default"
+
+
+def test_every_key_root_of_the_capture_bucket_expires_with_its_noncurrent_versions(default: Synth) -> None:
+    """Every prefix the functions write (records.py's roots) has a rule that expires current and noncurrent objects:
+    nothing captured outlives its expiry, not even what the drift check rewrites every run (the audit sample)."""
+    import modelserve.records as records
+    from cdk.capture import FIREHOSE_ERROR_ROOT
+
+    roots = {v for k, v in vars(records).items() if k.endswith("_ROOT") and isinstance(v, str)} | {FIREHOSE_ERROR_ROOT}
+    ((_, bucket),) = [(k, v) for k, v in default.of_type("AWS::S3::Bucket").items() if k.startswith("CaptureBucket")]
+    by_prefix = {r.get("Prefix"): r for r in bucket["Properties"]["LifecycleConfiguration"]["Rules"]}
+    for root in sorted(roots):
+        rule = by_prefix.get(f"{root}/")
+        assert rule is not None, f"no lifecycle rule for {root}/"
+        assert rule["ExpirationInDays"] > 0 and rule["NoncurrentVersionExpiration"]["NoncurrentDays"] > 0, root
+    assert by_prefix["audit/"]["ExpirationInDays"] == by_prefix["captures/"]["ExpirationInDays"]
