@@ -1,4 +1,4 @@
-"""A drift check's time and S3 requests as unrelated traffic and feedback grow (issue 12).
+"""A drift check's time and S3 requests as unrelated traffic and feedback grow.
 
     python benchmarks/bench_drift_read_cost.py                      # 10k rows in the 24 h window; unrelated x0, x2, x8
     python benchmarks/bench_drift_read_cost.py --rows 5000 --unrelated 0,4,16
