@@ -106,7 +106,8 @@ def _echo_comparison(
         echo(f"{variant}: {p['n_labels']} labelled rows, accuracy {fmt_figure(p['accuracy'])}, macro F1 {fmt_figure(p['f1_macro'])}")
     d = doc["difference"]
     if d:
-        echo(f"{d['metric']} difference (challenger - champion) {fmt_figure(d['estimate'])} (95% {fmt_figure(d['ci_low'])} to {fmt_figure(d['ci_high'])}), "
+        echo(f"{d['metric']} difference (challenger - champion) {fmt_figure(d['estimate'])} "
+            f"(95% {fmt_figure(d['ci_low'])} to {fmt_figure(d['ci_high'])}), "
              f"p = {fmt_figure(d['p_value'])} ({d['test']}); challenger significantly worse: {doc['challenger_worse']}")
     for d in doc.get("metric_differences", []):
         echo(f"{METRIC_LABELS.get(d['metric'], d['metric'])} difference {fmt_figure(d['estimate'])} "

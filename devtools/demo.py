@@ -216,7 +216,8 @@ def demo(
         specs = alarm_specs(Settings(serving=stack.inference.serving, drift=drift), m.model_name, m.version, LOCAL_BUCKET)
         traffic = _Traffic(b.reference_rows(), choose_shift(b), choose_concept_change(b), rows, feedback_share, rng)
         echo(f"model {m.model_name} {m.version}; local AWS at {stack.endpoint}; API at {stack.gateway.url}")
-        echo(f"{requests} requests x {rows} rows per period; feedback labels for {feedback_share:.0%} of requests where the reference has targets")
+        echo(f"{requests} requests x {rows} rows per period; "
+            f"feedback labels for {feedback_share:.0%} of requests where the reference has targets")
         for period in (PERIOD_QUIET, PERIOD_SHIFTED):
             if period == PERIOD_SHIFTED:
                 echo("shifted period: " + "; ".join([*traffic.shift.describe(), traffic.concept.describe()]))

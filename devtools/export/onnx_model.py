@@ -152,7 +152,8 @@ def _check_feature_names(decl: SchemaFile, session: Any, columns: list[str], pro
         problems.append(f"schema single_input_name: required, the model has {len(inputs)} inputs: {sorted(inputs)}")
         return {}
     if single not in inputs:
-        problems.append(f"schema single_input_name: {single!r} is not an input of the model{nearest(single, list(inputs))}; model inputs: {sorted(inputs)}")
+        problems.append(f"schema single_input_name: {single!r} is not an input of the model{nearest(single, list(inputs))}; "
+            f"model inputs: {sorted(inputs)}")
         return {}
     shape = inputs[single].shape
     width = shape[-1] if isinstance(shape, list) and len(shape) == 2 else None
@@ -205,7 +206,8 @@ def _output_names(decl: SchemaFile, session: Any, problems: list[str]) -> tuple[
                 "name it as probability_output and set label_output to null"
             )
     if label is None and probabilities is None and not problems:
-        problems.append(f"schema outputs: the model has no label or probability output the export recognises; outputs: {[(n, o.type) for n, o in outs.items()]}")
+        problems.append(f"schema outputs: the model has no label or probability output the export recognises; "
+            f"outputs: {[(n, o.type) for n, o in outs.items()]}")
     return label, probabilities
 
 
