@@ -19,7 +19,6 @@ import io
 import os
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC
 from pathlib import Path
@@ -40,13 +39,9 @@ def _env(bundle_root: str, capture: bool) -> None:
 
 
 def _bundle() -> Any:
-    from devtools.sample_model import build_sample_bundle
-    from modelserve.bundle import ModelBundle
+    from devtools.sample_model import checkout_or_temporary_sample_bundle
 
-    try:
-        return ModelBundle.load(Path(__file__).resolve().parents[1] / "models" / "sample")
-    except FileNotFoundError:
-        return build_sample_bundle(Path(tempfile.mkdtemp()) / "sample")
+    return checkout_or_temporary_sample_bundle()
 
 
 def _time_one(handler: Any, ev: dict, ctx: Any) -> float:

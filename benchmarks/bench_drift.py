@@ -48,7 +48,6 @@ import resource
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -76,20 +75,9 @@ MIB = 1024 * 1024
 
 
 def _bundle_root() -> Path:
-    from devtools.sample_model import build_sample_bundle
-    from modelserve.bundle import ModelBundle
+    from devtools.sample_model import checkout_or_temporary_sample_bundle
 
-    shipped = REPO / "models" / "sample"
-    try:
-        ModelBundle.load(shipped)
-        return shipped
-    except FileNotFoundError:  # not built in this tree: build it outside the tree
-        root = Path(tempfile.gettempdir()) / "modelserve-bench-drift" / "sample"
-        try:
-            ModelBundle.load(root)
-        except FileNotFoundError:
-            build_sample_bundle(root)
-        return root
+    return Path(checkout_or_temporary_sample_bundle().root)
 
 
 def _rss_now_kib() -> int:

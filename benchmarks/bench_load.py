@@ -19,7 +19,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,12 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _bundle_dir() -> Path:
-    sample = Path(__file__).resolve().parents[1] / "models" / "sample"
-    if (sample / "manifest.json").exists():
-        return sample
-    from devtools.sample_model import build_sample_bundle
+    from devtools.sample_model import checkout_or_temporary_sample_bundle
 
-    return Path(build_sample_bundle(Path(tempfile.mkdtemp()) / "sample").root)
+    return checkout_or_temporary_sample_bundle().root
 
 
 async def _load(url: str, bodies: list[bytes], clients: int, total: int) -> tuple[list[float], dict[int, int], float]:

@@ -40,13 +40,9 @@ MODES = ("off", "sync", "extension")
 
 
 def _bundle() -> Any:
-    from devtools.sample_model import build_sample_bundle
-    from modelserve.bundle import ModelBundle
+    from devtools.sample_model import checkout_or_temporary_sample_bundle
 
-    try:
-        return ModelBundle.load(REPO / "models" / "sample")
-    except FileNotFoundError:
-        return build_sample_bundle(Path(tempfile.mkdtemp()) / "sample")
+    return checkout_or_temporary_sample_bundle()
 
 
 def _env(bundle: Any, proxy_url: str, bucket: str, mode: str) -> dict[str, str]:
