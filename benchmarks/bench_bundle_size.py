@@ -57,7 +57,8 @@ def import_check(asset: Path, python: str, modules: list[str]) -> tuple[bool, st
         "if 'onnxruntime' in mods:\n"
         "    import onnxruntime as ort; extra += ' onnxruntime ' + ort.__version__ + ' ' + ','.join(ort.get_available_providers())\n"
         "if 'scipy' in mods:\n"
-        "    import scipy, scipy.stats; extra += ' scipy ' + scipy.__version__ + ' ks=' + str(round(scipy.stats.ks_2samp([1,2,3],[1,2,4]).pvalue, 3))\n"
+        "    import scipy, scipy.stats; extra += ' scipy ' + scipy.__version__ "
+            "+ ' ks=' + str(round(scipy.stats.ks_2samp([1,2,3],[1,2,4]).pvalue, 3))\n"
         "import numpy; extra += ' numpy ' + numpy.__version__\n"
         "print(f'imported {len(mods)} modules in {time.perf_counter() - t:.2f} s;' + extra)\n"
     )
@@ -247,7 +248,8 @@ def main() -> int:
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['arch']} | {r['asset']} | {r['MiB']} (<= {r['target_MiB']}) | {r['files']} | "
-              f"{r['first_build_s']}{' (cache hit)' if r['first_build_cache_hit'] else ''} | {r['rebuild_s']} | {r.get('import_check', '-')} {r.get('handler_smoke', '')} |")
+              f"{r['first_build_s']}{' (cache hit)' if r['first_build_cache_hit'] else ''} | {r['rebuild_s']} | "
+                  f"{r.get('import_check', '-')} {r.get('handler_smoke', '')} |")
     return 0 if ok else 1
 
 

@@ -19,7 +19,6 @@ import io
 import os
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC
 from pathlib import Path
@@ -40,13 +39,9 @@ def _env(bundle_root: str, capture: bool) -> None:
 
 
 def _bundle() -> Any:
-    from devtools.sample_model import build_sample_bundle
-    from modelserve.bundle import ModelBundle
+    from devtools.sample_model import checkout_or_temporary_sample_bundle
 
-    try:
-        return ModelBundle.load(Path(__file__).resolve().parents[1] / "models" / "sample")
-    except FileNotFoundError:
-        return build_sample_bundle(Path(tempfile.mkdtemp()) / "sample")
+    return checkout_or_temporary_sample_bundle()
 
 
 def _time_one(handler: Any, ev: dict, ctx: Any) -> float:
@@ -81,7 +76,8 @@ def bench(runs: int, requests: int) -> None:
         _env(root, capture=True)
         on = load_handler_module("inference")
         ctx = LambdaContext.fresh("inference")
-        print(f"model {bundle.manifest.model_name} {bundle.manifest.version}; {runs} runs x {requests} requests per configuration; S3 = moto in-process")
+        print(f"model {bundle.manifest.model_name} {bundle.manifest.version}; {runs} runs x {requests} requests per configuration; "
+            f"S3 = moto in-process")
         sink = io.StringIO()  # EMF / log lines: printed as on Lambda, but not to the terminal
         for n_rows in (1, 100):
             body = {"instances": [ref[i % len(ref)] for i in range(n_rows)]}
@@ -120,7 +116,8 @@ def bench(runs: int, requests: int) -> None:
             print(
                 f"{n_rows:>3}-row request: capture off {m_off:7.3f} ms, on {m_on:7.3f} ms, "
                 f"added {m_on - m_off:6.3f} ms/request, ratio on/off {m_on / m_off:5.2f}x "
-                f"(run medians off {min(med_off) * 1e3:.3f}..{max(med_off) * 1e3:.3f}, on {min(med_on) * 1e3:.3f}..{max(med_on) * 1e3:.3f} ms)"
+                f"(run medians off {min(med_off) * 1e3:.3f}..{max(med_off) * 1e3:.3f}, "
+                    f"on {min(med_on) * 1e3:.3f}..{max(med_on) * 1e3:.3f} ms)"
             )
             print(
                 f"      of which: records + JSON + gzip {statistics.median(med_build) * 1e3:6.3f} ms, "

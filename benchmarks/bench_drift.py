@@ -10,7 +10,8 @@ moto.server``), so its copy of the objects is not counted in the check's memory.
 fills one bucket per case with capture objects of the sample penguins model (records built from
 the bundle's reference rows with the numeric inputs jittered by ~1%, keys from ``capture_key``,
 objects spread evenly over the 24 hours of the window; ``--rows-per-object`` rows each, on the
-small side of a Firehose flush (1M rows a day with a 300 s buffer is ~3,500 rows an object), and ``--small-rows-per-object`` for the ``--small-objects``
+small side of a Firehose flush (1M rows a day with a 300 s buffer is ~3,500 rows an object), and
+``--small-rows-per-object`` for the ``--small-objects``
 sizes to show the per-object cost). Each case then runs in a FRESH subprocess (like a cold
 Lambda): it builds ``DriftService`` exactly as the drift-check handler does (bundle, settings,
 boto3 clients against the moto endpoint), records its RSS after init, runs
@@ -47,7 +48,6 @@ import resource
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -75,20 +75,9 @@ MIB = 1024 * 1024
 
 
 def _bundle_root() -> Path:
-    from devtools.sample_model import build_sample_bundle
-    from modelserve.bundle import ModelBundle
+    from devtools.sample_model import checkout_or_temporary_sample_bundle
 
-    shipped = REPO / "models" / "sample"
-    try:
-        ModelBundle.load(shipped)
-        return shipped
-    except FileNotFoundError:  # not built in this tree: build it outside the tree
-        root = Path(tempfile.gettempdir()) / "modelserve-bench-drift" / "sample"
-        try:
-            ModelBundle.load(root)
-        except FileNotFoundError:
-            build_sample_bundle(root)
-        return root
+    return Path(checkout_or_temporary_sample_bundle().root)
 
 
 def _rss_now_kib() -> int:
@@ -342,8 +331,10 @@ def main() -> None:
     moto, endpoint = _start_moto()
     results = []
     try:
-        print(f"model {model} {version}; moto server pid {moto.pid} at {endpoint}; window {WINDOW_HOURS} h ending {WINDOW_END:%Y-%m-%dT%H:%MZ}")
-        print(f"sample_cap {args.sample_cap}, read budget {args.read_budget:.0f} s, {args.runs} run(s) per fresh process, {os.cpu_count()} CPUs")
+        print(f"model {model} {version}; moto server pid {moto.pid} at {endpoint}; "
+            f"window {WINDOW_HOURS} h ending {WINDOW_END:%Y-%m-%dT%H:%MZ}")
+        print(f"sample_cap {args.sample_cap}, read budget {args.read_budget:.0f} s, "
+            f"{args.runs} run(s) per fresh process, {os.cpu_count()} CPUs")
         for n, (rows, per_object) in enumerate(cases):
             bucket = f"bench-drift-{rows}-r{per_object}"
             t0 = time.perf_counter()
@@ -387,7 +378,8 @@ def _empty_bucket(endpoint: str, bucket: str) -> None:
 
 HEADER = (
     f"{'rows':>9} {'objects':>7} {'rows/obj':>8} | {'read s':>7} {'list s':>6} {'parse s':>7} {'check s':>7} {'out s':>6} "
-    f"{'total s':>7} {'rows/s':>8} | {'init MiB':>8} {'init pk':>7} {'run pk MiB':>10} {'+run MiB':>8} | {'CPU s':>6} {'moto CPU s':>10} | partial"
+    f"{'total s':>7} {'rows/s':>8} | {'init MiB':>8} {'init pk':>7} {'run pk MiB':>10} {'+run MiB':>8} | "
+        f"{'CPU s':>6} {'moto CPU s':>10} | partial"
 )
 
 

@@ -1,4 +1,4 @@
-"""A drift check's time and S3 requests as unrelated traffic and feedback grow (issue 12).
+"""A drift check's time and S3 requests as unrelated traffic and feedback grow.
 
     python benchmarks/bench_drift_read_cost.py                      # 10k rows in the 24 h window; unrelated x0, x2, x8
     python benchmarks/bench_drift_read_cost.py --rows 5000 --unrelated 0,4,16
@@ -9,8 +9,8 @@ window's: captures in the same bucket outside the window (the day before it) and
 received outside the label span (days before the window and after the span). Each case runs the
 check (``DriftService.run``, both windows: 24 h and 1 h, reports, metrics) three times on one
 service (a warm Lambda instance keeps it): "cold" (no hour samples or labels objects stored yet, the
-noise gates of the window's sizes not fitted yet) and "warm" twice (what every later scheduled run pays). S3 requests are counted with botocore's ``before-call`` event hook on the
-service's client. BLAS single-threaded, as on Lambda.
+noise gates of the window's sizes not fitted yet) and "warm" twice (what every later scheduled run pays).
+S3 requests are counted with botocore's ``before-call`` event hook on the service's client. BLAS single-threaded, as on Lambda.
 """
 
 from __future__ import annotations
@@ -107,7 +107,8 @@ def main() -> None:
     print(f"{'unrelated':>9} {'run':>5} {'rows':>6} {'check s':>8} {'GET':>5} {'LIST':>5} {'HEAD':>5} {'PUT':>4}")
     for k in (int(x) for x in args.unrelated.split(",")):
         for r in case(bundle, args.rows, k):
-            print(f"{'x' + str(r['unrelated']):>9} {r['run']:>5} {r['rows']:>6} {r['s']:>8.2f} {r['GET']:>5} {r['LIST']:>5} {r['HEAD']:>5} {r['PUT']:>4}")
+            print(f"{'x' + str(r['unrelated']):>9} {r['run']:>5} {r['rows']:>6} {r['s']:>8.2f} "
+                f"{r['GET']:>5} {r['LIST']:>5} {r['HEAD']:>5} {r['PUT']:>4}")
 
 
 if __name__ == "__main__":

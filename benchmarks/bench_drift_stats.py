@@ -161,7 +161,7 @@ def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 
 def short_window(trials: int, short_sizes: list[int], sample_cap: int = 10_000) -> None:
-    """The short (1 h) window next to the main (24 h) one, as the drift check runs them (issue 12).
+    """The short (1 h) window next to the main (24 h) one, as the drift check runs them.
 
     Traffic is steady: the last hour holds ``n`` rows and the 24 h window ``24 n`` rows, of which the
     check keeps a uniform sample of ``sample_cap`` (so ~1/24 of the long window's sample comes from the
@@ -206,7 +206,7 @@ def short_window(trials: int, short_sizes: list[int], sample_cap: int = 10_000) 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calibrate", action="store_true")
-    ap.add_argument("--short-window", action="store_true", help="the 1 h window next to the 24 h one (issue 12)")
+    ap.add_argument("--short-window", action="store_true", help="the 1 h window next to the 24 h one")
     ap.add_argument("--short-sizes", type=int, nargs="+", default=[1_000, 10_000], help="rows in the last hour")
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--mmd-trials", type=int, default=50)

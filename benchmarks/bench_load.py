@@ -19,7 +19,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,12 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _bundle_dir() -> Path:
-    sample = Path(__file__).resolve().parents[1] / "models" / "sample"
-    if (sample / "manifest.json").exists():
-        return sample
-    from devtools.sample_model import build_sample_bundle
+    from devtools.sample_model import checkout_or_temporary_sample_bundle
 
-    return Path(build_sample_bundle(Path(tempfile.mkdtemp()) / "sample").root)
+    return checkout_or_temporary_sample_bundle().root
 
 
 async def _load(url: str, bodies: list[bytes], clients: int, total: int) -> tuple[list[float], dict[int, int], float]:
@@ -82,28 +78,14 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=4, help="handler calls at once in the gateway (Lambda instances)")
     args = ap.parse_args()
 
-    from devtools.local import (
-        LOCAL_BUCKET,
-        LocalGateway,
-        create_local_bucket,
-        load_handler_module,
-        local_aws,
-        local_function_env,
-        scoped_env,
-    )
+    from devtools.local import local_stack
 
-    env = {**local_function_env(_bundle_dir()), "POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": "WARNING"}
-    with local_aws(), scoped_env(env):
-        create_local_bucket(LOCAL_BUCKET)
-        handler = load_handler_module("inference")
-        ref = [r["inputs"] for r in handler.bundle.reference_rows()]
+    env = {"POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": "WARNING"}
+    with local_stack(_bundle_dir(), env, concurrency=args.concurrency, with_drift_check=False) as stack:
+        ref = [r["inputs"] for r in stack.inference.bundle.reference_rows()]
         bodies = [json.dumps({"instances": [ref[(i + k) % len(ref)] for k in range(args.rows)]}).encode() for i in range(64)]
-        gateway = LocalGateway(handler.handler, handler.serving.stage_name, port=0, concurrency=args.concurrency).start()
-        try:
-            latencies, statuses, elapsed = asyncio.run(_load(gateway.url, bodies, args.clients, args.requests))
-        finally:
-            gateway.stop()
-        captured = _captured_objects(LOCAL_BUCKET)
+        latencies, statuses, elapsed = asyncio.run(_load(stack.gateway.url, bodies, args.clients, args.requests))
+        captured = _captured_objects(stack.bucket)
 
     ok = statuses.get(200, 0)
     errors = args.requests - ok

@@ -40,13 +40,9 @@ MODES = ("off", "sync", "extension")
 
 
 def _bundle() -> Any:
-    from devtools.sample_model import build_sample_bundle
-    from modelserve.bundle import ModelBundle
+    from devtools.sample_model import checkout_or_temporary_sample_bundle
 
-    try:
-        return ModelBundle.load(REPO / "models" / "sample")
-    except FileNotFoundError:
-        return build_sample_bundle(Path(tempfile.mkdtemp()) / "sample")
+    return checkout_or_temporary_sample_bundle()
 
 
 def _env(bundle: Any, proxy_url: str, bucket: str, mode: str) -> dict[str, str]:
@@ -129,7 +125,8 @@ def bench_against(args: argparse.Namespace, endpoint: str) -> None:
         off_b = statistics.median(results["off"][1])
         for mode in ("sync", "extension"):
             a, b = results[mode]
-            print(f"capture ({mode}) adds {statistics.median(a) * 1e3 - off_a * 1e3:+.2f} ms to (a) and {statistics.median(b) * 1e3 - off_b * 1e3:+.2f} ms to (b) at the median")
+            print(f"capture ({mode}) adds {statistics.median(a) * 1e3 - off_a * 1e3:+.2f} ms to (a) "
+                f"and {statistics.median(b) * 1e3 - off_b * 1e3:+.2f} ms to (b) at the median")
 
         # interleaved, round by round: this machine's load drifts more than the modes differ
         print(f"\ncold start (median of {args.cold} fresh environments per mode, interleaved; spawn = process start)")

@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return export(args)
         except Exception as exc:  # noqa: BLE001 - a person reads this: one line per problem, no traceback
-            from .schema_file import ExportProblems
+            from .export.problems import ExportProblems
 
             if args.debug:
                 traceback.print_exc()
@@ -193,7 +193,7 @@ def export(args: argparse.Namespace) -> int:
 def _load_pipeline(path: str) -> object:
     import joblib
 
-    from .schema_file import ExportProblems
+    from .export.problems import ExportProblems
 
     try:
         return joblib.load(path)

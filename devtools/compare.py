@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from modelserve.bundle import ModelBundle
-from modelserve.settings import ENV_CAPTURE_BUCKET, ENV_CHALLENGER_BUNDLE_PATH, ENV_CHALLENGER_VERSION
+from modelserve.settings import ENV_CHALLENGER_BUNDLE_PATH, ENV_CHALLENGER_VERSION
+
+from .local import LOCAL_BUCKET, LambdaContext, fmt_figure, local_stack, post_json, read_s3_object, sleep_to_next_second
 
 
 def compare(
@@ -38,17 +40,6 @@ def compare(
 ) -> dict[str, Any]:
     """Run the comparison; returns the drift check's summary of it (``report_json``, ``report_html`` local paths added;
     ``challenger``: the summary of the challenger's own drift report, its paths local too)."""
-    from .demo import _post, _s3, _sleep_to_next_second
-    from .local import (
-        LOCAL_BUCKET,
-        LambdaContext,
-        LocalGateway,
-        create_local_bucket,
-        load_handler_module,
-        local_aws,
-        local_function_env,
-        scoped_env,
-    )
     from .sample_model import resolve_bundle
 
     champion_dir = resolve_bundle(bundle)
@@ -59,46 +50,52 @@ def compare(
     # a bucket of its own: moto keeps its state per process, and a second run must not read the first's captures
     bucket = f"{LOCAL_BUCKET}-compare-{uuid.uuid4().hex[:8]}"
     env = {
-        **local_function_env(champion_dir),
-        ENV_CAPTURE_BUCKET: bucket,
         "POWERTOOLS_METRICS_DISABLED": "true",
         "MS_CHALLENGER_MODE": mode,
         "MS_AB_SHARE": str(ab_share),
         ENV_CHALLENGER_BUNDLE_PATH: str(challenger_dir),
         ENV_CHALLENGER_VERSION: ModelBundle.load(challenger_dir).manifest.version,
     }
-    with local_aws(), scoped_env(env):
-        create_local_bucket(bucket)
-        inference = load_handler_module("inference")
-        drift_check = load_handler_module("drift_check")
-        gateway = LocalGateway(inference.handler, inference.serving.stage_name, port=0).start()
-        try:
-            reference = inference.bundle.reference_rows()
-            served: dict[str, int] = {}
-            labelled = 0
-            for i in range(requests):
-                picks = [rng.choice(reference) for _ in range(rows)]
-                client = f"client-{i % max(1, requests // 3)}"  # each client comes back about three times
-                status, body = _post_as(f"{gateway.url}/predict", {"instances": [p["inputs"] for p in picks]}, client)
-                if status != 200:
-                    continue
-                served[body["variant"]] = served.get(body["variant"], 0) + 1
-                if rng.random() < label_share and all("target" in p for p in picks):
-                    items = [{"request_id": body["request_id"], "row": j, "label": p["target"]} for j, p in enumerate(picks)]
-                    labelled += len(items) if _post(f"{gateway.url}/feedback", items)[0] == 202 else 0
-            _sleep_to_next_second()
-            event = {"source": "aws.events", "detail-type": "Scheduled Event", "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
-            checked = drift_check.handler(event, LambdaContext.fresh("drift_check"))
-        finally:
-            gateway.stop()
-        s3 = _s3()
+    with local_stack(champion_dir, env, bucket=bucket) as stack:
+        assert stack.drift_check is not None
+        served, labelled = _replay(stack.gateway.url, stack.inference.bundle.reference_rows(), requests, rows, label_share, rng)
+        sleep_to_next_second()
+        event = {"source": "aws.events", "detail-type": "Scheduled Event", "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        checked = stack.drift_check.handler(event, LambdaContext.fresh("drift_check"))
         summary, own = checked["comparison"], checked.get("challenger")
         for what, name in ((summary, "comparison"), (own, "challenger-drift-report")):
             for kind in ("json", "html") if what else ():
                 path = out / f"{name}.{kind}"
-                path.write_bytes(s3.get_object(Bucket=bucket, Key=what[f"report_{kind}"].split("/", 3)[3])["Body"].read())
+                path.write_bytes(read_s3_object(bucket, what[f"report_{kind}"]))
                 what[f"report_{kind}"] = str(path.resolve())
         summary["challenger"] = own
+    _echo_comparison(echo, mode, summary, own, served, labelled)
+    return summary
+
+
+def _replay(
+    url: str, reference: list[dict[str, Any]], requests: int, rows: int, label_share: float, rng: random.Random
+) -> tuple[dict[str, int], int]:
+    """Reference rows from returning clients, labels for some; requests answered per variant, labels accepted."""
+    served: dict[str, int] = {}
+    labelled = 0
+    for i in range(requests):
+        picks = [rng.choice(reference) for _ in range(rows)]
+        client = f"client-{i % max(1, requests // 3)}"  # each client comes back about three times
+        status, body = post_json(f"{url}/predict", {"instances": [p["inputs"] for p in picks]}, headers={"x-client-id": client})
+        if status != 200:
+            continue
+        served[body["variant"]] = served.get(body["variant"], 0) + 1
+        if rng.random() < label_share and all("target" in p for p in picks):
+            items = [{"request_id": body["request_id"], "row": j, "label": p["target"]} for j, p in enumerate(picks)]
+            labelled += len(items) if post_json(f"{url}/feedback", items)[0] == 202 else 0
+    return served, labelled
+
+
+def _echo_comparison(
+    echo: Callable[[str], None], mode: str, summary: dict[str, Any], own: dict[str, Any] | None, served: dict[str, int], labelled: int
+) -> None:
+    """The comparison report's lines for the console: versions, agreement, performance and differences."""
     doc = json.loads(Path(summary["report_json"]).read_text())["comparison"]
     v = doc["versions"]
     echo(f"{mode}: champion {v['champion']} vs challenger {v['challenger']}; requests answered by {served}; {labelled} labels sent")
@@ -106,19 +103,19 @@ def compare(
         a = doc["agreement"]
         echo(f"agreement {a['rate']:.3f} (95% {a['ci_low']:.3f} to {a['ci_high']:.3f}) over {a['rows']} paired rows")
     for variant, p in doc["performance"].items():
-        echo(f"{variant}: {p['n_labels']} labelled rows, accuracy {_fmt(p['accuracy'])}, macro F1 {_fmt(p['f1_macro'])}")
+        echo(f"{variant}: {p['n_labels']} labelled rows, accuracy {fmt_figure(p['accuracy'])}, macro F1 {fmt_figure(p['f1_macro'])}")
     d = doc["difference"]
     if d:
-        echo(f"{d['metric']} difference (challenger - champion) {_fmt(d['estimate'])} (95% {_fmt(d['ci_low'])} to {_fmt(d['ci_high'])}), "
-             f"p = {_fmt(d['p_value'])} ({d['test']}); challenger significantly worse: {doc['challenger_worse']}")
+        echo(f"{d['metric']} difference (challenger - champion) {fmt_figure(d['estimate'])} "
+            f"(95% {fmt_figure(d['ci_low'])} to {fmt_figure(d['ci_high'])}), "
+             f"p = {fmt_figure(d['p_value'])} ({d['test']}); challenger significantly worse: {doc['challenger_worse']}")
     for d in doc.get("metric_differences", []):
-        echo(f"{METRIC_LABELS.get(d['metric'], d['metric'])} difference {_fmt(d['estimate'])} "
-             f"(95% {_fmt(d['ci_low'])} to {_fmt(d['ci_high'])}, {d['test'].replace('_', ' ')})")
+        echo(f"{METRIC_LABELS.get(d['metric'], d['metric'])} difference {fmt_figure(d['estimate'])} "
+             f"(95% {fmt_figure(d['ci_low'])} to {fmt_figure(d['ci_high'])}, {d['test'].replace('_', ' ')})")
     echo(f"HTML report: {summary['report_html']}")
     if own:
         echo(f"the challenger's own drift report ({own['rows_seen']} rows against its reference): dataset drift = {own['dataset_drift']}, "
              f"drift only it sees = {own['challenger_only_drift']}; HTML: {own['report_html']}")
-    return summary
 
 
 def resolve_challenger(challenger: str | None) -> Path:
@@ -135,21 +132,6 @@ def resolve_challenger(challenger: str | None) -> Path:
 
 
 METRIC_LABELS = {"f1_macro": "macro F1", "auc": "AUC", "mae": "MAE", "rmse": "RMSE"}
-
-
-def _post_as(url: str, payload: Any, client_id: str) -> tuple[int, Any]:
-    import urllib.error
-    import urllib.request
-
-    from .demo import _LOCAL
-
-    headers = {"content-type": "application/json", "x-client-id": client_id}
-    req = urllib.request.Request(url, data=json.dumps(payload).encode(), headers=headers, method="POST")
-    try:
-        with _LOCAL.open(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
 
 
 def promote(cdk_json: str | Path = "cdk.json", keep_shadow: bool = False) -> dict[str, Any]:
@@ -175,6 +157,3 @@ def promote(cdk_json: str | Path = "cdk.json", keep_shadow: bool = False) -> dic
     path.write_text(json.dumps(doc, indent=2) + "\n")
     return ctx
 
-
-def _fmt(x: Any) -> str:
-    return "n/a" if x is None else f"{x:.3g}"

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import random
-import urllib.error
-import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +22,8 @@ from cdk.alarms import FAMILY_TITLES, AlarmSpec, alarm_specs, evaluate_windows, 
 from modelserve.bundle import ModelBundle
 from modelserve.schema import FeatureKind, FeatureSpec, Task
 from modelserve.settings import Settings
+
+from .local import LOCAL_BUCKET, LambdaContext, fmt_figure, local_stack, post_json, read_s3_object, sleep_to_next_second
 
 PERIOD_QUIET = "quiet"
 PERIOD_SHIFTED = "shifted"
@@ -199,16 +199,6 @@ def demo(
     ``compare_requests``: its requests, 0 for no comparison."""
     from tqdm import tqdm
 
-    from .local import (
-        LOCAL_BUCKET,
-        LambdaContext,
-        LocalGateway,
-        create_local_bucket,
-        load_handler_module,
-        local_aws,
-        local_function_env,
-        scoped_env,
-    )
     from .sample_model import resolve_bundle
 
     bundle_dir = resolve_bundle(bundle)
@@ -217,99 +207,124 @@ def demo(
     rng = random.Random(seed)
     results: list[PeriodResult] = []
     # unseen categories reach the model (and the captures), so the drift check can name the new value
-    env = {**local_function_env(bundle_dir), "POWERTOOLS_METRICS_DISABLED": "true", "MS_UNSEEN_CATEGORY_POLICY": "model"}
-    with local_aws() as endpoint, scoped_env(env):
-        create_local_bucket(LOCAL_BUCKET)
-        inference = load_handler_module("inference")
-        drift_check = load_handler_module("drift_check")
-        gateway = LocalGateway(inference.handler, inference.serving.stage_name, port=0).start()
-        b = inference.bundle
+    env = {"POWERTOOLS_METRICS_DISABLED": "true", "MS_UNSEEN_CATEGORY_POLICY": "model"}
+    with local_stack(bundle_dir, env) as stack:
+        assert stack.drift_check is not None
+        drift = stack.drift_check.drift
+        b = stack.inference.bundle
         m = b.manifest
-        specs = alarm_specs(Settings(serving=inference.serving, drift=drift_check.drift), m.model_name, m.version, LOCAL_BUCKET)
-        reference = b.reference_rows()
-        shift = choose_shift(b)
-        concept = choose_concept_change(b)
-        echo(f"model {m.model_name} {m.version}; local AWS at {endpoint}; API at {gateway.url}")
-        echo(f"{requests} requests x {rows} rows per period; feedback labels for {feedback_share:.0%} of requests where the reference has targets")
-        try:
-            for period in (PERIOD_QUIET, PERIOD_SHIFTED):
-                if period == PERIOD_SHIFTED:
-                    echo("shifted period: " + "; ".join([*shift.describe(), concept.describe()]))
-                answered = rejected = labelled = 0
-                bar = tqdm(range(requests), desc=f"{period:>7} traffic", unit="req", disable=not progress, leave=True)
-                for _ in bar:
-                    picks = [rng.choice(reference) for _ in range(rows)]
-                    instances = [shift.apply(p["inputs"], rng) if period == PERIOD_SHIFTED else p["inputs"] for p in picks]
-                    status, body = _post(f"{gateway.url}/predict", {"instances": instances})
-                    if status != 200:
-                        rejected += 1
-                        continue
-                    answered += 1
-                    if rng.random() < feedback_share and all("target" in p for p in picks):
-                        # quiet labels are the reference truth; shifted labels follow the changed concept
-                        labels = [concept.apply(p["target"], rng) if period == PERIOD_SHIFTED else p["target"] for p in picks]
-                        items = [{"request_id": body["request_id"], "row": i, "label": y} for i, y in enumerate(labels)]
-                        if _post(f"{gateway.url}/feedback", items)[0] == 202:
-                            labelled += len(items)
-                scheduled = {
-                    "version": "0",
-                    "id": f"demo-{period}",
-                    "detail-type": "Scheduled Event",
-                    "source": "aws.events",
-                    "account": "000000000000",
-                    "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "region": "us-east-1",
-                    "resources": ["arn:aws:events:us-east-1:000000000000:rule/drift-check"],
-                    "detail": {},
-                }
-                # scheduled events carry whole seconds: step past this second so the window holds every capture
-                _sleep_to_next_second()
-                scheduled["time"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-                summary = drift_check.handler(scheduled, LambdaContext.fresh("drift_check"))
-                html_key = summary["report_html"].split("/", 3)[3]
-                json_key = summary["report_json"].split("/", 3)[3]
-                s3 = _s3()
-                html_path = out / f"{period}-report.html"
-                html_path.write_bytes(s3.get_object(Bucket=LOCAL_BUCKET, Key=html_key)["Body"].read())
-                doc = json.loads(s3.get_object(Bucket=LOCAL_BUCKET, Key=json_key)["Body"].read())
-                (out / f"{period}-report.json").write_text(json.dumps(doc, indent=1))
-                report = doc["report"]
-                metrics = {}
-                for label, window in (summary.get("windows") or {doc["window"]["label"]: summary}).items():
-                    wdoc = doc if window["report_json"] == summary["report_json"] else json.loads(
-                        s3.get_object(Bucket=LOCAL_BUCKET, Key=window["report_json"].split("/", 3)[3])["Body"].read())
-                    metrics[label] = [(name, value, feature) for name, value, feature in wdoc["report"]["metrics"]]
-                table = alarm_table(specs, metrics)
-                res = PeriodResult(period, summary, table, html_path, answered, rejected, labelled, {a: s for a, _, _, _, s in table})
-                results.append(res)
-                echo(
-                    f"\n== {period} period: {answered} requests answered, {rejected} rejected, {labelled} labels sent; "
-                    f"drift check on the last {drift_check.drift.window_hours} h"
-                    + (f" and the last {drift_check.drift.short_window_hours} h" if summary.get("windows") else "")
-                    + f": {summary['rows_seen']} rows, "
-                    f"dataset drift = {summary['dataset_drift']}, drift share = {_fmt(summary['drift_share'])}"
-                )
-                echo(f"root cause: {summary['root_cause'] or 'nothing fired'}")
-                for feature, values in (summary.get("new_values") or {}).items():
-                    named = ", ".join(f"{value!r} in {count} rows" for value, count in values.items())
-                    echo(f"new values in {feature}: {named}")
-                echo(format_table(table))
-                notified = pages(specs, res.states)
-                echo("pages (one per cause family): " + ("; ".join(notified) if notified else "none"))
-                perf = report["performance"]
-                if perf is not None and perf["n_labels"]:
-                    figures = (
-                        f"accuracy {_fmt(perf['accuracy'])}, macro F1 {_fmt(perf['f1_macro'])}, AUC {_fmt(perf['auc'])}"
-                        if perf["accuracy"] is not None
-                        else f"MAE {_fmt(perf['mae'])}, RMSE {_fmt(perf['rmse'])}"
-                    )
-                    echo(f"performance on {perf['n_labels']} labelled rows: {figures}")
-                echo(f"HTML report: {html_path.resolve()}\n")
-        finally:
-            gateway.stop()
+        specs = alarm_specs(Settings(serving=stack.inference.serving, drift=drift), m.model_name, m.version, LOCAL_BUCKET)
+        traffic = _Traffic(b.reference_rows(), choose_shift(b), choose_concept_change(b), rows, feedback_share, rng)
+        echo(f"model {m.model_name} {m.version}; local AWS at {stack.endpoint}; API at {stack.gateway.url}")
+        echo(f"{requests} requests x {rows} rows per period; "
+            f"feedback labels for {feedback_share:.0%} of requests where the reference has targets")
+        for period in (PERIOD_QUIET, PERIOD_SHIFTED):
+            if period == PERIOD_SHIFTED:
+                echo("shifted period: " + "; ".join([*traffic.shift.describe(), traffic.concept.describe()]))
+            bar = tqdm(range(requests), desc=f"{period:>7} traffic", unit="req", disable=not progress, leave=True)
+            answered, rejected, labelled = traffic.replay(stack.gateway.url, period, bar)
+            summary, doc, metrics = _check_now(stack.drift_check, period, out)
+            table = alarm_table(specs, metrics)
+            html_path = out / f"{period}-report.html"
+            res = PeriodResult(period, summary, table, html_path, answered, rejected, labelled, {a: s for a, _, _, _, s in table})
+            results.append(res)
+            echo(
+                f"\n== {period} period: {answered} requests answered, {rejected} rejected, {labelled} labels sent; "
+                f"drift check on the last {drift.window_hours} h"
+                + (f" and the last {drift.short_window_hours} h" if summary.get("windows") else "")
+                + f": {summary['rows_seen']} rows, "
+                f"dataset drift = {summary['dataset_drift']}, drift share = {fmt_figure(summary['drift_share'])}"
+            )
+            _echo_findings(echo, summary, doc["report"], table, pages(specs, res.states))
+            echo(f"HTML report: {html_path.resolve()}\n")
     if compare_requests > 0:
         shadow_comparison(bundle_dir, challenger, compare_requests, out / "compare", seed, echo)
     return results
+
+
+@dataclass
+class _Traffic:
+    """The demo's replayed requests: reference rows, shifted in the shifted period, with feedback labels."""
+
+    reference: list[dict[str, Any]]
+    shift: Shift
+    concept: ConceptChange
+    rows: int
+    feedback_share: float
+    rng: random.Random
+
+    def replay(self, url: str, period: str, requests: Iterable[Any]) -> tuple[int, int, int]:
+        """Send the period's requests (and labels for some); requests answered, rejected, labels accepted."""
+        answered = rejected = labelled = 0
+        shifted = period == PERIOD_SHIFTED
+        for _ in requests:
+            picks = [self.rng.choice(self.reference) for _ in range(self.rows)]
+            instances = [self.shift.apply(p["inputs"], self.rng) if shifted else p["inputs"] for p in picks]
+            status, body = post_json(f"{url}/predict", {"instances": instances})
+            if status != 200:
+                rejected += 1
+                continue
+            answered += 1
+            if self.rng.random() < self.feedback_share and all("target" in p for p in picks):
+                # quiet labels are the reference truth; shifted labels follow the changed concept
+                labels = [self.concept.apply(p["target"], self.rng) if shifted else p["target"] for p in picks]
+                items = [{"request_id": body["request_id"], "row": i, "label": y} for i, y in enumerate(labels)]
+                if post_json(f"{url}/feedback", items)[0] == 202:
+                    labelled += len(items)
+        return answered, rejected, labelled
+
+
+def _check_now(
+    drift_check: Any, period: str, out: Path
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[tuple[str, float, str | None]]]]:
+    """The real drift check on a scheduled event of now; its summary, its report (written to ``out``
+    as ``<period>-report.html`` and ``.json``) and each window's published metrics."""
+    sleep_to_next_second()
+    scheduled = {
+        "version": "0",
+        "id": f"demo-{period}",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "000000000000",
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:000000000000:rule/drift-check"],
+        "detail": {},
+    }
+    summary = drift_check.handler(scheduled, LambdaContext.fresh("drift_check"))
+    (out / f"{period}-report.html").write_bytes(read_s3_object(LOCAL_BUCKET, summary["report_html"]))
+    doc = json.loads(read_s3_object(LOCAL_BUCKET, summary["report_json"]))
+    (out / f"{period}-report.json").write_text(json.dumps(doc, indent=1))
+    metrics = {}
+    for label, window in (summary.get("windows") or {doc["window"]["label"]: summary}).items():
+        same = window["report_json"] == summary["report_json"]
+        wdoc = doc if same else json.loads(read_s3_object(LOCAL_BUCKET, window["report_json"]))
+        metrics[label] = [(name, value, feature) for name, value, feature in wdoc["report"]["metrics"]]
+    return summary, doc, metrics
+
+
+def _echo_findings(
+    echo: Callable[[str], None],
+    summary: dict[str, Any],
+    report: dict[str, Any],
+    table: list[tuple[str, str, float | None, str, str]],
+    notified: list[str],
+) -> None:
+    """A period's root cause, new values, alarm table, pages and labelled performance."""
+    echo(f"root cause: {summary['root_cause'] or 'nothing fired'}")
+    for feature, values in (summary.get("new_values") or {}).items():
+        named = ", ".join(f"{value!r} in {count} rows" for value, count in values.items())
+        echo(f"new values in {feature}: {named}")
+    echo(format_table(table))
+    echo("pages (one per cause family): " + ("; ".join(notified) if notified else "none"))
+    perf = report["performance"]
+    if perf is not None and perf["n_labels"]:
+        figures = (
+            f"accuracy {fmt_figure(perf['accuracy'])}, macro F1 {fmt_figure(perf['f1_macro'])}, AUC {fmt_figure(perf['auc'])}"
+            if perf["accuracy"] is not None
+            else f"MAE {fmt_figure(perf['mae'])}, RMSE {fmt_figure(perf['rmse'])}"
+        )
+        echo(f"performance on {perf['n_labels']} labelled rows: {figures}")
 
 
 def shadow_comparison(
@@ -335,32 +350,3 @@ def shadow_comparison(
     echo(f"== shadow comparison: {champion.model_name} {champion.version} answers, {second} scores the same requests "
          f"after each answer; {requests} requests with client ids, then the drift check")
     return compare("shadow", requests=requests, out=out, bundle=str(champion_dir), challenger=str(challenger_dir), seed=seed, echo=echo)
-
-
-def _s3() -> Any:
-    import boto3
-
-    return boto3.client("s3")
-
-
-# loopback only: never through an HTTP proxy the environment may name
-_LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def _post(url: str, payload: Any) -> tuple[int, Any]:
-    req = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"content-type": "application/json"}, method="POST")
-    try:
-        with _LOCAL.open(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
-
-
-def _sleep_to_next_second() -> None:
-    import time
-
-    time.sleep(1.0 - (time.time() % 1.0) + 0.01)
-
-
-def _fmt(x: Any) -> str:
-    return "n/a" if x is None else f"{x:.3g}"

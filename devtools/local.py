@@ -2,6 +2,10 @@
 
 The gateway turns HTTP requests into API Gateway REST (v1) events and calls the real Lambda
 handler module (``lambda/inference/handler.py``), so local runs and Lambda share one code path.
+
+The helpers every local run shares live here too, so the demo, the comparison, the tests and the
+benchmarks import one module and not each other: ``local_stack`` (local AWS + the handlers + the
+gateway), ``post_json`` over loopback, ``read_s3_object``, ``sleep_to_next_second``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import os
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -122,6 +128,90 @@ def load_handler_module(function: str) -> ModuleType:
     return module
 
 
+class _GatewayRequestHandler(BaseHTTPRequestHandler):
+    """One HTTP request through the gateway (``server.gateway``): body, stage check, event, handler, reply."""
+
+    protocol_version = "HTTP/1.1"
+    server: _GatewayServer
+
+    def _read_body(self) -> bytes | None:
+        max_body = self.server.gateway.max_body
+        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+            return self._read_chunked(max_body)
+        length = int(self.headers.get("content-length") or 0)
+        if length > max_body:
+            raise ValueError("too long")
+        return self.rfile.read(length) if length else None
+
+    def _read_chunked(self, max_body: int) -> bytes | None:
+        chunks, total = [], 0
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(chunks) or None
+            total += size
+            if total > max_body:
+                raise ValueError("too long")
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
+
+    def _serve(self) -> None:
+        gateway = self.server.gateway
+        try:
+            body = self._read_body()
+        except ValueError:  # API Gateway's own payload limit answers before Lambda
+            self.close_connection = True
+            self._reply(413, {"content-type": "application/json"}, b'{"message":"Request Too Long"}')
+            return
+        url = urlsplit(self.path)
+        path = url.path
+        if not (path == f"/{gateway.stage}" or path.startswith(f"/{gateway.stage}/")):
+            self._reply(404, {"content-type": "application/json"}, b'{"message":"Not Found"}')
+            return
+        path = path[len(gateway.stage) + 1 :] or "/"
+        headers = {k.lower(): v for k, v in self.headers.items() if k.lower() != "transfer-encoding"}
+        event = rest_v1_event(self.command, path, body, headers, dict(parse_qsl(url.query)), gateway.stage)
+        try:
+            result = gateway.invoke(event)
+        except Exception as exc:  # what API Gateway answers when the function fails
+            self._reply(502, {"content-type": "application/json"}, json.dumps({"message": f"Internal server error: {exc}"}).encode())
+            return
+        payload = result.get("body") or ""
+        data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
+        self._reply(int(result.get("statusCode", 200)), result.get("headers") or {}, data)
+
+    def _reply(self, status: int, headers: dict[str, str], data: bytes) -> None:
+        self.send_response(status)
+        for k, v in headers.items():
+            if k.lower() != "content-length":
+                self.send_header(k, v)
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_TRACE = _serve
+
+    def __getattr__(self, name: str) -> Any:
+        # any other method (QUERY, PROPFIND, ...) reaches the function too, as through API Gateway's ANY
+        if name.startswith("do_") and name[3:].isalpha():
+            return self._serve
+        raise AttributeError(name)
+
+    def log_message(self, fmt: str, *args: Any) -> None:  # quiet: the handler logs JSON
+        return
+
+
+class _GatewayServer(ThreadingHTTPServer):
+    """The HTTP server, knowing the gateway its requests go through."""
+
+    def __init__(self, port: int, gateway: LocalGateway) -> None:
+        self.gateway = gateway
+        super().__init__(("127.0.0.1", port), _GatewayRequestHandler)
+
+
 class LocalGateway:
     """HTTP on 127.0.0.1 -> REST v1 event -> Lambda handler -> HTTP response.
 
@@ -141,81 +231,16 @@ class LocalGateway:
     ):
         self.handler = handler
         self.stage = stage
+        self.max_body = max_body
         # each worker thread has its own event loop, as each Lambda instance has its own process
         self._worker = ThreadPoolExecutor(max_workers=concurrency, initializer=lambda: asyncio.set_event_loop(asyncio.new_event_loop()))
-        gateway = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _read_body(self) -> bytes | None:
-                if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
-                    chunks, total = [], 0
-                    while True:
-                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                        if size == 0:
-                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                                pass  # trailers
-                            break
-                        total += size
-                        if total > max_body:
-                            raise ValueError("too long")
-                        chunks.append(self.rfile.read(size))
-                        self.rfile.readline()
-                    return b"".join(chunks) or None
-                length = int(self.headers.get("content-length") or 0)
-                if length > max_body:
-                    raise ValueError("too long")
-                return self.rfile.read(length) if length else None
-
-            def _serve(self) -> None:
-                try:
-                    body = self._read_body()
-                except ValueError:  # API Gateway's own payload limit answers before Lambda
-                    self.close_connection = True
-                    self._reply(413, {"content-type": "application/json"}, b'{"message":"Request Too Long"}')
-                    return
-                url = urlsplit(self.path)
-                path = url.path
-                if not (path == f"/{gateway.stage}" or path.startswith(f"/{gateway.stage}/")):
-                    self._reply(404, {"content-type": "application/json"}, b'{"message":"Not Found"}')
-                    return
-                path = path[len(gateway.stage) + 1 :] or "/"
-                headers = {k.lower(): v for k, v in self.headers.items() if k.lower() != "transfer-encoding"}
-                event = rest_v1_event(self.command, path, body, headers, dict(parse_qsl(url.query)), gateway.stage)
-                try:
-                    result = gateway._worker.submit(gateway.handler, event, LambdaContext.fresh()).result()
-                except Exception as exc:  # what API Gateway answers when the function fails
-                    self._reply(502, {"content-type": "application/json"}, json.dumps({"message": f"Internal server error: {exc}"}).encode())
-                    return
-                payload = result.get("body") or ""
-                data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
-                self._reply(int(result.get("statusCode", 200)), result.get("headers") or {}, data)
-
-            def _reply(self, status: int, headers: dict[str, str], data: bytes) -> None:
-                self.send_response(status)
-                for k, v in headers.items():
-                    if k.lower() != "content-length":
-                        self.send_header(k, v)
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_TRACE = _serve
-
-            def __getattr__(self, name: str) -> Any:
-                # any other method (QUERY, PROPFIND, ...) reaches the function too, as through API Gateway's ANY
-                if name.startswith("do_") and name[3:].isalpha():
-                    return self._serve
-                raise AttributeError(name)
-
-            def log_message(self, fmt: str, *args: Any) -> None:  # quiet: the handler logs JSON
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server = _GatewayServer(port, self)
         self.port = self.server.server_address[1]
         self._thread: threading.Thread | None = None
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The handler's answer to one event, on one of the ``concurrency`` workers (a fresh context each)."""
+        return self._worker.submit(self.handler, event, LambdaContext.fresh()).result()
 
     @property
     def url(self) -> str:
@@ -293,3 +318,71 @@ def create_local_bucket(bucket: str = LOCAL_BUCKET) -> None:
     import boto3
 
     boto3.client("s3").create_bucket(Bucket=bucket)
+
+
+@dataclass
+class LocalStack:
+    """What ``local_stack`` started: the moto endpoint, the handler modules and the gateway in front of inference."""
+
+    endpoint: str
+    bucket: str
+    inference: ModuleType
+    drift_check: ModuleType | None
+    gateway: LocalGateway
+
+
+@contextmanager
+def local_stack(
+    bundle_dir: str | Path,
+    env: dict[str, str] | None = None,
+    bucket: str = LOCAL_BUCKET,
+    concurrency: int = 4,
+    with_drift_check: bool = True,
+) -> Iterator[LocalStack]:
+    """Local AWS, the functions' environment (``env`` on top), the capture bucket, the real handlers
+    loaded as Lambda loads them, and the gateway serving inference; all stopped on exit."""
+    from modelserve.settings import ENV_CAPTURE_BUCKET
+
+    function_env = {**local_function_env(bundle_dir), ENV_CAPTURE_BUCKET: bucket, **(env or {})}
+    with local_aws() as endpoint, scoped_env(function_env):
+        create_local_bucket(bucket)
+        inference = load_handler_module("inference")
+        drift_check = load_handler_module("drift_check") if with_drift_check else None
+        gateway = LocalGateway(inference.handler, inference.serving.stage_name, port=0, concurrency=concurrency).start()
+        try:
+            yield LocalStack(endpoint, bucket, inference, drift_check, gateway)
+        finally:
+            gateway.stop()
+
+
+# loopback only: never through an HTTP proxy the environment may name
+LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def post_json(url: str, payload: Any, headers: dict[str, str] | None = None, timeout: float = 30.0) -> tuple[int, Any]:
+    """POST ``payload`` as JSON over loopback; the status and the decoded answer (4xx/5xx included)."""
+    sent = {"content-type": "application/json", **(headers or {})}
+    req = urllib.request.Request(url, data=json.dumps(payload).encode(), headers=sent, method="POST")
+    try:
+        with LOOPBACK.open(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def read_s3_object(bucket: str, s3_uri_or_key: str) -> bytes:
+    """An object's bytes from (local) S3, by key or by ``s3://bucket/key`` as reports name them."""
+    import boto3
+
+    key = s3_uri_or_key.split("/", 3)[3] if s3_uri_or_key.startswith("s3://") else s3_uri_or_key
+    return boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def sleep_to_next_second() -> None:
+    """Scheduled events carry whole seconds: step past this second so a window ending now holds every capture."""
+    time.sleep(1.0 - (time.time() % 1.0) + 0.01)
+
+
+def fmt_figure(x: Any) -> str:
+    """A figure for the console, three significant digits; ``n/a`` when absent."""
+    return "n/a" if x is None else f"{x:.3g}"

@@ -7,6 +7,7 @@ one-hot encoding live inside the ONNX graph. Deterministic: the same bundle vers
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,15 @@ def ensure_sample_bundle(out_dir: str | Path = DEFAULT_BUNDLE_DIR) -> ModelBundl
         return ModelBundle.load(out_dir)
     except FileNotFoundError:
         return build_sample_bundle(out_dir)
+
+
+def checkout_or_temporary_sample_bundle() -> ModelBundle:
+    """The checkout's ``models/sample`` when it is built, else the sample built once under the system's
+    temporary folder: a benchmark measures the sample without writing into the tree."""
+    try:
+        return ModelBundle.load(Path(__file__).resolve().parent.parent / DEFAULT_BUNDLE_DIR)
+    except FileNotFoundError:
+        return ensure_sample_bundle(Path(tempfile.gettempdir()) / "modelserve-bench" / "sample")
 
 
 def resolve_bundle(bundle: str | None) -> Path:

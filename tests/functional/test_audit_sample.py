@@ -1,4 +1,4 @@
-"""The daily manual audit sample on moto (issue 11): written by the real drift-check handler as CSV and
+"""The daily manual audit sample on moto: written by the real drift-check handler as CSV and
 JSON Lines, stratified by predicted class with low-confidence rows oversampled; labels sent back
 through /feedback as audit labels give the agreement and its interval in the next report."""
 

@@ -1,4 +1,4 @@
-"""Two windows per check (issue 12): the last 24 h and the last hour, each with its own report,
+"""Two windows per check: the last 24 h and the last hour, each with its own report,
 metrics (dimension Window) and verdict; a shift that starts an hour before the check is flagged by
 the short window while it is still diluted in the 24 h one; the alarms read the larger of both."""
 

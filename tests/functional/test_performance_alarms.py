@@ -1,4 +1,4 @@
-"""Performance against the reference, end to end on moto (issue 11): predictions through the real
+"""Performance against the reference, end to end on moto: predictions through the real
 inference handler, labels back through /feedback, the real drift-check handler, metrics in CloudWatch
 and the report in S3, read by the alarm specs the stack deploys."""
 

@@ -1,4 +1,4 @@
-"""A check's S3 requests are bounded by its window (issue 12): captures outside the window (in the
+"""A check's S3 requests are bounded by its window: captures outside the window (in the
 same hours or others) and feedback received outside the label span add no GET and no LIST.
 
 The requests are counted on the real boto3 client with botocore's event hooks (``before-call``),

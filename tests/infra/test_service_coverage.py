@@ -1,4 +1,4 @@
-"""Issue 10's service coverage in the synthesized template: API 4xx share, request count, Firehose
+"""The service's own alarms and guards in the synthesized template: API 4xx share, request count, Firehose
 delivery alarms; capture objects that can't be replaced unnoticed; inference reserved concurrency;
 the drift check's right to put verdict events."""
 

@@ -119,7 +119,8 @@ def test_text_in_a_number_column_names_the_column_row_and_value(files, capsys, t
     ref.loc[17, "a"] = "12,5"
     ref.to_csv(tmp_path / "text.csv", index=False)
     errors = _errors(capsys, _export(files, reference=tmp_path / "text.csv"))
-    assert errors == ["error: feature 'a': a column of numbers with text in it: row 17 has '12,5' (1 of 250 values are not numbers); fix the data, or declare it categorical"]
+    assert errors == ["error: feature 'a': a column of numbers with text in it: row 17 has '12,5' (1 of 250 values are not numbers); "
+        "fix the data, or declare it categorical"]
     errors = _errors(capsys, _export(files, "--numeric", "a", reference=tmp_path / "text.csv"))
     assert errors == ["error: feature 'a' is numeric, but row 17 has '12,5', which is not a number"]
 
@@ -215,4 +216,7 @@ def test_integer_codes_declared_categorical_on_the_command_line(tmp_path, capsys
     assert main([*argv, "--out", str(tmp_path / "b2")]) == 2  # without the declaration: the hint says what to do
     err = capsys.readouterr().err
     assert "Traceback" not in err and "error: skl2onnx cannot convert the pipeline" in err
-    assert "SCHL: numeric (a column of numbers; 4 distinct values from 1 to 21); if these are codes rather than quantities, declare it categorical (--categorical SCHL)" in err
+    assert (
+        "SCHL: numeric (a column of numbers; 4 distinct values from 1 to 21); "
+        "if these are codes rather than quantities, declare it categorical (--categorical SCHL)"
+    ) in err

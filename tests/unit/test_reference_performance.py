@@ -1,5 +1,5 @@
-"""The bundle carries the model's performance on rows it did not learn from, with bootstrap intervals
-(issue 11): classifier and regressor exports, a given hold-out set, a ready ONNX model, and /model."""
+"""The bundle carries the model's performance on rows it did not learn from, with bootstrap intervals:
+classifier and regressor exports, a given hold-out set, a ready ONNX model, and /model."""
 
 from __future__ import annotations
 

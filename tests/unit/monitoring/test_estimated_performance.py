@@ -1,5 +1,5 @@
 """CBPE: the estimate follows a covariate shift that lowers real accuracy, and cannot see a change of
-P(y|X) (issue 11). The model is a fixed logistic scorer; the world draws labels from its own P(y|X)."""
+P(y|X). The model is a fixed logistic scorer; the world draws labels from its own P(y|X)."""
 
 from __future__ import annotations
 

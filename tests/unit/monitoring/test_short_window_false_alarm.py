@@ -1,4 +1,4 @@
-"""False alarms of the short window (issue 12): the drift check also checks the last hour, a window
+"""False alarms of the short window: the drift check also checks the last hour, a window
 of far fewer rows than the 24 h one, and the alarms read the larger of both. On no-drift traffic
 neither window, nor the two together, may alarm more often than alpha plus a binomial margin.
 

@@ -6,9 +6,7 @@ every answer): unknown keys, kinds and tasks are refused, naming the key and the
 
 from __future__ import annotations
 
-import difflib
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 
 from modelserve.schema import FeatureKind, InputLayout, Task
 
-
-class ExportProblems(ValueError):
-    """Everything wrong with an export's inputs, one line each (what, where)."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = list(problems)
-        super().__init__("; ".join(self.problems))
-
-
-def nearest(word: str, choices: Sequence[str]) -> str:
-    """' (did you mean 'x'?)' when a choice is close to ``word``, else ''."""
-    by_lower = {str(c).lower(): str(c) for c in choices}
-    match = difflib.get_close_matches(str(word).lower(), list(by_lower), n=1, cutoff=0.5)
-    return f" (did you mean {by_lower[match[0]]!r}?)" if match else ""
+from .problems import ExportProblems, nearest
 
 
 class _Strict(BaseModel):

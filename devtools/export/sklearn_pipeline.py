@@ -1,0 +1,189 @@
+"""``python -m devtools export``: a fitted scikit-learn pipeline converted with skl2onnx, checked
+against its source and bundled. Heavy imports (scikit-learn, skl2onnx) stay inside the function."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelserve.bundle import ModelBundle, write_bundle
+from modelserve.schema import BundleManifest, FeatureKind, FeatureSpec, InputDtype, OutputSpec, Task, infer_feature_spec
+
+from .frames import check_reference_size, class_name, prepare_frame, reference_rows_from_frame, sample_reference, table_from_frame
+from .graph_checks import ParityError, canonical_bytes, check_labels_match_source, check_parity, check_row_by_row, largest_diff, runner_for
+from .performance import HOLDOUT_SHARE, quality, refit_holdout_performance, served_performance
+from .problems import ExportProblems, first_line, nearest
+from .quantize import quantize_checked
+
+TARGET_OPSET = 17
+
+
+def export_sklearn(
+    pipeline: Any,
+    data: Any,
+    target: str,
+    model_name: str,
+    out_dir: str | Path,
+    feature_names: Sequence[str] | None = None,
+    quantize: bool = False,
+    accuracy_tolerance: float = 0.01,
+    seed: int = 0,
+    allow_small_reference: bool = False,
+    kinds: Mapping[str, FeatureKind] | None = None,
+    log: Callable[[str], None] | None = None,
+    holdout: Any | None = None,
+    holdout_share: float = HOLDOUT_SHARE,
+) -> ModelBundle:
+    """Convert a fitted pipeline trained on ``prepare_frame`` data; check parity; write the bundle.
+
+    ``kinds``: feature kinds declared by the user (the rest are inferred from the data); ``log``
+    receives one line per feature: its kind and why.
+
+    The reference performance (``export_metrics["reference_performance"]``, what the drift check
+    compares the window's labels with) is measured on rows the model did not learn from: the served
+    graph on ``holdout`` when given (rows kept out of training), otherwise a copy of the pipeline
+    refitted on the data minus a stratified ``holdout_share``, scored on that share.
+    """
+    say = log or (lambda line: None)
+    specs = _feature_specs(pipeline, data, target, feature_names, kinds or {}, say)
+    is_classifier = hasattr(pipeline, "predict_proba") and hasattr(pipeline, "classes_")
+    outputs = (
+        OutputSpec(Task.CLASSIFICATION, tuple(class_name(c) for c in pipeline.classes_))
+        if is_classifier
+        else OutputSpec(Task.REGRESSION, (), label_output="variable", probability_output=None)
+    )
+    model_bytes = _convert(pipeline, specs, is_classifier, model_name)
+
+    manifest = BundleManifest(model_name=model_name, version="pending", features=specs, outputs=outputs)
+    small_reference_warning = check_reference_size(len(data), allow_small_reference)
+    reference = sample_reference(data, seed=seed)
+    prepared = prepare_frame(reference, specs)
+    # the source's probabilities (classifier) or values (regressor): what the graph must reproduce
+    source = pipeline.predict_proba(prepared) if is_classifier else np.asarray(pipeline.predict(prepared)).reshape(-1)
+    runner = runner_for(manifest, model_bytes)
+    pred = runner.predict(table_from_frame(reference, specs))
+    parity_key = "parity_max_abs_diff" if is_classifier else "parity_max_rel_diff"
+    metrics: dict[str, Any] = {
+        "source": "scikit-learn",
+        parity_key: _check_against_source(pipeline, prepared, source, pred, outputs),
+        "reference_rows": int(len(reference)),
+        "onnx_bytes": len(model_bytes),
+        **check_row_by_row(runner, table_from_frame(reference, specs)),
+        **quality(outputs, pred, reference[target]),
+    }
+    if small_reference_warning:
+        metrics["warnings"] = [small_reference_warning]
+    if quantize:
+        float_metrics = {"float_" + parity_key: metrics[parity_key], "float_onnx_bytes": len(model_bytes)}
+        model_bytes, qmetrics = quantize_checked(manifest, model_bytes, reference, specs, reference[target], accuracy_tolerance)
+        runner = runner_for(manifest, model_bytes)
+        served = runner.predict(table_from_frame(reference, specs))
+        # the manifest describes the graph that is served: the quantized one
+        qmetrics.update(float_metrics)
+        metrics[parity_key] = largest_diff(source, served.probabilities if is_classifier else served.labels, relative=not is_classifier)
+        metrics["onnx_bytes"] = len(model_bytes)
+        metrics.update(quality(outputs, served, reference[target]))
+        metrics["quantization"] = {**qmetrics, **check_row_by_row(runner, table_from_frame(reference, specs), strict=False)}
+    _add_reference_performance(metrics, runner, pipeline, data, specs, target, outputs, holdout, holdout_share, seed)
+    manifest = replace(manifest, export_metrics=metrics)
+    rows = reference_rows_from_frame(reference, specs, runner, reference[target])
+    return write_bundle(out_dir, model_bytes, manifest, rows)
+
+
+def _feature_specs(
+    pipeline: Any, data: Any, target: str, feature_names: Sequence[str] | None, kinds: Mapping[str, FeatureKind], say: Callable[[str], None]
+) -> tuple[FeatureSpec, ...]:
+    """Each feature's spec (declared kind or inferred from the data, one line of why each), typed as
+    the graph takes it; ExportProblems naming every wrong column, option and feature."""
+    columns = [str(c) for c in data.columns]
+    names = list(feature_names) if feature_names else [c for c in columns if c != target]
+    problems = [f"--target {target!r}: not a column of the data{nearest(target, columns)}"] if target not in columns else []
+    problems += [f"--features: {n!r} is not a column of the data{nearest(n, columns)}" for n in names if n not in columns]
+    problems += [f"--{k.value} {n!r}: not a feature{nearest(n, names)}" for n, k in kinds.items() if n not in names]
+    if not (hasattr(pipeline, "predict") and hasattr(pipeline, "fit")):
+        problems.append(f"--pipeline: a {type(pipeline).__name__}, not a fitted scikit-learn estimator or pipeline")
+    if problems:
+        raise ExportProblems(problems)
+    specs_and_reasons = []
+    for n in names:
+        try:
+            specs_and_reasons.append(infer_feature_spec(n, data[n], kinds.get(n)))
+        except ValueError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ExportProblems(problems)
+    for spec, reason in specs_and_reasons:
+        say(f"  {spec.name}: {reason.replace('(declared', '(declared on the command line')}")
+    return tuple(
+        replace(spec, dtype=InputDtype.STRING if spec.kind is FeatureKind.CATEGORICAL else InputDtype.FLOAT32) for spec, _ in specs_and_reasons
+    )
+
+
+def _convert(pipeline: Any, specs: Sequence[FeatureSpec], is_classifier: bool, model_name: str) -> bytes:
+    """The pipeline as an ONNX graph (one input per feature, probabilities as a plain tensor), canonical bytes."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+    initial_types = [
+        (f.name, StringTensorType([None, 1]) if f.kind is FeatureKind.CATEGORICAL else FloatTensorType([None, 1])) for f in specs
+    ]
+    options = {id(pipeline): {"zipmap": False}} if is_classifier else None
+    # a fixed graph name: skl2onnx would pick a random one, and the version is a content hash
+    try:
+        onnx_model = convert_sklearn(pipeline, initial_types=initial_types, options=options, target_opset=TARGET_OPSET, name=model_name)
+    except Exception as exc:  # noqa: BLE001 - converter errors come in many types; the person needs the context
+        kinds_used = ", ".join(f"{f.name}={f.kind.value}" for f in specs)
+        raise ExportProblems(
+            [
+                f"skl2onnx cannot convert the pipeline: {first_line(exc)}",
+                f"the graph is fed numeric/boolean features as float32 and categorical ones as text ({kinds_used}): "
+                "train the pipeline on devtools.export.prepare_frame(data, specs), and declare integer codes --categorical",
+            ]
+        ) from None
+    return canonical_bytes(onnx_model)
+
+
+def _check_against_source(pipeline: Any, prepared: Any, source: np.ndarray, pred: Any, outputs: OutputSpec) -> float:
+    """The graph's largest difference from the source on the reference (and, for classes, the same labels);
+    ParityError with the usual causes when it differs."""
+    try:
+        if outputs.task is Task.CLASSIFICATION:
+            parity = check_parity(source, pred.probabilities)
+            check_labels_match_source(outputs, pipeline.predict(prepared), pred.labels, source)
+            return parity
+        return check_parity(source, pred.labels, relative=True)
+    except ParityError as exc:
+        raise ParityError(
+            f"{exc}. The graph sees float32 numbers and '' for null categories: train the pipeline on "
+            "devtools.export.prepare_frame(data, specs); trees after a scaler can also flip at float32 thresholds."
+        ) from None
+
+
+def _add_reference_performance(
+    metrics: dict[str, Any],
+    runner: Any,
+    pipeline: Any,
+    data: Any,
+    specs: Sequence[FeatureSpec],
+    target: str,
+    outputs: OutputSpec,
+    holdout: Any | None,
+    holdout_share: float,
+    seed: int,
+) -> None:
+    """``reference_performance`` on rows the model did not learn from: the served graph on ``holdout``,
+    else a refitted copy of the pipeline on a held-out share; a warning when the refit fails."""
+    if holdout is not None:
+        metrics["reference_performance"] = served_performance(runner, holdout, specs, holdout[target], source="holdout")
+        return
+    try:
+        metrics["reference_performance"] = refit_holdout_performance(pipeline, data, specs, target, outputs, holdout_share, seed)
+    except Exception as exc:  # noqa: BLE001 - a pipeline that cannot be refitted still exports; the drift check then uses the reference rows
+        metrics.setdefault("warnings", []).append(
+            f"reference performance not measured: refitting the pipeline on {1 - holdout_share:.0%} of the data failed "
+            f"({first_line(exc)}); pass holdout= rows kept out of training"
+        )
