@@ -22,8 +22,13 @@ _STATUS_OF_REASON = {MALFORMED_JSON: 400, BODY_TOO_LARGE: 413, UNSUPPORTED_MEDIA
 UNPROCESSABLE = 422
 # the reason code of an error answer built outside our handlers (router, CORS), by status
 REASON_OF_STATUS = {
-    400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: BODY_TOO_LARGE,
-    415: UNSUPPORTED_MEDIA_TYPE, 422: "bad_request", 500: "internal_error",
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: BODY_TOO_LARGE,
+    415: UNSUPPORTED_MEDIA_TYPE,
+    422: "bad_request",
+    500: "internal_error",
 }
 
 
@@ -38,7 +43,13 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 def error_body(reason: str, message: str, request_id: str, model_version: str, details: list[Any] | None = None) -> dict[str, Any]:
     """Every error answer's shape: ``error`` (reason code), ``message``, ``details``, request id, model version."""
-    return {"error": reason, "message": echo(message, MAX_MESSAGE), "details": details or [], "request_id": request_id, "model_version": model_version}
+    return {
+        "error": reason,
+        "message": echo(message, MAX_MESSAGE),
+        "details": details or [],
+        "request_id": request_id,
+        "model_version": model_version,
+    }
 
 
 def request_id_of(request: Request) -> str:

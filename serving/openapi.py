@@ -34,8 +34,10 @@ _ERROR_SCHEMA: dict[str, Any] = {
             "items": {
                 "type": "object",
                 "properties": {
-                    "row": {"type": ["integer", "null"]}, "field": {"type": ["string", "null"]},
-                    "reason": {"type": "string"}, "message": {"type": "string"},
+                    "row": {"type": ["integer", "null"]},
+                    "field": {"type": ["string", "null"]},
+                    "reason": {"type": "string"},
+                    "message": {"type": "string"},
                 },
                 "required": ["row", "field", "reason", "message"],
             },
@@ -47,12 +49,22 @@ _ERROR_SCHEMA: dict[str, Any] = {
 }
 _HEALTH_ANSWER: dict[str, Any] = {
     "type": "object",
-    "properties": {"status": {"const": "ok"}, "model_name": {"type": "string"}, "model_version": {"type": "string"}, "request_id": {"type": "string"}},
+    "properties": {
+        "status": {"const": "ok"},
+        "model_name": {"type": "string"},
+        "model_version": {"type": "string"},
+        "request_id": {"type": "string"},
+    },
     "required": ["status", "model_name", "model_version", "request_id"],
 }
 _MODEL_ANSWER: dict[str, Any] = {
     "type": "object",
-    "properties": {"model_name": {"type": "string"}, "version": {"type": "string"}, "features": {"type": "array"}, "request_id": {"type": "string"}},
+    "properties": {
+        "model_name": {"type": "string"},
+        "version": {"type": "string"},
+        "features": {"type": "array"},
+        "request_id": {"type": "string"},
+    },
     "required": ["model_name", "version", "features", "request_id"],
 }
 _FEEDBACK_ANSWER: dict[str, Any] = {
@@ -75,7 +87,9 @@ def _responses(m: BundleManifest, success: dict[int, tuple[str, dict[str, Any]]]
 def _predict_answer_schema(m: BundleManifest) -> dict[str, Any]:
     label = {"type": "string"} if m.outputs.task is Task.CLASSIFICATION else {"type": ["number", "null"]}
     props: dict[str, Any] = {
-        "model_name": {"type": "string"}, "model_version": {"type": "string"}, "request_id": {"type": "string"},
+        "model_name": {"type": "string"},
+        "model_version": {"type": "string"},
+        "request_id": {"type": "string"},
         "predictions": {"type": "array", "items": label, "minItems": 1},
     }
     if m.outputs.task is Task.CLASSIFICATION:
@@ -126,7 +140,8 @@ def _oip_infer_body(m: BundleManifest) -> dict[str, Any]:
     scalar = {"type": ["number", "string", "boolean", "null"]}
     params = {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}}
     tensor = {
-        "type": "object", "required": ["name", "shape", "datatype"],
+        "type": "object",
+        "required": ["name", "shape", "datatype"],
         "properties": {
             "name": {"type": "string", "enum": inputs},
             "shape": {"type": "array", "minItems": 1, "maxItems": 2, "items": {"type": "integer", "minimum": 0}},
@@ -135,19 +150,27 @@ def _oip_infer_body(m: BundleManifest) -> dict[str, Any]:
             "data": {"type": "array", "items": {"anyOf": [scalar, {"type": "array", "items": scalar}]}},
         },
     }
-    output = {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "enum": [t["name"] for t in metadata["outputs"]]}, "parameters": params}}
+    output = {
+        "type": "object",
+        "required": ["name"],
+        "properties": {"name": {"type": "string", "enum": [t["name"] for t in metadata["outputs"]]}, "parameters": params},
+    }
     return {
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": {
-                    "type": "object", "required": ["inputs"],
-                    "properties": {
-                        "id": {"type": "string"}, "parameters": params,
-                        "inputs": {"type": "array", "minItems": 1, "items": tensor},
-                        "outputs": {"type": "array", "items": output},
-                    },
-                }},
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["inputs"],
+                        "properties": {
+                            "id": {"type": "string"},
+                            "parameters": params,
+                            "inputs": {"type": "array", "minItems": 1, "items": tensor},
+                            "outputs": {"type": "array", "items": output},
+                        },
+                    }
+                },
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
             },
         },
@@ -167,7 +190,9 @@ def _pin_oip_path_params(schema: dict[str, Any], m: BundleManifest) -> None:
 
 def _oip_responses(*errors: int) -> dict[int | str, dict[str, Any]]:
     """An OIP operation's answers: 200 (OIP JSON, or binary tensors for infer), its errors in OIP's shape, 500."""
-    out: dict[int | str, dict[str, Any]] = {200: {"description": "OIP answer", "content": {"application/json": {"schema": {"type": "object"}}}}}
+    out: dict[int | str, dict[str, Any]] = {
+        200: {"description": "OIP answer", "content": {"application/json": {"schema": {"type": "object"}}}}
+    }
     for status in errors:
         out[status] = {"description": _OIP_ERRORS[status], "content": {"application/json": {"schema": _OIP_ERROR_SCHEMA}}}
     out[500] = {"description": _ERROR_DESCRIPTIONS[500], "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
@@ -182,7 +207,10 @@ def _feature_json_schema(m: BundleManifest, reject_unseen: bool = True) -> dict[
 def _predict_openapi(m: BundleManifest, max_rows: int, reject_unseen: bool) -> dict[str, Any]:
     row = _feature_json_schema(m, reject_unseen)
     n = len(m.features)
-    example = {f.name: (f.categories[0] if f.categories else (f.min if f.min is not None else 0) if f.kind is not FeatureKind.BOOLEAN else True) for f in m.features}
+    example = {
+        f.name: (f.categories[0] if f.categories else (f.min if f.min is not None else 0) if f.kind is not FeatureKind.BOOLEAN else True)
+        for f in m.features
+    }
     split_row = {"type": "array", "prefixItems": [_value_schema(f, reject_unseen) for f in m.features], "items": False, "minItems": n}
     return {
         "requestBody": {
@@ -207,8 +235,11 @@ def _predict_openapi(m: BundleManifest, max_rows: int, reject_unseen: bool) -> d
                                         "`index` is accepted and ignored: predictions follow the order of `data`.",
                                         "properties": {
                                             "columns": {
-                                                "type": "array", "prefixItems": [{"const": name} for name in m.feature_names],
-                                                "items": False, "minItems": n, "uniqueItems": True,
+                                                "type": "array",
+                                                "prefixItems": [{"const": name} for name in m.feature_names],
+                                                "items": False,
+                                                "minItems": n,
+                                                "uniqueItems": True,
                                             },
                                             "data": {"type": "array", "items": split_row, "minItems": 1, "maxItems": max_rows},
                                             "index": {"type": "array"},

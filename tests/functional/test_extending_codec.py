@@ -150,7 +150,11 @@ def test_registered_codec_refusals_go_through_the_shared_reject_bookkeeping(
     assert [d[mn.DIM_REASON] for d in by_reason] == [reason]
     (reject,) = [decode_jsonl(b)[0] for b in objects(bucket, "rejects/").values()]
     assert (reject["request_id"], reject["reason"], reject["status"], reject["rows"], reject["route"]) == (
-        "csv-refused", reason, status, rows, PREDICT
+        "csv-refused",
+        reason,
+        status,
+        rows,
+        PREDICT,
     )
     assert objects(bucket, "captures/") == {}
 
