@@ -152,12 +152,12 @@ class CodecRegistry:
     def register(self, codec: C) -> C:
         """Add a codec class (usable as a class decorator). Refuses a media type another codec of the route reads."""
         registered = self._by_route.setdefault(codec.route, [])
-        taken = {t for c in registered for t in c.media_types}
-        clash = taken.intersection(codec.media_types)
-        if clash and codec not in registered:
+        if codec in registered:
+            return codec
+        clash = {t for c in registered for t in c.media_types}.intersection(codec.media_types)
+        if clash:
             raise ValueError(f"route {codec.route!r} already reads {sorted(clash)}")
-        if codec not in registered:
-            registered.append(codec)
+        registered.append(codec)
         return codec
 
     def unregister(self, codec: type[Codec]) -> None:
