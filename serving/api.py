@@ -172,7 +172,7 @@ def create_app(
 
     predict_route = codecs.route(PREDICT, service, max_body_bytes)
 
-    @app.post("/predict", **openapi.predict_operation(m, max_rows, service.validator.reject_unseen))
+    @app.post("/predict", **openapi.predict_operation(m, max_rows, service.validator.reject_unseen, predict_route.openapi_notes()))
     async def predict(request: Request) -> Response:
         return await predict_route(request)
 

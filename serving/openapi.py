@@ -11,7 +11,6 @@ from fastapi import FastAPI
 from modelserve.schema import BundleManifest, FeatureKind, InputDtype, Task, class_key
 
 from . import oip
-from .arrow_ipc import ARROW_STREAM
 from .validation import FLOAT32_MAX, MAX_EXACT_INTEGER
 
 OIP_TAG = "Open Inference Protocol v2"
@@ -292,13 +291,12 @@ def _feedback_openapi(m: BundleManifest, max_rows: int) -> dict[str, Any]:
 # --- each operation's documentation, as keyword arguments of its route decorator ---
 
 
-def predict_operation(m: BundleManifest, max_rows: int, reject_unseen: bool) -> dict[str, Any]:
+def predict_operation(m: BundleManifest, max_rows: int, reject_unseen: bool, other_formats: list[str]) -> dict[str, Any]:
+    """``other_formats``: what each codec of the route besides JSON says of its format (``Codec.openapi_note``)."""
     return {
         "openapi_extra": _predict_openapi(m, max_rows, reject_unseen),
         "summary": "Score 1..N rows",
-        "description": "JSON as documented here; large batches may also be sent as an Apache Arrow IPC stream "
-        f"(content-type {ARROW_STREAM}, one flat column per feature) and answered as one with "
-        f"Accept: {ARROW_STREAM} (columns prediction and probability_<class>).",
+        "description": "; ".join(["JSON as documented here", *other_formats]) + ".",
         "responses": _responses(m, {200: ("The predictions", _predict_answer_schema(m))}, 400, 413, 415, 422),
     }
 

@@ -22,6 +22,10 @@ class ArrowStreamCodec(Codec):
     answer_media = ARROW_STREAM
     malformed_reason = MALFORMED_ARROW
     read_errors = (ArrowBodyError,)
+    openapi_note = (
+        f"large batches may also be sent as an Apache Arrow IPC stream (content-type {ARROW_STREAM}, one flat column per feature) "
+        f"and answered as one with Accept: {ARROW_STREAM} (columns prediction and probability_<class>)"
+    )
 
     def decode(self, body: bytes, headers: Mapping[str, str]) -> Decoded:
         return Decoded(decode_stream(body))

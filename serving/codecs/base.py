@@ -66,6 +66,7 @@ class Codec(ABC):
     is_default: ClassVar[bool] = False  # the route's codec for a body without content-type, and for answers
     malformed_reason: ClassVar[str] = "malformed_body"  # the reason of a body ``decode`` cannot read (400)
     read_errors: ClassVar[tuple[type[Exception], ...]] = ()  # what ``decode`` raises for such a body
+    openapi_note: ClassVar[str | None] = None  # its format, in the route's OpenAPI description (the default's is the schema)
 
     def __init__(self, manifest: BundleManifest) -> None:
         self.manifest = manifest
@@ -135,6 +136,10 @@ class CodecRoute:
         """The codec whose answer format the Accept header names, else the default one."""
         named = [c for c in self.codecs if c.answer_media and c.answer_media in (accept or "")]
         return next((c for c in named if c is not self.default), named[0] if named else self.default)
+
+    def openapi_notes(self) -> list[str]:
+        """What the other codecs say of their formats, for the route's OpenAPI description."""
+        return [c.openapi_note for c in self.codecs if c is not self.default and c.openapi_note]
 
     async def __call__(self, request: Request) -> Response:
         return await self.reading(request.headers.get("content-type")).handle(request, self)

@@ -45,6 +45,7 @@ class CsvCodec(Codec):
     answer_media = CSV
     malformed_reason = "malformed_csv"
     read_errors = (csv.Error, UnicodeDecodeError, ValueError)
+    openapi_note = "rows may also be sent as CSV (content-type text/csv, a header row of feature names)"
 
     def decode(self, body: bytes, headers: Mapping[str, str]) -> Decoded:
         names, *rows = list(csv.reader(io.StringIO(body.decode("utf-8"), newline=""), strict=True)) or [[]]
@@ -164,6 +165,13 @@ def test_unsupported_media_names_every_registered_format(csv_registered, bucket,
     resp = post(mod, lambda_context, b"x", "plain", **{"content-type": "text/plain"})
     assert resp["statusCode"] == 415
     assert response_json(resp)["message"].endswith(f"send application/json or application/vnd.apache.arrow.stream or {CSV}")
+
+
+def test_openapi_describes_a_registered_format(csv_registered, bucket, load_inference, lambda_context) -> None:
+    mod = load_inference(capture_bucket=BUCKET)
+    resp = mod.handler(event("rest_v1", "GET", "/openapi.json"), lambda_context)
+    description = response_json(resp)["paths"]["/predict"]["post"]["description"]
+    assert resp["statusCode"] == 200 and CsvCodec.openapi_note in description and "Apache Arrow IPC stream" in description
 
 
 def test_a_media_type_is_read_by_one_codec_per_route() -> None:
