@@ -1,8 +1,8 @@
 """The inference service: pure request -> answer logic, shared by Lambda and the local server.
 
 It is handed what it needs (model runner, validator, capturer, feedback writer, metric hook); the
-AWS clients, the hash salt and the environment are wired in ``wiring.py``. The FastAPI app in
-``api.py`` only adapts HTTP to these calls and maps refusal reasons to HTTP statuses.
+AWS clients, the hash salt and the environment are wired in ``wiring.py``. The codecs (``codecs/``)
+translate each request format to these calls; ``api.py`` wires them to routes.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from modelserve import metric_names as mn
-from modelserve.records import AUDIT_SOURCE, FeedbackRecord, encode_jsonl_gz, feedback_key, utc_iso
+from modelserve.records import AUDIT_SOURCE, FeedbackRecord, RejectedField, encode_jsonl_gz, feedback_key, utc_iso
 from modelserve.schema import BundleManifest, Task
 
-from .capture import Capturer
+from .capture import Capturer, rows_of
 from .model import ModelRunner
 from .validation import BAD_SHAPE, BATCH_TOO_LARGE, EMPTY_BATCH, WRONG_TYPE, FieldError, RequestError, Validator
 
@@ -69,7 +69,7 @@ class InferenceService:
         it dates the capture records and their S3 partition. Defaults to now. ``client_id``: the
         caller's ``x-client-id``, read by the A/B router (serving/variants.py) only."""
         request_id = request_id or new_request_id()
-        table = self.validator.validate(payload)  # refusals are counted (ValidationRejects) by the API
+        table = self.validator.validate(payload)  # a refusal's bookkeeping: ``reject``, called by the codecs' pipeline
         started = time.perf_counter()
         pred = self.runner.predict(table)
         latency_ms = (time.perf_counter() - started) * 1000.0
@@ -88,6 +88,23 @@ class InferenceService:
         # after scoring, never raising: a capture failure is counted (CaptureErrors), not answered
         self.capturer.capture(request_id, event_time or datetime.now(UTC), table, pred.labels, pred.probabilities)
         return Answer(body=body, request_id=request_id)
+
+    def reject(
+        self, refusal: RequestError, request_id: str, status: int, payload: Any = None, route: str = "predict",
+        event_time: datetime | None = None,
+    ) -> None:
+        """A refused scoring request's bookkeeping, whatever its format: counted (ValidationRejects by
+        Reason) and written to the rejects capture (docs/capture.md#rejected-requests), after the answer
+        where the executor allows. ``payload``: what was decoded before the refusal (its rows are
+        recorded), None when the body could not be read. Never raises: the refusal is answered regardless."""
+        self.metric(mn.VALIDATION_REJECTS, 1, {mn.DIM_REASON: refusal.reason})
+        try:
+            errors = [RejectedField(e.reason, e.row, e.field, e.message) for e in refusal.details]
+            errors = errors or [RejectedField(refusal.reason, message=refusal.message)]
+            when = event_time or datetime.now(UTC)
+            self.capturer.capture_reject(request_id, when, refusal.reason, status, errors, rows_of(payload), route)
+        except Exception:  # noqa: BLE001 - a failure is counted by the capturer (CaptureErrors) or logged here
+            logger.exception("reject capture failed")
 
     def feedback(self, payload: Any, batch_id: str | None = None) -> Answer:
         batch_id = batch_id or new_request_id()

@@ -66,11 +66,13 @@ class FieldError:
 
 @dataclass
 class RequestError(Exception):
-    """A request the service refuses. ``reason`` says why (the API maps it to an HTTP status)."""
+    """A request the service refuses. ``reason`` says why (the API maps it to an HTTP status);
+    ``status``: the HTTP status when the reason alone does not say it (a codec's unreadable body: 400)."""
 
     reason: str
     message: str
     details: list[FieldError] = field(default_factory=list)
+    status: int | None = None
 
     def body(self) -> dict[str, Any]:
         details = [d.to_dict() for d in self.details[:MAX_REPORTED_ERRORS]]

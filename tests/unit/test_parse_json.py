@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from serving.api import gunzip_capped
+from serving.body import gunzip_capped
 from serving.validation import DUPLICATE_KEY, MALFORMED_JSON, RequestError, parse_json
 
 text = st.text(st.characters(codec="utf-8"), max_size=6) | st.sampled_from([":", "a:b", '"', "\\", "\u003a", "é"])

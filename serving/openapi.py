@@ -1,0 +1,341 @@
+"""The OpenAPI document of the inference API: each operation's request body and answers, generated from
+the bundle's feature schema so the document says exactly what validation accepts (checked by the
+schemathesis run, tests/functional/test_schemathesis.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from modelserve.schema import BundleManifest, FeatureKind, InputDtype, Task, class_key
+
+from . import oip
+from .validation import FLOAT32_MAX, MAX_EXACT_INTEGER
+
+OIP_TAG = "Open Inference Protocol v2"
+
+_ERROR_DESCRIPTIONS = {
+    400: "Malformed JSON, or a corrupt gzip body",
+    413: "Body over max_body_bytes (compressed, or once decompressed)",
+    415: "A content-type other than JSON, or a content-encoding other than gzip",
+    422: "Invalid input: the details name the row and field",
+    503: "Feedback storage unavailable or not configured: the labels were not stored",
+    500: "A server bug (never client input): quote the request id",
+}
+_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "error": {"type": "string", "description": "reason code"},
+        "message": {"type": "string"},
+        "details": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "row": {"type": ["integer", "null"]},
+                    "field": {"type": ["string", "null"]},
+                    "reason": {"type": "string"},
+                    "message": {"type": "string"},
+                },
+                "required": ["row", "field", "reason", "message"],
+            },
+        },
+        "request_id": {"type": "string"},
+        "model_version": {"type": "string"},
+    },
+    "required": ["error", "message", "details", "request_id", "model_version"],
+}
+_HEALTH_ANSWER: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "status": {"const": "ok"},
+        "model_name": {"type": "string"},
+        "model_version": {"type": "string"},
+        "request_id": {"type": "string"},
+    },
+    "required": ["status", "model_name", "model_version", "request_id"],
+}
+_MODEL_ANSWER: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "model_name": {"type": "string"},
+        "version": {"type": "string"},
+        "features": {"type": "array"},
+        "request_id": {"type": "string"},
+    },
+    "required": ["model_name", "version", "features", "request_id"],
+}
+_FEEDBACK_ANSWER: dict[str, Any] = {
+    "type": "object",
+    "properties": {"accepted": {"type": "integer", "minimum": 1}, "feedback_id": {"type": "string"}},
+    "required": ["accepted", "feedback_id"],
+}
+
+
+def _responses(m: BundleManifest, success: dict[int, tuple[str, dict[str, Any]]], *errors: int) -> dict[int | str, dict[str, Any]]:
+    """An operation's documented answers: its success, its error statuses and a server bug's 500, all JSON."""
+    out: dict[int | str, dict[str, Any]] = {
+        status: {"description": text, "content": {"application/json": {"schema": schema}}} for status, (text, schema) in success.items()
+    }
+    for status in (*errors, 500):
+        out[status] = {"description": _ERROR_DESCRIPTIONS[status], "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
+    return out
+
+
+def _predict_answer_schema(m: BundleManifest) -> dict[str, Any]:
+    label = {"type": "string"} if m.outputs.task is Task.CLASSIFICATION else {"type": ["number", "null"]}
+    props: dict[str, Any] = {
+        "model_name": {"type": "string"},
+        "model_version": {"type": "string"},
+        "request_id": {"type": "string"},
+        "predictions": {"type": "array", "items": label, "minItems": 1},
+    }
+    if m.outputs.task is Task.CLASSIFICATION:
+        props["classes"] = {"type": "array", "items": {"type": "string"}}
+        props["probabilities"] = {"type": "array", "items": {"type": "array", "items": {"type": ["number", "null"]}}}
+    return {"type": "object", "properties": props, "required": ["model_name", "model_version", "request_id", "predictions"]}
+
+
+def _value_schema(f: Any, reject_unseen: bool) -> dict[str, Any]:
+    """What validation accepts for one feature's value (validation.py), as JSON Schema."""
+    if f.kind is FeatureKind.NUMERIC:
+        if f.input_dtype is InputDtype.INT64:
+            s: dict[str, Any] = {"type": "integer", "minimum": -MAX_EXACT_INTEGER, "maximum": MAX_EXACT_INTEGER}
+        elif f.input_dtype is InputDtype.FLOAT32:
+            s = {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
+        else:
+            s = {"type": "number"}
+    elif f.kind is FeatureKind.BOOLEAN:
+        s = {"type": "boolean"}
+    elif reject_unseen:
+        s = {"type": "string", "enum": list(f.categories)}
+    else:
+        s = {"type": "string"}
+    if f.nullable:
+        s = {"anyOf": [s, {"type": "null"}]}
+    return s
+
+
+_OIP_ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+_OIP_ERRORS = {
+    400: "Malformed request: not JSON, no inputs, unknown input, datatype or shape mismatch, binary section errors",
+    404: "Unknown model or version",
+    413: "Body over max_body_bytes",
+    415: "A content-type other than JSON or application/octet-stream",
+    422: "Values validation refuses (the message starts with the reason code)",
+}
+
+
+def _oip_infer_body(m: BundleManifest) -> dict[str, Any]:
+    """The infer body: OIP JSON, or Triton's binary extension (a JSON header then raw tensors).
+
+    As tight as JSON Schema can say: input and output names, datatypes, shapes of rank 1 or 2, flat or
+    nested data of scalars, OIP's scalar-valued parameters. What it can't say (a shape agreeing with the
+    data's length, one input per feature, each datatype matching its feature) the server refuses with
+    400 and 422, as documented."""
+    metadata = oip.model_metadata(m)  # the names the server's own metadata announces
+    inputs = [t["name"] for t in metadata["inputs"]]
+    scalar = {"type": ["number", "string", "boolean", "null"]}
+    params = {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}}
+    tensor = {
+        "type": "object",
+        "required": ["name", "shape", "datatype"],
+        "properties": {
+            "name": {"type": "string", "enum": inputs},
+            "shape": {"type": "array", "minItems": 1, "maxItems": 2, "items": {"type": "integer", "minimum": 0}},
+            "datatype": {"type": "string", "enum": sorted({*oip.DTYPES, "BYTES"})},
+            "parameters": params,
+            "data": {"type": "array", "items": {"anyOf": [scalar, {"type": "array", "items": scalar}]}},
+        },
+    }
+    output = {
+        "type": "object",
+        "required": ["name"],
+        "properties": {"name": {"type": "string", "enum": [t["name"] for t in metadata["outputs"]]}, "parameters": params},
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["inputs"],
+                        "properties": {
+                            "id": {"type": "string"},
+                            "parameters": params,
+                            "inputs": {"type": "array", "minItems": 1, "items": tensor},
+                            "outputs": {"type": "array", "items": output},
+                        },
+                    }
+                },
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            },
+        },
+    }
+
+
+def _pin_oip_path_params(schema: dict[str, Any], m: BundleManifest) -> None:
+    """This server serves one model and version: say so in the /v2 paths' parameters (others get OIP's 404)."""
+    served = {"name": m.model_name, "version": m.version}
+    for path, operations in schema.get("paths", {}).items():
+        if path.startswith("/v2/models/"):
+            for op in operations.values():
+                for p in op.get("parameters", []):
+                    if p.get("in") == "path" and p.get("name") in served:
+                        p["schema"] = {"type": "string", "title": p["name"].title(), "enum": [served[p["name"]]]}
+
+
+def _oip_responses(*errors: int) -> dict[int | str, dict[str, Any]]:
+    """An OIP operation's answers: 200 (OIP JSON, or binary tensors for infer), its errors in OIP's shape, 500."""
+    out: dict[int | str, dict[str, Any]] = {
+        200: {"description": "OIP answer", "content": {"application/json": {"schema": {"type": "object"}}}}
+    }
+    for status in errors:
+        out[status] = {"description": _OIP_ERRORS[status], "content": {"application/json": {"schema": _OIP_ERROR_SCHEMA}}}
+    out[500] = {"description": _ERROR_DESCRIPTIONS[500], "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
+    return out
+
+
+def _feature_json_schema(m: BundleManifest, reject_unseen: bool = True) -> dict[str, Any]:
+    props = {f.name: _value_schema(f, reject_unseen) for f in m.features}
+    return {"type": "object", "properties": props, "required": m.feature_names, "additionalProperties": False}
+
+
+def _predict_openapi(m: BundleManifest, max_rows: int, reject_unseen: bool) -> dict[str, Any]:
+    row = _feature_json_schema(m, reject_unseen)
+    n = len(m.features)
+    example = {
+        f.name: (f.categories[0] if f.categories else (f.min if f.min is not None else 0) if f.kind is not FeatureKind.BOOLEAN else True)
+        for f in m.features
+    }
+    split_row = {"type": "array", "prefixItems": [_value_schema(f, reject_unseen) for f in m.features], "items": False, "minItems": n}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            {
+                                "type": "object",
+                                "properties": {"instances": {"type": "array", "items": row, "minItems": 1, "maxItems": max_rows}},
+                                "required": ["instances"],
+                                "additionalProperties": False,
+                            },
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "dataframe_split": {
+                                        "type": "object",
+                                        "description": "MLflow's split form. The columns may come in any order (each feature once); "
+                                        "this schema shows the model's order, with each data row's values in the order of the columns. "
+                                        "`index` is accepted and ignored: predictions follow the order of `data`.",
+                                        "properties": {
+                                            "columns": {
+                                                "type": "array",
+                                                "prefixItems": [{"const": name} for name in m.feature_names],
+                                                "items": False,
+                                                "minItems": n,
+                                                "uniqueItems": True,
+                                            },
+                                            "data": {"type": "array", "items": split_row, "minItems": 1, "maxItems": max_rows},
+                                            "index": {"type": "array"},
+                                        },
+                                        "required": ["columns", "data"],
+                                        "additionalProperties": False,
+                                    }
+                                },
+                                "required": ["dataframe_split"],
+                                "additionalProperties": False,
+                            },
+                        ]
+                    },
+                    "example": {"instances": [example]},
+                }
+            },
+        },
+    }
+
+
+def _label_schema(m: BundleManifest) -> dict[str, Any]:
+    if m.outputs.task is not Task.CLASSIFICATION:
+        return {"type": "number"}
+    # labels by meaning (OutputSpec.class_for): class "1" may also be sent as 1, class "true" as true
+    values: list[Any] = list(m.outputs.classes)
+    for c in m.outputs.classes:
+        key = class_key(c)
+        if key.lstrip("-").isdigit():
+            values.append(int(key))
+        elif key in ("true", "false"):
+            values.append(key == "true")
+    return {"enum": values}
+
+
+def _feedback_openapi(m: BundleManifest, max_rows: int) -> dict[str, Any]:
+    item = {
+        "type": "object",
+        "properties": {
+            "request_id": {"type": "string", "minLength": 1, "maxLength": 128, "description": "the request_id of the prediction"},
+            "row": {"type": "integer", "minimum": 0, "default": 0, "description": "the row of that request"},
+            "label": _label_schema(m),
+        },
+        "required": ["request_id", "label"],
+        "additionalProperties": False,
+    }
+    batch = {"type": "array", "items": item, "minItems": 1, "maxItems": max_rows}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [item, batch]}}}}}
+
+
+# --- each operation's documentation, as keyword arguments of its route decorator ---
+
+
+def predict_operation(m: BundleManifest, max_rows: int, reject_unseen: bool, other_formats: list[str]) -> dict[str, Any]:
+    """``other_formats``: what each codec of the route besides JSON says of its format (``Codec.openapi_note``)."""
+    return {
+        "openapi_extra": _predict_openapi(m, max_rows, reject_unseen),
+        "summary": "Score 1..N rows",
+        "description": "; ".join(["JSON as documented here", *other_formats]) + ".",
+        "responses": _responses(m, {200: ("The predictions", _predict_answer_schema(m))}, 400, 413, 415, 422),
+    }
+
+
+def feedback_operation(m: BundleManifest, max_rows: int) -> dict[str, Any]:
+    return {
+        "openapi_extra": _feedback_openapi(m, max_rows),
+        "summary": "Ground-truth labels for earlier predictions",
+        "status_code": 202,
+        "responses": _responses(m, {202: ("Labels stored", _FEEDBACK_ANSWER)}, 400, 413, 415, 422, 503),
+    }
+
+
+def health_operation(m: BundleManifest) -> dict[str, Any]:
+    return {"summary": "Liveness and the model version", "responses": _responses(m, {200: ("Alive", _HEALTH_ANSWER)})}
+
+
+def model_operation(m: BundleManifest) -> dict[str, Any]:
+    return {
+        "summary": "Schema, version and export metrics of the served model",
+        "responses": _responses(m, {200: ("The model", _MODEL_ANSWER)}),
+    }
+
+
+def oip_operation(summary: str, *errors: int) -> dict[str, Any]:
+    return {"summary": f"OIP: {summary}", "tags": [OIP_TAG], "responses": _oip_responses(*errors)}
+
+
+def oip_infer_operation(m: BundleManifest, summary: str) -> dict[str, Any]:
+    return {**oip_operation(summary, 400, 404, 413, 415, 422), "openapi_extra": _oip_infer_body(m)}
+
+
+def serve_pinned_openapi(app: FastAPI, m: BundleManifest) -> None:
+    """The app's OpenAPI document, with the /v2 paths' name and version pinned to the served model."""
+    generate_openapi = app.openapi
+
+    def openapi_with_served_model() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            _pin_oip_path_params(generate_openapi(), m)  # generates and caches app.openapi_schema
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi_with_served_model  # type: ignore[method-assign]
