@@ -175,8 +175,9 @@ class DataQualityResult:
         training, values outside the reference range; the largest excess first within each."""
         failed = sorted(self.failed_checks(), key=lambda e: (_FINDING_ORDER.get(e.check, 9), -(e.share - (e.reference_share or 0.0))))
         return [
-            Finding(_finding_text(e, self.rejects), PRIORITY_REJECTS if e.check == REJECT_RATE else PRIORITY_DATA_QUALITY + _FINDING_ORDER.get(e.check, 9),
-                    None if e.check == REJECT_RATE else e.feature)
+            Finding(_finding_text(e, self.rejects), PRIORITY_REJECTS, None)
+            if e.check == REJECT_RATE
+            else Finding(_finding_text(e, self.rejects), PRIORITY_DATA_QUALITY + _FINDING_ORDER.get(e.check, 9), e.feature)
             for e in failed
         ]
 

@@ -134,4 +134,5 @@ class OutlierCheck(CompleteRowsCheck):
     def fit(cls, reference: Reference) -> OutlierCheck | None:
         if not reference.supports_complete_rows():
             return None
-        return cls(MahalanobisOutlierDetector(reference.complete_sample, rate_threshold=reference.config.section(OutlierConfig).outlier_rate_threshold))
+        config = reference.config.section(OutlierConfig)
+        return cls(MahalanobisOutlierDetector(reference.complete_sample, rate_threshold=config.outlier_rate_threshold))

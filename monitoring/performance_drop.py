@@ -377,7 +377,8 @@ class PerformanceDropCheck(Check):
                 return PerformanceDropResult(n_labels=n, **common)  # type: ignore[arg-type]
             probs = pred.probabilities[keep] if pred.probabilities is not None else None
             yp = np.array(["\x00none" if v is None else str(v) for v in yp], dtype=object)
-            est = classification_estimates(y, yp, probs, self.classes, n_boot=cfg.performance_bootstrap, seed=tests.seed, auc_boot=min(200, cfg.performance_bootstrap))
+            boot = cfg.performance_bootstrap
+            est = classification_estimates(y, yp, probs, self.classes, n_boot=boot, seed=tests.seed, auc_boot=min(200, boot))
         else:
             if pred.values is None:
                 return None
