@@ -255,6 +255,30 @@ def reject_expectation(counts: RejectCounts, threshold: float, min_requests: int
     )
 
 
+@register_config
+@dataclass(frozen=True)
+class DataQualityConfig(CheckConfig):
+    missing_rate_tolerance: float = threshold(
+        0.05, ge=0, le=1, setting="missing_rate_threshold",
+        help="Alarm when a feature's missing rate rises this far above the reference",
+    )
+    missing_rate_z: float = threshold(3.0, ge=0, help="Binomial margin of the missing-rate gate, in standard errors (0: none)")
+    out_of_range_threshold: float = threshold(0.01, ge=0, le=1, setting=True, help="Alarm when out-of-range share exceeds")
+    unseen_category_threshold: float = threshold(0.01, ge=0, le=1, setting=True, help="Alarm when unseen share exceeds")
+    wrong_type_threshold: float = threshold(0.0, ge=0, le=1, help="Alarm when the share of wrongly typed values exceeds")
+    min_new_value_rows: int = threshold(
+        DEFAULT_MIN_NEW_VALUE_ROWS, ge=1, le=100_000_000, setting=True,
+        help="A value never seen in training in at least this many window rows fails the unseen-category check, whatever its share",
+    )
+    reject_rate_threshold: float = threshold(
+        0.05, ge=0, lt=1, setting=True, help="Alarm when more than this share of the window's requests was refused by validation"
+    )
+    reject_min_requests: int = threshold(
+        100, ge=1, le=100_000_000, setting=True,
+        help="No reject-rate verdict (RejectRate published as 0) on windows of fewer requests",
+    )
+
+
 def format_new_values(values: tuple[tuple[str, int], ...] | dict[str, int], limit: int = 5) -> str:
     """``'Atlantis' (312 rows), 'Mars' (25 rows)``: the named values for a log line or a verdict."""
     items = list(values.items() if isinstance(values, dict) else values)
@@ -266,15 +290,16 @@ def check_expectations(
     profile: ReferenceProfile,
     table: Mapping[str, np.ndarray],
     *,
-    missing_rate_tolerance: float = 0.05,
-    missing_rate_z: float = 3.0,
-    out_of_range_threshold: float = 0.01,
-    unseen_category_threshold: float = 0.01,
-    wrong_type_threshold: float = 0.0,
-    min_new_value_rows: int = DEFAULT_MIN_NEW_VALUE_ROWS,
+    # the defaults are the check's declared ones (a dataclass keeps a field's default on the class)
+    missing_rate_tolerance: float = DataQualityConfig.missing_rate_tolerance,
+    missing_rate_z: float = DataQualityConfig.missing_rate_z,
+    out_of_range_threshold: float = DataQualityConfig.out_of_range_threshold,
+    unseen_category_threshold: float = DataQualityConfig.unseen_category_threshold,
+    wrong_type_threshold: float = DataQualityConfig.wrong_type_threshold,
+    min_new_value_rows: int = DataQualityConfig.min_new_value_rows,
     rejects: RejectCounts | None = None,
-    reject_rate_threshold: float = 0.05,
-    reject_min_requests: int = 100,
+    reject_rate_threshold: float = DataQualityConfig.reject_rate_threshold,
+    reject_min_requests: int = DataQualityConfig.reject_min_requests,
 ) -> DataQualityResult:
     """Run every expectation for every profiled feature, and the reject rate when ``rejects`` is given.
     A feature absent from ``table`` is treated as entirely null (so it fails the missing-rate check
@@ -352,30 +377,6 @@ def check_expectations(
         rejects=rejects,
         reject=None if rejects is None else reject_expectation(rejects, reject_rate_threshold, reject_min_requests),
         reject_min_requests=reject_min_requests,
-    )
-
-
-@register_config
-@dataclass(frozen=True)
-class DataQualityConfig(CheckConfig):
-    missing_rate_tolerance: float = threshold(
-        0.05, ge=0, le=1, setting="missing_rate_threshold",
-        help="Alarm when a feature's missing rate rises this far above the reference",
-    )
-    missing_rate_z: float = threshold(3.0, ge=0, help="Binomial margin of the missing-rate gate, in standard errors (0: none)")
-    out_of_range_threshold: float = threshold(0.01, ge=0, le=1, setting=True, help="Alarm when out-of-range share exceeds")
-    unseen_category_threshold: float = threshold(0.01, ge=0, le=1, setting=True, help="Alarm when unseen share exceeds")
-    wrong_type_threshold: float = threshold(0.0, ge=0, le=1, help="Alarm when the share of wrongly typed values exceeds")
-    min_new_value_rows: int = threshold(
-        DEFAULT_MIN_NEW_VALUE_ROWS, ge=1, le=100_000_000, setting=True,
-        help="A value never seen in training in at least this many window rows fails the unseen-category check, whatever its share",
-    )
-    reject_rate_threshold: float = threshold(
-        0.05, ge=0, lt=1, setting=True, help="Alarm when more than this share of the window's requests was refused by validation"
-    )
-    reject_min_requests: int = threshold(
-        100, ge=1, le=100_000_000, setting=True,
-        help="No reject-rate verdict (RejectRate published as 0) on windows of fewer requests",
     )
 
 

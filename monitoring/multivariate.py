@@ -40,6 +40,7 @@ from ._util import json_clean
 from .check_protocol import CompleteRowsCheck, EncodedCheck, Metric, Reference, Verdict, finite_metrics, fmt
 from .config import CheckConfig, register_config, threshold
 from .encoding import PCA
+from .univariate import DEFAULT_ALPHA
 
 DEFAULT_MMD_MAX_ROWS = 1000
 DEFAULT_MMD_PERMUTATIONS = 100
@@ -145,7 +146,7 @@ class MMDDrift:
         max_rows: int = DEFAULT_MMD_MAX_ROWS,
         n_permutations: int = DEFAULT_MMD_PERMUTATIONS,
         pca_components: int | None = None,
-        alpha: float = 0.05,
+        alpha: float = DEFAULT_ALPHA,
         seed: int = 0,
     ) -> None:
         x_ref = np.asarray(x_ref, dtype=np.float64)
