@@ -26,7 +26,7 @@ import math
 import numbers
 import types
 import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar, TypeVar
 
@@ -143,9 +143,22 @@ class CheckConfig:
 
 ConfigT = TypeVar("ConfigT", bound=CheckConfig)
 
-# the registered configs, ordered by module, then by registration (definition order within a module):
-# the order of DriftConfig's keys and of the generated settings, whatever order the modules are imported in
+# the registered configs, ordered by module (the preset's order: order_modules), then by registration
+# (definition order within a module): the order of DriftConfig's keys and of the generated settings,
+# whatever order the modules happen to be imported in
 _REGISTERED: list[type[CheckConfig]] = []
+_MODULE_ORDER: dict[str, int] = {}
+
+
+def _sort_registered() -> None:
+    _REGISTERED.sort(key=lambda c: (_MODULE_ORDER.get(c.__module__, len(_MODULE_ORDER)), c.__module__))
+
+
+def order_modules(modules: Iterable[str]) -> None:
+    """List the configs of these modules first, in this order (the preset's checks; others follow by name)."""
+    _MODULE_ORDER.clear()
+    _MODULE_ORDER.update({m: i for i, m in reversed(list(enumerate(modules)))})
+    _sort_registered()
 
 
 def register_config(cls: type[ConfigT]) -> type[ConfigT]:
@@ -158,7 +171,7 @@ def register_config(cls: type[ConfigT]) -> type[ConfigT]:
     if clash:
         raise ValueError(f"{cls.__name__} declares {clash}, already declared by {taken[clash[0]].__name__}")
     _REGISTERED.append(cls)
-    _REGISTERED.sort(key=lambda c: c.__module__)  # stable: definition order holds within a module
+    _sort_registered()  # stable: definition order holds within a module
     return cls
 
 
