@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -70,18 +70,11 @@ def s3_client(session: Any = None, workers: int = READER_WORKERS) -> Any:
     return (session or boto3).client("s3", config=Config(max_pool_connections=workers + 2))
 
 
-# library threshold -> deploy setting, where the names differ (every other shared name maps to itself)
-SETTING_OF_THRESHOLD = {"correction": "p_value_correction", "missing_rate_tolerance": "missing_rate_threshold"}
-
-
 def drift_config(settings: DriftSettings) -> DriftConfig:
-    """The one mapping from deploy settings to the library's thresholds: each ``DriftConfig`` field the
-    settings declare (by its name, or the one in ``SETTING_OF_THRESHOLD``); a setting left unset (None)
-    keeps the library's default."""
-    declared = type(settings).model_fields
-    values = {f.name: getattr(settings, SETTING_OF_THRESHOLD.get(f.name, f.name)) for f in fields(DriftConfig)
-              if SETTING_OF_THRESHOLD.get(f.name, f.name) in declared}
-    return DriftConfig(**{name: value for name, value in values.items() if value is not None})
+    """The one mapping from deploy settings to the library's thresholds: each threshold a check declares
+    with a deploy setting (``Threshold.setting``, the field ``cdk.settings_table`` generated from it)
+    takes that setting's value; the others keep their declared default."""
+    return DriftConfig(**{spec.name: getattr(settings, spec.setting) for spec in DriftConfig.thresholds() if spec.setting})
 
 
 def reject_counts(window: WindowRead, rejected: RejectWindow) -> RejectCounts:

@@ -15,7 +15,8 @@ Modules: ``types`` (feature kind, column spec, task), ``profile`` (reference pro
 ``check_protocol`` (what a check is, how to add one), the checks -- ``univariate`` (KS /
 chi-squared detectors, effect sizes, multiple testing), ``multivariate`` (MMD, PCA reconstruction,
 on the ``encoding``), ``prediction_drift``, ``outliers`` (Mahalanobis), ``expectations`` (data
-quality), ``performance`` --, ``config`` (``DriftConfig``), ``checker`` (``DriftChecker``, the
+quality), ``performance`` --, ``config`` (``CheckConfig``, the registry of the checks' configs,
+``DriftConfig``), ``checker`` (``DriftChecker``, the
 default checks), ``report`` (``DriftReport``), ``window_histograms`` and ``html_report`` (the HTML
 page), ``metric_names`` (CloudWatch names). The synthetic test-data generator lives in
 ``devtools/synthetic.py`` (never shipped).

@@ -6,7 +6,9 @@ metric; the list of checks in :data:`monitoring.checker.DEFAULT_CHECKS` is the p
   not apply to this reference); ``run(window)`` checks one window (``None``: nothing to check).
 - :class:`CheckResult`: a frozen result with ``verdicts()`` (rows of the report's verdict table,
   ``verdict`` True = a problem), ``metrics()`` (``(name, value, feature_or_None)`` to publish) and
-  ``to_dict()`` (JSON-safe; it becomes ``report[check.name]``).
+  ``to_dict()`` (JSON-safe; it becomes ``report[check.name]``); optionally ``findings()``: what fired,
+  as sentences with a priority (:class:`Finding`; without it, every failed verdict is a finding of
+  :data:`PRIORITY_OTHER`). The report leads with the finding of the lowest priority.
 - :class:`Reference`: the profile, the thresholds and the state several checks share (the encoder).
 - :class:`Window`: one window's table, model outputs and labels (and its encoding, computed once).
 - :class:`ProfileCheck`, :class:`EncodedCheck`: bases for a check with nothing to fit and for a
@@ -19,15 +21,15 @@ own, and the list of names a drift check can publish
 
 Adding a check
 --------------
-1. One module: the detector, a frozen result type with ``verdicts`` / ``metrics`` / ``to_dict``,
-   and a ``Check`` subclass with ``name``, ``metric_names`` (and ``feature_metric_names`` for
-   metrics with a Feature dimension), ``fit`` and ``run``. Read thresholds from
-   ``reference.config``; a threshold the deployment should tune is a :class:`DriftConfig` field
-   (``driftcheck.drift_service.drift_config`` maps the setting onto it).
-2. Name its CloudWatch metrics in :mod:`monitoring.metric_names` (the catalogue the alarms and the
-   dashboard import) and append the class to ``DEFAULT_CHECKS`` in :mod:`monitoring.checker`.
-3. Its alarm: one ``add(...)`` in ``cdk/alarms.py``; the stack and the local demo build every
-   alarm from that list.
+1. One module: the detector, a frozen result type with ``verdicts`` / ``metrics`` / ``to_dict`` (and
+   ``findings`` with a priority), its config (a frozen :class:`~monitoring.config.CheckConfig` of
+   ``threshold(...)`` fields, decorated ``@register_config``: its thresholds join ``DriftConfig``) and a
+   ``Check`` subclass with ``name``, ``metric_names`` (and ``feature_metric_names`` for metrics with a
+   Feature dimension), ``fit`` and ``run``, reading ``reference.config.section(ItsConfig)``.
+2. Register the class in the preset: append it to ``DEFAULT_CHECKS`` in :mod:`monitoring.checker`
+   (and name its CloudWatch metrics in the metric catalogue).
+3. A threshold declared ``setting=True`` is a deploy setting: ``python -m cdk.settings_table --write
+   docs/deploy.md`` regenerates the settings' drift thresholds and the docs' table from the declaration.
 """
 
 from __future__ import annotations
@@ -36,20 +38,26 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
+from typing import Any, ClassVar, Protocol, Self
 
 import numpy as np
 
+from .config import DriftConfig
 from .encoding import TabularEncoder
-from .profile import PredictionColumns, ReferenceProfile
+from .profile import LabeledPredictions, PredictionColumns, ReferenceProfile
 from .types import RejectCounts, Table
 
-if TYPE_CHECKING:  # annotations only: both modules import this one
-    from .config import DriftConfig
-    from .performance import LabeledPredictions
+Metric = tuple[str, float, str | None]  # (CloudWatch metric name, value, Feature dimension or None)
+MIN_COMPLETE_ROWS = 20  # reference rows without nulls the outlier and PCA checks need
 
-Metric = tuple[str, float, str | None]
-MIN_COMPLETE_ROWS = 20  # reference rows without nulls the outlier and PCA checks need  # (CloudWatch metric name, value, Feature dimension or None)
+# the cause order of the report's findings (lowest first): refused requests, then a broken input,
+# explain whatever the scored rows show; drifted features explain drifted outputs; the multivariate
+# and outlier verdicts rarely have a cause of their own once those are accounted for
+PRIORITY_REJECTS = 0
+PRIORITY_DATA_QUALITY = 10
+PRIORITY_FEATURE_DRIFT = 20
+PRIORITY_OUTPUT_DRIFT = 30
+PRIORITY_OTHER = 50
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,26 @@ class Verdict:
     threshold: float | None
     verdict: bool | None  # True = problem detected, None = not evaluated
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing that fired, as a sentence. ``priority``: its place in the cause order (``PRIORITY_*``,
+    lowest first; a result lists its own findings in order); ``check``: the report key of its result."""
+
+    text: str
+    priority: int = PRIORITY_OTHER
+    feature: str | None = None
+    check: str = ""
+
+
+def verdict_findings(verdicts: Iterable[Verdict], priority: int = PRIORITY_OTHER) -> list[Finding]:
+    """The findings of a result without its own: each failed verdict, as "check statistic over its threshold"."""
+    return [
+        Finding(f"{v.check} {fmt(v.statistic)} over its threshold {fmt(v.threshold)}" + (f" ({v.detail})" if v.detail else ""), priority)
+        for v in verdicts
+        if v.verdict
+    ]
 
 
 def finite_metrics(candidates: Iterable[tuple[str, float | None, str | None]]) -> list[Metric]:

@@ -24,7 +24,7 @@ import numpy as np
 from . import metric_names as M
 from ._util import table_rows
 from .check_protocol import Check, CheckResult, Reference, Window
-from .config import DriftConfig
+from .config import DriftConfig, order_modules
 from .estimated_performance import EstimatedPerformanceCheck
 from .expectations import DataQualityCheck
 from .multivariate import MMDCheck, ReconstructionCheck
@@ -52,6 +52,7 @@ DEFAULT_CHECKS: tuple[type[Check], ...] = (
     EstimatedPerformanceCheck,
     TargetDriftCheck,
 )
+order_modules(check.__module__ for check in DEFAULT_CHECKS)  # DriftConfig's keys follow the preset
 
 
 def published_metric_names(checks: Sequence[type[Check]] = DEFAULT_CHECKS) -> tuple[str, ...]:

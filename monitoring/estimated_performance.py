@@ -33,6 +33,7 @@ import numpy as np
 from . import metric_names as M
 from ._util import json_clean
 from .check_protocol import Check, Metric, Reference, Verdict, Window, finite_metrics, fmt
+from .config import CheckConfig, register_config, threshold
 from .types import Task
 
 
@@ -145,6 +146,16 @@ class EstimatedPerformanceResult:
         )
 
 
+@register_config
+@dataclass(frozen=True)
+class EstimatedPerformanceConfig(CheckConfig):
+    estimated_accuracy_drop_threshold: float = threshold(
+        0.05, gt=0, lt=1, setting=True,
+        help="Alarm when the estimated accuracy (before labels) falls this far below the reference's",
+    )
+    estimated_min_rows: int = threshold(200, ge=1, help="No estimated-performance verdict on smaller windows")
+
+
 class EstimatedPerformanceCheck(Check):
     """CBPE: expected accuracy and macro F1 of a classifier from its calibrated probabilities."""
 
@@ -152,7 +163,7 @@ class EstimatedPerformanceCheck(Check):
     metric_names = (M.ESTIMATED_ACCURACY, M.ESTIMATED_F1, M.ESTIMATED_ACCURACY_DROP)
 
     def __init__(self, reference: Reference, calibrators: list[IsotonicCalibrator] | None, reference_accuracy: float | None) -> None:
-        self.config = reference.config
+        self.config = reference.config.section(EstimatedPerformanceConfig)
         self.classes = reference.profile.outputs.classes
         self.calibrators = calibrators
         self.reference_accuracy = reference_accuracy

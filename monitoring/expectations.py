@@ -46,7 +46,8 @@ import numpy as np
 
 from . import metric_names as M
 from ._util import coerce_column, json_clean, table_rows
-from .check_protocol import Metric, ProfileCheck, Verdict, Window, finite_metrics
+from .check_protocol import PRIORITY_DATA_QUALITY, PRIORITY_REJECTS, Finding, Metric, ProfileCheck, Verdict, Window, finite_metrics
+from .config import CheckConfig, register_config, threshold
 from .profile import ReferenceProfile
 from .types import FeatureKind, RejectCounts
 
@@ -168,6 +169,18 @@ class DataQualityResult:
             detail += f"; most: {top[0][0]} {top[0][1]} in {top[0][2]}"
         return [Verdict(f"{REJECT_RATE} {REJECTS_SUBJECT}", e.share, None, e.threshold, e.failed if evaluated else None, detail)]
 
+    def findings(self) -> list[Finding]:
+        """The failed expectations, the likeliest cause first: refused requests (a broken upstream explains
+        whatever the scored rows show), then wrong types, rising missingness, values never seen in
+        training, values outside the reference range; the largest excess first within each."""
+        failed = sorted(self.failed_checks(), key=lambda e: (_FINDING_ORDER.get(e.check, 9), -(e.share - (e.reference_share or 0.0))))
+        return [
+            Finding(_finding_text(e, self.rejects), PRIORITY_REJECTS, None)
+            if e.check == REJECT_RATE
+            else Finding(_finding_text(e, self.rejects), PRIORITY_DATA_QUALITY + _FINDING_ORDER.get(e.check, 9), e.feature)
+            for e in failed
+        ]
+
     def metrics(self) -> list[Metric]:
         return finite_metrics(
             [
@@ -179,6 +192,51 @@ class DataQualityResult:
                 (M.REJECTED_REQUESTS, None if self.rejects is None or not self.rejects.requests else self.rejects.rejected_requests, None),
             ]
         )
+
+
+_FINDING_ORDER = {REJECT_RATE: -1, WRONG_TYPE: 0, MISSING_RATE: 1, UNSEEN_CATEGORY: 2, OUT_OF_RANGE: 3}
+
+# what a validation reason says about a field, in a finding ("body_mass_g null in 100% of rejected requests")
+_REASON_WORDS = {
+    "null_not_allowed": "null", "unseen_category": "an unseen category", "wrong_type": "a wrong type",
+    "not_finite": "not finite", "missing_feature": "missing", "unknown_feature": "an unknown field",
+}
+
+
+def _pct(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    return f"{100 * x:.2g}%" if x < 0.1 else f"{100 * x:.0f}%"
+
+
+def reject_text(counts: RejectCounts) -> str:
+    """The reject finding: the field and reason behind most refusals first, then the share of requests."""
+    overall = f"{_pct(counts.share)} of requests rejected ({counts.rejected_requests} of {counts.requests})"
+    top = counts.top_fields(1)
+    rejected = counts.rejected_requests or 1
+    if top:
+        field, reason, n = top[0]
+        return f"{field} {_REASON_WORDS.get(reason, reason)} in {_pct(n / rejected)} of rejected requests; {overall}"
+    if counts.by_reason:
+        reason, n = max(counts.by_reason.items(), key=lambda kv: (kv[1], kv[0]))
+        return f"{overall}; {reason} in {_pct(n / rejected)} of them"
+    return overall
+
+
+def _finding_text(e: ExpectationResult, rejects: RejectCounts | None) -> str:
+    if e.check == REJECT_RATE and rejects is not None:
+        return reject_text(rejects)
+    if e.check == MISSING_RATE:
+        return f"{e.feature} missing in {_pct(e.share)} of rows, reference {_pct(e.reference_share or 0.0)}"
+    if e.check == WRONG_TYPE:
+        return f"{e.feature} has a wrong type in {_pct(e.share)} of rows ({e.n_flagged} rows)"
+    if e.check == UNSEEN_CATEGORY:
+        named = ", ".join(f"{v!r} in {c} rows" for v, c in e.new_values[:3])
+        more = f" and {len(e.new_values) - 3} more" if len(e.new_values) > 3 else ""
+        return f"{e.feature} has values never seen in training: {named}{more} ({_pct(e.share)} of rows)"
+    if e.check == OUT_OF_RANGE:
+        return f"{e.feature} outside the reference range in {_pct(e.share)} of rows ({e.n_flagged} rows)"
+    return f"{e.feature} {e.check} in {_pct(e.share)} of rows"
 
 
 def reject_expectation(counts: RejectCounts, threshold: float, min_requests: int) -> ExpectationResult:
@@ -197,6 +255,30 @@ def reject_expectation(counts: RejectCounts, threshold: float, min_requests: int
     )
 
 
+@register_config
+@dataclass(frozen=True)
+class DataQualityConfig(CheckConfig):
+    missing_rate_tolerance: float = threshold(
+        0.05, ge=0, le=1, setting="missing_rate_threshold",
+        help="Alarm when a feature's missing rate rises this far above the reference",
+    )
+    missing_rate_z: float = threshold(3.0, ge=0, help="Binomial margin of the missing-rate gate, in standard errors (0: none)")
+    out_of_range_threshold: float = threshold(0.01, ge=0, le=1, setting=True, help="Alarm when out-of-range share exceeds")
+    unseen_category_threshold: float = threshold(0.01, ge=0, le=1, setting=True, help="Alarm when unseen share exceeds")
+    wrong_type_threshold: float = threshold(0.0, ge=0, le=1, help="Alarm when the share of wrongly typed values exceeds")
+    min_new_value_rows: int = threshold(
+        DEFAULT_MIN_NEW_VALUE_ROWS, ge=1, le=100_000_000, setting=True,
+        help="A value never seen in training in at least this many window rows fails the unseen-category check, whatever its share",
+    )
+    reject_rate_threshold: float = threshold(
+        0.05, ge=0, lt=1, setting=True, help="Alarm when more than this share of the window's requests was refused by validation"
+    )
+    reject_min_requests: int = threshold(
+        100, ge=1, le=100_000_000, setting=True,
+        help="No reject-rate verdict (RejectRate published as 0) on windows of fewer requests",
+    )
+
+
 def format_new_values(values: tuple[tuple[str, int], ...] | dict[str, int], limit: int = 5) -> str:
     """``'Atlantis' (312 rows), 'Mars' (25 rows)``: the named values for a log line or a verdict."""
     items = list(values.items() if isinstance(values, dict) else values)
@@ -208,15 +290,16 @@ def check_expectations(
     profile: ReferenceProfile,
     table: Mapping[str, np.ndarray],
     *,
-    missing_rate_tolerance: float = 0.05,
-    missing_rate_z: float = 3.0,
-    out_of_range_threshold: float = 0.01,
-    unseen_category_threshold: float = 0.01,
-    wrong_type_threshold: float = 0.0,
-    min_new_value_rows: int = DEFAULT_MIN_NEW_VALUE_ROWS,
+    # the defaults are the check's declared ones (a dataclass keeps a field's default on the class)
+    missing_rate_tolerance: float = DataQualityConfig.missing_rate_tolerance,
+    missing_rate_z: float = DataQualityConfig.missing_rate_z,
+    out_of_range_threshold: float = DataQualityConfig.out_of_range_threshold,
+    unseen_category_threshold: float = DataQualityConfig.unseen_category_threshold,
+    wrong_type_threshold: float = DataQualityConfig.wrong_type_threshold,
+    min_new_value_rows: int = DataQualityConfig.min_new_value_rows,
     rejects: RejectCounts | None = None,
-    reject_rate_threshold: float = 0.05,
-    reject_min_requests: int = 100,
+    reject_rate_threshold: float = DataQualityConfig.reject_rate_threshold,
+    reject_min_requests: int = DataQualityConfig.reject_min_requests,
 ) -> DataQualityResult:
     """Run every expectation for every profiled feature, and the reject rate when ``rejects`` is given.
     A feature absent from ``table`` is treated as entirely null (so it fails the missing-rate check

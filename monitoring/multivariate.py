@@ -38,7 +38,9 @@ import numpy as np
 from . import metric_names as M
 from ._util import json_clean
 from .check_protocol import CompleteRowsCheck, EncodedCheck, Metric, Reference, Verdict, finite_metrics, fmt
+from .config import CheckConfig, register_config, threshold
 from .encoding import PCA
+from .univariate import DEFAULT_ALPHA
 
 DEFAULT_MMD_MAX_ROWS = 1000
 DEFAULT_MMD_PERMUTATIONS = 100
@@ -144,7 +146,7 @@ class MMDDrift:
         max_rows: int = DEFAULT_MMD_MAX_ROWS,
         n_permutations: int = DEFAULT_MMD_PERMUTATIONS,
         pca_components: int | None = None,
-        alpha: float = 0.05,
+        alpha: float = DEFAULT_ALPHA,
         seed: int = 0,
     ) -> None:
         x_ref = np.asarray(x_ref, dtype=np.float64)
@@ -258,6 +260,15 @@ class PCAReconstruction:
         return ReconstructionResult(err, self.reference_error, ratio, thr, bool(ratio > thr), self.n_components, len(x))
 
 
+@register_config
+@dataclass(frozen=True)
+class MMDConfig(CheckConfig):
+    mmd_enabled: bool = threshold(True, help="Run the MMD test (a diagnostic: it pages nobody)")
+    mmd_max_rows: int = threshold(DEFAULT_MMD_MAX_ROWS, ge=2, help="Rows of each side the MMD test subsamples to")
+    mmd_permutations: int = threshold(DEFAULT_MMD_PERMUTATIONS, ge=1, help="Permutations of the MMD p-value")
+    mmd_pca_components: int | None = threshold(None, ge=1, help="PCA components the MMD test runs on (none: the encoded columns)")
+
+
 class MMDCheck(EncodedCheck):
     """MMD two-sample test of the encoded window against the encoded reference sample."""
 
@@ -267,7 +278,7 @@ class MMDCheck(EncodedCheck):
     @classmethod
     def fit(cls, reference: Reference) -> MMDCheck | None:
         config = reference.config
-        if not config.mmd_enabled or not reference.supports_multivariate():
+        if not config.section(MMDConfig).mmd_enabled or not reference.supports_multivariate():
             return None
         return cls(
             MMDDrift(
@@ -275,6 +286,17 @@ class MMDCheck(EncodedCheck):
                 **config.arguments_for(MMDDrift, max_rows="mmd_max_rows", n_permutations="mmd_permutations", pca_components="mmd_pca_components"),
             )
         )
+
+
+@register_config
+@dataclass(frozen=True)
+class ReconstructionConfig(CheckConfig):
+    reconstruction_variance: float = threshold(
+        DEFAULT_RECONSTRUCTION_VARIANCE, gt=0, le=1, help="Variance the PCA of the reconstruction check retains"
+    )
+    reconstruction_ratio_threshold: float = threshold(
+        DEFAULT_RECONSTRUCTION_RATIO_THRESHOLD, gt=0, help="Floor of the window's / reference's reconstruction error ratio gate"
+    )
 
 
 class ReconstructionCheck(CompleteRowsCheck):
@@ -288,7 +310,7 @@ class ReconstructionCheck(CompleteRowsCheck):
     def fit(cls, reference: Reference) -> ReconstructionCheck | None:
         if not reference.supports_complete_rows():
             return None
-        config = reference.config
+        config = reference.config.section(ReconstructionConfig)
         return cls(
             PCAReconstruction(
                 reference.complete_sample,

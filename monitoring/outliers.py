@@ -29,6 +29,7 @@ import numpy as np
 from . import metric_names as M
 from ._util import json_clean
 from .check_protocol import CompleteRowsCheck, Metric, Reference, Verdict, finite_metrics
+from .config import CheckConfig, register_config, threshold
 
 DEFAULT_OUTLIER_QUANTILE = 0.99
 DEFAULT_OUTLIER_RATE_THRESHOLD = 0.05
@@ -115,6 +116,14 @@ class MahalanobisOutlierDetector:
         )
 
 
+@register_config
+@dataclass(frozen=True)
+class OutlierConfig(CheckConfig):
+    outlier_rate_threshold: float = threshold(
+        DEFAULT_OUTLIER_RATE_THRESHOLD, ge=0, le=1, setting=True, help="Alarm when the outlier rate exceeds this"
+    )
+
+
 class OutlierCheck(CompleteRowsCheck):
     """Share of the window's complete rows beyond the reference's 99th percentile Mahalanobis distance."""
 
@@ -125,4 +134,5 @@ class OutlierCheck(CompleteRowsCheck):
     def fit(cls, reference: Reference) -> OutlierCheck | None:
         if not reference.supports_complete_rows():
             return None
-        return cls(MahalanobisOutlierDetector(reference.complete_sample, rate_threshold=reference.config.outlier_rate_threshold))
+        config = reference.config.section(OutlierConfig)
+        return cls(MahalanobisOutlierDetector(reference.complete_sample, rate_threshold=config.outlier_rate_threshold))

@@ -21,22 +21,8 @@ from scipy.stats import rankdata
 from . import metric_names as M
 from ._util import json_clean
 from .check_protocol import Metric, ProfileCheck, Verdict, Window, finite_metrics
-from .profile import PredictionColumns
+from .profile import LabeledPredictions
 from .types import Task
-
-
-@dataclass(frozen=True, eq=False)
-class LabeledPredictions:
-    """Ground truth aligned row by row with the model outputs for the same requests."""
-
-    y_true: np.ndarray
-    predictions: PredictionColumns
-
-    def __post_init__(self) -> None:
-        y = np.asarray(self.y_true).reshape(-1)
-        object.__setattr__(self, "y_true", y)
-        if not self.predictions.is_empty and self.predictions.n_rows != len(y):
-            raise ValueError(f"{len(y)} labels but {self.predictions.n_rows} prediction rows")
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,9 @@ from scipy.stats import norm, rankdata
 from . import metric_names as M
 from ._util import json_clean
 from .check_protocol import Check, Metric, Reference, Verdict, Window, finite_metrics, fmt
+from .config import CheckConfig, register_config, threshold
 from .types import Task
+from .univariate import FeatureDriftConfig
 
 Values = Sequence[Any] | np.ndarray  # labels or targets, one per row
 
@@ -306,6 +308,17 @@ class ReferencePerformance:
         return cls(task, str(d.get("source", "unknown")), rows, metrics)
 
 
+@register_config
+@dataclass(frozen=True)
+class PerformanceConfig(CheckConfig):
+    """Performance on feedback labels (and target drift, which reads the same labels)."""
+
+    performance_min_labels: int = threshold(
+        200, ge=10, setting=True, help="No performance-drop or target-drift verdict on fewer labelled rows in the window"
+    )
+    performance_bootstrap: int = threshold(500, ge=1, help="Bootstrap resamples of the F1 / AUC / MAE / RMSE standard errors")
+
+
 class PerformanceDropCheck(Check):
     """Window performance on its labels vs the reference performance (held-out at export)."""
 
@@ -339,14 +352,15 @@ class PerformanceDropCheck(Check):
         labels = window.labels
         if labels is None:
             return None
-        cfg = self.config
+        cfg = self.config.section(PerformanceConfig)
+        tests = self.config.section(FeatureDriftConfig)  # the family-wise alpha and the seed
         task = self.baseline.task
         common = dict(
             task=task.value,
             min_labels=cfg.performance_min_labels,
             reference_source=self.baseline.source,
             reference_rows=self.baseline.rows,
-            alpha=cfg.alpha,
+            alpha=tests.alpha,
         )
         pred = labels.predictions
         if task is Task.CLASSIFICATION:
@@ -363,7 +377,8 @@ class PerformanceDropCheck(Check):
                 return PerformanceDropResult(n_labels=n, **common)  # type: ignore[arg-type]
             probs = pred.probabilities[keep] if pred.probabilities is not None else None
             yp = np.array(["\x00none" if v is None else str(v) for v in yp], dtype=object)
-            est = classification_estimates(y, yp, probs, self.classes, n_boot=cfg.performance_bootstrap, seed=cfg.seed, auc_boot=min(200, cfg.performance_bootstrap))
+            boot = cfg.performance_bootstrap
+            est = classification_estimates(y, yp, probs, self.classes, n_boot=boot, seed=tests.seed, auc_boot=min(200, boot))
         else:
             if pred.values is None:
                 return None
@@ -372,7 +387,7 @@ class PerformanceDropCheck(Check):
             n = int(ok.sum())
             if n < cfg.performance_min_labels:
                 return PerformanceDropResult(n_labels=n, **common)  # type: ignore[arg-type]
-            est = regression_estimates(t[ok], pred.values[ok], n_boot=cfg.performance_bootstrap, seed=cfg.seed)
+            est = regression_estimates(t[ok], pred.values[ok], n_boot=cfg.performance_bootstrap, seed=tests.seed)
         comparisons = []
         for metric, ref in self.baseline.metrics.items():
             if metric not in est:
@@ -385,7 +400,7 @@ class PerformanceDropCheck(Check):
             else:
                 p, test = difference_p_value(drop, ref.se, win.se), "bootstrap standard errors, z-test"
             comparisons.append(MetricComparison(metric, ref.value, win.value, drop, p, test))
-        per_test = cfg.alpha / max(len(comparisons), 1)
+        per_test = tests.alpha / max(len(comparisons), 1)
         degraded = any(c.p_value < per_test for c in comparisons)
         return PerformanceDropResult(n_labels=n, comparisons=tuple(comparisons), degraded=degraded, **common)  # type: ignore[arg-type]
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import metric_names as M
 from ._util import json_clean
-from .check_protocol import Metric, ProfileCheck, Verdict, Window, finite_metrics
+from .check_protocol import PRIORITY_OUTPUT_DRIFT, Finding, Metric, ProfileCheck, Verdict, Window, finite_metrics
 from .profile import PredictionColumns, ReferenceProfile
 from .types import Task
 from .univariate import (
@@ -30,6 +30,7 @@ from .univariate import (
     KSDrift,
     UnivariateResult,
     apply_correction,
+    drift_findings,
 )
 
 LABEL_OUTPUT = "predicted_label"
@@ -88,6 +89,9 @@ class PredictionDriftResult:
     def verdicts(self) -> list[Verdict]:
         overall = Verdict("prediction drift", None, None, self.alpha, self.is_drift, f"{len(self.results)} output tests")
         return [overall] + [r.as_verdict(f"output {r.feature} ({r.test})") for r in self.results]
+
+    def findings(self) -> list[Finding]:
+        return drift_findings(self.results, "model output ", PRIORITY_OUTPUT_DRIFT)
 
     def metrics(self) -> list[Metric]:
         return finite_metrics([(M.PREDICTION_DRIFT, self.is_drift, None)])

@@ -73,7 +73,7 @@ import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -82,12 +82,10 @@ from scipy.spatial.distance import jensenshannon
 
 from . import metric_names as M
 from ._util import categorical_levels, coerce_column, json_clean, level_counts, null_mask, table_rows
-from .check_protocol import Check, Metric, Reference, Verdict, Window, finite_metrics, fmt
+from .check_protocol import PRIORITY_FEATURE_DRIFT, Check, Finding, Metric, Reference, Verdict, Window, finite_metrics, fmt
+from .config import CheckConfig, DriftConfig, register_config, threshold
 from .profile import FeatureProfile, ReferenceProfile
 from .types import FeatureKind
-
-if TYPE_CHECKING:  # annotation only: config imports this module's defaults
-    from .config import DriftConfig
 
 DEFAULT_ALPHA = 0.05
 # the floors of the noise gates (with adaptive_effect_thresholds=False: the fixed thresholds; 0.1 is
@@ -500,6 +498,16 @@ class ChiSquareDrift(_UnivariateDetector):
         return self._tested(CHI2, JENSEN_SHANNON, stat, p, js_distance(self.ref_counts, tgt), n_ref, n_t)
 
 
+def drift_findings(results: Sequence[UnivariateResult], what: str, priority: int) -> list[Finding]:
+    """The drifted columns as findings, the largest effect first ("bill_depth_mm shifted: effect ...")."""
+    drifted = sorted((r for r in results if r.is_drift), key=lambda r: -r.effect_size)
+    return [
+        Finding(f"{what}{r.feature} shifted: effect {fmt(r.effect_size)} ({r.effect_measure}, threshold "
+                f"{fmt(r.effect_threshold)}), p={fmt(r.p_value_corrected)}", priority, r.feature)
+        for r in drifted
+    ]
+
+
 # --------------------------------------------------------------------------------------------
 # all features
 # --------------------------------------------------------------------------------------------
@@ -550,6 +558,9 @@ class FeatureDriftSummary:
             f"{self.n_drifted}/{self.n_tested} features drifted ({self.correction}, alpha={self.alpha:g}){drifted}",
         )
         return [dataset] + [r.as_verdict(f"feature {r.feature} ({r.test})") for r in self.results]
+
+    def findings(self) -> list[Finding]:
+        return drift_findings(self.results, "", PRIORITY_FEATURE_DRIFT)
 
     def metrics(self) -> list[Metric]:
         per_feature = [
@@ -647,6 +658,33 @@ def tabular_drift(profile: ReferenceProfile, config: DriftConfig) -> TabularDrif
     """The per-feature detectors with the config's thresholds (one mapping, used by the check and
     by the calibration tests, so they measure what production runs)."""
     return TabularDrift(profile, **config.arguments_for(TabularDrift, adaptive="adaptive_effect_thresholds"))
+
+
+@register_config
+@dataclass(frozen=True)
+class FeatureDriftConfig(CheckConfig):
+    """The statistical tests' settings (features, and the model outputs and targets tested the same way)."""
+
+    alpha: float = threshold(DEFAULT_ALPHA, gt=0, lt=1, setting=True, help="Significance level of the drift tests (family-wise)")
+    correction: str = threshold(
+        BONFERRONI, choices=(BONFERRONI, FDR), setting="p_value_correction", help="Multiple-testing correction"
+    )
+    # the floors of the noise gates (NoiseGate); with adaptive_effect_thresholds=False the fixed thresholds
+    numeric_effect_threshold: float = threshold(
+        DEFAULT_NUMERIC_EFFECT_THRESHOLD, ge=0, setting=True, help="Smallest drift effect of a numeric feature: normalised Wasserstein"
+    )
+    categorical_effect_threshold: float = threshold(
+        DEFAULT_CATEGORICAL_EFFECT_THRESHOLD, ge=0, le=1, setting=True,
+        help="Smallest drift effect of a categorical feature: Jensen-Shannon distance",
+    )
+    # Evidently's convention is 0.5 ("half the features drifted"); 0 with Bonferroni is a family-wise test
+    drift_share_threshold: float = threshold(
+        0.0, ge=0, le=1, setting=True, help="Dataset drift when the share of drifted features reaches this (0: any feature)"
+    )
+    adaptive_effect_thresholds: bool = threshold(
+        True, help="Effect gates from the reference's own noise at the window's size (the effect thresholds are then their floor)"
+    )
+    seed: int = threshold(0, ge=0, help="Seed of every resampling: noise gates, MMD permutations, bootstraps")
 
 
 class FeatureDriftCheck(Check):

@@ -54,7 +54,7 @@ def test_a_section_round_trips_through_its_environment(section: type[ServingSett
 
 def test_unset_optional_settings_stay_out_of_the_environment() -> None:
     env = DriftSettings().to_env()
-    assert "MS_NUMERIC_EFFECT_THRESHOLD" not in env and env["MS_ALPHA"] == "0.05"
+    assert env["MS_ALPHA"] == "0.05" and env["MS_NUMERIC_EFFECT_THRESHOLD"] == "0.03"  # a threshold travels with its declared default
     assert "MS_CAPTURE_HASH_SALT" not in ServingSettings(capture_hash_salt="").to_env()  # empty: the stack generates one
 
 
@@ -105,3 +105,44 @@ def test_every_drift_threshold_setting_reaches_the_library_config() -> None:
     config = drift_config(DriftSettings(**changed))
     for threshold, setting in expected.items():
         assert getattr(config, threshold) == changed[setting], threshold
+
+
+def test_the_drift_thresholds_of_the_settings_are_generated_from_the_checks_declarations() -> None:
+    """modelserve may not import monitoring: DriftSettings carries a generated copy of the thresholds the
+    checks declare with a deploy setting; a threshold added or changed next to its check shows up here."""
+    from cdk.settings_table import SETTINGS_PY, drift_threshold_fields, replace_drift_fields
+
+    source = SETTINGS_PY.read_text()
+    # out of date: python -m cdk.settings_table --write docs/deploy.md
+    assert replace_drift_fields(source, drift_threshold_fields()) == source
+
+
+def _outside(bounds) -> list[float]:
+    """Values just outside each finite end of a declared range."""
+    out = []
+    if bounds.low is not None:
+        out.append(bounds.low if bounds.low_open else bounds.low - 1)
+    if bounds.high is not None:
+        out.append(bounds.high if bounds.high_open else bounds.high + 1)
+    return out
+
+
+def test_a_deploy_setting_and_its_threshold_refuse_the_same_values() -> None:
+    """One declaration, one range: a value the drift library would refuse at run time is refused at synth
+    (the settings once allowed outlier_rate_threshold only above 0 while the library allowed [0, 1])."""
+    from driftcheck.drift_service import drift_config
+    from monitoring import DriftConfig
+
+    declared = [spec for spec in DriftConfig.thresholds() if spec.setting]
+    assert {spec.setting for spec in declared} <= set(DriftSettings.model_fields)
+    for spec in declared:
+        default = DriftSettings.model_fields[spec.setting].default
+        assert default == spec.default and getattr(drift_config(DriftSettings()), spec.name) == spec.default, spec.name
+        for bad in _outside(spec.bounds):
+            value = int(bad) if isinstance(spec.default, int) else bad
+            with pytest.raises(SettingsError, match=spec.setting):
+                Settings.from_context({spec.setting: value})
+            with pytest.raises(ValueError, match=spec.name):
+                DriftConfig(**{spec.name: value})
+        for choice in spec.choices:
+            assert getattr(drift_config(DriftSettings(**{spec.setting: choice})), spec.name) == choice
