@@ -26,7 +26,7 @@ from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
 from cdk.alarms import FAMILY_TITLES, PAGED_BY, RUNBOOK_DOC, AlarmSpec, Source, alarm_specs, page_anchor
-from modelserve import metric_names as imn
+from modelserve import metric_catalogue as imn
 from modelserve.records import model_report_prefix
 from modelserve.schema import BundleManifest
 from modelserve.settings import Settings

@@ -14,7 +14,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from cdk.alarms import schedule_period_s
-from modelserve import metric_names as imn
+from modelserve import metric_catalogue as imn
 from modelserve.records import CAPTURE_ROOT, model_report_prefix
 from modelserve.schema import BundleManifest, Task
 from modelserve.settings import Settings

@@ -27,7 +27,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
-from modelserve import metric_names as mn
+from modelserve import metric_catalogue as mn
 from modelserve.records import RejectedField
 from modelserve.schema import BundleManifest, FeatureKind, InputDtype, Task, class_key
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from cdk import dashboard
-from driftcheck.verdict_events import VERDICT_EVENT_ERRORS
+
 from monitoring import comparison as cmp
 from monitoring import metric_names as dmn
 from serving.post_response import CAPTURE_DROPPED
