@@ -1,9 +1,15 @@
 """The one definition of the template's CloudWatch alarms.
 
-Pure Python (no CDK, no AWS calls): the CDK monitoring construct turns every ``AlarmSpec`` into a
+Pure Python (no CDK, no AWS calls, no numpy: importing it loads only the settings and the metric
+catalogue): the alerting construct (``cdk/alerting.py``) turns every ``AlarmSpec`` into a
 ``cloudwatch.Alarm``, and a local demo uses ``evaluate`` on the same specs to print what the
 alarms would say about a drift report. Thresholds live in ``Settings``; nothing here or in
 ``cdk/`` copies them.
+
+Adding an alarm: one alarm definition registered with ``register_alarms`` (a function of the
+``AlarmContext`` calling ``ctx.add`` once per alarm), on a metric of the catalogue
+(``modelserve/metric_catalogue.py``, ``pages=True``) or an AWS metric, plus its section in
+``docs/runbook.md`` (docs/development.md#extending).
 
 Metric sources (``AlarmSpec.source``):
 - ``model``: ``settings.metrics_namespace`` with dimensions ModelName + ModelVersion + Deployment
@@ -13,7 +19,8 @@ Metric sources (``AlarmSpec.source``):
 - ``inference``: ``AWS/Lambda``, FunctionName of the inference function;
 - ``drift_check``: ``AWS/Lambda``, FunctionName of the drift-check function;
 - ``firehose``: ``AWS/Firehose``, DeliveryStreamName of the capture stream (``capture_sink=firehose``).
-The CDK side fills in the AWS dimensions (resource names are only known there).
+The CDK side fills in the AWS dimensions (resource names are only known there): the construct that
+owns a source gives the metric (``alarm_metric``; ``cdk/alerting.py: MetricSource``).
 
 Timing: alarms on what the drift check publishes take their period from ``drift_schedule``
 (``drift_timing``): the longest gap between two checks, so every period holds a check.
@@ -25,7 +32,8 @@ drift-check metric (``AlarmSpec.windows``) watches the larger of its windows' va
 not two (``evaluate_windows`` is the same rule for the local demo).
 
 Pages: each alarm belongs to a cause family (``AlarmSpec.family``: input data, model outputs and
-performance, capture pipeline, service, challenger). The family's composite alarm notifies; its
+performance, capture pipeline, service, challenger; an alarm on the model namespace takes its
+metric's family from the catalogue). The family's composite alarm notifies; its
 children do not (``cdk/alerting.py``), so nulls rising in two features that also push the outlier
 rate and a drift verdict page once, as "input data", and the notification points to the report's
 root-cause line.
