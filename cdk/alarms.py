@@ -9,7 +9,7 @@ alarms would say about a drift report. Thresholds live in ``Settings``; nothing 
 Adding an alarm: one alarm definition registered with ``register_alarms`` (a function of the
 ``AlarmContext`` calling ``ctx.add`` once per alarm), on a metric of the catalogue
 (``modelserve/metric_catalogue.py``, ``pages=True``) or an AWS metric, plus its section in
-``docs/runbook.md`` (docs/development.md#extending).
+``docs/runbook.md`` (the recipe: docs/development.md, section Extending).
 
 Metric sources (``AlarmSpec.source``):
 - ``model``: ``settings.metrics_namespace`` with dimensions ModelName + ModelVersion + Deployment

@@ -12,7 +12,7 @@ Who reads it:
 - ``cdk/alarms.py`` (an alarm's cause family comes from its metric's entry), ``cdk/dashboard.py`` and
   ``tests/infra/test_metrics_match_emitters.py`` (every emitted metric and dimension set is catalogued).
 
-Adding a metric: one ``register(Metric(...))`` line below (docs/development.md#extending).
+Adding a metric: one ``register(Metric(...))`` line below (docs/development.md, section Extending).
 """
 
 from __future__ import annotations
