@@ -1,9 +1,15 @@
 """The one definition of the template's CloudWatch alarms.
 
-Pure Python (no CDK, no AWS calls): the CDK monitoring construct turns every ``AlarmSpec`` into a
+Pure Python (no CDK, no AWS calls, no numpy: importing it loads only the settings and the metric
+catalogue): the alerting construct (``cdk/alerting.py``) turns every ``AlarmSpec`` into a
 ``cloudwatch.Alarm``, and a local demo uses ``evaluate`` on the same specs to print what the
 alarms would say about a drift report. Thresholds live in ``Settings``; nothing here or in
 ``cdk/`` copies them.
+
+Adding an alarm: one alarm definition registered with ``register_alarms`` (a function of the
+``AlarmContext`` calling ``ctx.add`` once per alarm), on a metric of the catalogue
+(``modelserve/metric_catalogue.py``, ``pages=True``) or an AWS metric, plus its section in
+``docs/runbook.md`` (the recipe: docs/development.md, section Extending).
 
 Metric sources (``AlarmSpec.source``):
 - ``model``: ``settings.metrics_namespace`` with dimensions ModelName + ModelVersion + Deployment
@@ -13,7 +19,8 @@ Metric sources (``AlarmSpec.source``):
 - ``inference``: ``AWS/Lambda``, FunctionName of the inference function;
 - ``drift_check``: ``AWS/Lambda``, FunctionName of the drift-check function;
 - ``firehose``: ``AWS/Firehose``, DeliveryStreamName of the capture stream (``capture_sink=firehose``).
-The CDK side fills in the AWS dimensions (resource names are only known there).
+The CDK side fills in the AWS dimensions (resource names are only known there): the construct that
+owns a source gives the metric (``alarm_metric``; ``cdk/alerting.py: MetricSource``).
 
 Timing: alarms on what the drift check publishes take their period from ``drift_schedule``
 (``drift_timing``): the longest gap between two checks, so every period holds a check.
@@ -25,7 +32,8 @@ drift-check metric (``AlarmSpec.windows``) watches the larger of its windows' va
 not two (``evaluate_windows`` is the same rule for the local demo).
 
 Pages: each alarm belongs to a cause family (``AlarmSpec.family``: input data, model outputs and
-performance, capture pipeline, service, challenger). The family's composite alarm notifies; its
+performance, capture pipeline, service, challenger; an alarm on the model namespace takes its
+metric's family from the catalogue). The family's composite alarm notifies; its
 children do not (``cdk/alerting.py``), so nulls rising in two features that also push the outlier
 rate and a drift verdict page once, as "input data", and the notification points to the report's
 root-cause line.
@@ -34,14 +42,14 @@ root-cause line.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-from modelserve import metric_names as inference_metrics
+from modelserve import metric_catalogue as mc
+from modelserve.metric_catalogue import Family
 from modelserve.records import model_report_prefix
 from modelserve.settings import Settings, SettingsError
-from monitoring import metric_names as drift_metrics
 
 Source = Literal["model", "api", "inference", "drift_check", "firehose"]
 Comparison = Literal[
@@ -65,25 +73,16 @@ RUNBOOK_DOC = "docs/runbook.md"
 # "model health" alarm; "service" alarms (API, Lambda) also drive the CodeDeploy rollback.
 # "comparison": the champion-vs-challenger alarm (docs/versions.md), about the challenger, so neither.
 Group = Literal["model", "service", "comparison"]
-# Cause family of an alarm: one composite alarm per family notifies (cdk/alerting.py), so one cause
-# that trips several alarms of its family pages once
-Family = Literal["input_data", "model_output", "pipeline", "service", "challenger"]
+# Cause family of an alarm (``modelserve.metric_catalogue.Family``): one composite alarm per family
+# notifies (cdk/alerting.py), so one cause that trips several alarms of its family pages once. An alarm
+# on the model namespace takes its metric's family from the catalogue; an alarm on an AWS metric names
+# its own, or takes its group's.
 FAMILY_TITLES: dict[str, str] = {
     "input_data": "Input data changed (drift, missing values, ranges, new categories, outliers, data quality)",
     "model_output": "Model outputs or performance changed (prediction drift, performance, estimated accuracy, target drift)",
     "pipeline": "Capture or monitoring pipeline broken (no traffic, capture, metrics, drift-check or Firehose errors)",
     "service": "Serving degraded (API errors, latency, throttles, rejected clients, traffic)",
     "challenger": "Challenger worse than the champion",
-}
-# which family an alarm id belongs to; an id not listed (a spec added later) falls to its group's default
-FAMILY_OF: dict[str, Family] = {
-    "DatasetDrift": "input_data", "OutlierRate": "input_data", "MissingRate": "input_data", "OutOfRangeRate": "input_data",
-    "UnseenCategoryRate": "input_data", "DataQualityFailures": "input_data", "RejectRate": "input_data",
-    "PredictionDrift": "model_output", "PerformanceDegraded": "model_output", "EstimatedAccuracyDrop": "model_output",
-    "TargetDrift": "model_output",
-    "NoTraffic": "pipeline", "CaptureErrors": "pipeline", "MetricsErrors": "pipeline", "DriftCheckErrors": "pipeline",
-    "FirehoseDeliveryFailures": "pipeline", "FirehoseDataFreshness": "pipeline",
-    "ChallengerWorse": "challenger", "ChallengerDrift": "challenger",
 }
 _GROUP_FAMILY: dict[str, Family] = {"model": "input_data", "service": "service", "comparison": "challenger"}
 # An alarm whose cause another family's alarm already pages for: while any of those is in ALARM, it
@@ -119,6 +118,7 @@ class AlarmSpec:
     description: str
     runbook_anchor: str  # HTML anchor of its section in RUNBOOK_DOC, e.g. "alarm-dataset-drift"
     group: Group
+    family: Family  # the cause family whose composite alarm notifies for this alarm
     rollback: bool = False  # a CodeDeploy canary rolls back when this alarm fires
     # rate alarms only count windows of at least this many rows (WindowRows); below it a share of a
     # handful of rows is noise, and the report's own verdicts add a sampling margin there instead
@@ -133,16 +133,11 @@ class AlarmSpec:
     # watches the larger value over them (see the module docstring). Empty: no Window dimension.
     windows: tuple[str, ...] = ()
 
-    @property
-    def family(self) -> Family:
-        """The cause family whose composite alarm notifies for this alarm."""
-        return FAMILY_OF.get(self.id, _GROUP_FAMILY[self.group])
-
     def window_dimensions(self) -> list[tuple[str, dict[str, str]]]:
         """(Window label, dimensions) of each series the alarm reads; one ("", dimensions) without windows."""
         if not self.windows:
             return [("", dict(self.dimensions))]
-        return [(w, {**self.dimensions, inference_metrics.DIM_WINDOW: w}) for w in self.windows]
+        return [(w, {**self.dimensions, mc.DIM_WINDOW: w}) for w in self.windows]
 
 
 _SCHEDULE_UNITS = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
@@ -242,36 +237,36 @@ def schedule_period_s(schedule: str) -> int:
     return drift_timing(schedule).period_s
 
 
-def alarm_specs(
-    settings: Settings,
-    model_name: str,
-    model_version: str,
-    bucket_name: str = "<capture bucket>",
-    deployment: str | None = None,
-    challenger_version: str | None = None,
-) -> list[AlarmSpec]:
-    """Every alarm of the template for one deployed model version.
+@dataclass
+class AlarmContext:
+    """What an alarm definition builds its specs from: the settings, the deployed model and the drift
+    check's timing. ``add`` appends one spec; an alarm definition is a function of the context
+    registered with ``register_alarms``."""
 
-    ``deployment`` (the stack name): the Deployment dimension the functions add to every metric, so
-    two stacks of one model never read each other's metrics. Raises ``SettingsError`` for a
-    ``drift_schedule`` the alarms can't be timed on (see ``drift_timing``).
-    """
-    s = settings
-    dims = {inference_metrics.DIM_MODEL_NAME: model_name, inference_metrics.DIM_MODEL_VERSION: model_version}
-    if deployment:
-        dims[inference_metrics.DIM_DEPLOYMENT] = deployment
+    settings: Settings
+    model_name: str
+    model_version: str
+    reports: str  # s3://<bucket>/<the model's report prefix>: where every alarm sends the reader first
+    dims: dict[str, str]  # ModelName + ModelVersion (+ Deployment): the model namespace's dimensions
     # the same metric across model versions: a deploy starts a new version's series with no datapoint
     # until its first drift check, which must not read as "missing"
-    deployment_dims = {k: v for k, v in dims.items() if k != inference_metrics.DIM_MODEL_VERSION}
-    reports = f"s3://{bucket_name}/{model_report_prefix(model_name)}"
-    timing = drift_timing(s.drift_schedule)
-    drift_period = timing.period_s
-    windows = tuple(label for label, _ in inference_metrics.drift_windows(s.window_hours, s.short_window_hours))
-    # "the last 24 h (or the last 1 h)": what the drift alarms' descriptions say they read
-    span = f"the last {s.window_hours} h" + (f" (or the last {s.short_window_hours} h)" if len(windows) > 1 else "")
-    specs: list[AlarmSpec] = []
+    deployment_dims: dict[str, str]
+    timing: DriftTiming
+    windows: tuple[str, ...]  # Window labels the drift check publishes, the main one first
+    span: str  # "the last 24 h (or the last 1 h)": what the drift alarms' descriptions say they read
+    challenger_version: str | None = None
+    specs: list[AlarmSpec] = field(default_factory=list)
+
+    @property
+    def drift(self) -> dict[str, Any]:
+        """The timing of an alarm on a drift-check metric: published once per schedule period; a missing
+        datapoint keeps the state ("ignore": an empty window or a failed run has its own alarms); checks
+        further apart than a day span several one-day periods, any one breaching datapoint in them counts."""
+        t = self.timing
+        return dict(period_s=t.period_s, treat_missing="ignore", evaluation_periods=t.periods_per_gap, windows=self.windows)
 
     def add(
+        self,
         id: str,
         metric_name: str,
         source: Source,
@@ -284,6 +279,7 @@ def alarm_specs(
         group: Group,
         *,
         period_s: int,
+        family: Family | None = None,
         evaluation_periods: int = 1,
         datapoints_to_alarm: int = 1,
         treat_missing: TreatMissing = "notBreaching",
@@ -294,21 +290,19 @@ def alarm_specs(
         min_requests: int = 0,
         windows: tuple[str, ...] = (),
     ) -> None:
-        namespace = s.metrics_namespace if source == "model" else AWS_NAMESPACES[source]
+        """One alarm. ``family``: its cause family; for the model namespace it is its metric's in the
+        catalogue (``modelserve/metric_catalogue.py``), which must say the metric pages."""
         if min_window_rows:
             what = f"{what[:-1]} (windows of at least {min_window_rows} rows)."
         if min_requests:
             what = f"{what[:-1]} (periods of at least {min_requests} requests)."
-        description = (
-            f"{what} Model {model_name} version {model_version}. "
-            f"Latest drift report: {reports} . {todo} Runbook: {RUNBOOK_DOC}#{anchor}"
-        )
-        specs.append(
+        model = source == "model"
+        self.specs.append(
             AlarmSpec(
                 id=id,
                 metric_name=metric_name,
                 source=source,
-                namespace=namespace,
+                namespace=self.settings.metrics_namespace if model else AWS_NAMESPACES[source],
                 statistic=statistic,
                 period_s=period_s,
                 evaluation_periods=evaluation_periods,
@@ -316,24 +310,97 @@ def alarm_specs(
                 threshold=float(threshold),
                 comparison=comparison,
                 treat_missing_data=treat_missing,
-                description=description,
+                description=(
+                    f"{what} Model {self.model_name} version {self.model_version}. "
+                    f"Latest drift report: {self.reports} . {todo} Runbook: {RUNBOOK_DOC}#{anchor}"
+                ),
                 runbook_anchor=anchor,
                 group=group,
+                family=_family(id, metric_name, source, group, family),
                 rollback=rollback,
-                dimensions=dict(dimensions or dims) if source == "model" else {},
+                dimensions=dict(dimensions or self.dims) if model else {},
                 repeat_last_value=repeat_last_value,
                 min_window_rows=min_window_rows,
                 min_requests=min_requests,
-                windows=windows if source == "model" else (),
+                windows=windows if model else (),
             )
         )
 
-    # --- model and data quality: published by the drift check once per schedule period ---
-    # A missing datapoint keeps the state ("ignore"): an empty window or a failed run has its own alarms.
-    # Checks further apart than a day span several one-day periods: any one breaching datapoint in them counts.
-    drift = dict(period_s=drift_period, treat_missing="ignore", evaluation_periods=timing.periods_per_gap, windows=windows)
-    add(
-        "DatasetDrift", drift_metrics.DATASET_DRIFT, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
+
+def _family(id: str, metric_name: str, source: Source, group: Group, family: Family | None) -> Family:
+    """An alarm's cause family: the given one, else its metric's (model namespace), else its group's."""
+    if source != "model":
+        return family or _GROUP_FAMILY[group]
+    entry = mc.CATALOGUE[metric_name]  # KeyError names the catalogue: add the metric there first
+    if not entry.pages:
+        raise ValueError(f"alarm {id} reads {metric_name}, which the metric catalogue says does not page (pages=False)")
+    if family is not None and family != entry.family:
+        raise ValueError(f"alarm {id}: family {family!r}, but its metric {metric_name} is {entry.family!r} in the catalogue")
+    return entry.family
+
+
+AlarmDefinition = Callable[[AlarmContext], None]
+# the alarm definitions, in the order their specs are listed (and their families' composites built)
+_DEFINITIONS: list[AlarmDefinition] = []
+
+
+def register_alarms(definition: AlarmDefinition) -> AlarmDefinition:
+    """Add an alarm definition (a function calling ``ctx.add`` for each of its alarms); usable as a
+    decorator. Every stack and the local demo build its alarms from the registered definitions."""
+    _DEFINITIONS.append(definition)
+    return definition
+
+
+def unregister_alarms(definition: AlarmDefinition) -> None:
+    """Remove a definition (tests that register a toy alarm clean up with this)."""
+    _DEFINITIONS.remove(definition)
+
+
+def alarm_specs(
+    settings: Settings,
+    model_name: str,
+    model_version: str,
+    bucket_name: str = "<capture bucket>",
+    deployment: str | None = None,
+    challenger_version: str | None = None,
+) -> list[AlarmSpec]:
+    """Every alarm of the template for one deployed model version: the registered definitions' specs.
+
+    ``deployment`` (the stack name): the Deployment dimension the functions add to every metric, so
+    two stacks of one model never read each other's metrics. Raises ``SettingsError`` for a
+    ``drift_schedule`` the alarms can't be timed on (see ``drift_timing``).
+    """
+    s = settings
+    dims = {mc.DIM_MODEL_NAME: model_name, mc.DIM_MODEL_VERSION: model_version}
+    if deployment:
+        dims[mc.DIM_DEPLOYMENT] = deployment
+    windows = tuple(label for label, _ in mc.drift_windows(s.window_hours, s.short_window_hours))
+    ctx = AlarmContext(
+        settings=s,
+        model_name=model_name,
+        model_version=model_version,
+        reports=f"s3://{bucket_name}/{model_report_prefix(model_name)}",
+        dims=dims,
+        deployment_dims={k: v for k, v in dims.items() if k != mc.DIM_MODEL_VERSION},
+        timing=drift_timing(s.drift_schedule),
+        windows=windows,
+        span=f"the last {s.window_hours} h" + (f" (or the last {s.short_window_hours} h)" if len(windows) > 1 else ""),
+        challenger_version=challenger_version,
+    )
+    for definition in _DEFINITIONS:
+        definition(ctx)
+    return ctx.specs
+
+
+# ---------------------------------------------------------------- the template's alarms
+
+
+@register_alarms
+def _input_and_output_drift(ctx: AlarmContext) -> None:
+    """Model and data quality: published by the drift check once per schedule period."""
+    s, span, drift = ctx.settings, ctx.span, ctx.drift
+    ctx.add(
+        "DatasetDrift", mc.DATASET_DRIFT, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
         (f"Dataset drift: at least {s.drift_share_threshold:.0%} of the features drifted" if s.drift_share_threshold > 0
          else "Dataset drift: at least one feature drifted")
         + f" (alpha {s.alpha}, {s.p_value_correction}) in {span} of captures.",
@@ -341,123 +408,144 @@ def alarm_specs(
         "retrain on recent captures if the change is real.",
         "alarm-dataset-drift", "model", **drift,
     )
-    add(
-        "PredictionDrift", drift_metrics.PREDICTION_DRIFT, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
+    ctx.add(
+        "PredictionDrift", mc.PREDICTION_DRIFT, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
         f"Prediction drift: the distribution of the model's outputs moved (alpha {s.alpha}) "
         f"in {span}.",
         "Compare the prediction histogram in the report with the reference; check feedback performance.",
         "alarm-prediction-drift", "model", **drift,
     )
-    add(
-        "OutlierRate", drift_metrics.OUTLIER_RATE, "model", "Maximum", s.outlier_rate_threshold,
+    ctx.add(
+        "OutlierRate", mc.OUTLIER_RATE, "model", "Maximum", s.outlier_rate_threshold,
         "GreaterThanThreshold",
         f"Outlier rate above {s.outlier_rate_threshold:.1%} of the rows in {span}.",
         "Compare the feature histograms in the report and query the window's captures in Athena for the unusual rows; find the client or feature producing them.",
         "alarm-outlier-rate", "model", **drift, min_window_rows=s.alarm_min_window_rows,
     )
-    add(
-        "MissingRate", drift_metrics.MISSING_RATE, "model", "Maximum", s.missing_rate_threshold,
+
+
+@register_alarms
+def _data_quality(ctx: AlarmContext) -> None:
+    """The schema's expectations and the requests validation refused."""
+    s, span, drift = ctx.settings, ctx.span, ctx.drift
+    ctx.add(
+        "MissingRate", mc.MISSING_RATE, "model", "Maximum", s.missing_rate_threshold,
         "GreaterThanThreshold",
         f"Missing values rose by more than {s.missing_rate_threshold:.1%} over the reference in {span}.",
         "Find the feature with the most new nulls in the report; check the upstream producer of that field.",
         "alarm-missing-rate", "model", **drift, min_window_rows=s.alarm_min_window_rows,
     )
-    add(
-        "OutOfRangeRate", drift_metrics.OUT_OF_RANGE_RATE, "model", "Maximum", s.out_of_range_threshold,
+    ctx.add(
+        "OutOfRangeRate", mc.OUT_OF_RANGE_RATE, "model", "Maximum", s.out_of_range_threshold,
         "GreaterThanThreshold",
         f"More than {s.out_of_range_threshold:.1%} of numeric values fall outside the training range in {span}.",
         "Check units and scaling of the features flagged in the report.",
         "alarm-out-of-range-rate", "model", **drift, min_window_rows=s.alarm_min_window_rows,
     )
-    add(
-        "UnseenCategoryRate", drift_metrics.UNSEEN_CATEGORY_RATE, "model", "Maximum", s.unseen_category_threshold,
+    ctx.add(
+        "UnseenCategoryRate", mc.UNSEEN_CATEGORY_RATE, "model", "Maximum", s.unseen_category_threshold,
         "GreaterThanThreshold",
         f"More than {s.unseen_category_threshold:.1%} of categorical values were not seen in training "
         f"(policy: {s.unseen_category_policy}).",
         "List the new categories in the report; map them or retrain with them.",
         "alarm-unseen-category-rate", "model", **drift, min_window_rows=s.alarm_min_window_rows,
     )
-    add(
-        "DataQualityFailures", drift_metrics.DATA_QUALITY_FAILURES, "model", "Maximum", 0, "GreaterThanThreshold",
+    ctx.add(
+        "DataQualityFailures", mc.DATA_QUALITY_FAILURES, "model", "Maximum", 0, "GreaterThanThreshold",
         f"Data-quality expectations of the bundle's schema failed on {span} (types, ranges, categories, nulls).",
         "The report lists each failed expectation with its share and threshold; query the captures in Athena for the rows, then fix the producer or retrain with the new schema.",
         "alarm-data-quality-failures", "model", **drift,
     )
-    add(
-        "RejectRate", drift_metrics.REJECT_RATE, "model", "Maximum", s.reject_rate_threshold, "GreaterThanThreshold",
+    ctx.add(
+        "RejectRate", mc.REJECT_RATE, "model", "Maximum", s.reject_rate_threshold, "GreaterThanThreshold",
         f"More than {s.reject_rate_threshold:.0%} of the requests of {span} were refused by validation "
         f"(422: nulls, unseen categories, wrong types; windows of at least {s.reject_min_requests} requests).",
         "The report's root-cause line and its rejects section name the field and reason behind most refusals; fix the "
         "upstream producer of that field (or the schema / unseen_category_policy if the new data is right).",
         "alarm-reject-rate", "model", **drift,
     )
-    add(
-        "NoTraffic", drift_metrics.WINDOW_ROWS, "model", "Minimum", 1, "LessThanThreshold",
+
+
+@register_alarms
+def _pipeline(ctx: AlarmContext) -> None:
+    """Traffic reaching the drift check, captures, metrics and the drift check itself."""
+    s, timing = ctx.settings, ctx.timing
+    ctx.add(
+        "NoTraffic", mc.WINDOW_ROWS, "model", "Minimum", 1, "LessThanThreshold",
         f"No captured rows in the last {s.window_hours} h (or the drift check published nothing).",
         "Check API traffic on the dashboard, capture_sampling, CaptureErrors and the drift-check logs.",
-        "alarm-no-traffic", "model", period_s=drift_period, treat_missing=s.empty_window_alarm,
+        "alarm-no-traffic", "model", period_s=timing.period_s, treat_missing=s.empty_window_alarm,
         # every period of two checks' worth must be empty: one late check is no page; rows of every
         # version of this deployment, so a deploy is no gap either
         evaluation_periods=timing.no_data_periods, datapoints_to_alarm=timing.no_data_periods,
-        dimensions={**deployment_dims, inference_metrics.DIM_WINDOW: windows[0]}, repeat_last_value=True,
+        dimensions={**ctx.deployment_dims, mc.DIM_WINDOW: ctx.windows[0]}, repeat_last_value=True,
     )
-    add(
-        "CaptureErrors", inference_metrics.CAPTURE_ERRORS, "model", "Sum", 0, "GreaterThanThreshold",
+    ctx.add(
+        "CaptureErrors", mc.CAPTURE_ERRORS, "model", "Sum", 0, "GreaterThanThreshold",
         "The inference function failed to write captures (requests were still answered).",
         "Search the inference logs for the capture error; check the bucket policy / Firehose stream.",
         "alarm-capture-errors", "model", period_s=300,
     )
-    add(
-        "MetricsErrors", inference_metrics.METRICS_ERRORS, "model", "Sum", 0, "GreaterThanThreshold",
+    ctx.add(
+        "MetricsErrors", mc.METRICS_ERRORS, "model", "Sum", 0, "GreaterThanThreshold",
         "A function could not write its EMF metrics (predictions were still answered); other alarms may be blind.",
         "Search the functions' logs for 'metrics_error' and the traceback after it.",
         "alarm-metrics-errors", "model", period_s=300,
     )
-    add(
+    ctx.add(
         "DriftCheckErrors", "Errors", "drift_check", "Sum", 0, "GreaterThanThreshold",
         "The drift-check function failed; drift metrics for this window are missing.",
         "Read the drift-check function's log for the traceback; rerun it by hand once fixed.",
-        "alarm-drift-check-errors", "model", period_s=drift_period, evaluation_periods=timing.periods_per_gap,
+        "alarm-drift-check-errors", "model", family="pipeline", period_s=timing.period_s,
+        evaluation_periods=timing.periods_per_gap,
     )
 
-    # --- service health: one-minute metrics, 3 of 5 minutes, these also roll a canary back ---
-    svc = dict(period_s=60, evaluation_periods=5, datapoints_to_alarm=3, rollback=True)
-    add(
+
+@register_alarms
+def _service(ctx: AlarmContext) -> None:
+    """Service health: one-minute metrics, 3 of 5 minutes; these also roll a canary back."""
+    s = ctx.settings
+    svc: dict[str, Any] = dict(period_s=60, evaluation_periods=5, datapoints_to_alarm=3, rollback=True)
+    ctx.add(
         "Api5xxRate", "5XXError", "api", "Average", s.api_5xx_rate, "GreaterThanThreshold",
         f"More than {s.api_5xx_rate:.1%} of API requests answered 5xx.",
         "Check the inference function's errors and logs; if a deployment is in progress CodeDeploy rolls back.",
         "alarm-api-5xx-rate", "service", **svc,
     )
-    add(
+    ctx.add(
         "ApiP99Latency", "Latency", "api", "p99", s.api_p99_latency_ms, "GreaterThanThreshold",
         f"API p99 latency above {s.api_p99_latency_ms:g} ms.",
         "Check batch sizes, cold starts (provisioned_concurrency) and the function's memory.",
         "alarm-api-p99-latency", "service", **svc,
     )
-    add(
+    ctx.add(
         "InferenceErrors", "Errors", "inference", "Sum", 0, "GreaterThanThreshold",
         "The inference function raised errors (timeouts, out of memory, init failures).",
         "Read the function's log; a failing new version is rolled back by CodeDeploy.",
         "alarm-inference-errors", "service", **svc,
     )
-    add(
+    ctx.add(
         "InferenceThrottles", "Throttles", "inference", "Sum", 0, "GreaterThanThreshold",
         "The inference function was throttled (concurrency limit reached).",
         "Raise the account's concurrency quota or lower the stage throttling limits.",
         "alarm-inference-throttles", "service", period_s=300,
     )
 
-    # --- model performance (issue 11): labels from /feedback, and the estimate before they come ---
-    add(
-        "PerformanceDegraded", drift_metrics.PERFORMANCE_DEGRADED, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
+
+@register_alarms
+def _performance(ctx: AlarmContext) -> None:
+    """Model performance: labels from /feedback, and the estimate before they come."""
+    s, span, drift = ctx.settings, ctx.span, ctx.drift
+    ctx.add(
+        "PerformanceDegraded", mc.PERFORMANCE_DEGRADED, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
         f"Model performance on the feedback labels of {span} fell significantly below its "
         f"held-out reference performance (alpha {s.alpha}, at least {s.performance_min_labels} labels).",
         "Read performance_drop in the report (which metric, how far, on how many labels); compare with the "
         "drift alarms: inputs unchanged means the concept changed, retrain on recent labelled data.",
         "alarm-performance-degraded", "model", **drift,
     )
-    add(
-        "EstimatedAccuracyDrop", drift_metrics.ESTIMATED_ACCURACY_DROP, "model", "Maximum", s.estimated_accuracy_drop_threshold,
+    ctx.add(
+        "EstimatedAccuracyDrop", mc.ESTIMATED_ACCURACY_DROP, "model", "Maximum", s.estimated_accuracy_drop_threshold,
         "GreaterThanThreshold",
         f"The accuracy estimated from the model's calibrated probabilities (no labels needed) fell more than "
         f"{s.estimated_accuracy_drop_threshold:.0%} below its estimate on the reference in {span}.",
@@ -465,16 +553,21 @@ def alarm_specs(
         "get labels for the window (audit sample, /feedback) to confirm, then retrain.",
         "alarm-estimated-accuracy-drop", "model", **drift,
     )
-    add(
-        "TargetDrift", drift_metrics.TARGET_DRIFT, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
+    ctx.add(
+        "TargetDrift", mc.TARGET_DRIFT, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
         f"The labels that came back through /feedback in {span} are distributed unlike the "
         f"reference targets, or name a class the reference never had (alpha {s.alpha}, at least {s.performance_min_labels} labels).",
         "Read target_drift in the report: the classes whose share moved, new and vanished classes, predicted vs observed "
         "shares; check the labelling source, then retrain with the new class mix.",
         "alarm-target-drift", "model", **drift,
     )
-    # --- traffic reaching the API: seen in minutes, not at the next drift check ---
-    add(
+
+
+@register_alarms
+def _api_traffic(ctx: AlarmContext) -> None:
+    """Traffic reaching the API: seen in minutes, not at the next drift check."""
+    s = ctx.settings
+    ctx.add(
         "Api4xxRate", "4XXError", "api", "Average", s.api_4xx_rate, "GreaterThanThreshold",
         f"More than {s.api_4xx_rate:.0%} of API requests answered 4xx (4XXError / Count) for 10 of 15 minutes: "
         "clients rejected (403 after an API key or usage-plan change, 429 throttling, 4xx validation).",
@@ -483,54 +576,64 @@ def alarm_specs(
         min_requests=API_4XX_MIN_REQUESTS,
     )
     if s.alarm_min_requests:
-        add(
+        ctx.add(
             "LowTraffic", "Count", "api", "Sum", s.alarm_min_requests, "LessThanThreshold",
             f"Fewer than {s.alarm_min_requests} API requests in {s.alarm_min_requests_minutes} min (no requests at all: "
             "also ALARM).",
             "Check the clients and their keys, DNS and the API's 4xx share; a quiet period that is normal needs a lower alarm_min_requests.",
             "alarm-low-traffic", "service", period_s=s.alarm_min_requests_minutes * 60, treat_missing="breaching",
         )
-    if s.capture_sink == "firehose":
-        add(
-            "FirehoseDeliveryFailures", "DeliveryToS3.Success", "firehose", "Average", 1, "LessThanThreshold",
-            "Firehose failed to deliver capture records to S3 in two 5-minute periods in a row (records retried, "
-            "then written under the errors prefix).",
-            "Read the stream's delivery error log and the errors/ prefix of the bucket; check the bucket policy and KMS key.",
-            "alarm-firehose-delivery-failures", "model", period_s=300, evaluation_periods=2, datapoints_to_alarm=2,
-        )
-        add(
-            "FirehoseDataFreshness", "DeliveryToS3.DataFreshness", "firehose", "Maximum", s.firehose_max_data_age_s,
-            "GreaterThanThreshold",
-            f"The oldest capture record in the Firehose stream waited more than {s.firehose_max_data_age_s} s for delivery.",
-            "Delivery is falling behind or failing: see FirehoseDeliveryFailures and the stream's error log.",
-            "alarm-firehose-data-freshness", "model", period_s=300, evaluation_periods=2, datapoints_to_alarm=2,
-        )
-    # --- a challenger deployed next to the champion (docs/versions.md): its own version's series ---
-    if challenger_version and s.challenger_mode != "off":
-        from monitoring.comparison import CHALLENGER_WORSE  # lazy: numpy/scipy only when a challenger is on
 
-        add(
-            "ChallengerWorse", CHALLENGER_WORSE, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
-            f"Challenger {challenger_version} ({s.challenger_mode}) is significantly worse than the champion "
-            f"on the labelled rows of the last {s.window_hours} h (p < {s.alpha}).",
-            "Read the comparison report (next to the drift report); set challenger_mode off or replace the challenger.",
-            "alarm-challenger-worse", "comparison", period_s=drift_period, evaluation_periods=timing.periods_per_gap,
-            treat_missing="notBreaching", dimensions={**dims, inference_metrics.DIM_MODEL_VERSION: challenger_version},
-        )
-        from monitoring.comparison import CHALLENGER_DRIFT
 
-        # the challenger's own drift report: only what the champion's check of the window did not find
-        # (input drift is the champion's alarms' to page, once)
-        add(
-            "ChallengerDrift", CHALLENGER_DRIFT, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
-            f"Challenger {challenger_version} ({s.challenger_mode}): its own drift check found dataset or prediction drift "
-            f"against its reference in the last {s.window_hours} h, where the champion's check found neither.",
-            f"Read the challenger's drift report (*-version={challenger_version}.html, next to the champion's): traffic unlike "
-            "its training data, or outputs that moved on inputs that did not; fix or replace the challenger before promoting it.",
-            "alarm-challenger-drift", "comparison", period_s=drift_period, evaluation_periods=timing.periods_per_gap,
-            treat_missing="notBreaching", dimensions={**dims, inference_metrics.DIM_MODEL_VERSION: challenger_version},
-        )
-    return specs
+@register_alarms
+def _firehose(ctx: AlarmContext) -> None:
+    """The capture stream's delivery (``capture_sink=firehose`` only)."""
+    s = ctx.settings
+    if s.capture_sink != "firehose":
+        return
+    ctx.add(
+        "FirehoseDeliveryFailures", "DeliveryToS3.Success", "firehose", "Average", 1, "LessThanThreshold",
+        "Firehose failed to deliver capture records to S3 in two 5-minute periods in a row (records retried, "
+        "then written under the errors prefix).",
+        "Read the stream's delivery error log and the errors/ prefix of the bucket; check the bucket policy and KMS key.",
+        "alarm-firehose-delivery-failures", "model", family="pipeline", period_s=300, evaluation_periods=2, datapoints_to_alarm=2,
+    )
+    ctx.add(
+        "FirehoseDataFreshness", "DeliveryToS3.DataFreshness", "firehose", "Maximum", s.firehose_max_data_age_s,
+        "GreaterThanThreshold",
+        f"The oldest capture record in the Firehose stream waited more than {s.firehose_max_data_age_s} s for delivery.",
+        "Delivery is falling behind or failing: see FirehoseDeliveryFailures and the stream's error log.",
+        "alarm-firehose-data-freshness", "model", family="pipeline", period_s=300, evaluation_periods=2, datapoints_to_alarm=2,
+    )
+
+
+@register_alarms
+def _challenger(ctx: AlarmContext) -> None:
+    """A challenger deployed next to the champion (docs/versions.md): its own version's series."""
+    s, v, timing = ctx.settings, ctx.challenger_version, ctx.timing
+    if not v or s.challenger_mode == "off":
+        return
+    theirs: dict[str, Any] = dict(
+        period_s=timing.period_s, evaluation_periods=timing.periods_per_gap, treat_missing="notBreaching",
+        dimensions={**ctx.dims, mc.DIM_MODEL_VERSION: v},
+    )
+    ctx.add(
+        "ChallengerWorse", mc.CHALLENGER_WORSE, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
+        f"Challenger {v} ({s.challenger_mode}) is significantly worse than the champion "
+        f"on the labelled rows of the last {s.window_hours} h (p < {s.alpha}).",
+        "Read the comparison report (next to the drift report); set challenger_mode off or replace the challenger.",
+        "alarm-challenger-worse", "comparison", **theirs,
+    )
+    # the challenger's own drift report: only what the champion's check of the window did not find
+    # (input drift is the champion's alarms' to page, once)
+    ctx.add(
+        "ChallengerDrift", mc.CHALLENGER_DRIFT, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
+        f"Challenger {v} ({s.challenger_mode}): its own drift check found dataset or prediction drift "
+        f"against its reference in the last {s.window_hours} h, where the champion's check found neither.",
+        f"Read the challenger's drift report (*-version={v}.html, next to the champion's): traffic unlike "
+        "its training data, or outputs that moved on inputs that did not; fix or replace the challenger before promoting it.",
+        "alarm-challenger-drift", "comparison", **theirs,
+    )
 
 
 def evaluate_windows(

@@ -8,31 +8,36 @@ any of its children is, and notifies the topic when it enters ALARM and when it 
 rising in two features that also trip the outlier rate and a drift verdict are one notification,
 "input data", whose description sends the on-call engineer to the report's root-cause line. The
 CodeDeploy rollback reads the service alarms themselves (``rollback_alarms``), not their actions.
+
+Alerting owns no metric: it asks the constructs it watches (``MetricSource``: serving for the API and
+the inference function, the drift check for its function, capture storage for the Firehose stream,
+``ModelMetrics`` for the model namespace) for the metric each alarm spec reads, and each function's
+construct for the log group whose "metrics_error" lines are counted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Sequence
+from typing import Protocol
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
 from cdk.alarms import FAMILY_TITLES, PAGED_BY, RUNBOOK_DOC, AlarmSpec, Source, alarm_specs, page_anchor
-from modelserve import metric_names as imn
+from modelserve import metric_catalogue as mc
 from modelserve.records import model_report_prefix
 from modelserve.schema import BundleManifest
 from modelserve.settings import Settings
-from monitoring import metric_names as dmn
 
 from .common import resource_name
+from .model_metrics import ModelMetrics
 
 _COMPARISON = {
     "GreaterThanThreshold": cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
@@ -48,6 +53,21 @@ _MISSING = {
 }
 
 
+class MetricSource(Protocol):
+    """A construct the alerting asks for metrics: the alarm sources it owns, the metric an alarm spec of
+    one of them reads, and (a function's construct) the log group whose "metrics_error" lines count."""
+
+    @property
+    def alarm_sources(self) -> tuple[Source, ...]: ...
+
+    @property
+    def metrics_error_log(self) -> tuple[str, logs.ILogGroup] | None:
+        """(name prefix of its MetricsErrors filter, log group), or None."""
+        ...
+
+    def alarm_metric(self, spec: AlarmSpec) -> cloudwatch.IMetric: ...
+
+
 class Alerting(Construct):
     """Exposes ``topic``, ``specs``, ``alarms`` (id -> Alarm), ``rollback_alarms``, ``families`` (family ->
     its notifying composite alarm) and ``model_health``."""
@@ -60,21 +80,18 @@ class Alerting(Construct):
         settings: Settings,
         manifest: BundleManifest,
         reports_bucket_name: str,
-        api_metric: Callable[[str, str, int], cloudwatch.Metric],
-        functions: Mapping[Source, lambda_.IFunction],
-        metrics_error_logs: Mapping[str, logs.ILogGroup],
-        firehose_stream_name: str | None = None,
+        watched: Sequence[MetricSource],
         challenger_version: str | None = None,
     ) -> None:
-        """``functions``: the function behind each ``AWS/Lambda`` alarm source; ``metrics_error_logs``:
-        log groups whose "metrics_error" lines are counted, by the name prefix of their metric filter;
-        ``firehose_stream_name``: the capture stream (``capture_sink=firehose``), for its delivery alarms;
-        ``challenger_version``: a challenger's version when one is deployed (its ChallengerWorse alarm)."""
+        """``watched``: the constructs whose metrics the alarms read (the model namespace's are asked of
+        ``ModelMetrics``); ``challenger_version``: a challenger's version when one is deployed (its alarms)."""
         super().__init__(scope, id)
         s, m = settings, manifest
         stack = cdk.Stack.of(self)
-        self.settings, self.api_metric, self.functions = s, api_metric, functions
-        self.firehose_stream_name = firehose_stream_name
+        self.settings = s
+        self.sources: dict[Source, MetricSource] = {}
+        for source in (ModelMetrics(s, m, stack.stack_name), *watched):
+            self.sources.update({name: source for name in source.alarm_sources})
 
         # ---- alarm topic: a customer-managed key, because CloudWatch cannot use the aws/sns key
         key = kms.Key(
@@ -116,17 +133,17 @@ class Alerting(Construct):
             self.topic.add_subscription(subs.EmailSubscription(s.alarm_email))
 
         # ---- a metrics failure is itself counted: the functions log it with a fixed message
-        for name, group in metrics_error_logs.items():
+        for name, group in (w.metrics_error_log for w in watched if w.metrics_error_log is not None):
             logs.MetricFilter(
                 self, f"{name}MetricsErrors",
                 log_group=group,
-                filter_pattern=logs.FilterPattern.string_value("$.message", "=", f"{imn.METRICS_ERROR_MESSAGE.split(':')[0]}*"),
+                filter_pattern=logs.FilterPattern.string_value("$.message", "=", f"{mc.METRICS_ERROR_MESSAGE.split(':')[0]}*"),
                 metric_namespace=s.metrics_namespace,
-                metric_name=imn.METRICS_ERRORS,
+                metric_name=mc.METRICS_ERRORS,
                 metric_value="1",
                 # the log lines carry these keys (modelserve.observability.make_logger)
                 dimensions={
-                    imn.DIM_MODEL_NAME: "$.model_name", imn.DIM_MODEL_VERSION: "$.model_version", imn.DIM_DEPLOYMENT: "$.deployment",
+                    mc.DIM_MODEL_NAME: "$.model_name", mc.DIM_MODEL_VERSION: "$.model_version", mc.DIM_DEPLOYMENT: "$.deployment",
                 },
             )
 
@@ -206,81 +223,8 @@ class Alerting(Construct):
         )
 
     def metric_for(self, spec: AlarmSpec) -> cloudwatch.IMetric:
-        """The metric (or metric math) one alarm spec watches."""
-        if spec.source == "model" and len(spec.windows) > 1:
-            return self._windows_metric(spec)
-        if spec.source == "model":
-            return self._model_metric(spec, spec.window_dimensions()[0][1])
-        return self._aws_metric(spec)
-
-    def _windows_metric(self, spec: AlarmSpec) -> cloudwatch.IMetric:
-        """The larger of the windows' values (each gated by its own rows): one alarm for either window."""
-        period = cdk.Duration.seconds(spec.period_s)
-        series = {f"w{i}": self._model_metric(spec, dims, str(i)) for i, (_, dims) in enumerate(spec.window_dimensions())}
-        label = "/".join(spec.windows)
-        return cloudwatch.MathExpression(
-            expression=f"MAX([{', '.join(series)}])",
-            using_metrics=series,
-            label=f"{spec.metric_name} (larger of the {label} windows)",
-            period=period,
-        )
-
-    def _model_metric(self, spec: AlarmSpec, dimensions: dict[str, str], n: str = "") -> cloudwatch.IMetric:
-        """One series of the model namespace (one window's), with the spec's gates; ``n`` keeps the
-        metric math ids of several windows apart."""
-        if spec.source == "model":
-            metric = cloudwatch.Metric(
-                namespace=spec.namespace,
-                metric_name=spec.metric_name,
-                dimensions_map=dimensions,
-                statistic=spec.statistic,
-                period=cdk.Duration.seconds(spec.period_s),
-            )
-            if spec.repeat_last_value:
-                return cloudwatch.MathExpression(
-                    expression=f"FILL(m{n}, REPEAT)",
-                    using_metrics={f"m{n}": metric},
-                    label=f"{spec.metric_name} (last published value)",
-                    period=cdk.Duration.seconds(spec.period_s),
-                )
-            if not spec.min_window_rows:
-                return metric
-            rows = cloudwatch.Metric(
-                namespace=spec.namespace,
-                metric_name=dmn.WINDOW_ROWS,
-                dimensions_map=dimensions,
-                statistic="Minimum",
-                period=cdk.Duration.seconds(spec.period_s),
-            )
-            # the same gate as alarms.evaluate: windows under the minimum count as 0
-            return cloudwatch.MathExpression(
-                expression=f"IF(rows{n} >= {spec.min_window_rows}, m{n}, 0)",
-                using_metrics={f"m{n}": metric, f"rows{n}": rows},
-                label=f"{spec.metric_name} (windows of {spec.min_window_rows}+ rows)",
-                period=cdk.Duration.seconds(spec.period_s),
-            )
-        raise ValueError(f"alarm {spec.id} does not read the model namespace")
-
-    def _aws_metric(self, spec: AlarmSpec) -> cloudwatch.IMetric:
-        if spec.source == "api":
-            metric = self.api_metric(spec.metric_name, spec.statistic, spec.period_s)
-            if not spec.min_requests:
-                return metric
-            # a share of a handful of requests is noise: periods under the minimum count as 0
-            return cloudwatch.MathExpression(
-                expression=f"IF(requests >= {spec.min_requests}, m, 0)",
-                using_metrics={"m": metric, "requests": self.api_metric("Count", "Sum", spec.period_s)},
-                label=f"{spec.metric_name} share (periods of {spec.min_requests}+ requests)",
-                period=cdk.Duration.seconds(spec.period_s),
-            )
-        if spec.source == "firehose":
-            if self.firehose_stream_name is None:
-                raise ValueError(f"alarm {spec.id} watches the Firehose stream, but the stack has none")
-            return cloudwatch.Metric(
-                namespace=spec.namespace,
-                metric_name=spec.metric_name,
-                dimensions_map={"DeliveryStreamName": self.firehose_stream_name},
-                statistic=spec.statistic,
-                period=cdk.Duration.seconds(spec.period_s),
-            )
-        return self.functions[spec.source].metric(spec.metric_name, statistic=spec.statistic, period=cdk.Duration.seconds(spec.period_s))
+        """The metric (or metric math) one alarm spec watches, from the construct that owns its source."""
+        owner = self.sources.get(spec.source)
+        if owner is None:
+            raise ValueError(f"alarm {spec.id} reads {spec.source} metrics, but the stack has no construct that provides them")
+        return owner.alarm_metric(spec)

@@ -99,25 +99,38 @@ def trim(root: str | os.PathLike[str], keep_bin: bool = False, extra: tuple[str,
     root = Path(root)
     report = TrimReport()
     for sub in extra:
-        p = root / sub
-        if p.exists():
-            _remove(p, report, root)
+        _remove_if_present(root / sub, report, root)
     for name in RUNTIME_PROVIDED:
         for p in list(root.glob(f"{name}")) + list(root.glob(f"{name}-*.dist-info")):
             _remove(p, report, root)
     for sub in PRUNED_SUBPACKAGES:
-        p = root / sub
-        if p.exists():
-            _remove(p, report, root)
+        _remove_if_present(root / sub, report, root)
     if (root / "onnxruntime").is_dir():
-        for name in ONNXRUNTIME_TOOL_DEPS:
-            for p in [root / name, *root.glob(f"{name.split('/')[-1]}-*.dist-info")]:
-                if p.exists():
-                    _remove(p, report, root)
-        google = root / "google"
-        if google.is_dir() and not any(c for c in google.iterdir() if c.name != "__pycache__"):
-            _remove(google, report, root)
-        _drop_duplicate_onnxruntime_library(root, report)
+        _trim_onnxruntime_tools(root, report)
+    _trim_tree(root, report, keep_bin)
+    return report
+
+
+def _remove_if_present(path: Path, report: TrimReport, rel_root: Path) -> None:
+    if path.exists():
+        _remove(path, report, rel_root)
+
+
+def _trim_onnxruntime_tools(root: Path, report: TrimReport) -> None:
+    """The distributions only onnxruntime's pruned tools need, an emptied ``google`` namespace, and the
+    runtime's second copy."""
+    for name in ONNXRUNTIME_TOOL_DEPS:
+        for p in [root / name, *root.glob(f"{name.split('/')[-1]}-*.dist-info")]:
+            _remove_if_present(p, report, root)
+    google = root / "google"
+    if google.is_dir() and not any(c for c in google.iterdir() if c.name != "__pycache__"):
+        _remove(google, report, root)
+    _drop_duplicate_onnxruntime_library(root, report)
+
+
+def _trim_tree(root: Path, report: TrimReport, keep_bin: bool) -> None:
+    """Everywhere below ``root``: tests, caches and sources Lambda never loads (``bin`` only at the top,
+    and only unless ``keep_bin``: console scripts)."""
     for dirpath, dirnames, filenames in os.walk(root, topdown=True):
         here = Path(dirpath)
         for d in list(dirnames):
@@ -129,7 +142,6 @@ def trim(root: str | os.PathLike[str], keep_bin: bool = False, extra: tuple[str,
                 p = here / f
                 report.add(p)
                 p.unlink()
-    return report
 
 
 def _drop_duplicate_onnxruntime_library(root: Path, report: TrimReport) -> None:

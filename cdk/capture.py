@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesisfirehose as firehose
@@ -14,6 +15,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from cdk.alarms import AlarmSpec, Source
 from modelserve.records import AUDIT_ROOT, CAPTURE_ROOT, FEEDBACK_ROOT, REJECTS_ROOT, REPORTS_ROOT, SAMPLES_ROOT
 from modelserve.schema import BundleManifest, FeatureKind
 from modelserve.settings import ENV_CAPTURE_BUCKET, ENV_FIREHOSE_STREAM, Settings, SettingsError
@@ -28,7 +30,10 @@ S3_MIN_IA_DAYS = 30  # S3 refuses a STANDARD_IA transition earlier than 30 days
 
 class CaptureStorage(Construct):
     """Everything that stores what the model saw. Exposes ``bucket``, ``stream`` (or None),
-    ``environment`` for the inference function, and grant helpers scoped to key prefixes."""
+    ``environment`` for the inference function, and grant helpers scoped to key prefixes. A ``MetricSource``
+    for the alerting (cdk/alerting.py): the Firehose stream's delivery metrics, when there is one."""
+
+    metrics_error_log = None  # runs no code of ours
 
     def __init__(self, scope: Construct, id: str, *, settings: Settings, manifest: BundleManifest) -> None:
         super().__init__(scope, id)
@@ -120,6 +125,24 @@ class CaptureStorage(Construct):
         if settings.capture_sink == "firehose":
             self.stream = self._firehose()
         self.database, self.table = self._glue()
+
+    # ------------------------------------------------------------ metrics the alarms read
+
+    @property
+    def alarm_sources(self) -> tuple[Source, ...]:
+        return ("firehose",) if self.stream is not None else ()
+
+    def alarm_metric(self, spec: AlarmSpec) -> cloudwatch.IMetric:
+        """The metric an alarm on the capture stream (``AWS/Firehose``) reads."""
+        if self.stream is None:
+            raise ValueError(f"alarm {spec.id} watches the Firehose stream, but the stack has none")
+        return cloudwatch.Metric(
+            namespace=spec.namespace,
+            metric_name=spec.metric_name,
+            dimensions_map={"DeliveryStreamName": self.stream.ref},
+            statistic=spec.statistic,
+            period=cdk.Duration.seconds(spec.period_s),
+        )
 
     # ------------------------------------------------------------ wiring for the functions
 

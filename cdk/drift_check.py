@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from cdk.alarms import AlarmSpec, Source
 from modelserve.schema import BundleManifest
 from modelserve.settings import ENV_BUNDLE_PATH, Settings
 
@@ -18,7 +21,10 @@ from .lambda_function import LambdaFunction, powertools_env
 
 
 class DriftCheck(Construct):
-    """Exposes ``function``, ``role``, ``log_group`` and ``rule`` (the schedule)."""
+    """Exposes ``function``, ``role``, ``log_group`` and ``rule`` (the schedule). A ``MetricSource`` for the
+    alerting (cdk/alerting.py): the function's alarm metrics and its MetricsErrors log group."""
+
+    alarm_sources: tuple[Source, ...] = ("drift_check",)
 
     def __init__(
         self,
@@ -78,3 +84,11 @@ class DriftCheck(Construct):
             schedule=events.Schedule.expression(s.drift_schedule),
             targets=[targets.LambdaFunction(self.function, retry_attempts=0)],
         )
+
+    @property
+    def metrics_error_log(self) -> tuple[str, logs.ILogGroup]:
+        return "DriftCheck", self.log_group
+
+    def alarm_metric(self, spec: AlarmSpec) -> cloudwatch.IMetric:
+        """The metric an alarm on the drift-check function (``AWS/Lambda``) reads."""
+        return self.function.metric(spec.metric_name, statistic=spec.statistic, period=cdk.Duration.seconds(spec.period_s))

@@ -11,7 +11,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from modelserve.metric_names import ENV_DEPLOYMENT
+from modelserve.metric_catalogue import ENV_DEPLOYMENT
 from modelserve.settings import Settings
 
 from .bundling import python_runtime

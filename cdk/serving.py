@@ -15,6 +15,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from cdk.alarms import AlarmSpec, Source
 from modelserve.schema import BundleManifest
 from modelserve.settings import ENV_BUNDLE_PATH, ENV_CORS_ORIGINS, ENV_HASH_SALT_SECRET, Settings
 
@@ -88,7 +89,10 @@ ACCESS_LOG_FIELDS = {
 class Serving(Construct):
     """Exposes ``function``, ``alias``, ``api``, ``stage``, ``deployment_group``, ``api_key`` (or None),
     ``role`` (for capture grants), ``log_group``, ``route_resources`` (path -> API resource) and ``api_metric``;
-    ``allow_browser_origins`` opens CORS for the stack's browser origins."""
+    ``allow_browser_origins`` opens CORS for the stack's browser origins. A ``MetricSource`` for the alerting
+    (cdk/alerting.py): the API's and the inference function's alarm metrics, its MetricsErrors log group."""
+
+    alarm_sources: tuple[Source, ...] = ("api", "inference")
 
     def __init__(
         self,
@@ -319,6 +323,25 @@ class Serving(Construct):
         self.function.add_environment(ENV_CORS_ORIGINS, ",".join(origins))
 
     # ------------------------------------------------------------ metrics the alarms and dashboard use
+
+    @property
+    def metrics_error_log(self) -> tuple[str, logs.ILogGroup]:
+        return "Inference", self.log_group
+
+    def alarm_metric(self, spec: AlarmSpec) -> cloudwatch.IMetric:
+        """The metric an alarm on the API (``AWS/ApiGateway``) or the inference function (``AWS/Lambda``) reads."""
+        if spec.source == "inference":
+            return self.function.metric(spec.metric_name, statistic=spec.statistic, period=cdk.Duration.seconds(spec.period_s))
+        metric = self.api_metric(spec.metric_name, spec.statistic, spec.period_s)
+        if not spec.min_requests:
+            return metric
+        # a share of a handful of requests is noise: periods under the minimum count as 0
+        return cloudwatch.MathExpression(
+            expression=f"IF(requests >= {spec.min_requests}, m, 0)",
+            using_metrics={"m": metric, "requests": self.api_metric("Count", "Sum", spec.period_s)},
+            label=f"{spec.metric_name} share (periods of {spec.min_requests}+ requests)",
+            period=cdk.Duration.seconds(spec.period_s),
+        )
 
     def api_metric(self, metric_name: str, statistic: str, period_s: int = 60) -> cloudwatch.Metric:
         return cloudwatch.Metric(

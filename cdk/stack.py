@@ -101,10 +101,8 @@ class ModelServingStack(cdk.Stack):
             self, "Alerting",
             settings=s, manifest=m,
             reports_bucket_name=self.capture.bucket.bucket_name,
-            api_metric=self.serving.api_metric,
-            functions={"inference": self.serving.function, "drift_check": self.drift_check.function},
-            metrics_error_logs={"Inference": self.serving.log_group, "DriftCheck": self.drift_check.log_group},
-            firehose_stream_name=self.capture.stream.ref if self.capture.stream is not None else None,
+            # each construct is asked for the metrics its alarms read (and the functions for their log groups)
+            watched=(self.serving, self.drift_check, self.capture),
             challenger_version=challenger[1].version if challenger else None,
         )
         self.web_page = self._web_page(s, repo_root) if s.web_page else None
@@ -123,9 +121,8 @@ class ModelServingStack(cdk.Stack):
             self, "Dashboard",
             settings=s, manifest=m,
             capture=self.capture,
-            api_metric=self.serving.api_metric,
-            inference_function=self.serving.function,
-            drift_check_function=self.drift_check.function,
+            serving=self.serving,
+            drift_check=self.drift_check,
             alarms=[self.alerting.model_health, *self.alerting.alarms.values()],
             challenger_version=challenger[1].version if challenger else None,
         )

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from modelserve import metric_names as mn
+from modelserve import metric_catalogue as mn
 from modelserve.records import CaptureRecord, RowKey, capture_key, comparison_report_key, decode_jsonl, parse_utc, utc_iso
 from modelserve.schema import BundleManifest, Task
 from modelserve.settings import DriftSettings
@@ -33,8 +33,8 @@ from monitoring.comparison import (
     VariantOutputs,
     compare_ab,
     compare_shadow,
-    render_comparison_html,
 )
+from monitoring.html_report import render_comparison_html
 
 from .drift_service import resolve_window
 from .feedback_reader import read_feedback
@@ -197,7 +197,7 @@ class ComparisonService:
             ]
             if self.deployment:
                 dims.append({"Name": mn.DIM_DEPLOYMENT, "Value": self.deployment})
-            data.append({"MetricName": name, "Dimensions": dims, "Value": float(value), "Timestamp": timestamp, "Unit": "None"})
+            data.append({"MetricName": name, "Dimensions": dims, "Value": float(value), "Timestamp": timestamp, "Unit": mn.CATALOGUE.unit(name)})
         if data:
             self.cloudwatch.put_metric_data(Namespace=self.settings.metrics_namespace, MetricData=data)
 

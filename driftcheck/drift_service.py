@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from modelserve import metric_names as mn
+from modelserve import metric_catalogue as mn
 from modelserve.bundle import ModelBundle, reference_sample_from_rows, scored_sample
 from modelserve.records import (
     AUDIT_SOURCE,
@@ -36,7 +36,6 @@ from modelserve.records import (
 from modelserve.schema import BundleManifest, Task
 from modelserve.settings import DriftSettings, SharedSettings
 from monitoring import DriftChecker, DriftConfig, DriftReport, RejectCounts
-from monitoring import metric_names as dmn
 from monitoring.html_report import render_html
 from monitoring.performance import LabeledPredictions
 from monitoring.profile import PredictionColumns, ReferenceProfile, label_texts
@@ -45,7 +44,7 @@ from .audit import audit_agreement, audit_files, select_audit_rows
 from .feedback_reader import read_feedback
 from .reject_reader import RejectWindow, read_rejects
 from .store import CaptureLocation
-from .verdict_events import VERDICT_EVENT_ERRORS, VerdictEvent
+from .verdict_events import VerdictEvent
 from .verdict_events import publish as publish_event
 from .window_reader import ReadOptions, WindowRead, read_window
 
@@ -54,7 +53,7 @@ logger = logging.getLogger(__name__)
 CLOUDWATCH_BATCH = 500  # PutMetricData takes up to 1,000 values per call
 # also published without ModelVersion: the NoTraffic alarm reads the deployment's series, which a
 # deploy (a new version with no check yet) does not interrupt
-DEPLOYMENT_WIDE_METRICS = (dmn.WINDOW_ROWS,)
+DEPLOYMENT_WIDE_METRICS = (mn.WINDOW_ROWS,)
 
 
 # the window reader's parallel GETs; the S3 client's connection pool holds at least that many
@@ -72,7 +71,7 @@ def s3_client(session: Any = None, workers: int = READER_WORKERS) -> Any:
 
 def drift_config(settings: DriftSettings) -> DriftConfig:
     """The one mapping from deploy settings to the library's thresholds: each threshold a check declares
-    with a deploy setting (``Threshold.setting``, the field ``cdk.settings_table`` generated from it)
+    with a deploy setting (``Threshold.setting``, the field ``devtools.settings_table`` generated from it)
     takes that setting's value; the others keep their declared default."""
     return DriftConfig(**{spec.name: getattr(settings, spec.setting) for spec in DriftConfig.thresholds() if spec.setting})
 
@@ -232,7 +231,7 @@ class DriftService:
         if self.events is not None:
             # after the reports: the event points at them; a failure is counted, never fails the check
             published = [publish_event(self.events, self.verdict_event(r)) for r in runs]
-            self.publish([(VERDICT_EVENT_ERRORS, 0.0 if all(published) else 1.0, None)], end)
+            self.publish([(mn.VERDICT_EVENT_ERRORS, 0.0 if all(published) else 1.0, None)], end)
         logger.info("drift check done", extra=main.summary(self.bucket))
         return main
 
@@ -382,10 +381,10 @@ class DriftService:
                 dims.append({"Name": mn.DIM_WINDOW, "Value": window})
             if feature is not None:
                 dims.append({"Name": mn.DIM_FEATURE, "Value": feature})
-            data.append({"MetricName": name, "Dimensions": dims, "Value": float(value), "Timestamp": timestamp, "Unit": "None"})
+            data.append({"MetricName": name, "Dimensions": dims, "Value": float(value), "Timestamp": timestamp, "Unit": mn.CATALOGUE.unit(name)})
             if name in DEPLOYMENT_WIDE_METRICS and not self.challenger:
                 wide = [d for d in dims if d["Name"] != mn.DIM_MODEL_VERSION]
-                data.append({"MetricName": name, "Dimensions": wide, "Value": float(value), "Timestamp": timestamp, "Unit": "None"})
+                data.append({"MetricName": name, "Dimensions": wide, "Value": float(value), "Timestamp": timestamp, "Unit": mn.CATALOGUE.unit(name)})
         for i in range(0, len(data), CLOUDWATCH_BATCH):
             self.cloudwatch.put_metric_data(Namespace=self.settings.metrics_namespace, MetricData=data[i : i + CLOUDWATCH_BATCH])
 

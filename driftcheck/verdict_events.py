@@ -24,7 +24,6 @@ logger = logging.getLogger(__name__)
 
 SOURCE = "modelserve.drift-check"
 DETAIL_TYPE = "Drift check completed"
-VERDICT_EVENT_ERRORS = "VerdictEventErrors"  # metric: 1 when a run's event was not published, else 0
 MAX_FINDINGS = 20  # an event's entry is at most 256 KB; findings beyond these are in the report
 
 

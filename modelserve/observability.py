@@ -16,7 +16,7 @@ from aws_lambda_powertools.logging import utils as logging_utils
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
-from . import metric_names as mn
+from . import metric_catalogue as mn
 
 # an invocation that only answered a health check has no metrics: that's normal, not a warning
 warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -24,9 +24,8 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 _log = logging.getLogger("modelserve.metrics")
 METRICS_ERROR_MESSAGE = mn.METRICS_ERROR_MESSAGE  # a CloudWatch Logs metric filter counts these lines
 
-_UNITS = {
-    mn.PREDICTION_LATENCY_MS: MetricUnit.Milliseconds,
-}
+# the catalogue's unit of each metric, as Powertools names it
+_UNITS = {"Count": MetricUnit.Count, "Milliseconds": MetricUnit.Milliseconds, "None": MetricUnit.NoUnit}
 
 
 def make_logger(service: str, model_name: str, model_version: str, deployment: str | None = None) -> Logger:
@@ -62,7 +61,7 @@ class EmfMetricHook:
         if not self.enabled:
             return
         try:
-            unit = _UNITS.get(name, MetricUnit.Count)
+            unit = _UNITS[mn.CATALOGUE.unit(name)]
             # always the total under the model's dimensions (what alarms and the dashboard read) ...
             self.metrics.add_metric(name=name, unit=unit, value=value)
             if dims:  # ... and the breakdown (e.g. by Reason) in its own EMF blob

@@ -8,7 +8,7 @@ Typical use (the drift Lambda fits the checker once per process and checks each 
     profile = ReferenceProfile.fit(feature_specs, reference_table, reference_predictions, outputs=outputs)
     checker = DriftChecker(profile, DriftConfig())
     report = checker.check(window_table, PredictionColumns(labels=..., probabilities=...))
-    for name, value, feature in report.metrics(): ...   # names in monitoring.metric_names
+    for name, value, feature in report.metrics(): ...   # keys in monitoring.metric_names
     html = render_html(report, profile)
 
 Modules: ``types`` (feature kind, column spec, task), ``profile`` (reference profile),
@@ -16,9 +16,11 @@ Modules: ``types`` (feature kind, column spec, task), ``profile`` (reference pro
 chi-squared detectors, effect sizes, multiple testing), ``multivariate`` (MMD, PCA reconstruction,
 on the ``encoding``), ``prediction_drift``, ``outliers`` (Mahalanobis), ``expectations`` (data
 quality), ``performance`` --, ``config`` (``CheckConfig``, the registry of the checks' configs,
-``DriftConfig``), ``checker`` (``DriftChecker``, the
-default checks), ``report`` (``DriftReport``), ``window_histograms`` and ``html_report`` (the HTML
-page), ``metric_names`` (CloudWatch names). The synthetic test-data generator lives in
+``DriftConfig``), ``checker`` (``DriftChecker``, the default checks), ``report`` (``DriftReport``),
+``comparison`` (champion vs challenger statistics), ``window_histograms`` and ``html_report`` (the
+HTML pages of a drift report and of a comparison), ``metric_names`` (the keys of the published
+values; what is published under them, with units and alarm families, is the project's metric
+catalogue, ``modelserve/metric_catalogue.py``). The synthetic test-data generator lives in
 ``devtools/synthetic.py`` (never shipped).
 """
 

@@ -28,7 +28,7 @@ Adding a check
    Feature dimension), ``fit`` and ``run``, reading ``reference.config.section(ItsConfig)``.
 2. Register the class in the preset: append it to ``DEFAULT_CHECKS`` in :mod:`monitoring.checker`
    (and name its CloudWatch metrics in the metric catalogue).
-3. A threshold declared ``setting=True`` is a deploy setting: ``python -m cdk.settings_table --write
+3. A threshold declared ``setting=True`` is a deploy setting: ``python -m devtools.settings_table --write
    docs/deploy.md`` regenerates the settings' drift thresholds and the docs' table from the declaration.
 """
 

@@ -21,11 +21,12 @@ The challenger is "significantly worse" when the difference is in the bad direct
 higher MAE) and its p-value is below ``alpha``. The prediction distributions are compared too:
 classes by a chi-square test of homogeneity and the total variation distance, regression values
 by the two-sample Kolmogorov-Smirnov test.
+
+Computation only: the HTML page of a comparison is rendered by ``monitoring.html_report.render_comparison_html``.
 """
 
 from __future__ import annotations
 
-import html
 import math
 import warnings
 from collections.abc import Sequence
@@ -36,8 +37,20 @@ import numpy as np
 from scipy import stats
 
 from ._util import json_clean
-from .html_report import BASE_CSS
-from .metric_names import DATASET_DRIFT, PREDICTION_DRIFT
+
+# ChallengerDrift is re-exported: the comparison's verdict keys are read from here too
+from .metric_names import CHALLENGER_DRIFT as CHALLENGER_DRIFT
+from .metric_names import (
+    CHALLENGER_WORSE,
+    DATASET_DRIFT,
+    PREDICTION_DRIFT,
+    SHADOW_AGREEMENT,
+    VARIANT_ACCURACY,
+    VARIANT_F1,
+    VARIANT_LABELED_ROWS,
+    VARIANT_MAE,
+    VARIANT_RMSE,
+)
 from .performance import PerformanceResult, classification_metrics, regression_metrics
 
 CHAMPION = "champion"
@@ -52,21 +65,6 @@ BOOTSTRAP_SEED = 20_261_127
 BOOTSTRAP_BATCH = 250  # resamples held in memory at once: 250 x rows weights
 BOOTSTRAP_MIN_ROWS = 10  # fewer labelled rows (per version): no interval
 HIGHER_IS_BETTER = frozenset({"accuracy", "f1_macro", "auc"})
-
-# CloudWatch metric names of the comparison (ModelVersion: the version the value is about)
-SHADOW_AGREEMENT = "ShadowAgreement"  # share of paired rows with the same answer (classifiers)
-VARIANT_ACCURACY = "VariantAccuracy"
-VARIANT_F1 = "VariantF1"
-VARIANT_MAE = "VariantMAE"
-VARIANT_RMSE = "VariantRMSE"
-VARIANT_LABELED_ROWS = "VariantLabeledRows"
-CHALLENGER_WORSE = "ChallengerWorse"  # 0/1: significantly worse at alpha (the alarm's metric)
-# 0/1: the challenger's own drift check found dataset or prediction drift in a window where the
-# champion's found neither (``challenger_only_drift``; the ChallengerDrift alarm's metric)
-CHALLENGER_DRIFT = "ChallengerDrift"
-METRIC_NAMES = (
-    SHADOW_AGREEMENT, VARIANT_ACCURACY, VARIANT_F1, VARIANT_MAE, VARIANT_RMSE, VARIANT_LABELED_ROWS, CHALLENGER_WORSE, CHALLENGER_DRIFT,
-)
 
 
 @dataclass(frozen=True, eq=False)
@@ -592,88 +590,3 @@ def bootstrap_differences(
 
 def _finite(x: Any) -> float | None:
     return float(x) if x is not None and np.isfinite(x) else None
-
-
-# ---------------------------------------------------------------- HTML
-
-_CSS = BASE_CSS + """
-.bad{background:#fde0dc;font-weight:bold}
-.ok{background:#e3f4e1}
-"""
-
-
-def _e(x: object) -> str:
-    return html.escape(str(x), quote=True)
-
-
-def _n(x: Any) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "n/a"
-    if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
-        return str(int(x))
-    f = float(x)
-    return f"{f:.3e}" if f != 0 and abs(f) < 1e-3 else f"{f:.4g}"
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(f'<td class="num">{_n(c)}</td>' if isinstance(c, (int, float, np.number)) or c is None else f"<td>{_e(c)}</td>" for c in r) + "</tr>"
-        for r in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def comparison_section(report: ComparisonReport) -> str:
-    """The comparison as an HTML fragment (a section of a page, or a page with ``render_comparison_html``)."""
-    v = report.versions
-    parts = [f"<h2>Champion {_e(v[CHAMPION])} vs challenger {_e(v[CHALLENGER])} ({_e(report.mode)})</h2>"]
-    verdict = "significantly worse" if report.challenger_worse else "not significantly worse"
-    parts.append(f'<p class="{"bad" if report.challenger_worse else "ok"}">Challenger: {verdict} at alpha = {_n(report.alpha)}</p>')
-    parts.append(_table(["variant", "version", "rows"], [(k, v[k], report.rows[k]) for k in (CHAMPION, CHALLENGER)]))
-    a = report.agreement
-    if a is not None and a.rate is not None:
-        parts.append("<h3>Agreement</h3>")
-        parts.append(_table(["paired rows", "agreeing", "rate", "95% low", "95% high"], [(a.rows, a.agreeing, a.rate, a.ci_low, a.ci_high)]))
-        parts.append(_table(
-            ["champion said", "rows", "disagreeing", "rate", "challenger said instead"],
-            [(r["class"], r["rows"], r["disagreeing"], r["rate"], ", ".join(f"{k}: {n}" for k, n in r["challenger_said"].items())) for r in a.by_champion_class],
-        ))
-        if a.by_confidence:
-            parts.append(_table(
-                ["champion confidence", "rows", "disagreeing", "rate"],
-                [(f"{r['low']:.1f} to {r['high']:.1f}", r["rows"], r["disagreeing"], r["rate"]) for r in a.by_confidence],
-            ))
-    elif a is not None:
-        parts.append(f"<p>Mean |challenger - champion|: {_n(a.mean_abs_difference)} over {a.rows} paired rows</p>")
-    parts.append("<h3>Performance on labelled rows</h3>")
-    perf = report.performance
-    parts.append(_table(
-        ["variant", "labelled rows", "accuracy", "macro F1", "AUC", "MAE", "RMSE"],
-        [(k, p.n_labels, p.accuracy, p.f1_macro, p.auc, p.mae, p.rmse) for k, p in perf.items()],
-    ))
-    differences = [d for d in (report.difference, *report.metric_differences) if d is not None]
-    if differences:
-        parts.append(_table(
-            ["difference (challenger - champion)", "estimate", "95% low", "95% high", "p-value", "test"],
-            [(d.metric, d.estimate, d.ci_low, d.ci_high, d.p_value, d.test) for d in differences],
-        ))
-        if report.metric_differences:
-            detail = report.metric_differences[0].detail
-            what = "the row pairs" if report.mode == SHADOW else "each version's rows on their own"
-            parts.append(f"<p>Bootstrap intervals: {_e(detail['method'])}, {_e(detail['resamples'])} resamples of {_e(what)}, seed {_e(detail['seed'])}</p>")
-    pd_ = report.prediction_distribution
-    parts.append("<h3>Prediction distribution</h3>")
-    if "classes" in pd_:
-        parts.append(_table(["class", "champion share", "challenger share"], list(zip(pd_["classes"], pd_["champion_share"], pd_["challenger_share"]))))
-        parts.append(f"<p>Total variation {_n(pd_['total_variation'])}; chi-square homogeneity p = {_n(pd_.get('p_value'))}</p>")
-    else:
-        parts.append(f"<p>KS statistic {_n(pd_.get('statistic'))}, p = {_n(pd_.get('p_value'))}; means {_n(pd_.get('champion_mean'))} vs {_n(pd_.get('challenger_mean'))}</p>")
-    return "\n".join(parts)
-
-
-def render_comparison_html(report: ComparisonReport, title: str = "Version comparison") -> str:
-    return (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(title)}</title><style>{_CSS}</style></head>"
-        f"<body><h1>{_e(title)}</h1>{comparison_section(report)}</body></html>"
-    )

@@ -12,7 +12,7 @@ and registered beside it with :func:`register_config` (NannyML's ``MethodFactory
 :class:`DriftConfig` is every registered config under one flat namespace (``DriftConfig(alpha=0.01)``,
 ``config.alpha``, ``to_dict`` / ``from_dict``); a check reads its own typed section with
 ``config.section(OutlierConfig)``. The deploy settings' drift thresholds are generated from the same
-declarations (``python -m cdk.settings_table --write docs/deploy.md`` rewrites them in
+declarations (``python -m devtools.settings_table --write docs/deploy.md`` rewrites them in
 ``modelserve/settings.py``; ``driftcheck.drift_service.drift_config`` maps them back by
 :attr:`Threshold.setting`).
 

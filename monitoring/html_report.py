@@ -1,13 +1,18 @@
-"""Self-contained HTML rendering of a :class:`~monitoring.report.DriftReport` (no external assets,
-no JavaScript): a verdict table and one inline-SVG reference-vs-window histogram per feature.
-Every string coming from data (feature names, categories, notes) is escaped."""
+"""Self-contained HTML rendering of the library's reports (no external assets, no JavaScript): a
+:class:`~monitoring.report.DriftReport` (a verdict table and one inline-SVG reference-vs-window
+histogram per feature, ``render_html``) and a :class:`~monitoring.comparison.ComparisonReport`
+(``render_comparison_html``). Every string coming from data (feature names, categories, notes) is escaped."""
 
 from __future__ import annotations
 
 import html
 import math
 from collections.abc import Sequence
+from typing import Any
 
+import numpy as np
+
+from .comparison import CHALLENGER, CHAMPION, SHADOW, ComparisonReport
 from .performance import PerformanceResult
 from .prediction_drift import PredictionDriftResult
 from .profile import ReferenceProfile
@@ -233,3 +238,85 @@ def render_html(
         out.append(f"<h2>{_e(heading)}</h2>{body}")
     out.append("</body></html>")
     return "\n".join(out)
+
+
+# ---------------------------------------------------------------- the version comparison (monitoring.comparison)
+
+_COMPARISON_CSS = BASE_CSS + """
+.bad{background:#fde0dc;font-weight:bold}
+.ok{background:#e3f4e1}
+"""
+
+
+def _cmp_num(x: Any) -> str:
+    """A comparison cell: integers as integers, small values in scientific notation."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
+        return str(int(x))
+    f = float(x)
+    return f"{f:.3e}" if f != 0 and abs(f) < 1e-3 else f"{f:.4g}"
+
+
+def _cmp_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="num">{_cmp_num(c)}</td>' if isinstance(c, (int, float, np.number)) or c is None else f"<td>{_e(c)}</td>" for c in r) + "</tr>"
+        for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def comparison_section(report: ComparisonReport) -> str:
+    """The comparison as an HTML fragment (a section of a page, or a page with ``render_comparison_html``)."""
+    v = report.versions
+    parts = [f"<h2>Champion {_e(v[CHAMPION])} vs challenger {_e(v[CHALLENGER])} ({_e(report.mode)})</h2>"]
+    verdict = "significantly worse" if report.challenger_worse else "not significantly worse"
+    parts.append(f'<p class="{"bad" if report.challenger_worse else "ok"}">Challenger: {verdict} at alpha = {_cmp_num(report.alpha)}</p>')
+    parts.append(_cmp_table(["variant", "version", "rows"], [(k, v[k], report.rows[k]) for k in (CHAMPION, CHALLENGER)]))
+    a = report.agreement
+    if a is not None and a.rate is not None:
+        parts.append("<h3>Agreement</h3>")
+        parts.append(_cmp_table(["paired rows", "agreeing", "rate", "95% low", "95% high"], [(a.rows, a.agreeing, a.rate, a.ci_low, a.ci_high)]))
+        parts.append(_cmp_table(
+            ["champion said", "rows", "disagreeing", "rate", "challenger said instead"],
+            [(r["class"], r["rows"], r["disagreeing"], r["rate"], ", ".join(f"{k}: {n}" for k, n in r["challenger_said"].items())) for r in a.by_champion_class],
+        ))
+        if a.by_confidence:
+            parts.append(_cmp_table(
+                ["champion confidence", "rows", "disagreeing", "rate"],
+                [(f"{r['low']:.1f} to {r['high']:.1f}", r["rows"], r["disagreeing"], r["rate"]) for r in a.by_confidence],
+            ))
+    elif a is not None:
+        parts.append(f"<p>Mean |challenger - champion|: {_cmp_num(a.mean_abs_difference)} over {a.rows} paired rows</p>")
+    parts.append("<h3>Performance on labelled rows</h3>")
+    perf = report.performance
+    parts.append(_cmp_table(
+        ["variant", "labelled rows", "accuracy", "macro F1", "AUC", "MAE", "RMSE"],
+        [(k, p.n_labels, p.accuracy, p.f1_macro, p.auc, p.mae, p.rmse) for k, p in perf.items()],
+    ))
+    differences = [d for d in (report.difference, *report.metric_differences) if d is not None]
+    if differences:
+        parts.append(_cmp_table(
+            ["difference (challenger - champion)", "estimate", "95% low", "95% high", "p-value", "test"],
+            [(d.metric, d.estimate, d.ci_low, d.ci_high, d.p_value, d.test) for d in differences],
+        ))
+        if report.metric_differences:
+            detail = report.metric_differences[0].detail
+            what = "the row pairs" if report.mode == SHADOW else "each version's rows on their own"
+            parts.append(f"<p>Bootstrap intervals: {_e(detail['method'])}, {_e(detail['resamples'])} resamples of {_e(what)}, seed {_e(detail['seed'])}</p>")
+    pd_ = report.prediction_distribution
+    parts.append("<h3>Prediction distribution</h3>")
+    if "classes" in pd_:
+        parts.append(_cmp_table(["class", "champion share", "challenger share"], list(zip(pd_["classes"], pd_["champion_share"], pd_["challenger_share"]))))
+        parts.append(f"<p>Total variation {_cmp_num(pd_['total_variation'])}; chi-square homogeneity p = {_cmp_num(pd_.get('p_value'))}</p>")
+    else:
+        parts.append(f"<p>KS statistic {_cmp_num(pd_.get('statistic'))}, p = {_cmp_num(pd_.get('p_value'))}; means {_cmp_num(pd_.get('champion_mean'))} vs {_cmp_num(pd_.get('challenger_mean'))}</p>")
+    return "\n".join(parts)
+
+
+def render_comparison_html(report: ComparisonReport, title: str = "Version comparison") -> str:
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(title)}</title><style>{_COMPARISON_CSS}</style></head>"
+        f"<body><h1>{_e(title)}</h1>{comparison_section(report)}</body></html>"
+    )

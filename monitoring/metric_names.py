@@ -1,5 +1,11 @@
-"""CloudWatch metric names published by the drift check (one place: the checks, the CDK alarms
-and the dashboard import these constants).
+"""The monitoring library's metric keys: the names ``DriftReport.metrics()`` and
+``ComparisonReport.metrics()`` yield their values under.
+
+The library imports nothing of the project, so it names its own outputs here. What the template
+publishes under these names (unit, dimensions, cause family, whether an alarm pages) is described
+once, in the metric catalogue ``modelserve/metric_catalogue.py``, which the emitters, the CDK alarms
+and the dashboard read; ``tests/unit/test_metric_catalogue.py`` checks that every key below is
+catalogued under the same name.
 
 Per-feature metrics carry a ``Feature`` dimension (:data:`FEATURE_DIMENSION`); the others are
 published without it. ``DriftReport.metrics()`` yields ``(name, value, feature_or_None)``. Which
@@ -39,7 +45,7 @@ AUC = "AUC"  # macro one-vs-rest ROC AUC
 MAE = "MAE"
 RMSE = "RMSE"
 
-# performance against the reference (issue 11; only with at least performance_min_labels labels)
+# performance against the reference (only with at least performance_min_labels labels)
 ACCURACY_DROP = "AccuracyDrop"  # reference accuracy - window accuracy
 F1_DROP = "F1Drop"
 AUC_DROP = "AUCDrop"
@@ -53,3 +59,18 @@ ESTIMATED_ACCURACY_DROP = "EstimatedAccuracyDrop"  # estimate on the reference -
 # target drift (labels that came back vs the reference targets)
 TARGET_DRIFT = "TargetDrift"  # 0/1
 TARGET_DRIFT_P_VALUE = "TargetDriftPValue"
+
+# champion vs challenger (monitoring.comparison; ModelVersion: the version the value is about)
+SHADOW_AGREEMENT = "ShadowAgreement"  # share of paired rows with the same answer (classifiers)
+VARIANT_ACCURACY = "VariantAccuracy"
+VARIANT_F1 = "VariantF1"
+VARIANT_MAE = "VariantMAE"
+VARIANT_RMSE = "VariantRMSE"
+VARIANT_LABELED_ROWS = "VariantLabeledRows"
+CHALLENGER_WORSE = "ChallengerWorse"  # 0/1: significantly worse at alpha (the alarm's metric)
+# 0/1: the challenger's own drift check found dataset or prediction drift in a window where the
+# champion's found neither (``comparison.challenger_only_drift``; the ChallengerDrift alarm's metric)
+CHALLENGER_DRIFT = "ChallengerDrift"
+COMPARISON_METRIC_NAMES = (
+    SHADOW_AGREEMENT, VARIANT_ACCURACY, VARIANT_F1, VARIANT_MAE, VARIANT_RMSE, VARIANT_LABELED_ROWS, CHALLENGER_WORSE, CHALLENGER_DRIFT,
+)

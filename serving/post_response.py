@@ -44,7 +44,6 @@ DEFAULT_CAPTURE_MODE = "auto"
 # 2 attempts x (1 s connect + 2 s read): the capture clients' timeouts before this setting existed
 DEFAULT_CAPTURE_BUDGET_S = 6.0
 DEFAULT_MAX_PENDING = 100  # captures waiting for the writer; more are dropped and counted
-CAPTURE_DROPPED = "CaptureDropped"  # metric: captures dropped because the queue was full
 
 EXTENSION_NAME = "modelserve-capture"
 EXTENSIONS_API = "/2020-01-01/extension"

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from modelserve import metric_names as mn
+from modelserve import metric_catalogue as mn
 from modelserve.records import AUDIT_SOURCE, FeedbackRecord, RejectedField, encode_jsonl_gz, feedback_key, utc_iso
 from modelserve.schema import BundleManifest, Task
 

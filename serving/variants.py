@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from modelserve import metric_names as mn
+from modelserve import metric_catalogue as mn
 from modelserve.schema import Table
 from modelserve.versions import CHALLENGER, CHAMPION, ab_variant
 

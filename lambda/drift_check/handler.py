@@ -18,7 +18,7 @@ from driftcheck.comparison_service import comparison_service_from_env  # noqa: E
 from driftcheck.drift_service import DriftService, s3_client  # noqa: E402
 from driftcheck.live_versions import LiveVersionChecks, challenger_drift_service  # noqa: E402
 from modelserve.bundle import ModelBundle, function_bundle_dir  # noqa: E402
-from modelserve.metric_names import ENV_DEPLOYMENT  # noqa: E402
+from modelserve.metric_catalogue import ENV_DEPLOYMENT  # noqa: E402
 from modelserve.observability import make_logger  # noqa: E402
 from modelserve.settings import ENV_CAPTURE_BUCKET, DriftSettings  # noqa: E402
 

@@ -10,9 +10,10 @@ from typing import Any
 
 from mangum import Mangum
 
+from modelserve.metric_catalogue import CAPTURE_DROPPED
 from modelserve.observability import make_logger
 from serving.api import StageRootPath, create_app
-from serving.post_response import CAPTURE_DROPPED, executor_from_env
+from serving.post_response import executor_from_env
 from serving.variants import set_capture_executor
 from serving.wiring import inference_function
 

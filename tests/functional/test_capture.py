@@ -19,7 +19,7 @@ import boto3
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from modelserve import metric_names as mn
+from modelserve import metric_catalogue as mn
 from modelserve.records import capture_key, decode_jsonl, hour_prefixes, model_capture_prefix, parse_utc
 from modelserve.settings import ServingSettings
 from serving.wiring import inference_service

@@ -13,7 +13,7 @@ import pytest
 from moto import mock_aws
 
 from devtools.local import load_handler_module
-from modelserve import metric_names as mn
+from modelserve import metric_catalogue as mn
 from modelserve.records import capture_key
 from monitoring import metric_names as M
 from tests.support import event
@@ -217,7 +217,7 @@ def drift_rule():
 
 
 def test_each_check_puts_its_verdict_on_the_default_bus(handlers, drift_rule, sample_bundle, lambda_context) -> None:
-    from driftcheck.verdict_events import VERDICT_EVENT_ERRORS
+    from modelserve.metric_catalogue import VERDICT_EVENT_ERRORS
 
     inference, drift = handlers
     rows = [r["inputs"] for r in sample_bundle.reference_rows()]
@@ -249,7 +249,7 @@ def test_each_check_puts_its_verdict_on_the_default_bus(handlers, drift_rule, sa
 def test_an_unreachable_bus_is_counted_and_the_check_still_succeeds(handlers, drift_rule, sample_bundle, lambda_context, monkeypatch) -> None:
     from botocore.config import Config
 
-    from driftcheck.verdict_events import VERDICT_EVENT_ERRORS
+    from modelserve.metric_catalogue import VERDICT_EVENT_ERRORS
 
     _, drift = handlers
     dead = boto3.client("events", endpoint_url="http://127.0.0.1:9", config=Config(retries={"max_attempts": 1}, connect_timeout=1))

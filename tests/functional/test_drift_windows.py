@@ -15,7 +15,7 @@ from moto import mock_aws
 
 from cdk.alarms import alarm_specs, evaluate_windows
 from driftcheck.drift_service import DriftService
-from modelserve import metric_names as mn
+from modelserve import metric_catalogue as mn
 from modelserve.bundle import ModelBundle
 from modelserve.records import CaptureRecord, capture_key, encode_jsonl_gz, utc_iso, window_report_key
 from modelserve.settings import DriftSettings, Settings

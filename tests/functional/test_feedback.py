@@ -14,7 +14,7 @@ import pytest
 from moto import mock_aws
 
 from devtools.local import load_handler_module
-from modelserve import metric_names as mn
+from modelserve import metric_catalogue as mn
 from modelserve.records import parse_utc
 from tests.support import event, header, read_jsonl_gz, response_json
 

@@ -102,7 +102,7 @@ def test_model_loads_once_at_init_not_per_request(load_inference, sample_bundle,
 def test_a_metrics_failure_never_fails_the_prediction_and_is_logged(load_inference, sample_bundle, lambda_context, monkeypatch) -> None:
     import logging
 
-    from modelserve.metric_names import METRICS_ERROR_MESSAGE
+    from modelserve.metric_catalogue import METRICS_ERROR_MESSAGE
 
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
     mod = load_inference()

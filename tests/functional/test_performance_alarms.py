@@ -15,7 +15,7 @@ from moto import mock_aws
 
 from cdk.alarms import alarm_specs, evaluate
 from devtools.local import load_handler_module
-from modelserve import metric_names as mn
+from modelserve import metric_catalogue as mn
 from modelserve.settings import Settings
 from monitoring import metric_names as M
 from tests.support import event

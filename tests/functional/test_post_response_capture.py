@@ -19,7 +19,7 @@ import boto3
 import pytest
 
 from devtools.local import FAKE_AWS_ENV
-from modelserve import metric_names as mn
+from modelserve import metric_catalogue as mn
 from modelserve.records import decode_jsonl, model_capture_prefix
 from serving.post_response import EXTENSION_NAME
 from tests.functional.test_capture import metric_points

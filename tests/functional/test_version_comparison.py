@@ -14,7 +14,7 @@ import pytest
 from moto import mock_aws
 
 from devtools.local import load_handler_module
-from modelserve import metric_names as mn
+from modelserve import metric_catalogue as mn
 from modelserve.records import report_key, version_report_key
 from modelserve.settings import ENV_CHALLENGER_VERSION
 from monitoring.comparison import CHALLENGER_DRIFT, SHADOW_AGREEMENT, VARIANT_ACCURACY

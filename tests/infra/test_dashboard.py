@@ -5,11 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cdk import dashboard
-from driftcheck.verdict_events import VERDICT_EVENT_ERRORS
-from monitoring import comparison as cmp
-from monitoring import metric_names as dmn
-from serving.post_response import CAPTURE_DROPPED
+from modelserve import metric_catalogue as mc
 from tests.infra.conftest import Synth, dashboard_body, synth_variant
 from tests.infra.test_challenger_synth import CHALLENGER_VERSION, write_challenger
 
@@ -30,18 +26,19 @@ def series(rows: list[list[Any]], ns: str) -> set[tuple[str, str]]:
     return out
 
 
-def test_the_dashboard_names_what_the_functions_emit() -> None:
-    # cdk may not import the functions' code: its copies of their metric names must match
-    assert (dashboard.CAPTURE_DROPPED, dashboard.VERDICT_EVENT_ERRORS) == (CAPTURE_DROPPED, VERDICT_EVENT_ERRORS)
+def test_every_model_series_on_the_dashboard_is_a_catalogued_metric(default: Synth) -> None:
+    ns = default.settings.metrics_namespace
+    names = {name for rows in graphs(default).values() for name, _ in series(rows, ns)}
+    assert len(names) >= 20 and names <= set(mc.CATALOGUE.names())
 
 
 def test_health_row_graphs_performance_estimates_capture_path_and_4xx_share(default: Synth) -> None:
     g, ns, v = graphs(default), default.settings.metrics_namespace, default.manifest.version
     assert series(g["Performance vs reference (drop) / degraded"], ns) == {
-        (n, v) for n in (dmn.ACCURACY_DROP, dmn.F1_DROP, dmn.AUC_DROP, dmn.PERFORMANCE_DEGRADED)}
+        (n, v) for n in (mc.ACCURACY_DROP, mc.F1_DROP, mc.AUC_DROP, mc.PERFORMANCE_DEGRADED)}
     assert series(g["Estimated performance (CBPE) / target drift"], ns) == {
-        (n, v) for n in (dmn.ESTIMATED_ACCURACY, dmn.ESTIMATED_F1, dmn.ESTIMATED_ACCURACY_DROP, dmn.TARGET_DRIFT)}
-    assert series(g["Captures dropped / verdict event errors"], ns) == {(CAPTURE_DROPPED, v), (VERDICT_EVENT_ERRORS, v)}
+        (n, v) for n in (mc.ESTIMATED_ACCURACY, mc.ESTIMATED_F1, mc.ESTIMATED_ACCURACY_DROP, mc.TARGET_DRIFT)}
+    assert series(g["Captures dropped / verdict event errors"], ns) == {(mc.CAPTURE_DROPPED, v), (mc.VERDICT_EVENT_ERRORS, v)}
     (share,) = g["API 4XX share"]
     assert share[:2] == ["AWS/ApiGateway", "4XXError"] and share[-1].get("stat", "Average") == "Average"  # a graph's default statistic
     # no challenger: no comparison row
@@ -54,15 +51,15 @@ def test_a_challenger_adds_the_comparison_row_on_each_versions_series(fake_bundl
     g, ns, champion = graphs(s), s.settings.metrics_namespace, s.manifest.version
     both = {champion, CHALLENGER_VERSION}
     assert series(g[f"Champion vs challenger {CHALLENGER_VERSION}"], ns) == {
-        (n, v) for n in (cmp.VARIANT_ACCURACY, cmp.VARIANT_F1) for v in both}
-    assert series(g["Labeled rows per version"], ns) == {(cmp.VARIANT_LABELED_ROWS, v) for v in both}
+        (n, v) for n in (mc.VARIANT_ACCURACY, mc.VARIANT_F1) for v in both}
+    assert series(g["Labeled rows per version"], ns) == {(mc.VARIANT_LABELED_ROWS, v) for v in both}
     assert series(g["Shadow agreement / challenger worse"], ns) == {
-        (cmp.SHADOW_AGREEMENT, CHALLENGER_VERSION), (cmp.CHALLENGER_WORSE, CHALLENGER_VERSION)}
+        (mc.SHADOW_AGREEMENT, CHALLENGER_VERSION), (mc.CHALLENGER_WORSE, CHALLENGER_VERSION)}
     # each version's own drift verdicts (the challenger's own drift report) and the challenger-only alarm's series
     assert series(g["Each version's dataset / prediction drift; challenger-only drift"], ns) == {
-        *((n, v) for n in (dmn.DATASET_DRIFT, dmn.PREDICTION_DRIFT) for v in both), (cmp.CHALLENGER_DRIFT, CHALLENGER_VERSION)}
+        *((n, v) for n in (mc.DATASET_DRIFT, mc.PREDICTION_DRIFT) for v in both), (mc.CHALLENGER_DRIFT, CHALLENGER_VERSION)}
 
 
 def test_the_rejected_share_is_drawn_with_the_data_quality_rates(default: Synth) -> None:
     g, ns, v = graphs(default), default.settings.metrics_namespace, default.manifest.version
-    assert (dmn.REJECT_RATE, v) in series(g["Data quality rates / rejected share"], ns)
+    assert (mc.REJECT_RATE, v) in series(g["Data quality rates / rejected share"], ns)

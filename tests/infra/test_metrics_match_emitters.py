@@ -1,4 +1,5 @@
-"""Every alarm and the dashboard's SEARCH read a metric and dimension set the code emits.
+"""Every alarm and the dashboard's SEARCH read a metric and dimension set the code emits, and every
+metric the code emits is in the metric catalogue (modelserve/metric_catalogue.py) with that dimension set.
 
 The stack is synthesized with the sample bundle; the real inference handler and drift-check handler
 run (moto) with the environment the template gives their functions; what they emit is collected
@@ -24,6 +25,7 @@ import pytest
 from moto import mock_aws
 
 from devtools.local import LambdaContext, load_handler_module
+from modelserve import metric_catalogue as mc
 from modelserve.bundle import ModelBundle
 from tests.infra.conftest import Synth, alarm_metric_stats, dashboard_body, synth_variant
 from tests.support import event
@@ -74,6 +76,7 @@ def json_log_lines(text: str) -> list[dict[str, Any]]:
 class Emissions:
     metrics: Emitted
     log_lines: list[dict[str, Any]]
+    by_publisher: dict[str, Emitted]  # "inference" (EMF lines), "drift_check" (PutMetricData)
 
 
 def run_inference(inference: Any, rows: list[dict[str, Any]], log_out: io.StringIO) -> None:
@@ -144,7 +147,8 @@ def emitted(stack: Synth, sample_bundle: ModelBundle) -> Emissions:
             scheduled = {"time": (datetime.now(UTC) + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")}
             load_handler_module("drift_check").handler(scheduled, LambdaContext.fresh("drift_check"))
         put = put_metrics()
-    return Emissions(emf_metrics(out.getvalue()) | put, json_log_lines(log_out.getvalue()))
+    emf = emf_metrics(out.getvalue())
+    return Emissions(emf | put, json_log_lines(log_out.getvalue()), {"inference": emf, "drift_check": put})
 
 
 def test_the_run_emitted_what_the_alarms_need(emitted: Emissions) -> None:
@@ -234,3 +238,19 @@ def test_every_dashboard_model_metric_is_emitted(stack: Synth, emitted: Emission
         if name in emitted_by_name:
             assert frozenset(dims) in emitted_by_name[name], (name, dims)
     assert checked >= 10 and len(missing) < checked / 2, (checked, missing)
+
+
+def test_every_emitted_metric_is_catalogued_with_its_publisher_and_dimension_set(stack: Synth, emitted: Emissions) -> None:
+    ns = stack.settings.metrics_namespace
+    checked = set()
+    for publisher, metrics in emitted.by_publisher.items():
+        for space, name, dims in metrics:
+            if space != ns:
+                continue  # moto's own AWS/S3 storage metrics
+            assert name in mc.CATALOGUE, (publisher, name)
+            entry = mc.CATALOGUE[name]
+            assert entry.publisher == publisher, (name, entry.publisher, publisher)
+            assert {k for k, _ in dims} in [set(d) for d in entry.dimension_sets], (name, sorted(k for k, _ in dims))
+            checked.add(name)
+    # inference, drift verdicts, data quality, performance on the labels sent: most of the catalogue in one run
+    assert len(checked) >= 30, sorted(checked)

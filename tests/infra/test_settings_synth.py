@@ -12,7 +12,7 @@ from unittest import mock
 
 import pytest
 
-from modelserve.metric_names import ENV_DEPLOYMENT
+from modelserve.metric_catalogue import ENV_DEPLOYMENT
 from modelserve.settings import (
     ENV_BUNDLE_PATH,
     ENV_CAPTURE_BUCKET,

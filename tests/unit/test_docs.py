@@ -3,7 +3,7 @@
 Every relative link and every ``#anchor`` in README.md and docs/*.md lands somewhere (anchors as GitHub
 renders them: headings slugged, plus explicit ``<a id="...">``); every runbook link an alarm carries
 (cdk/alarms.py's specs, and any ``*.md#anchor`` written in cdk/) lands on a section of docs/runbook.md,
-which has one section per alarm; docs/deploy.md's settings table is what ``python -m cdk.settings_table``
+which has one section per alarm; docs/deploy.md's settings table is what ``python -m devtools.settings_table``
 generates from ``Settings`` today.
 """
 
@@ -21,7 +21,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from cdk.alarms import RUNBOOK_DOC, alarm_specs, page_anchor
-from cdk.settings_table import END, START, table
+from devtools.settings_table import END, START, table
 from modelserve.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -186,5 +186,5 @@ def test_the_settings_table_in_deploy_md_is_current() -> None:
     text = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
     assert text.count(START) == 1 and text.count(END) == 1
     written = text.split(START, 1)[1].split(END, 1)[0].strip("\n")
-    # out of date: python -m cdk.settings_table --write docs/deploy.md
+    # out of date: python -m devtools.settings_table --write docs/deploy.md
     assert written == table().strip("\n")

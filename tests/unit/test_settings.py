@@ -110,10 +110,10 @@ def test_every_drift_threshold_setting_reaches_the_library_config() -> None:
 def test_the_drift_thresholds_of_the_settings_are_generated_from_the_checks_declarations() -> None:
     """modelserve may not import monitoring: DriftSettings carries a generated copy of the thresholds the
     checks declare with a deploy setting; a threshold added or changed next to its check shows up here."""
-    from cdk.settings_table import SETTINGS_PY, drift_threshold_fields, replace_drift_fields
+    from devtools.settings_table import SETTINGS_PY, drift_threshold_fields, replace_drift_fields
 
     source = SETTINGS_PY.read_text()
-    # out of date: python -m cdk.settings_table --write docs/deploy.md
+    # out of date: python -m devtools.settings_table --write docs/deploy.md
     assert replace_drift_fields(source, drift_threshold_fields()) == source
 
 

@@ -26,11 +26,11 @@ from monitoring.comparison import (
     compare_shadow,
     mcnemar_exact,
     paired_abs_error_t,
-    render_comparison_html,
     two_proportion_z,
     welch_abs_error_t,
     wilson_interval,
 )
+from monitoring.html_report import render_comparison_html
 
 CLASSES = ("a", "b", "c")
 

@@ -4,9 +4,9 @@ and the drift thresholds of ``DriftSettings``, generated from the drift checks' 
 One row per cdk.json key, grouped by who reads it: the stack only, or the function(s) whose
 environment carries it.
 
-    python -m cdk.settings_table                  # print the Markdown table
-    python -m cdk.settings_table --write FILE     # regenerate the drift thresholds, then the table in FILE
-    python -m cdk.settings_table --check FILE     # exit 1 when either is out of date
+    python -m devtools.settings_table                  # print the Markdown table
+    python -m devtools.settings_table --write FILE     # regenerate the drift thresholds, then the table in FILE
+    python -m devtools.settings_table --check FILE     # exit 1 when either is out of date
 
 Markers: ``<!-- settings-table:start -->`` and ``<!-- settings-table:end -->`` in FILE; in
 ``modelserve/settings.py`` the lines ``# drift-thresholds:start`` / ``# drift-thresholds:end``.
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         stale = [SETTINGS_PY] if generated != source else []
         stale += [p] if replace_in(p.read_text(), table()) != p.read_text() else []
         for path in stale:
-            print(f"{path}: out of date; run python -m cdk.settings_table --write {p}", file=sys.stderr)
+            print(f"{path}: out of date; run python -m devtools.settings_table --write {p}", file=sys.stderr)
         if stale:
             return 1
     else:
