@@ -156,7 +156,7 @@ class DeploySettings(_Section):
             raise ValueError("capture_transition_days must be below capture_expiry_days")
         return self
 
-    # --- service coverage alarms, capture versioning, inference concurrency (issue 10)
+    # --- service coverage alarms, capture versioning, inference concurrency
     api_4xx_rate: float = Field(
         0.25, gt=0, le=1, description="API 4xx share alarm threshold (a 403 storm after a key or usage-plan change)"
     )

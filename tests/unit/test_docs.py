@@ -188,3 +188,38 @@ def test_the_settings_table_in_deploy_md_is_current() -> None:
     written = text.split(START, 1)[1].split(END, 1)[0].strip("\n")
     # out of date: python -m devtools.settings_table --write docs/deploy.md
     assert written == table().strip("\n")
+
+
+CODE_NAME_SPAN = re.compile(r"@?([A-Za-z_][\w.]*?)(?:\(.*\))?")
+
+
+def _extending_recipes() -> dict[str, list[str]]:
+    """The code spans of each recipe (### heading) of development.md's Extending section."""
+    text = (ROOT / "docs" / "development.md").read_text(encoding="utf-8")
+    section = text.split("\n## Extending\n", 1)[1].split("\n## ", 1)[0]
+    recipes = {}
+    for chunk in section.split("\n### ")[1:]:
+        heading, body = chunk.split("\n", 1)
+        recipes[heading] = re.findall(r"`([^`\n]+)`", body)
+    return recipes
+
+
+def _defines(name: str, sources: list[Path]) -> bool:
+    pattern = re.compile(rf"^\s*(?:(?:async\s+)?def|class)\s+{name}\b|^\s*{name}\s*(?::[^=\n]*)?=|^\s*{name}\s*:", re.M)
+    return any(pattern.search(p.read_text(encoding="utf-8")) for p in sources)
+
+
+@pytest.mark.parametrize("recipe", sorted(_extending_recipes()))
+def test_each_extending_recipe_names_real_files_and_names(recipe: str) -> None:
+    """A recipe's files exist, one of them is the test that follows it, and every name it tells a contributor
+    to use (`CODECS.register`, `ctx.add(...)`, `threshold(...)`) is defined in the folders it names."""
+    spans = _extending_recipes()[recipe]
+    paths = [ROOT / s for s in spans if REPO_PATH_SPAN.fullmatch(s)]
+    assert paths and all(p.exists() for p in paths), [str(p) for p in paths if not p.exists()]
+    assert any(p.name.startswith("test_") for p in paths), f"{recipe}: no example test named"
+    folders = {p if p.is_dir() else p.parent for p in paths}
+    sources = sorted({f for d in folders for f in d.glob("*.py")})
+    names = [m.group(1).rsplit(".", 1)[-1] for s in spans if "/" not in s and (m := CODE_NAME_SPAN.fullmatch(s))]
+    assert names, f"{recipe}: names no code"
+    missing = [n for n in names if not _defines(n, sources)]
+    assert not missing, f"{recipe}: not defined in {sorted(str(d.relative_to(ROOT)) for d in folders)}: {missing}"
