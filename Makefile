@@ -55,6 +55,7 @@ test-fast: setup
 # style (ruff), types of the shipped packages (mypy) and the layer contracts (import-linter, pyproject.toml)
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q -p no:xdist tests/unit/test_import_cycles.py
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
