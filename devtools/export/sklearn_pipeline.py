@@ -11,8 +11,19 @@ from typing import Any
 import numpy as np
 
 from modelserve.bundle import ModelBundle, write_bundle
-from modelserve.schema import BundleManifest, FeatureKind, FeatureSpec, InputDtype, OutputSpec, Task, infer_feature_spec
+from modelserve.schema import (
+    BundleManifest,
+    FeatureKind,
+    FeatureSpec,
+    InputDtype,
+    InputLayout,
+    LabelType,
+    OutputSpec,
+    Task,
+    infer_feature_spec,
+)
 
+from .estimator import EstimatorShape, diagnose, estimator_shape
 from .frames import check_reference_size, class_name, prepare_frame, reference_rows_from_frame, sample_reference, table_from_frame
 from .graph_checks import ParityError, canonical_bytes, check_labels_match_source, check_parity, check_row_by_row, largest_diff, runner_for
 from .performance import HOLDOUT_SHARE, quality, refit_holdout_performance, served_performance
@@ -20,6 +31,8 @@ from .problems import ExportProblems, first_line, nearest
 from .quantize import quantize_checked
 
 TARGET_OPSET = 17
+# the graph input of an estimator that takes one table (a bare estimator, a pipeline without a ColumnTransformer)
+SINGLE_INPUT_NAME = "input"
 
 
 def export_sklearn(
@@ -38,7 +51,12 @@ def export_sklearn(
     holdout: Any | None = None,
     holdout_share: float = HOLDOUT_SHARE,
 ) -> ModelBundle:
-    """Convert a fitted pipeline trained on ``prepare_frame`` data; check parity; write the bundle.
+    """Convert a fitted estimator or pipeline trained on ``prepare_frame`` data; check parity; write the bundle.
+
+    Any fitted scikit-learn classifier or regressor: a pipeline whose first step is a ColumnTransformer
+    gets one graph input per feature; anything else (a bare estimator, a pipeline of numeric steps, a
+    search or calibration wrapper) one float32 table of the features in order. Labels keep their type
+    (string, integer or boolean classes), recorded in the manifest.
 
     ``kinds``: feature kinds declared by the user (the rest are inferred from the data); ``log``
     receives one line per feature: its kind and why.
@@ -50,15 +68,22 @@ def export_sklearn(
     """
     say = log or (lambda line: None)
     specs = _feature_specs(pipeline, data, target, feature_names, kinds or {}, say)
-    is_classifier = hasattr(pipeline, "predict_proba") and hasattr(pipeline, "classes_")
-    outputs = (
-        OutputSpec(Task.CLASSIFICATION, tuple(class_name(c) for c in pipeline.classes_))
-        if is_classifier
-        else OutputSpec(Task.REGRESSION, (), label_output="variable", probability_output=None)
-    )
-    model_bytes = _convert(pipeline, specs, is_classifier, model_name)
+    shape = estimator_shape(pipeline)
+    problems = diagnose(pipeline, specs, shape)
+    if problems:
+        raise ExportProblems(problems)
+    is_classifier = shape.label_type is not None
+    outputs = _outputs(pipeline, shape)
+    model_bytes = _convert(pipeline, specs, shape, model_name)
 
-    manifest = BundleManifest(model_name=model_name, version="pending", features=specs, outputs=outputs)
+    manifest = BundleManifest(
+        model_name=model_name,
+        version="pending",
+        features=specs,
+        outputs=outputs,
+        input_layout=InputLayout.PER_COLUMN if shape.takes_columns else InputLayout.SINGLE_TENSOR,
+        single_input_name=None if shape.takes_columns else SINGLE_INPUT_NAME,
+    )
     small_reference_warning = check_reference_size(len(data), allow_small_reference)
     reference = sample_reference(data, seed=seed)
     prepared = prepare_frame(reference, specs)
@@ -123,28 +148,43 @@ def _feature_specs(
     )
 
 
-def _convert(pipeline: Any, specs: Sequence[FeatureSpec], is_classifier: bool, model_name: str) -> bytes:
-    """The pipeline as an ONNX graph (one input per feature, probabilities as a plain tensor), canonical bytes."""
+def _outputs(pipeline: Any, shape: EstimatorShape) -> OutputSpec:
+    """The manifest's outputs: classes in ``classes_`` order with their label type, or a regression value."""
+    if shape.label_type is None:
+        return OutputSpec(Task.REGRESSION, (), label_output="variable", probability_output=None)
+    classes = tuple(class_name(c) for c in pipeline.classes_)
+    label_type = None if shape.label_type is LabelType.STRING else shape.label_type
+    # skl2onnx writes boolean classes as 0/1 in its label output: the label is the most probable class instead
+    label_output = None if shape.label_type is LabelType.BOOLEAN else "label"
+    return OutputSpec(Task.CLASSIFICATION, classes, label_output=label_output, label_type=label_type)
+
+
+def _convert(pipeline: Any, specs: Sequence[FeatureSpec], shape: EstimatorShape, model_name: str) -> bytes:
+    """The estimator as an ONNX graph (one input per feature, or one table; probabilities as a plain tensor), canonical bytes."""
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
-    initial_types = [
-        (f.name, StringTensorType([None, 1]) if f.kind is FeatureKind.CATEGORICAL else FloatTensorType([None, 1])) for f in specs
-    ]
-    options = {id(pipeline): {"zipmap": False}} if is_classifier else None
+    if shape.takes_columns:
+        initial_types = [
+            (f.name, StringTensorType([None, 1]) if f.kind is FeatureKind.CATEGORICAL else FloatTensorType([None, 1])) for f in specs
+        ]
+    else:
+        initial_types = [(SINGLE_INPUT_NAME, FloatTensorType([None, len(specs)]))]
+    options = {id(pipeline): {"zipmap": False}} if shape.label_type is not None else None
     # a fixed graph name: skl2onnx would pick a random one, and the version is a content hash
     try:
         onnx_model = convert_sklearn(pipeline, initial_types=initial_types, options=options, target_opset=TARGET_OPSET, name=model_name)
     except Exception as exc:  # noqa: BLE001 - converter errors come in many types; the person needs the context
-        kinds_used = ", ".join(f"{f.name}={f.kind.value}" for f in specs)
-        raise ExportProblems(
-            [
-                f"skl2onnx cannot convert the pipeline: {first_line(exc)}",
-                f"the graph is fed numeric/boolean features as float32 and categorical ones as text ({kinds_used}): "
-                "train the pipeline on devtools.export.prepare_frame(data, specs), and declare integer codes --categorical",
-            ]
-        ) from None
+        raise ExportProblems([conversion_problem(exc)]) from None
     return canonical_bytes(onnx_model)
+
+
+def conversion_problem(exc: BaseException) -> str:
+    """skl2onnx's refusal in one line, with its cause when it is a known one."""
+    message = first_line(exc)
+    if "Unable to find a shape calculator" in message or "Unable to find converter" in message:
+        return f"skl2onnx has no converter for a step of this model ({message}); replace that step or export the model to ONNX yourself (export-onnx)"
+    return f"skl2onnx cannot convert the pipeline: {message}"
 
 
 def _check_against_source(pipeline: Any, prepared: Any, source: np.ndarray, pred: Any, outputs: OutputSpec) -> float:
