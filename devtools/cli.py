@@ -78,9 +78,6 @@ def main(argv: list[str] | None = None) -> int:
     p_onnx.add_argument("--out", required=True)
     p_onnx.add_argument("--allow-small-reference", action="store_true", help="export with fewer reference rows than the minimum (warned)")
     _kind_options(p_onnx)
-    for p in (p_exp, p_onnx):
-        p.add_argument("--debug", action="store_true", help="show the traceback of an error")
-
     p_verify = sub.add_parser("verify", help="prove a deployed stack works (health, predict, feedback, drift check, alarm delivery)")
     p_verify.add_argument("--stack", required=True, help="CloudFormation stack name (the modelserve:stack-name context)")
     p_verify.add_argument("--region", default=None)
@@ -92,7 +89,15 @@ def main(argv: list[str] | None = None) -> int:
     p_web.add_argument("--api-url", default=None, help="the API's base URL: the page also calls its /predict and compares")
     p_web.add_argument("--api-key", default=None, help="sent as x-api-key; it ends up readable in the page's config.json")
 
+    for p in (p_exp, p_onnx, p_run, p_web):
+        p.add_argument("--debug", action="store_true", help="show the traceback of an error")
+
     args = parser.parse_args(argv)
+    if args.command in ("run", "web") and args.bundle is not None:
+        problem = bundle_problem(args.bundle, args.debug)
+        if problem:
+            print(f"error: --bundle {args.bundle}: {problem}", file=sys.stderr)
+            return 2
     if args.command == "web":
         from .web import main as web_main
 
@@ -144,6 +149,30 @@ def main(argv: list[str] | None = None) -> int:
             challenger=args.challenger, compare_requests=args.compare_requests,
         ) else 1
     return 2
+
+
+def bundle_problem(path: str, debug: bool = False) -> str | None:
+    """Why the folder is not a bundle the inference function can serve, in one line; None when it is."""
+    from pathlib import Path
+
+    from modelserve.bundle import ModelBundle
+    from modelserve.schema import MANIFEST_FILE
+    from serving.model import ModelRunner
+
+    if not Path(path).is_dir():
+        return "no such folder"
+    if not (Path(path) / MANIFEST_FILE).is_file():
+        return f"not a model bundle (no {MANIFEST_FILE}); write one with `python -m devtools export` or `export-onnx` (docs/bundle.md)"
+    try:
+        bundle = ModelBundle.load(path)
+        ModelRunner.from_path(bundle.manifest, bundle.model_path)
+    except Exception as exc:  # noqa: BLE001 - whatever is broken, the person needs it in one line (--debug: the traceback)
+        if debug:
+            traceback.print_exc()
+        if isinstance(exc, KeyError):
+            return f"a broken bundle: {MANIFEST_FILE} lacks the key {exc.args[0]!r}"
+        return f"a broken bundle: {_one_line(exc)}"
+    return None
 
 
 def _kind_options(p: argparse.ArgumentParser) -> None:

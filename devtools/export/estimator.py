@@ -94,6 +94,7 @@ def diagnose(estimator: Any, specs: Sequence[FeatureSpec], shape: EstimatorShape
                 "(OneHotEncoder or OrdinalEncoder) and fit with categorical_features=None"
             )
             break
+    problems += _encoders_fed_numbers(estimator, specs)
     text = [f.name for f in specs if f.kind is FeatureKind.CATEGORICAL]
     if not shape.takes_columns and text:
         problems.append(
@@ -102,3 +103,29 @@ def diagnose(estimator: Any, specs: Sequence[FeatureSpec], shape: EstimatorShape
         )
     return problems
 
+
+
+def _encoders_fed_numbers(estimator: Any, specs: Sequence[FeatureSpec]) -> list[str]:
+    """Features the graph would feed as numbers to an encoder that learned text categories (the pipeline
+    was trained on them as text): skl2onnx refuses with "Category '1' is not an int64"."""
+    first = first_step(estimator)
+    kinds = {f.name: f.kind for f in specs}
+    found: dict[str, str] = {}
+    for _, branch, columns in getattr(first, "transformers_", []) or []:
+        if isinstance(branch, str) or isinstance(columns, str) or callable(columns):
+            continue
+        names = [str(c) for c in np.asarray(columns, dtype=object).reshape(-1)]
+        for step in steps(branch):
+            learned = getattr(step, "categories_", None)
+            if not isinstance(learned, list) or len(learned) != len(names):
+                continue  # not an encoder of these very columns
+            for name, categories in zip(names, learned):
+                if np.asarray(categories).dtype.kind in "OUS" and kinds.get(name) is not FeatureKind.CATEGORICAL and name in kinds:
+                    found.setdefault(name, type(step).__name__)
+    if not found:
+        return []
+    listed = ",".join(found)
+    return [
+        f"features {list(found)} are numbers in the data, but the pipeline's {sorted(set(found.values()))} learned them as text categories "
+        f"(trained on prepare_frame with them categorical): declare them --categorical {listed}"
+    ]
