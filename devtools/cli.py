@@ -88,20 +88,22 @@ def main(argv: list[str] | None = None) -> int:
     p_web.add_argument("--out", required=True, help="folder to write the site to")
     p_web.add_argument("--api-url", default=None, help="the API's base URL: the page also calls its /predict and compares")
     p_web.add_argument("--api-key", default=None, help="sent as x-api-key; it ends up readable in the page's config.json")
+    p_web.add_argument("--tensor-probabilities", action="store_true", help="a model with a ZipMap output: serve its probability tensor instead")
 
     for p in (p_exp, p_onnx, p_run, p_web):
         p.add_argument("--debug", action="store_true", help="show the traceback of an error")
 
     args = parser.parse_args(argv)
     if args.command in ("run", "web") and args.bundle is not None:
-        problem = bundle_problem(args.bundle, args.debug)
+        # web checks the graph in onnxruntime-web itself, naming an operator it cannot run
+        problem = bundle_problem(args.bundle, args.debug, load_model=args.command == "run")
         if problem:
             print(f"error: --bundle {args.bundle}: {problem}", file=sys.stderr)
             return 2
     if args.command == "web":
         from .web import main as web_main
 
-        return web_main(args.bundle, args.out, args.api_url, args.api_key)
+        return web_main(args.bundle, args.out, args.api_url, args.api_key, args.tensor_probabilities)
     if args.command == "verify":
         from .verify import main as verify_main
 
@@ -151,8 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def bundle_problem(path: str, debug: bool = False) -> str | None:
-    """Why the folder is not a bundle the inference function can serve, in one line; None when it is."""
+def bundle_problem(path: str, debug: bool = False, load_model: bool = True) -> str | None:
+    """Why the folder is not a bundle the inference function can serve, in one line; None when it is.
+    ``load_model``: also load its graph in onnxruntime, as the inference function does at init."""
     from pathlib import Path
 
     from modelserve.bundle import ModelBundle
@@ -165,7 +168,8 @@ def bundle_problem(path: str, debug: bool = False) -> str | None:
         return f"not a model bundle (no {MANIFEST_FILE}); write one with `python -m devtools export` or `export-onnx` (docs/bundle.md)"
     try:
         bundle = ModelBundle.load(path)
-        ModelRunner.from_path(bundle.manifest, bundle.model_path)
+        if load_model:
+            ModelRunner.from_path(bundle.manifest, bundle.model_path)
     except Exception as exc:  # noqa: BLE001 - whatever is broken, the person needs it in one line (--debug: the traceback)
         if debug:
             traceback.print_exc()

@@ -92,7 +92,8 @@ def export_onnx(
             features=tuple(specs),
             outputs=outputs,
             input_layout=decl.input_layout,
-            single_input_name=decl.single_input_name if decl.input_layout is InputLayout.SINGLE_TENSOR else None,
+            # named even when the schema left it out: the browser page feeds the input by this name
+            single_input_name=input_names[specs[0].name] if decl.input_layout is InputLayout.SINGLE_TENSOR else None,
         )
         manifest = BundleManifest.from_dict(manifest.to_dict())  # the manifest's own checks
     except ValueError as exc:
