@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     p_exp.add_argument("--quantize", action="store_true", help="int8 dynamic quantization (checked)")
     p_exp.add_argument("--tolerance", type=float, default=0.01, help="largest accuracy drop quantization may cost")
     p_exp.add_argument("--allow-small-reference", action="store_true", help="export with fewer reference rows than the minimum (warned)")
+    p_exp.add_argument("--nullable", default="", metavar="A,B", help="features that accept null (besides those null in the data or imputed)")
     _kind_options(p_exp)
 
     p_onnx = sub.add_parser("export-onnx", help="bundle a ready ONNX model")
@@ -208,6 +209,7 @@ def export(args: argparse.Namespace) -> int:
         b = export_sklearn(
             pipeline, load_frame(args.data, "--data"), args.target, args.name, args.out, feats, args.quantize, args.tolerance,
             allow_small_reference=args.allow_small_reference, kinds=kinds, log=say,
+            nullable=[n.strip() for n in args.nullable.split(",") if n.strip()],
         )
     else:
         schema = load_schema(args.schema)

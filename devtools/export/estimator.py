@@ -129,3 +129,57 @@ def _encoders_fed_numbers(estimator: Any, specs: Sequence[FeatureSpec]) -> list[
         f"features {list(found)} are numbers in the data, but the pipeline's {sorted(set(found.values()))} learned them as text categories "
         f"(trained on prepare_frame with them categorical): declare them --categorical {listed}"
     ]
+
+
+def _column_branches(estimator: Any) -> Iterator[tuple[Any, list[str]]]:
+    """The first step's ColumnTransformer branches and the feature names each takes."""
+    first = first_step(estimator)
+    for _, branch, columns in getattr(first, "transformers_", []) or []:
+        if isinstance(branch, str) or callable(columns):
+            continue
+        names = [columns] if isinstance(columns, str) else [str(c) for c in np.asarray(columns, dtype=object).reshape(-1)]
+        yield branch, names
+
+
+def _is_imputer(step: Any) -> bool:
+    return type(step).__name__.endswith("Imputer")
+
+
+def imputed_features(estimator: Any, specs: Sequence[FeatureSpec]) -> set[str]:
+    """Features the model fills in when missing: the ones its ColumnTransformer routes through an imputer,
+    or every feature when the data reaches an imputer or a NaN-aware HistGradientBoosting model first."""
+    first = first_step(estimator)
+    if _is_imputer(first) or type(first).__name__.startswith("HistGradientBoosting"):
+        return {f.name for f in specs}
+    return {name for branch, names in _column_branches(estimator) if any(_is_imputer(s) for s in steps(branch)) for name in names}
+
+
+def _text_imputers(estimator: Any) -> Iterator[tuple[Any, list[str]]]:
+    """SimpleImputers on text columns that look for NaN: the graph's null category is the empty string."""
+    for branch, names in _column_branches(estimator):
+        for step in steps(branch):
+            stats = getattr(step, "statistics_", None)
+            missing = getattr(step, "missing_values", None)
+            looks_for_nan = isinstance(missing, float) and np.isnan(missing)
+            if type(step).__name__ == "SimpleImputer" and stats is not None and np.asarray(stats).dtype.kind == "O" and looks_for_nan:
+                yield step, names
+
+
+def imputed_text_columns(estimator: Any) -> list[str]:
+    """Text features a SimpleImputer fills in when missing (NaN in the source, "" in the graph)."""
+    return [name for _, names in _text_imputers(estimator) for name in names]
+
+
+def for_conversion(estimator: Any) -> Any:
+    """The estimator as skl2onnx should convert it: a copy whose text imputers take the graph's null
+    category ("") for missing, which skl2onnx requires of text (it refuses NaN on strings)."""
+    if not any(True for _ in _text_imputers(estimator)):
+        return estimator
+    import copy
+
+    from modelserve.schema import CATEGORICAL_NULL_TOKEN
+
+    converted = copy.deepcopy(estimator)
+    for imputer, _ in _text_imputers(converted):
+        imputer.missing_values = CATEGORICAL_NULL_TOKEN
+    return converted

@@ -12,6 +12,7 @@ import numpy as np
 
 from modelserve.bundle import ModelBundle, write_bundle
 from modelserve.schema import (
+    CATEGORICAL_NULL_TOKEN,
     BundleManifest,
     FeatureKind,
     FeatureSpec,
@@ -23,7 +24,7 @@ from modelserve.schema import (
     infer_feature_spec,
 )
 
-from .estimator import EstimatorShape, diagnose, estimator_shape
+from .estimator import EstimatorShape, diagnose, estimator_shape, for_conversion, imputed_features, imputed_text_columns
 from .frames import check_reference_size, class_name, prepare_frame, reference_rows_from_frame, sample_reference, table_from_frame
 from .graph_checks import ParityError, canonical_bytes, check_labels_match_source, check_parity, check_row_by_row, largest_diff, runner_for
 from .performance import HOLDOUT_SHARE, quality, refit_holdout_performance, served_performance
@@ -50,6 +51,7 @@ def export_sklearn(
     log: Callable[[str], None] | None = None,
     holdout: Any | None = None,
     holdout_share: float = HOLDOUT_SHARE,
+    nullable: Sequence[str] = (),
 ) -> ModelBundle:
     """Convert a fitted estimator or pipeline trained on ``prepare_frame`` data; check parity; write the bundle.
 
@@ -59,7 +61,8 @@ def export_sklearn(
     (string, integer or boolean classes), recorded in the manifest.
 
     ``kinds``: feature kinds declared by the user (the rest are inferred from the data); ``log``
-    receives one line per feature: its kind and why.
+    receives one line per feature: its kind and why. A feature accepts null when the data has nulls,
+    when the pipeline imputes it, or when it is named in ``nullable``.
 
     The reference performance (``export_metrics["reference_performance"]``, what the drift check
     compares the window's labels with) is measured on rows the model did not learn from: the served
@@ -68,6 +71,7 @@ def export_sklearn(
     """
     say = log or (lambda line: None)
     specs = _feature_specs(pipeline, data, target, feature_names, kinds or {}, say)
+    specs = _with_nullability(pipeline, specs, nullable, say)
     shape = estimator_shape(pipeline)
     problems = diagnose(pipeline, specs, shape)
     if problems:
@@ -86,7 +90,7 @@ def export_sklearn(
     )
     small_reference_warning = check_reference_size(len(data), allow_small_reference)
     reference = sample_reference(data, seed=seed)
-    prepared = prepare_frame(reference, specs)
+    prepared = _source_frame(pipeline, reference, specs)
     # the source's probabilities (classifier) or values (regressor): what the graph must reproduce
     source = pipeline.predict_proba(prepared) if is_classifier else np.asarray(pipeline.predict(prepared)).reshape(-1)
     runner = runner_for(manifest, model_bytes)
@@ -148,6 +152,35 @@ def _feature_specs(
     )
 
 
+def _with_nullability(pipeline: Any, specs: Sequence[FeatureSpec], nullable: Sequence[str], say: Callable[[str], None]) -> tuple[FeatureSpec, ...]:
+    """Features that accept null: null in the data, imputed by the pipeline, or named by --nullable."""
+    names = [f.name for f in specs]
+    unknown = [n for n in nullable if n not in names]
+    if unknown:
+        raise ExportProblems([f"--nullable {n!r}: not a feature{nearest(n, names)}" for n in unknown])
+    imputed = imputed_features(pipeline, specs)
+    out = []
+    for f in specs:
+        if f.nullable:
+            out.append(f)
+        elif f.name in nullable or f.name in imputed:
+            say(f"  {f.name}: accepts null ({'declared --nullable' if f.name in nullable else 'the pipeline imputes it'})")
+            out.append(replace(f, nullable=True))
+        else:
+            out.append(f)
+    return tuple(out)
+
+
+def _source_frame(pipeline: Any, frame: Any, specs: Sequence[FeatureSpec]) -> Any:
+    """The frame the source model is checked on: ``prepare_frame``'s, with a null text value as NaN where
+    a SimpleImputer looks for NaN (the graph's copy of that imputer takes "" instead: the same rows imputed)."""
+    prepared = prepare_frame(frame, specs)
+    for name in imputed_text_columns(pipeline):
+        if name in prepared.columns:
+            prepared[name] = prepared[name].astype(object).where(prepared[name] != CATEGORICAL_NULL_TOKEN, np.nan)
+    return prepared
+
+
 def _outputs(pipeline: Any, shape: EstimatorShape) -> OutputSpec:
     """The manifest's outputs: classes in ``classes_`` order with their label type, or a regression value."""
     if shape.label_type is None:
@@ -170,10 +203,11 @@ def _convert(pipeline: Any, specs: Sequence[FeatureSpec], shape: EstimatorShape,
         ]
     else:
         initial_types = [(SINGLE_INPUT_NAME, FloatTensorType([None, len(specs)]))]
-    options = {id(pipeline): {"zipmap": False}} if shape.label_type is not None else None
+    converted = for_conversion(pipeline)
+    options = {id(converted): {"zipmap": False}} if shape.label_type is not None else None
     # a fixed graph name: skl2onnx would pick a random one, and the version is a content hash
     try:
-        onnx_model = convert_sklearn(pipeline, initial_types=initial_types, options=options, target_opset=TARGET_OPSET, name=model_name)
+        onnx_model = convert_sklearn(converted, initial_types=initial_types, options=options, target_opset=TARGET_OPSET, name=model_name)
     except Exception as exc:  # noqa: BLE001 - converter errors come in many types; the person needs the context
         raise ExportProblems([conversion_problem(exc)]) from None
     return canonical_bytes(onnx_model)

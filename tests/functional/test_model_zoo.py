@@ -256,6 +256,38 @@ def _calibrated_float_labels(tmp: Path) -> ZooModel:
     return zoo
 
 
+def _imputer_pipeline(strategy: str) -> Any:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from devtools.sample_model import CATEGORICAL, NUMERIC
+
+    numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+    # the common imputer, as people write it: missing_values left at NaN
+    text = Pipeline([("impute", SimpleImputer(strategy=strategy, fill_value="missing")), ("encode", OneHotEncoder(handle_unknown="ignore"))])
+    pre = ColumnTransformer([("num", numeric, NUMERIC), ("cat", text, CATEGORICAL)])
+    return Pipeline([("pre", pre), ("clf", LogisticRegression(max_iter=2000))])
+
+
+def _penguins_raw() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The penguins as pandas reads them (NaN for a missing text value), and the features alone."""
+    from devtools.sample_model import CATEGORICAL, NUMERIC, load_training_frame
+
+    df = load_training_frame()
+    return df, df[NUMERIC + CATEGORICAL].astype({c: object for c in CATEGORICAL})
+
+
+def _imputer_most_frequent(tmp: Path) -> ZooModel:
+    df, raw = _penguins_raw()
+    pipeline = _imputer_pipeline("most_frequent").fit(raw, df["species"])  # trained on the raw frame, not prepare_frame
+    bundle = export_sklearn(pipeline, df, "species", "imputer", tmp / "imputer")
+    assert all(f.nullable for f in bundle.manifest.features)  # every feature is imputed: every feature accepts null
+    return ZooModel(bundle, raw, pipeline.predict(raw).tolist(), pipeline.predict_proba(raw))
+
+
 ZOO: dict[str, Callable[[Path], ZooModel]] = {
     "lightgbm": _lightgbm,
     "xgboost": _xgboost,
@@ -270,6 +302,7 @@ ZOO: dict[str, Callable[[Path], ZooModel]] = {
     "one_step_pipeline_int_labels": _one_step_pipeline_int_labels,
     "grid_search_string_labels": _grid_search_string_labels,
     "calibrated_classifier_float_labels": _calibrated_float_labels,
+    "imputer_most_frequent_on_text": _imputer_most_frequent,
 }
 
 
@@ -341,3 +374,18 @@ def test_zoo_model_is_served_as_its_library_predicts(name, zoo_dir, load_inferen
         named = np.array([manifest.outputs.class_for(v) for v in zoo.labels], dtype=object)
         targets = np.array([manifest.outputs.class_for(r["target"]) for r in zoo.bundle.reference_rows()], dtype=object)
         assert manifest.export_metrics["accuracy"] == pytest.approx(np.mean(named == targets))
+
+
+@pytest.mark.parametrize("strategy", ["most_frequent", "constant"])
+def test_a_feature_the_pipeline_imputes_accepts_null_and_is_imputed_as_the_library_does(strategy, tmp_path, load_inference, lambda_context) -> None:
+    df, raw = _penguins_raw()
+    pipeline = _imputer_pipeline(strategy).fit(raw, df["species"])
+    bundle = export_sklearn(pipeline, df, "species", "imputer", tmp_path / "b")
+    assert bundle.manifest.feature("island").nullable  # never null in the data; the pipeline imputes it
+    rows = [dict(r["inputs"]) for r in bundle.reference_rows()[:6]]
+    for i, r in enumerate(rows):  # a null in each feature in turn: text and numbers
+        r[list(r)[i % len(r)]] = None
+    body = _post(load_inference(bundle), lambda_context, rows)
+    library = pd.DataFrame(rows).astype({"island": object, "sex": object}).fillna(np.nan)
+    assert body["predictions"] == pipeline.predict(library).tolist()
+    assert np.abs(np.array(body["probabilities"]) - pipeline.predict_proba(library)).max() <= PROBABILITY_TOLERANCE

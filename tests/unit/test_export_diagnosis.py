@@ -170,3 +170,27 @@ def test_run_and_web_refuse_a_folder_that_is_not_a_bundle_in_one_line(tmp_path, 
     assert capsys.readouterr().err == f"error: --bundle {tmp_path}: a broken bundle: manifest.json lacks the key 'features'\n"
     assert main([command, "--bundle", str(tmp_path), *extra, "--debug"]) == 2
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_nullable_on_the_command_line_marks_a_feature_that_had_no_nulls(tmp_path, capsys) -> None:
+    import joblib
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    from modelserve.bundle import ModelBundle
+
+    df = _data()
+    df.to_csv(tmp_path / "d.csv", index=False)
+    joblib.dump(_fit(LogisticRegression(), df, ["a", "b"]), tmp_path / "lr.joblib")
+    argv = ["export", "--pipeline", str(tmp_path / "lr.joblib"), "--data", str(tmp_path / "d.csv"), "--target", "y", "--name", "lr"]
+    assert main([*argv, "--out", str(tmp_path / "b"), "--nullable", "b"]) == 0, capsys.readouterr().err
+    assert "b: accepts null (declared --nullable)" in capsys.readouterr().err
+    manifest = ModelBundle.load(tmp_path / "b").manifest
+    assert not manifest.feature("a").nullable and manifest.feature("b").nullable
+    assert main([*argv, "--out", str(tmp_path / "c"), "--nullable", "bb"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == "error: --nullable 'bb': not a feature (did you mean 'b'?)"
+    # a model that takes missing values itself (HistGradientBoosting) accepts null in every feature
+    joblib.dump(_fit(HistGradientBoostingClassifier(max_iter=10), df, ["a", "b"]), tmp_path / "hgb.joblib")
+    argv[2] = str(tmp_path / "hgb.joblib")
+    assert main([*argv, "--out", str(tmp_path / "h")]) == 0, capsys.readouterr().err
+    assert all(f.nullable for f in ModelBundle.load(tmp_path / "h").manifest.features)
