@@ -95,16 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--debug", action="store_true", help="show the traceback of an error")
 
     args = parser.parse_args(argv)
-    if args.command in ("run", "web") and args.bundle is not None:
-        # web checks the graph in onnxruntime-web itself, naming an operator it cannot run
-        problem = bundle_problem(args.bundle, args.debug, load_model=args.command == "run")
-        if problem:
-            print(f"error: --bundle {args.bundle}: {problem}", file=sys.stderr)
-            return 2
-    if args.command == "web":
-        from .web import main as web_main
-
-        return web_main(args.bundle, args.out, args.api_url, args.api_key, args.tensor_probabilities)
+    if args.command in ("run", "web"):
+        return _serve_bundle(args)
     if args.command == "verify":
         from .verify import main as verify_main
 
@@ -126,8 +118,6 @@ def main(argv: list[str] | None = None) -> int:
             for problem in exc.problems if isinstance(exc, ExportProblems) else [_one_line(exc)]:
                 print(f"error: {problem}", file=sys.stderr)
             return 2
-    if args.command == "run":
-        return run(args.bundle, args.port, args.seconds, args.show_metrics)
     if args.command == "compare":
         from .compare import compare
 
@@ -152,6 +142,21 @@ def main(argv: list[str] | None = None) -> int:
             challenger=args.challenger, compare_requests=args.compare_requests,
         ) else 1
     return 2
+
+
+def _serve_bundle(args: argparse.Namespace) -> int:
+    """``run`` and ``web``: a folder that is not a servable bundle is refused in one line, exit 2."""
+    if args.bundle is not None:
+        # web checks the graph in onnxruntime-web itself, naming an operator it cannot run
+        problem = bundle_problem(args.bundle, args.debug, load_model=args.command == "run")
+        if problem:
+            print(f"error: --bundle {args.bundle}: {problem}", file=sys.stderr)
+            return 2
+    if args.command == "web":
+        from .web import main as web_main
+
+        return web_main(args.bundle, args.out, args.api_url, args.api_key, args.tensor_probabilities)
+    return run(args.bundle, args.port, args.seconds, args.show_metrics)
 
 
 def bundle_problem(path: str, debug: bool = False, load_model: bool = True) -> str | None:
