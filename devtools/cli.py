@@ -18,8 +18,13 @@ import json
 import sys
 import time
 import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from modelserve.schema import FeatureKind
+
+if TYPE_CHECKING:
+    from modelserve.bundle import ModelBundle
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,6 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     p_web.add_argument("--api-key", default=None, help="sent as x-api-key; it ends up readable in the page's config.json")
     p_web.add_argument("--tensor-probabilities", action="store_true", help="a model with a ZipMap output: serve its probability tensor instead")
 
+    for p in (p_exp, p_onnx):
+        p.add_argument(
+            "--size-budget-mib", type=float, default=None, metavar="MIB",
+            help="warn when the bundle and the inference runtime exceed this (default: Lambda's 250 MB unzipped limit)",
+        )
     for p in (p_exp, p_onnx, p_run, p_web):
         p.add_argument("--debug", action="store_true", help="show the traceback of an error")
 
@@ -224,10 +234,21 @@ def export(args: argparse.Namespace) -> int:
             args.model, schema, reference, args.out, args.target,
             allow_small_reference=args.allow_small_reference, kinds=kinds, log=say,
         )
-    for warning in b.manifest.export_metrics.get("warnings", []):
+    for warning in [*b.manifest.export_metrics.get("warnings", []), *_size_report(b, args.size_budget_mib, say)]:
         say(f"warning: {warning}")
     print(json.dumps({"bundle": str(b.root), "version": b.manifest.version, "export_metrics": b.manifest.export_metrics}, indent=2))
     return 0
+
+
+def _size_report(bundle: ModelBundle, budget_mib: float | None, say: Callable[[str], None]) -> list[str]:
+    """Say the model's and the bundle's size; a warning when they and the inference runtime exceed the budget."""
+    from modelserve.size_budget import LAMBDA_UNZIPPED_LIMIT_BYTES, folder_bytes, size_budget_problem
+
+    size = folder_bytes(bundle.root)
+    say(f"size: model.onnx {bundle.model_path.stat().st_size / 2**20:.2f} MiB, bundle {size / 2**20:.2f} MiB")
+    limit = LAMBDA_UNZIPPED_LIMIT_BYTES if budget_mib is None else int(budget_mib * 2**20)
+    problem = size_budget_problem(size, limit_bytes=limit)
+    return [problem] if problem else []
 
 
 def _load_pipeline(path: str) -> object:

@@ -194,3 +194,23 @@ def test_nullable_on_the_command_line_marks_a_feature_that_had_no_nulls(tmp_path
     argv[2] = str(tmp_path / "hgb.joblib")
     assert main([*argv, "--out", str(tmp_path / "h")]) == 0, capsys.readouterr().err
     assert all(f.nullable for f in ModelBundle.load(tmp_path / "h").manifest.features)
+
+
+def test_export_says_the_size_and_warns_past_the_budget(tmp_path, capsys) -> None:
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+
+    from modelserve.size_budget import INFERENCE_RUNTIME_BYTES
+
+    df = _data()
+    df.to_csv(tmp_path / "d.csv", index=False)
+    joblib.dump(_fit(LogisticRegression(), df, ["a", "b"]), tmp_path / "lr.joblib")
+    argv = ["export", "--pipeline", str(tmp_path / "lr.joblib"), "--data", str(tmp_path / "d.csv"), "--target", "y", "--name", "lr"]
+    assert main([*argv, "--out", str(tmp_path / "b")]) == 0
+    err = capsys.readouterr().err
+    assert "size: model.onnx 0.00 MiB, bundle 0.0" in err and "warning" not in err
+    # a budget the runtime alone nearly fills: the small model tips it over
+    budget = INFERENCE_RUNTIME_BYTES / 2**20 + 0.001
+    assert main([*argv, "--out", str(tmp_path / "c"), "--size-budget-mib", str(budget)]) == 0
+    warning = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: ")]
+    assert len(warning) == 1 and warning[0].startswith("warning: the model bundle (0.0 MiB) and the inference runtime (100 MiB) make 100.0 MiB")
