@@ -26,6 +26,8 @@ from modelserve.schema import FeatureKind
 if TYPE_CHECKING:
     from modelserve.bundle import ModelBundle
 
+    from .export.model_sources import LoadedModel
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devtools", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -64,9 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     p_sample.add_argument("--out", default="models/sample")
 
     p_exp = sub.add_parser("export", help="bundle a fitted scikit-learn pipeline")
-    p_exp.add_argument("--pipeline", required=True, help="joblib file of a fitted Pipeline")
-    p_exp.add_argument("--data", required=True, help="training data, .csv or .parquet")
-    p_exp.add_argument("--target", required=True, help="target column")
+    source = p_exp.add_mutually_exclusive_group(required=True)
+    source.add_argument("--pipeline", help="joblib file of a fitted scikit-learn estimator or pipeline")
+    source.add_argument("--skops", help=".skops file of a fitted estimator (loaded with skops' trusted-types check)")
+    source.add_argument("--mlflow", help="MLflow model directory (sklearn flavour): its signature gives the features")
+    p_exp.add_argument("--trust", default="", metavar="T1,T2", help="types a .skops file may load beyond skops' defaults ('pickle': an MLflow pickle)")
+    p_exp.add_argument("--data", default=None, help="training data, .csv or .parquet (--mlflow: default its input example)")
+    p_exp.add_argument("--target", default=None, help="target column (required with --data)")
     p_exp.add_argument("--name", required=True, help="model name")
     p_exp.add_argument("--out", required=True, help="bundle folder to write")
     p_exp.add_argument("--features", default=None, help="comma-separated feature columns (default: all but target)")
@@ -218,13 +224,15 @@ def export(args: argparse.Namespace) -> int:
 
     kinds = _kinds(args)
     if args.command == "export":
-        pipeline = _load_pipeline(args.pipeline)
-        feats = args.features.split(",") if args.features else None
+        loaded = _load_model(args)
+        feats = args.features.split(",") if args.features else loaded.features
+        data = load_frame(args.data, "--data") if args.data else loaded.input_example
         say("features (kind: why):")
         b = export_sklearn(
-            pipeline, load_frame(args.data, "--data"), args.target, args.name, args.out, feats, args.quantize, args.tolerance,
-            allow_small_reference=args.allow_small_reference, kinds=kinds, log=say,
+            loaded.estimator, data, args.target, args.name, args.out, feats, args.quantize, args.tolerance,
+            allow_small_reference=args.allow_small_reference or args.data is None, kinds={**loaded.kinds, **kinds}, log=say,
             nullable=[n.strip() for n in args.nullable.split(",") if n.strip()],
+            kind_sources={n: "in the MLflow signature" for n in loaded.kinds if n not in kinds},
         )
     else:
         schema = load_schema(args.schema)
@@ -249,6 +257,26 @@ def _size_report(bundle: ModelBundle, budget_mib: float | None, say: Callable[[s
     limit = LAMBDA_UNZIPPED_LIMIT_BYTES if budget_mib is None else int(budget_mib * 2**20)
     problem = size_budget_problem(size, limit_bytes=limit)
     return [problem] if problem else []
+
+
+def _load_model(args: argparse.Namespace) -> LoadedModel:
+    """The estimator from --pipeline, --skops or --mlflow, and what its source says about the features."""
+    from .export.model_sources import LoadedModel, load_mlflow, load_skops
+    from .export.problems import ExportProblems
+
+    trusted = [t.strip() for t in args.trust.split(",") if t.strip()] or None
+    if args.data is not None and args.target is None:
+        raise ExportProblems(["--target: required with --data (the column the model predicts)"])
+    if args.mlflow:
+        loaded = load_mlflow(args.mlflow, trusted)
+        if args.data is None and loaded.input_example is None:
+            raise ExportProblems([f"--mlflow {args.mlflow}: the model has no input example; give --data and --target"])
+        return loaded
+    if args.data is None:
+        raise ExportProblems(["--data: required (the training data, .csv or .parquet), with --target"])
+    if args.skops:
+        return LoadedModel(load_skops(args.skops, trusted=trusted))
+    return LoadedModel(_load_pipeline(args.pipeline))
 
 
 def _load_pipeline(path: str) -> object:

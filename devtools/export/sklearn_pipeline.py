@@ -39,7 +39,7 @@ SINGLE_INPUT_NAME = "input"
 def export_sklearn(
     pipeline: Any,
     data: Any,
-    target: str,
+    target: str | None,
     model_name: str,
     out_dir: str | Path,
     feature_names: Sequence[str] | None = None,
@@ -52,6 +52,7 @@ def export_sklearn(
     holdout: Any | None = None,
     holdout_share: float = HOLDOUT_SHARE,
     nullable: Sequence[str] = (),
+    kind_sources: Mapping[str, str] | None = None,
 ) -> ModelBundle:
     """Convert a fitted estimator or pipeline trained on ``prepare_frame`` data; check parity; write the bundle.
 
@@ -61,16 +62,20 @@ def export_sklearn(
     (string, integer or boolean classes), recorded in the manifest.
 
     ``kinds``: feature kinds declared by the user (the rest are inferred from the data); ``log``
-    receives one line per feature: its kind and why. A feature accepts null when the data has nulls,
+    receives one line per feature: its kind and why (``kind_sources``: where a declared kind comes
+    from, by feature; default "on the command line"). A feature accepts null when the data has nulls,
     when the pipeline imputes it, or when it is named in ``nullable``.
 
     The reference performance (``export_metrics["reference_performance"]``, what the drift check
     compares the window's labels with) is measured on rows the model did not learn from: the served
     graph on ``holdout`` when given (rows kept out of training), otherwise a copy of the pipeline
-    refitted on the data minus a stratified ``holdout_share``, scored on that share.
+    refitted on the data minus a stratified ``holdout_share``, scored on that share. Without a
+    ``target`` (an MLflow input example as the reference) there is neither, and a warning says so.
     """
     say = log or (lambda line: None)
-    specs = _feature_specs(pipeline, data, target, feature_names, kinds or {}, say)
+    if quantize and target is None:
+        raise ExportProblems(["--quantize: needs --target (the accuracy before and after is what decides)"])
+    specs = _feature_specs(pipeline, data, target, feature_names, kinds or {}, say, kind_sources or {})
     specs = _with_nullability(pipeline, specs, nullable, say)
     shape = estimator_shape(pipeline)
     problems = diagnose(pipeline, specs, shape)
@@ -102,35 +107,36 @@ def export_sklearn(
         "reference_rows": int(len(reference)),
         "onnx_bytes": len(model_bytes),
         **check_row_by_row(runner, table_from_frame(reference, specs)),
-        **quality(outputs, pred, reference[target]),
+        **(quality(outputs, pred, reference[target]) if target is not None else {}),
     }
     if small_reference_warning:
         metrics["warnings"] = [small_reference_warning]
     if quantize:
         float_metrics = {"float_" + parity_key: metrics[parity_key], "float_onnx_bytes": len(model_bytes)}
-        model_bytes, qmetrics = quantize_checked(manifest, model_bytes, reference, specs, reference[target], accuracy_tolerance)
+        model_bytes, qmetrics = quantize_checked(manifest, model_bytes, reference, specs, reference[target or ""], accuracy_tolerance)
         runner = runner_for(manifest, model_bytes)
         served = runner.predict(table_from_frame(reference, specs))
         # the manifest describes the graph that is served: the quantized one
         qmetrics.update(float_metrics)
         metrics[parity_key] = largest_diff(source, served.probabilities if is_classifier else served.labels, relative=not is_classifier)
         metrics["onnx_bytes"] = len(model_bytes)
-        metrics.update(quality(outputs, served, reference[target]))
+        metrics.update(quality(outputs, served, reference[target or ""]))
         metrics["quantization"] = {**qmetrics, **check_row_by_row(runner, table_from_frame(reference, specs), strict=False)}
     _add_reference_performance(metrics, runner, pipeline, data, specs, target, outputs, holdout, holdout_share, seed)
     manifest = replace(manifest, export_metrics=metrics)
-    rows = reference_rows_from_frame(reference, specs, runner, reference[target])
+    rows = reference_rows_from_frame(reference, specs, runner, None if target is None else reference[target])
     return write_bundle(out_dir, model_bytes, manifest, rows)
 
 
 def _feature_specs(
-    pipeline: Any, data: Any, target: str, feature_names: Sequence[str] | None, kinds: Mapping[str, FeatureKind], say: Callable[[str], None]
+    pipeline: Any, data: Any, target: str | None, feature_names: Sequence[str] | None, kinds: Mapping[str, FeatureKind], say: Callable[[str], None],
+    kind_sources: Mapping[str, str],
 ) -> tuple[FeatureSpec, ...]:
     """Each feature's spec (declared kind or inferred from the data, one line of why each), typed as
     the graph takes it; ExportProblems naming every wrong column, option and feature."""
     columns = [str(c) for c in data.columns]
     names = list(feature_names) if feature_names else [c for c in columns if c != target]
-    problems = [f"--target {target!r}: not a column of the data{nearest(target, columns)}"] if target not in columns else []
+    problems = [f"--target {target!r}: not a column of the data{nearest(target, columns)}"] if target is not None and target not in columns else []
     problems += [f"--features: {n!r} is not a column of the data{nearest(n, columns)}" for n in names if n not in columns]
     problems += [f"--{k.value} {n!r}: not a feature{nearest(n, names)}" for n, k in kinds.items() if n not in names]
     if not (hasattr(pipeline, "predict") and hasattr(pipeline, "fit")):
@@ -146,7 +152,7 @@ def _feature_specs(
     if problems:
         raise ExportProblems(problems)
     for spec, reason in specs_and_reasons:
-        say(f"  {spec.name}: {reason.replace('(declared', '(declared on the command line')}")
+        say(f"  {spec.name}: {reason.replace('(declared', '(declared ' + kind_sources.get(spec.name, 'on the command line'))}")
     return tuple(
         replace(spec, dtype=InputDtype.STRING if spec.kind is FeatureKind.CATEGORICAL else InputDtype.FLOAT32) for spec, _ in specs_and_reasons
     )
@@ -243,7 +249,7 @@ def _add_reference_performance(
     pipeline: Any,
     data: Any,
     specs: Sequence[FeatureSpec],
-    target: str,
+    target: str | None,
     outputs: OutputSpec,
     holdout: Any | None,
     holdout_share: float,
@@ -251,6 +257,9 @@ def _add_reference_performance(
 ) -> None:
     """``reference_performance`` on rows the model did not learn from: the served graph on ``holdout``,
     else a refitted copy of the pipeline on a held-out share; a warning when the refit fails."""
+    if target is None:
+        metrics.setdefault("warnings", []).append("reference performance not measured: no target (give --data with --target)")
+        return
     if holdout is not None:
         metrics["reference_performance"] = served_performance(runner, holdout, specs, holdout[target], source="holdout")
         return

@@ -288,6 +288,52 @@ def _imputer_most_frequent(tmp: Path) -> ZooModel:
     return ZooModel(bundle, raw, pipeline.predict(raw).tolist(), pipeline.predict_proba(raw))
 
 
+def _skops_import(tmp: Path) -> ZooModel:
+    """A model saved by the real skops package, loaded with its trusted-types check (nothing unpickled)."""
+    import skops.io as sio
+    from sklearn.datasets import load_wine
+    from sklearn.ensemble import ExtraTreesClassifier
+
+    from devtools.export import prepare_frame
+    from devtools.export.model_sources import load_skops
+    from modelserve.schema import infer_feature_specs
+
+    x, y = _frame(load_wine)
+    prepared = prepare_frame(x, infer_feature_specs({c: x[c] for c in x.columns}))
+    model = ExtraTreesClassifier(n_estimators=15, random_state=0).fit(prepared, y)
+    sio.dump(model, tmp / "model.skops")
+    # tree models hold a node array skops does not trust by default: the person who saved it names it
+    estimator = load_skops(tmp / "model.skops", trusted=["sklearn.tree._tree.Tree"])
+    bundle = export_sklearn(estimator, x.assign(target=y), "target", "skops", tmp / "skops", allow_small_reference=True)
+    return ZooModel(bundle, x, model.predict(prepared).tolist(), model.predict_proba(prepared))
+
+
+def _mlflow_import(tmp: Path) -> ZooModel:
+    """A model saved by the real mlflow (sklearn flavour, signature and input example): the signature names
+    the features and their kinds; the training data is the reference (without data, the input example is:
+    tests/unit/test_model_sources.py)."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    from devtools.export import prepare_frame
+    from devtools.export.model_sources import load_mlflow
+    from modelserve.schema import infer_feature_specs
+
+    x, y = _frame(load_breast_cancer)
+    prepared = prepare_frame(x, infer_feature_specs({c: x[c] for c in x.columns}))
+    model = GradientBoostingClassifier(n_estimators=20, max_depth=2, random_state=0).fit(prepared, y)
+    mlflow.sklearn.save_model(
+        model, str(tmp / "mlflow_model"), signature=infer_signature(x, model.predict(prepared)), input_example=x.head(5),
+        skops_trusted_types=["sklearn.tree._tree.Tree"],
+    )
+    loaded = load_mlflow(tmp / "mlflow_model")
+    assert loaded.features == list(x.columns) and loaded.input_example is not None and len(loaded.input_example) == 5
+    bundle = export_sklearn(loaded.estimator, x.assign(target=y), "target", "mlflow", tmp / "mlflow", feature_names=loaded.features, kinds=loaded.kinds)
+    return ZooModel(bundle, x, model.predict(prepared).tolist(), model.predict_proba(prepared))
+
+
 ZOO: dict[str, Callable[[Path], ZooModel]] = {
     "lightgbm": _lightgbm,
     "xgboost": _xgboost,
@@ -303,6 +349,8 @@ ZOO: dict[str, Callable[[Path], ZooModel]] = {
     "grid_search_string_labels": _grid_search_string_labels,
     "calibrated_classifier_float_labels": _calibrated_float_labels,
     "imputer_most_frequent_on_text": _imputer_most_frequent,
+    "skops_import": _skops_import,
+    "mlflow_import": _mlflow_import,
 }
 
 
