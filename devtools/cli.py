@@ -5,7 +5,7 @@
   compare       the sample model vs a second model (shadow or A/B) + the drift check's comparison report
   promote       cdk.json: the challenger becomes the champion (deploy it with `npx cdk deploy`)
   build-sample  build the sample bundle (models/sample)
-  export        bundle a fitted scikit-learn pipeline (joblib) + its training data
+  export        bundle a fitted scikit-learn estimator or pipeline (joblib, skops or MLflow) + its training data
   export-onnx   bundle a ready ONNX model + schema JSON + reference data
   verify        after `npx cdk deploy`: prove the deployed stack answers, captures, checks and pages
   web           the bundle as a static page scoring in the browser (onnxruntime-web), checked in Node first
