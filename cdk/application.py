@@ -19,6 +19,7 @@ import aws_cdk as cdk  # noqa: E402
 
 from modelserve.schema import MANIFEST_FILE, MODEL_FILE, BundleManifest  # noqa: E402
 from modelserve.settings import Settings, SettingsError  # noqa: E402
+from modelserve.size_budget import folder_bytes, size_budget_problem  # noqa: E402
 from modelserve.versions import compatibility_problems  # noqa: E402
 
 from . import nag  # noqa: E402
@@ -63,6 +64,15 @@ def load_challenger(settings: Settings, champion: BundleManifest, repo_root: Pat
     return folder, manifest
 
 
+def check_size_budget(settings: Settings, bundle_dir: Path, challenger_dir: Path | None) -> None:
+    """Refuse at synth a bundle (with its challenger: both ship in the inference asset) that cannot fit Lambda's limit."""
+    size = folder_bytes(bundle_dir) + (folder_bytes(challenger_dir) if challenger_dir else 0)
+    problem = size_budget_problem(size)
+    if problem:
+        which = "model_bundle_path" + (" + challenger_bundle_path" if challenger_dir else "")
+        raise SettingsError(f"setting {which} = {settings.model_bundle_path!r}: {problem}")
+
+
 def stack_name_for(model_name: str) -> str:
     name = re.sub(r"[^A-Za-z0-9-]", "-", f"ModelServe-{model_name}").strip("-")
     return name[:128]
@@ -79,6 +89,7 @@ def build_app(
     settings = Settings.from_context(all_context)
     bundle_dir, manifest = load_manifest(settings, repo_root)
     challenger = load_challenger(settings, manifest, repo_root)
+    check_size_budget(settings, bundle_dir, challenger[0] if challenger else None)
     mode, prebuilt = resolve_mode(app.node)
     nag.register(app)
     name = app.node.try_get_context(CTX_STACK_NAME) or stack_name_for(manifest.model_name)

@@ -5,7 +5,7 @@
   compare       the sample model vs a second model (shadow or A/B) + the drift check's comparison report
   promote       cdk.json: the challenger becomes the champion (deploy it with `npx cdk deploy`)
   build-sample  build the sample bundle (models/sample)
-  export        bundle a fitted scikit-learn pipeline (joblib) + its training data
+  export        bundle a fitted scikit-learn estimator or pipeline (joblib, skops or MLflow) + its training data
   export-onnx   bundle a ready ONNX model + schema JSON + reference data
   verify        after `npx cdk deploy`: prove the deployed stack answers, captures, checks and pages
   web           the bundle as a static page scoring in the browser (onnxruntime-web), checked in Node first
@@ -18,8 +18,15 @@ import json
 import sys
 import time
 import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from modelserve.schema import FeatureKind
+
+if TYPE_CHECKING:
+    from modelserve.bundle import ModelBundle
+
+    from .export.model_sources import LoadedModel
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,15 +66,20 @@ def main(argv: list[str] | None = None) -> int:
     p_sample.add_argument("--out", default="models/sample")
 
     p_exp = sub.add_parser("export", help="bundle a fitted scikit-learn pipeline")
-    p_exp.add_argument("--pipeline", required=True, help="joblib file of a fitted Pipeline")
-    p_exp.add_argument("--data", required=True, help="training data, .csv or .parquet")
-    p_exp.add_argument("--target", required=True, help="target column")
+    source = p_exp.add_mutually_exclusive_group(required=True)
+    source.add_argument("--pipeline", help="joblib file of a fitted scikit-learn estimator or pipeline")
+    source.add_argument("--skops", help=".skops file of a fitted estimator (loaded with skops' trusted-types check)")
+    source.add_argument("--mlflow", help="MLflow model directory (sklearn flavour): its signature gives the features")
+    p_exp.add_argument("--trust", default="", metavar="T1,T2", help="types a .skops file may load beyond skops' defaults ('pickle': an MLflow pickle)")
+    p_exp.add_argument("--data", default=None, help="training data, .csv or .parquet (--mlflow: default its input example)")
+    p_exp.add_argument("--target", default=None, help="target column (required with --data)")
     p_exp.add_argument("--name", required=True, help="model name")
     p_exp.add_argument("--out", required=True, help="bundle folder to write")
     p_exp.add_argument("--features", default=None, help="comma-separated feature columns (default: all but target)")
     p_exp.add_argument("--quantize", action="store_true", help="int8 dynamic quantization (checked)")
     p_exp.add_argument("--tolerance", type=float, default=0.01, help="largest accuracy drop quantization may cost")
     p_exp.add_argument("--allow-small-reference", action="store_true", help="export with fewer reference rows than the minimum (warned)")
+    p_exp.add_argument("--nullable", default="", metavar="A,B", help="features that accept null (besides those null in the data or imputed)")
     _kind_options(p_exp)
 
     p_onnx = sub.add_parser("export-onnx", help="bundle a ready ONNX model")
@@ -78,9 +90,6 @@ def main(argv: list[str] | None = None) -> int:
     p_onnx.add_argument("--out", required=True)
     p_onnx.add_argument("--allow-small-reference", action="store_true", help="export with fewer reference rows than the minimum (warned)")
     _kind_options(p_onnx)
-    for p in (p_exp, p_onnx):
-        p.add_argument("--debug", action="store_true", help="show the traceback of an error")
-
     p_verify = sub.add_parser("verify", help="prove a deployed stack works (health, predict, feedback, drift check, alarm delivery)")
     p_verify.add_argument("--stack", required=True, help="CloudFormation stack name (the modelserve:stack-name context)")
     p_verify.add_argument("--region", default=None)
@@ -91,12 +100,19 @@ def main(argv: list[str] | None = None) -> int:
     p_web.add_argument("--out", required=True, help="folder to write the site to")
     p_web.add_argument("--api-url", default=None, help="the API's base URL: the page also calls its /predict and compares")
     p_web.add_argument("--api-key", default=None, help="sent as x-api-key; it ends up readable in the page's config.json")
+    p_web.add_argument("--tensor-probabilities", action="store_true", help="a model with a ZipMap output: serve its probability tensor instead")
+
+    for p in (p_exp, p_onnx):
+        p.add_argument(
+            "--size-budget-mib", type=float, default=None, metavar="MIB",
+            help="warn when the bundle and the inference runtime exceed this (default: Lambda's 250 MB unzipped limit)",
+        )
+    for p in (p_exp, p_onnx, p_run, p_web):
+        p.add_argument("--debug", action="store_true", help="show the traceback of an error")
 
     args = parser.parse_args(argv)
-    if args.command == "web":
-        from .web import main as web_main
-
-        return web_main(args.bundle, args.out, args.api_url, args.api_key)
+    if args.command in ("run", "web"):
+        return _serve_bundle(args)
     if args.command == "verify":
         from .verify import main as verify_main
 
@@ -118,8 +134,6 @@ def main(argv: list[str] | None = None) -> int:
             for problem in exc.problems if isinstance(exc, ExportProblems) else [_one_line(exc)]:
                 print(f"error: {problem}", file=sys.stderr)
             return 2
-    if args.command == "run":
-        return run(args.bundle, args.port, args.seconds, args.show_metrics)
     if args.command == "compare":
         from .compare import compare
 
@@ -146,6 +160,47 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def _serve_bundle(args: argparse.Namespace) -> int:
+    """``run`` and ``web``: a folder that is not a servable bundle is refused in one line, exit 2."""
+    if args.bundle is not None:
+        # web checks the graph in onnxruntime-web itself, naming an operator it cannot run
+        problem = bundle_problem(args.bundle, args.debug, load_model=args.command == "run")
+        if problem:
+            print(f"error: --bundle {args.bundle}: {problem}", file=sys.stderr)
+            return 2
+    if args.command == "web":
+        from .web import main as web_main
+
+        return web_main(args.bundle, args.out, args.api_url, args.api_key, args.tensor_probabilities)
+    return run(args.bundle, args.port, args.seconds, args.show_metrics)
+
+
+def bundle_problem(path: str, debug: bool = False, load_model: bool = True) -> str | None:
+    """Why the folder is not a bundle the inference function can serve, in one line; None when it is.
+    ``load_model``: also load its graph in onnxruntime, as the inference function does at init."""
+    from pathlib import Path
+
+    from modelserve.bundle import ModelBundle
+    from modelserve.schema import MANIFEST_FILE
+    from serving.model import ModelRunner
+
+    if not Path(path).is_dir():
+        return "no such folder"
+    if not (Path(path) / MANIFEST_FILE).is_file():
+        return f"not a model bundle (no {MANIFEST_FILE}); write one with `python -m devtools export` or `export-onnx` (docs/bundle.md)"
+    try:
+        bundle = ModelBundle.load(path)
+        if load_model:
+            ModelRunner.from_path(bundle.manifest, bundle.model_path)
+    except Exception as exc:  # noqa: BLE001 - whatever is broken, the person needs it in one line (--debug: the traceback)
+        if debug:
+            traceback.print_exc()
+        if isinstance(exc, KeyError):
+            return f"a broken bundle: {MANIFEST_FILE} lacks the key {exc.args[0]!r}"
+        return f"a broken bundle: {_one_line(exc)}"
+    return None
+
+
 def _kind_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--categorical", default="", metavar="A,B", help="features that are categories (e.g. integer codes)")
     p.add_argument("--numeric", default="", metavar="C,D", help="features that are numbers")
@@ -169,12 +224,15 @@ def export(args: argparse.Namespace) -> int:
 
     kinds = _kinds(args)
     if args.command == "export":
-        pipeline = _load_pipeline(args.pipeline)
-        feats = args.features.split(",") if args.features else None
+        loaded = _load_model(args)
+        feats = args.features.split(",") if args.features else loaded.features
+        data = load_frame(args.data, "--data") if args.data else loaded.input_example
         say("features (kind: why):")
         b = export_sklearn(
-            pipeline, load_frame(args.data, "--data"), args.target, args.name, args.out, feats, args.quantize, args.tolerance,
-            allow_small_reference=args.allow_small_reference, kinds=kinds, log=say,
+            loaded.estimator, data, args.target, args.name, args.out, feats, args.quantize, args.tolerance,
+            allow_small_reference=args.allow_small_reference or args.data is None, kinds={**loaded.kinds, **kinds}, log=say,
+            nullable=[n.strip() for n in args.nullable.split(",") if n.strip()],
+            kind_sources={n: "in the MLflow signature" for n in loaded.kinds if n not in kinds},
         )
     else:
         schema = load_schema(args.schema)
@@ -184,10 +242,41 @@ def export(args: argparse.Namespace) -> int:
             args.model, schema, reference, args.out, args.target,
             allow_small_reference=args.allow_small_reference, kinds=kinds, log=say,
         )
-    for warning in b.manifest.export_metrics.get("warnings", []):
+    for warning in [*b.manifest.export_metrics.get("warnings", []), *_size_report(b, args.size_budget_mib, say)]:
         say(f"warning: {warning}")
     print(json.dumps({"bundle": str(b.root), "version": b.manifest.version, "export_metrics": b.manifest.export_metrics}, indent=2))
     return 0
+
+
+def _size_report(bundle: ModelBundle, budget_mib: float | None, say: Callable[[str], None]) -> list[str]:
+    """Say the model's and the bundle's size; a warning when they and the inference runtime exceed the budget."""
+    from modelserve.size_budget import LAMBDA_UNZIPPED_LIMIT_BYTES, folder_bytes, size_budget_problem
+
+    size = folder_bytes(bundle.root)
+    say(f"size: model.onnx {bundle.model_path.stat().st_size / 2**20:.2f} MiB, bundle {size / 2**20:.2f} MiB")
+    limit = LAMBDA_UNZIPPED_LIMIT_BYTES if budget_mib is None else int(budget_mib * 2**20)
+    problem = size_budget_problem(size, limit_bytes=limit)
+    return [problem] if problem else []
+
+
+def _load_model(args: argparse.Namespace) -> LoadedModel:
+    """The estimator from --pipeline, --skops or --mlflow, and what its source says about the features."""
+    from .export.model_sources import LoadedModel, load_mlflow, load_skops
+    from .export.problems import ExportProblems
+
+    trusted = [t.strip() for t in args.trust.split(",") if t.strip()] or None
+    if args.data is not None and args.target is None:
+        raise ExportProblems(["--target: required with --data (the column the model predicts)"])
+    if args.mlflow:
+        loaded = load_mlflow(args.mlflow, trusted)
+        if args.data is None and loaded.input_example is None:
+            raise ExportProblems([f"--mlflow {args.mlflow}: the model has no input example; give --data and --target"])
+        return loaded
+    if args.data is None:
+        raise ExportProblems(["--data: required (the training data, .csv or .parquet), with --target"])
+    if args.skops:
+        return LoadedModel(load_skops(args.skops, trusted=trusted))
+    return LoadedModel(_load_pipeline(args.pipeline))
 
 
 def _load_pipeline(path: str) -> object:

@@ -20,7 +20,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,44 @@ def unsupported_operator(message: str) -> str | None:
     return None
 
 
+# what onnxruntime-web says when an output is not a tensor (ZipMap's sequence of maps)
+_ZIPMAP_REFUSED = "Reading data from non-tensor typed value is not supported"
+
+
+def zipmap_explanation(output: str | None) -> str:
+    return (
+        f"the probability output {output!r} is a sequence of maps (a ZipMap node: one {{class: probability}} per row), which "
+        "onnxruntime-web cannot read; export the probabilities as a tensor (skl2onnx options={'zipmap': False}, onnxmltools "
+        "zipmap=False), or run `python -m devtools web --tensor-probabilities` for a page whose graph has the ZipMap removed"
+    )
+
+
+def without_zipmap(bundle: ModelBundle, out: Path) -> ModelBundle:
+    """A copy of the bundle in ``out`` whose graph answers the ZipMap's input (the probabilities as a
+    [N, K] tensor) instead of its sequence of maps; the classes follow the ZipMap's column order.
+    The bundle itself when its probability output is not a ZipMap."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from modelserve.bundle import write_bundle
+
+    model = onnx.load(str(bundle.model_path))
+    outputs = bundle.manifest.outputs
+    zipmap = next((n for n in model.graph.node if n.op_type == "ZipMap" and outputs.probability_output in n.output), None)
+    if zipmap is None:
+        return bundle
+    labels = [a for a in zipmap.attribute if a.name in ("classlabels_strings", "classlabels_int64s")][0]
+    in_order = [v.decode() for v in labels.strings] if labels.strings else list(labels.ints)
+    classes = tuple(outputs.class_for(v) or str(v) for v in in_order)
+    tensor_name = zipmap.input[0]
+    model.graph.node.remove(zipmap)
+    kept = [o for o in model.graph.output if o.name != outputs.probability_output]
+    del model.graph.output[:]
+    model.graph.output.extend([*kept, helper.make_tensor_value_info(tensor_name, TensorProto.FLOAT, [None, len(classes)])])
+    manifest = replace(bundle.manifest, outputs=replace(outputs, classes=classes, probability_output=tensor_name))
+    return write_bundle(out, model.SerializeToString(), manifest, bundle.reference_rows())
+
+
 def check_in_node(bundle: ModelBundle, node: str = "node") -> NodeCheck:
     """Score the reference sample with onnxruntime-web in Node; compare with onnxruntime on the server."""
     from serving.model import ModelRunner
@@ -108,6 +146,8 @@ def check_in_node(bundle: ModelBundle, node: str = "node") -> NodeCheck:
         raise WebBuildError(f"the onnxruntime-web check could not run in Node: {proc.stderr.strip()[-2000:]}")
     verdict = json.loads(proc.stdout.strip().splitlines()[-1])
     if not verdict["ok"]:
+        if _ZIPMAP_REFUSED in verdict["error"]:
+            raise WebBuildError(zipmap_explanation(bundle.manifest.outputs.probability_output))
         op = unsupported_operator(verdict["error"])
         what = f"operator {op} is not supported by onnxruntime-web (WASM)" if op else "onnxruntime-web cannot run this model"
         raise WebBuildError(f"{what}; {verdict['stage']} failed with: {verdict['error'][:1000]}")
@@ -137,12 +177,22 @@ def build_site(
     api_url: str | None = None,
     api_key: str | None = None,
     node: str = "node",
+    tensor_probabilities: bool = False,
 ) -> Site:
-    """Check the bundle in onnxruntime-web, then write the static site to ``out`` (replacing its files)."""
+    """Check the bundle in onnxruntime-web, then write the static site to ``out`` (replacing its files).
+
+    ``tensor_probabilities``: serve a graph whose ZipMap output is replaced by its probability tensor
+    (onnxruntime-web reads tensors only); checked against the API like any other."""
     bundle = ModelBundle.load(bundle_dir)
     dist, version = ort_dist()
-    check = check_in_node(bundle, node)
-    root = Path(out)
+    with tempfile.TemporaryDirectory() as tmp:
+        if tensor_probabilities:
+            bundle = without_zipmap(bundle, Path(tmp) / "bundle")
+        check = check_in_node(bundle, node)
+        return _write_site(bundle, Path(out), dist, version, check, api_url, api_key)
+
+
+def _write_site(bundle: ModelBundle, root: Path, dist: Path, version: str, check: NodeCheck, api_url: str | None, api_key: str | None) -> Site:
     root.mkdir(parents=True, exist_ok=True)
     for name in PAGE_FILES:
         shutil.copy(ASSETS / name, root / name)
@@ -156,13 +206,13 @@ def build_site(
     return Site(root, version, check)
 
 
-def main(bundle: str | None, out: str, api_url: str | None, api_key: str | None) -> int:
+def main(bundle: str | None, out: str, api_url: str | None, api_key: str | None, tensor_probabilities: bool = False) -> int:
     import sys
 
     from .sample_model import resolve_bundle
 
     try:
-        site = build_site(resolve_bundle(bundle), out, api_url, api_key)
+        site = build_site(resolve_bundle(bundle), out, api_url, api_key, tensor_probabilities=tensor_probabilities)
     except WebBuildError as exc:
         print(f"web: {exc}", file=sys.stderr)
         return 1

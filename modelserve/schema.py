@@ -43,6 +43,15 @@ class Task(str, Enum):
     REGRESSION = "regression"
 
 
+class LabelType(str, Enum):
+    """The type of a classifier's labels as the model was trained on them: answers and feedback carry
+    labels in this type (JSON strings, integers or booleans); the manifest's class names are text."""
+
+    STRING = "string"
+    INTEGER = "integer"
+    BOOLEAN = "boolean"
+
+
 class InputLayout(str, Enum):
     """How rows are fed to the ONNX graph."""
 
@@ -171,6 +180,7 @@ class OutputSpec:
     label_output: str | None = "label"  # ONNX output name of the predicted label / value
     probability_output: str | None = "probabilities"  # ONNX output name, classifiers only
     threshold: float | None = None  # binary classifiers: P(classes[1]) >= threshold -> classes[1]
+    label_type: LabelType | None = None  # classifiers: the labels' own type; None: strings
 
     def __post_init__(self) -> None:
         if self.task is Task.REGRESSION:
@@ -178,6 +188,8 @@ class OutputSpec:
                 raise ValueError("a regression model needs label_output: the ONNX output with the predicted value")
             if self.threshold is not None:
                 raise ValueError("threshold applies to binary classifiers only")
+            if self.label_type is not None:
+                raise ValueError("label_type applies to classifiers only")
             return
         if len(self.classes) < 2:
             raise ValueError(f"a classifier needs at least two classes, got {list(self.classes)}")
@@ -193,6 +205,10 @@ class OutputSpec:
                 raise ValueError("threshold needs probability_output")
             if not 0.0 < self.threshold < 1.0:
                 raise ValueError(f"threshold must be between 0 and 1, got {self.threshold}")
+        if self.label_type is LabelType.INTEGER and not all(_INTEGRAL_TEXT.match(k) for k in keys):
+            raise ValueError(f"label_type integer: classes {[c for c, k in zip(self.classes, keys) if not _INTEGRAL_TEXT.match(k)][:5]} are not integers")
+        if self.label_type is LabelType.BOOLEAN and sorted(keys) != ["false", "true"]:
+            raise ValueError(f"label_type boolean: the classes must be false and true, got {list(self.classes)}")
 
     @property
     def labels_from_probabilities(self) -> bool:
@@ -207,6 +223,14 @@ class OutputSpec:
             return None
         return _class_index(self.classes).get(class_key(value))
 
+    def label_value(self, class_name: str) -> Any:
+        """A class as answers carry it: in the labels' own type (``"1"`` -> 1, ``"True"`` -> True)."""
+        if self.label_type is LabelType.INTEGER:
+            return int(class_key(class_name))
+        if self.label_type is LabelType.BOOLEAN:
+            return class_key(class_name) == "true"
+        return class_name
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "task": self.task.value,
@@ -216,6 +240,8 @@ class OutputSpec:
         }
         if self.threshold is not None:  # only when set: manifests without it keep their version
             d["threshold"] = self.threshold
+        if self.label_type is not None:  # likewise
+            d["label_type"] = self.label_type.value
         return d
 
     @classmethod
@@ -226,6 +252,7 @@ class OutputSpec:
             label_output=None if d.get("label_output", "label") is None else str(d.get("label_output", "label")),
             probability_output=d.get("probability_output"),
             threshold=None if d.get("threshold") is None else float(d["threshold"]),
+            label_type=None if d.get("label_type") is None else LabelType(d["label_type"]),
         )
 
 

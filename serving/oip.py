@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from modelserve.schema import BundleManifest, FeatureKind, InputLayout, Task
+from modelserve.schema import BundleManifest, FeatureKind, InputLayout, LabelType, Task
 
 from .validation import Column, ColumnBatch, TypedColumn
 
@@ -70,9 +70,13 @@ def _input_specs(m: BundleManifest) -> list[tuple[str, str, list[int]]]:
     return [(f.name, dtype[f.kind], [-1, 1]) for f in m.features]
 
 
+# a classifier's label tensor follows the labels' own type
+_LABEL_DATATYPES = {None: "BYTES", LabelType.STRING: "BYTES", LabelType.INTEGER: "INT64", LabelType.BOOLEAN: "BOOL"}
+
+
 def _output_specs(m: BundleManifest) -> list[tuple[str, str, list[int]]]:
     if m.outputs.task is Task.CLASSIFICATION:
-        return [("label", "BYTES", [-1]), ("probabilities", "FP32", [-1, len(m.outputs.classes)])]
+        return [("label", _LABEL_DATATYPES[m.outputs.label_type], [-1]), ("probabilities", "FP32", [-1, len(m.outputs.classes)])]
     return [("label", "FP64", [-1])]
 
 
@@ -293,7 +297,7 @@ def encode_response(
     n = len(answer["predictions"])
     tensors: dict[str, tuple[str, list[int], Any]] = {}
     if m.outputs.task is Task.CLASSIFICATION:
-        tensors["label"] = ("BYTES", [n], answer["predictions"])
+        tensors["label"] = (_LABEL_DATATYPES[m.outputs.label_type], [n], answer["predictions"])
         probs = np.asarray(answer.get("probabilities"), dtype=np.float32).reshape(n, len(m.outputs.classes))
         tensors["probabilities"] = ("FP32", [n, len(m.outputs.classes)], probs)
     else:

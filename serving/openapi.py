@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from modelserve.schema import BundleManifest, FeatureKind, InputDtype, Task, class_key
+from modelserve.schema import BundleManifest, FeatureKind, InputDtype, LabelType, Task, class_key
 
 from . import oip
 from .validation import FLOAT32_MAX, MAX_EXACT_INTEGER
@@ -83,8 +83,11 @@ def _responses(m: BundleManifest, success: dict[int, tuple[str, dict[str, Any]]]
     return out
 
 
+_LABEL_JSON_TYPES = {None: "string", LabelType.STRING: "string", LabelType.INTEGER: "integer", LabelType.BOOLEAN: "boolean"}
+
+
 def _predict_answer_schema(m: BundleManifest) -> dict[str, Any]:
-    label = {"type": "string"} if m.outputs.task is Task.CLASSIFICATION else {"type": ["number", "null"]}
+    label = {"type": _LABEL_JSON_TYPES[m.outputs.label_type]} if m.outputs.task is Task.CLASSIFICATION else {"type": ["number", "null"]}
     props: dict[str, Any] = {
         "model_name": {"type": "string"},
         "model_version": {"type": "string"},
@@ -92,7 +95,7 @@ def _predict_answer_schema(m: BundleManifest) -> dict[str, Any]:
         "predictions": {"type": "array", "items": label, "minItems": 1},
     }
     if m.outputs.task is Task.CLASSIFICATION:
-        props["classes"] = {"type": "array", "items": {"type": "string"}}
+        props["classes"] = {"type": "array", "items": label}
         props["probabilities"] = {"type": "array", "items": {"type": "array", "items": {"type": ["number", "null"]}}}
     return {"type": "object", "properties": props, "required": ["model_name", "model_version", "request_id", "predictions"]}
 

@@ -59,7 +59,10 @@ class InferenceService:
     def __post_init__(self) -> None:
         self.max_batch_rows = self.validator.max_rows
         self.is_classifier = self.manifest.outputs.task is Task.CLASSIFICATION
-        self.classes = list(self.manifest.outputs.classes)
+        outputs = self.manifest.outputs
+        # answers carry labels in their own type (JSON integers or booleans when the model was trained on them)
+        self.classes = [outputs.label_value(c) for c in outputs.classes]
+        self._typed_labels = outputs.label_type is not None
 
     # --- endpoints ---
     def predict(
@@ -80,7 +83,7 @@ class InferenceService:
             "model_name": self.manifest.model_name,
             "model_version": self.manifest.version,
             "request_id": request_id,
-            "predictions": pred.labels.tolist(),
+            "predictions": self._answer_labels(pred.labels),
         }
         if self.is_classifier and pred.probabilities is not None:
             body["classes"] = self.classes
@@ -88,6 +91,12 @@ class InferenceService:
         # after scoring, never raising: a capture failure is counted (CaptureErrors), not answered
         self.capturer.capture(request_id, event_time or datetime.now(UTC), table, pred.labels, pred.probabilities)
         return Answer(body=body, request_id=request_id)
+
+    def _answer_labels(self, labels: Any) -> list[Any]:
+        if not self._typed_labels:
+            return labels.tolist()
+        typed = dict(zip(self.manifest.outputs.classes, self.classes))
+        return [typed[c] for c in labels.tolist()]
 
     def reject(
         self, refusal: RequestError, request_id: str, status: int, payload: Any = None, route: str = "predict",

@@ -97,6 +97,7 @@ def check_row_by_row(runner: ModelRunner, table: dict[str, np.ndarray], strict: 
     n = len(next(iter(table.values())))
     outputs = runner.manifest.outputs
     whole = runner.predict(table)
+    check_finite_answers(whole, table, outputs)
     problems: list[str] = []
     largest, labels_changed = 0.0, 0
     for size in (1, ODD_BATCH_SIZE):
@@ -137,6 +138,27 @@ def check_row_by_row(runner: ModelRunner, table: dict[str, np.ndarray], strict: 
                 "to serve the most probable class"
             )
     return {"rows_checked_one_by_one": n, "batch_dependence_max_diff": largest, "batch_dependence_labels_changed": labels_changed}
+
+
+def check_finite_answers(pred: Any, table: dict[str, np.ndarray], outputs: OutputSpec) -> None:
+    """ServingCheckError when the model answers NaN (or infinity) on reference rows, naming the first
+    row and its missing fields: usually a model that was never taught what to do with a missing value."""
+    values = pred.probabilities if outputs.task is Task.CLASSIFICATION else pred.labels
+    if values is None:
+        return
+    values = np.asarray(values, dtype=np.float64).reshape(len(pred.labels), -1)
+    bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
+    if not len(bad):
+        return
+    i = int(bad[0])
+    missing = [name for name, col in table.items() if col[i] is None or (isinstance(col[i], float) and np.isnan(col[i]))]
+    where = f"its missing fields: {missing}" if missing else "it has no missing field"
+    hint = (
+        "the model does not handle missing values: impute them inside the model (e.g. a SimpleImputer step) or drop such rows from the reference"
+        if missing
+        else "check the model on this row"
+    )
+    raise ServingCheckError(f"the model answers NaN on {len(bad)} of {len(values)} reference rows (first: row {i}, {where}); {hint}")
 
 
 def check_labels_match_source(outputs: OutputSpec, source_labels: Any, served: np.ndarray, source_probabilities: np.ndarray) -> None:

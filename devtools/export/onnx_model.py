@@ -92,7 +92,8 @@ def export_onnx(
             features=tuple(specs),
             outputs=outputs,
             input_layout=decl.input_layout,
-            single_input_name=decl.single_input_name if decl.input_layout is InputLayout.SINGLE_TENSOR else None,
+            # named even when the schema left it out: the browser page feeds the input by this name
+            single_input_name=input_names[specs[0].name] if decl.input_layout is InputLayout.SINGLE_TENSOR else None,
         )
         manifest = BundleManifest.from_dict(manifest.to_dict())  # the manifest's own checks
     except ValueError as exc:
@@ -137,6 +138,13 @@ def _check_feature_names(decl: SchemaFile, session: Any, columns: list[str], pro
     """Each feature's graph input name; problems for names in neither the model nor the reference."""
     inputs = {i.name: i for i in session.get_inputs()}
     names = [f.name for f in decl.features]
+    if decl.input_layout is InputLayout.PER_COLUMN and len(inputs) == 1 and len(names) > 1 and not set(names) & set(inputs):
+        (single,) = inputs.values()
+        problems.append(
+            f"the model takes one input {single.name!r} {single.shape} and the schema's input_layout is per_column (one input per feature): "
+            f'set "input_layout": "single_tensor"'
+        )
+        return {}
     for i, name in enumerate(names):
         if decl.input_layout is InputLayout.PER_COLUMN and name not in inputs:
             problems.append(f"schema features[{i}]: {name!r} is not an input of the model{nearest(name, list(inputs))}; model inputs: {sorted(inputs)}")
@@ -188,6 +196,13 @@ def _output_names(decl: SchemaFile, session: Any, problems: list[str]) -> tuple[
         return found[0] if len(found) == 1 else None
 
     if declared.task is Task.REGRESSION:
+        class_like = [f"{n!r} ({o.type})" for n, o in outs.items() if o.type in _LABEL_TYPES[:3] or o.type.startswith("seq(map(")]
+        if class_like:
+            problems.append(
+                f"schema outputs.task: 'regression', but the model answers class labels or probabilities ({', '.join(class_like)}): "
+                'it is a classifier; set "task": "classification"'
+            )
+            return None, None
         if declared.given("probability_output") and declared.probability_output is not None:
             problems.append("schema outputs.probability_output: a regression model has no probabilities; leave it out")
         value = pick("label_output", lambda t: t in _FLOAT_TYPES)

@@ -62,7 +62,7 @@ def parse_schema(data: Any, source: str = "schema") -> SchemaFile:
     try:
         schema = SchemaFile.model_validate(data)
     except ValidationError as exc:
-        raise ExportProblems([f"{source}: {_describe(e)}" for e in exc.errors()]) from None
+        raise ExportProblems([f"{source}: {line}" for line in _one_per_mistake(exc.errors())]) from None
     names = [f.name for f in schema.features]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -86,9 +86,38 @@ def load_schema_file(path: str | Path) -> SchemaFile:
 _MODELS: dict[str, type[BaseModel]] = {"features": FeatureDecl, "outputs": OutputsDecl}
 
 
+def _one_per_mistake(errors: list[Any]) -> list[str]:
+    """One line per mistake, not per feature: the same error at features[0..n] is said once, with how many."""
+    groups: dict[str, list[Any]] = {}
+    for error in errors:
+        loc = tuple("*" if isinstance(p, int) else p for p in error["loc"])
+        groups.setdefault(repr((loc, error["type"], error.get("input") if error["type"] == "enum" else None)), []).append(error)
+    lines = []
+    for same in groups.values():
+        first = _describe(same[0])
+        if len(same) == 1:
+            lines.append(first)
+            continue
+        where = _where(tuple("*" if isinstance(p, int) else p for p in same[0]["loc"]))
+        what = first.split(": ", 1)[1] if ": " in first else first
+        hint = _list_item_hint(same[0])
+        lines.append(f"{where}: {what} ({len(same)} entries, first at {_where(tuple(same[0]['loc']))}){hint}")
+    return lines
+
+
+def _list_item_hint(error: Any) -> str:
+    if len(error["loc"]) == 2 and error["loc"][0] == "features" and isinstance(error.get("input"), str):
+        return '; each feature is an object: {"name": "..."}'
+    return ""
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) or p == "*" else (f".{p}" if i else str(p)) for i, p in enumerate(loc)) or "(top level)"
+
+
 def _describe(error: Any) -> str:
     loc = tuple(error["loc"])
-    where = "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(loc)) or "(top level)"
+    where = _where(loc)
     kind, value = error["type"], error.get("input")
     if kind == "extra_forbidden":
         model = _model_at(loc[:-1])

@@ -151,3 +151,43 @@ def test_the_page_rejects_bad_rows_with_the_apis_reason_codes_and_messages(tmp_p
         assert from_page == expected, payload
     reasons = {p["error"] for p in page if p}
     assert reasons == {"wrong_type", "not_finite", "null_not_allowed", "unseen_category", "missing_feature", "unknown_feature", "bad_shape"}
+
+
+def _zipmap_bundle(root: Path) -> ModelBundle:
+    """A RandomForest with classes 1..3 converted with skl2onnx's default ZipMap probability output."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.datasets import load_wine
+    from sklearn.ensemble import RandomForestClassifier
+
+    from devtools.export import export_onnx
+
+    data = load_wine(as_frame=True)
+    x, y = data.data.rename(columns=lambda c: c.replace("/", "_")), data.target + 1
+    model = RandomForestClassifier(n_estimators=10, random_state=0).fit(x.to_numpy(np.float32), y)
+    onx = convert_sklearn(model, initial_types=[("x", FloatTensorType([None, x.shape[1]]))], target_opset=17)
+    root.mkdir(parents=True)
+    (root / "zipmap.onnx").write_bytes(onx.SerializeToString())
+    schema = {
+        "model_name": "zipmap", "features": [{"name": c} for c in x.columns], "input_layout": "single_tensor",
+        "outputs": {"task": "classification", "label_output": "output_label", "probability_output": "output_probability"},
+    }
+    return export_onnx(root / "zipmap.onnx", schema, x.assign(y=y), root / "bundle", target="y", allow_small_reference=True)
+
+
+@needs_node_ort
+def test_a_zipmap_output_is_explained_and_served_as_a_tensor_when_asked(tmp_path, capsys) -> None:
+    bundle = _zipmap_bundle(tmp_path / "zipmap")
+    with pytest.raises(WebBuildError, match=r"'output_probability' is a sequence of maps \(a ZipMap node") as excinfo:
+        build_site(bundle.root, tmp_path / "site")
+    assert "--tensor-probabilities" in str(excinfo.value) and "Reading data" not in str(excinfo.value)
+    assert not (tmp_path / "site").exists()
+
+    assert main(["web", "--bundle", str(bundle.root), "--out", str(tmp_path / "site"), "--tensor-probabilities"]) == 0, capsys.readouterr().err
+    assert "178 reference rows, labels identical" in capsys.readouterr().out
+    served = BundleManifest.from_dict(json.loads((tmp_path / "site" / MANIFEST_FILE).read_text()))
+    assert served.outputs.probability_output != "output_probability" and set(served.outputs.classes) == {"1", "2", "3"}
+    graph = onnx.load(str(tmp_path / "site" / MODEL_FILE))
+    assert "ZipMap" not in {n.op_type for n in graph.graph.node}
+    # the bundle itself is untouched: the API keeps serving its own graph
+    assert "ZipMap" in {n.op_type for n in onnx.load(str(bundle.model_path)).graph.node}

@@ -100,3 +100,16 @@ def test_the_asset_carries_the_challenger_and_its_hash_changes_with_it(tmp_path,
     assemble(with_challenger, tmp_path / "asset", log=lambda _: None)
     assert (tmp_path / "asset" / CHALLENGER_DIR_IN_ASSET / MODEL_FILE).read_bytes() == (challenger / MODEL_FILE).read_bytes()
     assert (tmp_path / "asset" / "bundle" / MODEL_FILE).read_bytes() == (champion / MODEL_FILE).read_bytes()
+
+
+def test_a_bundle_too_big_for_lambda_stops_synth_naming_both_sizes(fake_bundle_dir, tmp_path) -> None:
+    import shutil
+
+    big = tmp_path / "big"
+    shutil.copytree(fake_bundle_dir, big)
+    with open(big / "model.onnx", "ab") as f:  # a sparse tail: 160 MiB on paper, nothing on disk
+        f.truncate(160 * 2**20)
+    with pytest.raises(SettingsError, match="model_bundle_path") as err:
+        synth_variant("big", big, tmp_path / "out", {})
+    assert "the model bundle (160.0 MiB) and the inference runtime (100 MiB) make 260.0 MiB" in str(err.value)
+    assert "250 MB" in str(err.value)

@@ -215,7 +215,9 @@ def test_integer_codes_declared_categorical_on_the_command_line(tmp_path, capsys
     assert ModelBundle.load(tmp_path / "b").manifest.feature("SCHL").categories == ("1", "16", "21", "9")
     assert main([*argv, "--out", str(tmp_path / "b2")]) == 2  # without the declaration: the hint says what to do
     err = capsys.readouterr().err
-    assert "Traceback" not in err and "error: skl2onnx cannot convert the pipeline" in err
+    assert "Traceback" not in err
+    assert "error: features ['SCHL'] are numbers in the data, but the pipeline's ['OneHotEncoder'] learned them as text categories" in err
+    assert "declare them --categorical SCHL" in err
     assert (
         "SCHL: numeric (a column of numbers; 4 distinct values from 1 to 21); "
         "if these are codes rather than quantities, declare it categorical (--categorical SCHL)"

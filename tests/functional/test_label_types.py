@@ -1,0 +1,74 @@
+"""Labels in their own type: a model trained on boolean or integer labels, exported with
+``export_sklearn`` as a bare estimator, answers JSON booleans / integers on ``/predict``, says so in
+its OpenAPI document, answers an OIP ``label`` tensor of datatype BOOL / INT64, and takes feedback
+labels in the same type; a model with text labels answers strings as before."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from devtools.export import export_sklearn, prepare_frame
+from modelserve.bundle import ModelBundle
+from modelserve.schema import InputLayout, LabelType, infer_feature_specs
+from tests.support import event, response_json
+
+N = 300
+
+
+def _bundle(tmp: Path, labels: Any, name: str) -> tuple[ModelBundle, Any, pd.DataFrame]:
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(1)
+    x = pd.DataFrame({"a": rng.normal(size=N), "b": rng.normal(size=N)})
+    y = labels(x["a"] + 0.3 * rng.normal(size=N) > 0)
+    prepared = prepare_frame(x, infer_feature_specs({c: x[c] for c in x.columns}))
+    model = LogisticRegression().fit(prepared, y)
+    return export_sklearn(model, x.assign(y=y), "y", name, tmp / name), model, prepared
+
+
+LABELS = {
+    "boolean": (lambda s: s.to_numpy(), LabelType.BOOLEAN, bool, "BOOL", "boolean"),
+    "integer": (lambda s: np.where(s, 7, -2), LabelType.INTEGER, int, "INT64", "integer"),
+    "integral_float": (lambda s: np.where(s, 1.0, 0.0), LabelType.INTEGER, int, "INT64", "integer"),
+    "string": (lambda s: np.where(s, "yes", "no"), None, str, "BYTES", "string"),
+}
+
+
+@pytest.mark.parametrize("kind", list(LABELS))
+def test_answers_give_labels_in_the_type_the_model_was_trained_on(kind, tmp_path, s3, load_inference, lambda_context) -> None:
+    make, label_type, python_type, oip_datatype, json_type = LABELS[kind]
+    bundle, model, prepared = _bundle(tmp_path, make, kind)
+    manifest = bundle.manifest
+    assert manifest.outputs.label_type is label_type
+    assert manifest.input_layout is InputLayout.SINGLE_TENSOR  # a bare estimator takes one table
+    s3.create_bucket(Bucket="labels")
+    mod = load_inference(bundle, capture_bucket="labels")
+    rows = [{"a": float(a), "b": float(b)} for a, b in prepared.head(20).to_numpy()]
+
+    body = response_json(mod.handler(event("rest_v1", "POST", "/predict", {"instances": rows}), lambda_context))
+    expected = [v.item() if hasattr(v, "item") else v for v in model.predict(prepared.head(20))]
+    if kind == "integral_float":
+        expected = [int(v) for v in expected]
+    assert [(type(p), p) for p in body["predictions"]] == [(type(e), e) for e in expected]
+    assert all(type(c) is python_type for c in body["classes"])
+    assert body["predictions"] == [body["classes"][k] for k in np.argmax(body["probabilities"], axis=1)]
+
+    spec = response_json(mod.handler(event("rest_v1", "GET", "/openapi.json"), lambda_context))
+    answer = spec["paths"]["/predict"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert answer["properties"]["predictions"]["items"] == {"type": json_type} == answer["properties"]["classes"]["items"]
+
+    oip_body = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [2, 2], "data": [rows[0]["a"], rows[0]["b"], rows[1]["a"], rows[1]["b"]]}]}
+    oip = response_json(mod.handler(event("rest_v1", "POST", f"/v2/models/{manifest.model_name}/infer", oip_body), lambda_context))
+    label = next(o for o in oip["outputs"] if o["name"] == "label")
+    assert label["datatype"] == oip_datatype and label["data"] == body["predictions"][:2]
+
+    feedback = {"request_id": body["request_id"], "row": 0, "label": body["predictions"][0]}
+    resp = mod.handler(event("rest_v1", "POST", "/feedback", feedback), lambda_context)
+    assert resp["statusCode"] == 202, resp["body"]
+    wrong = {**feedback, "label": "maybe"}
+    assert mod.handler(event("rest_v1", "POST", "/feedback", wrong), lambda_context)["statusCode"] == 422
