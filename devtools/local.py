@@ -23,7 +23,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -344,8 +344,14 @@ def local_stack(
     from modelserve.settings import ENV_CAPTURE_BUCKET
 
     function_env = {**local_function_env(bundle_dir), ENV_CAPTURE_BUCKET: bucket, **(env or {})}
-    with local_aws() as endpoint, scoped_env(function_env):
+    with local_aws() as endpoint, scoped_env(function_env), ExitStack() as path:
         create_local_bucket(bucket)
+        if function_env.get("MS_CAPTURE_SINK") == "logs":  # the log lines' path: local CloudWatch Logs -> Firehose -> bucket
+            from modelserve.bundle import ModelBundle
+
+            from .local_capture_logs import local_log_capture
+
+            path.enter_context(local_log_capture(ModelBundle.load(bundle_dir).manifest, bucket))
         inference = load_handler_module("inference")
         drift_check = load_handler_module("drift_check") if with_drift_check else None
         gateway = LocalGateway(inference.handler, inference.serving.stage_name, port=0, concurrency=concurrency).start()

@@ -187,7 +187,7 @@ class DriftService:
         self.bucket = bucket
         self.write_local = write_local
         self.captures = CaptureLocation(
-            bucket, self.manifest.model_name, self.manifest.version, neighbours=settings.capture_sink == "firehose"
+            bucket, self.manifest.model_name, self.manifest.version, neighbours=settings.captures_filed_by_arrival
         )
         self.checked = checked_manifest(bundle.manifest, settings)
         ref = reference_sample_from_rows(self.checked, bundle.reference_rows())

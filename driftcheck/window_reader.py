@@ -16,6 +16,9 @@ Read cost is bounded by the window: our capture keys name their event time
 (``modelserve.records.key_time``), so only objects whose key time falls inside a slice are fetched,
 and with the direct S3 sink the listing itself starts at the slice's first key (``StartAfter``) and
 stops past its last. Firehose's files are named by arrival, not event time: they are read whole.
+Every object is decoded by ``capture_formats.decode_capture_object`` (JSON Lines, the logs sink's
+CloudWatch Logs envelopes, Parquet), and each row goes to the hour of its event time, so the hours
+of a window are read, not the arrivals.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
-from modelserve.records import CaptureRecord, decode_jsonl, key_time, key_time_name, utc_iso, window_hours
+from modelserve.records import CaptureRecord, key_time, key_time_name, utc_iso, window_hours
 
+from .capture_formats import decode_capture_object
 from .hour_samples import (
     MAX_CORRUPT_KEYS,
     CaptureRow,
@@ -157,7 +161,7 @@ class _Slices:
         if isinstance(data, Exception):
             raise ValueError(f"unreadable: {data}")
         routed = []
-        for row in decode_jsonl(data):
+        for row in decode_capture_object(data):
             t = row["event_time"]
             i = self.by_hour.get(t[:13])
             if i is not None and self.bounds[i][0] <= t < self.bounds[i][1]:

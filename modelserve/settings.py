@@ -188,7 +188,9 @@ class SharedSettings(_Section):
     """Read by both functions: the inference function writes captures and metrics, the drift check
     reads the captures back (same sink layout, same left-out features) and publishes to the same namespace."""
 
-    capture_sink: Literal["s3", "firehose"] = Field("s3", description="Where captures go")
+    capture_sink: Literal["s3", "firehose", "logs"] = Field(
+        "s3", description="Where captures go: one S3 object per request, a Firehose stream, or log lines (docs/capture.md#the-logs-sink)"
+    )
     redact_features: tuple[str, ...] = Field((), description="Features never written to captures")
     hash_features: tuple[str, ...] = Field((), description="Features written as a salted SHA-256")
     metrics_namespace: str = Field("ModelServing", pattern=r"^[A-Za-z0-9_./#:-]{1,255}$", description="CloudWatch namespace")
@@ -204,6 +206,12 @@ class SharedSettings(_Section):
     challenger_mode: Literal[CHALLENGER_MODES] = Field(  # type: ignore[valid-type]
         "off", description="off; shadow: both score every request, the champion answers; ab: a share answered by the challenger"
     )
+
+    @property
+    def captures_filed_by_arrival(self) -> bool:
+        """Whether an hour's captures can sit under a neighbouring hour's prefix: Firehose files by arrival
+        (its default prefix, and moto's for the logs sink locally); the S3 sink files each request by its event time."""
+        return self.capture_sink != "s3"
 
     @model_validator(mode="after")
     def _redacted_or_hashed(self) -> SharedSettings:
