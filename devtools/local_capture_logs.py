@@ -18,9 +18,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from modelserve.records import model_capture_prefix
+from modelserve.records import CAPTURE_LINES_FILTER_PATTERN, model_capture_prefix
 from modelserve.schema import BundleManifest
-from serving.capture_logs import SUBSCRIPTION_FILTER_PATTERN, redirect_lines
+from serving.capture_logs import redirect_lines
 
 LOCAL_LOG_GROUP = "/aws/lambda/modelserve-local-inference"
 LOCAL_LOG_STREAM = "local"
@@ -80,7 +80,7 @@ def create_log_capture_path(manifest: BundleManifest, bucket: str, session: Any 
     logs.create_log_group(logGroupName=LOCAL_LOG_GROUP)
     logs.create_log_stream(logGroupName=LOCAL_LOG_GROUP, logStreamName=LOCAL_LOG_STREAM)
     logs.put_subscription_filter(
-        logGroupName=LOCAL_LOG_GROUP, filterName="captures", filterPattern=SUBSCRIPTION_FILTER_PATTERN,
+        logGroupName=LOCAL_LOG_GROUP, filterName="captures", filterPattern=CAPTURE_LINES_FILTER_PATTERN,
         destinationArn=stream_arn, roleArn=LOCAL_ROLE_ARN,
     )
     return CloudWatchLogsForwarder(logs)

@@ -19,14 +19,10 @@ import json
 import zlib
 from typing import Any
 
-from modelserve.records import decode_jsonl
+from modelserve.records import CAPTURE_RECORD_TYPE, RECORD_TYPE_FIELD, decode_jsonl
 
 PARQUET_MAGIC = b"PAR1"
 _DATA_MESSAGE = "DATA_MESSAGE"
-# the logs sink's marker (serving/capture_logs.py: RECORD_TYPE_FIELD = CAPTURE_RECORD_TYPE); the drift check
-# may not import serving, so the two names are repeated here and tests/functional/test_capture_logs.py ties them
-RECORD_TYPE_FIELD = "record_type"
-CAPTURE_RECORD_TYPE = "captures"
 
 
 def decode_capture_object(data: bytes) -> list[dict[str, Any]]:

@@ -172,6 +172,10 @@ class DeploySettings(_Section):
     capture_noncurrent_days: int = Field(
         30, ge=1, le=3650, description="Replaced or expired objects of the capture bucket (versioned) are kept this long"
     )
+    capture_format: Literal["json", "parquet"] = Field(
+        "json", description="capture_sink=logs: what Firehose writes under the hour partitions: gzip JSON Lines (the drift check reads it), "
+        "or Parquet converted with the Glue table's schema (Athena; the drift-check asset has no Parquet reader: docs/capture.md#parquet)",
+    )
     inference_reserved_concurrency: int | None = Field(
         None, ge=1, le=10000, description="Reserved concurrency of the inference function (none: the account's unreserved pool)"
     )

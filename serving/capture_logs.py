@@ -28,15 +28,10 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from modelserve.records import CAPTURE_ROOT, CaptureRecord, compact_json
+from modelserve.records import CAPTURE_RECORD_TYPE, RECORD_TYPE_FIELD, CaptureRecord, compact_json
 
 logger = logging.getLogger(__name__)
 
-# the marker the subscription filter matches (``{ $.record_type = "captures" }``) and Firehose's
-# dynamic partitioning reads as the first part of the key: the records' S3 root
-RECORD_TYPE_FIELD = "record_type"
-CAPTURE_RECORD_TYPE = CAPTURE_ROOT
-SUBSCRIPTION_FILTER_PATTERN = f'{{ $.{RECORD_TYPE_FIELD} = "{CAPTURE_RECORD_TYPE}" }}'
 # under every limit of the path: Lambda's stdout line splitting (64 KiB observed), a CloudWatch
 # Logs event (256 KiB), Firehose's record (1,000 KiB)
 MAX_LINE_BYTES = 64 * 1024

@@ -11,9 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from driftcheck import capture_formats
 from driftcheck.capture_formats import decode_capture_object
-from modelserve.records import CaptureRecord, encode_jsonl_gz
+from modelserve.records import RECORD_TYPE_FIELD, CaptureRecord, encode_jsonl_gz
 from serving import capture_logs
 from serving.capture_logs import LogsCaptureSink, capture_line, redirect_lines
 
@@ -46,7 +45,7 @@ def test_each_record_is_one_marked_line_that_reads_back_as_the_same_record(lines
     text = "".join(lines)
     assert len(lines) == 1  # one write per request: another writer's lines never interleave
     parsed = [json.loads(line) for line in text.splitlines()]
-    assert [p[capture_logs.RECORD_TYPE_FIELD] for p in parsed] == ["captures"] * 5
+    assert [p[RECORD_TYPE_FIELD] for p in parsed] == ["captures"] * 5
     assert [CaptureRecord.from_dict(p) for p in parsed] == records
 
 
@@ -67,11 +66,6 @@ def test_a_row_over_the_line_limit_is_left_out_and_counted_as_lost(lines) -> Non
     rows = [json.loads(line)["row"] for line in "".join(lines).splitlines()]
     assert rows == [0, 2]
     assert lost == [1] and sink.lost == 1
-
-
-def test_the_drift_side_names_the_same_marker_as_the_sink() -> None:
-    assert capture_formats.RECORD_TYPE_FIELD == capture_logs.RECORD_TYPE_FIELD
-    assert capture_formats.CAPTURE_RECORD_TYPE == capture_logs.CAPTURE_RECORD_TYPE
 
 
 def test_log_envelopes_back_to_back_yield_only_the_capture_lines() -> None:
