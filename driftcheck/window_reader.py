@@ -80,6 +80,17 @@ class WindowRead:
     objects_listed: int = 0
     partial: bool = False  # the time budget ran out before every object was read
     cached_hours: int = 0  # hours taken from their stored sample instead of their captures
+    cached_rows: int = 0  # rows of those hours (their counts are exact)
+
+    @property
+    def rows_estimated(self) -> float:
+        """All rows of the window: ``rows_seen`` when every object was read. Past the budget, the rows read
+        from captures scaled by objects listed / objects read (each pass reads its objects in random
+        order), plus the stored hours' exact counts; ``rows_seen`` (a lower bound) when nothing was read."""
+        if not self.partial or self.objects_read == 0:
+            return float(self.rows_seen)
+        live = self.rows_seen - self.cached_rows
+        return self.cached_rows + live * self.objects_listed / self.objects_read
 
 
 def read_window(
@@ -144,6 +155,7 @@ def read_window(
         objects_listed=sum(s.objects_listed for s in samples if not s.cached),
         partial=any(s.partial for s in samples),
         cached_hours=sum(1 for s in samples if s.cached),
+        cached_rows=sum(s.rows_seen for s in samples if s.cached),
     )
 
 
