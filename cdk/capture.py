@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import aws_cdk as cdk
+from aws_cdk import aws_athena as athena
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
@@ -26,13 +27,14 @@ from modelserve.records import (
     SAMPLES_ROOT,
 )
 from modelserve.schema import BundleManifest, FeatureKind
-from modelserve.settings import ENV_CAPTURE_BUCKET, ENV_FIREHOSE_STREAM, Settings, SettingsError
+from modelserve.settings import ENV_ATHENA_WORKGROUP, ENV_CAPTURE_BUCKET, ENV_CAPTURES_TABLE, ENV_FIREHOSE_STREAM, Settings, SettingsError
 
 from .common import retention
 from .nag import acknowledge
 
 # Environment variables the functions read (names independent of any setting)
 FIREHOSE_ERROR_ROOT = "capture-errors"
+ATHENA_RESULTS_ROOT = "athena-results"  # the drift check's query results (drift_athena=on), kept a day
 # capture_sink=logs: each record filed by its own model, version and event hour (dynamic partitioning),
 # the S3 sink's prefixes, so the drift check and Athena read only the hours they need
 EVENT_HOUR_PREFIX = (
@@ -122,6 +124,8 @@ class CaptureStorage(Construct):
                 s3.LifecycleRule(id="audit", prefix=f"{AUDIT_ROOT}/", expiration=expiry, noncurrent_version_expiration=noncurrent),
                 s3.LifecycleRule(id="capture-errors", prefix=f"{FIREHOSE_ERROR_ROOT}/", expiration=expiry,
                                  noncurrent_version_expiration=noncurrent),
+                s3.LifecycleRule(id="athena-results", prefix=f"{ATHENA_RESULTS_ROOT}/", expiration=cdk.Duration.days(1),
+                                 noncurrent_version_expiration=cdk.Duration.days(1)),
                 s3.LifecycleRule(id="reports", prefix=f"{REPORTS_ROOT}/", expiration=cdk.Duration.days(settings.report_expiry_days),
                                  noncurrent_version_expiration=noncurrent),
                 # hour samples only serve windows that still cover their hour; rewritten ones are worth nothing
@@ -143,6 +147,7 @@ class CaptureStorage(Construct):
             self.stream = self._firehose()
         elif settings.capture_sink == "logs":
             self.stream = self._firehose(from_logs=True)
+        self.workgroup = self._athena_workgroup() if settings.drift_athena == "on" else None
 
     # ------------------------------------------------------------ metrics the alarms read
 
@@ -170,6 +175,13 @@ class CaptureStorage(Construct):
         if self.stream is not None:
             env[ENV_FIREHOSE_STREAM] = self.stream.ref
         return env
+
+    @property
+    def drift_environment(self) -> dict[str, str]:
+        """What the drift check gets besides ``environment``: the Athena workgroup and table, when on."""
+        if self.workgroup is None:
+            return {}
+        return {ENV_ATHENA_WORKGROUP: self.workgroup.ref, ENV_CAPTURES_TABLE: f"{self.database.database_input.name}.captures"}  # type: ignore[union-attr]
 
     def objects_arn(self, root: str) -> str:
         return self.bucket.arn_for_objects(f"{root}/*")
@@ -249,6 +261,67 @@ class CaptureStorage(Construct):
                     resources=[self.key.key_arn],
                 )
             )
+
+    def grant_athena_queries(self, role: iam.IRole) -> None:
+        """Drift check with drift_athena=on: run queries in its workgroup only, read the captures table's
+        definition, read captures (granted by ``grant_drift_access``) and write and read its results."""
+        if self.workgroup is None:
+            return
+        stack = cdk.Stack.of(self)
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="QueryCapturesInWorkgroup",
+            actions=["athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults", "athena:StopQueryExecution"],
+            resources=[stack.format_arn(service="athena", resource="workgroup", resource_name=self.workgroup.ref)],
+        ))
+        db_name = self.database.database_input.name  # type: ignore[union-attr]
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="ReadCapturesTableDefinition",
+            actions=["glue:GetDatabase", "glue:GetTable"],
+            resources=[
+                stack.format_arn(service="glue", resource="catalog"),
+                stack.format_arn(service="glue", resource="database", resource_name=db_name),
+                stack.format_arn(service="glue", resource="table", resource_name=f"{db_name}/captures"),
+            ],
+        ))
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="AthenaResultsBucket", actions=["s3:GetBucketLocation"], resources=[self.bucket.bucket_arn],
+        ))
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="ListAthenaResults", actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{ATHENA_RESULTS_ROOT}/*"]}},
+        ))
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="WriteReadAthenaResults",
+            actions=["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+            resources=[self.objects_arn(ATHENA_RESULTS_ROOT)],
+        ))
+        self._ack_prefixes(role, {
+            ATHENA_RESULTS_ROOT: "Object-level prefix grant: Athena writes the drift check's query results under athena-results/.",
+        })
+
+    def _athena_workgroup(self) -> athena.CfnWorkGroup:
+        """Where the drift check's queries run: results in the capture bucket (encrypted as it is), a bytes-scanned
+        limit per query, the workgroup's settings enforced over the client's."""
+        m = self.manifest
+        encryption = (
+            athena.CfnWorkGroup.EncryptionConfigurationProperty(encryption_option="SSE_KMS", kms_key=self.key.key_arn)
+            if self.key is not None
+            else athena.CfnWorkGroup.EncryptionConfigurationProperty(encryption_option="SSE_S3")
+        )
+        return athena.CfnWorkGroup(
+            self, "DriftQueries",
+            name=_glue_name(f"{cdk.Stack.of(self).stack_name}_{m.model_name}_drift").replace("_", "-"),
+            description=f"The drift check's queries over the captures of model {m.model_name}",
+            recursive_delete_option=True,
+            work_group_configuration=athena.CfnWorkGroup.WorkGroupConfigurationProperty(
+                bytes_scanned_cutoff_per_query=self.settings.athena_bytes_scanned_limit_mb * 1024 * 1024,
+                enforce_work_group_configuration=True,
+                publish_cloud_watch_metrics_enabled=True,
+                result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(
+                    output_location=f"s3://{self.bucket.bucket_name}/{ATHENA_RESULTS_ROOT}/", encryption_configuration=encryption,
+                ),
+            ),
+        )
 
     def _ack_prefixes(self, scope: Construct, reasons: dict[str, str]) -> None:
         bucket_id = cdk.Stack.of(self).get_logical_id(self.bucket.node.default_child)  # type: ignore[arg-type]

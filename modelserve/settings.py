@@ -31,6 +31,9 @@ ENV_BUNDLE_PATH = "MS_MODEL_BUNDLE_PATH"  # the bundle folder: relative to the a
 ENV_CAPTURE_BUCKET = "MS_CAPTURE_BUCKET"
 ENV_FIREHOSE_STREAM = "MS_FIREHOSE_STREAM"
 ENV_HASH_SALT_SECRET = "MS_CAPTURE_HASH_SALT_SECRET_ARN"  # the salt the stack generated, when none is set
+# drift_athena=on: the Athena workgroup the drift check queries in, and the captures table (database.table)
+ENV_ATHENA_WORKGROUP = "MS_ATHENA_WORKGROUP"
+ENV_CAPTURES_TABLE = "MS_CAPTURES_TABLE"
 # browser origins the API lets call it (cors_origins and the web page's), comma-separated: the variable
 # ServingSettings' ``cors_origins`` is read from (the stack adds the page's deploy-time origin)
 ENV_CORS_ORIGINS = "MS_CORS_ORIGINS"
@@ -171,6 +174,13 @@ class DeploySettings(_Section):
     )
     capture_noncurrent_days: int = Field(
         30, ge=1, le=3650, description="Replaced or expired objects of the capture bucket (versioned) are kept this long"
+    )
+    drift_athena: Literal["off", "on"] = Field(
+        "off", description="An Athena workgroup (results under athena-results/, a bytes-scanned limit) the drift check may query the "
+        "captures table in, with exactly the permissions that takes (driftcheck/athena_sql.py)",
+    )
+    athena_bytes_scanned_limit_mb: int = Field(
+        10_000, ge=10, le=10_000_000, description="drift_athena=on: Athena cancels a query of the workgroup past this many MB scanned"
     )
     capture_format: Literal["json", "parquet"] = Field(
         "json", description="capture_sink=logs: what Firehose writes under the hour partitions: gzip JSON Lines (the drift check reads it), "

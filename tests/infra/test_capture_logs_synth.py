@@ -112,3 +112,45 @@ def test_parquet_is_converted_with_the_glue_tables_schema(parquet: Synth) -> Non
 def test_firehose_delivery_is_alarmed_for_the_log_path(logs: Synth) -> None:
     alarms = {a["Properties"].get("MetricName") for a in logs.of_type("AWS::CloudWatch::Alarm").values()}
     assert {"DeliveryToS3.Success", "DeliveryToS3.DataFreshness"} <= alarms
+
+
+def test_the_athena_workgroup_keeps_results_in_the_bucket_encrypted_and_limits_bytes_scanned(parquet: Synth, default: Synth) -> None:
+    assert not default.of_type("AWS::Athena::WorkGroup")
+    ((wg_id, wg),) = parquet.of_type("AWS::Athena::WorkGroup").items()
+    conf = wg["Properties"]["WorkGroupConfiguration"]
+    assert conf["BytesScannedCutoffPerQuery"] == parquet.settings.athena_bytes_scanned_limit_mb * 1024 * 1024
+    assert conf["EnforceWorkGroupConfiguration"] is True
+    result = conf["ResultConfiguration"]
+    assert "athena-results/" in json.dumps(result["OutputLocation"])
+    assert result["EncryptionConfiguration"]["EncryptionOption"] == "SSE_KMS"  # the bucket's key
+    fn = next(
+        f["Properties"] for f in parquet.of_type("AWS::Lambda::Function").values()
+        if "MS_ATHENA_WORKGROUP" in f["Properties"].get("Environment", {}).get("Variables", {})
+    )
+    assert fn["Environment"]["Variables"]["MS_ATHENA_WORKGROUP"] == {"Ref": wg_id}
+    assert fn["Environment"]["Variables"]["MS_CAPTURES_TABLE"].endswith(".captures")
+
+
+def test_the_drift_check_may_query_only_its_workgroup_and_write_only_athena_results(parquet: Synth) -> None:
+    (wg_id,) = parquet.of_type("AWS::Athena::WorkGroup")
+    statements = {st.get("Sid"): st for st in _role_statements(parquet, "DriftCheck")}
+    athena = statements["QueryCapturesInWorkgroup"]
+    assert sorted(athena["Action"]) == ["athena:GetQueryExecution", "athena:GetQueryResults", "athena:StartQueryExecution",
+                                        "athena:StopQueryExecution"]
+    assert wg_id in json.dumps(athena["Resource"]) and "*" not in json.dumps(athena["Resource"]).replace("/*", "")
+    glue = statements["ReadCapturesTableDefinition"]
+    assert sorted(glue["Action"]) == ["glue:GetDatabase", "glue:GetTable"]
+    assert "table/" in json.dumps(glue["Resource"]) and "/captures" in json.dumps(glue["Resource"])
+    writes = statements["WriteReadAthenaResults"]
+    assert json.dumps(writes["Resource"]).count("athena-results/*") == 1 and "captures/" not in json.dumps(writes["Resource"])
+    assert statements["ListAthenaResults"]["Condition"] == {"StringLike": {"s3:prefix": ["athena-results/*"]}}
+
+
+def _actions(st: dict[str, Any]) -> list[str]:
+    a = st["Action"]
+    return a if isinstance(a, list) else [a]
+
+
+def test_without_drift_athena_the_drift_check_has_no_athena_or_glue_permission(logs: Synth) -> None:
+    statements = _role_statements(logs, "DriftCheck")
+    assert statements and not any(a.startswith(("athena:", "glue:")) for st in statements for a in _actions(st))
