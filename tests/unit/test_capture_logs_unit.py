@@ -111,7 +111,9 @@ def test_parquet_regression_predictions_come_back_as_numbers() -> None:
     assert row["prediction"] == 3.25
 
 
-@pytest.mark.parametrize("data", [b"PAR1 not really parquet", gzip.compress(b'{"messageType":"DATA_MESSAGE","logEvents":[')])
+@pytest.mark.parametrize(
+    "data", [b"PAR1 not really parquet", gzip.compress(b'{"messageType":"DATA_MESSAGE","logEvents":[', mtime=0)], ids=["parquet", "envelope"]
+)
 def test_a_corrupt_object_raises_so_the_reader_skips_and_counts_it(data: bytes) -> None:
     with pytest.raises(ValueError):
         decode_capture_object(data)
