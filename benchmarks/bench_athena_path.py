@@ -7,7 +7,8 @@ the Athena path (driftcheck/athena_sql.py run on DuckDB over the same files), lo
 Synthetic captures in hour-partitioned Parquet laid out as Firehose's dynamic partitioning writes them
 (captures/model=/version=/dt=/hour=/, 4 files an hour), with one categorical value in exactly 1 of
 100,000 rows. Each path runs in a fresh process (peak RSS from getrusage, over the process's own start):
-- Lambda path: every file decoded as the window reader decodes it (``decode_capture_object``), every row
+- Lambda path: every file decoded to rows (``devtools.parquet_captures``: pyarrow, which the drift-check
+  asset does not carry, so this is the Lambda path as it would be with a Parquet reader), every row
   into its hour's reservoir of ``sample_cap`` rows, hours merged (``merge_samples``); the rare value's
   count is then estimated from the sample (rows x its share in the sample), as the check does today.
 - Athena path: the exact aggregates (row count, nulls, category counts, a histogram) and a
@@ -83,14 +84,14 @@ def generate(root: Path, rows: int, seed: int = 1) -> int:
 
 
 def lambda_path(root: Path, sample_cap: int) -> dict[str, object]:
-    from driftcheck.capture_formats import decode_capture_object
+    from devtools.parquet_captures import parquet_rows
     from driftcheck.sampling import Reservoir, merge_samples
 
     reservoirs = []
     for folder in sorted((root / "captures").glob("*/*/*/*")):
         reservoir = Reservoir[dict](sample_cap, len(reservoirs))
         for f in sorted(folder.glob("*.parquet")):
-            for row in decode_capture_object(f.read_bytes()):
+            for row in parquet_rows(f.read_bytes()):
                 reservoir.add(row)
         reservoirs.append(reservoir)
     rows = sum(r.seen for r in reservoirs)

@@ -5,16 +5,14 @@
 - CloudWatch Logs envelopes (``{"messageType": "DATA_MESSAGE", "logEvents": [...]}``, gzip, several
   back to back): the logs sink's stream without message extraction (moto's, locally). The capture
   lines are the events' messages; control messages and other log lines are left out.
-- Parquet (magic ``PAR1``): the logs sink's stream with record format conversion. Read with pyarrow
-  when it is installed; the drift-check asset does not carry it (docs/capture.md#parquet), so there an
-  object is counted unreadable like a corrupt one.
+- Parquet (magic ``PAR1``, ``capture_format=parquet``): not read here. The drift-check asset has no room for
+  pyarrow (docs/capture.md#parquet): such an object is counted unreadable like a corrupt one, and the
+  window is for Athena (driftcheck/athena_sql.py). ``devtools/parquet_captures.py`` reads them locally.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import io
 import json
 import zlib
 from typing import Any
@@ -28,7 +26,7 @@ _DATA_MESSAGE = "DATA_MESSAGE"
 def decode_capture_object(data: bytes) -> list[dict[str, Any]]:
     """Rows of a capture object (see the module docstring). Raises ValueError on a corrupt object."""
     if data[:4] == PARQUET_MAGIC:
-        return parquet_rows(data)
+        raise ValueError("a Parquet capture object: the drift-check asset has no Parquet reader (capture_format=parquet is for Athena)")
     text = _gunzip(data) if data[:2] == b"\x1f\x8b" else data
     if text.lstrip()[:40].startswith(b'{"messageType"') or b'"logEvents"' in text[:200]:
         return log_envelope_rows(text)
@@ -73,26 +71,4 @@ def _capture_messages(events: Any) -> list[dict[str, Any]]:
             continue
         if isinstance(row, dict) and row.get(RECORD_TYPE_FIELD) == CAPTURE_RECORD_TYPE:
             rows.append(row)
-    return rows
-
-
-def parquet_rows(data: bytes) -> list[dict[str, Any]]:
-    """Rows of a Parquet file Firehose converted with the Glue table's schema: maps (probabilities)
-    back to dicts, and the prediction (a string column) back to a number for a regression model's rows
-    (no probabilities)."""
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise ValueError("a Parquet capture object, and pyarrow is not installed here") from None
-    try:
-        rows = pq.read_table(io.BytesIO(data)).to_pylist()
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises its own types for a corrupt file
-        raise ValueError(f"corrupt Parquet object: {exc}") from None
-    for row in rows:
-        probabilities = row.get("probabilities")
-        if isinstance(probabilities, list):  # a Parquet map reads as (key, value) pairs
-            row["probabilities"] = dict(probabilities)
-        if row.get("probabilities") is None and isinstance(row.get("prediction"), str):
-            with contextlib.suppress(ValueError):
-                row["prediction"] = float(row["prediction"])
     return rows
