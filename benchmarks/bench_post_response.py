@@ -11,7 +11,10 @@ it hands the event over:
   (a) answer  - the runtime posted the response (what API Gateway waits for)
   (b) end     - the runtime and every extension asked for the next event (what Lambda bills;
                 the environment takes no other request until then)
-Modes: capture off (no bucket), sync (write before the answer), extension (post-response).
+Modes: capture off (no bucket), sync (write before the answer), extension (post-response), logs
+(``capture_sink=logs``: one line per row on stdout, written before the answer; no network call).
+For logs, "captures stored" counts the capture lines of each measured request in the function's
+output (what Lambda forwards to CloudWatch Logs): every 200 must leave exactly one line per row.
 Invocations start at a fixed period (``--period-ms``), as requests arrive apart: back to back, a
 process that was never idle answers faster (warm caches) and the modes would not compare.
 Cold start: process start -> init done (runtime and extension ready) -> first answer, through
@@ -36,7 +39,7 @@ sys.path.insert(0, str(REPO))
 
 from devtools.local import FAKE_AWS_ENV as AWS_ENV  # noqa: E402 - after the sys.path line
 
-MODES = ("off", "sync", "extension")
+MODES = ("off", "sync", "extension", "logs")
 
 
 def _bundle() -> Any:
@@ -47,9 +50,24 @@ def _bundle() -> Any:
 
 def _env(bundle: Any, proxy_url: str, bucket: str, mode: str) -> dict[str, str]:
     env = {**AWS_ENV, "AWS_ENDPOINT_URL": proxy_url, "MS_MODEL_BUNDLE_PATH": str(bundle.root)}
-    if mode != "off":
+    if mode == "logs":
+        env |= {"MS_CAPTURE_BUCKET": bucket, "MS_CAPTURE_SINK": "logs", "MS_CAPTURE_MODE": "sync"}
+    elif mode != "off":
         env |= {"MS_CAPTURE_BUCKET": bucket, "MS_CAPTURE_MODE": mode}
     return env
+
+
+def _lines_per_request(log: Path, mode: str) -> dict[str, int]:
+    """Capture lines per measured request id in the function's output (capture_sink=logs)."""
+    import json
+
+    counts: dict[str, int] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith('{"record_type":"captures"'):
+            rid = json.loads(line)["request_id"]
+            if rid.startswith(f"{mode}-"):
+                counts[rid] = counts.get(rid, 0) + 1
+    return counts
 
 
 def _p(values: list[float], q: int) -> float:
@@ -118,12 +136,15 @@ def bench_against(args: argparse.Namespace, endpoint: str) -> None:
             # counted after the environment was shut down, right after its last invocation
             keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=model_capture_prefix(m.model_name, m.version)) for o in page.get("Contents", [])]
             stored = sum(1 for k in keys if not k.rsplit("/", 1)[-1].split("-", 1)[-1].startswith("warm-"))
+            if mode == "logs":
+                lines = _lines_per_request(log_dir / f"{mode}.log", mode)
+                stored = sum(1 for i in range(len(invs)) if lines.get(f"{mode}-{i}") == args.rows)
             a, b = [i.response_s for i in invs], [i.end_s for i in invs]
             results[mode] = (a, b)
             print(f"{mode:<10} {_ms(a):<32} {_ms(b):<32} {'-' if mode == 'off' else f'{stored} of {len(invs)}'}")
         off_a = statistics.median(results["off"][0])
         off_b = statistics.median(results["off"][1])
-        for mode in ("sync", "extension"):
+        for mode in ("sync", "extension", "logs"):
             a, b = results[mode]
             print(f"capture ({mode}) adds {statistics.median(a) * 1e3 - off_a * 1e3:+.2f} ms to (a) "
                 f"and {statistics.median(b) * 1e3 - off_b * 1e3:+.2f} ms to (b) at the median")

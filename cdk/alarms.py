@@ -587,9 +587,9 @@ def _api_traffic(ctx: AlarmContext) -> None:
 
 @register_alarms
 def _firehose(ctx: AlarmContext) -> None:
-    """The capture stream's delivery (``capture_sink=firehose`` only)."""
+    """The capture stream's delivery (``capture_sink=firehose`` or ``logs``: what Firehose fails is counted and alarmed)."""
     s = ctx.settings
-    if s.capture_sink != "firehose":
+    if s.capture_sink == "s3":
         return
     ctx.add(
         "FirehoseDeliveryFailures", "DeliveryToS3.Success", "firehose", "Average", 1, "LessThanThreshold",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import aws_cdk as cdk
+from aws_cdk import aws_athena as athena
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
@@ -16,15 +17,32 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from cdk.alarms import AlarmSpec, Source
-from modelserve.records import AUDIT_ROOT, CAPTURE_ROOT, FEEDBACK_ROOT, REJECTS_ROOT, REPORTS_ROOT, SAMPLES_ROOT
+from modelserve.records import (
+    AUDIT_ROOT,
+    CAPTURE_LINES_FILTER_PATTERN,
+    CAPTURE_ROOT,
+    FEEDBACK_ROOT,
+    REJECTS_ROOT,
+    REPORTS_ROOT,
+    SAMPLES_ROOT,
+)
 from modelserve.schema import BundleManifest, FeatureKind
-from modelserve.settings import ENV_CAPTURE_BUCKET, ENV_FIREHOSE_STREAM, Settings, SettingsError
+from modelserve.settings import ENV_ATHENA_WORKGROUP, ENV_CAPTURE_BUCKET, ENV_CAPTURES_TABLE, ENV_FIREHOSE_STREAM, Settings, SettingsError
 
 from .common import retention
 from .nag import acknowledge
 
 # Environment variables the functions read (names independent of any setting)
 FIREHOSE_ERROR_ROOT = "capture-errors"
+ATHENA_RESULTS_ROOT = "athena-results"  # the drift check's query results (drift_athena=on), kept a day
+# capture_sink=logs: each record filed by its own model, version and event hour (dynamic partitioning),
+# the S3 sink's prefixes, so the drift check and Athena read only the hours they need
+EVENT_HOUR_PREFIX = (
+    f"{CAPTURE_ROOT}/model=!{{partitionKeyFromQuery:model}}/version=!{{partitionKeyFromQuery:version}}/"
+    "dt=!{partitionKeyFromQuery:dt}/hour=!{partitionKeyFromQuery:hour}/"
+)
+# the partition keys, read from each capture line by Firehose's jq (event_time: 2026-11-25T17:04:05.123456Z)
+PARTITION_KEYS_QUERY = "{model: .model_name, version: .model_version, dt: .event_time[0:10], hour: .event_time[11:13]}"
 S3_MIN_IA_DAYS = 30  # S3 refuses a STANDARD_IA transition earlier than 30 days
 
 
@@ -106,6 +124,8 @@ class CaptureStorage(Construct):
                 s3.LifecycleRule(id="audit", prefix=f"{AUDIT_ROOT}/", expiration=expiry, noncurrent_version_expiration=noncurrent),
                 s3.LifecycleRule(id="capture-errors", prefix=f"{FIREHOSE_ERROR_ROOT}/", expiration=expiry,
                                  noncurrent_version_expiration=noncurrent),
+                s3.LifecycleRule(id="athena-results", prefix=f"{ATHENA_RESULTS_ROOT}/", expiration=cdk.Duration.days(1),
+                                 noncurrent_version_expiration=cdk.Duration.days(1)),
                 s3.LifecycleRule(id="reports", prefix=f"{REPORTS_ROOT}/", expiration=cdk.Duration.days(settings.report_expiry_days),
                                  noncurrent_version_expiration=noncurrent),
                 # hour samples only serve windows that still cover their hour; rewritten ones are worth nothing
@@ -122,9 +142,12 @@ class CaptureStorage(Construct):
         )
 
         self.stream: firehose.CfnDeliveryStream | None = None
+        self.database, self.table = self._glue()
         if settings.capture_sink == "firehose":
             self.stream = self._firehose()
-        self.database, self.table = self._glue()
+        elif settings.capture_sink == "logs":
+            self.stream = self._firehose(from_logs=True)
+        self.workgroup = self._athena_workgroup() if settings.drift_athena == "on" else None
 
     # ------------------------------------------------------------ metrics the alarms read
 
@@ -153,6 +176,13 @@ class CaptureStorage(Construct):
             env[ENV_FIREHOSE_STREAM] = self.stream.ref
         return env
 
+    @property
+    def drift_environment(self) -> dict[str, str]:
+        """What the drift check gets besides ``environment``: the Athena workgroup and table, when on."""
+        if self.workgroup is None:
+            return {}
+        return {ENV_ATHENA_WORKGROUP: self.workgroup.ref, ENV_CAPTURES_TABLE: f"{self.database.database_input.name}.captures"}  # type: ignore[union-attr]
+
     def objects_arn(self, root: str) -> str:
         return self.bucket.arn_for_objects(f"{root}/*")
 
@@ -174,7 +204,7 @@ class CaptureStorage(Construct):
             role.add_to_principal_policy(
                 iam.PolicyStatement(sid="EncryptCaptures", actions=["kms:GenerateDataKey"], resources=[self.key.key_arn])
             )
-        if self.stream is not None:
+        if self.stream is not None and self.settings.capture_sink == "firehose":  # the logs sink only prints
             role.add_to_principal_policy(
                 iam.PolicyStatement(
                     sid="PutCaptureRecords",
@@ -232,6 +262,67 @@ class CaptureStorage(Construct):
                 )
             )
 
+    def grant_athena_queries(self, role: iam.IRole) -> None:
+        """Drift check with drift_athena=on: run queries in its workgroup only, read the captures table's
+        definition, read captures (granted by ``grant_drift_access``) and write and read its results."""
+        if self.workgroup is None:
+            return
+        stack = cdk.Stack.of(self)
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="QueryCapturesInWorkgroup",
+            actions=["athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults", "athena:StopQueryExecution"],
+            resources=[stack.format_arn(service="athena", resource="workgroup", resource_name=self.workgroup.ref)],
+        ))
+        db_name = self.database.database_input.name  # type: ignore[union-attr]
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="ReadCapturesTableDefinition",
+            actions=["glue:GetDatabase", "glue:GetTable"],
+            resources=[
+                stack.format_arn(service="glue", resource="catalog"),
+                stack.format_arn(service="glue", resource="database", resource_name=db_name),
+                stack.format_arn(service="glue", resource="table", resource_name=f"{db_name}/captures"),
+            ],
+        ))
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="AthenaResultsBucket", actions=["s3:GetBucketLocation"], resources=[self.bucket.bucket_arn],
+        ))
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="ListAthenaResults", actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{ATHENA_RESULTS_ROOT}/*"]}},
+        ))
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="WriteReadAthenaResults",
+            actions=["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+            resources=[self.objects_arn(ATHENA_RESULTS_ROOT)],
+        ))
+        self._ack_prefixes(role, {
+            ATHENA_RESULTS_ROOT: "Object-level prefix grant: Athena writes the drift check's query results under athena-results/.",
+        })
+
+    def _athena_workgroup(self) -> athena.CfnWorkGroup:
+        """Where the drift check's queries run: results in the capture bucket (encrypted as it is), a bytes-scanned
+        limit per query, the workgroup's settings enforced over the client's."""
+        m = self.manifest
+        encryption = (
+            athena.CfnWorkGroup.EncryptionConfigurationProperty(encryption_option="SSE_KMS", kms_key=self.key.key_arn)
+            if self.key is not None
+            else athena.CfnWorkGroup.EncryptionConfigurationProperty(encryption_option="SSE_S3")
+        )
+        return athena.CfnWorkGroup(
+            self, "DriftQueries",
+            name=_glue_name(f"{cdk.Stack.of(self).stack_name}_{m.model_name}_drift").replace("_", "-"),
+            description=f"The drift check's queries over the captures of model {m.model_name}",
+            recursive_delete_option=True,
+            work_group_configuration=athena.CfnWorkGroup.WorkGroupConfigurationProperty(
+                bytes_scanned_cutoff_per_query=self.settings.athena_bytes_scanned_limit_mb * 1024 * 1024,
+                enforce_work_group_configuration=True,
+                publish_cloud_watch_metrics_enabled=True,
+                result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(
+                    output_location=f"s3://{self.bucket.bucket_name}/{ATHENA_RESULTS_ROOT}/", encryption_configuration=encryption,
+                ),
+            ),
+        )
+
     def _ack_prefixes(self, scope: Construct, reasons: dict[str, str]) -> None:
         bucket_id = cdk.Stack.of(self).get_logical_id(self.bucket.node.default_child)  # type: ignore[arg-type]
         for root, reason in reasons.items():
@@ -239,7 +330,9 @@ class CaptureStorage(Construct):
 
     # ------------------------------------------------------------ Firehose
 
-    def _firehose(self) -> firehose.CfnDeliveryStream:
+    def _firehose(self, from_logs: bool = False) -> firehose.CfnDeliveryStream:
+        """The capture stream: fed by the function (``capture_sink=firehose``), or by the subscription filter
+        on the function's log group (``capture_sink=logs``, ``subscribe_capture_lines``)."""
         m = self.manifest
         log_group = logs.LogGroup(
             self, "FirehoseLogs",
@@ -281,6 +374,9 @@ class CaptureStorage(Construct):
                 iam.PolicyStatement(sid="EncryptDeliveries", actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[self.key.key_arn])
             )
         prefix = f"{CAPTURE_ROOT}/model={m.model_name}/version={m.version}/dt=!{{timestamp:yyyy-MM-dd}}/hour=!{{timestamp:HH}}/"
+        parquet = from_logs and self.settings.capture_format == "parquet"
+        if parquet:
+            self._grant_schema_read(role)
         stream = firehose.CfnDeliveryStream(
             self, "Stream",
             delivery_stream_type="DirectPut",
@@ -290,10 +386,19 @@ class CaptureStorage(Construct):
             extended_s3_destination_configuration=firehose.CfnDeliveryStream.ExtendedS3DestinationConfigurationProperty(
                 bucket_arn=self.bucket.bucket_arn,
                 role_arn=role.role_arn,
-                prefix=prefix,
+                prefix=EVENT_HOUR_PREFIX if from_logs else prefix,
                 error_output_prefix=f"{FIREHOSE_ERROR_ROOT}/!{{firehose:error-output-type}}/dt=!{{timestamp:yyyy-MM-dd}}/",
-                compression_format="GZIP",
+                compression_format="UNCOMPRESSED" if parquet else "GZIP",  # Parquet compresses its own pages (Snappy)
                 buffering_hints=firehose.CfnDeliveryStream.BufferingHintsProperty(interval_in_seconds=300, size_in_m_bs=64),
+                processing_configuration=log_line_processing(parquet) if from_logs else None,
+                dynamic_partitioning_configuration=(
+                    firehose.CfnDeliveryStream.DynamicPartitioningConfigurationProperty(
+                        enabled=True, retry_options=firehose.CfnDeliveryStream.RetryOptionsProperty(duration_in_seconds=300)
+                    )
+                    if from_logs
+                    else None
+                ),
+                data_format_conversion_configuration=self._parquet_conversion(role) if parquet else None,
                 encryption_configuration=(
                     firehose.CfnDeliveryStream.EncryptionConfigurationProperty(
                         kms_encryption_config=firehose.CfnDeliveryStream.KMSEncryptionConfigProperty(awskms_key_arn=self.key.key_arn)
@@ -309,6 +414,75 @@ class CaptureStorage(Construct):
         # the role's policy must exist before Firehose validates the destination
         stream.node.add_dependency(role)
         return stream
+
+    def subscribe_capture_lines(self, log_group: logs.ILogGroup) -> logs.CfnSubscriptionFilter | None:
+        """``capture_sink=logs``: the function's capture lines (and no other line) to the capture stream."""
+        if self.stream is None or self.settings.capture_sink != "logs":
+            return None
+        role = iam.Role(
+            self, "LogsToFirehoseRole",
+            assumed_by=iam.ServicePrincipal(
+                "logs.amazonaws.com",
+                conditions={"StringLike": {"aws:SourceArn": cdk.Arn.format(
+                    cdk.ArnComponents(service="logs", resource="log-group", resource_name="*", arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME),
+                    cdk.Stack.of(self),
+                )}},
+            ),
+            description="CloudWatch Logs delivery of the inference function's capture lines to the capture stream",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(sid="PutCaptureLines", actions=["firehose:PutRecord", "firehose:PutRecordBatch"], resources=[self.stream.attr_arn])
+        )
+        subscription = logs.CfnSubscriptionFilter(
+            self, "CaptureLines",
+            log_group_name=log_group.log_group_name,
+            filter_pattern=CAPTURE_LINES_FILTER_PATTERN,
+            destination_arn=self.stream.attr_arn,
+            role_arn=role.role_arn,
+        )
+        subscription.node.add_dependency(role)
+        return subscription
+
+    def _grant_schema_read(self, role: iam.Role) -> None:
+        """Record format conversion reads the Glue table's schema."""
+        stack = cdk.Stack.of(self)
+        table_name = self.table.table_input.name  # type: ignore[union-attr]
+        db_name = self.database.database_input.name  # type: ignore[union-attr]
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadCaptureSchema",
+                actions=["glue:GetTable", "glue:GetTableVersion", "glue:GetTableVersions"],
+                resources=[
+                    stack.format_arn(service="glue", resource="catalog"),
+                    stack.format_arn(service="glue", resource="database", resource_name=db_name),
+                    stack.format_arn(service="glue", resource="table", resource_name=f"{db_name}/{table_name}"),
+                ],
+            )
+        )
+
+    def _parquet_conversion(self, role: iam.Role) -> firehose.CfnDeliveryStream.DataFormatConversionConfigurationProperty:
+        db_name = self.database.database_input.name  # type: ignore[union-attr]
+        return firehose.CfnDeliveryStream.DataFormatConversionConfigurationProperty(
+            enabled=True,
+            input_format_configuration=firehose.CfnDeliveryStream.InputFormatConfigurationProperty(
+                deserializer=firehose.CfnDeliveryStream.DeserializerProperty(
+                    open_x_json_ser_de=firehose.CfnDeliveryStream.OpenXJsonSerDeProperty(case_insensitive=True)
+                )
+            ),
+            output_format_configuration=firehose.CfnDeliveryStream.OutputFormatConfigurationProperty(
+                serializer=firehose.CfnDeliveryStream.SerializerProperty(
+                    parquet_ser_de=firehose.CfnDeliveryStream.ParquetSerDeProperty(compression="SNAPPY")
+                )
+            ),
+            schema_configuration=firehose.CfnDeliveryStream.SchemaConfigurationProperty(
+                catalog_id=cdk.Aws.ACCOUNT_ID,
+                database_name=db_name,
+                table_name=self.table.table_input.name,  # type: ignore[union-attr]
+                region=cdk.Aws.REGION,
+                role_arn=role.role_arn,
+                version_id="LATEST",
+            ),
+        )
 
     # ------------------------------------------------------------ Glue / Athena
 
@@ -334,7 +508,11 @@ class CaptureStorage(Construct):
             glue.CfnTable.ColumnProperty(name="inputs", type=inputs_type(m, self.settings)),
             glue.CfnTable.ColumnProperty(name="prediction", type="string", comment="class label, or the regression value as text"),
             glue.CfnTable.ColumnProperty(name="probabilities", type="map<string,double>"),
+            # in the table so Parquet conversion (which keeps only the table's columns) keeps them too
+            glue.CfnTable.ColumnProperty(name="encoding_fallback", type="boolean", comment="a non-finite output written as text"),
+            glue.CfnTable.ColumnProperty(name="variant", type="string", comment="champion or challenger, when one is deployed"),
         ]
+        parquet = self.settings.capture_sink == "logs" and self.settings.capture_format == "parquet"
         table = glue.CfnTable(
             self, "CapturesTable",
             catalog_id=cdk.Aws.ACCOUNT_ID,
@@ -344,8 +522,7 @@ class CaptureStorage(Construct):
                 description="One row per scored input row; query with WHERE version = '<model version>'",
                 table_type="EXTERNAL_TABLE",
                 parameters={
-                    "classification": "json",
-                    "compressionType": "gzip",
+                    **({"classification": "parquet"} if parquet else {"classification": "json", "compressionType": "gzip"}),
                     "projection.enabled": "true",
                     "projection.model.type": "enum",
                     "projection.model.values": m.model_name,
@@ -367,7 +544,7 @@ class CaptureStorage(Construct):
                     glue.CfnTable.ColumnProperty(name="dt", type="string"),
                     glue.CfnTable.ColumnProperty(name="hour", type="string"),
                 ],
-                storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
+                storage_descriptor=parquet_storage(columns, location) if parquet else glue.CfnTable.StorageDescriptorProperty(
                     columns=columns,
                     location=location,
                     input_format="org.apache.hadoop.mapred.TextInputFormat",
@@ -382,6 +559,24 @@ class CaptureStorage(Construct):
         )
         table.node.add_dependency(database)
         return database, table
+
+
+def log_line_processing(parquet: bool) -> firehose.CfnDeliveryStream.ProcessingConfigurationProperty:
+    """CloudWatch Logs records to capture rows: gunzip the subscription's batches, one record per log
+    message, partition keys from each row; newline-delimited when written as JSON Lines."""
+    p = firehose.CfnDeliveryStream
+
+    def processor(kind: str, **params: str) -> firehose.CfnDeliveryStream.ProcessorProperty:
+        return p.ProcessorProperty(type=kind, parameters=[p.ProcessorParameterProperty(parameter_name=k, parameter_value=v) for k, v in params.items()])
+
+    processors = [
+        processor("Decompression", CompressionFormat="GZIP"),
+        processor("CloudWatchLogProcessing", DataMessageExtraction="true"),
+        processor("MetadataExtraction", MetadataExtractionQuery=PARTITION_KEYS_QUERY, JsonParsingEngine="JQ-1.6"),
+    ]
+    if not parquet:
+        processors.append(processor("AppendDelimiterToRecord"))
+    return p.ProcessingConfigurationProperty(enabled=True, processors=processors)
 
 
 def inputs_type(manifest: BundleManifest, settings: Settings) -> str:
@@ -401,6 +596,17 @@ def inputs_type(manifest: BundleManifest, settings: Settings) -> str:
             t = "double"
         fields.append(f"{f.name.lower()}:{t}")
     return f"struct<{','.join(fields)}>" if fields else "map<string,string>"
+
+
+def parquet_storage(columns: list[glue.CfnTable.ColumnProperty], location: str) -> glue.CfnTable.StorageDescriptorProperty:
+    """The table over the Parquet files Firehose converts (capture_format=parquet)."""
+    return glue.CfnTable.StorageDescriptorProperty(
+        columns=columns,
+        location=location,
+        input_format="org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+        output_format="org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+        serde_info=glue.CfnTable.SerdeInfoProperty(serialization_library="org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"),
+    )
 
 
 def _glue_name(raw: str) -> str:

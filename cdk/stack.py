@@ -74,6 +74,7 @@ class ModelServingStack(cdk.Stack):
             extra_environment=self.capture.environment,
         )
         self.capture.grant_capture_write(self.serving.role)
+        self.capture.subscribe_capture_lines(self.serving.log_group)
         self.pre_traffic = PreTrafficHook(
             self, "PreTrafficHook",
             settings=s, manifest=m,

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -298,7 +299,16 @@ def _one_line(exc: BaseException) -> str:
 
 
 def run(bundle: str | None, port: int, seconds: float | None, show_metrics: bool) -> int:
-    from .local import LOCAL_BUCKET, LocalGateway, create_local_bucket, load_handler_module, local_aws, local_function_env, scoped_env
+    from .local import (
+        LOCAL_BUCKET,
+        LocalGateway,
+        create_local_bucket,
+        load_handler_module,
+        local_aws,
+        local_function_env,
+        log_capture_path,
+        scoped_env,
+    )
     from .sample_model import resolve_bundle
 
     bundle_dir = resolve_bundle(bundle)
@@ -307,8 +317,9 @@ def run(bundle: str | None, port: int, seconds: float | None, show_metrics: bool
     env["MS_CAPTURE_MODE"] = "thread"
     if not show_metrics:
         env["POWERTOOLS_METRICS_DISABLED"] = "true"
-    with local_aws() as endpoint, scoped_env(env):
+    with local_aws() as endpoint, scoped_env(env), contextlib.ExitStack() as lines:
         create_local_bucket(LOCAL_BUCKET)
+        lines.enter_context(log_capture_path(bundle_dir, LOCAL_BUCKET))  # MS_CAPTURE_SINK=logs: local CloudWatch Logs -> Firehose -> S3
         handler = load_handler_module("inference")
         try:
             gateway = LocalGateway(handler.handler, handler.serving.stage_name, port).start()

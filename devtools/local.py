@@ -23,7 +23,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -320,6 +320,21 @@ def create_local_bucket(bucket: str = LOCAL_BUCKET) -> None:
     boto3.client("s3").create_bucket(Bucket=bucket)
 
 
+@contextmanager
+def log_capture_path(bundle_dir: str | Path, bucket: str) -> Iterator[None]:
+    """With ``MS_CAPTURE_SINK=logs`` (the run's environment): the capture lines' path, local CloudWatch Logs ->
+    subscription -> Firehose -> ``bucket`` (devtools/local_capture_logs.py); nothing otherwise."""
+    if os.environ.get("MS_CAPTURE_SINK") != "logs":
+        yield
+        return
+    from modelserve.bundle import ModelBundle
+
+    from .local_capture_logs import local_log_capture
+
+    with local_log_capture(ModelBundle.load(bundle_dir).manifest, bucket):
+        yield
+
+
 @dataclass
 class LocalStack:
     """What ``local_stack`` started: the moto endpoint, the handler modules and the gateway in front of inference."""
@@ -344,8 +359,9 @@ def local_stack(
     from modelserve.settings import ENV_CAPTURE_BUCKET
 
     function_env = {**local_function_env(bundle_dir), ENV_CAPTURE_BUCKET: bucket, **(env or {})}
-    with local_aws() as endpoint, scoped_env(function_env):
+    with local_aws() as endpoint, scoped_env(function_env), ExitStack() as path:
         create_local_bucket(bucket)
+        path.enter_context(log_capture_path(bundle_dir, bucket))
         inference = load_handler_module("inference")
         drift_check = load_handler_module("drift_check") if with_drift_check else None
         gateway = LocalGateway(inference.handler, inference.serving.stage_name, port=0, concurrency=concurrency).start()

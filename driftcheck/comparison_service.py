@@ -91,7 +91,7 @@ class ComparisonService:
         self.cloudwatch = cloudwatch
         self.bucket = bucket
         self.deployment = deployment
-        firehose = settings.capture_sink == "firehose"
+        firehose = settings.captures_filed_by_arrival
         self.versions = {CHAMPION: manifest.version, CHALLENGER: challenger_version}
         self.locations = {v: CaptureLocation(bucket, manifest.model_name, version, neighbours=firehose) for v, version in self.versions.items()}
 

@@ -143,6 +143,7 @@ class DriftRun:
             "objects_read": self.window.objects_read,
             "corrupt_objects": self.window.corrupt_objects,
             "partial_window": self.window.partial,
+            "rows_estimated": round(self.window.rows_estimated),
             "labeled_rows": self.labeled_rows,
             "rejected_requests": self.rejects.rejected_requests if self.rejects else 0,
             "reject_share": self.rejects.share if self.rejects else None,
@@ -187,7 +188,7 @@ class DriftService:
         self.bucket = bucket
         self.write_local = write_local
         self.captures = CaptureLocation(
-            bucket, self.manifest.model_name, self.manifest.version, neighbours=settings.capture_sink == "firehose"
+            bucket, self.manifest.model_name, self.manifest.version, neighbours=settings.captures_filed_by_arrival
         )
         self.checked = checked_manifest(bundle.manifest, settings)
         ref = reference_sample_from_rows(self.checked, bundle.reference_rows())
@@ -258,7 +259,11 @@ class DriftService:
         rejected = read_rejects(self.s3, self.captures, start, end, seed=int(end.timestamp()))
         rejects = reject_counts(window, rejected)
         report = self.checker.check(sample.table, predictions, self._labeled(window.rows, labels, predictions), rejects)
-        metrics = report.metrics() + [(mn.CORRUPT_CAPTURE_OBJECTS, float(window.corrupt_objects), None)]
+        metrics = report.metrics() + [
+            (mn.CORRUPT_CAPTURE_OBJECTS, float(window.corrupt_objects), None),
+            (mn.PARTIAL_WINDOW, float(window.partial), None),
+            (mn.WINDOW_ROWS_ESTIMATED, window.rows_estimated, None),
+        ]
         self.publish(metrics, end, window=label)
         json_key, html_key = self.report_keys(end, None if main else label)
         document = {
@@ -269,6 +274,7 @@ class DriftService:
             "objects_read": window.objects_read,
             "objects_listed": window.objects_listed,
             "partial_window": window.partial,
+            "rows_estimated": round(window.rows_estimated),
             "corrupt_objects": window.corrupt_objects,
             "corrupt_keys": window.corrupt_keys,
             "reject_objects_read": rejected.objects_read,

@@ -16,6 +16,9 @@ Read cost is bounded by the window: our capture keys name their event time
 (``modelserve.records.key_time``), so only objects whose key time falls inside a slice are fetched,
 and with the direct S3 sink the listing itself starts at the slice's first key (``StartAfter``) and
 stops past its last. Firehose's files are named by arrival, not event time: they are read whole.
+Every object is decoded by ``capture_formats.decode_capture_object`` (JSON Lines, the logs sink's
+CloudWatch Logs envelopes, Parquet), and each row goes to the hour of its event time, so the hours
+of a window are read, not the arrivals.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
-from modelserve.records import CaptureRecord, decode_jsonl, key_time, key_time_name, utc_iso, window_hours
+from modelserve.records import CaptureRecord, key_time, key_time_name, utc_iso, window_hours
 
+from .capture_formats import decode_capture_object
 from .hour_samples import (
     MAX_CORRUPT_KEYS,
     CaptureRow,
@@ -76,6 +80,17 @@ class WindowRead:
     objects_listed: int = 0
     partial: bool = False  # the time budget ran out before every object was read
     cached_hours: int = 0  # hours taken from their stored sample instead of their captures
+    cached_rows: int = 0  # rows of those hours (their counts are exact)
+
+    @property
+    def rows_estimated(self) -> float:
+        """All rows of the window: ``rows_seen`` when every object was read. Past the budget, the rows read
+        from captures scaled by objects listed / objects read (each pass reads its objects in random
+        order), plus the stored hours' exact counts; ``rows_seen`` (a lower bound) when nothing was read."""
+        if not self.partial or self.objects_read == 0:
+            return float(self.rows_seen)
+        live = self.rows_seen - self.cached_rows
+        return self.cached_rows + live * self.objects_listed / self.objects_read
 
 
 def read_window(
@@ -140,6 +155,7 @@ def read_window(
         objects_listed=sum(s.objects_listed for s in samples if not s.cached),
         partial=any(s.partial for s in samples),
         cached_hours=sum(1 for s in samples if s.cached),
+        cached_rows=sum(s.rows_seen for s in samples if s.cached),
     )
 
 
@@ -157,7 +173,7 @@ class _Slices:
         if isinstance(data, Exception):
             raise ValueError(f"unreadable: {data}")
         routed = []
-        for row in decode_jsonl(data):
+        for row in decode_capture_object(data):
             t = row["event_time"]
             i = self.by_hour.get(t[:13])
             if i is not None and self.bounds[i][0] <= t < self.bounds[i][1]:

@@ -179,6 +179,13 @@ TARGET_DRIFT = _drift("TargetDrift", "model_output", "0/1: target drift verdict"
 TARGET_DRIFT_P_VALUE = _drift("TargetDriftPValue", "model_output", "target drift p-value")
 # the drift check's own health
 CORRUPT_CAPTURE_OBJECTS = _drift("CorruptCaptureObjects", "pipeline", "capture objects the window reader could not read", unit="Count")
+PARTIAL_WINDOW = _drift(
+    "PartialWindow", "pipeline", "1 when the read budget ran out before every capture object of the window was read (oldest hours left out)"
+)
+WINDOW_ROWS_ESTIMATED = _drift(
+    "WindowRowsEstimated", "pipeline", "rows of the window, estimated from the objects read when the read was partial (else WindowRows)",
+    unit="Count",
+)
 VERDICT_EVENT_ERRORS = _drift("VerdictEventErrors", "pipeline", "1 when a run's verdict event was not published",
                               dimension_sets=(MODEL_DIMENSIONS,))
 

@@ -40,6 +40,12 @@ REJECTS_ROOT = "rejects"  # requests validation refused (422 and other 4xx of th
 
 RowKey = tuple[str, int]  # (request id, row): joins a capture row and its feedback label
 
+# capture_sink=logs (serving/capture_logs.py): each capture line carries this field, which the stack's
+# subscription filter matches and the drift check reads back (driftcheck/capture_formats.py)
+RECORD_TYPE_FIELD = "record_type"
+CAPTURE_RECORD_TYPE = CAPTURE_ROOT
+CAPTURE_LINES_FILTER_PATTERN = f'{{ $.{RECORD_TYPE_FIELD} = "{CAPTURE_RECORD_TYPE}" }}'
+
 
 def compact_json(d: Mapping[str, Any]) -> str:
     """A record's JSON line: no spaces, and never NaN or Infinity (not JSON: the writer falls back first)."""

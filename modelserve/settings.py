@@ -31,6 +31,9 @@ ENV_BUNDLE_PATH = "MS_MODEL_BUNDLE_PATH"  # the bundle folder: relative to the a
 ENV_CAPTURE_BUCKET = "MS_CAPTURE_BUCKET"
 ENV_FIREHOSE_STREAM = "MS_FIREHOSE_STREAM"
 ENV_HASH_SALT_SECRET = "MS_CAPTURE_HASH_SALT_SECRET_ARN"  # the salt the stack generated, when none is set
+# drift_athena=on: the Athena workgroup the drift check queries in, and the captures table (database.table)
+ENV_ATHENA_WORKGROUP = "MS_ATHENA_WORKGROUP"
+ENV_CAPTURES_TABLE = "MS_CAPTURES_TABLE"
 # browser origins the API lets call it (cors_origins and the web page's), comma-separated: the variable
 # ServingSettings' ``cors_origins`` is read from (the stack adds the page's deploy-time origin)
 ENV_CORS_ORIGINS = "MS_CORS_ORIGINS"
@@ -172,6 +175,17 @@ class DeploySettings(_Section):
     capture_noncurrent_days: int = Field(
         30, ge=1, le=3650, description="Replaced or expired objects of the capture bucket (versioned) are kept this long"
     )
+    drift_athena: Literal["off", "on"] = Field(
+        "off", description="An Athena workgroup (results under athena-results/, a bytes-scanned limit) the drift check may query the "
+        "captures table in, with exactly the permissions that takes (driftcheck/athena_sql.py)",
+    )
+    athena_bytes_scanned_limit_mb: int = Field(
+        10_000, ge=10, le=10_000_000, description="drift_athena=on: Athena cancels a query of the workgroup past this many MB scanned"
+    )
+    capture_format: Literal["json", "parquet"] = Field(
+        "json", description="capture_sink=logs: what Firehose writes under the hour partitions: gzip JSON Lines (the drift check reads it), "
+        "or Parquet converted with the Glue table's schema (Athena; the drift-check asset has no Parquet reader: docs/capture.md#parquet)",
+    )
     inference_reserved_concurrency: int | None = Field(
         None, ge=1, le=10000, description="Reserved concurrency of the inference function (none: the account's unreserved pool)"
     )
@@ -188,7 +202,9 @@ class SharedSettings(_Section):
     """Read by both functions: the inference function writes captures and metrics, the drift check
     reads the captures back (same sink layout, same left-out features) and publishes to the same namespace."""
 
-    capture_sink: Literal["s3", "firehose"] = Field("s3", description="Where captures go")
+    capture_sink: Literal["s3", "firehose", "logs"] = Field(
+        "s3", description="Where captures go: one S3 object per request, a Firehose stream, or log lines (docs/capture.md#the-logs-sink)"
+    )
     redact_features: tuple[str, ...] = Field((), description="Features never written to captures")
     hash_features: tuple[str, ...] = Field((), description="Features written as a salted SHA-256")
     metrics_namespace: str = Field("ModelServing", pattern=r"^[A-Za-z0-9_./#:-]{1,255}$", description="CloudWatch namespace")
@@ -204,6 +220,12 @@ class SharedSettings(_Section):
     challenger_mode: Literal[CHALLENGER_MODES] = Field(  # type: ignore[valid-type]
         "off", description="off; shadow: both score every request, the champion answers; ab: a share answered by the challenger"
     )
+
+    @property
+    def captures_filed_by_arrival(self) -> bool:
+        """Whether an hour's captures can sit under a neighbouring hour's prefix: Firehose files by arrival
+        (its default prefix, and moto's for the logs sink locally); the S3 sink files each request by its event time."""
+        return self.capture_sink != "s3"
 
     @model_validator(mode="after")
     def _redacted_or_hashed(self) -> SharedSettings:

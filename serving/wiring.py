@@ -22,6 +22,7 @@ from modelserve.settings import ENV_CAPTURE_BUCKET, ENV_CHALLENGER_BUNDLE_PATH, 
 from modelserve.versions import CHALLENGER, CHAMPION, check_compatible
 
 from .capture import Capturer, CaptureSink, FirehoseCaptureSink, Redactor, S3CaptureSink
+from .capture_logs import LogsCaptureSink
 from .model import ModelRunner
 from .service import FeedbackWriter, InferenceService, MetricHook, no_metric
 from .validation import Validator
@@ -95,6 +96,8 @@ def inference_service(
 
         session = boto_session or boto3.session.Session()
     sink, feedback_writer = capture_clients(settings, targets, session)
+    if isinstance(sink, LogsCaptureSink):  # rows too large for a log line: lost, and counted as failed captures
+        sink.on_lost = lambda n: metric(mn.CAPTURE_ERRORS, n, {})
     reject_sink = reject_sink_for(settings, sink, targets, session)
     if sink is None and settings.capture_sampling > 0:
         logger.warning("capture is off: no %s (or %s with capture_sink=firehose) in the environment", ENV_CAPTURE_BUCKET, ENV_FIREHOSE_STREAM)
@@ -147,7 +150,9 @@ def capture_clients(settings: ServingSettings, targets: CaptureTargets, session:
     s3 = session.client("s3", config=cfg) if targets.bucket else None
     feedback_writer = s3_writer(s3, targets.bucket) if s3 is not None and targets.bucket else None
     sink: CaptureSink | None = None
-    if settings.capture_sink == "firehose" and targets.stream:
+    if settings.capture_sink == "logs":  # log lines; feedback and refused requests still go to S3 (docs/capture.md)
+        sink = LogsCaptureSink()
+    elif settings.capture_sink == "firehose" and targets.stream:
         sink = FirehoseCaptureSink(session.client("firehose", config=cfg), targets.stream)
     elif s3 is not None and targets.bucket:
         if settings.capture_sink == "firehose":

@@ -46,6 +46,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "cors_waf": {"cors_origins": ["https://app.example.com", "http://localhost:5173"], "waf": True, "waf_rate_limit": 500},
     # one browser origin with SigV4 (IAM) auth: the preflight alone is unauthorized
     "iam_cors": {"api_auth": "iam", "cors_origins": "https://console.example.org"},
+    # captures as log lines: subscription filter -> Firehose (hour partitions) as JSON Lines; or as Parquet into a
+    # KMS bucket, with the drift check's Athena workgroup
+    "logs": {"capture_sink": "logs"},
+    "logs_parquet_kms": {"capture_sink": "logs", "capture_format": "parquet", "bucket_encryption": "kms", "drift_athena": "on"},
 }
 
 

@@ -548,7 +548,7 @@ def test_outputs(default: Synth, full: Synth) -> None:
 # ------------------------------------------------------------------ checks
 
 
-@pytest.mark.parametrize("variant", ["default", "firehose_kms_iam", "public", "coverage", "cors_waf", "iam_cors"])
+@pytest.mark.parametrize("variant", ["default", "firehose_kms_iam", "public", "coverage", "cors_waf", "iam_cors", "logs", "logs_parquet_kms"])
 def test_cdk_nag_has_no_unacknowledged_findings(variant: str, synth_of) -> None:
     s = synth_of(variant)  # synth raises on any unacknowledged AwsSolutions finding
     report = json.loads((s.outdir / "validation-report.json").read_text()) if (s.outdir / "validation-report.json").exists() else {"pluginReports": []}
@@ -559,7 +559,9 @@ def test_cdk_nag_has_no_unacknowledged_findings(variant: str, synth_of) -> None:
     assert errors == []
 
 
-@pytest.mark.parametrize("variant", ["default", "firehose_kms_iam", "public", "two_days", "coverage", "cors_waf", "iam_cors"])
+@pytest.mark.parametrize(
+    "variant", ["default", "firehose_kms_iam", "public", "two_days", "coverage", "cors_waf", "iam_cors", "logs", "logs_parquet_kms"]
+)
 def test_cfn_lint_reports_no_errors(variant: str, synth_of) -> None:
     from cfnlint.api import ManualArgs, lint_file
 

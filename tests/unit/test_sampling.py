@@ -88,3 +88,18 @@ def test_merge_of_a_short_sample_gives_what_it_has() -> None:
 def test_merge_is_reproducible_for_a_seed(seed: int) -> None:
     samples = [list(range(100)), list(range(100, 200))]
     assert _merge(samples, [1000, 500], 50, seed) == _merge(samples, [1000, 500], 50, seed)
+
+
+def test_rows_of_a_partial_window_are_estimated_from_the_objects_read() -> None:
+    from datetime import UTC, datetime
+
+    from driftcheck.window_reader import WindowRead
+
+    t = datetime(2026, 11, 25, tzinfo=UTC)
+    whole = WindowRead(t, t, [], rows_seen=1000, objects_read=100, corrupt_objects=0, objects_listed=100, cached_rows=400)
+    assert whole.rows_estimated == 1000
+    # 600 rows from 30 of 90 listed objects, plus 400 rows of stored hours (exact)
+    cut = WindowRead(t, t, [], rows_seen=1000, objects_read=30, corrupt_objects=0, objects_listed=90, partial=True, cached_rows=400)
+    assert cut.rows_estimated == 400 + 600 * 3
+    nothing_read = WindowRead(t, t, [], rows_seen=400, objects_read=0, corrupt_objects=0, objects_listed=90, partial=True, cached_rows=400)
+    assert nothing_read.rows_estimated == 400  # a lower bound: no object says how many rows the rest hold

@@ -1,0 +1,109 @@
+"""Cost per month of each capture sink at 1 k, 1 M and 100 M requests per day (docs/cost.md).
+
+    python benchmarks/capture_cost.py                  # the table in docs/cost.md
+    python benchmarks/capture_cost.py --billed-ms s3=30 firehose=30 logs=4 --row-bytes 423
+
+A calculator over list prices (us-east-1, on-demand, no free tier), not a measurement; its inputs
+are measured elsewhere: the billed duration per sink (``benchmarks/bench_post_response.py``: the end of
+the invocation under the Lambda emulator), the capture line's size (423 bytes for the sample model, one
+row per request) and the drift check's read time (``benchmarks/bench_drift.py``). Without X-Ray.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+GB = 1e9
+# list prices, us-east-1 (USD)
+API_GATEWAY_REST_PER_M = 3.50
+LAMBDA_REQUEST_PER_M = 0.20
+LAMBDA_GB_S_ARM = 0.0000133334
+LOGS_INGEST_PER_GB = 0.50  # CloudWatch Logs standard ingestion (what Lambda's stdout costs)
+S3_PUT_PER_K = 0.005
+S3_GET_PER_K = 0.0004
+S3_GB_MONTH = 0.023
+FIREHOSE_INGEST_PER_GB = 0.029  # Direct PUT; each record billed as at least 5 KB
+FIREHOSE_MIN_RECORD_BYTES = 5 * 1024
+FIREHOSE_DYNAMIC_PARTITIONING_PER_GB = 0.020
+FIREHOSE_OBJECTS_PER_K = 0.005  # dynamic partitioning: per 1,000 S3 objects delivered
+FIREHOSE_FORMAT_CONVERSION_PER_GB = 0.018
+ATHENA_PER_TB = 5.0
+
+OTHER_LOG_BYTES = 2000  # the function's JSON log line, EMF metrics and the API's access log per request
+STORED_BYTES_PER_ROW = 100  # gzip JSON Lines or Parquet of a capture row (a 423-byte line compresses ~4x)
+PARQUET_SCAN_SHARE = 0.25  # an aggregate query reads the columns it needs
+DRIFT_CHECK_FIXED_MONTH = 0.60  # hourly check, 2 GB, ~30 s (docs/cost.md)
+DRIFT_READ_S_PER_ROW = 21e-6  # first read of a capture row (docs/monitoring.md#scale-measured)
+DRIFT_GB = 2.0
+DAYS = 30
+
+
+@dataclass(frozen=True)
+class Month:
+    request_path: float
+    capture: float
+    drift_check: float
+    athena: float
+    storage: float
+
+    @property
+    def total(self) -> float:
+        return self.request_path + self.capture + self.drift_check + self.athena + self.storage
+
+
+def month(sink: str, per_day: float, billed_ms: float, row_bytes: float, expiry_days: int, parquet: bool = False) -> Month:
+    """One month at ``per_day`` one-row requests with ``sink``."""
+    n = per_day * DAYS
+    request_path = n / 1e6 * (API_GATEWAY_REST_PER_M + LAMBDA_REQUEST_PER_M) + n * billed_ms / 1000 * LAMBDA_GB_S_ARM
+    request_path += n * OTHER_LOG_BYTES / GB * LOGS_INGEST_PER_GB
+    line_gb = n * row_bytes / GB
+    if sink == "s3":
+        capture = n / 1000 * S3_PUT_PER_K
+        gets = n / 1000 * S3_GET_PER_K  # each object read once (hour samples)
+    elif sink == "firehose":
+        capture = n * max(row_bytes, FIREHOSE_MIN_RECORD_BYTES) / GB * FIREHOSE_INGEST_PER_GB
+        gets = 0.0  # a few MB-sized objects per hour
+    else:  # logs: CloudWatch Logs ingestion, then Firehose (the subscription's batches are many KB: no 5 KB rounding)
+        objects = 24 * DAYS * 12  # per partition hour: one object per 300 s buffer
+        capture = line_gb * (LOGS_INGEST_PER_GB + FIREHOSE_INGEST_PER_GB + FIREHOSE_DYNAMIC_PARTITIONING_PER_GB)
+        capture += objects / 1000 * FIREHOSE_OBJECTS_PER_K + (line_gb * FIREHOSE_FORMAT_CONVERSION_PER_GB if parquet else 0.0)
+        gets = 0.0
+    drift = DRIFT_CHECK_FIXED_MONTH + gets + n * DRIFT_READ_S_PER_ROW * DRIFT_GB * LAMBDA_GB_S_ARM
+    stored_gb = per_day * STORED_BYTES_PER_ROW / GB * expiry_days
+    # Athena, when the drift check queries the 24 h window every hour instead of reading it
+    scanned_tb = 24 * DAYS * per_day * STORED_BYTES_PER_ROW * (PARQUET_SCAN_SHARE if parquet else 1.0) / 1e12
+    athena = max(scanned_tb, 24 * DAYS * 10e6 / 1e12) * ATHENA_PER_TB  # Athena bills at least 10 MB per query
+    return Month(request_path, capture, drift, athena, stored_gb * S3_GB_MONTH)
+
+
+def table(billed: dict[str, float], row_bytes: float, expiry_days: int) -> str:
+    rows = [
+        "| requests per day | sink | request path | capture | drift check (Lambda) | Athena path (hourly, optional) | storage | "
+        "total per month (Lambda path) | per million requests |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for per_day in (1e3, 1e6, 1e8):
+        for sink, parquet in (("s3", False), ("firehose", False), ("logs", False), ("logs", True)):
+            m = month(sink, per_day, billed[sink], row_bytes, expiry_days, parquet)
+            name = f"`{sink}`" + (" + Parquet" if parquet else "")
+            per_m = m.total - m.athena
+            rows.append(
+                f"| {per_day:,.0f} | {name} | ${m.request_path:,.2f} | ${m.capture:,.2f} | ${m.drift_check:,.2f} | ${m.athena:,.2f} | "
+                f"${m.storage:,.2f} | ${per_m:,.2f} | ${per_m / (per_day * DAYS / 1e6):,.2f} |"
+            )
+    return "\n".join(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--billed-ms", nargs="*", default=["s3=30", "firehose=30", "logs=4"], help="sink=billed ms per request")
+    ap.add_argument("--row-bytes", type=float, default=423.0, help="bytes of one capture line")
+    ap.add_argument("--expiry-days", type=int, default=365, help="capture_expiry_days")
+    args = ap.parse_args()
+    billed = {k: float(v) for k, v in (item.split("=") for item in args.billed_ms)}
+    print(table(billed, args.row_bytes, args.expiry_days))
+
+
+if __name__ == "__main__":
+    main()

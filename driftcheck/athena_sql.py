@@ -1,0 +1,115 @@
+"""The drift check's SQL over the captures table (Glue, partition projection), in Athena's dialect (Trino).
+
+Past what one Lambda can read in its budget, the window's exact aggregates come from queries, not from
+a sample: row count, nulls per feature, category counts (new values are the ones the reference does not
+know), histograms on the reference's bins, predicted-class counts; the sample the distribution tests
+need (KS, PCA, MMD) comes from ``TABLESAMPLE BERNOULLI``. Every query reads only the window's
+partitions (``model``, ``version``, ``dt``; ``event_time`` inside them), so Athena scans the hours it needs.
+
+The SQL is the contract: tests/unit/test_athena_sql.py parses each query as Trino and runs it, transpiled
+by sqlglot, on DuckDB over hour-partitioned Parquet files laid out as Firehose writes them, against counts
+computed in Python over the same rows. Standard library only (it ships in the drift-check asset).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from modelserve.records import utc_iso
+
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
+# what the sample brings back: the capture record's columns
+SAMPLE_COLUMNS = ("request_id", "row", "event_time", "model_name", "model_version", "stage", "inputs", "prediction", "probabilities")
+
+
+def identifier(name: str) -> str:
+    """A column or field name as the Glue table has it (lower case; Glue lowercases), quoted."""
+    lowered = name.lower()
+    if not _IDENTIFIER.fullmatch(lowered):
+        raise ValueError(f"{name!r} is not a plain identifier: the table keeps such inputs as a string map")
+    return f'"{lowered}"'
+
+
+def literal(value: str) -> str:
+    """A SQL string literal (quotes doubled)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def feature(name: str) -> str:
+    """A feature of the ``inputs`` struct column."""
+    return f"inputs.{identifier(name)}"
+
+
+@dataclass(frozen=True)
+class CaptureWindow:
+    """The rows of one model version with ``start <= event_time < end``, in ``table`` (``database.table``)."""
+
+    table: str
+    model: str
+    version: str
+    start: datetime
+    end: datetime
+
+    def source(self) -> str:
+        return ".".join(identifier(part) for part in self.table.split("."))
+
+    def where(self) -> str:
+        """Partition pruning (model, version, the days the window touches) and the exact event-time bounds."""
+        days, day = [], self.start.date()
+        while day <= (self.end - timedelta(microseconds=1)).date():
+            days.append(literal(day.isoformat()))
+            day += timedelta(days=1)
+        return (
+            f"model = {literal(self.model)} AND version = {literal(self.version)} AND dt IN ({', '.join(days)}) "
+            f"AND event_time >= {literal(utc_iso(self.start))} AND event_time < {literal(utc_iso(self.end))}"
+        )
+
+
+def row_count(w: CaptureWindow) -> str:
+    return f"SELECT count(*) AS row_count FROM {w.source()} WHERE {w.where()}"
+
+
+def null_counts(w: CaptureWindow, features: Sequence[str]) -> str:
+    """One row: ``row_count``, then ``null_<i>`` per feature (in the order given)."""
+    nulls = ", ".join(f"count_if({feature(f)} IS NULL) AS null_{i}" for i, f in enumerate(features))
+    return f"SELECT count(*) AS row_count, {nulls} FROM {w.source()} WHERE {w.where()}"
+
+
+def category_counts(w: CaptureWindow, name: str) -> str:
+    """``value``, ``n`` per distinct value of a categorical feature (null included): exact, rare values too."""
+    return f"SELECT {feature(name)} AS value, count(*) AS n FROM {w.source()} WHERE {w.where()} GROUP BY 1"
+
+
+def histogram(w: CaptureWindow, name: str, edges: Sequence[float]) -> str:
+    """``bucket``, ``n`` of a numeric feature on the reference's edges: bucket 0 below ``edges[0]``, i for
+    ``edges[i-1] <= x < edges[i]``, ``len(edges)`` at or above the last (nulls left out: see ``null_counts``)."""
+    if not edges or list(edges) != sorted(edges):
+        raise ValueError("edges must be a non-empty ascending sequence")
+    x = feature(name)
+    cases = " ".join(f"WHEN {x} < {float(e)!r} THEN {i}" for i, e in enumerate(edges))
+    bucket = f"CASE {cases} ELSE {len(edges)} END"
+    return f"SELECT {bucket} AS bucket, count(*) AS n FROM {w.source()} WHERE {w.where()} AND {x} IS NOT NULL GROUP BY 1"
+
+
+def prediction_counts(w: CaptureWindow) -> str:
+    """``prediction``, ``n``: the predicted classes' counts (classifiers)."""
+    return f"SELECT prediction, count(*) AS n FROM {w.source()} WHERE {w.where()} GROUP BY 1"
+
+
+def sample(w: CaptureWindow, percent: float, limit: int) -> str:
+    """A Bernoulli sample of the window's rows (each row kept with ``percent`` / 100), at most ``limit``:
+    the rows the distribution tests need. ``percent`` from the exact row count: ``sample_percent``."""
+    if not 0 < percent <= 100:
+        raise ValueError("percent must be in (0, 100]")
+    columns = ", ".join(identifier(c) for c in SAMPLE_COLUMNS)
+    return f"SELECT {columns} FROM {w.source()} TABLESAMPLE BERNOULLI ({percent!r}) WHERE {w.where()} LIMIT {int(limit)}"
+
+
+def sample_percent(row_count: int, sample_cap: int, margin: float = 1.1) -> float:
+    """The Bernoulli percentage that yields about ``sample_cap`` rows of ``row_count`` (a margin over, cut by LIMIT)."""
+    if row_count <= 0:
+        return 100.0
+    return min(100.0, 100.0 * sample_cap * margin / row_count)
