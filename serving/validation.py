@@ -20,6 +20,7 @@ import orjson
 from modelserve.schema import BundleManifest, FeatureKind, FeatureSpec, InputDtype, Table
 
 MAX_REPORTED_ERRORS = 50
+NUMPY_FROM_ROWS = 16  # measured: below it numpy's per-call cost exceeds the per-value loop's (benchmarks/bench_inference.py)
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # beyond it a float32 input would read infinity
 MAX_EXACT_INTEGER = 2**53  # integers pass through the float64 columns; beyond this they would be rounded
 
@@ -160,16 +161,20 @@ class ColumnBatch:
 class Validator:
     """Turns a parsed request into validated columns for one bundle's schema."""
 
-    def __init__(self, manifest: BundleManifest, max_rows: int, reject_unseen_categories: bool = True, vectorised: bool = True) -> None:
-        """``vectorised=False``: every value through the per-value checks, the reference the numpy paths
-        are tested against (they must give the same table, or the same refusal byte for byte)."""
+    def __init__(
+        self, manifest: BundleManifest, max_rows: int, reject_unseen_categories: bool = True, numpy_from_rows: int | None = NUMPY_FROM_ROWS
+    ) -> None:
+        """``numpy_from_rows``: JSON columns of at least this many values are checked with numpy first (below
+        it the per-value loop is faster); None: every value through the per-value checks, the reference the
+        numpy paths are tested against (they must give the same table, or the same refusal byte for byte)."""
         self.features = manifest.features
         self.names = manifest.feature_names
         self.name_set = frozenset(self.names)
         self.max_rows = max_rows
         self.reject_unseen = reject_unseen_categories
         self._categories = {f.name: frozenset(f.categories) for f in self.features if f.kind is FeatureKind.CATEGORICAL}
-        self.vectorised = vectorised
+        self.vectorised = numpy_from_rows is not None
+        self.numpy_from_rows = numpy_from_rows or 0
 
     def validate(self, payload: Any) -> Table:
         if isinstance(payload, ColumnBatch):
@@ -313,7 +318,7 @@ class Validator:
 
     # --- values ---
     def _column(self, spec: FeatureSpec, values: list[Any], errors: list[FieldError]) -> np.ndarray | None:
-        if self.vectorised:
+        if self.vectorised and len(values) >= self.numpy_from_rows:
             fast = self._vectorised(spec, values)
             if fast is not None:
                 return fast

@@ -81,7 +81,7 @@ def test_columns_are_validated_as_the_same_values_sent_as_json(request: pytest.F
     manifest = request.getfixturevalue(bundle).manifest
     validator = Validator(manifest, max_rows=5, reject_unseen_categories=reject_unseen)
 
-    per_value = Validator(manifest, max_rows=5, reject_unseen_categories=reject_unseen, vectorised=False)
+    per_value = Validator(manifest, max_rows=5, reject_unseen_categories=reject_unseen, numpy_from_rows=None)
 
     @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(batches(manifest))
@@ -126,8 +126,8 @@ def test_json_columns_with_nulls_are_validated_by_numpy_as_by_the_per_value_chec
 ) -> None:
     """The numpy path (nulls as a mask) gives the per-value path's table, or its refusal byte for byte."""
     manifest = request.getfixturevalue(bundle).manifest
-    fast = Validator(manifest, max_rows=8, reject_unseen_categories=reject_unseen)
-    per_value = Validator(manifest, max_rows=8, reject_unseen_categories=reject_unseen, vectorised=False)
+    fast = Validator(manifest, max_rows=8, reject_unseen_categories=reject_unseen, numpy_from_rows=1)
+    per_value = Validator(manifest, max_rows=8, reject_unseen_categories=reject_unseen, numpy_from_rows=None)
 
     @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(json_columns(manifest))
@@ -144,11 +144,11 @@ def test_a_null_keeps_a_numeric_column_on_the_numpy_path(sample_bundle: Any) -> 
     numeric = next(f for f in m.features if f.kind.value == "numeric" and f.nullable)
     rows = [{f.name: (f.categories[0] if f.kind.value == "categorical" else 1.0) for f in m.features} for _ in range(4)]
     rows[1][numeric.name], rows[3][numeric.name] = None, 7
-    table = Validator(m, max_rows=10).validate({"instances": rows})
+    table = Validator(m, max_rows=10, numpy_from_rows=1).validate({"instances": rows})
     np.testing.assert_array_equal(table[numeric.name], [1.0, np.nan, 1.0, 7.0])
     rows[2][numeric.name] = float("nan")
     with pytest.raises(RequestError) as refused:
-        Validator(m, max_rows=10).validate({"instances": rows})
+        Validator(m, max_rows=10, numpy_from_rows=1).validate({"instances": rows})
     assert refused.value.body()["details"] == [
         {"row": 2, "field": numeric.name, "reason": "not_finite", "message": "NaN and Infinity are not accepted; send null if missing"}
     ]
