@@ -1,13 +1,16 @@
 """Cold init against its floor: fresh processes, medians of interleaved runs, reported as a ratio.
 
-    .venv/bin/python benchmarks/bench_cold_start.py [--runs 9]
+    .venv/bin/python benchmarks/bench_cold_start.py [--runs 9] [--emulator 5 [--baseline DIR]]
 
 floor     a fresh process imports numpy and onnxruntime and opens the bundle's session: what any Python
           ONNX function pays before its first answer
 handler   a fresh process imports lambda/inference/handler.py with capture on (a bucket named, fake
           credentials, no network): settings, bundle, session, metrics, the app, the capture executor
 Both time from the first line of the child to the end of init (the interpreter's own start is the same
-in both and left out). Each handler run is paired with the floor run next to it, so the ratio is of
+in both and left out). ``--emulator N``: N fresh environments under tests/lambda_emulator.py (awslambdaric,
+Runtime + Extensions API, capture on to moto server, capture extension registered), process spawn to
+first /predict answer; with ``--baseline DIR`` (another checkout of the project) interleaved with it.
+Each handler run is paired with the floor run next to it, so the ratio is of
 one moment of this shared machine. Then one ``python -X importtime`` of the handler: the import time
 per top-level package, and which modules the first answer does not need were loaded anyway.
 """
@@ -21,6 +24,7 @@ import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -94,9 +98,42 @@ def import_times(stderr: str) -> dict[str, float]:
     return per_package
 
 
+def emulator_first_answers(bundle: Any, rounds: int, checkouts: dict[str, Path]) -> dict[str, list[float]]:
+    """Spawn -> first /predict answer (s) of fresh emulated environments, per checkout, interleaved round by round."""
+    import boto3
+
+    from devtools.local import moto_server
+    from tests.lambda_emulator import LambdaEmulator
+    from tests.support import event
+
+    body = {"instances": [bundle.reference_rows()[0]["inputs"]]}
+    firsts: dict[str, list[float]] = {name: [] for name in checkouts}
+    with moto_server() as endpoint:
+        creds = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t").create_bucket(
+            Bucket="bench-cold"
+        )
+        for _ in range(rounds):
+            for name, root in checkouts.items():
+                env = {
+                    **creds,
+                    "AWS_ENDPOINT_URL": endpoint,
+                    "MS_MODEL_BUNDLE_PATH": str(bundle.root),
+                    "MS_CAPTURE_BUCKET": "bench-cold",
+                    "PYTHONPATH": str(root),
+                }
+                with LambdaEmulator(env, cwd=root / "lambda" / "inference") as emu:
+                    inv = emu.invoke(event("rest_v1", "POST", "/predict", body, request_id="cold"))
+                    assert inv.responded_at is not None and inv.payload and inv.payload["statusCode"] == 200, inv.payload
+                    firsts[name].append(inv.responded_at - emu.spawned_at)
+    return firsts
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=9)
+    ap.add_argument("--emulator", type=int, default=0, help="fresh environments under the Lambda emulator (0: skip)")
+    ap.add_argument("--baseline", type=Path, help="another checkout, measured interleaved under the emulator")
     args = ap.parse_args()
     bundle = ensure_sample_bundle(REPO / "models" / "sample")
     env = child_env(bundle.root)
@@ -118,6 +155,12 @@ def main() -> None:
         f"  handler / floor                          {statistics.median(ratios):7.2f}x  (per-pair range {min(ratios):.2f}-{max(ratios):.2f})"
     )
     print(f"  loaded at init, not needed by the first answer: {loaded or 'none'}")
+    if args.emulator:
+        checkouts = {"this checkout": REPO, **({f"baseline {args.baseline}": args.baseline.resolve()} if args.baseline else {})}
+        firsts = emulator_first_answers(bundle, args.emulator, checkouts)
+        print(f"under the Lambda emulator (awslambdaric, capture extension on), spawn -> first answer, median of {args.emulator}:")
+        for name, values in firsts.items():
+            print(f"  {name:<40} {statistics.median(values) * 1000:7.0f} ms")
     times = import_times(run(handler_code, env, "-X", "importtime").stderr)
     total = sum(times.values())
     print(f"python -X importtime of the handler (one run): {total:.0f} ms of imports")
