@@ -37,9 +37,14 @@ snapstart = SnapStartHooks.of(function.clients, service)
 snapstart.register()
 
 
-@capture_executor.invocation  # outermost: the captures are handed over once the handler's metrics are out
-@metrics.log_metrics
+@capture_executor.invocation  # outermost: the captures are handed over once the handler has returned
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request_context = event.get("requestContext") or {}
     logger.append_keys(request_id=request_context.get("requestId"))
-    return asgi(event, context)
+    try:
+        return asgi(event, context)
+    finally:
+        # one EMF flush per invocation: the capture extension's, after the answer and the captures;
+        # else here, before the answer
+        if not capture_executor.flushes_after_answer:
+            metrics.flush()
