@@ -277,7 +277,10 @@ def _add_oip_metadata_routes(app: FastAPI, m: BundleManifest, headers: dict[str,
     async def v2_model(request: Request) -> Response:
         return if_served(*_model_and_version(request), lambda: oip.model_metadata(m))
 
-    @app.get("/v2/models/{name}/versions/{version}", **_path_params(openapi.oip_operation("model version metadata", 404), "name", "version"))
+    @app.get(
+        "/v2/models/{name}/versions/{version}",
+        **_path_params(openapi.oip_operation("model version metadata", 404), "name", "version"),
+    )
     async def v2_model_version(request: Request) -> Response:
         return if_served(*_model_and_version(request), lambda: oip.model_metadata(m))
 
@@ -285,7 +288,10 @@ def _add_oip_metadata_routes(app: FastAPI, m: BundleManifest, headers: dict[str,
     async def v2_model_ready(request: Request) -> Response:
         return if_served(*_model_and_version(request), lambda: {"name": m.model_name, "ready": True})
 
-    @app.get("/v2/models/{name}/versions/{version}/ready", **_path_params(openapi.oip_operation("model version ready", 404), "name", "version"))
+    @app.get(
+        "/v2/models/{name}/versions/{version}/ready",
+        **_path_params(openapi.oip_operation("model version ready", 404), "name", "version"),
+    )
     async def v2_model_version_ready(request: Request) -> Response:
         return if_served(*_model_and_version(request), lambda: {"name": m.model_name, "ready": True})
 
