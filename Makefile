@@ -61,6 +61,7 @@ lint: setup
 
 bench: setup
 	$(PY) benchmarks/bench_inference.py
+	$(PY) benchmarks/bench_cold_start.py
 	$(PY) benchmarks/bench_capture.py
 	$(PY) benchmarks/bench_post_response.py
 	$(PY) benchmarks/bench_drift_stats.py

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_inference.py [--repeats 7] [--iterations 300]
 
-Compares, for 1-row and 1,000-row requests:
+Compares, for 1-row and 1,000-row requests, and 1,000 rows with 3% of the nullable features' values null:
   bare onnxruntime      session.run on prebuilt tensors (the floor)
   bare JSON handler     json.loads -> numpy -> onnxruntime -> json.dumps, no validation (the limit any JSON API reaches)
   full handler          REST v1 event -> Mangum -> FastAPI -> validation -> ONNX -> JSON (capture off)
@@ -74,9 +74,15 @@ def main() -> None:
 
     ctx = LambdaContext.fresh()
     print(f"model {bundle.manifest.model_name} {bundle.manifest.version}; medians of {args.repeats} runs")
-    print(f"{'rows':>6} {'bare ort ms':>12} {'bare JSON ms':>13} {'handler ms':>11} {'handler/ort':>12} {'handler/JSON':>13}")
-    for n in (1, 1000):
-        rows = [ref[i % len(ref)] for i in range(n)]
+    print(f"{'rows':>14} {'bare ort ms':>12} {'bare JSON ms':>13} {'handler ms':>11} {'handler/ort':>12} {'handler/JSON':>13}")
+    nullable = [f.name for f in features if f.nullable]
+    for n, null_share in ((1, 0.0), (1000, 0.0), (1000, 0.03)):
+        rows = [dict(ref[i % len(ref)]) for i in range(n)]
+        rng = np.random.default_rng(0)
+        for r in rows:
+            for name in nullable:
+                if rng.random() < null_share:
+                    r[name] = None
         body = json.dumps({"instances": rows})
         feed = feed_of(rows)
         event = rest_v1_event("POST", "/predict", body.encode(), {"content-type": "application/json"})
@@ -88,7 +94,8 @@ def main() -> None:
             json_ms = per_call_ms(lambda: bare_json(body), iters, args.repeats)
             handler_ms = per_call_ms(lambda: handler_mod.handler(event, ctx), iters, args.repeats)
             sink.truncate(0)
-        print(f"{n:>6} {ort_ms:>12.4f} {json_ms:>13.4f} {handler_ms:>11.4f} {handler_ms / ort_ms:>12.2f} {handler_ms / json_ms:>13.2f}")
+        label = f"{n}" if not null_share else f"{n}, {null_share:.0%} null"
+        print(f"{label:>14} {ort_ms:>12.4f} {json_ms:>13.4f} {handler_ms:>11.4f} {handler_ms / ort_ms:>12.2f} {handler_ms / json_ms:>13.2f}")
 
     code = (
         f"import time,sys; t=time.perf_counter(); sys.path.insert(0, {str(REPO)!r});"

@@ -137,6 +137,8 @@ class Serving(Construct):
             timeout_s=s.inference_timeout_s,
             reserved_concurrent_executions=s.inference_reserved_concurrency,
             environment=env,
+            # restored from a snapshot taken when a version is published (the alias and the canary point at versions)
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if s.snap_start else None,
             current_version_options=lambda_.VersionOptions(
                 description=f"model {m.model_name} version {m.version}",
                 removal_policy=cdk.RemovalPolicy.RETAIN,

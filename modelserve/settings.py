@@ -103,6 +103,11 @@ class DeploySettings(_Section):
     inference_memory_mb: int = Field(1024, ge=128, le=10240, description="Inference Lambda memory")
     inference_timeout_s: int = Field(10, ge=1, le=29, description="Inference Lambda timeout (API Gateway caps at 29 s)")
     provisioned_concurrency: int = Field(0, ge=0, le=1000, description="Provisioned concurrency on the live alias")
+    snap_start: bool = Field(
+        False,
+        description="Lambda SnapStart on published versions (python 3.12+, no provisioned concurrency, capture_mode sync): "
+        "a new environment resumes from a snapshot taken after init",
+    )
     api_auth: Literal["none", "api_key", "iam"] = Field("api_key", description="API authentication mode")
     throttle_rate_limit: float = Field(100.0, gt=0, le=10000, description="Steady requests per second, per stage")
     throttle_burst_limit: int = Field(200, gt=0, le=5000, description="Burst requests, per stage")
@@ -446,6 +451,23 @@ class Settings(BaseModel):
             if not owners:
                 unknown[key] = value  # refused by extra="forbid"
         return {**nested, **unknown}
+
+    @model_validator(mode="after")
+    def _snap_start_where_it_works(self) -> Settings:
+        """SnapStart only where it is supported and proven here (docs/performance.md#snapstart)."""
+        if not self.deploy.snap_start:
+            return self
+        if self.deploy.python_runtime == "3.11":
+            raise ValueError("snap_start needs python_runtime 3.12 or later: Lambda offers SnapStart for Python from 3.12")
+        if self.deploy.provisioned_concurrency:
+            raise ValueError("snap_start and provisioned_concurrency cannot be on the same version (Lambda refuses it): choose one")
+        if self.serving.capture_mode != "sync":
+            raise ValueError(
+                f"snap_start needs capture_mode 'sync' (it is {self.serving.capture_mode!r}): the capture extension registers with the "
+                "Extensions API during init, and that registration inside a snapshot, resumed in many environments, cannot be "
+                "proven to hold without AWS; with sync the captures are written before the answer"
+            )
+        return self
 
     @model_validator(mode="after")
     def _challenger_has_a_bundle(self) -> Settings:

@@ -159,6 +159,8 @@ def create_app(
     """The app for one service: /predict and the OIP routes read through ``codecs``, built now (at init)."""
     m = service.manifest
     app = FastAPI(
+        # no per-request OpenTelemetry probing: this API's traces are X-Ray's and its metrics EMF
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         title=f"{m.model_name} prediction API",
         version=m.version,
         description=f"Predictions from model {m.model_name} version {m.version}. Inputs are validated against the bundle schema.",
@@ -233,6 +235,19 @@ def _add_oip_routes(app: FastAPI, infer: CodecRoute) -> None:
     _add_oip_infer_routes(app, infer)
 
 
+def _path_params(operation: dict[str, Any], *names: str) -> dict[str, Any]:
+    """``operation`` with its path parameters declared in the OpenAPI document. The handlers read them from
+    ``request.path_params``: typed parameters would make FastAPI build a pydantic field per route at init
+    (and import pydantic.v1 to check it is not one), for a string the router has already matched."""
+    params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string", "title": n.title()}} for n in names]
+    extra = operation.get("openapi_extra") or {}
+    return {**operation, "openapi_extra": {**extra, "parameters": [*extra.get("parameters", []), *params]}}
+
+
+def _model_and_version(request: Request) -> tuple[str, str | None]:
+    return request.path_params["name"], request.path_params.get("version")
+
+
 def _not_served(exc: oip.OipError, headers: dict[str, str]) -> Response:
     return Response(oip.error_body(exc.message), exc.status, media_type="application/json", headers=headers)
 
@@ -258,37 +273,46 @@ def _add_oip_metadata_routes(app: FastAPI, m: BundleManifest, headers: dict[str,
     async def v2_ready() -> Response:
         return json_response({"ready": True}, 200, headers)
 
-    @app.get("/v2/models/{name}", **openapi.oip_operation("model metadata", 404))
-    async def v2_model(name: str) -> Response:
-        return if_served(name, None, lambda: oip.model_metadata(m))
+    @app.get("/v2/models/{name}", **_path_params(openapi.oip_operation("model metadata", 404), "name"))
+    async def v2_model(request: Request) -> Response:
+        return if_served(*_model_and_version(request), lambda: oip.model_metadata(m))
 
-    @app.get("/v2/models/{name}/versions/{version}", **openapi.oip_operation("model version metadata", 404))
-    async def v2_model_version(name: str, version: str) -> Response:
-        return if_served(name, version, lambda: oip.model_metadata(m))
+    @app.get(
+        "/v2/models/{name}/versions/{version}",
+        **_path_params(openapi.oip_operation("model version metadata", 404), "name", "version"),
+    )
+    async def v2_model_version(request: Request) -> Response:
+        return if_served(*_model_and_version(request), lambda: oip.model_metadata(m))
 
-    @app.get("/v2/models/{name}/ready", **openapi.oip_operation("model ready", 404))
-    async def v2_model_ready(name: str) -> Response:
-        return if_served(name, None, lambda: {"name": m.model_name, "ready": True})
+    @app.get("/v2/models/{name}/ready", **_path_params(openapi.oip_operation("model ready", 404), "name"))
+    async def v2_model_ready(request: Request) -> Response:
+        return if_served(*_model_and_version(request), lambda: {"name": m.model_name, "ready": True})
 
-    @app.get("/v2/models/{name}/versions/{version}/ready", **openapi.oip_operation("model version ready", 404))
-    async def v2_model_version_ready(name: str, version: str) -> Response:
-        return if_served(name, version, lambda: {"name": m.model_name, "ready": True})
+    @app.get(
+        "/v2/models/{name}/versions/{version}/ready",
+        **_path_params(openapi.oip_operation("model version ready", 404), "name", "version"),
+    )
+    async def v2_model_version_ready(request: Request) -> Response:
+        return if_served(*_model_and_version(request), lambda: {"name": m.model_name, "ready": True})
 
 
 def _add_oip_infer_routes(app: FastAPI, infer: CodecRoute) -> None:
     m = infer.service.manifest
 
-    async def infer_if_served(request: Request, name: str, version: str | None) -> Response:
+    async def infer_if_served(request: Request) -> Response:
         try:
-            oip.check_model(m, name, version)  # an unknown model is no refused request: not counted, not captured
+            oip.check_model(m, *_model_and_version(request))  # an unknown model is no refused request: not counted, not captured
         except oip.OipError as exc:
             return _not_served(exc, infer.served_headers)
         return await infer(request)
 
-    @app.post("/v2/models/{name}/infer", **openapi.oip_infer_operation(m, "inference (JSON or binary tensors)"))
-    async def v2_model_infer(request: Request, name: str) -> Response:
-        return await infer_if_served(request, name, None)
+    @app.post("/v2/models/{name}/infer", **_path_params(openapi.oip_infer_operation(m, "inference (JSON or binary tensors)"), "name"))
+    async def v2_model_infer(request: Request) -> Response:
+        return await infer_if_served(request)
 
-    @app.post("/v2/models/{name}/versions/{version}/infer", **openapi.oip_infer_operation(m, "inference on a version"))
-    async def v2_model_version_infer(request: Request, name: str, version: str) -> Response:
-        return await infer_if_served(request, name, version)
+    @app.post(
+        "/v2/models/{name}/versions/{version}/infer",
+        **_path_params(openapi.oip_infer_operation(m, "inference on a version"), "name", "version"),
+    )
+    async def v2_model_version_infer(request: Request) -> Response:
+        return await infer_if_served(request)

@@ -108,6 +108,7 @@ class SyncCapture(SynchronousExecutor):
     """The write before the answer (local runs, tests, hosts without the Extensions API)."""
 
     mode = "sync"
+    flushes_after_answer = False  # the handler flushes its metrics itself
 
     def invocation(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         return fn
@@ -132,6 +133,7 @@ class ThreadCapture:
     """
 
     mode = "thread"
+    flushes_after_answer = False
 
     def __init__(self, max_pending: int = DEFAULT_MAX_PENDING, on_dropped: Callable[[int], None] = _no_drop, after_work: Hook = _nothing) -> None:
         self._queue: queue.Queue[Work | None] = queue.Queue(maxsize=max_pending)
@@ -263,6 +265,11 @@ class ExtensionCapture:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
+    @property
+    def flushes_after_answer(self) -> bool:
+        """Whether ``after_work`` (the metrics flush) runs once per invocation, after the answer and its captures."""
+        return self.alive
+
     def submit(self, work: Work) -> bool:
         if not self.alive:  # the worker is gone (logged): write now rather than lose the capture
             return work()
@@ -327,7 +334,7 @@ class ExtensionCapture:
                 wrote = True
             if wait and rid == request_id:
                 break
-        if wrote:
+        if wrote or wait:  # every invocation's one flush: its metrics and its captures', after the answer
             _safe(self.after_work)
 
     def close(self, timeout: float = 0.0) -> bool:

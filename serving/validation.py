@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ import orjson
 from modelserve.schema import BundleManifest, FeatureKind, FeatureSpec, InputDtype, Table
 
 MAX_REPORTED_ERRORS = 50
+NUMPY_FROM_ROWS = 16  # measured: below it numpy's per-call cost exceeds the per-value loop's (benchmarks/bench_inference.py)
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # beyond it a float32 input would read infinity
 MAX_EXACT_INTEGER = 2**53  # integers pass through the float64 columns; beyond this they would be rounded
 
@@ -159,13 +161,20 @@ class ColumnBatch:
 class Validator:
     """Turns a parsed request into validated columns for one bundle's schema."""
 
-    def __init__(self, manifest: BundleManifest, max_rows: int, reject_unseen_categories: bool = True) -> None:
+    def __init__(
+        self, manifest: BundleManifest, max_rows: int, reject_unseen_categories: bool = True, numpy_from_rows: int | None = NUMPY_FROM_ROWS
+    ) -> None:
+        """``numpy_from_rows``: JSON columns of at least this many values are checked with numpy first (below
+        it the per-value loop is faster); None: every value through the per-value checks, the reference the
+        numpy paths are tested against (they must give the same table, or the same refusal byte for byte)."""
         self.features = manifest.features
         self.names = manifest.feature_names
         self.name_set = frozenset(self.names)
         self.max_rows = max_rows
         self.reject_unseen = reject_unseen_categories
         self._categories = {f.name: frozenset(f.categories) for f in self.features if f.kind is FeatureKind.CATEGORICAL}
+        self.vectorised = numpy_from_rows is not None
+        self.numpy_from_rows = numpy_from_rows or 0
 
     def validate(self, payload: Any) -> Table:
         if isinstance(payload, ColumnBatch):
@@ -194,7 +203,9 @@ class Validator:
         table: Table = {}
         for spec in self.features:
             values = by_name[spec.name]
-            arr = self._typed(spec, values) if isinstance(values, TypedColumn) else self._typed_strings(spec, values)
+            arr = None
+            if self.vectorised:
+                arr = self._typed(spec, values) if isinstance(values, TypedColumn) else self._typed_strings(spec, values)
             if arr is None:  # refused (or not a fast case): the per-value checks name every problem
                 arr = self._column(spec, values.to_list() if isinstance(values, TypedColumn) else values, errors)
             if arr is not None:
@@ -255,8 +266,11 @@ class Validator:
         if not isinstance(rows, list):
             raise RequestError(BAD_SHAPE, '"instances" must be a list of objects')
         self._check_count(len(rows))
-        errors: list[FieldError] = []
         n_features = len(self.names)
+        # the common case checked without a Python loop per row: objects, each holding exactly the features
+        if set(map(type, rows)) == {dict} and set(map(len, rows)) == {n_features} and all(map(self.name_set.issuperset, rows)):
+            return {name: list(map(itemgetter(name), rows)) for name in self.names}
+        errors: list[FieldError] = []
         for i, r in enumerate(rows):
             if not isinstance(r, dict):
                 errors.append(FieldError(BAD_SHAPE, "row must be an object of feature: value", row=i))
@@ -304,21 +318,40 @@ class Validator:
 
     # --- values ---
     def _column(self, spec: FeatureSpec, values: list[Any], errors: list[FieldError]) -> np.ndarray | None:
+        if self.vectorised and len(values) >= self.numpy_from_rows:
+            fast = self._vectorised(spec, values)
+            if fast is not None:
+                return fast
         if spec.kind is FeatureKind.NUMERIC:
             return self._numeric(spec, values, errors)
         if spec.kind is FeatureKind.BOOLEAN:
             return self._boolean(spec, values, errors)
         return self._categorical(spec, values, errors)
 
-    def _numeric(self, spec: FeatureSpec, values: list[Any], errors: list[FieldError]) -> np.ndarray | None:
+    def _vectorised(self, spec: FeatureSpec, values: list[Any]) -> np.ndarray | None:
+        """The column checked with numpy (nulls as a mask, not a reason to go row by row), or None when it
+        is not a fast case or a value is refused: the per-value checks then decide and name every problem."""
+        if spec.kind is FeatureKind.CATEGORICAL:
+            return self._typed_strings(spec, values)
         types = set(map(type, values))
-        if types <= {float, int}:  # fast path: all plain numbers (bool is its own type, excluded)
-            try:
-                arr = np.array(values, dtype=np.float64)
-            except OverflowError:
-                arr = None
-            if arr is not None and np.isfinite(arr).all() and _fits(spec.input_dtype, arr).all():
-                return arr
+        has_null = type(None) in types
+        if not types <= (_NUMBERS_OR_NULL if spec.kind is FeatureKind.NUMERIC else _BOOLS_OR_NULL) or (has_null and not spec.nullable):
+            return None  # bool is its own type: never taken as a number
+        try:
+            arr = np.array(values, dtype=np.float64)  # None -> NaN
+        except OverflowError:  # an integer beyond float64: refused per value
+            return None
+        if spec.kind is FeatureKind.BOOLEAN:
+            return arr
+        present = arr
+        if has_null:
+            missing = np.isnan(arr)
+            if int(np.count_nonzero(missing)) != values.count(None):  # a NaN sent as a value (not null): refused
+                return None
+            present = arr[~missing]
+        return arr if np.isfinite(present).all() and _fits(spec.input_dtype, present).all() else None
+
+    def _numeric(self, spec: FeatureSpec, values: list[Any], errors: list[FieldError]) -> np.ndarray | None:
         out = np.empty(len(values), dtype=np.float64)
         start = len(errors)
         dtype = spec.input_dtype
@@ -347,8 +380,6 @@ class Validator:
         return None if len(errors) > start else out
 
     def _boolean(self, spec: FeatureSpec, values: list[Any], errors: list[FieldError]) -> np.ndarray | None:
-        if set(map(type, values)) <= {bool}:
-            return np.array(values, dtype=np.float64)
         out = np.empty(len(values), dtype=np.float64)
         start = len(errors)
         for i, v in enumerate(values):
@@ -366,8 +397,6 @@ class Validator:
 
     def _categorical(self, spec: FeatureSpec, values: list[Any], errors: list[FieldError]) -> np.ndarray | None:
         cats = self._categories[spec.name]
-        if set(map(type, values)) <= {str} and (cats.issuperset(values) or (not self.reject_unseen and all(map(_is_unicode, values)))):
-            return np.array(values, dtype=object)
         start = len(errors)
         for i, v in enumerate(values):
             if v is None:
@@ -385,6 +414,10 @@ class Validator:
         if len(errors) > start:
             return None
         return np.array(values, dtype=object)
+
+
+_NUMBERS_OR_NULL = frozenset({int, float, type(None)})
+_BOOLS_OR_NULL = frozenset({bool, type(None)})
 
 
 def _is_unicode(s: str) -> bool:

@@ -21,6 +21,7 @@ from modelserve.observability import EmfMetricHook
 from modelserve.settings import ENV_CAPTURE_BUCKET, ENV_CHALLENGER_BUNDLE_PATH, ENV_FIREHOSE_STREAM, ENV_HASH_SALT_SECRET, ServingSettings
 from modelserve.versions import CHALLENGER, CHAMPION, check_compatible
 
+from .aws_clients import ClientFactory
 from .capture import Capturer, CaptureSink, FirehoseCaptureSink, Redactor, S3CaptureSink
 from .capture_logs import LogsCaptureSink
 from .model import ModelRunner
@@ -41,6 +42,7 @@ class InferenceFunction:
     service: InferenceService
     deployment: str | None  # the stack name: a dimension of every metric, so two stacks never mix
     challenger: ModelBundle | None = None  # loaded when challenger_mode is shadow or ab (docs/versions.md)
+    clients: ClientFactory | None = None  # the AWS clients, built on first use; reset on a SnapStart restore
 
 
 def inference_function(environ: Mapping[str, str] | None = None) -> InferenceFunction:
@@ -52,8 +54,9 @@ def inference_function(environ: Mapping[str, str] | None = None) -> InferenceFun
     m = bundle.manifest
     deployment = environ.get(ENV_DEPLOYMENT)
     metrics = EmfMetricHook(settings.metrics_namespace, "inference", m.model_name, m.version, deployment)
-    service = inference_service(bundle, settings, environ, metric=metrics, challenger=challenger)
-    return InferenceFunction(settings, bundle, metrics, service, deployment, challenger)
+    clients = ClientFactory()
+    service = inference_service(bundle, settings, environ, metric=metrics, challenger=challenger, clients=clients)
+    return InferenceFunction(settings, bundle, metrics, service, deployment, challenger, clients)
 
 
 def challenger_bundle_dir(environ: Mapping[str, str]) -> Path:
@@ -85,23 +88,23 @@ def inference_service(
     boto_session: Any = None,
     threads: int = 1,
     challenger: ModelBundle | None = None,
+    clients: ClientFactory | None = None,
 ) -> InferenceService:
-    """The service with real AWS clients for the bucket / stream / salt secret named in ``environ``;
-    with ``challenger`` (and challenger_mode shadow or ab), both versions behind a ``RoutedService``."""
+    """The service with real AWS clients for the bucket / stream / salt secret named in ``environ``
+    (built on first use by ``clients``, else from ``boto_session``); with ``challenger`` (and
+    challenger_mode shadow or ab), both versions behind a ``RoutedService``."""
     m = bundle.manifest
     targets = CaptureTargets.from_env(environ)
-    session = None
+    factory = None
     if targets.bucket or targets.stream:  # capture off: no clients, no salt to fetch
-        import boto3
-
-        session = boto_session or boto3.session.Session()
-    sink, feedback_writer = capture_clients(settings, targets, session)
+        factory = clients or ClientFactory(boto_session)
+    sink, feedback_writer = capture_clients(settings, targets, factory)
     if isinstance(sink, LogsCaptureSink):  # rows too large for a log line: lost, and counted as failed captures
         sink.on_lost = lambda n: metric(mn.CAPTURE_ERRORS, n, {})
-    reject_sink = reject_sink_for(settings, sink, targets, session)
+    reject_sink = reject_sink_for(settings, sink, targets, factory)
     if sink is None and settings.capture_sampling > 0:
         logger.warning("capture is off: no %s (or %s with capture_sink=firehose) in the environment", ENV_CAPTURE_BUCKET, ENV_FIREHOSE_STREAM)
-    redactor = redactor_for(settings, targets.hash_salt_secret_arn, session)
+    redactor = redactor_for(settings, targets.hash_salt_secret_arn, factory)
 
     def service(b: ModelBundle, hook: MetricHook, capturer_type: type[Capturer] = Capturer, **capturer_extra: Any) -> InferenceService:
         dims: dict[str, str] = {}
@@ -138,22 +141,22 @@ def inference_service(
     return RoutedService(champion, contender, settings.challenger_mode, settings.ab_share)
 
 
-def capture_clients(settings: ServingSettings, targets: CaptureTargets, session: Any) -> tuple[CaptureSink | None, FeedbackWriter | None]:
+def capture_clients(
+    settings: ServingSettings, targets: CaptureTargets, clients: ClientFactory | None
+) -> tuple[CaptureSink | None, FeedbackWriter | None]:
     """The capture sink and the feedback writer for the configured targets (None where there is none)."""
-    if session is None or not (targets.bucket or targets.stream):
+    if clients is None or not (targets.bucket or targets.stream):
         return None, None
-    from .post_response import capture_client_config
-
     # timeouts from the capture budget (default 2 x (1 s + 2 s), under the function's 10 s timeout):
     # a hung S3 or Firehose holds an answer, or an environment after it, no longer than the budget
-    cfg = capture_client_config(settings.capture_budget_s)
-    s3 = session.client("s3", config=cfg) if targets.bucket else None
+    budget = settings.capture_budget_s
+    s3 = clients.client("s3", budget) if targets.bucket else None
     feedback_writer = s3_writer(s3, targets.bucket) if s3 is not None and targets.bucket else None
     sink: CaptureSink | None = None
     if settings.capture_sink == "logs":  # log lines; feedback and refused requests still go to S3 (docs/capture.md)
         sink = LogsCaptureSink()
     elif settings.capture_sink == "firehose" and targets.stream:
-        sink = FirehoseCaptureSink(session.client("firehose", config=cfg), targets.stream)
+        sink = FirehoseCaptureSink(clients.client("firehose", budget), targets.stream)
     elif s3 is not None and targets.bucket:
         if settings.capture_sink == "firehose":
             logger.warning("capture_sink is firehose but %s is not set: capturing to S3 bucket %s", ENV_FIREHOSE_STREAM, targets.bucket)
@@ -161,19 +164,19 @@ def capture_clients(settings: ServingSettings, targets: CaptureTargets, session:
     return sink, feedback_writer
 
 
-def reject_sink_for(settings: ServingSettings, sink: CaptureSink | None, targets: CaptureTargets, session: Any) -> S3CaptureSink | None:
+def reject_sink_for(
+    settings: ServingSettings, sink: CaptureSink | None, targets: CaptureTargets, clients: ClientFactory | None
+) -> S3CaptureSink | None:
     """Where refused requests go: S3 under rejects/ whenever captures are on (with the Firehose sink too:
     its stream files every record under captures/)."""
     if isinstance(sink, S3CaptureSink):
         return sink
-    if sink is None or not targets.bucket or session is None:
+    if sink is None or not targets.bucket or clients is None:
         return None
-    from .post_response import capture_client_config
-
-    return S3CaptureSink(session.client("s3", config=capture_client_config(settings.capture_budget_s)), targets.bucket)
+    return S3CaptureSink(clients.client("s3", settings.capture_budget_s), targets.bucket)
 
 
-def redactor_for(settings: ServingSettings, salt_secret_arn: str | None, session: Any) -> Redactor:
+def redactor_for(settings: ServingSettings, salt_secret_arn: str | None, clients: ClientFactory | None) -> Redactor:
     """The capture redactor; the hash salt is the setting, or the secret the stack generated.
 
     When hashed features are configured but no salt can be had, those features are redacted
@@ -183,9 +186,10 @@ def redactor_for(settings: ServingSettings, salt_secret_arn: str | None, session
     salt = settings.capture_hash_salt or ""
     if hashed and not salt:
         try:
-            if not salt_secret_arn or session is None:
+            if not salt_secret_arn or clients is None:
                 raise LookupError(f"no capture_hash_salt setting and no {ENV_HASH_SALT_SECRET}")
-            salt = session.client("secretsmanager").get_secret_value(SecretId=salt_secret_arn)["SecretString"]
+            # at init: a value is never captured unhashed, so the salt is there before the first capture
+            salt = clients.client("secretsmanager").get_secret_value(SecretId=salt_secret_arn)["SecretString"]
             if len(salt) < 16:
                 raise ValueError("the salt secret is shorter than 16 characters")
         except Exception as exc:  # noqa: BLE001 - capture must go on, without the hashed features

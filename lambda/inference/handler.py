@@ -14,6 +14,7 @@ from modelserve.metric_catalogue import CAPTURE_DROPPED
 from modelserve.observability import make_logger
 from serving.api import StageRootPath, create_app
 from serving.post_response import executor_from_env
+from serving.snapstart import SnapStartHooks
 from serving.variants import set_capture_executor
 from serving.wiring import inference_function
 
@@ -31,11 +32,19 @@ app = create_app(service, max_body_bytes=serving.max_body_bytes, cors_origins=se
 # lifespan off: Mangum would run startup/shutdown around every call; the model is loaded above.
 # base path: strips /<stage> where the event path carries it (HTTP API named stages, custom domains)
 asgi = Mangum(StageRootPath(app), lifespan="off", api_gateway_base_path=f"/{serving.stage_name}")
+# SnapStart (snap_start): AWS clients out of the snapshot, fresh ones and reseeded generators after a restore
+snapstart = SnapStartHooks.of(function.clients, service)
+snapstart.register()
 
 
-@capture_executor.invocation  # outermost: the captures are handed over once the handler's metrics are out
-@metrics.log_metrics
+@capture_executor.invocation  # outermost: the captures are handed over once the handler has returned
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request_context = event.get("requestContext") or {}
     logger.append_keys(request_id=request_context.get("requestId"))
-    return asgi(event, context)
+    try:
+        return asgi(event, context)
+    finally:
+        # one EMF flush per invocation: the capture extension's, after the answer and the captures;
+        # else here, before the answer
+        if not capture_executor.flushes_after_answer:
+            metrics.flush()

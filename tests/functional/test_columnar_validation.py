@@ -81,12 +81,77 @@ def test_columns_are_validated_as_the_same_values_sent_as_json(request: pytest.F
     manifest = request.getfixturevalue(bundle).manifest
     validator = Validator(manifest, max_rows=5, reject_unseen_categories=reject_unseen)
 
+    per_value = Validator(manifest, max_rows=5, reject_unseen_categories=reject_unseen, numpy_from_rows=None)
+
     @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(batches(manifest))
     def check(batch: ColumnBatch) -> None:
-        _assert_same(_outcome(validator, batch), _outcome(validator, _as_split(batch)))
+        columnar = _outcome(validator, batch)
+        _assert_same(columnar, _outcome(validator, _as_split(batch)))
+        _assert_same(columnar, _outcome(per_value, _as_split(batch)))
 
     check()
+
+
+# what a JSON body can put in a column (NaN and Infinity: the stdlib parser's literals), nulls often
+JSON_VALUES = st.one_of(
+    st.none(),
+    st.sampled_from(NUMBERS),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from([10**400, -(10**400), 2**53 + 1, True, False, "1.5", "Dream", "\ud800", [], {}]),
+    st.floats(allow_nan=True, allow_infinity=True),
+)
+
+
+@st.composite
+def json_columns(draw: Any, manifest: Any) -> dict[str, Any]:
+    """A dataframe_split body whose columns mix nulls with good values most of the time, and sometimes a bad one."""
+    n = draw(st.integers(1, 8))
+    columns: list[list[Any]] = []
+    for f in manifest.features:
+        if f.kind.value == "categorical":
+            good = st.sampled_from([*f.categories, None])
+        elif f.kind.value == "boolean":
+            good = st.sampled_from([True, False, None])
+        else:
+            good = st.one_of(st.none(), st.floats(-1e6, 1e6), st.integers(-1000, 1000))
+        columns.append(draw(st.lists(st.one_of(good, good, good, JSON_VALUES), min_size=n, max_size=n)))
+    return {"dataframe_split": {"columns": manifest.feature_names, "data": [list(r) for r in zip(*columns, strict=True)]}}
+
+
+@pytest.mark.parametrize("bundle", ["sample_bundle", "mixed_bundle"])
+@pytest.mark.parametrize("reject_unseen", [True, False], ids=["reject-unseen", "unseen-to-model"])
+def test_json_columns_with_nulls_are_validated_by_numpy_as_by_the_per_value_checks(
+    request: pytest.FixtureRequest, bundle: str, reject_unseen: bool
+) -> None:
+    """The numpy path (nulls as a mask) gives the per-value path's table, or its refusal byte for byte."""
+    manifest = request.getfixturevalue(bundle).manifest
+    fast = Validator(manifest, max_rows=8, reject_unseen_categories=reject_unseen, numpy_from_rows=1)
+    per_value = Validator(manifest, max_rows=8, reject_unseen_categories=reject_unseen, numpy_from_rows=None)
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(json_columns(manifest))
+    def check(body: dict[str, Any]) -> None:
+        _assert_same(_outcome(fast, body), _outcome(per_value, body))
+
+    check()
+
+
+def test_a_null_keeps_a_numeric_column_on_the_numpy_path(sample_bundle: Any) -> None:
+    """Nulls in a nullable numeric column: NaN where null, the values as sent elsewhere; a NaN sent as a
+    value (not null) is still refused as not_finite, naming its row."""
+    m = sample_bundle.manifest
+    numeric = next(f for f in m.features if f.kind.value == "numeric" and f.nullable)
+    rows = [{f.name: (f.categories[0] if f.kind.value == "categorical" else 1.0) for f in m.features} for _ in range(4)]
+    rows[1][numeric.name], rows[3][numeric.name] = None, 7
+    table = Validator(m, max_rows=10, numpy_from_rows=1).validate({"instances": rows})
+    np.testing.assert_array_equal(table[numeric.name], [1.0, np.nan, 1.0, 7.0])
+    rows[2][numeric.name] = float("nan")
+    with pytest.raises(RequestError) as refused:
+        Validator(m, max_rows=10, numpy_from_rows=1).validate({"instances": rows})
+    assert refused.value.body()["details"] == [
+        {"row": 2, "field": numeric.name, "reason": "not_finite", "message": "NaN and Infinity are not accepted; send null if missing"}
+    ]
 
 
 def test_column_names_and_counts_are_checked_as_dataframe_split_columns(sample_bundle: Any) -> None:

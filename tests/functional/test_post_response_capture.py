@@ -22,7 +22,7 @@ from devtools.local import FAKE_AWS_ENV
 from modelserve import metric_catalogue as mn
 from modelserve.records import decode_jsonl, model_capture_prefix
 from serving.post_response import EXTENSION_NAME
-from tests.functional.test_capture import metric_points
+from tests.functional.test_capture import emf_blobs, metric_points
 from tests.lambda_emulator import DelayProxy, Invocation, LambdaEmulator
 from tests.support import event
 
@@ -110,6 +110,10 @@ def test_extension_writes_after_the_answer_and_before_the_invocation_ends(moto_u
         assert [r["inputs"] for r in sorted(records, key=lambda r: r["row"])] == sent[rid]
     assert sum(v for v, _, _ in metric_points(log, mn.CAPTURED_ROWS)) == len(sent)
     assert not metric_points(log, mn.CAPTURE_ERRORS)
+    # one EMF flush per invocation, after the answer: the handler's metrics and its captures' together
+    blobs = emf_blobs(log)
+    assert len(blobs) == len(invocations)
+    assert all({mn.ROWS_SCORED, mn.CAPTURED_ROWS} <= set(b) for b in blobs)
 
 
 def test_sync_mode_under_the_same_runtime_answers_after_the_write(moto_url, bucket, sample_bundle, tmp_path) -> None:

@@ -34,7 +34,7 @@ from tests.infra.conftest import ROOT
 from tests.infra.fake_bundle import write_fake_bundle
 
 FIRST_PARTY = ("modelserve", "serving", "driftcheck", "monitoring", "devtools", "cdk", "tests", "benchmarks")
-LAMBDA_RUNTIME = {"boto3", "botocore"}  # provided by the python3.x runtime
+LAMBDA_RUNTIME = {"boto3", "botocore", "snapshot_restore_py"}  # provided by the python3.x runtime (SnapStart hooks: 3.12+)
 # import names of what each requirements.txt installs (and of what those pull in)
 REQUIREMENT_MODULES = {
     "inference": {"onnxruntime", "numpy", "fastapi", "starlette", "mangum", "orjson", "aws_lambda_powertools", "pydantic", "nanoarrow"},

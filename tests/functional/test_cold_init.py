@@ -1,0 +1,74 @@
+"""Init imports what the first answer needs and nothing else; the AWS clients are built on first use.
+
+A fresh interpreter (what a new Lambda environment is) imports the real handler with capture on and
+answers /predict and /health: boto3 (and botocore beyond its top module) and pydantic.v1 are still not loaded after the answer.
+The capture clients then build themselves when first used, and again after a reset (a SnapStart restore).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto import mock_aws
+
+from serving.aws_clients import ClientFactory
+
+REPO = Path(__file__).resolve().parents[2]
+NOT_NEEDED_FOR_AN_ANSWER = ("boto3", "botocore.session", "botocore.client", "pydantic.v1")  # Powertools imports botocore's top module only
+
+CHILD = """
+import json, sys
+sys.path.insert(0, {repo!r})
+from devtools.local import LambdaContext, load_handler_module, rest_v1_event
+module = load_handler_module("inference")
+at_init = sorted(m for m in {modules!r} if m in sys.modules)
+body = json.dumps({{"instances": [{row!r}]}}).encode()
+predict = module.handler(rest_v1_event("POST", "/predict", body, {{"content-type": "application/json"}}), LambdaContext.fresh())
+health = module.handler(rest_v1_event("GET", "/health", None, {{}}), LambdaContext.fresh())
+after = sorted(m for m in {modules!r} if m in sys.modules)
+print(json.dumps({{"init": at_init, "answered": [predict["statusCode"], health["statusCode"]], "after": after}}))
+"""
+
+
+def test_a_fresh_handler_answers_without_loading_boto3_or_pydantic_v1(sample_bundle: Any) -> None:
+    row = sample_bundle.reference_rows()[0]["inputs"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MS_"))}
+    env.update(
+        {
+            "MS_MODEL_BUNDLE_PATH": str(sample_bundle.root),
+            "MS_CAPTURE_BUCKET": "captures-not-reached",
+            "MS_CAPTURE_SAMPLING": "0",  # capture on (a bucket), this answer not sampled: no write before it
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        }
+    )
+    code = CHILD.format(repo=str(REPO), modules=NOT_NEEDED_FOR_AN_ANSWER, row=row)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["answered"] == [200, 200]
+    assert result["init"] == [] and result["after"] == []
+
+
+def test_clients_are_built_on_first_use_and_rebuilt_after_a_reset(aws_credentials: None) -> None:
+    with mock_aws():
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="captures")
+        factory = ClientFactory()
+        s3 = factory.client("s3", budget_s=6.0)
+        assert not s3.built  # nothing built by asking for it
+        s3.put_object(Bucket="captures", Key="k", Body=b"one")
+        first = s3.get()
+        assert s3.built and first.meta.config.retries["total_max_attempts"] == 1  # the capture clients' config
+        factory.reset()
+        assert not s3.built
+        s3.put_object(Bucket="captures", Key="k2", Body=b"two")
+        assert s3.get() is not first
+        keys = [o["Key"] for o in boto3.client("s3", region_name="us-east-1").list_objects_v2(Bucket="captures")["Contents"]]
+        assert keys == ["k", "k2"]
