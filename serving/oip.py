@@ -32,7 +32,7 @@ import orjson
 
 from modelserve.schema import BundleManifest, FeatureKind, InputLayout, Task
 
-from .validation import Column, ColumnBatch, TypedColumn
+from .validation import Column, ColumnBatch, RequestError, TypedColumn, echo, parse_json
 
 HEADER_LENGTH = "inference-header-content-length"
 BINARY_CONTENT_TYPE = "application/octet-stream"
@@ -204,9 +204,10 @@ def _check_datatype(name: str, datatype: str, kind: FeatureKind) -> None:
 def decode_request(m: BundleManifest, body: bytes, header_length: str | None) -> DecodedRequest:
     head, binary = _split_body(body, header_length)
     try:
-        doc = orjson.loads(head)
-    except orjson.JSONDecodeError as exc:
-        raise OipError(f"the inference request is not valid JSON: {str(exc)[:200]}") from None
+        doc = parse_json(head)  # its depth limit, duplicate keys refused, NaN/Infinity literals read
+    except RequestError as exc:
+        named = f" ({echo(exc.details[0].field)!r})" if exc.details and exc.details[0].field else ""
+        raise OipError(f"the inference request is not valid JSON: {exc.message[:200]}{named}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list) or not doc["inputs"]:
         raise OipError("the inference request must be an object with a non-empty 'inputs' list")
     columns: dict[str, Column] = {}
