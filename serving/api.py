@@ -28,6 +28,7 @@ from modelserve.schema import BundleManifest
 from . import oip, openapi
 from .body import is_json_media, media_type, read_body, unsupported_media
 from .codecs import CODECS, OIP, PREDICT, CodecRegistry, CodecRoute
+from .feedback import caller_of
 from .http_exchange import REASON_OF_STATUS, error_body, json_response, request_id_of, request_id_of_scope, status_of
 from .service import InferenceService
 from .validation import RequestError, echo, parse_json
@@ -183,7 +184,8 @@ def create_app(
             content_type = request.headers.get("content-type")
             if content_type is not None and not is_json_media(media_type(content_type)):
                 raise unsupported_media(content_type, ["application/json"])
-            result = service.feedback(parse_json(await read_body(request, max_body_bytes)), rid)
+            caller = caller_of(request.scope.get("aws.event"))
+            result = service.feedback(parse_json(await read_body(request, max_body_bytes)), rid, caller)
         except RequestError as exc:
             body = {**exc.body(), "request_id": rid, "model_version": m.version}
             return json_response(body, status_of(exc), {**headers_base, "x-request-id": rid})

@@ -22,8 +22,9 @@ from modelserve.settings import ENV_CAPTURE_BUCKET, ENV_CHALLENGER_BUNDLE_PATH, 
 from modelserve.versions import CHALLENGER, CHAMPION, check_compatible
 
 from .capture import Capturer, CaptureSink, FirehoseCaptureSink, Redactor, S3CaptureSink
+from .feedback import FeedbackStore, S3FeedbackStore
 from .model import ModelRunner
-from .service import FeedbackWriter, InferenceService, MetricHook, no_metric
+from .service import InferenceService, MetricHook, no_metric
 from .validation import Validator
 from .variants import RoutedService, ShadowCapturer, version_metric
 
@@ -94,7 +95,7 @@ def inference_service(
         import boto3
 
         session = boto_session or boto3.session.Session()
-    sink, feedback_writer = capture_clients(settings, targets, session)
+    sink, feedback_store = capture_clients(settings, targets, session)
     reject_sink = reject_sink_for(settings, sink, targets, session)
     if sink is None and settings.capture_sampling > 0:
         logger.warning("capture is off: no %s (or %s with capture_sink=firehose) in the environment", ENV_CAPTURE_BUCKET, ENV_FIREHOSE_STREAM)
@@ -118,7 +119,7 @@ def inference_service(
             runner=ModelRunner.from_path(b.manifest, b.model_path, threads=threads),
             validator=Validator(b.manifest, settings.max_batch_rows, reject_unseen_categories=settings.unseen_category_policy == "reject"),
             capturer=capturer,
-            feedback_writer=feedback_writer,
+            feedback_store=feedback_store,
             metric=hook,
         )
 
@@ -135,7 +136,7 @@ def inference_service(
     return RoutedService(champion, contender, settings.challenger_mode, settings.ab_share)
 
 
-def capture_clients(settings: ServingSettings, targets: CaptureTargets, session: Any) -> tuple[CaptureSink | None, FeedbackWriter | None]:
+def capture_clients(settings: ServingSettings, targets: CaptureTargets, session: Any) -> tuple[CaptureSink | None, FeedbackStore | None]:
     """The capture sink and the feedback writer for the configured targets (None where there is none)."""
     if session is None or not (targets.bucket or targets.stream):
         return None, None
@@ -145,7 +146,7 @@ def capture_clients(settings: ServingSettings, targets: CaptureTargets, session:
     # a hung S3 or Firehose holds an answer, or an environment after it, no longer than the budget
     cfg = capture_client_config(settings.capture_budget_s)
     s3 = session.client("s3", config=cfg) if targets.bucket else None
-    feedback_writer = s3_writer(s3, targets.bucket) if s3 is not None and targets.bucket else None
+    feedback_store = S3FeedbackStore(s3, targets.bucket) if s3 is not None and targets.bucket else None
     sink: CaptureSink | None = None
     if settings.capture_sink == "firehose" and targets.stream:
         sink = FirehoseCaptureSink(session.client("firehose", config=cfg), targets.stream)
@@ -153,7 +154,7 @@ def capture_clients(settings: ServingSettings, targets: CaptureTargets, session:
         if settings.capture_sink == "firehose":
             logger.warning("capture_sink is firehose but %s is not set: capturing to S3 bucket %s", ENV_FIREHOSE_STREAM, targets.bucket)
         sink = S3CaptureSink(s3, targets.bucket)
-    return sink, feedback_writer
+    return sink, feedback_store
 
 
 def reject_sink_for(settings: ServingSettings, sink: CaptureSink | None, targets: CaptureTargets, session: Any) -> S3CaptureSink | None:
@@ -187,10 +188,3 @@ def redactor_for(settings: ServingSettings, salt_secret_arn: str | None, session
             logger.error("hash salt unavailable (%s): redacting %s instead of hashing them", exc, sorted(hashed))
             redact, hashed, salt = redact | hashed, set(), ""
     return Redactor(frozenset(redact), frozenset(hashed), salt)
-
-
-def s3_writer(client: Any, bucket: str) -> FeedbackWriter:
-    def write(key: str, body: bytes) -> None:
-        client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/x-ndjson")
-
-    return write
