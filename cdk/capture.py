@@ -16,7 +16,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from cdk.alarms import AlarmSpec, Source
-from modelserve.records import AUDIT_ROOT, CAPTURE_ROOT, FEEDBACK_ROOT, LABELS_DIR, REJECTS_ROOT, REPORTS_ROOT, REQUESTS_DIR, SAMPLES_ROOT
+from modelserve.records import AUDIT_ROOT, CAPTURE_ROOT, FEEDBACK_ROOT, LABELS_DIR, REJECTS_ROOT, REPORTS_ROOT, SAMPLES_ROOT
 from modelserve.schema import BundleManifest, FeatureKind
 from modelserve.settings import ENV_CAPTURE_BUCKET, ENV_FIREHOSE_STREAM, Settings, SettingsError
 
@@ -165,21 +165,21 @@ class CaptureStorage(Construct):
                 resources=[self.objects_arn(CAPTURE_ROOT), self.objects_arn(FEEDBACK_ROOT), self.objects_arn(REJECTS_ROOT)],
             )
         )
-        # /feedback looks up the captured request's index and the label a row holds (serving/feedback.py); List
-        # on those prefixes only, so a missing object reads as 404 (pending, unlabelled), not 403
-        lookups = [f"{CAPTURE_ROOT}/model=*/{REQUESTS_DIR}/*", f"{FEEDBACK_ROOT}/model=*/{LABELS_DIR}/*"]
+        # /feedback reads the label a row holds (serving/feedback.py); List on that prefix only, so a row
+        # without a label reads as 404, not 403
+        lookups = [f"{FEEDBACK_ROOT}/model=*/{LABELS_DIR}/*"]
         role.add_to_principal_policy(
-            iam.PolicyStatement(sid="ReadRequestIndexAndLabels", actions=["s3:GetObject"], resources=[self.bucket.arn_for_objects(p) for p in lookups])
+            iam.PolicyStatement(sid="ReadRowLabels", actions=["s3:GetObject"], resources=[self.bucket.arn_for_objects(p) for p in lookups])
         )
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                sid="ListRequestIndexAndLabels", actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn],
+                sid="ListRowLabels", actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn],
                 conditions={"StringLike": {"s3:prefix": lookups}},
             )
         )
         bucket_id = cdk.Stack.of(self).get_logical_id(self.bucket.node.default_child)  # type: ignore[arg-type]
         for p in lookups:
-            acknowledge(role, f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{p}]", "Object-level prefix grant: /feedback reads one request's index or one row's label.")
+            acknowledge(role, f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{p}]", "Object-level prefix grant: /feedback reads the label one row holds.")
         self._ack_prefixes(role, {
             CAPTURE_ROOT: "Object-level prefix grant: the function writes one capture object per request under captures/.",
             FEEDBACK_ROOT: "Object-level prefix grant: the function writes feedback label objects under feedback/.",

@@ -8,7 +8,6 @@ S3 layout (partitioned for Athena partition projection and for window reads), ev
 Firehose writes under ``captures/model=<name>/version=<version>/`` with its own
 ``YYYY/MM/DD/HH/`` suffix when the prefix is not expanded, so readers accept both layouts.
     feedback/model=<name>/dt=YYYY-MM-DD/<HHMMSSffffff>-<id>.jsonl.gz
-    captures/model=<name>/requests/<request id, URL-quoted>.json   (a captured request's index: version, rows, time)
     feedback/model=<name>/labels/<request id, URL-quoted>/<row>.json   (the label a row holds, and its corrections)
     reports/model=<name>/dt=YYYY-MM-DD/<YYYYmmddTHHMMSSZ>.<json|html>
     reports/model=<name>/dt=YYYY-MM-DD/<YYYYmmddTHHMMSSZ>-comparison.<json|html>   (champion vs challenger)
@@ -41,7 +40,6 @@ AUDIT_ROOT = "audit"  # the daily manual audit sample
 AUDIT_SOURCE = "audit"  # a feedback item's "source" for labels of audited rows
 REJECTS_ROOT = "rejects"  # requests validation refused (422 and other 4xx of the scoring routes)
 
-REQUESTS_DIR = "requests"  # captures/model=<name>/requests/: one index object per captured request
 LABELS_DIR = "labels"  # feedback/model=<name>/labels/: the label each labelled (request, row) holds
 RowKey = tuple[str, int]  # (request id, row): joins a capture row and its feedback label
 
@@ -318,12 +316,6 @@ def capture_key(model_name: str, model_version: str, event_time: datetime, reque
         f"{model_capture_prefix(model_name, model_version)}dt={t:%Y-%m-%d}/hour={t:%H}/"
         f"{key_time_name(t)}-{request_id}.jsonl.gz"
     )
-
-
-def request_index_key(model_name: str, request_id: str) -> str:
-    """One captured request's index (its version, row count, time): what ``/feedback`` looks a request
-    up by, in one GET. Under captures/ (it expires with them), outside any version=/dt= partition."""
-    return f"{CAPTURE_ROOT}/model={model_name}/{REQUESTS_DIR}/{quote(request_id, safe='')}.json"
 
 
 def label_key(model_name: str, request_id: str, row: int) -> str:

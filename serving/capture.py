@@ -21,18 +21,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import numpy as np
-import orjson
 
-from modelserve.records import (
-    CaptureRecord,
-    RejectedField,
-    RejectRecord,
-    capture_key,
-    encode_jsonl_gz,
-    reject_key,
-    request_index_key,
-    utc_iso,
-)
+from modelserve.records import CaptureRecord, RejectedField, RejectRecord, capture_key, encode_jsonl_gz, reject_key, utc_iso
 from modelserve.schema import BundleManifest, FeatureKind, FeatureSpec, Table
 
 from .validation import ColumnBatch
@@ -82,13 +72,6 @@ class S3CaptureSink:
             Body=encode_jsonl_gz(records),
             ContentType="application/x-ndjson",
         )
-        first = records[0] if records else None
-        if isinstance(first, CaptureRecord):  # a scored request: /feedback finds it by its id in one GET
-            index = {"model_version": first.model_version, "rows": len(records), "event_time": first.event_time, "capture_key": key}
-            self.client.put_object(
-                Bucket=self.bucket, Key=request_index_key(first.model_name, first.request_id),
-                Body=orjson.dumps(index), ContentType="application/json",
-            )
 
 
 class FirehoseDeliveryError(RuntimeError):

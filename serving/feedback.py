@@ -1,14 +1,11 @@
 """Ground-truth labels for earlier predictions (``POST /feedback``), kept so they cannot be replaced silently.
 
-Each item is checked against the captured request, found in one GET of its index
-(``records.request_index_key``, written with the capture): the row must be one of its rows. A request
-not captured (sampled out, or its capture not written yet) is accepted as *pending*: the drift check
-joins it when the capture is there, and reports the labels it never could join.
-
 The label a row holds is its own object (``records.label_key``), written create-only (S3's
 ``If-None-Match: *``): the same label again is accepted and changes nothing; a different one is a 409
 ``label_conflict`` unless the item says ``"replace": true`` with a ``reason``, and then the old label
-stays in the object's history and the feedback record names what it replaced and why.
+stays in the object's history and the feedback record names what it replaced and why. Whether the
+request and row were captured is decided where the captures are read: the drift check's join
+(``driftcheck/feedback_reader.py``) counts the labels that join no captured row.
 """
 
 from __future__ import annotations
@@ -21,17 +18,16 @@ from typing import Any, Protocol
 
 import orjson
 
-from modelserve.records import FeedbackRecord, label_key, request_index_key
+from modelserve.records import FeedbackRecord, label_key
 
 logger = logging.getLogger(__name__)
 
 LABEL_CONFLICT = "label_conflict"  # 409: the row holds another label
-UNKNOWN_ROW = "unknown_row"  # 422: the captured request has fewer rows
 MAX_LOOKUPS_IN_FLIGHT = 16
 
 
 class FeedbackStore(Protocol):
-    """Where labels go: the feedback objects, the label each row holds, and the captured requests' index."""
+    """Where labels go: the feedback objects and the label each row holds."""
 
     def write(self, key: str, body: bytes) -> None: ...
 
@@ -78,28 +74,17 @@ class Outcome:
 
     records: list[FeedbackRecord]  # new labels and corrections, in item order
     unchanged: int  # the same label again
-    pending: int  # for a request not captured (yet)
     conflicts: list[tuple[int, Any]]  # (item index, the label the row holds)
-    unknown_rows: list[tuple[int, int]]  # (item index, the request's row count)
 
 
 def settle(store: FeedbackStore, model_name: str, records: Sequence[FeedbackRecord], replacing: Sequence[bool]) -> Outcome:
-    """Check each record against its captured request and the label its row holds (GETs in parallel)."""
-    rids = list(dict.fromkeys(r.request_id for r in records))
+    """Check each record against the label its row holds (GETs in parallel)."""
     with ThreadPoolExecutor(min(MAX_LOOKUPS_IN_FLIGHT, max(1, len(records)))) as pool:
-        indexes = dict(zip(rids, pool.map(lambda rid: store.read_json(request_index_key(model_name, rid)), rids), strict=True))
         held = list(pool.map(lambda r: store.read_json(label_key(model_name, r.request_id, r.row)), records))
     out: list[FeedbackRecord] = []
-    unchanged = pending = 0
+    unchanged = 0
     conflicts: list[tuple[int, Any]] = []
-    unknown_rows: list[tuple[int, int]] = []
     for i, (record, holding) in enumerate(zip(records, held, strict=True)):
-        index = indexes[record.request_id]
-        if index is None:
-            pending += 1
-        elif record.row >= int(index.get("rows", 0)):
-            unknown_rows.append((i, int(index.get("rows", 0))))
-            continue
         if holding is None:
             out.append(record)
         elif holding.get("label") == record.label:
@@ -108,7 +93,7 @@ def settle(store: FeedbackStore, model_name: str, records: Sequence[FeedbackReco
             out.append(replace(record, replaces=holding.get("label")))
         else:
             conflicts.append((i, holding.get("label")))
-    return Outcome(out, unchanged, pending, conflicts, unknown_rows)
+    return Outcome(out, unchanged, conflicts)
 
 
 def hold(store: FeedbackStore, model_name: str, records: Sequence[FeedbackRecord]) -> int:

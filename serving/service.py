@@ -23,7 +23,7 @@ from modelserve.schema import BundleManifest, Task
 
 from . import feedback
 from .capture import Capturer, rows_of
-from .feedback import LABEL_CONFLICT, UNKNOWN_ROW, FeedbackStore
+from .feedback import LABEL_CONFLICT, FeedbackStore
 from .model import ModelRunner
 from .validation import BAD_SHAPE, BATCH_TOO_LARGE, EMPTY_BATCH, WRONG_TYPE, FieldError, RequestError, Validator
 
@@ -109,8 +109,8 @@ class InferenceService:
             logger.exception("reject capture failed")
 
     def feedback(self, payload: Any, batch_id: str | None = None, caller: str | None = None) -> Answer:
-        """Store labels (docs/capture.md#feedback-ground-truth): each checked against its captured
-        request and the label its row holds (serving/feedback.py). ``caller``: who sent them (API key id)."""
+        """Store labels (docs/capture.md#feedback-ground-truth), each checked against the label its row
+        holds (serving/feedback.py). ``caller``: who sent them (API key id or IAM ARN)."""
         batch_id = batch_id or new_request_id()
         items = payload if isinstance(payload, list) else [payload]
         if not items:
@@ -221,10 +221,7 @@ def _one_label_per_row(records: list[FeedbackRecord], replacing: list[bool]) -> 
 
 
 def _refuse_unsettled(outcome: feedback.Outcome) -> None:
-    """Nothing is stored when an item names a row the request does not have, or would replace a label silently."""
-    if outcome.unknown_rows:
-        errors = [FieldError(UNKNOWN_ROW, f"item {i}: the request has {n} row(s)", i, "row") for i, n in outcome.unknown_rows]
-        raise RequestError(UNKNOWN_ROW, f"{len(errors)} item(s) name a row the captured request does not have; first: {errors[0].message}", errors[:50])
+    """Nothing is stored when an item would replace a label silently."""
     if outcome.conflicts:
         errors = [
             FieldError(LABEL_CONFLICT, f'item {i}: the row already holds label {held!r}; send "replace": true with a "reason" to correct it', i, "label")

@@ -127,9 +127,9 @@ def test_inference_role_writes_only_captures_feedback_and_rejects(default: Synth
     writes, reads, lists = ([x for x in s3 if _as_list(x["Action"]) == [a]] for a in ("s3:PutObject", "s3:GetObject", "s3:ListBucket"))
     assert len(writes) == len(reads) == len(lists) == 1
     assert sorted(_arn_suffixes(writes[0]["Resource"])) == ["/captures/*", "/feedback/*", "/rejects/*"]
-    # /feedback reads only a request's index and a row's label, never a capture
-    assert sorted(_arn_suffixes(reads[0]["Resource"])) == ["/captures/model=*/requests/*", "/feedback/model=*/labels/*"]
-    assert lists[0]["Condition"] == {"StringLike": {"s3:prefix": ["captures/model=*/requests/*", "feedback/model=*/labels/*"]}}
+    # /feedback reads only the label a row holds, never a capture
+    assert _arn_suffixes(reads[0]["Resource"]) == ["/feedback/model=*/labels/*"]
+    assert lists[0]["Condition"] == {"StringLike": {"s3:prefix": ["feedback/model=*/labels/*"]}}
     assert not any("firehose:" in str(x["Action"]) for x in st)
     # no wildcard actions anywhere
     assert not any("*" in a for x in st for a in _as_list(x["Action"]))
