@@ -173,7 +173,10 @@ def create_app(
 
     predict_route = codecs.route(PREDICT, service, max_body_bytes)
 
-    @app.post("/predict", **openapi.predict_operation(m, max_rows, service.validator.reject_unseen, predict_route.openapi_notes()))
+    answer_media = [c.answer_media for c in predict_route.codecs if c.answer_media and c is not predict_route.default]
+    predict_doc = openapi.predict_operation(m, max_rows, service.validator.reject_unseen, predict_route.openapi_notes(), answer_media)
+
+    @app.post("/predict", **predict_doc)
     async def predict(request: Request) -> Response:
         return await predict_route(request)
 
