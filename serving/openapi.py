@@ -312,15 +312,29 @@ def _label_schema(m: BundleManifest) -> dict[str, Any]:
     return {"enum": values}
 
 
+_PRINTABLE = "^[^\\u0000-\\u001f\\u007f]*$"  # no control characters (NUL included): what /feedback keeps
+
+
 def _feedback_openapi(m: BundleManifest, max_rows: int) -> dict[str, Any]:
     item = {
         "type": "object",
         "properties": {
-            "request_id": {"type": "string", "minLength": 1, "maxLength": 128, "description": "the request_id of the prediction"},
-            "row": {"type": "integer", "minimum": 0, "default": 0, "description": "the row of that request"},
+            "request_id": {
+                "type": "string", "minLength": 1, "maxLength": 128, "pattern": _PRINTABLE, "description": "the request_id of the prediction",
+            },
+            "row": {"type": "integer", "minimum": 0, "maximum": max_rows - 1, "default": 0, "description": "the row of that request"},
             "label": _label_schema(m),
+            "source": {"const": "audit", "description": "a label of the daily audit sample"},
+            "replace": {"type": "boolean", "default": False, "description": "a correction: replaces the label the row holds (needs reason)"},
+            "reason": {
+                "type": "string", "minLength": 1, "maxLength": 500, "pattern": _PRINTABLE, "description": "why the label is corrected (with replace: true)",
+            },
         },
         "required": ["request_id", "label"],
+        # a correction says why, and a reason comes only with a correction
+        "if": {"properties": {"replace": {"const": True}}, "required": ["replace"]},
+        "then": {"required": ["reason"]},
+        "dependentSchemas": {"reason": {"properties": {"replace": {"const": True}}, "required": ["replace"]}},
         "additionalProperties": False,
     }
     batch = {"type": "array", "items": item, "minItems": 1, "maxItems": max_rows}
