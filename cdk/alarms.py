@@ -487,6 +487,12 @@ def _pipeline(ctx: AlarmContext) -> None:
         "alarm-capture-errors", "model", period_s=300,
     )
     ctx.add(
+        "CaptureDropped", mc.CAPTURE_DROPPED, "model", "Sum", 0, "GreaterThanThreshold",
+        "Captures were dropped before any write was tried (the after-response queue was full; requests were answered).",
+        "Compare RowsScored with CapturedRows; check the capture sink's latency and throttling (as for CaptureErrors), or lower capture_sampling.",
+        "alarm-capture-dropped", "model", period_s=300,
+    )
+    ctx.add(
         "MetricsErrors", mc.METRICS_ERRORS, "model", "Sum", 0, "GreaterThanThreshold",
         "A function could not write its EMF metrics (predictions were still answered); other alarms may be blind.",
         "Search the functions' logs for 'metrics_error' and the traceback after it.",

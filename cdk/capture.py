@@ -22,6 +22,7 @@ from modelserve.records import (
     CAPTURE_LINES_FILTER_PATTERN,
     CAPTURE_ROOT,
     FEEDBACK_ROOT,
+    LABELS_DIR,
     REJECTS_ROOT,
     REPORTS_ROOT,
     SAMPLES_ROOT,
@@ -195,6 +196,21 @@ class CaptureStorage(Construct):
                 resources=[self.objects_arn(CAPTURE_ROOT), self.objects_arn(FEEDBACK_ROOT), self.objects_arn(REJECTS_ROOT)],
             )
         )
+        # /feedback reads the label a row holds (serving/feedback.py); List on that prefix only, so a row
+        # without a label reads as 404, not 403
+        lookups = [f"{FEEDBACK_ROOT}/model=*/{LABELS_DIR}/*"]
+        role.add_to_principal_policy(
+            iam.PolicyStatement(sid="ReadRowLabels", actions=["s3:GetObject"], resources=[self.bucket.arn_for_objects(p) for p in lookups])
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ListRowLabels", actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": lookups}},
+            )
+        )
+        bucket_id = cdk.Stack.of(self).get_logical_id(self.bucket.node.default_child)  # type: ignore[arg-type]
+        for p in lookups:
+            acknowledge(role, f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{p}]", "Object-level prefix grant: /feedback reads the label one row holds.")
         self._ack_prefixes(role, {
             CAPTURE_ROOT: "Object-level prefix grant: the function writes one capture object per request under captures/.",
             FEEDBACK_ROOT: "Object-level prefix grant: the function writes feedback label objects under feedback/.",

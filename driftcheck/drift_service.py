@@ -41,7 +41,7 @@ from monitoring.performance import LabeledPredictions
 from monitoring.profile import PredictionColumns, ReferenceProfile, label_texts
 
 from .audit import audit_agreement, audit_files, select_audit_rows
-from .feedback_reader import read_feedback
+from .feedback_reader import Labels, read_feedback
 from .reject_reader import RejectWindow, read_rejects
 from .store import CaptureLocation
 from .verdict_events import VerdictEvent
@@ -124,6 +124,8 @@ class DriftRun:
     html_key: str
     metrics: list[tuple[str, float, str | None]] = field(default_factory=list)
     labeled_rows: int = 0  # sampled rows with a feedback label
+    conflicting_labels: int = 0  # of its rows: sent different labels without a correction (the first is used)
+    unmatched_labels: int = 0  # labels received in the window joining no row read in it (feedback_reader.Labels)
     window_label: str = ""  # the Window dimension of its metrics: "24h", "1h"
     others: list[DriftRun] = field(default_factory=list)  # the other windows of the same run (the short one)
     rejects: RejectCounts | None = None  # the window's requests refused by validation
@@ -145,6 +147,8 @@ class DriftRun:
             "partial_window": self.window.partial,
             "rows_estimated": round(self.window.rows_estimated),
             "labeled_rows": self.labeled_rows,
+            "conflicting_labels": self.conflicting_labels,
+            "unmatched_labels": self.unmatched_labels,
             "rejected_requests": self.rejects.rejected_requests if self.rejects else 0,
             "reject_share": self.rejects.share if self.rejects else None,
             # the line the on-call engineer acts on first, and the values never seen in training by name
@@ -246,11 +250,13 @@ class DriftService:
             out.append((mn.window_label(short), end - timedelta(hours=short)))
         return out
 
-    def _check(self, label: str, window: WindowRead, feedback: Mapping[RowKey, Any], main: bool) -> DriftRun:
+    def _check(self, label: str, window: WindowRead, feedback_in: Mapping[RowKey, Any], main: bool) -> DriftRun:
         """Check one window read, publish its metrics and write its report."""
         started = time.perf_counter()
         start, end = window.start, window.end
-        feedback = {r.key: feedback[r.key] for r in window.rows if r.key in feedback}
+        joined = feedback_in if isinstance(feedback_in, Labels) else Labels()  # a plain mapping: nothing to report
+        conflicting = sorted({r.key for r in window.rows} & joined.conflicting)
+        feedback = {r.key: feedback_in[r.key] for r in window.rows if r.key in feedback_in}
         labels = {key: record.label for key, record in feedback.items()}
         sample = scored_sample(self.checked, window.rows)
         predictions = PredictionColumns(labels=sample.labels, probabilities=sample.probabilities, values=sample.values)
@@ -280,6 +286,11 @@ class DriftService:
             "reject_objects_read": rejected.objects_read,
             "corrupt_reject_objects": rejected.corrupt_objects,
             "excluded_features": sorted(set(self.settings.redact_features) | set(self.settings.hash_features)),
+            # labels the performance check could not take plainly (docs/capture.md#feedback-ground-truth)
+            "labels": {
+                "labeled_rows": len(labels), "conflicting": len(conflicting), "conflicting_rows": [list(k) for k in conflicting[:20]],
+                "unmatched": joined.unmatched,
+            },
             "seconds": round(time.perf_counter() - started, 3),
             "report": report.to_dict(),
         }
@@ -294,7 +305,7 @@ class DriftService:
         self._put(json_key, body, "application/json")
         self._put(html_key, html, "text/html; charset=utf-8")
         return DriftRun(start, end, window, report, json_key, html_key, metrics, labeled_rows=len(labels), window_label=label,
-                        rejects=rejects)
+                        rejects=rejects, conflicting_labels=len(conflicting), unmatched_labels=joined.unmatched)
 
     def report_keys(self, at: datetime, window: str | None = None) -> tuple[str, str]:
         """(JSON, HTML) keys of the run ending at ``at``; a challenger's name its version; a window

@@ -40,6 +40,26 @@ LABEL_GRACE = timedelta(days=1)  # labels may arrive after the window: look this
 LABELS_FORMAT = 1
 
 
+class Labels(dict[RowKey, FeedbackRecord]):
+    """The label of each wanted row that has one, and what could not be joined plainly:
+    ``conflicting``: wanted rows sent different labels without ``"replace": true`` (two clients racing,
+    or labels stored before labels were create-only): the first label received is kept;
+    ``unmatched``: labels received in the window's span that join no row read in the window (requests
+    never captured or sampled out, rows of other windows, mistyped request ids)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conflicting: set[RowKey] = set()
+        self.unmatched = 0
+
+    def add(self, record: FeedbackRecord) -> None:
+        held = self.get(record.key)
+        if held is None or record.is_correction:
+            self[record.key] = record  # a correction names what it replaced: the last one received wins
+        elif held.label != record.label:
+            self.conflicting.add(record.key)
+
+
 def read_feedback(
     s3: Any,
     where: CaptureLocation,
@@ -48,18 +68,22 @@ def read_feedback(
     wanted: Set[RowKey],
     workers: int = 16,
     now: datetime | None = None,
-) -> dict[RowKey, FeedbackRecord]:
+) -> Labels:
     """The feedback record of each wanted (request id, row) that has one, from the feedback received
-    from the window's start to ``LABEL_GRACE`` past its end (the last one received wins; a corrupt
-    object is skipped from its bad row on). ``now``: the wall clock (hours after it hold no feedback yet; settled hours are kept)."""
+    from the window's start to ``LABEL_GRACE`` past its end (a correction replaces the label it names;
+    a different label without one is counted as conflicting and not used; a corrupt object is skipped
+    from its bad row on). ``now``: the wall clock (hours after it hold no feedback yet; settled hours are kept)."""
     now = now or datetime.now(UTC)
     # no feedback is received after now: hours past it are not listed
     hours = window_hours(start, min(end + LABEL_GRACE, now + HOUR))
-    labels: dict[RowKey, FeedbackRecord] = {}
+    labels = Labels()
+    span = utc_iso(start), utc_iso(end)
     for records in hour_feedback(s3, where, hours, now, workers):
         for record in records:
             if record.key in wanted:
-                labels[record.key] = record
+                labels.add(record)
+            elif span[0] <= record.received_time < span[1]:
+                labels.unmatched += 1
     return labels
 
 

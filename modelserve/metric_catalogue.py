@@ -127,7 +127,9 @@ VALIDATION_REJECTS = _inference(
 )
 FEEDBACK_ROWS = _inference("FeedbackRows", "Count", "model_output", "labels received on /feedback")
 FEEDBACK_ERRORS = _inference("FeedbackErrors", "Count", "pipeline", "feedback writes that failed")
-CAPTURE_DROPPED = _inference("CaptureDropped", "Count", "pipeline", "captures dropped because the after-response queue was full")
+CAPTURE_DROPPED = _inference(
+    "CaptureDropped", "Count", "pipeline", "captures dropped because the after-response queue was full", pages=True,
+)
 METRICS_ERRORS = register(Metric(
     "MetricsErrors", "Count", "log_filter", "pipeline", True,
     "a function's EMF metrics failed (counted from its log lines by a metric filter)",

@@ -8,6 +8,7 @@ S3 layout (partitioned for Athena partition projection and for window reads), ev
 Firehose writes under ``captures/model=<name>/version=<version>/`` with its own
 ``YYYY/MM/DD/HH/`` suffix when the prefix is not expanded, so readers accept both layouts.
     feedback/model=<name>/dt=YYYY-MM-DD/<HHMMSSffffff>-<id>.jsonl.gz
+    feedback/model=<name>/labels/<request id, URL-quoted>/<row>.json   (the label a row holds, and its corrections)
     reports/model=<name>/dt=YYYY-MM-DD/<YYYYmmddTHHMMSSZ>.<json|html>
     reports/model=<name>/dt=YYYY-MM-DD/<YYYYmmddTHHMMSSZ>-comparison.<json|html>   (champion vs challenger)
     reports/model=<name>/dt=YYYY-MM-DD/<YYYYmmddTHHMMSSZ>-version=<version>.<json|html>   (the challenger's drift report)
@@ -29,6 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
+from urllib.parse import quote
 
 CAPTURE_ROOT = "captures"
 FEEDBACK_ROOT = "feedback"
@@ -38,6 +40,7 @@ AUDIT_ROOT = "audit"  # the daily manual audit sample
 AUDIT_SOURCE = "audit"  # a feedback item's "source" for labels of audited rows
 REJECTS_ROOT = "rejects"  # requests validation refused (422 and other 4xx of the scoring routes)
 
+LABELS_DIR = "labels"  # feedback/model=<name>/labels/: the label each labelled (request, row) holds
 RowKey = tuple[str, int]  # (request id, row): joins a capture row and its feedback label
 
 # capture_sink=logs (serving/capture_logs.py): each capture line carries this field, which the stack's
@@ -132,6 +135,9 @@ class CaptureRecord:
         )
 
 
+_NO_LABEL = object()  # a FeedbackRecord's ``replaces`` when it replaced nothing
+
+
 @dataclass(frozen=True)
 class FeedbackRecord:
     request_id: str
@@ -140,15 +146,25 @@ class FeedbackRecord:
     received_time: str
     model_name: str
     source: str | None = None  # AUDIT_SOURCE for labels of the audit sample; absent otherwise
+    caller: str | None = None  # who sent it: the API key id, or the IAM caller's ARN; absent when unknown
+    replaces: Any = _NO_LABEL  # a correction ("replace": true): the label it replaced; absent otherwise
+    reason: str | None = None  # a correction's reason, as the client gave it
 
     @property
     def key(self) -> RowKey:
         return self.request_id, self.row
 
+    @property
+    def is_correction(self) -> bool:
+        return self.replaces is not _NO_LABEL
+
     def to_json(self) -> str:
         d = asdict(self)
-        if d["source"] is None:
-            del d["source"]  # records without a source keep their original form
+        for name in ("source", "caller", "reason"):
+            if d[name] is None:
+                del d[name]  # records without them keep their original form
+        if not self.is_correction:
+            del d["replaces"]
         return compact_json(d)
 
     @classmethod
@@ -160,6 +176,9 @@ class FeedbackRecord:
             received_time=str(d.get("received_time", "")),
             model_name=str(d.get("model_name", "")),
             source=None if d.get("source") is None else str(d["source"]),
+            caller=None if d.get("caller") is None else str(d["caller"]),
+            replaces=d.get("replaces", _NO_LABEL),
+            reason=None if d.get("reason") is None else str(d["reason"]),
         )
 
 
@@ -303,6 +322,12 @@ def capture_key(model_name: str, model_version: str, event_time: datetime, reque
         f"{model_capture_prefix(model_name, model_version)}dt={t:%Y-%m-%d}/hour={t:%H}/"
         f"{key_time_name(t)}-{request_id}.jsonl.gz"
     )
+
+
+def label_key(model_name: str, request_id: str, row: int) -> str:
+    """The label one (request, row) holds, with its history of corrections: written create-only, so a
+    second, different label is a conflict, not a silent replacement."""
+    return f"{FEEDBACK_ROOT}/model={model_name}/{LABELS_DIR}/{quote(request_id, safe='')}/{row}.json"
 
 
 def model_reject_prefix(model_name: str, model_version: str) -> str:

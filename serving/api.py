@@ -28,6 +28,7 @@ from modelserve.schema import BundleManifest
 from . import oip, openapi
 from .body import is_json_media, media_type, read_body, unsupported_media
 from .codecs import CODECS, OIP, PREDICT, CodecRegistry, CodecRoute
+from .feedback import caller_of
 from .http_exchange import REASON_OF_STATUS, error_body, json_response, request_id_of, request_id_of_scope, status_of
 from .service import InferenceService
 from .validation import RequestError, echo, parse_json
@@ -174,7 +175,10 @@ def create_app(
 
     predict_route = codecs.route(PREDICT, service, max_body_bytes)
 
-    @app.post("/predict", **openapi.predict_operation(m, max_rows, service.validator.reject_unseen, predict_route.openapi_notes()))
+    answer_media = [c.answer_media for c in predict_route.codecs if c.answer_media and c is not predict_route.default]
+    predict_doc = openapi.predict_operation(m, max_rows, service.validator.reject_unseen, predict_route.openapi_notes(), answer_media)
+
+    @app.post("/predict", **predict_doc)
     async def predict(request: Request) -> Response:
         return await predict_route(request)
 
@@ -185,7 +189,8 @@ def create_app(
             content_type = request.headers.get("content-type")
             if content_type is not None and not is_json_media(media_type(content_type)):
                 raise unsupported_media(content_type, ["application/json"])
-            result = service.feedback(parse_json(await read_body(request, max_body_bytes)), rid)
+            caller = caller_of(request.scope.get("aws.event"))
+            result = service.feedback(parse_json(await read_body(request, max_body_bytes)), rid, caller)
         except RequestError as exc:
             body = {**exc.body(), "request_id": rid, "model_version": m.version}
             return json_response(body, status_of(exc), {**headers_base, "x-request-id": rid})

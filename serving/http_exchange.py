@@ -12,13 +12,14 @@ import orjson
 from fastapi import Request
 from fastapi.responses import Response
 
+from .feedback import LABEL_CONFLICT
 from .service import FEEDBACK_UNAVAILABLE, new_request_id
-from .validation import BODY_TOO_LARGE, MALFORMED_JSON, MAX_MESSAGE, UNSUPPORTED_MEDIA_TYPE, RequestError, echo
+from .validation import BODY_TOO_LARGE, MALFORMED_JSON, MAX_MESSAGE, NESTING_TOO_DEEP, UNSUPPORTED_MEDIA_TYPE, RequestError, echo
 
 _ORJSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
 
 # HTTP status of a refusal reason; every other reason is a well-formed request with invalid content
-_STATUS_OF_REASON = {MALFORMED_JSON: 400, BODY_TOO_LARGE: 413, UNSUPPORTED_MEDIA_TYPE: 415, FEEDBACK_UNAVAILABLE: 503}
+_STATUS_OF_REASON = {MALFORMED_JSON: 400, NESTING_TOO_DEEP: 400, BODY_TOO_LARGE: 413, UNSUPPORTED_MEDIA_TYPE: 415, FEEDBACK_UNAVAILABLE: 503, LABEL_CONFLICT: 409}
 UNPROCESSABLE = 422
 # the reason code of an error answer built outside our handlers (router, CORS), by status
 REASON_OF_STATUS = {
@@ -26,6 +27,7 @@ REASON_OF_STATUS = {
     404: "not_found",
     405: "method_not_allowed",
     413: BODY_TOO_LARGE,
+    409: LABEL_CONFLICT,
     415: UNSUPPORTED_MEDIA_TYPE,
     422: "bad_request",
     500: "internal_error",

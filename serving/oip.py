@@ -23,6 +23,7 @@ little-endian tensors of the inputs whose ``parameters.binary_data_size`` is set
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +33,18 @@ import orjson
 
 from modelserve.schema import BundleManifest, FeatureKind, InputLayout, LabelType, Task
 
-from .validation import Column, ColumnBatch, TypedColumn
+from .validation import (
+    MAX_REPORTED_ERRORS,
+    NOT_FINITE,
+    WRONG_TYPE,
+    Column,
+    ColumnBatch,
+    FieldError,
+    RequestError,
+    TypedColumn,
+    echo,
+    parse_json,
+)
 
 HEADER_LENGTH = "inference-header-content-length"
 BINARY_CONTENT_TYPE = "application/octet-stream"
@@ -45,6 +57,8 @@ DTYPES: dict[str, str] = {
     "FP16": "<f2", "FP32": "<f4", "FP64": "<f8",
 }
 NUMERIC_TYPES = frozenset(DTYPES) - {"BOOL"}
+_INT_RANGE = {t: (int(np.iinfo(d).min), int(np.iinfo(d).max)) for t, d in DTYPES.items() if t[0] in "IU"}
+_FLOAT_MAX = {t: float(np.finfo(d).max) for t, d in DTYPES.items() if t.startswith("FP")}
 
 
 class OipError(Exception):
@@ -180,6 +194,72 @@ def _tensor_values(tensor: dict[str, Any], binary: bytes, offset: int) -> tuple[
     return flat, offset
 
 
+def _json_element_error(v: Any, datatype: str) -> tuple[str, str] | None:
+    """Why one element of a JSON tensor is not a value of its datatype: (reason, message), else None.
+    null is read as missing, as NaN is (the validator decides whether the feature may be missing)."""
+    if v is None:
+        return None
+    if datatype == "BOOL":
+        return None if type(v) is bool else (WRONG_TYPE, f"{echo(repr(v), 40)} is not a BOOL (true or false)")
+    if datatype in _FLOAT_MAX:
+        if type(v) not in (int, float):
+            return WRONG_TYPE, f"{echo(repr(v), 40)} is not a number ({datatype})"
+        try:
+            fv = float(v)
+        except OverflowError:
+            fv = math.inf
+        # NaN is missing and ±Infinity a float value (the validator refuses it: not_finite); a finite
+        # number beyond the type's largest would be read as infinity
+        if math.isfinite(fv) and abs(fv) > _FLOAT_MAX[datatype] or not math.isfinite(fv) and type(v) is int:
+            return NOT_FINITE, f"{echo(repr(v), 40)} is beyond the {datatype} range (±{_FLOAT_MAX[datatype]:.6g})"
+        return None
+    lo, hi = _INT_RANGE[datatype]
+    if type(v) is not int or not lo <= v <= hi:
+        return WRONG_TYPE, f"{echo(repr(v), 40)} is not a {datatype} (a whole number in {lo}..{hi})"
+    return None
+
+
+def _json_elements_fit(values: list[Any], datatype: str) -> bool:
+    """The fast check of a JSON tensor's elements against their datatype (no Python loop when they fit)."""
+    types = set(map(type, values))
+    if datatype == "BYTES":
+        return True  # strings: the validator checks them (a non-string is its wrong_type)
+    if datatype == "BOOL":
+        return types <= {bool, type(None)}
+    present = [v for v in values if v is not None] if type(None) in types else values
+    if not present:
+        return True
+    if datatype in _INT_RANGE:
+        lo, hi = _INT_RANGE[datatype]
+        return types - {type(None)} <= {int} and lo <= min(present) and max(present) <= hi
+    if not types - {type(None)} <= {int, float}:
+        return False
+    try:
+        arr = np.asarray(present, dtype=np.float64)
+    except OverflowError:
+        return False
+    finite = arr[np.isfinite(arr)]
+    return len(finite) == 0 or float(np.abs(finite).max()) <= _FLOAT_MAX[datatype]
+
+
+def check_json_elements(name: str, datatype: str, values: list[Any]) -> None:
+    """Refuse a JSON tensor holding a value its datatype cannot carry (INT8 300, UINT8 -1, 1.5 for INT32,
+    FP16 70000, a string for FP32): 422 naming the input and the element, as the binary path cannot
+    carry such values at all."""
+    if _json_elements_fit(values, datatype):
+        return
+    errors = []
+    for i, v in enumerate(values):
+        problem = _json_element_error(v, datatype)
+        if problem:
+            errors.append(FieldError(problem[0], f"input '{echo(name)}' element {i}: {problem[1]}", row=i, field=name))
+            if len(errors) >= MAX_REPORTED_ERRORS:
+                break
+    if errors:
+        first = errors[0]
+        raise RequestError(first.reason, f"{len(errors)} element(s) not of datatype {datatype}; first: {first.message}", errors)
+
+
 def _column(values: np.ndarray | list[Any], datatype: str, binary: bool) -> Column:
     """Tensors have no null: a NaN number and an empty BYTES element are the graph's own null
     encodings, so they mean "missing" here (and are refused for non-nullable features, as null is)."""
@@ -205,53 +285,78 @@ def _check_datatype(name: str, datatype: str, kind: FeatureKind) -> None:
         raise OipError(f"input '{name}': datatype {datatype} does not match the feature ({kind.value}: {want})")
 
 
-def decode_request(m: BundleManifest, body: bytes, header_length: str | None) -> DecodedRequest:
-    head, binary = _split_body(body, header_length)
+def _read_json_header(head: bytes) -> dict[str, Any]:
     try:
-        doc = orjson.loads(head)
-    except orjson.JSONDecodeError as exc:
-        raise OipError(f"the inference request is not valid JSON: {str(exc)[:200]}") from None
+        doc = parse_json(head)  # its depth limit, duplicate keys refused, NaN/Infinity literals read
+    except RequestError as exc:
+        named = f" ({echo(exc.details[0].field)!r})" if exc.details and exc.details[0].field else ""
+        raise OipError(f"the inference request is not valid JSON: {exc.message[:200]}{named}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list) or not doc["inputs"]:
         raise OipError("the inference request must be an object with a non-empty 'inputs' list")
+    rid = doc.get("id")
+    if rid is not None and not isinstance(rid, str):
+        raise OipError(f"'id' must be a string, got {type(rid).__name__}")
+    return doc
+
+
+def _single_tensor_columns(m: BundleManifest, tensor: dict[str, Any], values: np.ndarray | list[Any]) -> dict[str, Column]:
+    name, shape, width = tensor["name"], tensor["shape"], len(m.features)
+    if name != (m.single_input_name or "input"):
+        raise OipError(f"unknown input '{echo(name)}'; the model's input is '{m.single_input_name or 'input'}'")
+    if tensor["datatype"] not in NUMERIC_TYPES or len(shape) != 2 or shape[1] != width:
+        raise OipError(f"input '{echo(name)}': expected a numeric [N, {width}] tensor")
+    if isinstance(values, list):
+        check_json_elements(name, tensor["datatype"], values)
+    # one tensor of numbers: NaN is a value here (refused as not finite), never a null
+    return {f.name: TypedColumn(values[j::width]) if isinstance(values, np.ndarray) else values[j::width] for j, f in enumerate(m.features)}
+
+
+def _feature_column(m: BundleManifest, tensor: dict[str, Any], values: np.ndarray | list[Any]) -> Column:
+    name, shape, datatype = tensor["name"], tensor["shape"], tensor["datatype"]
+    spec = next((f for f in m.features if f.name == name), None)
+    if spec is None:
+        raise OipError(f"unknown input '{echo(name)}'; the model's inputs are the features {m.feature_names}")
+    if len(shape) == 2 and shape[1] != 1:
+        raise OipError(f"input '{echo(name)}': expected shape [N] or [N, 1], got {shape}")
+    _check_datatype(name, datatype, spec.kind)
+    if isinstance(values, np.ndarray):
+        return _column(values, datatype, True)
+    params = tensor.get("parameters")
+    binary = isinstance(params, dict) and params.get("binary_data_size") is not None
+    if not binary:
+        check_json_elements(name, datatype, values)
+    return _column(values, datatype, binary)
+
+
+def decode_request(m: BundleManifest, body: bytes, header_length: str | None) -> DecodedRequest:
+    head, binary = _split_body(body, header_length)
+    doc = _read_json_header(head)
     columns: dict[str, Column] = {}
     offset = 0
-    single = m.input_layout is InputLayout.SINGLE_TENSOR
-    kinds = {f.name: f.kind for f in m.features}
+    named: set[str] = set()
     for tensor in doc["inputs"]:
         if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
             raise OipError("each input must be an object with a 'name'")
-        name = tensor["name"]
+        if tensor["name"] in named:  # never last-one-wins: that would score a value the client did not mean
+            raise OipError(f"input '{echo(tensor['name'])}' is named more than once: send each input once")
+        named.add(tensor["name"])
         values, offset = _tensor_values(tensor, binary, offset)
-        shape = tensor["shape"]
-        if single:
-            if name != (m.single_input_name or "input"):
-                raise OipError(f"unknown input '{name[:100]}'; the model's input is '{m.single_input_name or 'input'}'")
-            if tensor["datatype"] not in NUMERIC_TYPES or len(shape) != 2 or shape[1] != len(m.features):
-                raise OipError(f"input '{name}': expected a numeric [N, {len(m.features)}] tensor")
-            width = len(m.features)
-            for j, f in enumerate(m.features):
-                # one tensor of numbers: NaN is a value here (refused as not finite), never a null
-                columns[f.name] = TypedColumn(values[j::width]) if isinstance(values, np.ndarray) else values[j::width]
-            continue
-        if name not in kinds:
-            raise OipError(f"unknown input '{name[:100]}'; the model's inputs are the features {m.feature_names}")
-        if len(shape) == 2 and shape[1] != 1:
-            raise OipError(f"input '{name}': expected shape [N] or [N, 1], got {shape}")
-        _check_datatype(name, tensor["datatype"], kinds[name])
-        params = tensor.get("parameters")
-        columns[name] = _column(values, tensor["datatype"], isinstance(params, dict) and params.get("binary_data_size") is not None)
+        if m.input_layout is InputLayout.SINGLE_TENSOR:
+            columns.update(_single_tensor_columns(m, tensor, values))
+        else:
+            columns[tensor["name"]] = _feature_column(m, tensor, values)
     if offset != len(binary):
         raise OipError(f"{len(binary) - offset} bytes of binary data follow the last binary input")
     missing = [n for n in m.feature_names if n not in columns]
     if missing:
-        raise OipError(f"missing input(s) {missing[:20]}")
+        raise OipError(f"missing input(s) {missing[:20]}: send one input per feature")
     lengths = {len(v) for v in columns.values()}
     if len(lengths) != 1:
         raise OipError(f"inputs have different numbers of rows: {sorted(lengths)}")
     outputs, binary_outputs = _requested_outputs(m, doc)
     rid = doc.get("id")
     return DecodedRequest(
-        request_id=str(rid)[:128] if rid is not None else None,
+        request_id=echo(rid, 128) if rid is not None else None,
         payload=ColumnBatch(list(columns), list(columns.values())),
         outputs=outputs,
         binary_outputs=binary_outputs,

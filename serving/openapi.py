@@ -16,7 +16,8 @@ from .validation import FLOAT32_MAX, MAX_EXACT_INTEGER
 OIP_TAG = "Open Inference Protocol v2"
 
 _ERROR_DESCRIPTIONS = {
-    400: "Malformed JSON, or a corrupt gzip body",
+    400: "Malformed JSON (or nested more than 64 levels deep), or a corrupt gzip body",
+    409: "A label other than the one the row holds, without \"replace\": true and a reason",
     413: "Body over max_body_bytes (compressed, or once decompressed)",
     415: "A content-type other than JSON, or a content-encoding other than gzip",
     422: "Invalid input: the details name the row and field",
@@ -73,13 +74,25 @@ _FEEDBACK_ANSWER: dict[str, Any] = {
 }
 
 
+# on every answer (AnswerGuard): the request id to quote, and the model that answered
+_SERVED_HEADERS = {
+    "x-request-id": {"description": "the request's id (API Gateway's own behind it)", "schema": {"type": "string"}},
+    "x-model-version": {"description": "the version of the model that answered", "schema": {"type": "string"}},
+    "x-model-name": {"description": "the served model", "schema": {"type": "string"}},
+}
+
+
+def _answer(description: str, content: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "headers": _SERVED_HEADERS, "content": content}
+
+
 def _responses(m: BundleManifest, success: dict[int, tuple[str, dict[str, Any]]], *errors: int) -> dict[int | str, dict[str, Any]]:
     """An operation's documented answers: its success, its error statuses and a server bug's 500, all JSON."""
     out: dict[int | str, dict[str, Any]] = {
-        status: {"description": text, "content": {"application/json": {"schema": schema}}} for status, (text, schema) in success.items()
+        status: _answer(text, {"application/json": {"schema": schema}}) for status, (text, schema) in success.items()
     }
     for status in (*errors, 500):
-        out[status] = {"description": _ERROR_DESCRIPTIONS[status], "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
+        out[status] = _answer(_ERROR_DESCRIPTIONS[status], {"application/json": {"schema": _ERROR_SCHEMA}})
     return out
 
 
@@ -190,14 +203,40 @@ def _pin_oip_path_params(schema: dict[str, Any], m: BundleManifest) -> None:
                         p["schema"] = {"type": "string", "title": p["name"].title(), "enum": [served[p["name"]]]}
 
 
-def _oip_responses(*errors: int) -> dict[int | str, dict[str, Any]]:
+_OIP_INFER_ANSWER: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "model_name": {"type": "string"},
+        "model_version": {"type": "string"},
+        "id": {"type": "string"},
+        "outputs": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "datatype": {"type": "string"},
+                    "shape": {"type": "array", "items": {"type": "integer"}},
+                    "data": {"type": "array"},
+                    "parameters": {"type": "object"},
+                },
+                "required": ["name", "datatype", "shape"],
+            },
+        },
+    },
+    "required": ["model_name", "model_version", "id", "outputs"],
+}
+
+
+def _oip_responses(*errors: int, infer: bool = False) -> dict[int | str, dict[str, Any]]:
     """An OIP operation's answers: 200 (OIP JSON, or binary tensors for infer), its errors in OIP's shape, 500."""
-    out: dict[int | str, dict[str, Any]] = {
-        200: {"description": "OIP answer", "content": {"application/json": {"schema": {"type": "object"}}}}
-    }
+    content: dict[str, Any] = {"application/json": {"schema": _OIP_INFER_ANSWER if infer else {"type": "object"}}}
+    if infer:  # binary outputs asked for: a JSON header of Inference-Header-Content-Length bytes, then the tensors
+        content[oip.BINARY_CONTENT_TYPE] = {"schema": {"type": "string", "format": "binary"}}
+    out: dict[int | str, dict[str, Any]] = {200: _answer("OIP answer", content)}
     for status in errors:
-        out[status] = {"description": _OIP_ERRORS[status], "content": {"application/json": {"schema": _OIP_ERROR_SCHEMA}}}
-    out[500] = {"description": _ERROR_DESCRIPTIONS[500], "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
+        out[status] = _answer(_OIP_ERRORS[status], {"application/json": {"schema": _OIP_ERROR_SCHEMA}})
+    out[500] = _answer(_ERROR_DESCRIPTIONS[500], {"application/json": {"schema": _ERROR_SCHEMA}})
     return out
 
 
@@ -276,15 +315,29 @@ def _label_schema(m: BundleManifest) -> dict[str, Any]:
     return {"enum": values}
 
 
+_PRINTABLE = "^[^\\u0000-\\u001f\\u007f]*$"  # no control characters (NUL included): what /feedback keeps
+
+
 def _feedback_openapi(m: BundleManifest, max_rows: int) -> dict[str, Any]:
     item = {
         "type": "object",
         "properties": {
-            "request_id": {"type": "string", "minLength": 1, "maxLength": 128, "description": "the request_id of the prediction"},
-            "row": {"type": "integer", "minimum": 0, "default": 0, "description": "the row of that request"},
+            "request_id": {
+                "type": "string", "minLength": 1, "maxLength": 128, "pattern": _PRINTABLE, "description": "the request_id of the prediction",
+            },
+            "row": {"type": "integer", "minimum": 0, "maximum": max_rows - 1, "default": 0, "description": "the row of that request"},
             "label": _label_schema(m),
+            "source": {"const": "audit", "description": "a label of the daily audit sample"},
+            "replace": {"type": "boolean", "default": False, "description": "a correction: replaces the label the row holds (needs reason)"},
+            "reason": {
+                "type": "string", "minLength": 1, "maxLength": 500, "pattern": _PRINTABLE, "description": "why the label is corrected (with replace: true)",
+            },
         },
         "required": ["request_id", "label"],
+        # a correction says why, and a reason comes only with a correction
+        "if": {"properties": {"replace": {"const": True}}, "required": ["replace"]},
+        "then": {"required": ["reason"]},
+        "dependentSchemas": {"reason": {"properties": {"replace": {"const": True}}, "required": ["replace"]}},
         "additionalProperties": False,
     }
     batch = {"type": "array", "items": item, "minItems": 1, "maxItems": max_rows}
@@ -294,14 +347,25 @@ def _feedback_openapi(m: BundleManifest, max_rows: int) -> dict[str, Any]:
 # --- each operation's documentation, as keyword arguments of its route decorator ---
 
 
-def predict_operation(m: BundleManifest, max_rows: int, reject_unseen: bool, other_formats: list[str]) -> dict[str, Any]:
-    """``other_formats``: what each codec of the route besides JSON says of its format (``Codec.openapi_note``)."""
+def predict_operation(
+    m: BundleManifest, max_rows: int, reject_unseen: bool, other_formats: list[str], answer_media: list[str] | None = None
+) -> dict[str, Any]:
+    """``other_formats``: what each codec of the route besides JSON says of its format (``Codec.openapi_note``);
+    ``answer_media``: the other media types its codecs answer in (Accept)."""
+    answer_media = answer_media or []
     return {
         "openapi_extra": _predict_openapi(m, max_rows, reject_unseen),
         "summary": "Score 1..N rows",
         "description": "; ".join(["JSON as documented here", *other_formats]) + ".",
-        "responses": _responses(m, {200: ("The predictions", _predict_answer_schema(m))}, 400, 413, 415, 422),
+        "responses": _with_answer_media(_responses(m, {200: ("The predictions", _predict_answer_schema(m))}, 400, 413, 415, 422), answer_media),
     }
+
+
+def _with_answer_media(responses: dict[int | str, dict[str, Any]], answer_media: list[str]) -> dict[int | str, dict[str, Any]]:
+    """The 200 answer in each other format a codec of the route writes when the Accept header names it (Arrow)."""
+    for media in answer_media:
+        responses[200]["content"][media] = {"schema": {"type": "string", "format": "binary"}}
+    return responses
 
 
 def feedback_operation(m: BundleManifest, max_rows: int) -> dict[str, Any]:
@@ -309,7 +373,7 @@ def feedback_operation(m: BundleManifest, max_rows: int) -> dict[str, Any]:
         "openapi_extra": _feedback_openapi(m, max_rows),
         "summary": "Ground-truth labels for earlier predictions",
         "status_code": 202,
-        "responses": _responses(m, {202: ("Labels stored", _FEEDBACK_ANSWER)}, 400, 413, 415, 422, 503),
+        "responses": _responses(m, {202: ("Labels stored (or already held: the same label again)", _FEEDBACK_ANSWER)}, 400, 409, 413, 415, 422, 503),
     }
 
 
@@ -329,7 +393,8 @@ def oip_operation(summary: str, *errors: int) -> dict[str, Any]:
 
 
 def oip_infer_operation(m: BundleManifest, summary: str) -> dict[str, Any]:
-    return {**oip_operation(summary, 400, 404, 413, 415, 422), "openapi_extra": _oip_infer_body(m)}
+    responses = _oip_responses(400, 404, 413, 415, 422, infer=True)
+    return {"summary": f"OIP: {summary}", "tags": [OIP_TAG], "responses": responses, "openapi_extra": _oip_infer_body(m)}
 
 
 def serve_pinned_openapi(app: FastAPI, m: BundleManifest) -> None:

@@ -21,7 +21,9 @@ from modelserve import metric_catalogue as mn
 from modelserve.records import AUDIT_SOURCE, FeedbackRecord, RejectedField, encode_jsonl_gz, feedback_key, utc_iso
 from modelserve.schema import BundleManifest, Task
 
+from . import feedback
 from .capture import Capturer, rows_of
+from .feedback import LABEL_CONFLICT, FeedbackStore
 from .model import ModelRunner
 from .validation import BAD_SHAPE, BATCH_TOO_LARGE, EMPTY_BATCH, WRONG_TYPE, FieldError, RequestError, Validator
 
@@ -31,7 +33,7 @@ logger = logging.getLogger(__name__)
 FEEDBACK_UNAVAILABLE = "feedback_unavailable"
 
 MetricHook = Callable[[str, float, dict[str, str]], None]  # (name, value, extra dimensions)
-FeedbackWriter = Callable[[str, bytes], None]  # (object key, gzipped JSON lines)
+MAX_REASON = 500  # characters of a correction's reason
 
 
 def no_metric(name: str, value: float, dims: dict[str, str]) -> None:
@@ -53,7 +55,7 @@ class InferenceService:
     runner: ModelRunner
     validator: Validator
     capturer: Capturer
-    feedback_writer: FeedbackWriter | None = None
+    feedback_store: FeedbackStore | None = None
     metric: MetricHook = no_metric
 
     def __post_init__(self) -> None:
@@ -115,16 +117,17 @@ class InferenceService:
         except Exception:  # noqa: BLE001 - a failure is counted by the capturer (CaptureErrors) or logged here
             logger.exception("reject capture failed")
 
-    def feedback(self, payload: Any, batch_id: str | None = None) -> Answer:
+    def feedback(self, payload: Any, batch_id: str | None = None, caller: str | None = None) -> Answer:
+        """Store labels (docs/capture.md#feedback-ground-truth), each checked against the label its row
+        holds (serving/feedback.py). ``caller``: who sent them (API key id or IAM ARN)."""
         batch_id = batch_id or new_request_id()
         items = payload if isinstance(payload, list) else [payload]
         if not items:
             raise RequestError(EMPTY_BATCH, "no feedback items")
         if len(items) > self.max_batch_rows:
             raise RequestError(BATCH_TOO_LARGE, f"{len(items)} feedback items; at most {self.max_batch_rows}")
-        now = datetime.now(UTC)
-        received = utc_iso(now)
-        records, errors = [], []
+        received = utc_iso(now := datetime.now(UTC))
+        records, replacing, errors = [], [], []
         for i, it in enumerate(items):
             err = self._feedback_error(it)
             if err:
@@ -134,34 +137,43 @@ class InferenceService:
             # classes by meaning, as predictions are: 1, "1" and 1.0 all name class "1"
             label = self.manifest.outputs.class_for(it["label"]) if self.is_classifier else float(it["label"])
             # "row" is optional (default 0, the single-row case): it was validated with the same default
-            records.append(FeedbackRecord(it["request_id"], int(it.get("row", 0)), label, received, self.manifest.model_name, it.get("source")))
+            records.append(FeedbackRecord(it["request_id"], int(it.get("row", 0)), label, received, self.manifest.model_name,
+                                          it.get("source"), caller, reason=it.get("reason")))
+            replacing.append(it.get("replace") is True)
         if errors:
             raise RequestError(errors[0].reason, f"{len(errors)} invalid feedback item(s); first: {errors[0].message}", errors[:50])
-        if self.feedback_writer is None:
+        records, replacing = _one_label_per_row(records, replacing)
+        if self.feedback_store is None:
             raise RequestError(FEEDBACK_UNAVAILABLE, "feedback storage is not configured for this deployment")
         try:
-            self.feedback_writer(feedback_key(self.manifest.model_name, now, batch_id), encode_jsonl_gz(records))
+            outcome = feedback.settle(self.feedback_store, self.manifest.model_name, records, replacing)
+            _refuse_unsettled(outcome)
+            if outcome.records:
+                self.feedback_store.write(feedback_key(self.manifest.model_name, now, batch_id), encode_jsonl_gz(outcome.records))
+                feedback.hold(self.feedback_store, self.manifest.model_name, outcome.records)
+        except RequestError:
+            raise
         except Exception as exc:  # noqa: BLE001 - the client must know its labels were not stored
             logger.error("feedback write failed: %s", exc)
             self.metric(mn.FEEDBACK_ERRORS, 1, {})
             raise RequestError(FEEDBACK_UNAVAILABLE, "feedback could not be stored; retry later") from None
-        self.metric(mn.FEEDBACK_ROWS, len(records), {})
+        self.metric(mn.FEEDBACK_ROWS, len(outcome.records), {})
         return Answer(body={"accepted": len(records), "feedback_id": batch_id}, request_id=batch_id)
 
     def _feedback_error(self, it: Any) -> tuple[str, str, str | None] | None:
         if not isinstance(it, dict):
             return BAD_SHAPE, 'each item must be an object {"request_id", "row", "label"}', None
-        extra = set(it) - {"request_id", "row", "label", "source"}
+        extra = set(it) - {"request_id", "row", "label", "source", "replace", "reason"}
         if extra:
             return BAD_SHAPE, f"unknown keys {sorted(map(str, extra))}", None
         if "source" in it and it["source"] != AUDIT_SOURCE:
             return WRONG_TYPE, f'source, when given, must be "{AUDIT_SOURCE}" (a label of the audit sample)', "source"
         rid, row, label = it.get("request_id"), it.get("row", 0), it.get("label")
-        if not isinstance(rid, str) or not (1 <= len(rid) <= 128):
-            return WRONG_TYPE, "request_id must be a string of 1..128 characters", "request_id"
+        if not isinstance(rid, str) or not (1 <= len(rid) <= 128) or not _is_printable_unicode(rid):
+            return WRONG_TYPE, "request_id must be a string of 1..128 printable characters (as answered by /predict)", "request_id"
         # a whole number, as JSON Schema's "integer" means it (2.0 too); booleans are not numbers here
-        if not (type(row) is int or (type(row) is float and row.is_integer())) or row < 0:
-            return WRONG_TYPE, "row must be a non-negative integer", "row"
+        if not (type(row) is int or (type(row) is float and row.is_integer())) or not 0 <= row < self.max_batch_rows:
+            return WRONG_TYPE, f"row must be an integer in 0..{self.max_batch_rows - 1} (a row of the request)", "row"
         if "label" not in it or label is None:
             return WRONG_TYPE, "label is required", "label"
         if self.is_classifier:
@@ -169,7 +181,7 @@ class InferenceService:
                 return WRONG_TYPE, f"label must be one of the model's classes {self.classes}", "label"
         elif type(label) not in (int, float) or not np.isfinite(label):
             return WRONG_TYPE, "label must be a finite number", "label"
-        return None
+        return _correction_error(it)
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "model_name": self.manifest.model_name, "model_version": self.manifest.version}
@@ -183,3 +195,45 @@ class InferenceService:
 
 def new_request_id() -> str:
     return uuid.uuid4().hex
+
+
+def _correction_error(it: dict[str, Any]) -> tuple[str, str, str | None] | None:
+    if "replace" in it and type(it["replace"]) is not bool:
+        return WRONG_TYPE, "replace, when given, must be true or false", "replace"
+    reason = it.get("reason")
+    if it.get("replace") is True and not (isinstance(reason, str) and 1 <= len(reason) <= MAX_REASON and _is_printable_unicode(reason)):
+        return WRONG_TYPE, f'"replace": true needs a "reason" (1..{MAX_REASON} characters): it is kept with the old label', "reason"
+    if "reason" in it and it.get("replace") is not True:
+        return BAD_SHAPE, 'reason is only read with "replace": true', "reason"
+    return None
+
+
+def _is_printable_unicode(s: str) -> bool:
+    """No control characters (NUL included) and no lone surrogates: text a report and a key can carry."""
+    return not any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in s)
+
+
+def _one_label_per_row(records: list[FeedbackRecord], replacing: list[bool]) -> tuple[list[FeedbackRecord], list[bool]]:
+    """A row labelled twice in one batch: once if the labels agree, else a 409 naming both items."""
+    first: dict[tuple[str, int], int] = {}
+    kept, kept_replacing, errors = [], [], []
+    for i, r in enumerate(records):
+        j = first.setdefault(r.key, i)
+        if j == i:
+            kept.append(r)
+            kept_replacing.append(replacing[i])
+        elif records[j].label != r.label:
+            errors.append(FieldError(LABEL_CONFLICT, f"item {i} labels request {r.request_id!r} row {r.row} {r.label!r}, item {j} {records[j].label!r}", i, "label"))
+    if errors:
+        raise RequestError(LABEL_CONFLICT, f"{len(errors)} row(s) labelled twice with different labels in one batch; first: {errors[0].message}", errors[:50])
+    return kept, kept_replacing
+
+
+def _refuse_unsettled(outcome: feedback.Outcome) -> None:
+    """Nothing is stored when an item would replace a label silently."""
+    if outcome.conflicts:
+        errors = [
+            FieldError(LABEL_CONFLICT, f'item {i}: the row already holds label {held!r}; send "replace": true with a "reason" to correct it', i, "label")
+            for i, held in outcome.conflicts
+        ]
+        raise RequestError(LABEL_CONFLICT, f"{len(errors)} item(s) would replace a label; first: {errors[0].message}", errors[:50])

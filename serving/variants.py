@@ -80,7 +80,7 @@ class RoutedService(InferenceService):
     def __init__(self, champion: InferenceService, challenger: InferenceService, mode: str, ab_share: float = 0.0) -> None:
         if mode not in MODES:
             raise ValueError(f"challenger mode {mode!r}: one of {MODES}")
-        super().__init__(champion.manifest, champion.runner, champion.validator, champion.capturer, champion.feedback_writer, champion.metric)
+        super().__init__(champion.manifest, champion.runner, champion.validator, champion.capturer, champion.feedback_store, champion.metric)
         self.challenger = challenger
         self.mode = mode
         self.ab_share = ab_share if mode == "ab" else 0.0

@@ -24,8 +24,9 @@ from modelserve.versions import CHALLENGER, CHAMPION, check_compatible
 from .aws_clients import ClientFactory
 from .capture import Capturer, CaptureSink, FirehoseCaptureSink, Redactor, S3CaptureSink
 from .capture_logs import LogsCaptureSink
+from .feedback import FeedbackStore, S3FeedbackStore
 from .model import ModelRunner
-from .service import FeedbackWriter, InferenceService, MetricHook, no_metric
+from .service import InferenceService, MetricHook, no_metric
 from .validation import Validator
 from .variants import RoutedService, ShadowCapturer, version_metric
 
@@ -98,7 +99,7 @@ def inference_service(
     factory = None
     if targets.bucket or targets.stream:  # capture off: no clients, no salt to fetch
         factory = clients or ClientFactory(boto_session)
-    sink, feedback_writer = capture_clients(settings, targets, factory)
+    sink, feedback_store = capture_clients(settings, targets, factory)
     if isinstance(sink, LogsCaptureSink):  # rows too large for a log line: lost, and counted as failed captures
         sink.on_lost = lambda n: metric(mn.CAPTURE_ERRORS, n, {})
     reject_sink = reject_sink_for(settings, sink, targets, factory)
@@ -124,7 +125,7 @@ def inference_service(
             runner=ModelRunner.from_path(b.manifest, b.model_path, threads=threads),
             validator=Validator(b.manifest, settings.max_batch_rows, reject_unseen_categories=settings.unseen_category_policy == "reject"),
             capturer=capturer,
-            feedback_writer=feedback_writer,
+            feedback_store=feedback_store,
             metric=hook,
         )
 
@@ -143,7 +144,7 @@ def inference_service(
 
 def capture_clients(
     settings: ServingSettings, targets: CaptureTargets, clients: ClientFactory | None
-) -> tuple[CaptureSink | None, FeedbackWriter | None]:
+) -> tuple[CaptureSink | None, FeedbackStore | None]:
     """The capture sink and the feedback writer for the configured targets (None where there is none)."""
     if clients is None or not (targets.bucket or targets.stream):
         return None, None
@@ -151,7 +152,7 @@ def capture_clients(
     # a hung S3 or Firehose holds an answer, or an environment after it, no longer than the budget
     budget = settings.capture_budget_s
     s3 = clients.client("s3", budget) if targets.bucket else None
-    feedback_writer = s3_writer(s3, targets.bucket) if s3 is not None and targets.bucket else None
+    feedback_store = S3FeedbackStore(s3, targets.bucket) if s3 is not None and targets.bucket else None
     sink: CaptureSink | None = None
     if settings.capture_sink == "logs":  # log lines; feedback and refused requests still go to S3 (docs/capture.md)
         sink = LogsCaptureSink()
@@ -161,7 +162,7 @@ def capture_clients(
         if settings.capture_sink == "firehose":
             logger.warning("capture_sink is firehose but %s is not set: capturing to S3 bucket %s", ENV_FIREHOSE_STREAM, targets.bucket)
         sink = S3CaptureSink(s3, targets.bucket)
-    return sink, feedback_writer
+    return sink, feedback_store
 
 
 def reject_sink_for(
@@ -196,10 +197,3 @@ def redactor_for(settings: ServingSettings, salt_secret_arn: str | None, clients
             logger.error("hash salt unavailable (%s): redacting %s instead of hashing them", exc, sorted(hashed))
             redact, hashed, salt = redact | hashed, set(), ""
     return Redactor(frozenset(redact), frozenset(hashed), salt)
-
-
-def s3_writer(client: Any, bucket: str) -> FeedbackWriter:
-    def write(key: str, body: bytes) -> None:
-        client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/x-ndjson")
-
-    return write

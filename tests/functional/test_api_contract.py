@@ -224,10 +224,12 @@ def test_openapi_documents_every_status_each_route_answers(api: Any, lambda_cont
     spec = response_json(api.handler(event("rest_v1", "GET", "/openapi.json"), lambda_context))
     statuses = {(p, m): set(op["responses"]) for p, ops in spec["paths"].items() for m, op in ops.items()}
     assert statuses[("/predict", "post")] == {"200", "400", "413", "415", "422", "500"}
-    assert statuses[("/feedback", "post")] == {"202", "400", "413", "415", "422", "503", "500"}
+    assert statuses[("/feedback", "post")] == {"202", "400", "409", "413", "415", "422", "503", "500"}
     assert statuses[("/health", "get")] == statuses[("/model", "get")] == {"200", "500"}
     feedback = spec["paths"]["/feedback"]["post"]["requestBody"]["content"]["application/json"]["schema"]["oneOf"][0]
-    assert feedback["properties"]["request_id"] == {"type": "string", "minLength": 1, "maxLength": 128, "description": "the request_id of the prediction"}
+    assert feedback["properties"]["request_id"] == {
+        "type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[^\\u0000-\\u001f\\u007f]*$", "description": "the request_id of the prediction",
+    }
     assert feedback["additionalProperties"] is False
     split = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]["oneOf"][1]
     columns = split["properties"]["dataframe_split"]["properties"]["columns"]

@@ -28,6 +28,11 @@ def stored(s3: Any) -> dict[str, bytes]:
     return {o["Key"]: s3.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read() for o in resp.get("Contents", [])}
 
 
+def batches(s3: Any) -> dict[str, bytes]:
+    """The feedback objects (one per accepted batch); besides them each labelled row holds its label object."""
+    return {k: v for k, v in stored(s3).items() if "/dt=" in k}
+
+
 def metric_points(stdout: str, name: str) -> list[tuple[float, dict[str, str]]]:
     points = []
     for line in stdout.splitlines():
@@ -66,7 +71,7 @@ def test_single_item_is_stored(s3, inference, sample_bundle, lambda_context, cap
     assert response_json(resp) == {"accepted": 1, "feedback_id": "fb-single"}
     assert header(resp, "x-request-id") == "fb-single"
 
-    objects = stored(s3)
+    objects = batches(s3)
     assert len(objects) == 1
     (key, data), = objects.items()
     match = re.match(_key_pattern(m.model_name, "fb-single"), key)
@@ -89,7 +94,7 @@ def test_batch_is_stored_as_one_object_and_unknown_request_ids_are_accepted(s3, 
     ]
     resp = send(inference, lambda_context, items, request_id="fb-batch")
     assert resp["statusCode"] == 202 and response_json(resp)["accepted"] == 3
-    objects = stored(s3)
+    objects = batches(s3)
     assert len(objects) == 1
     (key, data), = objects.items()
     assert re.match(_key_pattern(sample_bundle.manifest.model_name, "fb-batch"), key)
@@ -109,7 +114,7 @@ def test_feedback_for_a_real_prediction_round_trip(s3, inference, sample_bundle,
     rid = response_json(pred)["request_id"]
     resp = send(inference, lambda_context, [{"request_id": rid, "row": 1, "label": "Adelie"}], request_id="fb-real")
     assert resp["statusCode"] == 202
-    fb = [k for k in stored(s3) if k.startswith("feedback/")]
+    fb = [k for k in batches(s3) if k.startswith("feedback/")]
     assert len(fb) == 1 and read_jsonl_gz(stored(s3)[fb[0]])[0]["request_id"] == "pred-real"
 
 

@@ -88,3 +88,39 @@ def test_paths_outside_the_stage_are_a_gateway_404(gateway: Any) -> None:
     assert status == 404 and json.loads(data) == {"message": "Not Found"}
     status, _, data = _request(gw, "GET", "/prod/model")
     assert status == 200 and json.loads(data)["path"] == "/model"
+
+
+def test_a_body_over_the_limit_is_answered_413_not_a_broken_pipe() -> None:
+    gw = LocalGateway(EchoFunction(), "prod", port=0).start()  # the default limit: 10 MB, as API Gateway's
+    try:
+        for _ in range(2):  # a 413, and the next client is served as usual
+            conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
+            conn.request("POST", "/prod/predict", body=b"x" * (11 * 1024 * 1024), headers={"content-type": "application/json"})
+            resp = conn.getresponse()
+            assert resp.status == 413 and json.loads(resp.read()) == {"message": "Request Too Long"}
+            conn.close()
+            ok = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
+            ok.request("POST", "/prod/predict", body=b"{}")
+            assert ok.getresponse().status == 200
+            ok.close()
+    finally:
+        gw.stop()
+
+
+def test_a_burst_of_clients_connecting_at_once_is_never_reset() -> None:
+    gw = LocalGateway(EchoFunction(delay_s=0.01), "prod", port=0, concurrency=4).start()
+    start = threading.Barrier(64)
+
+    def one(i: int) -> int:
+        start.wait()  # every client connects in the same instant: more than a default listen backlog of 5
+        conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=60)
+        conn.request("POST", "/prod/predict", body=json.dumps({"i": i}).encode())
+        status = conn.getresponse().status
+        conn.close()
+        return status
+
+    try:
+        with ThreadPoolExecutor(64) as pool:
+            assert list(pool.map(one, range(64))) == [200] * 64
+    finally:
+        gw.stop()

@@ -14,6 +14,8 @@ import json
 import logging
 import os
 import re
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -92,6 +94,22 @@ def run_inference(inference: Any, rows: list[dict[str, Any]], log_out: io.String
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(inference.service.capturer.sink, "bucket", "no-such-bucket")  # a capture fails: counted, still answered
         assert predict(rows[:1]) == 200
+
+    # the after-response queue is full: the capture is dropped and counted (CaptureDropped), as the
+    # handler wires its executor's hook; the writer is held on an earlier capture, the queue holds one more
+    from serving.post_response import ThreadCapture
+
+    held = threading.Event()
+    full = ThreadCapture(max_pending=1, on_dropped=lambda n: inference.metrics(mc.CAPTURE_DROPPED, n, {}))
+    full.submit(lambda: held.wait(5) or True)
+    while not full._queue.empty():
+        time.sleep(0.01)
+    full.submit(lambda: True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(inference.service.capturer, "executor", full)
+        assert predict(rows[:1]) == 200
+    held.set()
+    assert full.dropped == 1
 
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("EMF is broken")

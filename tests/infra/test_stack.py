@@ -123,9 +123,13 @@ def test_no_transition_when_disabled(public: Synth) -> None:
 def test_inference_role_writes_only_captures_feedback_and_rejects(default: Synth) -> None:
     st = _policy_statements(default, "ServingRole")
     s3 = [x for x in st if any(str(a).startswith("s3:") for a in _as_list(x["Action"]))]
-    assert len(s3) == 1
-    assert _as_list(s3[0]["Action"]) == ["s3:PutObject"]
-    assert sorted(_arn_suffixes(s3[0]["Resource"])) == ["/captures/*", "/feedback/*", "/rejects/*"]
+    assert len(s3) == 3
+    writes, reads, lists = ([x for x in s3 if _as_list(x["Action"]) == [a]] for a in ("s3:PutObject", "s3:GetObject", "s3:ListBucket"))
+    assert len(writes) == len(reads) == len(lists) == 1
+    assert sorted(_arn_suffixes(writes[0]["Resource"])) == ["/captures/*", "/feedback/*", "/rejects/*"]
+    # /feedback reads only the label a row holds, never a capture
+    assert _arn_suffixes(reads[0]["Resource"]) == ["/feedback/model=*/labels/*"]
+    assert lists[0]["Condition"] == {"StringLike": {"s3:prefix": ["feedback/model=*/labels/*"]}}
     assert not any("firehose:" in str(x["Action"]) for x in st)
     # no wildcard actions anywhere
     assert not any("*" in a for x in st for a in _as_list(x["Action"]))

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from serving.body import gunzip_capped
-from serving.validation import DUPLICATE_KEY, MALFORMED_JSON, RequestError, parse_json
+from serving.validation import DUPLICATE_KEY, MALFORMED_JSON, MAX_JSON_DEPTH, NESTING_TOO_DEEP, RequestError, json_depth, parse_json
 
 text = st.text(st.characters(codec="utf-8"), max_size=6) | st.sampled_from([":", "a:b", '"', "\\", "\u003a", "é"])
 json_values = st.recursive(
@@ -58,3 +58,24 @@ def test_gzip_is_decompressed_up_to_the_cap_and_no_further() -> None:
     with pytest.raises(RequestError) as err:
         gunzip_capped(gzip.compress(data), 999)
     assert err.value.reason == "body_too_large"
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict | list):
+        return 1 + max(map(_depth, value.values() if isinstance(value, dict) else value), default=0)
+    return 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=json_values, ascii_only=st.booleans(), wraps=st.integers(0, 80))
+def test_the_depth_read_from_the_bytes_is_the_parsed_values_depth(value: Any, ascii_only: bool, wraps: int) -> None:
+    raw = "[" * wraps + json.dumps(value, ensure_ascii=ascii_only) + "]" * wraps
+    assert json_depth(raw.encode()) == _depth(json.loads(raw))
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 255, 1024, 1025, 5000])
+def test_nesting_past_the_limit_is_refused_before_parsing(depth: int) -> None:
+    with pytest.raises(RequestError) as err:
+        parse_json(b"[" * depth + b"]" * depth)
+    assert err.value.reason == NESTING_TOO_DEEP
+    assert parse_json(b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH) is not None
