@@ -51,10 +51,12 @@ Metric = tuple[str, float, str | None]  # (CloudWatch metric name, value, Featur
 MIN_COMPLETE_ROWS = 20  # reference rows without nulls the outlier and PCA checks need
 
 # the cause order of the report's findings (lowest first): refused requests, then a broken input,
-# explain whatever the scored rows show; drifted features explain drifted outputs; the multivariate
-# and outlier verdicts rarely have a cause of their own once those are accounted for
+# explain whatever the scored rows show; then the model's performance (the impact the on-call engineer
+# acts on, explained by the findings after it); drifted features explain drifted outputs; the
+# multivariate and outlier verdicts rarely have a cause of their own once those are accounted for
 PRIORITY_REJECTS = 0
 PRIORITY_DATA_QUALITY = 10
+PRIORITY_PERFORMANCE = 15
 PRIORITY_FEATURE_DRIFT = 20
 PRIORITY_OUTPUT_DRIFT = 30
 PRIORITY_OTHER = 50
