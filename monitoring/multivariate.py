@@ -209,7 +209,10 @@ class ReconstructionResult:
         return json_clean({k: getattr(self, k) for k in self.__dataclass_fields__})
 
     def verdicts(self) -> list[Verdict]:
-        detail = f"{self.n_components} components" + (f"; {self.note}" if self.note else "")
+        detail = (
+            f"window error {fmt(self.target_error)} vs reference {fmt(self.reference_error)} on {self.n_target} complete rows, "
+            f"{self.n_components} components" + (f"; {self.note}" if self.note else "")
+        )
         return [Verdict("PCA reconstruction ratio", self.ratio, None, self.threshold, self.is_drift, detail)]
 
     def metrics(self) -> list[Metric]:
