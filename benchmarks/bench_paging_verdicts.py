@@ -118,13 +118,15 @@ def shifts(rng: np.random.Generator, trials: int = 20) -> None:
         t = rows(rng, 3000, x_sd=1.2)
         drops.append(reference_accuracy - np.mean(model(t["x"]).labels == world(t["x"], rng)))
         paged += verdicts(c, t, rng, labelled=False)["estimated_performance"]
-    print(f"covariate shift, no labels (3,000 rows, accuracy {min(drops):.3f}-{max(drops):.3f} lower): paged by the estimate {paged}/{trials}")
+    lower = f"accuracy {min(drops):.3f}-{max(drops):.3f} lower"
+    print(f"covariate shift, no labels (3,000 rows, {lower}): paged by the estimate {paged}/{trials}")
     paged = informed = 0
     for _ in range(trials):
         v = verdicts(c, rows(rng, 3000, z_shift=0.5), rng, labelled=False)
         paged += any(v[p] for p in PAGES)
         informed += v["features"]
-    print(f"z shifted 0.5 sd, accuracy unchanged (3,000 rows, no labels): paged {paged}/{trials}, feature drift reported {informed}/{trials}")
+    print(f"z shifted 0.5 sd, accuracy unchanged (3,000 rows, no labels): paged {paged}/{trials}, "
+          f"feature drift reported {informed}/{trials}")
 
 
 def main() -> None:

@@ -367,7 +367,7 @@ class DriftSettings(SharedSettings):
         0.01,
         gt=0,
         lt=1,
-        description="The smallest estimated drop (accuracy, F1, AUC; before labels) that breaches; the band from the estimate's own noise decides above it",
+        description="The smallest estimated drop (accuracy, F1, AUC; before labels) that breaches; above it the estimate's band decides",
     )
     # drift-thresholds:end
 

@@ -88,15 +88,14 @@ class Finding:
 def verdict_findings(verdicts: Iterable[Verdict], priority: int = PRIORITY_OTHER) -> list[Finding]:
     """The findings of a result without its own: each failed verdict, as "check 0.12 > threshold 0.05
     (p = 0.001; detail)": the statistic against its threshold, never a statistic against an alpha."""
-    return [
-        Finding(
-            f"{v.check} {fmt(v.statistic)} > threshold {fmt(v.threshold)}"
-            + (f" (p = {fmt(v.p_value)}" + (f"; {v.detail})" if v.detail else ")") if v.p_value is not None else (f" ({v.detail})" if v.detail else "")),
-            priority,
-        )
-        for v in verdicts
-        if v.verdict
-    ]
+    found = []
+    for v in verdicts:
+        if not v.verdict:
+            continue
+        said = [f"p = {fmt(v.p_value)}"] if v.p_value is not None else []
+        said += [v.detail] if v.detail else []
+        found.append(Finding(f"{v.check} {fmt(v.statistic)} > threshold {fmt(v.threshold)}" + (f" ({'; '.join(said)})" if said else ""), priority))
+    return found
 
 
 def finite_metrics(candidates: Iterable[tuple[str, float | None, str | None]]) -> list[Metric]:

@@ -16,7 +16,8 @@ interval), using the window's own standard error:
   standard error the standard deviation of the metric over bootstrap resamples of its rows.
 
 p-values come from ``scipy.stats.norm``; a metric has dropped when its p-value is below
-``performance_alpha / number of tested metrics`` (Bonferroni; 0.01 by default: a verdict that pages). No verdict below ``performance_min_labels``
+``performance_alpha / number of tested metrics`` (Bonferroni; 0.01 by default: a verdict that
+pages). No verdict below ``performance_min_labels``
 labelled rows (a handful of labels says nothing about a few points of accuracy), and none on a
 baseline of fewer than ``performance_min_baseline_rows`` rows (its interval is not trustworthy;
 the report says so). The published drops (``AccuracyDrop``...) stay reference value - window value.
@@ -313,7 +314,8 @@ class PerformanceDropResult:
                 c.p_value,
                 self.per_test,
                 None if self.degraded is None else c.p_value < self.per_test,
-                f"{c.text(self.per_test)} on {self.n_labels} labels; reference {self.reference_source}, {self.reference_rows} rows; {c.test}"
+                f"{c.text(self.per_test)} on {self.n_labels} labels; "
+                f"reference {self.reference_source}, {self.reference_rows} rows; {c.test}"
                 + "".join(f"; {note}" for note in self.notes),
             )
             for c in self.comparisons
@@ -371,7 +373,7 @@ class PerformanceConfig(CheckConfig):
         0.01, gt=0, lt=1, help="Family-wise significance level of the performance-drop test (Bonferroni over the metrics)"
     )
     performance_min_baseline_rows: int = threshold(
-        50, ge=1, help="No performance-drop verdict against a reference performance measured on fewer held-out rows (its interval is not trustworthy)"
+        50, ge=1, help="No performance-drop verdict against a reference performance measured on fewer held-out rows"
     )
 
 
@@ -460,7 +462,8 @@ class PerformanceDropCheck(Check):
         stored = ref.low if sign > 0 else ref.high
         bound = stored if math.isfinite(stored) else ref.value - sign * 1.96 * (ref.se if math.isfinite(ref.se) else 0.0)
         test = "binomial z-test at the bound" if metric == "accuracy" else "z-test on the window's bootstrap standard error"
-        return MetricComparison(metric, ref.value, win.value, sign * (ref.value - win.value), bound_p_value(metric, bound, win, n), test, bound)
+        p = bound_p_value(metric, bound, win, n)
+        return MetricComparison(metric, ref.value, win.value, sign * (ref.value - win.value), p, test, bound)
 
 
 def _baseline_from_sample(reference: Reference, task: Task) -> ReferencePerformance | None:

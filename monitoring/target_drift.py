@@ -100,8 +100,8 @@ class TargetDriftResult:
             return []
         if self.new_classes:
             return [Finding(f"labels name classes the reference never had: {list(self.new_classes)}", PRIORITY_OUTPUT_DRIFT)]
-        return [Finding(f"labels' class mix moved: {self.moved}" if self.task == Task.CLASSIFICATION.value else f"labels moved: {self.moved}",
-                        PRIORITY_OUTPUT_DRIFT)]
+        what = "labels' class mix moved" if self.task == Task.CLASSIFICATION.value else "labels moved"
+        return [Finding(f"{what}: {self.moved}", PRIORITY_OUTPUT_DRIFT)]
 
     def metrics(self) -> list[Metric]:
         if self.drift is None:

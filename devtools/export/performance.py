@@ -39,7 +39,9 @@ def warn_if_small_baseline(performance: Mapping[str, Any], expected_window_label
     widths = {k: (v.get("value", 0) - v.get("low", 0)) if k in ("accuracy", "f1_macro", "auc") else (v.get("high", 0) - v.get("value", 0))
               for k, v in (performance.get("metrics") or {}).items() if isinstance(v, Mapping)}
     shown = ", ".join(f"{k} ±{w:.3g}" for k, w in widths.items() if w == w)
-    verdict = "no performance-drop verdict at all" if rows < MIN_BASELINE_ROWS else "the performance alarm pages only on drops beyond its interval"
+    verdict = (
+        "no performance-drop verdict at all" if rows < MIN_BASELINE_ROWS else "the performance alarm pages only on drops beyond its interval"
+    )
     message = (f"the reference performance rests on {rows} held-out rows, fewer than the {expected_window_labels} labelled rows a "
                f"drift-check window may hold; its 95% interval ({shown}) is wider than such a window's: {verdict}. "
                "Hold out more rows (holdout_share, or holdout=) for a sharper baseline.")
@@ -107,6 +109,7 @@ def refit_holdout_performance(
         measured = measure_performance(Task.CLASSIFICATION, named, labels, aligned, outputs.classes, source="holdout_refit", seed=seed)
     else:
         values = np.asarray(model.predict(x_held), dtype=np.float64).reshape(-1)
-        measured = measure_performance(Task.REGRESSION, held[target].astype(float).tolist(), values.tolist(), source="holdout_refit", seed=seed)
+        truth = held[target].astype(float).tolist()
+        measured = measure_performance(Task.REGRESSION, truth, values.tolist(), source="holdout_refit", seed=seed)
     warn_if_small_baseline(measured)
     return {**measured, **extra}

@@ -24,4 +24,5 @@ def test_a_drifted_feature_says_its_effect_against_its_gate_and_p_against_the_co
     table["num_skew"] = table["num_skew"] + 0.5 * float(checker.profile["num_skew"].scale)
     report = checker.check(table, syn.make_predictions(table, rng, checker.profile.outputs.task))
     text = next(f.text for f in report.findings if f.feature == "num_skew")
-    assert re.fullmatch(r"num_skew shifted: effect 0\.\d+ \(wasserstein_sd\) >= threshold 0\.\d+, p = [\d.e-]+ < 0\.05 corrected", text), text
+    pattern = r"num_skew shifted: effect 0\.\d+ \(wasserstein_sd\) >= threshold 0\.\d+, p = [\d.e-]+ < 0\.05 corrected"
+    assert re.fullmatch(pattern, text), text

@@ -88,5 +88,6 @@ def test_a_significant_but_tiny_move_of_the_class_mix_is_no_verdict_and_a_real_o
     assert moved.effect_size >= moved.effect_threshold
     report_text = moved.findings()[0].text
     assert report_text.startswith("labels' class mix moved: ")
-    assert re.search(r"'1' 6\d\.\d% vs reference 49\.6%, '0' 3\d\.\d% vs reference 50\.4%; effect jensen_shannon 0\.\d+ >= noise gate 0\.\d+ at 3000 labels, "
+    assert re.search(r"'1' 6\d\.\d% vs reference 49\.6%, '0' 3\d\.\d% vs reference 50\.4%; "
+                     r"effect jensen_shannon 0\.\d+ >= noise gate 0\.\d+ at 3000 labels, "
                      r"p = [\d.e-]+ < 0\.05$", report_text), report_text
