@@ -551,10 +551,9 @@ def _performance(ctx: AlarmContext) -> None:
         "alarm-performance-degraded", "model", **drift,
     )
     ctx.add(
-        "EstimatedAccuracyDrop", mc.ESTIMATED_ACCURACY_DROP, "model", "Maximum", s.estimated_accuracy_drop_threshold,
-        "GreaterThanThreshold",
-        f"The accuracy estimated from the model's calibrated probabilities (no labels needed) fell more than "
-        f"{s.estimated_accuracy_drop_threshold:.0%} below its estimate on the reference in {span}.",
+        "EstimatedAccuracyDrop", mc.ESTIMATED_PERFORMANCE_DEGRADED, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
+        f"The accuracy, F1 or AUC estimated from the model's calibrated probabilities (no labels needed) fell below "
+        f"its band in {span}: more than its own noise at the window's size and at least {s.estimated_accuracy_drop_threshold:.0%}.",
         "Read estimated_performance in the report and the drift alarms: inputs moved to where the model is unsure; "
         "get labels for the window (audit sample, /feedback) to confirm, then retrain.",
         "alarm-estimated-accuracy-drop", "model", **drift,

@@ -175,7 +175,12 @@ PERFORMANCE_DEGRADED = _drift("PerformanceDegraded", "model_output", "0/1: a sig
 # estimated performance before labels (CBPE, classifiers)
 ESTIMATED_ACCURACY = _drift("EstimatedAccuracy", "model_output", "accuracy estimated from calibrated probabilities")
 ESTIMATED_F1 = _drift("EstimatedF1", "model_output", "macro F1 estimated from calibrated probabilities")
-ESTIMATED_ACCURACY_DROP = _drift("EstimatedAccuracyDrop", "model_output", "estimate on the reference - estimate on the window", pages=True)
+ESTIMATED_AUC = _drift("EstimatedAUC", "model_output", "macro one-vs-rest AUC estimated from calibrated probabilities")
+ESTIMATED_ACCURACY_DROP = _drift("EstimatedAccuracyDrop", "model_output", "estimate on the reference - estimate on the window")
+ESTIMATED_PERFORMANCE_DEGRADED = _drift(
+    "EstimatedPerformanceDegraded", "model_output",
+    "0/1: an estimated accuracy, F1 or AUC fell below its band (the estimate's own noise at the window's size)", pages=True,
+)
 # target drift (labels that came back vs the reference targets)
 TARGET_DRIFT = _drift("TargetDrift", "model_output", "0/1: target drift verdict", pages=True)
 TARGET_DRIFT_P_VALUE = _drift("TargetDriftPValue", "model_output", "target drift p-value")

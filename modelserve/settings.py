@@ -391,10 +391,10 @@ class DriftSettings(SharedSettings):
         description="No performance-drop or target-drift verdict on fewer labelled rows in the window",
     )
     estimated_accuracy_drop_threshold: float = Field(
-        0.05,
+        0.01,
         gt=0,
         lt=1,
-        description="Alarm when the estimated accuracy (before labels) falls this far below the reference's",
+        description="The smallest estimated drop (accuracy, F1, AUC; before labels) that breaches; above it the estimate's band decides",
     )
     # drift-thresholds:end
 

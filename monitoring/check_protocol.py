@@ -51,10 +51,12 @@ Metric = tuple[str, float, str | None]  # (CloudWatch metric name, value, Featur
 MIN_COMPLETE_ROWS = 20  # reference rows without nulls the outlier and PCA checks need
 
 # the cause order of the report's findings (lowest first): refused requests, then a broken input,
-# explain whatever the scored rows show; drifted features explain drifted outputs; the multivariate
-# and outlier verdicts rarely have a cause of their own once those are accounted for
+# explain whatever the scored rows show; then the model's performance (the impact the on-call engineer
+# acts on, explained by the findings after it); drifted features explain drifted outputs; the
+# multivariate and outlier verdicts rarely have a cause of their own once those are accounted for
 PRIORITY_REJECTS = 0
 PRIORITY_DATA_QUALITY = 10
+PRIORITY_PERFORMANCE = 15
 PRIORITY_FEATURE_DRIFT = 20
 PRIORITY_OUTPUT_DRIFT = 30
 PRIORITY_OTHER = 50
@@ -84,12 +86,16 @@ class Finding:
 
 
 def verdict_findings(verdicts: Iterable[Verdict], priority: int = PRIORITY_OTHER) -> list[Finding]:
-    """The findings of a result without its own: each failed verdict, as "check statistic over its threshold"."""
-    return [
-        Finding(f"{v.check} {fmt(v.statistic)} over its threshold {fmt(v.threshold)}" + (f" ({v.detail})" if v.detail else ""), priority)
-        for v in verdicts
-        if v.verdict
-    ]
+    """The findings of a result without its own: each failed verdict, as "check 0.12 > threshold 0.05
+    (p = 0.001; detail)": the statistic against its threshold, never a statistic against an alpha."""
+    found = []
+    for v in verdicts:
+        if not v.verdict:
+            continue
+        said = [f"p = {fmt(v.p_value)}"] if v.p_value is not None else []
+        said += [v.detail] if v.detail else []
+        found.append(Finding(f"{v.check} {fmt(v.statistic)} > threshold {fmt(v.threshold)}" + (f" ({'; '.join(said)})" if said else ""), priority))
+    return found
 
 
 def finite_metrics(candidates: Iterable[tuple[str, float | None, str | None]]) -> list[Metric]:

@@ -16,13 +16,25 @@ import numpy as np
 from ._util import coerce_column, level_counts, table_rows
 from .types import FeatureKind, FeatureSpec
 
+WINSOR_QUANTILES = (0.01, 0.99)
+
+
+def winsorized_sd(finite: np.ndarray) -> float:
+    """The sd of the values clipped to their :data:`WINSOR_QUANTILES` (0 when constant)."""
+    lo, hi = np.quantile(finite, WINSOR_QUANTILES)
+    return float(np.clip(finite, lo, hi).std())
+
 
 # --------------------------------------------------------------------------------------------
 class TabularEncoder:
     """``complete_rows=True``: the encoding of the outlier and PCA checks, for rows without nulls
     (:meth:`complete_mask`): no missing-indicator or null columns, so a missing value never
-    counts as an extreme point, and numeric columns scaled robustly (median, IQR/1.349; sd when
-    the IQR is 0) so that one extreme reference row does not set the scale."""
+    counts as an extreme point, and numeric columns centred on the median and scaled by the sd of
+    their values winsorized at the reference's 1st and 99th percentiles (:func:`winsorized_sd`), so
+    that one extreme reference row does not set the scale. Not the IQR: a feature whose middle half
+    is nearly constant (hours worked: mostly 40) would get a tiny IQR, a scaled variance hundreds of
+    times the others', and the PCA's retained components would then be that one column, blind to a
+    change of the other columns' correlation."""
 
     def __init__(self, features: Sequence[FeatureSpec], max_categories: int = 50, complete_rows: bool = False) -> None:
         self.features = tuple(features)
@@ -47,8 +59,7 @@ class TabularEncoder:
                     median, mean = float(np.median(finite)), float(finite.mean())
                     sd = float(finite.std())
                     if self.complete_rows:
-                        q75, q25 = np.quantile(finite, [0.75, 0.25])
-                        mean, sd = median, (float(q75 - q25) / 1.349 if q75 > q25 else sd)
+                        mean, sd = median, (winsorized_sd(finite) or sd)
                 else:
                     median, mean, sd = 0.0, 0.0, 0.0
                 self.numeric_params[spec.name] = (median, mean, sd if sd > 0 else 1.0)

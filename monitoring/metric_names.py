@@ -55,7 +55,10 @@ PERFORMANCE_DEGRADED = "PerformanceDegraded"  # 0/1: a significant drop of any m
 # estimated performance before labels (CBPE, classifiers; every check)
 ESTIMATED_ACCURACY = "EstimatedAccuracy"
 ESTIMATED_F1 = "EstimatedF1"
+ESTIMATED_AUC = "EstimatedAUC"
 ESTIMATED_ACCURACY_DROP = "EstimatedAccuracyDrop"  # estimate on the reference - estimate on the window
+# 0/1: an estimate (accuracy, F1, AUC) fell below its band from its own noise at the window's size
+ESTIMATED_PERFORMANCE_DEGRADED = "EstimatedPerformanceDegraded"
 # target drift (labels that came back vs the reference targets)
 TARGET_DRIFT = "TargetDrift"  # 0/1
 TARGET_DRIFT_P_VALUE = "TargetDriftPValue"

@@ -24,7 +24,11 @@ that only matters for small windows. Evaluation (synthetic data, fresh 10k-row r
 windows per size): no drift 0.992-1.013 (10k-row windows) and 0.980-1.029 (1k rows), 0 alarms;
 ``num_a``/``num_b`` correlation 0.6 -> 0 (marginals unchanged, invisible to univariate tests)
 ratio ~1.24, alarm 200/200 at both sizes; 0.6 -> -0.6 ~1.5. With 0.9 retained variance the
-correlation change was invisible (ratio ~1.0), hence 0.65.
+correlation change was invisible (ratio ~1.0), hence 0.65. It runs on complete rows in the
+robust encoding (:class:`~monitoring.encoding.TabularEncoder` with ``complete_rows``): numeric
+columns scaled by their winsorized sd, not their IQR, which let a feature with a nearly constant
+middle half (hours worked, mostly 40) take every retained component and hid a correlation change
+(0 of 10 windows; 10 of 10 again with the winsorized sd, ``test_monitoring_detection.py``).
 """
 
 from __future__ import annotations
@@ -209,7 +213,10 @@ class ReconstructionResult:
         return json_clean({k: getattr(self, k) for k in self.__dataclass_fields__})
 
     def verdicts(self) -> list[Verdict]:
-        detail = f"{self.n_components} components" + (f"; {self.note}" if self.note else "")
+        detail = (
+            f"window error {fmt(self.target_error)} vs reference {fmt(self.reference_error)} on {self.n_target} complete rows, "
+            f"{self.n_components} components" + (f"; {self.note}" if self.note else "")
+        )
         return [Verdict("PCA reconstruction ratio", self.ratio, None, self.threshold, self.is_drift, detail)]
 
     def metrics(self) -> list[Metric]:

@@ -51,7 +51,7 @@ class OutlierResult:
         return json_clean({k: getattr(self, k) for k in self.__dataclass_fields__})
 
     def verdicts(self) -> list[Verdict]:
-        detail = f"{self.n_outliers}/{self.n_target} rows beyond the reference 99th percentile distance"
+        detail = f"{self.n_outliers}/{self.n_target} complete rows beyond the reference's 99th percentile distance (1% expected)"
         return [Verdict("outlier rate", self.rate, None, self.rate_threshold, self.is_drift, detail)]
 
     def metrics(self) -> list[Metric]:

@@ -4,15 +4,23 @@ The reference performance is measured at export on held-out rows (``export_metri
 ["reference_performance"]`` of the bundle manifest, built by :func:`measure_performance`), or, for
 a bundle without it, on the reference rows that carry targets (training rows: optimistic, noted).
 
-The test, per metric, one-sided (only a drop pages):
+The test, per metric, one-sided (only a drop pages), is against the baseline's own interval: the
+reference figure is itself an estimate on a few hundred or thousand held-out rows, and a baseline
+that came out optimistic by chance would otherwise page on healthy windows for the bundle's whole
+life. So the window is compared with the conservative end of the baseline's 95% bootstrap interval
+(``low`` of accuracy, F1 and AUC; ``high`` of MAE and RMSE; value -/+ 1.96 se when the manifest has no
+interval), using the window's own standard error:
 
-- accuracy: two-proportion z-test (pooled proportion) of the reference accuracy vs the window's;
-- macro F1, AUC, MAE, RMSE: z = drop / sqrt(se_ref^2 + se_window^2), each standard error the
-  standard deviation of the metric over bootstrap resamples of its rows.
+- accuracy: z = (bound - window) / sqrt(bound (1 - bound) / n), the binomial error at the bound;
+- macro F1, AUC, MAE, RMSE: z = (bound - window) / se_window (signs for errors reversed), the window's
+  standard error the standard deviation of the metric over bootstrap resamples of its rows.
 
 p-values come from ``scipy.stats.norm``; a metric has dropped when its p-value is below
-``alpha / number of tested metrics`` (Bonferroni). No verdict below ``performance_min_labels``
-labelled rows: a handful of labels says nothing about a few points of accuracy.
+``performance_alpha / number of tested metrics`` (Bonferroni; 0.01 by default: a verdict that
+pages). No verdict below ``performance_min_labels``
+labelled rows (a handful of labels says nothing about a few points of accuracy), and none on a
+baseline of fewer than ``performance_min_baseline_rows`` rows (its interval is not trustworthy;
+the report says so). The published drops (``AccuracyDrop``...) stay reference value - window value.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from scipy.stats import norm, rankdata
 
 from . import metric_names as M
 from ._util import json_clean
-from .check_protocol import Check, Metric, Reference, Verdict, Window, finite_metrics, fmt
+from .check_protocol import PRIORITY_PERFORMANCE, Check, Finding, Metric, Reference, Verdict, Window, finite_metrics, fmt
 from .config import CheckConfig, register_config, threshold
 from .types import Task
 from .univariate import FeatureDriftConfig
@@ -214,12 +222,29 @@ def two_proportion_p_value(p_ref: float, n_ref: int, p_win: float, n_win: int) -
     return float(norm.sf((p_ref - p_win) / se))
 
 
+def bound_p_value(metric: str, bound: float, window: MetricEstimate, n: int) -> float:
+    """One-sided p-value of the window being worse than the baseline's conservative bound."""
+    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    gap = sign * (bound - window.value)  # positive: worse than the bound
+    if metric == "accuracy":
+        b = min(max(bound, 0.0), 1.0)
+        se = math.sqrt(b * (1 - b) / n) if n else float("nan")
+    else:
+        se = window.se
+    if not math.isfinite(se) or se == 0:
+        return 1.0 if gap <= 0 else 0.0
+    return float(norm.sf(gap / se))
+
+
 def difference_p_value(drop: float, se_ref: float, se_win: float) -> float:
     """One-sided p-value of a drop (positive = worse) given both standard errors (normal approximation)."""
     se = math.sqrt(se_ref**2 + se_win**2)
     if not math.isfinite(se) or se == 0:
         return 1.0 if drop <= 0 else 0.0
     return float(norm.sf(drop / se))
+
+
+METRIC_TEXT = {"accuracy": "accuracy", "f1_macro": "macro F1", "auc": "AUC", "mae": "MAE", "rmse": "RMSE"}
 
 
 @dataclass(frozen=True)
@@ -230,9 +255,22 @@ class MetricComparison:
     drop: float  # positive = worse (accuracy lost, error gained)
     p_value: float
     test: str
+    bound: float = float("nan")  # the conservative end of the baseline's 95% interval the window is tested against
 
     def to_dict(self) -> dict[str, Any]:
         return json_clean(self.__dict__)
+
+    def text(self, per_test: float) -> str:
+        """What moved, by how much, against what: ``AUC 0.894 vs reference 0.905 (-0.011; 95% lower bound
+        0.899), p = 0.004 < 0.0167 corrected``."""
+        sign = 1.0 if HIGHER_IS_BETTER[self.metric] else -1.0
+        side = "lower" if sign > 0 else "upper"
+        below = self.p_value < per_test
+        return (
+            f"{METRIC_TEXT.get(self.metric, self.metric)} {self.window:.3f} vs reference {self.reference:.3f} "
+            f"({self.window - self.reference:+.3f}; 95% {side} bound {self.bound:.3f}), "
+            f"p = {fmt(self.p_value)} {'<' if below else '>='} {per_test:.3g} corrected"
+        )
 
 
 @dataclass(frozen=True)
@@ -262,21 +300,34 @@ class PerformanceDropResult:
             }
         )
 
+    @property
+    def per_test(self) -> float:
+        return self.alpha / max(len(self.comparisons), 1)
+
     def verdicts(self) -> list[Verdict]:
-        if self.degraded is None:
+        if self.degraded is None and not self.comparisons:
             return [Verdict("performance_drop", None, None, None, None, f"{self.n_labels} labelled rows < {self.min_labels}")]
-        per_test = self.alpha / max(len(self.comparisons), 1)
         return [
             Verdict(
                 f"performance_drop[{c.metric}]",
                 c.drop,
                 c.p_value,
-                per_test,
-                c.p_value < per_test,
-                f"reference {fmt(c.reference)} ({self.reference_source}, {self.reference_rows} rows), "
-                f"window {fmt(c.window)} on {self.n_labels} labels; {c.test}",
+                self.per_test,
+                None if self.degraded is None else c.p_value < self.per_test,
+                f"{c.text(self.per_test)} on {self.n_labels} labels; "
+                f"reference {self.reference_source}, {self.reference_rows} rows; {c.test}"
+                + "".join(f"; {note}" for note in self.notes),
             )
             for c in self.comparisons
+        ]
+
+    def findings(self) -> list[Finding]:
+        if not self.degraded:
+            return []
+        return [
+            Finding(f"{c.text(self.per_test)}, on {self.n_labels} labels", PRIORITY_PERFORMANCE)
+            for c in self.comparisons
+            if c.p_value < self.per_test
         ]
 
     def metrics(self) -> list[Metric]:
@@ -317,6 +368,13 @@ class PerformanceConfig(CheckConfig):
         200, ge=10, setting=True, help="No performance-drop or target-drift verdict on fewer labelled rows in the window"
     )
     performance_bootstrap: int = threshold(500, ge=1, help="Bootstrap resamples of the F1 / AUC / MAE / RMSE standard errors")
+    # a page, not a report: at 0.05 a quiet hourly check of overlapping windows pages every few days
+    performance_alpha: float = threshold(
+        0.01, gt=0, lt=1, help="Family-wise significance level of the performance-drop test (Bonferroni over the metrics)"
+    )
+    performance_min_baseline_rows: int = threshold(
+        50, ge=1, help="No performance-drop verdict against a reference performance measured on fewer held-out rows"
+    )
 
 
 class PerformanceDropCheck(Check):
@@ -360,7 +418,7 @@ class PerformanceDropCheck(Check):
             min_labels=cfg.performance_min_labels,
             reference_source=self.baseline.source,
             reference_rows=self.baseline.rows,
-            alpha=tests.alpha,
+            alpha=cfg.performance_alpha,
         )
         pred = labels.predictions
         if task is Task.CLASSIFICATION:
@@ -388,21 +446,24 @@ class PerformanceDropCheck(Check):
             if n < cfg.performance_min_labels:
                 return PerformanceDropResult(n_labels=n, **common)  # type: ignore[arg-type]
             est = regression_estimates(t[ok], pred.values[ok], n_boot=cfg.performance_bootstrap, seed=tests.seed)
-        comparisons = []
-        for metric, ref in self.baseline.metrics.items():
-            if metric not in est:
-                continue
-            win = est[metric]
-            sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
-            drop = sign * (ref.value - win.value)
-            if metric == "accuracy":
-                p, test = two_proportion_p_value(ref.value, self.baseline.rows, win.value, n), "two-proportion z-test"
-            else:
-                p, test = difference_p_value(drop, ref.se, win.se), "bootstrap standard errors, z-test"
-            comparisons.append(MetricComparison(metric, ref.value, win.value, drop, p, test))
-        per_test = tests.alpha / max(len(comparisons), 1)
+        comparisons = tuple(self._compare(metric, ref, est[metric], n) for metric, ref in self.baseline.metrics.items() if metric in est)
+        if self.baseline.rows < cfg.performance_min_baseline_rows:
+            note = (f"baseline too small: the reference performance was measured on {self.baseline.rows} rows "
+                    f"(< performance_min_baseline_rows {cfg.performance_min_baseline_rows}); no verdict, export with a larger holdout")
+            return PerformanceDropResult(n_labels=n, comparisons=comparisons, notes=(note,), **common)  # type: ignore[arg-type]
+        per_test = cfg.performance_alpha / max(len(comparisons), 1)
         degraded = any(c.p_value < per_test for c in comparisons)
-        return PerformanceDropResult(n_labels=n, comparisons=tuple(comparisons), degraded=degraded, **common)  # type: ignore[arg-type]
+        return PerformanceDropResult(n_labels=n, comparisons=comparisons, degraded=degraded, **common)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _compare(metric: str, ref: MetricEstimate, win: MetricEstimate, n: int) -> MetricComparison:
+        """The window's metric against the conservative end of the baseline's 95% interval."""
+        sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+        stored = ref.low if sign > 0 else ref.high
+        bound = stored if math.isfinite(stored) else ref.value - sign * 1.96 * (ref.se if math.isfinite(ref.se) else 0.0)
+        test = "binomial z-test at the bound" if metric == "accuracy" else "z-test on the window's bootstrap standard error"
+        p = bound_p_value(metric, bound, win, n)
+        return MetricComparison(metric, ref.value, win.value, sign * (ref.value - win.value), p, test, bound)
 
 
 def _baseline_from_sample(reference: Reference, task: Task) -> ReferencePerformance | None:

@@ -7,6 +7,13 @@ the window although at least 5 labels were expected (``vanished_classes``). The 
 predicted vs observed class shares are reported side by side. Regressors: two-sample KS
 (``scipy.stats.ks_2samp``) of the targets. No verdict below ``performance_min_labels`` labels.
 
+The test is the univariate drift detectors' (:class:`~monitoring.univariate.ChiSquareDrift`,
+:class:`~monitoring.univariate.KSDrift`): drift needs p < ``alpha`` **and** an effect (Jensen-Shannon
+distance of the class shares, normalised Wasserstein of the values) above the reference's own noise at
+the window's size (the noise gate, floored at ``categorical_effect_threshold`` /
+``numeric_effect_threshold``), so a large window's significant but tiny move of the class mix (a
+positive rate 0.496 -> 0.505) is reported, not a verdict. A new class is drift whatever its effect.
+
 P(y) moving is not a fault by itself (a seasonal class mix); it says the model's prior is stale,
 and with the performance checks it separates "more hard cases" from "worse on the same cases".
 """
@@ -18,12 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.stats import chi2_contingency, ks_2samp
 
 from . import metric_names as M
 from ._util import json_clean
-from .check_protocol import Check, Metric, Reference, Verdict, Window, finite_metrics, fmt
+from .check_protocol import PRIORITY_OUTPUT_DRIFT, Check, Finding, Metric, Reference, Verdict, Window, finite_metrics, fmt
 from .types import Task
+from .univariate import ChiSquareDrift, FeatureDriftConfig, KSDrift, UnivariateResult
 
 MIN_EXPECTED_FOR_VANISHED = 5.0
 
@@ -37,6 +44,9 @@ class TargetDriftResult:
     test: str
     statistic: float | None = None
     p_value: float | None = None
+    effect_size: float | None = None
+    effect_threshold: float | None = None  # the noise gate at this many labels (its floor when below)
+    effect_measure: str = ""
     new_classes: tuple[str, ...] = ()
     vanished_classes: tuple[str, ...] = ()
     reference_shares: dict[str, float] = field(default_factory=dict)
@@ -47,7 +57,28 @@ class TargetDriftResult:
     def drift(self) -> bool | None:
         if self.n_labels < self.min_labels or self.p_value is None:
             return None
-        return bool(self.p_value < self.alpha or self.new_classes)
+        effect_ok = self.effect_size is not None and self.effect_threshold is not None and self.effect_size >= self.effect_threshold
+        return bool((self.p_value < self.alpha and effect_ok) or self.new_classes)
+
+    @property
+    def moved(self) -> str:
+        """What moved, by how much, against what: the class shares (or the test) and the gate."""
+        if self.task == Task.CLASSIFICATION.value:
+            def move(c: str) -> float:
+                return round(self.observed_shares.get(c, 0.0) - self.reference_shares.get(c, 0.0), 12)
+
+            # the largest move first; of equal moves (two classes) the one that rose
+            classes = sorted(set(self.reference_shares) | set(self.observed_shares), key=lambda c: (-abs(move(c)), -move(c), c))
+            what = ", ".join(f"{c!r} {self.observed_shares.get(c, 0.0):.1%} vs reference {self.reference_shares.get(c, 0.0):.1%}"
+                             for c in classes[:3])
+        else:
+            what = "target values moved"
+        above = self.effect_size is not None and self.effect_threshold is not None and self.effect_size >= self.effect_threshold
+        significant = self.p_value is not None and self.p_value < self.alpha
+        return (
+            f"{what}; effect {self.effect_measure} {fmt(self.effect_size)} {'>=' if above else '<'} noise gate "
+            f"{fmt(self.effect_threshold)} at {self.n_labels} labels, p = {fmt(self.p_value)} {'<' if significant else '>='} {self.alpha:g}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return json_clean({**{k: getattr(self, k) for k in self.__dataclass_fields__}, "drift": self.drift})
@@ -61,8 +92,16 @@ class TargetDriftResult:
         if self.drift is None:
             detail += f"; < {self.min_labels} labels, no verdict"
         else:
-            detail += f"; statistic {fmt(self.statistic)}"
-        return [Verdict("target_drift", self.statistic, self.p_value, self.alpha, self.drift, detail)]
+            detail += f"; {self.moved}"
+        return [Verdict("target_drift", self.effect_size, self.p_value, self.effect_threshold, self.drift, detail)]
+
+    def findings(self) -> list[Finding]:
+        if not self.drift:
+            return []
+        if self.new_classes:
+            return [Finding(f"labels name classes the reference never had: {list(self.new_classes)}", PRIORITY_OUTPUT_DRIFT)]
+        what = "labels' class mix moved" if self.task == Task.CLASSIFICATION.value else "labels moved"
+        return [Finding(f"{what}: {self.moved}", PRIORITY_OUTPUT_DRIFT)]
 
     def metrics(self) -> list[Metric]:
         if self.drift is None:
@@ -86,6 +125,20 @@ class TargetDriftCheck(Check):
         self.config = reference.config
         self.task = task
         self.targets = targets
+        tests = reference.config.section(FeatureDriftConfig)
+        common = dict(feature="target", alpha=tests.alpha, adaptive=tests.adaptive_effect_thresholds, seed=tests.seed)
+        self.detector: KSDrift | ChiSquareDrift = (
+            KSDrift(targets, effect_threshold=tests.numeric_effect_threshold, **common)  # type: ignore[arg-type]
+            if task is Task.REGRESSION
+            else ChiSquareDrift.from_levels(targets, effect_threshold=tests.categorical_effect_threshold, count_nulls=False, **common)
+        )
+
+    @staticmethod
+    def _test(result: UnivariateResult) -> dict[str, Any]:
+        if not result.tested:
+            return {}
+        return dict(statistic=result.statistic, p_value=result.p_value, effect_size=result.effect_size,
+                    effect_threshold=result.effect_threshold, effect_measure=result.effect_measure)
 
     @classmethod
     def fit(cls, reference: Reference) -> TargetDriftCheck | None:
@@ -112,8 +165,7 @@ class TargetDriftCheck(Check):
             common = dict(task=self.task.value, n_labels=len(y), min_labels=cfg.performance_min_labels, alpha=cfg.alpha, test="two-sample KS")
             if len(y) == 0:
                 return TargetDriftResult(**common)
-            ks = ks_2samp(self.targets, y)
-            return TargetDriftResult(**common, statistic=float(ks.statistic), p_value=float(ks.pvalue))
+            return TargetDriftResult(**common, **self._test(self.detector.predict(y)))
         keep = np.array([v is not None for v in labels.y_true], dtype=bool)
         observed = [str(v) for v in labels.y_true[keep]]
         predicted = [] if labels.predictions.labels is None else [str(v) for v in labels.predictions.labels[keep]]
@@ -125,22 +177,13 @@ class TargetDriftCheck(Check):
         vanished = tuple(
             c for c in classes if c in ref_counts and win_counts[c] == 0 and ref_counts[c] / len(reference) * n >= MIN_EXPECTED_FOR_VANISHED
         )
-        statistic = p_value = None
-        if n:
-            table = np.array([[ref_counts[c] for c in classes], [win_counts[c] for c in classes]], dtype=np.float64)
-            if table.shape[1] >= 2:
-                test = chi2_contingency(table, correction=False)
-                statistic, p_value = float(test.statistic), float(test.pvalue)
-            else:
-                statistic, p_value = 0.0, 1.0  # one class on both sides: nothing moved
         return TargetDriftResult(
             task=self.task.value,
             n_labels=n,
             min_labels=cfg.performance_min_labels,
             alpha=cfg.alpha,
             test="chi-squared (reference targets vs labels)",
-            statistic=statistic,
-            p_value=p_value,
+            **(self._test(self.detector.predict(np.array(observed, dtype=object))) if n else {}),
             new_classes=new,
             vanished_classes=vanished,
             reference_shares=_shares(reference),

@@ -502,8 +502,8 @@ def drift_findings(results: Sequence[UnivariateResult], what: str, priority: int
     """The drifted columns as findings, the largest effect first ("bill_depth_mm shifted: effect ...")."""
     drifted = sorted((r for r in results if r.is_drift), key=lambda r: -r.effect_size)
     return [
-        Finding(f"{what}{r.feature} shifted: effect {fmt(r.effect_size)} ({r.effect_measure}, threshold "
-                f"{fmt(r.effect_threshold)}), p={fmt(r.p_value_corrected)}", priority, r.feature)
+        Finding(f"{what}{r.feature} shifted: effect {fmt(r.effect_size)} ({r.effect_measure}) >= threshold "
+                f"{fmt(r.effect_threshold)}, p = {fmt(r.p_value_corrected)} < {r.alpha:g} corrected", priority, r.feature)
         for r in drifted
     ]
 

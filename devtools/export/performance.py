@@ -4,7 +4,8 @@ did not learn from."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,36 @@ from .frames import class_name, prepare_frame, table_from_frame
 
 # share of the export data held out (stratified) to measure the reference performance
 HOLDOUT_SHARE = 0.2
+# the labelled rows a drift-check window is expected to hold: a baseline measured on fewer rows is
+# less certain than the window it is compared with, and its interval then sets what can page
+EXPECTED_WINDOW_LABELS = 1000
+# the drift check's performance_min_baseline_rows default: no verdict at all against fewer rows
+MIN_BASELINE_ROWS = 50
+
+
+class SmallBaselineWarning(UserWarning):
+    """The held-out rows the reference performance was measured on are too few for the expected windows."""
+
+
+def warn_if_small_baseline(performance: Mapping[str, Any], expected_window_labels: int = EXPECTED_WINDOW_LABELS) -> str | None:
+    """Warn (and return the message) when the reference performance rests on fewer held-out rows than
+    a window's expected labels: the drift check tests a window against the conservative end of the
+    baseline's 95% interval, so a small baseline only pages on large drops (and none under
+    ``MIN_BASELINE_ROWS`` rows)."""
+    rows = int(performance.get("rows") or 0)
+    if rows >= expected_window_labels:
+        return None
+    widths = {k: (v.get("value", 0) - v.get("low", 0)) if k in ("accuracy", "f1_macro", "auc") else (v.get("high", 0) - v.get("value", 0))
+              for k, v in (performance.get("metrics") or {}).items() if isinstance(v, Mapping)}
+    shown = ", ".join(f"{k} ±{w:.3g}" for k, w in widths.items() if w == w)
+    verdict = (
+        "no performance-drop verdict at all" if rows < MIN_BASELINE_ROWS else "the performance alarm pages only on drops beyond its interval"
+    )
+    message = (f"the reference performance rests on {rows} held-out rows, fewer than the {expected_window_labels} labelled rows a "
+               f"drift-check window may hold; its 95% interval ({shown}) is wider than such a window's: {verdict}. "
+               "Hold out more rows (holdout_share, or holdout=) for a sharper baseline.")
+    warnings.warn(message, SmallBaselineWarning, stacklevel=2)
+    return message
 
 
 def quality(outputs: OutputSpec, pred: Any, target: Any) -> dict[str, Any]:
@@ -43,8 +74,11 @@ def served_performance(runner: ModelRunner, frame: Any, specs: Sequence[FeatureS
     y = list(target)
     if outputs.task is Task.CLASSIFICATION:
         named = [outputs.class_for(v) or class_name(v) for v in y]
-        return measure_performance(Task.CLASSIFICATION, named, list(pred.labels), pred.probabilities, outputs.classes, source=source)
-    return measure_performance(Task.REGRESSION, [float(v) for v in y], list(pred.labels), source=source)
+        measured = measure_performance(Task.CLASSIFICATION, named, list(pred.labels), pred.probabilities, outputs.classes, source=source)
+    else:
+        measured = measure_performance(Task.REGRESSION, [float(v) for v in y], list(pred.labels), source=source)
+    warn_if_small_baseline(measured)
+    return measured
 
 
 def refit_holdout_performance(
@@ -72,6 +106,10 @@ def refit_holdout_performance(
         aligned = np.column_stack([probs[:, i] if i is not None else np.zeros(len(held)) for i in order])
         labels = [class_name(v) for v in model.predict(x_held)]
         named = [outputs.class_for(v) or class_name(v) for v in held[target]]
-        return {**measure_performance(Task.CLASSIFICATION, named, labels, aligned, outputs.classes, source="holdout_refit", seed=seed), **extra}
-    values = np.asarray(model.predict(x_held), dtype=np.float64).reshape(-1)
-    return {**measure_performance(Task.REGRESSION, held[target].astype(float).tolist(), values.tolist(), source="holdout_refit", seed=seed), **extra}
+        measured = measure_performance(Task.CLASSIFICATION, named, labels, aligned, outputs.classes, source="holdout_refit", seed=seed)
+    else:
+        values = np.asarray(model.predict(x_held), dtype=np.float64).reshape(-1)
+        truth = held[target].astype(float).tolist()
+        measured = measure_performance(Task.REGRESSION, truth, values.tolist(), source="holdout_refit", seed=seed)
+    warn_if_small_baseline(measured)
+    return {**measured, **extra}

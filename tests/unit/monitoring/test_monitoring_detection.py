@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from devtools import synthetic as syn
-from monitoring import DriftChecker, DriftConfig
+from monitoring import DriftChecker, DriftConfig, ReferenceProfile
 from monitoring.expectations import MISSING_RATE, UNSEEN_CATEGORY, DataQualityResult
-from monitoring.multivariate import MMDResult, ReconstructionResult
+from monitoring.multivariate import MMDResult, ReconstructionCheck, ReconstructionResult
 from monitoring.outliers import OutlierResult
 from monitoring.prediction_drift import PredictionDriftResult
 from monitoring.types import Task
@@ -134,3 +134,25 @@ def test_a_small_shift_is_drift_where_it_exceeds_the_reference_noise_and_a_floor
     floored = DriftChecker(profile, DriftConfig(mmd_enabled=False, numeric_effect_threshold=0.1))
     r = floored.check(syn.make_table(WINDOW, rng, mean_shift={"num_a": 0.06})).features.get("num_a")
     assert r.effect_threshold == 0.1 and r.effect_size < 0.1 and not r.is_drift
+
+
+def test_pca_sees_a_correlation_change_next_to_a_feature_whose_middle_half_is_nearly_constant(rng):
+    """Hours worked: 80% of rows at 40 h. Scaled by its IQR, its variance swamped the PCA's retained
+    components and the num_a / num_b correlation change went unseen (0 of 10 windows); scaled by its
+    winsorized sd, it is caught in every window, and quiet windows stay quiet."""
+    from monitoring.types import FeatureKind, FeatureSpec
+
+    def table(n, correlation=0.6):
+        t = syn.make_table(n, rng, correlation=correlation)
+        t["hours"] = np.where(rng.random(n) < 0.8, 40 + rng.normal(0, 0.5, n), rng.uniform(5, 80, n))
+        return t
+
+    reference = table(10_000)
+    specs = [*syn.feature_specs(), FeatureSpec("hours", FeatureKind.NUMERIC)]
+    profile = ReferenceProfile.fit(specs, reference, syn.make_predictions(reference, rng), outputs=syn.output_spec())
+    checker = DriftChecker(profile, DriftConfig(mmd_enabled=False), checks=(ReconstructionCheck,))
+    for correlation, expected in ((0.0, True), (0.6, False)):
+        for _ in range(10):
+            window = table(3000, correlation)
+            result = checker.check(window).result(ReconstructionResult)
+            assert result is not None and result.is_drift is expected, (correlation, result)

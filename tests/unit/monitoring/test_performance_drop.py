@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
 from monitoring import DriftChecker, DriftConfig, LabeledPredictions, PredictionColumns, ReferenceProfile
-from monitoring.performance_drop import PerformanceDropResult, classification_estimates, measure_performance, two_proportion_p_value
+from monitoring.performance_drop import (
+    PerformanceDropCheck,
+    PerformanceDropResult,
+    classification_estimates,
+    measure_performance,
+    two_proportion_p_value,
+)
 from monitoring.types import FeatureKind, FeatureSpec
 
 CLASSES = ("a", "b", "c")
@@ -77,3 +85,48 @@ def test_below_the_minimum_labels_there_is_no_verdict_and_nothing_published() ->
     checker = _regression_checker(rng.normal(0, 1.0, 500), min_labels=300)
     result = _window_result(checker, rng.normal(0, 5.0, 299))
     assert result.degraded is None and result.metrics() == [] and result.verdicts()[0].verdict is None
+
+
+def _lucky_baseline_checker(rows: int, mae: float, sd: float, rng: np.random.Generator) -> DriftChecker:
+    """A regression baseline of ``rows`` held-out rows whose MAE came out at ``mae`` (the model's true
+    MAE is sd * sqrt(2/pi)), and only the performance check."""
+    errors = rng.normal(0, sd, rows)
+    errors *= mae / np.abs(errors).mean()
+    x = rng.normal(size=rows)
+    perf = measure_performance("regression", 3 * x, 3 * x + errors, source="holdout")
+    profile = ReferenceProfile.fit(
+        [FeatureSpec("x", FeatureKind.NUMERIC)], {"x": x}, PredictionColumns(values=3 * x + errors), reference_performance=perf
+    )
+    return DriftChecker(profile, DriftConfig(performance_min_labels=100), checks=(PerformanceDropCheck,))
+
+
+def test_a_baseline_optimistic_by_chance_does_not_page_healthy_windows() -> None:
+    rng = np.random.default_rng(31)
+    sd = 0.619 / np.sqrt(2 / np.pi)  # the model's real MAE on unseen data: 0.619
+    checker = _lucky_baseline_checker(584, 0.576, sd, rng)  # its held-out figure came out 0.576
+    results = [_window_result(checker, rng.normal(0, sd, 291)) for _ in range(200)]
+    assert sum(bool(r.degraded) for r in results) <= 4  # <= 2%; the test against the value alone paged on ~7%
+    mae = next(c for c in results[0].comparisons if c.metric == "mae")
+    assert mae.reference == pytest.approx(0.576) and mae.bound > 0.576 + 1.8 * 0.468 * sd / 0.776 / np.sqrt(584)
+    worse = _window_result(checker, rng.normal(0, sd * 1.3, 291))
+    assert worse.degraded is True  # a 30% larger error still pages
+
+
+def test_a_baseline_too_small_gives_no_verdict_and_says_so() -> None:
+    rng = np.random.default_rng(32)
+    checker = _lucky_baseline_checker(30, 0.6, 0.75, rng)
+    result = _window_result(checker, rng.normal(0, 2.0, 500))  # much worse, but against 30 rows
+    assert result.degraded is None and result.metrics() == []
+    assert any("baseline too small" in n and "30 rows" in n for n in result.notes)
+    assert all("baseline too small" in v.detail for v in result.verdicts())
+
+
+def test_a_drop_is_a_finding_that_says_what_moved_by_how_much_and_against_what() -> None:
+    rng = np.random.default_rng(33)
+    checker = _lucky_baseline_checker(2000, 0.6, 0.75, rng)
+    result = _window_result(checker, rng.normal(0, 1.2, 1000))
+    texts = [f.text for f in result.findings()]
+    assert texts and all(
+        re.fullmatch(r"(MAE|RMSE) \d\.\d{3} vs reference \d\.\d{3} \(\+\d\.\d{3}; 95% upper bound \d\.\d{3}\), "
+                     r"p = [\d.e-]+ < 0\.005 corrected, on 1000 labels", t) for t in texts
+    ), texts
