@@ -122,7 +122,8 @@ class Explainer:
     """Explanations for one bundle: its model, its schema's features and the first ``background_rows`` rows of its reference sample."""
 
     def __init__(
-        self, manifest: BundleManifest, runner: ModelRunner, background: Callable[[], Table], background_rows: int, max_evaluations: int
+        self, manifest: BundleManifest, runner: ModelRunner, background: Callable[[], Table], background_rows: int, max_evaluations: int,
+        exact_max_features: int = EXACT_MAX_FEATURES,
     ) -> None:
         self.manifest, self.runner = manifest, runner
         self.names = manifest.feature_names
@@ -130,7 +131,7 @@ class Explainer:
         self._background_source, self._background_rows = background, background_rows
         self._background: Table | None = None
         m = len(self.names)
-        self.method = EXACT if m <= EXACT_MAX_FEATURES else PERMUTATION
+        self.method = EXACT if m <= exact_max_features else PERMUTATION
         self._plan: PermutationPlan | None = None
         if self.method == EXACT:
             self.coalitions = exact_coalitions(m)
