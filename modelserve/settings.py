@@ -275,7 +275,7 @@ class ServingSettings(SharedSettings):
     )
     # explanations on /predict (docs/api.md#explanations)
     explain_background_rows: int = Field(
-        100, ge=1, le=10_000, description="Explanations: the first N rows of the bundle's reference sample are the background"
+        100, ge=1, le=10_000, description="Explanations: N rows of the bundle's reference sample, evenly spaced over it, are the background"
     )
     explain_max_evaluations: int = Field(
         500_000, ge=1, le=50_000_000,

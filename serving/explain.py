@@ -72,6 +72,15 @@ def split_explain_options(payload: Any) -> tuple[Any, dict[str, Any]]:
     return rest, {k: payload[k] for k in (EXPLAIN_KEY, EXPLAIN_CLASS_KEY) if k in payload}
 
 
+def background_positions(sample_rows: int, wanted: int) -> np.ndarray:
+    """Which rows of the reference sample are the background: ``wanted`` rows evenly spaced over it (all of
+    them when it has no more). Evenly spaced, not the first rows: exporters often write the sample sorted
+    (by class, by date), and the first rows would be one class or one period."""
+    if wanted >= sample_rows:
+        return np.arange(sample_rows)
+    return np.floor(np.arange(wanted) * (sample_rows / wanted)).astype(np.intp)
+
+
 def exact_coalitions(m: int) -> np.ndarray:
     """All 2^m coalitions as a ``[2^m, m]`` bool matrix; row c holds feature i when bit i of c is set."""
     return ((np.arange(2**m)[:, None] >> np.arange(m)) & 1).astype(bool)
@@ -146,8 +155,8 @@ class Explainer:
         """The background rows, read from the bundle on first use (not at init: a cold start never pays for it)."""
         if self._background is None:
             table = self._background_source()
-            n = min(self._background_rows, len(next(iter(table.values()))) if table else 0)
-            self._background = {name: table[name][:n] for name in self.names}
+            rows = background_positions(len(next(iter(table.values()))) if table else 0, self._background_rows)
+            self._background = {name: table[name][rows] for name in self.names}
         return self._background
 
     @property

@@ -141,13 +141,11 @@ def inference_service(
 
 def explainer_for(bundle: ModelBundle, runner: ModelRunner, settings: ServingSettings) -> Explainer:
     """Explanations against the bundle's reference sample; its rows are read on the first explanation, not at init."""
-    n = settings.explain_background_rows
 
     def background() -> Table:
-        rows = bundle.reference_rows()[:n]
-        return rows_to_table(bundle.manifest.features, [r["inputs"] for r in rows])
+        return rows_to_table(bundle.manifest.features, [r["inputs"] for r in bundle.reference_rows()])
 
-    return Explainer(bundle.manifest, runner, background, n, settings.explain_max_evaluations)
+    return Explainer(bundle.manifest, runner, background, settings.explain_background_rows, settings.explain_max_evaluations)
 
 
 def capture_clients(settings: ServingSettings, targets: CaptureTargets, session: Any) -> tuple[CaptureSink | None, FeedbackWriter | None]:
