@@ -17,8 +17,8 @@ from typing import Any
 from modelserve import metric_catalogue as mn
 from modelserve.bundle import ASSET_ROOT, ModelBundle, function_bundle_dir
 from modelserve.metric_catalogue import ENV_DEPLOYMENT
-from modelserve.schema import Table, rows_to_table
 from modelserve.observability import EmfMetricHook
+from modelserve.schema import Table, rows_to_table
 from modelserve.settings import ENV_CAPTURE_BUCKET, ENV_CHALLENGER_BUNDLE_PATH, ENV_FIREHOSE_STREAM, ENV_HASH_SALT_SECRET, ServingSettings
 from modelserve.versions import CHALLENGER, CHAMPION, check_compatible
 
