@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from devtools.web import NODE_MODULES, REPO_ROOT, background_rows
+from tests.functional.test_web_page import api  # noqa: F401 - the fixture: the real handler behind the local gateway
 from tests.support import event, response_json
 
 PARITY = 1e-5
@@ -56,3 +57,38 @@ def test_the_pages_explanations_equal_the_apis(load_inference, sample_bundle, la
         assert got["output"] == pytest.approx(want["output"], abs=PARITY)
         for name, value in want["values"].items():
             assert got["values"][name] == pytest.approx(value, abs=PARITY), name
+
+
+def test_the_page_shows_the_explanation_next_to_its_score_and_agrees_with_the_api(sample_bundle, api, tmp_path: Path) -> None:  # noqa: F811
+    from cdk.web import content_security_policy
+    from devtools.web import build_site
+    from tests.functional.test_web_page import CHROMIUM, SiteServer, _fill, _playwright, _post, _submit
+
+    sync_playwright = _playwright()
+    site_dir = tmp_path / "site"
+    site_dir.mkdir()
+    server = SiteServer(site_dir, content_security_policy(), api_key="test-key")
+    server.api_base = api.url
+    manifest = sample_bundle.manifest
+    build_site(sample_bundle.root, site_dir, api_url=f"{server.url}/prod/", api_key="test-key")
+    ref = sample_bundle.reference_rows()
+    rows = [ref[0]["inputs"], ref[200]["inputs"]]
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
+            page = browser.new_page()
+            page.goto(server.url + "/")
+            page.wait_for_selector("body[data-ready]", state="attached", timeout=60_000)
+            for row in rows:
+                _fill(page, manifest, row)
+                _submit(page, "#score")
+                status, answer = _post(api.url, {"instances": [row], "explain": True})
+                assert status == 200, answer
+                want = answer["explanations"][0]["values"]
+                shown = {tr.get_attribute("data-feature"): float(tr.get_attribute("data-value")) for tr in page.query_selector_all("#explanation tbody tr")}
+                assert set(shown) == set(want)
+                assert max(abs(shown[k] - v) for k, v in want.items()) <= PARITY
+                assert page.get_attribute("#explain-agreement", "data-agree") == "true", page.text_content("#api")
+            browser.close()
+    finally:
+        server.stop()
