@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from fastapi.responses import Response
 
-from modelserve import metric_names as mn
+from modelserve import metric_catalogue as mn
 from modelserve.records import decode_jsonl
 from serving.codecs import CODECS, PREDICT, Codec, CodecRegistry, Decoded
 from serving.validation import ColumnBatch
