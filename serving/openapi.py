@@ -125,18 +125,22 @@ def _explain_options(m: BundleManifest) -> dict[str, Any]:
     return options
 
 
+# null where the model answers a value JSON cannot carry (a non-finite probability on extreme but valid inputs)
+_NUMBER_OR_NULL: dict[str, Any] = {"type": ["number", "null"]}
+
+
 def _explanations_schema(m: BundleManifest) -> dict[str, Any]:
     contributions = {
         "type": "object",
-        "properties": {name: {"type": "number"} for name in m.feature_names},
+        "properties": {name: _NUMBER_OR_NULL for name in m.feature_names},
         "required": m.feature_names,
         "additionalProperties": False,
     }
     item: dict[str, Any] = {
         "type": "object",
         "properties": {
-            "output": {"type": "number", "description": "the explained output: the class's probability, or the prediction"},
-            "base_value": {"type": "number", "description": "its mean over the background rows; base_value + sum(values) = output"},
+            "output": {**_NUMBER_OR_NULL, "description": "the explained output: the class's probability, or the prediction"},
+            "base_value": {**_NUMBER_OR_NULL, "description": "its mean over the background rows; base_value + sum(values) = output"},
             "values": {**contributions, "description": "each feature's contribution"},
             "method": {"enum": ["exact", "permutation"]},
             "class": {"type": "string", "description": "the explained class (classifiers)"},
