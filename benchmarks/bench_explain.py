@@ -62,7 +62,9 @@ def handler_figures(bundle: Any, background: int, repeats: int) -> dict[str, flo
 
     for k in [k for k in os.environ if k.startswith("MS_")]:
         del os.environ[k]
-    os.environ.update({"MS_MODEL_BUNDLE_PATH": str(bundle.root), "MS_EXPLAIN_BACKGROUND_ROWS": str(background), "AWS_DEFAULT_REGION": "us-east-1"})
+    os.environ.update(
+        {"MS_MODEL_BUNDLE_PATH": str(bundle.root), "MS_EXPLAIN_BACKGROUND_ROWS": str(background), "AWS_DEFAULT_REGION": "us-east-1"}
+    )
     mod = load_handler_module("inference")
     ctx = LambdaContext.fresh("inference")
     row = dict(bundle.reference_rows()[0]["inputs"])
@@ -105,8 +107,12 @@ def wine_bundle(tmp: Path, m: int, kind: str) -> Any:
     onx = convert_sklearn(model, initial_types=[("x", FloatTensorType([None, x.shape[1]]))], target_opset=17, options={"zipmap": False})
     path = tmp / f"wine_{kind}_{m}.onnx"
     path.write_bytes(onx.SerializeToString())
-    schema = {"model_name": f"wine_{kind}_{m}", "features": [{"name": c} for c in x.columns],
-              "outputs": {"task": "classification"}, "input_layout": "single_tensor"}
+    schema = {
+        "model_name": f"wine_{kind}_{m}",
+        "features": [{"name": c} for c in x.columns],
+        "outputs": {"task": "classification"},
+        "input_layout": "single_tensor",
+    }
     return export_onnx(path, schema, x.assign(target=y), tmp / f"wine_{kind}_{m}", target="target", allow_small_reference=True)
 
 
@@ -162,10 +168,15 @@ def main() -> None:
         bundle = sample_bundle(tmp)
         h = handler_figures(bundle, args.background, args.repeats)
         print(f"sample model, 6 features, background {args.background}: {int(h['mixed_rows']):,} mixed rows per explained row")
-        print(f"  /predict 1 row: {h['predict_1_row_ms']:.2f} ms; with explain: {h['predict_1_row_explain_ms']:.2f} ms "
-              f"(+{h['predict_1_row_explain_ms'] - h['predict_1_row_ms']:.2f} ms)")
-        print(f"  the model alone on {int(h['mixed_rows']):,} rows: {h['batch_predict_mixed_rows_ms']:.2f} ms; "
-              f"explain overhead / that batch: {(h['predict_1_row_explain_ms'] - h['predict_1_row_ms']) / h['batch_predict_mixed_rows_ms']:.2f}x")
+        print(
+            f"  /predict 1 row: {h['predict_1_row_ms']:.2f} ms; with explain: {h['predict_1_row_explain_ms']:.2f} ms "
+            f"(+{h['predict_1_row_explain_ms'] - h['predict_1_row_ms']:.2f} ms)"
+        )
+        overhead = (h["predict_1_row_explain_ms"] - h["predict_1_row_ms"]) / h["batch_predict_mixed_rows_ms"]
+        print(
+            f"  the model alone on {int(h['mixed_rows']):,} rows: {h['batch_predict_mixed_rows_ms']:.2f} ms; "
+            f"explain overhead / that batch: {overhead:.2f}x"
+        )
         print("\nexplaining 1 row by number of features (median ms); batch = the model alone on as many rows")
         print("| model | M | method | mixed rows | explain 1 row | batch predict | ratio |")
         print("|---|---|---|---|---|---|---|")
@@ -174,14 +185,21 @@ def main() -> None:
             for m in (6, 8, 10, 11, 12, 14):
                 f = model_figures(wine_bundle(tmp, m, kind), args.background, args.repeats if m <= 10 else max(5, args.repeats // 3))
                 results.append({"model": kind, **f})
-                print(f"| {kind} | {m} | {f['method']} | {f['mixed_rows']:,} | {f['explain_1_row_ms']:.1f} | "
-                      f"{f['batch_predict_mixed_rows_ms']:.1f} | {f['explain_1_row_ms'] / f['batch_predict_mixed_rows_ms']:.2f} |")
+                print(
+                    f"| {kind} | {m} | {f['method']} | {f['mixed_rows']:,} | {f['explain_1_row_ms']:.1f} | "
+                    f"{f['batch_predict_mixed_rows_ms']:.1f} | {f['explain_1_row_ms'] / f['batch_predict_mixed_rows_ms']:.2f} |"
+                )
         if not args.no_shap:
             print(f"\nvs shap.explainers.Exact (Independent masker, the same {args.background} background rows and ONNX model), 1 row:")
-            for label, b in (("sample model (6 features, 2 categorical)", bundle), ("wine logistic, 10 numeric features", wine_bundle(tmp, 10, "logistic"))):
+            for label, b in (
+                ("sample model (6 features, 2 categorical)", bundle),
+                ("wine logistic, 10 numeric features", wine_bundle(tmp, 10, "logistic")),
+            ):
                 s = shap_figures(b, args.background, args.repeats)
-                print(f"  {label}: ours {s['ours_ms']:.2f} ms, shap {s['shap_ms']:.1f} ms: {s['speedup']:.1f}x faster; "
-                      f"largest difference {s['max_abs_difference']:.1e}")
+                print(
+                    f"  {label}: ours {s['ours_ms']:.2f} ms, shap {s['shap_ms']:.1f} ms: {s['speedup']:.1f}x faster; "
+                    f"largest difference {s['max_abs_difference']:.1e}"
+                )
         print(json.dumps({"handler": h, "models": results}, default=float))
 
 

@@ -58,7 +58,9 @@ def explain_request(options: Mapping[str, Any] | None) -> ExplainRequest | None:
         return None
     explain = options.get(EXPLAIN_KEY, False)
     if type(explain) is not bool:
-        raise RequestError(WRONG_TYPE, f'"{EXPLAIN_KEY}" must be true or false', [FieldError(WRONG_TYPE, "expected true or false", field=EXPLAIN_KEY)])
+        raise RequestError(
+            WRONG_TYPE, f'"{EXPLAIN_KEY}" must be true or false', [FieldError(WRONG_TYPE, "expected true or false", field=EXPLAIN_KEY)]
+        )
     if EXPLAIN_CLASS_KEY in options and not explain:
         raise RequestError(BAD_SHAPE, f'"{EXPLAIN_CLASS_KEY}" is only read with "{EXPLAIN_KEY}": true')
     return ExplainRequest(options.get(EXPLAIN_CLASS_KEY)) if explain else None
@@ -131,7 +133,12 @@ class Explainer:
     """Explanations for one bundle: its model, its schema's features and the first ``background_rows`` rows of its reference sample."""
 
     def __init__(
-        self, manifest: BundleManifest, runner: ModelRunner, background: Callable[[], Table], background_rows: int, max_evaluations: int,
+        self,
+        manifest: BundleManifest,
+        runner: ModelRunner,
+        background: Callable[[], Table],
+        background_rows: int,
+        max_evaluations: int,
         exact_max_features: int = EXACT_MAX_FEATURES,
     ) -> None:
         self.manifest, self.runner = manifest, runner
@@ -202,15 +209,21 @@ class Explainer:
         outputs = self.manifest.outputs
         if not self.is_classifier:
             if request.explain_class is not None:
-                raise RequestError(WRONG_TYPE, f'"{EXPLAIN_CLASS_KEY}" is for classifiers; this model is a regressor',
-                                   [FieldError(WRONG_TYPE, "not a classifier", field=EXPLAIN_CLASS_KEY)])
+                raise RequestError(
+                    WRONG_TYPE,
+                    f'"{EXPLAIN_CLASS_KEY}" is for classifiers; this model is a regressor',
+                    [FieldError(WRONG_TYPE, "not a classifier", field=EXPLAIN_CLASS_KEY)],
+                )
             return None
         if request.explain_class is None:
             return [str(v) for v in labels.tolist()]
         named = outputs.class_for(request.explain_class)
         if named is None:
-            raise RequestError(WRONG_TYPE, f'"{EXPLAIN_CLASS_KEY}" must be one of the model\'s classes {list(outputs.classes)}',
-                               [FieldError(WRONG_TYPE, "not one of the model's classes", field=EXPLAIN_CLASS_KEY)])
+            raise RequestError(
+                WRONG_TYPE,
+                f'"{EXPLAIN_CLASS_KEY}" must be one of the model\'s classes {list(outputs.classes)}',
+                [FieldError(WRONG_TYPE, "not one of the model's classes", field=EXPLAIN_CLASS_KEY)],
+            )
         return [named] * len(labels)
 
     def explain(self, table: Table, classes: list[str] | None) -> Explanations:

@@ -84,7 +84,9 @@ def test_without_explain_the_answer_is_unchanged(load_inference, sample_bundle, 
         ({"explain": True, "explain_class": ["Gentoo"]}, 422, "wrong_type", "explain_class"),
     ],
 )
-def test_bad_explain_options_are_refused_naming_the_field(extra, status, reason, field, load_inference, sample_bundle, lambda_context) -> None:
+def test_bad_explain_options_are_refused_naming_the_field(
+    extra, status, reason, field, load_inference, sample_bundle, lambda_context
+) -> None:
     mod = load_inference()
     resp = post(mod, lambda_context, {"instances": rows(sample_bundle), **extra})
     assert resp["statusCode"] == status, resp["body"][:500]
@@ -93,7 +95,9 @@ def test_bad_explain_options_are_refused_naming_the_field(extra, status, reason,
     assert [d["field"] for d in body["details"]] == ([field] if field else [])
 
 
-def test_explaining_past_the_evaluation_cap_is_refused_with_413_saying_how_many_rows_fit(load_inference, sample_bundle, lambda_context) -> None:
+def test_explaining_past_the_evaluation_cap_is_refused_with_413_saying_how_many_rows_fit(
+    load_inference, sample_bundle, lambda_context
+) -> None:
     # 64 coalitions x 100 background rows = 6,400 evaluations per row: 2 rows fit in 12,800
     mod = load_inference(explain_max_evaluations="12800")
     assert post(mod, lambda_context, {"instances": rows(sample_bundle, 2), "explain": True})["statusCode"] == 200

@@ -47,7 +47,10 @@ def test_the_pages_explanations_equal_the_apis(load_inference, sample_bundle, la
     manifest = Path(sample_bundle.root, "manifest.json")
     proc = subprocess.run(
         ["node", "--input-type=module", "-e", SCRIPT, str(sample_bundle.model_path), str(manifest), str(tmp_path / "input.json")],
-        capture_output=True, text=True, timeout=300, cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO_ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     page = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -85,7 +88,10 @@ def test_the_page_shows_the_explanation_next_to_its_score_and_agrees_with_the_ap
                 status, answer = _post(api.url, {"instances": [row], "explain": True})
                 assert status == 200, answer
                 want = answer["explanations"][0]["values"]
-                shown = {tr.get_attribute("data-feature"): float(tr.get_attribute("data-value")) for tr in page.query_selector_all("#explanation tbody tr")}
+                shown = {
+                    tr.get_attribute("data-feature"): float(tr.get_attribute("data-value"))
+                    for tr in page.query_selector_all("#explanation tbody tr")
+                }
                 assert set(shown) == set(want)
                 assert max(abs(shown[k] - v) for k, v in want.items()) <= PARITY
                 assert page.get_attribute("#explain-agreement", "data-agree") == "true", page.text_content("#api")
