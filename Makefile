@@ -70,6 +70,7 @@ bench: setup
 	$(PY) benchmarks/bench_reject_rate.py
 	$(PY) benchmarks/bench_load.py
 	$(PY) benchmarks/bench_protocols.py
+	$(PY) benchmarks/bench_explain.py
 
 # the browser page for the stack's web_page setting (read from web_site_dir, .build/web by default); the model is
 # checked in onnxruntime-web under Node first. Another bundle: make web BUNDLE=path/to/bundle

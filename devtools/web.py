@@ -36,9 +36,10 @@ ORT_PACKAGE = "onnxruntime-web"
 # the WASM-only ES module build (glue bundled in) and its one binary; numThreads=1 in the page,
 # so no SharedArrayBuffer and no cross-origin isolation headers are needed
 ORT_FILES = ("ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm")
-PAGE_FILES = ("index.html", "app.mjs", "score.mjs", "style.css")
+PAGE_FILES = ("index.html", "app.mjs", "score.mjs", "explain.mjs", "style.css")
 PARITY_TOLERANCE = 1e-5
 CONFIG_FILE = "config.json"
+BACKGROUND_FILE = "background.json"  # the explanations' background rows, as the API takes them (serving/explain.py)
 
 
 class WebBuildError(Exception):
@@ -178,6 +179,7 @@ def build_site(
     api_key: str | None = None,
     node: str = "node",
     tensor_probabilities: bool = False,
+    background: int | None = None,
 ) -> Site:
     """Check the bundle in onnxruntime-web, then write the static site to ``out`` (replacing its files).
 
@@ -189,10 +191,19 @@ def build_site(
         if tensor_probabilities:
             bundle = without_zipmap(bundle, Path(tmp) / "bundle")
         check = check_in_node(bundle, node)
-        return _write_site(bundle, Path(out), dist, version, check, api_url, api_key)
+        return _write_site(bundle, Path(out), dist, version, check, api_url, api_key, background)
 
 
-def _write_site(bundle: ModelBundle, root: Path, dist: Path, version: str, check: NodeCheck, api_url: str | None, api_key: str | None) -> Site:
+def _write_site(
+    bundle: ModelBundle,
+    root: Path,
+    dist: Path,
+    version: str,
+    check: NodeCheck,
+    api_url: str | None,
+    api_key: str | None,
+    background: int | None = None,
+) -> Site:
     root.mkdir(parents=True, exist_ok=True)
     for name in PAGE_FILES:
         shutil.copy(ASSETS / name, root / name)
@@ -203,7 +214,19 @@ def _write_site(bundle: ModelBundle, root: Path, dist: Path, version: str, check
         shutil.copy(dist / name, root / "ort" / name)
     config: dict[str, Any] = {"api_url": api_url.rstrip("/") if api_url else None, "api_key": api_key or None, "onnxruntime_web": version}
     (root / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+    (root / BACKGROUND_FILE).write_text(json.dumps(background_rows(bundle, background)))
     return Site(root, version, check)
+
+
+def background_rows(bundle: ModelBundle, wanted: int | None = None) -> list[dict[str, Any]]:
+    """The rows the API explains against (``explain_background_rows`` of the reference sample, evenly spaced),
+    as JSON rows: the page computes the same explanations with them (explain.mjs)."""
+    from modelserve.settings import ServingSettings
+    from serving.explain import background_positions
+
+    rows = [r["inputs"] for r in bundle.reference_rows()]
+    n = wanted if wanted is not None else ServingSettings().explain_background_rows
+    return [rows[i] for i in background_positions(len(rows), n).tolist()]
 
 
 def main(bundle: str | None, out: str, api_url: str | None, api_key: str | None, tensor_probabilities: bool = False) -> int:

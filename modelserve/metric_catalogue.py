@@ -127,6 +127,8 @@ VALIDATION_REJECTS = _inference(
 )
 FEEDBACK_ROWS = _inference("FeedbackRows", "Count", "model_output", "labels received on /feedback")
 FEEDBACK_ERRORS = _inference("FeedbackErrors", "Count", "pipeline", "feedback writes that failed")
+ROWS_EXPLAINED = _inference("RowsExplained", "Count", "service", "rows explained (explain: true on /predict or OIP infer)")
+EXPLAIN_LATENCY_MS = _inference("ExplainLatencyMs", "Milliseconds", "service", "explanation time in the function (mixed rows built and scored)")
 CAPTURE_DROPPED = _inference(
     "CaptureDropped", "Count", "pipeline", "captures dropped because the after-response queue was full", pages=True,
 )

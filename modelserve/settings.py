@@ -300,6 +300,14 @@ class ServingSettings(SharedSettings):
     ab_share: float = Field(
         0.0, ge=0.0, le=1.0, description="challenger_mode=ab: share of clients (x-client-id, else requests) the challenger answers"
     )
+    # explanations on /predict (docs/api.md#explanations)
+    explain_background_rows: int = Field(
+        100, ge=1, le=10_000, description="Explanations: N rows of the bundle's reference sample, evenly spaced over it, are the background"
+    )
+    explain_max_evaluations: int = Field(
+        500_000, ge=1, le=50_000_000,
+        description="Explanations: most model evaluations per request (rows x coalitions x background rows); more is refused with 413",
+    )
 
 
 class DriftSettings(SharedSettings):

@@ -154,6 +154,26 @@ class ModelRunner:
             labels = self._class_labels(results[self._label_output or ""], n)
         return Prediction(labels=labels, probabilities=probabilities)
 
+    def explained_outputs(self, table: Table) -> np.ndarray:
+        """The outputs an explanation is of, in one run and without labels: ``[n, K]`` probabilities
+        (classifier, manifest class order) or ``[n, 1]`` predictions (regressor)."""
+        n = len(next(iter(table.values())))
+        outputs = self.manifest.outputs
+        if outputs.task is Task.REGRESSION:
+            (raw,) = self.session.run([self._label_output or ""], self.feed(table))
+            values = np.asarray(raw, dtype=np.float64).reshape(-1)
+            if len(values) != n:
+                raise ModelOutputError(f"output {outputs.label_output!r} gave {len(values)} values for {n} rows")
+            return values[:, None]
+        if not self._probability_output:
+            raise ModelOutputError("the model answers no probabilities: there is no output to explain")
+        (raw,) = self.session.run([self._probability_output], self.feed(table))
+        return self._probability_matrix(raw, n)
+
+    @property
+    def has_probabilities(self) -> bool:
+        return self._probability_output is not None
+
     def _label_positions_from(self, probabilities: np.ndarray) -> np.ndarray:
         threshold = self.manifest.outputs.threshold
         if threshold is not None:

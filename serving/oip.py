@@ -75,6 +75,8 @@ class DecodedRequest:
     payload: ColumnBatch  # what the service validates: the same checks as a dataframe_split payload
     outputs: tuple[str, ...]  # requested outputs, in order
     binary_outputs: frozenset[str]
+    explain: dict[str, Any] | None = None  # the explain / explain_class parameters, as sent (serving/explain.py)
+    binary_explanations: bool = False  # the explanation tensors as binary data (binary_data_output)
 
 
 def _input_specs(m: BundleManifest) -> list[tuple[str, str, list[int]]]:
@@ -355,12 +357,37 @@ def decode_request(m: BundleManifest, body: bytes, header_length: str | None) ->
         raise OipError(f"inputs have different numbers of rows: {sorted(lengths)}")
     outputs, binary_outputs = _requested_outputs(m, doc)
     rid = doc.get("id")
+    request_params_raw = doc.get("parameters")
+    request_params: dict[str, Any] = request_params_raw if isinstance(request_params_raw, dict) else {}
     return DecodedRequest(
         request_id=echo(rid, 128) if rid is not None else None,
         payload=ColumnBatch(list(columns), list(columns.values())),
         outputs=outputs,
         binary_outputs=binary_outputs,
+        explain={k: request_params[k] for k in EXPLAIN_PARAMETERS if k in request_params} or None,
+        binary_explanations=bool(request_params.get("binary_data_output")),
     )
+
+
+# request parameters asking for explanations, and the output tensors that answer them
+EXPLAIN_PARAMETERS = ("explain", "explain_class")
+EXPLANATION_OUTPUTS = ("explanation", "base_value", "explained_output", "explained_class", "error_bound")
+
+
+def _explanation_tensors(m: BundleManifest, explanations: list[dict[str, Any]]) -> dict[str, tuple[str, list[int], Any]]:
+    """The answer's explanations as output tensors: ``explanation`` and ``error_bound`` FP64 [N, F] (columns in
+    the model's feature order), ``base_value`` and ``explained_output`` FP64 [N], ``explained_class`` BYTES [N]."""
+    n, names = len(explanations), m.feature_names
+    tensors: dict[str, tuple[str, list[int], Any]] = {
+        "explanation": ("FP64", [n, len(names)], np.array([[e["values"][f] for f in names] for e in explanations], dtype=np.float64)),
+        "base_value": ("FP64", [n], np.array([e["base_value"] for e in explanations], dtype=np.float64)),
+        "explained_output": ("FP64", [n], np.array([e["output"] for e in explanations], dtype=np.float64)),
+    }
+    if m.outputs.task is Task.CLASSIFICATION:
+        tensors["explained_class"] = ("BYTES", [n], [e["class"] for e in explanations])
+    if explanations and "error_bound" in explanations[0]:
+        tensors["error_bound"] = ("FP64", [n, len(names)], np.array([[e["error_bound"][f] for f in names] for e in explanations]))
+    return tensors
 
 
 def _requested_outputs(m: BundleManifest, doc: dict[str, Any]) -> tuple[tuple[str, ...], frozenset[str]]:
@@ -407,11 +434,17 @@ def encode_response(
         tensors["probabilities"] = ("FP32", [n, len(m.outputs.classes)], probs)
     else:
         tensors["label"] = ("FP64", [n], np.asarray(answer["predictions"], dtype=np.float64))
+    names, binary_names = list(request.outputs), set(request.binary_outputs)
+    if "explanations" in answer:
+        explained = _explanation_tensors(m, answer["explanations"])
+        tensors.update(explained)
+        names += list(explained)
+        binary_names |= set(explained) if request.binary_explanations else set()
     outputs, binary_parts = [], []
-    for name in request.outputs:
+    for name in names:
         datatype, shape, values = tensors[name]
         out: dict[str, Any] = {"name": name, "datatype": datatype, "shape": shape}
-        if name in request.binary_outputs:
+        if name in binary_names:
             raw = _encode_bytes(values) if datatype == "BYTES" else np.ascontiguousarray(values, dtype=DTYPES[datatype]).tobytes()
             out["parameters"] = {"binary_data_size": len(raw)}
             binary_parts.append(raw)

@@ -18,7 +18,8 @@ OIP_TAG = "Open Inference Protocol v2"
 _ERROR_DESCRIPTIONS = {
     400: "Malformed JSON (or nested more than 64 levels deep), or a corrupt gzip body",
     409: "A label other than the one the row holds, without \"replace\": true and a reason",
-    413: "Body over max_body_bytes (compressed, or once decompressed)",
+    413: "Body over max_body_bytes (compressed, or once decompressed); on /predict also explain_too_large: "
+    "rows x coalitions x background rows over explain_max_evaluations",
     415: "A content-type other than JSON, or a content-encoding other than gzip",
     422: "Invalid input: the details name the row and field",
     503: "Feedback storage unavailable or not configured: the labels were not stored",
@@ -110,7 +111,60 @@ def _predict_answer_schema(m: BundleManifest) -> dict[str, Any]:
     if m.outputs.task is Task.CLASSIFICATION:
         props["classes"] = {"type": "array", "items": label}
         props["probabilities"] = {"type": "array", "items": {"type": "array", "items": {"type": ["number", "null"]}}}
+    props["explanations"] = _explanations_schema(m)
     return {"type": "object", "properties": props, "required": ["model_name", "model_version", "request_id", "predictions"]}
+
+
+# explain_class is read with explain: true only (else refused, 422 bad_shape)
+_EXPLAIN_CLASS_NEEDS_EXPLAIN: dict[str, Any] = {
+    "if": {"required": ["explain_class"]},
+    "then": {"required": ["explain"], "properties": {"explain": {"const": True}}},
+}
+
+
+def _explain_options(m: BundleManifest) -> dict[str, Any]:
+    """The request's explanation options (serving/explain.py), next to ``instances`` or ``dataframe_split``."""
+    options: dict[str, Any] = {
+        "explain": {
+            "type": "boolean",
+            "default": False,
+            "description": "Add `explanations`: each row's exact Shapley values against the reference sample (GET /model: `explain`)",
+        }
+    }
+    if m.outputs.task is Task.CLASSIFICATION:
+        options["explain_class"] = {
+            "enum": _label_schema(m)["enum"],
+            "description": "With explain: the class whose probability is explained in every row (default: each row's predicted class)",
+        }
+    else:
+        options["explain_class"] = {"not": {}, "description": "Classifiers only"}
+    return options
+
+
+# null where the model answers a value JSON cannot carry (a non-finite probability on extreme but valid inputs)
+_NUMBER_OR_NULL: dict[str, Any] = {"type": ["number", "null"]}
+
+
+def _explanations_schema(m: BundleManifest) -> dict[str, Any]:
+    contributions = {
+        "type": "object",
+        "properties": {name: _NUMBER_OR_NULL for name in m.feature_names},
+        "required": m.feature_names,
+        "additionalProperties": False,
+    }
+    item: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "output": {**_NUMBER_OR_NULL, "description": "the explained output: the class's probability, or the prediction"},
+            "base_value": {**_NUMBER_OR_NULL, "description": "its mean over the background rows; base_value + sum(values) = output"},
+            "values": {**contributions, "description": "each feature's contribution"},
+            "method": {"enum": ["exact", "permutation"]},
+            "class": {"type": "string", "description": "the explained class (classifiers)"},
+            "error_bound": {**contributions, "description": "permutation only: the 95 % confidence half-width of each value"},
+        },
+        "required": ["output", "base_value", "values", "method"],
+    }
+    return {"type": "array", "items": item, "description": "with explain: true, one per row in the request's order"}
 
 
 def _value_schema(f: Any, reject_unseen: bool) -> dict[str, Any]:
@@ -262,9 +316,13 @@ def _predict_openapi(m: BundleManifest, max_rows: int, reject_unseen: bool) -> d
                         "oneOf": [
                             {
                                 "type": "object",
-                                "properties": {"instances": {"type": "array", "items": row, "minItems": 1, "maxItems": max_rows}},
+                                "properties": {
+                                    "instances": {"type": "array", "items": row, "minItems": 1, "maxItems": max_rows},
+                                    **_explain_options(m),
+                                },
                                 "required": ["instances"],
                                 "additionalProperties": False,
+                                **_EXPLAIN_CLASS_NEEDS_EXPLAIN,
                             },
                             {
                                 "type": "object",
@@ -287,10 +345,12 @@ def _predict_openapi(m: BundleManifest, max_rows: int, reject_unseen: bool) -> d
                                         },
                                         "required": ["columns", "data"],
                                         "additionalProperties": False,
-                                    }
+                                    },
+                                    **_explain_options(m),
                                 },
                                 "required": ["dataframe_split"],
                                 "additionalProperties": False,
+                                **_EXPLAIN_CLASS_NEEDS_EXPLAIN,
                             },
                         ]
                     },

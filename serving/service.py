@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,8 +23,9 @@ from modelserve.schema import BundleManifest, Task
 
 from . import feedback
 from .capture import Capturer, rows_of
+from .explain import EXPLAIN_UNAVAILABLE, Explainer, ExplainRequest, explain_request
 from .feedback import LABEL_CONFLICT, FeedbackStore
-from .model import ModelRunner
+from .model import ModelRunner, Prediction
 from .validation import BAD_SHAPE, BATCH_TOO_LARGE, EMPTY_BATCH, WRONG_TYPE, FieldError, RequestError, Validator
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class InferenceService:
     capturer: Capturer
     feedback_store: FeedbackStore | None = None
     metric: MetricHook = no_metric
+    explainer: Explainer | None = None  # explanations on request (serving/explain.py); None: refused
 
     def __post_init__(self) -> None:
         self.max_batch_rows = self.validator.max_rows
@@ -68,13 +70,18 @@ class InferenceService:
 
     # --- endpoints ---
     def predict(
-        self, payload: Any, request_id: str | None = None, event_time: datetime | None = None, client_id: str | None = None
+        self, payload: Any, request_id: str | None = None, event_time: datetime | None = None, client_id: str | None = None,
+        explain: Mapping[str, Any] | None = None,
     ) -> Answer:
         """Score a request. ``event_time``: when the request arrived (API Gateway's request time);
         it dates the capture records and their S3 partition. Defaults to now. ``client_id``: the
-        caller's ``x-client-id``, read by the A/B router (serving/variants.py) only."""
+        caller's ``x-client-id``, read by the A/B router (serving/variants.py) only. ``explain``: the
+        request's ``explain`` / ``explain_class`` options, as sent (docs/api.md#explanations)."""
         request_id = request_id or new_request_id()
+        asked = explain_request(explain)
         table = self.validator.validate(payload)  # a refusal's bookkeeping: ``reject``, called by the codecs' pipeline
+        if asked is not None:
+            self._explainer().check(len(next(iter(table.values()))))
         started = time.perf_counter()
         pred = self.runner.predict(table)
         latency_ms = (time.perf_counter() - started) * 1000.0
@@ -90,6 +97,8 @@ class InferenceService:
         if self.is_classifier and pred.probabilities is not None:
             body["classes"] = self.classes
             body["probabilities"] = pred.probabilities
+        if asked is not None:
+            body["explanations"] = self._explanations(table, pred, asked)
         # after scoring, never raising: a capture failure is counted (CaptureErrors), not answered
         self.capturer.capture(request_id, event_time or datetime.now(UTC), table, pred.labels, pred.probabilities)
         return Answer(body=body, request_id=request_id)
@@ -99,6 +108,20 @@ class InferenceService:
             return labels.tolist()
         typed = dict(zip(self.manifest.outputs.classes, self.classes))
         return [typed[c] for c in labels.tolist()]
+
+    def _explainer(self) -> Explainer:
+        if self.explainer is None:
+            raise RequestError(EXPLAIN_UNAVAILABLE, "explanations are not available for this model")
+        return self.explainer
+
+    def _explanations(self, table: dict[str, np.ndarray], pred: Prediction, asked: ExplainRequest) -> list[dict[str, Any]]:
+        explainer = self._explainer()
+        classes = explainer.explained_classes(pred.labels, asked)
+        started = time.perf_counter()
+        explanations = explainer.explain(table, classes)
+        self.metric(mn.EXPLAIN_LATENCY_MS, (time.perf_counter() - started) * 1000.0, {})
+        self.metric(mn.ROWS_EXPLAINED, len(explanations.output), {})
+        return explainer.answer(explanations)
 
     def reject(
         self, refusal: RequestError, request_id: str, status: int, payload: Any = None, route: str = "predict",
@@ -190,6 +213,8 @@ class InferenceService:
         d = self.manifest.to_dict()
         d["max_batch_rows"] = self.max_batch_rows
         d["unseen_category_policy"] = "reject" if self.validator.reject_unseen else "model"
+        if self.explainer is not None:
+            d["explain"] = self.explainer.info()
         return d
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -80,7 +81,10 @@ class RoutedService(InferenceService):
     def __init__(self, champion: InferenceService, challenger: InferenceService, mode: str, ab_share: float = 0.0) -> None:
         if mode not in MODES:
             raise ValueError(f"challenger mode {mode!r}: one of {MODES}")
-        super().__init__(champion.manifest, champion.runner, champion.validator, champion.capturer, champion.feedback_store, champion.metric)
+        super().__init__(
+            champion.manifest, champion.runner, champion.validator, champion.capturer, champion.feedback_store, champion.metric,
+            champion.explainer,
+        )
         self.challenger = challenger
         self.mode = mode
         self.ab_share = ab_share if mode == "ab" else 0.0
@@ -92,14 +96,15 @@ class RoutedService(InferenceService):
         return ab_variant(client_id or request_id, self.ab_share, self.salt)
 
     def predict(
-        self, payload: Any, request_id: str | None = None, event_time: datetime | None = None, client_id: str | None = None
+        self, payload: Any, request_id: str | None = None, event_time: datetime | None = None, client_id: str | None = None,
+        explain: Mapping[str, Any] | None = None,
     ) -> Answer:
         request_id = request_id or new_request_id()
         variant = self.variant_for(client_id, request_id)
         if variant == CHALLENGER:
-            answer = self.challenger.predict(payload, request_id, event_time)
+            answer = self.challenger.predict(payload, request_id, event_time, explain=explain)
         else:
-            answer = super().predict(payload, request_id, event_time)
+            answer = super().predict(payload, request_id, event_time, explain=explain)
         answer.body["variant"] = variant
         return answer
 

@@ -18,12 +18,14 @@ from modelserve import metric_catalogue as mn
 from modelserve.bundle import ASSET_ROOT, ModelBundle, function_bundle_dir
 from modelserve.metric_catalogue import ENV_DEPLOYMENT
 from modelserve.observability import EmfMetricHook
+from modelserve.schema import Table, rows_to_table
 from modelserve.settings import ENV_CAPTURE_BUCKET, ENV_CHALLENGER_BUNDLE_PATH, ENV_FIREHOSE_STREAM, ENV_HASH_SALT_SECRET, ServingSettings
 from modelserve.versions import CHALLENGER, CHAMPION, check_compatible
 
 from .aws_clients import ClientFactory
 from .capture import Capturer, CaptureSink, FirehoseCaptureSink, Redactor, S3CaptureSink
 from .capture_logs import LogsCaptureSink
+from .explain import Explainer
 from .feedback import FeedbackStore, S3FeedbackStore
 from .model import ModelRunner
 from .service import InferenceService, MetricHook, no_metric
@@ -120,13 +122,15 @@ def inference_service(
             reject_sink=reject_sink,
             **capturer_extra,
         )
+        runner = ModelRunner.from_path(b.manifest, b.model_path, threads=threads)
         return InferenceService(
             manifest=b.manifest,
-            runner=ModelRunner.from_path(b.manifest, b.model_path, threads=threads),
+            runner=runner,
             validator=Validator(b.manifest, settings.max_batch_rows, reject_unseen_categories=settings.unseen_category_policy == "reject"),
             capturer=capturer,
             feedback_store=feedback_store,
             metric=hook,
+            explainer=explainer_for(b, runner, settings),
         )
 
     if challenger is None or settings.challenger_mode == "off":
@@ -140,6 +144,15 @@ def inference_service(
     else:
         champion = service(bundle, metric, variant=CHAMPION)
     return RoutedService(champion, contender, settings.challenger_mode, settings.ab_share)
+
+
+def explainer_for(bundle: ModelBundle, runner: ModelRunner, settings: ServingSettings) -> Explainer:
+    """Explanations against the bundle's reference sample; its rows are read on the first explanation, not at init."""
+
+    def background() -> Table:
+        return rows_to_table(bundle.manifest.features, [r["inputs"] for r in bundle.reference_rows()])
+
+    return Explainer(bundle.manifest, runner, background, settings.explain_background_rows, settings.explain_max_evaluations)
 
 
 def capture_clients(

@@ -2,6 +2,7 @@
 // one thread), and, when config.json names an API, the same row through /predict for comparison.
 import * as ort from "./ort/ort.wasm.bundle.min.mjs";
 import { validateRow, score } from "./score.mjs";
+import { explainRow, explanationDifference } from "./explain.mjs";
 
 const AGREEMENT_TOLERANCE = 1e-5;
 const $ = (id) => document.getElementById(id);
@@ -16,7 +17,7 @@ const fmt = (x) => (Math.abs(x) >= 1e6 || (x !== 0 && Math.abs(x) < 0.001) ? x.t
 // one thread: no SharedArrayBuffer, so no cross-origin isolation headers are needed
 ort.env.wasm.numThreads = 1;
 
-let manifest, config, session;
+let manifest, config, session, background;
 
 function fieldId(i) { return `feature-${i}`; }
 
@@ -133,7 +134,41 @@ function showResult(res) {
   $("result").hidden = false;
 }
 
-async function callApi(row, local) {
+function showExplanation(explanation) {
+  const box = $("explanation");
+  box.hidden = !explanation;
+  if (!explanation) return;
+  const what = explanation.class !== undefined ? `the probability of ${explanation.class}` : "the prediction";
+  $("explanation-caption").textContent =
+    `Why: each feature's contribution to ${what} (${fmt(explanation.output)}) from its average over ${background.length} reference rows (${fmt(explanation.base_value)})`;
+  const body = box.querySelector("tbody");
+  body.replaceChildren();
+  const entries = Object.entries(explanation.values).sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]));
+  for (const [name, value] of entries) {
+    const tr = el("tr", { "data-feature": name, "data-value": String(value) });
+    tr.append(el("th", { scope: "row" }, name), el("td", { class: "num" }, (value >= 0 ? "+" : "") + fmt(value)));
+    body.append(tr);
+  }
+  box.dataset.ms = String(explanation.ms);
+}
+
+function compareExplanations(local, remote) {
+  const a = $("explain-agreement");
+  if (!local || !remote) {
+    a.textContent = "";
+    return;
+  }
+  const diff = explanationDifference(local, remote);
+  const agree = diff <= AGREEMENT_TOLERANCE;
+  a.dataset.agree = String(agree);
+  a.dataset.maxDiff = String(diff);
+  a.className = agree ? "agree" : "disagree";
+  a.textContent = agree
+    ? `Explanations agree: largest difference ${diff.toExponential(1)}.`
+    : `Explanations disagree: largest difference ${diff.toExponential(1)}.`;
+}
+
+async function callApi(row, local, explanation) {
   const box = $("api");
   box.hidden = false;
   $("agreement").textContent = "";
@@ -145,7 +180,8 @@ async function callApi(row, local) {
   const started = performance.now();
   let answer;
   try {
-    const resp = await fetch(`${config.api_url}/predict`, { method: "POST", headers, body: JSON.stringify({ instances: [row] }) });
+    const body = explanation ? { instances: [row], explain: true } : { instances: [row] };
+    const resp = await fetch(`${config.api_url}/predict`, { method: "POST", headers, body: JSON.stringify(body) });
     answer = await resp.json();
     if (!resp.ok) throw new Error(`${resp.status} ${answer.error || ""}: ${answer.message || JSON.stringify(answer)}`);
   } catch (e) {
@@ -169,6 +205,7 @@ async function callApi(row, local) {
   a.textContent = agree
     ? `Browser and API agree: same label, ${diff === 0 ? "identical probabilities" : `largest probability difference ${diff.toExponential(1)}`}.`
     : `Browser and API disagree: label ${local.labels[0]} vs ${apiLabel}, largest probability difference ${diff.toExponential(1)}.`;
+  compareExplanations(explanation, answer.explanations ? answer.explanations[0] : null);
 }
 
 let runs = 0;
@@ -183,7 +220,9 @@ async function run(row) {
     }
     const res = await score(ort, session, manifest, [row]);
     showResult(res);
-    if (config.api_url) await callApi(row, res);
+    const explanation = background ? await explainRow(ort, session, manifest, row, background, res.labels[0]) : null;
+    showExplanation(explanation);
+    if (config.api_url) await callApi(row, res, explanation);
   } finally {
     document.body.dataset.runs = String(++runs); // for tests and tools: one more input fully handled
   }
@@ -191,6 +230,8 @@ async function run(row) {
 
 async function main() {
   [manifest, config] = await Promise.all(["manifest.json", "config.json"].map((f) => fetch(f).then((r) => r.json())));
+  // the explanations' background rows (a page built before explanations has none: it just scores)
+  background = await fetch("background.json").then((r) => (r.ok ? r.json() : null)).catch(() => null);
   if (config.api_url) config.api_url = config.api_url.replace(/\/+$/, ""); // API Gateway's stage URL ends with "/"
   document.title = `${manifest.model_name}: in the browser`;
   $("title").textContent = `${manifest.model_name} (version ${manifest.version})`;

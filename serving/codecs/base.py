@@ -24,6 +24,7 @@ from fastapi.responses import Response
 from modelserve.schema import BundleManifest
 
 from ..body import media_type, read_body, unsupported_media
+from ..explain import EXPLAIN_KEY, EXPLAIN_UNAVAILABLE
 from ..http_exchange import json_response, request_id_of, request_time_of, status_of
 from ..service import InferenceService
 from ..validation import RequestError
@@ -39,6 +40,7 @@ class Decoded:
 
     payload: Any  # what the service validates: a parsed JSON body, or a ColumnBatch
     context: Any = None  # what the codec needs again to answer (OIP: the outputs asked for)
+    explain: Mapping[str, Any] | None = None  # the request's explain / explain_class options, as sent (serving/explain.py)
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class Codec(ABC):
     malformed_reason: ClassVar[str] = "malformed_body"  # the reason of a body ``decode`` cannot read (400)
     read_errors: ClassVar[tuple[type[Exception], ...]] = ()  # what ``decode`` raises for such a body
     openapi_note: ClassVar[str | None] = None  # its format, in the route's OpenAPI description (the default's is the schema)
+    answers_explanations: ClassVar[bool] = False  # its answer format carries explanations (serving/explain.py)
 
     def __init__(self, manifest: BundleManifest) -> None:
         self.manifest = manifest
@@ -96,8 +99,12 @@ class Codec(ABC):
             if content_type is not None and not self.reads(media_type(content_type)):
                 raise unsupported_media(content_type, route.media_types)
             decoded = self._decode(await read_body(request, route.max_body), request.headers)
+            answering = route.answering(request.headers.get("accept"))
+            if decoded.explain and decoded.explain.get(EXPLAIN_KEY) is True and not answering.answers_explanations:
+                raise RequestError(EXPLAIN_UNAVAILABLE, f"explanations are answered as JSON, not as {answering.answer_media}: drop that Accept header")
             answer = route.service.predict(
-                decoded.payload, rid, event_time=request_time_of(request), client_id=request.headers.get("x-client-id")
+                decoded.payload, rid, event_time=request_time_of(request), client_id=request.headers.get("x-client-id"),
+                explain=decoded.explain,
             )
         except RequestError as exc:
             status = status_of(exc)
@@ -106,7 +113,7 @@ class Codec(ABC):
             return self.error(Problem(exc, status, rid, self.manifest.version, {**route.served_headers, "x-request-id": rid}))
         # the version that answered: with a challenger deployed, either one (docs/versions.md)
         headers = {**route.served_headers, "x-model-version": answer.body["model_version"], "x-request-id": rid}
-        return route.answering(request.headers.get("accept")).encode(answer.body, decoded, headers)
+        return answering.encode(answer.body, decoded, headers)
 
     def _decode(self, body: bytes, headers: Mapping[str, str]) -> Decoded:
         try:

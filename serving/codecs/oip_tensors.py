@@ -25,13 +25,14 @@ class OipTensorsCodec(Codec):
     is_default = True
     malformed_reason = OIP_BAD_REQUEST
     read_errors = (oip.OipError,)
+    answers_explanations = True
 
     def reads(self, media: str) -> bool:
         return is_json_media(media) or media == oip.BINARY_CONTENT_TYPE
 
     def decode(self, body: bytes, headers: Mapping[str, str]) -> Decoded:
         request = oip.decode_request(self.manifest, body, headers.get(oip.HEADER_LENGTH))
-        return Decoded(request.payload, request)
+        return Decoded(request.payload, request, explain=request.explain)
 
     def encode(self, answer: dict[str, Any], decoded: Decoded, headers: dict[str, str]) -> Response:
         data, extra = oip.encode_response(self.manifest, decoded.context, answer["request_id"], answer)

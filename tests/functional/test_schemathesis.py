@@ -36,7 +36,7 @@ CONFIG = Path(__file__).with_name("schemathesis.toml")  # what is tuned for the 
 def local_server(load_inference: Any) -> Any:
     with local_aws():
         boto3.client("s3").create_bucket(Bucket=BUCKET)
-        api = load_inference(capture_bucket=BUCKET, max_batch_rows="50")
+        api = load_inference(capture_bucket=BUCKET, max_batch_rows="50", explain_background_rows="10")  # explain: true fuzzed cheaply
         gateway = LocalGateway(api.handler, api.serving.stage_name, port=0, concurrency=2).start()
         try:
             yield gateway

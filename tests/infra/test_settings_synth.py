@@ -96,6 +96,8 @@ FUNCTION_SETTINGS: dict[str, Any] = {
     "capture_hash_salt": "a-salt-of-at-least-16-characters",
     "cors_origins": ["https://app.example.com", "http://localhost:3000"],
     "ab_share": 0.2,
+    "explain_background_rows": 37,
+    "explain_max_evaluations": 123_456,
     # drift check
     "window_hours": 6,
     "sample_cap": 500,
