@@ -132,6 +132,9 @@ class AlarmSpec:
     # drift-check metrics: the Window dimension values read (added to ``dimensions``); the alarm
     # watches the larger value over them (see the module docstring). Empty: no Window dimension.
     windows: tuple[str, ...] = ()
+    # pages (through its family's composite alarm) or informs (the non-paging topic): drift without a
+    # performance impact informs unless page_on_drift
+    pages: bool = True
 
     def window_dimensions(self) -> list[tuple[str, dict[str, str]]]:
         """(Window label, dimensions) of each series the alarm reads; one ("", dimensions) without windows."""
@@ -265,6 +268,25 @@ class AlarmContext:
         t = self.timing
         return dict(period_s=t.period_s, treat_missing="ignore", evaluation_periods=t.periods_per_gap, windows=self.windows)
 
+    @property
+    def drift_verdict(self) -> dict[str, Any]:
+        """A drift or performance verdict of the drift check: like ``drift``, and when it pages it must hold in
+        ``drift_page_checks`` checks in a row (a one-check blip of a statistical test is no page)."""
+        return {**self.drift, **self.confirmed(True)}
+
+    @property
+    def drift_inform(self) -> dict[str, Any]:
+        """Drift without a performance impact: informs (the non-paging topic) unless ``page_on_drift``."""
+        pages = bool(self.settings.page_on_drift)
+        return {**self.drift, **self.confirmed(pages), "pages": pages}
+
+    def confirmed(self, pages: bool) -> dict[str, Any]:
+        """Evaluation of a paging verdict over ``drift_page_checks`` consecutive checks; {} when it informs."""
+        n = int(self.settings.drift_page_checks)
+        if not pages or n <= 1:
+            return {}
+        return dict(evaluation_periods=self.timing.periods_per_gap * n, datapoints_to_alarm=n)
+
     def add(
         self,
         id: str,
@@ -289,9 +311,11 @@ class AlarmContext:
         repeat_last_value: bool = False,
         min_requests: int = 0,
         windows: tuple[str, ...] = (),
+        pages: bool = True,
     ) -> None:
         """One alarm. ``family``: its cause family; for the model namespace it is its metric's in the
-        catalogue (``modelserve/metric_catalogue.py``), which must say the metric pages."""
+        catalogue (``modelserve/metric_catalogue.py``), which must say the metric pages. ``pages``: False
+        for an alarm that informs (the non-paging topic) instead of paging."""
         if min_window_rows:
             what = f"{what[:-1]} (windows of at least {min_window_rows} rows)."
         if min_requests:
@@ -323,6 +347,7 @@ class AlarmContext:
                 min_window_rows=min_window_rows,
                 min_requests=min_requests,
                 windows=windows if model else (),
+                pages=pages,
             )
         )
 
@@ -398,7 +423,7 @@ def alarm_specs(
 @register_alarms
 def _input_and_output_drift(ctx: AlarmContext) -> None:
     """Model and data quality: published by the drift check once per schedule period."""
-    s, span, drift = ctx.settings, ctx.span, ctx.drift
+    s, span = ctx.settings, ctx.span
     ctx.add(
         "DatasetDrift", mc.DATASET_DRIFT, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
         (f"Dataset drift: at least {s.drift_share_threshold:.0%} of the features drifted" if s.drift_share_threshold > 0
@@ -406,21 +431,21 @@ def _input_and_output_drift(ctx: AlarmContext) -> None:
         + f" (alpha {s.alpha}, {s.p_value_correction}) in {span} of captures.",
         "Check which features drifted (report, dashboard p-values) and whether the input source changed; "
         "retrain on recent captures if the change is real.",
-        "alarm-dataset-drift", "model", **drift,
+        "alarm-dataset-drift", "model", **ctx.drift_inform,
     )
     ctx.add(
         "PredictionDrift", mc.PREDICTION_DRIFT, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
         f"Prediction drift: the distribution of the model's outputs moved (alpha {s.alpha}) "
         f"in {span}.",
         "Compare the prediction histogram in the report with the reference; check feedback performance.",
-        "alarm-prediction-drift", "model", **drift,
+        "alarm-prediction-drift", "model", **ctx.drift_inform,
     )
     ctx.add(
         "OutlierRate", mc.OUTLIER_RATE, "model", "Maximum", s.outlier_rate_threshold,
         "GreaterThanThreshold",
         f"Outlier rate above {s.outlier_rate_threshold:.1%} of the rows in {span}.",
         "Compare the feature histograms in the report and query the window's captures in Athena for the unusual rows; find the client or feature producing them.",
-        "alarm-outlier-rate", "model", **drift, min_window_rows=s.alarm_min_window_rows,
+        "alarm-outlier-rate", "model", **ctx.drift_inform, min_window_rows=s.alarm_min_window_rows,
     )
 
 
@@ -535,14 +560,14 @@ def _service(ctx: AlarmContext) -> None:
 @register_alarms
 def _performance(ctx: AlarmContext) -> None:
     """Model performance: labels from /feedback, and the estimate before they come."""
-    s, span, drift = ctx.settings, ctx.span, ctx.drift
+    s, span = ctx.settings, ctx.span
     ctx.add(
         "PerformanceDegraded", mc.PERFORMANCE_DEGRADED, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
         f"Model performance on the feedback labels of {span} fell significantly below its "
         f"held-out reference performance (alpha {s.alpha}, at least {s.performance_min_labels} labels).",
         "Read performance_drop in the report (which metric, how far, on how many labels); compare with the "
         "drift alarms: inputs unchanged means the concept changed, retrain on recent labelled data.",
-        "alarm-performance-degraded", "model", **drift,
+        "alarm-performance-degraded", "model", **ctx.drift_verdict,
     )
     ctx.add(
         "EstimatedAccuracyDrop", mc.ESTIMATED_ACCURACY_DROP, "model", "Maximum", s.estimated_accuracy_drop_threshold,
@@ -551,7 +576,7 @@ def _performance(ctx: AlarmContext) -> None:
         f"{s.estimated_accuracy_drop_threshold:.0%} below its estimate on the reference in {span}.",
         "Read estimated_performance in the report and the drift alarms: inputs moved to where the model is unsure; "
         "get labels for the window (audit sample, /feedback) to confirm, then retrain.",
-        "alarm-estimated-accuracy-drop", "model", **drift,
+        "alarm-estimated-accuracy-drop", "model", **ctx.drift_verdict,
     )
     ctx.add(
         "TargetDrift", mc.TARGET_DRIFT, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
@@ -559,7 +584,7 @@ def _performance(ctx: AlarmContext) -> None:
         f"reference targets, or name a class the reference never had (alpha {s.alpha}, at least {s.performance_min_labels} labels).",
         "Read target_drift in the report: the classes whose share moved, new and vanished classes, predicted vs observed "
         "shares; check the labelling source, then retrain with the new class mix.",
-        "alarm-target-drift", "model", **drift,
+        "alarm-target-drift", "model", **ctx.drift_inform,
     )
 
 

@@ -27,17 +27,17 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
 from cdk.alarms import FAMILY_TITLES, PAGED_BY, RUNBOOK_DOC, AlarmSpec, Source, alarm_specs, page_anchor
 from modelserve import metric_catalogue as mc
 from modelserve.records import model_report_prefix
 from modelserve.schema import BundleManifest
-from modelserve.settings import Settings
+from modelserve.settings import NO_SUBSCRIBER, Settings
 
 from .common import resource_name
 from .model_metrics import ModelMetrics
+from .subscriptions import paging_targets, subscribe, warn_without_subscriber
 
 _COMPARISON = {
     "GreaterThanThreshold": cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
@@ -129,8 +129,26 @@ class Alerting(Construct):
                 conditions={**own_account, "ArnLike": {"aws:SourceArn": own_alarms}},
             )
         )
-        if s.alarm_email:
-            self.topic.add_subscription(subs.EmailSubscription(s.alarm_email))
+        # who is paged: refused at synth when no one is (cdk/subscriptions.py)
+        self.forward_topics = subscribe(self.topic, paging_targets(s))
+        warn_without_subscriber(self, s)
+        # what informs without paging (drift with no performance impact): a second topic, its own subscribers
+        self.inform_topic = sns.Topic(
+            self, "InformTopic",
+            display_name=f"modelserve {m.model_name} notices (no page)",
+            master_key=key,
+            enforce_ssl=True,
+        )
+        self.inform_topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.inform_topic.topic_arn],
+                conditions={**own_account, "ArnLike": {"aws:SourceArn": own_alarms}},
+            )
+        )
+        subscribe(self.inform_topic, tuple(t for t in s.inform_subscriptions if t != NO_SUBSCRIBER))
 
         # ---- a metrics failure is itself counted: the functions log it with a fixed message
         for name, group in (w.metrics_error_log for w in watched if w.metrics_error_log is not None):
@@ -152,8 +170,9 @@ class Alerting(Construct):
             s, m.model_name, m.version, bucket_name=reports_bucket_name, deployment=stack.stack_name, challenger_version=challenger_version
         )
         self.alarms: dict[str, cloudwatch.Alarm] = {}
-        action = cw_actions.SnsAction(self.topic)
-        for spec in self.specs:  # no actions: their family's composite notifies (below)
+        actions = [cw_actions.SnsAction(t) for t in (self.topic, *self.forward_topics)]
+        inform = cw_actions.SnsAction(self.inform_topic)
+        for spec in self.specs:  # a paging alarm has no actions: its family's composite notifies (below)
             alarm = cloudwatch.Alarm(
                 self, spec.id,
                 alarm_name=resource_name(stack.stack_name, spec.id, max_len=255),
@@ -165,20 +184,24 @@ class Alerting(Construct):
                 datapoints_to_alarm=spec.datapoints_to_alarm,
                 treat_missing_data=_MISSING[spec.treat_missing_data],
             )
+            if not spec.pages:  # informs: straight to the non-paging topic, in and out of ALARM
+                alarm.add_alarm_action(inform)
+                alarm.add_ok_action(inform)
             self.alarms[spec.id] = alarm
         self.rollback_alarms = [self.alarms[sp.id] for sp in self.specs if sp.rollback]
         self.families: dict[str, cloudwatch.CompositeAlarm] = {}
         reports = f"s3://{reports_bucket_name}/{model_report_prefix(m.model_name)}"
-        for family in dict.fromkeys(sp.family for sp in self.specs):
-            children = [sp for sp in self.specs if sp.family == family]
+        paging_specs = [sp for sp in self.specs if sp.pages]
+        for family in dict.fromkeys(sp.family for sp in paging_specs):
+            children = [sp for sp in paging_specs if sp.family == family]
             composite = cloudwatch.CompositeAlarm(
                 self, f"Page{''.join(w.title() for w in family.split('_'))}",
                 composite_alarm_name=resource_name(stack.stack_name, f"Page-{family.replace('_', '-')}", max_len=255),
                 alarm_description=self.family_description(family, children, reports),  # < 1024 chars (test_alarms.py)
                 alarm_rule=cloudwatch.AlarmRule.any_of(*(self.page_rule(sp.id) for sp in children)),
             )
-            composite.add_alarm_action(action)
-            composite.add_ok_action(action)
+            composite.add_alarm_action(*actions)
+            composite.add_ok_action(*actions)
             self.families[family] = composite
         model_alarms = [self.alarms[sp.id] for sp in self.specs if sp.group == "model"]
         self.model_health = cloudwatch.CompositeAlarm(

@@ -144,7 +144,8 @@ class ModelServingStack(cdk.Stack):
             f"https://{cdk.Aws.REGION}.console.aws.amazon.com/cloudwatch/home?region={cdk.Aws.REGION}"
             f"#dashboards:name={self.dashboard.dashboard_name}",
             "CloudWatch dashboard of the model")
-        out("AlarmTopicArn", self.alerting.topic.topic_arn, "SNS topic the alarms notify (one composite alarm per cause family)")
+        out("AlarmTopicArn", self.alerting.topic.topic_arn, "SNS topic the alarms page (one composite alarm per cause family)")
+        out("InformTopicArn", self.alerting.inform_topic.topic_arn, "SNS topic of what informs without paging (drift without impact)")
         out("InferenceFunctionName", self.serving.function.function_name, "Inference Lambda (alias 'live')")
         out("DriftCheckFunctionName", self.drift_check.function.function_name,
             "aws lambda invoke --function-name <name> /dev/stdout  runs a drift check now")

@@ -303,3 +303,27 @@ def test_drift_alarms_read_both_windows_and_no_traffic_the_long_one() -> None:
     assert sp["NoTraffic"].windows == () and sp["NoTraffic"].dimensions["Window"] == "24h"
     assert all(s.windows == () for s in sp.values() if s.source != "model" or s.id in ("CaptureErrors", "MetricsErrors"))
     assert all(s.windows == ("12h",) for s in specs(window_hours=12, short_window_hours=12).values() if s.windows)
+
+
+def test_drift_without_impact_informs_and_a_setting_makes_it_page() -> None:
+    """Feature, multivariate, prediction and target drift inform by default; data-quality breakage and
+    performance drops page; page_on_drift turns the drift alarms into pages, confirmed over two checks."""
+    informing = {"DatasetDrift", "OutlierRate", "PredictionDrift", "TargetDrift"}
+    sp = specs()
+    assert {i for i, s in sp.items() if not s.pages} == informing
+    assert all(sp[i].pages for i in ("MissingRate", "RejectRate", "PerformanceDegraded", "EstimatedAccuracyDrop", "Api5xxRate"))
+    assert (sp["DatasetDrift"].evaluation_periods, sp["DatasetDrift"].datapoints_to_alarm) == (1, 1)  # informs at once
+    paged = specs(page_on_drift=True)
+    assert all(paged[i].pages for i in informing)
+    assert (paged["DatasetDrift"].evaluation_periods, paged["DatasetDrift"].datapoints_to_alarm) == (2, 2)
+
+
+def test_a_paging_verdict_must_hold_in_consecutive_checks() -> None:
+    one_check = specs(drift_page_checks=1)["PerformanceDegraded"]
+    two = specs()["PerformanceDegraded"]
+    # hourly checks: the first breaching check alone is no page with the default, the second in a row is
+    assert (one_check.evaluation_periods, one_check.datapoints_to_alarm) == (1, 1)
+    assert (two.evaluation_periods, two.datapoints_to_alarm) == (2, 2)
+    # daily cron checks, one-day periods: still two checks
+    daily = specs(drift_schedule="cron(0 6 * * ? *)")["EstimatedAccuracyDrop"]
+    assert (daily.period_s, daily.evaluation_periods, daily.datapoints_to_alarm) == (86400, 2, 2)
