@@ -57,6 +57,8 @@ Comparison = Literal[
     "GreaterThanOrEqualToThreshold",
     "LessThanThreshold",
     "LessThanOrEqualToThreshold",
+    # an anomaly-detection alarm (``AlarmSpec.anomaly_band``): below the band CloudWatch learned from the metric's history
+    "LessThanLowerThreshold",
 ]
 TreatMissing = Literal["breaching", "notBreaching", "ignore", "missing"]
 State = Literal["ALARM", "OK", "INSUFFICIENT_DATA"]
@@ -135,6 +137,12 @@ class AlarmSpec:
     # pages (through its family's composite alarm) or informs (the non-paging topic): drift without a
     # performance impact informs unless page_on_drift
     pages: bool = True
+    # an anomaly-detection alarm: ``threshold`` is the band's width in standard deviations of the metric's own
+    # recent pattern (CloudWatch ANOMALY_DETECTION_BAND), not a value
+    anomaly_band: bool = False
+    # a period without a datapoint counts as 0 (metric math FILL(m, 0)): AWS/ApiGateway publishes no Count
+    # for a period without requests, and "no requests" is what a traffic alarm is for
+    missing_as_zero: bool = False
 
     def window_dimensions(self) -> list[tuple[str, dict[str, str]]]:
         """(Window label, dimensions) of each series the alarm reads; one ("", dimensions) without windows."""
@@ -312,6 +320,7 @@ class AlarmContext:
         min_requests: int = 0,
         windows: tuple[str, ...] = (),
         pages: bool = True,
+        missing_as_zero: bool = False,
     ) -> None:
         """One alarm. ``family``: its cause family; for the model namespace it is its metric's in the
         catalogue (``modelserve/metric_catalogue.py``), which must say the metric pages. ``pages``: False
@@ -348,6 +357,8 @@ class AlarmContext:
                 min_requests=min_requests,
                 windows=windows if model else (),
                 pages=pages,
+                anomaly_band=comparison == "LessThanLowerThreshold",
+                missing_as_zero=missing_as_zero,
             )
         )
 
@@ -600,6 +611,17 @@ def _api_traffic(ctx: AlarmContext) -> None:
         "alarm-api-4xx-rate", "service", period_s=300, evaluation_periods=3, datapoints_to_alarm=2,
         min_requests=API_4XX_MIN_REQUESTS,
     )
+    if s.traffic_anomaly_alarm:
+        ctx.add(
+            "TrafficDrop", "Count", "api", "Sum", s.traffic_anomaly_band, "LessThanLowerThreshold",
+            f"API requests fell below their own recent pattern (CloudWatch anomaly band, {s.traffic_anomaly_band:g} standard "
+            "deviations) in 3 of 3 five-minute periods; a period without requests counts as 0. Quiet until the API has "
+            "seen traffic: the band is learned from it.",
+            "Check the clients and their keys, DNS, the API's 4xx share and the access logs; if the drop is planned "
+            "(a client retired), the band learns it within days, or exclude the window in the anomaly model.",
+            "alarm-traffic-drop", "service", period_s=300, evaluation_periods=3, datapoints_to_alarm=3,
+            missing_as_zero=True,
+        )
     if s.alarm_min_requests:
         ctx.add(
             "LowTraffic", "Count", "api", "Sum", s.alarm_min_requests, "LessThanThreshold",
@@ -681,8 +703,11 @@ def evaluate_windows(
     return evaluate(spec, max(gated) if spec.comparison.startswith("Greater") else min(gated))
 
 
-def evaluate(spec: AlarmSpec, value: float | None, window_rows: float | None = None) -> State:
+def evaluate(spec: AlarmSpec, value: float | None, window_rows: float | None = None, band_lower: float | None = None) -> State:
     """What the alarm would say for one datapoint (``None``: no datapoint in the period).
+
+    An anomaly-detection alarm compares with ``band_lower``, the lower edge of the band learned from the
+    metric's history (None: nothing learned yet, no band, OK); ``missing_as_zero`` reads no datapoint as 0.
 
     A missing datapoint follows ``treat_missing_data``: breaching -> ALARM, notBreaching -> OK,
     ignore / missing -> INSUFFICIENT_DATA (CloudWatch keeps the previous state for "ignore";
@@ -690,6 +715,10 @@ def evaluate(spec: AlarmSpec, value: float | None, window_rows: float | None = N
     """
     if spec.min_window_rows and window_rows is not None and value is not None and window_rows < spec.min_window_rows:
         return "OK"  # the alarm's metric math gives 0 for windows under the minimum
+    if spec.missing_as_zero and (value is None or value != value):
+        value = 0.0
+    if spec.anomaly_band:
+        return "ALARM" if band_lower is not None and value is not None and value < band_lower else "OK"
     if value is None or value != value:  # None or NaN
         return {"breaching": "ALARM", "notBreaching": "OK"}.get(spec.treat_missing_data, "INSUFFICIENT_DATA")  # type: ignore[return-value]
     t = spec.threshold

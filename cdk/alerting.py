@@ -173,7 +173,7 @@ class Alerting(Construct):
         actions = [cw_actions.SnsAction(t) for t in (self.topic, *self.forward_topics)]
         inform = cw_actions.SnsAction(self.inform_topic)
         for spec in self.specs:  # a paging alarm has no actions: its family's composite notifies (below)
-            alarm = cloudwatch.Alarm(
+            alarm = self._anomaly_alarm(spec) if spec.anomaly_band else cloudwatch.Alarm(
                 self, spec.id,
                 alarm_name=resource_name(stack.stack_name, spec.id, max_len=255),
                 alarm_description=spec.description,
@@ -215,6 +215,20 @@ class Alerting(Construct):
             alarm_rule=cloudwatch.AlarmRule.any_of(
                 *(cloudwatch.AlarmRule.from_alarm(a, cloudwatch.AlarmState.ALARM) for a in model_alarms)
             ),
+        )
+
+    def _anomaly_alarm(self, spec: AlarmSpec) -> cloudwatch.Alarm:
+        """An alarm below the band CloudWatch's anomaly detection learned from the metric's own history."""
+        return cloudwatch.AnomalyDetectionAlarm(
+            self, spec.id,
+            alarm_name=resource_name(cdk.Stack.of(self).stack_name, spec.id, max_len=255),
+            alarm_description=spec.description,
+            metric=self.metric_for(spec),
+            std_devs=spec.threshold,
+            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_LOWER_THRESHOLD,
+            evaluation_periods=spec.evaluation_periods,
+            datapoints_to_alarm=spec.datapoints_to_alarm,
+            treat_missing_data=_MISSING[spec.treat_missing_data],
         )
 
     def page_rule(self, spec_id: str) -> cloudwatch.IAlarmRule:

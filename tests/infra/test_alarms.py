@@ -327,3 +327,16 @@ def test_a_paging_verdict_must_hold_in_consecutive_checks() -> None:
     # daily cron checks, one-day periods: still two checks
     daily = specs(drift_schedule="cron(0 6 * * ? *)")["EstimatedAccuracyDrop"]
     assert (daily.period_s, daily.evaluation_periods, daily.datapoints_to_alarm) == (86400, 2, 2)
+
+
+def test_lost_traffic_pages_within_15_minutes_and_a_new_stack_stays_quiet() -> None:
+    """TrafficDrop: five-minute sums, 3 of 3 periods under the learned band; no request is 0, not missing;
+    with no band learned yet (no traffic seen) nothing is below it."""
+    drop = specs()["TrafficDrop"]
+    assert drop.anomaly_band and drop.missing_as_zero and drop.family == "service" and drop.pages
+    assert drop.period_s * drop.evaluation_periods <= 15 * 60 and drop.datapoints_to_alarm == drop.evaluation_periods
+    assert evaluate(drop, None, band_lower=40.0) == "ALARM"  # no datapoint: no request, under a band of 40+
+    assert evaluate(drop, 55.0, band_lower=40.0) == "OK"
+    assert evaluate(drop, None, band_lower=None) == "OK"  # first deploy: nothing learned, quiet
+    assert evaluate(drop, 0.0, band_lower=0.0) == "OK"  # a band learned from zeros has nothing below it
+    assert "TrafficDrop" not in specs(traffic_anomaly_alarm=False)

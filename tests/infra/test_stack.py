@@ -375,7 +375,11 @@ def test_every_alarm_spec_becomes_an_alarm_its_family_notifies_for(default: Synt
     for spec in specs:
         (alarm_id,) = [k for k, v in alarms.items() if v["Properties"]["AlarmName"].endswith("-" + spec.id)]
         a = by_name[alarms[alarm_id]["Properties"]["AlarmName"]]
-        assert a["Threshold"] == spec.threshold
+        if spec.anomaly_band:  # below the learned band: the band's width is the spec's threshold
+            (band,) = [q for q in a["Metrics"] if q["Id"] == a["ThresholdMetricId"]]
+            assert band["Expression"].startswith("ANOMALY_DETECTION_BAND(") and band["Expression"].endswith(f", {spec.threshold:g})")
+        else:
+            assert a["Threshold"] == spec.threshold
         assert a["ComparisonOperator"] == spec.comparison
         assert a["EvaluationPeriods"] == spec.evaluation_periods and a["DatapointsToAlarm"] == spec.datapoints_to_alarm
         assert a["TreatMissingData"] == spec.treat_missing_data
@@ -412,6 +416,9 @@ def test_every_alarm_spec_becomes_an_alarm_its_family_notifies_for(default: Synt
         elif spec.min_requests:  # a share of API requests, gated on the period's request count
             assert alarm_expression(a) == f"IF(requests >= {spec.min_requests}, m, 0)"
             assert stats["requests"]["name"] == "Count" and stats["requests"]["dims"] == main["dims"]
+        elif spec.missing_as_zero:  # no datapoint is no request: 0, then the band over that series
+            (filled,) = [q for q in a["Metrics"] if q.get("Expression") == "FILL(m, 0)"]
+            assert band["Expression"] == f"ANOMALY_DETECTION_BAND({filled['Id']}, {spec.threshold:g})"
         else:
             assert alarm_expression(a) is None
         desc = json.dumps(a["AlarmDescription"])
