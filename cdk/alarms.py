@@ -90,7 +90,9 @@ _GROUP_FAMILY: dict[str, Family] = {"model": "input_data", "service": "service",
 # An alarm whose cause another family's alarm already pages for: while any of those is in ALARM, it
 # adds nothing to its own family's page. Every request refused leaves no scored row, so NoTraffic
 # (pipeline) would page a second time for what RejectRate (input data) says.
-PAGED_BY: dict[str, tuple[str, ...]] = {"NoTraffic": ("RejectRate",)}
+# A denied read empties the window too: NoTraffic would send the engineer to check API traffic, while
+# CaptureReadErrors names the fault.
+PAGED_BY: dict[str, tuple[str, ...]] = {"NoTraffic": ("RejectRate", "CaptureReadErrors")}
 
 
 def paging(spec_id: str, states: Mapping[str, str]) -> bool:
@@ -527,6 +529,31 @@ def _pipeline(ctx: AlarmContext) -> None:
         "A function could not write its EMF metrics (predictions were still answered); other alarms may be blind.",
         "Search the functions' logs for 'metrics_error' and the traceback after it.",
         "alarm-metrics-errors", "model", period_s=300,
+    )
+    drift = ctx.drift
+    ctx.add(
+        "CaptureReadErrors", mc.CAPTURE_READ_ERRORS, "model", "Maximum", 0, "GreaterThanThreshold",
+        "The drift check could not read capture objects (GetObject failed: AccessDenied, KMS, throttling); "
+        "its window is short of them, so its verdicts and NoTraffic are not about the traffic.",
+        "Search the drift-check log for 'not read (' (the key and S3's error code) and the report's read_errors; "
+        "check the bucket policy, the KMS key policy and the function's role after any recent change.",
+        "alarm-capture-read-errors", "model", **drift,
+    )
+    ctx.add(
+        "CorruptCaptureObjects", mc.CORRUPT_CAPTURE_OBJECTS, "model", "Maximum", 0, "GreaterThanThreshold",
+        "Capture objects were read but could not be decoded (truncated or not capture records); they were skipped whole.",
+        "The report's corrupt_keys name them; check the writer (capture sink, Firehose format conversion) and "
+        "whatever else writes under the captures prefix.",
+        "alarm-corrupt-capture-objects", "model", **drift,
+    )
+    ctx.add(
+        "PartialWindow", mc.PARTIAL_WINDOW, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
+        "The drift check ran out of its time budget before reading the whole window, in two checks in a row: its "
+        "verdicts are on a uniform sample of part of the window.",
+        "Raise drift_timeout_s or drift_memory_mb, lower sample_cap, or shorten window_hours; the report's "
+        "objects_read / objects_listed say how much was read.",
+        "alarm-partial-window", "model", **{**drift, "evaluation_periods": ctx.timing.periods_per_gap * 2},
+        datapoints_to_alarm=2,
     )
     ctx.add(
         "DriftCheckErrors", "Errors", "drift_check", "Sum", 0, "GreaterThanThreshold",

@@ -143,6 +143,7 @@ class DriftRun:
             "objects_read": self.window.objects_read,
             "corrupt_objects": self.window.corrupt_objects,
             "partial_window": self.window.partial,
+            "read_errors": self.window.read_errors,
             "labeled_rows": self.labeled_rows,
             "rejected_requests": self.rejects.rejected_requests if self.rejects else 0,
             "reject_share": self.rejects.share if self.rejects else None,
@@ -258,7 +259,13 @@ class DriftService:
         rejected = read_rejects(self.s3, self.captures, start, end, seed=int(end.timestamp()))
         rejects = reject_counts(window, rejected)
         report = self.checker.check(sample.table, predictions, self._labeled(window.rows, labels, predictions), rejects)
-        metrics = report.metrics() + [(mn.CORRUPT_CAPTURE_OBJECTS, float(window.corrupt_objects), None)]
+        metrics = report.metrics() + [
+            (mn.CORRUPT_CAPTURE_OBJECTS, float(window.corrupt_objects), None),
+            (mn.CAPTURE_READ_ERRORS, float(window.failed_reads), None),
+            (mn.PARTIAL_WINDOW, float(window.partial), None),
+        ]
+        if window.read_errors:  # a fault of the check, not of the traffic: its own reason in the log and report
+            logger.error("capture_read_errors: %d capture objects not read %s", window.failed_reads, window.read_errors)
         self.publish(metrics, end, window=label)
         json_key, html_key = self.report_keys(end, None if main else label)
         document = {
@@ -271,6 +278,7 @@ class DriftService:
             "partial_window": window.partial,
             "corrupt_objects": window.corrupt_objects,
             "corrupt_keys": window.corrupt_keys,
+            "read_errors": window.read_errors,
             "reject_objects_read": rejected.objects_read,
             "corrupt_reject_objects": rejected.corrupt_objects,
             "excluded_features": sorted(set(self.settings.redact_features) | set(self.settings.hash_features)),

@@ -178,7 +178,11 @@ ESTIMATED_ACCURACY_DROP = _drift("EstimatedAccuracyDrop", "model_output", "estim
 TARGET_DRIFT = _drift("TargetDrift", "model_output", "0/1: target drift verdict", pages=True)
 TARGET_DRIFT_P_VALUE = _drift("TargetDriftPValue", "model_output", "target drift p-value")
 # the drift check's own health
-CORRUPT_CAPTURE_OBJECTS = _drift("CorruptCaptureObjects", "pipeline", "capture objects the window reader could not read", unit="Count")
+CORRUPT_CAPTURE_OBJECTS = _drift("CorruptCaptureObjects", "pipeline", "capture objects read but not decodable (skipped whole)",
+                                 pages=True, unit="Count")
+CAPTURE_READ_ERRORS = _drift("CaptureReadErrors", "pipeline", "capture objects whose GET failed (AccessDenied, KMS, throttling)",
+                             pages=True, unit="Count")
+PARTIAL_WINDOW = _drift("PartialWindow", "pipeline", "1 when the time budget ran out before the window was read whole", pages=True)
 VERDICT_EVENT_ERRORS = _drift("VerdictEventErrors", "pipeline", "1 when a run's verdict event was not published",
                               dimension_sets=(MODEL_DIMENSIONS,))
 

@@ -340,3 +340,15 @@ def test_lost_traffic_pages_within_15_minutes_and_a_new_stack_stays_quiet() -> N
     assert evaluate(drop, None, band_lower=None) == "OK"  # first deploy: nothing learned, quiet
     assert evaluate(drop, 0.0, band_lower=0.0) == "OK"  # a band learned from zeros has nothing below it
     assert "TrafficDrop" not in specs(traffic_anomaly_alarm=False)
+
+
+def test_a_denied_read_pages_as_a_read_fault_not_as_no_traffic() -> None:
+    from cdk.alarms import paging
+
+    sp = specs()
+    assert {sp[i].family for i in ("CaptureReadErrors", "CorruptCaptureObjects", "PartialWindow")} == {"pipeline"}
+    assert all(sp[i].pages for i in ("CaptureReadErrors", "CorruptCaptureObjects", "PartialWindow"))
+    states = {"NoTraffic": "ALARM", "CaptureReadErrors": "ALARM"}
+    assert paging("CaptureReadErrors", states) and not paging("NoTraffic", states)
+    # one partial read is no page; two checks in a row are
+    assert (sp["PartialWindow"].evaluation_periods, sp["PartialWindow"].datapoints_to_alarm) == (2, 2)
