@@ -28,12 +28,15 @@ def test_the_shipped_cdk_json_stops_synth_naming_the_setting_and_the_opt_out(fak
     assert "'alarm_subscriptions'" in msg and "page no one" in msg and "alarm_subscriptions=none" in msg
 
 
-@pytest.mark.parametrize("value, says", [
-    ("oncall", "not an e-mail address"),
-    ("http://hooks.example.com/x", "https://"),
-    ("0151 1234", "+E.164"),
-    ("none,oncall@example.com", "cannot be listed with others"),
-])
+@pytest.mark.parametrize(
+    "value, says",
+    [
+        ("oncall", "not an e-mail address"),
+        ("http://hooks.example.com/x", "https://"),
+        ("0151 1234", "+E.164"),
+        ("none,oncall@example.com", "cannot be listed with others"),
+    ],
+)
 def test_a_target_that_is_no_subscriber_is_refused_naming_the_forms(value: str, says: str) -> None:
     with pytest.raises(SettingsError) as err:
         Settings.from_context({"alarm_subscriptions": value})
