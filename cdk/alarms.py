@@ -145,6 +145,9 @@ class AlarmSpec:
     # a period without a datapoint counts as 0 (metric math FILL(m, 0)): AWS/ApiGateway publishes no Count
     # for a period without requests, and "no requests" is what a traffic alarm is for
     missing_as_zero: bool = False
+    # api 4xx only: the function's own validation refusals (ValidationRejects, which RejectRate pages for) are
+    # subtracted from the gateway's 4XXError count, leaving auth, throttling and unknown routes
+    minus_validation_rejects: bool = False
 
     def window_dimensions(self) -> list[tuple[str, dict[str, str]]]:
         """(Window label, dimensions) of each series the alarm reads; one ("", dimensions) without windows."""
@@ -323,6 +326,7 @@ class AlarmContext:
         windows: tuple[str, ...] = (),
         pages: bool = True,
         missing_as_zero: bool = False,
+        minus_validation_rejects: bool = False,
     ) -> None:
         """One alarm. ``family``: its cause family; for the model namespace it is its metric's in the
         catalogue (``modelserve/metric_catalogue.py``), which must say the metric pages. ``pages``: False
@@ -361,6 +365,7 @@ class AlarmContext:
                 pages=pages,
                 anomaly_band=comparison == "LessThanLowerThreshold",
                 missing_as_zero=missing_as_zero,
+                minus_validation_rejects=minus_validation_rejects,
             )
         )
 
@@ -631,12 +636,13 @@ def _api_traffic(ctx: AlarmContext) -> None:
     """Traffic reaching the API: seen in minutes, not at the next drift check."""
     s = ctx.settings
     ctx.add(
-        "Api4xxRate", "4XXError", "api", "Average", s.api_4xx_rate, "GreaterThanThreshold",
-        f"More than {s.api_4xx_rate:.0%} of API requests answered 4xx (4XXError / Count) for 10 of 15 minutes: "
-        "clients rejected (403 after an API key or usage-plan change, 429 throttling, 4xx validation).",
+        "Api4xxRate", "4XXError", "api", "Sum", s.api_4xx_rate, "GreaterThanThreshold",
+        f"More than {s.api_4xx_rate:.0%} of API requests were refused by the gateway itself for 10 of 15 minutes "
+        "((4XXError - ValidationRejects) / Count): 403 after an API key or usage-plan change, 429 throttling, unknown "
+        "routes. The function's validation refusals (422) are not counted here: RejectRate pages for them.",
         "Read the access logs for the status codes and API key ids; compare with recent key, usage-plan or client changes.",
         "alarm-api-4xx-rate", "service", period_s=300, evaluation_periods=3, datapoints_to_alarm=2,
-        min_requests=API_4XX_MIN_REQUESTS,
+        min_requests=API_4XX_MIN_REQUESTS, minus_validation_rejects=True,
     )
     if s.traffic_anomaly_alarm:
         ctx.add(

@@ -18,6 +18,7 @@ construct for the log group whose "metrics_error" lines are counted.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Protocol
 
 import aws_cdk as cdk
@@ -90,7 +91,8 @@ class Alerting(Construct):
         stack = cdk.Stack.of(self)
         self.settings = s
         self.sources: dict[Source, MetricSource] = {}
-        for source in (ModelMetrics(s, m, stack.stack_name), *watched):
+        self.model_metrics = ModelMetrics(s, m, stack.stack_name)
+        for source in (self.model_metrics, *watched):
             self.sources.update({name: source for name in source.alarm_sources})
 
         # ---- alarm topic: a customer-managed key, because CloudWatch cannot use the aws/sns key
@@ -264,4 +266,22 @@ class Alerting(Construct):
         owner = self.sources.get(spec.source)
         if owner is None:
             raise ValueError(f"alarm {spec.id} reads {spec.source} metrics, but the stack has no construct that provides them")
+        if spec.minus_validation_rejects:
+            return self._gateway_refusals(spec, owner)
         return owner.alarm_metric(spec)
+
+    def _gateway_refusals(self, spec: AlarmSpec, api: MetricSource) -> cloudwatch.IMetric:
+        """The share of requests the gateway itself refused: its 4xx count less the function's validation
+        refusals (which RejectRate pages for), in periods of at least ``min_requests`` requests."""
+        plain = replace(spec, min_requests=0, minus_validation_rejects=False, statistic="Sum")
+        rejects = self.model_metrics.metric(mc.VALIDATION_REJECTS, "Sum", spec.period_s)
+        return cloudwatch.MathExpression(
+            expression=f"IF(requests >= {spec.min_requests}, (errors - FILL(rejects, 0)) / requests, 0)",
+            using_metrics={
+                "errors": api.alarm_metric(plain),
+                "rejects": rejects,
+                "requests": api.alarm_metric(replace(plain, metric_name="Count")),
+            },
+            label=f"gateway 4xx share (periods of {spec.min_requests}+ requests)",
+            period=cdk.Duration.seconds(spec.period_s),
+        )

@@ -78,9 +78,9 @@ CALENDAR: tuple[Failure, ...] = (
         _at(7, 9, 30),
         180,
         {"share_422": 1.0},
-        ("input_data", "service"),
+        ("input_data",),
         95,
-        note="two pages: Api4xxRate counts the 422s (the gateway's 4xx is not yet separated from validation refusals)",
+        note="one page: Api4xxRate counts the gateway's own 4xx only (4XXError less ValidationRejects)",
     ),
     Failure("capture writes failing (bucket policy)", _at(10, 13, 7), 60, {"capture_errors": 25.0}, ("pipeline",), 5),
     Failure("Firehose delivery failing (KMS key disabled)", _at(12, 8, 1), 90, {"firehose_success": 0.0}, ("pipeline",), 15),
@@ -146,10 +146,11 @@ def _api_value(spec: AlarmSpec, world: World, start: int, end: int) -> float | N
             / requests
         )
         return share
-    if spec.id == "Api4xxRate":
+    if spec.id == "Api4xxRate":  # 4XXError counts the function's 422s too; the spec subtracts them
+        counted = 0.0 if spec.minus_validation_rejects else 1.0
         bad = _sum(
             world,
-            lambda t: world.requests(t) * min(1.0, world.signal("share_4xx_gateway", t, 0.02) + world.signal("share_422", t, 0.01)),
+            lambda t: world.requests(t) * min(1.0, world.signal("share_4xx_gateway", t, 0.02) + counted * world.signal("share_422", t, 0.01)),
             start,
             end,
         )

@@ -360,7 +360,9 @@ def test_no_traffic_adds_nothing_to_the_pipeline_page_while_the_reject_rate_page
     (pipeline,) = [c["Properties"] for c in default.of_type("AWS::CloudWatch::CompositeAlarm").values()
                    if c["Properties"]["AlarmName"].endswith("Page-pipeline")]
     text = "".join(p if isinstance(p, str) else p["Fn::GetAtt"][0] for p in pipeline["AlarmRule"]["Fn::Join"][1])
-    assert re.search(r'ALARM\("MonitoringNoTraffic\w+"\) AND \(NOT \(\(ALARM\("MonitoringRejectRate\w+"\)\)\)\)', text), text
+    # nor while the drift check's reads fail (CaptureReadErrors names that fault)
+    assert re.search(r'ALARM\("MonitoringNoTraffic\w+"\) AND \(NOT \(\(ALARM\("MonitoringRejectRate\w+"\) OR '
+                     r'ALARM\("MonitoringCaptureReadErrors\w+"\)\)\)\)', text), text
 
 
 def test_every_alarm_spec_becomes_an_alarm_its_family_notifies_for(default: Synth) -> None:
@@ -403,6 +405,12 @@ def test_every_alarm_spec_becomes_an_alarm_its_family_notifies_for(default: Synt
                 if spec.min_window_rows:  # each window gated by its own rows
                     assert exprs[f"w{i}"] == f"IF(rows{i} >= {spec.min_window_rows}, m{i}, 0)"
                     assert stats[f"rows{i}"]["name"] == "WindowRows" and stats[f"rows{i}"]["dims"] == w["dims"]
+            continue
+        if spec.minus_validation_rejects:  # the gateway's own refusals: its 4xx less the function's validation refusals
+            assert alarm_expression(a) == f"IF(requests >= {spec.min_requests}, (errors - FILL(rejects, 0)) / requests, 0)"
+            assert (stats["errors"]["name"], stats["errors"]["stat"], stats["requests"]["name"]) == (spec.metric_name, "Sum", "Count")
+            assert stats["rejects"]["name"] == "ValidationRejects" and stats["rejects"]["namespace"] == default.settings.metrics_namespace
+            assert stats["rejects"]["dims"]["ModelVersion"] == m.version and stats["errors"]["dims"] == stats["requests"]["dims"]
             continue
         main = stats["m"]
         assert (main["name"], main["namespace"], main["period"], main["stat"]) == (spec.metric_name, spec.namespace, spec.period_s, spec.statistic)

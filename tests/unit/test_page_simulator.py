@@ -71,3 +71,22 @@ def test_the_runbook_table_is_generated_from_the_calendar(run: ps.Run) -> None:
     doc = ROOT_RUNBOOK.read_text()
     assert ps.BEGIN in doc and ps.END in doc
     assert ps.render(doc, ps.calendar_table(run)) == doc, "run: python -m devtools.page_simulator --write docs/runbook.md"
+
+
+def test_a_422_storm_would_page_twice_if_the_gateway_4xx_counted_validation_refusals(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The simulator sees the difference the spec makes: with the 422s in Api4xxRate's count, the storm
+    pages the service family as well as input data."""
+    from dataclasses import replace
+
+    storm = next(f for f in ps.CALENDAR if f.name.startswith("422 storm"))
+    storm = replace(storm, start=ps._at(1, 9, 30))
+    real = ps.alarm_specs
+
+    def counting_422s(*args, **kwargs):  # the stack before the split: 4XXError / Count
+        return [replace(s, minus_validation_rejects=False) for s in real(*args, **kwargs)]
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ps, "alarm_specs", counting_422s)
+        before = ps.simulate((storm,), days=2)
+    assert sorted(n.family for n in before.between(storm.start, storm.end + ps.HOUR)) == ["input_data", "service"]
+    assert [n.family for n in ps.simulate((storm,), days=2).between(storm.start, storm.end + ps.HOUR)] == ["input_data"]
