@@ -95,6 +95,13 @@ _GROUP_FAMILY: dict[str, Family] = {"model": "input_data", "service": "service",
 PAGED_BY: dict[str, tuple[str, ...]] = {"NoTraffic": ("RejectRate", "CaptureReadErrors")}
 
 
+def runbook_link(settings: Settings, anchor: str) -> str:
+    """Where a page sends the reader for one section: the anchor under ``runbook_base_url`` when the team set
+    where it reads the runbook, else under the repository path ``RUNBOOK_DOC``."""
+    base = settings.runbook_base_url
+    return f"{base}#{anchor}" if base else f"{RUNBOOK_DOC}#{anchor}"
+
+
 def paging(spec_id: str, states: Mapping[str, str]) -> bool:
     """Whether an alarm in ALARM adds to its family's page, given every alarm's state (the rule the
     family's composite alarm carries, cdk/alerting.py)."""
@@ -351,7 +358,7 @@ class AlarmContext:
                 treat_missing_data=treat_missing,
                 description=(
                     f"{what} Model {self.model_name} version {self.model_version}. "
-                    f"Latest drift report: {self.reports} . {todo} Runbook: {RUNBOOK_DOC}#{anchor}"
+                    f"Latest drift report: {self.reports} . {todo} Runbook: {runbook_link(self.settings, anchor)}"
                 ),
                 runbook_anchor=anchor,
                 group=group,

@@ -30,13 +30,14 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from cdk.alarms import FAMILY_TITLES, PAGED_BY, RUNBOOK_DOC, AlarmSpec, Source, alarm_specs, page_anchor
+from cdk.alarms import FAMILY_TITLES, PAGED_BY, RUNBOOK_DOC, AlarmSpec, Source, alarm_specs, page_anchor, runbook_link
 from modelserve import metric_catalogue as mc
 from modelserve.records import model_report_prefix
 from modelserve.schema import BundleManifest
 from modelserve.settings import NO_SUBSCRIBER, Settings
 
 from .common import resource_name
+from .dashboard import dashboard_url
 from .model_metrics import ModelMetrics
 from .subscriptions import paging_targets, subscribe, warn_without_subscriber
 
@@ -193,13 +194,20 @@ class Alerting(Construct):
         self.rollback_alarms = [self.alarms[sp.id] for sp in self.specs if sp.rollback]
         self.families: dict[str, cloudwatch.CompositeAlarm] = {}
         reports = f"s3://{reports_bucket_name}/{model_report_prefix(m.model_name)}"
+        # one step from the page to the cause: the dashboard and the reports in the console, beside the s3:// path
+        links = (
+            f"Dashboard: {dashboard_url(stack.stack_name)} . Reports: https://s3.console.aws.amazon.com/s3/buckets/"
+            f"{reports_bucket_name}?prefix={model_report_prefix(m.model_name)} . "
+        )
         paging_specs = [sp for sp in self.specs if sp.pages]
         for family in dict.fromkeys(sp.family for sp in paging_specs):
             children = [sp for sp in paging_specs if sp.family == family]
             composite = cloudwatch.CompositeAlarm(
                 self, f"Page{''.join(w.title() for w in family.split('_'))}",
                 composite_alarm_name=resource_name(stack.stack_name, f"Page-{family.replace('_', '-')}", max_len=255),
-                alarm_description=self.family_description(family, children, reports),  # < 1024 chars (test_alarms.py)
+                alarm_description=self.family_description(  # < 1024 chars (test_alarms.py)
+                    family, children, reports, links, runbook_link(s, page_anchor(family)),
+                ),
                 alarm_rule=cloudwatch.AlarmRule.any_of(*(self.page_rule(sp.id) for sp in children)),
             )
             composite.add_alarm_action(*actions)
@@ -212,7 +220,8 @@ class Alerting(Construct):
             alarm_description=(
                 f"Model health of {m.model_name} {m.version}: in ALARM while any drift, data-quality, traffic or "
                 "capture alarm is. The cause families' composite alarms notify; this roll-up is for the dashboard "
-                "and for suppressing or routing in one place. Runbook: docs/runbook.md#alarm-model-health"
+                # its section: docs/runbook.md#alarm-model-health (or under runbook_base_url)
+                f"and for suppressing or routing in one place. Runbook: {runbook_link(s, 'alarm-model-health')}"
             ),
             alarm_rule=cloudwatch.AlarmRule.any_of(
                 *(cloudwatch.AlarmRule.from_alarm(a, cloudwatch.AlarmState.ALARM) for a in model_alarms)
@@ -245,20 +254,23 @@ class Alerting(Construct):
         )
 
     @staticmethod
-    def family_description(family: str, children: list[AlarmSpec], reports: str) -> str:
-        """What the page says: the family, which alarms it stands for, where the root cause is, the runbook."""
+    def family_description(family: str, children: list[AlarmSpec], reports: str, links: str = "", runbook: str = "") -> str:
+        """What the page says: the family, which alarms it stands for, where the root cause is, ``links`` (the
+        dashboard and the reports in the console; without them the reports' s3:// path), the runbook (``runbook``:
+        its section's link)."""
         ids = ", ".join(sp.id for sp in children)
-        drift = any(sp.windows for sp in children)
+        # the report's root-cause line is where a data or model page starts (the pipeline's alarms name their fault)
+        drift = family in ("input_data", "model_output") and any(sp.windows for sp in children)
         lead = (
-            f"Start with the newest drift report under {reports} : its first line (root_cause) names the cause, e.g. "
-            "'bill_depth_mm missing in 25% of rows, reference 0.6%'; the drift-check log line 'drift check done' and the "
-            "EventBridge verdict event carry the same root_cause (one per window: 24h, and 1h in the -w1h report). "
+            f"Start with the newest drift report ({'Reports below' if links else reports}): its first line (root_cause) "
+            "names the cause (also in the log line 'drift check done' and the verdict event; the 1h window's report "
+            "ends in -w1h). "
             if drift else ""
         )
         return (
             f"{FAMILY_TITLES[family]}. One notification for the family: in ALARM while any of {ids} is "
-            f"(the message's triggering alarm says which). {lead}"
-            f"Runbook: {RUNBOOK_DOC}#{page_anchor(family)} and each alarm's section."
+            f"(the triggering alarm says which). {lead}"
+            f"{links}Runbook: {runbook or RUNBOOK_DOC + '#' + page_anchor(family)} and each alarm's section."
         )
 
     def metric_for(self, spec: AlarmSpec) -> cloudwatch.IMetric:

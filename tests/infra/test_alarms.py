@@ -287,11 +287,17 @@ def test_family_pages_fit_a_composite_alarm_description() -> None:
     settings = Settings(capture_sink="firehose", alarm_min_requests=1)
     sp = alarm_specs(settings, "m" * 40, "v" * 12, bucket_name="b" * 63, deployment="d" * 60)
     reports = f"s3://{'b' * 63}/reports/model={'m' * 40}/"
+    # the links as deployed: the longest region name, a 63-character bucket, a runbook URL of 100 characters
+    links = (f"Dashboard: https://ap-southeast-4.console.aws.amazon.com/cloudwatch/home?region=ap-southeast-4#dashboards:name={'d' * 60} . "
+             f"Reports: https://s3.console.aws.amazon.com/s3/buckets/{'b' * 63}?prefix=reports/model={'m' * 40}/ . ")
     for family in {s.family for s in sp}:
-        text = Alerting.family_description(family, [s for s in sp if s.family == family], reports)
+        runbook = "https://" + "r" * 80 + "/docs/runbook.md#alarm-page-" + family
+        text = Alerting.family_description(family, [s for s in sp if s.family == family], reports, links, runbook)
         assert len(text) < 1024, family  # CloudWatch's limit
-        if family == "input_data":
-            assert "root_cause" in text and reports in text and "MissingRate" in text
+        if family == "input_data":  # the reports' location: in the console link (bucket and prefix)
+            assert "root_cause" in text and f"{'b' * 63}?prefix=reports/model={'m' * 40}/" in text and "MissingRate" in text
+            bare = Alerting.family_description(family, [s for s in sp if s.family == family], reports)
+            assert reports in bare  # without links: the s3:// path
 
 
 def test_drift_alarms_read_both_windows_and_no_traffic_the_long_one() -> None:
@@ -352,3 +358,14 @@ def test_a_denied_read_pages_as_a_read_fault_not_as_no_traffic() -> None:
     assert paging("CaptureReadErrors", states) and not paging("NoTraffic", states)
     # one partial read is no page; two checks in a row are
     assert (sp["PartialWindow"].evaluation_periods, sp["PartialWindow"].datapoints_to_alarm) == (2, 2)
+
+
+def test_pages_link_the_runbook_where_the_team_reads_it() -> None:
+    from cdk.alarms import runbook_link
+
+    base = "https://git.example.com/ml/modelserve/-/blob/main/docs/runbook.md"
+    sp = specs(runbook_base_url=base)
+    assert all(f"Runbook: {base}#{s.runbook_anchor}" in s.description for s in sp.values())
+    assert runbook_link(Settings(), "alarm-no-traffic") == f"{RUNBOOK_DOC}#alarm-no-traffic"  # unset: the repository path
+    with pytest.raises(SettingsError):
+        Settings.from_context({"runbook_base_url": "docs/runbook.md"})
