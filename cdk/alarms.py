@@ -57,6 +57,8 @@ Comparison = Literal[
     "GreaterThanOrEqualToThreshold",
     "LessThanThreshold",
     "LessThanOrEqualToThreshold",
+    # an anomaly-detection alarm (``AlarmSpec.anomaly_band``): below the band CloudWatch learned from the metric's history
+    "LessThanLowerThreshold",
 ]
 TreatMissing = Literal["breaching", "notBreaching", "ignore", "missing"]
 State = Literal["ALARM", "OK", "INSUFFICIENT_DATA"]
@@ -88,7 +90,16 @@ _GROUP_FAMILY: dict[str, Family] = {"model": "input_data", "service": "service",
 # An alarm whose cause another family's alarm already pages for: while any of those is in ALARM, it
 # adds nothing to its own family's page. Every request refused leaves no scored row, so NoTraffic
 # (pipeline) would page a second time for what RejectRate (input data) says.
-PAGED_BY: dict[str, tuple[str, ...]] = {"NoTraffic": ("RejectRate",)}
+# A denied read empties the window too: NoTraffic would send the engineer to check API traffic, while
+# CaptureReadErrors names the fault.
+PAGED_BY: dict[str, tuple[str, ...]] = {"NoTraffic": ("RejectRate", "CaptureReadErrors")}
+
+
+def runbook_link(settings: Settings, anchor: str) -> str:
+    """Where a page sends the reader for one section: the anchor under ``runbook_base_url`` when the team set
+    where it reads the runbook, else under the repository path ``RUNBOOK_DOC``."""
+    base = settings.runbook_base_url
+    return f"{base}#{anchor}" if base else f"{RUNBOOK_DOC}#{anchor}"
 
 
 def paging(spec_id: str, states: Mapping[str, str]) -> bool:
@@ -132,6 +143,18 @@ class AlarmSpec:
     # drift-check metrics: the Window dimension values read (added to ``dimensions``); the alarm
     # watches the larger value over them (see the module docstring). Empty: no Window dimension.
     windows: tuple[str, ...] = ()
+    # pages (through its family's composite alarm) or informs (the non-paging topic): drift without a
+    # performance impact informs unless page_on_drift
+    pages: bool = True
+    # an anomaly-detection alarm: ``threshold`` is the band's width in standard deviations of the metric's own
+    # recent pattern (CloudWatch ANOMALY_DETECTION_BAND), not a value
+    anomaly_band: bool = False
+    # a period without a datapoint counts as 0 (metric math FILL(m, 0)): AWS/ApiGateway publishes no Count
+    # for a period without requests, and "no requests" is what a traffic alarm is for
+    missing_as_zero: bool = False
+    # api 4xx only: the function's own validation refusals (ValidationRejects, which RejectRate pages for) are
+    # subtracted from the gateway's 4XXError count, leaving auth, throttling and unknown routes
+    minus_validation_rejects: bool = False
 
     def window_dimensions(self) -> list[tuple[str, dict[str, str]]]:
         """(Window label, dimensions) of each series the alarm reads; one ("", dimensions) without windows."""
@@ -265,6 +288,25 @@ class AlarmContext:
         t = self.timing
         return dict(period_s=t.period_s, treat_missing="ignore", evaluation_periods=t.periods_per_gap, windows=self.windows)
 
+    @property
+    def drift_verdict(self) -> dict[str, Any]:
+        """A drift or performance verdict of the drift check: like ``drift``, and when it pages it must hold in
+        ``drift_page_checks`` checks in a row (a one-check blip of a statistical test is no page)."""
+        return {**self.drift, **self.confirmed(True)}
+
+    @property
+    def drift_inform(self) -> dict[str, Any]:
+        """Drift without a performance impact: informs (the non-paging topic) unless ``page_on_drift``."""
+        pages = bool(self.settings.page_on_drift)
+        return {**self.drift, **self.confirmed(pages), "pages": pages}
+
+    def confirmed(self, pages: bool) -> dict[str, Any]:
+        """Evaluation of a paging verdict over ``drift_page_checks`` consecutive checks; {} when it informs."""
+        n = int(self.settings.drift_page_checks)
+        if not pages or n <= 1:
+            return {}
+        return dict(evaluation_periods=self.timing.periods_per_gap * n, datapoints_to_alarm=n)
+
     def add(
         self,
         id: str,
@@ -289,9 +331,13 @@ class AlarmContext:
         repeat_last_value: bool = False,
         min_requests: int = 0,
         windows: tuple[str, ...] = (),
+        pages: bool = True,
+        missing_as_zero: bool = False,
+        minus_validation_rejects: bool = False,
     ) -> None:
         """One alarm. ``family``: its cause family; for the model namespace it is its metric's in the
-        catalogue (``modelserve/metric_catalogue.py``), which must say the metric pages."""
+        catalogue (``modelserve/metric_catalogue.py``), which must say the metric pages. ``pages``: False
+        for an alarm that informs (the non-paging topic) instead of paging."""
         if min_window_rows:
             what = f"{what[:-1]} (windows of at least {min_window_rows} rows)."
         if min_requests:
@@ -312,7 +358,7 @@ class AlarmContext:
                 treat_missing_data=treat_missing,
                 description=(
                     f"{what} Model {self.model_name} version {self.model_version}. "
-                    f"Latest drift report: {self.reports} . {todo} Runbook: {RUNBOOK_DOC}#{anchor}"
+                    f"Latest drift report: {self.reports} . {todo} Runbook: {runbook_link(self.settings, anchor)}"
                 ),
                 runbook_anchor=anchor,
                 group=group,
@@ -323,6 +369,10 @@ class AlarmContext:
                 min_window_rows=min_window_rows,
                 min_requests=min_requests,
                 windows=windows if model else (),
+                pages=pages,
+                anomaly_band=comparison == "LessThanLowerThreshold",
+                missing_as_zero=missing_as_zero,
+                minus_validation_rejects=minus_validation_rejects,
             )
         )
 
@@ -398,7 +448,7 @@ def alarm_specs(
 @register_alarms
 def _input_and_output_drift(ctx: AlarmContext) -> None:
     """Model and data quality: published by the drift check once per schedule period."""
-    s, span, drift = ctx.settings, ctx.span, ctx.drift
+    s, span = ctx.settings, ctx.span
     ctx.add(
         "DatasetDrift", mc.DATASET_DRIFT, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
         (f"Dataset drift: at least {s.drift_share_threshold:.0%} of the features drifted" if s.drift_share_threshold > 0
@@ -406,21 +456,21 @@ def _input_and_output_drift(ctx: AlarmContext) -> None:
         + f" (alpha {s.alpha}, {s.p_value_correction}) in {span} of captures.",
         "Check which features drifted (report, dashboard p-values) and whether the input source changed; "
         "retrain on recent captures if the change is real.",
-        "alarm-dataset-drift", "model", **drift,
+        "alarm-dataset-drift", "model", **ctx.drift_inform,
     )
     ctx.add(
         "PredictionDrift", mc.PREDICTION_DRIFT, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
         f"Prediction drift: the distribution of the model's outputs moved (alpha {s.alpha}) "
         f"in {span}.",
         "Compare the prediction histogram in the report with the reference; check feedback performance.",
-        "alarm-prediction-drift", "model", **drift,
+        "alarm-prediction-drift", "model", **ctx.drift_inform,
     )
     ctx.add(
         "OutlierRate", mc.OUTLIER_RATE, "model", "Maximum", s.outlier_rate_threshold,
         "GreaterThanThreshold",
         f"Outlier rate above {s.outlier_rate_threshold:.1%} of the rows in {span}.",
         "Compare the feature histograms in the report and query the window's captures in Athena for the unusual rows; find the client or feature producing them.",
-        "alarm-outlier-rate", "model", **drift, min_window_rows=s.alarm_min_window_rows,
+        "alarm-outlier-rate", "model", **ctx.drift_inform, min_window_rows=s.alarm_min_window_rows,
     )
 
 
@@ -498,6 +548,31 @@ def _pipeline(ctx: AlarmContext) -> None:
         "Search the functions' logs for 'metrics_error' and the traceback after it.",
         "alarm-metrics-errors", "model", period_s=300,
     )
+    drift = ctx.drift
+    ctx.add(
+        "CaptureReadErrors", mc.CAPTURE_READ_ERRORS, "model", "Maximum", 0, "GreaterThanThreshold",
+        "The drift check could not read capture objects (GetObject failed: AccessDenied, KMS, throttling); "
+        "its window is short of them, so its verdicts and NoTraffic are not about the traffic.",
+        "Search the drift-check log for 'not read (' (the key and S3's error code) and the report's read_errors; "
+        "check the bucket policy, the KMS key policy and the function's role after any recent change.",
+        "alarm-capture-read-errors", "model", **drift,
+    )
+    ctx.add(
+        "CorruptCaptureObjects", mc.CORRUPT_CAPTURE_OBJECTS, "model", "Maximum", 0, "GreaterThanThreshold",
+        "Capture objects were read but could not be decoded (truncated or not capture records); they were skipped whole.",
+        "The report's corrupt_keys name them; check the writer (capture sink, Firehose format conversion) and "
+        "whatever else writes under the captures prefix.",
+        "alarm-corrupt-capture-objects", "model", **drift,
+    )
+    ctx.add(
+        "PartialWindow", mc.PARTIAL_WINDOW, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
+        "The drift check ran out of its time budget before reading the whole window, in two checks in a row: its "
+        "verdicts are on a uniform sample of part of the window.",
+        "Raise drift_timeout_s or drift_memory_mb, lower sample_cap, or shorten window_hours; the report's "
+        "objects_read / objects_listed say how much was read.",
+        "alarm-partial-window", "model", **{**drift, "evaluation_periods": ctx.timing.periods_per_gap * 2},
+        datapoints_to_alarm=2,
+    )
     ctx.add(
         "DriftCheckErrors", "Errors", "drift_check", "Sum", 0, "GreaterThanThreshold",
         "The drift-check function failed; drift metrics for this window are missing.",
@@ -541,14 +616,14 @@ def _service(ctx: AlarmContext) -> None:
 @register_alarms
 def _performance(ctx: AlarmContext) -> None:
     """Model performance: labels from /feedback, and the estimate before they come."""
-    s, span, drift = ctx.settings, ctx.span, ctx.drift
+    s, span = ctx.settings, ctx.span
     ctx.add(
         "PerformanceDegraded", mc.PERFORMANCE_DEGRADED, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
         f"Model performance on the feedback labels of {span} fell significantly below its "
         f"held-out reference performance (alpha {s.alpha}, at least {s.performance_min_labels} labels).",
         "Read performance_drop in the report (which metric, how far, on how many labels); compare with the "
         "drift alarms: inputs unchanged means the concept changed, retrain on recent labelled data.",
-        "alarm-performance-degraded", "model", **drift,
+        "alarm-performance-degraded", "model", **ctx.drift_verdict,
     )
     ctx.add(
         "EstimatedAccuracyDrop", mc.ESTIMATED_PERFORMANCE_DEGRADED, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
@@ -556,7 +631,7 @@ def _performance(ctx: AlarmContext) -> None:
         f"its band in {span}: more than its own noise at the window's size and at least {s.estimated_accuracy_drop_threshold:.0%}.",
         "Read estimated_performance in the report and the drift alarms: inputs moved to where the model is unsure; "
         "get labels for the window (audit sample, /feedback) to confirm, then retrain.",
-        "alarm-estimated-accuracy-drop", "model", **drift,
+        "alarm-estimated-accuracy-drop", "model", **ctx.drift_verdict,
     )
     ctx.add(
         "TargetDrift", mc.TARGET_DRIFT, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
@@ -564,7 +639,7 @@ def _performance(ctx: AlarmContext) -> None:
         f"reference targets, or name a class the reference never had (alpha {s.alpha}, at least {s.performance_min_labels} labels).",
         "Read target_drift in the report: the classes whose share moved, new and vanished classes, predicted vs observed "
         "shares; check the labelling source, then retrain with the new class mix.",
-        "alarm-target-drift", "model", **drift,
+        "alarm-target-drift", "model", **ctx.drift_inform,
     )
 
 
@@ -573,13 +648,25 @@ def _api_traffic(ctx: AlarmContext) -> None:
     """Traffic reaching the API: seen in minutes, not at the next drift check."""
     s = ctx.settings
     ctx.add(
-        "Api4xxRate", "4XXError", "api", "Average", s.api_4xx_rate, "GreaterThanThreshold",
-        f"More than {s.api_4xx_rate:.0%} of API requests answered 4xx (4XXError / Count) for 10 of 15 minutes: "
-        "clients rejected (403 after an API key or usage-plan change, 429 throttling, 4xx validation).",
+        "Api4xxRate", "4XXError", "api", "Sum", s.api_4xx_rate, "GreaterThanThreshold",
+        f"More than {s.api_4xx_rate:.0%} of API requests were refused by the gateway itself for 10 of 15 minutes "
+        "((4XXError - ValidationRejects) / Count): 403 after an API key or usage-plan change, 429 throttling, unknown "
+        "routes. The function's validation refusals (422) are not counted here: RejectRate pages for them.",
         "Read the access logs for the status codes and API key ids; compare with recent key, usage-plan or client changes.",
         "alarm-api-4xx-rate", "service", period_s=300, evaluation_periods=3, datapoints_to_alarm=2,
-        min_requests=API_4XX_MIN_REQUESTS,
+        min_requests=API_4XX_MIN_REQUESTS, minus_validation_rejects=True,
     )
+    if s.traffic_anomaly_alarm:
+        ctx.add(
+            "TrafficDrop", "Count", "api", "Sum", s.traffic_anomaly_band, "LessThanLowerThreshold",
+            f"API requests fell below their own recent pattern (CloudWatch anomaly band, {s.traffic_anomaly_band:g} standard "
+            "deviations) in 3 of 3 five-minute periods; a period without requests counts as 0. Quiet until the API has "
+            "seen traffic: the band is learned from it.",
+            "Check the clients and their keys, DNS, the API's 4xx share and the access logs; if the drop is planned "
+            "(a client retired), the band learns it within days, or exclude the window in the anomaly model.",
+            "alarm-traffic-drop", "service", period_s=300, evaluation_periods=3, datapoints_to_alarm=3,
+            missing_as_zero=True,
+        )
     if s.alarm_min_requests:
         ctx.add(
             "LowTraffic", "Count", "api", "Sum", s.alarm_min_requests, "LessThanThreshold",
@@ -661,8 +748,11 @@ def evaluate_windows(
     return evaluate(spec, max(gated) if spec.comparison.startswith("Greater") else min(gated))
 
 
-def evaluate(spec: AlarmSpec, value: float | None, window_rows: float | None = None) -> State:
+def evaluate(spec: AlarmSpec, value: float | None, window_rows: float | None = None, band_lower: float | None = None) -> State:
     """What the alarm would say for one datapoint (``None``: no datapoint in the period).
+
+    An anomaly-detection alarm compares with ``band_lower``, the lower edge of the band learned from the
+    metric's history (None: nothing learned yet, no band, OK); ``missing_as_zero`` reads no datapoint as 0.
 
     A missing datapoint follows ``treat_missing_data``: breaching -> ALARM, notBreaching -> OK,
     ignore / missing -> INSUFFICIENT_DATA (CloudWatch keeps the previous state for "ignore";
@@ -670,6 +760,10 @@ def evaluate(spec: AlarmSpec, value: float | None, window_rows: float | None = N
     """
     if spec.min_window_rows and window_rows is not None and value is not None and window_rows < spec.min_window_rows:
         return "OK"  # the alarm's metric math gives 0 for windows under the minimum
+    if spec.missing_as_zero and (value is None or value != value):
+        value = 0.0
+    if spec.anomaly_band:
+        return "ALARM" if band_lower is not None and value is not None and value < band_lower else "OK"
     if value is None or value != value:  # None or NaN
         return {"breaching": "ALARM", "notBreaching": "OK"}.get(spec.treat_missing_data, "INSUFFICIENT_DATA")  # type: ignore[return-value]
     t = spec.threshold

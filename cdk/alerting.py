@@ -18,6 +18,7 @@ construct for the log group whose "metrics_error" lines are counted.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Protocol
 
 import aws_cdk as cdk
@@ -27,17 +28,18 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
-from cdk.alarms import FAMILY_TITLES, PAGED_BY, RUNBOOK_DOC, AlarmSpec, Source, alarm_specs, page_anchor
+from cdk.alarms import FAMILY_TITLES, PAGED_BY, RUNBOOK_DOC, AlarmSpec, Source, alarm_specs, page_anchor, runbook_link
 from modelserve import metric_catalogue as mc
 from modelserve.records import model_report_prefix
 from modelserve.schema import BundleManifest
-from modelserve.settings import Settings
+from modelserve.settings import NO_SUBSCRIBER, Settings
 
 from .common import resource_name
+from .dashboard import dashboard_url
 from .model_metrics import ModelMetrics
+from .subscriptions import paging_targets, subscribe, warn_without_subscriber
 
 _COMPARISON = {
     "GreaterThanThreshold": cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
@@ -90,7 +92,8 @@ class Alerting(Construct):
         stack = cdk.Stack.of(self)
         self.settings = s
         self.sources: dict[Source, MetricSource] = {}
-        for source in (ModelMetrics(s, m, stack.stack_name), *watched):
+        self.model_metrics = ModelMetrics(s, m, stack.stack_name)
+        for source in (self.model_metrics, *watched):
             self.sources.update({name: source for name in source.alarm_sources})
 
         # ---- alarm topic: a customer-managed key, because CloudWatch cannot use the aws/sns key
@@ -129,8 +132,26 @@ class Alerting(Construct):
                 conditions={**own_account, "ArnLike": {"aws:SourceArn": own_alarms}},
             )
         )
-        if s.alarm_email:
-            self.topic.add_subscription(subs.EmailSubscription(s.alarm_email))
+        # who is paged: refused at synth when no one is (cdk/subscriptions.py)
+        self.forward_topics = subscribe(self.topic, paging_targets(s))
+        warn_without_subscriber(self, s)
+        # what informs without paging (drift with no performance impact): a second topic, its own subscribers
+        self.inform_topic = sns.Topic(
+            self, "InformTopic",
+            display_name=f"modelserve {m.model_name} notices (no page)",
+            master_key=key,
+            enforce_ssl=True,
+        )
+        self.inform_topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.inform_topic.topic_arn],
+                conditions={**own_account, "ArnLike": {"aws:SourceArn": own_alarms}},
+            )
+        )
+        subscribe(self.inform_topic, tuple(t for t in s.inform_subscriptions if t != NO_SUBSCRIBER))
 
         # ---- a metrics failure is itself counted: the functions log it with a fixed message
         for name, group in (w.metrics_error_log for w in watched if w.metrics_error_log is not None):
@@ -152,9 +173,10 @@ class Alerting(Construct):
             s, m.model_name, m.version, bucket_name=reports_bucket_name, deployment=stack.stack_name, challenger_version=challenger_version
         )
         self.alarms: dict[str, cloudwatch.Alarm] = {}
-        action = cw_actions.SnsAction(self.topic)
-        for spec in self.specs:  # no actions: their family's composite notifies (below)
-            alarm = cloudwatch.Alarm(
+        actions = [cw_actions.SnsAction(t) for t in (self.topic, *self.forward_topics)]
+        inform = cw_actions.SnsAction(self.inform_topic)
+        for spec in self.specs:  # a paging alarm has no actions: its family's composite notifies (below)
+            alarm = self._anomaly_alarm(spec) if spec.anomaly_band else cloudwatch.Alarm(
                 self, spec.id,
                 alarm_name=resource_name(stack.stack_name, spec.id, max_len=255),
                 alarm_description=spec.description,
@@ -165,20 +187,31 @@ class Alerting(Construct):
                 datapoints_to_alarm=spec.datapoints_to_alarm,
                 treat_missing_data=_MISSING[spec.treat_missing_data],
             )
+            if not spec.pages:  # informs: straight to the non-paging topic, in and out of ALARM
+                alarm.add_alarm_action(inform)
+                alarm.add_ok_action(inform)
             self.alarms[spec.id] = alarm
         self.rollback_alarms = [self.alarms[sp.id] for sp in self.specs if sp.rollback]
         self.families: dict[str, cloudwatch.CompositeAlarm] = {}
         reports = f"s3://{reports_bucket_name}/{model_report_prefix(m.model_name)}"
-        for family in dict.fromkeys(sp.family for sp in self.specs):
-            children = [sp for sp in self.specs if sp.family == family]
+        # one step from the page to the cause: the dashboard and the reports in the console, beside the s3:// path
+        links = (
+            f"Dashboard: {dashboard_url(stack.stack_name)} . Reports: https://s3.console.aws.amazon.com/s3/buckets/"
+            f"{reports_bucket_name}?prefix={model_report_prefix(m.model_name)} . "
+        )
+        paging_specs = [sp for sp in self.specs if sp.pages]
+        for family in dict.fromkeys(sp.family for sp in paging_specs):
+            children = [sp for sp in paging_specs if sp.family == family]
             composite = cloudwatch.CompositeAlarm(
                 self, f"Page{''.join(w.title() for w in family.split('_'))}",
                 composite_alarm_name=resource_name(stack.stack_name, f"Page-{family.replace('_', '-')}", max_len=255),
-                alarm_description=self.family_description(family, children, reports),  # < 1024 chars (test_alarms.py)
+                alarm_description=self.family_description(  # < 1024 chars (test_alarms.py)
+                    family, children, reports, links, runbook_link(s, page_anchor(family)),
+                ),
                 alarm_rule=cloudwatch.AlarmRule.any_of(*(self.page_rule(sp.id) for sp in children)),
             )
-            composite.add_alarm_action(action)
-            composite.add_ok_action(action)
+            composite.add_alarm_action(*actions)
+            composite.add_ok_action(*actions)
             self.families[family] = composite
         model_alarms = [self.alarms[sp.id] for sp in self.specs if sp.group == "model"]
         self.model_health = cloudwatch.CompositeAlarm(
@@ -187,11 +220,26 @@ class Alerting(Construct):
             alarm_description=(
                 f"Model health of {m.model_name} {m.version}: in ALARM while any drift, data-quality, traffic or "
                 "capture alarm is. The cause families' composite alarms notify; this roll-up is for the dashboard "
-                "and for suppressing or routing in one place. Runbook: docs/runbook.md#alarm-model-health"
+                # its section: docs/runbook.md#alarm-model-health (or under runbook_base_url)
+                f"and for suppressing or routing in one place. Runbook: {runbook_link(s, 'alarm-model-health')}"
             ),
             alarm_rule=cloudwatch.AlarmRule.any_of(
                 *(cloudwatch.AlarmRule.from_alarm(a, cloudwatch.AlarmState.ALARM) for a in model_alarms)
             ),
+        )
+
+    def _anomaly_alarm(self, spec: AlarmSpec) -> cloudwatch.Alarm:
+        """An alarm below the band CloudWatch's anomaly detection learned from the metric's own history."""
+        return cloudwatch.AnomalyDetectionAlarm(
+            self, spec.id,
+            alarm_name=resource_name(cdk.Stack.of(self).stack_name, spec.id, max_len=255),
+            alarm_description=spec.description,
+            metric=self.metric_for(spec),
+            std_devs=spec.threshold,
+            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_LOWER_THRESHOLD,
+            evaluation_periods=spec.evaluation_periods,
+            datapoints_to_alarm=spec.datapoints_to_alarm,
+            treat_missing_data=_MISSING[spec.treat_missing_data],
         )
 
     def page_rule(self, spec_id: str) -> cloudwatch.IAlarmRule:
@@ -206,20 +254,23 @@ class Alerting(Construct):
         )
 
     @staticmethod
-    def family_description(family: str, children: list[AlarmSpec], reports: str) -> str:
-        """What the page says: the family, which alarms it stands for, where the root cause is, the runbook."""
+    def family_description(family: str, children: list[AlarmSpec], reports: str, links: str = "", runbook: str = "") -> str:
+        """What the page says: the family, which alarms it stands for, where the root cause is, ``links`` (the
+        dashboard and the reports in the console; without them the reports' s3:// path), the runbook (``runbook``:
+        its section's link)."""
         ids = ", ".join(sp.id for sp in children)
-        drift = any(sp.windows for sp in children)
+        # the report's root-cause line is where a data or model page starts (the pipeline's alarms name their fault)
+        drift = family in ("input_data", "model_output") and any(sp.windows for sp in children)
         lead = (
-            f"Start with the newest drift report under {reports} : its first line (root_cause) names the cause, e.g. "
-            "'bill_depth_mm missing in 25% of rows, reference 0.6%'; the drift-check log line 'drift check done' and the "
-            "EventBridge verdict event carry the same root_cause (one per window: 24h, and 1h in the -w1h report). "
+            f"Start with the newest drift report ({'Reports below' if links else reports}): its first line (root_cause) "
+            "names the cause (also in the log line 'drift check done' and the verdict event; the 1h window's report "
+            "ends in -w1h). "
             if drift else ""
         )
         return (
             f"{FAMILY_TITLES[family]}. One notification for the family: in ALARM while any of {ids} is "
-            f"(the message's triggering alarm says which). {lead}"
-            f"Runbook: {RUNBOOK_DOC}#{page_anchor(family)} and each alarm's section."
+            f"(the triggering alarm says which). {lead}"
+            f"{links}Runbook: {runbook or RUNBOOK_DOC + '#' + page_anchor(family)} and each alarm's section."
         )
 
     def metric_for(self, spec: AlarmSpec) -> cloudwatch.IMetric:
@@ -227,4 +278,22 @@ class Alerting(Construct):
         owner = self.sources.get(spec.source)
         if owner is None:
             raise ValueError(f"alarm {spec.id} reads {spec.source} metrics, but the stack has no construct that provides them")
+        if spec.minus_validation_rejects:
+            return self._gateway_refusals(spec, owner)
         return owner.alarm_metric(spec)
+
+    def _gateway_refusals(self, spec: AlarmSpec, api: MetricSource) -> cloudwatch.IMetric:
+        """The share of requests the gateway itself refused: its 4xx count less the function's validation
+        refusals (which RejectRate pages for), in periods of at least ``min_requests`` requests."""
+        plain = replace(spec, min_requests=0, minus_validation_rejects=False, statistic="Sum")
+        rejects = self.model_metrics.metric(mc.VALIDATION_REJECTS, "Sum", spec.period_s)
+        return cloudwatch.MathExpression(
+            expression=f"IF(requests >= {spec.min_requests}, (errors - FILL(rejects, 0)) / requests, 0)",
+            using_metrics={
+                "errors": api.alarm_metric(plain),
+                "rejects": rejects,
+                "requests": api.alarm_metric(replace(plain, metric_name="Count")),
+            },
+            label=f"gateway 4xx share (periods of {spec.min_requests}+ requests)",
+            period=cdk.Duration.seconds(spec.period_s),
+        )

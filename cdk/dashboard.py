@@ -29,6 +29,16 @@ from .serving import Serving
 DASHBOARD_MAX_FEATURES = 40  # one line per feature; CloudWatch graphs get unreadable (and capped) beyond this
 
 
+def dashboard_name_for(stack_name: str) -> str:
+    return resource_name(stack_name, max_len=255)
+
+
+def dashboard_url(stack_name: str) -> str:
+    """The console URL of the stack's dashboard (the region a deploy-time token)."""
+    region = cdk.Aws.REGION
+    return f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#dashboards:name={dashboard_name_for(stack_name)}"
+
+
 class Dashboard(Construct):
     """Exposes ``dashboard`` and ``dashboard_name``."""
 
@@ -43,8 +53,10 @@ class Dashboard(Construct):
         serving: Serving,
         drift_check: DriftCheck,
         alarms: Sequence[cloudwatch.IAlarm],
+        pages: Sequence[cloudwatch.IAlarm] = (),
         challenger_version: str | None = None,
     ) -> None:
+        """``pages``: the composite alarms that notify, shown first; ``alarms``: every other alarm."""
         super().__init__(scope, id)
         s, m = settings, manifest
         self.settings, self.manifest, self.api_metric = s, m, serving.api_metric
@@ -53,7 +65,7 @@ class Dashboard(Construct):
         self.model_metrics = ModelMetrics(s, m, self.deployment)
         self.windows = [label for label, _ in mc.drift_windows(s.window_hours, s.short_window_hours)]
         drift_period = schedule_period_s(s.drift_schedule)
-        self.dashboard_name = resource_name(cdk.Stack.of(self).stack_name, max_len=255)
+        self.dashboard_name = dashboard_name_for(cdk.Stack.of(self).stack_name)
         d = self.dashboard = cloudwatch.Dashboard(
             self, "Dashboard",
             dashboard_name=self.dashboard_name,
@@ -76,6 +88,8 @@ class Dashboard(Construct):
             return self.drift_metrics(name, statistic, drift_period)
 
         features = [f.name for f in m.features][:DASHBOARD_MAX_FEATURES]
+        if pages:  # first row: what notifies (a page is open while one of these is in ALARM)
+            d.add_widgets(cloudwatch.AlarmStatusWidget(title="Pages (these notify)", alarms=list(pages), width=24, height=3))
         d.add_widgets(
             cloudwatch.TextWidget(
                 markdown=(

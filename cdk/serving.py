@@ -335,6 +335,11 @@ class Serving(Construct):
         if spec.source == "inference":
             return self.function.metric(spec.metric_name, statistic=spec.statistic, period=cdk.Duration.seconds(spec.period_s))
         metric = self.api_metric(spec.metric_name, spec.statistic, spec.period_s)
+        if spec.missing_as_zero:  # no datapoint is no request: 0, not missing
+            return cloudwatch.MathExpression(
+                expression="FILL(m, 0)", using_metrics={"m": metric}, label=f"{spec.metric_name} (0 when none)",
+                period=cdk.Duration.seconds(spec.period_s),
+            )
         if not spec.min_requests:
             return metric
         # a share of a handful of requests is noise: periods under the minimum count as 0

@@ -15,7 +15,7 @@ from .alerting import Alerting
 from .asset_trim import SERVING_PRUNE
 from .bundling import ASSET_PACKAGES, CHALLENGER_DIR_IN_ASSET, DRIFT_CHECK_CHALLENGER_EXCLUDE, REPO_ROOT, AssetSpec, asset_code
 from .capture import CaptureStorage
-from .dashboard import Dashboard
+from .dashboard import Dashboard, dashboard_url
 from .drift_check import DriftCheck
 from .logical_ids import stable_logical_id
 from .pre_traffic import PreTrafficHook
@@ -125,6 +125,7 @@ class ModelServingStack(cdk.Stack):
             serving=self.serving,
             drift_check=self.drift_check,
             alarms=[self.alerting.model_health, *self.alerting.alarms.values()],
+            pages=list(self.alerting.families.values()),
             challenger_version=challenger[1].version if challenger else None,
         )
 
@@ -141,11 +142,9 @@ class ModelServingStack(cdk.Stack):
             out("ApiKeyId", self.serving.api_key.key_id,
                 "aws apigateway get-api-key --include-value --api-key <id> --query value --output text")
         out("CaptureBucketName", self.capture.bucket.bucket_name, "captures/, feedback/ and reports/ live here")
-        out("DashboardUrl",
-            f"https://{cdk.Aws.REGION}.console.aws.amazon.com/cloudwatch/home?region={cdk.Aws.REGION}"
-            f"#dashboards:name={self.dashboard.dashboard_name}",
-            "CloudWatch dashboard of the model")
-        out("AlarmTopicArn", self.alerting.topic.topic_arn, "SNS topic the alarms notify (one composite alarm per cause family)")
+        out("DashboardUrl", dashboard_url(self.stack_name), "CloudWatch dashboard of the model")
+        out("AlarmTopicArn", self.alerting.topic.topic_arn, "SNS topic the alarms page (one composite alarm per cause family)")
+        out("InformTopicArn", self.alerting.inform_topic.topic_arn, "SNS topic of what informs without paging (drift without impact)")
         out("InferenceFunctionName", self.serving.function.function_name, "Inference Lambda (alias 'live')")
         out("DriftCheckFunctionName", self.drift_check.function.function_name,
             "aws lambda invoke --function-name <name> /dev/stdout  runs a drift check now")

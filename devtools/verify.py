@@ -6,7 +6,10 @@ Run right after ``npx cdk deploy``. Reads the stack's outputs, then, each step a
 2. ``POST /predict`` with a row built from ``GET /model`` (the served schema) answers one prediction;
 3. ``POST /feedback`` for that prediction is accepted (202);
 4. the drift-check function runs once and its JSON report is in the capture bucket;
-5. one alarm is set to ALARM with ``SetAlarmState``; the alarm history must show its SNS action
+5. the alarm topic (or an existing topic the pages also notify) has a confirmed subscriber: SNS accepts a
+   publish to a topic no one reads, and an e-mail subscription stays ``PendingConfirmation`` until its link
+   is clicked;
+6. one alarm is set to ALARM with ``SetAlarmState``; the alarm history must show its SNS action
    succeeded (what proves the topic policy lets CloudWatch publish); the alarm is then set back to OK.
 
 Exit status 0 when no step failed. Steps that the endpoint cannot prove (moto has no
@@ -142,6 +145,53 @@ def _topic_alarm(cloudwatch: Any, topic_arn: str) -> str | None:
     return None
 
 
+PENDING = "PendingConfirmation"
+CONFIRM_HELP = (
+    "confirm it: open the 'AWS Notification - Subscription Confirmation' e-mail and click its link (a webhook must "
+    "GET the SubscribeURL it was sent); or subscribe someone: npx cdk deploy -c alarm_subscriptions=<e-mail,https://...>"
+)
+
+
+def _page_topics(cloudwatch: Any, topic_arn: str) -> list[str]:
+    """The alarm topic and every other SNS topic the pages notify (alarm_subscriptions may name existing topics)."""
+    topics = [topic_arn]
+    for page in cloudwatch.get_paginator("describe_alarms").paginate(AlarmTypes=["MetricAlarm", "CompositeAlarm"]):
+        for alarm in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]:
+            actions = alarm.get("AlarmActions", [])
+            if topic_arn in actions:
+                topics += [a for a in actions if a.startswith("arn:") and ":sns:" in a and a not in topics]
+    return topics
+
+
+def check_subscribers(v: Verification, outputs: dict[str, str], sns: Any, cloudwatch: Any) -> None:
+    """PASS when a topic the pages reach has a confirmed subscription; FAIL (saying how to confirm) otherwise."""
+    topic = outputs.get("AlarmTopicArn")
+    if not topic:
+        v.add("alarm subscriber", FAIL, "the stack has no AlarmTopicArn output")
+        return
+    confirmed: list[str] = []
+    pending: list[str] = []
+    unreadable: list[str] = []
+    for arn in _page_topics(cloudwatch, topic):
+        try:
+            pages = sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=arn)
+            subscriptions = [sub for page in pages for sub in page.get("Subscriptions", [])]
+        except Exception as exc:  # another account's topic: not ours to list
+            unreadable.append(f"{arn} ({type(exc).__name__})")
+            continue
+        for sub in subscriptions:
+            endpoint = f"{sub.get('Protocol')}:{sub.get('Endpoint')}"
+            (pending if sub.get("SubscriptionArn") == PENDING else confirmed).append(endpoint)
+    if confirmed:
+        v.add("alarm subscriber", PASS, f"confirmed: {', '.join(confirmed)[:160]}")
+    elif pending:
+        v.add("alarm subscriber", FAIL, f"no confirmed subscriber; pending confirmation: {', '.join(pending)[:120]}; {CONFIRM_HELP}")
+    elif unreadable:
+        v.add("alarm subscriber", SKIP, f"no subscriber on {topic}; cannot list {', '.join(unreadable)[:120]}: check those by hand")
+    else:
+        v.add("alarm subscriber", FAIL, f"no one subscribes to {topic}: pages reach no one; {CONFIRM_HELP}")
+
+
 def check_alarm_delivery(v: Verification, outputs: dict[str, str], cloudwatch: Any, wait_s: float = 60.0, poll_s: float = 5.0) -> None:
     topic = outputs.get("AlarmTopicArn")
     name = _topic_alarm(cloudwatch, topic) if topic else None
@@ -202,6 +252,7 @@ def verify(stack: str, session: Any, invoke_drift: Callable[[], dict[str, Any]] 
             return payload
 
     check_drift(v, outputs, invoke_drift, session.client("s3"))
+    check_subscribers(v, outputs, session.client("sns"), session.client("cloudwatch"))
     check_alarm_delivery(v, outputs, session.client("cloudwatch"), wait_s=wait_s)
     return v
 

@@ -146,6 +146,7 @@ class DriftRun:
             "corrupt_objects": self.window.corrupt_objects,
             "partial_window": self.window.partial,
             "rows_estimated": round(self.window.rows_estimated),
+            "read_errors": self.window.read_errors,
             "labeled_rows": self.labeled_rows,
             "conflicting_labels": self.conflicting_labels,
             "unmatched_labels": self.unmatched_labels,
@@ -267,9 +268,12 @@ class DriftService:
         report = self.checker.check(sample.table, predictions, self._labeled(window.rows, labels, predictions), rejects)
         metrics = report.metrics() + [
             (mn.CORRUPT_CAPTURE_OBJECTS, float(window.corrupt_objects), None),
+            (mn.CAPTURE_READ_ERRORS, float(window.failed_reads), None),
             (mn.PARTIAL_WINDOW, float(window.partial), None),
             (mn.WINDOW_ROWS_ESTIMATED, window.rows_estimated, None),
         ]
+        if window.read_errors:  # a fault of the check, not of the traffic: its own reason in the log and report
+            logger.error("capture_read_errors: %d capture objects not read %s", window.failed_reads, window.read_errors)
         self.publish(metrics, end, window=label)
         json_key, html_key = self.report_keys(end, None if main else label)
         document = {
@@ -283,6 +287,7 @@ class DriftService:
             "rows_estimated": round(window.rows_estimated),
             "corrupt_objects": window.corrupt_objects,
             "corrupt_keys": window.corrupt_keys,
+            "read_errors": window.read_errors,
             "reject_objects_read": rejected.objects_read,
             "corrupt_reject_objects": rejected.corrupt_objects,
             "excluded_features": sorted(set(self.settings.redact_features) | set(self.settings.hash_features)),

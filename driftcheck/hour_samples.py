@@ -46,6 +46,8 @@ class HourSample:
     corrupt_keys: list[str] = field(default_factory=list)
     corrupt_objects: int = 0
     partial: bool = False
+    # objects whose GET failed (AccessDenied, KMS, throttling...), by error code: a fault, not corrupt data
+    read_errors: dict[str, int] = field(default_factory=dict)
     cached: bool = False  # taken from its stored sample, not read from captures in this run
     sample_key: str | None = None  # where its rows are when they are not held in memory
 

@@ -80,6 +80,14 @@ def fetch_parallel(s3: Any, bucket: str, keys: Iterable[str], workers: int) -> I
             top_up()
 
 
+def error_code(exc: Exception) -> str:
+    """The reason a GET failed, as the on-call engineer searches for it: S3's error code (AccessDenied,
+    KMS.AccessDeniedException, SlowDown...) for a service error, else the exception's type."""
+    response = getattr(exc, "response", None)
+    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+    return str(code) if code else type(exc).__name__
+
+
 def until(keys: Iterable[str], deadline: float | None) -> Iterator[str]:
     """The keys, until ``time.monotonic()`` passes ``deadline``."""
     for key in keys:

@@ -3,7 +3,10 @@
 The window is every capture record with ``start <= event_time < end``. Objects are listed per
 UTC hour under both layouts (ours and Firehose's), fetched with parallel GETs, and the records
 are reservoir-sampled to at most ``sample_cap`` rows, so memory does not grow with traffic.
-Corrupt or truncated objects are skipped whole and counted.
+Corrupt or truncated objects are skipped whole and counted. An object whose GET failed (AccessDenied
+after a bucket or key policy change, a KMS error, throttling) is not corrupt data but a fault of the
+read: counted by error code (``read_errors``), logged as an error, and the hour it belongs to is not
+stored as settled, so the next run reads it again.
 
 Each whole, settled hour of the window is read from its captures once and then kept as an hour
 sample (``hour_samples``); the window's sample is drawn from the hours' samples in proportion to
@@ -46,7 +49,7 @@ from .hour_samples import (
     storable,
 )
 from .sampling import Reservoir, merge_samples
-from .store import HOUR, CaptureLocation, fetch_parallel, list_keys, until
+from .store import HOUR, CaptureLocation, error_code, fetch_parallel, list_keys, until
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +84,7 @@ class WindowRead:
     partial: bool = False  # the time budget ran out before every object was read
     cached_hours: int = 0  # hours taken from their stored sample instead of their captures
     cached_rows: int = 0  # rows of those hours (their counts are exact)
+    read_errors: dict[str, int] = field(default_factory=dict)  # failed GETs by error code (store.error_code)
 
     @property
     def rows_estimated(self) -> float:
@@ -91,6 +95,10 @@ class WindowRead:
             return float(self.rows_seen)
         live = self.rows_seen - self.cached_rows
         return self.cached_rows + live * self.objects_listed / self.objects_read
+
+    @property
+    def failed_reads(self) -> int:
+        return sum(self.read_errors.values())
 
 
 def read_window(
@@ -126,11 +134,11 @@ def read_window(
         batch = live[n : n + MAX_HOURS_PER_PASS]
         read = read_hours(s3, where, [(lo, hi) for lo, hi, _ in batch], replace(options, seed=options.seed + n))
         for sample, (_, _, key) in zip(read, batch):
-            if key and not sample.partial and put_sample(s3, where.bucket, key, sample):
+            if key and not sample.partial and not sample.read_errors and put_sample(s3, where.bucket, key, sample):
                 sample.rows, sample.sample_key = [], key  # held in S3 until the merge: memory stays flat
         samples.extend(read)
         if shared is not None:
-            shared.update(((sample.start, sample.end), sample) for sample in read if not sample.partial)
+            shared.update(((sample.start, sample.end), sample) for sample in read if not sample.partial and not sample.read_errors)
 
     def sample_of(i: int) -> list[CaptureRow]:
         sample = samples[i]
@@ -156,7 +164,16 @@ def read_window(
         partial=any(s.partial for s in samples),
         cached_hours=sum(1 for s in samples if s.cached),
         cached_rows=sum(s.rows_seen for s in samples if s.cached),
+        read_errors=_total_errors(samples),
     )
+
+
+def _total_errors(samples: Sequence[HourSample]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for sample in samples:
+        for code, n in sample.read_errors.items():
+            total[code] = total.get(code, 0) + n
+    return total
 
 
 class _Slices:
@@ -228,6 +245,12 @@ def read_hours(s3: Any, where: CaptureLocation, slices: Sequence[tuple[datetime,
     objects = 0
     for key, data in fetch_parallel(s3, where.bucket, until(keys, options.deadline), options.workers):
         objects += 1
+        if isinstance(data, Exception):  # the GET failed: a fault of the read, not corrupt data
+            code = error_code(data)
+            logger.error("capture object %s not read (%s): %s", key, code, data)
+            errors = samples[_filed_under(filed_under, key) or 0].read_errors
+            errors[code] = errors.get(code, 0) + 1
+            continue
         try:
             routed = router.route(data)
         except (ValueError, KeyError, TypeError) as exc:
@@ -249,12 +272,17 @@ def read_hours(s3: Any, where: CaptureLocation, slices: Sequence[tuple[datetime,
 def _count_corrupt(samples: list[HourSample], filed_under: dict[str, int], key: str) -> None:
     """Counted by the hour the object is filed under; objects of neighbouring hours are not counted
     here (their own hour counts them)."""
-    i = next((i for prefix, i in filed_under.items() if key.startswith(prefix)), None)
+    i = _filed_under(filed_under, key)
     if i is None:
         return
     samples[i].corrupt_objects += 1
     if len(samples[i].corrupt_keys) < MAX_CORRUPT_KEYS:
         samples[i].corrupt_keys.append(key)
+
+
+def _filed_under(filed_under: dict[str, int], key: str) -> int | None:
+    """The slice whose hour prefix the key is under (None: a neighbouring hour's object)."""
+    return next((i for prefix, i in filed_under.items() if key.startswith(prefix)), None)
 
 
 def _capture_records(rows: list[CaptureRow]) -> list[CaptureRecord]:

@@ -187,9 +187,15 @@ ESTIMATED_PERFORMANCE_DEGRADED = _drift(
 TARGET_DRIFT = _drift("TargetDrift", "model_output", "0/1: target drift verdict", pages=True)
 TARGET_DRIFT_P_VALUE = _drift("TargetDriftPValue", "model_output", "target drift p-value")
 # the drift check's own health
-CORRUPT_CAPTURE_OBJECTS = _drift("CorruptCaptureObjects", "pipeline", "capture objects the window reader could not read", unit="Count")
+CORRUPT_CAPTURE_OBJECTS = _drift(
+    "CorruptCaptureObjects", "pipeline", "capture objects read but not decodable (skipped whole)", pages=True, unit="Count"
+)
+CAPTURE_READ_ERRORS = _drift(
+    "CaptureReadErrors", "pipeline", "capture objects whose GET failed (AccessDenied, KMS, throttling)", pages=True, unit="Count"
+)
 PARTIAL_WINDOW = _drift(
-    "PartialWindow", "pipeline", "1 when the read budget ran out before every capture object of the window was read (oldest hours left out)"
+    "PartialWindow", "pipeline", "1 when the read budget ran out before every capture object of the window was read (oldest hours left out)",
+    pages=True,
 )
 WINDOW_ROWS_ESTIMATED = _drift(
     "WindowRowsEstimated", "pipeline", "rows of the window, estimated from the objects read when the read was partial (else WindowRows)",

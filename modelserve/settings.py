@@ -60,6 +60,28 @@ class SettingsError(ValueError):
     """A setting has a wrong value; the message names the key, the value and what is allowed."""
 
 
+# alarm_subscriptions: the explicit "no subscriber" (a stack whose pages reach no one is refused otherwise)
+NO_SUBSCRIBER = "none"
+_SUBSCRIPTION_FORMS = {
+    "email": re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+    "https": re.compile(r"^https://\S+$"),
+    "sms": re.compile(r"^\+[1-9]\d{6,14}$"),
+    "topic": re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$"),
+}
+
+
+def subscription_protocol(target: str) -> str:
+    """The kind of one alarm subscription target: "email", "https", "sms" or "topic" (an existing SNS topic
+    the alarms notify too). Raises ValueError naming the forms allowed."""
+    for kind, form in _SUBSCRIPTION_FORMS.items():
+        if form.match(target):
+            return kind
+    raise ValueError(
+        f"{target!r} is not an e-mail address, an https:// URL, an SMS number (+E.164, e.g. +4915112345678) "
+        f"or an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>); {NO_SUBSCRIBER!r} for no subscriber"
+    )
+
+
 SectionT = TypeVar("SectionT", bound="_Section")
 
 
@@ -201,6 +223,58 @@ class DeploySettings(_Section):
         if reserved is not None and self.provisioned_concurrency > reserved:
             raise ValueError("provisioned_concurrency must not exceed inference_reserved_concurrency")
         return self
+
+    # --- paging: who is paged, what pages, where a page leads
+    alarm_subscriptions: tuple[str, ...] | None = Field(
+        None,
+        description=(
+            "Who the paging alarms reach: e-mail addresses, https:// webhooks (pager, chat), SMS numbers (+E.164) or "
+            "existing SNS topic ARNs (the alarms notify them too), comma-separated; 'none' deploys without a subscriber "
+            "on purpose. Unset (and no alarm_email): synth stops"
+        ),
+    )
+    inform_subscriptions: tuple[str, ...] = Field(
+        (), description="Who gets the non-paging notifications (drift without a performance impact): same forms as alarm_subscriptions"
+    )
+    page_on_drift: bool = Field(
+        False, description="Feature, multivariate, prediction and target drift page (default: they inform, on the second topic)"
+    )
+    drift_page_checks: int = Field(
+        2, ge=1, le=6, description="Consecutive drift checks a paging drift or performance verdict must hold before it pages"
+    )
+    runbook_base_url: str | None = Field(
+        None,
+        pattern=r"^https://\S+$",
+        description=(
+            "URL of docs/runbook.md as your team reads it (e.g. on your Git host): pages link each alarm's section "
+            "under it (none: the repository path docs/runbook.md)"
+        ),
+    )
+    traffic_anomaly_alarm: bool = Field(
+        True, description="Page when API requests fall below their own recent pattern (anomaly detection, 15 min)"
+    )
+    traffic_anomaly_band: float = Field(
+        3.0, gt=0, le=10, description="Width of the traffic alarm's anomaly band, in standard deviations"
+    )
+
+    @field_validator("alarm_subscriptions", "inform_subscriptions", mode="before")
+    @classmethod
+    def _subscription_list(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = json.loads(v) if v.strip().startswith("[") else [s.strip() for s in v.split(",") if s.strip()]
+        return v
+
+    @field_validator("alarm_subscriptions", "inform_subscriptions")
+    @classmethod
+    def _subscription_targets(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if v is None:
+            return None
+        if NO_SUBSCRIBER in v and len(v) > 1:
+            raise ValueError(f"{NO_SUBSCRIBER!r} means no subscriber: it cannot be listed with others")
+        for target in v:
+            if target != NO_SUBSCRIBER:
+                subscription_protocol(target)
+        return v
 
 
 class SharedSettings(_Section):

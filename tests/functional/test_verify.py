@@ -51,10 +51,12 @@ def deployed(aws_credentials: None, load_inference: Any, monkeypatch: pytest.Mon
             gateway.stop()
 
 
-def _deploy_stack(url: str, version: str) -> str:
+def _deploy_stack(url: str, version: str, subscriber: str | None = "oncall@example.com") -> str:
     cfn = boto3.client("cloudformation")
     cfn.create_stack(StackName="penguins-prod", TemplateBody=_template(url, version))
     topic = {o["OutputKey"]: o["OutputValue"] for o in cfn.describe_stacks(StackName="penguins-prod")["Stacks"][0]["Outputs"]}["AlarmTopicArn"]
+    if subscriber:  # moto confirms an e-mail subscription at once (real SNS: after its link is clicked)
+        boto3.client("sns").subscribe(TopicArn=topic, Protocol="email", Endpoint=subscriber)
     boto3.client("cloudwatch").put_metric_alarm(
         AlarmName="penguins-Api5xxRate", Namespace="ModelServing", MetricName="Errors", Statistic="Sum", Period=60,
         EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold", AlarmActions=[topic],
@@ -69,7 +71,7 @@ def test_verify_passes_on_a_working_deployment_and_restores_the_alarm(deployed: 
     results = {s.name: s.result for s in v.steps}
     assert results == {
         "stack outputs": "PASS", "GET /health": "PASS", "POST /predict": "PASS", "POST /feedback": "PASS",
-        "drift check": "PASS", "alarm notification": "SKIP",
+        "drift check": "PASS", "alarm subscriber": "PASS", "alarm notification": "SKIP",
     }, v.table()
     assert v.ok and "PASSED" in v.table()
     alarm = boto3.client("cloudwatch").describe_alarms(AlarmNames=["penguins-Api5xxRate"])["MetricAlarms"][0]
@@ -83,6 +85,48 @@ def test_verify_fails_when_the_stack_serves_another_model_version(deployed: Any)
     _deploy_stack(gateway.url, "0123456789ab")
     v = V.verify("penguins-prod", boto3.Session(), invoke_drift=lambda: drift.handler({}, LambdaContext.fresh("drift")), wait_s=0)
     assert not v.ok and {s.name: s.result for s in v.steps}["GET /health"] == "FAIL"
+
+
+def test_verify_fails_when_no_one_subscribes_to_the_alarm_topic(deployed: Any) -> None:
+    inference, drift, gateway = deployed
+    _deploy_stack(gateway.url, inference.manifest.version, subscriber=None)
+    v = V.verify("penguins-prod", boto3.Session(), invoke_drift=lambda: drift.handler({}, LambdaContext.fresh("drift")), wait_s=0)
+    step = next(s for s in v.steps if s.name == "alarm subscriber")
+    assert step.result == "FAIL" and "reach no one" in step.detail and "alarm_subscriptions" in step.detail
+    assert not v.ok and "FAILED" in v.table()
+
+
+def test_an_unconfirmed_subscription_fails_and_says_how_to_confirm() -> None:
+    sns = boto3.client("sns", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    cw = boto3.client("cloudwatch", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    topic = "arn:aws:sns:us-east-1:123456789012:alarms"
+    with Stubber(sns) as sns_stub, Stubber(cw) as cw_stub:
+        cw_stub.add_response("describe_alarms", {"CompositeAlarms": [{"AlarmName": "m-Page-service", "AlarmActions": [topic]}]},
+                             {"AlarmTypes": ["MetricAlarm", "CompositeAlarm"]})
+        sns_stub.add_response("list_subscriptions_by_topic", {"Subscriptions": [
+            {"SubscriptionArn": "PendingConfirmation", "Protocol": "email", "Endpoint": "oncall@example.com", "TopicArn": topic}
+        ]}, {"TopicArn": topic})
+        v = V.Verification()
+        V.check_subscribers(v, {"AlarmTopicArn": topic}, sns, cw)
+    (step,) = v.steps
+    assert step.result == "FAIL" and "pending confirmation: email:oncall@example.com" in step.detail
+    assert "Subscription Confirmation" in step.detail
+
+
+def test_a_confirmed_subscriber_on_an_existing_pager_topic_counts() -> None:
+    sns = boto3.client("sns", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    cw = boto3.client("cloudwatch", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    topic, pager = "arn:aws:sns:us-east-1:123456789012:alarms", "arn:aws:sns:us-east-1:123456789012:team-pager"
+    with Stubber(sns) as sns_stub, Stubber(cw) as cw_stub:
+        cw_stub.add_response("describe_alarms", {"CompositeAlarms": [{"AlarmName": "m-Page-service", "AlarmActions": [topic, pager]}]},
+                             {"AlarmTypes": ["MetricAlarm", "CompositeAlarm"]})
+        sns_stub.add_response("list_subscriptions_by_topic", {"Subscriptions": []}, {"TopicArn": topic})
+        sns_stub.add_response("list_subscriptions_by_topic", {"Subscriptions": [
+            {"SubscriptionArn": pager + ":1a2b", "Protocol": "https", "Endpoint": "https://pager.example.com/hook", "TopicArn": pager}
+        ]}, {"TopicArn": pager})
+        v = V.Verification()
+        V.check_subscribers(v, {"AlarmTopicArn": topic}, sns, cw)
+    assert v.steps[0].result == "PASS" and "https://pager.example.com/hook" in v.steps[0].detail
 
 
 def test_verify_fails_when_the_stack_does_not_exist(aws_credentials: None) -> None:

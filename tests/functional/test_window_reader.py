@@ -122,3 +122,39 @@ def test_a_stored_sample_gone_bad_after_planning_is_read_again_from_captures(s3,
     again = _read(s3, sample_bundle, window, now, 100)
     assert again.cached_hours == 1 and again.rows_seen == 7
     assert sorted(r.row for r in again.rows) == list(range(7))
+
+
+class _Denying:
+    """The real (moto) S3 client, except that GETs of keys holding ``needle`` fail as S3 fails them
+    after a key-policy change (a botocore ClientError with code AccessDenied)."""
+
+    def __init__(self, client, needle: str) -> None:
+        self._client, self._needle = client, needle
+
+    def get_object(self, **kwargs):
+        from botocore.exceptions import ClientError
+
+        if self._needle in kwargs["Key"]:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject")
+        return self._client.get_object(**kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def test_a_denied_read_is_a_read_error_not_a_corrupt_object_and_its_hour_is_read_again(s3, sample_bundle, caplog) -> None:
+    now = _hour(datetime.now(UTC)) + timedelta(minutes=30)
+    h2 = _hour(now) - timedelta(hours=2)  # a whole settled hour: stored as a sample after a clean read
+    _capture(s3, sample_bundle, h2 + timedelta(minutes=5), "req-ok", 5)
+    _capture(s3, sample_bundle, h2 + timedelta(minutes=15), "req-denied", 5)
+    keys = [k["Key"] for k in s3.list_objects_v2(Bucket=BUCKET, Prefix="captures/")["Contents"]]
+    assert len(keys) == 2
+    needle = sorted(keys)[1]  # keys name their event time: the later capture's object
+    with caplog.at_level("ERROR"):
+        read = _read(_Denying(s3, needle), sample_bundle, (h2, h2 + timedelta(hours=1)), now, 1000)
+    assert read.read_errors == {"AccessDenied": 1} and read.failed_reads == 1
+    assert read.corrupt_objects == 0 and read.rows_seen == 5
+    assert any("not read (AccessDenied)" in r.getMessage() for r in caplog.records)
+    assert not s3.list_objects_v2(Bucket=BUCKET, Prefix=SAMPLES_ROOT).get("Contents")  # not stored as settled
+    again = _read(s3, sample_bundle, (h2, h2 + timedelta(hours=1)), now, 1000)  # access back: the whole hour
+    assert again.read_errors == {} and again.rows_seen == 10 and again.cached_hours == 0

@@ -22,6 +22,9 @@ except ImportError:  # the pure-Python alarm tests still run; the synth tests ne
 
 from tests.infra.fake_bundle import write_fake_bundle  # noqa: E402
 
+# cdk.json ships no subscriber (synth stops until one is named): every test synth pages this address
+TEST_SUBSCRIBER = {"alarm_subscriptions": "oncall@example.com"}
+
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     # every optional path at once: Firehose sink, KMS bucket, IAM auth, e-mail, provisioned concurrency
@@ -91,7 +94,7 @@ def synth_variant(name: str, bundle_dir: Path, outdir: Path, overrides: dict[str
     from cdk.application import build_app, cdk_json_context
 
     ctx = cdk_json_context()
-    ctx.update({"model_bundle_path": str(bundle_dir), **(VARIANTS[name] if overrides is None else overrides)})
+    ctx.update({"model_bundle_path": str(bundle_dir), **TEST_SUBSCRIBER, **(VARIANTS[name] if overrides is None else overrides)})
     with mock.patch.dict(os.environ, {"MS_SKIP_BUNDLING": "1"}):
         app, stack = build_app(ctx, outdir=str(outdir))
         app.synth()  # runs cdk-nag: an unacknowledged finding raises here

@@ -91,11 +91,15 @@ def allowed(statements: list[dict[str, Any]], req: Request) -> bool:
     return any(st["Effect"] == "Allow" for st in matching)
 
 
-def _topic_and_key(s: Synth) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
-    ((topic_id, topic),) = s.of_type("AWS::SNS::Topic").items()
+# the paging topic and the non-paging one (drift without impact): the same rules for both
+TOPICS = ("MonitoringAlarmTopic", "MonitoringInformTopic")
+
+
+def _topic_and_key(s: Synth, which: str = TOPICS[0]) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
+    ((topic_id, topic),) = [(k, v) for k, v in s.of_type("AWS::SNS::Topic").items() if k.startswith(which)]
     topic_arn = f"arn:{PARTITION}:sns:{REGION}:{ACCOUNT}:{topic_id}"
     refs = {topic_id: topic_arn}
-    ((_, policy),) = s.of_type("AWS::SNS::TopicPolicy").items()
+    ((_, policy),) = [(k, v) for k, v in s.of_type("AWS::SNS::TopicPolicy").items() if v["Properties"]["Topics"] == [{"Ref": topic_id}]]
     assert policy["Properties"]["Topics"] == [{"Ref": topic_id}]
     key_id = topic["Properties"]["KmsMasterKeyId"]["Fn::GetAtt"][0]
     key = s.resources[key_id]["Properties"]["KeyPolicy"]["Statement"]
@@ -115,22 +119,25 @@ def alarm_request(action: str, resource: str, *, tls: bool = True, account: str 
     )
 
 
+@pytest.mark.parametrize("which", TOPICS)
 @pytest.mark.parametrize("variant", ["default", "firehose_kms_iam"])
-def test_an_alarm_of_this_account_may_publish_to_the_encrypted_topic(variant: str, synth_of) -> None:
-    topic_arn, topic_policy, key_policy = _topic_and_key(synth_of(variant))
+def test_an_alarm_of_this_account_may_publish_to_the_encrypted_topic(variant: str, which: str, synth_of) -> None:
+    topic_arn, topic_policy, key_policy = _topic_and_key(synth_of(variant), which)
     assert allowed(topic_policy, alarm_request("sns:Publish", topic_arn))
     key_arn = f"arn:{PARTITION}:kms:{REGION}:{ACCOUNT}:key/1234"
     for action in ("kms:GenerateDataKey", "kms:Decrypt"):
         assert allowed(key_policy, alarm_request(action, key_arn)), action
 
 
-def test_publishing_without_tls_is_denied(default: Synth) -> None:
-    topic_arn, topic_policy, _ = _topic_and_key(default)
+@pytest.mark.parametrize("which", TOPICS)
+def test_publishing_without_tls_is_denied(default: Synth, which: str) -> None:
+    topic_arn, topic_policy, _ = _topic_and_key(default, which)
     assert not allowed(topic_policy, alarm_request("sns:Publish", topic_arn, tls=False))
 
 
-def test_only_this_accounts_alarms_and_only_cloudwatch_may_publish(default: Synth) -> None:
-    topic_arn, topic_policy, key_policy = _topic_and_key(default)
+@pytest.mark.parametrize("which", TOPICS)
+def test_only_this_accounts_alarms_and_only_cloudwatch_may_publish(default: Synth, which: str) -> None:
+    topic_arn, topic_policy, key_policy = _topic_and_key(default, which)
     assert not allowed(topic_policy, alarm_request("sns:Publish", topic_arn, account=OTHER_ACCOUNT))
     assert not allowed(key_policy, alarm_request("kms:GenerateDataKey", "arn:aws:kms:eu-west-1:111122223333:key/1", account=OTHER_ACCOUNT))
     other_service = Request("events.amazonaws.com", "sns:Publish", topic_arn, alarm_request("sns:Publish", topic_arn).context)

@@ -287,11 +287,17 @@ def test_family_pages_fit_a_composite_alarm_description() -> None:
     settings = Settings(capture_sink="firehose", alarm_min_requests=1)
     sp = alarm_specs(settings, "m" * 40, "v" * 12, bucket_name="b" * 63, deployment="d" * 60)
     reports = f"s3://{'b' * 63}/reports/model={'m' * 40}/"
+    # the links as deployed: the longest region name, a 63-character bucket, a runbook URL of 100 characters
+    links = (f"Dashboard: https://ap-southeast-4.console.aws.amazon.com/cloudwatch/home?region=ap-southeast-4#dashboards:name={'d' * 60} . "
+             f"Reports: https://s3.console.aws.amazon.com/s3/buckets/{'b' * 63}?prefix=reports/model={'m' * 40}/ . ")
     for family in {s.family for s in sp}:
-        text = Alerting.family_description(family, [s for s in sp if s.family == family], reports)
+        runbook = "https://" + "r" * 80 + "/docs/runbook.md#alarm-page-" + family
+        text = Alerting.family_description(family, [s for s in sp if s.family == family], reports, links, runbook)
         assert len(text) < 1024, family  # CloudWatch's limit
-        if family == "input_data":
-            assert "root_cause" in text and reports in text and "MissingRate" in text
+        if family == "input_data":  # the reports' location: in the console link (bucket and prefix)
+            assert "root_cause" in text and f"{'b' * 63}?prefix=reports/model={'m' * 40}/" in text and "MissingRate" in text
+            bare = Alerting.family_description(family, [s for s in sp if s.family == family], reports)
+            assert reports in bare  # without links: the s3:// path
 
 
 def test_drift_alarms_read_both_windows_and_no_traffic_the_long_one() -> None:
@@ -303,3 +309,63 @@ def test_drift_alarms_read_both_windows_and_no_traffic_the_long_one() -> None:
     assert sp["NoTraffic"].windows == () and sp["NoTraffic"].dimensions["Window"] == "24h"
     assert all(s.windows == () for s in sp.values() if s.source != "model" or s.id in ("CaptureErrors", "MetricsErrors"))
     assert all(s.windows == ("12h",) for s in specs(window_hours=12, short_window_hours=12).values() if s.windows)
+
+
+def test_drift_without_impact_informs_and_a_setting_makes_it_page() -> None:
+    """Feature, multivariate, prediction and target drift inform by default; data-quality breakage and
+    performance drops page; page_on_drift turns the drift alarms into pages, confirmed over two checks."""
+    informing = {"DatasetDrift", "OutlierRate", "PredictionDrift", "TargetDrift"}
+    sp = specs()
+    assert {i for i, s in sp.items() if not s.pages} == informing
+    assert all(sp[i].pages for i in ("MissingRate", "RejectRate", "PerformanceDegraded", "EstimatedAccuracyDrop", "Api5xxRate"))
+    assert (sp["DatasetDrift"].evaluation_periods, sp["DatasetDrift"].datapoints_to_alarm) == (1, 1)  # informs at once
+    paged = specs(page_on_drift=True)
+    assert all(paged[i].pages for i in informing)
+    assert (paged["DatasetDrift"].evaluation_periods, paged["DatasetDrift"].datapoints_to_alarm) == (2, 2)
+
+
+def test_a_paging_verdict_must_hold_in_consecutive_checks() -> None:
+    one_check = specs(drift_page_checks=1)["PerformanceDegraded"]
+    two = specs()["PerformanceDegraded"]
+    # hourly checks: the first breaching check alone is no page with the default, the second in a row is
+    assert (one_check.evaluation_periods, one_check.datapoints_to_alarm) == (1, 1)
+    assert (two.evaluation_periods, two.datapoints_to_alarm) == (2, 2)
+    # daily cron checks, one-day periods: still two checks
+    daily = specs(drift_schedule="cron(0 6 * * ? *)")["EstimatedAccuracyDrop"]
+    assert (daily.period_s, daily.evaluation_periods, daily.datapoints_to_alarm) == (86400, 2, 2)
+
+
+def test_lost_traffic_pages_within_15_minutes_and_a_new_stack_stays_quiet() -> None:
+    """TrafficDrop: five-minute sums, 3 of 3 periods under the learned band; no request is 0, not missing;
+    with no band learned yet (no traffic seen) nothing is below it."""
+    drop = specs()["TrafficDrop"]
+    assert drop.anomaly_band and drop.missing_as_zero and drop.family == "service" and drop.pages
+    assert drop.period_s * drop.evaluation_periods <= 15 * 60 and drop.datapoints_to_alarm == drop.evaluation_periods
+    assert evaluate(drop, None, band_lower=40.0) == "ALARM"  # no datapoint: no request, under a band of 40+
+    assert evaluate(drop, 55.0, band_lower=40.0) == "OK"
+    assert evaluate(drop, None, band_lower=None) == "OK"  # first deploy: nothing learned, quiet
+    assert evaluate(drop, 0.0, band_lower=0.0) == "OK"  # a band learned from zeros has nothing below it
+    assert "TrafficDrop" not in specs(traffic_anomaly_alarm=False)
+
+
+def test_a_denied_read_pages_as_a_read_fault_not_as_no_traffic() -> None:
+    from cdk.alarms import paging
+
+    sp = specs()
+    assert {sp[i].family for i in ("CaptureReadErrors", "CorruptCaptureObjects", "PartialWindow")} == {"pipeline"}
+    assert all(sp[i].pages for i in ("CaptureReadErrors", "CorruptCaptureObjects", "PartialWindow"))
+    states = {"NoTraffic": "ALARM", "CaptureReadErrors": "ALARM"}
+    assert paging("CaptureReadErrors", states) and not paging("NoTraffic", states)
+    # one partial read is no page; two checks in a row are
+    assert (sp["PartialWindow"].evaluation_periods, sp["PartialWindow"].datapoints_to_alarm) == (2, 2)
+
+
+def test_pages_link_the_runbook_where_the_team_reads_it() -> None:
+    from cdk.alarms import runbook_link
+
+    base = "https://git.example.com/ml/modelserve/-/blob/main/docs/runbook.md"
+    sp = specs(runbook_base_url=base)
+    assert all(f"Runbook: {base}#{s.runbook_anchor}" in s.description for s in sp.values())
+    assert runbook_link(Settings(), "alarm-no-traffic") == f"{RUNBOOK_DOC}#alarm-no-traffic"  # unset: the repository path
+    with pytest.raises(SettingsError):
+        Settings.from_context({"runbook_base_url": "docs/runbook.md"})

@@ -13,7 +13,7 @@ import pytest
 
 from modelserve.settings import ENV_CORS_ORIGINS, ServingSettings, SettingsError
 from tests.functional.web_support import needs_node_ort
-from tests.infra.conftest import Synth, synth_variant
+from tests.infra.conftest import TEST_SUBSCRIBER, Synth, synth_variant
 from tests.infra.test_stack import methods_by_route
 
 APP_ROUTES = {"/predict", "/feedback", "/health", "/model", "/docs", "/openapi.json", "/v2", "/v2/{proxy+}"}
@@ -255,7 +255,7 @@ def test_the_page_gets_the_api_url_and_may_connect_to_its_origin_only(with_page:
 def test_web_page_without_the_site_stops_synth_naming_the_setting_and_the_command(fake_bundle_dir: Path, tmp_path: Path) -> None:
     from cdk.application import build_app, cdk_json_context
 
-    ctx = {**cdk_json_context(), "model_bundle_path": str(fake_bundle_dir), "web_page": True, "web_site_dir": str(tmp_path / "no-site")}
+    ctx = {**cdk_json_context(), **TEST_SUBSCRIBER, "model_bundle_path": str(fake_bundle_dir), "web_page": True, "web_site_dir": str(tmp_path / "no-site")}
     with mock.patch.dict(os.environ, {"MS_SKIP_BUNDLING": "1"}), pytest.raises(SettingsError) as err:
         build_app(ctx)
     msg = str(err.value)

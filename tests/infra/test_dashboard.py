@@ -3,6 +3,7 @@ target drift, the capture path, the API 4XX share, and the champion/challenger c
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from modelserve import metric_catalogue as mc
@@ -63,3 +64,20 @@ def test_a_challenger_adds_the_comparison_row_on_each_versions_series(fake_bundl
 def test_the_rejected_share_is_drawn_with_the_data_quality_rates(default: Synth) -> None:
     g, ns, v = graphs(default), default.settings.metrics_namespace, default.manifest.version
     assert (mc.REJECT_RATE, v) in series(g["Data quality rates / rejected share"], ns)
+
+
+def test_the_first_row_shows_the_pages_that_notify(default: Synth) -> None:
+    body = dashboard_body(default)
+    first = min(body["widgets"], key=lambda w: (w["y"], w["x"]))
+    assert first["properties"]["title"] == "Pages (these notify)"
+    pages = [k for k, c in default.of_type("AWS::CloudWatch::CompositeAlarm").items() if c["Properties"].get("AlarmActions")]
+    assert len(first["properties"]["alarms"]) == len(pages) >= 4
+
+
+def test_a_page_carries_the_dashboard_and_the_reports_console_links(default: Synth) -> None:
+    for c in default.of_type("AWS::CloudWatch::CompositeAlarm").values():
+        if not c["Properties"].get("AlarmActions"):
+            continue
+        text = json.dumps(c["Properties"]["AlarmDescription"])
+        assert "#dashboards:name=ModelServe-penguins" in text and "s3.console.aws.amazon.com/s3/buckets/" in text
+        assert "docs/runbook.md#alarm-page-" in text

@@ -27,11 +27,13 @@ def _api_dims(s: Synth) -> dict[str, str]:
 def test_api_4xx_share_alarm_reads_the_stage_over_minutes_gated_on_requests(default: Synth) -> None:
     a = _alarms(default)["Api4xxRate"]
     stats = alarm_metric_stats(a)
-    assert (stats["m"]["namespace"], stats["m"]["name"], stats["m"]["stat"]) == ("AWS/ApiGateway", "4XXError", "Average")
-    assert stats["m"]["dims"] == _api_dims(default) == stats["requests"]["dims"]
+    # the gateway's own refusals: its 4xx count less the function's validation refusals (RejectRate pages for those)
+    assert (stats["errors"]["namespace"], stats["errors"]["name"], stats["errors"]["stat"]) == ("AWS/ApiGateway", "4XXError", "Sum")
+    assert stats["errors"]["dims"] == _api_dims(default) == stats["requests"]["dims"]
     assert (stats["requests"]["name"], stats["requests"]["stat"]) == ("Count", "Sum")
-    assert stats["m"]["period"] == stats["requests"]["period"] == 300
-    assert alarm_expression(a) == f"IF(requests >= {API_4XX_MIN_REQUESTS}, m, 0)"
+    assert (stats["rejects"]["name"], stats["rejects"]["stat"]) == ("ValidationRejects", "Sum")
+    assert stats["errors"]["period"] == stats["requests"]["period"] == stats["rejects"]["period"] == 300
+    assert alarm_expression(a) == f"IF(requests >= {API_4XX_MIN_REQUESTS}, (errors - FILL(rejects, 0)) / requests, 0)"
     assert a["Threshold"] == default.settings.api_4xx_rate and a["ComparisonOperator"] == "GreaterThanThreshold"
     assert (a["EvaluationPeriods"], a["DatapointsToAlarm"]) == (3, 2)
     assert "docs/runbook.md#alarm-api-4xx-rate" in json.dumps(a["AlarmDescription"])

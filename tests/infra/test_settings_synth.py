@@ -25,14 +25,14 @@ from modelserve.settings import (
     ServingSettings,
     SettingsError,
 )
-from tests.infra.conftest import ROOT, Synth, synth_variant
+from tests.infra.conftest import ROOT, TEST_SUBSCRIBER, Synth, synth_variant
 
 
 def _build(ctx_overrides: dict, bundle_dir: Path) -> None:
     from cdk.application import build_app, cdk_json_context
 
     ctx = cdk_json_context()
-    ctx.update({"model_bundle_path": str(bundle_dir), **ctx_overrides})
+    ctx.update({"model_bundle_path": str(bundle_dir), **TEST_SUBSCRIBER, **ctx_overrides})
     with mock.patch.dict(os.environ, {"MS_SKIP_BUNDLING": "1"}):
         build_app(ctx, outdir=None)
 

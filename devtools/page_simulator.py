@@ -1,0 +1,382 @@
+"""A page simulator: the stack's alarm specs (``cdk/alarms.py``) evaluated with CloudWatch's semantics over
+synthetic metric series for a 30-day calendar, to show which failure pages whom, once, and how fast.
+
+moto evaluates no alarm and has no composite alarms, so this is pure Python over the same ``AlarmSpec``
+objects the stack deploys (period, statistic's datapoint, evaluation periods, datapoints to alarm, missing
+data treatment, ``FILL(m, REPEAT)`` / ``FILL(m, 0)``, the family composites with ``PAGED_BY``, page vs
+inform). What it approximates, stated plainly:
+
+- metric values are synthetic: requests follow a day/night cycle; a failure overrides signals for its span;
+- M of N: an alarm is ALARM when at least ``datapoints_to_alarm`` of its last ``evaluation_periods``
+  datapoints breach; with no datapoint in all of them and ``ignore`` it keeps its state, else OK;
+- ``FILL(m, REPEAT)`` repeats the last value published inside the alarm's own query range only (what
+  CloudWatch does: a metric silent for the whole range is missing);
+- the anomaly band (``TrafficDrop``) is modelled as the mean minus ``threshold`` standard deviations of the
+  same five-minute slot over the previous 7 days, with no band before a day of history or while the
+  slot's history is all zeros. CloudWatch's own model differs in detail; the timing (3 of 3 five-minute
+  periods) does not;
+- a page is a family composite entering ALARM (one notification); an informing alarm entering ALARM is a
+  notice on the second topic. A member alarm entering ALARM while its family's composite is already in
+  ALARM sends nothing: the stack has no re-notification yet (the calendar shows it).
+
+``python -m devtools.page_simulator --write docs/runbook.md`` regenerates the runbook's table from
+``CALENDAR``; ``tests/unit/test_page_simulator.py`` checks every failure pages as its spec says and
+the table is current.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cdk.alarms import AlarmSpec, alarm_specs, evaluate, paging
+from modelserve.settings import Settings
+
+MINUTE, HOUR, DAY = 1, 60, 24 * 60
+DAYS = 30
+CHECK_MINUTE = 2  # the hourly drift check runs at hh:02 and publishes then
+# the calendar's stack: Firehose capture, so its delivery alarms exist too; a subscriber, hourly checks
+SETTINGS = Settings(capture_sink="firehose", alarm_subscriptions="oncall@example.com")
+DEPLOY_DAYS = (2, 9, 16, 23)  # a new version each week: a canary's few minutes of a small 5xx share
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One injected failure: what it overrides from ``start`` (minutes into the calendar) for ``minutes``,
+    and what the stack must do about it: the families paged (once each), the families only informed, and
+    the longest delay from its start to the page."""
+
+    name: str
+    start: int
+    minutes: int
+    signals: dict[str, float]
+    pages: tuple[str, ...]
+    max_delay_min: int
+    informs: tuple[str, ...] = ()
+    note: str = ""
+
+    @property
+    def end(self) -> int:
+        return self.start + self.minutes
+
+
+def _at(day: int, hour: int = 0, minute: int = 0) -> int:
+    return day * DAY + hour * HOUR + minute
+
+
+# the calendar: quiet days between failures; each failure starts at least a day after the previous ends
+CALENDAR: tuple[Failure, ...] = (
+    Failure("5xx storm (a bad dependency)", _at(3, 14, 10), 30, {"share_5xx": 0.2}, ("service",), 5),
+    Failure("4xx share (API key deleted: 403)", _at(4, 10, 5), 120, {"share_4xx_gateway": 0.6}, ("service",), 15),
+    Failure("lost traffic (clients' DNS broken)", _at(5, 15, 3), 180, {"traffic": 0.0}, ("service",), 15),
+    Failure("throttling (concurrency exhausted)", _at(6, 11, 20), 30, {"throttles": 40.0}, ("service",), 10),
+    Failure(
+        "422 storm (upstream sends nulls in a required field)",
+        _at(7, 9, 30),
+        180,
+        {"share_422": 1.0},
+        ("input_data",),
+        95,
+        note="one page: Api4xxRate counts the gateway's own 4xx only (4XXError less ValidationRejects)",
+    ),
+    Failure("capture writes failing (bucket policy)", _at(10, 13, 7), 60, {"capture_errors": 25.0}, ("pipeline",), 5),
+    Failure("Firehose delivery failing (KMS key disabled)", _at(12, 8, 1), 90, {"firehose_success": 0.0}, ("pipeline",), 15),
+    Failure("drift check failing (a bad release of it)", _at(14, 6, 40), 240, {"check_fails": 1.0}, ("pipeline",), 85),
+    Failure("drift check reads denied (key policy change)", _at(16, 6, 40), 240, {"read_denied": 1.0}, ("pipeline",), 85),
+    Failure("drift check not scheduled (rule disabled)", _at(18, 6, 40), 600, {"check_off": 1.0}, ("pipeline",), 200),
+    Failure("input drift without impact (a feature shifted)", _at(20, 6, 40), 720, {"dataset_drift": 1.0}, (), 0, informs=("input_data",)),
+    Failure("nulls upstream (a feature 25% missing)", _at(22, 6, 40), 600, {"missing_rate": 0.25}, ("input_data",), 85),
+    Failure("performance drop on labels", _at(24, 6, 40), 600, {"performance_degraded": 1.0}, ("model_output",), 145),
+    Failure("latency (p99 3 s after a memory cut)", _at(25, 12, 4), 30, {"p99_ms": 3000.0}, ("service",), 5),
+    Failure(
+        "a second failure inside an open family (capture errors, then the drift check fails)",
+        _at(27, 6, 40),
+        360,
+        {"capture_errors": 5.0},
+        ("pipeline",),
+        5,
+        note="the drift check failing from +2 h is not notified: no re-notification inside an open family yet",
+    ),
+)
+# the second failure of the last entry: the drift check fails while the pipeline page is open
+SECOND_IN_FAMILY = Failure("drift check fails inside the open pipeline page", _at(27, 8, 40), 180, {"check_fails": 1.0}, (), 0)
+
+
+@dataclass
+class World:
+    """The signals every metric is computed from, minute by minute: a quiet baseline plus the failures."""
+
+    failures: tuple[Failure, ...]
+
+    def signal(self, name: str, t: int, default: float) -> float:
+        for f in self.failures:
+            if f.start <= t < f.end and name in f.signals:
+                return f.signals[name]
+        return default
+
+    def requests(self, t: int) -> float:
+        """Requests per minute: 20 at night, 200 mid-afternoon (UTC), smooth; the lost-traffic failure zeroes it."""
+        hour = (t % DAY) / HOUR
+        base = 20 + 180 * (0.5 - 0.5 * math.cos(2 * math.pi * (hour - 3) / 24))
+        return base * self.signal("traffic", t, 1.0)
+
+    def deploying(self, t: int) -> bool:
+        return any(_at(d, 10) <= t < _at(d, 10, 5) for d in DEPLOY_DAYS)
+
+    def checks_at(self, t: int) -> bool:
+        return t % HOUR == CHECK_MINUTE and not self.signal("check_off", t, 0.0)
+
+
+def _sum(world: World, f: Callable[[int], float], start: int, end: int) -> float:
+    return sum(f(t) for t in range(start, end))
+
+
+def _api_value(spec: AlarmSpec, world: World, start: int, end: int) -> float | None:
+    requests = _sum(world, world.requests, start, end)
+    if spec.id == "TrafficDrop":
+        return requests if requests else None  # AWS/ApiGateway publishes no Count without requests
+    if not requests:
+        return None
+    if spec.id == "Api5xxRate":
+        share = (
+            _sum(world, lambda t: world.requests(t) * (world.signal("share_5xx", t, 0.0) + 0.004 * world.deploying(t)), start, end)
+            / requests
+        )
+        return share
+    if spec.id == "Api4xxRate":  # 4XXError counts the function's 422s too; the spec subtracts them
+        counted = 0.0 if spec.minus_validation_rejects else 1.0
+        bad = _sum(
+            world,
+            lambda t: world.requests(t) * min(1.0, world.signal("share_4xx_gateway", t, 0.02) + counted * world.signal("share_422", t, 0.01)),
+            start,
+            end,
+        )
+        return bad / requests if requests >= spec.min_requests else 0.0
+    if spec.id == "ApiP99Latency":
+        return max(world.signal("p99_ms", t, 180.0) for t in range(start, end))
+    raise KeyError(spec.id)
+
+
+def _lambda_value(spec: AlarmSpec, world: World, start: int, end: int) -> float | None:
+    if spec.id == "InferenceErrors":
+        return 0.0 if _sum(world, world.requests, start, end) else None
+    if spec.id == "InferenceThrottles":
+        return _sum(world, lambda t: world.signal("throttles", t, 0.0), start, end) or None
+    if spec.id == "DriftCheckErrors":
+        runs = [t for t in range(start, end) if world.checks_at(t)]
+        return float(sum(world.signal("check_fails", t, 0.0) for t in runs)) if runs else None
+    raise KeyError(spec.id)
+
+
+# a drift-check metric's value in a check that ran and published (its Maximum over the windows)
+_CHECK_VALUES: dict[str, Callable[[World, int], float]] = {
+    "DatasetDrift": lambda w, t: w.signal("dataset_drift", t, 0.0),
+    "PredictionDrift": lambda w, t: 0.0,
+    "OutlierRate": lambda w, t: 0.01,
+    "MissingRate": lambda w, t: w.signal("missing_rate", t, 0.0),
+    "OutOfRangeRate": lambda w, t: 0.0,
+    "UnseenCategoryRate": lambda w, t: 0.0,
+    "DataQualityFailures": lambda w, t: float(w.signal("missing_rate", t, 0.0) > 0),
+    "RejectRate": lambda w, t: w.signal("share_422", t, 0.01),
+    "PerformanceDegraded": lambda w, t: w.signal("performance_degraded", t, 0.0),
+    "EstimatedAccuracyDrop": lambda w, t: 0.0,
+    "TargetDrift": lambda w, t: 0.0,
+    "CaptureReadErrors": lambda w, t: 12.0 * w.signal("read_denied", t, 0.0),
+    "CorruptCaptureObjects": lambda w, t: 0.0,
+    "PartialWindow": lambda w, t: 0.0,
+}
+
+
+def _check_value(spec: AlarmSpec, world: World, start: int, end: int) -> float | None:
+    """A drift-check metric: published only by a check that ran and did not fail."""
+    runs = [t for t in range(start, end) if world.checks_at(t) and not world.signal("check_fails", t, 0.0)]
+    if not runs:
+        return None
+    t = runs[-1]
+    if spec.id == "NoTraffic":  # rows of the 24 h window; a denied read empties it
+        return 0.0 if world.signal("read_denied", t, 0.0) else _sum(world, world.requests, max(0, t - DAY), t)
+    return _CHECK_VALUES[spec.id](world, t)
+
+
+def _model_value(spec: AlarmSpec, world: World, start: int, end: int) -> float | None:
+    if spec.id == "CaptureErrors":
+        return _sum(world, lambda t: world.signal("capture_errors", t, 0.0), start, end) or None
+    if spec.id == "MetricsErrors":
+        return None
+    return _check_value(spec, world, start, end)
+
+
+def _firehose_value(spec: AlarmSpec, world: World, start: int, end: int) -> float | None:
+    if spec.id == "FirehoseDeliveryFailures":
+        return min(world.signal("firehose_success", t, 1.0) for t in range(start, end))
+    return 120.0  # DataFreshness: the 60-300 s buffer
+
+
+_SOURCES: dict[str, Callable[[AlarmSpec, World, int, int], float | None]] = {
+    "api": _api_value,
+    "inference": _lambda_value,
+    "drift_check": _lambda_value,
+    "model": _model_value,
+    "firehose": _firehose_value,
+}
+
+
+class _Alarm:
+    """One metric alarm's evaluation: the last N datapoints, M of them breaching."""
+
+    def __init__(self, spec: AlarmSpec) -> None:
+        self.spec = spec
+        self.state = "OK"
+        self.points: list[str] = []  # "B" breaching, "o" not, "-" missing
+        self.values: list[float | None] = []
+        self.slots: dict[int, list[float]] = {}  # TrafficDrop: the five-minute slot's history
+
+    def datapoint(self, world: World, start: int, end: int) -> str:
+        s = self.spec
+        value = _SOURCES[s.source](s, world, start, end)
+        self.values = [*self.values[-(s.evaluation_periods - 1) :], value] if s.evaluation_periods > 1 else [value]
+        if s.repeat_last_value and value is None:  # FILL(m, REPEAT) inside the alarm's own range
+            value = next((v for v in reversed(self.values) if v is not None), None)
+        band = self._band(start, value) if s.anomaly_band else None
+        state = evaluate(s, value, band_lower=band)
+        return {"ALARM": "B", "OK": "o"}.get(state, "-")
+
+    def _band(self, start: int, value: float | None) -> float | None:
+        slot = start % DAY
+        history = self.slots.setdefault(slot, [])
+        lower = None
+        if len(history) >= 1 and any(history):
+            mean = sum(history) / len(history)
+            std = math.sqrt(sum((h - mean) ** 2 for h in history) / len(history))
+            lower = mean - self.spec.threshold * max(std, 0.1 * mean)
+        history.append(value or 0.0)
+        del history[:-7]
+        return lower
+
+    def step(self, world: World, end: int) -> bool:
+        """Evaluate the period ending at ``end``; True when the alarm entered ALARM."""
+        s = self.spec
+        self.points = (
+            [*self.points[-(s.evaluation_periods - 1) :], self.datapoint(world, end - s.period_s // 60, end)]
+            if s.evaluation_periods > 1
+            else [self.datapoint(world, end - s.period_s // 60, end)]
+        )
+        before = self.state
+        if self.points.count("B") >= s.datapoints_to_alarm:
+            self.state = "ALARM"
+        elif not (s.treat_missing_data == "ignore" and all(p == "-" for p in self.points)):
+            self.state = "OK"
+        return before != "ALARM" and self.state == "ALARM"
+
+
+@dataclass
+class Notification:
+    minute: int
+    kind: str  # "page" or "inform"
+    family: str
+    alarms: tuple[str, ...]
+
+
+@dataclass
+class Run:
+    notifications: list[Notification] = field(default_factory=list)
+
+    def between(self, start: int, end: int, kind: str = "page") -> list[Notification]:
+        return [n for n in self.notifications if start <= n.minute < end and n.kind == kind]
+
+
+def simulate(failures: tuple[Failure, ...], days: int = DAYS, settings: Settings = SETTINGS) -> Run:
+    """Every notification of the stack's alarms over ``days`` of the world with these failures."""
+    specs = alarm_specs(settings, "penguins", "v1", deployment="ModelServe-penguins")
+    alarms = [_Alarm(s) for s in specs]
+    world = World(failures)
+    families = {s.family for s in specs if s.pages}
+    open_families: set[str] = set()
+    run = Run()
+    for end in range(1, days * DAY + 1):
+        entered = [a.spec for a in alarms if end % (a.spec.period_s // 60) == 0 and a.step(world, end)]
+        run.notifications += [Notification(end, "inform", s.family, (s.id,)) for s in entered if not s.pages]
+        states = {a.spec.id: a.state for a in alarms}
+        for family in families:
+            members = [a.spec.id for a in alarms if a.spec.pages and a.spec.family == family and paging(a.spec.id, states)]
+            if members and family not in open_families:
+                open_families.add(family)
+                run.notifications.append(Notification(end, "page", family, tuple(members)))
+            elif not members:
+                open_families.discard(family)
+    return run
+
+
+@dataclass(frozen=True)
+class Outcome:
+    failure: Failure
+    pages: list[Notification]
+    informs: list[Notification]
+
+    @property
+    def delay_min(self) -> int | None:
+        return self.pages[0].minute - self.failure.start if self.pages else None
+
+    @property
+    def as_specified(self) -> bool:
+        f = self.failure
+        paged = sorted(n.family for n in self.pages)
+        in_time = all(n.minute - f.start <= f.max_delay_min for n in self.pages)
+        return paged == sorted(f.pages) and in_time and sorted({n.family for n in self.informs}) == sorted(f.informs)
+
+
+def outcomes(run: Run, calendar: tuple[Failure, ...] = CALENDAR) -> list[Outcome]:
+    """What each failure caused: the notifications from its start until an hour after its end (alarms
+    return to OK by then), a page that opened for it and an inform."""
+    return [Outcome(f, run.between(f.start, f.end + HOUR), run.between(f.start, f.end + HOUR, "inform")) for f in calendar]
+
+
+def quiet_days(run: Run, calendar: tuple[Failure, ...] = CALENDAR, days: int = DAYS) -> list[int]:
+    """The days no failure touches (nor the hour after one ends)."""
+    busy = {d for f in calendar for d in range(f.start // DAY, (f.end + HOUR) // DAY + 1)}
+    return [d for d in range(days) if d not in busy]
+
+
+def markdown_table(result: list[Outcome]) -> str:
+    lines = ["| failure (injected) | pages (family) | delay | informs | note |", "|---|---|---|---|---|"]
+    for o in result:
+        pages = ", ".join(n.family.replace("_", " ") + f" ({', '.join(n.alarms)})" for n in o.pages) or "none"
+        delay = f"{o.delay_min} min" if o.delay_min is not None else "-"
+        informs = ", ".join(f"{n.family.replace('_', ' ')} ({', '.join(n.alarms)})" for n in o.informs) or "-"
+        lines.append(f"| {o.failure.name} | {pages} | {delay} | {informs} | {o.failure.note} |")
+    return "\n".join(lines)
+
+
+BEGIN, END = "<!-- page-simulator:begin -->", "<!-- page-simulator:end -->"
+
+
+def render(doc: str, table: str) -> str:
+    """``doc`` with the text between the simulator's markers replaced by ``table``."""
+    head, _, rest = doc.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    return f"{head}{BEGIN}\n{table}\n{END}{tail}"
+
+
+def calendar_run() -> Run:
+    """The 30 days with every failure of ``CALENDAR`` (and the second failure inside an open family)."""
+    return simulate((*CALENDAR, SECOND_IN_FAMILY))
+
+
+def calendar_table(run: Run | None = None) -> str:
+    return markdown_table(outcomes(run or calendar_run()))
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] == "--write":
+        path = Path(argv[1])
+        path.write_text(render(path.read_text(), calendar_table()))
+        return 0
+    print(calendar_table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,92 @@
+"""The page simulator (devtools/page_simulator.py): the stack's alarm specs evaluated with CloudWatch's
+semantics over a 30-day calendar. Each injected failure pages the families its spec names, once each,
+within its stated delay; quiet days page no one; the runbook's table is generated from the same run."""
+
+from __future__ import annotations
+
+import pytest
+
+from devtools import page_simulator as ps
+
+ROOT_RUNBOOK = ps.Path(__file__).resolve().parents[2] / "docs" / "runbook.md"
+
+
+@pytest.fixture(scope="module")
+def run() -> ps.Run:
+    return ps.calendar_run()
+
+
+def test_the_calendar_injects_every_kind_of_failure_the_issue_lists() -> None:
+    assert len(ps.CALENDAR) >= 12
+    names = " ".join(f.name for f in ps.CALENDAR)
+    for kind in (
+        "5xx",
+        "4xx",
+        "lost traffic",
+        "throttling",
+        "422",
+        "capture",
+        "Firehose",
+        "drift check failing",
+        "denied",
+        "not scheduled",
+        "input drift",
+        "performance",
+        "second failure",
+    ):
+        assert kind in names, kind
+
+
+@pytest.mark.parametrize("failure", ps.CALENDAR, ids=lambda f: f.name)
+def test_each_failure_pages_once_per_family_within_its_stated_delay(run: ps.Run, failure: ps.Failure) -> None:
+    (outcome,) = ps.outcomes(run, (failure,))
+    assert sorted(n.family for n in outcome.pages) == sorted(failure.pages), outcome.pages
+    assert all(n.minute - failure.start <= failure.max_delay_min for n in outcome.pages), outcome.pages
+    assert sorted({n.family for n in outcome.informs}) == sorted(failure.informs), outcome.informs
+
+
+def test_quiet_days_page_no_one(run: ps.Run) -> None:
+    quiet = ps.quiet_days(run)
+    assert len(quiet) >= 10 and 0 in quiet  # the first day too: a new stack with no history
+    assert any(d in quiet for d in ps.DEPLOY_DAYS)  # a canary's small 5xx share on a deploy day is no page
+    assert [n for n in run.notifications if n.minute // ps.DAY in quiet] == []
+
+
+def test_a_failure_inside_an_open_family_is_not_notified_yet(run: ps.Run) -> None:
+    """What the stack does today (no re-notification): the drift check failing while the pipeline page is
+    open for capture errors sends nothing; the runbook's table says so."""
+    second = ps.SECOND_IN_FAMILY
+    assert ps.outcomes(run, (second,))[0].pages == []
+
+
+def test_cloudwatch_semantics_a_blip_shorter_than_m_of_n_does_not_page() -> None:
+    """Api5xxRate is 3 of 5 one-minute periods: two bad minutes are no page, three are."""
+    two = ps.Failure("blip", ps._at(0, 12), 2, {"share_5xx": 0.5}, (), 0)
+    three = ps.Failure("storm", ps._at(0, 12), 3, {"share_5xx": 0.5}, ("service",), 5)
+    assert ps.simulate((two,), days=1).between(0, ps.DAY) == []
+    assert [n.alarms for n in ps.simulate((three,), days=1).between(0, ps.DAY)] == [("Api5xxRate",)]
+
+
+def test_the_runbook_table_is_generated_from_the_calendar(run: ps.Run) -> None:
+    doc = ROOT_RUNBOOK.read_text()
+    assert ps.BEGIN in doc and ps.END in doc
+    assert ps.render(doc, ps.calendar_table(run)) == doc, "run: python -m devtools.page_simulator --write docs/runbook.md"
+
+
+def test_a_422_storm_would_page_twice_if_the_gateway_4xx_counted_validation_refusals(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The simulator sees the difference the spec makes: with the 422s in Api4xxRate's count, the storm
+    pages the service family as well as input data."""
+    from dataclasses import replace
+
+    storm = next(f for f in ps.CALENDAR if f.name.startswith("422 storm"))
+    storm = replace(storm, start=ps._at(1, 9, 30))
+    real = ps.alarm_specs
+
+    def counting_422s(*args, **kwargs):  # the stack before the split: 4XXError / Count
+        return [replace(s, minus_validation_rejects=False) for s in real(*args, **kwargs)]
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ps, "alarm_specs", counting_422s)
+        before = ps.simulate((storm,), days=2)
+    assert sorted(n.family for n in before.between(storm.start, storm.end + ps.HOUR)) == ["input_data", "service"]
+    assert [n.family for n in ps.simulate((storm,), days=2).between(storm.start, storm.end + ps.HOUR)] == ["input_data"]
