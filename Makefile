@@ -52,9 +52,11 @@ test: setup assets
 test-fast: setup
 	$(PY) -m pytest -q -n auto -m "not slow" $(ARGS)
 
-# style (ruff), types of the shipped packages (mypy) and the layer contracts (import-linter, pyproject.toml)
+# style (ruff: lint, complexity <= 15, line length; ruff format), types of the shipped packages (mypy),
+# the layer contracts (import-linter, pyproject.toml) and no import cycle in the project
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q -p no:xdist tests/unit/test_import_cycles.py
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports

@@ -65,17 +65,19 @@ def generate(root: Path, rows: int, seed: int = 1) -> int:
             [pa.array(length, mask=length_nulls), pa.array(island, pa.string()), pa.array(rng.random(n) < 0.5)],
             names=["bill_length_mm", "island", "is_adult"],
         )
-        table = pa.table({
-            "request_id": pa.array(np.char.add("r", np.arange(first, first + n).astype(str)).astype(object), pa.string()),
-            "row": pa.array(np.zeros(n, dtype=np.int32)),
-            "event_time": pa.array(event_time.astype(object), pa.string()),
-            "model_name": pa.array(["penguins"] * n, pa.string()),
-            "model_version": pa.array(["v1"] * n, pa.string()),
-            "stage": pa.array(["prod"] * n, pa.string()),
-            "inputs": inputs,
-            "prediction": pa.array(islands[rng.integers(0, 3, n)], pa.string()),
-            "probabilities": pa.array([[("Adelie", 0.5), ("Gentoo", 0.5)]] * n, pa.map_(pa.string(), pa.float64())),
-        })
+        table = pa.table(
+            {
+                "request_id": pa.array(np.char.add("r", np.arange(first, first + n).astype(str)).astype(object), pa.string()),
+                "row": pa.array(np.zeros(n, dtype=np.int32)),
+                "event_time": pa.array(event_time.astype(object), pa.string()),
+                "model_name": pa.array(["penguins"] * n, pa.string()),
+                "model_version": pa.array(["v1"] * n, pa.string()),
+                "stage": pa.array(["prod"] * n, pa.string()),
+                "inputs": inputs,
+                "prediction": pa.array(islands[rng.integers(0, 3, n)], pa.string()),
+                "probabilities": pa.array([[("Adelie", 0.5), ("Gentoo", 0.5)]] * n, pa.map_(pa.string(), pa.float64())),
+            }
+        )
         folder = root / "captures" / "model=penguins" / "version=v1" / f"dt={hour:%Y-%m-%d}" / f"hour={hour:%H}"
         folder.mkdir(parents=True, exist_ok=True)
         for part in range(FILES_PER_HOUR):
@@ -150,15 +152,30 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="bench-athena-") as tmp:
         t0 = time.perf_counter()
-        made = subprocess.run([sys.executable, __file__, "--child", "generate", tmp, "--rows", str(args.rows)],
-                              capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+        made = (
+            subprocess.run(
+                [sys.executable, __file__, "--child", "generate", tmp, "--rows", str(args.rows)], capture_output=True, text=True, check=True
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         rare = json.loads(made)["rare"]
         size = sum(f.stat().st_size for f in Path(tmp).rglob("*.parquet")) / 2**20
-        print(f"{args.rows:,} rows, {HOURS} hours x {FILES_PER_HOUR} Parquet files, {size:.0f} MiB, rare value in {rare} rows "
-              f"(written in {time.perf_counter() - t0:.0f} s)")
+        print(
+            f"{args.rows:,} rows, {HOURS} hours x {FILES_PER_HOUR} Parquet files, {size:.0f} MiB, rare value in {rare} rows "
+            f"(written in {time.perf_counter() - t0:.0f} s)"
+        )
         for path in args.paths.split(","):
-            out = subprocess.run([sys.executable, __file__, "--child", path, tmp, "--sample-cap", str(args.sample_cap)],
-                                 capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+            out = (
+                subprocess.run(
+                    [sys.executable, __file__, "--child", path, tmp, "--sample-cap", str(args.sample_cap)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
             print(f"{path:<7} {out}")
 
 

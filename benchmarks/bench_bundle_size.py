@@ -35,8 +35,27 @@ from modelserve.settings import Settings  # noqa: E402
 
 TARGET_MIB = {"inference": 90, "drift_check": 200}
 IMPORTS = {
-    "inference": ["onnxruntime", "numpy", "fastapi", "mangum", "orjson", "pydantic", "aws_lambda_powertools", "aws_lambda_powertools.metrics", "aws_lambda_powertools.logging.utils"],
-    "drift_check": ["numpy", "scipy", "scipy.stats", "scipy.linalg", "scipy.spatial", "pydantic", "aws_lambda_powertools", "aws_lambda_powertools.metrics"],
+    "inference": [
+        "onnxruntime",
+        "numpy",
+        "fastapi",
+        "mangum",
+        "orjson",
+        "pydantic",
+        "aws_lambda_powertools",
+        "aws_lambda_powertools.metrics",
+        "aws_lambda_powertools.logging.utils",
+    ],
+    "drift_check": [
+        "numpy",
+        "scipy",
+        "scipy.stats",
+        "scipy.linalg",
+        "scipy.spatial",
+        "pydantic",
+        "aws_lambda_powertools",
+        "aws_lambda_powertools.metrics",
+    ],
 }
 
 
@@ -58,15 +77,16 @@ def import_check(asset: Path, python: str, modules: list[str]) -> tuple[bool, st
         "    import onnxruntime as ort; extra += ' onnxruntime ' + ort.__version__ + ' ' + ','.join(ort.get_available_providers())\n"
         "if 'scipy' in mods:\n"
         "    import scipy, scipy.stats; extra += ' scipy ' + scipy.__version__ "
-            "+ ' ks=' + str(round(scipy.stats.ks_2samp([1,2,3],[1,2,4]).pvalue, 3))\n"
+        "+ ' ks=' + str(round(scipy.stats.ks_2samp([1,2,3],[1,2,4]).pvalue, 3))\n"
         "import numpy; extra += ' numpy ' + numpy.__version__\n"
         "print(f'imported {len(mods)} modules in {time.perf_counter() - t:.2f} s;' + extra)\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env["PYTHONPATH"] = str(asset)
     env["PYTHONNOUSERSITE"] = "1"
-    proc = subprocess.run([python, "-s", "-c", code.replace("sys.argv[1]", repr(str(asset)))],
-                          capture_output=True, text=True, env=env, cwd=str(asset))
+    proc = subprocess.run(
+        [python, "-s", "-c", code.replace("sys.argv[1]", repr(str(asset)))], capture_output=True, text=True, env=env, cwd=str(asset)
+    )
     text = (proc.stdout + proc.stderr).strip()
     return proc.returncode == 0, text.splitlines()[-1] if text else ""
 
@@ -115,9 +135,16 @@ def handler_smoke(asset: Path, python: str) -> tuple[bool, str]:
     if not (asset / "bundle" / "reference.jsonl.gz").is_file():
         return True, "skipped (bundle has no reference sample)"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "MS_", "AWS_"))}
-    env.update(PYTHONPATH=str(asset), PYTHONNOUSERSITE="1", LAMBDA_TASK_ROOT=str(asset), MS_MODEL_BUNDLE_PATH="bundle",
-               MS_STAGE_NAME="prod", POWERTOOLS_SERVICE_NAME="inference", POWERTOOLS_METRICS_NAMESPACE="Smoke",
-               AWS_DEFAULT_REGION="us-east-1")
+    env.update(
+        PYTHONPATH=str(asset),
+        PYTHONNOUSERSITE="1",
+        LAMBDA_TASK_ROOT=str(asset),
+        MS_MODEL_BUNDLE_PATH="bundle",
+        MS_STAGE_NAME="prod",
+        POWERTOOLS_SERVICE_NAME="inference",
+        POWERTOOLS_METRICS_NAMESPACE="Smoke",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
     proc = subprocess.run([python, "-s", "-c", SMOKE], capture_output=True, text=True, env=env, cwd=str(asset))
     # the verdict line is the script's last stdout line; warnings (e.g. "capture is off") go to stderr
     text = (proc.stdout if proc.returncode == 0 else proc.stdout + proc.stderr).strip()
@@ -161,12 +188,20 @@ def drift_handler_smoke(asset: Path, python: str) -> tuple[bool, str]:
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
         creds = dict(AWS_ACCESS_KEY_ID="smoke", AWS_SECRET_ACCESS_KEY="smoke", AWS_DEFAULT_REGION="us-east-1")
-        boto3.client("s3", endpoint_url=endpoint, **{k.lower(): v for k, v in creds.items() if k != "AWS_DEFAULT_REGION"},
-                     region_name="us-east-1").create_bucket(Bucket="smoke-captures")
+        boto3.client(
+            "s3", endpoint_url=endpoint, **{k.lower(): v for k, v in creds.items() if k != "AWS_DEFAULT_REGION"}, region_name="us-east-1"
+        ).create_bucket(Bucket="smoke-captures")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "MS_", "AWS_"))}
-        env.update(PYTHONPATH=f"{asset}{os.pathsep}{runtime}", PYTHONNOUSERSITE="1", LAMBDA_TASK_ROOT=str(asset),
-                   MS_MODEL_BUNDLE_PATH="bundle", MS_CAPTURE_BUCKET="smoke-captures", AWS_ENDPOINT_URL=endpoint,
-                   POWERTOOLS_SERVICE_NAME="drift-check", **creds)
+        env.update(
+            PYTHONPATH=f"{asset}{os.pathsep}{runtime}",
+            PYTHONNOUSERSITE="1",
+            LAMBDA_TASK_ROOT=str(asset),
+            MS_MODEL_BUNDLE_PATH="bundle",
+            MS_CAPTURE_BUCKET="smoke-captures",
+            AWS_ENDPOINT_URL=endpoint,
+            POWERTOOLS_SERVICE_NAME="drift-check",
+            **creds,
+        )
         proc = subprocess.run([python, "-s", "-c", DRIFT_SMOKE], capture_output=True, text=True, env=env, cwd=str(asset))
     finally:
         server.stop()
@@ -222,11 +257,17 @@ def main() -> int:
             if arch == "arm64":  # the targets are for the default architecture; x86_64 is reported only
                 ok &= size_ok
             row = {
-                "arch": arch, "asset": name, "python": settings.python_runtime, "MiB": round(mib, 1),
-                "target_MiB": TARGET_MIB[name], "files": res.files,
+                "arch": arch,
+                "asset": name,
+                "python": settings.python_runtime,
+                "MiB": round(mib, 1),
+                "target_MiB": TARGET_MIB[name],
+                "files": res.files,
                 "trimmed_MiB": round(res.trimmed_bytes / 2**20, 1),
-                "first_build_s": round(cold, 1), "first_build_cache_hit": res.cache_hit,
-                "rebuild_s": round(warm, 1), "bytecode": bool(res.bytecode_python),
+                "first_build_s": round(cold, 1),
+                "first_build_cache_hit": res.cache_hit,
+                "rebuild_s": round(warm, 1),
+                "bytecode": bool(res.bytecode_python),
             }
             if arch == "x86_64" and os.uname().machine == "x86_64":
                 py = find_python(settings.python_runtime)
@@ -247,9 +288,11 @@ def main() -> int:
     print("\n| arch | asset | MiB (target) | files | first build s | rebuild s | import check |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['arch']} | {r['asset']} | {r['MiB']} (<= {r['target_MiB']}) | {r['files']} | "
-              f"{r['first_build_s']}{' (cache hit)' if r['first_build_cache_hit'] else ''} | {r['rebuild_s']} | "
-                  f"{r.get('import_check', '-')} {r.get('handler_smoke', '')} |")
+        print(
+            f"| {r['arch']} | {r['asset']} | {r['MiB']} (<= {r['target_MiB']}) | {r['files']} | "
+            f"{r['first_build_s']}{' (cache hit)' if r['first_build_cache_hit'] else ''} | {r['rebuild_s']} | "
+            f"{r.get('import_check', '-')} {r.get('handler_smoke', '')} |"
+        )
     return 0 if ok else 1
 
 

@@ -53,7 +53,12 @@ def _time_one(handler: Any, ev: dict, ctx: Any) -> float:
 
 
 def bench(runs: int, requests: int) -> None:
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}.items():
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }.items():
         os.environ[k] = v
     os.environ.pop("AWS_ENDPOINT_URL", None)
     os.environ.pop("AWS_PROFILE", None)
@@ -76,8 +81,10 @@ def bench(runs: int, requests: int) -> None:
         _env(root, capture=True)
         on = load_handler_module("inference")
         ctx = LambdaContext.fresh("inference")
-        print(f"model {bundle.manifest.model_name} {bundle.manifest.version}; {runs} runs x {requests} requests per configuration; "
-            f"S3 = moto in-process")
+        print(
+            f"model {bundle.manifest.model_name} {bundle.manifest.version}; {runs} runs x {requests} requests per configuration; "
+            f"S3 = moto in-process"
+        )
         sink = io.StringIO()  # EMF / log lines: printed as on Lambda, but not to the terminal
         for n_rows in (1, 100):
             body = {"instances": [ref[i % len(ref)] for i in range(n_rows)]}
@@ -117,7 +124,7 @@ def bench(runs: int, requests: int) -> None:
                 f"{n_rows:>3}-row request: capture off {m_off:7.3f} ms, on {m_on:7.3f} ms, "
                 f"added {m_on - m_off:6.3f} ms/request, ratio on/off {m_on / m_off:5.2f}x "
                 f"(run medians off {min(med_off) * 1e3:.3f}..{max(med_off) * 1e3:.3f}, "
-                    f"on {min(med_on) * 1e3:.3f}..{max(med_on) * 1e3:.3f} ms)"
+                f"on {min(med_on) * 1e3:.3f}..{max(med_on) * 1e3:.3f} ms)"
             )
             print(
                 f"      of which: records + JSON + gzip {statistics.median(med_build) * 1e3:6.3f} ms, "

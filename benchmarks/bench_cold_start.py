@@ -152,7 +152,8 @@ def main() -> None:
     print(f"  floor (numpy + onnxruntime + session)   {statistics.median(floors):7.1f} ms")
     print(f"  handler init                             {statistics.median(handlers):7.1f} ms")
     print(
-        f"  handler / floor                          {statistics.median(ratios):7.2f}x  (per-pair range {min(ratios):.2f}-{max(ratios):.2f})"
+        f"  handler / floor                          {statistics.median(ratios):7.2f}x  "
+        f"(per-pair range {min(ratios):.2f}-{max(ratios):.2f})"
     )
     print(f"  loaded at init, not needed by the first answer: {loaded or 'none'}")
     if args.emulator:

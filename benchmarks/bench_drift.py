@@ -194,7 +194,9 @@ def _object_bodies(model: str, version: str, rows: int, per_object: int, frags: 
         yield capture_key(model, version, t0, request_id), body
 
 
-def fill_bucket(endpoint: str, bucket: str, model: str, version: str, rows: int, per_object: int, frags: list[str], seed: int) -> tuple[int, int]:
+def fill_bucket(
+    endpoint: str, bucket: str, model: str, version: str, rows: int, per_object: int, frags: list[str], seed: int
+) -> tuple[int, int]:
     """Create ``bucket`` and upload the window; returns (objects, gzip bytes)."""
     s3 = _s3(endpoint)
     s3.create_bucket(Bucket=bucket)
@@ -331,10 +333,14 @@ def main() -> None:
     moto, endpoint = _start_moto()
     results = []
     try:
-        print(f"model {model} {version}; moto server pid {moto.pid} at {endpoint}; "
-            f"window {WINDOW_HOURS} h ending {WINDOW_END:%Y-%m-%dT%H:%MZ}")
-        print(f"sample_cap {args.sample_cap}, read budget {args.read_budget:.0f} s, "
-            f"{args.runs} run(s) per fresh process, {os.cpu_count()} CPUs")
+        print(
+            f"model {model} {version}; moto server pid {moto.pid} at {endpoint}; "
+            f"window {WINDOW_HOURS} h ending {WINDOW_END:%Y-%m-%dT%H:%MZ}"
+        )
+        print(
+            f"sample_cap {args.sample_cap}, read budget {args.read_budget:.0f} s, "
+            f"{args.runs} run(s) per fresh process, {os.cpu_count()} CPUs"
+        )
         for n, (rows, per_object) in enumerate(cases):
             bucket = f"bench-drift-{rows}-r{per_object}"
             t0 = time.perf_counter()
@@ -342,9 +348,23 @@ def main() -> None:
             fill_s = time.perf_counter() - t0
             print(f"filled {bucket}: {rows:,} rows in {objects:,} objects, {size / MIB:.1f} MiB gzip, {fill_s:.1f} s", flush=True)
             cmd = [
-                sys.executable, __file__, "--child", "--endpoint", endpoint, "--bucket", bucket, "--bundle", str(bundle_root),
-                "--moto-pid", str(moto.pid), "--sample-cap", str(args.sample_cap), "--runs", str(args.runs),
-                "--read-budget", str(args.read_budget),
+                sys.executable,
+                __file__,
+                "--child",
+                "--endpoint",
+                endpoint,
+                "--bucket",
+                bucket,
+                "--bundle",
+                str(bundle_root),
+                "--moto-pid",
+                str(moto.pid),
+                "--sample-cap",
+                str(args.sample_cap),
+                "--runs",
+                str(args.runs),
+                "--read-budget",
+                str(args.read_budget),
             ]
             proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **AWS_ENV})
             if proc.returncode != 0:
@@ -379,7 +399,7 @@ def _empty_bucket(endpoint: str, bucket: str) -> None:
 HEADER = (
     f"{'rows':>9} {'objects':>7} {'rows/obj':>8} | {'read s':>7} {'list s':>6} {'parse s':>7} {'check s':>7} {'out s':>6} "
     f"{'total s':>7} {'rows/s':>8} | {'init MiB':>8} {'init pk':>7} {'run pk MiB':>10} {'+run MiB':>8} | "
-        f"{'CPU s':>6} {'moto CPU s':>10} | partial"
+    f"{'CPU s':>6} {'moto CPU s':>10} | partial"
 )
 
 

@@ -46,8 +46,12 @@ def put_captures(s3: Any, bundle: Any, start: datetime, end: datetime, rows: int
     for i in range(n):
         at = start + step * i
         rid = f"r{rng.random():.12f}"
-        records = [CaptureRecord(rid, j, utc_iso(at), m.model_name, m.version, "bench", dict(ref["inputs"]), ref["prediction"],
-                                 ref["probabilities"]) for j, ref in enumerate(rng.choice(reference) for _ in range(ROWS_PER_OBJECT))]
+        records = [
+            CaptureRecord(
+                rid, j, utc_iso(at), m.model_name, m.version, "bench", dict(ref["inputs"]), ref["prediction"], ref["probabilities"]
+            )
+            for j, ref in enumerate(rng.choice(reference) for _ in range(ROWS_PER_OBJECT))
+        ]
         s3.put_object(Bucket=BUCKET, Key=capture_key(m.model_name, m.version, at, rid), Body=encode_jsonl_gz(records))
 
 
@@ -81,15 +85,26 @@ def case(bundle: Any, rows: int, unrelated: int) -> list[dict[str, Any]]:
         calls: Counter[str] = Counter()
         client.meta.events.register("before-call.s3", lambda model, **_: calls.update([model.name]))
         # one service for both runs, as a warm Lambda instance keeps it (and its per-size noise gates)
-        service = DriftService(bundle, DriftSettings(metrics_namespace="Bench", audit_sample_rows=0), client,
-                               boto3.client("cloudwatch"), BUCKET)
+        service = DriftService(
+            bundle, DriftSettings(metrics_namespace="Bench", audit_sample_rows=0), client, boto3.client("cloudwatch"), BUCKET
+        )
         for label in ("cold", "warm", "warm"):
             calls.clear()
             t0 = time.perf_counter()
             run = service.run({"time": END.strftime("%Y-%m-%dT%H:%M:%SZ")})
             seconds = time.perf_counter() - t0
-            out.append({"unrelated": unrelated, "run": label, "rows": run.window.rows_seen, "s": seconds,
-                        "GET": calls["GetObject"], "LIST": calls["ListObjectsV2"], "HEAD": calls["HeadObject"], "PUT": calls["PutObject"]})
+            out.append(
+                {
+                    "unrelated": unrelated,
+                    "run": label,
+                    "rows": run.window.rows_seen,
+                    "s": seconds,
+                    "GET": calls["GetObject"],
+                    "LIST": calls["ListObjectsV2"],
+                    "HEAD": calls["HeadObject"],
+                    "PUT": calls["PutObject"],
+                }
+            )
     return out
 
 
@@ -107,8 +122,10 @@ def main() -> None:
     print(f"{'unrelated':>9} {'run':>5} {'rows':>6} {'check s':>8} {'GET':>5} {'LIST':>5} {'HEAD':>5} {'PUT':>4}")
     for k in (int(x) for x in args.unrelated.split(",")):
         for r in case(bundle, args.rows, k):
-            print(f"{'x' + str(r['unrelated']):>9} {r['run']:>5} {r['rows']:>6} {r['s']:>8.2f} "
-                f"{r['GET']:>5} {r['LIST']:>5} {r['HEAD']:>5} {r['PUT']:>4}")
+            print(
+                f"{'x' + str(r['unrelated']):>9} {r['run']:>5} {r['rows']:>6} {r['s']:>8.2f} "
+                f"{r['GET']:>5} {r['LIST']:>5} {r['HEAD']:>5} {r['PUT']:>4}"
+            )
 
 
 if __name__ == "__main__":

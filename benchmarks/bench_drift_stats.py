@@ -53,8 +53,10 @@ def bench(repeats: int = 5) -> None:
     rng = np.random.default_rng(0)
     profile = _profile(rng)
     config = DriftConfig()
-    print(f"reference rows: {REFERENCE_ROWS}, features: {len(profile.features)}, "
-          f"mmd_max_rows={config.mmd_max_rows}, mmd_permutations={config.mmd_permutations}")
+    print(
+        f"reference rows: {REFERENCE_ROWS}, features: {len(profile.features)}, "
+        f"mmd_max_rows={config.mmd_max_rows}, mmd_permutations={config.mmd_permutations}"
+    )
     for n in (1_000, 10_000):
         target = syn.make_table(n, rng, mean_shift={"num_a": 0.2})
         preds = syn.make_predictions(target, rng)
@@ -63,8 +65,10 @@ def bench(repeats: int = 5) -> None:
             t0 = time.perf_counter()
             run_drift_check(profile, target, preds, config)
             times.append(time.perf_counter() - t0)
-        print(f"run_drift_check target_rows={n:>6}: median {statistics.median(times) * 1000:7.1f} ms "
-              f"(min {min(times) * 1000:.1f}, max {max(times) * 1000:.1f}, n={repeats})")
+        print(
+            f"run_drift_check target_rows={n:>6}: median {statistics.median(times) * 1000:7.1f} ms "
+            f"(min {min(times) * 1000:.1f}, max {max(times) * 1000:.1f}, n={repeats})"
+        )
         # what the drift Lambda pays per run once warm: the checker (and its noise gates for this
         # window size, estimated on the first check) kept across runs
         checker = DriftChecker(profile, config)
@@ -76,8 +80,10 @@ def bench(repeats: int = 5) -> None:
             t0 = time.perf_counter()
             checker.check(target, preds)
             warm.append(time.perf_counter() - t0)
-        print(f"DriftChecker.check   target_rows={n:>6}: first {first * 1000:7.1f} ms (incl. the noise gates of "
-              f"this size), then median {statistics.median(warm) * 1000:7.1f} ms")
+        print(
+            f"DriftChecker.check   target_rows={n:>6}: first {first * 1000:7.1f} ms (incl. the noise gates of "
+            f"this size), then median {statistics.median(warm) * 1000:7.1f} ms"
+        )
     t0 = time.perf_counter()
     _profile(rng)
     print(f"ReferenceProfile.fit 10k rows: {(time.perf_counter() - t0) * 1000:.1f} ms")
@@ -101,8 +107,7 @@ def calibrate(trials: int, window_sizes: list[int], mmd_trials: int) -> None:
         print(f"\n=== window {n} rows, reference {REFERENCE_ROWS}, {trials} trials per scenario ===")
         rng = np.random.default_rng(1000 + n)
         for name, kw in scenarios.items():
-            alarms = {"dataset_drift": 0, "any_p_only": 0, "pred_drift": 0, "reconstruction": 0, "outliers": 0,
-                      "quality": 0}
+            alarms = {"dataset_drift": 0, "any_p_only": 0, "pred_drift": 0, "reconstruction": 0, "outliers": 0, "quality": 0}
             feature_hits: dict[str, int] = {}
             num_eff, cat_eff, ratios, out_rates = [], [], [], []
             for _ in range(trials):
@@ -131,21 +136,24 @@ def calibrate(trials: int, window_sizes: list[int], mmd_trials: int) -> None:
             print(f"[{name}] {rates}\n    flagged: {hits or '-'}")
             if name == "no drift":
                 q = lambda a, p: float(np.quantile(np.asarray(a), p))  # noqa: E731
-                print(f"    effect noise numeric  p99={q(num_eff, .99):.4f} p99.9={q(num_eff, .999):.4f} "
-                      f"max={max(num_eff):.4f}")
-                print(f"    effect noise categor. p99={q(cat_eff, .99):.4f} p99.9={q(cat_eff, .999):.4f} "
-                      f"max={max(cat_eff):.4f}")
-                print(f"    reconstruction ratio  p1={q(ratios, .01):.3f} p50={q(ratios, .5):.3f} "
-                      f"p99={q(ratios, .99):.3f} max={max(ratios):.3f}")
-                print(f"    outlier rate          p50={q(out_rates, .5):.4f} p99={q(out_rates, .99):.4f} "
-                      f"max={max(out_rates):.4f}")
+                print(f"    effect noise numeric  p99={q(num_eff, 0.99):.4f} p99.9={q(num_eff, 0.999):.4f} max={max(num_eff):.4f}")
+                print(f"    effect noise categor. p99={q(cat_eff, 0.99):.4f} p99.9={q(cat_eff, 0.999):.4f} max={max(cat_eff):.4f}")
+                print(
+                    f"    reconstruction ratio  p1={q(ratios, 0.01):.3f} p50={q(ratios, 0.5):.3f} "
+                    f"p99={q(ratios, 0.99):.3f} max={max(ratios):.3f}"
+                )
+                print(f"    outlier rate          p50={q(out_rates, 0.5):.4f} p99={q(out_rates, 0.99):.4f} max={max(out_rates):.4f}")
                 fa = alarms["any_p_only"] / trials
                 sd = (0.05 * 0.95 / trials) ** 0.5
                 print(f"    p-only FWER {fa:.3f} vs alpha 0.05 (+3sd = {0.05 + 3 * sd:.3f})")
         # MMD: false alarm and a moderate joint shift
         cfg = DriftConfig()
-        for name, kw in (("no drift", {}), ("joint +0.1sd", {"joint_shift": 0.1}),
-                         ("corr 0.6->-0.6", {"correlation": -0.6}), ("corr 0.6->0", {"correlation": 0.0})):
+        for name, kw in (
+            ("no drift", {}),
+            ("joint +0.1sd", {"joint_shift": 0.1}),
+            ("corr 0.6->-0.6", {"correlation": -0.6}),
+            ("corr 0.6->0", {"correlation": 0.0}),
+        ):
             if not mmd_trials:
                 break
             hits = 0
@@ -181,8 +189,10 @@ def short_window(trials: int, short_sizes: list[int], sample_cap: int = 10_000) 
         long_rows = min(sample_cap, 24 * n)
         short_rows = min(sample_cap, n)
         recent = max(1, round(long_rows / 24))  # the long window's sampled rows from the last hour
-        print(f"\n=== short window {short_rows} rows (last hour), 24 h window sample {long_rows} rows "
-              f"({recent} from the last hour), {trials} trials ===")
+        print(
+            f"\n=== short window {short_rows} rows (last hour), 24 h window sample {long_rows} rows "
+            f"({recent} from the last hour), {trials} trials ==="
+        )
         rng = np.random.default_rng(4200 + n)
         for name, kw in scenarios.items():
             drift = {"24h": 0, "1h": 0, "either": 0}

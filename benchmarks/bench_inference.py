@@ -95,7 +95,9 @@ def main() -> None:
             handler_ms = per_call_ms(lambda: handler_mod.handler(event, ctx), iters, args.repeats)
             sink.truncate(0)
         label = f"{n}" if not null_share else f"{n}, {null_share:.0%} null"
-        print(f"{label:>14} {ort_ms:>12.4f} {json_ms:>13.4f} {handler_ms:>11.4f} {handler_ms / ort_ms:>12.2f} {handler_ms / json_ms:>13.2f}")
+        print(
+            f"{label:>14} {ort_ms:>12.4f} {json_ms:>13.4f} {handler_ms:>11.4f} {handler_ms / ort_ms:>12.2f} {handler_ms / json_ms:>13.2f}"
+        )
 
     code = (
         f"import time,sys; t=time.perf_counter(); sys.path.insert(0, {str(REPO)!r});"

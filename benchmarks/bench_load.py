@@ -90,8 +90,10 @@ def main() -> int:
     ok = statuses.get(200, 0)
     errors = args.requests - ok
     q = statistics.quantiles(latencies, n=100)
-    print(f"{args.requests} POST /predict ({args.rows} row(s) each), {args.clients} clients, gateway concurrency {args.concurrency}, "
-          f"cpus {os.cpu_count()}; S3 = moto server on loopback")
+    print(
+        f"{args.requests} POST /predict ({args.rows} row(s) each), {args.clients} clients, gateway concurrency {args.concurrency}, "
+        f"cpus {os.cpu_count()}; S3 = moto server on loopback"
+    )
     print(f"  requests/s      {args.requests / elapsed:8.1f}   ({elapsed:.1f} s)")
     print(f"  latency p50     {q[49]:8.1f} ms")
     print(f"  latency p99     {q[98]:8.1f} ms")

@@ -127,8 +127,9 @@ def shifts(rng: np.random.Generator, trials: int = 20) -> None:
         v = verdicts(c, rows(rng, 3000, z_shift=0.5), rng, labelled=False)
         paged += any(v[p] for p in PAGES)
         informed += v["features"]
-    print(f"z shifted 0.5 sd, accuracy unchanged (3,000 rows, no labels): paged {paged}/{trials}, "
-          f"feature drift reported {informed}/{trials}")
+    print(
+        f"z shifted 0.5 sd, accuracy unchanged (3,000 rows, no labels): paged {paged}/{trials}, feature drift reported {informed}/{trials}"
+    )
 
 
 def main() -> None:

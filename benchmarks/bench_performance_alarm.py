@@ -63,7 +63,9 @@ def checker(rng: np.random.Generator, reference_rows: int) -> DriftChecker:
     return DriftChecker(profile, DriftConfig(), checks=(PerformanceDropCheck, EstimatedPerformanceCheck))
 
 
-def window(c: DriftChecker, rng: np.random.Generator, n: int, drop: float) -> tuple[PerformanceDropResult, EstimatedPerformanceResult, float]:
+def window(
+    c: DriftChecker, rng: np.random.Generator, n: int, drop: float
+) -> tuple[PerformanceDropResult, EstimatedPerformanceResult, float]:
     probs, pred, y = draw(rng, n, drop)
     columns = PredictionColumns(labels=pred, probabilities=probs)
     report = c.check({"x": np.zeros(n)}, columns, LabeledPredictions(y, columns))
@@ -78,7 +80,9 @@ def main() -> None:
     parser.add_argument("--reference-rows", type=int, default=5000)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    print(f"reference: {args.reference_rows} held-out rows per trial; {args.trials} trials per line; alpha 0.05 (Bonferroni over 3 metrics)")
+    print(
+        f"reference: {args.reference_rows} held-out rows per trial; {args.trials} trials per line; alpha 0.05 (Bonferroni over 3 metrics)"
+    )
     for n in (1000, 10_000):
         for drop in (0.0, 0.03):
             degraded, errors = [], []

@@ -85,7 +85,9 @@ def _in_process_init(bundle: Any, bucket: str) -> float:
         "from devtools.local import load_handler_module; load_handler_module('inference');"
         "print((time.perf_counter()-t)*1000)"
     )
-    env = dict(os.environ, **AWS_ENV, MS_MODEL_BUNDLE_PATH=str(bundle.root), MS_CAPTURE_BUCKET=bucket, AWS_ENDPOINT_URL="http://127.0.0.1:9")
+    env = dict(
+        os.environ, **AWS_ENV, MS_MODEL_BUNDLE_PATH=str(bundle.root), MS_CAPTURE_BUCKET=bucket, AWS_ENDPOINT_URL="http://127.0.0.1:9"
+    )
     env.pop("AWS_LAMBDA_RUNTIME_API", None)
     return float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()[-1])
 
@@ -134,7 +136,13 @@ def bench_against(args: argparse.Namespace, endpoint: str) -> None:
                     assert inv.payload and inv.payload["statusCode"] == 200, inv.payload
                     invs.append(inv)
             # counted after the environment was shut down, right after its last invocation
-            keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=model_capture_prefix(m.model_name, m.version)) for o in page.get("Contents", [])]
+            keys = [
+                o["Key"]
+                for page in s3.get_paginator("list_objects_v2").paginate(
+                    Bucket=bucket, Prefix=model_capture_prefix(m.model_name, m.version)
+                )
+                for o in page.get("Contents", [])
+            ]
             stored = sum(1 for k in keys if not k.rsplit("/", 1)[-1].split("-", 1)[-1].startswith("warm-"))
             if mode == "logs":
                 lines = _lines_per_request(log_dir / f"{mode}.log", mode)
@@ -146,8 +154,10 @@ def bench_against(args: argparse.Namespace, endpoint: str) -> None:
         off_b = statistics.median(results["off"][1])
         for mode in ("sync", "extension", "logs"):
             a, b = results[mode]
-            print(f"capture ({mode}) adds {statistics.median(a) * 1e3 - off_a * 1e3:+.2f} ms to (a) "
-                f"and {statistics.median(b) * 1e3 - off_b * 1e3:+.2f} ms to (b) at the median")
+            print(
+                f"capture ({mode}) adds {statistics.median(a) * 1e3 - off_a * 1e3:+.2f} ms to (a) "
+                f"and {statistics.median(b) * 1e3 - off_b * 1e3:+.2f} ms to (b) at the median"
+            )
 
         # interleaved, round by round: this machine's load drifts more than the modes differ
         print(f"\ncold start (median of {args.cold} fresh environments per mode, interleaved; spawn = process start)")

@@ -39,7 +39,11 @@ def bodies(manifest, rows):  # type: ignore[no-untyped-def]
     names = manifest.feature_names
     out = {
         "instances JSON": (json.dumps({"instances": rows}).encode(), "application/json", {}),
-        "split JSON": (json.dumps({"dataframe_split": {"columns": names, "data": [[r[n] for n in names] for r in rows]}}).encode(), "application/json", {}),
+        "split JSON": (
+            json.dumps({"dataframe_split": {"columns": names, "data": [[r[n] for n in names] for r in rows]}}).encode(),
+            "application/json",
+            {},
+        ),
     }
     tensors, binary = [], []
     for f in manifest.features:
@@ -51,12 +55,24 @@ def bodies(manifest, rows):  # type: ignore[no-untyped-def]
         else:
             arr = np.array([np.nan if v is None else v for v in values], dtype="<f4")
             raw = arr.tobytes()
-            tensors.append({"name": f.name, "shape": [len(rows), 1], "datatype": "FP32", "data": [None if v is None else v for v in values]})
+            tensors.append(
+                {"name": f.name, "shape": [len(rows), 1], "datatype": "FP32", "data": [None if v is None else v for v in values]}
+            )
         binary.append((f.name, tensors[-1]["datatype"], raw))
     out["OIP JSON"] = (json.dumps({"inputs": tensors}).encode(), "application/json", {})
-    head = json.dumps({"inputs": [{"name": n, "shape": [len(rows), 1], "datatype": d, "parameters": {"binary_data_size": len(r)}} for n, d, r in binary],
-                       "parameters": {"binary_data_output": True}}).encode()
-    out["OIP binary"] = (head + b"".join(r for _, _, r in binary), "application/octet-stream", {"inference-header-content-length": str(len(head))})
+    head = json.dumps(
+        {
+            "inputs": [
+                {"name": n, "shape": [len(rows), 1], "datatype": d, "parameters": {"binary_data_size": len(r)}} for n, d, r in binary
+            ],
+            "parameters": {"binary_data_output": True},
+        }
+    ).encode()
+    out["OIP binary"] = (
+        head + b"".join(r for _, _, r in binary),
+        "application/octet-stream",
+        {"inference-header-content-length": str(len(head))},
+    )
     sink = io.BytesIO()
     table = pa.Table.from_pylist(rows)
     with pa.ipc.new_stream(sink, table.schema) as w:
@@ -108,7 +124,10 @@ def main() -> int:
         base_bytes, base_ms = len(cases["instances JSON"][0]), statistics.median(times["instances JSON"])
         for name, (body, _, _) in cases.items():
             ms = statistics.median(times[name])
-            print(f"| {n:,} | {name} | {len(body):,} | {base_bytes / len(body):.1f}× smaller | {ms:.2f} | {base_ms / ms:.2f}× faster |", flush=True)
+            print(
+                f"| {n:,} | {name} | {len(body):,} | {base_bytes / len(body):.1f}× smaller | {ms:.2f} | {base_ms / ms:.2f}× faster |",
+                flush=True,
+            )
         if args.profile and n == sizes[-1]:
             profile = cProfile.Profile()
             profile.runcall(lambda: [call(args.profile) for _ in range(args.repeats)])

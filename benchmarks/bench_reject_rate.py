@@ -65,9 +65,7 @@ def checker(seed: int = 0, config: DriftConfig | None = None) -> tuple[DriftChec
     return DriftChecker(profile, config or DriftConfig(), checks=(DataQualityCheck,)), syn.make_table(WINDOW_ROWS, rng)
 
 
-def rates(
-    n: int, baseline: float, broken: float, windows: int, seed: int = 0, config: DriftConfig | None = None
-) -> tuple[float, float]:
+def rates(n: int, baseline: float, broken: float, windows: int, seed: int = 0, config: DriftConfig | None = None) -> tuple[float, float]:
     """(share of windows whose reject verdict fired, share whose root cause names the broken field)."""
     check, table = checker(seed, config)
     rng = np.random.default_rng(seed + 1)

@@ -64,7 +64,10 @@ TreatMissing = Literal["breaching", "notBreaching", "ignore", "missing"]
 State = Literal["ALARM", "OK", "INSUFFICIENT_DATA"]
 
 AWS_NAMESPACES: dict[str, str] = {
-    "api": "AWS/ApiGateway", "inference": "AWS/Lambda", "drift_check": "AWS/Lambda", "firehose": "AWS/Firehose",
+    "api": "AWS/ApiGateway",
+    "inference": "AWS/Lambda",
+    "drift_check": "AWS/Lambda",
+    "firehose": "AWS/Firehose",
 }
 # the 4xx share counts only periods with at least this many requests: one rejected request of two is no page
 API_4XX_MIN_REQUESTS = 20
@@ -450,27 +453,51 @@ def _input_and_output_drift(ctx: AlarmContext) -> None:
     """Model and data quality: published by the drift check once per schedule period."""
     s, span = ctx.settings, ctx.span
     ctx.add(
-        "DatasetDrift", mc.DATASET_DRIFT, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
-        (f"Dataset drift: at least {s.drift_share_threshold:.0%} of the features drifted" if s.drift_share_threshold > 0
-         else "Dataset drift: at least one feature drifted")
+        "DatasetDrift",
+        mc.DATASET_DRIFT,
+        "model",
+        "Maximum",
+        1,
+        "GreaterThanOrEqualToThreshold",
+        (
+            f"Dataset drift: at least {s.drift_share_threshold:.0%} of the features drifted"
+            if s.drift_share_threshold > 0
+            else "Dataset drift: at least one feature drifted"
+        )
         + f" (alpha {s.alpha}, {s.p_value_correction}) in {span} of captures.",
         "Check which features drifted (report, dashboard p-values) and whether the input source changed; "
         "retrain on recent captures if the change is real.",
-        "alarm-dataset-drift", "model", **ctx.drift_inform,
+        "alarm-dataset-drift",
+        "model",
+        **ctx.drift_inform,
     )
     ctx.add(
-        "PredictionDrift", mc.PREDICTION_DRIFT, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
-        f"Prediction drift: the distribution of the model's outputs moved (alpha {s.alpha}) "
-        f"in {span}.",
+        "PredictionDrift",
+        mc.PREDICTION_DRIFT,
+        "model",
+        "Maximum",
+        1,
+        "GreaterThanOrEqualToThreshold",
+        f"Prediction drift: the distribution of the model's outputs moved (alpha {s.alpha}) in {span}.",
         "Compare the prediction histogram in the report with the reference; check feedback performance.",
-        "alarm-prediction-drift", "model", **ctx.drift_inform,
+        "alarm-prediction-drift",
+        "model",
+        **ctx.drift_inform,
     )
     ctx.add(
-        "OutlierRate", mc.OUTLIER_RATE, "model", "Maximum", s.outlier_rate_threshold,
+        "OutlierRate",
+        mc.OUTLIER_RATE,
+        "model",
+        "Maximum",
+        s.outlier_rate_threshold,
         "GreaterThanThreshold",
         f"Outlier rate above {s.outlier_rate_threshold:.1%} of the rows in {span}.",
-        "Compare the feature histograms in the report and query the window's captures in Athena for the unusual rows; find the client or feature producing them.",
-        "alarm-outlier-rate", "model", **ctx.drift_inform, min_window_rows=s.alarm_min_window_rows,
+        "Compare the feature histograms in the report and query the window's captures in Athena for the unusual rows; "
+        "find the client or feature producing them.",
+        "alarm-outlier-rate",
+        "model",
+        **ctx.drift_inform,
+        min_window_rows=s.alarm_min_window_rows,
     )
 
 
@@ -479,40 +506,76 @@ def _data_quality(ctx: AlarmContext) -> None:
     """The schema's expectations and the requests validation refused."""
     s, span, drift = ctx.settings, ctx.span, ctx.drift
     ctx.add(
-        "MissingRate", mc.MISSING_RATE, "model", "Maximum", s.missing_rate_threshold,
+        "MissingRate",
+        mc.MISSING_RATE,
+        "model",
+        "Maximum",
+        s.missing_rate_threshold,
         "GreaterThanThreshold",
         f"Missing values rose by more than {s.missing_rate_threshold:.1%} over the reference in {span}.",
         "Find the feature with the most new nulls in the report; check the upstream producer of that field.",
-        "alarm-missing-rate", "model", **drift, min_window_rows=s.alarm_min_window_rows,
+        "alarm-missing-rate",
+        "model",
+        **drift,
+        min_window_rows=s.alarm_min_window_rows,
     )
     ctx.add(
-        "OutOfRangeRate", mc.OUT_OF_RANGE_RATE, "model", "Maximum", s.out_of_range_threshold,
+        "OutOfRangeRate",
+        mc.OUT_OF_RANGE_RATE,
+        "model",
+        "Maximum",
+        s.out_of_range_threshold,
         "GreaterThanThreshold",
         f"More than {s.out_of_range_threshold:.1%} of numeric values fall outside the training range in {span}.",
         "Check units and scaling of the features flagged in the report.",
-        "alarm-out-of-range-rate", "model", **drift, min_window_rows=s.alarm_min_window_rows,
+        "alarm-out-of-range-rate",
+        "model",
+        **drift,
+        min_window_rows=s.alarm_min_window_rows,
     )
     ctx.add(
-        "UnseenCategoryRate", mc.UNSEEN_CATEGORY_RATE, "model", "Maximum", s.unseen_category_threshold,
+        "UnseenCategoryRate",
+        mc.UNSEEN_CATEGORY_RATE,
+        "model",
+        "Maximum",
+        s.unseen_category_threshold,
         "GreaterThanThreshold",
         f"More than {s.unseen_category_threshold:.1%} of categorical values were not seen in training "
         f"(policy: {s.unseen_category_policy}).",
         "List the new categories in the report; map them or retrain with them.",
-        "alarm-unseen-category-rate", "model", **drift, min_window_rows=s.alarm_min_window_rows,
+        "alarm-unseen-category-rate",
+        "model",
+        **drift,
+        min_window_rows=s.alarm_min_window_rows,
     )
     ctx.add(
-        "DataQualityFailures", mc.DATA_QUALITY_FAILURES, "model", "Maximum", 0, "GreaterThanThreshold",
+        "DataQualityFailures",
+        mc.DATA_QUALITY_FAILURES,
+        "model",
+        "Maximum",
+        0,
+        "GreaterThanThreshold",
         f"Data-quality expectations of the bundle's schema failed on {span} (types, ranges, categories, nulls).",
-        "The report lists each failed expectation with its share and threshold; query the captures in Athena for the rows, then fix the producer or retrain with the new schema.",
-        "alarm-data-quality-failures", "model", **drift,
+        "The report lists each failed expectation with its share and threshold; query the captures in Athena for the rows, "
+        "then fix the producer or retrain with the new schema.",
+        "alarm-data-quality-failures",
+        "model",
+        **drift,
     )
     ctx.add(
-        "RejectRate", mc.REJECT_RATE, "model", "Maximum", s.reject_rate_threshold, "GreaterThanThreshold",
+        "RejectRate",
+        mc.REJECT_RATE,
+        "model",
+        "Maximum",
+        s.reject_rate_threshold,
+        "GreaterThanThreshold",
         f"More than {s.reject_rate_threshold:.0%} of the requests of {span} were refused by validation "
         f"(422: nulls, unseen categories, wrong types; windows of at least {s.reject_min_requests} requests).",
         "The report's root-cause line and its rejects section name the field and reason behind most refusals; fix the "
         "upstream producer of that field (or the schema / unseen_category_policy if the new data is right).",
-        "alarm-reject-rate", "model", **drift,
+        "alarm-reject-rate",
+        "model",
+        **drift,
     )
 
 
@@ -521,63 +584,124 @@ def _pipeline(ctx: AlarmContext) -> None:
     """Traffic reaching the drift check, captures, metrics and the drift check itself."""
     s, timing = ctx.settings, ctx.timing
     ctx.add(
-        "NoTraffic", mc.WINDOW_ROWS, "model", "Minimum", 1, "LessThanThreshold",
+        "NoTraffic",
+        mc.WINDOW_ROWS,
+        "model",
+        "Minimum",
+        1,
+        "LessThanThreshold",
         f"No captured rows in the last {s.window_hours} h (or the drift check published nothing).",
         "Check API traffic on the dashboard, capture_sampling, CaptureErrors and the drift-check logs.",
-        "alarm-no-traffic", "model", period_s=timing.period_s, treat_missing=s.empty_window_alarm,
+        "alarm-no-traffic",
+        "model",
+        period_s=timing.period_s,
+        treat_missing=s.empty_window_alarm,
         # every period of two checks' worth must be empty: one late check is no page; rows of every
         # version of this deployment, so a deploy is no gap either
-        evaluation_periods=timing.no_data_periods, datapoints_to_alarm=timing.no_data_periods,
-        dimensions={**ctx.deployment_dims, mc.DIM_WINDOW: ctx.windows[0]}, repeat_last_value=True,
+        evaluation_periods=timing.no_data_periods,
+        datapoints_to_alarm=timing.no_data_periods,
+        dimensions={**ctx.deployment_dims, mc.DIM_WINDOW: ctx.windows[0]},
+        repeat_last_value=True,
     )
     ctx.add(
-        "CaptureErrors", mc.CAPTURE_ERRORS, "model", "Sum", 0, "GreaterThanThreshold",
+        "CaptureErrors",
+        mc.CAPTURE_ERRORS,
+        "model",
+        "Sum",
+        0,
+        "GreaterThanThreshold",
         "The inference function failed to write captures (requests were still answered).",
         "Search the inference logs for the capture error; check the bucket policy / Firehose stream.",
-        "alarm-capture-errors", "model", period_s=300,
+        "alarm-capture-errors",
+        "model",
+        period_s=300,
     )
     ctx.add(
-        "CaptureDropped", mc.CAPTURE_DROPPED, "model", "Sum", 0, "GreaterThanThreshold",
+        "CaptureDropped",
+        mc.CAPTURE_DROPPED,
+        "model",
+        "Sum",
+        0,
+        "GreaterThanThreshold",
         "Captures were dropped before any write was tried (the after-response queue was full; requests were answered).",
-        "Compare RowsScored with CapturedRows; check the capture sink's latency and throttling (as for CaptureErrors), or lower capture_sampling.",
-        "alarm-capture-dropped", "model", period_s=300,
+        "Compare RowsScored with CapturedRows; check the capture sink's latency and throttling (as for CaptureErrors), "
+        "or lower capture_sampling.",
+        "alarm-capture-dropped",
+        "model",
+        period_s=300,
     )
     ctx.add(
-        "MetricsErrors", mc.METRICS_ERRORS, "model", "Sum", 0, "GreaterThanThreshold",
+        "MetricsErrors",
+        mc.METRICS_ERRORS,
+        "model",
+        "Sum",
+        0,
+        "GreaterThanThreshold",
         "A function could not write its EMF metrics (predictions were still answered); other alarms may be blind.",
         "Search the functions' logs for 'metrics_error' and the traceback after it.",
-        "alarm-metrics-errors", "model", period_s=300,
+        "alarm-metrics-errors",
+        "model",
+        period_s=300,
     )
     drift = ctx.drift
     ctx.add(
-        "CaptureReadErrors", mc.CAPTURE_READ_ERRORS, "model", "Maximum", 0, "GreaterThanThreshold",
+        "CaptureReadErrors",
+        mc.CAPTURE_READ_ERRORS,
+        "model",
+        "Maximum",
+        0,
+        "GreaterThanThreshold",
         "The drift check could not read capture objects (GetObject failed: AccessDenied, KMS, throttling); "
         "its window is short of them, so its verdicts and NoTraffic are not about the traffic.",
         "Search the drift-check log for 'not read (' (the key and S3's error code) and the report's read_errors; "
         "check the bucket policy, the KMS key policy and the function's role after any recent change.",
-        "alarm-capture-read-errors", "model", **drift,
+        "alarm-capture-read-errors",
+        "model",
+        **drift,
     )
     ctx.add(
-        "CorruptCaptureObjects", mc.CORRUPT_CAPTURE_OBJECTS, "model", "Maximum", 0, "GreaterThanThreshold",
+        "CorruptCaptureObjects",
+        mc.CORRUPT_CAPTURE_OBJECTS,
+        "model",
+        "Maximum",
+        0,
+        "GreaterThanThreshold",
         "Capture objects were read but could not be decoded (truncated or not capture records); they were skipped whole.",
         "The report's corrupt_keys name them; check the writer (capture sink, Firehose format conversion) and "
         "whatever else writes under the captures prefix.",
-        "alarm-corrupt-capture-objects", "model", **drift,
+        "alarm-corrupt-capture-objects",
+        "model",
+        **drift,
     )
     ctx.add(
-        "PartialWindow", mc.PARTIAL_WINDOW, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
+        "PartialWindow",
+        mc.PARTIAL_WINDOW,
+        "model",
+        "Maximum",
+        1,
+        "GreaterThanOrEqualToThreshold",
         "The drift check ran out of its time budget before reading the whole window, in two checks in a row: its "
         "verdicts are on a uniform sample of part of the window.",
         "Raise drift_timeout_s or drift_memory_mb, lower sample_cap, or shorten window_hours; the report's "
         "objects_read / objects_listed say how much was read.",
-        "alarm-partial-window", "model", **{**drift, "evaluation_periods": ctx.timing.periods_per_gap * 2},
+        "alarm-partial-window",
+        "model",
+        **{**drift, "evaluation_periods": ctx.timing.periods_per_gap * 2},
         datapoints_to_alarm=2,
     )
     ctx.add(
-        "DriftCheckErrors", "Errors", "drift_check", "Sum", 0, "GreaterThanThreshold",
+        "DriftCheckErrors",
+        "Errors",
+        "drift_check",
+        "Sum",
+        0,
+        "GreaterThanThreshold",
         "The drift-check function failed; drift metrics for this window are missing.",
         "Read the drift-check function's log for the traceback; rerun it by hand once fixed.",
-        "alarm-drift-check-errors", "model", family="pipeline", period_s=timing.period_s,
+        "alarm-drift-check-errors",
+        "model",
+        family="pipeline",
+        period_s=timing.period_s,
         evaluation_periods=timing.periods_per_gap,
     )
 
@@ -588,28 +712,56 @@ def _service(ctx: AlarmContext) -> None:
     s = ctx.settings
     svc: dict[str, Any] = dict(period_s=60, evaluation_periods=5, datapoints_to_alarm=3, rollback=True)
     ctx.add(
-        "Api5xxRate", "5XXError", "api", "Average", s.api_5xx_rate, "GreaterThanThreshold",
+        "Api5xxRate",
+        "5XXError",
+        "api",
+        "Average",
+        s.api_5xx_rate,
+        "GreaterThanThreshold",
         f"More than {s.api_5xx_rate:.1%} of API requests answered 5xx.",
         "Check the inference function's errors and logs; if a deployment is in progress CodeDeploy rolls back.",
-        "alarm-api-5xx-rate", "service", **svc,
+        "alarm-api-5xx-rate",
+        "service",
+        **svc,
     )
     ctx.add(
-        "ApiP99Latency", "Latency", "api", "p99", s.api_p99_latency_ms, "GreaterThanThreshold",
+        "ApiP99Latency",
+        "Latency",
+        "api",
+        "p99",
+        s.api_p99_latency_ms,
+        "GreaterThanThreshold",
         f"API p99 latency above {s.api_p99_latency_ms:g} ms.",
         "Check batch sizes, cold starts (provisioned_concurrency) and the function's memory.",
-        "alarm-api-p99-latency", "service", **svc,
+        "alarm-api-p99-latency",
+        "service",
+        **svc,
     )
     ctx.add(
-        "InferenceErrors", "Errors", "inference", "Sum", 0, "GreaterThanThreshold",
+        "InferenceErrors",
+        "Errors",
+        "inference",
+        "Sum",
+        0,
+        "GreaterThanThreshold",
         "The inference function raised errors (timeouts, out of memory, init failures).",
         "Read the function's log; a failing new version is rolled back by CodeDeploy.",
-        "alarm-inference-errors", "service", **svc,
+        "alarm-inference-errors",
+        "service",
+        **svc,
     )
     ctx.add(
-        "InferenceThrottles", "Throttles", "inference", "Sum", 0, "GreaterThanThreshold",
+        "InferenceThrottles",
+        "Throttles",
+        "inference",
+        "Sum",
+        0,
+        "GreaterThanThreshold",
         "The inference function was throttled (concurrency limit reached).",
         "Raise the account's concurrency quota or lower the stage throttling limits.",
-        "alarm-inference-throttles", "service", period_s=300,
+        "alarm-inference-throttles",
+        "service",
+        period_s=300,
     )
 
 
@@ -618,28 +770,49 @@ def _performance(ctx: AlarmContext) -> None:
     """Model performance: labels from /feedback, and the estimate before they come."""
     s, span = ctx.settings, ctx.span
     ctx.add(
-        "PerformanceDegraded", mc.PERFORMANCE_DEGRADED, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
+        "PerformanceDegraded",
+        mc.PERFORMANCE_DEGRADED,
+        "model",
+        "Maximum",
+        1,
+        "GreaterThanOrEqualToThreshold",
         f"Model performance on the feedback labels of {span} fell significantly below its "
         f"held-out reference performance (alpha {s.alpha}, at least {s.performance_min_labels} labels).",
         "Read performance_drop in the report (which metric, how far, on how many labels); compare with the "
         "drift alarms: inputs unchanged means the concept changed, retrain on recent labelled data.",
-        "alarm-performance-degraded", "model", **ctx.drift_verdict,
+        "alarm-performance-degraded",
+        "model",
+        **ctx.drift_verdict,
     )
     ctx.add(
-        "EstimatedAccuracyDrop", mc.ESTIMATED_PERFORMANCE_DEGRADED, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
+        "EstimatedAccuracyDrop",
+        mc.ESTIMATED_PERFORMANCE_DEGRADED,
+        "model",
+        "Maximum",
+        1,
+        "GreaterThanOrEqualToThreshold",
         f"The accuracy, F1 or AUC estimated from the model's calibrated probabilities (no labels needed) fell below "
         f"its band in {span}: more than its own noise at the window's size and at least {s.estimated_accuracy_drop_threshold:.0%}.",
         "Read estimated_performance in the report and the drift alarms: inputs moved to where the model is unsure; "
         "get labels for the window (audit sample, /feedback) to confirm, then retrain.",
-        "alarm-estimated-accuracy-drop", "model", **ctx.drift_verdict,
+        "alarm-estimated-accuracy-drop",
+        "model",
+        **ctx.drift_verdict,
     )
     ctx.add(
-        "TargetDrift", mc.TARGET_DRIFT, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
+        "TargetDrift",
+        mc.TARGET_DRIFT,
+        "model",
+        "Maximum",
+        1,
+        "GreaterThanOrEqualToThreshold",
         f"The labels that came back through /feedback in {span} are distributed unlike the "
         f"reference targets, or name a class the reference never had (alpha {s.alpha}, at least {s.performance_min_labels} labels).",
         "Read target_drift in the report: the classes whose share moved, new and vanished classes, predicted vs observed "
         "shares; check the labelling source, then retrain with the new class mix.",
-        "alarm-target-drift", "model", **ctx.drift_inform,
+        "alarm-target-drift",
+        "model",
+        **ctx.drift_inform,
     )
 
 
@@ -648,32 +821,59 @@ def _api_traffic(ctx: AlarmContext) -> None:
     """Traffic reaching the API: seen in minutes, not at the next drift check."""
     s = ctx.settings
     ctx.add(
-        "Api4xxRate", "4XXError", "api", "Sum", s.api_4xx_rate, "GreaterThanThreshold",
+        "Api4xxRate",
+        "4XXError",
+        "api",
+        "Sum",
+        s.api_4xx_rate,
+        "GreaterThanThreshold",
         f"More than {s.api_4xx_rate:.0%} of API requests were refused by the gateway itself for 10 of 15 minutes "
         "((4XXError - ValidationRejects) / Count): 403 after an API key or usage-plan change, 429 throttling, unknown "
         "routes. The function's validation refusals (422) are not counted here: RejectRate pages for them.",
         "Read the access logs for the status codes and API key ids; compare with recent key, usage-plan or client changes.",
-        "alarm-api-4xx-rate", "service", period_s=300, evaluation_periods=3, datapoints_to_alarm=2,
-        min_requests=API_4XX_MIN_REQUESTS, minus_validation_rejects=True,
+        "alarm-api-4xx-rate",
+        "service",
+        period_s=300,
+        evaluation_periods=3,
+        datapoints_to_alarm=2,
+        min_requests=API_4XX_MIN_REQUESTS,
+        minus_validation_rejects=True,
     )
     if s.traffic_anomaly_alarm:
         ctx.add(
-            "TrafficDrop", "Count", "api", "Sum", s.traffic_anomaly_band, "LessThanLowerThreshold",
+            "TrafficDrop",
+            "Count",
+            "api",
+            "Sum",
+            s.traffic_anomaly_band,
+            "LessThanLowerThreshold",
             f"API requests fell below their own recent pattern (CloudWatch anomaly band, {s.traffic_anomaly_band:g} standard "
             "deviations) in 3 of 3 five-minute periods; a period without requests counts as 0. Quiet until the API has "
             "seen traffic: the band is learned from it.",
             "Check the clients and their keys, DNS, the API's 4xx share and the access logs; if the drop is planned "
             "(a client retired), the band learns it within days, or exclude the window in the anomaly model.",
-            "alarm-traffic-drop", "service", period_s=300, evaluation_periods=3, datapoints_to_alarm=3,
+            "alarm-traffic-drop",
+            "service",
+            period_s=300,
+            evaluation_periods=3,
+            datapoints_to_alarm=3,
             missing_as_zero=True,
         )
     if s.alarm_min_requests:
         ctx.add(
-            "LowTraffic", "Count", "api", "Sum", s.alarm_min_requests, "LessThanThreshold",
-            f"Fewer than {s.alarm_min_requests} API requests in {s.alarm_min_requests_minutes} min (no requests at all: "
-            "also ALARM).",
-            "Check the clients and their keys, DNS and the API's 4xx share; a quiet period that is normal needs a lower alarm_min_requests.",
-            "alarm-low-traffic", "service", period_s=s.alarm_min_requests_minutes * 60, treat_missing="breaching",
+            "LowTraffic",
+            "Count",
+            "api",
+            "Sum",
+            s.alarm_min_requests,
+            "LessThanThreshold",
+            f"Fewer than {s.alarm_min_requests} API requests in {s.alarm_min_requests_minutes} min (no requests at all: also ALARM).",
+            "Check the clients and their keys, DNS and the API's 4xx share; "
+            "a quiet period that is normal needs a lower alarm_min_requests.",
+            "alarm-low-traffic",
+            "service",
+            period_s=s.alarm_min_requests_minutes * 60,
+            treat_missing="breaching",
         )
 
 
@@ -684,18 +884,37 @@ def _firehose(ctx: AlarmContext) -> None:
     if s.capture_sink == "s3":
         return
     ctx.add(
-        "FirehoseDeliveryFailures", "DeliveryToS3.Success", "firehose", "Average", 1, "LessThanThreshold",
+        "FirehoseDeliveryFailures",
+        "DeliveryToS3.Success",
+        "firehose",
+        "Average",
+        1,
+        "LessThanThreshold",
         "Firehose failed to deliver capture records to S3 in two 5-minute periods in a row (records retried, "
         "then written under the errors prefix).",
         "Read the stream's delivery error log and the errors/ prefix of the bucket; check the bucket policy and KMS key.",
-        "alarm-firehose-delivery-failures", "model", family="pipeline", period_s=300, evaluation_periods=2, datapoints_to_alarm=2,
+        "alarm-firehose-delivery-failures",
+        "model",
+        family="pipeline",
+        period_s=300,
+        evaluation_periods=2,
+        datapoints_to_alarm=2,
     )
     ctx.add(
-        "FirehoseDataFreshness", "DeliveryToS3.DataFreshness", "firehose", "Maximum", s.firehose_max_data_age_s,
+        "FirehoseDataFreshness",
+        "DeliveryToS3.DataFreshness",
+        "firehose",
+        "Maximum",
+        s.firehose_max_data_age_s,
         "GreaterThanThreshold",
         f"The oldest capture record in the Firehose stream waited more than {s.firehose_max_data_age_s} s for delivery.",
         "Delivery is falling behind or failing: see FirehoseDeliveryFailures and the stream's error log.",
-        "alarm-firehose-data-freshness", "model", family="pipeline", period_s=300, evaluation_periods=2, datapoints_to_alarm=2,
+        "alarm-firehose-data-freshness",
+        "model",
+        family="pipeline",
+        period_s=300,
+        evaluation_periods=2,
+        datapoints_to_alarm=2,
     )
 
 
@@ -706,31 +925,45 @@ def _challenger(ctx: AlarmContext) -> None:
     if not v or s.challenger_mode == "off":
         return
     theirs: dict[str, Any] = dict(
-        period_s=timing.period_s, evaluation_periods=timing.periods_per_gap, treat_missing="notBreaching",
+        period_s=timing.period_s,
+        evaluation_periods=timing.periods_per_gap,
+        treat_missing="notBreaching",
         dimensions={**ctx.dims, mc.DIM_MODEL_VERSION: v},
     )
     ctx.add(
-        "ChallengerWorse", mc.CHALLENGER_WORSE, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
+        "ChallengerWorse",
+        mc.CHALLENGER_WORSE,
+        "model",
+        "Maximum",
+        1,
+        "GreaterThanOrEqualToThreshold",
         f"Challenger {v} ({s.challenger_mode}) is significantly worse than the champion "
         f"on the labelled rows of the last {s.window_hours} h (p < {s.alpha}).",
         "Read the comparison report (next to the drift report); set challenger_mode off or replace the challenger.",
-        "alarm-challenger-worse", "comparison", **theirs,
+        "alarm-challenger-worse",
+        "comparison",
+        **theirs,
     )
     # the challenger's own drift report: only what the champion's check of the window did not find
     # (input drift is the champion's alarms' to page, once)
     ctx.add(
-        "ChallengerDrift", mc.CHALLENGER_DRIFT, "model", "Maximum", 1, "GreaterThanOrEqualToThreshold",
+        "ChallengerDrift",
+        mc.CHALLENGER_DRIFT,
+        "model",
+        "Maximum",
+        1,
+        "GreaterThanOrEqualToThreshold",
         f"Challenger {v} ({s.challenger_mode}): its own drift check found dataset or prediction drift "
         f"against its reference in the last {s.window_hours} h, where the champion's check found neither.",
         f"Read the challenger's drift report (*-version={v}.html, next to the champion's): traffic unlike "
         "its training data, or outputs that moved on inputs that did not; fix or replace the challenger before promoting it.",
-        "alarm-challenger-drift", "comparison", **theirs,
+        "alarm-challenger-drift",
+        "comparison",
+        **theirs,
     )
 
 
-def evaluate_windows(
-    spec: AlarmSpec, values: Mapping[str, float | None], window_rows: Mapping[str, float | None] | None = None
-) -> State:
+def evaluate_windows(spec: AlarmSpec, values: Mapping[str, float | None], window_rows: Mapping[str, float | None] | None = None) -> State:
     """What an alarm over several windows would say for one check: each window's value (by Window
     label) gated by its own row count, then the largest of those present, as the stack's metric
     math ``MAX`` over the windows' series; no window with a value is a missing datapoint."""

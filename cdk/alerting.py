@@ -98,7 +98,8 @@ class Alerting(Construct):
 
         # ---- alarm topic: a customer-managed key, because CloudWatch cannot use the aws/sns key
         key = kms.Key(
-            self, "TopicKey",
+            self,
+            "TopicKey",
             description=f"Alarm topic of model {m.model_name}",
             enable_key_rotation=True,
             removal_policy=cdk.RemovalPolicy.DESTROY,
@@ -115,7 +116,8 @@ class Alerting(Construct):
             )
         )
         self.topic = sns.Topic(
-            self, "AlarmTopic",
+            self,
+            "AlarmTopic",
             display_name=f"modelserve {m.model_name} alarms",
             master_key=key,
             enforce_ssl=True,
@@ -137,7 +139,8 @@ class Alerting(Construct):
         warn_without_subscriber(self, s)
         # what informs without paging (drift with no performance impact): a second topic, its own subscribers
         self.inform_topic = sns.Topic(
-            self, "InformTopic",
+            self,
+            "InformTopic",
             display_name=f"modelserve {m.model_name} notices (no page)",
             master_key=key,
             enforce_ssl=True,
@@ -156,7 +159,8 @@ class Alerting(Construct):
         # ---- a metrics failure is itself counted: the functions log it with a fixed message
         for name, group in (w.metrics_error_log for w in watched if w.metrics_error_log is not None):
             logs.MetricFilter(
-                self, f"{name}MetricsErrors",
+                self,
+                f"{name}MetricsErrors",
                 log_group=group,
                 filter_pattern=logs.FilterPattern.string_value("$.message", "=", f"{mc.METRICS_ERROR_MESSAGE.split(':')[0]}*"),
                 metric_namespace=s.metrics_namespace,
@@ -164,7 +168,9 @@ class Alerting(Construct):
                 metric_value="1",
                 # the log lines carry these keys (modelserve.observability.make_logger)
                 dimensions={
-                    mc.DIM_MODEL_NAME: "$.model_name", mc.DIM_MODEL_VERSION: "$.model_version", mc.DIM_DEPLOYMENT: "$.deployment",
+                    mc.DIM_MODEL_NAME: "$.model_name",
+                    mc.DIM_MODEL_VERSION: "$.model_version",
+                    mc.DIM_DEPLOYMENT: "$.deployment",
                 },
             )
 
@@ -176,16 +182,21 @@ class Alerting(Construct):
         actions = [cw_actions.SnsAction(t) for t in (self.topic, *self.forward_topics)]
         inform = cw_actions.SnsAction(self.inform_topic)
         for spec in self.specs:  # a paging alarm has no actions: its family's composite notifies (below)
-            alarm = self._anomaly_alarm(spec) if spec.anomaly_band else cloudwatch.Alarm(
-                self, spec.id,
-                alarm_name=resource_name(stack.stack_name, spec.id, max_len=255),
-                alarm_description=spec.description,
-                metric=self.metric_for(spec),
-                threshold=spec.threshold,
-                comparison_operator=_COMPARISON[spec.comparison],
-                evaluation_periods=spec.evaluation_periods,
-                datapoints_to_alarm=spec.datapoints_to_alarm,
-                treat_missing_data=_MISSING[spec.treat_missing_data],
+            alarm = (
+                self._anomaly_alarm(spec)
+                if spec.anomaly_band
+                else cloudwatch.Alarm(
+                    self,
+                    spec.id,
+                    alarm_name=resource_name(stack.stack_name, spec.id, max_len=255),
+                    alarm_description=spec.description,
+                    metric=self.metric_for(spec),
+                    threshold=spec.threshold,
+                    comparison_operator=_COMPARISON[spec.comparison],
+                    evaluation_periods=spec.evaluation_periods,
+                    datapoints_to_alarm=spec.datapoints_to_alarm,
+                    treat_missing_data=_MISSING[spec.treat_missing_data],
+                )
             )
             if not spec.pages:  # informs: straight to the non-paging topic, in and out of ALARM
                 alarm.add_alarm_action(inform)
@@ -203,10 +214,15 @@ class Alerting(Construct):
         for family in dict.fromkeys(sp.family for sp in paging_specs):
             children = [sp for sp in paging_specs if sp.family == family]
             composite = cloudwatch.CompositeAlarm(
-                self, f"Page{''.join(w.title() for w in family.split('_'))}",
+                self,
+                f"Page{''.join(w.title() for w in family.split('_'))}",
                 composite_alarm_name=resource_name(stack.stack_name, f"Page-{family.replace('_', '-')}", max_len=255),
                 alarm_description=self.family_description(  # < 1024 chars (test_alarms.py)
-                    family, children, reports, links, runbook_link(s, page_anchor(family)),
+                    family,
+                    children,
+                    reports,
+                    links,
+                    runbook_link(s, page_anchor(family)),
                 ),
                 alarm_rule=cloudwatch.AlarmRule.any_of(*(self.page_rule(sp.id) for sp in children)),
             )
@@ -215,7 +231,8 @@ class Alerting(Construct):
             self.families[family] = composite
         model_alarms = [self.alarms[sp.id] for sp in self.specs if sp.group == "model"]
         self.model_health = cloudwatch.CompositeAlarm(
-            self, "ModelHealth",
+            self,
+            "ModelHealth",
             composite_alarm_name=resource_name(stack.stack_name, "ModelHealth", max_len=255),
             alarm_description=(
                 f"Model health of {m.model_name} {m.version}: in ALARM while any drift, data-quality, traffic or "
@@ -231,7 +248,8 @@ class Alerting(Construct):
     def _anomaly_alarm(self, spec: AlarmSpec) -> cloudwatch.Alarm:
         """An alarm below the band CloudWatch's anomaly detection learned from the metric's own history."""
         return cloudwatch.AnomalyDetectionAlarm(
-            self, spec.id,
+            self,
+            spec.id,
             alarm_name=resource_name(cdk.Stack.of(self).stack_name, spec.id, max_len=255),
             alarm_description=spec.description,
             metric=self.metric_for(spec),
@@ -250,7 +268,10 @@ class Alerting(Construct):
         if not others:
             return rule
         return cloudwatch.AlarmRule.all_of(
-            rule, cloudwatch.AlarmRule.not_(cloudwatch.AlarmRule.any_of(*(cloudwatch.AlarmRule.from_alarm(o, cloudwatch.AlarmState.ALARM) for o in others)))
+            rule,
+            cloudwatch.AlarmRule.not_(
+                cloudwatch.AlarmRule.any_of(*(cloudwatch.AlarmRule.from_alarm(o, cloudwatch.AlarmState.ALARM) for o in others))
+            ),
         )
 
     @staticmethod
@@ -265,7 +286,8 @@ class Alerting(Construct):
             f"Start with the newest drift report ({'Reports below' if links else reports}): its first line (root_cause) "
             "names the cause (also in the log line 'drift check done' and the verdict event; the 1h window's report "
             "ends in -w1h). "
-            if drift else ""
+            if drift
+            else ""
         )
         return (
             f"{FAMILY_TITLES[family]}. One notification for the family: in ALARM while any of {ids} is "

@@ -94,7 +94,8 @@ def build_app(
     nag.register(app)
     name = app.node.try_get_context(CTX_STACK_NAME) or stack_name_for(manifest.model_name)
     stack = ModelServingStack(
-        app, name,
+        app,
+        name,
         settings=settings,
         manifest=manifest,
         bundle_dir=bundle_dir,
@@ -102,8 +103,6 @@ def build_app(
         prebuilt_assets=prebuilt,
         repo_root=repo_root,
         challenger=challenger,
-        env=cdk.Environment(
-            account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")
-        ),
+        env=cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")),
     )
     return app, stack

@@ -87,10 +87,23 @@ SERVING_PRUNE = (
     "numpy/random",
     "numpy/fft",
     "pydantic/v1",  # the pydantic 1 compatibility layer
-    *(f"aws_lambda_powertools/utilities/{u}" for u in (
-        "parser", "data_classes", "batch", "idempotency", "kafka", "streaming", "feature_flags",
-        "data_masking", "validation", "auth_alpha", "circuit_breaker", "parameters",
-    )),
+    *(
+        f"aws_lambda_powertools/utilities/{u}"
+        for u in (
+            "parser",
+            "data_classes",
+            "batch",
+            "idempotency",
+            "kafka",
+            "streaming",
+            "feature_flags",
+            "data_masking",
+            "validation",
+            "auth_alpha",
+            "circuit_breaker",
+            "parameters",
+        )
+    ),
 )
 
 

@@ -212,9 +212,7 @@ def source_hash(spec: AssetSpec) -> str:
     h.update(" ".join(platform_tags(spec.python_version, spec.architecture)).encode())
     h.update(f"{spec.python_version}|{spec.architecture}|{asset_trim.TRIM_VERSION}|{' '.join(spec.prune)}".encode())
     challenger = [("challenger", spec.challenger_dir)] if spec.challenger_dir is not None else []
-    for label, root in [("handler", spec.handler_dir), ("bundle", spec.bundle_dir)] + challenger + [
-        (p.name, p) for p in spec.packages
-    ]:
+    for label, root in [("handler", spec.handler_dir), ("bundle", spec.bundle_dir)] + challenger + [(p.name, p) for p in spec.packages]:
         for f in _iter_files(root):
             if label == "challenger" and f.relative_to(root).as_posix() in spec.challenger_exclude:
                 continue
@@ -230,7 +228,9 @@ def _python_version_of(exe: str) -> str | None:
     try:
         out = subprocess.run(
             [exe, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True, text=True, timeout=20,
+            capture_output=True,
+            text=True,
+            timeout=20,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -302,11 +302,19 @@ def install_dependencies(spec: AssetSpec, cache_root: Path = CACHE_ROOT, log: Lo
     req_file = cache_root / f"{key}.requirements.txt"
     req_file.write_text(resolved)
     cmd = [
-        sys.executable, "-m", "pip", "install",
-        "--disable-pip-version-check", "--no-input", "--quiet",
-        "--target", str(tmp),
-        "--implementation", "cp",
-        "--python-version", spec.python_version,
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--quiet",
+        "--target",
+        str(tmp),
+        "--implementation",
+        "cp",
+        "--python-version",
+        spec.python_version,
         "--only-binary=:all:",
         "--no-compile",
     ]
@@ -366,7 +374,8 @@ def install_dependencies(spec: AssetSpec, cache_root: Path = CACHE_ROOT, log: Lo
 def _compile(py: str, root: Path, log: Log, name: str) -> None:
     proc = subprocess.run(
         [py, "-m", "compileall", "-q", "-j0", "--invalidation-mode", "unchecked-hash", str(root)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     if proc.returncode != 0:  # a module with syntax for another version is not fatal: it just stays uncompiled
         log(f"[bundling {name}] bytecode: some files did not compile:\n" + "\n".join(proc.stdout.splitlines()[-5:]))
@@ -394,7 +403,10 @@ def assemble(spec: AssetSpec, output_dir: str | Path, cache_root: Path = CACHE_R
     t1 = time.monotonic()
     output_dir.mkdir(parents=True, exist_ok=True)
     shutil.copytree(
-        deps, output_dir, dirs_exist_ok=True, copy_function=_link_or_copy,
+        deps,
+        output_dir,
+        dirs_exist_ok=True,
+        copy_function=_link_or_copy,
         ignore=lambda d, names: {".modelserve-deps.json"} if Path(d) == deps else set(),
     )
     _copy_sources(spec.handler_dir, output_dir, skip_requirements=True)
@@ -407,16 +419,30 @@ def assemble(spec: AssetSpec, output_dir: str | Path, cache_root: Path = CACHE_R
     if py and os.path.exists(py):
         # only our own code: the dependencies came precompiled from the cache
         subprocess.run(
-            [py, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash",
-             *[str(output_dir / p.name) for p in spec.packages],
-             *[str(output_dir / f.name) for f in spec.handler_dir.glob("*.py")]],
-            capture_output=True, text=True,
+            [
+                py,
+                "-m",
+                "compileall",
+                "-q",
+                "--invalidation-mode",
+                "unchecked-hash",
+                *[str(output_dir / p.name) for p in spec.packages],
+                *[str(output_dir / f.name) for f in spec.handler_dir.glob("*.py")],
+            ],
+            capture_output=True,
+            text=True,
         )
     files, size = asset_trim.tree_size(output_dir)
     result = BuildResult(
-        output_dir=output_dir, dependency_dir=deps, cache_hit=hit,
-        seconds_install=t1 - t0, seconds_assemble=time.monotonic() - t1,
-        bytecode_python=py, files=files, bytes=size, trimmed_bytes=int(info.get("trimmed_bytes", 0)),
+        output_dir=output_dir,
+        dependency_dir=deps,
+        cache_hit=hit,
+        seconds_install=t1 - t0,
+        seconds_assemble=time.monotonic() - t1,
+        bytecode_python=py,
+        files=files,
+        bytes=size,
+        trimmed_bytes=int(info.get("trimmed_bytes", 0)),
     )
     log(
         f"[bundling {spec.name}] asset {size / 2**20:.1f} MiB in {files} files "

@@ -61,13 +61,15 @@ class CaptureStorage(Construct):
         if 0 < settings.capture_transition_days < S3_MIN_IA_DAYS:
             raise SettingsError(
                 f"invalid settings:\n  setting 'capture_transition_days' = {settings.capture_transition_days!r}: "
-                f"S3 moves objects to Infrequent Access after {S3_MIN_IA_DAYS} days at the earliest (allowed: 0 for never, or >= {S3_MIN_IA_DAYS})"
+                f"S3 moves objects to Infrequent Access after {S3_MIN_IA_DAYS} days at the earliest "
+                f"(allowed: 0 for never, or >= {S3_MIN_IA_DAYS})"
             )
 
         self.key: kms.Key | None = None
         if settings.bucket_encryption == "kms":
             self.key = kms.Key(
-                self, "Key",
+                self,
+                "Key",
                 description=f"Capture bucket of model {manifest.model_name}",
                 enable_key_rotation=True,
                 removal_policy=cdk.RemovalPolicy.RETAIN,
@@ -75,7 +77,8 @@ class CaptureStorage(Construct):
 
         # Server access logs: SSE-S3 is the only encryption S3 log delivery supports.
         self.log_bucket = s3.Bucket(
-            self, "AccessLogs",
+            self,
+            "AccessLogs",
             encryption=s3.BucketEncryption.S3_MANAGED,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
@@ -88,19 +91,25 @@ class CaptureStorage(Construct):
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
         acknowledge(
-            self.log_bucket, "AwsSolutions-S1",
+            self.log_bucket,
+            "AwsSolutions-S1",
             "This is the server-access-log bucket of the capture bucket; logging it into itself would loop.",
         )
 
         expiry = cdk.Duration.days(settings.capture_expiry_days)
         transitions = (
-            [s3.Transition(storage_class=s3.StorageClass.INFREQUENT_ACCESS, transition_after=cdk.Duration.days(settings.capture_transition_days))]
+            [
+                s3.Transition(
+                    storage_class=s3.StorageClass.INFREQUENT_ACCESS, transition_after=cdk.Duration.days(settings.capture_transition_days)
+                )
+            ]
             if settings.capture_transition_days
             else None
         )
         noncurrent = cdk.Duration.days(settings.capture_noncurrent_days)
         self.bucket = s3.Bucket(
-            self, "Bucket",
+            self,
+            "Bucket",
             encryption=s3.BucketEncryption.KMS if self.key else s3.BucketEncryption.S3_MANAGED,
             encryption_key=self.key,
             bucket_key_enabled=True if self.key else None,
@@ -114,24 +123,49 @@ class CaptureStorage(Construct):
             server_access_logs_bucket=self.log_bucket,
             server_access_logs_prefix="capture-bucket/",
             lifecycle_rules=[
-                s3.LifecycleRule(id="captures", prefix=f"{CAPTURE_ROOT}/", expiration=expiry, transitions=transitions,
-                                 noncurrent_version_expiration=noncurrent),
-                s3.LifecycleRule(id="feedback", prefix=f"{FEEDBACK_ROOT}/", expiration=expiry, transitions=transitions,
-                                 noncurrent_version_expiration=noncurrent),
-                s3.LifecycleRule(id="rejects", prefix=f"{REJECTS_ROOT}/", expiration=expiry, transitions=transitions,
-                                 noncurrent_version_expiration=noncurrent),
+                s3.LifecycleRule(
+                    id="captures",
+                    prefix=f"{CAPTURE_ROOT}/",
+                    expiration=expiry,
+                    transitions=transitions,
+                    noncurrent_version_expiration=noncurrent,
+                ),
+                s3.LifecycleRule(
+                    id="feedback",
+                    prefix=f"{FEEDBACK_ROOT}/",
+                    expiration=expiry,
+                    transitions=transitions,
+                    noncurrent_version_expiration=noncurrent,
+                ),
+                s3.LifecycleRule(
+                    id="rejects",
+                    prefix=f"{REJECTS_ROOT}/",
+                    expiration=expiry,
+                    transitions=transitions,
+                    noncurrent_version_expiration=noncurrent,
+                ),
                 # the audit sample holds captured rows: it expires with them, and the drift check rewrites it
                 # every run, so its noncurrent versions must expire too
                 s3.LifecycleRule(id="audit", prefix=f"{AUDIT_ROOT}/", expiration=expiry, noncurrent_version_expiration=noncurrent),
-                s3.LifecycleRule(id="capture-errors", prefix=f"{FIREHOSE_ERROR_ROOT}/", expiration=expiry,
-                                 noncurrent_version_expiration=noncurrent),
-                s3.LifecycleRule(id="athena-results", prefix=f"{ATHENA_RESULTS_ROOT}/", expiration=cdk.Duration.days(1),
-                                 noncurrent_version_expiration=cdk.Duration.days(1)),
-                s3.LifecycleRule(id="reports", prefix=f"{REPORTS_ROOT}/", expiration=cdk.Duration.days(settings.report_expiry_days),
-                                 noncurrent_version_expiration=noncurrent),
+                s3.LifecycleRule(
+                    id="capture-errors", prefix=f"{FIREHOSE_ERROR_ROOT}/", expiration=expiry, noncurrent_version_expiration=noncurrent
+                ),
+                s3.LifecycleRule(
+                    id="athena-results",
+                    prefix=f"{ATHENA_RESULTS_ROOT}/",
+                    expiration=cdk.Duration.days(1),
+                    noncurrent_version_expiration=cdk.Duration.days(1),
+                ),
+                s3.LifecycleRule(
+                    id="reports",
+                    prefix=f"{REPORTS_ROOT}/",
+                    expiration=cdk.Duration.days(settings.report_expiry_days),
+                    noncurrent_version_expiration=noncurrent,
+                ),
                 # hour samples only serve windows that still cover their hour; rewritten ones are worth nothing
                 s3.LifecycleRule(
-                    id="hour-samples", prefix=f"{SAMPLES_ROOT}/",
+                    id="hour-samples",
+                    prefix=f"{SAMPLES_ROOT}/",
                     expiration=cdk.Duration.days(-(-settings.window_hours // 24) + 2),
                     noncurrent_version_expiration=cdk.Duration.days(1),
                 ),
@@ -204,18 +238,27 @@ class CaptureStorage(Construct):
         )
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                sid="ListRowLabels", actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn],
+                sid="ListRowLabels",
+                actions=["s3:ListBucket"],
+                resources=[self.bucket.bucket_arn],
                 conditions={"StringLike": {"s3:prefix": lookups}},
             )
         )
         bucket_id = cdk.Stack.of(self).get_logical_id(self.bucket.node.default_child)  # type: ignore[arg-type]
         for p in lookups:
-            acknowledge(role, f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{p}]", "Object-level prefix grant: /feedback reads the label one row holds.")
-        self._ack_prefixes(role, {
-            CAPTURE_ROOT: "Object-level prefix grant: the function writes one capture object per request under captures/.",
-            FEEDBACK_ROOT: "Object-level prefix grant: the function writes feedback label objects under feedback/.",
-            REJECTS_ROOT: "Object-level prefix grant: the function writes one object per refused request under rejects/.",
-        })
+            acknowledge(
+                role,
+                f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{p}]",
+                "Object-level prefix grant: /feedback reads the label one row holds.",
+            )
+        self._ack_prefixes(
+            role,
+            {
+                CAPTURE_ROOT: "Object-level prefix grant: the function writes one capture object per request under captures/.",
+                FEEDBACK_ROOT: "Object-level prefix grant: the function writes feedback label objects under feedback/.",
+                REJECTS_ROOT: "Object-level prefix grant: the function writes one object per refused request under rejects/.",
+            },
+        )
         if self.key is not None:
             role.add_to_principal_policy(
                 iam.PolicyStatement(sid="EncryptCaptures", actions=["kms:GenerateDataKey"], resources=[self.key.key_arn])
@@ -239,7 +282,11 @@ class CaptureStorage(Construct):
                 conditions={
                     "StringLike": {
                         "s3:prefix": [
-                            f"{CAPTURE_ROOT}/*", f"{FEEDBACK_ROOT}/*", f"{REPORTS_ROOT}/*", f"{SAMPLES_ROOT}/*", f"{REJECTS_ROOT}/*",
+                            f"{CAPTURE_ROOT}/*",
+                            f"{FEEDBACK_ROOT}/*",
+                            f"{REPORTS_ROOT}/*",
+                            f"{SAMPLES_ROOT}/*",
+                            f"{REJECTS_ROOT}/*",
                         ]
                     }
                 },
@@ -250,25 +297,32 @@ class CaptureStorage(Construct):
                 sid="ReadCapturesFeedbackReports",
                 actions=["s3:GetObject"],
                 resources=[
-                    self.objects_arn(CAPTURE_ROOT), self.objects_arn(FEEDBACK_ROOT),
-                    self.objects_arn(REPORTS_ROOT), self.objects_arn(SAMPLES_ROOT), self.objects_arn(REJECTS_ROOT),
+                    self.objects_arn(CAPTURE_ROOT),
+                    self.objects_arn(FEEDBACK_ROOT),
+                    self.objects_arn(REPORTS_ROOT),
+                    self.objects_arn(SAMPLES_ROOT),
+                    self.objects_arn(REJECTS_ROOT),
                 ],
             )
         )
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                sid="WriteReportsAndHourSamples", actions=["s3:PutObject"],
+                sid="WriteReportsAndHourSamples",
+                actions=["s3:PutObject"],
                 resources=[self.objects_arn(REPORTS_ROOT), self.objects_arn(SAMPLES_ROOT), self.objects_arn(AUDIT_ROOT)],
             )
         )
-        self._ack_prefixes(role, {
-            CAPTURE_ROOT: "Object-level prefix grant: the drift check reads every capture object of its window.",
-            FEEDBACK_ROOT: "Object-level prefix grant: the drift check joins the feedback labels of its window.",
-            REPORTS_ROOT: "Object-level prefix grant: the drift check writes (and reads back) its reports.",
-            SAMPLES_ROOT: "Object-level prefix grant: the drift check keeps one sample per hour so it reads each capture once.",
-            AUDIT_ROOT: "Object-level prefix grant: the drift check writes the day's audit sample.",
-            REJECTS_ROOT: "Object-level prefix grant: the drift check counts the refused requests of its window.",
-        })
+        self._ack_prefixes(
+            role,
+            {
+                CAPTURE_ROOT: "Object-level prefix grant: the drift check reads every capture object of its window.",
+                FEEDBACK_ROOT: "Object-level prefix grant: the drift check joins the feedback labels of its window.",
+                REPORTS_ROOT: "Object-level prefix grant: the drift check writes (and reads back) its reports.",
+                SAMPLES_ROOT: "Object-level prefix grant: the drift check keeps one sample per hour so it reads each capture once.",
+                AUDIT_ROOT: "Object-level prefix grant: the drift check writes the day's audit sample.",
+                REJECTS_ROOT: "Object-level prefix grant: the drift check counts the refused requests of its window.",
+            },
+        )
         if self.key is not None:
             role.add_to_principal_policy(
                 iam.PolicyStatement(
@@ -284,36 +338,53 @@ class CaptureStorage(Construct):
         if self.workgroup is None:
             return
         stack = cdk.Stack.of(self)
-        role.add_to_principal_policy(iam.PolicyStatement(
-            sid="QueryCapturesInWorkgroup",
-            actions=["athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults", "athena:StopQueryExecution"],
-            resources=[stack.format_arn(service="athena", resource="workgroup", resource_name=self.workgroup.ref)],
-        ))
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="QueryCapturesInWorkgroup",
+                actions=["athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults", "athena:StopQueryExecution"],
+                resources=[stack.format_arn(service="athena", resource="workgroup", resource_name=self.workgroup.ref)],
+            )
+        )
         db_name = self.database.database_input.name  # type: ignore[union-attr]
-        role.add_to_principal_policy(iam.PolicyStatement(
-            sid="ReadCapturesTableDefinition",
-            actions=["glue:GetDatabase", "glue:GetTable"],
-            resources=[
-                stack.format_arn(service="glue", resource="catalog"),
-                stack.format_arn(service="glue", resource="database", resource_name=db_name),
-                stack.format_arn(service="glue", resource="table", resource_name=f"{db_name}/captures"),
-            ],
-        ))
-        role.add_to_principal_policy(iam.PolicyStatement(
-            sid="AthenaResultsBucket", actions=["s3:GetBucketLocation"], resources=[self.bucket.bucket_arn],
-        ))
-        role.add_to_principal_policy(iam.PolicyStatement(
-            sid="ListAthenaResults", actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{ATHENA_RESULTS_ROOT}/*"]}},
-        ))
-        role.add_to_principal_policy(iam.PolicyStatement(
-            sid="WriteReadAthenaResults",
-            actions=["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
-            resources=[self.objects_arn(ATHENA_RESULTS_ROOT)],
-        ))
-        self._ack_prefixes(role, {
-            ATHENA_RESULTS_ROOT: "Object-level prefix grant: Athena writes the drift check's query results under athena-results/.",
-        })
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ReadCapturesTableDefinition",
+                actions=["glue:GetDatabase", "glue:GetTable"],
+                resources=[
+                    stack.format_arn(service="glue", resource="catalog"),
+                    stack.format_arn(service="glue", resource="database", resource_name=db_name),
+                    stack.format_arn(service="glue", resource="table", resource_name=f"{db_name}/captures"),
+                ],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="AthenaResultsBucket",
+                actions=["s3:GetBucketLocation"],
+                resources=[self.bucket.bucket_arn],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ListAthenaResults",
+                actions=["s3:ListBucket"],
+                resources=[self.bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{ATHENA_RESULTS_ROOT}/*"]}},
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="WriteReadAthenaResults",
+                actions=["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+                resources=[self.objects_arn(ATHENA_RESULTS_ROOT)],
+            )
+        )
+        self._ack_prefixes(
+            role,
+            {
+                ATHENA_RESULTS_ROOT: "Object-level prefix grant: Athena writes the drift check's query results under athena-results/.",
+            },
+        )
 
     def _athena_workgroup(self) -> athena.CfnWorkGroup:
         """Where the drift check's queries run: results in the capture bucket (encrypted as it is), a bytes-scanned
@@ -325,7 +396,8 @@ class CaptureStorage(Construct):
             else athena.CfnWorkGroup.EncryptionConfigurationProperty(encryption_option="SSE_S3")
         )
         return athena.CfnWorkGroup(
-            self, "DriftQueries",
+            self,
+            "DriftQueries",
             name=_glue_name(f"{cdk.Stack.of(self).stack_name}_{m.model_name}_drift").replace("_", "-"),
             description=f"The drift check's queries over the captures of model {m.model_name}",
             recursive_delete_option=True,
@@ -334,7 +406,8 @@ class CaptureStorage(Construct):
                 enforce_work_group_configuration=True,
                 publish_cloud_watch_metrics_enabled=True,
                 result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(
-                    output_location=f"s3://{self.bucket.bucket_name}/{ATHENA_RESULTS_ROOT}/", encryption_configuration=encryption,
+                    output_location=f"s3://{self.bucket.bucket_name}/{ATHENA_RESULTS_ROOT}/",
+                    encryption_configuration=encryption,
                 ),
             ),
         )
@@ -351,13 +424,15 @@ class CaptureStorage(Construct):
         on the function's log group (``capture_sink=logs``, ``subscribe_capture_lines``)."""
         m = self.manifest
         log_group = logs.LogGroup(
-            self, "FirehoseLogs",
+            self,
+            "FirehoseLogs",
             retention=retention(self.settings.log_retention_days),
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
         log_stream = logs.LogStream(self, "FirehoseLogStream", log_group=log_group, removal_policy=cdk.RemovalPolicy.DESTROY)
         role = iam.Role(
-            self, "FirehoseRole",
+            self,
+            "FirehoseRole",
             assumed_by=iam.ServicePrincipal(
                 "firehose.amazonaws.com",
                 conditions={"StringEquals": {"sts:ExternalId": cdk.Aws.ACCOUNT_ID}},
@@ -378,13 +453,14 @@ class CaptureStorage(Construct):
                 resources=[self.objects_arn(CAPTURE_ROOT), self.objects_arn(FIREHOSE_ERROR_ROOT)],
             )
         )
-        self._ack_prefixes(role, {
-            CAPTURE_ROOT: "Object-level prefix grant: Firehose writes one object per buffer under captures/.",
-            FIREHOSE_ERROR_ROOT: "Object-level prefix grant: Firehose writes records it failed to deliver under capture-errors/.",
-        })
-        role.add_to_policy(
-            iam.PolicyStatement(sid="ErrorLogs", actions=["logs:PutLogEvents"], resources=[log_group.log_group_arn])
+        self._ack_prefixes(
+            role,
+            {
+                CAPTURE_ROOT: "Object-level prefix grant: Firehose writes one object per buffer under captures/.",
+                FIREHOSE_ERROR_ROOT: "Object-level prefix grant: Firehose writes records it failed to deliver under capture-errors/.",
+            },
         )
+        role.add_to_policy(iam.PolicyStatement(sid="ErrorLogs", actions=["logs:PutLogEvents"], resources=[log_group.log_group_arn]))
         if self.key is not None:
             role.add_to_policy(
                 iam.PolicyStatement(sid="EncryptDeliveries", actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[self.key.key_arn])
@@ -394,7 +470,8 @@ class CaptureStorage(Construct):
         if parquet:
             self._grant_schema_read(role)
         stream = firehose.CfnDeliveryStream(
-            self, "Stream",
+            self,
+            "Stream",
             delivery_stream_type="DirectPut",
             delivery_stream_encryption_configuration_input=firehose.CfnDeliveryStream.DeliveryStreamEncryptionConfigurationInputProperty(
                 key_type="AWS_OWNED_CMK"
@@ -436,21 +513,31 @@ class CaptureStorage(Construct):
         if self.stream is None or self.settings.capture_sink != "logs":
             return None
         role = iam.Role(
-            self, "LogsToFirehoseRole",
+            self,
+            "LogsToFirehoseRole",
             assumed_by=iam.ServicePrincipal(
                 "logs.amazonaws.com",
-                conditions={"StringLike": {"aws:SourceArn": cdk.Arn.format(
-                    cdk.ArnComponents(service="logs", resource="log-group", resource_name="*", arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME),
-                    cdk.Stack.of(self),
-                )}},
+                conditions={
+                    "StringLike": {
+                        "aws:SourceArn": cdk.Arn.format(
+                            cdk.ArnComponents(
+                                service="logs", resource="log-group", resource_name="*", arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME
+                            ),
+                            cdk.Stack.of(self),
+                        )
+                    }
+                },
             ),
             description="CloudWatch Logs delivery of the inference function's capture lines to the capture stream",
         )
         role.add_to_policy(
-            iam.PolicyStatement(sid="PutCaptureLines", actions=["firehose:PutRecord", "firehose:PutRecordBatch"], resources=[self.stream.attr_arn])
+            iam.PolicyStatement(
+                sid="PutCaptureLines", actions=["firehose:PutRecord", "firehose:PutRecordBatch"], resources=[self.stream.attr_arn]
+            )
         )
         subscription = logs.CfnSubscriptionFilter(
-            self, "CaptureLines",
+            self,
+            "CaptureLines",
             log_group_name=log_group.log_group_name,
             filter_pattern=CAPTURE_LINES_FILTER_PATTERN,
             destination_arn=self.stream.attr_arn,
@@ -506,7 +593,8 @@ class CaptureStorage(Construct):
         m = self.manifest
         db_name = _glue_name(f"{cdk.Stack.of(self).stack_name}_{m.model_name}")
         database = glue.CfnDatabase(
-            self, "Database",
+            self,
+            "Database",
             catalog_id=cdk.Aws.ACCOUNT_ID,
             database_input=glue.CfnDatabase.DatabaseInputProperty(
                 name=db_name, description=f"Captured requests of model {m.model_name} (Athena, partition projection)"
@@ -530,7 +618,8 @@ class CaptureStorage(Construct):
         ]
         parquet = self.settings.capture_sink == "logs" and self.settings.capture_format == "parquet"
         table = glue.CfnTable(
-            self, "CapturesTable",
+            self,
+            "CapturesTable",
             catalog_id=cdk.Aws.ACCOUNT_ID,
             database_name=db_name,
             table_input=glue.CfnTable.TableInputProperty(
@@ -560,7 +649,9 @@ class CaptureStorage(Construct):
                     glue.CfnTable.ColumnProperty(name="dt", type="string"),
                     glue.CfnTable.ColumnProperty(name="hour", type="string"),
                 ],
-                storage_descriptor=parquet_storage(columns, location) if parquet else glue.CfnTable.StorageDescriptorProperty(
+                storage_descriptor=parquet_storage(columns, location)
+                if parquet
+                else glue.CfnTable.StorageDescriptorProperty(
                     columns=columns,
                     location=location,
                     input_format="org.apache.hadoop.mapred.TextInputFormat",
@@ -583,7 +674,9 @@ def log_line_processing(parquet: bool) -> firehose.CfnDeliveryStream.ProcessingC
     p = firehose.CfnDeliveryStream
 
     def processor(kind: str, **params: str) -> firehose.CfnDeliveryStream.ProcessorProperty:
-        return p.ProcessorProperty(type=kind, parameters=[p.ProcessorParameterProperty(parameter_name=k, parameter_value=v) for k, v in params.items()])
+        return p.ProcessorProperty(
+            type=kind, parameters=[p.ProcessorParameterProperty(parameter_name=k, parameter_value=v) for k, v in params.items()]
+        )
 
     processors = [
         processor("Decompression", CompressionFormat="GZIP"),

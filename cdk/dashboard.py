@@ -67,15 +67,25 @@ class Dashboard(Construct):
         drift_period = schedule_period_s(s.drift_schedule)
         self.dashboard_name = dashboard_name_for(cdk.Stack.of(self).stack_name)
         d = self.dashboard = cloudwatch.Dashboard(
-            self, "Dashboard",
+            self,
+            "Dashboard",
             dashboard_name=self.dashboard_name,
             default_interval=cdk.Duration.days(7),
         )
 
-        def graph(title: str, metrics: list[cloudwatch.IMetric], width: int = 8, right: list[cloudwatch.IMetric] | None = None,
-                  hlines: list[cloudwatch.HorizontalAnnotation] | None = None) -> cloudwatch.GraphWidget:
+        def graph(
+            title: str,
+            metrics: list[cloudwatch.IMetric],
+            width: int = 8,
+            right: list[cloudwatch.IMetric] | None = None,
+            hlines: list[cloudwatch.HorizontalAnnotation] | None = None,
+        ) -> cloudwatch.GraphWidget:
             return cloudwatch.GraphWidget(
-                title=title, left=metrics, right=right or None, width=width, height=6,
+                title=title,
+                left=metrics,
+                right=right or None,
+                width=width,
+                height=6,
                 left_annotations=hlines or None,
             )
 
@@ -98,87 +108,143 @@ class Dashboard(Construct):
                     f"drift reports: `s3://{capture.bucket.bucket_name}/{model_report_prefix(m.model_name)}` · "
                     f"Athena table `{capture.database.ref}.captures` · runbook: docs/runbook.md"
                 ),
-                width=24, height=2,
+                width=24,
+                height=2,
             ),
         )
         d.add_widgets(cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(alarms), width=24, height=4))
         d.add_widgets(
             graph("API requests", [api_metric("Count", "Sum", 300)]),
-            graph("API latency (ms)", [api_metric("Latency", p, 300) for p in ("p50", "p90", "p99")],
-                  hlines=[threshold(s.api_p99_latency_ms, "p99 alarm")]),
+            graph(
+                "API latency (ms)",
+                [api_metric("Latency", p, 300) for p in ("p50", "p90", "p99")],
+                hlines=[threshold(s.api_p99_latency_ms, "p99 alarm")],
+            ),
             graph("API 4xx / 5xx", [api_metric("4XXError", "Sum", 300), api_metric("5XXError", "Sum", 300)]),
         )
         fn, drift_fn = serving.function, drift_check.function
         d.add_widgets(
             graph("Inference duration (ms)", [fn.metric_duration(statistic=p, period=cdk.Duration.minutes(5)) for p in ("p50", "p99")]),
-            graph("Inference errors / throttles", [fn.metric_errors(period=cdk.Duration.minutes(5)), fn.metric_throttles(period=cdk.Duration.minutes(5))]),
-            graph("Drift check duration / errors", [drift_fn.metric_duration(statistic="Maximum", period=cdk.Duration.hours(1))],
-                  right=[drift_fn.metric_errors(period=cdk.Duration.hours(1))]),
+            graph(
+                "Inference errors / throttles",
+                [fn.metric_errors(period=cdk.Duration.minutes(5)), fn.metric_throttles(period=cdk.Duration.minutes(5))],
+            ),
+            graph(
+                "Drift check duration / errors",
+                [drift_fn.metric_duration(statistic="Maximum", period=cdk.Duration.hours(1))],
+                right=[drift_fn.metric_errors(period=cdk.Duration.hours(1))],
+            ),
         )
         d.add_widgets(
             graph("Rows scored / captured", [model_metric(mc.ROWS_SCORED, "Sum", 300), model_metric(mc.CAPTURED_ROWS, "Sum", 300)]),
-            graph("Capture errors / validation rejects", [model_metric(mc.CAPTURE_ERRORS, "Sum", 300), model_metric(mc.VALIDATION_REJECTS, "Sum", 300)]),
+            graph(
+                "Capture errors / validation rejects",
+                [model_metric(mc.CAPTURE_ERRORS, "Sum", 300), model_metric(mc.VALIDATION_REJECTS, "Sum", 300)],
+            ),
             graph("Validation rejects by reason", [self.rejects_by_reason()]),
             graph("Prediction latency in the function (ms)", [model_metric(mc.PREDICTION_LATENCY_MS, p, 300) for p in ("p50", "p99")]),
         )
         d.add_widgets(
-            graph("Drift share / dataset & prediction drift", [*drift(mc.DRIFT_SHARE, "Maximum")],
-                  right=[*drift(mc.DATASET_DRIFT, "Maximum"), *drift(mc.PREDICTION_DRIFT, "Maximum")],
-                  hlines=[threshold(s.drift_share_threshold, "drift share threshold")]),
+            graph(
+                "Drift share / dataset & prediction drift",
+                [*drift(mc.DRIFT_SHARE, "Maximum")],
+                right=[*drift(mc.DATASET_DRIFT, "Maximum"), *drift(mc.PREDICTION_DRIFT, "Maximum")],
+                hlines=[threshold(s.drift_share_threshold, "drift share threshold")],
+            ),
             graph("Window rows / labeled rows", [*drift(mc.WINDOW_ROWS, "Maximum"), *drift(mc.LABELED_ROWS, "Maximum")]),
-            graph("Multivariate: MMD p-value / PCA reconstruction ratio", [*drift(mc.MMD_P_VALUE, "Minimum")],
-                  right=[*drift(mc.PCA_RECONSTRUCTION_RATIO, "Maximum")]),
+            graph(
+                "Multivariate: MMD p-value / PCA reconstruction ratio",
+                [*drift(mc.MMD_P_VALUE, "Minimum")],
+                right=[*drift(mc.PCA_RECONSTRUCTION_RATIO, "Maximum")],
+            ),
         )
         for window in self.windows:  # one pair per window: a shift in the last hour shows in its own lines
             title = "" if window == self.windows[0] else f" ({window} window)"
             d.add_widgets(
-                graph(f"Per-feature p-value{title}", [
-                    model_metric(mc.FEATURE_P_VALUE, "Minimum", drift_period, {mc.DIM_FEATURE: f, mc.DIM_WINDOW: window}, label=f)
-                    for f in features
-                ], width=12, hlines=[threshold(s.alpha, "alpha (before correction)")]),
-                graph(f"Per-feature effect size{title}", [
-                    model_metric(mc.FEATURE_EFFECT_SIZE, "Maximum", drift_period, {mc.DIM_FEATURE: f, mc.DIM_WINDOW: window}, label=f)
-                    for f in features
-                ], width=12),
+                graph(
+                    f"Per-feature p-value{title}",
+                    [
+                        model_metric(mc.FEATURE_P_VALUE, "Minimum", drift_period, {mc.DIM_FEATURE: f, mc.DIM_WINDOW: window}, label=f)
+                        for f in features
+                    ],
+                    width=12,
+                    hlines=[threshold(s.alpha, "alpha (before correction)")],
+                ),
+                graph(
+                    f"Per-feature effect size{title}",
+                    [
+                        model_metric(mc.FEATURE_EFFECT_SIZE, "Maximum", drift_period, {mc.DIM_FEATURE: f, mc.DIM_WINDOW: window}, label=f)
+                        for f in features
+                    ],
+                    width=12,
+                ),
             )
         d.add_widgets(
-            graph("Outlier rate", [*drift(mc.OUTLIER_RATE, "Maximum")],
-                  hlines=[threshold(s.outlier_rate_threshold, "alarm")]),
-            graph("Data quality rates / rejected share", [
-                *drift(mc.MISSING_RATE, "Maximum"),
-                *drift(mc.OUT_OF_RANGE_RATE, "Maximum"),
-                *drift(mc.UNSEEN_CATEGORY_RATE, "Maximum"),
-                *drift(mc.REJECT_RATE, "Maximum"),
-            ], right=[*drift(mc.DATA_QUALITY_FAILURES, "Maximum")],
-                  hlines=[threshold(s.reject_rate_threshold, "reject-rate alarm")]),
-            graph("Performance on labeled rows",
-                  [x for n in ((mc.ACCURACY, mc.F1, mc.AUC) if m.outputs.task is Task.CLASSIFICATION else (mc.MAE, mc.RMSE))
-                   for x in drift(n, "Average")]),
+            graph("Outlier rate", [*drift(mc.OUTLIER_RATE, "Maximum")], hlines=[threshold(s.outlier_rate_threshold, "alarm")]),
+            graph(
+                "Data quality rates / rejected share",
+                [
+                    *drift(mc.MISSING_RATE, "Maximum"),
+                    *drift(mc.OUT_OF_RANGE_RATE, "Maximum"),
+                    *drift(mc.UNSEEN_CATEGORY_RATE, "Maximum"),
+                    *drift(mc.REJECT_RATE, "Maximum"),
+                ],
+                right=[*drift(mc.DATA_QUALITY_FAILURES, "Maximum")],
+                hlines=[threshold(s.reject_rate_threshold, "reject-rate alarm")],
+            ),
+            graph(
+                "Performance on labeled rows",
+                [
+                    x
+                    for n in ((mc.ACCURACY, mc.F1, mc.AUC) if m.outputs.task is Task.CLASSIFICATION else (mc.MAE, mc.RMSE))
+                    for x in drift(n, "Average")
+                ],
+            ),
         )
 
         self._add_health_row(graph, threshold, drift_period)
         if challenger_version is not None and s.challenger_mode != "off":
             self._add_comparison_row(graph, challenger_version, drift_period)
 
-    def _add_health_row(self, graph: Callable[..., cloudwatch.GraphWidget],
-                        threshold: Callable[[float, str], cloudwatch.HorizontalAnnotation], drift_period: int) -> None:
+    def _add_health_row(
+        self,
+        graph: Callable[..., cloudwatch.GraphWidget],
+        threshold: Callable[[float, str], cloudwatch.HorizontalAnnotation],
+        drift_period: int,
+    ) -> None:
         """Performance against the reference, estimated performance and target drift, the capture path, the 4XX share."""
         model_metric, classifier = self.model_metric, self.manifest.outputs.task is Task.CLASSIFICATION
 
         def drift(name: str, statistic: str) -> list[cloudwatch.Metric]:
             return self.drift_metrics(name, statistic, drift_period)
+
         drops = (mc.ACCURACY_DROP, mc.F1_DROP, mc.AUC_DROP) if classifier else (mc.MAE_INCREASE, mc.RMSE_INCREASE)
-        estimated = [x for n in (mc.ESTIMATED_ACCURACY, mc.ESTIMATED_F1) for x in self.drift_metrics(n, "Average", drift_period)] if classifier else []
+        estimated = (
+            [x for n in (mc.ESTIMATED_ACCURACY, mc.ESTIMATED_F1) for x in self.drift_metrics(n, "Average", drift_period)]
+            if classifier
+            else []
+        )
         # API Gateway's 4XXError is 0 or 1 per request: its Average is the share the Api4xxRate alarm reads
         share_4xx = self.api_metric("4XXError", "Average", 300).with_(label="4XX share")
         self.dashboard.add_widgets(
-            graph("Performance vs reference (drop) / degraded", [x for n in drops for x in drift(n, "Maximum")],
-                  width=6, right=[*drift(mc.PERFORMANCE_DEGRADED, "Maximum")]),
-            graph("Estimated performance (CBPE) / target drift" if classifier else "Target drift",
-                  estimated + ([*drift(mc.ESTIMATED_ACCURACY_DROP, "Maximum")] if classifier else []),
-                  width=6, right=[*drift(mc.TARGET_DRIFT, "Maximum")]),
-            graph("Captures dropped / verdict event errors", [model_metric(mc.CAPTURE_DROPPED, "Sum", 300)],
-                  width=6, right=[model_metric(mc.VERDICT_EVENT_ERRORS, "Maximum", drift_period)]),
+            graph(
+                "Performance vs reference (drop) / degraded",
+                [x for n in drops for x in drift(n, "Maximum")],
+                width=6,
+                right=[*drift(mc.PERFORMANCE_DEGRADED, "Maximum")],
+            ),
+            graph(
+                "Estimated performance (CBPE) / target drift" if classifier else "Target drift",
+                estimated + ([*drift(mc.ESTIMATED_ACCURACY_DROP, "Maximum")] if classifier else []),
+                width=6,
+                right=[*drift(mc.TARGET_DRIFT, "Maximum")],
+            ),
+            graph(
+                "Captures dropped / verdict event errors",
+                [model_metric(mc.CAPTURE_DROPPED, "Sum", 300)],
+                width=6,
+                right=[model_metric(mc.VERDICT_EVENT_ERRORS, "Maximum", drift_period)],
+            ),
             graph("API 4XX share", [share_4xx], width=6, hlines=[threshold(self.settings.api_4xx_rate, "alarm")]),
         )
 
@@ -194,28 +260,44 @@ class Dashboard(Construct):
         self.dashboard.add_widgets(
             graph(f"Champion vs challenger {challenger_version}", [of(n, v) for n in names for v in versions], width=8),
             graph("Labeled rows per version", [of(mc.VARIANT_LABELED_ROWS, v, "Maximum") for v in versions], width=8),
-            graph("Shadow agreement / challenger worse", [of(mc.SHADOW_AGREEMENT, "challenger")],
-                  right=[of(mc.CHALLENGER_WORSE, "challenger", "Maximum")], width=8),
+            graph(
+                "Shadow agreement / challenger worse",
+                [of(mc.SHADOW_AGREEMENT, "challenger")],
+                right=[of(mc.CHALLENGER_WORSE, "challenger", "Maximum")],
+                width=8,
+            ),
         )
 
         def verdicts(variant: str) -> list[cloudwatch.Metric]:
             """The version's own drift verdicts, each window (the challenger's from its own drift report)."""
             return [
                 self.model_metric(n, "Maximum", drift_period, {mc.DIM_WINDOW: w}, label=f"{n} {variant} {w}", version=versions[variant])
-                for n in (mc.DATASET_DRIFT, mc.PREDICTION_DRIFT) for w in self.windows
+                for n in (mc.DATASET_DRIFT, mc.PREDICTION_DRIFT)
+                for w in self.windows
             ]
 
         self.dashboard.add_widgets(
-            graph("Each version's dataset / prediction drift; challenger-only drift", [*verdicts("champion"), *verdicts("challenger")],
-                  right=[of(mc.CHALLENGER_DRIFT, "challenger", "Maximum")], width=24),
+            graph(
+                "Each version's dataset / prediction drift; challenger-only drift",
+                [*verdicts("champion"), *verdicts("challenger")],
+                right=[of(mc.CHALLENGER_DRIFT, "challenger", "Maximum")],
+                width=24,
+            ),
         )
 
     def drift_metrics(self, name: str, statistic: str, period_s: int) -> list[cloudwatch.Metric]:
         """A drift-check metric, one series per window, labelled "<name> <window>"."""
         return [self.model_metric(name, statistic, period_s, {mc.DIM_WINDOW: w}, label=f"{name} {w}") for w in self.windows]
 
-    def model_metric(self, name: str, statistic: str, period_s: int, extra: dict[str, str] | None = None, label: str | None = None,
-                     version: str | None = None) -> cloudwatch.Metric:
+    def model_metric(
+        self,
+        name: str,
+        statistic: str,
+        period_s: int,
+        extra: dict[str, str] | None = None,
+        label: str | None = None,
+        version: str | None = None,
+    ) -> cloudwatch.Metric:
         """A catalogued series of the model namespace; ``version``: another version's (a challenger's), else this bundle's."""
         return self.model_metrics.metric(name, statistic, period_s, extra, label, version)
 

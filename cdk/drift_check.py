@@ -45,7 +45,8 @@ class DriftCheck(Construct):
         env.update(capture.drift_environment)  # the Athena workgroup and table, with drift_athena=on
         env.update(powertools_env(s, "drift-check"))
         self.lambda_function = LambdaFunction(
-            self, "Lambda",
+            self,
+            "Lambda",
             settings=s,
             description=f"modelserve drift check: model {m.model_name} version {m.version}",
             role_description=f"Drift check of model {m.model_name}",
@@ -81,7 +82,8 @@ class DriftCheck(Construct):
         capture.grant_athena_queries(self.role)
 
         self.rule = events.Rule(
-            self, "Schedule",
+            self,
+            "Schedule",
             description=f"Drift check of model {m.model_name}",
             schedule=events.Schedule.expression(s.drift_schedule),
             targets=[targets.LambdaFunction(self.function, retry_attempts=0)],

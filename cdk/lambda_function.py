@@ -57,9 +57,7 @@ class LambdaFunction(Construct):
         ``function_options``: further ``lambda_.Function`` properties (e.g. ``retry_attempts``)."""
         super().__init__(scope, id)
         s = settings
-        self.log_group = logs.LogGroup(
-            self, "Logs", retention=retention(s.log_retention_days), removal_policy=cdk.RemovalPolicy.DESTROY
-        )
+        self.log_group = logs.LogGroup(self, "Logs", retention=retention(s.log_retention_days), removal_policy=cdk.RemovalPolicy.DESTROY)
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=role_description)
         # instead of the AWSLambdaBasicExecutionRole managed policy: its own log group only
         self.role.add_to_policy(
@@ -70,7 +68,8 @@ class LambdaFunction(Construct):
             )
         )
         self.function = lambda_.Function(
-            self, "Function",
+            self,
+            "Function",
             description=description,
             runtime=python_runtime(s.python_runtime),
             architecture=lambda_architecture(s),
@@ -86,17 +85,21 @@ class LambdaFunction(Construct):
             **function_options,
         )
         acknowledge(
-            self.role, "AwsSolutions-IAM5[Resource::*]",
+            self.role,
+            "AwsSolutions-IAM5[Resource::*]",
             " ".join(
-                r for r in (
+                r
+                for r in (
                     wildcard_reason,
                     "X-Ray tracing (xray:PutTraceSegments / PutTelemetryRecords) supports no resource-level scoping; "
                     "CDK adds exactly these two actions for Tracing.ACTIVE.",
-                ) if r
+                )
+                if r
             ),
         )
         if s.python_runtime != "3.13":
             acknowledge(
-                self.function, "AwsSolutions-L1",
+                self.function,
+                "AwsSolutions-L1",
                 f"The runtime is the python_runtime setting ({s.python_runtime}): the bundled wheels are built for it.",
             )

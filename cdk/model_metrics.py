@@ -22,8 +22,15 @@ class ModelMetrics:
     def __init__(self, settings: Settings, manifest: BundleManifest, deployment: str) -> None:
         self.settings, self.manifest, self.deployment = settings, manifest, deployment
 
-    def metric(self, name: str, statistic: str, period_s: int, extra: dict[str, str] | None = None, label: str | None = None,
-               version: str | None = None) -> cloudwatch.Metric:
+    def metric(
+        self,
+        name: str,
+        statistic: str,
+        period_s: int,
+        extra: dict[str, str] | None = None,
+        label: str | None = None,
+        version: str | None = None,
+    ) -> cloudwatch.Metric:
         """A catalogued series; ``version``: another version's (a challenger's), else this bundle's."""
         if name not in mc.CATALOGUE:  # a synth error, not an empty graph
             raise ValueError(f"metric {name!r} is not in the metric catalogue (modelserve/metric_catalogue.py)")
@@ -62,17 +69,27 @@ class ModelMetrics:
         windows apart."""
         period = cdk.Duration.seconds(spec.period_s)
         metric = cloudwatch.Metric(
-            namespace=spec.namespace, metric_name=spec.metric_name, dimensions_map=dimensions, statistic=spec.statistic, period=period,
+            namespace=spec.namespace,
+            metric_name=spec.metric_name,
+            dimensions_map=dimensions,
+            statistic=spec.statistic,
+            period=period,
         )
         if spec.repeat_last_value:
             return cloudwatch.MathExpression(
-                expression=f"FILL(m{n}, REPEAT)", using_metrics={f"m{n}": metric}, label=f"{spec.metric_name} (last published value)",
+                expression=f"FILL(m{n}, REPEAT)",
+                using_metrics={f"m{n}": metric},
+                label=f"{spec.metric_name} (last published value)",
                 period=period,
             )
         if not spec.min_window_rows:
             return metric
         rows = cloudwatch.Metric(
-            namespace=spec.namespace, metric_name=mc.WINDOW_ROWS, dimensions_map=dimensions, statistic="Minimum", period=period,
+            namespace=spec.namespace,
+            metric_name=mc.WINDOW_ROWS,
+            dimensions_map=dimensions,
+            statistic="Minimum",
+            period=period,
         )
         # the same gate as alarms.evaluate: windows under the minimum count as 0
         return cloudwatch.MathExpression(

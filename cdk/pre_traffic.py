@@ -62,7 +62,8 @@ class PreTrafficHook(Construct):
         version = target.current_version
         request = smoke_request(reference_rows, m.model_name)
         self.lambda_function = LambdaFunction(
-            self, "Lambda",
+            self,
+            "Lambda",
             settings=s,
             description=f"modelserve pre-traffic hook: model {m.model_name} version {m.version} answers before traffic shifts",
             role_description=f"Pre-traffic hook of model {m.model_name}: invokes the new inference version",
@@ -91,7 +92,8 @@ class PreTrafficHook(Construct):
         alias.node.add_dependency(self.lambda_function)
         fn_id = cdk.Stack.of(self).get_logical_id(self.function.node.default_child)  # type: ignore[arg-type]
         acknowledge(
-            deployment_group, f"AwsSolutions-IAM5[Resource::<{fn_id}.Arn>:*]",
+            deployment_group,
+            f"AwsSolutions-IAM5[Resource::<{fn_id}.Arn>:*]",
             "CDK's grantInvoke of the pre-traffic hook to the deployment group's role: the hook function and its "
             "versions (CodeDeploy invokes the function it was given), nothing else.",
         )

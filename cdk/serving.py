@@ -114,13 +114,15 @@ class Serving(Construct):
         if s.hash_features and not s.capture_hash_salt:
             # a generated salt that never appears in cdk.json, the template or the function's configuration
             self.hash_salt_secret = secretsmanager.Secret(
-                self, "CaptureHashSalt",
+                self,
+                "CaptureHashSalt",
                 description=f"Salt of the hashed capture features of model {m.model_name}",
                 generate_secret_string=secretsmanager.SecretStringGenerator(password_length=48, exclude_punctuation=True),
             )
             env[ENV_HASH_SALT_SECRET] = self.hash_salt_secret.secret_arn
             acknowledge(
-                self.hash_salt_secret, "AwsSolutions-SMG4",
+                self.hash_salt_secret,
+                "AwsSolutions-SMG4",
                 "The salt must stay the same for hashed captures to remain joinable; rotating it is a deliberate, manual act.",
             )
         env[ENV_BUNDLE_PATH] = BUNDLE_DIR_IN_ASSET  # inside the asset (resolved against LAMBDA_TASK_ROOT)
@@ -128,7 +130,8 @@ class Serving(Construct):
         env.update(powertools_env(s, "inference"))
 
         self.inference = LambdaFunction(
-            self, "Inference",
+            self,
+            "Inference",
             settings=s,
             description=f"modelserve inference: model {m.model_name} version {m.version}",
             role_description=f"Inference function of model {m.model_name}",
@@ -151,7 +154,8 @@ class Serving(Construct):
         cdk.Tags.of(self.function).add("modelserve:model-version", m.version)
 
         self.alias = lambda_.Alias(
-            self, "Live",
+            self,
+            "Live",
             alias_name="live",
             version=self.function.current_version,
             description=f"Traffic alias; points at model {m.model_name} version {m.version}",
@@ -159,13 +163,15 @@ class Serving(Construct):
         )
 
         self.deployment_group = codedeploy.LambdaDeploymentGroup(
-            self, "Deployment",
+            self,
+            "Deployment",
             alias=self.alias,
             deployment_config=getattr(codedeploy.LambdaDeploymentConfig, _CANARY[s.canary_config]),
             auto_rollback=codedeploy.AutoRollbackConfig(failed_deployment=True, stopped_deployment=True, deployment_in_alarm=True),
         )
         acknowledge(
-            self.deployment_group, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSCodeDeployRoleForLambdaLimited]",
+            self.deployment_group,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSCodeDeployRoleForLambdaLimited]",
             "AWS's own least-privilege service-role policy for CodeDeploy Lambda deployments (alias updates and "
             "invoking lifecycle hooks); CDK attaches it to the deployment group's role.",
         )
@@ -175,9 +181,7 @@ class Serving(Construct):
     # ------------------------------------------------------------ API Gateway
 
     def _api(self, s: Settings, m: BundleManifest, stack: cdk.Stack) -> None:
-        access_logs = logs.LogGroup(
-            self, "AccessLogs", retention=retention(s.log_retention_days), removal_policy=cdk.RemovalPolicy.DESTROY
-        )
+        access_logs = logs.LogGroup(self, "AccessLogs", retention=retention(s.log_retention_days), removal_policy=cdk.RemovalPolicy.DESTROY)
         self.api_name = resource_name(stack.stack_name, "api", max_len=128)
         auth = {
             "none": apigw.AuthorizationType.NONE,
@@ -185,7 +189,8 @@ class Serving(Construct):
             "iam": apigw.AuthorizationType.IAM,
         }[s.api_auth]
         self.api = apigw.RestApi(
-            self, "Api",
+            self,
+            "Api",
             rest_api_name=self.api_name,
             description=f"Predictions from model {m.model_name}",
             endpoint_types=[apigw.EndpointType.REGIONAL],
@@ -206,12 +211,8 @@ class Serving(Construct):
             ),
         )
         self.stage = self.api.deployment_stage
-        body_validator = self.api.add_request_validator(
-            "BodyValidator", validate_request_body=True, validate_request_parameters=True
-        )
-        params_validator = self.api.add_request_validator(
-            "ParamsValidator", validate_request_body=False, validate_request_parameters=True
-        )
+        body_validator = self.api.add_request_validator("BodyValidator", validate_request_body=True, validate_request_parameters=True)
+        params_validator = self.api.add_request_validator("ParamsValidator", validate_request_body=False, validate_request_parameters=True)
         json_object = self.api.add_model(
             "JsonBody",
             content_type="application/json",
@@ -244,11 +245,15 @@ class Serving(Construct):
         unknown_route_body = {
             "error": "forbidden" if iam else "not_found",
             "message": ("missing or invalid SigV4 signature, or " if iam else "") + "no route $context.httpMethod $context.path",
-            "details": [], "request_id": "$context.requestId", "model_version": m.version,
+            "details": [],
+            "request_id": "$context.requestId",
+            "model_version": m.version,
         }
         self.unknown_route_headers = {"x-request-id": "context.requestId", "x-model-version": f"'{m.version}'"}
         self.unknown_route_response = self.api.add_gateway_response(
-            "UnknownRoute", type=apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN, status_code="403" if iam else "404",
+            "UnknownRoute",
+            type=apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN,
+            status_code="403" if iam else "404",
             response_headers=self.unknown_route_headers,
             templates={"application/json": json.dumps(unknown_route_body)},
         )
@@ -274,18 +279,21 @@ class Serving(Construct):
             acknowledge(self.api, "AwsSolutions-COG4", reason)
         else:
             acknowledge(
-                self.api, "AwsSolutions-COG4",
+                self.api,
+                "AwsSolutions-COG4",
                 "api_auth=iam: callers sign requests with SigV4 and IAM policies authorize them (service-to-service); "
                 "a Cognito user pool would add end-user sign-in this API does not have.",
             )
         if not s.waf:
             acknowledge(
-                self.api, "AwsSolutions-APIG3",
+                self.api,
+                "AwsSolutions-APIG3",
                 "No WAF web ACL by default (fixed monthly cost); stage throttling and request validation bound abuse. "
                 "Set waf=true for internet-facing production use.",
             )
         acknowledge(
-            self.api, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+            self.api,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
             "The account-level API Gateway logging role needs exactly this AWS-managed policy to deliver access and execution logs.",
         )
 
@@ -303,14 +311,18 @@ class Serving(Construct):
         for path, resource in self.route_resources.items():
             methods = sorted({method for p, method, _ in ROUTES if p == path} | {"OPTIONS"})
             resource.add_cors_preflight(
-                allow_origins=origins, allow_headers=list(headers), allow_methods=methods, max_age=cdk.Duration.hours(1),
+                allow_origins=origins,
+                allow_headers=list(headers),
+                allow_methods=methods,
+                max_age=cdk.Duration.hours(1),
             )
         # a gateway response carries one fixed value: the origin itself when there is one, else '*' (these
         # bodies hold only the gateway's message, and '*' never lets a browser send cookies)
         allow_origin = origins[0] if len(origins) == 1 else "*"
         for name, response_type in (("Default4xx", apigw.ResponseType.DEFAULT_4_XX), ("Default5xx", apigw.ResponseType.DEFAULT_5_XX)):
             self.api.add_gateway_response(
-                name, type=response_type,
+                name,
+                type=response_type,
                 response_headers={"Access-Control-Allow-Origin": f"'{allow_origin}'", "Vary": "'Origin'"},
             )
         # the unknown-route answer is a response type of its own: it takes the same CORS headers (a whole-map override:
@@ -337,7 +349,9 @@ class Serving(Construct):
         metric = self.api_metric(spec.metric_name, spec.statistic, spec.period_s)
         if spec.missing_as_zero:  # no datapoint is no request: 0, not missing
             return cloudwatch.MathExpression(
-                expression="FILL(m, 0)", using_metrics={"m": metric}, label=f"{spec.metric_name} (0 when none)",
+                expression="FILL(m, 0)",
+                using_metrics={"m": metric},
+                label=f"{spec.metric_name} (0 when none)",
                 period=cdk.Duration.seconds(spec.period_s),
             )
         if not spec.min_requests:

@@ -40,7 +40,8 @@ class ModelServingStack(cdk.Stack):
         **kwargs: object,
     ) -> None:
         super().__init__(
-            scope, id,
+            scope,
+            id,
             description=f"modelserve: model {manifest.model_name} version {manifest.version} behind API Gateway + Lambda, "
             "captures to S3, scheduled drift check and alarms",
             **kwargs,  # type: ignore[arg-type]
@@ -49,7 +50,10 @@ class ModelServingStack(cdk.Stack):
         cdk.Tags.of(self).add("modelserve:model-name", m.model_name)
 
         def spec(
-            name: str, packages: tuple[str, ...], prune: tuple[str, ...] = (), challenger_dir: Path | None = None,
+            name: str,
+            packages: tuple[str, ...],
+            prune: tuple[str, ...] = (),
+            challenger_dir: Path | None = None,
             challenger_exclude: tuple[str, ...] = (),
         ) -> AssetSpec:
             return AssetSpec(
@@ -66,18 +70,24 @@ class ModelServingStack(cdk.Stack):
 
         self.capture = CaptureStorage(self, "Capture", settings=s, manifest=m)
         self.serving = Serving(
-            self, "Serving",
-            settings=s, manifest=m,
+            self,
+            "Serving",
+            settings=s,
+            manifest=m,
             code=asset_code(
-                spec("inference", ASSET_PACKAGES["inference"], SERVING_PRUNE, challenger[0] if challenger else None), bundling_mode, prebuilt_assets
+                spec("inference", ASSET_PACKAGES["inference"], SERVING_PRUNE, challenger[0] if challenger else None),
+                bundling_mode,
+                prebuilt_assets,
             ),
             extra_environment=self.capture.environment,
         )
         self.capture.grant_capture_write(self.serving.role)
         self.capture.subscribe_capture_lines(self.serving.log_group)
         self.pre_traffic = PreTrafficHook(
-            self, "PreTrafficHook",
-            settings=s, manifest=m,
+            self,
+            "PreTrafficHook",
+            settings=s,
+            manifest=m,
             handler_dir=repo_root / "lambda" / "pre_traffic",
             target=self.serving.function,
             deployment_group=self.serving.deployment_group,
@@ -85,12 +95,17 @@ class ModelServingStack(cdk.Stack):
             reference_rows=ModelBundle(root=bundle_dir, manifest=m).reference_rows()[:1],
         )
         self.drift_check = DriftCheck(
-            self, "DriftCheck",
-            settings=s, manifest=m,
+            self,
+            "DriftCheck",
+            settings=s,
+            manifest=m,
             # with a challenger: its manifest and reference too, for its own drift report (docs/versions.md)
             code=asset_code(
-                spec("drift_check", ASSET_PACKAGES["drift_check"], (), challenger[0] if challenger else None, DRIFT_CHECK_CHALLENGER_EXCLUDE),
-                bundling_mode, prebuilt_assets,
+                spec(
+                    "drift_check", ASSET_PACKAGES["drift_check"], (), challenger[0] if challenger else None, DRIFT_CHECK_CHALLENGER_EXCLUDE
+                ),
+                bundling_mode,
+                prebuilt_assets,
             ),
             capture=self.capture,
         )
@@ -99,8 +114,10 @@ class ModelServingStack(cdk.Stack):
             self.drift_check.function.add_environment(ENV_CHALLENGER_VERSION, challenger[1].version)
             self.drift_check.function.add_environment(ENV_CHALLENGER_BUNDLE_PATH, CHALLENGER_DIR_IN_ASSET)
         self.alerting = Alerting(
-            self, "Alerting",
-            settings=s, manifest=m,
+            self,
+            "Alerting",
+            settings=s,
+            manifest=m,
             reports_bucket_name=self.capture.bucket.bucket_name,
             # each construct is asked for the metrics its alarms read (and the functions for their log groups)
             watched=(self.serving, self.drift_check, self.capture),
@@ -114,13 +131,16 @@ class ModelServingStack(cdk.Stack):
         self.serving.allow_browser_origins(origins)
         self.firewall = (
             ApiFirewall(self, "Firewall", stage=self.serving.stage, name_prefix=self.stack_name, rate_limit=s.waf_rate_limit)
-            if s.waf else None
+            if s.waf
+            else None
         )
         for alarm in self.alerting.rollback_alarms:
             self.serving.deployment_group.add_alarm(alarm)
         self.dashboard = Dashboard(
-            self, "Dashboard",
-            settings=s, manifest=m,
+            self,
+            "Dashboard",
+            settings=s,
+            manifest=m,
             capture=self.capture,
             serving=self.serving,
             drift_check=self.drift_check,
@@ -139,15 +159,21 @@ class ModelServingStack(cdk.Stack):
         out = lambda name, value, desc: cdk.CfnOutput(self, name, value=value, description=desc)  # noqa: E731
         out("ApiUrl", self.serving.api.url, "Base URL of the stage: POST <url>predict")
         if self.serving.api_key is not None:
-            out("ApiKeyId", self.serving.api_key.key_id,
-                "aws apigateway get-api-key --include-value --api-key <id> --query value --output text")
+            out(
+                "ApiKeyId",
+                self.serving.api_key.key_id,
+                "aws apigateway get-api-key --include-value --api-key <id> --query value --output text",
+            )
         out("CaptureBucketName", self.capture.bucket.bucket_name, "captures/, feedback/ and reports/ live here")
         out("DashboardUrl", dashboard_url(self.stack_name), "CloudWatch dashboard of the model")
         out("AlarmTopicArn", self.alerting.topic.topic_arn, "SNS topic the alarms page (one composite alarm per cause family)")
         out("InformTopicArn", self.alerting.inform_topic.topic_arn, "SNS topic of what informs without paging (drift without impact)")
         out("InferenceFunctionName", self.serving.function.function_name, "Inference Lambda (alias 'live')")
-        out("DriftCheckFunctionName", self.drift_check.function.function_name,
-            "aws lambda invoke --function-name <name> /dev/stdout  runs a drift check now")
+        out(
+            "DriftCheckFunctionName",
+            self.drift_check.function.function_name,
+            "aws lambda invoke --function-name <name> /dev/stdout  runs a drift check now",
+        )
         out("AthenaTable", f"{self.capture.database.ref}.captures", "Query captures with Athena (name the version)")
         out("ModelVersion", m.version, "Model version deployed behind the live alias")
         if challenger is not None:
@@ -172,7 +198,8 @@ class ModelServingStack(cdk.Stack):
         # under api_auth=iam a browser cannot sign requests: the page scores locally and does not call the API
         calls_api = s.api_auth != "iam"
         return WebPage(
-            self, "WebPage",
+            self,
+            "WebPage",
             site_dir=site_dir,
             api_url=self.serving.api.url if calls_api else None,
             api_origin=rest_api_origin(self.serving.api) if calls_api else None,

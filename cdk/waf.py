@@ -29,7 +29,8 @@ class ApiFirewall(Construct):
         super().__init__(scope, id)
         metric_prefix = resource_name(name_prefix, "waf", max_len=100)
         self.web_acl = wafv2.CfnWebACL(
-            self, "WebAcl",
+            self,
+            "WebAcl",
             scope="REGIONAL",
             description="modelserve API: AWS managed common rules and a per-IP rate limit",
             default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
@@ -41,7 +42,9 @@ class ApiFirewall(Construct):
                     action=wafv2.CfnWebACL.RuleActionProperty(block={}),
                     statement=wafv2.CfnWebACL.StatementProperty(
                         rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
-                            aggregate_key_type="IP", limit=rate_limit, evaluation_window_sec=RATE_WINDOW_S,
+                            aggregate_key_type="IP",
+                            limit=rate_limit,
+                            evaluation_window_sec=RATE_WINDOW_S,
                         )
                     ),
                     visibility_config=_visibility(f"{metric_prefix}-rate"),
@@ -52,7 +55,8 @@ class ApiFirewall(Construct):
                     override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
                     statement=wafv2.CfnWebACL.StatementProperty(
                         managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
-                            vendor_name="AWS", name=COMMON_RULE_SET,
+                            vendor_name="AWS",
+                            name=COMMON_RULE_SET,
                             rule_action_overrides=[
                                 wafv2.CfnWebACL.RuleActionOverrideProperty(
                                     name=rule, action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={})

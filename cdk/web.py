@@ -24,17 +24,19 @@ def content_security_policy(api_origin: str | None = None) -> str:
     """The page's CSP. 'wasm-unsafe-eval' lets onnxruntime-web compile its WebAssembly (and allows no
     JavaScript eval); the page has no inline script or style; connect-src adds only the API's origin."""
     connect = "'self'" + (f" {api_origin}" if api_origin else "")
-    return "; ".join([
-        "default-src 'none'",
-        "script-src 'self' 'wasm-unsafe-eval'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        f"connect-src {connect}",
-        "base-uri 'none'",
-        "form-action 'none'",
-        "frame-ancestors 'none'",
-        "object-src 'none'",
-    ])
+    return "; ".join(
+        [
+            "default-src 'none'",
+            "script-src 'self' 'wasm-unsafe-eval'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            f"connect-src {connect}",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+            "object-src 'none'",
+        ]
+    )
 
 
 def rest_api_origin(api: apigw.IRestApi) -> str:
@@ -68,7 +70,8 @@ class WebPage(Construct):
             raise ValueError(f"{site} has no index.html: write the site first with `python -m devtools web --out {site}`")
 
         self.log_bucket = s3.Bucket(
-            self, "Logs",
+            self,
+            "Logs",
             encryption=s3.BucketEncryption.S3_MANAGED,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
@@ -77,11 +80,13 @@ class WebPage(Construct):
             lifecycle_rules=[s3.LifecycleRule(expiration=cdk.Duration.days(LOG_EXPIRY_DAYS))],
         )
         acknowledge(
-            self.log_bucket, "AwsSolutions-S1",
+            self.log_bucket,
+            "AwsSolutions-S1",
             "This is the access-log bucket of the page's bucket and distribution; logging it into itself would loop.",
         )
         self.bucket = s3.Bucket(
-            self, "Site",
+            self,
+            "Site",
             encryption=s3.BucketEncryption.S3_MANAGED,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
@@ -90,24 +95,30 @@ class WebPage(Construct):
             server_access_logs_prefix="site-bucket/",
         )
         self.headers = cloudfront.ResponseHeadersPolicy(
-            self, "Headers",
+            self,
+            "Headers",
             comment="Security headers and CSP of the model page",
             security_headers_behavior=cloudfront.ResponseSecurityHeadersBehavior(
                 content_security_policy=cloudfront.ResponseHeadersContentSecurityPolicy(
-                    content_security_policy=content_security_policy(api_origin), override=True,
+                    content_security_policy=content_security_policy(api_origin),
+                    override=True,
                 ),
                 content_type_options=cloudfront.ResponseHeadersContentTypeOptions(override=True),
                 frame_options=cloudfront.ResponseHeadersFrameOptions(frame_option=cloudfront.HeadersFrameOption.DENY, override=True),
                 referrer_policy=cloudfront.ResponseHeadersReferrerPolicy(
-                    referrer_policy=cloudfront.HeadersReferrerPolicy.STRICT_ORIGIN_WHEN_CROSS_ORIGIN, override=True,
+                    referrer_policy=cloudfront.HeadersReferrerPolicy.STRICT_ORIGIN_WHEN_CROSS_ORIGIN,
+                    override=True,
                 ),
                 strict_transport_security=cloudfront.ResponseHeadersStrictTransportSecurity(
-                    access_control_max_age=cdk.Duration.days(365), include_subdomains=True, override=True,
+                    access_control_max_age=cdk.Duration.days(365),
+                    include_subdomains=True,
+                    override=True,
                 ),
             ),
         )
         self.distribution = cloudfront.Distribution(
-            self, "Distribution",
+            self,
+            "Distribution",
             comment="Model page (onnxruntime-web)",
             default_root_object="index.html",
             default_behavior=cloudfront.BehaviorOptions(
@@ -126,26 +137,37 @@ class WebPage(Construct):
             log_file_prefix="distribution/",
         )
         acknowledge(
-            self.distribution, "AwsSolutions-CFR1",
+            self.distribution,
+            "AwsSolutions-CFR1",
             "A public demo page of the model: no country is excluded; the API behind it keeps its own auth and throttling.",
         )
         acknowledge(
-            self.distribution, "AwsSolutions-CFR2",
+            self.distribution,
+            "AwsSolutions-CFR2",
             "Static files only (GET/HEAD, cached); no WAF web ACL, whose monthly cost the page does not justify.",
         )
         acknowledge(
-            self.distribution, "AwsSolutions-CFR4",
+            self.distribution,
+            "AwsSolutions-CFR4",
             "The default *.cloudfront.net certificate (no custom domain setting); viewers get HTTPS only and CloudFront "
             "negotiates TLS 1.2+ with current browsers. A custom domain would set TLSv1.2_2021 through its certificate.",
         )
 
         # the folder as written by `python -m devtools web`, and config.json with the deploy-time API URL
         sources = [s3deploy.Source.asset(str(site), exclude=[CONFIG_FILE])]
-        sources.append(s3deploy.Source.json_data(CONFIG_FILE, {
-            "api_url": api_url, "ask_api_key": api_key_required, "onnxruntime_web": _ort_version(site),
-        }))
+        sources.append(
+            s3deploy.Source.json_data(
+                CONFIG_FILE,
+                {
+                    "api_url": api_url,
+                    "ask_api_key": api_key_required,
+                    "onnxruntime_web": _ort_version(site),
+                },
+            )
+        )
         self.deployment = s3deploy.BucketDeployment(
-            self, "Deploy",
+            self,
+            "Deploy",
             sources=sources,
             destination_bucket=self.bucket,
             distribution=self.distribution,
@@ -178,28 +200,34 @@ def _acknowledge_deployment_handler(scope: Construct, bucket: s3.Bucket) -> None
     for child in stack.node.children:
         if child.node.id.startswith("Custom::CDKBucketDeployment"):
             acknowledge(
-                child, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+                child,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
                 "CDK's BucketDeployment copy function: the AWS-managed basic execution policy only lets it write its own logs.",
             )
             for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:DeleteObject*", "s3:Abort*"):
                 acknowledge(
-                    child, f"AwsSolutions-IAM5[Action::{action}]",
+                    child,
+                    f"AwsSolutions-IAM5[Action::{action}]",
                     "CDK's BucketDeployment copy function: the S3 read/sync/prune action groups CDK grants on the asset "
                     "bucket (read) and the page's bucket (write, prune) only.",
                 )
             acknowledge(
-                child, f"AwsSolutions-IAM5[Resource::<{site_bucket_id}.Arn>/*]",
+                child,
+                f"AwsSolutions-IAM5[Resource::<{site_bucket_id}.Arn>/*]",
                 "CDK's BucketDeployment copy function writes and prunes every object of the page's bucket.",
             )
             acknowledge(
-                child, f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{asset_bucket}/*]",
+                child,
+                f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{asset_bucket}/*]",
                 "CDK's BucketDeployment copy function reads the site's zip from the CDK bootstrap asset bucket.",
             )
             acknowledge(
-                child, "AwsSolutions-IAM5[Resource::*]",
+                child,
+                "AwsSolutions-IAM5[Resource::*]",
                 "CDK's BucketDeployment copy function: cloudfront:CreateInvalidation/GetInvalidation have no resource-level scoping.",
             )
             acknowledge(
-                child, "AwsSolutions-L1",
+                child,
+                "AwsSolutions-L1",
                 "CDK's BucketDeployment copy function: its runtime is chosen and bundled by aws-cdk-lib, not by this stack.",
             )

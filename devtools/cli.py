@@ -1,14 +1,14 @@
 """Command line: ``python -m devtools <command>``.
 
-  run           local AWS (moto server) + the real inference handler behind a local gateway
-  demo          run + replayed traffic (quiet, then shifted) + the real drift check + alarm table + a shadow comparison
-  compare       the sample model vs a second model (shadow or A/B) + the drift check's comparison report
-  promote       cdk.json: the challenger becomes the champion (deploy it with `npx cdk deploy`)
-  build-sample  build the sample bundle (models/sample)
-  export        bundle a fitted scikit-learn estimator or pipeline (joblib, skops or MLflow) + its training data
-  export-onnx   bundle a ready ONNX model + schema JSON + reference data
-  verify        after `npx cdk deploy`: prove the deployed stack answers, captures, checks and pages
-  web           the bundle as a static page scoring in the browser (onnxruntime-web), checked in Node first
+run           local AWS (moto server) + the real inference handler behind a local gateway
+demo          run + replayed traffic (quiet, then shifted) + the real drift check + alarm table + a shadow comparison
+compare       the sample model vs a second model (shadow or A/B) + the drift check's comparison report
+promote       cdk.json: the challenger becomes the champion (deploy it with `npx cdk deploy`)
+build-sample  build the sample bundle (models/sample)
+export        bundle a fitted scikit-learn estimator or pipeline (joblib, skops or MLflow) + its training data
+export-onnx   bundle a ready ONNX model + schema JSON + reference data
+verify        after `npx cdk deploy`: prove the deployed stack answers, captures, checks and pages
+web           the bundle as a static page scoring in the browser (onnxruntime-web), checked in Node first
 """
 
 from __future__ import annotations
@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--pipeline", help="joblib file of a fitted scikit-learn estimator or pipeline")
     source.add_argument("--skops", help=".skops file of a fitted estimator (loaded with skops' trusted-types check)")
     source.add_argument("--mlflow", help="MLflow model directory (sklearn flavour): its signature gives the features")
-    p_exp.add_argument("--trust", default="", metavar="T1,T2", help="types a .skops file may load beyond skops' defaults ('pickle': an MLflow pickle)")
+    p_exp.add_argument(
+        "--trust", default="", metavar="T1,T2", help="types a .skops file may load beyond skops' defaults ('pickle': an MLflow pickle)"
+    )
     p_exp.add_argument("--data", default=None, help="training data, .csv or .parquet (--mlflow: default its input example)")
     p_exp.add_argument("--target", default=None, help="target column (required with --data)")
     p_exp.add_argument("--name", required=True, help="model name")
@@ -80,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     p_exp.add_argument("--quantize", action="store_true", help="int8 dynamic quantization (checked)")
     p_exp.add_argument("--tolerance", type=float, default=0.01, help="largest accuracy drop quantization may cost")
     p_exp.add_argument("--allow-small-reference", action="store_true", help="export with fewer reference rows than the minimum (warned)")
-    p_exp.add_argument("--nullable", default="", metavar="A,B", help="features that accept null (besides those null in the data or imputed)")
+    p_exp.add_argument(
+        "--nullable", default="", metavar="A,B", help="features that accept null (besides those null in the data or imputed)"
+    )
     _kind_options(p_exp)
 
     p_onnx = sub.add_parser("export-onnx", help="bundle a ready ONNX model")
@@ -101,11 +105,16 @@ def main(argv: list[str] | None = None) -> int:
     p_web.add_argument("--out", required=True, help="folder to write the site to")
     p_web.add_argument("--api-url", default=None, help="the API's base URL: the page also calls its /predict and compares")
     p_web.add_argument("--api-key", default=None, help="sent as x-api-key; it ends up readable in the page's config.json")
-    p_web.add_argument("--tensor-probabilities", action="store_true", help="a model with a ZipMap output: serve its probability tensor instead")
+    p_web.add_argument(
+        "--tensor-probabilities", action="store_true", help="a model with a ZipMap output: serve its probability tensor instead"
+    )
 
     for p in (p_exp, p_onnx):
         p.add_argument(
-            "--size-budget-mib", type=float, default=None, metavar="MIB",
+            "--size-budget-mib",
+            type=float,
+            default=None,
+            metavar="MIB",
             help="warn when the bundle and the inference runtime exceed this (default: Lambda's 250 MB unzipped limit)",
         )
     for p in (p_exp, p_onnx, p_run, p_web):
@@ -148,16 +157,27 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        print(f"model_bundle_path = {ctx['model_bundle_path']}, challenger_mode = {ctx['challenger_mode']}; "
-              "ship it with `npx cdk deploy` (the CodeDeploy canary shifts traffic to the new version)")
+        print(
+            f"model_bundle_path = {ctx['model_bundle_path']}, challenger_mode = {ctx['challenger_mode']}; "
+            "ship it with `npx cdk deploy` (the CodeDeploy canary shifts traffic to the new version)"
+        )
         return 0
     if args.command == "demo":
         from .demo import demo
 
-        return 0 if demo(
-            bundle=args.bundle, requests=args.requests, rows=args.rows, out=args.out, seed=args.seed,
-            challenger=args.challenger, compare_requests=args.compare_requests,
-        ) else 1
+        return (
+            0
+            if demo(
+                bundle=args.bundle,
+                requests=args.requests,
+                rows=args.rows,
+                out=args.out,
+                seed=args.seed,
+                challenger=args.challenger,
+                compare_requests=args.compare_requests,
+            )
+            else 1
+        )
     return 2
 
 
@@ -230,8 +250,17 @@ def export(args: argparse.Namespace) -> int:
         data = load_frame(args.data, "--data") if args.data else loaded.input_example
         say("features (kind: why):")
         b = export_sklearn(
-            loaded.estimator, data, args.target, args.name, args.out, feats, args.quantize, args.tolerance,
-            allow_small_reference=args.allow_small_reference or args.data is None, kinds={**loaded.kinds, **kinds}, log=say,
+            loaded.estimator,
+            data,
+            args.target,
+            args.name,
+            args.out,
+            feats,
+            args.quantize,
+            args.tolerance,
+            allow_small_reference=args.allow_small_reference or args.data is None,
+            kinds={**loaded.kinds, **kinds},
+            log=say,
             nullable=[n.strip() for n in args.nullable.split(",") if n.strip()],
             kind_sources={n: "in the MLflow signature" for n in loaded.kinds if n not in kinds},
         )
@@ -240,8 +269,14 @@ def export(args: argparse.Namespace) -> int:
         reference = load_frame(args.reference)
         say("features (kind: why -> model input type):")
         b = export_onnx(
-            args.model, schema, reference, args.out, args.target,
-            allow_small_reference=args.allow_small_reference, kinds=kinds, log=say,
+            args.model,
+            schema,
+            reference,
+            args.out,
+            args.target,
+            allow_small_reference=args.allow_small_reference,
+            kinds=kinds,
+            log=say,
         )
     for warning in [*b.manifest.export_metrics.get("warnings", []), *_size_report(b, args.size_budget_mib, say)]:
         say(f"warning: {warning}")
@@ -344,5 +379,3 @@ def run(bundle: str | None, port: int, seconds: float | None, show_metrics: bool
             gateway.stop()
             handler.capture_executor.close(timeout=5.0)  # what is queued is written before moto stops
     return 0
-
-

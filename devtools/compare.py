@@ -106,16 +106,22 @@ def _echo_comparison(
         echo(f"{variant}: {p['n_labels']} labelled rows, accuracy {fmt_figure(p['accuracy'])}, macro F1 {fmt_figure(p['f1_macro'])}")
     d = doc["difference"]
     if d:
-        echo(f"{d['metric']} difference (challenger - champion) {fmt_figure(d['estimate'])} "
+        echo(
+            f"{d['metric']} difference (challenger - champion) {fmt_figure(d['estimate'])} "
             f"(95% {fmt_figure(d['ci_low'])} to {fmt_figure(d['ci_high'])}), "
-             f"p = {fmt_figure(d['p_value'])} ({d['test']}); challenger significantly worse: {doc['challenger_worse']}")
+            f"p = {fmt_figure(d['p_value'])} ({d['test']}); challenger significantly worse: {doc['challenger_worse']}"
+        )
     for d in doc.get("metric_differences", []):
-        echo(f"{METRIC_LABELS.get(d['metric'], d['metric'])} difference {fmt_figure(d['estimate'])} "
-             f"(95% {fmt_figure(d['ci_low'])} to {fmt_figure(d['ci_high'])}, {d['test'].replace('_', ' ')})")
+        echo(
+            f"{METRIC_LABELS.get(d['metric'], d['metric'])} difference {fmt_figure(d['estimate'])} "
+            f"(95% {fmt_figure(d['ci_low'])} to {fmt_figure(d['ci_high'])}, {d['test'].replace('_', ' ')})"
+        )
     echo(f"HTML report: {summary['report_html']}")
     if own:
-        echo(f"the challenger's own drift report ({own['rows_seen']} rows against its reference): dataset drift = {own['dataset_drift']}, "
-             f"drift only it sees = {own['challenger_only_drift']}; HTML: {own['report_html']}")
+        echo(
+            f"the challenger's own drift report ({own['rows_seen']} rows against its reference): dataset drift = {own['dataset_drift']}, "
+            f"drift only it sees = {own['challenger_only_drift']}; HTML: {own['report_html']}"
+        )
 
 
 def resolve_challenger(challenger: str | None) -> Path:
@@ -156,4 +162,3 @@ def promote(cdk_json: str | Path = "cdk.json", keep_shadow: bool = False) -> dic
         ctx["challenger_mode"] = "off"
     path.write_text(json.dumps(doc, indent=2) + "\n")
     return ctx
-

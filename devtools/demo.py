@@ -216,8 +216,10 @@ def demo(
         specs = alarm_specs(Settings(serving=stack.inference.serving, drift=drift), m.model_name, m.version, LOCAL_BUCKET)
         traffic = _Traffic(b.reference_rows(), choose_shift(b), choose_concept_change(b), rows, feedback_share, rng)
         echo(f"model {m.model_name} {m.version}; local AWS at {stack.endpoint}; API at {stack.gateway.url}")
-        echo(f"{requests} requests x {rows} rows per period; "
-            f"feedback labels for {feedback_share:.0%} of requests where the reference has targets")
+        echo(
+            f"{requests} requests x {rows} rows per period; "
+            f"feedback labels for {feedback_share:.0%} of requests where the reference has targets"
+        )
         for period in (PERIOD_QUIET, PERIOD_SHIFTED):
             if period == PERIOD_SHIFTED:
                 echo("shifted period: " + "; ".join([*traffic.shift.describe(), traffic.concept.describe()]))
@@ -347,6 +349,8 @@ def shadow_comparison(
         echo(f"== shadow comparison skipped: {challenger_dir} cannot run next to this model: " + "; ".join(problems))
         return None
     second = "the challenger bundle" if challenger else "a second model trained differently (a small random forest)"
-    echo(f"== shadow comparison: {champion.model_name} {champion.version} answers, {second} scores the same requests "
-         f"after each answer; {requests} requests with client ids, then the drift check")
+    echo(
+        f"== shadow comparison: {champion.model_name} {champion.version} answers, {second} scores the same requests "
+        f"after each answer; {requests} requests with client ids, then the drift check"
+    )
     return compare("shadow", requests=requests, out=out, bundle=str(champion_dir), challenger=str(challenger_dir), seed=seed, echo=echo)

@@ -80,8 +80,11 @@ def create_log_capture_path(manifest: BundleManifest, bucket: str, session: Any 
     logs.create_log_group(logGroupName=LOCAL_LOG_GROUP)
     logs.create_log_stream(logGroupName=LOCAL_LOG_GROUP, logStreamName=LOCAL_LOG_STREAM)
     logs.put_subscription_filter(
-        logGroupName=LOCAL_LOG_GROUP, filterName="captures", filterPattern=CAPTURE_LINES_FILTER_PATTERN,
-        destinationArn=stream_arn, roleArn=LOCAL_ROLE_ARN,
+        logGroupName=LOCAL_LOG_GROUP,
+        filterName="captures",
+        filterPattern=CAPTURE_LINES_FILTER_PATTERN,
+        destinationArn=stream_arn,
+        roleArn=LOCAL_ROLE_ARN,
     )
     return CloudWatchLogsForwarder(logs)
 

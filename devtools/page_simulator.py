@@ -150,7 +150,9 @@ def _api_value(spec: AlarmSpec, world: World, start: int, end: int) -> float | N
         counted = 0.0 if spec.minus_validation_rejects else 1.0
         bad = _sum(
             world,
-            lambda t: world.requests(t) * min(1.0, world.signal("share_4xx_gateway", t, 0.02) + counted * world.signal("share_422", t, 0.01)),
+            lambda t: (
+                world.requests(t) * min(1.0, world.signal("share_4xx_gateway", t, 0.02) + counted * world.signal("share_422", t, 0.01))
+            ),
             start,
             end,
         )

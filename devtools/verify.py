@@ -56,8 +56,10 @@ class Verification:
         width = max(len(s.name) for s in self.steps)
         lines = [f"{'step'.ljust(width)}  result  detail", f"{'-' * width}  ------  ------"]
         lines += [f"{s.name.ljust(width)}  {s.result.ljust(6)}  {s.detail}" for s in self.steps]
-        lines.append(f"\n{'PASSED' if self.ok else 'FAILED'}: {sum(s.result == PASS for s in self.steps)} passed, "
-                     f"{sum(s.result == FAIL for s in self.steps)} failed, {sum(s.result == SKIP for s in self.steps)} skipped")
+        lines.append(
+            f"\n{'PASSED' if self.ok else 'FAILED'}: {sum(s.result == PASS for s in self.steps)} passed, "
+            f"{sum(s.result == FAIL for s in self.steps)} failed, {sum(s.result == SKIP for s in self.steps)} skipped"
+        )
         return "\n".join(lines)
 
 
@@ -100,7 +102,12 @@ def check_api(v: Verification, outputs: dict[str, str], api_key: str | None) -> 
     headers = {"x-api-key": api_key} if api_key else {}
     expected = outputs.get("ModelVersion")
     status, health = http_json("GET", f"{url}/health", headers=headers)
-    good = status == 200 and isinstance(health, dict) and health.get("status") == "ok" and (not expected or health.get("model_version") == expected)
+    good = (
+        status == 200
+        and isinstance(health, dict)
+        and health.get("status") == "ok"
+        and (not expected or health.get("model_version") == expected)
+    )
     v.add("GET /health", PASS if good else FAIL, f"{status} {json.dumps(health)[:160]}")
     status, model = http_json("GET", f"{url}/model", headers=headers)
     if status != 200 or not isinstance(model, dict) or "features" not in model:
@@ -126,7 +133,7 @@ def check_drift(v: Verification, outputs: dict[str, str], invoke_drift: Callable
     if not report.startswith("s3://"):
         v.add("drift check", FAIL, f"no report in the answer: {json.dumps(summary)[:160]}")
         return
-    bucket, _, key = report[len("s3://"):].partition("/")
+    bucket, _, key = report[len("s3://") :].partition("/")
     try:
         s3.head_object(Bucket=bucket, Key=key)
     except Exception as exc:
@@ -206,7 +213,10 @@ def check_alarm_delivery(v: Verification, outputs: dict[str, str], cloudwatch: A
         while True:
             try:
                 items = cloudwatch.describe_alarm_history(
-                    AlarmName=name, AlarmTypes=["MetricAlarm", "CompositeAlarm"], HistoryItemType="Action", StartDate=started,
+                    AlarmName=name,
+                    AlarmTypes=["MetricAlarm", "CompositeAlarm"],
+                    HistoryItemType="Action",
+                    StartDate=started,
                     ScanBy="TimestampDescending",
                 )["AlarmHistoryItems"]
             except Exception as exc:  # moto: not implemented
@@ -263,4 +273,3 @@ def main(stack: str, region: str | None, wait_s: float) -> int:
     v = verify(stack, boto3.Session(region_name=region), wait_s=wait_s)
     print(v.table())
     return 0 if v.ok else 1
-

@@ -141,7 +141,9 @@ def check_in_node(bundle: ModelBundle, node: str = "node") -> NodeCheck:
         # check_model.mjs imports onnxruntime-web by package name: Node finds it in the repo's node_modules
         proc = subprocess.run(
             [node, str(ASSETS / "check_model.mjs"), str(bundle.model_path), str(bundle.root / MANIFEST_FILE), str(rows_path)],
-            capture_output=True, text=True, timeout=300,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
     if proc.returncode != 0:
         raise WebBuildError(f"the onnxruntime-web check could not run in Node: {proc.stderr.strip()[-2000:]}")

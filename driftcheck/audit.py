@@ -86,7 +86,13 @@ def audit_files(records: Sequence[CaptureRecord], selected: Sequence[int], featu
     writer.writerow(["request_id", "row", "event_time", "prediction", "confidence", *feature_names, "label"])
     for row in rows:
         writer.writerow(
-            [row["request_id"], row["row"], row["event_time"], row["prediction"], "" if row["confidence"] is None else f"{row['confidence']:.6g}"]
+            [
+                row["request_id"],
+                row["row"],
+                row["event_time"],
+                row["prediction"],
+                "" if row["confidence"] is None else f"{row['confidence']:.6g}",
+            ]
             + ["" if row["inputs"][n] is None else row["inputs"][n] for n in feature_names]
             + [""]
         )
@@ -110,7 +116,7 @@ class AuditAgreement:
     def html(self) -> str:
         """The report section: agreement on the audited rows and its interval."""
         if not self.labelled_rows:
-            return "<p>No audit labels for this window's rows yet (send them to /feedback with \"source\": \"audit\").</p>"
+            return '<p>No audit labels for this window\'s rows yet (send them to /feedback with "source": "audit").</p>'
         return (
             f"<p>The model agreed with {self.agreeing_rows} of {self.labelled_rows} audited rows "
             f"({self.agreement:.1%}, 95% interval {self.low:.1%} to {self.high:.1%}).</p>"
@@ -125,9 +131,13 @@ class AuditAgreement:
         }
 
 
-def audit_agreement(records: Sequence[CaptureRecord], feedback: Mapping[tuple[str, int], FeedbackRecord], audit_source: str) -> AuditAgreement:
+def audit_agreement(
+    records: Sequence[CaptureRecord], feedback: Mapping[tuple[str, int], FeedbackRecord], audit_source: str
+) -> AuditAgreement:
     """Agreement of the served class with the audit labels among ``records`` (classifiers)."""
-    pairs = [(str(r.prediction), str(feedback[r.key].label)) for r in records if r.key in feedback and feedback[r.key].source == audit_source]
+    pairs = [
+        (str(r.prediction), str(feedback[r.key].label)) for r in records if r.key in feedback and feedback[r.key].source == audit_source
+    ]
     n = len(pairs)
     k = sum(1 for pred, label in pairs if pred == label)
     if not n:

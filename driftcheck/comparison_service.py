@@ -93,7 +93,9 @@ class ComparisonService:
         self.deployment = deployment
         firehose = settings.captures_filed_by_arrival
         self.versions = {CHAMPION: manifest.version, CHALLENGER: challenger_version}
-        self.locations = {v: CaptureLocation(bucket, manifest.model_name, version, neighbours=firehose) for v, version in self.versions.items()}
+        self.locations = {
+            v: CaptureLocation(bucket, manifest.model_name, version, neighbours=firehose) for v, version in self.versions.items()
+        }
 
     def run(
         self,
@@ -144,7 +146,9 @@ class ComparisonService:
         logger.info("version comparison done", extra=run.summary(self.bucket))
         return run
 
-    def _pairs(self, champion: Sequence[CaptureRecord], challenger: Sequence[CaptureRecord]) -> tuple[list[CaptureRecord], list[CaptureRecord]]:
+    def _pairs(
+        self, champion: Sequence[CaptureRecord], challenger: Sequence[CaptureRecord]
+    ) -> tuple[list[CaptureRecord], list[CaptureRecord]]:
         """Rows both versions scored, in the same order."""
         by_key = {r.key: r for r in champion}
         missing = [r for r in challenger if r.key not in by_key]
@@ -197,7 +201,9 @@ class ComparisonService:
             ]
             if self.deployment:
                 dims.append({"Name": mn.DIM_DEPLOYMENT, "Value": self.deployment})
-            data.append({"MetricName": name, "Dimensions": dims, "Value": float(value), "Timestamp": timestamp, "Unit": mn.CATALOGUE.unit(name)})
+            data.append(
+                {"MetricName": name, "Dimensions": dims, "Value": float(value), "Timestamp": timestamp, "Unit": mn.CATALOGUE.unit(name)}
+            )
         if data:
             self.cloudwatch.put_metric_data(Namespace=self.settings.metrics_namespace, MetricData=data)
 
@@ -206,7 +212,12 @@ class ComparisonService:
 
 
 def comparison_service_from_env(
-    manifest: BundleManifest, settings: DriftSettings, environ: Mapping[str, str], s3: Any, cloudwatch: Any, bucket: str,
+    manifest: BundleManifest,
+    settings: DriftSettings,
+    environ: Mapping[str, str],
+    s3: Any,
+    cloudwatch: Any,
+    bucket: str,
     deployment: str | None = None,
 ) -> ComparisonService | None:
     """The comparison the stack asked for (``MS_CHALLENGER_VERSION`` and challenger_mode), or None."""

@@ -83,8 +83,12 @@ def reject_counts(window: WindowRead, rejected: RejectWindow) -> RejectCounts:
     rows = window.rows
     scored = round(window.rows_seen * sum(1 for r in rows if r.row == 0) / len(rows)) if rows else 0
     return RejectCounts(
-        rejected_requests=rejected.rejected_requests, scored_requests=scored, by_reason=rejected.by_reason,
-        by_field=rejected.by_field, rejected_rows=rejected.rejected_rows, estimated=rejected.estimated,
+        rejected_requests=rejected.rejected_requests,
+        scored_requests=scored,
+        by_reason=rejected.by_reason,
+        by_field=rejected.by_field,
+        rejected_rows=rejected.rejected_rows,
+        estimated=rejected.estimated,
     )
 
 
@@ -224,8 +228,10 @@ class DriftService:
         # the short window first: it is small (mostly cut from stored hour samples) and the fast page
         # should not wait on, or be starved by, the main window's read
         shared: dict[Any, Any] = {}  # the slice both windows end with is read once
-        reads = {label: read_window(self.s3, self.captures, lo, end, ReadOptions(self.settings.sample_cap, deadline=deadline), shared=shared)
-                 for label, lo in reversed(windows)}
+        reads = {
+            label: read_window(self.s3, self.captures, lo, end, ReadOptions(self.settings.sample_cap, deadline=deadline), shared=shared)
+            for label, lo in reversed(windows)
+        }
         # one read of the labels for every window: the short window's label span lies in the main one's
         wanted = {r.key for read in reads.values() for r in read.rows}
         feedback = read_feedback(self.s3, self.captures, start, end, wanted) if wanted else {}
@@ -293,7 +299,9 @@ class DriftService:
             "excluded_features": sorted(set(self.settings.redact_features) | set(self.settings.hash_features)),
             # labels the performance check could not take plainly (docs/capture.md#feedback-ground-truth)
             "labels": {
-                "labeled_rows": len(labels), "conflicting": len(conflicting), "conflicting_rows": [list(k) for k in conflicting[:20]],
+                "labeled_rows": len(labels),
+                "conflicting": len(conflicting),
+                "conflicting_rows": [list(k) for k in conflicting[:20]],
                 "unmatched": joined.unmatched,
             },
             "seconds": round(time.perf_counter() - started, 3),
@@ -309,8 +317,20 @@ class DriftService:
         html = render_html(report, self.profile, title=title, extra_sections=sections).encode()
         self._put(json_key, body, "application/json")
         self._put(html_key, html, "text/html; charset=utf-8")
-        return DriftRun(start, end, window, report, json_key, html_key, metrics, labeled_rows=len(labels), window_label=label,
-                        rejects=rejects, conflicting_labels=len(conflicting), unmatched_labels=joined.unmatched)
+        return DriftRun(
+            start,
+            end,
+            window,
+            report,
+            json_key,
+            html_key,
+            metrics,
+            labeled_rows=len(labels),
+            window_label=label,
+            rejects=rejects,
+            conflicting_labels=len(conflicting),
+            unmatched_labels=joined.unmatched,
+        )
 
     def report_keys(self, at: datetime, window: str | None = None) -> tuple[str, str]:
         """(JSON, HTML) keys of the run ending at ``at``; a challenger's name its version; a window
@@ -403,10 +423,14 @@ class DriftService:
                 dims.append({"Name": mn.DIM_WINDOW, "Value": window})
             if feature is not None:
                 dims.append({"Name": mn.DIM_FEATURE, "Value": feature})
-            data.append({"MetricName": name, "Dimensions": dims, "Value": float(value), "Timestamp": timestamp, "Unit": mn.CATALOGUE.unit(name)})
+            data.append(
+                {"MetricName": name, "Dimensions": dims, "Value": float(value), "Timestamp": timestamp, "Unit": mn.CATALOGUE.unit(name)}
+            )
             if name in DEPLOYMENT_WIDE_METRICS and not self.challenger:
                 wide = [d for d in dims if d["Name"] != mn.DIM_MODEL_VERSION]
-                data.append({"MetricName": name, "Dimensions": wide, "Value": float(value), "Timestamp": timestamp, "Unit": mn.CATALOGUE.unit(name)})
+                data.append(
+                    {"MetricName": name, "Dimensions": wide, "Value": float(value), "Timestamp": timestamp, "Unit": mn.CATALOGUE.unit(name)}
+                )
         for i in range(0, len(data), CLOUDWATCH_BATCH):
             self.cloudwatch.put_metric_data(Namespace=self.settings.metrics_namespace, MetricData=data[i : i + CLOUDWATCH_BATCH])
 

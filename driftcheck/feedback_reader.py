@@ -87,7 +87,9 @@ def read_feedback(
     return labels
 
 
-def hour_feedback(s3: Any, where: CaptureLocation, hours: Sequence[datetime], now: datetime, workers: int = 16) -> list[list[FeedbackRecord]]:
+def hour_feedback(
+    s3: Any, where: CaptureLocation, hours: Sequence[datetime], now: datetime, workers: int = 16
+) -> list[list[FeedbackRecord]]:
     """Every feedback record received in each UTC hour, in receipt order (settled hours from their
     labels object when stored, and stored when not)."""
     stored: dict[datetime, list[FeedbackRecord]] = {}

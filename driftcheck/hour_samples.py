@@ -72,8 +72,16 @@ class HourSample:
         rows = doc["rows"]
         if not isinstance(rows, list) or int(doc["rows_seen"]) < len(rows):
             raise ValueError("hour sample is inconsistent")
-        return cls(start, end, rows, int(doc["rows_seen"]), objects_read=int(doc["objects"]),
-                   corrupt_keys=list(doc.get("corrupt_keys", [])), corrupt_objects=int(doc["corrupt_objects"]), cached=True)
+        return cls(
+            start,
+            end,
+            rows,
+            int(doc["rows_seen"]),
+            objects_read=int(doc["objects"]),
+            corrupt_keys=list(doc.get("corrupt_keys", [])),
+            corrupt_objects=int(doc["corrupt_objects"]),
+            cached=True,
+        )
 
 
 def settled(hour: datetime, now: datetime) -> bool:
@@ -104,7 +112,10 @@ def part_of_sample(s3: Any, bucket: str, key: str, hour: datetime, start: dateti
 def put_sample(s3: Any, bucket: str, key: str, sample: HourSample) -> bool:
     try:
         s3.put_object(
-            Bucket=bucket, Key=key, Body=sample.to_bytes(), ContentType="application/json",
+            Bucket=bucket,
+            Key=key,
+            Body=sample.to_bytes(),
+            ContentType="application/json",
             Metadata={"rows-seen": str(sample.rows_seen), "corrupt-objects": str(sample.corrupt_objects), "format": str(SAMPLE_FORMAT)},
         )
         return True
@@ -119,7 +130,9 @@ def head_sample(s3: Any, bucket: str, key: str, start: datetime, end: datetime) 
         meta = s3.head_object(Bucket=bucket, Key=key).get("Metadata") or {}
         if meta.get("format") != str(SAMPLE_FORMAT):
             return None
-        return HourSample(start, end, [], int(meta["rows-seen"]), corrupt_objects=int(meta.get("corrupt-objects", 0)), cached=True, sample_key=key)
+        return HourSample(
+            start, end, [], int(meta["rows-seen"]), corrupt_objects=int(meta.get("corrupt-objects", 0)), cached=True, sample_key=key
+        )
     except Exception as exc:  # noqa: BLE001 - absent (the usual first time) or unreadable: read the hour
         code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
         # an absent key answers 404, or 403 where ListBucket is granted for prefixes only (as the stack does)

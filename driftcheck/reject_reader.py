@@ -40,8 +40,12 @@ class RejectWindow:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "rejected_requests": self.rejected_requests, "rejected_rows": self.rejected_rows, "by_reason": self.by_reason,
-            "by_field": self.by_field, "objects_read": self.objects_read, "corrupt_objects": self.corrupt_objects,
+            "rejected_requests": self.rejected_requests,
+            "rejected_rows": self.rejected_rows,
+            "by_reason": self.by_reason,
+            "by_field": self.by_field,
+            "objects_read": self.objects_read,
+            "corrupt_objects": self.corrupt_objects,
             "estimated": self.estimated,
         }
 
@@ -59,8 +63,14 @@ def list_reject_keys(s3: Any, where: CaptureLocation, start: datetime, end: date
 
 
 def read_rejects(
-    s3: Any, where: CaptureLocation, start: datetime, end: datetime, max_objects: int = DEFAULT_MAX_REJECT_OBJECTS,
-    seed: int = 0, workers: int = 16, deadline: float | None = None,
+    s3: Any,
+    where: CaptureLocation,
+    start: datetime,
+    end: datetime,
+    max_objects: int = DEFAULT_MAX_REJECT_OBJECTS,
+    seed: int = 0,
+    workers: int = 16,
+    deadline: float | None = None,
 ) -> RejectWindow:
     """The window's refused requests, counted (see the module docstring for the bounds)."""
     keys = list_reject_keys(s3, where, start, end)

@@ -45,7 +45,12 @@ class VerdictEvent:
 
     def detail(self) -> dict[str, Any]:
         d = asdict(self)
-        d["window"] = {"start": d.pop("window_start"), "end": d.pop("window_end"), "rows": d.pop("window_rows"), "label": d.pop("window_label")}
+        d["window"] = {
+            "start": d.pop("window_start"),
+            "end": d.pop("window_end"),
+            "rows": d.pop("window_rows"),
+            "label": d.pop("window_label"),
+        }
         d["findings"] = list(self.findings[:MAX_FINDINGS])
         return d
 

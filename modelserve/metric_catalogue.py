@@ -105,13 +105,27 @@ CATALOGUE = MetricCatalogue()
 register = CATALOGUE.register
 
 
-def _inference(name: str, unit: Unit, family: Family, description: str, *, pages: bool = False,
-               dimension_sets: tuple[tuple[str, ...], ...] = (MODEL_DIMENSIONS,)) -> str:
+def _inference(
+    name: str,
+    unit: Unit,
+    family: Family,
+    description: str,
+    *,
+    pages: bool = False,
+    dimension_sets: tuple[tuple[str, ...], ...] = (MODEL_DIMENSIONS,),
+) -> str:
     return register(Metric(name, unit, "inference", family, pages, description, dimension_sets))
 
 
-def _drift(name: str, family: Family, description: str, *, pages: bool = False, unit: Unit = "None",
-           dimension_sets: tuple[tuple[str, ...], ...] = (WINDOW_DIMENSIONS,)) -> str:
+def _drift(
+    name: str,
+    family: Family,
+    description: str,
+    *,
+    pages: bool = False,
+    unit: Unit = "None",
+    dimension_sets: tuple[tuple[str, ...], ...] = (WINDOW_DIMENSIONS,),
+) -> str:
     return register(Metric(name, unit, "drift_check", family, pages, description, dimension_sets))
 
 
@@ -122,20 +136,35 @@ CAPTURE_ERRORS = _inference("CaptureErrors", "Count", "pipeline", "capture write
 CAPTURED_ROWS = _inference("CapturedRows", "Count", "pipeline", "rows written to the capture sink")
 # also broken down by reason (Reason dimension, its own EMF blob)
 VALIDATION_REJECTS = _inference(
-    "ValidationRejects", "Count", "input_data", "requests validation refused (4xx)",
+    "ValidationRejects",
+    "Count",
+    "input_data",
+    "requests validation refused (4xx)",
     dimension_sets=(MODEL_DIMENSIONS, (*MODEL_DIMENSIONS, DIM_REASON)),
 )
 FEEDBACK_ROWS = _inference("FeedbackRows", "Count", "model_output", "labels received on /feedback")
 FEEDBACK_ERRORS = _inference("FeedbackErrors", "Count", "pipeline", "feedback writes that failed")
 ROWS_EXPLAINED = _inference("RowsExplained", "Count", "service", "rows explained (explain: true on /predict or OIP infer)")
-EXPLAIN_LATENCY_MS = _inference("ExplainLatencyMs", "Milliseconds", "service", "explanation time in the function (mixed rows built and scored)")
-CAPTURE_DROPPED = _inference(
-    "CaptureDropped", "Count", "pipeline", "captures dropped because the after-response queue was full", pages=True,
+EXPLAIN_LATENCY_MS = _inference(
+    "ExplainLatencyMs", "Milliseconds", "service", "explanation time in the function (mixed rows built and scored)"
 )
-METRICS_ERRORS = register(Metric(
-    "MetricsErrors", "Count", "log_filter", "pipeline", True,
-    "a function's EMF metrics failed (counted from its log lines by a metric filter)",
-))
+CAPTURE_DROPPED = _inference(
+    "CaptureDropped",
+    "Count",
+    "pipeline",
+    "captures dropped because the after-response queue was full",
+    pages=True,
+)
+METRICS_ERRORS = register(
+    Metric(
+        "MetricsErrors",
+        "Count",
+        "log_filter",
+        "pipeline",
+        True,
+        "a function's EMF metrics failed (counted from its log lines by a metric filter)",
+    )
+)
 
 # ---- the drift check, once per checked window (Window dimension); the monitoring library's keys
 # dataset-level verdicts and aggregates
@@ -151,16 +180,22 @@ UNSEEN_CATEGORY_RATE = _drift("UnseenCategoryRate", "input_data", "max share of 
 DATA_QUALITY_FAILURES = _drift("DataQualityFailures", "input_data", "failed data-quality expectations", pages=True, unit="Count")
 # also deployment-wide (no ModelVersion): NoTraffic reads it across deploys
 WINDOW_ROWS = _drift(
-    "WindowRows", "pipeline", "captured rows in the window (NoTraffic alarms on none)", pages=True, unit="Count",
+    "WindowRows",
+    "pipeline",
+    "captured rows in the window (NoTraffic alarms on none)",
+    pages=True,
+    unit="Count",
     dimension_sets=(WINDOW_DIMENSIONS, (DIM_MODEL_NAME, DIM_DEPLOYMENT, DIM_WINDOW)),
 )
 REJECT_RATE = _drift("RejectRate", "input_data", "rejected / all requests of the window", pages=True)
 REJECTED_REQUESTS = _drift("RejectedRequests", "input_data", "requests refused by validation in the window", unit="Count")
 # per feature (Feature dimension)
-FEATURE_P_VALUE = _drift("FeaturePValue", "input_data", "multiplicity-corrected p-value of a feature",
-                         dimension_sets=((*WINDOW_DIMENSIONS, DIM_FEATURE),))
-FEATURE_EFFECT_SIZE = _drift("FeatureEffectSize", "input_data", "effect size of a feature's drift",
-                             dimension_sets=((*WINDOW_DIMENSIONS, DIM_FEATURE),))
+FEATURE_P_VALUE = _drift(
+    "FeaturePValue", "input_data", "multiplicity-corrected p-value of a feature", dimension_sets=((*WINDOW_DIMENSIONS, DIM_FEATURE),)
+)
+FEATURE_EFFECT_SIZE = _drift(
+    "FeatureEffectSize", "input_data", "effect size of a feature's drift", dimension_sets=((*WINDOW_DIMENSIONS, DIM_FEATURE),)
+)
 # performance on feedback labels
 LABELED_ROWS = _drift("LabeledRows", "model_output", "rows of the window with a label", unit="Count")
 ACCURACY = _drift("Accuracy", "model_output", "accuracy on the labelled rows")
@@ -180,8 +215,10 @@ ESTIMATED_F1 = _drift("EstimatedF1", "model_output", "macro F1 estimated from ca
 ESTIMATED_AUC = _drift("EstimatedAUC", "model_output", "macro one-vs-rest AUC estimated from calibrated probabilities")
 ESTIMATED_ACCURACY_DROP = _drift("EstimatedAccuracyDrop", "model_output", "estimate on the reference - estimate on the window")
 ESTIMATED_PERFORMANCE_DEGRADED = _drift(
-    "EstimatedPerformanceDegraded", "model_output",
-    "0/1: an estimated accuracy, F1 or AUC fell below its band (the estimate's own noise at the window's size)", pages=True,
+    "EstimatedPerformanceDegraded",
+    "model_output",
+    "0/1: an estimated accuracy, F1 or AUC fell below its band (the estimate's own noise at the window's size)",
+    pages=True,
 )
 # target drift (labels that came back vs the reference targets)
 TARGET_DRIFT = _drift("TargetDrift", "model_output", "0/1: target drift verdict", pages=True)
@@ -194,15 +231,20 @@ CAPTURE_READ_ERRORS = _drift(
     "CaptureReadErrors", "pipeline", "capture objects whose GET failed (AccessDenied, KMS, throttling)", pages=True, unit="Count"
 )
 PARTIAL_WINDOW = _drift(
-    "PartialWindow", "pipeline", "1 when the read budget ran out before every capture object of the window was read (oldest hours left out)",
+    "PartialWindow",
+    "pipeline",
+    "1 when the read budget ran out before every capture object of the window was read (oldest hours left out)",
     pages=True,
 )
 WINDOW_ROWS_ESTIMATED = _drift(
-    "WindowRowsEstimated", "pipeline", "rows of the window, estimated from the objects read when the read was partial (else WindowRows)",
+    "WindowRowsEstimated",
+    "pipeline",
+    "rows of the window, estimated from the objects read when the read was partial (else WindowRows)",
     unit="Count",
 )
-VERDICT_EVENT_ERRORS = _drift("VerdictEventErrors", "pipeline", "1 when a run's verdict event was not published",
-                              dimension_sets=(MODEL_DIMENSIONS,))
+VERDICT_EVENT_ERRORS = _drift(
+    "VerdictEventErrors", "pipeline", "1 when a run's verdict event was not published", dimension_sets=(MODEL_DIMENSIONS,)
+)
 
 # ---- champion vs challenger (docs/versions.md; ModelVersion: the version the value is about)
 _COMPARISON_DIMS = (MODEL_DIMENSIONS,)
@@ -211,11 +253,15 @@ VARIANT_ACCURACY = _drift("VariantAccuracy", "challenger", "a version's accuracy
 VARIANT_F1 = _drift("VariantF1", "challenger", "a version's macro F1", dimension_sets=_COMPARISON_DIMS)
 VARIANT_MAE = _drift("VariantMAE", "challenger", "a version's MAE", dimension_sets=_COMPARISON_DIMS)
 VARIANT_RMSE = _drift("VariantRMSE", "challenger", "a version's RMSE", dimension_sets=_COMPARISON_DIMS)
-VARIANT_LABELED_ROWS = _drift("VariantLabeledRows", "challenger", "a version's labelled rows", unit="Count", dimension_sets=_COMPARISON_DIMS)
-CHALLENGER_WORSE = _drift("ChallengerWorse", "challenger", "0/1: challenger significantly worse at alpha", pages=True,
-                          dimension_sets=_COMPARISON_DIMS)
-CHALLENGER_DRIFT = _drift("ChallengerDrift", "challenger", "0/1: drift only the challenger's own check found", pages=True,
-                          dimension_sets=_COMPARISON_DIMS)
+VARIANT_LABELED_ROWS = _drift(
+    "VariantLabeledRows", "challenger", "a version's labelled rows", unit="Count", dimension_sets=_COMPARISON_DIMS
+)
+CHALLENGER_WORSE = _drift(
+    "ChallengerWorse", "challenger", "0/1: challenger significantly worse at alpha", pages=True, dimension_sets=_COMPARISON_DIMS
+)
+CHALLENGER_DRIFT = _drift(
+    "ChallengerDrift", "challenger", "0/1: drift only the challenger's own check found", pages=True, dimension_sets=_COMPARISON_DIMS
+)
 
 
 def window_label(hours: float) -> str:

@@ -245,23 +245,44 @@ class RejectRecord:
 
     @classmethod
     def build(
-        cls, request_id: str, event_time: datetime, model_name: str, model_version: str, stage: str, reason: str,
-        status: int, rows: int | None, errors: Iterable[RejectedField], route: str = "predict", variant: str | None = None,
+        cls,
+        request_id: str,
+        event_time: datetime,
+        model_name: str,
+        model_version: str,
+        stage: str,
+        reason: str,
+        status: int,
+        rows: int | None,
+        errors: Iterable[RejectedField],
+        route: str = "predict",
+        variant: str | None = None,
     ) -> RejectRecord:
         """The record, bounded: the first ``MAX_REJECT_ERRORS`` errors, texts cut."""
         every = list(errors)
         kept = tuple(
             RejectedField(
-                _cut(e.reason, MAX_REJECT_FIELD), e.row, None if e.field is None else _cut(e.field, MAX_REJECT_FIELD),
+                _cut(e.reason, MAX_REJECT_FIELD),
+                e.row,
+                None if e.field is None else _cut(e.field, MAX_REJECT_FIELD),
                 None if e.message is None else _cut(e.message, MAX_REJECT_TEXT),
             )
             for e in every[:MAX_REJECT_ERRORS]
         )
         return cls(
-            request_id=_cut(request_id, MAX_REJECT_FIELD), event_time=utc_iso(event_time), model_name=model_name,
-            model_version=model_version, stage=stage, reason=_cut(reason, MAX_REJECT_FIELD), status=int(status), rows=rows,
-            rows_with_errors=len({e.row for e in every if e.row is not None}), errors=kept, errors_total=len(every),
-            route=route, variant=variant,
+            request_id=_cut(request_id, MAX_REJECT_FIELD),
+            event_time=utc_iso(event_time),
+            model_name=model_name,
+            model_version=model_version,
+            stage=stage,
+            reason=_cut(reason, MAX_REJECT_FIELD),
+            status=int(status),
+            rows=rows,
+            rows_with_errors=len({e.row for e in every if e.row is not None}),
+            errors=kept,
+            errors_total=len(every),
+            route=route,
+            variant=variant,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -318,10 +339,7 @@ def model_capture_prefix(model_name: str, model_version: str) -> str:
 
 def capture_key(model_name: str, model_version: str, event_time: datetime, request_id: str) -> str:
     t = event_time.astimezone(UTC)
-    return (
-        f"{model_capture_prefix(model_name, model_version)}dt={t:%Y-%m-%d}/hour={t:%H}/"
-        f"{key_time_name(t)}-{request_id}.jsonl.gz"
-    )
+    return f"{model_capture_prefix(model_name, model_version)}dt={t:%Y-%m-%d}/hour={t:%H}/{key_time_name(t)}-{request_id}.jsonl.gz"
 
 
 def label_key(model_name: str, request_id: str, row: int) -> str:

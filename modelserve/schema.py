@@ -100,7 +100,9 @@ class FeatureSpec:
             allowed = [d.value for d in ALLOWED_DTYPES[self.kind]]
             raise ValueError(f"feature {self.name!r}: a {self.kind.value} feature cannot be fed as {dtype.value} (allowed: {allowed})")
         if self.nullable and not dtype.has_null:
-            raise ValueError(f"feature {self.name!r}: the model takes {dtype.value}, which has no missing value, but the feature is nullable")
+            raise ValueError(
+                f"feature {self.name!r}: the model takes {dtype.value}, which has no missing value, but the feature is nullable"
+            )
         if self.kind is FeatureKind.CATEGORICAL and dtype is InputDtype.INT64:
             bad = [c for c in self.categories if not _INTEGER_TEXT.match(c)]
             if bad:
@@ -206,7 +208,9 @@ class OutputSpec:
             if not 0.0 < self.threshold < 1.0:
                 raise ValueError(f"threshold must be between 0 and 1, got {self.threshold}")
         if self.label_type is LabelType.INTEGER and not all(_INTEGRAL_TEXT.match(k) for k in keys):
-            raise ValueError(f"label_type integer: classes {[c for c, k in zip(self.classes, keys) if not _INTEGRAL_TEXT.match(k)][:5]} are not integers")
+            raise ValueError(
+                f"label_type integer: classes {[c for c, k in zip(self.classes, keys) if not _INTEGRAL_TEXT.match(k)][:5]} are not integers"
+            )
         if self.label_type is LabelType.BOOLEAN and sorted(keys) != ["false", "true"]:
             raise ValueError(f"label_type boolean: the classes must be false and true, got {list(self.classes)}")
 
@@ -335,9 +339,7 @@ def infer_feature_specs(columns: Mapping[str, Any], categorical_max_levels: int 
 FEW_INTEGER_LEVELS = 20
 
 
-def infer_feature_spec(
-    name: str, col: Any, kind: FeatureKind | None = None, categorical_max_levels: int = 50
-) -> tuple[FeatureSpec, str]:
+def infer_feature_spec(name: str, col: Any, kind: FeatureKind | None = None, categorical_max_levels: int = 50) -> tuple[FeatureSpec, str]:
     """One feature's spec from its training column, and why it has that kind.
 
     ``kind``: declared by the user (then the values must fit it); None infers it from the values.
@@ -378,9 +380,13 @@ def infer_feature_spec(
             i = int(positions[next(k for k, x in enumerate(numbers) if x is None)])
             raise ValueError(f"feature {name!r} is numeric, but row {index[i]} has {values[i]!r}, which is not a number")
         arr = np.array(numbers, dtype=np.float64)
-        spec = FeatureSpec(name=name, kind=kind, nullable=nullable, min=float(arr.min()) if arr.size else None, max=float(arr.max()) if arr.size else None)
+        spec = FeatureSpec(
+            name=name, kind=kind, nullable=nullable, min=float(arr.min()) if arr.size else None, max=float(arr.max()) if arr.size else None
+        )
         levels = len(np.unique(arr))
-        reason = f"numeric ({why}; {levels} distinct values from {spec.min:g} to {spec.max:g})" if arr.size else f"numeric ({why}; no values)"
+        reason = (
+            f"numeric ({why}; {levels} distinct values from {spec.min:g} to {spec.max:g})" if arr.size else f"numeric ({why}; no values)"
+        )
         if why != "declared" and arr.size and 2 < levels <= FEW_INTEGER_LEVELS and bool(np.all(arr == np.trunc(arr))):
             reason += f"; if these are codes rather than quantities, declare it categorical (--categorical {name})"
         return spec, reason

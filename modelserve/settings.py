@@ -147,7 +147,9 @@ class DeploySettings(_Section):
     drift_memory_mb: int = Field(2048, ge=512, le=10240, description="Drift-check Lambda memory")
     drift_timeout_s: int = Field(600, ge=30, le=900, description="Drift-check Lambda timeout")
     alarm_min_window_rows: int = Field(
-        100, ge=0, le=1_000_000,
+        100,
+        ge=0,
+        le=1_000_000,
         description="Rate alarms (missing, out-of-range, unseen, outliers) stay OK on windows with fewer rows",
     )
     empty_window_alarm: Literal["breaching", "notBreaching", "ignore", "missing"] = Field(
@@ -203,14 +205,16 @@ class DeploySettings(_Section):
         30, ge=1, le=3650, description="Replaced or expired objects of the capture bucket (versioned) are kept this long"
     )
     drift_athena: Literal["off", "on"] = Field(
-        "off", description="An Athena workgroup (results under athena-results/, a bytes-scanned limit) the drift check may query the "
+        "off",
+        description="An Athena workgroup (results under athena-results/, a bytes-scanned limit) the drift check may query the "
         "captures table in, with exactly the permissions that takes (driftcheck/athena_sql.py)",
     )
     athena_bytes_scanned_limit_mb: int = Field(
         10_000, ge=10, le=10_000_000, description="drift_athena=on: Athena cancels a query of the workgroup past this many MB scanned"
     )
     capture_format: Literal["json", "parquet"] = Field(
-        "json", description="capture_sink=logs: what Firehose writes under the hour partitions: gzip JSON Lines (the drift check reads it), "
+        "json",
+        description="capture_sink=logs: what Firehose writes under the hour partitions: gzip JSON Lines (the drift check reads it), "
         "or Parquet converted with the Glue table's schema (Athena; the drift-check asset has no Parquet reader: docs/capture.md#parquet)",
     )
     inference_reserved_concurrency: int | None = Field(
@@ -253,9 +257,7 @@ class DeploySettings(_Section):
     traffic_anomaly_alarm: bool = Field(
         True, description="Page when API requests fall below their own recent pattern (anomaly detection, 15 min)"
     )
-    traffic_anomaly_band: float = Field(
-        3.0, gt=0, le=10, description="Width of the traffic alarm's anomaly band, in standard deviations"
-    )
+    traffic_anomaly_band: float = Field(3.0, gt=0, le=10, description="Width of the traffic alarm's anomaly band, in standard deviations")
 
     @field_validator("alarm_subscriptions", "inform_subscriptions", mode="before")
     @classmethod
@@ -322,7 +324,9 @@ class ServingSettings(SharedSettings):
     # Lambda's invoke payload is 6 MiB and the body is escaped into the event: JSON escaping at most
     # doubles it (a body of quotes), base64 adds a third. 3.1 MB fits whatever the body holds.
     max_body_bytes: int = Field(
-        3_100_000, ge=1024, le=6_291_456,
+        3_100_000,
+        ge=1024,
+        le=6_291_456,
         description="Largest request body; the default fits Lambda's 6 MiB invoke payload after escaping, whatever the body",
     )
     unseen_category_policy: Literal["reject", "model"] = Field(
@@ -335,14 +339,17 @@ class ServingSettings(SharedSettings):
         "on a bounded background thread, or before the answer (sync)",
     )
     capture_budget_s: float = Field(
-        6.0, gt=0.0, le=25.0,
+        6.0,
+        gt=0.0,
+        le=25.0,
         description="Longest a capture write may take (2 attempts; sets the S3/Firehose client timeouts); below the function timeout",
     )
     capture_hash_salt: str | None = Field(
         None, description="Salt for hashed features; none: the stack generates one in Secrets Manager (recommended)"
     )
     cors_origins: tuple[str, ...] = Field(
-        (), description="Browser origins allowed to call the API (CORS: the gateway's preflight and the function's headers), "
+        (),
+        description="Browser origins allowed to call the API (CORS: the gateway's preflight and the function's headers), "
         "e.g. https://app.example.com, or * for any; the web page's origin is added when web_page is on",
     )
 
@@ -379,7 +386,9 @@ class ServingSettings(SharedSettings):
         100, ge=1, le=10_000, description="Explanations: N rows of the bundle's reference sample, evenly spaced over it, are the background"
     )
     explain_max_evaluations: int = Field(
-        500_000, ge=1, le=50_000_000,
+        500_000,
+        ge=1,
+        le=50_000_000,
         description="Explanations: most model evaluations per request (rows x coalitions x background rows); more is refused with 413",
     )
 
@@ -390,11 +399,11 @@ class DriftSettings(SharedSettings):
 
     window_hours: int = Field(24, ge=1, le=24 * 31, description="Target window: the last W hours of captures")
     sample_cap: int = Field(10_000, ge=100, le=1_000_000, description="Most target rows kept (reservoir sample)")
-    audit_sample_rows: int = Field(
-        200, ge=0, le=10_000, description="Rows of the day's manual audit sample written to audit/ (0: none)"
-    )
+    audit_sample_rows: int = Field(200, ge=0, le=10_000, description="Rows of the day's manual audit sample written to audit/ (0: none)")
     short_window_hours: int = Field(
-        1, ge=0, le=24 * 31,
+        1,
+        ge=0,
+        le=24 * 31,
         description="Short window checked on every run besides window_hours, so a shift that starts mid-window pages within it (0: off)",
     )
     # drift-thresholds:start (generated by `python -m devtools.settings_table --write docs/deploy.md`; edit the checks' configs)
@@ -554,7 +563,9 @@ class Settings(BaseModel):
     @model_validator(mode="after")
     def _challenger_has_a_bundle(self) -> Settings:
         if self.serving.challenger_mode != "off" and not self.deploy.challenger_bundle_path:
-            raise ValueError(f"challenger_mode={self.serving.challenger_mode!r} needs challenger_bundle_path (the challenger's bundle folder)")
+            raise ValueError(
+                f"challenger_mode={self.serving.challenger_mode!r} needs challenger_bundle_path (the challenger's bundle folder)"
+            )
         return self
 
     def __getattr__(self, name: str) -> Any:
@@ -577,9 +588,7 @@ class Settings(BaseModel):
         values = {k: v for k, v in context.items() if k in known}
         unknown = sorted(k for k in context if k not in known and not _is_cdk_key(k))
         if unknown:
-            raise SettingsError(
-                f"unknown setting(s) {unknown} in cdk.json context; allowed: {sorted(known)}"
-            )
+            raise SettingsError(f"unknown setting(s) {unknown} in cdk.json context; allowed: {sorted(known)}")
         return _validated(cls, values)
 
     @classmethod

@@ -17,7 +17,9 @@ def folder_bytes(root: str | Path) -> int:
     return sum(p.stat().st_size for p in Path(root).rglob("*") if p.is_file())
 
 
-def size_budget_problem(bundle_bytes: int, runtime_bytes: int = INFERENCE_RUNTIME_BYTES, limit_bytes: int = LAMBDA_UNZIPPED_LIMIT_BYTES) -> str | None:
+def size_budget_problem(
+    bundle_bytes: int, runtime_bytes: int = INFERENCE_RUNTIME_BYTES, limit_bytes: int = LAMBDA_UNZIPPED_LIMIT_BYTES
+) -> str | None:
     """Why the bundle(s) cannot fit in the inference function next to its runtime; None when they fit."""
     total = bundle_bytes + runtime_bytes
     if total <= limit_bytes:

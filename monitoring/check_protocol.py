@@ -94,7 +94,9 @@ def verdict_findings(verdicts: Iterable[Verdict], priority: int = PRIORITY_OTHER
             continue
         said = [f"p = {fmt(v.p_value)}"] if v.p_value is not None else []
         said += [v.detail] if v.detail else []
-        found.append(Finding(f"{v.check} {fmt(v.statistic)} > threshold {fmt(v.threshold)}" + (f" ({'; '.join(said)})" if said else ""), priority))
+        found.append(
+            Finding(f"{v.check} {fmt(v.statistic)} > threshold {fmt(v.threshold)}" + (f" ({'; '.join(said)})" if said else ""), priority)
+        )
     return found
 
 

@@ -135,7 +135,9 @@ class DriftChecker:
         }
         if empty and refused:
             assert rejects is not None
-            empty_note = [f"no scored rows: all {rejects.rejected_requests} requests of the window were refused by validation (no drift verdict)"]
+            empty_note = [
+                f"no scored rows: all {rejects.rejected_requests} requests of the window were refused by validation (no drift verdict)"
+            ]
         else:
             empty_note = ["empty window: no drift verdict"] if empty else []
         notes = self.reference.notes + window_notes + empty_note

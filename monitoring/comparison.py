@@ -91,7 +91,9 @@ class VariantOutputs:
             object.__setattr__(self, "probabilities", np.asarray(self.probabilities, dtype=np.float64).reshape(len(self.y_true), -1))
         answers = self.labels if self.labels is not None else self.values
         if answers is None or len(answers) != len(self.y_true):
-            raise ValueError(f"version {self.version}: {len(self.y_true)} label slots but {None if answers is None else len(answers)} answers")
+            raise ValueError(
+                f"version {self.version}: {len(self.y_true)} label slots but {None if answers is None else len(answers)} answers"
+            )
 
     @property
     def n(self) -> int:
@@ -178,7 +180,9 @@ class ComparisonReport:
                 "rows": self.rows,
                 "agreement": None if self.agreement is None else self.agreement.__dict__,
                 "performance": {v: p.to_dict() for v, p in self.performance.items()},
-                "difference": None if self.difference is None else {**self.difference.__dict__, "challenger_better": self.difference.challenger_better},
+                "difference": None
+                if self.difference is None
+                else {**self.difference.__dict__, "challenger_better": self.difference.challenger_better},
                 "metric_differences": [{**d.__dict__, "challenger_better": d.challenger_better} for d in self.metric_differences],
                 "challenger_worse": self.challenger_worse,
                 "prediction_distribution": self.prediction_distribution,
@@ -215,7 +219,8 @@ def challenger_only_drift(
 
     def drifted(metrics: Sequence[tuple[str, float, str | None]]) -> bool | None:
         verdicts = [
-            v for name, v, feature in metrics
+            v
+            for name, v, feature in metrics
             if feature is None and name in (DATASET_DRIFT, PREDICTION_DRIFT) and v is not None and math.isfinite(v)
         ]
         return None if not verdicts else any(v >= 1 for v in verdicts)
@@ -334,8 +339,13 @@ def prediction_distribution(champion: VariantOutputs, challenger: VariantOutputs
         if len(a) == 0 or len(b) == 0:
             return {"test": "ks_2samp", "p_value": None}
         ks = stats.ks_2samp(a, b)
-        return {"test": "ks_2samp", "statistic": float(ks.statistic), "p_value": float(ks.pvalue),
-                "champion_mean": float(a.mean()), "challenger_mean": float(b.mean())}
+        return {
+            "test": "ks_2samp",
+            "statistic": float(ks.statistic),
+            "p_value": float(ks.pvalue),
+            "champion_mean": float(a.mean()),
+            "challenger_mean": float(b.mean()),
+        }
     assert champion.labels is not None and challenger.labels is not None
     names = list(classes) + sorted((set(champion.labels) | set(challenger.labels)) - set(classes))
     counts = np.array([[int(np.sum(o.labels == c)) for c in names] for o in (champion, challenger)], dtype=np.float64)
@@ -373,7 +383,11 @@ def _errors(o: VariantOutputs, rows: np.ndarray) -> np.ndarray:
 
 
 def compare_shadow(
-    champion: VariantOutputs, challenger: VariantOutputs, classes: Sequence[str] = (), alpha: float = 0.05, confidence: float = 0.95,
+    champion: VariantOutputs,
+    challenger: VariantOutputs,
+    classes: Sequence[str] = (),
+    alpha: float = 0.05,
+    confidence: float = 0.95,
     bootstrap_resamples: int = BOOTSTRAP_RESAMPLES,
 ) -> ComparisonReport:
     """Both versions on the same rows (row i of one is row i of the other; the labels are the champion's)."""
@@ -385,16 +399,25 @@ def compare_shadow(
     else:
         difference = mcnemar_exact(_correct(champion, rows), _correct(challenger, rows), confidence)
     return ComparisonReport(
-        SHADOW, "regression" if regression else "classification", alpha,
-        {CHAMPION: champion.version, CHALLENGER: challenger.version}, {CHAMPION: champion.n, CHALLENGER: challenger.n},
+        SHADOW,
+        "regression" if regression else "classification",
+        alpha,
+        {CHAMPION: champion.version, CHALLENGER: challenger.version},
+        {CHAMPION: champion.n, CHALLENGER: challenger.n},
         {CHAMPION: _performance(champion, classes), CHALLENGER: _performance(challenger, classes)},
-        difference, prediction_distribution(champion, challenger, classes), agree,
+        difference,
+        prediction_distribution(champion, challenger, classes),
+        agree,
         tuple(bootstrap_differences(champion, challenger, classes, paired=True, confidence=confidence, n_resamples=bootstrap_resamples)),
     )
 
 
 def compare_ab(
-    champion: VariantOutputs, challenger: VariantOutputs, classes: Sequence[str] = (), alpha: float = 0.05, confidence: float = 0.95,
+    champion: VariantOutputs,
+    challenger: VariantOutputs,
+    classes: Sequence[str] = (),
+    alpha: float = 0.05,
+    confidence: float = 0.95,
     bootstrap_resamples: int = BOOTSTRAP_RESAMPLES,
 ) -> ComparisonReport:
     """Each version on the rows it answered."""
@@ -406,10 +429,14 @@ def compare_ab(
         ca, cb = _correct(champion, a), _correct(challenger, b)
         difference = two_proportion_z(int(ca.sum()), len(ca), int(cb.sum()), len(cb), confidence)
     return ComparisonReport(
-        AB, "regression" if regression else "classification", alpha,
-        {CHAMPION: champion.version, CHALLENGER: challenger.version}, {CHAMPION: champion.n, CHALLENGER: challenger.n},
+        AB,
+        "regression" if regression else "classification",
+        alpha,
+        {CHAMPION: champion.version, CHALLENGER: challenger.version},
+        {CHAMPION: champion.n, CHALLENGER: challenger.n},
         {CHAMPION: _performance(champion, classes), CHALLENGER: _performance(challenger, classes)},
-        difference, prediction_distribution(champion, challenger, classes),
+        difference,
+        prediction_distribution(champion, challenger, classes),
         metric_differences=tuple(
             bootstrap_differences(champion, challenger, classes, paired=False, confidence=confidence, n_resamples=bootstrap_resamples)
         ),
@@ -424,7 +451,6 @@ def compare_ab(
 # row's champion and challenger answers together); A/B: each version's rows are resampled on their
 # own. A resample is a vector of row weights (how often each row was drawn), so each metric of a
 # resample is a weighted sum over the original rows: no per-resample sort, O(rows) per resample.
-
 
 
 @dataclass(frozen=True, eq=False)
@@ -442,7 +468,9 @@ class _Scored:
         return len(self.errors if self.errors is not None else self.y)  # type: ignore[arg-type]
 
 
-def _scored(o: VariantOutputs, rows: np.ndarray, classes: Sequence[str], codes: dict[str, int], y_true: np.ndarray | None = None) -> _Scored:
+def _scored(
+    o: VariantOutputs, rows: np.ndarray, classes: Sequence[str], codes: dict[str, int], y_true: np.ndarray | None = None
+) -> _Scored:
     """``y_true``: the labels to score against (shadow: the champion's), else ``o``'s own."""
     idx = np.flatnonzero(rows)
     truth = o.y_true if y_true is None else y_true
@@ -577,15 +605,19 @@ def bootstrap_differences(
             # legitimate zero-width percentile interval; scipy warns about it for BCa's sake
             warnings.simplefilter("ignore", stats.DegenerateDataWarning)
             result = stats.bootstrap(
-                data, statistic, n_resamples=n_resamples, batch=BOOTSTRAP_BATCH, vectorized=True, paired=paired,
-                confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed),
+                data,
+                statistic,
+                n_resamples=n_resamples,
+                batch=BOOTSTRAP_BATCH,
+                vectorized=True,
+                paired=paired,
+                confidence_level=confidence,
+                method="percentile",
+                rng=np.random.default_rng(seed),
             )
         interval = result.confidence_interval
         low, high = [_finite(v) for v in np.atleast_1d(interval.low)], [_finite(v) for v in np.atleast_1d(interval.high)]
-    return [
-        Difference(name, test, _finite(estimate[k]), low[k], high[k], None, a.n, b.n, dict(detail))
-        for k, name in enumerate(names)
-    ]
+    return [Difference(name, test, _finite(estimate[k]), low[k], high[k], None, a.n, b.n, dict(detail)) for k, name in enumerate(names)]
 
 
 def _finite(x: Any) -> float | None:

@@ -291,11 +291,16 @@ class EstimatedPerformanceResult:
 @dataclass(frozen=True)
 class EstimatedPerformanceConfig(CheckConfig):
     estimated_accuracy_drop_threshold: float = threshold(
-        0.01, gt=0, lt=1, setting=True,
+        0.01,
+        gt=0,
+        lt=1,
+        setting=True,
         help="The smallest estimated drop (accuracy, F1, AUC; before labels) that breaches; above it the estimate's band decides",
     )
     estimated_band_sd: float = threshold(
-        3.0, gt=0, help="An estimate breaches this many of its standard errors at the window's size below the reference's",
+        3.0,
+        gt=0,
+        help="An estimate breaches this many of its standard errors at the window's size below the reference's",
     )
     estimated_min_rows: int = threshold(200, ge=1, help="No estimated-performance verdict on smaller windows")
 

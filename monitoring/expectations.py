@@ -143,9 +143,18 @@ class DataQualityResult:
                 "wrong_type_rate": self.wrong_type_rate,
                 "missing_share_max": self.missing_share_max,
                 "new_values": self.new_values,
-                **({"rejects": {**self.rejects.to_dict(), "threshold": self.reject.threshold if self.reject else None,
-                                "min_requests": self.reject_min_requests, "failed": bool(self.reject and self.reject.failed)}}
-                   if self.rejects is not None else {}),
+                **(
+                    {
+                        "rejects": {
+                            **self.rejects.to_dict(),
+                            "threshold": self.reject.threshold if self.reject else None,
+                            "min_requests": self.reject_min_requests,
+                            "failed": bool(self.reject and self.reject.failed),
+                        }
+                    }
+                    if self.rejects is not None
+                    else {}
+                ),
                 "n_failed": self.n_failed,
                 "passed": self.passed,
             }
@@ -153,8 +162,14 @@ class DataQualityResult:
 
     def verdicts(self) -> list[Verdict]:
         return [
-            Verdict(f"{e.check} {e.feature}", e.share, None, e.threshold, e.failed if e.n_rows else None,
-                    f"{e.n_flagged}/{e.n_rows} rows" + (f"; new: {format_new_values(e.new_values)}" if e.new_values else ""))
+            Verdict(
+                f"{e.check} {e.feature}",
+                e.share,
+                None,
+                e.threshold,
+                e.failed if e.n_rows else None,
+                f"{e.n_flagged}/{e.n_rows} rows" + (f"; new: {format_new_values(e.new_values)}" if e.new_values else ""),
+            )
             for e in self.results
         ] + self._reject_verdicts()
 
@@ -163,7 +178,9 @@ class DataQualityResult:
         if e is None or counts is None:
             return []
         evaluated = counts.requests >= self.reject_min_requests
-        detail = f"{e.n_flagged}/{e.n_rows} requests refused" + ("" if evaluated else f" (under {self.reject_min_requests} requests: no verdict)")
+        detail = f"{e.n_flagged}/{e.n_rows} requests refused" + (
+            "" if evaluated else f" (under {self.reject_min_requests} requests: no verdict)"
+        )
         top = counts.top_fields(1)
         if top:
             detail += f"; most: {top[0][0]} {top[0][1]} in {top[0][2]}"
@@ -198,8 +215,12 @@ _FINDING_ORDER = {REJECT_RATE: -1, WRONG_TYPE: 0, MISSING_RATE: 1, UNSEEN_CATEGO
 
 # what a validation reason says about a field, in a finding ("body_mass_g null in 100% of rejected requests")
 _REASON_WORDS = {
-    "null_not_allowed": "null", "unseen_category": "an unseen category", "wrong_type": "a wrong type",
-    "not_finite": "not finite", "missing_feature": "missing", "unknown_feature": "an unknown field",
+    "null_not_allowed": "null",
+    "unseen_category": "an unseen category",
+    "wrong_type": "a wrong type",
+    "not_finite": "not finite",
+    "missing_feature": "missing",
+    "unknown_feature": "an unknown field",
 }
 
 
@@ -259,7 +280,10 @@ def reject_expectation(counts: RejectCounts, threshold: float, min_requests: int
 @dataclass(frozen=True)
 class DataQualityConfig(CheckConfig):
     missing_rate_tolerance: float = threshold(
-        0.05, ge=0, le=1, setting="missing_rate_threshold",
+        0.05,
+        ge=0,
+        le=1,
+        setting="missing_rate_threshold",
         help="Alarm when a feature's missing rate rises this far above the reference",
     )
     missing_rate_z: float = threshold(3.0, ge=0, help="Binomial margin of the missing-rate gate, in standard errors (0: none)")
@@ -267,14 +291,20 @@ class DataQualityConfig(CheckConfig):
     unseen_category_threshold: float = threshold(0.01, ge=0, le=1, setting=True, help="Alarm when unseen share exceeds")
     wrong_type_threshold: float = threshold(0.0, ge=0, le=1, help="Alarm when the share of wrongly typed values exceeds")
     min_new_value_rows: int = threshold(
-        DEFAULT_MIN_NEW_VALUE_ROWS, ge=1, le=100_000_000, setting=True,
+        DEFAULT_MIN_NEW_VALUE_ROWS,
+        ge=1,
+        le=100_000_000,
+        setting=True,
         help="A value never seen in training in at least this many window rows fails the unseen-category check, whatever its share",
     )
     reject_rate_threshold: float = threshold(
         0.05, ge=0, lt=1, setting=True, help="Alarm when more than this share of the window's requests was refused by validation"
     )
     reject_min_requests: int = threshold(
-        100, ge=1, le=100_000_000, setting=True,
+        100,
+        ge=1,
+        le=100_000_000,
+        setting=True,
         help="No reject-rate verdict (RejectRate published as 0) on windows of fewer requests",
     )
 
@@ -362,11 +392,7 @@ def check_expectations(
         shares = [r.share for r in results if r.check == check and not math.isnan(r.share)]
         return max(shares) if shares else None
 
-    rises = [
-        max(0.0, r.share - (r.reference_share or 0.0))
-        for r in results
-        if r.check == MISSING_RATE and not math.isnan(r.share)
-    ]
+    rises = [max(0.0, r.share - (r.reference_share or 0.0)) for r in results if r.check == MISSING_RATE and not math.isnan(r.share)]
     return DataQualityResult(
         results=tuple(results),
         missing_rate=max(rises) if rises else None,
@@ -384,10 +410,15 @@ class DataQualityCheck(ProfileCheck):
     """Every expectation for every profiled feature."""
 
     name = "data_quality"
-    metric_names = (M.MISSING_RATE, M.OUT_OF_RANGE_RATE, M.UNSEEN_CATEGORY_RATE, M.DATA_QUALITY_FAILURES, M.REJECT_RATE, M.REJECTED_REQUESTS)
+    metric_names = (
+        M.MISSING_RATE,
+        M.OUT_OF_RANGE_RATE,
+        M.UNSEEN_CATEGORY_RATE,
+        M.DATA_QUALITY_FAILURES,
+        M.REJECT_RATE,
+        M.REJECTED_REQUESTS,
+    )
     reads_rejects = True
 
     def run(self, window: Window) -> DataQualityResult:
-        return check_expectations(
-            self.profile, window.table, rejects=window.rejects, **self.config.arguments_for(check_expectations)
-        )
+        return check_expectations(self.profile, window.table, rejects=window.rejects, **self.config.arguments_for(check_expectations))

@@ -31,7 +31,9 @@ th{background:#f3f3f3}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 """
 
-_CSS = BASE_CSS + """
+_CSS = (
+    BASE_CSS
+    + """
 .drift{background:#fde0dc;font-weight:bold}
 .ok{background:#e3f4e1}
 .na{color:#888}
@@ -39,6 +41,7 @@ _CSS = BASE_CSS + """
 .feature{display:inline-block;vertical-align:top;margin:0 24px 24px 0}
 .legend span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:middle}
 """
+)
 
 
 def _e(x: object) -> str:
@@ -132,13 +135,20 @@ def render_html(
     """The report as one self-contained page; ``extra_sections``: (heading, HTML body) pairs the caller
     adds (e.g. the audit sample's agreement), escaped headings, bodies as given."""
     out = [
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\">",
+        '<!DOCTYPE html><html><head><meta charset="utf-8">',
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{_e(title)}</h1>",
     ]
     verdict = report.dataset_drift
-    verdict_txt = ("no verdict (no scored rows: every request refused)" if report.rejects and report.rejects["rejected_requests"]
-                   else "no verdict (empty window)") if verdict is None else ("DATASET DRIFT" if verdict else "no dataset drift")
+    verdict_txt = (
+        (
+            "no verdict (no scored rows: every request refused)"
+            if report.rejects and report.rejects["rejected_requests"]
+            else "no verdict (empty window)"
+        )
+        if verdict is None
+        else ("DATASET DRIFT" if verdict else "no dataset drift")
+    )
     out.append(
         f"<p><b>{_e(verdict_txt)}</b> &mdash; window rows: {report.window_rows}, "
         f"reference rows: {report.reference_rows}, drift share: {_num(report.drift_share)}</p>"
@@ -150,10 +160,10 @@ def render_html(
         if others:
             out.append(f"<details><summary>{len(report.findings) - 1} more findings</summary><ul>{others}</ul></details>")
     for note in report.notes:
-        out.append(f"<p class=\"na\">{_e(note)}</p>")
+        out.append(f'<p class="na">{_e(note)}</p>')
     if report.new_values:
         rows_nv = [
-            f"<tr><td>{_e(feature)}</td><td>{_e(value)}</td><td class=\"num\">{count}</td></tr>"
+            f'<tr><td>{_e(feature)}</td><td>{_e(value)}</td><td class="num">{count}</td></tr>'
             for feature, values in report.new_values.items()
             for value, count in values.items()
         ]
@@ -167,12 +177,13 @@ def render_html(
             f"({_num(rejects['share'])}; threshold {_num(rejects['threshold'])}, {verdict_r}"
             f"{', counts scaled from a sample' if rejects['estimated'] else ''}).</p>"
         ]
-        by_reason = [f"<tr><td>{_e(r)}</td><td class=\"num\">{n}</td></tr>" for r, n in rejects["by_reason"].items()]
+        by_reason = [f'<tr><td>{_e(r)}</td><td class="num">{n}</td></tr>' for r, n in rejects["by_reason"].items()]
         if by_reason:
             lines.append(_table(["reason", "rejected requests"], by_reason))
         by_field = [
-            f"<tr><td>{_e(f)}</td><td>{_e(r)}</td><td class=\"num\">{n}</td></tr>"
-            for f, reasons in rejects["by_field"].items() for r, n in reasons.items()
+            f'<tr><td>{_e(f)}</td><td>{_e(r)}</td><td class="num">{n}</td></tr>'
+            for f, reasons in rejects["by_field"].items()
+            for r, n in reasons.items()
         ]
         if by_field:
             lines.append(_table(["field", "reason", "rejected requests"], by_field))
@@ -182,8 +193,8 @@ def render_html(
     for v in report.verdicts():
         rows.append(
             "<tr>"
-            f"<td>{_e(v.check)}</td><td class=\"num\">{_num(v.statistic)}</td>"
-            f"<td class=\"num\">{_num(v.p_value)}</td><td class=\"num\">{_num(v.threshold)}</td>"
+            f'<td>{_e(v.check)}</td><td class="num">{_num(v.statistic)}</td>'
+            f'<td class="num">{_num(v.p_value)}</td><td class="num">{_num(v.threshold)}</td>'
             f"{_verdict_cell(v.verdict)}<td>{_e(v.detail)}</td>"
             "</tr>"
         )
@@ -193,7 +204,7 @@ def render_html(
     p = report.result(PerformanceResult)
     if p is not None:
         prow = [
-            f"<tr><td>{_e(name)}</td><td class=\"num\">{_num(val)}</td></tr>"
+            f'<tr><td>{_e(name)}</td><td class="num">{_num(val)}</td></tr>'
             for name, val in (
                 ("labelled rows", p.n_labels),
                 ("accuracy", p.accuracy),
@@ -219,12 +230,10 @@ def render_html(
         status = ""
         if r is not None:
             status = (
-                f" &mdash; {_e(r.test)} p={_num(r.p_value_corrected)}, effect={_num(r.effect_size)}"
-                f"{' <b>DRIFT</b>' if r.is_drift else ''}"
+                f" &mdash; {_e(r.test)} p={_num(r.p_value_corrected)}, effect={_num(r.effect_size)}{' <b>DRIFT</b>' if r.is_drift else ''}"
             )
         out.append(
-            f'<div class="feature"><h3>{_e(spec.name)} <small>({_e(spec.kind.value)})</small>{status}</h3>'
-            f"{histogram_svg(hist)}</div>"
+            f'<div class="feature"><h3>{_e(spec.name)} <small>({_e(spec.kind.value)})</small>{status}</h3>{histogram_svg(hist)}</div>'
         )
     if report.output_histograms:
         prediction = report.result(PredictionDriftResult)
@@ -242,10 +251,13 @@ def render_html(
 
 # ---------------------------------------------------------------- the version comparison (monitoring.comparison)
 
-_COMPARISON_CSS = BASE_CSS + """
+_COMPARISON_CSS = (
+    BASE_CSS
+    + """
 .bad{background:#fde0dc;font-weight:bold}
 .ok{background:#e3f4e1}
 """
+)
 
 
 def _cmp_num(x: Any) -> str:
@@ -261,7 +273,11 @@ def _cmp_num(x: Any) -> str:
 def _cmp_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     body = "".join(
-        "<tr>" + "".join(f'<td class="num">{_cmp_num(c)}</td>' if isinstance(c, (int, float, np.number)) or c is None else f"<td>{_e(c)}</td>" for c in r) + "</tr>"
+        "<tr>"
+        + "".join(
+            f'<td class="num">{_cmp_num(c)}</td>' if isinstance(c, (int, float, np.number)) or c is None else f"<td>{_e(c)}</td>" for c in r
+        )
+        + "</tr>"
         for r in rows
     )
     return f"<table><tr>{head}</tr>{body}</table>"
@@ -277,41 +293,66 @@ def comparison_section(report: ComparisonReport) -> str:
     a = report.agreement
     if a is not None and a.rate is not None:
         parts.append("<h3>Agreement</h3>")
-        parts.append(_cmp_table(["paired rows", "agreeing", "rate", "95% low", "95% high"], [(a.rows, a.agreeing, a.rate, a.ci_low, a.ci_high)]))
-        parts.append(_cmp_table(
-            ["champion said", "rows", "disagreeing", "rate", "challenger said instead"],
-            [(r["class"], r["rows"], r["disagreeing"], r["rate"], ", ".join(f"{k}: {n}" for k, n in r["challenger_said"].items())) for r in a.by_champion_class],
-        ))
+        parts.append(
+            _cmp_table(["paired rows", "agreeing", "rate", "95% low", "95% high"], [(a.rows, a.agreeing, a.rate, a.ci_low, a.ci_high)])
+        )
+        parts.append(
+            _cmp_table(
+                ["champion said", "rows", "disagreeing", "rate", "challenger said instead"],
+                [
+                    (r["class"], r["rows"], r["disagreeing"], r["rate"], ", ".join(f"{k}: {n}" for k, n in r["challenger_said"].items()))
+                    for r in a.by_champion_class
+                ],
+            )
+        )
         if a.by_confidence:
-            parts.append(_cmp_table(
-                ["champion confidence", "rows", "disagreeing", "rate"],
-                [(f"{r['low']:.1f} to {r['high']:.1f}", r["rows"], r["disagreeing"], r["rate"]) for r in a.by_confidence],
-            ))
+            parts.append(
+                _cmp_table(
+                    ["champion confidence", "rows", "disagreeing", "rate"],
+                    [(f"{r['low']:.1f} to {r['high']:.1f}", r["rows"], r["disagreeing"], r["rate"]) for r in a.by_confidence],
+                )
+            )
     elif a is not None:
         parts.append(f"<p>Mean |challenger - champion|: {_cmp_num(a.mean_abs_difference)} over {a.rows} paired rows</p>")
     parts.append("<h3>Performance on labelled rows</h3>")
     perf = report.performance
-    parts.append(_cmp_table(
-        ["variant", "labelled rows", "accuracy", "macro F1", "AUC", "MAE", "RMSE"],
-        [(k, p.n_labels, p.accuracy, p.f1_macro, p.auc, p.mae, p.rmse) for k, p in perf.items()],
-    ))
+    parts.append(
+        _cmp_table(
+            ["variant", "labelled rows", "accuracy", "macro F1", "AUC", "MAE", "RMSE"],
+            [(k, p.n_labels, p.accuracy, p.f1_macro, p.auc, p.mae, p.rmse) for k, p in perf.items()],
+        )
+    )
     differences = [d for d in (report.difference, *report.metric_differences) if d is not None]
     if differences:
-        parts.append(_cmp_table(
-            ["difference (challenger - champion)", "estimate", "95% low", "95% high", "p-value", "test"],
-            [(d.metric, d.estimate, d.ci_low, d.ci_high, d.p_value, d.test) for d in differences],
-        ))
+        parts.append(
+            _cmp_table(
+                ["difference (challenger - champion)", "estimate", "95% low", "95% high", "p-value", "test"],
+                [(d.metric, d.estimate, d.ci_low, d.ci_high, d.p_value, d.test) for d in differences],
+            )
+        )
         if report.metric_differences:
             detail = report.metric_differences[0].detail
             what = "the row pairs" if report.mode == SHADOW else "each version's rows on their own"
-            parts.append(f"<p>Bootstrap intervals: {_e(detail['method'])}, {_e(detail['resamples'])} resamples of {_e(what)}, seed {_e(detail['seed'])}</p>")
+            parts.append(
+                f"<p>Bootstrap intervals: {_e(detail['method'])}, {_e(detail['resamples'])} "
+                f"resamples of {_e(what)}, seed {_e(detail['seed'])}</p>"
+            )
     pd_ = report.prediction_distribution
     parts.append("<h3>Prediction distribution</h3>")
     if "classes" in pd_:
-        parts.append(_cmp_table(["class", "champion share", "challenger share"], list(zip(pd_["classes"], pd_["champion_share"], pd_["challenger_share"]))))
-        parts.append(f"<p>Total variation {_cmp_num(pd_['total_variation'])}; chi-square homogeneity p = {_cmp_num(pd_.get('p_value'))}</p>")
+        parts.append(
+            _cmp_table(
+                ["class", "champion share", "challenger share"], list(zip(pd_["classes"], pd_["champion_share"], pd_["challenger_share"]))
+            )
+        )
+        parts.append(
+            f"<p>Total variation {_cmp_num(pd_['total_variation'])}; chi-square homogeneity p = {_cmp_num(pd_.get('p_value'))}</p>"
+        )
     else:
-        parts.append(f"<p>KS statistic {_cmp_num(pd_.get('statistic'))}, p = {_cmp_num(pd_.get('p_value'))}; means {_cmp_num(pd_.get('champion_mean'))} vs {_cmp_num(pd_.get('challenger_mean'))}</p>")
+        parts.append(
+            f"<p>KS statistic {_cmp_num(pd_.get('statistic'))}, p = {_cmp_num(pd_.get('p_value'))}; "
+            f"means {_cmp_num(pd_.get('champion_mean'))} vs {_cmp_num(pd_.get('challenger_mean'))}</p>"
+        )
     return "\n".join(parts)
 
 

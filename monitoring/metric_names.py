@@ -75,5 +75,12 @@ CHALLENGER_WORSE = "ChallengerWorse"  # 0/1: significantly worse at alpha (the a
 # champion's found neither (``comparison.challenger_only_drift``; the ChallengerDrift alarm's metric)
 CHALLENGER_DRIFT = "ChallengerDrift"
 COMPARISON_METRIC_NAMES = (
-    SHADOW_AGREEMENT, VARIANT_ACCURACY, VARIANT_F1, VARIANT_MAE, VARIANT_RMSE, VARIANT_LABELED_ROWS, CHALLENGER_WORSE, CHALLENGER_DRIFT,
+    SHADOW_AGREEMENT,
+    VARIANT_ACCURACY,
+    VARIANT_F1,
+    VARIANT_MAE,
+    VARIANT_RMSE,
+    VARIANT_LABELED_ROWS,
+    CHALLENGER_WORSE,
+    CHALLENGER_DRIFT,
 )

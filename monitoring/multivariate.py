@@ -3,7 +3,8 @@
 
 MMD (:class:`MMDDrift`) is a **diagnostic**: its p-value is published (``MMDPValue``) and shown
 in the report, its verdict row is never an alarm or a finding (no effect gate, not corrected with
-the univariate tests, 3 false verdicts in 30 no-drift windows over resampled references). Unbiased MMD^2 with an RBF kernel ``exp(-|x-y|^2 / (2 sigma^2))``,
+the univariate tests, 3 false verdicts in 30 no-drift windows over resampled references). Unbiased MMD^2 with an RBF
+kernel ``exp(-|x-y|^2 / (2 sigma^2))``,
 ``sigma`` = median pairwise distance of the (subsampled) reference (the median heuristic,
 fixed at fit time), optional PCA (fitted on the reference) before the kernel. p-value from a
 permutation test, ``(1 + #{perm >= observed}) / (1 + n_permutations)``, computed for all
@@ -107,14 +108,10 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray, sigma: float) -> float:
     n, m = len(x), len(y)
     g = lambda a, b: np.exp(-squared_distances(a, b) / (2 * sigma**2))  # noqa: E731
     kxx, kyy, kxy = g(x, x), g(y, y), g(x, y)
-    return float(
-        (kxx.sum() - np.trace(kxx)) / (n * (n - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean()
-    )
+    return float((kxx.sum() - np.trace(kxx)) / (n * (n - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean())
 
 
-def mmd_permutation_test(
-    x: np.ndarray, y: np.ndarray, sigma: float, n_permutations: int, rng: np.random.Generator
-) -> tuple[float, float]:
+def mmd_permutation_test(x: np.ndarray, y: np.ndarray, sigma: float, n_permutations: int, rng: np.random.Generator) -> tuple[float, float]:
     """``(MMD^2_unbiased, permutation p-value)``. All permutations are evaluated at once:
     with s the 0/1 indicator of the first sample, the within/between kernel sums are the
     quadratic forms s'Ks, s'K(1-s) and (1-s)'K(1-s) of the pooled kernel matrix K."""
@@ -259,7 +256,13 @@ class PCAReconstruction:
         err = float(np.minimum(self.pca.reconstruction_errors(x), self.error_cap).mean())
         if not (math.isfinite(self.reference_error) and self.reference_error > 1e-12):
             return ReconstructionResult(
-                err, self.reference_error, nan, self.ratio_threshold, None, self.n_components, len(x),
+                err,
+                self.reference_error,
+                nan,
+                self.ratio_threshold,
+                None,
+                self.n_components,
+                len(x),
                 "reference reconstruction error is 0",
             )
         ratio = err / self.reference_error
@@ -290,7 +293,9 @@ class MMDCheck(EncodedCheck):
         return cls(
             MMDDrift(
                 reference.encoded_sample,
-                **config.arguments_for(MMDDrift, max_rows="mmd_max_rows", n_permutations="mmd_permutations", pca_components="mmd_pca_components"),
+                **config.arguments_for(
+                    MMDDrift, max_rows="mmd_max_rows", n_permutations="mmd_permutations", pca_components="mmd_pca_components"
+                ),
             )
         )
 

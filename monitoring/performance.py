@@ -138,15 +138,11 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> PerformanceRes
     if n == 0:
         return PerformanceResult(task=task, n_labels=0)
     err = p[ok] - t[ok]
-    return PerformanceResult(
-        task=task, n_labels=n, mae=float(np.mean(np.abs(err))), rmse=float(math.sqrt(np.mean(err**2)))
-    )
+    return PerformanceResult(task=task, n_labels=n, mae=float(np.mean(np.abs(err))), rmse=float(math.sqrt(np.mean(err**2))))
 
 
 def evaluate_performance(task: Task | str | None, labels: LabeledPredictions, classes: Sequence[str] = ()) -> PerformanceResult:
-    task = Task(task) if task is not None else (
-        Task.REGRESSION if labels.predictions.values is not None else Task.CLASSIFICATION
-    )
+    task = Task(task) if task is not None else (Task.REGRESSION if labels.predictions.values is not None else Task.CLASSIFICATION)
     pred = labels.predictions
     if task == Task.REGRESSION:
         if pred.values is None:

@@ -315,8 +315,7 @@ class PerformanceDropResult:
                 self.per_test,
                 None if self.degraded is None else c.p_value < self.per_test,
                 f"{c.text(self.per_test)} on {self.n_labels} labels; "
-                f"reference {self.reference_source}, {self.reference_rows} rows; {c.test}"
-                + "".join(f"; {note}" for note in self.notes),
+                f"reference {self.reference_source}, {self.reference_rows} rows; {c.test}" + "".join(f"; {note}" for note in self.notes),
             )
             for c in self.comparisons
         ]
@@ -334,8 +333,7 @@ class PerformanceDropResult:
         if self.degraded is None:
             return []
         return finite_metrics(
-            [(DROP_METRIC_NAMES[c.metric], c.drop, None) for c in self.comparisons]
-            + [(M.PERFORMANCE_DEGRADED, float(self.degraded), None)]
+            [(DROP_METRIC_NAMES[c.metric], c.drop, None) for c in self.comparisons] + [(M.PERFORMANCE_DEGRADED, float(self.degraded), None)]
         )
 
 
@@ -349,7 +347,9 @@ class ReferencePerformance:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], task: Task) -> ReferencePerformance | None:
         metrics = {
-            k: MetricEstimate(float(v["value"]), float(v.get("se", float("nan"))), float(v.get("low", float("nan"))), float(v.get("high", float("nan"))))
+            k: MetricEstimate(
+                float(v["value"]), float(v.get("se", float("nan"))), float(v.get("low", float("nan"))), float(v.get("high", float("nan")))
+            )
             for k, v in (d.get("metrics") or {}).items()
             if k in HIGHER_IS_BETTER and isinstance(v, Mapping) and v.get("value") is not None
         }
@@ -448,8 +448,10 @@ class PerformanceDropCheck(Check):
             est = regression_estimates(t[ok], pred.values[ok], n_boot=cfg.performance_bootstrap, seed=tests.seed)
         comparisons = tuple(self._compare(metric, ref, est[metric], n) for metric, ref in self.baseline.metrics.items() if metric in est)
         if self.baseline.rows < cfg.performance_min_baseline_rows:
-            note = (f"baseline too small: the reference performance was measured on {self.baseline.rows} rows "
-                    f"(< performance_min_baseline_rows {cfg.performance_min_baseline_rows}); no verdict, export with a larger holdout")
+            note = (
+                f"baseline too small: the reference performance was measured on {self.baseline.rows} rows "
+                f"(< performance_min_baseline_rows {cfg.performance_min_baseline_rows}); no verdict, export with a larger holdout"
+            )
             return PerformanceDropResult(n_labels=n, comparisons=comparisons, notes=(note,), **common)  # type: ignore[arg-type]
         per_test = cfg.performance_alpha / max(len(comparisons), 1)
         degraded = any(c.p_value < per_test for c in comparisons)

@@ -143,8 +143,12 @@ def detect_prediction_drift(
                 else:
                     for (cls, ref_col), (_, win_col) in zip(ref_cols, win_cols):
                         det = KSDrift(
-                            ref_col, feature=probability_output(cls), alpha=alpha,
-                            effect_threshold=numeric_effect_threshold, adaptive=adaptive, seed=seed,
+                            ref_col,
+                            feature=probability_output(cls),
+                            alpha=alpha,
+                            effect_threshold=numeric_effect_threshold,
+                            adaptive=adaptive,
+                            seed=seed,
                         )
                         raw.append(det.predict(win_col))
     results = apply_correction(raw, correction) if raw else ()

@@ -261,9 +261,7 @@ def profile_outputs(predictions: PredictionColumns | None, outputs: OutputsSpec 
             classes = tuple(sorted(label_counts))
     if not classes and predictions.probabilities is not None:
         classes = tuple(str(i) for i in range(predictions.probabilities.shape[1]))
-    return OutputProfile(
-        task=task, classes=classes, n_rows=predictions.n_rows, label_counts=label_counts, n_missing_labels=n_missing
-    )
+    return OutputProfile(task=task, classes=classes, n_rows=predictions.n_rows, label_counts=label_counts, n_missing_labels=n_missing)
 
 
 # --------------------------------------------------------------------------------------------
@@ -318,8 +316,7 @@ class ReferenceProfile:
         if not predictions.is_empty and predictions.n_rows != n:
             raise ValueError(f"predictions have {predictions.n_rows} rows, table has {n}")
         profiles = {
-            f.name: profile_feature(f, sub[f.name], quantile_levels=quantile_levels, histogram_bins=histogram_bins)
-            for f in features
+            f.name: profile_feature(f, sub[f.name], quantile_levels=quantile_levels, histogram_bins=histogram_bins) for f in features
         }
         if n > max_sample_rows:
             idx = np.sort(np.random.default_rng(seed).choice(n, size=max_sample_rows, replace=False))

@@ -27,7 +27,22 @@ R = TypeVar("R")
 
 # the report's own top-level JSON keys; a check's name (its result's key) must be none of these
 REPORT_KEYS = frozenset(
-    {"window_rows", "reference_rows", "root_cause", "findings", "dataset_drift", "drift_share", "drifted_features", "new_values", "rejects", "config", "histograms", "output_histograms", "notes", "metrics"}
+    {
+        "window_rows",
+        "reference_rows",
+        "root_cause",
+        "findings",
+        "dataset_drift",
+        "drift_share",
+        "drifted_features",
+        "new_values",
+        "rejects",
+        "config",
+        "histograms",
+        "output_histograms",
+        "notes",
+        "metrics",
+    }
 )
 
 

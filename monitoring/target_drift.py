@@ -64,13 +64,15 @@ class TargetDriftResult:
     def moved(self) -> str:
         """What moved, by how much, against what: the class shares (or the test) and the gate."""
         if self.task == Task.CLASSIFICATION.value:
+
             def move(c: str) -> float:
                 return round(self.observed_shares.get(c, 0.0) - self.reference_shares.get(c, 0.0), 12)
 
             # the largest move first; of equal moves (two classes) the one that rose
             classes = sorted(set(self.reference_shares) | set(self.observed_shares), key=lambda c: (-abs(move(c)), -move(c), c))
-            what = ", ".join(f"{c!r} {self.observed_shares.get(c, 0.0):.1%} vs reference {self.reference_shares.get(c, 0.0):.1%}"
-                             for c in classes[:3])
+            what = ", ".join(
+                f"{c!r} {self.observed_shares.get(c, 0.0):.1%} vs reference {self.reference_shares.get(c, 0.0):.1%}" for c in classes[:3]
+            )
         else:
             what = "target values moved"
         above = self.effect_size is not None and self.effect_threshold is not None and self.effect_size >= self.effect_threshold
@@ -137,8 +139,13 @@ class TargetDriftCheck(Check):
     def _test(result: UnivariateResult) -> dict[str, Any]:
         if not result.tested:
             return {}
-        return dict(statistic=result.statistic, p_value=result.p_value, effect_size=result.effect_size,
-                    effect_threshold=result.effect_threshold, effect_measure=result.effect_measure)
+        return dict(
+            statistic=result.statistic,
+            p_value=result.p_value,
+            effect_size=result.effect_size,
+            effect_threshold=result.effect_threshold,
+            effect_measure=result.effect_measure,
+        )
 
     @classmethod
     def fit(cls, reference: Reference) -> TargetDriftCheck | None:
@@ -162,7 +169,9 @@ class TargetDriftCheck(Check):
         if self.task is Task.REGRESSION:
             y = np.array([np.nan if v is None else float(v) for v in labels.y_true], dtype=np.float64)
             y = y[np.isfinite(y)]
-            common = dict(task=self.task.value, n_labels=len(y), min_labels=cfg.performance_min_labels, alpha=cfg.alpha, test="two-sample KS")
+            common = dict(
+                task=self.task.value, n_labels=len(y), min_labels=cfg.performance_min_labels, alpha=cfg.alpha, test="two-sample KS"
+            )
             if len(y) == 0:
                 return TargetDriftResult(**common)
             return TargetDriftResult(**common, **self._test(self.detector.predict(y)))

@@ -47,6 +47,7 @@ class ColumnSpec(Protocol):
     def nullable(self) -> bool: ...
     @property
     def categories(self) -> Sequence[str]: ...
+
     # optional: ``min`` / ``max``, the declared range of a numeric feature
 
 

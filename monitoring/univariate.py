@@ -414,7 +414,9 @@ class KSDrift(_UnivariateDetector):
         if adaptive and self.x_ref.size:
             self.gate = NoiseGate(
                 lambda m, rng: resampled_wasserstein(self.x_ref_clipped, m, self.scale, rng),
-                self.x_ref.size, self.effect_threshold, seed,
+                self.x_ref.size,
+                self.effect_threshold,
+                seed,
             )
 
     def effect(self, x: np.ndarray) -> float:
@@ -502,8 +504,12 @@ def drift_findings(results: Sequence[UnivariateResult], what: str, priority: int
     """The drifted columns as findings, the largest effect first ("bill_depth_mm shifted: effect ...")."""
     drifted = sorted((r for r in results if r.is_drift), key=lambda r: -r.effect_size)
     return [
-        Finding(f"{what}{r.feature} shifted: effect {fmt(r.effect_size)} ({r.effect_measure}) >= threshold "
-                f"{fmt(r.effect_threshold)}, p = {fmt(r.p_value_corrected)} < {r.alpha:g} corrected", priority, r.feature)
+        Finding(
+            f"{what}{r.feature} shifted: effect {fmt(r.effect_size)} ({r.effect_measure}) >= threshold "
+            f"{fmt(r.effect_threshold)}, p = {fmt(r.p_value_corrected)} < {r.alpha:g} corrected",
+            priority,
+            r.feature,
+        )
         for r in drifted
     ]
 
@@ -568,9 +574,7 @@ class FeatureDriftSummary:
             for r in self.results
             for name, value in ((M.FEATURE_P_VALUE, r.p_value_corrected), (M.FEATURE_EFFECT_SIZE, r.effect_size))
         ]
-        return finite_metrics(
-            [(M.DATASET_DRIFT, self.dataset_drift, None), (M.DRIFT_SHARE, self.drift_share, None), *per_feature]
-        )
+        return finite_metrics([(M.DATASET_DRIFT, self.dataset_drift, None), (M.DRIFT_SHARE, self.drift_share, None), *per_feature])
 
 
 def apply_correction(results: Sequence[UnivariateResult], method: str) -> tuple[UnivariateResult, ...]:
@@ -619,7 +623,10 @@ class TabularDrift:
                 )
             else:
                 self.detectors[spec.name] = ChiSquareDrift(
-                    fp.category_counts, fp.n_missing, effect_threshold=categorical_effect_threshold, min_expected=min_expected,
+                    fp.category_counts,
+                    fp.n_missing,
+                    effect_threshold=categorical_effect_threshold,
+                    min_expected=min_expected,
                     count_nulls=False,  # like KS: missingness is the missing-rate expectation's finding
                     **common,
                 )
@@ -666,15 +673,16 @@ class FeatureDriftConfig(CheckConfig):
     """The statistical tests' settings (features, and the model outputs and targets tested the same way)."""
 
     alpha: float = threshold(DEFAULT_ALPHA, gt=0, lt=1, setting=True, help="Significance level of the drift tests (family-wise)")
-    correction: str = threshold(
-        BONFERRONI, choices=(BONFERRONI, FDR), setting="p_value_correction", help="Multiple-testing correction"
-    )
+    correction: str = threshold(BONFERRONI, choices=(BONFERRONI, FDR), setting="p_value_correction", help="Multiple-testing correction")
     # the floors of the noise gates (NoiseGate); with adaptive_effect_thresholds=False the fixed thresholds
     numeric_effect_threshold: float = threshold(
         DEFAULT_NUMERIC_EFFECT_THRESHOLD, ge=0, setting=True, help="Smallest drift effect of a numeric feature: normalised Wasserstein"
     )
     categorical_effect_threshold: float = threshold(
-        DEFAULT_CATEGORICAL_EFFECT_THRESHOLD, ge=0, le=1, setting=True,
+        DEFAULT_CATEGORICAL_EFFECT_THRESHOLD,
+        ge=0,
+        le=1,
+        setting=True,
         help="Smallest drift effect of a categorical feature: Jensen-Shannon distance",
     )
     # Evidently's convention is 0.5 ("half the features drifted"); 0 with Bonferroni is a family-wise test

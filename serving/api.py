@@ -36,8 +36,14 @@ from .validation import RequestError, echo, parse_json
 logger = logging.getLogger(__name__)
 
 _CORS_REQUEST_HEADERS = [
-    "content-type", "content-encoding", "x-api-key", "authorization", "x-amz-date", "x-amz-security-token",
-    "x-amz-content-sha256", oip.HEADER_LENGTH,
+    "content-type",
+    "content-encoding",
+    "x-api-key",
+    "authorization",
+    "x-amz-date",
+    "x-amz-security-token",
+    "x-amz-content-sha256",
+    oip.HEADER_LENGTH,
 ]
 _SERVED_HEADERS = ("x-request-id", "x-model-version", "x-model-name")
 
@@ -154,9 +160,7 @@ class StageRootPath:
         await self.app(scope, receive, send)
 
 
-def create_app(
-    service: InferenceService, max_body_bytes: int, cors_origins: Sequence[str] = (), codecs: CodecRegistry = CODECS
-) -> FastAPI:
+def create_app(service: InferenceService, max_body_bytes: int, cors_origins: Sequence[str] = (), codecs: CodecRegistry = CODECS) -> FastAPI:
     """The app for one service: /predict and the OIP routes read through ``codecs``, built now (at init)."""
     m = service.manifest
     app = FastAPI(
@@ -209,8 +213,12 @@ def create_app(
     if cors_origins:
         # preflight answered here, and Access-Control-* on answers to the allowed origins only
         app.add_middleware(
-            CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "HEAD", "POST", "OPTIONS"],
-            allow_headers=_CORS_REQUEST_HEADERS, expose_headers=list(_SERVED_HEADERS), max_age=600,
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "HEAD", "POST", "OPTIONS"],
+            allow_headers=_CORS_REQUEST_HEADERS,
+            expose_headers=list(_SERVED_HEADERS),
+            max_age=600,
         )
     app.add_middleware(AnswerGuard, model_name=m.model_name, model_version=m.version)  # outermost: sees every answer
     return app

@@ -26,9 +26,17 @@ ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
 # Arrow storage types read straight from their buffers, as numpy dtypes (Arrow buffers are little-endian)
 _NUMBERS = {
-    "int8": "<i1", "int16": "<i2", "int32": "<i4", "int64": "<i8",
-    "uint8": "<u1", "uint16": "<u2", "uint32": "<u4", "uint64": "<u8",
-    "half_float": "<f2", "float": "<f4", "double": "<f8",
+    "int8": "<i1",
+    "int16": "<i2",
+    "int32": "<i4",
+    "int64": "<i8",
+    "uint8": "<u1",
+    "uint16": "<u2",
+    "uint32": "<u4",
+    "uint64": "<u8",
+    "half_float": "<f2",
+    "float": "<f4",
+    "double": "<f8",
 }
 _STRING_OFFSETS = {"string": "<i4", "large_string": "<i8"}
 _TYPE_NAMES: dict[Any, str] = {}  # nanoarrow's Type -> the names above, filled on first use (nanoarrow is imported lazily)

@@ -206,8 +206,11 @@ def with_encoding_fallback(record: CaptureRecord) -> CaptureRecord:
         return record
     except (ValueError, TypeError):
         return dataclasses.replace(
-            record, inputs=json_safe(record.inputs), prediction=json_safe(record.prediction),
-            probabilities=json_safe(record.probabilities), encoding_fallback=True,
+            record,
+            inputs=json_safe(record.inputs),
+            prediction=json_safe(record.prediction),
+            probabilities=json_safe(record.probabilities),
+            encoding_fallback=True,
         )
 
 
@@ -294,16 +297,27 @@ class Capturer:
         """Build the request's records and write them (one retry); never raises. Returns whether stored."""
         m = self.manifest
         return self._store(
-            self.sink, "capture", request_id,
-            lambda: (capture_key(m.model_name, m.version, event_time, request_id), self.records(request_id, event_time, table, labels, probabilities)),
+            self.sink,
+            "capture",
+            request_id,
+            lambda: (
+                capture_key(m.model_name, m.version, event_time, request_id),
+                self.records(request_id, event_time, table, labels, probabilities),
+            ),
             on_stored=lambda records: _call_hook(self.on_captured, len(records)),
         )
 
     # --- refused requests: same sampling and redaction, own prefix, written after the answer too ---
 
     def capture_reject(
-        self, request_id: str, event_time: datetime, reason: str, status: int, errors: Sequence[RejectedField],
-        rows: int | None, route: str = "predict",
+        self,
+        request_id: str,
+        event_time: datetime,
+        reason: str,
+        status: int,
+        errors: Sequence[RejectedField],
+        rows: int | None,
+        route: str = "predict",
     ) -> bool:
         """Capture a refused request (one ``RejectRecord``); never raises. Sampled like a scored request
         (``capture_sampling``): the drift check's reject share is then unbiased. Returns as ``capture``."""
@@ -313,8 +327,14 @@ class Capturer:
         return self.executor.submit(work)
 
     def reject_record(
-        self, request_id: str, event_time: datetime, reason: str, status: int, errors: Sequence[RejectedField],
-        rows: int | None, route: str = "predict",
+        self,
+        request_id: str,
+        event_time: datetime,
+        reason: str,
+        status: int,
+        errors: Sequence[RejectedField],
+        rows: int | None,
+        route: str = "predict",
     ) -> RejectRecord:
         """The record; the message of a redacted or hashed feature's error is left out (it may echo the value)."""
         private = self.redactor.redact | self.redactor.hash
@@ -329,12 +349,18 @@ class Capturer:
         never raises. A failure is counted (CaptureErrors)."""
         m = self.manifest
         return self._store(
-            self.reject_sink, "reject capture", request_id,
+            self.reject_sink,
+            "reject capture",
+            request_id,
             lambda: (reject_key(m.model_name, m.version, event_time, request_id), [self.reject_record(request_id, event_time, *refusal)]),
         )
 
     def _store(
-        self, sink: CaptureSink | RejectSink | None, what: str, request_id: str, build: Callable[[], tuple[str, list[Any]]],
+        self,
+        sink: CaptureSink | RejectSink | None,
+        what: str,
+        request_id: str,
+        build: Callable[[], tuple[str, list[Any]]],
         on_stored: Callable[[list[Any]], None] | None = None,
     ) -> bool:
         """Build (key, records) and write them with one retry; never raises. A failure to build or to

@@ -78,8 +78,9 @@ class LogsCaptureSink:
             line = capture_line(record)
             if len(line.encode()) + 1 > self.max_line_bytes:
                 too_large += 1
-                logger.error("capture row %s/%d is over %d bytes as a log line: not captured", record.request_id, record.row,
-                             self.max_line_bytes)
+                logger.error(
+                    "capture row %s/%d is over %d bytes as a log line: not captured", record.request_id, record.row, self.max_line_bytes
+                )
                 continue
             out.append(line)
         return out, too_large

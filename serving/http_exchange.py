@@ -19,7 +19,14 @@ from .validation import BODY_TOO_LARGE, MALFORMED_JSON, MAX_MESSAGE, NESTING_TOO
 _ORJSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
 
 # HTTP status of a refusal reason; every other reason is a well-formed request with invalid content
-_STATUS_OF_REASON = {MALFORMED_JSON: 400, NESTING_TOO_DEEP: 400, BODY_TOO_LARGE: 413, UNSUPPORTED_MEDIA_TYPE: 415, FEEDBACK_UNAVAILABLE: 503, LABEL_CONFLICT: 409}
+_STATUS_OF_REASON = {
+    MALFORMED_JSON: 400,
+    NESTING_TOO_DEEP: 400,
+    BODY_TOO_LARGE: 413,
+    UNSUPPORTED_MEDIA_TYPE: 415,
+    FEEDBACK_UNAVAILABLE: 503,
+    LABEL_CONFLICT: 409,
+}
 UNPROCESSABLE = 422
 # the reason code of an error answer built outside our handlers (router, CORS), by status
 REASON_OF_STATUS = {

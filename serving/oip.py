@@ -52,9 +52,18 @@ PLATFORM = "onnxruntime_onnx"
 
 # OIP datatype -> numpy little-endian dtype (BYTES handled apart)
 DTYPES: dict[str, str] = {
-    "BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8",
-    "INT8": "<i1", "INT16": "<i2", "INT32": "<i4", "INT64": "<i8",
-    "FP16": "<f2", "FP32": "<f4", "FP64": "<f8",
+    "BOOL": "?",
+    "UINT8": "<u1",
+    "UINT16": "<u2",
+    "UINT32": "<u4",
+    "UINT64": "<u8",
+    "INT8": "<i1",
+    "INT16": "<i2",
+    "INT32": "<i4",
+    "INT64": "<i8",
+    "FP16": "<f2",
+    "FP32": "<f4",
+    "FP64": "<f8",
 }
 NUMERIC_TYPES = frozenset(DTYPES) - {"BOOL"}
 _INT_RANGE = {t: (int(np.iinfo(d).min), int(np.iinfo(d).max)) for t, d in DTYPES.items() if t[0] in "IU"}
@@ -422,9 +431,7 @@ def _encode_bytes(values: list[Any]) -> bytes:
     return b"".join(map(encoded.__getitem__, values))
 
 
-def encode_response(
-    m: BundleManifest, request: DecodedRequest, request_id: str, answer: dict[str, Any]
-) -> tuple[bytes, dict[str, str]]:
+def encode_response(m: BundleManifest, request: DecodedRequest, request_id: str, answer: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
     """The service's answer as an OIP response: (body, extra headers)."""
     n = len(answer["predictions"])
     tensors: dict[str, tuple[str, list[int], Any]] = {}
@@ -451,7 +458,12 @@ def encode_response(
         else:
             out["data"] = [str(v) for v in values] if datatype == "BYTES" else np.asarray(values).reshape(-1).tolist()
         outputs.append(out)
-    doc = {"model_name": m.model_name, "model_version": answer.get("model_version", m.version), "id": request.request_id or request_id, "outputs": outputs}
+    doc = {
+        "model_name": m.model_name,
+        "model_version": answer.get("model_version", m.version),
+        "id": request.request_id or request_id,
+        "outputs": outputs,
+    }
     head = orjson.dumps(doc)
     if not binary_parts:
         return head, {"content-type": "application/json"}

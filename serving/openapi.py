@@ -17,7 +17,7 @@ OIP_TAG = "Open Inference Protocol v2"
 
 _ERROR_DESCRIPTIONS = {
     400: "Malformed JSON (or nested more than 64 levels deep), or a corrupt gzip body",
-    409: "A label other than the one the row holds, without \"replace\": true and a reason",
+    409: 'A label other than the one the row holds, without "replace": true and a reason',
     413: "Body over max_body_bytes (compressed, or once decompressed); on /predict also explain_too_large: "
     "rows x coalitions x background rows over explain_max_evaluations",
     415: "A content-type other than JSON, or a content-encoding other than gzip",
@@ -383,14 +383,26 @@ def _feedback_openapi(m: BundleManifest, max_rows: int) -> dict[str, Any]:
         "type": "object",
         "properties": {
             "request_id": {
-                "type": "string", "minLength": 1, "maxLength": 128, "pattern": _PRINTABLE, "description": "the request_id of the prediction",
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 128,
+                "pattern": _PRINTABLE,
+                "description": "the request_id of the prediction",
             },
             "row": {"type": "integer", "minimum": 0, "maximum": max_rows - 1, "default": 0, "description": "the row of that request"},
             "label": _label_schema(m),
             "source": {"const": "audit", "description": "a label of the daily audit sample"},
-            "replace": {"type": "boolean", "default": False, "description": "a correction: replaces the label the row holds (needs reason)"},
+            "replace": {
+                "type": "boolean",
+                "default": False,
+                "description": "a correction: replaces the label the row holds (needs reason)",
+            },
             "reason": {
-                "type": "string", "minLength": 1, "maxLength": 500, "pattern": _PRINTABLE, "description": "why the label is corrected (with replace: true)",
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 500,
+                "pattern": _PRINTABLE,
+                "description": "why the label is corrected (with replace: true)",
             },
         },
         "required": ["request_id", "label"],
@@ -417,7 +429,9 @@ def predict_operation(
         "openapi_extra": _predict_openapi(m, max_rows, reject_unseen),
         "summary": "Score 1..N rows",
         "description": "; ".join(["JSON as documented here", *other_formats]) + ".",
-        "responses": _with_answer_media(_responses(m, {200: ("The predictions", _predict_answer_schema(m))}, 400, 413, 415, 422), answer_media),
+        "responses": _with_answer_media(
+            _responses(m, {200: ("The predictions", _predict_answer_schema(m))}, 400, 413, 415, 422), answer_media
+        ),
     }
 
 
@@ -433,7 +447,9 @@ def feedback_operation(m: BundleManifest, max_rows: int) -> dict[str, Any]:
         "openapi_extra": _feedback_openapi(m, max_rows),
         "summary": "Ground-truth labels for earlier predictions",
         "status_code": 202,
-        "responses": _responses(m, {202: ("Labels stored (or already held: the same label again)", _FEEDBACK_ANSWER)}, 400, 409, 413, 415, 422, 503),
+        "responses": _responses(
+            m, {202: ("Labels stored (or already held: the same label again)", _FEEDBACK_ANSWER)}, 400, 409, 413, 415, 422, 503
+        ),
     }
 
 

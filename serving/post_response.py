@@ -135,7 +135,9 @@ class ThreadCapture:
     mode = "thread"
     flushes_after_answer = False
 
-    def __init__(self, max_pending: int = DEFAULT_MAX_PENDING, on_dropped: Callable[[int], None] = _no_drop, after_work: Hook = _nothing) -> None:
+    def __init__(
+        self, max_pending: int = DEFAULT_MAX_PENDING, on_dropped: Callable[[int], None] = _no_drop, after_work: Hook = _nothing
+    ) -> None:
         self._queue: queue.Queue[Work | None] = queue.Queue(maxsize=max_pending)
         self._lock = threading.Lock()
         self.on_dropped = on_dropped
@@ -211,7 +213,10 @@ class ExtensionsApi:
 
     def register(self, name: str, events: list[str]) -> str:
         headers, _ = self._call(
-            "POST", "/register", {"Lambda-Extension-Name": name, "Content-Type": "application/json"}, json.dumps({"events": events}).encode()
+            "POST",
+            "/register",
+            {"Lambda-Extension-Name": name, "Content-Type": "application/json"},
+            json.dumps({"events": events}).encode(),
         )
         ext_id = headers.get("lambda-extension-identifier")
         if not ext_id:

@@ -70,7 +70,11 @@ class InferenceService:
 
     # --- endpoints ---
     def predict(
-        self, payload: Any, request_id: str | None = None, event_time: datetime | None = None, client_id: str | None = None,
+        self,
+        payload: Any,
+        request_id: str | None = None,
+        event_time: datetime | None = None,
+        client_id: str | None = None,
         explain: Mapping[str, Any] | None = None,
     ) -> Answer:
         """Score a request. ``event_time``: when the request arrived (API Gateway's request time);
@@ -124,7 +128,12 @@ class InferenceService:
         return explainer.answer(explanations)
 
     def reject(
-        self, refusal: RequestError, request_id: str, status: int, payload: Any = None, route: str = "predict",
+        self,
+        refusal: RequestError,
+        request_id: str,
+        status: int,
+        payload: Any = None,
+        route: str = "predict",
         event_time: datetime | None = None,
     ) -> None:
         """A refused scoring request's bookkeeping, whatever its format: counted (ValidationRejects by
@@ -160,8 +169,18 @@ class InferenceService:
             # classes by meaning, as predictions are: 1, "1" and 1.0 all name class "1"
             label = self.manifest.outputs.class_for(it["label"]) if self.is_classifier else float(it["label"])
             # "row" is optional (default 0, the single-row case): it was validated with the same default
-            records.append(FeedbackRecord(it["request_id"], int(it.get("row", 0)), label, received, self.manifest.model_name,
-                                          it.get("source"), caller, reason=it.get("reason")))
+            records.append(
+                FeedbackRecord(
+                    it["request_id"],
+                    int(it.get("row", 0)),
+                    label,
+                    received,
+                    self.manifest.model_name,
+                    it.get("source"),
+                    caller,
+                    reason=it.get("reason"),
+                )
+            )
             replacing.append(it.get("replace") is True)
         if errors:
             raise RequestError(errors[0].reason, f"{len(errors)} invalid feedback item(s); first: {errors[0].message}", errors[:50])
@@ -248,9 +267,20 @@ def _one_label_per_row(records: list[FeedbackRecord], replacing: list[bool]) -> 
             kept.append(r)
             kept_replacing.append(replacing[i])
         elif records[j].label != r.label:
-            errors.append(FieldError(LABEL_CONFLICT, f"item {i} labels request {r.request_id!r} row {r.row} {r.label!r}, item {j} {records[j].label!r}", i, "label"))
+            errors.append(
+                FieldError(
+                    LABEL_CONFLICT,
+                    f"item {i} labels request {r.request_id!r} row {r.row} {r.label!r}, item {j} {records[j].label!r}",
+                    i,
+                    "label",
+                )
+            )
     if errors:
-        raise RequestError(LABEL_CONFLICT, f"{len(errors)} row(s) labelled twice with different labels in one batch; first: {errors[0].message}", errors[:50])
+        raise RequestError(
+            LABEL_CONFLICT,
+            f"{len(errors)} row(s) labelled twice with different labels in one batch; first: {errors[0].message}",
+            errors[:50],
+        )
     return kept, kept_replacing
 
 
@@ -258,7 +288,12 @@ def _refuse_unsettled(outcome: feedback.Outcome) -> None:
     """Nothing is stored when an item would replace a label silently."""
     if outcome.conflicts:
         errors = [
-            FieldError(LABEL_CONFLICT, f'item {i}: the row already holds label {held!r}; send "replace": true with a "reason" to correct it', i, "label")
+            FieldError(
+                LABEL_CONFLICT,
+                f'item {i}: the row already holds label {held!r}; send "replace": true with a "reason" to correct it',
+                i,
+                "label",
+            )
             for i, held in outcome.conflicts
         ]
         raise RequestError(LABEL_CONFLICT, f"{len(errors)} item(s) would replace a label; first: {errors[0].message}", errors[:50])

@@ -159,7 +159,9 @@ def parse_json(body: bytes) -> Any:
     try:
         return json.loads(body, object_pairs_hook=_object_without_duplicates)
     except _DuplicateKey as dup:
-        raise RequestError(DUPLICATE_KEY, "an object repeats a key", [FieldError(DUPLICATE_KEY, "key appears more than once", field=dup.key)]) from None
+        raise RequestError(
+            DUPLICATE_KEY, "an object repeats a key", [FieldError(DUPLICATE_KEY, "key appears more than once", field=dup.key)]
+        ) from None
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as exc:
         raise RequestError(MALFORMED_JSON, f"request body is not valid JSON: {exc}") from None
 
@@ -348,7 +350,9 @@ class Validator:
         return {name: [r[pos[name]] for r in data] for name in self.names}
 
     def _check_split_names(self, cols: list[Any]) -> None:
-        bad_names = [FieldError(BAD_SHAPE, f"column names must be strings, got {_type_name(c)}", field=None) for c in cols if type(c) is not str]
+        bad_names = [
+            FieldError(BAD_SHAPE, f"column names must be strings, got {_type_name(c)}", field=None) for c in cols if type(c) is not str
+        ]
         if bad_names:
             raise _unprocessable(bad_names)
         errors = [FieldError(MISSING_FEATURE, "feature is missing", field=n) for n in self.names if n not in cols]
@@ -411,11 +415,15 @@ class Validator:
                 except OverflowError:
                     fv = math.inf
                 if dtype is InputDtype.INT64 and not (math.isfinite(fv) and fv.is_integer() and abs(fv) <= MAX_EXACT_INTEGER):
-                    errors.append(FieldError(WRONG_TYPE, f"expected a whole number within ±2**53 (the model takes int64), got {v!r}", i, spec.name))
+                    errors.append(
+                        FieldError(WRONG_TYPE, f"expected a whole number within ±2**53 (the model takes int64), got {v!r}", i, spec.name)
+                    )
                 elif not math.isfinite(fv):
                     errors.append(FieldError(NOT_FINITE, "NaN and Infinity are not accepted; send null if missing", i, spec.name))
                 elif dtype is InputDtype.FLOAT32 and abs(fv) > FLOAT32_MAX:
-                    errors.append(FieldError(NOT_FINITE, f"{v!r} is beyond the float32 range the model takes (±{FLOAT32_MAX:.4g})", i, spec.name))
+                    errors.append(
+                        FieldError(NOT_FINITE, f"{v!r} is beyond the float32 range the model takes (±{FLOAT32_MAX:.4g})", i, spec.name)
+                    )
                 out[i] = fv
             if len(errors) - start >= MAX_REPORTED_ERRORS:
                 break
@@ -447,7 +455,9 @@ class Validator:
             elif type(v) is not str:
                 errors.append(FieldError(WRONG_TYPE, f"expected a string category, got {_type_name(v)}", i, spec.name))
             elif not _is_unicode(v):
-                errors.append(FieldError(WRONG_TYPE, "the string holds a lone surrogate (\\ud800-\\udfff): not valid Unicode", i, spec.name))
+                errors.append(
+                    FieldError(WRONG_TYPE, "the string holds a lone surrogate (\\ud800-\\udfff): not valid Unicode", i, spec.name)
+                )
             elif self.reject_unseen and v not in cats:
                 shown = sorted(cats)[:20]
                 errors.append(FieldError(UNSEEN_CATEGORY, f"unseen category {v[:100]!r}; known: {shown}", i, spec.name))

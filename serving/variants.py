@@ -45,16 +45,12 @@ class ShadowCapturer(Capturer):
     challenger_runner: ModelRunner | None = None
     challenger_capturer: Capturer | None = None
 
-    def capture(
-        self, request_id: str, event_time: datetime, table: Table, labels: np.ndarray, probabilities: np.ndarray | None
-    ) -> bool:
+    def capture(self, request_id: str, event_time: datetime, table: Table, labels: np.ndarray, probabilities: np.ndarray | None) -> bool:
         if not self.should_capture():
             return False
         return self.executor.submit(functools.partial(self._both, request_id, event_time, table, labels, probabilities))
 
-    def _both(
-        self, request_id: str, event_time: datetime, table: Table, labels: np.ndarray, probabilities: np.ndarray | None
-    ) -> bool:
+    def _both(self, request_id: str, event_time: datetime, table: Table, labels: np.ndarray, probabilities: np.ndarray | None) -> bool:
         stored = self.write(request_id, event_time, table, labels, probabilities)
         self.shadow(request_id, event_time, table)
         return stored
@@ -82,7 +78,12 @@ class RoutedService(InferenceService):
         if mode not in MODES:
             raise ValueError(f"challenger mode {mode!r}: one of {MODES}")
         super().__init__(
-            champion.manifest, champion.runner, champion.validator, champion.capturer, champion.feedback_store, champion.metric,
+            champion.manifest,
+            champion.runner,
+            champion.validator,
+            champion.capturer,
+            champion.feedback_store,
+            champion.metric,
             champion.explainer,
         )
         self.challenger = challenger
@@ -96,7 +97,11 @@ class RoutedService(InferenceService):
         return ab_variant(client_id or request_id, self.ab_share, self.salt)
 
     def predict(
-        self, payload: Any, request_id: str | None = None, event_time: datetime | None = None, client_id: str | None = None,
+        self,
+        payload: Any,
+        request_id: str | None = None,
+        event_time: datetime | None = None,
+        client_id: str | None = None,
         explain: Mapping[str, Any] | None = None,
     ) -> Answer:
         request_id = request_id or new_request_id()
@@ -136,4 +141,3 @@ def set_capture_executor(service: InferenceService, executor: CaptureExecutor) -
         service.set_capture_executor(executor)
     else:
         service.capturer.executor = executor
-

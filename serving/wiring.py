@@ -66,7 +66,9 @@ def challenger_bundle_dir(environ: Mapping[str, str]) -> Path:
     """The challenger's bundle folder (``MS_CHALLENGER_BUNDLE_PATH``), resolved as the champion's is."""
     folder = environ.get(ENV_CHALLENGER_BUNDLE_PATH)
     if not folder:
-        raise KeyError(f"challenger_mode is on but {ENV_CHALLENGER_BUNDLE_PATH} is not set: the stack sets it to the challenger's folder in the asset")
+        raise KeyError(
+            f"challenger_mode is on but {ENV_CHALLENGER_BUNDLE_PATH} is not set: the stack sets it to the challenger's folder in the asset"
+        )
     return Path(environ.get("LAMBDA_TASK_ROOT") or str(ASSET_ROOT), folder)
 
 
@@ -106,7 +108,9 @@ def inference_service(
         sink.on_lost = lambda n: metric(mn.CAPTURE_ERRORS, n, {})
     reject_sink = reject_sink_for(settings, sink, targets, factory)
     if sink is None and settings.capture_sampling > 0:
-        logger.warning("capture is off: no %s (or %s with capture_sink=firehose) in the environment", ENV_CAPTURE_BUCKET, ENV_FIREHOSE_STREAM)
+        logger.warning(
+            "capture is off: no %s (or %s with capture_sink=firehose) in the environment", ENV_CAPTURE_BUCKET, ENV_FIREHOSE_STREAM
+        )
     redactor = redactor_for(settings, targets.hash_salt_secret_arn, factory)
 
     def service(b: ModelBundle, hook: MetricHook, capturer_type: type[Capturer] = Capturer, **capturer_extra: Any) -> InferenceService:

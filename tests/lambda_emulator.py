@@ -110,19 +110,27 @@ class DelayProxy:
                     return
                 time.sleep(proxy.delay_s)
                 if write and proxy.mode == "fail":
-                    status, headers, data = 503, {"Content-Type": "application/xml"}, (
-                        b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+                    status, headers, data = (
+                        503,
+                        {"Content-Type": "application/xml"},
+                        (b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"),
                     )
                 else:
                     conn = http.client.HTTPConnection(proxy.upstream, timeout=30)
                     try:
-                        fwd = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "transfer-encoding", "content-length", "expect")}
+                        fwd = {
+                            k: v
+                            for k, v in self.headers.items()
+                            if k.lower() not in ("host", "transfer-encoding", "content-length", "expect")
+                        }
                         fwd["Host"] = proxy.upstream
                         fwd["Content-Length"] = str(len(body))
                         conn.request(self.command, self.path, body=body, headers=fwd)
                         resp = conn.getresponse()
                         status, data = resp.status, resp.read()
-                        headers = {k: v for k, v in resp.getheaders() if k.lower() not in ("content-length", "transfer-encoding", "connection")}
+                        headers = {
+                            k: v for k, v in resp.getheaders() if k.lower() not in ("content-length", "transfer-encoding", "connection")
+                        }
                     finally:
                         conn.close()
                 answered = time.perf_counter()  # before sending: the client cannot have the answer earlier
@@ -299,7 +307,11 @@ class LambdaEmulator:
                 return
             ext_id = str(uuid.uuid4())
             self._st.extensions[ext_id] = _Extension(name, list(events))
-        info = {"functionName": self.function_env.get("AWS_LAMBDA_FUNCTION_NAME", "emulated"), "functionVersion": "$LATEST", "handler": self.handler}
+        info = {
+            "functionName": self.function_env.get("AWS_LAMBDA_FUNCTION_NAME", "emulated"),
+            "functionVersion": "$LATEST",
+            "handler": self.handler,
+        }
         _reply(req, 200, json.dumps(info).encode(), {"Lambda-Extension-Identifier": ext_id, "Content-Type": "application/json"})
 
     def _answer(self, req: BaseHTTPRequestHandler, rid: str, kind: str, body: bytes) -> None:
@@ -346,7 +358,9 @@ class LambdaEmulator:
         if log is not subprocess.DEVNULL:
             log.close()
         with self._cond:
-            ok = self._cond.wait_for(lambda: self._idle() or self._st.init_error is not None or self._proc.poll() is not None, init_timeout_s)
+            ok = self._cond.wait_for(
+                lambda: self._idle() or self._st.init_error is not None or self._proc.poll() is not None, init_timeout_s
+            )
             if self._st.init_error is not None or not ok or not self._idle():
                 raise RuntimeError(f"init failed: {self._st.init_error or 'runtime not ready'}; see {self.log_path}")
             self.init_s = time.perf_counter() - self.spawned_at

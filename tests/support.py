@@ -15,8 +15,15 @@ EVENT_KINDS = ("rest_v1", "http_v2", "alb")
 
 
 def event(
-    kind: str, method: str, path: str, body: Any = None, *, raw: bytes | None = None, b64: bool = False,
-    request_id: str | None = None, headers: dict[str, str] | None = None,
+    kind: str,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    raw: bytes | None = None,
+    b64: bool = False,
+    request_id: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """An event of the given kind for ``method path`` with a JSON body (or raw bytes) and extra headers."""
     ev = copy.deepcopy(json.loads((EVENTS / f"{kind}.json").read_text()))

@@ -104,7 +104,6 @@ def diagnose(estimator: Any, specs: Sequence[FeatureSpec], shape: EstimatorShape
     return problems
 
 
-
 def _encoders_fed_numbers(estimator: Any, specs: Sequence[FeatureSpec]) -> list[str]:
     """Features the graph would feed as numbers to an encoder that learned text categories (the pipeline
     was trained on them as text): skl2onnx refuses with "Category '1' is not an int64"."""

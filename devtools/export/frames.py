@@ -52,7 +52,9 @@ def table_from_frame(df: Any, features: Sequence[FeatureSpec]) -> dict[str, np.n
     for f in features:
         col = df[f.name]
         if f.kind is FeatureKind.CATEGORICAL:
-            table[f.name] = np.array([None if (v is None or v != v) else category_text(v) for v in col.to_numpy(dtype=object)], dtype=object)
+            table[f.name] = np.array(
+                [None if (v is None or v != v) else category_text(v) for v in col.to_numpy(dtype=object)], dtype=object
+            )
         else:
             table[f.name] = pd.to_numeric(col.astype(object).where(col.notna(), np.nan)).to_numpy(dtype=np.float64, na_value=np.nan)
     return table

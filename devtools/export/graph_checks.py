@@ -57,9 +57,7 @@ def canonical_bytes(onnx_model: Any) -> bytes:
     return onnx_model.SerializeToString()
 
 
-def check_parity(
-    expected: np.ndarray, actual: np.ndarray, tolerance: float = PARITY_TOLERANCE, relative: bool = False
-) -> float:
+def check_parity(expected: np.ndarray, actual: np.ndarray, tolerance: float = PARITY_TOLERANCE, relative: bool = False) -> float:
     """Largest difference of outputs; ParityError naming the figure and the row when above tolerance.
 
     ``relative``: the difference is divided by max(1, |expected|) — for regression outputs, whose
@@ -107,7 +105,9 @@ def check_row_by_row(runner: ModelRunner, table: dict[str, np.ndarray], strict: 
             if outputs.task is Task.CLASSIFICATION:
                 for i in np.flatnonzero(part.labels != whole.labels[start:stop]):
                     labels_changed += 1
-                    problems.append(f"row {start + i}: label {part.labels[i]!r} in a batch of {size}, {whole.labels[start + i]!r} in a batch of {n}")
+                    problems.append(
+                        f"row {start + i}: label {part.labels[i]!r} in a batch of {size}, {whole.labels[start + i]!r} in a batch of {n}"
+                    )
                 if part.probabilities is not None and whole.probabilities is not None:
                     diff = np.abs(part.probabilities - whole.probabilities[start:stop]).max(axis=1)
                 else:
@@ -154,7 +154,8 @@ def check_finite_answers(pred: Any, table: dict[str, np.ndarray], outputs: Outpu
     missing = [name for name, col in table.items() if col[i] is None or (isinstance(col[i], float) and np.isnan(col[i]))]
     where = f"its missing fields: {missing}" if missing else "it has no missing field"
     hint = (
-        "the model does not handle missing values: impute them inside the model (e.g. a SimpleImputer step) or drop such rows from the reference"
+        "the model does not handle missing values: impute them inside the model (e.g. a SimpleImputer step) "
+        "or drop such rows from the reference"
         if missing
         else "check the model on this row"
     )
@@ -170,7 +171,9 @@ def check_labels_match_source(outputs: OutputSpec, source_labels: Any, served: n
     wrong = np.flatnonzero((expected != served) & clear)
     if len(wrong):
         i = int(wrong[0])
-        raise ParityError(f"served labels differ from the source model's on {len(wrong)} rows; first: row {i}: {served[i]!r} vs {expected[i]!r}")
+        raise ParityError(
+            f"served labels differ from the source model's on {len(wrong)} rows; first: row {i}: {served[i]!r} vs {expected[i]!r}"
+        )
 
 
 def largest_diff(expected: Any, actual: Any, relative: bool = False) -> float:

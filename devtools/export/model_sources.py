@@ -48,8 +48,10 @@ def load_skops(path: str | Path, option: str = "--skops", trusted: list[str] | N
         raise ExportProblems([f"{option} {path}: not a skops file ({first_line(exc)})"]) from None
     if untrusted:
         raise ExportProblems(
-            [f"{option} {path}: the file asks to load types skops does not trust by default: {untrusted}; "
-             f"if you trust them, name them: --trust {','.join(untrusted)}"]
+            [
+                f"{option} {path}: the file asks to load types skops does not trust by default: {untrusted}; "
+                f"if you trust them, name them: --trust {','.join(untrusted)}"
+            ]
         )
     return sio.load(path, trusted=trusted or None)
 
@@ -76,8 +78,10 @@ def load_mlflow(directory: str | Path, trusted: list[str] | None = None) -> Load
             estimator = cloudpickle.load(f)
     else:
         raise ExportProblems(
-            [f"--mlflow {root}: the model is saved as {serialization} ({model_file}), which runs code when loaded; "
-             "if you trust the directory, pass --trust pickle (or save it with serialization_format='skops')"]
+            [
+                f"--mlflow {root}: the model is saved as {serialization} ({model_file}), which runs code when loaded; "
+                "if you trust the directory, pass --trust pickle (or save it with serialization_format='skops')"
+            ]
         )
     features, kinds = _signature_features(spec.get("signature") or {})
     return LoadedModel(estimator, features, kinds, _input_example(root, spec))
@@ -94,8 +98,10 @@ def _sklearn_model_file(root: Path, flavors: dict[str, Any]) -> tuple[str, str]:
         return model_path, "skops" if model_path.endswith(".skops") else "cloudpickle"
     found = sorted(flavors) or ["none"]
     raise ExportProblems(
-        [f"--mlflow {root}: flavours {found}, none a scikit-learn model; export it to ONNX with its framework's converter "
-         "and use export-onnx"]
+        [
+            f"--mlflow {root}: flavours {found}, none a scikit-learn model; export it to ONNX with its framework's converter "
+            "and use export-onnx"
+        ]
     )
 
 

@@ -66,7 +66,9 @@ def export_onnx(
     label_output, probability_output = _output_names(decl, session, problems)
     for name in kinds or {}:
         if name not in [f.name for f in decl.features]:
-            problems.append(f"--{(kinds or {})[name].value} {name!r}: not a feature of the schema{nearest(name, [f.name for f in decl.features])}")
+            problems.append(
+                f"--{(kinds or {})[name].value} {name!r}: not a feature of the schema{nearest(name, [f.name for f in decl.features])}"
+            )
     if target is not None and target not in columns:
         problems.append(f"--target {target!r}: not a column of the reference{nearest(target, columns)}")
     try:
@@ -83,7 +85,11 @@ def export_onnx(
     if decl.outputs.task is Task.CLASSIFICATION:
         classes = _classes_for(decl.outputs.classes, graph_class_labels(onnx_model))
         say(f"classes: {classes}")
-    say(f"outputs: label from {label_output!r}, probabilities from {probability_output!r}" if decl.outputs.task is Task.CLASSIFICATION else f"outputs: value from {label_output!r}")
+    say(
+        f"outputs: label from {label_output!r}, probabilities from {probability_output!r}"
+        if decl.outputs.task is Task.CLASSIFICATION
+        else f"outputs: value from {label_output!r}"
+    )
     try:
         outputs = OutputSpec(decl.outputs.task, tuple(classes), label_output, probability_output, decl.outputs.threshold)
         manifest = BundleManifest(
@@ -110,7 +116,9 @@ def export_onnx(
     if small_reference_warning:
         metrics["warnings"] = [small_reference_warning]
     manifest = replace(manifest, export_metrics=metrics)
-    return write_bundle(out_dir, model_bytes, manifest, reference_rows_from_frame(ref, specs, runner, None if target is None else ref[target]))
+    return write_bundle(
+        out_dir, model_bytes, manifest, reference_rows_from_frame(ref, specs, runner, None if target is None else ref[target])
+    )
 
 
 def load_schema(path: str | Path) -> SchemaFile:
@@ -141,13 +149,16 @@ def _check_feature_names(decl: SchemaFile, session: Any, columns: list[str], pro
     if decl.input_layout is InputLayout.PER_COLUMN and len(inputs) == 1 and len(names) > 1 and not set(names) & set(inputs):
         (single,) = inputs.values()
         problems.append(
-            f"the model takes one input {single.name!r} {single.shape} and the schema's input_layout is per_column (one input per feature): "
+            f"the model takes one input {single.name!r} {single.shape} "
+            f"and the schema's input_layout is per_column (one input per feature): "
             f'set "input_layout": "single_tensor"'
         )
         return {}
     for i, name in enumerate(names):
         if decl.input_layout is InputLayout.PER_COLUMN and name not in inputs:
-            problems.append(f"schema features[{i}]: {name!r} is not an input of the model{nearest(name, list(inputs))}; model inputs: {sorted(inputs)}")
+            problems.append(
+                f"schema features[{i}]: {name!r} is not an input of the model{nearest(name, list(inputs))}; model inputs: {sorted(inputs)}"
+            )
         if name not in columns:
             problems.append(f"schema features[{i}]: {name!r} is not a column of the reference{nearest(name, columns)}")
     if decl.input_layout is InputLayout.PER_COLUMN:
@@ -160,8 +171,10 @@ def _check_feature_names(decl: SchemaFile, session: Any, columns: list[str], pro
         problems.append(f"schema single_input_name: required, the model has {len(inputs)} inputs: {sorted(inputs)}")
         return {}
     if single not in inputs:
-        problems.append(f"schema single_input_name: {single!r} is not an input of the model{nearest(single, list(inputs))}; "
-            f"model inputs: {sorted(inputs)}")
+        problems.append(
+            f"schema single_input_name: {single!r} is not an input of the model{nearest(single, list(inputs))}; "
+            f"model inputs: {sorted(inputs)}"
+        )
         return {}
     shape = inputs[single].shape
     width = shape[-1] if isinstance(shape, list) and len(shape) == 2 else None
@@ -188,7 +201,9 @@ def _output_names(decl: SchemaFile, session: Any, problems: list[str]) -> tuple[
         if declared.given(key):
             name = getattr(declared, key)
             if name is not None and name not in outs:
-                problems.append(f"schema outputs.{key}: {name!r} is not an output of the model{nearest(name, list(outs))}; outputs: {list(outs)}")
+                problems.append(
+                    f"schema outputs.{key}: {name!r} is not an output of the model{nearest(name, list(outs))}; outputs: {list(outs)}"
+                )
             return name
         found = [n for n, o in outs.items() if wanted(o.type)]
         if len(found) > 1:
@@ -212,7 +227,9 @@ def _output_names(decl: SchemaFile, session: Any, problems: list[str]) -> tuple[
     label = pick("label_output", lambda t: t in _LABEL_TYPES)
     probabilities = pick("probability_output", lambda t: t.startswith("seq(map(") or t in _FLOAT_TYPES)
     if label is not None and label == probabilities:
-        problems.append(f"schema outputs: label_output and probability_output are both {label!r}; a probabilities-only model has label_output null")
+        problems.append(
+            f"schema outputs: label_output and probability_output are both {label!r}; a probabilities-only model has label_output null"
+        )
     elif label in outs and outs[label].type in _FLOAT_TYPES:
         shape = outs[label].shape
         if isinstance(shape, list) and len(shape) == 2 and (not isinstance(shape[1], int) or shape[1] > 1):
@@ -221,8 +238,10 @@ def _output_names(decl: SchemaFile, session: Any, problems: list[str]) -> tuple[
                 "name it as probability_output and set label_output to null"
             )
     if label is None and probabilities is None and not problems:
-        problems.append(f"schema outputs: the model has no label or probability output the export recognises; "
-            f"outputs: {[(n, o.type) for n, o in outs.items()]}")
+        problems.append(
+            f"schema outputs: the model has no label or probability output the export recognises; "
+            f"outputs: {[(n, o.type) for n, o in outs.items()]}"
+        )
     return label, probabilities
 
 

@@ -36,15 +36,22 @@ def warn_if_small_baseline(performance: Mapping[str, Any], expected_window_label
     rows = int(performance.get("rows") or 0)
     if rows >= expected_window_labels:
         return None
-    widths = {k: (v.get("value", 0) - v.get("low", 0)) if k in ("accuracy", "f1_macro", "auc") else (v.get("high", 0) - v.get("value", 0))
-              for k, v in (performance.get("metrics") or {}).items() if isinstance(v, Mapping)}
+    widths = {
+        k: (v.get("value", 0) - v.get("low", 0)) if k in ("accuracy", "f1_macro", "auc") else (v.get("high", 0) - v.get("value", 0))
+        for k, v in (performance.get("metrics") or {}).items()
+        if isinstance(v, Mapping)
+    }
     shown = ", ".join(f"{k} ±{w:.3g}" for k, w in widths.items() if w == w)
     verdict = (
-        "no performance-drop verdict at all" if rows < MIN_BASELINE_ROWS else "the performance alarm pages only on drops beyond its interval"
+        "no performance-drop verdict at all"
+        if rows < MIN_BASELINE_ROWS
+        else "the performance alarm pages only on drops beyond its interval"
     )
-    message = (f"the reference performance rests on {rows} held-out rows, fewer than the {expected_window_labels} labelled rows a "
-               f"drift-check window may hold; its 95% interval ({shown}) is wider than such a window's: {verdict}. "
-               "Hold out more rows (holdout_share, or holdout=) for a sharper baseline.")
+    message = (
+        f"the reference performance rests on {rows} held-out rows, fewer than the {expected_window_labels} labelled rows a "
+        f"drift-check window may hold; its 95% interval ({shown}) is wider than such a window's: {verdict}. "
+        "Hold out more rows (holdout_share, or holdout=) for a sharper baseline."
+    )
     warnings.warn(message, SmallBaselineWarning, stacklevel=2)
     return message
 

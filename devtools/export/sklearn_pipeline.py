@@ -129,14 +129,21 @@ def export_sklearn(
 
 
 def _feature_specs(
-    pipeline: Any, data: Any, target: str | None, feature_names: Sequence[str] | None, kinds: Mapping[str, FeatureKind], say: Callable[[str], None],
+    pipeline: Any,
+    data: Any,
+    target: str | None,
+    feature_names: Sequence[str] | None,
+    kinds: Mapping[str, FeatureKind],
+    say: Callable[[str], None],
     kind_sources: Mapping[str, str],
 ) -> tuple[FeatureSpec, ...]:
     """Each feature's spec (declared kind or inferred from the data, one line of why each), typed as
     the graph takes it; ExportProblems naming every wrong column, option and feature."""
     columns = [str(c) for c in data.columns]
     names = list(feature_names) if feature_names else [c for c in columns if c != target]
-    problems = [f"--target {target!r}: not a column of the data{nearest(target, columns)}"] if target is not None and target not in columns else []
+    problems = (
+        [f"--target {target!r}: not a column of the data{nearest(target, columns)}"] if target is not None and target not in columns else []
+    )
     problems += [f"--features: {n!r} is not a column of the data{nearest(n, columns)}" for n in names if n not in columns]
     problems += [f"--{k.value} {n!r}: not a feature{nearest(n, names)}" for n, k in kinds.items() if n not in names]
     if not (hasattr(pipeline, "predict") and hasattr(pipeline, "fit")):
@@ -154,11 +161,14 @@ def _feature_specs(
     for spec, reason in specs_and_reasons:
         say(f"  {spec.name}: {reason.replace('(declared', '(declared ' + kind_sources.get(spec.name, 'on the command line'))}")
     return tuple(
-        replace(spec, dtype=InputDtype.STRING if spec.kind is FeatureKind.CATEGORICAL else InputDtype.FLOAT32) for spec, _ in specs_and_reasons
+        replace(spec, dtype=InputDtype.STRING if spec.kind is FeatureKind.CATEGORICAL else InputDtype.FLOAT32)
+        for spec, _ in specs_and_reasons
     )
 
 
-def _with_nullability(pipeline: Any, specs: Sequence[FeatureSpec], nullable: Sequence[str], say: Callable[[str], None]) -> tuple[FeatureSpec, ...]:
+def _with_nullability(
+    pipeline: Any, specs: Sequence[FeatureSpec], nullable: Sequence[str], say: Callable[[str], None]
+) -> tuple[FeatureSpec, ...]:
     """Features that accept null: null in the data, imputed by the pipeline, or named by --nullable."""
     names = [f.name for f in specs]
     unknown = [n for n in nullable if n not in names]
@@ -223,7 +233,10 @@ def conversion_problem(exc: BaseException) -> str:
     """skl2onnx's refusal in one line, with its cause when it is a known one."""
     message = first_line(exc)
     if "Unable to find a shape calculator" in message or "Unable to find converter" in message:
-        return f"skl2onnx has no converter for a step of this model ({message}); replace that step or export the model to ONNX yourself (export-onnx)"
+        return (
+            f"skl2onnx has no converter for a step of this model ({message}); "
+            "replace that step or export the model to ONNX yourself (export-onnx)"
+        )
     return f"skl2onnx cannot convert the pipeline: {message}"
 
 

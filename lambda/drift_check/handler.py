@@ -27,9 +27,7 @@ bundle = ModelBundle.load(function_bundle_dir())
 deployment = os.environ.get(ENV_DEPLOYMENT)  # the stack name
 logger = make_logger("drift_check", bundle.manifest.model_name, bundle.manifest.version, deployment)
 bucket = os.environ[ENV_CAPTURE_BUCKET]
-service = DriftService(
-    bundle, drift, s3_client(), boto3.client("cloudwatch"), bucket, deployment=deployment, events=boto3.client("events")
-)
+service = DriftService(bundle, drift, s3_client(), boto3.client("cloudwatch"), bucket, deployment=deployment, events=boto3.client("events"))
 # a challenger deployed next to the champion (docs/versions.md): its own drift check, and the comparison; None otherwise
 challenger = challenger_drift_service(drift, os.environ, service.s3, service.cloudwatch, bucket, deployment)
 comparison = comparison_service_from_env(bundle.manifest, drift, os.environ, service.s3, service.cloudwatch, bucket, deployment)

@@ -41,8 +41,12 @@ def api_event(method: str, path: str, stage: str, body: Any = None) -> dict[str,
         "pathParameters": {"proxy": path.lstrip("/")},
         "stageVariables": None,
         "requestContext": {
-            "resourcePath": "/{proxy+}", "httpMethod": method, "path": f"/{stage}{path}", "stage": stage,
-            "requestId": request_id, "requestTimeEpoch": int(time.time() * 1000),
+            "resourcePath": "/{proxy+}",
+            "httpMethod": method,
+            "path": f"/{stage}{path}",
+            "stage": stage,
+            "requestId": request_id,
+            "requestTimeEpoch": int(time.time() * 1000),
             "identity": {"sourceIp": "127.0.0.1", "userAgent": "modelserve-pre-traffic-hook"},
         },
         "body": None if body is None else json.dumps(body),
@@ -80,7 +84,8 @@ def smoke_test(invoke: Invoke, stage: str, request: dict[str, Any], expected_ver
         problems.append(f"POST /predict served model version {body.get('model_version')!r}, expected {expected_version!r}")
     probabilities = body.get("probabilities")
     if probabilities is not None and (
-        not isinstance(probabilities, list) or len(probabilities) != rows
+        not isinstance(probabilities, list)
+        or len(probabilities) != rows
         or any(not isinstance(p, list) or abs(sum(p) - 1.0) > 1e-3 for p in probabilities)
     ):
         problems.append(f"POST /predict: probabilities are not one distribution per row: {json.dumps(probabilities)[:200]}")

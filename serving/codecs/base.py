@@ -101,9 +101,14 @@ class Codec(ABC):
             decoded = self._decode(await read_body(request, route.max_body), request.headers)
             answering = route.answering(request.headers.get("accept"))
             if decoded.explain and decoded.explain.get(EXPLAIN_KEY) is True and not answering.answers_explanations:
-                raise RequestError(EXPLAIN_UNAVAILABLE, f"explanations are answered as JSON, not as {answering.answer_media}: drop that Accept header")
+                raise RequestError(
+                    EXPLAIN_UNAVAILABLE, f"explanations are answered as JSON, not as {answering.answer_media}: drop that Accept header"
+                )
             answer = route.service.predict(
-                decoded.payload, rid, event_time=request_time_of(request), client_id=request.headers.get("x-client-id"),
+                decoded.payload,
+                rid,
+                event_time=request_time_of(request),
+                client_id=request.headers.get("x-client-id"),
                 explain=decoded.explain,
             )
         except RequestError as exc:

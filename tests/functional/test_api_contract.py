@@ -16,7 +16,14 @@ import pytest
 
 from tests.support import EVENT_KINDS, event, header, read_jsonl_gz, response_json
 
-GOOD = {"bill_length_mm": 39.1, "bill_depth_mm": 18.7, "flipper_length_mm": 181.0, "body_mass_g": 3750.0, "island": "Torgersen", "sex": "male"}
+GOOD = {
+    "bill_length_mm": 39.1,
+    "bill_depth_mm": 18.7,
+    "flipper_length_mm": 181.0,
+    "body_mass_g": 3750.0,
+    "island": "Torgersen",
+    "sex": "male",
+}
 COLUMNS = list(GOOD)
 MAX_BODY = 4_000_000  # room for the 3.5 MB key below
 SMALL_ANSWER = 32_000  # bytes: an error answer stays this small whatever the request held
@@ -42,31 +49,108 @@ HUGE_KEY = "k" * 3_500_000
 # (case id, path, raw body, extra headers, status, error reason or None for a success)
 CASES: list[tuple[str, str, bytes, dict[str, str], int, str | None]] = [
     ("dict_as_column_name", "/predict", _raw({"dataframe_split": {"columns": [{}], "data": []}}), JSON_CT, 422, "bad_shape"),
-    ("list_as_column_name", "/predict", _raw({"dataframe_split": {"columns": [["a"], *COLUMNS], "data": [[1, *GOOD.values()]]}}), JSON_CT, 422, "bad_shape"),
-    ("lone_surrogate_key", "/predict", ('{"instances": [' + _row_json()[:-1] + ', "\\ud800": 1}]}').encode(), JSON_CT, 422, "unknown_feature"),
-    ("lone_surrogate_category", "/predict", ('{"instances": [' + _row_json(island='"\\udfff"') + "]}").encode(), JSON_CT, 422, "wrong_type"),
+    (
+        "list_as_column_name",
+        "/predict",
+        _raw({"dataframe_split": {"columns": [["a"], *COLUMNS], "data": [[1, *GOOD.values()]]}}),
+        JSON_CT,
+        422,
+        "bad_shape",
+    ),
+    (
+        "lone_surrogate_key",
+        "/predict",
+        ('{"instances": [' + _row_json()[:-1] + ', "\\ud800": 1}]}').encode(),
+        JSON_CT,
+        422,
+        "unknown_feature",
+    ),
+    (
+        "lone_surrogate_category",
+        "/predict",
+        ('{"instances": [' + _row_json(island='"\\udfff"') + "]}").encode(),
+        JSON_CT,
+        422,
+        "wrong_type",
+    ),
     ("huge_unknown_key", "/predict", _raw({"instances": [{**GOOD, HUGE_KEY: 1}]}), JSON_CT, 422, "unknown_feature"),
     ("huge_unknown_top_key", "/predict", _raw({HUGE_KEY: 1}), JSON_CT, 422, "bad_shape"),
-    ("huge_split_extra_key", "/predict", _raw({"dataframe_split": {"columns": COLUMNS, "data": [], HUGE_KEY: 1}}), JSON_CT, 422, "bad_shape"),
+    (
+        "huge_split_extra_key",
+        "/predict",
+        _raw({"dataframe_split": {"columns": COLUMNS, "data": [], HUGE_KEY: 1}}),
+        JSON_CT,
+        422,
+        "bad_shape",
+    ),
     ("huge_category", "/predict", _raw({"instances": [{**GOOD, "island": HUGE_KEY}]}), JSON_CT, 422, "unseen_category"),
     ("beyond_float32", "/predict", ('{"instances": [' + _row_json(body_mass_g="1e39") + "]}").encode(), JSON_CT, 422, "not_finite"),
-    ("duplicate_key", "/predict", ('{"instances": [' + _row_json()[:-1] + ', "island": "Dream"}]}').encode(), JSON_CT, 422, "duplicate_key"),
+    (
+        "duplicate_key",
+        "/predict",
+        ('{"instances": [' + _row_json()[:-1] + ', "island": "Dream"}]}').encode(),
+        JSON_CT,
+        422,
+        "duplicate_key",
+    ),
     ("duplicate_top_key", "/predict", b'{"instances": [], "instances": [' + _row_json().encode() + b"]}", JSON_CT, 422, "duplicate_key"),
     ("text_plain", "/predict", _raw({"instances": [GOOD]}), {"content-type": "text/plain"}, 415, "unsupported_media_type"),
     ("xml", "/predict", b"<instances/>", {"content-type": "application/xml"}, 415, "unsupported_media_type"),
-    ("octet_stream_on_predict", "/predict", _raw({"instances": [GOOD]}), {"content-type": "application/octet-stream"}, 415, "unsupported_media_type"),
+    (
+        "octet_stream_on_predict",
+        "/predict",
+        _raw({"instances": [GOOD]}),
+        {"content-type": "application/octet-stream"},
+        415,
+        "unsupported_media_type",
+    ),
     ("json_with_charset", "/predict", _raw({"instances": [GOOD]}), {"content-type": "application/json; charset=utf-8"}, 200, None),
     ("no_content_type", "/predict", _raw({"instances": [GOOD]}), {}, 200, None),
     ("curl_default_form_type", "/predict", _raw({"instances": [GOOD]}), {"content-type": "application/x-www-form-urlencoded"}, 200, None),
     ("gzip_body", "/predict", gzip.compress(_raw({"instances": [GOOD, GOOD]})), {**JSON_CT, "content-encoding": "gzip"}, 200, None),
-    ("gzip_two_members", "/predict", gzip.compress(b'{"instances": [') + gzip.compress(_row_json().encode() + b"]}"), {**JSON_CT, "content-encoding": "gzip"}, 200, None),
+    (
+        "gzip_two_members",
+        "/predict",
+        gzip.compress(b'{"instances": [') + gzip.compress(_row_json().encode() + b"]}"),
+        {**JSON_CT, "content-encoding": "gzip"},
+        200,
+        None,
+    ),
     ("gzip_bomb", "/predict", _gzip_bomb(50_000_000), {**JSON_CT, "content-encoding": "gzip"}, 413, "body_too_large"),
     ("gzip_corrupt", "/predict", b"\x1f\x8b\x08\x00garbage", {**JSON_CT, "content-encoding": "gzip"}, 400, "malformed_json"),
-    ("gzip_truncated", "/predict", gzip.compress(_raw({"instances": [GOOD]}))[:-12], {**JSON_CT, "content-encoding": "gzip"}, 400, "malformed_json"),
+    (
+        "gzip_truncated",
+        "/predict",
+        gzip.compress(_raw({"instances": [GOOD]}))[:-12],
+        {**JSON_CT, "content-encoding": "gzip"},
+        400,
+        "malformed_json",
+    ),
     ("brotli", "/predict", _raw({"instances": [GOOD]}), {**JSON_CT, "content-encoding": "br"}, 415, "unsupported_media_type"),
-    ("split_index_not_list", "/predict", _raw({"dataframe_split": {"columns": COLUMNS, "data": [list(GOOD.values())], "index": 3}}), JSON_CT, 422, "bad_shape"),
-    ("split_index_ignored", "/predict", _raw({"dataframe_split": {"columns": COLUMNS, "data": [list(GOOD.values())], "index": [7, 8, 9]}}), JSON_CT, 200, None),
-    ("feedback_text_plain", "/feedback", _raw({"request_id": "r", "label": "Adelie"}), {"content-type": "text/plain"}, 415, "unsupported_media_type"),
+    (
+        "split_index_not_list",
+        "/predict",
+        _raw({"dataframe_split": {"columns": COLUMNS, "data": [list(GOOD.values())], "index": 3}}),
+        JSON_CT,
+        422,
+        "bad_shape",
+    ),
+    (
+        "split_index_ignored",
+        "/predict",
+        _raw({"dataframe_split": {"columns": COLUMNS, "data": [list(GOOD.values())], "index": [7, 8, 9]}}),
+        JSON_CT,
+        200,
+        None,
+    ),
+    (
+        "feedback_text_plain",
+        "/feedback",
+        _raw({"request_id": "r", "label": "Adelie"}),
+        {"content-type": "text/plain"},
+        415,
+        "unsupported_media_type",
+    ),
     ("feedback_empty_request_id", "/feedback", _raw({"request_id": "", "label": "Adelie"}), JSON_CT, 422, "wrong_type"),
     ("feedback_duplicate_key", "/feedback", b'{"request_id": "a", "request_id": "b", "label": "Adelie"}', JSON_CT, 422, "duplicate_key"),
     ("feedback_huge_unknown_key", "/feedback", _raw({"request_id": "a", "label": "Adelie", HUGE_KEY: 1}), JSON_CT, 422, "bad_shape"),
@@ -228,7 +312,11 @@ def test_openapi_documents_every_status_each_route_answers(api: Any, lambda_cont
     assert statuses[("/health", "get")] == statuses[("/model", "get")] == {"200", "500"}
     feedback = spec["paths"]["/feedback"]["post"]["requestBody"]["content"]["application/json"]["schema"]["oneOf"][0]
     assert feedback["properties"]["request_id"] == {
-        "type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[^\\u0000-\\u001f\\u007f]*$", "description": "the request_id of the prediction",
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 128,
+        "pattern": "^[^\\u0000-\\u001f\\u007f]*$",
+        "description": "the request_id of the prediction",
     }
     assert feedback["additionalProperties"] is False
     split = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]["oneOf"][1]

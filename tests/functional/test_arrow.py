@@ -45,14 +45,19 @@ def test_an_arrow_request_is_captured_as_the_same_records(inference: Any, sample
     rows = [dict(r["inputs"]) for r in sample_bundle.reference_rows()[:10]]
     inference.handler(event("rest_v1", "POST", "/predict", {"instances": rows}, request_id="json-req"), lambda_context)
     inference.handler(
-        event("rest_v1", "POST", "/predict", raw=_stream(pa.Table.from_pylist(rows)), headers={"content-type": ARROW}, request_id="arrow-req"),
+        event(
+            "rest_v1", "POST", "/predict", raw=_stream(pa.Table.from_pylist(rows)), headers={"content-type": ARROW}, request_id="arrow-req"
+        ),
         lambda_context,
     )
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="captures/")["Contents"]]
 
     def records(suffix: str) -> list[dict[str, Any]]:
         key = next(k for k in keys if k.endswith(f"-{suffix}.jsonl.gz"))
-        return [{k: r[k] for k in ("row", "inputs", "prediction", "probabilities")} for r in read_jsonl_gz(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())]
+        return [
+            {k: r[k] for k in ("row", "inputs", "prediction", "probabilities")}
+            for r in read_jsonl_gz(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+        ]
 
     assert records("arrow-req") == records("json-req")
 

@@ -36,13 +36,18 @@ def test_the_audit_sample_is_written_stratified_and_its_labels_come_back(handler
     rng = random.Random(0)
     for i in range(60):
         batch = [rng.choice(rows) for _ in range(10)]
-        assert inference.handler(event("rest_v1", "POST", "/predict", {"instances": batch}, request_id=f"q{i}"), lambda_context)["statusCode"] == 200
+        assert (
+            inference.handler(event("rest_v1", "POST", "/predict", {"instances": batch}, request_id=f"q{i}"), lambda_context)["statusCode"]
+            == 200
+        )
     at = datetime.now(UTC) + timedelta(seconds=1)
     drift.handler({"time": at.strftime("%Y-%m-%dT%H:%M:%SZ")}, lambda_context)
 
     s3 = boto3.client("s3")
     day = at.date()
-    lines = [json.loads(x) for x in s3.get_object(Bucket=BUCKET, Key=audit_key("penguins", day, "jsonl"))["Body"].read().decode().splitlines()]
+    lines = [
+        json.loads(x) for x in s3.get_object(Bucket=BUCKET, Key=audit_key("penguins", day, "jsonl"))["Body"].read().decode().splitlines()
+    ]
     table = list(csv.DictReader(io.StringIO(s3.get_object(Bucket=BUCKET, Key=audit_key("penguins", day, "csv"))["Body"].read().decode())))
     assert len(lines) == len(table) == 60
     assert [(r["request_id"], int(r["row"])) for r in table] == [(r["request_id"], r["row"]) for r in lines]
@@ -58,7 +63,12 @@ def test_the_audit_sample_is_written_stratified_and_its_labels_come_back(handler
 
     # a person labels the sample: agrees with the model on all but 6 rows; labels come back marked "audit"
     items = [
-        {"request_id": r["request_id"], "row": r["row"], "label": r["prediction"] if k >= 6 else next(c for c in ("Adelie", "Gentoo") if c != r["prediction"]), "source": "audit"}
+        {
+            "request_id": r["request_id"],
+            "row": r["row"],
+            "label": r["prediction"] if k >= 6 else next(c for c in ("Adelie", "Gentoo") if c != r["prediction"]),
+            "source": "audit",
+        }
         for k, r in enumerate(lines)
     ]
     assert inference.handler(event("rest_v1", "POST", "/feedback", items, request_id="audit-1"), lambda_context)["statusCode"] == 202
@@ -84,5 +94,7 @@ def _captured_lines(s3) -> list[bytes]:
 
 def test_feedback_refuses_a_source_other_than_audit(handlers, lambda_context) -> None:
     inference, _ = handlers
-    resp = inference.handler(event("rest_v1", "POST", "/feedback", [{"request_id": "r", "row": 0, "label": "Adelie", "source": "crowd"}]), lambda_context)
+    resp = inference.handler(
+        event("rest_v1", "POST", "/feedback", [{"request_id": "r", "row": 0, "label": "Adelie", "source": "crowd"}]), lambda_context
+    )
     assert resp["statusCode"] == 422 and response_json(resp)["details"][0]["field"] == "source"

@@ -10,7 +10,14 @@ from hypothesis import strategies as st
 
 from tests.support import event, header, response_json
 
-GOOD = {"bill_length_mm": 39.1, "bill_depth_mm": 18.7, "flipper_length_mm": 181.0, "body_mass_g": 3750.0, "island": "Torgersen", "sex": "male"}
+GOOD = {
+    "bill_length_mm": 39.1,
+    "bill_depth_mm": 18.7,
+    "flipper_length_mm": 181.0,
+    "body_mass_g": 3750.0,
+    "island": "Torgersen",
+    "sex": "male",
+}
 
 
 def _with(**changes):
@@ -41,12 +48,40 @@ CASES = [
     ("bool_for_number", json.dumps({"instances": [_with(body_mass_g=True)]}).encode(), 422, "wrong_type", 0, "body_mass_g"),
     ("number_for_category", json.dumps({"instances": [_with(island=3)]}).encode(), 422, "wrong_type", 0, "island"),
     ("nan", b'{"instances": [' + json.dumps(GOOD).replace("39.1", "NaN").encode() + b"]}", 422, "not_finite", 0, "bill_length_mm"),
-    ("infinity", b'{"instances": [' + json.dumps(GOOD).replace("39.1", "-Infinity").encode() + b"]}", 422, "not_finite", 0, "bill_length_mm"),
-    ("overflowing_number", b'{"instances": [' + json.dumps(GOOD).replace("39.1", "1e999").encode() + b"]}", 422, "not_finite", 0, "bill_length_mm"),
+    (
+        "infinity",
+        b'{"instances": [' + json.dumps(GOOD).replace("39.1", "-Infinity").encode() + b"]}",
+        422,
+        "not_finite",
+        0,
+        "bill_length_mm",
+    ),
+    (
+        "overflowing_number",
+        b'{"instances": [' + json.dumps(GOOD).replace("39.1", "1e999").encode() + b"]}",
+        422,
+        "not_finite",
+        0,
+        "bill_length_mm",
+    ),
     ("null_not_nullable", json.dumps({"instances": [GOOD, GOOD, _with(island=None)]}).encode(), 422, "null_not_allowed", 2, "island"),
     ("unseen_category", json.dumps({"instances": [_with(island="Atlantis")]}).encode(), 422, "unseen_category", 0, "island"),
-    ("split_missing_column", json.dumps({"dataframe_split": {"columns": ["island"], "data": [["Dream"]]}}).encode(), 422, "missing_feature", None, "bill_length_mm"),
-    ("split_ragged_row", json.dumps({"dataframe_split": {"columns": list(GOOD), "data": [list(GOOD.values())[:3]]}}).encode(), 422, "bad_shape", 0, None),
+    (
+        "split_missing_column",
+        json.dumps({"dataframe_split": {"columns": ["island"], "data": [["Dream"]]}}).encode(),
+        422,
+        "missing_feature",
+        None,
+        "bill_length_mm",
+    ),
+    (
+        "split_ragged_row",
+        json.dumps({"dataframe_split": {"columns": list(GOOD), "data": [list(GOOD.values())[:3]]}}).encode(),
+        422,
+        "bad_shape",
+        0,
+        None,
+    ),
     ("oversize_body", b'{"instances": [' + b" " * 70_000 + b"]}", 413, "body_too_large", None, None),
 ]
 
@@ -95,11 +130,16 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=12,
 )
-feature_values = st.one_of(st.none(), st.booleans(), st.floats(), st.integers(), st.text(max_size=10), st.sampled_from(["Dream", "Biscoe", "male"]))
+feature_values = st.one_of(
+    st.none(), st.booleans(), st.floats(), st.integers(), st.text(max_size=10), st.sampled_from(["Dream", "Biscoe", "male"])
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(payload=json_values | st.fixed_dictionaries({"instances": st.lists(st.dictionaries(st.sampled_from(list(GOOD) + ["x"]), feature_values), max_size=3)}))
+@given(
+    payload=json_values
+    | st.fixed_dictionaries({"instances": st.lists(st.dictionaries(st.sampled_from(list(GOOD) + ["x"]), feature_values), max_size=3)})
+)
 def test_random_json_never_gets_a_5xx(payload, handler, lambda_context) -> None:
     raw = json.dumps(payload, allow_nan=True).encode()
     resp = handler(event("rest_v1", "POST", "/predict", raw=raw), lambda_context)
@@ -111,7 +151,14 @@ def test_random_json_never_gets_a_5xx(payload, handler, lambda_context) -> None:
 @given(
     payload=json_values
     | st.fixed_dictionaries(
-        {"dataframe_split": st.fixed_dictionaries({"columns": st.lists(st.sampled_from(list(GOOD) + ["x", 1]), max_size=7), "data": st.lists(st.lists(feature_values, max_size=7), max_size=3)})}
+        {
+            "dataframe_split": st.fixed_dictionaries(
+                {
+                    "columns": st.lists(st.sampled_from(list(GOOD) + ["x", 1]), max_size=7),
+                    "data": st.lists(st.lists(feature_values, max_size=7), max_size=3),
+                }
+            )
+        }
     )
 )
 def test_random_split_payloads_never_get_a_5xx(payload, handler, lambda_context) -> None:
@@ -120,7 +167,10 @@ def test_random_split_payloads_never_get_a_5xx(payload, handler, lambda_context)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(payload=json_values | st.lists(st.dictionaries(st.sampled_from(["request_id", "row", "label", "x"]), json_values, max_size=4), max_size=3))
+@given(
+    payload=json_values
+    | st.lists(st.dictionaries(st.sampled_from(["request_id", "row", "label", "x"]), json_values, max_size=4), max_size=3)
+)
 def test_random_feedback_never_gets_a_5xx(payload, handler, lambda_context) -> None:
     resp = handler(event("rest_v1", "POST", "/feedback", raw=json.dumps(payload, allow_nan=True).encode()), lambda_context)
     # no bucket in this fixture: valid feedback is a 503 (storage not configured), never a 500

@@ -78,7 +78,9 @@ def _predict(mod: Any, ctx: Any, rows: list[dict[str, Any]], request_id: str | N
 
 
 def _oip(mod: Any, ctx: Any, manifest: Any, body: bytes, headers: dict[str, str], request_id: str | None = None) -> dict[str, Any]:
-    return mod.handler(event("rest_v1", "POST", f"/v2/models/{manifest.model_name}/infer", raw=body, headers=headers, request_id=request_id), ctx)
+    return mod.handler(
+        event("rest_v1", "POST", f"/v2/models/{manifest.model_name}/infer", raw=body, headers=headers, request_id=request_id), ctx
+    )
 
 
 def _post_arrow(mod: Any, ctx: Any, body: bytes, request_id: str | None = None, answer_arrow: bool = False) -> dict[str, Any]:
@@ -98,7 +100,12 @@ def test_a_thousand_rows_with_nulls_get_predicts_answers(inference: Any, sample_
     np.testing.assert_allclose(oip["probabilities"], np.array(expected["probabilities"], dtype=np.float32), atol=1e-6)
 
     table = pa.Table.from_pylist(rows)
-    for body in (arrow_stream(table), arrow_stream(pa.table({n: c.dictionary_encode() if pa.types.is_string(c.type) else c for n, c in zip(table.column_names, table.columns)}))):
+    for body in (
+        arrow_stream(table),
+        arrow_stream(
+            pa.table({n: c.dictionary_encode() if pa.types.is_string(c.type) else c for n, c in zip(table.column_names, table.columns)})
+        ),
+    ):
         answer = arrow_answer(_post_arrow(inference, lambda_context, body, answer_arrow=True))
         assert answer.column("prediction").to_pylist() == expected["predictions"]
         probs = np.column_stack([answer.column(f"probability_{c}").to_numpy() for c in expected["classes"]])
@@ -140,7 +147,9 @@ def test_bad_values_are_refused_with_predicts_error(inference: Any, sample_bundl
     assert {k: got[k] for k in ("error", "message", "details")} == {k: expected[k] for k in ("error", "message", "details")}
 
 
-def test_typed_inputs_of_each_dtype_are_checked_as_json_values(request: pytest.FixtureRequest, load_inference: Any, lambda_context: Any) -> None:
+def test_typed_inputs_of_each_dtype_are_checked_as_json_values(
+    request: pytest.FixtureRequest, load_inference: Any, lambda_context: Any
+) -> None:
     """Integer, float and boolean tensors into float32, float64, int64 and bool inputs."""
     bundle = request.getfixturevalue("mixed_bundle")
     mod = load_inference(bundle)
@@ -171,7 +180,10 @@ def test_typed_inputs_of_each_dtype_are_checked_as_json_values(request: pytest.F
 def _captured(s3: Any, request_id: str) -> list[dict[str, Any]]:
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="captures/")["Contents"]]
     key = next(k for k in keys if k.endswith(f"-{request_id}.jsonl.gz"))
-    return [{k: r[k] for k in ("row", "inputs", "prediction", "probabilities")} for r in read_jsonl_gz(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())]
+    return [
+        {k: r[k] for k in ("row", "inputs", "prediction", "probabilities")}
+        for r in read_jsonl_gz(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    ]
 
 
 def test_binary_requests_are_captured_as_the_same_records(inference: Any, sample_bundle: Any, lambda_context: Any, s3: Any) -> None:
@@ -182,7 +194,9 @@ def test_binary_requests_are_captured_as_the_same_records(inference: Any, sample
     as_sent = {f.name: "FP64" for f in m.features if f.kind.value == "numeric"}  # FP32 would round 39.1 before it is captured
     assert _oip(inference, lambda_context, m, *_oip_binary(m, rows, as_sent), request_id="oip-req")["statusCode"] == 200
     table = pa.Table.from_pylist(rows)
-    dictionary = pa.table({n: c.dictionary_encode() if pa.types.is_string(c.type) else c for n, c in zip(table.column_names, table.columns)})
+    dictionary = pa.table(
+        {n: c.dictionary_encode() if pa.types.is_string(c.type) else c for n, c in zip(table.column_names, table.columns)}
+    )
     assert _post_arrow(inference, lambda_context, arrow_stream(dictionary), request_id="arrow-req")["statusCode"] == 200
     expected = _captured(s3, "json-req")
     assert len(expected) == 200
@@ -231,14 +245,21 @@ def test_arrow_columns_are_read_as_pyarrow_reads_them() -> None:
     rng = np.random.default_rng(1)
     nulls = rng.random(n) < 0.2
     words = np.array(["Biscoe", "Dréam", "", "Torgersen"], dtype=object)[rng.integers(0, 4, n)]
-    table = pa.table({
-        "f64": pa.array(rng.normal(size=n), mask=nulls), "f32": pa.array(rng.normal(size=n).astype(np.float32)),
-        "f16": pa.array(rng.normal(size=n).astype(np.float16), mask=nulls), "i8": pa.array(rng.integers(-100, 100, n).astype(np.int8)),
-        "u64": pa.array(rng.integers(0, 2**62, n).astype(np.uint64), mask=nulls), "flag": pa.array(rng.random(n) < 0.5, mask=nulls),
-        "text": pa.array(words, pa.string(), mask=nulls), "large": pa.array(words, pa.large_string()),
-        "ascii": pa.array([w.replace("é", "e") for w in words], pa.string(), mask=nulls),
-        "category": pa.array(words, pa.string(), mask=nulls).dictionary_encode(), "when": pa.array(np.arange(n), pa.timestamp("s")),
-    })
+    table = pa.table(
+        {
+            "f64": pa.array(rng.normal(size=n), mask=nulls),
+            "f32": pa.array(rng.normal(size=n).astype(np.float32)),
+            "f16": pa.array(rng.normal(size=n).astype(np.float16), mask=nulls),
+            "i8": pa.array(rng.integers(-100, 100, n).astype(np.int8)),
+            "u64": pa.array(rng.integers(0, 2**62, n).astype(np.uint64), mask=nulls),
+            "flag": pa.array(rng.random(n) < 0.5, mask=nulls),
+            "text": pa.array(words, pa.string(), mask=nulls),
+            "large": pa.array(words, pa.large_string()),
+            "ascii": pa.array([w.replace("é", "e") for w in words], pa.string(), mask=nulls),
+            "category": pa.array(words, pa.string(), mask=nulls).dictionary_encode(),
+            "when": pa.array(np.arange(n), pa.timestamp("s")),
+        }
+    )
     batch = decode_stream(arrow_stream(table))
     assert batch.names == table.column_names
     for name, column in zip(batch.names, batch.columns, strict=True):
@@ -257,21 +278,31 @@ def test_a_single_tensor_model_takes_one_binary_tensor_as_json_columns(tmp_path:
     x = helper.make_tensor_value_info("x", TensorProto.DOUBLE, [None, 2])
     axes = helper.make_tensor("axes", TensorProto.INT64, [1], [1])
     graph = helper.make_graph(
-        [helper.make_node("ReduceSum", ["x", "axes"], ["value"], keepdims=1)], "sum", [x],
-        [helper.make_tensor_value_info("value", TensorProto.DOUBLE, [None, 1])], initializer=[axes],
+        [helper.make_node("ReduceSum", ["x", "axes"], ["value"], keepdims=1)],
+        "sum",
+        [x],
+        [helper.make_tensor_value_info("value", TensorProto.DOUBLE, [None, 1])],
+        initializer=[axes],
     )
     ref = pd.DataFrame({"a": np.random.default_rng(1).normal(size=250), "b": np.random.default_rng(2).normal(size=250)})
     schema = {
-        "model_name": "sum64", "features": [{"name": "a", "kind": "numeric"}, {"name": "b", "kind": "numeric"}],
+        "model_name": "sum64",
+        "features": [{"name": "a", "kind": "numeric"}, {"name": "b", "kind": "numeric"}],
         "outputs": {"task": "regression", "label_output": "value", "probability_output": None},
-        "input_layout": "single_tensor", "single_input_name": "x",
+        "input_layout": "single_tensor",
+        "single_input_name": "x",
     }
     bundle = export_onnx(_save(tmp_path, graph), schema, ref, tmp_path / "b")
     mod = load_inference(bundle)
     for matrix in ([[1e39, 0.25], [2.0, -1.0]], [[1.0, 2.0], [float("nan"), 3.0]]):
         raw = np.array(matrix, dtype="<f8").tobytes()
-        body, headers = _binary_body({"inputs": [{"name": "x", "shape": [2, 2], "datatype": "FP64", "parameters": {"binary_data_size": len(raw)}}],
-                                      "parameters": {"binary_data_output": True}}, raw)
+        body, headers = _binary_body(
+            {
+                "inputs": [{"name": "x", "shape": [2, 2], "datatype": "FP64", "parameters": {"binary_data_size": len(raw)}}],
+                "parameters": {"binary_data_output": True},
+            },
+            raw,
+        )
         expected = _predict(mod, lambda_context, [{"a": a, "b": b} for a, b in matrix])
         resp = _oip(mod, lambda_context, bundle.manifest, body, headers)
         if expected["status"] == 200:

@@ -33,8 +33,6 @@ SALT = "a-test-salt-of-at-least-16-chars"
 # --- helpers -------------------------------------------------------------------------------------
 
 
-
-
 def make_bucket(s3: Any) -> None:
     s3.create_bucket(Bucket=BUCKET)
 
@@ -138,7 +136,7 @@ def test_batch_request_writes_one_whole_object_matching_the_answer(s3, load_infe
 
     stored = objects(s3)
     assert len(stored) == 1
-    (key, data), = stored.items()
+    ((key, data),) = stored.items()
     pattern = (
         rf"^captures/model={re.escape(m.model_name)}/version={re.escape(m.version)}/"
         rf"dt=(\d{{4}}-\d{{2}}-\d{{2}})/hour=(\d{{2}})/(\d{{12}})-{re.escape(api_request_id)}\.jsonl\.gz$"
@@ -247,9 +245,7 @@ def _assert_binomial(k: int, n: int, p: float, sds: float = 4.0) -> None:
 
 def test_redacted_features_absent_and_hashed_ones_salted_sha256(s3, load_inference, sample_bundle, lambda_context) -> None:
     make_bucket(s3)
-    mod = load_inference(
-        capture_bucket=BUCKET, redact_features='["island"]', hash_features="sex,body_mass_g", capture_hash_salt=SALT
-    )
+    mod = load_inference(capture_bucket=BUCKET, redact_features='["island"]', hash_features="sex,body_mass_g", capture_hash_salt=SALT)
     sent = rows(sample_bundle, 8)
     assert post(mod, lambda_context, {"instances": sent})["statusCode"] == 200
     (data,) = objects(s3).values()
@@ -294,7 +290,11 @@ def test_hashed_features_use_the_salt_the_stack_generated_in_secrets_manager(s3,
 
 def test_without_a_salt_hashed_features_are_redacted_never_written_plain(s3, load_inference, sample_bundle, lambda_context) -> None:
     make_bucket(s3)
-    mod = load_inference(capture_bucket=BUCKET, hash_features="sex", MS_CAPTURE_HASH_SALT_SECRET_ARN="arn:aws:secretsmanager:us-east-1:123456789012:secret:missing")
+    mod = load_inference(
+        capture_bucket=BUCKET,
+        hash_features="sex",
+        MS_CAPTURE_HASH_SALT_SECRET_ARN="arn:aws:secretsmanager:us-east-1:123456789012:secret:missing",
+    )
     sent = rows(sample_bundle, 5)
     assert post(mod, lambda_context, {"instances": sent})["statusCode"] == 200  # serving is unaffected
     (data,) = objects(s3).values()
@@ -470,7 +470,9 @@ def test_inference_metrics_in_emf(s3, load_inference, sample_bundle, lambda_cont
         (None, b'{"instances": [' + b" " * 2048 + b"]}", 413, "body_too_large"),  # over max_body_bytes=1024
     ],
 )
-def test_rejected_request_counts_validation_reject_by_reason(s3, load_inference, sample_bundle, lambda_context, capsys, body, raw, status, reason) -> None:
+def test_rejected_request_counts_validation_reject_by_reason(
+    s3, load_inference, sample_bundle, lambda_context, capsys, body, raw, status, reason
+) -> None:
     """Each refusal is counted once, whichever layer refused it (the API reads the body, the service validates it)."""
     make_bucket(s3)
     mod = load_inference(capture_bucket=BUCKET, max_body_bytes="1024")

@@ -27,7 +27,9 @@ def capture_lines(stdout: str) -> list[dict[str, Any]]:
     return out
 
 
-def test_every_answered_request_leaves_one_line_per_row_and_no_capture_object(s3, load_inference, sample_bundle, lambda_context, capsys) -> None:
+def test_every_answered_request_leaves_one_line_per_row_and_no_capture_object(
+    s3, load_inference, sample_bundle, lambda_context, capsys
+) -> None:
     make_bucket(s3)
     mod = load_inference(capture_bucket=BUCKET, capture_sink="logs")
     assert type(mod.service.capturer.sink).__name__ == "LogsCaptureSink"

@@ -122,7 +122,13 @@ def _probabilities_only_schema(**outputs: Any) -> dict[str, Any]:
     return {
         "model_name": "p",
         "features": [{"name": "a", "kind": "numeric"}, {"name": "b", "kind": "numeric"}],
-        "outputs": {"task": "classification", "classes": ["no", "yes"], "label_output": None, "probability_output": "probabilities", **outputs},
+        "outputs": {
+            "task": "classification",
+            "classes": ["no", "yes"],
+            "label_output": None,
+            "probability_output": "probabilities",
+            **outputs,
+        },
         "input_layout": "single_tensor",
         "single_input_name": "x",
     }
@@ -163,7 +169,10 @@ def test_export_refuses_a_label_that_contradicts_the_probabilities(tmp_path) -> 
         helper.make_node("Softmax", ["x"], ["probabilities"], axis=1),
         helper.make_node("ArgMin", ["probabilities"], ["label"], axis=1, keepdims=0),
     ]
-    outs = [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2]), helper.make_tensor_value_info("label", TensorProto.INT64, [None])]
+    outs = [
+        helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2]),
+        helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+    ]
     model = _graph(tmp_path, nodes, outs)
     schema = _probabilities_only_schema(label_output="label", classes=["0", "1"])
     with pytest.raises(ServingCheckError, match="contradicts the probabilities"):
@@ -175,7 +184,12 @@ def test_declared_classes_in_another_order_than_the_graphs_are_refused(tmp_path,
     schema = {
         "model_name": "wine",
         "features": [{"name": c, "kind": "numeric"} for c in x.columns],
-        "outputs": {"task": "classification", "classes": ["3", "2", "1"], "label_output": "output_label", "probability_output": "output_probability"},
+        "outputs": {
+            "task": "classification",
+            "classes": ["3", "2", "1"],
+            "label_output": "output_label",
+            "probability_output": "output_probability",
+        },
         "input_layout": "single_tensor",
         "single_input_name": "x",
     }

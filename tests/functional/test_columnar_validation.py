@@ -162,8 +162,12 @@ def test_column_names_and_counts_are_checked_as_dataframe_split_columns(sample_b
         ColumnBatch(m.feature_names[1:], one[1:]),  # a feature missing
         ColumnBatch([*m.feature_names, "extra"], [*one, [1.0]]),  # an unknown column
         ColumnBatch([*m.feature_names, m.feature_names[0]], [*one, one[0]]),  # a column twice
-        ColumnBatch(m.feature_names, [TypedColumn(np.array([], dtype="<f4")) if isinstance(c, TypedColumn) else [] for c in one]),  # no rows
-        ColumnBatch(m.feature_names, [TypedColumn(np.repeat(c.values, 4)) if isinstance(c, TypedColumn) else c * 4 for c in one]),  # too many
+        ColumnBatch(
+            m.feature_names, [TypedColumn(np.array([], dtype="<f4")) if isinstance(c, TypedColumn) else [] for c in one]
+        ),  # no rows
+        ColumnBatch(
+            m.feature_names, [TypedColumn(np.repeat(c.values, 4)) if isinstance(c, TypedColumn) else c * 4 for c in one]
+        ),  # too many
     ]
     reasons = []
     for batch in cases:

@@ -13,7 +13,12 @@ from devtools.compare import compare
 def test_shadow_comparison_demo_writes_both_reports(sample_bundle, challenger_bundle, tmp_path) -> None:
     lines: list[str] = []
     summary = compare(
-        "shadow", requests=30, rows=4, out=tmp_path, bundle=str(sample_bundle.root), challenger=str(challenger_bundle.root),
+        "shadow",
+        requests=30,
+        rows=4,
+        out=tmp_path,
+        bundle=str(sample_bundle.root),
+        challenger=str(challenger_bundle.root),
         echo=lines.append,
     )
     assert summary["paired_rows"] == 120
@@ -27,7 +32,13 @@ def test_shadow_comparison_demo_writes_both_reports(sample_bundle, challenger_bu
 
 def test_ab_comparison_demo_splits_the_traffic(sample_bundle, challenger_bundle, tmp_path) -> None:
     summary = compare(
-        "ab", requests=60, rows=1, ab_share=0.5, out=tmp_path, bundle=str(sample_bundle.root), challenger=str(challenger_bundle.root),
+        "ab",
+        requests=60,
+        rows=1,
+        ab_share=0.5,
+        out=tmp_path,
+        bundle=str(sample_bundle.root),
+        challenger=str(challenger_bundle.root),
         echo=lambda _: None,
     )
     assert summary["rows"]["champion"] > 0 and summary["rows"]["challenger"] > 0
@@ -36,14 +47,28 @@ def test_ab_comparison_demo_splits_the_traffic(sample_bundle, challenger_bundle,
 
 def test_promote_swaps_the_bundles_in_cdk_json(tmp_path, capsys) -> None:
     cdk_json = tmp_path / "cdk.json"
-    cdk_json.write_text(json.dumps({"app": "python3 app.py", "context": {
-        "model_bundle_path": "models/sample", "challenger_bundle_path": "models/challenger", "challenger_mode": "ab", "ab_share": 0.2,
-        "@aws-cdk/core:flag": True,
-    }}))
+    cdk_json.write_text(
+        json.dumps(
+            {
+                "app": "python3 app.py",
+                "context": {
+                    "model_bundle_path": "models/sample",
+                    "challenger_bundle_path": "models/challenger",
+                    "challenger_mode": "ab",
+                    "ab_share": 0.2,
+                    "@aws-cdk/core:flag": True,
+                },
+            }
+        )
+    )
     assert main(["promote", "--cdk-json", str(cdk_json), "--keep-shadow"]) == 0
     ctx = json.loads(cdk_json.read_text())["context"]
-    assert ctx == {"model_bundle_path": "models/challenger", "challenger_bundle_path": "models/sample", "challenger_mode": "shadow",
-                   "@aws-cdk/core:flag": True}
+    assert ctx == {
+        "model_bundle_path": "models/challenger",
+        "challenger_bundle_path": "models/sample",
+        "challenger_mode": "shadow",
+        "@aws-cdk/core:flag": True,
+    }
     assert main(["promote", "--cdk-json", str(cdk_json)]) == 0
     ctx = json.loads(cdk_json.read_text())["context"]
     assert ctx["model_bundle_path"] == "models/sample" and ctx["challenger_mode"] == "off" and "challenger_bundle_path" not in ctx

@@ -17,8 +17,15 @@ def demo_results(tmp_path_factory, sample_bundle, challenger_bundle):
         for k in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
             mp.delenv(k, raising=False)
         results = demo(
-            bundle=str(sample_bundle.root), requests=80, rows=10, out=out, seed=3, progress=False, echo=lines.append,
-            challenger=str(challenger_bundle.root), compare_requests=40,
+            bundle=str(sample_bundle.root),
+            requests=80,
+            rows=10,
+            out=out,
+            seed=3,
+            progress=False,
+            echo=lines.append,
+            challenger=str(challenger_bundle.root),
+            compare_requests=40,
         )
     return {r.name: r for r in results}, "\n".join(lines), out
 
@@ -54,13 +61,13 @@ def test_shifted_period_raises_dataset_drift_and_data_quality_alarms(demo_result
     assert shifted.states["NoTraffic"] == "OK"
     # the report leads with the cause and names the value never seen in training
     assert shifted.summary["root_cause"] and quiet_root_cause(results) is None
-    (feature, values), = shifted.summary["new_values"].items()
+    ((feature, values),) = shifted.summary["new_values"].items()
     assert list(values) == ["Atlantis"] and values["Atlantis"] > 0
 
 
 def test_the_demo_ends_with_a_shadow_comparison_of_two_versions(demo_results, sample_bundle, challenger_bundle) -> None:
     _, printed, out = demo_results
-    comparison = printed[printed.index("== shadow comparison: "):]
+    comparison = printed[printed.index("== shadow comparison: ") :]
     assert f"champion {sample_bundle.manifest.version} vs challenger {challenger_bundle.manifest.version}" in comparison
     assert "agreement " in comparison and "over 200 paired rows" in comparison  # 40 requests x 5 rows, every one scored by both
     assert "macro F1 difference " in comparison and "paired bootstrap" in comparison and "AUC difference " in comparison
@@ -132,7 +139,10 @@ def test_bring_your_own_regression_model_with_a_boolean_feature_runs_the_whole_l
     features = ["sqft", "has_garage", "city", "age"]
     specs = infer_feature_specs({c: df[c] for c in features})
     pre = ColumnTransformer(
-        [("num", SimpleImputer(strategy="median"), ["sqft", "has_garage", "age"]), ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["city"])]
+        [
+            ("num", SimpleImputer(strategy="median"), ["sqft", "has_garage", "age"]),
+            ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["city"]),
+        ]
     )
     pipe = Pipeline([("pre", pre), ("reg", HistGradientBoostingRegressor(max_iter=20, random_state=0))])
     pipe.fit(prepare_frame(df, specs), df.price)
@@ -140,7 +150,10 @@ def test_bring_your_own_regression_model_with_a_boolean_feature_runs_the_whole_l
     assert bundle.manifest.outputs.task.value == "regression"
 
     lines: list[str] = []
-    results = {r.name: r for r in demo(bundle=str(bundle.root), requests=60, rows=10, out=tmp_path / "out", seed=1, progress=False, echo=lines.append)}
+    results = {
+        r.name: r
+        for r in demo(bundle=str(bundle.root), requests=60, rows=10, out=tmp_path / "out", seed=1, progress=False, echo=lines.append)
+    }
     assert results[PERIOD_QUIET].rejected == 0 and results[PERIOD_QUIET].summary["dataset_drift"] is False
     assert results[PERIOD_SHIFTED].states["DatasetDrift"] == "ALARM"
     printed = "\n".join(lines)

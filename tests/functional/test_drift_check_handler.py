@@ -60,15 +60,19 @@ def _send(inference, ctx, rows, n_requests, rng, shift=None):
         assert resp["statusCode"] == 200, resp["body"]
 
 
-def _metric(name: str, start: datetime, end: datetime, version: str, feature: str | None = None,
-            window: str | None = "24h") -> list[float]:
+def _metric(name: str, start: datetime, end: datetime, version: str, feature: str | None = None, window: str | None = "24h") -> list[float]:
     dims = [{"Name": mn.DIM_MODEL_NAME, "Value": "penguins"}, {"Name": mn.DIM_MODEL_VERSION, "Value": version}]
     if window:  # the drift check's metrics of one window; None: the run's own (VerdictEventErrors)
         dims.append({"Name": mn.DIM_WINDOW, "Value": window})
     if feature:
         dims.append({"Name": mn.DIM_FEATURE, "Value": feature})
     resp = boto3.client("cloudwatch").get_metric_data(
-        MetricDataQueries=[{"Id": "m", "MetricStat": {"Metric": {"Namespace": NAMESPACE, "MetricName": name, "Dimensions": dims}, "Period": 60, "Stat": "Maximum"}}],
+        MetricDataQueries=[
+            {
+                "Id": "m",
+                "MetricStat": {"Metric": {"Namespace": NAMESPACE, "MetricName": name, "Dimensions": dims}, "Period": 60, "Stat": "Maximum"},
+            }
+        ],
         StartTime=start - timedelta(minutes=2),
         EndTime=end + timedelta(minutes=2),
     )
@@ -246,7 +250,9 @@ def test_each_check_puts_its_verdict_on_the_default_bus(handlers, drift_rule, sa
     assert _metric(VERDICT_EVENT_ERRORS, at, at, sample_bundle.manifest.version, window=None) == [0.0]
 
 
-def test_an_unreachable_bus_is_counted_and_the_check_still_succeeds(handlers, drift_rule, sample_bundle, lambda_context, monkeypatch) -> None:
+def test_an_unreachable_bus_is_counted_and_the_check_still_succeeds(
+    handlers, drift_rule, sample_bundle, lambda_context, monkeypatch
+) -> None:
     from botocore.config import Config
 
     from modelserve.metric_catalogue import VERDICT_EVENT_ERRORS

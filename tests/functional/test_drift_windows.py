@@ -39,8 +39,15 @@ def service(bundle: ModelBundle, **settings: Any) -> DriftService:
     return DriftService(bundle, s, boto3.client("s3"), boto3.client("cloudwatch"), BUCKET, deployment="Stack")
 
 
-def write_traffic(bundle: ModelBundle, start: datetime, end: datetime, rows_per_hour: int, rng: random.Random,
-                  shift_from: datetime | None = None, rows_per_object: int = 10) -> int:
+def write_traffic(
+    bundle: ModelBundle,
+    start: datetime,
+    end: datetime,
+    rows_per_hour: int,
+    rng: random.Random,
+    shift_from: datetime | None = None,
+    rows_per_object: int = 10,
+) -> int:
     """Reference rows resampled over [start, end), ``rows_per_object`` per capture object; rows at or
     after ``shift_from`` have body_mass_g one reference sd (~800 g) heavier."""
     s3, m = boto3.client("s3"), bundle.manifest
@@ -55,19 +62,29 @@ def write_traffic(bundle: ModelBundle, start: datetime, end: datetime, rows_per_
             inputs = dict(ref["inputs"])
             if shift_from is not None and at >= shift_from and inputs["body_mass_g"] is not None:
                 inputs["body_mass_g"] += 800.0
-            records.append(CaptureRecord(f"r{i}", row, utc_iso(at), m.model_name, m.version, "test", inputs,
-                                         ref["prediction"], ref["probabilities"]))
+            records.append(
+                CaptureRecord(f"r{i}", row, utc_iso(at), m.model_name, m.version, "test", inputs, ref["prediction"], ref["probabilities"])
+            )
         s3.put_object(Bucket=BUCKET, Key=capture_key(m.model_name, m.version, at, f"r{i}"), Body=encode_jsonl_gz(records))
     return n_objects * rows_per_object
 
 
 def metric(name: str, window: str, bundle: ModelBundle) -> list[float]:
-    dims = [{"Name": mn.DIM_MODEL_NAME, "Value": bundle.manifest.model_name}, {"Name": mn.DIM_MODEL_VERSION, "Value": bundle.manifest.version},
-            {"Name": mn.DIM_DEPLOYMENT, "Value": "Stack"}, {"Name": mn.DIM_WINDOW, "Value": window}]
+    dims = [
+        {"Name": mn.DIM_MODEL_NAME, "Value": bundle.manifest.model_name},
+        {"Name": mn.DIM_MODEL_VERSION, "Value": bundle.manifest.version},
+        {"Name": mn.DIM_DEPLOYMENT, "Value": "Stack"},
+        {"Name": mn.DIM_WINDOW, "Value": window},
+    ]
     resp = boto3.client("cloudwatch").get_metric_data(
-        MetricDataQueries=[{"Id": "m", "MetricStat": {"Metric": {"Namespace": NAMESPACE, "MetricName": name, "Dimensions": dims},
-                                                      "Period": 60, "Stat": "Maximum"}}],
-        StartTime=END - timedelta(minutes=5), EndTime=END + timedelta(minutes=5),
+        MetricDataQueries=[
+            {
+                "Id": "m",
+                "MetricStat": {"Metric": {"Namespace": NAMESPACE, "MetricName": name, "Dimensions": dims}, "Period": 60, "Stat": "Maximum"},
+            }
+        ],
+        StartTime=END - timedelta(minutes=5),
+        EndTime=END + timedelta(minutes=5),
     )
     return resp["MetricDataResults"][0]["Values"]
 

@@ -21,8 +21,6 @@ from tests.support import event, header, read_jsonl_gz, response_json
 BUCKET = "modelserve-test-feedback"
 
 
-
-
 def stored(s3: Any) -> dict[str, bytes]:
     resp = s3.list_objects_v2(Bucket=BUCKET)
     return {o["Key"]: s3.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read() for o in resp.get("Contents", [])}
@@ -47,7 +45,9 @@ def metric_points(stdout: str, name: str) -> list[tuple[float, dict[str, str]]]:
     return points
 
 
-def send(mod: Any, ctx: Any, body: Any = None, *, raw: bytes | None = None, kind: str = "rest_v1", request_id: str | None = None) -> dict[str, Any]:
+def send(
+    mod: Any, ctx: Any, body: Any = None, *, raw: bytes | None = None, kind: str = "rest_v1", request_id: str | None = None
+) -> dict[str, Any]:
     return mod.handler(event(kind, "POST", "/feedback", body, raw=raw, request_id=request_id), ctx)
 
 
@@ -73,14 +73,20 @@ def test_single_item_is_stored(s3, inference, sample_bundle, lambda_context, cap
 
     objects = batches(s3)
     assert len(objects) == 1
-    (key, data), = objects.items()
+    ((key, data),) = objects.items()
     match = re.match(_key_pattern(m.model_name, "fb-single"), key)
     assert match, key
     (record,) = read_jsonl_gz(data)
     received = parse_utc(record["received_time"])
     assert before <= received <= after
     assert match.groups() == (f"{received:%Y-%m-%d}", f"{received:%H%M%S%f}")
-    assert record == {"request_id": "pred-123", "row": 0, "label": "Gentoo", "received_time": record["received_time"], "model_name": m.model_name}
+    assert record == {
+        "request_id": "pred-123",
+        "row": 0,
+        "label": "Gentoo",
+        "received_time": record["received_time"],
+        "model_name": m.model_name,
+    }
     out = capsys.readouterr().out
     assert [p[0] for p in metric_points(out, mn.FEEDBACK_ROWS)] == [1.0]
     assert metric_points(out, mn.FEEDBACK_ERRORS) == []
@@ -96,7 +102,7 @@ def test_batch_is_stored_as_one_object_and_unknown_request_ids_are_accepted(s3, 
     assert resp["statusCode"] == 202 and response_json(resp)["accepted"] == 3
     objects = batches(s3)
     assert len(objects) == 1
-    (key, data), = objects.items()
+    ((key, data),) = objects.items()
     assert re.match(_key_pattern(sample_bundle.manifest.model_name, "fb-batch"), key)
     records = read_jsonl_gz(data)
     assert [(r["request_id"], r["row"], r["label"]) for r in records] == [

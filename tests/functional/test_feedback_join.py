@@ -31,8 +31,7 @@ def test_corrections_replace_conflicts_are_reported_and_unmatched_labels_counted
     t = START + timedelta(minutes=10)
     _put(s3, t, _label("raced", "Adelie", t), _label("corrected", "Adelie", t), _label("nobody-captured-this", "Gentoo", t))
     later = t + timedelta(minutes=5)
-    _put(s3, later, _label("raced", "Gentoo", later),
-         replace(_label("corrected", "Chinstrap", later, reason="misread"), replaces="Adelie"))
+    _put(s3, later, _label("raced", "Gentoo", later), replace(_label("corrected", "Chinstrap", later, reason="misread"), replaces="Adelie"))
     wanted = {("raced", 0), ("corrected", 0)}
     labels = read_feedback(s3, CaptureLocation(BUCKET, "penguins", "v1"), START, END, wanted, now=END + timedelta(days=2))
     assert labels[("raced", 0)].label == "Adelie"  # the first label held; the racing one is not used
@@ -43,7 +42,6 @@ def test_corrections_replace_conflicts_are_reported_and_unmatched_labels_counted
 
 def test_a_feedback_record_keeps_its_caller_and_correction_through_json() -> None:
     record = replace(_label("r", "Gentoo", START, caller="key-1", reason="re-measured"), replaces="Adelie")
-
 
     assert FeedbackRecord.from_dict(json.loads(record.to_json())) == record
     plain = _label("r", "Gentoo", START)

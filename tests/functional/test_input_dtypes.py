@@ -49,7 +49,12 @@ def mixed_bundle(tmp_path_factory: pytest.TempPathFactory) -> ModelBundle:
     )
     schema = {
         "model_name": "mixed",
-        "features": [{"name": "f32", "kind": "numeric"}, {"name": "f64", "kind": "numeric"}, {"name": "i64", "kind": "numeric"}, {"name": "flag", "kind": "boolean"}],
+        "features": [
+            {"name": "f32", "kind": "numeric"},
+            {"name": "f64", "kind": "numeric"},
+            {"name": "i64", "kind": "numeric"},
+            {"name": "flag", "kind": "boolean"},
+        ],
         "outputs": {"task": "regression", "label_output": "value", "probability_output": None},
     }
     return export_onnx(_save(tmp, graph), schema, ref, tmp / "bundle")
@@ -70,7 +75,13 @@ def test_each_input_gets_its_own_type(mixed_bundle, load_inference, lambda_conte
 
 @pytest.mark.parametrize(
     ("field", "value", "reason"),
-    [("i64", 2.5, "wrong_type"), ("i64", 2**60, "wrong_type"), ("f32", 1e39, "not_finite"), ("flag", 1, "wrong_type"), ("f64", "1", "wrong_type")],
+    [
+        ("i64", 2.5, "wrong_type"),
+        ("i64", 2**60, "wrong_type"),
+        ("f32", 1e39, "not_finite"),
+        ("flag", 1, "wrong_type"),
+        ("f64", "1", "wrong_type"),
+    ],
 )
 def test_values_the_input_type_cannot_carry_are_refused(mixed_bundle, load_inference, lambda_context, field, value, reason) -> None:
     mod = load_inference(mixed_bundle)
@@ -86,8 +97,11 @@ def test_a_single_float64_tensor_and_an_int64_reference_check(tmp_path, load_inf
     x = helper.make_tensor_value_info("x", TensorProto.DOUBLE, [None, 2])
     axes = helper.make_tensor("axes", TensorProto.INT64, [1], [1])
     graph = helper.make_graph(
-        [helper.make_node("ReduceSum", ["x", "axes"], ["value"], keepdims=1)], "sum", [x],
-        [helper.make_tensor_value_info("value", TensorProto.DOUBLE, [None, 1])], initializer=[axes],
+        [helper.make_node("ReduceSum", ["x", "axes"], ["value"], keepdims=1)],
+        "sum",
+        [x],
+        [helper.make_tensor_value_info("value", TensorProto.DOUBLE, [None, 1])],
+        initializer=[axes],
     )
     rng = np.random.default_rng(1)
     ref = pd.DataFrame({"a": rng.normal(size=250) * 1e40, "b": rng.normal(size=250)})
@@ -108,11 +122,17 @@ def test_a_single_float64_tensor_and_an_int64_reference_check(tmp_path, load_inf
 def test_export_refuses_reference_values_an_int64_input_cannot_carry(tmp_path) -> None:
     i = helper.make_tensor_value_info("n", TensorProto.INT64, [None, 1])
     graph = helper.make_graph(
-        [helper.make_node("Cast", ["n"], ["value"], to=TensorProto.FLOAT)], "cast", [i],
+        [helper.make_node("Cast", ["n"], ["value"], to=TensorProto.FLOAT)],
+        "cast",
+        [i],
         [helper.make_tensor_value_info("value", TensorProto.FLOAT, [None, 1])],
     )
     ref = pd.DataFrame({"n": np.arange(250) / 2})
-    schema = {"model_name": "ints", "features": [{"name": "n", "kind": "numeric"}], "outputs": {"task": "regression", "label_output": "value"}}
+    schema = {
+        "model_name": "ints",
+        "features": [{"name": "n", "kind": "numeric"}],
+        "outputs": {"task": "regression", "label_output": "value"},
+    }
     with pytest.raises(ValueError, match=r"'n': the model takes int64, but reference row 1 has 0\.5"):
         export_onnx(_save(tmp_path, graph), schema, ref, tmp_path / "b")
 
@@ -120,7 +140,9 @@ def test_export_refuses_reference_values_an_int64_input_cannot_carry(tmp_path) -
 def test_integer_coded_categories_reach_an_int64_input_as_integers(tmp_path, load_inference, lambda_context) -> None:
     code = helper.make_tensor_value_info("code", TensorProto.INT64, [None, 1])
     graph = helper.make_graph(
-        [helper.make_node("Cast", ["code"], ["value"], to=TensorProto.FLOAT)], "codes", [code],
+        [helper.make_node("Cast", ["code"], ["value"], to=TensorProto.FLOAT)],
+        "codes",
+        [code],
         [helper.make_tensor_value_info("value", TensorProto.FLOAT, [None, 1])],
     )
     ref = pd.DataFrame({"code": np.tile([1, 9, 16, 21], 60)})

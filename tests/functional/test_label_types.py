@@ -62,7 +62,9 @@ def test_answers_give_labels_in_the_type_the_model_was_trained_on(kind, tmp_path
     answer = spec["paths"]["/predict"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert answer["properties"]["predictions"]["items"] == {"type": json_type} == answer["properties"]["classes"]["items"]
 
-    oip_body = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [2, 2], "data": [rows[0]["a"], rows[0]["b"], rows[1]["a"], rows[1]["b"]]}]}
+    oip_body = {
+        "inputs": [{"name": "input", "datatype": "FP32", "shape": [2, 2], "data": [rows[0]["a"], rows[0]["b"], rows[1]["a"], rows[1]["b"]]}]
+    }
     oip = response_json(mod.handler(event("rest_v1", "POST", f"/v2/models/{manifest.model_name}/infer", oip_body), lambda_context))
     label = next(o for o in oip["outputs"] if o["name"] == "label")
     assert label["datatype"] == oip_datatype and label["data"] == body["predictions"][:2]

@@ -40,7 +40,9 @@ def gateway() -> Any:
     gw.stop()
 
 
-def _request(gw: LocalGateway, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+def _request(
+    gw: LocalGateway, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
     try:
         chunked = "chunked" in (headers or {}).get("Transfer-Encoding", "")

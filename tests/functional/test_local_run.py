@@ -29,7 +29,11 @@ def test_run_serves_predictions_docs_and_errors_on_loopback(sample_bundle) -> No
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MS_", "AWS_"))}
     proc = subprocess.Popen(
         [sys.executable, "-m", "devtools", "run", "--bundle", str(sample_bundle.root), "--port", str(port), "--seconds", "60"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.time() + 30
@@ -43,7 +47,9 @@ def test_run_serves_predictions_docs_and_errors_on_loopback(sample_bundle) -> No
         assert f"http://127.0.0.1:{port}/prod" in printed, printed
         base = f"http://127.0.0.1:{port}/prod"
         row = sample_bundle.reference_rows()[0]["inputs"]
-        req = urllib.request.Request(f"{base}/predict", data=json.dumps({"instances": [row]}).encode(), headers={"content-type": "application/json"})
+        req = urllib.request.Request(
+            f"{base}/predict", data=json.dumps({"instances": [row]}).encode(), headers={"content-type": "application/json"}
+        )
         with LOCAL.open(req, timeout=10) as resp:
             body = json.loads(resp.read())
             assert resp.status == 200 and resp.headers["x-model-version"] == sample_bundle.manifest.version

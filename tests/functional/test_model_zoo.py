@@ -117,7 +117,9 @@ def _forest_classes_1_to_3(tmp: Path) -> ZooModel:
     x32 = x.to_numpy(np.float32)
     model = RandomForestClassifier(n_estimators=20, random_state=0).fit(x32, y)
     onx = convert_sklearn(model, initial_types=[("x", FloatTensorType([None, x.shape[1]]))], target_opset=17)  # ZipMap output
-    bundle = _export_ready(tmp, "forest123", onx, x, y, "classification", label_output="output_label", probability_output="output_probability")
+    bundle = _export_ready(
+        tmp, "forest123", onx, x, y, "classification", label_output="output_label", probability_output="output_probability"
+    )
     return ZooModel(bundle, x, [str(v) for v in model.predict(x32)], model.predict_proba(x32))
 
 
@@ -267,7 +269,9 @@ def _imputer_pipeline(strategy: str) -> Any:
 
     numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
     # the common imputer, as people write it: missing_values left at NaN
-    text = Pipeline([("impute", SimpleImputer(strategy=strategy, fill_value="missing")), ("encode", OneHotEncoder(handle_unknown="ignore"))])
+    text = Pipeline(
+        [("impute", SimpleImputer(strategy=strategy, fill_value="missing")), ("encode", OneHotEncoder(handle_unknown="ignore"))]
+    )
     pre = ColumnTransformer([("num", numeric, NUMERIC), ("cat", text, CATEGORICAL)])
     return Pipeline([("pre", pre), ("clf", LogisticRegression(max_iter=2000))])
 
@@ -325,12 +329,17 @@ def _mlflow_import(tmp: Path) -> ZooModel:
     prepared = prepare_frame(x, infer_feature_specs({c: x[c] for c in x.columns}))
     model = GradientBoostingClassifier(n_estimators=20, max_depth=2, random_state=0).fit(prepared, y)
     mlflow.sklearn.save_model(
-        model, str(tmp / "mlflow_model"), signature=infer_signature(x, model.predict(prepared)), input_example=x.head(5),
+        model,
+        str(tmp / "mlflow_model"),
+        signature=infer_signature(x, model.predict(prepared)),
+        input_example=x.head(5),
         skops_trusted_types=["sklearn.tree._tree.Tree"],
     )
     loaded = load_mlflow(tmp / "mlflow_model")
     assert loaded.features == list(x.columns) and loaded.input_example is not None and len(loaded.input_example) == 5
-    bundle = export_sklearn(loaded.estimator, x.assign(target=y), "target", "mlflow", tmp / "mlflow", feature_names=loaded.features, kinds=loaded.kinds)
+    bundle = export_sklearn(
+        loaded.estimator, x.assign(target=y), "target", "mlflow", tmp / "mlflow", feature_names=loaded.features, kinds=loaded.kinds
+    )
     return ZooModel(bundle, x, model.predict(prepared).tolist(), model.predict_proba(prepared))
 
 
@@ -367,15 +376,24 @@ def _drift_check(bundle: ModelBundle, rows: list[dict[str, Any]], answers: list[
     manifest = bundle.manifest
     ref = bundle.reference_sample()
     profile = ReferenceProfile.fit(
-        manifest.features, ref.table, PredictionColumns(labels=ref.labels, probabilities=ref.probabilities, values=ref.values), outputs=manifest.outputs
+        manifest.features,
+        ref.table,
+        PredictionColumns(labels=ref.labels, probabilities=ref.probabilities, values=ref.values),
+        outputs=manifest.outputs,
     )
     classes = list(manifest.outputs.classes)
     served = [
         {"inputs": r, "prediction": p, "probabilities": dict(zip(classes, q)) if q else None}
-        for r, p, q in zip(rows, [p for a in answers for p in a["predictions"]], [q for a in answers for q in a.get("probabilities", [None] * len(a["predictions"]))])
+        for r, p, q in zip(
+            rows,
+            [p for a in answers for p in a["predictions"]],
+            [q for a in answers for q in a.get("probabilities", [None] * len(a["predictions"]))],
+        )
     ]
     window = reference_sample_from_rows(manifest, served)
-    return DriftChecker(profile).check(window.table, PredictionColumns(labels=window.labels, probabilities=window.probabilities, values=window.values))
+    return DriftChecker(profile).check(
+        window.table, PredictionColumns(labels=window.labels, probabilities=window.probabilities, values=window.values)
+    )
 
 
 def _post(mod: Any, ctx: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -425,7 +443,9 @@ def test_zoo_model_is_served_as_its_library_predicts(name, zoo_dir, load_inferen
 
 
 @pytest.mark.parametrize("strategy", ["most_frequent", "constant"])
-def test_a_feature_the_pipeline_imputes_accepts_null_and_is_imputed_as_the_library_does(strategy, tmp_path, load_inference, lambda_context) -> None:
+def test_a_feature_the_pipeline_imputes_accepts_null_and_is_imputed_as_the_library_does(
+    strategy, tmp_path, load_inference, lambda_context
+) -> None:
     df, raw = _penguins_raw()
     pipeline = _imputer_pipeline(strategy).fit(raw, df["species"])
     bundle = export_sklearn(pipeline, df, "species", "imputer", tmp_path / "b")

@@ -14,7 +14,14 @@ from hypothesis import strategies as st
 from serving.validation import MAX_JSON_DEPTH, json_depth
 from tests.support import EVENT_KINDS, event, response_json
 
-GOOD = {"bill_length_mm": 39.1, "bill_depth_mm": 18.7, "flipper_length_mm": 181.0, "body_mass_g": 3750.0, "island": "Torgersen", "sex": "male"}
+GOOD = {
+    "bill_length_mm": 39.1,
+    "bill_depth_mm": 18.7,
+    "flipper_length_mm": 181.0,
+    "body_mass_g": 3750.0,
+    "island": "Torgersen",
+    "sex": "male",
+}
 ROUTES = ("/predict", "/feedback", "/v2/models/penguins/infer")
 
 
@@ -50,7 +57,9 @@ def handler(load_inference: Any) -> Any:
 @example(depth=1024, shape="objects")
 @example(depth=1025, shape="arrays")
 @example(depth=1100, shape="in_a_value")
-def test_nesting_depth_decides_a_400_and_nothing_is_a_5xx(kind: str, route: str, depth: int, shape: str, handler: Any, lambda_context: Any) -> None:
+def test_nesting_depth_decides_a_400_and_nothing_is_a_5xx(
+    kind: str, route: str, depth: int, shape: str, handler: Any, lambda_context: Any
+) -> None:
     resp = handler(event(kind, "POST", route, raw=_nested(depth, shape), headers={"content-type": "application/json"}), lambda_context)
     assert resp["statusCode"] < 500, resp["body"]
     if depth > MAX_JSON_DEPTH:
@@ -74,7 +83,9 @@ TABLE = [
 
 @pytest.mark.parametrize("case", TABLE, ids=[c[0] for c in TABLE])
 @pytest.mark.parametrize("kind", EVENT_KINDS)
-def test_deep_bodies_answer_their_table_status(kind: str, case: tuple[str, str, bytes, int, str], handler: Any, lambda_context: Any) -> None:
+def test_deep_bodies_answer_their_table_status(
+    kind: str, case: tuple[str, str, bytes, int, str], handler: Any, lambda_context: Any
+) -> None:
     _, route, raw, status, reason = case
     resp = handler(event(kind, "POST", route, raw=raw), lambda_context)
     assert resp["statusCode"] == status, resp["body"]
@@ -83,7 +94,9 @@ def test_deep_bodies_answer_their_table_status(kind: str, case: tuple[str, str, 
 
 def test_oip_refuses_deep_json_in_its_own_error_shape(handler: Any, lambda_context: Any) -> None:
     for kind in EVENT_KINDS:
-        resp = handler(event(kind, "POST", ROUTES[2], raw=_nested(300, "arrays"), headers={"content-type": "application/json"}), lambda_context)
+        resp = handler(
+            event(kind, "POST", ROUTES[2], raw=_nested(300, "arrays"), headers={"content-type": "application/json"}), lambda_context
+        )
         assert resp["statusCode"] == 400
         body = response_json(resp)
         assert set(body) == {"error"} and "65" not in body["error"] and "300 levels" in body["error"]
@@ -94,7 +107,7 @@ def test_oip_refuses_deep_json_in_its_own_error_shape(handler: Any, lambda_conte
     [
         '"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["',
         '{"a\\"[[[": [{"b\\\\": "]]]]"}]}',
-        '[' * 10 + '"\\u005b\\\\"' + ']' * 10,
+        "[" * 10 + '"\\u005b\\\\"' + "]" * 10,
         '{"k": "' + "{" * 200 + '", "l": [1, [2, [3]]]}',
     ],
 )

@@ -77,14 +77,19 @@ def test_triton_client_sees_a_live_ready_model_with_the_bundle_schema(triton: An
 
 
 @pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
-def test_triton_infer_answers_what_predict_answers(triton: Any, inference: Any, sample_bundle: Any, lambda_context: Any, binary: bool) -> None:
+def test_triton_infer_answers_what_predict_answers(
+    triton: Any, inference: Any, sample_bundle: Any, lambda_context: Any, binary: bool
+) -> None:
     m = sample_bundle.manifest
     rows = _rows(sample_bundle, 40)
     if not binary:  # JSON has no NaN: the JSON form sends complete rows; binary tensors carry the nulls as NaN / ""
         rows = [r for r in rows if all(v is not None for v in r.values())]
     rows = rows[:ROWS] if not binary else rows
     assert binary is False or any(v is None for r in rows for v in r.values())
-    outputs = [tritonhttp.InferRequestedOutput("label", binary_data=binary), tritonhttp.InferRequestedOutput("probabilities", binary_data=binary)]
+    outputs = [
+        tritonhttp.InferRequestedOutput("label", binary_data=binary),
+        tritonhttp.InferRequestedOutput("probabilities", binary_data=binary),
+    ]
     result = triton.infer(m.model_name, _inputs(m, rows, binary), outputs=outputs, model_version=m.version)
     expected = _predict(inference, lambda_context, rows)
     labels = [v.decode() if isinstance(v, bytes) else v for v in result.as_numpy("label").reshape(-1)]
@@ -93,11 +98,20 @@ def test_triton_infer_answers_what_predict_answers(triton: Any, inference: Any, 
     assert result.get_response()["model_version"] == m.version
 
 
-def test_an_oip_request_is_captured_as_the_same_records_as_predict(inference: Any, sample_bundle: Any, lambda_context: Any, s3: Any) -> None:
+def test_an_oip_request_is_captured_as_the_same_records_as_predict(
+    inference: Any, sample_bundle: Any, lambda_context: Any, s3: Any
+) -> None:
     m = sample_bundle.manifest
     rows = [r for r in _rows(sample_bundle, 40) if all(v is not None for v in r.values())][:5]
-    inputs = [{"name": f.name, "shape": [len(rows), 1], "datatype": "BYTES" if f.kind.value == "categorical" else "FP64",
-               "data": [r[f.name] if f.kind.value != "categorical" else (r[f.name] or "") for r in rows]} for f in m.features]
+    inputs = [
+        {
+            "name": f.name,
+            "shape": [len(rows), 1],
+            "datatype": "BYTES" if f.kind.value == "categorical" else "FP64",
+            "data": [r[f.name] if f.kind.value != "categorical" else (r[f.name] or "") for r in rows],
+        }
+        for f in m.features
+    ]
     doc = {"id": "oip-1", "inputs": inputs}
     resp = inference.handler(event("rest_v1", "POST", f"/v2/models/{m.model_name}/infer", doc, request_id="oip-req"), lambda_context)
     assert resp["statusCode"] == 200, resp["body"]
@@ -143,8 +157,17 @@ def _bad_cases(m: Any) -> list[tuple[str, str, bytes, dict[str, str], int, str]]
     sizes = {f: len(b) for f, b in good_parts.items()}
     body_ok, hdr_ok = _binary_body({"inputs": tensors(sizes)}, *good_parts.values())
     truncated = body_ok[:-3]
-    json_doc = {"inputs": [{"name": f, "shape": [1, 1], "datatype": "BYTES" if f in cat else "FP32",
-                            "data": [m.feature(f).categories[0] if f in cat else 40.0]} for f in row]}
+    json_doc = {
+        "inputs": [
+            {
+                "name": f,
+                "shape": [1, 1],
+                "datatype": "BYTES" if f in cat else "FP32",
+                "data": [m.feature(f).categories[0] if f in cat else 40.0],
+            }
+            for f in row
+        ]
+    }
     wrong_dtype = json.loads(json.dumps(json_doc))
     wrong_dtype["inputs"][0]["datatype"] = "BYTES"
     wrong_dtype["inputs"][0]["data"] = ["x"]
@@ -156,7 +179,14 @@ def _bad_cases(m: Any) -> list[tuple[str, str, bytes, dict[str, str], int, str]]
     object_dtype["inputs"][0]["datatype"] = {"B": 1}
     return [
         ("truncated binary section", infer, truncated, hdr_ok, 400, "beyond"),
-        ("header length beyond the body", infer, body_ok, {**hdr_ok, "inference-header-content-length": str(len(body_ok) + 10)}, 400, "beyond the body"),
+        (
+            "header length beyond the body",
+            infer,
+            body_ok,
+            {**hdr_ok, "inference-header-content-length": str(len(body_ok) + 10)},
+            400,
+            "beyond the body",
+        ),
         ("header length not a number", infer, body_ok, {**hdr_ok, "inference-header-content-length": "abc"}, 400, "integer"),
         ("not JSON", infer, b"{nope", {}, 400, "not valid JSON"),
         ("no inputs", infer, b'{"inputs": []}', {}, 400, "inputs"),
@@ -166,7 +196,14 @@ def _bad_cases(m: Any) -> list[tuple[str, str, bytes, dict[str, str], int, str]]
         ("value beyond float32", infer, json.dumps(beyond).encode(), {}, 422, "not_finite"),
         ("unknown model", "/v2/models/nope/infer", json.dumps(json_doc).encode(), {}, 404, "unknown model"),
         ("unknown version", f"/v2/models/{name}/versions/000000000000/infer", json.dumps(json_doc).encode(), {}, 404, "unknown version"),
-        ("unknown input", infer, json.dumps({"inputs": [*json_doc["inputs"], {"name": "extra", "shape": [1], "datatype": "FP32", "data": [1]}]}).encode(), {}, 400, "unknown input"),
+        (
+            "unknown input",
+            infer,
+            json.dumps({"inputs": [*json_doc["inputs"], {"name": "extra", "shape": [1], "datatype": "FP32", "data": [1]}]}).encode(),
+            {},
+            400,
+            "unknown input",
+        ),
     ]
 
 

@@ -15,7 +15,14 @@ import pytest
 from tests.support import EVENT_KINDS, event, response_json
 
 INFER = "/v2/models/penguins/infer"
-ROW = {"bill_length_mm": 39.1, "bill_depth_mm": 18.7, "flipper_length_mm": 181.0, "body_mass_g": 3750.0, "island": "Torgersen", "sex": "male"}
+ROW = {
+    "bill_length_mm": 39.1,
+    "bill_depth_mm": 18.7,
+    "flipper_length_mm": 181.0,
+    "body_mass_g": 3750.0,
+    "island": "Torgersen",
+    "sex": "male",
+}
 CATEGORICAL = ("island", "sex")
 
 
@@ -70,7 +77,12 @@ REFUSED = [
     ("NaN for a feature that may not be missing", _raw(_doc(island=("", None))), 422, ["null_not_allowed", "island"]),
     ("id an object", _raw({**_doc(), "id": {"a": 1}}), 400, ["'id' must be a string"]),
     ("id a number", _raw({**_doc(), "id": 7}), 400, ["'id' must be a string"]),
-    ("a key twice in a tensor", b'{"inputs": [{"name": "island", "name": "sex", "shape": [1], "datatype": "BYTES", "data": ["male"]}]}', 400, ["'name'"]),
+    (
+        "a key twice in a tensor",
+        b'{"inputs": [{"name": "island", "name": "sex", "shape": [1], "datatype": "BYTES", "data": ["male"]}]}',
+        400,
+        ["'name'"],
+    ),
 ]
 
 

@@ -11,7 +11,14 @@ import pytest
 
 from tests.support import EVENT_KINDS, arrow_stream, event, header
 
-ROW = {"bill_length_mm": 39.1, "bill_depth_mm": 18.7, "flipper_length_mm": 181.0, "body_mass_g": 3750.0, "island": "Torgersen", "sex": "male"}
+ROW = {
+    "bill_length_mm": 39.1,
+    "bill_depth_mm": 18.7,
+    "flipper_length_mm": 181.0,
+    "body_mass_g": 3750.0,
+    "island": "Torgersen",
+    "sex": "male",
+}
 ARROW = "application/vnd.apache.arrow.stream"
 INFER = "/v2/models/penguins/infer"
 
@@ -20,8 +27,14 @@ def _oip_binary_answer_request() -> tuple[bytes, dict[str, str]]:
     inputs, parts = [], []
     for name, value in ROW.items():
         raw = struct.pack("<I", len(value)) + value.encode() if isinstance(value, str) else struct.pack("<f", value)
-        inputs.append({"name": name, "shape": [1, 1], "datatype": "BYTES" if isinstance(value, str) else "FP32",
-                       "parameters": {"binary_data_size": len(raw)}})
+        inputs.append(
+            {
+                "name": name,
+                "shape": [1, 1],
+                "datatype": "BYTES" if isinstance(value, str) else "FP32",
+                "parameters": {"binary_data_size": len(raw)},
+            }
+        )
         parts.append(raw)
     head = json.dumps({"inputs": inputs, "parameters": {"binary_data_output": True}}).encode()
     return head + b"".join(parts), {"content-type": "application/octet-stream", "inference-header-content-length": str(len(head))}
@@ -38,8 +51,20 @@ def _cases() -> list[tuple[str, str, str, bytes, dict[str, str]]]:
         ("predict too deep", "/predict", "post", b"[" * 100 + b"]" * 100, {}),
         ("feedback conflict or stored", "/feedback", "post", json.dumps({"request_id": "r", "label": "Adelie"}).encode(), {}),
         ("OIP binary answer", INFER, "post", binary, binary_headers),
-        ("OIP JSON answer", INFER, "post", json.dumps({"inputs": [
-            {"name": k, "shape": [1], "datatype": "BYTES" if isinstance(v, str) else "FP32", "data": [v]} for k, v in ROW.items()]}).encode(), {}),
+        (
+            "OIP JSON answer",
+            INFER,
+            "post",
+            json.dumps(
+                {
+                    "inputs": [
+                        {"name": k, "shape": [1], "datatype": "BYTES" if isinstance(v, str) else "FP32", "data": [v]}
+                        for k, v in ROW.items()
+                    ]
+                }
+            ).encode(),
+            {},
+        ),
         ("health", "/health", "get", b"", {}),
         ("model", "/model", "get", b"", {}),
     ]

@@ -55,10 +55,18 @@ def predict_and_label(inference: Any, ctx: Any, reference: list[dict], n_request
 
 def metric(name: str, at: datetime, version: str) -> list[float]:
     """The main (24 h) window's series."""
-    dims = [{"Name": mn.DIM_MODEL_NAME, "Value": "penguins"}, {"Name": mn.DIM_MODEL_VERSION, "Value": version},
-            {"Name": mn.DIM_WINDOW, "Value": "24h"}]
+    dims = [
+        {"Name": mn.DIM_MODEL_NAME, "Value": "penguins"},
+        {"Name": mn.DIM_MODEL_VERSION, "Value": version},
+        {"Name": mn.DIM_WINDOW, "Value": "24h"},
+    ]
     resp = boto3.client("cloudwatch").get_metric_data(
-        MetricDataQueries=[{"Id": "m", "MetricStat": {"Metric": {"Namespace": NAMESPACE, "MetricName": name, "Dimensions": dims}, "Period": 60, "Stat": "Maximum"}}],
+        MetricDataQueries=[
+            {
+                "Id": "m",
+                "MetricStat": {"Metric": {"Namespace": NAMESPACE, "MetricName": name, "Dimensions": dims}, "Period": 60, "Stat": "Maximum"},
+            }
+        ],
         StartTime=at - timedelta(minutes=2),
         EndTime=at + timedelta(minutes=2),
     )
@@ -123,7 +131,10 @@ def test_estimated_accuracy_is_published_on_every_check_without_labels(handlers,
     rng = random.Random(4)
     for i in range(30):
         batch = [rng.choice(reference)["inputs"] for _ in range(10)]
-        assert inference.handler(event("rest_v1", "POST", "/predict", {"instances": batch}, request_id=f"u{i}"), lambda_context)["statusCode"] == 200
+        assert (
+            inference.handler(event("rest_v1", "POST", "/predict", {"instances": batch}, request_id=f"u{i}"), lambda_context)["statusCode"]
+            == 200
+        )
     at, report = run_check(drift, lambda_context)
     est = report["estimated_performance"]
     assert est["n_rows"] == 300 and est["calibrated"] is True and est["degraded"] is False

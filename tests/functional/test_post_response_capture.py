@@ -31,9 +31,10 @@ from tests.support import event
 DELAY_S = 0.05
 
 
-
 def client(moto_url: str, service: str) -> Any:
-    return boto3.client(service, endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+    return boto3.client(
+        service, endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
 
 
 @pytest.fixture
@@ -48,13 +49,17 @@ def function_env(sample_bundle: Any, proxy: DelayProxy, bucket: str, **settings:
     return env | {k if k.startswith("MS_") else "MS_" + k.upper(): v for k, v in settings.items()}
 
 
-def run(sample_bundle: Any, env: dict[str, str], log: Path, n: int, rows: int = 1) -> tuple[LambdaEmulator, list[Invocation], dict[str, Any]]:
+def run(
+    sample_bundle: Any, env: dict[str, str], log: Path, n: int, rows: int = 1
+) -> tuple[LambdaEmulator, list[Invocation], dict[str, Any]]:
     """Start the environment, send ``n`` requests, shut it down right after the last invocation."""
     ref = [r["inputs"] for r in sample_bundle.reference_rows()]
     sent = {f"req-{i}": [ref[(i + j) % len(ref)] for j in range(rows)] for i in range(n)}
     emulator = LambdaEmulator(env, log_path=log).start()
     try:
-        invocations = [emulator.invoke(event("rest_v1", "POST", "/predict", {"instances": rows_}, request_id=rid)) for rid, rows_ in sent.items()]
+        invocations = [
+            emulator.invoke(event("rest_v1", "POST", "/predict", {"instances": rows_}, request_id=rid)) for rid, rows_ in sent.items()
+        ]
     finally:
         emulator.shutdown()
     return emulator, invocations, sent
@@ -120,7 +125,9 @@ def test_sync_mode_under_the_same_runtime_answers_after_the_write(moto_url, buck
     """The contrast: capturing before the answer puts the S3 round trip into (a)."""
     proxy = DelayProxy(moto_url, DELAY_S)
     try:
-        emulator, invocations, sent = run(sample_bundle, function_env(sample_bundle, proxy, bucket, capture_mode="sync"), tmp_path / "log.txt", n=4)
+        emulator, invocations, sent = run(
+            sample_bundle, function_env(sample_bundle, proxy, bucket, capture_mode="sync"), tmp_path / "log.txt", n=4
+        )
     finally:
         proxy.close()
     assert emulator.registered() == []
@@ -198,7 +205,9 @@ def test_firehose_sink_works_the_same_way(moto_url, bucket, sample_bundle, tmp_p
         assert [r["prediction"] for r in sorted(records, key=lambda r: r["row"])] == got[rid]["predictions"]
 
 
-def test_thread_mode_for_the_local_gateway_captures_every_request_in_the_background(s3, load_inference, sample_bundle, lambda_context, capsys) -> None:
+def test_thread_mode_for_the_local_gateway_captures_every_request_in_the_background(
+    s3, load_inference, sample_bundle, lambda_context, capsys
+) -> None:
     """Where nothing freezes the process (the local gateway), a bounded background thread writes."""
     s3.create_bucket(Bucket="local-captures")
     mod = load_inference(capture_bucket="local-captures", capture_mode="thread")

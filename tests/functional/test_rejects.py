@@ -46,11 +46,20 @@ def reject_objects(prefix: str = "rejects/") -> list[dict[str, Any]]:
 
 
 def published(name: str, at: datetime, version: str) -> list[float]:
-    dims = [{"Name": mn.DIM_MODEL_NAME, "Value": "penguins"}, {"Name": mn.DIM_MODEL_VERSION, "Value": version},
-            {"Name": mn.DIM_WINDOW, "Value": "24h"}]  # the main window's series
+    dims = [
+        {"Name": mn.DIM_MODEL_NAME, "Value": "penguins"},
+        {"Name": mn.DIM_MODEL_VERSION, "Value": version},
+        {"Name": mn.DIM_WINDOW, "Value": "24h"},
+    ]  # the main window's series
     resp = boto3.client("cloudwatch").get_metric_data(
-        MetricDataQueries=[{"Id": "m", "MetricStat": {"Metric": {"Namespace": NAMESPACE, "MetricName": name, "Dimensions": dims}, "Period": 60, "Stat": "Maximum"}}],
-        StartTime=at - timedelta(minutes=2), EndTime=at + timedelta(minutes=2),
+        MetricDataQueries=[
+            {
+                "Id": "m",
+                "MetricStat": {"Metric": {"Namespace": NAMESPACE, "MetricName": name, "Dimensions": dims}, "Period": 60, "Stat": "Maximum"},
+            }
+        ],
+        StartTime=at - timedelta(minutes=2),
+        EndTime=at + timedelta(minutes=2),
     )
     return resp["MetricDataResults"][0]["Values"]
 
@@ -156,7 +165,9 @@ def test_oip_infer_refusals_are_captured(handlers, sample_bundle, lambda_context
         value = "Atlantis" if f.name == "island" else row[f.name]
         kind = {"numeric": "FP64", "boolean": "BOOL"}.get(f.kind.value, "BYTES")
         inputs.append({"name": f.name, "shape": [1], "datatype": kind, "data": [value]})
-    resp = inference.handler(event("rest_v1", "POST", f"/v2/models/{m.model_name}/infer", {"inputs": inputs}, request_id="oip-1"), lambda_context)
+    resp = inference.handler(
+        event("rest_v1", "POST", f"/v2/models/{m.model_name}/infer", {"inputs": inputs}, request_id="oip-1"), lambda_context
+    )
     assert resp["statusCode"] == 422, resp["body"]
     (record,) = reject_objects()
     assert record["route"] == "oip" and record["reason"] == "unseen_category" and record["rows"] == 1
@@ -168,14 +179,19 @@ def test_only_rejects_inside_the_window_count(handlers, sample_bundle, lambda_co
     m = sample_bundle.manifest
     s3 = boto3.client("s3")
     now = datetime.now(UTC).replace(microsecond=0)
-    body = b'{"request_id":"x","event_time":"2026-01-01T00:00:00.000000Z","model_name":"penguins","model_version":"v","reason":"wrong_type","status":422,"rows":1,"rows_with_errors":1,"errors":[]}\n'
+    body = (
+        b'{"request_id":"x","event_time":"2026-01-01T00:00:00.000000Z","model_name":"penguins","model_version":"v",'
+        b'"reason":"wrong_type","status":422,"rows":1,"rows_with_errors":1,"errors":[]}\n'
+    )
     for i, t in enumerate([now - timedelta(hours=3), now - timedelta(minutes=30), now - timedelta(minutes=10), now + timedelta(minutes=5)]):
         s3.put_object(Bucket=BUCKET, Key=reject_key(m.model_name, m.version, t, f"r{i}"), Body=body)
     window = {"window": {"start": (now - timedelta(hours=1)).isoformat(), "end": now.isoformat()}}
     assert drift.handler(window, lambda_context)["rejected_requests"] == 2
 
 
-def test_a_failing_reject_capture_is_counted_and_the_answer_is_unchanged(s3, load_inference, sample_bundle, lambda_context, capsys, monkeypatch) -> None:
+def test_a_failing_reject_capture_is_counted_and_the_answer_is_unchanged(
+    s3, load_inference, sample_bundle, lambda_context, capsys, monkeypatch
+) -> None:
     s3.create_bucket(Bucket=BUCKET)
     inference = load_inference(capture_bucket=BUCKET)  # EMF metrics on (tests/functional/conftest.py)
     sink = inference.service.capturer.reject_sink
@@ -193,8 +209,13 @@ def test_with_the_firehose_sink_rejects_go_to_s3_under_their_prefix(s3, load_inf
     refused requests go straight to the bucket, under rejects/."""
     s3.create_bucket(Bucket=BUCKET)
     boto3.client("firehose", region_name="us-east-1").create_delivery_stream(
-        DeliveryStreamName="rejects-test", DeliveryStreamType="DirectPut",
-        ExtendedS3DestinationConfiguration={"RoleARN": "arn:aws:iam::123456789012:role/fh", "BucketARN": f"arn:aws:s3:::{BUCKET}", "Prefix": "captures/"},
+        DeliveryStreamName="rejects-test",
+        DeliveryStreamType="DirectPut",
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": "arn:aws:iam::123456789012:role/fh",
+            "BucketARN": f"arn:aws:s3:::{BUCKET}",
+            "Prefix": "captures/",
+        },
     )
     inference = load_inference(capture_bucket=BUCKET, capture_sink="firehose", firehose_stream="rejects-test")
     row = sample_bundle.reference_rows()[0]["inputs"]
@@ -220,7 +241,10 @@ def test_reject_reads_are_capped_and_the_counts_scaled_corrupt_objects_skipped(a
     where = CaptureLocation(BUCKET, m.model_name, m.version)
     whole = read_rejects(s3, where, now - timedelta(hours=1), now)
     assert whole.rejected_requests == 40 and whole.objects_read == 40 and not whole.estimated
-    assert whole.by_reason == {"null_not_allowed": 30, "wrong_type": 10} and whole.by_field == {"sex": {"null_not_allowed": 30}, "island": {"wrong_type": 10}}
+    assert whole.by_reason == {"null_not_allowed": 30, "wrong_type": 10} and whole.by_field == {
+        "sex": {"null_not_allowed": 30},
+        "island": {"wrong_type": 10},
+    }
     assert whole.rejected_rows == 80
     capped = read_rejects(s3, where, now - timedelta(hours=1), now, max_objects=20)
     assert capped.rejected_requests == 40 and capped.objects_read == 20 and capped.estimated

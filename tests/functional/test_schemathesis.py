@@ -48,9 +48,27 @@ def local_server(load_inference: Any) -> Any:
 def test_schemathesis_finds_nothing_with_all_checks(local_server: LocalGateway, tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     cmd = [
-        str(ST), "--config-file", str(CONFIG), "run", f"{local_server.url}/openapi.json", "--url", local_server.url,
-        "--checks", "all", "--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED), "--workers", "2",
-        "--report", "json", "--report-json-path", str(report), "--request-timeout", "10",
+        str(ST),
+        "--config-file",
+        str(CONFIG),
+        "run",
+        f"{local_server.url}/openapi.json",
+        "--url",
+        local_server.url,
+        "--checks",
+        "all",
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--seed",
+        str(SEED),
+        "--workers",
+        "2",
+        "--report",
+        "json",
+        "--report-json-path",
+        str(report),
+        "--request-timeout",
+        "10",
     ]
     started = time.perf_counter()
     # cwd: schemathesis keeps a .schemathesis/ cache in its working directory, never in the repo
@@ -60,7 +78,9 @@ def test_schemathesis_finds_nothing_with_all_checks(local_server: LocalGateway, 
     assert done.returncode == 0, f"schemathesis failed after {elapsed:.0f} s:\n{summary}\n{done.stderr[-2000:]}"
     assert "Errors:" not in done.stdout and "Failures:" not in done.stdout, summary
     counts = re.search(r"(\d+) generated, (\d+) passed", done.stdout)
-    assert counts and int(counts[1]) == int(counts[2]) >= 4 * MAX_EXAMPLES, summary  # POST /predict, /feedback and the two OIP infer routes fuzzed in full
+    assert counts and int(counts[1]) == int(counts[2]) >= 4 * MAX_EXAMPLES, (
+        summary
+    )  # POST /predict, /feedback and the two OIP infer routes fuzzed in full
     if report.exists():
         json.loads(report.read_text())  # the run report is well formed (kept for a failing run's reader)
     print(f"schemathesis: {elapsed:.1f} s\n{summary}")

@@ -15,9 +15,14 @@ from driftcheck.verdict_events import DETAIL_TYPE, SOURCE, VerdictEvent, publish
 
 def _event(drift: bool | None) -> VerdictEvent:
     return VerdictEvent(
-        deployment="penguins-prod", model_name="penguins", model_version="c545edc7e7fd",
-        window_start="2026-11-27T00:00:00Z", window_end="2026-11-28T00:00:00Z", window_rows=5000,
-        dataset_drift=drift, verdicts={"dataset_drift": bool(drift), "data_quality": False},
+        deployment="penguins-prod",
+        model_name="penguins",
+        model_version="c545edc7e7fd",
+        window_start="2026-11-27T00:00:00Z",
+        window_end="2026-11-28T00:00:00Z",
+        window_rows=5000,
+        dataset_drift=drift,
+        verdicts={"dataset_drift": bool(drift), "data_quality": False},
         findings=("body_mass_g: mean shifted by 1.4 reference sd",) if drift else (),
         report_json="s3://b/reports/model=penguins/dt=2026-11-28/20261128T000000Z.json",
         report_html="s3://b/reports/model=penguins/dt=2026-11-28/20261128T000000Z.html",

@@ -25,16 +25,18 @@ BUCKET = "verify-captures"
 
 
 def _template(url: str, version: str) -> str:
-    return json.dumps({
-        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
-        "Outputs": {
-            "ApiUrl": {"Value": url + "/"},
-            "ModelVersion": {"Value": version},
-            "AlarmTopicArn": {"Value": {"Ref": "Topic"}},
-            "CaptureBucketName": {"Value": BUCKET},
-            "DriftCheckFunctionName": {"Value": "drift-check"},
-        },
-    })
+    return json.dumps(
+        {
+            "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+            "Outputs": {
+                "ApiUrl": {"Value": url + "/"},
+                "ModelVersion": {"Value": version},
+                "AlarmTopicArn": {"Value": {"Ref": "Topic"}},
+                "CaptureBucketName": {"Value": BUCKET},
+                "DriftCheckFunctionName": {"Value": "drift-check"},
+            },
+        }
+    )
 
 
 @pytest.fixture
@@ -54,12 +56,21 @@ def deployed(aws_credentials: None, load_inference: Any, monkeypatch: pytest.Mon
 def _deploy_stack(url: str, version: str, subscriber: str | None = "oncall@example.com") -> str:
     cfn = boto3.client("cloudformation")
     cfn.create_stack(StackName="penguins-prod", TemplateBody=_template(url, version))
-    topic = {o["OutputKey"]: o["OutputValue"] for o in cfn.describe_stacks(StackName="penguins-prod")["Stacks"][0]["Outputs"]}["AlarmTopicArn"]
+    topic = {o["OutputKey"]: o["OutputValue"] for o in cfn.describe_stacks(StackName="penguins-prod")["Stacks"][0]["Outputs"]}[
+        "AlarmTopicArn"
+    ]
     if subscriber:  # moto confirms an e-mail subscription at once (real SNS: after its link is clicked)
         boto3.client("sns").subscribe(TopicArn=topic, Protocol="email", Endpoint=subscriber)
     boto3.client("cloudwatch").put_metric_alarm(
-        AlarmName="penguins-Api5xxRate", Namespace="ModelServing", MetricName="Errors", Statistic="Sum", Period=60,
-        EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold", AlarmActions=[topic],
+        AlarmName="penguins-Api5xxRate",
+        Namespace="ModelServing",
+        MetricName="Errors",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        AlarmActions=[topic],
     )
     return topic
 
@@ -70,8 +81,13 @@ def test_verify_passes_on_a_working_deployment_and_restores_the_alarm(deployed: 
     v = V.verify("penguins-prod", boto3.Session(), invoke_drift=lambda: drift.handler({}, LambdaContext.fresh("drift")), wait_s=0)
     results = {s.name: s.result for s in v.steps}
     assert results == {
-        "stack outputs": "PASS", "GET /health": "PASS", "POST /predict": "PASS", "POST /feedback": "PASS",
-        "drift check": "PASS", "alarm subscriber": "PASS", "alarm notification": "SKIP",
+        "stack outputs": "PASS",
+        "GET /health": "PASS",
+        "POST /predict": "PASS",
+        "POST /feedback": "PASS",
+        "drift check": "PASS",
+        "alarm subscriber": "PASS",
+        "alarm notification": "SKIP",
     }, v.table()
     assert v.ok and "PASSED" in v.table()
     alarm = boto3.client("cloudwatch").describe_alarms(AlarmNames=["penguins-Api5xxRate"])["MetricAlarms"][0]
@@ -101,11 +117,20 @@ def test_an_unconfirmed_subscription_fails_and_says_how_to_confirm() -> None:
     cw = boto3.client("cloudwatch", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     topic = "arn:aws:sns:us-east-1:123456789012:alarms"
     with Stubber(sns) as sns_stub, Stubber(cw) as cw_stub:
-        cw_stub.add_response("describe_alarms", {"CompositeAlarms": [{"AlarmName": "m-Page-service", "AlarmActions": [topic]}]},
-                             {"AlarmTypes": ["MetricAlarm", "CompositeAlarm"]})
-        sns_stub.add_response("list_subscriptions_by_topic", {"Subscriptions": [
-            {"SubscriptionArn": "PendingConfirmation", "Protocol": "email", "Endpoint": "oncall@example.com", "TopicArn": topic}
-        ]}, {"TopicArn": topic})
+        cw_stub.add_response(
+            "describe_alarms",
+            {"CompositeAlarms": [{"AlarmName": "m-Page-service", "AlarmActions": [topic]}]},
+            {"AlarmTypes": ["MetricAlarm", "CompositeAlarm"]},
+        )
+        sns_stub.add_response(
+            "list_subscriptions_by_topic",
+            {
+                "Subscriptions": [
+                    {"SubscriptionArn": "PendingConfirmation", "Protocol": "email", "Endpoint": "oncall@example.com", "TopicArn": topic}
+                ]
+            },
+            {"TopicArn": topic},
+        )
         v = V.Verification()
         V.check_subscribers(v, {"AlarmTopicArn": topic}, sns, cw)
     (step,) = v.steps
@@ -118,12 +143,26 @@ def test_a_confirmed_subscriber_on_an_existing_pager_topic_counts() -> None:
     cw = boto3.client("cloudwatch", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     topic, pager = "arn:aws:sns:us-east-1:123456789012:alarms", "arn:aws:sns:us-east-1:123456789012:team-pager"
     with Stubber(sns) as sns_stub, Stubber(cw) as cw_stub:
-        cw_stub.add_response("describe_alarms", {"CompositeAlarms": [{"AlarmName": "m-Page-service", "AlarmActions": [topic, pager]}]},
-                             {"AlarmTypes": ["MetricAlarm", "CompositeAlarm"]})
+        cw_stub.add_response(
+            "describe_alarms",
+            {"CompositeAlarms": [{"AlarmName": "m-Page-service", "AlarmActions": [topic, pager]}]},
+            {"AlarmTypes": ["MetricAlarm", "CompositeAlarm"]},
+        )
         sns_stub.add_response("list_subscriptions_by_topic", {"Subscriptions": []}, {"TopicArn": topic})
-        sns_stub.add_response("list_subscriptions_by_topic", {"Subscriptions": [
-            {"SubscriptionArn": pager + ":1a2b", "Protocol": "https", "Endpoint": "https://pager.example.com/hook", "TopicArn": pager}
-        ]}, {"TopicArn": pager})
+        sns_stub.add_response(
+            "list_subscriptions_by_topic",
+            {
+                "Subscriptions": [
+                    {
+                        "SubscriptionArn": pager + ":1a2b",
+                        "Protocol": "https",
+                        "Endpoint": "https://pager.example.com/hook",
+                        "TopicArn": pager,
+                    }
+                ]
+            },
+            {"TopicArn": pager},
+        )
         v = V.Verification()
         V.check_subscribers(v, {"AlarmTopicArn": topic}, sns, cw)
     assert v.steps[0].result == "PASS" and "https://pager.example.com/hook" in v.steps[0].detail
@@ -135,24 +174,46 @@ def test_verify_fails_when_the_stack_does_not_exist(aws_credentials: None) -> No
     assert not v.ok and v.steps[0].name == "stack outputs" and v.steps[0].result == "FAIL"
 
 
-@pytest.mark.parametrize(("summary", "expected"), [
-    ("Successfully executed action arn:aws:sns:us-east-1:123456789012:alarms", "PASS"),
-    ("Failed to execute action arn:aws:sns:us-east-1:123456789012:alarms. Received error: \"CloudWatch Alarms is not "
-     "authorized to perform: SNS:Publish\"", "FAIL"),
-])
+@pytest.mark.parametrize(
+    ("summary", "expected"),
+    [
+        ("Successfully executed action arn:aws:sns:us-east-1:123456789012:alarms", "PASS"),
+        (
+            'Failed to execute action arn:aws:sns:us-east-1:123456789012:alarms. Received error: "CloudWatch Alarms is not '
+            'authorized to perform: SNS:Publish"',
+            "FAIL",
+        ),
+    ],
+)
 def test_alarm_delivery_verdict_comes_from_the_alarm_history(summary: str, expected: str) -> None:
     cw = boto3.client("cloudwatch", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     topic = "arn:aws:sns:us-east-1:123456789012:alarms"
     with Stubber(cw) as stub:
         # the stack's metric alarms have no actions; the cause family's composite alarm notifies
-        stub.add_response("describe_alarms", {"MetricAlarms": [{"AlarmName": "m-NoTraffic"}],
-                                              "CompositeAlarms": [{"AlarmName": "m-Page-pipeline", "AlarmActions": [topic]}]},
-                          {"AlarmTypes": ["MetricAlarm", "CompositeAlarm"]})
+        stub.add_response(
+            "describe_alarms",
+            {
+                "MetricAlarms": [{"AlarmName": "m-NoTraffic"}],
+                "CompositeAlarms": [{"AlarmName": "m-Page-pipeline", "AlarmActions": [topic]}],
+            },
+            {"AlarmTypes": ["MetricAlarm", "CompositeAlarm"]},
+        )
         stub.add_response("set_alarm_state", {}, {"AlarmName": "m-Page-pipeline", "StateValue": "ALARM", "StateReason": ANY})
-        stub.add_response("describe_alarm_history", {"AlarmHistoryItems": [
-            {"AlarmName": "m-Page-pipeline", "Timestamp": datetime.now(UTC), "HistoryItemType": "Action", "HistorySummary": summary}
-        ]}, {"AlarmName": "m-Page-pipeline", "AlarmTypes": ["MetricAlarm", "CompositeAlarm"], "HistoryItemType": "Action",
-             "StartDate": ANY, "ScanBy": "TimestampDescending"})
+        stub.add_response(
+            "describe_alarm_history",
+            {
+                "AlarmHistoryItems": [
+                    {"AlarmName": "m-Page-pipeline", "Timestamp": datetime.now(UTC), "HistoryItemType": "Action", "HistorySummary": summary}
+                ]
+            },
+            {
+                "AlarmName": "m-Page-pipeline",
+                "AlarmTypes": ["MetricAlarm", "CompositeAlarm"],
+                "HistoryItemType": "Action",
+                "StartDate": ANY,
+                "ScanBy": "TimestampDescending",
+            },
+        )
         stub.add_response("set_alarm_state", {}, {"AlarmName": "m-Page-pipeline", "StateValue": "OK", "StateReason": ANY})
         v = V.Verification()
         V.check_alarm_delivery(v, {"AlarmTopicArn": topic}, cw, wait_s=0)

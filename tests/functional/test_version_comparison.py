@@ -39,8 +39,11 @@ def aws(aws_credentials, monkeypatch):
 def deploy(load_inference, monkeypatch, challenger_bundle, mode: str, **settings: str) -> tuple[Any, Any]:
     """Both functions as the stack would configure them for ``mode``."""
     inference = load_inference(
-        capture_bucket=BUCKET, metrics_namespace=NAMESPACE, challenger_mode=mode,
-        MS_CHALLENGER_BUNDLE_PATH=str(challenger_bundle.root), **settings,
+        capture_bucket=BUCKET,
+        metrics_namespace=NAMESPACE,
+        challenger_mode=mode,
+        MS_CHALLENGER_BUNDLE_PATH=str(challenger_bundle.root),
+        **settings,
     )
     monkeypatch.setenv(ENV_CHALLENGER_VERSION, challenger_bundle.manifest.version)
     return inference, load_handler_module("drift_check")
@@ -59,8 +62,14 @@ def metric(name: str, at: datetime, version: str, window: str | None = None) -> 
     if window:
         dims.append({"Name": mn.DIM_WINDOW, "Value": window})
     resp = boto3.client("cloudwatch").get_metric_data(
-        MetricDataQueries=[{"Id": "m", "MetricStat": {"Metric": {"Namespace": NAMESPACE, "MetricName": name, "Dimensions": dims}, "Period": 60, "Stat": "Maximum"}}],
-        StartTime=at - timedelta(minutes=2), EndTime=at + timedelta(minutes=2),
+        MetricDataQueries=[
+            {
+                "Id": "m",
+                "MetricStat": {"Metric": {"Namespace": NAMESPACE, "MetricName": name, "Dimensions": dims}, "Period": 60, "Stat": "Maximum"},
+            }
+        ],
+        StartTime=at - timedelta(minutes=2),
+        EndTime=at + timedelta(minutes=2),
     )
     return resp["MetricDataResults"][0]["Values"]
 
@@ -93,9 +102,11 @@ def test_shadow_comparison_pairs_every_row_and_its_statistics_are_the_models(
 
     # what the two models say, computed here without the service
     chal = challenger_bundle.manifest
-    predicted = ModelRunner.from_path(chal, challenger_bundle.model_path).predict(
-        Validator(chal, 1000).validate({"instances": [s["ref"]["inputs"] for s in sent]})
-    ).labels.tolist()
+    predicted = (
+        ModelRunner.from_path(chal, challenger_bundle.model_path)
+        .predict(Validator(chal, 1000).validate({"instances": [s["ref"]["inputs"] for s in sent]}))
+        .labels.tolist()
+    )
     agreeing = sum(s["champion"] == p for s, p in zip(sent, predicted))
     labelled = [(s, p) for s, p in zip(sent, predicted) if s["labelled"]]
     b = sum(s["champion"] == s["ref"]["target"] != p for s, p in labelled)
@@ -103,7 +114,9 @@ def test_shadow_comparison_pairs_every_row_and_its_statistics_are_the_models(
 
     doc = json.loads(report(comp["report_json"]))["comparison"]
     assert doc["agreement"]["rows"] == 150 and doc["agreement"]["agreeing"] == agreeing
-    assert doc["performance"]["champion"]["accuracy"] == pytest.approx(sum(s["champion"] == s["ref"]["target"] for s, _ in labelled) / len(labelled))
+    assert doc["performance"]["champion"]["accuracy"] == pytest.approx(
+        sum(s["champion"] == s["ref"]["target"] for s, _ in labelled) / len(labelled)
+    )
     assert doc["performance"]["challenger"]["accuracy"] == pytest.approx(sum(p == s["ref"]["target"] for s, p in labelled) / len(labelled))
     assert doc["difference"]["detail"] == {"b": b, "c": c}
     assert doc["versions"] == {"champion": sample_bundle.manifest.version, "challenger": chal.version}
@@ -148,9 +161,22 @@ def test_no_challenger_no_comparison(aws, load_inference, lambda_context) -> Non
 
 def metric_series(name: str, at: datetime, dims: dict[str, str]) -> list[float]:
     resp = boto3.client("cloudwatch").get_metric_data(
-        MetricDataQueries=[{"Id": "m", "MetricStat": {"Metric": {"Namespace": NAMESPACE, "MetricName": name, "Dimensions": [
-            {"Name": k, "Value": v} for k, v in dims.items()]}, "Period": 60, "Stat": "SampleCount"}}],
-        StartTime=at - timedelta(minutes=2), EndTime=at + timedelta(minutes=2),
+        MetricDataQueries=[
+            {
+                "Id": "m",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": NAMESPACE,
+                        "MetricName": name,
+                        "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()],
+                    },
+                    "Period": 60,
+                    "Stat": "SampleCount",
+                },
+            }
+        ],
+        StartTime=at - timedelta(minutes=2),
+        EndTime=at + timedelta(minutes=2),
     )
     return resp["MetricDataResults"][0]["Values"]
 

@@ -59,9 +59,7 @@ def test_shadow_answers_are_the_champions_and_both_variants_are_captured(
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
         s3.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": o["Key"]} for o in page.get("Contents", [])]})
 
-    shadow = load_inference(
-        capture_bucket=BUCKET, challenger_mode="shadow", MS_CHALLENGER_BUNDLE_PATH=str(challenger_bundle.root)
-    )
+    shadow = load_inference(capture_bucket=BUCKET, challenger_mode="shadow", MS_CHALLENGER_BUNDLE_PATH=str(challenger_bundle.root))
     for rid, rows in batches.items():
         body = predict(shadow, lambda_context, rows, rid, client_id="any-client")
         assert body.pop("variant") == CHAMPION
@@ -144,7 +142,6 @@ def test_a_challenger_of_another_model_is_refused_at_init(load_inference, sample
     (other / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match=r"features \['sex'\] of the champion are missing"):
         load_inference(challenger_mode="shadow", MS_CHALLENGER_BUNDLE_PATH=str(other))
-
 
 
 def test_shadow_scoring_runs_after_the_answer(moto_url, sample_bundle, challenger_bundle, tmp_path) -> None:

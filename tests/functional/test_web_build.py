@@ -97,7 +97,7 @@ BAD_ROWS: list[dict[str, Any]] = [
     {"flipper_length_mm": None},  # not nullable
     {"bill_length_mm": 1e400},  # overflows to infinity
     {"island": "Atlantis"},
-    {"island": "it's \"odd\"\n"},  # Python repr quoting in the message
+    {"island": 'it\'s "odd"\n'},  # Python repr quoting in the message
     {"island": 3},
     {"island": None},
     {"is_adult": 1},
@@ -169,7 +169,9 @@ def _zipmap_bundle(root: Path) -> ModelBundle:
     root.mkdir(parents=True)
     (root / "zipmap.onnx").write_bytes(onx.SerializeToString())
     schema = {
-        "model_name": "zipmap", "features": [{"name": c} for c in x.columns], "input_layout": "single_tensor",
+        "model_name": "zipmap",
+        "features": [{"name": c} for c in x.columns],
+        "input_layout": "single_tensor",
         "outputs": {"task": "classification", "label_output": "output_label", "probability_output": "output_probability"},
     }
     return export_onnx(root / "zipmap.onnx", schema, x.assign(y=y), root / "bundle", target="y", allow_small_reference=True)
@@ -183,7 +185,9 @@ def test_a_zipmap_output_is_explained_and_served_as_a_tensor_when_asked(tmp_path
     assert "--tensor-probabilities" in str(excinfo.value) and "Reading data" not in str(excinfo.value)
     assert not (tmp_path / "site").exists()
 
-    assert main(["web", "--bundle", str(bundle.root), "--out", str(tmp_path / "site"), "--tensor-probabilities"]) == 0, capsys.readouterr().err
+    assert main(["web", "--bundle", str(bundle.root), "--out", str(tmp_path / "site"), "--tensor-probabilities"]) == 0, (
+        capsys.readouterr().err
+    )
     assert "178 reference rows, labels identical" in capsys.readouterr().out
     served = BundleManifest.from_dict(json.loads((tmp_path / "site" / MANIFEST_FILE).read_text()))
     assert served.outputs.probability_output != "output_probability" and set(served.outputs.classes) == {"1", "2", "3"}

@@ -65,7 +65,9 @@ class SiteServer:
                     self.wfile.write(b'{"message":"Forbidden"}\n')
                     return
                 headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "x-api-key")}
-                req = urllib.request.Request(server.api_base + self.path[len(STAGE_PREFIX) - 1 :], data=body, headers=headers, method="POST")
+                req = urllib.request.Request(
+                    server.api_base + self.path[len(STAGE_PREFIX) - 1 :], data=body, headers=headers, method="POST"
+                )
                 try:
                     with LOCAL.open(req, timeout=30) as resp:
                         status, data, ctype = resp.status, resp.read(), resp.headers["content-type"]
@@ -172,7 +174,10 @@ def test_the_page_scores_like_the_api_and_rejects_bad_input_with_its_messages(sa
                 status, answer = _post(api.url, {"instances": [row]})
                 assert status == 200, answer
                 assert page.text_content("#label") == answer["predictions"][0], row
-                shown = {tr.get_attribute("data-class"): float(tr.get_attribute("data-probability")) for tr in page.query_selector_all("#probabilities tbody tr")}
+                shown = {
+                    tr.get_attribute("data-class"): float(tr.get_attribute("data-probability"))
+                    for tr in page.query_selector_all("#probabilities tbody tr")
+                }
                 assert list(shown) == answer["classes"]
                 assert max(abs(shown[c] - p) for c, p in zip(answer["classes"], answer["probabilities"][0], strict=True)) <= 1e-5
                 # the page's own comparison with the API, through the same-origin /prod path
@@ -220,4 +225,3 @@ def test_the_page_scores_like_the_api_and_rejects_bad_input_with_its_messages(sa
     }
     (tmp_path / "figures.json").write_text(json.dumps(figures))
     print("web page figures:", json.dumps(figures))
-

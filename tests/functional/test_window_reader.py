@@ -37,8 +37,9 @@ def _capture(s3, bundle, at: datetime, request_id: str, n_rows: int) -> None:
     Capturer(m, S3CaptureSink(s3, BUCKET), stage="test").capture(request_id, at, table, labels, None)
 
 
-def _read(s3, bundle, window: tuple[datetime, datetime], now: datetime, sample_cap: int, *, hour_samples: bool = True,
-          neighbours: bool = False) -> WindowRead:
+def _read(
+    s3, bundle, window: tuple[datetime, datetime], now: datetime, sample_cap: int, *, hour_samples: bool = True, neighbours: bool = False
+) -> WindowRead:
     where = CaptureLocation(BUCKET, bundle.manifest.model_name, bundle.manifest.version, neighbours=neighbours)
     return read_window(s3, where, *window, ReadOptions(sample_cap, hour_samples=hour_samples), now=now)
 

@@ -35,10 +35,12 @@ def export_bool_nullable_bundle(out: Path) -> ModelBundle:
     df["heavy"] = (df["body_mass_g"] > 4000).astype("boolean").where(df["body_mass_g"].notna(), pd.NA)
     features = [*NUMERIC, "heavy", *CATEGORICAL]
     specs = infer_feature_specs({n: df[n] for n in features})
-    pre = ColumnTransformer([
-        ("num", "passthrough", [*NUMERIC, "heavy"]),  # the trees take NaN for null themselves
-        ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), CATEGORICAL),
-    ])
+    pre = ColumnTransformer(
+        [
+            ("num", "passthrough", [*NUMERIC, "heavy"]),  # the trees take NaN for null themselves
+            ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), CATEGORICAL),
+        ]
+    )
     pipe = Pipeline([("pre", pre), ("clf", HistGradientBoostingClassifier(max_iter=15, random_state=0))])
     pipe.fit(prepare_frame(df, specs), df[TARGET])
     return export_sklearn(pipe, df, TARGET, "penguins-trees", out, feature_names=features)

@@ -136,19 +136,25 @@ def public(synth_of) -> Synth:
 def alarm_metric_stats(alarm: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Query id ("m" for a plain alarm) -> {namespace, name, dims, stat, period} of each metric the alarm reads."""
     if "Metrics" not in alarm:
-        return {"m": {
-            "namespace": alarm["Namespace"], "name": alarm["MetricName"],
-            "dims": {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])},
-            "stat": alarm.get("Statistic", alarm.get("ExtendedStatistic")), "period": alarm["Period"],
-        }}
+        return {
+            "m": {
+                "namespace": alarm["Namespace"],
+                "name": alarm["MetricName"],
+                "dims": {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])},
+                "stat": alarm.get("Statistic", alarm.get("ExtendedStatistic")),
+                "period": alarm["Period"],
+            }
+        }
     out = {}
     for q in alarm["Metrics"]:
         if "MetricStat" in q:
             st = q["MetricStat"]
             out[q["Id"]] = {
-                "namespace": st["Metric"]["Namespace"], "name": st["Metric"]["MetricName"],
+                "namespace": st["Metric"]["Namespace"],
+                "name": st["Metric"]["MetricName"],
                 "dims": {d["Name"]: d["Value"] for d in st["Metric"].get("Dimensions", [])},
-                "stat": st["Stat"], "period": st["Period"],
+                "stat": st["Stat"],
+                "period": st["Period"],
             }
     return out
 

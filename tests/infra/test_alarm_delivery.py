@@ -27,7 +27,7 @@ class Request:
 def resolve(value: Any, refs: dict[str, str]) -> Any:
     """Template value -> plain value (Ref, Fn::Join; other intrinsics fail the test)."""
     if isinstance(value, dict) and len(value) == 1:
-        (fn, arg), = value.items()
+        ((fn, arg),) = value.items()
         if fn == "Ref":
             return PSEUDO.get(arg) or refs[arg]
         if fn == "Fn::Join":

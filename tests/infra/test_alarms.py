@@ -12,8 +12,18 @@ from cdk.alarms import RUNBOOK_DOC, AlarmSpec, alarm_specs, evaluate, schedule_g
 from modelserve.settings import Settings, SettingsError
 
 REQUIRED = {
-    "DatasetDrift", "PredictionDrift", "OutlierRate", "MissingRate", "OutOfRangeRate", "UnseenCategoryRate",
-    "NoTraffic", "CaptureErrors", "DriftCheckErrors", "Api5xxRate", "ApiP99Latency", "InferenceThrottles",
+    "DatasetDrift",
+    "PredictionDrift",
+    "OutlierRate",
+    "MissingRate",
+    "OutOfRangeRate",
+    "UnseenCategoryRate",
+    "NoTraffic",
+    "CaptureErrors",
+    "DriftCheckErrors",
+    "Api5xxRate",
+    "ApiP99Latency",
+    "InferenceThrottles",
 }
 
 
@@ -125,8 +135,15 @@ def simulate(spec: AlarmSpec, points: dict[int, float], at: int) -> str:
 
 
 HEALTHY = {  # what a good drift check publishes (AWS/Lambda publishes Errors = 0 per invocation)
-    "WindowRows": 250.0, "DatasetDrift": 0.0, "PredictionDrift": 0.0, "OutlierRate": 0.0, "MissingRate": 0.0,
-    "OutOfRangeRate": 0.0, "UnseenCategoryRate": 0.0, "DataQualityFailures": 0.0, "Errors": 0.0,
+    "WindowRows": 250.0,
+    "DatasetDrift": 0.0,
+    "PredictionDrift": 0.0,
+    "OutlierRate": 0.0,
+    "MissingRate": 0.0,
+    "OutOfRangeRate": 0.0,
+    "UnseenCategoryRate": 0.0,
+    "DataQualityFailures": 0.0,
+    "Errors": 0.0,
 }
 
 
@@ -158,8 +175,13 @@ def test_healthy_checks_never_page(schedule: str, checks: list[int]) -> None:
 def test_the_old_one_hour_period_paged_all_day_on_a_daily_cron() -> None:
     """The simulation can fail: the period a cron used to get leaves NoTraffic in ALARM ~23 h a day."""
     checks = [6 * HOUR + d * DAY for d in range(5)]
-    old = replace(specs(drift_schedule="cron(0 6 * * ? *)")["NoTraffic"], period_s=3600, evaluation_periods=1,
-                  datapoints_to_alarm=1, repeat_last_value=False)
+    old = replace(
+        specs(drift_schedule="cron(0 6 * * ? *)")["NoTraffic"],
+        period_s=3600,
+        evaluation_periods=1,
+        datapoints_to_alarm=1,
+        repeat_last_value=False,
+    )
     seen = states(old, checks, 250.0, checks[-1])
     assert seen.count("ALARM") / len(seen) > 0.9
 
@@ -265,7 +287,9 @@ def test_one_cause_pages_once_through_its_family() -> None:
 
     sp = specs(capture_sink="firehose", alarm_min_requests=1)
     families = {s.id: s.family for s in sp.values()}
-    assert {families[i] for i in ("MissingRate", "OutlierRate", "DatasetDrift", "UnseenCategoryRate", "DataQualityFailures")} == {"input_data"}
+    assert {families[i] for i in ("MissingRate", "OutlierRate", "DatasetDrift", "UnseenCategoryRate", "DataQualityFailures")} == {
+        "input_data"
+    }
     assert {families[i] for i in ("PredictionDrift", "PerformanceDegraded", "EstimatedAccuracyDrop", "TargetDrift")} == {"model_output"}
     assert {families[i] for i in ("NoTraffic", "CaptureErrors", "DriftCheckErrors", "FirehoseDeliveryFailures")} == {"pipeline"}
     assert {s.family for s in sp.values() if s.rollback} == {"service"}
@@ -288,8 +312,10 @@ def test_family_pages_fit_a_composite_alarm_description() -> None:
     sp = alarm_specs(settings, "m" * 40, "v" * 12, bucket_name="b" * 63, deployment="d" * 60)
     reports = f"s3://{'b' * 63}/reports/model={'m' * 40}/"
     # the links as deployed: the longest region name, a 63-character bucket, a runbook URL of 100 characters
-    links = (f"Dashboard: https://ap-southeast-4.console.aws.amazon.com/cloudwatch/home?region=ap-southeast-4#dashboards:name={'d' * 60} . "
-             f"Reports: https://s3.console.aws.amazon.com/s3/buckets/{'b' * 63}?prefix=reports/model={'m' * 40}/ . ")
+    links = (
+        f"Dashboard: https://ap-southeast-4.console.aws.amazon.com/cloudwatch/home?region=ap-southeast-4#dashboards:name={'d' * 60} . "
+        f"Reports: https://s3.console.aws.amazon.com/s3/buckets/{'b' * 63}?prefix=reports/model={'m' * 40}/ . "
+    )
     for family in {s.family for s in sp}:
         runbook = "https://" + "r" * 80 + "/docs/runbook.md#alarm-page-" + family
         text = Alerting.family_description(family, [s for s in sp if s.family == family], reports, links, runbook)
@@ -302,8 +328,11 @@ def test_family_pages_fit_a_composite_alarm_description() -> None:
 
 def test_drift_alarms_read_both_windows_and_no_traffic_the_long_one() -> None:
     sp = specs()
-    drift_metric_alarms = [s for s in sp.values() if s.source == "model" and s.period_s == sp["DatasetDrift"].period_s
-                           and s.id not in ("NoTraffic", "ChallengerWorse")]
+    drift_metric_alarms = [
+        s
+        for s in sp.values()
+        if s.source == "model" and s.period_s == sp["DatasetDrift"].period_s and s.id not in ("NoTraffic", "ChallengerWorse")
+    ]
     assert drift_metric_alarms and all(s.windows == ("24h", "1h") for s in drift_metric_alarms)
     assert "the last 24 h (or the last 1 h)" in sp["DatasetDrift"].description
     assert sp["NoTraffic"].windows == () and sp["NoTraffic"].dimensions["Window"] == "24h"

@@ -45,8 +45,13 @@ NEVER_SHIPPED = ("devtools", "cdk", "tests", "benchmarks", "lambda")
 
 def _assemble(name: str, tmp_path: Path, **spec_fields: Any) -> Path:
     spec = AssetSpec(
-        name=name, handler_dir=ROOT / "lambda" / name, packages=tuple(ROOT / p for p in ASSET_PACKAGES[name]),
-        bundle_dir=write_fake_bundle(tmp_path / "bundle"), python_version="3.12", architecture="arm64", **spec_fields,
+        name=name,
+        handler_dir=ROOT / "lambda" / name,
+        packages=tuple(ROOT / p for p in ASSET_PACKAGES[name]),
+        bundle_dir=write_fake_bundle(tmp_path / "bundle"),
+        python_version="3.12",
+        architecture="arm64",
+        **spec_fields,
     )
     cache = tmp_path / "cache"
     deps = cache / dependency_key(spec, resolve_requirements(spec.requirements, "3.12", "arm64"), bytecode=False)
@@ -59,8 +64,7 @@ def _assemble(name: str, tmp_path: Path, **spec_fields: Any) -> Path:
 
 def _own_files(asset: Path) -> list[str]:
     return sorted(
-        str(p.relative_to(asset)) for p in asset.rglob("*")
-        if p.is_file() and not str(p.relative_to(asset)).startswith("bundle/")
+        str(p.relative_to(asset)) for p in asset.rglob("*") if p.is_file() and not str(p.relative_to(asset)).startswith("bundle/")
     )
 
 
@@ -107,7 +111,9 @@ def test_with_a_challenger_each_asset_carries_what_its_function_reads_of_it(name
         assert (asset / CHALLENGER_DIR_IN_ASSET / f).read_bytes() == (challenger / f).read_bytes()
     assert (asset / "bundle" / MODEL_FILE).is_file()  # the champion's bundle stays whole
     if exclude:  # what is left out does not make the asset change either
-        spec = AssetSpec(name, ROOT / "lambda" / name, (), tmp_path / "bundle", "3.12", "arm64", challenger_dir=challenger, challenger_exclude=exclude)
+        spec = AssetSpec(
+            name, ROOT / "lambda" / name, (), tmp_path / "bundle", "3.12", "arm64", challenger_dir=challenger, challenger_exclude=exclude
+        )
         before = source_hash(spec)
         (challenger / MODEL_FILE).write_bytes(b"another graph")
         assert source_hash(spec) == before
@@ -146,8 +152,7 @@ def test_real_asset_holds_every_third_party_package_its_code_imports(name: str) 
     asset = ROOT / ".build" / "bench-assets" / "arm64" / name
     assert asset.is_dir(), "run `make assets` first"
     missing = sorted(
-        m for m in REQUIREMENT_MODULES[name]
-        if not ((asset / m).is_dir() or any(asset.glob(f"{m}.py")) or any(asset.glob(f"{m}.*.so")))
+        m for m in REQUIREMENT_MODULES[name] if not ((asset / m).is_dir() or any(asset.glob(f"{m}.py")) or any(asset.glob(f"{m}.*.so")))
     )
     assert not missing
     assert not (asset / "devtools").exists() and not (asset / "cdk").exists()
@@ -158,7 +163,6 @@ def test_pre_traffic_hook_asset_is_its_handler_alone_on_the_runtime() -> None:
     folder = ROOT / "lambda" / "pre_traffic"
     assert sorted(p.name for p in folder.iterdir() if p.name != "__pycache__") == ["handler.py"]
     outside = sorted(
-        m for m, _ in _imports(folder / "handler.py")
-        if m.split(".")[0] not in sys.stdlib_module_names | LAMBDA_RUNTIME | {"__future__"}
+        m for m, _ in _imports(folder / "handler.py") if m.split(".")[0] not in sys.stdlib_module_names | LAMBDA_RUNTIME | {"__future__"}
     )
     assert outside == []

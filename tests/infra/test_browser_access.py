@@ -50,7 +50,8 @@ UNKNOWN_ROUTE = "MISSING_AUTHENTICATION_TOKEN"  # a REST API's answer to a path 
 
 def inference_env(s: Synth) -> dict[str, Any]:
     (fn,) = [
-        f["Properties"] for f in s.of_type("AWS::Lambda::Function").values()
+        f["Properties"]
+        for f in s.of_type("AWS::Lambda::Function").values()
         if f["Properties"].get("Environment", {}).get("Variables", {}).get("POWERTOOLS_SERVICE_NAME") == "inference"
     ]
     return fn["Environment"]["Variables"]
@@ -58,11 +59,7 @@ def inference_env(s: Synth) -> dict[str, Any]:
 
 def acknowledged_rules(construct: Any) -> set[str]:
     """Rule ids acknowledged on a construct itself (cdk.Validations.of(...).acknowledge records them as metadata)."""
-    return {
-        rule.split("::")[-1]
-        for entry in construct.node.metadata if entry.type == "aws:cdk:acknowledged-rules"
-        for rule in entry.data
-    }
+    return {rule.split("::")[-1] for entry in construct.node.metadata if entry.type == "aws:cdk:acknowledged-rules" for rule in entry.data}
 
 
 # ------------------------------------------------------------------ unknown routes
@@ -74,7 +71,9 @@ def test_an_unknown_path_at_the_gateway_is_answered_in_the_apis_error_shape(synt
     like the function's (a 403 under iam, where the type also means an unsigned request), with the request
     id and the model version, in the error shape the OpenAPI document gives."""
     s = default if kind == "default" else synth_of(kind)
-    (r,) = [r["Properties"] for r in s.of_type("AWS::ApiGateway::GatewayResponse").values() if r["Properties"]["ResponseType"] == UNKNOWN_ROUTE]
+    (r,) = [
+        r["Properties"] for r in s.of_type("AWS::ApiGateway::GatewayResponse").values() if r["Properties"]["ResponseType"] == UNKNOWN_ROUTE
+    ]
     assert r["StatusCode"] == status
     body = json.loads(r["ResponseTemplates"]["application/json"])
     assert set(body) == {"error", "message", "details", "request_id", "model_version"}
@@ -174,7 +173,7 @@ def test_no_web_acl_by_default_and_the_finding_is_acknowledged(default: Synth) -
 
 def test_the_web_acl_guards_the_stage_with_managed_rules_and_a_rate_limit(synth_of) -> None:
     s = synth_of("cors_waf")
-    (acl_id, acl), = s.of_type("AWS::WAFv2::WebACL").items()
+    ((acl_id, acl),) = s.of_type("AWS::WAFv2::WebACL").items()
     p = acl["Properties"]
     assert p["Scope"] == "REGIONAL" and p["DefaultAction"] == {"Allow": {}}
     rules = {r["Name"]: r for r in p["Rules"]}
@@ -208,9 +207,16 @@ def site_dir(sample_bundle, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def with_page(site_dir: Path, fake_bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    return synth_variant("web_page", fake_bundle_dir, tmp_path_factory.mktemp("cdkout-web"), {
-        "web_page": True, "web_site_dir": str(site_dir), "cors_origins": ["https://app.example.com"],
-    })
+    return synth_variant(
+        "web_page",
+        fake_bundle_dir,
+        tmp_path_factory.mktemp("cdkout-web"),
+        {
+            "web_page": True,
+            "web_site_dir": str(site_dir),
+            "cors_origins": ["https://app.example.com"],
+        },
+    )
 
 
 @needs_node_ort
@@ -247,7 +253,9 @@ def test_the_page_gets_the_api_url_and_may_connect_to_its_origin_only(with_page:
     api_url = flat(next(iter(markers.values())))
     assert f"https://<{api_id}>.execute-api." in api_url and f"<{stage_id}>" in api_url
     (headers,) = with_page.of_type("AWS::CloudFront::ResponseHeadersPolicy").values()
-    csp = flat(headers["Properties"]["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]["ContentSecurityPolicy"]["ContentSecurityPolicy"])
+    csp = flat(
+        headers["Properties"]["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]["ContentSecurityPolicy"]["ContentSecurityPolicy"]
+    )
     connect = next(d for d in csp.split(";") if d.strip().startswith("connect-src")).split()[1:]
     assert connect[0] == "'self'" and len(connect) == 2 and connect[1].startswith(f"https://<{api_id}>.execute-api.")
 
@@ -255,7 +263,13 @@ def test_the_page_gets_the_api_url_and_may_connect_to_its_origin_only(with_page:
 def test_web_page_without_the_site_stops_synth_naming_the_setting_and_the_command(fake_bundle_dir: Path, tmp_path: Path) -> None:
     from cdk.application import build_app, cdk_json_context
 
-    ctx = {**cdk_json_context(), **TEST_SUBSCRIBER, "model_bundle_path": str(fake_bundle_dir), "web_page": True, "web_site_dir": str(tmp_path / "no-site")}
+    ctx = {
+        **cdk_json_context(),
+        **TEST_SUBSCRIBER,
+        "model_bundle_path": str(fake_bundle_dir),
+        "web_page": True,
+        "web_site_dir": str(tmp_path / "no-site"),
+    }
     with mock.patch.dict(os.environ, {"MS_SKIP_BUNDLING": "1"}), pytest.raises(SettingsError) as err:
         build_app(ctx)
     msg = str(err.value)
@@ -267,7 +281,12 @@ def test_under_iam_the_page_scores_in_the_browser_only_and_the_api_allows_no_ori
     site_dir: Path, fake_bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """A browser cannot sign SigV4 requests: the page gets no API URL, may connect nowhere else, and no CORS opens."""
-    s = synth_variant("web_page_iam", fake_bundle_dir, tmp_path_factory.mktemp("cdkout-web-iam"), {"web_page": True, "web_site_dir": str(site_dir), "api_auth": "iam"})
+    s = synth_variant(
+        "web_page_iam",
+        fake_bundle_dir,
+        tmp_path_factory.mktemp("cdkout-web-iam"),
+        {"web_page": True, "web_site_dir": str(site_dir), "api_auth": "iam"},
+    )
     assert "WebUrl" in s.template["Outputs"]
     (deploy,) = s.of_type("Custom::CDKBucketDeployment").values()
     assert not [m for m in deploy["Properties"].get("SourceMarkers", []) if m]  # config.json fixed at synth: no API URL
@@ -275,16 +294,23 @@ def test_under_iam_the_page_scores_in_the_browser_only_and_the_api_allows_no_ori
     config = json.loads((config_asset / "config.json").read_text())
     assert config.get("api_url") is None and "api_key" not in config  # (jsii drops a None value: the key is absent)
     (headers,) = s.of_type("AWS::CloudFront::ResponseHeadersPolicy").values()
-    csp = flat(headers["Properties"]["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]["ContentSecurityPolicy"]["ContentSecurityPolicy"])
+    csp = flat(
+        headers["Properties"]["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]["ContentSecurityPolicy"]["ContentSecurityPolicy"]
+    )
     assert "connect-src 'self';" in csp
-    assert preflights(s) == {} and not any("Access-Control" in k for r in gateway_responses(s).values() for k in r) and _function_origins(inference_env(s)) == ()
-
+    assert (
+        preflights(s) == {}
+        and not any("Access-Control" in k for r in gateway_responses(s).values() for k in r)
+        and _function_origins(inference_env(s)) == ()
+    )
 
 
 @needs_node_ort
 def test_any_origin_covers_the_page_too(site_dir: Path, fake_bundle_dir: Path, tmp_path: Path) -> None:
     """'*' with the page's origin would be a mix CDK refuses: '*' alone is what the API allows then."""
-    s = synth_variant("any_origin_page", fake_bundle_dir, tmp_path / "out", {"cors_origins": "*", "web_page": True, "web_site_dir": str(site_dir)})
+    s = synth_variant(
+        "any_origin_page", fake_bundle_dir, tmp_path / "out", {"cors_origins": "*", "web_page": True, "web_site_dir": str(site_dir)}
+    )
     assert set(preflights(s)) == APP_ROUTES
     for p in preflights(s).values():
         answer = p["Integration"]["IntegrationResponses"][0]

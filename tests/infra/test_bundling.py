@@ -74,8 +74,10 @@ def test_assemble_reuses_the_cache_without_pip(tmp_path: Path) -> None:
     (deps / "orjson").mkdir(parents=True)
     (deps / "orjson" / "__init__.py").write_text("VERSION = 'fake'\n")
     (deps / ".modelserve-deps.json").write_text(json.dumps({"bytecode_python": None, "trimmed_bytes": 0}))
-    with mock.patch.object(bundling, "find_python", return_value=None), \
-         mock.patch.object(bundling.subprocess, "run", side_effect=AssertionError("pip must not run")):
+    with (
+        mock.patch.object(bundling, "find_python", return_value=None),
+        mock.patch.object(bundling.subprocess, "run", side_effect=AssertionError("pip must not run")),
+    ):
         res = assemble(spec, tmp_path / "out", cache, log=lambda _m: None)
     out = tmp_path / "out"
     assert res.cache_hit
@@ -90,8 +92,11 @@ def test_assemble_reuses_the_cache_without_pip(tmp_path: Path) -> None:
 def test_pip_failure_explains_the_runtime_glibc(tmp_path: Path) -> None:
     spec = _spec(tmp_path, python_version="3.11")
     failed = mock.Mock(returncode=1, stderr="ERROR: No matching distribution found for onnxruntime==1.32.0", stdout="")
-    with mock.patch.object(bundling.subprocess, "run", return_value=failed), \
-         mock.patch.object(bundling, "find_python", return_value=None), pytest.raises(bundling.BundlingError) as err:
+    with (
+        mock.patch.object(bundling.subprocess, "run", return_value=failed),
+        mock.patch.object(bundling, "find_python", return_value=None),
+        pytest.raises(bundling.BundlingError) as err,
+    ):
         assemble(spec, tmp_path / "out", tmp_path / "cache", log=lambda _m: None)
     msg = str(err.value)
     assert "No matching distribution" in msg and "Amazon Linux 2 (glibc 2.26)" in msg and "3.12+" in msg
@@ -100,14 +105,27 @@ def test_pip_failure_explains_the_runtime_glibc(tmp_path: Path) -> None:
 def test_trim_removes_what_lambda_never_loads(tmp_path: Path) -> None:
     root = tmp_path / "deps"
     files = [
-        "boto3/__init__.py", "boto3-1.0.dist-info/METADATA", "botocore/__init__.py",
-        "onnxruntime/__init__.py", "onnxruntime/transformers/x.py", "onnxruntime/tools/y.py",
-        "onnxruntime/quantization/z.py", "onnxruntime/training/t.py",
+        "boto3/__init__.py",
+        "boto3-1.0.dist-info/METADATA",
+        "botocore/__init__.py",
+        "onnxruntime/__init__.py",
+        "onnxruntime/transformers/x.py",
+        "onnxruntime/tools/y.py",
+        "onnxruntime/quantization/z.py",
+        "onnxruntime/training/t.py",
         "onnxruntime/capi/onnxruntime_pybind11_state.cpython-312-aarch64-linux-gnu.so",
-        "onnxruntime/capi/libonnxruntime.so.1.32.0", "onnxruntime/capi/libonnxruntime_providers_shared.so",
-        "google/protobuf/__init__.py", "protobuf-6.0.dist-info/METADATA",
-        "numpy/__init__.py", "numpy/tests/test_a.py", "numpy/_core/include/numpy/ndarray.h", "numpy/__init__.pyi",
-        "numpy/f2py/__init__.py", "bin/f2py", "pkg/__pycache__/m.cpython-311.pyc", "pkg/m.py",
+        "onnxruntime/capi/libonnxruntime.so.1.32.0",
+        "onnxruntime/capi/libonnxruntime_providers_shared.so",
+        "google/protobuf/__init__.py",
+        "protobuf-6.0.dist-info/METADATA",
+        "numpy/__init__.py",
+        "numpy/tests/test_a.py",
+        "numpy/_core/include/numpy/ndarray.h",
+        "numpy/__init__.pyi",
+        "numpy/f2py/__init__.py",
+        "bin/f2py",
+        "pkg/__pycache__/m.cpython-311.pyc",
+        "pkg/m.py",
         "jmespath/__init__.py",
     ]
     for f in files:
@@ -116,12 +134,16 @@ def test_trim_removes_what_lambda_never_loads(tmp_path: Path) -> None:
         p.write_bytes(b"\x7fELF no dynamic deps" if f.endswith(".so") else b"x")
     rep = asset_trim.trim(root, extra=("numpy/f2py",))
     left = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-    assert left == sorted([
-        "onnxruntime/__init__.py",
-        "onnxruntime/capi/onnxruntime_pybind11_state.cpython-312-aarch64-linux-gnu.so",
-        "onnxruntime/capi/libonnxruntime_providers_shared.so",
-        "numpy/__init__.py", "pkg/m.py", "jmespath/__init__.py",
-    ])
+    assert left == sorted(
+        [
+            "onnxruntime/__init__.py",
+            "onnxruntime/capi/onnxruntime_pybind11_state.cpython-312-aarch64-linux-gnu.so",
+            "onnxruntime/capi/libonnxruntime_providers_shared.so",
+            "numpy/__init__.py",
+            "pkg/m.py",
+            "jmespath/__init__.py",
+        ]
+    )
     assert rep.removed_files == len(files) - len(left)
 
 

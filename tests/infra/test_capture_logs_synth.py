@@ -124,7 +124,8 @@ def test_the_athena_workgroup_keeps_results_in_the_bucket_encrypted_and_limits_b
     assert "athena-results/" in json.dumps(result["OutputLocation"])
     assert result["EncryptionConfiguration"]["EncryptionOption"] == "SSE_KMS"  # the bucket's key
     fn = next(
-        f["Properties"] for f in parquet.of_type("AWS::Lambda::Function").values()
+        f["Properties"]
+        for f in parquet.of_type("AWS::Lambda::Function").values()
         if "MS_ATHENA_WORKGROUP" in f["Properties"].get("Environment", {}).get("Variables", {})
     )
     assert fn["Environment"]["Variables"]["MS_ATHENA_WORKGROUP"] == {"Ref": wg_id}
@@ -135,8 +136,12 @@ def test_the_drift_check_may_query_only_its_workgroup_and_write_only_athena_resu
     (wg_id,) = parquet.of_type("AWS::Athena::WorkGroup")
     statements = {st.get("Sid"): st for st in _role_statements(parquet, "DriftCheck")}
     athena = statements["QueryCapturesInWorkgroup"]
-    assert sorted(athena["Action"]) == ["athena:GetQueryExecution", "athena:GetQueryResults", "athena:StartQueryExecution",
-                                        "athena:StopQueryExecution"]
+    assert sorted(athena["Action"]) == [
+        "athena:GetQueryExecution",
+        "athena:GetQueryResults",
+        "athena:StartQueryExecution",
+        "athena:StopQueryExecution",
+    ]
     assert wg_id in json.dumps(athena["Resource"]) and "*" not in json.dumps(athena["Resource"]).replace("/*", "")
     glue = statements["ReadCapturesTableDefinition"]
     assert sorted(glue["Action"]) == ["glue:GetDatabase", "glue:GetTable"]

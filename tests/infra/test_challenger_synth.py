@@ -28,8 +28,11 @@ def write_challenger(folder: Path, **changes: Any) -> Path:
 
 
 def function_env(template: dict[str, Any], description_start: str) -> dict[str, str]:
-    (fn,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"
-             and str(r["Properties"].get("Description", "")).startswith(description_start)]
+    (fn,) = [
+        r
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function" and str(r["Properties"].get("Description", "")).startswith(description_start)
+    ]
     return fn["Properties"]["Environment"]["Variables"]
 
 
@@ -43,14 +46,19 @@ def test_shadow_stack_tells_each_function_about_the_challenger(fake_bundle_dir, 
     assert drift[ENV_CHALLENGER_BUNDLE_PATH] == CHALLENGER_DIR_IN_ASSET  # its own drift report reads the bundle there
     assert s.template["Outputs"]["ChallengerVersion"]["Value"] == CHALLENGER_VERSION
     # its alarms read the challenger's series, and are not part of the champion's ModelHealth
-    health = json.dumps(next(r for k, r in s.template["Resources"].items() if r["Type"] == "AWS::CloudWatch::CompositeAlarm"
-                             and k.startswith("MonitoringModelHealth")))
+    health = json.dumps(
+        next(
+            r
+            for k, r in s.template["Resources"].items()
+            if r["Type"] == "AWS::CloudWatch::CompositeAlarm" and k.startswith("MonitoringModelHealth")
+        )
+    )
     for alarm_id, metric_name in (("ChallengerWorse", "ChallengerWorse"), ("ChallengerDrift", "ChallengerDrift")):
         construct = s.stack.alerting.alarms[alarm_id]
-        (alarm,) = [r["Properties"] for k, r in s.template["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"
-                    and alarm_id in k]
+        (alarm,) = [r["Properties"] for k, r in s.template["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm" and alarm_id in k]
         dims = {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])} or {
-            d["Name"]: d["Value"] for q in alarm["Metrics"] if "MetricStat" in q for d in q["MetricStat"]["Metric"]["Dimensions"]}
+            d["Name"]: d["Value"] for q in alarm["Metrics"] if "MetricStat" in q for d in q["MetricStat"]["Metric"]["Dimensions"]
+        }
         assert dims["ModelVersion"] == CHALLENGER_VERSION and dims["ModelName"] == "penguins"
         assert alarm["MetricName"] == metric_name
         assert construct not in s.stack.alerting.rollback_alarms
@@ -81,7 +89,9 @@ def test_without_a_challenger_nothing_of_it_is_synthesized(default) -> None:
 def test_an_incompatible_challenger_stops_synth_naming_the_problem(fake_bundle_dir, tmp_path, changes, message) -> None:
     challenger = write_challenger(tmp_path / "challenger", **changes)
     with pytest.raises(SettingsError, match="challenger_bundle_path") as err:
-        synth_variant("bad", fake_bundle_dir, tmp_path / "out", {"challenger_mode": "ab", "ab_share": 0.1, "challenger_bundle_path": str(challenger)})
+        synth_variant(
+            "bad", fake_bundle_dir, tmp_path / "out", {"challenger_mode": "ab", "ab_share": 0.1, "challenger_bundle_path": str(challenger)}
+        )
     assert message in str(err.value)
 
 

@@ -13,8 +13,7 @@ from tests.infra.test_challenger_synth import CHALLENGER_VERSION, write_challeng
 
 def graphs(s: Synth) -> dict[str, list[list[Any]]]:
     """Graph title -> its metric rows (['Namespace', 'Name', 'Dim', 'value', ..., {options}])."""
-    return {w["properties"]["title"]: w["properties"].get("metrics", []) for w in dashboard_body(s)["widgets"]
-            if w["type"] == "metric"}
+    return {w["properties"]["title"]: w["properties"].get("metrics", []) for w in dashboard_body(s)["widgets"] if w["type"] == "metric"}
 
 
 def series(rows: list[list[Any]], ns: str) -> set[tuple[str, str]]:
@@ -36,9 +35,11 @@ def test_every_model_series_on_the_dashboard_is_a_catalogued_metric(default: Syn
 def test_health_row_graphs_performance_estimates_capture_path_and_4xx_share(default: Synth) -> None:
     g, ns, v = graphs(default), default.settings.metrics_namespace, default.manifest.version
     assert series(g["Performance vs reference (drop) / degraded"], ns) == {
-        (n, v) for n in (mc.ACCURACY_DROP, mc.F1_DROP, mc.AUC_DROP, mc.PERFORMANCE_DEGRADED)}
+        (n, v) for n in (mc.ACCURACY_DROP, mc.F1_DROP, mc.AUC_DROP, mc.PERFORMANCE_DEGRADED)
+    }
     assert series(g["Estimated performance (CBPE) / target drift"], ns) == {
-        (n, v) for n in (mc.ESTIMATED_ACCURACY, mc.ESTIMATED_F1, mc.ESTIMATED_ACCURACY_DROP, mc.TARGET_DRIFT)}
+        (n, v) for n in (mc.ESTIMATED_ACCURACY, mc.ESTIMATED_F1, mc.ESTIMATED_ACCURACY_DROP, mc.TARGET_DRIFT)
+    }
     assert series(g["Captures dropped / verdict event errors"], ns) == {(mc.CAPTURE_DROPPED, v), (mc.VERDICT_EVENT_ERRORS, v)}
     (share,) = g["API 4XX share"]
     assert share[:2] == ["AWS/ApiGateway", "4XXError"] and share[-1].get("stat", "Average") == "Average"  # a graph's default statistic
@@ -52,13 +53,18 @@ def test_a_challenger_adds_the_comparison_row_on_each_versions_series(fake_bundl
     g, ns, champion = graphs(s), s.settings.metrics_namespace, s.manifest.version
     both = {champion, CHALLENGER_VERSION}
     assert series(g[f"Champion vs challenger {CHALLENGER_VERSION}"], ns) == {
-        (n, v) for n in (mc.VARIANT_ACCURACY, mc.VARIANT_F1) for v in both}
+        (n, v) for n in (mc.VARIANT_ACCURACY, mc.VARIANT_F1) for v in both
+    }
     assert series(g["Labeled rows per version"], ns) == {(mc.VARIANT_LABELED_ROWS, v) for v in both}
     assert series(g["Shadow agreement / challenger worse"], ns) == {
-        (mc.SHADOW_AGREEMENT, CHALLENGER_VERSION), (mc.CHALLENGER_WORSE, CHALLENGER_VERSION)}
+        (mc.SHADOW_AGREEMENT, CHALLENGER_VERSION),
+        (mc.CHALLENGER_WORSE, CHALLENGER_VERSION),
+    }
     # each version's own drift verdicts (the challenger's own drift report) and the challenger-only alarm's series
     assert series(g["Each version's dataset / prediction drift; challenger-only drift"], ns) == {
-        *((n, v) for n in (mc.DATASET_DRIFT, mc.PREDICTION_DRIFT) for v in both), (mc.CHALLENGER_DRIFT, CHALLENGER_VERSION)}
+        *((n, v) for n in (mc.DATASET_DRIFT, mc.PREDICTION_DRIFT) for v in both),
+        (mc.CHALLENGER_DRIFT, CHALLENGER_VERSION),
+    }
 
 
 def test_the_rejected_share_is_drawn_with_the_data_quality_rates(default: Synth) -> None:

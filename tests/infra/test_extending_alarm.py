@@ -23,9 +23,17 @@ TOY_METRIC = "ToyQueueDepth"
 def toy_alarm(ctx: AlarmContext) -> None:
     """The one alarm definition a contributor writes: what, threshold, timing, runbook section."""
     ctx.add(
-        "ToyQueueDepth", TOY_METRIC, "model", "Maximum", 10, "GreaterThanThreshold",
+        "ToyQueueDepth",
+        TOY_METRIC,
+        "model",
+        "Maximum",
+        10,
+        "GreaterThanThreshold",
         "More than 10 captures waited in the toy queue.",
-        "Look at the toy queue.", "alarm-toy-queue-depth", "model", period_s=300,
+        "Look at the toy queue.",
+        "alarm-toy-queue-depth",
+        "model",
+        period_s=300,
     )
 
 
@@ -53,12 +61,20 @@ def test_a_registered_alarm_is_synthesized_on_its_catalogued_metric_and_paged_by
     props = alarms[logical_id]["Properties"]
     (stat,) = alarm_metric_stats(props).values()
     m = toy_stack.manifest
-    assert (stat["namespace"], stat["name"], stat["stat"], stat["period"]) == (toy_stack.settings.metrics_namespace, TOY_METRIC, "Maximum", 300)
+    assert (stat["namespace"], stat["name"], stat["stat"], stat["period"]) == (
+        toy_stack.settings.metrics_namespace,
+        TOY_METRIC,
+        "Maximum",
+        300,
+    )
     assert stat["dims"] == {"ModelName": m.model_name, "ModelVersion": m.version, "Deployment": toy_stack.stack_name}
     description = "".join(p for p in props["AlarmDescription"]["Fn::Join"][1] if isinstance(p, str))  # the bucket is a token
     assert props["Threshold"] == 10 and description.endswith("Runbook: docs/runbook.md#alarm-toy-queue-depth")
     # its family comes from the catalogue entry: the pipeline page notifies for it, no other page does
-    pages = {c["Properties"]["AlarmName"].rsplit("-", 1)[-1]: c["Properties"] for c in toy_stack.of_type("AWS::CloudWatch::CompositeAlarm").values()}
+    pages = {
+        c["Properties"]["AlarmName"].rsplit("-", 1)[-1]: c["Properties"]
+        for c in toy_stack.of_type("AWS::CloudWatch::CompositeAlarm").values()
+    }
     notifying = {name for name, page in pages.items() if page.get("AlarmActions") and logical_id in paged_ids(page["AlarmRule"])}
     assert notifying == {"pipeline"}
     # a model-group alarm: also in the model-health roll-up

@@ -71,8 +71,12 @@ def test_the_hook_may_invoke_that_version_and_report_to_its_deployment_group_onl
         for action in st["Action"] if isinstance(st["Action"], list) else [st["Action"]]:
             by_action.setdefault(action, []).append(st["Resource"])
     assert set(by_action) == {
-        "logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTelemetryRecords", "xray:PutTraceSegments",
-        "lambda:InvokeFunction", "codedeploy:PutLifecycleEventHookExecutionStatus",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "xray:PutTelemetryRecords",
+        "xray:PutTraceSegments",
+        "lambda:InvokeFunction",
+        "codedeploy:PutLifecycleEventHookExecutionStatus",
     }
     assert by_action["lambda:InvokeFunction"] == [{"Ref": version_id}]
     (group_arn,) = by_action["codedeploy:PutLifecycleEventHookExecutionStatus"]

@@ -32,7 +32,9 @@ def test_real_bundles_fit_and_import(tmp_path) -> None:
         bundle = str(build_sample_bundle(tmp_path / "sample").root)
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench_bundle_size.py"), "--bundle", bundle, "--out", str(tmp_path / "assets")],
-        capture_output=True, text=True, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     print(proc.stdout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -77,10 +77,15 @@ def test_firehose_delivery_alarms_only_with_that_sink(default: Synth, full: Synt
         assert a["Dimensions"] == [{"Name": "DeliveryStreamName", "Value": {"Ref": stream_id}}]
         assert a["TreatMissingData"] == "notBreaching"  # no records, nothing to deliver
     assert (success["MetricName"], success["Statistic"], success["Threshold"], success["ComparisonOperator"]) == (
-        "DeliveryToS3.Success", "Average", 1, "LessThanThreshold"
+        "DeliveryToS3.Success",
+        "Average",
+        1,
+        "LessThanThreshold",
     )
     assert (freshness["MetricName"], freshness["Statistic"], freshness["ComparisonOperator"]) == (
-        "DeliveryToS3.DataFreshness", "Maximum", "GreaterThanThreshold"
+        "DeliveryToS3.DataFreshness",
+        "Maximum",
+        "GreaterThanThreshold",
     )
     assert freshness["Threshold"] == full.settings.firehose_max_data_age_s
     assert "alarm-firehose-delivery-failures" in json.dumps(success["AlarmDescription"])
@@ -95,7 +100,7 @@ def test_firehose_delivery_alarms_only_with_that_sink(default: Synth, full: Synt
 
 
 def test_capture_objects_cannot_be_replaced_unnoticed(default: Synth) -> None:
-    (bucket_id, bucket), = [(k, v) for k, v in default.of_type("AWS::S3::Bucket").items() if k.startswith("CaptureBucket")]
+    ((bucket_id, bucket),) = [(k, v) for k, v in default.of_type("AWS::S3::Bucket").items() if k.startswith("CaptureBucket")]
     props = bucket["Properties"]
     assert props["VersioningConfiguration"] == {"Status": "Enabled"}
     rules = {r["Id"]: r for r in props["LifecycleConfiguration"]["Rules"]}
@@ -108,8 +113,11 @@ def test_capture_objects_cannot_be_replaced_unnoticed(default: Synth) -> None:
     # no delete, no version or ACL calls, no other prefix
     (role_id,) = [k for k in default.of_type("AWS::IAM::Role") if k.startswith("ServingRole")]
     s3_statements = [
-        st for p in default.of_type("AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"]["Roles"]
-        for st in p["Properties"]["PolicyDocument"]["Statement"] if "s3:" in json.dumps(st["Action"])
+        st
+        for p in default.of_type("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+        for st in p["Properties"]["PolicyDocument"]["Statement"]
+        if "s3:" in json.dumps(st["Action"])
     ]
     (st,) = s3_statements
     assert st["Action"] == "s3:PutObject"
@@ -135,8 +143,11 @@ def test_inference_reserved_concurrency_is_a_setting(default: Synth, synth_of) -
 def test_drift_check_may_put_events_on_the_default_bus_only(default: Synth) -> None:
     role_id = _function(default, "MonitoringDriftCheck")["Role"]["Fn::GetAtt"][0]
     statements = [
-        st for p in default.of_type("AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"]["Roles"]
-        for st in p["Properties"]["PolicyDocument"]["Statement"] if "events:" in json.dumps(st["Action"])
+        st
+        for p in default.of_type("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+        for st in p["Properties"]["PolicyDocument"]["Statement"]
+        if "events:" in json.dumps(st["Action"])
     ]
     (st,) = statements
     assert st["Action"] == "events:PutEvents" and st["Effect"] == "Allow" and "Condition" not in st

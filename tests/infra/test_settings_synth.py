@@ -66,8 +66,13 @@ def test_missing_bundle_names_the_setting_and_the_fix(tmp_path) -> None:
 def test_app_py_exits_with_the_message_not_a_traceback(fake_bundle_dir) -> None:
     """The path the CDK CLI takes: context arrives in CDK_CONTEXT_JSON, app.py prints and exits 1."""
     ctx = {"model_bundle_path": str(fake_bundle_dir), "api_auth": "password"}
-    env = {**os.environ, "CDK_CONTEXT_JSON": json.dumps(ctx), "MS_SKIP_BUNDLING": "1", "MS_NO_VENV_REEXEC": "1",
-           "CDK_OUTDIR": str(fake_bundle_dir.parent / "out-bad")}
+    env = {
+        **os.environ,
+        "CDK_CONTEXT_JSON": json.dumps(ctx),
+        "MS_SKIP_BUNDLING": "1",
+        "MS_NO_VENV_REEXEC": "1",
+        "CDK_OUTDIR": str(fake_bundle_dir.parent / "out-bad"),
+    }
     proc = subprocess.run([sys.executable, str(ROOT / "app.py")], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
     assert proc.returncode == 1
     assert "setting 'api_auth' = 'password'" in proc.stderr
@@ -121,8 +126,13 @@ FUNCTION_SETTINGS: dict[str, Any] = {
 # what the stack passes besides settings: resources it created or placed
 # what the stack names for a function (resources, the stack name), not settings
 RESOURCE_VARIABLES = {
-    ENV_BUNDLE_PATH, ENV_CAPTURE_BUCKET, ENV_FIREHOSE_STREAM, ENV_HASH_SALT_SECRET, ENV_DEPLOYMENT,
-    ENV_CHALLENGER_BUNDLE_PATH, ENV_CHALLENGER_VERSION,
+    ENV_BUNDLE_PATH,
+    ENV_CAPTURE_BUCKET,
+    ENV_FIREHOSE_STREAM,
+    ENV_HASH_SALT_SECRET,
+    ENV_DEPLOYMENT,
+    ENV_CHALLENGER_BUNDLE_PATH,
+    ENV_CHALLENGER_VERSION,
 }
 SECTION_OF_FUNCTION = {"inference": ServingSettings, "drift-check": DriftSettings}
 

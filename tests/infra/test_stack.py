@@ -64,7 +64,10 @@ def test_capture_bucket_encryption_public_access_and_versioning(default: Synth, 
         {
             "BucketEncryption": {"ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
             "PublicAccessBlockConfiguration": {
-                "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+                "BlockPublicAcls": True,
+                "BlockPublicPolicy": True,
+                "IgnorePublicAcls": True,
+                "RestrictPublicBuckets": True,
             },
             "LoggingConfiguration": Match.object_like({"LogFilePrefix": "capture-bucket/"}),
         },
@@ -74,8 +77,10 @@ def test_capture_bucket_encryption_public_access_and_versioning(default: Synth, 
     versioned = {k for k, b in default.of_type("AWS::S3::Bucket").items() if "VersioningConfiguration" in b["Properties"]}
     assert len(versioned) == 1 and versioned.pop().startswith("CaptureBucket")
     kms_buckets = [
-        b for b in full.of_type("AWS::S3::Bucket").values()
-        if b["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+        b
+        for b in full.of_type("AWS::S3::Bucket").values()
+        if b["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"]
+        == "aws:kms"
     ]
     assert len(kms_buckets) == 1
     assert kms_buckets[0]["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["BucketKeyEnabled"] is True
@@ -86,7 +91,8 @@ def test_every_bucket_denies_plain_http(default: Synth) -> None:
     assert len(policies) == len(default.of_type("AWS::S3::Bucket")) == 2
     for p in policies.values():
         denies = [
-            st for st in p["Properties"]["PolicyDocument"]["Statement"]
+            st
+            for st in p["Properties"]["PolicyDocument"]["Statement"]
             if st["Effect"] == "Deny" and st.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
         ]
         assert denies, p
@@ -107,7 +113,12 @@ def test_lifecycle_rules_follow_settings(default: Synth) -> None:
     assert rules["hour-samples"]["Prefix"] == "samples/"
     assert rules["hour-samples"]["ExpirationInDays"] == -(-s.window_hours // 24) + 2
     log_bucket = next(b for k, b in default.of_type("AWS::S3::Bucket").items() if k.startswith("CaptureAccessLogs"))
-    assert log_bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert (
+        log_bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"][
+            "SSEAlgorithm"
+        ]
+        == "AES256"
+    )
     assert any("ExpirationInDays" in r for r in log_bucket["Properties"]["LifecycleConfiguration"]["Rules"])
 
 
@@ -147,11 +158,23 @@ def test_inference_role_with_firehose_and_kms(full: Synth) -> None:
 
 def test_drift_role_reads_captures_feedback_writes_reports_and_hour_samples(default: Synth) -> None:
     st = {x.get("Sid"): x for x in _policy_statements(default, "MonitoringDriftCheckRole")}
-    assert sorted(_arn_suffixes(st["ReadCapturesFeedbackReports"]["Resource"])) == ["/captures/*", "/feedback/*", "/rejects/*", "/reports/*", "/samples/*"]
+    assert sorted(_arn_suffixes(st["ReadCapturesFeedbackReports"]["Resource"])) == [
+        "/captures/*",
+        "/feedback/*",
+        "/rejects/*",
+        "/reports/*",
+        "/samples/*",
+    ]
     assert _as_list(st["ReadCapturesFeedbackReports"]["Action"]) == ["s3:GetObject"]
     assert _as_list(st["WriteReportsAndHourSamples"]["Action"]) == ["s3:PutObject"]
     assert sorted(_arn_suffixes(st["WriteReportsAndHourSamples"]["Resource"])) == ["/audit/*", "/reports/*", "/samples/*"]
-    assert st["ListCaptureFeedbackReports"]["Condition"]["StringLike"]["s3:prefix"] == ["captures/*", "feedback/*", "reports/*", "samples/*", "rejects/*"]
+    assert st["ListCaptureFeedbackReports"]["Condition"]["StringLike"]["s3:prefix"] == [
+        "captures/*",
+        "feedback/*",
+        "reports/*",
+        "samples/*",
+        "rejects/*",
+    ]
     metrics = st["PublishDriftMetrics"]
     assert _as_list(metrics["Action"]) == ["cloudwatch:PutMetricData"]
     assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": default.settings.metrics_namespace}}
@@ -199,7 +222,9 @@ def test_live_alias_version_and_deployment_group(default: Synth, full: Synth) ->
     # the alias is shifted by CodeDeploy
     alias_res = next(iter(default.of_type("AWS::Lambda::Alias").values()))
     assert "CodeDeployLambdaAliasUpdate" in alias_res["UpdatePolicy"]
-    assert _single(full, "AWS::CodeDeploy::DeploymentGroup")["DeploymentConfigName"] == "CodeDeployDefault.LambdaLinear10PercentEvery1Minute"
+    assert (
+        _single(full, "AWS::CodeDeploy::DeploymentGroup")["DeploymentConfigName"] == "CodeDeployDefault.LambdaLinear10PercentEvery1Minute"
+    )
     assert _single(full, "AWS::Lambda::Alias")["ProvisionedConcurrencyConfig"] == {"ProvisionedConcurrentExecutions": 2}
 
 
@@ -236,7 +261,7 @@ def test_stage_throttling_tracing_and_access_logs(default: Synth) -> None:
     assert fmt["caller"] == "$context.identity.caller" and fmt["userArn"] == "$context.identity.userArn"
     assert fmt["ip"] == "$context.identity.sourceIp"
     assert fmt["responseLatency"] == "$context.responseLatency" and fmt["errorType"] == "$context.error.responseType"
-    assert "$context.identity.apiKey\"" not in stage["AccessLogSetting"]["Format"]
+    assert '$context.identity.apiKey"' not in stage["AccessLogSetting"]["Format"]
 
 
 def _route_of(s: Synth, method: dict[str, Any]) -> str:
@@ -259,8 +284,11 @@ def test_methods_auth_and_validation(default: Synth, full: Synth, public: Synth)
     methods = methods_by_route(default)
     gets = {"/health", "/model", "/docs", "/openapi.json", "/v2", "/v2/{proxy+}"}
     assert set(methods) == {
-        ("/predict", "POST"), ("/feedback", "POST"), ("/v2/{proxy+}", "POST"),
-        *((p, "GET") for p in gets), *((p, "HEAD") for p in gets),
+        ("/predict", "POST"),
+        ("/feedback", "POST"),
+        ("/v2/{proxy+}", "POST"),
+        *((p, "GET") for p in gets),
+        *((p, "HEAD") for p in gets),
     }
     validators = default.of_type("AWS::ApiGateway::RequestValidator")
     body_validator = next(k for k, v in validators.items() if v["Properties"]["ValidateRequestBody"])
@@ -278,7 +306,8 @@ def test_methods_auth_and_validation(default: Synth, full: Synth, public: Synth)
         uri = json.dumps(p["Integration"]["Uri"])
         assert "ServingLive" in uri and p["Integration"]["Type"] == "AWS_PROXY"
     assert _single(default, "AWS::ApiGateway::UsagePlan")["Throttle"] == {
-        "RateLimit": default.settings.throttle_rate_limit, "BurstLimit": default.settings.throttle_burst_limit
+        "RateLimit": default.settings.throttle_rate_limit,
+        "BurstLimit": default.settings.throttle_burst_limit,
     }
     assert len(default.of_type("AWS::ApiGateway::ApiKey")) == 1
     assert len(default.of_type("AWS::ApiGateway::UsagePlanKey")) == 1
@@ -355,18 +384,24 @@ def _expressions(alarm: dict[str, Any]) -> dict[str, str]:
 def paged_ids(rule: Any) -> set[str]:
     """Logical ids of the alarms whose ALARM state puts a composite alarm rule in ALARM (not those under NOT)."""
     text = "".join(part if isinstance(part, str) else part["Fn::GetAtt"][0] for part in rule["Fn::Join"][1])
-    text = re.sub(r'NOT \(\((?:[^()]|\([^()]*\))*\)\)', "", text)
+    text = re.sub(r"NOT \(\((?:[^()]|\([^()]*\))*\)\)", "", text)
     return set(re.findall(r'ALARM\("([^"]+)"\)', text))
 
 
 def test_no_traffic_adds_nothing_to_the_pipeline_page_while_the_reject_rate_pages(default: Synth) -> None:
     """Every request refused leaves no scored row: NoTraffic would page a second time for RejectRate's cause."""
-    (pipeline,) = [c["Properties"] for c in default.of_type("AWS::CloudWatch::CompositeAlarm").values()
-                   if c["Properties"]["AlarmName"].endswith("Page-pipeline")]
+    (pipeline,) = [
+        c["Properties"]
+        for c in default.of_type("AWS::CloudWatch::CompositeAlarm").values()
+        if c["Properties"]["AlarmName"].endswith("Page-pipeline")
+    ]
     text = "".join(p if isinstance(p, str) else p["Fn::GetAtt"][0] for p in pipeline["AlarmRule"]["Fn::Join"][1])
     # nor while the drift check's reads fail (CaptureReadErrors names that fault)
-    assert re.search(r'ALARM\("MonitoringNoTraffic\w+"\) AND \(NOT \(\(ALARM\("MonitoringRejectRate\w+"\) OR '
-                     r'ALARM\("MonitoringCaptureReadErrors\w+"\)\)\)\)', text), text
+    assert re.search(
+        r'ALARM\("MonitoringNoTraffic\w+"\) AND \(NOT \(\(ALARM\("MonitoringRejectRate\w+"\) OR '
+        r'ALARM\("MonitoringCaptureReadErrors\w+"\)\)\)\)',
+        text,
+    ), text
 
 
 def test_every_alarm_spec_becomes_an_alarm_its_family_notifies_for(default: Synth) -> None:
@@ -405,7 +440,12 @@ def test_every_alarm_spec_becomes_an_alarm_its_family_notifies_for(default: Synt
             for i, window in enumerate(spec.windows):
                 w = stats[f"m{i}"] if spec.min_window_rows else stats[f"w{i}"]  # gated: w{i} is IF(rows{i}..., m{i}, 0)
                 assert w["dims"] == {**spec.dimensions, "Window": window}
-                assert (w["name"], w["namespace"], w["period"], w["stat"]) == (spec.metric_name, spec.namespace, spec.period_s, spec.statistic)
+                assert (w["name"], w["namespace"], w["period"], w["stat"]) == (
+                    spec.metric_name,
+                    spec.namespace,
+                    spec.period_s,
+                    spec.statistic,
+                )
                 if spec.min_window_rows:  # each window gated by its own rows
                     assert exprs[f"w{i}"] == f"IF(rows{i} >= {spec.min_window_rows}, m{i}, 0)"
                     assert stats[f"rows{i}"]["name"] == "WindowRows" and stats[f"rows{i}"]["dims"] == w["dims"]
@@ -417,7 +457,12 @@ def test_every_alarm_spec_becomes_an_alarm_its_family_notifies_for(default: Synt
             assert stats["rejects"]["dims"]["ModelVersion"] == m.version and stats["errors"]["dims"] == stats["requests"]["dims"]
             continue
         main = stats["m"]
-        assert (main["name"], main["namespace"], main["period"], main["stat"]) == (spec.metric_name, spec.namespace, spec.period_s, spec.statistic)
+        assert (main["name"], main["namespace"], main["period"], main["stat"]) == (
+            spec.metric_name,
+            spec.namespace,
+            spec.period_s,
+            spec.statistic,
+        )
         if spec.min_window_rows:  # a rate alarm gated on the window's size by metric math
             assert alarm_expression(a) == f"IF(rows >= {spec.min_window_rows}, m, 0)"
             assert stats["rows"]["name"] == "WindowRows" and stats["rows"]["dims"] == main["dims"]
@@ -458,14 +503,20 @@ def test_a_deploy_does_not_page(default: Synth) -> None:
     nt = alarms["NoTraffic"]
     assert nt["EvaluationPeriods"] >= 2 and nt["DatapointsToAlarm"] == nt["EvaluationPeriods"]
     assert alarm_expression(nt) == "FILL(m, REPEAT)"  # a late check reads as the last value, not as missing
-    assert alarm_metric_stats(nt)["m"]["dims"] == {"ModelName": default.manifest.model_name, "Deployment": default.stack_name, "Window": "24h"}
+    assert alarm_metric_stats(nt)["m"]["dims"] == {
+        "ModelName": default.manifest.model_name,
+        "Deployment": default.stack_name,
+        "Window": "24h",
+    }
 
 
 @pytest.mark.parametrize(
     "variant, period_s, drift_periods, no_traffic_periods",
     [("default", 3600, 1, 2), ("daily_cron", 86400, 1, 2), ("two_days", 86400, 2, 4)],
 )
-def test_alarm_periods_follow_the_drift_schedule(variant: str, period_s: int, drift_periods: int, no_traffic_periods: int, synth_of) -> None:
+def test_alarm_periods_follow_the_drift_schedule(
+    variant: str, period_s: int, drift_periods: int, no_traffic_periods: int, synth_of
+) -> None:
     s = synth_of(variant)
     alarms = _alarm_by_id(s)
     for name in ("DatasetDrift", "OutlierRate", "NoTraffic", "DriftCheckErrors"):
@@ -521,8 +572,21 @@ def test_topic_is_kms_encrypted_and_tls_only(default: Synth, full: Synth) -> Non
 
 def test_dashboard_covers_api_lambda_capture_and_every_feature(default: Synth) -> None:
     body = json.dumps(_single(default, "AWS::CloudWatch::Dashboard")["DashboardBody"])
-    for needle in ("Latency", "4XXError", "5XXError", "Duration", "Throttles", "CaptureErrors", "CapturedRows",
-                   "DriftShare", "OutlierRate", "MissingRate", "OutOfRangeRate", "UnseenCategoryRate", "Accuracy"):
+    for needle in (
+        "Latency",
+        "4XXError",
+        "5XXError",
+        "Duration",
+        "Throttles",
+        "CaptureErrors",
+        "CapturedRows",
+        "DriftShare",
+        "OutlierRate",
+        "MissingRate",
+        "OutOfRangeRate",
+        "UnseenCategoryRate",
+        "Accuracy",
+    ):
         assert needle in body, needle
     for f in default.manifest.features:
         assert f'\\"{f.name}\\"' in body or f.name in body
@@ -577,14 +641,17 @@ def test_outputs(default: Synth, full: Synth) -> None:
 # ------------------------------------------------------------------ checks
 
 
-@pytest.mark.parametrize("variant", ["default", "firehose_kms_iam", "public", "coverage", "cors_waf", "iam_cors", "logs", "logs_parquet_kms"])
+@pytest.mark.parametrize(
+    "variant", ["default", "firehose_kms_iam", "public", "coverage", "cors_waf", "iam_cors", "logs", "logs_parquet_kms"]
+)
 def test_cdk_nag_has_no_unacknowledged_findings(variant: str, synth_of) -> None:
     s = synth_of(variant)  # synth raises on any unacknowledged AwsSolutions finding
-    report = json.loads((s.outdir / "validation-report.json").read_text()) if (s.outdir / "validation-report.json").exists() else {"pluginReports": []}
-    errors = [
-        v for r in report["pluginReports"] for v in r.get("violations", [])
-        if v.get("severity") == "error"
-    ]
+    report = (
+        json.loads((s.outdir / "validation-report.json").read_text())
+        if (s.outdir / "validation-report.json").exists()
+        else {"pluginReports": []}
+    )
+    errors = [v for r in report["pluginReports"] for v in r.get("violations", []) if v.get("severity") == "error"]
     assert errors == []
 
 
@@ -609,13 +676,15 @@ def test_metrics_failures_are_counted_from_the_logs_of_both_functions(default: S
         (t,) = p["MetricTransformations"]
         assert t["MetricName"] == "MetricsErrors" and t["MetricNamespace"] == default.settings.metrics_namespace
         assert {d["Key"]: d["Value"] for d in t["Dimensions"]} == {
-            "ModelName": "$.model_name", "ModelVersion": "$.model_version", "Deployment": "$.deployment",
+            "ModelName": "$.model_name",
+            "ModelVersion": "$.model_version",
+            "Deployment": "$.deployment",
         }
 
 
 def test_hashed_features_get_a_generated_salt_the_function_alone_may_read(default: Synth, full: Synth) -> None:
     assert not default.of_type("AWS::SecretsManager::Secret")
-    (secret_id, secret), = full.of_type("AWS::SecretsManager::Secret").items()
+    ((secret_id, secret),) = full.of_type("AWS::SecretsManager::Secret").items()
     assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] >= 16
     env = _function(full, "ServingFunction")["Environment"]["Variables"]
     assert env["MS_CAPTURE_HASH_SALT_SECRET_ARN"] == {"Ref": secret_id}

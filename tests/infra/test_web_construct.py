@@ -27,7 +27,7 @@ class WebSynth:
     def single(self, cfn_type: str) -> tuple[str, dict[str, Any]]:
         found = self.of_type(cfn_type)
         assert len(found) == 1, list(found)
-        (k, v), = found.items()
+        ((k, v),) = found.items()
         return k, v["Properties"]
 
 
@@ -36,7 +36,9 @@ def _site(folder: Path) -> Path:
     folder.mkdir(parents=True)
     for name in ("index.html", "app.mjs", "score.mjs", "style.css", "manifest.json", "model.onnx"):
         (folder / name).write_text(name)
-    (folder / "config.json").write_text(json.dumps({"api_url": "http://127.0.0.1:8080/prod", "api_key": "local-only", "onnxruntime_web": "1.30.0"}))
+    (folder / "config.json").write_text(
+        json.dumps({"api_url": "http://127.0.0.1:8080/prod", "api_key": "local-only", "onnxruntime_web": "1.30.0"})
+    )
     return folder
 
 
@@ -76,15 +78,16 @@ def test_the_site_bucket_is_private_encrypted_tls_only_and_readable_by_the_distr
     site_id = next(k for k in buckets if "WebSite" in k)
     site = buckets[site_id]["Properties"]
     assert site["PublicAccessBlockConfiguration"] == {
-        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
     }
     assert site["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     assert "WebsiteConfiguration" not in site  # no S3 website endpoint: only CloudFront reads it
     policy = next(p["Properties"] for p in web.of_type("AWS::S3::BucketPolicy").values() if p["Properties"]["Bucket"] == {"Ref": site_id})
     statements = policy["PolicyDocument"]["Statement"]
-    assert any(
-        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements
-    )
+    assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements)
     (reader,) = [s for s in statements if s["Effect"] == "Allow" and s.get("Principal") == {"Service": "cloudfront.amazonaws.com"}]
     assert reader["Action"] == "s3:GetObject"
     dist_id, _ = web.single("AWS::CloudFront::Distribution")
@@ -129,7 +132,7 @@ def test_the_site_is_deployed_with_config_written_at_deploy_time_and_the_cache_i
     assert deploy["Prune"] is True
     # config.json: the API URL is filled in when CloudFormation deploys (a marker replaced by a quoted string)
     (markers,) = [m for m in deploy["SourceMarkers"] if m]
-    (marker, value), = markers.items()
+    ((marker, value),) = markers.items()
     assert value == {"Fn::Join": ["", ['"', {"Ref": "ApiUrl"}, '"']]}
     # the folder's own config.json (local API URL and key) is not uploaded: the deploy-time one replaces it
     staged = [p for p in web.outdir.glob("asset.*") if p.is_dir() and (p / "index.html").exists()]

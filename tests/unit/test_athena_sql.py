@@ -29,11 +29,19 @@ ROWS_PER_HOUR = 50_000
 RARE = "Atlantis"  # 1 in 100,000 rows
 
 INPUTS = pa.struct([("bill_length_mm", pa.float64()), ("island", pa.string()), ("is_adult", pa.bool_())])
-SCHEMA = pa.schema([
-    ("request_id", pa.string()), ("row", pa.int32()), ("event_time", pa.string()), ("model_name", pa.string()),
-    ("model_version", pa.string()), ("stage", pa.string()), ("inputs", INPUTS), ("prediction", pa.string()),
-    ("probabilities", pa.map_(pa.string(), pa.float64())),
-])
+SCHEMA = pa.schema(
+    [
+        ("request_id", pa.string()),
+        ("row", pa.int32()),
+        ("event_time", pa.string()),
+        ("model_name", pa.string()),
+        ("model_version", pa.string()),
+        ("stage", pa.string()),
+        ("inputs", INPUTS),
+        ("prediction", pa.string()),
+        ("probabilities", pa.map_(pa.string(), pa.float64())),
+    ]
+)
 
 
 def _rows(hour: datetime, n: int, rng: random.Random, rare_at: set[int]) -> list[dict[str, Any]]:
@@ -42,11 +50,19 @@ def _rows(hour: datetime, n: int, rng: random.Random, rare_at: set[int]) -> list
         t = hour + timedelta(microseconds=rng.randrange(3_600_000_000))
         island = RARE if i in rare_at else rng.choice(["Biscoe", "Dream", "Torgersen", None])
         length = None if rng.random() < 0.02 else rng.gauss(44.0, 5.0)
-        out.append({
-            "request_id": f"r{hour:%d%H}-{i}", "row": 0, "event_time": utc_iso(t), "model_name": "penguins", "model_version": "v1",
-            "stage": "prod", "inputs": {"bill_length_mm": length, "island": island, "is_adult": bool(i % 2)},
-            "prediction": rng.choice(["Adelie", "Gentoo", "Chinstrap"]), "probabilities": [("Adelie", 0.5), ("Gentoo", 0.5)],
-        })
+        out.append(
+            {
+                "request_id": f"r{hour:%d%H}-{i}",
+                "row": 0,
+                "event_time": utc_iso(t),
+                "model_name": "penguins",
+                "model_version": "v1",
+                "stage": "prod",
+                "inputs": {"bill_length_mm": length, "island": island, "is_adult": bool(i % 2)},
+                "prediction": rng.choice(["Adelie", "Gentoo", "Chinstrap"]),
+                "probabilities": [("Adelie", 0.5), ("Gentoo", 0.5)],
+            }
+        )
     return out
 
 

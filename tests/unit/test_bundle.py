@@ -20,7 +20,10 @@ def _manifest() -> BundleManifest:
 
 
 def _rows(n: int) -> list[dict]:
-    return [{"inputs": {"x": float(i), "c": "a" if i % 2 else None}, "prediction": "yes", "probabilities": {"no": 0.25, "yes": 0.75}} for i in range(n)]
+    return [
+        {"inputs": {"x": float(i), "c": "a" if i % 2 else None}, "prediction": "yes", "probabilities": {"no": 0.25, "yes": 0.75}}
+        for i in range(n)
+    ]
 
 
 def test_bundle_round_trip_with_reference_sample(tmp_path) -> None:
@@ -61,7 +64,9 @@ def test_sample_bundle_is_deterministic_and_complete(sample_bundle, tmp_path) ->
     import sys
 
     # another process with another string-hash seed must build the very same bytes
-    code = f"from devtools.sample_model import build_sample_bundle; print(build_sample_bundle({str(tmp_path / 'again')!r}).manifest.version)"
+    code = (
+        f"from devtools.sample_model import build_sample_bundle; print(build_sample_bundle({str(tmp_path / 'again')!r}).manifest.version)"
+    )
     env = dict(os.environ, PYTHONHASHSEED="12345")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=Path(__file__).parents[2])
     assert out.stdout.strip().splitlines()[-1] == sample_bundle.manifest.version

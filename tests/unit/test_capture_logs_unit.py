@@ -21,8 +21,14 @@ from serving.capture_logs import LogsCaptureSink, capture_line, redirect_lines
 
 def _record(i: int, inputs: dict[str, Any] | None = None, probabilities: dict[str, float] | None = None) -> CaptureRecord:
     return CaptureRecord(
-        request_id="req-1", row=i, event_time="2026-11-25T17:04:05.123456Z", model_name="m", model_version="v1", stage="prod",
-        inputs=inputs if inputs is not None else {"x": float(i), "c": "a"}, prediction="yes",
+        request_id="req-1",
+        row=i,
+        event_time="2026-11-25T17:04:05.123456Z",
+        model_name="m",
+        model_version="v1",
+        stage="prod",
+        inputs=inputs if inputs is not None else {"x": float(i), "c": "a"},
+        prediction="yes",
         probabilities=probabilities if probabilities is not None else {"no": 0.25, "yes": 0.75},
     )
 
@@ -36,8 +42,14 @@ def lines() -> Any:
 
 
 def envelope(messages: list[str], message_type: str = "DATA_MESSAGE") -> bytes:
-    doc = {"messageType": message_type, "owner": "123456789012", "logGroup": "/aws/lambda/f", "logStream": "s",
-           "subscriptionFilters": ["captures"], "logEvents": [{"id": str(i), "timestamp": 0, "message": m} for i, m in enumerate(messages)]}
+    doc = {
+        "messageType": message_type,
+        "owner": "123456789012",
+        "logGroup": "/aws/lambda/f",
+        "logStream": "s",
+        "subscriptionFilters": ["captures"],
+        "logEvents": [{"id": str(i), "timestamp": 0, "message": m} for i, m in enumerate(messages)],
+    }
     return gzip.compress(json.dumps(doc).encode())
 
 
@@ -85,12 +97,20 @@ def test_json_lines_objects_read_as_before() -> None:
 
 
 def _parquet(rows: list[dict[str, Any]]) -> bytes:
-    schema = pa.schema([
-        ("record_type", pa.string()), ("request_id", pa.string()), ("row", pa.int32()), ("event_time", pa.string()),
-        ("model_name", pa.string()), ("model_version", pa.string()), ("stage", pa.string()),
-        ("inputs", pa.struct([("x", pa.float64()), ("c", pa.string())])), ("prediction", pa.string()),
-        ("probabilities", pa.map_(pa.string(), pa.float64())),
-    ])
+    schema = pa.schema(
+        [
+            ("record_type", pa.string()),
+            ("request_id", pa.string()),
+            ("row", pa.int32()),
+            ("event_time", pa.string()),
+            ("model_name", pa.string()),
+            ("model_version", pa.string()),
+            ("stage", pa.string()),
+            ("inputs", pa.struct([("x", pa.float64()), ("c", pa.string())])),
+            ("prediction", pa.string()),
+            ("probabilities", pa.map_(pa.string(), pa.float64())),
+        ]
+    )
     table = pa.Table.from_pylist(rows, schema=schema)
     out = io.BytesIO()
     pq.write_table(table, out)
@@ -116,7 +136,9 @@ def test_parquet_regression_predictions_come_back_as_numbers() -> None:
 
 
 @pytest.mark.parametrize(
-    "data", [b"PAR1 not really parquet", gzip.compress(b'{"messageType":"DATA_MESSAGE","logEvents":[', mtime=0)], ids=["parquet", "envelope"]
+    "data",
+    [b"PAR1 not really parquet", gzip.compress(b'{"messageType":"DATA_MESSAGE","logEvents":[', mtime=0)],
+    ids=["parquet", "envelope"],
 )
 def test_a_corrupt_object_raises_so_the_reader_skips_and_counts_it(data: bytes) -> None:
     with pytest.raises(ValueError):

@@ -270,10 +270,7 @@ class FakeFirehose:
 
 
 def _big_records(n: int, size: int) -> list[CaptureRecord]:
-    return [
-        CaptureRecord("req", i, utc_iso(T), "m", "v1", "prod", {"blob": "x" * size}, "yes", {"no": 0.5, "yes": 0.5})
-        for i in range(n)
-    ]
+    return [CaptureRecord("req", i, utc_iso(T), "m", "v1", "prod", {"blob": "x" * size}, "yes", {"no": 0.5, "yes": 0.5}) for i in range(n)]
 
 
 def _lines(records: list[CaptureRecord]) -> list[bytes]:
@@ -352,7 +349,7 @@ def test_chunks_property(sizes: list[int], limit: int) -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(
-    values=st.lists(st.one_of(st.none(), st.floats(allow_infinity=False), st.booleans(), st.integers(-10**6, 10**6)), max_size=30),
+    values=st.lists(st.one_of(st.none(), st.floats(allow_infinity=False), st.booleans(), st.integers(-(10**6), 10**6)), max_size=30),
     kind=st.sampled_from([FeatureKind.NUMERIC, FeatureKind.BOOLEAN, FeatureKind.CATEGORICAL]),
 )
 def test_json_column_matches_json_value(values: list[Any], kind: FeatureKind) -> None:
@@ -392,7 +389,11 @@ def test_reject_is_written_under_its_own_prefix_with_the_reason_per_field() -> N
     assert key.startswith("rejects/model=m/version=v1/dt=2026-11-25/hour=17/170405123456-req-1")
     d = record.to_dict()
     assert (d["reason"], d["status"], d["rows"], d["rows_with_errors"], d["errors_total"]) == ("unseen_category", 422, 2, 2, 3)
-    assert [(e["row"], e["field"], e["reason"]) for e in d["errors"]] == [(0, "c", "unseen_category"), (1, "flag", "null_not_allowed"), (1, "x", "wrong_type")]
+    assert [(e["row"], e["field"], e["reason"]) for e in d["errors"]] == [
+        (0, "c", "unseen_category"),
+        (1, "flag", "null_not_allowed"),
+        (1, "x", "wrong_type"),
+    ]
     assert errors == []
 
 
@@ -450,8 +451,14 @@ def test_reject_record_round_trips_and_its_key_time_is_read_back() -> None:
 
 @pytest.mark.parametrize(
     "payload, rows",
-    [({"instances": [{}, {}, {}]}, 3), ({"dataframe_split": {"columns": ["x"], "data": [[1], [2]]}}, 2), ({"dataframe_split": {"data": "x"}}, None), ("junk", None), (None, None),
-     (ColumnBatch(["x", "y"], [TypedColumn(np.zeros(4), np.zeros(4, dtype=bool)), ["a", "b", "c", "d"]]), 4)],
+    [
+        ({"instances": [{}, {}, {}]}, 3),
+        ({"dataframe_split": {"columns": ["x"], "data": [[1], [2]]}}, 2),
+        ({"dataframe_split": {"data": "x"}}, None),
+        ("junk", None),
+        (None, None),
+        (ColumnBatch(["x", "y"], [TypedColumn(np.zeros(4), np.zeros(4, dtype=bool)), ["a", "b", "c", "d"]]), 4),
+    ],
 )
 def test_rows_of_a_request_body(payload: Any, rows: int | None) -> None:
     from serving.capture import rows_of

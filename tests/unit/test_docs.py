@@ -30,7 +30,9 @@ EXPLICIT_ANCHOR = re.compile(r"""<a\s+(?:id|name)=["']([^"']+)["']""")
 # a Markdown file and an anchor, the way cdk/ writes runbook links into alarm descriptions and dashboards
 MD_ANCHOR_REF = re.compile(r"([\w./-]+\.md)#([\w-]+)")
 # a code span naming a file or folder of the repository, optionally a name in it: `cdk/nag.py: acknowledge`
-REPO_PATH_SPAN = re.compile(r"((?:modelserve|serving|driftcheck|monitoring|devtools|cdk|lambda|tests|benchmarks|docs)/[\w./-]*)(?::\s*(\w+))?")
+REPO_PATH_SPAN = re.compile(
+    r"((?:modelserve|serving|driftcheck|monitoring|devtools|cdk|lambda|tests|benchmarks|docs)/[\w./-]*)(?::\s*(\w+))?"
+)
 
 
 def github_slug(heading: str) -> str:

@@ -58,7 +58,21 @@ def test_export_cli_bundles_a_joblib_pipeline_and_serves_what_sklearn_predicts(t
     joblib.dump(pipe, tmp_path / "pipe.joblib")
     df.to_csv(tmp_path / "train.csv", index=False)
 
-    rc = main(["export", "--pipeline", str(tmp_path / "pipe.joblib"), "--data", str(tmp_path / "train.csv"), "--target", TARGET, "--name", "hgb", "--out", str(tmp_path / "bundle")])
+    rc = main(
+        [
+            "export",
+            "--pipeline",
+            str(tmp_path / "pipe.joblib"),
+            "--data",
+            str(tmp_path / "train.csv"),
+            "--target",
+            TARGET,
+            "--name",
+            "hgb",
+            "--out",
+            str(tmp_path / "bundle"),
+        ]
+    )
     assert rc == 0
     bundle = ModelBundle.load(tmp_path / "bundle")
     assert bundle.manifest.model_name == "hgb"
@@ -89,7 +103,24 @@ def test_export_onnx_cli_bundles_a_ready_model_with_single_tensor_input(tmp_path
     }
     (tmp_path / "schema.json").write_text(json.dumps(schema))
     df.to_csv(tmp_path / "ref.csv", index=False)
-    assert main(["export-onnx", "--model", str(tmp_path / "m.onnx"), "--schema", str(tmp_path / "schema.json"), "--reference", str(tmp_path / "ref.csv"), "--target", NUMERIC[3], "--out", str(tmp_path / "b")]) == 0
+    assert (
+        main(
+            [
+                "export-onnx",
+                "--model",
+                str(tmp_path / "m.onnx"),
+                "--schema",
+                str(tmp_path / "schema.json"),
+                "--reference",
+                str(tmp_path / "ref.csv"),
+                "--target",
+                NUMERIC[3],
+                "--out",
+                str(tmp_path / "b"),
+            ]
+        )
+        == 0
+    )
     bundle = ModelBundle.load(tmp_path / "b")
     f0 = bundle.manifest.features[0]
     assert f0.min == pytest.approx(df[NUMERIC[0]].min()) and f0.max == pytest.approx(df[NUMERIC[0]].max())
@@ -140,13 +171,33 @@ def test_a_ready_onnx_classifier_with_zipmap_and_integer_classes_is_served(tmp_p
     schema = {
         "model_name": "zipmapped",
         "features": [{"name": n, "kind": "numeric"} for n in NUMERIC],
-        "outputs": {"task": "classification", "classes": ["0", "1", "2"], "label_output": "output_label", "probability_output": "output_probability"},
+        "outputs": {
+            "task": "classification",
+            "classes": ["0", "1", "2"],
+            "label_output": "output_label",
+            "probability_output": "output_probability",
+        },
         "input_layout": "single_tensor",
         "single_input_name": "x",
     }
     (tmp_path / "schema.json").write_text(json.dumps(schema))
     df.to_csv(tmp_path / "ref.csv", index=False)
-    assert main(["export-onnx", "--model", str(tmp_path / "m.onnx"), "--schema", str(tmp_path / "schema.json"), "--reference", str(tmp_path / "ref.csv"), "--out", str(tmp_path / "b")]) == 0
+    assert (
+        main(
+            [
+                "export-onnx",
+                "--model",
+                str(tmp_path / "m.onnx"),
+                "--schema",
+                str(tmp_path / "schema.json"),
+                "--reference",
+                str(tmp_path / "ref.csv"),
+                "--out",
+                str(tmp_path / "b"),
+            ]
+        )
+        == 0
+    )
     bundle = ModelBundle.load(tmp_path / "b")
     pred = ModelRunner.from_path(bundle.manifest, bundle.model_path).predict(table_from_frame(df, bundle.manifest.features))
     assert list(pred.labels[:5]) == [str(v) for v in model.predict(x[:5])]

@@ -26,7 +26,12 @@ def _model(tmp: Path) -> Path:
         helper.make_tensor_value_info("b", TensorProto.FLOAT, [None, 1]),
         helper.make_tensor_value_info("code", TensorProto.STRING, [None, 1]),
     ]
-    graph = helper.make_graph([helper.make_node("Add", ["a", "b"], ["value"])], "add", inputs, [helper.make_tensor_value_info("value", TensorProto.FLOAT, [None, 1])])
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["a", "b"], ["value"])],
+        "add",
+        inputs,
+        [helper.make_tensor_value_info("value", TensorProto.FLOAT, [None, 1])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     path = tmp / "m.onnx"
     path.write_bytes(model.SerializeToString())
@@ -54,7 +59,18 @@ def files(tmp_path: Path) -> dict[str, Path]:
 
 def _export(files: dict[str, Path], *extra: str, **replace: Path) -> list[str]:
     paths = {**files, **replace}
-    return ["export-onnx", "--model", str(paths["model"]), "--schema", str(paths["schema"]), "--reference", str(paths["reference"]), "--out", str(paths["out"]), *extra]
+    return [
+        "export-onnx",
+        "--model",
+        str(paths["model"]),
+        "--schema",
+        str(paths["schema"]),
+        "--reference",
+        str(paths["reference"]),
+        "--out",
+        str(paths["out"]),
+        *extra,
+    ]
 
 
 def _errors(capsys: pytest.CaptureFixture[str], argv: list[str]) -> list[str]:
@@ -76,12 +92,24 @@ def test_a_good_export_says_each_features_kind_and_why(files, capsys) -> None:
 @pytest.mark.parametrize(
     ("schema", "expected"),
     [
-        (_schema(outputs={"task": "regression", "probabilty_output": None}), "outputs.probabilty_output: unknown key (did you mean 'probability_output'?)"),
+        (
+            _schema(outputs={"task": "regression", "probabilty_output": None}),
+            "outputs.probabilty_output: unknown key (did you mean 'probability_output'?)",
+        ),
         ({**{k: v for k, v in _schema().items() if k != "features"}, "fetures": []}, "fetures: unknown key (did you mean 'features'?)"),
         (_schema(input_layot="single_tensor"), "input_layot: unknown key (did you mean 'input_layout'?)"),
-        (_schema(features=[{"name": "a", "kind": "numerical"}, {"name": "b"}, {"name": "code"}]), "features[0].kind: 'numerical' is not one of numeric, categorical, boolean (did you mean 'numeric'?)"),
-        (_schema(outputs={"task": "classifier"}), "outputs.task: 'classifier' is not one of classification, regression (did you mean 'classification'?)"),
-        (_schema(features=[{"name": "a"}, {"name": "bb"}, {"name": "code"}]), "features[1]: 'bb' is not an input of the model (did you mean 'b'?)"),
+        (
+            _schema(features=[{"name": "a", "kind": "numerical"}, {"name": "b"}, {"name": "code"}]),
+            "features[0].kind: 'numerical' is not one of numeric, categorical, boolean (did you mean 'numeric'?)",
+        ),
+        (
+            _schema(outputs={"task": "classifier"}),
+            "outputs.task: 'classifier' is not one of classification, regression (did you mean 'classification'?)",
+        ),
+        (
+            _schema(features=[{"name": "a"}, {"name": "bb"}, {"name": "code"}]),
+            "features[1]: 'bb' is not an input of the model (did you mean 'b'?)",
+        ),
     ],
 )
 def test_schema_mistakes_are_named_with_the_nearest_valid_key(files, capsys, schema, expected) -> None:
@@ -119,8 +147,10 @@ def test_text_in_a_number_column_names_the_column_row_and_value(files, capsys, t
     ref.loc[17, "a"] = "12,5"
     ref.to_csv(tmp_path / "text.csv", index=False)
     errors = _errors(capsys, _export(files, reference=tmp_path / "text.csv"))
-    assert errors == ["error: feature 'a': a column of numbers with text in it: row 17 has '12,5' (1 of 250 values are not numbers); "
-        "fix the data, or declare it categorical"]
+    assert errors == [
+        "error: feature 'a': a column of numbers with text in it: row 17 has '12,5' (1 of 250 values are not numbers); "
+        "fix the data, or declare it categorical"
+    ]
     errors = _errors(capsys, _export(files, "--numeric", "a", reference=tmp_path / "text.csv"))
     assert errors == ["error: feature 'a' is numeric, but row 17 has '12,5', which is not a number"]
 
@@ -128,10 +158,18 @@ def test_text_in_a_number_column_names_the_column_row_and_value(files, capsys, t
 def test_too_few_features_for_a_single_tensor_model(files, capsys, tmp_path) -> None:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])
     axes = helper.make_tensor("axes", TensorProto.INT64, [1], [1])
-    graph = helper.make_graph([helper.make_node("ReduceSum", ["x", "axes"], ["value"])], "s", [x], [helper.make_tensor_value_info("value", TensorProto.FLOAT, [None, 1])], initializer=[axes])
+    graph = helper.make_graph(
+        [helper.make_node("ReduceSum", ["x", "axes"], ["value"])],
+        "s",
+        [x],
+        [helper.make_tensor_value_info("value", TensorProto.FLOAT, [None, 1])],
+        initializer=[axes],
+    )
     (tmp_path / "s.onnx").write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
     files["schema"].write_text(json.dumps(_schema(features=[{"name": "a"}, {"name": "b"}], input_layout="single_tensor")))
-    assert _errors(capsys, _export(files, model=tmp_path / "s.onnx")) == ["error: the model input 'x' takes 3 features per row; the schema declares 2"]
+    assert _errors(capsys, _export(files, model=tmp_path / "s.onnx")) == [
+        "error: the model input 'x' takes 3 features per row; the schema declares 2"
+    ]
 
 
 def test_wrong_or_missing_files(files, capsys, tmp_path) -> None:
@@ -142,7 +180,9 @@ def test_wrong_or_missing_files(files, capsys, tmp_path) -> None:
     assert _errors(capsys, _export(files, model=tmp_path / "nope.onnx")) == [f"error: --model: no such file: {tmp_path / 'nope.onnx'}"]
     [line] = _errors(capsys, _export(files, model=tmp_path / "m.joblib"))
     assert line.startswith(f"error: {tmp_path / 'm.joblib'}: not an ONNX model onnxruntime can load")
-    assert _errors(capsys, _export(files, reference=tmp_path / "ref.txt")) == ["error: --reference ref.txt: a .csv or .parquet file expected"]
+    assert _errors(capsys, _export(files, reference=tmp_path / "ref.txt")) == [
+        "error: --reference ref.txt: a .csv or .parquet file expected"
+    ]
     assert _errors(capsys, _export(files, schema=tmp_path / "none.json")) == [f"error: --schema: no such file: {tmp_path / 'none.json'}"]
 
 
@@ -167,7 +207,12 @@ def test_empty_and_small_references(files, capsys, tmp_path) -> None:
 
 def _softmax_model(tmp: Path) -> Path:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2])
-    graph = helper.make_graph([helper.make_node("Softmax", ["x"], ["probabilities"], axis=1)], "p", [x], [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2])])
+    graph = helper.make_graph(
+        [helper.make_node("Softmax", ["x"], ["probabilities"], axis=1)],
+        "p",
+        [x],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2])],
+    )
     path = tmp / "p.onnx"
     path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
     return path
@@ -204,11 +249,28 @@ def test_integer_codes_declared_categorical_on_the_command_line(tmp_path, capsys
     data = pd.DataFrame({"SCHL": rng.choice([1, 9, 16, 21], size=N), "hours": rng.normal(40, 5, size=N)})
     data["high"] = np.where((data["SCHL"] >= 16) & (data["hours"] > 38), "yes", "no")
     specs = [infer_feature_spec("SCHL", data["SCHL"], FeatureKind.CATEGORICAL)[0], infer_feature_spec("hours", data["hours"])[0]]
-    pipe = Pipeline([("pre", ColumnTransformer([("oh", OneHotEncoder(handle_unknown="ignore"), ["SCHL"])], remainder="passthrough")), ("clf", LogisticRegression())])
+    pipe = Pipeline(
+        [
+            ("pre", ColumnTransformer([("oh", OneHotEncoder(handle_unknown="ignore"), ["SCHL"])], remainder="passthrough")),
+            ("clf", LogisticRegression()),
+        ]
+    )
     pipe.fit(prepare_frame(data, specs), data["high"])
     joblib.dump(pipe, tmp_path / "p.joblib")
     data.to_csv(tmp_path / "d.csv", index=False)
-    argv = ["export", "--pipeline", str(tmp_path / "p.joblib"), "--data", str(tmp_path / "d.csv"), "--target", "high", "--name", "codes", "--out", str(tmp_path / "b")]
+    argv = [
+        "export",
+        "--pipeline",
+        str(tmp_path / "p.joblib"),
+        "--data",
+        str(tmp_path / "d.csv"),
+        "--target",
+        "high",
+        "--name",
+        "codes",
+        "--out",
+        str(tmp_path / "b"),
+    ]
     assert main([*argv, "--categorical", "SCHL"]) == 0, capsys.readouterr().err
     err = capsys.readouterr().err
     assert "SCHL: categorical (declared on the command line; 4 levels)" in err

@@ -98,7 +98,12 @@ def _classifier_onnx(tmp_path: Path, df: pd.DataFrame) -> Path:
 
 def test_a_classifier_declared_as_regression_is_named_a_classifier(tmp_path) -> None:
     df = _regression_data()
-    schema = {"model_name": "m", "features": [{"name": "a"}, {"name": "b"}], "outputs": {"task": "regression"}, "input_layout": "single_tensor"}
+    schema = {
+        "model_name": "m",
+        "features": [{"name": "a"}, {"name": "b"}],
+        "outputs": {"task": "regression"},
+        "input_layout": "single_tensor",
+    }
     with pytest.raises(ExportProblems) as excinfo:
         export_onnx(_classifier_onnx(tmp_path, df), schema, df, tmp_path / "b")
     problem = _one_problem(excinfo)
@@ -129,7 +134,12 @@ def test_a_model_answering_nan_for_a_missing_value_is_named_so(tmp_path) -> None
     df.loc[[40, 41, 90], "b"] = np.nan
     onx = convert_sklearn(model, initial_types=[("x", FloatTensorType([None, 2]))], target_opset=17)
     (tmp_path / "lin.onnx").write_bytes(onx.SerializeToString())
-    schema = {"model_name": "m", "features": [{"name": "a"}, {"name": "b"}], "outputs": {"task": "regression"}, "input_layout": "single_tensor"}
+    schema = {
+        "model_name": "m",
+        "features": [{"name": "a"}, {"name": "b"}],
+        "outputs": {"task": "regression"},
+        "input_layout": "single_tensor",
+    }
     with pytest.raises(ServingCheckError) as excinfo:
         export_onnx(tmp_path / "lin.onnx", schema, df, tmp_path / "b", target="y")
     message = str(excinfo.value)
@@ -142,14 +152,25 @@ def test_a_model_answering_nan_for_a_missing_value_is_named_so(tmp_path) -> None
     [
         (
             [{"name": f"f{i}", "kind": "numerical"} for i in range(30)],
-            "features[*].kind: 'numerical' is not one of numeric, categorical, boolean (did you mean 'numeric'?) (30 entries, first at features[0].kind)",
+            "features[*].kind: 'numerical' is not one of numeric, categorical, boolean (did you mean 'numeric'?) "
+            "(30 entries, first at features[0].kind)",
         ),
         ([f"f{i}" for i in range(30)], '(30 entries, first at features[0]); each feature is an object: {"name": "..."}'),
     ],
 )
 def test_the_same_schema_mistake_on_every_feature_is_said_once(tmp_path, capsys, features, expected) -> None:
     (tmp_path / "schema.json").write_text(json.dumps({"model_name": "m", "features": features, "outputs": {"task": "classification"}}))
-    argv = ["export-onnx", "--model", "m.onnx", "--schema", str(tmp_path / "schema.json"), "--reference", "r.csv", "--out", str(tmp_path / "b")]
+    argv = [
+        "export-onnx",
+        "--model",
+        "m.onnx",
+        "--schema",
+        str(tmp_path / "schema.json"),
+        "--reference",
+        "r.csv",
+        "--out",
+        str(tmp_path / "b"),
+    ]
     assert main(argv) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and expected in errors[0], errors
@@ -213,4 +234,6 @@ def test_export_says_the_size_and_warns_past_the_budget(tmp_path, capsys) -> Non
     budget = INFERENCE_RUNTIME_BYTES / 2**20 + 0.001
     assert main([*argv, "--out", str(tmp_path / "c"), "--size-budget-mib", str(budget)]) == 0
     warning = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: ")]
-    assert len(warning) == 1 and warning[0].startswith("warning: the model bundle (0.0 MiB) and the inference runtime (100 MiB) make 100.0 MiB")
+    assert len(warning) == 1 and warning[0].startswith(
+        "warning: the model bundle (0.0 MiB) and the inference runtime (100 MiB) make 100.0 MiB"
+    )

@@ -19,10 +19,7 @@ EVERY_ALARM = Settings(capture_sink="firehose", alarm_min_requests=1, challenger
 
 def _library_keys() -> set[str]:
     """Every upper-case string constant of monitoring/metric_names.py but the dimension's name."""
-    return {
-        v for k, v in vars(monitoring_keys).items()
-        if k.isupper() and isinstance(v, str) and k != "FEATURE_DIMENSION"
-    }
+    return {v for k, v in vars(monitoring_keys).items() if k.isupper() and isinstance(v, str) and k != "FEATURE_DIMENSION"}
 
 
 def test_every_key_the_drift_library_produces_is_catalogued_as_a_drift_check_metric() -> None:
@@ -52,8 +49,19 @@ def test_an_alarm_on_a_metric_that_does_not_page_is_refused() -> None:
     from cdk.alarms import AlarmContext, register_alarms, unregister_alarms
 
     def graph_only(ctx: AlarmContext) -> None:
-        ctx.add("ShareAlarm", mc.DRIFT_SHARE, "model", "Maximum", 0.5, "GreaterThanThreshold", "Drift share high.",
-                "Look.", "alarm-share", "model", **ctx.drift)
+        ctx.add(
+            "ShareAlarm",
+            mc.DRIFT_SHARE,
+            "model",
+            "Maximum",
+            0.5,
+            "GreaterThanThreshold",
+            "Drift share high.",
+            "Look.",
+            "alarm-share",
+            "model",
+            **ctx.drift,
+        )
 
     register_alarms(graph_only)
     try:

@@ -46,7 +46,9 @@ def _errors(capsys: pytest.CaptureFixture[str], argv: list[str]) -> list[str]:
 def _served_labels(bundle: ModelBundle, frame: pd.DataFrame) -> list[Any]:
     from devtools.export import table_from_frame
 
-    return ModelRunner.from_path(bundle.manifest, bundle.model_path).predict(table_from_frame(frame, bundle.manifest.features)).labels.tolist()
+    return (
+        ModelRunner.from_path(bundle.manifest, bundle.model_path).predict(table_from_frame(frame, bundle.manifest.features)).labels.tolist()
+    )
 
 
 def test_a_skops_file_exports_and_serves_what_the_model_predicts(tmp_path, capsys) -> None:
@@ -56,7 +58,19 @@ def test_a_skops_file_exports_and_serves_what_the_model_predicts(tmp_path, capsy
     df.to_csv(tmp_path / "d.csv", index=False)
     model, prepared = _fitted(df)
     sio.dump(model, tmp_path / "m.skops")
-    argv = ["export", "--skops", str(tmp_path / "m.skops"), "--data", str(tmp_path / "d.csv"), "--target", "y", "--name", "sk", "--out", str(tmp_path / "b")]
+    argv = [
+        "export",
+        "--skops",
+        str(tmp_path / "m.skops"),
+        "--data",
+        str(tmp_path / "d.csv"),
+        "--target",
+        "y",
+        "--name",
+        "sk",
+        "--out",
+        str(tmp_path / "b"),
+    ]
     assert main(argv) == 0, capsys.readouterr().err
     bundle = ModelBundle.load(tmp_path / "b")
     assert _served_labels(bundle, df) == model.predict(prepared).tolist()
@@ -69,7 +83,19 @@ def test_types_skops_does_not_trust_are_refused_unless_named(tmp_path, capsys) -
     df = _data()
     df.to_csv(tmp_path / "d.csv", index=False)
     sio.dump(_fitted(df, DecisionTreeClassifier(max_depth=3, random_state=0))[0], tmp_path / "tree.skops")
-    argv = ["export", "--skops", str(tmp_path / "tree.skops"), "--data", str(tmp_path / "d.csv"), "--target", "y", "--name", "t", "--out", str(tmp_path / "b")]
+    argv = [
+        "export",
+        "--skops",
+        str(tmp_path / "tree.skops"),
+        "--data",
+        str(tmp_path / "d.csv"),
+        "--target",
+        "y",
+        "--name",
+        "t",
+        "--out",
+        str(tmp_path / "b"),
+    ]
     assert _errors(capsys, argv) == [
         f"error: --skops {tmp_path / 'tree.skops'}: the file asks to load types skops does not trust by default: "
         "['sklearn.tree._tree.Tree']; if you trust them, name them: --trust sklearn.tree._tree.Tree"
@@ -107,7 +133,19 @@ def test_a_pickled_mlflow_model_is_loaded_only_when_trusted(tmp_path, capsys) ->
     df = _data()
     df.to_csv(tmp_path / "d.csv", index=False)
     folder, model, prepared = _save_mlflow(tmp_path, df, serialization_format="cloudpickle")
-    argv = ["export", "--mlflow", str(folder), "--data", str(tmp_path / "d.csv"), "--target", "y", "--name", "ml", "--out", str(tmp_path / "b")]
+    argv = [
+        "export",
+        "--mlflow",
+        str(folder),
+        "--data",
+        str(tmp_path / "d.csv"),
+        "--target",
+        "y",
+        "--name",
+        "ml",
+        "--out",
+        str(tmp_path / "b"),
+    ]
     (error,) = _errors(capsys, argv)
     assert error.startswith(f"error: --mlflow {folder}: the model is saved as cloudpickle (model.pkl), which runs code when loaded")
     assert main([*argv, "--trust", "pickle"]) == 0, capsys.readouterr().err

@@ -201,6 +201,8 @@ _json_scalar = st.one_of(
     request_id=st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=40),
 )
 def test_round_trip_property(rows, request_id) -> None:
-    records = [_record(i, request_id=request_id, inputs=inp, prediction=pred, probabilities=probs) for i, (inp, pred, probs) in enumerate(rows)]
+    records = [
+        _record(i, request_id=request_id, inputs=inp, prediction=pred, probabilities=probs) for i, (inp, pred, probs) in enumerate(rows)
+    ]
     decoded = [CaptureRecord.from_dict(d) for d in decode_jsonl(encode_jsonl_gz(records))]
     assert decoded == records

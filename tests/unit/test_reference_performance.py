@@ -84,7 +84,9 @@ def test_export_onnx_with_a_target_measures_the_reference(tmp_path) -> None:
     x = df[NUMERIC[:3]].to_numpy(np.float32)
     y = df[NUMERIC[3]].to_numpy(np.float64)
     model = Ridge().fit(x, y)
-    (tmp_path / "m.onnx").write_bytes(convert_sklearn(model, initial_types=[("x", FloatTensorType([None, 3]))], target_opset=17).SerializeToString())
+    (tmp_path / "m.onnx").write_bytes(
+        convert_sklearn(model, initial_types=[("x", FloatTensorType([None, 3]))], target_opset=17).SerializeToString()
+    )
     schema = {
         "model_name": "mass",
         "features": [{"name": n, "kind": "numeric"} for n in NUMERIC[:3]],
@@ -94,7 +96,15 @@ def test_export_onnx_with_a_target_measures_the_reference(tmp_path) -> None:
     }
     (tmp_path / "schema.json").write_text(json.dumps(schema))
     df.to_csv(tmp_path / "ref.csv", index=False)
-    args = ["export-onnx", "--model", str(tmp_path / "m.onnx"), "--schema", str(tmp_path / "schema.json"), "--reference", str(tmp_path / "ref.csv")]
+    args = [
+        "export-onnx",
+        "--model",
+        str(tmp_path / "m.onnx"),
+        "--schema",
+        str(tmp_path / "schema.json"),
+        "--reference",
+        str(tmp_path / "ref.csv"),
+    ]
     assert main([*args, "--target", NUMERIC[3], "--out", str(tmp_path / "b")]) == 0
     perf = ModelBundle.load(tmp_path / "b").manifest.export_metrics["reference_performance"]
     assert perf["source"] == "reference"

@@ -48,7 +48,10 @@ def _manifest(**kw: object) -> BundleManifest:
     base = dict(
         model_name="m",
         version="v1",
-        features=(FeatureSpec("x", FeatureKind.NUMERIC, True, min=0.0, max=1.0), FeatureSpec("c", FeatureKind.CATEGORICAL, False, ("a", "b"))),
+        features=(
+            FeatureSpec("x", FeatureKind.NUMERIC, True, min=0.0, max=1.0),
+            FeatureSpec("c", FeatureKind.CATEGORICAL, False, ("a", "b")),
+        ),
         outputs=OutputSpec(Task.CLASSIFICATION, ("no", "yes")),
     )
     base.update(kw)
@@ -84,7 +87,22 @@ def test_rows_table_round_trip_keeps_nulls_and_booleans() -> None:
     assert table_to_rows(feats, table) == rows
 
 
-@pytest.mark.parametrize(("value", "key"), [(1, "1"), ("1", "1"), (1.0, "1"), ("1.0", "1"), (np.int64(1), "1"), (np.float32(1.0), "1"), (True, "true"), ("True", "true"), (2.5, "2.5"), ("01", "01"), ("Adelie", "Adelie")])
+@pytest.mark.parametrize(
+    ("value", "key"),
+    [
+        (1, "1"),
+        ("1", "1"),
+        (1.0, "1"),
+        ("1.0", "1"),
+        (np.int64(1), "1"),
+        (np.float32(1.0), "1"),
+        (True, "true"),
+        ("True", "true"),
+        (2.5, "2.5"),
+        ("01", "01"),
+        ("Adelie", "Adelie"),
+    ],
+)
 def test_class_key_names_a_class_the_same_in_every_type(value, key) -> None:
     from modelserve.schema import class_key
 
@@ -93,7 +111,17 @@ def test_class_key_names_a_class_the_same_in_every_type(value, key) -> None:
 
 def test_output_spec_maps_labels_by_value_and_refuses_ambiguous_or_incomplete_outputs() -> None:
     spec = OutputSpec(Task.CLASSIFICATION, ("1", "2", "3"))
-    assert [spec.class_for(v) for v in (1, "2", 3.0, 0, 4, 1.5, True, None, float("nan"))] == ["1", "2", "3", None, None, None, None, None, None]
+    assert [spec.class_for(v) for v in (1, "2", 3.0, 0, 4, 1.5, True, None, float("nan"))] == [
+        "1",
+        "2",
+        "3",
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    ]
     with pytest.raises(ValueError, match="same class twice"):
         OutputSpec(Task.CLASSIFICATION, ("1", "1.0"))
     with pytest.raises(ValueError, match="at least two classes"):
@@ -115,4 +143,9 @@ def test_the_bundle_schema_and_monitoring_name_the_same_feature_kinds_and_tasks(
     assert {k.value for k in schema.FeatureKind} == {k.value for k in types.FeatureKind}
     assert {t.value for t in schema.Task} == {t.value for t in types.Task}
     for kind in schema.FeatureKind:
-        assert types.FeatureSpec.of(schema.FeatureSpec(name="x", kind=kind, nullable=True, categories=("a",) if kind is schema.FeatureKind.CATEGORICAL else ())).kind.value == kind.value
+        assert (
+            types.FeatureSpec.of(
+                schema.FeatureSpec(name="x", kind=kind, nullable=True, categories=("a",) if kind is schema.FeatureKind.CATEGORICAL else ())
+            ).kind.value
+            == kind.value
+        )

@@ -37,7 +37,12 @@ def test_shares_are_nested_and_the_extremes_are_exact() -> None:
 
 def test_a_retrained_model_with_other_categories_is_compatible() -> None:
     retrained = dataclasses.replace(
-        CHAMP, version="bbb", features=(FeatureSpec("x", FeatureKind.NUMERIC, min=0.0), FeatureSpec("island", FeatureKind.CATEGORICAL, categories=("A", "B", "C")))
+        CHAMP,
+        version="bbb",
+        features=(
+            FeatureSpec("x", FeatureKind.NUMERIC, min=0.0),
+            FeatureSpec("island", FeatureKind.CATEGORICAL, categories=("A", "B", "C")),
+        ),
     )
     assert compatibility_problems(CHAMP, retrained) == []
 
@@ -63,8 +68,17 @@ def test_every_incompatibility_is_named() -> None:
 
 
 def test_records_without_a_variant_read_and_write_as_before() -> None:
-    old = {"request_id": "r", "row": 0, "event_time": "2026-11-25T17:00:00.000000Z", "model_name": "m", "model_version": "v",
-           "stage": "prod", "inputs": {"x": 1.0}, "prediction": "a", "probabilities": {"a": 1.0}}
+    old = {
+        "request_id": "r",
+        "row": 0,
+        "event_time": "2026-11-25T17:00:00.000000Z",
+        "model_name": "m",
+        "model_version": "v",
+        "stage": "prod",
+        "inputs": {"x": 1.0},
+        "prediction": "a",
+        "probabilities": {"a": 1.0},
+    }
     record = CaptureRecord.from_dict(old)
     assert record.variant is None
     assert json.loads(record.to_json()) == old  # no "variant" key appears

@@ -21,9 +21,7 @@ DEFAULT_WINDOW = 10_000  # the drift Lambda reservoir-samples windows to 10,000 
 
 def fit_profile(rng: np.random.Generator, n: int = REFERENCE_ROWS, task: Task = Task.CLASSIFICATION) -> ReferenceProfile:
     ref = syn.make_table(n, rng)
-    return ReferenceProfile.fit(
-        syn.feature_specs(), ref, syn.make_predictions(ref, rng, task), outputs=syn.output_spec(task)
-    )
+    return ReferenceProfile.fit(syn.feature_specs(), ref, syn.make_predictions(ref, rng, task), outputs=syn.output_spec(task))
 
 
 @pytest.fixture(scope="session")

@@ -182,8 +182,13 @@ def test_paired_bootstrap_intervals_are_scipys_bootstrap_of_sklearns_metrics() -
         # the same resamples of the row pairs, computed independently: scipy's bootstrap of sklearn's metric
         # (the probabilities are [n, 3]: paired by a row index into them)
         ref = stats.bootstrap(
-            (y, np.arange(len(y))), lambda y_, i: sklearn_f1_auc(y_, pb[i])[k] - sklearn_f1_auc(y_, pa[i])[k],  # noqa: B023
-            paired=True, vectorized=False, n_resamples=200, method="percentile", rng=np.random.default_rng(BOOTSTRAP_SEED),
+            (y, np.arange(len(y))),
+            lambda y_, i: sklearn_f1_auc(y_, pb[i])[k] - sklearn_f1_auc(y_, pa[i])[k],  # noqa: B023
+            paired=True,
+            vectorized=False,
+            n_resamples=200,
+            method="percentile",
+            rng=np.random.default_rng(BOOTSTRAP_SEED),
         ).confidence_interval
         d = got[metric]
         assert (d.ci_low, d.ci_high) == pytest.approx((ref.low, ref.high), abs=1e-12)
@@ -208,8 +213,12 @@ def test_ab_bootstrap_resamples_each_versions_rows_on_their_own() -> None:
     assert d["auc"].test == "bootstrap" and (d["auc"].n_champion, d["auc"].n_challenger) == (200, 150)
     # one batch of resamples: scipy draws the champion's resample indices, then the challenger's
     ref = stats.bootstrap(
-        (np.arange(200), np.arange(150)), lambda i, j: sklearn_f1_auc(yb[j], pb[j])[1] - sklearn_f1_auc(ya[i], pa[i])[1],
-        vectorized=False, n_resamples=BOOTSTRAP_BATCH, method="percentile", rng=np.random.default_rng(BOOTSTRAP_SEED),
+        (np.arange(200), np.arange(150)),
+        lambda i, j: sklearn_f1_auc(yb[j], pb[j])[1] - sklearn_f1_auc(ya[i], pa[i])[1],
+        vectorized=False,
+        n_resamples=BOOTSTRAP_BATCH,
+        method="percentile",
+        rng=np.random.default_rng(BOOTSTRAP_SEED),
     ).confidence_interval
     assert (d["auc"].ci_low, d["auc"].ci_high) == pytest.approx((ref.low, ref.high), abs=1e-12)
 
@@ -218,14 +227,21 @@ def test_regression_bootstrap_intervals_of_the_mae_and_rmse_differences() -> Non
     rng = np.random.default_rng(2)
     y = rng.normal(10, 3, 120)
     a, b = y + rng.normal(0, 1.0, 120), y + rng.normal(0, 1.4, 120)
-    report = compare_shadow(VariantOutputs("v1", y.astype(object), values=a), VariantOutputs("v2", y.astype(object), values=b), bootstrap_resamples=300)
+    report = compare_shadow(
+        VariantOutputs("v1", y.astype(object), values=a), VariantOutputs("v2", y.astype(object), values=b), bootstrap_resamples=300
+    )
     got = {d.metric: d for d in report.metric_differences}
     mae = lambda e: np.mean(np.abs(e))  # noqa: E731
     rmse = lambda e: np.sqrt(np.mean(e**2))  # noqa: E731
     for metric, f in (("mae", mae), ("rmse", rmse)):
         ref = stats.bootstrap(
-            (y, a, b), lambda y_, a_, b_: f(b_ - y_) - f(a_ - y_), paired=True, vectorized=False,  # noqa: B023
-            n_resamples=300, method="percentile", rng=np.random.default_rng(BOOTSTRAP_SEED),
+            (y, a, b),
+            lambda y_, a_, b_: f(b_ - y_) - f(a_ - y_),  # noqa: B023
+            paired=True,
+            vectorized=False,
+            n_resamples=300,
+            method="percentile",
+            rng=np.random.default_rng(BOOTSTRAP_SEED),
         ).confidence_interval
         assert (got[metric].ci_low, got[metric].ci_high) == pytest.approx((ref.low, ref.high), abs=1e-12)
         assert got[metric].estimate == pytest.approx(f(b - y) - f(a - y))

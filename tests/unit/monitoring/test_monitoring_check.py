@@ -120,9 +120,23 @@ def test_metrics_cover_the_published_names_with_feature_dimensions(profile, rng)
     metrics = report.metrics()
     names = {m[0] for m in metrics}
     assert names <= set(published_metric_names())
-    for name in (M.DATASET_DRIFT, M.DRIFT_SHARE, M.MMD_P_VALUE, M.PCA_RECONSTRUCTION_RATIO, M.PREDICTION_DRIFT,
-                 M.OUTLIER_RATE, M.MISSING_RATE, M.OUT_OF_RANGE_RATE, M.UNSEEN_CATEGORY_RATE, M.WINDOW_ROWS,
-                 M.DATA_QUALITY_FAILURES, M.LABELED_ROWS, M.ACCURACY, M.F1, M.AUC):
+    for name in (
+        M.DATASET_DRIFT,
+        M.DRIFT_SHARE,
+        M.MMD_P_VALUE,
+        M.PCA_RECONSTRUCTION_RATIO,
+        M.PREDICTION_DRIFT,
+        M.OUTLIER_RATE,
+        M.MISSING_RATE,
+        M.OUT_OF_RANGE_RATE,
+        M.UNSEEN_CATEGORY_RATE,
+        M.WINDOW_ROWS,
+        M.DATA_QUALITY_FAILURES,
+        M.LABELED_ROWS,
+        M.ACCURACY,
+        M.F1,
+        M.AUC,
+    ):
         assert name in names, name
     assert M.MAE not in names
     per_feature = {(m[0], m[2]) for m in metrics if m[2] is not None}

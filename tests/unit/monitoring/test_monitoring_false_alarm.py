@@ -32,9 +32,7 @@ def test_no_drift_windows_rarely_alarm():
     dataset_drift = p_only_any = quality = prediction = 0
     for _ in range(TRIALS):
         ref = syn.make_table(REFERENCE, rng)
-        profile = ReferenceProfile.fit(
-            syn.feature_specs(), ref, syn.make_predictions(ref, rng), outputs=syn.output_spec()
-        )
+        profile = ReferenceProfile.fit(syn.feature_specs(), ref, syn.make_predictions(ref, rng), outputs=syn.output_spec())
         window = syn.make_table(WINDOW, rng)
         summary = tabular_drift(profile, cfg).predict(window)
         assert summary.n_tested == len(profile.features)

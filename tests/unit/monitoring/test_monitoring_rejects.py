@@ -23,8 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
 from bench_reject_rate import BROKEN_FIELD, rates  # noqa: E402
 
 BROKEN = RejectCounts(
-    rejected_requests=620, scored_requests=380, by_reason={"null_not_allowed": 620},
-    by_field={"body_mass_g": {"null_not_allowed": 620}, "island": {"unseen_category": 12}}, rejected_rows=1240,
+    rejected_requests=620,
+    scored_requests=380,
+    by_reason={"null_not_allowed": 620},
+    by_field={"body_mass_g": {"null_not_allowed": 620}, "island": {"unseen_category": 12}},
+    rejected_rows=1240,
 )
 
 
@@ -54,7 +57,9 @@ def test_rejects_lead_the_findings_when_they_are_the_cause(profile: ReferencePro
     assert quality is not None and quality.reject is not None and quality.reject.failed
 
 
-def test_reject_share_under_the_threshold_or_the_minimum_requests_is_no_finding(profile: ReferenceProfile, rng: np.random.Generator) -> None:
+def test_reject_share_under_the_threshold_or_the_minimum_requests_is_no_finding(
+    profile: ReferenceProfile, rng: np.random.Generator
+) -> None:
     window = syn.make_table(500, rng)
     healthy = DriftChecker(profile).check(window, rejects=RejectCounts(20, 980, {"wrong_type": 20}))
     assert healthy.root_cause is None and _metrics(healthy)[M.REJECT_RATE] == pytest.approx(0.02)

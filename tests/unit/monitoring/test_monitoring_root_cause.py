@@ -73,7 +73,7 @@ def test_new_values_are_named_with_counts_in_json_html_and_verdicts(checker, pro
     assert report.to_dict()["new_values"] == {"cat_region": {"r99": expected}}
     assert f"'r99' in {expected} rows" in report.root_cause
     html = render_html(report, profile)
-    assert "Values never seen in training" in html and f"<td>r99</td><td class=\"num\">{expected}</td>" in html
+    assert "Values never seen in training" in html and f'<td>r99</td><td class="num">{expected}</td>' in html
     assert any("r99" in v.detail for v in report.verdicts() if v.check == f"{UNSEEN_CATEGORY} cat_region")
 
 

@@ -195,6 +195,7 @@ def test_auc_by_hand_including_ties():
 
 def test_auc_and_f1_match_scikit_learn():
     import sklearn.metrics as sklearn_metrics  # a test dependency: the reference implementation
+
     rng = np.random.default_rng(6)
     classes = ["a", "b", "c"]
     probs = rng.dirichlet([1, 1, 1], size=400)

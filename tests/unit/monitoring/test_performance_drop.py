@@ -127,6 +127,10 @@ def test_a_drop_is_a_finding_that_says_what_moved_by_how_much_and_against_what()
     result = _window_result(checker, rng.normal(0, 1.2, 1000))
     texts = [f.text for f in result.findings()]
     assert texts and all(
-        re.fullmatch(r"(MAE|RMSE) \d\.\d{3} vs reference \d\.\d{3} \(\+\d\.\d{3}; 95% upper bound \d\.\d{3}\), "
-                     r"p = [\d.e-]+ < 0\.005 corrected, on 1000 labels", t) for t in texts
+        re.fullmatch(
+            r"(MAE|RMSE) \d\.\d{3} vs reference \d\.\d{3} \(\+\d\.\d{3}; 95% upper bound \d\.\d{3}\), "
+            r"p = [\d.e-]+ < 0\.005 corrected, on 1000 labels",
+            t,
+        )
+        for t in texts
     ), texts

@@ -34,7 +34,9 @@ def test_no_drift_traffic_rarely_alarms_in_either_window() -> None:
     alarms = {"24h": 0, "1h": 0, "either": 0}
     for _ in range(TRIALS):
         ref = syn.make_table(10_000, rng)
-        checker = DriftChecker(ReferenceProfile.fit(syn.feature_specs(), ref, syn.make_predictions(ref, rng), outputs=syn.output_spec()), cfg)
+        checker = DriftChecker(
+            ReferenceProfile.fit(syn.feature_specs(), ref, syn.make_predictions(ref, rng), outputs=syn.output_spec()), cfg
+        )
         short = syn.make_table(SHORT, rng)
         recent = LONG * SHORT // (24 * SHORT)  # the long window's sampled rows from the last hour
         older = syn.make_table(LONG - recent, rng)

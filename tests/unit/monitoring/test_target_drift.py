@@ -26,7 +26,9 @@ def test_classes_false_alarm_rate_and_a_new_class() -> None:
     shares = [0.5, 0.3, 0.2]
     ref_y = rng.choice(classes, 3000, p=shares)
     ref_pred = PredictionColumns(labels=ref_y)
-    profile = ReferenceProfile.fit(SPEC, {"x": rng.normal(size=3000)}, ref_pred, outputs=Outputs(Task.CLASSIFICATION, classes), targets=ref_y)
+    profile = ReferenceProfile.fit(
+        SPEC, {"x": rng.normal(size=3000)}, ref_pred, outputs=Outputs(Task.CLASSIFICATION, classes), targets=ref_y
+    )
     checker = DriftChecker(profile, DriftConfig(mmd_enabled=False))
     alarms = []
     for _ in range(200):
@@ -42,7 +44,9 @@ def test_classes_false_alarm_rate_and_a_new_class() -> None:
 def test_regression_targets_shifted_by_half_a_standard_deviation() -> None:
     rng = np.random.default_rng(1)
     ref_y = rng.normal(10, 2, 3000)
-    profile = ReferenceProfile.fit(SPEC, {"x": rng.normal(size=3000)}, PredictionColumns(values=ref_y), outputs=Outputs(Task.REGRESSION), targets=ref_y)
+    profile = ReferenceProfile.fit(
+        SPEC, {"x": rng.normal(size=3000)}, PredictionColumns(values=ref_y), outputs=Outputs(Task.REGRESSION), targets=ref_y
+    )
     checker = DriftChecker(profile, DriftConfig(mmd_enabled=False))
     same = rng.normal(10, 2, 500)
     assert _result(checker, same, PredictionColumns(values=same)).drift is False
@@ -88,6 +92,9 @@ def test_a_significant_but_tiny_move_of_the_class_mix_is_no_verdict_and_a_real_o
     assert moved.effect_size >= moved.effect_threshold
     report_text = moved.findings()[0].text
     assert report_text.startswith("labels' class mix moved: ")
-    assert re.search(r"'1' 6\d\.\d% vs reference 49\.6%, '0' 3\d\.\d% vs reference 50\.4%; "
-                     r"effect jensen_shannon 0\.\d+ >= noise gate 0\.\d+ at 3000 labels, "
-                     r"p = [\d.e-]+ < 0\.05$", report_text), report_text
+    assert re.search(
+        r"'1' 6\d\.\d% vs reference 49\.6%, '0' 3\d\.\d% vs reference 50\.4%; "
+        r"effect jensen_shannon 0\.\d+ >= noise gate 0\.\d+ at 3000 labels, "
+        r"p = [\d.e-]+ < 0\.05$",
+        report_text,
+    ), report_text
