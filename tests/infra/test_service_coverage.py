@@ -119,8 +119,12 @@ def test_capture_objects_cannot_be_replaced_unnoticed(default: Synth) -> None:
         for st in p["Properties"]["PolicyDocument"]["Statement"]
         if "s3:" in json.dumps(st["Action"])
     ]
-    (st,) = s3_statements
-    assert st["Action"] == "s3:PutObject"
+    # one write statement; the rest only read the label a row holds (the /feedback conflict check)
+    (st,) = [x for x in s3_statements if x["Action"] == "s3:PutObject"]
+    reads = [x for x in s3_statements if x is not st]
+    assert sorted(x["Action"] for x in reads) == ["s3:GetObject", "s3:ListBucket"]
+    for x in reads:
+        assert "/labels/*" in json.dumps(x.get("Resource")) + json.dumps(x.get("Condition", {})), x
     suffixes = sorted("".join(x for x in r["Fn::Join"][1] if isinstance(x, str)) for r in st["Resource"])
     assert suffixes == ["/captures/*", "/feedback/*", "/rejects/*"]
     assert all({"Fn::GetAtt": [bucket_id, "Arn"]} in r["Fn::Join"][1] for r in st["Resource"])
