@@ -123,26 +123,16 @@ class CaptureStorage(Construct):
             server_access_logs_bucket=self.log_bucket,
             server_access_logs_prefix="capture-bucket/",
             lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="captures",
-                    prefix=f"{CAPTURE_ROOT}/",
-                    expiration=expiry,
-                    transitions=transitions,
-                    noncurrent_version_expiration=noncurrent,
-                ),
-                s3.LifecycleRule(
-                    id="feedback",
-                    prefix=f"{FEEDBACK_ROOT}/",
-                    expiration=expiry,
-                    transitions=transitions,
-                    noncurrent_version_expiration=noncurrent,
-                ),
-                s3.LifecycleRule(
-                    id="rejects",
-                    prefix=f"{REJECTS_ROOT}/",
-                    expiration=expiry,
-                    transitions=transitions,
-                    noncurrent_version_expiration=noncurrent,
+                # what the functions record: kept capture_expiry_days, moved after capture_transition_days
+                *(
+                    s3.LifecycleRule(
+                        id=rule_id,
+                        prefix=f"{root}/",
+                        expiration=expiry,
+                        transitions=transitions,
+                        noncurrent_version_expiration=noncurrent,
+                    )
+                    for rule_id, root in (("captures", CAPTURE_ROOT), ("feedback", FEEDBACK_ROOT), ("rejects", REJECTS_ROOT))
                 ),
                 # the audit sample holds captured rows: it expires with them, and the drift check rewrites it
                 # every run, so its noncurrent versions must expire too

@@ -30,7 +30,7 @@ def test_a_baseline_smaller_than_a_window_warns_with_its_interval_and_a_large_on
 
 
 def test_the_refit_holdout_export_warns_on_a_small_dataset() -> None:
-    pd = pytest.importorskip("pandas")
+    import pandas as pd  # a pinned dev dependency: a missing install fails, never skips
     from sklearn.linear_model import LogisticRegression
 
     from devtools.export.performance import refit_holdout_performance
