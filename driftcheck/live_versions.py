@@ -17,10 +17,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from modelserve import metric_catalogue as mn
 from modelserve.bundle import ASSET_ROOT, ModelBundle
 from modelserve.schema import MANIFEST_FILE, BundleManifest
 from modelserve.settings import ENV_CHALLENGER_BUNDLE_PATH, ENV_CHALLENGER_VERSION, DriftSettings
-from monitoring.comparison import CHALLENGER, CHALLENGER_DRIFT, CHAMPION, challenger_only_drift
+from monitoring.comparison import CHALLENGER, CHAMPION, challenger_only_drift
 
 from .comparison_service import ComparisonService
 from .drift_service import DriftService
@@ -81,7 +82,7 @@ class LiveVersionChecks:
             summary["challenger"] = {"model_version": self.challenger.manifest.version, **theirs.summary(bucket)}
             only_theirs = challenger_only_drift(run.metrics, theirs.metrics)
             if only_theirs is not None:
-                self.challenger.publish([(CHALLENGER_DRIFT, only_theirs, None)], theirs.end)
+                self.challenger.publish([(mn.CHALLENGER_DRIFT.name, only_theirs, None)], theirs.end)
             summary["challenger"]["challenger_only_drift"] = None if only_theirs is None else bool(only_theirs)
         if self.comparison is not None:
             summary["comparison"] = self.comparison.run(event, now, read_budget_s=budget(1), windows=windows).summary(bucket)
