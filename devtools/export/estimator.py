@@ -94,6 +94,9 @@ def diagnose(estimator: Any, specs: Sequence[FeatureSpec], shape: EstimatorShape
                 "(OneHotEncoder or OrdinalEncoder) and fit with categorical_features=None"
             )
             break
+    calibration = calibration_around_pipeline(estimator)
+    if calibration:
+        problems.append(calibration)
     problems += _encoders_fed_numbers(estimator, specs)
     text = [f.name for f in specs if f.kind is FeatureKind.CATEGORICAL]
     if not shape.takes_columns and text:
@@ -102,6 +105,19 @@ def diagnose(estimator: Any, specs: Sequence[FeatureSpec], shape: EstimatorShape
             "put a ColumnTransformer first that encodes them (e.g. OneHotEncoder) and passes the numeric columns through"
         )
     return problems
+
+
+def calibration_around_pipeline(estimator: Any) -> str | None:
+    """skl2onnx converts a CalibratedClassifierCV whose estimator is a Pipeline wrongly (every probability
+    off); calibrating the pipeline's last step converts right."""
+    for step in steps(estimator):
+        calibrated = getattr(step, "calibrated_classifiers_", None)
+        if calibrated and hasattr(calibrated[0].estimator, "steps"):
+            return (
+                "CalibratedClassifierCV around a Pipeline: skl2onnx converts it wrongly (every probability differs, by up to 1); "
+                "calibrate the pipeline's last step instead: Pipeline([..., ('model', CalibratedClassifierCV(model))])"
+            )
+    return None
 
 
 def _encoders_fed_numbers(estimator: Any, specs: Sequence[FeatureSpec]) -> list[str]:
