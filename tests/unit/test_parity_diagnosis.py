@@ -187,3 +187,19 @@ def test_an_encoder_trained_on_raw_nulls_is_told_the_graph_sends_null_as_empty_t
     )
     fixed = _fit(_encoder_pipeline(OneHotEncoder(handle_unknown=handle_unknown)), df, ["a", "colour"])
     assert export_sklearn(fixed, df, "y", "m", tmp_path / "prepared").manifest.export_metrics["parity_max_abs_diff"] < 1e-4
+
+
+def test_a_function_transformer_with_its_own_function_is_named_before_conversion(tmp_path) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, PowerTransformer
+
+    df, features = _data(n=600), ["a", "b"]
+    model = _fit(make_pipeline(FunctionTransformer(np.tanh), LogisticRegression()), df, features)
+    with pytest.raises(ExportProblems) as excinfo:
+        _export(model, df, features, tmp_path / "tanh")
+    problem = _one_problem(excinfo)
+    assert problem.startswith("FunctionTransformer(func=tanh): skl2onnx converts a FunctionTransformer only as the identity")
+    assert "You may raise an issue" not in problem  # not skl2onnx's own words
+    fixed = _fit(make_pipeline(PowerTransformer(), LogisticRegression()), df, features)
+    assert _export(fixed, df, features, tmp_path / "power").manifest.export_metrics["parity_max_abs_diff"] < 1e-4
