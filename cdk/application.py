@@ -19,7 +19,7 @@ import aws_cdk as cdk  # noqa: E402
 
 from modelserve.schema import MANIFEST_FILE, MODEL_FILE, BundleManifest  # noqa: E402
 from modelserve.settings import Settings, SettingsError  # noqa: E402
-from modelserve.size_budget import folder_bytes, size_budget_problem  # noqa: E402
+from modelserve.size_budget import budget_bytes, folder_bytes, size_budget_problem  # noqa: E402
 from modelserve.versions import compatibility_problems  # noqa: E402
 
 from . import nag  # noqa: E402
@@ -67,7 +67,7 @@ def load_challenger(settings: Settings, champion: BundleManifest, repo_root: Pat
 def check_size_budget(settings: Settings, bundle_dir: Path, challenger_dir: Path | None) -> None:
     """Refuse at synth a bundle (with its challenger: both ship in the inference asset) that cannot fit Lambda's limit."""
     size = folder_bytes(bundle_dir) + (folder_bytes(challenger_dir) if challenger_dir else 0)
-    problem = size_budget_problem(size)
+    problem = size_budget_problem(size, limit_bytes=budget_bytes(settings.inference_size_budget_mib))
     if problem:
         which = "model_bundle_path" + (" + challenger_bundle_path" if challenger_dir else "")
         raise SettingsError(f"setting {which} = {settings.model_bundle_path!r}: {problem}")

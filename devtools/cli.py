@@ -108,6 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     p_web.add_argument(
         "--tensor-probabilities", action="store_true", help="a model with a ZipMap output: serve its probability tensor instead"
     )
+    p_web.add_argument(
+        "--size-budget-mib",
+        type=float,
+        default=None,
+        metavar="MIB",
+        help="warn when model.onnx, which every visitor downloads, exceeds this (default 50); over 2 GiB the page cannot load it",
+    )
 
     for p in (p_exp, p_onnx):
         p.add_argument(
@@ -115,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             type=float,
             default=None,
             metavar="MIB",
-            help="warn when the bundle and the inference runtime exceed this (default: Lambda's 250 MB unzipped limit)",
+            help="warn when the bundle and the inference runtime exceed this (default: the setting inference_size_budget_mib "
+            "of ./cdk.json, else its default: Lambda's 250 MB unzipped limit)",
         )
     for p in (p_exp, p_onnx, p_run, p_web):
         p.add_argument("--debug", action="store_true", help="show the traceback of an error")
@@ -192,7 +200,7 @@ def _serve_bundle(args: argparse.Namespace) -> int:
     if args.command == "web":
         from .web import main as web_main
 
-        return web_main(args.bundle, args.out, args.api_url, args.api_key, args.tensor_probabilities)
+        return web_main(args.bundle, args.out, args.api_url, args.api_key, args.tensor_probabilities, args.size_budget_mib)
     return run(args.bundle, args.port, args.seconds, args.show_metrics)
 
 
@@ -244,6 +252,7 @@ def export(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr)
 
     kinds = _kinds(args)
+    budget_mib = configured_size_budget_mib() if args.size_budget_mib is None else args.size_budget_mib  # a wrong setting: before any work
     if args.command == "export":
         loaded = _load_model(args)
         feats = args.features.split(",") if args.features else loaded.features
@@ -278,21 +287,36 @@ def export(args: argparse.Namespace) -> int:
             kinds=kinds,
             log=say,
         )
-    for warning in [*b.manifest.export_metrics.get("warnings", []), *_size_report(b, args.size_budget_mib, say)]:
+    for warning in [*b.manifest.export_metrics.get("warnings", []), *_size_report(b, budget_mib, say)]:
         say(f"warning: {warning}")
     print(json.dumps({"bundle": str(b.root), "version": b.manifest.version, "export_metrics": b.manifest.export_metrics}, indent=2))
     return 0
 
 
-def _size_report(bundle: ModelBundle, budget_mib: float | None, say: Callable[[str], None]) -> list[str]:
+def _size_report(bundle: ModelBundle, budget_mib: float, say: Callable[[str], None]) -> list[str]:
     """Say the model's and the bundle's size; a warning when they and the inference runtime exceed the budget."""
-    from modelserve.size_budget import LAMBDA_UNZIPPED_LIMIT_BYTES, folder_bytes, size_budget_problem
+    from modelserve.size_budget import budget_bytes, folder_bytes, size_budget_problem
 
     size = folder_bytes(bundle.root)
     say(f"size: model.onnx {bundle.model_path.stat().st_size / 2**20:.2f} MiB, bundle {size / 2**20:.2f} MiB")
-    limit = LAMBDA_UNZIPPED_LIMIT_BYTES if budget_mib is None else int(budget_mib * 2**20)
-    problem = size_budget_problem(size, limit_bytes=limit)
+    problem = size_budget_problem(size, limit_bytes=budget_bytes(budget_mib))
     return [problem] if problem else []
+
+
+def configured_size_budget_mib(cdk_json: str = "cdk.json") -> float:
+    """The setting inference_size_budget_mib as synth reads it: from cdk.json's context (validated the same
+    way: SettingsError naming key and value), else its default."""
+    from pathlib import Path
+
+    from modelserve.settings import Settings, SettingsError
+
+    key = "inference_size_budget_mib"
+    path = Path(cdk_json)
+    value = json.loads(path.read_text()).get("context", {}).get(key) if path.is_file() else None
+    try:
+        return Settings.from_context({} if value is None else {key: value}).inference_size_budget_mib
+    except SettingsError as exc:
+        raise SettingsError(f"{cdk_json}: " + " ".join(str(exc).split())) from None
 
 
 def _load_model(args: argparse.Namespace) -> LoadedModel:

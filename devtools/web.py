@@ -40,6 +40,11 @@ PAGE_FILES = ("index.html", "app.mjs", "score.mjs", "explain.mjs", "style.css")
 PARITY_TOLERANCE = 1e-5
 CONFIG_FILE = "config.json"
 BACKGROUND_FILE = "background.json"  # the explanations' background rows, as the API takes them (serving/explain.py)
+# protobuf refuses a message over 2 GiB, and onnxruntime-web copies the model into its 32-bit WASM heap
+# (4 GiB in all, the session's own memory included): past this the page cannot load the model at all
+WEB_MODEL_LIMIT_BYTES = 2**31 - 1
+# every visitor downloads model.onnx before the page answers: past this it opens slowly (--size-budget-mib)
+WEB_MODEL_BUDGET_MIB = 50.0
 
 
 class WebBuildError(Exception):
@@ -61,6 +66,24 @@ class Site:
     root: Path
     ort_version: str
     check: NodeCheck
+    warnings: tuple[str, ...] = ()
+
+
+def page_size_problems(model_bytes: int, budget_mib: float = WEB_MODEL_BUDGET_MIB) -> tuple[str | None, str | None]:
+    """(why the page cannot load the model at all, or None; a warning when every visitor's download exceeds the budget, or None)."""
+    size = f"model.onnx is {model_bytes / 2**20:.1f} MiB"
+    if model_bytes > WEB_MODEL_LIMIT_BYTES:
+        return (
+            f"{size}, over the {WEB_MODEL_LIMIT_BYTES / 2**30:.0f} GiB onnxruntime-web can load (protobuf's limit, in a 32-bit WASM heap): "
+            "shrink the model (--quantize, fewer trees) or serve it from the API only",
+            None,
+        )
+    if model_bytes > budget_mib * 2**20:
+        return None, (
+            f"{size}, over the page's budget of {budget_mib:g} MiB (--size-budget-mib): every visitor downloads it before the "
+            "first answer; shrink the model (--quantize, fewer trees) or raise the budget"
+        )
+    return None, None
 
 
 def ort_dist(node_modules: Path = NODE_MODULES) -> tuple[Path, str]:
@@ -157,7 +180,12 @@ def check_in_node(bundle: ModelBundle, node: str = "node") -> NodeCheck:
 
     expected = ModelRunner.from_path(bundle.manifest, bundle.model_path).predict(rows_to_table(bundle.manifest.features, rows))
     labels = verdict["labels"]
-    wrong = [i for i, (a, b) in enumerate(zip(labels, expected.labels.tolist(), strict=True)) if a != b]
+    outputs = bundle.manifest.outputs
+    # the API's labels, in their own type (JSON integers, booleans or strings): the page's must be the very same values
+    wrong = []
+    if outputs.task.value == "classification":
+        served = [outputs.label_value(c) for c in expected.labels.tolist()]
+        wrong = [i for i, (a, b) in enumerate(zip(labels, served, strict=True)) if type(a) is not type(b) or a != b]
     probabilities = None if verdict["probabilities"] is None else np.asarray(verdict["probabilities"], dtype=np.float64)
     if expected.probabilities is not None and probabilities is not None:
         diff = float(np.max(np.abs(probabilities - expected.probabilities)))
@@ -182,18 +210,24 @@ def build_site(
     node: str = "node",
     tensor_probabilities: bool = False,
     background: int | None = None,
+    size_budget_mib: float = WEB_MODEL_BUDGET_MIB,
 ) -> Site:
     """Check the bundle in onnxruntime-web, then write the static site to ``out`` (replacing its files).
 
     ``tensor_probabilities``: serve a graph whose ZipMap output is replaced by its probability tensor
-    (onnxruntime-web reads tensors only); checked against the API like any other."""
+    (onnxruntime-web reads tensors only); checked against the API like any other. A model the page
+    cannot load is refused before anything runs; one past ``size_budget_mib`` is built with a warning."""
     bundle = ModelBundle.load(bundle_dir)
+    refusal, warning = page_size_problems(bundle.model_path.stat().st_size, size_budget_mib)
+    if refusal:
+        raise WebBuildError(refusal)
     dist, version = ort_dist()
     with tempfile.TemporaryDirectory() as tmp:
         if tensor_probabilities:
             bundle = without_zipmap(bundle, Path(tmp) / "bundle")
         check = check_in_node(bundle, node)
-        return _write_site(bundle, Path(out), dist, version, check, api_url, api_key, background)
+        site = _write_site(bundle, Path(out), dist, version, check, api_url, api_key, background)
+        return replace(site, warnings=(warning,) if warning else ())
 
 
 def _write_site(
@@ -231,16 +265,32 @@ def background_rows(bundle: ModelBundle, wanted: int | None = None) -> list[dict
     return [rows[i] for i in background_positions(len(rows), n).tolist()]
 
 
-def main(bundle: str | None, out: str, api_url: str | None, api_key: str | None, tensor_probabilities: bool = False) -> int:
+def main(
+    bundle: str | None,
+    out: str,
+    api_url: str | None,
+    api_key: str | None,
+    tensor_probabilities: bool = False,
+    size_budget_mib: float | None = None,
+) -> int:
     import sys
 
     from .sample_model import resolve_bundle
 
     try:
-        site = build_site(resolve_bundle(bundle), out, api_url, api_key, tensor_probabilities=tensor_probabilities)
+        site = build_site(
+            resolve_bundle(bundle),
+            out,
+            api_url,
+            api_key,
+            tensor_probabilities=tensor_probabilities,
+            size_budget_mib=WEB_MODEL_BUDGET_MIB if size_budget_mib is None else size_budget_mib,
+        )
     except WebBuildError as exc:
         print(f"web: {exc}", file=sys.stderr)
         return 1
+    for warning in site.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     c = site.check
     print(f"site written to {site.root} (onnxruntime-web {site.ort_version})")
     print(

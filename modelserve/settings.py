@@ -123,6 +123,13 @@ class DeploySettings(_Section):
         "3.12", description="Lambda Python runtime (3.12+: Amazon Linux 2023; 3.11's glibc 2.26 is too old for the pinned wheels)"
     )
     inference_memory_mb: int = Field(1024, ge=128, le=10240, description="Inference Lambda memory")
+    inference_size_budget_mib: float = Field(
+        250.0,
+        gt=0,
+        le=250,
+        description="Model bundle(s) + inference runtime (about 100 MiB) must fit this: synth refuses a bundle past it, "
+        "`export` warns (at most Lambda's 250 MB unzipped limit)",
+    )
     inference_timeout_s: int = Field(10, ge=1, le=29, description="Inference Lambda timeout (API Gateway caps at 29 s)")
     provisioned_concurrency: int = Field(0, ge=0, le=1000, description="Provisioned concurrency on the live alias")
     snap_start: bool = Field(

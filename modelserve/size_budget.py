@@ -17,6 +17,11 @@ def folder_bytes(root: str | Path) -> int:
     return sum(p.stat().st_size for p in Path(root).rglob("*") if p.is_file())
 
 
+def budget_bytes(budget_mib: float) -> int:
+    """The setting ``inference_size_budget_mib`` in bytes."""
+    return int(budget_mib * 2**20)
+
+
 def size_budget_problem(
     bundle_bytes: int, runtime_bytes: int = INFERENCE_RUNTIME_BYTES, limit_bytes: int = LAMBDA_UNZIPPED_LIMIT_BYTES
 ) -> str | None:
@@ -24,8 +29,13 @@ def size_budget_problem(
     total = bundle_bytes + runtime_bytes
     if total <= limit_bytes:
         return None
+    whose = (
+        "Lambda's limit on a function's unzipped code is 250 MB"
+        if limit_bytes >= LAMBDA_UNZIPPED_LIMIT_BYTES
+        else "the setting inference_size_budget_mib; Lambda's own limit is 250 MB"
+    )
     return (
         f"the model bundle ({bundle_bytes / 2**20:.1f} MiB) and the inference runtime ({runtime_bytes / 2**20:.0f} MiB) make "
-        f"{total / 2**20:.1f} MiB, over the budget of {limit_bytes / 2**20:.1f} MiB (Lambda's limit on a function's unzipped code "
-        f"is 250 MB); shrink the model (fewer or shallower trees, --quantize) or serve it from a container image"
+        f"{total / 2**20:.1f} MiB, over the budget of {limit_bytes / 2**20:.1f} MiB ({whose}); "
+        "shrink the model (fewer or shallower trees, --quantize) or serve it from a container image"
     )

@@ -9,8 +9,9 @@ buffers as numpy arrays, strings (plain or dictionary-encoded, pandas' category)
 distinct value. Read and written with nanoarrow (a 1 MB wheel, imported
 only when an Arrow body arrives: no cold-start cost for JSON clients).
 
-Answer columns: ``prediction`` (utf8 for a classifier, float64 for a regressor) and, for a
-classifier, ``probability_<class>`` (float64) per class in the bundle's class order; the request id
+Answer columns: ``prediction`` (a classifier's labels in their own type, as JSON answers carry them:
+int64 for integer labels, bool for boolean ones, string (utf8) for text; double for a regressor) and,
+for a classifier, ``probability_<class>`` (double) per class in the bundle's class order; the request id
 and model version are in the ``x-request-id`` / ``x-model-version`` headers and the schema metadata.
 """
 
@@ -19,6 +20,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from modelserve.schema import LabelType, OutputSpec, Task
 
 from .validation import Column, ColumnBatch, TypedColumn
 
@@ -169,32 +172,51 @@ def _dictionary_strings(view: Any) -> list[str | None]:
     return out
 
 
-def encode_answer(answer: dict[str, Any]) -> bytes:
-    """The service's answer as an Arrow IPC stream of one record batch."""
+# the Arrow type of a classifier's prediction column, by the labels' own type (None: text labels); named as pyarrow prints them
+_LABEL_ARROW_TYPES = {None: "string", LabelType.STRING: "string", LabelType.INTEGER: "int64", LabelType.BOOLEAN: "bool"}
+
+
+def prediction_type(outputs: OutputSpec) -> str:
+    """The Arrow type of the answer's ``prediction`` column: a classifier's labels in their own type, double for a regressor."""
+    return "double" if outputs.task is Task.REGRESSION else _LABEL_ARROW_TYPES[outputs.label_type]
+
+
+def encode_answer(answer: dict[str, Any], outputs: OutputSpec) -> bytes:
+    """The service's answer as an Arrow IPC stream of one record batch; ``outputs``: the served model's
+    (the prediction column's type follows its labels)."""
     import io
 
     import nanoarrow as na
     import nanoarrow.ipc as ipc
-    import numpy as np
 
     predictions = answer["predictions"]
     n = len(predictions)
     fields: dict[str, Any] = {}
     children = []
-    if "classes" in answer:  # built from buffers: nanoarrow's builders take a Python call per value
+    # built from buffers: nanoarrow's builders take a Python call per value
+    kind = prediction_type(outputs)
+    if kind == "string":
         fields["prediction"] = na.string()
         encoded = {p: str(p).encode("utf-8") for p in dict.fromkeys(predictions)}
         parts = list(map(encoded.__getitem__, predictions))
         offsets = np.zeros(n + 1, dtype=np.int32)
         np.cumsum(np.fromiter(map(len, parts), dtype=np.int32, count=n), out=offsets[1:])
         children.append(na.c_array_from_buffers(na.string(), n, [None, offsets, b"".join(parts)]))
-        probs = np.asarray(answer.get("probabilities"), dtype=np.float64).reshape(n, len(answer["classes"]))
-        for j, c in enumerate(answer["classes"]):
-            fields[f"probability_{c}"] = na.float64()
-            children.append(na.c_array_from_buffers(na.float64(), n, [None, np.ascontiguousarray(probs[:, j])]))
+    elif kind == "int64":
+        fields["prediction"] = na.int64()
+        children.append(na.c_array_from_buffers(na.int64(), n, [None, np.asarray(predictions, dtype=np.int64)]))
+    elif kind == "bool":  # one bit per value
+        fields["prediction"] = na.bool_()
+        bits = np.packbits(np.asarray(predictions, dtype=bool), bitorder="little")
+        children.append(na.c_array_from_buffers(na.bool_(), n, [None, bits]))
     else:
         fields["prediction"] = na.float64()
         children.append(na.c_array_from_buffers(na.float64(), n, [None, np.asarray(predictions, dtype=np.float64)]))
+    if "probabilities" in answer:
+        probs = np.asarray(answer["probabilities"], dtype=np.float64).reshape(n, len(answer["classes"]))
+        for j, c in enumerate(answer["classes"]):
+            fields[f"probability_{c}"] = na.float64()
+            children.append(na.c_array_from_buffers(na.float64(), n, [None, np.ascontiguousarray(probs[:, j])]))
     schema = na.struct(fields, nullable=False)
     batch = na.c_array_from_buffers(schema, length=n, buffers=[None], children=children)
     out = io.BytesIO()

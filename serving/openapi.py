@@ -420,11 +420,11 @@ def _feedback_openapi(m: BundleManifest, max_rows: int) -> dict[str, Any]:
 
 
 def predict_operation(
-    m: BundleManifest, max_rows: int, reject_unseen: bool, other_formats: list[str], answer_media: list[str] | None = None
+    m: BundleManifest, max_rows: int, reject_unseen: bool, other_formats: list[str], answer_media: dict[str, dict[str, Any]] | None = None
 ) -> dict[str, Any]:
     """``other_formats``: what each codec of the route besides JSON says of its format (``Codec.openapi_note``);
-    ``answer_media``: the other media types its codecs answer in (Accept)."""
-    answer_media = answer_media or []
+    ``answer_media``: the other media types its codecs answer in (Accept), each with its answer's schema (``Codec.answer_schema``)."""
+    answer_media = answer_media or {}
     return {
         "openapi_extra": _predict_openapi(m, max_rows, reject_unseen),
         "summary": "Score 1..N rows",
@@ -435,10 +435,12 @@ def predict_operation(
     }
 
 
-def _with_answer_media(responses: dict[int | str, dict[str, Any]], answer_media: list[str]) -> dict[int | str, dict[str, Any]]:
+def _with_answer_media(
+    responses: dict[int | str, dict[str, Any]], answer_media: dict[str, dict[str, Any]]
+) -> dict[int | str, dict[str, Any]]:
     """The 200 answer in each other format a codec of the route writes when the Accept header names it (Arrow)."""
-    for media in answer_media:
-        responses[200]["content"][media] = {"schema": {"type": "string", "format": "binary"}}
+    for media, schema in answer_media.items():
+        responses[200]["content"][media] = {"schema": schema}
     return responses
 
 

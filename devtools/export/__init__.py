@@ -7,6 +7,8 @@ and the tests import them from ``devtools.export``):
 - ``onnx_model``: ``export_onnx`` (``python -m devtools export-onnx``) and its ``schema_file``;
 - ``frames``: the training frame (``prepare_frame``), the table the graph is fed, the reference sample;
 - ``graph_checks``: parity, row-by-row serving, class labels, canonical bytes;
+- ``estimator``: what a fitted estimator is and the mistakes seen in it before converting;
+- ``parity_diagnosis``: the cause of a parity failure, found in the source model (float32 rounding, calibration, ...);
 - ``performance``: the reference performance the drift check compares labels with;
 - ``quantize``: checked int8 quantization;
 - ``problems``: ``ExportProblems``, every problem with an export's inputs on its own line.

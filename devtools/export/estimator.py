@@ -94,6 +94,10 @@ def diagnose(estimator: Any, specs: Sequence[FeatureSpec], shape: EstimatorShape
                 "(OneHotEncoder or OrdinalEncoder) and fit with categorical_features=None"
             )
             break
+    calibration = calibration_around_pipeline(estimator)
+    if calibration:
+        problems.append(calibration)
+    problems += _custom_functions(estimator)
     problems += _encoders_fed_numbers(estimator, specs)
     text = [f.name for f in specs if f.kind is FeatureKind.CATEGORICAL]
     if not shape.takes_columns and text:
@@ -102,6 +106,37 @@ def diagnose(estimator: Any, specs: Sequence[FeatureSpec], shape: EstimatorShape
             "put a ColumnTransformer first that encodes them (e.g. OneHotEncoder) and passes the numeric columns through"
         )
     return problems
+
+
+def calibration_around_pipeline(estimator: Any) -> str | None:
+    """skl2onnx converts a CalibratedClassifierCV whose estimator is a Pipeline wrongly (every probability
+    off); calibrating the pipeline's last step converts right."""
+    for step in steps(estimator):
+        calibrated = getattr(step, "calibrated_classifiers_", None)
+        if calibrated and hasattr(calibrated[0].estimator, "steps"):
+            return (
+                "CalibratedClassifierCV around a Pipeline: skl2onnx converts it wrongly (every probability differs, by up to 1); "
+                "calibrate the pipeline's last step instead: Pipeline([..., ('model', CalibratedClassifierCV(model))])"
+            )
+    return None
+
+
+def _custom_functions(estimator: Any) -> list[str]:
+    """FunctionTransformers with a function of their own: skl2onnx converts a FunctionTransformer only as the
+    identity (its ONNX graph cannot hold arbitrary Python), and would refuse naming the class alone."""
+    found = []
+    for step in steps(estimator):
+        func = getattr(step, "func", None)
+        if type(step).__name__ == "FunctionTransformer" and func is not None:
+            found.append(getattr(func, "__name__", type(func).__name__))
+    if not found:
+        return []
+    return [
+        f"FunctionTransformer(func={found[0]}): skl2onnx converts a FunctionTransformer only as the identity (a graph holds no "
+        "Python); compute that column in the data before training (and in the callers' requests), use a scikit-learn "
+        "transformer skl2onnx converts (e.g. PowerTransformer, SplineTransformer), or register a converter for it with "
+        "skl2onnx.update_registered_converter"
+    ]
 
 
 def _encoders_fed_numbers(estimator: Any, specs: Sequence[FeatureSpec]) -> list[str]:

@@ -28,7 +28,11 @@ class ParityError(ValueError):
 
 class ServingCheckError(ValueError):
     """Served one row at a time, the model answers differently than in a batch, or its label
-    contradicts its probabilities."""
+    contradicts its probabilities. ``rows``: the reference rows whose answer depends on the batch."""
+
+    def __init__(self, message: str, rows: tuple[int, ...] = ()) -> None:
+        super().__init__(message)
+        self.rows = rows
 
 
 def graph_class_labels(onnx_model: Any) -> list[Any] | None:
@@ -97,6 +101,7 @@ def check_row_by_row(runner: ModelRunner, table: dict[str, np.ndarray], strict: 
     whole = runner.predict(table)
     check_finite_answers(whole, table, outputs)
     problems: list[str] = []
+    rows: dict[int, None] = {}  # the rows that differ, in the order found
     largest, labels_changed = 0.0, 0
     for size in (1, ODD_BATCH_SIZE):
         for start in range(0, n, size):
@@ -105,6 +110,7 @@ def check_row_by_row(runner: ModelRunner, table: dict[str, np.ndarray], strict: 
             if outputs.task is Task.CLASSIFICATION:
                 for i in np.flatnonzero(part.labels != whole.labels[start:stop]):
                     labels_changed += 1
+                    rows[int(start + i)] = None
                     problems.append(
                         f"row {start + i}: label {part.labels[i]!r} in a batch of {size}, {whole.labels[start + i]!r} in a batch of {n}"
                     )
@@ -117,11 +123,13 @@ def check_row_by_row(runner: ModelRunner, table: dict[str, np.ndarray], strict: 
                 diff = np.abs(part.labels - expected) / np.maximum(1.0, np.abs(expected))
             largest = max(largest, float(np.nanmax(diff)) if np.isfinite(diff).any() else float("inf"))
             for i in np.flatnonzero(~(diff <= ROW_BY_ROW_TOLERANCE)):
+                rows[int(start + i)] = None
                 problems.append(f"row {start + i}: outputs differ by {diff[i]:.3g} in a batch of {size} vs {n}")
         if strict and problems:
             raise ServingCheckError(
                 f"the model's answer depends on the other rows of the request ({len(problems)} differences); first: "
-                + "; ".join(problems[:5])
+                + "; ".join(problems[:5]),
+                tuple(rows),
             )
     if outputs.task is Task.CLASSIFICATION and whole.probabilities is not None and not outputs.labels_from_probabilities:
         agree = labels_agree_with_probabilities(outputs.classes, whole.labels, whole.probabilities)

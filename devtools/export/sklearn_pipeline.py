@@ -26,7 +26,27 @@ from modelserve.schema import (
 
 from .estimator import EstimatorShape, diagnose, estimator_shape, for_conversion, imputed_features, imputed_text_columns
 from .frames import check_reference_size, class_name, prepare_frame, reference_rows_from_frame, sample_reference, table_from_frame
-from .graph_checks import ParityError, canonical_bytes, check_labels_match_source, check_parity, check_row_by_row, largest_diff, runner_for
+from .graph_checks import (
+    PARITY_TOLERANCE,
+    ROW_BY_ROW_TOLERANCE,
+    ParityError,
+    ServingCheckError,
+    canonical_bytes,
+    check_labels_match_source,
+    check_parity,
+    check_row_by_row,
+    largest_diff,
+    runner_for,
+)
+from .parity_diagnosis import (
+    ROWS_EXAMINED,
+    calibration_cause,
+    differing_rows,
+    predict_disagrees_with_probabilities,
+    rounding_cause,
+    rounding_sensitivity,
+    unseen_categories,
+)
 from .performance import HOLDOUT_SHARE, quality, refit_holdout_performance, served_performance
 from .problems import ExportProblems, first_line, nearest
 from .quantize import quantize_checked
@@ -96,17 +116,16 @@ def export_sklearn(
     small_reference_warning = check_reference_size(len(data), allow_small_reference)
     reference = sample_reference(data, seed=seed)
     prepared = _source_frame(pipeline, reference, specs)
-    # the source's probabilities (classifier) or values (regressor): what the graph must reproduce
-    source = pipeline.predict_proba(prepared) if is_classifier else np.asarray(pipeline.predict(prepared)).reshape(-1)
+    source = _source_answers(pipeline, prepared, specs, is_classifier)
     runner = runner_for(manifest, model_bytes)
     pred = runner.predict(table_from_frame(reference, specs))
     parity_key = "parity_max_abs_diff" if is_classifier else "parity_max_rel_diff"
     metrics: dict[str, Any] = {
         "source": "scikit-learn",
-        parity_key: _check_against_source(pipeline, prepared, source, pred, outputs),
+        parity_key: _check_against_source(pipeline, prepared, source, pred, outputs, specs),
         "reference_rows": int(len(reference)),
         "onnx_bytes": len(model_bytes),
-        **check_row_by_row(runner, table_from_frame(reference, specs)),
+        **_check_row_by_row(runner, table_from_frame(reference, specs), pipeline, prepared, specs, is_classifier),
         **(quality(outputs, pred, reference[target]) if target is not None else {}),
     }
     if small_reference_warning:
@@ -240,20 +259,73 @@ def conversion_problem(exc: BaseException) -> str:
     return f"skl2onnx cannot convert the pipeline: {message}"
 
 
-def _check_against_source(pipeline: Any, prepared: Any, source: np.ndarray, pred: Any, outputs: OutputSpec) -> float:
+def _source_answers(pipeline: Any, prepared: Any, specs: Sequence[FeatureSpec], is_classifier: bool) -> np.ndarray:
+    """The source's probabilities (classifier) or values (regressor) on the reference: what the graph must
+    reproduce. ExportProblems when scikit-learn refuses the rows (categories its encoder never saw) or when
+    its own labels contradict its probabilities."""
+    problems = unseen_categories(pipeline, prepared, specs)
+    if problems:
+        raise ExportProblems(problems)
+    if not is_classifier:
+        return np.asarray(pipeline.predict(prepared)).reshape(-1)
+    source = np.asarray(pipeline.predict_proba(prepared), dtype=np.float64)
+    disagreement = predict_disagrees_with_probabilities(pipeline, pipeline.predict(prepared), source, PARITY_TOLERANCE)
+    if disagreement:
+        raise ExportProblems([disagreement])
+    return source
+
+
+def _source_answer_function(pipeline: Any, is_classifier: bool) -> Callable[[Any], np.ndarray]:
+    return pipeline.predict_proba if is_classifier else (lambda frame: np.asarray(pipeline.predict(frame)).reshape(-1))
+
+
+def _check_against_source(
+    pipeline: Any, prepared: Any, source: np.ndarray, pred: Any, outputs: OutputSpec, specs: Sequence[FeatureSpec]
+) -> float:
     """The graph's largest difference from the source on the reference (and, for classes, the same labels);
-    ParityError with the usual causes when it differs."""
+    ParityError naming the cause when it differs (float32 rounding), else the figures and the usual causes."""
+    is_classifier = outputs.task is Task.CLASSIFICATION
+    served = pred.probabilities if is_classifier else pred.labels
     try:
-        if outputs.task is Task.CLASSIFICATION:
-            parity = check_parity(source, pred.probabilities)
+        if is_classifier:
+            parity = check_parity(source, served)
             check_labels_match_source(outputs, pipeline.predict(prepared), pred.labels, source)
             return parity
-        return check_parity(source, pred.labels, relative=True)
+        return check_parity(source, served, relative=True)
     except ParityError as exc:
+        bad = differing_rows(source, served, PARITY_TOLERANCE, relative=not is_classifier)
+        if len(bad):
+            answer = _source_answer_function(pipeline, is_classifier)
+            found = rounding_sensitivity(answer, prepared, bad[:ROWS_EXAMINED], specs, not is_classifier, PARITY_TOLERANCE)
+            largest = largest_diff(source, served, relative=not is_classifier)
+            cause = rounding_cause(found, len(bad), len(source), largest, pipeline, prepared)
+            if cause and len(found) * 2 >= min(len(bad), ROWS_EXAMINED):  # float32 explains most of the rows examined
+                raise ParityError(cause) from None
+            cause = calibration_cause(pipeline, len(bad), len(source), largest)
+            if cause:
+                raise ParityError(cause) from None
         raise ParityError(
             f"{exc}. The graph sees float32 numbers and '' for null categories: train the pipeline on "
-            "devtools.export.prepare_frame(data, specs); trees after a scaler can also flip at float32 thresholds."
+            "devtools.export.prepare_frame(data, specs); no known cause found (float32 rounding and isotonic calibration "
+            "were looked for)"
         ) from None
+
+
+def _check_row_by_row(
+    runner: Any, table: dict[str, np.ndarray], pipeline: Any, prepared: Any, specs: Sequence[FeatureSpec], is_classifier: bool
+) -> dict[str, Any]:
+    """``check_row_by_row``; when the answer depends on the batch because the model uses more digits than
+    float32 keeps (onnxruntime sums a batch in another order than a row), the refusal names that cause."""
+    try:
+        return check_row_by_row(runner, table)
+    except ServingCheckError as exc:
+        rows = list(exc.rows[:ROWS_EXAMINED])
+        answer = _source_answer_function(pipeline, is_classifier)
+        found = rounding_sensitivity(answer, prepared, rows, specs, not is_classifier, ROW_BY_ROW_TOLERANCE)
+        if not rows or len(found) * 2 < len(rows):
+            raise
+        cause = rounding_cause(found, len(exc.rows), len(prepared), None, pipeline, prepared)
+        raise ServingCheckError(f"the model's answer depends on the other rows of the request: {cause}", exc.rows) from None
 
 
 def _add_reference_performance(

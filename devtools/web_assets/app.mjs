@@ -197,7 +197,8 @@ async function callApi(row, local, explanation) {
   $("api-result").textContent = `API (${config.api_url}): ${apiLabel}, round trip ${ms.toFixed(0)} ms.`;
   const localProbs = local.probabilities ? local.probabilities[0] : null;
   const diff = apiProbs && localProbs ? Math.max(...apiProbs.map((p, k) => Math.abs(p - localProbs[k]))) : 0;
-  const agree = String(apiLabel) === String(local.labels[0]) && diff <= AGREEMENT_TOLERANCE;
+  // labels in their own type on both sides (JSON integers, booleans or strings): the same value and the same type
+  const agree = typeof apiLabel === typeof local.labels[0] && String(apiLabel) === String(local.labels[0]) && diff <= AGREEMENT_TOLERANCE;
   const a = $("agreement");
   a.dataset.agree = String(agree);
   a.dataset.maxDiff = String(diff);
@@ -220,7 +221,7 @@ async function run(row) {
     }
     const res = await score(ort, session, manifest, [row]);
     showResult(res);
-    const explanation = background ? await explainRow(ort, session, manifest, row, background, res.labels[0]) : null;
+    const explanation = background ? await explainRow(ort, session, manifest, row, background, res.classNames?.[0] ?? null) : null;
     showExplanation(explanation);
     if (config.api_url) await callApi(row, res, explanation);
   } finally {

@@ -125,33 +125,87 @@ export function makeFeeds(ort, manifest, rows) {
   return feeds;
 }
 
-/** Labels and probabilities (rows of numbers in manifest class order), as serving/model.py reads them. */
-export function readOutputs(manifest, results) {
-  const out = manifest.outputs;
-  const raw = Array.from(results[out.label_output].data, (v) => (typeof v === "bigint" ? Number(v) : v));
-  let labels;
-  if (out.task === "classification") {
-    const classes = out.classes;
-    const ints = raw.every((v) => typeof v === "number" && Number.isInteger(v) && v >= 0 && v < classes.length);
-    labels = ints && classes.length ? raw.map((v) => classes[v]) : raw.map(String);
-  } else {
-    labels = raw.map(Number);
-  }
-  let probabilities = null;
-  if (out.task === "classification" && out.probability_output && results[out.probability_output]) {
-    const t = results[out.probability_output];
-    const k = t.dims[t.dims.length - 1];
-    probabilities = [];
-    for (let i = 0; i < labels.length; i++) probabilities.push(Array.from(t.data.slice(i * k, (i + 1) * k), Number));
-  }
-  return { labels, probabilities };
+const INTEGRAL_TEXT = /^[+-]?(0|[1-9][0-9]*)(\.0*)?$/;
+
+/** modelserve.schema.class_key: a label means the same class in whatever type it comes (1, 1.0, "1"; true, "True"). */
+export function classKey(v) {
+  if (typeof v === "boolean") return v ? "true" : "false";
+  if (typeof v === "bigint") return v.toString();
+  if (typeof v === "number" && Number.isInteger(v)) return String(v);
+  const text = String(v);
+  if (text.toLowerCase() === "true" || text.toLowerCase() === "false") return text.toLowerCase();
+  if (INTEGRAL_TEXT.test(text)) return String(Math.trunc(Number(text)) || 0); // "-0" -> "0", as Python's int
+  return text;
 }
 
-/** Output names to fetch: the label, and the probabilities for classifiers. */
+/** OutputSpec.label_value: a class as the API's answers carry it, in the labels' own type ("1" -> 1, "True" -> true). */
+export function labelValue(outputs, className) {
+  if (outputs.label_type === "integer") return Number(classKey(className));
+  if (outputs.label_type === "boolean") return classKey(className) === "true";
+  return className;
+}
+
+function labelsFromProbabilities(out) {
+  return !out.label_output || (out.threshold !== undefined && out.threshold !== null);
+}
+
+/** Class names from the label output, by value (never by position), as ModelRunner._class_labels. */
+function classNamesOf(out, raw) {
+  const byKey = new Map(out.classes.map((c) => [classKey(c), c]));
+  return raw.map((v) => {
+    const name = byKey.get(classKey(v));
+    if (name === undefined) throw new Error(`the model answered label ${String(v)} that is not among its classes ${JSON.stringify(out.classes)}`);
+    return name;
+  });
+}
+
+/** The most probable class of each row, or with a threshold classes[1] when its probability reaches it. */
+function classNamesFromProbabilities(out, probabilities) {
+  return probabilities.map((p) => {
+    if (out.threshold !== undefined && out.threshold !== null) return out.classes[p[1] >= out.threshold ? 1 : 0];
+    let best = 0;
+    for (let k = 1; k < p.length; k++) if (p[k] > p[best]) best = k;
+    return out.classes[best];
+  });
+}
+
+function probabilityRows(out, t, n) {
+  const k = t.dims[t.dims.length - 1];
+  const rows = [];
+  for (let i = 0; i < n; i++) {
+    const p = Array.from(t.data.slice(i * k, (i + 1) * k), Number);
+    rows.push(k === 1 && out.classes.length === 2 ? [1 - p[0], p[0]] : p); // one sigmoid column: P(classes[1])
+  }
+  return rows;
+}
+
+/**
+ * Labels, class names and probabilities (rows of numbers in manifest class order), as serving/model.py
+ * reads them; labels in the labels' own type, as the API answers them (numbers for a regressor).
+ */
+export function readOutputs(manifest, results, n) {
+  const out = manifest.outputs;
+  if (out.task !== "classification") {
+    return { labels: Array.from(results[out.label_output].data, Number), classNames: null, probabilities: null };
+  }
+  const t = out.probability_output ? results[out.probability_output] : null;
+  const probabilities = t ? probabilityRows(out, t, n) : null;
+  let classNames;
+  if (labelsFromProbabilities(out)) {
+    classNames = classNamesFromProbabilities(out, probabilities);
+  } else {
+    const raw = Array.from(results[out.label_output].data, (v) => (typeof v === "bigint" ? Number(v) : v));
+    classNames = classNamesOf(out, raw);
+  }
+  return { labels: classNames.map((c) => labelValue(out, c)), classNames, probabilities };
+}
+
+/** Output names to fetch: the label (unless it comes from the probabilities), and the probabilities for classifiers. */
 export function outputNames(manifest) {
   const out = manifest.outputs;
-  const names = [out.label_output];
-  if (out.task === "classification" && out.probability_output) names.push(out.probability_output);
+  if (out.task !== "classification") return [out.label_output];
+  const names = labelsFromProbabilities(out) ? [] : [out.label_output];
+  if (out.probability_output) names.push(out.probability_output);
   return names;
 }
 
@@ -161,5 +215,5 @@ export async function score(ort, session, manifest, rows) {
   const started = performance.now();
   const results = await session.run(feeds, outputNames(manifest));
   const ms = performance.now() - started;
-  return { ...readOutputs(manifest, results), ms };
+  return { ...readOutputs(manifest, results, rows.length), ms };
 }

@@ -9,7 +9,9 @@ from typing import Any
 
 from fastapi.responses import Response
 
-from ..arrow_ipc import ARROW_STREAM, ArrowBodyError, decode_stream, encode_answer
+from modelserve.schema import Task
+
+from ..arrow_ipc import ARROW_STREAM, ArrowBodyError, decode_stream, encode_answer, prediction_type
 from .base import CODECS, PREDICT, Codec, Decoded
 
 MALFORMED_ARROW = "malformed_arrow"
@@ -24,11 +26,24 @@ class ArrowStreamCodec(Codec):
     read_errors = (ArrowBodyError,)
     openapi_note = (
         f"large batches may also be sent as an Apache Arrow IPC stream (content-type {ARROW_STREAM}, one flat column per feature) "
-        f"and answered as one with Accept: {ARROW_STREAM} (columns prediction and probability_<class>)"
+        f"and answered as one with Accept: {ARROW_STREAM} (columns prediction, in the labels' own type, and probability_<class>)"
     )
 
     def decode(self, body: bytes, headers: Mapping[str, str]) -> Decoded:
         return Decoded(decode_stream(body))
 
     def encode(self, answer: dict[str, Any], decoded: Decoded, headers: dict[str, str]) -> Response:
-        return Response(encode_answer(answer), 200, media_type=ARROW_STREAM, headers=headers)
+        return Response(encode_answer(answer, self.manifest.outputs), 200, media_type=ARROW_STREAM, headers=headers)
+
+    def answer_schema(self) -> dict[str, Any]:
+        outputs = self.manifest.outputs
+        columns = {"prediction": prediction_type(outputs)}
+        if outputs.task is Task.CLASSIFICATION and outputs.probability_output:
+            columns |= {f"probability_{outputs.label_value(c)}": "double" for c in outputs.classes}
+        return {
+            "type": "string",
+            "format": "binary",
+            "description": "an Arrow IPC stream of one record batch, one row per instance; columns: "
+            + ", ".join(f"{name} ({kind})" for name, kind in columns.items()),
+            "x-arrow-columns": columns,
+        }

@@ -78,6 +78,10 @@ class Codec(ABC):
         """Whether it reads a body of this media type (lowercased, no parameters)."""
         return media in self.media_types
 
+    def answer_schema(self) -> dict[str, Any]:
+        """The OpenAPI schema of its 200 answer in ``answer_media`` (for the served model: a format may type its columns by it)."""
+        return {"type": "string", "format": "binary"}
+
     @abstractmethod
     def decode(self, body: bytes, headers: Mapping[str, str]) -> Decoded:
         """The body (decompressed, within the size limit) as the service's payload."""

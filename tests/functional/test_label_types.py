@@ -74,3 +74,37 @@ def test_answers_give_labels_in_the_type_the_model_was_trained_on(kind, tmp_path
     assert resp["statusCode"] == 202, resp["body"]
     wrong = {**feedback, "label": "maybe"}
     assert mod.handler(event("rest_v1", "POST", "/feedback", wrong), lambda_context)["statusCode"] == 422
+
+
+ARROW_TYPES = {"boolean": "bool", "integer": "int64", "integral_float": "int64", "string": "string"}
+
+
+@pytest.mark.parametrize("kind", list(LABELS))
+def test_arrow_answers_give_labels_in_the_type_the_model_was_trained_on(kind, tmp_path, load_inference, lambda_context) -> None:
+    import pyarrow as pa
+
+    from tests.support import arrow_answer, arrow_stream
+
+    make, _, python_type, _, _ = LABELS[kind]
+    bundle, model, prepared = _bundle(tmp_path, make, kind)
+    mod = load_inference(bundle)
+    rows = prepared.head(40)
+    arrow = "application/vnd.apache.arrow.stream"
+    body = arrow_stream(pa.Table.from_pandas(rows, preserve_index=False), max_chunksize=16)
+    resp = mod.handler(event("rest_v1", "POST", "/predict", raw=body, headers={"content-type": arrow, "accept": arrow}), lambda_context)
+    assert resp["statusCode"] == 200, resp["body"]
+    table = arrow_answer(resp)
+
+    assert str(table.schema.field("prediction").type) == ARROW_TYPES[kind]
+    expected = [v.item() if hasattr(v, "item") else v for v in model.predict(rows)]
+    if kind == "integral_float":
+        expected = [int(v) for v in expected]
+    assert [(type(p), p) for p in table.column("prediction").to_pylist()] == [(python_type, e) for e in expected]
+    as_json = response_json(mod.handler(event("rest_v1", "POST", "/predict", {"instances": rows.to_dict("records")}), lambda_context))
+    assert table.column("prediction").to_pylist() == as_json["predictions"]
+    probs = np.column_stack([table.column(f"probability_{c}").to_numpy() for c in as_json["classes"]])
+    np.testing.assert_allclose(probs, model.predict_proba(rows), atol=1e-5)
+
+    spec = response_json(mod.handler(event("rest_v1", "GET", "/openapi.json"), lambda_context))
+    documented = spec["paths"]["/predict"]["post"]["responses"]["200"]["content"][arrow]["schema"]["x-arrow-columns"]
+    assert documented == {field.name: str(field.type) for field in table.schema}

@@ -47,6 +47,8 @@ def _build(ctx_overrides: dict, bundle_dir: Path) -> None:
         ({"capture_sink": "kafka"}, ["capture_sink", "kafka", "firehose"]),
         ({"inference_memroy_mb": 512}, ["inference_memroy_mb", "inference_memory_mb"]),  # typo: unknown key
         ({"capture_transition_days": 10}, ["capture_transition_days", "10", "30"]),  # S3's IA minimum
+        ({"inference_size_budget_mib": 300}, ["inference_size_budget_mib", "300", "250"]),  # past Lambda's own limit
+        ({"inference_size_budget_mib": "big"}, ["inference_size_budget_mib", "'big'", "number"]),
     ],
 )
 def test_bad_setting_stops_synth_with_a_clear_message(overrides, must_name, fake_bundle_dir) -> None:
@@ -181,3 +183,23 @@ def test_no_function_gets_a_setting_it_does_not_read(every_function_setting: Syn
     ours = {k for k in env if k.startswith(ENV_PREFIX)} - RESOURCE_VARIABLES
     # every setting of its section is set in this variant, and nothing else: no deploy-only setting
     assert ours == {ENV_PREFIX + name.upper() for name in SECTION_OF_FUNCTION[function].model_fields}
+
+
+def test_the_size_budget_setting_stops_synth_of_a_bundle_that_fits_lambda_but_not_the_budget(fake_bundle_dir, tmp_path) -> None:
+    import shutil
+
+    from cdk.application import check_size_budget
+    from modelserve.settings import Settings
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(fake_bundle_dir, bundle)
+    with open(bundle / "model.onnx", "ab") as f:  # a sparse tail: 60 MiB on paper, nothing on disk
+        f.truncate(60 * 2**20)
+    with pytest.raises(SettingsError) as err:
+        _build({"inference_size_budget_mib": 150}, bundle)
+    message = str(err.value)
+    assert message.startswith(f"setting model_bundle_path = {str(bundle)!r}: the model bundle (60.0 MiB)")
+    assert "and the inference runtime (100 MiB) make 160.0 MiB, over the budget of 150.0 MiB" in message
+    assert "the setting inference_size_budget_mib; Lambda's own limit is 250 MB" in message
+    # the same bundle within the default budget (Lambda's limit): not refused
+    check_size_budget(Settings.from_context({"model_bundle_path": str(bundle)}), bundle, None)

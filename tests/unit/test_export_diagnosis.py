@@ -237,3 +237,28 @@ def test_export_says_the_size_and_warns_past_the_budget(tmp_path, capsys) -> Non
     assert len(warning) == 1 and warning[0].startswith(
         "warning: the model bundle (0.0 MiB) and the inference runtime (100 MiB) make 100.0 MiB"
     )
+
+
+def test_export_reads_the_size_budget_setting_of_cdk_json(tmp_path, capsys, monkeypatch) -> None:
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+
+    from modelserve.size_budget import INFERENCE_RUNTIME_BYTES
+
+    df = _data()
+    df.to_csv(tmp_path / "d.csv", index=False)
+    joblib.dump(_fit(LogisticRegression(), df, ["a", "b"]), tmp_path / "lr.joblib")
+    argv = ["export", "--pipeline", str(tmp_path / "lr.joblib"), "--data", str(tmp_path / "d.csv"), "--target", "y", "--name", "lr"]
+    monkeypatch.chdir(tmp_path)
+    budget = INFERENCE_RUNTIME_BYTES / 2**20 + 0.001  # the runtime alone nearly fills it: the small model tips it over
+    (tmp_path / "cdk.json").write_text(json.dumps({"context": {"inference_size_budget_mib": budget}}))
+    assert main([*argv, "--out", str(tmp_path / "b")]) == 0
+    warning = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: ")]
+    assert len(warning) == 1 and f"over the budget of {budget:.1f} MiB (the setting inference_size_budget_mib" in warning[0]
+    # a wrong value is refused as synth refuses it, in one line
+    (tmp_path / "cdk.json").write_text(json.dumps({"context": {"inference_size_budget_mib": 300}}))
+    assert main([*argv, "--out", str(tmp_path / "c")]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert errors[-1] == (
+        "error: cdk.json: invalid settings: setting 'inference_size_budget_mib' = 300: Input should be less than or equal to 250"
+    )
