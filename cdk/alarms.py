@@ -777,7 +777,8 @@ def _performance(ctx: AlarmContext) -> None:
         1,
         "GreaterThanOrEqualToThreshold",
         f"Model performance on the feedback labels of {span} fell significantly below its "
-        f"held-out reference performance (alpha {s.alpha}, at least {s.performance_min_labels} labels).",
+        f"held-out reference performance (alpha {s.performance_alpha}, at least {s.performance_min_labels} labels, "
+        f"a baseline of at least {s.performance_min_baseline_rows} held-out rows).",
         "Read performance_drop in the report (which metric, how far, on how many labels); compare with the "
         "drift alarms: inputs unchanged means the concept changed, retrain on recent labelled data.",
         "alarm-performance-degraded",
@@ -792,7 +793,8 @@ def _performance(ctx: AlarmContext) -> None:
         1,
         "GreaterThanOrEqualToThreshold",
         f"The accuracy, F1 or AUC estimated from the model's calibrated probabilities (no labels needed) fell below "
-        f"its band in {span}: more than its own noise at the window's size and at least {s.estimated_accuracy_drop_threshold:.0%}.",
+        f"its band in {span}: more than {s.estimated_band_sd:g} of its standard errors at the window's size and at least "
+        f"{s.estimated_accuracy_drop_threshold:.0%} (windows of at least {s.estimated_min_rows} rows).",
         "Read estimated_performance in the report and the drift alarms: inputs moved to where the model is unsure; "
         "get labels for the window (audit sample, /feedback) to confirm, then retrain.",
         "alarm-estimated-accuracy-drop",

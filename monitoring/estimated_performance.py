@@ -300,9 +300,10 @@ class EstimatedPerformanceConfig(CheckConfig):
     estimated_band_sd: float = threshold(
         3.0,
         gt=0,
+        setting=True,
         help="An estimate breaches this many of its standard errors at the window's size below the reference's",
     )
-    estimated_min_rows: int = threshold(200, ge=1, help="No estimated-performance verdict on smaller windows")
+    estimated_min_rows: int = threshold(200, ge=1, setting=True, help="No estimated-performance verdict on smaller windows")
 
 
 class EstimatedPerformanceCheck(Check):

@@ -370,10 +370,14 @@ class PerformanceConfig(CheckConfig):
     performance_bootstrap: int = threshold(500, ge=1, help="Bootstrap resamples of the F1 / AUC / MAE / RMSE standard errors")
     # a page, not a report: at 0.05 a quiet hourly check of overlapping windows pages every few days
     performance_alpha: float = threshold(
-        0.01, gt=0, lt=1, help="Family-wise significance level of the performance-drop test (Bonferroni over the metrics)"
+        0.01,
+        gt=0,
+        lt=1,
+        setting=True,
+        help="Family-wise significance level of the performance-drop test on labels (Bonferroni over the metrics)",
     )
     performance_min_baseline_rows: int = threshold(
-        50, ge=1, help="No performance-drop verdict against a reference performance measured on fewer held-out rows"
+        50, ge=1, setting=True, help="No performance-drop verdict against a reference performance measured on fewer held-out rows"
     )
 
 
