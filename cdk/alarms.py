@@ -42,7 +42,7 @@ root-cause line.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -963,6 +963,20 @@ def _challenger(ctx: AlarmContext) -> None:
         "comparison",
         **theirs,
     )
+
+
+def evaluate_datapoints(spec: AlarmSpec, datapoints: Sequence[State], previous: State = "INSUFFICIENT_DATA") -> State:
+    """An alarm's state after its latest datapoints (oldest first; each one period's ``evaluate``: ALARM
+    breaching, OK not, INSUFFICIENT_DATA missing), with CloudWatch's M of N: ALARM when at least
+    ``datapoints_to_alarm`` of the last ``evaluation_periods`` breach; with every one of them missing and
+    ``ignore`` it keeps ``previous``; else OK. So a paging drift verdict confirmed over ``drift_page_checks``
+    checks is ALARM only from the second breaching check in a row."""
+    last = list(datapoints)[-spec.evaluation_periods :]
+    if sum(p == "ALARM" for p in last) >= spec.datapoints_to_alarm:
+        return "ALARM"
+    if spec.treat_missing_data == "ignore" and all(p == "INSUFFICIENT_DATA" for p in last):
+        return previous
+    return "OK"
 
 
 def evaluate_windows(spec: AlarmSpec, values: Mapping[str, float | None], window_rows: Mapping[str, float | None] | None = None) -> State:
