@@ -792,9 +792,10 @@ def _performance(ctx: AlarmContext) -> None:
         "Maximum",
         1,
         "GreaterThanOrEqualToThreshold",
-        f"The accuracy, F1 or AUC estimated from the model's calibrated probabilities (no labels needed) fell below "
-        f"its band in {span}: more than {s.estimated_band_sd:g} of its standard errors at the window's size and at least "
-        f"{s.estimated_accuracy_drop_threshold:.0%} (windows of at least {s.estimated_min_rows} rows).",
+        f"The accuracy, F1 or AUC estimated from the model's calibrated probabilities (a regressor: MAE or RMSE from its "
+        f"loss model; no labels needed) moved past its band in {span}: more than {s.estimated_band_sd:g} of its "
+        f"standard errors at the window's size and at least {s.estimated_accuracy_drop_threshold:.0%} (an error: "
+        f"{s.estimated_loss_min_increase:.0%} of the reference's; windows of at least {s.estimated_min_rows} rows).",
         "Read estimated_performance in the report and the drift alarms: inputs moved to where the model is unsure; "
         "get labels for the window (audit sample, /feedback) to confirm, then retrain.",
         "alarm-estimated-accuracy-drop",

@@ -508,6 +508,11 @@ class DriftSettings(SharedSettings):
         ge=1,
         description="No estimated-performance verdict on smaller windows",
     )
+    estimated_loss_min_increase: float = Field(
+        0.05,
+        gt=0,
+        description="The smallest estimated rise of a regressor's MAE or RMSE (before labels), relative to the reference's, that breaches",
+    )
     # drift-thresholds:end
 
 

@@ -158,6 +158,11 @@ def test_bring_your_own_regression_model_with_a_boolean_feature_runs_the_whole_l
     assert results[PERIOD_SHIFTED].states["DatasetDrift"] == "ALARM"
     printed = "\n".join(lines)
     assert "MAE" in printed and "labelled rows" in printed  # feedback joined for a regression model
+    # MAE / RMSE estimated before labels from the loss model the export fitted on its holdout (DLE)
+    report = json.loads(results[PERIOD_SHIFTED].html_path.with_suffix(".json").read_text())["report"]
+    estimated = report["estimated_performance"]
+    assert estimated["method"] == "direct_loss_estimation" and [e["metric"] for e in estimated["estimates"]] == ["mae", "rmse"]
+    assert all(e["estimate"] > 0 for e in estimated["estimates"])
     assert "shadow comparison skipped: no second version of model 'houses'" in printed
 
 

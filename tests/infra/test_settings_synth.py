@@ -123,6 +123,7 @@ FUNCTION_SETTINGS: dict[str, Any] = {
     "performance_min_baseline_rows": 400,
     "estimated_band_sd": 2.5,
     "estimated_min_rows": 150,
+    "estimated_loss_min_increase": 0.12,
     "audit_sample_rows": 30,
     "min_new_value_rows": 7,
     "reject_rate_threshold": 0.12,
