@@ -42,7 +42,7 @@ root-cause line.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -777,7 +777,8 @@ def _performance(ctx: AlarmContext) -> None:
         1,
         "GreaterThanOrEqualToThreshold",
         f"Model performance on the feedback labels of {span} fell significantly below its "
-        f"held-out reference performance (alpha {s.alpha}, at least {s.performance_min_labels} labels).",
+        f"held-out reference performance (alpha {s.performance_alpha}, at least {s.performance_min_labels} labels, "
+        f"a baseline of at least {s.performance_min_baseline_rows} held-out rows).",
         "Read performance_drop in the report (which metric, how far, on how many labels); compare with the "
         "drift alarms: inputs unchanged means the concept changed, retrain on recent labelled data.",
         "alarm-performance-degraded",
@@ -791,8 +792,10 @@ def _performance(ctx: AlarmContext) -> None:
         "Maximum",
         1,
         "GreaterThanOrEqualToThreshold",
-        f"The accuracy, F1 or AUC estimated from the model's calibrated probabilities (no labels needed) fell below "
-        f"its band in {span}: more than its own noise at the window's size and at least {s.estimated_accuracy_drop_threshold:.0%}.",
+        f"The accuracy, F1 or AUC estimated from the model's calibrated probabilities (a regressor: MAE or RMSE from its "
+        f"loss model; no labels needed) moved past its band in {span}: more than {s.estimated_band_sd:g} of its "
+        f"standard errors at the window's size and at least {s.estimated_accuracy_drop_threshold:.0%} (an error: "
+        f"{s.estimated_loss_min_increase:.0%} of the reference's; windows of at least {s.estimated_min_rows} rows).",
         "Read estimated_performance in the report and the drift alarms: inputs moved to where the model is unsure; "
         "get labels for the window (audit sample, /feedback) to confirm, then retrain.",
         "alarm-estimated-accuracy-drop",
@@ -961,6 +964,20 @@ def _challenger(ctx: AlarmContext) -> None:
         "comparison",
         **theirs,
     )
+
+
+def evaluate_datapoints(spec: AlarmSpec, datapoints: Sequence[State], previous: State = "INSUFFICIENT_DATA") -> State:
+    """An alarm's state after its latest datapoints (oldest first; each one period's ``evaluate``: ALARM
+    breaching, OK not, INSUFFICIENT_DATA missing), with CloudWatch's M of N: ALARM when at least
+    ``datapoints_to_alarm`` of the last ``evaluation_periods`` breach; with every one of them missing and
+    ``ignore`` it keeps ``previous``; else OK. So a paging drift verdict confirmed over ``drift_page_checks``
+    checks is ALARM only from the second breaching check in a row."""
+    last = list(datapoints)[-spec.evaluation_periods :]
+    if sum(p == "ALARM" for p in last) >= spec.datapoints_to_alarm:
+        return "ALARM"
+    if spec.treat_missing_data == "ignore" and all(p == "INSUFFICIENT_DATA" for p in last):
+        return previous
+    return "OK"
 
 
 def evaluate_windows(spec: AlarmSpec, values: Mapping[str, float | None], window_rows: Mapping[str, float | None] | None = None) -> State:

@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     p_demo.add_argument("--seed", type=int, default=7)
     p_demo.add_argument("--challenger", default=None, help="second version for the shadow comparison (default: the sample's)")
     p_demo.add_argument("--compare-requests", type=int, default=150, help="requests of the shadow comparison (0: none)")
+    p_demo.add_argument("--checks", type=int, default=2, help="scheduled drift checks per period (a page needs drift_page_checks in a row)")
 
     p_cmp = sub.add_parser("compare", help="champion vs challenger on replayed traffic, with the comparison report")
     p_cmp.add_argument("--mode", choices=("shadow", "ab"), default="shadow")
@@ -183,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                 seed=args.seed,
                 challenger=args.challenger,
                 compare_requests=args.compare_requests,
+                checks=args.checks,
             )
             else 1
         )

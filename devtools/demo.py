@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cdk.alarms import FAMILY_TITLES, AlarmSpec, alarm_specs, evaluate_windows, paging
+from cdk.alarms import FAMILY_TITLES, AlarmSpec, State, alarm_specs, evaluate_datapoints, evaluate_windows, paging
 from modelserve.bundle import ModelBundle
 from modelserve.schema import FeatureKind, FeatureSpec, Task
 from modelserve.settings import Settings
@@ -130,13 +130,62 @@ def choose_concept_change(bundle: ModelBundle, share: float = 0.4) -> ConceptCha
 @dataclass
 class PeriodResult:
     name: str
-    summary: dict[str, Any]
-    alarm_rows: list[tuple[str, str, float | None, str, str]]  # id, metric, value, condition, state
+    summary: dict[str, Any]  # of the period's last check
+    alarm_rows: list[tuple[str, str, float | None, str, str]]  # id, metric, value, condition, this check's state
     html_path: Path
     answered: int = 0
     rejected: int = 0
     feedback: int = 0
-    states: dict[str, str] = field(default_factory=dict)
+    states: dict[str, str] = field(default_factory=dict)  # each alarm's state after the period's last check (M of N)
+    sent: list[Notice] = field(default_factory=list)  # what the stack sent during the period, check by check
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One notification: a page (a cause family's composite alarm entering ALARM) or an inform (an
+    informing alarm entering ALARM, sent to the non-paging topic), at the period's ``check`` (1-based)."""
+
+    kind: str  # "page" or "inform"
+    check: int
+    family: str
+    alarms: tuple[str, ...]
+
+    def text(self) -> str:
+        if self.kind == "inform":
+            return f"inform {', '.join(self.alarms)}"
+        return f"page {FAMILY_TITLES[self.family]} ({', '.join(self.alarms)})"
+
+
+@dataclass
+class AlarmHistory:
+    """The stack's alarms on drift-check metrics, check after check: each alarm's datapoints (one per
+    scheduled check, its ``evaluate_windows`` state) read with its own M of N (``evaluate_datapoints``:
+    a paging verdict is confirmed over ``drift_page_checks`` checks), and the notifications that causes."""
+
+    specs: list[AlarmSpec]
+    points: dict[str, list[State]] = field(default_factory=dict)
+    states: dict[str, State] = field(default_factory=dict)
+    open_families: set[str] = field(default_factory=set)
+
+    def record(self, table: list[tuple[str, str, float | None, str, str]], check: int) -> list[Notice]:
+        """Add one check's datapoints; the notices the stack would send after it."""
+        by_id = {spec.id: spec for spec in self.specs}
+        before = dict(self.states)
+        for alarm, _, _, _, state in table:
+            self.points.setdefault(alarm, []).append(state)  # type: ignore[arg-type]
+            self.states[alarm] = evaluate_datapoints(by_id[alarm], self.points[alarm], before.get(alarm, "INSUFFICIENT_DATA"))
+        sent = [
+            Notice("inform", check, by_id[a].family, (a,))
+            for a, state in self.states.items()
+            if not by_id[a].pages and state == "ALARM" and before.get(a) != "ALARM"
+        ]
+        firing: dict[str, list[str]] = {}
+        for alarm in self.states:
+            if by_id[alarm].pages and paging(alarm, self.states):
+                firing.setdefault(by_id[alarm].family, []).append(alarm)
+        sent += [Notice("page", check, family, tuple(ids)) for family, ids in firing.items() if family not in self.open_families]
+        self.open_families = set(firing)
+        return sent
 
 
 def alarm_table(
@@ -164,20 +213,34 @@ def alarm_table(
 
 
 def pages(specs: list[AlarmSpec], states: dict[str, str]) -> list[str]:
-    """What the on-call engineer receives: one notification per cause family with an alarm that pages
-    (in ALARM, and its cause not already paged by another family: ``cdk.alarms.paging``)."""
-    family = {spec.id: spec.family for spec in specs}
+    """What the on-call engineer is paged for: one notification per cause family with an alarm that pages
+    (``AlarmSpec.pages``; in ALARM, and its cause not already paged by another family: ``cdk.alarms.paging``)."""
+    spec_of = {spec.id: spec for spec in specs}
     firing: dict[str, list[str]] = {}
     for alarm in states:
-        if paging(alarm, states):
-            firing.setdefault(family[alarm], []).append(alarm)
+        if spec_of[alarm].pages and paging(alarm, states):
+            firing.setdefault(spec_of[alarm].family, []).append(alarm)
     return [f"{FAMILY_TITLES[f]} ({', '.join(ids)})" for f, ids in firing.items()]
 
 
-def format_table(rows: list[tuple[str, str, float | None, str, str]]) -> str:
-    head = ("alarm", "metric", "value", "alarm when", "state")
-    cells = [head] + [(a, m, "no data" if v is None else f"{v:.4g}", c, s) for a, m, v, c, s in rows]
-    widths = [max(len(str(r[i])) for r in cells) for i in range(5)]
+def informs(specs: list[AlarmSpec], states: dict[str, str]) -> list[str]:
+    """The informing alarms in ALARM (drift without a performance impact, unless ``page_on_drift``): each is a
+    notice on the non-paging topic, never a page."""
+    return [spec.id for spec in specs if not spec.pages and states.get(spec.id) == "ALARM"]
+
+
+def format_table(rows: list[tuple[str, str, float | None, str, str]], specs: list[AlarmSpec], states: dict[str, str]) -> str:
+    """One check's alarm table: each alarm's kind (page or inform), value, condition, this check's datapoint
+    and the alarm's state over its checks (a paging verdict waits for its confirmation)."""
+    spec_of = {spec.id: spec for spec in specs}
+    head = ("alarm", "kind", "metric", "value", "alarm when", "this check", "state")
+
+    def kind(alarm: str) -> str:
+        spec = spec_of[alarm]
+        return ("page" if spec.pages else "inform") + (f" ({spec.datapoints_to_alarm} checks)" if spec.datapoints_to_alarm > 1 else "")
+
+    cells = [head] + [(a, kind(a), m, "no data" if v is None else f"{v:.4g}", c, s, states.get(a, s)) for a, m, v, c, s in rows]
+    widths = [max(len(str(r[i])) for r in cells) for i in range(len(head))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -194,11 +257,11 @@ def demo(
     echo: Callable[[str], None] = print,
     challenger: str | None = None,
     compare_requests: int = 150,
+    checks: int = 2,
 ) -> list[PeriodResult]:
     """``challenger``: the second version for the shadow comparison (default: the sample model's);
-    ``compare_requests``: its requests, 0 for no comparison."""
-    from tqdm import tqdm
-
+    ``compare_requests``: its requests, 0 for no comparison; ``checks``: scheduled drift checks per period,
+    the period's requests split between them (two: a paging verdict is confirmed by the second)."""
     from .sample_model import resolve_bundle
 
     bundle_dir = resolve_bundle(bundle)
@@ -210,38 +273,61 @@ def demo(
     env = {"POWERTOOLS_METRICS_DISABLED": "true", "MS_UNSEEN_CATEGORY_POLICY": "model"}
     with local_stack(bundle_dir, env) as stack:
         assert stack.drift_check is not None
-        drift = stack.drift_check.drift
         b = stack.inference.bundle
         m = b.manifest
-        specs = alarm_specs(Settings(serving=stack.inference.serving, drift=drift), m.model_name, m.version, LOCAL_BUCKET)
+        specs = alarm_specs(Settings(serving=stack.inference.serving, drift=stack.drift_check.drift), m.model_name, m.version, LOCAL_BUCKET)
         traffic = _Traffic(b.reference_rows(), choose_shift(b), choose_concept_change(b), rows, feedback_share, rng)
         echo(f"model {m.model_name} {m.version}; local AWS at {stack.endpoint}; API at {stack.gateway.url}")
         echo(
-            f"{requests} requests x {rows} rows per period; "
+            f"{requests} requests x {rows} rows per period, {checks} scheduled drift checks per period; "
             f"feedback labels for {feedback_share:.0%} of requests where the reference has targets"
         )
+        history = AlarmHistory(specs)
         for period in (PERIOD_QUIET, PERIOD_SHIFTED):
             if period == PERIOD_SHIFTED:
                 echo("shifted period: " + "; ".join([*traffic.shift.describe(), traffic.concept.describe()]))
-            bar = tqdm(range(requests), desc=f"{period:>7} traffic", unit="req", disable=not progress, leave=True)
-            answered, rejected, labelled = traffic.replay(stack.gateway.url, period, bar)
-            summary, doc, metrics = _check_now(stack.drift_check, period, out)
-            table = alarm_table(specs, metrics)
-            html_path = out / f"{period}-report.html"
-            res = PeriodResult(period, summary, table, html_path, answered, rejected, labelled, {a: s for a, _, _, _, s in table})
-            results.append(res)
-            echo(
-                f"\n== {period} period: {answered} requests answered, {rejected} rejected, {labelled} labels sent; "
-                f"drift check on the last {drift.window_hours} h"
-                + (f" and the last {drift.short_window_hours} h" if summary.get("windows") else "")
-                + f": {summary['rows_seen']} rows, "
-                f"dataset drift = {summary['dataset_drift']}, drift share = {fmt_figure(summary['drift_share'])}"
-            )
-            _echo_findings(echo, summary, doc["report"], table, pages(specs, res.states))
-            echo(f"HTML report: {html_path.resolve()}\n")
+            results.append(_period(stack, traffic, history, period, requests, max(1, checks), out, progress, echo))
     if compare_requests > 0:
         shadow_comparison(bundle_dir, challenger, compare_requests, out / "compare", seed, echo)
     return results
+
+
+def _period(
+    stack: Any,
+    traffic: _Traffic,
+    history: AlarmHistory,
+    period: str,
+    requests: int,
+    checks: int,
+    out: Path,
+    progress: bool,
+    echo: Callable[[str], None],
+) -> PeriodResult:
+    """One period: its requests in ``checks`` parts, each followed by the real drift check (the next
+    scheduled run) and what the stack's alarms say and send after it."""
+    from tqdm import tqdm
+
+    drift = stack.drift_check.drift
+    res = PeriodResult(period, {}, [], out / f"{period}-report.html")
+    for check in range(1, checks + 1):
+        part = requests * check // checks - requests * (check - 1) // checks
+        bar = tqdm(range(part), desc=f"{period:>7} traffic {check}/{checks}", unit="req", disable=not progress, leave=True)
+        answered, rejected, labelled = traffic.replay(stack.gateway.url, period, bar)
+        res.answered, res.rejected, res.feedback = res.answered + answered, res.rejected + rejected, res.feedback + labelled
+        summary, doc, metrics = _check_now(stack.drift_check, period, out)
+        table = alarm_table(history.specs, metrics)
+        sent = history.record(table, check)
+        res.summary, res.alarm_rows, res.states, res.sent = summary, table, dict(history.states), res.sent + sent
+        echo(
+            f"\n== {period} period, check {check} of {checks}: {answered} requests answered, {rejected} rejected, "
+            f"{labelled} labels sent; drift check on the last {drift.window_hours} h"
+            + (f" and the last {drift.short_window_hours} h" if summary.get("windows") else "")
+            + f": {summary['rows_seen']} rows, "
+            f"dataset drift = {summary['dataset_drift']}, drift share = {fmt_figure(summary['drift_share'])}"
+        )
+        _echo_findings(echo, summary, doc["report"], table, history, sent)
+    echo(f"HTML report: {res.html_path.resolve()}\n")
+    return res
 
 
 @dataclass
@@ -310,15 +396,23 @@ def _echo_findings(
     summary: dict[str, Any],
     report: dict[str, Any],
     table: list[tuple[str, str, float | None, str, str]],
-    notified: list[str],
+    history: AlarmHistory,
+    sent: list[Notice],
 ) -> None:
-    """A period's root cause, new values, alarm table, pages and labelled performance."""
+    """A check's root cause, new values, alarm table, pages, informs, what was sent, and labelled performance."""
     echo(f"root cause: {summary['root_cause'] or 'nothing fired'}")
     for feature, values in (summary.get("new_values") or {}).items():
         named = ", ".join(f"{value!r} in {count} rows" for value, count in values.items())
         echo(f"new values in {feature}: {named}")
-    echo(format_table(table))
+    echo(format_table(table, history.specs, history.states))
+    notified = pages(history.specs, history.states)
     echo("pages (one per cause family): " + ("; ".join(notified) if notified else "none"))
+    informed = informs(history.specs, history.states)
+    echo("informs (the non-paging topic): " + (", ".join(informed) if informed else "none"))
+    waiting = [a for a, _, _, _, state in table if state == "ALARM" and history.states.get(a) != "ALARM"]
+    if waiting:
+        echo("breaching, a page once the next check confirms: " + ", ".join(waiting))
+    echo("sent after this check: " + ("; ".join(n.text() for n in sent) if sent else "nothing"))
     perf = report["performance"]
     if perf is not None and perf["n_labels"]:
         figures = (

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cdk.alarms import AlarmSpec, alarm_specs, evaluate, paging
+from cdk.alarms import AlarmSpec, State, alarm_specs, evaluate, evaluate_datapoints, paging
 from modelserve.settings import Settings
 
 MINUTE, HOUR, DAY = 1, 60, 24 * 60
@@ -233,20 +233,19 @@ class _Alarm:
 
     def __init__(self, spec: AlarmSpec) -> None:
         self.spec = spec
-        self.state = "OK"
-        self.points: list[str] = []  # "B" breaching, "o" not, "-" missing
+        self.state: State = "OK"
+        self.points: list[State] = []  # each period's own evaluation: ALARM breaching, OK not, INSUFFICIENT_DATA missing
         self.values: list[float | None] = []
         self.slots: dict[int, list[float]] = {}  # TrafficDrop: the five-minute slot's history
 
-    def datapoint(self, world: World, start: int, end: int) -> str:
+    def datapoint(self, world: World, start: int, end: int) -> State:
         s = self.spec
         value = _SOURCES[s.source](s, world, start, end)
         self.values = [*self.values[-(s.evaluation_periods - 1) :], value] if s.evaluation_periods > 1 else [value]
         if s.repeat_last_value and value is None:  # FILL(m, REPEAT) inside the alarm's own range
             value = next((v for v in reversed(self.values) if v is not None), None)
         band = self._band(start, value) if s.anomaly_band else None
-        state = evaluate(s, value, band_lower=band)
-        return {"ALARM": "B", "OK": "o"}.get(state, "-")
+        return evaluate(s, value, band_lower=band)
 
     def _band(self, start: int, value: float | None) -> float | None:
         slot = start % DAY
@@ -269,10 +268,7 @@ class _Alarm:
             else [self.datapoint(world, end - s.period_s // 60, end)]
         )
         before = self.state
-        if self.points.count("B") >= s.datapoints_to_alarm:
-            self.state = "ALARM"
-        elif not (s.treat_missing_data == "ignore" and all(p == "-" for p in self.points)):
-            self.state = "OK"
+        self.state = evaluate_datapoints(s, self.points, before)
         return before != "ALARM" and self.state == "ALARM"
 
 

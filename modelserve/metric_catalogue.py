@@ -217,7 +217,8 @@ ESTIMATED_ACCURACY_DROP = _drift("EstimatedAccuracyDrop", "model_output", "estim
 ESTIMATED_PERFORMANCE_DEGRADED = _drift(
     "EstimatedPerformanceDegraded",
     "model_output",
-    "0/1: an estimated accuracy, F1 or AUC fell below its band (the estimate's own noise at the window's size)",
+    "0/1: an estimated accuracy, F1 or AUC fell below its band, or a regressor's estimated MAE or RMSE rose above it "
+    "(the estimate's own noise at the window's size)",
     pages=True,
 )
 # target drift (labels that came back vs the reference targets)

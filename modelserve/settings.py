@@ -488,11 +488,37 @@ class DriftSettings(SharedSettings):
         ge=10,
         description="No performance-drop or target-drift verdict on fewer labelled rows in the window",
     )
+    performance_alpha: float = Field(
+        0.01,
+        gt=0,
+        lt=1,
+        description="Family-wise significance level of the performance-drop test on labels (Bonferroni over the metrics)",
+    )
+    performance_min_baseline_rows: int = Field(
+        50,
+        ge=1,
+        description="No performance-drop verdict against a reference performance measured on fewer held-out rows",
+    )
     estimated_accuracy_drop_threshold: float = Field(
         0.01,
         gt=0,
         lt=1,
         description="The smallest estimated drop (accuracy, F1, AUC; before labels) that breaches; above it the estimate's band decides",
+    )
+    estimated_band_sd: float = Field(
+        3.0,
+        gt=0,
+        description="An estimate breaches this many of its standard errors at the window's size below the reference's",
+    )
+    estimated_min_rows: int = Field(
+        200,
+        ge=1,
+        description="No estimated-performance verdict on smaller windows",
+    )
+    estimated_loss_min_increase: float = Field(
+        0.05,
+        gt=0,
+        description="The smallest estimated rise of a regressor's MAE or RMSE (before labels), relative to the reference's, that breaches",
     )
     # drift-thresholds:end
 

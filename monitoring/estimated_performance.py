@@ -49,6 +49,7 @@ from . import metric_names as M
 from ._util import json_clean
 from .check_protocol import PRIORITY_PERFORMANCE, Check, Finding, Metric, Reference, Verdict, Window, finite_metrics
 from .config import CheckConfig, register_config, threshold
+from .estimated_loss import EstimatedLossCheck
 from .types import Task
 from .univariate import size_bucket
 
@@ -300,9 +301,10 @@ class EstimatedPerformanceConfig(CheckConfig):
     estimated_band_sd: float = threshold(
         3.0,
         gt=0,
+        setting=True,
         help="An estimate breaches this many of its standard errors at the window's size below the reference's",
     )
-    estimated_min_rows: int = threshold(200, ge=1, help="No estimated-performance verdict on smaller windows")
+    estimated_min_rows: int = threshold(200, ge=1, setting=True, help="No estimated-performance verdict on smaller windows")
 
 
 class EstimatedPerformanceCheck(Check):
@@ -343,9 +345,12 @@ class EstimatedPerformanceCheck(Check):
             self._se[m] = {k: float(np.nanstd(v, ddof=1)) * widen if np.isfinite(v).sum() > 1 else float("nan") for k, v in est.items()}
         return self._se[m]
 
-    @classmethod
-    def fit(cls, reference: Reference) -> EstimatedPerformanceCheck | None:
+    @classmethod  # one check (report key, verdict metric) per estimate, whichever the task: a regressor gets DLE's
+    def fit(cls, reference: Reference) -> EstimatedPerformanceCheck | EstimatedLossCheck | None:  # type: ignore[override]
+        """CBPE for a classifier; for a regressor, direct loss estimation when its bundle carries a loss model."""
         profile = reference.profile
+        if profile.outputs.task is Task.REGRESSION:
+            return EstimatedLossCheck.fit(reference)
         probs = profile.sample_predictions.probabilities
         classes = profile.outputs.classes
         if profile.outputs.task is not Task.CLASSIFICATION or probs is None or probs.shape[1] != len(classes) or len(probs) == 0:

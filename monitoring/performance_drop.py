@@ -141,8 +141,48 @@ def classification_estimates(
         auc = _auc_macro(t, probs, np.arange(n))
         if auc == auc:
             b = auc_boot if auc_boot is not None else n_boot
-            out["auc"] = _estimate(auc, np.array([_auc_macro(t, probs, i) for i in idx_all[:b]]), confidence)
+            out["auc"] = _estimate(auc, _auc_macro_resamples(t, probs, idx_all[:b]), confidence)
     return out
+
+
+def _auc_macro_resamples(t: np.ndarray, probs: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """:func:`_auc_macro` of every resample (each row of ``idx`` [B, n]) at once. A resample is its rows'
+    counts, and the rank formula with mid-ranks is the count-weighted Mann-Whitney sum over the scores
+    sorted once: the same figure, without a rank per class per resample."""
+    b, n = idx.shape
+    out = np.empty(b)
+    chunk = max(1, 2_000_000 // max(n, 1))
+    for s in range(0, b, chunk):
+        part = idx[s : s + chunk]
+        m = len(part)
+        counts = np.bincount((part + np.arange(m)[:, None] * n).reshape(-1), minlength=m * n).reshape(m, n)
+        out[s : s + chunk] = _weighted_auc_macro(t, probs, counts.astype(np.float64))
+    return out
+
+
+def _weighted_auc_macro(t: np.ndarray, probs: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Macro one-vs-rest AUC of each row of ``weights`` [B, n] (row counts); a class is skipped in a resample
+    without both positives and negatives, or holding a non-finite score (as :func:`_auc_macro`)."""
+    total = np.zeros(len(weights))
+    counted = np.zeros(len(weights))
+    for k in range(probs.shape[1]):
+        finite = np.isfinite(probs[:, k])
+        score = np.where(finite, probs[:, k], 0.0)
+        usable = weights[:, ~finite].sum(axis=1) == 0
+        order = np.argsort(score, kind="stable")
+        ranked = score[order]
+        starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])  # groups of tied scores: mid-ranks
+        w = weights[:, order]
+        positive = t[order] == k
+        pos = np.add.reduceat(w * positive, starts, axis=1)
+        neg = np.add.reduceat(w * ~positive, starts, axis=1)
+        n_pos, n_neg = pos.sum(axis=1), neg.sum(axis=1)
+        ok = usable & (n_pos > 0) & (n_neg > 0)
+        below = np.cumsum(neg, axis=1) - neg
+        auc = (pos * (below + 0.5 * neg)).sum(axis=1) / np.where(ok, n_pos * n_neg, 1.0)
+        total += np.where(ok, auc, 0.0)
+        counted += ok
+    return np.where(counted > 0, total / np.maximum(counted, 1), np.nan)
 
 
 def _auc_macro(t: np.ndarray, probs: np.ndarray, idx: np.ndarray) -> float:
@@ -370,10 +410,14 @@ class PerformanceConfig(CheckConfig):
     performance_bootstrap: int = threshold(500, ge=1, help="Bootstrap resamples of the F1 / AUC / MAE / RMSE standard errors")
     # a page, not a report: at 0.05 a quiet hourly check of overlapping windows pages every few days
     performance_alpha: float = threshold(
-        0.01, gt=0, lt=1, help="Family-wise significance level of the performance-drop test (Bonferroni over the metrics)"
+        0.01,
+        gt=0,
+        lt=1,
+        setting=True,
+        help="Family-wise significance level of the performance-drop test on labels (Bonferroni over the metrics)",
     )
     performance_min_baseline_rows: int = threshold(
-        50, ge=1, help="No performance-drop verdict against a reference performance measured on fewer held-out rows"
+        50, ge=1, setting=True, help="No performance-drop verdict against a reference performance measured on fewer held-out rows"
     )
 
 

@@ -84,8 +84,18 @@ def served_performance(runner: ModelRunner, frame: Any, specs: Sequence[FeatureS
         measured = measure_performance(Task.CLASSIFICATION, named, list(pred.labels), pred.probabilities, outputs.classes, source=source)
     else:
         measured = measure_performance(Task.REGRESSION, [float(v) for v in y], list(pred.labels), source=source)
+        measured = with_loss_model(measured, table_from_frame(frame, specs), specs, pred.labels, y)
     warn_if_small_baseline(measured)
     return measured
+
+
+def with_loss_model(measured: dict[str, Any], table: Any, specs: Sequence[FeatureSpec], predicted: Any, target: Any) -> dict[str, Any]:
+    """A regressor's reference performance with the loss model of the same held-out rows (direct loss
+    estimation: the drift check's MAE / RMSE before labels, ``monitoring.estimated_loss``)."""
+    from monitoring.estimated_loss import LossModel
+
+    model = LossModel.fit(table, specs, np.asarray(predicted, dtype=np.float64), np.asarray([float(v) for v in target]))
+    return measured if model is None else {**measured, "loss_model": model.to_dict()}
 
 
 def refit_holdout_performance(
@@ -118,5 +128,6 @@ def refit_holdout_performance(
         values = np.asarray(model.predict(x_held), dtype=np.float64).reshape(-1)
         truth = held[target].astype(float).tolist()
         measured = measure_performance(Task.REGRESSION, truth, values.tolist(), source="holdout_refit", seed=seed)
+        measured = with_loss_model(measured, table_from_frame(held, specs), specs, values, truth)
     warn_if_small_baseline(measured)
     return {**measured, **extra}

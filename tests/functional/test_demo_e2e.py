@@ -158,4 +158,38 @@ def test_bring_your_own_regression_model_with_a_boolean_feature_runs_the_whole_l
     assert results[PERIOD_SHIFTED].states["DatasetDrift"] == "ALARM"
     printed = "\n".join(lines)
     assert "MAE" in printed and "labelled rows" in printed  # feedback joined for a regression model
+    # MAE / RMSE estimated before labels from the loss model the export fitted on its holdout (DLE)
+    report = json.loads(results[PERIOD_SHIFTED].html_path.with_suffix(".json").read_text())["report"]
+    estimated = report["estimated_performance"]
+    assert estimated["method"] == "direct_loss_estimation" and [e["metric"] for e in estimated["estimates"]] == ["mae", "rmse"]
+    assert all(e["estimate"] > 0 for e in estimated["estimates"])
     assert "shadow comparison skipped: no second version of model 'houses'" in printed
+
+
+def test_the_shifted_period_pages_each_cause_once_and_informs_on_the_drift(demo_results) -> None:
+    """Read with the stack's own alarm specs over the period's two scheduled checks: the drift alarms
+    (features, outputs, outliers) go to the non-paging topic, never in a page; each cause that pages (nulls
+    and a new value upstream; the changed concept on the labels) pages once; and the performance verdict,
+    breaching from the first shifted check, pages only when the second confirms it (drift_page_checks)."""
+    from cdk.alarms import alarm_specs
+    from modelserve.settings import Settings
+
+    results, printed, _ = demo_results
+    spec = {s.id: s for s in alarm_specs(Settings(), "penguins", "v")}
+    shifted = results[PERIOD_SHIFTED]
+    assert results[PERIOD_QUIET].sent == []  # the quiet period sends nothing at all
+    sent_pages = [n for n in shifted.sent if n.kind == "page"]
+    sent_informs = [n for n in shifted.sent if n.kind == "inform"]
+    assert sorted(n.family for n in sent_pages) == ["input_data", "model_output"]  # each cause once, over both checks
+    paged = {a for n in sent_pages for a in n.alarms}
+    assert all(spec[a].pages for a in paged) and {"MissingRate", "PerformanceDegraded"} <= paged
+    assert not paged & {"DatasetDrift", "PredictionDrift", "OutlierRate", "TargetDrift"}
+    informed = [a for n in sent_informs for a in n.alarms]
+    assert len(informed) == len(set(informed))  # an inform is sent when its alarm enters ALARM, once
+    assert "DatasetDrift" in informed and all(not spec[a].pages for a in informed)
+    assert set(informed) == {a for a, state in shifted.states.items() if state == "ALARM" and not spec[a].pages}
+    data_page = next(n for n in sent_pages if n.family == "input_data")
+    performance_page = next(n for n in sent_pages if n.family == "model_output")
+    assert data_page.check == 1  # breakage pages at its first check
+    assert performance_page.check == 2 and performance_page.alarms == ("PerformanceDegraded",)
+    assert "informs (the non-paging topic): " in printed and "breaching, a page once the next check confirms: " in printed

@@ -353,6 +353,22 @@ def test_drift_without_impact_informs_and_a_setting_makes_it_page() -> None:
     assert (paged["DatasetDrift"].evaluation_periods, paged["DatasetDrift"].datapoints_to_alarm) == (2, 2)
 
 
+def test_the_performance_alarms_state_the_thresholds_their_verdicts_use() -> None:
+    """The on-call engineer reads the test behind a page in its description: the performance test's own
+    alpha (not the drift tests'), its baseline floor, and the estimate's band width and window floor."""
+    sp = specs(
+        alpha=0.02,
+        performance_alpha=0.003,
+        performance_min_baseline_rows=400,
+        estimated_band_sd=2.5,
+        estimated_min_rows=150,
+        estimated_loss_min_increase=0.12,
+    )
+    labelled, estimated = sp["PerformanceDegraded"].description, sp["EstimatedAccuracyDrop"].description
+    assert "alpha 0.003" in labelled and "alpha 0.02" not in labelled and "400 held-out rows" in labelled
+    assert "2.5 of its standard errors" in estimated and "150 rows" in estimated and "12% of the reference's" in estimated
+
+
 def test_a_paging_verdict_must_hold_in_consecutive_checks() -> None:
     one_check = specs(drift_page_checks=1)["PerformanceDegraded"]
     two = specs()["PerformanceDegraded"]

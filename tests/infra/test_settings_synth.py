@@ -49,6 +49,8 @@ def _build(ctx_overrides: dict, bundle_dir: Path) -> None:
         ({"capture_transition_days": 10}, ["capture_transition_days", "10", "30"]),  # S3's IA minimum
         ({"inference_size_budget_mib": 300}, ["inference_size_budget_mib", "300", "250"]),  # past Lambda's own limit
         ({"inference_size_budget_mib": "big"}, ["inference_size_budget_mib", "'big'", "number"]),
+        ({"performance_alpha": 1.5}, ["performance_alpha", "1.5", "less than 1"]),
+        ({"estimated_band_sd": 0}, ["estimated_band_sd", "0", "greater than 0"]),
     ],
 )
 def test_bad_setting_stops_synth_with_a_clear_message(overrides, must_name, fake_bundle_dir) -> None:
@@ -119,6 +121,11 @@ FUNCTION_SETTINGS: dict[str, Any] = {
     "unseen_category_threshold": 0.07,
     "performance_min_labels": 50,
     "estimated_accuracy_drop_threshold": 0.08,
+    "performance_alpha": 0.002,
+    "performance_min_baseline_rows": 400,
+    "estimated_band_sd": 2.5,
+    "estimated_min_rows": 150,
+    "estimated_loss_min_increase": 0.12,
     "audit_sample_rows": 30,
     "min_new_value_rows": 7,
     "reject_rate_threshold": 0.12,

@@ -63,6 +63,44 @@ def test_regression_export_measures_mae_and_rmse_on_the_holdout(tmp_path) -> Non
     assert lo < expected_mae < hi
 
 
+def test_a_regression_export_carries_a_loss_model_of_its_holdout_that_the_drift_check_reads(tmp_path) -> None:
+    """Direct loss estimation: the bundle's manifest holds the loss model fitted on the held-out rows;
+    read back from the bundle, it estimates those rows' MAE (its mean reproduces the fitted errors) and is
+    what the drift check's estimate uses for a regressor."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from devtools.export import table_from_frame
+    from monitoring import DriftChecker, DriftConfig, PredictionColumns, ReferenceProfile
+    from monitoring.estimated_loss import EstimatedLossCheck, LossModel
+    from monitoring.estimated_performance import EstimatedPerformanceCheck
+
+    df = load_training_frame().dropna(subset=NUMERIC).reset_index(drop=True)
+    features, target = [*NUMERIC[:3], "island"], NUMERIC[3]
+    specs = _specs(df, features)
+    # island is in the schema (the loss model encodes it) though this model reads only the numbers
+    wrapped = make_pipeline(ColumnTransformer([("num", StandardScaler(), NUMERIC[:3])]), Ridge()).fit(prepare_frame(df, specs), df[target])
+    bundle = ModelBundle.load(export_sklearn(wrapped, df, target, "mass", tmp_path / "b", feature_names=features).root)
+    perf = bundle.manifest.export_metrics["reference_performance"]
+    model = LossModel.from_dict(perf["loss_model"])
+    assert model.rows == perf["rows"] and {name for name, _ in model.categorical} == {"island"}
+    train, held = train_test_split(df, test_size=HOLDOUT_SHARE, random_state=0)
+    refit = clone(wrapped).fit(prepare_frame(train, specs), train[target])
+    predicted = refit.predict(prepare_frame(held, specs))
+    estimated = model.estimate(table_from_frame(held, specs), predicted)
+    assert estimated["mae"] == pytest.approx(perf["metrics"]["mae"]["value"], rel=0.02)
+    rows = bundle.reference_rows()
+    table = {f: np.array([r["inputs"].get(f) for r in rows], dtype=object if f == "island" else np.float64) for f in features}
+    values = np.array([r["prediction"] for r in rows], dtype=np.float64)
+    profile = ReferenceProfile.fit(
+        specs, table, PredictionColumns(values=values), outputs=bundle.manifest.outputs, reference_performance=perf
+    )
+    check = DriftChecker(profile, DriftConfig(), checks=(EstimatedPerformanceCheck,)).checks["estimated_performance"]
+    assert isinstance(check, EstimatedLossCheck)
+
+
 def test_a_given_holdout_is_scored_by_the_served_graph(tmp_path) -> None:
     df = load_training_frame()
     features = [c for c in df.columns if c != TARGET]

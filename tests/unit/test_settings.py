@@ -44,7 +44,8 @@ def test_sections_can_be_given_whole() -> None:
 def test_a_section_round_trips_through_its_environment(section: type[ServingSettings] | type[DriftSettings]) -> None:
     values = {"redact_features": ("a", "b"), "hash_features": ("c",), "capture_sink": "firehose"}
     if section is DriftSettings:
-        values |= {"alpha": 0.01, "numeric_effect_threshold": 0.125, "p_value_correction": "fdr"}
+        values |= {"alpha": 0.01, "numeric_effect_threshold": 0.125, "p_value_correction": "fdr", "performance_alpha": 0.002}
+        values |= {"performance_min_baseline_rows": 400, "estimated_band_sd": 2.5, "estimated_min_rows": 150}
     else:
         values |= {"capture_sampling": 0.25, "max_body_bytes": 4096, "capture_hash_salt": "s" * 16}
     original = section(**values)
@@ -98,6 +99,11 @@ def test_every_drift_threshold_setting_reaches_the_library_config() -> None:
         "unseen_category_threshold": "unseen_category_threshold",
         "performance_min_labels": "performance_min_labels",
         "estimated_accuracy_drop_threshold": "estimated_accuracy_drop_threshold",
+        "performance_alpha": "performance_alpha",
+        "performance_min_baseline_rows": "performance_min_baseline_rows",
+        "estimated_band_sd": "estimated_band_sd",
+        "estimated_min_rows": "estimated_min_rows",
+        "estimated_loss_min_increase": "estimated_loss_min_increase",
         "min_new_value_rows": "min_new_value_rows",
         "reject_rate_threshold": "reject_rate_threshold",
         "reject_min_requests": "reject_min_requests",
@@ -114,6 +120,11 @@ def test_every_drift_threshold_setting_reaches_the_library_config() -> None:
         "unseen_category_threshold": 0.04,
         "performance_min_labels": 321,
         "estimated_accuracy_drop_threshold": 0.08,
+        "performance_alpha": 0.002,
+        "performance_min_baseline_rows": 400,
+        "estimated_band_sd": 2.5,
+        "estimated_min_rows": 150,
+        "estimated_loss_min_increase": 0.12,
         "min_new_value_rows": 33,
         "reject_rate_threshold": 0.12,
         "reject_min_requests": 55,

@@ -12,6 +12,7 @@ from monitoring import DriftChecker, DriftConfig, LabeledPredictions, Prediction
 from monitoring.performance_drop import (
     PerformanceDropCheck,
     PerformanceDropResult,
+    _auc_macro_resamples,
     classification_estimates,
     measure_performance,
     two_proportion_p_value,
@@ -31,6 +32,23 @@ def test_bootstrap_estimates_match_the_plain_metric_and_cover_it() -> None:
     # the binomial standard error of a proportion, which the bootstrap should reproduce
     p = est["accuracy"].value
     assert est["accuracy"].se == pytest.approx(np.sqrt(p * (1 - p) / 500), rel=0.15)
+
+
+def test_the_auc_of_every_bootstrap_resample_at_once_is_each_resample_s_own_auc() -> None:
+    """The AUC standard error scores all resamples from one sort (rows weighted by their counts): each
+    resample's figure must be scikit-learn's macro one-vs-rest AUC of those rows, ties included."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(4)
+    n = 400
+    t = rng.integers(0, 3, n)
+    probs = np.round(rng.dirichlet([1, 1, 1], n) + 0.3 * np.eye(3)[t], 1)  # informative, many ties
+    idx = rng.integers(0, n, size=(30, n))
+    fast = _auc_macro_resamples(t, probs, idx)
+    for row, i in zip(fast, idx):
+        expected = np.mean([roc_auc_score(t[i] == k, probs[i, k]) for k in range(3)])
+        assert row == pytest.approx(expected, abs=1e-12)
+    assert np.std(fast) > 0  # the resamples differ: a real spread, not one figure repeated
 
 
 def test_two_proportion_false_alarm_rate_is_alpha_and_a_3_point_drop_is_found_at_10k() -> None:
