@@ -82,7 +82,7 @@ class LiveVersionChecks:
             summary["challenger"] = {"model_version": self.challenger.manifest.version, **theirs.summary(bucket)}
             only_theirs = challenger_only_drift(run.metrics, theirs.metrics)
             if only_theirs is not None:
-                self.challenger.publish([(mn.CHALLENGER_DRIFT.name, only_theirs, None)], theirs.end)
+                self.challenger.publish([(mn.CHALLENGER_DRIFT, only_theirs, None)], theirs.end)
             summary["challenger"]["challenger_only_drift"] = None if only_theirs is None else bool(only_theirs)
         if self.comparison is not None:
             summary["comparison"] = self.comparison.run(event, now, read_budget_s=budget(1), windows=windows).summary(bucket)
