@@ -17,6 +17,7 @@ from modelserve.schema import (
     FeatureSpec,
     InputDtype,
     InputLayout,
+    LabelType,
     OutputSpec,
     Task,
     class_key,
@@ -91,7 +92,8 @@ def export_onnx(
         else f"outputs: value from {label_output!r}"
     )
     try:
-        outputs = OutputSpec(decl.outputs.task, tuple(classes), label_output, probability_output, decl.outputs.threshold)
+        label_type = None if decl.outputs.label_type is LabelType.STRING else decl.outputs.label_type  # strings: the manifest's default
+        outputs = OutputSpec(decl.outputs.task, tuple(classes), label_output, probability_output, decl.outputs.threshold, label_type)
         manifest = BundleManifest(
             model_name=decl.model_name,
             version="pending",

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 
-from modelserve.schema import FeatureKind, InputLayout, Task
+from modelserve.schema import FeatureKind, InputLayout, LabelType, Task
 
 from .problems import ExportProblems, nearest
 
@@ -44,6 +44,8 @@ class OutputsDecl(_Strict):
     label_output: StrictStr | None = None
     probability_output: StrictStr | None = None
     threshold: float | None = Field(default=None, gt=0.0, lt=1.0)
+    # the labels' own type in answers (JSON integers or booleans); left out: strings, as the graph's classes are named
+    label_type: LabelType | None = None
 
     def given(self, key: str) -> bool:
         return key in self.model_fields_set
@@ -141,5 +143,6 @@ def _enum_choices(loc: tuple[Any, ...]) -> list[str]:
         "kind": [e.value for e in FeatureKind],
         "task": [e.value for e in Task],
         "input_layout": [e.value for e in InputLayout],
+        "label_type": [e.value for e in LabelType],
     }
     return enums.get(key, [])

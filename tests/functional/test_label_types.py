@@ -108,3 +108,57 @@ def test_arrow_answers_give_labels_in_the_type_the_model_was_trained_on(kind, tm
     spec = response_json(mod.handler(event("rest_v1", "GET", "/openapi.json"), lambda_context))
     documented = spec["paths"]["/predict"]["post"]["responses"]["200"]["content"][arrow]["schema"]["x-arrow-columns"]
     assert documented == {field.name: str(field.type) for field in table.schema}
+
+
+def _ready_onnx_classifier(tmp: Path) -> tuple[Path, pd.DataFrame, Any]:
+    """A LightGBM-style ready ONNX classifier: integer classes 1..3 in the graph, converted outside the export."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(3)
+    x = pd.DataFrame({"a": rng.normal(size=N), "b": rng.normal(size=N)})
+    y = np.digitize(x["a"] + 0.3 * rng.normal(size=N), [-0.5, 0.5]) + 1
+    model = LogisticRegression().fit(x.to_numpy(np.float32), y)
+    onx = convert_sklearn(model, initial_types=[("x", FloatTensorType([None, 2]))], target_opset=17, options={"zipmap": False})
+    (tmp / "clf.onnx").write_bytes(onx.SerializeToString())
+    return tmp / "clf.onnx", x.assign(y=y), model
+
+
+def test_a_ready_onnx_model_declared_with_integer_labels_answers_integers(tmp_path, load_inference, lambda_context) -> None:
+    import pyarrow as pa
+
+    from devtools.export import ExportProblems, export_onnx
+    from tests.support import arrow_answer, arrow_stream
+
+    path, data, model = _ready_onnx_classifier(tmp_path)
+    schema = {
+        "model_name": "ready",
+        "features": [{"name": "a"}, {"name": "b"}],
+        "outputs": {"task": "classification", "label_type": "integer"},
+        "input_layout": "single_tensor",
+    }
+    bundle = export_onnx(path, schema, data, tmp_path / "b", target="y", allow_small_reference=True)
+    assert bundle.manifest.outputs.label_type is LabelType.INTEGER
+    mod = load_inference(bundle)
+    rows = data[["a", "b"]].head(30)
+    expected = [int(v) for v in model.predict(rows.to_numpy(np.float32))]
+    body = response_json(mod.handler(event("rest_v1", "POST", "/predict", {"instances": rows.to_dict("records")}), lambda_context))
+    assert [(type(p), p) for p in body["predictions"]] == [(int, e) for e in expected] and body["classes"] == [1, 2, 3]
+    arrow = "application/vnd.apache.arrow.stream"
+    stream = arrow_stream(pa.Table.from_pandas(rows, preserve_index=False))
+    resp = mod.handler(event("rest_v1", "POST", "/predict", raw=stream, headers={"content-type": arrow, "accept": arrow}), lambda_context)
+    table = arrow_answer(resp)
+    assert str(table.schema.field("prediction").type) == "int64" and table.column("prediction").to_pylist() == expected
+
+    # left out, labels stay text (the manifest's default); a type the classes cannot have is one line
+    plain = export_onnx(path, {**schema, "outputs": {"task": "classification"}}, data, tmp_path / "p", allow_small_reference=True)
+    assert plain.manifest.outputs.label_type is None
+    wrong = {**schema, "outputs": {"task": "classification", "label_type": "boolean"}}
+    with pytest.raises(ExportProblems) as excinfo:
+        export_onnx(path, wrong, data, tmp_path / "w", allow_small_reference=True)
+    assert excinfo.value.problems == ["label_type boolean: the classes must be false and true, got ['1', '2', '3']"]
+    typo = {**schema, "outputs": {"task": "classification", "label_type": "int"}}
+    with pytest.raises(ExportProblems) as excinfo:
+        export_onnx(path, typo, data, tmp_path / "t", allow_small_reference=True)
+    assert excinfo.value.problems[0].startswith("schema: outputs.label_type: 'int' is not one of string, integer, boolean")
