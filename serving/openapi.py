@@ -77,7 +77,11 @@ _FEEDBACK_ANSWER: dict[str, Any] = {
 
 # on every answer (AnswerGuard): the request id to quote, and the model that answered
 _SERVED_HEADERS = {
-    "x-request-id": {"description": "the request's id (API Gateway's own behind it)", "schema": {"type": "string"}},
+    "x-request-id": {
+        "description": "the request's id: on a prediction, the id /feedback names (signed: it carries the prediction's time "
+        "and row count); on other answers API Gateway's own",
+        "schema": {"type": "string"},
+    },
     "x-model-version": {"description": "the version of the model that answered", "schema": {"type": "string"}},
     "x-model-name": {"description": "the served model", "schema": {"type": "string"}},
 }
@@ -387,7 +391,7 @@ def _feedback_openapi(m: BundleManifest, max_rows: int) -> dict[str, Any]:
                 "minLength": 1,
                 "maxLength": 128,
                 "pattern": _PRINTABLE,
-                "description": "the request_id of the prediction",
+                "description": "the request_id of the prediction's answer (its x-request-id header)",
             },
             "row": {"type": "integer", "minimum": 0, "maximum": max_rows - 1, "default": 0, "description": "the row of that request"},
             "label": _label_schema(m),
@@ -442,14 +446,26 @@ def _with_answer_media(responses: dict[int | str, dict[str, Any]], answer_media:
     return responses
 
 
+_FEEDBACK_422 = (
+    "Invalid feedback: the details name the item and field. Reason codes: unknown_request_id (an id this API did not "
+    "issue: altered, mistyped, or not the request_id / x-request-id of a prediction's answer), row_out_of_range (a row "
+    "the request did not hold), wrong_type, bad_shape, empty_batch, batch_too_large"
+)
+
+
 def feedback_operation(m: BundleManifest, max_rows: int) -> dict[str, Any]:
+    stored = {202: ("Labels stored (or already held: the same label again)", _FEEDBACK_ANSWER)}
+    responses = _responses(m, stored, 400, 409, 413, 415, 422, 503)
+    responses[422] = {**responses[422], "description": _FEEDBACK_422}
     return {
         "openapi_extra": _feedback_openapi(m, max_rows),
         "summary": "Ground-truth labels for earlier predictions",
+        "description": "Each item names the request_id of a prediction's answer (its x-request-id header) and a row it held: "
+        "the id carries both, signed, so an id the API did not issue or a row past the request's is refused (422) "
+        "without a lookup. A row's label is kept once: the same label again is accepted, another one is a 409 "
+        'label_conflict unless the item says "replace": true with a reason.',
         "status_code": 202,
-        "responses": _responses(
-            m, {202: ("Labels stored (or already held: the same label again)", _FEEDBACK_ANSWER)}, 400, 409, 413, 415, 422, 503
-        ),
+        "responses": responses,
     }
 
 

@@ -117,7 +117,8 @@ class Codec(ABC):
             route.service.reject(exc, rid, status, payload, self.route, request_time_of(request))
             return self.error(Problem(exc, status, rid, self.manifest.version, {**route.served_headers, "x-request-id": rid}))
         # the version that answered: with a challenger deployed, either one (docs/versions.md)
-        headers = {**route.served_headers, "x-model-version": answer.body["model_version"], "x-request-id": rid}
+        # the id the service issued for the answer: the one feedback names (serving/request_ids.py)
+        headers = {**route.served_headers, "x-model-version": answer.body["model_version"], "x-request-id": answer.request_id}
         return answering.encode(answer.body, decoded, headers)
 
     def _decode(self, body: bytes, headers: Mapping[str, str]) -> Decoded:
