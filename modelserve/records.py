@@ -17,6 +17,7 @@ Firehose writes under ``captures/model=<name>/version=<version>/`` with its own
     reports/model=<name>/dt=YYYY-MM-DD/<YYYYmmddTHHMMSSZ>-w<window>.<json|html>   (a window's report besides the main one, e.g. -w1h)
     samples/model=<name>/version=<version>/cap=<sample cap>/dt=YYYY-MM-DD/hour=HH.json.gz   (drift check's hour samples)
     samples/model=<name>/labels/dt=YYYY-MM-DD/hour=HH.json.gz   (feedback received in one UTC hour, kept by the drift check)
+    samples/model=<name>/labels/predicted/dt=YYYY-MM-DD/hour=HH.json.gz   (the labels of one prediction hour, kept once final)
     audit/model=<name>/dt=YYYY-MM-DD/audit.<csv|jsonl>   (the day's manual audit sample, written by the drift check)
     rejects/model=<name>/version=<version>/dt=YYYY-MM-DD/hour=HH/<HHMMSSffffff>-<request id>.jsonl.gz   (one refused request)
 """
@@ -447,6 +448,12 @@ def hour_labels_key(model_name: str, hour: datetime) -> str:
     """The drift check's stored copy of the feedback labels received in one UTC hour."""
     t = hour.astimezone(UTC)
     return f"{SAMPLES_ROOT}/model={model_name}/labels/dt={t:%Y-%m-%d}/hour={t:%H}.json.gz"
+
+
+def prediction_hour_labels_key(model_name: str, hour: datetime) -> str:
+    """The drift check's stored copy of the labels of the requests predicted in one UTC hour (once no more count)."""
+    t = hour.astimezone(UTC)
+    return f"{SAMPLES_ROOT}/model={model_name}/labels/{PREDICTED_DIR}/dt={t:%Y-%m-%d}/hour={t:%H}.json.gz"
 
 
 def key_time_name(t: datetime) -> str:
