@@ -63,7 +63,7 @@ _MODEL_ANSWER: dict[str, Any] = {
     "properties": {
         "model_name": {"type": "string"},
         "version": {"type": "string"},
-        "features": {"type": "array"},
+        "features": {"type": "array", "items": {"type": "object"}},
         "request_id": {"type": "string"},
     },
     "required": ["model_name", "version", "features", "request_id"],
@@ -275,7 +275,7 @@ _OIP_INFER_ANSWER: dict[str, Any] = {
                     "name": {"type": "string"},
                     "datatype": {"type": "string"},
                     "shape": {"type": "array", "items": {"type": "integer"}},
-                    "data": {"type": "array"},
+                    "data": {"type": "array", "items": {"type": ["string", "number", "boolean"]}},
                     "parameters": {"type": "object"},
                 },
                 "required": ["name", "datatype", "shape"],
@@ -310,7 +310,8 @@ def _predict_openapi(m: BundleManifest, max_rows: int, reject_unseen: bool) -> d
         f.name: (f.categories[0] if f.categories else (f.min if f.min is not None else 0) if f.kind is not FeatureKind.BOOLEAN else True)
         for f in m.features
     }
-    split_row = {"type": "array", "prefixItems": [_value_schema(f, reject_unseen) for f in m.features], "items": False, "minItems": n}
+    # exactly n items: maxItems, not "items": false (a boolean schema generated clients cannot read)
+    split_row = {"type": "array", "prefixItems": [_value_schema(f, reject_unseen) for f in m.features], "minItems": n, "maxItems": n}
     return {
         "requestBody": {
             "required": True,
@@ -340,12 +341,12 @@ def _predict_openapi(m: BundleManifest, max_rows: int, reject_unseen: bool) -> d
                                             "columns": {
                                                 "type": "array",
                                                 "prefixItems": [{"const": name} for name in m.feature_names],
-                                                "items": False,
                                                 "minItems": n,
+                                                "maxItems": n,
                                                 "uniqueItems": True,
                                             },
                                             "data": {"type": "array", "items": split_row, "minItems": 1, "maxItems": max_rows},
-                                            "index": {"type": "array"},
+                                            "index": {"type": "array", "items": {}},
                                         },
                                         "required": ["columns", "data"],
                                         "additionalProperties": False,
