@@ -303,13 +303,18 @@ def _feature_json_schema(m: BundleManifest, reject_unseen: bool = True) -> dict[
     return {"type": "object", "properties": props, "required": m.feature_names, "additionalProperties": False}
 
 
-def _predict_openapi(m: BundleManifest, max_rows: int, reject_unseen: bool) -> dict[str, Any]:
-    row = _feature_json_schema(m, reject_unseen)
-    n = len(m.features)
-    example = {
+def _example_row(m: BundleManifest) -> dict[str, Any]:
+    """A row validation accepts: each category's first value, each number's minimum (or 0)."""
+    return {
         f.name: (f.categories[0] if f.categories else (f.min if f.min is not None else 0) if f.kind is not FeatureKind.BOOLEAN else True)
         for f in m.features
     }
+
+
+def _predict_openapi(m: BundleManifest, max_rows: int, reject_unseen: bool) -> dict[str, Any]:
+    row = _feature_json_schema(m, reject_unseen)
+    n = len(m.features)
+    example = _example_row(m)
     # exactly n items: maxItems, not "items": false (a boolean schema generated clients cannot read)
     split_row = {"type": "array", "prefixItems": [_value_schema(f, reject_unseen) for f in m.features], "minItems": n, "maxItems": n}
     return {
@@ -392,7 +397,7 @@ def _feedback_openapi(m: BundleManifest, max_rows: int) -> dict[str, Any]:
                 "minLength": 1,
                 "maxLength": 128,
                 "pattern": _PRINTABLE,
-                "description": "the request_id of the prediction's answer (its x-request-id header)",
+                "description": "the request_id of the prediction",
             },
             "row": {"type": "integer", "minimum": 0, "maximum": max_rows - 1, "default": 0, "description": "the row of that request"},
             "label": _label_schema(m),
@@ -424,14 +429,61 @@ def _feedback_openapi(m: BundleManifest, max_rows: int) -> dict[str, Any]:
 # --- each operation's documentation, as keyword arguments of its route decorator ---
 
 
+# the Arrow storage types each feature kind is read from (serving/arrow_ipc.py)
+_ARROW_TYPES = {
+    FeatureKind.NUMERIC: "int8..int64, uint8..uint64, float16, float32 or float64",
+    FeatureKind.CATEGORICAL: "utf8 or large_utf8, plain or dictionary-encoded (pandas' category)",
+    FeatureKind.BOOLEAN: "bool",
+}
+
+
+def arrow_request_body(m: BundleManifest, max_rows: int, media: str) -> dict[str, Any]:
+    """The Arrow IPC stream body of /predict, as a media type object: what its columns must be, and how to write one."""
+    columns = [
+        {"name": f.name, "kind": f.kind.value, "arrow_types": _ARROW_TYPES[f.kind], "nullable": f.nullable}
+        | ({"categories": list(f.categories)} if f.categories else {})
+        for f in m.features
+    ]
+    described = "; ".join(f"{c['name']}: {c['arrow_types']}{', nulls allowed' if c['nullable'] else ''}" for c in columns)
+    row = _example_row(m)
+    return {
+        "schema": {
+            "type": "string",
+            "format": "binary",
+            "contentMediaType": media,
+            "description": f"An Apache Arrow IPC stream (any number of record batches) of 1..{max_rows} rows, one flat column "
+            f"per feature in any order, validated as a dataframe_split body: {described}. A body that is not a readable "
+            "stream, or a nested column, is a 400 malformed_arrow; values are refused as in JSON (422 naming row and field).",
+        },
+        "x-arrow-columns": columns,
+        "examples": {
+            "pyarrow": {
+                "summary": "One row written with pyarrow",
+                "description": "```python\nimport pyarrow as pa\n"
+                f"table = pa.Table.from_pylist([{row!r}])\n"
+                "sink = pa.BufferOutputStream()\nwith pa.ipc.new_stream(sink, table.schema) as w:\n    w.write_table(table)\n"
+                "body = sink.getvalue().to_pybytes()  # POST with content-type " + media + "\n```",
+            }
+        },
+    }
+
+
 def predict_operation(
-    m: BundleManifest, max_rows: int, reject_unseen: bool, other_formats: list[str], answer_media: list[str] | None = None
+    m: BundleManifest,
+    max_rows: int,
+    reject_unseen: bool,
+    other_formats: list[str],
+    answer_media: list[str] | None = None,
+    other_bodies: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """``other_formats``: what each codec of the route besides JSON says of its format (``Codec.openapi_note``);
-    ``answer_media``: the other media types its codecs answer in (Accept)."""
+    ``answer_media``: the other media types its codecs answer in (Accept); ``other_bodies``: the request
+    bodies they read, by media type (``Codec.openapi_body``)."""
     answer_media = answer_media or []
+    extra = _predict_openapi(m, max_rows, reject_unseen)
+    extra["requestBody"]["content"].update(other_bodies or {})
     return {
-        "openapi_extra": _predict_openapi(m, max_rows, reject_unseen),
+        "openapi_extra": extra,
         "summary": "Score 1..N rows",
         "description": "; ".join(["JSON as documented here", *other_formats]) + ".",
         "responses": _with_answer_media(

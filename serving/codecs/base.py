@@ -78,6 +78,10 @@ class Codec(ABC):
         """Whether it reads a body of this media type (lowercased, no parameters)."""
         return media in self.media_types
 
+    def openapi_body(self, max_rows: int) -> dict[str, dict[str, Any]]:
+        """The request bodies it reads, as OpenAPI media type objects by media type (the default codec's is the route's schema)."""
+        return {}
+
     @abstractmethod
     def decode(self, body: bytes, headers: Mapping[str, str]) -> Decoded:
         """The body (decompressed, within the size limit) as the service's payload."""
@@ -153,6 +157,10 @@ class CodecRoute:
     def openapi_notes(self) -> list[str]:
         """What the other codecs say of their formats, for the route's OpenAPI description."""
         return [c.openapi_note for c in self.codecs if c is not self.default and c.openapi_note]
+
+    def openapi_bodies(self, max_rows: int) -> dict[str, dict[str, Any]]:
+        """The request bodies the other codecs read, by media type, for the route's OpenAPI document."""
+        return {media: body for c in self.codecs if c is not self.default for media, body in c.openapi_body(max_rows).items()}
 
     async def __call__(self, request: Request) -> Response:
         return await self.reading(request.headers.get("content-type")).handle(request, self)

@@ -16,6 +16,10 @@ import pytest
 from devtools.local import LOOPBACK, local_stack
 
 PACKAGE = "modelserve_generated_client"
+ARROW = "application/vnd.apache.arrow.stream"
+# the one thing the generator leaves out: a request body of a media type it has no writer for (Arrow is sent
+# with pyarrow, docs/protocols.md; its content_type_overrides setting writes code that fails to import in 0.29.1)
+SKIPPED_ARROW = f"Unsupported content type {ARROW}"
 
 
 def _generate(document: bytes, where: Path) -> Any:
@@ -24,7 +28,16 @@ def _generate(document: bytes, where: Path) -> Any:
     spec.write_bytes(document)
     bin_dir = Path(sys.executable).parent
     done = subprocess.run(
-        [str(bin_dir / "openapi-python-client"), "generate", "--path", str(spec), "--output-path", str(where / PACKAGE), "--meta", "none"],
+        [
+            str(bin_dir / "openapi-python-client"),
+            "generate",
+            "--path",
+            str(spec),
+            "--output-path",
+            str(where / PACKAGE),
+            "--meta",
+            "none",
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -32,7 +45,8 @@ def _generate(document: bytes, where: Path) -> Any:
     )
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
-    assert "WARNING" not in out, out  # an operation or answer the generator could not read is left out of the client
+    # an operation or answer the generator could not read is left out of the client: none may be, but Arrow's body
+    assert out.count("WARNING") == out.count(SKIPPED_ARROW), out
     sys.path.insert(0, str(where))
     try:
         return importlib.import_module(PACKAGE)
@@ -58,7 +72,7 @@ def test_a_client_generated_from_the_served_document_predicts_sends_feedback_and
         assert api is not None
         client = client_pkg.Client(base_url=stack.gateway.url, raise_on_unexpected_status=True)
 
-        body = models.PredictPredictPostBodyType0.from_dict({"instances": [row]})
+        body = models.PredictPredictPostJsonBodyType0.from_dict({"instances": [row]})
         answered = predict.sync_detailed(client=client, body=body)
         assert answered.status_code == 200
         answer = answered.parsed
