@@ -338,7 +338,7 @@ class ServingSettings(SharedSettings):
     capture_mode: Literal["auto", "extension", "thread", "sync"] = Field(
         "auto",
         description="When captures are written: after the answer (Lambda internal extension; auto where the Extensions API exists), "
-        "on a bounded background thread, or before the answer (sync)",
+        "on a local server's writer pool (thread), or before the answer (sync)",
     )
     capture_budget_s: float = Field(
         6.0,
