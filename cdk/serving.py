@@ -17,7 +17,7 @@ from constructs import Construct
 
 from cdk.alarms import AlarmSpec, Source
 from modelserve.schema import BundleManifest
-from modelserve.settings import ENV_BUNDLE_PATH, ENV_CORS_ORIGINS, ENV_HASH_SALT_SECRET, Settings
+from modelserve.settings import ENV_BUNDLE_PATH, ENV_CORS_ORIGINS, ENV_HASH_SALT_SECRET, ENV_REQUEST_ID_KEY, Settings
 
 from .bundling import BUNDLE_DIR_IN_ASSET
 from .common import resource_name, retention
@@ -125,6 +125,20 @@ class Serving(Construct):
                 "AwsSolutions-SMG4",
                 "The salt must stay the same for hashed captures to remain joinable; rotating it is a deliberate, manual act.",
             )
+        # the key request ids are signed with (serving/request_ids.py): generated, never in cdk.json or the
+        # template; resolved into the function's environment at deploy, so no answer waits on a secret fetch
+        self.request_id_key = secretsmanager.Secret(
+            self,
+            "RequestIdKey",
+            description=f"Key the request ids of model {m.model_name} are signed with (feedback names them)",
+            generate_secret_string=secretsmanager.SecretStringGenerator(password_length=48, exclude_punctuation=True),
+        )
+        env[ENV_REQUEST_ID_KEY] = self.request_id_key.secret_value.unsafe_unwrap()
+        acknowledge(
+            self.request_id_key,
+            "AwsSolutions-SMG4",
+            "Rotating the key would refuse feedback for every prediction answered before: a deliberate, manual act.",
+        )
         env[ENV_BUNDLE_PATH] = BUNDLE_DIR_IN_ASSET  # inside the asset (resolved against LAMBDA_TASK_ROOT)
         env.update(extra_environment)
         env.update(powertools_env(s, "inference"))

@@ -15,6 +15,7 @@ import base64
 import importlib.util
 import json
 import os
+import secrets
 import sys
 import threading
 import time
@@ -325,10 +326,11 @@ def local_aws(port: int = 0) -> Iterator[str]:
 
 
 def local_function_env(bundle_dir: str | Path) -> dict[str, str]:
-    """What the stack would set on the functions, pointed at the local bundle and bucket."""
-    from modelserve.settings import ENV_BUNDLE_PATH, ENV_CAPTURE_BUCKET
+    """What the stack would set on the functions, pointed at the local bundle and bucket; a request id key of
+    this run's own (the stack's is a generated secret), so feedback is checked as it is when deployed."""
+    from modelserve.settings import ENV_BUNDLE_PATH, ENV_CAPTURE_BUCKET, ENV_REQUEST_ID_KEY
 
-    return {ENV_BUNDLE_PATH: str(Path(bundle_dir).resolve()), ENV_CAPTURE_BUCKET: LOCAL_BUCKET}
+    return {ENV_BUNDLE_PATH: str(Path(bundle_dir).resolve()), ENV_CAPTURE_BUCKET: LOCAL_BUCKET, ENV_REQUEST_ID_KEY: secrets.token_hex(24)}
 
 
 def create_local_bucket(bucket: str = LOCAL_BUCKET) -> None:

@@ -1,6 +1,13 @@
 """Reading the feedback labels (ground truth sent after the prediction) of a window's sampled rows.
 
-Labels for a window's rows arrive from the window's start to ``LABEL_GRACE`` past its end. They
+Labels whose request id the API read back (serving/request_ids.py) are filed by the UTC hour their
+prediction was made: a check reads its window's hours only, so its cost follows the window's own
+labels, whatever else was labelled meanwhile. A label counts when received within ``LABEL_GRACE``
+of its prediction hour's end; once that has passed the hour is final and kept as one labels object
+(``prediction_hour_labels_key``), so a later check of that hour reads one object.
+
+Labels filed by receipt (written before that layout, or unverified: the migration path) are read as
+before. Labels for a window's rows arrive from the window's start to ``LABEL_GRACE`` past its end. They
 are read by UTC hour of receipt: each hour that has settled (``HOUR_SETTLE``) is read from its
 feedback objects once and then kept as one small labels object (``hour_labels_key``: every
 label received that hour), so a check reads at most one object per hour of its label span, and
@@ -16,7 +23,7 @@ import gzip
 import json
 import logging
 import zlib
-from collections.abc import Iterable, Sequence, Set
+from collections.abc import Callable, Iterable, Sequence, Set
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,8 +32,10 @@ from modelserve.records import (
     RowKey,
     decode_jsonl,
     feedback_day_prefix,
+    feedback_prediction_hour_prefix,
     hour_labels_key,
     key_time,
+    prediction_hour_labels_key,
     utc_iso,
     window_hours,
 )
@@ -69,50 +78,107 @@ def read_feedback(
     workers: int = 16,
     now: datetime | None = None,
 ) -> Labels:
-    """The feedback record of each wanted (request id, row) that has one, from the feedback received
-    from the window's start to ``LABEL_GRACE`` past its end (a correction replaces the label it names;
-    a different label without one is counted as conflicting and not used; a corrupt object is skipped
-    from its bad row on). ``now``: the wall clock (hours after it hold no feedback yet; settled hours are kept)."""
+    """The feedback record of each wanted (request id, row) that has one (a correction replaces the label it
+    names; a different label without one is counted as conflicting and not used; a corrupt object is skipped
+    from its bad row on). Labels filed by prediction hour: those of the window's hours, received within
+    ``LABEL_GRACE`` of their hour's end; labels filed by receipt (written before that layout, or unverified):
+    those received from the window's start to ``LABEL_GRACE`` past its end. ``now``: the wall clock (hours
+    after it hold no feedback yet; settled hours are kept)."""
     now = now or datetime.now(UTC)
+    by_prediction = prediction_hour_feedback(s3, where, window_hours(start, end), now, workers)
     # no feedback is received after now: hours past it are not listed
-    hours = window_hours(start, min(end + LABEL_GRACE, now + HOUR))
+    by_receipt = hour_feedback(s3, where, window_hours(start, min(end + LABEL_GRACE, now + HOUR)), now, workers)
     labels = Labels()
     span = utc_iso(start), utc_iso(end)
-    for records in hour_feedback(s3, where, hours, now, workers):
-        for record in records:
-            if record.key in wanted:
-                labels.add(record)
-            elif span[0] <= record.received_time < span[1]:
-                labels.unmatched += 1
+    every = [r for records in (*by_prediction, *by_receipt) for r in records]
+    for record in sorted(every, key=lambda r: r.received_time):  # stable: the last label received wins
+        if record.key in wanted:
+            labels.add(record)
+        elif span[0] <= (record.predicted_at or record.received_time) < span[1]:
+            labels.unmatched += 1
     return labels
+
+
+def prediction_hour_feedback(
+    s3: Any, where: CaptureLocation, hours: Sequence[datetime], now: datetime, workers: int = 16
+) -> list[list[FeedbackRecord]]:
+    """The labels of the requests predicted in each UTC hour, received within ``LABEL_GRACE`` of the hour's
+    end, in receipt order: read from the hour's own feedback objects, so the cost follows the window's labels,
+    not all feedback. An hour whose grace has passed is final: read once, then kept as one labels object."""
+    return _kept_hours(
+        s3,
+        where,
+        hours,
+        workers,
+        keep_key=lambda h: prediction_hour_labels_key(where.model_name, h),
+        final=lambda h: settled(h + LABEL_GRACE, now),
+        read=lambda missing: _read_prediction_hours(s3, where, missing, workers),
+    )
 
 
 def hour_feedback(
     s3: Any, where: CaptureLocation, hours: Sequence[datetime], now: datetime, workers: int = 16
 ) -> list[list[FeedbackRecord]]:
-    """Every feedback record received in each UTC hour, in receipt order (settled hours from their
-    labels object when stored, and stored when not)."""
+    """Every feedback record received in each UTC hour under the receipt layout, in receipt order (settled
+    hours from their labels object when stored, and stored when not)."""
+    return _kept_hours(
+        s3,
+        where,
+        hours,
+        workers,
+        keep_key=lambda h: hour_labels_key(where.model_name, h),
+        final=lambda h: settled(h, now),
+        read=lambda missing: _read_hours(s3, where, missing, workers),
+    )
+
+
+def _kept_hours(
+    s3: Any,
+    where: CaptureLocation,
+    hours: Sequence[datetime],
+    workers: int,
+    keep_key: Callable[[datetime], str],
+    final: Callable[[datetime], bool],
+    read: Callable[[list[datetime]], dict[datetime, list[FeedbackRecord]]],
+) -> list[list[FeedbackRecord]]:
+    """Each hour's records: a final hour from its kept labels object when there is one, else ``read`` (and
+    kept when final)."""
     stored: dict[datetime, list[FeedbackRecord]] = {}
-    kept = {hour_labels_key(where.model_name, h): h for h in hours if settled(h, now)}
+    kept = {keep_key(h): h for h in hours if final(h)}
     for key, data in fetch_parallel(s3, where.bucket, kept, workers):
         records = _from_labels_object(key, data, kept[key])
         if records is not None:
             stored[kept[key]] = records
     missing = [h for h in hours if h not in stored]
-    read = _read_hours(s3, where, missing, workers)
+    fresh = read(missing) if missing else {}
     for hour in missing:
-        if settled(hour, now):
-            _put_labels_object(s3, where, hour, read[hour])
-    return [stored[h] if h in stored else read[h] for h in hours]
+        if final(hour):
+            _put_labels_object(s3, where, keep_key(hour), hour, fresh[hour])
+    return [stored[h] if h in stored else fresh[h] for h in hours]
 
 
 def _read_hours(s3: Any, where: CaptureLocation, hours: Sequence[datetime], workers: int) -> dict[datetime, list[FeedbackRecord]]:
     """The records of each hour from the feedback objects whose key names a receipt time in it."""
+    by_key = {key: hour for hour in hours for key in _hour_keys(s3, where, hour)}
+    return _read_objects(s3, where, by_key, hours, workers)
+
+
+def _read_prediction_hours(
+    s3: Any, where: CaptureLocation, hours: Sequence[datetime], workers: int
+) -> dict[datetime, list[FeedbackRecord]]:
+    """The labels of each prediction hour received within ``LABEL_GRACE`` of its end."""
+    by_key = {
+        key: hour for hour in hours for key in list_keys(s3, where.bucket, feedback_prediction_hour_prefix(where.model_name, hour))
+    }
+    records = _read_objects(s3, where, by_key, hours, workers)
+    return {h: [r for r in rs if r.received_time < utc_iso(h + HOUR + LABEL_GRACE)] for h, rs in records.items()}
+
+
+def _read_objects(
+    s3: Any, where: CaptureLocation, by_key: dict[str, datetime], hours: Sequence[datetime], workers: int
+) -> dict[datetime, list[FeedbackRecord]]:
+    """The records of the feedback objects ``by_key`` (key -> its hour), by hour in key order."""
     out: dict[datetime, list[tuple[str, list[FeedbackRecord]]]] = {h: [] for h in hours}
-    by_key: dict[str, datetime] = {}
-    for hour in hours:
-        for key in _hour_keys(s3, where, hour):
-            by_key[key] = hour
     for key, data in fetch_parallel(s3, where.bucket, by_key, workers):
         if isinstance(data, Exception):
             logger.warning("feedback object %s unreadable: %s", key, data)
@@ -158,10 +224,10 @@ def _from_labels_object(key: str, data: bytes | Exception, hour: datetime) -> li
         return None
 
 
-def _put_labels_object(s3: Any, where: CaptureLocation, hour: datetime, records: list[FeedbackRecord]) -> None:
+def _put_labels_object(s3: Any, where: CaptureLocation, key: str, hour: datetime, records: list[FeedbackRecord]) -> None:
     doc = {"format": LABELS_FORMAT, "hour": utc_iso(hour), "records": [json.loads(r.to_json()) for r in records]}
     body = gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), compresslevel=5, mtime=0)
     try:
-        s3.put_object(Bucket=where.bucket, Key=hour_labels_key(where.model_name, hour), Body=body, ContentType="application/json")
+        s3.put_object(Bucket=where.bucket, Key=key, Body=body, ContentType="application/json")
     except Exception as exc:  # noqa: BLE001 - only an optimisation: the next run reads the hour again
         logger.warning("labels of hour %s not stored: %s", utc_iso(hour), exc)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import warnings
 from typing import Any
 
@@ -55,33 +56,40 @@ class EmfMetricHook:
         self.metrics.set_default_dimensions(**self.default_dimensions)
         # Powertools keeps (and at 100 values prints) metrics even when disabled: don't collect at all
         self.enabled = not is_metrics_disabled()
+        # Powertools' metric set is shared state: the local gateway runs invocations and capture writers at once
+        self._lock = threading.RLock()
 
     def __call__(self, name: str, value: float, dims: dict[str, str]) -> None:
         """Never raises: a metrics problem must not fail the request that produced the metric."""
         if not self.enabled:
             return
         try:
-            unit = _UNITS[mn.CATALOGUE.unit(name)]
-            # always the total under the model's dimensions (what alarms and the dashboard read) ...
-            self.metrics.add_metric(name=name, unit=unit, value=value)
-            if dims:  # ... and the breakdown (e.g. by Reason) in its own EMF blob
-                # service="", not Powertools' single_metric(): that one adds a "service" dimension
-                # (POWERTOOLS_SERVICE_NAME) that no dashboard query or alarm names
-                breakdown = EphemeralMetrics(namespace=self.namespace, service="")
-                for k, v in {**self.default_dimensions, **dims}.items():
-                    breakdown.add_dimension(name=k, value=v)
-                breakdown.add_metric(name=name, unit=unit, value=value)
-                breakdown.flush_metrics()
+            with self._lock:
+                self._add(name, value, dims)
         except Exception:  # noqa: BLE001 - logged with a fixed message the MetricsErrors filter counts
             _log.exception(METRICS_ERROR_MESSAGE)
 
+    def _add(self, name: str, value: float, dims: dict[str, str]) -> None:
+        unit = _UNITS[mn.CATALOGUE.unit(name)]
+        # always the total under the model's dimensions (what alarms and the dashboard read) ...
+        self.metrics.add_metric(name=name, unit=unit, value=value)
+        if dims:  # ... and the breakdown (e.g. by Reason) in its own EMF blob
+            # service="", not Powertools' single_metric(): that one adds a "service" dimension
+            # (POWERTOOLS_SERVICE_NAME) that no dashboard query or alarm names
+            breakdown = EphemeralMetrics(namespace=self.namespace, service="")
+            for k, v in {**self.default_dimensions, **dims}.items():
+                breakdown.add_dimension(name=k, value=v)
+            breakdown.add_metric(name=name, unit=unit, value=value)
+            breakdown.flush_metrics()
+
     def flush(self) -> None:
         """Write the invocation's EMF blob; never raises (see __call__)."""
-        try:
-            self.metrics.flush_metrics(raise_on_empty_metrics=False)
-        except Exception:  # noqa: BLE001
-            _log.exception(METRICS_ERROR_MESSAGE)
-            self.metrics.clear_metrics()
+        with self._lock:
+            try:
+                self.metrics.flush_metrics(raise_on_empty_metrics=False)
+            except Exception:  # noqa: BLE001
+                _log.exception(METRICS_ERROR_MESSAGE)
+                self.metrics.clear_metrics()
 
     def log_metrics(self, fn: Any) -> Any:
         """Decorator: run the handler, then flush, without letting the flush fail the invocation."""

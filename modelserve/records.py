@@ -7,7 +7,9 @@ S3 layout (partitioned for Athena partition projection and for window reads), ev
     captures/model=<name>/version=<version>/dt=YYYY-MM-DD/hour=HH/<HHMMSSffffff>-<request id>.jsonl.gz
 Firehose writes under ``captures/model=<name>/version=<version>/`` with its own
 ``YYYY/MM/DD/HH/`` suffix when the prefix is not expanded, so readers accept both layouts.
-    feedback/model=<name>/dt=YYYY-MM-DD/<HHMMSSffffff>-<id>.jsonl.gz
+    feedback/model=<name>/predicted/dt=YYYY-MM-DD/hour=HH/<received YYYYmmddTHHMMSSffffff>-<id>.jsonl.gz   (labels of
+        requests predicted in that UTC hour, the request id read back by the server: the drift check reads its window's hours only)
+    feedback/model=<name>/dt=YYYY-MM-DD/<HHMMSSffffff>-<id>.jsonl.gz   (by receipt: labels written before, and unverified ones)
     feedback/model=<name>/labels/<request id, URL-quoted>/<row>.json   (the label a row holds, and its corrections)
     reports/model=<name>/dt=YYYY-MM-DD/<YYYYmmddTHHMMSSZ>.<json|html>
     reports/model=<name>/dt=YYYY-MM-DD/<YYYYmmddTHHMMSSZ>-comparison.<json|html>   (champion vs challenger)
@@ -15,6 +17,7 @@ Firehose writes under ``captures/model=<name>/version=<version>/`` with its own
     reports/model=<name>/dt=YYYY-MM-DD/<YYYYmmddTHHMMSSZ>-w<window>.<json|html>   (a window's report besides the main one, e.g. -w1h)
     samples/model=<name>/version=<version>/cap=<sample cap>/dt=YYYY-MM-DD/hour=HH.json.gz   (drift check's hour samples)
     samples/model=<name>/labels/dt=YYYY-MM-DD/hour=HH.json.gz   (feedback received in one UTC hour, kept by the drift check)
+    samples/model=<name>/labels/predicted/dt=YYYY-MM-DD/hour=HH.json.gz   (the labels of one prediction hour, kept once final)
     audit/model=<name>/dt=YYYY-MM-DD/audit.<csv|jsonl>   (the day's manual audit sample, written by the drift check)
     rejects/model=<name>/version=<version>/dt=YYYY-MM-DD/hour=HH/<HHMMSSffffff>-<request id>.jsonl.gz   (one refused request)
 """
@@ -41,6 +44,7 @@ AUDIT_SOURCE = "audit"  # a feedback item's "source" for labels of audited rows
 REJECTS_ROOT = "rejects"  # requests validation refused (422 and other 4xx of the scoring routes)
 
 LABELS_DIR = "labels"  # feedback/model=<name>/labels/: the label each labelled (request, row) holds
+PREDICTED_DIR = "predicted"  # feedback/model=<name>/predicted/: labels filed by the hour their prediction was made
 RowKey = tuple[str, int]  # (request id, row): joins a capture row and its feedback label
 
 # capture_sink=logs (serving/capture_logs.py): each capture line carries this field, which the stack's
@@ -149,6 +153,10 @@ class FeedbackRecord:
     caller: str | None = None  # who sent it: the API key id, or the IAM caller's ARN; absent when unknown
     replaces: Any = _NO_LABEL  # a correction ("replace": true): the label it replaced; absent otherwise
     reason: str | None = None  # a correction's reason, as the client gave it
+    # the request id was read back as one the server issued (serving/request_ids.py): the row is one the
+    # request held, and ``predicted_at`` (ISO 8601 UTC) is when the prediction was made; absent otherwise
+    verified: bool = False
+    predicted_at: str | None = None
 
     @property
     def key(self) -> RowKey:
@@ -160,11 +168,13 @@ class FeedbackRecord:
 
     def to_json(self) -> str:
         d = asdict(self)
-        for name in ("source", "caller", "reason"):
+        for name in ("source", "caller", "reason", "predicted_at"):
             if d[name] is None:
                 del d[name]  # records without them keep their original form
         if not self.is_correction:
             del d["replaces"]
+        if not self.verified:
+            del d["verified"]
         return compact_json(d)
 
     @classmethod
@@ -179,6 +189,8 @@ class FeedbackRecord:
             caller=None if d.get("caller") is None else str(d["caller"]),
             replaces=d.get("replaces", _NO_LABEL),
             reason=None if d.get("reason") is None else str(d["reason"]),
+            verified=d.get("verified") is True,
+            predicted_at=None if d.get("predicted_at") is None else str(d["predicted_at"]),
         )
 
 
@@ -370,8 +382,22 @@ def feedback_day_prefix(model_name: str, day: date) -> str:
 
 
 def feedback_key(model_name: str, received: datetime, batch_id: str) -> str:
+    """Feedback filed by its receipt time: labels written before request ids were read back, and unverified ones."""
     t = received.astimezone(UTC)
     return f"{feedback_day_prefix(model_name, t.date())}{key_time_name(t)}-{batch_id}.jsonl.gz"
+
+
+def feedback_prediction_hour_prefix(model_name: str, predicted: datetime) -> str:
+    """The labels of the requests predicted in one UTC hour: what a drift check of that hour reads."""
+    t = predicted.astimezone(UTC)
+    return f"{FEEDBACK_ROOT}/model={model_name}/{PREDICTED_DIR}/dt={t:%Y-%m-%d}/hour={t:%H}/"
+
+
+def feedback_prediction_key(model_name: str, predicted: datetime, received: datetime, batch_id: str) -> str:
+    """One batch's labels of requests predicted in ``predicted``'s hour; the name starts with the receipt
+    time (date included: labels arrive days later), so the hour's keys sort by receipt."""
+    r = received.astimezone(UTC)
+    return f"{feedback_prediction_hour_prefix(model_name, predicted)}{r:%Y%m%dT%H%M%S%f}-{batch_id}.jsonl.gz"
 
 
 def model_report_prefix(model_name: str) -> str:
@@ -422,6 +448,12 @@ def hour_labels_key(model_name: str, hour: datetime) -> str:
     """The drift check's stored copy of the feedback labels received in one UTC hour."""
     t = hour.astimezone(UTC)
     return f"{SAMPLES_ROOT}/model={model_name}/labels/dt={t:%Y-%m-%d}/hour={t:%H}.json.gz"
+
+
+def prediction_hour_labels_key(model_name: str, hour: datetime) -> str:
+    """The drift check's stored copy of the labels of the requests predicted in one UTC hour (once no more count)."""
+    t = hour.astimezone(UTC)
+    return f"{SAMPLES_ROOT}/model={model_name}/labels/{PREDICTED_DIR}/dt={t:%Y-%m-%d}/hour={t:%H}.json.gz"
 
 
 def key_time_name(t: datetime) -> str:

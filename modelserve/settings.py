@@ -31,6 +31,8 @@ ENV_BUNDLE_PATH = "MS_MODEL_BUNDLE_PATH"  # the bundle folder: relative to the a
 ENV_CAPTURE_BUCKET = "MS_CAPTURE_BUCKET"
 ENV_FIREHOSE_STREAM = "MS_FIREHOSE_STREAM"
 ENV_HASH_SALT_SECRET = "MS_CAPTURE_HASH_SALT_SECRET_ARN"  # the salt the stack generated, when none is set
+# the key request ids are signed with (serving/request_ids.py): the stack's generated secret, resolved at deploy
+ENV_REQUEST_ID_KEY = "MS_REQUEST_ID_KEY"
 # drift_athena=on: the Athena workgroup the drift check queries in, and the captures table (database.table)
 ENV_ATHENA_WORKGROUP = "MS_ATHENA_WORKGROUP"
 ENV_CAPTURES_TABLE = "MS_CAPTURES_TABLE"
@@ -343,7 +345,7 @@ class ServingSettings(SharedSettings):
     capture_mode: Literal["auto", "extension", "thread", "sync"] = Field(
         "auto",
         description="When captures are written: after the answer (Lambda internal extension; auto where the Extensions API exists), "
-        "on a bounded background thread, or before the answer (sync)",
+        "on a local server's writer pool (thread), or before the answer (sync)",
     )
     capture_budget_s: float = Field(
         6.0,
@@ -397,6 +399,12 @@ class ServingSettings(SharedSettings):
         ge=1,
         le=50_000_000,
         description="Explanations: most model evaluations per request (rows x coalitions x background rows); more is refused with 413",
+    )
+    # feedback naming a request id the server did not sign (docs/api.md#feedback)
+    unsigned_feedback_ids: Literal["refuse", "accept"] = Field(
+        "refuse",
+        description="Feedback for a request id the API did not issue signed (ids of before the upgrade): refuse (422), "
+        "or accept it unverified, filed by receipt (for the day after upgrading)",
     )
 
 

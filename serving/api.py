@@ -180,7 +180,9 @@ def create_app(service: InferenceService, max_body_bytes: int, cors_origins: Seq
     predict_route = codecs.route(PREDICT, service, max_body_bytes)
 
     answer_media = {c.answer_media: c.answer_schema() for c in predict_route.codecs if c.answer_media and c is not predict_route.default}
-    predict_doc = openapi.predict_operation(m, max_rows, service.validator.reject_unseen, predict_route.openapi_notes(), answer_media)
+    predict_doc = openapi.predict_operation(
+        m, max_rows, service.validator.reject_unseen, predict_route.openapi_notes(), answer_media, predict_route.openapi_bodies(max_rows)
+    )
 
     @app.post("/predict", **predict_doc)
     async def predict(request: Request) -> Response:

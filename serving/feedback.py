@@ -3,9 +3,11 @@
 The label a row holds is its own object (``records.label_key``), written create-only (S3's
 ``If-None-Match: *``): the same label again is accepted and changes nothing; a different one is a 409
 ``label_conflict`` unless the item says ``"replace": true`` with a ``reason``, and then the old label
-stays in the object's history and the feedback record names what it replaced and why. Whether the
-request and row were captured is decided where the captures are read: the drift check's join
-(``driftcheck/feedback_reader.py``) counts the labels that join no captured row.
+stays in the object's history and the feedback record names what it replaced and why. The request id
+is read back without a lookup (``serving/request_ids.py``): an id the API did not issue is refused
+(``unknown_request_id``), so is a row the request did not hold (``row_out_of_range``). Whether the
+row was captured (sampling, a capture not written yet) is decided where the captures are read: the
+drift check's join (``driftcheck/feedback_reader.py``) counts the labels that join no captured row.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from modelserve.records import FeedbackRecord, label_key
 logger = logging.getLogger(__name__)
 
 LABEL_CONFLICT = "label_conflict"  # 409: the row holds another label
+UNKNOWN_REQUEST_ID = "unknown_request_id"  # 422: an id the API did not issue (serving/request_ids.py)
+ROW_OUT_OF_RANGE = "row_out_of_range"  # 422: a row the request did not hold
 MAX_LOOKUPS_IN_FLIGHT = 16
 
 

@@ -63,7 +63,7 @@ _MODEL_ANSWER: dict[str, Any] = {
     "properties": {
         "model_name": {"type": "string"},
         "version": {"type": "string"},
-        "features": {"type": "array"},
+        "features": {"type": "array", "items": {"type": "object"}},
         "request_id": {"type": "string"},
     },
     "required": ["model_name", "version", "features", "request_id"],
@@ -77,7 +77,11 @@ _FEEDBACK_ANSWER: dict[str, Any] = {
 
 # on every answer (AnswerGuard): the request id to quote, and the model that answered
 _SERVED_HEADERS = {
-    "x-request-id": {"description": "the request's id (API Gateway's own behind it)", "schema": {"type": "string"}},
+    "x-request-id": {
+        "description": "the request's id: on a prediction, the id /feedback names (signed: it carries the prediction's time "
+        "and row count); on other answers API Gateway's own",
+        "schema": {"type": "string"},
+    },
     "x-model-version": {"description": "the version of the model that answered", "schema": {"type": "string"}},
     "x-model-name": {"description": "the served model", "schema": {"type": "string"}},
 }
@@ -271,7 +275,7 @@ _OIP_INFER_ANSWER: dict[str, Any] = {
                     "name": {"type": "string"},
                     "datatype": {"type": "string"},
                     "shape": {"type": "array", "items": {"type": "integer"}},
-                    "data": {"type": "array"},
+                    "data": {"type": "array", "items": {"type": ["string", "number", "boolean"]}},
                     "parameters": {"type": "object"},
                 },
                 "required": ["name", "datatype", "shape"],
@@ -299,14 +303,20 @@ def _feature_json_schema(m: BundleManifest, reject_unseen: bool = True) -> dict[
     return {"type": "object", "properties": props, "required": m.feature_names, "additionalProperties": False}
 
 
-def _predict_openapi(m: BundleManifest, max_rows: int, reject_unseen: bool) -> dict[str, Any]:
-    row = _feature_json_schema(m, reject_unseen)
-    n = len(m.features)
-    example = {
+def _example_row(m: BundleManifest) -> dict[str, Any]:
+    """A row validation accepts: each category's first value, each number's minimum (or 0)."""
+    return {
         f.name: (f.categories[0] if f.categories else (f.min if f.min is not None else 0) if f.kind is not FeatureKind.BOOLEAN else True)
         for f in m.features
     }
-    split_row = {"type": "array", "prefixItems": [_value_schema(f, reject_unseen) for f in m.features], "items": False, "minItems": n}
+
+
+def _predict_openapi(m: BundleManifest, max_rows: int, reject_unseen: bool) -> dict[str, Any]:
+    row = _feature_json_schema(m, reject_unseen)
+    n = len(m.features)
+    example = _example_row(m)
+    # exactly n items: maxItems, not "items": false (a boolean schema generated clients cannot read)
+    split_row = {"type": "array", "prefixItems": [_value_schema(f, reject_unseen) for f in m.features], "minItems": n, "maxItems": n}
     return {
         "requestBody": {
             "required": True,
@@ -336,12 +346,12 @@ def _predict_openapi(m: BundleManifest, max_rows: int, reject_unseen: bool) -> d
                                             "columns": {
                                                 "type": "array",
                                                 "prefixItems": [{"const": name} for name in m.feature_names],
-                                                "items": False,
                                                 "minItems": n,
+                                                "maxItems": n,
                                                 "uniqueItems": True,
                                             },
                                             "data": {"type": "array", "items": split_row, "minItems": 1, "maxItems": max_rows},
-                                            "index": {"type": "array"},
+                                            "index": {"type": "array", "items": {}},
                                         },
                                         "required": ["columns", "data"],
                                         "additionalProperties": False,
@@ -419,14 +429,61 @@ def _feedback_openapi(m: BundleManifest, max_rows: int) -> dict[str, Any]:
 # --- each operation's documentation, as keyword arguments of its route decorator ---
 
 
+# the Arrow storage types each feature kind is read from (serving/arrow_ipc.py)
+_ARROW_TYPES = {
+    FeatureKind.NUMERIC: "int8..int64, uint8..uint64, float16, float32 or float64",
+    FeatureKind.CATEGORICAL: "utf8 or large_utf8, plain or dictionary-encoded (pandas' category)",
+    FeatureKind.BOOLEAN: "bool",
+}
+
+
+def arrow_request_body(m: BundleManifest, max_rows: int, media: str) -> dict[str, Any]:
+    """The Arrow IPC stream body of /predict, as a media type object: what its columns must be, and how to write one."""
+    columns = [
+        {"name": f.name, "kind": f.kind.value, "arrow_types": _ARROW_TYPES[f.kind], "nullable": f.nullable}
+        | ({"categories": list(f.categories)} if f.categories else {})
+        for f in m.features
+    ]
+    described = "; ".join(f"{c['name']}: {c['arrow_types']}{', nulls allowed' if c['nullable'] else ''}" for c in columns)
+    row = _example_row(m)
+    return {
+        "schema": {
+            "type": "string",
+            "format": "binary",
+            "contentMediaType": media,
+            "description": f"An Apache Arrow IPC stream (any number of record batches) of 1..{max_rows} rows, one flat column "
+            f"per feature in any order, validated as a dataframe_split body: {described}. A body that is not a readable "
+            "stream, or a nested column, is a 400 malformed_arrow; values are refused as in JSON (422 naming row and field).",
+        },
+        "x-arrow-columns": columns,
+        "examples": {
+            "pyarrow": {
+                "summary": "One row written with pyarrow",
+                "description": "```python\nimport pyarrow as pa\n"
+                f"table = pa.Table.from_pylist([{row!r}])\n"
+                "sink = pa.BufferOutputStream()\nwith pa.ipc.new_stream(sink, table.schema) as w:\n    w.write_table(table)\n"
+                "body = sink.getvalue().to_pybytes()  # POST with content-type " + media + "\n```",
+            }
+        },
+    }
+
+
 def predict_operation(
-    m: BundleManifest, max_rows: int, reject_unseen: bool, other_formats: list[str], answer_media: dict[str, dict[str, Any]] | None = None
+    m: BundleManifest,
+    max_rows: int,
+    reject_unseen: bool,
+    other_formats: list[str],
+    answer_media: dict[str, dict[str, Any]] | None = None,
+    other_bodies: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """``other_formats``: what each codec of the route besides JSON says of its format (``Codec.openapi_note``);
-    ``answer_media``: the other media types its codecs answer in (Accept), each with its answer's schema (``Codec.answer_schema``)."""
+    ``answer_media``: the other media types its codecs answer in (Accept), each with its answer's schema (``Codec.answer_schema``);
+    ``other_bodies``: the request bodies they read, by media type (``Codec.openapi_body``)."""
     answer_media = answer_media or {}
+    extra = _predict_openapi(m, max_rows, reject_unseen)
+    extra["requestBody"]["content"].update(other_bodies or {})
     return {
-        "openapi_extra": _predict_openapi(m, max_rows, reject_unseen),
+        "openapi_extra": extra,
         "summary": "Score 1..N rows",
         "description": "; ".join(["JSON as documented here", *other_formats]) + ".",
         "responses": _with_answer_media(
@@ -444,14 +501,26 @@ def _with_answer_media(
     return responses
 
 
+_FEEDBACK_422 = (
+    "Invalid feedback: the details name the item and field. Reason codes: unknown_request_id (an id this API did not "
+    "issue: altered, mistyped, or not the request_id / x-request-id of a prediction's answer), row_out_of_range (a row "
+    "the request did not hold), wrong_type, bad_shape, empty_batch, batch_too_large"
+)
+
+
 def feedback_operation(m: BundleManifest, max_rows: int) -> dict[str, Any]:
+    stored = {202: ("Labels stored (or already held: the same label again)", _FEEDBACK_ANSWER)}
+    responses = _responses(m, stored, 400, 409, 413, 415, 422, 503)
+    responses[422] = {**responses[422], "description": _FEEDBACK_422}
     return {
         "openapi_extra": _feedback_openapi(m, max_rows),
         "summary": "Ground-truth labels for earlier predictions",
+        "description": "Each item names the request_id of a prediction's answer (its x-request-id header) and a row it held: "
+        "the id carries both, signed, so an id the API did not issue or a row past the request's is refused (422) "
+        "without a lookup. A row's label is kept once: the same label again is accepted, another one is a 409 "
+        'label_conflict unless the item says "replace": true with a reason.',
         "status_code": 202,
-        "responses": _responses(
-            m, {202: ("Labels stored (or already held: the same label again)", _FEEDBACK_ANSWER)}, 400, 409, 413, 415, 422, 503
-        ),
+        "responses": responses,
     }
 
 

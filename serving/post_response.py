@@ -8,8 +8,8 @@
   next event. Lambda ends an invocation (and may freeze or shut down the environment) only when
   the runtime *and* every extension have asked for the next event, so no write is cut short:
   the post-response pattern AWS documents for internal extensions.
-- ``thread``: a bounded background thread, for the local gateway (no freezing there). A request
-  arriving during a write waits for it, as a Lambda environment does one thing at a time.
+- ``thread``: a pool of writer threads behind a bounded queue, for the local gateway (no freezing
+  there): invocations run concurrently and never wait for a write.
 - ``sync``: the write happens before the answer leaves (as before this module).
 - ``auto`` (default): ``extension`` where the Extensions API is (``AWS_LAMBDA_RUNTIME_API`` set),
   else ``sync``; ``extension`` falls back to ``sync`` when registration fails.
@@ -44,6 +44,10 @@ DEFAULT_CAPTURE_MODE = "auto"
 # 2 attempts x (1 s connect + 2 s read): the capture clients' timeouts before this setting existed
 DEFAULT_CAPTURE_BUDGET_S = 6.0
 DEFAULT_MAX_PENDING = 100  # captures waiting for the writer; more are dropped and counted
+# the local gateway's writer pool: 24 clients' captures at a PUT round trip each, and the queue an S3 stall
+# of ``capture_budget_s`` fills at the local server's rate (about 500 answers a second on 2 cores)
+DEFAULT_LOCAL_WRITERS = 16
+DEFAULT_LOCAL_MAX_PENDING = 20_000
 
 EXTENSION_NAME = "modelserve-capture"
 EXTENSIONS_API = "/2020-01-01/extension"
@@ -125,26 +129,31 @@ def _run_work(work: Work) -> None:
 
 
 class ThreadCapture:
-    """A bounded queue and one writer thread (the local gateway: nothing freezes the process).
+    """A pool of writer threads behind a bounded queue (the local gateway: nothing freezes the process).
 
-    ``invocation`` holds a lock for the whole handler call and the writer holds it per write, so
-    writes never overlap an invocation: the answer does not wait for its own capture, the next
-    request may wait for the previous one's (and Powertools' metrics are never used concurrently).
+    Invocations run concurrently, as Lambda's environments do, and never wait for a write: a slow or
+    stalled S3 holds its writers, not the answers. ``writers`` threads write at once (sized for the
+    gateway's concurrency: a capture takes a PUT round trip, scoring a fraction of one); work over
+    ``max_pending`` waiting is dropped and counted (CaptureDropped).
     """
 
     mode = "thread"
     flushes_after_answer = False
 
     def __init__(
-        self, max_pending: int = DEFAULT_MAX_PENDING, on_dropped: Callable[[int], None] = _no_drop, after_work: Hook = _nothing
+        self,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        on_dropped: Callable[[int], None] = _no_drop,
+        after_work: Hook = _nothing,
+        writers: int = DEFAULT_LOCAL_WRITERS,
     ) -> None:
         self._queue: queue.Queue[Work | None] = queue.Queue(maxsize=max_pending)
-        self._lock = threading.Lock()
         self.on_dropped = on_dropped
         self.after_work = after_work
         self.dropped = 0
-        self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, name=f"capture-writer-{i}", daemon=True) for i in range(writers)]
+        for t in self._threads:
+            t.start()
 
     def submit(self, work: Work) -> bool:
         try:
@@ -157,12 +166,7 @@ class ThreadCapture:
         return True
 
     def invocation(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(fn)
-        def wrapper(event: Any, context: Any) -> Any:
-            with self._lock:
-                return fn(event, context)
-
-        return wrapper
+        return fn
 
     def _run(self) -> None:
         while True:
@@ -170,23 +174,22 @@ class ThreadCapture:
             try:
                 if work is None:
                     return
-                with self._lock:
-                    _run_work(work)
-                    _safe(self.after_work)
+                _run_work(work)
+                _safe(self.after_work)
             finally:
                 self._queue.task_done()
 
     def close(self, timeout: float = 5.0) -> bool:
-        """Write what is queued (up to ``timeout``) and stop the writer. Returns whether all was written."""
+        """Write what is queued (up to ``timeout``) and stop the writers. Returns whether all was written."""
         deadline = time.monotonic() + timeout
-        while self._thread.is_alive():
+        for _ in self._threads:
             try:
                 self._queue.put(None, timeout=max(0.0, deadline - time.monotonic()))
-                break
             except queue.Full:
                 return False
-        self._thread.join(max(0.0, deadline - time.monotonic()))
-        return not self._thread.is_alive()
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads)
 
 
 class ExtensionsApiError(RuntimeError):
@@ -362,7 +365,7 @@ def executor_from_env(
     if mode == "auto":
         mode = "extension" if environ.get("AWS_LAMBDA_RUNTIME_API") else "sync"
     if mode == "thread":
-        return ThreadCapture(max_pending, on_dropped, after_work)
+        return ThreadCapture(max(max_pending, DEFAULT_LOCAL_MAX_PENDING), on_dropped, after_work)
     if mode == "extension":
         address = environ.get("AWS_LAMBDA_RUNTIME_API")
         try:

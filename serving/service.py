@@ -11,21 +11,31 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
 from modelserve import metric_catalogue as mn
-from modelserve.records import AUDIT_SOURCE, FeedbackRecord, RejectedField, encode_jsonl_gz, feedback_key, utc_iso
+from modelserve.records import (
+    AUDIT_SOURCE,
+    FeedbackRecord,
+    RejectedField,
+    encode_jsonl_gz,
+    feedback_key,
+    feedback_prediction_key,
+    parse_utc,
+    utc_iso,
+)
 from modelserve.schema import BundleManifest, Task
 
 from . import feedback
 from .capture import Capturer, rows_of
 from .explain import EXPLAIN_UNAVAILABLE, Explainer, ExplainRequest, explain_request
-from .feedback import LABEL_CONFLICT, FeedbackStore
+from .feedback import LABEL_CONFLICT, ROW_OUT_OF_RANGE, UNKNOWN_REQUEST_ID, FeedbackStore
 from .model import ModelRunner, Prediction
+from .request_ids import IdCheck, IssuedId, RequestIds
 from .validation import BAD_SHAPE, BATCH_TOO_LARGE, EMPTY_BATCH, WRONG_TYPE, FieldError, RequestError, Validator
 
 logger = logging.getLogger(__name__)
@@ -59,6 +69,7 @@ class InferenceService:
     feedback_store: FeedbackStore | None = None
     metric: MetricHook = no_metric
     explainer: Explainer | None = None  # explanations on request (serving/explain.py); None: refused
+    request_ids: RequestIds = field(default_factory=lambda: RequestIds(None))  # issues the ids feedback names
 
     def __post_init__(self) -> None:
         self.max_batch_rows = self.validator.max_rows
@@ -90,6 +101,8 @@ class InferenceService:
         pred = self.runner.predict(table)
         latency_ms = (time.perf_counter() - started) * 1000.0
         n = len(pred.labels)
+        event_time = event_time or datetime.now(UTC)
+        request_id = self.request_ids.issue(request_id, n, event_time)  # what feedback is checked against
         self.metric(mn.ROWS_SCORED, n, {})
         self.metric(mn.PREDICTION_LATENCY_MS, latency_ms, {})
         body: dict[str, Any] = {
@@ -104,7 +117,7 @@ class InferenceService:
         if asked is not None:
             body["explanations"] = self._explanations(table, pred, asked)
         # after scoring, never raising: a capture failure is counted (CaptureErrors), not answered
-        self.capturer.capture(request_id, event_time or datetime.now(UTC), table, pred.labels, pred.probabilities)
+        self.capturer.capture(request_id, event_time, table, pred.labels, pred.probabilities)
         return Answer(body=body, request_id=request_id)
 
     def _answer_labels(self, labels: Any) -> list[Any]:
@@ -162,6 +175,9 @@ class InferenceService:
         records, replacing, errors = [], [], []
         for i, it in enumerate(items):
             err = self._feedback_error(it)
+            issued = None
+            if err is None:
+                issued, err = self._issued(it["request_id"], int(it.get("row", 0)))
             if err:
                 # row: the item's index in the batch (the item's own "row" key is named by field="row")
                 errors.append(FieldError(err[0], f"item {i}: {err[1]}", row=i, field=err[2]))
@@ -179,6 +195,8 @@ class InferenceService:
                     it.get("source"),
                     caller,
                     reason=it.get("reason"),
+                    verified=issued is not None,
+                    predicted_at=None if issued is None else utc_iso(issued.predicted_at),
                 )
             )
             replacing.append(it.get("replace") is True)
@@ -190,9 +208,9 @@ class InferenceService:
         try:
             outcome = feedback.settle(self.feedback_store, self.manifest.model_name, records, replacing)
             _refuse_unsettled(outcome)
-            if outcome.records:
-                self.feedback_store.write(feedback_key(self.manifest.model_name, now, batch_id), encode_jsonl_gz(outcome.records))
-                feedback.hold(self.feedback_store, self.manifest.model_name, outcome.records)
+            for key, filed in self._feedback_objects(outcome.records, now, batch_id).items():
+                self.feedback_store.write(key, encode_jsonl_gz(filed))
+            feedback.hold(self.feedback_store, self.manifest.model_name, outcome.records)
         except RequestError:
             raise
         except Exception as exc:  # noqa: BLE001 - the client must know its labels were not stored
@@ -201,6 +219,32 @@ class InferenceService:
             raise RequestError(FEEDBACK_UNAVAILABLE, "feedback could not be stored; retry later") from None
         self.metric(mn.FEEDBACK_ROWS, len(outcome.records), {})
         return Answer(body={"accepted": len(records), "feedback_id": batch_id}, request_id=batch_id)
+
+    def _issued(self, request_id: str, row: int) -> tuple[IssuedId | None, tuple[str, str, str | None] | None]:
+        """What the request id says of its request (None: unverified, accepted), or why it is refused."""
+        found = self.request_ids.read(request_id)
+        if isinstance(found, IssuedId):
+            if row >= found.rows:
+                return None, (ROW_OUT_OF_RANGE, f"row {row} is not a row of request {request_id!r}: it held {found.rows}", "row")
+            return found, None
+        if not self.request_ids.signing or (found is IdCheck.NOT_ISSUED_FORM and self.request_ids.accept_unsigned):
+            return None, None
+        why = "altered or mistyped" if found is IdCheck.FORGED else "not of the form this API issues"
+        message = f"request_id {request_id!r} is no id this API issued ({why}): send the request_id of the prediction's answer"
+        return None, (UNKNOWN_REQUEST_ID, message, "request_id")
+
+    def _feedback_objects(self, records: list[FeedbackRecord], received: datetime, batch_id: str) -> dict[str, list[FeedbackRecord]]:
+        """Where a batch's records go: verified ones by the hour of their prediction (the drift check of that
+        hour reads them, and nothing else), the others by receipt."""
+        by_key: dict[str, list[FeedbackRecord]] = {}
+        name = self.manifest.model_name
+        for r in records:
+            if r.predicted_at is not None:
+                key = feedback_prediction_key(name, parse_utc(r.predicted_at), received, batch_id)
+            else:
+                key = feedback_key(name, received, batch_id)
+            by_key.setdefault(key, []).append(r)
+        return by_key
 
     def _feedback_error(self, it: Any) -> tuple[str, str, str | None] | None:
         if not isinstance(it, dict):

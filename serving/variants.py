@@ -85,6 +85,7 @@ class RoutedService(InferenceService):
             champion.feedback_store,
             champion.metric,
             champion.explainer,
+            champion.request_ids,
         )
         self.challenger = challenger
         self.mode = mode

@@ -19,7 +19,14 @@ from modelserve.bundle import ASSET_ROOT, ModelBundle, function_bundle_dir
 from modelserve.metric_catalogue import ENV_DEPLOYMENT
 from modelserve.observability import EmfMetricHook
 from modelserve.schema import Table, rows_to_table
-from modelserve.settings import ENV_CAPTURE_BUCKET, ENV_CHALLENGER_BUNDLE_PATH, ENV_FIREHOSE_STREAM, ENV_HASH_SALT_SECRET, ServingSettings
+from modelserve.settings import (
+    ENV_CAPTURE_BUCKET,
+    ENV_CHALLENGER_BUNDLE_PATH,
+    ENV_FIREHOSE_STREAM,
+    ENV_HASH_SALT_SECRET,
+    ENV_REQUEST_ID_KEY,
+    ServingSettings,
+)
 from modelserve.versions import CHALLENGER, CHAMPION, check_compatible
 
 from .aws_clients import ClientFactory
@@ -28,6 +35,7 @@ from .capture_logs import LogsCaptureSink
 from .explain import Explainer
 from .feedback import FeedbackStore, S3FeedbackStore
 from .model import ModelRunner
+from .request_ids import RequestIds
 from .service import InferenceService, MetricHook, no_metric
 from .validation import Validator
 from .variants import RoutedService, ShadowCapturer, version_metric
@@ -112,6 +120,8 @@ def inference_service(
             "capture is off: no %s (or %s with capture_sink=firehose) in the environment", ENV_CAPTURE_BUCKET, ENV_FIREHOSE_STREAM
         )
     redactor = redactor_for(settings, targets.hash_salt_secret_arn, factory)
+    # the stack's key, in the environment (resolved at deploy): the first answer waits on no secret fetch
+    request_ids = RequestIds.from_text(environ.get(ENV_REQUEST_ID_KEY), accept_unsigned=settings.unsigned_feedback_ids == "accept")
 
     def service(b: ModelBundle, hook: MetricHook, capturer_type: type[Capturer] = Capturer, **capturer_extra: Any) -> InferenceService:
         dims: dict[str, str] = {}
@@ -135,6 +145,7 @@ def inference_service(
             feedback_store=feedback_store,
             metric=hook,
             explainer=explainer_for(b, runner, settings),
+            request_ids=request_ids,
         )
 
     if challenger is None or settings.challenger_mode == "off":

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from modelserve.schema import Task
 
 from ..arrow_ipc import ARROW_STREAM, ArrowBodyError, decode_stream, encode_answer, prediction_type
+from ..openapi import arrow_request_body
 from .base import CODECS, PREDICT, Codec, Decoded
 
 MALFORMED_ARROW = "malformed_arrow"
@@ -28,6 +29,9 @@ class ArrowStreamCodec(Codec):
         f"large batches may also be sent as an Apache Arrow IPC stream (content-type {ARROW_STREAM}, one flat column per feature) "
         f"and answered as one with Accept: {ARROW_STREAM} (columns prediction, in the labels' own type, and probability_<class>)"
     )
+
+    def openapi_body(self, max_rows: int) -> dict[str, dict[str, Any]]:
+        return {ARROW_STREAM: arrow_request_body(self.manifest, max_rows, ARROW_STREAM)}
 
     def decode(self, body: bytes, headers: Mapping[str, str]) -> Decoded:
         return Decoded(decode_stream(body))

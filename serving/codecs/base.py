@@ -82,6 +82,10 @@ class Codec(ABC):
         """The OpenAPI schema of its 200 answer in ``answer_media`` (for the served model: a format may type its columns by it)."""
         return {"type": "string", "format": "binary"}
 
+    def openapi_body(self, max_rows: int) -> dict[str, dict[str, Any]]:
+        """The request bodies it reads, as OpenAPI media type objects by media type (the default codec's is the route's schema)."""
+        return {}
+
     @abstractmethod
     def decode(self, body: bytes, headers: Mapping[str, str]) -> Decoded:
         """The body (decompressed, within the size limit) as the service's payload."""
@@ -121,7 +125,8 @@ class Codec(ABC):
             route.service.reject(exc, rid, status, payload, self.route, request_time_of(request))
             return self.error(Problem(exc, status, rid, self.manifest.version, {**route.served_headers, "x-request-id": rid}))
         # the version that answered: with a challenger deployed, either one (docs/versions.md)
-        headers = {**route.served_headers, "x-model-version": answer.body["model_version"], "x-request-id": rid}
+        # the id the service issued for the answer: the one feedback names (serving/request_ids.py)
+        headers = {**route.served_headers, "x-model-version": answer.body["model_version"], "x-request-id": answer.request_id}
         return answering.encode(answer.body, decoded, headers)
 
     def _decode(self, body: bytes, headers: Mapping[str, str]) -> Decoded:
@@ -156,6 +161,10 @@ class CodecRoute:
     def openapi_notes(self) -> list[str]:
         """What the other codecs say of their formats, for the route's OpenAPI description."""
         return [c.openapi_note for c in self.codecs if c is not self.default and c.openapi_note]
+
+    def openapi_bodies(self, max_rows: int) -> dict[str, dict[str, Any]]:
+        """The request bodies the other codecs read, by media type, for the route's OpenAPI document."""
+        return {media: body for c in self.codecs if c is not self.default for media, body in c.openapi_body(max_rows).items()}
 
     async def __call__(self, request: Request) -> Response:
         return await self.reading(request.headers.get("content-type")).handle(request, self)

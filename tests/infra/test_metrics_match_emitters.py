@@ -100,7 +100,7 @@ def run_inference(inference: Any, rows: list[dict[str, Any]], log_out: io.String
     from serving.post_response import ThreadCapture
 
     held = threading.Event()
-    full = ThreadCapture(max_pending=1, on_dropped=lambda n: inference.metrics(mc.CAPTURE_DROPPED, n, {}))
+    full = ThreadCapture(max_pending=1, on_dropped=lambda n: inference.metrics(mc.CAPTURE_DROPPED, n, {}), writers=1)
     full.submit(lambda: held.wait(5) or True)
     while not full._queue.empty():
         time.sleep(0.01)

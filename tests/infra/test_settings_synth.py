@@ -21,6 +21,7 @@ from modelserve.settings import (
     ENV_FIREHOSE_STREAM,
     ENV_HASH_SALT_SECRET,
     ENV_PREFIX,
+    ENV_REQUEST_ID_KEY,
     DriftSettings,
     ServingSettings,
     SettingsError,
@@ -107,6 +108,7 @@ FUNCTION_SETTINGS: dict[str, Any] = {
     "ab_share": 0.2,
     "explain_background_rows": 37,
     "explain_max_evaluations": 123_456,
+    "unsigned_feedback_ids": "accept",
     # drift check
     "window_hours": 6,
     "sample_cap": 500,
@@ -139,6 +141,7 @@ RESOURCE_VARIABLES = {
     ENV_CAPTURE_BUCKET,
     ENV_FIREHOSE_STREAM,
     ENV_HASH_SALT_SECRET,
+    ENV_REQUEST_ID_KEY,
     ENV_DEPLOYMENT,
     ENV_CHALLENGER_BUNDLE_PATH,
     ENV_CHALLENGER_VERSION,

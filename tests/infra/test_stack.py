@@ -682,9 +682,13 @@ def test_metrics_failures_are_counted_from_the_logs_of_both_functions(default: S
         }
 
 
+def _salt_secrets(s: Synth) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in s.of_type("AWS::SecretsManager::Secret").items() if "CaptureHashSalt" in k}
+
+
 def test_hashed_features_get_a_generated_salt_the_function_alone_may_read(default: Synth, full: Synth) -> None:
-    assert not default.of_type("AWS::SecretsManager::Secret")
-    ((secret_id, secret),) = full.of_type("AWS::SecretsManager::Secret").items()
+    assert not _salt_secrets(default)
+    ((secret_id, secret),) = _salt_secrets(full).items()
     assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] >= 16
     env = _function(full, "ServingFunction")["Environment"]["Variables"]
     assert env["MS_CAPTURE_HASH_SALT_SECRET_ARN"] == {"Ref": secret_id}
@@ -694,6 +698,17 @@ def test_hashed_features_get_a_generated_salt_the_function_alone_may_read(defaul
     assert len(reads) == 1 and reads[0]["Resource"] == {"Ref": secret_id}
     drift_env = _function(full, "MonitoringDriftCheck")["Environment"]["Variables"]
     assert "MS_CAPTURE_HASH_SALT_SECRET_ARN" not in drift_env
+
+
+def test_request_ids_are_signed_with_a_generated_key_resolved_at_deploy(default: Synth) -> None:
+    ((secret_id, secret),) = {k: v for k, v in default.of_type("AWS::SecretsManager::Secret").items() if "RequestIdKey" in k}.items()
+    assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] >= 32
+    key = json.dumps(_function(default, "ServingFunction")["Environment"]["Variables"]["MS_REQUEST_ID_KEY"])
+    # a dynamic reference CloudFormation resolves at deploy: no value in the template, no fetch at cold start
+    assert "{{resolve:secretsmanager:" in key and secret_id in key
+    reads = [st for st in _policy_statements(default, "ServingRole") if "secretsmanager:GetSecretValue" in json.dumps(st.get("Action"))]
+    assert not reads  # the function never reads the secret itself
+    assert "MS_REQUEST_ID_KEY" not in _function(default, "MonitoringDriftCheck")["Environment"]["Variables"]
 
 
 # ------------------------------------------------------------------ logical IDs

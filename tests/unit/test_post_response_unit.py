@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -95,7 +96,7 @@ def test_thread_writes_after_capture_returns_and_close_drains() -> None:
         original(key, records)
 
     sink.write = slow_write  # type: ignore[method-assign]
-    executor = ThreadCapture(max_pending=10)
+    executor = ThreadCapture(max_pending=10, writers=1)  # one writer: the writes in submission order
     c = _capturer(executor, sink)
     assert all(c.capture(f"r{i}", T, *_scored(2)) for i in range(3))
     assert sink.calls == []  # accepted, not yet written: capture() did not wait for the sink
@@ -108,37 +109,59 @@ def test_thread_writes_after_capture_returns_and_close_drains() -> None:
 def test_thread_queue_bound_drops_and_counts_the_excess() -> None:
     dropped: list[int] = []
     after: list[int] = []
-    executor = ThreadCapture(max_pending=3, on_dropped=dropped.append, after_work=lambda: after.append(1))
-    sink = RecordingSink()
-    c = _capturer(executor, sink)
+    executor = ThreadCapture(max_pending=3, on_dropped=dropped.append, after_work=lambda: after.append(1), writers=1)
     release = threading.Event()
-    results: list[bool] = []
+    sink = RecordingSink()
+    original = sink.write
 
-    @executor.invocation
-    def handler(event: Any, context: Any) -> None:
-        # while an invocation runs no write runs: the worker holds the first capture, waiting for
-        # the invocation to end, and the queue fills up behind it
-        results.append(c.capture("r0", T, *_scored(1)))
-        deadline = time.monotonic() + 5
-        while executor._queue.qsize() and time.monotonic() < deadline:
-            time.sleep(0.002)
-        results.extend(c.capture(f"r{i}", T, *_scored(1)) for i in range(1, 8))
-        release.wait(5)
+    def stalled_write(key: str, records: Any) -> None:
+        release.wait(5)  # a stalled S3: the one writer holds the first capture
+        original(key, records)
 
-    t = threading.Thread(target=handler, args=({}, None))
-    t.start()
+    sink.write = stalled_write  # type: ignore[method-assign]
+    c = _capturer(executor, sink)
+    results = [c.capture("r0", T, *_scored(1))]
     deadline = time.monotonic() + 5
-    while len(results) < 8 and time.monotonic() < deadline:
-        time.sleep(0.005)
-    assert results == [True] * 4 + [False] * 4  # 1 taken by the worker + 3 queued; the rest dropped
+    while executor._queue.qsize() and time.monotonic() < deadline:
+        time.sleep(0.002)  # the writer has taken r0
+    results.extend(c.capture(f"r{i}", T, *_scored(1)) for i in range(1, 8))
+    assert results == [True] * 4 + [False] * 4  # 1 taken by the writer + 3 queued; the rest dropped
     assert dropped == [1] * 4 and executor.dropped == 4
     assert sink.calls == []
     release.set()
-    t.join(5)
     assert executor.close(timeout=5)
     accepted = 4
     assert [records[0].request_id for _, records in sink.calls] == [f"r{i}" for i in range(accepted)]
     assert len(after) == accepted  # the metrics flush after each write
+
+
+def test_invocations_run_concurrently_and_never_wait_for_a_stalled_writer() -> None:
+    executor = ThreadCapture(max_pending=100, writers=2)
+    release = threading.Event()
+    sink = RecordingSink()
+    original = sink.write
+
+    def stalled_write(key: str, records: Any) -> None:
+        release.wait(10)
+        original(key, records)
+
+    sink.write = stalled_write  # type: ignore[method-assign]
+    c = _capturer(executor, sink)
+    inside = threading.Barrier(4, timeout=5)  # four invocations inside the handler at once, or it times out
+
+    @executor.invocation
+    def handler(event: Any, context: Any) -> float:
+        started = time.monotonic()
+        c.capture(f"r{event}", T, *_scored(1))
+        inside.wait()
+        return time.monotonic() - started
+
+    with ThreadPoolExecutor(4) as pool:
+        took = list(pool.map(lambda i: handler(i, None), range(4)))
+    assert max(took) < 2.0 and sink.calls == []  # answered while both writers are stalled
+    release.set()
+    assert executor.close(timeout=5)
+    assert sorted(records[0].request_id for _, records in sink.calls) == ["r0", "r1", "r2", "r3"]
 
 
 # --- the extension executor outside Lambda -------------------------------------------------------
