@@ -391,6 +391,22 @@ class ServingSettings(SharedSettings):
         le=50_000_000,
         description="Explanations: most model evaluations per request (rows x coalitions x background rows); more is refused with 413",
     )
+    # explanations kept with the capture (docs/capture.md#explanations-in-the-capture)
+    capture_explanations: bool = Field(
+        False, description="Store each explained row's contributions and base value in its capture record (the drift report's attribution)"
+    )
+    explain_capture_fraction: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="capture_explanations: share of captured rows that did not ask, explained after the answer for the capture (0: none)",
+    )
+
+    @model_validator(mode="after")
+    def _explained_captures(self) -> ServingSettings:
+        if self.explain_capture_fraction > 0 and not self.capture_explanations:
+            raise ValueError("explain_capture_fraction explains rows for the capture: it needs capture_explanations=true")
+        return self
 
 
 class DriftSettings(SharedSettings):

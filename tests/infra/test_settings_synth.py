@@ -47,6 +47,7 @@ def _build(ctx_overrides: dict, bundle_dir: Path) -> None:
         ({"capture_sink": "kafka"}, ["capture_sink", "kafka", "firehose"]),
         ({"inference_memroy_mb": 512}, ["inference_memroy_mb", "inference_memory_mb"]),  # typo: unknown key
         ({"capture_transition_days": 10}, ["capture_transition_days", "10", "30"]),  # S3's IA minimum
+        ({"explain_capture_fraction": 0.2}, ["explain_capture_fraction", "capture_explanations=true"]),
     ],
 )
 def test_bad_setting_stops_synth_with_a_clear_message(overrides, must_name, fake_bundle_dir) -> None:
@@ -103,6 +104,8 @@ FUNCTION_SETTINGS: dict[str, Any] = {
     "ab_share": 0.2,
     "explain_background_rows": 37,
     "explain_max_evaluations": 123_456,
+    "capture_explanations": True,
+    "explain_capture_fraction": 0.25,
     # drift check
     "window_hours": 6,
     "sample_cap": 500,
