@@ -77,6 +77,9 @@ class ScoredRow(Protocol):
     @property
     def probabilities(self) -> Mapping[str, float] | None: ...
 
+    @property
+    def explanation(self) -> RowExplanation | None: ...
+
 
 @dataclass(frozen=True)
 class RowExplanation:
