@@ -8,15 +8,17 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import boto3
 import pytest
 
+from driftcheck.capture_formats import decode_capture_object
 from modelserve import metric_catalogue as mn
 from modelserve.bundle import ModelBundle, write_bundle
-from modelserve.records import CaptureRecord, RowExplanation, utc_iso
+from modelserve.records import CaptureRecord, RowExplanation, model_capture_prefix, utc_iso
 from modelserve.settings import ServingSettings
 from serving.capture_logs import LogsCaptureSink, capture_line
 from serving.wiring import inference_service
-from tests.functional.test_capture import BUCKET, SALT, make_bucket, metric_points, objects, post, rows
+from tests.functional.test_capture import BUCKET, SALT, STREAM, make_bucket, metric_points, objects, post, rows
 from tests.support import read_jsonl_gz, response_json
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -144,6 +146,27 @@ def test_logs_sink_lines_carry_the_explanation(s3, load_inference, sample_bundle
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"record_type":"captures"')]
     assert len(lines) == 3
     assert all(CaptureRecord.from_dict(line).explanation is not None for line in lines)
+
+
+def test_firehose_records_carry_the_explanation_and_the_drift_checks_reader_reads_it(
+    s3, load_inference, sample_bundle, lambda_context
+) -> None:
+    make_bucket(s3)
+    m = sample_bundle.manifest
+    boto3.client("firehose", region_name="us-east-1").create_delivery_stream(
+        DeliveryStreamName=STREAM,
+        DeliveryStreamType="DirectPut",
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": "arn:aws:iam::123456789012:role/firehose-captures",
+            "BucketARN": f"arn:aws:s3:::{BUCKET}",
+            "Prefix": model_capture_prefix(m.model_name, m.version),
+            "BufferingHints": {"SizeInMBs": 64, "IntervalInSeconds": 60},
+        },
+    )
+    mod = load_inference(**ON, capture_sink="firehose", firehose_stream=STREAM)
+    answer = response_json(post(mod, lambda_context, {"instances": rows(sample_bundle, 4), "explain": True}, kind="http_v2"))
+    records = sorted((r for data in objects(s3).values() for r in decode_capture_object(data)), key=lambda r: r["row"])
+    assert [CaptureRecord.from_dict(r).explanation.values for r in records] == [e["values"] for e in answer["explanations"]]
 
 
 def test_a_log_line_its_explanation_would_push_over_the_limit_is_written_without_it(sample_bundle) -> None:
