@@ -83,7 +83,9 @@ class ShadowCapturer(Capturer):
             logger.exception("shadow scoring failed for request %s", request_id)
             self.challenger_capturer.on_error(exc)
             return False
-        return self.challenger_capturer.write(request_id, event_time, table, pred.labels, pred.probabilities)
+        # the challenger's own share of explained rows (explain_capture_fraction), computed here: already after the answer
+        explanations = self.challenger_capturer.explanations_for(table, pred.labels, None)
+        return self.challenger_capturer.write(request_id, event_time, table, pred.labels, pred.probabilities, explanations)
 
 
 class RoutedService(InferenceService):

@@ -181,3 +181,23 @@ def test_a_log_line_its_explanation_would_push_over_the_limit_is_written_without
     assert too_large == 0 and dropped == [1]
     assert [json.loads(line).get("explanation") for line in lines] == [None, None]
     assert all(len(line.encode()) < sink.max_line_bytes for line in lines)
+
+
+def test_in_shadow_mode_both_versions_captures_hold_their_own_models_explanations(
+    s3, load_inference, sample_bundle, challenger_bundle, lambda_context
+) -> None:
+    make_bucket(s3)
+    challenger = {"challenger_mode": "shadow", "MS_CHALLENGER_BUNDLE_PATH": str(challenger_bundle.root)}
+    mod = load_inference(**ON, explain_capture_fraction="1.0", **challenger)
+    sent = rows(sample_bundle, 4)
+    assert post(mod, lambda_context, {"instances": sent}, request_id="shadowed")["statusCode"] == 200
+    by_version: dict[str, list[dict[str, Any]]] = {}
+    for record in captured(s3):
+        by_version.setdefault(record["model_version"], []).append(record)
+    assert sorted(by_version) == sorted([sample_bundle.manifest.version, challenger_bundle.manifest.version])
+    for bundle in (sample_bundle, challenger_bundle):
+        records = sorted(by_version[bundle.manifest.version], key=lambda r: r["row"])
+        alone = inference_service(bundle, ServingSettings(), {}).predict({"instances": sent}, explain={"explain": True}).body
+        for record, given in zip(records, alone["explanations"], strict=True):
+            assert record["explanation"]["values"] == pytest.approx(given["values"], abs=1e-12)
+        assert all(r["explanation"]["sampled"] and r["explanation"]["class"] == r["prediction"] for r in records)
