@@ -1,6 +1,6 @@
 """What an explanation costs (serving/explain.py), and how it compares with the ``shap`` package.
 
-    .venv/bin/python benchmarks/bench_explain.py [--repeats 21] [--background 100] [--no-shap]
+    .venv/bin/python benchmarks/bench_explain.py [--repeats 21] [--background 100] [--no-shap] [--capture-only]
 
 1. The sample model (6 features) through the real inference handler in-process (REST v1 events, capture
    off): a plain 1-row ``/predict``, the same with ``"explain": true``, and the model alone scoring a batch
@@ -13,6 +13,11 @@
    calling the same ONNX model) on 1 row of the sample model (its categories travel to shap as codes and
    back: tests/explain_support.py) and of the 10-feature logistic regression (numbers only), after a
    warm-up call (numba compiles once).
+
+4. Explanations kept with the capture (``capture_explanations``): the sample model's service scoring and
+   capturing a 10-row request (synchronous capture, a sink that discards the records, so the figure is the
+   work the post-response executor does), without explanations and with every row explained for the
+   capture (``explain_capture_fraction=1``). ``--capture-only`` runs this part alone.
 
 Medians of --repeats calls, one process, after a warm-up call each.
 """
@@ -157,15 +162,50 @@ def shap_figures(bundle: Any, background: int, repeats: int) -> dict[str, float]
     return {"ours_ms": ours, "shap_ms": theirs, "speedup": theirs / ours, "max_abs_difference": float(np.abs(got - want[0]).max())}
 
 
+def capture_figures(bundle: Any, repeats: int, rows: int = 10) -> dict[str, float]:
+    from modelserve.settings import ServingSettings
+    from serving.wiring import inference_service
+
+    class Discard:
+        def write(self, key: str, records: Any) -> None:
+            return None
+
+    body = {"instances": [dict(r["inputs"]) for r in bundle.reference_rows()[:rows]]}
+    out = {"rows": float(rows)}
+    for label, settings in (
+        ("predict_and_capture_ms", ServingSettings()),
+        ("predict_and_capture_explained_ms", ServingSettings(capture_explanations=True, explain_capture_fraction=1.0)),
+    ):
+        service = inference_service(bundle, settings, {})
+        service.capturer.sink = Discard()
+        out[label] = median_ms(lambda: service.predict(body), repeats)
+    return out
+
+
+def print_capture_figures(c: dict[str, float]) -> None:
+    rows = int(c["rows"])
+    added = c["predict_and_capture_explained_ms"] - c["predict_and_capture_ms"]
+    print(
+        f"capture of a {rows}-row request (scored, records built, sink discards): {c['predict_and_capture_ms']:.2f} ms; "
+        f"every row explained for the capture: {c['predict_and_capture_explained_ms']:.2f} ms (+{added / rows:.2f} ms per explained row)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--background", type=int, default=100)
     parser.add_argument("--no-shap", action="store_true")
+    parser.add_argument("--capture-only", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         bundle = sample_bundle(tmp)
+        c = capture_figures(bundle, args.repeats)
+        print_capture_figures(c)
+        if args.capture_only:
+            print(json.dumps({"capture": c}))
+            return
         h = handler_figures(bundle, args.background, args.repeats)
         print(f"sample model, 6 features, background {args.background}: {int(h['mixed_rows']):,} mixed rows per explained row")
         print(
@@ -200,7 +240,7 @@ def main() -> None:
                     f"  {label}: ours {s['ours_ms']:.2f} ms, shap {s['shap_ms']:.1f} ms: {s['speedup']:.1f}x faster; "
                     f"largest difference {s['max_abs_difference']:.1e}"
                 )
-        print(json.dumps({"handler": h, "models": results}, default=float))
+        print(json.dumps({"handler": h, "models": results, "capture": c}, default=float))
 
 
 if __name__ == "__main__":

@@ -605,6 +605,11 @@ class CaptureStorage(Construct):
             # in the table so Parquet conversion (which keeps only the table's columns) keeps them too
             glue.CfnTable.ColumnProperty(name="encoding_fallback", type="boolean", comment="a non-finite output written as text"),
             glue.CfnTable.ColumnProperty(name="variant", type="string", comment="champion or challenger, when one is deployed"),
+            glue.CfnTable.ColumnProperty(
+                name="explanation",
+                type="struct<output:double,base_value:double,values:map<string,double>,class:string,method:string,sampled:boolean>",
+                comment="capture_explanations: the row's Shapley values, when it was explained",
+            ),
         ]
         parquet = self.settings.capture_sink == "logs" and self.settings.capture_format == "parquet"
         table = glue.CfnTable(

@@ -25,6 +25,9 @@ def parquet_rows(data: bytes) -> list[dict[str, Any]]:
         probabilities = row.get("probabilities")
         if isinstance(probabilities, list):  # a Parquet map reads as (key, value) pairs
             row["probabilities"] = dict(probabilities)
+        explanation = row.get("explanation")
+        if isinstance(explanation, dict) and isinstance(explanation.get("values"), list):
+            explanation["values"] = dict(explanation["values"])
         if row.get("probabilities") is None and isinstance(row.get("prediction"), str):
             with contextlib.suppress(ValueError):
                 row["prediction"] = float(row["prediction"])

@@ -208,6 +208,7 @@ class DriftService:
             outputs=self.checked.outputs,
             targets=ref.targets,
             reference_performance=self.manifest.export_metrics.get("reference_performance"),
+            contributions=ref.contributions,  # the explained reference rows (written at export)
         )
         self.config = drift_config(settings)
         self.checker = DriftChecker(self.profile, self.config)
@@ -271,7 +272,9 @@ class DriftService:
         # read cut short must still say why requests were refused
         rejected = read_rejects(self.s3, self.captures, start, end, seed=int(end.timestamp()))
         rejects = reject_counts(window, rejected)
-        report = self.checker.check(sample.table, predictions, self._labeled(window.rows, labels, predictions), rejects)
+        labeled = self._labeled(window.rows, labels, predictions)
+        # contributions: the captured explanations (capture_explanations), for what moved the predictions
+        report = self.checker.check(sample.table, predictions, labeled, rejects, sample.contributions)
         metrics = report.metrics() + [
             (mn.CORRUPT_CAPTURE_OBJECTS, float(window.corrupt_objects), None),
             (mn.CAPTURE_READ_ERRORS, float(window.failed_reads), None),

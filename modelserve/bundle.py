@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .records import ScoredRow, decode_jsonl
+from .records import RowExplanation, ScoredRow, decode_jsonl
 from .schema import (
     MANIFEST_FILE,
     MAX_REFERENCE_ROWS,
@@ -49,6 +49,9 @@ class ReferenceSample:
     probabilities: np.ndarray | None  # [N, K] in manifest class order
     values: np.ndarray | None  # regression predictions
     targets: list[Any] | None  # ground truth, when the exporter had it
+    # each feature's Shapley contribution in the rows that hold an explanation (NaN where one lacks the
+    # feature); None when no row holds one. The drift report's attribution (docs/monitoring.md)
+    contributions: Table | None = None
 
     @property
     def rows(self) -> int:
@@ -92,11 +95,25 @@ class ReferenceRow:
     inputs: Mapping[str, Any]
     prediction: Any = None
     probabilities: Mapping[str, float] | None = None
+    # the row's explanation against the bundle's own background, written at export for some rows
+    # (devtools/export/explanations.py), in the capture record's form
+    explanation: RowExplanation | None = None
 
 
 def reference_sample_from_rows(manifest: BundleManifest, rows: Sequence[Mapping[str, Any]]) -> ReferenceSample:
-    """Columns of the bundle's reference rows ({"inputs", "prediction", "probabilities", "target"?})."""
-    sample = scored_sample(manifest, [ReferenceRow(r["inputs"], r.get("prediction"), r.get("probabilities")) for r in rows])
+    """Columns of the bundle's reference rows ({"inputs", "prediction", "probabilities", "target"?, "explanation"?})."""
+    sample = scored_sample(
+        manifest,
+        [
+            ReferenceRow(
+                r["inputs"],
+                r.get("prediction"),
+                r.get("probabilities"),
+                None if r.get("explanation") is None else RowExplanation.from_dict(r["explanation"]),
+            )
+            for r in rows
+        ],
+    )
     targets = [r.get("target") for r in rows] if rows and all("target" in r for r in rows) else None
     return replace(sample, targets=targets)
 
@@ -125,7 +142,18 @@ def scored_sample(manifest: BundleManifest, rows: Sequence[ScoredRow]) -> Refere
         values = np.array([np.nan if r.prediction is None else float(r.prediction) for r in rows])
     if probabilities is not None and len(rows) == 0:
         probabilities = np.zeros((0, len(classes)))
-    return ReferenceSample(table=table, labels=labels, probabilities=probabilities, values=values, targets=None)
+    return ReferenceSample(
+        table=table, labels=labels, probabilities=probabilities, values=values, targets=None, contributions=contributions_of(manifest, rows)
+    )
+
+
+def contributions_of(manifest: BundleManifest, rows: Sequence[ScoredRow]) -> Table | None:
+    """Each feature's contributions in the rows that hold an explanation (NaN where one lacks the feature:
+    a redacted or hashed feature's is not captured); None when no row holds one."""
+    explained = [r.explanation for r in rows if r.explanation is not None]
+    if not explained:
+        return None
+    return {f.name: np.array([e.values.get(f.name, np.nan) for e in explained], dtype=np.float64) for f in manifest.features}
 
 
 def content_version(model_bytes: bytes, manifest: BundleManifest) -> str:

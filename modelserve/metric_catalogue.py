@@ -144,9 +144,17 @@ VALIDATION_REJECTS = _inference(
 )
 FEEDBACK_ROWS = _inference("FeedbackRows", "Count", "model_output", "labels received on /feedback")
 FEEDBACK_ERRORS = _inference("FeedbackErrors", "Count", "pipeline", "feedback writes that failed")
-ROWS_EXPLAINED = _inference("RowsExplained", "Count", "service", "rows explained (explain: true on /predict or OIP infer)")
+ROWS_EXPLAINED = _inference(
+    "RowsExplained", "Count", "service", "rows explained: asked for (explain: true) or sampled for the capture (explain_capture_fraction)"
+)
 EXPLAIN_LATENCY_MS = _inference(
     "ExplainLatencyMs", "Milliseconds", "service", "explanation time in the function (mixed rows built and scored)"
+)
+EXPLAIN_CAPTURE_ERRORS = _inference(
+    "ExplainCaptureErrors",
+    "Count",
+    "pipeline",
+    "explanations for the capture that failed or did not fit a log line (the rows were captured without)",
 )
 CAPTURE_DROPPED = _inference(
     "CaptureDropped",

@@ -27,6 +27,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import math
 import re
 import zlib
 from collections.abc import Iterable, Mapping
@@ -80,6 +81,50 @@ class ScoredRow(Protocol):
     @property
     def probabilities(self) -> Mapping[str, float] | None: ...
 
+    @property
+    def explanation(self) -> RowExplanation | None: ...
+
+
+@dataclass(frozen=True)
+class RowExplanation:
+    """Why one row got its answer, as a capture record and a bundle's reference row keep it: the explained
+    output (the explained class's probability, or the prediction), its expected value over the explainer's
+    background and each feature's Shapley contribution (serving/explain.py; docs/api.md#explanations).
+
+    ``values`` lacks the features the capture leaves out or hashes (their contribution tells of the value),
+    so ``base_value + sum(values)`` equals ``output`` only when no feature is left out. ``sampled``: the row
+    did not ask; it was explained for the capture (``explain_capture_fraction``) after the answer.
+    """
+
+    output: float
+    base_value: float
+    values: dict[str, float]
+    explained_class: str | None = None  # classifiers: the class whose probability is explained
+    method: str = "exact"  # "exact" or "permutation" (serving/explain.py)
+    sampled: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"output": self.output, "base_value": self.base_value, "values": self.values, "method": self.method}
+        if self.explained_class is not None:
+            d["class"] = self.explained_class
+        if self.sampled:
+            d["sampled"] = True
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RowExplanation:
+        return cls(
+            output=float(d["output"]),
+            base_value=float(d["base_value"]),
+            values={str(k): float(v) for k, v in d["values"].items()},
+            explained_class=None if d.get("class") is None else str(d["class"]),
+            method=str(d.get("method", "exact")),
+            sampled=bool(d.get("sampled", False)),
+        )
+
+    def is_finite(self) -> bool:
+        return all(math.isfinite(v) for v in (self.output, self.base_value, *self.values.values()))
+
 
 @dataclass(frozen=True)
 class CaptureRecord:
@@ -97,6 +142,9 @@ class CaptureRecord:
     # "champion" | "challenger" when a challenger is deployed (docs/versions.md); None (and absent from
     # the JSON) otherwise, so records written before versions existed and after read the same
     variant: str | None = None
+    # the row's explanation when capture_explanations is on and the row was explained (docs/capture.md);
+    # None (and absent from the JSON) otherwise
+    explanation: RowExplanation | None = None
 
     @property
     def key(self) -> RowKey:
@@ -117,7 +165,10 @@ class CaptureRecord:
             "probabilities": self.probabilities,
             **({"encoding_fallback": True} if self.encoding_fallback else {}),
         }
-        return _with_variant(d, self.variant)
+        _with_variant(d, self.variant)
+        if self.explanation is not None:
+            d["explanation"] = self.explanation.to_dict()
+        return d
 
     def to_json(self) -> str:
         return compact_json(self.to_dict())
@@ -136,6 +187,7 @@ class CaptureRecord:
             probabilities=None if d.get("probabilities") is None else {str(k): float(v) for k, v in d["probabilities"].items()},
             encoding_fallback=bool(d.get("encoding_fallback", False)),
             variant=None if d.get("variant") is None else str(d["variant"]),
+            explanation=None if d.get("explanation") is None else RowExplanation.from_dict(d["explanation"]),
         )
 
 

@@ -406,6 +406,22 @@ class ServingSettings(SharedSettings):
         description="Feedback for a request id the API did not issue signed (ids of before the upgrade): refuse (422), "
         "or accept it unverified, filed by receipt (for the day after upgrading)",
     )
+    # explanations kept with the capture (docs/capture.md#explanations-in-the-capture)
+    capture_explanations: bool = Field(
+        False, description="Store each explained row's contributions and base value in its capture record (the drift report's attribution)"
+    )
+    explain_capture_fraction: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="capture_explanations: share of captured rows that did not ask, explained after the answer for the capture (0: none)",
+    )
+
+    @model_validator(mode="after")
+    def _explained_captures(self) -> ServingSettings:
+        if self.explain_capture_fraction > 0 and not self.capture_explanations:
+            raise ValueError("explain_capture_fraction explains rows for the capture: it needs capture_explanations=true")
+        return self
 
 
 class DriftSettings(SharedSettings):

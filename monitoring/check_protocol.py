@@ -175,6 +175,8 @@ class Window:
     predictions: PredictionColumns | None = None
     labels: LabeledPredictions | None = None
     rejects: RejectCounts | None = None  # requests of the window validation refused (counted by the caller)
+    # each feature's Shapley contributions in the window's explained rows (monitoring.attribution); None: none
+    contributions: Table | None = None
 
     @cached_property
     def encoded(self) -> np.ndarray:

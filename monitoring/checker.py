@@ -6,7 +6,7 @@ on a window and returns a :class:`~monitoring.report.DriftReport`:
 
 - per-feature drift with multiplicity correction and the dataset-drift verdict (:mod:`monitoring.univariate`),
 - MMD and PCA reconstruction error (:mod:`monitoring.multivariate`),
-- prediction drift (:mod:`monitoring.prediction_drift`),
+- prediction drift (:mod:`monitoring.prediction_drift`), and what moved it (:mod:`monitoring.attribution`),
 - the Mahalanobis outlier rate (:mod:`monitoring.outliers`),
 - data-quality expectations (:mod:`monitoring.expectations`),
 - performance when labels are given (:mod:`monitoring.performance`),
@@ -23,6 +23,7 @@ import numpy as np
 
 from . import metric_names as M
 from ._util import table_rows
+from .attribution import AttributionCheck
 from .check_protocol import Check, CheckResult, Reference, Window
 from .config import DriftConfig, order_modules
 from .estimated_performance import EstimatedPerformanceCheck
@@ -45,6 +46,7 @@ DEFAULT_CHECKS: tuple[type[Check], ...] = (
     MMDCheck,
     ReconstructionCheck,
     PredictionDriftCheck,
+    AttributionCheck,
     OutlierCheck,
     DataQualityCheck,
     PerformanceCheck,
@@ -99,6 +101,7 @@ class DriftChecker:
         predictions: PredictionColumns | None = None,
         labels: LabeledPredictions | None = None,
         rejects: RejectCounts | None = None,
+        contributions: Mapping[str, np.ndarray] | None = None,
     ) -> tuple[Window, list[str]]:
         """The window and notes about it. A profiled feature the window lacks raises
         :class:`MissingColumnsError` naming it: a misspelt column must not become an all-null
@@ -114,7 +117,8 @@ class DriftChecker:
         for f in features:
             if f.name not in table:  # an empty window without columns
                 table[f.name] = np.full(n, None, dtype=object) if f.kind == FeatureKind.CATEGORICAL else np.full(n, np.nan)
-        return Window(self.reference, table, n, predictions, labels, rejects), []
+        explained = None if contributions is None else {k: np.asarray(v, dtype=np.float64) for k, v in contributions.items()}
+        return Window(self.reference, table, n, predictions, labels, rejects, explained), []
 
     def check(
         self,
@@ -122,11 +126,13 @@ class DriftChecker:
         target_predictions: PredictionColumns | None = None,
         labels: LabeledPredictions | None = None,
         rejects: RejectCounts | None = None,
+        contributions: Mapping[str, np.ndarray] | None = None,
     ) -> DriftReport:
         """``rejects``: the window's requests validation refused, counted by the caller (the data-quality
         check's reject rate). A window whose requests were all refused has no scored rows but is not
-        empty: the checks that read rejects still run on it."""
-        window, window_notes = self.window(target, target_predictions, labels, rejects)
+        empty: the checks that read rejects still run on it. ``contributions``: each feature's Shapley
+        contributions in the window's explained rows (the attribution check)."""
+        window, window_notes = self.window(target, target_predictions, labels, rejects, contributions)
         empty = window.n_rows == 0
         refused = rejects is not None and rejects.rejected_requests > 0
         results: dict[str, CheckResult | None] = {

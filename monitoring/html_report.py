@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .attribution import AttributionResult
 from .comparison import CHALLENGER, CHAMPION, SHADOW, ComparisonReport
 from .performance import PerformanceResult
 from .prediction_drift import PredictionDriftResult
@@ -243,10 +244,36 @@ def render_html(
             r = drift.get(hist.feature)  # histograms are named like the prediction-drift outputs
             status = f" &mdash; {_e(r.test)} p={_num(r.p_value_corrected)}{' <b>DRIFT</b>' if r.is_drift else ''}" if r else ""
             out.append(f'<div class="feature"><h3>{_e(hist.feature)}{status}</h3>{histogram_svg(hist)}</div>')
+    out.append(attribution_section(report.result(AttributionResult)))
     for heading, body in extra_sections:
         out.append(f"<h2>{_e(heading)}</h2>{body}")
     out.append("</body></html>")
     return "\n".join(out)
+
+
+def attribution_section(result: AttributionResult | None) -> str:
+    """What moved the predictions: each feature's mean |contribution|, reference vs window, the largest growth
+    first ("" when the check did not run)."""
+    if result is None:
+        return ""
+    moved_row = ' class="drift"'
+    rows = [
+        f'<tr{moved_row if f.moved else ""}><td>{_e(f.feature)}</td><td class="num">{_num(f.reference)}</td>'
+        f'<td class="num">{_num(f.window)}</td><td class="num">{_num(f.change)}</td><td class="num">{_num(f.p_value)}</td>'
+        f'<td class="num">{f.window_rows}</td></tr>'
+        for f in result.features
+    ]
+    verdict = "no feature moved" if result.moved is False else "no verdict"
+    if result.moved:
+        verdict = "moved through " + ", ".join(result.moved_features)
+    intro = (
+        f"<p>Mean |contribution| of each feature to the explained output (Shapley values), in {result.window_rows} explained "
+        f"window rows against {result.reference_rows} explained reference rows; a feature moved the predictions when its mean "
+        f"grew by at least {result.shift_threshold:g} of the reference's total ({_num(result.reference_total)}) with p &lt; "
+        f"{result.alpha:g} (Welch, corrected): <b>{_e(verdict)}</b>.</p>"
+    )
+    headers = ["feature", "reference mean |contribution|", "window mean |contribution|", "change", "p-value (corrected)", "window rows"]
+    return "<h2>What moved the predictions</h2>" + intro + _table(headers, rows)
 
 
 # ---------------------------------------------------------------- the version comparison (monitoring.comparison)

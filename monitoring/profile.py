@@ -279,6 +279,9 @@ class ReferenceProfile:
     sample_targets: np.ndarray | None = None
     # the model's held-out performance measured at export (manifest export_metrics["reference_performance"])
     reference_performance: Mapping[str, Any] | None = None
+    # each feature's Shapley contributions in the reference's explained rows (NaN where a row lacks the
+    # feature); None when the reference holds no explanations (monitoring.attribution)
+    contributions: Table | None = None
 
     @property
     def feature_names(self) -> list[str]:
@@ -305,6 +308,7 @@ class ReferenceProfile:
         seed: int = 0,
         targets: Sequence[Any] | None = None,
         reference_performance: Mapping[str, Any] | None = None,
+        contributions: Mapping[str, np.ndarray] | None = None,
     ) -> ReferenceProfile:
         features = feature_specs(features)
         missing = [f.name for f in features if f.name not in table]
@@ -347,6 +351,7 @@ class ReferenceProfile:
             sample_predictions=sample_pred,
             sample_targets=sample_targets,
             reference_performance=reference_performance,
+            contributions=None if contributions is None else {k: np.asarray(v, dtype=np.float64) for k, v in contributions.items()},
         )
 
 

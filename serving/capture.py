@@ -22,9 +22,20 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from modelserve.records import CaptureRecord, RejectedField, RejectRecord, capture_key, encode_jsonl_gz, reject_key, utc_iso
+from modelserve.records import (
+    CaptureRecord,
+    RejectedField,
+    RejectRecord,
+    RowExplanation,
+    capture_key,
+    encode_jsonl_gz,
+    reject_key,
+    utc_iso,
+)
 from modelserve.schema import BundleManifest, FeatureKind, FeatureSpec, Table
 
+from .explain import Explanations
+from .explain_capture import CaptureExplanations, DeferredExplanations, RowExplanations, resolve
 from .validation import ColumnBatch
 
 logger = logging.getLogger(__name__)
@@ -172,6 +183,16 @@ class Redactor:
         text = v if isinstance(v, str) else json.dumps(v)
         return "sha256:" + hashlib.sha256((self.salt + text).encode()).hexdigest()
 
+    def explanation(self, explanation: RowExplanation | None) -> RowExplanation | None:
+        """A row's explanation without the contributions of redacted and hashed features (a contribution tells
+        of its value); None for one JSON cannot carry (a non-finite output)."""
+        if explanation is None or not explanation.is_finite():
+            return None
+        private = self.redact | self.hash
+        if not private:
+            return explanation
+        return dataclasses.replace(explanation, values={k: v for k, v in explanation.values.items() if k not in private})
+
 
 def json_column(spec: FeatureSpec, col: np.ndarray) -> list[Any]:
     """``[json_value(spec, v) for v in col]``, vectorised: NaN -> None, booleans as bool, categories as str."""
@@ -236,6 +257,8 @@ class Capturer:
     # where refused requests go (docs/capture.md#rejected-requests): S3 under rejects/, also with the
     # Firehose sink (its stream files everything under captures/, which the window reader reads as captures)
     reject_sink: RejectSink | None = None
+    # capture_explanations: which rows' explanations the records hold (serving/explain_capture.py); None: none
+    explain: CaptureExplanations | None = None
 
     def should_capture(self) -> bool:
         if self.sink is None or self.sampling <= 0.0:
@@ -249,7 +272,9 @@ class Capturer:
         table: Table,
         labels: np.ndarray,
         probabilities: np.ndarray | None,
+        explanations: RowExplanations | None = None,
     ) -> list[CaptureRecord]:
+        """The request's records; ``explanations``: per row, its explanation or None (capture_explanations)."""
         m = self.manifest
         n = len(labels)
         t = utc_iso(event_time)
@@ -280,29 +305,61 @@ class Capturer:
                     prediction=label_list[i],
                     probabilities=dict(zip(classes, prob_list[i])) if prob_list is not None else None,
                     variant=self.variant,
+                    explanation=None if explanations is None else self.redactor.explanation(explanations[i]),
                 )
             )
             if suspect[i]:
                 out[i] = with_encoding_fallback(out[i])
         return out
 
-    def capture(self, request_id: str, event_time: datetime, table: Table, labels: np.ndarray, probabilities: np.ndarray | None) -> bool:
+    def capture(
+        self,
+        request_id: str,
+        event_time: datetime,
+        table: Table,
+        labels: np.ndarray,
+        probabilities: np.ndarray | None,
+        answered: Explanations | None = None,
+    ) -> bool:
         """Capture a scored request; never raises. Returns whether the records were stored (synchronous
-        executor) or handed to the post-response executor (False: not sampled, or dropped)."""
+        executor) or handed to the post-response executor (False: not sampled, or dropped). ``answered``:
+        the explanations the answer carried (kept in the records when capture_explanations is on)."""
         if not self.should_capture():
             return False
-        return self.executor.submit(functools.partial(self.write, request_id, event_time, table, labels, probabilities))
+        explanations = self.explanations_for(table, labels, answered)
+        return self.executor.submit(functools.partial(self.write, request_id, event_time, table, labels, probabilities, explanations))
 
-    def write(self, request_id: str, event_time: datetime, table: Table, labels: np.ndarray, probabilities: np.ndarray | None) -> bool:
-        """Build the request's records and write them (one retry); never raises. Returns whether stored."""
+    def explanations_for(self, table: Table, labels: np.ndarray, answered: Explanations | None) -> DeferredExplanations | None:
+        """Which rows of a captured request get an explanation, decided now; computed with the write. Never raises."""
+        if self.explain is None:
+            return None
+        try:
+            return self.explain.plan(table, labels, answered, self.rng)
+        except Exception as exc:  # noqa: BLE001 - the capture goes on without explanations
+            logger.exception("explanation plan failed")
+            _call_hook(self.explain.on_error, exc)
+            return None
+
+    def write(
+        self,
+        request_id: str,
+        event_time: datetime,
+        table: Table,
+        labels: np.ndarray,
+        probabilities: np.ndarray | None,
+        explanations: DeferredExplanations | None = None,
+    ) -> bool:
+        """Build the request's records (computing ``explanations`` first: after the answer) and write them (one
+        retry); never raises. Returns whether stored. An explanation failure is counted, the rows written without."""
         m = self.manifest
+        explained = resolve(explanations, self.explain.on_error if self.explain is not None else lambda exc: None)
         return self._store(
             self.sink,
             "capture",
             request_id,
             lambda: (
                 capture_key(m.model_name, m.version, event_time, request_id),
-                self.records(request_id, event_time, table, labels, probabilities),
+                self.records(request_id, event_time, table, labels, probabilities, explained),
             ),
             on_stored=lambda records: _call_hook(self.on_captured, len(records)),
         )

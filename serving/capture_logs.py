@@ -14,7 +14,9 @@ Limits (looked up): a CloudWatch Logs event is at most 256 KiB (1 MiB since 2025
 reference), PutLogEvents batches at most 1 MiB; Lambda splits a long stdout line into several log
 events, observed at 64 KiB for some runtimes. A line is therefore kept under ``MAX_LINE_BYTES``
 (64 KiB): a row over it (an enormous categorical value) is not written, logged and counted as lost
-(``on_lost``: the CaptureErrors metric), never split into fragments Firehose could not parse.
+(``on_lost``: the CaptureErrors metric), never split into fragments Firehose could not parse. A row
+whose explanation (``capture_explanations``) makes the line too long is written without it, and counted
+(``on_explanation_dropped``: ExplainCaptureErrors).
 
 What this sink cannot see: a line Lambda drops (its log throughput limit) or Firehose fails to deliver.
 Those are counted downstream: the stack alarms on Firehose's failed deliveries and on CapturedRows (what
@@ -26,7 +28,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from modelserve.records import CAPTURE_RECORD_TYPE, RECORD_TYPE_FIELD, CaptureRecord, compact_json
 
@@ -69,13 +71,19 @@ class LogsCaptureSink:
 
     on_lost: Callable[[int], None] = lambda n: None
     max_line_bytes: int = MAX_LINE_BYTES
+    # rows written without their explanation, which made the line too long (ExplainCaptureErrors)
+    on_explanation_dropped: Callable[[int], None] = lambda n: None
     lost: int = field(default=0, init=False)
 
     def lines(self, records: Sequence[CaptureRecord]) -> tuple[list[str], int]:
-        """The lines to write and how many rows are too large to write."""
-        out, too_large = [], 0
+        """The lines to write and how many rows are too large to write. A row whose explanation makes its
+        line too long is written without the explanation (counted by ``on_explanation_dropped``)."""
+        out, too_large, dropped = [], 0, 0
         for record in records:
             line = capture_line(record)
+            if record.explanation is not None and len(line.encode()) + 1 > self.max_line_bytes:
+                line = capture_line(replace(record, explanation=None))
+                dropped += 1
             if len(line.encode()) + 1 > self.max_line_bytes:
                 too_large += 1
                 logger.error(
@@ -83,6 +91,12 @@ class LogsCaptureSink:
                 )
                 continue
             out.append(line)
+        if dropped:
+            logger.warning("%d capture row(s) written without their explanation: over %d bytes as a log line", dropped, self.max_line_bytes)
+            try:
+                self.on_explanation_dropped(dropped)
+            except Exception:  # noqa: BLE001 - a metric must not fail the capture
+                logger.exception("explanation drop hook failed")
         return out, too_large
 
     def write(self, key: str, records: Sequence[CaptureRecord]) -> None:

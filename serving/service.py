@@ -32,7 +32,7 @@ from modelserve.schema import BundleManifest, Task
 
 from . import feedback
 from .capture import Capturer, rows_of
-from .explain import EXPLAIN_UNAVAILABLE, Explainer, ExplainRequest, explain_request
+from .explain import EXPLAIN_UNAVAILABLE, Explainer, ExplainRequest, Explanations, explain_request
 from .feedback import LABEL_CONFLICT, ROW_OUT_OF_RANGE, UNKNOWN_REQUEST_ID, FeedbackStore
 from .model import ModelRunner, Prediction
 from .request_ids import IdCheck, IssuedId, RequestIds
@@ -114,10 +114,13 @@ class InferenceService:
         if self.is_classifier and pred.probabilities is not None:
             body["classes"] = self.classes
             body["probabilities"] = pred.probabilities
+        answered = None
         if asked is not None:
-            body["explanations"] = self._explanations(table, pred, asked)
-        # after scoring, never raising: a capture failure is counted (CaptureErrors), not answered
-        self.capturer.capture(request_id, event_time, table, pred.labels, pred.probabilities)
+            answered = self._explanations(table, pred, asked)
+            body["explanations"] = self._explainer().answer(answered)
+        # after scoring, never raising: a capture failure is counted (CaptureErrors), not answered; the answer's
+        # explanations are kept with it when capture_explanations is on
+        self.capturer.capture(request_id, event_time, table, pred.labels, pred.probabilities, answered)
         return Answer(body=body, request_id=request_id)
 
     def _answer_labels(self, labels: Any) -> list[Any]:
@@ -131,14 +134,14 @@ class InferenceService:
             raise RequestError(EXPLAIN_UNAVAILABLE, "explanations are not available for this model")
         return self.explainer
 
-    def _explanations(self, table: dict[str, np.ndarray], pred: Prediction, asked: ExplainRequest) -> list[dict[str, Any]]:
+    def _explanations(self, table: dict[str, np.ndarray], pred: Prediction, asked: ExplainRequest) -> Explanations:
         explainer = self._explainer()
         classes = explainer.explained_classes(pred.labels, asked)
         started = time.perf_counter()
         explanations = explainer.explain(table, classes)
         self.metric(mn.EXPLAIN_LATENCY_MS, (time.perf_counter() - started) * 1000.0, {})
         self.metric(mn.ROWS_EXPLAINED, len(explanations.output), {})
-        return explainer.answer(explanations)
+        return explanations
 
     def reject(
         self,

@@ -27,6 +27,8 @@ from modelserve.schema import Table
 from modelserve.versions import CHALLENGER, CHAMPION, ab_variant
 
 from .capture import CaptureExecutor, Capturer
+from .explain import Explanations
+from .explain_capture import DeferredExplanations
 from .model import ModelRunner
 from .service import Answer, InferenceService, MetricHook, new_request_id
 
@@ -45,13 +47,30 @@ class ShadowCapturer(Capturer):
     challenger_runner: ModelRunner | None = None
     challenger_capturer: Capturer | None = None
 
-    def capture(self, request_id: str, event_time: datetime, table: Table, labels: np.ndarray, probabilities: np.ndarray | None) -> bool:
+    def capture(
+        self,
+        request_id: str,
+        event_time: datetime,
+        table: Table,
+        labels: np.ndarray,
+        probabilities: np.ndarray | None,
+        answered: Explanations | None = None,
+    ) -> bool:
         if not self.should_capture():
             return False
-        return self.executor.submit(functools.partial(self._both, request_id, event_time, table, labels, probabilities))
+        explanations = self.explanations_for(table, labels, answered)
+        return self.executor.submit(functools.partial(self._both, request_id, event_time, table, labels, probabilities, explanations))
 
-    def _both(self, request_id: str, event_time: datetime, table: Table, labels: np.ndarray, probabilities: np.ndarray | None) -> bool:
-        stored = self.write(request_id, event_time, table, labels, probabilities)
+    def _both(
+        self,
+        request_id: str,
+        event_time: datetime,
+        table: Table,
+        labels: np.ndarray,
+        probabilities: np.ndarray | None,
+        explanations: DeferredExplanations | None = None,
+    ) -> bool:
+        stored = self.write(request_id, event_time, table, labels, probabilities, explanations)
         self.shadow(request_id, event_time, table)
         return stored
 
@@ -64,7 +83,9 @@ class ShadowCapturer(Capturer):
             logger.exception("shadow scoring failed for request %s", request_id)
             self.challenger_capturer.on_error(exc)
             return False
-        return self.challenger_capturer.write(request_id, event_time, table, pred.labels, pred.probabilities)
+        # the challenger's own share of explained rows (explain_capture_fraction), computed here: already after the answer
+        explanations = self.challenger_capturer.explanations_for(table, pred.labels, None)
+        return self.challenger_capturer.write(request_id, event_time, table, pred.labels, pred.probabilities, explanations)
 
 
 class RoutedService(InferenceService):

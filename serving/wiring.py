@@ -33,6 +33,7 @@ from .aws_clients import ClientFactory
 from .capture import Capturer, CaptureSink, FirehoseCaptureSink, Redactor, S3CaptureSink
 from .capture_logs import LogsCaptureSink
 from .explain import Explainer
+from .explain_capture import CaptureExplanations
 from .feedback import FeedbackStore, S3FeedbackStore
 from .model import ModelRunner
 from .request_ids import RequestIds
@@ -114,6 +115,7 @@ def inference_service(
     sink, feedback_store = capture_clients(settings, targets, factory)
     if isinstance(sink, LogsCaptureSink):  # rows too large for a log line: lost, and counted as failed captures
         sink.on_lost = lambda n: metric(mn.CAPTURE_ERRORS, n, {})
+        sink.on_explanation_dropped = lambda n: metric(mn.EXPLAIN_CAPTURE_ERRORS, n, {})
     reject_sink = reject_sink_for(settings, sink, targets, factory)
     if sink is None and settings.capture_sampling > 0:
         logger.warning(
@@ -137,6 +139,9 @@ def inference_service(
             **capturer_extra,
         )
         runner = ModelRunner.from_path(b.manifest, b.model_path, threads=threads)
+        explainer = explainer_for(b, runner, settings)
+        if settings.capture_explanations:
+            capturer.explain = capture_explanations(explainer, settings, hook, dims)
         return InferenceService(
             manifest=b.manifest,
             runner=runner,
@@ -144,7 +149,7 @@ def inference_service(
             capturer=capturer,
             feedback_store=feedback_store,
             metric=hook,
-            explainer=explainer_for(b, runner, settings),
+            explainer=explainer,
             request_ids=request_ids,
         )
 
@@ -168,6 +173,22 @@ def explainer_for(bundle: ModelBundle, runner: ModelRunner, settings: ServingSet
         return rows_to_table(bundle.manifest.features, [r["inputs"] for r in bundle.reference_rows()])
 
     return Explainer(bundle.manifest, runner, background, settings.explain_background_rows, settings.explain_max_evaluations)
+
+
+def capture_explanations(explainer: Explainer, settings: ServingSettings, hook: MetricHook, dims: dict[str, str]) -> CaptureExplanations:
+    """capture_explanations: the answers' explanations kept in the records, and a share of the other rows explained
+    after the answer (``explain_capture_fraction``), counted as the asked ones are; failures as ExplainCaptureErrors."""
+
+    def explained(rows: int, ms: float) -> None:
+        hook(mn.ROWS_EXPLAINED, rows, dims)
+        hook(mn.EXPLAIN_LATENCY_MS, ms, dims)
+
+    return CaptureExplanations(
+        explainer,
+        settings.explain_capture_fraction,
+        on_error=lambda exc: hook(mn.EXPLAIN_CAPTURE_ERRORS, 1, dims),
+        on_explained=explained,
+    )
 
 
 def capture_clients(

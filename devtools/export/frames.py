@@ -12,6 +12,7 @@ import numpy as np
 from modelserve.schema import CATEGORICAL_NULL_TOKEN, MAX_REFERENCE_ROWS, FeatureKind, FeatureSpec, Task, category_text, json_value
 from serving.model import ModelRunner
 
+from .explanations import add_reference_explanations
 from .problems import ExportProblems, first_line
 
 # fewer reference rows make every drift test on them meaningless (too little to compare a window with)
@@ -69,7 +70,8 @@ def sample_reference(df: Any, max_rows: int = MAX_REFERENCE_ROWS, seed: int = 0)
 def reference_rows_from_frame(
     df: Any, features: Sequence[FeatureSpec], runner: ModelRunner, target: Any | None = None
 ) -> list[dict[str, Any]]:
-    """Capture-shaped reference rows: inputs, the served model's prediction and probabilities (and target)."""
+    """Capture-shaped reference rows: inputs, the served model's prediction and probabilities (and target); some
+    with their explanation (``explanations.add_reference_explanations``)."""
     table = table_from_frame(df, features)
     pred = runner.predict(table)
     classes = runner.manifest.outputs.classes
@@ -88,6 +90,7 @@ def reference_rows_from_frame(
             outputs = runner.manifest.outputs
             r["target"] = (outputs.class_for(t) or class_name(t)) if outputs.task is Task.CLASSIFICATION else float(t)
         rows.append(r)
+    add_reference_explanations(runner, table, rows, pred.labels)  # some rows: the drift report's attribution baseline
     return rows
 
 

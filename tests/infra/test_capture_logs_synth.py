@@ -102,8 +102,8 @@ def test_parquet_is_converted_with_the_glue_tables_schema(parquet: Synth) -> Non
     assert dest["CompressionFormat"] == "UNCOMPRESSED" and "AppendDelimiterToRecord" not in _processors(dest)
     sd = ti["StorageDescriptor"]
     assert sd["SerdeInfo"]["SerializationLibrary"].endswith("ParquetHiveSerDe") and ti["Parameters"]["classification"] == "parquet"
-    # the columns conversion keeps include the challenger's variant
-    assert {"variant", "encoding_fallback", "inputs", "probabilities"} <= {c["Name"] for c in sd["Columns"]}
+    # the columns conversion keeps include the challenger's variant and the captured explanations
+    assert {"variant", "encoding_fallback", "inputs", "probabilities", "explanation"} <= {c["Name"] for c in sd["Columns"]}
     role_id = schema["RoleARN"]["Fn::GetAtt"][0]
     glue = [st for st in _role_statements(parquet, role_id) if "glue:" in json.dumps(st["Action"])]
     assert len(glue) == 1 and sorted(glue[0]["Action"]) == ["glue:GetTable", "glue:GetTableVersion", "glue:GetTableVersions"]

@@ -52,6 +52,7 @@ def _build(ctx_overrides: dict, bundle_dir: Path) -> None:
         ({"inference_size_budget_mib": "big"}, ["inference_size_budget_mib", "'big'", "number"]),
         ({"performance_alpha": 1.5}, ["performance_alpha", "1.5", "less than 1"]),
         ({"estimated_band_sd": 0}, ["estimated_band_sd", "0", "greater than 0"]),
+        ({"explain_capture_fraction": 0.2}, ["explain_capture_fraction", "capture_explanations=true"]),
     ],
 )
 def test_bad_setting_stops_synth_with_a_clear_message(overrides, must_name, fake_bundle_dir) -> None:
@@ -109,6 +110,8 @@ FUNCTION_SETTINGS: dict[str, Any] = {
     "explain_background_rows": 37,
     "explain_max_evaluations": 123_456,
     "unsigned_feedback_ids": "accept",
+    "capture_explanations": True,
+    "explain_capture_fraction": 0.25,
     # drift check
     "window_hours": 6,
     "sample_cap": 500,

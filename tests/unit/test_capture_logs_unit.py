@@ -3,6 +3,7 @@ Parquet as Firehose converts it, read locally (the drift-check asset has no Parq
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import json
@@ -14,7 +15,7 @@ import pytest
 
 from devtools.parquet_captures import parquet_rows
 from driftcheck.capture_formats import decode_capture_object
-from modelserve.records import RECORD_TYPE_FIELD, CaptureRecord, encode_jsonl_gz
+from modelserve.records import RECORD_TYPE_FIELD, CaptureRecord, RowExplanation, encode_jsonl_gz
 from serving import capture_logs
 from serving.capture_logs import LogsCaptureSink, capture_line, redirect_lines
 
@@ -96,7 +97,7 @@ def test_json_lines_objects_read_as_before() -> None:
     assert [CaptureRecord.from_dict(r) for r in decode_capture_object(encode_jsonl_gz(records))] == records
 
 
-def _parquet(rows: list[dict[str, Any]]) -> bytes:
+def _parquet(rows: list[dict[str, Any]], extra: tuple[tuple[str, Any], ...] = ()) -> bytes:
     schema = pa.schema(
         [
             ("record_type", pa.string()),
@@ -109,6 +110,7 @@ def _parquet(rows: list[dict[str, Any]]) -> bytes:
             ("inputs", pa.struct([("x", pa.float64()), ("c", pa.string())])),
             ("prediction", pa.string()),
             ("probabilities", pa.map_(pa.string(), pa.float64())),
+            *extra,
         ]
     )
     table = pa.Table.from_pylist(rows, schema=schema)
@@ -126,6 +128,28 @@ def test_parquet_as_firehose_converts_it_reads_back_as_the_records() -> None:
     assert [CaptureRecord.from_dict(r) for r in parquet_rows(data)] == records
     with pytest.raises(ValueError, match="no Parquet reader"):  # the Lambda drift check counts it unreadable
         decode_capture_object(data)
+
+
+def test_parquet_explanations_read_back_as_the_records_explanations() -> None:
+    explained = dataclasses.replace(_record(0), explanation=RowExplanation(0.9, 0.4, {"x": 0.3, "c": 0.2}, "a", sampled=True))
+    records = [explained, _record(1)]
+    dicts = [json.loads(capture_line(r)) for r in records]
+    for d in dicts:
+        d["probabilities"] = list(d["probabilities"].items())
+        if "explanation" in d:
+            d["explanation"]["values"] = list(d["explanation"]["values"].items())
+    explanation = pa.struct(
+        [
+            ("output", pa.float64()),
+            ("base_value", pa.float64()),
+            ("values", pa.map_(pa.string(), pa.float64())),
+            ("class", pa.string()),
+            ("method", pa.string()),
+            ("sampled", pa.bool_()),
+        ]
+    )  # the Glue table's explanation column (cdk/capture.py), as Firehose's conversion writes it
+    data = _parquet(dicts, (("explanation", explanation),))
+    assert [CaptureRecord.from_dict(r) for r in parquet_rows(data)] == records
 
 
 def test_parquet_regression_predictions_come_back_as_numbers() -> None:
