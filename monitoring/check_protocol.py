@@ -45,7 +45,7 @@ import numpy as np
 from .config import DriftConfig
 from .encoding import TabularEncoder
 from .profile import LabeledPredictions, PredictionColumns, ReferenceProfile
-from .types import RejectCounts, Table
+from .types import RejectCounts, Table, WindowCounts
 
 Metric = tuple[str, float, str | None]  # (CloudWatch metric name, value, Feature dimension or None)
 MIN_COMPLETE_ROWS = 20  # reference rows without nulls the outlier and PCA checks need
@@ -175,6 +175,7 @@ class Window:
     predictions: PredictionColumns | None = None
     labels: LabeledPredictions | None = None
     rejects: RejectCounts | None = None  # requests of the window validation refused (counted by the caller)
+    counts: WindowCounts | None = None  # exact counts over the whole window when ``table`` is a sample of it
 
     @cached_property
     def encoded(self) -> np.ndarray:

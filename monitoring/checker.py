@@ -35,7 +35,7 @@ from .prediction_drift import PredictionDriftCheck
 from .profile import PredictionColumns, ReferenceProfile
 from .report import REPORT_KEYS, DriftReport
 from .target_drift import TargetDriftCheck
-from .types import FeatureKind, RejectCounts, Table
+from .types import FeatureKind, RejectCounts, Table, WindowCounts
 from .univariate import FeatureDriftCheck
 from .window_histograms import feature_histograms, output_histograms
 
@@ -99,6 +99,7 @@ class DriftChecker:
         predictions: PredictionColumns | None = None,
         labels: LabeledPredictions | None = None,
         rejects: RejectCounts | None = None,
+        counts: WindowCounts | None = None,
     ) -> tuple[Window, list[str]]:
         """The window and notes about it. A profiled feature the window lacks raises
         :class:`MissingColumnsError` naming it: a misspelt column must not become an all-null
@@ -114,7 +115,7 @@ class DriftChecker:
         for f in features:
             if f.name not in table:  # an empty window without columns
                 table[f.name] = np.full(n, None, dtype=object) if f.kind == FeatureKind.CATEGORICAL else np.full(n, np.nan)
-        return Window(self.reference, table, n, predictions, labels, rejects), []
+        return Window(self.reference, table, n, predictions, labels, rejects, counts), []
 
     def check(
         self,
@@ -122,11 +123,13 @@ class DriftChecker:
         target_predictions: PredictionColumns | None = None,
         labels: LabeledPredictions | None = None,
         rejects: RejectCounts | None = None,
+        counts: WindowCounts | None = None,
     ) -> DriftReport:
         """``rejects``: the window's requests validation refused, counted by the caller (the data-quality
         check's reject rate). A window whose requests were all refused has no scored rows but is not
-        empty: the checks that read rejects still run on it."""
-        window, window_notes = self.window(target, target_predictions, labels, rejects)
+        empty: the checks that read rejects still run on it. ``counts``: exact counts over the whole
+        window when ``target`` is a sample of it (the data-quality expectations use them)."""
+        window, window_notes = self.window(target, target_predictions, labels, rejects, counts)
         empty = window.n_rows == 0
         refused = rejects is not None and rejects.rejected_requests > 0
         results: dict[str, CheckResult | None] = {
