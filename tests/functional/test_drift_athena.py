@@ -23,6 +23,7 @@ from moto import mock_aws
 from moto.moto_api import state_manager
 
 from devtools.local import load_handler_module
+from driftcheck import athena_sql as q
 from driftcheck.capture_formats import decode_capture_object
 from driftcheck.drift_service import DriftService, resolve_window
 from modelserve import metric_catalogue as mn
@@ -135,7 +136,11 @@ def test_the_athena_path_sends_athena_sql_and_reaches_the_lambda_paths_verdict(
 
     out = drift.handler(scheduled_event(at), lambda_context)
 
-    assert queries_sent() == [(sql, WORKGROUP) for sql in sent]  # exactly athena_sql's queries, in the workgroup
+    assert queries_sent() == [(sql, WORKGROUP) for sql in sent]  # exactly the plan's queries, in the workgroup
+    start, end = resolve_window(scheduled_event(at), 24)
+    whole = q.CaptureWindow(TABLE, "penguins", sample_bundle.manifest.version, start, end)
+    assert sent[0] == q.row_count(whole) and sent[-1] == q.sample(whole, 100.0, 10_000)  # built by athena_sql
+    assert q.category_counts(whole, "island") in sent and q.null_counts(whole, list(sample_bundle.manifest.feature_names)) in sent
     assert any("TABLESAMPLE BERNOULLI (100.0)" in sql for sql in sent)  # 1,200 rows under the cap: every row
     assert out["read_by"] == "athena" and out["athena_error"] is None
     assert out["rows_seen"] == 1200 and out["rows_checked"] == 1200 and out["objects_read"] == 0
