@@ -29,6 +29,11 @@ FIREHOSE_DYNAMIC_PARTITIONING_PER_GB = 0.020
 FIREHOSE_OBJECTS_PER_K = 0.005  # dynamic partitioning: per 1,000 S3 objects delivered
 FIREHOSE_FORMAT_CONVERSION_PER_GB = 0.018
 ATHENA_PER_TB = 5.0
+ATHENA_MIN_QUERY_BYTES = 10e6  # Athena bills at least 10 MB a query
+# the drift check's queries per window (driftcheck/athena_window.py: WindowPlan for the sample model): row count,
+# nulls, out of range, one category count per categorical feature (2), predicted classes, the sample
+ATHENA_QUERIES_PER_WINDOW = 7
+ATHENA_WINDOW_HOURS = (24, 1)  # each hourly run checks the 24 h window and the 1 h one
 
 OTHER_LOG_BYTES = 2000  # the function's JSON log line, EMF metrics and the API's access log per request
 STORED_BYTES_PER_ROW = 100  # gzip JSON Lines or Parquet of a capture row (a 423-byte line compresses ~4x)
@@ -71,9 +76,14 @@ def month(sink: str, per_day: float, billed_ms: float, row_bytes: float, expiry_
         gets = 0.0
     drift = DRIFT_CHECK_FIXED_MONTH + gets + n * DRIFT_READ_S_PER_ROW * DRIFT_GB * LAMBDA_GB_S_ARM
     stored_gb = per_day * STORED_BYTES_PER_ROW / GB * expiry_days
-    # Athena, when the drift check queries the 24 h window every hour instead of reading it
-    scanned_tb = 24 * DAYS * per_day * STORED_BYTES_PER_ROW * (PARQUET_SCAN_SHARE if parquet else 1.0) / 1e12
-    athena = max(scanned_tb, 24 * DAYS * 10e6 / 1e12) * ATHENA_PER_TB  # Athena bills at least 10 MB per query
+    # Athena (drift_athena=on), when the drift check queries its windows every hour instead of reading them:
+    # each query scans its window's partitions (JSON: whole rows; Parquet: the columns it names)
+    share = PARQUET_SCAN_SHARE if parquet else 1.0
+    per_run = sum(
+        ATHENA_QUERIES_PER_WINDOW * max(per_day * hours / 24 * STORED_BYTES_PER_ROW * share, ATHENA_MIN_QUERY_BYTES)
+        for hours in ATHENA_WINDOW_HOURS
+    )
+    athena = 24 * DAYS * per_run / 1e12 * ATHENA_PER_TB
     return Month(request_path, capture, drift, athena, stored_gb * S3_GB_MONTH)
 
 

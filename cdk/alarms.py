@@ -18,7 +18,9 @@ Metric sources (``AlarmSpec.source``):
 - ``api``: ``AWS/ApiGateway`` with dimensions ApiName + Stage of the serving stage;
 - ``inference``: ``AWS/Lambda``, FunctionName of the inference function;
 - ``drift_check``: ``AWS/Lambda``, FunctionName of the drift-check function;
-- ``firehose``: ``AWS/Firehose``, DeliveryStreamName of the capture stream (``capture_sink=firehose``).
+- ``firehose``: ``AWS/Firehose``, DeliveryStreamName of the capture stream (``capture_sink=firehose`` or ``logs``);
+- ``logs``: ``AWS/Logs``, the capture-line subscription filter (LogGroupName, DestinationType, FilterName;
+  ``capture_sink=logs``).
 The CDK side fills in the AWS dimensions (resource names are only known there): the construct that
 owns a source gives the metric (``alarm_metric``; ``cdk/alerting.py: MetricSource``).
 
@@ -51,7 +53,7 @@ from modelserve.metric_catalogue import Family
 from modelserve.records import model_report_prefix
 from modelserve.settings import Settings, SettingsError
 
-Source = Literal["model", "api", "inference", "drift_check", "firehose"]
+Source = Literal["model", "api", "inference", "drift_check", "firehose", "logs"]
 Comparison = Literal[
     "GreaterThanThreshold",
     "GreaterThanOrEqualToThreshold",
@@ -68,6 +70,7 @@ AWS_NAMESPACES: dict[str, str] = {
     "inference": "AWS/Lambda",
     "drift_check": "AWS/Lambda",
     "firehose": "AWS/Firehose",
+    "logs": "AWS/Logs",
 }
 # the 4xx share counts only periods with at least this many requests: one rejected request of two is no page
 API_4XX_MIN_REQUESTS = 20
@@ -918,6 +921,85 @@ def _firehose(ctx: AlarmContext) -> None:
         period_s=300,
         evaluation_periods=2,
         datapoints_to_alarm=2,
+    )
+
+
+@register_alarms
+def _log_lines(ctx: AlarmContext) -> None:
+    """``capture_sink=logs``: what can be lost between the function's log and the stream. CloudWatch Logs
+    retries a failed or throttled delivery to Firehose for up to 24 hours, then drops it; with Parquet,
+    a record Firehose cannot convert with the Glue table's schema goes to the errors prefix, not the table."""
+    s = ctx.settings
+    if s.capture_sink != "logs":
+        return
+    lost: dict[str, Any] = dict(family="pipeline", period_s=300, evaluation_periods=2, datapoints_to_alarm=2)
+    ctx.add(
+        "CaptureLinesDeliveryErrors",
+        "DeliveryErrors",
+        "logs",
+        "Sum",
+        0,
+        "GreaterThanThreshold",
+        "CloudWatch Logs failed to hand capture lines to the Firehose stream in two 5-minute periods in a row "
+        "(it retries for up to 24 hours, then the lines are lost).",
+        "Check the subscription filter's role (firehose:PutRecordBatch on the stream) and the stream's state; "
+        "compare CapturedRows with the stream's IncomingRecords.",
+        "alarm-capture-lines-delivery-errors",
+        "model",
+        **lost,
+    )
+    ctx.add(
+        "CaptureLinesDeliveryThrottling",
+        "DeliveryThrottling",
+        "logs",
+        "Sum",
+        0,
+        "GreaterThanThreshold",
+        "Firehose throttled the delivery of capture lines in two 5-minute periods in a row (the stream's "
+        "throughput quota; CloudWatch Logs retries for up to 24 hours, then the lines are lost).",
+        "Raise the stream's throughput quota (a Service Quotas request) or lower capture_sampling.",
+        "alarm-capture-lines-delivery-throttling",
+        "model",
+        **lost,
+    )
+    if s.capture_format == "parquet":
+        ctx.add(
+            "CaptureParquetConversionFailures",
+            "FailedConversion.Records",
+            "firehose",
+            "Sum",
+            0,
+            "GreaterThanThreshold",
+            "Firehose could not convert capture records to Parquet with the Glue table's schema in two 5-minute "
+            "periods in a row; they went to the errors prefix, not the captures table.",
+            "Read the records under capture-errors/format-conversion-failed/ and compare them with the captures "
+            "table's columns (a feature added to the bundle without a new table version?).",
+            "alarm-capture-parquet-conversion-failures",
+            "model",
+            **lost,
+        )
+
+
+@register_alarms
+def _drift_athena(ctx: AlarmContext) -> None:
+    """``drift_athena=on``: a window whose queries failed or outlived the read budget was read from S3 instead."""
+    if ctx.settings.drift_athena != "on":
+        return
+    ctx.add(
+        "AthenaQueryErrors",
+        mc.ATHENA_QUERY_ERRORS,
+        "model",
+        "Maximum",
+        0,
+        "GreaterThanThreshold",
+        "The drift check's Athena queries failed or outlived its read budget; the window was read from S3 "
+        "instead (a sample, partial past the budget), so its counts are not exact.",
+        "The report's athena_error names the query and Athena's reason (FAILED with its message, Timeout, "
+        "AccessDenied...); check the workgroup's bytes-scanned limit (athena_bytes_scanned_limit_mb) and "
+        "the query's history in the workgroup.",
+        "alarm-athena-query-errors",
+        "model",
+        **ctx.drift,
     )
 
 

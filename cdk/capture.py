@@ -45,6 +45,8 @@ EVENT_HOUR_PREFIX = (
 # the partition keys, read from each capture line by Firehose's jq (event_time: 2026-11-25T17:04:05.123456Z)
 PARTITION_KEYS_QUERY = "{model: .model_name, version: .model_version, dt: .event_time[0:10], hour: .event_time[11:13]}"
 S3_MIN_IA_DAYS = 30  # S3 refuses a STANDARD_IA transition earlier than 30 days
+# the capture-line subscription's name: a dimension of its AWS/Logs delivery metrics, which the alarms read
+CAPTURE_LINES_FILTER_NAME = "capture-lines"
 
 
 class CaptureStorage(Construct):
@@ -167,6 +169,7 @@ class CaptureStorage(Construct):
         )
 
         self.stream: firehose.CfnDeliveryStream | None = None
+        self.subscription: logs.CfnSubscriptionFilter | None = None  # capture_sink=logs (subscribe_capture_lines)
         self.database, self.table = self._glue()
         if settings.capture_sink == "firehose":
             self.stream = self._firehose()
@@ -178,16 +181,26 @@ class CaptureStorage(Construct):
 
     @property
     def alarm_sources(self) -> tuple[Source, ...]:
-        return ("firehose",) if self.stream is not None else ()
+        return (("firehose",) if self.stream is not None else ()) + (("logs",) if self.settings.capture_sink == "logs" else ())
 
     def alarm_metric(self, spec: AlarmSpec) -> cloudwatch.IMetric:
-        """The metric an alarm on the capture stream (``AWS/Firehose``) reads."""
-        if self.stream is None:
+        """The metric an alarm on the capture stream (``AWS/Firehose``) or its log subscription (``AWS/Logs``) reads."""
+        if spec.source == "logs":
+            if self.subscription is None:
+                raise ValueError(f"alarm {spec.id} watches the capture-line subscription, but the stack has none")
+            dimensions = {
+                "LogGroupName": self.subscription.log_group_name,
+                "DestinationType": "Firehose",
+                "FilterName": CAPTURE_LINES_FILTER_NAME,
+            }
+        elif self.stream is None:
             raise ValueError(f"alarm {spec.id} watches the Firehose stream, but the stack has none")
+        else:
+            dimensions = {"DeliveryStreamName": self.stream.ref}
         return cloudwatch.Metric(
             namespace=spec.namespace,
             metric_name=spec.metric_name,
-            dimensions_map={"DeliveryStreamName": self.stream.ref},
+            dimensions_map=dimensions,
             statistic=spec.statistic,
             period=cdk.Duration.seconds(spec.period_s),
         )
@@ -528,12 +541,14 @@ class CaptureStorage(Construct):
         subscription = logs.CfnSubscriptionFilter(
             self,
             "CaptureLines",
+            filter_name=CAPTURE_LINES_FILTER_NAME,
             log_group_name=log_group.log_group_name,
             filter_pattern=CAPTURE_LINES_FILTER_PATTERN,
             destination_arn=self.stream.attr_arn,
             role_arn=role.role_arn,
         )
         subscription.node.add_dependency(role)
+        self.subscription = subscription
         return subscription
 
     def _grant_schema_read(self, role: iam.Role) -> None:

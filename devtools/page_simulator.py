@@ -189,6 +189,7 @@ _CHECK_VALUES: dict[str, Callable[[World, int], float]] = {
     "CaptureReadErrors": lambda w, t: 12.0 * w.signal("read_denied", t, 0.0),
     "CorruptCaptureObjects": lambda w, t: 0.0,
     "PartialWindow": lambda w, t: 0.0,
+    "AthenaQueryErrors": lambda w, t: w.signal("athena_fails", t, 0.0),
 }
 
 
@@ -216,7 +217,15 @@ def _model_value(spec: AlarmSpec, world: World, start: int, end: int) -> float |
 def _firehose_value(spec: AlarmSpec, world: World, start: int, end: int) -> float | None:
     if spec.id == "FirehoseDeliveryFailures":
         return min(world.signal("firehose_success", t, 1.0) for t in range(start, end))
+    if spec.id == "CaptureParquetConversionFailures":
+        return _sum(world, lambda t: world.signal("conversion_failures", t, 0.0), start, end)
     return 120.0  # DataFreshness: the 60-300 s buffer
+
+
+def _logs_value(spec: AlarmSpec, world: World, start: int, end: int) -> float | None:
+    """The capture-line subscription's deliveries (capture_sink=logs): errors or throttled deliveries in the period."""
+    signal = "logs_delivery_errors" if spec.id == "CaptureLinesDeliveryErrors" else "logs_delivery_throttling"
+    return _sum(world, lambda t: world.signal(signal, t, 0.0), start, end)
 
 
 _SOURCES: dict[str, Callable[[AlarmSpec, World, int, int], float | None]] = {
@@ -225,6 +234,7 @@ _SOURCES: dict[str, Callable[[AlarmSpec, World, int, int], float | None]] = {
     "drift_check": _lambda_value,
     "model": _model_value,
     "firehose": _firehose_value,
+    "logs": _logs_value,
 }
 
 

@@ -23,6 +23,7 @@ from modelserve.records import utc_iso
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 # what the sample brings back: the capture record's columns
 SAMPLE_COLUMNS = ("request_id", "row", "event_time", "model_name", "model_version", "stage", "inputs", "prediction", "probabilities")
+JSON_COLUMNS = ("inputs", "probabilities")  # returned by ``sample`` as JSON text
 
 
 def identifier(name: str) -> str:
@@ -78,6 +79,20 @@ def null_counts(w: CaptureWindow, features: Sequence[str]) -> str:
     return f"SELECT count(*) AS row_count, {nulls} FROM {w.source()} WHERE {w.where()}"
 
 
+def out_of_range_counts(w: CaptureWindow, bounds: Sequence[tuple[str, float | None, float | None]]) -> str:
+    """One row: ``row_count``, then ``out_<i>`` per (feature, low, high) in the order given: the rows whose
+    value is below ``low`` or above ``high`` (the reference's range; None: no bound on that side). Nulls
+    are not out of range (``null_counts`` counts them)."""
+    if not bounds:
+        raise ValueError("bounds must name at least one feature")
+    parts = []
+    for i, (name, low, high) in enumerate(bounds):
+        x = feature(name)
+        sides = ([f"{x} < {float(low)!r}"] if low is not None else []) + ([f"{x} > {float(high)!r}"] if high is not None else [])
+        parts.append(f"count_if({' OR '.join(sides) or 'false'}) AS out_{i}")
+    return f"SELECT count(*) AS row_count, {', '.join(parts)} FROM {w.source()} WHERE {w.where()}"
+
+
 def category_counts(w: CaptureWindow, name: str) -> str:
     """``value``, ``n`` per distinct value of a categorical feature (null included): exact, rare values too."""
     return f"SELECT {feature(name)} AS value, count(*) AS n FROM {w.source()} WHERE {w.where()} GROUP BY 1"
@@ -104,7 +119,11 @@ def sample(w: CaptureWindow, percent: float, limit: int) -> str:
     the rows the distribution tests need. ``percent`` from the exact row count: ``sample_percent``."""
     if not 0 < percent <= 100:
         raise ValueError("percent must be in (0, 100]")
-    columns = ", ".join(identifier(c) for c in SAMPLE_COLUMNS)
+    # the struct and the map as JSON text: get_query_results renders a struct as {a=1, b=x}, which no parser
+    # can split safely; json_format(CAST(... AS JSON)) writes a JSON object keyed by field name (Athena engine 3)
+    columns = ", ".join(
+        f"json_format(CAST({identifier(c)} AS JSON)) AS {identifier(c)}" if c in JSON_COLUMNS else identifier(c) for c in SAMPLE_COLUMNS
+    )
     return f"SELECT {columns} FROM {w.source()} TABLESAMPLE BERNOULLI ({percent!r}) WHERE {w.where()} LIMIT {int(limit)}"
 
 

@@ -33,13 +33,15 @@ from modelserve.records import (
     version_report_key,
     window_report_key,
 )
-from modelserve.schema import BundleManifest, Task
+from modelserve.schema import BundleManifest, FeatureKind, Task
 from modelserve.settings import DriftSettings, SharedSettings
 from monitoring import DriftChecker, DriftConfig, DriftReport, RejectCounts
 from monitoring.html_report import render_html
 from monitoring.performance import LabeledPredictions
 from monitoring.profile import PredictionColumns, ReferenceProfile, label_texts
 
+from . import athena_sql
+from .athena_window import AthenaQueries, AthenaQueryError, AthenaWindowRead, WindowPlan, read_window_athena
 from .audit import audit_agreement, audit_files, select_audit_rows
 from .feedback_reader import Labels, read_feedback
 from .reject_reader import RejectWindow, read_rejects
@@ -90,6 +92,23 @@ def reject_counts(window: WindowRead, rejected: RejectWindow) -> RejectCounts:
         rejected_rows=rejected.rejected_rows,
         estimated=rejected.estimated,
     )
+
+
+def athena_section(read: AthenaWindowRead) -> dict[str, Any]:
+    """The report's account of a window read through Athena: the exact counts the checks took, what it cost."""
+    counts = read.counts
+    return {
+        "queries": read.queries,
+        "bytes_scanned": read.bytes_scanned,
+        "sample_rows": len(read.rows),
+        "exact": {
+            "rows": read.rows_seen,
+            "nulls": dict(counts.nulls) if counts else {},
+            "out_of_range": dict(counts.out_of_range) if counts else {},
+            "categories": {f: dict(c) for f, c in counts.categories.items()} if counts else {},
+            "predictions": read.predictions,
+        },
+    }
 
 
 def checked_manifest(manifest: BundleManifest, settings: SharedSettings) -> BundleManifest:
@@ -151,6 +170,8 @@ class DriftRun:
             "partial_window": self.window.partial,
             "rows_estimated": round(self.window.rows_estimated),
             "read_errors": self.window.read_errors,
+            "read_by": "athena" if isinstance(self.window, AthenaWindowRead) else "s3",
+            "athena_error": self.window.athena_error,
             "labeled_rows": self.labeled_rows,
             "conflicting_labels": self.conflicting_labels,
             "unmatched_labels": self.unmatched_labels,
@@ -179,13 +200,21 @@ class DriftService:
         deployment: str | None = None,
         events: Any = None,
         challenger: bool = False,
+        athena: AthenaQueries | None = None,
+        captures_table: str | None = None,
     ) -> None:
         """``deployment``: the stack name (``ENV_DEPLOYMENT``), a dimension of every metric when set.
         ``events``: an EventBridge client; each run then puts its verdict on the default bus.
         ``challenger``: the check of a challenger deployed next to the champion (docs/versions.md): its
         reports under keys naming its version, no deployment-wide series (NoTraffic reads the champion's
         traffic, and an A/B challenger with a small share may see none), no audit sample (the day's
-        audit file is the champion's)."""
+        audit file is the champion's).
+        ``athena``, ``captures_table`` (``database.table``): drift_athena=on; each window is then read through
+        Athena (``athena_window``), and from S3 when a query fails or outlives the read budget."""
+        if athena is not None and not captures_table:
+            raise ValueError("athena needs captures_table (database.table)")
+        self.athena = athena
+        self.captures_table = captures_table or ""
         self.challenger = challenger
         self.bundle = bundle
         self.events = events
@@ -229,10 +258,7 @@ class DriftService:
         # the short window first: it is small (mostly cut from stored hour samples) and the fast page
         # should not wait on, or be starved by, the main window's read
         shared: dict[Any, Any] = {}  # the slice both windows end with is read once
-        reads = {
-            label: read_window(self.s3, self.captures, lo, end, ReadOptions(self.settings.sample_cap, deadline=deadline), shared=shared)
-            for label, lo in reversed(windows)
-        }
+        reads = {label: self._read(lo, end, deadline, shared) for label, lo in reversed(windows)}
         # one read of the labels for every window: the short window's label span lies in the main one's
         wanted = {r.key for read in reads.values() for r in read.rows}
         feedback = read_feedback(self.s3, self.captures, start, end, wanted) if wanted else {}
@@ -247,6 +273,27 @@ class DriftService:
             self.publish([(mn.VERDICT_EVENT_ERRORS, 0.0 if all(published) else 1.0, None)], end)
         logger.info("drift check done", extra=main.summary(self.bucket))
         return main
+
+    def athena_plan(self, start: datetime, end: datetime) -> WindowPlan:
+        """The queries of one window through Athena: the checked features, the numeric ones' reference ranges."""
+        features = tuple(self.checked.features)
+        ranges = {f.name: self.profile[f.name].range for f in features if f.kind is FeatureKind.NUMERIC}
+        window = athena_sql.CaptureWindow(self.captures_table, self.manifest.model_name, self.manifest.version, start, end)
+        classifier = self.manifest.outputs.task is Task.CLASSIFICATION
+        return WindowPlan(window, features, ranges, self.settings.sample_cap, classifier)
+
+    def _read(self, start: datetime, end: datetime, deadline: float | None, shared: dict[Any, Any]) -> WindowRead:
+        """Through Athena when it is on; from S3 otherwise, or when a query did not succeed in time (counted)."""
+        failure = None
+        if self.athena is not None:
+            try:
+                return read_window_athena(self.athena, self.athena_plan(start, end), start, end, deadline)
+            except AthenaQueryError as exc:
+                logger.error("athena_query_failed: %s; the window is read from S3 instead", exc)
+                failure = f"{exc.query}: {exc.reason}" + (f" ({exc.detail})" if exc.detail else "")
+        read = read_window(self.s3, self.captures, start, end, ReadOptions(self.settings.sample_cap, deadline=deadline), shared=shared)
+        read.athena_error = failure
+        return read
 
     def windows(self, start: datetime, end: datetime) -> list[tuple[str, datetime]]:
         """(Window label, start) of each window checked for [start, end), the main one first: the
@@ -273,14 +320,18 @@ class DriftService:
         rejected = read_rejects(self.s3, self.captures, start, end, seed=int(end.timestamp()))
         rejects = reject_counts(window, rejected)
         labeled = self._labeled(window.rows, labels, predictions)
+        athena = window if isinstance(window, AthenaWindowRead) else None
+        counts = athena.counts if athena is not None else None
         # contributions: the captured explanations (capture_explanations), for what moved the predictions
-        report = self.checker.check(sample.table, predictions, labeled, rejects, sample.contributions)
+        report = self.checker.check(sample.table, predictions, labeled, rejects, sample.contributions, counts=counts)
         metrics = report.metrics() + [
             (mn.CORRUPT_CAPTURE_OBJECTS, float(window.corrupt_objects), None),
             (mn.CAPTURE_READ_ERRORS, float(window.failed_reads), None),
             (mn.PARTIAL_WINDOW, float(window.partial), None),
             (mn.WINDOW_ROWS_ESTIMATED, window.rows_estimated, None),
         ]
+        if self.athena is not None:  # published only where Athena is on: its alarm reads a gap as OK
+            metrics.append((mn.ATHENA_QUERY_ERRORS, 1.0 if window.athena_error else 0.0, None))
         if window.read_errors:  # a fault of the check, not of the traffic: its own reason in the log and report
             logger.error("capture_read_errors: %d capture objects not read %s", window.failed_reads, window.read_errors)
         self.publish(metrics, end, window=label)
@@ -297,6 +348,9 @@ class DriftService:
             "corrupt_objects": window.corrupt_objects,
             "corrupt_keys": window.corrupt_keys,
             "read_errors": window.read_errors,
+            "read_by": "athena" if athena is not None else "s3",
+            **({"athena": athena_section(athena)} if athena is not None else {}),
+            **({"athena_error": window.athena_error} if window.athena_error else {}),
             "reject_objects_read": rejected.objects_read,
             "corrupt_reject_objects": rejected.corrupt_objects,
             "excluded_features": sorted(set(self.settings.redact_features) | set(self.settings.hash_features)),

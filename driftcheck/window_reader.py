@@ -85,6 +85,7 @@ class WindowRead:
     cached_hours: int = 0  # hours taken from their stored sample instead of their captures
     cached_rows: int = 0  # rows of those hours (their counts are exact)
     read_errors: dict[str, int] = field(default_factory=dict)  # failed GETs by error code (store.error_code)
+    athena_error: str | None = None  # drift_athena=on: why this window was read from S3, not through Athena
 
     @property
     def rows_estimated(self) -> float:
@@ -155,7 +156,7 @@ def read_window(
     return WindowRead(
         start,
         end,
-        _capture_records(rows),
+        capture_records(rows),
         rows_seen=sum(s.rows_seen for s in samples),
         objects_read=sum(s.objects_read for s in samples if not s.cached),
         corrupt_objects=sum(s.corrupt_objects for s in samples),
@@ -285,7 +286,8 @@ def _filed_under(filed_under: dict[str, int], key: str) -> int | None:
     return next((i for prefix, i in filed_under.items() if key.startswith(prefix)), None)
 
 
-def _capture_records(rows: list[CaptureRow]) -> list[CaptureRecord]:
+def capture_records(rows: list[CaptureRow]) -> list[CaptureRecord]:
+    """Typed records of the rows; a row that is not a capture record is left out and logged."""
     records = []
     for row in rows:
         try:

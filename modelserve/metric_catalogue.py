@@ -251,6 +251,13 @@ WINDOW_ROWS_ESTIMATED = _drift(
     "rows of the window, estimated from the objects read when the read was partial (else WindowRows)",
     unit="Count",
 )
+ATHENA_QUERY_ERRORS = _drift(
+    "AthenaQueryErrors",
+    "pipeline",
+    "drift_athena=on: 1 when a window's Athena query failed or outlived the read budget (the window was read from S3 instead)",
+    pages=True,
+    unit="Count",
+)
 VERDICT_EVENT_ERRORS = _drift(
     "VerdictEventErrors", "pipeline", "1 when a run's verdict event was not published", dimension_sets=(MODEL_DIMENSIONS,)
 )

@@ -45,7 +45,7 @@ import numpy as np
 from .config import DriftConfig
 from .encoding import TabularEncoder
 from .profile import LabeledPredictions, PredictionColumns, ReferenceProfile
-from .types import RejectCounts, Table
+from .types import RejectCounts, Table, WindowCounts
 
 Metric = tuple[str, float, str | None]  # (CloudWatch metric name, value, Feature dimension or None)
 MIN_COMPLETE_ROWS = 20  # reference rows without nulls the outlier and PCA checks need
@@ -177,6 +177,7 @@ class Window:
     rejects: RejectCounts | None = None  # requests of the window validation refused (counted by the caller)
     # each feature's Shapley contributions in the window's explained rows (monitoring.attribution); None: none
     contributions: Table | None = None
+    counts: WindowCounts | None = None  # exact counts over the whole window when ``table`` is a sample of it
 
     @cached_property
     def encoded(self) -> np.ndarray:

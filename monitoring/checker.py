@@ -36,7 +36,7 @@ from .prediction_drift import PredictionDriftCheck
 from .profile import PredictionColumns, ReferenceProfile
 from .report import REPORT_KEYS, DriftReport
 from .target_drift import TargetDriftCheck
-from .types import FeatureKind, RejectCounts, Table
+from .types import FeatureKind, RejectCounts, Table, WindowCounts
 from .univariate import FeatureDriftCheck
 from .window_histograms import feature_histograms, output_histograms
 
@@ -102,6 +102,7 @@ class DriftChecker:
         labels: LabeledPredictions | None = None,
         rejects: RejectCounts | None = None,
         contributions: Mapping[str, np.ndarray] | None = None,
+        counts: WindowCounts | None = None,
     ) -> tuple[Window, list[str]]:
         """The window and notes about it. A profiled feature the window lacks raises
         :class:`MissingColumnsError` naming it: a misspelt column must not become an all-null
@@ -118,7 +119,7 @@ class DriftChecker:
             if f.name not in table:  # an empty window without columns
                 table[f.name] = np.full(n, None, dtype=object) if f.kind == FeatureKind.CATEGORICAL else np.full(n, np.nan)
         explained = None if contributions is None else {k: np.asarray(v, dtype=np.float64) for k, v in contributions.items()}
-        return Window(self.reference, table, n, predictions, labels, rejects, explained), []
+        return Window(self.reference, table, n, predictions, labels, rejects, contributions=explained, counts=counts), []
 
     def check(
         self,
@@ -127,12 +128,14 @@ class DriftChecker:
         labels: LabeledPredictions | None = None,
         rejects: RejectCounts | None = None,
         contributions: Mapping[str, np.ndarray] | None = None,
+        counts: WindowCounts | None = None,
     ) -> DriftReport:
         """``rejects``: the window's requests validation refused, counted by the caller (the data-quality
         check's reject rate). A window whose requests were all refused has no scored rows but is not
         empty: the checks that read rejects still run on it. ``contributions``: each feature's Shapley
-        contributions in the window's explained rows (the attribution check)."""
-        window, window_notes = self.window(target, target_predictions, labels, rejects, contributions)
+        contributions in the window's explained rows (the attribution check). ``counts``: exact counts over
+        the whole window when ``target`` is a sample of it (the data-quality expectations use them)."""
+        window, window_notes = self.window(target, target_predictions, labels, rejects, contributions, counts)
         empty = window.n_rows == 0
         refused = rejects is not None and rejects.rejected_requests > 0
         results: dict[str, CheckResult | None] = {

@@ -38,8 +38,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -49,7 +50,7 @@ from ._util import coerce_column, json_clean, table_rows
 from .check_protocol import PRIORITY_DATA_QUALITY, PRIORITY_REJECTS, Finding, Metric, ProfileCheck, Verdict, Window, finite_metrics
 from .config import CheckConfig, register_config, threshold
 from .profile import ReferenceProfile
-from .types import FeatureKind, RejectCounts
+from .types import FeatureKind, RejectCounts, WindowCounts
 
 MISSING_RATE = "missing_rate"
 OUT_OF_RANGE = "out_of_range"
@@ -330,10 +331,13 @@ def check_expectations(
     rejects: RejectCounts | None = None,
     reject_rate_threshold: float = DataQualityConfig.reject_rate_threshold,
     reject_min_requests: int = DataQualityConfig.reject_min_requests,
+    counts: WindowCounts | None = None,
 ) -> DataQualityResult:
     """Run every expectation for every profiled feature, and the reject rate when ``rejects`` is given.
     A feature absent from ``table`` is treated as entirely null (so it fails the missing-rate check
-    instead of raising)."""
+    instead of raising). ``counts``: exact counts over the whole window when ``table`` is a sample of it;
+    the missing, out-of-range and unseen shares of the features they hold are taken from them (over
+    ``counts.rows``), the wrong-type share stays the sample's (a typed table column has no wrong types)."""
     n = table_rows({f.name: table[f.name] for f in profile.features if f.name in table})
     results: list[ExpectationResult] = []
     for spec in profile.features:
@@ -342,51 +346,32 @@ def check_expectations(
         if col is None:
             col = np.full(n, None, dtype=object) if spec.kind == FeatureKind.CATEGORICAL else np.full(n, np.nan)
         values, null, wrong = coerce_column(spec, col)
-
-        def share(k: int) -> float:
-            return k / n if n else float("nan")
-
-        def result(check: str, flagged: int, threshold: float, ref_share: float | None, feature: str = spec.name) -> ExpectationResult:
-            s = share(flagged)
-            return ExpectationResult(
-                feature=feature,
-                check=check,
-                share=s,
-                threshold=float(threshold),
-                reference_share=ref_share,
-                n_rows=n,
-                n_flagged=int(flagged),
-                failed=bool(n > 0 and s > threshold),
-            )
+        exact = _ExactCounts(counts, spec.name)
 
         # missing rate
         p_ref = fp.missing_rate if fp.n_rows else 0.0
-        margin = missing_rate_z * math.sqrt(p_ref * (1.0 - p_ref) / n) if n else 0.0
-        results.append(result(MISSING_RATE, int(null.sum()), p_ref + missing_rate_tolerance + margin, p_ref))
+        n_missing, missing = exact.nulls(int(null.sum()), n)
+        margin = missing_rate_z * math.sqrt(p_ref * (1.0 - p_ref) / n_missing) if n_missing else 0.0
+        results.append(_result(spec.name, MISSING_RATE, missing, n_missing, p_ref + missing_rate_tolerance + margin, p_ref))
 
         # out of range (numeric)
         if spec.kind == FeatureKind.NUMERIC:
-            lo, hi = fp.range
-            outside = np.zeros(n, dtype=bool)
-            with np.errstate(invalid="ignore"):
-                if lo is not None:
-                    outside |= values < lo
-                if hi is not None:
-                    outside |= values > hi
-            results.append(result(OUT_OF_RANGE, int(outside.sum()), out_of_range_threshold, 0.0))
+            n_range, outside = exact.out_of_range(partial(_outside, values, fp.range), n)
+            results.append(_result(spec.name, OUT_OF_RANGE, outside, n_range, out_of_range_threshold, 0.0))
 
         # unseen categories (categorical)
         if spec.kind == FeatureKind.CATEGORICAL:
             known = set(fp.known_categories)
-            new = Counter(v for v, w in zip(values, wrong) if v is not None and not w and v not in known)
+            n_cat, seen = exact.categories(partial(_values_seen, values, wrong), n)
+            new = Counter({v: c for v, c in seen.items() if v not in known})
             named = tuple(sorted(new.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_NAMED_VALUES])
-            unseen = result(UNSEEN_CATEGORY, sum(new.values()), unseen_category_threshold, 0.0)
+            unseen = _result(spec.name, UNSEEN_CATEGORY, sum(new.values()), n_cat, unseen_category_threshold, 0.0)
             frequent = bool(named) and named[0][1] >= min_new_value_rows
             results.append(replace(unseen, new_values=named, failed=unseen.failed or frequent))
 
         # wrong types
         ref_wrong = fp.n_wrong_type / fp.n_rows if fp.n_rows else None
-        results.append(result(WRONG_TYPE, int(wrong.sum()), wrong_type_threshold, ref_wrong))
+        results.append(_result(spec.name, WRONG_TYPE, int(wrong.sum()), n, wrong_type_threshold, ref_wrong))
 
     def agg(check: str) -> float | None:
         shares = [r.share for r in results if r.check == check and not math.isnan(r.share)]
@@ -406,6 +391,59 @@ def check_expectations(
     )
 
 
+def _result(feature: str, check: str, flagged: int, n: int, threshold: float, ref_share: float | None) -> ExpectationResult:
+    s = flagged / n if n else float("nan")
+    return ExpectationResult(
+        feature=feature,
+        check=check,
+        share=s,
+        threshold=float(threshold),
+        reference_share=ref_share,
+        n_rows=n,
+        n_flagged=int(flagged),
+        failed=bool(n > 0 and s > threshold),
+    )
+
+
+def _values_seen(values: np.ndarray, wrong: np.ndarray) -> Counter[str]:
+    return Counter(v for v, bad in zip(values, wrong) if v is not None and not bad)
+
+
+def _outside(values: np.ndarray, bounds: tuple[float | None, float | None]) -> int:
+    lo, hi = bounds
+    outside = np.zeros(values.shape[0], dtype=bool)
+    with np.errstate(invalid="ignore"):
+        if lo is not None:
+            outside |= values < lo
+        if hi is not None:
+            outside |= values > hi
+    return int(outside.sum())
+
+
+@dataclass(frozen=True)
+class _ExactCounts:
+    """One feature's exact window counts when the caller has them, else the sample's: each method
+    returns (rows counted over, the count)."""
+
+    counts: WindowCounts | None
+    feature: str
+
+    def nulls(self, sampled: int, n: int) -> tuple[int, int]:
+        if self.counts is not None and self.feature in self.counts.nulls:
+            return self.counts.rows, int(self.counts.nulls[self.feature])
+        return n, sampled
+
+    def out_of_range(self, sampled: Callable[[], int], n: int) -> tuple[int, int]:
+        if self.counts is not None and self.feature in self.counts.out_of_range:
+            return self.counts.rows, int(self.counts.out_of_range[self.feature])
+        return n, sampled()
+
+    def categories(self, sampled: Callable[[], Counter[str]], n: int) -> tuple[int, Counter[str]]:
+        if self.counts is not None and self.feature in self.counts.categories:
+            return self.counts.rows, Counter({str(v): int(c) for v, c in self.counts.categories[self.feature].items()})
+        return n, sampled()
+
+
 class DataQualityCheck(ProfileCheck):
     """Every expectation for every profiled feature."""
 
@@ -421,4 +459,6 @@ class DataQualityCheck(ProfileCheck):
     reads_rejects = True
 
     def run(self, window: Window) -> DataQualityResult:
-        return check_expectations(self.profile, window.table, rejects=window.rejects, **self.config.arguments_for(check_expectations))
+        return check_expectations(
+            self.profile, window.table, rejects=window.rejects, counts=window.counts, **self.config.arguments_for(check_expectations)
+        )

@@ -156,3 +156,24 @@ class RejectCounts:
             "by_field": {f: dict(r) for f, r in sorted(self.by_field.items())},
             "estimated": self.estimated,
         }
+
+
+@dataclass(frozen=True)
+class WindowCounts:
+    """Exact counts over every row of a window, computed where the rows are (a query engine over the
+    captures table) when the table the checks get is only a sample of the window. The data-quality
+    expectations take their shares from these: a value never seen in training in 1 of 100,000 rows is
+    counted, not estimated from a sample that holds it or not.
+
+    ``nulls``: feature -> null rows; ``out_of_range``: numeric feature -> rows outside the profile's
+    range (``FeatureProfile.range``: below its min or above its max); ``categories``: categorical
+    feature -> non-null value -> rows. A feature left out of a mapping is counted on the sample."""
+
+    rows: int
+    nulls: Mapping[str, int] = field(default_factory=dict)
+    out_of_range: Mapping[str, int] = field(default_factory=dict)
+    categories: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.rows < 0:
+            raise ValueError(f"rows must be >= 0, got {self.rows}")

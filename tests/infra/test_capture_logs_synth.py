@@ -159,3 +159,46 @@ def _actions(st: dict[str, Any]) -> list[str]:
 def test_without_drift_athena_the_drift_check_has_no_athena_or_glue_permission(logs: Synth) -> None:
     statements = _role_statements(logs, "DriftCheck")
     assert statements and not any(a.startswith(("athena:", "glue:")) for st in statements for a in _actions(st))
+
+
+def _alarms_on(s: Synth, metric: str) -> list[dict[str, Any]]:
+    return [a["Properties"] for a in s.of_type("AWS::CloudWatch::Alarm").values() if a["Properties"].get("MetricName") == metric]
+
+
+def test_what_the_log_subscription_fails_to_deliver_is_alarmed_on_its_own_filter(logs: Synth, default: Synth) -> None:
+    ((_, sub),) = logs.of_type("AWS::Logs::SubscriptionFilter").items()
+    assert sub["Properties"]["FilterName"] == "capture-lines"
+    for metric in ("DeliveryErrors", "DeliveryThrottling"):
+        (alarm,) = _alarms_on(logs, metric)
+        assert alarm["Namespace"] == "AWS/Logs" and alarm["Statistic"] == "Sum" and alarm["Threshold"] == 0
+        dims = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+        assert dims == {"LogGroupName": sub["Properties"]["LogGroupName"], "DestinationType": "Firehose", "FilterName": "capture-lines"}
+        assert not _alarms_on(default, metric)
+    assert not _alarms_on(logs, "FailedConversion.Records")  # JSON Lines: nothing to convert
+
+
+def test_parquet_conversion_failures_are_alarmed_on_the_stream(parquet: Synth) -> None:
+    sid, _ = _stream(parquet)
+    (alarm,) = _alarms_on(parquet, "FailedConversion.Records")
+    assert alarm["Namespace"] == "AWS/Firehose" and alarm["Dimensions"] == [{"Name": "DeliveryStreamName", "Value": {"Ref": sid}}]
+
+
+def test_athena_query_errors_are_alarmed_only_where_the_drift_check_queries_athena(parquet: Synth, logs: Synth) -> None:
+    def athena_alarms(s: Synth) -> list[str]:
+        return [i for i in s.of_type("AWS::CloudWatch::Alarm") if i.startswith("MonitoringAthenaQueryErrors")]
+
+    (alarm_id,) = athena_alarms(parquet)
+    alarm = parquet.resources[alarm_id]["Properties"]
+    assert "AthenaQueryErrors" in json.dumps(alarm["Metrics"]) and "alarm-athena-query-errors" in json.dumps(alarm["AlarmDescription"])
+    assert not athena_alarms(logs)
+
+
+def test_the_new_losses_page_through_the_pipeline_composite(parquet: Synth) -> None:
+    """They join the composites that already stand for CaptureReadErrors (the pipeline page, the model-health roll-up)."""
+    rules = [
+        json.dumps(c["Properties"]["AlarmRule"])
+        for c in parquet.of_type("AWS::CloudWatch::CompositeAlarm").values()
+        if "MonitoringCaptureReadErrors" in json.dumps(c["Properties"]["AlarmRule"])
+    ]
+    new = ("CaptureLinesDeliveryErrors", "CaptureLinesDeliveryThrottling", "CaptureParquetConversionFailures", "AthenaQueryErrors")
+    assert rules and all(f"Monitoring{alarm_id}" in rule for rule in rules for alarm_id in new)

@@ -182,3 +182,24 @@ def test_literals_cannot_close_their_quotes() -> None:
     w = q.CaptureWindow("modelserve.captures", "pen'guins", "v1", *WHOLE)
     sqlglot.parse_one(q.row_count(w), read="trino")
     assert "'pen''guins'" in w.where()
+
+
+def test_out_of_range_counts_match_the_reference_range_rule(db, captures) -> None:
+    """Below the low bound or above the high one, nulls not counted; a missing bound leaves that side open."""
+    rows = inside(captures[1], *CUT)
+    lengths = [r["inputs"]["bill_length_mm"] for r in rows if r["inputs"]["bill_length_mm"] is not None]
+    ((n, both, low_only),) = run(db, q.out_of_range_counts(window(*CUT), [("bill_length_mm", 35.0, 55.0), ("bill_length_mm", 35.0, None)]))
+    assert n == len(rows)
+    assert both == sum(v < 35.0 or v > 55.0 for v in lengths) and low_only == sum(v < 35.0 for v in lengths) < both
+
+
+def test_the_samples_inputs_and_probabilities_come_back_as_json_objects_by_field_name(db, captures) -> None:
+    import json
+
+    got = run(db, q.sample(window(*CUT), 1.0, 50))
+    assert got
+    columns = list(q.SAMPLE_COLUMNS)
+    for r in got:
+        inputs = json.loads(r[columns.index("inputs")])
+        assert set(inputs) == {"bill_length_mm", "island", "is_adult"} and isinstance(inputs["is_adult"], bool)
+        assert json.loads(r[columns.index("probabilities")]) == {"Adelie": 0.5, "Gentoo": 0.5}

@@ -159,7 +159,15 @@ def test_the_readme_links_every_reference_page() -> None:
 
 
 # settings that turn on every optional alarm (request count, Firehose delivery, the challenger's)
-EVERY_ALARM = Settings(capture_sink="firehose", alarm_min_requests=1, challenger_mode="ab", challenger_bundle_path="models/challenger")
+# the logs sink has the Firehose alarms too, and its own; Parquet and drift_athena add theirs
+EVERY_ALARM = Settings(
+    capture_sink="logs",
+    capture_format="parquet",
+    drift_athena="on",
+    alarm_min_requests=1,
+    challenger_mode="ab",
+    challenger_bundle_path="models/challenger",
+)
 
 
 def test_every_alarm_description_links_its_runbook_section() -> None:

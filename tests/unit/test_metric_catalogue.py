@@ -14,7 +14,15 @@ from monitoring import metric_names as monitoring_keys
 from monitoring.checker import DEFAULT_CHECKS, feature_metric_names, published_metric_names
 
 # every optional alarm on (request count, Firehose delivery, the challenger's)
-EVERY_ALARM = Settings(capture_sink="firehose", alarm_min_requests=1, challenger_mode="ab", challenger_bundle_path="models/challenger")
+# the logs sink has the Firehose alarms too, and its own; Parquet and drift_athena add theirs
+EVERY_ALARM = Settings(
+    capture_sink="logs",
+    capture_format="parquet",
+    drift_athena="on",
+    alarm_min_requests=1,
+    challenger_mode="ab",
+    challenger_bundle_path="models/challenger",
+)
 
 
 def _library_keys() -> set[str]:

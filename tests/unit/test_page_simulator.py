@@ -90,3 +90,26 @@ def test_a_422_storm_would_page_twice_if_the_gateway_4xx_counted_validation_refu
         before = ps.simulate((storm,), days=2)
     assert sorted(n.family for n in before.between(storm.start, storm.end + ps.HOUR)) == ["input_data", "service"]
     assert [n.family for n in ps.simulate((storm,), days=2).between(storm.start, storm.end + ps.HOUR)] == ["input_data"]
+
+
+LOGS_ATHENA = ps.Settings(
+    capture_sink="logs", capture_format="parquet", drift_athena="on", alarm_subscriptions="oncall@example.com"
+)
+
+
+@pytest.mark.parametrize(
+    ("signals", "alarm", "max_delay_min"),
+    [
+        ({"logs_delivery_errors": 3.0}, "CaptureLinesDeliveryErrors", 15),
+        ({"logs_delivery_throttling": 50.0}, "CaptureLinesDeliveryThrottling", 15),
+        ({"conversion_failures": 20.0}, "CaptureParquetConversionFailures", 15),
+        ({"athena_fails": 1.0}, "AthenaQueryErrors", 85),  # the next hourly check, then its period ends
+    ],
+)
+def test_each_loss_of_the_logs_path_and_each_athena_failure_pages_the_pipeline_once(signals, alarm, max_delay_min) -> None:
+    start = ps.DAY + 6 * ps.HOUR + 40
+    failure = ps.Failure(alarm, start, 180, signals, ("pipeline",), max_delay_min)
+    run = ps.simulate((failure,), days=2, settings=LOGS_ATHENA)
+    (page,) = run.between(0, 2 * ps.DAY)
+    assert page.family == "pipeline" and alarm in page.alarms
+    assert 0 < page.minute - start <= max_delay_min

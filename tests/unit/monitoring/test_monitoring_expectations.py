@@ -118,3 +118,39 @@ def test_absent_feature_column_counts_as_all_missing_instead_of_raising():
     prof = _small_profile()
     res = check_expectations(prof, {"x": np.zeros(5), "f": np.zeros(5)})
     assert res.get("c", MISSING_RATE).share == 1.0 and res.get("c", MISSING_RATE).failed
+
+
+def test_exact_window_counts_replace_the_samples_shares_of_missing_out_of_range_and_unseen():
+    """A sample of 100 clean rows, and the whole window's exact counts (from a query engine) naming
+    what the sample missed: the expectations take the window's counts, over the window's rows."""
+    from monitoring.types import WindowCounts
+
+    profile = _small_profile()
+    sample = {"x": np.linspace(0, 1, 100), "c": np.array(["a", "b"] * 50, dtype=object), "f": np.array([0.0, 1.0] * 50)}
+    assert check_expectations(profile, sample).passed
+    counts = WindowCounts(
+        rows=100_000,
+        nulls={"x": 9_000, "c": 0, "f": 0},
+        out_of_range={"x": 2_000},
+        categories={"c": {"a": 50_000, "b": 49_975, "Atlantis": 25}},
+    )
+    res = check_expectations(profile, sample, counts=counts)
+    missing, outside, unseen = res.get("x", MISSING_RATE), res.get("x", OUT_OF_RANGE), res.get("c", UNSEEN_CATEGORY)
+    assert (missing.n_flagged, missing.n_rows, missing.share) == (9_000, 100_000, 0.09) and missing.failed
+    assert (outside.n_flagged, outside.share) == (2_000, 0.02) and outside.failed
+    # 25 of 100,000 rows: far under the 1% share, but at least min_new_value_rows, named exactly
+    assert unseen.new_values == (("Atlantis", 25),) and unseen.n_rows == 100_000 and unseen.failed
+    assert res.get("x", WRONG_TYPE).n_rows == 100  # a typed column has no wrong types to count: the sample's
+    # the margin of the missing-rate gate is over the window's rows, not the sample's
+    p_ref = profile["x"].missing_rate
+    assert missing.threshold == pytest.approx(p_ref + 0.05 + 3 * math.sqrt(p_ref * (1 - p_ref) / 100_000))
+
+
+def test_a_feature_the_counts_leave_out_is_counted_on_the_sample():
+    from monitoring.types import WindowCounts
+
+    profile = _small_profile()
+    sample = {"x": np.array([np.nan] * 50 + [0.5] * 50), "c": np.array(["a", "b"] * 50, dtype=object), "f": np.array([0.0, 1.0] * 50)}
+    res = check_expectations(profile, sample, counts=WindowCounts(rows=1_000_000, nulls={"c": 0}))
+    assert (res.get("x", MISSING_RATE).n_flagged, res.get("x", MISSING_RATE).n_rows) == (50, 100)
+    assert res.get("c", MISSING_RATE).n_rows == 1_000_000

@@ -1,0 +1,220 @@
+"""A window of captures read through Athena (``drift_athena=on``): the queries of ``athena_sql`` run in the
+stack's workgroup, their results turned into what the checks consume.
+
+- ``AthenaQueries`` runs one query: ``StartQueryExecution`` in the workgroup, ``GetQueryExecution`` polled
+  (backing off) until it ends or the read budget's deadline passes (then ``StopQueryExecution``), and
+  ``GetQueryResults`` paginated, typed by the result's column types. Anything but SUCCEEDED in time raises
+  ``AthenaQueryError`` naming the query and the reason; the drift service then reads the window from S3
+  as it would without Athena, and counts the failure (``AthenaQueryErrors``, the reason in the report).
+- ``WindowPlan`` is what the check asks of one window, in the order it asks: the exact row count first
+  (it sets the sample's percentage), then nulls per feature, numeric features outside the reference's
+  range, category counts per categorical feature, predicted-class counts, and a ``TABLESAMPLE BERNOULLI``
+  sample of about ``sample_cap`` rows for the distribution tests (KS, PCA, MMD).
+- ``read_window_athena`` runs a plan: a ``WindowRead`` whose rows are the sample and whose ``rows_seen``
+  is the exact count, with ``counts`` (``monitoring.types.WindowCounts``) for the data-quality
+  expectations, so a value never seen in training in 1 of 100,000 rows is counted exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from modelserve.schema import FeatureKind, FeatureSpec
+from monitoring.types import WindowCounts
+
+from . import athena_sql as q
+from .store import error_code
+from .window_reader import WindowRead, capture_records
+
+logger = logging.getLogger(__name__)
+
+SUCCEEDED = "SUCCEEDED"
+ENDED_BADLY = ("FAILED", "CANCELLED")
+TIMEOUT = "Timeout"  # the reason of a query still running at the deadline
+_INTEGER_TYPES = ("tinyint", "smallint", "integer", "int", "bigint")
+_REAL_TYPES = ("double", "float", "real", "decimal")
+
+
+class AthenaQueryError(RuntimeError):
+    """A query that did not succeed in time: ``query`` (its name in the plan) and ``reason`` (FAILED,
+    CANCELLED, Timeout, or the service's error code when the call itself failed)."""
+
+    def __init__(self, query: str, reason: str, detail: str = "") -> None:
+        self.query, self.reason, self.detail = query, reason, detail
+        super().__init__(f"athena query {query!r}: {reason}" + (f" ({detail})" if detail else ""))
+
+
+@dataclass
+class AthenaQueries:
+    """Runs queries in one workgroup (its output location, encryption and bytes-scanned limit apply)."""
+
+    client: Any
+    workgroup: str
+    first_poll_s: float = 0.1
+    max_poll_s: float = 2.0
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    bytes_scanned: int = 0  # over every query this object ran (from each execution's statistics)
+
+    def run(self, name: str, sql: str, deadline: float | None = None) -> list[dict[str, Any]]:
+        """The query's rows as dicts by column name, typed; raises ``AthenaQueryError``."""
+        try:
+            execution_id = self.client.start_query_execution(QueryString=sql, WorkGroup=self.workgroup)["QueryExecutionId"]
+            self._wait(name, execution_id, deadline)
+            return list(self._rows(execution_id))
+        except AthenaQueryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failed call (AccessDenied, throttling) is a failed query, named
+            raise AthenaQueryError(name, error_code(exc), str(exc)) from exc
+
+    def _wait(self, name: str, execution_id: str, deadline: float | None) -> None:
+        delay = self.first_poll_s
+        while True:
+            execution = self.client.get_query_execution(QueryExecutionId=execution_id)["QueryExecution"]
+            status = execution["Status"]
+            state = status["State"]
+            if state == SUCCEEDED:
+                self.bytes_scanned += int(execution.get("Statistics", {}).get("DataScannedInBytes", 0) or 0)
+                return
+            if state in ENDED_BADLY:
+                raise AthenaQueryError(name, state, status.get("StateChangeReason", ""))
+            if deadline is not None and self.clock() + delay > deadline:
+                with contextlib.suppress(Exception):  # the query is abandoned either way; stopping it saves its scan
+                    self.client.stop_query_execution(QueryExecutionId=execution_id)
+                raise AthenaQueryError(name, TIMEOUT, f"still {state} when the read budget ran out; stopped")
+            self.sleep(delay)
+            delay = min(delay * 2, self.max_poll_s)
+
+    def _rows(self, execution_id: str) -> Iterator[dict[str, Any]]:
+        names: list[str] | None = None
+        types: list[str] = []
+        for page in self.client.get_paginator("get_query_results").paginate(QueryExecutionId=execution_id):
+            result = page["ResultSet"]
+            rows = result.get("Rows", [])
+            if names is None:
+                columns = result.get("ResultSetMetadata", {}).get("ColumnInfo", [])
+                names, types = [c["Name"] for c in columns], [c["Type"].lower() for c in columns]
+                if rows and [cell.get("VarCharValue") for cell in rows[0]["Data"]] == names:
+                    rows = rows[1:]  # a SELECT's first row holds the column names
+            for row in rows:
+                yield {n: typed(cell.get("VarCharValue"), t) for n, t, cell in zip(names, types, row["Data"])}
+
+
+def typed(text: str | None, athena_type: str) -> Any:
+    """A result cell (always text, absent for NULL) as its column's type."""
+    if text is None:
+        return None
+    base = athena_type.split("(")[0].strip()
+    if base in _INTEGER_TYPES:
+        return int(text)
+    if base in _REAL_TYPES:
+        return float(text)
+    if base == "boolean":
+        return text.lower() == "true"
+    return text
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """The queries of one window. ``features``: the checked features; ``ranges``: each numeric feature's
+    reference range (``FeatureProfile.range``)."""
+
+    window: q.CaptureWindow
+    features: tuple[FeatureSpec, ...]
+    ranges: Mapping[str, tuple[float | None, float | None]]
+    sample_cap: int
+    classifier: bool = True
+
+    def row_count(self) -> tuple[str, str]:
+        return "row_count", q.row_count(self.window)
+
+    def queries(self, rows: int) -> list[tuple[str, str]]:
+        """(name, SQL) of every query after the row count, in the order they run."""
+        w, out = self.window, []
+        names = [f.name for f in self.features]
+        if names:
+            out.append(("nulls", q.null_counts(w, names)))
+        bounded = [(f.name, *self.ranges[f.name]) for f in self.numeric if self.ranges.get(f.name, (None, None)) != (None, None)]
+        if bounded:
+            out.append(("out_of_range", q.out_of_range_counts(w, bounded)))
+        out += [(f"categories:{f.name}", q.category_counts(w, f.name)) for f in self.categorical]
+        if self.classifier:
+            out.append(("predictions", q.prediction_counts(w)))
+        out.append(("sample", q.sample(w, q.sample_percent(rows, self.sample_cap), self.sample_cap)))
+        return out
+
+    @property
+    def numeric(self) -> list[FeatureSpec]:
+        return [f for f in self.features if f.kind is FeatureKind.NUMERIC]
+
+    @property
+    def categorical(self) -> list[FeatureSpec]:
+        return [f for f in self.features if f.kind is FeatureKind.CATEGORICAL]
+
+
+@dataclass
+class AthenaWindowRead(WindowRead):
+    """A window read through Athena: the sample as ``rows``, the exact count as ``rows_seen``."""
+
+    counts: WindowCounts | None = None
+    predictions: dict[str, int] = field(default_factory=dict)  # predicted class -> rows (classifiers), exact
+    queries: int = 0
+    bytes_scanned: int = 0
+
+
+def read_window_athena(athena: AthenaQueries, plan: WindowPlan, start: datetime, end: datetime, deadline: float | None) -> AthenaWindowRead:
+    """Run ``plan``; raises ``AthenaQueryError`` on the first query that does not succeed in time."""
+    scanned = athena.bytes_scanned
+    name, sql = plan.row_count()
+    rows = int(athena.run(name, sql, deadline)[0]["row_count"])
+    results = {name: athena.run(name, sql, deadline) for name, sql in plan.queries(rows)}
+    by_lower = {f.name.lower(): f.name for f in plan.features}
+    nulls = results.get("nulls", [{}])[0]
+    outside = results.get("out_of_range", [{}])[0]
+    bounded = [f.name for f in plan.numeric if plan.ranges.get(f.name, (None, None)) != (None, None)]
+    counts = WindowCounts(
+        rows=rows,
+        nulls={f.name: int(nulls[f"null_{i}"]) for i, f in enumerate(plan.features)},
+        out_of_range={n: int(outside[f"out_{i}"]) for i, n in enumerate(bounded)},
+        categories={f.name: _value_counts(results[f"categories:{f.name}"]) for f in plan.categorical},
+    )
+    sample = [_capture_row(r, by_lower) for r in results["sample"]]
+    return AthenaWindowRead(
+        start,
+        end,
+        capture_records(sample),
+        rows_seen=rows,
+        objects_read=0,
+        corrupt_objects=0,
+        counts=counts,
+        predictions={str(r["prediction"]): int(r["n"]) for r in results.get("predictions", [])},
+        queries=1 + len(results),
+        bytes_scanned=athena.bytes_scanned - scanned,
+    )
+
+
+def _value_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """A category-count query's rows as value -> rows (nulls are in the null counts)."""
+    return {str(r["value"]): int(r["n"]) for r in rows if r["value"] is not None}
+
+
+def _capture_row(row: Mapping[str, Any], by_lower: Mapping[str, str]) -> dict[str, Any]:
+    """A sample row as the window reader's row: the JSON columns parsed, the inputs under the features'
+    own names (the Glue table lowercases them)."""
+    out = dict(row)
+    inputs = json.loads(row["inputs"]) if row.get("inputs") else {}
+    out["inputs"] = {by_lower.get(k.lower(), k): v for k, v in inputs.items()}
+    probabilities = json.loads(row["probabilities"]) if row.get("probabilities") else None
+    out["probabilities"] = probabilities or None
+    if out["probabilities"] is None and isinstance(out.get("prediction"), str):
+        with contextlib.suppress(ValueError):  # a regression model's prediction, stored as text
+            out["prediction"] = float(out["prediction"])
+    return out
+
