@@ -217,4 +217,3 @@ def _capture_row(row: Mapping[str, Any], by_lower: Mapping[str, str]) -> dict[st
         with contextlib.suppress(ValueError):  # a regression model's prediction, stored as text
             out["prediction"] = float(out["prediction"])
     return out
-
