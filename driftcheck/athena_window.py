@@ -173,11 +173,11 @@ def read_window_athena(athena: AthenaQueries, plan: WindowPlan, start: datetime,
     """Run ``plan``; raises ``AthenaQueryError`` on the first query that does not succeed in time."""
     scanned = athena.bytes_scanned
     name, sql = plan.row_count()
-    rows = int(athena.run(name, sql, deadline)[0]["row_count"])
+    rows = int(_one_row(name, athena.run(name, sql, deadline))["row_count"])
     results = {name: athena.run(name, sql, deadline) for name, sql in plan.queries(rows)}
     by_lower = {f.name.lower(): f.name for f in plan.features}
-    nulls = results.get("nulls", [{}])[0]
-    outside = results.get("out_of_range", [{}])[0]
+    nulls = _one_row("nulls", results["nulls"]) if "nulls" in results else {}
+    outside = _one_row("out_of_range", results["out_of_range"]) if "out_of_range" in results else {}
     bounded = [f.name for f in plan.numeric if plan.ranges.get(f.name, (None, None)) != (None, None)]
     counts = WindowCounts(
         rows=rows,
@@ -200,6 +200,13 @@ def read_window_athena(athena: AthenaQueries, plan: WindowPlan, start: datetime,
     )
 
 
+def _one_row(name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The single row of an aggregate without GROUP BY (Athena always returns it; anything else is a broken result)."""
+    if len(rows) != 1:
+        raise AthenaQueryError(name, "NoRows" if not rows else "TooManyRows", f"{len(rows)} rows where the query returns one")
+    return rows[0]
+
+
 def _value_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
     """A category-count query's rows as value -> rows (nulls are in the null counts)."""
     return {str(r["value"]): int(r["n"]) for r in rows if r["value"] is not None}
@@ -217,4 +224,3 @@ def _capture_row(row: Mapping[str, Any], by_lower: Mapping[str, str]) -> dict[st
         with contextlib.suppress(ValueError):  # a regression model's prediction, stored as text
             out["prediction"] = float(out["prediction"])
     return out
-

@@ -58,6 +58,9 @@ CLOUDWATCH_BATCH = 500  # PutMetricData takes up to 1,000 values per call
 DEPLOYMENT_WIDE_METRICS = (mn.WINDOW_ROWS,)
 
 
+# drift_athena=on: the share of a window's remaining read budget its Athena queries may take
+ATHENA_BUDGET_SHARE = 0.5
+
 # the window reader's parallel GETs; the S3 client's connection pool holds at least that many
 # (botocore's default of 10 would make the extra threads wait for a connection)
 READER_WORKERS: int = ReadOptions(sample_cap=1).workers
@@ -286,8 +289,10 @@ class DriftService:
         """Through Athena when it is on; from S3 otherwise, or when a query did not succeed in time (counted)."""
         failure = None
         if self.athena is not None:
+            # the queries get at most a share of what the budget leaves: if they fail, the S3 read has the rest
+            queries_until = None if deadline is None else time.monotonic() + ATHENA_BUDGET_SHARE * max(0.0, deadline - time.monotonic())
             try:
-                return read_window_athena(self.athena, self.athena_plan(start, end), start, end, deadline)
+                return read_window_athena(self.athena, self.athena_plan(start, end), start, end, queries_until)
             except AthenaQueryError as exc:
                 logger.error("athena_query_failed: %s; the window is read from S3 instead", exc)
                 failure = f"{exc.query}: {exc.reason}" + (f" ({exc.detail})" if exc.detail else "")

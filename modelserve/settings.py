@@ -215,8 +215,9 @@ class DeploySettings(_Section):
     )
     drift_athena: Literal["off", "on"] = Field(
         "off",
-        description="An Athena workgroup (results under athena-results/, a bytes-scanned limit) the drift check may query the "
-        "captures table in, with exactly the permissions that takes (driftcheck/athena_sql.py)",
+        description="The drift check reads each window through Athena (exact counts, a TABLESAMPLE sample; S3 when a query fails, "
+        "counted as AthenaQueryErrors) in its own workgroup (results under athena-results/, a bytes-scanned limit), with exactly "
+        "the permissions that takes (driftcheck/athena_window.py)",
     )
     athena_bytes_scanned_limit_mb: int = Field(
         10_000, ge=10, le=10_000_000, description="drift_athena=on: Athena cancels a query of the workgroup past this many MB scanned"

@@ -189,17 +189,27 @@ def test_a_query_past_the_read_budget_is_stopped_counted_and_the_window_read_fro
     state_manager.set_transition("athena::execution", {"progression": "manual", "times": 1_000_000})  # never leaves QUEUED
     at = datetime.now(UTC) + timedelta(seconds=1)
 
-    run = drift.service.run(scheduled_event(at), read_budget_s=0.5)
+    run = drift.service.run(scheduled_event(at), read_budget_s=0.2)
 
     assert run.window.athena_error is not None and run.window.athena_error.startswith("row_count: Timeout")
     assert run.summary(BUCKET)["read_by"] == "s3"
-    assert run.window.partial is True  # the budget went on the query: the S3 read says what it could not read
-    assert (mn.ATHENA_QUERY_ERRORS, 1.0, None) in run.metrics and (mn.PARTIAL_WINDOW, 1.0, None) in run.metrics
+    assert (mn.ATHENA_QUERY_ERRORS, 1.0, None) in run.metrics
     assert report_of(run.summary(BUCKET))["athena_error"].startswith("row_count: Timeout")
     from moto.athena.models import athena_backends
 
     (execution,) = athena_backends["123456789012"]["us-east-1"].executions.values()
     assert execution.status == "CANCELLED"  # stopped, so it scans nothing more
 
-    full = drift.service.run(scheduled_event(at), read_budget_s=60.0)  # still queued: the S3 read has the budget now
+    # still queued: the queries take half of the budget, the S3 read has the other half
+    full = drift.service.run(scheduled_event(at), read_budget_s=8.0)
     assert full.window.athena_error is not None and full.window.rows_seen == 50 and not full.window.partial
+
+
+def test_a_result_without_its_row_is_a_failed_query_not_a_crash(aws, load_inference, monkeypatch, sample_bundle, lambda_context) -> None:
+    """Nothing queued: moto answers every query with no rows; the count query's missing row is named and
+    the window read from S3 in full."""
+    inference, drift = load(load_inference, monkeypatch, sample_cap=10_000)
+    send(inference, lambda_context, [r["inputs"] for r in sample_bundle.reference_rows()], 5, random.Random(6))
+    out = drift.handler(scheduled_event(datetime.now(UTC) + timedelta(seconds=1)), lambda_context)
+    assert out["read_by"] == "s3" and out["athena_error"].startswith("row_count: NoRows")
+    assert out["rows_seen"] == 50 and out["partial_window"] is False

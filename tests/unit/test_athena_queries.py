@@ -72,8 +72,15 @@ def test_a_refused_call_is_a_failed_query_named_by_its_error_code(client) -> Non
 
 @pytest.mark.parametrize(
     ("text", "athena_type", "value"),
-    [("12", "bigint", 12), ("0.25", "double", 0.25), ("1.5E-7", "double", 1.5e-7), ("true", "boolean", True), ("x", "varchar", "x"),
-     ("3", "decimal(10,2)", 3.0), (None, "bigint", None)],
+    [
+        ("12", "bigint", 12),
+        ("0.25", "double", 0.25),
+        ("1.5E-7", "double", 1.5e-7),
+        ("true", "boolean", True),
+        ("x", "varchar", "x"),
+        ("3", "decimal(10,2)", 3.0),
+        (None, "bigint", None),
+    ],
 )
 def test_cells_take_their_columns_type(text, athena_type, value) -> None:
     assert typed(text, athena_type) == value

@@ -92,9 +92,7 @@ def test_a_422_storm_would_page_twice_if_the_gateway_4xx_counted_validation_refu
     assert [n.family for n in ps.simulate((storm,), days=2).between(storm.start, storm.end + ps.HOUR)] == ["input_data"]
 
 
-LOGS_ATHENA = ps.Settings(
-    capture_sink="logs", capture_format="parquet", drift_athena="on", alarm_subscriptions="oncall@example.com"
-)
+LOGS_ATHENA = ps.Settings(capture_sink="logs", capture_format="parquet", drift_athena="on", alarm_subscriptions="oncall@example.com")
 
 
 @pytest.mark.parametrize(
