@@ -62,6 +62,11 @@ Comparison = Literal[
 ]
 TreatMissing = Literal["breaching", "notBreaching", "ignore", "missing"]
 State = Literal["ALARM", "OK", "INSUFFICIENT_DATA"]
+# How urgent a page is: critical wakes someone (requests failing, traffic lost, the monitoring itself blind,
+# the model measurably worse); warning is for working hours (a share of clients refused, data quality, latency).
+# Each family has one composite per severity, so a critical failure pages even while a warning of its family is open.
+Severity = Literal["critical", "warning"]
+SEVERITIES: tuple[Severity, ...] = ("critical", "warning")
 
 AWS_NAMESPACES: dict[str, str] = {
     "api": "AWS/ApiGateway",
@@ -111,6 +116,13 @@ def paging(spec_id: str, states: Mapping[str, str]) -> bool:
     return states.get(spec_id) == "ALARM" and not any(states.get(o) == "ALARM" for o in PAGED_BY.get(spec_id, ()))
 
 
+def page_name(family: str, severity: Severity) -> str:
+    """The name suffix of a family's composite alarm of one severity: "Page-service" (critical),
+    "Warning-Page-service" (warning)."""
+    page = f"Page-{family.replace('_', '-')}"
+    return page if severity == "critical" else f"Warning-{page}"
+
+
 def page_anchor(family: str) -> str:
     """The runbook section of a family's page (its composite alarm), e.g. "alarm-page-input-data"."""
     return f"alarm-page-{family.replace('_', '-')}"
@@ -155,6 +167,8 @@ class AlarmSpec:
     # a period without a datapoint counts as 0 (metric math FILL(m, 0)): AWS/ApiGateway publishes no Count
     # for a period without requests, and "no requests" is what a traffic alarm is for
     missing_as_zero: bool = False
+    # critical or warning (``Severity``): which of its family's two composites it pages through
+    severity: Severity = "warning"
     # api 4xx only: the function's own validation refusals (ValidationRejects, which RejectRate pages for) are
     # subtracted from the gateway's 4XXError count, leaving auth, throttling and unknown routes
     minus_validation_rejects: bool = False
@@ -337,6 +351,7 @@ class AlarmContext:
         pages: bool = True,
         missing_as_zero: bool = False,
         minus_validation_rejects: bool = False,
+        severity: Severity = "warning",
     ) -> None:
         """One alarm. ``family``: its cause family; for the model namespace it is its metric's in the
         catalogue (``modelserve/metric_catalogue.py``), which must say the metric pages. ``pages``: False
@@ -376,6 +391,7 @@ class AlarmContext:
                 anomaly_band=comparison == "LessThanLowerThreshold",
                 missing_as_zero=missing_as_zero,
                 minus_validation_rejects=minus_validation_rejects,
+                severity=severity,
             )
         )
 
@@ -602,6 +618,7 @@ def _pipeline(ctx: AlarmContext) -> None:
         datapoints_to_alarm=timing.no_data_periods,
         dimensions={**ctx.deployment_dims, mc.DIM_WINDOW: ctx.windows[0]},
         repeat_last_value=True,
+        severity="critical",
     )
     ctx.add(
         "CaptureErrors",
@@ -615,6 +632,7 @@ def _pipeline(ctx: AlarmContext) -> None:
         "alarm-capture-errors",
         "model",
         period_s=300,
+        severity="critical",
     )
     ctx.add(
         "CaptureDropped",
@@ -629,6 +647,7 @@ def _pipeline(ctx: AlarmContext) -> None:
         "alarm-capture-dropped",
         "model",
         period_s=300,
+        severity="critical",
     )
     ctx.add(
         "MetricsErrors",
@@ -642,6 +661,7 @@ def _pipeline(ctx: AlarmContext) -> None:
         "alarm-metrics-errors",
         "model",
         period_s=300,
+        severity="critical",
     )
     drift = ctx.drift
     ctx.add(
@@ -658,6 +678,7 @@ def _pipeline(ctx: AlarmContext) -> None:
         "alarm-capture-read-errors",
         "model",
         **drift,
+        severity="critical",
     )
     ctx.add(
         "CorruptCaptureObjects",
@@ -672,6 +693,7 @@ def _pipeline(ctx: AlarmContext) -> None:
         "alarm-corrupt-capture-objects",
         "model",
         **drift,
+        severity="critical",
     )
     ctx.add(
         "PartialWindow",
@@ -688,6 +710,7 @@ def _pipeline(ctx: AlarmContext) -> None:
         "model",
         **{**drift, "evaluation_periods": ctx.timing.periods_per_gap * 2},
         datapoints_to_alarm=2,
+        severity="critical",
     )
     ctx.add(
         "DriftCheckErrors",
@@ -703,6 +726,7 @@ def _pipeline(ctx: AlarmContext) -> None:
         family="pipeline",
         period_s=timing.period_s,
         evaluation_periods=timing.periods_per_gap,
+        severity="critical",
     )
 
 
@@ -723,6 +747,7 @@ def _service(ctx: AlarmContext) -> None:
         "alarm-api-5xx-rate",
         "service",
         **svc,
+        severity="critical",
     )
     ctx.add(
         "ApiP99Latency",
@@ -749,6 +774,7 @@ def _service(ctx: AlarmContext) -> None:
         "alarm-inference-errors",
         "service",
         **svc,
+        severity="critical",
     )
     ctx.add(
         "InferenceThrottles",
@@ -783,6 +809,7 @@ def _performance(ctx: AlarmContext) -> None:
         "alarm-performance-degraded",
         "model",
         **ctx.drift_verdict,
+        severity="critical",
     )
     ctx.add(
         "EstimatedAccuracyDrop",
@@ -798,6 +825,7 @@ def _performance(ctx: AlarmContext) -> None:
         "alarm-estimated-accuracy-drop",
         "model",
         **ctx.drift_verdict,
+        severity="critical",
     )
     ctx.add(
         "TargetDrift",
@@ -858,6 +886,7 @@ def _api_traffic(ctx: AlarmContext) -> None:
             evaluation_periods=3,
             datapoints_to_alarm=3,
             missing_as_zero=True,
+            severity="critical",
         )
     if s.alarm_min_requests:
         ctx.add(
@@ -874,6 +903,7 @@ def _api_traffic(ctx: AlarmContext) -> None:
             "service",
             period_s=s.alarm_min_requests_minutes * 60,
             treat_missing="breaching",
+            severity="critical",
         )
 
 
@@ -899,6 +929,7 @@ def _firehose(ctx: AlarmContext) -> None:
         period_s=300,
         evaluation_periods=2,
         datapoints_to_alarm=2,
+        severity="critical",
     )
     ctx.add(
         "FirehoseDataFreshness",
@@ -915,6 +946,7 @@ def _firehose(ctx: AlarmContext) -> None:
         period_s=300,
         evaluation_periods=2,
         datapoints_to_alarm=2,
+        severity="critical",
     )
 
 

@@ -145,7 +145,7 @@ class ModelServingStack(cdk.Stack):
             serving=self.serving,
             drift_check=self.drift_check,
             alarms=[self.alerting.model_health, *self.alerting.alarms.values()],
-            pages=list(self.alerting.families.values()),
+            pages=list(self.alerting.pages.values()),
             challenger_version=challenger[1].version if challenger else None,
         )
 
@@ -167,6 +167,8 @@ class ModelServingStack(cdk.Stack):
         out("CaptureBucketName", self.capture.bucket.bucket_name, "captures/, feedback/ and reports/ live here")
         out("DashboardUrl", dashboard_url(self.stack_name), "CloudWatch dashboard of the model")
         out("AlarmTopicArn", self.alerting.topic.topic_arn, "SNS topic the alarms page (one composite alarm per cause family)")
+        if self.alerting.warning_topic is not None:
+            out("WarningTopicArn", self.alerting.warning_topic.topic_arn, "SNS topic the warning pages notify (warning_subscriptions)")
         out("InformTopicArn", self.alerting.inform_topic.topic_arn, "SNS topic of what informs without paging (drift without impact)")
         out("InferenceFunctionName", self.serving.function.function_name, "Inference Lambda (alias 'live')")
         out(

@@ -15,7 +15,8 @@ inform). What it approximates, stated plainly:
   same five-minute slot over the previous 7 days, with no band before a day of history or while the
   slot's history is all zeros. CloudWatch's own model differs in detail; the timing (3 of 3 five-minute
   periods) does not;
-- a page is a family composite entering ALARM (one notification); an informing alarm entering ALARM is a
+- a page is a family composite of one severity (critical or warning) entering ALARM (one notification); an
+  informing alarm entering ALARM is a
   notice on the second topic. A member alarm entering ALARM while its family's composite is already in
   ALARM sends nothing: the stack has no re-notification yet (the calendar shows it).
 
@@ -57,6 +58,7 @@ class Failure:
     max_delay_min: int
     informs: tuple[str, ...] = ()
     note: str = ""
+    severity: str = "critical"  # of its pages
 
     @property
     def end(self) -> int:
@@ -70,9 +72,9 @@ def _at(day: int, hour: int = 0, minute: int = 0) -> int:
 # the calendar: quiet days between failures; each failure starts at least a day after the previous ends
 CALENDAR: tuple[Failure, ...] = (
     Failure("5xx storm (a bad dependency)", _at(3, 14, 10), 30, {"share_5xx": 0.2}, ("service",), 5),
-    Failure("4xx share (API key deleted: 403)", _at(4, 10, 5), 120, {"share_4xx_gateway": 0.6}, ("service",), 15),
+    Failure("4xx share (API key deleted: 403)", _at(4, 10, 5), 120, {"share_4xx_gateway": 0.6}, ("service",), 15, severity="warning"),
     Failure("lost traffic (clients' DNS broken)", _at(5, 15, 3), 180, {"traffic": 0.0}, ("service",), 15),
-    Failure("throttling (concurrency exhausted)", _at(6, 11, 20), 30, {"throttles": 40.0}, ("service",), 10),
+    Failure("throttling (concurrency exhausted)", _at(6, 11, 20), 30, {"throttles": 40.0}, ("service",), 10, severity="warning"),
     Failure(
         "422 storm (upstream sends nulls in a required field)",
         _at(7, 9, 30),
@@ -81,6 +83,7 @@ CALENDAR: tuple[Failure, ...] = (
         ("input_data",),
         95,
         note="one page: Api4xxRate counts the gateway's own 4xx only (4XXError less ValidationRejects)",
+        severity="warning",
     ),
     Failure("capture writes failing (bucket policy)", _at(10, 13, 7), 60, {"capture_errors": 25.0}, ("pipeline",), 5),
     Failure("Firehose delivery failing (KMS key disabled)", _at(12, 8, 1), 90, {"firehose_success": 0.0}, ("pipeline",), 15),
@@ -88,9 +91,9 @@ CALENDAR: tuple[Failure, ...] = (
     Failure("drift check reads denied (key policy change)", _at(16, 6, 40), 240, {"read_denied": 1.0}, ("pipeline",), 85),
     Failure("drift check not scheduled (rule disabled)", _at(18, 6, 40), 600, {"check_off": 1.0}, ("pipeline",), 200),
     Failure("input drift without impact (a feature shifted)", _at(20, 6, 40), 720, {"dataset_drift": 1.0}, (), 0, informs=("input_data",)),
-    Failure("nulls upstream (a feature 25% missing)", _at(22, 6, 40), 600, {"missing_rate": 0.25}, ("input_data",), 85),
+    Failure("nulls upstream (a feature 25% missing)", _at(22, 6, 40), 600, {"missing_rate": 0.25}, ("input_data",), 85, severity="warning"),
     Failure("performance drop on labels", _at(24, 6, 40), 600, {"performance_degraded": 1.0}, ("model_output",), 145),
-    Failure("latency (p99 3 s after a memory cut)", _at(25, 12, 4), 30, {"p99_ms": 3000.0}, ("service",), 5),
+    Failure("latency (p99 3 s after a memory cut)", _at(25, 12, 4), 30, {"p99_ms": 3000.0}, ("service",), 5, severity="warning"),
     Failure(
         "a second failure inside an open family (capture errors, then the drift check fails)",
         _at(27, 6, 40),
@@ -282,6 +285,7 @@ class Notification:
     kind: str  # "page" or "inform"
     family: str
     alarms: tuple[str, ...]
+    severity: str = ""  # a page's: "critical" or "warning" (which of the family's composites notified)
 
 
 @dataclass
@@ -297,20 +301,21 @@ def simulate(failures: tuple[Failure, ...], days: int = DAYS, settings: Settings
     specs = alarm_specs(settings, "penguins", "v1", deployment="ModelServe-penguins")
     alarms = [_Alarm(s) for s in specs]
     world = World(failures)
-    families = {s.family for s in specs if s.pages}
-    open_families: set[str] = set()
+    # one composite per family and severity (cdk/alerting.py)
+    pages = {(s.family, s.severity) for s in specs if s.pages}
+    open_pages: set[tuple[str, str]] = set()
     run = Run()
     for end in range(1, days * DAY + 1):
         entered = [a.spec for a in alarms if end % (a.spec.period_s // 60) == 0 and a.step(world, end)]
         run.notifications += [Notification(end, "inform", s.family, (s.id,)) for s in entered if not s.pages]
         states = {a.spec.id: a.state for a in alarms}
-        for family in families:
-            members = [a.spec.id for a in alarms if a.spec.pages and a.spec.family == family and paging(a.spec.id, states)]
-            if members and family not in open_families:
-                open_families.add(family)
-                run.notifications.append(Notification(end, "page", family, tuple(members)))
+        for page in sorted(pages):
+            members = [a.spec.id for a in alarms if a.spec.pages and (a.spec.family, a.spec.severity) == page and paging(a.spec.id, states)]
+            if members and page not in open_pages:
+                open_pages.add(page)
+                run.notifications.append(Notification(end, "page", page[0], tuple(members), page[1]))
             elif not members:
-                open_families.discard(family)
+                open_pages.discard(page)
     return run
 
 
@@ -329,7 +334,8 @@ class Outcome:
         f = self.failure
         paged = sorted(n.family for n in self.pages)
         in_time = all(n.minute - f.start <= f.max_delay_min for n in self.pages)
-        return paged == sorted(f.pages) and in_time and sorted({n.family for n in self.informs}) == sorted(f.informs)
+        severities = all(n.severity == f.severity for n in self.pages)
+        return paged == sorted(f.pages) and in_time and severities and sorted({n.family for n in self.informs}) == sorted(f.informs)
 
 
 def outcomes(run: Run, calendar: tuple[Failure, ...] = CALENDAR) -> list[Outcome]:
@@ -345,9 +351,9 @@ def quiet_days(run: Run, calendar: tuple[Failure, ...] = CALENDAR, days: int = D
 
 
 def markdown_table(result: list[Outcome]) -> str:
-    lines = ["| failure (injected) | pages (family) | delay | informs | note |", "|---|---|---|---|---|"]
+    lines = ["| failure (injected) | pages (family, severity) | delay | informs | note |", "|---|---|---|---|---|"]
     for o in result:
-        pages = ", ".join(n.family.replace("_", " ") + f" ({', '.join(n.alarms)})" for n in o.pages) or "none"
+        pages = ", ".join(f"{n.family.replace('_', ' ')}, {n.severity} ({', '.join(n.alarms)})" for n in o.pages) or "none"
         delay = f"{o.delay_min} min" if o.delay_min is not None else "-"
         informs = ", ".join(f"{n.family.replace('_', ' ')} ({', '.join(n.alarms)})" for n in o.informs) or "-"
         lines.append(f"| {o.failure.name} | {pages} | {delay} | {informs} | {o.failure.note} |")

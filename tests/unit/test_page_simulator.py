@@ -43,6 +43,20 @@ def test_each_failure_pages_once_per_family_within_its_stated_delay(run: ps.Run,
     assert sorted(n.family for n in outcome.pages) == sorted(failure.pages), outcome.pages
     assert all(n.minute - failure.start <= failure.max_delay_min for n in outcome.pages), outcome.pages
     assert sorted({n.family for n in outcome.informs}) == sorted(failure.informs), outcome.informs
+    assert [n.severity for n in outcome.pages] == [failure.severity] * len(failure.pages), outcome.pages
+
+
+def test_a_5xx_storm_pages_critical_while_a_4xx_share_warning_of_its_family_is_open() -> None:
+    """One composite per family and severity: the open warning does not hide the storm."""
+    share = ps.Failure("4xx share", ps._at(0, 9), 180, {"share_4xx_gateway": 0.6}, ("service",), 15, severity="warning")
+    storm = ps.Failure("5xx storm", ps._at(0, 10), 30, {"share_5xx": 0.2}, ("service",), 5)
+    run = ps.simulate((share, storm), days=1)
+    assert [(n.severity, n.alarms) for n in run.between(share.start, share.end)] == [
+        ("warning", ("Api4xxRate",)),
+        ("critical", ("Api5xxRate",)),
+    ]
+    (page,) = run.between(storm.start, storm.end)
+    assert page.minute - storm.start <= storm.max_delay_min
 
 
 def test_quiet_days_page_no_one(run: ps.Run) -> None:
