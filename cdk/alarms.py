@@ -99,8 +99,9 @@ _GROUP_FAMILY: dict[str, Family] = {"model": "input_data", "service": "service",
 # adds nothing to its own family's page. Every request refused leaves no scored row, so NoTraffic
 # (pipeline) would page a second time for what RejectRate (input data) says.
 # A denied read empties the window too: NoTraffic would send the engineer to check API traffic, while
-# CaptureReadErrors names the fault.
-PAGED_BY: dict[str, tuple[str, ...]] = {"NoTraffic": ("RejectRate", "CaptureReadErrors")}
+# CaptureReadErrors names the fault. A failing drift check publishes no rows at all: DriftCheckErrors names it
+# (without this, NoTraffic would re-notify "also firing" inside the page the failing check opened).
+PAGED_BY: dict[str, tuple[str, ...]] = {"NoTraffic": ("RejectRate", "CaptureReadErrors", "DriftCheckErrors")}
 
 
 def runbook_link(settings: Settings, anchor: str) -> str:

@@ -201,10 +201,9 @@ class Alerting(Construct):
         self.pages: dict[tuple[str, Severity], cloudwatch.CompositeAlarm] = {}
         reports = f"s3://{reports_bucket_name}/{model_report_prefix(m.model_name)}"
         # one step from the page to the cause: the dashboard and the reports in the console, beside the s3:// path
-        links = (
-            f"Dashboard: {dashboard_url(stack.stack_name)} . Reports: https://s3.console.aws.amazon.com/s3/buckets/"
-            f"{reports_bucket_name}?prefix={model_report_prefix(m.model_name)} . "
-        )
+        self.dashboard_link = dashboard_url(stack.stack_name)
+        self.reports_link = f"https://s3.console.aws.amazon.com/s3/buckets/{reports_bucket_name}?prefix={model_report_prefix(m.model_name)}"
+        links = f"Dashboard: {self.dashboard_link} . Reports: {self.reports_link} . "
         paging_specs = [sp for sp in self.specs if sp.pages]
         # one composite per family and severity: a critical failure pages even while a warning of its family is open
         for family, severity in dict.fromkeys((sp.family, sp.severity) for sp in paging_specs):

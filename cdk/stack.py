@@ -12,6 +12,7 @@ from modelserve.schema import BundleManifest
 from modelserve.settings import ENV_CHALLENGER_BUNDLE_PATH, ENV_CHALLENGER_VERSION, Settings, SettingsError
 
 from .alerting import Alerting
+from .also_firing import AlsoFiring
 from .asset_trim import SERVING_PRUNE
 from .bundling import ASSET_PACKAGES, CHALLENGER_DIR_IN_ASSET, DRIFT_CHECK_CHALLENGER_EXCLUDE, REPO_ROOT, AssetSpec, asset_code
 from .capture import CaptureStorage
@@ -122,6 +123,10 @@ class ModelServingStack(cdk.Stack):
             # each construct is asked for the metrics its alarms read (and the functions for their log groups)
             watched=(self.serving, self.drift_check, self.capture),
             challenger_version=challenger[1].version if challenger else None,
+        )
+        # a second alarm entering ALARM inside an open page notifies too ("also firing")
+        self.also_firing = AlsoFiring(
+            self, "AlsoFiring", settings=s, alerting=self.alerting, handler_dir=repo_root / "lambda" / "also_firing"
         )
         self.web_page = self._web_page(s, repo_root) if s.web_page else None
         # the browser origins the API answers CORS for: the configured ones and the page's, when it calls the API

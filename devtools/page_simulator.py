@@ -4,7 +4,8 @@ synthetic metric series for a 30-day calendar, to show which failure pages whom,
 moto evaluates no alarm and has no composite alarms, so this is pure Python over the same ``AlarmSpec``
 objects the stack deploys (period, statistic's datapoint, evaluation periods, datapoints to alarm, missing
 data treatment, ``FILL(m, REPEAT)`` / ``FILL(m, 0)``, the family composites with ``PAGED_BY``, page vs
-inform). What it approximates, stated plainly:
+inform, the "also firing" re-notification with the function's own grace period). What it approximates, stated
+plainly:
 
 - metric values are synthetic: requests follow a day/night cycle; a failure overrides signals for its span;
 - M of N: an alarm is ALARM when at least ``datapoints_to_alarm`` of its last ``evaluation_periods``
@@ -16,9 +17,9 @@ inform). What it approximates, stated plainly:
   slot's history is all zeros. CloudWatch's own model differs in detail; the timing (3 of 3 five-minute
   periods) does not;
 - a page is a family composite of one severity (critical or warning) entering ALARM (one notification); an
-  informing alarm entering ALARM is a
-  notice on the second topic. A member alarm entering ALARM while its family's composite is already in
-  ALARM sends nothing: the stack has no re-notification yet (the calendar shows it).
+  alarm entering ALARM while another alarm of its page has been paging for longer than the also-firing
+  function's grace period is an "also firing" notification; an informing alarm entering ALARM is a
+  notice on the second topic.
 
 ``python -m devtools.page_simulator --write docs/runbook.md`` regenerates the runbook's table from
 ``CALENDAR``; ``tests/unit/test_page_simulator.py`` checks every failure pages as its spec says and
@@ -34,7 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cdk.alarms import AlarmSpec, alarm_specs, evaluate, paging
+from devtools.local import load_handler_module
 from modelserve.settings import Settings
+
+# the "also firing" function itself: its grace period (and the same paging rule) drive the simulated re-notification
+ALSO_FIRING = load_handler_module("also_firing")
 
 MINUTE, HOUR, DAY = 1, 60, 24 * 60
 DAYS = 30
@@ -95,17 +100,17 @@ CALENDAR: tuple[Failure, ...] = (
     Failure("performance drop on labels", _at(24, 6, 40), 600, {"performance_degraded": 1.0}, ("model_output",), 145),
     Failure("latency (p99 3 s after a memory cut)", _at(25, 12, 4), 30, {"p99_ms": 3000.0}, ("service",), 5, severity="warning"),
     Failure(
-        "a second failure inside an open family (capture errors, then the drift check fails)",
-        _at(27, 6, 40),
-        360,
-        {"capture_errors": 5.0},
+        "a second failure inside an open family (the drift check fails while capture errors page)",
+        _at(27, 8, 40),
+        180,
+        {"check_fails": 1.0},
         ("pipeline",),
-        5,
-        note="the drift check failing from +2 h is not notified: no re-notification inside an open family yet",
+        85,
+        note="re-notified: 'also firing' (EventBridge + lambda/also_firing) while the pipeline page is open since 06:40",
     ),
 )
-# the second failure of the last entry: the drift check fails while the pipeline page is open
-SECOND_IN_FAMILY = Failure("drift check fails inside the open pipeline page", _at(27, 8, 40), 180, {"check_fails": 1.0}, (), 0)
+# what opens the pipeline page the calendar's last failure happens inside: capture errors from 06:40 to 12:40
+OPEN_PAGE = Failure("capture errors open the pipeline page", _at(27, 6, 40), 360, {"capture_errors": 5.0}, ("pipeline",), 5)
 
 
 @dataclass
@@ -304,9 +309,11 @@ def simulate(failures: tuple[Failure, ...], days: int = DAYS, settings: Settings
     # one composite per family and severity (cdk/alerting.py)
     pages = {(s.family, s.severity) for s in specs if s.pages}
     open_pages: set[tuple[str, str]] = set()
+    since: dict[str, int] = {}  # alarm -> the minute it entered ALARM
     run = Run()
     for end in range(1, days * DAY + 1):
         entered = [a.spec for a in alarms if end % (a.spec.period_s // 60) == 0 and a.step(world, end)]
+        since.update({s.id: end for s in entered})
         run.notifications += [Notification(end, "inform", s.family, (s.id,)) for s in entered if not s.pages]
         states = {a.spec.id: a.state for a in alarms}
         for page in sorted(pages):
@@ -314,9 +321,22 @@ def simulate(failures: tuple[Failure, ...], days: int = DAYS, settings: Settings
             if members and page not in open_pages:
                 open_pages.add(page)
                 run.notifications.append(Notification(end, "page", page[0], tuple(members), page[1]))
-            elif not members:
+            elif members:
+                run.notifications += _also_firing(end, page, members, [s.id for s in entered], since)
+            else:
                 open_pages.discard(page)
     return run
+
+
+def _also_firing(end: int, page: tuple[str, str], members: list[str], entered: list[str], since: dict[str, int]) -> list[Notification]:
+    """What lambda/also_firing publishes for the alarms that entered ALARM at ``end`` inside an open page: one
+    notification each, when another alarm of the page has been paging for longer than its grace period."""
+    grace = ALSO_FIRING.GRACE_S // 60
+    return [
+        Notification(end, "also", page[0], (a,), page[1])
+        for a in entered
+        if a in members and any(o != a and since.get(o, end) <= end - grace for o in members)
+    ]
 
 
 @dataclass(frozen=True)
@@ -341,7 +361,14 @@ class Outcome:
 def outcomes(run: Run, calendar: tuple[Failure, ...] = CALENDAR) -> list[Outcome]:
     """What each failure caused: the notifications from its start until an hour after its end (alarms
     return to OK by then), a page that opened for it and an inform."""
-    return [Outcome(f, run.between(f.start, f.end + HOUR), run.between(f.start, f.end + HOUR, "inform")) for f in calendar]
+    return [
+        Outcome(
+            f,
+            sorted(run.between(f.start, f.end + HOUR) + run.between(f.start, f.end + HOUR, "also"), key=lambda n: n.minute),
+            run.between(f.start, f.end + HOUR, "inform"),
+        )
+        for f in calendar
+    ]
 
 
 def quiet_days(run: Run, calendar: tuple[Failure, ...] = CALENDAR, days: int = DAYS) -> list[int]:
@@ -353,7 +380,13 @@ def quiet_days(run: Run, calendar: tuple[Failure, ...] = CALENDAR, days: int = D
 def markdown_table(result: list[Outcome]) -> str:
     lines = ["| failure (injected) | pages (family, severity) | delay | informs | note |", "|---|---|---|---|---|"]
     for o in result:
-        pages = ", ".join(f"{n.family.replace('_', ' ')}, {n.severity} ({', '.join(n.alarms)})" for n in o.pages) or "none"
+        pages = (
+            ", ".join(
+                f"{n.family.replace('_', ' ')}, {n.severity}{', also firing' if n.kind == 'also' else ''} ({', '.join(n.alarms)})"
+                for n in o.pages
+            )
+            or "none"
+        )
         delay = f"{o.delay_min} min" if o.delay_min is not None else "-"
         informs = ", ".join(f"{n.family.replace('_', ' ')} ({', '.join(n.alarms)})" for n in o.informs) or "-"
         lines.append(f"| {o.failure.name} | {pages} | {delay} | {informs} | {o.failure.note} |")
@@ -371,8 +404,8 @@ def render(doc: str, table: str) -> str:
 
 
 def calendar_run() -> Run:
-    """The 30 days with every failure of ``CALENDAR`` (and the second failure inside an open family)."""
-    return simulate((*CALENDAR, SECOND_IN_FAMILY))
+    """The 30 days with every failure of ``CALENDAR`` (and what opens the page its last failure happens inside)."""
+    return simulate((*CALENDAR, OPEN_PAGE))
 
 
 def calendar_table(run: Run | None = None) -> str:

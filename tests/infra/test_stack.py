@@ -237,7 +237,8 @@ def test_drift_function_and_schedule(default: Synth) -> None:
     env = f["Environment"]["Variables"]
     assert env["MS_ALPHA"] == str(s.alpha) and env["MS_WINDOW_HOURS"] == str(s.window_hours)
     assert "MS_CAPTURE_BUCKET" in env and env["MS_MODEL_BUNDLE_PATH"] == "bundle"
-    rule = _single(default, "AWS::Events::Rule")
+    # the drift check's schedule (the other rules react to alarm and deployment events)
+    (rule,) = [r["Properties"] for r in default.of_type("AWS::Events::Rule").values() if "ScheduleExpression" in r["Properties"]]
     assert rule["ScheduleExpression"] == s.drift_schedule
     fn_id = next(k for k in default.of_type("AWS::Lambda::Function") if k.startswith("MonitoringDriftCheck"))
     assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": [fn_id, "Arn"]}
@@ -396,10 +397,10 @@ def test_no_traffic_adds_nothing_to_the_pipeline_page_while_the_reject_rate_page
         if c["Properties"]["AlarmName"].endswith("Page-pipeline")
     ]
     text = "".join(p if isinstance(p, str) else p["Fn::GetAtt"][0] for p in pipeline["AlarmRule"]["Fn::Join"][1])
-    # nor while the drift check's reads fail (CaptureReadErrors names that fault)
+    # nor while the drift check's reads fail (CaptureReadErrors names that fault) or the check itself fails
     assert re.search(
         r'ALARM\("MonitoringNoTraffic\w+"\) AND \(NOT \(\(ALARM\("MonitoringRejectRate\w+"\) OR '
-        r'ALARM\("MonitoringCaptureReadErrors\w+"\)\)\)\)',
+        r'ALARM\("MonitoringCaptureReadErrors\w+"\) OR ALARM\("MonitoringDriftCheckErrors\w+"\)\)\)\)',
         text,
     ), text
 

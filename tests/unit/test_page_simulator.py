@@ -66,11 +66,30 @@ def test_quiet_days_page_no_one(run: ps.Run) -> None:
     assert [n for n in run.notifications if n.minute // ps.DAY in quiet] == []
 
 
-def test_a_failure_inside_an_open_family_is_not_notified_yet(run: ps.Run) -> None:
-    """What the stack does today (no re-notification): the drift check failing while the pipeline page is
-    open for capture errors sends nothing; the runbook's table says so."""
-    second = ps.SECOND_IN_FAMILY
+def test_a_second_failure_inside_an_open_page_is_re_notified_once_as_also_firing(run: ps.Run) -> None:
+    """Capture errors open the pipeline page; two hours later the drift check fails: the composite, already in
+    ALARM, sends nothing, and the also-firing function notifies once, naming the new alarm."""
+    (opened,) = ps.outcomes(run, (ps.OPEN_PAGE,))[0].pages[:1]
+    assert (opened.kind, opened.alarms) == ("page", ("CaptureErrors",))
+    second = next(f for f in ps.CALENDAR if f.name.startswith("a second failure inside an open family"))
+    (also,) = ps.outcomes(run, (second,))[0].pages
+    assert (also.kind, also.family, also.severity, also.alarms) == ("also", "pipeline", "critical", ("DriftCheckErrors",))
+    assert [n for n in run.between(second.start, second.end + ps.HOUR)] == []  # no second page from the composite
+
+
+def test_without_the_also_firing_function_the_second_failure_would_send_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The simulator sees the difference the function makes (a grace period longer than the month: it never fires)."""
+    second = next(f for f in ps.CALENDAR if f.name.startswith("a second failure inside an open family"))
+    monkeypatch.setattr(ps.ALSO_FIRING, "GRACE_S", 10**9)
+    run = ps.simulate((ps.OPEN_PAGE, second), days=28)
     assert ps.outcomes(run, (second,))[0].pages == []
+
+
+def test_two_alarms_of_one_cause_at_the_same_check_are_one_page(run: ps.Run) -> None:
+    """Nulls upstream trip MissingRate and DataQualityFailures at the same check: the composite's page only."""
+    nulls = next(f for f in ps.CALENDAR if f.name.startswith("nulls upstream"))
+    (page,) = ps.outcomes(run, (nulls,))[0].pages
+    assert page.kind == "page" and set(page.alarms) == {"MissingRate", "DataQualityFailures"}
 
 
 def test_cloudwatch_semantics_a_blip_shorter_than_m_of_n_does_not_page() -> None:
