@@ -168,6 +168,9 @@ class AlarmSpec:
     # a period without a datapoint counts as 0 (metric math FILL(m, 0)): AWS/ApiGateway publishes no Count
     # for a period without requests, and "no requests" is what a traffic alarm is for
     missing_as_zero: bool = False
+    # api 4xx only (with ``minus_validation_rejects``): the gateway's refusals for access (403, 404, 429, counted
+    # from the access log: a scanner, a client without a key or over its quota) are subtracted too
+    minus_access_refusals: bool = False
     # critical or warning (``Severity``): which of its family's two composites it pages through
     severity: Severity = "warning"
     # api 4xx only: the function's own validation refusals (ValidationRejects, which RejectRate pages for) are
@@ -352,6 +355,7 @@ class AlarmContext:
         pages: bool = True,
         missing_as_zero: bool = False,
         minus_validation_rejects: bool = False,
+        minus_access_refusals: bool = False,
         severity: Severity = "warning",
     ) -> None:
         """One alarm. ``family``: its cause family; for the model namespace it is its metric's in the
@@ -392,6 +396,7 @@ class AlarmContext:
                 anomaly_band=comparison == "LessThanLowerThreshold",
                 missing_as_zero=missing_as_zero,
                 minus_validation_rejects=minus_validation_rejects,
+                minus_access_refusals=minus_access_refusals,
                 severity=severity,
             )
         )
@@ -856,10 +861,11 @@ def _api_traffic(ctx: AlarmContext) -> None:
         "Sum",
         s.api_4xx_rate,
         "GreaterThanThreshold",
-        f"More than {s.api_4xx_rate:.0%} of API requests were refused by the gateway itself for 10 of 15 minutes "
-        "((4XXError - ValidationRejects) / Count): 403 after an API key or usage-plan change, 429 throttling, unknown "
-        "routes. The function's validation refusals (422) are not counted here: RejectRate pages for them.",
-        "Read the access logs for the status codes and API key ids; compare with recent key, usage-plan or client changes.",
+        f"More than {s.api_4xx_rate:.0%} of API requests were refused as malformed for 10 of 15 minutes "
+        "((4XXError - ValidationRejects - AccessRefusals) / Count): bodies the gateway's validator refused (400), too "
+        "large or of a type not served. Not counted: the function's validation refusals (422; RejectRate pages for them) "
+        "and refusals for access (403 key, 404 route, 429 throttled: a scanner or a client over its quota).",
+        "Read the access logs for the status codes, API key ids and user agents; compare with recent client releases.",
         "alarm-api-4xx-rate",
         "service",
         period_s=300,
@@ -867,6 +873,7 @@ def _api_traffic(ctx: AlarmContext) -> None:
         datapoints_to_alarm=2,
         min_requests=API_4XX_MIN_REQUESTS,
         minus_validation_rejects=True,
+        minus_access_refusals=True,
     )
     if s.traffic_anomaly_alarm:
         ctx.add(

@@ -319,17 +319,22 @@ class Alerting(Construct):
         return owner.alarm_metric(spec)
 
     def _gateway_refusals(self, spec: AlarmSpec, api: MetricSource) -> cloudwatch.IMetric:
-        """The share of requests the gateway itself refused: its 4xx count less the function's validation
-        refusals (which RejectRate pages for), in periods of at least ``min_requests`` requests."""
+        """The share of requests refused as malformed: the gateway's 4xx count less the function's validation
+        refusals (which RejectRate pages for) and less the refusals for access (403, 404, 429: a scanner, a client
+        without a key or over its quota; counted from the access log), in periods of at least ``min_requests``."""
         plain = replace(spec, min_requests=0, minus_validation_rejects=False, statistic="Sum")
         rejects = self.model_metrics.metric(mc.VALIDATION_REJECTS, "Sum", spec.period_s)
+        using = {
+            "errors": api.alarm_metric(plain),
+            "rejects": rejects,
+            "requests": api.alarm_metric(replace(plain, metric_name="Count")),
+        }
+        access = " - FILL(refused, 0)" if spec.minus_access_refusals else ""
+        if spec.minus_access_refusals:
+            using["refused"] = api.access_refusals_metric(spec.period_s)  # type: ignore[attr-defined]
         return cloudwatch.MathExpression(
-            expression=f"IF(requests >= {spec.min_requests}, (errors - FILL(rejects, 0)) / requests, 0)",
-            using_metrics={
-                "errors": api.alarm_metric(plain),
-                "rejects": rejects,
-                "requests": api.alarm_metric(replace(plain, metric_name="Count")),
-            },
+            expression=f"IF(requests >= {spec.min_requests}, (errors - FILL(rejects, 0){access}) / requests, 0)",
+            using_metrics=using,
             label=f"gateway 4xx share (periods of {spec.min_requests}+ requests)",
             period=cdk.Duration.seconds(spec.period_s),
         )

@@ -77,7 +77,15 @@ def _at(day: int, hour: int = 0, minute: int = 0) -> int:
 # the calendar: quiet days between failures; each failure starts at least a day after the previous ends
 CALENDAR: tuple[Failure, ...] = (
     Failure("5xx storm (a bad dependency)", _at(3, 14, 10), 30, {"share_5xx": 0.2}, ("service",), 5),
-    Failure("4xx share (API key deleted: 403)", _at(4, 10, 5), 120, {"share_4xx_gateway": 0.6}, ("service",), 15, severity="warning"),
+    Failure(
+        "4xx share (a client release sends malformed bodies: 400)",
+        _at(4, 10, 5),
+        120,
+        {"share_400": 0.6},
+        ("service",),
+        15,
+        severity="warning",
+    ),
     Failure("lost traffic (clients' DNS broken)", _at(5, 15, 3), 180, {"traffic": 0.0}, ("service",), 15),
     Failure("throttling (concurrency exhausted)", _at(6, 11, 20), 30, {"throttles": 40.0}, ("service",), 10, severity="warning"),
     Failure(
@@ -89,6 +97,15 @@ CALENDAR: tuple[Failure, ...] = (
         95,
         note="one page: Api4xxRate counts the gateway's own 4xx only (4XXError less ValidationRejects)",
         severity="warning",
+    ),
+    Failure(
+        "night-time scanner (403/404/429 at 3x the traffic)",
+        _at(8, 2, 0),
+        180,
+        {"scanner_rpm": 60.0},
+        (),
+        0,
+        note="no page: Api4xxRate leaves out the refusals for access (AccessRefusals, from the access log)",
     ),
     Failure("capture writes failing (bucket policy)", _at(10, 13, 7), 60, {"capture_errors": 25.0}, ("pipeline",), 5),
     Failure("Firehose delivery failing (KMS key disabled)", _at(12, 8, 1), 90, {"firehose_success": 0.0}, ("pipeline",), 15),
@@ -154,20 +171,27 @@ def _api_value(spec: AlarmSpec, world: World, start: int, end: int) -> float | N
             / requests
         )
         return share
-    if spec.id == "Api4xxRate":  # 4XXError counts the function's 422s too; the spec subtracts them
-        counted = 0.0 if spec.minus_validation_rejects else 1.0
-        bad = _sum(
-            world,
-            lambda t: (
-                world.requests(t) * min(1.0, world.signal("share_4xx_gateway", t, 0.02) + counted * world.signal("share_422", t, 0.01))
-            ),
-            start,
-            end,
-        )
-        return bad / requests if requests >= spec.min_requests else 0.0
+    if spec.id == "Api4xxRate":  # 4XXError counts the function's 422s and the refusals for access too; the spec subtracts them
+        return _gateway_4xx_share(spec, world, start, end)
     if spec.id == "ApiP99Latency":
         return max(world.signal("p99_ms", t, 180.0) for t in range(start, end))
     raise KeyError(spec.id)
+
+
+def _gateway_4xx_share(spec: AlarmSpec, world: World, start: int, end: int) -> float:
+    """Api4xxRate's metric math: (4XXError - ValidationRejects - AccessRefusals) / Count, as far as the spec subtracts."""
+    rejects_counted = 0.0 if spec.minus_validation_rejects else 1.0
+    access_counted = 0.0 if spec.minus_access_refusals else 1.0
+    legit = _sum(world, world.requests, start, end)
+    scanner = _sum(world, lambda t: world.signal("scanner_rpm", t, 0.0), start, end)
+    bad = _sum(
+        world,
+        lambda t: world.requests(t) * min(1.0, world.signal("share_400", t, 0.02) + rejects_counted * world.signal("share_422", t, 0.01)),
+        start,
+        end,
+    )
+    requests = legit + scanner
+    return (bad + access_counted * scanner) / requests if requests >= spec.min_requests else 0.0
 
 
 def _lambda_value(spec: AlarmSpec, world: World, start: int, end: int) -> float | None:

@@ -452,7 +452,8 @@ def test_every_alarm_spec_becomes_an_alarm_its_family_notifies_for(default: Synt
                     assert stats[f"rows{i}"]["name"] == "WindowRows" and stats[f"rows{i}"]["dims"] == w["dims"]
             continue
         if spec.minus_validation_rejects:  # the gateway's own refusals: its 4xx less the function's validation refusals
-            assert alarm_expression(a) == f"IF(requests >= {spec.min_requests}, (errors - FILL(rejects, 0)) / requests, 0)"
+            access = " - FILL(refused, 0)" if spec.minus_access_refusals else ""
+            assert alarm_expression(a) == f"IF(requests >= {spec.min_requests}, (errors - FILL(rejects, 0){access}) / requests, 0)"
             assert (stats["errors"]["name"], stats["errors"]["stat"], stats["requests"]["name"]) == (spec.metric_name, "Sum", "Count")
             assert stats["rejects"]["name"] == "ValidationRejects" and stats["rejects"]["namespace"] == default.settings.metrics_namespace
             assert stats["rejects"]["dims"]["ModelVersion"] == m.version and stats["errors"]["dims"] == stats["requests"]["dims"]

@@ -27,6 +27,7 @@ def test_the_calendar_injects_every_kind_of_failure_the_issue_lists() -> None:
         "422",
         "capture",
         "Firehose",
+        "scanner",
         "drift check failing",
         "denied",
         "not scheduled",
@@ -48,7 +49,7 @@ def test_each_failure_pages_once_per_family_within_its_stated_delay(run: ps.Run,
 
 def test_a_5xx_storm_pages_critical_while_a_4xx_share_warning_of_its_family_is_open() -> None:
     """One composite per family and severity: the open warning does not hide the storm."""
-    share = ps.Failure("4xx share", ps._at(0, 9), 180, {"share_4xx_gateway": 0.6}, ("service",), 15, severity="warning")
+    share = ps.Failure("4xx share", ps._at(0, 9), 180, {"share_400": 0.6}, ("service",), 15, severity="warning")
     storm = ps.Failure("5xx storm", ps._at(0, 10), 30, {"share_5xx": 0.2}, ("service",), 5)
     run = ps.simulate((share, storm), days=1)
     assert [(n.severity, n.alarms) for n in run.between(share.start, share.end)] == [
@@ -123,3 +124,21 @@ def test_a_422_storm_would_page_twice_if_the_gateway_4xx_counted_validation_refu
         before = ps.simulate((storm,), days=2)
     assert sorted(n.family for n in before.between(storm.start, storm.end + ps.HOUR)) == ["input_data", "service"]
     assert [n.family for n in ps.simulate((storm,), days=2).between(storm.start, storm.end + ps.HOUR)] == ["input_data"]
+
+
+def test_a_night_time_scanner_would_page_if_the_4xx_share_counted_refusals_for_access(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The simulator sees the difference AccessRefusals makes: counted, the scanner's 403/404s page the service family."""
+    from dataclasses import replace
+
+    scanner = next(f for f in ps.CALENDAR if f.name.startswith("night-time scanner"))
+    scanner = replace(scanner, start=ps._at(1, 2))
+    real = ps.alarm_specs
+
+    def counting_refusals(*args, **kwargs):  # the stack before the filter: (4XXError - ValidationRejects) / Count
+        return [replace(s, minus_access_refusals=False) for s in real(*args, **kwargs)]
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ps, "alarm_specs", counting_refusals)
+        before = ps.simulate((scanner,), days=2)
+    assert [(n.family, n.alarms) for n in before.between(scanner.start, scanner.end + ps.HOUR)] == [("service", ("Api4xxRate",))]
+    assert ps.simulate((scanner,), days=2).between(scanner.start, scanner.end + ps.HOUR) == []
