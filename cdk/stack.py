@@ -7,6 +7,7 @@ from pathlib import Path
 import aws_cdk as cdk
 from constructs import Construct
 
+from cdk.alarms import runbook_link
 from modelserve.bundle import ModelBundle
 from modelserve.schema import BundleManifest
 from modelserve.settings import ENV_CHALLENGER_BUNDLE_PATH, ENV_CHALLENGER_VERSION, Settings, SettingsError
@@ -17,6 +18,7 @@ from .asset_trim import SERVING_PRUNE
 from .bundling import ASSET_PACKAGES, CHALLENGER_DIR_IN_ASSET, DRIFT_CHECK_CHALLENGER_EXCLUDE, REPO_ROOT, AssetSpec, asset_code
 from .capture import CaptureStorage
 from .dashboard import Dashboard, dashboard_url
+from .deployment_events import DeploymentEvents
 from .drift_check import DriftCheck
 from .logical_ids import stable_logical_id
 from .pre_traffic import PreTrafficHook
@@ -127,6 +129,15 @@ class ModelServingStack(cdk.Stack):
         # a second alarm entering ALARM inside an open page notifies too ("also firing")
         self.also_firing = AlsoFiring(
             self, "AlsoFiring", settings=s, alerting=self.alerting, handler_dir=repo_root / "lambda" / "also_firing"
+        )
+        # a canary CodeDeploy rolled back: one notice on the inform topic, not a page
+        self.deployment_events = DeploymentEvents(
+            self,
+            "DeploymentEvents",
+            deployment_group=self.serving.deployment_group,
+            topic=self.alerting.inform_topic,
+            dashboard_url=self.alerting.dashboard_link,
+            runbook_url=runbook_link(s, "deployment-events"),
         )
         self.web_page = self._web_page(s, repo_root) if s.web_page else None
         # the browser origins the API answers CORS for: the configured ones and the page's, when it calls the API

@@ -117,6 +117,17 @@ CALENDAR: tuple[Failure, ...] = (
     Failure("performance drop on labels", _at(24, 6, 40), 600, {"performance_degraded": 1.0}, ("model_output",), 145),
     Failure("latency (p99 3 s after a memory cut)", _at(25, 12, 4), 30, {"p99_ms": 3000.0}, ("service",), 5, severity="warning"),
     Failure(
+        "canary rolled back by CodeDeploy (the new version answers 5xx to its 10%)",
+        _at(23, 10, 0),
+        4,
+        {"share_5xx": 0.1, "canary": 1.0},
+        ("service",),
+        5,
+        informs=("deployment",),
+        note="the deployment event informs (EventBridge rule on CodeDeploy FAILURE); not yet: the service page opens too, "
+        "because the alarms CodeDeploy watches are the paging ones",
+    ),
+    Failure(
         "a second failure inside an open family (the drift check fails while capture errors page)",
         _at(27, 8, 40),
         180,
@@ -339,6 +350,10 @@ def simulate(failures: tuple[Failure, ...], days: int = DAYS, settings: Settings
         entered = [a.spec for a in alarms if end % (a.spec.period_s // 60) == 0 and a.step(world, end)]
         since.update({s.id: end for s in entered})
         run.notifications += [Notification(end, "inform", s.family, (s.id,)) for s in entered if not s.pages]
+        # CodeDeploy rolls a failing canary back when an alarm it watches fires: its FAILURE event informs once
+        rolled = [s.id for s in entered if s.rollback and world.signal("canary", end - 1, 0.0)]
+        if rolled:
+            run.notifications.append(Notification(end, "inform", "deployment", tuple(rolled)))
         states = {a.spec.id: a.state for a in alarms}
         for page in sorted(pages):
             members = [a.spec.id for a in alarms if a.spec.pages and (a.spec.family, a.spec.severity) == page and paging(a.spec.id, states)]

@@ -28,6 +28,7 @@ def test_the_calendar_injects_every_kind_of_failure_the_issue_lists() -> None:
         "capture",
         "Firehose",
         "scanner",
+        "canary rolled back",
         "drift check failing",
         "denied",
         "not scheduled",
@@ -142,3 +143,12 @@ def test_a_night_time_scanner_would_page_if_the_4xx_share_counted_refusals_for_a
         before = ps.simulate((scanner,), days=2)
     assert [(n.family, n.alarms) for n in before.between(scanner.start, scanner.end + ps.HOUR)] == [("service", ("Api4xxRate",))]
     assert ps.simulate((scanner,), days=2).between(scanner.start, scanner.end + ps.HOUR) == []
+
+
+def test_a_canary_codedeploy_rolls_back_informs_once_as_a_deployment_event(run: ps.Run) -> None:
+    canary = next(f for f in ps.CALENDAR if f.name.startswith("canary rolled back"))
+    (outcome,) = ps.outcomes(run, (canary,))
+    assert [(n.family, n.alarms) for n in outcome.informs] == [("deployment", ("Api5xxRate",))]
+    # a weekly deploy whose canary is healthy is no deployment event
+    healthy = [d for d in ps.DEPLOY_DAYS if d in ps.quiet_days(run)]
+    assert healthy and not [n for n in run.notifications if n.family == "deployment" and n.minute // ps.DAY in healthy]
