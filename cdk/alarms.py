@@ -64,6 +64,11 @@ Comparison = Literal[
 ]
 TreatMissing = Literal["breaching", "notBreaching", "ignore", "missing"]
 State = Literal["ALARM", "OK", "INSUFFICIENT_DATA"]
+# How urgent a page is: critical wakes someone (requests failing, traffic lost, the monitoring itself blind,
+# the model measurably worse); warning is for working hours (a share of clients refused, data quality, latency).
+# Each family has one composite per severity, so a critical failure pages even while a warning of its family is open.
+Severity = Literal["critical", "warning"]
+SEVERITIES: tuple[Severity, ...] = ("critical", "warning")
 
 AWS_NAMESPACES: dict[str, str] = {
     "api": "AWS/ApiGateway",
@@ -97,8 +102,9 @@ _GROUP_FAMILY: dict[str, Family] = {"model": "input_data", "service": "service",
 # adds nothing to its own family's page. Every request refused leaves no scored row, so NoTraffic
 # (pipeline) would page a second time for what RejectRate (input data) says.
 # A denied read empties the window too: NoTraffic would send the engineer to check API traffic, while
-# CaptureReadErrors names the fault.
-PAGED_BY: dict[str, tuple[str, ...]] = {"NoTraffic": ("RejectRate", "CaptureReadErrors")}
+# CaptureReadErrors names the fault. A failing drift check publishes no rows at all: DriftCheckErrors names it
+# (without this, NoTraffic would re-notify "also firing" inside the page the failing check opened).
+PAGED_BY: dict[str, tuple[str, ...]] = {"NoTraffic": ("RejectRate", "CaptureReadErrors", "DriftCheckErrors")}
 
 
 def runbook_link(settings: Settings, anchor: str) -> str:
@@ -112,6 +118,13 @@ def paging(spec_id: str, states: Mapping[str, str]) -> bool:
     """Whether an alarm in ALARM adds to its family's page, given every alarm's state (the rule the
     family's composite alarm carries, cdk/alerting.py)."""
     return states.get(spec_id) == "ALARM" and not any(states.get(o) == "ALARM" for o in PAGED_BY.get(spec_id, ()))
+
+
+def page_name(family: str, severity: Severity) -> str:
+    """The name suffix of a family's composite alarm of one severity: "Page-service" (critical),
+    "Warning-Page-service" (warning)."""
+    page = f"Page-{family.replace('_', '-')}"
+    return page if severity == "critical" else f"Warning-{page}"
 
 
 def page_anchor(family: str) -> str:
@@ -158,6 +171,11 @@ class AlarmSpec:
     # a period without a datapoint counts as 0 (metric math FILL(m, 0)): AWS/ApiGateway publishes no Count
     # for a period without requests, and "no requests" is what a traffic alarm is for
     missing_as_zero: bool = False
+    # api 4xx only (with ``minus_validation_rejects``): the gateway's refusals for access (403, 404, 429, counted
+    # from the access log: a scanner, a client without a key or over its quota) are subtracted too
+    minus_access_refusals: bool = False
+    # critical or warning (``Severity``): which of its family's two composites it pages through
+    severity: Severity = "warning"
     # api 4xx only: the function's own validation refusals (ValidationRejects, which RejectRate pages for) are
     # subtracted from the gateway's 4XXError count, leaving auth, throttling and unknown routes
     minus_validation_rejects: bool = False
@@ -340,6 +358,8 @@ class AlarmContext:
         pages: bool = True,
         missing_as_zero: bool = False,
         minus_validation_rejects: bool = False,
+        minus_access_refusals: bool = False,
+        severity: Severity = "warning",
     ) -> None:
         """One alarm. ``family``: its cause family; for the model namespace it is its metric's in the
         catalogue (``modelserve/metric_catalogue.py``), which must say the metric pages. ``pages``: False
@@ -379,6 +399,8 @@ class AlarmContext:
                 anomaly_band=comparison == "LessThanLowerThreshold",
                 missing_as_zero=missing_as_zero,
                 minus_validation_rejects=minus_validation_rejects,
+                minus_access_refusals=minus_access_refusals,
+                severity=severity,
             )
         )
 
@@ -605,6 +627,7 @@ def _pipeline(ctx: AlarmContext) -> None:
         datapoints_to_alarm=timing.no_data_periods,
         dimensions={**ctx.deployment_dims, mc.DIM_WINDOW: ctx.windows[0]},
         repeat_last_value=True,
+        severity="critical",
     )
     ctx.add(
         "CaptureErrors",
@@ -618,6 +641,7 @@ def _pipeline(ctx: AlarmContext) -> None:
         "alarm-capture-errors",
         "model",
         period_s=300,
+        severity="critical",
     )
     ctx.add(
         "CaptureDropped",
@@ -632,6 +656,7 @@ def _pipeline(ctx: AlarmContext) -> None:
         "alarm-capture-dropped",
         "model",
         period_s=300,
+        severity="critical",
     )
     ctx.add(
         "MetricsErrors",
@@ -645,6 +670,7 @@ def _pipeline(ctx: AlarmContext) -> None:
         "alarm-metrics-errors",
         "model",
         period_s=300,
+        severity="critical",
     )
     drift = ctx.drift
     ctx.add(
@@ -661,6 +687,7 @@ def _pipeline(ctx: AlarmContext) -> None:
         "alarm-capture-read-errors",
         "model",
         **drift,
+        severity="critical",
     )
     ctx.add(
         "CorruptCaptureObjects",
@@ -675,6 +702,7 @@ def _pipeline(ctx: AlarmContext) -> None:
         "alarm-corrupt-capture-objects",
         "model",
         **drift,
+        severity="critical",
     )
     ctx.add(
         "PartialWindow",
@@ -691,6 +719,7 @@ def _pipeline(ctx: AlarmContext) -> None:
         "model",
         **{**drift, "evaluation_periods": ctx.timing.periods_per_gap * 2},
         datapoints_to_alarm=2,
+        severity="critical",
     )
     ctx.add(
         "DriftCheckErrors",
@@ -706,6 +735,7 @@ def _pipeline(ctx: AlarmContext) -> None:
         family="pipeline",
         period_s=timing.period_s,
         evaluation_periods=timing.periods_per_gap,
+        severity="critical",
     )
 
 
@@ -726,6 +756,7 @@ def _service(ctx: AlarmContext) -> None:
         "alarm-api-5xx-rate",
         "service",
         **svc,
+        severity="critical",
     )
     ctx.add(
         "ApiP99Latency",
@@ -752,6 +783,7 @@ def _service(ctx: AlarmContext) -> None:
         "alarm-inference-errors",
         "service",
         **svc,
+        severity="critical",
     )
     ctx.add(
         "InferenceThrottles",
@@ -787,6 +819,7 @@ def _performance(ctx: AlarmContext) -> None:
         "alarm-performance-degraded",
         "model",
         **ctx.drift_verdict,
+        severity="critical",
     )
     ctx.add(
         "EstimatedAccuracyDrop",
@@ -804,6 +837,7 @@ def _performance(ctx: AlarmContext) -> None:
         "alarm-estimated-accuracy-drop",
         "model",
         **ctx.drift_verdict,
+        severity="critical",
     )
     ctx.add(
         "TargetDrift",
@@ -833,10 +867,11 @@ def _api_traffic(ctx: AlarmContext) -> None:
         "Sum",
         s.api_4xx_rate,
         "GreaterThanThreshold",
-        f"More than {s.api_4xx_rate:.0%} of API requests were refused by the gateway itself for 10 of 15 minutes "
-        "((4XXError - ValidationRejects) / Count): 403 after an API key or usage-plan change, 429 throttling, unknown "
-        "routes. The function's validation refusals (422) are not counted here: RejectRate pages for them.",
-        "Read the access logs for the status codes and API key ids; compare with recent key, usage-plan or client changes.",
+        f"More than {s.api_4xx_rate:.0%} of API requests were refused as malformed for 10 of 15 minutes "
+        "((4XXError - ValidationRejects - AccessRefusals) / Count): bodies the gateway's validator refused (400), too "
+        "large or of a type not served. Not counted: the function's validation refusals (422; RejectRate pages for them) "
+        "and refusals for access (403 key, 404 route, 429 throttled: a scanner or a client over its quota).",
+        "Read the access logs for the status codes, API key ids and user agents; compare with recent client releases.",
         "alarm-api-4xx-rate",
         "service",
         period_s=300,
@@ -844,6 +879,7 @@ def _api_traffic(ctx: AlarmContext) -> None:
         datapoints_to_alarm=2,
         min_requests=API_4XX_MIN_REQUESTS,
         minus_validation_rejects=True,
+        minus_access_refusals=True,
     )
     if s.traffic_anomaly_alarm:
         ctx.add(
@@ -864,6 +900,7 @@ def _api_traffic(ctx: AlarmContext) -> None:
             evaluation_periods=3,
             datapoints_to_alarm=3,
             missing_as_zero=True,
+            severity="critical",
         )
     if s.alarm_min_requests:
         ctx.add(
@@ -880,6 +917,7 @@ def _api_traffic(ctx: AlarmContext) -> None:
             "service",
             period_s=s.alarm_min_requests_minutes * 60,
             treat_missing="breaching",
+            severity="critical",
         )
 
 
@@ -905,6 +943,7 @@ def _firehose(ctx: AlarmContext) -> None:
         period_s=300,
         evaluation_periods=2,
         datapoints_to_alarm=2,
+        severity="critical",
     )
     ctx.add(
         "FirehoseDataFreshness",
@@ -921,6 +960,7 @@ def _firehose(ctx: AlarmContext) -> None:
         period_s=300,
         evaluation_periods=2,
         datapoints_to_alarm=2,
+        severity="critical",
     )
 
 

@@ -3,7 +3,8 @@ here), the metric filters that count metrics failures, the composite alarm of ea
 (the ones that notify), and the "model health" roll-up.
 
 One cause, one page: an alarm spec's alarm has no actions; the composite alarm of its family
-(``AlarmSpec.family``: input data, model outputs, pipeline, service, challenger) is in ALARM while
+(``AlarmSpec.family``: input data, model outputs, pipeline, service, challenger) and severity
+(``AlarmSpec.severity``: critical or warning, each family one composite per severity it has) is in ALARM while
 any of its children is, and notifies the topic when it enters ALARM and when it is OK again. Nulls
 rising in two features that also trip the outlier rate and a drift verdict are one notification,
 "input data", whose description sends the on-call engineer to the report's root-cause line. The
@@ -30,7 +31,18 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from cdk.alarms import FAMILY_TITLES, PAGED_BY, RUNBOOK_DOC, AlarmSpec, Source, alarm_specs, page_anchor, runbook_link
+from cdk.alarms import (
+    FAMILY_TITLES,
+    PAGED_BY,
+    RUNBOOK_DOC,
+    AlarmSpec,
+    Severity,
+    Source,
+    alarm_specs,
+    page_anchor,
+    page_name,
+    runbook_link,
+)
 from modelserve import metric_catalogue as mc
 from modelserve.records import model_report_prefix
 from modelserve.schema import BundleManifest
@@ -71,8 +83,9 @@ class MetricSource(Protocol):
 
 
 class Alerting(Construct):
-    """Exposes ``topic``, ``specs``, ``alarms`` (id -> Alarm), ``rollback_alarms``, ``families`` (family ->
-    its notifying composite alarm) and ``model_health``."""
+    """Exposes ``topic``, ``warning_topic`` (or None), ``inform_topic``, ``page_topics`` (severity -> the topics its
+    pages notify), ``specs``, ``alarms`` (id -> Alarm), ``rollback_alarms``, ``pages`` ((family, severity) -> its
+    notifying composite alarm) and ``model_health``."""
 
     def __init__(
         self,
@@ -115,46 +128,29 @@ class Alerting(Construct):
                 conditions=own_account,  # the account only: AWS documents no alarm ARN in CloudWatch's KMS calls
             )
         )
-        self.topic = sns.Topic(
-            self,
-            "AlarmTopic",
-            display_name=f"modelserve {m.model_name} alarms",
-            master_key=key,
-            enforce_ssl=True,
-        )
         # The alarms of this account (and only those) may publish: a topic policy replaces SNS's default
         # policy, and the one enforce_ssl creates holds only the TLS Deny.
-        own_alarms = f"arn:{cdk.Aws.PARTITION}:cloudwatch:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:alarm:*"
-        self.topic.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="CloudWatchAlarmsPublish",
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                actions=["sns:Publish"],
-                resources=[self.topic.topic_arn],
-                conditions={**own_account, "ArnLike": {"aws:SourceArn": own_alarms}},
-            )
-        )
+        self._own_alarms = f"arn:{cdk.Aws.PARTITION}:cloudwatch:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:alarm:*"
+        self.key = key
+        self.topic = self._alarm_topic("AlarmTopic", f"modelserve {m.model_name} alarms")
         # who is paged: refused at synth when no one is (cdk/subscriptions.py)
         self.forward_topics = subscribe(self.topic, paging_targets(s))
         warn_without_subscriber(self, s)
+        # warning pages: on their own topic when the team routes them elsewhere (warning_subscriptions), else with the critical ones
+        self.warning_topic: sns.Topic | None = None
+        warning_forwards: list[sns.ITopic] = []
+        if s.warning_subscriptions is not None:
+            self.warning_topic = self._alarm_topic("WarningTopic", f"modelserve {m.model_name} warnings")
+            warning_forwards = subscribe(self.warning_topic, tuple(t for t in s.warning_subscriptions if t != NO_SUBSCRIBER))
+            warn_without_subscriber(self, s, setting="warning_subscriptions")
         # what informs without paging (drift with no performance impact): a second topic, its own subscribers
-        self.inform_topic = sns.Topic(
-            self,
-            "InformTopic",
-            display_name=f"modelserve {m.model_name} notices (no page)",
-            master_key=key,
-            enforce_ssl=True,
-        )
-        self.inform_topic.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="CloudWatchAlarmsPublish",
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                actions=["sns:Publish"],
-                resources=[self.inform_topic.topic_arn],
-                conditions={**own_account, "ArnLike": {"aws:SourceArn": own_alarms}},
-            )
-        )
+        self.inform_topic = self._alarm_topic("InformTopic", f"modelserve {m.model_name} notices (no page)")
         subscribe(self.inform_topic, tuple(t for t in s.inform_subscriptions if t != NO_SUBSCRIBER))
+        # the topics each severity's pages notify (the first is the stack's own; the rest are existing topics named in settings)
+        self.page_topics: dict[Severity, list[sns.ITopic]] = {
+            "critical": [self.topic, *self.forward_topics],
+            "warning": [self.warning_topic, *warning_forwards] if self.warning_topic is not None else [self.topic, *self.forward_topics],
+        }
 
         # ---- a metrics failure is itself counted: the functions log it with a fixed message
         for name, group in (w.metrics_error_log for w in watched if w.metrics_error_log is not None):
@@ -179,7 +175,6 @@ class Alerting(Construct):
             s, m.model_name, m.version, bucket_name=reports_bucket_name, deployment=stack.stack_name, challenger_version=challenger_version
         )
         self.alarms: dict[str, cloudwatch.Alarm] = {}
-        actions = [cw_actions.SnsAction(t) for t in (self.topic, *self.forward_topics)]
         inform = cw_actions.SnsAction(self.inform_topic)
         for spec in self.specs:  # a paging alarm has no actions: its family's composite notifies (below)
             alarm = (
@@ -203,32 +198,35 @@ class Alerting(Construct):
                 alarm.add_ok_action(inform)
             self.alarms[spec.id] = alarm
         self.rollback_alarms = [self.alarms[sp.id] for sp in self.specs if sp.rollback]
-        self.families: dict[str, cloudwatch.CompositeAlarm] = {}
+        self.pages: dict[tuple[str, Severity], cloudwatch.CompositeAlarm] = {}
         reports = f"s3://{reports_bucket_name}/{model_report_prefix(m.model_name)}"
         # one step from the page to the cause: the dashboard and the reports in the console, beside the s3:// path
-        links = (
-            f"Dashboard: {dashboard_url(stack.stack_name)} . Reports: https://s3.console.aws.amazon.com/s3/buckets/"
-            f"{reports_bucket_name}?prefix={model_report_prefix(m.model_name)} . "
-        )
+        self.dashboard_link = dashboard_url(stack.stack_name)
+        self.reports_link = f"https://s3.console.aws.amazon.com/s3/buckets/{reports_bucket_name}?prefix={model_report_prefix(m.model_name)}"
+        links = f"Dashboard: {self.dashboard_link} . Reports: {self.reports_link} . "
         paging_specs = [sp for sp in self.specs if sp.pages]
-        for family in dict.fromkeys(sp.family for sp in paging_specs):
-            children = [sp for sp in paging_specs if sp.family == family]
+        # one composite per family and severity: a critical failure pages even while a warning of its family is open
+        for family, severity in dict.fromkeys((sp.family, sp.severity) for sp in paging_specs):
+            children = [sp for sp in paging_specs if (sp.family, sp.severity) == (family, severity)]
+            family_id = "".join(w.title() for w in family.split("_"))
             composite = cloudwatch.CompositeAlarm(
                 self,
-                f"Page{''.join(w.title() for w in family.split('_'))}",
-                composite_alarm_name=resource_name(stack.stack_name, f"Page-{family.replace('_', '-')}", max_len=255),
+                f"Page{family_id}" if severity == "critical" else f"WarningPage{family_id}",
+                composite_alarm_name=resource_name(stack.stack_name, page_name(family, severity), max_len=255),
                 alarm_description=self.family_description(  # < 1024 chars (test_alarms.py)
                     family,
                     children,
                     reports,
                     links,
                     runbook_link(s, page_anchor(family)),
+                    severity,
                 ),
                 alarm_rule=cloudwatch.AlarmRule.any_of(*(self.page_rule(sp.id) for sp in children)),
             )
+            actions = [cw_actions.SnsAction(t) for t in self.page_topics[severity]]
             composite.add_alarm_action(*actions)
             composite.add_ok_action(*actions)
-            self.families[family] = composite
+            self.pages[(family, severity)] = composite
         model_alarms = [self.alarms[sp.id] for sp in self.specs if sp.group == "model"]
         self.model_health = cloudwatch.CompositeAlarm(
             self,
@@ -244,6 +242,20 @@ class Alerting(Construct):
                 *(cloudwatch.AlarmRule.from_alarm(a, cloudwatch.AlarmState.ALARM) for a in model_alarms)
             ),
         )
+
+    def _alarm_topic(self, id: str, display_name: str) -> sns.Topic:
+        """A topic the stack's alarms publish to: the alarm key, TLS only, CloudWatch alarms of this account may publish."""
+        topic = sns.Topic(self, id, display_name=display_name, master_key=self.key, enforce_ssl=True)
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={"StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID}, "ArnLike": {"aws:SourceArn": self._own_alarms}},
+            )
+        )
+        return topic
 
     def _anomaly_alarm(self, spec: AlarmSpec) -> cloudwatch.Alarm:
         """An alarm below the band CloudWatch's anomaly detection learned from the metric's own history."""
@@ -275,7 +287,9 @@ class Alerting(Construct):
         )
 
     @staticmethod
-    def family_description(family: str, children: list[AlarmSpec], reports: str, links: str = "", runbook: str = "") -> str:
+    def family_description(
+        family: str, children: list[AlarmSpec], reports: str, links: str = "", runbook: str = "", severity: Severity = "critical"
+    ) -> str:
         """What the page says: the family, which alarms it stands for, where the root cause is, ``links`` (the
         dashboard and the reports in the console; without them the reports' s3:// path), the runbook (``runbook``:
         its section's link)."""
@@ -290,7 +304,7 @@ class Alerting(Construct):
             else ""
         )
         return (
-            f"{FAMILY_TITLES[family]}. One notification for the family: in ALARM while any of {ids} is "
+            f"{severity.upper()}: {FAMILY_TITLES[family]}. One notification for the family: in ALARM while any of {ids} is "
             f"(the triggering alarm says which). {lead}"
             f"{links}Runbook: {runbook or RUNBOOK_DOC + '#' + page_anchor(family)} and each alarm's section."
         )
@@ -305,17 +319,22 @@ class Alerting(Construct):
         return owner.alarm_metric(spec)
 
     def _gateway_refusals(self, spec: AlarmSpec, api: MetricSource) -> cloudwatch.IMetric:
-        """The share of requests the gateway itself refused: its 4xx count less the function's validation
-        refusals (which RejectRate pages for), in periods of at least ``min_requests`` requests."""
+        """The share of requests refused as malformed: the gateway's 4xx count less the function's validation
+        refusals (which RejectRate pages for) and less the refusals for access (403, 404, 429: a scanner, a client
+        without a key or over its quota; counted from the access log), in periods of at least ``min_requests``."""
         plain = replace(spec, min_requests=0, minus_validation_rejects=False, statistic="Sum")
         rejects = self.model_metrics.metric(mc.VALIDATION_REJECTS, "Sum", spec.period_s)
+        using = {
+            "errors": api.alarm_metric(plain),
+            "rejects": rejects,
+            "requests": api.alarm_metric(replace(plain, metric_name="Count")),
+        }
+        access = " - FILL(refused, 0)" if spec.minus_access_refusals else ""
+        if spec.minus_access_refusals:
+            using["refused"] = api.access_refusals_metric(spec.period_s)  # type: ignore[attr-defined]
         return cloudwatch.MathExpression(
-            expression=f"IF(requests >= {spec.min_requests}, (errors - FILL(rejects, 0)) / requests, 0)",
-            using_metrics={
-                "errors": api.alarm_metric(plain),
-                "rejects": rejects,
-                "requests": api.alarm_metric(replace(plain, metric_name="Count")),
-            },
+            expression=f"IF(requests >= {spec.min_requests}, (errors - FILL(rejects, 0){access}) / requests, 0)",
+            using_metrics=using,
             label=f"gateway 4xx share (periods of {spec.min_requests}+ requests)",
             period=cdk.Duration.seconds(spec.period_s),
         )

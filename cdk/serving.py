@@ -16,6 +16,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from cdk.alarms import AlarmSpec, Source
+from modelserve import metric_catalogue as mc
 from modelserve.schema import BundleManifest
 from modelserve.settings import ENV_BUNDLE_PATH, ENV_CORS_ORIGINS, ENV_HASH_SALT_SECRET, ENV_REQUEST_ID_KEY, Settings
 
@@ -84,6 +85,14 @@ ACCESS_LOG_FIELDS = {
     "errorMessage": "$context.error.message",
     "wafResponseCode": "$context.wafResponseCode",
 }
+# the gateway's refusals for access (counted by a metric filter on the access log, subtracted from Api4xxRate): a
+# scanner's or an unkeyed client's 403, an unknown route's 404, a client over its quota's 429; none is the service's fault
+ACCESS_REFUSAL_STATUSES = ("403", "404", "429")
+
+
+def access_refusals_pattern() -> logs.IFilterPattern:
+    """Access-log lines (ACCESS_LOG_FIELDS, JSON) of a request refused for access: status 403, 404 or 429."""
+    return logs.FilterPattern.any(*(logs.FilterPattern.string_value("$.status", "=", code) for code in ACCESS_REFUSAL_STATUSES))
 
 
 class Serving(Construct):
@@ -221,8 +230,20 @@ class Serving(Construct):
                 data_trace_enabled=False,
                 metrics_enabled=False,
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),
-                access_log_format=apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS)),
+                # the stack name, literally: the Deployment dimension of the access refusals' metric filter
+                access_log_format=apigw.AccessLogFormat.custom(json.dumps({**ACCESS_LOG_FIELDS, "deployment": stack.stack_name})),
             ),
+        )
+        self.access_logs = access_logs
+        logs.MetricFilter(
+            self,
+            "AccessRefusals",
+            log_group=access_logs,
+            filter_pattern=access_refusals_pattern(),
+            metric_namespace=s.metrics_namespace,
+            metric_name=mc.ACCESS_REFUSALS,
+            metric_value="1",
+            dimensions={mc.DIM_DEPLOYMENT: "$.deployment"},
         )
         self.stage = self.api.deployment_stage
         body_validator = self.api.add_request_validator("BodyValidator", validate_request_body=True, validate_request_parameters=True)
@@ -376,6 +397,16 @@ class Serving(Construct):
             using_metrics={"m": metric, "requests": self.api_metric("Count", "Sum", spec.period_s)},
             label=f"{spec.metric_name} share (periods of {spec.min_requests}+ requests)",
             period=cdk.Duration.seconds(spec.period_s),
+        )
+
+    def access_refusals_metric(self, period_s: int) -> cloudwatch.Metric:
+        """The gateway's refusals for access (403, 404, 429) per period, from the access log's metric filter."""
+        return cloudwatch.Metric(
+            namespace=self.settings.metrics_namespace,
+            metric_name=mc.ACCESS_REFUSALS,
+            dimensions_map={mc.DIM_DEPLOYMENT: cdk.Stack.of(self).stack_name},
+            statistic="Sum",
+            period=cdk.Duration.seconds(period_s),
         )
 
     def api_metric(self, metric_name: str, statistic: str, period_s: int = 60) -> cloudwatch.Metric:

@@ -7,15 +7,18 @@ from pathlib import Path
 import aws_cdk as cdk
 from constructs import Construct
 
+from cdk.alarms import runbook_link
 from modelserve.bundle import ModelBundle
 from modelserve.schema import BundleManifest
 from modelserve.settings import ENV_CHALLENGER_BUNDLE_PATH, ENV_CHALLENGER_VERSION, Settings, SettingsError
 
 from .alerting import Alerting
+from .also_firing import AlsoFiring
 from .asset_trim import SERVING_PRUNE
 from .bundling import ASSET_PACKAGES, CHALLENGER_DIR_IN_ASSET, DRIFT_CHECK_CHALLENGER_EXCLUDE, REPO_ROOT, AssetSpec, asset_code
 from .capture import CaptureStorage
 from .dashboard import Dashboard, dashboard_url
+from .deployment_events import DeploymentEvents
 from .drift_check import DriftCheck
 from .logical_ids import stable_logical_id
 from .pre_traffic import PreTrafficHook
@@ -123,6 +126,19 @@ class ModelServingStack(cdk.Stack):
             watched=(self.serving, self.drift_check, self.capture),
             challenger_version=challenger[1].version if challenger else None,
         )
+        # a second alarm entering ALARM inside an open page notifies too ("also firing")
+        self.also_firing = AlsoFiring(
+            self, "AlsoFiring", settings=s, alerting=self.alerting, handler_dir=repo_root / "lambda" / "also_firing"
+        )
+        # a canary CodeDeploy rolled back: one notice on the inform topic, not a page
+        self.deployment_events = DeploymentEvents(
+            self,
+            "DeploymentEvents",
+            deployment_group=self.serving.deployment_group,
+            topic=self.alerting.inform_topic,
+            dashboard_url=self.alerting.dashboard_link,
+            runbook_url=runbook_link(s, "deployment-events"),
+        )
         self.web_page = self._web_page(s, repo_root) if s.web_page else None
         # the browser origins the API answers CORS for: the configured ones and the page's, when it calls the API
         origins = [*s.cors_origins]
@@ -145,7 +161,7 @@ class ModelServingStack(cdk.Stack):
             serving=self.serving,
             drift_check=self.drift_check,
             alarms=[self.alerting.model_health, *self.alerting.alarms.values()],
-            pages=list(self.alerting.families.values()),
+            pages=list(self.alerting.pages.values()),
             challenger_version=challenger[1].version if challenger else None,
         )
 
@@ -167,6 +183,8 @@ class ModelServingStack(cdk.Stack):
         out("CaptureBucketName", self.capture.bucket.bucket_name, "captures/, feedback/ and reports/ live here")
         out("DashboardUrl", dashboard_url(self.stack_name), "CloudWatch dashboard of the model")
         out("AlarmTopicArn", self.alerting.topic.topic_arn, "SNS topic the alarms page (one composite alarm per cause family)")
+        if self.alerting.warning_topic is not None:
+            out("WarningTopicArn", self.alerting.warning_topic.topic_arn, "SNS topic the warning pages notify (warning_subscriptions)")
         out("InformTopicArn", self.alerting.inform_topic.topic_arn, "SNS topic of what informs without paging (drift without impact)")
         out("InferenceFunctionName", self.serving.function.function_name, "Inference Lambda (alias 'live')")
         out(

@@ -1,4 +1,5 @@
-"""Who the alarm topics reach: ``alarm_subscriptions`` (paging) and ``inform_subscriptions`` (non-paging).
+"""Who the alarm topics reach: ``alarm_subscriptions`` (paging), ``warning_subscriptions`` (warning pages, when
+routed apart from the critical ones) and ``inform_subscriptions`` (non-paging).
 
 A stack whose pages reach no one is refused at synth: SNS accepts a publish to a topic without a
 subscriber, so nothing would ever say the pages go nowhere. The setting names e-mail addresses,
@@ -52,8 +53,17 @@ def subscribe(topic: sns.Topic, targets: tuple[str, ...]) -> list[sns.ITopic]:
     return others
 
 
-def warn_without_subscriber(scope: Construct, settings: Settings) -> None:
-    """The explicit ``none``: synth goes on, saying loudly that nothing is paged."""
+def warn_without_subscriber(scope: Construct, settings: Settings, setting: str = "alarm_subscriptions") -> None:
+    """The explicit ``none`` (of ``alarm_subscriptions`` or ``warning_subscriptions``): synth goes on, saying loudly
+    that nothing is paged."""
+    if setting == "warning_subscriptions":
+        if settings.warning_subscriptions == (NO_SUBSCRIBER,):
+            cdk.Annotations.of(scope).add_warning_v2(
+                "modelserve:noWarningSubscriber",
+                "warning_subscriptions=none: the warning topic has no subscriber, so no warning page reaches anyone "
+                "(critical pages still go to alarm_subscriptions). Unset it to send warnings with the critical pages.",
+            )
+        return
     if settings.alarm_subscriptions == (NO_SUBSCRIBER,) and not settings.alarm_email:
         cdk.Annotations.of(scope).add_warning_v2(
             "modelserve:noSubscriber",

@@ -4,7 +4,8 @@ synthetic metric series for a 30-day calendar, to show which failure pages whom,
 moto evaluates no alarm and has no composite alarms, so this is pure Python over the same ``AlarmSpec``
 objects the stack deploys (period, statistic's datapoint, evaluation periods, datapoints to alarm, missing
 data treatment, ``FILL(m, REPEAT)`` / ``FILL(m, 0)``, the family composites with ``PAGED_BY``, page vs
-inform). What it approximates, stated plainly:
+inform, the "also firing" re-notification with the function's own grace period). What it approximates, stated
+plainly:
 
 - metric values are synthetic: requests follow a day/night cycle; a failure overrides signals for its span;
 - M of N: an alarm is ALARM when at least ``datapoints_to_alarm`` of its last ``evaluation_periods``
@@ -15,9 +16,10 @@ inform). What it approximates, stated plainly:
   same five-minute slot over the previous 7 days, with no band before a day of history or while the
   slot's history is all zeros. CloudWatch's own model differs in detail; the timing (3 of 3 five-minute
   periods) does not;
-- a page is a family composite entering ALARM (one notification); an informing alarm entering ALARM is a
-  notice on the second topic. A member alarm entering ALARM while its family's composite is already in
-  ALARM sends nothing: the stack has no re-notification yet (the calendar shows it).
+- a page is a family composite of one severity (critical or warning) entering ALARM (one notification); an
+  alarm entering ALARM while another alarm of its page has been paging for longer than the also-firing
+  function's grace period is an "also firing" notification; an informing alarm entering ALARM is a
+  notice on the second topic.
 
 ``python -m devtools.page_simulator --write docs/runbook.md`` regenerates the runbook's table from
 ``CALENDAR``; ``tests/unit/test_page_simulator.py`` checks every failure pages as its spec says and
@@ -33,7 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cdk.alarms import AlarmSpec, State, alarm_specs, evaluate, evaluate_datapoints, paging
+from devtools.local import load_handler_module
 from modelserve.settings import Settings
+
+# the "also firing" function itself: its grace period (and the same paging rule) drive the simulated re-notification
+ALSO_FIRING = load_handler_module("also_firing")
 
 MINUTE, HOUR, DAY = 1, 60, 24 * 60
 DAYS = 30
@@ -57,6 +63,7 @@ class Failure:
     max_delay_min: int
     informs: tuple[str, ...] = ()
     note: str = ""
+    severity: str = "critical"  # of its pages
 
     @property
     def end(self) -> int:
@@ -70,9 +77,17 @@ def _at(day: int, hour: int = 0, minute: int = 0) -> int:
 # the calendar: quiet days between failures; each failure starts at least a day after the previous ends
 CALENDAR: tuple[Failure, ...] = (
     Failure("5xx storm (a bad dependency)", _at(3, 14, 10), 30, {"share_5xx": 0.2}, ("service",), 5),
-    Failure("4xx share (API key deleted: 403)", _at(4, 10, 5), 120, {"share_4xx_gateway": 0.6}, ("service",), 15),
+    Failure(
+        "4xx share (a client release sends malformed bodies: 400)",
+        _at(4, 10, 5),
+        120,
+        {"share_400": 0.6},
+        ("service",),
+        15,
+        severity="warning",
+    ),
     Failure("lost traffic (clients' DNS broken)", _at(5, 15, 3), 180, {"traffic": 0.0}, ("service",), 15),
-    Failure("throttling (concurrency exhausted)", _at(6, 11, 20), 30, {"throttles": 40.0}, ("service",), 10),
+    Failure("throttling (concurrency exhausted)", _at(6, 11, 20), 30, {"throttles": 40.0}, ("service",), 10, severity="warning"),
     Failure(
         "422 storm (upstream sends nulls in a required field)",
         _at(7, 9, 30),
@@ -81,6 +96,16 @@ CALENDAR: tuple[Failure, ...] = (
         ("input_data",),
         95,
         note="one page: Api4xxRate counts the gateway's own 4xx only (4XXError less ValidationRejects)",
+        severity="warning",
+    ),
+    Failure(
+        "night-time scanner (403/404/429 at 3x the traffic)",
+        _at(8, 2, 0),
+        180,
+        {"scanner_rpm": 60.0},
+        (),
+        0,
+        note="no page: Api4xxRate leaves out the refusals for access (AccessRefusals, from the access log)",
     ),
     Failure("capture writes failing (bucket policy)", _at(10, 13, 7), 60, {"capture_errors": 25.0}, ("pipeline",), 5),
     Failure("Firehose delivery failing (KMS key disabled)", _at(12, 8, 1), 90, {"firehose_success": 0.0}, ("pipeline",), 15),
@@ -88,21 +113,32 @@ CALENDAR: tuple[Failure, ...] = (
     Failure("drift check reads denied (key policy change)", _at(16, 6, 40), 240, {"read_denied": 1.0}, ("pipeline",), 85),
     Failure("drift check not scheduled (rule disabled)", _at(18, 6, 40), 600, {"check_off": 1.0}, ("pipeline",), 200),
     Failure("input drift without impact (a feature shifted)", _at(20, 6, 40), 720, {"dataset_drift": 1.0}, (), 0, informs=("input_data",)),
-    Failure("nulls upstream (a feature 25% missing)", _at(22, 6, 40), 600, {"missing_rate": 0.25}, ("input_data",), 85),
+    Failure("nulls upstream (a feature 25% missing)", _at(22, 6, 40), 600, {"missing_rate": 0.25}, ("input_data",), 85, severity="warning"),
     Failure("performance drop on labels", _at(24, 6, 40), 600, {"performance_degraded": 1.0}, ("model_output",), 145),
-    Failure("latency (p99 3 s after a memory cut)", _at(25, 12, 4), 30, {"p99_ms": 3000.0}, ("service",), 5),
+    Failure("latency (p99 3 s after a memory cut)", _at(25, 12, 4), 30, {"p99_ms": 3000.0}, ("service",), 5, severity="warning"),
     Failure(
-        "a second failure inside an open family (capture errors, then the drift check fails)",
-        _at(27, 6, 40),
-        360,
-        {"capture_errors": 5.0},
-        ("pipeline",),
+        "canary rolled back by CodeDeploy (the new version answers 5xx to its 10%)",
+        _at(23, 10, 0),
+        4,
+        {"share_5xx": 0.1, "canary": 1.0},
+        ("service",),
         5,
-        note="the drift check failing from +2 h is not notified: no re-notification inside an open family yet",
+        informs=("deployment",),
+        note="the deployment event informs (EventBridge rule on CodeDeploy FAILURE); not yet: the service page opens too, "
+        "because the alarms CodeDeploy watches are the paging ones",
+    ),
+    Failure(
+        "a second failure inside an open family (the drift check fails while capture errors page)",
+        _at(27, 8, 40),
+        180,
+        {"check_fails": 1.0},
+        ("pipeline",),
+        85,
+        note="re-notified: 'also firing' (EventBridge + lambda/also_firing) while the pipeline page is open since 06:40",
     ),
 )
-# the second failure of the last entry: the drift check fails while the pipeline page is open
-SECOND_IN_FAMILY = Failure("drift check fails inside the open pipeline page", _at(27, 8, 40), 180, {"check_fails": 1.0}, (), 0)
+# what opens the pipeline page the calendar's last failure happens inside: capture errors from 06:40 to 12:40
+OPEN_PAGE = Failure("capture errors open the pipeline page", _at(27, 6, 40), 360, {"capture_errors": 5.0}, ("pipeline",), 5)
 
 
 @dataclass
@@ -146,20 +182,27 @@ def _api_value(spec: AlarmSpec, world: World, start: int, end: int) -> float | N
             / requests
         )
         return share
-    if spec.id == "Api4xxRate":  # 4XXError counts the function's 422s too; the spec subtracts them
-        counted = 0.0 if spec.minus_validation_rejects else 1.0
-        bad = _sum(
-            world,
-            lambda t: (
-                world.requests(t) * min(1.0, world.signal("share_4xx_gateway", t, 0.02) + counted * world.signal("share_422", t, 0.01))
-            ),
-            start,
-            end,
-        )
-        return bad / requests if requests >= spec.min_requests else 0.0
+    if spec.id == "Api4xxRate":  # 4XXError counts the function's 422s and the refusals for access too; the spec subtracts them
+        return _gateway_4xx_share(spec, world, start, end)
     if spec.id == "ApiP99Latency":
         return max(world.signal("p99_ms", t, 180.0) for t in range(start, end))
     raise KeyError(spec.id)
+
+
+def _gateway_4xx_share(spec: AlarmSpec, world: World, start: int, end: int) -> float:
+    """Api4xxRate's metric math: (4XXError - ValidationRejects - AccessRefusals) / Count, as far as the spec subtracts."""
+    rejects_counted = 0.0 if spec.minus_validation_rejects else 1.0
+    access_counted = 0.0 if spec.minus_access_refusals else 1.0
+    legit = _sum(world, world.requests, start, end)
+    scanner = _sum(world, lambda t: world.signal("scanner_rpm", t, 0.0), start, end)
+    bad = _sum(
+        world,
+        lambda t: world.requests(t) * min(1.0, world.signal("share_400", t, 0.02) + rejects_counted * world.signal("share_422", t, 0.01)),
+        start,
+        end,
+    )
+    requests = legit + scanner
+    return (bad + access_counted * scanner) / requests if requests >= spec.min_requests else 0.0
 
 
 def _lambda_value(spec: AlarmSpec, world: World, start: int, end: int) -> float | None:
@@ -288,6 +331,7 @@ class Notification:
     kind: str  # "page" or "inform"
     family: str
     alarms: tuple[str, ...]
+    severity: str = ""  # a page's: "critical" or "warning" (which of the family's composites notified)
 
 
 @dataclass
@@ -303,21 +347,41 @@ def simulate(failures: tuple[Failure, ...], days: int = DAYS, settings: Settings
     specs = alarm_specs(settings, "penguins", "v1", deployment="ModelServe-penguins")
     alarms = [_Alarm(s) for s in specs]
     world = World(failures)
-    families = {s.family for s in specs if s.pages}
-    open_families: set[str] = set()
+    # one composite per family and severity (cdk/alerting.py)
+    pages = {(s.family, s.severity) for s in specs if s.pages}
+    open_pages: set[tuple[str, str]] = set()
+    since: dict[str, int] = {}  # alarm -> the minute it entered ALARM
     run = Run()
     for end in range(1, days * DAY + 1):
         entered = [a.spec for a in alarms if end % (a.spec.period_s // 60) == 0 and a.step(world, end)]
+        since.update({s.id: end for s in entered})
         run.notifications += [Notification(end, "inform", s.family, (s.id,)) for s in entered if not s.pages]
+        # CodeDeploy rolls a failing canary back when an alarm it watches fires: its FAILURE event informs once
+        rolled = [s.id for s in entered if s.rollback and world.signal("canary", end - 1, 0.0)]
+        if rolled:
+            run.notifications.append(Notification(end, "inform", "deployment", tuple(rolled)))
         states = {a.spec.id: a.state for a in alarms}
-        for family in families:
-            members = [a.spec.id for a in alarms if a.spec.pages and a.spec.family == family and paging(a.spec.id, states)]
-            if members and family not in open_families:
-                open_families.add(family)
-                run.notifications.append(Notification(end, "page", family, tuple(members)))
-            elif not members:
-                open_families.discard(family)
+        for page in sorted(pages):
+            members = [a.spec.id for a in alarms if a.spec.pages and (a.spec.family, a.spec.severity) == page and paging(a.spec.id, states)]
+            if members and page not in open_pages:
+                open_pages.add(page)
+                run.notifications.append(Notification(end, "page", page[0], tuple(members), page[1]))
+            elif members:
+                run.notifications += _also_firing(end, page, members, [s.id for s in entered], since)
+            else:
+                open_pages.discard(page)
     return run
+
+
+def _also_firing(end: int, page: tuple[str, str], members: list[str], entered: list[str], since: dict[str, int]) -> list[Notification]:
+    """What lambda/also_firing publishes for the alarms that entered ALARM at ``end`` inside an open page: one
+    notification each, when another alarm of the page has been paging for longer than its grace period."""
+    grace = ALSO_FIRING.GRACE_S // 60
+    return [
+        Notification(end, "also", page[0], (a,), page[1])
+        for a in entered
+        if a in members and any(o != a and since.get(o, end) <= end - grace for o in members)
+    ]
 
 
 @dataclass(frozen=True)
@@ -335,13 +399,21 @@ class Outcome:
         f = self.failure
         paged = sorted(n.family for n in self.pages)
         in_time = all(n.minute - f.start <= f.max_delay_min for n in self.pages)
-        return paged == sorted(f.pages) and in_time and sorted({n.family for n in self.informs}) == sorted(f.informs)
+        severities = all(n.severity == f.severity for n in self.pages)
+        return paged == sorted(f.pages) and in_time and severities and sorted({n.family for n in self.informs}) == sorted(f.informs)
 
 
 def outcomes(run: Run, calendar: tuple[Failure, ...] = CALENDAR) -> list[Outcome]:
     """What each failure caused: the notifications from its start until an hour after its end (alarms
     return to OK by then), a page that opened for it and an inform."""
-    return [Outcome(f, run.between(f.start, f.end + HOUR), run.between(f.start, f.end + HOUR, "inform")) for f in calendar]
+    return [
+        Outcome(
+            f,
+            sorted(run.between(f.start, f.end + HOUR) + run.between(f.start, f.end + HOUR, "also"), key=lambda n: n.minute),
+            run.between(f.start, f.end + HOUR, "inform"),
+        )
+        for f in calendar
+    ]
 
 
 def quiet_days(run: Run, calendar: tuple[Failure, ...] = CALENDAR, days: int = DAYS) -> list[int]:
@@ -351,9 +423,15 @@ def quiet_days(run: Run, calendar: tuple[Failure, ...] = CALENDAR, days: int = D
 
 
 def markdown_table(result: list[Outcome]) -> str:
-    lines = ["| failure (injected) | pages (family) | delay | informs | note |", "|---|---|---|---|---|"]
+    lines = ["| failure (injected) | pages (family, severity) | delay | informs | note |", "|---|---|---|---|---|"]
     for o in result:
-        pages = ", ".join(n.family.replace("_", " ") + f" ({', '.join(n.alarms)})" for n in o.pages) or "none"
+        pages = (
+            ", ".join(
+                f"{n.family.replace('_', ' ')}, {n.severity}{', also firing' if n.kind == 'also' else ''} ({', '.join(n.alarms)})"
+                for n in o.pages
+            )
+            or "none"
+        )
         delay = f"{o.delay_min} min" if o.delay_min is not None else "-"
         informs = ", ".join(f"{n.family.replace('_', ' ')} ({', '.join(n.alarms)})" for n in o.informs) or "-"
         lines.append(f"| {o.failure.name} | {pages} | {delay} | {informs} | {o.failure.note} |")
@@ -371,8 +449,8 @@ def render(doc: str, table: str) -> str:
 
 
 def calendar_run() -> Run:
-    """The 30 days with every failure of ``CALENDAR`` (and the second failure inside an open family)."""
-    return simulate((*CALENDAR, SECOND_IN_FAMILY))
+    """The 30 days with every failure of ``CALENDAR`` (and what opens the page its last failure happens inside)."""
+    return simulate((*CALENDAR, OPEN_PAGE))
 
 
 def calendar_table(run: Run | None = None) -> str:

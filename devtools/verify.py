@@ -171,11 +171,18 @@ def _page_topics(cloudwatch: Any, topic_arn: str) -> list[str]:
 
 
 def check_subscribers(v: Verification, outputs: dict[str, str], sns: Any, cloudwatch: Any) -> None:
-    """PASS when a topic the pages reach has a confirmed subscription; FAIL (saying how to confirm) otherwise."""
+    """PASS when a topic the pages reach has a confirmed subscription; FAIL (saying how to confirm) otherwise.
+    The warning pages' own topic (``WarningTopicArn``, when ``warning_subscriptions`` routes them apart) is checked too."""
     topic = outputs.get("AlarmTopicArn")
     if not topic:
         v.add("alarm subscriber", FAIL, "the stack has no AlarmTopicArn output")
         return
+    _check_topic_subscribers(v, "alarm subscriber", topic, "alarm_subscriptions", sns, cloudwatch)
+    if warning := outputs.get("WarningTopicArn"):
+        _check_topic_subscribers(v, "warning subscriber", warning, "warning_subscriptions", sns, cloudwatch)
+
+
+def _check_topic_subscribers(v: Verification, step: str, topic: str, setting: str, sns: Any, cloudwatch: Any) -> None:
     confirmed: list[str] = []
     pending: list[str] = []
     unreadable: list[str] = []
@@ -189,14 +196,15 @@ def check_subscribers(v: Verification, outputs: dict[str, str], sns: Any, cloudw
         for sub in subscriptions:
             endpoint = f"{sub.get('Protocol')}:{sub.get('Endpoint')}"
             (pending if sub.get("SubscriptionArn") == PENDING else confirmed).append(endpoint)
+    how = CONFIRM_HELP.replace("alarm_subscriptions", setting)
     if confirmed:
-        v.add("alarm subscriber", PASS, f"confirmed: {', '.join(confirmed)[:160]}")
+        v.add(step, PASS, f"confirmed: {', '.join(confirmed)[:160]}")
     elif pending:
-        v.add("alarm subscriber", FAIL, f"no confirmed subscriber; pending confirmation: {', '.join(pending)[:120]}; {CONFIRM_HELP}")
+        v.add(step, FAIL, f"no confirmed subscriber; pending confirmation: {', '.join(pending)[:120]}; {how}")
     elif unreadable:
-        v.add("alarm subscriber", SKIP, f"no subscriber on {topic}; cannot list {', '.join(unreadable)[:120]}: check those by hand")
+        v.add(step, SKIP, f"no subscriber on {topic}; cannot list {', '.join(unreadable)[:120]}: check those by hand")
     else:
-        v.add("alarm subscriber", FAIL, f"no one subscribes to {topic}: pages reach no one; {CONFIRM_HELP}")
+        v.add(step, FAIL, f"no one subscribes to {topic}: pages reach no one; {how}")
 
 
 def check_alarm_delivery(v: Verification, outputs: dict[str, str], cloudwatch: Any, wait_s: float = 60.0, poll_s: float = 5.0) -> None:

@@ -173,6 +173,18 @@ METRICS_ERRORS = register(
         "a function's EMF metrics failed (counted from its log lines by a metric filter)",
     )
 )
+ACCESS_REFUSALS = register(
+    Metric(
+        "AccessRefusals",
+        "Count",
+        "log_filter",
+        "service",
+        False,
+        "API requests the gateway refused for access, counted from its access log: 403 (no or wrong key, WAF), 404 "
+        "(no such route), 429 (throttled); what a scanner or a client over its quota causes, subtracted from Api4xxRate",
+        dimension_sets=((DIM_DEPLOYMENT,),),
+    )
+)
 
 # ---- the drift check, once per checked window (Window dimension); the monitoring library's keys
 # dataset-level verdicts and aggregates

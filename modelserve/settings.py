@@ -250,6 +250,14 @@ class DeploySettings(_Section):
     inform_subscriptions: tuple[str, ...] = Field(
         (), description="Who gets the non-paging notifications (drift without a performance impact): same forms as alarm_subscriptions"
     )
+    warning_subscriptions: tuple[str, ...] | None = Field(
+        None,
+        description=(
+            "Who the warning pages reach (a share of clients refused, data quality, latency; docs/runbook.md#severity), "
+            "same forms as alarm_subscriptions, on a topic of their own. Unset: warnings go to alarm_subscriptions with the "
+            "critical pages"
+        ),
+    )
     page_on_drift: bool = Field(
         False, description="Feature, multivariate, prediction and target drift page (default: they inform, on the second topic)"
     )
@@ -269,14 +277,14 @@ class DeploySettings(_Section):
     )
     traffic_anomaly_band: float = Field(3.0, gt=0, le=10, description="Width of the traffic alarm's anomaly band, in standard deviations")
 
-    @field_validator("alarm_subscriptions", "inform_subscriptions", mode="before")
+    @field_validator("alarm_subscriptions", "inform_subscriptions", "warning_subscriptions", mode="before")
     @classmethod
     def _subscription_list(cls, v: Any) -> Any:
         if isinstance(v, str):
             v = json.loads(v) if v.strip().startswith("[") else [s.strip() for s in v.split(",") if s.strip()]
         return v
 
-    @field_validator("alarm_subscriptions", "inform_subscriptions")
+    @field_validator("alarm_subscriptions", "inform_subscriptions", "warning_subscriptions")
     @classmethod
     def _subscription_targets(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
         if v is None:

@@ -219,3 +219,27 @@ def test_alarm_delivery_verdict_comes_from_the_alarm_history(summary: str, expec
         V.check_alarm_delivery(v, {"AlarmTopicArn": topic}, cw, wait_s=0)
         stub.assert_no_pending_responses()
     assert v.steps[0].result == expected, v.steps[0].detail
+
+
+def test_a_warning_topic_without_a_confirmed_subscriber_fails_naming_its_setting() -> None:
+    """warning_subscriptions routes the warning pages to a topic of their own: verify checks it like the paging topic."""
+    with mock_aws():
+        sns = boto3.client("sns", region_name="us-east-1")
+        cw = boto3.client("cloudwatch", region_name="us-east-1")
+        alarms = sns.create_topic(Name="alarms")["TopicArn"]
+        warnings = sns.create_topic(Name="warnings")["TopicArn"]
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        queue = sqs.get_queue_attributes(QueueUrl=sqs.create_queue(QueueName="pager")["QueueUrl"], AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        sns.subscribe(TopicArn=alarms, Protocol="sqs", Endpoint=queue)  # moto confirms an SQS subscription at once
+        v = V.Verification()
+        V.check_subscribers(v, {"AlarmTopicArn": alarms, "WarningTopicArn": warnings}, sns, cw)
+        critical, warning = v.steps
+        assert (critical.name, critical.result) == ("alarm subscriber", "PASS")
+        assert (warning.name, warning.result) == ("warning subscriber", "FAIL")
+        assert "reach no one" in warning.detail and "warning_subscriptions" in warning.detail
+        sns.subscribe(TopicArn=warnings, Protocol="sqs", Endpoint=queue)
+        v = V.Verification()
+        V.check_subscribers(v, {"AlarmTopicArn": alarms, "WarningTopicArn": warnings}, sns, cw)
+        assert [s.result for s in v.steps] == ["PASS", "PASS"]

@@ -33,7 +33,10 @@ def test_api_4xx_share_alarm_reads_the_stage_over_minutes_gated_on_requests(defa
     assert (stats["requests"]["name"], stats["requests"]["stat"]) == ("Count", "Sum")
     assert (stats["rejects"]["name"], stats["rejects"]["stat"]) == ("ValidationRejects", "Sum")
     assert stats["errors"]["period"] == stats["requests"]["period"] == stats["rejects"]["period"] == 300
-    assert alarm_expression(a) == f"IF(requests >= {API_4XX_MIN_REQUESTS}, (errors - FILL(rejects, 0)) / requests, 0)"
+    # and less the refusals for access (403, 404, 429) counted from the access log: a scanner pages no one
+    assert alarm_expression(a) == f"IF(requests >= {API_4XX_MIN_REQUESTS}, (errors - FILL(rejects, 0) - FILL(refused, 0)) / requests, 0)"
+    assert (stats["refused"]["name"], stats["refused"]["stat"], stats["refused"]["period"]) == ("AccessRefusals", "Sum", 300)
+    assert stats["refused"]["dims"] == {"Deployment": default.stack_name}
     assert a["Threshold"] == default.settings.api_4xx_rate and a["ComparisonOperator"] == "GreaterThanThreshold"
     assert (a["EvaluationPeriods"], a["DatapointsToAlarm"]) == (3, 2)
     assert "docs/runbook.md#alarm-api-4xx-rate" in json.dumps(a["AlarmDescription"])

@@ -237,7 +237,8 @@ def test_drift_function_and_schedule(default: Synth) -> None:
     env = f["Environment"]["Variables"]
     assert env["MS_ALPHA"] == str(s.alpha) and env["MS_WINDOW_HOURS"] == str(s.window_hours)
     assert "MS_CAPTURE_BUCKET" in env and env["MS_MODEL_BUNDLE_PATH"] == "bundle"
-    rule = _single(default, "AWS::Events::Rule")
+    # the drift check's schedule (the other rules react to alarm and deployment events)
+    (rule,) = [r["Properties"] for r in default.of_type("AWS::Events::Rule").values() if "ScheduleExpression" in r["Properties"]]
     assert rule["ScheduleExpression"] == s.drift_schedule
     fn_id = next(k for k in default.of_type("AWS::Lambda::Function") if k.startswith("MonitoringDriftCheck"))
     assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": [fn_id, "Arn"]}
@@ -396,10 +397,10 @@ def test_no_traffic_adds_nothing_to_the_pipeline_page_while_the_reject_rate_page
         if c["Properties"]["AlarmName"].endswith("Page-pipeline")
     ]
     text = "".join(p if isinstance(p, str) else p["Fn::GetAtt"][0] for p in pipeline["AlarmRule"]["Fn::Join"][1])
-    # nor while the drift check's reads fail (CaptureReadErrors names that fault)
+    # nor while the drift check's reads fail (CaptureReadErrors names that fault) or the check itself fails
     assert re.search(
         r'ALARM\("MonitoringNoTraffic\w+"\) AND \(NOT \(\(ALARM\("MonitoringRejectRate\w+"\) OR '
-        r'ALARM\("MonitoringCaptureReadErrors\w+"\)\)\)\)',
+        r'ALARM\("MonitoringCaptureReadErrors\w+"\) OR ALARM\("MonitoringDriftCheckErrors\w+"\)\)\)\)',
         text,
     ), text
 
@@ -451,7 +452,8 @@ def test_every_alarm_spec_becomes_an_alarm_its_family_notifies_for(default: Synt
                     assert stats[f"rows{i}"]["name"] == "WindowRows" and stats[f"rows{i}"]["dims"] == w["dims"]
             continue
         if spec.minus_validation_rejects:  # the gateway's own refusals: its 4xx less the function's validation refusals
-            assert alarm_expression(a) == f"IF(requests >= {spec.min_requests}, (errors - FILL(rejects, 0)) / requests, 0)"
+            access = " - FILL(refused, 0)" if spec.minus_access_refusals else ""
+            assert alarm_expression(a) == f"IF(requests >= {spec.min_requests}, (errors - FILL(rejects, 0){access}) / requests, 0)"
             assert (stats["errors"]["name"], stats["errors"]["stat"], stats["requests"]["name"]) == (spec.metric_name, "Sum", "Count")
             assert stats["rejects"]["name"] == "ValidationRejects" and stats["rejects"]["namespace"] == default.settings.metrics_namespace
             assert stats["rejects"]["dims"]["ModelVersion"] == m.version and stats["errors"]["dims"] == stats["requests"]["dims"]
@@ -668,7 +670,12 @@ def test_cfn_lint_reports_no_errors(variant: str, synth_of) -> None:
 
 
 def test_metrics_failures_are_counted_from_the_logs_of_both_functions(default: Synth) -> None:
-    filters = list(default.of_type("AWS::Logs::MetricFilter").values())
+    # (the access log's AccessRefusals filter is tests/infra/test_access_refusals.py's)
+    filters = [
+        f
+        for f in default.of_type("AWS::Logs::MetricFilter").values()
+        if f["Properties"]["MetricTransformations"][0]["MetricName"] != "AccessRefusals"
+    ]
     assert len(filters) == 2
     for f in filters:
         p = f["Properties"]

@@ -27,6 +27,8 @@ def test_the_calendar_injects_every_kind_of_failure_the_issue_lists() -> None:
         "422",
         "capture",
         "Firehose",
+        "scanner",
+        "canary rolled back",
         "drift check failing",
         "denied",
         "not scheduled",
@@ -43,6 +45,20 @@ def test_each_failure_pages_once_per_family_within_its_stated_delay(run: ps.Run,
     assert sorted(n.family for n in outcome.pages) == sorted(failure.pages), outcome.pages
     assert all(n.minute - failure.start <= failure.max_delay_min for n in outcome.pages), outcome.pages
     assert sorted({n.family for n in outcome.informs}) == sorted(failure.informs), outcome.informs
+    assert [n.severity for n in outcome.pages] == [failure.severity] * len(failure.pages), outcome.pages
+
+
+def test_a_5xx_storm_pages_critical_while_a_4xx_share_warning_of_its_family_is_open() -> None:
+    """One composite per family and severity: the open warning does not hide the storm."""
+    share = ps.Failure("4xx share", ps._at(0, 9), 180, {"share_400": 0.6}, ("service",), 15, severity="warning")
+    storm = ps.Failure("5xx storm", ps._at(0, 10), 30, {"share_5xx": 0.2}, ("service",), 5)
+    run = ps.simulate((share, storm), days=1)
+    assert [(n.severity, n.alarms) for n in run.between(share.start, share.end)] == [
+        ("warning", ("Api4xxRate",)),
+        ("critical", ("Api5xxRate",)),
+    ]
+    (page,) = run.between(storm.start, storm.end)
+    assert page.minute - storm.start <= storm.max_delay_min
 
 
 def test_quiet_days_page_no_one(run: ps.Run) -> None:
@@ -52,11 +68,30 @@ def test_quiet_days_page_no_one(run: ps.Run) -> None:
     assert [n for n in run.notifications if n.minute // ps.DAY in quiet] == []
 
 
-def test_a_failure_inside_an_open_family_is_not_notified_yet(run: ps.Run) -> None:
-    """What the stack does today (no re-notification): the drift check failing while the pipeline page is
-    open for capture errors sends nothing; the runbook's table says so."""
-    second = ps.SECOND_IN_FAMILY
+def test_a_second_failure_inside_an_open_page_is_re_notified_once_as_also_firing(run: ps.Run) -> None:
+    """Capture errors open the pipeline page; two hours later the drift check fails: the composite, already in
+    ALARM, sends nothing, and the also-firing function notifies once, naming the new alarm."""
+    (opened,) = ps.outcomes(run, (ps.OPEN_PAGE,))[0].pages[:1]
+    assert (opened.kind, opened.alarms) == ("page", ("CaptureErrors",))
+    second = next(f for f in ps.CALENDAR if f.name.startswith("a second failure inside an open family"))
+    (also,) = ps.outcomes(run, (second,))[0].pages
+    assert (also.kind, also.family, also.severity, also.alarms) == ("also", "pipeline", "critical", ("DriftCheckErrors",))
+    assert [n for n in run.between(second.start, second.end + ps.HOUR)] == []  # no second page from the composite
+
+
+def test_without_the_also_firing_function_the_second_failure_would_send_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The simulator sees the difference the function makes (a grace period longer than the month: it never fires)."""
+    second = next(f for f in ps.CALENDAR if f.name.startswith("a second failure inside an open family"))
+    monkeypatch.setattr(ps.ALSO_FIRING, "GRACE_S", 10**9)
+    run = ps.simulate((ps.OPEN_PAGE, second), days=28)
     assert ps.outcomes(run, (second,))[0].pages == []
+
+
+def test_two_alarms_of_one_cause_at_the_same_check_are_one_page(run: ps.Run) -> None:
+    """Nulls upstream trip MissingRate and DataQualityFailures at the same check: the composite's page only."""
+    nulls = next(f for f in ps.CALENDAR if f.name.startswith("nulls upstream"))
+    (page,) = ps.outcomes(run, (nulls,))[0].pages
+    assert page.kind == "page" and set(page.alarms) == {"MissingRate", "DataQualityFailures"}
 
 
 def test_cloudwatch_semantics_a_blip_shorter_than_m_of_n_does_not_page() -> None:
@@ -111,3 +146,30 @@ def test_each_loss_of_the_logs_path_and_each_athena_failure_pages_the_pipeline_o
     (page,) = run.between(0, 2 * ps.DAY)
     assert page.family == "pipeline" and alarm in page.alarms
     assert 0 < page.minute - start <= max_delay_min
+
+
+def test_a_night_time_scanner_would_page_if_the_4xx_share_counted_refusals_for_access(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The simulator sees the difference AccessRefusals makes: counted, the scanner's 403/404s page the service family."""
+    from dataclasses import replace
+
+    scanner = next(f for f in ps.CALENDAR if f.name.startswith("night-time scanner"))
+    scanner = replace(scanner, start=ps._at(1, 2))
+    real = ps.alarm_specs
+
+    def counting_refusals(*args, **kwargs):  # the stack before the filter: (4XXError - ValidationRejects) / Count
+        return [replace(s, minus_access_refusals=False) for s in real(*args, **kwargs)]
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ps, "alarm_specs", counting_refusals)
+        before = ps.simulate((scanner,), days=2)
+    assert [(n.family, n.alarms) for n in before.between(scanner.start, scanner.end + ps.HOUR)] == [("service", ("Api4xxRate",))]
+    assert ps.simulate((scanner,), days=2).between(scanner.start, scanner.end + ps.HOUR) == []
+
+
+def test_a_canary_codedeploy_rolls_back_informs_once_as_a_deployment_event(run: ps.Run) -> None:
+    canary = next(f for f in ps.CALENDAR if f.name.startswith("canary rolled back"))
+    (outcome,) = ps.outcomes(run, (canary,))
+    assert [(n.family, n.alarms) for n in outcome.informs] == [("deployment", ("Api5xxRate",))]
+    # a weekly deploy whose canary is healthy is no deployment event
+    healthy = [d for d in ps.DEPLOY_DAYS if d in ps.quiet_days(run)]
+    assert healthy and not [n for n in run.notifications if n.family == "deployment" and n.minute // ps.DAY in healthy]
