@@ -972,7 +972,7 @@ def _log_lines(ctx: AlarmContext) -> None:
     s = ctx.settings
     if s.capture_sink != "logs":
         return
-    lost: dict[str, Any] = dict(family="pipeline", period_s=300, evaluation_periods=2, datapoints_to_alarm=2)
+    lost: dict[str, Any] = dict(family="pipeline", severity="critical", period_s=300, evaluation_periods=2, datapoints_to_alarm=2)
     ctx.add(
         "CaptureLinesDeliveryErrors",
         "DeliveryErrors",
@@ -1039,6 +1039,7 @@ def _drift_athena(ctx: AlarmContext) -> None:
         "the query's history in the workgroup.",
         "alarm-athena-query-errors",
         "model",
+        severity="critical",
         **ctx.drift,
     )
 
