@@ -1,4 +1,4 @@
-"""Inference Lambda: API Gateway (REST v1, HTTP v2) and ALB events -> FastAPI via Mangum.
+"""Inference Lambda: API Gateway (REST v1, HTTP v2) and ALB events -> the ASGI app (serving/api.py) via Mangum.
 
 Everything heavy (bundle, ONNX session, clients) is built once here at init, never per request.
 """
