@@ -97,4 +97,3 @@ def test_non_finite_values_are_null_from_arrays_as_from_lists() -> None:
     from_array = orjson.dumps({"predictions": values}, option=orjson.OPT_SERIALIZE_NUMPY)
     assert from_array == orjson.dumps({"predictions": values.tolist()})
     assert orjson.loads(from_array)["predictions"][4:7] == [None, None, None]
-
