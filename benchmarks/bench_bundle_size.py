@@ -7,7 +7,7 @@ inference and drift-check assets exactly as ``cdk synth`` does (cdk/bundling.py)
 the unzipped size against the targets (serving <= 90 MiB, drift check <= 200 MiB) and the
 time with a cold and a warm dependency cache. arm64 binaries cannot be imported on an x86_64
 machine, so the x86_64 assets are imported in a subprocess (PYTHONPATH=<asset>) with an
-interpreter of the runtime's version: onnxruntime, numpy, fastapi, mangum (serving) and numpy,
+interpreter of the runtime's version: onnxruntime, numpy, starlette, mangum (serving) and numpy,
 scipy (drift check), then each handler module with a fake model bundle where needed.
 
 The built folders can be deployed as they are: MS_PREBUILT_ASSETS=<out>/<arch> npx cdk deploy.
@@ -38,7 +38,7 @@ IMPORTS = {
     "inference": [
         "onnxruntime",
         "numpy",
-        "fastapi",
+        "starlette",
         "mangum",
         "orjson",
         "pydantic",

@@ -47,7 +47,7 @@ print((time.perf_counter() - t) * 1000)
 print(",".join(m for m in {not_needed!r} if m in sys.modules))
 """
 # loaded at init although the first answer needs none of them (boto3: the first capture, after the answer)
-NOT_NEEDED = ("boto3", "botocore.session", "pydantic.v1", "fastapi.openapi.models", "opentelemetry.sdk")
+NOT_NEEDED = ("boto3", "botocore.session", "pydantic.v1", "fastapi", "opentelemetry")
 PACKAGES = (
     "fastapi",
     "starlette",

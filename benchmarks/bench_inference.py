@@ -5,7 +5,7 @@
 Compares, for 1-row and 1,000-row requests, and 1,000 rows with 3% of the nullable features' values null:
   bare onnxruntime      session.run on prebuilt tensors (the floor)
   bare JSON handler     json.loads -> numpy -> onnxruntime -> json.dumps, no validation (the limit any JSON API reaches)
-  full handler          REST v1 event -> Mangum -> FastAPI -> validation -> ONNX -> JSON (capture off)
+  full handler          REST v1 event -> Mangum -> Starlette router -> validation -> ONNX -> JSON (capture off)
 and cold init (fresh process: import the handler module + load the bundle), median of 5.
 """
 

@@ -33,7 +33,7 @@ PRUNED_SUBPACKAGES = (
     "onnxruntime/quantization",
     "onnxruntime/datasets",
     "onnxruntime/backend",
-    "aws_lambda_powertools/event_handler",  # Powertools' own HTTP router: FastAPI routes here
+    "aws_lambda_powertools/event_handler",  # Powertools' own HTTP router: Starlette's routes here
 )
 # Distributions onnxruntime declares only for the sub-packages pruned above (model tools, quantization):
 # InferenceSession never imports them. Removed only from an asset that has onnxruntime.

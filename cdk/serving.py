@@ -37,7 +37,7 @@ _CANARY = {
     "Linear10PercentEvery10Minutes": "LINEAR_10_PERCENT_EVERY_10_MINUTES",
 }
 
-# (path, method, JSON body checked at the edge): the FastAPI app's routes; anything else never reaches Lambda
+# (path, method, JSON body checked at the edge): the app's routes (serving/api.py); anything else never reaches Lambda
 ROUTES = (
     ("predict", "POST", True),
     ("feedback", "POST", True),

@@ -136,7 +136,7 @@ class DeploySettings(_Section):
     provisioned_concurrency: int = Field(0, ge=0, le=1000, description="Provisioned concurrency on the live alias")
     snap_start: bool = Field(
         False,
-        description="Lambda SnapStart on published versions (python 3.12+, no provisioned concurrency, capture_mode sync): "
+        description="Lambda SnapStart on published versions (python 3.12+, no provisioned concurrency): "
         "a new environment resumes from a snapshot taken after init",
     )
     api_auth: Literal["none", "api_key", "iam"] = Field("api_key", description="API authentication mode")
@@ -618,12 +618,8 @@ class Settings(BaseModel):
             raise ValueError("snap_start needs python_runtime 3.12 or later: Lambda offers SnapStart for Python from 3.12")
         if self.deploy.provisioned_concurrency:
             raise ValueError("snap_start and provisioned_concurrency cannot be on the same version (Lambda refuses it): choose one")
-        if self.serving.capture_mode != "sync":
-            raise ValueError(
-                f"snap_start needs capture_mode 'sync' (it is {self.serving.capture_mode!r}): the capture extension registers with the "
-                "Extensions API during init, and that registration inside a snapshot, resumed in many environments, cannot be "
-                "proven to hold without AWS; with sync the captures are written before the answer"
-            )
+        # the capture extension is allowed: registered during init like any extension, it is part of the snapshot
+        # and keeps its INVOKE events after a restore (docs/performance.md#snapstart)
         return self
 
     @model_validator(mode="after")

@@ -1,27 +1,29 @@
 """The inference API's HTTP side: ASGI transport and route wiring. Same app on Lambda (Mangum) and locally.
 
-Each scoring route hands its requests to its codecs (``codecs/``: one per request format, picked by
-content-type; they own reading, the reject bookkeeping and the answer's format); ``/feedback``,
-``/health``, ``/model`` and the OIP metadata routes answer here. The OpenAPI document is ``openapi.py``.
+Starlette's router, no FastAPI: each route is a plain ASGI endpoint (one ``Request`` in, one ``Response``
+out), and its OpenAPI documentation an ``openapi.Operation`` built when the document is first asked for,
+so init imports and builds only what answers requests. Each scoring route hands its requests to its codecs
+(``codecs/``: one per request format, picked by content-type; they own reading, the reject bookkeeping
+and the answer's format); ``/feedback``, ``/health``, ``/model`` and the OIP metadata routes answer here.
+The OpenAPI document is ``openapi.py``.
 
 ``AnswerGuard`` wraps every answer: request id and model headers on each, a trailing slash answered
-as the path without it, HEAD served by the GET route, non-JSON error answers rewritten as JSON, and
-any unexpected exception turned into a JSON 500 (a server bug, logged; never client input).
+as the path without it, HEAD served by the GET route, non-JSON error answers (the router's 404 and 405)
+rewritten as JSON, and any unexpected exception turned into a JSON 500 (a server bug, logged; never client input).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
 from starlette.datastructures import MutableHeaders
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route, Router
 
 from modelserve.schema import BundleManifest
 
@@ -52,7 +54,7 @@ class AnswerGuard:
     """ASGI wrapper around the whole app (inside Mangum): what every answer must be, whatever happened.
 
     - ``x-request-id``, ``x-model-version`` and ``x-model-name`` on every answer (404, 405, CORS preflight too);
-    - ``/predict/`` answered as ``/predict`` (FastAPI would redirect to a URL without the API stage);
+    - ``/predict/`` answered as ``/predict`` (a redirect would lead to a URL without the API stage);
     - HEAD served by the GET route, without the body; ``Allow`` lists HEAD where GET is allowed;
     - an error answer that is not JSON (router, CORS) rewritten as the JSON error body;
     - an exception escaping the app: a JSON 500 with the request id, logged (a server bug, never client input).
@@ -160,17 +162,100 @@ class StageRootPath:
         await self.app(scope, receive, send)
 
 
-def create_app(service: InferenceService, max_body_bytes: int, cors_origins: Sequence[str] = (), codecs: CodecRegistry = CODECS) -> FastAPI:
+Handler = Callable[[Request], Awaitable[Response]]
+OperationDoc = Callable[[], dict[str, Any]]
+
+
+class _Endpoint:
+    """A route's ASGI app: the handler gets the request and its response is sent. No exception wrapper per
+    request: what escapes a handler is ``AnswerGuard``'s (a JSON 500)."""
+
+    __slots__ = ("handler",)
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        response = await self.handler(Request(scope, receive))
+        await response(scope, receive, send)
+
+
+class InferenceApp:
+    """The inference API as one ASGI app: ``AnswerGuard`` around CORS (when origins are allowed) around
+    Starlette's router. Its OpenAPI document (``openapi()``, ``/openapi.json``, Swagger UI at ``/docs``)
+    is built on the first request for it."""
+
+    docs_url = "/docs"
+    openapi_url = "/openapi.json"
+
+    def __init__(self, m: BundleManifest, cors_origins: Sequence[str] = ()) -> None:
+        self.manifest = m
+        self.title = f"{m.model_name} prediction API"
+        self.description = f"Predictions from model {m.model_name} version {m.version}. Inputs are validated against the bundle schema."
+        self.operations: list[openapi.Operation] = []
+        self._openapi: dict[str, Any] | None = None
+        self.router = Router(redirect_slashes=False)  # AnswerGuard answers /x/ as /x: a redirect would leave the API stage
+        app: Any = self.router
+        if cors_origins:
+            # preflight answered here, and Access-Control-* on answers to the allowed origins only
+            app = CORSMiddleware(
+                app,
+                allow_origins=list(cors_origins),
+                allow_methods=["GET", "HEAD", "POST", "OPTIONS"],
+                allow_headers=_CORS_REQUEST_HEADERS,
+                expose_headers=list(_SERVED_HEADERS),
+                max_age=600,
+            )
+        self._asgi = AnswerGuard(app, m.model_name, m.version)  # outermost: sees every answer
+        self.add(self.openapi_url, "GET", self._openapi_json)
+        self.add(self.docs_url, "GET", self._swagger_ui)
+
+    @property
+    def routes(self) -> list[Any]:
+        return self.router.routes
+
+    def add(self, path: str, method: str, handler: Handler, doc: OperationDoc | None = None) -> None:
+        """Serve ``handler`` on ``method path``; documented by ``doc`` (left out of the document without one)."""
+        self.router.routes.append(Route(path, _Endpoint(handler), methods=[method], name=handler.__name__))
+        if doc is not None:
+            self.operations.append(openapi.Operation(path, method, handler.__name__, doc))
+
+    def get(self, path: str, doc: OperationDoc) -> Callable[[Handler], Handler]:
+        return self._route(path, "GET", doc)
+
+    def post(self, path: str, doc: OperationDoc) -> Callable[[Handler], Handler]:
+        return self._route(path, "POST", doc)
+
+    def _route(self, path: str, method: str, doc: OperationDoc) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.add(path, method, handler, doc)
+            return handler
+
+        return register
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI document, built once, on first use."""
+        if self._openapi is None:
+            self._openapi = openapi.openapi_document(self.title, self.manifest.version, self.description, self.operations, self.manifest)
+        return self._openapi
+
+    async def _openapi_json(self, request: Request) -> Response:
+        return JSONResponse(openapi.with_servers(self.openapi(), request.scope.get("root_path", "")))
+
+    async def _swagger_ui(self, request: Request) -> Response:
+        root_path = request.scope.get("root_path", "").rstrip("/")
+        return HTMLResponse(openapi.swagger_ui_html(root_path + self.openapi_url, f"{self.title} - Swagger UI"))
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await self._asgi(scope, receive, send)
+
+
+def create_app(
+    service: InferenceService, max_body_bytes: int, cors_origins: Sequence[str] = (), codecs: CodecRegistry = CODECS
+) -> InferenceApp:
     """The app for one service: /predict and the OIP routes read through ``codecs``, built now (at init)."""
     m = service.manifest
-    app = FastAPI(
-        # no per-request OpenTelemetry probing: this API's traces are X-Ray's and its metrics EMF
-        telemetry={"tracing": False, "metrics": False, "logs": False},
-        title=f"{m.model_name} prediction API",
-        version=m.version,
-        description=f"Predictions from model {m.model_name} version {m.version}. Inputs are validated against the bundle schema.",
-    )
-    app.router.redirect_slashes = False  # AnswerGuard answers /x/ as /x: a redirect would leave the API stage
+    app = InferenceApp(m, cors_origins)
     headers_base = {"x-model-version": m.version, "x-model-name": m.model_name}
     max_rows = service.max_batch_rows
 
@@ -179,16 +264,18 @@ def create_app(service: InferenceService, max_body_bytes: int, cors_origins: Seq
 
     predict_route = codecs.route(PREDICT, service, max_body_bytes)
 
-    answer_media = {c.answer_media: c.answer_schema() for c in predict_route.codecs if c.answer_media and c is not predict_route.default}
-    predict_doc = openapi.predict_operation(
-        m, max_rows, service.validator.reject_unseen, predict_route.openapi_notes(), answer_media, predict_route.openapi_bodies(max_rows)
-    )
+    def predict_doc() -> dict[str, Any]:
+        answer_media = {
+            c.answer_media: c.answer_schema() for c in predict_route.codecs if c.answer_media and c is not predict_route.default
+        }
+        notes, bodies = predict_route.openapi_notes(), predict_route.openapi_bodies(max_rows)
+        return openapi.predict_operation(m, max_rows, service.validator.reject_unseen, notes, answer_media, bodies)
 
-    @app.post("/predict", **predict_doc)
+    @app.post("/predict", predict_doc)
     async def predict(request: Request) -> Response:
         return await predict_route(request)
 
-    @app.post("/feedback", **openapi.feedback_operation(m, max_rows))
+    @app.post("/feedback", lambda: openapi.feedback_operation(m, max_rows))
     async def feedback(request: Request) -> Response:
         rid = request_id_of(request)
         try:
@@ -202,58 +289,28 @@ def create_app(service: InferenceService, max_body_bytes: int, cors_origins: Seq
             return json_response(body, status_of(exc), {**headers_base, "x-request-id": rid})
         return answer(result.body, request, 202)
 
-    @app.get("/health", **openapi.health_operation(m))
+    @app.get("/health", lambda: openapi.health_operation(m))
     async def health(request: Request) -> Response:
         return answer({**service.health(), "request_id": request_id_of(request)}, request)
 
-    @app.get("/model", **openapi.model_operation(m))
+    @app.get("/model", lambda: openapi.model_operation(m))
     async def model(request: Request) -> Response:
         return answer({**service.model_info(), "request_id": request_id_of(request)}, request)
 
     _add_oip_routes(app, codecs.route(OIP, service, max_body_bytes))
-    _add_error_handlers(app, m.version, headers_base)
-    if cors_origins:
-        # preflight answered here, and Access-Control-* on answers to the allowed origins only
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=list(cors_origins),
-            allow_methods=["GET", "HEAD", "POST", "OPTIONS"],
-            allow_headers=_CORS_REQUEST_HEADERS,
-            expose_headers=list(_SERVED_HEADERS),
-            max_age=600,
-        )
-    app.add_middleware(AnswerGuard, model_name=m.model_name, model_version=m.version)  # outermost: sees every answer
     return app
 
 
-def _add_error_handlers(app: FastAPI, model_version: str, headers_base: dict[str, str]) -> None:
-    """Errors raised by the framework (router, parameters) in the API's JSON error shape."""
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        rid = request_id_of(request)
-        reason = REASON_OF_STATUS.get(exc.status_code, "http_error")
-        headers = {**(exc.headers or {}), **headers_base, "x-request-id": rid}
-        return json_response(error_body(reason, str(exc.detail), rid, model_version), exc.status_code, headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def fastapi_validation(request: Request, exc: RequestValidationError) -> Response:
-        rid = request_id_of(request)
-        return json_response(error_body("bad_request", str(exc.errors()), rid, model_version), 422, {**headers_base, "x-request-id": rid})
-
-
-def _add_oip_routes(app: FastAPI, infer: CodecRoute) -> None:
+def _add_oip_routes(app: InferenceApp, infer: CodecRoute) -> None:
     """Open Inference Protocol v2 (KServe / Triton clients) on the same service: inference through the
     OIP codec (same validation, same capture records); errors in OIP's ``{"error": ...}`` shape."""
-    openapi.serve_pinned_openapi(app, infer.service.manifest)
     _add_oip_metadata_routes(app, infer.service.manifest, infer.served_headers)
     _add_oip_infer_routes(app, infer)
 
 
 def _path_params(operation: dict[str, Any], *names: str) -> dict[str, Any]:
-    """``operation`` with its path parameters declared in the OpenAPI document. The handlers read them from
-    ``request.path_params``: typed parameters would make FastAPI build a pydantic field per route at init
-    (and import pydantic.v1 to check it is not one), for a string the router has already matched."""
+    """``operation`` with its path parameters declared in the OpenAPI document (the handlers read them from
+    ``request.path_params``, strings the router has matched)."""
     params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string", "title": n.title()}} for n in names]
     extra = operation.get("openapi_extra") or {}
     return {**operation, "openapi_extra": {**extra, "parameters": [*extra.get("parameters", []), *params]}}
@@ -267,7 +324,7 @@ def _not_served(exc: oip.OipError, headers: dict[str, str]) -> Response:
     return Response(oip.error_body(exc.message), exc.status, media_type="application/json", headers=headers)
 
 
-def _add_oip_metadata_routes(app: FastAPI, m: BundleManifest, headers: dict[str, str]) -> None:
+def _add_oip_metadata_routes(app: InferenceApp, m: BundleManifest, headers: dict[str, str]) -> None:
     def if_served(name: str, version: str | None, answer: Callable[[], dict[str, Any]]) -> Response:
         """The answer for this server's model (and version), else OIP's 404."""
         try:
@@ -276,42 +333,42 @@ def _add_oip_metadata_routes(app: FastAPI, m: BundleManifest, headers: dict[str,
             return _not_served(exc, headers)
         return json_response(answer(), 200, headers)
 
-    @app.get("/v2", **openapi.oip_operation("server metadata"))
-    async def v2_server() -> Response:
+    @app.get("/v2", lambda: openapi.oip_operation("server metadata"))
+    async def v2_server(request: Request) -> Response:
         return json_response(oip.server_metadata(), 200, headers)
 
-    @app.get("/v2/health/live", **openapi.oip_operation("server live"))
-    async def v2_live() -> Response:
+    @app.get("/v2/health/live", lambda: openapi.oip_operation("server live"))
+    async def v2_live(request: Request) -> Response:
         return json_response({"live": True}, 200, headers)
 
-    @app.get("/v2/health/ready", **openapi.oip_operation("server ready"))
-    async def v2_ready() -> Response:
+    @app.get("/v2/health/ready", lambda: openapi.oip_operation("server ready"))
+    async def v2_ready(request: Request) -> Response:
         return json_response({"ready": True}, 200, headers)
 
-    @app.get("/v2/models/{name}", **_path_params(openapi.oip_operation("model metadata", 404), "name"))
+    @app.get("/v2/models/{name}", lambda: _path_params(openapi.oip_operation("model metadata", 404), "name"))
     async def v2_model(request: Request) -> Response:
         return if_served(*_model_and_version(request), lambda: oip.model_metadata(m))
 
     @app.get(
         "/v2/models/{name}/versions/{version}",
-        **_path_params(openapi.oip_operation("model version metadata", 404), "name", "version"),
+        lambda: _path_params(openapi.oip_operation("model version metadata", 404), "name", "version"),
     )
     async def v2_model_version(request: Request) -> Response:
         return if_served(*_model_and_version(request), lambda: oip.model_metadata(m))
 
-    @app.get("/v2/models/{name}/ready", **_path_params(openapi.oip_operation("model ready", 404), "name"))
+    @app.get("/v2/models/{name}/ready", lambda: _path_params(openapi.oip_operation("model ready", 404), "name"))
     async def v2_model_ready(request: Request) -> Response:
         return if_served(*_model_and_version(request), lambda: {"name": m.model_name, "ready": True})
 
     @app.get(
         "/v2/models/{name}/versions/{version}/ready",
-        **_path_params(openapi.oip_operation("model version ready", 404), "name", "version"),
+        lambda: _path_params(openapi.oip_operation("model version ready", 404), "name", "version"),
     )
     async def v2_model_version_ready(request: Request) -> Response:
         return if_served(*_model_and_version(request), lambda: {"name": m.model_name, "ready": True})
 
 
-def _add_oip_infer_routes(app: FastAPI, infer: CodecRoute) -> None:
+def _add_oip_infer_routes(app: InferenceApp, infer: CodecRoute) -> None:
     m = infer.service.manifest
 
     async def infer_if_served(request: Request) -> Response:
@@ -321,13 +378,13 @@ def _add_oip_infer_routes(app: FastAPI, infer: CodecRoute) -> None:
             return _not_served(exc, infer.served_headers)
         return await infer(request)
 
-    @app.post("/v2/models/{name}/infer", **_path_params(openapi.oip_infer_operation(m, "inference (JSON or binary tensors)"), "name"))
+    @app.post("/v2/models/{name}/infer", lambda: _path_params(openapi.oip_infer_operation(m, "inference (JSON or binary tensors)"), "name"))
     async def v2_model_infer(request: Request) -> Response:
         return await infer_if_served(request)
 
     @app.post(
         "/v2/models/{name}/versions/{version}/infer",
-        **_path_params(openapi.oip_infer_operation(m, "inference on a version"), "name", "version"),
+        lambda: _path_params(openapi.oip_infer_operation(m, "inference on a version"), "name", "version"),
     )
     async def v2_model_version_infer(request: Request) -> Response:
         return await infer_if_served(request)

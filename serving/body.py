@@ -6,7 +6,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 
-from fastapi import Request
+from starlette.requests import Request
 
 from .validation import BODY_TOO_LARGE, MALFORMED_JSON, UNSUPPORTED_MEDIA_TYPE, RequestError, echo
 

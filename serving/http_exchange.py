@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from fastapi import Request
-from fastapi.responses import Response
+from starlette.requests import Request
+from starlette.responses import Response
 
 from .feedback import LABEL_CONFLICT
 from .service import FEEDBACK_UNAVAILABLE, new_request_id

@@ -1,12 +1,22 @@
 """The OpenAPI document of the inference API: each operation's request body and answers, generated from
 the bundle's feature schema so the document says exactly what validation accepts (checked by the
-schemathesis run, tests/functional/test_schemathesis.py)."""
+schemathesis run, tests/functional/test_schemathesis.py).
+
+The document is built when it is first asked for (``GET /openapi.json``, ``/docs``), not at init:
+each route declares an ``Operation`` whose ``doc`` is called then. ``openapi_document`` assembles them
+as FastAPI did (same operation ids, default answers and merge rules; tests/unit/test_openapi_document.py
+holds it to FastAPI's own generator), without importing a web framework or pydantic's OpenAPI models.
+"""
 
 from __future__ import annotations
 
+import copy
+import html
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
-
-from fastapi import FastAPI
 
 from modelserve.schema import BundleManifest, FeatureKind, InputDtype, LabelType, Task, class_key
 
@@ -250,7 +260,7 @@ def _oip_infer_body(m: BundleManifest) -> dict[str, Any]:
     }
 
 
-def _pin_oip_path_params(schema: dict[str, Any], m: BundleManifest) -> None:
+def pin_served_model(schema: dict[str, Any], m: BundleManifest) -> None:
     """This server serves one model and version: say so in the /v2 paths' parameters (others get OIP's 404)."""
     served = {"name": m.model_name, "version": m.version}
     for path, operations in schema.get("paths", {}).items():
@@ -544,13 +554,107 @@ def oip_infer_operation(m: BundleManifest, summary: str) -> dict[str, Any]:
     return {"summary": f"OIP: {summary}", "tags": [OIP_TAG], "responses": responses, "openapi_extra": _oip_infer_body(m)}
 
 
-def serve_pinned_openapi(app: FastAPI, m: BundleManifest) -> None:
-    """The app's OpenAPI document, with the /v2 paths' name and version pinned to the served model."""
-    generate_openapi = app.openapi
+OPENAPI_VERSION = "3.1.0"
+_NON_WORD = re.compile(r"\W")
 
-    def openapi_with_served_model() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            _pin_oip_path_params(generate_openapi(), m)  # generates and caches app.openapi_schema
-        return app.openapi_schema  # type: ignore[return-value]
 
-    app.openapi = openapi_with_served_model  # type: ignore[method-assign]
+@dataclass(frozen=True)
+class Operation:
+    """One documented route: path, method, the endpoint's name (in the operation id, FastAPI's form) and its
+    documentation (``summary``, ``description``, ``tags``, ``status_code``, ``responses``, ``openapi_extra``),
+    built by ``doc`` when the document is first asked for."""
+
+    path: str
+    method: str
+    name: str
+    doc: Callable[[], dict[str, Any]]
+
+
+def openapi_document(title: str, version: str, description: str, operations: Sequence[Operation], m: BundleManifest) -> dict[str, Any]:
+    """The API's OpenAPI document, the /v2 paths' name and version pinned to the served model."""
+    paths: dict[str, dict[str, Any]] = {}
+    for op in operations:
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
+    document = {"openapi": OPENAPI_VERSION, "info": {"title": title, "version": version, "description": description}, "paths": paths}
+    document = json.loads(json.dumps(document))  # one tree of its own: the builders share their schema dicts
+    pin_served_model(document, m)
+    return document
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    """One operation as FastAPI documented a route whose endpoint reads the raw request: the default JSON
+    answer of its status code, then its documented answers, then ``openapi_extra``, each merged in."""
+    kw = op.doc()
+    operation: dict[str, Any] = {"tags": kw["tags"]} if kw.get("tags") else {}
+    operation["summary"] = kw.get("summary") or op.name.replace("_", " ").title()
+    if kw.get("description"):
+        operation["description"] = kw["description"]
+    operation["operationId"] = _NON_WORD.sub("_", op.name + op.path) + "_" + op.method.lower()
+    responses: dict[str, Any] = {
+        str(kw.get("status_code", 200)): {"description": "Successful Response", "content": {"application/json": {"schema": {}}}}
+    }
+    for status, answer in kw.get("responses", {}).items():
+        _deep_update(responses.setdefault(str(status), {}), copy.deepcopy(answer))
+    operation["responses"] = responses
+    _deep_update(operation, kw.get("openapi_extra") or {})
+    return operation
+
+
+def _deep_update(main: dict[str, Any], update: dict[str, Any]) -> None:
+    """Merge ``update`` into ``main``: nested objects merged, lists concatenated, anything else replaced."""
+    for key, value in update.items():
+        if isinstance(main.get(key), dict) and isinstance(value, dict):
+            _deep_update(main[key], value)
+        elif isinstance(main.get(key), list) and isinstance(value, list):
+            main[key] = main[key] + value
+        else:
+            main[key] = value
+
+
+def with_servers(document: dict[str, Any], root_path: str) -> dict[str, Any]:
+    """The document as served behind a stage (``root_path`` /prod): its server URL is the stage's."""
+    root_path = root_path.rstrip("/")
+    if not root_path or root_path in {s.get("url") for s in document.get("servers", [])}:
+        return document
+    return {**document, "servers": [{"url": root_path}, *document.get("servers", [])]}
+
+
+_SWAGGER_UI = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5"
+# Swagger UI's options as FastAPI set them
+_SWAGGER_PARAMETERS = {
+    "dom_id": "#swagger-ui",
+    "layout": "BaseLayout",
+    "deepLinking": True,
+    "showExtensions": True,
+    "showCommonExtensions": True,
+}
+
+
+def swagger_ui_html(openapi_url: str, title: str) -> str:
+    """The /docs page: Swagger UI (from its CDN) reading the document at ``openapi_url``."""
+    options = "".join(f"{_html_safe_json(k)}: {_html_safe_json(v)},\n" for k, v in _SWAGGER_PARAMETERS.items())
+    return f"""<!DOCTYPE html>
+<html>
+<head>
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<link type="text/css" rel="stylesheet" href="{_SWAGGER_UI}/swagger-ui.css">
+<title>{html.escape(title)}</title>
+</head>
+<body>
+<div id="swagger-ui">
+</div>
+<script src="{_SWAGGER_UI}/swagger-ui-bundle.js"></script>
+<script>
+const ui = SwaggerUIBundle({{
+url: {_html_safe_json(openapi_url)},
+{options}presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset],
+}})
+</script>
+</body>
+</html>
+"""
+
+
+def _html_safe_json(value: Any) -> str:
+    """JSON that cannot close the script element it is written in."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

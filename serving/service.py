@@ -123,7 +123,11 @@ class InferenceService:
         self.capturer.capture(request_id, event_time, table, pred.labels, pred.probabilities, answered)
         return Answer(body=body, request_id=request_id)
 
-    def _answer_labels(self, labels: Any) -> list[Any]:
+    def _answer_labels(self, labels: np.ndarray) -> Any:
+        """The answer's predictions: a regressor's values as their float64 array (the codecs write arrays as they
+        are: orjson's numpy option, Arrow and OIP buffers), class labels as a list of the classes' values."""
+        if labels.dtype.kind == "f":
+            return labels
         if not self._typed_labels:
             return labels.tolist()
         typed = dict(zip(self.manifest.outputs.classes, self.classes))

@@ -10,8 +10,10 @@ each new environment from that snapshot. Everything init built is then shared by
   sequence (the same capture-sampling decisions). ``after_restore`` reseeds each capturer's
   generator and the ``random`` module's from ``os.urandom``. A/B assignment needs none: it is a hash
   of the client id or of the request id (uuid4, read from ``os.urandom`` per request).
-- the capture extension: registered with the Extensions API during init; the settings refuse
-  ``snap_start`` unless ``capture_mode`` is sync (modelserve/settings.py says why).
+- the capture extension: registered with the Extensions API during init, like any extension, so it
+  is in the snapshot with its worker waiting on its next event, as Lambda snapshots every extension;
+  nothing of it is per environment (the Runtime API it talks to resumes from the same snapshot), so
+  the hooks leave it as it is (docs/performance.md#snapstart).
 
 The hooks are registered with the runtime's ``snapshot_restore_py`` (in Lambda's Python 3.12+
 runtimes; absent elsewhere, where registering is skipped).

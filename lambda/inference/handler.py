@@ -1,4 +1,4 @@
-"""Inference Lambda: API Gateway (REST v1, HTTP v2) and ALB events -> FastAPI via Mangum.
+"""Inference Lambda: API Gateway (REST v1, HTTP v2) and ALB events -> the ASGI app (serving/api.py) via Mangum.
 
 Everything heavy (bundle, ONNX session, clients) is built once here at init, never per request.
 """
@@ -8,11 +8,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from mangum import Mangum
-
 from modelserve.metric_catalogue import CAPTURE_DROPPED
 from modelserve.observability import make_logger
 from serving.api import StageRootPath, create_app
+from serving.lambda_adapter import LambdaAdapter
 from serving.post_response import executor_from_env
 from serving.snapstart import SnapStartHooks
 from serving.variants import set_capture_executor
@@ -29,9 +28,9 @@ capture_executor = executor_from_env(
 )
 set_capture_executor(service, capture_executor)  # the champion's captures, and a challenger's (docs/versions.md)
 app = create_app(service, max_body_bytes=serving.max_body_bytes, cors_origins=serving.cors_origins)
-# lifespan off: Mangum would run startup/shutdown around every call; the model is loaded above.
+# Mangum without lifespan (the model is loaded above) and without an event loop per call (serving/lambda_adapter.py);
 # base path: strips /<stage> where the event path carries it (HTTP API named stages, custom domains)
-asgi = Mangum(StageRootPath(app), lifespan="off", api_gateway_base_path=f"/{serving.stage_name}")
+asgi = LambdaAdapter(StageRootPath(app), api_gateway_base_path=f"/{serving.stage_name}")
 # SnapStart (snap_start): AWS clients out of the snapshot, fresh ones and reseeded generators after a restore
 snapstart = SnapStartHooks.of(function.clients, service)
 snapstart.register()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi.responses import Response
+from starlette.responses import Response
 
 from modelserve.schema import Task
 

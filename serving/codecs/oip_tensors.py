@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi.responses import Response
+from starlette.responses import Response
 
 from .. import oip
 from ..body import is_json_media

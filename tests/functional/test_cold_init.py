@@ -1,7 +1,8 @@
 """Init imports what the first answer needs and nothing else; the AWS clients are built on first use.
 
 A fresh interpreter (what a new Lambda environment is) imports the real handler with capture on and
-answers /predict and /health: boto3 (and botocore beyond its top module) and pydantic.v1 are still not loaded after the answer.
+answers /predict and /health: boto3 (and botocore beyond its top module), pydantic.v1 and FastAPI are still
+not loaded after the answer.
 The capture clients then build themselves when first used, and again after a reset (a SnapStart restore).
 """
 
@@ -20,7 +21,8 @@ from moto import mock_aws
 from serving.aws_clients import ClientFactory
 
 REPO = Path(__file__).resolve().parents[2]
-NOT_NEEDED_FOR_AN_ANSWER = ("boto3", "botocore.session", "botocore.client", "pydantic.v1")  # Powertools imports botocore's top module only
+# Powertools imports botocore's top module only
+NOT_NEEDED_FOR_AN_ANSWER = ("boto3", "botocore.session", "botocore.client", "pydantic.v1", "fastapi")
 
 CHILD = """
 import json, sys

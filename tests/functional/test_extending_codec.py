@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
-from fastapi.responses import Response
+from starlette.responses import Response
 
 from modelserve import metric_catalogue as mn
 from modelserve.records import decode_jsonl

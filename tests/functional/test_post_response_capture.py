@@ -221,3 +221,51 @@ def test_thread_mode_for_the_local_gateway_captures_every_request_in_the_backgro
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="local-captures").get("Contents", [])]
     assert len(keys) == len(rids) and all(any(k.endswith(f"-{rid}.jsonl.gz") for k in keys) for rid in rids)
     assert sum(v for v, _, _ in metric_points(capsys.readouterr().out, mn.CAPTURED_ROWS)) == len(rids)
+
+
+# The Lambda runtime's SnapStart registry, as the handler finds it in a 3.12+ runtime. Lambda takes the
+# snapshot once init is over (the capture extension registered and waiting for its next event) and resumes
+# environments from it: here the snapshot is taken and resumed as soon as both hooks are registered.
+SNAPSHOT_RESTORE_STUB = '''
+import sys, time
+_before, _after = [], []
+
+def register_before_snapshot(hook):
+    _before.append(hook)
+
+def register_after_restore(hook):
+    _after.append(hook)
+    time.sleep(0.2)  # the extension's worker is in its first next-event call, as when Lambda snapshots
+    for h in _before:
+        h()
+    for h in _after:
+        h()
+    print("snapstart: snapshot taken and restored", file=sys.stderr, flush=True)
+'''
+
+
+def test_snapstart_hooks_around_the_capture_extension_keep_every_capture_after_the_answer(
+    moto_url, bucket, sample_bundle, tmp_path
+) -> None:
+    """The capture extension with SnapStart's hooks run in the real runtime process: registered once, during
+    init; the hooks drop the AWS clients and reseed the samplers while its worker waits on the Extensions API;
+    every capture is still written after its answer, before its invocation ends, by clients built after the restore."""
+    stub = tmp_path / "runtime"
+    stub.mkdir()
+    (stub / "snapshot_restore_py.py").write_text(SNAPSHOT_RESTORE_STUB)
+    proxy = DelayProxy(moto_url, DELAY_S)
+    try:
+        env = function_env(sample_bundle, proxy, bucket) | {"PYTHONPATH": f"{stub}:{Path(__file__).resolve().parents[2]}"}
+        emulator, invocations, sent = run(sample_bundle, env, tmp_path / "log.txt", n=4)
+    finally:
+        proxy.close()
+    log = (tmp_path / "log.txt").read_text()
+    assert log.count("snapstart: snapshot taken and restored") == 1
+    assert emulator.registered() == [(EXTENSION_NAME, ["INVOKE"])]
+    got = answers(invocations)
+    for inv in invocations:
+        rid = json.loads(inv.payload["body"])["request_id"]
+        put = next(c for c in proxy.writes() if c.path.endswith(f"-{rid}.jsonl.gz"))
+        assert inv.responded_at < put.answered_at < inv.ended_at
+    stored = stored_records(moto_url, bucket, model_capture_prefix(sample_bundle.manifest.model_name, sample_bundle.manifest.version))
+    assert sorted(stored) == sorted(sent) == sorted(got)

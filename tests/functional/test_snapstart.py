@@ -77,8 +77,6 @@ def test_hooks_register_with_the_runtime_registry(load_inference, aws_credential
     [
         ({"python_runtime": "3.11"}, "3.12"),
         ({"provisioned_concurrency": 2}, "provisioned_concurrency"),
-        ({"capture_mode": "auto"}, "Extensions API"),
-        ({"capture_mode": "extension"}, "capture_mode 'sync'"),
     ],
 )
 def test_snap_start_is_refused_where_it_cannot_work(overrides: dict[str, Any], must_name: str) -> None:
@@ -87,6 +85,8 @@ def test_snap_start_is_refused_where_it_cannot_work(overrides: dict[str, Any], m
     assert must_name in str(refused.value)
 
 
-def test_snap_start_with_sync_capture_is_accepted() -> None:
-    settings = Settings.from_context({"snap_start": True, "capture_mode": "sync"})
-    assert isinstance(settings, Settings) and settings.snap_start
+@pytest.mark.parametrize("capture_mode", ["sync", "auto", "extension"])
+def test_snap_start_is_accepted_with_every_capture_mode(capture_mode: str) -> None:
+    # with the capture extension too: tests/functional/test_post_response_capture.py runs the hooks around it
+    settings = Settings.from_context({"snap_start": True, "capture_mode": capture_mode})
+    assert isinstance(settings, Settings) and settings.snap_start and settings.capture_mode == capture_mode

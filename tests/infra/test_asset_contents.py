@@ -37,7 +37,7 @@ FIRST_PARTY = ("modelserve", "serving", "driftcheck", "monitoring", "devtools", 
 LAMBDA_RUNTIME = {"boto3", "botocore", "snapshot_restore_py"}  # provided by the python3.x runtime (SnapStart hooks: 3.12+)
 # import names of what each requirements.txt installs (and of what those pull in)
 REQUIREMENT_MODULES = {
-    "inference": {"onnxruntime", "numpy", "fastapi", "starlette", "mangum", "orjson", "aws_lambda_powertools", "pydantic", "nanoarrow"},
+    "inference": {"onnxruntime", "numpy", "starlette", "mangum", "orjson", "aws_lambda_powertools", "pydantic", "nanoarrow"},
     "drift_check": {"numpy", "scipy", "aws_lambda_powertools", "pydantic"},
 }
 NEVER_SHIPPED = ("devtools", "cdk", "tests", "benchmarks", "lambda")

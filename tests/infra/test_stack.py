@@ -345,7 +345,7 @@ def test_every_endpoint_of_the_app_reaches_the_function_and_nothing_else_does(de
     403 Missing Authentication Token when deployed, while every local test passes."""
     from types import SimpleNamespace
 
-    from fastapi.routing import APIRoute
+    from starlette.routing import Route
 
     from serving.api import create_app
 
@@ -354,7 +354,7 @@ def test_every_endpoint_of_the_app_reaches_the_function_and_nothing_else_does(de
         manifest=default.manifest, max_batch_rows=1000, challenger=None, validator=SimpleNamespace(reject_unseen=True)
     )
     app = create_app(service, max_body_bytes=1024)  # type: ignore[arg-type]
-    endpoints = {(r.path, verb) for r in app.routes if isinstance(r, APIRoute) for verb in r.methods}
+    endpoints = {(r.path, verb) for r in app.routes if isinstance(r, Route) for verb in r.methods}
     endpoints |= {(app.docs_url, "GET"), (app.openapi_url, "GET")}
     endpoints |= {(path, "HEAD") for path, verb in endpoints if verb == "GET"}  # the app answers HEAD on GET routes
     gateway = set(methods_by_route(default))
