@@ -167,9 +167,7 @@ def _read_prediction_hours(
     s3: Any, where: CaptureLocation, hours: Sequence[datetime], workers: int
 ) -> dict[datetime, list[FeedbackRecord]]:
     """The labels of each prediction hour received within ``LABEL_GRACE`` of its end."""
-    by_key = {
-        key: hour for hour in hours for key in list_keys(s3, where.bucket, feedback_prediction_hour_prefix(where.model_name, hour))
-    }
+    by_key = {key: hour for hour in hours for key in list_keys(s3, where.bucket, feedback_prediction_hour_prefix(where.model_name, hour))}
     records = _read_objects(s3, where, by_key, hours, workers)
     return {h: [r for r in rs if r.received_time < utc_iso(h + HOUR + LABEL_GRACE)] for h, rs in records.items()}
 

@@ -226,7 +226,7 @@ def test_thread_mode_for_the_local_gateway_captures_every_request_in_the_backgro
 # The Lambda runtime's SnapStart registry, as the handler finds it in a 3.12+ runtime. Lambda takes the
 # snapshot once init is over (the capture extension registered and waiting for its next event) and resumes
 # environments from it: here the snapshot is taken and resumed as soon as both hooks are registered.
-SNAPSHOT_RESTORE_STUB = '''
+SNAPSHOT_RESTORE_STUB = """
 import sys, time
 _before, _after = [], []
 
@@ -241,7 +241,7 @@ def register_after_restore(hook):
     for h in _after:
         h()
     print("snapstart: snapshot taken and restored", file=sys.stderr, flush=True)
-'''
+"""
 
 
 def test_snapstart_hooks_around_the_capture_extension_keep_every_capture_after_the_answer(
