@@ -133,8 +133,18 @@ CALENDAR: tuple[Failure, ...] = (
         ("service",),
         5,
         informs=("deployment",),
-        note="the deployment event informs (EventBridge rule on CodeDeploy FAILURE); not yet: the service page opens too, "
-        "because the alarms CodeDeploy watches are the paging ones",
+        note="the deployment event informs (EventBridge rule on CodeDeploy FAILURE); not done: the service page opens too, "
+        "because the alarms CodeDeploy watches are the paging ones (runbook: deployment events)",
+    ),
+    Failure(
+        "bad deploy that keeps failing after rollback (the release also changed what the previous version reads)",
+        _at(2, 10, 0),
+        60,
+        {"share_5xx": 0.2, "canary": 1.0},
+        ("service",),
+        5,
+        informs=("deployment",),
+        note="the rollback informs, and the page opens and stays open: the errors are the live alias's after the rollback",
     ),
     Failure(
         "a second failure inside an open family (the drift check fails while capture errors page)",

@@ -30,6 +30,7 @@ def test_the_calendar_injects_every_kind_of_failure_the_issue_lists() -> None:
         "scanner",
         "403 storm",
         "canary rolled back",
+        "keeps failing after rollback",
         "drift check failing",
         "denied",
         "not scheduled",
