@@ -206,8 +206,7 @@ def _api_value(spec: AlarmSpec, world: World, start: int, end: int) -> float | N
         return None
     if spec.id == "Api5xxRate":
         share = (
-            _sum(world, lambda t: world.served(t) * (world.signal("share_5xx", t, 0.0) + 0.004 * world.deploying(t)), start, end)
-            / requests
+            _sum(world, lambda t: world.served(t) * (world.signal("share_5xx", t, 0.0) + 0.004 * world.deploying(t)), start, end) / requests
         )
         return share
     if spec.id == "Api4xxRate":  # 4XXError counts the function's 422s and the refusals for access too; the spec subtracts them
