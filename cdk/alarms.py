@@ -171,8 +171,9 @@ class AlarmSpec:
     # a period without a datapoint counts as 0 (metric math FILL(m, 0)): AWS/ApiGateway publishes no Count
     # for a period without requests, and "no requests" is what a traffic alarm is for
     missing_as_zero: bool = False
-    # api 4xx only (with ``minus_validation_rejects``): the gateway's refusals for access (403, 404, 429, counted
-    # from the access log: a scanner, a client without a key or over its quota) are subtracted too
+    # the gateway's refusals for access (403, 404, 429, counted from the access log: a scanner, a client without a key
+    # or over its quota) are subtracted: from the 4xx count (with ``minus_validation_rejects``), or from the request
+    # count (``missing_as_zero``: traffic served, so a deleted key's 403 storm is lost traffic, not traffic)
     minus_access_refusals: bool = False
     # critical or warning (``Severity``): which of its family's two composites it pages through
     severity: Severity = "warning"
@@ -889,17 +890,20 @@ def _api_traffic(ctx: AlarmContext) -> None:
             "Sum",
             s.traffic_anomaly_band,
             "LessThanLowerThreshold",
-            f"API requests fell below their own recent pattern (CloudWatch anomaly band, {s.traffic_anomaly_band:g} standard "
-            "deviations) in 3 of 3 five-minute periods; a period without requests counts as 0. Quiet until the API has "
-            "seen traffic: the band is learned from it.",
-            "Check the clients and their keys, DNS, the API's 4xx share and the access logs; if the drop is planned "
-            "(a client retired), the band learns it within days, or exclude the window in the anomaly model.",
+            f"API requests served fell below their own recent pattern (CloudWatch anomaly band, {s.traffic_anomaly_band:g} "
+            "standard deviations) in 3 of 3 five-minute periods: Count less the refusals for access (403 no or deleted key, "
+            "404, 429; AccessRefusals), so clients all refused (a key deleted, its usage plan detached) are lost traffic; a "
+            "period without requests counts as 0. Quiet until the API has seen traffic: the band is learned from it.",
+            "Check the access logs first (status 403/429 with the clients' key ids: a deleted key or a detached usage plan), "
+            "then the clients, DNS and the API's 4xx share; if the drop is planned (a client retired), the band learns it "
+            "within days, or exclude the window in the anomaly model.",
             "alarm-traffic-drop",
             "service",
             period_s=300,
             evaluation_periods=3,
             datapoints_to_alarm=3,
             missing_as_zero=True,
+            minus_access_refusals=True,
             severity="critical",
         )
     if s.alarm_min_requests:

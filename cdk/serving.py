@@ -383,12 +383,7 @@ class Serving(Construct):
             return self.function.metric(spec.metric_name, statistic=spec.statistic, period=cdk.Duration.seconds(spec.period_s))
         metric = self.api_metric(spec.metric_name, spec.statistic, spec.period_s)
         if spec.missing_as_zero:  # no datapoint is no request: 0, not missing
-            return cloudwatch.MathExpression(
-                expression="FILL(m, 0)",
-                using_metrics={"m": metric},
-                label=f"{spec.metric_name} (0 when none)",
-                period=cdk.Duration.seconds(spec.period_s),
-            )
+            return self._requests_or_zero(spec, metric)
         if not spec.min_requests:
             return metric
         # a share of a handful of requests is noise: periods under the minimum count as 0
@@ -398,6 +393,17 @@ class Serving(Construct):
             label=f"{spec.metric_name} share (periods of {spec.min_requests}+ requests)",
             period=cdk.Duration.seconds(spec.period_s),
         )
+
+    def _requests_or_zero(self, spec: AlarmSpec, metric: cloudwatch.Metric) -> cloudwatch.MathExpression:
+        """Requests per period, 0 when none; with ``minus_access_refusals`` the requests served: Count counts the
+        gateway's 403/404/429 too, so a deleted key's 403 storm would look like traffic."""
+        using: dict[str, cloudwatch.IMetric] = {"m": metric}
+        expression, label = "FILL(m, 0)", f"{spec.metric_name} (0 when none)"
+        if spec.minus_access_refusals:
+            using["refused"] = self.access_refusals_metric(spec.period_s)
+            expression, label = "FILL(m, 0) - FILL(refused, 0)", "requests served (Count less AccessRefusals, 0 when none)"
+        period = cdk.Duration.seconds(spec.period_s)
+        return cloudwatch.MathExpression(expression=expression, using_metrics=using, label=label, period=period)
 
     def access_refusals_metric(self, period_s: int) -> cloudwatch.Metric:
         """The gateway's refusals for access (403, 404, 429) per period, from the access log's metric filter."""

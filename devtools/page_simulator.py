@@ -87,6 +87,15 @@ CALENDAR: tuple[Failure, ...] = (
         severity="warning",
     ),
     Failure("lost traffic (clients' DNS broken)", _at(5, 15, 3), 180, {"traffic": 0.0}, ("service",), 15),
+    Failure(
+        "API key deleted: 403 storm (every client refused)",
+        _at(11, 14, 20),
+        120,
+        {"key_refused": 1.0},
+        ("service",),
+        15,
+        note="TrafficDrop reads the requests served (Count less AccessRefusals): the refused requests are lost traffic",
+    ),
     Failure("throttling (concurrency exhausted)", _at(6, 11, 20), 30, {"throttles": 40.0}, ("service",), 10, severity="warning"),
     Failure(
         "422 storm (upstream sends nulls in a required field)",
@@ -124,8 +133,18 @@ CALENDAR: tuple[Failure, ...] = (
         ("service",),
         5,
         informs=("deployment",),
-        note="the deployment event informs (EventBridge rule on CodeDeploy FAILURE); not yet: the service page opens too, "
-        "because the alarms CodeDeploy watches are the paging ones",
+        note="the deployment event informs (EventBridge rule on CodeDeploy FAILURE); not done: the service page opens too, "
+        "because the alarms CodeDeploy watches are the paging ones (runbook: deployment events)",
+    ),
+    Failure(
+        "bad deploy that keeps failing after rollback (the release also changed what the previous version reads)",
+        _at(2, 10, 0),
+        60,
+        {"share_5xx": 0.2, "canary": 1.0},
+        ("service",),
+        5,
+        informs=("deployment",),
+        note="the rollback informs, and the page opens and stays open: the errors are the live alias's after the rollback",
     ),
     Failure(
         "a second failure inside an open family (the drift check fails while capture errors page)",
@@ -154,10 +173,19 @@ class World:
         return default
 
     def requests(self, t: int) -> float:
-        """Requests per minute: 20 at night, 200 mid-afternoon (UTC), smooth; the lost-traffic failure zeroes it."""
+        """The clients' requests per minute: 20 at night, 200 mid-afternoon (UTC), smooth; the lost-traffic failure
+        zeroes it."""
         hour = (t % DAY) / HOUR
         base = 20 + 180 * (0.5 - 0.5 * math.cos(2 * math.pi * (hour - 3) / 24))
         return base * self.signal("traffic", t, 1.0)
+
+    def served(self, t: int) -> float:
+        """The clients' requests the gateway let through: a deleted key refuses its share with 403."""
+        return self.requests(t) * (1.0 - self.signal("key_refused", t, 0.0))
+
+    def access_refusals(self, t: int) -> float:
+        """403/404/429 per minute (AccessRefusals): a scanner's requests and the clients' refused for their key."""
+        return self.signal("scanner_rpm", t, 0.0) + self.requests(t) - self.served(t)
 
     def deploying(self, t: int) -> bool:
         return any(_at(d, 10) <= t < _at(d, 10, 5) for d in DEPLOY_DAYS)
@@ -171,15 +199,14 @@ def _sum(world: World, f: Callable[[int], float], start: int, end: int) -> float
 
 
 def _api_value(spec: AlarmSpec, world: World, start: int, end: int) -> float | None:
-    requests = _sum(world, world.requests, start, end)
     if spec.id == "TrafficDrop":
-        return requests if requests else None  # AWS/ApiGateway publishes no Count without requests
+        return _traffic(spec, world, start, end)
+    requests = _sum(world, world.requests, start, end)
     if not requests:
         return None
     if spec.id == "Api5xxRate":
         share = (
-            _sum(world, lambda t: world.requests(t) * (world.signal("share_5xx", t, 0.0) + 0.004 * world.deploying(t)), start, end)
-            / requests
+            _sum(world, lambda t: world.served(t) * (world.signal("share_5xx", t, 0.0) + 0.004 * world.deploying(t)), start, end) / requests
         )
         return share
     if spec.id == "Api4xxRate":  # 4XXError counts the function's 422s and the refusals for access too; the spec subtracts them
@@ -189,25 +216,31 @@ def _api_value(spec: AlarmSpec, world: World, start: int, end: int) -> float | N
     raise KeyError(spec.id)
 
 
+def _traffic(spec: AlarmSpec, world: World, start: int, end: int) -> float | None:
+    """TrafficDrop's series: Count (every request, refused ones too) less AccessRefusals as far as the spec subtracts."""
+    count = _sum(world, lambda t: world.requests(t) + world.signal("scanner_rpm", t, 0.0), start, end)
+    refused = _sum(world, world.access_refusals, start, end) if spec.minus_access_refusals else 0.0
+    return count - refused if count else None  # AWS/ApiGateway publishes no Count without requests
+
+
 def _gateway_4xx_share(spec: AlarmSpec, world: World, start: int, end: int) -> float:
     """Api4xxRate's metric math: (4XXError - ValidationRejects - AccessRefusals) / Count, as far as the spec subtracts."""
     rejects_counted = 0.0 if spec.minus_validation_rejects else 1.0
     access_counted = 0.0 if spec.minus_access_refusals else 1.0
-    legit = _sum(world, world.requests, start, end)
-    scanner = _sum(world, lambda t: world.signal("scanner_rpm", t, 0.0), start, end)
+    count = _sum(world, lambda t: world.requests(t) + world.signal("scanner_rpm", t, 0.0), start, end)
     bad = _sum(
         world,
-        lambda t: world.requests(t) * min(1.0, world.signal("share_400", t, 0.02) + rejects_counted * world.signal("share_422", t, 0.01)),
+        lambda t: world.served(t) * min(1.0, world.signal("share_400", t, 0.02) + rejects_counted * world.signal("share_422", t, 0.01)),
         start,
         end,
     )
-    requests = legit + scanner
-    return (bad + access_counted * scanner) / requests if requests >= spec.min_requests else 0.0
+    refused = _sum(world, world.access_refusals, start, end)
+    return (bad + access_counted * refused) / count if count >= spec.min_requests else 0.0
 
 
 def _lambda_value(spec: AlarmSpec, world: World, start: int, end: int) -> float | None:
     if spec.id == "InferenceErrors":
-        return 0.0 if _sum(world, world.requests, start, end) else None
+        return 0.0 if _sum(world, world.served, start, end) else None
     if spec.id == "InferenceThrottles":
         return _sum(world, lambda t: world.signal("throttles", t, 0.0), start, end) or None
     if spec.id == "DriftCheckErrors":
@@ -243,7 +276,7 @@ def _check_value(spec: AlarmSpec, world: World, start: int, end: int) -> float |
         return None
     t = runs[-1]
     if spec.id == "NoTraffic":  # rows of the 24 h window; a denied read empties it
-        return 0.0 if world.signal("read_denied", t, 0.0) else _sum(world, world.requests, max(0, t - DAY), t)
+        return 0.0 if world.signal("read_denied", t, 0.0) else _sum(world, world.served, max(0, t - DAY), t)
     return _CHECK_VALUES[spec.id](world, t)
 
 

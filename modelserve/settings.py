@@ -199,7 +199,10 @@ class DeploySettings(_Section):
 
     # --- service coverage alarms, capture versioning, inference concurrency
     api_4xx_rate: float = Field(
-        0.25, gt=0, le=1, description="API 4xx share alarm threshold (a 403 storm after a key or usage-plan change)"
+        0.25,
+        gt=0,
+        le=1,
+        description="API 4xx share alarm threshold (bodies the gateway refuses: 400, 413, 415; a 403 storm pages as TrafficDrop)",
     )
     alarm_min_requests: int = Field(
         0, ge=0, le=100_000_000, description="Alarm when the API gets fewer requests than this per alarm_min_requests_minutes (0: off)"
@@ -273,7 +276,7 @@ class DeploySettings(_Section):
         ),
     )
     traffic_anomaly_alarm: bool = Field(
-        True, description="Page when API requests fall below their own recent pattern (anomaly detection, 15 min)"
+        True, description="Page when the API requests served fall below their own recent pattern (anomaly detection, 15 min)"
     )
     traffic_anomaly_band: float = Field(3.0, gt=0, le=10, description="Width of the traffic alarm's anomaly band, in standard deviations")
 

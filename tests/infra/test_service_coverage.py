@@ -46,6 +46,30 @@ def test_api_4xx_share_alarm_reads_the_stage_over_minutes_gated_on_requests(defa
     assert "Api4xxRate" not in rollback and "Api5xxRate" in rollback
 
 
+def test_lost_traffic_reads_the_requests_served_so_a_deleted_keys_403_storm_pages(default: Synth) -> None:
+    """TrafficDrop's band is over Count less AccessRefusals (both five-minute sums, 0 when none): every client refused
+    403 leaves a Count as high as before but nothing served; a scanner's refusals on top of the traffic change nothing."""
+    a = _alarms(default)["TrafficDrop"]
+    stats = alarm_metric_stats(a)
+    queries = {q["Id"]: q for q in a["Metrics"]}
+    (band,) = [q for q in a["Metrics"] if q["Id"] == a["ThresholdMetricId"]]
+    served_id = band["Expression"].removeprefix("ANOMALY_DETECTION_BAND(").split(",")[0]
+    assert queries[served_id]["Expression"] == "FILL(m, 0) - FILL(refused, 0)" and queries[served_id]["ReturnData"] is True
+    assert band["Expression"] == f"ANOMALY_DETECTION_BAND({served_id}, {default.settings.traffic_anomaly_band:g})"
+    count = stats["m"]
+    assert (count["namespace"], count["name"], count["stat"], count["period"]) == ("AWS/ApiGateway", "Count", "Sum", 300)
+    assert count["dims"] == _api_dims(default)
+    assert (stats["refused"]["namespace"], stats["refused"]["name"], stats["refused"]["stat"], stats["refused"]["period"]) == (
+        default.settings.metrics_namespace,
+        "AccessRefusals",
+        "Sum",
+        300,
+    )
+    assert stats["refused"]["dims"] == {"Deployment": default.stack_name}
+    assert a["ComparisonOperator"] == "LessThanLowerThreshold" and (a["EvaluationPeriods"], a["DatapointsToAlarm"]) == (3, 3)
+    assert "AccessRefusals" in json.dumps(a["AlarmDescription"])
+
+
 def test_request_count_alarm_is_off_by_default_and_has_its_own_period(default: Synth, synth_of) -> None:
     assert "LowTraffic" not in _alarms(default)
     coverage = synth_of("coverage")

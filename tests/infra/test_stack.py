@@ -475,8 +475,9 @@ def test_every_alarm_spec_becomes_an_alarm_its_family_notifies_for(default: Synt
         elif spec.min_requests:  # a share of API requests, gated on the period's request count
             assert alarm_expression(a) == f"IF(requests >= {spec.min_requests}, m, 0)"
             assert stats["requests"]["name"] == "Count" and stats["requests"]["dims"] == main["dims"]
-        elif spec.missing_as_zero:  # no datapoint is no request: 0, then the band over that series
-            (filled,) = [q for q in a["Metrics"] if q.get("Expression") == "FILL(m, 0)"]
+        elif spec.missing_as_zero:  # no datapoint is no request: 0 (less the refusals for access), then the band over that series
+            served = "FILL(m, 0) - FILL(refused, 0)" if spec.minus_access_refusals else "FILL(m, 0)"
+            (filled,) = [q for q in a["Metrics"] if q.get("Expression") == served]
             assert band["Expression"] == f"ANOMALY_DETECTION_BAND({filled['Id']}, {spec.threshold:g})"
         else:
             assert alarm_expression(a) is None

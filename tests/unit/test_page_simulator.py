@@ -28,7 +28,9 @@ def test_the_calendar_injects_every_kind_of_failure_the_issue_lists() -> None:
         "capture",
         "Firehose",
         "scanner",
+        "403 storm",
         "canary rolled back",
+        "keeps failing after rollback",
         "drift check failing",
         "denied",
         "not scheduled",
@@ -173,3 +175,27 @@ def test_a_canary_codedeploy_rolls_back_informs_once_as_a_deployment_event(run: 
     # a weekly deploy whose canary is healthy is no deployment event
     healthy = [d for d in ps.DEPLOY_DAYS if d in ps.quiet_days(run)]
     assert healthy and not [n for n in run.notifications if n.family == "deployment" and n.minute // ps.DAY in healthy]
+
+
+def test_a_deleted_key_would_page_no_one_if_lost_traffic_counted_the_refused_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every client refused 403: Api4xxRate leaves the refusals for access out, so only TrafficDrop can page, and only
+    because it reads the requests served; over Count alone the storm looks like traffic. The scanner still pages no one."""
+    from dataclasses import replace
+
+    storm = next(f for f in ps.CALENDAR if f.name.startswith("API key deleted"))
+    scanner = next(f for f in ps.CALENDAR if f.name.startswith("night-time scanner"))
+    storm, scanner = replace(storm, start=ps._at(8, 14, 20)), replace(scanner, start=ps._at(9, 2))
+    real = ps.alarm_specs
+
+    def over_count(*args, **kwargs):  # TrafficDrop's band over FILL(Count, 0), refusals included
+        return [replace(s, minus_access_refusals=False) if s.id == "TrafficDrop" else s for s in real(*args, **kwargs)]
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ps, "alarm_specs", over_count)
+        before = ps.simulate((storm,), days=9)
+    assert before.between(storm.start, storm.end + ps.HOUR) == []
+    after = ps.simulate((storm, scanner), days=10)
+    (page,) = after.between(storm.start, storm.end + ps.HOUR)
+    assert (page.family, page.severity, page.alarms) == ("service", "critical", ("TrafficDrop",))
+    assert 0 < page.minute - storm.start <= storm.max_delay_min
+    assert after.between(scanner.start, scanner.end + ps.HOUR) == []
