@@ -229,10 +229,13 @@ AUC_DROP = _drift("AUCDrop", "model_output", "reference AUC - window AUC")
 MAE_INCREASE = _drift("MAEIncrease", "model_output", "window MAE - reference MAE")
 RMSE_INCREASE = _drift("RMSEIncrease", "model_output", "window RMSE - reference RMSE")
 PERFORMANCE_DEGRADED = _drift("PerformanceDegraded", "model_output", "0/1: a significant drop of any metric", pages=True)
-# estimated performance before labels (CBPE, classifiers)
-ESTIMATED_ACCURACY = _drift("EstimatedAccuracy", "model_output", "accuracy estimated from calibrated probabilities")
-ESTIMATED_F1 = _drift("EstimatedF1", "model_output", "macro F1 estimated from calibrated probabilities")
-ESTIMATED_AUC = _drift("EstimatedAUC", "model_output", "macro one-vs-rest AUC estimated from calibrated probabilities")
+# estimated performance before labels: figures for the dashboard, next to the real ones; the verdict
+# EstimatedPerformanceDegraded is what pages
+ESTIMATED_ACCURACY = _drift("EstimatedAccuracy", "model_output", "accuracy estimated from calibrated probabilities (CBPE)")
+ESTIMATED_F1 = _drift("EstimatedF1", "model_output", "macro F1 estimated from calibrated probabilities (CBPE)")
+ESTIMATED_AUC = _drift("EstimatedAUC", "model_output", "macro one-vs-rest AUC estimated from calibrated probabilities (CBPE)")
+ESTIMATED_MAE = _drift("EstimatedMAE", "model_output", "a regressor's MAE estimated by the bundle's loss model (direct loss estimation)")
+ESTIMATED_RMSE = _drift("EstimatedRMSE", "model_output", "a regressor's RMSE estimated by the bundle's loss model (direct loss estimation)")
 ESTIMATED_ACCURACY_DROP = _drift("EstimatedAccuracyDrop", "model_output", "estimate on the reference - estimate on the window")
 ESTIMATED_PERFORMANCE_DEGRADED = _drift(
     "EstimatedPerformanceDegraded",

@@ -41,6 +41,7 @@ Z_CLIP = 5.0  # standardised values beyond it are clipped: a far outlier must no
 RIDGE = 1.0
 LOSS_METRICS = ("mae", "rmse")
 METRIC_TEXT = {"mae": "MAE", "rmse": "RMSE"}
+PUBLISHED = {"mae": M.ESTIMATED_MAE, "rmse": M.ESTIMATED_RMSE}
 
 
 @dataclass(frozen=True)
@@ -224,7 +225,12 @@ class EstimatedLossResult:
         ]
 
     def metrics(self) -> list[Metric]:
-        return finite_metrics([(M.ESTIMATED_PERFORMANCE_DEGRADED, float(bool(self.degraded)) if self.degraded is not None else None, None)])
+        """The estimated MAE and RMSE on every window (figures for the dashboard, next to the real ones on labels),
+        the verdict only on a window large enough to judge."""
+        return finite_metrics(
+            [(PUBLISHED[e.metric], e.estimate, None) for e in self.estimates]
+            + [(M.ESTIMATED_PERFORMANCE_DEGRADED, float(bool(self.degraded)) if self.degraded is not None else None, None)]
+        )
 
 
 @register_config
@@ -241,10 +247,11 @@ class EstimatedLossConfig(CheckConfig):
 class EstimatedLossCheck(Check):
     """DLE: a regressor's MAE and RMSE estimated from its inputs and predictions, each against a band from
     its own noise at the window's size. Fitted by :class:`~monitoring.estimated_performance.EstimatedPerformanceCheck`
-    for a regressor whose reference performance carries a loss model; publishes the same verdict metric."""
+    for a regressor whose reference performance carries a loss model; publishes the same verdict metric and
+    the estimates themselves."""
 
     name = "estimated_performance"
-    metric_names = (M.ESTIMATED_PERFORMANCE_DEGRADED,)
+    metric_names = (M.ESTIMATED_MAE, M.ESTIMATED_RMSE, M.ESTIMATED_PERFORMANCE_DEGRADED)
 
     def __init__(self, reference: Reference, model: LossModel) -> None:
         cfg = reference.config

@@ -312,7 +312,16 @@ class EstimatedPerformanceCheck(Check):
     each against a band from its own noise at the window's size."""
 
     name = "estimated_performance"
-    metric_names = (M.ESTIMATED_ACCURACY, M.ESTIMATED_F1, M.ESTIMATED_AUC, M.ESTIMATED_ACCURACY_DROP, M.ESTIMATED_PERFORMANCE_DEGRADED)
+    # a regressor's check is DLE's (``fit``): its estimates are published under this check's keys too
+    metric_names = (
+        M.ESTIMATED_ACCURACY,
+        M.ESTIMATED_F1,
+        M.ESTIMATED_AUC,
+        M.ESTIMATED_ACCURACY_DROP,
+        M.ESTIMATED_MAE,
+        M.ESTIMATED_RMSE,
+        M.ESTIMATED_PERFORMANCE_DEGRADED,
+    )
 
     def __init__(self, reference: Reference, calibrators: list[IsotonicCalibrator] | None, reference_accuracy: float | None) -> None:
         self.config = reference.config.section(EstimatedPerformanceConfig)

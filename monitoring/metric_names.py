@@ -57,7 +57,10 @@ ESTIMATED_ACCURACY = "EstimatedAccuracy"
 ESTIMATED_F1 = "EstimatedF1"
 ESTIMATED_AUC = "EstimatedAUC"
 ESTIMATED_ACCURACY_DROP = "EstimatedAccuracyDrop"  # estimate on the reference - estimate on the window
-# 0/1: an estimate (accuracy, F1, AUC) fell below its band from its own noise at the window's size
+# estimated error before labels (direct loss estimation, regressors with a loss model; every check)
+ESTIMATED_MAE = "EstimatedMAE"
+ESTIMATED_RMSE = "EstimatedRMSE"
+# 0/1: an estimate (accuracy, F1, AUC; MAE, RMSE rising) left its band from its own noise at the window's size
 ESTIMATED_PERFORMANCE_DEGRADED = "EstimatedPerformanceDegraded"
 # target drift (labels that came back vs the reference targets)
 TARGET_DRIFT = "TargetDrift"  # 0/1

@@ -272,3 +272,23 @@ def test_every_emitted_metric_is_catalogued_with_its_publisher_and_dimension_set
             checked.add(name)
     # inference, drift verdicts, data quality, performance on the labels sent: most of the catalogue in one run
     assert len(checked) >= 30, sorted(checked)
+
+
+def test_the_estimated_performance_figures_the_dashboard_draws_are_put_by_the_drift_check_in_each_window(
+    stack: Synth, emitted: Emissions
+) -> None:
+    """The sample classifier's estimates before labels, beside its performance on the labels sent: each graphed series
+    (name and dimensions) is one the real drift-check handler put, for the 24 h and the 1 h window."""
+    ns = stack.settings.metrics_namespace
+    put = {(name, dims) for space, name, dims in emitted.by_publisher["drift_check"] if space == ns}
+    estimates = {mc.ESTIMATED_ACCURACY, mc.ESTIMATED_F1, mc.ESTIMATED_AUC}
+    graphed = set()
+    for w in dashboard_body(stack)["widgets"]:
+        for row in w.get("properties", {}).get("metrics", []):
+            plain = [x for x in row if not isinstance(x, dict)]
+            if plain and plain[0] == ns and plain[1] in estimates | {mc.ACCURACY, mc.F1, mc.AUC}:
+                graphed.add((plain[1], frozenset(zip(plain[2::2], plain[3::2]))))
+    assert {(name, dict(dims)[mc.DIM_WINDOW]) for name, dims in graphed if name in estimates} == {
+        (n, w) for n in estimates for w in ("24h", "1h")
+    }
+    assert graphed <= put, graphed - put

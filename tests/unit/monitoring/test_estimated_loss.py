@@ -66,6 +66,25 @@ def test_the_estimate_tracks_real_mae_and_rmse_on_unseen_rows_within_8_percent()
         assert got["rmse"] == pytest.approx(truth["rmse"], rel=0.08), (x_sd, share_b, got, truth)
 
 
+def test_the_estimated_mae_and_rmse_are_published_with_the_verdict_and_follow_a_shift() -> None:
+    rng = np.random.default_rng(5)
+    c = checker(rng)
+    published = {}
+    for x_sd in (1.0, 1.4):
+        table, y = rows(rng, 20_000, x_sd)
+        report = c.check(table, PredictionColumns(values=predict(table)))
+        metrics = {n: v for n, v, feature in report.metrics() if feature is None}
+        estimates = {e.metric: e.estimate for e in report.results["estimated_performance"].estimates}
+        assert (metrics["EstimatedMAE"], metrics["EstimatedRMSE"]) == (estimates["mae"], estimates["rmse"])
+        truth = real(table, y)  # the estimates' accuracy: test_the_estimate_tracks_real_mae_and_rmse_on_unseen_rows_within_8_percent
+        assert metrics["EstimatedMAE"] == pytest.approx(truth["mae"], rel=0.1)
+        assert metrics["EstimatedRMSE"] == pytest.approx(truth["rmse"], rel=0.15)
+        assert metrics["EstimatedPerformanceDegraded"] == (x_sd > 1.0)
+        published[x_sd] = metrics
+    # the figure rises with the real error the shift causes: what the dashboard draws next to MAE on labels
+    assert published[1.4]["EstimatedMAE"] > 1.2 * published[1.0]["EstimatedMAE"]
+
+
 def test_a_shift_that_raises_real_mae_breaches_and_says_what_moved() -> None:
     rng = np.random.default_rng(1)
     c = checker(rng)
@@ -86,7 +105,8 @@ def test_quiet_windows_do_not_breach_and_a_small_window_gets_no_verdict() -> Non
     breaches = {n: sum(bool(estimate(c, rows(rng, n)[0]).degraded) for _ in range(60)) for n in (300, 3000)}
     assert breaches == {300: 0, 3000: 0}, breaches
     small = estimate(c, rows(rng, 50)[0])
-    assert small.degraded is None and small.metrics() == []
+    # the estimates are figures for the dashboard on any window; the verdict needs estimated_min_rows
+    assert small.degraded is None and {n for n, _, _ in small.metrics()} == {"EstimatedMAE", "EstimatedRMSE"}
 
 
 def test_a_regressor_without_a_loss_model_is_not_estimated_and_the_report_says_why() -> None:
