@@ -181,7 +181,13 @@ def create_app(service: InferenceService, max_body_bytes: int, cors_origins: Seq
 
     answer_media = {c.answer_media: c.answer_schema() for c in predict_route.codecs if c.answer_media and c is not predict_route.default}
     predict_doc = openapi.predict_operation(
-        m, max_rows, service.validator.reject_unseen, predict_route.openapi_notes(), answer_media, predict_route.openapi_bodies(max_rows)
+        m,
+        max_rows,
+        service.validator.reject_unseen,
+        predict_route.openapi_notes(),
+        answer_media,
+        predict_route.openapi_bodies(max_rows),
+        predict_route.openapi_parameters(),
     )
 
     @app.post("/predict", **predict_doc)
@@ -313,6 +319,7 @@ def _add_oip_metadata_routes(app: FastAPI, m: BundleManifest, headers: dict[str,
 
 def _add_oip_infer_routes(app: FastAPI, infer: CodecRoute) -> None:
     m = infer.service.manifest
+    bodies, header_params = infer.openapi_bodies(infer.service.max_batch_rows), infer.openapi_parameters()
 
     async def infer_if_served(request: Request) -> Response:
         try:
@@ -321,13 +328,16 @@ def _add_oip_infer_routes(app: FastAPI, infer: CodecRoute) -> None:
             return _not_served(exc, infer.served_headers)
         return await infer(request)
 
-    @app.post("/v2/models/{name}/infer", **_path_params(openapi.oip_infer_operation(m, "inference (JSON or binary tensors)"), "name"))
+    @app.post(
+        "/v2/models/{name}/infer",
+        **_path_params(openapi.oip_infer_operation(m, "inference (JSON or binary tensors)", bodies, header_params), "name"),
+    )
     async def v2_model_infer(request: Request) -> Response:
         return await infer_if_served(request)
 
     @app.post(
         "/v2/models/{name}/versions/{version}/infer",
-        **_path_params(openapi.oip_infer_operation(m, "inference on a version"), "name", "version"),
+        **_path_params(openapi.oip_infer_operation(m, "inference on a version", bodies, header_params), "name", "version"),
     )
     async def v2_model_version_infer(request: Request) -> Response:
         return await infer_if_served(request)
