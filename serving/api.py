@@ -194,7 +194,7 @@ def create_app(service: InferenceService, max_body_bytes: int, cors_origins: Seq
     async def predict(request: Request) -> Response:
         return await predict_route(request)
 
-    @app.post("/feedback", **openapi.feedback_operation(m, max_rows))
+    @app.post("/feedback", **openapi.feedback_operation(m, max_rows, service.request_ids.feedback_id_pattern))
     async def feedback(request: Request) -> Response:
         rid = request_id_of(request)
         try:

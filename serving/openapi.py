@@ -429,17 +429,27 @@ def _label_schema(m: BundleManifest) -> dict[str, Any]:
 _PRINTABLE = "^[^\\u0000-\\u001f\\u007f]*$"  # no control characters (NUL included): what /feedback keeps
 
 
-def _feedback_openapi(m: BundleManifest, max_rows: int) -> dict[str, Any]:
+def _feedback_request_id(issued_pattern: str | None) -> dict[str, Any]:
+    """``request_id``: with signed ids, the form of an id the API issued (its MAC only the server can check: any other
+    id of that form is a 422 unknown_request_id); without, any printable id."""
+    described = "the request_id of the prediction (its answer's request_id, or x-request-id header)"
+    if issued_pattern is None:
+        return {"type": "string", "minLength": 1, "maxLength": 128, "pattern": _PRINTABLE, "description": described}
+    return {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 128,
+        "pattern": issued_pattern,
+        "description": described + ": an id this API issued, <time>.<rows>.<signature>.<id>, used as is; an id of this form the API "
+        "did not issue (altered, made up) is a 422 unknown_request_id, a row past the rows it names a 422 row_out_of_range",
+    }
+
+
+def _feedback_openapi(m: BundleManifest, max_rows: int, issued_pattern: str | None) -> dict[str, Any]:
     item = {
         "type": "object",
         "properties": {
-            "request_id": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": 128,
-                "pattern": _PRINTABLE,
-                "description": "the request_id of the prediction",
-            },
+            "request_id": _feedback_request_id(issued_pattern),
             "row": {"type": "integer", "minimum": 0, "maximum": max_rows - 1, "default": 0, "description": "the row of that request"},
             "label": _label_schema(m),
             "source": {"const": "audit", "description": "a label of the daily audit sample"},
@@ -553,12 +563,13 @@ _FEEDBACK_422 = (
 )
 
 
-def feedback_operation(m: BundleManifest, max_rows: int) -> dict[str, Any]:
+def feedback_operation(m: BundleManifest, max_rows: int, issued_id_pattern: str | None = None) -> dict[str, Any]:
+    """``issued_id_pattern``: the form of the ids the API issues and /feedback checks (``RequestIds.feedback_id_pattern``)."""
     stored = {202: ("Labels stored (or already held: the same label again)", _FEEDBACK_ANSWER)}
     responses = _responses(m, stored, 400, 409, 413, 415, 422, 503)
     responses[422] = {**responses[422], "description": _FEEDBACK_422}
     return {
-        "openapi_extra": _feedback_openapi(m, max_rows),
+        "openapi_extra": _feedback_openapi(m, max_rows, issued_id_pattern),
         "summary": "Ground-truth labels for earlier predictions",
         "description": "Each item names the request_id of a prediction's answer (its x-request-id header) and a row it held: "
         "the id carries both, signed, so an id the API did not issue or a row past the request's is refused (422) "

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import EVENT_KINDS, arrow_stream, event, header
+from tests.support import EVENT_KINDS, arrow_stream, event, header, response_json
 
 ROW = {
     "bill_length_mm": 39.1,
@@ -183,3 +183,45 @@ def test_the_binary_body_tritonclient_sends_is_the_declared_one(load_inference: 
     jsonschema.Draft202012Validator(declared["x-inference-header"]["schema"]).validate(head)
     assert sum(t["parameters"]["binary_data_size"] for t in head["inputs"]) == len(body) - int(length)
     assert any(m.get("in") == "header" for m in op["parameters"]) and "Inference-Header-Content-Length" in declared["schema"]["description"]
+
+
+def _feedback_request_id_schema(api: Any) -> dict[str, Any]:
+    body = api.app.openapi()["paths"]["/feedback"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    item, batch = body["oneOf"]
+    assert batch["items"] == item
+    return dict(item["properties"]["request_id"])
+
+
+@pytest.mark.parametrize("kind", EVENT_KINDS)
+def test_with_signed_ids_the_document_says_which_request_ids_feedback_takes(
+    kind: str, s3: Any, load_inference: Any, lambda_context: Any
+) -> None:
+    import jsonschema
+
+    s3.create_bucket(Bucket="openapi-feedback-ids")
+    api = load_inference(capture_bucket="openapi-feedback-ids", request_id_key="k" * 32, capture_mode="sync")
+    declared = _feedback_request_id_schema(api)
+    issued = response_json(api.handler(event(kind, "POST", "/predict", {"instances": [ROW]}), lambda_context))["request_id"]
+    jsonschema.validate(issued, declared)  # what the API issued: of the declared form, and taken
+    resp = api.handler(event(kind, "POST", "/feedback", {"request_id": issued, "label": "Adelie"}), lambda_context)
+    assert resp["statusCode"] == 202, resp["body"]
+    # API Gateway's own id, an id of before signing: not of the declared form (schema-invalid), and refused
+    gateway_id = issued.split(".", 3)[3]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(gateway_id, declared)
+    # of the declared form but never issued: the refusal the description names
+    made_up = "0" * 11 + ".1." + "0" * 16 + ".x"
+    jsonschema.validate(made_up, declared)
+    assert "unknown_request_id" in declared["description"]
+    for sent in (gateway_id, made_up):
+        resp = api.handler(event(kind, "POST", "/feedback", {"request_id": sent, "label": "Adelie"}), lambda_context)
+        assert resp["statusCode"] == 422 and response_json(resp)["error"] == "unknown_request_id", sent
+
+
+def test_without_signed_ids_any_printable_request_id_is_declared(load_inference: Any) -> None:
+    import jsonschema
+
+    declared = _feedback_request_id_schema(load_inference())
+    jsonschema.validate("0f2c6c8e-1d7b-4a57-9d0e-3a1f2b4c5d6e", declared)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate("a\x00b", declared)
