@@ -432,7 +432,7 @@ _PRINTABLE = "^[^\\u0000-\\u001f\\u007f]*$"  # no control characters (NUL includ
 def _feedback_request_id(issued_pattern: str | None) -> dict[str, Any]:
     """``request_id``: with signed ids, the form of an id the API issued (its MAC only the server can check: any other
     id of that form is a 422 unknown_request_id); without, any printable id."""
-    described = "the request_id of the prediction (its answer's request_id, or x-request-id header)"
+    described = "the request_id of the prediction"
     if issued_pattern is None:
         return {"type": "string", "minLength": 1, "maxLength": 128, "pattern": _PRINTABLE, "description": described}
     return {
@@ -440,8 +440,9 @@ def _feedback_request_id(issued_pattern: str | None) -> dict[str, Any]:
         "minLength": 1,
         "maxLength": 128,
         "pattern": issued_pattern,
-        "description": described + ": an id this API issued, <time>.<rows>.<signature>.<id>, used as is; an id of this form the API "
-        "did not issue (altered, made up) is a 422 unknown_request_id, a row past the rows it names a 422 row_out_of_range",
+        "description": described + " (its answer's request_id, or x-request-id header): an id this API issued, "
+        "<time>.<rows>.<signature>.<id>, used as is; an id of this form the API did not issue (altered, made up) is a 422 "
+        "unknown_request_id, a row past the rows it names a 422 row_out_of_range",
     }
 
 
