@@ -268,14 +268,14 @@ def create_app(
         answer_media = {
             c.answer_media: c.answer_schema() for c in predict_route.codecs if c.answer_media and c is not predict_route.default
         }
-        notes, bodies = predict_route.openapi_notes(), predict_route.openapi_bodies(max_rows)
-        return openapi.predict_operation(m, max_rows, service.validator.reject_unseen, notes, answer_media, bodies)
+        notes, bodies, headers = predict_route.openapi_notes(), predict_route.openapi_bodies(max_rows), predict_route.openapi_parameters()
+        return openapi.predict_operation(m, max_rows, service.validator.reject_unseen, notes, answer_media, bodies, headers)
 
     @app.post("/predict", predict_doc)
     async def predict(request: Request) -> Response:
         return await predict_route(request)
 
-    @app.post("/feedback", lambda: openapi.feedback_operation(m, max_rows))
+    @app.post("/feedback", lambda: openapi.feedback_operation(m, max_rows, service.request_ids.feedback_id_pattern))
     async def feedback(request: Request) -> Response:
         rid = request_id_of(request)
         try:
@@ -371,6 +371,10 @@ def _add_oip_metadata_routes(app: InferenceApp, m: BundleManifest, headers: dict
 def _add_oip_infer_routes(app: InferenceApp, infer: CodecRoute) -> None:
     m = infer.service.manifest
 
+    def read_by_codecs() -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+        """What the route's codecs read besides OIP JSON, for the document (built on its first request)."""
+        return infer.openapi_bodies(infer.service.max_batch_rows), infer.openapi_parameters()
+
     async def infer_if_served(request: Request) -> Response:
         try:
             oip.check_model(m, *_model_and_version(request))  # an unknown model is no refused request: not counted, not captured
@@ -378,13 +382,16 @@ def _add_oip_infer_routes(app: InferenceApp, infer: CodecRoute) -> None:
             return _not_served(exc, infer.served_headers)
         return await infer(request)
 
-    @app.post("/v2/models/{name}/infer", lambda: _path_params(openapi.oip_infer_operation(m, "inference (JSON or binary tensors)"), "name"))
+    @app.post(
+        "/v2/models/{name}/infer",
+        lambda: _path_params(openapi.oip_infer_operation(m, "inference (JSON or binary tensors)", *read_by_codecs()), "name"),
+    )
     async def v2_model_infer(request: Request) -> Response:
         return await infer_if_served(request)
 
     @app.post(
         "/v2/models/{name}/versions/{version}/infer",
-        lambda: _path_params(openapi.oip_infer_operation(m, "inference on a version"), "name", "version"),
+        lambda: _path_params(openapi.oip_infer_operation(m, "inference on a version", *read_by_codecs()), "name", "version"),
     )
     async def v2_model_version_infer(request: Request) -> Response:
         return await infer_if_served(request)

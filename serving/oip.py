@@ -129,10 +129,10 @@ def check_model(m: BundleManifest, name: str, version: str | None = None) -> Non
 def _split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     if header_length is None:
         return body, b""
-    try:
-        n = int(header_length)
-    except ValueError:
-        raise OipError(f"Inference-Header-Content-Length must be an integer, got '{header_length[:40]}'") from None
+    digits = header_length.strip()
+    if not (digits.isascii() and digits.isdigit()):  # what the document declares: a non-negative integer ("+5", "1_0" are not)
+        raise OipError(f"Inference-Header-Content-Length must be an integer, got '{echo(header_length, 40)}'")
+    n = int(digits)
     if n < 0 or n > len(body):
         raise OipError(f"Inference-Header-Content-Length {n} is beyond the body's {len(body)} bytes")
     return body[:n], body[n:]

@@ -211,8 +211,9 @@ _OIP_ERRORS = {
 }
 
 
-def _oip_infer_body(m: BundleManifest) -> dict[str, Any]:
-    """The infer body: OIP JSON, or Triton's binary extension (a JSON header then raw tensors).
+def _oip_infer_request_schema(m: BundleManifest) -> dict[str, Any]:
+    """An infer request's JSON: the whole body, or the binary extension's JSON header (its tensors then carry
+    ``parameters.binary_data_size`` instead of ``data``).
 
     As tight as JSON Schema can say: input and output names, datatypes, shapes of rank 1 or 2, flat or
     nested data of scalars, OIP's scalar-valued parameters. What it can't say (a shape agreeing with the
@@ -239,24 +240,53 @@ def _oip_infer_body(m: BundleManifest) -> dict[str, Any]:
         "properties": {"name": {"type": "string", "enum": [t["name"] for t in metadata["outputs"]]}, "parameters": params},
     }
     return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["inputs"],
-                        "properties": {
-                            "id": {"type": "string"},
-                            "parameters": params,
-                            "inputs": {"type": "array", "minItems": 1, "items": tensor},
-                            "outputs": {"type": "array", "items": output},
-                        },
-                    }
-                },
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-            },
+        "type": "object",
+        "required": ["inputs"],
+        "properties": {
+            "id": {"type": "string"},
+            "parameters": params,
+            "inputs": {"type": "array", "minItems": 1, "items": tensor},
+            "outputs": {"type": "array", "items": output},
         },
+    }
+
+
+def _oip_infer_body(m: BundleManifest, other_bodies: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The infer body: OIP JSON, and the bodies the route's codecs read besides (``Codec.openapi_body``: Triton's binary extension)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": _oip_infer_request_schema(m)}, **other_bodies}}}
+
+
+INFERENCE_HEADER_DESCRIPTION = (
+    "Triton's binary tensor extension: the length in bytes of the JSON header at the start of the body; the rest is "
+    "the inputs' raw little-endian tensors, each input's parameters.binary_data_size bytes, in input order (BYTES "
+    "elements: a 4-byte little-endian length, then the bytes). Without it the whole body is JSON. Not an integer, or "
+    "beyond the body: 400."
+)
+
+
+def oip_binary_request_body(m: BundleManifest) -> dict[str, Any]:
+    """Triton's binary tensor extension as a request body (a media type object): a JSON header of
+    ``Inference-Header-Content-Length`` bytes, described by ``x-inference-header``, then raw tensors."""
+    return {
+        "schema": {
+            "type": "string",
+            "format": "binary",
+            "contentMediaType": oip.BINARY_CONTENT_TYPE,
+            "description": "A JSON header (the application/json body's schema; binary inputs carry parameters.binary_data_size "
+            "instead of data) of Inference-Header-Content-Length bytes, then the raw tensors. " + INFERENCE_HEADER_DESCRIPTION,
+        },
+        "x-inference-header": {"header": "Inference-Header-Content-Length", "schema": _oip_infer_request_schema(m)},
+    }
+
+
+def oip_binary_header_parameter() -> dict[str, Any]:
+    """The ``Inference-Header-Content-Length`` request header, as an OpenAPI parameter."""
+    return {
+        "name": "Inference-Header-Content-Length",
+        "in": "header",
+        "required": False,
+        "description": INFERENCE_HEADER_DESCRIPTION,
+        "schema": {"type": "integer", "minimum": 0},
     }
 
 
@@ -296,12 +326,23 @@ _OIP_INFER_ANSWER: dict[str, Any] = {
 }
 
 
+_BINARY_ANSWER_HEADER = {
+    "inference-header-content-length": {
+        "description": "binary answers only (application/octet-stream): the length in bytes of the answer's JSON header; "
+        "the output tensors follow, each its parameters.binary_data_size bytes",
+        "schema": {"type": "integer", "minimum": 0},
+    }
+}
+
+
 def _oip_responses(*errors: int, infer: bool = False) -> dict[int | str, dict[str, Any]]:
     """An OIP operation's answers: 200 (OIP JSON, or binary tensors for infer), its errors in OIP's shape, 500."""
     content: dict[str, Any] = {"application/json": {"schema": _OIP_INFER_ANSWER if infer else {"type": "object"}}}
+    ok = _answer("OIP answer", content)
     if infer:  # binary outputs asked for: a JSON header of Inference-Header-Content-Length bytes, then the tensors
         content[oip.BINARY_CONTENT_TYPE] = {"schema": {"type": "string", "format": "binary"}}
-    out: dict[int | str, dict[str, Any]] = {200: _answer("OIP answer", content)}
+        ok["headers"] = {**ok["headers"], **_BINARY_ANSWER_HEADER}
+    out: dict[int | str, dict[str, Any]] = {200: ok}
     for status in errors:
         out[status] = _answer(_OIP_ERRORS[status], {"application/json": {"schema": _OIP_ERROR_SCHEMA}})
     out[500] = _answer(_ERROR_DESCRIPTIONS[500], {"application/json": {"schema": _ERROR_SCHEMA}})
@@ -398,17 +439,28 @@ def _label_schema(m: BundleManifest) -> dict[str, Any]:
 _PRINTABLE = "^[^\\u0000-\\u001f\\u007f]*$"  # no control characters (NUL included): what /feedback keeps
 
 
-def _feedback_openapi(m: BundleManifest, max_rows: int) -> dict[str, Any]:
+def _feedback_request_id(issued_pattern: str | None) -> dict[str, Any]:
+    """``request_id``: with signed ids, the form of an id the API issued (its MAC only the server can check: any other
+    id of that form is a 422 unknown_request_id); without, any printable id."""
+    described = "the request_id of the prediction"
+    if issued_pattern is None:
+        return {"type": "string", "minLength": 1, "maxLength": 128, "pattern": _PRINTABLE, "description": described}
+    return {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 128,
+        "pattern": issued_pattern,
+        "description": described + " (its answer's request_id, or x-request-id header): an id this API issued, "
+        "<time>.<rows>.<signature>.<id>, used as is; an id of this form the API did not issue (altered, made up) is a 422 "
+        "unknown_request_id, a row past the rows it names a 422 row_out_of_range",
+    }
+
+
+def _feedback_openapi(m: BundleManifest, max_rows: int, issued_pattern: str | None) -> dict[str, Any]:
     item = {
         "type": "object",
         "properties": {
-            "request_id": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": 128,
-                "pattern": _PRINTABLE,
-                "description": "the request_id of the prediction",
-            },
+            "request_id": _feedback_request_id(issued_pattern),
             "row": {"type": "integer", "minimum": 0, "maximum": max_rows - 1, "default": 0, "description": "the row of that request"},
             "label": _label_schema(m),
             "source": {"const": "audit", "description": "a label of the daily audit sample"},
@@ -485,13 +537,17 @@ def predict_operation(
     other_formats: list[str],
     answer_media: dict[str, dict[str, Any]] | None = None,
     other_bodies: dict[str, dict[str, Any]] | None = None,
+    header_parameters: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """``other_formats``: what each codec of the route besides JSON says of its format (``Codec.openapi_note``);
     ``answer_media``: the other media types its codecs answer in (Accept), each with its answer's schema (``Codec.answer_schema``);
-    ``other_bodies``: the request bodies they read, by media type (``Codec.openapi_body``)."""
+    ``other_bodies``: the request bodies they read, by media type (``Codec.openapi_body``);
+    ``header_parameters``: the request headers they read (``Codec.openapi_parameters``)."""
     answer_media = answer_media or {}
     extra = _predict_openapi(m, max_rows, reject_unseen)
     extra["requestBody"]["content"].update(other_bodies or {})
+    if header_parameters:
+        extra["parameters"] = list(header_parameters)
     return {
         "openapi_extra": extra,
         "summary": "Score 1..N rows",
@@ -518,12 +574,13 @@ _FEEDBACK_422 = (
 )
 
 
-def feedback_operation(m: BundleManifest, max_rows: int) -> dict[str, Any]:
+def feedback_operation(m: BundleManifest, max_rows: int, issued_id_pattern: str | None = None) -> dict[str, Any]:
+    """``issued_id_pattern``: the form of the ids the API issues and /feedback checks (``RequestIds.feedback_id_pattern``)."""
     stored = {202: ("Labels stored (or already held: the same label again)", _FEEDBACK_ANSWER)}
     responses = _responses(m, stored, 400, 409, 413, 415, 422, 503)
     responses[422] = {**responses[422], "description": _FEEDBACK_422}
     return {
-        "openapi_extra": _feedback_openapi(m, max_rows),
+        "openapi_extra": _feedback_openapi(m, max_rows, issued_id_pattern),
         "summary": "Ground-truth labels for earlier predictions",
         "description": "Each item names the request_id of a prediction's answer (its x-request-id header) and a row it held: "
         "the id carries both, signed, so an id the API did not issue or a row past the request's is refused (422) "
@@ -549,9 +606,14 @@ def oip_operation(summary: str, *errors: int) -> dict[str, Any]:
     return {"summary": f"OIP: {summary}", "tags": [OIP_TAG], "responses": _oip_responses(*errors)}
 
 
-def oip_infer_operation(m: BundleManifest, summary: str) -> dict[str, Any]:
+def oip_infer_operation(
+    m: BundleManifest, summary: str, other_bodies: dict[str, dict[str, Any]], header_parameters: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """``other_bodies`` and ``header_parameters``: what the route's codecs read besides OIP JSON (``Codec.openapi_body``,
+    ``Codec.openapi_parameters``)."""
     responses = _oip_responses(400, 404, 413, 415, 422, infer=True)
-    return {"summary": f"OIP: {summary}", "tags": [OIP_TAG], "responses": responses, "openapi_extra": _oip_infer_body(m)}
+    extra = {**_oip_infer_body(m, other_bodies), "parameters": list(header_parameters)}
+    return {"summary": f"OIP: {summary}", "tags": [OIP_TAG], "responses": responses, "openapi_extra": extra}
 
 
 OPENAPI_VERSION = "3.1.0"

@@ -61,6 +61,12 @@ class RequestIds:
     def signing(self) -> bool:
         return self._key is not None
 
+    @property
+    def feedback_id_pattern(self) -> str | None:
+        """The form of every id ``/feedback`` can accept, as a JSON Schema pattern: the issued form when signing
+        (unless ids of another shape are accepted too), else None. The MAC itself no pattern can say."""
+        return f"^{_ISSUED.pattern}$" if self._key is not None and not self.accept_unsigned else None
+
     def issue(self, base: str, rows: int, at: datetime) -> str:
         """The id of a request of ``rows`` rows predicted ``at``; ``base`` itself when not signing."""
         if self._key is None or rows < 1:

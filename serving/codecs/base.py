@@ -83,8 +83,12 @@ class Codec(ABC):
         return {"type": "string", "format": "binary"}
 
     def openapi_body(self, max_rows: int) -> dict[str, dict[str, Any]]:
-        """The request bodies it reads, as OpenAPI media type objects by media type (the default codec's is the route's schema)."""
+        """The request bodies it reads besides the route's JSON schema (``openapi.py``), as OpenAPI media type objects by media type."""
         return {}
+
+    def openapi_parameters(self) -> list[dict[str, Any]]:
+        """The request headers its format reads (OIP binary: ``Inference-Header-Content-Length``), as OpenAPI parameters."""
+        return []
 
     @abstractmethod
     def decode(self, body: bytes, headers: Mapping[str, str]) -> Decoded:
@@ -163,8 +167,13 @@ class CodecRoute:
         return [c.openapi_note for c in self.codecs if c is not self.default and c.openapi_note]
 
     def openapi_bodies(self, max_rows: int) -> dict[str, dict[str, Any]]:
-        """The request bodies the other codecs read, by media type, for the route's OpenAPI document."""
-        return {media: body for c in self.codecs if c is not self.default for media, body in c.openapi_body(max_rows).items()}
+        """The request bodies the codecs read besides the route's JSON schema, by media type, for the route's OpenAPI document."""
+        return {media: body for c in self.codecs for media, body in c.openapi_body(max_rows).items()}
+
+    def openapi_parameters(self) -> list[dict[str, Any]]:
+        """The request headers the codecs read, as OpenAPI parameters (each once)."""
+        by_name = {p["name"].lower(): p for c in self.codecs for p in c.openapi_parameters()}
+        return list(by_name.values())
 
     async def __call__(self, request: Request) -> Response:
         return await self.reading(request.headers.get("content-type")).handle(request, self)

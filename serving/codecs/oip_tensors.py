@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from .. import oip
 from ..body import is_json_media
+from ..openapi import oip_binary_header_parameter, oip_binary_request_body
 from .base import CODECS, OIP, Codec, Decoded, Problem
 
 OIP_BAD_REQUEST = "oip_bad_request"
@@ -29,6 +30,12 @@ class OipTensorsCodec(Codec):
 
     def reads(self, media: str) -> bool:
         return is_json_media(media) or media == oip.BINARY_CONTENT_TYPE
+
+    def openapi_body(self, max_rows: int) -> dict[str, dict[str, Any]]:
+        return {oip.BINARY_CONTENT_TYPE: oip_binary_request_body(self.manifest)}
+
+    def openapi_parameters(self) -> list[dict[str, Any]]:
+        return [oip_binary_header_parameter()]
 
     def decode(self, body: bytes, headers: Mapping[str, str]) -> Decoded:
         request = oip.decode_request(self.manifest, body, headers.get(oip.HEADER_LENGTH))

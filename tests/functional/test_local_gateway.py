@@ -126,3 +126,27 @@ def test_a_burst_of_clients_connecting_at_once_is_never_reset() -> None:
             assert list(pool.map(one, range(64))) == [200] * 64
     finally:
         gw.stop()
+
+
+def test_48_kept_alive_clients_are_each_served_on_their_one_connection_without_a_reset() -> None:
+    gw = LocalGateway(EchoFunction(delay_s=0.002), "prod", port=0, concurrency=4).start()
+    start = threading.Barrier(48)
+
+    def one(i: int) -> list[int]:
+        conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=60)
+        start.wait()
+        statuses = []
+        for n in range(10):  # HTTP/1.1 keep-alive: every request on the same socket, as load tools and SDKs send them
+            conn.request("POST", "/prod/predict", body=json.dumps({"i": i, "n": n}).encode(), headers={"content-type": "application/json"})
+            resp = conn.getresponse()
+            assert json.loads(resp.read())["body"] == json.dumps({"i": i, "n": n})
+            statuses.append(resp.status)
+            assert conn.sock is not None  # kept open: a close would make http.client reconnect silently
+        conn.close()
+        return statuses
+
+    try:
+        with ThreadPoolExecutor(48) as pool:
+            assert [s for ss in pool.map(one, range(48)) for s in ss] == [200] * 480
+    finally:
+        gw.stop()

@@ -223,8 +223,11 @@ def test_the_openapi_document_names_the_served_model_and_version_on_every_v2_mod
     assert len(v2_model_paths) == 6
     for path in v2_model_paths:
         for op in paths[path].values():
-            params = {p["name"]: p for p in op["parameters"]}
-            assert set(params) == {"name", "version"} if "{version}" in path else {"name"}, path  # no undocumented query version
+            params = {p["name"]: p for p in op["parameters"] if p["in"] == "path"}
+            assert set(params) == {"name", "version"} if "{version}" in path else {"name"}, path
+            # no undocumented query version: besides the path, only the binary extension's header (infer)
+            others = {(p["in"], p["name"]) for p in op["parameters"] if p["in"] != "path"}
+            assert others == ({("header", "Inference-Header-Content-Length")} if path.endswith("/infer") else set()), path
             assert params["name"]["schema"]["enum"] == [m.model_name]
             if "{version}" in path:
                 assert params["version"]["schema"]["enum"] == [m.version]

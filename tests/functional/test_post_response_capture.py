@@ -168,8 +168,11 @@ def test_hung_s3_holds_the_environment_no_longer_than_the_budget(moto_url, bucke
         proxy.close()
     assert sorted(answers(invocations)) == sorted(sent)
     for inv in invocations:
-        assert inv.response_s < budget / 4  # the answer never waits for the stuck write
-        assert budget / 3 <= inv.end_s - inv.response_s < budget + 0.5  # 0.5 s: this shared machine's slack
+        # the answer never waits for the stuck write (which takes the whole budget: the proxy never answers)
+        assert inv.response_s < budget / 2
+        # the write gives up within its budget, not when the hang ends (never); 3 s: a loaded CI machine's slack,
+        # the exact release time is the benchmarks' (bench_post_response.py)
+        assert budget / 3 <= inv.end_s - inv.response_s < budget + 3.0
     log = (tmp_path / "log.txt").read_text()
     assert sum(v for v, _, _ in metric_points(log, mn.CAPTURE_ERRORS)) == len(sent)
 

@@ -26,6 +26,7 @@ import pytest
 from devtools.local import LocalGateway, local_aws
 
 BUCKET = "schemathesis-captures"
+REQUEST_ID_KEY = "schemathesis-request-id-key"
 MAX_EXAMPLES = 150  # per operation in the fuzzing phase (valid and invalid bodies)
 SEED = 20261127  # reproducible: a failure here is a failure on the next run too
 ST = Path(sys.executable).with_name("st")
@@ -36,7 +37,9 @@ CONFIG = Path(__file__).with_name("schemathesis.toml")  # what is tuned for the 
 def local_server(load_inference: Any) -> Any:
     with local_aws():
         boto3.client("s3").create_bucket(Bucket=BUCKET)
-        api = load_inference(capture_bucket=BUCKET, max_batch_rows="50", explain_background_rows="10")  # explain: true fuzzed cheaply
+        # signed request ids, as every deployment and `make run` issue them (the document then declares their form);
+        # explain: true fuzzed cheaply
+        api = load_inference(capture_bucket=BUCKET, max_batch_rows="50", explain_background_rows="10", request_id_key=REQUEST_ID_KEY)
         gateway = LocalGateway(api.handler, api.serving.stage_name, port=0, concurrency=2).start()
         try:
             yield gateway
@@ -72,7 +75,7 @@ def test_schemathesis_finds_nothing_with_all_checks(local_server: LocalGateway, 
     ]
     started = time.perf_counter()
     # cwd: schemathesis keeps a .schemathesis/ cache in its working directory, never in the repo
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "NO_COLOR": "1"}, cwd=tmp_path)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env={**os.environ, "NO_COLOR": "1"}, cwd=tmp_path)
     elapsed = time.perf_counter() - started
     summary = done.stdout[-9000:]
     assert done.returncode == 0, f"schemathesis failed after {elapsed:.0f} s:\n{summary}\n{done.stderr[-2000:]}"
