@@ -17,6 +17,7 @@ from mangum import Mangum
 
 from serving.api import StageRootPath, create_app
 from serving.lambda_adapter import LambdaAdapter
+from serving.request_ids import RequestIds
 from tests.infra.fake_bundle import fake_manifest
 from tests.support import event
 
@@ -34,7 +35,13 @@ REQUESTS = [
 
 @pytest.fixture
 def app() -> Any:
-    service = SimpleNamespace(manifest=fake_manifest(), max_batch_rows=10, challenger=None, validator=SimpleNamespace(reject_unseen=True))
+    service = SimpleNamespace(
+        manifest=fake_manifest(),
+        max_batch_rows=10,
+        challenger=None,
+        validator=SimpleNamespace(reject_unseen=True),
+        request_ids=RequestIds(None),
+    )
     return StageRootPath(create_app(service, max_body_bytes=1024, cors_origins=["https://page.example"]))  # type: ignore[arg-type]
 
 

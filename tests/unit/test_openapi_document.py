@@ -21,6 +21,7 @@ from starlette.routing import Route
 from modelserve.schema import BundleManifest, FeatureKind, FeatureSpec, InputDtype, LabelType, OutputSpec, Task
 from serving import openapi
 from serving.api import InferenceApp, StageRootPath, create_app
+from serving.request_ids import RequestIds
 from tests.infra.fake_bundle import fake_manifest
 from tests.support import event, response_json
 
@@ -38,7 +39,13 @@ def _manifests() -> dict[str, BundleManifest]:
 
 def _app(m: BundleManifest, reject_unseen: bool = True, max_rows: int = 100) -> InferenceApp:
     # the routes and their documentation depend on the manifest and the service's limits only (no model is loaded)
-    service = SimpleNamespace(manifest=m, max_batch_rows=max_rows, challenger=None, validator=SimpleNamespace(reject_unseen=reject_unseen))
+    service = SimpleNamespace(
+        manifest=m,
+        max_batch_rows=max_rows,
+        challenger=None,
+        validator=SimpleNamespace(reject_unseen=reject_unseen),
+        request_ids=RequestIds(None),
+    )
     return create_app(service, max_body_bytes=1024)  # type: ignore[arg-type]
 
 
