@@ -62,8 +62,10 @@ def test_a_classifier_s_estimated_accuracy_f1_and_auc_are_graphed_next_to_the_re
     assert series(g[PERFORMANCE_GRAPH], ns) == {(n, v) for n in figures}
     # each real figure followed by its estimate, one line per window the drift check publishes
     assert labels(g[PERFORMANCE_GRAPH]) == [
-        f"{n} {w}" for pair in ((mc.ACCURACY, mc.ESTIMATED_ACCURACY), (mc.F1, mc.ESTIMATED_F1), (mc.AUC, mc.ESTIMATED_AUC))
-        for n in pair for w in ("24h", "1h")
+        f"{n} {w}"
+        for pair in ((mc.ACCURACY, mc.ESTIMATED_ACCURACY), (mc.F1, mc.ESTIMATED_F1), (mc.AUC, mc.ESTIMATED_AUC))
+        for n in pair
+        for w in ("24h", "1h")
     ]
 
 
