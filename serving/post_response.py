@@ -133,8 +133,10 @@ class ThreadCapture:
 
     Invocations run concurrently, as Lambda's environments do, and never wait for a write: a slow or
     stalled S3 holds its writers, not the answers. ``writers`` threads write at once (sized for the
-    gateway's concurrency: a capture takes a PUT round trip, scoring a fraction of one); work over
-    ``max_pending`` waiting is dropped and counted (CaptureDropped).
+    gateway's concurrency: a capture takes a PUT round trip, scoring a fraction of one). With ``max_pending``
+    waiting, an invocation waits up to ``full_wait_s`` (the capture budget: what an answer may be held) for a
+    place, so a burst beyond the writers slows its answers instead of losing captures; past that it is dropped
+    and counted (CaptureDropped).
     """
 
     mode = "thread"
@@ -146,8 +148,10 @@ class ThreadCapture:
         on_dropped: Callable[[int], None] = _no_drop,
         after_work: Hook = _nothing,
         writers: int = DEFAULT_LOCAL_WRITERS,
+        full_wait_s: float = 0.0,
     ) -> None:
         self._queue: queue.Queue[Work | None] = queue.Queue(maxsize=max_pending)
+        self.full_wait_s = full_wait_s
         self.on_dropped = on_dropped
         self.after_work = after_work
         self.dropped = 0
@@ -157,7 +161,10 @@ class ThreadCapture:
 
     def submit(self, work: Work) -> bool:
         try:
-            self._queue.put_nowait(work)
+            if self.full_wait_s > 0:
+                self._queue.put(work, timeout=self.full_wait_s)
+            else:
+                self._queue.put_nowait(work)
         except queue.Full:
             self.dropped += 1
             logger.error("capture queue full (%d waiting): capture dropped", self._queue.maxsize)
@@ -358,14 +365,16 @@ def executor_from_env(
     after_work: Hook = _nothing,
     max_pending: int = DEFAULT_MAX_PENDING,
     mode: str | None = None,
+    full_wait_s: float = 0.0,
 ) -> CaptureRunner:
     """The executor ``mode`` (the ``capture_mode`` setting; else ``MS_CAPTURE_MODE``) asks for;
-    ``after_work`` runs after writes (e.g. a metrics flush)."""
+    ``after_work`` runs after writes (e.g. a metrics flush); ``full_wait_s``: how long a local invocation
+    waits for a place in a full capture queue before its capture is dropped (the capture budget)."""
     mode = mode or capture_mode(environ)
     if mode == "auto":
         mode = "extension" if environ.get("AWS_LAMBDA_RUNTIME_API") else "sync"
     if mode == "thread":
-        return ThreadCapture(max(max_pending, DEFAULT_LOCAL_MAX_PENDING), on_dropped, after_work)
+        return ThreadCapture(max(max_pending, DEFAULT_LOCAL_MAX_PENDING), on_dropped, after_work, full_wait_s=full_wait_s)
     if mode == "extension":
         address = environ.get("AWS_LAMBDA_RUNTIME_API")
         try:

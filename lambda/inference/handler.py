@@ -24,7 +24,11 @@ logger = make_logger("inference", manifest.model_name, manifest.version, functio
 # when captures are written: after the answer through a Lambda internal extension (registered here,
 # during init, as Lambda requires), or before it where the Extensions API is absent (MS_CAPTURE_MODE)
 capture_executor = executor_from_env(
-    os.environ, on_dropped=lambda n: metrics(CAPTURE_DROPPED, n, {}), after_work=metrics.flush, mode=serving.capture_mode
+    os.environ,
+    on_dropped=lambda n: metrics(CAPTURE_DROPPED, n, {}),
+    after_work=metrics.flush,
+    mode=serving.capture_mode,
+    full_wait_s=serving.capture_budget_s,  # the local server: a full queue holds an answer this long, no longer
 )
 set_capture_executor(service, capture_executor)  # the champion's captures, and a challenger's (docs/versions.md)
 app = create_app(service, max_body_bytes=serving.max_body_bytes, cors_origins=serving.cors_origins)

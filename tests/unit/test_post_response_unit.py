@@ -200,3 +200,47 @@ def test_extension_without_its_worker_writes_before_the_answer() -> None:
     c = _capturer(executor, sink)
     assert c.capture("r0", T, *_scored(2)) is True
     assert [records[0].request_id for _, records in sink.calls] == ["r0"]
+
+
+def test_a_full_thread_queue_holds_the_invocation_up_to_its_wait_then_keeps_the_capture() -> None:
+    """A burst beyond the writers: with ``full_wait_s`` the capture waits for a place (the answer is held, at
+    most that long) instead of being dropped; without a free place in time it is dropped and counted."""
+    dropped: list[int] = []
+    executor = ThreadCapture(max_pending=1, on_dropped=dropped.append, writers=1, full_wait_s=2.0)
+    release = threading.Event()
+    sink = RecordingSink()
+    original = sink.write
+
+    def slow_write(key: str, records: Any) -> None:
+        release.wait(5)
+        original(key, records)
+
+    sink.write = slow_write  # type: ignore[method-assign]
+    c = _capturer(executor, sink)
+    assert c.capture("r0", T, *_scored(1))
+    deadline = time.monotonic() + 5
+    while executor._queue.qsize() and time.monotonic() < deadline:
+        time.sleep(0.002)  # the writer holds r0
+    assert c.capture("r1", T, *_scored(1))  # queued: the one place
+    threading.Timer(0.3, release.set).start()  # the writer frees up while r2 waits for a place
+    started = time.monotonic()
+    assert c.capture("r2", T, *_scored(1))
+    waited = time.monotonic() - started
+    assert 0.2 < waited < 2.0 and dropped == []
+    assert executor.close(timeout=5)
+    assert sorted(records[0].request_id for _, records in sink.calls) == ["r0", "r1", "r2"]
+
+    stuck = ThreadCapture(max_pending=1, on_dropped=dropped.append, writers=1, full_wait_s=0.2)
+    hold = threading.Event()
+    stuck_sink = RecordingSink()
+    stuck_sink.write = lambda key, records: hold.wait(5)  # type: ignore[method-assign]
+    s = _capturer(stuck, stuck_sink)
+    assert s.capture("s0", T, *_scored(1))
+    deadline = time.monotonic() + 5
+    while stuck._queue.qsize() and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert s.capture("s1", T, *_scored(1))
+    assert not s.capture("s2", T, *_scored(1))  # no place within 0.2 s: dropped and counted
+    assert dropped == [1] and stuck.dropped == 1
+    hold.set()
+    stuck.close(timeout=5)
