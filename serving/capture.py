@@ -327,7 +327,12 @@ class Capturer:
         if not self.should_capture():
             return False
         explanations = self.explanations_for(table, labels, answered)
-        return self.executor.submit(functools.partial(self.write, request_id, event_time, table, labels, probabilities, explanations))
+        work = functools.partial(self.write_after_answer, request_id, event_time, table, labels, probabilities, explanations)
+        return self.executor.submit(work)
+
+    def write_after_answer(self, *args: Any) -> bool:
+        """What ``capture`` hands the executor: the request's write (a subclass adds its own, e.g. the shadow's)."""
+        return self.write(*args)
 
     def explanations_for(self, table: Table, labels: np.ndarray, answered: Explanations | None) -> DeferredExplanations | None:
         """Which rows of a captured request get an explanation, decided now; computed with the write. Never raises."""

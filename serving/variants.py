@@ -13,7 +13,6 @@ Every answer names the variant and the version that served it (body and ``x-mode
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,7 +26,6 @@ from modelserve.schema import Table
 from modelserve.versions import CHALLENGER, CHAMPION, ab_variant
 
 from .capture import CaptureExecutor, Capturer
-from .explain import Explanations
 from .explain_capture import DeferredExplanations
 from .model import ModelRunner
 from .service import Answer, InferenceService, MetricHook, new_request_id
@@ -47,21 +45,7 @@ class ShadowCapturer(Capturer):
     challenger_runner: ModelRunner | None = None
     challenger_capturer: Capturer | None = None
 
-    def capture(
-        self,
-        request_id: str,
-        event_time: datetime,
-        table: Table,
-        labels: np.ndarray,
-        probabilities: np.ndarray | None,
-        answered: Explanations | None = None,
-    ) -> bool:
-        if not self.should_capture():
-            return False
-        explanations = self.explanations_for(table, labels, answered)
-        return self.executor.submit(functools.partial(self._both, request_id, event_time, table, labels, probabilities, explanations))
-
-    def _both(
+    def write_after_answer(
         self,
         request_id: str,
         event_time: datetime,
