@@ -30,8 +30,9 @@ import numpy as np
 
 from . import metric_names as M
 from ._util import json_clean
-from .check_protocol import PRIORITY_PERFORMANCE, Check, Finding, Metric, Reference, Verdict, Window, finite_metrics
+from .check_protocol import Check, Metric, Reference, Window, finite_metrics
 from .config import CheckConfig, register_config, threshold
+from .estimate_bands import BandedEstimates
 from .types import ColumnSpec, FeatureKind, Table, Task
 from .univariate import size_bucket
 
@@ -165,6 +166,14 @@ class EstimatedLoss:
     def breached(self) -> bool:
         return bool(math.isfinite(self.rise) and self.rise > self.allowed_rise)
 
+    @property
+    def worsening(self) -> float:
+        return self.rise
+
+    @property
+    def allowed_worsening(self) -> float:
+        return self.allowed_rise
+
     def text(self, band_sd: float) -> str:
         """``estimated MAE 0.712 vs reference 0.601 (+0.111); upper band edge 0.640 (3 sd = 0.039 at this window's size)``."""
         return (
@@ -177,16 +186,15 @@ class EstimatedLoss:
 
 
 @dataclass(frozen=True)
-class EstimatedLossResult:
+class EstimatedLossResult(BandedEstimates[EstimatedLoss]):
     n_rows: int
     min_rows: int
     estimates: tuple[EstimatedLoss, ...]
     band_sd: float
     model_rows: int
 
-    @property
-    def degraded(self) -> bool | None:
-        return None if self.n_rows < self.min_rows else any(e.breached for e in self.estimates)
+    def rows_text(self) -> str:
+        return f" on {self.n_rows} unlabelled rows (loss model of {self.model_rows} held-out rows)"
 
     def to_dict(self) -> dict[str, Any]:
         return json_clean(
@@ -200,29 +208,6 @@ class EstimatedLossResult:
                 "degraded": self.degraded,
             }
         )
-
-    def verdicts(self) -> list[Verdict]:
-        suffix = f" on {self.n_rows} unlabelled rows (loss model of {self.model_rows} held-out rows)"
-        if self.degraded is None:
-            suffix += f"; < {self.min_rows} rows, no verdict"
-        return [
-            Verdict(
-                f"estimated_performance[{e.metric}]",
-                e.rise,
-                None,
-                e.allowed_rise,
-                None if self.degraded is None else e.breached,
-                e.text(self.band_sd) + suffix,
-            )
-            for e in self.estimates
-        ]
-
-    def findings(self) -> list[Finding]:
-        return [
-            Finding(e.text(self.band_sd) + f", before labels, on {self.n_rows} rows", PRIORITY_PERFORMANCE)
-            for e in self.estimates
-            if self.degraded and e.breached
-        ]
 
     def metrics(self) -> list[Metric]:
         """The estimated MAE and RMSE on every window (figures for the dashboard, next to the real ones on labels),

@@ -47,8 +47,9 @@ import numpy as np
 
 from . import metric_names as M
 from ._util import json_clean
-from .check_protocol import PRIORITY_PERFORMANCE, Check, Finding, Metric, Reference, Verdict, Window, finite_metrics
+from .check_protocol import Check, Metric, Reference, Window, finite_metrics
 from .config import CheckConfig, register_config, threshold
+from .estimate_bands import BandedEstimates
 from .estimated_loss import EstimatedLossCheck
 from .types import Task
 from .univariate import size_bucket
@@ -177,6 +178,14 @@ class EstimatedMetric:
         return bool(math.isfinite(self.drop) and self.drop > self.allowed_drop)
 
     @property
+    def worsening(self) -> float:
+        return self.drop
+
+    @property
+    def allowed_worsening(self) -> float:
+        return self.allowed_drop
+
+    @property
     def lower(self) -> float:
         """The band's lower edge: an estimate below it breaches."""
         return self.reference - self.allowed_drop
@@ -193,7 +202,7 @@ class EstimatedMetric:
 
 
 @dataclass(frozen=True)
-class EstimatedPerformanceResult:
+class EstimatedPerformanceResult(BandedEstimates[EstimatedMetric]):
     n_rows: int
     min_rows: int
     calibrated: bool  # False: no reference targets, the model's own probabilities are trusted
@@ -229,10 +238,6 @@ class EstimatedPerformanceResult:
     def accuracy_drop(self) -> float:
         return self.reference_estimated_accuracy - self.estimated_accuracy
 
-    @property
-    def degraded(self) -> bool | None:
-        return None if self.n_rows < self.min_rows else any(e.breached for e in self.estimates)
-
     def to_dict(self) -> dict[str, object]:
         return json_clean(
             {
@@ -254,28 +259,8 @@ class EstimatedPerformanceResult:
             }
         )
 
-    def verdicts(self) -> list[Verdict]:
-        suffix = f" on {self.n_rows} unlabelled rows" + ("" if self.calibrated else "; uncalibrated (no reference targets)")
-        if self.degraded is None:
-            suffix += f"; < {self.min_rows} rows, no verdict"
-        return [
-            Verdict(
-                f"estimated_performance[{e.metric}]",
-                e.drop,
-                None,
-                e.allowed_drop,
-                None if self.degraded is None else e.breached,
-                e.text(self.band_sd) + suffix,
-            )
-            for e in self.estimates
-        ]
-
-    def findings(self) -> list[Finding]:
-        return [
-            Finding(e.text(self.band_sd) + f", before labels, on {self.n_rows} rows", PRIORITY_PERFORMANCE)
-            for e in self.estimates
-            if self.degraded and e.breached
-        ]
+    def rows_text(self) -> str:
+        return f" on {self.n_rows} unlabelled rows" + ("" if self.calibrated else "; uncalibrated (no reference targets)")
 
     def metrics(self) -> list[Metric]:
         judged = self.degraded is not None
