@@ -20,7 +20,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from cdk.alarms import FAMILY_TITLES, PAGED_BY, AlarmSpec, runbook_link
+from cdk.alarms import FAMILY_TITLES, PAGED_BY, SUPPRESSED_BY_CANARY, AlarmSpec, canary_watch, runbook_link
 from modelserve.settings import Settings
 
 from .alerting import Alerting
@@ -38,10 +38,13 @@ def also_firing_config(
     settings: Settings, specs: Sequence[AlarmSpec], prefix: str, *, topics: Mapping[str, str], dashboard: str, reports: str
 ) -> dict[str, Any]:
     """What the function reads (``MS_ALSO_FIRING``, described in its handler): the paging alarms' pages and runbook
-    links, ``PAGED_BY`` among the stack's alarms, each severity's topic, the links every notification carries."""
+    links, ``PAGED_BY`` among the stack's alarms, each severity's topic, the links every notification carries, and
+    the canary alarm that holds back the service pages (``cdk/canary.py``; the composites' ActionsSuppressor)."""
     paging_specs = [sp for sp in specs if sp.pages]
     ids = {sp.id for sp in specs}
+    watch = canary_watch(settings)
     return {
+        "held_by": {"alarm": watch.id, "families": list(SUPPRESSED_BY_CANARY), "extension_s": watch.suppressor_extension_s},
         "prefix": prefix,
         "alarms": {sp.id: [sp.family, sp.severity, runbook_link(settings, sp.runbook_anchor)] for sp in paging_specs},
         "paged_by": {i: [o for o in others if o in ids] for i, others in PAGED_BY.items() if i in ids},

@@ -12,7 +12,10 @@ ALARM within ``GRACE_S`` of the page's first (one cause tripping two alarms at t
 ``prefix`` (alarm names are ``<prefix><spec id>``), ``alarms`` (spec id -> [family, severity, runbook
 link]), ``paged_by`` (spec id -> spec ids that page its cause elsewhere: while one is in ALARM it adds
 nothing to its page), ``topics`` (severity -> topic ARN), ``titles`` (family -> title), ``dashboard``,
-``reports``.
+``reports``, ``held_by`` (optional: ``alarm``, the spec id of the canary alarm, ``families`` whose pages it holds
+back, ``extension_s``): while that alarm is in ALARM, and ``extension_s`` after it left ALARM, those pages are
+held (CloudWatch ActionsSuppressor: a canary CodeDeploy rolls back is a deployment event), and so is "also firing"
+inside them; a failure still there after the extension pages through the composite's own notification.
 
 Standard library + boto3 only (the Lambda runtime's): the asset is this file alone.
 """
@@ -59,6 +62,19 @@ def _states(cloudwatch: Any, names: list[str]) -> dict[str, tuple[str, datetime 
     return out
 
 
+def _held(cloudwatch: Any, config: Mapping[str, Any], family: str, entered: datetime) -> bool:
+    """Whether the family's page is held back by the canary alarm: in ALARM, or out of it for less than the
+    extension (the composite's ActionsSuppressedBy is then Alarm or ExtensionPeriod)."""
+    held_by = config.get("held_by")
+    if not held_by or family not in held_by["families"]:
+        return False
+    name = config["prefix"] + held_by["alarm"]
+    state, since = _states(cloudwatch, [name]).get(name, ("INSUFFICIENT_DATA", None))
+    if state == "ALARM":
+        return True
+    return since is not None and entered - since < timedelta(seconds=held_by["extension_s"])
+
+
 def also_firing(event: Mapping[str, Any], config: Mapping[str, Any], cloudwatch: Any, sns: Any) -> dict[str, Any]:
     """Publish "also firing" for one alarm state change when its page is already open; returns what it did."""
     detail = event.get("detail", {})
@@ -77,6 +93,8 @@ def also_firing(event: Mapping[str, Any], config: Mapping[str, Any], cloudwatch:
     if not paging(spec_id, states, paged_by):
         return {"notified": False, "why": f"{spec_id} is paged elsewhere"}
     entered = _timestamp(detail.get("state", {}).get("timestamp"))
+    if _held(cloudwatch, config, family, entered):
+        return {"notified": False, "why": f"the {family} page is held: a canary is failing (CodeDeploy rolls it back)"}
     open_ = [
         i
         for i in page
