@@ -43,10 +43,11 @@ def canary_failing_alarm(
     version: str,
     model_dimensions: dict[str, str],
     metrics_namespace: str,
+    runbook: str,
     alias_name: str = "live",
 ) -> cloudwatch.Alarm:
     """The alarm (no actions). ``version``: the version the stack publishes (a token); ``model_dimensions``: the
-    dimensions the function's own metrics carry (ModelName, ModelVersion, Deployment)."""
+    dimensions the function's own metrics carry (ModelName, ModelVersion, Deployment); ``runbook``: its section."""
     period = cdk.Duration.seconds(watch.period_s)
     alias = {"FunctionName": function.function_name, "Resource": f"{function.function_name}:{alias_name}"}
     executed = {**alias, "ExecutedVersion": version}
@@ -75,7 +76,7 @@ def canary_failing_alarm(
             f"{watch.max_share:.0%} of the alias's invocations, and more than {watch.error_share:.1%} of them fail (Lambda "
             "Errors or the app's 500s of that version), 2 minutes in a row. CodeDeploy rolls it back; the service pages "
             f"are held while this is in ALARM and {watch.suppressor_extension_s} s after (a failure still there then pages). "
-            "OK after a promotion and after a rollback."
+            f"OK after a promotion and after a rollback. Runbook: {runbook}"
         ),
         metric=cloudwatch.MathExpression(
             expression=canary_expression(watch), using_metrics=using, label="canary failing (1) or not (0)", period=period

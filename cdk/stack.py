@@ -127,6 +127,7 @@ class ModelServingStack(cdk.Stack):
             version=self.serving.function.current_version.version,
             model_dimensions={mc.DIM_MODEL_NAME: m.model_name, mc.DIM_MODEL_VERSION: m.version, mc.DIM_DEPLOYMENT: self.stack_name},
             metrics_namespace=s.metrics_namespace,
+            runbook=runbook_link(s, "canary-failing"),
         )
         self.alerting = Alerting(
             self,

@@ -18,9 +18,8 @@ from tests.infra.conftest import Synth, alarm_expression, alarm_metric_stats
 
 
 def _canary(s: Synth) -> tuple[str, dict[str, Any]]:
-    ((alarm_id, alarm),) = [
-        (k, v["Properties"]) for k, v in s.of_type("AWS::CloudWatch::Alarm").items() if v["Properties"]["AlarmName"].endswith("-CanaryFailing")
-    ]
+    alarms = s.of_type("AWS::CloudWatch::Alarm").items()
+    ((alarm_id, alarm),) = [(k, v["Properties"]) for k, v in alarms if v["Properties"]["AlarmName"].endswith("-CanaryFailing")]
     return alarm_id, alarm
 
 
@@ -57,6 +56,7 @@ def test_the_canary_alarm_reads_the_published_versions_share_of_the_alias_and_it
     assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
     assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"], alarm["TreatMissingData"]) == (2, 2, "notBreaching")
     assert "AlarmActions" not in alarm and "OKActions" not in alarm  # it pages no one: it holds pages back
+    assert alarm["AlarmDescription"].endswith("Runbook: docs/runbook.md#canary-failing") and len(alarm["AlarmDescription"]) < 1024
 
 
 def _rule(expression: str, invocations: float, alias: float, failures: float) -> bool:
