@@ -11,7 +11,8 @@ ALARM within ``GRACE_S`` of the page's first (one cause tripping two alarms at t
 ``MS_ALSO_FIRING`` (JSON, written by cdk/also_firing.py from the alarm specs):
 ``prefix`` (alarm names are ``<prefix><spec id>``), ``alarms`` (spec id -> [family, severity, runbook
 link]), ``paged_by`` (spec id -> spec ids that page its cause elsewhere: while one is in ALARM it adds
-nothing to its page), ``topics`` (severity -> topic ARN), ``titles`` (family -> title), ``dashboard``,
+nothing to its page), ``topics`` (severity -> topic ARN), ``forward`` (severity -> the existing topics its pages
+notify too; a publish refused by one is reported, not fatal), ``titles`` (family -> title), ``dashboard``,
 ``reports``, ``held_by`` (optional: ``alarm``, the spec id of the canary alarm, ``families`` whose pages it holds
 back, ``extension_s``): while that alarm is in ALARM, and ``extension_s`` after it left ALARM, those pages are
 held (CloudWatch ActionsSuppressor: a canary CodeDeploy rolls back is a deployment event), and so is "also firing"
@@ -119,7 +120,21 @@ def also_firing(event: Mapping[str, Any], config: Mapping[str, Any], cloudwatch:
         ]
     )
     sns.publish(TopicArn=config["topics"][severity], Subject=subject, Message=message)
-    return {"notified": True, "alarm": spec_id, "open": open_}
+    refused = _forward(sns, config.get("forward", {}).get(severity, []), subject, message)
+    return {"notified": True, "alarm": spec_id, "open": open_, **({"forward_refused": refused} if refused else {})}
+
+
+def _forward(sns: Any, arns: list[str], subject: str, message: str) -> list[str]:
+    """Publish to the existing topics the page notifies too; returns those that refused (their policy or key does not
+    allow this function: the stack's own topic has the message already)."""
+    refused = []
+    for arn in arns:
+        try:
+            sns.publish(TopicArn=arn, Subject=subject, Message=message)
+        except Exception as e:  # noqa: BLE001 - one topic's refusal must not lose the others
+            print(json.dumps({"message": "also firing: forward refused", "topic": arn, "error": str(e)}))
+            refused.append(arn)
+    return refused
 
 
 _CLIENTS: dict[str, Any] = {}

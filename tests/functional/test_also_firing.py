@@ -220,3 +220,27 @@ def test_a_failing_canary_holds_no_other_family(aws: Aws) -> None:
     aws.alarm("CaptureErrors")
     assert aws.alarm("DriftCheckErrors")["notified"] is True
     assert [m["Subject"] for m in aws.published()] == ["CRITICAL also firing: DriftCheckErrors in pipeline"]
+
+
+def test_an_existing_topic_named_in_the_subscriptions_gets_also_firing_too(aws: Aws) -> None:
+    """A team's shared pager topic (``alarm_subscriptions`` names its ARN) receives the composite pages; it receives the
+    "also firing" inside them too."""
+    shared = aws.sns.create_topic(Name="team-pager")["TopicArn"]
+    queue = aws.sqs.create_queue(QueueName="team-pager")["QueueUrl"]
+    arn = aws.sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    aws.sns.subscribe(TopicArn=shared, Protocol="sqs", Endpoint=arn)
+    aws.config["forward"] = {"critical": [shared]}
+    aws.alarm("CaptureErrors")
+    assert aws.alarm("DriftCheckErrors")["notified"] is True
+    (message,) = [json.loads(m["Body"]) for m in aws.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]]
+    assert message["TopicArn"] == shared and message["Subject"] == "CRITICAL also firing: DriftCheckErrors in pipeline"
+    assert [m["Subject"] for m in aws.published()] == [message["Subject"]]  # and the stack's own topic, once
+
+
+def test_a_forward_topic_that_refuses_does_not_lose_the_page_topics_message(aws: Aws) -> None:
+    gone = "arn:aws:sns:eu-west-1:123456789012:deleted-pager"
+    aws.config["forward"] = {"critical": [gone]}
+    aws.alarm("CaptureErrors")
+    result = aws.alarm("DriftCheckErrors")
+    assert result["notified"] is True and result["forward_refused"] == [gone]
+    assert [m["Subject"] for m in aws.published()] == ["CRITICAL also firing: DriftCheckErrors in pipeline"]
