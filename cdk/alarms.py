@@ -954,13 +954,17 @@ def _api_traffic(ctx: AlarmContext) -> None:
             "Sum",
             s.alarm_min_requests,
             "LessThanThreshold",
-            f"Fewer than {s.alarm_min_requests} API requests in {s.alarm_min_requests_minutes} min (no requests at all: also ALARM).",
-            "Check the clients and their keys, DNS and the API's 4xx share; "
+            f"Fewer than {s.alarm_min_requests} API requests served in {s.alarm_min_requests_minutes} min (no requests at all: "
+            "also ALARM): Count less the refusals for access (403 no or deleted key, 404, 429; AccessRefusals), so a "
+            "scanner's refused requests do not count as traffic.",
+            "Check the access logs (403/429 with the clients' key ids), the clients, DNS and the API's 4xx share; "
             "a quiet period that is normal needs a lower alarm_min_requests.",
             "alarm-low-traffic",
             "service",
             period_s=s.alarm_min_requests_minutes * 60,
             treat_missing="breaching",
+            missing_as_zero=True,
+            minus_access_refusals=True,
             severity="critical",
         )
 

@@ -229,7 +229,7 @@ def _sum(world: World, f: Callable[[int], float], start: int, end: int) -> float
 
 
 def _api_value(spec: AlarmSpec, world: World, start: int, end: int) -> float | None:
-    if spec.id == "TrafficDrop":
+    if spec.id in ("TrafficDrop", "LowTraffic"):
         return _traffic(spec, world, start, end)
     requests = _sum(world, world.requests, start, end)
     if not requests:
@@ -244,7 +244,8 @@ def _api_value(spec: AlarmSpec, world: World, start: int, end: int) -> float | N
 
 
 def _traffic(spec: AlarmSpec, world: World, start: int, end: int) -> float | None:
-    """TrafficDrop's series: Count (every request, refused ones too) less AccessRefusals as far as the spec subtracts."""
+    """TrafficDrop's and LowTraffic's series: Count (every request, refused ones too) less AccessRefusals as far as the
+    spec subtracts."""
     count = _sum(world, lambda t: world.requests(t) + world.signal("scanner_rpm", t, 0.0), start, end)
     refused = _sum(world, world.access_refusals, start, end) if spec.minus_access_refusals else 0.0
     return count - refused if count else None  # AWS/ApiGateway publishes no Count without requests

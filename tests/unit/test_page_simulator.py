@@ -247,3 +247,30 @@ def test_the_canary_alarm_is_ok_after_a_promotion_and_after_a_rollback() -> None
     for storm in (after_rollback, after_promotion):
         (page,) = run.between(storm.start, storm.end)
         assert page.minute - storm.start == 3, storm.name
+
+
+def test_lost_traffic_under_a_scanner_pages_low_traffic_because_it_reads_the_requests_served(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LowTraffic (``alarm_min_requests``) reads Count less AccessRefusals: the clients gone at night while a scanner's
+    403/404/429 go on is fewer requests served; over Count alone the scanner's requests would keep it quiet."""
+    from dataclasses import replace
+
+    settings = ps.Settings(
+        capture_sink="firehose",
+        alarm_subscriptions="oncall@example.com",
+        alarm_min_requests=300,
+        alarm_min_requests_minutes=30,
+        traffic_anomaly_alarm=False,  # LowTraffic alone: TrafficDrop would page the same loss
+    )
+    lost = ps.Failure("clients gone, a scanner goes on", ps._at(1, 2, 0), 120, {"traffic": 0.0, "scanner_rpm": 60.0}, ("service",), 60)
+    run = ps.simulate((lost,), days=2, settings=settings)
+    assert run.between(0, lost.start) == []  # 600 requests per 30 minutes at the quietest hour: no page
+    (page,) = run.between(lost.start, lost.end + ps.HOUR)
+    assert (page.family, page.severity, page.alarms) == ("service", "critical", ("LowTraffic",))
+    assert page.minute - lost.start <= lost.max_delay_min
+    real = ps.alarm_specs
+
+    def over_count(*args, **kwargs):  # LowTraffic over FILL(Count, 0), the refused requests included
+        return [replace(s, minus_access_refusals=False) if s.id == "LowTraffic" else s for s in real(*args, **kwargs)]
+
+    monkeypatch.setattr(ps, "alarm_specs", over_count)
+    assert ps.simulate((lost,), days=2, settings=settings).between(lost.start, lost.end + ps.HOUR) == []
