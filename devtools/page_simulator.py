@@ -16,6 +16,11 @@ plainly:
   same five-minute slot over the previous 7 days, with no band before a day of history or while the
   slot's history is all zeros. CloudWatch's own model differs in detail; the timing (3 of 3 five-minute
   periods) does not;
+- CodeDeploy's canary: 10% of the traffic to the new version for 5 minutes on each deploy day; an alarm it watches
+  (the service alarms, the canary alarm) entering ALARM rolls it back ``ROLLBACK_MIN`` later (the FAILURE event
+  informs once); the canary alarm is ``CanaryWatch.failing`` per minute, M of N;
+- ActionsSuppressor on the service pages: a page entering ALARM waits ``suppressor_wait_s`` for the canary alarm,
+  is held while it is in ALARM and for ``suppressor_extension_s`` after, and notifies then if still in ALARM;
 - a page is a family composite of one severity (critical or warning) entering ALARM (one notification); an
   alarm entering ALARM while another alarm of its page has been paging for longer than the also-firing
   function's grace period is an "also firing" notification; an informing alarm entering ALARM is a
