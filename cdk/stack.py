@@ -177,7 +177,8 @@ class ModelServingStack(cdk.Stack):
             capture=self.capture,
             serving=self.serving,
             drift_check=self.drift_check,
-            alarms=[self.alerting.model_health, *self.alerting.alarms.values()],
+            # the canary alarm too: while it is in ALARM the service pages are held ("Actions suppressed" in the console)
+            alarms=[self.alerting.model_health, *self.alerting.alarms.values(), self.canary_alarm],
             pages=list(self.alerting.pages.values()),
             challenger_version=challenger[1].version if challenger else None,
         )

@@ -14,7 +14,7 @@ import pytest
 from cdk.alarms import CanaryWatch, canary_watch
 from cdk.canary import canary_expression
 from modelserve.settings import Settings
-from tests.infra.conftest import Synth, alarm_expression, alarm_metric_stats
+from tests.infra.conftest import Synth, alarm_expression, alarm_metric_stats, dashboard_body
 
 
 def _canary(s: Synth) -> tuple[str, dict[str, Any]]:
@@ -108,6 +108,17 @@ def test_codedeploy_watches_the_canary_alarm_and_the_service_alarms(default: Syn
     for spec_id in ("Api5xxRate", "ApiP99Latency", "InferenceErrors"):
         assert any(n.endswith("-" + spec_id) for n in watched_names), spec_id
     assert group["AutoRollbackConfiguration"]["Events"] == ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_REQUEST", "DEPLOYMENT_STOP_ON_ALARM"]
+
+
+def test_the_dashboard_shows_the_canary_alarm_beside_every_alarm(default: Synth) -> None:
+    """While it is in ALARM the service pages are held: the on-call engineer sees why on the dashboard."""
+    canary_id, _ = _canary(default)
+    (dashboard,) = default.of_type("AWS::CloudWatch::Dashboard").values()
+    parts = dashboard["Properties"]["DashboardBody"]["Fn::Join"][1]
+    assert {"Fn::GetAtt": [canary_id, "Arn"]} in parts
+    (listing,) = [w for w in dashboard_body(default)["widgets"] if w["properties"].get("title") == "Alarms"]
+    # every metric alarm (the canary's included) and the ModelHealth roll-up
+    assert len(listing["properties"]["alarms"]) == len(default.of_type("AWS::CloudWatch::Alarm")) + 1
 
 
 def test_the_canary_threshold_is_the_apis_5xx_threshold() -> None:
