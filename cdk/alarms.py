@@ -107,6 +107,46 @@ _GROUP_FAMILY: dict[str, Family] = {"model": "input_data", "service": "service",
 PAGED_BY: dict[str, tuple[str, ...]] = {"NoTraffic": ("RejectRate", "CaptureReadErrors", "DriftCheckErrors")}
 
 
+# A canary CodeDeploy rolls back is a deployment event, not a page: the pages of these families are held back
+# (CloudWatch ActionsSuppressor) while the canary alarm (``CanaryWatch``) is in ALARM, and for its extension after.
+SUPPRESSED_BY_CANARY: tuple[Family, ...] = ("service",)
+
+
+@dataclass(frozen=True)
+class CanaryWatch:
+    """The "canary failing" alarm (built by ``cdk/canary.py``, evaluated by the page simulator): ALARM while a new
+    version gets a canary share of the ``live`` alias's invocations (more than none, under ``max_share``) and more
+    than ``error_share`` of its own invocations fail; two one-minute periods in a row, so it is in ALARM a minute
+    before the service alarms (3 of 5 minutes) and suppresses their page. After a promotion (share 1) and after a
+    rollback (no invocations of that version) it is OK: in steady state it cannot hold back a real outage.
+
+    ``suppressor_wait_s``: how long a service page waits for this alarm to enter ALARM before notifying; 0, the
+    least CloudFormation allows (``AWS::CloudWatch::CompositeAlarm`` schema: minimum 0), so a page outside a
+    deployment is not delayed (a lost-traffic page is promised within 15 minutes). ``suppressor_extension_s``:
+    how long the page stays held after this alarm leaves ALARM (the rollback done), a little more than the
+    service alarms take to clear once the errors stop (3 clean minutes of 5) plus the metrics' delivery delay;
+    a failure still there after it (the previous version failing too) pages then."""
+
+    error_share: float
+    id: str = "CanaryFailing"
+    period_s: int = 60
+    evaluation_periods: int = 2
+    datapoints_to_alarm: int = 2
+    max_share: float = 0.99
+    suppressor_wait_s: int = 0
+    suppressor_extension_s: int = 300
+
+    def failing(self, invocations: float, alias_invocations: float, failures: float) -> bool:
+        """One period's datapoint (the alarm's metric math: each comparison 1 or 0, their product): the new version
+        had invocations, under ``max_share`` of the alias's, and more than ``error_share`` of them failed."""
+        return 0 < invocations < self.max_share * alias_invocations and failures > self.error_share * invocations
+
+
+def canary_watch(settings: Settings) -> CanaryWatch:
+    """The canary alarm of a stack: a new version fails when its error share passes the API's 5xx threshold."""
+    return CanaryWatch(error_share=settings.api_5xx_rate)
+
+
 def runbook_link(settings: Settings, anchor: str) -> str:
     """Where a page sends the reader for one section: the anchor under ``runbook_base_url`` when the team set
     where it reads the runbook, else under the repository path ``RUNBOOK_DOC``."""
@@ -914,13 +954,17 @@ def _api_traffic(ctx: AlarmContext) -> None:
             "Sum",
             s.alarm_min_requests,
             "LessThanThreshold",
-            f"Fewer than {s.alarm_min_requests} API requests in {s.alarm_min_requests_minutes} min (no requests at all: also ALARM).",
-            "Check the clients and their keys, DNS and the API's 4xx share; "
+            f"Fewer than {s.alarm_min_requests} API requests served in {s.alarm_min_requests_minutes} min (no requests at all: "
+            "also ALARM): Count less the refusals for access (403 no or deleted key, 404, 429; AccessRefusals), so a "
+            "scanner's refused requests do not count as traffic.",
+            "Check the access logs (403/429 with the clients' key ids), the clients, DNS and the API's 4xx share; "
             "a quiet period that is normal needs a lower alarm_min_requests.",
             "alarm-low-traffic",
             "service",
             period_s=s.alarm_min_requests_minutes * 60,
             treat_missing="breaching",
+            missing_as_zero=True,
+            minus_access_refusals=True,
             severity="critical",
         )
 

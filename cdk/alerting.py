@@ -8,7 +8,8 @@ One cause, one page: an alarm spec's alarm has no actions; the composite alarm o
 any of its children is, and notifies the topic when it enters ALARM and when it is OK again. Nulls
 rising in two features that also trip the outlier rate and a drift verdict are one notification,
 "input data", whose description sends the on-call engineer to the report's root-cause line. The
-CodeDeploy rollback reads the service alarms themselves (``rollback_alarms``), not their actions.
+CodeDeploy rollback reads the service alarms themselves (``rollback_alarms``), not their actions, and the canary
+alarm (``cdk/canary.py``), which also holds back the service pages while a rolled-back canary fails.
 
 Alerting owns no metric: it asks the constructs it watches (``MetricSource``: serving for the API and
 the inference function, the drift check for its function, capture storage for the Firehose stream,
@@ -35,10 +36,12 @@ from cdk.alarms import (
     FAMILY_TITLES,
     PAGED_BY,
     RUNBOOK_DOC,
+    SUPPRESSED_BY_CANARY,
     AlarmSpec,
     Severity,
     Source,
     alarm_specs,
+    canary_watch,
     page_anchor,
     page_name,
     runbook_link,
@@ -97,9 +100,11 @@ class Alerting(Construct):
         reports_bucket_name: str,
         watched: Sequence[MetricSource],
         challenger_version: str | None = None,
+        canary_alarm: cloudwatch.IAlarm | None = None,
     ) -> None:
         """``watched``: the constructs whose metrics the alarms read (the model namespace's are asked of
-        ``ModelMetrics``); ``challenger_version``: a challenger's version when one is deployed (its alarms)."""
+        ``ModelMetrics``); ``challenger_version``: a challenger's version when one is deployed (its alarms);
+        ``canary_alarm``: the "canary failing" alarm (``cdk/canary.py``) that holds back the service pages."""
         super().__init__(scope, id)
         s, m = settings, manifest
         stack = cdk.Stack.of(self)
@@ -222,6 +227,7 @@ class Alerting(Construct):
                     severity,
                 ),
                 alarm_rule=cloudwatch.AlarmRule.any_of(*(self.page_rule(sp.id) for sp in children)),
+                **self._suppression(family, canary_alarm),
             )
             actions = [cw_actions.SnsAction(t) for t in self.page_topics[severity]]
             composite.add_alarm_action(*actions)
@@ -242,6 +248,19 @@ class Alerting(Construct):
                 *(cloudwatch.AlarmRule.from_alarm(a, cloudwatch.AlarmState.ALARM) for a in model_alarms)
             ),
         )
+
+    def _suppression(self, family: str, canary_alarm: cloudwatch.IAlarm | None) -> dict[str, object]:
+        """A service page is held while a canary fails (CodeDeploy rolls it back: a deployment event, not a page) and
+        for the extension after it; a failure still there then (the previous version failing too) pages. The wait
+        is 0 s: no page waits for a canary alarm that is not coming (``cdk.alarms.CanaryWatch``)."""
+        if canary_alarm is None or family not in SUPPRESSED_BY_CANARY:
+            return {}
+        watch = canary_watch(self.settings)
+        return {
+            "actions_suppressor": canary_alarm,
+            "actions_suppressor_wait_period": cdk.Duration.seconds(watch.suppressor_wait_s),
+            "actions_suppressor_extension_period": cdk.Duration.seconds(watch.suppressor_extension_s),
+        }
 
     def _alarm_topic(self, id: str, display_name: str) -> sns.Topic:
         """A topic the stack's alarms publish to: the alarm key, TLS only, CloudWatch alarms of this account may publish."""

@@ -2,9 +2,10 @@
 function (lambda/also_firing/handler.py) that publishes "also firing: <alarm> in <family>" to the page's topic
 when an alarm enters ALARM while another alarm of its page (family and severity) is already paging.
 
-Least privilege: the function may describe the stack's alarms (name prefix) and publish to the stack's own
-page topics (and use their key); nothing else. Existing topics named in the subscriptions get the composite
-alarms' notifications only: their policies let CloudWatch publish, not this function.
+Least privilege: the function may describe the stack's alarms (name prefix), publish to the stack's own page
+topics (and use their key) and to the existing topics named in the subscriptions (the pages reach those too, so
+"also firing" does); nothing else. Such a topic's own policy (and its key's, when encrypted) must allow this
+function's role as it allows CloudWatch: the stack cannot change another team's topic.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from cdk.alarms import FAMILY_TITLES, PAGED_BY, AlarmSpec, runbook_link
+from cdk.alarms import FAMILY_TITLES, PAGED_BY, SUPPRESSED_BY_CANARY, AlarmSpec, canary_watch, runbook_link
 from modelserve.settings import Settings
 
 from .alerting import Alerting
@@ -35,17 +36,29 @@ TIMEOUT_S = 30
 
 
 def also_firing_config(
-    settings: Settings, specs: Sequence[AlarmSpec], prefix: str, *, topics: Mapping[str, str], dashboard: str, reports: str
+    settings: Settings,
+    specs: Sequence[AlarmSpec],
+    prefix: str,
+    *,
+    topics: Mapping[str, str],
+    dashboard: str,
+    reports: str,
+    forward: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """What the function reads (``MS_ALSO_FIRING``, described in its handler): the paging alarms' pages and runbook
-    links, ``PAGED_BY`` among the stack's alarms, each severity's topic, the links every notification carries."""
+    links, ``PAGED_BY`` among the stack's alarms, each severity's topic, the links every notification carries, and
+    the canary alarm that holds back the service pages (``cdk/canary.py``; the composites' ActionsSuppressor);
+    ``forward``: severity -> the existing topics (named in the subscriptions) its pages notify too."""
     paging_specs = [sp for sp in specs if sp.pages]
     ids = {sp.id for sp in specs}
+    watch = canary_watch(settings)
     return {
+        "held_by": {"alarm": watch.id, "families": list(SUPPRESSED_BY_CANARY), "extension_s": watch.suppressor_extension_s},
         "prefix": prefix,
         "alarms": {sp.id: [sp.family, sp.severity, runbook_link(settings, sp.runbook_anchor)] for sp in paging_specs},
         "paged_by": {i: [o for o in others if o in ids] for i, others in PAGED_BY.items() if i in ids},
         "topics": dict(topics),
+        "forward": {severity: list(arns) for severity, arns in (forward or {}).items() if arns},
         "titles": {sp.family: FAMILY_TITLES[sp.family] for sp in paging_specs},
         "dashboard": dashboard,
         "reports": reports,
@@ -67,6 +80,7 @@ class AlsoFiring(Construct):
             topics={severity: topics[0].topic_arn for severity, topics in alerting.page_topics.items()},
             dashboard=alerting.dashboard_link,
             reports=alerting.reports_link,
+            forward={severity: [t.topic_arn for t in topics[1:]] for severity, topics in alerting.page_topics.items()},
         )
         self.lambda_function = LambdaFunction(
             self,
@@ -85,6 +99,11 @@ class AlsoFiring(Construct):
         own_topics = [alerting.topic] if alerting.warning_topic is None else [alerting.topic, alerting.warning_topic]
         for topic in own_topics:
             topic.grant_publish(self.role)
+        # the existing topics the subscriptions name get "also firing" as they get the pages; whether such a topic is
+        # encrypted is not known at synth: its key policy must let this role use the key (docs/deploy.md)
+        forwarded = sorted({t.topic_arn for topics in alerting.page_topics.values() for t in topics[1:]})
+        if forwarded:
+            self.role.add_to_policy(iam.PolicyStatement(sid="PublishToNamedTopics", actions=["sns:Publish"], resources=forwarded))
         acknowledge(
             self.role,
             f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:{self.alarm_prefix}*]",

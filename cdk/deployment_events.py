@@ -1,7 +1,7 @@
 """A canary CodeDeploy stopped or rolled back is a deployment event, not an outage: an EventBridge rule on the
 stack's deployment group's FAILURE and STOP state changes sends one notice to the inform topic (no page),
-saying which deployment, what happened and where to look. Errors that go on after the rollback are the live
-alias's: its service alarms page as for any other failure."""
+saying which deployment, what happened and where to look. The service pages are held meanwhile (the canary alarm,
+cdk/canary.py); errors that go on after the rollback are the live alias's: its service alarms page then."""
 
 from __future__ import annotations
 
@@ -50,8 +50,9 @@ class DeploymentEvents(Construct):
             f"DEPLOYMENT EVENT (no page): CodeDeploy deployment {detail('$.detail.deploymentId')} of "
             f"{detail('$.detail.application')}/{detail('$.detail.deploymentGroup')} ended {detail('$.detail.state')} at "
             f"{detail('$.time')}: the new version was stopped or rolled back and the live alias serves the previous one. "
-            "Why: the deployment's events in the CodeDeploy console (pre-traffic hook or the alarm that fired). If errors go "
-            f"on after the rollback, the service page opens as for any failure. Dashboard: {dashboard_url} . Runbook: {runbook_url}"
+            "Why: the deployment's events in the CodeDeploy console (pre-traffic hook or the alarm that fired). The service "
+            "page is held meanwhile; if errors go on 5 minutes after the rollback, it opens as for any failure. "
+            f"Dashboard: {dashboard_url} . Runbook: {runbook_url}"
         )
         self.rule = events.Rule(
             self,

@@ -7,7 +7,8 @@ from pathlib import Path
 import aws_cdk as cdk
 from constructs import Construct
 
-from cdk.alarms import runbook_link
+from cdk.alarms import canary_watch, runbook_link
+from modelserve import metric_catalogue as mc
 from modelserve.bundle import ModelBundle
 from modelserve.schema import BundleManifest
 from modelserve.settings import ENV_CHALLENGER_BUNDLE_PATH, ENV_CHALLENGER_VERSION, Settings, SettingsError
@@ -16,6 +17,7 @@ from .alerting import Alerting
 from .also_firing import AlsoFiring
 from .asset_trim import SERVING_PRUNE
 from .bundling import ASSET_PACKAGES, CHALLENGER_DIR_IN_ASSET, DRIFT_CHECK_CHALLENGER_EXCLUDE, REPO_ROOT, AssetSpec, asset_code
+from .canary import canary_failing_alarm
 from .capture import CaptureStorage
 from .dashboard import Dashboard, dashboard_url
 from .deployment_events import DeploymentEvents
@@ -116,6 +118,17 @@ class ModelServingStack(cdk.Stack):
             self.serving.function.add_environment(ENV_CHALLENGER_BUNDLE_PATH, CHALLENGER_DIR_IN_ASSET)
             self.drift_check.function.add_environment(ENV_CHALLENGER_VERSION, challenger[1].version)
             self.drift_check.function.add_environment(ENV_CHALLENGER_BUNDLE_PATH, CHALLENGER_DIR_IN_ASSET)
+        # a new version failing its canary: CodeDeploy rolls it back, and the service pages are held meanwhile
+        self.canary_alarm = canary_failing_alarm(
+            self.serving,
+            "CanaryFailing",
+            watch=canary_watch(s),
+            function=self.serving.function,
+            version=self.serving.function.current_version.version,
+            model_dimensions={mc.DIM_MODEL_NAME: m.model_name, mc.DIM_MODEL_VERSION: m.version, mc.DIM_DEPLOYMENT: self.stack_name},
+            metrics_namespace=s.metrics_namespace,
+            runbook=runbook_link(s, "canary-failing"),
+        )
         self.alerting = Alerting(
             self,
             "Alerting",
@@ -125,6 +138,7 @@ class ModelServingStack(cdk.Stack):
             # each construct is asked for the metrics its alarms read (and the functions for their log groups)
             watched=(self.serving, self.drift_check, self.capture),
             challenger_version=challenger[1].version if challenger else None,
+            canary_alarm=self.canary_alarm,
         )
         # a second alarm entering ALARM inside an open page notifies too ("also firing")
         self.also_firing = AlsoFiring(
@@ -150,7 +164,10 @@ class ModelServingStack(cdk.Stack):
             if s.waf
             else None
         )
-        for alarm in self.alerting.rollback_alarms:
+        # CodeDeploy watches the canary alarm and the service alarms: the canary alarm sees the new version's errors a
+        # minute before the service alarms do, but not its latency, and a failure it does not measure (say the new
+        # version times out the gateway before Lambda counts anything) must still roll the canary back
+        for alarm in (self.canary_alarm, *self.alerting.rollback_alarms):
             self.serving.deployment_group.add_alarm(alarm)
         self.dashboard = Dashboard(
             self,
@@ -160,7 +177,8 @@ class ModelServingStack(cdk.Stack):
             capture=self.capture,
             serving=self.serving,
             drift_check=self.drift_check,
-            alarms=[self.alerting.model_health, *self.alerting.alarms.values()],
+            # the canary alarm too: while it is in ALARM the service pages are held ("Actions suppressed" in the console)
+            alarms=[self.alerting.model_health, *self.alerting.alarms.values(), self.canary_alarm],
             pages=list(self.alerting.pages.values()),
             challenger_version=challenger[1].version if challenger else None,
         )

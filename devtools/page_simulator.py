@@ -16,6 +16,11 @@ plainly:
   same five-minute slot over the previous 7 days, with no band before a day of history or while the
   slot's history is all zeros. CloudWatch's own model differs in detail; the timing (3 of 3 five-minute
   periods) does not;
+- CodeDeploy's canary: 10% of the traffic to the new version for 5 minutes on each deploy day; an alarm it watches
+  (the service alarms, the canary alarm) entering ALARM rolls it back ``ROLLBACK_MIN`` later (the FAILURE event
+  informs once); the canary alarm is ``CanaryWatch.failing`` per minute, M of N;
+- ActionsSuppressor on the service pages: a page entering ALARM waits ``suppressor_wait_s`` for the canary alarm,
+  is held while it is in ALARM and for ``suppressor_extension_s`` after, and notifies then if still in ALARM;
 - a page is a family composite of one severity (critical or warning) entering ALARM (one notification); an
   alarm entering ALARM while another alarm of its page has been paging for longer than the also-firing
   function's grace period is an "also firing" notification; an informing alarm entering ALARM is a
@@ -34,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cdk.alarms import AlarmSpec, State, alarm_specs, evaluate, evaluate_datapoints, paging
+from cdk.alarms import SUPPRESSED_BY_CANARY, AlarmSpec, CanaryWatch, State, alarm_specs, canary_watch, evaluate, evaluate_datapoints, paging
 from devtools.local import load_handler_module
 from modelserve.settings import Settings
 
@@ -46,7 +51,13 @@ DAYS = 30
 CHECK_MINUTE = 2  # the hourly drift check runs at hh:02 and publishes then
 # the calendar's stack: Firehose capture, so its delivery alarms exist too; a subscriber, hourly checks
 SETTINGS = Settings(capture_sink="firehose", alarm_subscriptions="oncall@example.com")
-DEPLOY_DAYS = (2, 9, 16, 23)  # a new version each week: a canary's few minutes of a small 5xx share
+DEPLOY_DAYS = (2, 9, 16, 23)  # a new version each week at 10:00: a canary's few minutes of a small 5xx share
+# CodeDeploy's canary (Canary10Percent5Minutes): 10% of the alias's traffic to the new version for 5 minutes, then all
+CANARY_SHARE, CANARY_MIN = 0.1, 5
+# from an alarm CodeDeploy watches entering ALARM to the alias serving the previous version again
+ROLLBACK_MIN = 2
+# the canary alarm and the pages it holds back (cdk/canary.py, cdk/alerting.py)
+CANARY = canary_watch(SETTINGS)
 
 
 @dataclass(frozen=True)
@@ -128,23 +139,24 @@ CALENDAR: tuple[Failure, ...] = (
     Failure(
         "canary rolled back by CodeDeploy (the new version answers 5xx to its 10%)",
         _at(23, 10, 0),
-        4,
-        {"share_5xx": 0.1, "canary": 1.0},
-        ("service",),
-        5,
+        CANARY_MIN,
+        {"canary_errors": 1.0},
+        (),
+        0,
         informs=("deployment",),
-        note="the deployment event informs (EventBridge rule on CodeDeploy FAILURE); not done: the service page opens too, "
-        "because the alarms CodeDeploy watches are the paging ones (runbook: deployment events)",
+        note="no page: the deployment event informs (CodeDeploy FAILURE); CanaryFailing holds the service page "
+        "(ActionsSuppressor) while Api5xxRate is in ALARM, until it is OK again",
     ),
     Failure(
         "bad deploy that keeps failing after rollback (the release also changed what the previous version reads)",
         _at(2, 10, 0),
         60,
-        {"share_5xx": 0.2, "canary": 1.0},
+        {"share_5xx": 0.2, "canary_errors": 1.0},
         ("service",),
-        5,
+        12,
         informs=("deployment",),
-        note="the rollback informs, and the page opens and stays open: the errors are the live alias's after the rollback",
+        note="the rollback informs; the page is held while the canary fails and for the 5-minute extension after, "
+        "then opens once: the errors are the previous version's too",
     ),
     Failure(
         "a second failure inside an open family (the drift check fails while capture errors page)",
@@ -187,8 +199,31 @@ class World:
         """403/404/429 per minute (AccessRefusals): a scanner's requests and the clients' refused for their key."""
         return self.signal("scanner_rpm", t, 0.0) + self.requests(t) - self.served(t)
 
+    rolled_back: dict[int, int] = field(default_factory=dict)  # deploy start -> when CodeDeploy rolled it back
+
     def deploying(self, t: int) -> bool:
-        return any(_at(d, 10) <= t < _at(d, 10, 5) for d in DEPLOY_DAYS)
+        return self.deploy_start(t) is not None
+
+    def deploy_start(self, t: int) -> int | None:
+        """The start of the canary ``t`` falls in (its first CANARY_MIN minutes, until a rollback), or None."""
+        for d in DEPLOY_DAYS:
+            start = _at(d, 10)
+            if start <= t < min(start + CANARY_MIN, self.rolled_back.get(start, start + CANARY_MIN)):
+                return start
+        return None
+
+    def canary_share(self, t: int) -> float:
+        return CANARY_SHARE if self.deploying(t) else 0.0
+
+    def version_errors(self, t: int) -> float:
+        """The share of the new version's invocations failing during its canary: what it breaks, and what fails for
+        every version; a healthy canary's small 5xx share is the service's, spread over both versions."""
+        return min(1.0, self.signal("canary_errors", t, 0.0) + self.signal("share_5xx", t, 0.0) + 0.004)
+
+    def share_5xx(self, t: int) -> float:
+        """The API's 5xx share: every version's (``share_5xx``) and the canary's share of its own failures."""
+        healthy = 0.004 * self.deploying(t)
+        return self.signal("share_5xx", t, 0.0) + healthy + self.canary_share(t) * self.signal("canary_errors", t, 0.0)
 
     def checks_at(self, t: int) -> bool:
         return t % HOUR == CHECK_MINUTE and not self.signal("check_off", t, 0.0)
@@ -199,16 +234,13 @@ def _sum(world: World, f: Callable[[int], float], start: int, end: int) -> float
 
 
 def _api_value(spec: AlarmSpec, world: World, start: int, end: int) -> float | None:
-    if spec.id == "TrafficDrop":
+    if spec.id in ("TrafficDrop", "LowTraffic"):
         return _traffic(spec, world, start, end)
     requests = _sum(world, world.requests, start, end)
     if not requests:
         return None
     if spec.id == "Api5xxRate":
-        share = (
-            _sum(world, lambda t: world.served(t) * (world.signal("share_5xx", t, 0.0) + 0.004 * world.deploying(t)), start, end) / requests
-        )
-        return share
+        return _sum(world, lambda t: world.served(t) * world.share_5xx(t), start, end) / requests
     if spec.id == "Api4xxRate":  # 4XXError counts the function's 422s and the refusals for access too; the spec subtracts them
         return _gateway_4xx_share(spec, world, start, end)
     if spec.id == "ApiP99Latency":
@@ -217,7 +249,8 @@ def _api_value(spec: AlarmSpec, world: World, start: int, end: int) -> float | N
 
 
 def _traffic(spec: AlarmSpec, world: World, start: int, end: int) -> float | None:
-    """TrafficDrop's series: Count (every request, refused ones too) less AccessRefusals as far as the spec subtracts."""
+    """TrafficDrop's and LowTraffic's series: Count (every request, refused ones too) less AccessRefusals as far as the
+    spec subtracts."""
     count = _sum(world, lambda t: world.requests(t) + world.signal("scanner_rpm", t, 0.0), start, end)
     refused = _sum(world, world.access_refusals, start, end) if spec.minus_access_refusals else 0.0
     return count - refused if count else None  # AWS/ApiGateway publishes no Count without requests
@@ -375,35 +408,99 @@ class Run:
         return [n for n in self.notifications if start <= n.minute < end and n.kind == kind]
 
 
+class _CanaryAlarm:
+    """The canary alarm (``cdk/canary.py``, the rule ``CanaryWatch.failing``): each minute the new version's
+    invocations, the alias's and the new version's failures; M of N as any alarm. ``holding``: whether the service
+    pages are held back (ActionsSuppressor): in ALARM, or out of it for less than the extension period."""
+
+    def __init__(self, watch: CanaryWatch) -> None:
+        self.watch = watch
+        self.state: State = "OK"
+        self.points: list[bool] = []
+        self.left_alarm_at: int | None = None
+
+    def step(self, world: World, end: int) -> bool:
+        """Evaluate the minute ending at ``end``; True when the alarm entered ALARM."""
+        w, t = self.watch, end - 1
+        alias = world.served(t)
+        new = alias * world.canary_share(t)
+        self.points = [*self.points[-(w.evaluation_periods - 1) :], w.failing(new, alias, new * world.version_errors(t))]
+        before = self.state
+        self.state = "ALARM" if sum(self.points) >= w.datapoints_to_alarm else "OK"
+        if before == "ALARM" and self.state == "OK":
+            self.left_alarm_at = end
+        return before != "ALARM" and self.state == "ALARM"
+
+    def holding(self, end: int) -> bool:
+        extension = self.watch.suppressor_extension_s // 60
+        return self.state == "ALARM" or (self.left_alarm_at is not None and end < self.left_alarm_at + extension)
+
+
+@dataclass
+class _Pages:
+    """The family composites (one per family and severity, ``cdk/alerting.py``): a page notifies when it enters ALARM,
+    unless the canary alarm holds it (a service page: ActionsSuppressor, waiting ``suppressor_wait_s`` for the canary
+    alarm, then held while it is in ALARM and for the extension after; a page still in ALARM then notifies)."""
+
+    pages: set[tuple[str, str]]
+    canary: _CanaryAlarm
+    open: set[tuple[str, str]] = field(default_factory=set)
+    pending: dict[tuple[str, str], int] = field(default_factory=dict)  # in ALARM, not notified yet -> since when
+
+    def step(self, end: int, members: dict[tuple[str, str], list[str]], entered: list[str], since: dict[str, int]) -> list[Notification]:
+        """The notifications at ``end``: ``members``, each page's alarms adding to it now."""
+        out: list[Notification] = []
+        for page in sorted(self.pages):
+            members_now = members[page]
+            suppressed = page[0] in SUPPRESSED_BY_CANARY
+            held = suppressed and self.canary.holding(end)
+            if not members_now:
+                self.open.discard(page)
+                self.pending.pop(page, None)
+            elif page in self.open:
+                # lambda/also_firing reads the canary alarm too: nothing "also firing" inside a held page
+                out += [] if held else _also_firing(end, page, members_now, entered, since)
+            else:
+                waited = end - self.pending.setdefault(page, end)
+                if not held and waited >= (self.canary.watch.suppressor_wait_s // 60 if suppressed else 0):
+                    del self.pending[page]
+                    self.open.add(page)
+                    out.append(Notification(end, "page", page[0], tuple(members_now), page[1]))
+        return out
+
+
 def simulate(failures: tuple[Failure, ...], days: int = DAYS, settings: Settings = SETTINGS) -> Run:
     """Every notification of the stack's alarms over ``days`` of the world with these failures."""
     specs = alarm_specs(settings, "penguins", "v1", deployment="ModelServe-penguins")
     alarms = [_Alarm(s) for s in specs]
     world = World(failures)
-    # one composite per family and severity (cdk/alerting.py)
-    pages = {(s.family, s.severity) for s in specs if s.pages}
-    open_pages: set[tuple[str, str]] = set()
+    canary = _CanaryAlarm(canary_watch(settings))
+    pages = _Pages({(s.family, s.severity) for s in specs if s.pages}, canary)
     since: dict[str, int] = {}  # alarm -> the minute it entered ALARM
     run = Run()
     for end in range(1, days * DAY + 1):
         entered = [a.spec for a in alarms if end % (a.spec.period_s // 60) == 0 and a.step(world, end)]
+        canary_entered = canary.step(world, end)
         since.update({s.id: end for s in entered})
         run.notifications += [Notification(end, "inform", s.family, (s.id,)) for s in entered if not s.pages]
-        # CodeDeploy rolls a failing canary back when an alarm it watches fires: its FAILURE event informs once
-        rolled = [s.id for s in entered if s.rollback and world.signal("canary", end - 1, 0.0)]
-        if rolled:
-            run.notifications.append(Notification(end, "inform", "deployment", tuple(rolled)))
+        run.notifications += _rollback(world, end, [s.id for s in entered if s.rollback] + [canary.watch.id] * canary_entered)
         states = {a.spec.id: a.state for a in alarms}
-        for page in sorted(pages):
-            members = [a.spec.id for a in alarms if a.spec.pages and (a.spec.family, a.spec.severity) == page and paging(a.spec.id, states)]
-            if members and page not in open_pages:
-                open_pages.add(page)
-                run.notifications.append(Notification(end, "page", page[0], tuple(members), page[1]))
-            elif members:
-                run.notifications += _also_firing(end, page, members, [s.id for s in entered], since)
-            else:
-                open_pages.discard(page)
+        members: dict[tuple[str, str], list[str]] = {page: [] for page in pages.pages}
+        for a in alarms:
+            if a.spec.pages and paging(a.spec.id, states):
+                members[(a.spec.family, a.spec.severity)].append(a.spec.id)
+        run.notifications += pages.step(end, members, [s.id for s in entered], since)
     return run
+
+
+def _rollback(world: World, end: int, watched_entered: list[str]) -> list[Notification]:
+    """CodeDeploy rolls a canary back when an alarm it watches (the service alarms, the canary alarm) enters ALARM
+    during it: the alias serves the previous version ``ROLLBACK_MIN`` later, and the FAILURE event informs once."""
+    start = world.deploy_start(end - 1)
+    if start is None or not watched_entered or start in world.rolled_back:
+        return []
+    world.rolled_back[start] = end + ROLLBACK_MIN
+    return [Notification(end + ROLLBACK_MIN, "inform", "deployment", tuple(watched_entered))]
 
 
 def _also_firing(end: int, page: tuple[str, str], members: list[str], entered: list[str], since: dict[str, int]) -> list[Notification]:

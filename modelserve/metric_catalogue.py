@@ -30,6 +30,8 @@ DIM_FEATURE = "Feature"
 DIM_REASON = "Reason"
 # the drift check's metrics: which window of captures they describe ("24h", "1h"; window_label)
 DIM_WINDOW = "Window"
+# the Lambda version that answered (the context's function_version): the canary alarm reads the new version's
+DIM_EXECUTED_VERSION = "ExecutedVersion"
 
 # the log message a function writes when its EMF metrics fail; the MetricsErrors metric filter matches its prefix
 METRICS_ERROR_MESSAGE = "metrics_error: EMF metrics could not be written"
@@ -141,6 +143,15 @@ VALIDATION_REJECTS = _inference(
     "input_data",
     "requests validation refused (4xx)",
     dimension_sets=(MODEL_DIMENSIONS, (*MODEL_DIMENSIONS, DIM_REASON)),
+)
+# answers of 500 and up the app sent for a server bug (an exception in the model): Lambda counts those invocations
+# as successes, not Errors; also by ExecutedVersion, so a canary's failures are told from the previous version's
+SERVER_ERRORS = _inference(
+    "ServerErrors",
+    "Count",
+    "service",
+    "answers of 500 or more for a server bug (Lambda counts them as successful invocations)",
+    dimension_sets=(MODEL_DIMENSIONS, (*MODEL_DIMENSIONS, DIM_EXECUTED_VERSION)),
 )
 FEEDBACK_ROWS = _inference("FeedbackRows", "Count", "model_output", "labels received on /feedback")
 FEEDBACK_ERRORS = _inference("FeedbackErrors", "Count", "pipeline", "feedback writes that failed")

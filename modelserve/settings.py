@@ -205,7 +205,11 @@ class DeploySettings(_Section):
         description="API 4xx share alarm threshold (bodies the gateway refuses: 400, 413, 415; a 403 storm pages as TrafficDrop)",
     )
     alarm_min_requests: int = Field(
-        0, ge=0, le=100_000_000, description="Alarm when the API gets fewer requests than this per alarm_min_requests_minutes (0: off)"
+        0,
+        ge=0,
+        le=100_000_000,
+        description="Alarm when the API serves fewer requests than this per alarm_min_requests_minutes (refusals for access "
+        "not counted; 0: off)",
     )
     alarm_min_requests_minutes: int = Field(
         60, ge=1, le=1440, description="Period of the request-count alarm, independent of the drift schedule"

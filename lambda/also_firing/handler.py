@@ -11,8 +11,12 @@ ALARM within ``GRACE_S`` of the page's first (one cause tripping two alarms at t
 ``MS_ALSO_FIRING`` (JSON, written by cdk/also_firing.py from the alarm specs):
 ``prefix`` (alarm names are ``<prefix><spec id>``), ``alarms`` (spec id -> [family, severity, runbook
 link]), ``paged_by`` (spec id -> spec ids that page its cause elsewhere: while one is in ALARM it adds
-nothing to its page), ``topics`` (severity -> topic ARN), ``titles`` (family -> title), ``dashboard``,
-``reports``.
+nothing to its page), ``topics`` (severity -> topic ARN), ``forward`` (severity -> the existing topics its pages
+notify too; a publish refused by one is reported, not fatal), ``titles`` (family -> title), ``dashboard``,
+``reports``, ``held_by`` (optional: ``alarm``, the spec id of the canary alarm, ``families`` whose pages it holds
+back, ``extension_s``): while that alarm is in ALARM, and ``extension_s`` after it left ALARM, those pages are
+held (CloudWatch ActionsSuppressor: a canary CodeDeploy rolls back is a deployment event), and so is "also firing"
+inside them; a failure still there after the extension pages through the composite's own notification.
 
 Standard library + boto3 only (the Lambda runtime's): the asset is this file alone.
 """
@@ -59,6 +63,19 @@ def _states(cloudwatch: Any, names: list[str]) -> dict[str, tuple[str, datetime 
     return out
 
 
+def _held(cloudwatch: Any, config: Mapping[str, Any], family: str, entered: datetime) -> bool:
+    """Whether the family's page is held back by the canary alarm: in ALARM, or out of it for less than the
+    extension (the composite's ActionsSuppressedBy is then Alarm or ExtensionPeriod)."""
+    held_by = config.get("held_by")
+    if not held_by or family not in held_by["families"]:
+        return False
+    name = config["prefix"] + held_by["alarm"]
+    state, since = _states(cloudwatch, [name]).get(name, ("INSUFFICIENT_DATA", None))
+    if state == "ALARM":
+        return True
+    return since is not None and entered - since < timedelta(seconds=held_by["extension_s"])
+
+
 def also_firing(event: Mapping[str, Any], config: Mapping[str, Any], cloudwatch: Any, sns: Any) -> dict[str, Any]:
     """Publish "also firing" for one alarm state change when its page is already open; returns what it did."""
     detail = event.get("detail", {})
@@ -77,6 +94,8 @@ def also_firing(event: Mapping[str, Any], config: Mapping[str, Any], cloudwatch:
     if not paging(spec_id, states, paged_by):
         return {"notified": False, "why": f"{spec_id} is paged elsewhere"}
     entered = _timestamp(detail.get("state", {}).get("timestamp"))
+    if _held(cloudwatch, config, family, entered):
+        return {"notified": False, "why": f"the {family} page is held: a canary is failing (CodeDeploy rolls it back)"}
     open_ = [
         i
         for i in page
@@ -101,7 +120,21 @@ def also_firing(event: Mapping[str, Any], config: Mapping[str, Any], cloudwatch:
         ]
     )
     sns.publish(TopicArn=config["topics"][severity], Subject=subject, Message=message)
-    return {"notified": True, "alarm": spec_id, "open": open_}
+    refused = _forward(sns, config.get("forward", {}).get(severity, []), subject, message)
+    return {"notified": True, "alarm": spec_id, "open": open_, **({"forward_refused": refused} if refused else {})}
+
+
+def _forward(sns: Any, arns: list[str], subject: str, message: str) -> list[str]:
+    """Publish to the existing topics the page notifies too; returns those that refused (their policy or key does not
+    allow this function: the stack's own topic has the message already)."""
+    refused = []
+    for arn in arns:
+        try:
+            sns.publish(TopicArn=arn, Subject=subject, Message=message)
+        except Exception as e:  # noqa: BLE001 - one topic's refusal must not lose the others
+            print(json.dumps({"message": "also firing: forward refused", "topic": arn, "error": str(e)}))
+            refused.append(arn)
+    return refused
 
 
 _CLIENTS: dict[str, Any] = {}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from modelserve.metric_catalogue import CAPTURE_DROPPED
+from modelserve.metric_catalogue import CAPTURE_DROPPED, DIM_EXECUTED_VERSION, SERVER_ERRORS
 from modelserve.observability import make_logger
 from serving.api import StageRootPath, create_app
 from serving.lambda_adapter import LambdaAdapter
@@ -45,7 +45,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request_context = event.get("requestContext") or {}
     logger.append_keys(request_id=request_context.get("requestId"))
     try:
-        return asgi(event, context)
+        answer = asgi(event, context)
+        if int(answer.get("statusCode", 200)) >= 500:  # a server bug answered: Lambda counts it a successful invocation
+            metrics(SERVER_ERRORS, 1, {DIM_EXECUTED_VERSION: str(getattr(context, "function_version", "$LATEST"))})
+        return answer
     finally:
         # one EMF flush per invocation: the capture extension's, after the answer and the captures;
         # else here, before the answer

@@ -83,6 +83,17 @@ class Aws:
                 Threshold=spec.threshold,
                 ComparisonOperator="GreaterThanThreshold",
             )
+        # the canary alarm (cdk/canary.py): no spec, named like the others
+        self.cloudwatch.put_metric_alarm(
+            AlarmName=PREFIX + "CanaryFailing",
+            MetricName="Invocations",
+            Namespace="AWS/Lambda",
+            Statistic="Sum",
+            Period=60,
+            EvaluationPeriods=2,
+            Threshold=1,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+        )
         self.config = also_firing_config(
             SETTINGS,
             self.specs,
@@ -173,3 +184,63 @@ def test_the_handler_reads_its_config_from_the_environment(aws: Aws, monkeypatch
     aws.cloudwatch.set_alarm_state(AlarmName=PREFIX + "CaptureDropped", StateValue="ALARM", StateReason="test")
     assert HANDLER.handler(state_change(PREFIX + "CaptureDropped"), None)["notified"] is True
     assert [m["Subject"] for m in aws.published()] == ["CRITICAL also firing: CaptureDropped in pipeline"]
+
+
+def canary(aws: Aws, state: str) -> None:
+    aws.cloudwatch.set_alarm_state(AlarmName=PREFIX + "CanaryFailing", StateValue=state, StateReason="test")
+
+
+def test_a_service_alarm_inside_a_page_held_by_a_failing_canary_is_not_re_notified(aws: Aws) -> None:
+    """A canary CodeDeploy rolls back holds the service pages (the composites' ActionsSuppressor): no "also firing"
+    in them either."""
+    canary(aws, "ALARM")
+    aws.alarm("Api5xxRate")
+    result = aws.alarm("InferenceErrors")
+    assert result["notified"] is False and "canary is failing" in result["why"]
+    assert aws.published() == []
+
+
+def test_the_page_stays_held_for_the_extension_after_the_canary_alarm_clears(aws: Aws) -> None:
+    canary(aws, "ALARM")
+    canary(aws, "OK")  # the rollback done: the composite waits out its extension period (300 s) before acting
+    aws.alarm("Api5xxRate", after_s=0)
+    assert aws.alarm("InferenceErrors", after_s=240)["notified"] is False
+    assert aws.published() == []
+
+
+def test_after_the_extension_a_second_service_alarm_is_re_notified(aws: Aws) -> None:
+    canary(aws, "OK")
+    aws.alarm("Api5xxRate", after_s=0)
+    assert aws.alarm("InferenceErrors", after_s=600)["notified"] is True
+    assert [m["Subject"] for m in aws.published()] == ["CRITICAL also firing: InferenceErrors in service"]
+
+
+def test_a_failing_canary_holds_no_other_family(aws: Aws) -> None:
+    canary(aws, "ALARM")
+    aws.alarm("CaptureErrors")
+    assert aws.alarm("DriftCheckErrors")["notified"] is True
+    assert [m["Subject"] for m in aws.published()] == ["CRITICAL also firing: DriftCheckErrors in pipeline"]
+
+
+def test_an_existing_topic_named_in_the_subscriptions_gets_also_firing_too(aws: Aws) -> None:
+    """A team's shared pager topic (``alarm_subscriptions`` names its ARN) receives the composite pages; it receives the
+    "also firing" inside them too."""
+    shared = aws.sns.create_topic(Name="team-pager")["TopicArn"]
+    queue = aws.sqs.create_queue(QueueName="team-pager")["QueueUrl"]
+    arn = aws.sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    aws.sns.subscribe(TopicArn=shared, Protocol="sqs", Endpoint=arn)
+    aws.config["forward"] = {"critical": [shared]}
+    aws.alarm("CaptureErrors")
+    assert aws.alarm("DriftCheckErrors")["notified"] is True
+    (message,) = [json.loads(m["Body"]) for m in aws.sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]]
+    assert message["TopicArn"] == shared and message["Subject"] == "CRITICAL also firing: DriftCheckErrors in pipeline"
+    assert [m["Subject"] for m in aws.published()] == [message["Subject"]]  # and the stack's own topic, once
+
+
+def test_a_forward_topic_that_refuses_does_not_lose_the_page_topics_message(aws: Aws) -> None:
+    gone = "arn:aws:sns:eu-west-1:123456789012:deleted-pager"
+    aws.config["forward"] = {"critical": [gone]}
+    aws.alarm("CaptureErrors")
+    result = aws.alarm("DriftCheckErrors")
+    assert result["notified"] is True and result["forward_refused"] == [gone]
+    assert [m["Subject"] for m in aws.published()] == ["CRITICAL also firing: DriftCheckErrors in pipeline"]

@@ -9,6 +9,7 @@ JSON log lines the MetricsErrors filter reads."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import logging
@@ -34,6 +35,7 @@ from tests.support import event
 
 BUCKET = "emitters-test-captures"
 Emitted = set[tuple[str, str, frozenset[tuple[str, str]]]]  # (namespace, metric name, dimensions)
+PUBLISHED_VERSION = "7"  # the Lambda version the run's 500 comes from (the template names it by a token)
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +96,16 @@ def run_inference(inference: Any, rows: list[dict[str, Any]], log_out: io.String
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(inference.service.capturer.sink, "bucket", "no-such-bucket")  # a capture fails: counted, still answered
         assert predict(rows[:1]) == 200
+
+    def model_fails(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the model raised")
+
+    # the model raises: the app answers 500, which Lambda counts as a success; ServerErrors counts it, also by the
+    # version that answered (the canary alarm reads the new version's)
+    published = dataclasses.replace(ctx, function_version=PUBLISHED_VERSION)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(inference.service.runner, "predict", model_fails)
+        assert inference.handler(event("rest_v1", "POST", "/predict", {"instances": rows[:1]}), published)["statusCode"] == 500
 
     # the after-response queue is full: the capture is dropped and counted (CaptureDropped), as the
     # handler wires its executor's hook; the writer is held on an earlier capture, the queue holds one more
@@ -186,11 +198,13 @@ def test_every_model_alarm_reads_an_emitted_metric_and_dimension_set(stack: Synt
         for stat in alarm_metric_stats(alarm["Properties"]).values():
             if stat["namespace"] != ns:
                 continue  # AWS/Lambda and AWS/ApiGateway: AWS publishes those, keyed by resource names
-            key = (stat["namespace"], stat["name"], frozenset(stat["dims"].items()))
+            # the version the stack publishes is a token (Fn::GetAtt of the Version): the run's stands for it
+            dims = {k: v if isinstance(v, str) else PUBLISHED_VERSION for k, v in stat["dims"].items()}
+            key = (stat["namespace"], stat["name"], frozenset(dims.items()))
             if (stat["namespace"], stat["name"]) in filters:  # from a metric filter: the log lines carry its fields
                 line = next(x for x in emitted.log_lines if str(x.get("message", "")).startswith("metrics_error"))
                 resolved = {k: str(line[v.removeprefix("$.")]) for k, v in filters[(stat["namespace"], stat["name"])].items()}
-                assert resolved == stat["dims"], alarm["Properties"]["AlarmName"]
+                assert resolved == dims, alarm["Properties"]["AlarmName"]
             else:
                 assert key in emitted.metrics, (alarm["Properties"]["AlarmName"], key)
             checked += 1

@@ -83,6 +83,22 @@ def test_request_count_alarm_is_off_by_default_and_has_its_own_period(default: S
     assert "docs/runbook.md#alarm-low-traffic" in json.dumps(a["AlarmDescription"])
 
 
+def test_request_count_alarm_reads_the_requests_served_not_the_refused(synth_of) -> None:
+    """A scanner's 403/404/429 are no traffic: LowTraffic reads Count less AccessRefusals, 0 when none, as TrafficDrop."""
+    coverage = synth_of("coverage")
+    a = _alarms(coverage)["LowTraffic"]
+    assert alarm_expression(a) == "FILL(m, 0) - FILL(refused, 0)"
+    refused = alarm_metric_stats(a)["refused"]
+    assert (refused["namespace"], refused["name"], refused["stat"], refused["period"]) == (
+        coverage.settings.metrics_namespace,
+        "AccessRefusals",
+        "Sum",
+        30 * 60,
+    )
+    assert refused["dims"] == {"Deployment": coverage.stack_name}
+    assert "AccessRefusals" in json.dumps(a["AlarmDescription"])
+
+
 def test_request_count_alarm_follows_its_settings_not_the_drift_schedule() -> None:
     for schedule in ("rate(1 hour)", "cron(0 6 * * ? *)", "rate(2 days)"):
         s = Settings(alarm_min_requests=5, alarm_min_requests_minutes=15, drift_schedule=schedule)

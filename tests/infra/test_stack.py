@@ -217,8 +217,9 @@ def test_live_alias_version_and_deployment_group(default: Synth, full: Synth) ->
     assert dg["AlarmConfiguration"]["Enabled"] is True
     rollback = {sp.id for sp in alarm_specs(default.settings, m.model_name, m.version) if sp.rollback}
     names = {json.dumps(a["Name"]) for a in dg["AlarmConfiguration"]["Alarms"]}
-    assert len(names) == len(rollback) == 3
-    assert all(any(rid in n for n in names) for rid in rollback)
+    # the service alarms and the canary alarm (a failing new version, tests/infra/test_canary_alarm.py)
+    assert len(names) == len(rollback) + 1 == 4
+    assert all(any(rid in n for n in names) for rid in (*rollback, "CanaryFailing"))
     # the alias is shifted by CodeDeploy
     alias_res = next(iter(default.of_type("AWS::Lambda::Alias").values()))
     assert "CodeDeployLambdaAliasUpdate" in alias_res["UpdatePolicy"]
@@ -409,7 +410,8 @@ def test_every_alarm_spec_becomes_an_alarm_its_family_notifies_for(default: Synt
     m = default.manifest
     specs = alarm_specs(default.settings, m.model_name, m.version, deployment=default.stack_name)
     alarms = default.of_type("AWS::CloudWatch::Alarm")
-    assert len(alarms) == len(specs)
+    # and the canary alarm, which is no spec: it pages no one (tests/infra/test_canary_alarm.py)
+    assert len(alarms) == len(specs) + 1 and sum(a["Properties"]["AlarmName"].endswith("-CanaryFailing") for a in alarms.values()) == 1
     topic = next(k for k in default.of_type("AWS::SNS::Topic") if k.startswith("MonitoringAlarmTopic"))
     inform = next(k for k in default.of_type("AWS::SNS::Topic") if k.startswith("MonitoringInformTopic"))
     by_name = {a["Properties"]["AlarmName"]: a["Properties"] for a in alarms.values()}

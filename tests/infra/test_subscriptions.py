@@ -62,6 +62,26 @@ def test_an_existing_topic_is_notified_by_every_page_directly(every_kind: Synth)
         assert PAGER_TOPIC in page["AlarmActions"] and PAGER_TOPIC in page["OKActions"]
 
 
+def test_also_firing_reaches_an_existing_topic_as_the_pages_do(every_kind: Synth) -> None:
+    """The function publishes "also firing" to the existing topic too: its config names it for both severities
+    (warnings go with the critical pages here), and its role may publish to it, to nothing else outside the stack."""
+    ((role_id, env),) = [
+        (f["Properties"]["Role"]["Fn::GetAtt"][0], f["Properties"]["Environment"]["Variables"]["MS_ALSO_FIRING"])
+        for k, f in every_kind.of_type("AWS::Lambda::Function").items()
+        if k.startswith("AlsoFiring")
+    ]
+    config = env if isinstance(env, str) else "".join(p for p in env["Fn::Join"][1] if isinstance(p, str))
+    assert f'"forward":{{"critical":["{PAGER_TOPIC}"],"warning":["{PAGER_TOPIC}"]}}' in config
+    statements = [
+        st
+        for p in every_kind.of_type("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+        for st in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    (named,) = [st for st in statements if st.get("Sid") == "PublishToNamedTopics"]
+    assert (named["Action"], named["Resource"]) == ("sns:Publish", PAGER_TOPIC)
+
+
 @pytest.mark.slow
 def test_an_explicit_none_synthesizes_without_subscriber_and_warns(fake_bundle_dir: Path, tmp_path: Path) -> None:
     from aws_cdk.assertions import Annotations, Match

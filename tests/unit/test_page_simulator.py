@@ -171,7 +171,8 @@ def test_a_night_time_scanner_would_page_if_the_4xx_share_counted_refusals_for_a
 def test_a_canary_codedeploy_rolls_back_informs_once_as_a_deployment_event(run: ps.Run) -> None:
     canary = next(f for f in ps.CALENDAR if f.name.startswith("canary rolled back"))
     (outcome,) = ps.outcomes(run, (canary,))
-    assert [(n.family, n.alarms) for n in outcome.informs] == [("deployment", ("Api5xxRate",))]
+    assert [(n.family, n.alarms) for n in outcome.informs] == [("deployment", ("CanaryFailing",))]
+    assert outcome.pages == []  # the service page was held while the canary failed (below: it would have paged)
     # a weekly deploy whose canary is healthy is no deployment event
     healthy = [d for d in ps.DEPLOY_DAYS if d in ps.quiet_days(run)]
     assert healthy and not [n for n in run.notifications if n.family == "deployment" and n.minute // ps.DAY in healthy]
@@ -199,3 +200,77 @@ def test_a_deleted_key_would_page_no_one_if_lost_traffic_counted_the_refused_req
     assert (page.family, page.severity, page.alarms) == ("service", "critical", ("TrafficDrop",))
     assert 0 < page.minute - storm.start <= storm.max_delay_min
     assert after.between(scanner.start, scanner.end + ps.HOUR) == []
+
+
+def _canary_days() -> tuple[ps.Failure, ps.Failure]:
+    rolled = next(f for f in ps.CALENDAR if f.name.startswith("canary rolled back"))
+    persisting = next(f for f in ps.CALENDAR if "keeps failing after rollback" in f.name)
+    return rolled, persisting
+
+
+def test_a_rolled_back_canary_would_page_the_service_without_the_canary_alarm_holding_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rolled-back canary trips Api5xxRate (3 of 5 minutes) before the rollback ends its errors: the service
+    page is in ALARM, and only the ActionsSuppressor keeps it off the pager."""
+    rolled, _ = _canary_days()
+    monkeypatch.setattr(ps, "SUPPRESSED_BY_CANARY", ())
+    run = ps.simulate((rolled,), days=rolled.start // ps.DAY + 1)
+    (page,) = run.between(rolled.start, rolled.end + ps.HOUR)
+    assert (page.family, page.severity, page.alarms) == ("service", "critical", ("Api5xxRate",))
+
+
+def test_a_failure_that_outlasts_the_rollback_pages_once_after_the_extension(run: ps.Run) -> None:
+    _, persisting = _canary_days()
+    (outcome,) = ps.outcomes(run, (persisting,))
+    (page,) = outcome.pages
+    assert (page.family, page.severity, page.kind) == ("service", "critical", "page")
+    (notice,) = outcome.informs
+    # held from the canary alarm's ALARM to its extension's end: the page comes after the rollback notice, not before
+    assert notice.minute < page.minute <= notice.minute + ps.CANARY.suppressor_extension_s // 60 + 2
+    assert [n for n in run.between(persisting.start, persisting.end + ps.HOUR, "also")] == []
+
+
+def test_outside_a_deployment_no_service_page_waits_for_the_canary_alarm() -> None:
+    """The wait period is 0 s: a 5xx storm pages as soon as its alarm is in ALARM (3 minutes), lost traffic within 15."""
+    assert ps.CANARY.suppressor_wait_s == 0
+    storm = ps.Failure("5xx storm", ps._at(0, 14), 30, {"share_5xx": 0.2}, ("service",), 5)
+    (page,) = ps.simulate((storm,), days=1).between(storm.start, storm.end)
+    assert page.minute - storm.start == 3
+
+
+def test_the_canary_alarm_is_ok_after_a_promotion_and_after_a_rollback() -> None:
+    """In steady state it cannot hold a real outage back: a storm the day after a healthy deploy, or right after a
+    rolled-back one, pages at once."""
+    rolled, _ = _canary_days()
+    after_rollback = ps.Failure("storm after rollback", rolled.start + 30, 30, {"share_5xx": 0.2}, ("service",), 5)
+    after_promotion = ps.Failure("storm after promotion", ps._at(9, 10, 30), 30, {"share_5xx": 0.2}, ("service",), 5)
+    run = ps.simulate((rolled, after_rollback, after_promotion), days=rolled.start // ps.DAY + 1)
+    for storm in (after_rollback, after_promotion):
+        (page,) = run.between(storm.start, storm.end)
+        assert page.minute - storm.start == 3, storm.name
+
+
+def test_lost_traffic_under_a_scanner_pages_low_traffic_because_it_reads_the_requests_served(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LowTraffic (``alarm_min_requests``) reads Count less AccessRefusals: the clients gone at night while a scanner's
+    403/404/429 go on is fewer requests served; over Count alone the scanner's requests would keep it quiet."""
+    from dataclasses import replace
+
+    settings = ps.Settings(
+        capture_sink="firehose",
+        alarm_subscriptions="oncall@example.com",
+        alarm_min_requests=300,
+        alarm_min_requests_minutes=30,
+        traffic_anomaly_alarm=False,  # LowTraffic alone: TrafficDrop would page the same loss
+    )
+    lost = ps.Failure("clients gone, a scanner goes on", ps._at(1, 2, 0), 120, {"traffic": 0.0, "scanner_rpm": 60.0}, ("service",), 60)
+    run = ps.simulate((lost,), days=2, settings=settings)
+    assert run.between(0, lost.start) == []  # 600 requests per 30 minutes at the quietest hour: no page
+    (page,) = run.between(lost.start, lost.end + ps.HOUR)
+    assert (page.family, page.severity, page.alarms) == ("service", "critical", ("LowTraffic",))
+    assert page.minute - lost.start <= lost.max_delay_min
+    real = ps.alarm_specs
+
+    def over_count(*args, **kwargs):  # LowTraffic over FILL(Count, 0), the refused requests included
+        return [replace(s, minus_access_refusals=False) if s.id == "LowTraffic" else s for s in real(*args, **kwargs)]
+
+    monkeypatch.setattr(ps, "alarm_specs", over_count)
+    assert ps.simulate((lost,), days=2, settings=settings).between(lost.start, lost.end + ps.HOUR) == []
