@@ -359,6 +359,21 @@ def _one_line(exc: BaseException) -> str:
     return text if isinstance(exc, ValueError) and text else f"{type(exc).__name__}: {text}"
 
 
+def _capture_path_note(model_name: str, model_version: str) -> str:
+    """Where this run's captures land, by the sink in use (the function's environment)."""
+    from modelserve.records import model_capture_prefix
+    from modelserve.settings import SharedSettings
+
+    from .local import LOCAL_BUCKET
+
+    sink = SharedSettings.from_env().capture_sink
+    prefix = f"s3://{LOCAL_BUCKET}/{model_capture_prefix(model_name, model_version)}"
+    if sink == "logs":
+        # moto's Firehose writes at once, by arrival hour; in AWS dynamic partitioning files by event hour after the buffer
+        return f"capture lines go through local CloudWatch Logs -> Firehose to {prefix}YYYY/MM/DD/HH/ (capture_sink=logs)"
+    return f"captures go to {prefix}dt=YYYY-MM-DD/hour=HH/ (capture_sink={sink})"
+
+
 def run(bundle: str | None, port: int, seconds: float | None, show_metrics: bool) -> int:
     from .local import (
         LOCAL_BUCKET,
@@ -390,7 +405,7 @@ def run(bundle: str | None, port: int, seconds: float | None, show_metrics: bool
         m = handler.manifest
         example = {"instances": [json.loads(json.dumps(r["inputs"])) for r in handler.bundle.reference_rows()[:1]]}
         print(f"model {m.model_name} version {m.version} from {bundle_dir}")
-        print(f"local AWS (moto) at {endpoint}; captures go to s3://{LOCAL_BUCKET}/captures/")
+        print(f"local AWS (moto) at {endpoint}; {_capture_path_note(m.model_name, m.version)}")
         print(f"API at {gateway.url}  (docs: {gateway.url}/docs)")
         print("try:")
         print(f"  curl -s {gateway.url}/predict -H 'content-type: application/json' -d '{json.dumps(example)}'")

@@ -25,6 +25,9 @@ from modelserve.settings import ServingSettings
 from serving.wiring import inference_service
 from tests.support import event, header, read_jsonl_gz, response_json
 
+# these tests read the s3 sink's object per request (its key, its failures, its sampling)
+pytestmark = pytest.mark.capture_sink("s3")
+
 BUCKET = "modelserve-test-captures"
 STREAM = "modelserve-test-captures"
 SALT = "a-test-salt-of-at-least-16-chars"

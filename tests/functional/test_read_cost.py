@@ -75,6 +75,7 @@ def scenario(bundle: ModelBundle, unrelated: int) -> tuple[Counter[str], Counter
 
 
 @pytest.mark.parametrize("unrelated", [3])
+@pytest.mark.capture_sink("s3")  # reads the s3 sink's object per request
 def test_s3_requests_do_not_grow_with_unrelated_captures_or_feedback(aws_credentials, sample_bundle, unrelated: int) -> None:
     cold, warm, rows = scenario(sample_bundle, 0)
     cold_busy, warm_busy, _ = scenario(sample_bundle, unrelated)
