@@ -26,6 +26,9 @@ from tests.functional.test_capture import emf_blobs, metric_points
 from tests.lambda_emulator import DelayProxy, Invocation, LambdaEmulator
 from tests.support import event
 
+# the write after the answer is the s3 sink's PutObject (firehose where a test says so)
+pytestmark = pytest.mark.capture_sink("s3")
+
 # what the proxy adds in front of moto: an in-Region PutObject's order of magnitude, and enough that
 # on this shared machine the answer's own path never takes that long (the benchmark uses 20 ms)
 DELAY_S = 0.05
@@ -232,9 +235,6 @@ def test_thread_mode_for_the_local_gateway_captures_every_request_in_the_backgro
 # environments from it: here the snapshot is taken and resumed as soon as both hooks are registered.
 SNAPSHOT_RESTORE_STUB = """
 import sys, time
-
-# the write after the answer is the s3 sink's PutObject (firehose where a test says so)
-pytestmark = pytest.mark.capture_sink("s3")
 _before, _after = [], []
 
 def register_before_snapshot(hook):
