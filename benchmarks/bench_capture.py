@@ -34,8 +34,9 @@ def _env(bundle_root: str, capture: bool) -> None:
         if k.startswith("MS_"):
             del os.environ[k]
     os.environ["MS_MODEL_BUNDLE_PATH"] = bundle_root
-    if capture:
+    if capture:  # what this measures is the s3 sink's PutObject
         os.environ["MS_CAPTURE_BUCKET"] = BUCKET
+        os.environ["MS_CAPTURE_SINK"] = "s3"
 
 
 def _bundle() -> Any:

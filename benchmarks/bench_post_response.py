@@ -52,8 +52,8 @@ def _env(bundle: Any, proxy_url: str, bucket: str, mode: str) -> dict[str, str]:
     env = {**AWS_ENV, "AWS_ENDPOINT_URL": proxy_url, "MS_MODEL_BUNDLE_PATH": str(bundle.root)}
     if mode == "logs":
         env |= {"MS_CAPTURE_BUCKET": bucket, "MS_CAPTURE_SINK": "logs", "MS_CAPTURE_MODE": "sync"}
-    elif mode != "off":
-        env |= {"MS_CAPTURE_BUCKET": bucket, "MS_CAPTURE_MODE": mode}
+    elif mode != "off":  # sync and extension: the s3 sink's PutObject, before or after the answer
+        env |= {"MS_CAPTURE_BUCKET": bucket, "MS_CAPTURE_SINK": "s3", "MS_CAPTURE_MODE": mode}
     return env
 
 

@@ -1,7 +1,7 @@
 """Cost per month of each capture sink at 1 k, 1 M and 100 M requests per day (docs/cost.md).
 
     python benchmarks/capture_cost.py                  # the table in docs/cost.md
-    python benchmarks/capture_cost.py --billed-ms s3=30 firehose=30 logs=4 --row-bytes 423
+    python benchmarks/capture_cost.py --billed-ms s3=39 firehose=30 logs=3 --row-bytes 423
 
 A calculator over list prices (us-east-1, on-demand, no free tier), not a measurement; its inputs
 are measured elsewhere: the billed duration per sink (``benchmarks/bench_post_response.py``: the end of
@@ -12,7 +12,12 @@ row per request) and the drift check's read time (``benchmarks/bench_drift.py``)
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from modelserve.settings import DeploySettings, SharedSettings  # noqa: E402
 
 GB = 1e9
 # list prices, us-east-1 (USD)
@@ -93,10 +98,12 @@ def table(billed: dict[str, float], row_bytes: float, expiry_days: int) -> str:
         "total per month (Lambda path) | per million requests |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    # the template's defaults, from the one place they are defined
+    default = (SharedSettings.model_fields["capture_sink"].default, DeploySettings.model_fields["capture_format"].default == "parquet")
     for per_day in (1e3, 1e6, 1e8):
         for sink, parquet in (("s3", False), ("firehose", False), ("logs", False), ("logs", True)):
             m = month(sink, per_day, billed[sink], row_bytes, expiry_days, parquet)
-            name = f"`{sink}`" + (" + Parquet" if parquet else "")
+            name = f"`{sink}`" + (" + Parquet" if parquet else "") + (" (default)" if (sink, parquet) == default else "")
             per_m = m.total - m.athena
             rows.append(
                 f"| {per_day:,.0f} | {name} | ${m.request_path:,.2f} | ${m.capture:,.2f} | ${m.drift_check:,.2f} | ${m.athena:,.2f} | "
@@ -107,7 +114,7 @@ def table(billed: dict[str, float], row_bytes: float, expiry_days: int) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--billed-ms", nargs="*", default=["s3=30", "firehose=30", "logs=4"], help="sink=billed ms per request")
+    ap.add_argument("--billed-ms", nargs="*", default=["s3=39", "firehose=30", "logs=3"], help="sink=billed ms per request")
     ap.add_argument("--row-bytes", type=float, default=423.0, help="bytes of one capture line")
     ap.add_argument("--expiry-days", type=int, default=365, help="capture_expiry_days")
     args = ap.parse_args()

@@ -210,7 +210,7 @@ class CaptureStorage(Construct):
     @property
     def environment(self) -> dict[str, str]:
         env = {ENV_CAPTURE_BUCKET: self.bucket.bucket_name}
-        if self.stream is not None:
+        if self.stream is not None and self.settings.capture_sink == "firehose":  # the logs sink's function only prints
             env[ENV_FIREHOSE_STREAM] = self.stream.ref
         return env
 

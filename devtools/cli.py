@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 
 from modelserve.schema import FeatureKind
 
+from .verify import CAPTURE_WAIT_S
+
 if TYPE_CHECKING:
     from modelserve.bundle import ModelBundle
 
@@ -96,10 +98,16 @@ def main(argv: list[str] | None = None) -> int:
     p_onnx.add_argument("--out", required=True)
     p_onnx.add_argument("--allow-small-reference", action="store_true", help="export with fewer reference rows than the minimum (warned)")
     _kind_options(p_onnx)
-    p_verify = sub.add_parser("verify", help="prove a deployed stack works (health, predict, feedback, drift check, alarm delivery)")
+    p_verify = sub.add_parser("verify", help="prove a deployed stack works (API, capture, drift check, alarm delivery)")
     p_verify.add_argument("--stack", required=True, help="CloudFormation stack name (the modelserve:stack-name context)")
     p_verify.add_argument("--region", default=None)
     p_verify.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the alarm's SNS action in its history")
+    p_verify.add_argument(
+        "--capture-wait",
+        type=float,
+        default=CAPTURE_WAIT_S,
+        help="seconds to wait for the prediction's capture in the bucket (the logs sink delivers after Firehose's 300 s buffer; 0: skip)",
+    )
 
     p_web = sub.add_parser("web", help="write a static page that scores the bundle in the browser (onnxruntime-web)")
     p_web.add_argument("--bundle", default=None, help="model bundle folder (default: the sample, built if missing)")
@@ -135,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "verify":
         from .verify import main as verify_main
 
-        return verify_main(args.stack, args.region, args.wait)
+        return verify_main(args.stack, args.region, args.wait, args.capture_wait)
     if args.command == "build-sample":
         from .sample_model import build_sample_bundle
 
@@ -359,6 +367,21 @@ def _one_line(exc: BaseException) -> str:
     return text if isinstance(exc, ValueError) and text else f"{type(exc).__name__}: {text}"
 
 
+def _capture_path_note(model_name: str, model_version: str) -> str:
+    """Where this run's captures land, by the sink in use (the function's environment)."""
+    from modelserve.records import model_capture_prefix
+    from modelserve.settings import SharedSettings
+
+    from .local import LOCAL_BUCKET
+
+    sink = SharedSettings.from_env().capture_sink
+    prefix = f"s3://{LOCAL_BUCKET}/{model_capture_prefix(model_name, model_version)}"
+    if sink == "logs":
+        # moto's Firehose writes at once, by arrival hour; in AWS dynamic partitioning files by event hour after the buffer
+        return f"capture lines go through local CloudWatch Logs -> Firehose to {prefix}YYYY/MM/DD/HH/ (capture_sink=logs)"
+    return f"captures go to {prefix}dt=YYYY-MM-DD/hour=HH/ (capture_sink={sink})"
+
+
 def run(bundle: str | None, port: int, seconds: float | None, show_metrics: bool) -> int:
     from .local import (
         LOCAL_BUCKET,
@@ -390,7 +413,7 @@ def run(bundle: str | None, port: int, seconds: float | None, show_metrics: bool
         m = handler.manifest
         example = {"instances": [json.loads(json.dumps(r["inputs"])) for r in handler.bundle.reference_rows()[:1]]}
         print(f"model {m.model_name} version {m.version} from {bundle_dir}")
-        print(f"local AWS (moto) at {endpoint}; captures go to s3://{LOCAL_BUCKET}/captures/")
+        print(f"local AWS (moto) at {endpoint}; {_capture_path_note(m.model_name, m.version)}")
         print(f"API at {gateway.url}  (docs: {gateway.url}/docs)")
         print("try:")
         print(f"  curl -s {gateway.url}/predict -H 'content-type: application/json' -d '{json.dumps(example)}'")

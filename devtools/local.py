@@ -342,12 +342,15 @@ def create_local_bucket(bucket: str = LOCAL_BUCKET) -> None:
 
 @contextmanager
 def log_capture_path(bundle_dir: str | Path, bucket: str) -> Iterator[None]:
-    """With ``MS_CAPTURE_SINK=logs`` (the run's environment): the capture lines' path, local CloudWatch Logs ->
-    subscription -> Firehose -> ``bucket`` (devtools/local_capture_logs.py); nothing otherwise."""
-    if os.environ.get("MS_CAPTURE_SINK") != "logs":
+    """With the ``logs`` sink (the default, or ``MS_CAPTURE_SINK`` in the run's environment): the capture lines'
+    path, local CloudWatch Logs -> subscription -> Firehose -> ``bucket`` (devtools/local_capture_logs.py);
+    nothing for the ``s3`` and ``firehose`` sinks."""
+    from modelserve.bundle import ModelBundle
+    from modelserve.settings import SharedSettings
+
+    if SharedSettings.from_env().capture_sink != "logs":
         yield
         return
-    from modelserve.bundle import ModelBundle
 
     from .local_capture_logs import local_log_capture
 

@@ -5,11 +5,14 @@ Run right after ``npx cdk deploy``. Reads the stack's outputs, then, each step a
 1. ``GET /health`` answers 200 with the deployed model version (with the API key when there is one);
 2. ``POST /predict`` with a row built from ``GET /model`` (the served schema) answers one prediction;
 3. ``POST /feedback`` for that prediction is accepted (202);
-4. the drift-check function runs once and its JSON report is in the capture bucket;
-5. the alarm topic (or an existing topic the pages also notify) has a confirmed subscriber: SNS accepts a
+4. that prediction's capture reaches the capture bucket: at once with ``capture_sink=s3``; with the default
+   ``logs`` sink (and ``firehose``) after Firehose's buffer, up to 300 s in AWS, so the step waits up to
+   ``--capture-wait`` seconds (default 360; 0: not waited for, SKIP);
+5. the drift-check function runs once and its JSON report is in the capture bucket;
+6. the alarm topic (or an existing topic the pages also notify) has a confirmed subscriber: SNS accepts a
    publish to a topic no one reads, and an e-mail subscription stays ``PendingConfirmation`` until its link
    is clicked;
-6. one alarm is set to ALARM with ``SetAlarmState``; the alarm history must show its SNS action
+7. one alarm is set to ALARM with ``SetAlarmState``; the alarm history must show its SNS action
    succeeded (what proves the topic policy lets CloudWatch publish); the alarm is then set back to OK.
 
 Exit status 0 when no step failed. Steps that the endpoint cannot prove (moto has no
@@ -25,10 +28,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
+# the logs sink's delivery in AWS: seconds to CloudWatch Logs, then Firehose's buffer (300 s), then the PUT
+CAPTURE_WAIT_S = 360.0
+CAPTURE_POLL_S = 10.0
+CAPTURE_READS_PER_POLL = 50
 VERIFY_REASON = "modelserve verify: checking that this alarm's notification is delivered"
 
 
@@ -97,7 +104,8 @@ def stack_outputs(cloudformation: Any, stack: str) -> dict[str, str]:
     return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
 
 
-def check_api(v: Verification, outputs: dict[str, str], api_key: str | None) -> None:
+def check_api(v: Verification, outputs: dict[str, str], api_key: str | None) -> dict[str, Any] | None:
+    """The API steps; the prediction's answer when it was one (the capture step looks for its request)."""
     url = outputs["ApiUrl"].rstrip("/")
     headers = {"x-api-key": api_key} if api_key else {}
     expected = outputs.get("ModelVersion")
@@ -112,15 +120,77 @@ def check_api(v: Verification, outputs: dict[str, str], api_key: str | None) -> 
     status, model = http_json("GET", f"{url}/model", headers=headers)
     if status != 200 or not isinstance(model, dict) or "features" not in model:
         v.add("GET /model", FAIL, f"{status} {json.dumps(model)[:160]}")
-        return
+        return None
     status, answer = http_json("POST", f"{url}/predict", {"instances": [example_row(model)]}, headers)
     good = status == 200 and isinstance(answer, dict) and len(answer.get("predictions") or []) == 1
     v.add("POST /predict", PASS if good else FAIL, f"{status} {json.dumps(answer)[:160]}")
     if not good:
-        return
+        return None
     label = answer["predictions"][0]
     status, fb = http_json("POST", f"{url}/feedback", {"request_id": answer["request_id"], "row": 0, "label": label}, headers)
     v.add("POST /feedback", PASS if status == 202 else FAIL, f"{status} {json.dumps(fb)[:160]}")
+    return dict(answer)
+
+
+def find_capture(s3: Any, bucket: str, answer: dict[str, Any], asked_at: datetime, read: set[str]) -> str | None:
+    """The key of the object holding ``answer``'s capture, or None yet. Looks under the hours from the request's
+    to now, in both layouts (event hour: the s3 sink, and Firehose's dynamic partitions; arrival hour: Firehose's
+    default); the s3 sink names its object by request id, a Firehose object is read (at most a few per call, each once)."""
+    from driftcheck.capture_formats import decode_capture_object
+    from modelserve.records import hour_prefixes
+
+    rid, hour = answer["request_id"], asked_at.replace(minute=0, second=0, microsecond=0)
+    hours = [hour + timedelta(hours=i) for i in range(int((datetime.now(UTC) - hour) / timedelta(hours=1)) + 1)]
+    fresh: list[str] = []
+    for h in hours:
+        for prefix in hour_prefixes(answer["model_name"], answer["model_version"], h):
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                for obj in page.get("Contents", []):
+                    if rid in obj["Key"]:
+                        return str(obj["Key"])
+                    if obj["LastModified"] >= asked_at - timedelta(seconds=5) and obj["Key"] not in read:
+                        fresh.append(obj["Key"])
+    for key in fresh[:CAPTURE_READS_PER_POLL]:
+        read.add(key)
+        try:
+            rows = decode_capture_object(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        except ValueError:
+            continue  # not ours to judge here: the drift check counts corrupt objects
+        if any(r.get("request_id") == rid for r in rows):
+            return key
+    return None
+
+
+def check_capture(
+    v: Verification, s3: Any, bucket: str, answer: dict[str, Any], asked_at: datetime, wait_s: float, poll_s: float = CAPTURE_POLL_S
+) -> None:
+    """The prediction's capture in the bucket, waited for up to ``wait_s`` (the logs sink delivers after Firehose's buffer)."""
+    name = "capture delivered"
+    delay = "the default logs sink (and firehose) delivers after Firehose's buffer, up to 300 s in AWS; s3 at once"
+    started = time.monotonic()
+    read: set[str] = set()
+    while True:
+        try:
+            key = find_capture(s3, bucket, answer, asked_at, read)
+        except Exception as exc:
+            v.add(name, FAIL, f"cannot read s3://{bucket}: {type(exc).__name__}: {exc}"[:200])
+            return
+        waited = time.monotonic() - started
+        if key:
+            v.add(name, PASS, f"request {answer['request_id']} in s3://{bucket}/{key} after {waited:.0f} s ({delay})")
+            return
+        if waited >= wait_s:
+            break
+        time.sleep(min(poll_s, max(0.0, wait_s - waited)))
+    if wait_s <= 0:
+        v.add(name, SKIP, f"not waited for (--capture-wait 0): {delay}")
+        return
+    v.add(
+        name,
+        FAIL,
+        f"request {answer['request_id']} not under s3://{bucket}/captures/ after {wait_s:.0f} s ({delay}); see the CaptureErrors, "
+        "CaptureLinesDeliveryErrors and FirehoseDeliveryFailures alarms (docs/runbook.md)",
+    )
 
 
 def check_drift(v: Verification, outputs: dict[str, str], invoke_drift: Callable[[], dict[str, Any]], s3: Any) -> None:
@@ -247,7 +317,13 @@ def check_alarm_delivery(v: Verification, outputs: dict[str, str], cloudwatch: A
     v.add("alarm notification", result, detail)
 
 
-def verify(stack: str, session: Any, invoke_drift: Callable[[], dict[str, Any]] | None = None, wait_s: float = 60.0) -> Verification:
+def verify(
+    stack: str,
+    session: Any,
+    invoke_drift: Callable[[], dict[str, Any]] | None = None,
+    wait_s: float = 60.0,
+    capture_wait_s: float = CAPTURE_WAIT_S,
+) -> Verification:
     v = Verification()
     try:
         outputs = stack_outputs(session.client("cloudformation"), stack)
@@ -258,7 +334,10 @@ def verify(stack: str, session: Any, invoke_drift: Callable[[], dict[str, Any]] 
     api_key = None
     if outputs.get("ApiKeyId"):
         api_key = session.client("apigateway").get_api_key(apiKey=outputs["ApiKeyId"], includeValue=True)["value"]
-    check_api(v, outputs, api_key)
+    asked_at = datetime.now(UTC)
+    answer = check_api(v, outputs, api_key)
+    if answer is not None and outputs.get("CaptureBucketName"):
+        check_capture(v, session.client("s3"), outputs["CaptureBucketName"], answer, asked_at, capture_wait_s)
     if invoke_drift is None:
         lam = session.client("lambda")
 
@@ -275,9 +354,11 @@ def verify(stack: str, session: Any, invoke_drift: Callable[[], dict[str, Any]] 
     return v
 
 
-def main(stack: str, region: str | None, wait_s: float) -> int:
+def main(stack: str, region: str | None, wait_s: float, capture_wait_s: float = CAPTURE_WAIT_S) -> int:
     import boto3
 
-    v = verify(stack, boto3.Session(region_name=region), wait_s=wait_s)
+    if capture_wait_s > 0:
+        print(f"waiting up to {capture_wait_s:.0f} s for the prediction's capture: Firehose buffers up to 300 s (--capture-wait)")
+    v = verify(stack, boto3.Session(region_name=region), wait_s=wait_s, capture_wait_s=capture_wait_s)
     print(v.table())
     return 0 if v.ok else 1

@@ -309,7 +309,7 @@ class SharedSettings(_Section):
     reads the captures back (same sink layout, same left-out features) and publishes to the same namespace."""
 
     capture_sink: Literal["s3", "firehose", "logs"] = Field(
-        "s3", description="Where captures go: one S3 object per request, a Firehose stream, or log lines (docs/capture.md#the-logs-sink)"
+        "logs", description="Where captures go: one S3 object per request, a Firehose stream, or log lines (docs/capture.md#the-logs-sink)"
     )
     redact_features: tuple[str, ...] = Field((), description="Features never written to captures")
     hash_features: tuple[str, ...] = Field((), description="Features written as a salted SHA-256")

@@ -45,14 +45,35 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
 
 
+def pinned_capture_sink(request: pytest.FixtureRequest) -> str | None:
+    """The sink a test pins with ``@pytest.mark.capture_sink("s3")`` (or ``pytestmark`` of its module): tests
+    about what one sink writes, e.g. the ``s3`` sink's object per request, say so instead of taking the default."""
+    marker = request.node.get_closest_marker("capture_sink")
+    return str(marker.args[0]) if marker else None
+
+
+@pytest.fixture(autouse=True)
+def _pinned_capture_sink(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both functions of a test pinned to a sink read it from the environment, as the stack passes it."""
+    sink = pinned_capture_sink(request)
+    if sink:
+        monkeypatch.setenv("MS_CAPTURE_SINK", sink)
+
+
 @pytest.fixture
-def load_inference(monkeypatch: pytest.MonkeyPatch, sample_bundle: ModelBundle, aws_credentials: None) -> Callable[..., Any]:
-    """Import lambda/inference/handler.py afresh with the given MS_* environment (as Lambda's init would)."""
+def load_inference(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, sample_bundle: ModelBundle, aws_credentials: None
+) -> Callable[..., Any]:
+    """Import lambda/inference/handler.py afresh with the given MS_* environment (as Lambda's init would);
+    the test's pinned capture sink unless ``capture_sink`` is given."""
+    pinned = pinned_capture_sink(request)
 
     def _load(bundle: ModelBundle | None = None, **env: str) -> Any:
         for k in list(os.environ):
             if k.startswith("MS_"):
                 monkeypatch.delenv(k)
+        if pinned and "capture_sink" not in env and "MS_CAPTURE_SINK" not in env:
+            monkeypatch.setenv("MS_CAPTURE_SINK", pinned)
         monkeypatch.setenv("MS_MODEL_BUNDLE_PATH", str((bundle or sample_bundle).root))
         for k, v in env.items():
             monkeypatch.setenv(k if k.startswith("MS_") else "MS_" + k.upper(), str(v))

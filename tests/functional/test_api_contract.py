@@ -349,6 +349,7 @@ ACCEPTED_VALUES = {
 
 
 @pytest.mark.parametrize("kind", EVENT_KINDS)
+@pytest.mark.capture_sink("s3")  # reads the s3 sink's object per request
 def test_every_accepted_value_class_is_captured(kind: str, s3: Any, load_inference: Any, lambda_context: Any, capsys: Any) -> None:
     s3.create_bucket(Bucket=BUCKET)
     api = load_inference(capture_bucket=BUCKET, unseen_category_policy="model", max_body_bytes=str(MAX_BODY))

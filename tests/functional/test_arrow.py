@@ -41,6 +41,7 @@ def test_an_arrow_batch_is_answered_as_json_predicts_it(inference: Any, sample_b
     np.testing.assert_allclose(probs, np.array(as_json["probabilities"]), atol=1e-12)
 
 
+@pytest.mark.capture_sink("s3")  # reads the s3 sink's object per request
 def test_an_arrow_request_is_captured_as_the_same_records(inference: Any, sample_bundle: Any, lambda_context: Any, s3: Any) -> None:
     rows = [dict(r["inputs"]) for r in sample_bundle.reference_rows()[:10]]
     inference.handler(event("rest_v1", "POST", "/predict", {"instances": rows}, request_id="json-req"), lambda_context)

@@ -17,7 +17,8 @@ from devtools.local import load_handler_module
 from tests.functional.test_drift_check_handler import BUCKET, NAMESPACE
 from tests.support import event
 
-pytestmark = pytest.mark.slow
+# slow; and captures read back as the s3 sink files them, by event hour, at once
+pytestmark = [pytest.mark.slow, pytest.mark.capture_sink("s3")]
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ def handlers(aws_credentials, monkeypatch, load_inference):
         yield inference, load_handler_module("drift_check")
 
 
+@pytest.mark.capture_sink("s3")  # reads the s3 sink's object per request
 def test_the_audit_sample_is_written_stratified_and_its_labels_come_back(handlers, sample_bundle, lambda_context) -> None:
     inference, drift = handlers
     rows = [r["inputs"] for r in sample_bundle.reference_rows()]

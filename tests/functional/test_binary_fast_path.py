@@ -186,6 +186,7 @@ def _captured(s3: Any, request_id: str) -> list[dict[str, Any]]:
     ]
 
 
+@pytest.mark.capture_sink("s3")  # reads the s3 sink's object per request
 def test_binary_requests_are_captured_as_the_same_records(inference: Any, sample_bundle: Any, lambda_context: Any, s3: Any) -> None:
     m = sample_bundle.manifest
     rows = _rows(sample_bundle, 200)

@@ -25,6 +25,9 @@ from modelserve.settings import ServingSettings
 from serving.wiring import inference_service
 from tests.support import event, header, read_jsonl_gz, response_json
 
+# these tests read the s3 sink's object per request (its key, its failures, its sampling)
+pytestmark = pytest.mark.capture_sink("s3")
+
 BUCKET = "modelserve-test-captures"
 STREAM = "modelserve-test-captures"
 SALT = "a-test-salt-of-at-least-16-chars"
@@ -177,7 +180,7 @@ def test_capture_is_dated_by_the_api_gateway_request_time(s3, load_inference, sa
 
 def test_service_dates_capture_by_the_given_event_time(s3, sample_bundle) -> None:
     make_bucket(s3)
-    service = inference_service(sample_bundle, ServingSettings(), {"MS_CAPTURE_BUCKET": BUCKET})
+    service = inference_service(sample_bundle, ServingSettings(capture_sink="s3"), {"MS_CAPTURE_BUCKET": BUCKET})
     t = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
     service.predict({"instances": rows(sample_bundle, 2)}, "req-1", event_time=t)
     (key,) = objects(s3)
@@ -224,7 +227,7 @@ def test_sampling_through_the_handler_captures_a_share(s3, load_inference, sampl
 def test_sampling_point_three_of_2000_requests(s3, sample_bundle) -> None:
     """Driven through the service (same Capturer and S3 sink as the handler) to stay fast."""
     make_bucket(s3)
-    service = inference_service(sample_bundle, ServingSettings(capture_sampling=0.3), {"MS_CAPTURE_BUCKET": BUCKET})
+    service = inference_service(sample_bundle, ServingSettings(capture_sink="s3", capture_sampling=0.3), {"MS_CAPTURE_BUCKET": BUCKET})
     service.capturer.rng = random.Random(2026)
     payload = {"instances": rows(sample_bundle, 1)}
     n = 2000

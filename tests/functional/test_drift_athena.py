@@ -38,7 +38,8 @@ from tests.athena_support import (
 from tests.functional.test_drift_check_handler import NAMESPACE, scheduled_event
 from tests.support import event
 
-pytestmark = pytest.mark.slow  # hundreds of real requests, two drift checks each
+# slow; and the s3 sink's captures are the rows the Athena path's Parquet files are made of
+pytestmark = [pytest.mark.slow, pytest.mark.capture_sink("s3")]  # hundreds of real requests, two drift checks each
 
 BUCKET = "athena-drift-captures"
 WORKGROUP = "modelserve-penguins-drift"

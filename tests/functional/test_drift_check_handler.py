@@ -18,6 +18,9 @@ from modelserve.records import capture_key
 from monitoring import metric_names as M
 from tests.support import event
 
+# captures read back as the s3 sink files them, by event hour, at once
+pytestmark = pytest.mark.capture_sink("s3")
+
 BUCKET = "drift-test-captures"
 NAMESPACE = "DriftTest"
 

@@ -22,6 +22,9 @@ from modelserve.bundle import ModelBundle
 from modelserve.settings import Settings
 from tests.support import event
 
+# captures read back as the s3 sink files them, by event hour, at once
+pytestmark = pytest.mark.capture_sink("s3")
+
 BUCKET = "estimated-figures-captures"
 NAMESPACE = "EstimatedFigures"
 

@@ -29,6 +29,7 @@ def captured(s3: Any) -> list[dict[str, Any]]:
     return [r for data in objects(s3, "captures/").values() for r in read_jsonl_gz(data)]
 
 
+@pytest.mark.capture_sink("s3")  # reads the s3 sink's object per request
 def test_explained_rows_keep_their_answered_explanation_in_the_capture_record(s3, load_inference, sample_bundle, lambda_context) -> None:
     make_bucket(s3)
     mod = load_inference(**ON)
@@ -48,6 +49,7 @@ def test_explained_rows_keep_their_answered_explanation_in_the_capture_record(s3
         assert explanation.base_value + sum(explanation.values.values()) == pytest.approx(explanation.output, abs=1e-6)
 
 
+@pytest.mark.capture_sink("s3")  # reads the s3 sink's object per request
 def test_captures_hold_no_explanation_unless_the_setting_is_on(s3, load_inference, sample_bundle, lambda_context) -> None:
     make_bucket(s3)
     mod = load_inference(capture_bucket=BUCKET)
@@ -77,6 +79,7 @@ def test_with_a_fraction_of_one_every_captured_row_is_explained_as_if_it_had_ask
     assert metric_points(out, mn.EXPLAIN_CAPTURE_ERRORS) == []
 
 
+@pytest.mark.capture_sink("s3")  # reads the s3 sink's object per request
 def test_a_sampled_share_of_the_rows_that_did_not_ask_is_explained(s3, load_inference, sample_bundle, lambda_context) -> None:
     make_bucket(s3)
     mod = load_inference(**ON, explain_capture_fraction="0.3")
@@ -110,6 +113,7 @@ def test_sampled_explanations_are_computed_in_the_capture_work_not_before_the_an
     assert all(r["explanation"]["sampled"] for r in captured(s3))
 
 
+@pytest.mark.capture_sink("s3")  # reads the s3 sink's object per request
 def test_an_explanation_that_fails_never_fails_the_prediction_or_its_capture_and_is_counted(
     s3, load_inference, sample_bundle, lambda_context, capsys, tmp_path
 ) -> None:
@@ -183,6 +187,7 @@ def test_a_log_line_its_explanation_would_push_over_the_limit_is_written_without
     assert all(len(line.encode()) < sink.max_line_bytes for line in lines)
 
 
+@pytest.mark.capture_sink("s3")  # reads the s3 sink's object per request
 def test_in_shadow_mode_both_versions_captures_hold_their_own_models_explanations(
     s3, load_inference, sample_bundle, challenger_bundle, lambda_context
 ) -> None:

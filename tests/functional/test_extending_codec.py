@@ -106,6 +106,7 @@ def test_unregistered_format_is_refused_as_unsupported_media(bucket, load_infere
     assert resp["statusCode"] == 415 and response_json(resp)["error"] == "unsupported_media_type"
 
 
+@pytest.mark.capture_sink("s3")  # reads the s3 sink's object per request
 def test_registered_codec_is_scored_and_captured_like_json(csv_registered, bucket, load_inference, sample_bundle, lambda_context) -> None:
     mod = load_inference(capture_bucket=BUCKET)
     rows = reference_rows(sample_bundle, 5)

@@ -84,6 +84,7 @@ def test_feedback_names_a_request_the_api_answered_and_a_row_it_held(
         assert record["verified"] is True and record["request_id"] == answer["request_id"] and record["row"] == row
 
 
+@pytest.mark.capture_sink("s3")  # reads the s3 sink's object per request
 def test_a_label_is_filed_by_the_hour_its_prediction_was_made(s3: Any, inference: Any, sample_bundle: Any, lambda_context: Any) -> None:
     answer = _predict(inference, lambda_context, sample_bundle, 3, "rest_v1")
     captures = s3.list_objects_v2(Bucket=BUCKET, Prefix="captures/")["Contents"]

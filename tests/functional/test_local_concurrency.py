@@ -16,7 +16,8 @@ from devtools.local import local_stack, post_json
 
 CLIENTS = 24
 BUDGET_S = 2.0
-ENV = {"MS_CAPTURE_MODE": "thread", "MS_CAPTURE_BUDGET_S": str(BUDGET_S), "POWERTOOLS_METRICS_DISABLED": "true"}
+# the s3 sink's writer pool is what a stalled S3 could hold (the logs sink writes a line, no network)
+ENV = {"MS_CAPTURE_SINK": "s3", "MS_CAPTURE_MODE": "thread", "MS_CAPTURE_BUDGET_S": str(BUDGET_S), "POWERTOOLS_METRICS_DISABLED": "true"}
 
 
 def _load(url: str, rows: list[dict[str, Any]], per_client: int) -> list[tuple[int, float]]:

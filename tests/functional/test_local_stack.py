@@ -1,10 +1,10 @@
 """The helpers every local run shares (devtools/local.py): ``local_stack`` serves the real inference
-handler behind the gateway with captures in a bucket of the caller's choosing, ``post_json`` returns
-refusals with their body, ``read_s3_object`` reads what the function wrote, and everything stops on exit."""
+handler behind the gateway with captures in a bucket of the caller's choosing (with the default sink,
+``logs``, through local CloudWatch Logs and Firehose; with ``s3``, an object per request), ``post_json``
+returns refusals with their body, ``read_s3_object`` reads what the function wrote, and everything stops on exit."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import time
@@ -13,6 +13,8 @@ import urllib.error
 import pytest
 
 from devtools.local import LOOPBACK, local_stack, post_json, read_s3_object, sleep_to_next_second
+from driftcheck.capture_formats import decode_capture_object
+from modelserve.records import model_capture_prefix
 
 
 def _capture_keys(bucket: str, deadline_s: float = 10.0) -> list[str]:
@@ -27,19 +29,25 @@ def _capture_keys(bucket: str, deadline_s: float = 10.0) -> list[str]:
         time.sleep(0.1)
 
 
-def test_a_prediction_through_the_local_stack_is_answered_and_captured_in_its_bucket(sample_bundle) -> None:
+@pytest.mark.parametrize("sink", ["logs", "s3"])
+def test_a_prediction_through_the_local_stack_is_answered_and_captured_in_its_bucket(sample_bundle, sink) -> None:
     instance = sample_bundle.reference_rows()[0]["inputs"]
-    bucket = "local-stack-test-captures"
-    with local_stack(sample_bundle.root, {"POWERTOOLS_METRICS_DISABLED": "true"}, bucket=bucket, with_drift_check=False) as stack:
+    m = sample_bundle.manifest
+    bucket = f"local-stack-test-captures-{sink}"
+    env = {"POWERTOOLS_METRICS_DISABLED": "true"} | ({} if sink == "logs" else {"MS_CAPTURE_SINK": sink})  # logs: the default
+    with local_stack(sample_bundle.root, env, bucket=bucket, with_drift_check=False) as stack:
         assert stack.drift_check is None and stack.bucket == bucket
+        assert type(stack.inference.service.capturer.sink).__name__ == ("LogsCaptureSink" if sink == "logs" else "S3CaptureSink")
         status, body = post_json(f"{stack.gateway.url}/predict", {"instances": [instance]})
         assert status == 200
-        assert body["model_version"] == sample_bundle.manifest.version
+        assert body["model_version"] == m.version
         keys = _capture_keys(bucket)
         assert keys, "the answered request left no capture object"
-        captured = gzip.decompress(read_s3_object(bucket, f"s3://{bucket}/{keys[0]}")).decode()
-        assert body["request_id"] in captured
-        assert json.loads(captured.splitlines()[0])["inputs"] == json.loads(json.dumps(instance))
+        assert all(k.startswith(model_capture_prefix(m.model_name, m.version)) for k in keys)
+        # the logs sink's object is what moto's Firehose wrote (CloudWatch Logs envelopes), read as the drift check reads it
+        captured = decode_capture_object(read_s3_object(bucket, f"s3://{bucket}/{keys[0]}"))
+        assert [r["request_id"] for r in captured] == [body["request_id"]]
+        assert captured[0]["inputs"] == json.loads(json.dumps(instance))
         url = stack.gateway.url
     # on exit the gateway is closed and the environment is the caller's again
     with pytest.raises(urllib.error.URLError):

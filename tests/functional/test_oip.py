@@ -98,6 +98,7 @@ def test_triton_infer_answers_what_predict_answers(
     assert result.get_response()["model_version"] == m.version
 
 
+@pytest.mark.capture_sink("s3")  # reads the s3 sink's object per request
 def test_an_oip_request_is_captured_as_the_same_records_as_predict(
     inference: Any, sample_bundle: Any, lambda_context: Any, s3: Any
 ) -> None:

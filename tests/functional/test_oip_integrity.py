@@ -143,6 +143,7 @@ def test_id_is_echoed_as_the_string_sent(kind: str, handler: Any, lambda_context
         assert doc["id"] == sent if sent == "order-17" else doc["id"].startswith(sent[:1].encode("utf-8", "backslashreplace").decode())
 
 
+@pytest.mark.capture_sink("s3")  # reads the s3 sink's object per request
 def test_an_input_named_twice_scores_nothing(load_inference: Any, s3: Any, lambda_context: Any) -> None:
     s3.create_bucket(Bucket="twice")
     handler = load_inference(capture_bucket="twice").handler

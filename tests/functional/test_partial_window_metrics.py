@@ -6,8 +6,13 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from modelserve import metric_catalogue as mn
 from tests.functional.test_drift_check_handler import _metric, _send, aws, handlers, scheduled_event  # noqa: F401
+
+# the captures come from the inference handler through the s3 sink, read back by event hour at once
+pytestmark = pytest.mark.capture_sink("s3")
 
 
 def test_a_partial_read_publishes_partial_window_and_a_whole_one_its_exact_rows(handlers, sample_bundle, lambda_context) -> None:  # noqa: F811

@@ -20,6 +20,9 @@ from modelserve.settings import Settings
 from monitoring import metric_names as M
 from tests.support import event
 
+# captures read back as the s3 sink files them, by event hour, at once
+pytestmark = pytest.mark.capture_sink("s3")
+
 BUCKET = "perf-test-captures"
 NAMESPACE = "PerfTest"
 

@@ -26,6 +26,9 @@ from tests.functional.test_capture import emf_blobs, metric_points
 from tests.lambda_emulator import DelayProxy, Invocation, LambdaEmulator
 from tests.support import event
 
+# the write after the answer is the s3 sink's PutObject (firehose where a test says so)
+pytestmark = pytest.mark.capture_sink("s3")
+
 # what the proxy adds in front of moto: an in-Region PutObject's order of magnitude, and enough that
 # on this shared machine the answer's own path never takes that long (the benchmark uses 20 ms)
 DELAY_S = 0.05
@@ -46,6 +49,7 @@ def bucket(moto_url: str) -> str:
 
 def function_env(sample_bundle: Any, proxy: DelayProxy, bucket: str, **settings: str) -> dict[str, str]:
     env = {**FAKE_AWS_ENV, "AWS_ENDPOINT_URL": proxy.url, "MS_MODEL_BUNDLE_PATH": str(sample_bundle.root), "MS_CAPTURE_BUCKET": bucket}
+    env["MS_CAPTURE_SINK"] = "s3"  # the function runs in a process of its own: the module's pin, passed on
     return env | {k if k.startswith("MS_") else "MS_" + k.upper(): v for k, v in settings.items()}
 
 

@@ -65,7 +65,8 @@ def scenario(bundle: ModelBundle, unrelated: int) -> tuple[Counter[str], Counter
         for _ in range(2):
             s3 = boto3.client("s3")
             calls = count_requests(s3)
-            settings = DriftSettings(metrics_namespace="ReadCost", audit_sample_rows=0)
+            # the s3 sink's layout (an object per request, by event hour): no neighbouring hour to list
+            settings = DriftSettings(capture_sink="s3", metrics_namespace="ReadCost", audit_sample_rows=0)
             run = DriftService(bundle, settings, s3, boto3.client("cloudwatch"), BUCKET).run(
                 {"window": {"start": utc_iso(START), "end": utc_iso(END)}}
             )

@@ -109,6 +109,7 @@ def test_broken_upstream_every_request_rejected_reports_the_cause_and_pages(hand
     assert evaluate(reject_alarm(), rate) == "ALARM"
 
 
+@pytest.mark.capture_sink("s3")  # reads the s3 sink's object per request
 def test_healthy_window_with_a_baseline_reject_share_stays_ok(handlers, sample_bundle, lambda_context) -> None:
     inference, drift = handlers
     rows = [r["inputs"] for r in sample_bundle.reference_rows()]
@@ -129,6 +130,7 @@ def test_healthy_window_with_a_baseline_reject_share_stays_ok(handlers, sample_b
     assert doc["report"]["rejects"]["failed"] is False
 
 
+@pytest.mark.capture_sink("s3")  # reads the s3 sink's object per request
 def test_one_of_three_rejected_is_no_page(handlers, sample_bundle, lambda_context) -> None:
     inference, drift = handlers
     rows = [r["inputs"] for r in sample_bundle.reference_rows()]
@@ -143,6 +145,7 @@ def test_one_of_three_rejected_is_no_page(handlers, sample_bundle, lambda_contex
     assert out["root_cause"] is None
 
 
+@pytest.mark.capture_sink("s3")  # reads the s3 sink's object per request
 def test_reject_min_requests_setting_reaches_the_check(aws, load_inference, sample_bundle, lambda_context) -> None:
     inference = load_inference(capture_bucket=BUCKET, metrics_namespace=NAMESPACE, reject_min_requests="2")
     drift = load_handler_module("drift_check")

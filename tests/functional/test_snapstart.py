@@ -26,6 +26,7 @@ def _captures(s3: Any) -> list[str]:
     return [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="captures/").get("Contents", [])]
 
 
+@pytest.mark.capture_sink("s3")  # reads the s3 sink's object per request
 def test_a_restored_handler_builds_its_own_clients_and_keeps_capturing(s3, load_inference, sample_bundle, lambda_context) -> None:
     s3.create_bucket(Bucket=BUCKET)
     mod = load_inference(capture_bucket=BUCKET, capture_mode="sync")

@@ -10,6 +10,7 @@ Stubber, which checks the calls against the real CloudWatch API model.
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,8 @@ from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from devtools import verify as V
-from devtools.local import LambdaContext, LocalGateway, load_handler_module
+from devtools.local import LambdaContext, LocalGateway, load_handler_module, log_capture_path
+from driftcheck.capture_formats import decode_capture_object
 
 BUCKET = "verify-captures"
 
@@ -41,10 +43,13 @@ def _template(url: str, version: str) -> str:
 
 @pytest.fixture
 def deployed(aws_credentials: None, load_inference: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    with mock_aws():
+    """The function with the sink the test pins (the default, ``logs``, otherwise): its lines go through moto's
+    CloudWatch Logs, subscription and Firehose into the bucket, as Lambda's stdout does in AWS."""
+    with mock_aws(), ExitStack() as path:
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
         inference = load_inference(capture_bucket=BUCKET)
+        path.enter_context(log_capture_path(inference.bundle.root, BUCKET))
         drift = load_handler_module("drift_check")
         gateway = LocalGateway(inference.handler, inference.serving.stage_name, port=0).start()
         try:
@@ -85,6 +90,7 @@ def test_verify_passes_on_a_working_deployment_and_restores_the_alarm(deployed: 
         "GET /health": "PASS",
         "POST /predict": "PASS",
         "POST /feedback": "PASS",
+        "capture delivered": "PASS",
         "drift check": "PASS",
         "alarm subscriber": "PASS",
         "alarm notification": "SKIP",
@@ -94,6 +100,49 @@ def test_verify_passes_on_a_working_deployment_and_restores_the_alarm(deployed: 
     assert alarm["StateValue"] == "OK"  # set to ALARM for the check, then restored
     reports = boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="reports/")["KeyCount"]
     assert reports == 4  # the drift check's JSON + HTML, for the 24 h and the 1 h window
+
+
+def _capture_step(v: V.Verification) -> V.Step:
+    return next(s for s in v.steps if s.name == "capture delivered")
+
+
+def test_the_capture_step_finds_the_prediction_where_the_default_logs_sink_delivers_it(deployed: Any) -> None:
+    inference, drift, gateway = deployed
+    assert type(inference.service.capturer.sink).__name__ == "LogsCaptureSink"
+    _deploy_stack(gateway.url, inference.manifest.version)
+    v = V.verify("penguins-prod", boto3.Session(), invoke_drift=lambda: drift.handler({}, LambdaContext.fresh("drift")), wait_s=0)
+    step = _capture_step(v)
+    assert step.result == "PASS", v.table()
+    key = step.detail.split(f"s3://{BUCKET}/", 1)[1].split(" ", 1)[0]
+    # moto's Firehose file (arrival hour) under the version's prefix, holding the request's row among its lines
+    assert key.startswith(f"captures/model=penguins/version={inference.manifest.version}/")
+    rows = decode_capture_object(boto3.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    asked = next(s for s in v.steps if s.name == "POST /predict").detail
+    assert any(r["request_id"] in asked for r in rows)
+    assert "300 s" in step.detail  # says how long the logs sink may take in AWS
+
+
+@pytest.mark.capture_sink("s3")
+def test_the_capture_step_finds_the_s3_sinks_object_by_its_request_id(deployed: Any) -> None:
+    inference, drift, gateway = deployed
+    _deploy_stack(gateway.url, inference.manifest.version)
+    v = V.verify("penguins-prod", boto3.Session(), invoke_drift=lambda: drift.handler({}, LambdaContext.fresh("drift")), wait_s=0)
+    step = _capture_step(v)
+    assert step.result == "PASS", v.table()
+    assert "/dt=" in step.detail and ".jsonl.gz" in step.detail
+
+
+def test_a_capture_that_never_arrives_fails_after_the_wait_and_zero_wait_skips(aws_credentials: None) -> None:
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        answer = {"request_id": "never-captured", "model_name": "penguins", "model_version": "0123456789ab"}
+        v = V.Verification()
+        V.check_capture(v, s3, BUCKET, answer, datetime.now(UTC), wait_s=0.3, poll_s=0.1)
+        V.check_capture(v, s3, BUCKET, answer, datetime.now(UTC), wait_s=0)
+    failed, skipped = v.steps
+    assert failed.result == "FAIL" and "never-captured" in failed.detail and "300 s" in failed.detail
+    assert skipped.result == "SKIP" and "--capture-wait 0" in skipped.detail
 
 
 def test_verify_fails_when_the_stack_serves_another_model_version(deployed: Any) -> None:

@@ -24,6 +24,9 @@ from serving.validation import Validator
 from tests.functional.test_drift_check_handler import scheduled_event
 from tests.support import event, response_json
 
+# both variants' captures read back as the s3 sink files them, at once
+pytestmark = pytest.mark.capture_sink("s3")
+
 BUCKET = "comparison-test-captures"
 NAMESPACE = "ComparisonTest"
 

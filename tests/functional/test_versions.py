@@ -22,6 +22,9 @@ from serving.model import ModelRunner
 from serving.validation import Validator
 from tests.support import event, header, response_json
 
+# each variant's captures read back as the s3 sink's objects
+pytestmark = pytest.mark.capture_sink("s3")
+
 BUCKET = "versions-test-captures"
 
 

@@ -26,7 +26,9 @@ from tests.infra.fake_bundle import write_fake_bundle  # noqa: E402
 TEST_SUBSCRIBER = {"alarm_subscriptions": "oncall@example.com"}
 
 VARIANTS: dict[str, dict[str, Any]] = {
-    "default": {},
+    "default": {},  # capture_sink=logs
+    # the s3 sink: an object per request from the function, no Firehose stream, no subscription
+    "s3": {"capture_sink": "s3"},
     # every optional path at once: Firehose sink, KMS bucket, IAM auth, e-mail, provisioned concurrency
     "firehose_kms_iam": {
         "capture_sink": "firehose",
@@ -118,6 +120,11 @@ def synth_of(fake_bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def default(synth_of) -> Synth:
     return synth_of("default")
+
+
+@pytest.fixture(scope="session")
+def s3_sink(synth_of) -> Synth:
+    return synth_of("s3")
 
 
 @pytest.fixture(scope="session")

@@ -45,8 +45,9 @@ def _role_statements(s: Synth, role_id_part: str) -> list[dict[str, Any]]:
     return out
 
 
-def test_the_inference_log_group_is_subscribed_with_the_capture_line_pattern(logs: Synth, default: Synth) -> None:
-    assert not default.of_type("AWS::Logs::SubscriptionFilter")
+def test_the_inference_log_group_is_subscribed_with_the_capture_line_pattern(logs: Synth, default: Synth, s3_sink: Synth) -> None:
+    assert not s3_sink.of_type("AWS::Logs::SubscriptionFilter")
+    assert default.of_type("AWS::Logs::SubscriptionFilter")  # logs is the default sink
     ((_, sub),) = logs.of_type("AWS::Logs::SubscriptionFilter").items()
     p = sub["Properties"]
     sid, _ = _stream(logs)
@@ -165,7 +166,7 @@ def _alarms_on(s: Synth, metric: str) -> list[dict[str, Any]]:
     return [a["Properties"] for a in s.of_type("AWS::CloudWatch::Alarm").values() if a["Properties"].get("MetricName") == metric]
 
 
-def test_what_the_log_subscription_fails_to_deliver_is_alarmed_on_its_own_filter(logs: Synth, default: Synth) -> None:
+def test_what_the_log_subscription_fails_to_deliver_is_alarmed_on_its_own_filter(logs: Synth, s3_sink: Synth) -> None:
     ((_, sub),) = logs.of_type("AWS::Logs::SubscriptionFilter").items()
     assert sub["Properties"]["FilterName"] == "capture-lines"
     for metric in ("DeliveryErrors", "DeliveryThrottling"):
@@ -173,7 +174,7 @@ def test_what_the_log_subscription_fails_to_deliver_is_alarmed_on_its_own_filter
         assert alarm["Namespace"] == "AWS/Logs" and alarm["Statistic"] == "Sum" and alarm["Threshold"] == 0
         dims = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
         assert dims == {"LogGroupName": sub["Properties"]["LogGroupName"], "DestinationType": "Firehose", "FilterName": "capture-lines"}
-        assert not _alarms_on(default, metric)
+        assert not _alarms_on(s3_sink, metric)
     assert not _alarms_on(logs, "FailedConversion.Records")  # JSON Lines: nothing to convert
 
 

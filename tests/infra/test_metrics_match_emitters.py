@@ -27,7 +27,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from devtools.local import LambdaContext, load_handler_module
+from devtools.local import LambdaContext, load_handler_module, log_capture_path
 from modelserve import metric_catalogue as mc
 from modelserve.bundle import ModelBundle
 from tests.infra.conftest import Synth, alarm_metric_stats, dashboard_body, synth_variant
@@ -94,7 +94,11 @@ def run_inference(inference: Any, rows: list[dict[str, Any]], log_out: io.String
     assert all(predict(rows[:10]) == 200 for _ in range(20))
     assert predict([{**rows[0], "island": "Atlantis"}]) == 422  # a category the model never saw: rejected with a reason
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(inference.service.capturer.sink, "bucket", "no-such-bucket")  # a capture fails: counted, still answered
+        sink = inference.service.capturer.sink
+        if hasattr(sink, "max_line_bytes"):  # the logs sink (the default): a line too long to write is lost and counted
+            mp.setattr(sink, "max_line_bytes", 10)
+        else:  # the s3 sink: a PutObject fails, counted, still answered
+            mp.setattr(sink, "bucket", "no-such-bucket")
         assert predict(rows[:1]) == 200
 
     def model_fails(*args: Any, **kwargs: Any) -> None:
@@ -169,7 +173,9 @@ def emitted(stack: Synth, sample_bundle: ModelBundle) -> Emissions:
         for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
             mp.setenv(k, v)
         boto3.client("s3").create_bucket(Bucket=BUCKET)
-        with lambda_env(function_env(stack, "ServingFunction"), sample_bundle):
+        # the stack's sink (logs by default): its capture lines go through moto's CloudWatch Logs and Firehose,
+        # as Lambda's stdout does, so the drift check below reads them back
+        with lambda_env(function_env(stack, "ServingFunction"), sample_bundle), log_capture_path(sample_bundle.root, BUCKET):
             inference = load_handler_module("inference")
             run_inference(inference, rows, log_out)
             send_labels(inference, sample_bundle.reference_rows())

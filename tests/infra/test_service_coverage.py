@@ -110,8 +110,8 @@ def test_request_count_alarm_follows_its_settings_not_the_drift_schedule() -> No
 # ------------------------------------------------------------------ Firehose delivery
 
 
-def test_firehose_delivery_alarms_only_with_that_sink(default: Synth, full: Synth) -> None:
-    assert not {"FirehoseDeliveryFailures", "FirehoseDataFreshness"} & set(_alarms(default))
+def test_firehose_delivery_alarms_only_with_that_sink(s3_sink: Synth, full: Synth) -> None:
+    assert not {"FirehoseDeliveryFailures", "FirehoseDataFreshness"} & set(_alarms(s3_sink))
     alarms = _alarms(full)
     (stream_id,) = full.of_type("AWS::KinesisFirehose::DeliveryStream")
     success, freshness = alarms["FirehoseDeliveryFailures"], alarms["FirehoseDataFreshness"]

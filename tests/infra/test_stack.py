@@ -603,8 +603,8 @@ def test_dashboard_covers_api_lambda_capture_and_every_feature(default: Synth) -
 # ------------------------------------------------------------------ Firehose and Glue
 
 
-def test_firehose_stream_when_sink_is_firehose(default: Synth, full: Synth) -> None:
-    assert not default.of_type("AWS::KinesisFirehose::DeliveryStream")
+def test_firehose_stream_when_sink_is_firehose(s3_sink: Synth, full: Synth) -> None:
+    assert not s3_sink.of_type("AWS::KinesisFirehose::DeliveryStream")
     fh = _single(full, "AWS::KinesisFirehose::DeliveryStream")
     dest = fh["ExtendedS3DestinationConfiguration"]
     m = full.manifest
@@ -647,7 +647,7 @@ def test_outputs(default: Synth, full: Synth) -> None:
 
 
 @pytest.mark.parametrize(
-    "variant", ["default", "firehose_kms_iam", "public", "coverage", "cors_waf", "iam_cors", "logs", "logs_parquet_kms"]
+    "variant", ["default", "firehose_kms_iam", "public", "coverage", "cors_waf", "iam_cors", "s3", "logs_parquet_kms"]
 )
 def test_cdk_nag_has_no_unacknowledged_findings(variant: str, synth_of) -> None:
     s = synth_of(variant)  # synth raises on any unacknowledged AwsSolutions finding
@@ -661,7 +661,7 @@ def test_cdk_nag_has_no_unacknowledged_findings(variant: str, synth_of) -> None:
 
 
 @pytest.mark.parametrize(
-    "variant", ["default", "firehose_kms_iam", "public", "two_days", "coverage", "cors_waf", "iam_cors", "logs", "logs_parquet_kms"]
+    "variant", ["default", "firehose_kms_iam", "public", "two_days", "coverage", "cors_waf", "iam_cors", "s3", "logs_parquet_kms"]
 )
 def test_cfn_lint_reports_no_errors(variant: str, synth_of) -> None:
     from cfnlint.api import ManualArgs, lint_file
