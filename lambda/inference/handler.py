@@ -3,9 +3,16 @@
 Everything heavy (bundle, ONNX session, clients) is built once here at init, never per request.
 """
 
+# ruff: noqa: E402 - the environment is set before the imports that read it
+
 from __future__ import annotations
 
 import os
+
+# the function uses no pydantic plugins: without this, building its settings' validator scans every installed
+# distribution's entry points for them, at init (docs/performance.md#cold-start); a value set by the stack wins
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
 from typing import Any
 
 from modelserve.metric_catalogue import CAPTURE_DROPPED
