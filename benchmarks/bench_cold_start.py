@@ -69,7 +69,9 @@ PACKAGES = (
 
 
 def child_env(bundle_root: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MS_"))}
+    # bytecode written and read, as the asset ships it (compiled at bundling): a PYTHONDONTWRITEBYTECODE
+    # from the caller's shell would have every handler run compile the project's changed modules
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MS_")) and k != "PYTHONDONTWRITEBYTECODE"}
     env.update(
         {
             "MS_MODEL_BUNDLE_PATH": str(bundle_root),
