@@ -24,7 +24,8 @@ from serving.aws_clients import ClientFactory
 
 REPO = Path(__file__).resolve().parents[2]
 # Powertools imports botocore's top module only
-NOT_NEEDED_FOR_AN_ANSWER = ("boto3", "botocore.session", "botocore.client", "pydantic.v1", "fastapi")
+# and the OpenAPI document's builders: loaded when /openapi.json or /docs is first asked for
+NOT_NEEDED_FOR_AN_ANSWER = ("boto3", "botocore.session", "botocore.client", "pydantic.v1", "fastapi", "serving.openapi")
 
 CHILD = """
 import json, sys
