@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import threading
 import time
 from typing import Any
@@ -44,6 +45,13 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+def _json_numbers(values: list[float]) -> str:
+    """A list of floats as json.dumps writes it (finite values: their repr), without its per-call setup."""
+    if all(map(math.isfinite, values)):
+        return "[" + ",".join(map(float.__repr__, values)) + "]"
+    return _json(values)
+
+
 class EmfMetricHook:
     """MetricHook writing CloudWatch Embedded Metric Format: one JSON line per dimension set, per flush.
 
@@ -67,7 +75,7 @@ class EmfMetricHook:
         # dashboard read), and each breakdown (e.g. by Reason) under its own dimensions, in its own line
         self._totals: dict[str, list[float]] = {}
         self._breakdowns: dict[tuple[tuple[str, str], ...], dict[str, list[float]]] = {}
-        self._fixed: dict[tuple[Any, ...], tuple[str, str]] = {}  # serialized directive and dimensions, by line
+        self._fixed: dict[tuple[Any, ...], tuple[str, str, tuple[str, ...]]] = {}  # serialized directive and dimensions, by line
         # shared state: the local gateway runs invocations and capture writers at once
         self._lock = threading.RLock()
 
@@ -132,9 +140,11 @@ class EmfMetricHook:
                 "Dimensions": [[name for name, _ in dims]],
                 "Metrics": [{"Name": name, "Unit": mn.CATALOGUE.unit(name)} for name in values],
             }
-            fixed = self._fixed[key] = (_json({"CloudWatchMetrics": [directive]})[1:-1], _json(dict(dims))[1:-1])
-        directive_json, dims_json = fixed
-        return f'{{"_aws":{{"Timestamp":{timestamp},{directive_json}}},{dims_json},{_json(values)[1:-1]}}}'
+            names = tuple(_json(name) + ":" for name in values)
+            fixed = self._fixed[key] = (_json({"CloudWatchMetrics": [directive]})[1:-1], _json(dict(dims))[1:-1], names)
+        directive_json, dims_json, names = fixed
+        members = ",".join(name + _json_numbers(v) for name, v in zip(names, values.values()))
+        return f'{{"_aws":{{"Timestamp":{timestamp},{directive_json}}},{dims_json},{members}}}'
 
     def log_metrics(self, fn: Any) -> Any:
         """Decorator: run the handler, then flush, without letting the flush fail the invocation."""

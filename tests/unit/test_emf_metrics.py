@@ -75,7 +75,7 @@ def test_one_invocation_is_one_line_per_dimension_set_with_the_catalogue_units()
 def test_the_lines_say_what_powertools_metrics_said() -> None:
     """The same values through Powertools' Metrics (the totals) and EphemeralMetrics (each breakdown), as the
     hook wrote them before: the same lines but for the timestamp and the breakdowns' grouping."""
-    calls = [(mn.ROWS_SCORED, 4, {}), (mn.CAPTURE_ERRORS, 1, {mn.DIM_REASON: "AccessDenied"}), (mn.PREDICTION_LATENCY_MS, 1.5, {})]
+    calls = [(mn.ROWS_SCORED, 4, {}), (mn.CAPTURE_ERRORS, 1, {mn.DIM_REASON: "AccessDenied"}), (mn.PREDICTION_LATENCY_MS, 0.1 + 0.2, {})]
     units = {"Count": MetricUnit.Count, "Milliseconds": MetricUnit.Milliseconds, "None": MetricUnit.NoUnit}
 
     def with_powertools() -> None:
