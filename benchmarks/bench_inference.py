@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import io
 import json
 import os
@@ -62,6 +63,7 @@ def main() -> None:
     bundle = ensure_sample_bundle(REPO / "models" / "sample")
     os.environ.update({"MS_MODEL_BUNDLE_PATH": str(bundle.root), "POWERTOOLS_METRICS_DISABLED": "false"})
     handler_mod = load_handler_module("inference")
+    gc.freeze()  # what the handler does at the end of init under Lambda (AWS_LAMBDA_RUNTIME_API set)
     features = bundle.manifest.features
     ref = [r["inputs"] for r in bundle.reference_rows()]
     session = make_session(bundle.model_path)
