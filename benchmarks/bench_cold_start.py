@@ -1,6 +1,6 @@
 """Cold init against its floor: fresh processes, medians of interleaved runs, reported as a ratio.
 
-    .venv/bin/python benchmarks/bench_cold_start.py [--runs 9] [--emulator 5 [--baseline DIR]]
+    .venv/bin/python benchmarks/bench_cold_start.py [--runs 9] [--capture-sink s3|logs] [--emulator 5 [--baseline DIR]]
 
 floor     a fresh process imports numpy and onnxruntime and opens the bundle's session: what any Python
           ONNX function pays before its first answer
@@ -71,7 +71,7 @@ PACKAGES = (
 )
 
 
-def child_env(bundle_root: Path) -> dict[str, str]:
+def child_env(bundle_root: Path, capture_sink: str = "s3") -> dict[str, str]:
     # bytecode written and read, as the asset ships it (compiled at bundling): a PYTHONDONTWRITEBYTECODE
     # from the caller's shell would have every handler run compile the project's changed modules
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MS_")) and k != "PYTHONDONTWRITEBYTECODE"}
@@ -79,6 +79,7 @@ def child_env(bundle_root: Path) -> dict[str, str]:
         {
             "MS_MODEL_BUNDLE_PATH": str(bundle_root),
             "MS_CAPTURE_BUCKET": "bench-captures",
+            "MS_CAPTURE_SINK": capture_sink,
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
@@ -139,9 +140,10 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=9)
     ap.add_argument("--emulator", type=int, default=0, help="fresh environments under the Lambda emulator (0: skip)")
     ap.add_argument("--baseline", type=Path, help="another checkout, measured interleaved under the emulator")
+    ap.add_argument("--capture-sink", default="s3", choices=["s3", "firehose", "logs"], help="the capture_sink setting of the handler")
     args = ap.parse_args()
     bundle = ensure_sample_bundle(REPO / "models" / "sample")
-    env = child_env(bundle.root)
+    env = child_env(bundle.root, args.capture_sink)
     floor_code = FLOOR.format(model=str(bundle.model_path))
     handler_code = HANDLER.format(repo=str(REPO), handler=str(REPO / "lambda" / "inference" / "handler.py"), not_needed=NOT_NEEDED)
     run(handler_code, env)  # bytecode written once, as the asset ships it
