@@ -90,7 +90,8 @@ SectionT = TypeVar("SectionT", bound="_Section")
 class _Section(BaseModel):
     """A group of settings one reader takes whole; built from flat values, carried as ``MS_*`` variables."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # built on first use, not at import: a function validates only its own section (its init pays for one)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     @classmethod
     def from_env(cls: type[SectionT], environ: Mapping[str, str] | None = None) -> SectionT:
@@ -591,14 +592,14 @@ class Settings(BaseModel):
     up in the section that holds it. The functions never see this class, only their section.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     SECTIONS: ClassVar[dict[str, type[_Section]]] = {"deploy": DeploySettings, "serving": ServingSettings, "drift": DriftSettings}
 
-    # frozen defaults, so one instance serves every Settings (model_validate: mypy knows no field defaults)
-    deploy: DeploySettings = DeploySettings.model_validate({})
-    serving: ServingSettings = ServingSettings.model_validate({})
-    drift: DriftSettings = DriftSettings.model_validate({})
+    # each section's defaults, built when a Settings is (not at import: the functions never build this class)
+    deploy: DeploySettings = Field(default_factory=lambda: DeploySettings.model_validate({}))
+    serving: ServingSettings = Field(default_factory=lambda: ServingSettings.model_validate({}))
+    drift: DriftSettings = Field(default_factory=lambda: DriftSettings.model_validate({}))
 
     @model_validator(mode="before")
     @classmethod

@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.datastructures import MutableHeaders
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, Router
 
 from modelserve.schema import BundleManifest
 
-from . import oip, openapi
+from . import oip
 from .body import is_json_media, media_type, read_body, unsupported_media
 from .codecs import CODECS, OIP, PREDICT, CodecRegistry, CodecRoute
 from .feedback import caller_of
@@ -35,7 +35,17 @@ from .http_exchange import REASON_OF_STATUS, error_body, json_response, request_
 from .service import InferenceService
 from .validation import RequestError, echo, parse_json
 
+if TYPE_CHECKING:
+    from .openapi import Operation
+
 logger = logging.getLogger(__name__)
+
+
+def _docs() -> ModuleType:
+    """openapi.py: loaded when the document is first asked for, not at init (no answer but the document needs it)."""
+    from . import openapi
+
+    return openapi
 
 _CORS_REQUEST_HEADERS = [
     "content-type",
@@ -192,11 +202,13 @@ class InferenceApp:
         self.manifest = m
         self.title = f"{m.model_name} prediction API"
         self.description = f"Predictions from model {m.model_name} version {m.version}. Inputs are validated against the bundle schema."
-        self.operations: list[openapi.Operation] = []
+        self._documented: list[tuple[str, str, str, OperationDoc]] = []  # path, method, endpoint name, doc
         self._openapi: dict[str, Any] | None = None
         self.router = Router(redirect_slashes=False)  # AnswerGuard answers /x/ as /x: a redirect would leave the API stage
         app: Any = self.router
         if cors_origins:
+            from starlette.middleware.cors import CORSMiddleware  # loaded only where origins are allowed
+
             # preflight answered here, and Access-Control-* on answers to the allowed origins only
             app = CORSMiddleware(
                 app,
@@ -218,7 +230,12 @@ class InferenceApp:
         """Serve ``handler`` on ``method path``; documented by ``doc`` (left out of the document without one)."""
         self.router.routes.append(Route(path, _Endpoint(handler), methods=[method], name=handler.__name__))
         if doc is not None:
-            self.operations.append(openapi.Operation(path, method, handler.__name__, doc))
+            self._documented.append((path, method, handler.__name__, doc))
+
+    @property
+    def operations(self) -> list[Operation]:
+        """Each documented route's ``openapi.Operation`` (built here: openapi.py is loaded when the document is asked for, not at init)."""
+        return [_docs().Operation(*documented) for documented in self._documented]
 
     def get(self, path: str, doc: OperationDoc) -> Callable[[Handler], Handler]:
         return self._route(path, "GET", doc)
@@ -236,15 +253,15 @@ class InferenceApp:
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI document, built once, on first use."""
         if self._openapi is None:
-            self._openapi = openapi.openapi_document(self.title, self.manifest.version, self.description, self.operations, self.manifest)
+            self._openapi = _docs().openapi_document(self.title, self.manifest.version, self.description, self.operations, self.manifest)
         return self._openapi
 
     async def _openapi_json(self, request: Request) -> Response:
-        return JSONResponse(openapi.with_servers(self.openapi(), request.scope.get("root_path", "")))
+        return JSONResponse(_docs().with_servers(self.openapi(), request.scope.get("root_path", "")))
 
     async def _swagger_ui(self, request: Request) -> Response:
         root_path = request.scope.get("root_path", "").rstrip("/")
-        return HTMLResponse(openapi.swagger_ui_html(root_path + self.openapi_url, f"{self.title} - Swagger UI"))
+        return HTMLResponse(_docs().swagger_ui_html(root_path + self.openapi_url, f"{self.title} - Swagger UI"))
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         await self._asgi(scope, receive, send)
@@ -269,13 +286,13 @@ def create_app(
             c.answer_media: c.answer_schema() for c in predict_route.codecs if c.answer_media and c is not predict_route.default
         }
         notes, bodies, headers = predict_route.openapi_notes(), predict_route.openapi_bodies(max_rows), predict_route.openapi_parameters()
-        return openapi.predict_operation(m, max_rows, service.validator.reject_unseen, notes, answer_media, bodies, headers)
+        return _docs().predict_operation(m, max_rows, service.validator.reject_unseen, notes, answer_media, bodies, headers)
 
     @app.post("/predict", predict_doc)
     async def predict(request: Request) -> Response:
         return await predict_route(request)
 
-    @app.post("/feedback", lambda: openapi.feedback_operation(m, max_rows, service.request_ids.feedback_id_pattern))
+    @app.post("/feedback", lambda: _docs().feedback_operation(m, max_rows, service.request_ids.feedback_id_pattern))
     async def feedback(request: Request) -> Response:
         rid = request_id_of(request)
         try:
@@ -289,11 +306,11 @@ def create_app(
             return json_response(body, status_of(exc), {**headers_base, "x-request-id": rid})
         return answer(result.body, request, 202)
 
-    @app.get("/health", lambda: openapi.health_operation(m))
+    @app.get("/health", lambda: _docs().health_operation(m))
     async def health(request: Request) -> Response:
         return answer({**service.health(), "request_id": request_id_of(request)}, request)
 
-    @app.get("/model", lambda: openapi.model_operation(m))
+    @app.get("/model", lambda: _docs().model_operation(m))
     async def model(request: Request) -> Response:
         return answer({**service.model_info(), "request_id": request_id_of(request)}, request)
 
@@ -333,36 +350,36 @@ def _add_oip_metadata_routes(app: InferenceApp, m: BundleManifest, headers: dict
             return _not_served(exc, headers)
         return json_response(answer(), 200, headers)
 
-    @app.get("/v2", lambda: openapi.oip_operation("server metadata"))
+    @app.get("/v2", lambda: _docs().oip_operation("server metadata"))
     async def v2_server(request: Request) -> Response:
         return json_response(oip.server_metadata(), 200, headers)
 
-    @app.get("/v2/health/live", lambda: openapi.oip_operation("server live"))
+    @app.get("/v2/health/live", lambda: _docs().oip_operation("server live"))
     async def v2_live(request: Request) -> Response:
         return json_response({"live": True}, 200, headers)
 
-    @app.get("/v2/health/ready", lambda: openapi.oip_operation("server ready"))
+    @app.get("/v2/health/ready", lambda: _docs().oip_operation("server ready"))
     async def v2_ready(request: Request) -> Response:
         return json_response({"ready": True}, 200, headers)
 
-    @app.get("/v2/models/{name}", lambda: _path_params(openapi.oip_operation("model metadata", 404), "name"))
+    @app.get("/v2/models/{name}", lambda: _path_params(_docs().oip_operation("model metadata", 404), "name"))
     async def v2_model(request: Request) -> Response:
         return if_served(*_model_and_version(request), lambda: oip.model_metadata(m))
 
     @app.get(
         "/v2/models/{name}/versions/{version}",
-        lambda: _path_params(openapi.oip_operation("model version metadata", 404), "name", "version"),
+        lambda: _path_params(_docs().oip_operation("model version metadata", 404), "name", "version"),
     )
     async def v2_model_version(request: Request) -> Response:
         return if_served(*_model_and_version(request), lambda: oip.model_metadata(m))
 
-    @app.get("/v2/models/{name}/ready", lambda: _path_params(openapi.oip_operation("model ready", 404), "name"))
+    @app.get("/v2/models/{name}/ready", lambda: _path_params(_docs().oip_operation("model ready", 404), "name"))
     async def v2_model_ready(request: Request) -> Response:
         return if_served(*_model_and_version(request), lambda: {"name": m.model_name, "ready": True})
 
     @app.get(
         "/v2/models/{name}/versions/{version}/ready",
-        lambda: _path_params(openapi.oip_operation("model version ready", 404), "name", "version"),
+        lambda: _path_params(_docs().oip_operation("model version ready", 404), "name", "version"),
     )
     async def v2_model_version_ready(request: Request) -> Response:
         return if_served(*_model_and_version(request), lambda: {"name": m.model_name, "ready": True})
@@ -384,14 +401,14 @@ def _add_oip_infer_routes(app: InferenceApp, infer: CodecRoute) -> None:
 
     @app.post(
         "/v2/models/{name}/infer",
-        lambda: _path_params(openapi.oip_infer_operation(m, "inference (JSON or binary tensors)", *read_by_codecs()), "name"),
+        lambda: _path_params(_docs().oip_infer_operation(m, "inference (JSON or binary tensors)", *read_by_codecs()), "name"),
     )
     async def v2_model_infer(request: Request) -> Response:
         return await infer_if_served(request)
 
     @app.post(
         "/v2/models/{name}/versions/{version}/infer",
-        lambda: _path_params(openapi.oip_infer_operation(m, "inference on a version", *read_by_codecs()), "name", "version"),
+        lambda: _path_params(_docs().oip_infer_operation(m, "inference on a version", *read_by_codecs()), "name", "version"),
     )
     async def v2_model_version_infer(request: Request) -> Response:
         return await infer_if_served(request)

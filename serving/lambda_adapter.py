@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
+from collections import deque
 from collections.abc import Coroutine
+from io import BytesIO
 from typing import Any
 
 from mangum import Mangum
-from mangum.protocols.http import HTTPCycle
+from mangum.protocols.http import HTTPCycle, HTTPCycleState
 from mangum.types import ASGI, LambdaContext, LambdaEvent, Response
 
 
@@ -25,8 +28,12 @@ class DirectHTTPCycle(HTTPCycle):
     The loop is set as the running one while the cycle runs (what asyncio code asks for with
     ``get_running_loop``, e.g. to set a timer), and the cycle runs in its own context, as a task would."""
 
+    logger = logging.getLogger("mangum.http")  # Mangum's, looked up once rather than per request
+
     def __init__(self, scope: Any, body: bytes, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(scope, body)
+        # HTTPCycle.__init__'s state, with the request's messages in a ``_Messages`` instead of an asyncio.Queue
+        self.scope, self.buffer, self.state = scope, BytesIO(), HTTPCycleState.REQUEST
+        self.app_queue = _Messages(loop, {"type": "http.request", "body": body, "more_body": False})  # type: ignore[assignment]
         self.loop = loop
 
     def __call__(self, app: ASGI) -> Response:
@@ -45,6 +52,32 @@ class DirectHTTPCycle(HTTPCycle):
 
 
 _DONE = object()
+
+
+class _Messages:
+    """What Mangum's cycle uses of its asyncio.Queue (``put``, ``put_nowait``, ``get``), without building one per
+    request: the request's body first, the disconnect once the answer is complete. A ``get`` with nothing queued
+    waits on a future of the loop, as the Queue's would, so the cycle goes on on the loop."""
+
+    __slots__ = ("loop", "items", "waiter")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, first: dict[str, Any]) -> None:
+        self.loop, self.items = loop, deque([first])
+        self.waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, message: dict[str, Any]) -> None:
+        self.items.append(message)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def put(self, message: dict[str, Any]) -> None:
+        self.put_nowait(message)
+
+    async def get(self) -> dict[str, Any]:
+        while not self.items:
+            self.waiter = self.loop.create_future()
+            await self.waiter
+        return self.items.popleft()
 
 
 async def _finish(cycle: Coroutine[Any, Any, None], waiting_on: Any) -> None:

@@ -51,6 +51,8 @@ class RequestIds:
         if key is not None and len(key) < MIN_KEY_BYTES:
             raise ValueError(f"the request id key must be at least {MIN_KEY_BYTES} bytes")
         self._key = key
+        # the key's HMAC state, set up once: each id's MAC starts from a copy of it (the key is not re-padded per request)
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256) if key is not None else None
         self.accept_unsigned = accept_unsigned
 
     @classmethod
@@ -88,5 +90,7 @@ class RequestIds:
         return IssuedId(datetime.fromtimestamp(int(ms, 16) / 1000.0, tz=UTC), int(rows))
 
     def _mac(self, unsigned: str, base: str) -> str:
-        assert self._key is not None
-        return hmac.new(self._key, f"{unsigned}.{base}".encode(), hashlib.sha256).hexdigest()[:MAC_HEX]
+        assert self._keyed is not None
+        mac = self._keyed.copy()
+        mac.update(f"{unsigned}.{base}".encode())
+        return mac.hexdigest()[:MAC_HEX]

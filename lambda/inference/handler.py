@@ -3,9 +3,17 @@
 Everything heavy (bundle, ONNX session, clients) is built once here at init, never per request.
 """
 
+# ruff: noqa: E402 - the environment is set before the imports that read it
+
 from __future__ import annotations
 
+import gc
 import os
+
+# the function uses no pydantic plugins: without this, building its settings' validator scans every installed
+# distribution's entry points for them, at init (docs/performance.md#cold-start); a value set by the stack wins
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
 from typing import Any
 
 from modelserve.metric_catalogue import CAPTURE_DROPPED, DIM_EXECUTED_VERSION, SERVER_ERRORS
@@ -38,6 +46,10 @@ asgi = LambdaAdapter(StageRootPath(app), api_gateway_base_path=f"/{serving.stage
 # SnapStart (snap_start): AWS clients out of the snapshot, fresh ones and reseeded generators after a restore
 snapstart = SnapStartHooks.of(function.clients, service)
 snapstart.register()
+if os.environ.get("AWS_LAMBDA_RUNTIME_API"):  # in Lambda: this process serves this handler for its whole life
+    # what init built lives as long as the environment: out of the collector's sight, so a collection during a
+    # large batch walks that request's objects, not the modules and the app (docs/performance.md#hot-path)
+    gc.freeze()
 
 
 @capture_executor.invocation  # outermost: the captures are handed over once the handler has returned

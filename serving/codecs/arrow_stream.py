@@ -12,7 +12,6 @@ from starlette.responses import Response
 from modelserve.schema import Task
 
 from ..arrow_ipc import ARROW_STREAM, ArrowBodyError, decode_stream, encode_answer, prediction_type
-from ..openapi import arrow_request_body
 from .base import CODECS, PREDICT, Codec, Decoded
 
 MALFORMED_ARROW = "malformed_arrow"
@@ -31,6 +30,8 @@ class ArrowStreamCodec(Codec):
     )
 
     def openapi_body(self, max_rows: int) -> dict[str, dict[str, Any]]:
+        from ..openapi import arrow_request_body  # the document's builders: loaded when it is asked for, not at init
+
         return {ARROW_STREAM: arrow_request_body(self.manifest, max_rows, ARROW_STREAM)}
 
     def decode(self, body: bytes, headers: Mapping[str, str]) -> Decoded:

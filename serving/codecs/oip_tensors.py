@@ -13,7 +13,6 @@ from starlette.responses import Response
 
 from .. import oip
 from ..body import is_json_media
-from ..openapi import oip_binary_header_parameter, oip_binary_request_body
 from .base import CODECS, OIP, Codec, Decoded, Problem
 
 OIP_BAD_REQUEST = "oip_bad_request"
@@ -32,9 +31,13 @@ class OipTensorsCodec(Codec):
         return is_json_media(media) or media == oip.BINARY_CONTENT_TYPE
 
     def openapi_body(self, max_rows: int) -> dict[str, dict[str, Any]]:
+        from ..openapi import oip_binary_request_body  # the document's builders: loaded when it is asked for, not at init
+
         return {oip.BINARY_CONTENT_TYPE: oip_binary_request_body(self.manifest)}
 
     def openapi_parameters(self) -> list[dict[str, Any]]:
+        from ..openapi import oip_binary_header_parameter
+
         return [oip_binary_header_parameter()]
 
     def decode(self, body: bytes, headers: Mapping[str, str]) -> Decoded:

@@ -2,7 +2,8 @@
 
 A fresh interpreter (what a new Lambda environment is) imports the real handler with capture on and
 answers /predict and /health: boto3 (and botocore beyond its top module), pydantic.v1 and FastAPI are still
-not loaded after the answer.
+not loaded after the answer, with the S3 sink and the logs sink; of the settings only the function's own section
+has had its validator built.
 The capture clients then build themselves when first used, and again after a reset (a SnapStart restore).
 """
 
@@ -16,13 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 from moto import mock_aws
 
 from serving.aws_clients import ClientFactory
 
 REPO = Path(__file__).resolve().parents[2]
 # Powertools imports botocore's top module only
-NOT_NEEDED_FOR_AN_ANSWER = ("boto3", "botocore.session", "botocore.client", "pydantic.v1", "fastapi")
+# and the OpenAPI document's builders: loaded when /openapi.json or /docs is first asked for
+NOT_NEEDED_FOR_AN_ANSWER = ("boto3", "botocore.session", "botocore.client", "pydantic.v1", "fastapi", "serving.openapi")
 
 CHILD = """
 import json, sys
@@ -30,15 +33,19 @@ sys.path.insert(0, {repo!r})
 from devtools.local import LambdaContext, load_handler_module, rest_v1_event
 module = load_handler_module("inference")
 at_init = sorted(m for m in {modules!r} if m in sys.modules)
+from modelserve import settings
+built = sorted(c.__name__ for c in (settings.DeploySettings, settings.ServingSettings, settings.DriftSettings, settings.Settings)
+               if c.__pydantic_complete__)
 body = json.dumps({{"instances": [{row!r}]}}).encode()
 predict = module.handler(rest_v1_event("POST", "/predict", body, {{"content-type": "application/json"}}), LambdaContext.fresh())
 health = module.handler(rest_v1_event("GET", "/health", None, {{}}), LambdaContext.fresh())
 after = sorted(m for m in {modules!r} if m in sys.modules)
-print(json.dumps({{"init": at_init, "answered": [predict["statusCode"], health["statusCode"]], "after": after}}))
+print(json.dumps({{"init": at_init, "answered": [predict["statusCode"], health["statusCode"]], "after": after, "built": built}}))
 """
 
 
-def test_a_fresh_handler_answers_without_loading_boto3_or_pydantic_v1(sample_bundle: Any) -> None:
+@pytest.mark.parametrize("sink", ["s3", "logs"])
+def test_a_fresh_handler_answers_without_loading_boto3_or_pydantic_v1(sample_bundle: Any, sink: str) -> None:
     row = sample_bundle.reference_rows()[0]["inputs"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MS_"))}
     env.update(
@@ -46,6 +53,7 @@ def test_a_fresh_handler_answers_without_loading_boto3_or_pydantic_v1(sample_bun
             "MS_MODEL_BUNDLE_PATH": str(sample_bundle.root),
             "MS_CAPTURE_BUCKET": "captures-not-reached",
             "MS_CAPTURE_SAMPLING": "0",  # capture on (a bucket), this answer not sampled: no write before it
+            "MS_CAPTURE_SINK": sink,
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
@@ -57,6 +65,7 @@ def test_a_fresh_handler_answers_without_loading_boto3_or_pydantic_v1(sample_bun
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["answered"] == [200, 200]
     assert result["init"] == [] and result["after"] == []
+    assert result["built"] == ["ServingSettings"]  # the stack's and the drift check's sections: never built here
 
 
 def test_clients_are_built_on_first_use_and_rebuilt_after_a_reset(aws_credentials: None) -> None:

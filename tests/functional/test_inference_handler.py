@@ -116,10 +116,14 @@ def test_a_metrics_failure_never_fails_the_prediction_and_is_logged(load_inferen
     def broken(*args, **kwargs):
         raise RuntimeError("EMF is broken")
 
-    monkeypatch.setattr(mod.metrics.metrics, "add_metric", broken)  # the Powertools provider fails
-    monkeypatch.setattr(mod.metrics.metrics, "flush_metrics", broken)
-    resp = mod.handler(event("rest_v1", "POST", "/predict", {"instances": _rows(sample_bundle, 2)}), lambda_context)
-    assert resp["statusCode"] == 200 and len(response_json(resp)["predictions"]) == 2
+    with monkeypatch.context() as mp:
+        mp.setattr(mod.metrics, "_add", broken)  # collecting a value fails
+        resp = mod.handler(event("rest_v1", "POST", "/predict", {"instances": _rows(sample_bundle, 2)}), lambda_context)
+        assert resp["statusCode"] == 200 and len(response_json(resp)["predictions"]) == 2
+    with monkeypatch.context() as mp:
+        mp.setattr(mod.metrics, "_write", broken)  # writing the EMF lines fails
+        resp = mod.handler(event("rest_v1", "POST", "/predict", {"instances": _rows(sample_bundle, 2)}), lambda_context)
+        assert resp["statusCode"] == 200 and len(response_json(resp)["predictions"]) == 2
     metrics_logger.removeHandler(spy)
     failures = [r for r in records if r.getMessage() == METRICS_ERROR_MESSAGE]
     assert len(failures) >= 2  # the add and the flush

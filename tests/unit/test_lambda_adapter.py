@@ -112,3 +112,21 @@ def test_an_app_that_fails_gets_mangums_500(app: Any, lambda_context: Any) -> No
     ev = event("rest_v1", "GET", "/x")
     ours, theirs = LambdaAdapter(app)(ev, lambda_context), Mangum(app, lifespan="off")(ev, lambda_context)
     assert ours == theirs and ours["statusCode"] == 500 and ours["body"] == "Internal Server Error"
+
+
+async def _listens_for_the_disconnect(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Reads the body, then listens for the disconnect while it answers (as a streaming answer does): the
+    listener waits on an empty inbox until the answer is complete."""
+    request = await receive()
+    listener = asyncio.ensure_future(receive())
+    await asyncio.sleep(0)  # the listener is waiting now
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": request["body"]})
+    assert (await listener) == {"type": "http.disconnect"}
+
+
+def test_a_receive_after_the_body_gets_the_disconnect_once_the_answer_is_complete(lambda_context: Any) -> None:
+    ev = event("http_v2", "POST", "/x", {"a": 1})
+    ours = LambdaAdapter(_listens_for_the_disconnect)(ev, lambda_context)
+    theirs = Mangum(_listens_for_the_disconnect, lifespan="off")(ev, lambda_context)
+    assert ours == theirs and ours["statusCode"] == 200 and json.loads(ours["body"]) == {"a": 1}
