@@ -43,7 +43,9 @@ service = DriftService(
     captures_table=os.environ.get(ENV_CAPTURES_TABLE),
 )
 # a challenger deployed next to the champion (docs/versions.md): its own drift check, and the comparison; None otherwise
-challenger = challenger_drift_service(drift, os.environ, service.s3, service.cloudwatch, bucket, deployment)
+challenger = challenger_drift_service(
+    drift, os.environ, service.s3, service.cloudwatch, bucket, deployment, athena=athena, captures_table=os.environ.get(ENV_CAPTURES_TABLE)
+)
 comparison = comparison_service_from_env(bundle.manifest, drift, os.environ, service.s3, service.cloudwatch, bucket, deployment)
 checks = LiveVersionChecks(service, challenger, comparison)
 

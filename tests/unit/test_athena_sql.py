@@ -40,6 +40,7 @@ SCHEMA = pa.schema(
         ("inputs", INPUTS),
         ("prediction", pa.string()),
         ("probabilities", pa.map_(pa.string(), pa.float64())),
+        ("variant", pa.string()),  # champion or challenger (cdk/capture.py: the captures table's columns)
     ]
 )
 
@@ -61,6 +62,7 @@ def _rows(hour: datetime, n: int, rng: random.Random, rare_at: set[int]) -> list
                 "inputs": {"bill_length_mm": length, "island": island, "is_adult": bool(i % 2)},
                 "prediction": rng.choice(["Adelie", "Gentoo", "Chinstrap"]),
                 "probabilities": [("Adelie", 0.5), ("Gentoo", 0.5)],
+                "variant": "champion" if i % 3 else None,
             }
         )
     return out
@@ -203,3 +205,4 @@ def test_the_samples_inputs_and_probabilities_come_back_as_json_objects_by_field
         inputs = json.loads(r[columns.index("inputs")])
         assert set(inputs) == {"bill_length_mm", "island", "is_adult"} and isinstance(inputs["is_adult"], bool)
         assert json.loads(r[columns.index("probabilities")]) == {"Adelie": 0.5, "Gentoo": 0.5}
+        assert r[columns.index("variant")] in ("champion", None)
