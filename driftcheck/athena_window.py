@@ -164,7 +164,7 @@ class AthenaWindowRead(WindowRead):
     """A window read through Athena: the sample as ``rows``, the exact count as ``rows_seen``."""
 
     counts: WindowCounts | None = None
-    predictions: dict[str, int] = field(default_factory=dict)  # predicted class -> rows (classifiers), exact
+    predictions: dict[str, int] = field(default_factory=dict)  # predicted class -> rows (classifiers, nulls left out), exact
     queries: int = 0
     bytes_scanned: int = 0
 
@@ -179,11 +179,13 @@ def read_window_athena(athena: AthenaQueries, plan: WindowPlan, start: datetime,
     nulls = _one_row("nulls", results["nulls"]) if "nulls" in results else {}
     outside = _one_row("out_of_range", results["out_of_range"]) if "out_of_range" in results else {}
     bounded = [f.name for f in plan.numeric if plan.ranges.get(f.name, (None, None)) != (None, None)]
+    predicted = _value_counts(results["predictions"], "prediction") if "predictions" in results else None
     counts = WindowCounts(
         rows=rows,
         nulls={f.name: int(nulls[f"null_{i}"]) for i, f in enumerate(plan.features)},
         out_of_range={n: int(outside[f"out_{i}"]) for i, n in enumerate(bounded)},
         categories={f.name: _value_counts(results[f"categories:{f.name}"]) for f in plan.categorical},
+        predicted_labels=predicted,
     )
     sample = [_capture_row(r, by_lower) for r in results["sample"]]
     return AthenaWindowRead(
@@ -194,7 +196,7 @@ def read_window_athena(athena: AthenaQueries, plan: WindowPlan, start: datetime,
         objects_read=0,
         corrupt_objects=0,
         counts=counts,
-        predictions={str(r["prediction"]): int(r["n"]) for r in results.get("predictions", [])},
+        predictions=dict(predicted or {}),
         queries=1 + len(results),
         bytes_scanned=athena.bytes_scanned - scanned,
     )
@@ -207,9 +209,9 @@ def _one_row(name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     return rows[0]
 
 
-def _value_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
-    """A category-count query's rows as value -> rows (nulls are in the null counts)."""
-    return {str(r["value"]): int(r["n"]) for r in rows if r["value"] is not None}
+def _value_counts(rows: list[dict[str, Any]], column: str = "value") -> dict[str, int]:
+    """A count query's rows as value -> rows (nulls left out: the null counts, or the rest of the row count)."""
+    return {str(r[column]): int(r["n"]) for r in rows if r[column] is not None}
 
 
 def _capture_row(row: Mapping[str, Any], by_lower: Mapping[str, str]) -> dict[str, Any]:
