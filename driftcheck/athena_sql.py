@@ -111,6 +111,26 @@ def histogram(w: CaptureWindow, name: str, edges: Sequence[float]) -> str:
     return f"SELECT {bucket} AS bucket, count(*) AS n FROM {w.source()} WHERE {w.where()} AND {x} IS NOT NULL GROUP BY 1"
 
 
+def histogram_counts(w: CaptureWindow, features: Sequence[tuple[str, Sequence[float]]]) -> str:
+    """One row: ``row_count``, then ``h_<i>_<k>`` per (feature ``i`` in the order given, bucket ``k``) on that
+    feature's edges ``e[0..m]``, binned as the reference profile bins (``monitoring.histograms.HistogramBins``):
+    bucket 0 below ``e[0]``, ``k`` in 1..m for ``e[k-1] <= x < e[k]`` (the last, ``k = m``, closed on the right
+    as numpy.histogram's), ``m + 1`` above ``e[m]``; nulls in none (``null_counts`` counts them). Every numeric
+    feature in one query: one scan of the window."""
+    if not features:
+        raise ValueError("features must name at least one (feature, edges)")
+    parts = []
+    for i, (name, edges) in enumerate(features):
+        if len(edges) < 2 or list(edges) != sorted(edges):
+            raise ValueError(f"{name}: edges must be an ascending sequence of at least two")
+        x, e = feature(name), [float(v) for v in edges]
+        m = len(e) - 1
+        buckets = [f"{x} < {e[0]!r}"] + [f"{x} >= {e[k - 1]!r} AND {x} < {e[k]!r}" for k in range(1, m)]
+        buckets += [f"{x} >= {e[m - 1]!r} AND {x} <= {e[m]!r}", f"{x} > {e[m]!r}"]
+        parts += [f"count_if({b}) AS h_{i}_{k}" for k, b in enumerate(buckets)]
+    return f"SELECT count(*) AS row_count, {', '.join(parts)} FROM {w.source()} WHERE {w.where()}"
+
+
 def prediction_counts(w: CaptureWindow) -> str:
     """``prediction``, ``n``: the predicted classes' counts (classifiers)."""
     return f"SELECT prediction, count(*) AS n FROM {w.source()} WHERE {w.where()} GROUP BY 1"

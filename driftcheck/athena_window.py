@@ -8,7 +8,8 @@ stack's workgroup, their results turned into what the checks consume.
   as it would without Athena, and counts the failure (``AthenaQueryErrors``, the reason in the report).
 - ``WindowPlan`` is what the check asks of one window, in the order it asks: the exact row count first
   (it sets the sample's percentage), then nulls per feature, numeric features outside the reference's
-  range, category counts per categorical feature, predicted-class counts, and a ``TABLESAMPLE BERNOULLI``
+  range, category counts per categorical feature, the numeric features' histograms on the profile's bins (one
+  query), predicted-class counts, and a ``TABLESAMPLE BERNOULLI``
   sample of about ``sample_cap`` rows for the distribution tests (KS, PCA, MMD).
 - ``read_window_athena`` runs a plan: a ``WindowRead`` whose rows are the sample and whose ``rows_seen``
   is the exact count, with ``counts`` (``monitoring.types.WindowCounts``) for the data-quality
@@ -131,6 +132,7 @@ class WindowPlan:
     ranges: Mapping[str, tuple[float | None, float | None]]
     sample_cap: int
     classifier: bool = True
+    edges: Mapping[str, tuple[float, ...]] = field(default_factory=dict)  # numeric feature -> its profile histogram's edges
 
     def row_count(self) -> tuple[str, str]:
         return "row_count", q.row_count(self.window)
@@ -145,10 +147,17 @@ class WindowPlan:
         if bounded:
             out.append(("out_of_range", q.out_of_range_counts(w, bounded)))
         out += [(f"categories:{f.name}", q.category_counts(w, f.name)) for f in self.categorical]
+        if self.binned:
+            out.append(("histograms", q.histogram_counts(w, [(name, self.edges[name]) for name in self.binned])))
         if self.classifier:
             out.append(("predictions", q.prediction_counts(w)))
         out.append(("sample", q.sample(w, q.sample_percent(rows, self.sample_cap), self.sample_cap)))
         return out
+
+    @property
+    def binned(self) -> list[str]:
+        """The numeric features with histogram bins (two edges or more), in feature order."""
+        return [f.name for f in self.numeric if len(self.edges.get(f.name, ())) >= 2]
 
     @property
     def numeric(self) -> list[FeatureSpec]:
@@ -186,6 +195,7 @@ def read_window_athena(athena: AthenaQueries, plan: WindowPlan, start: datetime,
         out_of_range={n: int(outside[f"out_{i}"]) for i, n in enumerate(bounded)},
         categories={f.name: _value_counts(results[f"categories:{f.name}"]) for f in plan.categorical},
         predicted_labels=predicted,
+        histograms=_histograms(plan, results.get("histograms")),
     )
     sample = [_capture_row(r, by_lower) for r in results["sample"]]
     return AthenaWindowRead(
@@ -207,6 +217,14 @@ def _one_row(name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     if len(rows) != 1:
         raise AthenaQueryError(name, "NoRows" if not rows else "TooManyRows", f"{len(rows)} rows where the query returns one")
     return rows[0]
+
+
+def _histograms(plan: WindowPlan, rows: list[dict[str, Any]] | None) -> dict[str, tuple[int, ...]]:
+    """The histogram query's row as numeric feature -> rows per bin (below, inner bins, above)."""
+    if rows is None:
+        return {}
+    row = _one_row("histograms", rows)
+    return {name: tuple(int(row[f"h_{i}_{k}"]) for k in range(len(plan.edges[name]) + 1)) for i, name in enumerate(plan.binned)}
 
 
 def _value_counts(rows: list[dict[str, Any]], column: str = "value") -> dict[str, int]:

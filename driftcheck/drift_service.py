@@ -110,6 +110,7 @@ def athena_section(read: AthenaWindowRead) -> dict[str, Any]:
             "nulls": dict(counts.nulls) if counts else {},
             "out_of_range": dict(counts.out_of_range) if counts else {},
             "categories": {f: dict(c) for f, c in counts.categories.items()} if counts else {},
+            "histograms": {f: list(c) for f, c in counts.histograms.items()} if counts else {},
             "predictions": read.predictions,
         },
     }
@@ -286,7 +287,8 @@ class DriftService:
         ranges = {f.name: self.profile[f.name].range for f in features if f.kind is FeatureKind.NUMERIC}
         window = athena_sql.CaptureWindow(self.captures_table, self.manifest.model_name, self.manifest.version, start, end)
         classifier = self.manifest.outputs.task is Task.CLASSIFICATION
-        return WindowPlan(window, features, ranges, self.settings.sample_cap, classifier)
+        edges = {f.name: self.profile[f.name].histogram.edges for f in features if f.kind is FeatureKind.NUMERIC}
+        return WindowPlan(window, features, ranges, self.settings.sample_cap, classifier, edges)
 
     @property
     def athena_mode(self) -> str:

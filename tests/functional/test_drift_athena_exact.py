@@ -5,7 +5,9 @@ check's own SQL run on DuckDB over the same rows as hour-partitioned Parquet (te
 
 What it proves: with ``sample_cap`` 100 over a 3,000-row window, each of those tests through Athena gives
 exactly what the Lambda path gives when it reads every row (``sample_cap`` above the window: its sample is
-the window), statistic, p-value, effect and gate; where the Lambda path on a 100-row sample does not."""
+the window), statistic, p-value, effect and gate; and so do the report's histograms on the reference's bins
+(numeric features: one query; categorical: the category counts), where the Lambda path on a 100-row sample
+does not."""
 
 from __future__ import annotations
 
@@ -70,3 +72,7 @@ def test_past_the_sample_cap_the_count_tests_on_athena_equal_the_lambda_path_rea
     assert label_athena.n_target == 3000
     assert outcome(label_athena) == pytest.approx(outcome(label_exact), rel=1e-9)
     assert predicted_label_test(sampled.report).n_target <= 100
+    # the report's histograms on the reference's bins: every feature's, exact
+    assert [h.to_dict() for h in athena.report.histograms] == [h.to_dict() for h in every_row.report.histograms]
+    assert sum(athena.report.histograms[0].target_counts) == 3000
+    assert sum(sampled.report.histograms[0].target_counts) <= 100

@@ -152,6 +152,21 @@ def test_histogram_on_the_references_edges_matches_numpy(db, captures) -> None:
     assert got == dict(expected)
 
 
+def test_histogram_counts_bin_as_the_reference_profile_does_the_last_edge_included(db, captures) -> None:
+    from monitoring.histograms import HistogramBins
+
+    rows = inside(captures[1], *CUT)
+    values = np.array([r["inputs"]["bill_length_mm"] for r in rows if r["inputs"]["bill_length_mm"] is not None])
+    last = float(np.sort(values)[-40])  # a value the window holds: numpy's last bin is closed on the right
+    edges = [35.0, 40.0, 44.0, 48.0, last]
+    ((n, *got),) = run(db, q.histogram_counts(window(*CUT), [("bill_length_mm", edges), ("bill_length_mm", edges[:2])]))
+    nulls = len(rows) - len(values)
+    expected = HistogramBins(kind="numeric", edges=tuple(edges)).count(values, np.zeros(nulls, dtype=bool) | True)
+    assert n == len(rows) and expected[-1] == nulls
+    assert got[:6] == expected[:-1].tolist() and got[4] > 0  # below, 3 inner, the closed last bin, above
+    assert got[6:] == HistogramBins(kind="numeric", edges=tuple(edges[:2])).count(values, np.zeros(0, dtype=bool))[:-1].tolist()
+
+
 def test_prediction_counts_are_exact(db, captures) -> None:
     rows = inside(captures[1], *WHOLE)
     assert dict(run(db, q.prediction_counts(window(*WHOLE)))) == dict(Counter(r["prediction"] for r in rows))
