@@ -72,7 +72,8 @@ class CaptureWindow:
 
 
 def row_count(w: CaptureWindow) -> str:
-    return f"SELECT count(*) AS row_count FROM {w.source()} WHERE {w.where()}"
+    """One row: ``row_count``, and ``requests``: the scored requests (each request's rows hold exactly one row 0)."""
+    return f"SELECT count(*) AS row_count, count_if({identifier('row')} = 0) AS requests FROM {w.source()} WHERE {w.where()}"
 
 
 def null_counts(w: CaptureWindow, features: Sequence[str]) -> str:

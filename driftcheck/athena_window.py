@@ -182,7 +182,8 @@ def read_window_athena(athena: AthenaQueries, plan: WindowPlan, start: datetime,
     """Run ``plan``; raises ``AthenaQueryError`` on the first query that does not succeed in time."""
     scanned = athena.bytes_scanned
     name, sql = plan.row_count()
-    rows = int(_one_row(name, athena.run(name, sql, deadline))["row_count"])
+    counted = _one_row(name, athena.run(name, sql, deadline))
+    rows = int(counted["row_count"])
     results = {name: athena.run(name, sql, deadline) for name, sql in plan.queries(rows)}
     by_lower = {f.name.lower(): f.name for f in plan.features}
     nulls = _one_row("nulls", results["nulls"]) if "nulls" in results else {}
@@ -208,6 +209,7 @@ def read_window_athena(athena: AthenaQueries, plan: WindowPlan, start: datetime,
         counts=counts,
         predictions=dict(predicted or {}),
         queries=1 + len(results),
+        requests=int(counted["requests"]),
         bytes_scanned=athena.bytes_scanned - scanned,
     )
 

@@ -85,9 +85,13 @@ def drift_config(settings: DriftSettings) -> DriftConfig:
 def reject_counts(window: WindowRead, rejected: RejectWindow) -> RejectCounts:
     """The window's refused requests next to its scored ones. Scored requests: each request's rows
     include exactly one row 0, so requests = rows seen x the share of row-0 rows in the window's
-    uniform sample (exact when the sample holds every row, or requests are single rows)."""
+    uniform sample (exact when the sample holds every row, or requests are single rows), or the
+    exact count when the read counted them (Athena)."""
     rows = window.rows
-    scored = round(window.rows_seen * sum(1 for r in rows if r.row == 0) / len(rows)) if rows else 0
+    if window.requests is not None:
+        scored = window.requests
+    else:
+        scored = round(window.rows_seen * sum(1 for r in rows if r.row == 0) / len(rows)) if rows else 0
     return RejectCounts(
         rejected_requests=rejected.rejected_requests,
         scored_requests=scored,

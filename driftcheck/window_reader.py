@@ -87,6 +87,7 @@ class WindowRead:
     read_errors: dict[str, int] = field(default_factory=dict)  # failed GETs by error code (store.error_code)
     athena_error: str | None = None  # drift_athena=auto|on: why an Athena read of this window failed (then read from S3)
     read_reason: str | None = None  # which path read the window and why (driftcheck/read_path.py)
+    requests: int | None = None  # scored requests, counted exactly (Athena); None: estimated from the sample
 
     @property
     def rows_estimated(self) -> float:

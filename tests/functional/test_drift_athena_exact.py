@@ -72,6 +72,8 @@ def test_past_the_sample_cap_the_count_tests_on_athena_equal_the_lambda_path_rea
     assert label_athena.n_target == 3000
     assert outcome(label_athena) == pytest.approx(outcome(label_exact), rel=1e-9)
     assert predicted_label_test(sampled.report).n_target <= 100
+    # the scored requests next to the refused ones (RejectRate's denominator): counted, not scaled from the sample
+    assert athena.rejects.scored_requests == every_row.rejects.scored_requests == 300
     # the report's histograms on the reference's bins: every feature's, exact
     assert [h.to_dict() for h in athena.report.histograms] == [h.to_dict() for h in every_row.report.histograms]
     assert sum(athena.report.histograms[0].target_counts) == 3000
