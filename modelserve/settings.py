@@ -635,6 +635,16 @@ class Settings(BaseModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _parquet_is_read_through_athena(self) -> Settings:
+        """Parquet captures have no reader in the drift-check asset (docs/capture.md#parquet): only Athena reads them."""
+        if self.deploy.capture_format == "parquet" and self.drift.drift_athena == "auto":
+            raise ValueError(
+                "capture_format=parquet with drift_athena=auto: the Lambda path cannot read Parquet (no reader in the "
+                "drift-check asset), so auto would read a window within the budget as unreadable objects; use drift_athena=on"
+            )
+        return self
+
     def __getattr__(self, name: str) -> Any:
         for section in type(self).SECTIONS:
             values = self.__dict__.get(section)
