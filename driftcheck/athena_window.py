@@ -1,5 +1,5 @@
-"""A window of captures read through Athena (``drift_athena=on``): the queries of ``athena_sql`` run in the
-stack's workgroup, their results turned into what the checks consume.
+"""A window of captures read through Athena (``drift_athena=on``, or ``auto`` past the read budget: ``read_path``):
+the queries of ``athena_sql`` run in the stack's workgroup, their results turned into what the checks consume.
 
 - ``AthenaQueries`` runs one query: ``StartQueryExecution`` in the workgroup, ``GetQueryExecution`` polled
   (backing off) until it ends or the read budget's deadline passes (then ``StopQueryExecution``), and
