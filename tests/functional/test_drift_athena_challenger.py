@@ -41,6 +41,7 @@ def test_the_challengers_window_is_read_through_athena_by_its_own_version(
         capture_bucket=BUCKET,
         metrics_namespace=NAMESPACE,
         unseen_category_policy="model",
+        capture_sink="s3",
         challenger_mode="shadow",
         MS_CHALLENGER_BUNDLE_PATH=str(challenger_bundle.root),
     )
