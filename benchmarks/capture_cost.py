@@ -14,9 +14,11 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 from modelserve.settings import DeploySettings, SharedSettings  # noqa: E402
 
 GB = 1e9
@@ -35,9 +37,6 @@ FIREHOSE_OBJECTS_PER_K = 0.005  # dynamic partitioning: per 1,000 S3 objects del
 FIREHOSE_FORMAT_CONVERSION_PER_GB = 0.018
 ATHENA_PER_TB = 5.0
 ATHENA_MIN_QUERY_BYTES = 10e6  # Athena bills at least 10 MB a query
-# the drift check's queries per window (driftcheck/athena_window.py: WindowPlan for the sample model): row count,
-# nulls, out of range, one category count per categorical feature (2), predicted classes, the sample
-ATHENA_QUERIES_PER_WINDOW = 7
 ATHENA_WINDOW_HOURS = (24, 1)  # each hourly run checks the 24 h window and the 1 h one
 
 OTHER_LOG_BYTES = 2000  # the function's JSON log line, EMF metrics and the API's access log per request
@@ -62,7 +61,33 @@ class Month:
         return self.request_path + self.capture + self.drift_check + self.athena + self.storage
 
 
-def month(sink: str, per_day: float, billed_ms: float, row_bytes: float, expiry_days: int, parquet: bool = False) -> Month:
+def athena_queries_per_window(bundle_dir: Path = REPO / "models" / "sample") -> int:
+    """The queries the drift check runs on one window of the sample model, counted from its real plan
+    (driftcheck/athena_window.py: WindowPlan): row count, nulls, out of range, one category count per
+    categorical feature, the numeric features' histograms, predicted classes, the sample."""
+    sys.path.insert(0, str(REPO))
+    from driftcheck.athena_sql import CaptureWindow
+    from driftcheck.athena_window import WindowPlan
+    from modelserve.bundle import ModelBundle
+    from modelserve.schema import FeatureKind, Task
+
+    m = ModelBundle.load(bundle_dir).manifest
+    numeric = [f.name for f in m.features if f.kind is FeatureKind.NUMERIC]
+    now = datetime.now(UTC)
+    plan = WindowPlan(
+        CaptureWindow("db.captures", m.model_name, m.version, now - timedelta(hours=24), now),
+        tuple(m.features),
+        {name: (0.0, 1.0) for name in numeric},  # the reference's ranges and bins: their values do not change the count
+        10_000,
+        m.outputs.task is Task.CLASSIFICATION,
+        {name: (0.0, 0.5, 1.0) for name in numeric},
+    )
+    return 1 + len(plan.queries(1_000_000))
+
+
+def month(
+    sink: str, per_day: float, billed_ms: float, row_bytes: float, expiry_days: int, parquet: bool = False, queries: int = 8
+) -> Month:
     """One month at ``per_day`` one-row requests with ``sink``."""
     n = per_day * DAYS
     request_path = n / 1e6 * (API_GATEWAY_REST_PER_M + LAMBDA_REQUEST_PER_M) + n * billed_ms / 1000 * LAMBDA_GB_S_ARM
@@ -85,14 +110,14 @@ def month(sink: str, per_day: float, billed_ms: float, row_bytes: float, expiry_
     # each query scans its window's partitions (JSON: whole rows; Parquet: the columns it names)
     share = PARQUET_SCAN_SHARE if parquet else 1.0
     per_run = sum(
-        ATHENA_QUERIES_PER_WINDOW * max(per_day * hours / 24 * STORED_BYTES_PER_ROW * share, ATHENA_MIN_QUERY_BYTES)
+        queries * max(per_day * hours / 24 * STORED_BYTES_PER_ROW * share, ATHENA_MIN_QUERY_BYTES)
         for hours in ATHENA_WINDOW_HOURS
     )
     athena = 24 * DAYS * per_run / 1e12 * ATHENA_PER_TB
     return Month(request_path, capture, drift, athena, stored_gb * S3_GB_MONTH)
 
 
-def table(billed: dict[str, float], row_bytes: float, expiry_days: int) -> str:
+def table(billed: dict[str, float], row_bytes: float, expiry_days: int, queries: int) -> str:
     rows = [
         "| requests per day | sink | request path | capture | drift check (Lambda) | Athena path (hourly, optional) | storage | "
         "total per month (Lambda path) | per million requests |",
@@ -102,7 +127,7 @@ def table(billed: dict[str, float], row_bytes: float, expiry_days: int) -> str:
     default = (SharedSettings.model_fields["capture_sink"].default, DeploySettings.model_fields["capture_format"].default == "parquet")
     for per_day in (1e3, 1e6, 1e8):
         for sink, parquet in (("s3", False), ("firehose", False), ("logs", False), ("logs", True)):
-            m = month(sink, per_day, billed[sink], row_bytes, expiry_days, parquet)
+            m = month(sink, per_day, billed[sink], row_bytes, expiry_days, parquet, queries)
             name = f"`{sink}`" + (" + Parquet" if parquet else "") + (" (default)" if (sink, parquet) == default else "")
             per_m = m.total - m.athena
             rows.append(
@@ -119,7 +144,9 @@ def main() -> None:
     ap.add_argument("--expiry-days", type=int, default=365, help="capture_expiry_days")
     args = ap.parse_args()
     billed = {k: float(v) for k, v in (item.split("=") for item in args.billed_ms)}
-    print(table(billed, args.row_bytes, args.expiry_days))
+    queries = athena_queries_per_window()
+    print(f"Athena path: {queries} queries a window (the sample model's plan)\n")
+    print(table(billed, args.row_bytes, args.expiry_days, queries))
 
 
 if __name__ == "__main__":

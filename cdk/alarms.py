@@ -1070,8 +1070,8 @@ def _log_lines(ctx: AlarmContext) -> None:
 
 @register_alarms
 def _drift_athena(ctx: AlarmContext) -> None:
-    """``drift_athena=on``: a window whose queries failed or outlived the read budget was read from S3 instead."""
-    if ctx.settings.drift_athena != "on":
+    """``drift_athena=auto|on``: a window whose queries failed or outlived the read budget was read from S3 instead."""
+    if ctx.settings.drift_athena == "off":
         return
     ctx.add(
         "AthenaQueryErrors",

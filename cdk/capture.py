@@ -35,7 +35,7 @@ from .nag import acknowledge
 
 # Environment variables the functions read (names independent of any setting)
 FIREHOSE_ERROR_ROOT = "capture-errors"
-ATHENA_RESULTS_ROOT = "athena-results"  # the drift check's query results (drift_athena=on), kept a day
+ATHENA_RESULTS_ROOT = "athena-results"  # the drift check's query results (drift_athena=auto|on), kept a day
 # capture_sink=logs: each record filed by its own model, version and event hour (dynamic partitioning),
 # the S3 sink's prefixes, so the drift check and Athena read only the hours they need
 EVENT_HOUR_PREFIX = (
@@ -175,7 +175,7 @@ class CaptureStorage(Construct):
             self.stream = self._firehose()
         elif settings.capture_sink == "logs":
             self.stream = self._firehose(from_logs=True)
-        self.workgroup = self._athena_workgroup() if settings.drift_athena == "on" else None
+        self.workgroup = self._athena_workgroup() if settings.drift_athena != "off" else None
 
     # ------------------------------------------------------------ metrics the alarms read
 
@@ -336,7 +336,7 @@ class CaptureStorage(Construct):
             )
 
     def grant_athena_queries(self, role: iam.IRole) -> None:
-        """Drift check with drift_athena=on: run queries in its workgroup only, read the captures table's
+        """Drift check with drift_athena=auto|on: run queries in its workgroup only, read the captures table's
         definition, read captures (granted by ``grant_drift_access``) and write and read its results."""
         if self.workgroup is None:
             return

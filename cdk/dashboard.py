@@ -29,6 +29,7 @@ from .serving import Serving
 DASHBOARD_MAX_FEATURES = 40  # one line per feature; CloudWatch graphs get unreadable (and capped) beyond this
 PERFORMANCE_GRAPH = "Performance: on labeled rows and estimated before labels"
 ESTIMATE_VERDICT_GRAPH = "Estimated drop / estimate degraded / target drift"
+WINDOW_READ_GRAPH = "Window rows: read / estimated / labeled; partial window"
 
 
 def performance_figures(task: Task) -> tuple[str, ...]:
@@ -163,7 +164,12 @@ class Dashboard(Construct):
                 right=[*drift(mc.DATASET_DRIFT, "Maximum"), *drift(mc.PREDICTION_DRIFT, "Maximum")],
                 hlines=[threshold(s.drift_share_threshold, "drift share threshold")],
             ),
-            graph("Window rows / labeled rows", [*drift(mc.WINDOW_ROWS, "Maximum"), *drift(mc.LABELED_ROWS, "Maximum")]),
+            graph(
+                WINDOW_READ_GRAPH,
+                [*drift(mc.WINDOW_ROWS, "Maximum"), *drift(mc.WINDOW_ROWS_ESTIMATED, "Maximum"), *drift(mc.LABELED_ROWS, "Maximum")],
+                # the window read cut short by its budget: the rows checked are then a part of the window's
+                right=[*drift(mc.PARTIAL_WINDOW, "Maximum")],
+            ),
             graph(
                 "Multivariate: MMD p-value / PCA reconstruction ratio",
                 [*drift(mc.MMD_P_VALUE, "Minimum")],

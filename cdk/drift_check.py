@@ -42,7 +42,7 @@ class DriftCheck(Construct):
         env = s.drift.to_env()  # every setting the function reads (DriftSettings.from_env), nothing else
         env[ENV_BUNDLE_PATH] = BUNDLE_DIR_IN_ASSET
         env.update(capture.environment)
-        env.update(capture.drift_environment)  # the Athena workgroup and table, with drift_athena=on
+        env.update(capture.drift_environment)  # the Athena workgroup and table, with drift_athena=auto|on
         env.update(powertools_env(s, "drift-check"))
         self.lambda_function = LambdaFunction(
             self,

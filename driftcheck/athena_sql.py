@@ -22,7 +22,9 @@ from modelserve.records import utc_iso
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 # what the sample brings back: the capture record's columns
-SAMPLE_COLUMNS = ("request_id", "row", "event_time", "model_name", "model_version", "stage", "inputs", "prediction", "probabilities")
+SAMPLE_COLUMNS = (
+    "request_id", "row", "event_time", "model_name", "model_version", "stage", "inputs", "prediction", "probabilities", "variant"
+)
 JSON_COLUMNS = ("inputs", "probabilities")  # returned by ``sample`` as JSON text
 
 
@@ -70,7 +72,8 @@ class CaptureWindow:
 
 
 def row_count(w: CaptureWindow) -> str:
-    return f"SELECT count(*) AS row_count FROM {w.source()} WHERE {w.where()}"
+    """One row: ``row_count``, and ``requests``: the scored requests (each request's rows hold exactly one row 0)."""
+    return f"SELECT count(*) AS row_count, count_if({identifier('row')} = 0) AS requests FROM {w.source()} WHERE {w.where()}"
 
 
 def null_counts(w: CaptureWindow, features: Sequence[str]) -> str:
@@ -107,6 +110,26 @@ def histogram(w: CaptureWindow, name: str, edges: Sequence[float]) -> str:
     cases = " ".join(f"WHEN {x} < {float(e)!r} THEN {i}" for i, e in enumerate(edges))
     bucket = f"CASE {cases} ELSE {len(edges)} END"
     return f"SELECT {bucket} AS bucket, count(*) AS n FROM {w.source()} WHERE {w.where()} AND {x} IS NOT NULL GROUP BY 1"
+
+
+def histogram_counts(w: CaptureWindow, features: Sequence[tuple[str, Sequence[float]]]) -> str:
+    """One row: ``row_count``, then ``h_<i>_<k>`` per (feature ``i`` in the order given, bucket ``k``) on that
+    feature's edges ``e[0..m]``, binned as the reference profile bins (``monitoring.histograms.HistogramBins``):
+    bucket 0 below ``e[0]``, ``k`` in 1..m for ``e[k-1] <= x < e[k]`` (the last, ``k = m``, closed on the right
+    as numpy.histogram's), ``m + 1`` above ``e[m]``; nulls in none (``null_counts`` counts them). Every numeric
+    feature in one query: one scan of the window."""
+    if not features:
+        raise ValueError("features must name at least one (feature, edges)")
+    parts = []
+    for i, (name, edges) in enumerate(features):
+        if len(edges) < 2 or list(edges) != sorted(edges):
+            raise ValueError(f"{name}: edges must be an ascending sequence of at least two")
+        x, e = feature(name), [float(v) for v in edges]
+        m = len(e) - 1
+        buckets = [f"{x} < {e[0]!r}"] + [f"{x} >= {e[k - 1]!r} AND {x} < {e[k]!r}" for k in range(1, m)]
+        buckets += [f"{x} >= {e[m - 1]!r} AND {x} <= {e[m]!r}", f"{x} > {e[m]!r}"]
+        parts += [f"count_if({b}) AS h_{i}_{k}" for k, b in enumerate(buckets)]
+    return f"SELECT count(*) AS row_count, {', '.join(parts)} FROM {w.source()} WHERE {w.where()}"
 
 
 def prediction_counts(w: CaptureWindow) -> str:

@@ -1,5 +1,5 @@
-"""A window of captures read through Athena (``drift_athena=on``): the queries of ``athena_sql`` run in the
-stack's workgroup, their results turned into what the checks consume.
+"""A window of captures read through Athena (``drift_athena=on``, or ``auto`` past the read budget: ``read_path``):
+the queries of ``athena_sql`` run in the stack's workgroup, their results turned into what the checks consume.
 
 - ``AthenaQueries`` runs one query: ``StartQueryExecution`` in the workgroup, ``GetQueryExecution`` polled
   (backing off) until it ends or the read budget's deadline passes (then ``StopQueryExecution``), and
@@ -8,7 +8,8 @@ stack's workgroup, their results turned into what the checks consume.
   as it would without Athena, and counts the failure (``AthenaQueryErrors``, the reason in the report).
 - ``WindowPlan`` is what the check asks of one window, in the order it asks: the exact row count first
   (it sets the sample's percentage), then nulls per feature, numeric features outside the reference's
-  range, category counts per categorical feature, predicted-class counts, and a ``TABLESAMPLE BERNOULLI``
+  range, category counts per categorical feature, the numeric features' histograms on the profile's bins (one
+  query), predicted-class counts, and a ``TABLESAMPLE BERNOULLI``
   sample of about ``sample_cap`` rows for the distribution tests (KS, PCA, MMD).
 - ``read_window_athena`` runs a plan: a ``WindowRead`` whose rows are the sample and whose ``rows_seen``
   is the exact count, with ``counts`` (``monitoring.types.WindowCounts``) for the data-quality
@@ -131,6 +132,7 @@ class WindowPlan:
     ranges: Mapping[str, tuple[float | None, float | None]]
     sample_cap: int
     classifier: bool = True
+    edges: Mapping[str, tuple[float, ...]] = field(default_factory=dict)  # numeric feature -> its profile histogram's edges
 
     def row_count(self) -> tuple[str, str]:
         return "row_count", q.row_count(self.window)
@@ -145,10 +147,17 @@ class WindowPlan:
         if bounded:
             out.append(("out_of_range", q.out_of_range_counts(w, bounded)))
         out += [(f"categories:{f.name}", q.category_counts(w, f.name)) for f in self.categorical]
+        if self.binned:
+            out.append(("histograms", q.histogram_counts(w, [(name, self.edges[name]) for name in self.binned])))
         if self.classifier:
             out.append(("predictions", q.prediction_counts(w)))
         out.append(("sample", q.sample(w, q.sample_percent(rows, self.sample_cap), self.sample_cap)))
         return out
+
+    @property
+    def binned(self) -> list[str]:
+        """The numeric features with histogram bins (two edges or more), in feature order."""
+        return [f.name for f in self.numeric if len(self.edges.get(f.name, ())) >= 2]
 
     @property
     def numeric(self) -> list[FeatureSpec]:
@@ -164,7 +173,7 @@ class AthenaWindowRead(WindowRead):
     """A window read through Athena: the sample as ``rows``, the exact count as ``rows_seen``."""
 
     counts: WindowCounts | None = None
-    predictions: dict[str, int] = field(default_factory=dict)  # predicted class -> rows (classifiers), exact
+    predictions: dict[str, int] = field(default_factory=dict)  # predicted class -> rows (classifiers, nulls left out), exact
     queries: int = 0
     bytes_scanned: int = 0
 
@@ -173,17 +182,21 @@ def read_window_athena(athena: AthenaQueries, plan: WindowPlan, start: datetime,
     """Run ``plan``; raises ``AthenaQueryError`` on the first query that does not succeed in time."""
     scanned = athena.bytes_scanned
     name, sql = plan.row_count()
-    rows = int(_one_row(name, athena.run(name, sql, deadline))["row_count"])
+    counted = _one_row(name, athena.run(name, sql, deadline))
+    rows = int(counted["row_count"])
     results = {name: athena.run(name, sql, deadline) for name, sql in plan.queries(rows)}
     by_lower = {f.name.lower(): f.name for f in plan.features}
     nulls = _one_row("nulls", results["nulls"]) if "nulls" in results else {}
     outside = _one_row("out_of_range", results["out_of_range"]) if "out_of_range" in results else {}
     bounded = [f.name for f in plan.numeric if plan.ranges.get(f.name, (None, None)) != (None, None)]
+    predicted = _value_counts(results["predictions"], "prediction") if "predictions" in results else None
     counts = WindowCounts(
         rows=rows,
         nulls={f.name: int(nulls[f"null_{i}"]) for i, f in enumerate(plan.features)},
         out_of_range={n: int(outside[f"out_{i}"]) for i, n in enumerate(bounded)},
         categories={f.name: _value_counts(results[f"categories:{f.name}"]) for f in plan.categorical},
+        predicted_labels=predicted,
+        histograms=_histograms(plan, results.get("histograms")),
     )
     sample = [_capture_row(r, by_lower) for r in results["sample"]]
     return AthenaWindowRead(
@@ -194,8 +207,9 @@ def read_window_athena(athena: AthenaQueries, plan: WindowPlan, start: datetime,
         objects_read=0,
         corrupt_objects=0,
         counts=counts,
-        predictions={str(r["prediction"]): int(r["n"]) for r in results.get("predictions", [])},
+        predictions=dict(predicted or {}),
         queries=1 + len(results),
+        requests=int(counted["requests"]),
         bytes_scanned=athena.bytes_scanned - scanned,
     )
 
@@ -207,9 +221,17 @@ def _one_row(name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     return rows[0]
 
 
-def _value_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
-    """A category-count query's rows as value -> rows (nulls are in the null counts)."""
-    return {str(r["value"]): int(r["n"]) for r in rows if r["value"] is not None}
+def _histograms(plan: WindowPlan, rows: list[dict[str, Any]] | None) -> dict[str, tuple[int, ...]]:
+    """The histogram query's row as numeric feature -> rows per bin (below, inner bins, above)."""
+    if rows is None:
+        return {}
+    row = _one_row("histograms", rows)
+    return {name: tuple(int(row[f"h_{i}_{k}"]) for k in range(len(plan.edges[name]) + 1)) for i, name in enumerate(plan.binned)}
+
+
+def _value_counts(rows: list[dict[str, Any]], column: str = "value") -> dict[str, int]:
+    """A count query's rows as value -> rows (nulls left out: the null counts, or the rest of the row count)."""
+    return {str(r[column]): int(r["n"]) for r in rows if r[column] is not None}
 
 
 def _capture_row(row: Mapping[str, Any], by_lower: Mapping[str, str]) -> dict[str, Any]:

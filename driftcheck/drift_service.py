@@ -44,11 +44,12 @@ from . import athena_sql
 from .athena_window import AthenaQueries, AthenaQueryError, AthenaWindowRead, WindowPlan, read_window_athena
 from .audit import audit_agreement, audit_files, select_audit_rows
 from .feedback_reader import Labels, read_feedback
+from .read_path import AUTO_ATHENA_SHARE, choose_by_estimate, read_seconds
 from .reject_reader import RejectWindow, read_rejects
 from .store import CaptureLocation
 from .verdict_events import VerdictEvent
 from .verdict_events import publish as publish_event
-from .window_reader import ReadOptions, WindowRead, read_window
+from .window_reader import ReadOptions, WindowRead, estimate_read, read_window
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ CLOUDWATCH_BATCH = 500  # PutMetricData takes up to 1,000 values per call
 DEPLOYMENT_WIDE_METRICS = (mn.WINDOW_ROWS,)
 
 
-# drift_athena=on: the share of a window's remaining read budget its Athena queries may take
+# drift_athena=on: the share of a window's remaining read budget its Athena queries may take (S3 has the rest if they fail)
 ATHENA_BUDGET_SHARE = 0.5
 
 # the window reader's parallel GETs; the S3 client's connection pool holds at least that many
@@ -84,9 +85,13 @@ def drift_config(settings: DriftSettings) -> DriftConfig:
 def reject_counts(window: WindowRead, rejected: RejectWindow) -> RejectCounts:
     """The window's refused requests next to its scored ones. Scored requests: each request's rows
     include exactly one row 0, so requests = rows seen x the share of row-0 rows in the window's
-    uniform sample (exact when the sample holds every row, or requests are single rows)."""
+    uniform sample (exact when the sample holds every row, or requests are single rows), or the
+    exact count when the read counted them (Athena)."""
     rows = window.rows
-    scored = round(window.rows_seen * sum(1 for r in rows if r.row == 0) / len(rows)) if rows else 0
+    if window.requests is not None:
+        scored = window.requests
+    else:
+        scored = round(window.rows_seen * sum(1 for r in rows if r.row == 0) / len(rows)) if rows else 0
     return RejectCounts(
         rejected_requests=rejected.rejected_requests,
         scored_requests=scored,
@@ -109,6 +114,7 @@ def athena_section(read: AthenaWindowRead) -> dict[str, Any]:
             "nulls": dict(counts.nulls) if counts else {},
             "out_of_range": dict(counts.out_of_range) if counts else {},
             "categories": {f: dict(c) for f, c in counts.categories.items()} if counts else {},
+            "histograms": {f: list(c) for f, c in counts.histograms.items()} if counts else {},
             "predictions": read.predictions,
         },
     }
@@ -174,6 +180,7 @@ class DriftRun:
             "rows_estimated": round(self.window.rows_estimated),
             "read_errors": self.window.read_errors,
             "read_by": "athena" if isinstance(self.window, AthenaWindowRead) else "s3",
+            "read_reason": self.window.read_reason,
             "athena_error": self.window.athena_error,
             "labeled_rows": self.labeled_rows,
             "conflicting_labels": self.conflicting_labels,
@@ -212,8 +219,9 @@ class DriftService:
         reports under keys naming its version, no deployment-wide series (NoTraffic reads the champion's
         traffic, and an A/B challenger with a small share may see none), no audit sample (the day's
         audit file is the champion's).
-        ``athena``, ``captures_table`` (``database.table``): drift_athena=on; each window is then read through
-        Athena (``athena_window``), and from S3 when a query fails or outlives the read budget."""
+        ``athena``, ``captures_table`` (``database.table``): the stack's workgroup and table (drift_athena=auto|on);
+        a window is then read through Athena (``athena_window``) always (on) or past the read budget (auto:
+        ``read_path``), and from S3 when a query fails or outlives the read budget."""
         if athena is not None and not captures_table:
             raise ValueError("athena needs captures_table (database.table)")
         self.athena = athena
@@ -283,21 +291,76 @@ class DriftService:
         ranges = {f.name: self.profile[f.name].range for f in features if f.kind is FeatureKind.NUMERIC}
         window = athena_sql.CaptureWindow(self.captures_table, self.manifest.model_name, self.manifest.version, start, end)
         classifier = self.manifest.outputs.task is Task.CLASSIFICATION
-        return WindowPlan(window, features, ranges, self.settings.sample_cap, classifier)
+        edges = {f.name: self.profile[f.name].histogram.edges for f in features if f.kind is FeatureKind.NUMERIC}
+        return WindowPlan(window, features, ranges, self.settings.sample_cap, classifier, edges)
+
+    @property
+    def athena_mode(self) -> str:
+        """``drift_athena`` as it applies: off without an Athena client (no workgroup in the environment)."""
+        return self.settings.drift_athena if self.athena is not None else "off"
 
     def _read(self, start: datetime, end: datetime, deadline: float | None, shared: dict[Any, Any]) -> WindowRead:
-        """Through Athena when it is on; from S3 otherwise, or when a query did not succeed in time (counted)."""
-        failure = None
-        if self.athena is not None:
-            # the queries get at most a share of what the budget leaves: if they fail, the S3 read has the rest
-            queries_until = None if deadline is None else time.monotonic() + ATHENA_BUDGET_SHARE * max(0.0, deadline - time.monotonic())
-            try:
-                return read_window_athena(self.athena, self.athena_plan(start, end), start, end, queries_until)
-            except AthenaQueryError as exc:
-                logger.error("athena_query_failed: %s; the window is read from S3 instead", exc)
-                failure = f"{exc.query}: {exc.reason}" + (f" ({exc.detail})" if exc.detail else "")
-        read = read_window(self.s3, self.captures, start, end, ReadOptions(self.settings.sample_cap, deadline=deadline), shared=shared)
-        read.athena_error = failure
+        """The window, by the path ``drift_athena`` selects (``driftcheck/read_path.py``); the read says which and why."""
+        mode = self.athena_mode
+        if mode == "on":
+            return self._read_through_athena(start, end, deadline, shared, "drift_athena=on")
+        if mode == "auto":
+            return self._read_auto(start, end, deadline, shared)
+        read = self._read_s3(start, end, deadline, shared)
+        read.read_reason = "drift_athena=off"
+        return read
+
+    def _read_s3(self, start: datetime, end: datetime, deadline: float | None, shared: dict[Any, Any]) -> WindowRead:
+        return read_window(self.s3, self.captures, start, end, ReadOptions(self.settings.sample_cap, deadline=deadline), shared=shared)
+
+    def _try_athena(self, start: datetime, end: datetime, until: float | None) -> AthenaWindowRead | str:
+        """The window through Athena, or why not (the query and Athena's reason), logged."""
+        try:
+            return read_window_athena(self.athena, self.athena_plan(start, end), start, end, until)  # type: ignore[arg-type]
+        except AthenaQueryError as exc:
+            logger.error("athena_query_failed: %s; the window is read from S3 instead", exc)
+            return f"{exc.query}: {exc.reason}" + (f" ({exc.detail})" if exc.detail else "")
+
+    def _read_through_athena(
+        self, start: datetime, end: datetime, deadline: float | None, shared: dict[Any, Any], reason: str
+    ) -> WindowRead:
+        """Through Athena; from S3 when a query did not succeed in time (counted)."""
+        # the queries get at most a share of what the budget leaves: if they fail, the S3 read has the rest
+        queries_until = None if deadline is None else time.monotonic() + ATHENA_BUDGET_SHARE * max(0.0, deadline - time.monotonic())
+        athena = self._try_athena(start, end, queries_until)
+        if isinstance(athena, AthenaWindowRead):
+            athena.read_reason = reason
+            return athena
+        read = self._read_s3(start, end, deadline, shared)
+        read.athena_error, read.read_reason = athena, f"{reason}; an Athena query failed, so read from S3"
+        return read
+
+    def _read_auto(self, start: datetime, end: datetime, deadline: float | None, shared: dict[Any, Any]) -> WindowRead:
+        """``drift_athena=auto``: S3 while the window fits the read budget (estimated from its listing first), Athena past it."""
+        if deadline is None:  # no budget (a local run): nothing cuts the S3 read short
+            read = self._read_s3(start, end, None, shared)
+            read.read_reason = "drift_athena=auto: no read budget"
+            return read
+        s3_budget = (1 - AUTO_ATHENA_SHARE) * max(0.0, deadline - time.monotonic())
+        workers = READER_WORKERS
+        options = ReadOptions(self.settings.sample_cap)
+        estimate = estimate_read(
+            self.s3, self.captures, start, end, options, lambda n, size: read_seconds(n, size, workers) > s3_budget, shared=shared
+        )
+        choice = choose_by_estimate(estimate, s3_budget, workers)
+        if choice.athena:
+            return self._read_through_athena(start, end, deadline, shared, choice.reason)
+        read = self._read_s3(start, end, time.monotonic() + s3_budget, shared)
+        read.read_reason = choice.reason
+        if not read.partial:
+            return read
+        athena = self._try_athena(start, end, deadline)
+        if isinstance(athena, AthenaWindowRead):
+            cut = f"{read.objects_read:,} of {read.objects_listed:,} objects read"
+            athena.read_reason = f"drift_athena=auto: the S3 read was cut short by its budget ({cut}), so read through Athena"
+            return athena
+        read.athena_error = athena
+        read.read_reason = f"{choice.reason}; cut short by its budget, and Athena failed too"
         return read
 
     def windows(self, start: datetime, end: datetime) -> list[tuple[str, datetime]]:
@@ -354,6 +417,7 @@ class DriftService:
             "corrupt_keys": window.corrupt_keys,
             "read_errors": window.read_errors,
             "read_by": "athena" if athena is not None else "s3",
+            "read_reason": window.read_reason,
             **({"athena": athena_section(athena)} if athena is not None else {}),
             **({"athena_error": window.athena_error} if window.athena_error else {}),
             "reject_objects_read": rejected.objects_read,

@@ -23,6 +23,7 @@ from modelserve.schema import MANIFEST_FILE, BundleManifest
 from modelserve.settings import ENV_CHALLENGER_BUNDLE_PATH, ENV_CHALLENGER_VERSION, DriftSettings
 from monitoring.comparison import CHALLENGER, CHAMPION, challenger_only_drift
 
+from .athena_window import AthenaQueries
 from .comparison_service import ComparisonService
 from .drift_service import DriftService
 from .window_reader import WindowRead
@@ -40,10 +41,19 @@ def reference_bundle(folder: Path) -> ModelBundle:
 
 
 def challenger_drift_service(
-    settings: DriftSettings, environ: Mapping[str, str], s3: Any, cloudwatch: Any, bucket: str, deployment: str | None = None
+    settings: DriftSettings,
+    environ: Mapping[str, str],
+    s3: Any,
+    cloudwatch: Any,
+    bucket: str,
+    deployment: str | None = None,
+    athena: AthenaQueries | None = None,
+    captures_table: str | None = None,
 ) -> DriftService | None:
     """The challenger's drift check, when the stack deployed a challenger and its bundle
-    (``MS_CHALLENGER_BUNDLE_PATH``, relative to the asset root unless absolute); else None."""
+    (``MS_CHALLENGER_BUNDLE_PATH``, relative to the asset root unless absolute); else None. ``athena``,
+    ``captures_table``: the champion's (drift_athena=auto|on): the challenger's windows are read by the same
+    rule, its queries naming its own version's partitions."""
     folder = environ.get(ENV_CHALLENGER_BUNDLE_PATH)
     if settings.challenger_mode == "off" or not folder:
         return None
@@ -51,7 +61,9 @@ def challenger_drift_service(
     expected = environ.get(ENV_CHALLENGER_VERSION)
     if expected and bundle.manifest.version != expected:
         raise ValueError(f"the challenger bundle in {folder} is version {bundle.manifest.version}, the stack deployed {expected}")
-    return DriftService(bundle, settings, s3, cloudwatch, bucket, deployment=deployment, challenger=True)
+    return DriftService(
+        bundle, settings, s3, cloudwatch, bucket, deployment=deployment, challenger=True, athena=athena, captures_table=captures_table
+    )
 
 
 @dataclass

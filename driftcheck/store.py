@@ -45,10 +45,15 @@ class CaptureLocation:
 def list_keys(s3: Any, bucket: str, prefix: str, start_after: str | None = None) -> Iterator[str]:
     """Keys under ``prefix`` in key order, from just after ``start_after`` when given; a caller that
     stops iterating stops the listing (no further pages are requested)."""
+    return (key for key, _ in list_objects(s3, bucket, prefix, start_after))
+
+
+def list_objects(s3: Any, bucket: str, prefix: str, start_after: str | None = None) -> Iterator[tuple[str, int]]:
+    """(key, size in bytes) of the objects under ``prefix``, as ``list_keys`` lists them."""
     paginator = s3.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket, Prefix=prefix, **({"StartAfter": start_after} if start_after else {})):
         for obj in page.get("Contents", []):
-            yield obj["Key"]
+            yield obj["Key"], int(obj.get("Size", 0))
 
 
 def get_bytes(s3: Any, bucket: str, key: str) -> bytes:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -49,7 +49,7 @@ from .hour_samples import (
     storable,
 )
 from .sampling import Reservoir, merge_samples
-from .store import HOUR, CaptureLocation, error_code, fetch_parallel, list_keys, until
+from .store import HOUR, CaptureLocation, error_code, fetch_parallel, list_keys, list_objects, until
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,9 @@ class WindowRead:
     cached_hours: int = 0  # hours taken from their stored sample instead of their captures
     cached_rows: int = 0  # rows of those hours (their counts are exact)
     read_errors: dict[str, int] = field(default_factory=dict)  # failed GETs by error code (store.error_code)
-    athena_error: str | None = None  # drift_athena=on: why this window was read from S3, not through Athena
+    athena_error: str | None = None  # drift_athena=auto|on: why an Athena read of this window failed (then read from S3)
+    read_reason: str | None = None  # which path read the window and why (driftcheck/read_path.py)
+    requests: int | None = None  # scored requests, counted exactly (Athena); None: estimated from the sample
 
     @property
     def rows_estimated(self) -> float:
@@ -115,22 +117,7 @@ def read_window(
     the read says the window was partial. ``shared``: slices read from captures by another window of
     the same run (the short and the main window end together: their newest slice is the same), taken
     from it instead of read again, and this read's slices added to it."""
-    now = now or datetime.now(UTC)
-    samples: list[HourSample] = []
-    live: list[tuple[datetime, datetime, str | None]] = []  # slices to read; their key when storable
-    for hour in reversed(window_hours(start, end)):  # newest first: a time-out loses the oldest
-        lo, hi = max(start, hour), min(end, hour + HOUR)
-        key = where.hour_sample_key(hour, options.sample_cap) if options.hour_samples and storable(lo, hi, hour, now) else None
-        cached = head_sample(s3, where.bucket, key, lo, hi) if key else None
-        if cached is None and key is None and options.hour_samples and settled(hour, now):
-            # an edge hour of the window: the part of its stored sample inside the window, when stored
-            cached = part_of_sample(s3, where.bucket, where.hour_sample_key(hour, options.sample_cap), hour, lo, hi)
-        if cached is not None:
-            samples.append(cached)
-        elif shared is not None and (lo, hi) in shared:
-            samples.append(replace(shared[(lo, hi)], objects_read=0, objects_listed=0, cached=True))
-        else:
-            live.append((lo, hi, key))
+    samples, live = _plan_slices(s3, where, start, end, options, now or datetime.now(UTC), shared)
     for n in range(0, len(live), MAX_HOURS_PER_PASS):
         batch = live[n : n + MAX_HOURS_PER_PASS]
         read = read_hours(s3, where, [(lo, hi) for lo, hi, _ in batch], replace(options, seed=options.seed + n))
@@ -167,6 +154,70 @@ def read_window(
         cached_rows=sum(s.rows_seen for s in samples if s.cached),
         read_errors=_total_errors(samples),
     )
+
+
+def _plan_slices(
+    s3: Any,
+    where: CaptureLocation,
+    start: datetime,
+    end: datetime,
+    options: ReadOptions,
+    now: datetime,
+    shared: dict[tuple[datetime, datetime], HourSample] | None,
+) -> tuple[list[HourSample], list[tuple[datetime, datetime, str | None]]]:
+    """The window's slices (one per UTC hour, newest first: a time-out loses the oldest): the samples taken
+    from storage or from another window of the run, and the slices to read from captures (their hour
+    sample's key when storable)."""
+    samples: list[HourSample] = []
+    live: list[tuple[datetime, datetime, str | None]] = []
+    for hour in reversed(window_hours(start, end)):
+        lo, hi = max(start, hour), min(end, hour + HOUR)
+        key = where.hour_sample_key(hour, options.sample_cap) if options.hour_samples and storable(lo, hi, hour, now) else None
+        cached = head_sample(s3, where.bucket, key, lo, hi) if key else None
+        if cached is None and key is None and options.hour_samples and settled(hour, now):
+            # an edge hour of the window: the part of its stored sample inside the window, when stored
+            cached = part_of_sample(s3, where.bucket, where.hour_sample_key(hour, options.sample_cap), hour, lo, hi)
+        if cached is not None:
+            samples.append(cached)
+        elif shared is not None and (lo, hi) in shared:
+            samples.append(replace(shared[(lo, hi)], objects_read=0, objects_listed=0, cached=True))
+        else:
+            live.append((lo, hi, key))
+    return samples, live
+
+
+@dataclass(frozen=True)
+class ReadEstimate:
+    """What reading a window from S3 would fetch: the objects (and their bytes) of the slices that no
+    stored hour sample covers. ``complete``: False when the listing stopped early (already too much)."""
+
+    objects: int
+    bytes: int
+    live_slices: int
+    stored_slices: int
+    complete: bool = True
+
+
+def estimate_read(
+    s3: Any,
+    where: CaptureLocation,
+    start: datetime,
+    end: datetime,
+    options: ReadOptions,
+    enough: Callable[[int, int], bool],
+    now: datetime | None = None,
+    shared: dict[tuple[datetime, datetime], HourSample] | None = None,
+) -> ReadEstimate:
+    """The objects ``read_window`` would fetch, from the same plan and the same listing (with sizes), without
+    fetching any; the listing stops as soon as ``enough(objects, bytes)`` holds."""
+    samples, live = _plan_slices(s3, where, start, end, options, now or datetime.now(UTC), shared)
+    objects = size = 0
+    for n in range(0, len(live), MAX_HOURS_PER_PASS):
+        for _, object_size in list_slice_objects(s3, where, [(lo, hi) for lo, hi, _ in live[n : n + MAX_HOURS_PER_PASS]]):
+            objects, size = objects + 1, size + object_size
+            if enough(objects, size):
+                return ReadEstimate(objects, size, len(live), len(samples), complete=False)
+    return ReadEstimate(objects, size, len(live), len(samples))
 
 
 def _total_errors(samples: Sequence[HourSample]) -> dict[str, int]:
@@ -209,6 +260,11 @@ def list_slice_keys(s3: Any, where: CaptureLocation, slices: Sequence[tuple[date
     """Keys of the objects the rows of these slices (each within one UTC hour) can be in: a key that
     names its time (our layout) only when that time is inside a slice; any other key (Firehose's
     files) whole, as ``list_hour_keys`` lists them."""
+    return [key for key, _ in list_slice_objects(s3, where, slices)]
+
+
+def list_slice_objects(s3: Any, where: CaptureLocation, slices: Sequence[tuple[datetime, datetime]]) -> Iterator[tuple[str, int]]:
+    """(key, size) of the objects ``list_slice_keys`` lists; a caller that stops iterating stops the listing."""
     bounds = [(utc_iso(lo), utc_iso(hi)) for lo, hi in slices]
     hours = [lo.replace(minute=0, second=0, microsecond=0) for lo, _ in slices]
     # the direct S3 sink files each object under its own event hour, named by its event time: the
@@ -219,16 +275,14 @@ def list_slice_keys(s3: Any, where: CaptureLocation, slices: Sequence[tuple[date
         for (lo, hi), hour in zip(slices, hours):
             ours = where.hour_prefixes(hour)[0]
             ranges[ours] = (ours + key_time_name(lo) if lo > hour else None, utc_iso(hi))
-    keys = []
     for prefix in where.prefixes_to_list(hours):
         start_after, stop = ranges.get(prefix, (None, None))
-        for key in list_keys(s3, where.bucket, prefix, start_after):
+        for key, size in list_objects(s3, where.bucket, prefix, start_after):
             t = key_time(key)
             if t is None or any(lo <= t < hi for lo, hi in bounds):
-                keys.append(key)
+                yield key, size
             elif stop is not None and t >= stop:
                 break  # keys sort by time under this prefix: none after it is in the slice
-    return keys
 
 
 def read_hours(s3: Any, where: CaptureLocation, slices: Sequence[tuple[datetime, datetime]], options: ReadOptions) -> list[HourSample]:

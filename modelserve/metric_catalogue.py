@@ -280,7 +280,7 @@ WINDOW_ROWS_ESTIMATED = _drift(
 ATHENA_QUERY_ERRORS = _drift(
     "AthenaQueryErrors",
     "pipeline",
-    "drift_athena=on: 1 when a window's Athena query failed or outlived the read budget (the window was read from S3 instead)",
+    "drift_athena=auto|on: 1 when a window's Athena query failed or outlived the read budget (the window was read from S3 instead)",
     pages=True,
     unit="Count",
 )

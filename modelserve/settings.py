@@ -33,7 +33,7 @@ ENV_FIREHOSE_STREAM = "MS_FIREHOSE_STREAM"
 ENV_HASH_SALT_SECRET = "MS_CAPTURE_HASH_SALT_SECRET_ARN"  # the salt the stack generated, when none is set
 # the key request ids are signed with (serving/request_ids.py): the stack's generated secret, resolved at deploy
 ENV_REQUEST_ID_KEY = "MS_REQUEST_ID_KEY"
-# drift_athena=on: the Athena workgroup the drift check queries in, and the captures table (database.table)
+# drift_athena=auto|on: the Athena workgroup the drift check queries in, and the captures table (database.table)
 ENV_ATHENA_WORKGROUP = "MS_ATHENA_WORKGROUP"
 ENV_CAPTURES_TABLE = "MS_CAPTURES_TABLE"
 # browser origins the API lets call it (cors_origins and the web page's), comma-separated: the variable
@@ -221,14 +221,8 @@ class DeploySettings(_Section):
     capture_noncurrent_days: int = Field(
         30, ge=1, le=3650, description="Replaced or expired objects of the capture bucket (versioned) are kept this long"
     )
-    drift_athena: Literal["off", "on"] = Field(
-        "off",
-        description="The drift check reads each window through Athena (exact counts, a TABLESAMPLE sample; S3 when a query fails, "
-        "counted as AthenaQueryErrors) in its own workgroup (results under athena-results/, a bytes-scanned limit), with exactly "
-        "the permissions that takes (driftcheck/athena_window.py)",
-    )
     athena_bytes_scanned_limit_mb: int = Field(
-        10_000, ge=10, le=10_000_000, description="drift_athena=on: Athena cancels a query of the workgroup past this many MB scanned"
+        10_000, ge=10, le=10_000_000, description="drift_athena=auto|on: Athena cancels a query of the workgroup past this many MB scanned"
     )
     capture_format: Literal["json", "parquet"] = Field(
         "json",
@@ -562,6 +556,14 @@ class DriftSettings(SharedSettings):
         description="The smallest estimated rise of a regressor's MAE or RMSE (before labels), relative to the reference's, that breaches",
     )
     # drift-thresholds:end
+    # after the generated thresholds (merge-friendly): how a window is read (docs/monitoring.md#past-one-lambda-the-athena-path)
+    drift_athena: Literal["off", "auto", "on"] = Field(
+        "off",
+        description="How the drift check reads a window: off (from S3), on (through Athena: exact counts, a TABLESAMPLE sample; "
+        "S3 when a query fails, counted as AthenaQueryErrors), or auto (Athena only when the S3 read would not fit the read "
+        "budget, estimated from the window's listing, or was cut short by it); auto and on create the workgroup (results "
+        "under athena-results/, a bytes-scanned limit) with exactly the permissions it takes",
+    )
 
 
 # who reads each section, in the order the settings table lists them
@@ -635,6 +637,16 @@ class Settings(BaseModel):
         if self.serving.challenger_mode != "off" and not self.deploy.challenger_bundle_path:
             raise ValueError(
                 f"challenger_mode={self.serving.challenger_mode!r} needs challenger_bundle_path (the challenger's bundle folder)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _parquet_is_read_through_athena(self) -> Settings:
+        """Parquet captures have no reader in the drift-check asset (docs/capture.md#parquet): only Athena reads them."""
+        if self.deploy.capture_format == "parquet" and self.drift.drift_athena == "auto":
+            raise ValueError(
+                "capture_format=parquet with drift_athena=auto: the Lambda path cannot read Parquet (no reader in the "
+                "drift-check asset), so auto would read a window within the budget as unreadable objects; use drift_athena=on"
             )
         return self
 

@@ -155,7 +155,7 @@ class DriftChecker:
             reference_rows=self.profile.n_rows,
             config=self.config,
             results=results,
-            histograms=() if empty else feature_histograms(self.profile, window.table),
+            histograms=() if empty else feature_histograms(self.profile, window.table, window.counts),
             output_histograms=() if empty else output_histograms(self.profile, target_predictions),
             notes=tuple(notes),
         )

@@ -59,10 +59,17 @@ class HistogramBins:
             inner, _ = np.histogram(v[(v >= lo) & (v <= hi)], bins=np.asarray(self.edges))
             counts[1:-2] = inner
             return counts
+        return self.count_levels(level_counts(values), int(counts[-1]))
+
+    def count_levels(self, levels: Mapping[str, int], nulls: int) -> np.ndarray:
+        """Counts per bin of a categorical feature from its level -> rows and its null rows (exact counts
+        over a window whose rows are only sampled)."""
+        counts = np.zeros(self.n_bins, dtype=np.int64)
+        counts[-1] = nulls
         index = {lvl: i for i, lvl in enumerate(self.levels)}
         known = set(self.known)
         n_lv = len(self.levels)
-        for level, c in level_counts(values).items():
+        for level, c in levels.items():
             i = index.get(level)
             if i is not None:
                 counts[i] += c

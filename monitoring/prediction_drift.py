@@ -10,7 +10,7 @@ Wasserstein/sd and JS-distance effect sizes as the features). ``is_drift`` = any
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,7 +107,11 @@ def detect_prediction_drift(
     categorical_effect_threshold: float = DEFAULT_CATEGORICAL_EFFECT_THRESHOLD,
     adaptive: bool = True,
     seed: int = 0,
+    label_counts: Mapping[str, int] | None = None,
+    counted_rows: int | None = None,
 ) -> PredictionDriftResult:
+    """``label_counts`` (of ``counted_rows`` in all; the rest null): a classifier's exact predicted-label counts over a window
+    whose ``predictions`` are a sample of it; the predicted-label test then runs on them."""
     task = profile.outputs.task
     ref = profile.sample_predictions
     raw: list[UnivariateResult] = []
@@ -130,7 +134,11 @@ def detect_prediction_drift(
                     adaptive=adaptive,
                     seed=seed,
                 )
-                raw.append(det_c.predict(predictions.labels))
+                if label_counts is not None and counted_rows is not None:
+                    nulls = counted_rows - sum(label_counts.values())
+                    raw.append(det_c.predict_counts(det_c.count_of(label_counts, nulls)))
+                else:
+                    raw.append(det_c.predict(predictions.labels))
             if ref.probabilities is not None and predictions.probabilities is not None:
                 classes = profile.outputs.classes
                 ref_cols = probability_columns(classes, ref.probabilities)
@@ -173,4 +181,7 @@ class PredictionDriftCheck(ProfileCheck):
         if window.predictions is None or window.predictions.is_empty:
             return None
         arguments = self.config.arguments_for(detect_prediction_drift, adaptive="adaptive_effect_thresholds")
+        counts = window.counts
+        if counts is not None and counts.predicted_labels is not None:
+            arguments.update(label_counts=counts.predicted_labels, counted_rows=counts.rows)
         return detect_prediction_drift(self.profile, window.predictions, **arguments)

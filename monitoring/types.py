@@ -167,12 +167,19 @@ class WindowCounts:
 
     ``nulls``: feature -> null rows; ``out_of_range``: numeric feature -> rows outside the profile's
     range (``FeatureProfile.range``: below its min or above its max); ``categories``: categorical
-    feature -> non-null value -> rows. A feature left out of a mapping is counted on the sample."""
+    feature -> non-null value -> rows. A feature left out of a mapping is counted on the sample.
+    The categorical features' drift tests take ``categories`` too (chi-squared and Jensen-Shannon on exact
+    counts). ``predicted_labels``: a classifier's predicted label -> rows (the null predictions are the
+    rest of ``rows``), for the predicted-label drift test; None: tested on the sample. ``histograms``: the report's
+    histograms of the numeric features, on the profile's bins (the categorical ones come from ``categories``)."""
 
     rows: int
     nulls: Mapping[str, int] = field(default_factory=dict)
     out_of_range: Mapping[str, int] = field(default_factory=dict)
     categories: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    predicted_labels: Mapping[str, int] | None = None
+    # numeric feature -> rows per bin of the profile's histogram (below, inner bins, above; nulls are ``nulls``)
+    histograms: Mapping[str, Sequence[int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.rows < 0:

@@ -85,7 +85,7 @@ from ._util import categorical_levels, coerce_column, json_clean, level_counts, 
 from .check_protocol import PRIORITY_FEATURE_DRIFT, Check, Finding, Metric, Reference, Verdict, Window, finite_metrics, fmt
 from .config import CheckConfig, DriftConfig, register_config, threshold
 from .profile import FeatureProfile, ReferenceProfile
-from .types import FeatureKind
+from .types import FeatureKind, WindowCounts
 
 DEFAULT_ALPHA = 0.05
 # the floors of the noise gates (with adaptive_effect_thresholds=False: the fixed thresholds; 0.1 is
@@ -482,16 +482,24 @@ class ChiSquareDrift(_UnivariateDetector):
         return self.levels + [NULL_LEVEL, UNSEEN_LEVEL]
 
     def count(self, levels: np.ndarray) -> np.ndarray:
+        return self.count_of(level_counts(levels), int(null_mask(levels).sum()))
+
+    def count_of(self, counts: Mapping[str, int], nulls: int = 0) -> np.ndarray:
+        """The test's level vector from level -> rows and the null rows (levels the reference never had pooled)."""
         k = len(self.levels)
-        counts = np.zeros(k + 2, dtype=np.float64)
-        for lvl, c in level_counts(levels).items():
-            counts[self._index.get(lvl, k + 1)] += c
-        counts[k] = int(null_mask(levels).sum()) if self.count_nulls else 0
-        return counts
+        out = np.zeros(k + 2, dtype=np.float64)
+        for lvl, c in counts.items():
+            out[self._index.get(lvl, k + 1)] += c
+        out[k] = int(nulls) if self.count_nulls else 0
+        return out
 
     def predict(self, levels: np.ndarray) -> UnivariateResult:
         levels = np.asarray(levels, dtype=object).reshape(-1)
-        tgt = self.count(levels)
+        return self.predict_counts(self.count(levels))
+
+    def predict_counts(self, tgt: np.ndarray) -> UnivariateResult:
+        """The test on the window's level vector (``count`` of its rows, or ``count_of`` exact counts over a
+        window the rows are only a sample of)."""
         n_ref, n_t = int(self.ref_counts.sum()), int(tgt.sum())
         if n_ref == 0 or n_t == 0:
             note = "no reference rows" if n_ref == 0 else "no window rows"
@@ -631,11 +639,16 @@ class TabularDrift:
                     **common,
                 )
 
-    def predict(self, table: Mapping[str, np.ndarray]) -> FeatureDriftSummary:
+    def predict(self, table: Mapping[str, np.ndarray], counts: WindowCounts | None = None) -> FeatureDriftSummary:
+        """``counts``: exact counts over the whole window when ``table`` is a sample of it; a categorical feature
+        in ``counts.categories`` is tested on them (its nulls from ``counts.nulls``), the others on ``table``."""
         n = table_rows({k: table[k] for k in self.detectors if k in table})
         raw: list[UnivariateResult] = []
         for spec in self.profile.features:
             det = self.detectors[spec.name]
+            if isinstance(det, ChiSquareDrift) and counts is not None and spec.name in counts.categories:
+                raw.append(det.predict_counts(det.count_of(counts.categories[spec.name], int(counts.nulls.get(spec.name, 0)))))
+                continue
             col = table.get(spec.name)
             if col is None:
                 col = np.full(n, None, dtype=object) if spec.kind == FeatureKind.CATEGORICAL else np.full(n, np.nan)
@@ -710,4 +723,4 @@ class FeatureDriftCheck(Check):
         return cls(tabular_drift(reference.profile, reference.config))
 
     def run(self, window: Window) -> FeatureDriftSummary:
-        return self.detectors.predict(window.table)
+        return self.detectors.predict(window.table, window.counts)

@@ -10,8 +10,10 @@ from typing import Any
 import numpy as np
 
 from ._util import categorical_levels, coerce_column, json_clean
+from .histograms import HistogramBins
 from .prediction_drift import LABEL_OUTPUT, VALUE_OUTPUT, probability_columns, probability_output
 from .profile import PredictionColumns, ReferenceProfile
+from .types import WindowCounts
 
 PROBABILITY_BINS = 10
 OTHER_CLASS = "(other)"
@@ -29,31 +31,50 @@ class FeatureHistogram:
         return json_clean(asdict(self))
 
 
-def feature_histograms(profile: ReferenceProfile, table: Mapping[str, np.ndarray]) -> tuple[FeatureHistogram, ...]:
-    """Per feature: the window's counts on the profile's bins (wrong-typed values are not binned)."""
+def feature_histograms(
+    profile: ReferenceProfile, table: Mapping[str, np.ndarray], counts: WindowCounts | None = None
+) -> tuple[FeatureHistogram, ...]:
+    """Per feature: the window's counts on the profile's bins (wrong-typed values are not binned). ``counts``:
+    exact counts over the whole window when ``table`` is a sample of it; a feature they bin is taken from them."""
     out = []
     for spec in profile.features:
         fp = profile[spec.name]
-        values, null, wrong = coerce_column(spec, table[spec.name])
         bins = fp.histogram
-        if bins.kind == "categorical":
+        exact = _exact_bins(bins, spec.name, counts)
+        values, null, wrong = coerce_column(spec, table[spec.name])
+        if exact is not None:
+            binned = exact
+        elif bins.kind == "categorical":
             levels = categorical_levels(spec, values)
             if wrong.any():
                 levels = levels.copy()
                 levels[wrong] = None
-            counts = bins.count(levels, null)
+            binned = bins.count(levels, null)
         else:
-            counts = bins.count(values, null)
+            binned = bins.count(values, null)
         out.append(
             FeatureHistogram(
                 feature=spec.name,
                 kind=bins.kind,
                 labels=tuple(bins.labels()),
                 reference_counts=tuple(int(c) for c in fp.histogram_counts),
-                target_counts=tuple(int(c) for c in counts),
+                target_counts=tuple(int(c) for c in binned),
             )
         )
     return tuple(out)
+
+
+def _exact_bins(bins: HistogramBins, name: str, counts: WindowCounts | None) -> np.ndarray | None:
+    """The feature's bins from exact window counts, when they hold them (categories, or a numeric histogram of as many bins)."""
+    if counts is None:
+        return None
+    nulls = int(counts.nulls.get(name, 0))
+    if bins.kind == "categorical" and name in counts.categories:
+        return bins.count_levels(counts.categories[name], nulls)
+    numeric = counts.histograms.get(name)
+    if bins.kind == "numeric" and numeric is not None and len(numeric) == bins.n_bins - 1:
+        return np.array([*numeric, nulls], dtype=np.int64)
+    return None
 
 
 def _counts(values: np.ndarray, edges: np.ndarray) -> tuple[int, ...]:

@@ -35,6 +35,7 @@ def capture_schema(manifest: BundleManifest) -> pa.Schema:
             ("inputs", inputs),
             ("prediction", pa.string()),
             ("probabilities", pa.map_(pa.string(), pa.float64())),
+            ("variant", pa.string()),
         ]
     )
 

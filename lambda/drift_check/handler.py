@@ -28,7 +28,7 @@ bundle = ModelBundle.load(function_bundle_dir())
 deployment = os.environ.get(ENV_DEPLOYMENT)  # the stack name
 logger = make_logger("drift_check", bundle.manifest.model_name, bundle.manifest.version, deployment)
 bucket = os.environ[ENV_CAPTURE_BUCKET]
-# drift_athena=on: the stack's workgroup and captures table; each window is then read through Athena
+# drift_athena=auto|on: the stack's workgroup and captures table; a window is then read through Athena (always, or past the budget)
 workgroup = os.environ.get(ENV_ATHENA_WORKGROUP)
 athena = AthenaQueries(boto3.client("athena"), workgroup) if workgroup else None
 service = DriftService(
@@ -43,7 +43,9 @@ service = DriftService(
     captures_table=os.environ.get(ENV_CAPTURES_TABLE),
 )
 # a challenger deployed next to the champion (docs/versions.md): its own drift check, and the comparison; None otherwise
-challenger = challenger_drift_service(drift, os.environ, service.s3, service.cloudwatch, bucket, deployment)
+challenger = challenger_drift_service(
+    drift, os.environ, service.s3, service.cloudwatch, bucket, deployment, athena=athena, captures_table=os.environ.get(ENV_CAPTURES_TABLE)
+)
 comparison = comparison_service_from_env(bundle.manifest, drift, os.environ, service.s3, service.cloudwatch, bucket, deployment)
 checks = LiveVersionChecks(service, challenger, comparison)
 

@@ -62,11 +62,13 @@ def aws(aws_credentials, monkeypatch, tmp_path_factory):
         state_manager.unset_transition("athena::execution")
 
 
-def load(load_inference, monkeypatch, sample_cap: int) -> tuple[Any, Any]:
-    inference = load_inference(capture_bucket=BUCKET, metrics_namespace=NAMESPACE, unseen_category_policy="model")
+def load(load_inference, monkeypatch, sample_cap: int, drift_athena: str = "on") -> tuple[Any, Any]:
+    # the S3 sink: the Lambda path the Athena path is compared with reads one object per request
+    inference = load_inference(capture_bucket=BUCKET, metrics_namespace=NAMESPACE, unseen_category_policy="model", capture_sink="s3")
     for k, v in {
         "MS_SAMPLE_CAP": str(sample_cap),
         "MS_SHORT_WINDOW_HOURS": "0",
+        "MS_DRIFT_ATHENA": drift_athena,
         "MS_ATHENA_WORKGROUP": WORKGROUP,
         "MS_CAPTURES_TABLE": TABLE,
     }.items():

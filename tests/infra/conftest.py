@@ -55,6 +55,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # KMS bucket, with the drift check's Athena workgroup
     "logs": {"capture_sink": "logs"},
     "logs_parquet_kms": {"capture_sink": "logs", "capture_format": "parquet", "bucket_encryption": "kms", "drift_athena": "on"},
+    # the drift check reads through Athena only past its read budget
+    "logs_athena_auto": {"capture_sink": "logs", "drift_athena": "auto"},
 }
 
 

@@ -152,6 +152,25 @@ def test_the_drift_check_may_query_only_its_workgroup_and_write_only_athena_resu
     assert statements["ListAthenaResults"]["Condition"] == {"StringLike": {"s3:prefix": ["athena-results/*"]}}
 
 
+def test_drift_athena_auto_synthesizes_the_same_workgroup_permissions_and_alarm_as_on(parquet: Synth, synth_of) -> None:
+    auto = synth_of("logs_athena_auto")
+    ((wg_id, wg),) = auto.of_type("AWS::Athena::WorkGroup").items()
+    limit = wg["Properties"]["WorkGroupConfiguration"]["BytesScannedCutoffPerQuery"]
+    assert limit == auto.settings.athena_bytes_scanned_limit_mb * 1024 * 1024
+    on = {st.get("Sid"): st for st in _role_statements(parquet, "DriftCheck")}
+    auto_statements = {st.get("Sid"): st for st in _role_statements(auto, "DriftCheck")}
+    for sid in ("QueryCapturesInWorkgroup", "ReadCapturesTableDefinition", "ListAthenaResults", "WriteReadAthenaResults"):
+        assert sorted(_actions(auto_statements[sid])) == sorted(_actions(on[sid]))
+    (fn,) = [
+        f["Properties"]
+        for f in auto.of_type("AWS::Lambda::Function").values()
+        if "MS_ATHENA_WORKGROUP" in f["Properties"].get("Environment", {}).get("Variables", {})
+    ]
+    env = fn["Environment"]["Variables"]
+    assert env["MS_DRIFT_ATHENA"] == "auto" and env["MS_ATHENA_WORKGROUP"] == {"Ref": wg_id}  # the function knows the mode
+    assert [i for i in auto.of_type("AWS::CloudWatch::Alarm") if i.startswith("MonitoringAthenaQueryErrors")]
+
+
 def _actions(st: dict[str, Any]) -> list[str]:
     a = st["Action"]
     return a if isinstance(a, list) else [a]

@@ -40,6 +40,7 @@ SCHEMA = pa.schema(
         ("inputs", INPUTS),
         ("prediction", pa.string()),
         ("probabilities", pa.map_(pa.string(), pa.float64())),
+        ("variant", pa.string()),  # champion or challenger (cdk/capture.py: the captures table's columns)
     ]
 )
 
@@ -61,6 +62,7 @@ def _rows(hour: datetime, n: int, rng: random.Random, rare_at: set[int]) -> list
                 "inputs": {"bill_length_mm": length, "island": island, "is_adult": bool(i % 2)},
                 "prediction": rng.choice(["Adelie", "Gentoo", "Chinstrap"]),
                 "probabilities": [("Adelie", 0.5), ("Gentoo", 0.5)],
+                "variant": "champion" if i % 3 else None,
             }
         )
     return out
@@ -123,8 +125,8 @@ CUT = (START + timedelta(minutes=37), START + timedelta(hours=2, minutes=11))
 @pytest.mark.parametrize("bounds", [WHOLE, CUT])
 def test_row_and_null_counts_are_exact(db, captures, bounds) -> None:
     rows = inside(captures[1], *bounds)
-    ((count,),) = run(db, q.row_count(window(*bounds)))
-    assert count == len(rows)
+    ((count, requests),) = run(db, q.row_count(window(*bounds)))
+    assert count == len(rows) and requests == sum(r["row"] == 0 for r in rows)
     ((n, null_length, null_island),) = run(db, q.null_counts(window(*bounds), ["bill_length_mm", "island"]))
     assert n == len(rows)
     assert null_length == sum(r["inputs"]["bill_length_mm"] is None for r in rows)
@@ -148,6 +150,21 @@ def test_histogram_on_the_references_edges_matches_numpy(db, captures) -> None:
     expected = Counter(np.searchsorted(edges, values, side="right").tolist())
     got = dict(run(db, q.histogram(window(*CUT), "bill_length_mm", edges)))
     assert got == dict(expected)
+
+
+def test_histogram_counts_bin_as_the_reference_profile_does_the_last_edge_included(db, captures) -> None:
+    from monitoring.histograms import HistogramBins
+
+    rows = inside(captures[1], *CUT)
+    values = np.array([r["inputs"]["bill_length_mm"] for r in rows if r["inputs"]["bill_length_mm"] is not None])
+    last = float(np.sort(values)[-40])  # a value the window holds: numpy's last bin is closed on the right
+    edges = [35.0, 40.0, 44.0, 48.0, last]
+    ((n, *got),) = run(db, q.histogram_counts(window(*CUT), [("bill_length_mm", edges), ("bill_length_mm", edges[:2])]))
+    nulls = len(rows) - len(values)
+    expected = HistogramBins(kind="numeric", edges=tuple(edges)).count(values, np.zeros(nulls, dtype=bool) | True)
+    assert n == len(rows) and expected[-1] == nulls
+    assert got[:6] == expected[:-1].tolist() and got[4] > 0  # below, 3 inner, the closed last bin, above
+    assert got[6:] == HistogramBins(kind="numeric", edges=tuple(edges[:2])).count(values, np.zeros(0, dtype=bool))[:-1].tolist()
 
 
 def test_prediction_counts_are_exact(db, captures) -> None:
@@ -203,3 +220,4 @@ def test_the_samples_inputs_and_probabilities_come_back_as_json_objects_by_field
         inputs = json.loads(r[columns.index("inputs")])
         assert set(inputs) == {"bill_length_mm", "island", "is_adult"} and isinstance(inputs["is_adult"], bool)
         assert json.loads(r[columns.index("probabilities")]) == {"Adelie": 0.5, "Gentoo": 0.5}
+        assert r[columns.index("variant")] in ("champion", None)
