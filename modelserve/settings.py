@@ -558,11 +558,12 @@ class DriftSettings(SharedSettings):
     # drift-thresholds:end
     # after the generated thresholds (merge-friendly): how a window is read (docs/monitoring.md#past-one-lambda-the-athena-path)
     drift_athena: Literal["off", "auto", "on"] = Field(
-        "off",
+        "auto",
         description="How the drift check reads a window: off (from S3), on (through Athena: exact counts, a TABLESAMPLE sample; "
         "S3 when a query fails, counted as AthenaQueryErrors), or auto (Athena only when the S3 read would not fit the read "
         "budget, estimated from the window's listing, or was cut short by it); auto and on create the workgroup (results "
-        "under athena-results/, a bytes-scanned limit) with exactly the permissions it takes",
+        "under athena-results/, a bytes-scanned limit) with exactly the permissions it takes; left unset with "
+        "capture_format=parquet it is on (only Athena reads Parquet)",
     )
 
 
@@ -642,13 +643,17 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _parquet_is_read_through_athena(self) -> Settings:
-        """Parquet captures have no reader in the drift-check asset (docs/capture.md#parquet): only Athena reads them."""
-        if self.deploy.capture_format == "parquet" and self.drift.drift_athena == "auto":
-            raise ValueError(
-                "capture_format=parquet with drift_athena=auto: the Lambda path cannot read Parquet (no reader in the "
-                "drift-check asset), so auto would read a window within the budget as unreadable objects; use drift_athena=on"
-            )
-        return self
+        """Parquet captures have no reader in the drift-check asset (docs/capture.md#parquet): only Athena reads them.
+        Left unset, ``drift_athena`` follows (on); set to anything else, it is refused."""
+        if self.deploy.capture_format != "parquet" or self.drift.drift_athena == "on":
+            return self
+        if "drift_athena" not in self.drift.model_fields_set:
+            object.__setattr__(self, "drift", self.drift.model_copy(update={"drift_athena": "on"}))
+            return self
+        raise ValueError(
+            f"capture_format=parquet with drift_athena={self.drift.drift_athena}: the Lambda path cannot read Parquet (no reader "
+            "in the drift-check asset), so windows within the read budget would be unreadable objects; use drift_athena=on"
+        )
 
     def __getattr__(self, name: str) -> Any:
         for section in type(self).SECTIONS:

@@ -14,8 +14,10 @@ import pytest
 
 from modelserve.metric_catalogue import ENV_DEPLOYMENT
 from modelserve.settings import (
+    ENV_ATHENA_WORKGROUP,
     ENV_BUNDLE_PATH,
     ENV_CAPTURE_BUCKET,
+    ENV_CAPTURES_TABLE,
     ENV_CHALLENGER_BUNDLE_PATH,
     ENV_CHALLENGER_VERSION,
     ENV_FIREHOSE_STREAM,
@@ -136,6 +138,7 @@ FUNCTION_SETTINGS: dict[str, Any] = {
     "reject_rate_threshold": 0.12,
     "reject_min_requests": 40,
     "short_window_hours": 2,
+    "drift_athena": "on",
 }
 # what the stack passes besides settings: resources it created or placed
 # what the stack names for a function (resources, the stack name), not settings
@@ -148,6 +151,8 @@ RESOURCE_VARIABLES = {
     ENV_DEPLOYMENT,
     ENV_CHALLENGER_BUNDLE_PATH,
     ENV_CHALLENGER_VERSION,
+    ENV_ATHENA_WORKGROUP,
+    ENV_CAPTURES_TABLE,
 }
 SECTION_OF_FUNCTION = {"inference": ServingSettings, "drift-check": DriftSettings}
 
