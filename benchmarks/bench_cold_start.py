@@ -5,7 +5,9 @@
 floor     a fresh process imports numpy and onnxruntime and opens the bundle's session: what any Python
           ONNX function pays before its first answer
 handler   a fresh process imports lambda/inference/handler.py with capture on (a bucket named, fake
-          credentials, no network): settings, bundle, session, metrics, the app, the capture executor
+          credentials, no network): settings, bundle, session, metrics, the app, the capture executor;
+          with the settings digest the stack sets (``MS_SETTINGS_DIGEST``: the deployed path, settings
+          read without pydantic), and without it (a local run: pydantic validates them), alternately
 Both time from the first line of the child to the end of init (the interpreter's own start is the same
 in both and left out). ``--emulator N``: N fresh environments under tests/lambda_emulator.py (awslambdaric,
 Runtime + Extensions API, capture on to moto server, capture extension registered), process spawn to
@@ -31,6 +33,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from devtools.sample_model import ensure_sample_bundle  # noqa: E402
+from modelserve.settings import ENV_SETTINGS_DIGEST, ServingSettings  # noqa: E402
+from modelserve.settings_env import env_name, settings_digest  # noqa: E402
 
 # each child prints its init's wall time and its CPU time (ms): on a shared machine the CPU time is what init
 # costs, without the waits for a core another process holds
@@ -50,7 +54,7 @@ print((time.perf_counter() - t) * 1000, (time.process_time() - c) * 1000)
 print(",".join(m for m in {not_needed!r} if m in sys.modules))
 """
 # loaded at init although the first answer needs none of them (boto3: the first capture, after the answer)
-NOT_NEEDED = ("boto3", "botocore.session", "pydantic.v1", "fastapi", "opentelemetry", "serving.openapi")
+NOT_NEEDED = ("boto3", "botocore.session", "pydantic", "pydantic.v1", "fastapi", "opentelemetry", "serving.openapi")
 PACKAGES = (
     "fastapi",
     "starlette",
@@ -89,6 +93,12 @@ def child_env(bundle_root: Path, capture_sink: str = "s3") -> dict[str, str]:
     return env
 
 
+def with_settings_digest(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with the digest of its settings variables, as the stack computes it (cdk/serving.py)."""
+    names = [env_name(field) for field in ServingSettings.model_fields]
+    return {**env, ENV_SETTINGS_DIGEST: settings_digest(env, names, lambda value: False)}
+
+
 def run(code: str, env: dict[str, str], *flags: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, *flags, "-c", code], env=env, capture_output=True, text=True, check=True)
 
@@ -121,13 +131,13 @@ def emulator_first_answers(bundle: Any, rounds: int, checkouts: dict[str, Path])
         )
         for _ in range(rounds):
             for name, root in checkouts.items():
-                env = {
+                env = with_settings_digest({
                     **creds,
                     "AWS_ENDPOINT_URL": endpoint,
                     "MS_MODEL_BUNDLE_PATH": str(bundle.root),
                     "MS_CAPTURE_BUCKET": "bench-cold",
                     "PYTHONPATH": str(root),
-                }
+                })
                 with LambdaEmulator(env, cwd=root / "lambda" / "inference") as emu:
                     inv = emu.invoke(event("rest_v1", "POST", "/predict", body, request_id="cold"))
                     assert inv.responded_at is not None and inv.payload and inv.payload["statusCode"] == 200, inv.payload
@@ -143,31 +153,32 @@ def main() -> None:
     ap.add_argument("--capture-sink", default="s3", choices=["s3", "firehose", "logs"], help="the capture_sink setting of the handler")
     args = ap.parse_args()
     bundle = ensure_sample_bundle(REPO / "models" / "sample")
-    env = child_env(bundle.root, args.capture_sink)
+    validated_env = child_env(bundle.root, args.capture_sink)  # no digest: pydantic validates the settings
+    env = with_settings_digest(validated_env)  # the deployed path
     floor_code = FLOOR.format(model=str(bundle.model_path))
     handler_code = HANDLER.format(repo=str(REPO), handler=str(REPO / "lambda" / "inference" / "handler.py"), not_needed=NOT_NEEDED)
     run(handler_code, env)  # bytecode written once, as the asset ships it
-    floors, handlers, ratios, cpu_ratios, loaded = [], [], [], [], ""
+    floors, handlers, cpu_floors, cpu_handlers = [], {"digest": [], "validated": []}, [], {"digest": [], "validated": []}
+    ratios, cpu_ratios, loaded = {"digest": [], "validated": []}, {"digest": [], "validated": []}, {}
     for _ in range(args.runs):
         f, f_cpu = map(float, run(floor_code, env).stdout.split()[:2])
-        out = run(handler_code, env).stdout.splitlines()
-        (h, h_cpu), loaded = map(float, out[0].split()), (out[1] if len(out) > 1 else "")
         floors.append(f)
-        handlers.append(h)
-        ratios.append(h / f)
-        cpu_ratios.append(h_cpu / f_cpu)
+        cpu_floors.append(f_cpu)
+        for mode, mode_env in (("digest", env), ("validated", validated_env)):
+            out = run(handler_code, mode_env).stdout.splitlines()
+            (h, h_cpu), loaded[mode] = map(float, out[0].split()), (out[1] if len(out) > 1 else "")
+            handlers[mode].append(h)
+            cpu_handlers[mode].append(h_cpu)
+            ratios[mode].append(h / f)
+            cpu_ratios[mode].append(h_cpu / f_cpu)
     print(f"cold init, medians of {args.runs} interleaved fresh processes (capture on, bytecode cached):")
-    print(f"  floor (numpy + onnxruntime + session)   {statistics.median(floors):7.1f} ms")
-    print(f"  handler init                             {statistics.median(handlers):7.1f} ms")
-    print(
-        f"  handler / floor                          {statistics.median(ratios):7.2f}x  "
-        f"(per-pair range {min(ratios):.2f}-{max(ratios):.2f})"
-    )
-    print(
-        f"  handler / floor, CPU time                {statistics.median(cpu_ratios):7.2f}x  "
-        f"(per-pair range {min(cpu_ratios):.2f}-{max(cpu_ratios):.2f})"
-    )
-    print(f"  loaded at init, not needed by the first answer: {loaded or 'none'}")
+    print(f"  floor (numpy + onnxruntime + session)   {statistics.median(floors):7.1f} ms, CPU {statistics.median(cpu_floors):7.1f} ms")
+    for mode, label in (("digest", "settings digest (deployed)"), ("validated", "no digest (pydantic)")):
+        r, cr, cpu = ratios[mode], cpu_ratios[mode], statistics.median(cpu_handlers[mode])
+        print(f"  handler init, {label:<27}{statistics.median(handlers[mode]):7.1f} ms, CPU {cpu:7.1f} ms")
+        print(f"    handler / floor                        {statistics.median(r):7.2f}x  (per-pair range {min(r):.2f}-{max(r):.2f})")
+        print(f"    handler / floor, CPU time              {statistics.median(cr):7.2f}x  (per-pair range {min(cr):.2f}-{max(cr):.2f})")
+        print(f"    loaded at init, not needed by the first answer: {loaded[mode] or 'none'}")
     if args.emulator:
         checkouts = {"this checkout": REPO, **({f"baseline {args.baseline}": args.baseline.resolve()} if args.baseline else {})}
         firsts = emulator_first_answers(bundle, args.emulator, checkouts)

@@ -18,7 +18,16 @@ from constructs import Construct
 from cdk.alarms import AlarmSpec, Source
 from modelserve import metric_catalogue as mc
 from modelserve.schema import BundleManifest
-from modelserve.settings import ENV_BUNDLE_PATH, ENV_CORS_ORIGINS, ENV_HASH_SALT_SECRET, ENV_REQUEST_ID_KEY, Settings
+from modelserve.settings import (
+    ENV_BUNDLE_PATH,
+    ENV_CORS_ORIGINS,
+    ENV_HASH_SALT_SECRET,
+    ENV_REQUEST_ID_KEY,
+    ENV_SETTINGS_DIGEST,
+    ServingSettings,
+    Settings,
+)
+from modelserve.settings_env import env_name, settings_digest
 
 from .bundling import BUNDLE_DIR_IN_ASSET
 from .common import resource_name, retention
@@ -151,6 +160,8 @@ class Serving(Construct):
         env[ENV_BUNDLE_PATH] = BUNDLE_DIR_IN_ASSET  # inside the asset (resolved against LAMBDA_TASK_ROOT)
         env.update(extra_environment)
         env.update(powertools_env(s, "inference"))
+        self._environment = dict(env)  # what the settings digest covers, kept current by allow_browser_origins
+        env[ENV_SETTINGS_DIGEST] = self._settings_digest()
 
         self.inference = LambdaFunction(
             self,
@@ -370,6 +381,15 @@ class Serving(Construct):
             {f"gatewayresponse.header.{k}": v for k, v in {**self.unknown_route_headers, **cors}.items()},
         )
         self.function.add_environment(ENV_CORS_ORIGINS, ",".join(origins))
+        self._environment[ENV_CORS_ORIGINS] = ",".join(origins)
+        self.function.add_environment(ENV_SETTINGS_DIGEST, self._settings_digest())
+
+    def _settings_digest(self) -> str:
+        """The digest of the function's settings variables, validated above (``Settings``): the function reads
+        them without pydantic while they match it (serving/function_settings.py). A value resolved at deploy
+        (a token: the web page's origin) is named in it, not hashed (modelserve/settings_env.py says why)."""
+        names = [env_name(field) for field in ServingSettings.model_fields]
+        return settings_digest(self._environment, names, cdk.Token.is_unresolved)
 
     # ------------------------------------------------------------ metrics the alarms and dashboard use
 

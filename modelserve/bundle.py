@@ -23,7 +23,7 @@ from .schema import (
     FeatureKind,
     Table,
 )
-from .settings import ENV_BUNDLE_PATH
+from .settings_env import ENV_BUNDLE_PATH
 
 # modelserve/ sits at the root of each function's asset, next to handler.py
 ASSET_ROOT = Path(__file__).resolve().parent.parent

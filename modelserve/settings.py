@@ -25,24 +25,22 @@ from typing import Any, ClassVar, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
-ENV_PREFIX = "MS_"
-# resources the stack passes to the functions (not settings: the stack creates or places them)
-ENV_BUNDLE_PATH = "MS_MODEL_BUNDLE_PATH"  # the bundle folder: relative to the asset root, or absolute (local runs)
-ENV_CAPTURE_BUCKET = "MS_CAPTURE_BUCKET"
-ENV_FIREHOSE_STREAM = "MS_FIREHOSE_STREAM"
-ENV_HASH_SALT_SECRET = "MS_CAPTURE_HASH_SALT_SECRET_ARN"  # the salt the stack generated, when none is set
-# the key request ids are signed with (serving/request_ids.py): the stack's generated secret, resolved at deploy
-ENV_REQUEST_ID_KEY = "MS_REQUEST_ID_KEY"
-# drift_athena=auto|on: the Athena workgroup the drift check queries in, and the captures table (database.table)
-ENV_ATHENA_WORKGROUP = "MS_ATHENA_WORKGROUP"
-ENV_CAPTURES_TABLE = "MS_CAPTURES_TABLE"
-# browser origins the API lets call it (cors_origins and the web page's), comma-separated: the variable
-# ServingSettings' ``cors_origins`` is read from (the stack adds the page's deploy-time origin)
-ENV_CORS_ORIGINS = "MS_CORS_ORIGINS"
-# the challenger's bundle folder in the inference asset (like MS_MODEL_BUNDLE_PATH), and its version for
-# the drift check's comparison; both set by the stack only when challenger_mode is not "off"
-ENV_CHALLENGER_BUNDLE_PATH = "MS_CHALLENGER_BUNDLE_PATH"
-ENV_CHALLENGER_VERSION = "MS_CHALLENGER_VERSION"
+# the variables' names are pydantic-free, for the functions' init (modelserve/settings_env.py)
+from modelserve.settings_env import (  # noqa: F401 - re-exported: the stack and the drift check import them from here
+    ENV_ATHENA_WORKGROUP,
+    ENV_BUNDLE_PATH,
+    ENV_CAPTURE_BUCKET,
+    ENV_CAPTURES_TABLE,
+    ENV_CHALLENGER_BUNDLE_PATH,
+    ENV_CHALLENGER_VERSION,
+    ENV_CORS_ORIGINS,
+    ENV_FIREHOSE_STREAM,
+    ENV_HASH_SALT_SECRET,
+    ENV_PREFIX,
+    ENV_REQUEST_ID_KEY,
+    ENV_SETTINGS_DIGEST,
+)
+
 CHALLENGER_MODES = ("off", "shadow", "ab")
 
 CANARY_CONFIGS = (

@@ -12,20 +12,19 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelserve import metric_catalogue as mn
 from modelserve.bundle import ASSET_ROOT, ModelBundle, function_bundle_dir
 from modelserve.metric_catalogue import ENV_DEPLOYMENT
 from modelserve.observability import EmfMetricHook
 from modelserve.schema import Table, rows_to_table
-from modelserve.settings import (
+from modelserve.settings_env import (
     ENV_CAPTURE_BUCKET,
     ENV_CHALLENGER_BUNDLE_PATH,
     ENV_FIREHOSE_STREAM,
     ENV_HASH_SALT_SECRET,
     ENV_REQUEST_ID_KEY,
-    ServingSettings,
 )
 from modelserve.versions import CHALLENGER, CHAMPION, check_compatible
 
@@ -35,11 +34,15 @@ from .capture_logs import LogsCaptureSink
 from .explain import Explainer
 from .explain_capture import CaptureExplanations
 from .feedback import FeedbackStore, S3FeedbackStore
+from .function_settings import function_settings
 from .model import ModelRunner
 from .request_ids import RequestIds
 from .service import InferenceService, MetricHook, no_metric
 from .validation import Validator
 from .variants import RoutedService, ShadowCapturer, version_metric
+
+if TYPE_CHECKING:
+    from .function_settings import FunctionSettings
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +51,7 @@ logger = logging.getLogger(__name__)
 class InferenceFunction:
     """What the handler serves: the settings it runs with, the bundle, the metric hook and the service."""
 
-    settings: ServingSettings
+    settings: FunctionSettings
     bundle: ModelBundle
     metrics: EmfMetricHook
     service: InferenceService
@@ -58,9 +61,9 @@ class InferenceFunction:
 
 
 def inference_function(environ: Mapping[str, str] | None = None) -> InferenceFunction:
-    """The function as the stack configured it: ``ServingSettings`` and resource names from the environment."""
+    """The function as the stack configured it: its settings and resource names from the environment."""
     environ = os.environ if environ is None else environ
-    settings = ServingSettings.from_env(environ)
+    settings = function_settings(environ)  # validated at synth (digest), else here
     bundle = ModelBundle.load(function_bundle_dir(environ))
     challenger = ModelBundle.load(challenger_bundle_dir(environ)) if settings.challenger_mode != "off" else None
     m = bundle.manifest
@@ -96,7 +99,7 @@ class CaptureTargets:
 
 def inference_service(
     bundle: ModelBundle,
-    settings: ServingSettings,
+    settings: FunctionSettings,
     environ: Mapping[str, str],
     metric: MetricHook = no_metric,
     boto_session: Any = None,
@@ -166,7 +169,7 @@ def inference_service(
     return RoutedService(champion, contender, settings.challenger_mode, settings.ab_share)
 
 
-def explainer_for(bundle: ModelBundle, runner: ModelRunner, settings: ServingSettings) -> Explainer:
+def explainer_for(bundle: ModelBundle, runner: ModelRunner, settings: FunctionSettings) -> Explainer:
     """Explanations against the bundle's reference sample; its rows are read on the first explanation, not at init."""
 
     def background() -> Table:
@@ -175,7 +178,7 @@ def explainer_for(bundle: ModelBundle, runner: ModelRunner, settings: ServingSet
     return Explainer(bundle.manifest, runner, background, settings.explain_background_rows, settings.explain_max_evaluations)
 
 
-def capture_explanations(explainer: Explainer, settings: ServingSettings, hook: MetricHook, dims: dict[str, str]) -> CaptureExplanations:
+def capture_explanations(explainer: Explainer, settings: FunctionSettings, hook: MetricHook, dims: dict[str, str]) -> CaptureExplanations:
     """capture_explanations: the answers' explanations kept in the records, and a share of the other rows explained
     after the answer (``explain_capture_fraction``), counted as the asked ones are; failures as ExplainCaptureErrors."""
 
@@ -192,7 +195,7 @@ def capture_explanations(explainer: Explainer, settings: ServingSettings, hook: 
 
 
 def capture_clients(
-    settings: ServingSettings, targets: CaptureTargets, clients: ClientFactory | None
+    settings: FunctionSettings, targets: CaptureTargets, clients: ClientFactory | None
 ) -> tuple[CaptureSink | None, FeedbackStore | None]:
     """The capture sink and the feedback writer for the configured targets (None where there is none)."""
     if clients is None or not (targets.bucket or targets.stream):
@@ -215,7 +218,7 @@ def capture_clients(
 
 
 def reject_sink_for(
-    settings: ServingSettings, sink: CaptureSink | None, targets: CaptureTargets, clients: ClientFactory | None
+    settings: FunctionSettings, sink: CaptureSink | None, targets: CaptureTargets, clients: ClientFactory | None
 ) -> S3CaptureSink | None:
     """Where refused requests go: S3 under rejects/ whenever captures are on (with the Firehose sink too:
     its stream files every record under captures/)."""
@@ -226,7 +229,7 @@ def reject_sink_for(
     return S3CaptureSink(clients.client("s3", settings.capture_budget_s), targets.bucket)
 
 
-def redactor_for(settings: ServingSettings, salt_secret_arn: str | None, clients: ClientFactory | None) -> Redactor:
+def redactor_for(settings: FunctionSettings, salt_secret_arn: str | None, clients: ClientFactory | None) -> Redactor:
     """The capture redactor; the hash salt is the setting, or the secret the stack generated.
 
     When hashed features are configured but no salt can be had, those features are redacted

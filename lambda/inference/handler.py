@@ -10,8 +10,9 @@ from __future__ import annotations
 import gc
 import os
 
-# the function uses no pydantic plugins: without this, building its settings' validator scans every installed
-# distribution's entry points for them, at init (docs/performance.md#cold-start); a value set by the stack wins
+# the function uses no pydantic plugins: without this, building its settings' validator (settings that do not match
+# the stack's digest: serving/function_settings.py) scans every installed distribution's entry points for them, at
+# init (docs/performance.md#cold-start); a value set by the stack wins
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 from typing import Any

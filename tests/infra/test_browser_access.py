@@ -323,3 +323,21 @@ def test_any_origin_covers_the_page_too(site_dir: Path, fake_bundle_dir: Path, t
 def _function_origins(env: dict) -> tuple[str, ...]:
     """The origins the inference function will allow, read as the function reads its settings."""
     return ServingSettings.from_env({k: v for k, v in env.items() if isinstance(v, str)}).cors_origins
+
+
+@needs_node_ort
+def test_the_settings_digest_names_the_pages_deploy_time_origin_and_the_function_reads_it_without_pydantic(with_page: Synth) -> None:
+    from modelserve.settings import ENV_SETTINGS_DIGEST
+    from serving.function_settings import function_settings
+    from serving.settings_view import ServingSettingsView
+
+    variables = inference_env(with_page)
+    digest = variables[ENV_SETTINGS_DIGEST]
+    assert isinstance(digest, str) and digest.endswith(f";{ENV_CORS_ORIGINS}")  # a token at synth: named, not hashed
+    # as deployed: CloudFormation resolves the page's origin (and the resources' names)
+    env = {k: v if isinstance(v, str) else "resolved-at-deploy" for k, v in variables.items()}
+    env[ENV_CORS_ORIGINS] = "https://app.example.com,https://d111111abcdef8.cloudfront.net"
+    view = function_settings(env)
+    assert type(view) is ServingSettingsView
+    assert view.cors_origins == ("https://app.example.com", "https://d111111abcdef8.cloudfront.net")
+    assert {n: getattr(view, n) for n in ServingSettings.model_fields} == ServingSettings.from_env(env).model_dump()

@@ -24,6 +24,7 @@ from modelserve.settings import (
     ENV_HASH_SALT_SECRET,
     ENV_PREFIX,
     ENV_REQUEST_ID_KEY,
+    ENV_SETTINGS_DIGEST,
     DriftSettings,
     ServingSettings,
     SettingsError,
@@ -153,6 +154,7 @@ RESOURCE_VARIABLES = {
     ENV_CHALLENGER_VERSION,
     ENV_ATHENA_WORKGROUP,
     ENV_CAPTURES_TABLE,
+    ENV_SETTINGS_DIGEST,  # the digest of the inference function's settings variables (modelserve/settings_env.py)
 }
 SECTION_OF_FUNCTION = {"inference": ServingSettings, "drift-check": DriftSettings}
 
@@ -193,6 +195,23 @@ def test_each_function_reads_back_every_setting_of_its_section(every_function_se
     for name in section.model_fields:  # the same, field by field (a failure names the setting)
         value = FUNCTION_SETTINGS[name]
         assert getattr(arrived, name) == (tuple(value) if isinstance(value, list) else value), name
+
+
+def test_the_inference_function_reads_every_non_default_setting_through_its_digest_as_pydantic_does(
+    every_function_setting: Synth,
+) -> None:
+    from serving.function_settings import function_settings
+    from serving.settings_view import ServingSettingsView
+
+    env = function_environments(every_function_setting)["inference"]
+    assert isinstance(env[ENV_SETTINGS_DIGEST], str)  # no setting of this variant is resolved at deploy
+    env = {k: v if isinstance(v, str) else "resolved-at-deploy" for k, v in env.items()}
+    view = function_settings(env)
+    assert type(view) is ServingSettingsView  # read without pydantic
+    validated = ServingSettings.from_env(env)
+    for name in ServingSettings.model_fields:
+        assert getattr(view, name) == getattr(validated, name), name
+        assert type(getattr(view, name)) is type(getattr(validated, name)), name
 
 
 @pytest.mark.parametrize("function", sorted(SECTION_OF_FUNCTION))
