@@ -53,10 +53,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "iam_cors": {"api_auth": "iam", "cors_origins": "https://console.example.org"},
     # captures as log lines: subscription filter -> Firehose (hour partitions) as JSON Lines; or as Parquet into a
     # KMS bucket, with the drift check's Athena workgroup
-    "logs": {"capture_sink": "logs"},
+    # the logs sink without the drift check's Athena path (the default has it: drift_athena=auto)
+    "logs": {"capture_sink": "logs", "drift_athena": "off"},
     "logs_parquet_kms": {"capture_sink": "logs", "capture_format": "parquet", "bucket_encryption": "kms", "drift_athena": "on"},
-    # the drift check reads through Athena only past its read budget
-    "logs_athena_auto": {"capture_sink": "logs", "drift_athena": "auto"},
 }
 
 

@@ -115,8 +115,8 @@ def test_firehose_delivery_is_alarmed_for_the_log_path(logs: Synth) -> None:
     assert {"DeliveryToS3.Success", "DeliveryToS3.DataFreshness"} <= alarms
 
 
-def test_the_athena_workgroup_keeps_results_in_the_bucket_encrypted_and_limits_bytes_scanned(parquet: Synth, default: Synth) -> None:
-    assert not default.of_type("AWS::Athena::WorkGroup")
+def test_the_athena_workgroup_keeps_results_in_the_bucket_encrypted_and_limits_bytes_scanned(parquet: Synth, logs: Synth) -> None:
+    assert not logs.of_type("AWS::Athena::WorkGroup")  # drift_athena=off
     ((wg_id, wg),) = parquet.of_type("AWS::Athena::WorkGroup").items()
     conf = wg["Properties"]["WorkGroupConfiguration"]
     assert conf["BytesScannedCutoffPerQuery"] == parquet.settings.athena_bytes_scanned_limit_mb * 1024 * 1024
@@ -152,8 +152,9 @@ def test_the_drift_check_may_query_only_its_workgroup_and_write_only_athena_resu
     assert statements["ListAthenaResults"]["Condition"] == {"StringLike": {"s3:prefix": ["athena-results/*"]}}
 
 
-def test_drift_athena_auto_synthesizes_the_same_workgroup_permissions_and_alarm_as_on(parquet: Synth, synth_of) -> None:
-    auto = synth_of("logs_athena_auto")
+def test_the_default_drift_athena_auto_synthesizes_the_same_workgroup_permissions_and_alarm_as_on(parquet: Synth, default: Synth) -> None:
+    auto = default
+    assert auto.settings.drift_athena == "auto"
     ((wg_id, wg),) = auto.of_type("AWS::Athena::WorkGroup").items()
     limit = wg["Properties"]["WorkGroupConfiguration"]["BytesScannedCutoffPerQuery"]
     assert limit == auto.settings.athena_bytes_scanned_limit_mb * 1024 * 1024
