@@ -3,7 +3,8 @@
 Past what one Lambda can read in its budget, the window's exact aggregates come from queries, not from
 a sample: row count, nulls per feature, category counts (new values are the ones the reference does not
 know), histograms on the reference's bins, predicted-class counts; the sample the distribution tests
-need (KS, PCA, MMD) comes from ``TABLESAMPLE BERNOULLI``. Every query reads only the window's
+need (KS, PCA, MMD) comes from ``TABLESAMPLE BERNOULLI``; the performance check's labelled rows, every one
+of the window, from a join with the feedback table (``labelled_rows``). Every query reads only the window's
 partitions (``model``, ``version``, ``dt``; ``event_time`` inside them), so Athena scans the hours it needs.
 
 The SQL is the contract: tests/unit/test_athena_sql.py parses each query as Trino and runs it, transpiled
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from modelserve.records import utc_iso
+from modelserve.records import utc_iso, window_hours
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 # what the sample brings back: the capture record's columns
@@ -57,7 +58,7 @@ class CaptureWindow:
     end: datetime
 
     def source(self) -> str:
-        return ".".join(identifier(part) for part in self.table.split("."))
+        return _source(self.table)
 
     def where(self) -> str:
         """Partition pruning (model, version, the days the window touches) and the exact event-time bounds."""
@@ -155,3 +156,43 @@ def sample_percent(row_count: int, sample_cap: int, margin: float = 1.1) -> floa
     if row_count <= 0:
         return 100.0
     return min(100.0, 100.0 * sample_cap * margin / row_count)
+
+
+# what the labelled rows bring back: the capture columns the performance check reads, then the label's
+LABELLED_CAPTURE_COLUMNS = (
+    "request_id", "row", "event_time", "model_name", "model_version", "stage", "prediction", "probabilities", "variant"
+)
+
+
+def labelled_rows(w: CaptureWindow, feedback_table: str, grace: timedelta, limit: int) -> str:
+    """Every captured row of the window joined with the labels sent for it, by request id and row (a batch's
+    rows are labelled one by one: ``FeedbackRecord.key``): one result row per (capture row, label received),
+    in receipt order, so corrections and conflicting labels resolve as the S3 path resolves them
+    (``feedback_reader.Labels``). The labels are those filed under the window's prediction hours
+    (``feedback_prediction_hour_prefix``), each received within ``grace`` of its hour's end, as the S3 path
+    reads them; a label for a prediction outside the window joins no row of it. At most ``limit`` rows."""
+    hours = window_hours(w.start, w.end)
+    received_in_time = " OR ".join(
+        f"(f.dt = {literal(f'{h:%Y-%m-%d}')} AND f.{identifier('hour')} = {literal(f'{h:%H}')} "
+        f"AND f.received_time < {literal(utc_iso(h + timedelta(hours=1) + grace))})"
+        for h in hours
+    )
+    days = ", ".join(sorted({literal(f"{h:%Y-%m-%d}") for h in hours}))
+    captured = ", ".join(
+        f"json_format(CAST(c.{identifier(col)} AS JSON)) AS {identifier(col)}" if col in JSON_COLUMNS else f"c.{identifier(col)}"
+        for col in LABELLED_CAPTURE_COLUMNS
+    )
+    labels = (
+        f"SELECT * FROM {_source(feedback_table)} AS f "
+        f"WHERE f.model = {literal(w.model)} AND f.dt IN ({days}) AND ({received_in_time})"
+    )
+    window = f"SELECT * FROM {w.source()} WHERE {w.where()}"
+    return (
+        f"SELECT {captured}, f.label AS label, f.received_time AS received_time, f.replaces IS NOT NULL AS correction "
+        f"FROM ({window}) AS c JOIN ({labels}) AS f ON f.request_id = c.request_id AND f.{identifier('row')} = c.{identifier('row')} "
+        f"ORDER BY f.received_time, c.request_id, c.{identifier('row')} LIMIT {int(limit)}"
+    )
+
+
+def _source(table: str) -> str:
+    return ".".join(identifier(part) for part in table.split("."))

@@ -24,8 +24,10 @@ import numpy as np
 from modelserve import metric_catalogue as mn
 from modelserve.bundle import ModelBundle, reference_sample_from_rows, scored_sample
 from modelserve.records import (
+    ATHENA_FEEDBACK_TABLE,
     AUDIT_SOURCE,
     CaptureRecord,
+    FeedbackRecord,
     RowKey,
     audit_key,
     report_key,
@@ -116,7 +118,9 @@ def athena_section(read: AthenaWindowRead) -> dict[str, Any]:
             "categories": {f: dict(c) for f, c in counts.categories.items()} if counts else {},
             "histograms": {f: list(c) for f, c in counts.histograms.items()} if counts else {},
             "predictions": read.predictions,
+            "labelled_rows": None if read.labelled is None else len(read.labelled),
         },
+        "labels_truncated": read.labels_truncated,
     }
 
 
@@ -292,7 +296,12 @@ class DriftService:
         window = athena_sql.CaptureWindow(self.captures_table, self.manifest.model_name, self.manifest.version, start, end)
         classifier = self.manifest.outputs.task is Task.CLASSIFICATION
         edges = {f.name: self.profile[f.name].histogram.edges for f in features if f.kind is FeatureKind.NUMERIC}
-        return WindowPlan(window, features, ranges, self.settings.sample_cap, classifier, edges)
+        return WindowPlan(window, features, ranges, self.settings.sample_cap, classifier, edges, feedback_table=self.feedback_table)
+
+    @property
+    def feedback_table(self) -> str:
+        """The feedback table next to the captures table (same Glue database): the labels filed by prediction hour."""
+        return f"{self.captures_table.rsplit('.', 1)[0]}.{ATHENA_FEEDBACK_TABLE}"
 
     @property
     def athena_mode(self) -> str:
@@ -380,15 +389,19 @@ class DriftService:
         joined = feedback_in if isinstance(feedback_in, Labels) else Labels()  # a plain mapping: nothing to report
         conflicting = sorted({r.key for r in window.rows} & joined.conflicting)
         feedback = {r.key: feedback_in[r.key] for r in window.rows if r.key in feedback_in}
-        labels = {key: record.label for key, record in feedback.items()}
         sample = scored_sample(self.checked, window.rows)
         predictions = PredictionColumns(labels=sample.labels, probabilities=sample.probabilities, values=sample.values)
+        athena = window if isinstance(window, AthenaWindowRead) else None
+        labelled_rows, labels, labelled_predictions = window.rows, {key: record.label for key, record in feedback.items()}, predictions
+        if athena is not None and athena.labelled is not None:
+            labelled_rows, labels, conflicting = self._athena_labelled(athena, feedback, conflicting)
+            every = scored_sample(self.checked, labelled_rows)
+            labelled_predictions = PredictionColumns(labels=every.labels, probabilities=every.probabilities, values=every.values)
         # bounded by its object cap (DEFAULT_MAX_REJECT_OBJECTS), not the window's read budget: a window
         # read cut short must still say why requests were refused
         rejected = read_rejects(self.s3, self.captures, start, end, seed=int(end.timestamp()))
         rejects = reject_counts(window, rejected)
-        labeled = self._labeled(window.rows, labels, predictions)
-        athena = window if isinstance(window, AthenaWindowRead) else None
+        labeled = self._labeled(labelled_rows, labels, labelled_predictions)
         counts = athena.counts if athena is not None else None
         # contributions: the captured explanations (capture_explanations), for what moved the predictions
         report = self.checker.check(sample.table, predictions, labeled, rejects, sample.contributions, counts=counts)
@@ -520,6 +533,20 @@ class DriftService:
         day = end.astimezone(UTC).date()
         self._put(audit_key(self.manifest.model_name, day, "csv"), csv_body, "text/csv; charset=utf-8")
         self._put(audit_key(self.manifest.model_name, day, "jsonl"), jsonl_body, "application/x-ndjson")
+
+    @staticmethod
+    def _athena_labelled(
+        read: AthenaWindowRead, sampled: Mapping[RowKey, FeedbackRecord], conflicting: list[RowKey]
+    ) -> tuple[list[CaptureRecord], dict[RowKey, Any], list[RowKey]]:
+        """The performance check's rows through Athena: every labelled row of the window (the join), and the
+        sample's rows labelled only under the receipt layout (unverified labels, or labels written before the
+        prediction-hour layout), which the feedback table does not hold."""
+        joined = read.labelled or []
+        labels: dict[RowKey, Any] = {key: record.label for key, record in read.labels.items()}
+        by_receipt = [r for r in read.rows if r.key in sampled and r.key not in labels]
+        labels.update({r.key: sampled[r.key].label for r in by_receipt})
+        in_conflict = sorted(set(conflicting) | read.labels.conflicting)
+        return [*joined, *by_receipt], labels, in_conflict
 
     def _labeled(
         self, rows: Sequence[CaptureRecord], labels: Mapping[RowKey, Any], predictions: PredictionColumns

@@ -58,8 +58,34 @@ def write_parquet_captures(root: Path, manifest: BundleManifest, rows: Iterable[
     return sum(len(p) for p in by_hour.values())
 
 
+# the feedback table's columns (cdk/capture.py: the Glue table over feedback/model=/predicted/dt=/hour=/)
+FEEDBACK_COLUMNS = {
+    "request_id": "VARCHAR",
+    "row": "INTEGER",
+    "label": "VARCHAR",
+    "received_time": "VARCHAR",
+    "model_name": "VARCHAR",
+    "replaces": "VARCHAR",
+    "predicted_at": "VARCHAR",
+    "verified": "BOOLEAN",
+    "source": "VARCHAR",
+}
+
+
+def write_feedback_objects(root: Path, objects: Iterable[tuple[str, bytes]]) -> int:
+    """Feedback objects (key, gzip JSON Lines body) as they are in the bucket, under ``root``; returns how many."""
+    n = 0
+    for key, body in objects:
+        path = root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+        n += 1
+    return n
+
+
 def duckdb_captures(root: Path, table: str) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection where ``table`` (``database.table``) is the Parquet files under ``root``."""
+    """A DuckDB connection where ``table`` (``database.table``) is the Parquet files under ``root``, and
+    ``database.feedback`` the labels filed by prediction hour under ``root/feedback`` (their JSON Lines as stored)."""
     database, name = table.split(".")
     con = duckdb.connect()
     con.execute(f'CREATE SCHEMA "{database}"')
@@ -67,6 +93,16 @@ def duckdb_captures(root: Path, table: str) -> duckdb.DuckDBPyConnection:
         f'CREATE VIEW "{database}"."{name}" AS SELECT * FROM read_parquet('
         f"'{root}/captures/*/*/*/*/*.parquet', hive_partitioning = true, hive_types_autocast = false)"
     )
+    feedback = f'"{database}"."feedback"'
+    if list(root.glob("feedback/model=*/predicted/dt=*/hour=*/*.jsonl.gz")):
+        columns = "{" + ", ".join(f"'{k}': '{v}'" for k, v in FEEDBACK_COLUMNS.items()) + "}"
+        con.execute(
+            f"CREATE VIEW {feedback} AS SELECT * FROM read_json('{root}/feedback/*/predicted/*/*/*.jsonl.gz', "
+            f"format = 'newline_delimited', columns = {columns}, hive_partitioning = true, hive_types_autocast = false)"
+        )
+    else:  # no labels yet: the table is there, empty
+        typed = ", ".join(f'"{k}" {v}' for k, v in FEEDBACK_COLUMNS.items())
+        con.execute(f'CREATE TABLE {feedback} ({typed}, "model" VARCHAR, "dt" VARCHAR, "hour" VARCHAR)')
     return con
 
 
