@@ -18,11 +18,13 @@ from constructs import Construct
 
 from cdk.alarms import AlarmSpec, Source
 from modelserve.records import (
+    ATHENA_FEEDBACK_TABLE,
     AUDIT_ROOT,
     CAPTURE_LINES_FILTER_PATTERN,
     CAPTURE_ROOT,
     FEEDBACK_ROOT,
     LABELS_DIR,
+    PREDICTED_DIR,
     REJECTS_ROOT,
     REPORTS_ROOT,
     SAMPLES_ROOT,
@@ -176,6 +178,8 @@ class CaptureStorage(Construct):
         elif settings.capture_sink == "logs":
             self.stream = self._firehose(from_logs=True)
         self.workgroup = self._athena_workgroup() if settings.drift_athena != "off" else None
+        # the labels the Athena path joins with the captures (the performance check on every labelled row)
+        self.feedback_table = self._feedback_table() if self.workgroup is not None else None
 
     # ------------------------------------------------------------ metrics the alarms read
 
@@ -357,6 +361,8 @@ class CaptureStorage(Construct):
                     stack.format_arn(service="glue", resource="catalog"),
                     stack.format_arn(service="glue", resource="database", resource_name=db_name),
                     stack.format_arn(service="glue", resource="table", resource_name=f"{db_name}/captures"),
+                    # the feedback objects it reads are already granted (grant_drift_access: feedback/)
+                    stack.format_arn(service="glue", resource="table", resource_name=f"{db_name}/{ATHENA_FEEDBACK_TABLE}"),
                 ],
             )
         )
@@ -676,6 +682,73 @@ class CaptureStorage(Construct):
         )
         table.node.add_dependency(database)
         return database, table
+
+    def _feedback_table(self) -> glue.CfnTable:
+        """The labels filed by the hour their prediction was made (``feedback_prediction_hour_prefix``), as /feedback
+        writes them (gzip JSON Lines of ``FeedbackRecord``), projected by that hour: what the drift check's Athena
+        path joins with the captures by request id and row. Labels filed by receipt (unverified, or written before
+        that layout) are not in it: the S3 path still reads those."""
+        m, bucket = self.manifest, self.bucket.bucket_name
+        db_name = self.database.database_input.name  # type: ignore[union-attr]
+        location = f"s3://{bucket}/{FEEDBACK_ROOT}/"
+        columns = [
+            glue.CfnTable.ColumnProperty(name="request_id", type="string"),
+            glue.CfnTable.ColumnProperty(name="row", type="int", comment="the row of the request the label is for"),
+            glue.CfnTable.ColumnProperty(name="label", type="string", comment="class label, or the regression target as text"),
+            glue.CfnTable.ColumnProperty(name="received_time", type="string", comment="ISO 8601 UTC"),
+            glue.CfnTable.ColumnProperty(name="model_name", type="string"),
+            glue.CfnTable.ColumnProperty(name="replaces", type="string", comment="a correction: the label it replaced"),
+            glue.CfnTable.ColumnProperty(name="reason", type="string"),
+            glue.CfnTable.ColumnProperty(name="source", type="string"),
+            glue.CfnTable.ColumnProperty(name="caller", type="string"),
+            glue.CfnTable.ColumnProperty(name="verified", type="boolean"),
+            glue.CfnTable.ColumnProperty(name="predicted_at", type="string", comment="ISO 8601 UTC"),
+        ]
+        table = glue.CfnTable(
+            self,
+            "FeedbackTable",
+            catalog_id=cdk.Aws.ACCOUNT_ID,
+            database_name=db_name,
+            table_input=glue.CfnTable.TableInputProperty(
+                name=ATHENA_FEEDBACK_TABLE,
+                description="Feedback labels by the UTC hour of their prediction; join captures on request_id and row",
+                table_type="EXTERNAL_TABLE",
+                parameters={
+                    "classification": "json",
+                    "compressionType": "gzip",
+                    "projection.enabled": "true",
+                    "projection.model.type": "enum",
+                    "projection.model.values": m.model_name,
+                    "projection.dt.type": "date",
+                    "projection.dt.format": "yyyy-MM-dd",
+                    "projection.dt.range": "2024-01-01,NOW",
+                    "projection.dt.interval": "1",
+                    "projection.dt.interval.unit": "DAYS",
+                    "projection.hour.type": "integer",
+                    "projection.hour.range": "0,23",
+                    "projection.hour.digits": "2",
+                    "storage.location.template": f"s3://{bucket}/{FEEDBACK_ROOT}/model=${{model}}/{PREDICTED_DIR}/dt=${{dt}}/hour=${{hour}}/",
+                },
+                partition_keys=[
+                    glue.CfnTable.ColumnProperty(name="model", type="string"),
+                    glue.CfnTable.ColumnProperty(name="dt", type="string", comment="the UTC day of the prediction"),
+                    glue.CfnTable.ColumnProperty(name="hour", type="string", comment="the UTC hour of the prediction"),
+                ],
+                storage_descriptor=glue.CfnTable.StorageDescriptorProperty(
+                    columns=columns,
+                    location=location,
+                    input_format="org.apache.hadoop.mapred.TextInputFormat",
+                    output_format="org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
+                    compressed=True,
+                    serde_info=glue.CfnTable.SerdeInfoProperty(
+                        serialization_library="org.openx.data.jsonserde.JsonSerDe",
+                        parameters={"ignore.malformed.json": "true"},
+                    ),
+                ),
+            ),
+        )
+        table.node.add_dependency(self.database)
+        return table
 
 
 def log_line_processing(parquet: bool) -> firehose.CfnDeliveryStream.ProcessingConfigurationProperty:
