@@ -158,10 +158,8 @@ def sample_percent(row_count: int, sample_cap: int, margin: float = 1.1) -> floa
     return min(100.0, 100.0 * sample_cap * margin / row_count)
 
 
-# what the labelled rows bring back: the capture columns the performance check reads, then the label's
-LABELLED_CAPTURE_COLUMNS = (
-    "request_id", "row", "event_time", "model_name", "model_version", "stage", "prediction", "probabilities", "variant"
-)
+# what the labelled rows bring back: the sample's columns but the inputs (the performance check reads the outputs), then the label's
+LABELLED_CAPTURE_COLUMNS = tuple(c for c in SAMPLE_COLUMNS if c != "inputs")
 
 
 def labelled_rows(w: CaptureWindow, feedback_table: str, grace: timedelta, limit: int) -> str:
@@ -182,10 +180,8 @@ def labelled_rows(w: CaptureWindow, feedback_table: str, grace: timedelta, limit
         f"json_format(CAST(c.{identifier(col)} AS JSON)) AS {identifier(col)}" if col in JSON_COLUMNS else f"c.{identifier(col)}"
         for col in LABELLED_CAPTURE_COLUMNS
     )
-    labels = (
-        f"SELECT * FROM {_source(feedback_table)} AS f "
-        f"WHERE f.model = {literal(w.model)} AND f.dt IN ({days}) AND ({received_in_time})"
-    )
+    feedback = _source(feedback_table)
+    labels = f"SELECT * FROM {feedback} AS f WHERE f.model = {literal(w.model)} AND f.dt IN ({days}) AND ({received_in_time})"
     window = f"SELECT * FROM {w.source()} WHERE {w.where()}"
     return (
         f"SELECT {captured}, f.label AS label, f.received_time AS received_time, f.replaces IS NOT NULL AS correction "
