@@ -192,3 +192,25 @@ def labelled_rows(w: CaptureWindow, feedback_table: str, grace: timedelta, limit
 
 def _source(table: str) -> str:
     return ".".join(identifier(part) for part in table.split("."))
+
+
+# a (field, reason) pair as one text, to count pairs after UNNEST (which expands an array of rows into columns on
+# Trino, into one struct on DuckDB: an array of text unnests the same on both); split on it in Python
+PAIR_SEPARATOR = "\x1f"
+
+
+def reject_reasons(w: CaptureWindow) -> str:
+    """Over the rejects table (``w.table``: one row per refused request, filed like the captures): ``reason``,
+    ``n`` (requests), ``rows`` (the rows they held, where known) per request's reason code. Exact, every request."""
+    return f"SELECT reason, count(*) AS n, sum({identifier('rows')}) AS {identifier('rows')} FROM {w.source()} WHERE {w.where()} GROUP BY 1"
+
+
+def reject_fields(w: CaptureWindow) -> str:
+    """Over the rejects table: ``pair`` (field, ``PAIR_SEPARATOR``, reason) and ``n``, the refused requests with at least
+    one error of that reason on that field (each request counted once per pair, as ``reject_reader`` counts them)."""
+    pair = f"concat(e.field, chr({ord(PAIR_SEPARATOR)}), e.reason)"
+    pairs = f"array_distinct(transform(filter(r.errors, e -> e.field IS NOT NULL), e -> {pair}))"
+    return (
+        f"SELECT pair, count(*) AS n FROM (SELECT * FROM {w.source()} WHERE {w.where()}) AS r "
+        f"CROSS JOIN UNNEST({pairs}) AS u(pair) GROUP BY 1"
+    )

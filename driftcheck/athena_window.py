@@ -35,6 +35,7 @@ from monitoring.types import WindowCounts
 
 from . import athena_sql as q
 from .feedback_reader import LABEL_GRACE, Labels
+from .reject_reader import RejectWindow
 from .store import error_code
 from .window_reader import WindowRead, capture_records
 
@@ -142,6 +143,7 @@ class WindowPlan:
     feedback_table: str | None = None  # ``database.table`` of the labels filed by prediction hour; None: no label join
     label_limit: int = LABELLED_ROWS_LIMIT
     label_grace: timedelta = LABEL_GRACE
+    rejects_table: str | None = None  # ``database.table`` of the refused requests; None: counted from S3
 
     def row_count(self) -> tuple[str, str]:
         return "row_count", q.row_count(self.window)
@@ -162,6 +164,9 @@ class WindowPlan:
             out.append(("predictions", q.prediction_counts(w)))
         if self.feedback_table:
             out.append(("labelled", q.labelled_rows(w, self.feedback_table, self.label_grace, self.label_limit)))
+        if self.rejects_table:
+            rejects = q.CaptureWindow(self.rejects_table, w.model, w.version, w.start, w.end)
+            out += [("reject_reasons", q.reject_reasons(rejects)), ("reject_fields", q.reject_fields(rejects))]
         out.append(("sample", q.sample(w, q.sample_percent(rows, self.sample_cap), self.sample_cap)))
         return out
 
@@ -191,6 +196,7 @@ class AthenaWindowRead(WindowRead):
     labelled: list[CaptureRecord] | None = None
     labels: Labels = field(default_factory=Labels)
     labels_truncated: bool = False  # the join returned its LIMIT of rows: labelled rows past it left out
+    rejects: RejectWindow | None = None  # the window's refused requests, every one counted; None: not queried
 
 
 def read_window_athena(athena: AthenaQueries, plan: WindowPlan, start: datetime, end: datetime, deadline: float | None) -> AthenaWindowRead:
@@ -230,6 +236,23 @@ def read_window_athena(athena: AthenaQueries, plan: WindowPlan, start: datetime,
         labelled=labelled,
         labels=labels,
         labels_truncated="labelled" in results and len(results["labelled"]) >= plan.label_limit,
+        rejects=_rejects(results.get("reject_reasons"), results.get("reject_fields")),
+    )
+
+
+def _rejects(reasons: list[dict[str, Any]] | None, fields: list[dict[str, Any]] | None) -> RejectWindow | None:
+    """The reject queries' rows as ``reject_reader``'s counts, exact (``estimated`` false, no object read)."""
+    if reasons is None or fields is None:
+        return None
+    by_field: dict[str, dict[str, int]] = {}
+    for r in fields:
+        name, _, reason = str(r["pair"]).partition(q.PAIR_SEPARATOR)
+        by_field.setdefault(name, {})[reason] = int(r["n"])
+    return RejectWindow(
+        rejected_requests=sum(int(r["n"]) for r in reasons),
+        rejected_rows=sum(int(r["rows"] or 0) for r in reasons),
+        by_reason={str(r["reason"]): int(r["n"]) for r in reasons},
+        by_field=by_field,
     )
 
 

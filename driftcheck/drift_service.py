@@ -25,6 +25,7 @@ from modelserve import metric_catalogue as mn
 from modelserve.bundle import ModelBundle, reference_sample_from_rows, scored_sample
 from modelserve.records import (
     ATHENA_FEEDBACK_TABLE,
+    ATHENA_REJECTS_TABLE,
     AUDIT_SOURCE,
     CaptureRecord,
     FeedbackRecord,
@@ -296,12 +297,13 @@ class DriftService:
         window = athena_sql.CaptureWindow(self.captures_table, self.manifest.model_name, self.manifest.version, start, end)
         classifier = self.manifest.outputs.task is Task.CLASSIFICATION
         edges = {f.name: self.profile[f.name].histogram.edges for f in features if f.kind is FeatureKind.NUMERIC}
-        return WindowPlan(window, features, ranges, self.settings.sample_cap, classifier, edges, feedback_table=self.feedback_table)
+        feedback, rejects = self.sibling_table(ATHENA_FEEDBACK_TABLE), self.sibling_table(ATHENA_REJECTS_TABLE)
+        cap = self.settings.sample_cap
+        return WindowPlan(window, features, ranges, cap, classifier, edges, feedback_table=feedback, rejects_table=rejects)
 
-    @property
-    def feedback_table(self) -> str:
-        """The feedback table next to the captures table (same Glue database): the labels filed by prediction hour."""
-        return f"{self.captures_table.rsplit('.', 1)[0]}.{ATHENA_FEEDBACK_TABLE}"
+    def sibling_table(self, name: str) -> str:
+        """A table next to the captures table (same Glue database): the feedback labels, the refused requests."""
+        return f"{self.captures_table.rsplit('.', 1)[0]}.{name}"
 
     @property
     def athena_mode(self) -> str:
@@ -399,7 +401,10 @@ class DriftService:
             labelled_predictions = PredictionColumns(labels=every.labels, probabilities=every.probabilities, values=every.values)
         # bounded by its object cap (DEFAULT_MAX_REJECT_OBJECTS), not the window's read budget: a window
         # read cut short must still say why requests were refused
-        rejected = read_rejects(self.s3, self.captures, start, end, seed=int(end.timestamp()))
+        if athena is not None and athena.rejects is not None:
+            rejected = athena.rejects  # every refused request's reasons and fields, counted by Athena
+        else:
+            rejected = read_rejects(self.s3, self.captures, start, end, seed=int(end.timestamp()))
         rejects = reject_counts(window, rejected)
         labeled = self._labeled(labelled_rows, labels, labelled_predictions)
         counts = athena.counts if athena is not None else None

@@ -49,6 +49,8 @@ PREDICTED_DIR = "predicted"  # feedback/model=<name>/predicted/: labels filed by
 RowKey = tuple[str, int]  # (request id, row): joins a capture row and its feedback label
 # the Glue table (next to ``captures``) over the labels filed by prediction hour (feedback_prediction_hour_prefix)
 ATHENA_FEEDBACK_TABLE = "feedback"
+# the Glue table (next to ``captures``) over the refused requests (reject_key), filed as the captures are
+ATHENA_REJECTS_TABLE = "rejects"
 
 # capture_sink=logs (serving/capture_logs.py): each capture line carries this field, which the stack's
 # subscription filter matches and the drift check reads back (driftcheck/capture_formats.py)

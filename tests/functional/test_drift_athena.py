@@ -108,7 +108,7 @@ def queue_the_windows_queries(drift, tmp_path: Path, at: datetime) -> list[str]:
     """The plan the service will run for the window ending at ``at``, run on DuckDB over the same rows as
     Parquet, queued on moto's Athena in order; returns the SQL of each query, in order."""
     write_parquet_captures(tmp_path, drift.bundle.manifest, captured_rows())
-    write_feedback_objects(tmp_path, stored_objects("feedback/"))
+    write_feedback_objects(tmp_path, stored_objects("feedback/") + stored_objects("rejects/"))
     con = duckdb_captures(tmp_path, TABLE)
     start, end = resolve_window(scheduled_event(at), drift.drift.window_hours)
     plan = drift.service.athena_plan(start, end)

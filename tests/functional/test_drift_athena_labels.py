@@ -81,7 +81,7 @@ def one_label_a_request(answers: list[tuple[str, list[str]]], rng: random.Random
 def queue_the_windows_queries(drift, tmp_path: Path, window_event: dict[str, Any]) -> None:
     """The plan the service runs for the window, on DuckDB over the same captures and feedback, queued on moto's Athena."""
     write_parquet_captures(tmp_path, drift.bundle.manifest, captured_rows())
-    write_feedback_objects(tmp_path, stored_objects("feedback/"))
+    write_feedback_objects(tmp_path, stored_objects("feedback/") + stored_objects("rejects/"))
     con = duckdb_captures(tmp_path, TABLE)
     plan = drift.service.athena_plan(*resolve_window(window_event, 24))
     _, count_sql = plan.row_count()

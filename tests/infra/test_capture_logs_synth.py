@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from modelserve.records import CAPTURE_LINES_FILTER_PATTERN, FeedbackRecord, capture_key, feedback_prediction_key, utc_iso
+from modelserve.records import (
+    CAPTURE_LINES_FILTER_PATTERN,
+    FeedbackRecord,
+    RejectRecord,
+    capture_key,
+    feedback_prediction_key,
+    reject_key,
+    utc_iso,
+)
 from tests.infra.conftest import Synth
 
 
@@ -174,9 +182,26 @@ def test_the_feedback_table_projects_the_prediction_hour_layout_and_is_readable_
     # the drift check reads its definition (the objects under feedback/ it already reads), nothing more
     statements = {st.get("Sid"): st for st in _role_statements(parquet, "DriftCheck")}
     glue = json.dumps(statements["ReadCapturesTableDefinition"]["Resource"])
-    assert glue.count("table/") == 2 and "/captures" in glue and "/feedback" in glue
+    assert glue.count("table/") == 3 and "/captures" in glue and "/feedback" in glue and "/rejects" in glue
     reads = [st for st in statements.values() if "s3:GetObject" in _actions(st) and "feedback/*" in json.dumps(st["Resource"])]
     assert len(reads) == 1
+
+
+def test_the_rejects_table_projects_where_a_refused_request_is_filed(parquet: Synth) -> None:
+    tables = {t["Properties"]["TableInput"]["Name"]: t["Properties"] for t in parquet.of_type("AWS::Glue::Table").values()}
+    ti = tables["rejects"]["TableInput"]
+    assert tables["rejects"]["DatabaseName"] == tables["captures"]["DatabaseName"]
+    assert [k["Name"] for k in ti["PartitionKeys"]] == ["model", "version", "dt", "hour"]
+    template = json.dumps(ti["Parameters"]["storage.location.template"])
+    folder = template[template.index("rejects/") : template.rindex("/") + 1]
+    at = datetime(2026, 12, 6, 7, 30, tzinfo=UTC)
+    key = reject_key("penguins", "v1", at, "r1")
+    filled = folder.replace("${model}", "penguins").replace("${version}", "v1").replace("${dt}", "2026-12-06").replace("${hour}", "07")
+    assert key.startswith(filled) and key[len(filled) :].count("/") == 0
+    # one column per field of a stored reject, the errors typed so SQL can split them by field and reason
+    columns = {c["Name"]: c["Type"] for c in ti["StorageDescriptor"]["Columns"]}
+    assert set(columns) == set(RejectRecord.__dataclass_fields__)
+    assert columns["errors"] == "array<struct<row:int,field:string,reason:string,message:string>>"
 
 
 def test_drift_athena_auto_synthesizes_the_same_workgroup_permissions_and_alarm_as_on(parquet: Synth, synth_of) -> None:
