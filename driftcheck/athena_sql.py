@@ -4,7 +4,8 @@ Past what one Lambda can read in its budget, the window's exact aggregates come 
 a sample: row count, nulls per feature, category counts (new values are the ones the reference does not
 know), histograms on the reference's bins, predicted-class counts; the sample the distribution tests
 need (KS, PCA, MMD) comes from ``TABLESAMPLE BERNOULLI``; the performance check's labelled rows, every one
-of the window, from a join with the feedback table (``labelled_rows``). Every query reads only the window's
+of the window, from a join with the feedback table (``labelled_rows``); the refused requests' split by reason
+and field from the rejects table (``reject_reasons``, ``reject_fields``). Every query reads only the window's
 partitions (``model``, ``version``, ``dt``; ``event_time`` inside them), so Athena scans the hours it needs.
 
 The SQL is the contract: tests/unit/test_athena_sql.py parses each query as Trino and runs it, transpiled

@@ -10,7 +10,7 @@ the queries of ``athena_sql`` run in the stack's workgroup, their results turned
   (it sets the sample's percentage), then nulls per feature, numeric features outside the reference's
   range, category counts per categorical feature, the numeric features' histograms on the profile's bins (one
   query), predicted-class counts, the window's labelled rows (captures joined with the feedback table, when the
-  plan names it), and a ``TABLESAMPLE BERNOULLI``
+  plan names it), the refused requests by reason and by field (the rejects table, when named), and a ``TABLESAMPLE BERNOULLI``
   sample of about ``sample_cap`` rows for the distribution tests (KS, PCA, MMD).
 - ``read_window_athena`` runs a plan: a ``WindowRead`` whose rows are the sample and whose ``rows_seen``
   is the exact count, with ``counts`` (``monitoring.types.WindowCounts``) for the data-quality
