@@ -125,6 +125,11 @@ def athena_section(read: AthenaWindowRead) -> dict[str, Any]:
     }
 
 
+def _labelled_rows(read: WindowRead) -> list[CaptureRecord]:
+    """Every labelled row of a window read through Athena (the join with the feedback table); none otherwise."""
+    return (read.labelled or []) if isinstance(read, AthenaWindowRead) else []
+
+
 def checked_manifest(manifest: BundleManifest, settings: SharedSettings) -> BundleManifest:
     """Redacted features are not in captures and hashed ones are not comparable: leave both out."""
     from dataclasses import replace
@@ -276,7 +281,8 @@ class DriftService:
         shared: dict[Any, Any] = {}  # the slice both windows end with is read once
         reads = {label: self._read(lo, end, deadline, shared) for label, lo in reversed(windows)}
         # one read of the labels for every window: the short window's label span lies in the main one's
-        wanted = {r.key for read in reads.values() for r in read.rows}
+        # the Athena path's labelled rows too: a label joining one of them is matched, whether sampled or not
+        wanted = {r.key for read in reads.values() for r in [*read.rows, *_labelled_rows(read)]}
         feedback = read_feedback(self.s3, self.captures, start, end, wanted) if wanted else {}
         runs = [self._check(label, reads[label], feedback, main=i == 0) for i, (label, _) in enumerate(windows)]
         main = runs[0]

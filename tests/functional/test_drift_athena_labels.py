@@ -141,3 +141,5 @@ def test_past_the_sample_cap_the_athena_path_measures_performance_on_every_label
     assert set(published) == on_labels and published == pytest.approx({n: v for n, v, _ in every_row.metrics if n in on_labels})
     assert on_athena["accuracy"] < 0.9 and on_athena["auc"] is not None
     assert performance(sampled.report)["n_labels"] < 100  # the Lambda path's sample: a few of the labels
+    # labels joining no row of the window: none, on both paths reading every row; the sample leaves most unjoined
+    assert athena.unmatched_labels == every_row.unmatched_labels == 0 and sampled.unmatched_labels > 200
