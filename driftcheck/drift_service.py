@@ -165,7 +165,7 @@ class DriftRun:
     json_key: str
     html_key: str
     metrics: list[tuple[str, float, str | None]] = field(default_factory=list)
-    labeled_rows: int = 0  # sampled rows with a feedback label
+    labeled_rows: int = 0  # rows with a feedback label: the sampled ones, or every one of the window through Athena
     conflicting_labels: int = 0  # of its rows: sent different labels without a correction (the first is used)
     unmatched_labels: int = 0  # labels received in the window joining no row read in it (feedback_reader.Labels)
     window_label: str = ""  # the Window dimension of its metrics: "24h", "1h"
