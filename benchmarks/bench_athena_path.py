@@ -6,12 +6,16 @@ the Athena path (driftcheck/athena_sql.py run on DuckDB over the same files), lo
 
 Synthetic captures in hour-partitioned Parquet laid out as Firehose's dynamic partitioning writes them
 (captures/model=/version=/dt=/hour=/, 4 files an hour), with one categorical value in exactly 1 of
-100,000 rows. Each path runs in a fresh process (peak RSS from getrusage, over the process's own start):
+100,000 rows, and a feedback label for 1 row in ``LABEL_EVERY`` (gzip JSON Lines under
+feedback/model=/predicted/dt=/hour=/, as /feedback files them). Each path runs in a fresh process (peak RSS
+from getrusage, over the process's own start):
 - Lambda path: every file decoded to rows (``devtools.parquet_captures``: pyarrow, which the drift-check
   asset does not carry, so this is the Lambda path as it would be with a Parquet reader), every row
   into its hour's reservoir of ``sample_cap`` rows, hours merged (``merge_samples``); the rare value's
   count is then estimated from the sample (rows x its share in the sample), as the check does today.
-- Athena path: the exact aggregates (row count, nulls, category counts, a histogram) and a
+  The performance check's labelled rows are the sample's: ``labelled_in_sample``.
+- Athena path: the exact aggregates (row count, nulls, category counts, a histogram), the labelled rows'
+  join with the feedback table (every labelled row: ``labelled``, and its time, ``join_seconds``) and a
   TABLESAMPLE BERNOULLI sample of ``sample_cap`` rows, transpiled from Trino to DuckDB by sqlglot.
 No S3 here: the Lambda path's GETs and the Athena service's own latency are not in these figures.
 """
@@ -36,6 +40,9 @@ HOURS = 24
 FILES_PER_HOUR = 4
 RARE = "Atlantis"
 RARE_EVERY = 100_000
+LABEL_EVERY = 100  # labels are a fraction of traffic: 1% of the rows
+# the feedback table's columns the join reads (cdk/capture.py), as DuckDB types
+FEEDBACK_COLUMNS = {"request_id": "VARCHAR", "row": "INTEGER", "label": "VARCHAR", "received_time": "VARCHAR", "replaces": "VARCHAR"}
 
 
 def generate(root: Path, rows: int, seed: int = 1) -> int:
@@ -76,13 +83,26 @@ def generate(root: Path, rows: int, seed: int = 1) -> int:
                 "inputs": inputs,
                 "prediction": pa.array(islands[rng.integers(0, 3, n)], pa.string()),
                 "probabilities": pa.array([[("Adelie", 0.5), ("Gentoo", 0.5)]] * n, pa.map_(pa.string(), pa.float64())),
+                "variant": pa.nulls(n, pa.string()),  # a column of the captures table (no challenger here)
             }
         )
         folder = root / "captures" / "model=penguins" / "version=v1" / f"dt={hour:%Y-%m-%d}" / f"hour={hour:%H}"
         folder.mkdir(parents=True, exist_ok=True)
         for part in range(FILES_PER_HOUR):
             pq.write_table(table.slice(part * n // FILES_PER_HOUR, n // FILES_PER_HOUR), folder / f"stream-{part}.parquet")
+        write_labels(root, hour, range(-(-first // LABEL_EVERY) * LABEL_EVERY, first + n, LABEL_EVERY))
     return rare_total
+
+
+def write_labels(root: Path, hour: datetime, indexes: range) -> None:
+    """One feedback object of the hour's labels (the rows at ``indexes``), received an hour after the prediction."""
+    from modelserve.records import FeedbackRecord, encode_jsonl_gz, feedback_prediction_key
+
+    received = hour + timedelta(hours=1)
+    records = [FeedbackRecord(f"r{i}", 0, "Adelie", f"{received:%Y-%m-%dT%H:%M:%S}.000000Z", "penguins", verified=True) for i in indexes]
+    path = root / feedback_prediction_key("penguins", hour, received, "bench")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(encode_jsonl_gz(records))
 
 
 def lambda_path(root: Path, sample_cap: int) -> dict[str, object]:
@@ -99,7 +119,8 @@ def lambda_path(root: Path, sample_cap: int) -> dict[str, object]:
     rows = sum(r.seen for r in reservoirs)
     sample = merge_samples([r.seen for r in reservoirs], lambda i: reservoirs[i].items, sample_cap, 0)
     in_sample = sum(1 for r in sample if (r.get("inputs") or {}).get("island") == RARE)
-    return {"rows": rows, "sample": len(sample), "rare_estimated": in_sample * rows / max(1, len(sample))}
+    labelled = sum(1 for r in sample if int(str(r["request_id"])[1:]) % LABEL_EVERY == 0)
+    return {"rows": rows, "sample": len(sample), "rare_estimated": in_sample * rows / max(1, len(sample)), "labelled_in_sample": labelled}
 
 
 def athena_path(root: Path, sample_cap: int) -> dict[str, object]:
@@ -115,16 +136,25 @@ def athena_path(root: Path, sample_cap: int) -> dict[str, object]:
         f"'{root}/captures/*/*/*/*/*.parquet', hive_partitioning = true, hive_types_autocast = false)"
     )
 
+    columns = "{" + ", ".join(f"'{k}': '{v}'" for k, v in FEEDBACK_COLUMNS.items()) + "}"
+    con.execute(
+        f"CREATE VIEW modelserve.feedback AS SELECT * FROM read_json('{root}/feedback/*/predicted/*/*/*.jsonl.gz', "
+        f"format = 'newline_delimited', columns = {columns}, hive_partitioning = true, hive_types_autocast = false)"
+    )
+
     def run(sql: str) -> list[tuple[object, ...]]:
         return con.execute(sqlglot.transpile(sql, read="trino", write="duckdb")[0]).fetchall()
 
     w = q.CaptureWindow("modelserve.captures", "penguins", "v1", START, START + timedelta(hours=HOURS))
-    ((rows,),) = run(q.row_count(w))
+    ((rows, _requests),) = run(q.row_count(w))
     run(q.null_counts(w, ["bill_length_mm", "island", "is_adult"]))
     categories = dict(run(q.category_counts(w, "island")))
     run(q.histogram(w, "bill_length_mm", [35.0, 40.0, 44.0, 48.0, 55.0]))
     sample = run(q.sample(w, q.sample_percent(int(rows), sample_cap), sample_cap))  # type: ignore[arg-type]
-    return {"rows": rows, "sample": len(sample), "rare_exact": categories.get(RARE, 0)}
+    t0 = time.perf_counter()
+    labelled = run(q.labelled_rows(w, "modelserve.feedback", timedelta(days=1), 500_000))
+    joined = round(time.perf_counter() - t0, 2)
+    return {"rows": rows, "sample": len(sample), "rare_exact": categories.get(RARE, 0), "labelled": len(labelled), "join_seconds": joined}
 
 
 def child(path: str, root: str, sample_cap: int) -> None:

@@ -64,7 +64,8 @@ class Month:
 def athena_queries_per_window(bundle_dir: Path = REPO / "models" / "sample") -> int:
     """The queries the drift check runs on one window of the sample model, counted from its real plan
     (driftcheck/athena_window.py: WindowPlan): row count, nulls, out of range, one category count per
-    categorical feature, the numeric features' histograms, predicted classes, the sample."""
+    categorical feature, the numeric features' histograms, predicted classes, the labelled rows (the join with
+    the feedback table), the refused requests by reason and by field, the sample."""
     sys.path.insert(0, str(REPO))
     from driftcheck.athena_sql import CaptureWindow
     from driftcheck.athena_window import WindowPlan
@@ -81,6 +82,8 @@ def athena_queries_per_window(bundle_dir: Path = REPO / "models" / "sample") -> 
         10_000,
         m.outputs.task is Task.CLASSIFICATION,
         {name: (0.0, 0.5, 1.0) for name in numeric},
+        feedback_table="db.feedback",  # as the drift check plans it (DriftService.athena_plan)
+        rejects_table="db.rejects",
     )
     return 1 + len(plan.queries(1_000_000))
 

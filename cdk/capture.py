@@ -18,11 +18,14 @@ from constructs import Construct
 
 from cdk.alarms import AlarmSpec, Source
 from modelserve.records import (
+    ATHENA_FEEDBACK_TABLE,
+    ATHENA_REJECTS_TABLE,
     AUDIT_ROOT,
     CAPTURE_LINES_FILTER_PATTERN,
     CAPTURE_ROOT,
     FEEDBACK_ROOT,
     LABELS_DIR,
+    PREDICTED_DIR,
     REJECTS_ROOT,
     REPORTS_ROOT,
     SAMPLES_ROOT,
@@ -176,6 +179,10 @@ class CaptureStorage(Construct):
         elif settings.capture_sink == "logs":
             self.stream = self._firehose(from_logs=True)
         self.workgroup = self._athena_workgroup() if settings.drift_athena != "off" else None
+        # the labels the Athena path joins with the captures (the performance check on every labelled row)
+        self.feedback_table = self._feedback_table() if self.workgroup is not None else None
+        # the refused requests, so their split by reason and field is counted over every one of them
+        self.rejects_table = self._rejects_table() if self.workgroup is not None else None
 
     # ------------------------------------------------------------ metrics the alarms read
 
@@ -357,6 +364,9 @@ class CaptureStorage(Construct):
                     stack.format_arn(service="glue", resource="catalog"),
                     stack.format_arn(service="glue", resource="database", resource_name=db_name),
                     stack.format_arn(service="glue", resource="table", resource_name=f"{db_name}/captures"),
+                    # the feedback and reject objects it reads are already granted (grant_drift_access: feedback/, rejects/)
+                    stack.format_arn(service="glue", resource="table", resource_name=f"{db_name}/{ATHENA_FEEDBACK_TABLE}"),
+                    stack.format_arn(service="glue", resource="table", resource_name=f"{db_name}/{ATHENA_REJECTS_TABLE}"),
                 ],
             )
         )
@@ -676,6 +686,131 @@ class CaptureStorage(Construct):
         )
         table.node.add_dependency(database)
         return database, table
+
+    def _feedback_table(self) -> glue.CfnTable:
+        """The labels filed by the hour their prediction was made (``feedback_prediction_hour_prefix``), as /feedback
+        writes them (gzip JSON Lines of ``FeedbackRecord``), projected by that hour: what the drift check's Athena
+        path joins with the captures by request id and row. Labels filed by receipt (unverified, or written before
+        that layout) are not in it: the S3 path still reads those."""
+        m, bucket = self.manifest, self.bucket.bucket_name
+        db_name = self.database.database_input.name  # type: ignore[union-attr]
+        location = f"s3://{bucket}/{FEEDBACK_ROOT}/"
+        columns = [
+            glue.CfnTable.ColumnProperty(name="request_id", type="string"),
+            glue.CfnTable.ColumnProperty(name="row", type="int", comment="the row of the request the label is for"),
+            glue.CfnTable.ColumnProperty(name="label", type="string", comment="class label, or the regression target as text"),
+            glue.CfnTable.ColumnProperty(name="received_time", type="string", comment="ISO 8601 UTC"),
+            glue.CfnTable.ColumnProperty(name="model_name", type="string"),
+            glue.CfnTable.ColumnProperty(name="replaces", type="string", comment="a correction: the label it replaced"),
+            glue.CfnTable.ColumnProperty(name="reason", type="string"),
+            glue.CfnTable.ColumnProperty(name="source", type="string"),
+            glue.CfnTable.ColumnProperty(name="caller", type="string"),
+            glue.CfnTable.ColumnProperty(name="verified", type="boolean"),
+            glue.CfnTable.ColumnProperty(name="predicted_at", type="string", comment="ISO 8601 UTC"),
+        ]
+        table = glue.CfnTable(
+            self,
+            "FeedbackTable",
+            catalog_id=cdk.Aws.ACCOUNT_ID,
+            database_name=db_name,
+            table_input=glue.CfnTable.TableInputProperty(
+                name=ATHENA_FEEDBACK_TABLE,
+                description="Feedback labels by the UTC hour of their prediction; join captures on request_id and row",
+                table_type="EXTERNAL_TABLE",
+                parameters={
+                    "classification": "json",
+                    "compressionType": "gzip",
+                    "projection.enabled": "true",
+                    "projection.model.type": "enum",
+                    "projection.model.values": m.model_name,
+                    "projection.dt.type": "date",
+                    "projection.dt.format": "yyyy-MM-dd",
+                    "projection.dt.range": "2024-01-01,NOW",
+                    "projection.dt.interval": "1",
+                    "projection.dt.interval.unit": "DAYS",
+                    "projection.hour.type": "integer",
+                    "projection.hour.range": "0,23",
+                    "projection.hour.digits": "2",
+                    "storage.location.template": f"s3://{bucket}/{FEEDBACK_ROOT}/model=${{model}}/{PREDICTED_DIR}/dt=${{dt}}/hour=${{hour}}/",
+                },
+                partition_keys=[
+                    glue.CfnTable.ColumnProperty(name="model", type="string"),
+                    glue.CfnTable.ColumnProperty(name="dt", type="string", comment="the UTC day of the prediction"),
+                    glue.CfnTable.ColumnProperty(name="hour", type="string", comment="the UTC hour of the prediction"),
+                ],
+                storage_descriptor=json_lines_storage(columns, location),
+            ),
+        )
+        table.node.add_dependency(self.database)
+        return table
+
+    def _rejects_table(self) -> glue.CfnTable:
+        """The refused requests (``reject_key``: gzip JSON Lines of ``RejectRecord``, one object per request), filed
+        by model, version and the hour of their event time as the captures are, projected the same way."""
+        m, bucket = self.manifest, self.bucket.bucket_name
+        db_name = self.database.database_input.name  # type: ignore[union-attr]
+        columns = [
+            glue.CfnTable.ColumnProperty(name="request_id", type="string"),
+            glue.CfnTable.ColumnProperty(name="event_time", type="string", comment="ISO 8601 UTC"),
+            glue.CfnTable.ColumnProperty(name="model_name", type="string"),
+            glue.CfnTable.ColumnProperty(name="model_version", type="string"),
+            glue.CfnTable.ColumnProperty(name="stage", type="string"),
+            glue.CfnTable.ColumnProperty(name="reason", type="string", comment="the request's reason code (its first error's)"),
+            glue.CfnTable.ColumnProperty(name="status", type="int"),
+            glue.CfnTable.ColumnProperty(name="rows", type="int", comment="rows the request held, when readable"),
+            glue.CfnTable.ColumnProperty(name="rows_with_errors", type="int"),
+            glue.CfnTable.ColumnProperty(name="errors", type="array<struct<row:int,field:string,reason:string,message:string>>"),
+            glue.CfnTable.ColumnProperty(name="errors_total", type="int"),
+            glue.CfnTable.ColumnProperty(name="route", type="string"),
+            glue.CfnTable.ColumnProperty(name="variant", type="string"),
+        ]
+        table = glue.CfnTable(
+            self,
+            "RejectsTable",
+            catalog_id=cdk.Aws.ACCOUNT_ID,
+            database_name=db_name,
+            table_input=glue.CfnTable.TableInputProperty(
+                name=ATHENA_REJECTS_TABLE,
+                description="One row per refused request; query with WHERE version = '<model version>'",
+                table_type="EXTERNAL_TABLE",
+                parameters={
+                    "classification": "json",
+                    "compressionType": "gzip",
+                    "projection.enabled": "true",
+                    "projection.model.type": "enum",
+                    "projection.model.values": m.model_name,
+                    "projection.version.type": "injected",
+                    "projection.dt.type": "date",
+                    "projection.dt.format": "yyyy-MM-dd",
+                    "projection.dt.range": "2024-01-01,NOW",
+                    "projection.dt.interval": "1",
+                    "projection.dt.interval.unit": "DAYS",
+                    "projection.hour.type": "integer",
+                    "projection.hour.range": "0,23",
+                    "projection.hour.digits": "2",
+                    "storage.location.template": f"s3://{bucket}/{REJECTS_ROOT}/model=${{model}}/version=${{version}}/dt=${{dt}}/hour=${{hour}}/",
+                },
+                partition_keys=[glue.CfnTable.ColumnProperty(name=name, type="string") for name in ("model", "version", "dt", "hour")],
+                storage_descriptor=json_lines_storage(columns, f"s3://{bucket}/{REJECTS_ROOT}/"),
+            ),
+        )
+        table.node.add_dependency(self.database)
+        return table
+
+
+def json_lines_storage(columns: list[glue.CfnTable.ColumnProperty], location: str) -> glue.CfnTable.StorageDescriptorProperty:
+    """A table over gzip JSON Lines objects (the OpenX JSON SerDe; a malformed line is read as nulls, not a failed query)."""
+    return glue.CfnTable.StorageDescriptorProperty(
+        columns=columns,
+        location=location,
+        input_format="org.apache.hadoop.mapred.TextInputFormat",
+        output_format="org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
+        compressed=True,
+        serde_info=glue.CfnTable.SerdeInfoProperty(
+            serialization_library="org.openx.data.jsonserde.JsonSerDe",
+            parameters={"ignore.malformed.json": "true"},
+        ),
+    )
 
 
 def log_line_processing(parquet: bool) -> firehose.CfnDeliveryStream.ProcessingConfigurationProperty:

@@ -3,7 +3,9 @@
 Past what one Lambda can read in its budget, the window's exact aggregates come from queries, not from
 a sample: row count, nulls per feature, category counts (new values are the ones the reference does not
 know), histograms on the reference's bins, predicted-class counts; the sample the distribution tests
-need (KS, PCA, MMD) comes from ``TABLESAMPLE BERNOULLI``. Every query reads only the window's
+need (KS, PCA, MMD) comes from ``TABLESAMPLE BERNOULLI``; the performance check's labelled rows, every one
+of the window, from a join with the feedback table (``labelled_rows``); the refused requests' split by reason
+and field from the rejects table (``reject_reasons``, ``reject_fields``). Every query reads only the window's
 partitions (``model``, ``version``, ``dt``; ``event_time`` inside them), so Athena scans the hours it needs.
 
 The SQL is the contract: tests/unit/test_athena_sql.py parses each query as Trino and runs it, transpiled
@@ -18,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from modelserve.records import utc_iso
+from modelserve.records import utc_iso, window_hours
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 # what the sample brings back: the capture record's columns
@@ -57,7 +59,7 @@ class CaptureWindow:
     end: datetime
 
     def source(self) -> str:
-        return ".".join(identifier(part) for part in self.table.split("."))
+        return _source(self.table)
 
     def where(self) -> str:
         """Partition pruning (model, version, the days the window touches) and the exact event-time bounds."""
@@ -155,3 +157,61 @@ def sample_percent(row_count: int, sample_cap: int, margin: float = 1.1) -> floa
     if row_count <= 0:
         return 100.0
     return min(100.0, 100.0 * sample_cap * margin / row_count)
+
+
+# what the labelled rows bring back: the sample's columns but the inputs (the performance check reads the outputs), then the label's
+LABELLED_CAPTURE_COLUMNS = tuple(c for c in SAMPLE_COLUMNS if c != "inputs")
+
+
+def labelled_rows(w: CaptureWindow, feedback_table: str, grace: timedelta, limit: int) -> str:
+    """Every captured row of the window joined with the labels sent for it, by request id and row (a batch's
+    rows are labelled one by one: ``FeedbackRecord.key``): one result row per (capture row, label received),
+    in receipt order, so corrections and conflicting labels resolve as the S3 path resolves them
+    (``feedback_reader.Labels``). The labels are those filed under the window's prediction hours
+    (``feedback_prediction_hour_prefix``), each received within ``grace`` of its hour's end, as the S3 path
+    reads them; a label for a prediction outside the window joins no row of it. At most ``limit`` rows."""
+    hours = window_hours(w.start, w.end)
+    received_in_time = " OR ".join(
+        f"(f.dt = {literal(f'{h:%Y-%m-%d}')} AND f.{identifier('hour')} = {literal(f'{h:%H}')} "
+        f"AND f.received_time < {literal(utc_iso(h + timedelta(hours=1) + grace))})"
+        for h in hours
+    )
+    days = ", ".join(sorted({literal(f"{h:%Y-%m-%d}") for h in hours}))
+    captured = ", ".join(
+        f"json_format(CAST(c.{identifier(col)} AS JSON)) AS {identifier(col)}" if col in JSON_COLUMNS else f"c.{identifier(col)}"
+        for col in LABELLED_CAPTURE_COLUMNS
+    )
+    feedback = _source(feedback_table)
+    labels = f"SELECT * FROM {feedback} AS f WHERE f.model = {literal(w.model)} AND f.dt IN ({days}) AND ({received_in_time})"
+    window = f"SELECT * FROM {w.source()} WHERE {w.where()}"
+    return (
+        f"SELECT {captured}, f.label AS label, f.received_time AS received_time, f.replaces IS NOT NULL AS correction "
+        f"FROM ({window}) AS c JOIN ({labels}) AS f ON f.request_id = c.request_id AND f.{identifier('row')} = c.{identifier('row')} "
+        f"ORDER BY f.received_time, c.request_id, c.{identifier('row')} LIMIT {int(limit)}"
+    )
+
+
+def _source(table: str) -> str:
+    return ".".join(identifier(part) for part in table.split("."))
+
+
+# a (field, reason) pair as one text, to count pairs after UNNEST (which expands an array of rows into columns on
+# Trino, into one struct on DuckDB: an array of text unnests the same on both); split on it in Python
+PAIR_SEPARATOR = "\x1f"
+
+
+def reject_reasons(w: CaptureWindow) -> str:
+    """Over the rejects table (``w.table``: one row per refused request, filed like the captures): ``reason``,
+    ``n`` (requests), ``rows`` (the rows they held, where known) per request's reason code. Exact, every request."""
+    return f"SELECT reason, count(*) AS n, sum({identifier('rows')}) AS {identifier('rows')} FROM {w.source()} WHERE {w.where()} GROUP BY 1"
+
+
+def reject_fields(w: CaptureWindow) -> str:
+    """Over the rejects table: ``pair`` (field, ``PAIR_SEPARATOR``, reason) and ``n``, the refused requests with at least
+    one error of that reason on that field (each request counted once per pair, as ``reject_reader`` counts them)."""
+    pair = f"concat(e.field, chr({ord(PAIR_SEPARATOR)}), e.reason)"
+    pairs = f"array_distinct(transform(filter(r.errors, e -> e.field IS NOT NULL), e -> {pair}))"
+    return (
+        f"SELECT pair, count(*) AS n FROM (SELECT * FROM {w.source()} WHERE {w.where()}) AS r "
+        f"CROSS JOIN UNNEST({pairs}) AS u(pair) GROUP BY 1"
+    )

@@ -9,11 +9,13 @@ the queries of ``athena_sql`` run in the stack's workgroup, their results turned
 - ``WindowPlan`` is what the check asks of one window, in the order it asks: the exact row count first
   (it sets the sample's percentage), then nulls per feature, numeric features outside the reference's
   range, category counts per categorical feature, the numeric features' histograms on the profile's bins (one
-  query), predicted-class counts, and a ``TABLESAMPLE BERNOULLI``
+  query), predicted-class counts, the window's labelled rows (captures joined with the feedback table, when the
+  plan names it), the refused requests by reason and by field (the rejects table, when named), and a ``TABLESAMPLE BERNOULLI``
   sample of about ``sample_cap`` rows for the distribution tests (KS, PCA, MMD).
 - ``read_window_athena`` runs a plan: a ``WindowRead`` whose rows are the sample and whose ``rows_seen``
   is the exact count, with ``counts`` (``monitoring.types.WindowCounts``) for the data-quality
-  expectations, so a value never seen in training in 1 of 100,000 rows is counted exactly.
+  expectations, so a value never seen in training in 1 of 100,000 rows is counted exactly; and ``labelled``,
+  every labelled row of the window with its ``labels``, so the performance check is measured on all of them.
 """
 
 from __future__ import annotations
@@ -24,13 +26,16 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from modelserve.records import CaptureRecord, FeedbackRecord
 from modelserve.schema import FeatureKind, FeatureSpec
 from monitoring.types import WindowCounts
 
 from . import athena_sql as q
+from .feedback_reader import LABEL_GRACE, Labels
+from .reject_reader import RejectWindow
 from .store import error_code
 from .window_reader import WindowRead, capture_records
 
@@ -41,6 +46,8 @@ ENDED_BADLY = ("FAILED", "CANCELLED")
 TIMEOUT = "Timeout"  # the reason of a query still running at the deadline
 _INTEGER_TYPES = ("tinyint", "smallint", "integer", "int", "bigint")
 _REAL_TYPES = ("double", "float", "real", "decimal")
+# the labelled rows one window brings back at most: labels are a fraction of traffic; past it the report says so
+LABELLED_ROWS_LIMIT = 500_000
 
 
 class AthenaQueryError(RuntimeError):
@@ -133,6 +140,10 @@ class WindowPlan:
     sample_cap: int
     classifier: bool = True
     edges: Mapping[str, tuple[float, ...]] = field(default_factory=dict)  # numeric feature -> its profile histogram's edges
+    feedback_table: str | None = None  # ``database.table`` of the labels filed by prediction hour; None: no label join
+    label_limit: int = LABELLED_ROWS_LIMIT
+    label_grace: timedelta = LABEL_GRACE
+    rejects_table: str | None = None  # ``database.table`` of the refused requests; None: counted from S3
 
     def row_count(self) -> tuple[str, str]:
         return "row_count", q.row_count(self.window)
@@ -151,6 +162,11 @@ class WindowPlan:
             out.append(("histograms", q.histogram_counts(w, [(name, self.edges[name]) for name in self.binned])))
         if self.classifier:
             out.append(("predictions", q.prediction_counts(w)))
+        if self.feedback_table:
+            out.append(("labelled", q.labelled_rows(w, self.feedback_table, self.label_grace, self.label_limit)))
+        if self.rejects_table:
+            rejects = q.CaptureWindow(self.rejects_table, w.model, w.version, w.start, w.end)
+            out += [("reject_reasons", q.reject_reasons(rejects)), ("reject_fields", q.reject_fields(rejects))]
         out.append(("sample", q.sample(w, q.sample_percent(rows, self.sample_cap), self.sample_cap)))
         return out
 
@@ -176,6 +192,11 @@ class AthenaWindowRead(WindowRead):
     predictions: dict[str, int] = field(default_factory=dict)  # predicted class -> rows (classifiers, nulls left out), exact
     queries: int = 0
     bytes_scanned: int = 0
+    # every labelled row of the window (captures joined with the feedback table) and their labels; None: not joined
+    labelled: list[CaptureRecord] | None = None
+    labels: Labels = field(default_factory=Labels)
+    labels_truncated: bool = False  # the join returned its LIMIT of rows: labelled rows past it left out
+    rejects: RejectWindow | None = None  # the window's refused requests, every one counted; None: not queried
 
 
 def read_window_athena(athena: AthenaQueries, plan: WindowPlan, start: datetime, end: datetime, deadline: float | None) -> AthenaWindowRead:
@@ -199,6 +220,7 @@ def read_window_athena(athena: AthenaQueries, plan: WindowPlan, start: datetime,
         histograms=_histograms(plan, results.get("histograms")),
     )
     sample = [_capture_row(r, by_lower) for r in results["sample"]]
+    labelled, labels = _labelled(results.get("labelled"), by_lower, plan.window.model)
     return AthenaWindowRead(
         start,
         end,
@@ -211,7 +233,50 @@ def read_window_athena(athena: AthenaQueries, plan: WindowPlan, start: datetime,
         queries=1 + len(results),
         requests=int(counted["requests"]),
         bytes_scanned=athena.bytes_scanned - scanned,
+        labelled=labelled,
+        labels=labels,
+        labels_truncated="labelled" in results and len(results["labelled"]) >= plan.label_limit,
+        rejects=_rejects(results.get("reject_reasons"), results.get("reject_fields")),
     )
+
+
+def _rejects(reasons: list[dict[str, Any]] | None, fields: list[dict[str, Any]] | None) -> RejectWindow | None:
+    """The reject queries' rows as ``reject_reader``'s counts, exact (``estimated`` false, no object read)."""
+    if reasons is None or fields is None:
+        return None
+    by_field: dict[str, dict[str, int]] = {}
+    for r in fields:
+        name, _, reason = str(r["pair"]).partition(q.PAIR_SEPARATOR)
+        by_field.setdefault(name, {})[reason] = int(r["n"])
+    return RejectWindow(
+        rejected_requests=sum(int(r["n"]) for r in reasons),
+        rejected_rows=sum(int(r["rows"] or 0) for r in reasons),
+        by_reason={str(r["reason"]): int(r["n"]) for r in reasons},
+        by_field=by_field,
+    )
+
+
+def _labelled(rows: list[dict[str, Any]] | None, by_lower: Mapping[str, str], model: str) -> tuple[list[CaptureRecord] | None, Labels]:
+    """The join's rows (one per capture row and label received, in receipt order) as each labelled capture row
+    once and its label, resolved as the S3 path resolves them (a correction replaces, a different label conflicts)."""
+    labels = Labels()
+    if rows is None:
+        return None, labels
+    captured: dict[tuple[str, int], dict[str, Any]] = {}
+    for r in rows:
+        key = (str(r["request_id"]), int(r["row"]))
+        captured.setdefault(key, r)
+        record = FeedbackRecord(key[0], key[1], r["label"], str(r["received_time"]), model)
+        labels.add(_as_correction(record) if r["correction"] else record)
+    records = capture_records([_capture_row(r, by_lower) for r in captured.values()])
+    return records, labels
+
+
+def _as_correction(record: FeedbackRecord) -> FeedbackRecord:
+    """A correction as ``Labels`` tells one: ``replaces`` set (what it replaced does not decide anything)."""
+    from dataclasses import replace
+
+    return replace(record, replaces=None)
 
 
 def _one_row(name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -24,8 +24,11 @@ import numpy as np
 from modelserve import metric_catalogue as mn
 from modelserve.bundle import ModelBundle, reference_sample_from_rows, scored_sample
 from modelserve.records import (
+    ATHENA_FEEDBACK_TABLE,
+    ATHENA_REJECTS_TABLE,
     AUDIT_SOURCE,
     CaptureRecord,
+    FeedbackRecord,
     RowKey,
     audit_key,
     report_key,
@@ -116,8 +119,15 @@ def athena_section(read: AthenaWindowRead) -> dict[str, Any]:
             "categories": {f: dict(c) for f, c in counts.categories.items()} if counts else {},
             "histograms": {f: list(c) for f, c in counts.histograms.items()} if counts else {},
             "predictions": read.predictions,
+            "labelled_rows": None if read.labelled is None else len(read.labelled),
         },
+        "labels_truncated": read.labels_truncated,
     }
+
+
+def _labelled_rows(read: WindowRead) -> list[CaptureRecord]:
+    """Every labelled row of a window read through Athena (the join with the feedback table); none otherwise."""
+    return (read.labelled or []) if isinstance(read, AthenaWindowRead) else []
 
 
 def checked_manifest(manifest: BundleManifest, settings: SharedSettings) -> BundleManifest:
@@ -155,7 +165,7 @@ class DriftRun:
     json_key: str
     html_key: str
     metrics: list[tuple[str, float, str | None]] = field(default_factory=list)
-    labeled_rows: int = 0  # sampled rows with a feedback label
+    labeled_rows: int = 0  # rows with a feedback label: the sampled ones, or every one of the window through Athena
     conflicting_labels: int = 0  # of its rows: sent different labels without a correction (the first is used)
     unmatched_labels: int = 0  # labels received in the window joining no row read in it (feedback_reader.Labels)
     window_label: str = ""  # the Window dimension of its metrics: "24h", "1h"
@@ -271,7 +281,8 @@ class DriftService:
         shared: dict[Any, Any] = {}  # the slice both windows end with is read once
         reads = {label: self._read(lo, end, deadline, shared) for label, lo in reversed(windows)}
         # one read of the labels for every window: the short window's label span lies in the main one's
-        wanted = {r.key for read in reads.values() for r in read.rows}
+        # the Athena path's labelled rows too: a label joining one of them is matched, whether sampled or not
+        wanted = {r.key for read in reads.values() for r in [*read.rows, *_labelled_rows(read)]}
         feedback = read_feedback(self.s3, self.captures, start, end, wanted) if wanted else {}
         runs = [self._check(label, reads[label], feedback, main=i == 0) for i, (label, _) in enumerate(windows)]
         main = runs[0]
@@ -292,7 +303,13 @@ class DriftService:
         window = athena_sql.CaptureWindow(self.captures_table, self.manifest.model_name, self.manifest.version, start, end)
         classifier = self.manifest.outputs.task is Task.CLASSIFICATION
         edges = {f.name: self.profile[f.name].histogram.edges for f in features if f.kind is FeatureKind.NUMERIC}
-        return WindowPlan(window, features, ranges, self.settings.sample_cap, classifier, edges)
+        feedback, rejects = self.sibling_table(ATHENA_FEEDBACK_TABLE), self.sibling_table(ATHENA_REJECTS_TABLE)
+        cap = self.settings.sample_cap
+        return WindowPlan(window, features, ranges, cap, classifier, edges, feedback_table=feedback, rejects_table=rejects)
+
+    def sibling_table(self, name: str) -> str:
+        """A table next to the captures table (same Glue database): the feedback labels, the refused requests."""
+        return f"{self.captures_table.rsplit('.', 1)[0]}.{name}"
 
     @property
     def athena_mode(self) -> str:
@@ -380,15 +397,22 @@ class DriftService:
         joined = feedback_in if isinstance(feedback_in, Labels) else Labels()  # a plain mapping: nothing to report
         conflicting = sorted({r.key for r in window.rows} & joined.conflicting)
         feedback = {r.key: feedback_in[r.key] for r in window.rows if r.key in feedback_in}
-        labels = {key: record.label for key, record in feedback.items()}
         sample = scored_sample(self.checked, window.rows)
         predictions = PredictionColumns(labels=sample.labels, probabilities=sample.probabilities, values=sample.values)
+        athena = window if isinstance(window, AthenaWindowRead) else None
+        labelled_rows, labels, labelled_predictions = window.rows, {key: record.label for key, record in feedback.items()}, predictions
+        if athena is not None and athena.labelled is not None:
+            labelled_rows, labels, conflicting = self._athena_labelled(athena, feedback, conflicting)
+            every = scored_sample(self.checked, labelled_rows)
+            labelled_predictions = PredictionColumns(labels=every.labels, probabilities=every.probabilities, values=every.values)
         # bounded by its object cap (DEFAULT_MAX_REJECT_OBJECTS), not the window's read budget: a window
         # read cut short must still say why requests were refused
-        rejected = read_rejects(self.s3, self.captures, start, end, seed=int(end.timestamp()))
+        if athena is not None and athena.rejects is not None:
+            rejected = athena.rejects  # every refused request's reasons and fields, counted by Athena
+        else:
+            rejected = read_rejects(self.s3, self.captures, start, end, seed=int(end.timestamp()))
         rejects = reject_counts(window, rejected)
-        labeled = self._labeled(window.rows, labels, predictions)
-        athena = window if isinstance(window, AthenaWindowRead) else None
+        labeled = self._labeled(labelled_rows, labels, labelled_predictions)
         counts = athena.counts if athena is not None else None
         # contributions: the captured explanations (capture_explanations), for what moved the predictions
         report = self.checker.check(sample.table, predictions, labeled, rejects, sample.contributions, counts=counts)
@@ -520,6 +544,20 @@ class DriftService:
         day = end.astimezone(UTC).date()
         self._put(audit_key(self.manifest.model_name, day, "csv"), csv_body, "text/csv; charset=utf-8")
         self._put(audit_key(self.manifest.model_name, day, "jsonl"), jsonl_body, "application/x-ndjson")
+
+    @staticmethod
+    def _athena_labelled(
+        read: AthenaWindowRead, sampled: Mapping[RowKey, FeedbackRecord], conflicting: list[RowKey]
+    ) -> tuple[list[CaptureRecord], dict[RowKey, Any], list[RowKey]]:
+        """The performance check's rows through Athena: every labelled row of the window (the join), and the
+        sample's rows labelled only under the receipt layout (unverified labels, or labels written before the
+        prediction-hour layout), which the feedback table does not hold."""
+        joined = read.labelled or []
+        labels: dict[RowKey, Any] = {key: record.label for key, record in read.labels.items()}
+        by_receipt = [r for r in read.rows if r.key in sampled and r.key not in labels]
+        labels.update({r.key: sampled[r.key].label for r in by_receipt})
+        in_conflict = sorted(set(conflicting) | read.labels.conflicting)
+        return [*joined, *by_receipt], labels, in_conflict
 
     def _labeled(
         self, rows: Sequence[CaptureRecord], labels: Mapping[RowKey, Any], predictions: PredictionColumns

@@ -47,6 +47,10 @@ REJECTS_ROOT = "rejects"  # requests validation refused (422 and other 4xx of th
 LABELS_DIR = "labels"  # feedback/model=<name>/labels/: the label each labelled (request, row) holds
 PREDICTED_DIR = "predicted"  # feedback/model=<name>/predicted/: labels filed by the hour their prediction was made
 RowKey = tuple[str, int]  # (request id, row): joins a capture row and its feedback label
+# the Glue table (next to ``captures``) over the labels filed by prediction hour (feedback_prediction_hour_prefix)
+ATHENA_FEEDBACK_TABLE = "feedback"
+# the Glue table (next to ``captures``) over the refused requests (reject_key), filed as the captures are
+ATHENA_REJECTS_TABLE = "rejects"
 
 # capture_sink=logs (serving/capture_logs.py): each capture line carries this field, which the stack's
 # subscription filter matches and the drift check reads back (driftcheck/capture_formats.py)

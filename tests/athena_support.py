@@ -58,8 +58,53 @@ def write_parquet_captures(root: Path, manifest: BundleManifest, rows: Iterable[
     return sum(len(p) for p in by_hour.values())
 
 
+# the feedback table's columns (cdk/capture.py: the Glue table over feedback/model=/predicted/dt=/hour=/)
+FEEDBACK_COLUMNS = {
+    "request_id": "VARCHAR",
+    "row": "INTEGER",
+    "label": "VARCHAR",
+    "received_time": "VARCHAR",
+    "model_name": "VARCHAR",
+    "replaces": "VARCHAR",
+    "predicted_at": "VARCHAR",
+    "verified": "BOOLEAN",
+    "source": "VARCHAR",
+}
+
+
+# the rejects table's columns (cdk/capture.py: the Glue table over rejects/model=/version=/dt=/hour=/)
+REJECT_COLUMNS = {
+    "request_id": "VARCHAR",
+    "event_time": "VARCHAR",
+    "model_name": "VARCHAR",
+    "model_version": "VARCHAR",
+    "stage": "VARCHAR",
+    "reason": "VARCHAR",
+    "status": "INTEGER",
+    "rows": "INTEGER",
+    "rows_with_errors": "INTEGER",
+    "errors": "STRUCT(row INTEGER, field VARCHAR, reason VARCHAR, message VARCHAR)[]",
+    "errors_total": "INTEGER",
+    "route": "VARCHAR",
+    "variant": "VARCHAR",
+}
+
+
+def write_feedback_objects(root: Path, objects: Iterable[tuple[str, bytes]]) -> int:
+    """Stored objects (key, body: the feedback's and the rejects' gzip JSON Lines) as they are in the bucket,
+    under ``root``; returns how many."""
+    n = 0
+    for key, body in objects:
+        path = root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+        n += 1
+    return n
+
+
 def duckdb_captures(root: Path, table: str) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection where ``table`` (``database.table``) is the Parquet files under ``root``."""
+    """A DuckDB connection where ``table`` (``database.table``) is the Parquet files under ``root``, and
+    ``database.feedback`` the labels filed by prediction hour under ``root/feedback`` (their JSON Lines as stored)."""
     database, name = table.split(".")
     con = duckdb.connect()
     con.execute(f'CREATE SCHEMA "{database}"')
@@ -67,7 +112,25 @@ def duckdb_captures(root: Path, table: str) -> duckdb.DuckDBPyConnection:
         f'CREATE VIEW "{database}"."{name}" AS SELECT * FROM read_parquet('
         f"'{root}/captures/*/*/*/*/*.parquet', hive_partitioning = true, hive_types_autocast = false)"
     )
+    _json_table(con, f'"{database}"."feedback"', root, "feedback/*/predicted/*/*/*.jsonl.gz", FEEDBACK_COLUMNS, ("model", "dt", "hour"))
+    _json_table(con, f'"{database}"."rejects"', root, "rejects/*/*/*/*/*.jsonl.gz", REJECT_COLUMNS, ("model", "version", "dt", "hour"))
     return con
+
+
+def _json_table(
+    con: duckdb.DuckDBPyConnection, name: str, root: Path, pattern: str, columns: Mapping[str, str], partitions: tuple[str, ...]
+) -> None:
+    """``name`` over the gzip JSON Lines objects under ``root`` matching ``pattern`` (Hive partitions from their
+    keys), typed as the Glue table types them; empty when there are none yet."""
+    if list(root.glob(pattern)):
+        typed = "{" + ", ".join(f"'{k}': '{v}'" for k, v in columns.items()) + "}"
+        con.execute(
+            f"CREATE VIEW {name} AS SELECT * FROM read_json('{root}/{pattern}', "
+            f"format = 'newline_delimited', columns = {typed}, hive_partitioning = true, hive_types_autocast = false)"
+        )
+    else:
+        typed = ", ".join([f'"{k}" {v}' for k, v in columns.items()] + [f'"{p}" VARCHAR' for p in partitions])
+        con.execute(f"CREATE TABLE {name} ({typed})")
 
 
 def athena_result(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from tests.athena_support import (
     queries_sent,
     queue_athena_results,
     speak_json_to_moto,
+    write_feedback_objects,
     write_parquet_captures,
 )
 from tests.functional.test_drift_check_handler import NAMESPACE, scheduled_event
@@ -90,6 +91,12 @@ def send(inference, ctx, rows, n_requests: int, rng: random.Random, rare_rows: i
         assert resp["statusCode"] == 200, resp["body"]
 
 
+def stored_objects(prefix: str) -> list[tuple[str, bytes]]:
+    s3 = boto3.client("s3")
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+    return [(o["Key"], s3.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read()) for page in pages for o in page.get("Contents", [])]
+
+
 def captured_rows() -> list[dict[str, Any]]:
     s3 = boto3.client("s3")
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="captures/")
@@ -101,6 +108,7 @@ def queue_the_windows_queries(drift, tmp_path: Path, at: datetime) -> list[str]:
     """The plan the service will run for the window ending at ``at``, run on DuckDB over the same rows as
     Parquet, queued on moto's Athena in order; returns the SQL of each query, in order."""
     write_parquet_captures(tmp_path, drift.bundle.manifest, captured_rows())
+    write_feedback_objects(tmp_path, stored_objects("feedback/") + stored_objects("rejects/"))
     con = duckdb_captures(tmp_path, TABLE)
     start, end = resolve_window(scheduled_event(at), drift.drift.window_hours)
     plan = drift.service.athena_plan(start, end)

@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from modelserve.records import CAPTURE_LINES_FILTER_PATTERN, capture_key, utc_iso
+from modelserve.records import (
+    CAPTURE_LINES_FILTER_PATTERN,
+    FeedbackRecord,
+    RejectRecord,
+    capture_key,
+    feedback_prediction_key,
+    reject_key,
+    utc_iso,
+)
 from tests.infra.conftest import Synth
 
 
@@ -97,7 +105,7 @@ def test_parquet_is_converted_with_the_glue_tables_schema(parquet: Synth) -> Non
     assert "ParquetSerDe" in conv["OutputFormatConfiguration"]["Serializer"]
     assert "OpenXJsonSerDe" in conv["InputFormatConfiguration"]["Deserializer"]
     schema = conv["SchemaConfiguration"]
-    ((_, table),) = parquet.of_type("AWS::Glue::Table").items()
+    ((_, table),) = [(i, t) for i, t in parquet.of_type("AWS::Glue::Table").items() if t["Properties"]["TableInput"]["Name"] == "captures"]
     ti = table["Properties"]["TableInput"]
     assert schema["TableName"] == ti["Name"] and schema["DatabaseName"] == table["Properties"]["DatabaseName"]
     assert dest["CompressionFormat"] == "UNCOMPRESSED" and "AppendDelimiterToRecord" not in _processors(dest)
@@ -150,6 +158,50 @@ def test_the_drift_check_may_query_only_its_workgroup_and_write_only_athena_resu
     writes = statements["WriteReadAthenaResults"]
     assert json.dumps(writes["Resource"]).count("athena-results/*") == 1 and "captures/" not in json.dumps(writes["Resource"])
     assert statements["ListAthenaResults"]["Condition"] == {"StringLike": {"s3:prefix": ["athena-results/*"]}}
+
+
+def test_the_feedback_table_projects_the_prediction_hour_layout_and_is_readable_only_as_a_table(parquet: Synth, logs: Synth) -> None:
+    assert [t["Properties"]["TableInput"]["Name"] for t in logs.of_type("AWS::Glue::Table").values()] == ["captures"]  # Athena off
+    tables = {t["Properties"]["TableInput"]["Name"]: t["Properties"] for t in parquet.of_type("AWS::Glue::Table").values()}
+    feedback, captures = tables["feedback"], tables["captures"]
+    assert feedback["DatabaseName"] == captures["DatabaseName"]  # the drift check names it next to the captures table
+    ti = feedback["TableInput"]
+    params = ti["Parameters"]
+    assert [k["Name"] for k in ti["PartitionKeys"]] == ["model", "dt", "hour"]
+    # the template, filled in, is the folder /feedback files a label under (the hour its prediction was made)
+    template = json.dumps(params["storage.location.template"])
+    folder = template[template.index("feedback/") : template.rindex("/") + 1]
+    at = datetime(2026, 12, 6, 7, 30, tzinfo=UTC)
+    key = feedback_prediction_key("penguins", at, at, "b1")
+    filled = folder.replace("${model}", "penguins").replace("${dt}", "2026-12-06").replace("${hour}", "07")
+    assert key.startswith(filled) and key[len(filled) :].count("/") == 0
+    assert params["projection.hour.digits"] == "2" and params["projection.dt.format"] == "yyyy-MM-dd"
+    assert params["compressionType"] == "gzip" and ti["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"].endswith("JsonSerDe")
+    # its columns are the fields a stored label has (FeedbackRecord)
+    assert {c["Name"] for c in ti["StorageDescriptor"]["Columns"]} == set(FeedbackRecord.__dataclass_fields__)
+    # the drift check reads its definition (the objects under feedback/ it already reads), nothing more
+    statements = {st.get("Sid"): st for st in _role_statements(parquet, "DriftCheck")}
+    glue = json.dumps(statements["ReadCapturesTableDefinition"]["Resource"])
+    assert glue.count("table/") == 3 and "/captures" in glue and "/feedback" in glue and "/rejects" in glue
+    reads = [st for st in statements.values() if "s3:GetObject" in _actions(st) and "feedback/*" in json.dumps(st["Resource"])]
+    assert len(reads) == 1
+
+
+def test_the_rejects_table_projects_where_a_refused_request_is_filed(parquet: Synth) -> None:
+    tables = {t["Properties"]["TableInput"]["Name"]: t["Properties"] for t in parquet.of_type("AWS::Glue::Table").values()}
+    ti = tables["rejects"]["TableInput"]
+    assert tables["rejects"]["DatabaseName"] == tables["captures"]["DatabaseName"]
+    assert [k["Name"] for k in ti["PartitionKeys"]] == ["model", "version", "dt", "hour"]
+    template = json.dumps(ti["Parameters"]["storage.location.template"])
+    folder = template[template.index("rejects/") : template.rindex("/") + 1]
+    at = datetime(2026, 12, 6, 7, 30, tzinfo=UTC)
+    key = reject_key("penguins", "v1", at, "r1")
+    filled = folder.replace("${model}", "penguins").replace("${version}", "v1").replace("${dt}", "2026-12-06").replace("${hour}", "07")
+    assert key.startswith(filled) and key[len(filled) :].count("/") == 0
+    # one column per field of a stored reject, the errors typed so SQL can split them by field and reason
+    columns = {c["Name"]: c["Type"] for c in ti["StorageDescriptor"]["Columns"]}
+    assert set(columns) == set(RejectRecord.__dataclass_fields__)
+    assert columns["errors"] == "array<struct<row:int,field:string,reason:string,message:string>>"
 
 
 def test_the_default_drift_athena_auto_synthesizes_the_same_workgroup_permissions_and_alarm_as_on(parquet: Synth, default: Synth) -> None:
