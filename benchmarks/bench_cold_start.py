@@ -131,13 +131,15 @@ def emulator_first_answers(bundle: Any, rounds: int, checkouts: dict[str, Path])
         )
         for _ in range(rounds):
             for name, root in checkouts.items():
-                env = with_settings_digest({
-                    **creds,
-                    "AWS_ENDPOINT_URL": endpoint,
-                    "MS_MODEL_BUNDLE_PATH": str(bundle.root),
-                    "MS_CAPTURE_BUCKET": "bench-cold",
-                    "PYTHONPATH": str(root),
-                })
+                env = with_settings_digest(
+                    {
+                        **creds,
+                        "AWS_ENDPOINT_URL": endpoint,
+                        "MS_MODEL_BUNDLE_PATH": str(bundle.root),
+                        "MS_CAPTURE_BUCKET": "bench-cold",
+                        "PYTHONPATH": str(root),
+                    }
+                )
                 with LambdaEmulator(env, cwd=root / "lambda" / "inference") as emu:
                     inv = emu.invoke(event("rest_v1", "POST", "/predict", body, request_id="cold"))
                     assert inv.responded_at is not None and inv.payload and inv.payload["statusCode"] == 200, inv.payload

@@ -113,8 +113,7 @@ def month(
     # each query scans its window's partitions (JSON: whole rows; Parquet: the columns it names)
     share = PARQUET_SCAN_SHARE if parquet else 1.0
     per_run = sum(
-        queries * max(per_day * hours / 24 * STORED_BYTES_PER_ROW * share, ATHENA_MIN_QUERY_BYTES)
-        for hours in ATHENA_WINDOW_HOURS
+        queries * max(per_day * hours / 24 * STORED_BYTES_PER_ROW * share, ATHENA_MIN_QUERY_BYTES) for hours in ATHENA_WINDOW_HOURS
     )
     athena = 24 * DAYS * per_run / 1e12 * ATHENA_PER_TB
     return Month(request_path, capture, drift, athena, stored_gb * S3_GB_MONTH)

@@ -25,7 +25,16 @@ from modelserve.records import utc_iso, window_hours
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 # what the sample brings back: the capture record's columns
 SAMPLE_COLUMNS = (
-    "request_id", "row", "event_time", "model_name", "model_version", "stage", "inputs", "prediction", "probabilities", "variant"
+    "request_id",
+    "row",
+    "event_time",
+    "model_name",
+    "model_version",
+    "stage",
+    "inputs",
+    "prediction",
+    "probabilities",
+    "variant",
 )
 JSON_COLUMNS = ("inputs", "probabilities")  # returned by ``sample`` as JSON text
 

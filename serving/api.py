@@ -47,6 +47,7 @@ def _docs() -> ModuleType:
 
     return openapi
 
+
 _CORS_REQUEST_HEADERS = [
     "content-type",
     "content-encoding",

@@ -646,9 +646,7 @@ def test_outputs(default: Synth, full: Synth) -> None:
 # ------------------------------------------------------------------ checks
 
 
-@pytest.mark.parametrize(
-    "variant", ["default", "firehose_kms_iam", "public", "coverage", "cors_waf", "iam_cors", "s3", "logs_parquet_kms"]
-)
+@pytest.mark.parametrize("variant", ["default", "firehose_kms_iam", "public", "coverage", "cors_waf", "iam_cors", "s3", "logs_parquet_kms"])
 def test_cdk_nag_has_no_unacknowledged_findings(variant: str, synth_of) -> None:
     s = synth_of(variant)  # synth raises on any unacknowledged AwsSolutions finding
     report = (
