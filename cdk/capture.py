@@ -648,19 +648,8 @@ class CaptureStorage(Construct):
                 table_type="EXTERNAL_TABLE",
                 parameters={
                     **({"classification": "parquet"} if parquet else {"classification": "json", "compressionType": "gzip"}),
-                    "projection.enabled": "true",
-                    "projection.model.type": "enum",
-                    "projection.model.values": m.model_name,
                     # any version ever deployed stays queryable; queries name it (WHERE version = '...')
-                    "projection.version.type": "injected",
-                    "projection.dt.type": "date",
-                    "projection.dt.format": "yyyy-MM-dd",
-                    "projection.dt.range": "2024-01-01,NOW",
-                    "projection.dt.interval": "1",
-                    "projection.dt.interval.unit": "DAYS",
-                    "projection.hour.type": "integer",
-                    "projection.hour.range": "0,23",
-                    "projection.hour.digits": "2",
+                    **hour_projection(m.model_name, version=True),
                     "storage.location.template": f"s3://{bucket}/{CAPTURE_ROOT}/model=${{model}}/version=${{version}}/dt=${{dt}}/hour=${{hour}}/",
                 },
                 partition_keys=[
@@ -720,17 +709,7 @@ class CaptureStorage(Construct):
                 parameters={
                     "classification": "json",
                     "compressionType": "gzip",
-                    "projection.enabled": "true",
-                    "projection.model.type": "enum",
-                    "projection.model.values": m.model_name,
-                    "projection.dt.type": "date",
-                    "projection.dt.format": "yyyy-MM-dd",
-                    "projection.dt.range": "2024-01-01,NOW",
-                    "projection.dt.interval": "1",
-                    "projection.dt.interval.unit": "DAYS",
-                    "projection.hour.type": "integer",
-                    "projection.hour.range": "0,23",
-                    "projection.hour.digits": "2",
+                    **hour_projection(m.model_name, version=False),
                     "storage.location.template": f"s3://{bucket}/{FEEDBACK_ROOT}/model=${{model}}/{PREDICTED_DIR}/dt=${{dt}}/hour=${{hour}}/",
                 },
                 partition_keys=[
@@ -776,18 +755,7 @@ class CaptureStorage(Construct):
                 parameters={
                     "classification": "json",
                     "compressionType": "gzip",
-                    "projection.enabled": "true",
-                    "projection.model.type": "enum",
-                    "projection.model.values": m.model_name,
-                    "projection.version.type": "injected",
-                    "projection.dt.type": "date",
-                    "projection.dt.format": "yyyy-MM-dd",
-                    "projection.dt.range": "2024-01-01,NOW",
-                    "projection.dt.interval": "1",
-                    "projection.dt.interval.unit": "DAYS",
-                    "projection.hour.type": "integer",
-                    "projection.hour.range": "0,23",
-                    "projection.hour.digits": "2",
+                    **hour_projection(m.model_name, version=True),
                     "storage.location.template": f"s3://{bucket}/{REJECTS_ROOT}/model=${{model}}/version=${{version}}/dt=${{dt}}/hour=${{hour}}/",
                 },
                 partition_keys=[glue.CfnTable.ColumnProperty(name=name, type="string") for name in ("model", "version", "dt", "hour")],
@@ -796,6 +764,25 @@ class CaptureStorage(Construct):
         )
         table.node.add_dependency(self.database)
         return table
+
+
+def hour_projection(model_name: str, *, version: bool) -> dict[str, str]:
+    """Partition projection over ``model=/[version=/]dt=/hour=``: no crawler, no partitions to add, every hour
+    since 2024 queryable; a version is injected (queries name it), so any version ever deployed is."""
+    return {
+        "projection.enabled": "true",
+        "projection.model.type": "enum",
+        "projection.model.values": model_name,
+        **({"projection.version.type": "injected"} if version else {}),
+        "projection.dt.type": "date",
+        "projection.dt.format": "yyyy-MM-dd",
+        "projection.dt.range": "2024-01-01,NOW",
+        "projection.dt.interval": "1",
+        "projection.dt.interval.unit": "DAYS",
+        "projection.hour.type": "integer",
+        "projection.hour.range": "0,23",
+        "projection.hour.digits": "2",
+    }
 
 
 def json_lines_storage(columns: list[glue.CfnTable.ColumnProperty], location: str) -> glue.CfnTable.StorageDescriptorProperty:

@@ -30,6 +30,7 @@ from moto import mock_aws
 from devtools.local import LambdaContext, load_handler_module, log_capture_path
 from modelserve import metric_catalogue as mc
 from modelserve.bundle import ModelBundle
+from modelserve.settings import ENV_ATHENA_WORKGROUP, ENV_CAPTURES_TABLE
 from tests.infra.conftest import Synth, alarm_metric_stats, dashboard_body, synth_variant
 from tests.support import event
 
@@ -47,6 +48,16 @@ def function_env(stack: Synth, fragment: str) -> dict[str, str]:
     """A function's environment from the template; values the deploy resolves (bucket name) left out."""
     (props,) = [r["Properties"] for k, r in stack.of_type("AWS::Lambda::Function").items() if k.startswith(fragment)]
     return {k: v for k, v in props["Environment"]["Variables"].items() if isinstance(v, str)}
+
+
+def drift_check_env(stack: Synth) -> dict[str, str]:
+    """The drift check's environment, with the Athena workgroup and table the deploy names (drift_athena=auto by
+    default): the check then publishes AthenaQueryErrors on every run, as it does in AWS."""
+    env = function_env(stack, "MonitoringDriftCheck")
+    (props,) = [r["Properties"] for k, r in stack.of_type("AWS::Lambda::Function").items() if k.startswith("MonitoringDriftCheck")]
+    if ENV_ATHENA_WORKGROUP in props["Environment"]["Variables"]:
+        env |= {ENV_ATHENA_WORKGROUP: "emitters-test-drift", ENV_CAPTURES_TABLE: "emitters_test.captures"}
+    return env
 
 
 @contextlib.contextmanager
@@ -179,7 +190,7 @@ def emitted(stack: Synth, sample_bundle: ModelBundle) -> Emissions:
             inference = load_handler_module("inference")
             run_inference(inference, rows, log_out)
             send_labels(inference, sample_bundle.reference_rows())
-        with lambda_env(function_env(stack, "MonitoringDriftCheck"), sample_bundle):
+        with lambda_env(drift_check_env(stack), sample_bundle):
             scheduled = {"time": (datetime.now(UTC) + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")}
             load_handler_module("drift_check").handler(scheduled, LambdaContext.fresh("drift_check"))
         put = put_metrics()
