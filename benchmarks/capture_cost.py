@@ -5,8 +5,9 @@
 
 A calculator over list prices (us-east-1, on-demand, no free tier), not a measurement; its inputs
 are measured elsewhere: the billed duration per sink (``benchmarks/bench_post_response.py``: the end of
-the invocation under the Lambda emulator), the capture line's size (423 bytes for the sample model, one
-row per request) and the drift check's read time (``benchmarks/bench_drift.py``). Without X-Ray.
+the invocation under the Lambda emulator), the other log lines per request (``benchmarks/bench_log_bytes.py``:
+1,334 bytes), the capture line's size (423 bytes for the sample model, one row per request) and the drift
+check's read time (``benchmarks/bench_drift.py``). Without X-Ray.
 """
 
 from __future__ import annotations
@@ -39,7 +40,10 @@ ATHENA_PER_TB = 5.0
 ATHENA_MIN_QUERY_BYTES = 10e6  # Athena bills at least 10 MB a query
 ATHENA_WINDOW_HOURS = (24, 1)  # each hourly run checks the 24 h window and the 1 h one
 
-OTHER_LOG_BYTES = 2000  # the function's JSON log line, EMF metrics and the API's access log per request
+# per one-row request besides the capture line, measured by benchmarks/bench_log_bytes.py (2026-12-06, sample model,
+# default settings): the function's EMF line 457 B (it writes no other line), Lambda's START/END/REPORT 354 B,
+# the stage's access log line 523 B
+OTHER_LOG_BYTES = 1334
 STORED_BYTES_PER_ROW = 100  # gzip JSON Lines or Parquet of a capture row (a 423-byte line compresses ~4x)
 PARQUET_SCAN_SHARE = 0.25  # an aggregate query reads the columns it needs
 DRIFT_CHECK_FIXED_MONTH = 0.60  # hourly check, 2 GB, ~30 s (docs/cost.md)
@@ -89,12 +93,19 @@ def athena_queries_per_window(bundle_dir: Path = REPO / "models" / "sample") -> 
 
 
 def month(
-    sink: str, per_day: float, billed_ms: float, row_bytes: float, expiry_days: int, parquet: bool = False, queries: int = 8
+    sink: str,
+    per_day: float,
+    billed_ms: float,
+    row_bytes: float,
+    expiry_days: int,
+    parquet: bool = False,
+    queries: int = 8,
+    other_log_bytes: float = OTHER_LOG_BYTES,
 ) -> Month:
     """One month at ``per_day`` one-row requests with ``sink``."""
     n = per_day * DAYS
     request_path = n / 1e6 * (API_GATEWAY_REST_PER_M + LAMBDA_REQUEST_PER_M) + n * billed_ms / 1000 * LAMBDA_GB_S_ARM
-    request_path += n * OTHER_LOG_BYTES / GB * LOGS_INGEST_PER_GB
+    request_path += n * other_log_bytes / GB * LOGS_INGEST_PER_GB
     line_gb = n * row_bytes / GB
     if sink == "s3":
         capture = n / 1000 * S3_PUT_PER_K
@@ -119,7 +130,7 @@ def month(
     return Month(request_path, capture, drift, athena, stored_gb * S3_GB_MONTH)
 
 
-def table(billed: dict[str, float], row_bytes: float, expiry_days: int, queries: int) -> str:
+def table(billed: dict[str, float], row_bytes: float, expiry_days: int, queries: int, other_log_bytes: float = OTHER_LOG_BYTES) -> str:
     rows = [
         "| requests per day | sink | request path | capture | drift check (Lambda) | Athena path (hourly, optional) | storage | "
         "total per month (Lambda path) | per million requests |",
@@ -129,7 +140,7 @@ def table(billed: dict[str, float], row_bytes: float, expiry_days: int, queries:
     default = (SharedSettings.model_fields["capture_sink"].default, DeploySettings.model_fields["capture_format"].default == "parquet")
     for per_day in (1e3, 1e6, 1e8):
         for sink, parquet in (("s3", False), ("firehose", False), ("logs", False), ("logs", True)):
-            m = month(sink, per_day, billed[sink], row_bytes, expiry_days, parquet, queries)
+            m = month(sink, per_day, billed[sink], row_bytes, expiry_days, parquet, queries, other_log_bytes)
             name = f"`{sink}`" + (" + Parquet" if parquet else "") + (" (default)" if (sink, parquet) == default else "")
             per_m = m.total - m.athena
             rows.append(
@@ -143,12 +154,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--billed-ms", nargs="*", default=["s3=39", "firehose=30", "logs=3"], help="sink=billed ms per request")
     ap.add_argument("--row-bytes", type=float, default=423.0, help="bytes of one capture line")
+    ap.add_argument(
+        "--other-log-bytes", type=float, default=OTHER_LOG_BYTES, help="log bytes per request besides the capture line (bench_log_bytes.py)"
+    )
     ap.add_argument("--expiry-days", type=int, default=365, help="capture_expiry_days")
     args = ap.parse_args()
     billed = {k: float(v) for k, v in (item.split("=") for item in args.billed_ms)}
     queries = athena_queries_per_window()
     print(f"Athena path: {queries} queries a window (the sample model's plan)\n")
-    print(table(billed, args.row_bytes, args.expiry_days, queries))
+    print(table(billed, args.row_bytes, args.expiry_days, queries, args.other_log_bytes))
 
 
 if __name__ == "__main__":
