@@ -1,12 +1,12 @@
 """Cost per month of each capture sink at 1 k, 1 M and 100 M requests per day (docs/cost.md).
 
     python benchmarks/capture_cost.py                  # the table in docs/cost.md
-    python benchmarks/capture_cost.py --billed-ms s3=39 firehose=30 logs=3 --row-bytes 423
+    python benchmarks/capture_cost.py --billed-ms s3=39 firehose=30 logs=3 --row-bytes 468
 
 A calculator over list prices (us-east-1, on-demand, no free tier), not a measurement; its inputs
 are measured elsewhere: the billed duration per sink (``benchmarks/bench_post_response.py``: the end of
 the invocation under the Lambda emulator), the other log lines per request (``benchmarks/bench_log_bytes.py``:
-1,334 bytes), the capture line's size (423 bytes for the sample model, one row per request) and the drift
+1,334 bytes), the capture line's size (468 bytes for the sample model, one row per request: `benchmarks/bench_log_bytes.py`) and the drift
 check's read time (``benchmarks/bench_drift.py``). Without X-Ray.
 """
 
@@ -44,7 +44,7 @@ ATHENA_WINDOW_HOURS = (24, 1)  # each hourly run checks the 24 h window and the 
 # default settings): the function's EMF line 457 B (it writes no other line), Lambda's START/END/REPORT 354 B,
 # the stage's access log line 523 B
 OTHER_LOG_BYTES = 1334
-STORED_BYTES_PER_ROW = 100  # gzip JSON Lines or Parquet of a capture row (a 423-byte line compresses ~4x)
+STORED_BYTES_PER_ROW = 100  # gzip JSON Lines or Parquet of a capture row (a 468-byte line compresses ~4x)
 PARQUET_SCAN_SHARE = 0.25  # an aggregate query reads the columns it needs
 DRIFT_CHECK_FIXED_MONTH = 0.60  # hourly check, 2 GB, ~30 s (docs/cost.md)
 DRIFT_READ_S_PER_ROW = 21e-6  # first read of a capture row (docs/monitoring.md#scale-measured)
@@ -153,7 +153,7 @@ def table(billed: dict[str, float], row_bytes: float, expiry_days: int, queries:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--billed-ms", nargs="*", default=["s3=39", "firehose=30", "logs=3"], help="sink=billed ms per request")
-    ap.add_argument("--row-bytes", type=float, default=423.0, help="bytes of one capture line")
+    ap.add_argument("--row-bytes", type=float, default=468.0, help="bytes of one capture line")
     ap.add_argument(
         "--other-log-bytes", type=float, default=OTHER_LOG_BYTES, help="log bytes per request besides the capture line (bench_log_bytes.py)"
     )
