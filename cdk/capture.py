@@ -615,8 +615,6 @@ class CaptureStorage(Construct):
                 name=db_name, description=f"Captured requests of model {m.model_name} (Athena, partition projection)"
             ),
         )
-        bucket = self.bucket.bucket_name
-        location = f"s3://{bucket}/{CAPTURE_ROOT}/"
         columns = [
             glue.CfnTable.ColumnProperty(name="request_id", type="string"),
             glue.CfnTable.ColumnProperty(name="row", type="int"),
@@ -637,43 +635,16 @@ class CaptureStorage(Construct):
             ),
         ]
         parquet = self.settings.capture_sink == "logs" and self.settings.capture_format == "parquet"
-        table = glue.CfnTable(
-            self,
+        table = self._hour_table(
             "CapturesTable",
-            catalog_id=cdk.Aws.ACCOUNT_ID,
-            database_name=db_name,
-            table_input=glue.CfnTable.TableInputProperty(
-                name="captures",
-                description="One row per scored input row; query with WHERE version = '<model version>'",
-                table_type="EXTERNAL_TABLE",
-                parameters={
-                    **({"classification": "parquet"} if parquet else {"classification": "json", "compressionType": "gzip"}),
-                    # any version ever deployed stays queryable; queries name it (WHERE version = '...')
-                    **hour_projection(m.model_name, version=True),
-                    "storage.location.template": f"s3://{bucket}/{CAPTURE_ROOT}/model=${{model}}/version=${{version}}/dt=${{dt}}/hour=${{hour}}/",
-                },
-                partition_keys=[
-                    glue.CfnTable.ColumnProperty(name="model", type="string"),
-                    glue.CfnTable.ColumnProperty(name="version", type="string"),
-                    glue.CfnTable.ColumnProperty(name="dt", type="string"),
-                    glue.CfnTable.ColumnProperty(name="hour", type="string"),
-                ],
-                storage_descriptor=parquet_storage(columns, location)
-                if parquet
-                else glue.CfnTable.StorageDescriptorProperty(
-                    columns=columns,
-                    location=location,
-                    input_format="org.apache.hadoop.mapred.TextInputFormat",
-                    output_format="org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
-                    compressed=True,
-                    serde_info=glue.CfnTable.SerdeInfoProperty(
-                        serialization_library="org.openx.data.jsonserde.JsonSerDe",
-                        parameters={"ignore.malformed.json": "true"},
-                    ),
-                ),
-            ),
+            database,
+            name="captures",
+            description="One row per scored input row; query with WHERE version = '<model version>'",
+            columns=columns,
+            root=CAPTURE_ROOT,
+            layout="model=${model}/version=${version}/dt=${dt}/hour=${hour}",
+            parquet=parquet,
         )
-        table.node.add_dependency(database)
         return database, table
 
     def _feedback_table(self) -> glue.CfnTable:
@@ -681,9 +652,6 @@ class CaptureStorage(Construct):
         writes them (gzip JSON Lines of ``FeedbackRecord``), projected by that hour: what the drift check's Athena
         path joins with the captures by request id and row. Labels filed by receipt (unverified, or written before
         that layout) are not in it: the S3 path still reads those."""
-        m, bucket = self.manifest, self.bucket.bucket_name
-        db_name = self.database.database_input.name  # type: ignore[union-attr]
-        location = f"s3://{bucket}/{FEEDBACK_ROOT}/"
         columns = [
             glue.CfnTable.ColumnProperty(name="request_id", type="string"),
             glue.CfnTable.ColumnProperty(name="row", type="int", comment="the row of the request the label is for"),
@@ -697,37 +665,24 @@ class CaptureStorage(Construct):
             glue.CfnTable.ColumnProperty(name="verified", type="boolean"),
             glue.CfnTable.ColumnProperty(name="predicted_at", type="string", comment="ISO 8601 UTC"),
         ]
-        table = glue.CfnTable(
-            self,
+        return self._hour_table(
             "FeedbackTable",
-            catalog_id=cdk.Aws.ACCOUNT_ID,
-            database_name=db_name,
-            table_input=glue.CfnTable.TableInputProperty(
-                name=ATHENA_FEEDBACK_TABLE,
-                description="Feedback labels by the UTC hour of their prediction; join captures on request_id and row",
-                table_type="EXTERNAL_TABLE",
-                parameters={
-                    "classification": "json",
-                    "compressionType": "gzip",
-                    **hour_projection(m.model_name, version=False),
-                    "storage.location.template": f"s3://{bucket}/{FEEDBACK_ROOT}/model=${{model}}/{PREDICTED_DIR}/dt=${{dt}}/hour=${{hour}}/",
-                },
-                partition_keys=[
-                    glue.CfnTable.ColumnProperty(name="model", type="string"),
-                    glue.CfnTable.ColumnProperty(name="dt", type="string", comment="the UTC day of the prediction"),
-                    glue.CfnTable.ColumnProperty(name="hour", type="string", comment="the UTC hour of the prediction"),
-                ],
-                storage_descriptor=json_lines_storage(columns, location),
-            ),
+            self.database,
+            name=ATHENA_FEEDBACK_TABLE,
+            description="Feedback labels by the UTC hour of their prediction; join captures on request_id and row",
+            columns=columns,
+            root=FEEDBACK_ROOT,
+            layout=f"model=${{model}}/{PREDICTED_DIR}/dt=${{dt}}/hour=${{hour}}",
+            partition_keys=[
+                glue.CfnTable.ColumnProperty(name="model", type="string"),
+                glue.CfnTable.ColumnProperty(name="dt", type="string", comment="the UTC day of the prediction"),
+                glue.CfnTable.ColumnProperty(name="hour", type="string", comment="the UTC hour of the prediction"),
+            ],
         )
-        table.node.add_dependency(self.database)
-        return table
 
     def _rejects_table(self) -> glue.CfnTable:
         """The refused requests (``reject_key``: gzip JSON Lines of ``RejectRecord``, one object per request), filed
         by model, version and the hour of their event time as the captures are, projected the same way."""
-        m, bucket = self.manifest, self.bucket.bucket_name
-        db_name = self.database.database_input.name  # type: ignore[union-attr]
         columns = [
             glue.CfnTable.ColumnProperty(name="request_id", type="string"),
             glue.CfnTable.ColumnProperty(name="event_time", type="string", comment="ISO 8601 UTC"),
@@ -743,26 +698,56 @@ class CaptureStorage(Construct):
             glue.CfnTable.ColumnProperty(name="route", type="string"),
             glue.CfnTable.ColumnProperty(name="variant", type="string"),
         ]
+        return self._hour_table(
+            "RejectsTable",
+            self.database,
+            name=ATHENA_REJECTS_TABLE,
+            description="One row per refused request; query with WHERE version = '<model version>'",
+            columns=columns,
+            root=REJECTS_ROOT,
+            layout="model=${model}/version=${version}/dt=${dt}/hour=${hour}",
+        )
+
+    def _hour_table(
+        self,
+        id: str,
+        database: glue.CfnDatabase,
+        *,
+        name: str,
+        description: str,
+        columns: list[glue.CfnTable.ColumnProperty],
+        root: str,
+        layout: str,
+        parquet: bool = False,
+        partition_keys: list[glue.CfnTable.ColumnProperty] | None = None,
+    ) -> glue.CfnTable:
+        """A table over ``<root>/<layout>/`` of the capture bucket, partitions projected by hour (``hour_projection``;
+        versioned when the layout names a version), gzip JSON Lines or Parquet."""
+        bucket = self.bucket.bucket_name
+        version = "${version}" in layout
+        keys = partition_keys or [
+            glue.CfnTable.ColumnProperty(name=k, type="string") for k in ("model", "version", "dt", "hour") if version or k != "version"
+        ]
         table = glue.CfnTable(
             self,
-            "RejectsTable",
+            id,
             catalog_id=cdk.Aws.ACCOUNT_ID,
-            database_name=db_name,
+            database_name=database.database_input.name,  # type: ignore[union-attr]
             table_input=glue.CfnTable.TableInputProperty(
-                name=ATHENA_REJECTS_TABLE,
-                description="One row per refused request; query with WHERE version = '<model version>'",
+                name=name,
+                description=description,
                 table_type="EXTERNAL_TABLE",
                 parameters={
-                    "classification": "json",
-                    "compressionType": "gzip",
-                    **hour_projection(m.model_name, version=True),
-                    "storage.location.template": f"s3://{bucket}/{REJECTS_ROOT}/model=${{model}}/version=${{version}}/dt=${{dt}}/hour=${{hour}}/",
+                    **({"classification": "parquet"} if parquet else {"classification": "json", "compressionType": "gzip"}),
+                    # any version ever deployed stays queryable; queries name it (WHERE version = '...')
+                    **hour_projection(self.manifest.model_name, version=version),
+                    "storage.location.template": f"s3://{bucket}/{root}/{layout}/",
                 },
-                partition_keys=[glue.CfnTable.ColumnProperty(name=name, type="string") for name in ("model", "version", "dt", "hour")],
-                storage_descriptor=json_lines_storage(columns, f"s3://{bucket}/{REJECTS_ROOT}/"),
+                partition_keys=keys,
+                storage_descriptor=(parquet_storage if parquet else json_lines_storage)(columns, f"s3://{bucket}/{root}/"),
             ),
         )
-        table.node.add_dependency(self.database)
+        table.node.add_dependency(database)
         return table
 
 
